@@ -1,0 +1,43 @@
+# Doppel: `make demo` and `make test` set up what they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.doppel-installed
+TORCH_PIN := torch==2.13.0
+DEMO_OUT ?= demo_out
+
+.PHONY: setup test lint pytest demo demo-quick bench clean
+
+setup: $(STAMP)
+
+# The stamp is rebuilt when the dependency list changes; a second `make setup` does nothing.
+$(STAMP): pyproject.toml
+	@bash scripts/ensure_libusb.sh
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (e.g. pyenv install 3.11)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+pytest: setup
+	$(VENV)/bin/pytest -q
+
+test: lint pytest
+
+demo: setup
+	$(VENV)/bin/doppel demo --out $(DEMO_OUT)
+
+demo-quick: setup
+	$(VENV)/bin/doppel demo --quick --out $(DEMO_OUT)
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,182 @@
+"""Atomic writes, content hashes and stage manifests (ARCHITECTURE.md, "Data on disk").
+
+Every stage writes into a folder with a ``manifest.json`` beside its outputs. Writes are atomic:
+the data goes to a temporary file in the same folder, is flushed to disk, then renamed over the
+final name, so an interrupted write leaves the previous file intact and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from core.errors import ManifestError
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA_VERSION = 1
+_HASH_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on a clean exit it replaces ``path`` atomically.
+
+    If the block raises, the temporary file is removed and ``path`` keeps its old content.
+    ``mode`` is "wb" or "w" (text, UTF-8).
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path}: folder {path.parent} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        kwargs = {} if mode == "wb" else {"encoding": "utf-8", "newline": "\n"}
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically; returns the path."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically; returns the path."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def content_key(*parts: Any) -> str:
+    """A stable hex key for a cache entry: SHA-256 of the JSON of ``parts`` (params, input hashes,
+    schema versions). Dict keys are sorted, so argument order inside a dict does not matter."""
+    blob = json.dumps(parts, sort_keys=True, default=_json_default, separators=(",", ":"))
+    return sha256_bytes(blob.encode("utf-8"))
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of Doppel and the libraries whose behaviour shapes its outputs."""
+    from importlib import metadata
+
+    out: dict[str, str] = {}
+    for dist in ("doppel", "numpy", "torch", "anny"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def write_manifest(
+    stage_dir: str | os.PathLike,
+    stage: str,
+    inputs: Mapping[str, str | os.PathLike] | None = None,
+    params: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, str | os.PathLike] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict:
+    """Write ``stage_dir/manifest.json`` atomically and return it.
+
+    inputs: name -> path of an input file (hashed here); outputs: name -> path relative to
+    ``stage_dir`` or absolute inside it (hashed here). ``params`` must be JSON-serialisable.
+    """
+    stage_dir = Path(stage_dir)
+    manifest = {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "stage": stage,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "software": software_versions(),
+        "params": dict(params or {}),
+        "inputs": {k: _file_entry(Path(p)) for k, p in (inputs or {}).items()},
+        "outputs": {k: _file_entry(stage_dir / p, relative_to=stage_dir) for k, p in (outputs or {}).items()},
+    }
+    manifest["key"] = content_key(stage, manifest["params"], {k: v["sha256"] for k, v in manifest["inputs"].items()})
+    if extra:
+        manifest.update(extra)
+    atomic_write_json(stage_dir / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def _file_entry(path: Path, relative_to: Path | None = None) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file listed in the manifest does not exist")
+    name = str(path.resolve().relative_to(relative_to.resolve())) if relative_to else str(path)
+    return {"path": name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def read_manifest(stage_dir: str | os.PathLike) -> dict:
+    """Read and check ``stage_dir/manifest.json``; raises ManifestError naming the problem."""
+    path = Path(stage_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"{path}: no manifest (is {stage_dir} a Doppel stage folder?)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{path}: not valid JSON ({e})") from e
+    version = manifest.get("schema_version")
+    if version != MANIFEST_SCHEMA_VERSION:
+        raise ManifestError(f"{path}: schema_version {version!r}, expected {MANIFEST_SCHEMA_VERSION}")
+    return manifest
+
+
+def stage_is_current(stage_dir: str | os.PathLike, stage: str, inputs: Mapping[str, str | os.PathLike],
+                     params: Mapping[str, Any]) -> bool:
+    """True when ``stage_dir`` holds a manifest for the same stage, parameters and input contents,
+    and every output it lists is still there with its recorded hash: the stage can be skipped."""
+    try:
+        manifest = read_manifest(stage_dir)
+    except ManifestError:
+        return False
+    key = content_key(stage, dict(params), {k: sha256_file(p) for k, p in inputs.items()})
+    if manifest.get("key") != key:
+        return False
+    for entry in manifest.get("outputs", {}).values():
+        out = Path(stage_dir) / entry["path"]
+        if not out.is_file() or sha256_file(out) != entry["sha256"]:
+            return False
+    return True

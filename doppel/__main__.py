@@ -1,0 +1,5 @@
+"""`python -m doppel` runs the CLI."""
+
+from doppel.cli import main
+
+main()

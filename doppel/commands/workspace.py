@@ -1,0 +1,16 @@
+"""`doppel init`: create an asset-library workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from assets.workspace import STAGE_FOLDERS, Workspace
+
+
+def init(directory: Path = typer.Argument(..., help="Folder of the new workspace (created if missing).")) -> None:
+    """Create an asset-library workspace: SQLite index + stage folders. Safe to run twice."""
+    ws = Workspace.init(directory)
+    Console().print(f"workspace ready: {ws.root} (index {ws.index_path.name}; folders {', '.join(STAGE_FOLDERS)})")

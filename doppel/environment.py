@@ -1,0 +1,122 @@
+"""Checks of the runtime environment, used by `doppel doctor` (and callable from Python)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+MODELS_ENV = "DOPPEL_MODELS_DIR"
+_REINSTALL = "run `make setup` (or `pip install -e .`) in the Doppel checkout"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str       # what was checked
+    ok: bool        # present and usable
+    required: bool  # Doppel cannot run its pipeline without it
+    detail: str     # version or what was found
+    fix: str = ""   # what to run or set when not ok
+
+
+def _module_version(module: str, required: bool, fix: str = _REINSTALL, attr: str = "__version__") -> Check:
+    try:
+        mod = importlib.import_module(module)
+    except Exception as e:  # noqa: BLE001 - any import failure (missing .so, ABI) is reported, not raised
+        return Check(module, False, required, f"{type(e).__name__}: {e}".splitlines()[0][:120], fix)
+    version = getattr(mod, attr, None)
+    if version is None:
+        try:
+            from importlib import metadata
+            version = metadata.version(module.replace("_", "-"))
+        except Exception:  # noqa: BLE001
+            version = "unknown version"
+    return Check(module, True, required, str(version))
+
+
+def _torch() -> list[Check]:
+    base = _module_version("torch", True, "pip install torch==2.13.0")
+    if not base.ok:
+        return [base]
+    import torch
+
+    if torch.cuda.is_available():
+        cuda = Check("cuda", True, False, f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
+    else:
+        cuda = Check("cuda", False, False, "no CUDA device: CPU paths are used", "")
+    return [base, cuda]
+
+
+def _bpy() -> Check:
+    try:
+        from importlib import metadata
+        version = metadata.version("bpy")
+    except Exception:  # noqa: BLE001
+        return Check("bpy", False, False, "Blender as a Python module is not installed (FBX export needs it)",
+                     "pip install bpy==5.0.1")
+    # importing bpy takes seconds and a lot of memory; FBX export runs it in a worker process anyway
+    return Check("bpy", True, False, f"{version} (FBX export runs it in a worker process)")
+
+
+def _open3d() -> Check:
+    c = _module_version("open3d", True)
+    if not c.ok and "libusb" in c.detail:
+        return Check("open3d", False, True, c.detail, "sudo apt-get install -y libusb-1.0-0")
+    return c
+
+
+def _model_files() -> list[Check]:
+    root = os.environ.get(MODELS_ENV)
+    fix = (f"download SMPL-X / FLAME under their licences and set {MODELS_ENV}=/path/to/models "
+           "(expects smplx/SMPLX_NEUTRAL.npz or .pkl, flame/FLAME_NEUTRAL.pkl)")
+    if not root:
+        return [Check("SMPL-X files", False, False, f"{MODELS_ENV} not set (Anny, the default, needs none)", fix),
+                Check("FLAME files", False, False, f"{MODELS_ENV} not set", fix)]
+    base = Path(root)
+    out = []
+    for name, sub, patterns in (("SMPL-X files", "smplx", ("SMPLX_*.npz", "SMPLX_*.pkl")),
+                                ("FLAME files", "flame", ("FLAME_*.pkl", "generic_model.pkl"))):
+        found = sorted({p.name for pat in patterns for p in (base / sub).glob(pat)}) if (base / sub).is_dir() else []
+        out.append(Check(name, bool(found), False,
+                         f"{base / sub}: {', '.join(found) if found else 'no model files'}", fix))
+    return out
+
+
+def check_environment() -> list[Check]:
+    """Every check `doppel doctor` shows, in display order."""
+    import doppel
+
+    checks = [
+        Check("python", platform.python_version().startswith("3.11"), True, platform.python_version(),
+              "Doppel needs Python 3.11 (bpy 5.0 wheels exist only for 3.11)"),
+        Check("doppel", True, True, doppel.__version__),
+        _module_version("numpy", True),
+    ]
+    np_check = checks[-1]
+    if np_check.ok and not np_check.detail.startswith("1."):
+        checks[-1] = Check("numpy", False, True, np_check.detail,
+                           "pip install 'numpy<2' (MediaPipe 0.10.21 and bpy need 1.x)")
+    checks += _torch()
+    checks += [
+        _module_version("cv2", True),
+        _module_version("mediapipe", True),
+        _open3d(),
+        _bpy(),
+        _usd(),
+        _module_version("anny", True),
+        _module_version("smplx", True),
+        _module_version("pycolmap", True),
+        _module_version("roma", True),
+    ]
+    checks += _model_files()
+    return checks
+
+
+def _usd() -> Check:
+    try:
+        from pxr import Usd
+    except Exception as e:  # noqa: BLE001
+        return Check("usd-core", False, True, f"{type(e).__name__}: {e}", _REINSTALL)
+    return Check("usd-core", True, True, ".".join(str(x) for x in Usd.GetVersion()))

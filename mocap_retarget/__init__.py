@@ -1,0 +1,1 @@
+"""mocap_retarget."""

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+
+from core.errors import ManifestError
+from core.storage import (
+    atomic_open,
+    atomic_write_json,
+    atomic_write_text,
+    content_key,
+    read_manifest,
+    sha256_bytes,
+    sha256_file,
+    stage_is_current,
+    write_manifest,
+)
+
+
+def test_interrupted_write_keeps_old_file(tmp_path):
+    target = tmp_path / "data.bin"
+    target.write_bytes(b"old content")
+    with pytest.raises(RuntimeError), atomic_open(target, "wb") as f:
+        f.write(b"half of the new")
+        raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"old content"
+    assert [p.name for p in tmp_path.iterdir()] == ["data.bin"], "temporary file left behind"
+
+
+def test_atomic_write_replaces_and_hashes(tmp_path):
+    p = atomic_write_text(tmp_path / "a.txt", "hello")
+    assert p.read_text() == "hello"
+    assert sha256_file(p) == sha256_bytes(b"hello")
+    assert sha256_bytes(b"hello") == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+
+
+def test_atomic_write_into_missing_folder_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        atomic_write_text(tmp_path / "nope" / "a.txt", "x")
+
+
+def test_content_key_is_order_independent_and_sensitive():
+    assert content_key({"a": 1, "b": 2}) == content_key({"b": 2, "a": 1})
+    assert content_key({"a": 1}) != content_key({"a": 2})
+    assert content_key("stage", {"a": 1}) != content_key("other", {"a": 1})
+
+
+def test_manifest_roundtrip_and_skip_logic(tmp_path):
+    inp = tmp_path / "input.txt"
+    inp.write_text("capture")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    (stage / "out.txt").write_text("result")
+    m = write_manifest(stage, "fit", inputs={"capture": inp}, params={"iters": 10}, outputs={"result": "out.txt"})
+    assert read_manifest(stage)["outputs"]["result"]["sha256"] == m["outputs"]["result"]["sha256"]
+    assert stage_is_current(stage, "fit", {"capture": inp}, {"iters": 10})
+    assert not stage_is_current(stage, "fit", {"capture": inp}, {"iters": 11})
+    inp.write_text("another capture")
+    assert not stage_is_current(stage, "fit", {"capture": inp}, {"iters": 10})
+    inp.write_text("capture")
+    (stage / "out.txt").write_text("tampered")
+    assert not stage_is_current(stage, "fit", {"capture": inp}, {"iters": 10})
+
+
+def test_manifest_errors_name_the_problem(tmp_path):
+    with pytest.raises(ManifestError, match="no manifest"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        read_manifest(tmp_path)
+    atomic_write_json(tmp_path / "manifest.json", {"schema_version": 99})
+    with pytest.raises(ManifestError, match="schema_version 99"):
+        read_manifest(tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        write_manifest(tmp_path, "x", outputs={"a": "missing.txt"})
+    assert json.loads((tmp_path / "manifest.json").read_text())["schema_version"] == 99

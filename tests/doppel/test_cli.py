@@ -1,0 +1,79 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from doppel.cli import main
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_version(capsys):
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out.startswith("doppel ")
+
+
+def test_help_lists_commands(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for cmd in ("doctor", "demo", "init"):
+        assert cmd in out
+
+
+def test_doctor_reports_components(capsys, monkeypatch):
+    monkeypatch.delenv("DOPPEL_MODELS_DIR", raising=False)
+    code, out, _ = run_cli(capsys, "doctor")
+    assert code == 0
+    for name in ("numpy", "torch", "mediapipe", "open3d", "usd-core", "anny", "smplx", "pycolmap", "SMPL-X"):
+        assert name in out
+
+
+def test_doctor_fails_naming_the_fix(capsys, monkeypatch):
+    import doppel.environment as env
+
+    real = env.check_environment
+    monkeypatch.setattr(env, "check_environment",
+                        lambda: [*real(), env.Check("libfoo", False, True, "not found", "apt-get install libfoo")])
+    import doppel.commands.doctor as doc
+    monkeypatch.setattr(doc, "check_environment", env.check_environment)
+    code, out, _ = run_cli(capsys, "doctor")
+    assert code == 1
+    assert "apt-get install libfoo" in out
+
+
+def test_doctor_finds_model_files(capsys, monkeypatch, tmp_path):
+    (tmp_path / "smplx").mkdir()
+    (tmp_path / "smplx" / "SMPLX_NEUTRAL.npz").write_bytes(b"")
+    monkeypatch.setenv("DOPPEL_MODELS_DIR", str(tmp_path))
+    code, out, _ = run_cli(capsys, "doctor")
+    assert code == 0 and "SMPLX_NEUTRAL.npz" in out
+
+
+def test_errors_are_one_red_line_and_debug_shows_traceback(tmp_path):
+    bad = tmp_path / "a-file"
+    bad.write_text("x")
+    cmd = [sys.executable, "-m", "doppel", "init", str(bad)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "error:" in r.stderr and "not a folder" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "doppel", "--debug", "init", str(bad)], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_init_and_demo_quick(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "init", str(tmp_path / "ws"))
+    assert code == 0 and (tmp_path / "ws" / "doppel.sqlite").is_file()
+    code, out, err = run_cli(capsys, "demo", "--quick", "--out", str(tmp_path / "demo"))
+    assert code == 0, err
+    report = (tmp_path / "demo" / "report.html").read_text()
+    assert "Virtual actor" in report and "albedo.png" in report
+    stats = json.loads((tmp_path / "demo" / "actor" / "statistics.json").read_text())
+    assert stats["triangles"] > 20000
+    manifest = json.loads((tmp_path / "demo" / "actor" / "manifest.json").read_text())
+    assert "consent" in manifest and manifest["outputs"]["mesh"]["path"] == "actor.ply"
