@@ -38,7 +38,7 @@ def test_mipmap_removes_aliasing_of_a_minified_checkerboard():
     uv = torch.stack(torch.meshgrid(s, 1 - s, indexing="xy"), -1)[None]
     plain = sample_texture(uv, tex, mipmap=False)
     mip = sample_texture(uv, tex, mipmap=True)
-    assert plain.std() > 0.2                                   # aliased: values near 0 or 1
+    assert plain.std() > 0.1                                   # aliased: samples hit single texels
     assert (mip - 0.5).abs().max() < 0.02                      # filtered: the average grey
     assert [p.shape[-1] for p in mip_pyramid(tex.permute(2, 0, 1)[None])] == [256, 128, 64, 32, 16, 8, 4, 2, 1]
 
