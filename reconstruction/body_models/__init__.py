@@ -16,6 +16,9 @@ from reconstruction.body_models.base import (
     Skeleton,
     SkinWeights,
 )
+from reconstruction.body_models.safe_pickle import RestrictedUnpickler, load_model_arrays, safe_load_pickle
+from reconstruction.body_models.smplx_model import FLAMEModel, SMPLXModel, find_model_file
 
-__all__ = ["ANNY_RIGS", "AnnyModel", "BindState", "BodyModel", "BodyOutput", "BodyParams", "ModelFileError",
-           "Skeleton", "SkinWeights"]
+__all__ = ["ANNY_RIGS", "AnnyModel", "BindState", "BodyModel", "BodyOutput", "BodyParams", "FLAMEModel",
+           "ModelFileError", "RestrictedUnpickler", "SMPLXModel", "Skeleton", "SkinWeights", "find_model_file",
+           "load_model_arrays", "safe_load_pickle"]
