@@ -310,7 +310,7 @@ class Rig:
             "bs_joints": None if self.blendshape_joint_deltas is None else T(self.blendshape_joint_deltas),
             "skin_idx": T(self.skin_indices, torch.long),
             "skin_w": T(self.skin_weights),
-            "skin_sparse": dense.to_sparse_csr().to(device),
+            "skin_sparse": _to_csr(dense).to(device),
             "levels": [T(lv, torch.long) for lv in levels],
             "level_pairs": level_pairs,
             "parents_t": T(np.maximum(self.parents, 0), torch.long),
@@ -430,10 +430,11 @@ class Rig:
     # -- files --------------------------------------------------------------------------------------
 
     def save(self, directory: str | Path, extra_outputs: Mapping[str, str] | None = None,
-             params: Mapping[str, Any] | None = None) -> Path:
+             params: Mapping[str, Any] | None = None, inputs: Mapping[str, str | Path] | None = None) -> Path:
         """Write ``directory/rig.npz`` and ``directory/manifest.json`` (atomic; the folder is created).
-        extra_outputs: name -> file already written in ``directory`` to list (and hash) in the manifest.
-        Returns the folder."""
+        extra_outputs: name -> file already written in ``directory`` to list (and hash) in the manifest;
+        inputs: name -> input file (e.g. a model file) hashed into the manifest; params: recorded parameters
+        (default: ``metadata``). Returns the folder."""
         self.validate()
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -459,7 +460,7 @@ class Rig:
                    "pose_correctives": 0 if self.corrective_joints is None else int(len(self.corrective_joints)),
                    "frame": "metres, right-handed, +Y up, facing +Z",
                    "pose_convention": "local rotations relative to the bind pose, in each joint's bind frame"}
-        write_manifest(d, RIG_STAGE, params=dict(params or self.metadata), outputs=outputs,
+        write_manifest(d, RIG_STAGE, inputs=inputs, params=dict(params or self.metadata), outputs=outputs,
                        extra={"rig": summary, "rig_schema_version": RIG_SCHEMA_VERSION})
         return d
 
@@ -561,6 +562,14 @@ def _top_k(idx: np.ndarray, w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
     w_k = np.take_along_axis(w, order, 1).astype(np.float64)
     w_k = w_k / w_k.sum(1, keepdims=True)
     return idx_k, w_k
+
+
+def _to_csr(dense: torch.Tensor) -> torch.Tensor:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return dense.to_sparse_csr()
 
 
 def _first(mask: np.ndarray) -> int:

@@ -47,9 +47,11 @@ def _quiet_warp() -> None:
 
 
 @lru_cache(maxsize=8)
-def load_anny(rig: str = "anny", dtype: torch.dtype = torch.float64, skinning_method: str | None = None):
+def load_anny(rig: str = "anny", dtype: torch.dtype = torch.float64, skinning_method: str | None = "lbs"):
     """An `anny.Anny` with all 52 facial actions and 'local-bone' pose parameters, on the CPU (one per
-    process and argument set). The first use of a rig on a machine builds its cache (about a minute)."""
+    process and argument set). The first use of a rig on a machine builds its cache (about a minute).
+    skinning_method: anny's 'lbs' (pure torch, the default here: no warp kernel compilation, differentiable on
+    any device), 'dqs', or None for anny's own default ('warp_lbs' when NVIDIA warp is installed)."""
     _quiet_warp()
     import anny
 
@@ -62,16 +64,18 @@ class AnnyModel(BodyModel):
     """Anny in Doppel's frame.
 
     rig: one of ANNY_RIGS ('default' = 'anny'). dtype/device: of the model's buffers; outputs follow them.
+    skinning_method: anny's skinning ('lbs' or 'dqs'), see `load_anny`.
     """
 
     name = "anny"
 
-    def __init__(self, rig: str = "anny", dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+    def __init__(self, rig: str = "anny", dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+                 skinning_method: str = "lbs"):
         rig = "anny" if rig == "default" else rig
         if rig not in ANNY_RIGS:
             raise ValueError(f"anny: unknown rig {rig!r}; choose one of {['default', *ANNY_RIGS[1:]]}")
         self.rig = rig
-        base = load_anny(rig, torch.float64)
+        base = load_anny(rig, torch.float64, skinning_method)
         # A private copy when the dtype/device differ, so the cached float64 CPU model stays untouched.
         self.model = base if (dtype == torch.float64 and torch.device(device).type == "cpu") else \
             _copy_to(base, dtype, device)
