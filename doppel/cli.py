@@ -15,6 +15,10 @@ from rich.console import Console
 from rich.text import Text
 
 import doppel
+from doppel.commands import actor as actor_cmd
+from doppel.commands import assets_cmd
+from doppel.commands import audit as audit_cmd
+from doppel.commands import consent as consent_cmd
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
 from doppel.commands import workspace as workspace_cmd
@@ -50,6 +54,10 @@ def _root(
 app.command("doctor")(doctor_cmd.doctor)
 app.command("demo")(demo_cmd.demo)
 app.command("init")(workspace_cmd.init)
+app.add_typer(actor_cmd.app, name="actor")
+app.add_typer(consent_cmd.app, name="consent")
+app.add_typer(assets_cmd.app, name="assets")
+app.add_typer(audit_cmd.app, name="audit")
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)
