@@ -124,30 +124,34 @@ def verify(ws: Workspace, expected_head: str | None = None) -> AuditReport:
         rows = con.execute("SELECT seq, record, prev_hash, hash FROM audit ORDER BY seq").fetchall()
         meta = con.execute("SELECT value FROM meta WHERE key=?", (_HEAD_KEY,)).fetchone()
     problems: list[AuditProblem] = []
-    expected_seq, prev_hash = 1, GENESIS_HASH
-    seen_hashes = set()
+    parsed = []
+    hash_of: dict[int, str] = {0: GENESIS_HASH}  # a record's own seq -> its hash (intact records only)
     for r in rows:
-        seq, text = r["seq"], r["record"]
-        seen_hashes.add(r["hash"])
         try:
-            rec_seq = json.loads(text).get("seq")
+            rec_seq = json.loads(r["record"]).get("seq")
         except (json.JSONDecodeError, AttributeError):
             rec_seq = None
-        content_ok = chain_hash(r["prev_hash"], text) == r["hash"]
-        moved = content_ok and rec_seq != seq
+        content_ok = chain_hash(r["prev_hash"], r["record"]) == r["hash"]
+        parsed.append((r["seq"], rec_seq, content_ok, r["prev_hash"]))
+        if content_ok and isinstance(rec_seq, int):
+            hash_of[rec_seq] = r["hash"]
+    expected_seq = 1
+    for seq, rec_seq, content_ok, prev in parsed:
         if not content_ok:
             problems.append(AuditProblem(seq, f"audit record {seq} was edited: its content does not match its hash"))
-        elif moved:
+        elif rec_seq != seq:
             problems.append(AuditProblem(seq, f"audit record {rec_seq} found at position {seq}: "
                                               "records were reordered or renumbered"))
         elif seq != expected_seq:
             gap = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}..{seq - 1}"
             problems.append(AuditProblem(expected_seq, f"audit record {gap} deleted (the log jumps from "
                                                        f"{expected_seq - 1} to {seq})"))
-        elif r["prev_hash"] != prev_hash:
+        elif seq - 1 in hash_of and prev != hash_of[seq - 1]:
+            # (when record seq-1 is missing or edited, that problem is already named)
             problems.append(AuditProblem(seq, f"audit record {seq}: chain broken, it does not follow record "
                                               f"{seq - 1} (record {seq - 1} was replaced, or {seq} re-hashed)"))
-        expected_seq, prev_hash = seq + 1, r["hash"]
+        expected_seq = seq + 1
+    seen_hashes = {r["hash"] for r in rows}
     head_seq = rows[-1]["seq"] if rows else 0
     head_hash = rows[-1]["hash"] if rows else GENESIS_HASH
     if meta is not None:

@@ -2,13 +2,15 @@
 benchmarks/bench_consent_gate.py). Each action writes a small output file, then registers it through
 the gate with the previous output as its input.
 
-    python -m tests.assets.gate_worker WORKSPACE ACTOR PRODUCTION TAG N
+    python -m tests.assets.gate_worker WORKSPACE ACTOR PRODUCTION TAG N [pause]
+
+With ``pause``, the worker stops inside its first write transaction, after the audit record and
+before the assets are inserted and committed, prints IN_TX and sleeps: the crash test kills it there.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from assets.workspace import Workspace
 from doppel.consent_gate import gated
@@ -29,6 +31,23 @@ def run(root: str, actor: str, production: str, tag: str, n: int) -> None:
         print(i, flush=True)
 
 
+def pause_inside_transaction() -> None:
+    import time
+
+    import doppel.consent_gate as gate
+
+    real = gate.insert_asset
+
+    def stalled(con, **kw):
+        real(con, **kw)
+        print("IN_TX", flush=True)
+        time.sleep(120)
+
+    gate.insert_asset = stalled
+
+
 if __name__ == "__main__":
     r, a, p, t, n = sys.argv[1:6]
+    if sys.argv[6:] == ["pause"]:
+        pause_inside_transaction()
     run(r, a, p, t, int(n))
