@@ -67,7 +67,7 @@ class ConsentTerms(BaseModel):
             v = [u.strip() for u in v.split(",") if u.strip()]
         if not v:
             raise ValueError(f"at least one use is needed ({', '.join(u.value for u in Use)})")
-        return tuple(sorted(set(Use(u) if not isinstance(u, Use) else u for u in v)))
+        return tuple(sorted({Use(u) for u in v}, key=list(Use).index))  # in the order Use declares them
 
     @field_validator("production")
     @classmethod

@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS actors (
 CREATE TABLE IF NOT EXISTS consents (
     id TEXT PRIMARY KEY,
     actor_id TEXT NOT NULL REFERENCES actors(id),
-    uses TEXT NOT NULL,                         -- comma-separated assets.consent.Use values, sorted
+    uses TEXT NOT NULL,                         -- comma-separated assets.consent.Use values
     production TEXT NOT NULL,
     expires TEXT NOT NULL,                      -- YYYY-MM-DD, last day the consent is valid
     document_sha256 TEXT,                       -- SHA-256 of the signed document (never the document)
