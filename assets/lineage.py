@@ -13,7 +13,7 @@ import re
 import sqlite3
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from assets.workspace import Workspace
 from core.errors import DoppelError
@@ -72,6 +72,23 @@ def find_by_path(con: sqlite3.Connection, stored_path: str) -> Asset | None:
     r = con.execute("SELECT * FROM assets WHERE path=? ORDER BY created DESC, rowid DESC LIMIT 1",
                     (stored_path,)).fetchone()
     return _row(r) if r else None
+
+
+def find_parent(con: sqlite3.Connection, stored_path: str, sha256: str) -> Asset | None:
+    """The registered asset an input comes from: the version at this path with this content, else the
+    latest asset registered at an enclosing folder (an input file inside a stage folder); None if neither."""
+    r = con.execute("SELECT * FROM assets WHERE path=? AND sha256=? ORDER BY created DESC, rowid DESC LIMIT 1",
+                    (stored_path, sha256)).fetchone()
+    if r:
+        return _row(r)
+    p = PurePosixPath(stored_path)
+    for folder in p.parents:
+        if str(folder) in (".", "/"):
+            break
+        found = find_by_path(con, str(folder))
+        if found:
+            return found
+    return None
 
 
 def get_asset(con: sqlite3.Connection, asset_id: str) -> Asset:

@@ -41,7 +41,7 @@ from assets import audit
 from assets.actors import get_actor
 from assets.consent import ConsentError, Use, find_valid, parse_use
 from assets.hashing import path_sha256
-from assets.lineage import Asset, check_kind, find_by_path, insert_asset, new_asset_id, workspace_relative
+from assets.lineage import Asset, check_kind, find_parent, insert_asset, new_asset_id, workspace_relative
 from assets.workspace import INDEX_NAME, VIRTUAL_ACTOR_ID, WORKSPACE_ENV, Workspace, resolve_root
 
 log = logging.getLogger(__name__)
@@ -159,8 +159,8 @@ class GatedRun:
                 except ConsentError as e:
                     revoked_meanwhile = e
             parent_ids = {}
-            for i, (stored, _sha, asset_id) in in_info.items():
-                found = None if asset_id else find_by_path(con, stored)
+            for i, (stored, sha, asset_id) in in_info.items():
+                found = None if asset_id else find_parent(con, stored, sha)
                 parent_ids[i] = asset_id or (found.id if found else None)
             record = {
                 "action": f"gate.{auth.use.value}", "command": self.command, "actor": auth.actor_id,

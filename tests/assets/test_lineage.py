@@ -127,3 +127,31 @@ def test_folder_hashes(tmp_path):
     assert path_sha256(d) != h1
     write_manifest(d, "fit", outputs={"a": "a.txt"})
     assert path_sha256(d) == sha256_file(d / "manifest.json")
+
+
+def test_parent_is_the_exact_version_or_the_enclosing_folder(ws):
+    grant(ws, "jane-doe", "fit,rig", "Dune", "2026-12-31", today=TODAY)
+    fit_dir = ws.root / "fits" / "jane"
+    fit_dir.mkdir(parents=True)
+    versions = []
+    for v in range(2):  # the same folder fitted twice: two versions of one path
+        (fit_dir / "mesh.ply").write_text(f"mesh v{v}")
+        write_manifest(fit_dir, "fit", params={"v": v}, outputs={"mesh": "mesh.ply"})
+        with gated(ws, "jane-doe", "fit", "Dune", today=TODAY) as run:
+            run.add_output(fit_dir, kind="fit")
+        versions.append(run.registered[0].id)
+    # A rig made from a file inside the stage folder: its parent is the folder's latest version.
+    _, run = make(ws, "rig", "rig", [fit_dir / "mesh.ply"])
+    assert [a.id for a in parents_of(ws, run.registered[0].id)] == [versions[1]]
+    # A file registered twice with different content, then put back to the first: the parent of what
+    # is made from it is the version with that exact content, not the latest.
+    cal = ws.root / "calibration.txt"
+    cal_versions = []
+    for text in ("A", "B"):
+        cal.write_text(text)
+        with gated(ws, "jane-doe", "fit", "Dune", today=TODAY) as run:
+            run.add_output(cal, kind="capture")
+        cal_versions.append(run.registered[0].id)
+    cal.write_text("A")
+    _, run = make(ws, "fit", "fit", [cal], name="fit-from-cal")
+    assert [a.id for a in parents_of(ws, run.registered[0].id)] == [cal_versions[0]]
