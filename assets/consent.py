@@ -47,7 +47,7 @@ def _fmt_validation(e: ValidationError) -> str:
     parts = []
     for err in e.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "value"
-        parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})")
     return "; ".join(parts)
 
 
@@ -67,6 +67,10 @@ class ConsentTerms(BaseModel):
             v = [u.strip() for u in v.split(",") if u.strip()]
         if not v:
             raise ValueError(f"at least one use is needed ({', '.join(u.value for u in Use)})")
+        known = {u.value for u in Use}
+        bad = [u for u in v if str(u) not in known]
+        if bad:
+            raise ValueError(f"unknown use {', '.join(map(repr, bad))} (expected {', '.join(sorted(known))})")
         return tuple(sorted({Use(u) for u in v}, key=list(Use).index))  # in the order Use declares them
 
     @field_validator("production")

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from assets.actors import get_actor
 from assets.workspace import Workspace
 from core.errors import DoppelError
 
@@ -137,6 +138,7 @@ def asset_tree(ws: Workspace, actor_id: str) -> list[AssetNode]:
     usually); each node's children are the assets made from it (any actor). A child with two parents
     appears under both."""
     with ws.read() as con:
+        get_actor(con, actor_id)  # ActorError naming the known actors
         own = {r["id"]: _row(r) for r in con.execute("SELECT * FROM assets WHERE actor_id=? ORDER BY created, rowid",
                                                        (actor_id,))}
         # Everything reachable from the actor's assets, with its edges (recursive walk down the lineage).

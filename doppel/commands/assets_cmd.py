@@ -32,7 +32,7 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
     console = Console()
     if tree:
         if not actor:
-            raise typer.BadParameter("--tree needs --actor")
+            raise ValueError("assets list: --tree needs --actor A")
         roots = asset_tree(ws, actor)
         top = Tree(f"actor {actor}: {len(roots)} root asset(s)")
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from assets.consent import Use, consents_for, grant, revoke
 from assets.lineage import Asset, outputs_under_consent
-from assets.workspace import Workspace
+from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="Consent records: which uses of an actor's likeness are allowed, where, until when.",
@@ -67,7 +67,8 @@ def show(actor: str = typer.Argument(..., help="Actor id."), workspace: Workspac
     records = consents_for(ws, actor)
     console = Console()
     if not records:
-        console.print(f"{actor}: no consent records")
+        none = "the built-in virtual actor needs no consent" if actor == VIRTUAL_ACTOR_ID else "no consent records"
+        console.print(f"{actor}: {none}")
         return
     table = Table("consent", "status", "uses", "production", "expires", "document sha256", "outputs",
                   title=f"consents of {actor} ({today})")

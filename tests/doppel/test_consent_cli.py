@@ -162,3 +162,18 @@ def test_real_demo_quick_registers_the_virtual_actor(cli, tmp_path):
     assert len(recs) >= 1 and recs[0]["actor"] == "virtual" and recs[0]["outputs"][0]["kind"] == "capture"
     assert recs[0]["outputs"][0]["sha256"] == sha256_file(tmp_path / "demo" / "actor" / "manifest.json")
     assert audit.verify(ws).ok
+
+
+def test_cli_errors_are_one_line(cli, tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    assert cli("actor", "add", "Jane Doe", "-W", ws.root)[0] == 0
+    code, _, err = cli("consent", "grant", "jane-doe", "--uses", "scan,paint", "--production", "Dune", "--expires",
+                       "2027-13-01", "-W", ws.root)
+    assert code == 1 and err.count("\n") == 1
+    assert "uses: unknown use 'paint'" in err and "expires: " in err and "2027-13-01" in err
+    code, _, err = cli("assets", "list", "--tree", "-W", ws.root)
+    assert code == 1 and "--tree needs --actor" in err
+    code, _, err = cli("assets", "list", "--actor", "nobody", "--tree", "-W", ws.root)
+    assert code == 1 and "unknown actor 'nobody'" in err
+    code, out, _ = cli("consent", "show", "virtual", "-W", ws.root)
+    assert code == 0 and "needs no consent" in out
