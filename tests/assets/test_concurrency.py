@@ -99,3 +99,6 @@ def test_sigkill_mid_write_leaves_a_consistent_index(tmp_path):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     assert audit.verify(ws).records == before + 5
+    r = subprocess.run([sys.executable, "-m", "doppel", "audit", "verify", "--workspace", str(ws.root)], cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and f"audit log OK: {before + 5} records" in r.stdout, r.stderr
