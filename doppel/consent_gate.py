@@ -125,6 +125,7 @@ class GatedRun:
     registered: list[Asset] = field(default_factory=list)   # filled by finish()
     audit_seq: int | None = None                             # filled by finish()
     _pending: list[_Pending] = field(default_factory=list)
+    _described: dict = field(default_factory=dict)   # input -> (stored path, sha256, asset id), hashed once
 
     @property
     def provenance(self) -> dict:
@@ -148,7 +149,7 @@ class GatedRun:
         # Hashing can be slow: do it before taking the write lock.
         all_inputs = {i for p in self._pending for i in (p.inputs if p.inputs is not None else self.inputs)}
         all_inputs |= set(self.inputs)
-        in_info = {i: _describe_input(ws, i) for i in all_inputs}
+        in_info = {i: self._described.get(i) or _describe_input(ws, i) for i in all_inputs}
         outs = [(p, new_asset_id(p.kind), workspace_relative(ws, p.path), path_sha256(p.path)) for p in self._pending]
         now = audit.utc_now()
         revoked_meanwhile = None
@@ -211,6 +212,12 @@ def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, 
     """
     auth = authorize(ws, actor_id, use, production, command=command, today=today)
     run = GatedRun(ws, auth, command, tuple(Path(i) if Path(i).exists() else str(i) for i in inputs), today)
+    # Inputs are checked and hashed before the work: a typo fails at once, and the hashes are of what was read.
+    for i in run.inputs:
+        if ws is not None:
+            run._described[i] = _describe_input(ws, i)
+        elif not Path(i).exists():
+            raise FileNotFoundError(f"{i}: input not found")
     yield run
     run.finish()
 

@@ -108,9 +108,11 @@ def test_bad_kind_missing_input_and_output(ws):
     with pytest.raises(LineageError, match="asset kind 'Fit!'"), gated(ws, "jane-doe", "fit", "Dune",
                                                                         today=TODAY) as run:
         run.add_output(ws.root / "x", kind="Fit!")
+    ran = []
     with pytest.raises(FileNotFoundError, match="nope.txt"), gated(ws, "jane-doe", "fit", "Dune", today=TODAY,
                                                                     inputs=[ws.root / "nope.txt"]) as run:
-        pass
+        ran.append(1)
+    assert ran == []  # a missing input fails before the work starts
     with pytest.raises(FileNotFoundError, match="missing.ply"), gated(ws, "jane-doe", "fit", "Dune",
                                                                        today=TODAY) as run:
         run.add_output(ws.root / "missing.ply", kind="fit")
