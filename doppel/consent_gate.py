@@ -136,7 +136,8 @@ class GatedRun:
         """Register ``path`` (file or folder) as an output of kind ``kind`` (capture, landmarks, fit, rig,
         animation, export, render, ...) made from ``inputs`` (paths or asset ids; default: the run's)."""
         check_kind(kind)
-        self._pending.append(_Pending(Path(path), kind, None if inputs is None else tuple(inputs)))
+        srcs = None if inputs is None else tuple(Path(i) if Path(i).exists() else str(i) for i in inputs)
+        self._pending.append(_Pending(Path(path), kind, srcs))
 
     def finish(self) -> list[Asset]:
         """Hash the outputs, then in one transaction: re-check the consent, register outputs and lineage,
@@ -184,7 +185,8 @@ class GatedRun:
                     audit_seq=entry.seq, parents=parents))
             self.audit_seq = entry.seq
         if revoked_meanwhile:
-            raise ConsentError(f"consent {auth.consent_id} was revoked while {self.command or 'this command'} ran: "
+            what = self.command or "this command"
+            raise ConsentError(f"consent {auth.consent_id} was revoked (or expired) while {what} ran: "
                                f"its {len(outs)} output(s) are registered (audit record {entry.seq}) so they can be "
                                f"found and removed; see `doppel consent show {auth.actor_id}`")
         return self.registered

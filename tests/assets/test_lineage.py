@@ -84,7 +84,7 @@ def test_revocation_stops_new_work_and_lists_outputs(ws):
 def test_revocation_during_a_run_registers_and_reports(ws):
     c = grant(ws, "jane-doe", "fit", "Dune", "2026-12-31", today=TODAY)
     out = ws.root / "fit.txt"
-    with pytest.raises(ConsentError, match=f"consent {c.id} was revoked while fit ran"):
+    with pytest.raises(ConsentError, match=f"consent {c.id} was revoked \\(or expired\\) while fit ran"):
         with gated(ws, "jane-doe", "fit", "Dune", command="fit", today=TODAY) as run:
             out.write_text("x")
             run.add_output(out, kind="fit")
