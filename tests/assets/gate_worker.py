@@ -6,11 +6,15 @@ the gate with the previous output as its input.
 
 With ``pause``, the worker stops inside its first write transaction, after the audit record and
 before the assets are inserted and committed, prints IN_TX and sleeps: the crash test kills it there.
+With $GATE_WORKER_BARRIER set to a path, it prints READY once started and waits for that file to
+exist before its first action, so that several workers start together.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 from assets.workspace import Workspace
 from doppel.consent_gate import gated
@@ -21,6 +25,11 @@ def run(root: str, actor: str, production: str, tag: str, n: int) -> None:
     out_dir = ws.root / "fits" / tag
     out_dir.mkdir(parents=True, exist_ok=True)
     prev = None
+    barrier = os.environ.get("GATE_WORKER_BARRIER")
+    if barrier:
+        print("READY", flush=True)
+        while not os.path.exists(barrier):
+            time.sleep(0.005)
     for i in range(n):
         out = out_dir / f"{i:05d}.txt"
         with gated(ws, actor, "fit", production, command=f"worker-{tag}",
@@ -32,8 +41,6 @@ def run(root: str, actor: str, production: str, tag: str, n: int) -> None:
 
 
 def pause_inside_transaction() -> None:
-    import time
-
     import doppel.consent_gate as gate
 
     real = gate.insert_asset

@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PER_PROCESS = 500
 
 
-def start_worker(ws, tag, n, *extra):
+def start_worker(ws, tag, n, *extra, barrier=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if barrier:
+        env["GATE_WORKER_BARRIER"] = str(barrier)
     return subprocess.Popen([sys.executable, "-m", "tests.assets.gate_worker", str(ws.root), "jane-doe", "Dune", tag,
                              str(n), *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -45,7 +47,11 @@ def check_consistent(ws):
 
 def test_two_processes_500_gated_actions_each(tmp_path):
     ws = setup_ws(tmp_path)
-    procs = [start_worker(ws, tag, PER_PROCESS) for tag in ("a", "b")]
+    go = tmp_path / "go"
+    procs = [start_worker(ws, tag, PER_PROCESS, barrier=go) for tag in ("a", "b")]
+    for p in procs:
+        assert p.stdout.readline().strip() == "READY", p.stderr.read()
+    go.touch()  # both start their 500 actions together
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
