@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -274,12 +273,12 @@ def register_stage_folders(ws: Workspace | None, actor_id: str, production: str,
     Lineage comes from the manifests: an input whose SHA-256 equals an output of an earlier folder makes
     that folder its parent. Folders are taken in the given order (the pipeline's). Returns the assets.
     """
-    from core.storage import MANIFEST_NAME
+    from core.storage import read_manifest
 
     by_hash: dict[str, Path] = {}
     registered: list[Asset] = []
     for folder in folders:
-        manifest = json.loads((Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        manifest = read_manifest(folder)  # ManifestError naming the file when unreadable
         stage = str(manifest.get("stage", Path(folder).name))
         kind = STAGE_KINDS.get(stage, stage)
         parents = sorted({str(by_hash[e["sha256"]]) for e in manifest.get("inputs", {}).values()

@@ -52,3 +52,9 @@ def test_write_rolls_back_on_error_and_closes(tmp_path):
         assert con.execute("SELECT COUNT(*) FROM actors WHERE id='a1'").fetchone()[0] == 0
     with pytest.raises(sqlite3.ProgrammingError):  # closed
         con.execute("SELECT 1")
+
+
+def test_corrupt_index_is_one_clear_error(tmp_path):
+    (tmp_path / INDEX_NAME).write_bytes(b"this is not an SQLite database" * 100)
+    with pytest.raises(WorkspaceError, match=f"{INDEX_NAME}: cannot open the index"):
+        Workspace.open(tmp_path)
