@@ -78,7 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into a red line
         import click
 
-        if isinstance(e, click.exceptions.ClickException):
+        try:  # typer >= 0.2x raises its vendored click's exceptions (missing or bad options)
+            from typer._click.exceptions import ClickException as _VendoredClickException
+        except ImportError:
+            _VendoredClickException = click.exceptions.ClickException
+        if isinstance(e, (click.exceptions.ClickException, _VendoredClickException)):
             e.show()
             sys.exit(e.exit_code)
         if debug or not isinstance(e, (DoppelError, *_USER_ERRORS, OSError)):

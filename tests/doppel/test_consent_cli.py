@@ -177,3 +177,9 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     assert code == 1 and "unknown actor 'nobody'" in err
     code, out, _ = cli("consent", "show", "virtual", "-W", ws.root)
     assert code == 0 and "needs no consent" in out
+
+
+def test_missing_option_is_a_usage_error_not_internal(cli, tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    code, _, err = cli("consent", "grant", "jane-doe", "-W", ws.root)
+    assert code == 2 and "internal" not in err and "uses" in err
