@@ -56,20 +56,27 @@ def export_rig(rig, fmt: str, out: str | Path, anim: ExportAnimation | None = No
     out = check_output_path(out, SUFFIXES[fmt])
     options = options or default_options(fmt)
     t0 = time.perf_counter()
+    if fmt == "fbx":
+        from assets.export.fbx import blender_scene_options, export_fbx
+
+        scene = prepare_scene(rig, anim, blender_scene_options(options), texture=texture, provenance=provenance,
+                              name=name)
+        export_fbx(scene, out, up=options.up)
+        return _result(out, fmt, options, t0, scene.num_frames)
     scene = prepare_scene(rig, anim, options, texture=texture, provenance=provenance, name=name)
     if fmt == "glb":
         from assets.export.gltf import export_glb
 
         export_glb(scene, out)
-    elif fmt == "fbx":
-        from assets.export.fbx import export_fbx
-
-        export_fbx(scene, out)
     else:
         from assets.export.usd import export_usd
 
         export_usd(scene, out)
+    return _result(out, fmt, options, t0, scene.num_frames)
+
+
+def _result(out: Path, fmt: str, options: ExportOptions, t0: float, frames: int) -> ExportResult:
     if not out.is_file():
         raise ExportError(f"{out}: export finished without writing the file")
     return ExportResult(path=out, format=fmt, options=options, bytes=out.stat().st_size,
-                        seconds=round(time.perf_counter() - t0, 3), frames=scene.num_frames)
+                        seconds=round(time.perf_counter() - t0, 3), frames=frames)
