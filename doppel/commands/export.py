@@ -23,13 +23,14 @@ def albedo_for_rig(rig, rig_dir: Path, work_dir: Path, size: int = 1024, seed: i
     if rig.uvs is None:
         log.warning("%s: the rig has no UVs; exporting without a texture", rig_dir)
         return None
-    from doppel.albedo import face_regions, paint_albedo
+    from doppel.albedo import REGIONS, face_regions, paint_albedo
     from doppel.meshio import write_png
 
-    try:
-        regions = face_regions(rig.uvs, rig.face_uvs)
-    except (ValueError, IndexError, KeyError) as e:
-        log.warning("%s: no albedo.png and the procedural albedo needs Anny's UV layout (%s); no texture", rig_dir, e)
+    regions = face_regions(rig.uvs, rig.face_uvs)
+    needed = [REGIONS[k] for k in ("head", "eye_front.L", "eye_front.R", "mouth_cavity")]
+    if not all((regions == r).any() for r in needed):
+        log.warning("%s: no albedo.png, and the procedural albedo needs Anny's UV layout; exporting without a "
+                    "texture (give --texture)", rig_dir)
         return None
     path = work_dir / "albedo.png"
     write_png(path, paint_albedo(rig.vertices, rig.faces, rig.uvs, rig.face_uvs, regions, seed, size))
