@@ -69,3 +69,27 @@ def test_export_invalid_rig_folder(tmp_path, capsys, tiny_rig_dir):
     code, out, err = run_cli(capsys, "export", str(tmp_path / "nope"), "--out", str(tmp_path / "a.glb"))
     assert code == 1 and "rig folder does not exist" in err
     assert not (tmp_path / "a.glb").exists()
+
+
+def test_export_rig_that_fails_validate(tmp_path, capsys, tiny_rig_dir):
+    """A rig folder whose arrays are intact (hash matches) but invalid: one line naming the problem."""
+    import io
+    import json
+    import shutil
+
+    from core.storage import sha256_file
+
+    d = tmp_path / "rig"
+    shutil.copytree(tiny_rig_dir, d)
+    with np.load(d / "rig.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["skin_weights"] = arrays["skin_weights"] * 2
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    (d / "rig.npz").write_bytes(buf.getvalue())
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["outputs"]["rig"]["sha256"] = sha256_file(d / "rig.npz")
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, "export", str(d), "--out", str(tmp_path / "a.usdz"), "--no-texture")
+    assert code == 1 and "invalid rig: skin_weights" in err and "do not sum to 1" in err
+    assert not (tmp_path / "a.usdz").exists()
