@@ -268,7 +268,7 @@ def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
         bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True, bake_anim_step=1.0,
         bake_anim_simplify_factor=0.0, path_mode="COPY", embed_textures=True, axis_forward=axis_forward,
         axis_up=axis_up, global_scale=1.0, apply_unit_scale=True, apply_scale_options="FBX_SCALE_UNITS",
-        bake_space_transform=False)
+        bake_space_transform=False)   # Blender's standard: axis conversion on the root objects
     return TaskResult({"rest_rotation_error": rest_err, "rest_position_error": rest_pos_err,
                        "bones": J, "shape_keys": len(bs_names), "frames": T})
 
