@@ -77,6 +77,23 @@ class _Bin:
         self.gltf.accessors.append(acc)
         return len(self.gltf.accessors) - 1
 
+    def sparse_vec3(self, arr: np.ndarray) -> int:
+        """A float VEC3 accessor of (N, 3) ``arr`` stored sparsely (only rows that are not zero; glTF 2.0
+        sparse accessor without a bufferView: the rest reads as zero). Morph targets move few vertices."""
+        import pygltflib as g
+
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        rows = np.flatnonzero(np.abs(arr).max(1) > 0).astype(np.uint32)
+        if not len(rows):
+            rows = np.zeros(1, np.uint32)
+        sparse = g.Sparse(count=int(len(rows)),
+                          indices=g.AccessorSparseIndices(bufferView=self.view(rows.tobytes()), componentType=_UINT),
+                          values=g.AccessorSparseValues(bufferView=self.view(arr[rows].tobytes())))
+        acc = g.Accessor(componentType=_FLOAT, count=len(arr), type="VEC3", sparse=sparse,
+                         min=arr.min(0).astype(float).tolist(), max=arr.max(0).astype(float).tolist())
+        self.gltf.accessors.append(acc)
+        return len(self.gltf.accessors) - 1
+
 
 def export_glb(scene: ExportScene, out: str | Path) -> Path:
     """Write ``scene`` as a binary glTF to ``out`` (atomic). Returns the path."""
@@ -113,8 +130,7 @@ def export_glb(scene: ExportScene, out: str | Path) -> Path:
     for s in range(sets):
         setattr(attrs, f"JOINTS_{s}", b.accessor(idx[:, 4 * s:4 * s + 4].astype(jtype), "VEC4", _ARRAY_BUFFER))
         setattr(attrs, f"WEIGHTS_{s}", b.accessor(w[:, 4 * s:4 * s + 4].astype(np.float32), "VEC4", _ARRAY_BUFFER))
-    targets = [{"POSITION": b.accessor(d[src].astype(np.float32), "VEC3", _ARRAY_BUFFER, minmax=True)}
-               for d in scene.blendshape_deltas]
+    targets = [{"POSITION": b.sparse_vec3(d[src])} for d in scene.blendshape_deltas]
     indices = b.accessor(tris.reshape(-1).astype(np.uint32), "SCALAR", _ELEMENT_ARRAY_BUFFER)
 
     material = None

@@ -40,9 +40,10 @@ def test_animation_save_load_roundtrip(tmp_path, tiny_rig):
 
 
 def test_animation_axis_angle_file_and_manifest_hash(tmp_path):
+    """Axis-angle rotations are accepted; extra arrays (the retargeter also writes `parents`) are ignored."""
     aa = np.random.default_rng(0).normal(size=(4, 2, 3))
     np.savez(tmp_path / "animation.npz", joint_names=np.array(["hips", "chest"]), local_rotations=aa,
-             root_translation=np.zeros((4, 3)), fps=np.array(25.0))
+             root_translation=np.zeros((4, 3)), fps=np.float64(25.0), parents=np.array([-1, 0]))
     anim = load_animation(tmp_path / "animation.npz")
     import roma
 

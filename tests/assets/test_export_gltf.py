@@ -24,12 +24,24 @@ def _read_glb(path):
     doc = json.loads(data[20:20 + n])
     blob = data[20 + n + 8:]
 
+    def view(bv_index, dtype, n):
+        return np.frombuffer(blob, dtype, n, doc["bufferViews"][bv_index].get("byteOffset", 0))
+
     def acc(i):
         a = doc["accessors"][i]
-        bv = doc["bufferViews"][a["bufferView"]]
         k = _NCOMP[a["type"]]
-        arr = np.frombuffer(blob, _DTYPE[a["componentType"]], a["count"] * k,
-                            bv.get("byteOffset", 0) + a.get("byteOffset", 0))
+        if "bufferView" in a:
+            arr = np.frombuffer(blob, _DTYPE[a["componentType"]], a["count"] * k,
+                                doc["bufferViews"][a["bufferView"]].get("byteOffset", 0) + a.get("byteOffset", 0))
+        else:
+            arr = np.zeros(a["count"] * k, _DTYPE[a["componentType"]])
+        if "sparse" in a:                                # spec 3.6.2.3: replace the listed elements
+            sp = a["sparse"]
+            idx = view(sp["indices"]["bufferView"], _DTYPE[sp["indices"]["componentType"]], sp["count"])
+            vals = view(sp["values"]["bufferView"], _DTYPE[a["componentType"]], sp["count"] * k)
+            arr = arr.copy().reshape(a["count"], k)
+            arr[idx.astype(int)] = vals.reshape(-1, k)
+            arr = arr.reshape(-1)
         return arr.reshape(a["count"], k) if k > 1 else arr
 
     return doc, acc
@@ -106,6 +118,8 @@ def test_glb_structure_and_provenance(glb, tiny_rig):
     assert {"POSITION", "NORMAL", "TEXCOORD_0", "JOINTS_0", "WEIGHTS_0", "JOINTS_1", "WEIGHTS_1"} <= set(
         prim["attributes"])                                      # 5 influences -> two sets of 4
     assert len(prim["targets"]) == 2
+    puff = doc["accessors"][prim["targets"][0]["POSITION"]]
+    assert 0 < puff["sparse"]["count"] < puff["count"]          # sparse: only the vertices the shape moves
     assert [doc["nodes"][j]["name"] for j in doc["skins"][0]["joints"]] == tiny_rig.joint_names
     paths = {ch["target"]["path"] for ch in doc["animations"][0]["channels"]}
     assert paths == {"rotation", "translation", "weights"}
