@@ -405,8 +405,9 @@ def check_output_path(out: str | Path, suffixes: Sequence[str]) -> Path:
 
 @contextlib.contextmanager
 def staged_output(out: Path) -> Iterator[Path]:
-    """A temporary path beside ``out`` (same suffix) for writers that need a file name (Blender, USD). On a clean
-    exit the file is flushed and renamed over ``out``; on an error it is removed and ``out`` is untouched."""
+    """A temporary path beside ``out`` (same suffix) for the writers. On a clean exit the file is flushed, given the
+    usual permissions (0666 minus the umask) and renamed over ``out``; on an error it is removed and ``out`` is
+    untouched."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -416,6 +417,9 @@ def staged_output(out: Path) -> Iterator[Path]:
             raise ExportError(f"{out}: the writer produced no file")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; an export is shared like any new file
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

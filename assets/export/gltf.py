@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assets.export.common import ExportError, ExportScene, check_output_path
+from assets.export.common import ExportError, ExportScene, check_output_path, staged_output
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,6 @@ class _Bin:
 def export_glb(scene: ExportScene, out: str | Path) -> Path:
     """Write ``scene`` as a binary glTF to ``out`` (atomic). Returns the path."""
     import pygltflib as g
-
-    from core.storage import atomic_write_bytes
 
     out = check_output_path(out, (".glb",))
     if scene.options.up != "y" or scene.options.units != "m":
@@ -200,7 +198,8 @@ def export_glb(scene: ExportScene, out: str | Path) -> Path:
     gltf.buffers.append(g.Buffer(byteLength=len(b.data)))
     gltf.set_binary_blob(bytes(b.data))
     glb = b"".join(gltf.save_to_bytes())
-    atomic_write_bytes(out, glb)
+    with staged_output(out) as staged:
+        staged.write_bytes(glb)
     log.info("wrote %s (%d bytes)", out, len(glb))
     return out
 

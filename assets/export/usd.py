@@ -172,9 +172,8 @@ def _write_stage(scene: ExportScene, path: Path, texture_dir: Path, texture_stem
             f"albedo{scene.texture.suffix.lower()}"
         tex_path = texture_dir / tex_name
         if tex_path.resolve() != scene.texture.resolve():
-            from core.storage import atomic_write_bytes
-
-            atomic_write_bytes(tex_path, scene.texture.read_bytes())
+            with staged_output(tex_path) as staged:
+                staged.write_bytes(scene.texture.read_bytes())
         mat = UsdShade.Material.Define(stage, f"/{root_name}/Materials/Skin")
         surf = UsdShade.Shader.Define(stage, mat.GetPath().AppendChild("PreviewSurface"))
         surf.CreateIdAttr("UsdPreviewSurface")

@@ -191,3 +191,13 @@ def test_provenance_from_rig_dir(tiny_rig_dir):
     json.dumps(p)
     p2 = provenance_from_rig_dir(tiny_rig_dir, actor_id="A", consent_ref=None, animation="take1").as_dict()
     assert p2["actor_id"] == "A" and p2["animation"] == "take1"
+
+
+def test_staged_output_permissions_follow_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with staged_output(tmp_path / "a.glb") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.glb").stat().st_mode & 0o777 == 0o644
