@@ -9,7 +9,7 @@ back. Several tasks share one Blender start-up (a few seconds).
 Worker side (this module run as a script, only numpy and bpy): task kinds
 
 - ``export_fbx``: build an armature, a skinned mesh with UVs, shape keys, a textured material and baked
-  keyframes from arrays in Blender's axes (Z-up, facing -Y) and the file's units, then write an FBX.
+  keyframes from arrays in the file's axes and units, then write an FBX (see assets.export.fbx).
 - ``evaluate``: import a .fbx or .glb into an empty scene, set frames, return the evaluated (skinned,
   shape-keyed) world-space vertices in metres, Blender axes, plus what the file holds (bones, shape keys,
   custom properties, images).
@@ -134,6 +134,8 @@ def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     arm = bpy.data.armatures.new(f"{name}_skeleton")
     arm_obj = bpy.data.objects.new(f"{name}_rig", arm)
     scene.collection.objects.link(arm_obj)
+    if task["up"] == "y":       # Y-up data: stand it up in Blender; the exporter's axis change cancels this
+        arm_obj.rotation_euler = (np.pi / 2, 0.0, 0.0)
     bpy.context.view_layer.objects.active = arm_obj
     bpy.ops.object.mode_set(mode="EDIT")
     pos = bind[:, :3, 3]
@@ -268,7 +270,7 @@ def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
         bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True, bake_anim_step=1.0,
         bake_anim_simplify_factor=0.0, path_mode="COPY", embed_textures=True, axis_forward=axis_forward,
         axis_up=axis_up, global_scale=1.0, apply_unit_scale=True, apply_scale_options="FBX_SCALE_UNITS",
-        bake_space_transform=False)   # Blender's standard: axis conversion on the root objects
+        bake_space_transform=False)
     return TaskResult({"rest_rotation_error": rest_err, "rest_position_error": rest_pos_err,
                        "bones": J, "shape_keys": len(bs_names), "frames": T})
 

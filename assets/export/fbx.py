@@ -1,11 +1,13 @@
 """FBX export through Blender's own FBX writer (``bpy``, in a worker process: assets.blender_worker).
 
-The scene is built in Blender's axes (Z-up, facing -Y) in the file's units (scene unit scale 1/s, so the FBX
-UnitScaleFactor says centimetres or metres and objects keep a scale of 1); Blender's exporter then converts the
-axes to the file's up axis (Y-up: forward -Z, up Y, i.e. Doppel's axes; Z-up: Blender's). Bones carry the rig's
-bind matrices as their rest matrices (Blender bones point along their local +Y, as Anny's joints do), so the
-animation's local rotations (relative to the bind pose, in each joint's bind frame) are the pose bones'
-quaternions as they are.
+The scene is built with the data already in the file's axes and units (scene unit scale 1/s, so the FBX
+UnitScaleFactor says centimetres or metres and objects keep a scale of 1). For a Z-up file the data are in
+Blender's own axes and the exporter changes nothing. For a Y-up file the data are in Doppel's axes and the armature
+object is turned +90 degrees about X inside Blender (so the double stands up there); Blender's exporter applies its
+Y-up axis change (-90 degrees about X) to that root object, so in the file every object transform is the identity
+and the mesh and bones are plain Y-up data, as Maya users expect. Bones carry the rig's bind matrices as their rest
+matrices (Blender bones point along their local +Y, as Anny's joints do), so the animation's local rotations
+(relative to the bind pose, in each joint's bind frame) are the pose bones' quaternions as they are.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ REST_TOL = 1e-4     # how far Blender's bone rest matrices may be from the bind 
 
 
 def blender_scene_options(options: ExportOptions) -> ExportOptions:
-    """The frame the Blender scene is built in for ``options``: Blender's Z-up axes, the file's units."""
-    return replace(options, up="z")
+    """The frame the Blender scene's data are built in for ``options``: the file's own axes and units."""
+    return replace(options)
 
 
 def fbx_task(scene: ExportScene, out: Path, up: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -33,8 +35,8 @@ def fbx_task(scene: ExportScene, out: Path, up: str) -> tuple[dict[str, Any], di
     import roma
     import torch
 
-    if scene.options.up != "z":
-        raise ValueError("fbx_task: the scene must be prepared in Blender's Z-up axes (blender_scene_options)")
+    if scene.options.up != up:
+        raise ValueError(f"fbx_task: the scene is prepared {scene.options.up}-up, the file is {up}-up")
     arrays: dict[str, np.ndarray] = {
         "parents": scene.parents, "bind": scene.bind, "vertices": scene.vertices, "faces": scene.faces,
         "skin_indices": scene.skin_indices, "skin_weights": scene.skin_weights,
@@ -62,7 +64,7 @@ def fbx_task(scene: ExportScene, out: Path, up: str) -> tuple[dict[str, Any], di
 
 
 def export_fbx(scene: ExportScene, out: str | Path, up: str = "y") -> Path:
-    """Write ``scene`` (prepared in Blender's axes, see `blender_scene_options`) to ``out`` as an FBX whose up
+    """Write ``scene`` (prepared in the file's frame, see `blender_scene_options`) to ``out`` as an FBX whose up
     axis is ``up`` ("y" or "z"); atomic. Returns the path."""
     from assets.blender_worker import run_blender_tasks
 
