@@ -200,7 +200,7 @@ class Rig:
         trans = wpos - (A @ h[..., None])[..., 0]                          # T_j = [A_j | w_j - A_j h_j]
         v = tens["verts"][None]
         if w is not None and tens["bs"].shape[0]:
-            v = v + torch.einsum("bn,nvc->bvc", w, tens["bs"])
+            v = v + (w @ tens["bs"].reshape(len(tens["bs"]), -1)).view(w.shape[0], -1, 3)
         if tens.get("corr") is not None:
             cj = tens["corr_joints"]
             eye = torch.eye(3, dtype=R.dtype, device=R.device)
@@ -316,6 +316,11 @@ class Rig:
             "parents_t": T(np.maximum(self.parents, 0), torch.long),
             "inverse_order": T(np.argsort(order), torch.long),
         }
+        used = w > 0
+        ref = np.broadcast_to(idx[:, :1], idx.shape)[used]
+        other = idx[used]
+        pairs = np.unique(np.stack([ref, other], 1)[ref != other], axis=0) if used.any() else np.zeros((0, 2))
+        tens["dq_pairs"] = T(pairs.T.reshape(2, -1), torch.long)
         if self.corrective_joints is not None:
             tens["corr_joints"] = T(self.corrective_joints, torch.long)
             tens["corr"] = T(self.corrective_deltas.reshape(len(self.corrective_deltas), -1))
@@ -521,34 +526,75 @@ def _lbs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.T
     B, J = A.shape[:2]
     T = torch.cat([A, trans[..., None]], dim=-1)                 # (B, J, 3, 4)
     flat = T.permute(1, 0, 2, 3).reshape(J, B * 12)
+    blend = (_sparse(tens, flat.dtype) @ flat).view(-1, B, 3, 4)  # (V, B, 3, 4)
+    out = torch.einsum("vbij,vbj->vbi", blend[..., :3], v.transpose(0, 1)) + blend[..., 3]
+    return out.transpose(0, 1)
+
+
+def _sparse(tens, dtype: torch.dtype) -> torch.Tensor:
     W = tens["skin_sparse"]
-    if W.dtype != flat.dtype:
-        W = W.to(flat.dtype)
-    blend = (W @ flat).reshape(-1, B, 3, 4).permute(1, 0, 2, 3)  # (B, V, 3, 4)
-    return (blend[..., :3] @ v[..., None])[..., 0] + blend[..., 3]
+    return W if W.dtype == dtype else W.to(dtype)
 
 
 def _dqs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
-    """Dual-quaternion skinning. Quaternions here are roma's (x, y, z, w), internal to this function."""
+    """Dual-quaternion skinning. Quaternions here are roma's (x, y, z, w), internal to this function.
+
+    Each vertex blends its joints' dual quaternions with signs that put them in the hemisphere of its first
+    influence. Fast path: flip every joint's quaternion into its parent's hemisphere (down the hierarchy);
+    when then every (first influence, other influence) pair used by a vertex has a non-negative dot product,
+    no per-vertex flip is needed and the blend is one sparse (V, J) x (J, B*8) product, exactly the same
+    result. Otherwise (relative rotations near 180 degrees), `_dqs_blend_per_vertex` is used."""
     import roma
 
+    B, J = A.shape[:2]
     q = roma.rotmat_to_unitquat(A)                               # (B, J, 4) xyzw
     tq = torch.cat([0.5 * trans, torch.zeros_like(trans[..., :1])], dim=-1)
     d = roma.quat_product(tq, q)                                 # dual part: 0.5 * t * q
-    idx, w = tens["skin_idx"], tens["skin_w"].to(v.dtype)
-    q_ref = q[:, idx[:, 0]]                                      # (B, V, 4)
+    # hemisphere of the parent, propagated from the roots
+    raw = torch.where((q * q[:, tens["parents_t"]]).sum(-1) < 0, -1.0, 1.0).to(q.dtype)  # (B, J)
+    sign_parts = [torch.ones_like(raw[:, tens["levels"][0]])]
+    for lvl, (idx, par_local) in enumerate(tens["level_pairs"]):
+        sign_parts.append(sign_parts[lvl][:, par_local] * raw[:, idx])
+    s = torch.cat(sign_parts, dim=1)[:, tens["inverse_order"]][..., None]
+    q, d = q * s, d * s
+    pairs = tens["dq_pairs"]
+    if bool(((q[:, pairs[0]] * q[:, pairs[1]]).sum(-1) >= 0).all()):
+        qd = torch.cat([q, d], dim=-1).permute(1, 0, 2).reshape(J, B * 8)
+        blend = (_sparse(tens, qd.dtype) @ qd).view(-1, B, 8)   # (V, B, 8)
+        qb, db = blend[..., :4], blend[..., 4:]
+    else:
+        qb, db = _dqs_blend_per_vertex(q, d, tens)
+        qb, db = qb.transpose(0, 1), db.transpose(0, 1)
+    return _apply_dual_quaternions(qb, db, v.transpose(0, 1)).transpose(0, 1)
+
+
+def _dqs_blend_per_vertex(q: torch.Tensor, d: torch.Tensor, tens) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference DQS blend: q, d (B, J, 4) -> (B, V, 4) each, every influence flipped into the hemisphere of
+    the vertex's first influence (anny's convention)."""
+    idx, w = tens["skin_idx"], tens["skin_w"].to(q.dtype)
+    q_ref = q[:, idx[:, 0]]
     qb = torch.zeros_like(q_ref)
     db = torch.zeros_like(q_ref)
     for k in range(idx.shape[1]):
         qk, dk = q[:, idx[:, k]], d[:, idx[:, k]]
-        s = torch.where((qk * q_ref).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(v.dtype)
-        wk = w[:, k, None] * s
+        sk = torch.where((qk * q_ref).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(q.dtype)
+        wk = w[:, k, None] * sk
         qb = qb + wk * qk
         db = db + wk * dk
-    n = qb.norm(dim=-1, keepdim=True)
-    qb, db = qb / n, db / n
-    t = 2.0 * roma.quat_product(db, roma.quat_conjugation(qb))[..., :3]
-    return roma.quat_action(qb, v, is_normalized=True) + t
+    return qb, db
+
+
+def _apply_dual_quaternions(qb: torch.Tensor, db: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Apply blended dual quaternions (real part qb, dual part db: (..., 4) xyzw, not normalised) to v (..., 3).
+
+    With q = (u, s) and d = (d_u, d_s) divided by |q|, the rotation is v + 2 s (u x v) + 2 u x (u x v) and the
+    translation 2 vec(d q*) = 2 (s d_u - d_s u + u x d_u). Both are bilinear in the unnormalised parts, so
+    v' = v + (2 / |q|^2) (s c + u x c - d_s u) with c = u x v + d_u. Written out elementwise (roma's generic
+    products allocate much more); tested against roma's quat_action / quat_product."""
+    u, s = qb[..., :3], qb[..., 3:]
+    scale = 2.0 / (qb * qb).sum(-1, keepdim=True)
+    c = torch.linalg.cross(u, v, dim=-1) + db[..., :3]
+    return v + scale * (s * c + torch.linalg.cross(u, c, dim=-1) - db[..., 3:] * u)
 
 
 def _top_k(idx: np.ndarray, w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
