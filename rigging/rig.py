@@ -140,7 +140,7 @@ class Rig:
         if top_k is not None:
             idx, w = _top_k(idx, w, top_k)
         uv = model.uvs
-        shape_vec = model.vector(shape, model.shape_names, 0.5 if model.name == "anny" else 0.0, "shape")
+        shape_vec = model.vector(shape, model.shape_names, model.shape_default, "shape")
         meta = {"source": {"model": model.name, "rig": getattr(model, "rig", None),
                            "shape": dict(zip(model.shape_names, [round(float(x), 6) for x in shape_vec],
                                              strict=True)),
@@ -321,6 +321,12 @@ class Rig:
         other = idx[used]
         pairs = np.unique(np.stack([ref, other], 1)[ref != other], axis=0) if used.any() else np.zeros((0, 2))
         tens["dq_pairs"] = T(pairs.T.reshape(2, -1), torch.long)
+        slot_pair = np.full(idx.shape, -1, dtype=np.int64)
+        if len(pairs):
+            lookup = {(int(a), int(b)): i for i, (a, b) in enumerate(pairs)}
+            for (vtx, k) in zip(*np.nonzero(used & (idx != idx[:, :1])), strict=True):
+                slot_pair[vtx, k] = lookup[(int(idx[vtx, 0]), int(idx[vtx, k]))]
+        tens["dq_slot_pair"] = T(slot_pair, torch.long)
         if self.corrective_joints is not None:
             tens["corr_joints"] = T(self.corrective_joints, torch.long)
             tens["corr"] = T(self.corrective_deltas.reshape(len(self.corrective_deltas), -1))
@@ -527,8 +533,8 @@ def _lbs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.T
     T = torch.cat([A, trans[..., None]], dim=-1)                 # (B, J, 3, 4)
     flat = T.permute(1, 0, 2, 3).reshape(J, B * 12)
     blend = (_sparse(tens, flat.dtype) @ flat).view(-1, B, 3, 4)  # (V, B, 3, 4)
-    out = torch.einsum("vbij,vbj->vbi", blend[..., :3], v.transpose(0, 1)) + blend[..., 3]
-    return out.transpose(0, 1)
+    vh = torch.cat([v.transpose(0, 1), torch.ones_like(v[..., :1]).transpose(0, 1)], dim=-1)   # (V, B, 4)
+    return (blend @ vh[..., None])[..., 0].transpose(0, 1)
 
 
 def _sparse(tens, dtype: torch.dtype) -> torch.Tensor:
@@ -541,9 +547,10 @@ def _dqs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.T
 
     Each vertex blends its joints' dual quaternions with signs that put them in the hemisphere of its first
     influence. Fast path: flip every joint's quaternion into its parent's hemisphere (down the hierarchy);
-    when then every (first influence, other influence) pair used by a vertex has a non-negative dot product,
-    no per-vertex flip is needed and the blend is one sparse (V, J) x (J, B*8) product, exactly the same
-    result. Otherwise (relative rotations near 180 degrees), `_dqs_blend_per_vertex` is used."""
+    then every vertex whose (first influence, other influence) pairs all have non-negative dot products
+    needs no per-vertex flip, and the blend is one sparse (V, J) x (J, B*8) product, exactly the same
+    result. The few vertices with a pair beyond 180 degrees of relative rotation are redone with
+    `_dqs_blend_per_vertex`."""
     import roma
 
     B, J = A.shape[:2]
@@ -558,20 +565,26 @@ def _dqs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.T
     s = torch.cat(sign_parts, dim=1)[:, tens["inverse_order"]][..., None]
     q, d = q * s, d * s
     pairs = tens["dq_pairs"]
-    if bool(((q[:, pairs[0]] * q[:, pairs[1]]).sum(-1) >= 0).all()):
-        qd = torch.cat([q, d], dim=-1).permute(1, 0, 2).reshape(J, B * 8)
-        blend = (_sparse(tens, qd.dtype) @ qd).view(-1, B, 8)   # (V, B, 8)
-        qb, db = blend[..., :4], blend[..., 4:]
-    else:
-        qb, db = _dqs_blend_per_vertex(q, d, tens)
-        qb, db = qb.transpose(0, 1), db.transpose(0, 1)
+    qd = torch.cat([q, d], dim=-1).permute(1, 0, 2).reshape(J, B * 8)
+    blend = (_sparse(tens, qd.dtype) @ qd).view(-1, B, 8)       # (V, B, 8)
+    bad_pairs = ((q[:, pairs[0]] * q[:, pairs[1]]).sum(-1) < 0).any(0)          # (P,)
+    if bool(bad_pairs.any()):
+        slot_pair = tens["dq_slot_pair"]                                       # (V, K), -1 = no pair
+        bad_v = torch.nonzero((bad_pairs[slot_pair.clamp(min=0)] & (slot_pair >= 0)).any(1))[:, 0]
+        qv, dv = _dqs_blend_per_vertex(q, d, tens, bad_v)                       # (B, U, 4) each
+        blend = blend.clone()
+        blend[bad_v] = torch.cat([qv, dv], dim=-1).transpose(0, 1)
+    qb, db = blend[..., :4], blend[..., 4:]
     return _apply_dual_quaternions(qb, db, v.transpose(0, 1)).transpose(0, 1)
 
 
-def _dqs_blend_per_vertex(q: torch.Tensor, d: torch.Tensor, tens) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference DQS blend: q, d (B, J, 4) -> (B, V, 4) each, every influence flipped into the hemisphere of
-    the vertex's first influence (anny's convention)."""
+def _dqs_blend_per_vertex(q: torch.Tensor, d: torch.Tensor, tens, vertices: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference DQS blend: q, d (B, J, 4) -> (B, V, 4) each (or (B, U, 4) for the given vertex indices), every
+    influence flipped into the hemisphere of the vertex's first influence (anny's convention)."""
     idx, w = tens["skin_idx"], tens["skin_w"].to(q.dtype)
+    if vertices is not None:
+        idx, w = idx[vertices], w[vertices]
     q_ref = q[:, idx[:, 0]]
     qb = torch.zeros_like(q_ref)
     db = torch.zeros_like(q_ref)
