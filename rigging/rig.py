@@ -526,15 +526,33 @@ class Rig:
 
 # -- skinning kernels -------------------------------------------------------------------------------
 
+LBS_CHUNK = 1024   # vertices per block on the CPU: each block's blended transforms stay in cache
+
+
 def _lbs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
-    """v (B, V, 3), A (B, J, 3, 3), trans (B, J, 3) -> (B, V, 3): v' = sum_j w_vj (A_j v + t_j), the blend of
-    the 3x4 transforms done as one sparse (V, J) x (J, B*12) product."""
+    """v (B, V, 3), A (B, J, 3, 3), trans (B, J, 3) -> (B, V, 3): v' = sum_j w_vj (A_j v + t_j). The blend of
+    the 3x4 transforms is a sparse (V, J) x (J, B*12) product, applied to [v; 1] as one batched matmul; on the
+    CPU by blocks of LBS_CHUNK vertices."""
     B, J = A.shape[:2]
     T = torch.cat([A, trans[..., None]], dim=-1)                 # (B, J, 3, 4)
     flat = T.permute(1, 0, 2, 3).reshape(J, B * 12)
-    blend = (_sparse(tens, flat.dtype) @ flat).view(-1, B, 3, 4)  # (V, B, 3, 4)
-    vh = torch.cat([v.transpose(0, 1), torch.ones_like(v[..., :1]).transpose(0, 1)], dim=-1)   # (V, B, 4)
-    return (blend @ vh[..., None])[..., 0].transpose(0, 1)
+    vh = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1).transpose(0, 1)   # (V, B, 4)
+    if flat.device.type != "cpu":
+        blend = (_sparse(tens, flat.dtype) @ flat).view(-1, B, 3, 4)
+        return (blend @ vh[..., None])[..., 0].transpose(0, 1)
+    out = []
+    for start, W in _sparse_chunks(tens, flat.dtype):
+        blend = (W @ flat).view(-1, B, 3, 4)
+        out.append((blend @ vh[start:start + blend.shape[0], :, :, None])[..., 0])
+    return torch.cat(out, dim=0).transpose(0, 1)
+
+
+def _sparse_chunks(tens, dtype: torch.dtype) -> list[tuple[int, torch.Tensor]]:
+    key = f"skin_chunks_{dtype}"
+    if key not in tens:
+        dense = _sparse(tens, dtype).to_dense()
+        tens[key] = [(s, _to_csr(dense[s:s + LBS_CHUNK])) for s in range(0, dense.shape[0], LBS_CHUNK)]
+    return tens[key]
 
 
 def _sparse(tens, dtype: torch.dtype) -> torch.Tensor:
