@@ -5,8 +5,9 @@
 Both sides get the same random poses and expressions. anny's forward blends the phenotype blendshapes,
 rebuilds the rest skeleton, runs its kinematics and skins (its default skinning: NVIDIA warp LBS when warp
 is installed, else torch LBS; its torch 'lbs' and 'dqs' are timed too); Rig.pose starts from the baked
-bind mesh. Times are the median and minimum over repeats, in milliseconds; the ratio is anny's median
-time over Rig's.
+bind mesh. Every candidate is timed once per round, round after round (so all see the same load on a
+shared machine); times are the median and minimum over rounds, in milliseconds; the ratio is anny's
+median time over the candidate's.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ import time
 import torch
 
 
-def _time(fn, repeats: int, sync) -> tuple[float, float]:
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _time_round_robin(fns: dict, repeats: int, sync) -> dict[str, tuple[float, float]]:
+    """Median and min ms of each function, timed in turn within every round so that all of them see the
+    same machine load (the project's machine is shared; absolute times vary between rounds)."""
+    for fn in fns.values():
         fn()
-        sync()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), min(times)
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: (statistics.median(ts), min(ts)) for name, ts in times.items()}
 
 
 def main() -> None:
@@ -84,14 +89,12 @@ def bench_batch(B, rig, peers, pheno, dtype, dev, repeats, sync) -> dict[str, tu
     deltas = torch.eye(4, dtype=dtype, device=dev).repeat(B, J, 1, 1)
     deltas[..., :3, :3] = roma.rotvec_to_rotmat(rotvec)
     pk = {k: torch.full((B,), v, dtype=dtype, device=dev) for k, v in pheno.items()}
-    results = {}
+    fns = {name: (lambda peer=peer: peer(pose_parameters=deltas, phenotype_kwargs=pk, facial_actions=expr))
+           for name, peer in peers.items()}
+    for method in ("lbs", "dqs"):
+        fns[f"Rig.pose {method}"] = lambda method=method: rig.pose(rotvec, None, expr, method=method)
     with torch.no_grad():
-        for name, peer in peers.items():
-            results[name] = _time(lambda peer=peer: peer(pose_parameters=deltas, phenotype_kwargs=pk,
-                                                         facial_actions=expr), repeats, sync)
-        for method in ("lbs", "dqs"):
-            results[f"Rig.pose {method}"] = _time(lambda method=method: rig.pose(rotvec, None, expr, method=method),
-                                                  repeats, sync)
+        results = _time_round_robin(fns, repeats, sync)
     return results
 
 

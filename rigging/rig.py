@@ -48,7 +48,7 @@ class RigError(DoppelError):
     """A rig is invalid, or its files are missing, corrupted or of an unknown schema."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Rig:
     """A skinned, blendshaped character ready to pose and export. Arrays are numpy.
 
@@ -63,6 +63,8 @@ class Rig:
     corrective_joints: (P,) int64 or None; corrective_deltas: (P * 9, V, 3) float32 or None: vertex offsets
         per entry of (R_j - I) (row-major) of the local rotations of those joints (SMPL-style pose correctives).
     metadata: JSON-serialisable description (source model, parameters); written to the manifest.
+
+    Posing caches the arrays as tensors per (device, dtype); call `clear_cache()` after editing arrays in place.
     """
 
     joint_names: list[str]
@@ -101,8 +103,11 @@ class Rig:
         if self.corrective_joints is not None:
             self.corrective_joints = np.asarray(self.corrective_joints, dtype=np.int64)
             self.corrective_deltas = np.asarray(self.corrective_deltas, dtype=np.float32)
-        self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
-        self._levels: list[np.ndarray] | None = None
+        self._cache: dict[tuple, dict[str, Any]] = {}
+
+    def clear_cache(self) -> None:
+        """Forget the tensors cached for posing (needed after editing the rig's arrays in place)."""
+        self._cache.clear()
 
     # -- sizes and views ----------------------------------------------------------------------------
 
@@ -259,10 +264,6 @@ class Rig:
         Rb = tens["bind_rot"]
         G = Rb @ R @ Rb.transpose(-1, -2)
         h = self._bind_positions(w, tens).expand(B, J, 3)
-        if self._levels is None:
-            from reconstruction.body_models.base import topological_levels
-
-            self._levels = topological_levels(self.parents)
         A_parts, w_parts = [], []
         roots = tens["levels"][0]
         A_root = G[:, roots]
@@ -526,7 +527,7 @@ class Rig:
 
 # -- skinning kernels -------------------------------------------------------------------------------
 
-LBS_CHUNK = 1024   # vertices per block on the CPU: each block's blended transforms stay in cache
+LBS_CHUNK = 4096   # vertices per block on the CPU: each block's blended transforms stay in cache
 
 
 def _lbs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
