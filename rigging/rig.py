@@ -48,7 +48,7 @@ class RigError(DoppelError):
     """A rig is invalid, or its files are missing, corrupted or of an unknown schema."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Rig:
     """A skinned, blendshaped character ready to pose and export. Arrays are numpy.
 
@@ -63,6 +63,8 @@ class Rig:
     corrective_joints: (P,) int64 or None; corrective_deltas: (P * 9, V, 3) float32 or None: vertex offsets
         per entry of (R_j - I) (row-major) of the local rotations of those joints (SMPL-style pose correctives).
     metadata: JSON-serialisable description (source model, parameters); written to the manifest.
+
+    Posing caches the arrays as tensors per (device, dtype); call `clear_cache()` after editing arrays in place.
     """
 
     joint_names: list[str]
@@ -101,8 +103,11 @@ class Rig:
         if self.corrective_joints is not None:
             self.corrective_joints = np.asarray(self.corrective_joints, dtype=np.int64)
             self.corrective_deltas = np.asarray(self.corrective_deltas, dtype=np.float32)
-        self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
-        self._levels: list[np.ndarray] | None = None
+        self._cache: dict[tuple, dict[str, Any]] = {}
+
+    def clear_cache(self) -> None:
+        """Forget the tensors cached for posing (needed after editing the rig's arrays in place)."""
+        self._cache.clear()
 
     # -- sizes and views ----------------------------------------------------------------------------
 
@@ -140,7 +145,7 @@ class Rig:
         if top_k is not None:
             idx, w = _top_k(idx, w, top_k)
         uv = model.uvs
-        shape_vec = model.vector(shape, model.shape_names, 0.5 if model.name == "anny" else 0.0, "shape")
+        shape_vec = model.vector(shape, model.shape_names, model.shape_default, "shape")
         meta = {"source": {"model": model.name, "rig": getattr(model, "rig", None),
                            "shape": dict(zip(model.shape_names, [round(float(x), 6) for x in shape_vec],
                                              strict=True)),
@@ -200,7 +205,7 @@ class Rig:
         trans = wpos - (A @ h[..., None])[..., 0]                          # T_j = [A_j | w_j - A_j h_j]
         v = tens["verts"][None]
         if w is not None and tens["bs"].shape[0]:
-            v = v + torch.einsum("bn,nvc->bvc", w, tens["bs"])
+            v = v + (w @ tens["bs"].reshape(len(tens["bs"]), -1)).view(w.shape[0], -1, 3)
         if tens.get("corr") is not None:
             cj = tens["corr_joints"]
             eye = torch.eye(3, dtype=R.dtype, device=R.device)
@@ -259,10 +264,6 @@ class Rig:
         Rb = tens["bind_rot"]
         G = Rb @ R @ Rb.transpose(-1, -2)
         h = self._bind_positions(w, tens).expand(B, J, 3)
-        if self._levels is None:
-            from reconstruction.body_models.base import topological_levels
-
-            self._levels = topological_levels(self.parents)
         A_parts, w_parts = [], []
         roots = tens["levels"][0]
         A_root = G[:, roots]
@@ -316,6 +317,17 @@ class Rig:
             "parents_t": T(np.maximum(self.parents, 0), torch.long),
             "inverse_order": T(np.argsort(order), torch.long),
         }
+        used = w > 0
+        ref = np.broadcast_to(idx[:, :1], idx.shape)[used]
+        other = idx[used]
+        pairs = np.unique(np.stack([ref, other], 1)[ref != other], axis=0) if used.any() else np.zeros((0, 2))
+        tens["dq_pairs"] = T(pairs.T.reshape(2, -1), torch.long)
+        slot_pair = np.full(idx.shape, -1, dtype=np.int64)
+        if len(pairs):
+            lookup = {(int(a), int(b)): i for i, (a, b) in enumerate(pairs)}
+            for (vtx, k) in zip(*np.nonzero(used & (idx != idx[:, :1])), strict=True):
+                slot_pair[vtx, k] = lookup[(int(idx[vtx, 0]), int(idx[vtx, k]))]
+        tens["dq_slot_pair"] = T(slot_pair, torch.long)
         if self.corrective_joints is not None:
             tens["corr_joints"] = T(self.corrective_joints, torch.long)
             tens["corr"] = T(self.corrective_deltas.reshape(len(self.corrective_deltas), -1))
@@ -515,40 +527,106 @@ class Rig:
 
 # -- skinning kernels -------------------------------------------------------------------------------
 
+LBS_CHUNK = 4096   # vertices per block on the CPU: each block's blended transforms stay in cache
+
+
 def _lbs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
-    """v (B, V, 3), A (B, J, 3, 3), trans (B, J, 3) -> (B, V, 3): v' = sum_j w_vj (A_j v + t_j), the blend of
-    the 3x4 transforms done as one sparse (V, J) x (J, B*12) product."""
+    """v (B, V, 3), A (B, J, 3, 3), trans (B, J, 3) -> (B, V, 3): v' = sum_j w_vj (A_j v + t_j). The blend of
+    the 3x4 transforms is a sparse (V, J) x (J, B*12) product, applied to [v; 1] as one batched matmul; on the
+    CPU by blocks of LBS_CHUNK vertices."""
     B, J = A.shape[:2]
     T = torch.cat([A, trans[..., None]], dim=-1)                 # (B, J, 3, 4)
     flat = T.permute(1, 0, 2, 3).reshape(J, B * 12)
+    vh = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1).transpose(0, 1)   # (V, B, 4)
+    if flat.device.type != "cpu":
+        blend = (_sparse(tens, flat.dtype) @ flat).view(-1, B, 3, 4)
+        return (blend @ vh[..., None])[..., 0].transpose(0, 1)
+    out = []
+    for start, W in _sparse_chunks(tens, flat.dtype):
+        blend = (W @ flat).view(-1, B, 3, 4)
+        out.append((blend @ vh[start:start + blend.shape[0], :, :, None])[..., 0])
+    return torch.cat(out, dim=0).transpose(0, 1)
+
+
+def _sparse_chunks(tens, dtype: torch.dtype) -> list[tuple[int, torch.Tensor]]:
+    key = f"skin_chunks_{dtype}"
+    if key not in tens:
+        dense = _sparse(tens, dtype).to_dense()
+        tens[key] = [(s, _to_csr(dense[s:s + LBS_CHUNK])) for s in range(0, dense.shape[0], LBS_CHUNK)]
+    return tens[key]
+
+
+def _sparse(tens, dtype: torch.dtype) -> torch.Tensor:
     W = tens["skin_sparse"]
-    if W.dtype != flat.dtype:
-        W = W.to(flat.dtype)
-    blend = (W @ flat).reshape(-1, B, 3, 4).permute(1, 0, 2, 3)  # (B, V, 3, 4)
-    return (blend[..., :3] @ v[..., None])[..., 0] + blend[..., 3]
+    return W if W.dtype == dtype else W.to(dtype)
 
 
 def _dqs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
-    """Dual-quaternion skinning. Quaternions here are roma's (x, y, z, w), internal to this function."""
+    """Dual-quaternion skinning. Quaternions here are roma's (x, y, z, w), internal to this function.
+
+    Each vertex blends its joints' dual quaternions with signs that put them in the hemisphere of its first
+    influence. Fast path: flip every joint's quaternion into its parent's hemisphere (down the hierarchy);
+    then every vertex whose (first influence, other influence) pairs all have non-negative dot products
+    needs no per-vertex flip, and the blend is one sparse (V, J) x (J, B*8) product, exactly the same
+    result. The few vertices with a pair beyond 180 degrees of relative rotation are redone with
+    `_dqs_blend_per_vertex`."""
     import roma
 
+    B, J = A.shape[:2]
     q = roma.rotmat_to_unitquat(A)                               # (B, J, 4) xyzw
     tq = torch.cat([0.5 * trans, torch.zeros_like(trans[..., :1])], dim=-1)
     d = roma.quat_product(tq, q)                                 # dual part: 0.5 * t * q
-    idx, w = tens["skin_idx"], tens["skin_w"].to(v.dtype)
-    q_ref = q[:, idx[:, 0]]                                      # (B, V, 4)
+    # hemisphere of the parent, propagated from the roots
+    raw = torch.where((q * q[:, tens["parents_t"]]).sum(-1) < 0, -1.0, 1.0).to(q.dtype)  # (B, J)
+    sign_parts = [torch.ones_like(raw[:, tens["levels"][0]])]
+    for lvl, (idx, par_local) in enumerate(tens["level_pairs"]):
+        sign_parts.append(sign_parts[lvl][:, par_local] * raw[:, idx])
+    s = torch.cat(sign_parts, dim=1)[:, tens["inverse_order"]][..., None]
+    q, d = q * s, d * s
+    pairs = tens["dq_pairs"]
+    qd = torch.cat([q, d], dim=-1).permute(1, 0, 2).reshape(J, B * 8)
+    blend = (_sparse(tens, qd.dtype) @ qd).view(-1, B, 8)       # (V, B, 8)
+    bad_pairs = ((q[:, pairs[0]] * q[:, pairs[1]]).sum(-1) < 0).any(0)          # (P,)
+    if bool(bad_pairs.any()):
+        slot_pair = tens["dq_slot_pair"]                                       # (V, K), -1 = no pair
+        bad_v = torch.nonzero((bad_pairs[slot_pair.clamp(min=0)] & (slot_pair >= 0)).any(1))[:, 0]
+        qv, dv = _dqs_blend_per_vertex(q, d, tens, bad_v)                       # (B, U, 4) each
+        blend = blend.clone()
+        blend[bad_v] = torch.cat([qv, dv], dim=-1).transpose(0, 1)
+    qb, db = blend[..., :4], blend[..., 4:]
+    return _apply_dual_quaternions(qb, db, v.transpose(0, 1)).transpose(0, 1)
+
+
+def _dqs_blend_per_vertex(q: torch.Tensor, d: torch.Tensor, tens, vertices: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference DQS blend: q, d (B, J, 4) -> (B, V, 4) each (or (B, U, 4) for the given vertex indices), every
+    influence flipped into the hemisphere of the vertex's first influence (anny's convention)."""
+    idx, w = tens["skin_idx"], tens["skin_w"].to(q.dtype)
+    if vertices is not None:
+        idx, w = idx[vertices], w[vertices]
+    q_ref = q[:, idx[:, 0]]
     qb = torch.zeros_like(q_ref)
     db = torch.zeros_like(q_ref)
     for k in range(idx.shape[1]):
         qk, dk = q[:, idx[:, k]], d[:, idx[:, k]]
-        s = torch.where((qk * q_ref).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(v.dtype)
-        wk = w[:, k, None] * s
+        sk = torch.where((qk * q_ref).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(q.dtype)
+        wk = w[:, k, None] * sk
         qb = qb + wk * qk
         db = db + wk * dk
-    n = qb.norm(dim=-1, keepdim=True)
-    qb, db = qb / n, db / n
-    t = 2.0 * roma.quat_product(db, roma.quat_conjugation(qb))[..., :3]
-    return roma.quat_action(qb, v, is_normalized=True) + t
+    return qb, db
+
+
+def _apply_dual_quaternions(qb: torch.Tensor, db: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Apply blended dual quaternions (real part qb, dual part db: (..., 4) xyzw, not normalised) to v (..., 3).
+
+    With q = (u, s) and d = (d_u, d_s) divided by |q|, the rotation is v + 2 s (u x v) + 2 u x (u x v) and the
+    translation 2 vec(d q*) = 2 (s d_u - d_s u + u x d_u). Both are bilinear in the unnormalised parts, so
+    v' = v + (2 / |q|^2) (s c + u x c - d_s u) with c = u x v + d_u. Written out elementwise (roma's generic
+    products allocate much more); tested against roma's quat_action / quat_product."""
+    u, s = qb[..., :3], qb[..., 3:]
+    scale = 2.0 / (qb * qb).sum(-1, keepdim=True)
+    c = torch.linalg.cross(u, v, dim=-1) + db[..., :3]
+    return v + scale * (s * c + torch.linalg.cross(u, c, dim=-1) - db[..., 3:] * u)
 
 
 def _top_k(idx: np.ndarray, w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

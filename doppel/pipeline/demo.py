@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.storage import atomic_write_json, write_manifest
+from doppel.pipeline.demo_rig import stage_rig
 from doppel.report import Section, write_report
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ from doppel.pipeline.demo_export import stage_export  # noqa: E402
 
 STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
     ("actor", stage_actor),
+    ("rig", stage_rig),
     ("export", stage_export),
 ]
 

@@ -68,6 +68,7 @@ class AnnyModel(BodyModel):
     """
 
     name = "anny"
+    shape_default = 0.5
 
     def __init__(self, rig: str = "anny", dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
                  skinning_method: str = "lbs"):

@@ -114,6 +114,7 @@ class BodyModel(abc.ABC):
     """A parametric body model in Doppel's frame. Subclasses: AnnyModel, SMPLXModel, FLAMEModel."""
 
     name: str = "body"
+    shape_default: float = 0.0   # the neutral value of every shape parameter
 
     @property
     @abc.abstractmethod

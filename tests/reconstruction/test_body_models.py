@@ -152,3 +152,14 @@ def test_flame_pkl_adapter_matches_smplx(tmp_path):
                leye_pose=pose[:, 3], reye_pose=pose[:, 4], expression=expr)
     assert (ours.vertices - ref.vertices).abs().max() < TOL_M
     assert path.is_file()
+
+
+def test_anny_float32_follows_float64(anny64):
+    m32 = AnnyModel(dtype=torch.float32)
+    g = torch.Generator().manual_seed(4)
+    pose = torch.randn(2, len(m32.pose_names), 3, generator=g) * 0.3
+    expr = torch.rand(2, 52, generator=g)
+    out32 = m32(BodyParams(pose=pose, expression=expr))
+    out64 = anny64(BodyParams(pose=pose.double(), expression=expr.double()))
+    assert out32.vertices.dtype == torch.float32
+    assert (out32.vertices.double() - out64.vertices).abs().max() < 1e-5   # metres: float32 round-off

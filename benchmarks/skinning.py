@@ -1,0 +1,102 @@
+"""Rig.pose (LBS and DQS) on the Anny rig vs anny's own forward pass, at batch 1 and 64, 2 CPU threads.
+
+    PYTHONPATH=. python benchmarks/skinning.py [--repeats N] [--device cpu|cuda] [--dtype float32|float64]
+
+Both sides get the same random poses and expressions. anny's forward blends the phenotype blendshapes,
+rebuilds the rest skeleton, runs its kinematics and skins (its default skinning: NVIDIA warp LBS when warp
+is installed, else torch LBS; its torch 'lbs' and 'dqs' are timed too); Rig.pose starts from the baked
+bind mesh. Every candidate is timed once per round, round after round (so all see the same load on a
+shared machine); times are the median and minimum over rounds, in milliseconds; the ratio is anny's
+median time over the candidate's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+
+def _time_round_robin(fns: dict, repeats: int, sync) -> dict[str, tuple[float, float]]:
+    """Median and min ms of each function, timed in turn within every round so that all of them see the
+    same machine load (the project's machine is shared; absolute times vary between rounds)."""
+    for fn in fns.values():
+        fn()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: (statistics.median(ts), min(ts)) for name, ts in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--batches", default="1,64")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    from reconstruction.body_models.anny_model import _quiet_warp
+    from rigging import Rig
+
+    _quiet_warp()
+    import anny
+
+    from reconstruction.body_models import AnnyModel
+
+    peers = {name: anny.Anny(facial_actions="all", skinning_method=sm).to(dtype=dtype, device=dev)
+             for name, sm in (("anny (default skinning)", None), ("anny lbs", "lbs"), ("anny dqs", "dqs"))}
+    model = AnnyModel(dtype=torch.float64)
+    pheno = {"gender": 0.4, "age": 0.6, "muscle": 0.5, "weight": 0.5, "height": 0.6, "proportions": 0.5}
+    rig = Rig.from_body_model(model, pheno)
+    J, E = rig.num_joints, len(rig.blendshape_names)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# {platform.node()} | {platform.processor() or platform.machine()} | torch {torch.__version__} | "
+          f"threads {torch.get_num_threads()} | {dev} {args.dtype} | anny rig: {J} joints, "
+          f"{rig.num_vertices} vertices, {E} facial blendshapes | load average {load:.1f}")
+    print(f"{'batch':>5}  {'what':<28} {'median ms':>10} {'min ms':>9}  {'anny default / this':>20}")
+    for B in [int(b) for b in args.batches.split(",")]:
+        results = bench_batch(B, rig, peers, pheno, dtype, dev, args.repeats, sync)
+        ref = results["anny (default skinning)"][0]
+        for name, (med, mn) in results.items():
+            print(f"{B:>5}  {name:<28} {med:>10.2f} {mn:>9.2f}  {ref / med:>19.1f}x")
+        print(f"{B:>5}  Rig.pose lbs vs anny default forward: {ref / results['Rig.pose lbs'][0]:.1f}x faster; "
+              f"Rig.pose dqs vs anny dqs forward: {results['anny dqs'][0] / results['Rig.pose dqs'][0]:.1f}x faster")
+
+
+def bench_batch(B, rig, peers, pheno, dtype, dev, repeats, sync) -> dict[str, tuple[float, float]]:
+    """Median and min ms of every peer's forward and of Rig.pose (lbs, dqs) on the same random inputs."""
+    import roma
+
+    J, E = rig.num_joints, len(rig.blendshape_names)
+    g = torch.Generator().manual_seed(B)
+    rotvec = (torch.randn(B, J, 3, generator=g) * 0.3).to(dtype=dtype, device=dev)
+    expr = torch.rand(B, E, generator=g).to(dtype=dtype, device=dev)
+    deltas = torch.eye(4, dtype=dtype, device=dev).repeat(B, J, 1, 1)
+    deltas[..., :3, :3] = roma.rotvec_to_rotmat(rotvec)
+    pk = {k: torch.full((B,), v, dtype=dtype, device=dev) for k, v in pheno.items()}
+    fns = {name: (lambda peer=peer: peer(pose_parameters=deltas, phenotype_kwargs=pk, facial_actions=expr))
+           for name, peer in peers.items()}
+    for method in ("lbs", "dqs"):
+        fns[f"Rig.pose {method}"] = lambda method=method: rig.pose(rotvec, None, expr, method=method)
+    with torch.no_grad():
+        results = _time_round_robin(fns, repeats, sync)
+    return results
+
+
+if __name__ == "__main__":
+    main()
