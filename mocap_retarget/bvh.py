@@ -287,10 +287,10 @@ def _parse_motion(text: str, channels: list[list[str]], source: str, first_line:
     consumed = 0
     for ln, raw in lines_iter:
         consumed += len(raw)
-        s = raw.strip()
+        s = " ".join(raw.split())          # tabs or several spaces between words
         if not s:
             continue
-        low = s.lower()
+        low = s.lower().replace(" :", ":")
         if low.startswith("frames:"):
             try:
                 frames = int(s.split(":", 1)[1])
@@ -434,7 +434,9 @@ def format_bvh(motion: Motion, units: str | None = None, precision: int = 6) -> 
         order = "".join(c[0] for c in chans if c.endswith("rotation"))
         eul = None
         if order:
-            eul = Rotation.from_matrix(motion.local_rotations[:, j]).as_euler(order.upper(), degrees=True)
+            with warnings.catch_warnings():   # gimbal lock: scipy picks one valid solution, which is fine
+                warnings.simplefilter("ignore", UserWarning)
+                eul = Rotation.from_matrix(motion.local_rotations[:, j]).as_euler(order.upper(), degrees=True)
         k = 0
         for c in chans:
             axis = "XYZ".index(c[0])

@@ -12,11 +12,8 @@ from mocap_retarget.roles import BONE_CHILD, SIDES
 
 
 def _horizontal_speed(p: np.ndarray, fps: float) -> np.ndarray:
-    """p (F, 3) -> (F,) horizontal speed (same units per second), central differences."""
-    if len(p) < 2:
-        return np.zeros(len(p))
-    v = np.gradient(p[:, [0, 2]], axis=0) * fps
-    return np.linalg.norm(v, axis=-1)
+    """p (F, 3) -> (F-1,) horizontal speed between consecutive frames (units per second)."""
+    return np.linalg.norm(np.diff(p[:, [0, 2]], axis=0), axis=-1) * fps
 
 
 def direction_cosines(res, Pt: np.ndarray) -> dict[str, np.ndarray]:
@@ -61,13 +58,13 @@ def compute_metrics(res, target, Wt_raw: np.ndarray, Wt: np.ndarray) -> dict:
     sole = sole_heights(Wt, res.target_positions, target, res.target_map)
     feet = {}
     for i, side in enumerate(SIDES):
-        c = res.contacts[:, i]
+        c = res.contacts[:-1, i] & res.contacts[1:, i]      # frame pairs inside a contact
         sj, tk = smap[f"foot_{side}"], tmap[f"foot_{side}"]
         v_src = _horizontal_speed(res.source_positions[:, sj], fps) * s
         v_raw = _horizontal_speed(res.target_positions_raw[:, tk], fps)
         v_fin = _horizontal_speed(res.target_positions[:, tk], fps)
         feet[side] = {
-            "contact_fraction": round(float(c.mean()), 4),
+            "contact_fraction": round(float(res.contacts[:, i].mean()), 4),
             "skate_source_scaled_cm_s": _mean_cm(v_src, c),
             "skate_before_cleanup_cm_s": _mean_cm(v_raw, c),
             "skate_after_cleanup_cm_s": _mean_cm(v_fin, c),

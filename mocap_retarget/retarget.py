@@ -65,6 +65,26 @@ class TargetSkeleton:
         if any(p >= j for j, p in enumerate(self.parents)):
             raise ValueError("target skeleton: parents must be in topological order (parent index < child)")
 
+    @classmethod
+    def from_rig(cls, rig) -> TargetSkeleton:
+        """From a ``rigging.Rig`` (its pose convention is this module's: local rotations relative to the
+        bind pose in each joint's bind frame, root translation a world offset). The floor is the lowest
+        bind vertex."""
+        floor = float(np.asarray(rig.vertices)[:, 1].min()) if len(rig.vertices) else 0.0
+        return cls(list(rig.joint_names), np.asarray(rig.parents), np.asarray(rig.bind_matrices), floor)
+
+    @classmethod
+    def from_motion(cls, motion: Motion, floor_y: float | None = None) -> TargetSkeleton:
+        """A BVH skeleton's rest pose as a target (bind rotations identity, as in BVH). floor_y defaults
+        to the lowest rest point (End Sites included)."""
+        rest = motion.rest_positions()
+        B = np.repeat(np.eye(4)[None], motion.num_joints, axis=0)
+        B[:, :3, 3] = rest
+        if floor_y is None:
+            pts = [rest] + [rest[j] + np.asarray(o)[None] for j, v in motion.end_sites.items() for o in v]
+            floor_y = float(np.vstack(pts)[:, 1].min())
+        return cls(list(motion.names), motion.parents.copy(), B, floor_y)
+
     @property
     def bind_rot(self) -> np.ndarray:
         return self.bind_world[:, :3, :3]
