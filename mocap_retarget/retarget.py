@@ -9,8 +9,9 @@ Method, per frame and vectorised over frames:
    hips-to-chest direction, snapped to a coordinate axis; or given) is turned to +Y.
 2. Rest-pose alignment: the source rest pose is turned to face +Z with its left on +X (from its hips
    and thighs); for every mapped bone a constant rotation Q takes the target's bind bone direction to
-   the source's rest direction (the smallest such rotation, so the target keeps its own twist; the
-   hips use a full frame: up and left). This is what absorbs T-pose vs A-pose.
+   the source's rest direction, its twist fixed by a second axis shared by both rest poses (forward,
+   or up for feet), so T-pose and A-pose sources give the same result; the hips use a full frame (up
+   and left). This is what absorbs T-pose vs A-pose.
 3. Rotation transfer in world space: target world rotation = (source world rotation relative to its
    rest) @ Q @ target bind rotation; then a swing correction makes the bone point exactly where the
    source bone points (covering source joints between two mapped ones). Unmapped target bones stay at
@@ -292,7 +293,12 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
             Ft = frame_from(up_t, bp[troles["thigh_l"]] - bp[troles["thigh_r"]])
             Q[r] = Fs @ Ft.T
         elif c is not None:
-            Q[r] = rotation_between(bp[tgt_of_role[c]] - bp[k], rest_c[src_of_role[c]] - rest_c[j])
+            # bone direction matched exactly; twist fixed by a second axis common to both rest poses
+            # (forward +Z, or up +Y for feet and toes), so a T- and an A-pose source give the same result
+            sec = np.array([0.0, 1.0, 0.0]) if r.startswith(("foot", "toe")) else np.array([0.0, 0.0, 1.0])
+            Fs = frame_from(rest_c[src_of_role[c]] - rest_c[j], sec)
+            Ft = frame_from(bp[tgt_of_role[c]] - bp[k], sec)
+            Q[r] = Fs @ Ft.T
         else:
             anc = target.parents[k]
             while anc >= 0 and anc not in role_of_target:
