@@ -17,6 +17,7 @@ from rich.text import Text
 import doppel
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
+from doppel.commands import retarget as retarget_cmd
 from doppel.commands import workspace as workspace_cmd
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ def _root(
 app.command("doctor")(doctor_cmd.doctor)
 app.command("demo")(demo_cmd.demo)
 app.command("init")(workspace_cmd.init)
+app.command("retarget")(retarget_cmd.retarget)
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)

@@ -83,7 +83,8 @@ def compute_metrics(res, target, Wt_raw: np.ndarray, Wt: np.ndarray) -> dict:
     sh, th = smap["hips"], tmap["hips"]
     ps = res.source_positions[:, sh]
     pt = res.target_positions[:, th]
-    m["root_path_rms_cm"] = round(float(np.sqrt(np.mean(np.sum((pt[:, [0, 2]] - s * ps[:, [0, 2]]) ** 2, -1))) * 100), 4)
+    err = np.sum((pt[:, [0, 2]] - s * ps[:, [0, 2]]) ** 2, -1)
+    m["root_path_rms_cm"] = round(float(np.sqrt(np.mean(err)) * 100), 4)
     src_len = float(np.linalg.norm(np.diff(ps[:, [0, 2]], axis=0), axis=-1).sum())
     tgt_len = float(np.linalg.norm(np.diff(pt[:, [0, 2]], axis=0), axis=-1).sum())
     m["root_path_length_m"] = {"source": round(src_len, 4), "target": round(tgt_len, 4),

@@ -181,6 +181,7 @@ class RetargetResult:
     target_positions_raw: np.ndarray            # (F, J, 3) before foot cleanup
     source_floor: float                         # metres, source floor height in Doppel's frame
     up_axis: str                                # the source up axis used
+    source_parents: np.ndarray | None = None    # (Js,) parents of the source skeleton
     metrics: dict = field(default_factory=dict)
 
 
@@ -351,7 +352,8 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
         anim.local_rotations = _enforce_feet(anim, target, tmap, Wt_raw, Pt_raw, contacts, cfg, motion.fps)
         Wt, Pt = anim.world(target)
 
-    res = RetargetResult(anim, smap, tmap, pairs, contacts, scale, Ps, Pt, Pt_raw, floor_s, up_name)
+    res = RetargetResult(anim, smap, tmap, pairs, contacts, scale, Ps, Pt, Pt_raw, floor_s, up_name,
+                         motion.parents.copy())
     step("metrics")
     from mocap_retarget.metrics import compute_metrics
 
