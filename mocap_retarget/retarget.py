@@ -127,7 +127,7 @@ class Animation:
         """World rotations (F, J, 3, 3) and joint positions (F, J, 3) on ``target``."""
         Rb, tb = target.bind_local()
         F = self.num_frames
-        lrot = np.einsum("jab,fjbc->fjac", Rb, self.local_rotations)
+        lrot = Rb[None] @ self.local_rotations
         ltr = np.broadcast_to(tb, (F, *tb.shape)).copy()
         root = target.parents < 0
         ltr[:, root] = tb[root] + self.root_translation[:, None]
@@ -313,13 +313,9 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
             v_s = Ps[:, src_of_role[c]] - Ps[:, j]
             W0 = rotation_between(v_t, v_s) @ W0
         W[:, k] = W0
-    # local rotations relative to bind
-    L = np.empty_like(W)
-    for k in range(J):
-        p = target.parents[k]
-        Wp = np.eye(3) if p < 0 else W[:, p]
-        L[:, k] = np.einsum("ba,fcb,fcd->fad", Rb[k], Wp, W[:, k]) if p >= 0 else \
-            np.einsum("ba,fbd->fad", Rb[k], W[:, k])
+    mapped = np.zeros(J, dtype=bool)
+    mapped[[k for _, _, k in pairs]] = True
+    mapped[target.parents < 0] = True
 
     step("root motion")
     # 4. root motion: hips path scaled about the floor
@@ -336,8 +332,8 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
 
     # when the hips are not the root, their ancestors keep their bind rotation (unmapped), so moving the
     # root moves the hips rigidly: the root translation is the hips' displacement either way
-    anim = Animation(list(target.names), target.parents.copy(), L, root_tr, motion.fps)
-    Wt_raw, Pt_raw = anim.world(target)
+    Wt_raw = W
+    Pt_raw = _positions(W, target.parents, tb, bp[target.parents < 0] + root_tr[:, None])
 
     step("foot contacts")
     contacts = np.zeros((F, 2), dtype=bool)
@@ -349,8 +345,10 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     Wt, Pt = Wt_raw, Pt_raw
     if cfg.cleanup:
         step("foot IK")
-        anim.local_rotations = _enforce_feet(anim, target, tmap, Wt_raw, Pt_raw, contacts, cfg, motion.fps)
-        Wt, Pt = anim.world(target)
+        Wt = _enforce_feet(target, tmap, Wt_raw, Pt_raw, contacts, cfg, motion.fps, mapped)
+        Pt = _positions(Wt, target.parents, tb, Pt_raw[:, target.parents < 0])
+    anim = Animation(list(target.names), target.parents.copy(), _local_rotations(Wt, target.parents, Rb, mapped),
+                     root_tr, motion.fps)
 
     res = RetargetResult(anim, smap, tmap, pairs, contacts, scale, Ps, Pt, Pt_raw, floor_s, up_name,
                          motion.parents.copy())
@@ -405,10 +403,36 @@ def sole_heights(Wt: np.ndarray, Pt: np.ndarray, target: TargetSkeleton, tmap: B
     return out
 
 
-def _enforce_feet(anim: Animation, target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.ndarray,
-                  contacts: np.ndarray, cfg: RetargetConfig, fps: float) -> np.ndarray:
-    """Lock planted ankles, lift feet out of the floor, and solve two-bone IK; returns new local rotations."""
-    L = anim.local_rotations.copy()
+def _positions(W: np.ndarray, parents: np.ndarray, tb: np.ndarray, root_pos: np.ndarray) -> np.ndarray:
+    """Joint positions (F, J, 3) from world rotations W (F, J, 3, 3), bind local offsets tb (J, 3) and the
+    roots' positions (F, n_roots, 3)."""
+    F, J = W.shape[:2]
+    P = np.empty((F, J, 3))
+    P[:, parents < 0] = root_pos
+    for k, p in enumerate(parents):
+        if p >= 0:
+            P[:, k] = P[:, p] + W[:, p] @ tb[k]
+    return P
+
+
+def _local_rotations(W: np.ndarray, parents: np.ndarray, Rb: np.ndarray, mapped: np.ndarray) -> np.ndarray:
+    """Local rotations relative to bind (F, J, 3, 3) from world rotations: R_k = Rb_k^T W_p^T W_k; joints
+    not in ``mapped`` are at rest relative to their parent by construction (identity)."""
+    F, J = W.shape[:2]
+    L = np.broadcast_to(np.eye(3), (F, J, 3, 3)).copy()
+    for k, p in enumerate(parents):
+        if not mapped[k]:
+            continue
+        rel = W[:, k] if p < 0 else np.swapaxes(W[:, p], -1, -2) @ W[:, k]
+        L[:, k] = Rb[k].T @ rel
+    return L
+
+
+def _enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.ndarray, contacts: np.ndarray,
+                  cfg: RetargetConfig, fps: float, mapped: np.ndarray) -> np.ndarray:
+    """Lock planted ankles, lift feet out of the floor, and solve two-bone IK (thigh, shin) with the foot
+    keeping its world orientation; returns the new world rotations (F, J, 3, 3)."""
+    W = Wt.copy()
     Rb, _ = target.bind_local()
     F = Wt.shape[0]
     nb = max(1, int(round(cfg.blend_s * fps)))
@@ -417,7 +441,6 @@ def _enforce_feet(anim: Animation, target: TargetSkeleton, tmap: BoneMap, Wt: np
     for i, s in enumerate(SIDES):
         kt, ks, kf = tmap.roles[f"thigh_{s}"], tmap.roles[f"shin_{s}"], tmap.roles[f"foot_{s}"]
         ankle = Pt[:, kf].copy()
-        goal = ankle.copy()
         weight = np.zeros(F)
         lock = np.zeros((F, 3))
         for a, b in runs(contacts[:, i]):
@@ -437,18 +460,29 @@ def _enforce_feet(anim: Animation, target: TargetSkeleton, tmap: BoneMap, Wt: np
         l1 = np.linalg.norm(target.bind_pos[ks] - target.bind_pos[kt])
         l2 = np.linalg.norm(target.bind_pos[kf] - target.bind_pos[ks])
         knee_new, ankle_new = two_bone_ik(hip, knee, ankle, goal, l1, l2)
-        dT = rotation_between(knee - hip, knee_new - hip)                       # thigh swing
-        dS = rotation_between(np.einsum("fab,fb->fa", dT, ankle - knee), ankle_new - knee_new)  # shin swing
-        W_thigh = dT @ Wt[:, kt]
-        W_shin = dS @ dT @ Wt[:, ks]
-        # local rotations: thigh under its (unchanged) parent, shin under the rotated chain, foot keeps world
-        pt, ps, pf = parents[kt], parents[ks], parents[kf]
-        L[:, kt] = np.einsum("ba,fcb,fcd->fad", Rb[kt], Wt[:, pt], W_thigh)
-        Wps = dT @ Wt[:, ps]
-        L[:, ks] = np.einsum("ba,fcb,fcd->fad", Rb[ks], Wps, W_shin)
-        Wpf = dS @ dT @ Wt[:, pf]
-        L[:, kf] = np.einsum("ba,fcb,fcd->fad", Rb[kf], Wpf, Wt[:, kf])
-    return L
+        dT = rotation_between(knee - hip, knee_new - hip)                                  # thigh swing
+        dS = rotation_between((dT @ (ankle - knee)[..., None])[..., 0], ankle_new - knee_new)  # shin swing
+        W[:, kt] = dT @ Wt[:, kt]
+        W[:, ks] = dS @ dT @ Wt[:, ks]
+        # the rest of the thigh's subtree follows its parent (keeping its local rotation); the foot and
+        # everything below it keep their world rotations
+        in_leg = _subtree_mask(parents, kt) & ~_subtree_mask(parents, kf)
+        for k in np.flatnonzero(in_leg):
+            if k in (kt, ks):
+                continue
+            p = parents[k]
+            W[:, k] = W[:, p] @ Rb[k] if not mapped[k] else W[:, p] @ (np.swapaxes(Wt[:, p], -1, -2) @ Wt[:, k])
+    return W
+
+
+def _subtree_mask(parents: np.ndarray, top: int) -> np.ndarray:
+    """(J,) bool: ``top`` and its descendants (parents in topological order)."""
+    m = np.zeros(len(parents), dtype=bool)
+    m[top] = True
+    for k in range(top + 1, len(parents)):
+        if parents[k] >= 0 and m[parents[k]]:
+            m[k] = True
+    return m
 
 
 def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, goal: np.ndarray, l1: float, l2: float

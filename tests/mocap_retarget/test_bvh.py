@@ -207,3 +207,14 @@ def test_parse_speed_is_vectorised():
     dt = time.perf_counter() - t0
     assert back.num_frames == 10000
     assert dt < 2.0, f"parse took {dt:.2f} s"   # loose bound for a busy shared CI machine
+
+
+@pytest.mark.parametrize("order", ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX", "ZX", "Y"])
+def test_euler_to_matrix_matches_scipy(order):
+    from mocap_retarget.rotations import euler_to_matrix
+
+    a = np.random.default_rng(4).uniform(-360, 360, (7, 5, len(order)))
+    ref = Rotation.from_euler(order, a.reshape(-1, len(order)), degrees=True).as_matrix().reshape(7, 5, 3, 3)
+    np.testing.assert_allclose(euler_to_matrix(order, a), ref, atol=1e-12)
+    with pytest.raises(ValueError):
+        euler_to_matrix("XX", a[..., :2])
