@@ -32,7 +32,17 @@ from mocap_retarget.bvh import format_bvh, parse_bvh, read_bvh  # noqa: E402
 from mocap_retarget.retarget import retarget  # noqa: E402
 from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk  # noqa: E402
 
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "mocap"
+def _default_fixtures() -> Path:
+    """$DOPPEL_FIXTURES/mocap, else the first shared/fixtures/mocap found above this file."""
+    if os.environ.get("DOPPEL_FIXTURES"):
+        return Path(os.environ["DOPPEL_FIXTURES"]) / "mocap"
+    for up in Path(__file__).resolve().parents:
+        if (up / "shared" / "fixtures" / "mocap").is_dir():
+            return up / "shared" / "fixtures" / "mocap"
+    return Path("shared/fixtures/mocap")
+
+
+DEFAULT_FIXTURES = _default_fixtures()
 
 
 def synthetic_variants():
