@@ -32,6 +32,7 @@ from mocap_retarget.bvh import format_bvh, parse_bvh, read_bvh  # noqa: E402
 from mocap_retarget.retarget import retarget  # noqa: E402
 from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk  # noqa: E402
 
+
 def _default_fixtures() -> Path:
     """$DOPPEL_FIXTURES/mocap, else the first shared/fixtures/mocap found above this file."""
     if os.environ.get("DOPPEL_FIXTURES"):

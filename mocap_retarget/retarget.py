@@ -345,8 +345,9 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     Wt, Pt = Wt_raw, Pt_raw
     if cfg.cleanup:
         step("foot IK")
-        Wt = _enforce_feet(target, tmap, Wt_raw, Pt_raw, contacts, cfg, motion.fps, mapped)
-        Pt = _positions(Wt, target.parents, tb, Pt_raw[:, target.parents < 0])
+        Wt, drop = _enforce_feet(target, tmap, Wt_raw, Pt_raw, contacts, cfg, motion.fps, mapped)
+        root_tr = root_tr - drop[:, None] * np.array([0.0, 1.0, 0.0])
+        Pt = _positions(Wt, target.parents, tb, bp[target.parents < 0] + root_tr[:, None])
     anim = Animation(list(target.names), target.parents.copy(), _local_rotations(Wt, target.parents, Rb, mapped),
                      root_tr, motion.fps)
 
@@ -429,15 +430,19 @@ def _local_rotations(W: np.ndarray, parents: np.ndarray, Rb: np.ndarray, mapped:
 
 
 def _enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.ndarray, contacts: np.ndarray,
-                  cfg: RetargetConfig, fps: float, mapped: np.ndarray) -> np.ndarray:
-    """Lock planted ankles, lift feet out of the floor, and solve two-bone IK (thigh, shin) with the foot
-    keeping its world orientation; returns the new world rotations (F, J, 3, 3)."""
+                  cfg: RetargetConfig, fps: float, mapped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lock planted ankles, lift feet out of the floor, lower the hips where a goal is out of the leg's
+    reach, and solve two-bone IK (thigh, shin) with the foot keeping its world orientation.
+
+    Returns the new world rotations (F, J, 3, 3) and the hips' drop (F,) metres (>= 0, smoothed).
+    """
     W = Wt.copy()
     Rb, _ = target.bind_local()
     F = Wt.shape[0]
     nb = max(1, int(round(cfg.blend_s * fps)))
     soles = sole_heights(Wt, Pt, target, tmap)
     parents = target.parents
+    legs = []
     for i, s in enumerate(SIDES):
         kt, ks, kf = tmap.roles[f"thigh_{s}"], tmap.roles[f"shin_{s}"], tmap.roles[f"foot_{s}"]
         ankle = Pt[:, kf].copy()
@@ -456,12 +461,24 @@ def _enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.
         # outside locks, lift a penetrating foot out of the floor
         pen = np.minimum(soles[:, i], 0.0)
         goal[:, 1] -= pen * (1.0 - weight)
-        hip, knee = Pt[:, kt], Pt[:, ks]
         l1 = np.linalg.norm(target.bind_pos[ks] - target.bind_pos[kt])
         l2 = np.linalg.norm(target.bind_pos[kf] - target.bind_pos[ks])
-        knee_new, ankle_new = two_bone_ik(hip, knee, ankle, goal, l1, l2)
-        dT = rotation_between(knee - hip, knee_new - hip)                                  # thigh swing
-        dS = rotation_between((dT @ (ankle - knee)[..., None])[..., 0], ankle_new - knee_new)  # shin swing
+        legs.append((kt, ks, kf, ankle, goal, l1, l2))
+    # hips drop: how far the hips must come down for every goal to be within 99.5% of the leg's reach
+    need = np.zeros(F)
+    for kt, _, _, _, goal, l1, l2 in legs:
+        d = goal - Pt[:, kt]
+        reach = 0.995 * (l1 + l2)
+        horiz = np.linalg.norm(d[:, [0, 2]], axis=1)
+        vert = np.sqrt(np.maximum(reach ** 2 - horiz ** 2, 0.0))
+        need = np.maximum(need, np.clip(-d[:, 1] - vert, 0.0, 0.15 * (l1 + l2)))
+    drop = _smooth_upper(need, nb)
+    down = drop[:, None] * np.array([0.0, 1.0, 0.0])
+    for kt, ks, kf, ankle, goal, l1, l2 in legs:
+        hip, knee, ank = Pt[:, kt] - down, Pt[:, ks] - down, ankle - down
+        knee_new, ankle_new = two_bone_ik(hip, knee, ank, goal, l1, l2)
+        dT = rotation_between(knee - hip, knee_new - hip)                                 # thigh swing
+        dS = rotation_between((dT @ (ank - knee)[..., None])[..., 0], ankle_new - knee_new)  # shin swing
         W[:, kt] = dT @ Wt[:, kt]
         W[:, ks] = dS @ dT @ Wt[:, ks]
         # the rest of the thigh's subtree follows its parent (keeping its local rotation); the foot and
@@ -472,7 +489,19 @@ def _enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.
                 continue
             p = parents[k]
             W[:, k] = W[:, p] @ Rb[k] if not mapped[k] else W[:, p] @ (np.swapaxes(Wt[:, p], -1, -2) @ Wt[:, k])
-    return W
+    return W, drop
+
+
+def _smooth_upper(x: np.ndarray, n: int) -> np.ndarray:
+    """A smooth curve >= x (F,): running maximum over +-n frames, then a moving average over +-n/2."""
+    F = len(x)
+    if not x.any():
+        return x.copy()
+    pad = np.pad(x, n, mode="edge")
+    runmax = np.lib.stride_tricks.sliding_window_view(pad, 2 * n + 1).max(axis=1)       # (F,)
+    h = max(1, n // 2)
+    padm = np.pad(runmax, h, mode="edge")
+    return np.convolve(padm, np.ones(2 * h + 1) / (2 * h + 1), mode="valid")[:F]
 
 
 def _subtree_mask(parents: np.ndarray, top: int) -> np.ndarray:

@@ -104,6 +104,8 @@ def test_quality_on_the_double(anny_target):
         f = mt["feet"][side]
         assert 0.45 < f["contact_fraction"] < 0.75              # stance is 60% of the synthetic gait
         assert f["skate_after_cleanup_cm_s"] < 0.5
+        # no worse than the source's own skate (scaled), within 0.05 cm/s
+        assert f["skate_after_cleanup_cm_s"] <= f["skate_source_scaled_cm_s"] + 0.05
         assert f["skate_after_cleanup_cm_s"] < 0.2 * f["skate_before_cleanup_cm_s"]
         assert f["penetration_max_after_cm"] < 0.5
     # fingers transferred (both sides have thumb and index)
@@ -153,3 +155,14 @@ def test_target_validation():
         TargetSkeleton(["a", "b"], np.array([1, -1]), np.repeat(np.eye(4)[None], 2, 0))
     with pytest.raises(ValueError, match="expected"):
         TargetSkeleton(["a", "b"], np.array([-1, 0]), np.eye(4)[None])
+
+
+def test_hips_drop_curve_is_smooth_and_above_the_need():
+    from mocap_retarget.retarget import _smooth_upper
+
+    need = np.zeros(100)
+    need[40:45] = [0.01, 0.03, 0.02, 0.0, 0.015]
+    out = _smooth_upper(need, 6)
+    assert (out >= need - 1e-12).all()
+    assert np.abs(np.diff(out)).max() < 0.03 / 3          # spread over several frames, no pop
+    assert out[:25].max() == 0 and out[-25:].max() == 0
