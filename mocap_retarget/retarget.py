@@ -458,15 +458,12 @@ def _enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.
                 if w > weight[f]:
                     weight[f], lock[f] = w, p
         goal = ankle * (1 - weight[:, None]) + lock * weight[:, None]
-        # outside locks, lift a penetrating foot out of the floor
-        pen = np.minimum(soles[:, i], 0.0)
-        goal[:, 1] -= pen * (1.0 - weight)
         l1 = np.linalg.norm(target.bind_pos[ks] - target.bind_pos[kt])
         l2 = np.linalg.norm(target.bind_pos[kf] - target.bind_pos[ks])
-        legs.append((kt, ks, kf, ankle, goal, l1, l2))
+        legs.append((kt, ks, kf, ankle, goal, l1, l2, weight))
     # hips drop: how far the hips must come down for every goal to be within 99.5% of the leg's reach
     need = np.zeros(F)
-    for kt, _, _, _, goal, l1, l2 in legs:
+    for kt, _, _, _, goal, l1, l2, _ in legs:
         d = goal - Pt[:, kt]
         reach = 0.995 * (l1 + l2)
         horiz = np.linalg.norm(d[:, [0, 2]], axis=1)
@@ -474,7 +471,9 @@ def _enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.
         need = np.maximum(need, np.clip(-d[:, 1] - vert, 0.0, 0.15 * (l1 + l2)))
     drop = _smooth_upper(need, nb)
     down = drop[:, None] * np.array([0.0, 1.0, 0.0])
-    for kt, ks, kf, ankle, goal, l1, l2 in legs:
+    for i, (kt, ks, kf, ankle, goal, l1, l2, weight) in enumerate(legs):
+        # outside locks, lift a foot that the lowered hips (or the source) put into the floor
+        goal[:, 1] -= np.minimum(soles[:, i] - drop, 0.0) * (1.0 - weight)
         hip, knee, ank = Pt[:, kt] - down, Pt[:, ks] - down, ankle - down
         knee_new, ankle_new = two_bone_ik(hip, knee, ank, goal, l1, l2)
         dT = rotation_between(knee - hip, knee_new - hip)                                 # thigh swing
