@@ -66,7 +66,8 @@ def row(name, m):
     print(f"| {name} | {m['frames']} | {m['limb_cosine_mean']:.4f} / {m['limb_cosine_min']:.3f} | "
           f"{m['skate_source_scaled_cm_s']} / {m['skate_before_cleanup_cm_s']} / {m['skate_after_cleanup_cm_s']} | "
           f"{m['penetration_max_before_cm']} / {m['penetration_max_after_cm']} | {m['root_path_rms_cm']} / "
-          f"{m['root_path_length_m']['ratio']} (scale {m['scale']}) | {m['facing_cosine_mean']} |")
+          f"{m['root_path_length_m']['ratio']} (scale {m['scale']}) | {m['facing_cosine_mean']} | "
+          f"{m['end_effector_error_mean_cm']} |")
 
 
 def main() -> None:
@@ -80,8 +81,9 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible, torch threads 2, "
           f"python {platform.python_version()}; target: default double ({len(target.names)} joints)")
     print("| clip | frames | limb cosine mean / min | skate cm/s: source (scaled) / before / after | "
-          "penetration max cm: before / after | root path RMS cm / length ratio | facing cosine |")
-    print("|---|---|---|---|---|---|---|")
+          "penetration max cm: before / after | root path RMS cm / length ratio | facing cosine | "
+          "end-effector offset error cm |")
+    print("|---|---|---|---|---|---|---|---|")
     if args.fixtures.is_dir():
         for f in sorted(args.fixtures.glob("*.bvh")):
             m = read_bvh(f)

@@ -1,4 +1,9 @@
-"""Quality figures of a retarget: limb-direction similarity, foot skate, ground penetration, root path.
+"""Quality figures of a retarget: limb-direction similarity, end-effector offsets, foot skate, ground
+penetration, root path.
+
+End-effector error: distance between a hand/foot/head's offset from the hips on the target and the
+source's offset scaled by the leg-length ratio (cm): it measures proportion differences (arm length,
+shoulder width) as much as retarget error, so it is reported, not optimised.
 
 All lengths in cm, speeds in cm/s; source figures are scaled by the retarget's leg-length ratio so
 they compare with the target's.
@@ -54,6 +59,15 @@ def compute_metrics(res, target, Wt_raw: np.ndarray, Wt: np.ndarray) -> dict:
     m["limb_cosine_mean_before_cleanup"] = round(float(allr.mean()), 5)
     m["limb_cosine_per_bone"] = {r: round(float(v.mean()), 5) for r, v in cos.items()}
 
+    # end effectors (hands, feet, head) relative to the hips, against the source's scaled by the leg ratio
+    ee = {}
+    for r in ("hand_l", "hand_r", "foot_l", "foot_r", "head"):
+        if r in smap and r in tmap:
+            ds = res.source_positions[:, smap[r]] - res.source_positions[:, smap["hips"]]
+            dt = res.target_positions[:, tmap[r]] - res.target_positions[:, tmap["hips"]]
+            ee[r] = round(float(np.linalg.norm(dt - s * ds, axis=-1).mean() * 100), 3)
+    m["end_effector_error_cm"] = ee
+    m["end_effector_error_mean_cm"] = round(float(np.mean(list(ee.values()))), 3) if ee else None
     sole_raw = sole_heights(Wt_raw, res.target_positions_raw, target, res.target_map)
     sole = sole_heights(Wt, res.target_positions, target, res.target_map)
     feet = {}
