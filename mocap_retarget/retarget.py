@@ -257,7 +257,7 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     Bw, bp = target.bind_rot, target.bind_pos
     Rb, tb = target.bind_local()
     J = len(target.names)
-    W = np.empty((F, J, 3, 3))
+    W = np.empty((J, F, 3, 3))              # joint-major: every W[k] is contiguous (much faster)
     # a bone's end: the joint of its child role (when both skeletons have it)
     def next_role(r: str) -> str | None:
         c = BONE_CHILD.get(r)
@@ -283,7 +283,7 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
         p = target.parents[k]
         r = role_of_target.get(k)
         if r is None:
-            W[:, k] = Rb[k] if p < 0 else W[:, p] @ Rb[k]
+            W[k] = Rb[k] if p < 0 else W[p] @ Rb[k]
             continue
         j = src_of_role[r]
         c = child_role(r)
@@ -312,7 +312,7 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
             v_t = W0 @ seg_local
             v_s = Ps[:, src_of_role[c]] - Ps[:, j]
             W0 = rotation_between(v_t, v_s) @ W0
-        W[:, k] = W0
+        W[k] = W0
     mapped = np.zeros(J, dtype=bool)
     mapped[[k for _, _, k in pairs]] = True
     mapped[target.parents < 0] = True
@@ -356,7 +356,7 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     step("metrics")
     from mocap_retarget.metrics import compute_metrics
 
-    res.metrics = compute_metrics(res, target, Wt_raw, Wt)
+    res.metrics = compute_metrics(res, target, Wt_raw.transpose(1, 0, 2, 3), Wt.transpose(1, 0, 2, 3))
     return res
 
 
@@ -405,26 +405,28 @@ def sole_heights(Wt: np.ndarray, Pt: np.ndarray, target: TargetSkeleton, tmap: B
 
 
 def _positions(W: np.ndarray, parents: np.ndarray, tb: np.ndarray, root_pos: np.ndarray) -> np.ndarray:
-    """Joint positions (F, J, 3) from world rotations W (F, J, 3, 3), bind local offsets tb (J, 3) and the
-    roots' positions (F, n_roots, 3)."""
-    F, J = W.shape[:2]
-    P = np.empty((F, J, 3))
-    P[:, parents < 0] = root_pos
+    """Joint positions (F, J, 3) (a transposed view) from joint-major world rotations W (J, F, 3, 3), bind
+    local offsets tb (J, 3) and the roots' positions (F, n_roots, 3)."""
+    J, F = W.shape[:2]
+    P = np.empty((J, F, 3))
+    P[parents < 0] = np.swapaxes(root_pos, 0, 1)
     for k, p in enumerate(parents):
         if p >= 0:
-            P[:, k] = P[:, p] + W[:, p] @ tb[k]
-    return P
+            P[k] = P[p] + W[p] @ tb[k]
+    return P.transpose(1, 0, 2)
 
 
 def _local_rotations(W: np.ndarray, parents: np.ndarray, Rb: np.ndarray, mapped: np.ndarray) -> np.ndarray:
-    """Local rotations relative to bind (F, J, 3, 3) from world rotations: R_k = Rb_k^T W_p^T W_k; joints
-    not in ``mapped`` are at rest relative to their parent by construction (identity)."""
-    F, J = W.shape[:2]
-    L = np.broadcast_to(np.eye(3), (F, J, 3, 3)).copy()
+    """Local rotations relative to bind (F, J, 3, 3) from joint-major world rotations W (J, F, 3, 3):
+    R_k = Rb_k^T W_p^T W_k; joints not in ``mapped`` are at rest relative to their parent by
+    construction (identity)."""
+    J, F = W.shape[:2]
+    L = np.empty((F, J, 3, 3))
+    L[:] = np.eye(3)
     for k, p in enumerate(parents):
         if not mapped[k]:
             continue
-        rel = W[:, k] if p < 0 else np.swapaxes(W[:, p], -1, -2) @ W[:, k]
+        rel = W[k] if p < 0 else np.swapaxes(W[p], -1, -2) @ W[k]
         L[:, k] = Rb[k].T @ rel
     return L
 
@@ -434,13 +436,14 @@ def _enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.
     """Lock planted ankles, lift feet out of the floor, lower the hips where a goal is out of the leg's
     reach, and solve two-bone IK (thigh, shin) with the foot keeping its world orientation.
 
-    Returns the new world rotations (F, J, 3, 3) and the hips' drop (F,) metres (>= 0, smoothed).
+    Wt: joint-major world rotations (J, F, 3, 3); Pt (F, J, 3). Returns the new joint-major world
+    rotations and the hips' drop (F,) metres (>= 0, smoothed).
     """
     W = Wt.copy()
     Rb, _ = target.bind_local()
-    F = Wt.shape[0]
+    F = Wt.shape[1]
     nb = max(1, int(round(cfg.blend_s * fps)))
-    soles = sole_heights(Wt, Pt, target, tmap)
+    soles = sole_heights(Wt.transpose(1, 0, 2, 3), Pt, target, tmap)
     parents = target.parents
     legs = []
     for i, s in enumerate(SIDES):
@@ -478,8 +481,8 @@ def _enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.
         knee_new, ankle_new = two_bone_ik(hip, knee, ank, goal, l1, l2)
         dT = rotation_between(knee - hip, knee_new - hip)                                 # thigh swing
         dS = rotation_between((dT @ (ank - knee)[..., None])[..., 0], ankle_new - knee_new)  # shin swing
-        W[:, kt] = dT @ Wt[:, kt]
-        W[:, ks] = dS @ dT @ Wt[:, ks]
+        W[kt] = dT @ Wt[kt]
+        W[ks] = dS @ dT @ Wt[ks]
         # the rest of the thigh's subtree follows its parent (keeping its local rotation); the foot and
         # everything below it keep their world rotations
         in_leg = _subtree_mask(parents, kt) & ~_subtree_mask(parents, kf)
@@ -487,7 +490,7 @@ def _enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.
             if k in (kt, ks):
                 continue
             p = parents[k]
-            W[:, k] = W[:, p] @ Rb[k] if not mapped[k] else W[:, p] @ (np.swapaxes(Wt[:, p], -1, -2) @ Wt[:, k])
+            W[k] = W[p] @ Rb[k] if not mapped[k] else W[p] @ (np.swapaxes(Wt[p], -1, -2) @ Wt[k])
     return W, drop
 
 
