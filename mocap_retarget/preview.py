@@ -23,32 +23,36 @@ def _view(points: np.ndarray, azimuth_deg: float) -> np.ndarray:
 
 def render_frames(source: np.ndarray, source_parents: np.ndarray, target: np.ndarray, target_parents: np.ndarray,
                   frames: np.ndarray, size: int = 320, vertices: np.ndarray | None = None,
-                  faces: np.ndarray | None = None, azimuth_deg: float = 60.0, floor_y: float = 0.0) -> list[np.ndarray]:
+                  faces: np.ndarray | None = None, azimuth_deg: float = 60.0, floor_y: float = 0.0,
+                  source_floor_y: float | None = None) -> list[np.ndarray]:
     """One RGB uint8 image (size, 2*size, 3) per frame index: source skeleton left, double right.
 
     source (F, Js, 3), target (F, J, 3) joint positions in metres (Doppel frame); vertices (n, V, 3)
     posed mesh for the n = len(frames) frames (optional; faces (T, 3) for its normals).
-    Each panel follows its character (centred on its hips' horizontal position) at a fixed scale.
+    Each panel follows its character (centred on its hips' horizontal position) at a fixed scale, its
+    floor (source_floor_y for the source, default floor_y; floor_y for the double) on the same line.
     """
     import cv2
 
     out = []
-    pts_all = np.concatenate([source[frames].reshape(-1, 3), target[frames].reshape(-1, 3)])
-    height = max(1e-3, float(np.percentile(pts_all[:, 1], 99.5) - min(floor_y, pts_all[:, 1].min())))
+    sfloor = floor_y if source_floor_y is None else source_floor_y
+    hs = np.percentile(source[frames][..., 1], 99.5) - min(sfloor, source[frames][..., 1].min())
+    ht = np.percentile(target[frames][..., 1], 99.5) - min(floor_y, target[frames][..., 1].min())
+    height = max(1e-3, float(max(hs, ht)))
     scale = 0.8 * size / (height * 1.1)
     for n, f in enumerate(frames):
         img = np.full((size, 2 * size, 3), BG, dtype=np.uint8)
-        for panel, (P, parents, color) in enumerate(((source[f], source_parents, SRC_COLOR),
-                                                     (target[f], target_parents, TGT_COLOR))):
+        for panel, (P, parents, color, fy) in enumerate(((source[f], source_parents, SRC_COLOR, sfloor),
+                                                         (target[f], target_parents, TGT_COLOR, floor_y))):
             centre = P[0] * np.array([1.0, 0.0, 1.0])
             ox = panel * size + size / 2
 
-            def px(p, centre=centre, ox=ox):
+            def px(p, centre=centre, ox=ox, fy=fy):
                 v = _view(p - centre, azimuth_deg)
-                return np.stack([ox + v[..., 0] * scale, size * 0.92 - (v[..., 1] - floor_y) * scale], -1)
+                return np.stack([ox + v[..., 0] * scale, size * 0.92 - (v[..., 1] - fy) * scale], -1)
 
             # floor line
-            fl = px(np.array([[-1.0, floor_y, 0.0], [1.0, floor_y, 0.0]]) + centre)
+            fl = px(np.array([[-1.0, fy, 0.0], [1.0, fy, 0.0]]) + centre)
             cv2.line(img, tuple(int(x) for x in fl[0]), tuple(int(x) for x in fl[1]), FLOOR_COLOR, 1, cv2.LINE_AA)
             if panel == 1 and vertices is not None:
                 _splat_mesh(img, px, vertices[n], faces, centre, azimuth_deg)
