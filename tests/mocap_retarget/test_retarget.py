@@ -166,3 +166,17 @@ def test_hips_drop_curve_is_smooth_and_above_the_need():
     assert (out >= need - 1e-12).all()
     assert np.abs(np.diff(out)).max() < 0.03 / 3          # spread over several frames, no pop
     assert out[:25].max() == 0 and out[-25:].max() == 0
+
+
+def test_target_with_a_root_above_the_hips():
+    """Unreal-style targets have a 'root' joint on the floor above the pelvis: same motion."""
+    skel = synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"], rest="A", scale=1.1)
+    plain = TargetSkeleton.from_motion(skel)
+    B = np.concatenate([np.eye(4)[None], plain.bind_world])
+    parents = np.concatenate([[-1], np.where(plain.parents < 0, 0, plain.parents + 1)])
+    rooted = TargetSkeleton(["root"] + plain.names, parents, B, plain.floor_y)
+    m = synthetic_walk(WalkSpec(seconds=1.0, fps=30))
+    a, b = retarget(m, plain), retarget(m, rooted)
+    assert b.target_map.joint("hips") == "pelvis"
+    assert np.abs(a.target_positions - b.target_positions[:, 1:]).max() < 1e-9
+    np.testing.assert_allclose(b.animation.local_rotations[:, 0], np.broadcast_to(np.eye(3), (30, 3, 3)), atol=1e-12)
