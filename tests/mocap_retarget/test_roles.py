@@ -102,3 +102,33 @@ def test_yaml_bone_map_overrides(tmp_path):
     f.write_text("toe_l: [unclosed\n", encoding="utf-8")
     with pytest.raises(BoneMapError, match="not valid YAML"):
         load_bone_map(f, m.names)
+
+
+def test_humanik_roll_bones_are_skipped():
+    names, parents = [], []
+
+    def add(n, p):
+        names.append(n)
+        parents.append(-1 if p is None else names.index(p))
+
+    add("Character1_Hips", None)
+    for S in ("Left", "Right"):
+        chain = ["UpLeg", "UpLegRoll", "Leg", "LegRoll", "Foot", "ToeBase"]
+        prev = "Character1_Hips"
+        for c in chain:
+            add(f"Character1_{S}{c}", prev)
+            prev = f"Character1_{S}{c}"
+    add("Character1_Spine", "Character1_Hips")
+    add("Character1_Spine1", "Character1_Spine")
+    add("Character1_Neck", "Character1_Spine1")
+    add("Character1_Head", "Character1_Neck")
+    for S in ("Left", "Right"):
+        prev = "Character1_Spine1"
+        for c in ["Shoulder", "Arm", "ArmRoll", "ForeArm", "ForeArmRoll", "Hand"]:
+            add(f"Character1_{S}{c}", prev)
+            prev = f"Character1_{S}{c}"
+    bm = auto_map(names, np.array(parents))
+    assert bm.joint("shin_l") == "Character1_LeftLeg" and bm.joint("forearm_r") == "Character1_RightForeArm"
+    assert bm.joint("clavicle_l") == "Character1_LeftShoulder" and bm.joint("upperarm_l") == "Character1_LeftArm"
+    assert bm.joint("chest") == "Character1_Spine1" and bm.joint("hips") == "Character1_Hips"
+    assert "Character1_LeftArmRoll" in bm.unmapped_joints
