@@ -5,43 +5,94 @@
       captures/ fits/ rigs/ animations/ exports/ renders/
 
 `Workspace.init` creates it (idempotent); `Workspace.open` checks that a folder is one.
+
+Several processes may work in one workspace at once. The index runs in WAL mode (readers never block
+the writer), every connection has a busy timeout (a writer waits for another instead of failing), and
+every change is one short ``BEGIN IMMEDIATE`` transaction (`Workspace.write`): the write lock is taken
+before anything is read, so two writers never race on "read the audit head, then append after it".
+A process killed mid-transaction leaves nothing behind: SQLite rolls the transaction back on the next
+open. Connections are always closed (`Workspace.read` / `Workspace.write` are context managers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import DoppelError
 
 INDEX_NAME = "doppel.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STAGE_FOLDERS = ("captures", "fits", "rigs", "animations", "exports", "renders")
 WORKSPACE_ENV = "DOPPEL_WORKSPACE"
+BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction before giving up
+
+# The built-in virtual actor (doppel.virtual_actor) is registered in every workspace: it is synthetic,
+# so it needs no consent, and its assets say so.
+VIRTUAL_ACTOR_ID = "virtual"
+VIRTUAL_ACTOR_NAME = "Doppel virtual actor (synthetic, no real person)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS actors (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, created TEXT NOT NULL);
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created TEXT NOT NULL,                      -- UTC ISO-8601
+    virtual INTEGER NOT NULL DEFAULT 0);        -- 1: synthetic actor, no consent needed
 CREATE TABLE IF NOT EXISTS consents (
-    id TEXT PRIMARY KEY, actor_id TEXT NOT NULL REFERENCES actors(id), uses TEXT NOT NULL,
-    production TEXT NOT NULL, expires TEXT NOT NULL, document_sha256 TEXT, granted TEXT NOT NULL,
-    revoked TEXT, revoke_reason TEXT);
+    id TEXT PRIMARY KEY,
+    actor_id TEXT NOT NULL REFERENCES actors(id),
+    uses TEXT NOT NULL,                         -- comma-separated assets.consent.Use values
+    production TEXT NOT NULL,
+    expires TEXT NOT NULL,                      -- YYYY-MM-DD, last day the consent is valid
+    document_sha256 TEXT,                       -- SHA-256 of the signed document (never the document)
+    document_name TEXT,
+    granted TEXT NOT NULL, granted_by TEXT NOT NULL,
+    revoked TEXT, revoked_by TEXT, revoke_reason TEXT);
+CREATE INDEX IF NOT EXISTS consents_actor ON consents(actor_id);
 CREATE TABLE IF NOT EXISTS assets (
-    id TEXT PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL, actor_id TEXT, consent_id TEXT,
-    sha256 TEXT, created TEXT NOT NULL);
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,                         -- capture, landmarks, fit, rig, animation, export, render, ...
+    path TEXT NOT NULL,                         -- relative to the workspace when inside it, else absolute
+    sha256 TEXT NOT NULL,                       -- file hash, or folder hash (assets.hashing.path_sha256)
+    actor_id TEXT NOT NULL REFERENCES actors(id),
+    consent_id TEXT REFERENCES consents(id),    -- NULL only for the virtual actor
+    use TEXT NOT NULL, production TEXT NOT NULL,
+    created TEXT NOT NULL,
+    audit_seq INTEGER NOT NULL REFERENCES audit(seq));
+CREATE INDEX IF NOT EXISTS assets_actor ON assets(actor_id);
+CREATE INDEX IF NOT EXISTS assets_consent ON assets(consent_id);
+CREATE INDEX IF NOT EXISTS assets_path ON assets(path);
 CREATE TABLE IF NOT EXISTS lineage (
-    child_id TEXT NOT NULL REFERENCES assets(id), parent_id TEXT NOT NULL REFERENCES assets(id),
+    child_id TEXT NOT NULL REFERENCES assets(id),
+    parent_id TEXT NOT NULL REFERENCES assets(id),
     PRIMARY KEY (child_id, parent_id));
+CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(parent_id);
 CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, record TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+    seq INTEGER PRIMARY KEY,                    -- 1, 2, 3, ... without gaps
+    record TEXT NOT NULL,                       -- canonical JSON (assets.audit)
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL);                        -- sha256(prev_hash + "\\n" + record)
+-- Append-only inside SQLite: a deliberate attacker can drop these triggers, which `doppel audit verify`
+-- then catches through the hash chain; they stop accidents and careless scripts.
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
 
 class WorkspaceError(DoppelError):
     """A folder is not a Doppel workspace, or its index is unreadable or of another schema."""
+
+
+def resolve_root(root: str | os.PathLike | None) -> Path:
+    """The workspace folder a command means: ``root``, else $DOPPEL_WORKSPACE, else the current folder."""
+    return Path(root or os.environ.get(WORKSPACE_ENV) or Path.cwd())
 
 
 @dataclass(frozen=True)
@@ -62,31 +113,102 @@ class Workspace:
         for name in STAGE_FOLDERS:
             (root / name).mkdir(exist_ok=True)
         ws = Workspace(root)
-        with ws.connect() as con:
-            con.executescript(_SCHEMA)
+        with ws.write() as con:
+            found = _schema_version(con)
+            if found is not None and found != SCHEMA_VERSION:
+                raise WorkspaceError(f"{ws.index_path}: schema version {found}, this Doppel needs {SCHEMA_VERSION}"
+                                     " (no automatic migration; make a new workspace)")
+            for stmt in _statements(_SCHEMA):
+                con.execute(stmt)
             con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            con.execute("INSERT OR IGNORE INTO actors(id, name, created, virtual) VALUES (?, ?, ?, 1)",
+                        (VIRTUAL_ACTOR_ID, VIRTUAL_ACTOR_NAME, "1970-01-01T00:00:00+00:00"))
         return ws
 
     @staticmethod
     def open(root: str | os.PathLike | None = None) -> Workspace:
         """Open the workspace at ``root`` (default: $DOPPEL_WORKSPACE, else the current folder)."""
-        root = Path(root or os.environ.get(WORKSPACE_ENV) or Path.cwd())
+        root = resolve_root(root)
         ws = Workspace(root)
         if not ws.index_path.is_file():
             raise WorkspaceError(f"{root}: not a Doppel workspace (no {INDEX_NAME}); run `doppel init {root}`")
-        with ws.connect() as con:
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None or int(row[0]) != SCHEMA_VERSION:
-            found = row[0] if row else None
+        with ws.read() as con:
+            found = _schema_version(con)
+        if found != SCHEMA_VERSION:
             raise WorkspaceError(f"{ws.index_path}: schema version {found}, expected {SCHEMA_VERSION}")
         return ws
 
     def connect(self) -> sqlite3.Connection:
-        """A connection in WAL mode with a busy timeout, so several processes can share the index."""
+        """A new connection (the caller closes it): WAL mode, busy timeout, foreign keys, autocommit.
+
+        Prefer `read()` / `write()`, which close it for you.
+        """
         try:
-            con = sqlite3.connect(self.index_path, timeout=30.0)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA foreign_keys=ON")
+            con = sqlite3.connect(self.index_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.DatabaseError as e:
             raise WorkspaceError(f"{self.index_path}: cannot open the index ({e})") from e
+        try:
+            con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")  # the audit log must survive a power cut, not just a crash
+            con.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as e:
+            con.close()
+            raise WorkspaceError(f"{self.index_path}: cannot open the index ({e})") from e
+        con.row_factory = sqlite3.Row
         return con
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reading; closed on exit."""
+        con = self.connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (``BEGIN IMMEDIATE``): committed on a clean exit, rolled back if
+        the block raises; the connection is closed either way. Keep the block short: other processes
+        wait for it (up to BUSY_TIMEOUT_S)."""
+        con = self.connect()
+        try:
+            try:
+                con.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise WorkspaceError(f"{self.index_path}: index busy for more than {BUSY_TIMEOUT_S:.0f} s "
+                                     f"(another Doppel process holds it?): {e}") from e
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+        finally:
+            con.close()
+
+
+def _schema_version(con: sqlite3.Connection) -> int | None:
+    has_meta = con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    if not has_meta:
+        return None
+    row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
+def _statements(script: str) -> list[str]:
+    """Split the schema into statements (executescript would COMMIT the open transaction)."""
+    out, buf = [], []
+    for line in script.splitlines():
+        line = line.split("--", 1)[0].rstrip()
+        if not line:
+            continue
+        buf.append(line)
+        joined = "\n".join(buf)
+        if sqlite3.complete_statement(joined):
+            out.append(joined)
+            buf = []
+    if buf:
+        raise AssertionError(f"incomplete schema statement: {buf}")
+    return out

@@ -15,9 +15,15 @@ from rich.console import Console
 from rich.text import Text
 
 import doppel
+from doppel.commands import actor as actor_cmd
+from doppel.commands import assets_cmd
+from doppel.commands import audit as audit_cmd
+from doppel.commands import consent as consent_cmd
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
+from doppel.commands import export as export_cmd
 from doppel.commands import retarget as retarget_cmd
+from doppel.commands import rig as rig_cmd
 from doppel.commands import workspace as workspace_cmd
 
 app = typer.Typer(
@@ -51,6 +57,12 @@ def _root(
 app.command("doctor")(doctor_cmd.doctor)
 app.command("demo")(demo_cmd.demo)
 app.command("init")(workspace_cmd.init)
+app.command("rig")(rig_cmd.rig)
+app.add_typer(actor_cmd.app, name="actor")
+app.add_typer(consent_cmd.app, name="consent")
+app.add_typer(assets_cmd.app, name="assets")
+app.add_typer(audit_cmd.app, name="audit")
+app.command("export")(export_cmd.export)
 app.command("retarget")(retarget_cmd.retarget)
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
@@ -72,7 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into a red line
         import click
 
-        if isinstance(e, click.exceptions.ClickException):
+        try:  # typer >= 0.2x raises its vendored click's exceptions (missing or bad options)
+            from typer._click.exceptions import ClickException as _VendoredClickException
+        except ImportError:
+            _VendoredClickException = click.exceptions.ClickException
+        if isinstance(e, (click.exceptions.ClickException, _VendoredClickException)):
             e.show()
             sys.exit(e.exit_code)
         if debug or not isinstance(e, (DoppelError, *_USER_ERRORS, OSError)):

@@ -8,14 +8,24 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.consent_gate import WorkspaceOpt
+
 
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Output folder (created if missing)."),
     quick: bool = typer.Option(False, "--quick", help="Smaller images and fewer iterations (for CI)."),
     seed: int = typer.Option(0, "--seed", help="Virtual actor seed: same seed, same actor."),
+    workspace: WorkspaceOpt = None,
 ) -> None:
-    """Run every stage that exists on the virtual actor and write OUT/report.html."""
+    """Run every stage that exists on the virtual actor and write OUT/report.html.
+
+    With a workspace (--workspace, $DOPPEL_WORKSPACE, or run inside one), every stage folder is
+    registered in its asset library as the virtual actor's, with lineage and audit records.
+    """
+    from doppel.consent_gate import VIRTUAL_ACTOR_ID, open_for_actor
     from doppel.pipeline.demo import STAGES, run_demo
+
+    ws = open_for_actor(workspace, VIRTUAL_ACTOR_ID)  # fails now, not after the demo, if W is not a workspace
 
     console = Console()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -28,3 +38,12 @@ def demo(
         report = run_demo(out, quick=quick, seed=seed, progress=on_stage)
         bar.update(task, description="demo: done", completed=len(STAGES))
     console.print(f"report: {report}")
+    if ws is not None:
+        from core.storage import MANIFEST_NAME
+        from doppel.consent_gate import register_stage_folders
+
+        folders = sorted((m.parent for m in Path(out).glob(f"*/{MANIFEST_NAME}")),
+                         key=lambda d: ((d / MANIFEST_NAME).stat().st_mtime_ns, d.name))
+        assets = register_stage_folders(ws, VIRTUAL_ACTOR_ID, "demo", folders, command="demo")
+        console.print(f"workspace {ws.root}: {len(assets)} output(s) registered for the virtual actor "
+                      "(no consent needed): doppel assets list --actor virtual --tree")

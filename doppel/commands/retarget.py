@@ -9,26 +9,9 @@ import typer
 from rich.console import Console
 
 
-def load_target(rig: Path):
-    """(TargetSkeleton, pose_vertices callable or None, faces or None) for a rig folder (rig.npz +
-    manifest.json) or, for BVH-to-BVH retargeting, a .bvh file whose rest pose is the target."""
-    from mocap_retarget.bvh import read_bvh
-    from mocap_retarget.retarget import TargetSkeleton
-
-    rig = Path(rig)
-    if rig.is_file() and rig.suffix.lower() == ".bvh":
-        return TargetSkeleton.from_motion(read_bvh(rig)), None, None
-    if not rig.exists():
-        raise FileNotFoundError(f"{rig}: rig folder not found")
-    try:
-        from rigging.rig import Rig
-    except ImportError as e:
-        from core.errors import MissingDependencyError
-
-        raise MissingDependencyError(f"{rig}: this build has no rigging.Rig to load it ({e})") from e
-    r = Rig.load(rig)
-
-    def pose_vertices(anim):
+def rig_poser(r):
+    """For a rigging.Rig: anim -> (frame indices (n,) -> posed vertices (n, V, 3) through Rig.pose)."""
+    def make(anim):
         import torch
 
         def f(frames):
@@ -37,8 +20,23 @@ def load_target(rig: Path):
                            torch.as_tensor(anim.root_translation[frames], dtype=torch.float32))
             return v.cpu().numpy()
         return f
+    return make
 
-    return TargetSkeleton.from_rig(r), pose_vertices, np.asarray(r.faces)
+
+def load_target(rig: Path):
+    """(TargetSkeleton, pose_vertices factory or None, faces or None) for a rig folder (rig.npz +
+    manifest.json) or, for BVH-to-BVH retargeting, a .bvh file whose rest pose is the target."""
+    from mocap_retarget.bvh import read_bvh
+    from mocap_retarget.retarget import TargetSkeleton
+    from rigging import Rig
+
+    rig = Path(rig)
+    if rig.is_file() and rig.suffix.lower() == ".bvh":
+        return TargetSkeleton.from_motion(read_bvh(rig)), None, None
+    if not rig.exists():
+        raise FileNotFoundError(f"{rig}: rig folder not found")
+    r = Rig.load(rig)
+    return TargetSkeleton.from_rig(r), rig_poser(r), np.asarray(r.faces)
 
 
 def retarget(

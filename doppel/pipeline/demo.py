@@ -59,9 +59,12 @@ def stage_actor(ctx: DemoContext) -> Section:
     )
 
 
+from doppel.pipeline.demo_export import stage_export  # noqa: E402
+
 STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
     ("actor", stage_actor),
     ("retarget", stage_retarget),
+    ("export", stage_export),
 ]
 
 

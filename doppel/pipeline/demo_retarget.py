@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def anny_target_skeleton(seed: int):
     """The virtual actor's skeleton (seed's phenotype, rest pose) as a TargetSkeleton in Doppel's frame,
-    feet on y = 0. Used when no Rig is available to the demo."""
+    feet on y = 0, straight from Anny (no mesh, no Rig): fast, for benchmarks."""
     import torch
 
     from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL as C
@@ -35,23 +35,18 @@ def anny_target_skeleton(seed: int):
 
 
 def _target(ctx):
-    """(TargetSkeleton, pose_vertices factory or None, faces or None, description)."""
+    """(TargetSkeleton, pose_vertices factory, faces, description): the double's rig from ctx.state["rig"]
+    (built with ``doppel.commands.rig.build_default_rig`` and left there for later stages when absent)."""
+    from doppel.commands.retarget import rig_poser
+    from doppel.commands.rig import build_default_rig
     from mocap_retarget.retarget import TargetSkeleton
 
     rig = ctx.state.get("rig")
-    if rig is not None and hasattr(rig, "bind_matrices") and hasattr(rig, "pose"):
-        import torch
-
-        def make_poser(anim):
-            def f(frames):
-                with torch.no_grad():
-                    v = rig.pose(torch.as_tensor(anim.local_rotations[frames], dtype=torch.float32),
-                                 torch.as_tensor(anim.root_translation[frames], dtype=torch.float32))
-                return v.cpu().numpy()
-            return f
-
-        return TargetSkeleton.from_rig(rig), make_poser, np.asarray(rig.faces), "the double's rig (mesh posed)"
-    return anny_target_skeleton(ctx.seed), None, None, "the double's skeleton (Anny rest pose; no rig in this run)"
+    if rig is None:
+        rig, _, _ = build_default_rig("anny", seed=ctx.seed)
+        ctx.state["rig"] = rig
+    what = "the double's rig (mesh posed by Rig.pose)"
+    return TargetSkeleton.from_rig(rig), rig_poser(rig), np.asarray(rig.faces), what
 
 
 def stage_retarget(ctx) -> Section:
@@ -77,6 +72,13 @@ def stage_retarget(ctx) -> Section:
                   pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,
                   preview_frames=4 if ctx.quick else 6, video_seconds=1.5 if ctx.quick else 4.0,
                   size=200 if ctx.quick else 320)
+    from assets.export.common import ExportAnimation
+
+    # later stages (export) animate the double with this clip
+    ctx.state["animation"] = ExportAnimation(joint_names=list(res.animation.joint_names),
+                                             local_rotations=res.animation.local_rotations,
+                                             root_translation=res.animation.root_translation,
+                                             fps=res.animation.fps, source="demo: retargeted walk clip")
     m = res.metrics
     table = {
         "clip": f"{motion.num_frames} frames at {motion.fps:.0f} fps, units detected: {motion.units}",

@@ -101,3 +101,39 @@ def test_source_clip_is_read_back_identically(clips):
     clip, _ = clips
     m = read_bvh(clip)
     assert m.units == "cm" and m.num_frames == 30
+
+
+def test_retarget_onto_a_rig_folder(tmp_path, capsys):
+    from scipy.spatial.transform import Rotation
+
+    from rigging import Rig
+
+    skel = synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"], scale=1.05)
+    rest = skel.rest_positions()
+    J = skel.num_joints
+    B = np.repeat(np.eye(4)[None], J, axis=0)
+    B[:, :3, :3] = Rotation.random(J, random_state=1).as_matrix()
+    B[:, :3, 3] = rest
+    # a small mesh: a triangle per bone, rigidly bound to the bone's parent joint
+    verts, faces, idx = [], [], []
+    for j, p in enumerate(skel.parents):
+        if p < 0:
+            continue
+        a, b = rest[p], rest[j]
+        verts += [a, b, (a + b) / 2 + np.array([0.02, 0.0, 0.02])]
+        faces.append([len(verts) - 3, len(verts) - 2, len(verts) - 1])
+        idx += [p, p, p]
+    rig = Rig(joint_names=skel.names, parents=skel.parents, bind_matrices=B, vertices=np.array(verts, np.float32),
+              faces=np.array(faces), skin_indices=np.array(idx)[:, None],
+              skin_weights=np.ones((len(idx), 1), np.float32))
+    rig.save(tmp_path / "rig")
+    clip = tmp_path / "clip.bvh"
+    write_bvh(clip, synthetic_walk(SPEC, names=SCHEMES["biped"], rest="A"), units="inch")
+    out = tmp_path / "out"
+    code, text = _run(["retarget", str(clip), "--rig", str(tmp_path / "rig"), "--out", str(out),
+                       "--preview-size", "96"], capsys)
+    assert code == 0, text
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["limb_cosine_mean"] > 0.98 and metrics["mapping"]["source"]["thigh_l"] == "Bip01 L Thigh"
+    anim = Animation.load(out / "animation.npz")
+    assert anim.joint_names == skel.names and anim.num_frames == 30

@@ -1,0 +1,361 @@
+"""Blender (``bpy``) work in a worker process: FBX export and file evaluation (import an FBX or glTF, play its
+animation, read back the deformed vertices), so that a crash or a hang inside Blender becomes a clear error
+instead of taking the caller down.
+
+Parent side: `run_blender_tasks(tasks)` writes the tasks (JSON + one .npz of arrays per task) into a temporary
+folder, runs ``python -m assets.blender_worker FOLDER`` with the same interpreter, and reads one result per task
+back. Several tasks share one Blender start-up (a few seconds).
+
+Worker side (this module run as a script, only numpy and bpy): task kinds
+
+- ``export_fbx``: build an armature, a skinned mesh with UVs, shape keys, a textured material and baked
+  keyframes from arrays in the file's axes and units, then write an FBX (see assets.export.fbx).
+- ``evaluate``: import a .fbx or .glb into an empty scene, set frames, return the evaluated (skinned,
+  shape-keyed) world-space vertices in metres, Blender axes, plus what the file holds (bones, shape keys,
+  custom properties, images).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+WORKER_TIMEOUT_S = 600.0
+_BPY_INSTALL = "pip install bpy==5.0.1  (Blender as a Python module; Python 3.11, numpy < 2)"
+
+
+class BlenderError(RuntimeError):
+    """Blender failed, crashed or is missing."""
+
+    def __str__(self) -> str:  # one line for the CLI
+        return super().__str__()
+
+
+@dataclass
+class TaskResult:
+    info: dict[str, Any]                                  # JSON-serialisable results
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def blender_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bpy") is not None
+
+
+def run_blender_tasks(tasks: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
+                      timeout: float = WORKER_TIMEOUT_S, python: str | None = None) -> list[TaskResult]:
+    """Run ``tasks`` ((task dict with a "kind", arrays)) in one Blender worker process; returns their results.
+
+    Raises MissingDependencyError when bpy is not installed and BlenderError when the worker crashes, times out
+    or reports an error (the message carries the worker's last lines)."""
+    from core.errors import MissingDependencyError
+
+    if python is None and not blender_available():
+        raise MissingDependencyError(f"Blender's bpy is not installed, needed for FBX: {_BPY_INSTALL}")
+    with tempfile.TemporaryDirectory(prefix="doppel_blender_") as tmp:
+        d = Path(tmp)
+        for k, (task, arrays) in enumerate(tasks):
+            np.savez(d / f"task_{k}.npz", **arrays)
+            (d / f"task_{k}.json").write_text(json.dumps(task), encoding="utf-8")
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [python or sys.executable, "-m", "assets.blender_worker", str(d), str(len(tasks))]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=root)
+        except subprocess.TimeoutExpired as e:
+            raise BlenderError(f"Blender worker timed out after {timeout:.0f} s") from e
+        except OSError as e:
+            raise BlenderError(f"could not start the Blender worker ({cmd[0]}): {e}") from e
+        results = []
+        for k in range(len(tasks)):
+            rj = d / f"result_{k}.json"
+            if not rj.is_file():
+                tail = _tail(proc.stderr or proc.stdout)
+                if proc.returncode < 0:
+                    why = f"crashed (signal {-proc.returncode})"
+                else:
+                    why = f"failed (exit code {proc.returncode})"
+                raise BlenderError(f"Blender worker {why} in task {k} ({tasks[k][0].get('kind')}): {tail}")
+            info = json.loads(rj.read_text(encoding="utf-8"))
+            if "error" in info:
+                raise BlenderError(f"Blender: {info['error']}")
+            rn = d / f"result_{k}.npz"
+            arrays = {}
+            if rn.is_file():
+                with np.load(rn) as z:
+                    arrays = {n: z[n] for n in z.files}
+            results.append(TaskResult(info, arrays))
+        return results
+
+
+def _tail(text: str, n: int = 3) -> str:
+    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return " | ".join(lines[-n:]) if lines else "no output"
+
+
+# ====================================== worker side (runs inside Blender) ======================================
+
+def _reset(bpy, fps: float | None = None, scale_length: float = 1.0) -> None:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.unit_settings.system = "METRIC"
+    scene.unit_settings.scale_length = scale_length
+    scene.unit_settings.length_unit = "CENTIMETERS" if abs(scale_length - 0.01) < 1e-12 else "METERS"
+    if fps:
+        scene.render.fps = max(1, int(round(fps)))
+        scene.render.fps_base = scene.render.fps / fps
+
+
+def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    from mathutils import Matrix
+
+    scale = float(task["scale"])                             # file units per metre (1 or 100)
+    fps = float(task.get("fps") or 30.0)
+    _reset(bpy, fps, scale_length=1.0 / scale)
+    scene = bpy.context.scene
+    name = task["name"]
+    names, parents, bind = task["joint_names"], a["parents"], a["bind"]
+    J = len(names)
+
+    # armature: one bone per joint whose rest matrix is the bind matrix (bones along their local +Y)
+    arm = bpy.data.armatures.new(f"{name}_skeleton")
+    arm_obj = bpy.data.objects.new(f"{name}_rig", arm)
+    scene.collection.objects.link(arm_obj)
+    if task["up"] == "y":       # Y-up data: stand it up in Blender; the exporter's axis change cancels this
+        arm_obj.rotation_euler = (np.pi / 2, 0.0, 0.0)
+    bpy.context.view_layer.objects.active = arm_obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    pos = bind[:, :3, 3]
+    children = [[] for _ in range(J)]
+    for j, p in enumerate(parents):
+        if p >= 0:
+            children[p].append(j)
+    lengths = np.zeros(J)
+    for j in range(J):
+        d = [np.linalg.norm(pos[c] - pos[j]) for c in children[j]]
+        lengths[j] = np.mean(d) if d and np.mean(d) > 1e-4 * scale else 0.0
+    for j in range(J):
+        if lengths[j] == 0.0:
+            lengths[j] = 0.5 * lengths[parents[j]] if parents[j] >= 0 and lengths[parents[j]] > 0 else 0.05 * scale
+        lengths[j] = max(lengths[j], 0.005 * scale)
+    bones = []
+    for j in range(J):
+        eb = arm.edit_bones.new(names[j])
+        eb.head = (0.0, 0.0, 0.0)
+        eb.tail = (0.0, float(lengths[j]), 0.0)
+        eb.matrix = Matrix(bind[j].tolist())
+        if parents[j] >= 0:
+            eb.parent = bones[parents[j]]
+            eb.use_connect = False
+        bones.append(eb)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    rest = np.array([np.array(arm.bones[n].matrix_local) for n in names])
+    rest_err = float(np.abs(rest[:, :3, :3] - bind[:, :3, :3]).max())
+    rest_pos_err = float(np.abs(rest[:, :3, 3] - bind[:, :3, 3]).max())
+
+    # mesh
+    verts, faces = a["vertices"], a["faces"]
+    me = bpy.data.meshes.new(f"{name}_mesh")
+    me.vertices.add(len(verts))
+    me.vertices.foreach_set("co", verts.astype(np.float32).ravel())
+    me.loops.add(faces.size)
+    me.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
+    me.polygons.add(len(faces))
+    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    if "uvs" in a:
+        uv = me.uv_layers.new(name="UVMap")
+        uv.data.foreach_set("uv", a["uvs"][a["face_uvs"]].astype(np.float32).ravel())
+    me.update()
+    me.validate(clean_customdata=False)
+    me.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    obj = bpy.data.objects.new(name, me)
+    scene.collection.objects.link(obj)
+    obj.parent = arm_obj
+
+    # skin
+    groups = [obj.vertex_groups.new(name=n) for n in names]
+    idx, w = a["skin_indices"], a["skin_weights"]
+    for v, k in zip(*np.nonzero(w > 0), strict=True):
+        groups[idx[v, k]].add([int(v)], float(w[v, k]), "ADD")
+    mod = obj.modifiers.new("Armature", "ARMATURE")
+    mod.object = arm_obj
+    mod.use_deform_preserve_volume = False
+
+    # shape keys
+    bs_names = task.get("blendshape_names", [])
+    if bs_names:
+        obj.shape_key_add(name="Basis", from_mix=False)
+        wmin = float(a["blendshape_weights"].min()) if "blendshape_weights" in a else 0.0
+        wmax = float(a["blendshape_weights"].max()) if "blendshape_weights" in a else 1.0
+        for n, d in zip(bs_names, a["blendshape_deltas"], strict=True):
+            kb = obj.shape_key_add(name=n, from_mix=False)
+            kb.data.foreach_set("co", (verts + d).astype(np.float32).ravel())
+            kb.slider_min = max(-10.0, min(0.0, wmin))
+            kb.slider_max = min(10.0, max(1.0, wmax))
+
+    # material with the albedo texture
+    if task.get("texture"):
+        mat = bpy.data.materials.new(f"{name}_skin")
+        mat.use_nodes = True
+        nodes = mat.node_tree.nodes
+        bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+        bsdf.inputs["Roughness"].default_value = 0.6
+        bsdf.inputs["Metallic"].default_value = 0.0
+        tex = nodes.new("ShaderNodeTexImage")
+        tex.image = bpy.data.images.load(task["texture"])
+        mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        me.materials.append(mat)
+
+    # provenance as custom properties (exported as FBX user properties)
+    for k, v in task.get("provenance", {}).items():
+        arm_obj[f"doppel_{k}"] = str(v)
+        obj[f"doppel_{k}"] = str(v)
+
+    # animation: one key per frame, frames 1..T
+    T = int(task.get("frames", 0))
+    if T:
+        scene.frame_start, scene.frame_end = 1, T
+        frames = np.arange(1, T + 1, dtype=np.float32)
+        quats = a["quaternions_wxyz"]                      # (T, J, 4) local, relative to the rest pose
+        root_loc = a["root_location"]                      # (T, J, 3), bone-local location (roots only)
+        arm_obj.animation_data_create()
+        act = bpy.data.actions.new(f"{name}_anim")
+        arm_obj.animation_data.action = act
+
+        def curve(action, owner, path, i, values):
+            fc = action.fcurve_ensure_for_datablock(owner, path, index=i)
+            fc.keyframe_points.add(T)
+            fc.keyframe_points.foreach_set("co", np.stack([frames, values.astype(np.float32)], 1).ravel())
+            fc.keyframe_points.foreach_set("interpolation", np.ones(T, dtype=np.int32))   # LINEAR
+            fc.update()
+
+        for j, n in enumerate(names):
+            pb = arm_obj.pose.bones[n]
+            pb.rotation_mode = "QUATERNION"
+            for i in range(4):
+                curve(act, arm_obj, f'pose.bones["{n}"].rotation_quaternion', i, quats[:, j, i])
+            if parents[j] < 0:
+                for i in range(3):
+                    curve(act, arm_obj, f'pose.bones["{n}"].location', i, root_loc[:, j, i])
+        if bs_names:
+            key = me.shape_keys
+            key.animation_data_create()
+            kact = bpy.data.actions.new(f"{name}_shapes")
+            key.animation_data.action = kact
+            bw = a["blendshape_weights"]
+            for k, n in enumerate(bs_names):
+                curve(kact, key, f'key_blocks["{n}"].value', 0, bw[:, k])
+        scene.frame_set(1)
+
+    up = task["up"]
+    axis_forward, axis_up = ("-Z", "Y") if up == "y" else ("Y", "Z")
+    bpy.ops.export_scene.fbx(
+        filepath=task["out"], use_selection=False, object_types={"ARMATURE", "MESH"}, use_mesh_modifiers=False,
+        mesh_smooth_type="FACE", use_tspace=False, use_custom_props=True, add_leaf_bones=False,
+        primary_bone_axis="Y", secondary_bone_axis="X", use_armature_deform_only=False, armature_nodetype="NULL",
+        bake_anim=bool(T), bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
+        bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True, bake_anim_step=1.0,
+        bake_anim_simplify_factor=0.0, path_mode="COPY", embed_textures=True, axis_forward=axis_forward,
+        axis_up=axis_up, global_scale=1.0, apply_unit_scale=True, apply_scale_options="FBX_SCALE_UNITS",
+        bake_space_transform=False)
+    return TaskResult({"rest_rotation_error": rest_err, "rest_position_error": rest_pos_err,
+                       "bones": J, "shape_keys": len(bs_names), "frames": T})
+
+
+def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    path = task["path"]
+    _reset(bpy, task.get("fps"))
+    scene = bpy.context.scene
+    if path.lower().endswith(".fbx"):
+        bpy.ops.import_scene.fbx(filepath=path, use_custom_props=True, use_anim=True)
+    else:
+        bpy.ops.import_scene.gltf(filepath=path)
+    # skinned meshes only (the glTF importer adds an unskinned bone-shape icosphere in a hidden collection)
+    meshes = [o for o in scene.objects if o.type == "MESH" and any(m.type == "ARMATURE" for m in o.modifiers)]
+    arms = [o for o in scene.objects if o.type == "ARMATURE"]
+    if len(meshes) != 1:
+        return TaskResult({"error": f"{path}: expected one mesh after import, found {len(meshes)}"})
+    obj = meshes[0]
+    start = None
+    for o in arms:
+        ad = o.animation_data
+        if ad and ad.action:
+            start = float(ad.action.frame_range[0])
+    M0 = np.array(obj.matrix_world)
+    n = len(obj.data.vertices)
+    co = np.empty(n * 3, dtype=np.float32)
+    obj.data.vertices.foreach_get("co", co)
+    rest = co.reshape(-1, 3).astype(np.float64) @ M0[:3, :3].T + M0[:3, 3]
+    frames = list(task.get("frames", []))
+    out = np.zeros((len(frames), n, 3))
+    for i, f in enumerate(frames):
+        if start is None:
+            return TaskResult({"error": f"{path}: the imported armature has no animation"})
+        scene.frame_set(int(round(start)) + int(f))
+        dg = bpy.context.evaluated_depsgraph_get()
+        ev = obj.evaluated_get(dg)
+        me = ev.to_mesh()
+        if len(me.vertices) != n:
+            return TaskResult({"error": f"{path}: evaluated mesh has {len(me.vertices)} vertices, rest {n}"})
+        me.vertices.foreach_get("co", co)
+        M = np.array(ev.matrix_world)
+        out[i] = co.reshape(-1, 3).astype(np.float64) @ M[:3, :3].T + M[:3, 3]
+        ev.to_mesh_clear()
+    props = {k: str(obj[k]) for k in obj.keys() if isinstance(obj[k], str)}
+    for o in arms:
+        props.update({k: str(o[k]) for k in o.keys() if isinstance(o[k], str)})
+    keys = obj.data.shape_keys
+    info = {
+        "vertices": n, "bones": sum(len(o.data.bones) for o in arms),
+        "bone_names": [b.name for o in arms for b in o.data.bones],
+        "shape_keys": [kb.name for kb in keys.key_blocks][1:] if keys else [],
+        "custom_properties": props, "vertex_groups": len(obj.vertex_groups),
+        "uv_layers": len(obj.data.uv_layers),
+        "images": [im.name for im in bpy.data.images if im.size[0] > 0],
+        "materials": [m.name for m in obj.data.materials if m],
+        "action_start": start,
+        "armature_scale": [list(o.scale) for o in arms],
+    }
+    return TaskResult(info, {"vertices": out, "rest": rest})
+
+
+_TASKS = {"export_fbx": _task_export_fbx, "evaluate": _task_evaluate}
+
+
+def _worker_main(folder: str, count: int) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    d = Path(folder)
+    import bpy
+
+    for k in range(count):
+        task = json.loads((d / f"task_{k}.json").read_text(encoding="utf-8"))
+        with np.load(d / f"task_{k}.npz") as z:
+            arrays = {n: z[n] for n in z.files}
+        try:
+            fn = _TASKS[task["kind"]]
+            res = fn(bpy, task, arrays)
+        except Exception as e:  # noqa: BLE001 - reported to the parent as one line
+            res = TaskResult({"error": f"{task.get('kind')}: {type(e).__name__}: {e}"})
+        if res.arrays:
+            np.savez(d / f"result_{k}.npz", **res.arrays)
+        (d / f"result_{k}.json").write_text(json.dumps(res.info), encoding="utf-8")
+        if "error" in res.info:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1], int(sys.argv[2])))

@@ -1,0 +1,132 @@
+"""FBX export through Blender's own FBX writer (``bpy``, in a worker process: assets.blender_worker).
+
+The scene is built with the data already in the file's axes and units (scene unit scale 1/s, so the FBX
+UnitScaleFactor says centimetres or metres and objects keep a scale of 1). For a Z-up file the data are in
+Blender's own axes and the exporter changes nothing. For a Y-up file the data are in Doppel's axes and the armature
+object is turned +90 degrees about X inside Blender (so the double stands up there); Blender's exporter applies its
+Y-up axis change (-90 degrees about X) to that root object, so in the file every object transform is the identity
+and the mesh and bones are plain Y-up data, as Maya users expect. Bones carry the rig's bind matrices as their rest
+matrices (Blender bones point along their local +Y, as Anny's joints do), so the animation's local rotations
+(relative to the bind pose, in each joint's bind frame) are the pose bones' quaternions as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assets.export.common import ExportError, ExportOptions, ExportScene, check_output_path, staged_output
+
+log = logging.getLogger(__name__)
+REST_TOL = 1e-4     # how far Blender's bone rest matrices may be from the bind matrices (float32 edit bones)
+
+
+def blender_scene_options(options: ExportOptions) -> ExportOptions:
+    """The frame the Blender scene's data are built in for ``options``: the file's own axes and units."""
+    return replace(options)
+
+
+def fbx_task(scene: ExportScene, out: Path, up: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The worker task that writes ``scene`` (prepared in `blender_scene_options` frame) to ``out``."""
+    import roma
+    import torch
+
+    if scene.options.up != up:
+        raise ValueError(f"fbx_task: the scene is prepared {scene.options.up}-up, the file is {up}-up")
+    arrays: dict[str, np.ndarray] = {
+        "parents": scene.parents, "bind": scene.bind, "vertices": scene.vertices, "faces": scene.faces,
+        "skin_indices": scene.skin_indices, "skin_weights": scene.skin_weights,
+        "blendshape_deltas": scene.blendshape_deltas}
+    if scene.uvs is not None:
+        arrays["uvs"], arrays["face_uvs"] = scene.uvs, scene.face_uvs
+    T = scene.num_frames
+    if T:
+        q = roma.rotmat_to_unitquat(torch.from_numpy(np.ascontiguousarray(scene.rotations))).numpy()  # xyzw
+        arrays["quaternions_wxyz"] = np.concatenate([q[..., 3:], q[..., :3]], -1)
+        loc = np.zeros((T, len(scene.joint_names), 3))
+        roots = np.flatnonzero(scene.parents < 0)
+        # root pose = rest @ T(loc) @ R and W = T(t) @ rest @ R  =>  loc = rest_rot^T t
+        loc[:, roots] = np.einsum("jba,tb->tja", scene.bind[roots, :3, :3], scene.root_translation)
+        arrays["root_location"] = loc
+        if scene.blendshape_weights is not None:
+            arrays["blendshape_weights"] = scene.blendshape_weights
+        elif scene.blendshape_names:
+            arrays["blendshape_weights"] = np.zeros((T, len(scene.blendshape_names)))
+    task = {"kind": "export_fbx", "out": str(out), "name": scene.name, "joint_names": scene.joint_names,
+            "blendshape_names": scene.blendshape_names, "scale": scene.options.scale, "fps": scene.fps,
+            "frames": T, "up": up, "texture": str(scene.texture.resolve()) if scene.texture else None,
+            "provenance": scene.provenance}
+    return task, arrays
+
+
+def export_fbx(scene: ExportScene, out: str | Path, up: str = "y") -> Path:
+    """Write ``scene`` (prepared in the file's frame, see `blender_scene_options`) to ``out`` as an FBX whose up
+    axis is ``up`` ("y" or "z"); atomic. Returns the path."""
+    from assets.blender_worker import run_blender_tasks
+
+    out = check_output_path(out, (".fbx",))
+    with staged_output(out) as staged:
+        task, arrays = fbx_task(scene, staged, up)
+        (res,) = run_blender_tasks([(task, arrays)])
+        err = max(res.info["rest_rotation_error"], res.info["rest_position_error"] / scene.options.scale)
+        if err > REST_TOL:
+            raise ExportError(f"{out}: Blender's bone rest matrices differ from the bind pose by {err:.2e}")
+    return out
+
+
+@dataclass
+class BlenderEvaluation:
+    """What Blender reads back from a file. vertices: (len(frames), V', 3) world positions, metres, Doppel frame;
+    rest: (V', 3) the undeformed mesh in the same frame; info: bones, shape keys, custom properties, images."""
+
+    vertices: np.ndarray
+    rest: np.ndarray
+    info: dict[str, Any]
+
+
+def evaluation_task(path: str | Path, frames: list[int], fps: float) -> tuple[dict, dict]:
+    return {"kind": "evaluate", "path": str(Path(path).resolve()), "frames": [int(f) for f in frames],
+            "fps": float(fps)}, {}
+
+
+def evaluate_in_blender(paths: list[str | Path], frames: list[int], fps: float) -> list[BlenderEvaluation]:
+    """Import each file (.fbx / .glb) into an empty Blender scene (one worker process for all), evaluate the given
+    animation frames (0 = the animation's first frame) and return the deformed vertices in Doppel's frame."""
+    from assets.blender_worker import run_blender_tasks
+    from core.conventions import zup_to_doppel
+
+    results = run_blender_tasks([evaluation_task(p, frames, fps) for p in paths])
+    return [BlenderEvaluation(vertices=zup_to_doppel(r.arrays["vertices"]), rest=zup_to_doppel(r.arrays["rest"]),
+                              info=r.info) for r in results]
+
+
+def fbx_global_settings(path: str | Path) -> dict[str, float]:
+    """UpAxis, UpAxisSign, FrontAxis, FrontAxisSign, CoordAxis, UnitScaleFactor (centimetres per file unit) read
+    from a binary FBX's GlobalSettings (a minimal reader of its Properties70 records, for checks and tests)."""
+    import struct
+
+    data = Path(path).read_bytes()
+    if not data.startswith(b"Kaydara FBX Binary"):
+        raise ExportError(f"{path}: not a binary FBX file")
+    out: dict[str, float] = {}
+    for name in ("UpAxis", "UpAxisSign", "FrontAxis", "FrontAxisSign", "CoordAxis", "UnitScaleFactor"):
+        key = b"S" + struct.pack("<I", len(name)) + name.encode()
+        i = data.find(key)
+        if i < 0:
+            continue
+        i += len(key)
+        for _ in range(3):                                   # type, label, flags strings
+            if data[i:i + 1] != b"S":
+                break
+            n = struct.unpack_from("<I", data, i + 1)[0]
+            i += 5 + n
+        code = data[i:i + 1]
+        if code == b"I":
+            out[name] = float(struct.unpack_from("<i", data, i + 1)[0])
+        elif code == b"D":
+            out[name] = float(struct.unpack_from("<d", data, i + 1)[0])
+    return out

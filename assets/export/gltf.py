@@ -1,0 +1,222 @@
+"""glTF 2.0 binary (.glb) export with pygltflib: one skinned mesh with UVs, normals, named morph targets, a skin
+with inverse bind matrices, one node per joint, animation channels (joint rotations, root translations, morph
+weights) and a PBR material with the albedo texture embedded. glTF is Y-up in metres by specification, so the
+scene must be prepared with ExportOptions(up="y", units="m").
+
+Vertices are split where a mesh vertex has several UVs (glTF has one index per vertex); `split_vertices` gives the
+glTF vertex -> rig vertex map.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from assets.export.common import ExportError, ExportScene, check_output_path, staged_output
+
+log = logging.getLogger(__name__)
+
+_FLOAT, _USHORT, _UINT = 5126, 5123, 5125
+_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
+
+
+def split_vertices(scene: ExportScene) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(src (V', ) rig vertex of each glTF vertex, tris (F, 3) into the glTF vertices, uv (V', 2) or None)."""
+    if scene.uvs is None:
+        return np.arange(len(scene.vertices)), scene.faces.astype(np.int64), None
+    pairs = np.stack([scene.faces.reshape(-1), scene.face_uvs.reshape(-1)], axis=1)
+    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    return uniq[:, 0], inverse.reshape(-1, 3), scene.uvs[uniq[:, 1]]
+
+
+def _quat_xyzw(R: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) -> (..., 4) unit quaternions (x, y, z, w) via roma, sign-continuous along axis 0 if 2+ dims."""
+    import roma
+    import torch
+
+    q = roma.rotmat_to_unitquat(torch.from_numpy(np.ascontiguousarray(R, dtype=np.float64))).numpy()
+    if q.ndim == 3 and len(q) > 1:                               # (T, J, 4): no sign flips between frames
+        for f in range(1, len(q)):
+            flip = (q[f] * q[f - 1]).sum(-1) < 0
+            q[f, flip] *= -1
+    return q
+
+
+class _Bin:
+    """The GLB binary chunk: bufferViews and accessors appended as the arrays come."""
+
+    def __init__(self, gltf):
+        self.gltf = gltf
+        self.data = bytearray()
+
+    def view(self, raw: bytes, target: int | None = None) -> int:
+        import pygltflib as g
+
+        self.data += b"\0" * (-len(self.data) % 4)
+        self.gltf.bufferViews.append(g.BufferView(buffer=0, byteOffset=len(self.data), byteLength=len(raw),
+                                                  target=target))
+        self.data += raw
+        return len(self.gltf.bufferViews) - 1
+
+    def accessor(self, arr: np.ndarray, kind: str, target: int | None = None, minmax: bool = False,
+                 normalized: bool = False) -> int:
+        import pygltflib as g
+
+        arr = np.ascontiguousarray(arr)
+        ctype = {np.dtype(np.float32): _FLOAT, np.dtype(np.uint16): _USHORT, np.dtype(np.uint32): _UINT}[arr.dtype]
+        count = arr.shape[0]
+        flat = arr.reshape(count, -1)
+        acc = g.Accessor(bufferView=self.view(arr.tobytes(), target), componentType=ctype, count=count, type=kind,
+                         normalized=normalized or None)
+        if minmax:
+            acc.min = flat.min(0).astype(float).tolist()
+            acc.max = flat.max(0).astype(float).tolist()
+        self.gltf.accessors.append(acc)
+        return len(self.gltf.accessors) - 1
+
+    def sparse_vec3(self, arr: np.ndarray) -> int:
+        """A float VEC3 accessor of (N, 3) ``arr`` stored sparsely (only rows that are not zero; glTF 2.0
+        sparse accessor without a bufferView: the rest reads as zero). Morph targets move few vertices."""
+        import pygltflib as g
+
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        rows = np.flatnonzero(np.abs(arr).max(1) > 0).astype(np.uint32)
+        if not len(rows):
+            rows = np.zeros(1, np.uint32)
+        sparse = g.Sparse(count=int(len(rows)),
+                          indices=g.AccessorSparseIndices(bufferView=self.view(rows.tobytes()), componentType=_UINT),
+                          values=g.AccessorSparseValues(bufferView=self.view(arr[rows].tobytes())))
+        acc = g.Accessor(componentType=_FLOAT, count=len(arr), type="VEC3", sparse=sparse,
+                         min=arr.min(0).astype(float).tolist(), max=arr.max(0).astype(float).tolist())
+        self.gltf.accessors.append(acc)
+        return len(self.gltf.accessors) - 1
+
+
+def export_glb(scene: ExportScene, out: str | Path) -> Path:
+    """Write ``scene`` as a binary glTF to ``out`` (atomic). Returns the path."""
+    import pygltflib as g
+
+    out = check_output_path(out, (".glb",))
+    if scene.options.up != "y" or scene.options.units != "m":
+        raise ExportError(f"{out}: glTF 2.0 is Y-up in metres by specification; got up={scene.options.up!r}, "
+                          f"units={scene.options.units!r}")
+    J = len(scene.joint_names)
+    gltf = g.GLTF2(scene=0, scenes=[g.Scene(nodes=[])], nodes=[], meshes=[], accessors=[], bufferViews=[],
+                   buffers=[], skins=[], animations=[], materials=[], textures=[], images=[], samplers=[])
+    gltf.asset = g.Asset(version="2.0", generator=f"Doppel {scene.provenance.get('doppel_version', '')}".strip(),
+                         extras={"doppel": scene.provenance})
+    b = _Bin(gltf)
+
+    src, tris, uv = split_vertices(scene)
+    pos = scene.vertices[src].astype(np.float32)
+    attrs = g.Attributes(POSITION=b.accessor(pos, "VEC3", _ARRAY_BUFFER, minmax=True),
+                         NORMAL=b.accessor(scene.normals[src].astype(np.float32), "VEC3", _ARRAY_BUFFER))
+    if uv is not None:
+        attrs.TEXCOORD_0 = b.accessor(np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1).astype(np.float32), "VEC2",
+                                      _ARRAY_BUFFER)
+    # skin: influences in sets of 4 (JOINTS_n / WEIGHTS_n), zero-padded
+    idx, w = scene.skin_indices[src], scene.skin_weights[src]
+    K = idx.shape[1]
+    sets = -(-K // 4)
+    idx = np.concatenate([idx, np.zeros((len(src), sets * 4 - K), np.int64)], 1)
+    w = np.concatenate([w, np.zeros((len(src), sets * 4 - K))], 1)
+    w = w / w.sum(1, keepdims=True)
+    jtype = np.uint16 if J < 65536 else np.uint32
+    for s in range(sets):
+        setattr(attrs, f"JOINTS_{s}", b.accessor(idx[:, 4 * s:4 * s + 4].astype(jtype), "VEC4", _ARRAY_BUFFER))
+        setattr(attrs, f"WEIGHTS_{s}", b.accessor(w[:, 4 * s:4 * s + 4].astype(np.float32), "VEC4", _ARRAY_BUFFER))
+    targets = [{"POSITION": b.sparse_vec3(d[src])} for d in scene.blendshape_deltas]
+    indices = b.accessor(tris.reshape(-1).astype(np.uint32), "SCALAR", _ELEMENT_ARRAY_BUFFER)
+
+    material = None
+    if scene.texture is not None:
+        gltf.images.append(g.Image(bufferView=b.view(scene.texture.read_bytes()), mimeType=_mime(scene.texture),
+                                   name=scene.texture.stem))
+        gltf.samplers.append(g.Sampler(magFilter=9729, minFilter=9987, wrapS=10497, wrapT=10497))
+        gltf.textures.append(g.Texture(source=0, sampler=0))
+        gltf.materials.append(g.Material(
+            name=f"{scene.name}_skin", doubleSided=False,
+            pbrMetallicRoughness=g.PbrMetallicRoughness(baseColorTexture=g.TextureInfo(index=0), metallicFactor=0.0,
+                                                        roughnessFactor=0.6)))
+        material = 0
+    prim = g.Primitive(attributes=attrs, indices=indices, material=material, mode=4,
+                       targets=[g.Attributes(**t) for t in targets] or None)
+    mesh = g.Mesh(name=scene.name, primitives=[prim],
+                  weights=[0.0] * len(targets) if targets else None,
+                  extras={"targetNames": scene.blendshape_names} if targets else None)
+    gltf.meshes.append(mesh)
+
+    # joints: node j = joint j, local rest TRS
+    L = scene.local_bind()
+    q_rest = _quat_xyzw(L[:, :3, :3])
+    children: list[list[int]] = [[] for _ in range(J)]
+    for j, p in enumerate(scene.parents):
+        if p >= 0:
+            children[p].append(j)
+    for j in range(J):
+        gltf.nodes.append(g.Node(name=scene.joint_names[j], translation=L[j, :3, 3].tolist(),
+                                 rotation=q_rest[j].tolist(), children=children[j] or None))
+    roots = [j for j in range(J) if scene.parents[j] < 0]
+    inv_bind = np.linalg.inv(scene.bind).transpose(0, 2, 1).astype(np.float32)   # column-major
+    gltf.skins.append(g.Skin(name=f"{scene.name}_skeleton", joints=list(range(J)),
+                             inverseBindMatrices=b.accessor(inv_bind.reshape(J, 16), "MAT4"),
+                             skeleton=roots[0] if len(roots) == 1 else None))
+    gltf.nodes.append(g.Node(name=scene.name, mesh=0, skin=0))
+    gltf.scenes[0].nodes = roots + [J]
+
+    if scene.num_frames:
+        T = scene.num_frames
+        rot, trans = scene.local_tracks()
+        times = b.accessor((np.arange(T) / scene.fps).astype(np.float32), "SCALAR", minmax=True)
+        q = _quat_xyzw(rot)                                               # (T, J, 4)
+        samplers, channels = [], []
+        for j in range(J):
+            samplers.append(g.AnimationSampler(input=times, output=b.accessor(q[:, j].astype(np.float32), "VEC4"),
+                                               interpolation="LINEAR"))
+            channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
+                                               target=g.AnimationChannelTarget(node=j, path="rotation")))
+        for j in roots:
+            samplers.append(g.AnimationSampler(input=times, interpolation="LINEAR",
+                                               output=b.accessor(trans[:, j].astype(np.float32), "VEC3")))
+            channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
+                                               target=g.AnimationChannelTarget(node=j, path="translation")))
+        if targets:
+            wts = np.zeros((T, len(targets))) if scene.blendshape_weights is None else scene.blendshape_weights
+            samplers.append(g.AnimationSampler(input=times, interpolation="LINEAR",
+                                               output=b.accessor(wts.reshape(-1).astype(np.float32), "SCALAR")))
+            channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
+                                               target=g.AnimationChannelTarget(node=J, path="weights")))
+        gltf.animations.append(g.Animation(name=f"{scene.name}_anim", samplers=samplers, channels=channels,
+                                           extras={"fps": scene.fps}))
+    for key in ("images", "samplers", "textures", "materials", "animations"):
+        if not getattr(gltf, key):
+            setattr(gltf, key, [])
+    b.data += b"\0" * (-len(b.data) % 4)
+    gltf.buffers.append(g.Buffer(byteLength=len(b.data)))
+    gltf.set_binary_blob(bytes(b.data))
+    glb = b"".join(gltf.save_to_bytes())
+    with staged_output(out) as staged:
+        staged.write_bytes(glb)
+    log.info("wrote %s (%d bytes)", out, len(glb))
+    return out
+
+
+def read_glb_json(path: str | Path) -> dict:
+    """The JSON chunk of a .glb file (for checks and tests)."""
+    data = Path(path).read_bytes()
+    if data[:4] != b"glTF":
+        raise ExportError(f"{path}: not a binary glTF file")
+    length = int.from_bytes(data[12:16], "little")
+    return json.loads(data[20:20 + length])
+
+
+def _mime(path: Path) -> str:
+    ext = path.suffix.lower()
+    if ext == ".png":
+        return "image/png"
+    if ext in (".jpg", ".jpeg"):
+        return "image/jpeg"
+    raise ExportError(f"{path}: glTF textures must be PNG or JPEG")

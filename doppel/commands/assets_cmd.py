@@ -1,0 +1,52 @@
+"""`doppel assets list`: what the workspace holds, and what was made from what."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from assets.lineage import AssetNode, asset_tree, list_assets
+from assets.workspace import Workspace
+from doppel.consent_gate import WorkspaceOpt
+
+app = typer.Typer(help="The asset library: outputs registered by gated commands, with their lineage.",
+                  no_args_is_help=True)
+
+
+def _label(node: AssetNode) -> str:
+    a = node.asset
+    consent = a.consent_id or "no consent needed"
+    return f"[bold]{a.kind}[/bold] {a.id}  {a.path}  [dim]{a.created[:19]} {a.use} {a.production!r} {consent}[/dim]"
+
+
+@app.command("list")
+def list_(actor: str | None = typer.Option(None, "--actor", help="Only this actor's assets."),
+          kind: str | None = typer.Option(None, "--kind", help="Only this kind (capture, fit, rig, ...)."),
+          tree: bool = typer.Option(False, "--tree", help="Lineage tree: what was made from each of the actor's "
+                                    "roots (needs --actor)."),
+          workspace: WorkspaceOpt = None) -> None:
+    """List registered assets, or with --tree what was made from the actor's captures."""
+    ws = Workspace.open(workspace)
+    console = Console()
+    if tree:
+        if not actor:
+            raise ValueError("assets list: --tree needs --actor A")
+        roots = asset_tree(ws, actor)
+        top = Tree(f"actor {actor}: {len(roots)} root asset(s)")
+
+        def add(branch: Tree, node: AssetNode) -> None:
+            sub = branch.add(_label(node))
+            for child in node.children:
+                add(sub, child)
+
+        for r in roots:
+            add(top, r)
+        console.print(top)
+        return
+    table = Table("asset", "kind", "actor", "path", "made", "use", "production", "consent")
+    for a in list_assets(ws, actor, kind):
+        table.add_row(a.id, a.kind, a.actor_id, a.path, a.created[:19], a.use, a.production,
+                      a.consent_id or "not needed")
+    console.print(table)

@@ -1,0 +1,88 @@
+"""`doppel consent grant|revoke|show`: consent records for each use of an actor's likeness."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from assets.consent import Use, consents_for, grant, revoke
+from assets.lineage import Asset, outputs_under_consent
+from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
+from doppel.consent_gate import WorkspaceOpt
+
+app = typer.Typer(help="Consent records: which uses of an actor's likeness are allowed, where, until when.",
+                  no_args_is_help=True)
+_USES = ",".join(u.value for u in Use)
+
+
+@app.command("grant")
+def grant_(actor: str = typer.Argument(..., help="Actor id (`doppel actor list`)."),
+           uses: str = typer.Option(..., "--uses", help=f"Comma-separated uses: {_USES}."),
+           production: str = typer.Option(..., "--production", help="The production the consent is for."),
+           expires: str = typer.Option(..., "--expires", help="Last valid day, YYYY-MM-DD (inclusive, local date)."),
+           document: Path | None = typer.Option(None, "--document", help="The signed consent form; only its "
+                                                "SHA-256 and file name are stored."),
+           workspace: WorkspaceOpt = None) -> None:
+    """Record a consent signed by ACTOR."""
+    c = grant(Workspace.open(workspace), actor, uses, production, expires, document)
+    doc = f", document {c.document_name} sha256 {c.document_sha256[:16]}..." if c.document_sha256 else ""
+    Console().print(f"consent {c.id}: {actor} allows {','.join(c.uses)} for {c.production!r} through "
+                    f"{c.expires.isoformat()}{doc}")
+
+
+@app.command("revoke")
+def revoke_(consent_id: str = typer.Argument(..., help="Consent id (`doppel consent show ACTOR`)."),
+            reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
+            workspace: WorkspaceOpt = None) -> None:
+    """Revoke a consent at once: new work under it is refused; lists the outputs made under it."""
+    ws = Workspace.open(workspace)
+    c = revoke(ws, consent_id, reason)
+    console = Console()
+    console.print(f"consent {c.id} revoked ({c.actor_id}, {c.production!r}); new work under it is refused")
+    direct, derived = outputs_under_consent(ws, c.id)
+    _print_outputs(console, direct, derived)
+
+
+def _print_outputs(console: Console, direct: list[Asset], derived: list[Asset]) -> None:
+    if not direct and not derived:
+        console.print("no outputs were made under it")
+        return
+    table = Table("asset", "kind", "path", "made", "how", title="outputs to withdraw or delete")
+    for a in direct:
+        table.add_row(a.id, a.kind, a.path, a.created[:19], f"under this consent ({a.use})")
+    for a in derived:
+        table.add_row(a.id, a.kind, a.path, a.created[:19], "made from those")
+    console.print(table)
+
+
+@app.command("show")
+def show(actor: str = typer.Argument(..., help="Actor id."), workspace: WorkspaceOpt = None) -> None:
+    """The actor's consent records, their status today and what was made under each."""
+    ws = Workspace.open(workspace)
+    today = _dt.date.today()
+    records = consents_for(ws, actor)
+    console = Console()
+    if not records:
+        none = "the built-in virtual actor needs no consent" if actor == VIRTUAL_ACTOR_ID else "no consent records"
+        console.print(f"{actor}: {none}")
+        return
+    table = Table("consent", "status", "uses", "production", "expires", "document sha256", "outputs",
+                  title=f"consents of {actor} ({today})")
+    for c in records:
+        direct, derived = outputs_under_consent(ws, c.id)
+        status = c.status(today)
+        if c.revoked:
+            status += f" {c.revoked[:10]}: {c.revoke_reason}"
+        table.add_row(c.id, status, ",".join(c.uses), c.production, c.expires.isoformat(),
+                      (c.document_sha256 or "-")[:16], f"{len(direct)} (+{len(derived)} derived)")
+    console.print(table)
+    for c in records:
+        if c.revoked:
+            direct, derived = outputs_under_consent(ws, c.id)
+            if direct or derived:
+                console.print(f"revoked consent {c.id}:")
+                _print_outputs(console, direct, derived)

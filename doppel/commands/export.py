@@ -1,0 +1,85 @@
+"""`doppel export`: write a rig (and an animation) as FBX, USD or glTF for DCC tools."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+log = logging.getLogger(__name__)
+FORMAT_HELP = "fbx, usd, usda, usdc, usdz or glb"
+
+
+def albedo_for_rig(rig, rig_dir: Path, work_dir: Path, size: int = 1024, seed: int = 0) -> Path | None:
+    """The rig's albedo texture: RIG_DIR/albedo.png when there is one, else Doppel's procedural albedo painted on
+    the rig's UVs (Anny's UV layout) into ``work_dir``; None when neither is possible (logged)."""
+    own = rig_dir / "albedo.png"
+    if own.is_file():
+        return own
+    if rig.uvs is None:
+        log.warning("%s: the rig has no UVs; exporting without a texture", rig_dir)
+        return None
+    from doppel.albedo import REGIONS, face_regions, paint_albedo
+    from doppel.meshio import write_png
+
+    regions = face_regions(rig.uvs, rig.face_uvs)
+    needed = [REGIONS[k] for k in ("head", "eye_front.L", "eye_front.R", "mouth_cavity")]
+    if not all((regions == r).any() for r in needed):
+        log.warning("%s: no albedo.png, and the procedural albedo needs Anny's UV layout; exporting without a "
+                    "texture (give --texture)", rig_dir)
+        return None
+    path = work_dir / "albedo.png"
+    write_png(path, paint_albedo(rig.vertices, rig.faces, rig.uvs, rig.face_uvs, regions, seed, size))
+    return path
+
+
+def export(
+    rig_dir: Path = typer.Argument(..., help="Rig folder (rig.npz + manifest.json), e.g. from `doppel rig`."),
+    out: Path = typer.Option(..., "--out", help="Output file (.fbx, .usd/.usda/.usdc/.usdz, .glb)."),
+    fmt: str = typer.Option(None, "--format", help=f"{FORMAT_HELP} (default: from the --out suffix)."),
+    anim: Path = typer.Option(None, "--anim", help="Animation folder (animation.npz) or .npz file to bake in."),
+    preset: str = typer.Option(None, "--preset", help="maya (Y-up, cm), unreal (Z-up, cm), blender (Z-up, m)."),
+    up: str = typer.Option(None, "--up", help="Up axis of the file: y or z (overrides the preset)."),
+    units: str = typer.Option(None, "--units", help="Length unit of the file: cm or m (overrides the preset)."),
+    texture: Path = typer.Option(None, "--texture", help="Albedo PNG (default: RIG_DIR/albedo.png, else a "
+                                                         "procedural one painted on the rig's UVs)."),
+    no_texture: bool = typer.Option(False, "--no-texture", help="Export without a material texture."),
+    actor_id: str = typer.Option(None, "--actor-id", help="Actor id for the provenance (default: the rig's)."),
+    consent: str = typer.Option(None, "--consent", help="Consent record id/reference for the provenance."),
+) -> None:
+    """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel) or glTF 2.0 binary, provenance included."""
+    from assets.export import export_rig, load_animation
+    from assets.export.common import check_output_path
+    from assets.export.run import SUFFIXES, default_options
+    from assets.provenance import provenance_from_rig_dir
+    from rigging import Rig
+
+    if fmt is None:
+        fmt = next((f for f, sfx in SUFFIXES.items() if out.suffix.lower() in sfx), None)
+        if fmt is None:
+            raise ValueError(f"{out}: cannot tell the format from the suffix; give --format ({FORMAT_HELP})")
+    fmt = fmt.lower()
+    if fmt not in SUFFIXES:
+        raise ValueError(f"--format must be one of {FORMAT_HELP}, got {fmt!r}")
+    options = default_options(fmt, preset, up, units)
+    check_output_path(out, SUFFIXES[fmt])               # before any slow work
+    console = Console()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar, \
+            tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
+        task = bar.add_task("export: loading rig", total=3)
+        rig = Rig.load(rig_dir)
+        animation = load_animation(anim) if anim is not None else None
+        bar.update(task, description="export: texture", completed=1)
+        tex = None if no_texture else (texture or albedo_for_rig(rig, rig_dir, Path(tmp)))
+        prov = provenance_from_rig_dir(rig_dir, actor_id=actor_id, consent_ref=consent,
+                                       animation=None if animation is None else animation.source)
+        bar.update(task, description=f"export: writing {fmt}", completed=2)
+        res = export_rig(rig, fmt, out, animation, options, texture=tex, provenance=prov.as_dict(),
+                         name=rig_dir.resolve().name or "doppel")
+        bar.update(task, description="export: done", completed=3)
+    console.print(f"export: {res.format} ({res.options.up.upper()}-up, {res.options.units}), {res.frames} frames, "
+                  f"{res.bytes / 1e6:.2f} MB in {res.seconds:.1f} s -> {res.path}")

@@ -1,0 +1,95 @@
+"""`doppel export`: files written with provenance, bad input as one red line."""
+
+import numpy as np
+import pytest
+
+from assets.export import ExportAnimation
+from assets.export.gltf import read_glb_json
+from doppel.cli import main
+from tests.assets.conftest import random_rotations
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_export_glb_and_usda_with_animation(tmp_path, capsys, tiny_rig_dir, tiny_anim, texture_png):
+    anim_dir = tmp_path / "take"
+    tiny_anim.save(anim_dir)
+    code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--anim", str(anim_dir), "--out",
+                             str(tmp_path / "d.glb"), "--texture", str(texture_png), "--consent", "C-1")
+    assert code == 0, err
+    assert "glb (Y-up, m), 12 frames" in out
+    prov = read_glb_json(tmp_path / "d.glb")["asset"]["extras"]["doppel"]
+    assert prov["actor_id"] == "actor-42" and prov["consent_ref"] == "C-1"
+    assert prov["animation"].endswith("animation.npz")
+    code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--anim", str(anim_dir), "--format", "usda",
+                             "--out", str(tmp_path / "d.usda"), "--preset", "unreal", "--no-texture")
+    assert code == 0, err
+    text = (tmp_path / "d.usda").read_text()
+    assert 'upAxis = "Z"' in text and "metersPerUnit = 0.01" in text and "actor-42" in text
+
+
+def test_export_without_texture_for_non_anny_uvs(tmp_path, capsys, tiny_rig_dir):
+    code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(tmp_path / "d.glb"))
+    assert code == 0, err
+    assert read_glb_json(tmp_path / "d.glb").get("materials", []) == []
+
+
+def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir):
+    bad = ExportAnimation(["hips", "LeftArm"], random_rotations(3, 2), np.zeros((3, 3)), 30.0)
+    bad.save(tmp_path / "bad_take")
+    cases = [
+        (["--anim", str(tmp_path / "bad_take"), "--out", str(tmp_path / "a.glb")], "not in the rig"),
+        (["--out", str(tmp_path / "missing" / "a.glb")], "output folder"),
+        (["--out", str(tmp_path / "a.obj")], "cannot tell the format"),
+        (["--out", str(tmp_path / "a.glb"), "--units", "cm"], "glTF 2.0 is Y-up in metres"),
+        (["--out", str(tmp_path / "a.fbx"), "--preset", "houdini"], "--preset must be one of"),
+        (["--out", str(tmp_path / "a.glb"), "--format", "obj"], "--format must be one of"),
+    ]
+    for args, msg in cases:
+        code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--no-texture", *args)
+        assert code == 1 and msg in err and "Traceback" not in err, (args, err)
+        assert len(err.strip().splitlines()) <= 2, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_take"]
+
+
+def test_export_invalid_rig_folder(tmp_path, capsys, tiny_rig_dir):
+    import shutil
+
+    d = tmp_path / "rig"
+    shutil.copytree(tiny_rig_dir, d)
+    with open(d / "rig.npz", "ab") as f:
+        f.write(b"tampered")
+    code, out, err = run_cli(capsys, "export", str(d), "--out", str(tmp_path / "a.glb"))
+    assert code == 1 and "does not match the SHA-256" in err
+    code, out, err = run_cli(capsys, "export", str(tmp_path / "nope"), "--out", str(tmp_path / "a.glb"))
+    assert code == 1 and "rig folder does not exist" in err
+    assert not (tmp_path / "a.glb").exists()
+
+
+def test_export_rig_that_fails_validate(tmp_path, capsys, tiny_rig_dir):
+    """A rig folder whose arrays are intact (hash matches) but invalid: one line naming the problem."""
+    import io
+    import json
+    import shutil
+
+    from core.storage import sha256_file
+
+    d = tmp_path / "rig"
+    shutil.copytree(tiny_rig_dir, d)
+    with np.load(d / "rig.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["skin_weights"] = arrays["skin_weights"] * 2
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    (d / "rig.npz").write_bytes(buf.getvalue())
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["outputs"]["rig"]["sha256"] = sha256_file(d / "rig.npz")
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, "export", str(d), "--out", str(tmp_path / "a.usdz"), "--no-texture")
+    assert code == 1 and "invalid rig: skin_weights" in err and "do not sum to 1" in err
+    assert not (tmp_path / "a.usdz").exists()

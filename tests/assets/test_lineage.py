@@ -1,0 +1,159 @@
+import datetime as dt
+
+import pytest
+
+from assets import audit
+from assets.actors import add_actor
+from assets.consent import ConsentError, grant, revoke
+from assets.hashing import path_sha256
+from assets.lineage import LineageError, asset_tree, list_assets, outputs_under_consent, parents_of
+from assets.workspace import Workspace
+from core.storage import sha256_file, write_manifest
+from doppel.consent_gate import gated
+
+TODAY = dt.date(2026, 6, 1)
+CHAIN = [("scan", "capture"), ("scan", "landmarks"), ("fit", "fit"), ("rig", "rig"), ("retarget", "animation"),
+         ("export", "export")]
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    add_actor(ws, "Jane Doe")
+    return ws
+
+
+def make(ws, use, kind, inputs, consent_today=TODAY, name=None):
+    out = ws.root / f"{name or kind}.txt"
+    with gated(ws, "jane-doe", use, "Dune", command=kind, inputs=inputs, today=consent_today) as run:
+        out.write_text(f"{kind} made from {[str(i) for i in inputs]}\n")
+        run.add_output(out, kind=kind)
+    return out, run
+
+
+def test_pipeline_lineage_and_tree(ws, tmp_path):
+    c = grant(ws, "jane-doe", "scan,fit,rig,retarget,export", "Dune", "2026-12-31", today=TODAY)
+    bvh = tmp_path / "stunt.bvh"  # an external input (not an asset): hashed in the audit record only
+    bvh.write_text("HIERARCHY\n")
+    prev, made = [], []
+    for use, kind in CHAIN:
+        inputs = [*prev, bvh] if kind == "animation" else prev
+        out, run = make(ws, use, kind, inputs)
+        made.append(run.registered[0])
+        prev = [out]
+    # A second export from the same rig: the tree branches.
+    _, run2 = make(ws, "export", "export", [ws.root / "rig.txt"], name="export2")
+    assert [a.kind for a in parents_of(ws, run2.registered[0].id)] == ["rig"]
+    assert all(a.consent_id == c.id and a.actor_id == "jane-doe" for a in list_assets(ws, "jane-doe"))
+    roots = asset_tree(ws, "jane-doe")
+    assert [r.asset.kind for r in roots] == ["capture"]
+    node, kinds = roots[0], []
+    while node.children:
+        kinds.append(node.asset.kind)
+        node = node.children[0]
+    assert kinds == ["capture", "landmarks", "fit", "rig", "animation"]
+    rig = roots[0].children[0].children[0].children[0]
+    assert [ch.asset.kind for ch in rig.children] == ["animation", "export"]
+    # The audit record of the animation names its inputs with their hashes, and its output.
+    anim = made[4]
+    rec = next(e.record for e in audit.entries(ws) if e.seq == anim.audit_seq)
+    assert rec["consent"] == c.id and rec["use"] == "retarget" and rec["production"] == "Dune"
+    assert {i["path"]: i["sha256"] for i in rec["inputs"]} == {"rig.txt": sha256_file(ws.root / "rig.txt"),
+                                                              str(bvh.resolve()): sha256_file(bvh)}
+    assert rec["outputs"] == [{"asset": anim.id, "kind": "animation", "path": "animation.txt",
+                               "sha256": sha256_file(ws.root / "animation.txt")}]
+    assert audit.verify(ws).ok
+
+
+def test_revocation_stops_new_work_and_lists_outputs(ws):
+    c1 = grant(ws, "jane-doe", "scan,fit", "Dune", "2026-12-31", today=TODAY)
+    c2 = grant(ws, "jane-doe", "rig", "Dune", "2026-12-31", today=TODAY)
+    cap, r1 = make(ws, "scan", "capture", [])
+    fit, r2 = make(ws, "fit", "fit", [cap])
+    rig, r3 = make(ws, "rig", "rig", [fit])
+    revoke(ws, c1.id, "actor withdrew")
+    ran = []
+    with pytest.raises(ConsentError, match=f"{c1.id} revoked"), gated(ws, "jane-doe", "fit", "Dune", today=TODAY):
+        ran.append(1)
+    assert ran == []  # refused before the body runs
+    direct, derived = outputs_under_consent(ws, c1.id)
+    assert [a.id for a in direct] == [r1.registered[0].id, r2.registered[0].id]
+    assert [a.id for a in derived] == [r3.registered[0].id] and derived[0].consent_id == c2.id
+
+
+def test_revocation_during_a_run_registers_and_reports(ws):
+    c = grant(ws, "jane-doe", "fit", "Dune", "2026-12-31", today=TODAY)
+    out = ws.root / "fit.txt"
+    with pytest.raises(ConsentError, match=f"consent {c.id} was revoked \\(or expired\\) while fit ran"):
+        with gated(ws, "jane-doe", "fit", "Dune", command="fit", today=TODAY) as run:
+            out.write_text("x")
+            run.add_output(out, kind="fit")
+            revoke(ws, c.id, "withdrawn mid-run")  # another process revokes while we work
+    direct, _ = outputs_under_consent(ws, c.id)
+    assert [a.path for a in direct] == ["fit.txt"]
+    assert audit.entries(ws)[-1].record["outcome"] == "consent_revoked_during_run"
+
+
+def test_failed_body_registers_nothing(ws):
+    grant(ws, "jane-doe", "fit", "Dune", "2026-12-31", today=TODAY)
+    n = len(audit.entries(ws))
+    with pytest.raises(RuntimeError), gated(ws, "jane-doe", "fit", "Dune", today=TODAY) as run:
+        run.add_output(ws.root / "never.txt", kind="fit")
+        raise RuntimeError("fit diverged")
+    assert list_assets(ws) == [] and len(audit.entries(ws)) == n
+
+
+def test_bad_kind_missing_input_and_output(ws):
+    grant(ws, "jane-doe", "fit", "Dune", "2026-12-31", today=TODAY)
+    with pytest.raises(LineageError, match="asset kind 'Fit!'"), gated(ws, "jane-doe", "fit", "Dune",
+                                                                        today=TODAY) as run:
+        run.add_output(ws.root / "x", kind="Fit!")
+    ran = []
+    with pytest.raises(FileNotFoundError, match="nope.txt"), gated(ws, "jane-doe", "fit", "Dune", today=TODAY,
+                                                                    inputs=[ws.root / "nope.txt"]) as run:
+        ran.append(1)
+    assert ran == []  # a missing input fails before the work starts
+    with pytest.raises(FileNotFoundError, match="missing.ply"), gated(ws, "jane-doe", "fit", "Dune",
+                                                                       today=TODAY) as run:
+        run.add_output(ws.root / "missing.ply", kind="fit")
+    assert list_assets(ws) == []
+
+
+def test_folder_hashes(tmp_path):
+    d = tmp_path / "stage"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.txt").write_text("a")
+    (d / "sub" / "b.txt").write_text("b")
+    h1 = path_sha256(d)
+    (d / "sub" / "b.txt").write_text("B")
+    assert path_sha256(d) != h1
+    write_manifest(d, "fit", outputs={"a": "a.txt"})
+    assert path_sha256(d) == sha256_file(d / "manifest.json")
+
+
+def test_parent_is_the_exact_version_or_the_enclosing_folder(ws):
+    grant(ws, "jane-doe", "fit,rig", "Dune", "2026-12-31", today=TODAY)
+    fit_dir = ws.root / "fits" / "jane"
+    fit_dir.mkdir(parents=True)
+    versions = []
+    for v in range(2):  # the same folder fitted twice: two versions of one path
+        (fit_dir / "mesh.ply").write_text(f"mesh v{v}")
+        write_manifest(fit_dir, "fit", params={"v": v}, outputs={"mesh": "mesh.ply"})
+        with gated(ws, "jane-doe", "fit", "Dune", today=TODAY) as run:
+            run.add_output(fit_dir, kind="fit")
+        versions.append(run.registered[0].id)
+    # A rig made from a file inside the stage folder: its parent is the folder's latest version.
+    _, run = make(ws, "rig", "rig", [fit_dir / "mesh.ply"])
+    assert [a.id for a in parents_of(ws, run.registered[0].id)] == [versions[1]]
+    # A file registered twice with different content, then put back to the first: the parent of what
+    # is made from it is the version with that exact content, not the latest.
+    cal = ws.root / "calibration.txt"
+    cal_versions = []
+    for text in ("A", "B"):
+        cal.write_text(text)
+        with gated(ws, "jane-doe", "fit", "Dune", today=TODAY) as run:
+            run.add_output(cal, kind="capture")
+        cal_versions.append(run.registered[0].id)
+    cal.write_text("A")
+    _, run = make(ws, "fit", "fit", [cal], name="fit-from-cal")
+    assert [a.id for a in parents_of(ws, run.registered[0].id)] == [cal_versions[0]]

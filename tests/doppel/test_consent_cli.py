@@ -1,0 +1,185 @@
+"""The consent CLI end to end, and a gated command written the way stage commands adopt the gate."""
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import doppel.pipeline.demo as demo_pipeline
+from assets import audit
+from assets.workspace import Workspace
+from core.storage import sha256_file, write_manifest
+from doppel.cli import app, main
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
+from doppel.report import Section
+
+FUTURE = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+
+
+def probe_fit(src: Path, out: Path, workspace: WorkspaceOpt = None, actor: ActorOpt = None,
+              production: ProductionOpt = None) -> None:
+    """A stage command written as the real ones adopt the gate (see doppel/consent_gate.py)."""
+    with gate_from_cli(workspace, actor, production, use="fit", command="probe-fit", inputs=[src]) as run:
+        out.write_text(f"fit of {src.name}\n")
+        run.add_output(out, kind="fit")
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("DOPPEL_WORKSPACE", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables: no wrapping inside cells
+    monkeypatch.chdir(tmp_path)
+    app.command("probe-fit")(probe_fit)
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        out = capsys.readouterr()
+        return exc.value.code, out.out, out.err
+
+    yield run
+    app.registered_commands.pop()
+
+
+def test_consent_workflow_through_the_cli(cli, tmp_path):
+    ws = tmp_path / "ws"
+    assert cli("init", ws)[0] == 0
+    code, out, _ = cli("actor", "add", "Jane Doe", "--workspace", ws)
+    assert code == 0 and "actor added: jane-doe" in out
+    src = tmp_path / "capture.txt"
+    src.write_text("photos")
+    jane = ("-W", ws, "--actor", "jane-doe", "--production", "Dune")
+    # No consent: refused with one line, nothing written.
+    code, out, err = cli("probe-fit", src, tmp_path / "fit.txt", *jane)
+    assert code == 1 and not (tmp_path / "fit.txt").exists()
+    assert err.startswith("error: refused: no valid consent from actor 'jane-doe' for use 'fit'")
+    assert err.count("\n") == 1
+    doc = tmp_path / "signed.pdf"
+    doc.write_bytes(b"%PDF signed")
+    code, out, err = cli("consent", "grant", "jane-doe", "--uses", "scan,fit", "--production", "Dune", "--expires",
+                         FUTURE, "--document", doc, "-W", ws)
+    assert code == 0, err
+    cid = out.split()[1].rstrip(":")
+    assert cid.startswith("c-") and sha256_file(doc)[:16] in out
+    code, out, err = cli("probe-fit", src, tmp_path / "fit.txt", *jane)
+    assert code == 0, err
+    assert (tmp_path / "fit.txt").is_file()
+    # Another production: refused.
+    code, _, err = cli("probe-fit", src, tmp_path / "fit2.txt", "-W", ws, "--actor", "jane-doe", "--production",
+                       "Other")
+    assert code == 1 and f"{cid} is for production 'Dune'" in err
+    code, out, _ = cli("consent", "show", "jane-doe", "-W", ws)
+    assert code == 0 and cid in out and "valid" in out and "scan,fit" in out
+    code, out, _ = cli("assets", "list", "--actor", "jane-doe", "-W", ws)
+    assert code == 0 and "fit.txt" in out
+    code, out, _ = cli("consent", "revoke", cid, "--reason", "actor withdrew", "-W", ws)
+    assert code == 0 and "revoked" in out and "fit.txt" in out and "outputs to withdraw" in out
+    code, _, err = cli("probe-fit", src, tmp_path / "fit3.txt", "-W", ws, "--actor", "jane-doe", "--production",
+                       "Dune")
+    assert code == 1 and f"{cid} revoked" in err and not (tmp_path / "fit3.txt").exists()
+    code, out, _ = cli("consent", "show", "jane-doe", "-W", ws)
+    assert "revoked" in out and "actor withdrew" in out and "fit.txt" in out
+    code, out, _ = cli("audit", "verify", "-W", ws)
+    assert code == 0 and "audit log OK: 7 records" in out  # actor, grant, refusal, fit, refusal, revoke, refusal
+    code, out, _ = cli("audit", "show", "--last", "2", "-W", ws)
+    recs = [json.loads(line) for line in out.splitlines()]
+    assert [r["action"] for r in recs] == ["consent.revoke", "gate.refused"]
+    # Tampering is named, exit 1.
+    con = sqlite3.connect(ws / "doppel.sqlite")
+    con.execute("DROP TRIGGER audit_no_delete")
+    con.execute("DELETE FROM audit WHERE seq=4")
+    con.commit()
+    con.close()
+    code, _, err = cli("audit", "verify", "-W", ws)
+    assert code == 1 and "audit record 4 deleted" in err
+
+
+def test_gate_option_errors_and_workspace_defaults(cli, tmp_path, monkeypatch):
+    src = tmp_path / "capture.txt"
+    src.write_text("photos")
+    code, _, err = cli("probe-fit", src, tmp_path / "o.txt")
+    assert code == 1 and "--actor is required" in err
+    code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "jane-doe")
+    assert code == 1 and "--production is required" in err
+    code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "jane-doe", "--production", "Dune")
+    assert code == 1 and "not a Doppel workspace" in err  # cwd is not a workspace
+    # The virtual actor needs no consent and, without any workspace, registers nothing.
+    code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "virtual")
+    assert code == 0, err
+    ws = Workspace.init(tmp_path / "ws")
+    monkeypatch.setenv("DOPPEL_WORKSPACE", str(ws.root))  # $DOPPEL_WORKSPACE is the default
+    assert cli("actor", "add", "Jane Doe")[0] == 0
+    code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "jane-doe", "--production", "Dune")
+    assert code == 1 and "refused" in err
+    code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "virtual")
+    assert code == 0, err
+    rec = audit.entries(ws)[-1].record
+    assert rec["actor"] == "virtual" and rec["consent"].startswith("not required") and rec["production"] == "demo"
+    monkeypatch.delenv("DOPPEL_WORKSPACE")
+    monkeypatch.chdir(ws.root)  # else the current folder
+    code, out, _ = cli("actor", "list")
+    assert code == 0 and "jane-doe" in out and "virtual" in out
+
+
+def test_demo_registers_stage_folders_with_lineage(cli, tmp_path, monkeypatch):
+    """`doppel demo --workspace` registers each stage folder; lineage comes from the manifests' hashes."""
+    def capture(ctx):
+        d = ctx.out / "capture"
+        d.mkdir()
+        (d / "images.txt").write_text("synthetic views")
+        write_manifest(d, "capture", outputs={"images": "images.txt"})
+        return Section("capture")
+
+    def fit(ctx):
+        d = ctx.out / "fit"
+        d.mkdir()
+        (d / "mesh.ply").write_text("ply")
+        write_manifest(d, "fit", inputs={"images": ctx.out / "capture" / "images.txt"}, outputs={"mesh": "mesh.ply"})
+        return Section("fit")
+
+    monkeypatch.setattr(demo_pipeline, "STAGES", [("capture", capture), ("fit", fit)])
+    ws = Workspace.init(tmp_path / "ws")
+    code, out, err = cli("demo", "--out", tmp_path / "demo", "--workspace", ws.root)
+    assert code == 0, err
+    code, out, _ = cli("assets", "list", "--actor", "virtual", "--tree", "-W", ws.root)
+    assert code == 0
+    lines = [line for line in out.splitlines() if "demo/" in line]
+    assert "capture" in lines[0] and "fit" in lines[1] and lines[1].index("fit") > lines[0].index("capture")
+    recs = [e.record for e in audit.entries(ws)]
+    assert [r["use"] for r in recs] == ["scan", "fit"]
+    assert all(r["consent"].startswith("not required") for r in recs)
+    assert recs[1]["inputs"][0]["asset"] == recs[0]["outputs"][0]["asset"]
+    assert audit.verify(ws).ok
+
+
+def test_real_demo_quick_registers_the_virtual_actor(cli, tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    code, out, err = cli("demo", "--quick", "--out", tmp_path / "demo", "--workspace", ws.root)
+    assert code == 0, err
+    recs = [e.record for e in audit.entries(ws)]
+    assert len(recs) >= 1 and recs[0]["actor"] == "virtual" and recs[0]["outputs"][0]["kind"] == "capture"
+    assert recs[0]["outputs"][0]["sha256"] == sha256_file(tmp_path / "demo" / "actor" / "manifest.json")
+    assert audit.verify(ws).ok
+
+
+def test_cli_errors_are_one_line(cli, tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    assert cli("actor", "add", "Jane Doe", "-W", ws.root)[0] == 0
+    code, _, err = cli("consent", "grant", "jane-doe", "--uses", "scan,paint", "--production", "Dune", "--expires",
+                       "2027-13-01", "-W", ws.root)
+    assert code == 1 and err.count("\n") == 1
+    assert "uses: unknown use 'paint'" in err and "expires: " in err and "2027-13-01" in err
+    code, _, err = cli("assets", "list", "--tree", "-W", ws.root)
+    assert code == 1 and "--tree needs --actor" in err
+    code, _, err = cli("assets", "list", "--actor", "nobody", "--tree", "-W", ws.root)
+    assert code == 1 and "unknown actor 'nobody'" in err
+    code, out, _ = cli("consent", "show", "virtual", "-W", ws.root)
+    assert code == 0 and "needs no consent" in out
+
+
+def test_missing_option_is_a_usage_error_not_internal(cli, tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    code, _, err = cli("consent", "grant", "jane-doe", "-W", ws.root)
+    assert code == 2 and "internal" not in err and "uses" in err
