@@ -1,18 +1,14 @@
 """The retarget's Animation follows rigging.Rig's pose convention: Rig.forward_kinematics of the
-animation's local rotations and root translation puts every joint where the retarget says.
-
-Skipped (with the reason shown) only while rigging.Rig is not in this checkout."""
+animation's local rotations and root translation puts every joint where the retarget says."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from scipy.spatial.transform import Rotation
 
+import rigging.rig as rig_module
 from mocap_retarget.retarget import TargetSkeleton, retarget
 from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
-
-rig_module = pytest.importorskip("rigging.rig", reason="rigging.Rig is not in this checkout yet")
 
 
 def test_animation_matches_rig_forward_kinematics():
