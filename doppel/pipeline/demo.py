@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.storage import atomic_write_json, write_manifest
+from doppel.pipeline.demo_export import stage_export
+from doppel.pipeline.demo_retarget import stage_retarget
 from doppel.pipeline.demo_rig import stage_rig
 from doppel.report import Section, write_report
 
@@ -59,11 +61,11 @@ def stage_actor(ctx: DemoContext) -> Section:
     )
 
 
-from doppel.pipeline.demo_export import stage_export  # noqa: E402
 
 STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
     ("actor", stage_actor),
     ("rig", stage_rig),
+    ("retarget", stage_retarget),
     ("export", stage_export),
 ]
 

@@ -73,3 +73,14 @@ def test_manifest_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         write_manifest(tmp_path, "x", outputs={"a": "missing.txt"})
     assert json.loads((tmp_path / "manifest.json").read_text())["schema_version"] == 99
+
+
+def test_atomic_write_uses_umask_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "perm.txt", "x")
+    finally:
+        os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == 0o644

@@ -1,0 +1,97 @@
+"""Writing a retarget's stage folder: animation.npz + manifest.json, retargeted.bvh, metrics.json,
+preview.png and preview.mp4."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mocap_retarget.bvh import Motion, write_bvh
+from mocap_retarget.retarget import Animation, RetargetResult, TargetSkeleton
+
+log = logging.getLogger(__name__)
+
+STAGE = "retarget"
+
+
+def animation_to_motion(anim: Animation, target: TargetSkeleton, order: str = "ZXY") -> Motion:
+    """The animation as a BVH-style Motion on the target skeleton: rest pose = the bind pose with
+    identity rotations (offsets in world axes), root with 6 channels, other joints 3 (``order``), an End
+    Site 5 cm along each leaf joint's bind Y axis. World positions equal ``anim.world(target)``."""
+    W, P = anim.world(target)
+    Bw, bp = target.bind_rot, target.bind_pos
+    G = np.einsum("fjab,jcb->fjac", W, Bw)                   # world rotation relative to bind, world axes
+    local = np.empty_like(G)
+    parents = target.parents
+    for k, p in enumerate(parents):
+        local[:, k] = G[:, k] if p < 0 else np.swapaxes(G[:, p], -1, -2) @ G[:, k]
+    offsets = np.array([bp[k] if p < 0 else bp[k] - bp[p] for k, p in enumerate(parents)])
+    F, J = W.shape[:2]
+    trans = np.broadcast_to(offsets, (F, J, 3)).copy()
+    roots = parents < 0
+    trans[:, roots] = P[:, roots]
+    rot = [f"{a}rotation" for a in order]
+    channels = [(["Xposition", "Yposition", "Zposition"] + rot) if p < 0 else list(rot) for p in parents]
+    has_child = np.zeros(J, dtype=bool)
+    has_child[parents[parents >= 0]] = True
+    end_sites = {k: [Bw[k][:, 1] * 0.05] for k in range(J) if not has_child[k]}
+    return Motion(list(target.names), parents.copy(), offsets, channels, local, trans, 1.0 / anim.fps, end_sites,
+                  scale=1.0, units="m", source="retargeted")
+
+
+def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, source_path: str | Path,
+                  params: dict, pose_vertices: Callable[[np.ndarray], np.ndarray] | None = None,
+                  faces: np.ndarray | None = None, preview_frames: int = 6, video_seconds: float = 4.0,
+                  video_fps: float = 24.0, size: int = 320) -> dict[str, Path]:
+    """Write every output into ``out`` and its manifest; returns name -> path.
+
+    pose_vertices(frame_indices (n,)) -> (n, V, 3) posed mesh vertices (optional; e.g. Rig.pose);
+    faces (T, 3) for shading. The mp4 covers the first ``video_seconds`` at ``video_fps``.
+    """
+    from core.storage import atomic_write_json, write_manifest
+    from mocap_retarget.preview import render_frames, write_mp4, write_png
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    anim = res.animation
+    F = anim.num_frames
+    files = {"animation": out / "animation.npz", "bvh": out / "retargeted.bvh", "metrics": out / "metrics.json",
+             "preview_png": out / "preview.png", "preview_mp4": out / "preview.mp4"}
+    anim.save(files["animation"])
+    write_bvh(files["bvh"], animation_to_motion(anim, target), units="m")
+    metrics = dict(res.metrics)
+    metrics["mapping"] = {"source": {r: res.source_map.names[j] for r, j, _ in res.pairs},
+                          "target": {r: target.names[k] for r, _, k in res.pairs},
+                          "source_unmapped": res.source_map.unmapped_joints}
+    atomic_write_json(files["metrics"], metrics)
+
+    sp = res.source_map.names
+    src_parents = _parents_of(res, len(sp))
+    frames = np.unique(np.linspace(0, F - 1, min(preview_frames, F)).round().astype(int))
+    verts = pose_vertices(frames) if pose_vertices is not None else None
+    imgs = render_frames(res.source_positions, src_parents, res.target_positions, target.parents, frames, size=size,
+                         vertices=verts, faces=faces, floor_y=target.floor_y,
+                         source_floor_y=res.source_floor)
+    write_png(files["preview_png"], imgs, columns=2)
+    step = max(1, int(round(anim.fps / video_fps)))
+    vframes = np.arange(0, min(F, int(video_seconds * anim.fps) + 1), step)
+    vverts = pose_vertices(vframes) if pose_vertices is not None else None
+    vid = render_frames(res.source_positions, src_parents, res.target_positions, target.parents, vframes,
+                        size=size, vertices=vverts, faces=faces, floor_y=target.floor_y,
+                        source_floor_y=res.source_floor)
+    write_mp4(files["preview_mp4"], vid, fps=anim.fps / step)
+    write_manifest(out, STAGE, inputs={"clip": source_path}, params=params,
+                   outputs={k: p.name for k, p in files.items()},
+                   extra={"animation": {"frames": F, "fps": anim.fps, "joints": len(anim.joint_names),
+                                        "local_rotations": "relative to the bind pose, in each joint's bind frame",
+                                        "root_translation": "world offset of the root from its bind position, m"},
+                          "metrics_summary": {k: v for k, v in res.metrics.items() if not isinstance(v, dict)}})
+    return files
+
+
+def _parents_of(res: RetargetResult, n: int) -> np.ndarray:
+    p = getattr(res, "source_parents", None)
+    return np.asarray(p) if p is not None else np.full(n, -1)

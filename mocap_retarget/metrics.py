@@ -1,0 +1,120 @@
+"""Quality figures of a retarget: limb-direction similarity, end-effector offsets, foot skate, ground
+penetration, root path.
+
+End-effector error: distance between a hand/foot/head's offset from the hips on the target and the
+source's offset scaled by the leg-length ratio (cm): it measures proportion differences (arm length,
+shoulder width) as much as retarget error, so it is reported, not optimised.
+
+All lengths in cm, speeds in cm/s; source figures are scaled by the retarget's leg-length ratio so
+they compare with the target's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mocap_retarget.roles import BONE_CHILD, SIDES
+
+
+def _horizontal_speed(p: np.ndarray, fps: float) -> np.ndarray:
+    """p (F, 3) -> (F-1,) horizontal speed between consecutive frames (units per second)."""
+    return np.linalg.norm(np.diff(p[:, [0, 2]], axis=0), axis=-1) * fps
+
+
+def direction_cosines(res, Pt: np.ndarray) -> dict[str, np.ndarray]:
+    """role -> (F,) cosine between the source and target bone directions, for every transferred bone
+    whose child role is transferred too."""
+    src = {r: j for r, j, _ in res.pairs}
+    tgt = {r: k for r, _, k in res.pairs}
+    out = {}
+    for r in src:
+        c = BONE_CHILD.get(r)
+        if c not in src:
+            continue
+        ds = res.source_positions[:, src[c]] - res.source_positions[:, src[r]]
+        dt = Pt[:, tgt[c]] - Pt[:, tgt[r]]
+        ns, nt = np.linalg.norm(ds, axis=-1), np.linalg.norm(dt, axis=-1)
+        ok = (ns > 1e-9) & (nt > 1e-9)
+        if not ok.any():
+            continue
+        out[r] = np.sum(ds * dt, axis=-1)[ok] / (ns * nt)[ok]
+    return out
+
+
+def compute_metrics(res, target, Wt_raw: np.ndarray, Wt: np.ndarray) -> dict:
+    """The metrics dict written to metrics.json (see module doc)."""
+    from mocap_retarget.retarget import sole_heights
+
+    fps = res.animation.fps
+    s = res.scale
+    smap, tmap = res.source_map.roles, res.target_map.roles
+    m: dict = {"frames": int(res.animation.num_frames), "fps": round(float(fps), 4), "scale": round(float(s), 5),
+               "source_up_axis": res.up_axis, "transferred_bones": len(res.pairs)}
+    cos_raw = direction_cosines(res, res.target_positions_raw)
+    cos = direction_cosines(res, res.target_positions)
+    allc = np.concatenate(list(cos.values())) if cos else np.array([np.nan])
+    allr = np.concatenate(list(cos_raw.values())) if cos_raw else np.array([np.nan])
+    m["limb_cosine_mean"] = round(float(allc.mean()), 5)
+    m["limb_cosine_min"] = round(float(allc.min()), 5)
+    m["limb_cosine_mean_before_cleanup"] = round(float(allr.mean()), 5)
+    m["limb_cosine_per_bone"] = {r: round(float(v.mean()), 5) for r, v in cos.items()}
+
+    # end effectors (hands, feet, head) relative to the hips, against the source's scaled by the leg ratio
+    ee = {}
+    for r in ("hand_l", "hand_r", "foot_l", "foot_r", "head"):
+        if r in smap and r in tmap:
+            ds = res.source_positions[:, smap[r]] - res.source_positions[:, smap["hips"]]
+            dt = res.target_positions[:, tmap[r]] - res.target_positions[:, tmap["hips"]]
+            ee[r] = round(float(np.linalg.norm(dt - s * ds, axis=-1).mean() * 100), 3)
+    m["end_effector_error_cm"] = ee
+    m["end_effector_error_mean_cm"] = round(float(np.mean(list(ee.values()))), 3) if ee else None
+    sole_raw = sole_heights(Wt_raw, res.target_positions_raw, target, res.target_map)
+    sole = sole_heights(Wt, res.target_positions, target, res.target_map)
+    feet = {}
+    for i, side in enumerate(SIDES):
+        c = res.contacts[:-1, i] & res.contacts[1:, i]      # frame pairs inside a contact
+        sj, tk = smap[f"foot_{side}"], tmap[f"foot_{side}"]
+        v_src = _horizontal_speed(res.source_positions[:, sj], fps) * s
+        v_raw = _horizontal_speed(res.target_positions_raw[:, tk], fps)
+        v_fin = _horizontal_speed(res.target_positions[:, tk], fps)
+        feet[side] = {
+            "contact_fraction": round(float(res.contacts[:, i].mean()), 4),
+            "skate_source_scaled_cm_s": _mean_cm(v_src, c),
+            "skate_before_cleanup_cm_s": _mean_cm(v_raw, c),
+            "skate_after_cleanup_cm_s": _mean_cm(v_fin, c),
+            "penetration_max_before_cm": round(float(max(0.0, -sole_raw[:, i].min()) * 100), 3),
+            "penetration_max_after_cm": round(float(max(0.0, -sole[:, i].min()) * 100), 3),
+            "penetration_mean_before_cm": round(float(np.maximum(-sole_raw[:, i], 0).mean() * 100), 3),
+            "penetration_mean_after_cm": round(float(np.maximum(-sole[:, i], 0).mean() * 100), 3),
+        }
+    m["feet"] = feet
+    for key in ("skate_source_scaled_cm_s", "skate_before_cleanup_cm_s", "skate_after_cleanup_cm_s"):
+        vals = [feet[sd][key] for sd in SIDES if feet[sd][key] is not None]
+        m[key] = round(float(np.mean(vals)), 3) if vals else None
+    for key in ("penetration_max_before_cm", "penetration_max_after_cm"):
+        m[key] = max(feet[sd][key] for sd in SIDES)
+    # root path: target hips vs the scaled source hips (horizontal), and the heights' correlation
+    sh, th = smap["hips"], tmap["hips"]
+    ps = res.source_positions[:, sh]
+    pt = res.target_positions[:, th]
+    err = np.sum((pt[:, [0, 2]] - s * ps[:, [0, 2]]) ** 2, -1)
+    m["root_path_rms_cm"] = round(float(np.sqrt(np.mean(err)) * 100), 4)
+    src_len = float(np.linalg.norm(np.diff(ps[:, [0, 2]], axis=0), axis=-1).sum())
+    tgt_len = float(np.linalg.norm(np.diff(pt[:, [0, 2]], axis=0), axis=-1).sum())
+    m["root_path_length_m"] = {"source": round(src_len, 4), "target": round(tgt_len, 4),
+                               "ratio": round(tgt_len / src_len, 5) if src_len > 1e-9 else None}
+    if ps[:, 1].std() > 1e-9 and pt[:, 1].std() > 1e-9:
+        m["root_height_correlation"] = round(float(np.corrcoef(ps[:, 1], pt[:, 1])[0, 1]), 5)
+    # facing: horizontal forward of the hips (left x up), source vs target
+    up = np.array([0.0, 1.0, 0.0])
+    fs = np.cross(res.source_positions[:, smap["thigh_l"]] - res.source_positions[:, smap["thigh_r"]], up)
+    ft = np.cross(res.target_positions[:, tmap["thigh_l"]] - res.target_positions[:, tmap["thigh_r"]], up)
+    fs, ft = fs[:, [0, 2]], ft[:, [0, 2]]
+    ok = (np.linalg.norm(fs, axis=-1) > 1e-9) & (np.linalg.norm(ft, axis=-1) > 1e-9)
+    m["facing_cosine_mean"] = round(float(np.mean(np.sum(fs[ok] * ft[ok], -1) / (np.linalg.norm(fs[ok], axis=-1)
+                                                                             * np.linalg.norm(ft[ok], axis=-1)))), 5)
+    return m
+
+
+def _mean_cm(v: np.ndarray, mask: np.ndarray) -> float | None:
+    return round(float(v[mask].mean() * 100), 3) if mask.any() else None

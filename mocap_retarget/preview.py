@@ -1,0 +1,143 @@
+"""Preview pictures of a retarget: the source skeleton beside the posed double (skeleton, or its mesh
+drawn as depth-sorted shaded points), seen from the side, drawn with OpenCV; an mp4 via imageio-ffmpeg."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+BG = (250, 250, 250)
+SRC_COLOR = (40, 90, 200)      # RGB
+TGT_COLOR = (200, 70, 40)
+FLOOR_COLOR = (170, 170, 170)
+
+
+def _view(points: np.ndarray, azimuth_deg: float) -> np.ndarray:
+    """Rotate (..., 3) world points about +Y so the camera (looking down -Z in view space) sees them
+    from the given azimuth; returns view coordinates (x right, y up, z towards the camera)."""
+    a = np.radians(azimuth_deg)
+    R = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+    return points @ R.T
+
+
+def render_frames(source: np.ndarray, source_parents: np.ndarray, target: np.ndarray, target_parents: np.ndarray,
+                  frames: np.ndarray, size: int = 320, vertices: np.ndarray | None = None,
+                  faces: np.ndarray | None = None, azimuth_deg: float = 60.0, floor_y: float = 0.0,
+                  source_floor_y: float | None = None) -> list[np.ndarray]:
+    """One RGB uint8 image (size, 2*size, 3) per frame index: source skeleton left, double right.
+
+    source (F, Js, 3), target (F, J, 3) joint positions in metres (Doppel frame); vertices (n, V, 3)
+    posed mesh for the n = len(frames) frames (optional; faces (T, 3) for its normals).
+    Each panel follows its character (centred on its hips' horizontal position) at a fixed scale, its
+    floor (source_floor_y for the source, default floor_y; floor_y for the double) on the same line.
+    """
+    import cv2
+
+    out = []
+    sfloor = floor_y if source_floor_y is None else source_floor_y
+    hs = np.percentile(source[frames][..., 1], 99.5) - min(sfloor, source[frames][..., 1].min())
+    ht = np.percentile(target[frames][..., 1], 99.5) - min(floor_y, target[frames][..., 1].min())
+    height = max(1e-3, float(max(hs, ht)))
+    scale = 0.8 * size / (height * 1.1)
+    for n, f in enumerate(frames):
+        img = np.full((size, 2 * size, 3), BG, dtype=np.uint8)
+        for panel, (P, parents, color, fy) in enumerate(((source[f], source_parents, SRC_COLOR, sfloor),
+                                                         (target[f], target_parents, TGT_COLOR, floor_y))):
+            centre = P[0] * np.array([1.0, 0.0, 1.0])
+            ox = panel * size + size / 2
+
+            def px(p, centre=centre, ox=ox, fy=fy):
+                v = _view(p - centre, azimuth_deg)
+                return np.stack([ox + v[..., 0] * scale, size * 0.92 - (v[..., 1] - fy) * scale], -1)
+
+            # floor line
+            fl = px(np.array([[-1.0, fy, 0.0], [1.0, fy, 0.0]]) + centre)
+            cv2.line(img, tuple(int(x) for x in fl[0]), tuple(int(x) for x in fl[1]), FLOOR_COLOR, 1, cv2.LINE_AA)
+            if panel == 1 and vertices is not None:
+                _splat_mesh(img, px, vertices[n], faces, centre, azimuth_deg)
+            q = px(P)
+            for j, p in enumerate(parents):
+                if p >= 0:
+                    cv2.line(img, (int(q[p, 0]), int(q[p, 1])), (int(q[j, 0]), int(q[j, 1])), color, 2, cv2.LINE_AA)
+            for j in range(len(P)):
+                cv2.circle(img, (int(q[j, 0]), int(q[j, 1])), 2, color, -1, cv2.LINE_AA)
+        cv2.putText(img, f"source  frame {int(f)}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1,
+                    cv2.LINE_AA)
+        cv2.putText(img, "double", (size + 6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
+        out.append(img)
+    return out
+
+
+def _splat_mesh(img: np.ndarray, px, verts: np.ndarray, faces: np.ndarray | None, centre: np.ndarray,
+                azimuth_deg: float) -> None:
+    """Draw a mesh as shaded points with a z-buffer (2x2 splats), vectorised."""
+    H, W = img.shape[:2]
+    if faces is not None:
+        tri = verts[faces]
+        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        vn = np.zeros_like(verts)
+        np.add.at(vn, faces.reshape(-1), np.repeat(n, 3, axis=0))
+        pts = np.concatenate([verts, tri.mean(1)])
+        nrm = np.concatenate([vn, n])
+    else:
+        pts, nrm = verts, np.tile([0.0, 0.0, 1.0], (len(verts), 1))
+    nrm = _view(nrm, azimuth_deg)
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    depth = _view(pts - centre, azimuth_deg)[:, 2]
+    q = px(pts)
+    shade = np.clip(0.25 + 0.75 * np.abs(nrm @ np.array([0.3, 0.5, 0.81])), 0, 1)
+    xs, ys = np.round(q[:, 0]).astype(int), np.round(q[:, 1]).astype(int)
+    zbuf = np.full((H, W), -np.inf)
+    col = np.zeros((H, W))
+    order = np.argsort(depth)            # far first; nearer points overwrite
+    for dx in (0, 1):
+        for dy in (0, 1):
+            x, y = xs[order] + dx, ys[order] + dy
+            ok = (x >= 0) & (x < W) & (y >= 0) & (y < H)
+            zbuf[y[ok], x[ok]] = depth[order][ok]
+            col[y[ok], x[ok]] = shade[order][ok]
+    hit = np.isfinite(zbuf)
+    base = np.array([225, 190, 170], dtype=np.float64)
+    img[hit] = (col[hit, None] * base).astype(np.uint8)
+
+
+def write_png(path: str | Path, images: list[np.ndarray], columns: int = 2) -> Path:
+    """Tile images (each (H, W, 3) uint8) into a grid and write a PNG atomically."""
+    import cv2
+
+    from core.storage import atomic_write_bytes
+
+    rows = [np.concatenate(images[i:i + columns] + [np.full_like(images[0], 255)] *
+                           max(0, columns - len(images[i:i + columns])), axis=1)
+            for i in range(0, len(images), columns)]
+    grid = np.concatenate(rows, axis=0)
+    ok, buf = cv2.imencode(".png", grid[..., ::-1])
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+def write_mp4(path: str | Path, images: list[np.ndarray], fps: float) -> Path:
+    """Write frames (H, W, 3) uint8 as an H.264 mp4 through imageio-ffmpeg (atomic rename at the end)."""
+    import os
+    import tempfile
+
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    try:
+        with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7,
+                                macro_block_size=16, ffmpeg_log_level="error") as w:
+            for im in images:
+                h, wd = im.shape[:2]
+                pad = np.full(((h + 15) // 16 * 16, (wd + 15) // 16 * 16, 3), 255, dtype=np.uint8)
+                pad[:h, :wd] = im
+                w.append_data(pad)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,134 @@
+"""Automatic bone mapping: vendor naming schemes, Anny, the shape fallback, YAML overrides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mocap_retarget.roles import (
+    BoneMapError,
+    apply_override,
+    auto_map,
+    load_bone_map,
+    map_by_shape,
+    parse_name,
+)
+from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("mixamorig:LeftUpLeg", ("l", "upleg")), ("Bip01 L Thigh", ("l", "thigh")), ("clavicle_l", ("l", "clavicle")),
+    ("lfemur", ("l", "femur")), ("rtibia", ("r", "tibia")), ("LeftForeArm", ("l", "forearm")),
+    ("RUArm", ("r", "uarm")), ("left_shoulder", ("l", "shoulder")), ("Character1_RightHand", ("r", "hand")),
+    ("upperarm01.L", ("l", "upperarm01")), ("Spine1", (None, "spine1")), ("T8", (None, "t8")),
+])
+def test_parse_name(name, expected):
+    assert parse_name(name) == expected
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@pytest.mark.parametrize("rest", ["T", "A"])
+def test_every_vendor_scheme_maps_exactly(scheme, rest):
+    m = synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES[scheme], rest=rest)
+    bm = auto_map(m.names, m.parents, m.rest_positions(), m.end_sites)
+    expected = {r: n for r, n in SCHEMES[scheme].items() if r != "spine1"}   # spine1 sits between two roles
+    got = {r: bm.joint(r) for r in expected}
+    assert got == expected, bm.explain()
+    assert bm.unmapped_joints == [SCHEMES[scheme]["spine1"]]
+
+
+def test_cmu_asf_names():
+    names = ["root", "lhipjoint", "lfemur", "ltibia", "lfoot", "ltoes", "rhipjoint", "rfemur", "rtibia", "rfoot",
+             "rtoes", "lowerback", "upperback", "thorax", "lowerneck", "upperneck", "head", "lclavicle",
+             "lhumerus", "lradius", "lwrist", "lhand", "rclavicle", "rhumerus", "rradius", "rwrist", "rhand"]
+    parents = [-1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 15, 13, 17, 18, 19, 20, 13, 22, 23, 24, 25]
+    bm = auto_map(names, np.array(parents))
+    assert {r: bm.joint(r) for r in ("hips", "thigh_l", "shin_r", "foot_l", "toe_r", "chest", "clavicle_l",
+                                     "upperarm_r", "forearm_l", "hand_r", "neck", "head", "spine")} == {
+        "hips": "root", "thigh_l": "lfemur", "shin_r": "rtibia", "foot_l": "lfoot", "toe_r": "rtoes",
+        "chest": "thorax", "clavicle_l": "lclavicle", "upperarm_r": "rhumerus", "forearm_l": "lradius",
+        "hand_r": "rwrist", "neck": "lowerneck", "head": "head", "spine": "lowerback"}
+
+
+def test_anny_rig(anny_skeleton):
+    names, parents, _ = anny_skeleton
+    bm = auto_map(names, parents)
+    want = {"hips": "root", "spine": "spine05", "chest": "spine01", "neck": "neck01", "head": "head",
+            "clavicle_l": "clavicle.L", "upperarm_l": "upperarm01.L", "forearm_l": "lowerarm01.L",
+            "hand_l": "wrist.L", "thigh_r": "upperleg01.R", "shin_r": "lowerleg01.R", "foot_r": "foot.R",
+            "thumb1_l": "finger1-1.L", "index2_r": "finger2-2.R", "pinky3_l": "finger5-3.L"}
+    assert {r: bm.joint(r) for r in want} == want
+    assert "upperleg02.L" in bm.unmapped_joints and "eye.L" in bm.unmapped_joints
+
+
+def test_shape_fallback_with_meaningless_names():
+    m = synthetic_walk(WalkSpec(seconds=0.1, fps=30), rest="A", fingers=False)
+    ref = auto_map(m.names, m.parents)
+    anon = [f"j{i:02d}" for i in range(m.num_joints)]
+    bm = auto_map(anon, m.parents, m.rest_positions(), m.end_sites)
+    for role in ("hips", "thigh_l", "shin_l", "foot_l", "toe_l", "thigh_r", "shin_r", "foot_r", "toe_r",
+                 "chest", "upperarm_l", "forearm_l", "hand_l", "upperarm_r", "forearm_r", "hand_r", "neck", "head"):
+        assert bm.roles.get(role) == ref.roles[role], (role, bm.explain())
+    assert "shape" in bm.reasons["thigh_l"]
+    # and on the shape alone, names ignored
+    assert map_by_shape(m.parents, m.rest_positions(), m.end_sites).roles["foot_r"] == ref.roles["foot_r"]
+
+
+def test_skeleton_without_legs_is_rejected():
+    names = ["Hips", "Spine", "Chest", "Neck", "Head", "LeftArm", "RightArm"]
+    bm = auto_map(names, np.array([-1, 0, 1, 2, 3, 2, 2]))
+    with pytest.raises(BoneMapError, match="not a humanoid with legs.*thigh_l"):
+        bm.check_humanoid("arms.bvh")
+
+
+def test_yaml_bone_map_overrides(tmp_path):
+    m = synthetic_walk(WalkSpec(seconds=0.1, fps=30))
+    bm = auto_map(m.names, m.parents)
+    f = tmp_path / "map.yaml"
+    f.write_text("bones:\n  toe_l: null\n  spine: Spine\n", encoding="utf-8")
+    over = load_bone_map(f, m.names)
+    bm2 = apply_override(bm, over, str(f))
+    assert "toe_l" not in bm2.roles and bm2.joint("spine") == "Spine"
+    assert "set by" in bm2.reasons["spine"]
+    assert "toe_l" in bm.roles                      # the original is untouched
+    text = bm2.explain()
+    assert "spine" in text and "LowerBack" in text  # now unmapped
+    f.write_text("toes_left: LeftToeBase\n", encoding="utf-8")
+    with pytest.raises(BoneMapError, match="unknown role.*toes_left"):
+        load_bone_map(f, m.names)
+    f.write_text("toe_l: NoSuchJoint\n", encoding="utf-8")
+    with pytest.raises(BoneMapError, match="toe_l.*NoSuchJoint"):
+        load_bone_map(f, m.names)
+    f.write_text("toe_l: [unclosed\n", encoding="utf-8")
+    with pytest.raises(BoneMapError, match="not valid YAML"):
+        load_bone_map(f, m.names)
+
+
+def test_humanik_roll_bones_are_skipped():
+    names, parents = [], []
+
+    def add(n, p):
+        names.append(n)
+        parents.append(-1 if p is None else names.index(p))
+
+    add("Character1_Hips", None)
+    for S in ("Left", "Right"):
+        chain = ["UpLeg", "UpLegRoll", "Leg", "LegRoll", "Foot", "ToeBase"]
+        prev = "Character1_Hips"
+        for c in chain:
+            add(f"Character1_{S}{c}", prev)
+            prev = f"Character1_{S}{c}"
+    add("Character1_Spine", "Character1_Hips")
+    add("Character1_Spine1", "Character1_Spine")
+    add("Character1_Neck", "Character1_Spine1")
+    add("Character1_Head", "Character1_Neck")
+    for S in ("Left", "Right"):
+        prev = "Character1_Spine1"
+        for c in ["Shoulder", "Arm", "ArmRoll", "ForeArm", "ForeArmRoll", "Hand"]:
+            add(f"Character1_{S}{c}", prev)
+            prev = f"Character1_{S}{c}"
+    bm = auto_map(names, np.array(parents))
+    assert bm.joint("shin_l") == "Character1_LeftLeg" and bm.joint("forearm_r") == "Character1_RightForeArm"
+    assert bm.joint("clavicle_l") == "Character1_LeftShoulder" and bm.joint("upperarm_l") == "Character1_LeftArm"
+    assert bm.joint("chest") == "Character1_Spine1" and bm.joint("hips") == "Character1_Hips"
+    assert "Character1_LeftArmRoll" in bm.unmapped_joints
