@@ -289,3 +289,37 @@ def register_stage_folders(ws: Workspace | None, actor_id: str, production: str,
         for e in manifest.get("outputs", {}).values():
             by_hash.setdefault(e["sha256"], Path(folder))
     return registered
+
+
+# --- whose likeness a command works on ---------------------------------------------------------------------
+def recorded_actor(path: str | os.PathLike) -> str | None:
+    """The actor recorded in a stage folder's manifest.json (``params.actor_id``, else ``consent.actor``), or
+    None when ``path`` is not a stage folder or records none. A file's folder is looked at too."""
+    from core.storage import MANIFEST_NAME, read_manifest
+
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    if not (folder / MANIFEST_NAME).is_file():
+        return None
+    try:
+        manifest = read_manifest(folder)
+    except Exception:  # noqa: BLE001 - an unreadable manifest records no actor; the stage reports it itself
+        return None
+    actor = (manifest.get("params") or {}).get("actor_id")
+    if not actor and isinstance(manifest.get("consent"), dict):
+        actor = manifest["consent"].get("actor")
+    return str(actor) if actor else None
+
+
+def resolve_actor(explicit: str | None, inputs: Sequence[str | os.PathLike], *, command: str) -> str:
+    """The actor a command works on: ``--actor`` if given, else the one its inputs record, else the virtual
+    actor. An input made from one actor's likeness cannot be processed under another actor's name."""
+    recorded = {a for a in (recorded_actor(i) for i in inputs) if a and a != VIRTUAL_ACTOR_ID}
+    if len(recorded) > 1:
+        raise ConsentError(f"{command}: inputs come from several actors ({', '.join(sorted(recorded))})")
+    if explicit:
+        if recorded and explicit not in recorded:
+            raise ConsentError(f"{command}: the inputs were made from actor {recorded.pop()!r}'s likeness, "
+                               f"not {explicit!r}")
+        return explicit
+    return recorded.pop() if recorded else VIRTUAL_ACTOR_ID

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+
 log = logging.getLogger(__name__)
 FORMAT_HELP = "fbx, usd, usda, usdc, usdz or glb"
 
@@ -48,8 +50,9 @@ def export(
     texture: Path = typer.Option(None, "--texture", help="Albedo PNG (default: RIG_DIR/albedo.png, else a "
                                                          "procedural one painted on the rig's UVs)."),
     no_texture: bool = typer.Option(False, "--no-texture", help="Export without a material texture."),
-    actor_id: str = typer.Option(None, "--actor-id", help="Actor id for the provenance (default: the rig's)."),
-    consent: str = typer.Option(None, "--consent", help="Consent record id/reference for the provenance."),
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = None,
+    production: ProductionOpt = None,
 ) -> None:
     """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel) or glTF 2.0 binary, provenance included."""
     from assets.export import export_rig, load_animation
@@ -67,19 +70,24 @@ def export(
         raise ValueError(f"--format must be one of {FORMAT_HELP}, got {fmt!r}")
     options = default_options(fmt, preset, up, units)
     check_output_path(out, SUFFIXES[fmt])               # before any slow work
+    actor_id = resolve_actor(actor, [rig_dir], command="export")
     console = Console()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar, \
+    with gate_from_cli(workspace, actor_id, production, use="export", command="export",
+                       inputs=[rig_dir] + ([anim] if anim is not None else [])) as run, \
+            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar, \
             tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
         task = bar.add_task("export: loading rig", total=3)
         rig = Rig.load(rig_dir)
         animation = load_animation(anim) if anim is not None else None
         bar.update(task, description="export: texture", completed=1)
         tex = None if no_texture else (texture or albedo_for_rig(rig, rig_dir, Path(tmp)))
-        prov = provenance_from_rig_dir(rig_dir, actor_id=actor_id, consent_ref=consent,
+        prov = provenance_from_rig_dir(rig_dir, actor_id=run.provenance["actor"],
+                                       consent_ref=run.provenance["consent"],
                                        animation=None if animation is None else animation.source)
         bar.update(task, description=f"export: writing {fmt}", completed=2)
         res = export_rig(rig, fmt, out, animation, options, texture=tex, provenance=prov.as_dict(),
                          name=rig_dir.resolve().name or "doppel")
+        run.add_output(out, kind="export")
         bar.update(task, description="export: done", completed=3)
     console.print(f"export: {res.format} ({res.options.up.upper()}-up, {res.options.units}), {res.frames} frames, "
                   f"{res.bytes / 1e6:.2f} MB in {res.seconds:.1f} s -> {res.path}")

@@ -8,6 +8,8 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+
 
 def rig_poser(r):
     """For a rigging.Rig: anim -> (frame indices (n,) -> posed vertices (n, V, 3) through Rig.pose)."""
@@ -52,6 +54,9 @@ def retarget(
     no_cleanup: bool = typer.Option(False, "--no-cleanup", help="Skip the foot-contact cleanup (IK)."),
     no_fingers: bool = typer.Option(False, "--no-fingers", help="Leave the fingers at rest."),
     preview_size: int = typer.Option(320, "--preview-size", help="Preview panel size in pixels."),
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = None,
+    production: ProductionOpt = None,
 ) -> None:
     """Retarget CLIP onto a rig: writes OUT/animation.npz + manifest.json, retargeted.bvh, metrics.json,
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping."""
@@ -80,8 +85,11 @@ def retarget(
     smap.check_humanoid(str(clip))
     target, make_poser, faces = load_target(rig)
     cfg = RetargetConfig(up_axis=up, fingers=not no_fingers, cleanup=not no_cleanup)
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    actor_id = resolve_actor(actor, [rig], command="retarget")
+    with gate_from_cli(workspace, actor_id, production, use="retarget", command="retarget",
+                       inputs=[clip, rig]) as run, \
+            Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                     console=console, transient=True) as bar:
         task = bar.add_task("retarget")
         res = run_retarget(motion, target, cfg, source_map=smap,
                            progress=lambda s: bar.update(task, description=f"retarget: {s}"))
@@ -90,10 +98,13 @@ def retarget(
             console.print(res.target_map.explain(), markup=False, highlight=False)
         bar.update(task, description="writing outputs and previews")
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
-                  "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig)}
+                  "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig),
+                  "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+                  "production": run.provenance["production"]}
         files = write_outputs(out, res, target, clip, params,
                               pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,
                               size=preview_size)
+        run.add_output(out, kind="animation")
     m = res.metrics
     console.print(f"retargeted {m['frames']} frames ({m['transferred_bones']} bones, scale {m['scale']:.3f}): "
                   f"limb cosine {m['limb_cosine_mean']:.4f}, foot skate {m['skate_before_cleanup_cm_s']} -> "

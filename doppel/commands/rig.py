@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+
 MODELS = ("anny", "smplx", "flame")
 
 
@@ -74,6 +76,9 @@ def rig(
                                     help="SMPL-X / FLAME model file or folder (default: $DOPPEL_MODELS_DIR)."),
     top_k: int = typer.Option(None, "--top-k", help="Keep the k largest skin weights per vertex (default: all)."),
     preview_size: int = typer.Option(384, "--preview-size", help="Height of each preview panel in pixels."),
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = None,
+    production: ProductionOpt = None,
 ) -> None:
     """Build the rig of a default double (until fitting exists) and write OUT/rig.npz, manifest.json, preview.png."""
     from doppel.meshio import write_png
@@ -82,16 +87,22 @@ def rig(
     shape = parse_assignments(phenotype, "--phenotype")
     if preview_size < 64:
         raise ValueError(f"--preview-size must be >= 64 pixels, got {preview_size}")
+    actor_id = resolve_actor(actor, [], command="rig")
     console = Console()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+    with gate_from_cli(workspace, actor_id, production, use="rig", command="rig",
+                       inputs=[model_file] if model_file else []) as run, \
+            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"rig: loading {model}", total=3)
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)
         bar.update(task, description="rig: rendering preview", completed=1)
         out.mkdir(parents=True, exist_ok=True)
         write_png(out / "preview.png", render_preview(rig_obj, size=preview_size))
         bar.update(task, description="rig: saving", completed=2)
+        consent = run.provenance
         rig_obj.save(out, extra_outputs={"preview": "preview.png"}, inputs=inputs,
-                     params={**params, "preview_size": preview_size})
+                     params={**params, "preview_size": preview_size, "actor_id": consent["actor"],
+                             "consent_id": consent["consent"], "production": consent["production"]})
+        run.add_output(out, kind="rig")
         bar.update(task, description="rig: done", completed=3)
     console.print(f"rig: {rig_obj.num_joints} joints, {rig_obj.num_vertices} vertices, "
                   f"{len(rig_obj.blendshape_names)} blendshapes, {rig_obj.skin_indices.shape[1]} influences/vertex "

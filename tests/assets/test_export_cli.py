@@ -16,30 +16,69 @@ def run_cli(capsys, *args):
     return exc.value.code, out.out, out.err
 
 
-def test_export_glb_and_usda_with_animation(tmp_path, capsys, tiny_rig_dir, tiny_anim, texture_png):
+@pytest.fixture()
+def consented_workspace(tmp_path_factory):
+    """A workspace where actor-42 (whose likeness the tiny rig records) consented to exports for 'Film'."""
+    import datetime as dt
+
+    from assets.actors import add_actor
+    from assets.consent import grant
+    from assets.workspace import Workspace
+
+    ws = Workspace.init(tmp_path_factory.mktemp("ws"))
+    add_actor(ws, "Actor Forty-Two", actor_id="actor-42")
+    consent = grant(ws, "actor-42", ["export"], "Film", dt.date.today() + dt.timedelta(days=30))
+    return ws, consent.id
+
+
+@pytest.fixture()
+def gate(consented_workspace):
+    """CLI options that pass the consent gate for the tiny rig (made from actor-42's likeness)."""
+    return ("--workspace", str(consented_workspace[0].root), "--production", "Film")
+
+
+def test_export_of_a_real_actors_rig_needs_consent(tmp_path, capsys, tiny_rig_dir, texture_png,
+                                                    consented_workspace):
+    ws, _ = consented_workspace
+    code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(tmp_path / "x.glb"),
+                           "--workspace", str(ws.root))
+    assert code == 1 and "--production is required for actor 'actor-42'" in err
+    code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(tmp_path / "x.glb"),
+                           "--workspace", str(ws.root), "--production", "Another Film")
+    assert code == 1 and "error:" in err and "Another Film" in err
+    assert not (tmp_path / "x.glb").exists()
+    code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(tmp_path / "x.glb"),
+                           "--workspace", str(ws.root), "--production", "Film", "--actor", "someone-else")
+    assert code == 1 and "actor-42" in err
+
+
+def test_export_glb_and_usda_with_animation(tmp_path, capsys, tiny_rig_dir, tiny_anim, texture_png,
+                                            consented_workspace):
+    ws, consent_id = consented_workspace
+    gate = ("--workspace", str(ws.root), "--production", "Film")
     anim_dir = tmp_path / "take"
     tiny_anim.save(anim_dir)
     code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--anim", str(anim_dir), "--out",
-                             str(tmp_path / "d.glb"), "--texture", str(texture_png), "--consent", "C-1")
+                             str(tmp_path / "d.glb"), "--texture", str(texture_png), *gate)
     assert code == 0, err
     assert "glb (Y-up, m), 12 frames" in out
     prov = read_glb_json(tmp_path / "d.glb")["asset"]["extras"]["doppel"]
-    assert prov["actor_id"] == "actor-42" and prov["consent_ref"] == "C-1"
+    assert prov["actor_id"] == "actor-42" and prov["consent_ref"] == consent_id
     assert prov["animation"].endswith("animation.npz")
     code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--anim", str(anim_dir), "--format", "usda",
-                             "--out", str(tmp_path / "d.usda"), "--preset", "unreal", "--no-texture")
+                             "--out", str(tmp_path / "d.usda"), "--preset", "unreal", "--no-texture", *gate)
     assert code == 0, err
     text = (tmp_path / "d.usda").read_text()
     assert 'upAxis = "Z"' in text and "metersPerUnit = 0.01" in text and "actor-42" in text
 
 
-def test_export_without_texture_for_non_anny_uvs(tmp_path, capsys, tiny_rig_dir):
-    code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(tmp_path / "d.glb"))
+def test_export_without_texture_for_non_anny_uvs(tmp_path, capsys, tiny_rig_dir, gate):
+    code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(tmp_path / "d.glb"), *gate)
     assert code == 0, err
     assert read_glb_json(tmp_path / "d.glb").get("materials", []) == []
 
 
-def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir):
+def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir, gate):
     bad = ExportAnimation(["hips", "LeftArm"], random_rotations(3, 2), np.zeros((3, 3)), 30.0)
     bad.save(tmp_path / "bad_take")
     cases = [
@@ -51,27 +90,27 @@ def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir):
         (["--out", str(tmp_path / "a.glb"), "--format", "obj"], "--format must be one of"),
     ]
     for args, msg in cases:
-        code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--no-texture", *args)
+        code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--no-texture", *args, *gate)
         assert code == 1 and msg in err and "Traceback" not in err, (args, err)
         assert len(err.strip().splitlines()) <= 2, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_take"]
 
 
-def test_export_invalid_rig_folder(tmp_path, capsys, tiny_rig_dir):
+def test_export_invalid_rig_folder(tmp_path, capsys, tiny_rig_dir, gate):
     import shutil
 
     d = tmp_path / "rig"
     shutil.copytree(tiny_rig_dir, d)
     with open(d / "rig.npz", "ab") as f:
         f.write(b"tampered")
-    code, out, err = run_cli(capsys, "export", str(d), "--out", str(tmp_path / "a.glb"))
+    code, out, err = run_cli(capsys, "export", str(d), "--out", str(tmp_path / "a.glb"), *gate)
     assert code == 1 and "does not match the SHA-256" in err
     code, out, err = run_cli(capsys, "export", str(tmp_path / "nope"), "--out", str(tmp_path / "a.glb"))
-    assert code == 1 and "rig folder does not exist" in err
+    assert code == 1 and "nope: input not found" in err
     assert not (tmp_path / "a.glb").exists()
 
 
-def test_export_rig_that_fails_validate(tmp_path, capsys, tiny_rig_dir):
+def test_export_rig_that_fails_validate(tmp_path, capsys, tiny_rig_dir, gate):
     """A rig folder whose arrays are intact (hash matches) but invalid: one line naming the problem."""
     import io
     import json
@@ -90,6 +129,6 @@ def test_export_rig_that_fails_validate(tmp_path, capsys, tiny_rig_dir):
     manifest = json.loads((d / "manifest.json").read_text())
     manifest["outputs"]["rig"]["sha256"] = sha256_file(d / "rig.npz")
     (d / "manifest.json").write_text(json.dumps(manifest))
-    code, out, err = run_cli(capsys, "export", str(d), "--out", str(tmp_path / "a.usdz"), "--no-texture")
+    code, out, err = run_cli(capsys, "export", str(d), "--out", str(tmp_path / "a.usdz"), "--no-texture", *gate)
     assert code == 1 and "invalid rig: skin_weights" in err and "do not sum to 1" in err
     assert not (tmp_path / "a.usdz").exists()

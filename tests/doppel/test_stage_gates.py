@@ -1,0 +1,74 @@
+"""Consent gates on the stage commands: a real actor's rig needs consent to build, and what is made from it
+(animation, export) carries that actor's likeness and needs consent for each later use."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from assets.actors import add_actor
+from assets.consent import grant
+from assets.workspace import Workspace
+from doppel.cli import main
+from mocap_retarget.bvh import write_bvh
+from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture()
+def ws(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    add_actor(ws, "Jane Doe", actor_id="jane")
+    return ws
+
+
+def test_rig_retarget_export_follow_the_actors_consent(tmp_path, capsys, ws):
+    rig_dir, anim_dir = tmp_path / "rig", tmp_path / "anim"
+    W = ("--workspace", ws.root)
+    # no consent yet: refused, nothing written
+    code, _, err = run_cli(capsys, "rig", "--out", rig_dir, "--actor", "jane", "--production", "Film", *W)
+    assert code == 1 and "error:" in err and not rig_dir.exists()
+    soon = dt.date.today() + dt.timedelta(days=10)
+    consent = grant(ws, "jane", ["rig", "retarget"], "Film", soon)
+    code, _, err = run_cli(capsys, "rig", "--out", rig_dir, "--actor", "jane", "--production", "Film",
+                           "--preview-size", 64, *W)
+    assert code == 0, err
+    params = json.loads((rig_dir / "manifest.json").read_text())["params"]
+    assert params["actor_id"] == "jane" and params["consent_id"] == consent.id
+
+    clip = tmp_path / "walk.bvh"
+    write_bvh(clip, synthetic_walk(WalkSpec(seconds=0.5, fps=30), names=SCHEMES["mixamo"], rest="A"), units="cm")
+    # the rig records jane: retargeting onto it without a production is refused, naming her
+    code, _, err = run_cli(capsys, "retarget", clip, "--rig", rig_dir, "--out", anim_dir, *W)
+    assert code == 1 and "'jane'" in err
+    # ... and under another actor's name too
+    code, _, err = run_cli(capsys, "retarget", clip, "--rig", rig_dir, "--out", anim_dir, "--actor", "virtual", *W)
+    assert code == 1 and "jane" in err
+    code, _, err = run_cli(capsys, "retarget", clip, "--rig", rig_dir, "--out", anim_dir, "--production", "Film",
+                           "--preview-size", 64, *W)
+    assert code == 0, err
+    # export is not covered by this consent
+    code, _, err = run_cli(capsys, "export", rig_dir, "--anim", anim_dir, "--out", tmp_path / "d.glb",
+                           "--production", "Film", "--no-texture", *W)
+    assert code == 1 and not (tmp_path / "d.glb").exists()
+    grant(ws, "jane", ["export"], "Film", soon)
+    code, _, err = run_cli(capsys, "export", rig_dir, "--anim", anim_dir, "--out", tmp_path / "d.glb",
+                           "--production", "Film", "--no-texture", *W)
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "assets", "list", "--actor", "jane", "--tree", *W)
+    assert code == 0 and "rig" in out and "animation" in out and "export" in out
+    code, _, err = run_cli(capsys, "audit", "verify", *W)
+    assert code == 0, err
+
+
+def test_default_rig_is_the_virtual_actor_and_needs_no_consent(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "rig", "--out", tmp_path / "rig", "--preview-size", 64)
+    assert code == 0, err
+    params = json.loads((tmp_path / "rig" / "manifest.json").read_text())["params"]
+    assert params["actor_id"] == "virtual" and "not required" in params["consent_id"]
