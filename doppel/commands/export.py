@@ -72,10 +72,10 @@ def export(
     check_output_path(out, SUFFIXES[fmt])               # before any slow work
     actor_id = resolve_actor(actor, [rig_dir], command="export")
     console = Console()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
     with gate_from_cli(workspace, actor_id, production, use="export", command="export",
                        inputs=[rig_dir] + ([anim] if anim is not None else [])) as run, \
-            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar, \
-            tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
+            Progress(*columns, console=console) as bar, tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
         task = bar.add_task("export: loading rig", total=3)
         rig = Rig.load(rig_dir)
         animation = load_animation(anim) if anim is not None else None
