@@ -248,11 +248,12 @@ def fit_model_to_scan(model, scan: Scan, rigid: RigidResult | None = None, confi
     T = np.eye(4) if rigid is None else np.asarray(rigid.transform, np.float64)
     S = len(model.shape_names)
     with torch.no_grad():
-        rest_root = model.forward(BodyParams()).joints[0, 0].double().cpu().numpy()
-    # The rigid transform x -> R x + t as a root rotation about the root joint r0 and a root translation.
-    R0 = T[:3, :3]
-    t_root = R0 @ rest_root + T[:3, 3] - rest_root
-    base_root = roma.rotmat_to_rotvec(torch.as_tensor(R0, dtype=dt, device=dev))[None]
+        B0 = model.forward(BodyParams()).joint_transforms[0, 0].double().cpu().numpy()
+    # The rigid transform x -> R x + t as a root rotation about the root joint r0 (expressed in the root's
+    # bind frame Rb: R_local = Rb^T R Rb) and a root translation t + R r0 - r0.
+    R0, r0, Rb = T[:3, :3], B0[:3, 3], B0[:3, :3]
+    t_root = R0 @ r0 + T[:3, 3] - r0
+    base_root = roma.rotmat_to_rotvec(torch.as_tensor(Rb.T @ R0 @ Rb, dtype=dt, device=dev))[None]
     delta = torch.zeros(1, len(sel), 3, dtype=dt, device=dev, requires_grad=True)
     trans = torch.as_tensor(t_root, dtype=dt, device=dev)[None].clone().requires_grad_(True)
     neutral_shape = torch.full((1, S), 0.5 if model.name == "anny" else 0.0, dtype=dt, device=dev)
