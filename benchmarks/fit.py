@@ -57,15 +57,17 @@ def main() -> None:
         d_fit = surface_distance(fit.vertices, gt, actor.faces) * 1000
         d_reg = surface_distance(reg, gt, actor.faces) * 1000
         v2v = np.linalg.norm(reg - gt, axis=1) * 1000
-        row = {"seed": seed, "scan_vertices": len(v), "fit_mean_mm": d_fit.mean(), "fit_p95_mm": np.percentile(d_fit, 95),
+        row = {"seed": seed, "scan_vertices": len(v), "fit_mean_mm": d_fit.mean(),
+               "fit_p95_mm": np.percentile(d_fit, 95),
                "nricp_mean_mm": d_reg.mean(), "nricp_p95_mm": np.percentile(d_reg, 95), "v2v_mean_mm": v2v.mean(),
                "rigid_s": t1 - t0, "fit_s": t2 - t1, "nricp_s": t3 - t2}
         rows.append(row)
         print(" ".join(f"{k}={val:.2f}" if isinstance(val, float) else f"{k}={val}" for k, val in row.items()),
               flush=True)
-    print("mean over seeds: nricp_mean_mm=%.2f fit_mean_mm=%.2f total_s=%.1f" % (
-        np.mean([r["nricp_mean_mm"] for r in rows]), np.mean([r["fit_mean_mm"] for r in rows]),
-        np.mean([r["rigid_s"] + r["fit_s"] + r["nricp_s"] for r in rows])))
+    nricp = np.mean([r["nricp_mean_mm"] for r in rows])
+    fitm = np.mean([r["fit_mean_mm"] for r in rows])
+    total = np.mean([r["rigid_s"] + r["fit_s"] + r["nricp_s"] for r in rows])
+    print(f"mean over seeds: nricp_mean_mm={nricp:.2f} fit_mean_mm={fitm:.2f} total_s={total:.1f}")
 
 
 if __name__ == "__main__":

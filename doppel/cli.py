@@ -17,6 +17,7 @@ from rich.text import Text
 import doppel
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
+from doppel.commands import fit as fit_cmd
 from doppel.commands import rig as rig_cmd
 from doppel.commands import workspace as workspace_cmd
 
@@ -52,6 +53,7 @@ app.command("doctor")(doctor_cmd.doctor)
 app.command("demo")(demo_cmd.demo)
 app.command("init")(workspace_cmd.init)
 app.command("rig")(rig_cmd.rig)
+app.command("fit")(fit_cmd.fit)
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)

@@ -2,7 +2,8 @@
 
 Three steps, each usable alone:
 
-1. ``rigid_align``: centroid + turns about +Y (or principal-axes) initialisation, each candidate refined by open3d's point-to-plane ICP -> a 4x4 world transform of the template onto the scan.
+1. ``rigid_align``: centroid + turns about +Y (or principal-axes) initialisation, each candidate
+   refined by open3d's point-to-plane ICP -> a 4x4 world transform of the template onto the scan.
 2. ``fit_model_to_scan``: the body model's shape, pose and global transform optimised (Adam, torch) to
    minimise a robust two-sided chamfer distance to the scan (nearest neighbours from scipy's cKDTree,
    re-queried every iteration), with pose and shape priors.
@@ -89,9 +90,13 @@ def load_scan(path: str | Path) -> Scan:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: scan file not found")
     try:
-        mesh = trimesh.load(path, force="mesh", process=False)
+        mesh = trimesh.load(path, process=False)
+        if isinstance(mesh, trimesh.Scene):
+            mesh = mesh.to_mesh()
     except Exception as e:  # noqa: BLE001 - any reader failure becomes one clear error
         raise ScanError(f"{path}: cannot read the scan: {e}") from e
+    if isinstance(mesh, trimesh.PointCloud):
+        return check_scan(np.asarray(mesh.vertices), None, str(path))
     return check_scan(np.asarray(mesh.vertices), np.asarray(getattr(mesh, "faces", np.zeros((0, 3)))), str(path))
 
 
@@ -187,7 +192,8 @@ def rigid_align(source: np.ndarray, target: Scan, *, init: str = "up", threshold
         if best is None or score < best[0]:
             best = (score, r2)
     r = best[1]
-    return RigidResult(transform=np.asarray(r.transformation).copy(), rmse=float(r.inlier_rmse), fitness=float(r.fitness))
+    return RigidResult(transform=np.asarray(r.transformation).copy(), rmse=float(r.inlier_rmse),
+                       fitness=float(r.fitness))
 
 
 # ------------------------------------------------------------------------------------------------ model fit

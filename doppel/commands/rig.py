@@ -74,12 +74,18 @@ def rig(
                                     help="SMPL-X / FLAME model file or folder (default: $DOPPEL_MODELS_DIR)."),
     top_k: int = typer.Option(None, "--top-k", help="Keep the k largest skin weights per vertex (default: all)."),
     preview_size: int = typer.Option(384, "--preview-size", help="Height of each preview panel in pixels."),
+    fit_dir: Path = typer.Option(None, "--fit", help="A `doppel fit` output folder: use its model and shape."),
 ) -> None:
     """Build the rig of a default double (until fitting exists) and write OUT/rig.npz, manifest.json, preview.png."""
     from doppel.meshio import write_png
     from rigging.preview import render_preview
 
     shape = parse_assignments(phenotype, "--phenotype")
+    if fit_dir is not None:
+        from reconstruction.scan_pipeline import read_fit_params
+
+        fitted = read_fit_params(fit_dir)
+        model, shape = fitted["model"], {**fitted["shape"], **shape}
     if preview_size < 64:
         raise ValueError(f"--preview-size must be >= 64 pixels, got {preview_size}")
     console = Console()

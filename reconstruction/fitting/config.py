@@ -15,9 +15,9 @@ class FitConfig:
     iters_body: int = 80
     iters_face: int = 30
     iters_all: int = 30
-    lr: float = 0.02                     # Adam learning rate (radians, phenotype units, metres)
+    lr: float = 0.01                     # Adam learning rate (radians, phenotype units, metres)
     joints: tuple[str, ...] = BODY_JOINTS  # joints whose rotation is optimised (unknown names ignored)
-    robust_px: float = 8.0               # Geman-McClure scale of the reprojection error, pixels
+    robust_px: float = 16.0              # Geman-McClure scale of the reprojection error, pixels
     w_landmarks: float = 1.0             # weight of the reprojection term (mean of robust px^2 / robust_px^2)
     w_silhouette: float = 1.0            # weight of the mean squared silhouette disagreement per pixel
     silhouette_size: int = 192           # masks are compared at this long side (pixels); 0 = no silhouettes

@@ -112,6 +112,7 @@ class _ToyModel:
 
     def forward(self, params):
         import roma
+
         from reconstruction.body_models import BodyOutput
 
         shape = params.shape if params.shape is not None else torch.zeros(1, 1, dtype=torch.float64)
