@@ -169,7 +169,7 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
     if cfg.iters_rigid > 0:
         rot.requires_grad_(True)
         trans.requires_grad_(True)
-        opt = torch.optim.Adam([rot, trans], lr=cfg.lr)
+        opt = torch.optim.Adam([rot, trans], lr=0.1 * cfg.lr)   # small steps: the Kabsch start is close
         hist = history.setdefault("rigid", [])
         for it in range(cfg.iters_rigid):
             opt.zero_grad()
