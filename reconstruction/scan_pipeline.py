@@ -5,7 +5,9 @@
     DIR/model_fit_mesh.ply  the model fit alone (before non-rigid registration)
     DIR/fit_mesh_bind.ply   the bind mesh of the fitted shape (bind pose, neutral expression)
     DIR/displacements.npz   offsets (V, 3) = fit_mesh - model_fit_mesh, normal (V,) their component along the
-                            model fit's vertex normals (metres): the detail the model cannot express
+                            model fit's vertex normals (metres): the detail the model cannot express;
+                            normal_regularised (V,): the same after Laplacian regularisation (detail.py),
+                            with vertices farther than 5 mm from the scan (holes) unobserved
     DIR/metrics.json        distances and timings; DIR/manifest.json
 """
 
@@ -81,7 +83,13 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
     import io
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, offsets=offsets.astype(np.float32), normal=(offsets * normals).sum(1).astype(np.float32))
+    from reconstruction.detail import solve_displacements
+
+    normal = (offsets * normals).sum(1)
+    observed = (d_reg < 0.005).astype(np.float64)            # vertices over holes: no data, smoothed in
+    regularised = solve_displacements(faces, len(normal), normal, observed)
+    np.savez_compressed(buf, offsets=offsets.astype(np.float32), normal=normal.astype(np.float32),
+                        normal_regularised=regularised.astype(np.float32), observed=observed.astype(np.float32))
     atomic_write_bytes(out / "displacements.npz", buf.getvalue())
     params = {"model": model.name, "source": "scan",
               "shape": {n: float(x) for n, x in zip(model.shape_names, fit.shape, strict=True)},

@@ -58,8 +58,11 @@ def stage_actor(ctx: DemoContext) -> Section:
     )
 
 
+from doppel.pipeline.demo_fit import stage_fit  # noqa: E402
+
 STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
     ("actor", stage_actor),
+    ("fit", stage_fit),
 ]
 
 

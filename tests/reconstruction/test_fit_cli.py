@@ -47,7 +47,7 @@ def test_fit_scan_then_rig(scan_file, tmp_path, capsys):
     params = json.loads((out / "params.json").read_text())
     assert params["model"] == "anny" and abs(params["shape"]["height"] - 0.7) < 0.15
     d = np.load(out / "displacements.npz")
-    assert d["offsets"].shape == (13718, 3)
+    assert d["offsets"].shape == (13718, 3) and np.isfinite(d["normal_regularised"]).all()
     rig_out = tmp_path / "rig"
     assert _run(["rig", "--fit", str(out), "--out", str(rig_out), "--preview-size", "64"]) == 0
     manifest = json.loads((rig_out / "manifest.json").read_text())
