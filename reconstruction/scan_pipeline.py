@@ -37,6 +37,7 @@ class ScanPipelineConfig:
     iterations: int = 60          # model-fit iterations (Adam)
     rigid_init: str = "up"        # 'up' (scan is +Y up), 'pca' (any orientation) or 'identity'
     nonrigid: bool = True         # run the non-rigid registration
+    nonrigid_iterations: int = 6  # ICP iterations per stiffness step (3 steps: 0.02, 0.01, 0.003)
 
 
 def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig | None = None,
@@ -67,7 +68,9 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
     faces = np.asarray(model.faces)
     if cfg.nonrigid:
         report("non-rigid registration", 0.7)
-        reg = nonrigid_register(fit.vertices, faces, scan)
+        k = cfg.nonrigid_iterations
+        reg = nonrigid_register(fit.vertices, faces, scan,
+                                steps=[[0.02, 0, 0.5, k], [0.01, 0, 0.5, k], [0.003, 0, 0.5, k]])
     else:
         reg = fit.vertices.copy()
     times["nonrigid_s"] = time.perf_counter() - t
@@ -104,7 +107,7 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
     atomic_write_json(out / "metrics.json", metrics)
     write_manifest(out, "fit", inputs={"scan": scan_path},
                    params={"model": model.name, "iterations": cfg.iterations, "rigid_init": cfg.rigid_init,
-                           "nonrigid": cfg.nonrigid},
+                           "nonrigid": cfg.nonrigid, "nonrigid_iterations": cfg.nonrigid_iterations},
                    outputs={"params": "params.json", "fit_mesh": "fit_mesh.ply", "model_fit_mesh": "model_fit_mesh.ply",
                             "fit_mesh_bind": "fit_mesh_bind.ply", "displacements": "displacements.npz",
                             "metrics": "metrics.json"})

@@ -17,6 +17,8 @@ def fit(
     model: str = typer.Option("anny", "--model", help="Body model: anny (smplx/flame: multi-view path only, later)."),
     iterations: int = typer.Option(60, "--iterations", help="Model-fit iterations."),
     rigid_init: str = typer.Option("up", "--rigid-init", help="Scan alignment start: up (scan +Y up), pca, identity."),
+    nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
+                                            help="Non-rigid ICP iterations per stiffness step (0 = no non-rigid)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
     """Fit the body model; writes OUT/params.json, fit_mesh.ply, fit_mesh_bind.ply, displacements.npz, metrics.json."""
@@ -42,7 +44,9 @@ def fit(
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("fit: loading model", total=1.0)
         body = AnnyModel(device=dev)
-        metrics = run_scan_fit(body, scan, out, ScanPipelineConfig(iterations=iterations, rigid_init=rigid_init),
+        metrics = run_scan_fit(body, scan, out, ScanPipelineConfig(iterations=iterations, rigid_init=rigid_init,
+                                                  nonrigid=nonrigid_iterations > 0,
+                                                  nonrigid_iterations=max(nonrigid_iterations, 1)),
                                progress=lambda d, f: bar.update(task, description=f"fit: {d}", completed=f))
     console.print(f"fit: registered to {scan.name}: mean distance {metrics['registered_to_scan']['mean_mm']:.2f} mm "
                   f"(model alone {metrics['model_fit_to_scan']['mean_mm']:.2f} mm) -> {out}")

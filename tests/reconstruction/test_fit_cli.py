@@ -35,7 +35,8 @@ def scan_file(tmp_path_factory):
 
 def test_fit_scan_then_rig(scan_file, tmp_path, capsys):
     out = tmp_path / "fit"
-    assert _run(["fit", "--scan", str(scan_file), "--out", str(out), "--iterations", "25"]) == 0
+    assert _run(["fit", "--scan", str(scan_file), "--out", str(out), "--iterations", "25",
+                 "--nonrigid-iterations", "2"]) == 0
     for name in ("params.json", "fit_mesh.ply", "fit_mesh_bind.ply", "model_fit_mesh.ply", "displacements.npz",
                  "metrics.json", "manifest.json"):
         assert (out / name).is_file(), name
