@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--silhouette-size", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--face-points", type=int, default=60, help="face vertices observed (0 = pose landmarks only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -39,7 +40,7 @@ def main() -> None:
     v0, j0 = neutral.vertices[0].numpy(), neutral.joints[0].numpy()
     head = j0[model.pose_names.index("head")]
     face = np.nonzero((np.linalg.norm(v0 - head, axis=1) < 0.13) & (v0[:, 2] > head[2] + 0.05))[0]
-    face = face[np.random.default_rng(0).choice(len(face), 60, replace=False)]
+    face = face[np.random.default_rng(0).choice(len(face), args.face_points, replace=False)]
     spec = landmark_spec(model, extra_vertices={1000 + i: int(f) for i, f in enumerate(face)})
     n = args.iterations
     for seed in args.seeds:
