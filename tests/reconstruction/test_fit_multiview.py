@@ -87,3 +87,28 @@ def test_fewer_than_two_views(anny):
     obs = ViewObservations(cams, torch.zeros(3, L, 2), conf)
     with pytest.raises(ValueError, match="fewer than two views"):
         fit_multiview(anny, obs, spec)
+
+
+def test_silhouette_loss_pulls_mesh_onto_mask():
+    import trimesh
+
+    from neural_render import rasterize
+    from reconstruction.fitting import silhouette_loss
+
+    s = trimesh.creation.icosphere(2, 0.3)
+    v = torch.tensor(s.vertices, dtype=torch.float32)
+    f = torch.tensor(s.faces)
+    cams = _cams(3, 64)
+    goal = torch.tensor([0.08, -0.05, 0.04])
+    masks = rasterize(v + goal, f, cams).mask.float()
+    shift = torch.zeros(3, requires_grad=True)
+    opt = torch.optim.Adam([shift], lr=0.005)
+    first = None
+    for _ in range(80):
+        opt.zero_grad()
+        loss = silhouette_loss(v + shift, f, cams, masks, sigma=2.0)
+        first = float(loss) if first is None else first
+        loss.backward()
+        opt.step()
+    assert float(loss) < first                     # (a soft outline never matches a hard mask exactly)
+    assert float((shift.detach() - goal).norm()) < 0.01
