@@ -19,7 +19,8 @@ class FitConfig:
     joints: tuple[str, ...] = BODY_JOINTS  # joints whose rotation is optimised (unknown names ignored)
     robust_px: float = 16.0              # Geman-McClure scale of the reprojection error, pixels
     w_landmarks: float = 1.0             # weight of the reprojection term (mean of robust px^2 / robust_px^2)
-    w_silhouette: float = 1.0            # weight of the mean squared silhouette disagreement per pixel
+    w_silhouette: float = 0.0            # weight of the mean squared silhouette disagreement per pixel. Off by
+    # default: at 1.0 it made the 16-view benchmark worse (42 mm vs 5-7 mm, docs/benchmarks.md); not tuned yet.
     silhouette_size: int = 192           # masks are compared at this long side (pixels); 0 = no silhouettes
     silhouette_sigma: float = 1.0        # softness of the rendered silhouette outline, pixels
     w_pose_prior: float = 1e-3           # sum of squared local rotations (radians^2) of the optimised joints
