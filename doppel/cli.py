@@ -22,6 +22,7 @@ from doppel.commands import consent as consent_cmd
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
 from doppel.commands import export as export_cmd
+from doppel.commands import fit as fit_cmd
 from doppel.commands import retarget as retarget_cmd
 from doppel.commands import rig as rig_cmd
 from doppel.commands import workspace as workspace_cmd
@@ -64,6 +65,7 @@ app.add_typer(assets_cmd.app, name="assets")
 app.add_typer(audit_cmd.app, name="audit")
 app.command("export")(export_cmd.export)
 app.command("retarget")(retarget_cmd.retarget)
+app.command("fit")(fit_cmd.fit)
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)

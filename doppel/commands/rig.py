@@ -79,18 +79,24 @@ def rig(
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
+    fit_dir: Path = typer.Option(None, "--fit", help="A `doppel fit` output folder: use its model and shape."),
 ) -> None:
     """Build the rig of a default double (until fitting exists) and write OUT/rig.npz, manifest.json, preview.png."""
     from doppel.meshio import write_png
     from rigging.preview import render_preview
 
     shape = parse_assignments(phenotype, "--phenotype")
+    if fit_dir is not None:
+        from reconstruction.scan_pipeline import read_fit_params
+
+        fitted = read_fit_params(fit_dir)
+        model, shape = fitted["model"], {**fitted["shape"], **shape}
     if preview_size < 64:
         raise ValueError(f"--preview-size must be >= 64 pixels, got {preview_size}")
-    actor_id = resolve_actor(actor, [], command="rig")
+    gate_inputs = [p for p in (model_file, fit_dir) if p is not None]
+    actor_id = resolve_actor(actor, gate_inputs, command="rig")
     console = Console()
-    with gate_from_cli(workspace, actor_id, production, use="rig", command="rig",
-                       inputs=[model_file] if model_file else []) as run, \
+    with gate_from_cli(workspace, actor_id, production, use="rig", command="rig", inputs=gate_inputs) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"rig: loading {model}", total=3)
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)

@@ -1,0 +1,104 @@
+"""Correspondences between 2D landmark sets and a body model's joints and vertices.
+
+MediaPipe pose's 33 landmarks (indices as in ``mediapipe.solutions.pose.PoseLandmark``; "left" is the
+person's left) map onto Anny's bone heads where a joint sits at the anatomical point (shoulders, elbows,
+wrists, hips, knees, ankles, eyes) and onto template vertices elsewhere (nose tip, ears, heels, toe tips),
+chosen geometrically on the neutral template. The joint centres of a body model and MediaPipe's points are
+not the same anatomical definition (MediaPipe's hip is lateral of the joint centre, for one): that bias is
+not modelled here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# MediaPipe pose index -> Anny bone whose head is the landmark.
+MEDIAPIPE_POSE_TO_ANNY: dict[int, str] = {
+    2: "eye.L", 5: "eye.R",
+    11: "upperarm01.L", 12: "upperarm01.R", 13: "lowerarm01.L", 14: "lowerarm01.R", 15: "wrist.L", 16: "wrist.R",
+    23: "upperleg01.L", 24: "upperleg01.R", 25: "lowerleg01.L", 26: "lowerleg01.R", 27: "foot.L", 28: "foot.R",
+}
+# MediaPipe pose index -> a geometric rule on the neutral template ('nose', 'ear.L', 'heel.L', 'toe.L', ...).
+MEDIAPIPE_POSE_VERTEX_RULES: dict[int, str] = {0: "nose", 7: "ear.L", 8: "ear.R", 29: "heel.L", 30: "heel.R",
+                                               31: "toe.L", 32: "toe.R"}
+
+
+@dataclass(frozen=True)
+class LandmarkSpec:
+    """L landmarks, each a joint or a vertex of the model.
+
+    ids (L,) int: the landmark ids of the 2D detector (e.g. MediaPipe pose indices) in the order of the
+    observations' columns; joint_index (L,) int64, -1 where the landmark is a vertex; vertex_index (L,) int64,
+    -1 where it is a joint; names (L,) for reports."""
+
+    ids: np.ndarray
+    joint_index: np.ndarray
+    vertex_index: np.ndarray
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _vertex_rule(rule: str, verts: np.ndarray, joints: dict[str, np.ndarray]) -> int:
+    """A template vertex (index) for a geometric rule, on the neutral template (Doppel frame, facing +Z)."""
+    side = 1.0 if rule.endswith(".L") else -1.0      # the person's left is +X when facing +Z
+    if rule == "nose":
+        near = np.linalg.norm(verts - joints["head"], axis=1) < 0.16
+        cand = np.nonzero(near & (verts[:, 1] > joints["eye.L"][1] - 0.08))[0]
+        return int(cand[np.argmax(verts[cand, 2])])
+    if rule.startswith("ear"):
+        near = np.linalg.norm(verts - joints["head"], axis=1) < 0.16
+        cand = np.nonzero(near & (np.abs(verts[:, 1] - joints["eye.L"][1]) < 0.03))[0]
+        return int(cand[np.argmax(side * verts[cand, 0])])
+    foot = joints["foot" + rule[-2:]]
+    near = np.nonzero((np.linalg.norm(verts - foot, axis=1) < 0.3) & (verts[:, 1] < foot[1]))[0]
+    if rule.startswith("heel"):
+        return int(near[np.argmin(verts[near, 2])])
+    if rule.startswith("toe"):
+        return int(near[np.argmax(verts[near, 2])])
+    raise ValueError(f"unknown landmark rule {rule!r}")
+
+
+def landmark_spec(model, ids: list[int] | None = None, extra_vertices: dict[int, int] | None = None) -> LandmarkSpec:
+    """The MediaPipe-pose correspondences of ``model`` (Anny; SMPL-X/FLAME have no table yet: ValueError).
+
+    ids: the MediaPipe pose indices the observations carry (default: every mapped index, sorted).
+    extra_vertices: more landmarks as {id: vertex index} (e.g. face points of a dense face tracker), appended.
+    """
+    if model.name != "anny":
+        raise ValueError(f"landmark correspondences for {model.name!r} are not defined yet (only anny)")
+    names = model.pose_names
+    from reconstruction.body_models import BodyParams
+
+    with torch.no_grad():
+        out = model.forward(BodyParams())
+    verts = out.vertices[0].double().cpu().numpy()
+    jpos = {n: p for n, p in zip(names, out.joints[0].double().cpu().numpy(), strict=True)}
+    table: dict[int, tuple[int, int, str]] = {}
+    for i, bone in MEDIAPIPE_POSE_TO_ANNY.items():
+        table[i] = (names.index(bone), -1, bone)
+    for i, rule in MEDIAPIPE_POSE_VERTEX_RULES.items():
+        table[i] = (-1, _vertex_rule(rule, verts, jpos), rule)
+    for i, v in (extra_vertices or {}).items():
+        if not 0 <= int(v) < len(verts):
+            raise ValueError(f"landmark {i}: vertex index {v} out of range [0, {len(verts)})")
+        table[int(i)] = (-1, int(v), f"vertex {int(v)}")
+    ids = sorted(table) if ids is None else list(ids)
+    unknown = [i for i in ids if i not in table]
+    if unknown:
+        raise ValueError(f"landmark ids {unknown} have no correspondence on {model.name}")
+    return LandmarkSpec(ids=np.asarray(ids, np.int64), joint_index=np.array([table[i][0] for i in ids], np.int64),
+                        vertex_index=np.array([table[i][1] for i in ids], np.int64), names=[table[i][2] for i in ids])
+
+
+def model_landmarks(vertices: torch.Tensor, joints: torch.Tensor, spec: LandmarkSpec) -> torch.Tensor:
+    """vertices (B, V, 3), joints (B, J, 3) -> (B, L, 3) landmark positions (metres), differentiable."""
+    dev = vertices.device
+    is_joint = torch.as_tensor(spec.joint_index >= 0, device=dev)
+    ji = torch.as_tensor(np.maximum(spec.joint_index, 0), device=dev)
+    vi = torch.as_tensor(np.maximum(spec.vertex_index, 0), device=dev)
+    return torch.where(is_joint[None, :, None], joints[:, ji], vertices[:, vi])

@@ -1,0 +1,249 @@
+"""The staged multi-view fitter: rigid, then shape and pose, then expression, then everything.
+
+Parameters (Doppel's BodyParams convention): root rotation and translation, local rotations of the
+configured joints, shape (Anny phenotype in [0, 1], clamped) and expression (Anny: ARKit weights in [0, 1],
+clamped). The loss is ``w_landmarks * reprojection + w_silhouette * silhouette + priors`` (losses.py),
+minimised with Adam. The rigid start comes from DLT triangulation of the landmarks and a Kabsch alignment of
+the neutral model's landmarks to them. Device and dtype follow the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as tf
+from torch import Tensor
+
+from capture.camera import Camera
+from reconstruction.fitting.config import FitConfig
+from reconstruction.fitting.landmarks import LandmarkSpec, model_landmarks
+from reconstruction.fitting.losses import prior_loss, reprojection_loss, silhouette_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ViewObservations:
+    """What the fitter sees, for N calibrated views of one frame.
+
+    cameras: a batch of N (undistorted pinhole: undistort landmarks and masks first).
+    keypoints (N, L, 2) pixels, in the LandmarkSpec's order; confidence (N, L) in [0, 1] (0 = not seen).
+    masks (N, H, W) float in [0, 1] at the cameras' resolution, or None (no silhouette term).
+    """
+
+    cameras: Camera
+    keypoints: Tensor
+    confidence: Tensor
+    masks: Tensor | None = None
+
+    def validate(self, num_landmarks: int) -> None:
+        N = len(self.cameras)
+        if tuple(self.keypoints.shape) != (N, num_landmarks, 2):
+            raise ValueError(f"keypoints must be ({N}, {num_landmarks}, 2), got {tuple(self.keypoints.shape)}")
+        if tuple(self.confidence.shape) != (N, num_landmarks):
+            raise ValueError(f"confidence must be ({N}, {num_landmarks}), got {tuple(self.confidence.shape)}")
+        seen = (self.confidence > 0).sum(1) >= 3
+        if int(seen.sum()) < 2:
+            raise ValueError(f"fewer than two views see the person (views with >= 3 landmarks: {int(seen.sum())} "
+                             f"of {N})")
+        if self.masks is not None and tuple(self.masks.shape) != (N, self.cameras.height, self.cameras.width):
+            raise ValueError(f"masks must be ({N}, {self.cameras.height}, {self.cameras.width}), "
+                             f"got {tuple(self.masks.shape)}")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The fitted parameters (float64 numpy, BodyParams order) and the posed mesh in the world frame.
+
+    shape (S,), pose (J, 3) axis-angle, root_translation (3,), expression (E,); vertices (V, 3) and joints
+    (J, 3) metres; history: stage -> loss per iteration; seconds: stage -> wall time; reprojection_px:
+    confidence-weighted mean pixel error of the landmarks at the end."""
+
+    shape: np.ndarray
+    pose: np.ndarray
+    root_translation: np.ndarray
+    expression: np.ndarray
+    vertices: np.ndarray
+    joints: np.ndarray
+    reprojection_px: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def triangulate(keypoints: Tensor, confidence: Tensor, cameras: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """DLT triangulation: keypoints (N, L, 2), confidence (N, L), cameras (N) -> (points (L, 3), ok (L,) bool:
+    seen by >= 2 views)."""
+    P = cameras.projection_matrix().detach().double().cpu().numpy()
+    kp = keypoints.detach().double().cpu().numpy()
+    c = confidence.detach().double().cpu().numpy()
+    L = kp.shape[1]
+    pts, ok = np.zeros((L, 3)), np.zeros(L, bool)
+    for j in range(L):
+        v = np.nonzero(c[:, j] > 0)[0]
+        if len(v) < 2:
+            continue
+        A = []
+        for i in v:
+            A.append(c[i, j] * (kp[i, j, 0] * P[i, 2] - P[i, 0]))
+            A.append(c[i, j] * (kp[i, j, 1] * P[i, 2] - P[i, 1]))
+        _, _, vt = np.linalg.svd(np.asarray(A))
+        X = vt[-1]
+        if abs(X[3]) > 1e-12:
+            pts[j], ok[j] = X[:3] / X[3], True
+    return pts, ok
+
+
+def _kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R, t minimising |R src + t - dst|^2 (proper rotation)."""
+    cs, cd = src.mean(0), dst.mean(0)
+    U, _, Vt = np.linalg.svd((src - cs).T @ (dst - cd))
+    D = np.diag([1, 1, np.sign(np.linalg.det(Vt.T @ U.T))])
+    R = Vt.T @ D @ U.T
+    return R, cd - R @ cs
+
+
+def _scaled_views(cameras: Camera, masks: Tensor, size: int) -> tuple[Camera, Tensor]:
+    """Cameras and masks at a long side of ``size`` pixels (area-averaged masks)."""
+    W, H = cameras.width, cameras.height
+    f = size / max(W, H)
+    w, h = max(1, round(W * f)), max(1, round(H * f))
+    S = torch.diag(torch.tensor([w / W, h / H, 1.0], dtype=cameras.dtype, device=cameras.device))
+    cams = replace(cameras, K=S @ cameras.K, width=w, height=h)
+    m = tf.interpolate(masks[:, None].float(), size=(h, w), mode="area")[:, 0]
+    return cams, m
+
+
+def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitConfig | None = None,
+                  progress: Callable[[str, int, int, float], None] | None = None) -> FitResult:
+    """Fit ``model`` (a BodyModel) to the views. progress(stage, iteration, stage_total, loss) each iteration."""
+    import roma
+
+    from reconstruction.body_models import BodyParams
+
+    cfg = config or FitConfig()
+    obs.validate(len(spec))
+    dt, dev = model.dtype, model.device
+    cams = obs.cameras.to(device=dev, dtype=dt)
+    kp = obs.keypoints.to(device=dev, dtype=dt)
+    conf = obs.confidence.to(device=dev, dtype=dt)
+    faces = torch.as_tensor(model.faces, device=dev)
+    sil_cams = sil_masks = None
+    if obs.masks is not None and cfg.silhouette_size > 0 and cfg.w_silhouette > 0:
+        sil_cams, sil_masks = _scaled_views(cams, obs.masks.to(device=dev), cfg.silhouette_size)
+        sil_masks = sil_masks.to(dt)
+    names = model.pose_names
+    sel = sorted({0, *[names.index(j) for j in cfg.joints if j in names]})
+    sel_nr = torch.as_tensor([j for j in sel if j != 0], device=dev, dtype=torch.long)
+    S, E = len(model.shape_names), len(model.expression_names)
+    is_anny = model.name == "anny"
+    neutral_shape = torch.full((1, S), 0.5 if is_anny else 0.0, dtype=dt, device=dev)
+    expr_mask = torch.ones(E, dtype=dt, device=dev)
+    if cfg.expression_names:
+        expr_mask = torch.as_tensor([n in cfg.expression_names for n in model.expression_names], dtype=dt, device=dev)
+
+    # -- rigid start: triangulated landmarks vs the neutral model's (Kabsch) -----------------------------
+    with torch.no_grad():
+        neutral = model.forward(BodyParams())
+        lm0 = model_landmarks(neutral.vertices, neutral.joints, spec)[0].double().cpu().numpy()
+        B0 = neutral.joint_transforms[0, 0].double().cpu().numpy()
+        v0 = neutral.vertices[0]
+    X, ok = triangulate(kp, conf, cams)
+    if ok.sum() < 3:
+        raise ValueError(f"only {int(ok.sum())} landmarks are seen by two views or more; need 3 to place the body")
+    R_init, t_init = _kabsch(lm0[ok], X[ok])
+    r0, Rb = B0[:3, 3], B0[:3, :3]
+    history: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+
+    # Stage 1 (rigid) moves the neutral mesh directly: x -> R (x - r0) + r0 + t (no model evaluation).
+    rot = torch.as_tensor(roma.rotmat_to_rotvec(torch.as_tensor(R_init)), dtype=dt, device=dev)[None].clone()
+    trans = torch.as_tensor(R_init @ r0 + t_init - r0, dtype=dt, device=dev)[None].clone()
+    r0_t = torch.as_tensor(r0, dtype=dt, device=dev)
+    lm0_t = torch.as_tensor(lm0, dtype=dt, device=dev)
+    t0 = time.perf_counter()
+    if cfg.iters_rigid > 0:
+        rot.requires_grad_(True)
+        trans.requires_grad_(True)
+        opt = torch.optim.Adam([rot, trans], lr=0.1 * cfg.lr)   # small steps: the Kabsch start is close
+        hist = history.setdefault("rigid", [])
+        for it in range(cfg.iters_rigid):
+            opt.zero_grad()
+            R = roma.rotvec_to_rotmat(rot[0])
+            lm = (lm0_t - r0_t) @ R.T + r0_t + trans[0]
+            loss = cfg.w_landmarks * reprojection_loss(lm, kp, conf, cams, cfg.robust_px)
+            if sil_cams is not None and it >= cfg.iters_rigid // 2:
+                v = (v0 - r0_t) @ R.T + r0_t + trans[0]
+                loss = loss + cfg.w_silhouette * silhouette_loss(v, faces, sil_cams, sil_masks, cfg.silhouette_sigma)
+            loss.backward()
+            opt.step()
+            hist.append(float(loss.detach()))
+            if progress:
+                progress("rigid", it + 1, cfg.iters_rigid, hist[-1])
+    seconds["rigid"] = time.perf_counter() - t0
+
+    # The world rotation R as the root's local rotation in its bind frame: Rb^T R Rb.
+    with torch.no_grad():
+        Rw = roma.rotvec_to_rotmat(rot[0].detach().double()).cpu().numpy()
+    root = torch.as_tensor(roma.rotmat_to_rotvec(torch.as_tensor(Rb.T @ Rw @ Rb)), dtype=dt, device=dev)[None]
+    root = root.clone().requires_grad_(True)
+    trans = trans.detach().clone().requires_grad_(True)
+    pose = torch.zeros(len(sel_nr), 3, dtype=dt, device=dev, requires_grad=True)
+    shape = neutral_shape.clone().requires_grad_(True)
+    expr = torch.zeros(1, E, dtype=dt, device=dev, requires_grad=True)
+
+    def params() -> BodyParams:
+        full = torch.zeros(1, len(names), 3, dtype=dt, device=dev).index_put((torch.zeros_like(sel_nr), sel_nr), pose)
+        full = torch.cat([root[:, None], full[:, 1:]], 1)
+        sh = shape.clamp(0, 1) if is_anny else shape
+        ex = expr * expr_mask
+        ex = ex.clamp(0, 1) if is_anny else ex
+        return BodyParams(shape=sh, pose=full, root_translation=trans, expression=ex)
+
+    def objective(with_sil: bool) -> tuple[Tensor, Tensor]:
+        p = params()
+        out = model.forward(p)
+        lm = model_landmarks(out.vertices, out.joints, spec)[0]
+        loss = cfg.w_landmarks * reprojection_loss(lm, kp, conf, cams, cfg.robust_px)
+        if with_sil and sil_cams is not None:
+            loss = loss + cfg.w_silhouette * silhouette_loss(out.vertices[0], faces, sil_cams, sil_masks,
+                                                             cfg.silhouette_sigma)
+        loss = loss + prior_loss(pose, p.shape, neutral_shape, p.expression, w_pose=cfg.w_pose_prior,
+                                 w_limits=cfg.w_joint_limits, limit_rad=cfg.joint_limit_rad,
+                                 w_shape=cfg.w_shape_prior, w_expression=cfg.w_expression_prior)
+        return loss, lm
+
+    stages = (("body", cfg.iters_body, [root, trans, pose, shape], True),
+              ("face", cfg.iters_face, [expr], False),
+              ("all", cfg.iters_all, [root, trans, pose, shape, expr], True))
+    for name, iters, variables, with_sil in stages:
+        if iters <= 0:
+            continue
+        t0 = time.perf_counter()
+        opt = torch.optim.Adam(variables, lr=cfg.lr if name != "all" else cfg.lr * 0.3)
+        hist = history.setdefault(name, [])
+        for it in range(iters):
+            opt.zero_grad()
+            loss, _ = objective(with_sil)
+            loss.backward()
+            opt.step()
+            hist.append(float(loss.detach()))
+            if progress:
+                progress(name, it + 1, iters, hist[-1])
+        seconds[name] = time.perf_counter() - t0
+
+    with torch.no_grad():
+        p = params()
+        out = model.forward(p)
+        lm = model_landmarks(out.vertices, out.joints, spec)[0]
+        uv, _ = cams.project(lm)
+        err = (uv - kp).norm(dim=-1)
+        px = float((err * conf).sum() / conf.sum().clamp_min(1e-9))
+        f = lambda x: x.detach().double().cpu().numpy()  # noqa: E731
+        return FitResult(shape=f(p.shape[0]), pose=f(p.pose[0]), root_translation=f(p.root_translation[0]),
+                         expression=f(p.expression[0]), vertices=f(out.vertices[0]), joints=f(out.joints[0]),
+                         reprojection_px=px, history=history, seconds=seconds)
