@@ -10,7 +10,7 @@ from core.storage import atomic_write_json, write_manifest
 def write_multiview_fit(out: Path, model, result, metrics: dict, params: dict | None = None) -> None:
     """out/params.json, fit_mesh.ply (posed, world frame), fit_mesh_bind.ply, metrics.json, manifest.json.
     result: a reconstruction.fitting.FitResult."""
-    from doppel.meshio import write_ply
+    from core.meshio import write_ply
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,12 +41,13 @@ class ScanPipelineConfig:
 
 
 def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig | None = None,
-                 progress: Callable[[str, float], None] | None = None) -> dict:
+                 progress: Callable[[str, float], None] | None = None, provenance: dict | None = None) -> dict:
     """Register ``model`` to the scan at ``scan_path`` and write the fit folder ``out``; returns the metrics.
-    progress(step_description, fraction_done)."""
+    progress(step_description, fraction_done); provenance: recorded in the manifest's params (e.g. the
+    actor and consent a consent gate found: ``actor_id``, ``consent_id``, ``production``)."""
     import trimesh
 
-    from doppel.meshio import write_ply
+    from core.meshio import write_ply
 
     cfg = config or ScanPipelineConfig()
     report = progress or (lambda *_: None)
@@ -107,7 +108,8 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
     atomic_write_json(out / "metrics.json", metrics)
     write_manifest(out, "fit", inputs={"scan": scan_path},
                    params={"model": model.name, "iterations": cfg.iterations, "rigid_init": cfg.rigid_init,
-                           "nonrigid": cfg.nonrigid, "nonrigid_iterations": cfg.nonrigid_iterations},
+                           "nonrigid": cfg.nonrigid, "nonrigid_iterations": cfg.nonrigid_iterations,
+                           **dict(provenance or {})},
                    outputs={"params": "params.json", "fit_mesh": "fit_mesh.ply", "model_fit_mesh": "model_fit_mesh.ply",
                             "fit_mesh_bind": "fit_mesh_bind.ply", "displacements": "displacements.npz",
                             "metrics": "metrics.json"})

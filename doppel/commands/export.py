@@ -25,8 +25,8 @@ def albedo_for_rig(rig, rig_dir: Path, work_dir: Path, size: int = 1024, seed: i
     if rig.uvs is None:
         log.warning("%s: the rig has no UVs; exporting without a texture", rig_dir)
         return None
+    from core.meshio import write_png
     from doppel.albedo import REGIONS, face_regions, paint_albedo
-    from doppel.meshio import write_png
 
     regions = face_regions(rig.uvs, rig.face_uvs)
     needed = [REGIONS[k] for k in ("head", "eye_front.L", "eye_front.R", "mouth_cavity")]

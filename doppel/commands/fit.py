@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+
 
 def fit(
     session: Path = typer.Argument(None, help="Capture session folder (multi-view fit)."),
@@ -20,6 +22,9 @@ def fit(
     nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
                                             help="Non-rigid ICP iterations per stiffness step (0 = no non-rigid)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = None,
+    production: ProductionOpt = None,
 ) -> None:
     """Fit the body model; writes OUT/params.json, fit_mesh.ply, fit_mesh_bind.ply, displacements.npz, metrics.json."""
     import torch
@@ -40,13 +45,20 @@ def fit(
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
     if iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {iterations}")
+    actor_id = resolve_actor(actor, [scan], command="fit")
     console = Console()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
+    with gate_from_cli(workspace, actor_id, production, use="fit", command="fit", inputs=[scan]) as run, \
+            Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=1.0)
         body = AnnyModel(device=dev)
+        prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+                "production": run.provenance["production"]}
         metrics = run_scan_fit(body, scan, out, ScanPipelineConfig(iterations=iterations, rigid_init=rigid_init,
                                                   nonrigid=nonrigid_iterations > 0,
                                                   nonrigid_iterations=max(nonrigid_iterations, 1)),
-                               progress=lambda d, f: bar.update(task, description=f"fit: {d}", completed=f))
+                               progress=lambda d, f: bar.update(task, description=f"fit: {d}", completed=f),
+                               provenance=prov)
+        run.add_output(out, kind="fit")
     console.print(f"fit: registered to {scan.name}: mean distance {metrics['registered_to_scan']['mean_mm']:.2f} mm "
                   f"(model alone {metrics['model_fit_to_scan']['mean_mm']:.2f} mm) -> {out}")

@@ -82,7 +82,7 @@ def rig(
     fit_dir: Path = typer.Option(None, "--fit", help="A `doppel fit` output folder: use its model and shape."),
 ) -> None:
     """Build the rig of a default double (until fitting exists) and write OUT/rig.npz, manifest.json, preview.png."""
-    from doppel.meshio import write_png
+    from core.meshio import write_png
     from rigging.preview import render_preview
 
     shape = parse_assignments(phenotype, "--phenotype")

@@ -34,7 +34,7 @@ class DemoContext:
 
 def stage_actor(ctx: DemoContext) -> Section:
     """Build the virtual actor; write its mesh, textured OBJ, texture map and statistics."""
-    from doppel.meshio import write_obj, write_ply, write_png
+    from core.meshio import write_obj, write_ply, write_png
     from doppel.virtual_actor import build_virtual_actor
 
     actor = build_virtual_actor(ctx.seed, texture_size=512 if ctx.quick else 1024)

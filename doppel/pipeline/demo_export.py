@@ -20,8 +20,8 @@ def stage_export(ctx) -> Section:
     from assets.export.run import default_options
     from assets.export.usd import usd_compliance_errors, usd_skinned_points
     from assets.provenance import Provenance
+    from core.meshio import write_png
     from doppel.commands.rig import build_default_rig
-    from doppel.meshio import write_png
 
     d = ctx.out / "export"
     d.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ def stage_rig(ctx) -> Section:
     ``ctx.state["rig"]``."""
     import torch
 
-    from doppel.meshio import write_png
+    from core.meshio import write_png
     from doppel.virtual_actor import sample_parameters
     from reconstruction.body_models import AnnyModel, BodyParams
     from rigging import Rig
