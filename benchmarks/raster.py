@@ -1,0 +1,157 @@
+"""Rasterizer benchmark (issue 3): the virtual actor (~27k triangles) on 2 CPU threads.
+
+Prints ms per frame at 512x512 and 2048x2048 (rasterize: face index + differentiable barycentrics + depth;
+and a full shaded, textured render_mesh preview at 512), the peak extra memory (process peak RSS growth,
+measured in a fresh child process per size), the 4096x4096 memory bound, the ratio against pytorch3d's
+rasterizer when pytorch3d is importable, and CUDA batch throughput when a CUDA device exists.
+
+    PYTHONPATH=. python benchmarks/raster.py [--repeats 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _camera(size: int, n_views: int = 1):
+    from capture import Camera
+
+    if n_views == 1:
+        return Camera.look_at((0.0, 0.95, 3.4), (0.0, 0.9, 0.0), width=size, height=size, fov_y_deg=34.0)
+    return Camera.orbit(n_views, (0.0, 0.9, 0.0), 3.4, 0.05, width=size, height_px=size, fov_y_deg=34.0)
+
+
+def _load(path):
+    import torch
+
+    d = np.load(path)
+    return torch.from_numpy(d["v"]), torch.from_numpy(d["f"])
+
+
+def _time(fn, repeats):
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(ts), min(ts)
+
+
+def child(path: str, size: int, what: str) -> None:
+    """Run one rasterization in this fresh process and print its peak RSS growth (MiB) as JSON."""
+    import torch
+
+    torch.set_num_threads(2)
+    from neural_render import rasterize, render_mesh
+
+    v, f = _load(path)
+    cam = _camera(size)
+    with torch.no_grad():
+        rasterize(v, f, _camera(64))  # imports and first-call allocations, at a tiny size
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        fr = rasterize(v, f, cam) if what == "raster" else render_mesh(v, f, cam)
+    ms = (time.perf_counter() - t0) * 1000
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cover = float(fr.mask.float().mean()) if what == "raster" else None
+    print(json.dumps({"size": size, "peak_extra_mib": (peak - base) / 1024, "ms": ms, "coverage": cover}))
+
+
+def _child_run(path, size, what="raster"):
+    out = subprocess.run([sys.executable, __file__, "--child", path, str(size), what], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--child", nargs=3)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]), args.child[2])
+        return
+    import torch
+
+    torch.set_num_threads(2)
+    from doppel.virtual_actor import build_virtual_actor
+    from neural_render import pytorch3d_available, rasterize, render_mesh
+
+    actor = build_virtual_actor(0, texture_size=512)
+    tmp = tempfile.mkdtemp(prefix="doppel_raster_bench_")
+    path = str(Path(tmp) / "actor.npz")
+    np.savez(path, v=actor.vertices, f=actor.faces)
+    v, f = torch.from_numpy(actor.vertices), torch.from_numpy(actor.faces)
+    uvs, fuv, tex = (torch.from_numpy(actor.uvs), torch.from_numpy(actor.face_uvs), torch.from_numpy(actor.texture))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads; CUDA: {torch.cuda.is_available()}")
+    print(f"mesh: virtual actor seed 0, {len(v)} vertices, {len(f)} triangles")
+    results = {}
+    for size in (512, 2048):
+        cam = _camera(size)
+        with torch.no_grad():
+            med, best = _time(lambda cam=cam: rasterize(v, f, cam), args.repeats if size == 512 else 3)
+            fr = rasterize(v, f, cam)
+        results[size] = (med, best)
+        print(f"rasterize {size}x{size}: median {med:.1f} ms, best {best:.1f} ms per frame "
+              f"(coverage {float(fr.mask.float().mean()) * 100:.1f} % of pixels)")
+    with torch.no_grad():
+        med, best = _time(lambda: render_mesh(v, f, _camera(512), uvs=uvs, face_uvs=fuv, texture=tex), 5)
+    print(f"render_mesh 512x512 (textured, mip-mapped, shaded): median {med:.1f} ms, best {best:.1f} ms")
+    vg = v.clone().requires_grad_(True)
+    t0 = time.perf_counter()
+    from neural_render import soft_silhouette
+
+    s = soft_silhouette(vg, f, _camera(512))
+    s.sum().backward()
+    print(f"soft_silhouette 512x512 forward + backward: {(time.perf_counter() - t0) * 1000:.0f} ms")
+    for size in (512, 2048, 4096):
+        r = _child_run(path, size)
+        print(f"peak memory, rasterize {size}x{size} (fresh process): +{r['peak_extra_mib']:.0f} MiB over the "
+              f"process baseline, {r['ms']:.0f} ms (first call)")
+    if pytorch3d_available():
+        for size in (512,):
+            cam = _camera(size)
+            with torch.no_grad():
+                p3, _ = _time(lambda cam=cam: rasterize(v, f, cam, backend="pytorch3d"), 3)
+            print(f"pytorch3d rasterizer {size}x{size}: median {p3:.1f} ms; Doppel is {p3 / results[size][0]:.1f}x "
+                  f"faster")
+    else:
+        print("pytorch3d: not importable here, no ratio measured")
+    if torch.cuda.is_available():
+        dev = torch.device("cuda")
+        vc, fc = v.to(dev), f.to(dev)
+        print(f"GPU: {torch.cuda.get_device_name(dev)}")
+        for size in (512, 2048):
+            cams = _camera(size, 16).to(device=dev)
+
+            def run(cams=cams):
+                rasterize(vc, fc, cams)
+                torch.cuda.synchronize()
+
+            with torch.no_grad():
+                med, _ = _time(run, 5)
+            print(f"CUDA batch of 16 views {size}x{size}: {16000 / med:.0f} views/s ({med:.1f} ms per batch)")
+    else:
+        print("CUDA: no device here, batch throughput not measured")
+
+
+if __name__ == "__main__":
+    main()
