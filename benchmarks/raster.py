@@ -53,8 +53,16 @@ def _time(fn, repeats):
     return statistics.median(ts), min(ts)
 
 
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def child(path: str, size: int, what: str) -> None:
-    """Run one rasterization in this fresh process and print its peak RSS growth (MiB) as JSON."""
+    """Run one rasterization in this fresh process; print the peak resident-memory growth during the call
+    (MiB, sampled every millisecond from /proc/self/statm) and the process peak RSS, as JSON."""
+    import threading
+
     import torch
 
     torch.set_num_threads(2)
@@ -64,14 +72,27 @@ def child(path: str, size: int, what: str) -> None:
     cam = _camera(size)
     with torch.no_grad():
         rasterize(v, f, _camera(64))  # imports and first-call allocations, at a tiny size
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _rss_mib()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mib())
+            time.sleep(0.001)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
     t0 = time.perf_counter()
     with torch.no_grad():
-        fr = rasterize(v, f, cam) if what == "raster" else render_mesh(v, f, cam)
+        out = rasterize(v, f, cam) if what == "raster" else render_mesh(v, f, cam)
     ms = (time.perf_counter() - t0) * 1000
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    cover = float(fr.mask.float().mean()) if what == "raster" else None
-    print(json.dumps({"size": size, "peak_extra_mib": (peak - base) / 1024, "ms": ms, "coverage": cover}))
+    peak[0] = max(peak[0], _rss_mib())
+    done.set()
+    th.join()
+    del out
+    print(json.dumps({"size": size, "peak_extra_mib": peak[0] - base, "ms": ms,
+                      "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def _child_run(path, size, what="raster"):
@@ -103,6 +124,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads; CUDA: {torch.cuda.is_available()}")
     print(f"mesh: virtual actor seed 0, {len(v)} vertices, {len(f)} triangles")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (other processes share these {os.cpu_count()} cores)")
     results = {}
     for size in (512, 2048):
         cam = _camera(size)
@@ -112,6 +134,19 @@ def main() -> None:
         results[size] = (med, best)
         print(f"rasterize {size}x{size}: median {med:.1f} ms, best {best:.1f} ms per frame "
               f"(coverage {float(fr.mask.float().mean()) * 100:.1f} % of pixels)")
+    torch.set_num_threads(1)
+    for size in (512, 2048):
+        cam = _camera(size)
+        with torch.no_grad():
+            rasterize(v, f, cam)
+            cpu = []
+            for _ in range(args.repeats if size == 512 else 3):
+                t0 = time.process_time()
+                rasterize(v, f, cam)
+                cpu.append((time.process_time() - t0) * 1000)
+        print(f"rasterize {size}x{size}, 1 thread: CPU time median {statistics.median(cpu):.1f} ms, "
+              f"best {min(cpu):.1f} ms per frame (independent of other processes' load)")
+    torch.set_num_threads(2)
     with torch.no_grad():
         med, best = _time(lambda: render_mesh(v, f, _camera(512), uvs=uvs, face_uvs=fuv, texture=tex), 5)
     print(f"render_mesh 512x512 (textured, mip-mapped, shaded): median {med:.1f} ms, best {best:.1f} ms")
@@ -124,8 +159,8 @@ def main() -> None:
     print(f"soft_silhouette 512x512 forward + backward: {(time.perf_counter() - t0) * 1000:.0f} ms")
     for size in (512, 2048, 4096):
         r = _child_run(path, size)
-        print(f"peak memory, rasterize {size}x{size} (fresh process): +{r['peak_extra_mib']:.0f} MiB over the "
-              f"process baseline, {r['ms']:.0f} ms (first call)")
+        print(f"peak memory, rasterize {size}x{size} (fresh process): +{r['peak_extra_mib']:.0f} MiB resident "
+              f"during the call (process peak RSS {r['process_peak_rss_mib']:.0f} MiB), {r['ms']:.0f} ms (first call)")
     if pytorch3d_available():
         for size in (512,):
             cam = _camera(size)
