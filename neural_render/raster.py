@@ -272,17 +272,20 @@ def _rasterize_face_idx(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: T
             ax, ay, cc = Ax[:, a:e], Ay[:, a:e], Cc[:, a:e]
             lin = ax * lx + cc                                   # (4, n, 1, cw)
             liny = ay * ly                                       # (4, n, ch, 1)
-            n0 = lin[0] + liny[0]                                # (n, ch, cw) edge functions
-            mn = torch.minimum(n0, lin[1] + liny[1])
-            inside = torch.minimum(mn, lin[2] + liny[2], out=mn) >= 0
+            mn = lin[0] + liny[0]                                # (n, ch, cw) edge functions
+            torch.minimum(mn, lin[1] + liny[1], out=mn)
+            torch.minimum(mn, lin[2] + liny[2], out=mn)          # >= 0 inside the triangle
             iz = lin[3] + liny[3]                                # 1 / z
-            if needs_clip:
-                inside &= (iz <= inv_near) & (iz > inv_far)
-            iz.masked_fill_(~inside, 0.0)
+            if needs_clip:                                       # z >= near and z <= far
+                torch.minimum(mn, inv_near - iz, out=mn)
+                if inv_far > 0:
+                    torch.minimum(mn, iz - inv_far, out=mn)
+            # Outside: 1/z gets a negative sign, so its key is negative and loses against the empty 0.
+            iz.copysign_(mn)
             k = iz.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(face_s[a:e])
             buf.scatter_reduce_(0, (base_s[a:e] + off).reshape(-1), k.reshape(-1), reduce="amax")
         pos += c
-    # Keys of covered pixels have the bits of 1/z > 0 in the high word; uncovered ones at most a face id.
+    # Keys of covered pixels have the bits of 1/z > 0 in the high word; the rest are 0 or negative.
     buf = buf.view(B, Hp, Wp)[:, :H, :W]
     bi, yi, xi = (buf >= (1 << 32)).nonzero(as_tuple=True)
     fi = buf[bi, yi, xi] & 0xFFFFFFFF
