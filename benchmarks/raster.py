@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _camera(size: int, n_views: int = 1):
+def _camera(size: int, n_views: int = 1, close: bool = False):
     from capture import Camera
 
+    if close:  # the torso fills the frame: every pixel covered
+        return Camera.look_at((0.0, 1.15, 0.75), (0.0, 1.15, 0.0), width=size, height=size, fov_y_deg=30.0)
     if n_views == 1:
         return Camera.look_at((0.0, 0.95, 3.4), (0.0, 0.9, 0.0), width=size, height=size, fov_y_deg=34.0)
     return Camera.orbit(n_views, (0.0, 0.9, 0.0), 3.4, 0.05, width=size, height_px=size, fov_y_deg=34.0)
@@ -69,7 +71,7 @@ def child(path: str, size: int, what: str) -> None:
     from neural_render import rasterize, render_mesh
 
     v, f = _load(path)
-    cam = _camera(size)
+    cam = _camera(size, close=what == "close")
     with torch.no_grad():
         rasterize(v, f, _camera(64))  # imports and first-call allocations, at a tiny size
     base = _rss_mib()
@@ -85,13 +87,14 @@ def child(path: str, size: int, what: str) -> None:
     th.start()
     t0 = time.perf_counter()
     with torch.no_grad():
-        out = rasterize(v, f, cam) if what == "raster" else render_mesh(v, f, cam)
+        out = render_mesh(v, f, cam) if what == "render" else rasterize(v, f, cam)
     ms = (time.perf_counter() - t0) * 1000
     peak[0] = max(peak[0], _rss_mib())
     done.set()
     th.join()
+    cover = float(out.mask.float().mean()) if what != "render" else None
     del out
-    print(json.dumps({"size": size, "peak_extra_mib": peak[0] - base, "ms": ms,
+    print(json.dumps({"size": size, "peak_extra_mib": peak[0] - base, "ms": ms, "coverage": cover,
                       "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
@@ -165,10 +168,11 @@ def main() -> None:
     s = soft_silhouette(vg, f, _camera(512))
     s.sum().backward()
     print(f"soft_silhouette 512x512 forward + backward: {(time.perf_counter() - t0) * 1000:.0f} ms")
-    for size in (512, 2048, 4096):
-        r = _child_run(path, size)
-        print(f"peak memory, rasterize {size}x{size} (fresh process): +{r['peak_extra_mib']:.0f} MiB resident "
-              f"during the call (process peak RSS {r['process_peak_rss_mib']:.0f} MiB), {r['ms']:.0f} ms (first call)")
+    for size, what in ((512, "raster"), (2048, "raster"), (4096, "raster"), (4096, "close")):
+        r = _child_run(path, size, what)
+        print(f"peak memory, rasterize {size}x{size}{' close-up' if what == 'close' else ''} (fresh process, "
+              f"{r['coverage'] * 100:.0f} % of pixels covered): +{r['peak_extra_mib']:.0f} MiB resident during the "
+              f"call (process peak RSS {r['process_peak_rss_mib']:.0f} MiB), {r['ms']:.0f} ms (first call)")
     if pytorch3d_available():
         for size in (512,):
             cam = _camera(size)

@@ -293,7 +293,8 @@ def _rasterize_face_idx(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: T
     return face_idx, (bi, yi, xi, fi)
 
 
-def _barycentrics(rows: Tensor, T: Tensor, Kinv: Tensor, shape: tuple[int, int, int], covered) -> tuple[Tensor, Tensor]:
+def _barycentrics(rows: Tensor, T: Tensor, Kinv: Tensor, shape: tuple[int, int, int], covered,
+                  chunk: int = DEFAULT_MAX_CANDIDATES) -> tuple[Tensor, Tensor]:
     """Differentiable perspective-correct barycentrics and depth of the given face at the covered pixels.
 
     rows (B, F, 3, 3), T (B, F) from ``_face_planes`` (autograd on), Kinv (B, 3, 3) (last row 0, 0, 1),
@@ -301,9 +302,26 @@ def _barycentrics(rows: Tensor, T: Tensor, Kinv: Tensor, shape: tuple[int, int, 
     depth (B, H, W) (inf on background).
     """
     B, H, W = shape
-    F = T.shape[1]
     dt, dev = rows.dtype, rows.device
     bi, yi, xi, face = covered
+    bary = torch.zeros(B, H, W, 3, dtype=dt, device=dev)
+    depth = torch.full((B, H, W), float("inf"), dtype=dt, device=dev)
+    M = bi.numel()
+    if torch.is_grad_enabled() and (rows.requires_grad or T.requires_grad):
+        bv, z = _bary_at(rows, T, Kinv, bi, yi, xi, face)
+        return bary.index_put((bi, yi, xi), bv), depth.index_put((bi, yi, xi), z)
+    for a in range(0, M, chunk):                              # no autograd: bounded working memory
+        s = slice(a, a + chunk)
+        bv, z = _bary_at(rows, T, Kinv, bi[s], yi[s], xi[s], face[s])
+        bary.index_put_((bi[s], yi[s], xi[s]), bv)
+        depth.index_put_((bi[s], yi[s], xi[s]), z)
+    return bary, depth
+
+
+def _bary_at(rows: Tensor, T: Tensor, Kinv: Tensor, bi: Tensor, yi: Tensor, xi: Tensor, face: Tensor):
+    """Barycentrics (M, 3) and depth (M,) of face ``face`` of view ``bi`` at pixel centres (xi, yi)."""
+    B, F = T.shape
+    dt = rows.dtype
     u = xi.to(dt) + 0.5
     v = yi.to(dt) + 0.5
     Ki = Kinv.to(dt)
@@ -319,11 +337,7 @@ def _barycentrics(rows: Tensor, T: Tensor, Kinv: Tensor, shape: tuple[int, int, 
     r = rows.reshape(B * F, 9)[fid]                           # (M, 9)
     N = r[:, 0::3] * dx[:, None] + r[:, 1::3] * dy[:, None] + r[:, 2::3]   # ray d = (dx, dy, 1)
     D = N.sum(-1, keepdim=True)
-    bary_v = N / D
-    z = T.reshape(-1)[fid] / D[:, 0]
-    bary = torch.zeros(B, H, W, 3, dtype=dt, device=dev).index_put((bi, yi, xi), bary_v)
-    depth = torch.full((B, H, W), float("inf"), dtype=dt, device=dev).index_put((bi, yi, xi), z)
-    return bary, depth
+    return N / D, T.reshape(-1)[fid] / D[:, 0]
 
 
 def rasterize(verts: Tensor, faces: Tensor, cameras: Camera, *, near: float = 0.01, far: float = float("inf"),
@@ -367,5 +381,5 @@ def rasterize(verts: Tensor, faces: Tensor, cameras: Camera, *, near: float = 0.
     face_idx, covered = _rasterize_face_idx(pc.detach(), faces, rows.detach(), T.detach(), cams.K.detach(), H, W,
                                             near, far, cull_backfaces, max_candidates)
     Kinv = torch.linalg.inv(cams.K.detach())
-    bary, depth = _barycentrics(rows, T, Kinv, (len(cams), H, W), covered)
+    bary, depth = _barycentrics(rows, T, Kinv, (len(cams), H, W), covered, max_candidates)
     return Fragments(face_idx=face_idx, bary=bary, depth=depth)
