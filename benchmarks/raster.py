@@ -128,46 +128,41 @@ def main() -> None:
           f"{torch.__version__}, {torch.get_num_threads()} threads; CUDA: {torch.cuda.is_available()}")
     print(f"mesh: virtual actor seed 0, {len(v)} vertices, {len(f)} triangles")
     print(f"load average at start: {os.getloadavg()[0]:.1f} (other processes share these {os.cpu_count()} cores)")
-    results = {}
-    for size in (512, 2048):
-        cam = _camera(size)
-        with torch.no_grad():
-            med, best = _time(lambda cam=cam: rasterize(v, f, cam), args.repeats if size == 512 else 3)
-            fr = rasterize(v, f, cam)
-        results[size] = (med, best)
-        print(f"rasterize {size}x{size}: median {med:.1f} ms, best {best:.1f} ms per frame "
-              f"(coverage {float(fr.mask.float().mean()) * 100:.1f} % of pixels)")
-    torch.set_num_threads(1)
-    for size in (512, 2048):
-        cam = _camera(size)
-        with torch.no_grad():
-            rasterize(v, f, cam)
-            cpu = []
-            for _ in range(args.repeats if size == 512 else 3):
-                t0 = time.process_time()
-                rasterize(v, f, cam)
-                cpu.append((time.process_time() - t0) * 1000)
-        print(f"rasterize {size}x{size}, 1 thread: CPU time median {statistics.median(cpu):.1f} ms, "
-              f"best {min(cpu):.1f} ms per frame (independent of other processes' load)")
-        with torch.no_grad():
-            cpu = []
-            for _ in range(args.repeats if size == 512 else 3):
-                t0 = time.process_time()
-                rasterize(v, f, cam, cull_backfaces=True)
-                cpu.append((time.process_time() - t0) * 1000)
-        print(f"rasterize {size}x{size}, 1 thread, cull_backfaces=True (the actor is closed): CPU time median "
-              f"{statistics.median(cpu):.1f} ms, best {min(cpu):.1f} ms per frame")
-    torch.set_num_threads(2)
-    with torch.no_grad():
-        med, best = _time(lambda: render_mesh(v, f, _camera(512), uvs=uvs, face_uvs=fuv, texture=tex), 5)
-    print(f"render_mesh 512x512 (textured, mip-mapped, shaded): median {med:.1f} ms, best {best:.1f} ms")
-    vg = v.clone().requires_grad_(True)
-    t0 = time.perf_counter()
     from neural_render import soft_silhouette
 
-    s = soft_silhouette(vg, f, _camera(512))
-    s.sum().backward()
-    print(f"soft_silhouette 512x512 forward + backward: {(time.perf_counter() - t0) * 1000:.0f} ms")
+    def measure(label, fn, repeats):
+        """Wall time (median, best) and CPU time of this process (median), in ms per call."""
+        with torch.no_grad():
+            fn()
+            wall, cpu = [], []
+            for _ in range(repeats):
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                wall.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
+        print(f"{label}, {torch.get_num_threads()} thread(s): wall median {statistics.median(wall):.1f} ms, "
+              f"best {min(wall):.1f} ms; CPU time median {statistics.median(cpu):.1f} ms")
+
+    def silhouette_step():
+        with torch.enable_grad():
+            vg = v.clone().requires_grad_(True)
+            soft_silhouette(vg, f, _camera(512)).sum().backward()
+
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        for size in (512, 2048):
+            cam = _camera(size)
+            reps = args.repeats if size == 512 else 3
+            measure(f"rasterize {size}x{size}", lambda cam=cam: rasterize(v, f, cam), reps)
+            measure(f"rasterize {size}x{size} cull_backfaces=True (the actor is closed)",
+                    lambda cam=cam: rasterize(v, f, cam, cull_backfaces=True), reps)
+        measure("render_mesh 512x512 (textured, mip-mapped, shaded)",
+                lambda: render_mesh(v, f, _camera(512), uvs=uvs, face_uvs=fuv, texture=tex), 5)
+        measure("soft_silhouette 512x512 forward + backward", silhouette_step, 3)
+    with torch.no_grad():
+        fr = rasterize(v, f, _camera(512))
+    print(f"coverage of the benchmark view: {float(fr.mask.float().mean()) * 100:.1f} % of pixels")
+    torch.set_num_threads(2)
     for size, what in ((512, "raster"), (2048, "raster"), (4096, "raster"), (4096, "close")):
         r = _child_run(path, size, what)
         print(f"peak memory, rasterize {size}x{size}{' close-up' if what == 'close' else ''} (fresh process, "
@@ -178,8 +173,9 @@ def main() -> None:
             cam = _camera(size)
             with torch.no_grad():
                 p3, _ = _time(lambda cam=cam: rasterize(v, f, cam, backend="pytorch3d"), 3)
-            print(f"pytorch3d rasterizer {size}x{size}: median {p3:.1f} ms; Doppel is {p3 / results[size][0]:.1f}x "
-                  f"faster")
+                ours, _ = _time(lambda cam=cam: rasterize(v, f, cam), 3)
+            print(f"pytorch3d rasterizer {size}x{size}: median {p3:.1f} ms vs Doppel {ours:.1f} ms in the same run: "
+                  f"{p3 / ours:.1f}x")
     else:
         print("pytorch3d: not importable here, no ratio measured")
     if torch.cuda.is_available():
