@@ -45,7 +45,7 @@ def soft_silhouette(verts: Tensor, faces: Tensor, cameras: Camera, *, sigma: flo
     """Antialiased silhouette (coverage) in [0, 1], differentiable w.r.t. vertex positions at the outline.
 
     verts (V, 3) or (B, V, 3) world metres, faces (F, 3), cameras: as for ``rasterize``.
-    sigma: softness in pixels (the coverage goes from 0.27 to 0.73 across +-sigma/2 of the outline);
+    sigma: softness in pixels (the coverage goes from 0.27 to 0.73 within +-sigma of the outline);
         larger values give gradients from further away.
     band: half-width in pixels of the band around the hard outline where the soft coverage is used
         (default ceil(6 sigma) + 1; beyond it sigmoid(band / sigma) rounds to 0 or 1).
