@@ -5,21 +5,26 @@ How it works (``rasterize``):
 
 1. Vertices go to camera space (OpenCV: x right, y down, z forward). For every (view, face) the
    triangle's plane gives three *homogeneous edge functions*: for the ray ``d = K^-1 (u, v, 1)`` through
-   pixel (u, v), ``N_i(d) = r_i . d`` with ``r_1 = e2 x P0``, ``r_2 = P0 x e1``, ``r_0 = n - r_1 - r_2``,
-   ``n = e1 x e2`` (Moeller-Trumbore in closed form). The ray hits the triangle at perspective-correct
-   barycentrics ``b_i = N_i / D`` with ``D = N_0 + N_1 + N_2`` and at depth ``z = (P0 . n) / D``. These are
-   linear in (u, v), valid for any vertex depth (2D homogeneous rasterization, Olano & Greer 1997),
+   pixel (u, v), ``N_i(d) = r_i . d`` with ``r_i = P_{i+1} x P_{i+2}`` (computed as
+   ``P_{i+1} x (P_{i+2} - P_{i+1})`` for precision; Moeller-Trumbore in closed form). The ray hits the
+   triangle at perspective-correct barycentrics ``b_i = N_i / D`` with ``D = N_0 + N_1 + N_2`` and at
+   depth ``z = (P0 . n) / D``, ``n = (P1 - P0) x (P2 - P0)``. These are linear in (u, v), valid for
+   any vertex depth (2D homogeneous rasterization, Olano & Greer 1997),
    so a triangle crossing the near plane needs no re-triangulation: a pixel is covered iff all
    ``N_i >= 0`` (signs normalised per face), ``D > 0`` and ``z >= near``. The screen bounding box of such
    a triangle is that of its polygon clipped to ``z >= near`` in camera space (vertices in front plus
    the edge/near-plane intersections), so the work is bounded and nothing behind the camera leaks in.
-2. Work items (view, face, tile) are binned by the power-of-two size of their bounding box (big
-   triangles are cut into 32 x 32 tiles); each bin is evaluated densely as (items, h, w) tensors in
-   chunks of at most ``max_candidates`` pixel candidates, so memory stays bounded at any resolution.
+2. Work items (view, face, tile) are binned by the size of their bounding box (``SIZE_CLASSES`` along x
+   and y; big triangles are cut into 32 x 32 tiles; sparse bins are merged into square ones); each bin
+   is evaluated densely as (items, h, w) tensors in chunks of at most ``max_candidates`` pixel
+   candidates, so memory stays bounded at any resolution. Only bins of triangles that reach the
+   near or far plane pay for the per-pixel depth-range test.
 3. The z-buffer is resolved with one ``scatter_reduce(amax)`` of 64-bit keys ``(bits(1/z) << 32) | face``
-   (positive float32 bits order like the floats), so the nearest face wins in one pass.
-4. Barycentrics and depth of the winning face are recomputed per pixel from the vertices with autograd
-   on, so ``Fragments.bary`` and ``Fragments.depth`` are differentiable w.r.t. vertex positions (and R, t).
+   (positive float32 bits order like the floats; candidates outside the triangle get a negative 1/z), so
+   the nearest face wins in one pass (ties: the larger face index).
+4. Barycentrics and depth of the winning face are recomputed at the covered pixels from the vertices
+   with autograd on (in chunks when autograd is off), so ``Fragments.bary`` and ``Fragments.depth`` are
+   differentiable w.r.t. vertex positions (and R, t).
 
 The reference for all this is a brute-force rasterizer (every pixel against every face) in the tests.
 """
