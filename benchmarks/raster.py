@@ -60,6 +60,20 @@ def _rss_mib() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def child_timing(path: str, size: int) -> None:
+    """Time rasterize at ``size`` on 2 threads in this fresh process (its environment chosen by the parent)."""
+    import torch
+
+    torch.set_num_threads(2)
+    from neural_render import rasterize
+
+    v, f = _load(path)
+    cam = _camera(size)
+    with torch.no_grad():
+        med, best = _time(lambda: rasterize(v, f, cam), 10 if size == 512 else 3)
+    print(json.dumps({"median": med, "best": best}))
+
+
 def child(path: str, size: int, what: str) -> None:
     """Run one rasterization in this fresh process; print the peak resident-memory growth during the call
     (MiB, sampled every millisecond from /proc/self/statm) and the process peak RSS, as JSON."""
@@ -98,9 +112,9 @@ def child(path: str, size: int, what: str) -> None:
                       "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def _child_run(path, size, what="raster"):
+def _child_run(path, size, what="raster", env=None):
     out = subprocess.run([sys.executable, __file__, "--child", path, str(size), what], capture_output=True,
-                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -110,7 +124,10 @@ def main() -> None:
     ap.add_argument("--child", nargs=3)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), args.child[2])
+        if args.child[2] == "timing":
+            child_timing(args.child[0], int(args.child[1]))
+        else:
+            child(args.child[0], int(args.child[1]), args.child[2])
         return
     import torch
 
@@ -159,6 +176,10 @@ def main() -> None:
         measure("render_mesh 512x512 (textured, mip-mapped, shaded)",
                 lambda: render_mesh(v, f, _camera(512), uvs=uvs, face_uvs=fuv, texture=tex), 5)
         measure("soft_silhouette 512x512 forward + backward", silhouette_step, 3)
+    for size in (512, 2048):
+        r = _child_run(path, size, "timing", env={"OMP_WAIT_POLICY": "PASSIVE"})
+        print(f"rasterize {size}x{size}, 2 threads, OMP_WAIT_POLICY=PASSIVE (fresh process): wall median "
+              f"{r['median']:.1f} ms, best {r['best']:.1f} ms")
     with torch.no_grad():
         fr = rasterize(v, f, _camera(512))
     print(f"coverage of the benchmark view: {float(fr.mask.float().mean()) * 100:.1f} % of pixels")
