@@ -35,7 +35,7 @@ def _camera(size: int, n_views: int = 1, close: bool = False):
         return Camera.look_at((0.0, 1.15, 0.75), (0.0, 1.15, 0.0), width=size, height=size, fov_y_deg=30.0)
     if n_views == 1:
         return Camera.look_at((0.0, 0.95, 3.4), (0.0, 0.9, 0.0), width=size, height=size, fov_y_deg=34.0)
-    return Camera.orbit(n_views, (0.0, 0.9, 0.0), 3.4, 0.05, width=size, height_px=size, fov_y_deg=34.0)
+    return Camera.orbit(n_views, (0.0, 0.9, 0.0), 3.4, 0.05, width=size, height=size, fov_y_deg=34.0)
 
 
 def _load(path):

@@ -33,7 +33,7 @@ def stage_render(ctx) -> Section:
     height = float(hi[1] - lo[1])
     fov = 30.0
     dist = 0.56 * height / np.tan(np.radians(fov / 2))
-    cams = Camera.orbit(n_views, centre, dist, 0.1 * height, width=size, height_px=size, fov_y_deg=fov)
+    cams = Camera.orbit(n_views, centre, dist, 0.1 * height, width=size, height=size, fov_y_deg=fov)
     t0 = time.perf_counter()
     with torch.no_grad():
         rgba = render_mesh(v, f, cams, uvs=torch.from_numpy(actor.uvs), face_uvs=torch.from_numpy(actor.face_uvs),

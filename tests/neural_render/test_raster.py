@@ -88,7 +88,7 @@ def test_square_is_covered_exactly_and_facing():
 
 def test_batches_and_chunking_agree():
     verts, faces = random_scene(5, n_faces=40)
-    cams = Camera.orbit(3, (0, 0, 0), 2.5, 0.3, width=40, height_px=32, fov_y_deg=60)
+    cams = Camera.orbit(3, (0, 0, 0), 2.5, 0.3, width=40, height=32, fov_y_deg=60)
     fr = rasterize(verts, faces, cams)
     assert fr.face_idx.shape == (3, 32, 40) and fr.bary.shape == (3, 32, 40, 3)
     for i in range(3):
@@ -156,7 +156,7 @@ def test_all_behind_camera_is_background():
 def test_device_agrees_with_cpu(device):
     """The same scene on ``device`` (CUDA where present, marked gpu) gives the CPU's fragments."""
     verts, faces = random_scene(7, n_faces=50)
-    cams = Camera.orbit(2, (0, 0, 0), 2.2, 0.3, width=48, height_px=40, fov_y_deg=70)
+    cams = Camera.orbit(2, (0, 0, 0), 2.2, 0.3, width=48, height=40, fov_y_deg=70)
     ref = rasterize(verts, faces, cams, near=0.3)
     out = rasterize(verts.to(device), faces.to(device), cams.to(device=device), near=0.3)
     assert out.face_idx.device.type == device
