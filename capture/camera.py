@@ -333,17 +333,18 @@ class Camera:
         return Camera(K=K.to(dtype), R=R.to(dtype), t=t.to(dtype), width=width, height=height, name=name)
 
     @staticmethod
-    def orbit(n: int, target, radius: float, height: float = 0.0, *, width: int, height_px: int,
+    def orbit(n: int, target, radius: float, elevation: float = 0.0, *, width: int, height: int,
               fov_y_deg: float = 40.0, start_deg: float = 0.0, name: str = "orbit",
               dtype: torch.dtype = torch.float32, device=None) -> Camera:
         """A batch of ``n`` look-at cameras evenly spaced on a horizontal circle (+Y up) of ``radius`` metres
-        around ``target``, ``height`` metres above it; the first at azimuth ``start_deg`` (0 = on +Z,
-        in front of an actor facing +Z)."""
+        around ``target``, ``elevation`` metres above it, each ``width`` x ``height`` pixels; the first at
+        azimuth ``start_deg`` (0 = on +Z, in front of an actor facing +Z), then counter-clockwise seen
+        from above (+X next)."""
         target = np.asarray(target, dtype=np.float64).reshape(3)
         cams = []
         for i in range(n):
             a = math.radians(start_deg + 360.0 * i / n)
-            eye = target + np.array([radius * math.sin(a), height, radius * math.cos(a)])
-            cams.append(Camera.look_at(eye, target, width=width, height=height_px, fov_y_deg=fov_y_deg,
+            eye = target + np.array([radius * math.sin(a), elevation, radius * math.cos(a)])
+            cams.append(Camera.look_at(eye, target, width=width, height=height, fov_y_deg=fov_y_deg,
                                        name=f"{name}{i:02d}", dtype=dtype, device=device))
         return Camera.stack(cams)

@@ -5,21 +5,26 @@ How it works (``rasterize``):
 
 1. Vertices go to camera space (OpenCV: x right, y down, z forward). For every (view, face) the
    triangle's plane gives three *homogeneous edge functions*: for the ray ``d = K^-1 (u, v, 1)`` through
-   pixel (u, v), ``N_i(d) = r_i . d`` with ``r_1 = e2 x P0``, ``r_2 = P0 x e1``, ``r_0 = n - r_1 - r_2``,
-   ``n = e1 x e2`` (Moeller-Trumbore in closed form). The ray hits the triangle at perspective-correct
-   barycentrics ``b_i = N_i / D`` with ``D = N_0 + N_1 + N_2`` and at depth ``z = (P0 . n) / D``. These are
-   linear in (u, v), valid for any vertex depth (2D homogeneous rasterization, Olano & Greer 1997),
+   pixel (u, v), ``N_i(d) = r_i . d`` with ``r_i = P_{i+1} x P_{i+2}`` (computed as
+   ``P_{i+1} x (P_{i+2} - P_{i+1})`` for precision; Moeller-Trumbore in closed form). The ray hits the
+   triangle at perspective-correct barycentrics ``b_i = N_i / D`` with ``D = N_0 + N_1 + N_2`` and at
+   depth ``z = (P0 . n) / D``, ``n = (P1 - P0) x (P2 - P0)``. These are linear in (u, v), valid for
+   any vertex depth (2D homogeneous rasterization, Olano & Greer 1997),
    so a triangle crossing the near plane needs no re-triangulation: a pixel is covered iff all
    ``N_i >= 0`` (signs normalised per face), ``D > 0`` and ``z >= near``. The screen bounding box of such
    a triangle is that of its polygon clipped to ``z >= near`` in camera space (vertices in front plus
    the edge/near-plane intersections), so the work is bounded and nothing behind the camera leaks in.
-2. Work items (view, face, tile) are binned by the power-of-two size of their bounding box (big
-   triangles are cut into 32 x 32 tiles); each bin is evaluated densely as (items, h, w) tensors in
-   chunks of at most ``max_candidates`` pixel candidates, so memory stays bounded at any resolution.
+2. Work items (view, face, tile) are binned by the size of their bounding box (``SIZE_CLASSES`` along x
+   and y; big triangles are cut into 32 x 32 tiles; sparse bins are merged into square ones); each bin
+   is evaluated densely as (items, h, w) tensors in chunks of at most ``max_candidates`` pixel
+   candidates, so memory stays bounded at any resolution. Only bins of triangles that reach the
+   near or far plane pay for the per-pixel depth-range test.
 3. The z-buffer is resolved with one ``scatter_reduce(amax)`` of 64-bit keys ``(bits(1/z) << 32) | face``
-   (positive float32 bits order like the floats), so the nearest face wins in one pass.
-4. Barycentrics and depth of the winning face are recomputed per pixel from the vertices with autograd
-   on, so ``Fragments.bary`` and ``Fragments.depth`` are differentiable w.r.t. vertex positions (and R, t).
+   (positive float32 bits order like the floats; candidates outside the triangle get a negative 1/z), so
+   the nearest face wins in one pass (ties: the larger face index).
+4. Barycentrics and depth of the winning face are recomputed at the covered pixels from the vertices
+   with autograd on (in chunks when autograd is off), so ``Fragments.bary`` and ``Fragments.depth`` are
+   differentiable w.r.t. vertex positions (and R, t).
 
 The reference for all this is a brute-force rasterizer (every pixel against every face) in the tests.
 """
@@ -122,12 +127,9 @@ def prepare_views(verts: Tensor, cameras: Camera) -> tuple[Tensor, Camera]:
     return pc, cams
 
 
-def _ceil_log2(x: Tensor) -> Tensor:
-    """x (int64 >= 1) -> smallest k with 2**k >= x (x <= 2**6)."""
-    k = torch.zeros_like(x)
-    for s in range(1, 7):
-        k += (x > (1 << (s - 1))).to(x.dtype)
-    return k
+# Bin sizes (pixels) of work items along x and y: a box of w pixels goes to the smallest size >= w.
+SIZE_CLASSES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+MIN_BIN_ITEMS = 256   # bins with fewer work items are merged into square bins
 
 
 def _face_planes(pc: Tensor, faces: Tensor) -> tuple[Tensor, Tensor]:
@@ -157,9 +159,9 @@ def _face_setup(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: Tensor, H
     dev, dt = pc.device, pc.dtype
     z = pc[..., 2]                                  # (B, V)
     q = pc @ K.transpose(-1, -2)                    # (B, V, 3) homogeneous pixels
-    front_v = z >= near
-    uv_v = q[..., :2] / torch.where(front_v, z, torch.ones_like(z))[..., None]
-    zf = z[:, faces]                                # (B, F, 3)
+    uvz = torch.cat([q[..., :2] / torch.where(z >= near, z, torch.ones_like(z))[..., None], z[..., None]], -1)
+    uvzf = uvz[:, faces]                            # (B, F, 3, 3): u, v, z of each corner
+    zf = uvzf[..., 2]
     front = zf >= near
     n_front = front.sum(-1)
     keep = n_front > 0
@@ -168,7 +170,7 @@ def _face_setup(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: Tensor, H
         keep &= T < 0                               # front-facing: normal towards the camera
     if far < float("inf"):
         keep &= (zf <= far).any(-1)
-    uvf = uv_v[:, faces]                            # (B, F, 3, 2)
+    uvf = uvzf[..., :2]
     umin, umax = uvf.amin(2), uvf.amax(2)           # exact for faces entirely in front of the near plane
     crossing = (keep & (n_front < 3)).nonzero()
     if crossing.numel():
@@ -202,21 +204,27 @@ def _face_setup(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: Tensor, H
     # Edge functions in pixel coordinates: N_i(u, v) = (rows_i K^-1) . (u, v, 1), signs so that T > 0.
     Kinv = torch.linalg.inv(K.double())             # (B, 3, 3)
     Ts = T.reshape(-1)[idx].double()
-    coef = (rows.reshape(B * F, 3, 3)[idx].double() @ Kinv[view]) * torch.sign(Ts)[:, None, None]
+    Ki = Kinv[0] if B == 1 else Kinv[view]
+    coef = (rows.reshape(B * F, 3, 3)[idx].double() @ Ki) * torch.sign(Ts)[:, None, None]
     lo = lo.reshape(B * F, 2)[idx]
     hi = hi.reshape(B * F, 2)[idx]
-    return view, face, coef, 1.0 / Ts.abs(), lo, hi - lo + 1
+    clip = n_front < 3                              # needs the per-pixel near test
+    if far < float("inf"):
+        clip |= (zf > far).any(-1)
+    return view, face, coef, 1.0 / Ts.abs(), lo, hi - lo + 1, clip.reshape(-1)[idx]
 
 
 @torch.no_grad()
 def _rasterize_face_idx(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: Tensor, H: int, W: int,
-                        near: float, far: float, cull_backfaces: bool, max_candidates: int) -> Tensor:
-    """(B, V, 3) camera-space vertices -> (B, H, W) int64 visible face index (-1 = background)."""
+                        near: float, far: float, cull_backfaces: bool, max_candidates: int):
+    """(B, V, 3) camera-space vertices -> (face_idx (B, H, W) int64, -1 = background; covered pixels as
+    (b, y, x, face) int64 vectors in row-major order)."""
     B = pc.shape[0]
     dev = pc.device
-    view, face, coef, invT, lo, size = _face_setup(pc, faces, rows, T, K, H, W, near, far, cull_backfaces)
+    view, face, coef, invT, lo, size, clip = _face_setup(pc, faces, rows, T, K, H, W, near, far, cull_backfaces)
     if face.numel() == 0:
-        return torch.full((B, H, W), -1, dtype=torch.int64, device=dev)
+        e = torch.zeros(0, dtype=torch.int64, device=dev)
+        return torch.full((B, H, W), -1, dtype=torch.int64, device=dev), (e, e, e, e)
     # The z-buffer has TILE pixels of padding right and below each view: a bin's padded box never wraps.
     Wp, Hp = W + TILE, H + TILE
     buf = torch.zeros(B * Hp * Wp, dtype=torch.int64, device=dev)
@@ -228,75 +236,113 @@ def _rasterize_face_idx(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: T
         start = torch.cumsum(count, 0) - count
         k = torch.arange(item.numel(), device=dev) - start[item]
         off = torch.stack([k % ntile[item, 0], k // ntile[item, 0]], -1) * TILE
-        lo_i = lo[item] + off
-        size_i = (size[item] - off).clamp_max(TILE)
-        coef, invT, face, view = coef[item], invT[item], face[item], view[item]
-    else:
-        lo_i, size_i = lo, size
-    cls = _ceil_log2(size_i)                          # (m, 2) log2 of the bin width / height
-    key = cls[:, 0] * 8 + cls[:, 1]
+        lo = lo[item] + off
+        size = (size[item] - off).clamp_max(TILE)
+        coef, invT, face, view, clip = coef[item], invT[item], face[item], view[item], clip[item]
+    classes = torch.tensor(SIZE_CLASSES, device=dev)
+    cls = torch.searchsorted(classes, size)           # (m, 2) class index along x, y
+    nc = len(SIZE_CLASSES)
+    key = (clip.long() * nc + cls[:, 0]) * nc + cls[:, 1]
+    # Small bins cost more in dispatch than they save in padding: promote them to square bins.
+    small = torch.bincount(key, minlength=2 * nc * nc)[key] < MIN_BIN_ITEMS
+    if bool(small.any()):
+        sq = cls.amax(1)
+        key = torch.where(small, (clip.long() * nc + sq) * nc + sq, key)
     order = torch.argsort(key)
     bins, counts = torch.unique_consecutive(key[order], return_counts=True)
-    # Per-item edge functions relative to the item's origin pixel centre (constants in float64).
-    org = lo_i.to(torch.float64) + 0.5                # (m, 2)
-    const = coef[..., 0] * org[:, None, 0] + coef[..., 1] * org[:, None, 1] + coef[..., 2]  # (m, 3)
+    # Per-item linear forms in local pixel coordinates (x - x0, y - y0) of the item's origin pixel centre:
+    # the three edge functions N_i, and 1/z = D / T with D = N_0 + N_1 + N_2 (constants in float64).
+    coef, invT, lo = coef[order], invT[order], lo[order]
+    org = lo.to(torch.float64) + 0.5
+    forms = torch.cat([coef, coef.sum(1, keepdim=True) * invT[:, None, None]], 1)    # (m, 4, 3)
+    const = forms[..., 0] * org[:, None, 0] + forms[..., 1] * org[:, None, 1] + forms[..., 2]
     f32 = torch.float32
-    # Sort everything once by bin so each bin is a contiguous slice.
-    A = coef[order, :, 0].to(f32)[:, :, None, None]
-    Bc = coef[order, :, 1].to(f32)[:, :, None, None]
-    C = const[order].to(f32)[:, :, None, None]
-    invT_s = invT[order].to(f32)[:, None, None]
+    Ax = forms[..., 0].to(f32).T.contiguous()[..., None, None]    # (4, m, 1, 1)
+    Ay = forms[..., 1].to(f32).T.contiguous()[..., None, None]
+    Cc = const.to(f32).T.contiguous()[..., None, None]
     face_s = face[order][:, None, None]
-    base_s = ((view[order] * Hp + lo_i[order, 1]) * Wp + lo_i[order, 0])[:, None, None]
+    base_s = ((view[order] * Hp + lo[:, 1]) * Wp + lo[:, 0])[:, None, None]
     inv_near = 1.0 / near
     inv_far = 1.0 / far if far < float("inf") else 0.0
     pos = 0
     for b, c in zip(bins.tolist(), counts.tolist(), strict=True):
-        cw, ch = 1 << (b // 8), 1 << (b % 8)
+        needs_clip = b >= nc * nc
+        cw, ch = SIZE_CLASSES[(b // nc) % nc], SIZE_CLASSES[b % nc]
         per = max(1, max_candidates // (cw * ch))
         lx = torch.arange(cw, device=dev, dtype=f32)
         ly = torch.arange(ch, device=dev, dtype=f32)[:, None]
         off = torch.arange(ch, device=dev)[:, None] * Wp + torch.arange(cw, device=dev)
         for a in range(pos, pos + c, per):
             e = min(a + per, pos + c)
-            N = (A[a:e] * lx + C[a:e]) + Bc[a:e] * ly          # (n, 3, ch, cw) edge functions
-            inside = N.amin(1) >= 0
-            iz = N.sum(1).mul_(invT_s[a:e])                    # 1 / z
-            inside &= (iz <= inv_near) & (iz > inv_far)
-            iz = torch.where(inside, iz, 0.0)
-            k = (iz.view(torch.int32).to(torch.int64) << 32) | face_s[a:e]
+            ax, ay, cc = Ax[:, a:e], Ay[:, a:e], Cc[:, a:e]
+            lin = ax * lx + cc                                   # (4, n, 1, cw)
+            liny = ay * ly                                       # (4, n, ch, 1)
+            mn = lin[0] + liny[0]                                # (n, ch, cw) edge functions
+            torch.minimum(mn, lin[1] + liny[1], out=mn)
+            torch.minimum(mn, lin[2] + liny[2], out=mn)          # >= 0 inside the triangle
+            iz = lin[3] + liny[3]                                # 1 / z
+            if needs_clip:                                       # z >= near and z <= far
+                torch.minimum(mn, inv_near - iz, out=mn)
+                if inv_far > 0:
+                    torch.minimum(mn, iz - inv_far, out=mn)
+            # Outside: 1/z gets a negative sign, so its key is negative and loses against the empty 0.
+            iz.copysign_(mn)
+            k = iz.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(face_s[a:e])
             buf.scatter_reduce_(0, (base_s[a:e] + off).reshape(-1), k.reshape(-1), reduce="amax")
         pos += c
-    # Keys of covered pixels have the bits of 1/z > 0 in the high word; uncovered ones at most a face id.
+    # Keys of covered pixels have the bits of 1/z > 0 in the high word; the rest are 0 or negative.
     buf = buf.view(B, Hp, Wp)[:, :H, :W]
-    return torch.where(buf >= (1 << 32), buf & 0xFFFFFFFF, -1)
+    bi, yi, xi = (buf >= (1 << 32)).nonzero(as_tuple=True)
+    fi = buf[bi, yi, xi] & 0xFFFFFFFF
+    face_idx = torch.full((B, H, W), -1, dtype=torch.int64, device=dev).index_put_((bi, yi, xi), fi)
+    return face_idx, (bi, yi, xi, fi)
 
 
-def _barycentrics(rows: Tensor, T: Tensor, Kinv: Tensor, face_idx: Tensor) -> tuple[Tensor, Tensor]:
-    """Differentiable perspective-correct barycentrics and depth of the given face at every pixel.
+def _barycentrics(rows: Tensor, T: Tensor, Kinv: Tensor, shape: tuple[int, int, int], covered,
+                  chunk: int = DEFAULT_MAX_CANDIDATES) -> tuple[Tensor, Tensor]:
+    """Differentiable perspective-correct barycentrics and depth of the given face at the covered pixels.
 
-    rows (B, F, 3, 3), T (B, F) from ``_face_planes`` (autograd on), Kinv (B, 3, 3), face_idx (B, H, W)
-    -> bary (B, H, W, 3) (0 on background), depth (B, H, W) (inf on background).
+    rows (B, F, 3, 3), T (B, F) from ``_face_planes`` (autograd on), Kinv (B, 3, 3) (last row 0, 0, 1),
+    shape (B, H, W), covered = (b, y, x, face) int64 vectors -> bary (B, H, W, 3) (0 on background),
+    depth (B, H, W) (inf on background).
     """
-    B, H, W = face_idx.shape
-    F = T.shape[1]
+    B, H, W = shape
     dt, dev = rows.dtype, rows.device
-    flat = face_idx.reshape(-1)
-    vis = (flat >= 0).nonzero()[:, 0]
-    b = vis // (H * W)
-    rem = vis % (H * W)
-    u = (rem % W).to(dt) + 0.5
-    v = (rem // W).to(dt) + 0.5
-    Ki = Kinv.to(dt)[b]                                       # (M, 3, 3)
-    d = Ki[:, :, 0] * u[:, None] + Ki[:, :, 1] * v[:, None] + Ki[:, :, 2]
-    fid = b * F + flat[vis]
-    N = (rows.reshape(B * F, 3, 3)[fid] * d[:, None, :]).sum(-1)   # (M, 3)
+    bi, yi, xi, face = covered
+    bary = torch.zeros(B, H, W, 3, dtype=dt, device=dev)
+    depth = torch.full((B, H, W), float("inf"), dtype=dt, device=dev)
+    M = bi.numel()
+    if torch.is_grad_enabled() and (rows.requires_grad or T.requires_grad):
+        bv, z = _bary_at(rows, T, Kinv, bi, yi, xi, face)
+        return bary.index_put((bi, yi, xi), bv), depth.index_put((bi, yi, xi), z)
+    for a in range(0, M, chunk):                              # no autograd: bounded working memory
+        s = slice(a, a + chunk)
+        bv, z = _bary_at(rows, T, Kinv, bi[s], yi[s], xi[s], face[s])
+        bary.index_put_((bi[s], yi[s], xi[s]), bv)
+        depth.index_put_((bi[s], yi[s], xi[s]), z)
+    return bary, depth
+
+
+def _bary_at(rows: Tensor, T: Tensor, Kinv: Tensor, bi: Tensor, yi: Tensor, xi: Tensor, face: Tensor):
+    """Barycentrics (M, 3) and depth (M,) of face ``face`` of view ``bi`` at pixel centres (xi, yi)."""
+    B, F = T.shape
+    dt = rows.dtype
+    u = xi.to(dt) + 0.5
+    v = yi.to(dt) + 0.5
+    Ki = Kinv.to(dt)
+    if B == 1:
+        dx = Ki[0, 0, 0] * u + (Ki[0, 0, 1] * v + Ki[0, 0, 2])
+        dy = Ki[0, 1, 1] * v + Ki[0, 1, 2]
+        fid = face
+    else:
+        kb = Ki[bi]
+        dx = kb[:, 0, 0] * u + kb[:, 0, 1] * v + kb[:, 0, 2]
+        dy = kb[:, 1, 1] * v + kb[:, 1, 2]
+        fid = bi * F + face
+    r = rows.reshape(B * F, 9)[fid]                           # (M, 9)
+    N = r[:, 0::3] * dx[:, None] + r[:, 1::3] * dy[:, None] + r[:, 2::3]   # ray d = (dx, dy, 1)
     D = N.sum(-1, keepdim=True)
-    bary_v = N / D
-    z = T.reshape(-1)[fid] / D[:, 0]
-    bary = torch.zeros(B * H * W, 3, dtype=dt, device=dev).index_put((vis,), bary_v)
-    depth = torch.full((B * H * W,), float("inf"), dtype=dt, device=dev).index_put((vis,), z)
-    return bary.view(B, H, W, 3), depth.view(B, H, W)
+    return N / D, T.reshape(-1)[fid] / D[:, 0]
 
 
 def rasterize(verts: Tensor, faces: Tensor, cameras: Camera, *, near: float = 0.01, far: float = float("inf"),
@@ -337,8 +383,8 @@ def rasterize(verts: Tensor, faces: Tensor, cameras: Camera, *, near: float = 0.
     if backend != "torch":
         raise ValueError(f"rasterize: backend must be 'torch' or 'pytorch3d', got {backend!r}")
     rows, T = _face_planes(pc, faces)
-    face_idx = _rasterize_face_idx(pc.detach(), faces, rows.detach(), T.detach(), cams.K.detach(), H, W, near,
-                                   far, cull_backfaces, max_candidates)
+    face_idx, covered = _rasterize_face_idx(pc.detach(), faces, rows.detach(), T.detach(), cams.K.detach(), H, W,
+                                            near, far, cull_backfaces, max_candidates)
     Kinv = torch.linalg.inv(cams.K.detach())
-    bary, depth = _barycentrics(rows, T, Kinv, face_idx)
+    bary, depth = _barycentrics(rows, T, Kinv, (len(cams), H, W), covered, max_candidates)
     return Fragments(face_idx=face_idx, bary=bary, depth=depth)

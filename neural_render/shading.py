@@ -107,6 +107,8 @@ def render_mesh(verts: Tensor, faces: Tensor, cameras: Camera, *, uvs: Tensor | 
         raise ValueError(f"render_mesh: supersample must be a positive integer, got {supersample}")
     ss = int(supersample)
     cams = cameras.as_batch().to(device=verts.device, dtype=verts.dtype)
+    if verts.dim() == 3 and len(cams) == 1 and verts.shape[0] > 1:
+        cams = Camera.stack([cams] * verts.shape[0])       # B meshes seen by one camera
     cams_ss = cams.scaled(ss) if ss > 1 else cams
     frags: Fragments = rasterize(verts, faces, cams_ss, near=near, cull_backfaces=cull_backfaces)
     mask = frags.mask

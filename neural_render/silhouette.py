@@ -26,7 +26,9 @@ def mesh_edges(faces: Tensor) -> tuple[Tensor, Tensor]:
     face's edges (v0v1, v1v2, v2v0))."""
     e = faces[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2)
     e = torch.sort(e, dim=1).values
-    edges, inv = torch.unique(e, dim=0, return_inverse=True)
+    n = int(faces.max()) + 1 if faces.numel() else 1
+    keys, inv = torch.unique(e[:, 0] * n + e[:, 1], return_inverse=True)   # 1-D unique: fast
+    edges = torch.stack([keys // n, keys % n], -1)
     return edges, inv.view(-1, 3)
 
 
@@ -43,7 +45,7 @@ def soft_silhouette(verts: Tensor, faces: Tensor, cameras: Camera, *, sigma: flo
     """Antialiased silhouette (coverage) in [0, 1], differentiable w.r.t. vertex positions at the outline.
 
     verts (V, 3) or (B, V, 3) world metres, faces (F, 3), cameras: as for ``rasterize``.
-    sigma: softness in pixels (the coverage goes from 0.27 to 0.73 across +-sigma/2 of the outline);
+    sigma: softness in pixels (the coverage goes from 0.27 to 0.73 within +-sigma of the outline);
         larger values give gradients from further away.
     band: half-width in pixels of the band around the hard outline where the soft coverage is used
         (default ceil(6 sigma) + 1; beyond it sigmoid(band / sigma) rounds to 0 or 1).
@@ -63,8 +65,13 @@ def soft_silhouette(verts: Tensor, faces: Tensor, cameras: Camera, *, sigma: flo
     # Pixels near the outline: both inside and outside pixels within `band`.
     k = 2 * band + 1
     mf = m.to(torch.float32)[:, None]
-    near_in = tf.max_pool2d(mf, k, 1, band)[:, 0] > 0
-    near_out = tf.max_pool2d(1 - mf, k, 1, band)[:, 0] > 0
+
+    def dilate(x):  # separable max filter, k x k
+        x = tf.max_pool2d(x, (1, k), 1, (0, band))
+        return tf.max_pool2d(x, (k, 1), 1, (band, 0))[:, 0] > 0
+
+    near_in = dilate(mf)
+    near_out = dilate(1 - mf)
     in_band = near_in & near_out
     if not bool(in_band.any()):
         return sil

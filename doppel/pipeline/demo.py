@@ -16,6 +16,7 @@ from pathlib import Path
 from core.storage import atomic_write_json, write_manifest
 from doppel.pipeline.demo_export import stage_export
 from doppel.pipeline.demo_fit import stage_fit
+from doppel.pipeline.demo_render import stage_render
 from doppel.pipeline.demo_retarget import stage_retarget
 from doppel.pipeline.demo_rig import stage_rig
 from doppel.report import Section, write_report
@@ -64,6 +65,7 @@ def stage_actor(ctx: DemoContext) -> Section:
 
 STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
     ("actor", stage_actor),
+    ("render", stage_render),
     ("fit", stage_fit),
     ("rig", stage_rig),
     ("retarget", stage_retarget),

@@ -54,7 +54,7 @@ def test_look_at_orientation():
 
 
 def test_batches():
-    cams = Camera.orbit(5, (0, 1, 0), 3.0, 0.5, width=64, height_px=48, dtype=torch.float64)
+    cams = Camera.orbit(5, (0, 1, 0), 3.0, 0.5, width=64, height=48, dtype=torch.float64)
     assert cams.is_batch and len(cams) == 5 and cams.name[2] == "orbit02"
     pts = torch.randn(7, 3, dtype=torch.float64) * 0.3 + torch.tensor([0, 1.0, 0], dtype=torch.float64)
     uv, z = cams.project(pts)

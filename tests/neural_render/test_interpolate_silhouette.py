@@ -1,5 +1,6 @@
 """interpolate() and soft_silhouette(): float64 gradcheck, finite differences, usefulness for fitting."""
 
+import pytest
 import torch
 
 from capture import Camera
@@ -43,8 +44,8 @@ def test_interpolate_per_view_attrs_and_errors():
     fr = rasterize(v, f, cams)
     attrs = torch.stack([torch.ones(4, 1), 2 * torch.ones(4, 1)])
     out = interpolate(attrs, fr, f)
-    assert torch.allclose(out[0][fr.mask[0]], torch.tensor(1.0)) and torch.allclose(out[1][fr.mask[1]], torch.tensor(2.0))
-    import pytest
+    assert torch.allclose(out[0][fr.mask[0]], torch.tensor(1.0))
+    assert torch.allclose(out[1][fr.mask[1]], torch.tensor(2.0))
     with pytest.raises(ValueError, match="face indices"):
         interpolate(torch.ones(2, 1), fr, f)
 

@@ -88,7 +88,7 @@ def test_square_is_covered_exactly_and_facing():
 
 def test_batches_and_chunking_agree():
     verts, faces = random_scene(5, n_faces=40)
-    cams = Camera.orbit(3, (0, 0, 0), 2.5, 0.3, width=40, height_px=32, fov_y_deg=60)
+    cams = Camera.orbit(3, (0, 0, 0), 2.5, 0.3, width=40, height=32, fov_y_deg=60)
     fr = rasterize(verts, faces, cams)
     assert fr.face_idx.shape == (3, 32, 40) and fr.bary.shape == (3, 32, 40, 3)
     for i in range(3):
@@ -151,3 +151,29 @@ def test_all_behind_camera_is_background():
     v = torch.tensor([[0, 0, 3.0], [1, 0, 3], [0, 1, 3]])
     fr = rasterize(v, torch.tensor([[0, 1, 2]]), cam)
     assert (fr.face_idx == -1).all()
+
+
+def test_device_agrees_with_cpu(device):
+    """The same scene on ``device`` (CUDA where present, marked gpu) gives the CPU's fragments."""
+    verts, faces = random_scene(7, n_faces=50)
+    cams = Camera.orbit(2, (0, 0, 0), 2.2, 0.3, width=48, height=40, fov_y_deg=70)
+    ref = rasterize(verts, faces, cams, near=0.3)
+    out = rasterize(verts.to(device), faces.to(device), cams.to(device=device), near=0.3)
+    assert out.face_idx.device.type == device
+    same = (out.face_idx.cpu() == ref.face_idx).float().mean()
+    assert same >= MIN_AGREEMENT
+    m = (out.face_idx.cpu() == ref.face_idx) & ref.mask
+    assert torch.allclose(out.bary.cpu()[m], ref.bary[m], atol=BARY_TOL)
+
+
+def test_far_plane():
+    cam = Camera.look_at((0, 0, 2), (0, 0, 0), width=32, height=32, fov_y_deg=60)
+    # a wall tilted in depth: camera z from ~1.4 (x = -1) to ~2.6 (x = +1)
+    verts = torch.tensor([[-1.0, -1, 0.6], [1.0, -1, -0.6], [1.0, 1, -0.6], [-1.0, 1, 0.6]])
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    full = rasterize(verts, faces, cam)
+    cut = rasterize(verts, faces, cam, far=2.0)
+    assert full.mask.sum() > cut.mask.sum() > 0
+    assert (cut.depth[cut.mask] <= 2.0 + 1e-5).all()
+    assert torch.equal(cut.mask, full.mask & (full.depth <= 2.0)) or \
+        (cut.mask != (full.mask & (full.depth <= 2.0))).sum() <= 2   # pixels exactly at z = far may differ

@@ -98,6 +98,17 @@ def test_render_mesh_lit_textured_and_antialiased():
     assert frac.sum() > 20 and (ss[0, 24, 24, 3] == 1)
 
 
+def test_render_mesh_batch_of_meshes_and_flat_shading():
+    v, f = _sphere()
+    cam = Camera.look_at((0, 0, 2.0), (0, 0, 0), width=24, height=24, fov_y_deg=40)
+    vb = torch.stack([v, v + torch.tensor([0.3, 0, 0])])
+    rgba = render_mesh(vb, f, cam, smooth=False, vertex_colors=torch.ones(len(v), 3) * 0.5)
+    assert rgba.shape == (2, 24, 24, 4)
+    one = render_mesh(vb[1], f, cam, smooth=False, vertex_colors=torch.ones(len(v), 3) * 0.5)
+    assert torch.allclose(rgba[1], one[0], atol=1e-5)
+    assert not torch.equal(rgba[0, ..., 3], rgba[1, ..., 3])
+
+
 def test_render_mesh_errors():
     v, f = _sphere()
     cam = Camera.look_at((0, 0, 2.0), (0, 0, 0), width=8, height=8, fov_y_deg=40)
