@@ -14,7 +14,7 @@ def stage_render(ctx) -> Section:
     import torch
 
     from capture import Camera
-    from doppel.meshio import write_png
+    from core.meshio import write_png
     from neural_render import composite, interpolate, rasterize, render_mesh, vertex_normals
 
     actor = ctx.state.get("actor")
