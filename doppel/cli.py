@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 import doppel
+from doppel.commands import capture as capture_cmd
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
 from doppel.commands import workspace as workspace_cmd
@@ -50,6 +51,7 @@ def _root(
 app.command("doctor")(doctor_cmd.doctor)
 app.command("demo")(demo_cmd.demo)
 app.command("init")(workspace_cmd.init)
+app.add_typer(capture_cmd.app, name="capture")
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)
