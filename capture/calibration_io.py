@@ -282,6 +282,8 @@ def _fs_mat(node) -> np.ndarray | None:
         return None
     if node.isSeq():
         return np.asarray([node.at(i).real() for i in range(node.size())], dtype=np.float64)
+    if node.isInt() or node.isReal():
+        return np.asarray(node.real(), dtype=np.float64)
     m = node.mat()
     return None if m is None else np.asarray(m, dtype=np.float64)
 

@@ -34,7 +34,8 @@ OUTLIER_RMS_PX = 1.0     # a view whose RMS exceeds max(this, OUTLIER_FACTOR * m
 OUTLIER_FACTOR = 4.0
 BA_LOSS = "huber"
 BA_MAX_NFEV = 200
-SUBPIX_WIN = (3, 3)      # cornerSubPix half window, px (measured best of 3/5/7 on exact renders)
+SUBPIX_WIN = (3, 3)      # largest cornerSubPix half window, px (measured best of 3/5/7 on exact renders)
+SUBPIX_SPACING_FRACTION = 0.1  # half window = this x the median corner spacing in the image, px
 
 
 class CalibrationFailed(DoppelError):
@@ -123,7 +124,13 @@ def detect_charuco(image: np.ndarray, spec: BoardSpec, detector=None) -> Detecti
         return None
     # CharucoDetector's corners come out about +0.5 px off OpenCV's own pixel convention (measured on exact
     # renders, see tests/capture/test_charuco.py); cornerSubPix from there lands on the true saddle point.
-    cc = cv2.cornerSubPix(image, cc.astype(np.float32).reshape(-1, 1, 2).copy(), SUBPIX_WIN, (-1, -1),
+    # The window must stay inside the white gap between a corner and the nearest marker (1/8 of a square on
+    # the default board): it scales with the corner spacing in the image, up to SUBPIX_WIN.
+    pts = cc.reshape(-1, 2)
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    half = int(np.clip(SUBPIX_SPACING_FRACTION * np.median(d.min(1)), 1, SUBPIX_WIN[0]))
+    cc = cv2.cornerSubPix(image, cc.astype(np.float32).reshape(-1, 1, 2).copy(), (half, half), (-1, -1),
                           (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6))
     return Detection(ids=ci.reshape(-1).astype(np.int64), uv=cc.reshape(-1, 2).astype(np.float64) + 0.5)
 

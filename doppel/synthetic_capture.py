@@ -50,35 +50,31 @@ def ideal_pixel_grid(camera: Camera, supersample: int = 3) -> np.ndarray:
     return und + 0.5
 
 
-def render_board_view(spec: BoardSpec, camera: Camera, T_world_board: np.ndarray, supersample: int = 3,
-                      background: int = 128, texture: np.ndarray | None = None,
-                      px_per_square: int = BOARD_PX_PER_SQUARE, ideal_grid: np.ndarray | None = None) -> np.ndarray:
-    """Render the board (pose T_world_board (4, 4): board frame -> world) in ``camera``.
+def render_plane(texture: np.ndarray, texel_m: float, camera: Camera, T_world_plane: np.ndarray,
+                 supersample: int = 3, background=128, ideal_grid: np.ndarray | None = None) -> np.ndarray:
+    """Render a flat textured rectangle (a board, a printed photo) exactly, through a homography.
 
-    Returns (H, W) uint8. Board frame: origin at the board's top-left corner, x right, y down across the
-    printed face, z into the board (the face is seen from -z). Board texture pixel (i, j) centres are at
-    ((j + 0.5) s, (i + 0.5) s) with s = square / px_per_square; output pixel centres at integer + 0.5.
+    texture (h, w) or (h, w, 3) uint8; texel_m: side of one texel in metres; T_world_plane (4, 4): plane
+    frame -> world. Plane frame: origin at the texture's top-left corner, x along its columns, y along
+    its rows, z into it (the printed face is seen from -z). Texel (i, j) centre at ((j + 0.5) s, (i + 0.5) s).
+    Returns the view, (H, W) or (H, W, 3) uint8, pixel centres at integer + 0.5, with lens distortion.
     """
     import cv2
 
-    tex = board_texture(spec, px_per_square) if texture is None else texture
-    s = spec.square / px_per_square
+    s = texel_m
     ss = int(supersample)
     W, H = camera.width * ss, camera.height * ss
-    # board metric (X, Y, 1) -> ideal (undistorted) camera pixels, continuous coordinates
     T_cb = np.eye(4)
     T_cb[:3, :3], T_cb[:3, 3] = camera.R, camera.t
-    T_cb = T_cb @ T_world_board
-    H_bm = camera.K @ np.column_stack([T_cb[:3, 0], T_cb[:3, 1], T_cb[:3, 3]])
-    # texture index (u, v, 1) -> board metric: X = (u + 0.5) s
-    A = np.array([[s, 0, 0.5 * s], [0, s, 0.5 * s], [0, 0, 1.0]])
-    # supersampled output index (x, y) -> continuous pixels ((x + 0.5) / ss)
-    B = np.array([[1 / ss, 0, 0.5 / ss], [0, 1 / ss, 0.5 / ss], [0, 0, 1.0]])
+    T_cb = T_cb @ T_world_plane
+    H_bm = camera.K @ np.column_stack([T_cb[:3, 0], T_cb[:3, 1], T_cb[:3, 3]])   # plane metric -> ideal px
+    A = np.array([[s, 0, 0.5 * s], [0, s, 0.5 * s], [0, 0, 1.0]])                # texel index -> metric
+    B = np.array([[1 / ss, 0, 0.5 / ss], [0, 1 / ss, 0.5 / ss], [0, 0, 1.0]])    # output index -> px
+    bg = background if np.ndim(background) else (background,) * (3 if texture.ndim == 3 else 1)
     if not np.any(camera.dist):
-        # dst index -> texture index: A^-1 H^-1 B
         M = np.linalg.inv(A) @ np.linalg.inv(H_bm) @ B
-        img = cv2.warpPerspective(tex, M, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=background)
+        img = cv2.warpPerspective(texture, M, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=bg)
     else:
         und = ideal_pixel_grid(camera, ss) if ideal_grid is None else ideal_grid
         M = (np.linalg.inv(A) @ np.linalg.inv(H_bm)).astype(np.float32)
@@ -88,13 +84,22 @@ def render_board_view(spec: BoardSpec, camera: Camera, T_world_board: np.ndarray
         hz = u32[..., 0] * M[2, 0] + u32[..., 1] * M[2, 1] + M[2, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             uv = np.stack([hx / hz, hy / hz], -1)
-        uv[~(hz > 0)] = -1.0  # behind the board's plane horizon: background
-        img = cv2.remap(tex, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                        borderValue=background)
-    # points behind the camera: the homography also maps them, blank them out
+        uv[~(hz > 0)] = -1.0  # beyond the plane's horizon: background
+        img = cv2.remap(texture, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=bg)
     if ss > 1:
         img = cv2.resize(img, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
     return img
+
+
+def render_board_view(spec: BoardSpec, camera: Camera, T_world_board: np.ndarray, supersample: int = 3,
+                      background: int = 128, texture: np.ndarray | None = None,
+                      px_per_square: int = BOARD_PX_PER_SQUARE, ideal_grid: np.ndarray | None = None) -> np.ndarray:
+    """Render the ChArUco board (pose T_world_board (4, 4): board frame -> world) in ``camera`` -> (H, W)
+    uint8. Board frame = the plane frame of ``render_plane`` (origin at the top-left chessboard corner)."""
+    tex = board_texture(spec, px_per_square) if texture is None else texture
+    return render_plane(tex, spec.square / px_per_square, camera, T_world_board, supersample, background,
+                        ideal_grid)
 
 
 @dataclass
