@@ -37,7 +37,8 @@ def main(n_cameras=8, n_poses=10, seed=0):
         fe.append(100 * max(abs(est.K[0, 0] / true.K[0, 0] - 1), abs(est.K[1, 1] / true.K[1, 1] - 1)))
         ce.append(1000 * np.linalg.norm(est.center - c_true))
         rms.append(res.rms[est.name])
-        print(f"{est.name:8s} {100 * (est.K[0, 0] / true.K[0, 0] - 1):9.3f} {100 * (est.K[1, 1] / true.K[1, 1] - 1):9.3f}"
+        fx, fy = 100 * (est.K[0, 0] / true.K[0, 0] - 1), 100 * (est.K[1, 1] / true.K[1, 1] - 1)
+        print(f"{est.name:8s} {fx:9.3f} {fy:9.3f}"
               f" {ce[-1]:10.2f} {rms[-1]:7.3f} {len(res.views_used[est.name])}")
     print(f"max focal error {max(fe):.3f} % (target < 0.3 %), max camera-centre error {max(ce):.2f} mm "
           f"(target < 2 mm), max RMS {max(rms):.3f} px (target < 0.5 px)")
