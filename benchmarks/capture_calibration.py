@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 torch.set_num_threads(2)
 
 from capture.charuco import calibrate_rig_from_folder  # noqa: E402
+from capture.npcam import as_np  # noqa: E402
 from doppel.synthetic_capture import board_calibration_rig, write_board_rig_images  # noqa: E402
 
 
@@ -32,7 +33,7 @@ def main(n_cameras=8, n_poses=10, seed=0):
     T_wb = rig.board_poses[res.reference[1]]
     fe, ce, rms = [], [], []
     print(f"{'camera':8s} {'fx err %':>9s} {'fy err %':>9s} {'centre mm':>10s} {'RMS px':>7s} views")
-    for est, true in zip(res.cameras, rig.cameras, strict=True):
+    for est, true in zip(map(as_np, res.cameras), rig.cameras, strict=True):
         c_true = (np.linalg.inv(T_wb) @ np.append(true.center, 1))[:3]
         fe.append(100 * max(abs(est.K[0, 0] / true.K[0, 0] - 1), abs(est.K[1, 1] / true.K[1, 1] - 1)))
         ce.append(1000 * np.linalg.norm(est.center - c_true))

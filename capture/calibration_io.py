@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from capture.camera import Camera
+from capture.npcam import PinholeNP, as_np
 from core.errors import DoppelError
 from core.storage import atomic_write_json, atomic_write_text
 
@@ -142,21 +143,17 @@ def cameras_from_dict(doc: dict, source: str | os.PathLike = "<calibration>") ->
         model = CalibrationModel.model_validate(doc)
     except ValidationError as e:
         raise CalibrationError(_format_validation_error(Path(source), e, doc if isinstance(doc, dict) else {})) from e
-    cams = []
-    for c in model.cameras:
-        cam = Camera(name=c.name, K=c.K, R=c.R, t=c.t, width=c.width, height=c.height, dist=c.dist)
-        cam.rms = c.rms  # type: ignore[attr-defined]
-        cams.append(cam)
-    return cams
+    return [PinholeNP(name=c.name, K=c.K, R=c.R, t=c.t, width=c.width, height=c.height, dist=c.dist).to_camera()
+            for c in model.cameras]
 
 
 def cameras_to_dict(cameras: list[Camera], rms: dict[str, float] | None = None, **extra) -> dict:
-    """Cameras -> Doppel calibration dict (JSON-ready). rms: camera name -> px, overrides camera.rms."""
+    """Cameras (capture.Camera or PinholeNP) -> Doppel calibration dict (JSON-ready). rms: camera name -> px."""
     out = []
-    for c in cameras:
+    for c in map(as_np, cameras):
         d = {"name": c.name, "width": int(c.width), "height": int(c.height), "K": c.K.tolist(),
              "dist": [float(x) for x in c.dist[:5]], "R": c.R.tolist(), "t": c.t.tolist()}
-        r = (rms or {}).get(c.name, getattr(c, "rms", None))
+        r = (rms or {}).get(c.name)
         if r is not None:
             d["rms"] = float(r)
         out.append(d)
@@ -198,7 +195,7 @@ def write_colmap_text(folder: str | os.PathLike, cameras: list[Camera]) -> Path:
     img_lines = ["# Image list with two lines of data per image:",
                  "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
                  "#   POINTS2D[] as (X, Y, POINT3D_ID)"]
-    for i, c in enumerate(cameras, start=1):
+    for i, c in enumerate(map(as_np, cameras), start=1):
         k1, k2, p1, p2 = c.dist[:4]
         if abs(c.dist[4]) > 0:
             model = "FULL_OPENCV"
@@ -250,7 +247,8 @@ def cameras_from_reconstruction(rec, names: str = "stem") -> list[Camera]:
         pose = image.cam_from_world() if callable(getattr(image, "cam_from_world", None)) else image.cam_from_world
         M = np.asarray(pose.matrix(), dtype=np.float64)
         name = _strip_ext(image.name) if names == "stem" else image.name
-        cams.append(Camera(name=name, K=K, R=M[:, :3], t=M[:, 3], width=cam.width, height=cam.height, dist=dist))
+        cams.append(PinholeNP(name=name, K=K, R=M[:, :3], t=M[:, 3], width=cam.width, height=cam.height,
+                              dist=dist).to_camera())
     del pycolmap
     return cams
 
@@ -370,6 +368,7 @@ def write_opencv_yaml(path: str | os.PathLike, cameras: list[Camera]) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.yaml")
     fs = cv2.FileStorage(str(tmp), cv2.FILE_STORAGE_WRITE)
+    cameras = [as_np(c) for c in cameras]
     fs.startWriteStruct("cameras", cv2.FileNode_SEQ)
     for c in cameras:
         fs.write("", c.name)
@@ -406,3 +405,10 @@ def read_calibration(path: str | os.PathLike) -> list[Camera]:
             return cameras_from_dict(doc, path)
         return read_opencv(path)
     return read_opencv(path)
+
+
+def calibration_rms(path: str | os.PathLike) -> dict[str, float]:
+    """camera name -> RMS reprojection error (px) recorded in a Doppel calibration JSON (cameras without one
+    are left out)."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {c["name"]: float(c["rms"]) for c in doc.get("cameras", []) if c.get("rms") is not None}

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from capture.camera import Camera
+from capture.npcam import PinholeNP
 from core.errors import DoppelError
 
 log = logging.getLogger(__name__)
@@ -359,10 +360,9 @@ def calibrate_rig(spec: BoardSpec, detections: dict[str, dict[str, Detection]],
         rt, K, dist = unpack_cam(x0, ci)
         T = _rt_to_T(rt[:3], rt[3:])
         w, h = image_sizes[c]
-        cam = Camera(name=c, K=K, R=T[:3, :3], t=T[:3, 3], width=w, height=h, dist=dist)
+        cam = PinholeNP(name=c, K=K, R=T[:3, :3], t=T[:3, 3], width=w, height=h, dist=dist).to_camera()
         sq = [(e ** 2, len(obs[i][2].ids)) for i, ((cj, m), e) in enumerate(per_view.items()) if cj == ci]
         rms[c] = float(np.sqrt(sum(a * n for a, n in sq) / max(1, sum(n for _, n in sq))))
-        cam.rms = rms[c]  # type: ignore[attr-defined]
         cameras.append(cam)
         used[c] = sorted(m for (cj, m) in per_view if cj == ci)
     board_poses = {m: board_T(x0, m) for m in moments}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from capture.landmarks import N_FACE, N_HAND, N_POSE, POSE_NAMES, ImageLandmarks, LandmarkDetector
+from capture.npcam import as_np
 from capture.qc import ImageQC, cameras_out_of_place, flag_images, image_metrics
 from capture.session import Session, load_session
 from capture.triangulation import RANSAC_THRESHOLD_PX, triangulate_points
@@ -55,6 +56,7 @@ class IngestResult:
 
 def _tri_block(cams, uv, conf, names, threshold_px) -> tuple[list[dict], np.ndarray]:
     """Triangulate (V, N, 2) landmarks -> (json rows, per-view residual (V, N) px, NaN where unused)."""
+    cams = [as_np(c) for c in cams]
     tri = triangulate_points(cams, uv, conf, threshold_px=threshold_px)
     rows = []
     resid = np.full(uv.shape[:2], np.nan)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from capture.camera import Camera
+from capture.npcam import PinholeNP, as_np
 
 RANSAC_THRESHOLD_PX = 8.0   # inlier reprojection threshold of a view, px
 MIN_VIEWS = 2
@@ -49,7 +50,7 @@ def _project_ideal(Ps: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return p[:, :2] / p[:, 2:3], p[:, 2]
 
 
-def triangulate_point(cameras: list[Camera], uv: np.ndarray, conf: np.ndarray | None = None,
+def triangulate_point(cameras: list[Camera | PinholeNP], uv: np.ndarray, conf: np.ndarray | None = None,
                       threshold_px: float = RANSAC_THRESHOLD_PX, refine: bool = True,
                       rng: np.random.Generator | None = None, max_pairs: int = 200,
                       _cache: dict | None = None) -> TriangulatedPoint:
@@ -59,6 +60,7 @@ def triangulate_point(cameras: list[Camera], uv: np.ndarray, conf: np.ndarray | 
     (views with conf <= 0 are ignored; confidences weight the DLT). Returns a TriangulatedPoint whose
     ``views`` index into ``cameras``.
     """
+    cameras = [as_np(c) for c in cameras]
     uv = np.asarray(uv, dtype=np.float64)
     V = len(cameras)
     if uv.shape != (V, 2):
@@ -154,13 +156,14 @@ class Triangulation:
     ok: np.ndarray         # (N,) bool
 
 
-def triangulate_points(cameras: list[Camera], uv: np.ndarray, conf: np.ndarray | None = None,
+def triangulate_points(cameras: list[Camera | PinholeNP], uv: np.ndarray, conf: np.ndarray | None = None,
                        threshold_px: float = RANSAC_THRESHOLD_PX, refine: bool = True) -> Triangulation:
     """uv (V, N, 2) pixels (NaN = not seen), conf (V, N) optional -> Triangulation of the N points."""
     uv = np.asarray(uv, dtype=np.float64)
     if uv.ndim != 3 or uv.shape[0] != len(cameras) or uv.shape[2] != 2:
         raise ValueError(f"uv must be (V={len(cameras)}, N, 2), got {uv.shape}")
     N = uv.shape[1]
+    cameras = [as_np(c) for c in cameras]
     rng = np.random.default_rng(0)
     cache: dict = {}
     pts = [triangulate_point(cameras, uv[:, n], None if conf is None else conf[:, n], threshold_px, refine,

@@ -18,6 +18,7 @@ import doppel
 from doppel.commands import capture as capture_cmd
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
+from doppel.commands import rig as rig_cmd
 from doppel.commands import workspace as workspace_cmd
 
 app = typer.Typer(
@@ -51,6 +52,7 @@ def _root(
 app.command("doctor")(doctor_cmd.doctor)
 app.command("demo")(demo_cmd.demo)
 app.command("init")(workspace_cmd.init)
+app.command("rig")(rig_cmd.rig)
 app.add_typer(capture_cmd.app, name="capture")
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,

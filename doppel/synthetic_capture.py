@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capture.camera import Camera
 from capture.charuco import BoardSpec
+from capture.npcam import PinholeNP, as_np
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,12 @@ def board_texture(spec: BoardSpec, px_per_square: int = BOARD_PX_PER_SQUARE) -> 
     return spec.board().generateImage((w, h), marginSize=0, borderBits=1)
 
 
-def ideal_pixel_grid(camera: Camera, supersample: int = 3) -> np.ndarray:
+def ideal_pixel_grid(camera: PinholeNP, supersample: int = 3) -> np.ndarray:
     """(H*ss, W*ss, 2) ideal (undistorted) continuous pixel positions of every supersampled output pixel of
     a distorted camera. Depends on the camera only: compute once, reuse for every board pose."""
     import cv2
 
+    camera = as_np(camera)
     ss = int(supersample)
     W, H = camera.width * ss, camera.height * ss
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
@@ -50,7 +51,7 @@ def ideal_pixel_grid(camera: Camera, supersample: int = 3) -> np.ndarray:
     return und + 0.5
 
 
-def render_plane(texture: np.ndarray, texel_m: float, camera: Camera, T_world_plane: np.ndarray,
+def render_plane(texture: np.ndarray, texel_m: float, camera: PinholeNP, T_world_plane: np.ndarray,
                  supersample: int = 3, background=128, ideal_grid: np.ndarray | None = None) -> np.ndarray:
     """Render a flat textured rectangle (a board, a printed photo) exactly, through a homography.
 
@@ -61,6 +62,7 @@ def render_plane(texture: np.ndarray, texel_m: float, camera: Camera, T_world_pl
     """
     import cv2
 
+    camera = as_np(camera)
     s = texel_m
     ss = int(supersample)
     W, H = camera.width * ss, camera.height * ss
@@ -92,7 +94,7 @@ def render_plane(texture: np.ndarray, texel_m: float, camera: Camera, T_world_pl
     return img
 
 
-def render_board_view(spec: BoardSpec, camera: Camera, T_world_board: np.ndarray, supersample: int = 3,
+def render_board_view(spec: BoardSpec, camera: PinholeNP, T_world_board: np.ndarray, supersample: int = 3,
                       background: int = 128, texture: np.ndarray | None = None,
                       px_per_square: int = BOARD_PX_PER_SQUARE, ideal_grid: np.ndarray | None = None) -> np.ndarray:
     """Render the ChArUco board (pose T_world_board (4, 4): board frame -> world) in ``camera`` -> (H, W)
@@ -106,7 +108,7 @@ def render_board_view(spec: BoardSpec, camera: Camera, T_world_board: np.ndarray
 class BoardRig:
     """A synthetic calibration set: cameras, board poses (moment -> (4, 4) board -> world), renders."""
 
-    cameras: list[Camera]
+    cameras: list[PinholeNP]        # the true cameras (numpy; .to_camera() gives capture.Camera)
     board_poses: dict[str, np.ndarray]
     spec: BoardSpec
 
@@ -127,7 +129,7 @@ def board_calibration_rig(n_cameras: int = 8, n_poses: int = 10, seed: int = 0, 
         K = intrinsics(width, height, fov_x_deg * rng.uniform(0.95, 1.05))
         K[0, 2] += rng.uniform(-8, 8)
         K[1, 2] += rng.uniform(-8, 8)
-        cam = Camera.look_at(f"cam{i:02d}", eye, rng.uniform(-0.05, 0.05, 3), K, width, height)
+        cam = PinholeNP.look_at(f"cam{i:02d}", eye, rng.uniform(-0.05, 0.05, 3), K, width, height)
         if distortion:
             cam.dist = np.array([rng.uniform(-0.15, 0.05), rng.uniform(-0.05, 0.1), rng.uniform(-5e-4, 5e-4),
                                  rng.uniform(-5e-4, 5e-4), 0.0])

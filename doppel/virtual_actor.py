@@ -107,7 +107,7 @@ def _quiet_warp() -> None:
     try:
         import warp
 
-        warp.config.quiet = True
+        warp.config.log_level = logging.ERROR  # anny's skinning backend logs its init banner at INFO
     except Exception:  # noqa: BLE001 - warp is anny's optional skinning backend
         pass
 

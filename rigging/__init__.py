@@ -1,1 +1,6 @@
-"""rigging."""
+"""rigging: `Rig` (skeleton, bind mesh + UVs, sparse skin weights, blendshapes, pose correctives), LBS/DQS
+posing, save/load (rig.npz + manifest.json), validation."""
+
+from rigging.rig import RIG_SCHEMA_VERSION, Rig, RigError
+
+__all__ = ["RIG_SCHEMA_VERSION", "Rig", "RigError"]

@@ -39,7 +39,7 @@ def calibrate(
         task = prog.add_task("calibrating", total=None)
         res = calibrate_rig_from_folder(images_dir, spec, reference_camera=reference,
                                         progress=lambda msg: prog.update(task, description=msg))
-    write_doppel_json(out, res.cameras, calibration=res.summary(), board=board)
+    write_doppel_json(out, res.cameras, rms=res.rms, calibration=res.summary(), board=board)
     if colmap:
         write_colmap_text(colmap, res.cameras)
     t = Table(title=f"rig calibration ({len(res.cameras)} cameras) -> {out}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.camera import Camera
+from capture.npcam import PinholeNP as Camera
 from capture.session import write_session
 from doppel.synthetic_capture import intrinsics, render_plane
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from capture.charuco import BoardSpec, CalibrationFailed, calibrate_rig_from_folder, detect_charuco
+from capture.npcam import as_np
 from doppel.synthetic_capture import board_calibration_rig, render_board_view, write_board_rig_images
 
 DETECT_BIAS_PX = 0.05      # mean detection offset allowed on an exact render (checks the pixel convention)
@@ -44,7 +45,7 @@ def test_calibrate_small_rig(tmp_path):
     write_board_rig_images(rig, tmp_path / "imgs", supersample=2, noise_std=1.0)
     res = calibrate_rig_from_folder(tmp_path / "imgs", rig.spec)
     T_wb = rig.board_poses[res.reference[1]]
-    for est, true in zip(res.cameras, rig.cameras, strict=True):
+    for est, true in zip(map(as_np, res.cameras), rig.cameras, strict=True):
         assert est.name == true.name
         assert abs(est.K[0, 0] / true.K[0, 0] - 1) < FOCAL_TOL
         c_true = (np.linalg.inv(T_wb) @ np.append(true.center, 1))[:3]

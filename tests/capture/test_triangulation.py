@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from capture.camera import Camera
+from capture.npcam import PinholeNP as Camera
 from capture.triangulation import dlt, triangulate_point, triangulate_points
 
 NOISE_PX = 0.5

@@ -1,0 +1,126 @@
+"""sample_texture (bilinear + mip-mapping), sRGB, normals, shading and render_mesh."""
+
+import pytest
+import torch
+
+from capture import Camera
+from neural_render import (
+    Lighting,
+    face_normals,
+    linear_to_srgb,
+    mip_pyramid,
+    pytorch3d_available,
+    rasterize,
+    render_mesh,
+    sample_texture,
+    srgb_to_linear,
+    vertex_normals,
+)
+
+TOL = 1e-5
+
+
+def test_bilinear_at_texel_centres_and_between():
+    tex = torch.arange(12.0).reshape(3, 4, 1)                # rows top -> bottom
+    # texel (row r, col c) centre: u = (c + .5) / 4, v (up) = 1 - (r + .5) / 3
+    uv = torch.tensor([[[[0.5 / 4, 1 - 0.5 / 3], [3.5 / 4, 1 - 2.5 / 3], [1.0 / 4, 1 - 0.5 / 3]]]])
+    out = sample_texture(uv, tex, mipmap=False)[0, 0, :, 0]
+    assert torch.allclose(out, torch.tensor([0.0, 11.0, 0.5]), atol=TOL)
+    down = sample_texture(torch.tensor([[[[0.5 / 4, 0.5 / 3]]]]), tex, mipmap=False, v_up=False)
+    assert torch.allclose(down[0, 0, 0], torch.tensor([0.0]), atol=TOL)
+
+
+def test_mipmap_removes_aliasing_of_a_minified_checkerboard():
+    n = 256
+    tex = ((torch.arange(n)[:, None] + torch.arange(n)[None]) % 2).float()[..., None].expand(-1, -1, 3)
+    # a 32 x 32 image with 7.3 texels between neighbouring pixels (mip level ~2.9)
+    s = (torch.arange(32) * 7.3 + 1.7) / n
+    uv = torch.stack(torch.meshgrid(s, 1 - s, indexing="xy"), -1)[None]
+    plain = sample_texture(uv, tex, mipmap=False)
+    mip = sample_texture(uv, tex, mipmap=True)
+    assert plain.std() > 0.1                                   # aliased: samples hit single texels
+    assert (mip - 0.5).abs().max() < 0.02                      # filtered: the average grey
+    assert [p.shape[-1] for p in mip_pyramid(tex.permute(2, 0, 1)[None])] == [256, 128, 64, 32, 16, 8, 4, 2, 1]
+
+
+def test_texture_gradients_and_per_view_textures():
+    tex = torch.rand(2, 8, 8, 3, requires_grad=True)
+    uv = torch.rand(2, 4, 4, 2)
+    out = sample_texture(uv, tex)
+    out.sum().backward()
+    assert tex.grad.abs().sum() > 0
+    one = sample_texture(uv[1:], tex[1].detach())
+    assert torch.allclose(out[1], one[0], atol=TOL)
+
+
+def test_srgb_roundtrip():
+    x = torch.linspace(0, 1, 101)
+    assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
+    assert abs(srgb_to_linear(torch.tensor(0.5)).item() - 0.2140) < 1e-3
+
+
+def _sphere(n=24):
+    import trimesh
+    m = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    return torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces, dtype=torch.int64)
+
+
+def test_normals_of_a_sphere_are_radial():
+    v, f = _sphere()
+    vn = vertex_normals(v, f)
+    assert ((vn * torch.nn.functional.normalize(v, dim=-1)).sum(-1) > 0.99).all()
+    fn = face_normals(v, f)
+    centroid = v[f].mean(1)
+    assert ((fn * centroid).sum(-1) > 0).all()                 # counter-clockwise = outward
+
+
+def test_render_mesh_lit_textured_and_antialiased():
+    v, f = _sphere()
+    cam = Camera.look_at((0, 0, 2.0), (0, 0, 0), width=48, height=48, fov_y_deg=40)
+    light = Lighting(ambient=(0, 0, 0), sky=(0, 0, 0), ground=(0, 0, 0), directions=[(1.0, 0, 0)],
+                     colors=[(1.0, 1.0, 1.0)], camera_relative=False)
+    rgba = render_mesh(v, f, cam, lighting=light, color=(1.0, 1.0, 1.0))
+    assert rgba.shape == (1, 48, 48, 4)
+    mask = rasterize(v, f, cam).mask
+    assert torch.equal(rgba[..., 3] > 0, mask)
+    right, left = rgba[0, 24, 34, :3].mean(), rgba[0, 24, 14, :3].mean()   # light from +X = image right
+    assert right > 0.5 and left < 0.05
+    # A red texture through UVs gives red pixels.
+    uvs = torch.rand(len(v), 2)
+    red = torch.zeros(4, 4, 3)
+    red[..., 0] = 1
+    rgba = render_mesh(v, f, cam, uvs=uvs, texture=red)
+    px = rgba[0][mask[0]]
+    assert (px[:, 0] > px[:, 1] + 0.2).all() and (px[:, 2] < 0.01).all()
+    # Supersampling gives fractional alpha on the outline only.
+    ss = render_mesh(v, f, cam, supersample=3)
+    frac = (ss[..., 3] > 0.01) & (ss[..., 3] < 0.99)
+    assert frac.sum() > 20 and (ss[0, 24, 24, 3] == 1)
+
+
+def test_render_mesh_errors():
+    v, f = _sphere()
+    cam = Camera.look_at((0, 0, 2.0), (0, 0, 0), width=8, height=8, fov_y_deg=40)
+    with pytest.raises(ValueError, match="uvs"):
+        render_mesh(v, f, cam, texture=torch.zeros(4, 4, 3))
+    with pytest.raises(ValueError, match="supersample"):
+        render_mesh(v, f, cam, supersample=0)
+
+
+@pytest.mark.skipif(not pytorch3d_available(), reason="pytorch3d is not installed (optional backend)")
+def test_pytorch3d_backend_agrees():
+    from tests.neural_render.test_raster import random_scene
+    verts, faces = random_scene(2)
+    cam = Camera.look_at((0, 0, 2.5), (0, 0, 0), width=64, height=48, fov_y_deg=60)
+    a = rasterize(verts, faces, cam)
+    b = rasterize(verts, faces, cam, backend="pytorch3d")
+    assert (a.face_idx == b.face_idx).float().mean() > 0.999
+
+
+def test_pytorch3d_backend_missing_is_a_clear_error():
+    if pytorch3d_available():
+        pytest.skip("pytorch3d is installed")
+    from core.errors import MissingDependencyError
+    cam = Camera.look_at((0, 0, 2.5), (0, 0, 0), width=8, height=8, fov_y_deg=60)
+    with pytest.raises(MissingDependencyError, match="pip install"):
+        rasterize(torch.eye(3), torch.tensor([[0, 1, 2]]), cam, backend="pytorch3d")
