@@ -191,7 +191,7 @@ def draw_landmarks(bgr: np.ndarray, lm: ImageLandmarks, side: int = THUMB_SIDE) 
     s = side / max(bgr.shape[:2])
     img = cv2.resize(bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA).astype(np.float32)
     m = cv2.resize(lm.mask, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_AREA)[..., None]
-    img = img * (1 - 0.35 * m) + np.array([255, 0, 255], np.float32) * 0.35 * m
+    img = img * (1 - 0.25 * m) + np.array([255, 0, 255], np.float32) * 0.25 * m
     img = img.astype(np.uint8)
     def dots(pts, color, r):
         for p in pts:

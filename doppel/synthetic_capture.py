@@ -170,3 +170,132 @@ def write_board_rig_images(rig: BoardRig, out_dir, supersample: int = 3, noise_s
             if noise_std > 0:
                 img = np.clip(img + rng.normal(0, noise_std, img.shape), 0, 255).astype(np.uint8)
             cv2.imwrite(str(d / f"{m}.png"), img)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The synthetic capture of the virtual actor (rendered with neural_render's rasterizer)
+
+# COCO keypoints (anny's regressor) -> MediaPipe pose index, for comparing triangulated body landmarks
+COCO_TO_MEDIAPIPE_POSE = {
+    "nose": 0, "left_eye": 2, "right_eye": 5, "left_ear": 7, "right_ear": 8, "left_shoulder": 11,
+    "right_shoulder": 12, "left_elbow": 13, "right_elbow": 14, "left_wrist": 15, "right_wrist": 16,
+    "left_hip": 23, "right_hip": 24, "left_knee": 25, "right_knee": 26, "left_ankle": 27, "right_ankle": 28,
+    "left_heel": 29, "right_heel": 30, "left_big_toe": 31, "right_big_toe": 32,
+}
+BACKGROUND_SRGB = (0.46, 0.47, 0.5)   # the studio backdrop colour of the synthetic renders
+
+
+@dataclass
+class SyntheticCapture:
+    session_dir: object                 # Path of DIR/session (images/ + calibration.json)
+    ground_truth_dir: object            # Path of DIR/ground_truth (no pipeline stage reads it)
+    cameras: list                       # capture.Camera, one per view
+    keypoints3d: dict[str, list[float]]  # COCO keypoint name -> (3,) world position, metres
+    timings: dict[str, float]
+
+
+def rig_layout(n_cameras: int, head: np.ndarray, body_centre: np.ndarray, size: int,
+               seed: int = 0) -> list[PinholeNP]:
+    """N cameras around an actor facing +Z: about half on a ring at chest height (3 m), a quarter on a
+    higher dome ring (looking down), a quarter as face close-ups in a frontal arc. head, body_centre:
+    (3,) world points the face and body cameras aim at."""
+    rng = np.random.default_rng(seed)
+    n_face = max(1, n_cameras // 4) if n_cameras >= 4 else 0
+    n_dome = max(1, n_cameras // 4) if n_cameras >= 6 else 0
+    n_ring = n_cameras - n_face - n_dome
+    cams: list[PinholeNP] = []
+    K_body = intrinsics(size, size, 40.0)
+    K_face = intrinsics(size, size, 24.0)
+    for i in range(n_ring):
+        a = 2 * np.pi * i / n_ring + rng.uniform(-0.03, 0.03)
+        eye = body_centre + np.array([3.0 * np.sin(a), 0.25 + rng.uniform(-0.05, 0.05), 3.0 * np.cos(a)])
+        cams.append(PinholeNP.look_at(f"ring{i:02d}", eye, body_centre, K_body, size, size))
+    for i in range(n_dome):
+        a = 2 * np.pi * (i + 0.5) / n_dome
+        eye = body_centre + np.array([2.6 * np.sin(a), 1.4, 2.6 * np.cos(a)])
+        cams.append(PinholeNP.look_at(f"dome{i:02d}", eye, body_centre, K_body, size, size))
+    for i in range(n_face):
+        a = np.radians(-45 + 90 * i / max(1, n_face - 1)) if n_face > 1 else 0.0
+        eye = head + np.array([1.0 * np.sin(a), 0.05 + 0.05 * (i % 2), 1.0 * np.cos(a)])
+        cams.append(PinholeNP.look_at(f"face{i:02d}", eye, head, K_face, size, size))
+    return cams
+
+
+def coco_keypoints(actor) -> dict[str, np.ndarray]:
+    """anny's COCO keypoint regressor on the actor's posed vertices -> name -> (3,) world metres."""
+    import torch
+    from anny.keypoints import KeypointsRegressor
+
+    from doppel.virtual_actor import _anny_model
+
+    reg = KeypointsRegressor.coco(_anny_model())
+    W = reg.regression_weights.detach().cpu().numpy()
+    if W.shape[1] != len(actor.vertices):
+        raise ValueError(f"COCO regressor expects {W.shape[1]} vertices, the actor has {len(actor.vertices)}")
+    kp = W @ actor.vertices.astype(np.float64)  # weights sum to 1: commutes with the frame change and shift
+    del torch
+    return {name: kp[i] for i, name in enumerate(reg.labels)}
+
+
+def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024, supersample: int = 1,
+                       texture_size: int = 1024, progress=None) -> SyntheticCapture:
+    """Render the virtual actor (seed) from ``n_cameras`` calibrated cameras into OUT/session (exactly a
+    real capture's layout) and write OUT/ground_truth (mesh.ply, params.json, landmarks3d.json).
+
+    progress(step, i, total) is called before each view is rendered.
+    """
+    import json
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from capture.session import write_session
+    from core.storage import atomic_write_json
+    from doppel.meshio import write_ply
+    from doppel.virtual_actor import build_virtual_actor
+    from neural_render import composite, render_mesh
+
+    if n_cameras < 2:
+        raise ValueError(f"--cameras must be >= 2 (triangulation needs two views), got {n_cameras}")
+    if size < 64:
+        raise ValueError(f"--size must be >= 64 px, got {size}")
+    out = Path(out)
+    t0 = time.perf_counter()
+    actor = build_virtual_actor(seed, texture_size=texture_size)
+    kp = coco_keypoints(actor)
+    head = (kp["left_eye"] + kp["right_eye"]) / 2 * 0.6 + kp["nose"] * 0.4
+    lo, hi = actor.vertices.min(0), actor.vertices.max(0)
+    body_centre = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
+    cams_np = rig_layout(n_cameras, head, body_centre, size, seed)
+    timings = {"actor": time.perf_counter() - t0}
+    t1 = time.perf_counter()
+    verts = torch.tensor(actor.vertices, dtype=torch.float32)
+    faces = torch.tensor(actor.faces)
+    uvs, fuv = torch.tensor(actor.uvs), torch.tensor(actor.face_uvs)
+    tex = torch.tensor(actor.texture)
+    images = {}
+    for i, c in enumerate(cams_np):
+        if progress:
+            progress(c.name, i, len(cams_np))
+        cam = c.to_camera(dtype=torch.float32)
+        with torch.no_grad():
+            rgba = render_mesh(verts, faces, cam, uvs=uvs, face_uvs=fuv, texture=tex, supersample=supersample)
+        images[c.name] = composite(rgba, BACKGROUND_SRGB)[0].clamp(0, 1).numpy()
+    timings["render"] = time.perf_counter() - t1
+    cameras = [c.to_camera() for c in cams_np]
+    session = out / "session"
+    write_session(session, cameras, images, synthetic={"seed": seed, "note": "virtual actor, no consent needed"})
+    gt = out / "ground_truth"
+    gt.mkdir(parents=True, exist_ok=True)
+    write_ply(gt / "mesh.ply", actor.vertices, actor.faces)
+    atomic_write_json(gt / "params.json", {"seed": seed, "phenotype": actor.phenotype, "expression": actor.expression,
+                                           "pose": actor.pose, "size": size, "n_cameras": n_cameras,
+                                           "supersample": supersample, "frame": "Doppel: metres, +Y up, facing +Z"})
+    atomic_write_json(gt / "landmarks3d.json", {
+        "units": "m", "coco": {k: [round(float(x), 6) for x in v] for k, v in kp.items()},
+        "coco_to_mediapipe_pose": COCO_TO_MEDIAPIPE_POSE,
+        "joints": {n: [round(float(x), 6) for x in p] for n, p in zip(actor.joint_names, actor.joints, strict=True)}})
+    del json
+    return SyntheticCapture(session_dir=session, ground_truth_dir=gt, cameras=cameras,
+                            keypoints3d={k: v.tolist() for k, v in kp.items()}, timings=timings)
