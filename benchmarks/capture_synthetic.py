@@ -55,8 +55,8 @@ def main(n=16, size=1024, out=None):
         if row["ok"]:
             errs[name] = 1000 * float(np.linalg.norm(np.array(row["X"]) - np.array(gt[name])))
     v = np.array(list(errs.values()))
-    print(f"body 3D error vs anny COCO keypoints ({len(v)} of {len(COCO_TO_MEDIAPIPE_POSE)}): median {np.median(v):.1f} mm,"
-          f" p95 {np.percentile(v, 95):.1f} mm, max {v.max():.1f} mm")
+    print(f"body 3D error vs anny COCO keypoints ({len(v)} of {len(COCO_TO_MEDIAPIPE_POSE)}): "
+          f"median {np.median(v):.1f} mm, p95 {np.percentile(v, 95):.1f} mm, max {v.max():.1f} mm")
     print("  per keypoint (mm): " + ", ".join(f"{k} {e:.0f}" for k, e in errs.items()))
     print(f"warnings: {res.warnings}")
     print(f"synthetic capture {t_synth:.1f} s (render {syn.timings['render']:.1f} s); ingest {t_ingest:.1f} s "
