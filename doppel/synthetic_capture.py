@@ -238,11 +238,12 @@ def coco_keypoints(actor) -> dict[str, np.ndarray]:
 
 
 def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024, supersample: int = 1,
-                       texture_size: int = 1024, progress=None) -> SyntheticCapture:
+                       texture_size: int = 1024, progress=None, actor=None) -> SyntheticCapture:
     """Render the virtual actor (seed) from ``n_cameras`` calibrated cameras into OUT/session (exactly a
     real capture's layout) and write OUT/ground_truth (mesh.ply, params.json, landmarks3d.json).
 
-    progress(step, i, total) is called before each view is rendered.
+    progress(step, i, total) is called before each view is rendered. actor: an already built
+    ``VirtualActor`` for ``seed`` (skips building it again).
     """
     import json
     import time
@@ -262,7 +263,7 @@ def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024
         raise ValueError(f"--size must be >= 64 px, got {size}")
     out = Path(out)
     t0 = time.perf_counter()
-    actor = build_virtual_actor(seed, texture_size=texture_size)
+    actor = actor if actor is not None else build_virtual_actor(seed, texture_size=texture_size)
     kp = coco_keypoints(actor)
     head = (kp["left_eye"] + kp["right_eye"]) / 2 * 0.6 + kp["nose"] * 0.4
     lo, hi = actor.vertices.min(0), actor.vertices.max(0)

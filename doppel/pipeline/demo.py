@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.storage import atomic_write_json, write_manifest
+from doppel.pipeline.demo_capture import stage_capture
 from doppel.report import Section, write_report
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def stage_actor(ctx: DemoContext) -> Section:
 
 STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
     ("actor", stage_actor),
+    ("capture", stage_capture),
 ]
 
 
