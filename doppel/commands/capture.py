@@ -29,12 +29,19 @@ def calibrate(
     out: Path = typer.Option(Path("calibration.json"), "--out", help="Doppel calibration JSON to write."),
     reference: str = typer.Option(None, "--reference", help="camera whose first board view fixes the world frame"),
     colmap: Path = typer.Option(None, "--colmap", help="also write a COLMAP text model into this folder"),
+    sfm: bool = typer.Option(False, "--sfm", help="uncalibrated photos: structure from motion (pycolmap) on the "
+                                                  "flat folder IMAGES_DIR/*.png; scale from --distance or the board"),
+    distance: str = typer.Option(None, "--distance", help="with --sfm: CAM_A,CAM_B,METRES between two camera "
+                                                          "centres (else the board in view fixes the scale)"),
 ) -> None:
     """Calibrate a rig from ChArUco board photos: intrinsics, extrinsics (bundle-adjusted), RMS per camera."""
     from capture.calibration_io import write_colmap_text, write_doppel_json
     from capture.charuco import BoardSpec, calibrate_rig_from_folder
 
     spec = BoardSpec.parse(board)
+    if sfm:
+        _calibrate_sfm(images_dir, spec, out, colmap, distance)
+        return
     with _progress() as prog:
         task = prog.add_task("calibrating", total=None)
         res = calibrate_rig_from_folder(images_dir, spec, reference_camera=reference,
@@ -52,6 +59,31 @@ def calibrate(
     for cam, m, e in res.outlier_views:
         console.print(f"[yellow]outlier view left out: {cam}/{m} (RMS {e:.2f} px)[/yellow]")
     console.print(f"world frame: the board at moment {res.reference[1]!r} seen by {res.reference[0]!r}")
+
+
+def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, distance: str | None) -> None:
+    import tempfile
+
+    from capture.calibration_io import write_colmap_text, write_doppel_json
+    from capture.sfm import run_sfm
+
+    known = None
+    if distance:
+        parts = distance.split(",")
+        if len(parts) != 3:
+            raise ValueError(f"--distance {distance!r}: expected CAM_A,CAM_B,METRES")
+        known = (parts[0].strip(), parts[1].strip(), float(parts[2]))
+    with tempfile.TemporaryDirectory() as work, console.status("structure from motion (pycolmap)..."):
+        res = run_sfm(images_dir, Path(work) / "colmap", known_distance=known, board=None if known else spec)
+    write_doppel_json(out, res.cameras, sfm={"registered": res.registered, "unregistered": res.unregistered,
+                                             "mean_reprojection_px": res.mean_reprojection_px,
+                                             "scale": res.scale, "scale_source": res.scale_source})
+    if colmap:
+        write_colmap_text(colmap, res.cameras)
+    console.print(f"SfM: {len(res.registered)} images registered, {res.n_points} points, mean reprojection "
+                  f"{res.mean_reprojection_px:.2f} px, scale from {res.scale_source} -> {out}")
+    if res.unregistered:
+        console.print(f"[yellow]not registered: {res.unregistered}[/yellow]")
 
 
 @app.command("ingest")
