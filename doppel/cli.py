@@ -18,6 +18,7 @@ import doppel
 from doppel.commands import actor as actor_cmd
 from doppel.commands import assets_cmd
 from doppel.commands import audit as audit_cmd
+from doppel.commands import capture as capture_cmd
 from doppel.commands import consent as consent_cmd
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
@@ -66,6 +67,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.command("export")(export_cmd.export)
 app.command("retarget")(retarget_cmd.retarget)
 app.command("fit")(fit_cmd.fit)
+app.add_typer(capture_cmd.app, name="capture")
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.storage import atomic_write_json, write_manifest
+from doppel.pipeline.demo_capture import stage_capture
 from doppel.pipeline.demo_export import stage_export
 from doppel.pipeline.demo_fit import stage_fit
 from doppel.pipeline.demo_render import stage_render
@@ -66,6 +67,7 @@ def stage_actor(ctx: DemoContext) -> Section:
 STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
     ("actor", stage_actor),
     ("render", stage_render),
+    ("capture", stage_capture),
     ("fit", stage_fit),
     ("rig", stage_rig),
     ("retarget", stage_retarget),

@@ -1,0 +1,441 @@
+"""ChArUco rig calibration with OpenCV's aruco module: detection, per-camera intrinsics, extrinsics of
+every camera in one frame, and a joint bundle adjustment (scipy least squares, Huber loss) of
+intrinsics, distortion, camera poses and board poses. Outlier views are flagged and left out.
+
+Layout of the input (``calibrate_rig_from_folder``): ``IMAGES_DIR/CAMERA/*.png|jpg``, one folder per
+camera; files with the same name across cameras were taken at the same moment.
+
+World frame of the result: the board's own frame at the reference moment (the first moment, in name
+order, at which the reference camera sees the board): origin at the board's top-left chessboard
+corner, x along the squares_x side, y along the squares_y side, z into the board, metres. Image
+coordinates follow Doppel's convention (pixel centres at integer + 0.5): OpenCV's detections (pixel
+centres at integers) are shifted by +0.5.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from capture.camera import Camera
+from capture.npcam import PinholeNP
+from core.errors import DoppelError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+MIN_CORNERS = 6          # fewest ChArUco corners for a view to be used
+OUTLIER_RMS_PX = 1.0     # a view whose RMS exceeds max(this, OUTLIER_FACTOR * median) is flagged
+OUTLIER_FACTOR = 4.0
+BA_LOSS = "huber"
+BA_MAX_NFEV = 200
+SUBPIX_WIN = (3, 3)      # largest cornerSubPix half window, px (measured best of 3/5/7 on exact renders)
+SUBPIX_SPACING_FRACTION = 0.1  # half window = this x the median corner spacing in the image, px
+
+
+class CalibrationFailed(DoppelError):
+    """Rig calibration could not produce cameras (too few detections, a camera never sees the board...)."""
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """A ChArUco board. Sizes in metres."""
+
+    squares_x: int = 7        # chessboard squares along x
+    squares_y: int = 5        # chessboard squares along y
+    square: float = 0.08      # square side, m
+    marker: float = 0.06      # ArUco marker side, m
+    dict: str = "DICT_5X5_100"  # cv2.aruco predefined dictionary name
+
+    @staticmethod
+    def parse(text: str) -> BoardSpec:
+        """'charuco:squares_x=7,squares_y=5,square=0.08,marker=0.06,dict=DICT_5X5_100' -> BoardSpec."""
+        m = re.fullmatch(r"\s*charuco\s*(?::(.*))?", text)
+        if not m:
+            raise ValueError(f"board {text!r}: expected 'charuco:squares_x=7,squares_y=5,square=0.08,"
+                             "marker=0.06,dict=DICT_5X5_100'")
+        kw: dict = {}
+        for part in filter(None, (m.group(1) or "").split(",")):
+            if "=" not in part:
+                raise ValueError(f"board {text!r}: {part!r} is not key=value")
+            k, v = (s.strip() for s in part.split("=", 1))
+            if k in ("squares_x", "squares_y"):
+                kw[k] = int(v)
+            elif k in ("square", "marker"):
+                kw[k] = float(v)
+            elif k == "dict":
+                kw[k] = v
+            else:
+                raise ValueError(f"board {text!r}: unknown key {k!r} (squares_x, squares_y, square, marker, dict)")
+        spec = BoardSpec(**kw)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        import cv2
+
+        if self.squares_x < 2 or self.squares_y < 2:
+            raise ValueError(f"board: needs at least 2x2 squares, got {self.squares_x}x{self.squares_y}")
+        if not 0 < self.marker < self.square:
+            raise ValueError(f"board: marker ({self.marker} m) must be positive and smaller than square "
+                             f"({self.square} m)")
+        if not hasattr(cv2.aruco, self.dict):
+            raise ValueError(f"board: unknown ArUco dictionary {self.dict!r} (e.g. DICT_5X5_100)")
+
+    def board(self):
+        """The cv2.aruco.CharucoBoard."""
+        import cv2
+
+        self.validate()
+        d = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dict))
+        return cv2.aruco.CharucoBoard((self.squares_x, self.squares_y), self.square, self.marker, d)
+
+    @property
+    def corners3d(self) -> np.ndarray:
+        """(N, 3) ChArUco corner positions in the board frame, metres (z = 0)."""
+        return np.asarray(self.board().getChessboardCorners(), dtype=np.float64).reshape(-1, 3)
+
+    @property
+    def size_m(self) -> tuple[float, float]:
+        return self.squares_x * self.square, self.squares_y * self.square
+
+
+@dataclass
+class Detection:
+    ids: np.ndarray       # (n,) int ChArUco corner ids
+    uv: np.ndarray        # (n, 2) float64 pixels (Doppel convention, centres at +0.5)
+
+
+def detect_charuco(image: np.ndarray, spec: BoardSpec, detector=None) -> Detection | None:
+    """image (H, W) or (H, W, 3) uint8 -> the ChArUco corners found, or None when fewer than MIN_CORNERS."""
+    import cv2
+
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if detector is None:
+        detector = cv2.aruco.CharucoDetector(spec.board())
+    cc, ci, _, _ = detector.detectBoard(image)
+    if cc is None or ci is None or len(cc) < MIN_CORNERS:
+        return None
+    # CharucoDetector's corners come out about +0.5 px off OpenCV's own pixel convention (measured on exact
+    # renders, see tests/capture/test_charuco.py); cornerSubPix from there lands on the true saddle point.
+    # The window must stay inside the white gap between a corner and the nearest marker (1/8 of a square on
+    # the default board): it scales with the corner spacing in the image, up to SUBPIX_WIN.
+    pts = cc.reshape(-1, 2)
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    half = int(np.clip(SUBPIX_SPACING_FRACTION * np.median(d.min(1)), 1, SUBPIX_WIN[0]))
+    cc = cv2.cornerSubPix(image, cc.astype(np.float32).reshape(-1, 1, 2).copy(), (half, half), (-1, -1),
+                          (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6))
+    return Detection(ids=ci.reshape(-1).astype(np.int64), uv=cc.reshape(-1, 2).astype(np.float64) + 0.5)
+
+
+@dataclass
+class RigCalibration:
+    cameras: list[Camera]                          # calibrated cameras, world = board frame at the reference moment
+    rms: dict[str, float]                          # camera -> RMS reprojection error after BA, px
+    views_used: dict[str, list[str]]               # camera -> moments (file stems) used
+    outlier_views: list[tuple[str, str, float]]    # (camera, moment, RMS px) flagged and left out
+    missing_views: dict[str, list[str]]            # camera -> moments where the board was not detected
+    reference: tuple[str, str]                     # (camera, moment) that fixes the world frame
+    board_poses: dict[str, np.ndarray] = field(default_factory=dict)  # moment -> (4, 4) board-to-world
+    initial_rms: dict[str, float] = field(default_factory=dict)       # per-camera RMS of cv2.calibrateCamera
+
+    def summary(self) -> dict:
+        return {"rms_px": {k: round(v, 4) for k, v in self.rms.items()},
+                "views_used": {k: len(v) for k, v in self.views_used.items()},
+                "outlier_views": [list(o) for o in self.outlier_views],
+                "missing_views": self.missing_views,
+                "reference": list(self.reference)}
+
+
+def _rt_to_T(rvec, tvec) -> np.ndarray:
+    import cv2
+
+    T = np.eye(4)
+    T[:3, :3] = cv2.Rodrigues(np.asarray(rvec, dtype=np.float64).reshape(3, 1))[0]
+    T[:3, 3] = np.asarray(tvec, dtype=np.float64).reshape(3)
+    return T
+
+
+def _T_to_rt(T: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return np.concatenate([cv2.Rodrigues(T[:3, :3])[0].reshape(3), T[:3, 3]])
+
+
+def _calibrate_intrinsics(spec: BoardSpec, dets: dict[str, Detection], size: tuple[int, int], cam: str):
+    """cv2.calibrateCamera on one camera's views -> (K, dist, {moment: T_cam_board}, {moment: rms})."""
+    import cv2
+
+    obj = spec.corners3d
+    moments = sorted(dets)
+    if len(moments) < 3:
+        raise CalibrationFailed(f"camera {cam!r}: the board was detected in only {len(moments)} image(s); "
+                                "need at least 3 for intrinsics")
+    objp = [obj[dets[m].ids].astype(np.float32) for m in moments]
+    imgp = [(dets[m].uv - 0.5).astype(np.float32).reshape(-1, 1, 2) for m in moments]  # OpenCV pixel centres
+    w, h = size
+    rms, K, dist, rvecs, tvecs = cv2.calibrateCamera(objp, imgp, (w, h), None, None)
+    poses, errs = {}, {}
+    for m, rv, tv, op, ip in zip(moments, rvecs, tvecs, objp, imgp, strict=True):
+        proj, _ = cv2.projectPoints(op, rv, tv, K, dist)
+        errs[m] = float(np.sqrt(np.mean(np.sum((proj - ip) ** 2, axis=-1))))
+        poses[m] = _rt_to_T(rv, tv)
+    log.info("camera %s: initial intrinsics RMS %.3f px over %d views", cam, rms, len(moments))
+    # The principal point from cv2 is in OpenCV's pixel-centre convention: shift to ours.
+    K = K.copy()
+    K[0, 2] += 0.5
+    K[1, 2] += 0.5
+    return K, dist.reshape(-1)[:5], poses, errs, float(rms)
+
+
+def calibrate_rig(spec: BoardSpec, detections: dict[str, dict[str, Detection]],
+                  image_sizes: dict[str, tuple[int, int]], reference_camera: str | None = None,
+                  fix_k3: bool = False, progress: Callable[[str], None] | None = None) -> RigCalibration:
+    """Calibrate a rig from ChArUco detections.
+
+    detections: camera -> moment -> Detection (uv in Doppel pixels); image_sizes: camera -> (W, H).
+    Returns cameras whose world frame is the board at the reference moment (see module doc).
+    """
+    from scipy.optimize import least_squares
+
+    cams = sorted(detections)
+    if not cams:
+        raise CalibrationFailed("no cameras with detections")
+    obj = spec.corners3d
+    missing = {c: [] for c in cams}
+    # 1. intrinsics per camera, with per-view outlier rejection
+    intr, cam_board, outliers, init_rms = {}, {}, [], {}
+    for c in cams:
+        if progress:
+            progress(f"intrinsics {c}")
+        dets = detections[c]
+        K, dist, poses, errs, rms = _calibrate_intrinsics(spec, dets, image_sizes[c], c)
+        med = float(np.median(list(errs.values())))
+        bad = [m for m, e in errs.items() if e > max(OUTLIER_RMS_PX, OUTLIER_FACTOR * med)]
+        if bad and len(dets) - len(bad) >= 3:
+            for m in bad:
+                outliers.append((c, m, errs[m]))
+                log.warning("camera %s: view %s flagged as outlier (RMS %.2f px)", c, m, errs[m])
+            dets = {m: d for m, d in dets.items() if m not in bad}
+            K, dist, poses, errs, rms = _calibrate_intrinsics(spec, dets, image_sizes[c], c)
+        intr[c] = (K, dist)
+        cam_board[c] = poses
+        init_rms[c] = rms
+    # 2. initial extrinsics: breadth-first over the camera / moment graph
+    ref_cam = reference_camera or max(cams, key=lambda c: (len(cam_board[c]), -cams.index(c)))
+    if ref_cam not in cam_board:
+        raise CalibrationFailed(f"reference camera {ref_cam!r} has no detections")
+    ref_m = sorted(cam_board[ref_cam])[0]
+    T_cw: dict[str, np.ndarray] = {ref_cam: cam_board[ref_cam][ref_m].copy()}  # world = board at ref_m
+    T_wb: dict[str, np.ndarray] = {}
+    changed = True
+    while changed:
+        changed = False
+        for c in list(T_cw):
+            for m, T_cb in cam_board[c].items():
+                if m not in T_wb:
+                    T_wb[m] = np.linalg.inv(T_cw[c]) @ T_cb
+                    changed = True
+        for c in cams:
+            if c in T_cw:
+                continue
+            shared = [m for m in cam_board[c] if m in T_wb]
+            if shared:
+                T_cw[c] = cam_board[c][shared[0]] @ np.linalg.inv(T_wb[shared[0]])
+                changed = True
+    unreached = [c for c in cams if c not in T_cw]
+    if unreached:
+        raise CalibrationFailed(f"cameras {unreached} never see the board at a moment shared (through other "
+                                "cameras) with the reference camera; cannot place them in one frame")
+    # 3. bundle adjustment: per camera [rvec, t, fx, fy, cx, cy, k1, k2, p1, p2, k3], per moment board [rvec, t]
+    moments = sorted(T_wb)
+    free_m = [m for m in moments if m != ref_m]
+    obs = [(ci, m, cam_board_ids) for ci, c in enumerate(cams) for m in sorted(cam_board[c])
+           for cam_board_ids in [detections[c][m]]]
+    n_cam = 15
+    n_m = 6
+
+    def pack() -> np.ndarray:
+        x = []
+        for c in cams:
+            K, dist = intr[c]
+            x += [*_T_to_rt(T_cw[c]), K[0, 0], K[1, 1], K[0, 2], K[1, 2], *dist[:5]]
+        for m in free_m:
+            x += list(_T_to_rt(T_wb[m]))
+        return np.asarray(x, dtype=np.float64)
+
+    m_index = {m: i for i, m in enumerate(free_m)}
+    T_ref = T_wb[ref_m]  # identity up to float error
+
+    def unpack_cam(x, ci):
+        p = x[ci * n_cam:(ci + 1) * n_cam]
+        K = np.array([[p[6], 0, p[8]], [0, p[7], p[9]], [0, 0, 1.0]])
+        dist = p[10:15].copy()
+        if fix_k3:
+            dist[4] = 0.0
+        return p[:6], K, dist
+
+    def board_T(x, m):
+        if m == ref_m:
+            return T_ref
+        j = len(cams) * n_cam + m_index[m] * n_m
+        return _rt_to_T(x[j:j + 3], x[j + 3:j + 6])
+
+    def residuals(x, active):
+        import cv2
+
+        out = []
+        for (ci, m, det), on in zip(obs, active, strict=True):
+            if not on:
+                continue
+            rt, K, dist = unpack_cam(x, ci)
+            Tb = board_T(x, m)
+            Xw = obj[det.ids] @ Tb[:3, :3].T + Tb[:3, 3]
+            Kcv = K.copy()
+            Kcv[0, 2] -= 0.5
+            Kcv[1, 2] -= 0.5
+            proj, _ = cv2.projectPoints(Xw, rt[:3], rt[3:], Kcv, dist)
+            out.append((proj.reshape(-1, 2) - (det.uv - 0.5)).ravel())
+        return np.concatenate(out)
+
+    def sparsity(active):
+        from scipy.sparse import lil_matrix
+
+        rows = sum(2 * len(det.ids) for (ci, m, det), on in zip(obs, active, strict=True) if on)
+        S = lil_matrix((rows, len(cams) * n_cam + len(free_m) * n_m), dtype=np.int8)
+        r = 0
+        for (ci, m, det), on in zip(obs, active, strict=True):
+            if not on:
+                continue
+            k = 2 * len(det.ids)
+            S[r:r + k, ci * n_cam:(ci + 1) * n_cam] = 1
+            if m != ref_m:
+                j = len(cams) * n_cam + m_index[m] * n_m
+                S[r:r + k, j:j + n_m] = 1
+            r += k
+        return S
+
+    outlier_set = {(c, m) for c, m, _ in outliers}
+    active = [(cams[ci], m) not in outlier_set for ci, m, _ in obs]
+    x0 = pack()
+    for it in range(2):
+        if progress:
+            progress(f"bundle adjustment (pass {it + 1})")
+        S = sparsity(active)
+
+        def jac(x, active, S=S):
+            # grouped finite differences over the sparsity pattern, returned dense so that the exact
+            # trust-region solver is used (lsmr on this poorly scaled problem converges very slowly)
+            from scipy.optimize._numdiff import approx_derivative
+
+            return approx_derivative(residuals, x, args=(active,), sparsity=S).toarray()
+
+        res = least_squares(residuals, x0, args=(active,), jac=jac, loss=BA_LOSS, tr_solver="exact",
+                            f_scale=1.0, x_scale="jac", method="trf", max_nfev=BA_MAX_NFEV)
+        log.info("bundle adjustment pass %d: %d evaluations, status %d", it + 1, res.nfev, res.status)
+        x0 = res.x
+        # per-view RMS: flag views far above the rest and run again without them
+        per_view = _per_view_rms(residuals, x0, obs, active)
+        med = float(np.median([v for v in per_view.values()]))
+        new_bad = [(cams[ci], m, e) for (ci, m), e in per_view.items()
+                   if e > max(OUTLIER_RMS_PX, OUTLIER_FACTOR * med)]
+        if not new_bad:
+            break
+        for c, m, e in new_bad:
+            log.warning("camera %s: view %s flagged as outlier after BA (RMS %.2f px)", c, m, e)
+            outliers.append((c, m, e))
+            outlier_set.add((c, m))
+        active = [(cams[ci], m) not in outlier_set for ci, m, _ in obs]
+    per_view = _per_view_rms(residuals, x0, obs, active)
+    cameras, rms, used = [], {}, {}
+    for ci, c in enumerate(cams):
+        rt, K, dist = unpack_cam(x0, ci)
+        T = _rt_to_T(rt[:3], rt[3:])
+        w, h = image_sizes[c]
+        cam = PinholeNP(name=c, K=K, R=T[:3, :3], t=T[:3, 3], width=w, height=h, dist=dist).to_camera()
+        sq = [(e ** 2, len(obs[i][2].ids)) for i, ((cj, m), e) in enumerate(per_view.items()) if cj == ci]
+        rms[c] = float(np.sqrt(sum(a * n for a, n in sq) / max(1, sum(n for _, n in sq))))
+        cameras.append(cam)
+        used[c] = sorted(m for (cj, m) in per_view if cj == ci)
+    board_poses = {m: board_T(x0, m) for m in moments}
+    return RigCalibration(cameras=cameras, rms=rms, views_used=used, outlier_views=outliers,
+                          missing_views=missing, reference=(ref_cam, ref_m), board_poses=board_poses,
+                          initial_rms=init_rms)
+
+
+def _per_view_rms(residuals, x, obs, active) -> dict[tuple[int, str], float]:
+    r = residuals(x, active)
+    out, k = {}, 0
+    for (ci, m, det), on in zip(obs, active, strict=True):
+        if not on:
+            continue
+        n = 2 * len(det.ids)
+        out[(ci, m)] = float(np.sqrt(np.mean(r[k:k + n].reshape(-1, 2).__pow__(2).sum(-1))))
+        k += n
+    return out
+
+
+def list_rig_images(images_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
+    """IMAGES_DIR/CAMERA/*.png|jpg -> camera -> moment (file stem) -> path."""
+    root = Path(images_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: calibration images folder does not exist")
+    out = {}
+    for cam_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = {f.stem: f for f in sorted(cam_dir.iterdir()) if f.suffix.lower() in IMAGE_EXTS}
+        if files:
+            out[cam_dir.name] = files
+    if not out:
+        raise FileNotFoundError(f"{root}: no camera folders with images (expected {root}/CAMERA/*.png)")
+    return out
+
+
+def read_image_checked(path: Path, flags: int | None = None) -> np.ndarray:
+    """cv2.imread with a clear error for a missing or corrupt file."""
+    import cv2
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image does not exist")
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR if flags is None else flags)
+    if img is None or img.size == 0:
+        raise ValueError(f"{path}: image could not be decoded (corrupt or unsupported file)")
+    return img
+
+
+def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,
+                              reference_camera: str | None = None,
+                              progress: Callable[[str], None] | None = None) -> RigCalibration:
+    """Detect the board in IMAGES_DIR/CAMERA/*.png and calibrate the rig (see ``calibrate_rig``)."""
+    import cv2
+
+    files = list_rig_images(images_dir)
+    detector = cv2.aruco.CharucoDetector(spec.board())
+    detections: dict[str, dict[str, Detection]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    missing: dict[str, list[str]] = {}
+    for cam, frames in files.items():
+        detections[cam], missing[cam] = {}, []
+        for m, path in frames.items():
+            if progress:
+                progress(f"detect {cam}/{path.name}")
+            img = read_image_checked(path, cv2.IMREAD_GRAYSCALE)
+            size = (img.shape[1], img.shape[0])
+            if sizes.setdefault(cam, size) != size:
+                raise ValueError(f"{path}: image is {size[0]}x{size[1]} but camera {cam!r}'s other images are "
+                                 f"{sizes[cam][0]}x{sizes[cam][1]}")
+            det = detect_charuco(img, spec, detector)
+            if det is None:
+                missing[cam].append(m)
+            else:
+                detections[cam][m] = det
+    result = calibrate_rig(spec, detections, sizes, reference_camera=reference_camera, progress=progress)
+    result.missing_views = missing
+    return result

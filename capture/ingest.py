@@ -1,0 +1,230 @@
+"""``doppel capture ingest``: validate a session, detect landmarks and masks on every image, triangulate
+every landmark, and measure image quality. Writes DIR/landmarks.npz, DIR/triangulated.json, DIR/masks/,
+DIR/qc.json and contact-sheet PNGs (the HTML report is composed by the application layer)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from capture.landmarks import N_FACE, N_HAND, N_POSE, POSE_NAMES, ImageLandmarks, LandmarkDetector
+from capture.npcam import as_np
+from capture.qc import ImageQC, cameras_out_of_place, flag_images, image_metrics
+from capture.session import Session, load_session
+from capture.triangulation import RANSAC_THRESHOLD_PX, triangulate_points
+from core.storage import atomic_open, atomic_write_bytes, atomic_write_json, write_manifest
+
+log = logging.getLogger(__name__)
+
+POSE_MIN_VISIBILITY = 0.5   # pose landmarks below this visibility are not triangulated
+THUMB_SIDE = 320            # contact-sheet thumbnail side, px
+
+
+@dataclass
+class IngestConfig:
+    threshold_px: float = RANSAC_THRESHOLD_PX  # RANSAC inlier threshold, px at full resolution
+    cache_dir: Path | None = None              # landmark cache (default OUT/cache)
+    face: bool = True                          # run the face mesh
+    hands: bool = True                         # run the hand model
+    pose_complexity: int = 1                   # MediaPipe pose model: 0 lite, 1 full, 2 heavy
+
+
+@dataclass
+class IngestResult:
+    out: Path
+    session: Session
+    landmarks: dict[str, dict[str, ImageLandmarks]]     # frame -> camera -> landmarks
+    triangulated: dict                                  # the content of triangulated.json
+    qc: list[ImageQC]
+    camera_warnings: dict[str, str]
+    contact_sheets: dict[str, str]                      # frame -> PNG path relative to out
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        w = list(self.session.warnings)
+        w += [f"{q.frame}/{q.camera}: {m}" for q in self.qc for m in q.warnings]
+        w += [f"{c}: {m}" for c, m in self.camera_warnings.items()]
+        return w
+
+
+def _tri_block(cams, uv, conf, names, threshold_px) -> tuple[list[dict], np.ndarray]:
+    """Triangulate (V, N, 2) landmarks -> (json rows, per-view residual (V, N) px, NaN where unused)."""
+    cams = [as_np(c) for c in cams]
+    tri = triangulate_points(cams, uv, conf, threshold_px=threshold_px)
+    rows = []
+    resid = np.full(uv.shape[:2], np.nan)
+    for n in range(uv.shape[1]):
+        row = {"index": n, "name": names[n] if names else str(n), "ok": bool(tri.ok[n])}
+        if tri.ok[n]:
+            row.update(X=[round(float(v), 6) for v in tri.X[n]], error_px=round(float(tri.error_px[n]), 3),
+                       views=[cams[v].name for v in tri.views[n]])
+        rows.append(row)
+        if tri.ok[n]:
+            for v in range(len(cams)):
+                if np.all(np.isfinite(uv[v, n])) and conf[v, n] > 0:
+                    resid[v, n] = np.linalg.norm(cams[v].project(tri.X[n][None])[0] - uv[v, n])
+    return rows, resid
+
+
+def ingest(session_dir: str | os.PathLike, out: str | os.PathLike, config: IngestConfig | None = None,
+           progress: Callable[[str, int, int], None] | None = None) -> IngestResult:
+    """Process a session into ``out`` (see module doc). progress(step, i, total) is called per image."""
+    import cv2
+
+    cfg = config or IngestConfig()
+    t0 = time.perf_counter()
+    session = load_session(session_dir)
+    out = Path(out)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    timings = {"validate": time.perf_counter() - t0}
+    cams = session.cameras
+    frames = list(session.frames)
+    total = len(frames) * len(cams)
+    det = LandmarkDetector(cache_dir=cfg.cache_dir or out / "cache", face=cfg.face, hands=cfg.hands,
+                           pose_complexity=cfg.pose_complexity)
+    lms: dict[str, dict[str, ImageLandmarks]] = {}
+    qcs: list[ImageQC] = []
+    thumbs: dict[str, dict[str, np.ndarray]] = {}
+    t1 = time.perf_counter()
+    i = 0
+    with det:
+        for f in frames:
+            lms[f], thumbs[f] = {}, {}
+            for cam in cams:
+                path = session.frames[f][cam.name]
+                if progress:
+                    progress(f"{f}/{cam.name}", i, total)
+                i += 1
+                lm = det.detect_file(path)
+                lms[f][cam.name] = lm
+                bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                sharp, expo, clip = image_metrics(bgr)
+                qcs.append(ImageQC(camera=cam.name, frame=f, sharpness=sharp, exposure=expo, clipped=clip,
+                                   mask_fraction=float((lm.mask > 0.5).mean()), face=lm.has_face, pose=lm.has_pose,
+                                   hands=lm.n_hands()))
+                mask_name = f"{cam.name}.png" if len(frames) == 1 else f"{f}_{cam.name}.png"
+                ok, buf = cv2.imencode(".png", (lm.mask * 255 + 0.5).astype(np.uint8))
+                atomic_write_bytes(out / "masks" / mask_name, buf.tobytes())
+                thumbs[f][cam.name] = draw_landmarks(bgr, lm)
+    timings["landmarks"] = time.perf_counter() - t1
+    flag_images(qcs)
+    # arrays (F, V, ...)
+    def stack(attr):
+        return np.stack([np.stack([getattr(lms[f][c.name], attr) for c in cams]) for f in frames])
+
+    arrays = {k: stack(k) for k in ("face", "face_conf", "pose", "pose_conf", "hands", "hands_conf",
+                                    "face_from_crop")}
+    with atomic_open(out / "landmarks.npz", "wb") as fh:
+        np.savez_compressed(fh, cameras=np.array([c.name for c in cams]), frames=np.array(frames),
+                            image_size=np.array([[c.width, c.height] for c in cams]), **arrays)
+    # triangulation
+    t2 = time.perf_counter()
+    tri_frames, resid_all = {}, {c.name: [] for c in cams}
+    for fi, f in enumerate(frames):
+        pose_conf = np.where(arrays["pose_conf"][fi] >= POSE_MIN_VISIBILITY, arrays["pose_conf"][fi], 0.0)
+        pose_rows, pr = _tri_block(cams, arrays["pose"][fi], pose_conf, POSE_NAMES, cfg.threshold_px)
+        face_rows, fr = _tri_block(cams, arrays["face"][fi], arrays["face_conf"][fi], None, cfg.threshold_px)
+        hands = arrays["hands"][fi].reshape(len(cams), 2 * N_HAND, 2)
+        hconf = arrays["hands_conf"][fi].reshape(len(cams), 2 * N_HAND)
+        hand_names = [f"{side}_{k}" for side in ("left", "right") for k in range(N_HAND)]
+        hand_rows, _ = _tri_block(cams, hands, hconf, hand_names, cfg.threshold_px)
+        for v, c in enumerate(cams):
+            resid_all[c.name] += [x for x in np.concatenate([pr[v], fr[v]]) if np.isfinite(x)]
+        tri_frames[f] = {"pose": pose_rows, "face": face_rows, "hands": hand_rows,
+                         "summary": _summary(pose_rows, face_rows, hand_rows)}
+    timings["triangulation"] = time.perf_counter() - t2
+    per_cam = {c: float(np.median(v)) if v else float("nan") for c, v in resid_all.items()}
+    cam_warn = cameras_out_of_place(per_cam)
+    seen = {c.name: {"face": sum(q.face for q in qcs if q.camera == c.name),
+                     "body": sum(q.pose for q in qcs if q.camera == c.name)} for c in cams}
+    triangulated = {"units": "m", "frames": tri_frames, "camera_median_residual_px": per_cam,
+                    "cameras_seeing": seen, "threshold_px": cfg.threshold_px}
+    atomic_write_json(out / "triangulated.json", triangulated)
+    atomic_write_json(out / "qc.json", {"images": [asdict(q) for q in qcs], "camera_warnings": cam_warn,
+                                        "session_warnings": session.warnings})
+    sheets = {}
+    for f in frames:
+        name = "contact_sheet.png" if len(frames) == 1 else f"contact_sheet_{f}.png"
+        sheet = contact_sheet([thumbs[f][c.name] for c in cams],
+                              [_caption(c.name, next(q for q in qcs if q.camera == c.name and q.frame == f))
+                               for c in cams])
+        ok, buf = cv2.imencode(".png", sheet)
+        atomic_write_bytes(out / name, buf.tobytes())
+        sheets[f] = name
+    timings["total"] = time.perf_counter() - t0
+    write_manifest(out, "capture_ingest", inputs={"calibration": session.root / "calibration.json"},
+                   params={"threshold_px": cfg.threshold_px, "face": cfg.face, "hands": cfg.hands,
+                           "pose_complexity": cfg.pose_complexity},
+                   outputs={"landmarks": "landmarks.npz", "triangulated": "triangulated.json", "qc": "qc.json"},
+                   extra={"session": str(session.root), "landmark_cache_hits": det.cache_hits})
+    return IngestResult(out=out, session=session, landmarks=lms, triangulated=triangulated, qc=qcs,
+                        camera_warnings=cam_warn, contact_sheets=sheets, timings=timings)
+
+
+def _summary(pose_rows, face_rows, hand_rows) -> dict:
+    def stats(rows):
+        e = np.array([r["error_px"] for r in rows if r["ok"]])
+        return {"triangulated": int(len(e)), "of": len(rows),
+                "median_px": round(float(np.median(e)), 3) if len(e) else None,
+                "p95_px": round(float(np.percentile(e, 95)), 3) if len(e) else None}
+
+    return {"pose": stats(pose_rows), "face": stats(face_rows), "hands": stats(hand_rows)}
+
+
+def _caption(cam: str, q: ImageQC) -> str:
+    flags = ("F" if q.face else "-") + ("B" if q.pose else "-") + str(q.hands)
+    return f"{cam} {flags}{' !' if q.warnings else ''}"
+
+
+def draw_landmarks(bgr: np.ndarray, lm: ImageLandmarks, side: int = THUMB_SIDE) -> np.ndarray:
+    """A thumbnail (longest side ``side``) with the mask tinted and landmarks drawn: pose green, face red,
+    hands blue. bgr (H, W, 3) uint8 -> (h, w, 3) uint8."""
+    import cv2
+
+    s = side / max(bgr.shape[:2])
+    img = cv2.resize(bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA).astype(np.float32)
+    m = cv2.resize(lm.mask, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_AREA)[..., None]
+    img = img * (1 - 0.25 * m) + np.array([255, 0, 255], np.float32) * 0.25 * m
+    img = img.astype(np.uint8)
+    def dots(pts, color, r):
+        for p in pts:
+            if np.all(np.isfinite(p)):
+                cv2.circle(img, (int(p[0] * s), int(p[1] * s)), r, color, -1, cv2.LINE_AA)
+
+    if lm.has_face:
+        dots(lm.face[::3], (40, 40, 230), 1)
+    if lm.has_pose:
+        dots(lm.pose[lm.pose_conf > POSE_MIN_VISIBILITY], (40, 220, 40), 2)
+    for h in range(2):
+        if lm.hands_conf[h].max() > 0:
+            dots(lm.hands[h], (230, 120, 30), 1)
+    return img
+
+
+def contact_sheet(thumbs: list[np.ndarray], captions: list[str], cols: int | None = None) -> np.ndarray:
+    """Tile thumbnails (each (h, w, 3) uint8) with captions under them -> one BGR image."""
+    import cv2
+
+    n = len(thumbs)
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    th = max(t.shape[0] for t in thumbs)
+    tw = max(t.shape[1] for t in thumbs)
+    cap = 22
+    sheet = np.full((rows * (th + cap), cols * tw, 3), 30, np.uint8)
+    for k, (t, c) in enumerate(zip(thumbs, captions, strict=True)):
+        r, q = divmod(k, cols)
+        y, x = r * (th + cap), q * tw
+        sheet[y:y + t.shape[0], x:x + t.shape[1]] = t
+        cv2.putText(sheet, c, (x + 4, y + th + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
+    return sheet
+
+
+__all__ = ["IngestConfig", "IngestResult", "ingest", "draw_landmarks", "contact_sheet", "N_FACE", "N_POSE"]

@@ -1,0 +1,143 @@
+"""A capture session on disk: ``images/CAMERA.(png|jpg)`` (one moment) or ``images/FRAME/CAMERA.*``
+(several moments) beside ``calibration.json`` (Doppel calibration JSON; see capture.calibration_io).
+
+``load_session`` validates the whole folder before anything is processed: a calibrated camera with no
+image, an image of another size than calibrated, an undecodable image, an empty folder, invalid
+calibration values: each is a clear error naming the file or camera.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from capture.calibration_io import read_calibration
+from capture.camera import Camera
+from core.errors import DoppelError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+SINGLE_FRAME = "0"  # the frame name of a one-moment session (images/CAMERA.png)
+
+
+class SessionError(DoppelError):
+    """A capture session folder is incomplete or inconsistent; the message names the file or camera."""
+
+
+@dataclass
+class Session:
+    root: Path
+    cameras: list[Camera]                                  # in calibration order
+    frames: dict[str, dict[str, Path]]                     # frame -> camera name -> image path
+    warnings: list[str] = field(default_factory=list)      # non-fatal findings (extra images...)
+
+    @property
+    def camera_names(self) -> list[str]:
+        return [c.name for c in self.cameras]
+
+    def camera(self, name: str) -> Camera:
+        for c in self.cameras:
+            if c.name == name:
+                return c
+        raise KeyError(f"session {self.root}: no camera named {name!r}")
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(W, H) of an image, decoding it fully so a truncated/corrupt file is caught here."""
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        raise SessionError(f"{path}: image file is empty")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise SessionError(f"{path}: image could not be decoded (corrupt or unsupported file)")
+    if path.suffix.lower() in (".jpg", ".jpeg") and not data[-2:].tobytes() == b"\xff\xd9":
+        raise SessionError(f"{path}: JPEG is truncated (no end-of-image marker)")
+    return img.shape[1], img.shape[0]
+
+
+def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
+    """Read and validate a session folder (see module doc). check_images: decode every image to check it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: session folder does not exist")
+    calib = root / "calibration.json"
+    if not calib.is_file():
+        raise SessionError(f"{root}: no calibration.json (a session is images/ + calibration.json)")
+    cameras = read_calibration(calib)
+    img_dir = root / "images"
+    if not img_dir.is_dir():
+        raise SessionError(f"{root}: no images/ folder")
+    entries = sorted(img_dir.iterdir())
+    files = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+    subdirs = [p for p in entries if p.is_dir()]
+    if files and subdirs:
+        raise SessionError(f"{img_dir}: mixes images and frame folders; use images/CAMERA.png for one moment "
+                           "or images/FRAME/CAMERA.png for several")
+    if files:
+        groups = {SINGLE_FRAME: files}
+    else:
+        groups = {d.name: sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+                  for d in subdirs}
+        groups = {k: v for k, v in groups.items() if v}
+    if not groups:
+        raise SessionError(f"{img_dir}: empty (no .png/.jpg images)")
+    names = {c.name for c in cameras}
+    frames: dict[str, dict[str, Path]] = {}
+    warnings: list[str] = []
+    for frame, paths in groups.items():
+        by_cam: dict[str, Path] = {}
+        for p in paths:
+            if p.stem in by_cam:
+                raise SessionError(f"{p}: camera {p.stem!r} has two images in the same frame "
+                                   f"({by_cam[p.stem].name} and {p.name})")
+            by_cam[p.stem] = p
+        missing = [c.name for c in cameras if c.name not in by_cam]
+        if missing:
+            where = img_dir if frame == SINGLE_FRAME else img_dir / frame
+            raise SessionError(f"{where}: calibrated camera(s) {missing} have no image")
+        extra = sorted(set(by_cam) - names)
+        if extra:
+            warnings.append(f"frame {frame}: images {extra} have no calibrated camera and are ignored")
+        frames[frame] = {c.name: by_cam[c.name] for c in cameras}
+    if check_images:
+        for cams in frames.values():
+            for cam in cameras:
+                p = cams[cam.name]
+                w, h = _image_size(p)
+                if (w, h) != (cam.width, cam.height):
+                    raise SessionError(f"{p}: image is {w}x{h} but camera {cam.name!r} is calibrated for "
+                                       f"{cam.width}x{cam.height}")
+    for w in warnings:
+        log.warning("%s: %s", root, w)
+    return Session(root=root, cameras=cameras, frames=frames, warnings=warnings)
+
+
+def write_session(root: str | os.PathLike, cameras: list[Camera], images: dict[str, np.ndarray],
+                  frame: str | None = None, **calib_extra) -> Path:
+    """Write a session: images (camera name -> (H, W, 3) uint8 RGB or float sRGB in [0, 1]) as PNG and
+    calibration.json. With ``frame``, images go to images/FRAME/CAMERA.png. Returns root."""
+    import cv2
+
+    from capture.calibration_io import write_doppel_json
+    from core.storage import atomic_write_bytes
+
+    root = Path(root)
+    d = root / "images" / frame if frame else root / "images"
+    d.mkdir(parents=True, exist_ok=True)
+    for name, img in images.items():
+        a = np.asarray(img)
+        if a.dtype != np.uint8:
+            a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if a.ndim == 3 else a)
+        if not ok:
+            raise ValueError(f"camera {name!r}: image could not be encoded as PNG")
+        atomic_write_bytes(d / f"{name}.png", buf.tobytes())
+    write_doppel_json(root / "calibration.json", cameras, **calib_extra)
+    return root

@@ -1,0 +1,150 @@
+"""Structure from motion for uncalibrated photos, through pycolmap (SIFT features, exhaustive matching,
+incremental mapping), into capture.Camera, with metric scale from a known distance between two camera
+centres or from a ChArUco board in view.
+
+COLMAP's pixel convention (the centre of the top-left pixel at (0.5, 0.5)) is Doppel's, so intrinsics
+carry over unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from capture.calibration_io import cameras_from_reconstruction
+from capture.charuco import BoardSpec, detect_charuco
+from capture.npcam import PinholeNP, as_np
+from capture.triangulation import triangulate_points
+from core.errors import DoppelError
+
+log = logging.getLogger(__name__)
+
+MIN_BOARD_CORNERS_3D = 6   # board corners triangulated in >= 2 views needed for a board scale
+
+
+class SfmFailed(DoppelError):
+    """Structure from motion registered too few images, or the scale could not be fixed."""
+
+
+@dataclass
+class SfmResult:
+    cameras: list                       # capture.Camera, metric when a scale was given, named by image stem
+    registered: list[str]               # image names registered
+    unregistered: list[str]             # image names COLMAP could not place
+    mean_reprojection_px: float         # COLMAP's mean reprojection error
+    n_points: int                       # sparse 3D points
+    scale: float                        # factor applied to COLMAP's arbitrary units (1.0 when none)
+    scale_source: str                   # "none", "distance", "board"
+    details: dict = field(default_factory=dict)
+
+
+def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera_model: str = "SIMPLE_RADIAL",
+            single_camera: bool = False, known_distance: tuple[str, str, float] | None = None,
+            board: BoardSpec | None = None, max_image_size: int = 1600, num_threads: int = 2) -> SfmResult:
+    """Reconstruct the cameras of the images in ``image_dir`` (flat folder of .png/.jpg).
+
+    work_dir: COLMAP database and sparse model go here (replaced). camera_model: COLMAP model for the
+    intrinsics (SIMPLE_RADIAL, OPENCV, PINHOLE...). single_camera: all images share intrinsics.
+    known_distance: (camera A, camera B, metres) between their centres; board: a ChArUco board seen in
+    the images. Without either, the scale is COLMAP's arbitrary one (scale_source "none").
+    """
+    import pycolmap
+
+    image_dir, work_dir = Path(image_dir), Path(work_dir)
+    names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")) \
+        if image_dir.is_dir() else []
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: image folder does not exist")
+    if len(names) < 2:
+        raise SfmFailed(f"{image_dir}: structure from motion needs at least 2 images, found {len(names)}")
+    if known_distance is not None:
+        stems = {Path(n).stem for n in names}
+        for n in known_distance[:2]:
+            if n not in stems:
+                raise SfmFailed(f"known distance: camera {n!r} has no image in {image_dir}")
+    if work_dir.exists():
+        shutil.rmtree(work_dir)
+    (work_dir / "sparse").mkdir(parents=True)
+    db = work_dir / "database.db"
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = camera_model
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.num_threads = num_threads
+    extraction.max_image_size = max_image_size
+    mode = pycolmap.CameraMode.SINGLE if single_camera else pycolmap.CameraMode.PER_IMAGE
+    pycolmap.extract_features(db, image_dir, image_names=names, camera_mode=mode, reader_options=reader,
+                              extraction_options=extraction, device=pycolmap.Device.cpu)
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = num_threads
+    pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
+    opts = pycolmap.IncrementalPipelineOptions()
+    opts.num_threads = num_threads
+    recs = pycolmap.incremental_mapping(db, image_dir, work_dir / "sparse", options=opts)
+    if not recs:
+        raise SfmFailed(f"{image_dir}: COLMAP could not initialise a reconstruction (too little texture or "
+                        "overlap between the images?)")
+    rec = max(recs.values(), key=lambda r: r.num_reg_images())
+    cams = [as_np(c) for c in cameras_from_reconstruction(rec)]
+    registered = sorted(im.name for im in rec.images.values() if im.has_pose)
+    unregistered = sorted(set(names) - set(registered))
+    if len(cams) < 2:
+        raise SfmFailed(f"{image_dir}: only {len(cams)} image(s) registered")
+    if unregistered:
+        log.warning("SfM: %d image(s) not registered: %s", len(unregistered), unregistered)
+    scale, source, details = 1.0, "none", {}
+    if known_distance is not None:
+        scale, source = distance_scale(cams, *known_distance), "distance"
+    elif board is not None:
+        scale, details = board_scale(cams, image_dir, board)
+        source = "board"
+    cams = [_scaled(c, scale) for c in cams]
+    return SfmResult(cameras=[c.to_camera() for c in cams], registered=registered, unregistered=unregistered,
+                     mean_reprojection_px=float(rec.compute_mean_reprojection_error()),
+                     n_points=int(rec.num_points3D()), scale=scale, scale_source=source, details=details)
+
+
+def distance_scale(cams, a: str, b: str, metres: float) -> float:
+    """Scale (metres per unit) that makes the distance between the centres of cameras a and b ``metres``."""
+    by = {c.name: c for c in map(as_np, cams)}
+    for n in (a, b):
+        if n not in by:
+            raise SfmFailed(f"known distance: camera {n!r} is not among the registered images {sorted(by)}")
+    d = float(np.linalg.norm(by[a].center - by[b].center))
+    if d <= 0 or metres <= 0:
+        raise SfmFailed(f"known distance: degenerate distance ({d} units, {metres} m)")
+    return metres / d
+
+
+def _scaled(c: PinholeNP, s: float) -> PinholeNP:
+    return PinholeNP(name=c.name, K=c.K, R=c.R, t=c.t * s, width=c.width, height=c.height, dist=c.dist)
+
+
+def board_scale(cams: list[PinholeNP], image_dir: Path, spec: BoardSpec) -> tuple[float, dict]:
+    """Metric scale from a ChArUco board: triangulate its corners with the (unscaled) cameras and compare
+    all pairwise corner distances with the board's. Returns (metres per unit, details)."""
+    import cv2
+
+    obj = spec.corners3d
+    uv = np.full((len(cams), len(obj), 2), np.nan)
+    files = {p.stem: p for p in image_dir.iterdir()}
+    for v, c in enumerate(cams):
+        img = cv2.imread(str(files[c.name]), cv2.IMREAD_GRAYSCALE)
+        det = detect_charuco(img, spec) if img is not None else None
+        if det is not None:
+            uv[v, det.ids] = det.uv
+    tri = triangulate_points(cams, uv, threshold_px=4.0)
+    ok = np.flatnonzero(tri.ok)
+    if len(ok) < MIN_BOARD_CORNERS_3D:
+        raise SfmFailed(f"board scale: only {len(ok)} board corners seen in two or more registered views "
+                        f"(need {MIN_BOARD_CORNERS_3D})")
+    i, j = np.triu_indices(len(ok), 1)
+    rec = np.linalg.norm(tri.X[ok[i]] - tri.X[ok[j]], axis=1)
+    true = np.linalg.norm(obj[ok[i]] - obj[ok[j]], axis=1)
+    ratios = true / rec
+    s = float(np.median(ratios))
+    return s, {"board_corners": int(len(ok)), "ratio_spread": float(np.std(ratios) / s)}

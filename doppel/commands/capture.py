@@ -1,0 +1,173 @@
+"""`doppel capture calibrate|ingest|qc|synth`: rig calibration, session processing, quick QC, and the
+synthetic capture rig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Capture sessions: rig calibration, landmarks, masks, triangulation, QC, synthetic rig.",
+                  no_args_is_help=True)
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+@app.command("calibrate")
+def calibrate(
+    images_dir: Path = typer.Argument(..., help="IMAGES_DIR/CAMERA/*.png: one folder per camera; same file name "
+                                               "across cameras = same moment."),
+    board: str = typer.Option("charuco:squares_x=7,squares_y=5,square=0.08,marker=0.06,dict=DICT_5X5_100",
+                              "--board", help="charuco:squares_x=..,squares_y=..,square=M,marker=M,dict=NAME"),
+    out: Path = typer.Option(Path("calibration.json"), "--out", help="Doppel calibration JSON to write."),
+    reference: str = typer.Option(None, "--reference", help="camera whose first board view fixes the world frame"),
+    colmap: Path = typer.Option(None, "--colmap", help="also write a COLMAP text model into this folder"),
+    sfm: bool = typer.Option(False, "--sfm", help="uncalibrated photos: structure from motion (pycolmap) on the "
+                                                  "flat folder IMAGES_DIR/*.png; scale from --distance or the board"),
+    distance: str = typer.Option(None, "--distance", help="with --sfm: CAM_A,CAM_B,METRES between two camera "
+                                                          "centres (else the board in view fixes the scale)"),
+) -> None:
+    """Calibrate a rig from ChArUco board photos: intrinsics, extrinsics (bundle-adjusted), RMS per camera."""
+    from capture.calibration_io import write_colmap_text, write_doppel_json
+    from capture.charuco import BoardSpec, calibrate_rig_from_folder
+
+    spec = BoardSpec.parse(board)
+    if sfm:
+        _calibrate_sfm(images_dir, spec, out, colmap, distance)
+        return
+    with _progress() as prog:
+        task = prog.add_task("calibrating", total=None)
+        res = calibrate_rig_from_folder(images_dir, spec, reference_camera=reference,
+                                        progress=lambda msg: prog.update(task, description=msg))
+    write_doppel_json(out, res.cameras, rms=res.rms, calibration=res.summary(), board=board)
+    if colmap:
+        write_colmap_text(colmap, res.cameras)
+    t = Table(title=f"rig calibration ({len(res.cameras)} cameras) -> {out}")
+    for col in ("camera", "fx", "fy", "cx", "cy", "RMS px", "views", "missing"):
+        t.add_column(col)
+    for c in res.cameras:
+        t.add_row(c.name, f"{c.K[0, 0]:.1f}", f"{c.K[1, 1]:.1f}", f"{c.K[0, 2]:.1f}", f"{c.K[1, 2]:.1f}",
+                  f"{res.rms[c.name]:.3f}", str(len(res.views_used[c.name])), str(len(res.missing_views[c.name])))
+    console.print(t)
+    for cam, m, e in res.outlier_views:
+        console.print(f"[yellow]outlier view left out: {cam}/{m} (RMS {e:.2f} px)[/yellow]")
+    console.print(f"world frame: the board at moment {res.reference[1]!r} seen by {res.reference[0]!r}")
+
+
+def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, distance: str | None) -> None:
+    import tempfile
+
+    from capture.calibration_io import write_colmap_text, write_doppel_json
+    from capture.sfm import run_sfm
+
+    known = None
+    if distance:
+        parts = distance.split(",")
+        if len(parts) != 3:
+            raise ValueError(f"--distance {distance!r}: expected CAM_A,CAM_B,METRES")
+        known = (parts[0].strip(), parts[1].strip(), float(parts[2]))
+    with tempfile.TemporaryDirectory() as work, console.status("structure from motion (pycolmap)..."):
+        res = run_sfm(images_dir, Path(work) / "colmap", known_distance=known, board=None if known else spec)
+    write_doppel_json(out, res.cameras, sfm={"registered": res.registered, "unregistered": res.unregistered,
+                                             "mean_reprojection_px": res.mean_reprojection_px,
+                                             "scale": res.scale, "scale_source": res.scale_source})
+    if colmap:
+        write_colmap_text(colmap, res.cameras)
+    console.print(f"SfM: {len(res.registered)} images registered, {res.n_points} points, mean reprojection "
+                  f"{res.mean_reprojection_px:.2f} px, scale from {res.scale_source} -> {out}")
+    if res.unregistered:
+        console.print(f"[yellow]not registered: {res.unregistered}[/yellow]")
+
+
+@app.command("ingest")
+def ingest_cmd(
+    session_dir: Path = typer.Argument(..., help="session folder: images/ + calibration.json"),
+    out: Path = typer.Option(..., "--out", help="output folder"),
+    threshold: float = typer.Option(8.0, "--threshold", help="RANSAC inlier threshold, px"),
+    no_face: bool = typer.Option(False, "--no-face", help="skip the face mesh"),
+    no_hands: bool = typer.Option(False, "--no-hands", help="skip the hand model"),
+) -> None:
+    """Validate and process a session: landmarks.npz, triangulated.json, masks/, report.html."""
+    from capture.ingest import IngestConfig, ingest
+    from doppel.capture_report import write_ingest_report
+
+    cfg = IngestConfig(threshold_px=threshold, face=not no_face, hands=not no_hands)
+    with _progress() as prog:
+        task = prog.add_task("landmarks", total=None)
+
+        def cb(step, i, total):
+            prog.update(task, description=f"landmarks {step}", completed=i, total=total)
+
+        res = ingest(session_dir, out, cfg, progress=cb)
+    report = write_ingest_report(res)
+    for w in res.warnings:
+        console.print(f"[yellow]warning: {w}[/yellow]")
+    for f, fr in res.triangulated["frames"].items():
+        for part, s in fr["summary"].items():
+            console.print(f"frame {f} {part}: {s['triangulated']}/{s['of']} triangulated, median "
+                          f"{s['median_px']} px, p95 {s['p95_px']} px")
+    console.print(f"{res.timings['total']:.1f} s -> {report}")
+
+
+@app.command("qc")
+def qc_cmd(
+    session_dir: Path = typer.Argument(..., help="session folder: images/ + calibration.json"),
+    detect: bool = typer.Option(False, "--detect", help="also run MediaPipe pose + mask (person present?)"),
+) -> None:
+    """Quick QC of a session on capture day: validation, sharpness, exposure (and person detection)."""
+    import cv2
+    import numpy as np
+
+    from capture.landmarks import LandmarkDetector
+    from capture.qc import ImageQC, flag_images, image_metrics
+    from capture.session import load_session
+
+    session = load_session(session_dir)
+    items = []
+    det = LandmarkDetector(face=False, hands=False) if detect else None
+    total = sum(len(v) for v in session.frames.values())
+    with _progress() as prog:
+        task = prog.add_task("qc", total=total)
+        for f, cams in session.frames.items():
+            for cam, path in cams.items():
+                bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                s, e, c = image_metrics(bgr)
+                lm = det.detect_file(path) if det else None
+                items.append(ImageQC(cam, f, s, e, c, float((lm.mask > 0.5).mean()) if lm else 1.0,
+                                     face=False, pose=lm.has_pose if lm else True, hands=0))
+                prog.advance(task)
+    if det:
+        det.close()
+    flag_images(items)
+    t = Table(title=f"QC {session.root}")
+    for col in ("frame/camera", "sharpness", "exposure", "clipped", "person" if detect else "", "warnings"):
+        t.add_column(col)
+    for q in items:
+        t.add_row(f"{q.frame}/{q.camera}", f"{q.sharpness:.0f}", f"{q.exposure:.2f}", f"{q.clipped:.1%}",
+                  ("yes" if q.pose else "no") if detect else "", "; ".join(q.warnings))
+    console.print(t)
+    n = sum(bool(q.warnings) for q in items)
+    console.print(f"{n} of {len(items)} images with warnings; median sharpness "
+                  f"{np.median([q.sharpness for q in items]):.0f}")
+
+
+@app.command("synth")
+def synth_cmd(
+    out: Path = typer.Option(..., "--out", help="output folder (DIR/session, DIR/ground_truth)"),
+    cameras: int = typer.Option(16, "--cameras", help="number of cameras (ring + dome + face close-ups)"),
+    seed: int = typer.Option(0, "--seed", help="virtual actor seed"),
+    size: int = typer.Option(1024, "--size", help="image width = height, px"),
+) -> None:
+    """Render the virtual actor from N calibrated cameras into a session folder plus ground truth."""
+    from doppel.synthetic_capture import synthesize_capture
+
+    res = synthesize_capture(out, n_cameras=cameras, seed=seed, size=size)
+    console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {res.session_dir} (ground truth in "
+                  f"{res.ground_truth_dir})")

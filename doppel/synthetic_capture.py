@@ -1,0 +1,302 @@
+"""The synthetic capture rig: cameras placed around the virtual actor, and exact renders of a ChArUco
+board seen by those cameras (for calibration tests and the calibration demo).
+
+A planar board seen by a pinhole camera is exactly a homography of the board's image, so board views
+are rendered with OpenCV warps (supersampled, then area-averaged), with lens distortion applied by
+remapping through ``cv2.undistortPoints``. Renders of the actor itself need the rasterizer from
+``neural_render`` (see ``render_actor_session``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from capture.charuco import BoardSpec
+from capture.npcam import PinholeNP, as_np
+
+log = logging.getLogger(__name__)
+
+BOARD_PX_PER_SQUARE = 200  # resolution of the board texture that is warped into each view
+
+
+def intrinsics(width: int, height: int, fov_x_deg: float) -> np.ndarray:
+    """(3, 3) K for a centred principal point (Doppel convention: centre at W/2, H/2) and a horizontal FOV."""
+    fx = 0.5 * width / np.tan(np.radians(fov_x_deg) / 2)
+    return np.array([[fx, 0, width / 2], [0, fx, height / 2], [0, 0, 1.0]])
+
+
+def board_texture(spec: BoardSpec, px_per_square: int = BOARD_PX_PER_SQUARE) -> np.ndarray:
+    """(H, W) uint8 image of the board, exactly squares * px_per_square pixels, no margin."""
+    w, h = spec.squares_x * px_per_square, spec.squares_y * px_per_square
+    return spec.board().generateImage((w, h), marginSize=0, borderBits=1)
+
+
+def ideal_pixel_grid(camera: PinholeNP, supersample: int = 3) -> np.ndarray:
+    """(H*ss, W*ss, 2) ideal (undistorted) continuous pixel positions of every supersampled output pixel of
+    a distorted camera. Depends on the camera only: compute once, reuse for every board pose."""
+    import cv2
+
+    camera = as_np(camera)
+    ss = int(supersample)
+    W, H = camera.width * ss, camera.height * ss
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
+    pts = np.stack([(xs + 0.5) / ss, (ys + 0.5) / ss], -1).reshape(-1, 1, 2)
+    Kcv = camera.K.copy()
+    Kcv[:2, 2] -= 0.5  # OpenCV pixel-centre convention for its own functions
+    und = cv2.undistortPointsIter(pts - 0.5, Kcv, camera.dist, None, Kcv,
+                                  (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-6)).reshape(H, W, 2)
+    return und + 0.5
+
+
+def render_plane(texture: np.ndarray, texel_m: float, camera: PinholeNP, T_world_plane: np.ndarray,
+                 supersample: int = 3, background=128, ideal_grid: np.ndarray | None = None) -> np.ndarray:
+    """Render a flat textured rectangle (a board, a printed photo) exactly, through a homography.
+
+    texture (h, w) or (h, w, 3) uint8; texel_m: side of one texel in metres; T_world_plane (4, 4): plane
+    frame -> world. Plane frame: origin at the texture's top-left corner, x along its columns, y along
+    its rows, z into it (the printed face is seen from -z). Texel (i, j) centre at ((j + 0.5) s, (i + 0.5) s).
+    Returns the view, (H, W) or (H, W, 3) uint8, pixel centres at integer + 0.5, with lens distortion.
+    """
+    import cv2
+
+    camera = as_np(camera)
+    s = texel_m
+    ss = int(supersample)
+    W, H = camera.width * ss, camera.height * ss
+    T_cb = np.eye(4)
+    T_cb[:3, :3], T_cb[:3, 3] = camera.R, camera.t
+    T_cb = T_cb @ T_world_plane
+    H_bm = camera.K @ np.column_stack([T_cb[:3, 0], T_cb[:3, 1], T_cb[:3, 3]])   # plane metric -> ideal px
+    A = np.array([[s, 0, 0.5 * s], [0, s, 0.5 * s], [0, 0, 1.0]])                # texel index -> metric
+    B = np.array([[1 / ss, 0, 0.5 / ss], [0, 1 / ss, 0.5 / ss], [0, 0, 1.0]])    # output index -> px
+    bg = background if np.ndim(background) else (background,) * (3 if texture.ndim == 3 else 1)
+    if not np.any(camera.dist):
+        M = np.linalg.inv(A) @ np.linalg.inv(H_bm) @ B
+        img = cv2.warpPerspective(texture, M, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=bg)
+    else:
+        und = ideal_pixel_grid(camera, ss) if ideal_grid is None else ideal_grid
+        M = (np.linalg.inv(A) @ np.linalg.inv(H_bm)).astype(np.float32)
+        u32 = und.astype(np.float32)
+        hx = u32[..., 0] * M[0, 0] + u32[..., 1] * M[0, 1] + M[0, 2]
+        hy = u32[..., 0] * M[1, 0] + u32[..., 1] * M[1, 1] + M[1, 2]
+        hz = u32[..., 0] * M[2, 0] + u32[..., 1] * M[2, 1] + M[2, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = np.stack([hx / hz, hy / hz], -1)
+        uv[~(hz > 0)] = -1.0  # beyond the plane's horizon: background
+        img = cv2.remap(texture, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=bg)
+    if ss > 1:
+        img = cv2.resize(img, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def render_board_view(spec: BoardSpec, camera: PinholeNP, T_world_board: np.ndarray, supersample: int = 3,
+                      background: int = 128, texture: np.ndarray | None = None,
+                      px_per_square: int = BOARD_PX_PER_SQUARE, ideal_grid: np.ndarray | None = None) -> np.ndarray:
+    """Render the ChArUco board (pose T_world_board (4, 4): board frame -> world) in ``camera`` -> (H, W)
+    uint8. Board frame = the plane frame of ``render_plane`` (origin at the top-left chessboard corner)."""
+    tex = board_texture(spec, px_per_square) if texture is None else texture
+    return render_plane(tex, spec.square / px_per_square, camera, T_world_board, supersample, background,
+                        ideal_grid)
+
+
+@dataclass
+class BoardRig:
+    """A synthetic calibration set: cameras, board poses (moment -> (4, 4) board -> world), renders."""
+
+    cameras: list[PinholeNP]        # the true cameras (numpy; .to_camera() gives capture.Camera)
+    board_poses: dict[str, np.ndarray]
+    spec: BoardSpec
+
+
+def board_calibration_rig(n_cameras: int = 8, n_poses: int = 10, seed: int = 0, width: int = 800,
+                          height: int = 600, fov_x_deg: float = 50.0, distortion: bool = True,
+                          spec: BoardSpec | None = None) -> BoardRig:
+    """Cameras on an arc 1.0-1.25 m in front of a ChArUco board near the world origin, each board pose a
+    random tilt (up to ~40 degrees) and offset facing the rig. World: +Y up, cameras looking roughly along -Z."""
+    spec = spec or BoardSpec()
+    rng = np.random.default_rng(seed)
+    bw, bh = spec.size_m
+    cams = []
+    for i in range(n_cameras):
+        az = np.radians(-40 + 80 * i / max(1, n_cameras - 1)) + rng.uniform(-0.05, 0.05)
+        r = rng.uniform(1.0, 1.25)
+        eye = np.array([r * np.sin(az), rng.uniform(-0.3, 0.3), r * np.cos(az)])
+        K = intrinsics(width, height, fov_x_deg * rng.uniform(0.95, 1.05))
+        K[0, 2] += rng.uniform(-8, 8)
+        K[1, 2] += rng.uniform(-8, 8)
+        cam = PinholeNP.look_at(f"cam{i:02d}", eye, rng.uniform(-0.05, 0.05, 3), K, width, height)
+        if distortion:
+            cam.dist = np.array([rng.uniform(-0.15, 0.05), rng.uniform(-0.05, 0.1), rng.uniform(-5e-4, 5e-4),
+                                 rng.uniform(-5e-4, 5e-4), 0.0])
+        cams.append(cam)
+    poses = {}
+    import cv2
+
+    for j in range(n_poses):
+        # board facing +Z (its -z face toward the cameras): board z axis = world -Z, x = world +X, y = -Y
+        R0 = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]]).T
+        tilt = cv2.Rodrigues(rng.uniform(-0.7, 0.7, 3) * np.array([1.0, 1.0, 0.5]))[0]
+        R = tilt @ R0
+        centre = rng.uniform(-1, 1, 3) * np.array([0.2, 0.15, 0.1])
+        T = np.eye(4)
+        T[:3, :3] = R
+        T[:3, 3] = centre - R @ np.array([bw / 2, bh / 2, 0.0])
+        poses[f"{j:03d}"] = T
+    return BoardRig(cameras=cams, board_poses=poses, spec=spec)
+
+
+def write_board_rig_images(rig: BoardRig, out_dir, supersample: int = 3, noise_std: float = 0.0,
+                           seed: int = 0) -> None:
+    """Write OUT_DIR/CAMERA/MOMENT.png for every camera and board pose (the `doppel capture calibrate`
+    layout). noise_std: Gaussian pixel noise in grey levels (0-255)."""
+    from pathlib import Path
+
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out_dir = Path(out_dir)
+    tex = board_texture(rig.spec)
+    for cam in rig.cameras:
+        d = out_dir / cam.name
+        d.mkdir(parents=True, exist_ok=True)
+        grid = ideal_pixel_grid(cam, supersample) if np.any(cam.dist) else None
+        for m, T in rig.board_poses.items():
+            img = render_board_view(rig.spec, cam, T, supersample=supersample, texture=tex, ideal_grid=grid)
+            if noise_std > 0:
+                img = np.clip(img + rng.normal(0, noise_std, img.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(d / f"{m}.png"), img)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The synthetic capture of the virtual actor (rendered with neural_render's rasterizer)
+
+# COCO keypoints (anny's regressor) -> MediaPipe pose index, for comparing triangulated body landmarks
+COCO_TO_MEDIAPIPE_POSE = {
+    "nose": 0, "left_eye": 2, "right_eye": 5, "left_ear": 7, "right_ear": 8, "left_shoulder": 11,
+    "right_shoulder": 12, "left_elbow": 13, "right_elbow": 14, "left_wrist": 15, "right_wrist": 16,
+    "left_hip": 23, "right_hip": 24, "left_knee": 25, "right_knee": 26, "left_ankle": 27, "right_ankle": 28,
+    "left_heel": 29, "right_heel": 30, "left_big_toe": 31, "right_big_toe": 32,
+}
+BACKGROUND_SRGB = (0.46, 0.47, 0.5)   # the studio backdrop colour of the synthetic renders
+
+
+@dataclass
+class SyntheticCapture:
+    session_dir: object                 # Path of DIR/session (images/ + calibration.json)
+    ground_truth_dir: object            # Path of DIR/ground_truth (no pipeline stage reads it)
+    cameras: list                       # capture.Camera, one per view
+    keypoints3d: dict[str, list[float]]  # COCO keypoint name -> (3,) world position, metres
+    timings: dict[str, float]
+
+
+def rig_layout(n_cameras: int, head: np.ndarray, body_centre: np.ndarray, size: int,
+               seed: int = 0) -> list[PinholeNP]:
+    """N cameras around an actor facing +Z: about half on a ring at chest height (3 m), a quarter on a
+    higher dome ring (looking down), a quarter as face close-ups in a frontal arc. head, body_centre:
+    (3,) world points the face and body cameras aim at."""
+    rng = np.random.default_rng(seed)
+    n_face = max(1, n_cameras // 4) if n_cameras >= 4 else 0
+    n_dome = max(1, n_cameras // 4) if n_cameras >= 6 else 0
+    n_ring = n_cameras - n_face - n_dome
+    cams: list[PinholeNP] = []
+    K_body = intrinsics(size, size, 40.0)
+    K_face = intrinsics(size, size, 24.0)
+    for i in range(n_ring):
+        a = 2 * np.pi * i / n_ring + rng.uniform(-0.03, 0.03)
+        eye = body_centre + np.array([3.0 * np.sin(a), 0.25 + rng.uniform(-0.05, 0.05), 3.0 * np.cos(a)])
+        cams.append(PinholeNP.look_at(f"ring{i:02d}", eye, body_centre, K_body, size, size))
+    for i in range(n_dome):
+        a = 2 * np.pi * (i + 0.5) / n_dome
+        eye = body_centre + np.array([2.6 * np.sin(a), 1.4, 2.6 * np.cos(a)])
+        cams.append(PinholeNP.look_at(f"dome{i:02d}", eye, body_centre, K_body, size, size))
+    for i in range(n_face):
+        a = np.radians(-45 + 90 * i / max(1, n_face - 1)) if n_face > 1 else 0.0
+        eye = head + np.array([1.0 * np.sin(a), 0.05 + 0.05 * (i % 2), 1.0 * np.cos(a)])
+        cams.append(PinholeNP.look_at(f"face{i:02d}", eye, head, K_face, size, size))
+    return cams
+
+
+def coco_keypoints(actor) -> dict[str, np.ndarray]:
+    """anny's COCO keypoint regressor on the actor's posed vertices -> name -> (3,) world metres."""
+    import torch
+    from anny.keypoints import KeypointsRegressor
+
+    from doppel.virtual_actor import _anny_model
+
+    reg = KeypointsRegressor.coco(_anny_model())
+    W = reg.regression_weights.detach().cpu().numpy()
+    if W.shape[1] != len(actor.vertices):
+        raise ValueError(f"COCO regressor expects {W.shape[1]} vertices, the actor has {len(actor.vertices)}")
+    kp = W @ actor.vertices.astype(np.float64)  # weights sum to 1: commutes with the frame change and shift
+    del torch
+    return {name: kp[i] for i, name in enumerate(reg.labels)}
+
+
+def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024, supersample: int = 1,
+                       texture_size: int = 1024, progress=None, actor=None) -> SyntheticCapture:
+    """Render the virtual actor (seed) from ``n_cameras`` calibrated cameras into OUT/session (exactly a
+    real capture's layout) and write OUT/ground_truth (mesh.ply, params.json, landmarks3d.json).
+
+    progress(step, i, total) is called before each view is rendered. actor: an already built
+    ``VirtualActor`` for ``seed`` (skips building it again).
+    """
+    import json
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from capture.session import write_session
+    from core.storage import atomic_write_json
+    from core.meshio import write_ply
+    from doppel.virtual_actor import build_virtual_actor
+    from neural_render import composite, render_mesh
+
+    if n_cameras < 2:
+        raise ValueError(f"--cameras must be >= 2 (triangulation needs two views), got {n_cameras}")
+    if size < 64:
+        raise ValueError(f"--size must be >= 64 px, got {size}")
+    out = Path(out)
+    t0 = time.perf_counter()
+    actor = actor if actor is not None else build_virtual_actor(seed, texture_size=texture_size)
+    kp = coco_keypoints(actor)
+    head = (kp["left_eye"] + kp["right_eye"]) / 2 * 0.6 + kp["nose"] * 0.4
+    lo, hi = actor.vertices.min(0), actor.vertices.max(0)
+    body_centre = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
+    cams_np = rig_layout(n_cameras, head, body_centre, size, seed)
+    timings = {"actor": time.perf_counter() - t0}
+    t1 = time.perf_counter()
+    verts = torch.tensor(actor.vertices, dtype=torch.float32)
+    faces = torch.tensor(actor.faces)
+    uvs, fuv = torch.tensor(actor.uvs), torch.tensor(actor.face_uvs)
+    tex = torch.tensor(actor.texture)
+    images = {}
+    for i, c in enumerate(cams_np):
+        if progress:
+            progress(c.name, i, len(cams_np))
+        cam = c.to_camera(dtype=torch.float32)
+        with torch.no_grad():
+            rgba = render_mesh(verts, faces, cam, uvs=uvs, face_uvs=fuv, texture=tex, supersample=supersample)
+        images[c.name] = composite(rgba, BACKGROUND_SRGB)[0].clamp(0, 1).numpy()
+    timings["render"] = time.perf_counter() - t1
+    cameras = [c.to_camera() for c in cams_np]
+    session = out / "session"
+    write_session(session, cameras, images, synthetic={"seed": seed, "note": "virtual actor, no consent needed"})
+    gt = out / "ground_truth"
+    gt.mkdir(parents=True, exist_ok=True)
+    write_ply(gt / "mesh.ply", actor.vertices, actor.faces)
+    atomic_write_json(gt / "params.json", {"seed": seed, "phenotype": actor.phenotype, "expression": actor.expression,
+                                           "pose": actor.pose, "size": size, "n_cameras": n_cameras,
+                                           "supersample": supersample, "frame": "Doppel: metres, +Y up, facing +Z"})
+    atomic_write_json(gt / "landmarks3d.json", {
+        "units": "m", "coco": {k: [round(float(x), 6) for x in v] for k, v in kp.items()},
+        "coco_to_mediapipe_pose": COCO_TO_MEDIAPIPE_POSE,
+        "joints": {n: [round(float(x), 6) for x in p] for n, p in zip(actor.joint_names, actor.joints, strict=True)}})
+    del json
+    return SyntheticCapture(session_dir=session, ground_truth_dir=gt, cameras=cameras,
+                            keypoints3d={k: v.tolist() for k, v in kp.items()}, timings=timings)

@@ -1,0 +1,52 @@
+"""`doppel capture ...` from the command line: calibrate on rendered board photos, qc, and bad input as
+one red line with exit code 1."""
+
+import json
+
+import numpy as np
+import pytest
+
+from doppel.cli import main
+
+
+def run(argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return e.value.code
+
+
+def test_calibrate_cli(tmp_path, capsys):
+    from doppel.synthetic_capture import board_calibration_rig, write_board_rig_images
+
+    rig = board_calibration_rig(n_cameras=2, n_poses=5, width=480, height=360, seed=2, distortion=False)
+    write_board_rig_images(rig, tmp_path / "imgs", supersample=1)
+    out = tmp_path / "calibration.json"
+    code = run(["capture", "calibrate", str(tmp_path / "imgs"), "--board",
+                "charuco:squares_x=7,squares_y=5,square=0.08,marker=0.06,dict=DICT_5X5_100", "--out", str(out),
+                "--colmap", str(tmp_path / "colmap")])
+    assert code == 0, capsys.readouterr()
+    doc = json.loads(out.read_text())
+    assert [c["name"] for c in doc["cameras"]] == ["cam00", "cam01"]
+    assert all(c["rms"] < 0.5 for c in doc["cameras"])
+    assert (tmp_path / "colmap" / "cameras.txt").is_file()
+
+
+def test_qc_cli_and_errors(tmp_path, capsys):
+    from capture.session import write_session
+    from tests.capture.conftest import portrait_cameras
+
+    cams = portrait_cameras(3, size=64)
+    rng = np.random.default_rng(0)
+    imgs = {c.name: rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for c in cams}
+    imgs["cam01"] = np.full((64, 64, 3), 120, np.uint8)  # flat: no detail at all
+    write_session(tmp_path / "s", cams, imgs)
+    assert run(["capture", "qc", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "blurred" in out and "1 of 3 images with warnings" in out
+    (tmp_path / "s" / "images" / "cam02.png").unlink()
+    assert run(["capture", "qc", str(tmp_path / "s")]) == 1
+    err = capsys.readouterr().err
+    assert "cam02" in err and "Traceback" not in err
+    assert run(["capture", "calibrate", str(tmp_path / "nope"), "--out", str(tmp_path / "c.json")]) == 1
+    assert run(["capture", "calibrate", str(tmp_path), "--board", "charuco:bogus=1"]) == 1
+    assert "unknown key 'bogus'" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""`ingest` end to end on views of a printed portrait with known geometry: triangulated face landmarks
+lie on the photo's plane; a blurred view and a camera out of place are warnings in the report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from capture.ingest import IngestConfig, ingest
+from capture.session import write_session
+from tests.capture.conftest import photo_pose, portrait_cameras, render_portrait
+
+PLANE_TOL_M = 0.01        # triangulated face landmarks within 1 cm of the photo plane (median)
+REPROJ_MEDIAN_PX = 2.0    # MediaPipe's landmark jitter across views, px at 384 px
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    import cv2
+    import roma
+    import torch
+
+    tmp = tmp_path_factory.mktemp("ingest")
+    cams = portrait_cameras(5)
+    imgs = render_portrait(cams)
+    imgs["cam02"] = cv2.GaussianBlur(imgs["cam02"], (0, 0), 4.0)
+    # cam04 moved after calibration: its calibrated rotation is 6 degrees off what took the picture
+    bad = cams[4]
+    dR = roma.rotvec_to_rotmat(torch.tensor([0.0, np.radians(6.0), 0.0], dtype=torch.float64)).numpy()
+    bad.R = dR @ bad.R
+    bad.t = dR @ bad.t
+    write_session(tmp / "session", cams, imgs)
+    res = ingest(tmp / "session", tmp / "out", IngestConfig(hands=False))
+    return res
+
+
+def test_outputs_written(ingested):
+    out = ingested.out
+    for name in ("landmarks.npz", "triangulated.json", "qc.json", "contact_sheet.png", "manifest.json",
+                 "masks/cam00.png"):
+        assert (out / name).is_file(), name
+    with np.load(out / "landmarks.npz") as d:
+        assert d["face"].shape == (1, 5, 478, 2) and list(d["cameras"]) == [f"cam{i:02d}" for i in range(5)]
+    tri = json.loads((out / "triangulated.json").read_text())
+    assert tri["units"] == "m" and len(tri["frames"]["0"]["face"]) == 478
+
+
+def test_face_landmarks_on_the_photo_plane(ingested):
+    T = photo_pose()
+    n, p0 = -T[:3, 2], T[:3, 3]
+    rows = [r for r in ingested.triangulated["frames"]["0"]["face"] if r["ok"]]
+    assert len(rows) > 400
+    X = np.array([r["X"] for r in rows])
+    dist = np.abs((X - p0) @ n)
+    assert np.median(dist) < PLANE_TOL_M
+    err = np.array([r["error_px"] for r in rows])
+    assert np.median(err) < REPROJ_MEDIAN_PX
+    # the moved camera is not used by the robust triangulation for most landmarks
+    used4 = np.mean(["cam04" in r["views"] for r in rows])
+    assert used4 < 0.2
+
+
+def test_warnings(ingested):
+    w = "\n".join(ingested.warnings)
+    assert "cam02: blurred" in w
+    assert "cam04: camera out of place?" in w
+    assert "cam00" not in w and "cam01" not in w
+
+
+def test_report_and_cache(ingested, tmp_path):
+    from doppel.capture_report import write_ingest_report
+
+    p = write_ingest_report(ingested)
+    html = p.read_text()
+    assert "contact_sheet.png" in html and "camera out of place" in html and "cameras seeing the face" in html
+    # a second run hits the landmark cache for every image
+    res2 = ingest(ingested.session.root, ingested.out, IngestConfig(hands=False))
+    import json as _json
+
+    assert _json.loads((ingested.out / "manifest.json").read_text())["landmark_cache_hits"] == 5
+    assert res2.triangulated["frames"]["0"]["summary"] == ingested.triangulated["frames"]["0"]["summary"]
+
+
+def test_bad_session_writes_nothing(tmp_path):
+    cams = portrait_cameras(2, size=32)
+    write_session(tmp_path / "s", cams, {"cam00": np.zeros((32, 32, 3), np.uint8)})
+    with pytest.raises(Exception, match="cam01"):
+        ingest(tmp_path / "s", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,93 @@
+"""Session validation: every bad-input case is a clear error naming the file or camera."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from capture.calibration_io import CalibrationError
+from capture.session import SessionError, load_session, write_session
+from tests.capture.conftest import portrait_cameras
+
+
+@pytest.fixture()
+def session(tmp_path):
+    cams = portrait_cameras(3, size=64)
+    imgs = {c.name: np.full((64, 64, 3), 100 + 20 * i, np.uint8) for i, c in enumerate(cams)}
+    return write_session(tmp_path / "s", cams, imgs)
+
+
+def test_load_ok(session):
+    s = load_session(session)
+    assert s.camera_names == ["cam00", "cam01", "cam02"]
+    assert list(s.frames) == ["0"] and s.frames["0"]["cam01"].name == "cam01.png"
+
+
+def test_multi_frame(tmp_path):
+    cams = portrait_cameras(2, size=32)
+    for f in ("f000", "f001"):
+        write_session(tmp_path / "m", cams, {c.name: np.zeros((32, 32, 3), np.uint8) for c in cams}, frame=f)
+    s = load_session(tmp_path / "m")
+    assert list(s.frames) == ["f000", "f001"]
+
+
+def test_camera_without_image(session):
+    (session / "images" / "cam01.png").unlink()
+    with pytest.raises(SessionError, match=r"camera\(s\) \['cam01'\] have no image"):
+        load_session(session)
+
+
+def test_wrong_size(session):
+    import cv2
+
+    cv2.imwrite(str(session / "images" / "cam02.png"), np.zeros((50, 64, 3), np.uint8))
+    with pytest.raises(SessionError, match=r"cam02.png: image is 64x50 but camera 'cam02' is calibrated for 64x64"):
+        load_session(session)
+
+
+def test_corrupt_and_truncated_jpeg(session):
+    import cv2
+
+    (session / "images" / "cam00.png").unlink()
+    ok, buf = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    (session / "images" / "cam00.jpg").write_bytes(buf.tobytes()[: len(buf) // 2])
+    with pytest.raises(SessionError, match=r"cam00.jpg: (JPEG is truncated|image could not be decoded)"):
+        load_session(session)
+    (session / "images" / "cam00.jpg").write_bytes(b"not a jpeg at all")
+    with pytest.raises(SessionError, match=r"cam00.jpg: image could not be decoded"):
+        load_session(session)
+
+
+def test_bad_calibration_values(session):
+    p = session / "calibration.json"
+    doc = json.loads(p.read_text())
+    doc["cameras"][1]["R"] = [[1, 0, 0], [0, 1, 0], [0, 0.5, 1]]
+    p.write_text(json.dumps(doc))
+    with pytest.raises(CalibrationError, match=r"calibration.json.*camera 'cam01'.*R.*rotation"):
+        load_session(session)
+    doc["cameras"][1]["R"] = np.eye(3).tolist()
+    doc["cameras"][2]["K"][1][1] = float("nan")
+    p.write_text(json.dumps(doc).replace("NaN", "NaN"))
+    with pytest.raises(CalibrationError, match=r"camera 'cam02'.*K.*non-finite"):
+        load_session(session)
+
+
+def test_empty_and_missing(tmp_path, session):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_session(tmp_path / "nope")
+    shutil.rmtree(session / "images")
+    (session / "images").mkdir()
+    with pytest.raises(SessionError, match="empty"):
+        load_session(session)
+    (session / "calibration.json").unlink()
+    with pytest.raises(SessionError, match="no calibration.json"):
+        load_session(session)
+
+
+def test_extra_image_is_a_warning(session):
+    import cv2
+
+    cv2.imwrite(str(session / "images" / "stray.png"), np.zeros((64, 64, 3), np.uint8))
+    s = load_session(session)
+    assert any("stray" in w for w in s.warnings)

@@ -1,0 +1,127 @@
+"""Structure from motion through pycolmap on a rendered textured scene with known cameras (walls and a
+floor with a random texture, a ChArUco board on the back wall): recovered camera centres match the
+truth after a similarity alignment, and the board fixes the metric scale."""
+
+import numpy as np
+import pytest
+import torch
+
+from capture.charuco import BoardSpec
+from capture.npcam import PinholeNP, as_np
+from capture.sfm import SfmFailed, distance_scale, run_sfm
+from doppel.synthetic_capture import board_texture, intrinsics
+
+W, H = 512, 384
+CENTRE_TOL_M = 0.02       # camera centres after similarity alignment (scene ~3 m across)
+SCALE_TOL = 0.01          # relative scale error from the board
+
+
+def quad(p0, ex, ey, uv0, uv1):
+    """A quad p0 + a ex + b ey (a, b in [0, 1]) with texture rectangle uv0..uv1 (v up)."""
+    p0, ex, ey = map(np.asarray, (p0, ex, ey))
+    v = np.array([p0, p0 + ex, p0 + ex + ey, p0 + ey], dtype=np.float32)
+    (u0, v0), (u1, v1) = uv0, uv1
+    uv = np.array([[u0, v1], [u1, v1], [u1, v0], [u0, v0]], dtype=np.float32)  # p0 = top-left of the rectangle
+    return v, uv
+
+
+def scene(spec):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    S = 1024
+    noise = rng.random((S // 8, S // 8, 3))
+    tex = cv2.resize(noise, (S, S), interpolation=cv2.INTER_CUBIC)
+    tex = np.clip(0.5 * tex + 0.5 * cv2.resize(rng.random((S // 2, S // 2, 3)), (S, S)), 0, 1).astype(np.float32)
+    b = board_texture(spec, 64).astype(np.float32) / 255.0
+    bh, bw = b.shape
+    tex[:bh, S - bw:] = b[..., None]  # board in the top-right corner of the atlas
+    bw_m, bh_m = spec.size_m
+    quads = [
+        # back wall (z = -1), floor (y = 0), left wall (x = -1.5): noise halves of the atlas
+        quad([-1.5, 2.0, -1.0], [3.0, 0, 0], [0, -2.0, 0], (0.0, 0.0), (0.5, 0.5)),
+        quad([-1.5, 0.0, -1.0], [3.0, 0, 0], [0, 0, 2.5], (0.0, 0.5), (0.5, 1.0)),
+        quad([-1.5, 2.0, 1.5], [0, 0, -2.5], [0, -2.0, 0], (0.5, 0.0), (0.9, 0.4)),
+        # the board on the back wall, 1 cm in front of it, upright, top-left corner at (-0.3, 1.4)
+        quad([-0.3, 1.4, -0.99], [bw_m, 0, 0], [0, -bh_m, 0], (1 - bw / S, 1 - bh / S), (1.0, 1.0)),
+    ]
+    verts = np.concatenate([q[0] for q in quads])
+    uvs = np.concatenate([q[1] for q in quads])
+    faces = np.concatenate([[[4 * k, 4 * k + 1, 4 * k + 2], [4 * k, 4 * k + 2, 4 * k + 3]] for k in range(len(quads))])
+    return verts, faces, uvs, tex
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    import cv2
+
+    from capture.camera import Camera
+    from neural_render import composite, render_mesh
+
+    spec = BoardSpec(squares_x=5, squares_y=4, square=0.08, marker=0.06)
+    verts, faces, uvs, tex = scene(spec)
+    cams = []
+    for i in range(6):
+        a = np.radians(-30 + 60 * i / 5)
+        eye = [1.8 * np.sin(a) - 0.2, 1.2 + 0.1 * (i % 2), 1.8 * np.cos(a) - 0.2]
+        cams.append(PinholeNP.look_at(f"cam{i}", eye, [-0.2, 1.0, -1.0], intrinsics(W, H, 50.0), W, H))
+    d = tmp_path_factory.mktemp("sfm") / "images"
+    d.mkdir()
+    with torch.no_grad():
+        rgba = render_mesh(torch.tensor(verts), torch.tensor(faces), Camera.stack([c.to_camera(torch.float32)
+                           for c in cams]), uvs=torch.tensor(uvs), texture=torch.tensor(tex), texture_srgb=True,
+                           supersample=1)
+    imgs = composite(rgba, (0.3, 0.3, 0.3)).numpy()
+    for c, im in zip(cams, imgs, strict=True):
+        cv2.imwrite(str(d / f"{c.name}.png"), cv2.cvtColor((im * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    return d, cams, spec
+
+
+def umeyama(src, dst):
+    """Similarity (s, R, t) minimising |s R src + t - dst|^2. src, dst (N, 3)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    U, D, Vt = np.linalg.svd(b.T @ a / len(src))
+    S = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        S[2, 2] = -1
+    R = U @ S @ Vt
+    s = np.trace(np.diag(D) @ S) / a.var(0).sum()
+    return s, R, mu_d - s * R @ mu_s
+
+
+@pytest.fixture(scope="module")
+def sfm(rendered, tmp_path_factory):
+    d, cams, spec = rendered
+    return run_sfm(d, tmp_path_factory.mktemp("work") / "w", board=spec, single_camera=True)
+
+
+def test_sfm_recovers_cameras_and_board_scale(rendered, sfm):
+    d, cams, spec = rendered
+    res = sfm
+    assert res.unregistered == [] and len(res.cameras) == len(cams)
+    assert res.mean_reprojection_px < 1.0
+    est = {c.name: as_np(c) for c in res.cameras}
+    src = np.array([est[c.name].center for c in cams])
+    dst = np.array([c.center for c in cams])
+    s, R, t = umeyama(src, dst)
+    err = np.linalg.norm((s * src @ R.T + t) - dst, axis=1)
+    assert err.max() < CENTRE_TOL_M, err
+    assert res.scale_source == "board" and abs(s - 1) < SCALE_TOL, s  # metric already: alignment scale ~1
+    f_true = cams[0].K[0, 0]
+    assert abs(as_np(res.cameras[0]).K[0, 0] / f_true - 1) < 0.01
+
+
+def test_sfm_known_distance_and_errors(rendered, sfm, tmp_path):
+    d, cams, _ = rendered
+    dist = float(np.linalg.norm(cams[0].center - cams[5].center))
+    est = [as_np(c) for c in sfm.cameras]
+    s = distance_scale(est, "cam0", "cam5", 2 * dist)   # twice the true distance: scale 2 on a metric result
+    assert s == pytest.approx(2.0, rel=SCALE_TOL)
+    with pytest.raises(SfmFailed, match="camera 'nope'"):
+        distance_scale(est, "nope", "cam5", 1.0)
+    with pytest.raises(SfmFailed, match="camera 'nope'"):
+        run_sfm(d, tmp_path / "work", known_distance=("nope", "cam5", 1.0), single_camera=True)
+    (tmp_path / "one").mkdir()
+    with pytest.raises(SfmFailed, match="at least 2 images"):
+        run_sfm(tmp_path / "one", tmp_path / "w2")
