@@ -252,8 +252,8 @@ def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024
     import torch
 
     from capture.session import write_session
-    from core.storage import atomic_write_json
     from core.meshio import write_ply
+    from core.storage import atomic_write_json
     from doppel.virtual_actor import build_virtual_actor
     from neural_render import composite, render_mesh
 
