@@ -74,8 +74,11 @@ def _tri_block(cams, uv, conf, names, threshold_px) -> tuple[list[dict], np.ndar
 
 
 def ingest(session_dir: str | os.PathLike, out: str | os.PathLike, config: IngestConfig | None = None,
-           progress: Callable[[str, int, int], None] | None = None) -> IngestResult:
-    """Process a session into ``out`` (see module doc). progress(step, i, total) is called per image."""
+           progress: Callable[[str, int, int], None] | None = None,
+           provenance: dict | None = None) -> IngestResult:
+    """Process a session into ``out`` (see module doc). progress(step, i, total) is called per image;
+    provenance (e.g. ``actor_id``, ``consent_id``, ``production`` from a consent gate) is recorded in the
+    manifest's params."""
     import cv2
 
     cfg = config or IngestConfig()
@@ -161,7 +164,7 @@ def ingest(session_dir: str | os.PathLike, out: str | os.PathLike, config: Inges
     timings["total"] = time.perf_counter() - t0
     write_manifest(out, "capture_ingest", inputs={"calibration": session.root / "calibration.json"},
                    params={"threshold_px": cfg.threshold_px, "face": cfg.face, "hands": cfg.hands,
-                           "pose_complexity": cfg.pose_complexity},
+                           "pose_complexity": cfg.pose_complexity, **dict(provenance or {})},
                    outputs={"landmarks": "landmarks.npz", "triangulated": "triangulated.json", "qc": "qc.json"},
                    extra={"session": str(session.root), "landmark_cache_hits": det.cache_hits})
     return IngestResult(out=out, session=session, landmarks=lms, triangulated=triangulated, qc=qcs,

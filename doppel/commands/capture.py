@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+
 app = typer.Typer(help="Capture sessions: rig calibration, landmarks, masks, triangulation, QC, synthetic rig.",
                   no_args_is_help=True)
 console = Console()
@@ -93,20 +95,30 @@ def ingest_cmd(
     threshold: float = typer.Option(8.0, "--threshold", help="RANSAC inlier threshold, px"),
     no_face: bool = typer.Option(False, "--no-face", help="skip the face mesh"),
     no_hands: bool = typer.Option(False, "--no-hands", help="skip the hand model"),
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = None,
+    production: ProductionOpt = None,
 ) -> None:
-    """Validate and process a session: landmarks.npz, triangulated.json, masks/, report.html."""
+    """Validate and process a session: landmarks.npz, triangulated.json, masks/, report.html.
+
+    Processing a real actor's photos is the `scan` use: give --workspace/--actor/--production."""
     from capture.ingest import IngestConfig, ingest
     from doppel.capture_report import write_ingest_report
 
     cfg = IngestConfig(threshold_px=threshold, face=not no_face, hands=not no_hands)
-    with _progress() as prog:
+    actor_id = resolve_actor(actor, [session_dir], command="capture ingest")
+    with gate_from_cli(workspace, actor_id, production, use="scan", command="capture ingest",
+                       inputs=[session_dir]) as run, _progress() as prog:
         task = prog.add_task("landmarks", total=None)
 
         def cb(step, i, total):
             prog.update(task, description=f"landmarks {step}", completed=i, total=total)
 
-        res = ingest(session_dir, out, cfg, progress=cb)
-    report = write_ingest_report(res)
+        prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+                "production": run.provenance["production"]}
+        res = ingest(session_dir, out, cfg, progress=cb, provenance=prov)
+        report = write_ingest_report(res)
+        run.add_output(out, kind="landmarks")
     for w in res.warnings:
         console.print(f"[yellow]warning: {w}[/yellow]")
     for f, fr in res.triangulated["frames"].items():

@@ -72,3 +72,14 @@ def test_default_rig_is_the_virtual_actor_and_needs_no_consent(tmp_path, capsys)
     assert code == 0, err
     params = json.loads((tmp_path / "rig" / "manifest.json").read_text())["params"]
     assert params["actor_id"] == "virtual" and "not required" in params["consent_id"]
+
+
+def test_capture_ingest_of_a_real_actor_needs_scan_consent(tmp_path, capsys, ws):
+    session = tmp_path / "session"
+    (session / "images").mkdir(parents=True)
+    code, _, err = run_cli(capsys, "capture", "ingest", session, "--out", tmp_path / "ingest",
+                           "--actor", "jane", "--production", "Film", "--workspace", ws.root)
+    assert code == 1 and "error:" in err and "jane" in err
+    assert not (tmp_path / "ingest").exists()
+    code, out, _ = run_cli(capsys, "audit", "show", "--workspace", ws.root)
+    assert code == 0 and "refused" in out
