@@ -61,7 +61,8 @@ def session_observations(session: Session, ingest: IngestData, spec: LandmarkSpe
                          masks: bool = False) -> tuple[ViewObservations, str]:
     """The fitter's observations of one frame: cameras (the session's, in its order, undistorted), keypoints
     (N, L, 2) px in ``spec``'s order (MediaPipe pose ids), confidence (N, L) = visibility (0 below the ingest's
-    threshold or where not detected), masks (N, H, W) when ``masks``. Returns (observations, frame name).
+    threshold, where not detected or outside the image), masks (N, H, W) when ``masks``. Returns
+    (observations, frame name).
 
     ValueError: a camera of the session missing from the ingest, or image sizes that disagree."""
     fi = ingest.frame_index(frame)
@@ -77,7 +78,10 @@ def session_observations(session: Session, ingest: IngestData, spec: LandmarkSpe
                              f"ingest but {(cam.width, cam.height)} in the session calibration")
         uv = ingest.pose[fi, v][spec.ids]
         c = ingest.pose_conf[fi, v][spec.ids].copy()
-        bad = ~np.all(np.isfinite(uv), axis=1) | (c < POSE_MIN_VISIBILITY)
+        # MediaPipe extrapolates landmarks beyond the frame (a face close-up still "has" hips): not observations.
+        with np.errstate(invalid="ignore"):
+            outside = (uv[:, 0] < 0) | (uv[:, 0] > cam.width) | (uv[:, 1] < 0) | (uv[:, 1] > cam.height)
+        bad = ~np.all(np.isfinite(uv), axis=1) | (c < POSE_MIN_VISIBILITY) | outside
         c[bad] = 0.0
         uv = np.where(bad[:, None], 0.0, uv)
         if cam.has_distortion:
