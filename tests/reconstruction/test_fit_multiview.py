@@ -13,7 +13,7 @@ from reconstruction.fitting.optimizer import triangulate
 
 
 def _cams(n=4, size=256):
-    return Camera.orbit(n, (0.0, 0.0, 0.0), 3.0, 0.4, width=size, height_px=size, fov_y_deg=45.0)
+    return Camera.orbit(n, (0.0, 0.0, 0.0), 3.0, 0.4, width=size, height=size, fov_y_deg=45.0)
 
 
 def test_triangulate_and_reprojection():
