@@ -42,13 +42,13 @@ def test_fit_session_end_to_end(capture, tmp_path):
     assert len(list((out / "overlays").glob("*.png"))) == 6
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["views_seeing_person"] >= 5 and metrics["reprojection_px"] < 6.0, metrics
-    # Accuracy against the ground truth (same Anny topology). Measured 28 mm mean with 4 stages at the
-    # default iterations (landmarks only: body weight/muscle are barely observable from 21 pose points);
-    # the neutral template placed by the rigid stage alone is much further off (checked below).
+    # Accuracy against the ground truth (same Anny topology). Measured 26.9 mm mean here (landmarks only: body
+    # weight/muscle are barely observable from 21 pose points); the neutral template placed by the rigid stage
+    # alone is 116 mm off (checked below).
     gt = trimesh.load(sc.ground_truth_dir / "mesh.ply", process=False).vertices
     fit = trimesh.load(out / "fit_mesh.ply", process=False).vertices
     err = np.linalg.norm(fit - gt, axis=1)
-    assert err.mean() < 0.045, err.mean()
+    assert err.mean() < 0.040, err.mean()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["params"]["actor_id"] and "consent_id" in manifest["params"]
     assert manifest["params"]["landmarks"] == str(ing)
@@ -57,7 +57,7 @@ def test_fit_session_end_to_end(capture, tmp_path):
     assert _run(["fit", str(sc.session_dir), "--landmarks", str(ing), "--out", str(rigid),
                  "--stages", "30,0,0,0"]) == 0
     e_rigid = np.linalg.norm(trimesh.load(rigid / "fit_mesh.ply", process=False).vertices - gt, axis=1)
-    assert err.mean() < 0.8 * e_rigid.mean(), (err.mean(), e_rigid.mean())
+    assert err.mean() < 0.5 * e_rigid.mean(), (err.mean(), e_rigid.mean())
 
 
 def test_fit_session_bad_input(capture, tmp_path, capsys):
