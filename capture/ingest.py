@@ -230,4 +230,73 @@ def contact_sheet(thumbs: list[np.ndarray], captions: list[str], cols: int | Non
     return sheet
 
 
-__all__ = ["IngestConfig", "IngestResult", "ingest", "draw_landmarks", "contact_sheet", "N_FACE", "N_POSE"]
+@dataclass
+class IngestData:
+    """What ``ingest`` wrote, read back (``load_ingest``). F frames, V cameras (ingest order).
+
+    pose (F, V, 33, 2) px (Doppel pixel convention, NaN where not detected), pose_conf (F, V, 33) MediaPipe
+    visibility in [0, 1]; face (F, V, 478, 2) px, face_conf (F, V, 478); image_size (V, 2) [width, height];
+    mask_paths: frame -> camera -> person mask PNG (uint8, 255 = person) where it exists."""
+
+    root: Path
+    cameras: list[str]
+    frames: list[str]
+    image_size: np.ndarray
+    pose: np.ndarray
+    pose_conf: np.ndarray
+    face: np.ndarray
+    face_conf: np.ndarray
+    mask_paths: dict[str, dict[str, Path]]
+
+    def frame_index(self, frame: str | None) -> int:
+        """Index of ``frame`` (None: the first frame); ValueError naming the frames if unknown."""
+        if frame is None:
+            return 0
+        if frame not in self.frames:
+            raise ValueError(f"{self.root}: no frame {frame!r} in landmarks.npz (frames: {', '.join(self.frames)})")
+        return self.frames.index(frame)
+
+    def mask(self, frame: str, camera: str) -> np.ndarray:
+        """(H, W) float32 person probability in [0, 1]; FileNotFoundError if the ingest wrote none."""
+        import cv2
+
+        p = self.mask_paths.get(frame, {}).get(camera)
+        img = None if p is None else cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise FileNotFoundError(f"{self.root}: no person mask for frame {frame!r}, camera {camera!r}")
+        return img.astype(np.float32) / 255.0
+
+
+def load_ingest(root: str | os.PathLike) -> IngestData:
+    """Read an ingest folder (``doppel capture ingest`` output). FileNotFoundError if landmarks.npz is
+    missing; ValueError naming the field if it is malformed."""
+    root = Path(root)
+    path = root / "landmarks.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{root}: no landmarks.npz (is this the output folder of `doppel capture ingest`?)")
+    with np.load(path, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    need = ("cameras", "frames", "image_size", "pose", "pose_conf", "face", "face_conf")
+    missing = [k for k in need if k not in d]
+    if missing:
+        raise ValueError(f"{path}: missing arrays {missing}")
+    cams, frames = [str(c) for c in d["cameras"]], [str(f) for f in d["frames"]]
+    F, V = len(frames), len(cams)
+    if d["pose"].shape != (F, V, N_POSE, 2) or d["pose_conf"].shape != (F, V, N_POSE):
+        raise ValueError(f"{path}: pose must be ({F}, {V}, {N_POSE}, 2) and pose_conf ({F}, {V}, {N_POSE}), got "
+                         f"{d['pose'].shape} and {d['pose_conf'].shape}")
+    masks: dict[str, dict[str, Path]] = {}
+    for f in frames:
+        masks[f] = {}
+        for c in cams:
+            p = root / "masks" / (f"{c}.png" if F == 1 else f"{f}_{c}.png")
+            if p.is_file():
+                masks[f][c] = p
+    return IngestData(root=root, cameras=cams, frames=frames, image_size=d["image_size"].astype(np.int64),
+                      pose=d["pose"].astype(np.float64), pose_conf=d["pose_conf"].astype(np.float64),
+                      face=d["face"].astype(np.float64), face_conf=d["face_conf"].astype(np.float64),
+                      mask_paths=masks)
+
+
+__all__ = ["IngestConfig", "IngestResult", "ingest", "IngestData", "load_ingest", "draw_landmarks", "contact_sheet",
+           "N_FACE", "N_POSE"]

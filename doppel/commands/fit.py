@@ -22,6 +22,11 @@ def fit(
     nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
                                             help="Non-rigid ICP iterations per stiffness step (0 = no non-rigid)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    stages: str = typer.Option("40,80,30,30", "--stages",
+                               help="Session fit: Adam iterations of the rigid, body, face and all stages."),
+    frame: str = typer.Option(None, "--frame", help="Session fit: the frame to fit (default: the first)."),
+    silhouette_weight: float = typer.Option(0.0, "--silhouette-weight",
+                                            help="Session fit: weight of the person-mask term (0 = off)."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -38,9 +43,9 @@ def fit(
     if scan is None:
         if session is None:
             raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
-        raise ValueError("fitting from a capture session is not available yet: the session/landmark readers of the "
-                         "capture package are not merged; use --scan, or the library's "
-                         "reconstruction.fitting.fit_multiview with in-memory views")
+        _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, workspace, actor,
+                     production)
+        return
     if model != "anny":
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
     if iterations < 1:
@@ -62,3 +67,65 @@ def fit(
         run.add_output(out, kind="fit")
     console.print(f"fit: registered to {scan.name}: mean distance {metrics['registered_to_scan']['mean_mm']:.2f} mm "
                   f"(model alone {metrics['model_fit_to_scan']['mean_mm']:.2f} mm) -> {out}")
+
+
+def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, dev: str, stages: str,
+                 frame: str | None, silhouette_weight: float, workspace, actor, production) -> None:
+    """The multi-view path: session cameras + ingest landmarks -> fit folder, overlays and report.html."""
+    from reconstruction.body_models import AnnyModel
+    from reconstruction.fitting import FitConfig
+    from reconstruction.session_fit import fit_session
+
+    if landmarks is None:
+        raise ValueError("--landmarks INGEST_DIR is required with a SESSION_DIR (run `doppel capture ingest` first)")
+    if model != "anny":
+        raise ValueError(f"--model {model}: landmark correspondences exist for anny only for now")
+    try:
+        iters = [int(x) for x in stages.split(",")]
+    except ValueError:
+        iters = []
+    if len(iters) != 4 or min(iters) < 0:
+        raise ValueError(f"--stages must be four non-negative integers 'rigid,body,face,all', got {stages!r}")
+    if silhouette_weight < 0:
+        raise ValueError(f"--silhouette-weight must be >= 0, got {silhouette_weight}")
+    cfg = FitConfig(iters_rigid=iters[0], iters_body=iters[1], iters_face=iters[2], iters_all=iters[3],
+                    w_silhouette=silhouette_weight)
+    actor_id = resolve_actor(actor, [session, landmarks], command="fit")
+    console = Console()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+               TimeElapsedColumn())
+    total = sum(iters)
+    offsets = {"rigid": 0, "body": iters[0], "face": iters[0] + iters[1], "all": iters[0] + iters[1] + iters[2]}
+    with gate_from_cli(workspace, actor_id, production, use="fit", command="fit",
+                       inputs=[session, landmarks]) as run, Progress(*columns, console=console) as bar:
+        task = bar.add_task("fit: loading model", total=max(total, 1))
+        body = AnnyModel(device=dev)
+        prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+                "production": run.provenance["production"]}
+
+        def progress(stage: str, it: int, n: int, loss: float) -> None:
+            bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=offsets.get(stage, 0) + it)
+
+        res = fit_session(body, session, landmarks, out, cfg, frame=frame, progress=progress, params=prov)
+        bar.update(task, description="fit: overlays and report", completed=total)
+        _write_report(out, res)
+        run.add_output(out, kind="fit")
+    console.print(f"fit: {len(res.camera_names)} views ({res.views_seeing} see the person), landmark reprojection "
+                  f"{res.result.reprojection_px:.2f} px, {res.seconds['total']:.1f} s -> {out}")
+
+
+def _write_report(out: Path, res) -> None:
+    from doppel.report import Section, write_report
+
+    r = res.result
+    table = {"frame": res.frame, "views (seeing the person)": f"{len(res.camera_names)} ({res.views_seeing})",
+             "landmarks": len(res.spec), "reprojection (px)": f"{r.reprojection_px:.2f}",
+             **{f"time {k} (s)": f"{v:.1f}" for k, v in res.seconds.items()}}
+    views = Section("Per-view overlays", text="Yellow: the fitted mesh's silhouette outline. Green: MediaPipe's "
+                    "pose landmarks; red: the fitted model's landmarks; white: the residual between them.",
+                    images=[(p, f"{c}: {res.view_reprojection_px[c]:.1f} px")
+                            for p, c in zip(res.overlays, res.camera_names, strict=True)])
+    write_report(out / "report.html", "Multi-view fit", [Section("Fit", table=table,
+                                                                files=["params.json", "fit_mesh.ply",
+                                                                       "fit_mesh_bind.ply", "metrics.json"]), views],
+                 subtitle=str(out))

@@ -67,4 +67,4 @@ def test_fit_bad_input(tmp_path, capsys):
     assert _run(["fit", "--scan", str(pts), "--out", str(tmp_path / "o")]) == 1
     assert "no faces" in capsys.readouterr().err
     assert _run(["fit", str(tmp_path), "--landmarks", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
-    assert "not available yet" in capsys.readouterr().err
+    assert "calibration.json" in capsys.readouterr().err    # not a session (session fits: test_fit_session.py)

@@ -1,0 +1,212 @@
+"""Multi-view fitting from a capture session and its ingest folder (``doppel fit SESSION --landmarks INGEST``).
+
+The session gives the calibrated cameras and the photos; the ingest gives MediaPipe's 33 pose landmarks per
+photo (with visibilities) and the person masks. The fitter (reconstruction.fitting) sees the landmarks that
+have a correspondence on the model (21 of MediaPipe's 33 for Anny); landmarks below the ingest's visibility
+threshold get confidence 0. Distorted cameras: the landmarks are undistorted (OpenCV) and the fitter sees
+the undistorted pinhole cameras. Outputs: the fit folder of ``fit_io.write_multiview_fit`` plus per-view
+overlays (``overlays/CAMERA.png``: the fitted silhouette outline, detected landmarks green, the fitted
+model's landmarks red, joined by a line) and ``overlays.png`` (a contact sheet of them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from capture.camera import Camera
+from capture.ingest import POSE_MIN_VISIBILITY, IngestData, contact_sheet, load_ingest
+from capture.session import Session, load_session
+from reconstruction.fitting import FitConfig, FitResult, LandmarkSpec, ViewObservations, fit_multiview, landmark_spec
+
+log = logging.getLogger(__name__)
+
+OVERLAY_SIDE = 480   # long side of the per-view overlay PNGs, px
+
+
+@dataclass
+class SessionFit:
+    """A session fit: the result, the observations it used, per-view reprojection errors and the files."""
+
+    result: FitResult
+    observations: ViewObservations
+    spec: LandmarkSpec
+    frame: str
+    camera_names: list[str]
+    view_reprojection_px: dict[str, float]   # camera -> confidence-weighted mean landmark error, px
+    views_seeing: int                        # views with >= 3 confident landmarks
+    overlays: list[str]                      # paths relative to the fit folder
+    seconds: dict[str, float]
+
+
+def _undistort_px(uv: np.ndarray, cam: Camera) -> np.ndarray:
+    """(L, 2) distorted pixels (Doppel convention: centres at integer + 0.5) -> ideal pinhole pixels."""
+    import cv2
+
+    K = cam.K.detach().double().cpu().numpy().copy()
+    K[:2, 2] -= 0.5                                   # OpenCV's pixel-centre convention
+    dist = cam.dist.detach().double().cpu().numpy()
+    und = cv2.undistortPointsIter((uv - 0.5).reshape(-1, 1, 2), K, dist, None, K,
+                                  (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-6))
+    return und.reshape(-1, 2) + 0.5
+
+
+def session_observations(session: Session, ingest: IngestData, spec: LandmarkSpec, frame: str | None = None,
+                         masks: bool = False) -> tuple[ViewObservations, str]:
+    """The fitter's observations of one frame: cameras (the session's, in its order, undistorted), keypoints
+    (N, L, 2) px in ``spec``'s order (MediaPipe pose ids), confidence (N, L) = visibility (0 below the ingest's
+    threshold, where not detected or outside the image), masks (N, H, W) when ``masks``. Returns
+    (observations, frame name).
+
+    ValueError: a camera of the session missing from the ingest, or image sizes that disagree."""
+    fi = ingest.frame_index(frame)
+    fname = ingest.frames[fi]
+    cams, kps, confs, ms = [], [], [], []
+    for cam in session.cameras:
+        if cam.name not in ingest.cameras:
+            raise ValueError(f"{ingest.root}: no landmarks for camera {cam.name!r} of session {session.root} "
+                             f"(was the ingest run on another session?)")
+        v = ingest.cameras.index(cam.name)
+        if tuple(int(x) for x in ingest.image_size[v]) != (cam.width, cam.height):
+            raise ValueError(f"{ingest.root}: camera {cam.name!r} images are {tuple(ingest.image_size[v])} px in the "
+                             f"ingest but {(cam.width, cam.height)} in the session calibration")
+        uv = ingest.pose[fi, v][spec.ids]
+        c = ingest.pose_conf[fi, v][spec.ids].copy()
+        # MediaPipe extrapolates landmarks beyond the frame (a face close-up still "has" hips): not observations.
+        with np.errstate(invalid="ignore"):
+            outside = (uv[:, 0] < 0) | (uv[:, 0] > cam.width) | (uv[:, 1] < 0) | (uv[:, 1] > cam.height)
+        bad = ~np.all(np.isfinite(uv), axis=1) | (c < POSE_MIN_VISIBILITY) | outside
+        c[bad] = 0.0
+        uv = np.where(bad[:, None], 0.0, uv)
+        if cam.has_distortion:
+            uv = np.where(bad[:, None], 0.0, _undistort_px(uv, cam))
+            cam = cam.undistorted()
+        cams.append(cam)
+        kps.append(uv)
+        confs.append(c)
+        if masks:
+            ms.append(ingest.mask(fname, cam.name))
+    if masks and any(c.has_distortion for c in session.cameras):
+        raise ValueError("silhouettes from distorted cameras are not supported yet (the masks are not undistorted)")
+    obs = ViewObservations(cameras=Camera.stack(cams), keypoints=torch.as_tensor(np.stack(kps), dtype=torch.float32),
+                           confidence=torch.as_tensor(np.stack(confs), dtype=torch.float32),
+                           masks=torch.as_tensor(np.stack(ms)) if masks else None)
+    return obs, fname
+
+
+def _overlay(photo_bgr: np.ndarray, cam: Camera, vertices: np.ndarray, faces: np.ndarray, model_uv: np.ndarray,
+             kp: np.ndarray, conf: np.ndarray, side: int) -> np.ndarray:
+    """One view: the photo at long side ``side`` with the fitted mesh's silhouette outline (yellow), detected
+    landmarks (green), model landmarks (red) and a line between each pair. uv arrays (L, 2) full-res px."""
+    import cv2
+
+    from neural_render import rasterize
+
+    s = side / max(photo_bgr.shape[:2])
+    img = cv2.resize(photo_bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    S = torch.diag(torch.tensor([w / cam.width, h / cam.height, 1.0], dtype=cam.dtype, device=cam.device))
+    small = Camera(K=S @ cam.K, R=cam.R, t=cam.t, width=w, height=h, name=cam.name)
+    with torch.no_grad():
+        m = rasterize(torch.as_tensor(vertices, dtype=torch.float32), torch.as_tensor(np.asarray(faces, np.int64)),
+                      small.to(dtype=torch.float32)).mask
+    m = (m.reshape(img.shape[0], img.shape[1]).cpu().numpy() > 0).astype(np.uint8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(img, contours, -1, (0, 220, 255), 1, cv2.LINE_AA)
+    for j in range(len(conf)):
+        p = tuple(int(x) for x in model_uv[j] * s)
+        if conf[j] > 0:
+            q = tuple(int(x) for x in kp[j] * s)
+            cv2.line(img, p, q, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.circle(img, q, 3, (40, 220, 40), -1, cv2.LINE_AA)
+        cv2.circle(img, p, 3, (40, 40, 230), -1, cv2.LINE_AA)
+    return img
+
+
+def write_overlays(out: Path, session: Session, frame: str, obs: ViewObservations, spec: LandmarkSpec,
+                   result: FitResult, faces: np.ndarray,
+                   side: int = OVERLAY_SIDE) -> tuple[list[str], dict[str, float]]:
+    """out/overlays/CAMERA.png per view and out/overlays.png (contact sheet) -> (relative paths, per-view
+    confidence-weighted mean landmark error in px)."""
+    import cv2
+
+    from core.storage import atomic_write_bytes
+
+    lm3d = np.where((spec.joint_index >= 0)[:, None], result.joints[np.maximum(spec.joint_index, 0)],
+                    result.vertices[np.maximum(spec.vertex_index, 0)])
+    cams = obs.cameras.to(dtype=torch.float64)
+    with torch.no_grad():
+        uv = cams.project(torch.as_tensor(lm3d))[0].cpu().numpy()           # (N, L, 2)
+    kp, conf = obs.keypoints.double().cpu().numpy(), obs.confidence.double().cpu().numpy()
+    err = np.linalg.norm(uv - kp, axis=-1)
+    names = [c.name for c in obs.cameras]
+    per_view = {n: (float((err[i] * conf[i]).sum() / conf[i].sum()) if conf[i].sum() > 0 else float("nan"))
+                for i, n in enumerate(names)}
+    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    thumbs, captions, files = [], [], []
+    for i, cam in enumerate(obs.cameras):
+        photo = cv2.imread(str(session.frames[frame][cam.name]), cv2.IMREAD_COLOR)
+        if photo is None:
+            raise FileNotFoundError(f"cannot read {session.frames[frame][cam.name]}")
+        img = _overlay(photo, cam, result.vertices, faces, uv[i], kp[i], conf[i], side)
+        ok, buf = cv2.imencode(".png", img)
+        atomic_write_bytes(out / "overlays" / f"{cam.name}.png", buf.tobytes())
+        files.append(f"overlays/{cam.name}.png")
+        thumbs.append(img)
+        captions.append(f"{cam.name} {per_view[cam.name]:.1f}px")
+    ok, buf = cv2.imencode(".png", contact_sheet(thumbs, captions))
+    atomic_write_bytes(out / "overlays.png", buf.tobytes())
+    return files, per_view
+
+
+def fit_session(model, session_dir: str | Path, ingest_dir: str | Path, out: str | Path,
+                config: FitConfig | None = None, frame: str | None = None,
+                progress: Callable[[str, int, int, float], None] | None = None, overlays: bool = True,
+                params: dict | None = None) -> SessionFit:
+    """Fit ``model`` (Anny) to one frame of a session and write the fit folder ``out`` (see module doc).
+
+    Silhouettes are used when ``config.w_silhouette > 0`` and the ingest has the masks. Errors: a session
+    without landmarks (FileNotFoundError / ValueError naming the ingest), fewer than two views that see the
+    person (ValueError)."""
+    from reconstruction.fit_io import write_multiview_fit
+
+    t0 = time.perf_counter()
+    cfg = config or FitConfig()
+    session = load_session(session_dir)
+    ingest = load_ingest(ingest_dir)
+    spec = landmark_spec(model)
+    use_masks = cfg.w_silhouette > 0 and cfg.silhouette_size > 0
+    obs, fname = session_observations(session, ingest, spec, frame, masks=use_masks)
+    seeing = int(((obs.confidence > 0).sum(1) >= 3).sum())
+    if int((obs.confidence > 0).sum()) == 0:
+        raise ValueError(f"{ingest.root}: no pose landmarks detected in any view of frame {fname!r} (the session "
+                         f"has no landmarks of a person)")
+    if seeing < 2:
+        raise ValueError(f"fewer than two views see the person in frame {fname!r}: {seeing} of {len(obs.cameras)} "
+                         f"views have >= 3 pose landmarks with visibility >= {POSE_MIN_VISIBILITY}")
+    t_read = time.perf_counter() - t0
+    result = fit_multiview(model, obs, spec, cfg, progress=progress)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t1 = time.perf_counter()
+    files, per_view = (write_overlays(out, session, fname, obs, spec, result, model.faces) if overlays
+                       else ([], {}))
+    t_overlay = time.perf_counter() - t1
+    metrics = {"frame": fname, "views": len(obs.cameras), "views_seeing_person": seeing,
+               "landmarks": len(spec), "silhouettes": use_masks,
+               "view_reprojection_px": {k: round(v, 3) for k, v in per_view.items()}}
+    write_multiview_fit(out, model, result, metrics, params={
+        **(params or {}), "session": str(session.root), "landmarks": str(ingest.root), "frame": fname,
+        "iterations": {"rigid": cfg.iters_rigid, "body": cfg.iters_body, "face": cfg.iters_face,
+                       "all": cfg.iters_all}, "w_silhouette": cfg.w_silhouette})
+    return SessionFit(result=result, observations=obs, spec=spec, frame=fname,
+                      camera_names=[c.name for c in obs.cameras], view_reprojection_px=per_view,
+                      views_seeing=seeing, overlays=files,
+                      seconds={"read": t_read, **result.seconds, "overlays": t_overlay,
+                               "total": time.perf_counter() - t0})
