@@ -16,9 +16,15 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
-import torch
+from core.runtime import tune_process
+
+# malloc keeps freed memory, OpenMP idles passively (core/runtime.py; must precede torch); --no-tuning: defaults
+TUNED = {"malloc": False, "omp_passive": False} if "--no-tuning" in sys.argv else tune_process()
+
+import torch  # noqa: E402
 
 
 def _time_round_robin(fns: dict, repeats: int, sync) -> dict[str, tuple[float, float]]:
@@ -44,6 +50,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--no-tuning", action="store_true",
+                    help="glibc malloc and OpenMP defaults (core.runtime.tune_process not called)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
@@ -67,7 +75,8 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {platform.node()} | {platform.processor() or platform.machine()} | torch {torch.__version__} | "
           f"threads {torch.get_num_threads()} | {dev} {args.dtype} | anny rig: {J} joints, "
-          f"{rig.num_vertices} vertices, {E} facial blendshapes | load average {load:.1f}")
+          f"{rig.num_vertices} vertices, {E} facial blendshapes | load average {load:.1f} | "
+          f"core.runtime tuning: {TUNED} | OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     print(f"{'batch':>5}  {'what':<28} {'median ms':>10} {'min ms':>9}  {'anny default / this':>20}")
     for B in [int(b) for b in args.batches.split(",")]:
         results = bench_batch(B, rig, peers, pheno, dtype, dev, args.repeats, sync)

@@ -76,6 +76,9 @@ _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError,
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     from core.errors import DoppelError
+    from core.runtime import tune_process
+
+    tune_process()   # before anything loads torch (OpenMP reads OMP_WAIT_POLICY once)
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

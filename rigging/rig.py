@@ -203,18 +203,28 @@ class Rig:
         A, wpos = self._fk(R, t, w, tens)
         h = self._bind_positions(w, tens)                                  # (B|1, J, 3)
         trans = wpos - (A @ h[..., None])[..., 0]                          # T_j = [A_j | w_j - A_j h_j]
-        v = tens["verts"][None]
-        if w is not None and tens["bs"].shape[0]:
-            v = v + (w @ tens["bs"].reshape(len(tens["bs"]), -1)).view(w.shape[0], -1, 3)
-        if tens.get("corr") is not None:
-            cj = tens["corr_joints"]
-            eye = torch.eye(3, dtype=R.dtype, device=R.device)
-            feat = (R[:, cj] - eye).reshape(R.shape[0], -1)
-            v = v + (feat @ tens["corr"]).reshape(R.shape[0], -1, 3)
-        v = v.expand(R.shape[0], -1, -1)
+        offsets = self._offsets(R, w, tens)                                # (V_moved, 3, B) or None
         if method == "lbs":
-            return _lbs(v, A, trans, tens)
+            return _lbs(offsets, A, trans, tens)
+        v = tens["verts"][None].expand(R.shape[0], -1, -1)
+        if offsets is not None:
+            v = v.index_add(1, tens["moved_rows"], offsets.permute(2, 0, 1))
         return _dqs(v, A, trans, tens)
+
+    def _offsets(self, R: torch.Tensor, w: torch.Tensor | None, tens) -> torch.Tensor | None:
+        """Blendshape + pose-corrective offsets of the vertices they move (tens["moved_rows"]), laid out
+        (V_moved, 3, B), the batch innermost; None when there are none. Facial blendshapes move about a
+        quarter of Anny's vertices: the others are never touched."""
+        B = R.shape[0]
+        out = None
+        if w is not None and tens["bs_T"].shape[1]:
+            out = tens["bs_T"] @ w.T
+        if tens.get("corr_T") is not None:
+            eye = torch.eye(3, dtype=R.dtype, device=R.device)
+            feat = (R[:, tens["corr_joints"]] - eye).reshape(B, -1)            # (B, P * 9)
+            c = tens["corr_T"] @ feat.T
+            out = c if out is None else out + c
+        return None if out is None or not len(tens["moved_rows"]) else out.view(-1, 3, B)
 
     def _inputs(self, local_rotations, root_translation, blendshape_weights):
         if isinstance(local_rotations, torch.Tensor):
@@ -307,7 +317,6 @@ class Rig:
             "bind_rot": T(self.bind_matrices[:, :3, :3]),
             "bind_pos": T(self.bind_matrices[:, :3, 3]),
             "verts": T(self.vertices),
-            "bs": T(self.blendshape_deltas),
             "bs_joints": None if self.blendshape_joint_deltas is None else T(self.blendshape_joint_deltas),
             "skin_idx": T(self.skin_indices, torch.long),
             "skin_w": T(self.skin_weights),
@@ -330,7 +339,16 @@ class Rig:
         tens["dq_slot_pair"] = T(slot_pair, torch.long)
         if self.corrective_joints is not None:
             tens["corr_joints"] = T(self.corrective_joints, torch.long)
-            tens["corr"] = T(self.corrective_deltas.reshape(len(self.corrective_deltas), -1))
+        # Vertices moved by blendshapes or correctives, and their deltas transposed, (V_moved * 3, N), rows
+        # [vertex, axis]; the skinning matrices of _lbs (see there).
+        deltas = [self.blendshape_deltas] + ([self.corrective_deltas] if self.corrective_joints is not None else [])
+        moved = np.unique(np.concatenate([_moved_rows(d) for d in deltas]))
+        tens["moved_rows"] = T(moved, torch.long)
+        tens["bs_T"] = T(_deltas_T(self.blendshape_deltas, moved))
+        if self.corrective_joints is not None:
+            tens["corr_T"] = T(_deltas_T(self.corrective_deltas, moved))
+        tens["skin_vh"] = _to_csr(_vertex_skinning_matrix(dense, self.vertices)).to(device)
+        tens["skin_moved"] = _to_csr(dense[torch.as_tensor(moved, dtype=torch.long)]).to(device)
         self._cache[key] = tens
         return tens
 
@@ -527,37 +545,46 @@ class Rig:
 
 # -- skinning kernels -------------------------------------------------------------------------------
 
-LBS_CHUNK = 4096   # vertices per block on the CPU: each block's blended transforms stay in cache
+def _lbs(offsets: torch.Tensor | None, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
+    """Linear blend skinning: v' = sum_j w_vj (A_j v + t_j), with v = bind vertex + offset.
+    offsets (V_moved, 3, B) of tens["moved_rows"] or None, A (B, J, 3, 3), trans (B, J, 3) -> (B, V, 3).
 
-
-def _lbs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
-    """v (B, V, 3), A (B, J, 3, 3), trans (B, J, 3) -> (B, V, 3): v' = sum_j w_vj (A_j v + t_j). The blend of
-    the 3x4 transforms is a sparse (V, J) x (J, B*12) product, applied to [v; 1] as one batched matmul; on the
-    CPU by blocks of LBS_CHUNK vertices."""
+    Split as sum_j w_vj [A_j | t_j] [bind; 1] + sum_j w_vj A_j offset. The first term is one sparse product:
+    M (V, J * 4), M[v, 4j + d] = w_vj [bind_v; 1]_d, times the joints' 3x4 transforms (J * 4, 3 * B): no
+    per-vertex blended matrix is ever formed. The second blends the 3x3 rotations only for the moved
+    vertices (a quarter of Anny's, with its facial blendshapes) and applies them to their offsets."""
     B, J = A.shape[:2]
-    T = torch.cat([A, trans[..., None]], dim=-1)                 # (B, J, 3, 4)
-    flat = T.permute(1, 0, 2, 3).reshape(J, B * 12)
-    vh = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1).transpose(0, 1)   # (V, B, 4)
-    if flat.device.type != "cpu":
-        blend = (_sparse(tens, flat.dtype) @ flat).view(-1, B, 3, 4)
-        return (blend @ vh[..., None])[..., 0].transpose(0, 1)
-    out = []
-    for start, W in _sparse_chunks(tens, flat.dtype):
-        blend = (W @ flat).view(-1, B, 3, 4)
-        out.append((blend @ vh[start:start + blend.shape[0], :, :, None])[..., 0])
-    return torch.cat(out, dim=0).transpose(0, 1)
+    V = tens["verts"].shape[0]
+    T = torch.cat([A, trans[..., None]], dim=-1)                           # (B, J, 3, 4)
+    out = (_sparse(tens, T.dtype, "skin_vh") @ T.permute(1, 3, 2, 0).reshape(J * 4, 3 * B)).view(V, 3, B)
+    if offsets is not None:
+        bl = (_sparse(tens, A.dtype, "skin_moved") @ A.permute(1, 2, 3, 0).reshape(J, 9 * B)).view(-1, 3, 3, B)
+        corr = (bl[:, :, 0] * offsets[:, None, 0]).addcmul_(bl[:, :, 1], offsets[:, None, 1])
+        out.index_add_(0, tens["moved_rows"], corr.addcmul_(bl[:, :, 2], offsets[:, None, 2]))
+    return out.permute(2, 0, 1).contiguous()
 
 
-def _sparse_chunks(tens, dtype: torch.dtype) -> list[tuple[int, torch.Tensor]]:
-    key = f"skin_chunks_{dtype}"
-    if key not in tens:
-        dense = _sparse(tens, dtype).to_dense()
-        tens[key] = [(s, _to_csr(dense[s:s + LBS_CHUNK])) for s in range(0, dense.shape[0], LBS_CHUNK)]
-    return tens[key]
+def _vertex_skinning_matrix(weights: torch.Tensor, vertices: np.ndarray) -> torch.Tensor:
+    """weights (V, J) dense, vertices (V, 3) -> M (V, J * 4) with M[v, 4j + d] = w_vj [vertex_v; 1]_d."""
+    vh = torch.cat([torch.as_tensor(vertices, dtype=weights.dtype), torch.ones(len(vertices), 1,
+                                                                                dtype=weights.dtype)], 1)
+    return (weights[:, :, None] * vh[:, None, :]).reshape(len(vertices), -1)
 
 
-def _sparse(tens, dtype: torch.dtype) -> torch.Tensor:
-    W = tens["skin_sparse"]
+def _moved_rows(deltas: np.ndarray) -> np.ndarray:
+    """Vertices (indices) that any of deltas (N, V, 3) moves."""
+    if not len(deltas):
+        return np.zeros(0, np.int64)
+    return np.nonzero(np.abs(deltas).sum((0, 2)) > 0)[0]
+
+
+def _deltas_T(deltas: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(len(rows) * 3, N): the deltas (N, V, 3) of the given vertices, rows [vertex, axis]."""
+    return np.ascontiguousarray(deltas[:, rows].transpose(1, 2, 0).reshape(len(rows) * 3, len(deltas)))
+
+
+def _sparse(tens, dtype: torch.dtype, key: str = "skin_sparse") -> torch.Tensor:
+    W = tens[key]
     return W if W.dtype == dtype else W.to(dtype)
 
 
