@@ -7,8 +7,10 @@ ground truth that `doppel capture synth` wrote beside the session (the fitter ne
     PYTHONPATH=. python benchmarks/fit_session.py W
 
 Prints the vertex-to-vertex error (mean / p95, mm) of W/fit/fit_mesh.ply against W/ground_truth/mesh.ply
-(same Anny topology), the reprojection error and stage times from metrics.json, and the fitted phenotype
-next to the true one.
+(same Anny topology), per body region (vertices grouped by their dominant skinning joint), the joint position
+error (the fitted parameters' joints against ground_truth/landmarks3d.json's, mean over the fitted body joints
+and over all of Anny's), the expression-weight error (mean absolute over the 52 and over the actor's non-zero
+ones), the reprojection error and stage times from metrics.json, and the fitted phenotype next to the true one.
 """
 
 from __future__ import annotations
@@ -38,8 +40,54 @@ def main() -> None:
     print(f"vertex error mean {e.mean():.2f} mm, p95 {np.percentile(e, 95):.2f} mm, max {e.max():.2f} mm")
     print(f"reprojection {m['reprojection_px']:.2f} px, views seeing the person {m['views_seeing_person']}")
     print(f"stage seconds {m['seconds']} total {sum(m['seconds'].values()):.1f} s")
+    print(f"correspondences: {m.get('correspondences', 'joints')}, landmarks {m.get('landmarks')}")
+    _model_figures(args.work, fitp, gtp, fit, gt)
     print("phenotype truth vs fit:", {k: (round(float(v), 3), round(fitp['shape'].get(k, float('nan')), 3))
                                       for k, v in gtp["phenotype"].items()})
+
+
+REGIONS = (("hands", ("finger", "thumb", "metacarpal", "wrist", "hand")), ("feet", ("toe", "foot")),
+           ("arms", ("arm", "clavicle", "shoulder")), ("legs", ("leg", "pelvis")), ("torso", ("spine", "root")))
+
+
+def _region(joint: str) -> str:
+    return next((r for r, keys in REGIONS if any(k in joint for k in keys)), "head")
+
+
+def _model_figures(work: Path, fitp: dict, gtp: dict, fit: np.ndarray, gt: np.ndarray) -> None:
+    import torch
+
+    from reconstruction.body_models import AnnyModel, BodyParams
+    from reconstruction.fitting.config import FIT_JOINTS
+    from rigging import Rig
+
+    model = AnnyModel(dtype=torch.float64)
+    names = model.pose_names
+    p = BodyParams(shape=torch.tensor([[fitp["shape"][n] for n in model.shape_names]], dtype=torch.float64),
+                   pose=torch.tensor(fitp["pose"], dtype=torch.float64)[None],
+                   root_translation=torch.tensor([fitp["root_translation"]], dtype=torch.float64),
+                   expression=torch.tensor([[fitp["expression"][n] for n in model.expression_names]],
+                                           dtype=torch.float64))
+    with torch.no_grad():
+        joints = model.forward(p).joints[0].numpy()
+    gtj = json.loads((work / "ground_truth" / "landmarks3d.json").read_text())["joints"]
+    je = {n: np.linalg.norm(joints[names.index(n)] - np.asarray(gtj[n])) * 1000 for n in gtj if n in names}
+    body = [je[n] for n in FIT_JOINTS if n in je]
+    print(f"joint error mean {np.mean(body):.2f} mm over the {len(body)} fitted body joints, "
+          f"{np.mean(list(je.values())):.2f} mm over all {len(je)} joints")
+    rig = Rig.from_body_model(model, None)
+    dom = rig.skin_indices[np.arange(rig.num_vertices), np.argmax(rig.skin_weights, 1)]
+    reg = np.array([_region(names[j]) for j in dom])
+    e = np.linalg.norm(fit - gt, axis=1) * 1000
+    print("vertex error by region (mean mm):", ", ".join(f"{r} {e[reg == r].mean():.1f} ({(reg == r).sum()} v)"
+                                                          for r in ("head", "hands", "arms", "torso", "legs", "feet")))
+    true_e = np.array([gtp["expression"].get(n, 0.0) for n in model.expression_names])
+    fit_e = np.array([fitp["expression"][n] for n in model.expression_names])
+    nz = true_e > 0
+    pairs = ", ".join(f"{n} {t:.2f}->{f:.2f}" for n, t, f in zip(model.expression_names, true_e, fit_e, strict=True)
+                      if t > 0)
+    print(f"expression weight error: mean abs {np.abs(fit_e - true_e).mean():.3f} over 52, "
+          f"{np.abs(fit_e - true_e)[nz].mean():.3f} over the actor's {int(nz.sum())} non-zero ({pairs})")
 
 
 if __name__ == "__main__":

@@ -235,8 +235,10 @@ class IngestData:
     """What ``ingest`` wrote, read back (``load_ingest``). F frames, V cameras (ingest order).
 
     pose (F, V, 33, 2) px (Doppel pixel convention, NaN where not detected), pose_conf (F, V, 33) MediaPipe
-    visibility in [0, 1]; face (F, V, 478, 2) px, face_conf (F, V, 478); image_size (V, 2) [width, height];
-    mask_paths: frame -> camera -> person mask PNG (uint8, 255 = person) where it exists."""
+    visibility in [0, 1]; face (F, V, 478, 2) px, face_conf (F, V, 478); hands (F, V, 2, 21, 2) px, [left, right]
+    as the person's own hands, hands_conf (F, V, 2, 21) (0 where not detected; all 0 for ingests written without
+    hands); image_size (V, 2) [width, height]; mask_paths: frame -> camera -> person mask PNG (uint8,
+    255 = person) where it exists."""
 
     root: Path
     cameras: list[str]
@@ -247,6 +249,14 @@ class IngestData:
     face: np.ndarray
     face_conf: np.ndarray
     mask_paths: dict[str, dict[str, Path]]
+    hands: np.ndarray | None = None
+    hands_conf: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        F, V = len(self.frames), len(self.cameras)
+        if self.hands is None or self.hands_conf is None:
+            self.hands = np.full((F, V, 2, 21, 2), np.nan)
+            self.hands_conf = np.zeros((F, V, 2, 21))
 
     def frame_index(self, frame: str | None) -> int:
         """Index of ``frame`` (None: the first frame); ValueError naming the frames if unknown."""
@@ -295,7 +305,19 @@ def load_ingest(root: str | os.PathLike) -> IngestData:
     return IngestData(root=root, cameras=cams, frames=frames, image_size=d["image_size"].astype(np.int64),
                       pose=d["pose"].astype(np.float64), pose_conf=d["pose_conf"].astype(np.float64),
                       face=d["face"].astype(np.float64), face_conf=d["face_conf"].astype(np.float64),
-                      mask_paths=masks)
+                      mask_paths=masks, **_hands(d, path, F, V))
+
+
+def _hands(d: dict, path: Path, F: int, V: int) -> dict:
+    if "hands" not in d or "hands_conf" not in d:
+        return {}
+    if d["hands"].shape != (F, V, 2, 21, 2) or d["hands_conf"].shape[:3] != (F, V, 2):
+        raise ValueError(f"{path}: hands must be ({F}, {V}, 2, 21, 2) and hands_conf ({F}, {V}, 2[, 21]), got "
+                         f"{d['hands'].shape} and {d['hands_conf'].shape}")
+    conf = d["hands_conf"].astype(np.float64)
+    if conf.ndim == 3:   # one handedness score per hand
+        conf = np.repeat(conf[..., None], 21, axis=-1)
+    return {"hands": d["hands"].astype(np.float64), "hands_conf": conf}
 
 
 __all__ = ["IngestConfig", "IngestResult", "ingest", "IngestData", "load_ingest", "draw_landmarks", "contact_sheet",

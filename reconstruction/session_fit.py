@@ -57,16 +57,55 @@ def _undistort_px(uv: np.ndarray, cam: Camera) -> np.ndarray:
     return und.reshape(-1, 2) + 0.5
 
 
+def _detections(ingest: IngestData, fi: int, v: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2D detections of landmark ids (landmark_regressor.py's id space) in view v of frame fi: (uv (L, 2) px,
+    conf (L,)); pose confidences below the ingest's visibility threshold are 0."""
+    from reconstruction.fitting.landmark_regressor import SET_OFFSETS, landmark_set
+
+    uv, conf = np.full((len(ids), 2), np.nan), np.zeros(len(ids))
+    for r, lid in enumerate(ids):
+        s = landmark_set(int(lid))
+        i = int(lid) - SET_OFFSETS[s]
+        if s == "pose":
+            uv[r], c = ingest.pose[fi, v, i], ingest.pose_conf[fi, v, i]
+            conf[r] = c if c >= POSE_MIN_VISIBILITY else 0.0
+        elif s == "face":
+            uv[r], conf[r] = ingest.face[fi, v, i], ingest.face_conf[fi, v, i]
+        else:
+            h = 0 if s == "hand.L" else 1
+            uv[r], conf[r] = ingest.hands[fi, v, h, i], ingest.hands_conf[fi, v, h, i]
+    return uv, conf
+
+
+def _set_factors(ids: np.ndarray, set_weights: dict[str, float] | None) -> np.ndarray:
+    """(L,) per-landmark weight: set weight * 33 / (landmarks of that set in ids)."""
+    from reconstruction.fitting.landmark_regressor import landmark_set
+
+    if not set_weights:
+        return np.ones(len(ids))
+    sets = np.array([landmark_set(int(i)) for i in ids])
+    out = np.zeros(len(ids))
+    for s in set(sets):
+        m = sets == s
+        out[m] = float(set_weights.get(s, 0.0)) * 33.0 / m.sum()
+    return out
+
+
 def session_observations(session: Session, ingest: IngestData, spec: LandmarkSpec, frame: str | None = None,
-                         masks: bool = False) -> tuple[ViewObservations, str]:
+                         masks: bool = False, set_weights: dict[str, float] | None = None
+                         ) -> tuple[ViewObservations, str]:
     """The fitter's observations of one frame: cameras (the session's, in its order, undistorted), keypoints
-    (N, L, 2) px in ``spec``'s order (MediaPipe pose ids), confidence (N, L) = visibility (0 below the ingest's
-    threshold, where not detected or outside the image), masks (N, H, W) when ``masks``. Returns
-    (observations, frame name).
+    (N, L, 2) px in ``spec``'s order (landmark ids: MediaPipe pose indices, or landmark_regressor.py's id space
+    for face mesh and hands), confidence (N, L) = the detector's (pose: visibility, 0 below the ingest's
+    threshold; 0 where not detected or outside the image) times the set factors of ``set_weights`` (see
+    FitConfig.set_weights; None = 1), masks (N, H, W) when ``masks``. Returns (observations, frame name).
 
     ValueError: a camera of the session missing from the ingest, or image sizes that disagree."""
     fi = ingest.frame_index(frame)
     fname = ingest.frames[fi]
+    factors = _set_factors(spec.ids, set_weights)
+    if spec.reliability is not None:
+        factors = factors * spec.reliability
     cams, kps, confs, ms = [], [], [], []
     for cam in session.cameras:
         if cam.name not in ingest.cameras:
@@ -76,13 +115,12 @@ def session_observations(session: Session, ingest: IngestData, spec: LandmarkSpe
         if tuple(int(x) for x in ingest.image_size[v]) != (cam.width, cam.height):
             raise ValueError(f"{ingest.root}: camera {cam.name!r} images are {tuple(ingest.image_size[v])} px in the "
                              f"ingest but {(cam.width, cam.height)} in the session calibration")
-        uv = ingest.pose[fi, v][spec.ids]
-        c = ingest.pose_conf[fi, v][spec.ids].copy()
+        uv, c = _detections(ingest, fi, v, spec.ids)
         # MediaPipe extrapolates landmarks beyond the frame (a face close-up still "has" hips): not observations.
         with np.errstate(invalid="ignore"):
             outside = (uv[:, 0] < 0) | (uv[:, 0] > cam.width) | (uv[:, 1] < 0) | (uv[:, 1] > cam.height)
-        bad = ~np.all(np.isfinite(uv), axis=1) | (c < POSE_MIN_VISIBILITY) | outside
-        c[bad] = 0.0
+        bad = ~np.all(np.isfinite(uv), axis=1) | (c <= 0) | outside
+        c = np.where(bad, 0.0, c * factors)
         uv = np.where(bad[:, None], 0.0, uv)
         if cam.has_distortion:
             uv = np.where(bad[:, None], 0.0, _undistort_px(uv, cam))
@@ -98,6 +136,25 @@ def session_observations(session: Session, ingest: IngestData, spec: LandmarkSpe
                            confidence=torch.as_tensor(np.stack(confs), dtype=torch.float32),
                            masks=torch.as_tensor(np.stack(ms)) if masks else None)
     return obs, fname
+
+
+def session_spec(model, config: FitConfig) -> LandmarkSpec:
+    """The correspondences a session fit uses (FitConfig.correspondences)."""
+    from reconstruction.fitting import calibrated_spec, default_regressor
+
+    mode = config.correspondences
+    if mode not in ("auto", "calibrated", "joints"):
+        raise ValueError(f"correspondences must be auto, calibrated or joints, got {mode!r}")
+    if mode == "calibrated" or (mode == "auto" and default_regressor(model) is not None):
+        spec = calibrated_spec(model)
+        return spec.subset([config.set_weights.get(_set_of(int(lid)), 0.0) > 0 for lid in spec.ids])
+    return landmark_spec(model)
+
+
+def _set_of(lid: int) -> str:
+    from reconstruction.fitting.landmark_regressor import landmark_set
+
+    return landmark_set(lid)
 
 
 def _overlay(photo_bgr: np.ndarray, cam: Camera, vertices: np.ndarray, faces: np.ndarray, model_uv: np.ndarray,
@@ -180,10 +237,11 @@ def fit_session(model, session_dir: str | Path, ingest_dir: str | Path, out: str
     cfg = config or FitConfig()
     session = load_session(session_dir)
     ingest = load_ingest(ingest_dir)
-    spec = landmark_spec(model)
+    spec = session_spec(model, cfg)
     use_masks = cfg.w_silhouette > 0 and cfg.silhouette_size > 0
-    obs, fname = session_observations(session, ingest, spec, frame, masks=use_masks)
-    seeing = int(((obs.confidence > 0).sum(1) >= 3).sum())
+    set_weights = cfg.set_weights if spec.reg_index is not None else None
+    obs, fname = session_observations(session, ingest, spec, frame, masks=use_masks, set_weights=set_weights)
+    seeing = int(((obs.confidence > 0).sum(1) >= 3).sum())   # views with >= 3 landmarks of any set
     if int((obs.confidence > 0).sum()) == 0:
         raise ValueError(f"{ingest.root}: no pose landmarks detected in any view of frame {fname!r} (the session "
                          f"has no landmarks of a person)")
@@ -191,7 +249,11 @@ def fit_session(model, session_dir: str | Path, ingest_dir: str | Path, out: str
         raise ValueError(f"fewer than two views see the person in frame {fname!r}: {seeing} of {len(obs.cameras)} "
                          f"views have >= 3 pose landmarks with visibility >= {POSE_MIN_VISIBILITY}")
     t_read = time.perf_counter() - t0
-    result = fit_multiview(model, obs, spec, cfg, progress=progress)
+    stage_landmarks = None
+    if spec.reg_index is not None:
+        sets = np.array([_set_of(int(i)) for i in spec.ids])
+        stage_landmarks = {"body": np.isin(sets, list(cfg.body_stage_sets))}
+    result = fit_multiview(model, obs, spec, cfg, progress=progress, stage_landmarks=stage_landmarks)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t1 = time.perf_counter()
@@ -200,6 +262,7 @@ def fit_session(model, session_dir: str | Path, ingest_dir: str | Path, out: str
     t_overlay = time.perf_counter() - t1
     metrics = {"frame": fname, "views": len(obs.cameras), "views_seeing_person": seeing,
                "landmarks": len(spec), "silhouettes": use_masks,
+               "correspondences": "calibrated" if spec.reg_index is not None else "joints",
                "view_reprojection_px": {k: round(v, 3) for k, v in per_view.items()}}
     write_multiview_fit(out, model, result, metrics, params={
         **(params or {}), "session": str(session.root), "landmarks": str(ingest.root), "frame": fname,

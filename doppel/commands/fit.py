@@ -22,11 +22,15 @@ def fit(
     nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
                                             help="Non-rigid ICP iterations per stiffness step (0 = no non-rigid)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    stages: str = typer.Option("40,80,30,30", "--stages",
+    stages: str = typer.Option("40,300,30,100", "--stages",
                                help="Session fit: Adam iterations of the rigid, body, face and all stages."),
     frame: str = typer.Option(None, "--frame", help="Session fit: the frame to fit (default: the first)."),
     silhouette_weight: float = typer.Option(0.0, "--silhouette-weight",
                                             help="Session fit: weight of the person-mask term (0 = off)."),
+    correspondences: str = typer.Option("auto", "--correspondences",
+                                        help="Session fit: calibrated (MediaPipe pose, face mesh and hands through "
+                                             "the calibrated regressor), joints (21 pose landmarks at joints), auto "
+                                             "(calibrated when the model has a regressor)."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -43,8 +47,8 @@ def fit(
     if scan is None:
         if session is None:
             raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
-        _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, workspace, actor,
-                     production)
+        _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, correspondences,
+                     workspace, actor, production)
         return
     if model != "anny":
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
@@ -70,7 +74,8 @@ def fit(
 
 
 def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, dev: str, stages: str,
-                 frame: str | None, silhouette_weight: float, workspace, actor, production) -> None:
+                 frame: str | None, silhouette_weight: float, correspondences: str, workspace, actor,
+                 production) -> None:
     """The multi-view path: session cameras + ingest landmarks -> fit folder, overlays and report.html."""
     from reconstruction.body_models import AnnyModel
     from reconstruction.fitting import FitConfig
@@ -88,8 +93,10 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         raise ValueError(f"--stages must be four non-negative integers 'rigid,body,face,all', got {stages!r}")
     if silhouette_weight < 0:
         raise ValueError(f"--silhouette-weight must be >= 0, got {silhouette_weight}")
+    if correspondences not in ("auto", "calibrated", "joints"):
+        raise ValueError(f"--correspondences must be auto, calibrated or joints, got {correspondences!r}")
     cfg = FitConfig(iters_rigid=iters[0], iters_body=iters[1], iters_face=iters[2], iters_all=iters[3],
-                    w_silhouette=silhouette_weight)
+                    w_silhouette=silhouette_weight, correspondences=correspondences)
     actor_id = resolve_actor(actor, [session, landmarks], command="fit")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),

@@ -6,26 +6,42 @@ from dataclasses import dataclass, field
 
 from reconstruction.scan_registration import BODY_JOINTS
 
+# The multi-view fit's joints: the scan fit's minus Anny's pelvis.L/.R (root -> hip-joint bones). Rotating them
+# moves the hip joints, and the fit traded that against the thighs' rotation (+-0.5 rad each, 30 mm errors on
+# the legs of dev seeds 21-23) since the hip landmarks cannot tell them apart.
+FIT_JOINTS = tuple(j for j in BODY_JOINTS if not j.startswith("pelvis."))
+
 
 @dataclass
 class FitConfig:
     # iterations per stage: rigid (root rotation + translation), body (shape + pose), face (expression),
     # all (everything together). A stage with 0 iterations is skipped.
     iters_rigid: int = 40
-    iters_body: int = 80
+    iters_body: int = 300
     iters_face: int = 30
-    iters_all: int = 30
+    iters_all: int = 100
     lr: float = 0.01                     # Adam learning rate (radians, phenotype units, metres)
-    joints: tuple[str, ...] = BODY_JOINTS  # joints whose rotation is optimised (unknown names ignored)
+    joints: tuple[str, ...] = FIT_JOINTS   # joints whose rotation is optimised (unknown names ignored)
     robust_px: float = 16.0              # Geman-McClure scale of the reprojection error, pixels
     w_landmarks: float = 1.0             # weight of the reprojection term (mean of robust px^2 / robust_px^2)
     w_silhouette: float = 0.0            # weight of the mean squared silhouette disagreement per pixel. Off by
     # default: at 1.0 it made the 16-view benchmark worse (42 mm vs 5-7 mm, docs/benchmarks.md); not tuned yet.
     silhouette_size: int = 192           # masks are compared at this long side (pixels); 0 = no silhouettes
     silhouette_sigma: float = 1.0        # softness of the rendered silhouette outline, pixels
-    w_pose_prior: float = 1e-3           # sum of squared local rotations (radians^2) of the optimised joints
+    w_pose_prior: float = 3e-2           # sum of squared local rotations (radians^2) of the optimised joints
     w_joint_limits: float = 1.0          # squared excess of any rotation beyond joint_limit_rad
     joint_limit_rad: float = 2.0         # no local rotation may exceed this angle (radians)
     w_shape_prior: float = 1e-2          # squared distance of the shape from the model's neutral
     w_expression_prior: float = 1e-3     # squared expression weights
     expression_names: tuple[str, ...] = field(default_factory=tuple)  # () = all of the model's expressions
+    # Session fits: "calibrated" = every MediaPipe set (pose, face mesh, hands) through the calibrated landmark
+    # regressor (landmark_regressor.py); "joints" = the 21 pose landmarks at Anny joints / vertex rules
+    # (landmarks.py); "auto" = calibrated where a regressor exists for the model, else joints.
+    correspondences: str = "auto"
+    # Total weight of each landmark set relative to the pose set (each landmark of a set of n gets
+    # weight * 33 / n times its detector confidence).
+    # Landmark sets the body stage sees (the face and all stages see every set): the sparse pose landmarks place
+    # the limbs before the dense face-mesh and hand points join.
+    body_stage_sets: tuple[str, ...] = ("pose", "hand.L", "hand.R")
+    set_weights: dict[str, float] = field(default_factory=lambda: {"pose": 1.0, "face": 1.0, "hand.L": 0.5,
+                                                                   "hand.R": 0.5})

@@ -26,18 +26,37 @@ MEDIAPIPE_POSE_VERTEX_RULES: dict[int, str] = {0: "nose", 7: "ear.L", 8: "ear.R"
                                                31: "toe.L", 32: "toe.R"}
 
 
+RELIABILITY_SCALE_MM = 10.0   # calibration error at which a landmark's prior weight is halved
+
+
 @dataclass(frozen=True)
 class LandmarkSpec:
     """L landmarks, each a joint or a vertex of the model.
 
-    ids (L,) int: the landmark ids of the 2D detector (e.g. MediaPipe pose indices) in the order of the
-    observations' columns; joint_index (L,) int64, -1 where the landmark is a vertex; vertex_index (L,) int64,
-    -1 where it is a joint; names (L,) for reports."""
+    ids (L,) int: the landmark ids of the 2D detector (e.g. MediaPipe pose indices; landmark_regressor.py
+    for the id space of several sets) in the order of the observations' columns; joint_index (L,) int64, -1
+    where the landmark is not a joint; vertex_index (L,) int64, -1 where it is not a vertex; names (L,) for
+    reports. reg_index, reg_weight (L, K): where both indices are -1, the landmark is sum_k reg_weight[l, k] *
+    vertex[reg_index[l, k]] (a calibrated regressor; None when no landmark uses one). reliability (L,) in
+    (0, 1] or None (all 1): a prior weight per landmark (calibrated landmarks: 1 / (1 + (e / 10 mm)^2) with e
+    the calibration's leave-one-actor-out error), multiplied into the observations' confidences."""
 
     ids: np.ndarray
     joint_index: np.ndarray
     vertex_index: np.ndarray
     names: list[str]
+    reg_index: np.ndarray | None = None
+    reg_weight: np.ndarray | None = None
+    reliability: np.ndarray | None = None
+
+    def subset(self, keep) -> LandmarkSpec:
+        """The landmarks at positions ``keep`` (indices or a boolean mask), in that order."""
+        keep = np.arange(len(self.ids))[np.asarray(keep)]
+        pick = lambda a: None if a is None else a[keep]  # noqa: E731
+        return LandmarkSpec(ids=self.ids[keep], joint_index=self.joint_index[keep],
+                            vertex_index=self.vertex_index[keep], names=[self.names[i] for i in keep],
+                            reg_index=pick(self.reg_index), reg_weight=pick(self.reg_weight),
+                            reliability=pick(self.reliability))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -95,10 +114,40 @@ def landmark_spec(model, ids: list[int] | None = None, extra_vertices: dict[int,
                         vertex_index=np.array([table[i][1] for i in ids], np.int64), names=[table[i][2] for i in ids])
 
 
+def calibrated_spec(model, ids=None, regressor=None) -> LandmarkSpec:
+    """Every landmark through a calibrated regressor (landmark_regressor.py): ``regressor`` or the one shipped
+    for ``model`` (ValueError when there is none). ids: the landmark ids to use, in order (default: all the
+    regressor has, sorted)."""
+    from reconstruction.fitting.landmark_regressor import default_regressor, landmark_set
+
+    reg = regressor if regressor is not None else default_regressor(model)
+    if reg is None:
+        raise ValueError(f"no calibrated landmark regressor for {model.name!r} (scripts/calibrate_landmarks.py "
+                         f"makes one)")
+    if reg.num_vertices != model.num_vertices:
+        raise ValueError(f"the landmark regressor was made for {reg.num_vertices} vertices; {model.name} has "
+                         f"{model.num_vertices}")
+    ids = np.sort(reg.ids) if ids is None else np.asarray(ids, np.int64)
+    rows = reg.rows(ids)
+    L = len(ids)
+    names = [f"{landmark_set(int(i))} {int(i) % 1000}" for i in ids]
+    res = np.nan_to_num(reg.residual_mm[rows], nan=RELIABILITY_SCALE_MM)
+    return LandmarkSpec(ids=ids, joint_index=np.full(L, -1, np.int64), vertex_index=np.full(L, -1, np.int64),
+                        names=names, reg_index=reg.index[rows], reg_weight=reg.weight[rows],
+                        reliability=1.0 / (1.0 + (res / RELIABILITY_SCALE_MM) ** 2))
+
+
 def model_landmarks(vertices: torch.Tensor, joints: torch.Tensor, spec: LandmarkSpec) -> torch.Tensor:
     """vertices (B, V, 3), joints (B, J, 3) -> (B, L, 3) landmark positions (metres), differentiable."""
     dev = vertices.device
     is_joint = torch.as_tensor(spec.joint_index >= 0, device=dev)
     ji = torch.as_tensor(np.maximum(spec.joint_index, 0), device=dev)
     vi = torch.as_tensor(np.maximum(spec.vertex_index, 0), device=dev)
-    return torch.where(is_joint[None, :, None], joints[:, ji], vertices[:, vi])
+    out = torch.where(is_joint[None, :, None], joints[:, ji], vertices[:, vi])
+    if spec.reg_index is None:
+        return out
+    is_reg = torch.as_tensor((spec.joint_index < 0) & (spec.vertex_index < 0), device=dev)
+    ri = torch.as_tensor(spec.reg_index, device=dev)
+    rw = torch.as_tensor(spec.reg_weight, device=dev, dtype=vertices.dtype)
+    reg = (rw[None, :, :, None] * vertices[:, ri]).sum(2)                      # (B, L, 3)
+    return torch.where(is_reg[None, :, None], reg, out)

@@ -119,8 +119,11 @@ def _scaled_views(cameras: Camera, masks: Tensor, size: int) -> tuple[Camera, Te
 
 
 def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitConfig | None = None,
-                  progress: Callable[[str, int, int, float], None] | None = None) -> FitResult:
-    """Fit ``model`` (a BodyModel) to the views. progress(stage, iteration, stage_total, loss) each iteration."""
+                  progress: Callable[[str, int, int, float], None] | None = None,
+                  stage_landmarks: dict[str, np.ndarray] | None = None) -> FitResult:
+    """Fit ``model`` (a BodyModel) to the views. progress(stage, iteration, stage_total, loss) each iteration.
+    stage_landmarks: stage name ('body', 'face', 'all') -> (L,) bool, the landmarks that stage sees (default:
+    all), e.g. the body stage on the pose landmarks alone before the dense face and hand points join."""
     import roma
 
     from reconstruction.body_models import BodyParams
@@ -204,11 +207,11 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
         ex = ex.clamp(0, 1) if is_anny else ex
         return BodyParams(shape=sh, pose=full, root_translation=trans, expression=ex)
 
-    def objective(with_sil: bool) -> tuple[Tensor, Tensor]:
+    def objective(with_sil: bool, c: Tensor) -> tuple[Tensor, Tensor]:
         p = params()
         out = model.forward(p)
         lm = model_landmarks(out.vertices, out.joints, spec)[0]
-        loss = cfg.w_landmarks * reprojection_loss(lm, kp, conf, cams, cfg.robust_px)
+        loss = cfg.w_landmarks * reprojection_loss(lm, kp, c, cams, cfg.robust_px)
         if with_sil and sil_cams is not None:
             loss = loss + cfg.w_silhouette * silhouette_loss(out.vertices[0], faces, sil_cams, sil_masks,
                                                              cfg.silhouette_sigma)
@@ -226,9 +229,12 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
         t0 = time.perf_counter()
         opt = torch.optim.Adam(variables, lr=cfg.lr if name != "all" else cfg.lr * 0.3)
         hist = history.setdefault(name, [])
+        c = conf
+        if stage_landmarks is not None and name in stage_landmarks:
+            c = conf * torch.as_tensor(np.asarray(stage_landmarks[name], bool), device=dev).to(dt)[None]
         for it in range(iters):
             opt.zero_grad()
-            loss, _ = objective(with_sil)
+            loss, _ = objective(with_sil, c)
             loss.backward()
             opt.step()
             hist.append(float(loss.detach()))
