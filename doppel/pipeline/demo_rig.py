@@ -11,7 +11,8 @@ from doppel.report import Section
 
 
 def stage_rig(ctx) -> Section:
-    """Build the rig of the actor from the `actor` stage (or of seed ctx.seed's phenotype), save it in
+    """Build the rig of the actor from the fit stage's shape (else the `actor` stage's or seed ctx.seed's
+    phenotype), save it in
     ``ctx.out/rig``, and measure its agreement with Anny and its posing speed. Leaves the Rig in
     ``ctx.state["rig"]``."""
     import torch
@@ -24,6 +25,12 @@ def stage_rig(ctx) -> Section:
 
     actor = ctx.state.get("actor")
     phenotype = actor.phenotype if actor is not None else sample_parameters(ctx.seed)[0]
+    source = "the virtual actor's phenotype"
+    if ctx.state.get("fit_dir") is not None:   # the double of the fit stage, as `doppel rig --fit` builds it
+        from reconstruction.scan_pipeline import read_fit_params
+
+        phenotype = {k: float(v) for k, v in read_fit_params(ctx.state["fit_dir"])["shape"].items()}
+        source = "the fit stage's phenotype (fit/params.json)"
     model = AnnyModel(dtype=torch.float64)
     t0 = time.perf_counter()
     rig = Rig.from_body_model(model, phenotype).validate()
@@ -57,7 +64,7 @@ def stage_rig(ctx) -> Section:
     lbs_dqs_mm = float((rig.pose(pose, t, expr, method="dqs") - rig.pose(pose, t, expr)).norm(dim=-1).max()) * 1000
     return Section(
         "Rig",
-        text=("The actor's rig, built from Anny for its phenotype: skeleton (bind matrices in Doppel's frame), bind "
+        text=(f"The actor's rig, built from Anny for {source}: skeleton (bind matrices in Doppel's frame), bind "
               "mesh with UVs, sparse skin weights, the 52 ARKit facial blendshapes. Posed by Rig.pose with linear "
               "blend skinning and checked against Anny's own forward pass on random poses and expressions. The "
               "preview shows the bind pose and an action pose with the skeleton drawn over the mesh."),
@@ -68,7 +75,7 @@ def stage_rig(ctx) -> Section:
                "max LBS-DQS difference (same poses)": f"{lbs_dqs_mm:.1f} mm",
                "Rig.pose LBS, batch 1, float32": f"{timings['lbs']:.1f} ms",
                "Rig.pose DQS, batch 1, float32": f"{timings['dqs']:.1f} ms",
-               "rig build": f"{build_s:.2f} s",
+               "rig build": f"{build_s:.2f} s", "shape from": source,
                "bind height": f"{float(np.ptp(rig.vertices[:, 1])):.3f} m"},
         files=["rig/rig.npz", "rig/manifest.json"],
     )
