@@ -176,13 +176,14 @@ def _overlay(photo_bgr: np.ndarray, cam: Camera, vertices: np.ndarray, faces: np
     m = (m.reshape(img.shape[0], img.shape[1]).cpu().numpy() > 0).astype(np.uint8)
     contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(img, contours, -1, (0, 220, 255), 1, cv2.LINE_AA)
+    r = 3 if len(conf) <= 40 else 2          # smaller dots when the dense face and hand sets are drawn
     for j in range(len(conf)):
         p = tuple(int(x) for x in model_uv[j] * s)
         if conf[j] > 0:
             q = tuple(int(x) for x in kp[j] * s)
             cv2.line(img, p, q, (255, 255, 255), 1, cv2.LINE_AA)
-            cv2.circle(img, q, 3, (40, 220, 40), -1, cv2.LINE_AA)
-        cv2.circle(img, p, 3, (40, 40, 230), -1, cv2.LINE_AA)
+            cv2.circle(img, q, r, (40, 220, 40), -1, cv2.LINE_AA)
+            cv2.circle(img, p, r, (40, 40, 230), -1, cv2.LINE_AA)
     return img
 
 
@@ -194,12 +195,12 @@ def write_overlays(out: Path, session: Session, frame: str, obs: ViewObservation
     import cv2
 
     from core.storage import atomic_write_bytes
+    from reconstruction.fitting import model_landmarks
 
-    lm3d = np.where((spec.joint_index >= 0)[:, None], result.joints[np.maximum(spec.joint_index, 0)],
-                    result.vertices[np.maximum(spec.vertex_index, 0)])
     cams = obs.cameras.to(dtype=torch.float64)
     with torch.no_grad():
-        uv = cams.project(torch.as_tensor(lm3d))[0].cpu().numpy()           # (N, L, 2)
+        lm3d = model_landmarks(torch.as_tensor(result.vertices)[None], torch.as_tensor(result.joints)[None], spec)[0]
+        uv = cams.project(lm3d.to(cams.K.device))[0].cpu().numpy()           # (N, L, 2)
     kp, conf = obs.keypoints.double().cpu().numpy(), obs.confidence.double().cpu().numpy()
     err = np.linalg.norm(uv - kp, axis=-1)
     names = [c.name for c in obs.cameras]

@@ -105,7 +105,10 @@ def test_calibrated_correspondences_beat_joint_centres(dense_capture, tmp_path):
         out = tmp_path / mode
         assert _run(["fit", str(sc.session_dir), "--landmarks", str(ing), "--out", str(out), "--stages",
                      "40,200,20,60", "--correspondences", mode]) == 0
-        assert json.loads((out / "metrics.json").read_text())["correspondences"] == mode
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["correspondences"] == mode
+        # the overlays' per-view errors are those of the fitted landmarks (not of a fixed vertex)
+        assert np.nanmedian(list(metrics["view_reprojection_px"].values())) < 15.0, metrics["view_reprojection_px"]
         errs[mode] = np.linalg.norm(trimesh.load(out / "fit_mesh.ply", process=False).vertices - gt, axis=1).mean()
     print("mean vertex error, m:", errs)
     assert errs["calibrated"] < 0.7 * errs["joints"], errs
