@@ -38,12 +38,30 @@ def main() -> None:
     fitp = json.loads((args.work / args.fit / "params.json").read_text())
     print(f"seed {gtp['seed']}: {gtp['n_cameras']} views at {gtp['size']} px")
     print(f"vertex error mean {e.mean():.2f} mm, p95 {np.percentile(e, 95):.2f} mm, max {e.max():.2f} mm")
+    model_only = args.work / args.fit / "model_fit_mesh.ply"
+    if model_only.is_file():
+        e0 = np.linalg.norm(trimesh.load(model_only, process=False).vertices - gt, axis=1) * 1000
+        print(f"  (model fit before silhouette detail: mean {e0.mean():.2f} mm, p95 {np.percentile(e0, 95):.2f} mm; "
+              f"surface distance to the ground truth {_surface_mm(model_only, args.work):.2f} -> "
+              f"{_surface_mm(args.work / args.fit / 'fit_mesh.ply', args.work):.2f} mm)")
     print(f"reprojection {m['reprojection_px']:.2f} px, views seeing the person {m['views_seeing_person']}")
     print(f"stage seconds {m['seconds']} total {sum(m['seconds'].values()):.1f} s")
     print(f"correspondences: {m.get('correspondences', 'joints')}, landmarks {m.get('landmarks')}")
     _model_figures(args.work, fitp, gtp, fit, gt)
     print("phenotype truth vs fit:", {k: (round(float(v), 3), round(fitp['shape'].get(k, float('nan')), 3))
                                       for k, v in gtp["phenotype"].items()})
+
+
+def _surface_mm(mesh_path: Path, work: Path) -> float:
+    """Mean unsigned distance (mm) of a mesh's vertices to the ground-truth surface (open3d)."""
+    import open3d as o3d
+
+    gt = trimesh.load(work / "ground_truth" / "mesh.ply", process=False)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(np.asarray(gt.vertices, np.float32)),
+                        o3d.core.Tensor(np.asarray(gt.faces, np.uint32)))
+    v = np.asarray(trimesh.load(mesh_path, process=False).vertices, np.float32)
+    return float(np.abs(scene.compute_signed_distance(o3d.core.Tensor(v)).numpy()).mean() * 1000)
 
 
 REGIONS = (("hands", ("finger", "thumb", "metacarpal", "wrist", "hand")), ("feet", ("toe", "foot")),

@@ -24,6 +24,7 @@ from capture.camera import Camera
 from capture.ingest import POSE_MIN_VISIBILITY, IngestData, contact_sheet, load_ingest
 from capture.session import Session, load_session
 from reconstruction.fitting import FitConfig, FitResult, LandmarkSpec, ViewObservations, fit_multiview, landmark_spec
+from reconstruction.silhouette_detail import DetailResult
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class SessionFit:
     views_seeing: int                        # views with >= 3 confident landmarks
     overlays: list[str]                      # paths relative to the fit folder
     seconds: dict[str, float]
+    detail: DetailResult | None = None       # silhouette detail (None: off or not possible, see metrics)
 
 
 def _undistort_px(uv: np.ndarray, cam: Camera) -> np.ndarray:
@@ -188,10 +190,11 @@ def _overlay(photo_bgr: np.ndarray, cam: Camera, vertices: np.ndarray, faces: np
 
 
 def write_overlays(out: Path, session: Session, frame: str, obs: ViewObservations, spec: LandmarkSpec,
-                   result: FitResult, faces: np.ndarray,
-                   side: int = OVERLAY_SIDE) -> tuple[list[str], dict[str, float]]:
+                   result: FitResult, faces: np.ndarray, side: int = OVERLAY_SIDE,
+                   outline: np.ndarray | None = None) -> tuple[list[str], dict[str, float]]:
     """out/overlays/CAMERA.png per view and out/overlays.png (contact sheet) -> (relative paths, per-view
-    confidence-weighted mean landmark error in px)."""
+    confidence-weighted mean landmark error in px). outline: (V, 3) vertices whose silhouette is drawn
+    (default: the fitted model's; the detailed mesh when there is detail)."""
     import cv2
 
     from core.storage import atomic_write_bytes
@@ -212,7 +215,8 @@ def write_overlays(out: Path, session: Session, frame: str, obs: ViewObservation
         photo = cv2.imread(str(session.frames[frame][cam.name]), cv2.IMREAD_COLOR)
         if photo is None:
             raise FileNotFoundError(f"cannot read {session.frames[frame][cam.name]}")
-        img = _overlay(photo, cam, result.vertices, faces, uv[i], kp[i], conf[i], side)
+        img = _overlay(photo, cam, result.vertices if outline is None else outline, faces, uv[i], kp[i], conf[i],
+                       side)
         ok, buf = cv2.imencode(".png", img)
         atomic_write_bytes(out / "overlays" / f"{cam.name}.png", buf.tobytes())
         files.append(f"overlays/{cam.name}.png")
@@ -255,22 +259,51 @@ def fit_session(model, session_dir: str | Path, ingest_dir: str | Path, out: str
         sets = np.array([_set_of(int(i)) for i in spec.ids])
         stage_landmarks = {"body": np.isin(sets, list(cfg.body_stage_sets))}
     result = fit_multiview(model, obs, spec, cfg, progress=progress, stage_landmarks=stage_landmarks)
+    detail, detail_note = _detail(model, session, ingest, fname, obs, result, cfg, progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t1 = time.perf_counter()
-    files, per_view = (write_overlays(out, session, fname, obs, spec, result, model.faces) if overlays
-                       else ([], {}))
+    outline = None if detail is None else result.vertices + detail.offsets
+    files, per_view = (write_overlays(out, session, fname, obs, spec, result, model.faces, outline=outline)
+                       if overlays else ([], {}))
     t_overlay = time.perf_counter() - t1
     metrics = {"frame": fname, "views": len(obs.cameras), "views_seeing_person": seeing,
                "landmarks": len(spec), "silhouettes": use_masks,
                "correspondences": "calibrated" if spec.reg_index is not None else "joints",
-               "view_reprojection_px": {k: round(v, 3) for k, v in per_view.items()}}
-    write_multiview_fit(out, model, result, metrics, params={
+               "view_reprojection_px": {k: round(v, 3) for k, v in per_view.items()}, "detail": detail_note}
+    if detail is not None:
+        metrics["detail_mask_disagreement"] = {"before": round(detail.disagreement_before, 5),
+                                               "after": round(detail.disagreement_after, 5)}
+        metrics["detail_displacement_mm"] = {"mean_abs": round(float(np.abs(detail.displacements).mean()) * 1000, 3),
+                                             "max_abs": round(float(np.abs(detail.displacements).max()) * 1000, 3)}
+    write_multiview_fit(out, model, result, metrics, detail=detail, params={
         **(params or {}), "session": str(session.root), "landmarks": str(ingest.root), "frame": fname,
         "iterations": {"rigid": cfg.iters_rigid, "body": cfg.iters_body, "face": cfg.iters_face,
-                       "all": cfg.iters_all}, "w_silhouette": cfg.w_silhouette})
+                       "all": cfg.iters_all}, "w_silhouette": cfg.w_silhouette,
+        "detail": {"iterations": cfg.detail_iterations, "size": cfg.detail_size}})
+    extra = {"detail": detail.seconds} if detail is not None else {}
     return SessionFit(result=result, observations=obs, spec=spec, frame=fname,
                       camera_names=[c.name for c in obs.cameras], view_reprojection_px=per_view,
-                      views_seeing=seeing, overlays=files,
-                      seconds={"read": t_read, **result.seconds, "overlays": t_overlay,
+                      views_seeing=seeing, overlays=files, detail=detail,
+                      seconds={"read": t_read, **result.seconds, **extra, "overlays": t_overlay,
                                "total": time.perf_counter() - t0})
+
+
+def _detail(model, session: Session, ingest: IngestData, frame: str, obs: ViewObservations, result: FitResult,
+            cfg: FitConfig, progress) -> tuple[DetailResult | None, str]:
+    """Silhouette detail on the fitted mesh (FitConfig.detail_iterations > 0), or None and why not."""
+    from reconstruction.silhouette_detail import DetailConfig, silhouette_detail
+
+    if cfg.detail_iterations <= 0:
+        return None, "off"
+    if any(c.has_distortion for c in session.cameras):
+        return None, "skipped: distorted cameras (the masks are not undistorted yet)"
+    try:
+        masks = torch.stack([torch.as_tensor(ingest.mask(frame, c.name)) for c in session.cameras])
+    except FileNotFoundError as e:
+        log.warning("no silhouette detail: %s", e)
+        return None, f"skipped: {e}"
+    step = (lambda i, n, loss: progress("detail", i, n, loss)) if progress else None
+    det = silhouette_detail(result.vertices, model.faces, obs.cameras, masks,
+                            DetailConfig(iterations=cfg.detail_iterations, size=cfg.detail_size), progress=step)
+    return det, "silhouettes"

@@ -31,6 +31,9 @@ def fit(
                                         help="Session fit: calibrated (MediaPipe pose, face mesh and hands through "
                                              "the calibrated regressor), joints (21 pose landmarks at joints), auto "
                                              "(calibrated when the model has a regressor)."),
+    detail_iterations: int = typer.Option(60, "--detail-iterations",
+                                          help="Session fit: silhouette detail iterations after the model fit "
+                                               "(displacements along the normals; 0 = none)."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -48,7 +51,7 @@ def fit(
         if session is None:
             raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
         _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, correspondences,
-                     workspace, actor, production)
+                     detail_iterations, workspace, actor, production)
         return
     if model != "anny":
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
@@ -74,8 +77,8 @@ def fit(
 
 
 def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, dev: str, stages: str,
-                 frame: str | None, silhouette_weight: float, correspondences: str, workspace, actor,
-                 production) -> None:
+                 frame: str | None, silhouette_weight: float, correspondences: str, detail_iterations: int,
+                 workspace, actor, production) -> None:
     """The multi-view path: session cameras + ingest landmarks -> fit folder, overlays and report.html."""
     from reconstruction.body_models import AnnyModel
     from reconstruction.fitting import FitConfig
@@ -95,14 +98,18 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         raise ValueError(f"--silhouette-weight must be >= 0, got {silhouette_weight}")
     if correspondences not in ("auto", "calibrated", "joints"):
         raise ValueError(f"--correspondences must be auto, calibrated or joints, got {correspondences!r}")
+    if detail_iterations < 0:
+        raise ValueError(f"--detail-iterations must be >= 0, got {detail_iterations}")
     cfg = FitConfig(iters_rigid=iters[0], iters_body=iters[1], iters_face=iters[2], iters_all=iters[3],
-                    w_silhouette=silhouette_weight, correspondences=correspondences)
+                    w_silhouette=silhouette_weight, correspondences=correspondences,
+                    detail_iterations=detail_iterations)
     actor_id = resolve_actor(actor, [session, landmarks], command="fit")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
                TimeElapsedColumn())
-    total = sum(iters)
-    offsets = {"rigid": 0, "body": iters[0], "face": iters[0] + iters[1], "all": iters[0] + iters[1] + iters[2]}
+    total = sum(iters) + detail_iterations
+    offsets = {"rigid": 0, "body": iters[0], "face": iters[0] + iters[1], "all": iters[0] + iters[1] + iters[2],
+               "detail": sum(iters)}
     with gate_from_cli(workspace, actor_id, production, use="fit", command="fit",
                        inputs=[session, landmarks]) as run, Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=max(total, 1))
@@ -127,6 +134,10 @@ def _write_report(out: Path, res) -> None:
     r = res.result
     table = {"frame": res.frame, "views (seeing the person)": f"{len(res.camera_names)} ({res.views_seeing})",
              "landmarks": len(res.spec), "reprojection (px)": f"{r.reprojection_px:.2f}",
+             "silhouette detail": ("off or not possible" if res.detail is None else
+                                   f"mask disagreement {res.detail.disagreement_before:.4f} -> "
+                                   f"{res.detail.disagreement_after:.4f}, mean |d| "
+                                   f"{float(abs(res.detail.displacements).mean()) * 1000:.2f} mm"),
              **{f"time {k} (s)": f"{v:.1f}" for k, v in res.seconds.items()}}
     views = Section("Per-view overlays", text="Yellow: the fitted mesh's silhouette outline. Green: MediaPipe's "
                     "pose landmarks; red: the fitted model's landmarks; white: the residual between them.",
@@ -134,5 +145,7 @@ def _write_report(out: Path, res) -> None:
                             for p, c in zip(res.overlays, res.camera_names, strict=True)])
     write_report(out / "report.html", "Multi-view fit", [Section("Fit", table=table,
                                                                 files=["params.json", "fit_mesh.ply",
-                                                                       "fit_mesh_bind.ply", "metrics.json"]), views],
+                                                                       "fit_mesh_bind.ply", "metrics.json"]
+                                                                + (["model_fit_mesh.ply", "displacements.npz"]
+                                                                   if res.detail is not None else [])), views],
                  subtitle=str(out))

@@ -40,6 +40,10 @@ class FitConfig:
     correspondences: str = "auto"
     # Total weight of each landmark set relative to the pose set (each landmark of a set of n gets
     # weight * 33 / n times its detector confidence).
+    # Session fits: silhouette detail after the model fit (reconstruction/silhouette_detail.py): Adam iterations
+    # (0 = none) and the long side of the compared masks, pixels.
+    detail_iterations: int = 60
+    detail_size: int = 256
     # Landmark sets the body stage sees (the face and all stages see every set): the sparse pose landmarks place
     # the limbs before the dense face-mesh and hand points join.
     body_stage_sets: tuple[str, ...] = ("pose", "hand.L", "hand.R")

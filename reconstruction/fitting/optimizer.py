@@ -107,7 +107,7 @@ def _kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return R, cd - R @ cs
 
 
-def _scaled_views(cameras: Camera, masks: Tensor, size: int) -> tuple[Camera, Tensor]:
+def scaled_views(cameras: Camera, masks: Tensor, size: int) -> tuple[Camera, Tensor]:
     """Cameras and masks at a long side of ``size`` pixels (area-averaged masks)."""
     W, H = cameras.width, cameras.height
     f = size / max(W, H)
@@ -137,7 +137,7 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
     faces = torch.as_tensor(model.faces, device=dev)
     sil_cams = sil_masks = None
     if obs.masks is not None and cfg.silhouette_size > 0 and cfg.w_silhouette > 0:
-        sil_cams, sil_masks = _scaled_views(cams, obs.masks.to(device=dev), cfg.silhouette_size)
+        sil_cams, sil_masks = scaled_views(cams, obs.masks.to(device=dev), cfg.silhouette_size)
         sil_masks = sil_masks.to(dt)
     names = model.pose_names
     sel = sorted({0, *[names.index(j) for j in cfg.joints if j in names]})
