@@ -237,13 +237,22 @@ def coco_keypoints(actor) -> dict[str, np.ndarray]:
     return {name: kp[i] for i, name in enumerate(reg.labels)}
 
 
+def motion_pose(base: dict[str, list[float]], t: float) -> dict[str, list[float]]:
+    """The virtual actor's pose at time t in [0, 1] of a smooth motion: every seeded rotation (arms out,
+    elbows, neck, head) grows by 80 % from t = 0 to t = 1 (the arms rise, the head turns further)."""
+    return {k: [float(x) * (1.0 + 0.8 * t) for x in v] for k, v in base.items()}
+
+
 def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024, supersample: int = 1,
-                       texture_size: int = 1024, progress=None, actor=None) -> SyntheticCapture:
+                       texture_size: int = 1024, progress=None, actor=None, frames: int = 1) -> SyntheticCapture:
     """Render the virtual actor (seed) from ``n_cameras`` calibrated cameras into OUT/session (exactly a
     real capture's layout) and write OUT/ground_truth (mesh.ply, params.json, landmarks3d.json).
 
     progress(step, i, total) is called before each view is rendered. actor: an already built
-    ``VirtualActor`` for ``seed`` (skips building it again).
+    ``VirtualActor`` for ``seed`` (skips building it again). frames > 1: a take of that many frames of a
+    smooth motion (``motion_pose``), images/FRAME/CAMERA.png with FRAME = 000, 001, ...; the ground truth of
+    every frame in OUT/ground_truth/frames/FRAME/ (mesh.ply, joints.json), OUT/ground_truth/mesh.ply = frame
+    000.
     """
     import json
     import time
@@ -261,6 +270,8 @@ def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024
         raise ValueError(f"--cameras must be >= 2 (triangulation needs two views), got {n_cameras}")
     if size < 64:
         raise ValueError(f"--size must be >= 64 px, got {size}")
+    if frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {frames}")
     out = Path(out)
     t0 = time.perf_counter()
     actor = actor if actor is not None else build_virtual_actor(seed, texture_size=texture_size)
@@ -271,27 +282,43 @@ def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024
     cams_np = rig_layout(n_cameras, head, body_centre, size, seed)
     timings = {"actor": time.perf_counter() - t0}
     t1 = time.perf_counter()
-    verts = torch.tensor(actor.vertices, dtype=torch.float32)
+    names = [f"{i:03d}" for i in range(frames)] if frames > 1 else [None]
+    actors = [actor] + [build_virtual_actor(seed, texture_size=texture_size,
+                                            pose=motion_pose(actor.pose, i / (frames - 1))) for i in range(1, frames)]
     faces = torch.tensor(actor.faces)
     uvs, fuv = torch.tensor(actor.uvs), torch.tensor(actor.face_uvs)
     tex = torch.tensor(actor.texture)
-    images = {}
-    for i, c in enumerate(cams_np):
-        if progress:
-            progress(c.name, i, len(cams_np))
-        cam = c.to_camera(dtype=torch.float32)
-        with torch.no_grad():
-            rgba = render_mesh(verts, faces, cam, uvs=uvs, face_uvs=fuv, texture=tex, supersample=supersample)
-        images[c.name] = composite(rgba, BACKGROUND_SRGB)[0].clamp(0, 1).numpy()
+    images_by_frame = {}
+    for fname, act in zip(names, actors, strict=True):
+        verts = torch.tensor(act.vertices, dtype=torch.float32)
+        images = {}
+        for i, c in enumerate(cams_np):
+            if progress:
+                progress(c.name if fname is None else f"{fname}/{c.name}", i, len(cams_np))
+            cam = c.to_camera(dtype=torch.float32)
+            with torch.no_grad():
+                rgba = render_mesh(verts, faces, cam, uvs=uvs, face_uvs=fuv, texture=tex, supersample=supersample)
+            images[c.name] = composite(rgba, BACKGROUND_SRGB)[0].clamp(0, 1).numpy()
+        images_by_frame[fname] = images
     timings["render"] = time.perf_counter() - t1
     cameras = [c.to_camera() for c in cams_np]
     session = out / "session"
-    write_session(session, cameras, images, synthetic={"seed": seed, "note": "virtual actor, no consent needed"})
+    for fname, images in images_by_frame.items():
+        write_session(session, cameras, images, frame=fname,
+                      synthetic={"seed": seed, "frames": frames, "note": "virtual actor, no consent needed"})
     gt = out / "ground_truth"
     gt.mkdir(parents=True, exist_ok=True)
+    if frames > 1:
+        for fname, act in zip(names, actors, strict=True):
+            (gt / "frames" / fname).mkdir(parents=True, exist_ok=True)
+            write_ply(gt / "frames" / fname / "mesh.ply", act.vertices, act.faces)
+            atomic_write_json(gt / "frames" / fname / "joints.json", {
+                "units": "m", "pose": act.pose,
+                "joints": {n: [round(float(x), 6) for x in q] for n, q in zip(act.joint_names, act.joints,
+                                                                                strict=True)}})
     write_ply(gt / "mesh.ply", actor.vertices, actor.faces)
     atomic_write_json(gt / "params.json", {"seed": seed, "phenotype": actor.phenotype, "expression": actor.expression,
-                                           "pose": actor.pose, "size": size, "n_cameras": n_cameras,
+                                           "pose": actor.pose, "size": size, "n_cameras": n_cameras, "frames": frames,
                                            "supersample": supersample, "frame": "Doppel: metres, +Y up, facing +Z"})
     atomic_write_json(gt / "landmarks3d.json", {
         "units": "m", "coco": {k: [round(float(x), 6) for x in v] for k, v in kp.items()},

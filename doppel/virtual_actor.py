@@ -125,8 +125,11 @@ def sample_parameters(seed: int) -> tuple[dict[str, float], dict[str, float], di
     return phenotype, expression, pose
 
 
-def build_virtual_actor(seed: int = 0, texture_size: int = 1024) -> VirtualActor:
-    """Build the virtual actor for ``seed``. texture_size: albedo width = height in texels (>= 64)."""
+def build_virtual_actor(seed: int = 0, texture_size: int = 1024,
+                        pose: dict[str, list[float]] | None = None) -> VirtualActor:
+    """Build the virtual actor for ``seed``. texture_size: albedo width = height in texels (>= 64). pose: bone ->
+    axis-angle (anny's convention, as in ``sample_parameters``) replacing the seeded pose (e.g. the frames of
+    a motion); the phenotype, expression and texture stay the seed's."""
     if texture_size < 64:
         raise ValueError(f"texture_size must be >= 64 texels, got {texture_size}")
     torch = _torch()
@@ -134,7 +137,8 @@ def build_virtual_actor(seed: int = 0, texture_size: int = 1024) -> VirtualActor
 
     from doppel import albedo
 
-    phenotype, expression, pose = sample_parameters(seed)
+    phenotype, expression, seeded_pose = sample_parameters(seed)
+    pose = seeded_pose if pose is None else {k: [float(x) for x in v] for k, v in pose.items()}
     model = _anny_model()
     f64 = torch.float64
     pheno = {k: torch.tensor([v], dtype=f64) for k, v in phenotype.items()}

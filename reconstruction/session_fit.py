@@ -11,10 +11,11 @@ model's landmarks red, joined by a line) and ``overlays.png`` (a contact sheet o
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -236,13 +237,64 @@ def fit_session(model, session_dir: str | Path, ingest_dir: str | Path, out: str
     Silhouettes are used when ``config.w_silhouette > 0`` and the ingest has the masks. Errors: a session
     without landmarks (FileNotFoundError / ValueError naming the ingest), fewer than two views that see the
     person (ValueError)."""
-    from reconstruction.fit_io import write_multiview_fit
-
     t0 = time.perf_counter()
     cfg = config or FitConfig()
     session = load_session(session_dir)
     ingest = load_ingest(ingest_dir)
     spec = session_spec(model, cfg)
+    return _fit_frame(model, session, ingest, spec, cfg, frame, Path(out), progress, overlays, params, t0)
+
+
+def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path, out: str | Path,
+                         config: FitConfig | None = None,
+                         progress: Callable[[str, int, int, float], None] | None = None, overlays: bool = True,
+                         params: dict | None = None) -> list[SessionFit]:
+    """Fit every frame of a session (a take): the first frame as ``fit_session`` does, into ``out`` (shape,
+    pose, expression, silhouette detail); every later frame warm-started from the prediction of the previous
+    frames (the previous frame's fit; from the third frame on, constant velocity: 2 x[t-1] - x[t-2] for the
+    axis-angle pose and the translation), with the first frame's shape kept (one actor) and the temporal term
+    ``config.w_temporal`` pulling pose and translation towards that prediction, into ``out/frames/FRAME/``
+    (params.json, fit_mesh.ply,
+    metrics.json, overlays). Later frames run a third of the body iterations and half of the last stage's,
+    and no detail. ``out/metrics.json`` lists every frame. progress(stage "FRAME: stage", ...)."""
+    from core.storage import atomic_write_json
+
+    cfg = config or FitConfig()
+    session = load_session(session_dir)
+    ingest = load_ingest(ingest_dir)
+    spec = session_spec(model, cfg)
+    out = Path(out)
+    later = replace(cfg, iters_rigid=0, iters_body=max(1, cfg.iters_body // 3), iters_all=cfg.iters_all // 2,
+                    detail_iterations=0)
+    fits: list[SessionFit] = []
+    for i, frame in enumerate(ingest.frames):
+        step = (lambda st, it, n, loss, f=frame: progress(f"{f}: {st}", it, n, loss)) if progress else None
+        if i == 0:
+            fits.append(_fit_frame(model, session, ingest, spec, cfg, frame, out, step, overlays, params,
+                                   time.perf_counter()))
+            continue
+        prev = fits[-1].result
+        if i >= 2:   # constant velocity: the prediction from the two previous frames (no lag on smooth motion)
+            before = fits[-2].result
+            prev = replace(prev, pose=2 * prev.pose - before.pose,
+                           root_translation=2 * prev.root_translation - before.root_translation)
+        fits.append(_fit_frame(model, session, ingest, spec, later, frame, out / "frames" / frame, step, overlays,
+                               params, time.perf_counter(), init=prev, previous=prev, freeze_shape=True))
+    metrics_path = out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["frames"] = {f.frame: {"folder": "." if i == 0 else f"frames/{f.frame}",
+                                   "reprojection_px": round(f.result.reprojection_px, 3),
+                                   "seconds": round(f.seconds["total"], 2)} for i, f in enumerate(fits)}
+    metrics["w_temporal"] = cfg.w_temporal
+    atomic_write_json(metrics_path, metrics)
+    return fits
+
+
+def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, cfg: FitConfig, frame: str | None,
+               out: Path, progress, overlays: bool, params: dict | None, t0: float, init: FitResult | None = None,
+               previous: FitResult | None = None, freeze_shape: bool = False) -> SessionFit:
+    from reconstruction.fit_io import write_multiview_fit
+
     use_masks = cfg.w_silhouette > 0 and cfg.silhouette_size > 0
     set_weights = cfg.set_weights if spec.reg_index is not None else None
     obs, fname = session_observations(session, ingest, spec, frame, masks=use_masks, set_weights=set_weights)
@@ -258,9 +310,9 @@ def fit_session(model, session_dir: str | Path, ingest_dir: str | Path, out: str
     if spec.reg_index is not None:
         sets = np.array([_set_of(int(i)) for i in spec.ids])
         stage_landmarks = {"body": np.isin(sets, list(cfg.body_stage_sets))}
-    result = fit_multiview(model, obs, spec, cfg, progress=progress, stage_landmarks=stage_landmarks)
+    result = fit_multiview(model, obs, spec, cfg, progress=progress, stage_landmarks=stage_landmarks, init=init,
+                           previous=previous, freeze_shape=freeze_shape)
     detail, detail_note = _detail(model, session, ingest, fname, obs, result, cfg, progress)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t1 = time.perf_counter()
     outline = None if detail is None else result.vertices + detail.offsets

@@ -176,10 +176,11 @@ def synth_cmd(
     cameras: int = typer.Option(16, "--cameras", help="number of cameras (ring + dome + face close-ups)"),
     seed: int = typer.Option(0, "--seed", help="virtual actor seed"),
     size: int = typer.Option(1024, "--size", help="image width = height, px"),
+    frames: int = typer.Option(1, "--frames", help="frames of a smooth motion (images/FRAME/CAMERA.png when > 1)"),
 ) -> None:
     """Render the virtual actor from N calibrated cameras into a session folder plus ground truth."""
     from doppel.synthetic_capture import synthesize_capture
 
-    res = synthesize_capture(out, n_cameras=cameras, seed=seed, size=size)
+    res = synthesize_capture(out, n_cameras=cameras, seed=seed, size=size, frames=frames)
     console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {res.session_dir} (ground truth in "
                   f"{res.ground_truth_dir})")

@@ -24,13 +24,18 @@ def fit(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     stages: str = typer.Option("40,300,30,100", "--stages",
                                help="Session fit: Adam iterations of the rigid, body, face and all stages."),
-    frame: str = typer.Option(None, "--frame", help="Session fit: the frame to fit (default: the first)."),
+    frame: str = typer.Option(None, "--frame",
+                              help="Session fit: the frame to fit (default: the first); 'all': every frame of the "
+                                   "take, the later ones warm-started with the first's shape and temporal smoothness."),
     silhouette_weight: float = typer.Option(0.0, "--silhouette-weight",
                                             help="Session fit: weight of the person-mask term (0 = off)."),
     correspondences: str = typer.Option("auto", "--correspondences",
                                         help="Session fit: calibrated (MediaPipe pose, face mesh and hands through "
                                              "the calibrated regressor), joints (21 pose landmarks at joints), auto "
                                              "(calibrated when the model has a regressor)."),
+    temporal_weight: float = typer.Option(1.0, "--temporal-weight",
+                                          help="Session fit with --frame all: weight of the change from the previous "
+                                               "frame (0 = frames fitted independently, warm-started)."),
     detail_iterations: int = typer.Option(60, "--detail-iterations",
                                           help="Session fit: silhouette detail iterations after the model fit "
                                                "(displacements along the normals; 0 = none)."),
@@ -51,7 +56,7 @@ def fit(
         if session is None:
             raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
         _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, correspondences,
-                     detail_iterations, workspace, actor, production)
+                     detail_iterations, temporal_weight, workspace, actor, production)
         return
     if model != "anny":
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
@@ -78,11 +83,11 @@ def fit(
 
 def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, dev: str, stages: str,
                  frame: str | None, silhouette_weight: float, correspondences: str, detail_iterations: int,
-                 workspace, actor, production) -> None:
+                 temporal_weight: float, workspace, actor, production) -> None:
     """The multi-view path: session cameras + ingest landmarks -> fit folder, overlays and report.html."""
     from reconstruction.body_models import AnnyModel
     from reconstruction.fitting import FitConfig
-    from reconstruction.session_fit import fit_session
+    from reconstruction.session_fit import fit_session, fit_session_sequence
 
     if landmarks is None:
         raise ValueError("--landmarks INGEST_DIR is required with a SESSION_DIR (run `doppel capture ingest` first)")
@@ -100,9 +105,11 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         raise ValueError(f"--correspondences must be auto, calibrated or joints, got {correspondences!r}")
     if detail_iterations < 0:
         raise ValueError(f"--detail-iterations must be >= 0, got {detail_iterations}")
+    if temporal_weight < 0:
+        raise ValueError(f"--temporal-weight must be >= 0, got {temporal_weight}")
     cfg = FitConfig(iters_rigid=iters[0], iters_body=iters[1], iters_face=iters[2], iters_all=iters[3],
                     w_silhouette=silhouette_weight, correspondences=correspondences,
-                    detail_iterations=detail_iterations)
+                    detail_iterations=detail_iterations, w_temporal=temporal_weight)
     actor_id = resolve_actor(actor, [session, landmarks], command="fit")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
@@ -120,12 +127,20 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         def progress(stage: str, it: int, n: int, loss: float) -> None:
             bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=offsets.get(stage, 0) + it)
 
-        res = fit_session(body, session, landmarks, out, cfg, frame=frame, progress=progress, params=prov)
+        def progress_sequence(stage: str, it: int, n: int, loss: float) -> None:   # "FRAME: stage"
+            bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=it, total=n)
+
+        if frame == "all":
+            fits = fit_session_sequence(body, session, landmarks, out, cfg, progress=progress_sequence, params=prov)
+            res = fits[0]
+        else:
+            res = fit_session(body, session, landmarks, out, cfg, frame=frame, progress=progress, params=prov)
         bar.update(task, description="fit: overlays and report", completed=total)
         _write_report(out, res)
         run.add_output(out, kind="fit")
     console.print(f"fit: {len(res.camera_names)} views ({res.views_seeing} see the person), landmark reprojection "
-                  f"{res.result.reprojection_px:.2f} px, {res.seconds['total']:.1f} s -> {out}")
+                  f"{res.result.reprojection_px:.2f} px, {res.seconds['total']:.1f} s -> {out}"
+                  + (f" (+ {len(fits) - 1} more frames in {out / 'frames'})" if frame == "all" else ""))
 
 
 def _write_report(out: Path, res) -> None:

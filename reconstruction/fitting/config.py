@@ -40,6 +40,8 @@ class FitConfig:
     correspondences: str = "auto"
     # Total weight of each landmark set relative to the pose set (each landmark of a set of n gets
     # weight * 33 / n times its detector confidence).
+    w_temporal: float = 1.0              # sequences: weight of the change from the previous frame's fit (see
+    # fit_multiview's `previous`); 0 = frames fitted independently (still warm-started)
     # Session fits: silhouette detail after the model fit (reconstruction/silhouette_detail.py): Adam iterations
     # (0 = none) and the long side of the compared masks, pixels.
     detail_iterations: int = 60

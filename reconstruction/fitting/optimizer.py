@@ -118,38 +118,14 @@ def scaled_views(cameras: Camera, masks: Tensor, size: int) -> tuple[Camera, Ten
     return cams, m
 
 
-def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitConfig | None = None,
-                  progress: Callable[[str, int, int, float], None] | None = None,
-                  stage_landmarks: dict[str, np.ndarray] | None = None) -> FitResult:
-    """Fit ``model`` (a BodyModel) to the views. progress(stage, iteration, stage_total, loss) each iteration.
-    stage_landmarks: stage name ('body', 'face', 'all') -> (L,) bool, the landmarks that stage sees (default:
-    all), e.g. the body stage on the pose landmarks alone before the dense face and hand points join."""
+def _rigid_start(model, spec, kp, conf, cams, cfg, sil_cams, sil_masks, faces, history, seconds, progress):
+    """Root rotation (1, 3) (local, in the root's bind frame) and translation (1, 3) of the neutral model from
+    DLT triangulation + Kabsch, refined by the rigid stage. Tensors that require grad."""
     import roma
 
     from reconstruction.body_models import BodyParams
 
-    cfg = config or FitConfig()
-    obs.validate(len(spec))
     dt, dev = model.dtype, model.device
-    cams = obs.cameras.to(device=dev, dtype=dt)
-    kp = obs.keypoints.to(device=dev, dtype=dt)
-    conf = obs.confidence.to(device=dev, dtype=dt)
-    faces = torch.as_tensor(model.faces, device=dev)
-    sil_cams = sil_masks = None
-    if obs.masks is not None and cfg.silhouette_size > 0 and cfg.w_silhouette > 0:
-        sil_cams, sil_masks = scaled_views(cams, obs.masks.to(device=dev), cfg.silhouette_size)
-        sil_masks = sil_masks.to(dt)
-    names = model.pose_names
-    sel = sorted({0, *[names.index(j) for j in cfg.joints if j in names]})
-    sel_nr = torch.as_tensor([j for j in sel if j != 0], device=dev, dtype=torch.long)
-    S, E = len(model.shape_names), len(model.expression_names)
-    is_anny = model.name == "anny"
-    neutral_shape = torch.full((1, S), 0.5 if is_anny else 0.0, dtype=dt, device=dev)
-    expr_mask = torch.ones(E, dtype=dt, device=dev)
-    if cfg.expression_names:
-        expr_mask = torch.as_tensor([n in cfg.expression_names for n in model.expression_names], dtype=dt, device=dev)
-
-    # -- rigid start: triangulated landmarks vs the neutral model's (Kabsch) -----------------------------
     with torch.no_grad():
         neutral = model.forward(BodyParams())
         lm0 = model_landmarks(neutral.vertices, neutral.joints, spec)[0].double().cpu().numpy()
@@ -160,8 +136,6 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
         raise ValueError(f"only {int(ok.sum())} landmarks are seen by two views or more; need 3 to place the body")
     R_init, t_init = _kabsch(lm0[ok], X[ok])
     r0, Rb = B0[:3, 3], B0[:3, :3]
-    history: dict[str, list[float]] = {}
-    seconds: dict[str, float] = {}
 
     # Stage 1 (rigid) moves the neutral mesh directly: x -> R (x - r0) + r0 + t (no model evaluation).
     rot = torch.as_tensor(roma.rotmat_to_rotvec(torch.as_tensor(R_init)), dtype=dt, device=dev)[None].clone()
@@ -193,12 +167,67 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
     with torch.no_grad():
         Rw = roma.rotvec_to_rotmat(rot[0].detach().double()).cpu().numpy()
     root = torch.as_tensor(roma.rotmat_to_rotvec(torch.as_tensor(Rb.T @ Rw @ Rb)), dtype=dt, device=dev)[None]
-    root = root.clone().requires_grad_(True)
-    trans = trans.detach().clone().requires_grad_(True)
-    pose = torch.zeros(len(sel_nr), 3, dtype=dt, device=dev, requires_grad=True)
-    shape = neutral_shape.clone().requires_grad_(True)
-    expr = torch.zeros(1, E, dtype=dt, device=dev, requires_grad=True)
+    return root.clone().requires_grad_(True), trans.detach().clone().requires_grad_(True)
 
+
+def _variables_from(fit: FitResult, sel_nr: Tensor, dt, dev, grad: bool = True) -> tuple[Tensor, ...]:
+    """(root (1, 3), trans (1, 3), pose (K, 3) of the fitted joints, shape (1, S), expression (1, E)) of a
+    FitResult, as fresh leaf tensors."""
+    T = lambda x: torch.as_tensor(np.asarray(x), dtype=dt, device=dev).clone().requires_grad_(grad)  # noqa: E731
+    full = np.asarray(fit.pose)
+    return (T(full[0][None]), T(fit.root_translation[None]), T(full[sel_nr.cpu().numpy()]), T(fit.shape[None]),
+            T(fit.expression[None]))
+
+
+def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitConfig | None = None,
+                  progress: Callable[[str, int, int, float], None] | None = None,
+                  stage_landmarks: dict[str, np.ndarray] | None = None, init: FitResult | None = None,
+                  previous: FitResult | None = None, freeze_shape: bool = False) -> FitResult:
+    """Fit ``model`` (a BodyModel) to the views. progress(stage, iteration, stage_total, loss) each iteration.
+    stage_landmarks: stage name ('body', 'face', 'all') -> (L,) bool, the landmarks that stage sees (default:
+    all), e.g. the body stage on the pose landmarks alone before the dense face and hand points join.
+
+    Sequences: ``init`` starts from an earlier fit (no triangulation / Kabsch start, no rigid stage);
+    ``previous`` adds the temporal term w_temporal * (sum |r - r_prev|^2 over the fitted local rotations and
+    the root, radians^2, + |t - t_prev|^2 / (0.1 m)^2); ``freeze_shape`` keeps the shape of ``init`` (one
+    actor, one shape)."""
+
+    from reconstruction.body_models import BodyParams
+
+    cfg = config or FitConfig()
+    obs.validate(len(spec))
+    dt, dev = model.dtype, model.device
+    cams = obs.cameras.to(device=dev, dtype=dt)
+    kp = obs.keypoints.to(device=dev, dtype=dt)
+    conf = obs.confidence.to(device=dev, dtype=dt)
+    faces = torch.as_tensor(model.faces, device=dev)
+    sil_cams = sil_masks = None
+    if obs.masks is not None and cfg.silhouette_size > 0 and cfg.w_silhouette > 0:
+        sil_cams, sil_masks = scaled_views(cams, obs.masks.to(device=dev), cfg.silhouette_size)
+        sil_masks = sil_masks.to(dt)
+    names = model.pose_names
+    sel = sorted({0, *[names.index(j) for j in cfg.joints if j in names]})
+    sel_nr = torch.as_tensor([j for j in sel if j != 0], device=dev, dtype=torch.long)
+    S, E = len(model.shape_names), len(model.expression_names)
+    is_anny = model.name == "anny"
+    neutral_shape = torch.full((1, S), 0.5 if is_anny else 0.0, dtype=dt, device=dev)
+    expr_mask = torch.ones(E, dtype=dt, device=dev)
+    if cfg.expression_names:
+        expr_mask = torch.as_tensor([n in cfg.expression_names for n in model.expression_names], dtype=dt, device=dev)
+
+    if freeze_shape and init is None:
+        raise ValueError("freeze_shape needs init (the fit whose shape is kept)")
+    history: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+    if init is not None:
+        root, trans, pose, shape, expr = _variables_from(init, sel_nr, dt, dev)
+    else:
+        root, trans = _rigid_start(model, spec, kp, conf, cams, cfg, sil_cams, sil_masks, faces, history, seconds,
+                                   progress)
+        pose = torch.zeros(len(sel_nr), 3, dtype=dt, device=dev, requires_grad=True)
+        shape = neutral_shape.clone().requires_grad_(True)
+        expr = torch.zeros(1, E, dtype=dt, device=dev, requires_grad=True)
+    prev = None if previous is None else _variables_from(previous, sel_nr, dt, dev, grad=False)
     def params() -> BodyParams:
         full = torch.zeros(1, len(names), 3, dtype=dt, device=dev).index_put((torch.zeros_like(sel_nr), sel_nr), pose)
         full = torch.cat([root[:, None], full[:, 1:]], 1)
@@ -218,11 +247,16 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
         loss = loss + prior_loss(pose, p.shape, neutral_shape, p.expression, w_pose=cfg.w_pose_prior,
                                  w_limits=cfg.w_joint_limits, limit_rad=cfg.joint_limit_rad,
                                  w_shape=cfg.w_shape_prior, w_expression=cfg.w_expression_prior)
+        if prev is not None and cfg.w_temporal > 0:
+            p_root, p_trans, p_pose = prev[0], prev[1], prev[2]
+            loss = loss + cfg.w_temporal * (((pose - p_pose) ** 2).sum() + ((root - p_root) ** 2).sum()
+                                            + ((trans - p_trans) ** 2).sum() / 0.01)
         return loss, lm
 
-    stages = (("body", cfg.iters_body, [root, trans, pose, shape], True),
+    body_vars = [root, trans, pose] + ([] if freeze_shape else [shape])
+    stages = (("body", cfg.iters_body, body_vars, True),
               ("face", cfg.iters_face, [expr], False),
-              ("all", cfg.iters_all, [root, trans, pose, shape, expr], True))
+              ("all", cfg.iters_all, body_vars + [expr], True))
     for name, iters, variables, with_sil in stages:
         if iters <= 0:
             continue
