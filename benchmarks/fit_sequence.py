@@ -26,11 +26,32 @@ def _mesh(path: Path) -> np.ndarray:
     return np.asarray(trimesh.load(path, process=False).vertices)
 
 
+def _make_take_and_fits(seed: int = 34) -> Path:
+    import subprocess
+    import sys
+    import tempfile
+
+    w = Path(tempfile.mkdtemp(prefix="doppel_fit_sequence_"))
+    run = [sys.executable, "-m", "doppel"]
+    cmds = [["capture", "synth", "--out", str(w), "--cameras", "12", "--size", "768", "--seed", str(seed),
+             "--frames", "5"], ["capture", "ingest", str(w / "session"), "--out", str(w / "ingest")]]
+    cmds += [["fit", str(w / "session"), "--landmarks", str(w / "ingest"), "--out", str(w / f"fit_w{t}"), "--frame",
+              "all", "--temporal-weight", t] for t in ("1", "0")]
+    for cmd in cmds:
+        subprocess.run(run + cmd, check=True, stdout=subprocess.DEVNULL)
+    return w
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("work", type=Path)
+    ap.add_argument("work", type=Path, nargs="?",
+                    help="a synthetic take with ground_truth/frames/ (default: make one in a temporary folder: "
+                         "synth --cameras 12 --size 768 --seed 34 --frames 5, ingest, fits with --temporal-weight 1 "
+                         "and 0 into fit_w1 and fit_w0)")
     ap.add_argument("--fit", nargs="+", default=["fit"])
     args = ap.parse_args()
+    if args.work is None:
+        args.work, args.fit = _make_take_and_fits(), ["fit_w1", "fit_w0"]
     frames = sorted(p.name for p in (args.work / "ground_truth" / "frames").iterdir())
     gt = np.stack([_mesh(args.work / "ground_truth" / "frames" / f / "mesh.ply") for f in frames])
     print(f"{args.work}: {len(frames)} frames")

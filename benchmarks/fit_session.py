@@ -25,9 +25,13 @@ import trimesh
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("work", type=Path, help="folder with ground_truth/ and fit/")
+    ap.add_argument("work", type=Path, nargs="?",
+                    help="folder with ground_truth/ and fit/ (default: make one in a temporary folder: synth "
+                         "--cameras 16 --size 1024 --seed 31, ingest, fit)")
     ap.add_argument("--fit", default="fit", help="fit folder name inside WORK")
     args = ap.parse_args()
+    if args.work is None:
+        args.work = _make_capture_and_fit()
     gt = trimesh.load(args.work / "ground_truth" / "mesh.ply", process=False).vertices
     fit = trimesh.load(args.work / args.fit / "fit_mesh.ply", process=False).vertices
     if gt.shape != fit.shape:
@@ -50,6 +54,20 @@ def main() -> None:
     _model_figures(args.work, fitp, gtp, fit, gt)
     print("phenotype truth vs fit:", {k: (round(float(v), 3), round(fitp['shape'].get(k, float('nan')), 3))
                                       for k, v in gtp["phenotype"].items()})
+
+
+def _make_capture_and_fit(seed: int = 31) -> Path:
+    import subprocess
+    import sys
+    import tempfile
+
+    w = Path(tempfile.mkdtemp(prefix="doppel_fit_session_"))
+    run = [sys.executable, "-m", "doppel"]
+    for cmd in (["capture", "synth", "--out", str(w), "--cameras", "16", "--size", "1024", "--seed", str(seed)],
+                ["capture", "ingest", str(w / "session"), "--out", str(w / "ingest")],
+                ["fit", str(w / "session"), "--landmarks", str(w / "ingest"), "--out", str(w / "fit")]):
+        subprocess.run(run + cmd, check=True, stdout=subprocess.DEVNULL)
+    return w
 
 
 def _surface_mm(mesh_path: Path, work: Path) -> float:

@@ -81,7 +81,7 @@ def silhouette_detail(vertices: np.ndarray, faces: np.ndarray, cameras: Camera, 
     dt, dev = torch.float32, cameras.K.device
     cams, m = scaled_views(cameras.to(dtype=dt), masks.to(device=dev), cfg.size)
     m = m.to(dt)
-    n_np = np.asarray(trimesh.Trimesh(vertices, faces, process=False).vertex_normals, np.float64)
+    n_np = np.array(trimesh.Trimesh(vertices, faces, process=False).vertex_normals, np.float64)  # a writable copy
     v0 = torch.as_tensor(vertices, dtype=dt, device=dev)
     n = torch.as_tensor(n_np, dtype=dt, device=dev)
     f = torch.as_tensor(np.asarray(faces, np.int64), device=dev)

@@ -135,7 +135,7 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
             res = fits[0]
         else:
             res = fit_session(body, session, landmarks, out, cfg, frame=frame, progress=progress, params=prov)
-        bar.update(task, description="fit: overlays and report", completed=total)
+        bar.update(task, description="fit: overlays and report", completed=max(total, 1), total=max(total, 1))
         _write_report(out, res)
         run.add_output(out, kind="fit")
     console.print(f"fit: {len(res.camera_names)} views ({res.views_seeing} see the person), landmark reprojection "
