@@ -148,10 +148,20 @@ def session_spec(model, config: FitConfig) -> LandmarkSpec:
     mode = config.correspondences
     if mode not in ("auto", "calibrated", "joints"):
         raise ValueError(f"correspondences must be auto, calibrated or joints, got {mode!r}")
+    if model.name == "flame":          # a head model: the face mesh through FLAME's own MediaPipe embedding
+        from reconstruction.fitting.landmarks import flame_face_spec
+
+        return flame_face_spec(model, config.landmark_embedding)
     if mode == "calibrated" or (mode == "auto" and default_regressor(model) is not None):
         spec = calibrated_spec(model)
         return spec.subset([config.set_weights.get(_set_of(int(lid)), 0.0) > 0 for lid in spec.ids])
     return landmark_spec(model)
+
+
+def _kind(model, spec: LandmarkSpec) -> str:
+    if spec.reg_index is None:
+        return "joints"
+    return "flame-embedding" if model.name == "flame" else "calibrated"
 
 
 def _set_of(lid: int) -> str:
@@ -309,7 +319,8 @@ def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, 
     stage_landmarks = None
     if spec.reg_index is not None:
         sets = np.array([_set_of(int(i)) for i in spec.ids])
-        stage_landmarks = {"body": np.isin(sets, list(cfg.body_stage_sets))}
+        body = np.isin(sets, list(cfg.body_stage_sets))
+        stage_landmarks = {"body": body} if body.any() else None   # (FLAME: face landmarks only, every stage)
     result = fit_multiview(model, obs, spec, cfg, progress=progress, stage_landmarks=stage_landmarks, init=init,
                            previous=previous, freeze_shape=freeze_shape)
     detail, detail_note = _detail(model, session, ingest, fname, obs, result, cfg, progress)
@@ -321,7 +332,7 @@ def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, 
     t_overlay = time.perf_counter() - t1
     metrics = {"frame": fname, "views": len(obs.cameras), "views_seeing_person": seeing,
                "landmarks": len(spec), "silhouettes": use_masks,
-               "correspondences": "calibrated" if spec.reg_index is not None else "joints",
+               "correspondences": _kind(model, spec),
                "view_reprojection_px": {k: round(v, 3) for k, v in per_view.items()}, "detail": detail_note}
     if detail is not None:
         metrics["detail_mask_disagreement"] = {"before": round(detail.disagreement_before, 5),
@@ -348,6 +359,8 @@ def _detail(model, session: Session, ingest: IngestData, frame: str, obs: ViewOb
 
     if cfg.detail_iterations <= 0:
         return None, "off"
+    if model.name == "flame":
+        return None, "skipped: a head model cannot match whole-person masks"
     if any(c.has_distortion for c in session.cameras):
         return None, "skipped: distorted cameras (the masks are not undistorted yet)"
     try:

@@ -16,7 +16,13 @@ def fit(
     out: Path = typer.Option(..., "--out", help="Output folder: params.json, fit_mesh.ply, metrics.json, ..."),
     landmarks: Path = typer.Option(None, "--landmarks", help="Landmark (ingest) folder of the session."),
     scan: Path = typer.Option(None, "--scan", help="A scan mesh (.ply/.obj) to register the model to."),
-    model: str = typer.Option("anny", "--model", help="Body model: anny (smplx/flame: multi-view path only, later)."),
+    model: str = typer.Option("anny", "--model",
+                              help="Body model: anny; smplx or flame (session fits; files from --model-file or "
+                                   "$DOPPEL_MODELS_DIR)."),
+    model_file: Path = typer.Option(None, "--model-file", help="SMPL-X / FLAME model file or folder."),
+    landmark_embedding: Path = typer.Option(None, "--landmark-embedding",
+                                            help="FLAME: its mediapipe_landmark_embedding.npz (default: beside the "
+                                                 "model file, else $DOPPEL_MODELS_DIR/flame/)."),
     iterations: int = typer.Option(60, "--iterations", help="Model-fit iterations."),
     rigid_init: str = typer.Option("up", "--rigid-init", help="Scan alignment start: up (scan +Y up), pca, identity."),
     nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
@@ -56,7 +62,8 @@ def fit(
         if session is None:
             raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
         _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, correspondences,
-                     detail_iterations, temporal_weight, workspace, actor, production)
+                     detail_iterations, temporal_weight, workspace, actor, production, model_file,
+                     landmark_embedding)
         return
     if model != "anny":
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
@@ -83,16 +90,16 @@ def fit(
 
 def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, dev: str, stages: str,
                  frame: str | None, silhouette_weight: float, correspondences: str, detail_iterations: int,
-                 temporal_weight: float, workspace, actor, production) -> None:
+                 temporal_weight: float, workspace, actor, production, model_file: Path | None = None,
+                 landmark_embedding: Path | None = None) -> None:
     """The multi-view path: session cameras + ingest landmarks -> fit folder, overlays and report.html."""
-    from reconstruction.body_models import AnnyModel
     from reconstruction.fitting import FitConfig
     from reconstruction.session_fit import fit_session, fit_session_sequence
 
     if landmarks is None:
         raise ValueError("--landmarks INGEST_DIR is required with a SESSION_DIR (run `doppel capture ingest` first)")
-    if model != "anny":
-        raise ValueError(f"--model {model}: landmark correspondences exist for anny only for now")
+    if model not in ("anny", "smplx", "flame"):
+        raise ValueError(f"--model must be anny, smplx or flame, got {model!r}")
     try:
         iters = [int(x) for x in stages.split(",")]
     except ValueError:
@@ -109,7 +116,8 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         raise ValueError(f"--temporal-weight must be >= 0, got {temporal_weight}")
     cfg = FitConfig(iters_rigid=iters[0], iters_body=iters[1], iters_face=iters[2], iters_all=iters[3],
                     w_silhouette=silhouette_weight, correspondences=correspondences,
-                    detail_iterations=detail_iterations, w_temporal=temporal_weight)
+                    detail_iterations=detail_iterations, w_temporal=temporal_weight,
+                    landmark_embedding=None if landmark_embedding is None else str(landmark_embedding))
     actor_id = resolve_actor(actor, [session, landmarks], command="fit")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
@@ -120,7 +128,7 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
     with gate_from_cli(workspace, actor_id, production, use="fit", command="fit",
                        inputs=[session, landmarks]) as run, Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=max(total, 1))
-        body = AnnyModel(device=dev)
+        body = _session_model(model, model_file, dev)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                 "production": run.provenance["production"]}
 
@@ -141,6 +149,15 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
     console.print(f"fit: {len(res.camera_names)} views ({res.views_seeing} see the person), landmark reprojection "
                   f"{res.result.reprojection_px:.2f} px, {res.seconds['total']:.1f} s -> {out}"
                   + (f" (+ {len(fits) - 1} more frames in {out / 'frames'})" if frame == "all" else ""))
+
+
+def _session_model(model: str, model_file: Path | None, dev: str):
+    """The body model of a session fit: Anny, or SMPL-X / FLAME from --model-file or $DOPPEL_MODELS_DIR."""
+    from reconstruction.body_models import AnnyModel, FLAMEModel, SMPLXModel
+
+    if model == "anny":
+        return AnnyModel(device=dev)
+    return (SMPLXModel if model == "smplx" else FLAMEModel)(model_file, device=dev)
 
 
 def _write_report(out: Path, res) -> None:

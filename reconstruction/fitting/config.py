@@ -9,7 +9,12 @@ from reconstruction.scan_registration import BODY_JOINTS
 # The multi-view fit's joints: the scan fit's minus Anny's pelvis.L/.R (root -> hip-joint bones). Rotating them
 # moves the hip joints, and the fit traded that against the thighs' rotation (+-0.5 rad each, 30 mm errors on
 # the legs of dev seeds 21-23) since the hip landmarks cannot tell them apart.
-FIT_JOINTS = tuple(j for j in BODY_JOINTS if not j.startswith("pelvis."))
+# SMPL-X's body joints (smplx's names; the root "pelvis" is always fitted) and FLAME's neck and jaw: the fit
+# keeps the names the model has.
+SMPLX_BODY_JOINTS = ("left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
+                     "right_ankle", "spine3", "neck", "left_collar", "right_collar", "head", "left_shoulder",
+                     "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "jaw")
+FIT_JOINTS = tuple(j for j in BODY_JOINTS if not j.startswith("pelvis.")) + SMPLX_BODY_JOINTS
 
 
 @dataclass
@@ -38,6 +43,7 @@ class FitConfig:
     # regressor (landmark_regressor.py); "joints" = the 21 pose landmarks at Anny joints / vertex rules
     # (landmarks.py); "auto" = calibrated where a regressor exists for the model, else joints.
     correspondences: str = "auto"
+    landmark_embedding: str | None = None  # FLAME: its MediaPipe embedding .npz (None: beside the model file)
     # Total weight of each landmark set relative to the pose set (each landmark of a set of n gets
     # weight * 33 / n times its detector confidence).
     w_temporal: float = 1.0              # sequences: weight of the change from the previous frame's fit (see

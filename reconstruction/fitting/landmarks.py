@@ -21,6 +21,14 @@ MEDIAPIPE_POSE_TO_ANNY: dict[int, str] = {
     11: "upperarm01.L", 12: "upperarm01.R", 13: "lowerarm01.L", 14: "lowerarm01.R", 15: "wrist.L", 16: "wrist.R",
     23: "upperleg01.L", 24: "upperleg01.R", 25: "lowerleg01.L", 26: "lowerleg01.R", 27: "foot.L", 28: "foot.R",
 }
+# MediaPipe pose index -> SMPL-X joint (smplx's joint names; "left" is the person's left).
+MEDIAPIPE_POSE_TO_SMPLX: dict[int, str] = {
+    2: "left_eye_smplhf", 5: "right_eye_smplhf", 11: "left_shoulder", 12: "right_shoulder", 13: "left_elbow",
+    14: "right_elbow", 15: "left_wrist", 16: "right_wrist", 23: "left_hip", 24: "right_hip", 25: "left_knee",
+    26: "right_knee", 27: "left_ankle", 28: "right_ankle", 31: "left_foot", 32: "right_foot",
+}
+FLAME_EMBEDDING_FILE = "mediapipe_landmark_embedding.npz"   # FLAME's MediaPipe embedding (flame.is.tue.mpg.de)
+
 # MediaPipe pose index -> a geometric rule on the neutral template ('nose', 'ear.L', 'heel.L', 'toe.L', ...).
 MEDIAPIPE_POSE_VERTEX_RULES: dict[int, str] = {0: "nose", 7: "ear.L", 8: "ear.R", 29: "heel.L", 30: "heel.R",
                                                31: "toe.L", 32: "toe.R"}
@@ -88,8 +96,11 @@ def landmark_spec(model, ids: list[int] | None = None, extra_vertices: dict[int,
     ids: the MediaPipe pose indices the observations carry (default: every mapped index, sorted).
     extra_vertices: more landmarks as {id: vertex index} (e.g. face points of a dense face tracker), appended.
     """
+    if model.name == "smplx":
+        return _joint_table_spec(model, MEDIAPIPE_POSE_TO_SMPLX, ids)
     if model.name != "anny":
-        raise ValueError(f"landmark correspondences for {model.name!r} are not defined yet (only anny)")
+        raise ValueError(f"no MediaPipe-pose correspondences for {model.name!r} (anny and smplx have them; FLAME "
+                         f"uses the face mesh: flame_face_spec)")
     names = model.pose_names
     from reconstruction.body_models import BodyParams
 
@@ -112,6 +123,64 @@ def landmark_spec(model, ids: list[int] | None = None, extra_vertices: dict[int,
         raise ValueError(f"landmark ids {unknown} have no correspondence on {model.name}")
     return LandmarkSpec(ids=np.asarray(ids, np.int64), joint_index=np.array([table[i][0] for i in ids], np.int64),
                         vertex_index=np.array([table[i][1] for i in ids], np.int64), names=[table[i][2] for i in ids])
+
+
+def _joint_table_spec(model, table: dict[int, str], ids) -> LandmarkSpec:
+    names = model.pose_names
+    have = {i: j for i, j in table.items() if j in names}
+    ids = sorted(have) if ids is None else list(ids)
+    unknown = [i for i in ids if i not in have]
+    if unknown:
+        raise ValueError(f"landmark ids {unknown} have no correspondence on {model.name}")
+    return LandmarkSpec(ids=np.asarray(ids, np.int64), joint_index=np.array([names.index(have[i]) for i in ids]),
+                        vertex_index=np.full(len(ids), -1, np.int64), names=[have[i] for i in ids])
+
+
+def flame_face_spec(model, embedding=None) -> LandmarkSpec:
+    """MediaPipe face-mesh landmarks on FLAME through FLAME's own MediaPipe embedding (105 landmarks, each a
+    point on a FLAME triangle: ``lmk_face_idx`` (L,), barycentric ``lmk_b_coords`` (L, 3), MediaPipe ids
+    ``landmark_indices`` (L,)). embedding: the .npz, or None: ``mediapipe_landmark_embedding.npz`` beside the
+    FLAME model file, else in $DOPPEL_MODELS_DIR/flame/. Ids are landmark_regressor.py's face ids (1000 + i).
+    FileNotFoundError saying where it was looked for and how to get it; ValueError for a malformed file."""
+    import os
+    from pathlib import Path
+
+    from reconstruction.fitting.landmark_regressor import SET_OFFSETS
+
+    if embedding is not None:
+        candidates = [Path(embedding)]
+    else:
+        candidates = [Path(getattr(model, "path", ".")).parent / FLAME_EMBEDDING_FILE]
+        if os.environ.get("DOPPEL_MODELS_DIR"):
+            candidates.append(Path(os.environ["DOPPEL_MODELS_DIR"]) / "flame" / FLAME_EMBEDDING_FILE)
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(
+            f"FLAME's MediaPipe landmark embedding not found (looked for {', '.join(str(c) for c in candidates)}): "
+            f"download 'MediaPipe landmark embedding' from https://flame.is.tue.mpg.de (Downloads), unzip "
+            f"{FLAME_EMBEDDING_FILE} beside the FLAME model or into $DOPPEL_MODELS_DIR/flame/, or pass its path")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+    except ValueError as e:
+        raise ValueError(f"{path}: not a plain-array .npz ({e})") from e
+    need = ("lmk_face_idx", "lmk_b_coords", "landmark_indices")
+    if any(k not in d for k in need):
+        raise ValueError(f"{path}: a FLAME MediaPipe embedding needs {list(need)}, found {sorted(d)}")
+    fi = np.asarray(d["lmk_face_idx"], np.int64).reshape(-1)
+    bc = np.asarray(d["lmk_b_coords"], np.float64).reshape(len(fi), -1)
+    mp = np.asarray(d["landmark_indices"], np.int64).reshape(-1)
+    faces = np.asarray(model.faces, np.int64)
+    if bc.shape != (len(fi), 3) or len(mp) != len(fi):
+        raise ValueError(f"{path}: lmk_face_idx {fi.shape}, lmk_b_coords {bc.shape} and landmark_indices {mp.shape} "
+                         f"must describe the same L landmarks (L,), (L, 3), (L,)")
+    if len(fi) and (fi.min() < 0 or fi.max() >= len(faces) or mp.min() < 0 or mp.max() >= 478):
+        raise ValueError(f"{path}: face indices must be in [0, {len(faces)}) and MediaPipe ids in [0, 478)")
+    order = np.argsort(mp, kind="stable")
+    L = len(fi)
+    return LandmarkSpec(ids=SET_OFFSETS["face"] + mp[order], joint_index=np.full(L, -1, np.int64),
+                        vertex_index=np.full(L, -1, np.int64), names=[f"face {int(i)}" for i in mp[order]],
+                        reg_index=faces[fi[order]], reg_weight=bc[order] / bc[order].sum(1, keepdims=True))
 
 
 def calibrated_spec(model, ids=None, regressor=None) -> LandmarkSpec:

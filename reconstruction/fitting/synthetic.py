@@ -16,9 +16,9 @@ def synthetic_views(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray,
                     views: int = 16, size: int = 1024, radius: float = 3.0, target=(0.0, 0.95, 0.0),
                     noise_px: float = 1.0, drop: float = 0.05, seed: int = 0, masks: bool = True) -> ViewObservations:
     """N cameras on a circle around ``target`` (alternating 0.3 m above / below it, 40 degree field of view),
-    looking at a mesh (vertices (V, 3), faces (F, 3), joints (J, 3), metres). Landmarks: the spec's joints and
-    vertices projected, + N(0, noise_px) pixel noise, a fraction ``drop`` given confidence 0 (and confidence 0
-    where a landmark falls outside the image)."""
+    looking at a mesh (vertices (V, 3), faces (F, 3), joints (J, 3), metres). Landmarks: the spec's joints,
+    vertices or regressor points projected, + N(0, noise_px) pixel noise, a fraction ``drop`` given confidence 0
+    (and confidence 0 where a landmark falls outside the image)."""
     from neural_render import rasterize
 
     rng = np.random.default_rng(seed)
@@ -31,9 +31,9 @@ def synthetic_views(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray,
     cams = Camera.stack(cams)
     v = torch.as_tensor(np.asarray(vertices, np.float32))
     j = torch.as_tensor(np.asarray(joints, np.float32))
-    ji = torch.as_tensor(np.maximum(spec.joint_index, 0))
-    vi = torch.as_tensor(np.maximum(spec.vertex_index, 0))
-    lm = torch.where(torch.as_tensor(spec.joint_index >= 0)[:, None], j[ji], v[vi])
+    from reconstruction.fitting.landmarks import model_landmarks
+
+    lm = model_landmarks(v[None], j[None], spec)[0]           # joints, vertices or regressor rows
     uv, z = cams.project(lm)
     kp = uv + torch.as_tensor(rng.normal(0, noise_px, uv.shape), dtype=uv.dtype)
     conf = torch.as_tensor(rng.uniform(size=uv.shape[:2]) >= drop, dtype=torch.float32)
