@@ -1,12 +1,16 @@
 """Multi-view fitting from a capture session and its ingest folder (``doppel fit SESSION --landmarks INGEST``).
 
-The session gives the calibrated cameras and the photos; the ingest gives MediaPipe's 33 pose landmarks per
-photo (with visibilities) and the person masks. The fitter (reconstruction.fitting) sees the landmarks that
-have a correspondence on the model (21 of MediaPipe's 33 for Anny); landmarks below the ingest's visibility
-threshold get confidence 0. Distorted cameras: the landmarks are undistorted (OpenCV) and the fitter sees
-the undistorted pinhole cameras. Outputs: the fit folder of ``fit_io.write_multiview_fit`` plus per-view
-overlays (``overlays/CAMERA.png``: the fitted silhouette outline, detected landmarks green, the fitted
-model's landmarks red, joined by a line) and ``overlays.png`` (a contact sheet of them).
+The session gives the calibrated cameras and the photos; the ingest gives MediaPipe's pose (33), face-mesh
+(478) and hand (2 x 21) landmarks per photo with confidences, and the person masks. Correspondences
+(``session_spec``): Anny through the calibrated landmark regressor (every set; or ``joints``: 21 pose
+landmarks at Anny joints and template vertices), SMPL-X at its joints (16 pose landmarks), FLAME through its
+MediaPipe embedding (105 face-mesh landmarks). Pose landmarks below the ingest's visibility threshold get
+confidence 0. Distorted cameras: the landmarks are undistorted (OpenCV) and the fitter sees the undistorted
+pinhole cameras. After the model fit, silhouette detail (silhouette_detail.py) unless turned off.
+``fit_session_sequence`` fits every frame of a take with temporal smoothness. Outputs: the fit folder of
+``fit_io.write_multiview_fit`` plus per-view overlays (``overlays/CAMERA.png``: the fitted silhouette
+outline, detected landmarks green, the fitted model's landmarks red, joined by a line) and ``overlays.png``
+(a contact sheet of them).
 """
 
 from __future__ import annotations
