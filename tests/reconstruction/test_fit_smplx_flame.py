@@ -100,3 +100,7 @@ def test_cli_fits_a_session_with_smplx(tmp_path):
     m = json.loads((tmp_path / "fit" / "metrics.json").read_text())
     assert m["correspondences"] == "joints" and m["detail"] == "silhouettes"
     assert json.loads((tmp_path / "fit" / "params.json").read_text())["model"] == "smplx"
+    with pytest.raises(SystemExit) as e:         # the fitted double's rig
+        main(["rig", "--fit", str(tmp_path / "fit"), "--model-file", str(file), "--out", str(tmp_path / "rig")])
+    assert e.value.code == 0
+    assert json.loads((tmp_path / "rig" / "manifest.json").read_text())["params"]["model"] == "smplx"
