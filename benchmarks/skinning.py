@@ -5,9 +5,10 @@
 Both sides get the same random poses and expressions. anny's forward blends the phenotype blendshapes,
 rebuilds the rest skeleton, runs its kinematics and skins (its default skinning: NVIDIA warp LBS when warp
 is installed, else torch LBS; its torch 'lbs' and 'dqs' are timed too); Rig.pose starts from the baked
-bind mesh. Every candidate is timed once per round, round after round (so all see the same load on a
-shared machine); times are the median and minimum over rounds, in milliseconds; the ratio is anny's
-median time over the candidate's.
+bind mesh. "Rig.pose lbs" is what callers get without autograd on the CPU (the fused numba kernel,
+rigging/lbs_kernel.py); "Rig.pose lbs, torch path" is the differentiable path. Every candidate is timed
+once per round, round after round (so all see the same load on a shared machine); times are the median
+and minimum over rounds, in milliseconds; the ratio is anny's median time over the candidate's.
 """
 
 from __future__ import annotations
@@ -87,6 +88,17 @@ def main() -> None:
               f"Rig.pose dqs vs anny dqs forward: {results['anny dqs'][0] / results['Rig.pose dqs'][0]:.1f}x faster")
 
 
+def _torch_path(rig, rotvec, expr):
+    """Rig.pose LBS without the fused numba kernel (the differentiable path, the one CUDA runs)."""
+    from rigging import rig as rig_module
+
+    old, rig_module.FUSED_LBS = rig_module.FUSED_LBS, False
+    try:
+        return rig.pose(rotvec, None, expr)
+    finally:
+        rig_module.FUSED_LBS = old
+
+
 def bench_batch(B, rig, peers, pheno, dtype, dev, repeats, sync) -> dict[str, tuple[float, float]]:
     """Median and min ms of every peer's forward and of Rig.pose (lbs, dqs) on the same random inputs."""
     import roma
@@ -102,6 +114,7 @@ def bench_batch(B, rig, peers, pheno, dtype, dev, repeats, sync) -> dict[str, tu
            for name, peer in peers.items()}
     for method in ("lbs", "dqs"):
         fns[f"Rig.pose {method}"] = lambda method=method: rig.pose(rotvec, None, expr, method=method)
+    fns["Rig.pose lbs, torch path"] = lambda: _torch_path(rig, rotvec, expr)
     with torch.no_grad():
         results = _time_round_robin(fns, repeats, sync)
     return results

@@ -205,6 +205,8 @@ class Rig:
         trans = wpos - (A @ h[..., None])[..., 0]                          # T_j = [A_j | w_j - A_j h_j]
         offsets = self._offsets(R, w, tens)                                # (V_moved, 3, B) or None
         if method == "lbs":
+            if _fused_lbs_applies(A, trans, offsets):
+                return _lbs_fused(offsets, A, trans, tens)
             return _lbs(offsets, A, trans, tens)
         v = tens["verts"][None].expand(R.shape[0], -1, -1)
         if offsets is not None:
@@ -562,6 +564,36 @@ def _lbs(offsets: torch.Tensor | None, A: torch.Tensor, trans: torch.Tensor, ten
         corr = (bl[:, :, 0] * offsets[:, None, 0]).addcmul_(bl[:, :, 1], offsets[:, None, 1])
         out.index_add_(0, tens["moved_rows"], corr.addcmul_(bl[:, :, 2], offsets[:, None, 2]))
     return out.permute(2, 0, 1).contiguous()
+
+
+FUSED_LBS = True   # rigging/lbs_kernel.py on the CPU when no gradient is needed (False: always the torch path)
+
+
+def _fused_lbs_applies(A: torch.Tensor, trans: torch.Tensor, offsets: torch.Tensor | None) -> bool:
+    from rigging import lbs_kernel
+
+    if not (FUSED_LBS and lbs_kernel.available() and A.device.type == "cpu"
+            and A.dtype in (torch.float32, torch.float64)):
+        return False
+    needs_grad = A.requires_grad or trans.requires_grad or (offsets is not None and offsets.requires_grad)
+    return not (torch.is_grad_enabled() and needs_grad)
+
+
+def _lbs_fused(offsets: torch.Tensor | None, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
+    """The same result as _lbs through the fused numba kernel (no autograd)."""
+    from rigging import lbs_kernel
+
+    key = f"fused_{A.dtype}"
+    if key not in tens:
+        npdt = np.float32 if A.dtype == torch.float32 else np.float64
+        V = tens["verts"].shape[0]
+        pos = np.full(V, -1, np.int32)
+        pos[tens["moved_rows"].cpu().numpy()] = np.arange(len(tens["moved_rows"]), dtype=np.int32)
+        tens[key] = (tens["skin_idx"].cpu().numpy().astype(np.int32), tens["skin_w"].cpu().numpy().astype(npdt),
+                     tens["verts"].cpu().numpy().astype(npdt), pos)
+    idx, w, verts, pos = tens[key]
+    T = torch.cat([A, trans[..., None]], dim=-1)                           # (B, J, 3, 4)
+    return lbs_kernel.lbs(T, idx, w, verts, None if offsets is None else offsets.to(A.dtype), pos)
 
 
 def _vertex_skinning_matrix(weights: torch.Tensor, vertices: np.ndarray) -> torch.Tensor:
