@@ -18,6 +18,9 @@ import torch
 try:
     import numba
     from numba import njit, prange
+
+    # OpenMP first (torch uses it too); probing TBB first warns when an older TBB is installed (open3d's).
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
 except ImportError:  # pragma: no cover - numba is a dependency; the torch path covers its absence
     numba = None
 

@@ -28,7 +28,7 @@ def fit(
     nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
                                             help="Non-rigid ICP iterations per stiffness step (0 = no non-rigid)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    stages: str = typer.Option("40,300,30,100", "--stages",
+    stages: str = typer.Option("40,300,100,100", "--stages",
                                help="Session fit: Adam iterations of the rigid, body, face and all stages."),
     frame: str = typer.Option(None, "--frame",
                               help="Session fit: the frame to fit (default: the first); 'all': every frame of the "

@@ -14,7 +14,7 @@ from reconstruction.scan_registration import BODY_JOINTS
 SMPLX_BODY_JOINTS = ("left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
                      "right_ankle", "spine3", "neck", "left_collar", "right_collar", "head", "left_shoulder",
                      "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "jaw")
-FIT_JOINTS = tuple(j for j in BODY_JOINTS if not j.startswith("pelvis.")) + SMPLX_BODY_JOINTS
+FIT_JOINTS = tuple(dict.fromkeys([j for j in BODY_JOINTS if not j.startswith("pelvis.")] + list(SMPLX_BODY_JOINTS)))
 
 
 @dataclass
@@ -23,7 +23,7 @@ class FitConfig:
     # all (everything together). A stage with 0 iterations is skipped.
     iters_rigid: int = 40
     iters_body: int = 300
-    iters_face: int = 30
+    iters_face: int = 100
     iters_all: int = 100
     lr: float = 0.01                     # Adam learning rate (radians, phenotype units, metres)
     joints: tuple[str, ...] = FIT_JOINTS   # joints whose rotation is optimised (unknown names ignored)
@@ -37,7 +37,7 @@ class FitConfig:
     w_joint_limits: float = 1.0          # squared excess of any rotation beyond joint_limit_rad
     joint_limit_rad: float = 2.0         # no local rotation may exceed this angle (radians)
     w_shape_prior: float = 1e-2          # squared distance of the shape from the model's neutral
-    w_expression_prior: float = 1e-3     # squared expression weights
+    w_expression_prior: float = 3e-3     # squared expression weights (dev seeds 21-23: fewer false weights)
     expression_names: tuple[str, ...] = field(default_factory=tuple)  # () = all of the model's expressions
     # Session fits: "calibrated" = every MediaPipe set (pose, face mesh, hands) through the calibrated landmark
     # regressor (landmark_regressor.py); "joints" = the 21 pose landmarks at Anny joints / vertex rules
