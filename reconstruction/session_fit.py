@@ -29,6 +29,7 @@ from capture.camera import Camera
 from capture.ingest import POSE_MIN_VISIBILITY, IngestData, contact_sheet, load_ingest
 from capture.session import Session, load_session
 from reconstruction.fitting import FitConfig, FitResult, LandmarkSpec, ViewObservations, fit_multiview, landmark_spec
+from reconstruction.fitting.landmark_regressor import SET_OFFSETS, landmark_set
 from reconstruction.silhouette_detail import DetailResult
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,6 @@ def _undistort_px(uv: np.ndarray, cam: Camera) -> np.ndarray:
 def _detections(ingest: IngestData, fi: int, v: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """2D detections of landmark ids (landmark_regressor.py's id space) in view v of frame fi: (uv (L, 2) px,
     conf (L,)); pose confidences below the ingest's visibility threshold are 0."""
-    from reconstruction.fitting.landmark_regressor import SET_OFFSETS, landmark_set
-
     uv, conf = np.full((len(ids), 2), np.nan), np.zeros(len(ids))
     for r, lid in enumerate(ids):
         s = landmark_set(int(lid))
@@ -86,8 +85,6 @@ def _detections(ingest: IngestData, fi: int, v: int, ids: np.ndarray) -> tuple[n
 
 def _set_factors(ids: np.ndarray, set_weights: dict[str, float] | None) -> np.ndarray:
     """(L,) per-landmark weight: set weight * 33 / (landmarks of that set in ids)."""
-    from reconstruction.fitting.landmark_regressor import landmark_set
-
     if not set_weights:
         return np.ones(len(ids))
     sets = np.array([landmark_set(int(i)) for i in ids])
@@ -158,7 +155,7 @@ def session_spec(model, config: FitConfig) -> LandmarkSpec:
         return flame_face_spec(model, config.landmark_embedding)
     if mode == "calibrated" or (mode == "auto" and default_regressor(model) is not None):
         spec = calibrated_spec(model)
-        return spec.subset([config.set_weights.get(_set_of(int(lid)), 0.0) > 0 for lid in spec.ids])
+        return spec.subset([config.set_weights.get(landmark_set(int(lid)), 0.0) > 0 for lid in spec.ids])
     return landmark_spec(model)
 
 
@@ -166,12 +163,6 @@ def _kind(model, spec: LandmarkSpec) -> str:
     if spec.reg_index is None:
         return "joints"
     return "flame-embedding" if model.name == "flame" else "calibrated"
-
-
-def _set_of(lid: int) -> str:
-    from reconstruction.fitting.landmark_regressor import landmark_set
-
-    return landmark_set(lid)
 
 
 def _overlay(photo_bgr: np.ndarray, cam: Camera, vertices: np.ndarray, faces: np.ndarray, model_uv: np.ndarray,
@@ -268,9 +259,9 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     frames (the previous frame's fit; from the third frame on, constant velocity: 2 x[t-1] - x[t-2] for the
     axis-angle pose and the translation), with the first frame's shape kept (one actor) and the temporal term
     ``config.w_temporal`` pulling pose and translation towards that prediction, into ``out/frames/FRAME/``
-    (params.json, fit_mesh.ply,
-    metrics.json, overlays). Later frames run a third of the body iterations and half of the last stage's,
-    and no detail. ``out/metrics.json`` lists every frame. progress(stage "FRAME: stage", ...)."""
+    (params.json, fit_mesh.ply, metrics.json, overlays). Later frames run a third of the body iterations and
+    half of the last stage's, and no detail. ``out/metrics.json`` lists every frame.
+    progress(stage "FRAME: stage", ...)."""
     from core.storage import atomic_write_json
 
     cfg = config or FitConfig()
@@ -322,7 +313,7 @@ def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, 
     t_read = time.perf_counter() - t0
     stage_landmarks = None
     if spec.reg_index is not None:
-        sets = np.array([_set_of(int(i)) for i in spec.ids])
+        sets = np.array([landmark_set(int(i)) for i in spec.ids])
         body = np.isin(sets, list(cfg.body_stage_sets))
         stage_landmarks = {"body": body} if body.any() else None   # (FLAME: face landmarks only, every stage)
     result = fit_multiview(model, obs, spec, cfg, progress=progress, stage_landmarks=stage_landmarks, init=init,

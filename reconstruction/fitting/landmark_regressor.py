@@ -86,9 +86,14 @@ class LandmarkRegressor:
     @classmethod
     def load(cls, path: str | Path) -> LandmarkRegressor:
         """Read a regressor file; ValueError naming what is wrong."""
+        import zipfile
+
         path = Path(path)
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise ValueError(f"{path}: not a readable landmark regressor ({type(e).__name__}: {e})") from e
         need = {"ids", "index", "weight", "residual_mm", "num_vertices", "meta"}
         if not need <= set(d):
             raise ValueError(f"{path}: not a landmark regressor (missing {sorted(need - set(d))})")

@@ -228,6 +228,7 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
         shape = neutral_shape.clone().requires_grad_(True)
         expr = torch.zeros(1, E, dtype=dt, device=dev, requires_grad=True)
     prev = None if previous is None else _variables_from(previous, sel_nr, dt, dev, grad=False)
+
     def params() -> BodyParams:
         full = torch.zeros(1, len(names), 3, dtype=dt, device=dev).index_put((torch.zeros_like(sel_nr), sel_nr), pose)
         full = torch.cat([root[:, None], full[:, 1:]], 1)

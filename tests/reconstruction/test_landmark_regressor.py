@@ -66,6 +66,9 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     bad.save(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match=r"vertex indices outside \[0, 4\)"):
         LandmarkRegressor.load(tmp_path / "bad.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "r.npz").read_bytes()[:200])      # a truncated download
+    with pytest.raises(ValueError, match="not a readable landmark regressor"):
+        LandmarkRegressor.load(tmp_path / "cut.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ValueError, match="not a landmark regressor"):
         LandmarkRegressor.load(tmp_path / "other.npz")
