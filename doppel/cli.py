@@ -7,8 +7,14 @@ errors (Doppel's own, ValueError, FileNotFoundError, ...) become one red line an
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -27,6 +33,7 @@ from doppel.commands import fit as fit_cmd
 from doppel.commands import retarget as retarget_cmd
 from doppel.commands import rig as rig_cmd
 from doppel.commands import workspace as workspace_cmd
+from doppel.quiet import native_stderr_filter, quiet_native_logs
 
 app = typer.Typer(
     name="doppel",
@@ -71,39 +78,89 @@ app.add_typer(capture_cmd.app, name="capture")
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)
+INTERRUPTED_LINE = "interrupted: nothing written, any previous result kept"
+
+
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT) or SIGTERM. Not a KeyboardInterrupt, so that typer cannot turn it into a silent exit
+    130; a BaseException, so that `except Exception` in library code lets it through to the staging cleanup."""
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _interrupts_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted inside the block (main thread only); old handlers restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from core.errors import DoppelError
     from core.runtime import tune_process
 
     tune_process()   # before anything loads torch (OpenMP reads OMP_WAIT_POLICY once)
-
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in args
+    quiet_native_logs(debug)
     try:
-        rc = app(args=argv, standalone_mode=False)
+        with _interrupts_raise(), native_stderr_filter(enabled=not debug):
+            rc = app(args=args, standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("[red]aborted[/red]")
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt):
+        _fail(INTERRUPTED_LINE, 130)
+    except typer.Abort as e:   # click turns an EOFError raised by a command into Abort
+        if isinstance(e.__cause__, EOFError):
+            _handle_error(e.__cause__, debug)
+        _fail("aborted", 130)
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into a red line
-        import click
-
-        try:  # typer >= 0.2x raises its vendored click's exceptions (missing or bad options)
-            from typer._click.exceptions import ClickException as _VendoredClickException
-        except ImportError:
-            _VendoredClickException = click.exceptions.ClickException
-        if isinstance(e, (click.exceptions.ClickException, _VendoredClickException)):
-            e.show()
-            sys.exit(e.exit_code)
-        if debug or not isinstance(e, (DoppelError, *_USER_ERRORS, OSError)):
-            if not debug:
-                err_console.print(Text(f"error (internal): {type(e).__name__}: {e}", style="red"))
-                err_console.print("run again with --debug for the traceback")
-                sys.exit(2)
-            raise
-        err_console.print(Text(f"error: {e}", style="red"), soft_wrap=True)
-        sys.exit(1)
+        _handle_error(e, debug)
+    if rc == 130:       # typer's own KeyboardInterrupt path (a handler other than ours was active)
+        _fail(INTERRUPTED_LINE, 130)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _fail(line: str, code: int) -> NoReturn:
+    err_console.print(Text(line, style="red"), soft_wrap=True)
+    sys.exit(code)
+
+
+def _handle_error(e: BaseException, debug: bool) -> NoReturn:
+    """One red line and exit 1 for a user error; exit 2 naming an internal error; the traceback with --debug."""
+    import click
+
+    from core.errors import DoppelError
+
+    try:  # typer >= 0.2x raises its vendored click's exceptions (missing or bad options)
+        from typer._click.exceptions import ClickException as _VendoredClickException
+    except ImportError:
+        _VendoredClickException = click.exceptions.ClickException
+    if isinstance(e, (click.exceptions.ClickException, _VendoredClickException)):
+        e.show()
+        sys.exit(e.exit_code)
+    if debug:
+        raise e
+    if isinstance(e, EOFError):
+        _fail(f"error: an input file is empty or truncated ({e or 'unexpected end of file'}); run again with "
+              "--debug to see which", 1)
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        where = f" writing {e.filename}" if e.filename else ""
+        _fail(f"error: disk full{where} ({e.strerror}); nothing was written: free some space and run again", 1)
+    if isinstance(e, OSError) and e.errno == errno.EEXIST and e.filename:
+        _fail(f"error: {e.filename}: already exists ({e.strerror}); choose another path", 1)
+    if not isinstance(e, (DoppelError, *_USER_ERRORS, OSError)):
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        err_console.print(Text(f"error (internal): {type(e).__name__}: {first}", style="red"), soft_wrap=True)
+        err_console.print("run again with --debug for the traceback")
+        sys.exit(2)
+    _fail(f"error: {e}", 1)

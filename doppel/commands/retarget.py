@@ -57,11 +57,13 @@ def retarget(
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
 ) -> None:
     """Retarget CLIP onto a rig: writes OUT/animation.npz + manifest.json, retargeted.bvh, metrics.json,
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from core.stage_folders import check_stage_out, staged_stage_dir
     from mocap_retarget.bvh import read_bvh
     from mocap_retarget.export import write_outputs
     from mocap_retarget.retarget import RetargetConfig
@@ -83,6 +85,7 @@ def retarget(
             return
         raise ValueError("--rig and --out are required (or use --explain alone to see the mapping)")
     smap.check_humanoid(str(clip))
+    check_stage_out(out, "retarget", force, [clip, rig])      # before any slow work
     target, make_poser, faces = load_target(rig)
     cfg = RetargetConfig(up_axis=up, fingers=not no_fingers, cleanup=not no_cleanup)
     actor_id = resolve_actor(actor, [rig], command="retarget")
@@ -101,9 +104,10 @@ def retarget(
                   "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig),
                   "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                   "production": run.provenance["production"]}
-        files = write_outputs(out, res, target, clip, params,
-                              pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,
-                              size=preview_size)
+        with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
+            files = write_outputs(tmp, res, target, clip, params,
+                                  pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,
+                                  size=preview_size)
         run.add_output(out, kind="animation")
     m = res.metrics
     console.print(f"retargeted {m['frames']} frames ({m['transferred_bones']} bones, scale {m['scale']:.3f}): "
