@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -130,6 +132,21 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
+def _file_in_traceback(e: BaseException) -> str | None:
+    """The file a reader was reading when ``e`` was raised: the innermost frame with an open file object (or
+    a path to an existing file) among its locals; None when there is none."""
+    tb, frames = e.__traceback__, []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            name = getattr(value, "name", None) if hasattr(value, "read") else value
+            if isinstance(name, str | os.PathLike) and os.path.isfile(name):
+                return os.fspath(name)
+    return None
+
+
 def _fail(line: str, code: int) -> NoReturn:
     err_console.print(Text(line, style="red"), soft_wrap=True)
     sys.exit(code)
@@ -151,8 +168,12 @@ def _handle_error(e: BaseException, debug: bool) -> NoReturn:
     if debug:
         raise e
     if isinstance(e, EOFError):
-        _fail(f"error: an input file is empty or truncated ({e or 'unexpected end of file'}); run again with "
-              "--debug to see which", 1)
+        where = _file_in_traceback(e)
+        what = f"{where}: empty or truncated file" if where else "an input file is empty or truncated"
+        _fail(f"error: {what} ({e or 'unexpected end of file'}); run again with --debug for the traceback", 1)
+    if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
+        _fail(f"error: disk full while writing the workspace index ({e}); nothing was recorded: free some space "
+              "and run again", 1)
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         where = f" writing {e.filename}" if e.filename else ""
         _fail(f"error: disk full{where} ({e.strerror}); nothing was written: free some space and run again", 1)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 # Lines native libraries print that say nothing to a Doppel user (each anchored at the start of a line).
 NOISE = re.compile(
-    rb"^(?:[IW]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w.\-/]+:\d+\] "       # absl/glog INFO and WARNING lines
+    rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-/]+:\d+\] "       # absl/glog INFO and WARNING lines
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
     rb"|Warp CUDA warning: Could not find or load the NVIDIA CUDA driver)")
