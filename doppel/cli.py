@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import typer
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 import doppel
+from core.errors import DoppelError
 from doppel.commands import actor as actor_cmd
 from doppel.commands import assets_cmd
 from doppel.commands import audit as audit_cmd
@@ -106,6 +108,39 @@ def _interrupts_raise() -> Iterator[None]:
             signal.signal(s, h)
 
 
+class TruncatedInputError(DoppelError):
+    """An input file ended early (EOFError from a reader: a 0-byte or truncated .npz, .pkl, ...)."""
+
+
+def _eof_is_an_error(fn: Callable) -> Callable:
+    """Wrap a command so that an EOFError from a reader becomes a TruncatedInputError naming the file: click
+    would otherwise turn it into "Aborted!", exit 1, as if the user had pressed Ctrl-D at a prompt."""
+    if getattr(fn, "_doppel_eof_wrapped", False):
+        return fn
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EOFError as e:
+            where = _file_in_traceback(e)
+            what = f"{where}: empty or truncated file" if where else "an input file is empty or truncated"
+            raise TruncatedInputError(f"{what} ({e or 'unexpected end of file'})") from e
+
+    wrapper._doppel_eof_wrapped = True
+    return wrapper
+
+
+def _wrap_commands(typer_app: typer.Typer) -> None:
+    """Apply ``_eof_is_an_error`` to every command of ``typer_app`` and its sub-apps (idempotent)."""
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _eof_is_an_error(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _wrap_commands(group.typer_instance)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     from core.runtime import tune_process
@@ -114,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args
     quiet_native_logs(debug)
+    _wrap_commands(app)
     try:
         with _interrupts_raise(), native_stderr_filter(enabled=not debug):
             rc = app(args=args, standalone_mode=False)
@@ -121,9 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except (Interrupted, KeyboardInterrupt):
         _fail(INTERRUPTED_LINE, 130)
-    except typer.Abort as e:   # click turns an EOFError raised by a command into Abort
-        if isinstance(e.__cause__, EOFError):
-            _handle_error(e.__cause__, debug)
+    except typer.Abort:
         _fail("aborted", 130)
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into a red line
         _handle_error(e, debug)
@@ -156,8 +190,6 @@ def _handle_error(e: BaseException, debug: bool) -> NoReturn:
     """One red line and exit 1 for a user error; exit 2 naming an internal error; the traceback with --debug."""
     import click
 
-    from core.errors import DoppelError
-
     try:  # typer >= 0.2x raises its vendored click's exceptions (missing or bad options)
         from typer._click.exceptions import ClickException as _VendoredClickException
     except ImportError:
@@ -167,10 +199,6 @@ def _handle_error(e: BaseException, debug: bool) -> NoReturn:
         sys.exit(e.exit_code)
     if debug:
         raise e
-    if isinstance(e, EOFError):
-        where = _file_in_traceback(e)
-        what = f"{where}: empty or truncated file" if where else "an input file is empty or truncated"
-        _fail(f"error: {what} ({e or 'unexpected end of file'}); run again with --debug for the traceback", 1)
     if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
         _fail(f"error: disk full while writing the workspace index ({e}); nothing was recorded: free some space "
               "and run again", 1)
