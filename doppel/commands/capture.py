@@ -198,6 +198,8 @@ def synth_cmd(
     force: bool = ForceOpt,
 ) -> None:
     """Render the virtual actor from N calibrated cameras into a session folder plus ground truth."""
+    import dataclasses
+
     from core.limits import check_resources
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.synthetic_capture import (
@@ -219,7 +221,8 @@ def synth_cmd(
 
         res = synthesize_capture(tmp, n_cameras=cameras, seed=seed, size=size, frames=frames, progress=cb)
         prog.update(task, description="writing", completed=cameras * frames)
-        # Final step: the synthetic-session manifest (provenance) of tmp / "session" belongs here, inside the
+        # Final step: the synthetic-session manifest (provenance) of res.session_dir belongs here, inside the
         # staging block, so that the session and its manifest replace OUT together.
-    console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {out / 'session'} (ground truth in "
-                  f"{out / 'ground_truth'})")
+    res = dataclasses.replace(res, session_dir=out / "session", ground_truth_dir=out / "ground_truth")  # final paths
+    console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {res.session_dir} (ground truth in "
+                  f"{res.ground_truth_dir})")

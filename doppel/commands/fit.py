@@ -82,13 +82,11 @@ def fit(
         body = AnnyModel(device=dev)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                 "production": run.provenance["production"]}
+        cfg = ScanPipelineConfig(iterations=iterations, rigid_init=rigid_init, nonrigid=nonrigid_iterations > 0,
+                                 nonrigid_iterations=max(nonrigid_iterations, 1))
         with staged_stage_dir(out, "fit", force, [scan]) as tmp:
-            metrics = run_scan_fit(body, scan, tmp, ScanPipelineConfig(iterations=iterations, rigid_init=rigid_init,
-                                                                       nonrigid=nonrigid_iterations > 0,
-                                                                       nonrigid_iterations=max(nonrigid_iterations,
-                                                                                               1)),
-                                   progress=lambda d, f: bar.update(task, description=f"fit: {d}", completed=f),
-                                   provenance=prov)
+            metrics = run_scan_fit(body, scan, tmp, cfg, provenance=prov,
+                                   progress=lambda d, f: bar.update(task, description=f"fit: {d}", completed=f))
         run.add_output(out, kind="fit")
     console.print(f"fit: registered to {scan.name}: mean distance {metrics['registered_to_scan']['mean_mm']:.2f} mm "
                   f"(model alone {metrics['model_fit_to_scan']['mean_mm']:.2f} mm) -> {out}")
