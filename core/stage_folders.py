@@ -59,8 +59,9 @@ def check_stage_out(out: str | os.PathLike, stage: str, force: bool = False,
     """Refuse an ``--out`` folder this stage must not replace; returns ``out`` (symlinks resolved).
 
     Refused, even with ``force``: ``out`` is an existing file, the current folder or one above it, or an
-    input of the stage (or inside one, or holding one). Refused without ``force``: ``out`` holds another
-    stage's output, or files no Doppel stage wrote. Raises StageFolderError (one line, names the fix).
+    input of the stage or a folder that holds one (a folder inside an input is fine). Refused without
+    ``force``: ``out`` holds another stage's output, or files no Doppel stage wrote. Raises
+    StageFolderError (one line, names the fix).
     """
     out = Path(out)
     shown = out
@@ -75,8 +76,8 @@ def check_stage_out(out: str | os.PathLike, stage: str, force: bool = False,
         raise StageFolderError(f"--out {shown}: is the current folder (or holds it); give a sub-folder")
     for inp in inputs:
         r = Path(inp).resolve()
-        if r == real or real in r.parents or r in real.parents:
-            raise StageFolderError(f"--out {shown}: overlaps the input {inp}; give another folder")
+        if r == real or real in r.parents:
+            raise StageFolderError(f"--out {shown}: replacing it would delete the input {inp}; give another folder")
     found = folder_stage(out)
     if found is None or found == stage or force:
         return out

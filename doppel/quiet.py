@@ -63,7 +63,8 @@ def native_stderr_filter(enabled: bool = True) -> Iterator[None]:
             sys.stderr.flush()
         os.dup2(saved, 2)           # closes the pipe's last write end held by this process
         pump.join(timeout=2.0)      # a child that still holds the pipe open must not hang the exit
-        os.close(saved)
+        if not pump.is_alive():     # else the pump still writes to it: leave it open (never reuse the number)
+            os.close(saved)
 
 
 def _pump(read_end: int, out_fd: int) -> None:

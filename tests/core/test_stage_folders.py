@@ -105,9 +105,10 @@ def test_refused_even_with_force(tmp_path, monkeypatch):
         check_stage_out(f, "rig", force=True)
     rig = tmp_path / "rig"
     rig.mkdir()
-    for out in (rig, rig / "sub", tmp_path):
-        with pytest.raises(StageFolderError, match="overlaps the input"):
+    for out in (rig, tmp_path):
+        with pytest.raises(StageFolderError, match="would delete the input"):
             check_stage_out(out, "retarget", force=True, inputs=[rig])
+    assert check_stage_out(rig / "sub", "retarget", inputs=[rig]) == rig / "sub"    # inside an input: fine
     monkeypatch.chdir(rig)
     with pytest.raises(StageFolderError, match="current folder"):
         check_stage_out(Path("."), "rig", force=True)
