@@ -25,6 +25,7 @@ import numpy as np
 
 from capture.bundle_adjustment import BundleAdjustment, BundleAdjustmentConfig, Observation, _rt_to_T
 from capture.camera import Camera
+from capture.images import read_image
 from capture.npcam import PinholeNP
 from core.conventions import doppel_to_opencv_pixels, opencv_to_doppel_K, opencv_to_doppel_pixels
 from core.errors import DoppelError
@@ -298,15 +299,8 @@ def list_rig_images(images_dir: str | os.PathLike) -> dict[str, dict[str, Path]]
 
 
 def read_image_checked(path: Path, flags: int | None = None) -> np.ndarray:
-    """cv2.imread with a clear error for a missing or corrupt file."""
-    import cv2
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image does not exist")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR if flags is None else flags)
-    if img is None or img.size == 0:
-        raise ValueError(f"{path}: image could not be decoded (corrupt or unsupported file)")
-    return img
+    """The decoded image with a clear error for a missing, corrupt or oversized file (capture.images)."""
+    return read_image(path, flags)
 
 
 def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,

@@ -31,6 +31,7 @@ import torch
 
 import rigging.skinning as skinning
 from core.errors import DoppelError, ManifestError
+from core.fileio import read_npz
 from core.storage import atomic_write_bytes, read_manifest, sha256_file, write_manifest
 from reconstruction.body_models.base import rotations_to_matrices
 from rigging.skinning import LbsBackend, PosingState, SkinningMethod
@@ -420,10 +421,9 @@ class Rig:
         if not entry or entry.get("sha256") != sha256_file(path):
             raise RigError(f"{path}: content does not match the SHA-256 in {mpath} (modified or corrupted)")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (ValueError, OSError) as e:
-            raise RigError(f"{path}: unreadable ({e})") from e
+            data = read_npz(path, "rig archive")
+        except ValueError as e:
+            raise RigError(str(e)) from e
         required = ("schema_version", "joint_names", "parents", "bind_matrices", "vertices", "faces",
                     "skin_indices", "skin_weights", "blendshape_names", "blendshape_deltas")
         missing = [k for k in required if k not in data]

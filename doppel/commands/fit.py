@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -50,14 +51,14 @@ def fit(
     production: ProductionOpt = None,
 ) -> None:
     """Fit the body model; writes OUT/params.json, fit_mesh.ply, fit_mesh_bind.ply, displacements.npz, metrics.json."""
-    import torch
-
     from reconstruction.body_models import AnnyModel
+    from reconstruction.fitting import resolve_device
     from reconstruction.scan_pipeline import ScanPipelineConfig, run_scan_fit
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
-    dev = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    dev = resolve_device(device)
+    if scan is not None and (session is not None or landmarks is not None):
+        raise ValueError("give either a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply, not both: "
+                         "a scan registration does not use the session")
     if scan is None:
         if session is None:
             raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
@@ -106,14 +107,14 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         iters = []
     if len(iters) != 4 or min(iters) < 0:
         raise ValueError(f"--stages must be four non-negative integers 'rigid,body,face,all', got {stages!r}")
-    if silhouette_weight < 0:
-        raise ValueError(f"--silhouette-weight must be >= 0, got {silhouette_weight}")
+    if not math.isfinite(silhouette_weight) or silhouette_weight < 0:
+        raise ValueError(f"--silhouette-weight must be a finite number >= 0, got {silhouette_weight}")
     if correspondences not in ("auto", "calibrated", "joints"):
         raise ValueError(f"--correspondences must be auto, calibrated or joints, got {correspondences!r}")
     if detail_iterations < 0:
         raise ValueError(f"--detail-iterations must be >= 0, got {detail_iterations}")
-    if temporal_weight < 0:
-        raise ValueError(f"--temporal-weight must be >= 0, got {temporal_weight}")
+    if not math.isfinite(temporal_weight) or temporal_weight < 0:
+        raise ValueError(f"--temporal-weight must be a finite number >= 0, got {temporal_weight}")
     cfg = FitConfig(iters_rigid=iters[0], iters_body=iters[1], iters_face=iters[2], iters_all=iters[3],
                     w_silhouette=silhouette_weight, correspondences=correspondences,
                     detail_iterations=detail_iterations, w_temporal=temporal_weight,

@@ -69,6 +69,8 @@ class AnnyModel(BodyModel):
 
     name = "anny"
     shape_default = 0.5
+    shape_bounds = (0.0, 1.0)        # phenotype values
+    expression_bounds = (0.0, 1.0)   # ARKit facial-action weights
 
     def __init__(self, rig: str = "anny", dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
                  skinning_method: str = "lbs"):
