@@ -11,6 +11,7 @@ Worker side (this module run as a script, only numpy and bpy): task kinds
 - ``export_fbx``: build an armature, a skinned mesh with UVs, shape keys, a textured material and baked
   keyframes from arrays in the file's axes and units, then write an FBX (see assets.export.fbx).
 - ``read_armature``: import an FBX mocap clip, sample its animated armature's bone world matrices per frame.
+- ``convert_clip``: a BVH through Blender's BVH importer, written by its FBX / glTF / USD exporter (test clips).
 - ``evaluate``: import a .fbx or .glb into an empty scene, set frames, return the evaluated (skinned,
   shape-keyed) world-space vertices in metres, Blender axes, plus what the file holds (bones, shape keys,
   custom properties, images).
@@ -317,6 +318,47 @@ def _write_fbx(bpy, out: str, up: str, animated: bool) -> None:
         bake_space_transform=False)
 
 
+def _task_convert_clip(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Import a BVH clip with Blender's BVH importer (scene fps and range from the file) and write it with Blender's
+    own FBX, glTF (.glb) or USD exporter (task["out"] by suffix): test clips as a DCC tool writes them."""
+    _reset(bpy)
+    bpy.ops.import_anim.bvh(filepath=task["path"], global_scale=float(task.get("scale", 1.0)),
+                            update_scene_fps=True, update_scene_duration=True, rotate_mode="NATIVE")
+    scene = bpy.context.scene
+    arm = next(o for o in scene.objects if o.type == "ARMATURE")
+    scene.frame_start, scene.frame_end = (int(round(f)) for f in arm.animation_data.action.frame_range)
+    out = task["out"]
+    sfx = Path(out).suffix.lower()
+    if sfx == ".fbx":
+        # an armature-only FBX has no bind pose: the importer's rest is the node transforms at export time, so
+        # export from a frame (0, before the clip) that holds the rest pose, as a mocap take's stance frame does
+        for pb in arm.pose.bones:
+            pb.location = (0.0, 0.0, 0.0)
+            pb.keyframe_insert("location", frame=0)
+            if pb.rotation_mode == "QUATERNION":
+                pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+                pb.keyframe_insert("rotation_quaternion", frame=0)
+            else:
+                pb.rotation_euler = (0.0, 0.0, 0.0)
+                pb.keyframe_insert("rotation_euler", frame=0)
+        scene.frame_set(0)
+        bpy.ops.export_scene.fbx(filepath=out, object_types={"ARMATURE"}, add_leaf_bones=False, bake_anim=True,
+                                 bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
+                                 bake_anim_simplify_factor=0.0, apply_unit_scale=True,
+                                 global_scale=float(task.get("fbx_scale", 1.0)))
+    elif sfx in (".glb", ".gltf"):
+        bpy.ops.export_scene.gltf(filepath=out, export_format="GLB" if sfx == ".glb" else "GLTF_SEPARATE",
+                                  export_animations=True, export_force_sampling=True,
+                                  export_optimize_animation_size=False)
+    elif sfx in (".usd", ".usda", ".usdc"):
+        bpy.ops.wm.usd_export(filepath=out, export_animation=True, export_armatures=True,
+                              selected_objects_only=False)
+    else:
+        return TaskResult({"error": f"{out}: unsupported output suffix {sfx}"})
+    return TaskResult({"fps": scene.render.fps / scene.render.fps_base, "frame_start": scene.frame_start,
+                       "frame_end": scene.frame_end})
+
+
 def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     """Import an FBX clip and sample its animated armature at every frame of its action: bone names, parent
     indices, rest and per-frame world matrices (metres, Blender's Z-up axes, object transform and unit scale
@@ -413,7 +455,8 @@ def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     return TaskResult(info, {"vertices": out, "rest": rest})
 
 
-_TASKS = {"export_fbx": _task_export_fbx, "evaluate": _task_evaluate, "read_armature": _task_read_armature}
+_TASKS = {"export_fbx": _task_export_fbx, "evaluate": _task_evaluate, "read_armature": _task_read_armature,
+          "convert_clip": _task_convert_clip}
 
 
 def _worker_main(folder: str, count: int) -> int:

@@ -1,9 +1,9 @@
 """USD skeletal animation (``UsdSkel``: a Skeleton bound to a SkelAnimation) as a mocap clip (usd-core).
 
 The first Skeleton in the stage with an animation source is read through ``UsdSkel.Cache``: rest pose from its
-rest transforms, per time code the joint world transforms (skeleton space times the skeleton prim's
-local-to-world). The stage's metersPerUnit and upAxis bring it to Doppel's frame; its timeCodesPerSecond is the
-frame rate (snapped by the caller).
+bind transforms (else its rest transforms), per time code the joint world transforms (skeleton space times the
+skeleton prim's local-to-world). The stage's metersPerUnit and upAxis bring it to Doppel's frame; its
+timeCodesPerSecond is the frame rate (snapped by the caller).
 """
 
 from __future__ import annotations
@@ -50,12 +50,26 @@ def read_usd_clip(path: str | Path) -> Motion:
         prim = np.array(xf.ComputeLocalToWorldTransform(time)).T
         return to_doppel @ prim @ skel
 
-    rest = world_at(times[0] if isinstance(times[0], float) else Usd.TimeCode.Default(), True)
+    rest = _bind_pose(query, xf, to_doppel)
+    if rest is None:
+        rest = world_at(times[0] if isinstance(times[0], float) else Usd.TimeCode.Default(), True)
     world = np.stack([world_at(t, False) for t in times])
     tcps = float(stage.GetTimeCodesPerSecond())
     step = float(np.median(np.diff(times))) if len(times) > 1 and isinstance(times[0], float) else 1.0
     names = unique_names([j.rsplit("/", 1)[-1] for j in joints], joints)
     return motion_from_world(names, parents, rest, world, tcps / step, str(path))
+
+
+def _bind_pose(query, xf, to_doppel: np.ndarray) -> np.ndarray | None:
+    """(J, 4, 4) the skeleton's bindTransforms (skeleton space) in Doppel's frame, or None when not authored: the
+    bind pose is the clip's rest pose (restTransforms are often just the pose at export time)."""
+    from pxr import Usd
+
+    bind = query.GetSkeleton().GetBindTransformsAttr().Get()
+    if bind is None or len(bind) != len(query.GetJointOrder()):
+        return None
+    prim = np.array(xf.ComputeLocalToWorldTransform(Usd.TimeCode.Default())).T
+    return to_doppel @ prim @ np.array([np.array(m).T for m in bind])
 
 
 def _stage_to_doppel(stage) -> np.ndarray:

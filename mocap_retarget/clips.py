@@ -85,16 +85,16 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
 
 def _c3d_message(path: Path) -> str:
     """The refusal of a C3D file, with its marker count when ezc3d can read it."""
-    what = "a C3D file"
-    try:
-        import ezc3d
+    import ezc3d
 
+    try:
         c = ezc3d.c3d(str(path))
         n = int(c["parameters"]["POINT"]["USED"]["value"][0])
         rate = float(c["parameters"]["POINT"]["RATE"]["value"][0])
         what = f"a C3D file of {n} markers at {rate:g} Hz"
-    except (ImportError, RuntimeError, KeyError, IndexError, ValueError) as e:
+    except (OSError, RuntimeError, KeyError, IndexError, ValueError) as e:
         log.debug("%s: ezc3d could not read it: %s", path, e)
+        what = "a file named .c3d (not a readable C3D file)"
     return (f"{path}: {what}: marker data must be solved to a skeleton first (e.g. in Vicon Shogun, Motive or "
             f"MotionBuilder), then exported as BVH, FBX, glTF or USD for `doppel retarget`")
 

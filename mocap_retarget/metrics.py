@@ -18,6 +18,8 @@ from mocap_retarget.retarget import RetargetResult
 from mocap_retarget.roles import BONE_CHILD, SIDES
 from mocap_retarget.skeleton import TargetSkeleton
 
+MIN_BONE_LENGTH_M = 1e-3   # bones shorter than this (zero-length links, float noise of a re-export) have no direction
+
 
 def _horizontal_speed(p: np.ndarray, fps: float) -> np.ndarray:
     """p (F, 3) -> (F-1,) horizontal speed between consecutive frames (units per second)."""
@@ -37,7 +39,7 @@ def direction_cosines(res: RetargetResult, Pt: np.ndarray) -> dict[str, np.ndarr
         ds = res.source_positions[:, src[c]] - res.source_positions[:, src[r]]
         dt = Pt[:, tgt[c]] - Pt[:, tgt[r]]
         ns, nt = np.linalg.norm(ds, axis=-1), np.linalg.norm(dt, axis=-1)
-        ok = (ns > 1e-9) & (nt > 1e-9)
+        ok = (ns > MIN_BONE_LENGTH_M) & (nt > MIN_BONE_LENGTH_M)
         if not ok.any():
             continue
         out[r] = np.sum(ds * dt, axis=-1)[ok] / (ns * nt)[ok]

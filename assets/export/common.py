@@ -23,7 +23,7 @@ import numpy as np
 
 from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL
 from core.errors import DoppelError
-from rigging.animation import Animation
+from rigging.animation import Animation, snap_fps
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def prepare_scene(rig, anim: Animation | None, options: ExportOptions, texture: 
     if anim is not None:
         R, t, w = animation_for_rig(anim, rig)
         scene.rotations, scene.root_translation = R, s * t @ C.T
-        scene.blendshape_weights, scene.fps = w, anim.fps
+        scene.blendshape_weights, scene.fps = w, snap_fps(anim.fps)     # 120.0048 -> 120 (manifest: ExportResult)
     return scene
 
 
