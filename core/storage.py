@@ -194,19 +194,22 @@ def check_manifest(manifest: Any, path: str | os.PathLike) -> None:
         raise ManifestError(f"{path}: a JSON {_json_kind(manifest)}, expected an object; {_FIX}")
     version = manifest.get("schema_version")
     if version != MANIFEST_SCHEMA_VERSION:
-        raise ManifestError(f"{path}: schema_version {version!r}, expected {MANIFEST_SCHEMA_VERSION}")
+        raise ManifestError(f"{path}: schema_version {version!r}, expected {MANIFEST_SCHEMA_VERSION}; {_FIX}")
     if "stage" in manifest and not isinstance(manifest["stage"], str):
-        raise ManifestError(f"{path}: field 'stage' must be a string, got a JSON {_json_kind(manifest['stage'])}")
+        raise ManifestError(f"{path}: field 'stage' must be a string, got a JSON {_json_kind(manifest['stage'])}; "
+                            f"{_FIX}")
     if "params" in manifest and not isinstance(manifest["params"], dict):
-        raise ManifestError(f"{path}: field 'params' must be an object, got a JSON {_json_kind(manifest['params'])}")
+        raise ManifestError(f"{path}: field 'params' must be an object, got a JSON {_json_kind(manifest['params'])}; "
+                            f"{_FIX}")
     for field in ("inputs", "outputs"):
         entries = manifest.get(field, {})
         if not isinstance(entries, dict):
-            raise ManifestError(f"{path}: field {field!r} must be an object, got a JSON {_json_kind(entries)}")
+            raise ManifestError(f"{path}: field {field!r} must be an object, got a JSON {_json_kind(entries)}; {_FIX}")
         for name, entry in entries.items():
             if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)
                     and isinstance(entry.get("sha256"), str)):
-                raise ManifestError(f"{path}: {field}.{name} must be an object with string 'path' and 'sha256'")
+                raise ManifestError(f"{path}: {field}.{name} must be an object with string 'path' and 'sha256'; "
+                                    f"{_FIX}")
 
 
 def _json_kind(value: Any) -> str:
