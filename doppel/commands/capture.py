@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, find_workspace, gate_from_cli
 
 app = typer.Typer(help="Capture sessions: rig calibration, landmarks, masks, triangulation, QC, synthetic rig.",
                   no_args_is_help=True)
@@ -106,8 +106,7 @@ def ingest_cmd(
     from doppel.capture_report import write_ingest_report
 
     cfg = IngestConfig(threshold_px=threshold, face=not no_face, hands=not no_hands)
-    actor_id = resolve_actor(actor, [session_dir], command="capture ingest")
-    with gate_from_cli(workspace, actor_id, production, use="scan", command="capture ingest",
+    with gate_from_cli(workspace, actor, production, use="scan", command="capture ingest",
                        inputs=[session_dir]) as run, _progress() as prog:
         task = prog.add_task("landmarks", total=None)
 
@@ -177,10 +176,18 @@ def synth_cmd(
     seed: int = typer.Option(0, "--seed", help="virtual actor seed"),
     size: int = typer.Option(1024, "--size", help="image width = height, px"),
     frames: int = typer.Option(1, "--frames", help="frames of a smooth motion (images/FRAME/CAMERA.png when > 1)"),
+    workspace: WorkspaceOpt = None,
 ) -> None:
-    """Render the virtual actor from N calibrated cameras into a session folder plus ground truth."""
-    from doppel.synthetic_capture import synthesize_capture
+    """Render the virtual actor from N calibrated cameras into a session folder plus ground truth.
 
+    The session's manifest.json proves it synthetic (signed with the workspace's key inside a workspace)."""
+    from doppel.synthetic_capture import synthesize_capture
+    from doppel.synthetic_provenance import write_synthetic_session_manifest
+
+    ws = find_workspace(workspace)  # before the work: a wrong --workspace fails at once
     res = synthesize_capture(out, n_cameras=cameras, seed=seed, size=size, frames=frames)
+    write_synthetic_session_manifest(res.session_dir, seed=seed, settings={"cameras": cameras, "size": size,
+                                                                           "frames": frames},
+                                     key=ws.manifest_key() if ws is not None else None)
     console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {res.session_dir} (ground truth in "
                   f"{res.ground_truth_dir})")

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 
 def fit(
@@ -70,10 +70,9 @@ def fit(
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
     if iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {iterations}")
-    actor_id = resolve_actor(actor, [scan], command="fit")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
-    with gate_from_cli(workspace, actor_id, production, use="fit", command="fit", inputs=[scan]) as run, \
+    with gate_from_cli(workspace, actor, production, use="fit", command="fit", inputs=[scan]) as run, \
             Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=1.0)
         body = AnnyModel(device=dev)
@@ -119,14 +118,13 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
                     w_silhouette=silhouette_weight, correspondences=correspondences,
                     detail_iterations=detail_iterations, w_temporal=temporal_weight,
                     landmark_embedding=None if landmark_embedding is None else str(landmark_embedding))
-    actor_id = resolve_actor(actor, [session, landmarks], command="fit")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
                TimeElapsedColumn())
     total = sum(iters) + detail_iterations
     offsets = {"rigid": 0, "body": iters[0], "face": iters[0] + iters[1], "all": iters[0] + iters[1] + iters[2],
                "detail": sum(iters)}
-    with gate_from_cli(workspace, actor_id, production, use="fit", command="fit",
+    with gate_from_cli(workspace, actor, production, use="fit", command="fit",
                        inputs=[session, landmarks]) as run, Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=max(total, 1))
         body = _session_model(model, model_file, dev)

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 
 def rig_poser(r):
@@ -103,12 +103,12 @@ def retarget(
             return
         raise ValueError("--rig and --out are required (or use --explain alone to see the mapping)")
     smap.check_humanoid(str(clip))
-    target, make_poser, faces = load_target(rig)
-    check_memory(motion, target, max_memory_gb, clip)
     cfg = RetargetConfig(up_axis=up, fingers=not no_fingers, cleanup=not no_cleanup)
-    actor_id = resolve_actor(actor, [rig], command="retarget")
-    with gate_from_cli(workspace, actor_id, production, use="retarget", command="retarget",
-                       inputs=[clip, rig]) as run:
+    bvh_target = rig.is_file() and rig.suffix.lower() == ".bvh"  # a skeleton only: evidence, no likeness needed
+    with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
+                       likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else []) as run:
+        target, make_poser, faces = load_target(rig)  # after the gate: nothing is read from a refused input
+        check_memory(motion, target, max_memory_gb, clip)
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
                   "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig),
                   "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
