@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, find_workspace, gate_from_cli
 
 app = typer.Typer(help="Capture sessions: rig calibration, landmarks, masks, triangulation, QC, synthetic rig.",
                   no_args_is_help=True)
@@ -110,8 +110,7 @@ def ingest_cmd(
 
     cfg = IngestConfig(threshold_px=threshold, face=not no_face, hands=not no_hands)
     out = check_stage_out(out, "capture ingest", force, [session_dir])      # before any slow work
-    actor_id = resolve_actor(actor, [session_dir], command="capture ingest")
-    with gate_from_cli(workspace, actor_id, production, use="scan", command="capture ingest",
+    with gate_from_cli(workspace, actor, production, use="scan", command="capture ingest",
                        inputs=[session_dir]) as run, _progress() as prog:
         task = prog.add_task("landmarks", total=None)
 
@@ -196,8 +195,11 @@ def synth_cmd(
     allow_large: bool = typer.Option(False, "--allow-large", help="run a request estimated to take over "
                                                                   "2 hours or most of the available memory"),
     force: bool = ForceOpt,
+    workspace: WorkspaceOpt = None,
 ) -> None:
-    """Render the virtual actor from N calibrated cameras into a session folder plus ground truth."""
+    """Render the virtual actor from N calibrated cameras into a session folder plus ground truth.
+
+    The session's manifest.json proves it synthetic (signed with the workspace's key inside a workspace)."""
     import dataclasses
 
     from core.limits import check_resources
@@ -207,8 +209,10 @@ def synth_cmd(
         estimate_synthetic_capture,
         synthesize_capture,
     )
+    from doppel.synthetic_provenance import write_synthetic_session_manifest
 
     check_synthetic_capture_args(cameras, size, frames)
+    ws = find_workspace(workspace)  # before the work: a wrong --workspace fails at once
     out = check_stage_out(out, "capture synth", force)
     est = estimate_synthetic_capture(cameras, size, frames)
     check_resources(est, out.parent, allow_large=allow_large)
@@ -221,8 +225,10 @@ def synth_cmd(
 
         res = synthesize_capture(tmp, n_cameras=cameras, seed=seed, size=size, frames=frames, progress=cb)
         prog.update(task, description="writing", completed=cameras * frames)
-        # Final step: the synthetic-session manifest (provenance) of res.session_dir belongs here, inside the
-        # staging block, so that the session and its manifest replace OUT together.
+        # The session and its provenance manifest replace OUT together.
+        write_synthetic_session_manifest(res.session_dir, seed=seed, settings={"cameras": cameras, "size": size,
+                                                                               "frames": frames},
+                                         key=ws.manifest_key() if ws is not None else None)
     res = dataclasses.replace(res, session_dir=out / "session", ground_truth_dir=out / "ground_truth")  # final paths
     console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {res.session_dir} (ground truth in "
                   f"{res.ground_truth_dir})")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 
 def fit(
@@ -51,15 +52,15 @@ def fit(
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
 ) -> None:
     """Fit the body model; writes OUT/params.json, fit_mesh.ply, fit_mesh_bind.ply, displacements.npz, metrics.json."""
-    import torch
-
     from core.stage_folders import check_stage_out, staged_stage_dir
     from reconstruction.body_models import AnnyModel
+    from reconstruction.fitting import resolve_device
     from reconstruction.scan_pipeline import ScanPipelineConfig, run_scan_fit
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
-    dev = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    dev = resolve_device(device)
+    if scan is not None and (session is not None or landmarks is not None):
+        raise ValueError("give either a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply, not both: "
+                         "a scan registration does not use the session")
     if scan is None:
         if session is None:
             raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
@@ -73,10 +74,9 @@ def fit(
     if iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {iterations}")
     check_stage_out(out, "fit", force, [scan])      # before any slow work
-    actor_id = resolve_actor(actor, [scan], command="fit")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
-    with gate_from_cli(workspace, actor_id, production, use="fit", command="fit", inputs=[scan]) as run, \
+    with gate_from_cli(workspace, actor, production, use="fit", command="fit", inputs=[scan]) as run, \
             Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=1.0)
         body = AnnyModel(device=dev)
@@ -111,26 +111,25 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         iters = []
     if len(iters) != 4 or min(iters) < 0:
         raise ValueError(f"--stages must be four non-negative integers 'rigid,body,face,all', got {stages!r}")
-    if silhouette_weight < 0:
-        raise ValueError(f"--silhouette-weight must be >= 0, got {silhouette_weight}")
+    if not math.isfinite(silhouette_weight) or silhouette_weight < 0:
+        raise ValueError(f"--silhouette-weight must be a finite number >= 0, got {silhouette_weight}")
     if correspondences not in ("auto", "calibrated", "joints"):
         raise ValueError(f"--correspondences must be auto, calibrated or joints, got {correspondences!r}")
     if detail_iterations < 0:
         raise ValueError(f"--detail-iterations must be >= 0, got {detail_iterations}")
-    if temporal_weight < 0:
-        raise ValueError(f"--temporal-weight must be >= 0, got {temporal_weight}")
+    if not math.isfinite(temporal_weight) or temporal_weight < 0:
+        raise ValueError(f"--temporal-weight must be a finite number >= 0, got {temporal_weight}")
     cfg = FitConfig(iters_rigid=iters[0], iters_body=iters[1], iters_face=iters[2], iters_all=iters[3],
                     w_silhouette=silhouette_weight, correspondences=correspondences,
                     detail_iterations=detail_iterations, w_temporal=temporal_weight,
                     landmark_embedding=None if landmark_embedding is None else str(landmark_embedding))
-    actor_id = resolve_actor(actor, [session, landmarks], command="fit")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
                TimeElapsedColumn())
     total = sum(iters) + detail_iterations
     offsets = {"rigid": 0, "body": iters[0], "face": iters[0] + iters[1], "all": iters[0] + iters[1] + iters[2],
                "detail": sum(iters)}
-    with gate_from_cli(workspace, actor_id, production, use="fit", command="fit",
+    with gate_from_cli(workspace, actor, production, use="fit", command="fit",
                        inputs=[session, landmarks]) as run, Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=max(total, 1))
         body = _session_model(model, model_file, dev)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 MODELS = ("anny", "smplx", "flame")
 
@@ -98,9 +98,10 @@ def rig(
         raise ValueError(f"--preview-size must be >= 64 pixels, got {preview_size}")
     gate_inputs = [p for p in (model_file, fit_dir) if p is not None]
     check_stage_out(out, "rig", force, gate_inputs)      # before any slow work
-    actor_id = resolve_actor(actor, gate_inputs, command="rig")
     console = Console()
-    with gate_from_cli(workspace, actor_id, production, use="rig", command="rig", inputs=gate_inputs) as run, \
+    # The likeness is the fit's (none without --fit: the rig is then generated from the model, the virtual actor).
+    with gate_from_cli(workspace, actor, production, use="rig", command="rig", inputs=gate_inputs,
+                       likeness=[fit_dir] if fit_dir is not None else []) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"rig: loading {model}", total=3)
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)
