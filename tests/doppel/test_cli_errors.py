@@ -50,7 +50,7 @@ def test_zero_byte_npz_is_an_error_naming_the_file_not_ctrl_c(clips, tmp_path, c
     rig = empty_rig(tmp_path / "rig")
     code, _, err = run_cli(capsys, "retarget", clips[0], "--rig", rig, "--out", tmp_path / "a")
     assert code == 1, err                                   # was: "aborted", exit 130
-    assert err.strip().startswith("error: ") and str(rig / "rig.npz") in err and "empty or truncated" in err
+    assert err.strip().startswith("error: ") and str(rig / "rig.npz") in err and "empty" in err
     assert err.strip().count("\n") == 0 and not (tmp_path / "a").exists()
 
 
@@ -168,3 +168,18 @@ def test_native_lines_on_fd2_are_hidden_unless_debug(mode):
     assert r.returncode == 0, r.stderr
     expected = (KEEP if mode == "quiet" else NOISE + KEEP) + [b"python line\n"]
     assert r.stderr == b"".join(expected)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"a string"', "[" * 100000 + "]" * 100000, "\x00\xff binary"])
+@pytest.mark.parametrize("command", ["retarget", "export"])
+def test_unreadable_manifest_is_one_line_exit_1(clips, tmp_path, capsys, content, command):
+    rig = tmp_path / "rig"
+    rig.mkdir()
+    (rig / "manifest.json").write_bytes(content.encode("latin-1"))
+    (rig / "rig.npz").write_bytes(b"")
+    argv = (["retarget", clips[0], "--rig", rig, "--out", tmp_path / "a"] if command == "retarget"
+            else ["export", rig, "--out", tmp_path / "a.glb"])
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 1, err                                   # was: exit 2, "error (internal): AttributeError"
+    assert err.strip().count("\n") == 0 and "manifest.json" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "a.glb").exists()
