@@ -86,12 +86,11 @@ def check_resources(est: ResourceEstimate, out_dir: str | os.PathLike, allow_lar
     ``max_seconds`` unless ``allow_large``.
     """
     override = "; give --allow-large to run it anyway"
-    avail = available_memory_bytes()
-    mem_limit = total_memory_bytes() if allow_large else MEMORY_HEADROOM * avail
-    if est.memory_bytes > mem_limit:
-        limit = (f"the machine has {mem_limit / GB:.1f} GB" if allow_large
-                 else f"{avail / GB:.1f} GB available{override}")
-        raise ResourceLimitError(f"{est.what}: needs about {est.memory_bytes / GB:.1f} GB of memory, {limit}")
+    avail, total = available_memory_bytes(), total_memory_bytes()
+    if est.memory_bytes > total or (est.memory_bytes > MEMORY_HEADROOM * avail and not allow_large):
+        limit = (f"the machine has {format_bytes(total)}" if est.memory_bytes > total
+                 else f"{format_bytes(avail)} available{override}")
+        raise ResourceLimitError(f"{est.what}: needs about {format_bytes(est.memory_bytes)} of memory, {limit}")
     free = free_disk_bytes(out_dir)
     if est.disk_bytes > free:
         raise ResourceLimitError(f"{est.what}: writes about {format_bytes(est.disk_bytes)}, {format_bytes(free)} "

@@ -215,7 +215,7 @@ def synth_cmd(
     ws = find_workspace(workspace)  # before the work: a wrong --workspace fails at once
     out = check_stage_out(out, "capture synth", force)
     est = estimate_synthetic_capture(cameras, size, frames)
-    check_resources(est, out.parent, allow_large=allow_large)
+    check_resources(est, out.absolute().parent, allow_large=allow_large)
     console.print(f"{est.what}: {est.describe()} (estimated)", soft_wrap=True)
     with _progress() as prog, staged_stage_dir(out, "capture synth", force) as tmp:
         task = prog.add_task("virtual actor", total=cameras * frames)

@@ -33,7 +33,7 @@ def test_oversized_synthetic_capture_is_refused(machine, tmp_path, args, needle,
         check_resources(est, tmp_path)
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("capture synth:") and needle in msg
-    assert ("--allow-large" in msg) == (needle != "free on the disk")
+    assert ("--allow-large" in msg) == overridable
     if overridable:
         check_resources(est, tmp_path, allow_large=True)
     else:
@@ -46,6 +46,11 @@ def test_memory_limit_names_amount_and_limit(machine, tmp_path):
     with pytest.raises(ResourceLimitError, match=r"thing: needs about 9\.0 GB of memory, 10\.0 GB available"):
         check_resources(est, tmp_path)
     check_resources(est, tmp_path, allow_large=True)   # under the 16 GB the machine has
+    huge = ResourceEstimate("huge", memory_bytes=20 * GB, disk_bytes=0, seconds=1)
+    for allow in (False, True):   # over the machine's memory: no override is offered, none helps
+        with pytest.raises(ResourceLimitError,
+                           match=r"^huge: needs about 20\.0 GB of memory, the machine has 16\.0 GB$"):
+            check_resources(huge, tmp_path, allow_large=allow)
 
 
 def test_streaming_memory_does_not_grow_with_cameras_or_frames():
