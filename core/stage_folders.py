@@ -96,9 +96,12 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     Paths written inside the block are under the yielded folder; after the block they are under ``out``.
     """
     out = check_stage_out(out, stage, force, inputs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    except OSError as e:       # name the folder the user gave, not a temporary name
+        raise OSError(e.errno, f"{e.strerror} (writing the --out folder {out})", str(out.parent)) from e
     try:
         os.chmod(tmp, _default_dir_mode())      # mkdtemp makes 0700; outputs get the usual umask mode
         yield tmp
