@@ -1,7 +1,7 @@
 """Stage folders replaced whole, or not at all (ARCHITECTURE.md, "Data on disk").
 
 Files are written atomically (``core.storage.atomic_open``); a stage *folder* is made atomic here: a
-stage writes its outputs into a sibling temporary folder ``.OUT.tmp-PID-XXXX`` and, on success, the
+stage writes its outputs into a sibling temporary folder ``.OUT.tmp-HOST-PID-XXXX`` and, on success, the
 temporary folder is swapped in for ``OUT`` (old folder renamed aside, new one renamed in, old one
 deleted). A failure, Ctrl-C or a kill leaves the previous ``OUT`` whole: a reader sees the old result
 or the new one, never a mix. Temporary folders left by killed runs are removed by the next run.
@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 from core.errors import DoppelError
 
 STAGE_MARKER = ".doppel_stage.json"
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 # Stages whose folders predate the marker: the manifest's "stage" field, or a layout, names them.
 _MANIFEST_STAGES = {"capture_ingest": "capture ingest", "fit": "fit", "rig": "rig", "retarget": "retarget"}
@@ -99,7 +100,7 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{_owner()}-", dir=out.parent))
     except OSError as e:       # name the folder the user gave, not a temporary name
         raise OSError(e.errno, f"{e.strerror} (writing the --out folder {out})", str(out.parent)) from e
     try:
@@ -133,7 +134,7 @@ def _swap_in(new: Path, out: Path) -> None:
     if not out.exists():
         os.rename(new, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{_owner()}-", dir=out.parent))
     os.rename(out, old)                  # replaces the empty placeholder made by mkdtemp
     try:
         os.rename(new, out)
@@ -152,14 +153,24 @@ def clean_stale(out: str | os.PathLike) -> list[Path]:
         return done
     for p in sorted(out.parent.iterdir()):
         m = _TMP_RE.match(p.name)
-        if not m or m["name"] != out.name or not p.is_dir() or _alive(int(m["pid"])):
-            continue
+        if not m or m["name"] != out.name or not p.is_dir() or m["host"] != _host() or _alive(int(m["pid"])):
+            continue    # another folder, or a run in progress (here, or on another machine sharing the disk)
         if m["kind"] == "old" and not out.exists():
             os.rename(p, out)
         else:
             shutil.rmtree(p, ignore_errors=True)
         done.append(p)
     return done
+
+
+def _host() -> str:
+    """This machine's name as it appears in temporary folder names (letters, digits, underscores)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
+
+
+def _owner() -> str:
+    """HOST-PID: who owns a temporary folder (only this machine can tell whether the process is gone)."""
+    return f"{_host()}-{os.getpid()}"
 
 
 def _alive(pid: int) -> bool:

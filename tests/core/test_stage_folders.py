@@ -15,6 +15,7 @@ import pytest
 from core.stage_folders import (
     STAGE_MARKER,
     StageFolderError,
+    _host,
     check_stage_out,
     clean_stale,
     folder_stage,
@@ -118,16 +119,19 @@ def test_stale_temporary_folders_of_dead_runs_are_cleaned(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
     out = tmp_path / "a"
-    stale = tmp_path / f".a.tmp-{dead}-abc123"
+    host = _host()
+    stale = tmp_path / f".a.tmp-{host}-{dead}-abc123"
     stale.mkdir()
     (stale / "animation.npz").write_bytes(b"half")
-    live = tmp_path / f".a.tmp-{os.getpid()}-xyz"    # a run in progress (this process): untouched
+    live = tmp_path / f".a.tmp-{host}-{os.getpid()}-xyz"    # a run in progress (this process): untouched
     live.mkdir()
-    aside = tmp_path / f".a.old-{dead}-def456"      # killed mid-swap: the old result, renamed aside
+    remote = tmp_path / f".a.tmp-otherhost-{dead}-xyz"     # another machine's run: this one cannot tell
+    remote.mkdir()
+    aside = tmp_path / f".a.old-{host}-{dead}-def456"      # killed mid-swap: the old result, renamed aside
     aside.mkdir()
     (aside / "manifest.json").write_text("old")
     assert sorted(p.name for p in clean_stale(out)) == sorted([stale.name, aside.name])
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and live.exists() and remote.exists()
     assert (out / "manifest.json").read_text() == "old", "the old result was not put back"
 
 
