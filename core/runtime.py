@@ -56,14 +56,13 @@ def keep_freed_memory() -> bool:
 
 
 def tune_process() -> dict[str, bool]:
-    """keep_freed_memory() and OMP_WAIT_POLICY=PASSIVE (unless set, or torch is already imported, when it
-    is too late). Returns what was applied; nothing when DOPPEL_NO_TUNING=1."""
+    """keep_freed_memory() and the OpenMP passive wait policy (``tune_on_import``; importing this module
+    already applied it). Returns what was applied: "omp_passive" is True when Doppel set the policy before
+    torch loaded OpenMP (False when the user chose a policy, torch came first, or DOPPEL_NO_TUNING=1, which
+    also turns the malloc half off)."""
     if os.environ.get("DOPPEL_NO_TUNING") == "1":
         return {"malloc": False, "omp_passive": False}
-    omp = False
-    if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        omp = True
+    omp = tune_on_import() or _STATE["omp_before_torch"]
     return {"malloc": keep_freed_memory(), "omp_passive": omp}
 
 
@@ -89,20 +88,26 @@ def tune_on_import() -> bool:
     if "torch" in sys.modules:
         warnings.warn(OMP_WARNING, ThreadingWarning, stacklevel=_caller_outside_imports())
         return False
+    _STATE["omp_before_torch"] = True
     return True
 
 
 def _caller_outside_imports() -> int:
-    """stacklevel for ``warnings.warn`` that points at the user's import line, not at importlib's frames or at
-    Doppel's own package __init__ files (so the warning names the script that imported torch first)."""
+    """stacklevel for ``warnings.warn`` that points at the user's import line, not at Doppel's own package
+    __init__ files (so the warning names the script that imported torch first). Like ``warnings`` itself,
+    importlib's bootstrap frames are not counted."""
     frame, level = sys._getframe(1), 1
     while frame is not None:
         name = frame.f_code.co_filename
+        if "importlib" in name and "_bootstrap" in name:
+            frame = frame.f_back
+            continue
         mine = name.startswith(_ROOT) and name.endswith("__init__.py")
-        if not (mine or "importlib" in name or name == __file__):
+        if not (mine or name == __file__):
             return level
         frame, level = frame.f_back, level + 1
     return 1
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_STATE = {"omp_before_torch": False}   # set once, by the first tune_on_import() (core/__init__.py)
