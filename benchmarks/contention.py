@@ -11,6 +11,8 @@ Each mode is a fresh child process (no environment variable set by this script u
 * torch-first: ``import torch`` before Doppel: too late to set it; Doppel warns once.
 * no-tuning: Doppel first, DOPPEL_NO_TUNING=1: OpenMP's defaults (what every user got before issue 20).
 * env-passive: OMP_WAIT_POLICY=PASSIVE in the environment (what a careful user can do in any order).
+* env:KEY=VALUE+KEY=VALUE: Doppel first with these environment variables (experiments, e.g.
+  ``env:DOPPEL_NO_TUNING=1+GOMP_SPINCOUNT=10000``).
 
 In each child, with torch's default thread count (the number of cores), every call is timed idle and with one
 core kept busy by a ``yes > /dev/null`` process the child starts and stops itself (benchmarks/_contention.py):
@@ -42,8 +44,8 @@ MODES = {
 PHENOTYPE = {"gender": 0.4, "age": 0.6, "muscle": 0.5, "weight": 0.5, "height": 0.6, "proportions": 0.5}
 
 
-def _workloads(data: Path) -> dict:
-    """The three timed calls (imports done by the caller in the mode's order)."""
+def _workloads(data: Path, what: tuple[str, ...]) -> dict:
+    """The timed calls named in ``what`` (rasterize, rig, fit); imports done by the caller in the mode's order."""
     import numpy as np
     import torch
 
@@ -67,8 +69,14 @@ def _workloads(data: Path) -> dict:
         with torch.no_grad():
             rig.pose(rotvec, None, expr)
 
-    return {"rasterize 512x512": raster, "Rig.pose batch 64 (lbs)": pose,
-            "session fit: 1 body iteration": _fit_iteration(data)}
+    fns = {}
+    if "rasterize" in what:
+        fns["rasterize 512x512"] = raster
+    if "rig" in what:
+        fns["Rig.pose batch 64 (lbs)"] = pose
+    if "fit" in what:
+        fns["session fit: 1 body iteration"] = _fit_iteration(data)
+    return fns
 
 
 def _fit_iteration(data: Path):
@@ -106,7 +114,13 @@ def _fit_iteration(data: Path):
     return run
 
 
-def child(mode: str, data: Path, repeats: int, blocks: int) -> None:
+def _mode_env(mode: str) -> dict[str, str]:
+    if mode.startswith("env:"):
+        return dict(kv.split("=", 1) for kv in mode[4:].split("+"))
+    return MODES[mode]
+
+
+def child(mode: str, data: Path, repeats: int, blocks: int, what: tuple[str, ...]) -> None:
     if mode == "torch-first":
         import torch  # noqa: F401 - the point of this mode
     import neural_render  # noqa: F401 - any Doppel package; sets the OpenMP policy before torch (if first)
@@ -117,7 +131,7 @@ def child(mode: str, data: Path, repeats: int, blocks: int) -> None:
     sys.path.insert(0, str(HERE))
     from _contention import load_average, machine_line, time_idle_and_busy
 
-    fns = _workloads(data)
+    fns = _workloads(data, what)
     before = load_average()
     rows = time_idle_and_busy(fns, repeats=repeats, blocks=blocks)
     print(json.dumps({"mode": mode, "machine": machine_line(), "threads": torch.get_num_threads(),
@@ -153,14 +167,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10, help="rounds per block (each call once per round)")
     ap.add_argument("--blocks", type=int, default=2, help="alternations of idle and busy rounds")
     ap.add_argument("--modes", default="doppel-first,torch-first,no-tuning")
+    ap.add_argument("--what", default="rasterize,rig,fit", help="which calls: rasterize, rig (Rig.pose), fit")
     ap.add_argument("--data", type=Path, help="folder from an earlier run (actor.npz, rig/, fit_target.npz)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.data, args.repeats, args.blocks)
+        child(args.child, args.data, args.repeats, args.blocks, tuple(args.what.split(",")))
         return
     modes = args.modes.split(",")
-    unknown = sorted(set(modes) - set(MODES))
+    unknown = sorted(m for m in modes if m not in MODES and not m.startswith("env:"))
     if unknown:
         raise SystemExit(f"--modes: unknown {unknown}; choose from {sorted(MODES)}")
     data = args.data or Path(tempfile.mkdtemp(prefix="doppel_contention_"))
@@ -173,8 +188,8 @@ def main() -> None:
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "DOPPEL_NO_TUNING")}
     for mode in modes:
         out = subprocess.run([sys.executable, __file__, "--child", mode, "--data", str(data), "--repeats",
-                              str(args.repeats), "--blocks", str(args.blocks)], capture_output=True, text=True,
-                             env={**clean, "PYTHONPATH": str(ROOT), **MODES[mode]})
+                              str(args.repeats), "--blocks", str(args.blocks), "--what", args.what],
+                             capture_output=True, text=True, env={**clean, "PYTHONPATH": str(ROOT), **_mode_env(mode)})
         if out.returncode != 0:
             raise SystemExit(f"mode {mode} failed:\n{out.stderr[-3000:]}")
         r = json.loads(out.stdout.strip().splitlines()[-1])
