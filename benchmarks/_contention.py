@@ -2,6 +2,7 @@
 process that the benchmark itself starts and stops (``yes > /dev/null``, or a Python busy loop where there is
 no ``yes``), so every benchmark reports both figures from the same run.
 
+    import _contention  # first import of every benchmark: it imports Doppel's core before torch
     from _contention import busy_core, time_idle_and_busy, machine_line
 
     rows = time_idle_and_busy({"rasterize 512": lambda: rasterize(v, f, cam)}, repeats=10)
@@ -10,6 +11,10 @@ no ``yes``), so every benchmark reports both figures from the same run.
 
 Idle and busy rounds alternate in blocks (idle, busy, idle, busy, ...) so that slow drifts of the machine's
 load (other jobs on a shared machine) fall on both figures alike; times are medians over all rounds.
+
+Importing this module imports Doppel's ``core`` (adding the repository root to sys.path), so a benchmark
+that imports it first runs as a user's script that imports a Doppel package before torch: OpenMP's passive
+wait policy (core/runtime.py). ``DOPPEL_NO_TUNING=1 python benchmarks/X.py`` gives OpenMP's defaults.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import core  # noqa: E402, F401 - before torch: OpenMP's passive wait policy (core/runtime.py)
 
 BUSY_SETTLE_S = 0.2   # the scheduler spreads the busy process before timing starts
 
