@@ -118,9 +118,11 @@ def machine_line() -> str:
     """One line naming what the figures depend on: CPUs, torch threads, OpenMP policy, tuning, load."""
     import torch
 
+    from core.runtime import openmp_policy
+
     return (f"# {platform.machine()} {os.cpu_count()} CPUs | torch {torch.__version__} "
-            f"{torch.get_num_threads()} threads | OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')} "
-            f"DOPPEL_NO_TUNING={os.environ.get('DOPPEL_NO_TUNING', '(unset)')} | load average {load_average()}")
+            f"{torch.get_num_threads()} threads | OpenMP wait policy: {openmp_policy()} | "
+            f"load average {load_average()}")
 
 
 def table(rows: dict[str, IdleBusy]) -> str:

@@ -83,13 +83,24 @@ def tune_on_import() -> bool:
     still set (numba's OpenMP runtime, loaded at the first fused kernel, and child processes read it) and a
     one-line ``ThreadingWarning`` names the fix. Does nothing with DOPPEL_NO_TUNING=1 (no warning either)."""
     if os.environ.get("DOPPEL_NO_TUNING") == "1" or "OMP_WAIT_POLICY" in os.environ:
+        if _STATE["policy"] is None:
+            _STATE["policy"] = ("off (DOPPEL_NO_TUNING=1)" if "OMP_WAIT_POLICY" not in os.environ
+                                else f"{os.environ['OMP_WAIT_POLICY']} (set by the user)")
         return False
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     if "torch" in sys.modules:
+        _STATE["policy"] = "torch's: busy-wait (torch was imported before Doppel; PASSIVE for later runtimes)"
         warnings.warn(OMP_WARNING, ThreadingWarning, stacklevel=_caller_outside_imports())
         return False
     _STATE["omp_before_torch"] = True
+    _STATE["policy"] = "PASSIVE (set by Doppel before torch loaded)"
     return True
+
+
+def openmp_policy() -> str:
+    """What OpenMP's wait policy is for torch in this process, in words (for benchmark headers and
+    `doppel doctor`-style reports): set by Doppel before torch, by the user, or too late (torch came first)."""
+    return _STATE["policy"] or "not decided yet (no Doppel package imported)"
 
 
 def _caller_outside_imports() -> int:
@@ -110,4 +121,5 @@ def _caller_outside_imports() -> int:
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_STATE = {"omp_before_torch": False}   # set once, by the first tune_on_import() (core/__init__.py)
+# set by the first tune_on_import() (core/__init__.py): whether the policy reached torch, and in words
+_STATE: dict = {"omp_before_torch": False, "policy": None}

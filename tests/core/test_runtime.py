@@ -102,3 +102,11 @@ def test_plain_import_stops_openmp_busy_waiting():
     # measured on the 2-core machine: tuned 0.9-1.6 ms CPU per region (the multiply itself), untuned 11-12 ms
     assert untuned > GAP_MS * 0.75, f"the control should spin through the {GAP_MS} ms gaps: {untuned:.2f} ms"
     assert tuned < 0.5 * untuned, f"passive policy not in effect: {tuned:.2f} vs {untuned:.2f} ms CPU per region"
+
+
+def test_openmp_policy_says_what_torch_got():
+    code = "import neural_render\nfrom core.runtime import openmp_policy\nprint(openmp_policy())"
+    assert _run(code).stdout.startswith("PASSIVE (set by Doppel before torch")
+    assert "busy-wait" in _run("import torch\n" + code).stdout
+    assert _run(code, OMP_WAIT_POLICY="ACTIVE").stdout.startswith("ACTIVE (set by the user)")
+    assert _run(code, DOPPEL_NO_TUNING="1").stdout.startswith("off")
