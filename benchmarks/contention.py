@@ -141,6 +141,9 @@ def child(mode: str, data: Path, repeats: int, blocks: int, what: tuple[str, ...
 
 def prepare(data: Path) -> None:
     """Write the actor mesh, the Anny rig and a fit target (a posed Anny body) into ``data`` once."""
+    import core  # noqa: F401 - before torch (this set-up process is not timed, but should not warn)
+
+    # isort: split
     import numpy as np
     import torch
 
