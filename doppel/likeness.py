@@ -68,6 +68,8 @@ def inspect_input(path: str | os.PathLike, *, required: bool, ws: Workspace | No
                   key: ManifestKey | None) -> InputEvidence:
     """Collect the evidence of one input (file or folder). FileNotFoundError naming it when it is missing."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: input not found")
     content = digest(path)
     registered = _registered(ws, content)
     folder = path if content.is_dir else path.parent
