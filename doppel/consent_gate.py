@@ -44,7 +44,7 @@ import typer
 from assets import audit, content_index
 from assets.actors import get_actor
 from assets.consent import ConsentError, Use, find_valid, parse_use
-from assets.hashing import ContentDigest, digest
+from assets.hashing import ContentDigest, digest, path_sha256
 from assets.lineage import Asset, check_kind, find_parent, insert_asset, new_asset_id, workspace_relative
 from assets.manifest_signing import sign_folder
 from assets.text_fields import check_text
@@ -257,7 +257,7 @@ def _describe_input(ws: Workspace, i: Path | str) -> tuple[str, str, str | None]
     """(stored path, sha256, asset id if ``i`` is an asset id) for one input."""
     p = Path(i)
     if p.exists():
-        return workspace_relative(ws, p), digest(p).sha256, None
+        return workspace_relative(ws, p), path_sha256(p), None
     if isinstance(i, str) and "-" in i:  # an asset id
         with ws.read() as con:
             row = con.execute("SELECT path, sha256 FROM assets WHERE id=?", (i,)).fetchone()

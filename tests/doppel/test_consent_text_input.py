@@ -39,6 +39,8 @@ def test_name_without_latin_letters_gets_a_hashed_id_and_a_hint(capsys, ws):
     code, out, err = run_cli(capsys, "actor", "add", "李娜", "--id", "li-na", "-W", ws.root)
     assert code == 0 and "actor added: li-na" in out and "hash" not in out
     assert slugify("José Núñez") == "jose-nunez" and slugify("Jane Doe") == "jane-doe"
+    code, _, err = run_cli(capsys, "actor", "add", "Unknown", "-W", ws.root)  # reserved for outputs made outside
+    assert code == 1 and "reserved" in err and "--id" in err
 
 
 @pytest.mark.parametrize("doc", ["/dev/zero", "folder", "empty"])
