@@ -46,9 +46,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(f.fileno())
         os.chmod(tmp, _default_file_mode())  # mkstemp creates 0600; outputs get the usual umask mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(e, OSError) and e.filename is None:   # "[Errno 28] No space left" names no file
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 

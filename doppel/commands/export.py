@@ -55,11 +55,11 @@ def export(
     production: ProductionOpt = None,
 ) -> None:
     """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel) or glTF 2.0 binary, provenance included."""
-    from assets.export import export_rig, load_animation
+    from assets.export import export_rig
     from assets.export.common import check_output_path
     from assets.export.run import SUFFIXES, default_options
     from assets.provenance import provenance_from_rig_dir
-    from rigging import Rig
+    from rigging import Animation, Rig
 
     if fmt is None:
         fmt = next((f for f, sfx in SUFFIXES.items() if out.suffix.lower() in sfx), None)
@@ -78,7 +78,7 @@ def export(
             Progress(*columns, console=console) as bar, tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
         task = bar.add_task("export: loading rig", total=3)
         rig = Rig.load(rig_dir)
-        animation = load_animation(anim) if anim is not None else None
+        animation = Animation.load(anim) if anim is not None else None
         bar.update(task, description="export: texture", completed=1)
         tex = None if no_texture else (texture or albedo_for_rig(rig, rig_dir, Path(tmp)))
         prov = provenance_from_rig_dir(rig_dir, actor_id=run.provenance["actor"],
