@@ -33,8 +33,10 @@ from core.errors import ManifestError
 from core.storage import MANIFEST_NAME, read_manifest
 from doppel.synthetic_provenance import GENERATORS, synthetic_proof_problems
 
-# Files only a Doppel stage writes: a folder holding one of them but no manifest.json lost its manifest.
-STAGE_MARKERS = ("rig.npz", "animation.npz", "landmarks.npz", "triangulated.json", "fit_mesh.ply")
+# Files only a Doppel stage writes (core.stage_folders' marker among them): a folder holding one of them but no
+# manifest.json lost its manifest.
+STAGE_MARKERS = ("rig.npz", "animation.npz", "landmarks.npz", "triangulated.json", "fit_mesh.ply",
+                 ".doppel_stage.json")
 
 
 @dataclass(frozen=True)
