@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import core  # noqa: E402, F401 - before torch: OpenMP's passive wait policy (core/runtime.py)
+import core  # noqa: F401 - before torch: OpenMP's passive wait policy (core/runtime.py)
 
 BUSY_SETTLE_S = 0.2   # the scheduler spreads the busy process before timing starts
 

@@ -122,7 +122,7 @@ def _mode_env(mode: str) -> dict[str, str]:
 
 def child(mode: str, data: Path, repeats: int, blocks: int, what: tuple[str, ...]) -> None:
     if mode == "torch-first":
-        import torch  # noqa: F401 - the point of this mode
+        import torch  # the point of this mode
     import neural_render  # noqa: F401 - any Doppel package; sets the OpenMP policy before torch (if first)
 
     # isort: split

@@ -21,16 +21,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 os.environ.setdefault("MKL_NUM_THREADS", "2")
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import platform
+import time
+from pathlib import Path
 
-import torch  # noqa: E402
+import torch
 
-from mocap_retarget.bvh import format_bvh, parse_bvh, read_bvh  # noqa: E402
-from mocap_retarget.retarget import retarget  # noqa: E402
-from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk  # noqa: E402
+from mocap_retarget.bvh import format_bvh, parse_bvh, read_bvh
+from mocap_retarget.retarget import retarget
+from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
 
 
 def _default_fixtures() -> Path:

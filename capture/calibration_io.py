@@ -270,7 +270,7 @@ def read_colmap(folder: str | os.PathLike) -> list[Camera]:
                                 "cameras.bin/images.bin)")
     try:
         rec = pycolmap.Reconstruction(str(folder))
-    except Exception as e:  # noqa: BLE001 - pycolmap raises plain RuntimeError/ValueError
+    except (RuntimeError, ValueError, OSError) as e:  # pycolmap raises plain RuntimeError/ValueError
         raise CalibrationError(f"{folder}: COLMAP model could not be read: {e}") from e
     cams = cameras_from_reconstruction(rec)
     if not cams:

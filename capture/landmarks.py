@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -166,7 +167,7 @@ class LandmarkDetector:
         try:
             with np.load(p) as d:
                 out = ImageLandmarks.from_npz_dict(d)
-        except Exception as e:  # noqa: BLE001 - a damaged cache entry is recomputed, never trusted
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # damaged: recomputed, never trusted
             log.warning("landmark cache entry %s unreadable (%s); recomputing", p, e)
             return None
         self.cache_hits += 1

@@ -24,14 +24,14 @@ class Check:
 def _module_version(module: str, required: bool, fix: str = _REINSTALL, attr: str = "__version__") -> Check:
     try:
         mod = importlib.import_module(module)
-    except Exception as e:  # noqa: BLE001 - any import failure (missing .so, ABI) is reported, not raised
+    except (ImportError, OSError, RuntimeError, AttributeError) as e:  # missing .so, ABI: reported, not raised
         return Check(module, False, required, f"{type(e).__name__}: {e}".splitlines()[0][:120], fix)
     version = getattr(mod, attr, None)
     if version is None:
         try:
             from importlib import metadata
             version = metadata.version(module.replace("_", "-"))
-        except Exception:  # noqa: BLE001
+        except metadata.PackageNotFoundError:
             version = "unknown version"
     return Check(module, True, required, str(version))
 
@@ -53,7 +53,7 @@ def _bpy() -> Check:
     try:
         from importlib import metadata
         version = metadata.version("bpy")
-    except Exception:  # noqa: BLE001
+    except metadata.PackageNotFoundError:
         return Check("bpy", False, False, "Blender as a Python module is not installed (FBX export needs it)",
                      "pip install bpy==5.0.1")
     # importing bpy takes seconds and a lot of memory; FBX export runs it in a worker process anyway
@@ -117,6 +117,6 @@ def check_environment() -> list[Check]:
 def _usd() -> Check:
     try:
         from pxr import Usd
-    except Exception as e:  # noqa: BLE001
+    except (ImportError, OSError) as e:
         return Check("usd-core", False, True, f"{type(e).__name__}: {e}", _REINSTALL)
     return Check("usd-core", True, True, ".".join(str(x) for x in Usd.GetVersion()))

@@ -93,7 +93,7 @@ def load_scan(path: str | Path) -> Scan:
         mesh = trimesh.load(path, process=False)
         if isinstance(mesh, trimesh.Scene):
             mesh = mesh.to_mesh()
-    except Exception as e:  # noqa: BLE001 - any reader failure becomes one clear error
+    except Exception as e:  # any reader failure becomes one clear error (re-raised as ScanError)
         raise ScanError(f"{path}: cannot read the scan: {e}") from e
     if isinstance(mesh, trimesh.PointCloud):
         return check_scan(np.asarray(mesh.vertices), None, str(path))

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconstruction.fitting.landmark_regressor import (  # noqa: E402
+from reconstruction.fitting.landmark_regressor import (
     DEFAULT_PATH,
     SET_OFFSETS,
     SET_SIZES,

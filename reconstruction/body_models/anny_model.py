@@ -42,7 +42,7 @@ def _quiet_warp() -> None:
         import warp
 
         warp.config.quiet = True
-    except Exception:  # noqa: BLE001 - warp is anny's optional skinning backend
+    except (ImportError, OSError, AttributeError):  # warp is anny's optional skinning backend
         pass
 
 

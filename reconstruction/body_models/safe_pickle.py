@@ -67,7 +67,7 @@ _NUMPY_ALLOWED = {
 class RestrictedUnpickler(pickle.Unpickler):
     """An Unpickler that resolves only the allow-listed globals described in the module docstring."""
 
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
+    def find_class(self, module: str, name: str):  # the pickle API
         if (module, name) in _NUMPY_ALLOWED:
             import importlib
 

@@ -7,7 +7,10 @@ import torch
 
 from rigging import Rig, lbs_kernel, skinning
 
-pytestmark = pytest.mark.skipif(not lbs_kernel.available(), reason="numba is not installed")
+
+def test_numba_is_installed():
+    """numba is a required dependency (pyproject.toml): its absence is a failure, never a skipped module."""
+    assert lbs_kernel.available(), "numba is not importable: pip install 'numba>=0.60'"
 
 
 def _both(rig: Rig, *args, **kw):
