@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,16 +48,22 @@ class BlenderError(DoppelError, RuntimeError):
         super().__init__(one_line(message))
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)(: .*)?$")
+
+
 def one_line(text: str, limit: int = 400) -> str:
-    """A multi-line message (a Blender operator's error carries its Python traceback) reduced to one line: the
-    first line, plus the traceback's last line (the exception) when there is one."""
+    """A multi-line message (a Blender operator's error carries its Python traceback) reduced to one line: its
+    first words up to the traceback, then the innermost exception line (e.g. "OSError: [Errno 28] No space left on
+    device"), never file paths of Blender's own scripts."""
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     if not lines:
         return ""
-    first = lines[0]
-    if len(lines) > 1 and any(ln.startswith("Traceback") for ln in lines):
-        first = f"{first.split('Traceback')[0].rstrip(': ')}: {lines[-1]}".lstrip(": ")
-    return first if len(first) <= limit else first[: limit - 3] + "..."
+    msg = lines[0]
+    if len(lines) > 1 and any("Traceback" in ln for ln in lines):
+        head = msg.split("Traceback")[0].split(":")[0].strip()
+        exc = [ln for ln in lines if _EXCEPTION_LINE.match(ln)]
+        msg = f"{head}: {exc[-1] if exc else lines[-1]}" if head else (exc[-1] if exc else lines[-1])
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
 @dataclass

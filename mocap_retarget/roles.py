@@ -532,9 +532,12 @@ def load_bone_map(path: str | Path, names: list[str]) -> dict[str, int]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: bone map not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise BoneMapError(f"{path}: not a text (UTF-8) YAML bone map; expected lines like 'thigh_l: LeftUpLeg'"
+                           ) from None
     except yaml.YAMLError as e:
-        raise BoneMapError(f"{path}: not valid YAML ({e})") from e
+        raise BoneMapError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
     if isinstance(data, dict) and "bones" in data:
         data = data["bones"]
 
@@ -562,7 +565,20 @@ def load_bone_map(path: str | Path, names: list[str]) -> dict[str, int]:
         if joint not in names:
             raise BoneMapError(f"{path}: role {role!r}: no joint named {joint!r} in the skeleton")
         out[role] = names.index(joint)
+    _check_one_role_per_joint(out, names, str(path))
     return out
+
+
+def _check_one_role_per_joint(roles: dict[str, int | None], names: list[str], where: str) -> None:
+    """BoneMapError when a joint is given two roles (e.g. thigh_l and thigh_r on one joint)."""
+    seen: dict[int, str] = {}
+    for role, j in roles.items():
+        if j is None:
+            continue
+        if j in seen:
+            raise BoneMapError(f"{where}: joint {names[j]!r} is given two roles, {seen[j]!r} and {role!r}; a joint "
+                               f"carries one role")
+        seen[j] = role
 
 
 def apply_override(bm: BoneMap, override: dict[str, int | None], source: str = "bone map") -> BoneMap:
@@ -575,4 +591,13 @@ def apply_override(bm: BoneMap, override: dict[str, int | None], source: str = "
         else:
             out.roles[role] = j
             out.reasons[role] = f"set by {source}"
+    # a joint the override gives a role loses any other role the automatic mapping gave it
+    for role, j in override.items():
+        if j is None:
+            continue
+        for other, k in list(out.roles.items()):
+            if k == j and other != role and other not in override:
+                out.roles.pop(other)
+                out.reasons[other] = f"removed: {source} gives its joint to {role}"
+    _check_one_role_per_joint(out.roles, out.names, source)
     return out

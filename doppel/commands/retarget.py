@@ -41,16 +41,15 @@ def load_target(rig: Path):
     return TargetSkeleton.from_rig(r), rig_poser(r), np.asarray(r.faces)
 
 
-DEFAULT_MAX_MEMORY_GB = 8.0
-
-
-def check_memory(motion, target, max_memory_gb: float, clip: Path) -> None:
-    """Refuse a retarget whose estimated peak memory is over ``max_memory_gb`` (one line: what, how much, the
-    limit, how to override)."""
+def check_memory(motion, target, max_memory_gb: float | None, clip: Path) -> None:
+    """Refuse a retarget whose estimated peak memory is over ``max_memory_gb`` (default: half the machine's memory)
+    with one line: what, how much, the limit, how to override."""
     import math
 
-    from mocap_retarget.clips import estimate_retarget_bytes
+    from mocap_retarget.clips import default_memory_limit_bytes, estimate_retarget_bytes
 
+    if max_memory_gb is None:
+        max_memory_gb = default_memory_limit_bytes() / 1e9
     if not (math.isfinite(max_memory_gb) and max_memory_gb > 0):
         raise ValueError(f"--max-memory-gb must be a number > 0, got {max_memory_gb}")
     need = estimate_retarget_bytes(motion.num_frames, motion.num_joints, len(target.names)) / 1e9
@@ -74,8 +73,9 @@ def retarget(
     no_cleanup: bool = typer.Option(False, "--no-cleanup", help="Skip the foot-contact cleanup (IK)."),
     no_fingers: bool = typer.Option(False, "--no-fingers", help="Leave the fingers at rest."),
     preview_size: int = typer.Option(320, "--preview-size", help="Preview panel size in pixels (32-2048)."),
-    max_memory_gb: float = typer.Option(DEFAULT_MAX_MEMORY_GB, "--max-memory-gb",
-                                        help="Refuse a clip whose retarget would need more memory than this."),
+    max_memory_gb: float = typer.Option(None, "--max-memory-gb",
+                                        help="Refuse a clip whose retarget would need more memory than this "
+                                        "(GB; default: half of this machine's memory)."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
