@@ -247,12 +247,9 @@ def _parse_hierarchy(text: str, source: str):
             stack.pop()
             current = None
         elif key == "OFFSET":
-            if current is None or len(tok) != 4:
-                raise BvhError(f"{where}: OFFSET needs 3 numbers inside a joint block, got {raw.strip()!r}")
-            vals = _floats(tok[1:], where)
-            if not all(math.isfinite(v) and abs(v) <= MAX_ABS_VALUE for v in vals):
-                raise BvhError(f"{where}: OFFSET values must be finite and within +-{MAX_ABS_VALUE:g}, got "
-                               f"{' '.join(tok[1:])[:80]!r}")
+            if current is None:
+                raise BvhError(f"{where}: OFFSET outside a joint block")
+            vals = _offset(tok, raw, where)
             if current[0] == "joint":
                 offsets[current[1]] = vals
             else:
@@ -260,20 +257,7 @@ def _parse_hierarchy(text: str, source: str):
         elif key == "CHANNELS":
             if current is None or current[0] != "joint":
                 raise BvhError(f"{where}: CHANNELS outside a joint block")
-            try:
-                n = int(tok[1])
-            except (IndexError, ValueError):
-                raise BvhError(f"{where}: CHANNELS needs a count, got {raw.strip()!r}") from None
-            chans = tok[2:]
-            if len(chans) != n:
-                raise BvhError(f"{where}: CHANNELS says {n} but lists {len(chans)}")
-            for c in chans:
-                if not _CHANNEL_RE.match(c):
-                    raise BvhError(f"{where}: unknown channel {c!r} (expected X/Y/Z + position/rotation)")
-            norm = [c.lower() for c in chans]
-            if len(set(norm)) != len(norm):
-                raise BvhError(f"{where}: a channel is listed twice in {' '.join(chans)!r} (each axis once)")
-            channels[current[1]] = [c[0].upper() + c[1:].lower() for c in chans]
+            channels[current[1]] = _channel_list(tok, raw, where)
         else:
             raise BvhError(f"{where}: unexpected {tok[0]!r} in HIERARCHY")
     if stack:
@@ -281,6 +265,35 @@ def _parse_hierarchy(text: str, source: str):
     if not names:
         raise BvhError(f"{source}: HIERARCHY has no ROOT joint")
     return names, parents, np.asarray(offsets, dtype=np.float64), channels, end_sites
+
+
+def _offset(tok: list[str], raw: str, where: str) -> list[float]:
+    """The 3 numbers of an OFFSET line (finite, within MAX_ABS_VALUE)."""
+    if len(tok) != 4:
+        raise BvhError(f"{where}: OFFSET needs 3 numbers inside a joint block, got {raw.strip()!r}")
+    vals = _floats(tok[1:], where)
+    if not all(math.isfinite(v) and abs(v) <= MAX_ABS_VALUE for v in vals):
+        raise BvhError(f"{where}: OFFSET values must be finite and within +-{MAX_ABS_VALUE:g}, got "
+                       f"{' '.join(tok[1:])[:80]!r}")
+    return vals
+
+
+def _channel_list(tok: list[str], raw: str, where: str) -> list[str]:
+    """The channel names of a CHANNELS line (count checked, each known and listed once), normalised."""
+    try:
+        n = int(tok[1])
+    except (IndexError, ValueError):
+        raise BvhError(f"{where}: CHANNELS needs a count, got {raw.strip()!r}") from None
+    chans = tok[2:]
+    if len(chans) != n:
+        raise BvhError(f"{where}: CHANNELS says {n} but lists {len(chans)}")
+    for c in chans:
+        if not _CHANNEL_RE.match(c):
+            raise BvhError(f"{where}: unknown channel {c!r} (expected X/Y/Z + position/rotation)")
+    norm = [c.lower() for c in chans]
+    if len(set(norm)) != len(norm):
+        raise BvhError(f"{where}: a channel is listed twice in {' '.join(chans)!r} (each axis once)")
+    return [c[0].upper() + c[1:].lower() for c in chans]
 
 
 def _innermost_joint(stack: list[int], where: str) -> int:
