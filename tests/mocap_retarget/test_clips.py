@@ -83,6 +83,19 @@ def test_fbx_gltf_usd_clips_retarget_like_the_bvh(converted, walk_target):
     assert cos.min() < 1 - LIMB_COS_TOL
 
 
+def test_fbx_fast_sampling_matches_blenders_evaluation(converted):
+    """The numpy evaluation of the FBX take's keys (fast path) against Blender evaluating every frame."""
+    from assets.blender_worker import run_blender_tasks
+
+    _, outs = converted
+    task = {"kind": "read_armature", "path": str(outs[".fbx"])}
+    fast, ref = run_blender_tasks([(task, {}), (dict(task, sampling="frame_set"), {})])
+    assert fast.info["sampled_by"] == "fcurves" and ref.info["sampled_by"] == "frame_set"
+    assert fast.arrays["world"].shape == ref.arrays["world"].shape
+    assert np.abs(fast.arrays["world"] - ref.arrays["world"]).max() < 1e-5
+    assert np.abs(fast.arrays["world"][1:] - ref.arrays["world"][:-1]).max() > 1e-3    # the comparison can fail
+
+
 def test_fbx_clip_needs_blender_reader(converted):
     _, outs = converted
     with pytest.raises(ClipError, match="FBX clips are read through Blender"):
