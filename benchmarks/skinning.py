@@ -90,13 +90,7 @@ def main() -> None:
 
 def _torch_path(rig, rotvec, expr):
     """Rig.pose LBS without the fused numba kernel (the differentiable path, the one CUDA runs)."""
-    from rigging import rig as rig_module
-
-    old, rig_module.FUSED_LBS = rig_module.FUSED_LBS, False
-    try:
-        return rig.pose(rotvec, None, expr)
-    finally:
-        rig_module.FUSED_LBS = old
+    return rig.pose(rotvec, None, expr, backend="torch")
 
 
 def bench_batch(B, rig, peers, pheno, dtype, dev, repeats, sync) -> dict[str, tuple[float, float]]:

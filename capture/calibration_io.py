@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from capture.camera import Camera
 from capture.npcam import PinholeNP, as_np
 from core.errors import DoppelError
+from core.fileio import read_json_object
 from core.storage import atomic_write_json, atomic_write_text
 
 ORTHO_TOL = 1e-4  # max |R R^T - I| accepted for a rotation matrix read from a file
@@ -163,15 +164,18 @@ def cameras_to_dict(cameras: list[Camera], rms: dict[str, float] | None = None, 
 def read_doppel_json(path: str | os.PathLike) -> list[Camera]:
     """Read and validate Doppel's calibration JSON -> cameras (in file order)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: calibration file does not exist")
+    return cameras_from_dict(_read_json_calibration(path), path)
+
+
+def _read_json_calibration(path: Path) -> dict:
+    """The JSON object of a calibration file; CalibrationError naming the file when it is not one (binary,
+    invalid JSON, a list...); FileNotFoundError when it does not exist."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CalibrationError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(doc, dict):
-        raise CalibrationError(f"{path}: expected a JSON object with 'cameras', got {type(doc).__name__}")
-    return cameras_from_dict(doc, path)
+        return read_json_object(path, "calibration file")
+    except FileNotFoundError:
+        raise
+    except ValueError as e:
+        raise CalibrationError(str(e)) from e
 
 
 def write_doppel_json(path: str | os.PathLike, cameras: list[Camera], **extra) -> Path:
@@ -328,13 +332,12 @@ def read_opencv(path: str | os.PathLike) -> list[Camera]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: calibration file does not exist")
     if path.suffix.lower() == ".json":
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise CalibrationError(f"{path}: not valid JSON ({e})") from e
-        entries = doc.get("cameras") if isinstance(doc, dict) else None
+        doc = _read_json_calibration(path)
+        entries = doc.get("cameras")
         if entries is None:
             entries = [{"name": path.stem, **doc}]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise CalibrationError(f"{path}: 'cameras' must be a list of objects (one per camera)")
         cams = []
         for i, e in enumerate(entries):
             name = str(e.get("name", f"cam{i:02d}"))
@@ -396,11 +399,8 @@ def read_calibration(path: str | os.PathLike) -> list[Camera]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: calibration file does not exist")
     if path.suffix.lower() == ".json":
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise CalibrationError(f"{path}: not valid JSON ({e})") from e
-        if isinstance(doc, dict) and isinstance(doc.get("cameras"), list) and \
+        doc = _read_json_calibration(path)
+        if isinstance(doc.get("cameras"), list) and \
                 all(isinstance(c, dict) and "K" in c and "R" in c for c in doc["cameras"]):
             return cameras_from_dict(doc, path)
         return read_opencv(path)
@@ -410,5 +410,5 @@ def read_calibration(path: str | os.PathLike) -> list[Camera]:
 def calibration_rms(path: str | os.PathLike) -> dict[str, float]:
     """camera name -> RMS reprojection error (px) recorded in a Doppel calibration JSON (cameras without one
     are left out)."""
-    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    doc = _read_json_calibration(Path(path))
     return {c["name"]: float(c["rms"]) for c in doc.get("cameras", []) if c.get("rms") is not None}

@@ -23,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.bundle_adjustment import BundleAdjustment, BundleAdjustmentConfig, Observation, _rt_to_T
 from capture.camera import Camera
+from capture.images import read_image
 from capture.npcam import PinholeNP
+from core.conventions import doppel_to_opencv_pixels, opencv_to_doppel_K, opencv_to_doppel_pixels
 from core.errors import DoppelError
 
 log = logging.getLogger(__name__)
@@ -133,7 +136,8 @@ def detect_charuco(image: np.ndarray, spec: BoardSpec, detector=None) -> Detecti
     half = int(np.clip(SUBPIX_SPACING_FRACTION * np.median(d.min(1)), 1, SUBPIX_WIN[0]))
     cc = cv2.cornerSubPix(image, cc.astype(np.float32).reshape(-1, 1, 2).copy(), (half, half), (-1, -1),
                           (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6))
-    return Detection(ids=ci.reshape(-1).astype(np.int64), uv=cc.reshape(-1, 2).astype(np.float64) + 0.5)
+    return Detection(ids=ci.reshape(-1).astype(np.int64),
+                     uv=opencv_to_doppel_pixels(cc.reshape(-1, 2).astype(np.float64)))
 
 
 @dataclass
@@ -155,21 +159,6 @@ class RigCalibration:
                 "reference": list(self.reference)}
 
 
-def _rt_to_T(rvec, tvec) -> np.ndarray:
-    import cv2
-
-    T = np.eye(4)
-    T[:3, :3] = cv2.Rodrigues(np.asarray(rvec, dtype=np.float64).reshape(3, 1))[0]
-    T[:3, 3] = np.asarray(tvec, dtype=np.float64).reshape(3)
-    return T
-
-
-def _T_to_rt(T: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return np.concatenate([cv2.Rodrigues(T[:3, :3])[0].reshape(3), T[:3, 3]])
-
-
 def _calibrate_intrinsics(spec: BoardSpec, dets: dict[str, Detection], size: tuple[int, int], cam: str):
     """cv2.calibrateCamera on one camera's views -> (K, dist, {moment: T_cam_board}, {moment: rms})."""
     import cv2
@@ -180,7 +169,7 @@ def _calibrate_intrinsics(spec: BoardSpec, dets: dict[str, Detection], size: tup
         raise CalibrationFailed(f"camera {cam!r}: the board was detected in only {len(moments)} image(s); "
                                 "need at least 3 for intrinsics")
     objp = [obj[dets[m].ids].astype(np.float32) for m in moments]
-    imgp = [(dets[m].uv - 0.5).astype(np.float32).reshape(-1, 1, 2) for m in moments]  # OpenCV pixel centres
+    imgp = [doppel_to_opencv_pixels(dets[m].uv).astype(np.float32).reshape(-1, 1, 2) for m in moments]
     w, h = size
     rms, K, dist, rvecs, tvecs = cv2.calibrateCamera(objp, imgp, (w, h), None, None)
     poses, errs = {}, {}
@@ -190,10 +179,7 @@ def _calibrate_intrinsics(spec: BoardSpec, dets: dict[str, Detection], size: tup
         poses[m] = _rt_to_T(rv, tv)
     log.info("camera %s: initial intrinsics RMS %.3f px over %d views", cam, rms, len(moments))
     # The principal point from cv2 is in OpenCV's pixel-centre convention: shift to ours.
-    K = K.copy()
-    K[0, 2] += 0.5
-    K[1, 2] += 0.5
-    return K, dist.reshape(-1)[:5], poses, errs, float(rms)
+    return opencv_to_doppel_K(K), dist.reshape(-1)[:5], poses, errs, float(rms)
 
 
 def calibrate_rig(spec: BoardSpec, detections: dict[str, dict[str, Detection]],
@@ -202,18 +188,38 @@ def calibrate_rig(spec: BoardSpec, detections: dict[str, dict[str, Detection]],
     """Calibrate a rig from ChArUco detections.
 
     detections: camera -> moment -> Detection (uv in Doppel pixels); image_sizes: camera -> (W, H).
+    Steps: intrinsics per camera (with per-view outlier rejection), initial extrinsics through the camera /
+    moment graph, then the joint bundle adjustment (capture.bundle_adjustment).
     Returns cameras whose world frame is the board at the reference moment (see module doc).
     """
-    from scipy.optimize import least_squares
-
     cams = sorted(detections)
     if not cams:
         raise CalibrationFailed("no cameras with detections")
-    obj = spec.corners3d
-    missing = {c: [] for c in cams}
-    # 1. intrinsics per camera, with per-view outlier rejection
+    intr, cam_board, outliers, init_rms = _initial_intrinsics(spec, detections, image_sizes, progress)
+    ref_cam = reference_camera or max(cams, key=lambda c: (len(cam_board[c]), -cams.index(c)))
+    if ref_cam not in cam_board:
+        raise CalibrationFailed(f"reference camera {ref_cam!r} has no detections")
+    ref_m = sorted(cam_board[ref_cam])[0]
+    T_cw, T_wb = _initial_extrinsics(cams, cam_board, ref_cam, ref_m)
+    obs = [Observation(ci, m, detections[c][m].ids, detections[c][m].uv)
+           for ci, c in enumerate(cams) for m in sorted(cam_board[c])]
+    config = BundleAdjustmentConfig(loss=BA_LOSS, max_nfev=BA_MAX_NFEV, outlier_rms_px=OUTLIER_RMS_PX,
+                                    outlier_factor=OUTLIER_FACTOR, fix_k3=fix_k3)
+    ba = BundleAdjustment(cams, spec.corners3d, obs, ref_m, config)
+    x, active = ba.refine(ba.pack(T_cw, intr, T_wb), outliers, progress)
+    cameras, rms, used = _calibrated_cameras(ba, x, active, image_sizes)
+    return RigCalibration(cameras=cameras, rms=rms, views_used=used, outlier_views=outliers,
+                          missing_views={c: [] for c in cams}, reference=(ref_cam, ref_m),
+                          board_poses={m: ba.board_pose(x, m) for m in ba.moments}, initial_rms=init_rms)
+
+
+def _initial_intrinsics(spec: BoardSpec, detections: dict[str, dict[str, Detection]],
+                        image_sizes: dict[str, tuple[int, int]], progress: Callable[[str], None] | None):
+    """cv2.calibrateCamera per camera, again without the views far above the rest when enough remain.
+    Returns (camera -> (K, dist), camera -> moment -> T_cam_board, [(camera, moment, RMS px) outliers],
+    camera -> RMS px)."""
     intr, cam_board, outliers, init_rms = {}, {}, [], {}
-    for c in cams:
+    for c in sorted(detections):
         if progress:
             progress(f"intrinsics {c}")
         dets = detections[c]
@@ -229,12 +235,14 @@ def calibrate_rig(spec: BoardSpec, detections: dict[str, dict[str, Detection]],
         intr[c] = (K, dist)
         cam_board[c] = poses
         init_rms[c] = rms
-    # 2. initial extrinsics: breadth-first over the camera / moment graph
-    ref_cam = reference_camera or max(cams, key=lambda c: (len(cam_board[c]), -cams.index(c)))
-    if ref_cam not in cam_board:
-        raise CalibrationFailed(f"reference camera {ref_cam!r} has no detections")
-    ref_m = sorted(cam_board[ref_cam])[0]
-    T_cw: dict[str, np.ndarray] = {ref_cam: cam_board[ref_cam][ref_m].copy()}  # world = board at ref_m
+    return intr, cam_board, outliers, init_rms
+
+
+def _initial_extrinsics(cams: list[str], cam_board: dict[str, dict[str, np.ndarray]], ref_cam: str, ref_m: str
+                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Breadth-first over the camera / moment graph from (ref_cam, ref_m), whose board frame is the world.
+    Returns (camera -> (4, 4) world-to-camera, moment -> (4, 4) board-to-world)."""
+    T_cw: dict[str, np.ndarray] = {ref_cam: cam_board[ref_cam][ref_m].copy()}
     T_wb: dict[str, np.ndarray] = {}
     changed = True
     while changed:
@@ -255,132 +263,24 @@ def calibrate_rig(spec: BoardSpec, detections: dict[str, dict[str, Detection]],
     if unreached:
         raise CalibrationFailed(f"cameras {unreached} never see the board at a moment shared (through other "
                                 "cameras) with the reference camera; cannot place them in one frame")
-    # 3. bundle adjustment: per camera [rvec, t, fx, fy, cx, cy, k1, k2, p1, p2, k3], per moment board [rvec, t]
-    moments = sorted(T_wb)
-    free_m = [m for m in moments if m != ref_m]
-    obs = [(ci, m, cam_board_ids) for ci, c in enumerate(cams) for m in sorted(cam_board[c])
-           for cam_board_ids in [detections[c][m]]]
-    n_cam = 15
-    n_m = 6
+    return T_cw, T_wb
 
-    def pack() -> np.ndarray:
-        x = []
-        for c in cams:
-            K, dist = intr[c]
-            x += [*_T_to_rt(T_cw[c]), K[0, 0], K[1, 1], K[0, 2], K[1, 2], *dist[:5]]
-        for m in free_m:
-            x += list(_T_to_rt(T_wb[m]))
-        return np.asarray(x, dtype=np.float64)
 
-    m_index = {m: i for i, m in enumerate(free_m)}
-    T_ref = T_wb[ref_m]  # identity up to float error
-
-    def unpack_cam(x, ci):
-        p = x[ci * n_cam:(ci + 1) * n_cam]
-        K = np.array([[p[6], 0, p[8]], [0, p[7], p[9]], [0, 0, 1.0]])
-        dist = p[10:15].copy()
-        if fix_k3:
-            dist[4] = 0.0
-        return p[:6], K, dist
-
-    def board_T(x, m):
-        if m == ref_m:
-            return T_ref
-        j = len(cams) * n_cam + m_index[m] * n_m
-        return _rt_to_T(x[j:j + 3], x[j + 3:j + 6])
-
-    def residuals(x, active):
-        import cv2
-
-        out = []
-        for (ci, m, det), on in zip(obs, active, strict=True):
-            if not on:
-                continue
-            rt, K, dist = unpack_cam(x, ci)
-            Tb = board_T(x, m)
-            Xw = obj[det.ids] @ Tb[:3, :3].T + Tb[:3, 3]
-            Kcv = K.copy()
-            Kcv[0, 2] -= 0.5
-            Kcv[1, 2] -= 0.5
-            proj, _ = cv2.projectPoints(Xw, rt[:3], rt[3:], Kcv, dist)
-            out.append((proj.reshape(-1, 2) - (det.uv - 0.5)).ravel())
-        return np.concatenate(out)
-
-    def sparsity(active):
-        from scipy.sparse import lil_matrix
-
-        rows = sum(2 * len(det.ids) for (ci, m, det), on in zip(obs, active, strict=True) if on)
-        S = lil_matrix((rows, len(cams) * n_cam + len(free_m) * n_m), dtype=np.int8)
-        r = 0
-        for (ci, m, det), on in zip(obs, active, strict=True):
-            if not on:
-                continue
-            k = 2 * len(det.ids)
-            S[r:r + k, ci * n_cam:(ci + 1) * n_cam] = 1
-            if m != ref_m:
-                j = len(cams) * n_cam + m_index[m] * n_m
-                S[r:r + k, j:j + n_m] = 1
-            r += k
-        return S
-
-    outlier_set = {(c, m) for c, m, _ in outliers}
-    active = [(cams[ci], m) not in outlier_set for ci, m, _ in obs]
-    x0 = pack()
-    for it in range(2):
-        if progress:
-            progress(f"bundle adjustment (pass {it + 1})")
-        S = sparsity(active)
-
-        def jac(x, active, S=S):
-            # grouped finite differences over the sparsity pattern, returned dense so that the exact
-            # trust-region solver is used (lsmr on this poorly scaled problem converges very slowly)
-            from scipy.optimize._numdiff import approx_derivative
-
-            return approx_derivative(residuals, x, args=(active,), sparsity=S).toarray()
-
-        res = least_squares(residuals, x0, args=(active,), jac=jac, loss=BA_LOSS, tr_solver="exact",
-                            f_scale=1.0, x_scale="jac", method="trf", max_nfev=BA_MAX_NFEV)
-        log.info("bundle adjustment pass %d: %d evaluations, status %d", it + 1, res.nfev, res.status)
-        x0 = res.x
-        # per-view RMS: flag views far above the rest and run again without them
-        per_view = _per_view_rms(residuals, x0, obs, active)
-        med = float(np.median([v for v in per_view.values()]))
-        new_bad = [(cams[ci], m, e) for (ci, m), e in per_view.items()
-                   if e > max(OUTLIER_RMS_PX, OUTLIER_FACTOR * med)]
-        if not new_bad:
-            break
-        for c, m, e in new_bad:
-            log.warning("camera %s: view %s flagged as outlier after BA (RMS %.2f px)", c, m, e)
-            outliers.append((c, m, e))
-            outlier_set.add((c, m))
-        active = [(cams[ci], m) not in outlier_set for ci, m, _ in obs]
-    per_view = _per_view_rms(residuals, x0, obs, active)
+def _calibrated_cameras(ba: BundleAdjustment, x: np.ndarray, active: list[bool],
+                        image_sizes: dict[str, tuple[int, int]]):
+    """The solved cameras -> (cameras, camera -> RMS px over its used corners, camera -> moments used)."""
+    per_view = ba.per_view_rms(x, active)
+    n_corners = {(o.camera, o.moment): len(o.ids) for o in ba.obs}
     cameras, rms, used = [], {}, {}
-    for ci, c in enumerate(cams):
-        rt, K, dist = unpack_cam(x0, ci)
+    for ci, c in enumerate(ba.cameras):
+        rt, K, dist = ba.camera(x, ci)
         T = _rt_to_T(rt[:3], rt[3:])
         w, h = image_sizes[c]
-        cam = PinholeNP(name=c, K=K, R=T[:3, :3], t=T[:3, 3], width=w, height=h, dist=dist).to_camera()
-        sq = [(e ** 2, len(obs[i][2].ids)) for i, ((cj, m), e) in enumerate(per_view.items()) if cj == ci]
+        cameras.append(PinholeNP(name=c, K=K, R=T[:3, :3], t=T[:3, 3], width=w, height=h, dist=dist).to_camera())
+        sq = [(e ** 2, n_corners[(cj, m)]) for (cj, m), e in per_view.items() if cj == ci]
         rms[c] = float(np.sqrt(sum(a * n for a, n in sq) / max(1, sum(n for _, n in sq))))
-        cameras.append(cam)
         used[c] = sorted(m for (cj, m) in per_view if cj == ci)
-    board_poses = {m: board_T(x0, m) for m in moments}
-    return RigCalibration(cameras=cameras, rms=rms, views_used=used, outlier_views=outliers,
-                          missing_views=missing, reference=(ref_cam, ref_m), board_poses=board_poses,
-                          initial_rms=init_rms)
-
-
-def _per_view_rms(residuals, x, obs, active) -> dict[tuple[int, str], float]:
-    r = residuals(x, active)
-    out, k = {}, 0
-    for (ci, m, det), on in zip(obs, active, strict=True):
-        if not on:
-            continue
-        n = 2 * len(det.ids)
-        out[(ci, m)] = float(np.sqrt(np.mean(r[k:k + n].reshape(-1, 2).__pow__(2).sum(-1))))
-        k += n
-    return out
+    return cameras, rms, used
 
 
 def list_rig_images(images_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
@@ -399,15 +299,8 @@ def list_rig_images(images_dir: str | os.PathLike) -> dict[str, dict[str, Path]]
 
 
 def read_image_checked(path: Path, flags: int | None = None) -> np.ndarray:
-    """cv2.imread with a clear error for a missing or corrupt file."""
-    import cv2
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image does not exist")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR if flags is None else flags)
-    if img is None or img.size == 0:
-        raise ValueError(f"{path}: image could not be decoded (corrupt or unsupported file)")
-    return img
+    """The decoded image with a clear error for a missing, corrupt or oversized file (capture.images)."""
+    return read_image(path, flags)
 
 
 def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.images import read_image
 from capture.landmarks import N_FACE, N_HAND, N_POSE, POSE_NAMES, ImageLandmarks, LandmarkDetector
 from capture.npcam import as_np
 from capture.qc import ImageQC, cameras_out_of_place, flag_images, image_metrics
 from capture.session import Session, load_session
 from capture.triangulation import RANSAC_THRESHOLD_PX, triangulate_points
+from core.fileio import read_npz
 from core.storage import atomic_open, atomic_write_bytes, atomic_write_json, write_manifest
 
 log = logging.getLogger(__name__)
@@ -79,8 +81,6 @@ def ingest(session_dir: str | os.PathLike, out: str | os.PathLike, config: Inges
     """Process a session into ``out`` (see module doc). progress(step, i, total) is called per image;
     provenance (e.g. ``actor_id``, ``consent_id``, ``production`` from a consent gate) is recorded in the
     manifest's params."""
-    import cv2
-
     cfg = config or IngestConfig()
     t0 = time.perf_counter()
     session = load_session(session_dir)
@@ -89,61 +89,17 @@ def ingest(session_dir: str | os.PathLike, out: str | os.PathLike, config: Inges
     timings = {"validate": time.perf_counter() - t0}
     cams = session.cameras
     frames = list(session.frames)
-    total = len(frames) * len(cams)
     det = LandmarkDetector(cache_dir=cfg.cache_dir or out / "cache", face=cfg.face, hands=cfg.hands,
                            pose_complexity=cfg.pose_complexity)
-    lms: dict[str, dict[str, ImageLandmarks]] = {}
-    qcs: list[ImageQC] = []
-    thumbs: dict[str, dict[str, np.ndarray]] = {}
     t1 = time.perf_counter()
-    i = 0
     with det:
-        for f in frames:
-            lms[f], thumbs[f] = {}, {}
-            for cam in cams:
-                path = session.frames[f][cam.name]
-                if progress:
-                    progress(f"{f}/{cam.name}", i, total)
-                i += 1
-                lm = det.detect_file(path)
-                lms[f][cam.name] = lm
-                bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                sharp, expo, clip = image_metrics(bgr)
-                qcs.append(ImageQC(camera=cam.name, frame=f, sharpness=sharp, exposure=expo, clipped=clip,
-                                   mask_fraction=float((lm.mask > 0.5).mean()), face=lm.has_face, pose=lm.has_pose,
-                                   hands=lm.n_hands()))
-                mask_name = f"{cam.name}.png" if len(frames) == 1 else f"{f}_{cam.name}.png"
-                ok, buf = cv2.imencode(".png", (lm.mask * 255 + 0.5).astype(np.uint8))
-                atomic_write_bytes(out / "masks" / mask_name, buf.tobytes())
-                thumbs[f][cam.name] = draw_landmarks(bgr, lm)
+        lms, qcs, thumbs = _detect_views(session, det, out, progress)
     timings["landmarks"] = time.perf_counter() - t1
     flag_images(qcs)
-    # arrays (F, V, ...)
-    def stack(attr):
-        return np.stack([np.stack([getattr(lms[f][c.name], attr) for c in cams]) for f in frames])
-
-    arrays = {k: stack(k) for k in ("face", "face_conf", "pose", "pose_conf", "hands", "hands_conf",
-                                    "face_from_crop")}
-    with atomic_open(out / "landmarks.npz", "wb") as fh:
-        np.savez_compressed(fh, cameras=np.array([c.name for c in cams]), frames=np.array(frames),
-                            image_size=np.array([[c.width, c.height] for c in cams]), **arrays)
-    # triangulation
+    arrays = _write_landmarks(out, cams, frames, lms)
     t2 = time.perf_counter()
-    tri_frames, resid_all = {}, {c.name: [] for c in cams}
-    for fi, f in enumerate(frames):
-        pose_conf = np.where(arrays["pose_conf"][fi] >= POSE_MIN_VISIBILITY, arrays["pose_conf"][fi], 0.0)
-        pose_rows, pr = _tri_block(cams, arrays["pose"][fi], pose_conf, POSE_NAMES, cfg.threshold_px)
-        face_rows, fr = _tri_block(cams, arrays["face"][fi], arrays["face_conf"][fi], None, cfg.threshold_px)
-        hands = arrays["hands"][fi].reshape(len(cams), 2 * N_HAND, 2)
-        hconf = arrays["hands_conf"][fi].reshape(len(cams), 2 * N_HAND)
-        hand_names = [f"{side}_{k}" for side in ("left", "right") for k in range(N_HAND)]
-        hand_rows, _ = _tri_block(cams, hands, hconf, hand_names, cfg.threshold_px)
-        for v, c in enumerate(cams):
-            resid_all[c.name] += [x for x in np.concatenate([pr[v], fr[v]]) if np.isfinite(x)]
-        tri_frames[f] = {"pose": pose_rows, "face": face_rows, "hands": hand_rows,
-                         "summary": _summary(pose_rows, face_rows, hand_rows)}
+    tri_frames, per_cam = _triangulate_frames(cams, frames, arrays, cfg.threshold_px)
     timings["triangulation"] = time.perf_counter() - t2
-    per_cam = {c: float(np.median(v)) if v else float("nan") for c, v in resid_all.items()}
     cam_warn = cameras_out_of_place(per_cam)
     seen = {c.name: {"face": sum(q.face for q in qcs if q.camera == c.name),
                      "body": sum(q.pose for q in qcs if q.camera == c.name)} for c in cams}
@@ -152,6 +108,88 @@ def ingest(session_dir: str | os.PathLike, out: str | os.PathLike, config: Inges
     atomic_write_json(out / "triangulated.json", triangulated)
     atomic_write_json(out / "qc.json", {"images": [asdict(q) for q in qcs], "camera_warnings": cam_warn,
                                         "session_warnings": session.warnings})
+    sheets = _write_contact_sheets(out, cams, frames, thumbs, qcs)
+    timings["total"] = time.perf_counter() - t0
+    write_manifest(out, "capture_ingest", inputs={"calibration": session.root / "calibration.json"},
+                   params={"threshold_px": cfg.threshold_px, "face": cfg.face, "hands": cfg.hands,
+                           "pose_complexity": cfg.pose_complexity, **dict(provenance or {})},
+                   outputs={"landmarks": "landmarks.npz", "triangulated": "triangulated.json", "qc": "qc.json"},
+                   extra={"session": str(session.root), "landmark_cache_hits": det.cache_hits})
+    return IngestResult(out=out, session=session, landmarks=lms, triangulated=triangulated, qc=qcs,
+                        camera_warnings=cam_warn, contact_sheets=sheets, timings=timings)
+
+
+def _detect_views(session: Session, det: LandmarkDetector, out: Path,
+                  progress: Callable[[str, int, int], None] | None):
+    """Landmarks, QC and a thumbnail of every image; writes OUT/masks/*.png. Returns (frame -> camera ->
+    ImageLandmarks, [ImageQC], frame -> camera -> thumbnail (H, W, 3) uint8 BGR)."""
+    import cv2
+
+    frames = list(session.frames)
+    total = len(frames) * len(session.cameras)
+    lms: dict[str, dict[str, ImageLandmarks]] = {}
+    qcs: list[ImageQC] = []
+    thumbs: dict[str, dict[str, np.ndarray]] = {}
+    i = 0
+    for f in frames:
+        lms[f], thumbs[f] = {}, {}
+        for cam in session.cameras:
+            path = session.frames[f][cam.name]
+            if progress:
+                progress(f"{f}/{cam.name}", i, total)
+            i += 1
+            lm = det.detect_file(path)
+            lms[f][cam.name] = lm
+            bgr = read_image(path)
+            sharp, expo, clip = image_metrics(bgr)
+            qcs.append(ImageQC(camera=cam.name, frame=f, sharpness=sharp, exposure=expo, clipped=clip,
+                               mask_fraction=float((lm.mask > 0.5).mean()), face=lm.has_face, pose=lm.has_pose,
+                               hands=lm.n_hands()))
+            mask_name = f"{cam.name}.png" if len(frames) == 1 else f"{f}_{cam.name}.png"
+            ok, buf = cv2.imencode(".png", (lm.mask * 255 + 0.5).astype(np.uint8))
+            atomic_write_bytes(out / "masks" / mask_name, buf.tobytes())
+            thumbs[f][cam.name] = draw_landmarks(bgr, lm)
+    return lms, qcs, thumbs
+
+
+def _write_landmarks(out: Path, cams, frames: list[str], lms) -> dict[str, np.ndarray]:
+    """OUT/landmarks.npz; returns its arrays (F, V, ...) by name."""
+    def stack(attr):
+        return np.stack([np.stack([getattr(lms[f][c.name], attr) for c in cams]) for f in frames])
+
+    arrays = {k: stack(k) for k in ("face", "face_conf", "pose", "pose_conf", "hands", "hands_conf",
+                                    "face_from_crop")}
+    with atomic_open(out / "landmarks.npz", "wb") as fh:
+        np.savez_compressed(fh, cameras=np.array([c.name for c in cams]), frames=np.array(frames),
+                            image_size=np.array([[c.width, c.height] for c in cams]), **arrays)
+    return arrays
+
+
+def _triangulate_frames(cams, frames: list[str], arrays: dict[str, np.ndarray], threshold_px: float
+                        ) -> tuple[dict, dict[str, float]]:
+    """Pose, face and hand landmarks triangulated per frame -> (frame -> rows and summary, camera -> median
+    reprojection residual px (nan when it saw nothing))."""
+    tri_frames, resid_all = {}, {c.name: [] for c in cams}
+    for fi, f in enumerate(frames):
+        pose_conf = np.where(arrays["pose_conf"][fi] >= POSE_MIN_VISIBILITY, arrays["pose_conf"][fi], 0.0)
+        pose_rows, pr = _tri_block(cams, arrays["pose"][fi], pose_conf, POSE_NAMES, threshold_px)
+        face_rows, fr = _tri_block(cams, arrays["face"][fi], arrays["face_conf"][fi], None, threshold_px)
+        hands = arrays["hands"][fi].reshape(len(cams), 2 * N_HAND, 2)
+        hconf = arrays["hands_conf"][fi].reshape(len(cams), 2 * N_HAND)
+        hand_names = [f"{side}_{k}" for side in ("left", "right") for k in range(N_HAND)]
+        hand_rows, _ = _tri_block(cams, hands, hconf, hand_names, threshold_px)
+        for v, c in enumerate(cams):
+            resid_all[c.name] += [x for x in np.concatenate([pr[v], fr[v]]) if np.isfinite(x)]
+        tri_frames[f] = {"pose": pose_rows, "face": face_rows, "hands": hand_rows,
+                         "summary": _summary(pose_rows, face_rows, hand_rows)}
+    per_cam = {c: float(np.median(v)) if v else float("nan") for c, v in resid_all.items()}
+    return tri_frames, per_cam
+
+
+def _write_contact_sheets(out: Path, cams, frames: list[str], thumbs, qcs: list[ImageQC]) -> dict[str, str]:
+    """OUT/contact_sheet[_FRAME].png; returns frame -> file name."""
+    import cv2
+
     sheets = {}
     for f in frames:
         name = "contact_sheet.png" if len(frames) == 1 else f"contact_sheet_{f}.png"
@@ -161,14 +199,7 @@ def ingest(session_dir: str | os.PathLike, out: str | os.PathLike, config: Inges
         ok, buf = cv2.imencode(".png", sheet)
         atomic_write_bytes(out / name, buf.tobytes())
         sheets[f] = name
-    timings["total"] = time.perf_counter() - t0
-    write_manifest(out, "capture_ingest", inputs={"calibration": session.root / "calibration.json"},
-                   params={"threshold_px": cfg.threshold_px, "face": cfg.face, "hands": cfg.hands,
-                           "pose_complexity": cfg.pose_complexity, **dict(provenance or {})},
-                   outputs={"landmarks": "landmarks.npz", "triangulated": "triangulated.json", "qc": "qc.json"},
-                   extra={"session": str(session.root), "landmark_cache_hits": det.cache_hits})
-    return IngestResult(out=out, session=session, landmarks=lms, triangulated=triangulated, qc=qcs,
-                        camera_warnings=cam_warn, contact_sheets=sheets, timings=timings)
+    return sheets
 
 
 def _summary(pose_rows, face_rows, hand_rows) -> dict:
@@ -271,10 +302,9 @@ class IngestData:
         import cv2
 
         p = self.mask_paths.get(frame, {}).get(camera)
-        img = None if p is None else cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
-        if img is None:
+        if p is None or not p.is_file():
             raise FileNotFoundError(f"{self.root}: no person mask for frame {frame!r}, camera {camera!r}")
-        return img.astype(np.float32) / 255.0
+        return read_image(p, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
 
 
 def load_ingest(root: str | os.PathLike) -> IngestData:
@@ -284,8 +314,7 @@ def load_ingest(root: str | os.PathLike) -> IngestData:
     path = root / "landmarks.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{root}: no landmarks.npz (is this the output folder of `doppel capture ingest`?)")
-    with np.load(path, allow_pickle=False) as z:
-        d = {k: z[k] for k in z.files}
+    d = read_npz(path, "landmark archive")
     need = ("cameras", "frames", "image_size", "pose", "pose_conf", "face", "face_conf")
     missing = [k for k in need if k not in d]
     if missing:

@@ -128,15 +128,15 @@ class LandmarkDetector:
         """Landmarks of an image file (cached by the SHA-256 of its bytes)."""
         import cv2
 
+        from capture.images import read_image
+
         path = Path(path)
         data = path.read_bytes()
         key = content_key(sha256_bytes(data), self.params)
         cached = self._cache_get(key)
         if cached is not None:
             return cached
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"{path}: image could not be decoded (corrupt or unsupported file)")
+        img = read_image(path, data=data)
         res = self._detect(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
         self._cache_put(key, res)
         return res

@@ -48,16 +48,20 @@ class Session:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    """(W, H) of an image, decoding it fully so a truncated/corrupt file is caught here."""
+    """(W, H) of an image, decoding it fully so a truncated/corrupt file is caught here (after the header's
+    size is checked against capture.images.MAX_IMAGE_PIXELS)."""
     import cv2
 
-    data = np.fromfile(str(path), dtype=np.uint8)
-    if data.size == 0:
+    from capture.images import read_image
+
+    data = path.read_bytes()
+    if not data:
         raise SessionError(f"{path}: image file is empty")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise SessionError(f"{path}: image could not be decoded (corrupt or unsupported file)")
-    if path.suffix.lower() in (".jpg", ".jpeg") and not data[-2:].tobytes() == b"\xff\xd9":
+    try:
+        img = read_image(path, cv2.IMREAD_UNCHANGED, data=data)
+    except ValueError as e:
+        raise SessionError(str(e)) from e
+    if path.suffix.lower() in (".jpg", ".jpeg") and not data[-2:] == b"\xff\xd9":
         raise SessionError(f"{path}: JPEG is truncated (no end-of-image marker)")
     return img.shape[1], img.shape[0]
 

@@ -3,6 +3,11 @@ procedural albedo texture, so the whole pipeline can run (and be tested) without
 
 Same seed, same actor, bit for bit: every random choice comes from ``numpy.random.default_rng(seed)``
 and the body is evaluated in float64 on the CPU before it is rounded to float32.
+
+The body comes from `reconstruction.body_models.AnnyModel` (the one place that converts Anny's Z-up frame to
+Doppel's and Anny's pose parameters to Doppel's convention). The seeded pose is written as rotations in the
+world axes of Doppel's frame on top of Anny's reference pose (the arms-down stance Anny starts from);
+`AnnyModel.reference_pose` turns it into Doppel's local rotations.
 """
 
 from __future__ import annotations
@@ -12,8 +17,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-
-from core.conventions import zup_to_doppel
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +30,14 @@ PHENOTYPE_RANGES = {
     "height": (0.35, 0.75),
     "proportions": (0.4, 0.6),
 }
-# A relaxed A-pose: (bone, anny local-ref axis in anny's Z-up frame, base angle in radians, jitter).
+# A relaxed A-pose: (bone, rotation axis in Doppel's world axes (+Y up, facing +Z), base angle in radians,
+# jitter), applied on top of Anny's reference pose (see AnnyModel.reference_pose).
 _POSE_TEMPLATE = (
-    ("upperarm01.L", (0.0, 1.0, 0.0), 0.55, 0.08),
-    ("upperarm01.R", (0.0, -1.0, 0.0), 0.55, 0.08),
-    ("lowerarm01.L", (0.0, 0.0, 1.0), 0.1, 0.05),
-    ("lowerarm01.R", (0.0, 0.0, -1.0), 0.1, 0.05),
-    ("neck02", (0.0, 0.0, 1.0), 0.0, 0.12),
+    ("upperarm01.L", (0.0, 0.0, -1.0), 0.55, 0.08),
+    ("upperarm01.R", (0.0, 0.0, 1.0), 0.55, 0.08),
+    ("lowerarm01.L", (0.0, 1.0, 0.0), 0.1, 0.05),
+    ("lowerarm01.R", (0.0, -1.0, 0.0), 0.1, 0.05),
+    ("neck02", (0.0, 1.0, 0.0), 0.0, 0.12),
     ("head", (1.0, 0.0, 0.0), 0.0, 0.06),
 )
 # Facial expression: a light smile and open eyes, with seeded variation (ARKit names, weights in [0, 1]).
@@ -52,7 +56,7 @@ class VirtualActor:
     seed: int
     phenotype: dict[str, float]           # anny phenotype name -> value in [0, 1]
     expression: dict[str, float]          # ARKit blendshape name -> weight in [0, 1]
-    pose: dict[str, list[float]]          # anny bone -> axis-angle (radians, anny local-ref frame)
+    pose: dict[str, list[float]]          # bone -> axis-angle (radians, Doppel world axes, on Anny's reference pose)
     vertices: np.ndarray                  # (V, 3) float32, posed, metres
     rest_vertices: np.ndarray             # (V, 3) float32, rest pose (same neutral face), metres
     faces: np.ndarray                     # (F, 3) int64 triangles, counter-clockwise seen from outside
@@ -88,28 +92,20 @@ class VirtualActor:
 
 
 @lru_cache(maxsize=1)
-def _anny_model():
-    """Anny with all 52 facial actions, float64 on the CPU (built once per process; the first use on a
-    machine builds anny's ~1 GB cache in ~/.cache/anny, about a minute and a half on 2 cores)."""
-    _quiet_warp()
-    import anny
-
-    return anny.Anny(facial_actions="all").to(dtype=_torch().float64)
-
-
-def _torch():
+def body_model():
+    """The virtual actor's body model: Anny (default rig, all 52 facial actions) in float64 on the CPU, built
+    once per process (the first use on a machine builds anny's ~1 GB cache in ~/.cache/anny, about a minute
+    and a half on 2 cores)."""
     import torch
 
-    return torch
+    from reconstruction.body_models.anny_model import AnnyModel
+
+    return AnnyModel(dtype=torch.float64)
 
 
-def _quiet_warp() -> None:
-    try:
-        import warp
-
-        warp.config.log_level = logging.ERROR  # anny's skinning backend logs its init banner at INFO
-    except Exception:  # noqa: BLE001 - warp is anny's optional skinning backend
-        pass
+def _anny_model():
+    """The `anny.Anny` behind `body_model()` (for anny's own tools, e.g. its COCO keypoint regressor)."""
+    return body_model().model
 
 
 def sample_parameters(seed: int) -> tuple[dict[str, float], dict[str, float], dict[str, list[float]]]:
@@ -128,46 +124,48 @@ def sample_parameters(seed: int) -> tuple[dict[str, float], dict[str, float], di
 def build_virtual_actor(seed: int = 0, texture_size: int = 1024,
                         pose: dict[str, list[float]] | None = None) -> VirtualActor:
     """Build the virtual actor for ``seed``. texture_size: albedo width = height in texels (>= 64). pose: bone ->
-    axis-angle (anny's convention, as in ``sample_parameters``) replacing the seeded pose (e.g. the frames of
-    a motion); the phenotype, expression and texture stay the seed's."""
+    axis-angle (radians, Doppel world axes on Anny's reference pose, as in ``sample_parameters``) replacing the
+    seeded pose (e.g. the frames of a motion); the phenotype, expression and texture stay the seed's."""
     if texture_size < 64:
         raise ValueError(f"texture_size must be >= 64 texels, got {texture_size}")
-    torch = _torch()
-    import roma
-
     from doppel import albedo
 
     phenotype, expression, seeded_pose = sample_parameters(seed)
     pose = seeded_pose if pose is None else {k: [float(x) for x in v] for k, v in pose.items()}
-    model = _anny_model()
-    f64 = torch.float64
-    pheno = {k: torch.tensor([v], dtype=f64) for k, v in phenotype.items()}
-    expr = {k: torch.tensor([v], dtype=f64) for k, v in expression.items()}
-    deltas = {}
-    for bone, rotvec in pose.items():
-        T = torch.eye(4, dtype=f64)[None].clone()
-        T[:, :3, :3] = roma.rotvec_to_rotmat(torch.tensor([rotvec], dtype=f64))
-        deltas[bone] = T
-    with torch.no_grad():
-        posed = model(pose_parameters=deltas, phenotype_kwargs=pheno, facial_actions=expr)
-        rest = model(pose_parameters=None, phenotype_kwargs=pheno, facial_actions=None)
-    verts = zup_to_doppel(posed["vertices"][0].numpy())
-    rest_verts = zup_to_doppel(rest["vertices"][0].numpy())
-    joints = zup_to_doppel(posed["bone_poses"][0, :, :3, 3].numpy())
+    model = body_model()
+    verts, rest_verts, joints = _posed_and_rest(model, phenotype, expression, pose)
     # Feet on the floor: the lowest rest-pose point at y = 0 (the same shift for posed and rest).
-    floor = rest_verts[:, 1].min()
-    shift = np.array([0.0, -floor, 0.0])
+    shift = np.array([0.0, -rest_verts[:, 1].min(), 0.0])
     verts, rest_verts, joints = verts + shift, rest_verts + shift, joints + shift
 
-    faces = np.asarray(model.faces.cpu().numpy(), dtype=np.int64)
-    uvs = model.texture_coordinates.cpu().numpy().astype(np.float32)
-    face_uvs = model.face_texture_coordinate_indices.cpu().numpy().astype(np.int64)
-    parents = np.asarray(model.bone_parents, dtype=np.int64)
+    faces = model.faces
+    uvs, face_uvs = model.uvs
     regions = albedo.face_regions(uvs, face_uvs)
     texture = albedo.paint_albedo(rest_verts, faces, uvs, face_uvs, regions, seed=seed, size=texture_size)
     return VirtualActor(
         seed=seed, phenotype=phenotype, expression=expression, pose=pose,
         vertices=verts.astype(np.float32), rest_vertices=rest_verts.astype(np.float32),
-        faces=faces, uvs=uvs, face_uvs=face_uvs, joint_names=list(model.bone_labels), parents=parents,
-        joints=joints.astype(np.float32), face_regions=regions, texture=texture,
+        faces=faces, uvs=uvs, face_uvs=face_uvs, joint_names=list(model.skeleton.joint_names),
+        parents=model.skeleton.parents.copy(), joints=joints.astype(np.float32), face_regions=regions,
+        texture=texture,
     )
+
+
+def _posed_and_rest(model, phenotype: dict[str, float], expression: dict[str, float],
+                    pose: dict[str, list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(posed vertices (V, 3), rest vertices (V, 3): Anny's reference pose with a neutral face, posed joints
+    (J, 3)), float64 metres in Doppel's frame, before the floor shift."""
+    import torch
+
+    from reconstruction.body_models.base import BodyParams
+
+    shape = torch.from_numpy(model.shape_vector(phenotype))[None]
+    posed_R, t = model.reference_pose(phenotype, pose)
+    rest_R, _ = model.reference_pose(phenotype, None)
+    with torch.no_grad():
+        posed = model(BodyParams(shape=shape, pose=torch.from_numpy(posed_R)[None],
+                                 root_translation=torch.from_numpy(t)[None],
+                                 expression=torch.from_numpy(model.expression_vector(expression))[None]))
+        rest = model(BodyParams(shape=shape, pose=torch.from_numpy(rest_R)[None],
+                                root_translation=torch.from_numpy(t)[None]))
+    return posed.vertices[0].numpy(), rest.vertices[0].numpy(), posed.joints[0].numpy()

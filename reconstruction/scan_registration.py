@@ -262,7 +262,7 @@ def fit_model_to_scan(model, scan: Scan, rigid: RigidResult | None = None, confi
     base_root = roma.rotmat_to_rotvec(torch.as_tensor(Rb.T @ R0 @ Rb, dtype=dt, device=dev))[None]
     delta = torch.zeros(1, len(sel), 3, dtype=dt, device=dev, requires_grad=True)
     trans = torch.as_tensor(t_root, dtype=dt, device=dev)[None].clone().requires_grad_(True)
-    neutral_shape = torch.full((1, S), 0.5 if model.name == "anny" else 0.0, dtype=dt, device=dev)
+    neutral_shape = torch.full((1, S), model.shape_default, dtype=dt, device=dev)
     shape = neutral_shape.clone().requires_grad_(cfg.fit_shape)
     params = [delta, trans] + ([shape] if cfg.fit_shape else [])
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -292,7 +292,7 @@ def fit_model_to_scan(model, scan: Scan, rigid: RigidResult | None = None, confi
 
     for it in range(cfg.iterations):
         opt.zero_grad()
-        sh = shape.clamp(0.0, 1.0) if model.name == "anny" else shape
+        sh = model.clamp_shape(shape)
         out = model.forward(BodyParams(shape=sh, pose=pose_of(), root_translation=trans))
         loss, plain = chamfer(out.vertices)
         reg = cfg.w_pose_prior * (delta[:, 1:] ** 2).sum() + cfg.w_shape_prior * ((shape - neutral_shape) ** 2).sum()
@@ -302,7 +302,7 @@ def fit_model_to_scan(model, scan: Scan, rigid: RigidResult | None = None, confi
         if progress:
             progress(it + 1, cfg.iterations, plain)
     with torch.no_grad():
-        sh = shape.clamp(0.0, 1.0) if model.name == "anny" else shape
+        sh = model.clamp_shape(shape)
         out = model.forward(BodyParams(shape=sh, pose=pose_of(), root_translation=trans))
         _, plain = chamfer(out.vertices)
         return ScanFitResult(shape=sh[0].double().cpu().numpy(), pose=pose_of()[0].double().cpu().numpy(),

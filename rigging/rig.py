@@ -24,13 +24,17 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+import rigging.skinning as skinning
 from core.errors import DoppelError, ManifestError
+from core.fileio import read_npz
 from core.storage import atomic_write_bytes, read_manifest, sha256_file, write_manifest
+from reconstruction.body_models.base import rotations_to_matrices
+from rigging.skinning import LbsBackend, PosingState, SkinningMethod
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,6 @@ RIG_STAGE = "rig"
 # Tolerances of validate(), stated once.
 WEIGHT_SUM_TOL = 1e-4          # |sum of a vertex's weights - 1|
 ROTATION_TOL = 1e-4            # |R^T R - I| and |det R - 1| of a bind matrix
-
-SkinningMethod = Literal["lbs", "dqs"]
 
 
 class RigError(DoppelError):
@@ -103,11 +105,18 @@ class Rig:
         if self.corrective_joints is not None:
             self.corrective_joints = np.asarray(self.corrective_joints, dtype=np.int64)
             self.corrective_deltas = np.asarray(self.corrective_deltas, dtype=np.float32)
-        self._cache: dict[tuple, dict[str, Any]] = {}
+        self._cache: dict[tuple[str, torch.dtype], PosingState] = {}
 
     def clear_cache(self) -> None:
         """Forget the tensors cached for posing (needed after editing the rig's arrays in place)."""
         self._cache.clear()
+
+    def posing_state(self, device: torch.device, dtype: torch.dtype) -> PosingState:
+        """The rig's arrays as tensors for posing on ``device`` in ``dtype`` (built once, then cached)."""
+        key = (str(device), dtype)
+        if key not in self._cache:
+            self._cache[key] = skinning.posing_state(self, torch.device(device), dtype)
+        return self._cache[key]
 
     # -- sizes and views ----------------------------------------------------------------------------
 
@@ -173,62 +182,50 @@ class Rig:
     def local_from_world_aligned(self, rotations: torch.Tensor) -> torch.Tensor:
         """rotations (B, J, 3, 3) relative to the bind pose but expressed in world axes -> (B, J, 3, 3) in each
         joint's bind frame (this rig's convention): R_local = Rb^T R_world Rb."""
-        t = self._tensors(rotations.device, rotations.dtype)
-        Rb = t["bind_rot"]
+        Rb = self.posing_state(rotations.device, rotations.dtype).bind_rot
         return Rb.transpose(-1, -2) @ rotations @ Rb
 
     def forward_kinematics(self, local_rotations, root_translation=None, blendshape_weights=None) -> torch.Tensor:
         """Posed joint world matrices (B, J, 4, 4). Arguments as in `pose`."""
-        R, t, w, tens = self._inputs(local_rotations, root_translation, blendshape_weights)
-        A, wpos = self._fk(R, t, w, tens)
+        R, t, w, state = self._inputs(local_rotations, root_translation, blendshape_weights)
+        A, wpos = skinning.fk(R, t, w, state)
         W = torch.zeros(*A.shape[:2], 4, 4, dtype=A.dtype, device=A.device)
-        W[..., :3, :3] = A @ tens["bind_rot"]
+        W[..., :3, :3] = A @ state.bind_rot
         W[..., :3, 3] = wpos
         W[..., 3, 3] = 1.0
         return W
 
     def pose(self, local_rotations, root_translation=None, blendshape_weights=None,
-             method: SkinningMethod = "lbs") -> torch.Tensor:
+             method: SkinningMethod = "lbs", backend: LbsBackend = "auto") -> torch.Tensor:
         """Posed vertices (B, V, 3), metres, Doppel frame.
 
         local_rotations: (B, J, 3) axis-angle (radians) or (B, J, 3, 3) rotation matrices, relative to the bind
             pose in each joint's bind frame; torch or numpy. (J, 3) / (J, 3, 3) is taken as B = 1.
         root_translation: (B, 3) metres or None. blendshape_weights: (B, N) or None (all 0).
         method: "lbs" (linear blend skinning) or "dqs" (dual-quaternion skinning).
+        backend (LBS): "auto" (the fused numba kernel on the CPU when no gradient is needed, else torch), "torch"
+            (the differentiable reference path, any device) or "numba" (an error where it cannot run).
         Device and dtype follow local_rotations when it is a tensor (numpy input: float32, CPU).
         """
         if method not in ("lbs", "dqs"):
             raise ValueError(f"pose: method must be 'lbs' or 'dqs', got {method!r}")
-        R, t, w, tens = self._inputs(local_rotations, root_translation, blendshape_weights)
-        A, wpos = self._fk(R, t, w, tens)
-        h = self._bind_positions(w, tens)                                  # (B|1, J, 3)
+        if backend not in skinning.LBS_BACKENDS:
+            raise ValueError(f"pose: backend must be one of {skinning.LBS_BACKENDS}, got {backend!r}")
+        R, t, w, state = self._inputs(local_rotations, root_translation, blendshape_weights)
+        A, wpos = skinning.fk(R, t, w, state)
+        h = skinning.bind_positions(w, state)                              # (B|1, J, 3)
         trans = wpos - (A @ h[..., None])[..., 0]                          # T_j = [A_j | w_j - A_j h_j]
-        offsets = self._offsets(R, w, tens)                                # (V_moved, 3, B) or None
+        offsets = skinning.offsets(R, w, state)                            # (V_moved, 3, B) or None
         if method == "lbs":
-            if _fused_lbs_applies(A, trans, offsets):
-                return _lbs_fused(offsets, A, trans, tens)
-            return _lbs(offsets, A, trans, tens)
-        v = tens["verts"][None].expand(R.shape[0], -1, -1)
+            return skinning.lbs_with_backend(offsets, A, trans, state, backend)
+        v = state.verts[None].expand(R.shape[0], -1, -1)
         if offsets is not None:
-            v = v.index_add(1, tens["moved_rows"], offsets.permute(2, 0, 1))
-        return _dqs(v, A, trans, tens)
+            v = v.index_add(1, state.moved_rows, offsets.permute(2, 0, 1))
+        return skinning.dqs(v, A, trans, state)
 
-    def _offsets(self, R: torch.Tensor, w: torch.Tensor | None, tens) -> torch.Tensor | None:
-        """Blendshape + pose-corrective offsets of the vertices they move (tens["moved_rows"]), laid out
-        (V_moved, 3, B), the batch innermost; None when there are none. Facial blendshapes move about a
-        quarter of Anny's vertices: the others are never touched."""
-        B = R.shape[0]
-        out = None
-        if w is not None and tens["bs_T"].shape[1]:
-            out = tens["bs_T"] @ w.T
-        if tens.get("corr_T") is not None:
-            eye = torch.eye(3, dtype=R.dtype, device=R.device)
-            feat = (R[:, tens["corr_joints"]] - eye).reshape(B, -1)            # (B, P * 9)
-            c = tens["corr_T"] @ feat.T
-            out = c if out is None else out + c
-        return None if out is None or not len(tens["moved_rows"]) else out.view(-1, 3, B)
-
-    def _inputs(self, local_rotations, root_translation, blendshape_weights):
+    def _inputs(self, local_rotations, root_translation, blendshape_weights
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, PosingState]:
+        """Checked pose inputs as tensors: R (B, J, 3, 3), t (B|1, 3) or None, w (B, N) or None, the state."""
         if isinstance(local_rotations, torch.Tensor):
             dev, dt = local_rotations.device, local_rotations.dtype
             if not dt.is_floating_point:
@@ -239,11 +236,9 @@ class Rig:
         R = torch.as_tensor(local_rotations, dtype=dt, device=dev)
         if R.shape in ((J, 3), (J, 3, 3)):
             R = R[None]
-        from reconstruction.body_models.base import rotations_to_matrices
-
         R = rotations_to_matrices(R, J, "pose: local_rotations")
         B = R.shape[0]
-        tens = self._tensors(dev, dt)
+        state = self.posing_state(dev, dt)
         t = None
         if root_translation is not None:
             t = torch.as_tensor(root_translation, dtype=dt, device=dev)
@@ -260,101 +255,8 @@ class Rig:
             if w.dim() != 2 or w.shape[1] != n or w.shape[0] not in (1, B):
                 raise ValueError(f"pose: blendshape_weights must be (B, {n}) with B = {B}, got {tuple(w.shape)}")
             w = w.expand(B, n)
-        return R, t, w, tens
+        return R, t, w, state
 
-    def _bind_positions(self, w, tens) -> torch.Tensor:
-        h = tens["bind_pos"][None]
-        if w is not None and tens.get("bs_joints") is not None:
-            h = h + torch.einsum("bn,njc->bjc", w, tens["bs_joints"])
-        return h
-
-    def _fk(self, R, t, w, tens) -> tuple[torch.Tensor, torch.Tensor]:
-        """R (B, J, 3, 3) local rotations -> A (B, J, 3, 3) world-axis rotations W_j B_j^-1 and (B, J, 3) joint
-        positions. With G_c = Rb_c R_c Rb_c^T: A_c = A_p G_c, w_c = w_p + A_p (h_c - h_p); roots: A = G,
-        w = h + t."""
-        B, J = R.shape[:2]
-        Rb = tens["bind_rot"]
-        G = Rb @ R @ Rb.transpose(-1, -2)
-        h = self._bind_positions(w, tens).expand(B, J, 3)
-        A_parts, w_parts = [], []
-        roots = tens["levels"][0]
-        A_root = G[:, roots]
-        w_root = h[:, roots] + (t[:, None] if t is not None else 0.0)
-        A_parts.append(A_root)
-        w_parts.append(w_root)
-        for lvl, (idx, par_local) in enumerate(tens["level_pairs"]):
-            Ap, wp = A_parts[lvl][:, par_local], w_parts[lvl][:, par_local]
-            off = h[:, idx] - h[:, tens["parents_t"][idx]]
-            A_parts.append(Ap @ G[:, idx])
-            w_parts.append(wp + (Ap @ off[..., None])[..., 0])
-        A = torch.cat(A_parts, dim=1)[:, tens["inverse_order"]]
-        wpos = torch.cat(w_parts, dim=1)[:, tens["inverse_order"]]
-        return A, wpos
-
-    def _tensors(self, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-        key = (str(device), dtype)
-        if key in self._cache:
-            return self._cache[key]
-        from reconstruction.body_models.base import topological_levels
-
-        def T(x, dt=dtype):
-            return torch.as_tensor(np.ascontiguousarray(x), device=device, dtype=dt)
-
-        levels = topological_levels(self.parents)
-        order = np.concatenate(levels)
-        pos_in_level = {}
-        for lv in levels:
-            for i, j in enumerate(lv):
-                pos_in_level[int(j)] = i
-        level_pairs = [(T(lv, torch.long), T([pos_in_level[int(self.parents[j])] for j in lv], torch.long))
-                       for lv in levels[1:]]
-        V, J = self.num_vertices, self.num_joints
-        idx, w = self.skin_indices, self.skin_weights.astype(np.float64)
-        rows = np.repeat(np.arange(V), idx.shape[1])
-        keep = w.reshape(-1) > 0
-        dense = torch.zeros(V, J, dtype=dtype)
-        dense.index_put_((torch.as_tensor(rows[keep]), torch.as_tensor(idx.reshape(-1)[keep])),
-                         torch.as_tensor(w.reshape(-1)[keep], dtype=dtype), accumulate=True)
-        tens: dict[str, Any] = {
-            "bind_rot": T(self.bind_matrices[:, :3, :3]),
-            "bind_pos": T(self.bind_matrices[:, :3, 3]),
-            "verts": T(self.vertices),
-            "bs_joints": None if self.blendshape_joint_deltas is None else T(self.blendshape_joint_deltas),
-            "skin_idx": T(self.skin_indices, torch.long),
-            "skin_w": T(self.skin_weights),
-            "skin_sparse": _to_csr(dense).to(device),
-            "levels": [T(lv, torch.long) for lv in levels],
-            "level_pairs": level_pairs,
-            "parents_t": T(np.maximum(self.parents, 0), torch.long),
-            "inverse_order": T(np.argsort(order), torch.long),
-        }
-        used = w > 0
-        ref = np.broadcast_to(idx[:, :1], idx.shape)[used]
-        other = idx[used]
-        pairs = np.unique(np.stack([ref, other], 1)[ref != other], axis=0) if used.any() else np.zeros((0, 2))
-        tens["dq_pairs"] = T(pairs.T.reshape(2, -1), torch.long)
-        slot_pair = np.full(idx.shape, -1, dtype=np.int64)
-        if len(pairs):
-            lookup = {(int(a), int(b)): i for i, (a, b) in enumerate(pairs)}
-            for (vtx, k) in zip(*np.nonzero(used & (idx != idx[:, :1])), strict=True):
-                slot_pair[vtx, k] = lookup[(int(idx[vtx, 0]), int(idx[vtx, k]))]
-        tens["dq_slot_pair"] = T(slot_pair, torch.long)
-        if self.corrective_joints is not None:
-            tens["corr_joints"] = T(self.corrective_joints, torch.long)
-        # Vertices moved by blendshapes or correctives, and their deltas transposed, (V_moved * 3, N), rows
-        # [vertex, axis]; the skinning matrices of _lbs (see there).
-        deltas = [self.blendshape_deltas] + ([self.corrective_deltas] if self.corrective_joints is not None else [])
-        moved = np.unique(np.concatenate([_moved_rows(d) for d in deltas]))
-        tens["moved_rows"] = T(moved, torch.long)
-        tens["bs_T"] = T(_deltas_T(self.blendshape_deltas, moved))
-        if self.corrective_joints is not None:
-            tens["corr_T"] = T(_deltas_T(self.corrective_deltas, moved))
-        tens["skin_vh"] = _to_csr(_vertex_skinning_matrix(dense, self.vertices)).to(device)
-        tens["skin_moved"] = _to_csr(dense[torch.as_tensor(moved, dtype=torch.long)]).to(device)
-        self._cache[key] = tens
-        return tens
-
-    # -- validation ---------------------------------------------------------------------------------
 
     def validate(self) -> Rig:
         """Check the rig; raises RigError listing every problem with where it is. Returns self."""
@@ -519,10 +421,9 @@ class Rig:
         if not entry or entry.get("sha256") != sha256_file(path):
             raise RigError(f"{path}: content does not match the SHA-256 in {mpath} (modified or corrupted)")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (ValueError, OSError) as e:
-            raise RigError(f"{path}: unreadable ({e})") from e
+            data = read_npz(path, "rig archive")
+        except ValueError as e:
+            raise RigError(str(e)) from e
         required = ("schema_version", "joint_names", "parents", "bind_matrices", "vertices", "faces",
                     "skin_indices", "skin_weights", "blendshape_names", "blendshape_deltas")
         missing = [k for k in required if k not in data]
@@ -545,149 +446,6 @@ class Rig:
             raise RigError(f"{path}: {e}") from e
 
 
-# -- skinning kernels -------------------------------------------------------------------------------
-
-def _lbs(offsets: torch.Tensor | None, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
-    """Linear blend skinning: v' = sum_j w_vj (A_j v + t_j), with v = bind vertex + offset.
-    offsets (V_moved, 3, B) of tens["moved_rows"] or None, A (B, J, 3, 3), trans (B, J, 3) -> (B, V, 3).
-
-    Split as sum_j w_vj [A_j | t_j] [bind; 1] + sum_j w_vj A_j offset. The first term is one sparse product:
-    M (V, J * 4), M[v, 4j + d] = w_vj [bind_v; 1]_d, times the joints' 3x4 transforms (J * 4, 3 * B): no
-    per-vertex blended matrix is ever formed. The second blends the 3x3 rotations only for the moved
-    vertices (a quarter of Anny's, with its facial blendshapes) and applies them to their offsets."""
-    B, J = A.shape[:2]
-    V = tens["verts"].shape[0]
-    T = torch.cat([A, trans[..., None]], dim=-1)                           # (B, J, 3, 4)
-    out = (_sparse(tens, T.dtype, "skin_vh") @ T.permute(1, 3, 2, 0).reshape(J * 4, 3 * B)).view(V, 3, B)
-    if offsets is not None:
-        bl = (_sparse(tens, A.dtype, "skin_moved") @ A.permute(1, 2, 3, 0).reshape(J, 9 * B)).view(-1, 3, 3, B)
-        corr = (bl[:, :, 0] * offsets[:, None, 0]).addcmul_(bl[:, :, 1], offsets[:, None, 1])
-        out.index_add_(0, tens["moved_rows"], corr.addcmul_(bl[:, :, 2], offsets[:, None, 2]))
-    return out.permute(2, 0, 1).contiguous()
-
-
-FUSED_LBS = True   # rigging/lbs_kernel.py on the CPU when no gradient is needed (False: always the torch path)
-
-
-def _fused_lbs_applies(A: torch.Tensor, trans: torch.Tensor, offsets: torch.Tensor | None) -> bool:
-    from rigging import lbs_kernel
-
-    if not (FUSED_LBS and lbs_kernel.available() and A.device.type == "cpu"
-            and A.dtype in (torch.float32, torch.float64)):
-        return False
-    needs_grad = A.requires_grad or trans.requires_grad or (offsets is not None and offsets.requires_grad)
-    return not (torch.is_grad_enabled() and needs_grad)
-
-
-def _lbs_fused(offsets: torch.Tensor | None, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
-    """The same result as _lbs through the fused numba kernel (no autograd)."""
-    from rigging import lbs_kernel
-
-    key = f"fused_{A.dtype}"
-    if key not in tens:
-        npdt = np.float32 if A.dtype == torch.float32 else np.float64
-        V = tens["verts"].shape[0]
-        pos = np.full(V, -1, np.int32)
-        pos[tens["moved_rows"].cpu().numpy()] = np.arange(len(tens["moved_rows"]), dtype=np.int32)
-        tens[key] = (tens["skin_idx"].cpu().numpy().astype(np.int32), tens["skin_w"].cpu().numpy().astype(npdt),
-                     tens["verts"].cpu().numpy().astype(npdt), pos)
-    idx, w, verts, pos = tens[key]
-    T = torch.cat([A, trans[..., None]], dim=-1)                           # (B, J, 3, 4)
-    return lbs_kernel.lbs(T, idx, w, verts, None if offsets is None else offsets.to(A.dtype), pos)
-
-
-def _vertex_skinning_matrix(weights: torch.Tensor, vertices: np.ndarray) -> torch.Tensor:
-    """weights (V, J) dense, vertices (V, 3) -> M (V, J * 4) with M[v, 4j + d] = w_vj [vertex_v; 1]_d."""
-    vh = torch.cat([torch.as_tensor(vertices, dtype=weights.dtype), torch.ones(len(vertices), 1,
-                                                                                dtype=weights.dtype)], 1)
-    return (weights[:, :, None] * vh[:, None, :]).reshape(len(vertices), -1)
-
-
-def _moved_rows(deltas: np.ndarray) -> np.ndarray:
-    """Vertices (indices) that any of deltas (N, V, 3) moves."""
-    if not len(deltas):
-        return np.zeros(0, np.int64)
-    return np.nonzero(np.abs(deltas).sum((0, 2)) > 0)[0]
-
-
-def _deltas_T(deltas: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """(len(rows) * 3, N): the deltas (N, V, 3) of the given vertices, rows [vertex, axis]."""
-    return np.ascontiguousarray(deltas[:, rows].transpose(1, 2, 0).reshape(len(rows) * 3, len(deltas)))
-
-
-def _sparse(tens, dtype: torch.dtype, key: str = "skin_sparse") -> torch.Tensor:
-    W = tens[key]
-    return W if W.dtype == dtype else W.to(dtype)
-
-
-def _dqs(v: torch.Tensor, A: torch.Tensor, trans: torch.Tensor, tens) -> torch.Tensor:
-    """Dual-quaternion skinning. Quaternions here are roma's (x, y, z, w), internal to this function.
-
-    Each vertex blends its joints' dual quaternions with signs that put them in the hemisphere of its first
-    influence. Fast path: flip every joint's quaternion into its parent's hemisphere (down the hierarchy);
-    then every vertex whose (first influence, other influence) pairs all have non-negative dot products
-    needs no per-vertex flip, and the blend is one sparse (V, J) x (J, B*8) product, exactly the same
-    result. The few vertices with a pair beyond 180 degrees of relative rotation are redone with
-    `_dqs_blend_per_vertex`."""
-    import roma
-
-    B, J = A.shape[:2]
-    q = roma.rotmat_to_unitquat(A)                               # (B, J, 4) xyzw
-    tq = torch.cat([0.5 * trans, torch.zeros_like(trans[..., :1])], dim=-1)
-    d = roma.quat_product(tq, q)                                 # dual part: 0.5 * t * q
-    # hemisphere of the parent, propagated from the roots
-    raw = torch.where((q * q[:, tens["parents_t"]]).sum(-1) < 0, -1.0, 1.0).to(q.dtype)  # (B, J)
-    sign_parts = [torch.ones_like(raw[:, tens["levels"][0]])]
-    for lvl, (idx, par_local) in enumerate(tens["level_pairs"]):
-        sign_parts.append(sign_parts[lvl][:, par_local] * raw[:, idx])
-    s = torch.cat(sign_parts, dim=1)[:, tens["inverse_order"]][..., None]
-    q, d = q * s, d * s
-    pairs = tens["dq_pairs"]
-    qd = torch.cat([q, d], dim=-1).permute(1, 0, 2).reshape(J, B * 8)
-    blend = (_sparse(tens, qd.dtype) @ qd).view(-1, B, 8)       # (V, B, 8)
-    bad_pairs = ((q[:, pairs[0]] * q[:, pairs[1]]).sum(-1) < 0).any(0)          # (P,)
-    if bool(bad_pairs.any()):
-        slot_pair = tens["dq_slot_pair"]                                       # (V, K), -1 = no pair
-        bad_v = torch.nonzero((bad_pairs[slot_pair.clamp(min=0)] & (slot_pair >= 0)).any(1))[:, 0]
-        qv, dv = _dqs_blend_per_vertex(q, d, tens, bad_v)                       # (B, U, 4) each
-        blend = blend.clone()
-        blend[bad_v] = torch.cat([qv, dv], dim=-1).transpose(0, 1)
-    qb, db = blend[..., :4], blend[..., 4:]
-    return _apply_dual_quaternions(qb, db, v.transpose(0, 1)).transpose(0, 1)
-
-
-def _dqs_blend_per_vertex(q: torch.Tensor, d: torch.Tensor, tens, vertices: torch.Tensor | None = None
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference DQS blend: q, d (B, J, 4) -> (B, V, 4) each (or (B, U, 4) for the given vertex indices), every
-    influence flipped into the hemisphere of the vertex's first influence (anny's convention)."""
-    idx, w = tens["skin_idx"], tens["skin_w"].to(q.dtype)
-    if vertices is not None:
-        idx, w = idx[vertices], w[vertices]
-    q_ref = q[:, idx[:, 0]]
-    qb = torch.zeros_like(q_ref)
-    db = torch.zeros_like(q_ref)
-    for k in range(idx.shape[1]):
-        qk, dk = q[:, idx[:, k]], d[:, idx[:, k]]
-        sk = torch.where((qk * q_ref).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(q.dtype)
-        wk = w[:, k, None] * sk
-        qb = qb + wk * qk
-        db = db + wk * dk
-    return qb, db
-
-
-def _apply_dual_quaternions(qb: torch.Tensor, db: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Apply blended dual quaternions (real part qb, dual part db: (..., 4) xyzw, not normalised) to v (..., 3).
-
-    With q = (u, s) and d = (d_u, d_s) divided by |q|, the rotation is v + 2 s (u x v) + 2 u x (u x v) and the
-    translation 2 vec(d q*) = 2 (s d_u - d_s u + u x d_u). Both are bilinear in the unnormalised parts, so
-    v' = v + (2 / |q|^2) (s c + u x c - d_s u) with c = u x v + d_u. Written out elementwise (roma's generic
-    products allocate much more); tested against roma's quat_action / quat_product."""
-    u, s = qb[..., :3], qb[..., 3:]
-    scale = 2.0 / (qb * qb).sum(-1, keepdim=True)
-    c = torch.linalg.cross(u, v, dim=-1) + db[..., :3]
-    return v + scale * (s * c + torch.linalg.cross(u, c, dim=-1) - db[..., 3:] * u)
-
-
 def _top_k(idx: np.ndarray, w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Keep the k largest weights per vertex, renormalised. idx, w (V, K) -> (V, min(k, K))."""
     if k < 1:
@@ -699,14 +457,6 @@ def _top_k(idx: np.ndarray, w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
     w_k = np.take_along_axis(w, order, 1).astype(np.float64)
     w_k = w_k / w_k.sum(1, keepdims=True)
     return idx_k, w_k
-
-
-def _to_csr(dense: torch.Tensor) -> torch.Tensor:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return dense.to_sparse_csr()
 
 
 def _first(mask: np.ndarray) -> int:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 log = logging.getLogger(__name__)
 FORMAT_HELP = "fbx, usd, usda, usdc, usdz or glb"
@@ -70,11 +70,11 @@ def export(
         raise ValueError(f"--format must be one of {FORMAT_HELP}, got {fmt!r}")
     options = default_options(fmt, preset, up, units)
     check_output_path(out, SUFFIXES[fmt])               # before any slow work
-    actor_id = resolve_actor(actor, [rig_dir], command="export")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
-    with gate_from_cli(workspace, actor_id, production, use="export", command="export",
-                       inputs=[rig_dir] + ([anim] if anim is not None else [])) as run, \
+    with gate_from_cli(workspace, actor, production, use="export", command="export",
+                       inputs=[rig_dir] + ([anim] if anim is not None else []), likeness=[rig_dir],
+                       evidence=[anim] if anim is not None else []) as run, \
             Progress(*columns, console=console) as bar, tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
         task = bar.add_task("export: loading rig", total=3)
         rig = Rig.load(rig_dir)

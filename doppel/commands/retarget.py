@@ -8,7 +8,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 
 def rig_poser(r):
@@ -79,10 +79,12 @@ def retarget(
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
 ) -> None:
     """Retarget CLIP onto a rig: writes OUT/animation.npz + manifest.json, retargeted.bvh, metrics.json,
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping."""
     from assets.mocap_fbx import read_any_clip
+    from core.stage_folders import check_stage_out, staged_stage_dir
     from mocap_retarget.preview import check_preview_size
     from mocap_retarget.retarget import RetargetConfig
     from mocap_retarget.roles import apply_override, auto_map, load_bone_map
@@ -103,18 +105,20 @@ def retarget(
             return
         raise ValueError("--rig and --out are required (or use --explain alone to see the mapping)")
     smap.check_humanoid(str(clip))
-    target, make_poser, faces = load_target(rig)
-    check_memory(motion, target, max_memory_gb, clip)
+    check_stage_out(out, "retarget", force, [clip, rig])      # before any slow work
     cfg = RetargetConfig(up_axis=up, fingers=not no_fingers, cleanup=not no_cleanup)
-    actor_id = resolve_actor(actor, [rig], command="retarget")
-    with gate_from_cli(workspace, actor_id, production, use="retarget", command="retarget",
-                       inputs=[clip, rig]) as run:
+    bvh_target = rig.is_file() and rig.suffix.lower() == ".bvh"  # a skeleton only: evidence, no likeness needed
+    with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
+                       likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else []) as run:
+        target, make_poser, faces = load_target(rig)  # after the gate: nothing is read from a refused input
+        check_memory(motion, target, max_memory_gb, clip)
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
                   "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig),
                   "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                   "production": run.provenance["production"]}
-        res, metrics, files = _run(console, motion, target, cfg, smap, explain, out, clip, params, make_poser, faces,
-                                   preview_size, info.as_dict())
+        with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
+            res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, clip, params, make_poser,
+                                       faces, preview_size, info.as_dict())
         run.add_output(out, kind="animation")
     m = metrics
     console.print(f"retargeted {m['frames']} frames ({m['transferred_bones']} bones, scale {m['scale']:.3f}): "

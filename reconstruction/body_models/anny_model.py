@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -69,6 +69,8 @@ class AnnyModel(BodyModel):
 
     name = "anny"
     shape_default = 0.5
+    shape_bounds = (0.0, 1.0)        # phenotype values
+    expression_bounds = (0.0, 1.0)   # ARKit facial-action weights
 
     def __init__(self, rig: str = "anny", dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
                  skinning_method: str = "lbs"):
@@ -168,6 +170,44 @@ class AnnyModel(BodyModel):
                          pose_parameterization="local-bone")
         W = self._C4 @ out["bone_poses"]
         return BodyOutput(vertices=out["vertices"] @ self._C.T, joints=W[..., :3, 3], joint_transforms=W)
+
+    def reference_pose(self, shape=None, world_aligned: Mapping[str, Sequence[float]] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Anny's reference pose (its 'local-ref' identity, the pose its default parameterisation starts from),
+        optionally with extra rotations, as Doppel pose parameters for one shape.
+
+        shape: (S,) or name -> value (None = neutral). world_aligned: bone -> axis-angle (3,) radians, in the
+        world axes of Doppel's frame, applied at the bone on top of its reference orientation as anny's
+        'local-ref' parameterisation does (missing bones: none).
+        Returns (local_rotations (J, 3, 3) float64 in Doppel's convention (base.py), root_translation (3,)
+        float64 metres): `forward` with them reproduces anny's 'local-ref' forward pass.
+
+        With R the rest and U the reference orientations and D the world-aligned deltas (all in Anny's frame),
+        'local-ref' chains W_c = W_p U_p^T D_c U_c (W_0 = U_0^T D_0 U_0, head at the origin) while Doppel's
+        convention chains W_c = W_p R_p^T R_c Delta_c, hence Delta_c = R_c^T R_p U_p^T D_c U_c and
+        Delta_0 = R_0^T U_0^T D_0 U_0, root translation -h_0."""
+        import roma
+
+        bind = self.bind_state(shape)
+        C = ZUP_NEGY_FORWARD_TO_DOPPEL
+        J = len(self._parents)
+        names = list(self.model.bone_labels)
+        R = C.T @ bind.bind_matrices[:, :3, :3]                              # rest orientations, Anny frame
+        U = self.model.reference_bone_orientations
+        U = R.copy() if U is None else U.detach().cpu().double().numpy()
+        D = np.repeat(np.eye(3)[None], J, axis=0)
+        for bone, rotvec in (world_aligned or {}).items():
+            if bone not in names:
+                raise ValueError(f"anny: unknown bone {bone!r} in world_aligned")
+            v = np.asarray(rotvec, dtype=np.float64)
+            if v.shape != (3,) or not np.isfinite(v).all():
+                raise ValueError(f"anny: world_aligned[{bone!r}] must be 3 finite numbers, got {rotvec!r}")
+            D[names.index(bone)] = C.T @ roma.rotvec_to_rotmat(torch.from_numpy(v)).numpy() @ C
+        par = np.maximum(self._parents, 0)
+        Rt, Ut = R.transpose(0, 2, 1), U.transpose(0, 2, 1)
+        local = Rt @ R[par] @ Ut[par] @ D @ U
+        local[0] = Rt[0] @ Ut[0] @ D[0] @ U[0]
+        return local, -bind.bind_matrices[0, :3, 3].copy()
 
     def bind_state(self, shape=None) -> BindState:
         """Anny's rest pose for one phenotype, in Doppel's frame (see BindState)."""

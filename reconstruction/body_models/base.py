@@ -115,6 +115,16 @@ class BodyModel(abc.ABC):
 
     name: str = "body"
     shape_default: float = 0.0   # the neutral value of every shape parameter
+    shape_bounds: tuple[float, float] | None = None        # (low, high) of every shape parameter; None = unbounded
+    expression_bounds: tuple[float, float] | None = None   # (low, high) of every expression weight; None = unbounded
+
+    def clamp_shape(self, shape: torch.Tensor) -> torch.Tensor:
+        """shape (B, S) clamped to shape_bounds (unchanged when unbounded; differentiable inside the bounds)."""
+        return shape if self.shape_bounds is None else shape.clamp(*self.shape_bounds)
+
+    def clamp_expression(self, expression: torch.Tensor) -> torch.Tensor:
+        """expression (B, E) clamped to expression_bounds (unchanged when unbounded)."""
+        return expression if self.expression_bounds is None else expression.clamp(*self.expression_bounds)
 
     @property
     @abc.abstractmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,9 @@ def safe_load_pickle(path: str | Path) -> dict[str, Any]:
         obj = RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
     except pickle.UnpicklingError as e:
         raise ModelFileError(f"{path}: refused to load: {e}") from e
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, RecursionError,
+            MemoryError) as e:
+        # random or truncated bytes: opcodes with absurd lengths end in MemoryError / OverflowError
         raise ModelFileError(f"{path}: not a readable model pickle ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):
         raise ModelFileError(f"{path}: expected a dict of arrays, got {type(obj).__name__}")
@@ -151,6 +154,8 @@ def load_model_arrays(path: str | Path) -> dict[str, Any]:
         return safe_load_pickle(path)
     if path.suffix == ".npz":
         out = {}
+        if path.stat().st_size == 0:
+            raise ModelFileError(f"{path}: model file is empty (0 bytes)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 for k in z.files:
@@ -158,7 +163,7 @@ def load_model_arrays(path: str | Path) -> dict[str, Any]:
                         out[k] = z[k]
                     except ValueError:
                         log.debug("%s: skipping object array %r (not needed, never unpickled)", path, k)
-        except (OSError, ValueError) as e:
-            raise ModelFileError(f"{path}: not a readable .npz ({e})") from e
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as e:
+            raise ModelFileError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from e
         return out
     raise ModelFileError(f"{path}: unsupported model file type {path.suffix!r} (expected .npz or .pkl)")

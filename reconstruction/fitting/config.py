@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 
 from reconstruction.scan_registration import BODY_JOINTS
 
@@ -26,6 +27,8 @@ class FitConfig:
     iters_face: int = 100
     iters_all: int = 100
     lr: float = 0.01                     # Adam learning rate (radians, phenotype units, metres)
+    lr_rigid_factor: float = 0.1         # the rigid stage's learning rate is lr * this (the Kabsch start is close)
+    lr_all_factor: float = 0.3           # the last stage (everything together) runs at lr * this
     joints: tuple[str, ...] = FIT_JOINTS   # joints whose rotation is optimised (unknown names ignored)
     robust_px: float = 16.0              # Geman-McClure scale of the reprojection error, pixels
     w_landmarks: float = 1.0             # weight of the reprojection term (mean of robust px^2 / robust_px^2)
@@ -48,6 +51,7 @@ class FitConfig:
     # weight * 33 / n times its detector confidence).
     w_temporal: float = 1.0              # sequences: weight of the change from the previous frame's fit (see
     # fit_multiview's `previous`); 0 = frames fitted independently (still warm-started)
+    temporal_translation_var_m2: float = 0.01   # the temporal term divides |t - t_prev|^2 by this ((0.1 m)^2)
     # Session fits: silhouette detail after the model fit (reconstruction/silhouette_detail.py): Adam iterations
     # (0 = none) and the long side of the compared masks, pixels.
     detail_iterations: int = 60
@@ -57,3 +61,39 @@ class FitConfig:
     body_stage_sets: tuple[str, ...] = ("pose", "hand.L", "hand.R")
     set_weights: dict[str, float] = field(default_factory=lambda: {"pose": 1.0, "face": 1.0, "hand.L": 0.5,
                                                                    "hand.R": 0.5})
+
+    def __post_init__(self) -> None:
+        """Check every field (library callers get the CLI's checks): ValueError naming the field."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name.startswith("iters_") or f.name in ("silhouette_size", "detail_iterations", "detail_size"):
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise ValueError(f"FitConfig.{f.name} must be a non-negative integer, got {v!r}")
+            elif isinstance(v, float | int) and not isinstance(v, bool):
+                if not math.isfinite(v):
+                    raise ValueError(f"FitConfig.{f.name} must be a finite number, got {v!r}")
+                if v < 0:
+                    raise ValueError(f"FitConfig.{f.name} must be >= 0, got {v!r}")
+        for name in ("lr", "lr_rigid_factor", "lr_all_factor", "robust_px", "silhouette_sigma", "joint_limit_rad",
+                     "temporal_translation_var_m2"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"FitConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.correspondences not in ("auto", "calibrated", "joints"):
+            raise ValueError(f"FitConfig.correspondences must be auto, calibrated or joints, got "
+                             f"{self.correspondences!r}")
+        bad = {k: w for k, w in self.set_weights.items() if not (math.isfinite(w) and w >= 0)}
+        if bad:
+            raise ValueError(f"FitConfig.set_weights must be finite and >= 0, got {bad}")
+
+
+def resolve_device(device: str, option: str = "--device") -> str:
+    """'auto' (CUDA when available, else CPU), 'cpu' or 'cuda' -> 'cpu' or 'cuda'. 'cuda' on a machine
+    without a usable CUDA device is a ValueError naming the option (not a crash deep in torch)."""
+    import torch
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"{option} must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{option} cuda: no CUDA device is available on this machine (torch "
+                         f"{torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use --device cpu or auto")
+    return "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"

@@ -1,8 +1,8 @@
 """The staged multi-view fitter: rigid, then shape and pose, then expression, then everything.
 
 Parameters (Doppel's BodyParams convention): root rotation and translation, local rotations of the
-configured joints, shape (Anny phenotype in [0, 1], clamped) and expression (Anny: ARKit weights in [0, 1],
-clamped). The loss is ``w_landmarks * reprojection + w_silhouette * silhouette + priors`` (losses.py),
+configured joints, shape and expression (clamped to the model's shape_bounds / expression_bounds, e.g.
+Anny's [0, 1]). The loss is ``w_landmarks * reprojection + w_silhouette * silhouette + priors`` (losses.py),
 minimised with Adam. The rigid start comes from DLT triangulation of the landmarks and a Kabsch alignment of
 the neutral model's landmarks to them. Device and dtype follow the model.
 """
@@ -146,7 +146,7 @@ def _rigid_start(model, spec, kp, conf, cams, cfg, sil_cams, sil_masks, faces, h
     if cfg.iters_rigid > 0:
         rot.requires_grad_(True)
         trans.requires_grad_(True)
-        opt = torch.optim.Adam([rot, trans], lr=0.1 * cfg.lr)   # small steps: the Kabsch start is close
+        opt = torch.optim.Adam([rot, trans], lr=cfg.lr * cfg.lr_rigid_factor)   # the Kabsch start is close
         hist = history.setdefault("rigid", [])
         for it in range(cfg.iters_rigid):
             opt.zero_grad()
@@ -179,6 +179,135 @@ def _variables_from(fit: FitResult, sel_nr: Tensor, dt, dev, grad: bool = True) 
             T(fit.expression[None]))
 
 
+@dataclass
+class _Problem:
+    """Everything fixed during one multi-view fit, on the model's device and dtype."""
+
+    model: object
+    spec: LandmarkSpec
+    cfg: FitConfig
+    cams: Camera
+    kp: Tensor                       # (N, L, 2) pixels
+    conf: Tensor                     # (N, L)
+    faces: Tensor
+    sil_cams: Camera | None
+    sil_masks: Tensor | None         # (N, h, w) at the silhouette size, or None (no silhouette term)
+    sel_nr: Tensor                   # (K,) long: the fitted non-root joints
+    neutral_shape: Tensor            # (1, S)
+    expr_mask: Tensor                # (E,) 1 = fitted expression
+
+    @classmethod
+    def build(cls, model, obs: ViewObservations, spec: LandmarkSpec, cfg: FitConfig) -> _Problem:
+        obs.validate(len(spec))
+        dt, dev = model.dtype, model.device
+        cams = obs.cameras.to(device=dev, dtype=dt)
+        sil_cams = sil_masks = None
+        if obs.masks is not None and cfg.silhouette_size > 0 and cfg.w_silhouette > 0:
+            sil_cams, sil_masks = scaled_views(cams, obs.masks.to(device=dev), cfg.silhouette_size)
+            sil_masks = sil_masks.to(dt)
+        names = model.pose_names
+        sel = sorted({0, *[names.index(j) for j in cfg.joints if j in names]})
+        E = len(model.expression_names)
+        expr_mask = torch.ones(E, dtype=dt, device=dev)
+        if cfg.expression_names:
+            expr_mask = torch.as_tensor([n in cfg.expression_names for n in model.expression_names], dtype=dt,
+                                        device=dev)
+        return cls(model=model, spec=spec, cfg=cfg, cams=cams, kp=obs.keypoints.to(device=dev, dtype=dt),
+                   conf=obs.confidence.to(device=dev, dtype=dt), faces=torch.as_tensor(model.faces, device=dev),
+                   sil_cams=sil_cams, sil_masks=sil_masks,
+                   sel_nr=torch.as_tensor([j for j in sel if j != 0], device=dev, dtype=torch.long),
+                   neutral_shape=torch.full((1, len(model.shape_names)), model.shape_default, dtype=dt, device=dev),
+                   expr_mask=expr_mask)
+
+
+@dataclass
+class _Variables:
+    """The optimised leaf tensors: root (1, 3) local axis-angle, trans (1, 3) metres, pose (K, 3) of the fitted
+    joints, shape (1, S), expr (1, E)."""
+
+    root: Tensor
+    trans: Tensor
+    pose: Tensor
+    shape: Tensor
+    expr: Tensor
+
+    def params(self, pb: _Problem):
+        """The BodyParams of these variables (shape and expression clamped to the model's bounds)."""
+        from reconstruction.body_models import BodyParams
+
+        m = pb.model
+        dt, dev = m.dtype, m.device
+        full = torch.zeros(1, len(m.pose_names), 3, dtype=dt, device=dev).index_put(
+            (torch.zeros_like(pb.sel_nr), pb.sel_nr), self.pose)
+        full = torch.cat([self.root[:, None], full[:, 1:]], 1)
+        return BodyParams(shape=m.clamp_shape(self.shape), pose=full, root_translation=self.trans,
+                          expression=m.clamp_expression(self.expr * pb.expr_mask))
+
+
+def _objective(pb: _Problem, v: _Variables, prev: _Variables | None, with_sil: bool, c: Tensor) -> Tensor:
+    """The stage loss: reprojection (+ silhouette) + priors (+ the temporal term against prev)."""
+    cfg, model = pb.cfg, pb.model
+    p = v.params(pb)
+    out = model.forward(p)
+    lm = model_landmarks(out.vertices, out.joints, pb.spec)[0]
+    loss = cfg.w_landmarks * reprojection_loss(lm, pb.kp, c, pb.cams, cfg.robust_px)
+    if with_sil and pb.sil_cams is not None:
+        loss = loss + cfg.w_silhouette * silhouette_loss(out.vertices[0], pb.faces, pb.sil_cams, pb.sil_masks,
+                                                         cfg.silhouette_sigma)
+    loss = loss + prior_loss(v.pose, p.shape, pb.neutral_shape, p.expression, w_pose=cfg.w_pose_prior,
+                             w_limits=cfg.w_joint_limits, limit_rad=cfg.joint_limit_rad,
+                             w_shape=cfg.w_shape_prior, w_expression=cfg.w_expression_prior)
+    if prev is not None and cfg.w_temporal > 0:
+        loss = loss + cfg.w_temporal * (((v.pose - prev.pose) ** 2).sum() + ((v.root - prev.root) ** 2).sum()
+                                        + ((v.trans - prev.trans) ** 2).sum() / cfg.temporal_translation_var_m2)
+    return loss
+
+
+def _run_stages(pb: _Problem, v: _Variables, prev: _Variables | None, freeze_shape: bool,
+                stage_landmarks: dict[str, np.ndarray] | None, history: dict[str, list[float]],
+                seconds: dict[str, float], progress: Callable[[str, int, int, float], None] | None) -> None:
+    """The body, face and all stages (Adam), each over its variables; a stage with 0 iterations is skipped."""
+    cfg = pb.cfg
+    body_vars = [v.root, v.trans, v.pose] + ([] if freeze_shape else [v.shape])
+    stages = (("body", cfg.iters_body, body_vars, True, cfg.lr),
+              ("face", cfg.iters_face, [v.expr], False, cfg.lr),
+              ("all", cfg.iters_all, body_vars + [v.expr], True, cfg.lr * cfg.lr_all_factor))
+    for name, iters, variables, with_sil, lr in stages:
+        if iters <= 0:
+            continue
+        t0 = time.perf_counter()
+        opt = torch.optim.Adam(variables, lr=lr)
+        hist = history.setdefault(name, [])
+        c = pb.conf
+        if stage_landmarks is not None and name in stage_landmarks:
+            c = pb.conf * torch.as_tensor(np.asarray(stage_landmarks[name], bool), device=pb.conf.device
+                                          ).to(pb.conf.dtype)[None]
+        for it in range(iters):
+            opt.zero_grad()
+            loss = _objective(pb, v, prev, with_sil, c)
+            loss.backward()
+            opt.step()
+            hist.append(float(loss.detach()))
+            if progress:
+                progress(name, it + 1, iters, hist[-1])
+        seconds[name] = time.perf_counter() - t0
+
+
+def _result(pb: _Problem, v: _Variables, history: dict[str, list[float]], seconds: dict[str, float]) -> FitResult:
+    """The fitted parameters, posed mesh and final confidence-weighted reprojection error."""
+    with torch.no_grad():
+        p = v.params(pb)
+        out = pb.model.forward(p)
+        lm = model_landmarks(out.vertices, out.joints, pb.spec)[0]
+        uv, _ = pb.cams.project(lm)
+        err = (uv - pb.kp).norm(dim=-1)
+        px = float((err * pb.conf).sum() / pb.conf.sum().clamp_min(1e-9))
+        f = lambda x: x.detach().double().cpu().numpy()  # noqa: E731
+        return FitResult(shape=f(p.shape[0]), pose=f(p.pose[0]), root_translation=f(p.root_translation[0]),
+                         expression=f(p.expression[0]), vertices=f(out.vertices[0]), joints=f(out.joints[0]),
+                         reprojection_px=px, history=history, seconds=seconds)
+
+
 def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitConfig | None = None,
                   progress: Callable[[str, int, int, float], None] | None = None,
                   stage_landmarks: dict[str, np.ndarray] | None = None, init: FitResult | None = None,
@@ -189,102 +318,23 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
 
     Sequences: ``init`` starts from an earlier fit (no triangulation / Kabsch start, no rigid stage);
     ``previous`` adds the temporal term w_temporal * (sum |r - r_prev|^2 over the fitted local rotations and
-    the root, radians^2, + |t - t_prev|^2 / (0.1 m)^2); ``freeze_shape`` keeps the shape of ``init`` (one
-    actor, one shape)."""
-
-    from reconstruction.body_models import BodyParams
-
+    the root, radians^2, + |t - t_prev|^2 / temporal_translation_var_m2); ``freeze_shape`` keeps the shape of
+    ``init`` (one actor, one shape)."""
     cfg = config or FitConfig()
-    obs.validate(len(spec))
-    dt, dev = model.dtype, model.device
-    cams = obs.cameras.to(device=dev, dtype=dt)
-    kp = obs.keypoints.to(device=dev, dtype=dt)
-    conf = obs.confidence.to(device=dev, dtype=dt)
-    faces = torch.as_tensor(model.faces, device=dev)
-    sil_cams = sil_masks = None
-    if obs.masks is not None and cfg.silhouette_size > 0 and cfg.w_silhouette > 0:
-        sil_cams, sil_masks = scaled_views(cams, obs.masks.to(device=dev), cfg.silhouette_size)
-        sil_masks = sil_masks.to(dt)
-    names = model.pose_names
-    sel = sorted({0, *[names.index(j) for j in cfg.joints if j in names]})
-    sel_nr = torch.as_tensor([j for j in sel if j != 0], device=dev, dtype=torch.long)
-    S, E = len(model.shape_names), len(model.expression_names)
-    is_anny = model.name == "anny"
-    neutral_shape = torch.full((1, S), 0.5 if is_anny else 0.0, dtype=dt, device=dev)
-    expr_mask = torch.ones(E, dtype=dt, device=dev)
-    if cfg.expression_names:
-        expr_mask = torch.as_tensor([n in cfg.expression_names for n in model.expression_names], dtype=dt, device=dev)
-
     if freeze_shape and init is None:
         raise ValueError("freeze_shape needs init (the fit whose shape is kept)")
+    pb = _Problem.build(model, obs, spec, cfg)
+    dt, dev = model.dtype, model.device
     history: dict[str, list[float]] = {}
     seconds: dict[str, float] = {}
     if init is not None:
-        root, trans, pose, shape, expr = _variables_from(init, sel_nr, dt, dev)
+        v = _Variables(*_variables_from(init, pb.sel_nr, dt, dev))
     else:
-        root, trans = _rigid_start(model, spec, kp, conf, cams, cfg, sil_cams, sil_masks, faces, history, seconds,
-                                   progress)
-        pose = torch.zeros(len(sel_nr), 3, dtype=dt, device=dev, requires_grad=True)
-        shape = neutral_shape.clone().requires_grad_(True)
-        expr = torch.zeros(1, E, dtype=dt, device=dev, requires_grad=True)
-    prev = None if previous is None else _variables_from(previous, sel_nr, dt, dev, grad=False)
-
-    def params() -> BodyParams:
-        full = torch.zeros(1, len(names), 3, dtype=dt, device=dev).index_put((torch.zeros_like(sel_nr), sel_nr), pose)
-        full = torch.cat([root[:, None], full[:, 1:]], 1)
-        sh = shape.clamp(0, 1) if is_anny else shape
-        ex = expr * expr_mask
-        ex = ex.clamp(0, 1) if is_anny else ex
-        return BodyParams(shape=sh, pose=full, root_translation=trans, expression=ex)
-
-    def objective(with_sil: bool, c: Tensor) -> tuple[Tensor, Tensor]:
-        p = params()
-        out = model.forward(p)
-        lm = model_landmarks(out.vertices, out.joints, spec)[0]
-        loss = cfg.w_landmarks * reprojection_loss(lm, kp, c, cams, cfg.robust_px)
-        if with_sil and sil_cams is not None:
-            loss = loss + cfg.w_silhouette * silhouette_loss(out.vertices[0], faces, sil_cams, sil_masks,
-                                                             cfg.silhouette_sigma)
-        loss = loss + prior_loss(pose, p.shape, neutral_shape, p.expression, w_pose=cfg.w_pose_prior,
-                                 w_limits=cfg.w_joint_limits, limit_rad=cfg.joint_limit_rad,
-                                 w_shape=cfg.w_shape_prior, w_expression=cfg.w_expression_prior)
-        if prev is not None and cfg.w_temporal > 0:
-            p_root, p_trans, p_pose = prev[0], prev[1], prev[2]
-            loss = loss + cfg.w_temporal * (((pose - p_pose) ** 2).sum() + ((root - p_root) ** 2).sum()
-                                            + ((trans - p_trans) ** 2).sum() / 0.01)
-        return loss, lm
-
-    body_vars = [root, trans, pose] + ([] if freeze_shape else [shape])
-    stages = (("body", cfg.iters_body, body_vars, True),
-              ("face", cfg.iters_face, [expr], False),
-              ("all", cfg.iters_all, body_vars + [expr], True))
-    for name, iters, variables, with_sil in stages:
-        if iters <= 0:
-            continue
-        t0 = time.perf_counter()
-        opt = torch.optim.Adam(variables, lr=cfg.lr if name != "all" else cfg.lr * 0.3)
-        hist = history.setdefault(name, [])
-        c = conf
-        if stage_landmarks is not None and name in stage_landmarks:
-            c = conf * torch.as_tensor(np.asarray(stage_landmarks[name], bool), device=dev).to(dt)[None]
-        for it in range(iters):
-            opt.zero_grad()
-            loss, _ = objective(with_sil, c)
-            loss.backward()
-            opt.step()
-            hist.append(float(loss.detach()))
-            if progress:
-                progress(name, it + 1, iters, hist[-1])
-        seconds[name] = time.perf_counter() - t0
-
-    with torch.no_grad():
-        p = params()
-        out = model.forward(p)
-        lm = model_landmarks(out.vertices, out.joints, spec)[0]
-        uv, _ = cams.project(lm)
-        err = (uv - kp).norm(dim=-1)
-        px = float((err * conf).sum() / conf.sum().clamp_min(1e-9))
-        f = lambda x: x.detach().double().cpu().numpy()  # noqa: E731
-        return FitResult(shape=f(p.shape[0]), pose=f(p.pose[0]), root_translation=f(p.root_translation[0]),
-                         expression=f(p.expression[0]), vertices=f(out.vertices[0]), joints=f(out.joints[0]),
-                         reprojection_px=px, history=history, seconds=seconds)
+        root, trans = _rigid_start(model, spec, pb.kp, pb.conf, pb.cams, cfg, pb.sil_cams, pb.sil_masks, pb.faces,
+                                   history, seconds, progress)
+        v = _Variables(root, trans, torch.zeros(len(pb.sel_nr), 3, dtype=dt, device=dev, requires_grad=True),
+                       pb.neutral_shape.clone().requires_grad_(True),
+                       torch.zeros(1, len(model.expression_names), dtype=dt, device=dev, requires_grad=True))
+    prev = None if previous is None else _Variables(*_variables_from(previous, pb.sel_nr, dt, dev, grad=False))
+    _run_stages(pb, v, prev, freeze_shape, stage_landmarks, history, seconds, progress)
+    return _result(pb, v, history, seconds)

@@ -77,3 +77,31 @@ def test_uv_rasterizer_covers_a_triangle_exactly():
 def test_bad_texture_size():
     with pytest.raises(ValueError, match="texture_size"):
         build_virtual_actor(0, texture_size=8)
+
+
+# Recorded from the implementation before the actor was built through AnnyModel (its own anny.Anny with
+# 'local-ref' pose parameters and Z-up conversion), seed 3: the refactor must keep the same mesh.
+_SEED3_VERTEX_SUM = [36.0263123, 12661.1818239, 1368.9866733]
+_SEED3_REST_SUM = [0.13648352, 13107.679, 1423.3875]
+_SEED3_JOINT_SUM = [0.1628181, 67.5498309, 12.5353889]
+_SEED3_VERTICES = {0: [-0.0264801, 1.485016, 0.1061947], 5000: [-0.1765746, 0.021634, 0.1823762],
+                   13717: [-0.0196292, 1.4840466, 0.0734671]}
+
+
+def test_same_mesh_as_before_the_body_model_adapter(actor):
+    np.testing.assert_allclose(actor.vertices.astype(np.float64).sum(0), _SEED3_VERTEX_SUM, rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(actor.rest_vertices.astype(np.float64).sum(0), _SEED3_REST_SUM, rtol=1e-6,
+                               atol=1e-3)
+    np.testing.assert_allclose(actor.joints.astype(np.float64).sum(0), _SEED3_JOINT_SUM, rtol=1e-6, atol=1e-5)
+    for i, v in _SEED3_VERTICES.items():
+        np.testing.assert_allclose(actor.vertices[i], v, atol=1e-6)
+
+
+def test_pose_argument_rotates_in_doppel_world_axes(actor):
+    """The seed lowers the left arm from Anny's reference pose about -Z (Doppel axes); a rotation about +Z
+    instead raises it: the left wrist goes up, the rest pose stays."""
+    names = actor.joint_names
+    lifted = build_virtual_actor(seed=3, texture_size=64, pose={**actor.pose, "upperarm01.L": [0.0, 0.0, 0.3]})
+    wrist = names.index("wrist.L")
+    assert lifted.joints[wrist][1] > actor.joints[wrist][1] + 0.1
+    np.testing.assert_array_equal(lifted.rest_vertices, actor.rest_vertices)

@@ -5,23 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rigging import Rig, lbs_kernel
-from rigging import rig as rig_module
+from rigging import Rig, lbs_kernel, skinning
 
 pytestmark = pytest.mark.skipif(not lbs_kernel.available(), reason="numba is not installed")
 
 
 def _both(rig: Rig, *args, **kw):
-    old = rig_module.FUSED_LBS
-    try:
-        rig_module.FUSED_LBS = True
-        with torch.no_grad():
-            fused = rig.pose(*args, **kw)
-        rig_module.FUSED_LBS = False
-        with torch.no_grad():
-            plain = rig.pose(*args, **kw)
-    finally:
-        rig_module.FUSED_LBS = old
+    with torch.no_grad():
+        fused = rig.pose(*args, backend="numba", **kw)
+        plain = rig.pose(*args, backend="torch", **kw)
+        auto = rig.pose(*args, **kw)
+    assert torch.equal(auto, fused), "without a gradient, 'auto' is the numba kernel on the CPU"
     return fused, plain
 
 
@@ -58,6 +52,18 @@ def test_gradients_take_the_torch_path(anny_rig):
     v = anny_rig.pose(rot)
     v.sum().backward()                        # the fused kernel has no autograd: it must not have been used
     assert rot.grad is not None
-    assert not rig_module._fused_lbs_applies(torch.zeros(1, 2, 3, 3, requires_grad=True), torch.zeros(1, 2, 3), None)
+    assert "no autograd" in skinning._numba_applies(torch.zeros(1, 2, 3, 3, requires_grad=True),
+                                                    torch.zeros(1, 2, 3), None)
     with torch.no_grad():
-        assert rig_module._fused_lbs_applies(torch.zeros(1, 2, 3, 3, requires_grad=True), torch.zeros(1, 2, 3), None)
+        assert skinning._numba_applies(torch.zeros(1, 2, 3, 3, requires_grad=True), torch.zeros(1, 2, 3), None) is None
+
+
+def test_backend_argument_is_checked(anny_rig):
+    rot = torch.zeros(1, anny_rig.num_joints, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="backend 'numba' cannot run here: it has no autograd"):
+        anny_rig.pose(rot, backend="numba")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        anny_rig.pose(rot, backend="cuda")
+    v = anny_rig.pose(rot, backend="torch")
+    v.sum().backward()
+    assert rot.grad is not None

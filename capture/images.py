@@ -1,0 +1,70 @@
+"""Reading capture images safely: the size an image declares in its header is checked before anything
+is decoded, so a file declaring 30000 x 30000 pixels is refused in microseconds instead of costing
+gigabytes; a corrupt, empty or truncated file is a ValueError naming it."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+MAX_IMAGE_PIXELS = 100_000_000   # 100 megapixels (e.g. 12000 x 8000): larger capture images are refused
+
+
+def image_header_size(path: str | os.PathLike, data: bytes | None = None) -> tuple[int, int]:
+    """(W, H) that the image file declares, read from its header only (Pillow, nothing decoded).
+    data: the file's bytes when already read."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        src = io.BytesIO(data) if data is not None else path
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None   # our own limit applies, below
+            try:
+                with Image.open(src) as im:
+                    return int(im.width), int(im.height)
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: image does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+
+
+def check_image_size(path: str | os.PathLike, data: bytes | None = None,
+                     max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """(W, H) from the header; ValueError naming the file when it declares more than max_pixels."""
+    w, h = image_header_size(path, data)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{path}: image declares an empty size {w}x{h}")
+    if w * h > max_pixels:
+        raise ValueError(f"{path}: image declares {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the limit of "
+                         f"{max_pixels / 1e6:.0f} MP for capture images (capture.images.MAX_IMAGE_PIXELS); "
+                         "is the file corrupt? Downscale it if it is real")
+    return w, h
+
+
+def read_image(path: str | os.PathLike, flags: int | None = None, data: bytes | None = None) -> np.ndarray:
+    """The decoded image (cv2 flags: default cv2.IMREAD_COLOR -> (H, W, 3) uint8 BGR), after the header
+    size check. ValueError naming the file when it is empty, corrupt or too large; FileNotFoundError when
+    missing."""
+    import cv2
+
+    path = Path(path)
+    if data is None:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: image does not exist")
+        data = path.read_bytes()
+    if not data:
+        raise ValueError(f"{path}: image file is empty")
+    check_image_size(path, data)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if flags is None else flags)
+    if img is None or img.size == 0:
+        raise ValueError(f"{path}: image could not be decoded (corrupt or unsupported file)")
+    return img
