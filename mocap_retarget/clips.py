@@ -179,8 +179,13 @@ def estimate_retarget_bytes(frames: int, source_joints: int, target_joints: int)
     return int(frames * per_joint_frame * (3 * source_joints + 4 * target_joints))
 
 
+LARGE_RETARGET_BYTES = 2e9     # an estimate above this is announced (a warning) before the work starts
+
+
 def default_memory_limit_bytes() -> int:
-    """Half of the machine's physical memory (the default limit of a retarget's estimated peak)."""
+    """The default limit of a retarget's estimated peak: the smaller of half the machine's physical memory and
+    80 % of the memory available now."""
     import os
 
-    return int(0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    page = os.sysconf("SC_PAGE_SIZE")
+    return int(min(0.5 * page * os.sysconf("SC_PHYS_PAGES"), 0.8 * page * os.sysconf("SC_AVPHYS_PAGES")))
