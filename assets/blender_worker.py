@@ -370,9 +370,13 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
     """Import an FBX clip and sample its animated armature at every frame of its action: bone names, parent
     indices, rest and per-frame world matrices (metres, Blender's Z-up axes, object transform and unit scale
     applied), leaf-bone tails (End Sites) and the file's frame rate."""
+    import time
+
     path = task["path"]
     _reset(bpy)
+    t0 = time.perf_counter()
     bpy.ops.import_scene.fbx(filepath=path, use_anim=True, ignore_leaf_bones=False, automatic_bone_orientation=False)
+    t_import = time.perf_counter() - t0
     scene = bpy.context.scene
     arms = [o for o in scene.objects if o.type == "ARMATURE"]
     animated = [o for o in arms if o.animation_data and o.animation_data.action]
@@ -403,7 +407,8 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
         world, how = _sample_armature_by_frame(bpy, arm_obj, pbones, frames), "frame_set"
     fps = scene.render.fps / scene.render.fps_base
     return TaskResult({"names": [b.name for b in bones], "parents": parents, "fps": fps, "frame_start": float(f0),
-                       "frame_end": float(f1), "leaf": [not b.children for b in bones], "sampled_by": how},
+                       "frame_end": float(f1), "leaf": [not b.children for b in bones], "sampled_by": how,
+                       "import_s": round(t_import, 3), "sample_s": round(time.perf_counter() - t0 - t_import, 3)},
                       {"rest": rest, "world": world, "tails": tails})
 
 
