@@ -54,3 +54,16 @@ def test_one_rotation_check():
     np.testing.assert_array_equal(invalid_rotations(bad), [True, True, True, False, False])
     orth, det = rotation_errors(R)
     assert orth.shape == (5,) and orth.max() < 1e-12 and det.max() < 1e-12
+
+
+def test_affine_in_opencv_coordinates_maps_pixel_centres():
+    """A 2x downscale: the Doppel pixel centre (1, 1) of the source (index 0.5 in OpenCV's) lands at the
+    destination's (0.5, 0.5) (index 0)."""
+    from core.conventions import doppel_to_opencv_affine
+
+    M = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])
+    Mcv = doppel_to_opencv_affine(M)
+    src_cv = np.array([0.5, 0.5])                      # Doppel (1, 1)
+    np.testing.assert_allclose(Mcv[:, :2] @ src_cv + Mcv[:, 2], [0.0, 0.0])
+    np.testing.assert_array_equal(doppel_to_opencv_affine(np.array([[1.0, 0, 3], [0, 1.0, -2]])),
+                                  [[1, 0, 3], [0, 1, -2]])
