@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.conventions import ROTATION_TOL, invalid_rotations, rotation_errors
+from core.conventions import PIXEL_CENTER_OFFSET, ROTATION_TOL, invalid_rotations, rotation_errors
 
 __all__ = ["Camera"]
 
@@ -235,8 +235,8 @@ class Camera:
         """Ray directions through every pixel centre, camera frame, z = 1 (pinhole, no distortion):
         (H, W, 3), or (N, H, W, 3) for a batch."""
         Kinv = torch.linalg.inv(self.K.detach())
-        u = torch.arange(self.width, device=self.device, dtype=self.dtype) + 0.5
-        v = torch.arange(self.height, device=self.device, dtype=self.dtype) + 0.5
+        u = torch.arange(self.width, device=self.device, dtype=self.dtype) + PIXEL_CENTER_OFFSET
+        v = torch.arange(self.height, device=self.device, dtype=self.dtype) + PIXEL_CENTER_OFFSET
         pix = torch.stack(torch.meshgrid(v, u, indexing="ij")[::-1] + (torch.ones(self.height, self.width,
                           device=self.device, dtype=self.dtype),), -1)
         if self.is_batch:

