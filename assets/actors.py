@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 
 from assets import audit
-from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
+from assets.text_fields import check_text
+from assets.workspace import RESERVED_ACTOR_IDS, VIRTUAL_ACTOR_ID, Workspace
 from core.errors import DoppelError
 
 ACTOR_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -26,9 +29,20 @@ class Actor:
 
 
 def slugify(name: str) -> str:
-    """The default id of an actor called ``name``: 'Jane Doe' -> 'jane-doe'."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return slug[:64].rstrip("-")
+    """The default id of an actor called ``name``: 'Jane Doe' -> 'jane-doe', 'José Núñez' -> 'jose-nunez' (accents
+    dropped). A name with no Latin letters or digits ('李娜') gets a hashed id, 'actor-' + 10 hex digits of its
+    SHA-256: stable (the same name gives the same id) but not readable, so `add_actor` callers suggest --id."""
+    return _ascii_slug(name) or "actor-" + hashlib.sha256(unicodedata.normalize("NFC", name).encode()).hexdigest()[:10]
+
+
+def _ascii_slug(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:64].rstrip("-")
+
+
+def id_is_hashed(actor_id: str, name: str) -> bool:
+    """True when ``actor_id`` is the hashed default id of ``name`` (not readable: worth choosing one with --id)."""
+    return not _ascii_slug(name) and actor_id == slugify(name)
 
 
 def check_actor_id(actor_id: str) -> str:
@@ -40,12 +54,11 @@ def check_actor_id(actor_id: str) -> str:
 
 def add_actor(ws: Workspace, name: str, actor_id: str | None = None) -> Actor:
     """Register a real person; returns the actor. The id defaults to the slug of the name."""
-    name = name.strip()
-    if not name:
-        raise ActorError("actor name: must not be empty")
+    name = check_text(name, "actor name")
     actor_id = check_actor_id(actor_id if actor_id is not None else slugify(name))
-    if actor_id == VIRTUAL_ACTOR_ID:
-        raise ActorError(f"actor id {actor_id!r} is reserved for the built-in virtual actor; pick another --id")
+    if actor_id in RESERVED_ACTOR_IDS:
+        what = "the built-in virtual actor" if actor_id == VIRTUAL_ACTOR_ID else "outputs made outside a workspace"
+        raise ActorError(f"actor id {actor_id!r} is reserved for {what}; pick another --id")
     created = audit.utc_now()
     with ws.write() as con:
         try:

@@ -10,6 +10,8 @@ Worker side (this module run as a script, only numpy and bpy): task kinds
 
 - ``export_fbx``: build an armature, a skinned mesh with UVs, shape keys, a textured material and baked
   keyframes from arrays in the file's axes and units, then write an FBX (see assets.export.fbx).
+- ``read_armature``: import an FBX mocap clip, sample its animated armature's bone world matrices per frame.
+- ``convert_clip``: a BVH through Blender's BVH importer, written by its FBX / glTF / USD exporter (test clips).
 - ``evaluate``: import a .fbx or .glb into an empty scene, set frames, return the evaluated (skinned,
   shape-keyed) world-space vertices in metres, Blender axes, plus what the file holds (bones, shape keys,
   custom properties, images).
@@ -29,17 +31,32 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import DoppelError
+
 log = logging.getLogger(__name__)
 
 WORKER_TIMEOUT_S = 600.0
 _BPY_INSTALL = "pip install bpy==5.0.1  (Blender as a Python module; Python 3.11, numpy < 2)"
 
 
-class BlenderError(RuntimeError):
-    """Blender failed, crashed or is missing."""
+class BlenderError(DoppelError, RuntimeError):
+    """Blender failed, crashed or timed out; the message is one line (the worker's last error line, never a
+    traceback) and says what to do."""
 
-    def __str__(self) -> str:  # one line for the CLI
-        return super().__str__()
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """A multi-line message (a Blender operator's error carries its Python traceback) reduced to one line: the
+    first line, plus the traceback's last line (the exception) when there is one."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    if len(lines) > 1 and any(ln.startswith("Traceback") for ln in lines):
+        first = f"{first.split('Traceback')[0].rstrip(': ')}: {lines[-1]}".lstrip(": ")
+    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 @dataclass
@@ -76,7 +93,8 @@ def run_blender_tasks(tasks: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=root)
         except subprocess.TimeoutExpired as e:
-            raise BlenderError(f"Blender worker timed out after {timeout:.0f} s") from e
+            raise BlenderError(f"Blender worker timed out after {timeout:.0f} s: try a shorter clip or a smaller "
+                               "rig, or run it again with --debug to see where it stops") from e
         except OSError as e:
             raise BlenderError(f"could not start the Blender worker ({cmd[0]}): {e}") from e
         results = []
@@ -88,10 +106,11 @@ def run_blender_tasks(tasks: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
                     why = f"crashed (signal {-proc.returncode})"
                 else:
                     why = f"failed (exit code {proc.returncode})"
-                raise BlenderError(f"Blender worker {why} in task {k} ({tasks[k][0].get('kind')}): {tail}")
+                raise BlenderError(f"Blender worker {why} in task {k} ({tasks[k][0].get('kind')}): {tail}; check the "
+                                   f"input file, then run `doppel doctor` (bpy must import: {_BPY_INSTALL})")
             info = json.loads(rj.read_text(encoding="utf-8"))
             if "error" in info:
-                raise BlenderError(f"Blender: {info['error']}")
+                raise BlenderError(f"Blender: {one_line(info['error'])}")
             rn = d / f"result_{k}.npz"
             arrays = {}
             if rn.is_file():
@@ -120,26 +139,32 @@ def _reset(bpy, fps: float | None = None, scale_length: float = 1.0) -> None:
 
 
 def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
-    from mathutils import Matrix
-
+    """Build the armature, skinned mesh, shape keys, material and baked animation of ``task``, write the FBX."""
     scale = float(task["scale"])                             # file units per metre (1 or 100)
-    fps = float(task.get("fps") or 30.0)
-    _reset(bpy, fps, scale_length=1.0 / scale)
-    scene = bpy.context.scene
-    name = task["name"]
-    names, parents, bind = task["joint_names"], a["parents"], a["bind"]
-    J = len(names)
+    _reset(bpy, float(task.get("fps") or 30.0), scale_length=1.0 / scale)
+    name, names = task["name"], task["joint_names"]
+    arm_obj, rest_err, rest_pos_err = _build_armature(bpy, name, names, a["parents"], a["bind"], scale, task["up"])
+    obj, me = _build_mesh(bpy, name, a, arm_obj)
+    _add_skin(obj, names, a["skin_indices"], a["skin_weights"], arm_obj)
+    bs_names = task.get("blendshape_names", [])
+    _add_shape_keys(obj, bs_names, a)
+    if task.get("texture"):
+        _add_material(bpy, name, me, task["texture"])
+    for k, v in task.get("provenance", {}).items():          # exported as FBX user properties
+        arm_obj[f"doppel_{k}"] = str(v)
+        obj[f"doppel_{k}"] = str(v)
+    T = int(task.get("frames", 0))
+    if T:
+        _animate(bpy, name, arm_obj, me, names, a, bs_names, T)
+    _write_fbx(bpy, task["out"], task["up"], bool(T))
+    return TaskResult({"rest_rotation_error": rest_err, "rest_position_error": rest_pos_err,
+                       "bones": len(names), "shape_keys": len(bs_names), "frames": T})
 
-    # armature: one bone per joint whose rest matrix is the bind matrix (bones along their local +Y)
-    arm = bpy.data.armatures.new(f"{name}_skeleton")
-    arm_obj = bpy.data.objects.new(f"{name}_rig", arm)
-    scene.collection.objects.link(arm_obj)
-    if task["up"] == "y":       # Y-up data: stand it up in Blender; the exporter's axis change cancels this
-        arm_obj.rotation_euler = (np.pi / 2, 0.0, 0.0)
-    bpy.context.view_layer.objects.active = arm_obj
-    bpy.ops.object.mode_set(mode="EDIT")
-    pos = bind[:, :3, 3]
-    children = [[] for _ in range(J)]
+
+def _bone_lengths(pos: np.ndarray, parents: np.ndarray, scale: float) -> np.ndarray:
+    """(J,) display lengths of the bones: mean distance to the children, else half the parent's (>= 5 mm)."""
+    J = len(parents)
+    children: list[list[int]] = [[] for _ in range(J)]
     for j, p in enumerate(parents):
         if p >= 0:
             children[p].append(j)
@@ -151,9 +176,27 @@ def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
         if lengths[j] == 0.0:
             lengths[j] = 0.5 * lengths[parents[j]] if parents[j] >= 0 and lengths[parents[j]] > 0 else 0.05 * scale
         lengths[j] = max(lengths[j], 0.005 * scale)
+    return lengths
+
+
+def _build_armature(bpy, name: str, names: list[str], parents: np.ndarray, bind: np.ndarray, scale: float,
+                    up: str):
+    """An armature with one bone per joint whose rest matrix is the bind matrix (bones along their local +Y).
+    Returns (object, rest rotation error, rest position error) against ``bind``."""
+    from mathutils import Matrix
+
+    scene = bpy.context.scene
+    arm = bpy.data.armatures.new(f"{name}_skeleton")
+    arm_obj = bpy.data.objects.new(f"{name}_rig", arm)
+    scene.collection.objects.link(arm_obj)
+    if up == "y":       # Y-up data: stand it up in Blender; the exporter's axis change cancels this
+        arm_obj.rotation_euler = (np.pi / 2, 0.0, 0.0)
+    bpy.context.view_layer.objects.active = arm_obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    lengths = _bone_lengths(bind[:, :3, 3], parents, scale)
     bones = []
-    for j in range(J):
-        eb = arm.edit_bones.new(names[j])
+    for j, n in enumerate(names):
+        eb = arm.edit_bones.new(n)
         eb.head = (0.0, 0.0, 0.0)
         eb.tail = (0.0, float(lengths[j]), 0.0)
         eb.matrix = Matrix(bind[j].tolist())
@@ -163,10 +206,12 @@ def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
         bones.append(eb)
     bpy.ops.object.mode_set(mode="OBJECT")
     rest = np.array([np.array(arm.bones[n].matrix_local) for n in names])
-    rest_err = float(np.abs(rest[:, :3, :3] - bind[:, :3, :3]).max())
-    rest_pos_err = float(np.abs(rest[:, :3, 3] - bind[:, :3, 3]).max())
+    return (arm_obj, float(np.abs(rest[:, :3, :3] - bind[:, :3, :3]).max()),
+            float(np.abs(rest[:, :3, 3] - bind[:, :3, 3]).max()))
 
-    # mesh
+
+def _build_mesh(bpy, name: str, a: dict[str, np.ndarray], arm_obj):
+    """The mesh (vertices, triangles, UVs, smooth shading) as a child of the armature: (object, mesh)."""
     verts, faces = a["vertices"], a["faces"]
     me = bpy.data.meshes.new(f"{name}_mesh")
     me.vertices.add(len(verts))
@@ -182,97 +227,175 @@ def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     me.validate(clean_customdata=False)
     me.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
     obj = bpy.data.objects.new(name, me)
-    scene.collection.objects.link(obj)
+    bpy.context.scene.collection.objects.link(obj)
     obj.parent = arm_obj
+    return obj, me
 
-    # skin
+
+def _add_skin(obj, names: list[str], idx: np.ndarray, w: np.ndarray, arm_obj) -> None:
     groups = [obj.vertex_groups.new(name=n) for n in names]
-    idx, w = a["skin_indices"], a["skin_weights"]
     for v, k in zip(*np.nonzero(w > 0), strict=True):
         groups[idx[v, k]].add([int(v)], float(w[v, k]), "ADD")
     mod = obj.modifiers.new("Armature", "ARMATURE")
     mod.object = arm_obj
     mod.use_deform_preserve_volume = False
 
-    # shape keys
-    bs_names = task.get("blendshape_names", [])
+
+def _add_shape_keys(obj, bs_names: list[str], a: dict[str, np.ndarray]) -> None:
+    if not bs_names:
+        return
+    verts = a["vertices"]
+    obj.shape_key_add(name="Basis", from_mix=False)
+    wmin = float(a["blendshape_weights"].min()) if "blendshape_weights" in a else 0.0
+    wmax = float(a["blendshape_weights"].max()) if "blendshape_weights" in a else 1.0
+    for n, d in zip(bs_names, a["blendshape_deltas"], strict=True):
+        kb = obj.shape_key_add(name=n, from_mix=False)
+        kb.data.foreach_set("co", (verts + d).astype(np.float32).ravel())
+        kb.slider_min = max(-10.0, min(0.0, wmin))
+        kb.slider_max = min(10.0, max(1.0, wmax))
+
+
+def _add_material(bpy, name: str, me, texture: str) -> None:
+    """A principled material with the albedo texture."""
+    mat = bpy.data.materials.new(f"{name}_skin")
+    mat.use_nodes = True
+    nodes = mat.node_tree.nodes
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    bsdf.inputs["Roughness"].default_value = 0.6
+    bsdf.inputs["Metallic"].default_value = 0.0
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.image = bpy.data.images.load(texture)
+    mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    me.materials.append(mat)
+
+
+def _animate(bpy, name: str, arm_obj, me, names: list[str], a: dict[str, np.ndarray], bs_names: list[str],
+             T: int) -> None:
+    """One linear key per frame, frames 1..T (the scene range too): bone quaternions (local, relative to the
+    rest pose), root locations and shape-key weights."""
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, T
+    frames = np.arange(1, T + 1, dtype=np.float32)
+    quats, root_loc, parents = a["quaternions_wxyz"], a["root_location"], a["parents"]   # (T, J, 4), (T, J, 3)
+    arm_obj.animation_data_create()
+    act = bpy.data.actions.new(f"{name}_anim")
+    arm_obj.animation_data.action = act
+
+    def curve(action, owner, path, i, values):
+        fc = action.fcurve_ensure_for_datablock(owner, path, index=i)
+        fc.keyframe_points.add(T)
+        fc.keyframe_points.foreach_set("co", np.stack([frames, values.astype(np.float32)], 1).ravel())
+        fc.keyframe_points.foreach_set("interpolation", np.ones(T, dtype=np.int32))   # LINEAR
+        fc.update()
+
+    for j, n in enumerate(names):
+        arm_obj.pose.bones[n].rotation_mode = "QUATERNION"
+        for i in range(4):
+            curve(act, arm_obj, f'pose.bones["{n}"].rotation_quaternion', i, quats[:, j, i])
+        if parents[j] < 0:
+            for i in range(3):
+                curve(act, arm_obj, f'pose.bones["{n}"].location', i, root_loc[:, j, i])
     if bs_names:
-        obj.shape_key_add(name="Basis", from_mix=False)
-        wmin = float(a["blendshape_weights"].min()) if "blendshape_weights" in a else 0.0
-        wmax = float(a["blendshape_weights"].max()) if "blendshape_weights" in a else 1.0
-        for n, d in zip(bs_names, a["blendshape_deltas"], strict=True):
-            kb = obj.shape_key_add(name=n, from_mix=False)
-            kb.data.foreach_set("co", (verts + d).astype(np.float32).ravel())
-            kb.slider_min = max(-10.0, min(0.0, wmin))
-            kb.slider_max = min(10.0, max(1.0, wmax))
+        key = me.shape_keys
+        key.animation_data_create()
+        kact = bpy.data.actions.new(f"{name}_shapes")
+        key.animation_data.action = kact
+        for k, n in enumerate(bs_names):
+            curve(kact, key, f'key_blocks["{n}"].value', 0, a["blendshape_weights"][:, k])
+    scene.frame_set(1)
 
-    # material with the albedo texture
-    if task.get("texture"):
-        mat = bpy.data.materials.new(f"{name}_skin")
-        mat.use_nodes = True
-        nodes = mat.node_tree.nodes
-        bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
-        bsdf.inputs["Roughness"].default_value = 0.6
-        bsdf.inputs["Metallic"].default_value = 0.0
-        tex = nodes.new("ShaderNodeTexImage")
-        tex.image = bpy.data.images.load(task["texture"])
-        mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-        me.materials.append(mat)
 
-    # provenance as custom properties (exported as FBX user properties)
-    for k, v in task.get("provenance", {}).items():
-        arm_obj[f"doppel_{k}"] = str(v)
-        obj[f"doppel_{k}"] = str(v)
-
-    # animation: one key per frame, frames 1..T
-    T = int(task.get("frames", 0))
-    if T:
-        scene.frame_start, scene.frame_end = 1, T
-        frames = np.arange(1, T + 1, dtype=np.float32)
-        quats = a["quaternions_wxyz"]                      # (T, J, 4) local, relative to the rest pose
-        root_loc = a["root_location"]                      # (T, J, 3), bone-local location (roots only)
-        arm_obj.animation_data_create()
-        act = bpy.data.actions.new(f"{name}_anim")
-        arm_obj.animation_data.action = act
-
-        def curve(action, owner, path, i, values):
-            fc = action.fcurve_ensure_for_datablock(owner, path, index=i)
-            fc.keyframe_points.add(T)
-            fc.keyframe_points.foreach_set("co", np.stack([frames, values.astype(np.float32)], 1).ravel())
-            fc.keyframe_points.foreach_set("interpolation", np.ones(T, dtype=np.int32))   # LINEAR
-            fc.update()
-
-        for j, n in enumerate(names):
-            pb = arm_obj.pose.bones[n]
-            pb.rotation_mode = "QUATERNION"
-            for i in range(4):
-                curve(act, arm_obj, f'pose.bones["{n}"].rotation_quaternion', i, quats[:, j, i])
-            if parents[j] < 0:
-                for i in range(3):
-                    curve(act, arm_obj, f'pose.bones["{n}"].location', i, root_loc[:, j, i])
-        if bs_names:
-            key = me.shape_keys
-            key.animation_data_create()
-            kact = bpy.data.actions.new(f"{name}_shapes")
-            key.animation_data.action = kact
-            bw = a["blendshape_weights"]
-            for k, n in enumerate(bs_names):
-                curve(kact, key, f'key_blocks["{n}"].value', 0, bw[:, k])
-        scene.frame_set(1)
-
-    up = task["up"]
+def _write_fbx(bpy, out: str, up: str, animated: bool) -> None:
     axis_forward, axis_up = ("-Z", "Y") if up == "y" else ("Y", "Z")
     bpy.ops.export_scene.fbx(
-        filepath=task["out"], use_selection=False, object_types={"ARMATURE", "MESH"}, use_mesh_modifiers=False,
+        filepath=out, use_selection=False, object_types={"ARMATURE", "MESH"}, use_mesh_modifiers=False,
         mesh_smooth_type="FACE", use_tspace=False, use_custom_props=True, add_leaf_bones=False,
         primary_bone_axis="Y", secondary_bone_axis="X", use_armature_deform_only=False, armature_nodetype="NULL",
-        bake_anim=bool(T), bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
+        bake_anim=animated, bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
         bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True, bake_anim_step=1.0,
         bake_anim_simplify_factor=0.0, path_mode="COPY", embed_textures=True, axis_forward=axis_forward,
         axis_up=axis_up, global_scale=1.0, apply_unit_scale=True, apply_scale_options="FBX_SCALE_UNITS",
         bake_space_transform=False)
-    return TaskResult({"rest_rotation_error": rest_err, "rest_position_error": rest_pos_err,
-                       "bones": J, "shape_keys": len(bs_names), "frames": T})
+
+
+def _task_convert_clip(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Import a BVH clip with Blender's BVH importer (scene fps and range from the file) and write it with Blender's
+    own FBX, glTF (.glb) or USD exporter (task["out"] by suffix): test clips as a DCC tool writes them."""
+    _reset(bpy)
+    bpy.ops.import_anim.bvh(filepath=task["path"], global_scale=float(task.get("scale", 1.0)),
+                            update_scene_fps=True, update_scene_duration=True, rotate_mode="NATIVE")
+    scene = bpy.context.scene
+    arm = next(o for o in scene.objects if o.type == "ARMATURE")
+    scene.frame_start, scene.frame_end = (int(round(f)) for f in arm.animation_data.action.frame_range)
+    out = task["out"]
+    sfx = Path(out).suffix.lower()
+    if sfx == ".fbx":
+        # an armature-only FBX has no bind pose: the importer's rest is the node transforms at export time, so
+        # export from a frame (0, before the clip) that holds the rest pose, as a mocap take's stance frame does
+        for pb in arm.pose.bones:
+            pb.location = (0.0, 0.0, 0.0)
+            pb.keyframe_insert("location", frame=0)
+            if pb.rotation_mode == "QUATERNION":
+                pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+                pb.keyframe_insert("rotation_quaternion", frame=0)
+            else:
+                pb.rotation_euler = (0.0, 0.0, 0.0)
+                pb.keyframe_insert("rotation_euler", frame=0)
+        scene.frame_set(0)
+        bpy.ops.export_scene.fbx(filepath=out, object_types={"ARMATURE"}, add_leaf_bones=False, bake_anim=True,
+                                 bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
+                                 bake_anim_simplify_factor=0.0, apply_unit_scale=True,
+                                 global_scale=float(task.get("fbx_scale", 1.0)))
+    elif sfx in (".glb", ".gltf"):
+        bpy.ops.export_scene.gltf(filepath=out, export_format="GLB" if sfx == ".glb" else "GLTF_SEPARATE",
+                                  export_animations=True, export_force_sampling=True,
+                                  export_optimize_animation_size=False)
+    elif sfx in (".usd", ".usda", ".usdc"):
+        bpy.ops.wm.usd_export(filepath=out, export_animation=True, export_armatures=True,
+                              selected_objects_only=False)
+    else:
+        return TaskResult({"error": f"{out}: unsupported output suffix {sfx}"})
+    return TaskResult({"fps": scene.render.fps / scene.render.fps_base, "frame_start": scene.frame_start,
+                       "frame_end": scene.frame_end})
+
+
+def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Import an FBX clip and sample its animated armature at every frame of its action: bone names, parent
+    indices, rest and per-frame world matrices (metres, Blender's Z-up axes, object transform and unit scale
+    applied), leaf-bone tails (End Sites) and the file's frame rate."""
+    path = task["path"]
+    _reset(bpy)
+    bpy.ops.import_scene.fbx(filepath=path, use_anim=True, ignore_leaf_bones=False, automatic_bone_orientation=False)
+    scene = bpy.context.scene
+    arms = [o for o in scene.objects if o.type == "ARMATURE"]
+    animated = [o for o in arms if o.animation_data and o.animation_data.action]
+    if not animated:
+        why = "no armature" if not arms else "its armature has no animation"
+        return TaskResult({"error": f"{path}: {why} (an FBX clip needs an animated skeleton)"})
+    arm_obj = max(animated, key=lambda o: len(o.data.bones))
+    for o in [o for o in scene.objects if o.type == "MESH"]:          # meshes only slow the evaluation down
+        bpy.data.objects.remove(o, do_unlink=True)
+    bones = list(arm_obj.data.bones)
+    index = {b.name: i for i, b in enumerate(bones)}
+    parents = [index[b.parent.name] if b.parent else -1 for b in bones]
+    M = np.array(arm_obj.matrix_world)
+    rest = np.array([M @ np.array(b.matrix_local) for b in bones])
+    tails = np.array([M @ np.append(np.array(b.tail_local), 1.0) for b in bones])[:, :3]
+    f0, f1 = (int(round(v)) for v in arm_obj.animation_data.action.frame_range)
+    frames = range(f0, f1 + 1)
+    max_frames = int(task.get("max_frames", 10_000_000))
+    if len(frames) > max_frames:
+        return TaskResult({"error": f"{path}: {len(frames)} frames, over the limit of {max_frames}"})
+    world = np.empty((len(frames), len(bones), 4, 4))
+    pbones = [arm_obj.pose.bones[b.name] for b in bones]
+    for i, f in enumerate(frames):
+        scene.frame_set(f)
+        Mf = np.array(arm_obj.matrix_world)
+        world[i] = Mf @ np.array([np.array(pb.matrix) for pb in pbones])
+    fps = scene.render.fps / scene.render.fps_base
+    return TaskResult({"names": [b.name for b in bones], "parents": parents, "fps": fps, "frame_start": f0,
+                       "frame_end": f1, "leaf": [not b.children for b in bones]},
+                      {"rest": rest, "world": world, "tails": tails})
 
 
 def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
@@ -332,7 +455,8 @@ def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     return TaskResult(info, {"vertices": out, "rest": rest})
 
 
-_TASKS = {"export_fbx": _task_export_fbx, "evaluate": _task_evaluate}
+_TASKS = {"export_fbx": _task_export_fbx, "evaluate": _task_evaluate, "read_armature": _task_read_armature,
+          "convert_clip": _task_convert_clip}
 
 
 def _worker_main(folder: str, count: int) -> int:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import re
 import sqlite3
+import stat
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from assets import audit
 from assets.actors import get_actor
+from assets.text_fields import check_text
 from assets.workspace import Workspace
 from core.errors import DoppelError
 from core.storage import sha256_file
@@ -76,10 +77,11 @@ class ConsentTerms(BaseModel):
     @field_validator("production")
     @classmethod
     def _production(cls, v: str) -> str:
-        v = v.strip()
-        if not v or len(v) > 200 or re.search(r"[\x00-\x1f,]", v):
-            raise ValueError("production must be 1-200 characters, without commas or control characters")
-        return v
+        try:
+            return check_text(v, "production", forbid=",")
+        except ValueError as e:  # pydantic names the field itself
+            raise ValueError(str(e).removeprefix("production: ")
+                             + " (production must be 1-200 characters, without commas or control characters)") from None
 
     @classmethod
     def parse(cls, uses, production, expires) -> ConsentTerms:
@@ -150,9 +152,7 @@ def grant(ws: Workspace, actor_id: str, uses, production: str, expires, document
         raise ConsentError(f"consent: expires {terms.expires.isoformat()} is in the past (today is {today})")
     doc_hash = doc_name = None
     if document is not None:
-        doc = Path(document)
-        if not doc.is_file():
-            raise FileNotFoundError(f"{doc}: consent document not found")
+        doc = _check_document(Path(document))
         doc_hash, doc_name = sha256_file(doc), doc.name
     cid = "c-" + uuid.uuid4().hex[:12]
     now, user = audit.utc_now(), audit.current_user()
@@ -171,11 +171,25 @@ def grant(ws: Workspace, actor_id: str, uses, production: str, expires, document
                    None, None, None)
 
 
+def _check_document(doc: Path) -> Path:
+    """The signed consent form: an existing, non-empty regular file whose name has no control characters."""
+    if not doc.exists():
+        raise FileNotFoundError(f"{doc}: consent document not found")
+    mode = doc.stat().st_mode
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket, not a file"
+        raise ConsentError(f"--document {doc}: {what}; give the signed consent form (a PDF or scan)")
+    if doc.stat().st_size == 0:
+        raise ConsentError(f"--document {doc}: empty file; give the signed consent form (a PDF or scan)")
+    check_text(doc.name, "--document file name")
+    return doc
+
+
 def revoke(ws: Workspace, consent_id: str, reason: str) -> Consent:
     """Revoke a consent now (new work under it is refused from this moment); returns the revoked record."""
-    reason = reason.strip()
-    if not reason:
+    if not reason.strip():
         raise ConsentError("revoke: --reason must not be empty (it is kept in the audit log)")
+    reason = check_text(reason, "--reason", max_len=1000)
     now, user = audit.utc_now(), audit.current_user()
     with ws.write() as con:
         c = _get(con, consent_id)

@@ -1,7 +1,8 @@
 """The asset-library workspace: a folder with an SQLite index beside the stage folders.
 
     WORKSPACE/
-      doppel.sqlite      index: actors, consent records, assets and their lineage, audit log
+      doppel.sqlite      index: actors, consent records, assets and their lineage, content hashes, audit log
+      .doppel-manifest-key   the secret that signs manifests written here (0600; assets.manifest_signing)
       captures/ fits/ rigs/ animations/ exports/ renders/
 
 `Workspace.init` creates it (idempotent); `Workspace.open` checks that a folder is one.
@@ -26,7 +27,8 @@ from pathlib import Path
 from core.errors import DoppelError
 
 INDEX_NAME = "doppel.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+MIGRATABLE_FROM = (2,)  # older schemas this Doppel upgrades in place (additive changes only)
 STAGE_FOLDERS = ("captures", "fits", "rigs", "animations", "exports", "renders")
 WORKSPACE_ENV = "DOPPEL_WORKSPACE"
 BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction before giving up
@@ -35,6 +37,10 @@ BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transacti
 # so it needs no consent, and its assets say so.
 VIRTUAL_ACTOR_ID = "virtual"
 VIRTUAL_ACTOR_NAME = "Doppel virtual actor (synthetic, no real person)"
+# What outputs record when a command ran outside any workspace on inputs without provenance: whose likeness
+# it is was not established. Never an actor in a workspace; such outputs never pass a gate as synthetic.
+UNKNOWN_ACTOR_ID = "unknown"
+RESERVED_ACTOR_IDS = (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,6 +78,16 @@ CREATE TABLE IF NOT EXISTS lineage (
     parent_id TEXT NOT NULL REFERENCES assets(id),
     PRIMARY KEY (child_id, parent_id));
 CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(parent_id);
+-- Content identity (schema 3): every file / folder hash a gated run produced or read as an actor's likeness,
+-- so an input is recognised by its content whatever its manifest says, or whether it still has one.
+CREATE TABLE IF NOT EXISTS content (
+    sha256 TEXT NOT NULL,                       -- a file's SHA-256, or a folder's data hash (assets.hashing)
+    actor_id TEXT NOT NULL REFERENCES actors(id),
+    asset_id TEXT REFERENCES assets(id),        -- the registered output it belongs to; NULL for a run's input
+    path TEXT NOT NULL,                         -- where it was seen (as assets.path), '/FILE' inside a folder
+    audit_seq INTEGER NOT NULL REFERENCES audit(seq),
+    PRIMARY KEY (sha256, actor_id, path));
+CREATE INDEX IF NOT EXISTS content_sha ON content(sha256);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY,                    -- 1, 2, 3, ... without gaps
     record TEXT NOT NULL,                       -- canonical JSON (assets.audit)
@@ -115,15 +131,20 @@ class Workspace:
         ws = Workspace(root)
         with ws.write() as con:
             found = _schema_version(con)
-            if found is not None and found != SCHEMA_VERSION:
+            if found is not None and found != SCHEMA_VERSION and found not in MIGRATABLE_FROM:
                 raise WorkspaceError(f"{ws.index_path}: schema version {found}, this Doppel needs {SCHEMA_VERSION}"
                                      " (no automatic migration; make a new workspace)")
-            for stmt in _statements(_SCHEMA):
-                con.execute(stmt)
-            con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            _create_schema(con)
             con.execute("INSERT OR IGNORE INTO actors(id, name, created, virtual) VALUES (?, ?, ?, 1)",
                         (VIRTUAL_ACTOR_ID, VIRTUAL_ACTOR_NAME, "1970-01-01T00:00:00+00:00"))
+        _ensure_key(root)
         return ws
+
+    def manifest_key(self):
+        """The key that signs manifests written in this workspace (assets.manifest_signing; created if missing)."""
+        from assets.manifest_signing import load_key
+
+        return load_key(self.root, create=True)
 
     @staticmethod
     def open(root: str | os.PathLike | None = None) -> Workspace:
@@ -134,6 +155,11 @@ class Workspace:
             raise WorkspaceError(f"{root}: not a Doppel workspace (no {INDEX_NAME}); run `doppel init {root}`")
         with ws.read() as con:
             found = _schema_version(con)
+        if found in MIGRATABLE_FROM:
+            with ws.write() as con:  # additive: new tables only; re-checked under the write lock
+                if _schema_version(con) in MIGRATABLE_FROM:
+                    _create_schema(con)
+            found = SCHEMA_VERSION
         if found != SCHEMA_VERSION:
             raise WorkspaceError(f"{ws.index_path}: schema version {found}, expected {SCHEMA_VERSION}")
         return ws
@@ -187,6 +213,20 @@ class Workspace:
             con.commit()
         finally:
             con.close()
+
+
+def _create_schema(con: sqlite3.Connection) -> None:
+    """Create every missing table and index; record the schema version (inside the caller's transaction)."""
+    for stmt in _statements(_SCHEMA):
+        con.execute(stmt)
+    con.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(SCHEMA_VERSION),))
+
+
+def _ensure_key(root: Path) -> None:
+    from assets.manifest_signing import load_key
+
+    load_key(root, create=True)
 
 
 def _schema_version(con: sqlite3.Connection) -> int | None:

@@ -46,9 +46,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(f.fileno())
         os.chmod(tmp, _default_file_mode())  # mkstemp creates 0600; outputs get the usual umask mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(e, OSError) and e.filename is None:   # "[Errno 28] No space left" names no file
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 
@@ -157,19 +159,65 @@ def _file_entry(path: Path, relative_to: Path | None = None) -> dict:
     return {"path": name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists files and parameters; anything larger is not one of ours
+_FIX = "restore it from a backup or re-run the stage that wrote the folder"
+
+
 def read_manifest(stage_dir: str | os.PathLike) -> dict:
-    """Read and check ``stage_dir/manifest.json``; raises ManifestError naming the problem."""
+    """Read and check ``stage_dir/manifest.json``; raises ManifestError (one line naming the file, what is wrong
+    and the fix) for every way it can be unreadable: missing, not a regular file, too large, not UTF-8, not
+    JSON, nested too deeply, not a JSON object, another schema version, or fields of the wrong type
+    (``stage`` a string; ``params`` an object; ``inputs`` / ``outputs`` objects of {path, sha256} entries)."""
     path = Path(stage_dir) / MANIFEST_NAME
-    if not path.is_file():
+    if not path.exists():
         raise ManifestError(f"{path}: no manifest (is {stage_dir} a Doppel stage folder?)")
+    if not path.is_file():
+        raise ManifestError(f"{path}: not a regular file; {_FIX}")
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path}: {size} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES}); {_FIX}")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {e.start}); {_FIX}") from None
+    try:
+        manifest = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ManifestError(f"{path}: not valid JSON ({e})") from e
+        raise ManifestError(f"{path}: not valid JSON ({e}); {_FIX}") from None
+    except RecursionError:
+        raise ManifestError(f"{path}: JSON nested too deeply to be a manifest; {_FIX}") from None
+    check_manifest(manifest, path)
+    return manifest
+
+
+def check_manifest(manifest: Any, path: str | os.PathLike) -> None:
+    """ManifestError naming ``path`` unless ``manifest`` has the structure `write_manifest` writes."""
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path}: a JSON {_json_kind(manifest)}, expected an object; {_FIX}")
     version = manifest.get("schema_version")
     if version != MANIFEST_SCHEMA_VERSION:
-        raise ManifestError(f"{path}: schema_version {version!r}, expected {MANIFEST_SCHEMA_VERSION}")
-    return manifest
+        raise ManifestError(f"{path}: schema_version {version!r}, expected {MANIFEST_SCHEMA_VERSION}; {_FIX}")
+    if "stage" in manifest and not isinstance(manifest["stage"], str):
+        raise ManifestError(f"{path}: field 'stage' must be a string, got a JSON {_json_kind(manifest['stage'])}; "
+                            f"{_FIX}")
+    if "params" in manifest and not isinstance(manifest["params"], dict):
+        raise ManifestError(f"{path}: field 'params' must be an object, got a JSON {_json_kind(manifest['params'])}; "
+                            f"{_FIX}")
+    for field in ("inputs", "outputs"):
+        entries = manifest.get(field, {})
+        if not isinstance(entries, dict):
+            raise ManifestError(f"{path}: field {field!r} must be an object, got a JSON {_json_kind(entries)}; {_FIX}")
+        for name, entry in entries.items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)
+                    and isinstance(entry.get("sha256"), str)):
+                raise ManifestError(f"{path}: {field}.{name} must be an object with string 'path' and 'sha256'; "
+                                    f"{_FIX}")
+
+
+def _json_kind(value: Any) -> str:
+    kinds = ((dict, "object"), (list, "list"), (str, "string"), (bool, "boolean"), (int, "number"),
+             (float, "number"))
+    return next((name for t, name in kinds if isinstance(value, t)), "null")
 
 
 def stage_is_current(stage_dir: str | os.PathLike, stage: str, inputs: Mapping[str, str | os.PathLike],

@@ -7,14 +7,24 @@ errors (Doppel's own, ValueError, FileNotFoundError, ...) become one red line an
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
 import logging
+import os
+import signal
+import sqlite3
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 import doppel
+from core.errors import DoppelError
 from doppel.commands import actor as actor_cmd
 from doppel.commands import assets_cmd
 from doppel.commands import audit as audit_cmd
@@ -27,6 +37,7 @@ from doppel.commands import fit as fit_cmd
 from doppel.commands import retarget as retarget_cmd
 from doppel.commands import rig as rig_cmd
 from doppel.commands import workspace as workspace_cmd
+from doppel.quiet import native_stderr_filter, quiet_native_logs
 
 app = typer.Typer(
     name="doppel",
@@ -71,39 +82,134 @@ app.add_typer(capture_cmd.app, name="capture")
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)
+INTERRUPTED_LINE = "interrupted: nothing written, any previous result kept"
+
+
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT) or SIGTERM. Not a KeyboardInterrupt, so that typer cannot turn it into a silent exit
+    130; a BaseException, so that `except Exception` in library code lets it through to the staging cleanup."""
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _interrupts_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted inside the block (main thread only); old handlers restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class TruncatedInputError(DoppelError):
+    """An input file ended early (EOFError from a reader: a 0-byte or truncated .npz, .pkl, ...)."""
+
+
+def _eof_is_an_error(fn: Callable) -> Callable:
+    """Wrap a command so that an EOFError from a reader becomes a TruncatedInputError naming the file: click
+    would otherwise turn it into "Aborted!", exit 1, as if the user had pressed Ctrl-D at a prompt."""
+    if getattr(fn, "_doppel_eof_wrapped", False):
+        return fn
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EOFError as e:
+            where = _file_in_traceback(e)
+            what = f"{where}: empty or truncated file" if where else "an input file is empty or truncated"
+            raise TruncatedInputError(f"{what} ({e or 'unexpected end of file'})") from e
+
+    wrapper._doppel_eof_wrapped = True
+    return wrapper
+
+
+def _wrap_commands(typer_app: typer.Typer) -> None:
+    """Apply ``_eof_is_an_error`` to every command of ``typer_app`` and its sub-apps (idempotent)."""
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _eof_is_an_error(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _wrap_commands(group.typer_instance)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from core.errors import DoppelError
     from core.runtime import tune_process
 
     tune_process()   # before anything loads torch (OpenMP reads OMP_WAIT_POLICY once)
-
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in args
+    quiet_native_logs(debug)
+    _wrap_commands(app)
     try:
-        rc = app(args=argv, standalone_mode=False)
+        with _interrupts_raise(), native_stderr_filter(enabled=not debug):
+            rc = app(args=args, standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("[red]aborted[/red]")
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt):
+        _fail(INTERRUPTED_LINE, 130)
+    except typer.Abort:
+        _fail("aborted", 130)
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into a red line
-        import click
-
-        try:  # typer >= 0.2x raises its vendored click's exceptions (missing or bad options)
-            from typer._click.exceptions import ClickException as _VendoredClickException
-        except ImportError:
-            _VendoredClickException = click.exceptions.ClickException
-        if isinstance(e, (click.exceptions.ClickException, _VendoredClickException)):
-            e.show()
-            sys.exit(e.exit_code)
-        if debug or not isinstance(e, (DoppelError, *_USER_ERRORS, OSError)):
-            if not debug:
-                err_console.print(Text(f"error (internal): {type(e).__name__}: {e}", style="red"))
-                err_console.print("run again with --debug for the traceback")
-                sys.exit(2)
-            raise
-        err_console.print(Text(f"error: {e}", style="red"), soft_wrap=True)
-        sys.exit(1)
+        _handle_error(e, debug)
+    if rc == 130:       # typer's own KeyboardInterrupt path (a handler other than ours was active)
+        _fail(INTERRUPTED_LINE, 130)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _file_in_traceback(e: BaseException) -> str | None:
+    """The file a reader was reading when ``e`` was raised: the innermost frame with an open file object (or
+    a path to an existing file) among its locals; None when there is none."""
+    tb, frames = e.__traceback__, []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            name = getattr(value, "name", None) if hasattr(value, "read") else value
+            if isinstance(name, str | os.PathLike) and os.path.isfile(name):
+                return os.fspath(name)
+    return None
+
+
+def _fail(line: str, code: int) -> NoReturn:
+    err_console.print(Text(line, style="red"), soft_wrap=True)
+    sys.exit(code)
+
+
+def _handle_error(e: BaseException, debug: bool) -> NoReturn:
+    """One red line and exit 1 for a user error; exit 2 naming an internal error; the traceback with --debug."""
+    import click
+
+    try:  # typer >= 0.2x raises its vendored click's exceptions (missing or bad options)
+        from typer._click.exceptions import ClickException as _VendoredClickException
+    except ImportError:
+        _VendoredClickException = click.exceptions.ClickException
+    if isinstance(e, (click.exceptions.ClickException, _VendoredClickException)):
+        e.show()
+        sys.exit(e.exit_code)
+    if debug:
+        raise e
+    if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
+        _fail(f"error: disk full while writing the workspace index ({e}); nothing was recorded: free some space "
+              "and run again", 1)
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        where = f" writing {e.filename}" if e.filename else ""
+        _fail(f"error: disk full{where} ({e.strerror}); nothing was written: free some space and run again", 1)
+    if isinstance(e, OSError) and e.errno == errno.EEXIST and e.filename:
+        _fail(f"error: {e.filename}: already exists ({e.strerror}); choose another path", 1)
+    if not isinstance(e, (DoppelError, *_USER_ERRORS, OSError)):
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        err_console.print(Text(f"error (internal): {type(e).__name__}: {first}", style="red"), soft_wrap=True)
+        err_console.print("run again with --debug for the traceback")
+        sys.exit(2)
+    _fail(f"error: {e}", 1)

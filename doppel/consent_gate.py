@@ -2,15 +2,20 @@
 
 A gated command (capture ingest, fit, rig, retarget, export, render) does three things:
 
-1. before any work, `authorize` finds the valid consent that covers (actor, use, production, today),
-   or refuses with a `ConsentError` of one line (and the refusal is written to the audit log);
+1. before any work, `gate_from_cli` decides whose likeness its inputs are (`doppel.likeness`: content identity,
+   signed manifests, positive proof of synthetic inputs; never a silent fallback), then `authorize` finds the
+   valid consent that covers (actor, use, production, today), or refuses with a `ConsentError` of one line (and
+   the refusal is written to the audit log);
 2. it does its work, telling the run what it produced (`GatedRun.add_output`);
-3. on a clean exit, one short transaction re-checks the consent, registers the outputs with their
-   inputs (lineage) and appends one hash-chained audit record (actor, use, production, consent id,
-   inputs' and outputs' SHA-256, time, user). If the body raises, nothing is registered.
+3. on a clean exit, the run signs the manifests of its output folders with the workspace's key, then one short
+   transaction re-checks the consent, registers the outputs with their inputs (lineage) and their content
+   hashes (`assets.content_index`), and appends one hash-chained audit record (actor, use, production, consent
+   id, inputs' and outputs' SHA-256, time, user). If the body raises, nothing is registered.
 
-The built-in virtual actor (``--actor virtual``) needs no consent; its records say so. It may even run
-without a workspace (then nothing is registered), so synthetic tests and the demo need no set-up.
+The built-in virtual actor needs no consent; its records say so. It is chosen only by positive proof (synthetic
+inputs, or no likeness input at all: the command generates the double itself). Outside any workspace, commands
+still run: the virtual actor when proven, else the actor ``unknown`` (never virtual, so such outputs can never
+later pass a gate as synthetic); nothing is registered.
 
 How a command adopts the gate (the typer options are reusable ``Annotated`` types)::
 
@@ -36,17 +41,25 @@ from typing import Annotated
 
 import typer
 
-from assets import audit
+from assets import audit, content_index
 from assets.actors import get_actor
 from assets.consent import ConsentError, Use, find_valid, parse_use
-from assets.hashing import path_sha256
+from assets.hashing import ContentDigest, digest
 from assets.lineage import Asset, check_kind, find_parent, insert_asset, new_asset_id, workspace_relative
-from assets.workspace import INDEX_NAME, VIRTUAL_ACTOR_ID, WORKSPACE_ENV, Workspace, resolve_root
+from assets.manifest_signing import sign_folder
+from assets.text_fields import check_text
+from assets.workspace import INDEX_NAME, UNKNOWN_ACTOR_ID, VIRTUAL_ACTOR_ID, WORKSPACE_ENV, Workspace, resolve_root
+from core.storage import MANIFEST_NAME, read_manifest
+from doppel.likeness import InputEvidence, inspect_input, resolve_actor
+from doppel.synthetic_provenance import SYNTHETIC_NOTE
 
 log = logging.getLogger(__name__)
 
-VIRTUAL_NOTE = "not required: built-in virtual actor (synthetic, no real person's likeness)"
+VIRTUAL_NOTE = SYNTHETIC_NOTE
+UNKNOWN_NOTE = ("not checked: no workspace, and the inputs carry no provenance (whose likeness this is is unknown; "
+                "it can never pass a gate as synthetic)")
 DEFAULT_VIRTUAL_PRODUCTION = "demo"
+UNKNOWN_PRODUCTION = "unspecified"
 
 # --- the reusable typer option set --------------------------------------------------------------------
 WorkspaceOpt = Annotated[Path | None, typer.Option(
@@ -54,8 +67,8 @@ WorkspaceOpt = Annotated[Path | None, typer.Option(
     help=f"Asset-library workspace (default: ${WORKSPACE_ENV}, else the current folder).")]
 ActorOpt = Annotated[str | None, typer.Option(
     "--actor", show_default=False,
-    help=f"Actor whose likeness this works on (`doppel actor add`); '{VIRTUAL_ACTOR_ID}' for the built-in "
-         "virtual actor, which needs no consent.")]
+    help=f"Actor whose likeness this works on (`doppel actor add`); default: the one the inputs are attributed to. "
+         f"'{VIRTUAL_ACTOR_ID}' (the built-in virtual actor, no consent needed) only for inputs proven synthetic.")]
 ProductionOpt = Annotated[str | None, typer.Option(
     "--production", show_default=False,
     help="Production this work is for; a consent must cover it (optional for the virtual actor).")]
@@ -68,27 +81,28 @@ class Authorization:
     actor_id: str
     use: Use
     production: str
-    consent_id: str | None   # None only for the virtual actor
+    consent_id: str | None   # None for the virtual actor and for 'unknown' (outside a workspace)
     virtual: bool
 
     @property
     def provenance(self) -> dict:
         """A JSON-able summary for a stage's manifest.json (``extra={"consent": run.provenance}``)."""
+        note = VIRTUAL_NOTE if self.virtual else UNKNOWN_NOTE
         return {"actor": self.actor_id, "use": self.use.value, "production": self.production,
-                "consent": self.consent_id if self.consent_id else VIRTUAL_NOTE}
+                "consent": self.consent_id if self.consent_id else note}
 
 
 def authorize(ws: Workspace | None, actor_id: str, use: Use | str, production: str, *, command: str = "",
               today: _dt.date | None = None) -> Authorization:
     """The consent that allows this action now, or ConsentError (one line; the refusal is audited).
 
-    ws may be None only for the virtual actor (nothing to look up, nothing recorded).
+    ws may be None only for the virtual actor and for 'unknown' (nothing to look up, nothing recorded).
     """
     use = parse_use(use)
     if ws is None:
-        if actor_id != VIRTUAL_ACTOR_ID:
+        if actor_id not in (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID):
             raise ConsentError(f"actor {actor_id!r}: a workspace is needed to check consent (--workspace W)")
-        return Authorization(actor_id, use, production, None, True)
+        return Authorization(actor_id, use, production, None, actor_id == VIRTUAL_ACTOR_ID)
     with ws.read() as con:
         actor = get_actor(con, actor_id)
         if actor.virtual:
@@ -99,9 +113,7 @@ def authorize(ws: Workspace | None, actor_id: str, use: Use | str, production: s
             err = refusal
         else:
             return Authorization(actor_id, use, production, consent.id, False)
-    with ws.write() as con:
-        audit.append(con, {"action": "gate.refused", "command": command, "actor": actor_id, "use": use.value,
-                           "production": production, "consent": None, "detail": {"reason": str(err)}})
+    _audit_refusal(ws, command, actor_id, use, production, err)
     raise err
 
 
@@ -121,6 +133,7 @@ class GatedRun:
     command: str
     inputs: tuple[Path | str, ...] = ()           # files/folders (or asset ids) the whole action read
     today: _dt.date | None = None
+    likeness: tuple[InputEvidence, ...] = ()      # the inputs read as the actor's likeness (their content is indexed)
     registered: list[Asset] = field(default_factory=list)   # filled by finish()
     audit_seq: int | None = None                             # filled by finish()
     _pending: list[_Pending] = field(default_factory=list)
@@ -139,21 +152,25 @@ class GatedRun:
         self._pending.append(_Pending(Path(path), kind, srcs))
 
     def finish(self) -> list[Asset]:
-        """Hash the outputs, then in one transaction: re-check the consent, register outputs and lineage,
-        append the audit record. Called by `gated` on a clean exit."""
+        """Sign and hash the outputs, then in one transaction: re-check the consent, register outputs, lineage and
+        content hashes, append the audit record. Called by `gated` on a clean exit."""
         if self.ws is None:
-            log.info("%s: virtual actor without a workspace: %d output(s) not registered", self.command,
-                     len(self._pending))
+            log.info("%s: actor %s without a workspace: %d output(s) not registered", self.command,
+                     self.auth.actor_id, len(self._pending))
             return []
         ws, auth = self.ws, self.auth
-        # Hashing can be slow: do it before taking the write lock.
+        # Signing and hashing can be slow: do them before taking the write lock.
+        key = ws.manifest_key()
+        for p in self._pending:
+            if p.path.is_dir() and (p.path / MANIFEST_NAME).is_file():
+                sign_folder(p.path, key)
         all_inputs = {i for p in self._pending for i in (p.inputs if p.inputs is not None else self.inputs)}
         all_inputs |= set(self.inputs)
         in_info = {i: self._described.get(i) or _describe_input(ws, i) for i in all_inputs}
-        outs = [(p, new_asset_id(p.kind), workspace_relative(ws, p.path), path_sha256(p.path)) for p in self._pending]
-        now = audit.utc_now()
-        revoked_meanwhile = None
+        outs = [_Output(p, new_asset_id(p.kind), workspace_relative(ws, p.path), digest(p.path))
+                for p in self._pending]
         with ws.write() as con:
+            revoked_meanwhile = None
             if not auth.virtual:
                 try:
                     find_valid(con, auth.actor_id, auth.use, auth.production, self.today)
@@ -163,25 +180,9 @@ class GatedRun:
             for i, (stored, sha, asset_id) in in_info.items():
                 found = None if asset_id else find_parent(con, stored, sha)
                 parent_ids[i] = asset_id or (found.id if found else None)
-            record = {
-                "action": f"gate.{auth.use.value}", "command": self.command, "actor": auth.actor_id,
-                "use": auth.use.value, "production": auth.production,
-                "consent": auth.consent_id if auth.consent_id else VIRTUAL_NOTE,
-                "outcome": "consent_revoked_during_run" if revoked_meanwhile else "ok",
-                "inputs": sorted(({"path": stored, "sha256": sha, "asset": parent_ids[i]}
-                                  for i, (stored, sha, _) in in_info.items()), key=lambda d: d["path"]),
-                "outputs": [{"asset": aid, "kind": p.kind, "path": stored, "sha256": sha}
-                            for p, aid, stored, sha in outs],
-            }
-            entry = audit.append(con, record)
-            self.registered = []
-            for p, aid, stored, sha in outs:
-                srcs = p.inputs if p.inputs is not None else self.inputs
-                parents = sorted({parent_ids[i] for i in srcs if parent_ids[i]})
-                self.registered.append(insert_asset(
-                    con, aid=aid, kind=p.kind, path=stored, sha256=sha, actor_id=auth.actor_id,
-                    consent_id=auth.consent_id, use=auth.use.value, production=auth.production, created=now,
-                    audit_seq=entry.seq, parents=parents))
+            entry = audit.append(con, self._record(in_info, parent_ids, outs, revoked_meanwhile))
+            self.registered = [self._insert(con, o, parent_ids, entry.seq) for o in outs]
+            self._index_likeness(con, parent_ids, entry.seq)
             self.audit_seq = entry.seq
         if revoked_meanwhile:
             what = self.command or "this command"
@@ -190,12 +191,61 @@ class GatedRun:
                                f"found and removed; see `doppel consent show {auth.actor_id}`")
         return self.registered
 
+    def _record(self, in_info: dict, parent_ids: dict, outs: list[_Output], revoked: Exception | None) -> dict:
+        auth = self.auth
+        return {
+            "action": f"gate.{auth.use.value}", "command": self.command, "actor": auth.actor_id,
+            "use": auth.use.value, "production": auth.production,
+            "consent": auth.consent_id if auth.consent_id else VIRTUAL_NOTE,
+            "outcome": "consent_revoked_during_run" if revoked else "ok",
+            "inputs": sorted(({"path": stored, "sha256": sha, "asset": parent_ids[i]}
+                              for i, (stored, sha, _) in in_info.items()), key=lambda d: d["path"]),
+            "outputs": [{"asset": o.asset_id, "kind": o.pending.kind, "path": o.stored, "sha256": o.content.sha256}
+                        for o in outs],
+        }
+
+    def _insert(self, con, o: _Output, parent_ids: dict, audit_seq: int) -> Asset:
+        """One output: its asset row, lineage edges and content rows."""
+        auth = self.auth
+        srcs = o.pending.inputs if o.pending.inputs is not None else self.inputs
+        parents = sorted({parent_ids[i] for i in srcs if parent_ids[i]})
+        asset = insert_asset(con, aid=o.asset_id, kind=o.pending.kind, path=o.stored, sha256=o.content.sha256,
+                             actor_id=auth.actor_id, consent_id=auth.consent_id, use=auth.use.value,
+                             production=auth.production, created=audit.utc_now(), audit_seq=audit_seq,
+                             parents=parents)
+        content_index.insert(con, content_index.output_rows(o.asset_id, o.stored, o.content, _listed(o)),
+                             auth.actor_id, audit_seq)
+        return asset
+
+    def _index_likeness(self, con, parent_ids: dict, audit_seq: int) -> None:
+        """The inputs read as the actor's likeness become known content of that actor."""
+        rows = []
+        for e in self.likeness:
+            stored = workspace_relative(self.ws, e.path)
+            rows += content_index.input_rows(stored, e.content, parent_ids.get(e.path))
+        content_index.insert(con, rows, self.auth.actor_id, audit_seq)
+
+
+@dataclass(frozen=True)
+class _Output:
+    pending: _Pending
+    asset_id: str
+    stored: str              # path as stored in the index
+    content: ContentDigest
+
+
+def _listed(o: _Output) -> list[str]:
+    """The files an output folder's manifest lists as its outputs (relative paths)."""
+    if not (o.content.is_dir and MANIFEST_NAME in o.content.files):
+        return []
+    return [e["path"] for e in read_manifest(o.pending.path).get("outputs", {}).values()]
+
 
 def _describe_input(ws: Workspace, i: Path | str) -> tuple[str, str, str | None]:
     """(stored path, sha256, asset id if ``i`` is an asset id) for one input."""
     p = Path(i)
     if p.exists():
-        return workspace_relative(ws, p), path_sha256(p), None
+        return workspace_relative(ws, p), digest(p).sha256, None
     if isinstance(i, str) and "-" in i:  # an asset id
         with ws.read() as con:
             row = con.execute("SELECT path, sha256 FROM assets WHERE id=?", (i,)).fetchone()
@@ -206,47 +256,88 @@ def _describe_input(ws: Workspace, i: Path | str) -> tuple[str, str, str | None]
 
 @contextlib.contextmanager
 def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, *, command: str = "",
-          inputs: Sequence[str | os.PathLike] = (), today: _dt.date | None = None) -> Iterator[GatedRun]:
+          inputs: Sequence[str | os.PathLike] = (), today: _dt.date | None = None,
+          likeness: Sequence[InputEvidence] = ()) -> Iterator[GatedRun]:
     """Authorise, yield a `GatedRun` for the work, register its outputs on a clean exit.
 
+    The caller vouches for ``actor_id`` (`gate_from_cli` resolves it from the inputs first). ``likeness``: the
+    evidence of the inputs read as the actor's likeness (their hashes are reused and their content indexed).
     Raises ConsentError before the body runs when no valid consent covers the action.
     """
     auth = authorize(ws, actor_id, use, production, command=command, today=today)
-    run = GatedRun(ws, auth, command, tuple(Path(i) if Path(i).exists() else str(i) for i in inputs), today)
+    run = GatedRun(ws, auth, command, tuple(Path(i) if Path(i).exists() else str(i) for i in inputs), today,
+                   tuple(likeness))
+    hashed = {e.path: e.content.sha256 for e in likeness}
     # Inputs are checked and hashed before the work: a typo fails at once, and the hashes are of what was read.
     for i in run.inputs:
         if ws is not None:
-            run._described[i] = _describe_input(ws, i)
+            run._described[i] = ((workspace_relative(ws, i), hashed[i], None) if i in hashed
+                                 else _describe_input(ws, i))
         elif not Path(i).exists():
             raise FileNotFoundError(f"{i}: input not found")
     yield run
     run.finish()
 
 
-def open_for_actor(workspace: str | os.PathLike | None, actor_id: str) -> Workspace | None:
-    """The workspace a command means (``--workspace``, else $DOPPEL_WORKSPACE, else the current folder).
-
-    For the virtual actor with no workspace named anywhere and none in the current folder: None.
-    """
+def find_workspace(workspace: str | os.PathLike | None) -> Workspace | None:
+    """The workspace a command means: ``--workspace``, else $DOPPEL_WORKSPACE (either must be one), else the
+    current folder when it is one; None when none is named and the current folder is not one."""
     named = workspace is not None or bool(os.environ.get(WORKSPACE_ENV))
     root = resolve_root(workspace)
-    if actor_id == VIRTUAL_ACTOR_ID and not named and not (root / INDEX_NAME).is_file():
+    if not named and not (root / INDEX_NAME).is_file():
         return None
     return Workspace.open(root)
 
 
+def open_for_actor(workspace: str | os.PathLike | None, actor_id: str) -> Workspace | None:
+    """`find_workspace`; for a real actor a workspace is required (WorkspaceError naming the folder)."""
+    ws = find_workspace(workspace)
+    if ws is None and actor_id not in (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID):
+        return Workspace.open(workspace)  # raises: not a workspace, with the `doppel init` hint
+    return ws
+
+
 def gate_from_cli(workspace: Path | None, actor: str | None, production: str | None, use: Use | str, *,
-                  command: str, inputs: Sequence[str | os.PathLike] = ()) -> contextlib.AbstractContextManager:
-    """`gated` from the values of WorkspaceOpt / ActorOpt / ProductionOpt; errors are one line each."""
-    if not actor:
-        raise ConsentError(f"{command}: --actor is required (an actor added with `doppel actor add`, or "
-                           f"'{VIRTUAL_ACTOR_ID}' for the built-in virtual actor)")
-    if not production:
-        if actor != VIRTUAL_ACTOR_ID:
-            raise ConsentError(f"{command}: --production is required for actor {actor!r} (consent is per production)")
-        production = DEFAULT_VIRTUAL_PRODUCTION
-    ws = open_for_actor(workspace, actor)
-    return gated(ws, actor, use, production, command=command, inputs=inputs)
+                  command: str, inputs: Sequence[str | os.PathLike] = (),
+                  likeness: Sequence[str | os.PathLike] | None = None,
+                  evidence: Sequence[str | os.PathLike] = ()) -> contextlib.AbstractContextManager:
+    """`gated` from the values of WorkspaceOpt / ActorOpt / ProductionOpt; errors are one line each.
+
+    likeness: the inputs whose likeness the command works on (default: all ``inputs``); the actor is resolved
+    from them (`doppel.likeness.resolve_actor`: ``--actor`` must agree with them; without it, the actor they are
+    attributed to, else the virtual actor only by proof, else refused in a workspace / ``unknown`` outside).
+    evidence: further inputs that may be attributed to an actor but need no provenance (an animation clip).
+    A refusal is audited (inside a workspace) before it is raised.
+    """
+    if production is not None:
+        production = check_text(production, "--production", forbid=",")
+    if actor and actor not in (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID) and not production:
+        raise ConsentError(f"{command}: --production is required for actor {actor!r} (consent is per production)")
+    ws = open_for_actor(workspace, actor or VIRTUAL_ACTOR_ID)
+    likeness = list(inputs if likeness is None else likeness)
+    key = ws.manifest_key() if ws is not None else None
+    found = [inspect_input(p, required=True, ws=ws, key=key) for p in likeness]
+    found += [inspect_input(p, required=False, ws=ws, key=key) for p in evidence]
+    try:
+        actor_id = resolve_actor(actor, found, command=command, in_workspace=ws is not None)
+    except ConsentError as refusal:
+        if ws is not None:
+            _audit_refusal(ws, command, actor, use, production, refusal, found)
+        raise
+    if actor_id not in (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID) and not production:
+        raise ConsentError(f"{command}: --production is required for actor {actor_id!r} (consent is per production)")
+    production = production or (DEFAULT_VIRTUAL_PRODUCTION if actor_id == VIRTUAL_ACTOR_ID else UNKNOWN_PRODUCTION)
+    return gated(ws, actor_id, use, production, command=command, inputs=inputs, likeness=found)
+
+
+def _audit_refusal(ws: Workspace, command: str, actor: str | None, use: Use | str, production: str | None,
+                   refusal: Exception, found: Sequence[InputEvidence] = ()) -> None:
+    """Append a ``gate.refused`` record: who asked for what, why it was refused, the inputs' hashes."""
+    inputs = [{"path": workspace_relative(ws, e.path), "sha256": e.content.sha256} for e in found]
+    with ws.write() as con:
+        audit.append(con, {"action": "gate.refused", "command": command, "actor": actor,
+                           "use": str(use.value if isinstance(use, Use) else use), "production": production,
+                           "consent": None, "detail": {"reason": str(refusal), "inputs": inputs}})
 
 
 # --- registering a pipeline run's stage folders (used by `doppel demo --workspace`) -----------------------
@@ -289,37 +380,3 @@ def register_stage_folders(ws: Workspace | None, actor_id: str, production: str,
         for e in manifest.get("outputs", {}).values():
             by_hash.setdefault(e["sha256"], Path(folder))
     return registered
-
-
-# --- whose likeness a command works on ---------------------------------------------------------------------
-def recorded_actor(path: str | os.PathLike) -> str | None:
-    """The actor recorded in a stage folder's manifest.json (``params.actor_id``, else ``consent.actor``), or
-    None when ``path`` is not a stage folder or records none. A file's folder is looked at too."""
-    from core.storage import MANIFEST_NAME, read_manifest
-
-    p = Path(path)
-    folder = p if p.is_dir() else p.parent
-    if not (folder / MANIFEST_NAME).is_file():
-        return None
-    try:
-        manifest = read_manifest(folder)
-    except Exception:  # noqa: BLE001 - an unreadable manifest records no actor; the stage reports it itself
-        return None
-    actor = (manifest.get("params") or {}).get("actor_id")
-    if not actor and isinstance(manifest.get("consent"), dict):
-        actor = manifest["consent"].get("actor")
-    return str(actor) if actor else None
-
-
-def resolve_actor(explicit: str | None, inputs: Sequence[str | os.PathLike], *, command: str) -> str:
-    """The actor a command works on: ``--actor`` if given, else the one its inputs record, else the virtual
-    actor. An input made from one actor's likeness cannot be processed under another actor's name."""
-    recorded = {a for a in (recorded_actor(i) for i in inputs) if a and a != VIRTUAL_ACTOR_ID}
-    if len(recorded) > 1:
-        raise ConsentError(f"{command}: inputs come from several actors ({', '.join(sorted(recorded))})")
-    if explicit:
-        if recorded and explicit not in recorded:
-            raise ConsentError(f"{command}: the inputs were made from actor {recorded.pop()!r}'s likeness, "
-                               f"not {explicit!r}")
-        return explicit
-    return recorded.pop() if recorded else VIRTUAL_ACTOR_ID

@@ -109,7 +109,7 @@ def load_target(rig: Path):
     """(TargetSkeleton, pose_vertices factory or None, faces or None) for a rig folder (rig.npz +
     manifest.json) or, for BVH-to-BVH retargeting, a .bvh file whose rest pose is the target."""
     from mocap_retarget.bvh import read_bvh
-    from mocap_retarget.retarget import TargetSkeleton
+    from mocap_retarget.skeleton import TargetSkeleton
     from rigging import Rig
 
     rig = Path(rig)

@@ -16,6 +16,7 @@ import numpy as np
 
 from capture.charuco import BoardSpec
 from capture.npcam import PinholeNP, as_np
+from core.limits import ResourceEstimate
 
 log = logging.getLogger(__name__)
 
@@ -243,87 +244,163 @@ def motion_pose(base: dict[str, list[float]], t: float) -> dict[str, list[float]
     return {k: [float(x) * (1.0 + 0.8 * t) for x in v] for k, v in base.items()}
 
 
-def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024, supersample: int = 1,
-                       texture_size: int = 1024, progress=None, actor=None, frames: int = 1) -> SyntheticCapture:
-    """Render the virtual actor (seed) from ``n_cameras`` calibrated cameras into OUT/session (exactly a
-    real capture's layout) and write OUT/ground_truth (mesh.ply, params.json, landmarks3d.json).
+# Cost model of a synthetic capture (measured on CPU, see docs/benchmarks.md; rough, +-50 %)
+SYNTH_BASE_BYTES = 1.3e9            # the actor, anny's model and torch: resident before the first render
+SYNTH_RENDER_BYTES_PER_PX = 160.0   # rasterizer buffers per rendered (supersampled) pixel
+SYNTH_PNG_BYTES_PER_PX = 1.0        # an 8-bit RGB PNG of a render, upper bound
+SYNTH_ACTOR_SECONDS = 8.0           # building the virtual actor of one frame
+SYNTH_VIEW_SECONDS = 1.0            # fixed cost of one view
+SYNTH_SECONDS_PER_PX = 1.6e-6       # per rendered pixel
+SYNTH_GROUND_TRUTH_BYTES = 5e6      # mesh.ply + joints.json of one frame
 
-    progress(step, i, total) is called before each view is rendered. actor: an already built
-    ``VirtualActor`` for ``seed`` (skips building it again). frames > 1: a take of that many frames of a
-    smooth motion (``motion_pose``), images/FRAME/CAMERA.png with FRAME = 000, 001, ...; the ground truth of
-    every frame in OUT/ground_truth/frames/FRAME/ (mesh.ply, joints.json), OUT/ground_truth/mesh.ply = frame
-    000.
-    """
-    import json
-    import time
-    from pathlib import Path
 
-    import torch
+def estimate_synthetic_capture(n_cameras: int, size: int, frames: int = 1, supersample: int = 1,
+                               texture_size: int = 1024) -> ResourceEstimate:
+    """Memory, disk and time of ``synthesize_capture`` with these arguments, before any work. Views are
+    rendered and written one at a time, so memory does not grow with cameras or frames."""
+    px = float(size) * size * supersample * supersample
+    texture = 3.0 * 4 * texture_size * texture_size * 2           # float texture + its tensor copy
+    memory = SYNTH_BASE_BYTES + texture + SYNTH_RENDER_BYTES_PER_PX * px + 3 * 4 * float(size) * size
+    disk = frames * (n_cameras * SYNTH_PNG_BYTES_PER_PX * size * size + SYNTH_GROUND_TRUTH_BYTES)
+    seconds = frames * (SYNTH_ACTOR_SECONDS + n_cameras * (SYNTH_VIEW_SECONDS + SYNTH_SECONDS_PER_PX * px))
+    what = f"capture synth: {n_cameras} cameras x {frames} frame(s) at {size}x{size} px"
+    return ResourceEstimate(what, memory, disk, seconds)
 
-    from capture.session import write_session
-    from core.meshio import write_ply
-    from core.storage import atomic_write_json
-    from doppel.virtual_actor import build_virtual_actor
-    from neural_render import composite, render_mesh
 
+def check_synthetic_capture_args(n_cameras: int, size: int, frames: int) -> None:
+    """ValueError naming the option when a synthetic capture's arguments are out of range."""
     if n_cameras < 2:
         raise ValueError(f"--cameras must be >= 2 (triangulation needs two views), got {n_cameras}")
     if size < 64:
         raise ValueError(f"--size must be >= 64 px, got {size}")
     if frames < 1:
         raise ValueError(f"--frames must be >= 1, got {frames}")
-    out = Path(out)
-    t0 = time.perf_counter()
-    actor = actor if actor is not None else build_virtual_actor(seed, texture_size=texture_size)
+
+
+@dataclass
+class _Scene:
+    """What every view of a synthetic capture shares: the cameras and the actor's mesh buffers."""
+
+    cams_np: list[PinholeNP]
+    keypoints: dict[str, np.ndarray]  # COCO name -> (3,) world metres, frame 000
+    faces: object                     # (F, 3) int64 tensor
+    uvs: object                       # (T, 2) float tensor
+    face_uvs: object                  # (F, 3) int64 tensor
+    texture: object                   # (H, W, 3) float tensor, sRGB
+
+
+def _build_scene(actor, n_cameras: int, size: int, seed: int) -> _Scene:
+    """Place the cameras around ``actor`` (aimed at its head and body centre) and share its mesh buffers."""
+    import torch
+
     kp = coco_keypoints(actor)
     head = (kp["left_eye"] + kp["right_eye"]) / 2 * 0.6 + kp["nose"] * 0.4
     lo, hi = actor.vertices.min(0), actor.vertices.max(0)
-    body_centre = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
-    cams_np = rig_layout(n_cameras, head, body_centre, size, seed)
-    timings = {"actor": time.perf_counter() - t0}
-    t1 = time.perf_counter()
-    names = [f"{i:03d}" for i in range(frames)] if frames > 1 else [None]
-    actors = [actor] + [build_virtual_actor(seed, texture_size=texture_size,
-                                            pose=motion_pose(actor.pose, i / (frames - 1))) for i in range(1, frames)]
-    faces = torch.tensor(actor.faces)
-    uvs, fuv = torch.tensor(actor.uvs), torch.tensor(actor.face_uvs)
-    tex = torch.tensor(actor.texture)
-    images_by_frame = {}
-    for fname, act in zip(names, actors, strict=True):
-        verts = torch.tensor(act.vertices, dtype=torch.float32)
-        images = {}
-        for i, c in enumerate(cams_np):
-            if progress:
-                progress(c.name if fname is None else f"{fname}/{c.name}", i, len(cams_np))
-            cam = c.to_camera(dtype=torch.float32)
-            with torch.no_grad():
-                rgba = render_mesh(verts, faces, cam, uvs=uvs, face_uvs=fuv, texture=tex, supersample=supersample)
-            images[c.name] = composite(rgba, BACKGROUND_SRGB)[0].clamp(0, 1).numpy()
-        images_by_frame[fname] = images
-    timings["render"] = time.perf_counter() - t1
-    cameras = [c.to_camera() for c in cams_np]
-    session = out / "session"
-    for fname, images in images_by_frame.items():
-        write_session(session, cameras, images, frame=fname,
-                      synthetic={"seed": seed, "frames": frames, "note": "virtual actor, no consent needed"})
-    gt = out / "ground_truth"
+    cams_np = rig_layout(n_cameras, head, (lo + hi) / 2, size, seed)
+    return _Scene(cams_np, kp, torch.tensor(actor.faces), torch.tensor(actor.uvs), torch.tensor(actor.face_uvs),
+                  torch.tensor(actor.texture))
+
+
+def _render_view(scene: _Scene, verts, cam: PinholeNP, supersample: int) -> np.ndarray:
+    """One view of the actor (verts (V, 3) float32 tensor) -> (H, W, 3) uint8 sRGB over the backdrop."""
+    import torch
+
+    from neural_render import composite, render_mesh
+
+    with torch.no_grad():
+        rgba = render_mesh(verts, scene.faces, cam.to_camera(dtype=torch.float32), uvs=scene.uvs,
+                           face_uvs=scene.face_uvs, texture=scene.texture, supersample=supersample)
+    rgb = composite(rgba, BACKGROUND_SRGB)[0].clamp(0, 1).numpy()
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def _write_view_png(path, rgb: np.ndarray) -> None:
+    """(H, W, 3) uint8 RGB -> PNG at ``path`` (atomic), the layout ``capture.session.write_session`` writes."""
+    import cv2
+
+    from core.storage import atomic_write_bytes
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"{path}: image could not be encoded as PNG")
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def _write_frame_ground_truth(folder, act) -> None:
+    """FOLDER/mesh.ply and FOLDER/joints.json of one frame's posed actor."""
+    from core.meshio import write_ply
+    from core.storage import atomic_write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_ply(folder / "mesh.ply", act.vertices, act.faces)
+    atomic_write_json(folder / "joints.json", {
+        "units": "m", "pose": act.pose,
+        "joints": {n: [round(float(x), 6) for x in q] for n, q in zip(act.joint_names, act.joints, strict=True)}})
+
+
+def _write_ground_truth(gt, actor, kp: dict[str, np.ndarray], params: dict) -> None:
+    """GT/mesh.ply (frame 000), GT/params.json (``params`` + the actor's parameters), GT/landmarks3d.json."""
+    from core.meshio import write_ply
+    from core.storage import atomic_write_json
+
     gt.mkdir(parents=True, exist_ok=True)
-    if frames > 1:
-        for fname, act in zip(names, actors, strict=True):
-            (gt / "frames" / fname).mkdir(parents=True, exist_ok=True)
-            write_ply(gt / "frames" / fname / "mesh.ply", act.vertices, act.faces)
-            atomic_write_json(gt / "frames" / fname / "joints.json", {
-                "units": "m", "pose": act.pose,
-                "joints": {n: [round(float(x), 6) for x in q] for n, q in zip(act.joint_names, act.joints,
-                                                                                strict=True)}})
     write_ply(gt / "mesh.ply", actor.vertices, actor.faces)
-    atomic_write_json(gt / "params.json", {"seed": seed, "phenotype": actor.phenotype, "expression": actor.expression,
-                                           "pose": actor.pose, "size": size, "n_cameras": n_cameras, "frames": frames,
-                                           "supersample": supersample, "frame": "Doppel: metres, +Y up, facing +Z"})
+    atomic_write_json(gt / "params.json", {"seed": params["seed"], "phenotype": actor.phenotype,
+                                           "expression": actor.expression, "pose": actor.pose, **params,
+                                           "frame": "Doppel: metres, +Y up, facing +Z"})
     atomic_write_json(gt / "landmarks3d.json", {
         "units": "m", "coco": {k: [round(float(x), 6) for x in v] for k, v in kp.items()},
         "coco_to_mediapipe_pose": COCO_TO_MEDIAPIPE_POSE,
         "joints": {n: [round(float(x), 6) for x in p] for n, p in zip(actor.joint_names, actor.joints, strict=True)}})
-    del json
+
+
+def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024, supersample: int = 1,
+                       texture_size: int = 1024, progress=None, actor=None, frames: int = 1) -> SyntheticCapture:
+    """Render the virtual actor (seed) from ``n_cameras`` calibrated cameras into OUT/session (exactly a
+    real capture's layout) and write OUT/ground_truth (mesh.ply, params.json, landmarks3d.json).
+
+    progress(step, i, total) is called before each view is rendered (i counts views over all frames, total =
+    frames * cameras). actor: an already built ``VirtualActor`` for ``seed`` (skips building it again).
+    frames > 1: a take of that many frames of a smooth motion (``motion_pose``), images/FRAME/CAMERA.png with
+    FRAME = 000, 001, ...; the ground truth of every frame in OUT/ground_truth/frames/FRAME/ (mesh.ply,
+    joints.json), OUT/ground_truth/mesh.ply = frame 000. Frames are built, rendered and written one view at
+    a time: memory does not grow with cameras or frames (``estimate_synthetic_capture``).
+    """
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from capture.session import write_session
+    from doppel.virtual_actor import build_virtual_actor
+
+    check_synthetic_capture_args(n_cameras, size, frames)
+    out = Path(out)
+    t0 = time.perf_counter()
+    actor = actor if actor is not None else build_virtual_actor(seed, texture_size=texture_size)
+    scene = _build_scene(actor, n_cameras, size, seed)
+    timings = {"actor": time.perf_counter() - t0, "render": 0.0}
+    session, gt = out / "session", out / "ground_truth"
+    total = frames * n_cameras
+    for f in range(frames):
+        fname = f"{f:03d}" if frames > 1 else None
+        act = actor if f == 0 else build_virtual_actor(seed, texture_size=texture_size,
+                                                       pose=motion_pose(actor.pose, f / (frames - 1)))
+        folder = session / "images" / fname if fname else session / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        verts = torch.tensor(act.vertices, dtype=torch.float32)
+        t1 = time.perf_counter()
+        for i, c in enumerate(scene.cams_np):
+            if progress:
+                progress(c.name if fname is None else f"{fname}/{c.name}", f * n_cameras + i, total)
+            _write_view_png(folder / f"{c.name}.png", _render_view(scene, verts, c, supersample))
+        timings["render"] += time.perf_counter() - t1
+        if fname:
+            _write_frame_ground_truth(gt / "frames" / fname, act)
+    cameras = [c.to_camera() for c in scene.cams_np]
+    write_session(session, cameras, {}, synthetic={"seed": seed, "frames": frames,
+                                                   "note": "virtual actor, no consent needed"})
+    _write_ground_truth(gt, actor, scene.keypoints, {"seed": seed, "size": size, "n_cameras": n_cameras,
+                                                     "frames": frames, "supersample": supersample})
     return SyntheticCapture(session_dir=session, ground_truth_dir=gt, cameras=cameras,
-                            keypoints3d={k: v.tolist() for k, v in kp.items()}, timings=timings)
+                            keypoints3d={k: v.tolist() for k, v in scene.keypoints.items()}, timings=timings)

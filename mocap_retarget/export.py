@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from mocap_retarget.bvh import Motion, write_bvh
-from mocap_retarget.retarget import Animation, RetargetResult, TargetSkeleton
+from mocap_retarget.retarget import RetargetResult
+from mocap_retarget.skeleton import TargetSkeleton
+from rigging.animation import Animation
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ def animation_to_motion(anim: Animation, target: TargetSkeleton, order: str = "Z
     """The animation as a BVH-style Motion on the target skeleton: rest pose = the bind pose with
     identity rotations (offsets in world axes), root with 6 channels, other joints 3 (``order``), an End
     Site 5 cm along each leaf joint's bind Y axis. World positions equal ``anim.world(target)``."""
-    W, P = anim.world(target)
+    W, P = target.pose(anim)
     Bw, bp = target.bind_rot, target.bind_pos
     G = np.einsum("fjab,jcb->fjac", W, Bw)                   # world rotation relative to bind, world axes
     local = np.empty_like(G)
@@ -43,38 +45,56 @@ def animation_to_motion(anim: Animation, target: TargetSkeleton, order: str = "Z
 
 
 def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, source_path: str | Path,
-                  params: dict, pose_vertices: Callable[[np.ndarray], np.ndarray] | None = None,
+                  params: dict, metrics: dict, pose_vertices: Callable[[np.ndarray], np.ndarray] | None = None,
                   faces: np.ndarray | None = None, preview_frames: int = 6, video_seconds: float = 4.0,
-                  video_fps: float = 24.0, size: int = 320) -> dict[str, Path]:
+                  video_fps: float = 24.0, size: int = 320, fps_info: dict | None = None) -> dict[str, Path]:
     """Write every output into ``out`` and its manifest; returns name -> path.
 
-    pose_vertices(frame_indices (n,)) -> (n, V, 3) posed mesh vertices (optional; e.g. Rig.pose);
-    faces (T, 3) for shading. The mp4 covers the first ``video_seconds`` at ``video_fps``.
+    metrics: from `metrics.compute_metrics(res, target)` (the caller computes them). pose_vertices(frame_indices
+    (n,)) -> (n, V, 3) posed mesh vertices (optional; e.g. Rig.pose); faces (T, 3) for shading. The mp4 covers the
+    first ``video_seconds`` at ``video_fps``. fps_info: the clip's frame rate as read and as snapped (manifest).
     """
     from core.storage import atomic_write_json, write_manifest
-    from mocap_retarget.preview import render_frames, write_mp4, write_png
+    from mocap_retarget.preview import check_preview_size
 
+    check_preview_size(size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     anim = res.animation
-    F = anim.num_frames
     files = {"animation": out / "animation.npz", "bvh": out / "retargeted.bvh", "metrics": out / "metrics.json",
              "preview_png": out / "preview.png", "preview_mp4": out / "preview.mp4"}
     anim.save(files["animation"])
     write_bvh(files["bvh"], animation_to_motion(anim, target), units="m")
-    metrics = dict(res.metrics)
-    metrics["mapping"] = {"source": {r: res.source_map.names[j] for r, j, _ in res.pairs},
-                          "target": {r: target.names[k] for r, _, k in res.pairs},
-                          "source_unmapped": res.source_map.unmapped_joints}
-    atomic_write_json(files["metrics"], metrics)
+    full = dict(metrics)
+    full["mapping"] = {"source": {r: res.source_map.names[j] for r, j, _ in res.pairs},
+                       "target": {r: target.names[k] for r, _, k in res.pairs},
+                       "source_unmapped": res.source_map.unmapped_joints}
+    atomic_write_json(files["metrics"], full)
+    _write_previews(files, res, target, pose_vertices, faces, preview_frames, video_seconds, video_fps, size)
+    extra = {"animation": {"frames": anim.num_frames, "fps": anim.fps, "joints": len(anim.joint_names),
+                           "local_rotations": "relative to the bind pose, in each joint's bind frame",
+                           "root_translation": "world offset of the root from its bind position, m"},
+             "metrics_summary": {k: v for k, v in metrics.items() if not isinstance(v, dict)}}
+    if fps_info:
+        extra["frame_rate"] = fps_info
+    write_manifest(out, STAGE, inputs={"clip": source_path}, params=params,
+                   outputs={k: p.name for k, p in files.items()}, extra=extra)
+    return files
 
-    sp = res.source_map.names
-    src_parents = _parents_of(res, len(sp))
+
+def _write_previews(files: dict[str, Path], res: RetargetResult, target: TargetSkeleton,
+                    pose_vertices: Callable[[np.ndarray], np.ndarray] | None, faces: np.ndarray | None,
+                    preview_frames: int, video_seconds: float, video_fps: float, size: int) -> None:
+    """preview.png (a few frames, source beside the double) and preview.mp4 (the first seconds)."""
+    from mocap_retarget.preview import render_frames, write_mp4, write_png
+
+    anim = res.animation
+    F = anim.num_frames
+    src_parents = _parents_of(res, len(res.source_map.names))
     frames = np.unique(np.linspace(0, F - 1, min(preview_frames, F)).round().astype(int))
     verts = pose_vertices(frames) if pose_vertices is not None else None
     imgs = render_frames(res.source_positions, src_parents, res.target_positions, target.parents, frames, size=size,
-                         vertices=verts, faces=faces, floor_y=target.floor_y,
-                         source_floor_y=res.source_floor)
+                         vertices=verts, faces=faces, floor_y=target.floor_y, source_floor_y=res.source_floor)
     write_png(files["preview_png"], imgs, columns=2)
     step = max(1, int(round(anim.fps / video_fps)))
     vframes = np.arange(0, min(F, int(video_seconds * anim.fps) + 1), step)
@@ -83,13 +103,6 @@ def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, 
                         size=size, vertices=vverts, faces=faces, floor_y=target.floor_y,
                         source_floor_y=res.source_floor)
     write_mp4(files["preview_mp4"], vid, fps=anim.fps / step)
-    write_manifest(out, STAGE, inputs={"clip": source_path}, params=params,
-                   outputs={k: p.name for k, p in files.items()},
-                   extra={"animation": {"frames": F, "fps": anim.fps, "joints": len(anim.joint_names),
-                                        "local_rotations": "relative to the bind pose, in each joint's bind frame",
-                                        "root_translation": "world offset of the root from its bind position, m"},
-                          "metrics_summary": {k: v for k, v in res.metrics.items() if not isinstance(v, dict)}})
-    return files
 
 
 def _parents_of(res: RetargetResult, n: int) -> np.ndarray:

@@ -21,11 +21,25 @@ def _view(points: np.ndarray, azimuth_deg: float) -> np.ndarray:
     return points @ R.T
 
 
+MIN_PREVIEW_SIZE = 32      # pixels: below this a panel shows nothing readable
+MAX_PREVIEW_SIZE = 2048    # pixels: a 2048 x 4096 frame per video frame is already a large preview
+
+
+def check_preview_size(size: int, option: str = "--preview-size") -> int:
+    """``size`` when it is an int in [MIN_PREVIEW_SIZE, MAX_PREVIEW_SIZE]; else ValueError naming ``option``."""
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not \
+            MIN_PREVIEW_SIZE <= size <= MAX_PREVIEW_SIZE:
+        raise ValueError(f"{option} must be an integer from {MIN_PREVIEW_SIZE} to {MAX_PREVIEW_SIZE} pixels, "
+                         f"got {size!r}")
+    return int(size)
+
+
 def render_frames(source: np.ndarray, source_parents: np.ndarray, target: np.ndarray, target_parents: np.ndarray,
                   frames: np.ndarray, size: int = 320, vertices: np.ndarray | None = None,
                   faces: np.ndarray | None = None, azimuth_deg: float = 60.0, floor_y: float = 0.0,
                   source_floor_y: float | None = None) -> list[np.ndarray]:
     """One RGB uint8 image (size, 2*size, 3) per frame index: source skeleton left, double right.
+    size: MIN_PREVIEW_SIZE..MAX_PREVIEW_SIZE pixels (ValueError otherwise).
 
     source (F, Js, 3), target (F, J, 3) joint positions in metres (Doppel frame); vertices (n, V, 3)
     posed mesh for the n = len(frames) frames (optional; faces (T, 3) for its normals).
@@ -34,6 +48,7 @@ def render_frames(source: np.ndarray, source_parents: np.ndarray, target: np.nda
     """
     import cv2
 
+    check_preview_size(size)
     out = []
     sfloor = floor_y if source_floor_y is None else source_floor_y
     hs = np.percentile(source[frames][..., 1], 99.5) - min(sfloor, source[frames][..., 1].min())
@@ -136,6 +151,9 @@ def write_mp4(path: str | Path, images: list[np.ndarray], fps: float) -> Path:
                 pad = np.full(((h + 15) // 16 * 16, (wd + 15) // 16 * 16, 3), 255, dtype=np.uint8)
                 pad[:h, :wd] = im
                 w.append_data(pad)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; a preview is shared like any new file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,5 +1,5 @@
 """What every exporter shares: the animation input, presets (up axis, units), the conversion of a `Rig` (+ an
-`ExportAnimation`) into the target frame, and atomic output.
+`Animation`) into the target frame, and atomic output.
 
 Frames. Doppel's frame is metres, right-handed, +Y up, facing +Z (core.conventions). A target frame is an up axis
 ("y": Doppel's axes; "z": (x, y, z) -> (x, -z, y), the inverse of core.conventions.zup_to_doppel, so the actor faces
@@ -23,11 +23,10 @@ import numpy as np
 
 from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL
 from core.errors import DoppelError
+from rigging.animation import Animation, snap_fps
 
 log = logging.getLogger(__name__)
 
-ANIMATION_FILE = "animation.npz"
-ROTATION_TOL = 1e-3            # |R^T R - I| and |det R - 1| of an animation's local rotations
 Up = Literal["y", "z"]
 Units = Literal["m", "cm"]
 FORMATS = ("fbx", "usd", "usda", "usdc", "usdz", "glb")
@@ -42,136 +41,7 @@ class ExportError(DoppelError):
     """An export failed or its input does not fit (animation vs rig, bad options, output path)."""
 
 
-# -- animation input ------------------------------------------------------------------------------------------
-
-@dataclass
-class ExportAnimation:
-    """An animation for a rig, in the rig's pose convention (see rigging.rig).
-
-    joint_names: J names of rig joints (a subset of the rig's, any order; rig joints not listed stay at bind).
-    local_rotations: (T, J, 3, 3) float rotation matrices relative to the bind pose, in each joint's bind frame,
-        as `Rig.pose` takes them. root_translation: (T, 3) metres, Doppel frame (world offset of the roots).
-    blendshape_names / blendshape_weights: K names and (T, K) weights (usually in [0, 1]), or empty / None.
-    fps: frames per second (> 0).
-    """
-
-    joint_names: list[str]
-    local_rotations: np.ndarray
-    root_translation: np.ndarray
-    fps: float
-    blendshape_names: list[str] = field(default_factory=list)
-    blendshape_weights: np.ndarray | None = None
-    source: str = ""              # where it came from (file), for messages and provenance
-
-    def __post_init__(self) -> None:
-        self.joint_names = [str(n) for n in self.joint_names]
-        self.blendshape_names = [str(n) for n in self.blendshape_names]
-        self.local_rotations = np.asarray(self.local_rotations, dtype=np.float64)
-        self.root_translation = np.asarray(self.root_translation, dtype=np.float64)
-        if self.blendshape_weights is not None:
-            self.blendshape_weights = np.asarray(self.blendshape_weights, dtype=np.float64)
-        self.fps = float(self.fps)
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.local_rotations.shape[0])
-
-    def validate(self) -> ExportAnimation:
-        """Check shapes, finiteness and that the rotations are rotations; raises ExportError. Returns self."""
-        where = self.source or "animation"
-        J = len(self.joint_names)
-        R, t = self.local_rotations, self.root_translation
-        if R.ndim != 4 or R.shape[1:] != (J, 3, 3) or R.shape[0] < 1:
-            raise ExportError(f"{where}: local_rotations must be (T, {J}, 3, 3) with T >= 1, got {R.shape}")
-        T = R.shape[0]
-        if t.shape != (T, 3):
-            raise ExportError(f"{where}: root_translation must be ({T}, 3), got {t.shape}")
-        if len(set(self.joint_names)) != J:
-            raise ExportError(f"{where}: duplicated joint names")
-        if not (np.isfinite(R).all() and np.isfinite(t).all()):
-            raise ExportError(f"{where}: non-finite rotations or translations")
-        err = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max()
-        det = np.linalg.det(R)
-        if err > ROTATION_TOL or np.abs(det - 1).max() > ROTATION_TOL:
-            f, j = np.unravel_index(int(np.argmax(np.abs(det - 1))), det.shape)
-            raise ExportError(f"{where}: local_rotations are not rotation matrices (|R^T R - I| up to {err:.2e}; "
-                              f"frame {f} joint {self.joint_names[j]!r} det {det[f, j]:.4f})")
-        if not np.isfinite(self.fps) or self.fps <= 0:
-            raise ExportError(f"{where}: fps must be > 0, got {self.fps}")
-        K = len(self.blendshape_names)
-        if K or self.blendshape_weights is not None:
-            w = self.blendshape_weights
-            if w is None or w.shape != (T, K) or not np.isfinite(w).all():
-                raise ExportError(f"{where}: blendshape_weights must be finite ({T}, {K}), got "
-                                  f"{None if w is None else w.shape}")
-        return self
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``directory/animation.npz`` (the layout `load_animation` reads; atomic). Returns the file."""
-        import io
-
-        from core.storage import atomic_write_bytes
-
-        self.validate()
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        arrays = {"joint_names": np.array(self.joint_names, dtype=np.str_),
-                  "local_rotations": self.local_rotations.astype(np.float32),
-                  "root_translation": self.root_translation.astype(np.float32),
-                  "fps": np.array(self.fps, dtype=np.float64),
-                  "blendshape_names": np.array(self.blendshape_names, dtype=np.str_).reshape(-1)}
-        if self.blendshape_weights is not None:
-            arrays["blendshape_weights"] = self.blendshape_weights.astype(np.float32)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        return atomic_write_bytes(d / ANIMATION_FILE, buf.getvalue())
-
-
-def load_animation(path: str | Path) -> ExportAnimation:
-    """Read an animation folder (``DIR/animation.npz``, with an optional ``manifest.json`` whose listed SHA-256 is
-    checked) or an ``.npz`` file. Arrays: joint_names (J,) str, local_rotations (T, J, 3, 3) (or (T, J, 3)
-    axis-angle, radians), root_translation (T, 3) metres, fps scalar, optional blendshape_names (K,) and
-    blendshape_weights (T, K)."""
-    from core.storage import read_manifest, sha256_file
-
-    p = Path(path)
-    if p.is_dir():
-        f = p / ANIMATION_FILE
-        if not f.is_file():
-            raise FileNotFoundError(f"{p}: no {ANIMATION_FILE} in this animation folder")
-        if (p / "manifest.json").is_file():
-            manifest = read_manifest(p)
-            entry = next((e for e in manifest.get("outputs", {}).values()
-                          if isinstance(e, dict) and e.get("path") == ANIMATION_FILE), None)
-            if entry and entry.get("sha256") and entry["sha256"] != sha256_file(f):
-                raise ExportError(f"{f}: content does not match the SHA-256 in {p / 'manifest.json'}")
-    elif p.is_file():
-        f = p
-    else:
-        raise FileNotFoundError(f"{p}: animation folder or file does not exist")
-    try:
-        with np.load(f, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (ValueError, OSError) as e:
-        raise ExportError(f"{f}: unreadable animation ({e})") from e
-    missing = [k for k in ("joint_names", "local_rotations", "root_translation", "fps") if k not in data]
-    if missing:
-        raise ExportError(f"{f}: missing arrays {missing} (expected joint_names, local_rotations, "
-                          f"root_translation, fps)")
-    R = np.asarray(data["local_rotations"], dtype=np.float64)
-    if R.ndim == 3 and R.shape[-1] == 3:                         # axis-angle
-        import roma
-        import torch
-
-        R = roma.rotvec_to_rotmat(torch.from_numpy(R)).numpy()
-    names = data.get("blendshape_names")
-    return ExportAnimation(
-        joint_names=data["joint_names"].tolist(), local_rotations=R, root_translation=data["root_translation"],
-        fps=float(data["fps"]), blendshape_names=[] if names is None else names.reshape(-1).tolist(),
-        blendshape_weights=data.get("blendshape_weights"), source=str(f)).validate()
-
-
-def animation_for_rig(anim: ExportAnimation, rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def animation_for_rig(anim: Animation, rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Put ``anim`` in the rig's joint and blendshape order: (R (T, J, 3, 3), t (T, 3), w (T, N) or None).
 
     Raises ExportError when the animation names joints or blendshapes the rig does not have."""
@@ -200,7 +70,7 @@ def animation_for_rig(anim: ExportAnimation, rig) -> tuple[np.ndarray, np.ndarra
 
 
 def smooth_random_animation(rig, frames: int = 30, fps: float = 30.0, seed: int = 0, amplitude: float = 0.4,
-                            blendshapes: int = 4) -> ExportAnimation:
+                            blendshapes: int = 4) -> Animation:
     """A smooth random animation of every rig joint (sums of sines of random axis-angles, radians), a root path and
     ``blendshapes`` animated blendshape weights in [0, 1]. For tests, benchmarks and the demo."""
     import roma
@@ -218,7 +88,7 @@ def smooth_random_animation(rig, frames: int = 30, fps: float = 30.0, seed: int 
     k = min(blendshapes, len(rig.blendshape_names))
     names = list(rig.blendshape_names[:k])
     w = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.3, 1.0, (1, k)) * tt + rng.uniform(0, 6.3, (1, k)))
-    return ExportAnimation(joint_names=list(rig.joint_names), local_rotations=R, root_translation=root, fps=fps,
+    return Animation(joint_names=list(rig.joint_names), local_rotations=R, root_translation=root, fps=fps,
                            blendshape_names=names, blendshape_weights=w if k else None, source=f"random(seed={seed})")
 
 
@@ -327,7 +197,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return n / np.where(norm > 0, norm, 1.0)
 
 
-def prepare_scene(rig, anim: ExportAnimation | None, options: ExportOptions, texture: str | Path | None = None,
+def prepare_scene(rig, anim: Animation | None, options: ExportOptions, texture: str | Path | None = None,
                   provenance: dict[str, Any] | None = None, name: str = "doppel") -> ExportScene:
     """Validate ``rig`` (and ``anim`` against it) and convert both to the target frame of ``options``.
 
@@ -367,7 +237,7 @@ def prepare_scene(rig, anim: ExportAnimation | None, options: ExportOptions, tex
     if anim is not None:
         R, t, w = animation_for_rig(anim, rig)
         scene.rotations, scene.root_translation = R, s * t @ C.T
-        scene.blendshape_weights, scene.fps = w, anim.fps
+        scene.blendshape_weights, scene.fps = w, snap_fps(anim.fps)     # 120.0048 -> 120 (manifest: ExportResult)
     return scene
 
 
@@ -376,7 +246,7 @@ def to_doppel(points: np.ndarray, options: ExportOptions) -> np.ndarray:
     return (points @ options.rotation) / options.scale
 
 
-def reference_vertices(rig, anim: ExportAnimation, frames: Sequence[int]) -> np.ndarray:
+def reference_vertices(rig, anim: Animation, frames: Sequence[int]) -> np.ndarray:
     """(len(frames), V, 3) float64: `Rig.pose` (LBS, float64) of the given frames, metres, Doppel frame."""
     import torch
 

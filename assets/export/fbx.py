@@ -66,16 +66,58 @@ def fbx_task(scene: ExportScene, out: Path, up: str) -> tuple[dict[str, Any], di
 def export_fbx(scene: ExportScene, out: str | Path, up: str = "y") -> Path:
     """Write ``scene`` (prepared in the file's frame, see `blender_scene_options`) to ``out`` as an FBX whose up
     axis is ``up`` ("y" or "z"); atomic. Returns the path."""
-    from assets.blender_worker import run_blender_tasks
+    from assets.blender_worker import BlenderError, run_blender_tasks
 
     out = check_output_path(out, (".fbx",))
     with staged_output(out) as staged:
         task, arrays = fbx_task(scene, staged, up)
-        (res,) = run_blender_tasks([(task, arrays)])
+        try:
+            (res,) = run_blender_tasks([(task, arrays)])
+        except BlenderError as e:
+            raise ExportError(f"{out}: Blender could not write the FBX: {e}") from e
         err = max(res.info["rest_rotation_error"], res.info["rest_position_error"] / scene.options.scale)
         if err > REST_TOL:
             raise ExportError(f"{out}: Blender's bone rest matrices differ from the bind pose by {err:.2e}")
+        if scene.num_frames:
+            set_fbx_time_span(staged, 1, scene.num_frames, scene.fps)
     return out
+
+
+FBX_KTIME = 46186158000            # FBX time units per second
+
+
+def set_fbx_time_span(path: str | Path, first: int, last: int, fps: float) -> None:
+    """Write the clip's range (frames first..last at fps) into a binary FBX's GlobalSettings TimeSpanStart/Stop
+    (Blender's writer always puts 0 s .. 1 s there, so Maya and MotionBuilder open a 686-frame clip as 1 second).
+    The values are patched in place (same size). Raises ExportError when the file lacks them."""
+    import struct
+
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    for name, frame in (("TimeSpanStart", first), ("TimeSpanStop", last)):
+        i = _property_value_offset(bytes(data), name)
+        if i is None or data[i:i + 1] != b"L":
+            raise ExportError(f"{path}: no GlobalSettings {name} (int64) to set the clip's range")
+        struct.pack_into("<q", data, i + 1, int(round(frame / fps * FBX_KTIME)))
+    with open(path, "r+b") as f:
+        f.write(data)
+
+
+def _property_value_offset(data: bytes, name: str) -> int | None:
+    """Offset of the type code of the value of the Properties70 record ``name`` in a binary FBX, or None."""
+    import struct
+
+    key = b"S" + struct.pack("<I", len(name)) + name.encode()
+    i = data.find(key)
+    if i < 0:
+        return None
+    i += len(key)
+    for _ in range(3):                                   # type, label, flags strings
+        if data[i:i + 1] != b"S":
+            break
+        n = struct.unpack_from("<I", data, i + 1)[0]
+        i += 5 + n
+    return i
 
 
 @dataclass
@@ -105,28 +147,22 @@ def evaluate_in_blender(paths: list[str | Path], frames: list[int], fps: float) 
 
 
 def fbx_global_settings(path: str | Path) -> dict[str, float]:
-    """UpAxis, UpAxisSign, FrontAxis, FrontAxisSign, CoordAxis, UnitScaleFactor (centimetres per file unit) read
-    from a binary FBX's GlobalSettings (a minimal reader of its Properties70 records, for checks and tests)."""
+    """UpAxis, UpAxisSign, FrontAxis, FrontAxisSign, CoordAxis, UnitScaleFactor (centimetres per file unit), TimeMode,
+    CustomFrameRate, TimeSpanStart/Stop (FBX time units, FBX_KTIME per second) read from a binary FBX's
+    GlobalSettings (a minimal reader of its Properties70 records, for checks and tests)."""
     import struct
 
     data = Path(path).read_bytes()
     if not data.startswith(b"Kaydara FBX Binary"):
         raise ExportError(f"{path}: not a binary FBX file")
     out: dict[str, float] = {}
-    for name in ("UpAxis", "UpAxisSign", "FrontAxis", "FrontAxisSign", "CoordAxis", "UnitScaleFactor"):
-        key = b"S" + struct.pack("<I", len(name)) + name.encode()
-        i = data.find(key)
-        if i < 0:
+    for name in ("UpAxis", "UpAxisSign", "FrontAxis", "FrontAxisSign", "CoordAxis", "UnitScaleFactor", "TimeMode",
+                 "CustomFrameRate", "TimeSpanStart", "TimeSpanStop"):
+        i = _property_value_offset(data, name)
+        if i is None:
             continue
-        i += len(key)
-        for _ in range(3):                                   # type, label, flags strings
-            if data[i:i + 1] != b"S":
-                break
-            n = struct.unpack_from("<I", data, i + 1)[0]
-            i += 5 + n
         code = data[i:i + 1]
-        if code == b"I":
-            out[name] = float(struct.unpack_from("<i", data, i + 1)[0])
-        elif code == b"D":
-            out[name] = float(struct.unpack_from("<d", data, i + 1)[0])
+        if code in (b"I", b"D", b"L"):
+            fmt = {b"I": "<i", b"D": "<d", b"L": "<q"}[code]
+            out[name] = float(struct.unpack_from(fmt, data, i + 1)[0])
     return out

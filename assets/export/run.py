@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assets.export.common import FORMATS, ExportAnimation, ExportError, ExportOptions, prepare_scene
+from assets.export.common import FORMATS, ExportError, ExportOptions, prepare_scene
+from rigging.animation import Animation
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def default_options(fmt: str, preset: str | None = None, up: str | None = None,
     return ExportOptions.from_preset(preset, up, units, default=default)
 
 
-def export_rig(rig, fmt: str, out: str | Path, anim: ExportAnimation | None = None,
+def export_rig(rig, fmt: str, out: str | Path, anim: Animation | None = None,
                options: ExportOptions | None = None, texture: str | Path | None = None,
                provenance: dict[str, Any] | None = None, name: str = "doppel") -> ExportResult:
     """Export ``rig`` (a `rigging.Rig`, with an optional animation) to ``out`` in format ``fmt`` (see FORMATS).

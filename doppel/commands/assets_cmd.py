@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
 from assets.lineage import AssetNode, asset_tree, list_assets
+from assets.text_fields import printable
 from assets.workspace import Workspace
 from doppel.consent_gate import WorkspaceOpt
 
@@ -18,7 +20,12 @@ app = typer.Typer(help="The asset library: outputs registered by gated commands,
 def _label(node: AssetNode) -> str:
     a = node.asset
     consent = a.consent_id or "no consent needed"
-    return f"[bold]{a.kind}[/bold] {a.id}  {a.path}  [dim]{a.created[:19]} {a.use} {a.production!r} {consent}[/dim]"
+    production = _shown(repr(a.production))
+    return f"[bold]{a.kind}[/bold] {a.id}  {_shown(a.path)}  [dim]{a.created[:19]} {a.use} {production} {consent}[/dim]"
+
+
+def _shown(value: str) -> str:
+    return escape(printable(value))
 
 
 @app.command("list")
@@ -47,6 +54,6 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
         return
     table = Table("asset", "kind", "actor", "path", "made", "use", "production", "consent")
     for a in list_assets(ws, actor, kind):
-        table.add_row(a.id, a.kind, a.actor_id, a.path, a.created[:19], a.use, a.production,
+        table.add_row(a.id, a.kind, a.actor_id, _shown(a.path), a.created[:19], a.use, _shown(a.production),
                       a.consent_id or "not needed")
     console.print(table)

@@ -10,11 +10,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, find_workspace, gate_from_cli
 
 app = typer.Typer(help="Capture sessions: rig calibration, landmarks, masks, triangulation, QC, synthetic rig.",
                   no_args_is_help=True)
 console = Console()
+ForceOpt = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output.")
 
 
 def _progress() -> Progress:
@@ -98,16 +99,18 @@ def ingest_cmd(
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
+    force: bool = ForceOpt,
 ) -> None:
     """Validate and process a session: landmarks.npz, triangulated.json, masks/, report.html.
 
     Processing a real actor's photos is the `scan` use: give --workspace/--actor/--production."""
     from capture.ingest import IngestConfig, ingest
+    from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.capture_report import write_ingest_report
 
     cfg = IngestConfig(threshold_px=threshold, face=not no_face, hands=not no_hands)
-    actor_id = resolve_actor(actor, [session_dir], command="capture ingest")
-    with gate_from_cli(workspace, actor_id, production, use="scan", command="capture ingest",
+    out = check_stage_out(out, "capture ingest", force, [session_dir])      # before any slow work
+    with gate_from_cli(workspace, actor, production, use="scan", command="capture ingest",
                        inputs=[session_dir]) as run, _progress() as prog:
         task = prog.add_task("landmarks", total=None)
 
@@ -116,8 +119,10 @@ def ingest_cmd(
 
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                 "production": run.provenance["production"]}
-        res = ingest(session_dir, out, cfg, progress=cb, provenance=prov)
-        report = write_ingest_report(res)
+        with staged_stage_dir(out, "capture ingest", force, [session_dir]) as tmp:
+            _carry_landmark_cache(out, tmp)
+            res = ingest(session_dir, tmp, cfg, progress=cb, provenance=prov)
+            report = out / write_ingest_report(res).relative_to(tmp)
         run.add_output(out, kind="landmarks")
     for w in res.warnings:
         console.print(f"[yellow]warning: {w}[/yellow]")
@@ -126,6 +131,16 @@ def ingest_cmd(
             console.print(f"frame {f} {part}: {s['triangulated']}/{s['of']} triangulated, median "
                           f"{s['median_px']} px, p95 {s['p95_px']} px")
     console.print(f"{res.timings['total']:.1f} s -> {report}")
+
+
+def _carry_landmark_cache(old: Path, new: Path) -> None:
+    """Copy OLD/cache (content-keyed landmark results of a previous ingest into the same folder) into NEW."""
+    import shutil
+
+    from core.stage_folders import folder_stage
+
+    if (old / "cache").is_dir() and folder_stage(old) == "capture ingest":
+        shutil.copytree(old / "cache", new / "cache")
 
 
 @app.command("qc")
@@ -177,10 +192,40 @@ def synth_cmd(
     seed: int = typer.Option(0, "--seed", help="virtual actor seed"),
     size: int = typer.Option(1024, "--size", help="image width = height, px"),
     frames: int = typer.Option(1, "--frames", help="frames of a smooth motion (images/FRAME/CAMERA.png when > 1)"),
+    allow_large: bool = typer.Option(False, "--allow-large", help="run a request estimated to take over "
+                                                                  "2 hours or most of the available memory"),
+    force: bool = ForceOpt,
+    workspace: WorkspaceOpt = None,
 ) -> None:
-    """Render the virtual actor from N calibrated cameras into a session folder plus ground truth."""
-    from doppel.synthetic_capture import synthesize_capture
+    """Render the virtual actor from N calibrated cameras into a session folder plus ground truth.
 
-    res = synthesize_capture(out, n_cameras=cameras, seed=seed, size=size, frames=frames)
-    console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {res.session_dir} (ground truth in "
-                  f"{res.ground_truth_dir})")
+    The session's manifest.json proves it synthetic (signed with the workspace's key inside a workspace)."""
+    from core.limits import check_resources
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.synthetic_capture import (
+        check_synthetic_capture_args,
+        estimate_synthetic_capture,
+        synthesize_capture,
+    )
+    from doppel.synthetic_provenance import write_synthetic_session_manifest
+
+    check_synthetic_capture_args(cameras, size, frames)
+    ws = find_workspace(workspace)  # before the work: a wrong --workspace fails at once
+    out = check_stage_out(out, "capture synth", force)
+    est = estimate_synthetic_capture(cameras, size, frames)
+    check_resources(est, out.parent, allow_large=allow_large)
+    console.print(f"{est.what}: {est.describe()} (estimated)", soft_wrap=True)
+    with _progress() as prog, staged_stage_dir(out, "capture synth", force) as tmp:
+        task = prog.add_task("virtual actor", total=cameras * frames)
+
+        def cb(step: str, i: int, total: int) -> None:
+            prog.update(task, description=f"rendering {step}", completed=i, total=total)
+
+        res = synthesize_capture(tmp, n_cameras=cameras, seed=seed, size=size, frames=frames, progress=cb)
+        prog.update(task, description="writing", completed=cameras * frames)
+        # The session and its provenance manifest replace OUT together.
+        write_synthetic_session_manifest(res.session_dir, seed=seed, settings={"cameras": cameras, "size": size,
+                                                                               "frames": frames},
+                                         key=ws.manifest_key() if ws is not None else None)
+    console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {out / 'session'} (ground truth in "
+                  f"{out / 'ground_truth'})")

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assets.consent import Use, consents_for, grant, revoke
 from assets.lineage import Asset, outputs_under_consent
+from assets.text_fields import printable
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from doppel.consent_gate import WorkspaceOpt
 
@@ -29,9 +31,14 @@ def grant_(actor: str = typer.Argument(..., help="Actor id (`doppel actor list`)
            workspace: WorkspaceOpt = None) -> None:
     """Record a consent signed by ACTOR."""
     c = grant(Workspace.open(workspace), actor, uses, production, expires, document)
-    doc = f", document {c.document_name} sha256 {c.document_sha256[:16]}..." if c.document_sha256 else ""
-    Console().print(f"consent {c.id}: {actor} allows {','.join(c.uses)} for {c.production!r} through "
-                    f"{c.expires.isoformat()}{doc}")
+    doc = f", document {_shown(c.document_name)} sha256 {c.document_sha256[:16]}..." if c.document_sha256 else ""
+    Console().print(f"consent {c.id}: {actor} allows {','.join(c.uses)} for {_shown(repr(c.production))} through "
+                    f"{c.expires.isoformat()}{doc}", highlight=False)
+
+
+def _shown(value: str | None) -> str:
+    """A stored text value as printed: control characters escaped, rich markup inert."""
+    return escape(printable(value))
 
 
 @app.command("revoke")
@@ -42,7 +49,8 @@ def revoke_(consent_id: str = typer.Argument(..., help="Consent id (`doppel cons
     ws = Workspace.open(workspace)
     c = revoke(ws, consent_id, reason)
     console = Console()
-    console.print(f"consent {c.id} revoked ({c.actor_id}, {c.production!r}); new work under it is refused")
+    console.print(f"consent {c.id} revoked ({c.actor_id}, {_shown(repr(c.production))}); new work under it is refused",
+                  highlight=False)
     direct, derived = outputs_under_consent(ws, c.id)
     _print_outputs(console, direct, derived)
 
@@ -53,9 +61,9 @@ def _print_outputs(console: Console, direct: list[Asset], derived: list[Asset]) 
         return
     table = Table("asset", "kind", "path", "made", "how", title="outputs to withdraw or delete")
     for a in direct:
-        table.add_row(a.id, a.kind, a.path, a.created[:19], f"under this consent ({a.use})")
+        table.add_row(a.id, a.kind, _shown(a.path), a.created[:19], f"under this consent ({a.use})")
     for a in derived:
-        table.add_row(a.id, a.kind, a.path, a.created[:19], "made from those")
+        table.add_row(a.id, a.kind, _shown(a.path), a.created[:19], "made from those")
     console.print(table)
 
 
@@ -77,7 +85,7 @@ def show(actor: str = typer.Argument(..., help="Actor id."), workspace: Workspac
         status = c.status(today)
         if c.revoked:
             status += f" {c.revoked[:10]}: {c.revoke_reason}"
-        table.add_row(c.id, status, ",".join(c.uses), c.production, c.expires.isoformat(),
+        table.add_row(c.id, _shown(status), ",".join(c.uses), _shown(c.production), c.expires.isoformat(),
                       (c.document_sha256 or "-")[:16], f"{len(direct)} (+{len(derived)} derived)")
     console.print(table)
     for c in records:

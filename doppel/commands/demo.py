@@ -16,15 +16,19 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="Smaller images and fewer iterations (for CI)."),
     seed: int = typer.Option(0, "--seed", help="Virtual actor seed: same seed, same actor."),
     workspace: WorkspaceOpt = None,
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
 ) -> None:
-    """Run every stage that exists on the virtual actor and write OUT/report.html.
+    """Run the whole pipeline (virtual actor, renders, capture, fit, rig, retarget, export) on the virtual actor
+    and write OUT/report.html. OUT is replaced whole when the demo finishes, never left half-written.
 
     With a workspace (--workspace, $DOPPEL_WORKSPACE, or run inside one), every stage folder is
     registered in its asset library as the virtual actor's, with lineage and audit records.
     """
+    from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.consent_gate import VIRTUAL_ACTOR_ID, open_for_actor
     from doppel.pipeline.demo import STAGES, run_demo
 
+    out = check_stage_out(out, "demo", force)
     ws = open_for_actor(workspace, VIRTUAL_ACTOR_ID)  # fails now, not after the demo, if W is not a workspace
 
     console = Console()
@@ -35,7 +39,8 @@ def demo(
         def on_stage(name: str, i: int, total: int) -> None:
             bar.update(task, description=f"demo: {name}", completed=i)
 
-        report = run_demo(out, quick=quick, seed=seed, progress=on_stage)
+        with staged_stage_dir(out, "demo", force) as tmp:
+            report = out / run_demo(tmp, quick=quick, seed=seed, progress=on_stage).relative_to(tmp)
         bar.update(task, description="demo: done", completed=len(STAGES))
     console.print(f"report: {report}")
     if ws is not None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import albedo_for_rig
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,11 @@ def export(
     production: ProductionOpt = None,
 ) -> None:
     """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel) or glTF 2.0 binary, provenance included."""
-    from assets.export import export_rig, load_animation
+    from assets.export import export_rig
     from assets.export.common import check_output_path
     from assets.export.run import SUFFIXES, default_options
     from assets.provenance import provenance_from_rig_dir
-    from rigging import Rig
+    from rigging import Animation, Rig
 
     if fmt is None:
         fmt = next((f for f, sfx in SUFFIXES.items() if out.suffix.lower() in sfx), None)
@@ -48,15 +48,15 @@ def export(
         raise ValueError(f"--format must be one of {FORMAT_HELP}, got {fmt!r}")
     options = default_options(fmt, preset, up, units)
     check_output_path(out, SUFFIXES[fmt])               # before any slow work
-    actor_id = resolve_actor(actor, [rig_dir], command="export")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
-    with gate_from_cli(workspace, actor_id, production, use="export", command="export",
-                       inputs=[rig_dir] + ([anim] if anim is not None else [])) as run, \
+    with gate_from_cli(workspace, actor, production, use="export", command="export",
+                       inputs=[rig_dir] + ([anim] if anim is not None else []), likeness=[rig_dir],
+                       evidence=[anim] if anim is not None else []) as run, \
             Progress(*columns, console=console) as bar, tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
         task = bar.add_task("export: loading rig", total=3)
         rig = Rig.load(rig_dir)
-        animation = load_animation(anim) if anim is not None else None
+        animation = Animation.load(anim) if anim is not None else None
         bar.update(task, description="export: texture", completed=1)
         tex = None if no_texture else (texture or albedo_for_rig(rig, rig_dir, Path(tmp)))
         prov = provenance_from_rig_dir(rig_dir, actor_id=run.provenance["actor"],

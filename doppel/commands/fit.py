@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 
 def fit(
@@ -49,8 +49,10 @@ def fit(
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
 ) -> None:
     """Fit the body model; writes OUT/params.json, fit_mesh.ply, fit_mesh_bind.ply, displacements.npz, metrics.json."""
+    from core.stage_folders import check_stage_out, staged_stage_dir
     from reconstruction.body_models import AnnyModel
     from reconstruction.fitting import resolve_device
     from reconstruction.scan_pipeline import ScanPipelineConfig, run_scan_fit
@@ -62,28 +64,31 @@ def fit(
     if scan is None:
         if session is None:
             raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
+        check_stage_out(out, "fit", force, [p for p in (session, landmarks, model_file) if p is not None])
         _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, correspondences,
                      detail_iterations, temporal_weight, workspace, actor, production, model_file,
-                     landmark_embedding)
+                     landmark_embedding, force)
         return
     if model != "anny":
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
     if iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {iterations}")
-    actor_id = resolve_actor(actor, [scan], command="fit")
+    check_stage_out(out, "fit", force, [scan])      # before any slow work
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
-    with gate_from_cli(workspace, actor_id, production, use="fit", command="fit", inputs=[scan]) as run, \
+    with gate_from_cli(workspace, actor, production, use="fit", command="fit", inputs=[scan]) as run, \
             Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=1.0)
         body = AnnyModel(device=dev)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                 "production": run.provenance["production"]}
-        metrics = run_scan_fit(body, scan, out, ScanPipelineConfig(iterations=iterations, rigid_init=rigid_init,
-                                                  nonrigid=nonrigid_iterations > 0,
-                                                  nonrigid_iterations=max(nonrigid_iterations, 1)),
-                               progress=lambda d, f: bar.update(task, description=f"fit: {d}", completed=f),
-                               provenance=prov)
+        with staged_stage_dir(out, "fit", force, [scan]) as tmp:
+            metrics = run_scan_fit(body, scan, tmp, ScanPipelineConfig(iterations=iterations, rigid_init=rigid_init,
+                                                                       nonrigid=nonrigid_iterations > 0,
+                                                                       nonrigid_iterations=max(nonrigid_iterations,
+                                                                                               1)),
+                                   progress=lambda d, f: bar.update(task, description=f"fit: {d}", completed=f),
+                                   provenance=prov)
         run.add_output(out, kind="fit")
     console.print(f"fit: registered to {scan.name}: mean distance {metrics['registered_to_scan']['mean_mm']:.2f} mm "
                   f"(model alone {metrics['model_fit_to_scan']['mean_mm']:.2f} mm) -> {out}")
@@ -92,8 +97,9 @@ def fit(
 def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, dev: str, stages: str,
                  frame: str | None, silhouette_weight: float, correspondences: str, detail_iterations: int,
                  temporal_weight: float, workspace, actor, production, model_file: Path | None = None,
-                 landmark_embedding: Path | None = None) -> None:
+                 landmark_embedding: Path | None = None, force: bool = False) -> None:
     """The multi-view path: session cameras + ingest landmarks -> fit folder, overlays and report.html."""
+    from core.stage_folders import staged_stage_dir
     from reconstruction.fitting import FitConfig
     from reconstruction.session_fit import fit_session, fit_session_sequence
 
@@ -119,14 +125,13 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
                     w_silhouette=silhouette_weight, correspondences=correspondences,
                     detail_iterations=detail_iterations, w_temporal=temporal_weight,
                     landmark_embedding=None if landmark_embedding is None else str(landmark_embedding))
-    actor_id = resolve_actor(actor, [session, landmarks], command="fit")
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
                TimeElapsedColumn())
     total = sum(iters) + detail_iterations
     offsets = {"rigid": 0, "body": iters[0], "face": iters[0] + iters[1], "all": iters[0] + iters[1] + iters[2],
                "detail": sum(iters)}
-    with gate_from_cli(workspace, actor_id, production, use="fit", command="fit",
+    with gate_from_cli(workspace, actor, production, use="fit", command="fit",
                        inputs=[session, landmarks]) as run, Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=max(total, 1))
         body = _session_model(model, model_file, dev)
@@ -139,13 +144,16 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         def progress_sequence(stage: str, it: int, n: int, loss: float) -> None:   # "FRAME: stage"
             bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=it, total=n)
 
-        if frame == "all":
-            fits = fit_session_sequence(body, session, landmarks, out, cfg, progress=progress_sequence, params=prov)
-            res = fits[0]
-        else:
-            res = fit_session(body, session, landmarks, out, cfg, frame=frame, progress=progress, params=prov)
-        bar.update(task, description="fit: overlays and report", completed=max(total, 1), total=max(total, 1))
-        _write_report(out, res)
+        with staged_stage_dir(out, "fit", force, [p for p in (session, landmarks, model_file) if p is not None]) \
+                as tmp:
+            if frame == "all":
+                fits = fit_session_sequence(body, session, landmarks, tmp, cfg, progress=progress_sequence,
+                                            params=prov)
+                res = fits[0]
+            else:
+                res = fit_session(body, session, landmarks, tmp, cfg, frame=frame, progress=progress, params=prov)
+            bar.update(task, description="fit: overlays and report", completed=max(total, 1), total=max(total, 1))
+            _write_report(tmp, res, shown=out)
         run.add_output(out, kind="fit")
     console.print(f"fit: {len(res.camera_names)} views ({res.views_seeing} see the person), landmark reprojection "
                   f"{res.result.reprojection_px:.2f} px, {res.seconds['total']:.1f} s -> {out}"
@@ -161,7 +169,8 @@ def _session_model(model: str, model_file: Path | None, dev: str):
     return (SMPLXModel if model == "smplx" else FLAMEModel)(model_file, device=dev)
 
 
-def _write_report(out: Path, res) -> None:
+def _write_report(out: Path, res, shown: Path | None = None) -> None:
+    """OUT/report.html of a session fit; ``shown``: the folder's final path, for the subtitle."""
     from doppel.report import Section, write_report
 
     r = res.result
@@ -181,4 +190,4 @@ def _write_report(out: Path, res) -> None:
                                                                        "fit_mesh_bind.ply", "metrics.json"]
                                                                 + (["model_fit_mesh.ply", "displacements.npz"]
                                                                    if res.detail is not None else [])), views],
-                 subtitle=str(out))
+                 subtitle=str(shown or out))

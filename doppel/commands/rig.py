@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli, resolve_actor
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import build_default_rig, check_preview_size, parse_assignments
 
 
@@ -29,9 +29,12 @@ def rig(
     actor: ActorOpt = None,
     production: ProductionOpt = None,
     fit_dir: Path = typer.Option(None, "--fit", help="A `doppel fit` output folder: use its model and shape."),
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
 ) -> None:
-    """Build the rig of a double (a seeded default shape, or a fit's shape): OUT/rig.npz, manifest.json, preview.png."""
+    """Build the rig of a double (seeded default shape, --phenotype, or a `doppel fit` result from --fit) and
+    write OUT/rig.npz, manifest.json, preview.png."""
     from core.meshio import write_png
+    from core.stage_folders import check_stage_out, staged_stage_dir
     from rigging.preview import render_preview
 
     shape = parse_assignments(phenotype, "--phenotype")
@@ -42,20 +45,22 @@ def rig(
         model, shape = fitted["model"], {**fitted["shape"], **shape}
     check_preview_size(preview_size)
     gate_inputs = [p for p in (model_file, fit_dir) if p is not None]
-    actor_id = resolve_actor(actor, gate_inputs, command="rig")
+    check_stage_out(out, "rig", force, gate_inputs)      # before any slow work
     console = Console()
-    with gate_from_cli(workspace, actor_id, production, use="rig", command="rig", inputs=gate_inputs) as run, \
+    # The likeness is the fit's (none without --fit: the rig is then generated from the model, the virtual actor).
+    with gate_from_cli(workspace, actor, production, use="rig", command="rig", inputs=gate_inputs,
+                       likeness=[fit_dir] if fit_dir is not None else []) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"rig: loading {model}", total=3)
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)
         bar.update(task, description="rig: rendering preview", completed=1)
-        out.mkdir(parents=True, exist_ok=True)
-        write_png(out / "preview.png", render_preview(rig_obj, size=preview_size))
-        bar.update(task, description="rig: saving", completed=2)
-        consent = run.provenance
-        rig_obj.save(out, extra_outputs={"preview": "preview.png"}, inputs=inputs,
-                     params={**params, "preview_size": preview_size, "actor_id": consent["actor"],
-                             "consent_id": consent["consent"], "production": consent["production"]})
+        with staged_stage_dir(out, "rig", force, gate_inputs) as tmp:
+            write_png(tmp / "preview.png", render_preview(rig_obj, size=preview_size))
+            bar.update(task, description="rig: saving", completed=2)
+            consent = run.provenance
+            rig_obj.save(tmp, extra_outputs={"preview": "preview.png"}, inputs=inputs,
+                         params={**params, "preview_size": preview_size, "actor_id": consent["actor"],
+                                 "consent_id": consent["consent"], "production": consent["production"]})
         run.add_output(out, kind="rig")
         bar.update(task, description="rig: done", completed=3)
     console.print(f"rig: {rig_obj.num_joints} joints, {rig_obj.num_vertices} vertices, "

@@ -1,4 +1,5 @@
-"""The demo pipeline: every stage that exists so far, run on the built-in virtual actor.
+"""The demo pipeline: the whole pipeline (actor, renders, capture, fit, rig, retarget, export) run on the
+built-in virtual actor.
 
 Each stage is a function ``(ctx) -> Section`` appended to ``STAGES``; later stages read what earlier
 ones left in ``ctx``. The report lists every stage with its pictures.

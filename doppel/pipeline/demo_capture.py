@@ -14,10 +14,12 @@ def stage_capture(ctx) -> Section:
     from capture.ingest import IngestConfig, ingest
     from doppel.capture_report import ingest_sections
     from doppel.synthetic_capture import COCO_TO_MEDIAPIPE_POSE, synthesize_capture
+    from doppel.synthetic_provenance import write_synthetic_session_manifest
 
     n, size = (4, 320) if ctx.quick else (16, 1024)
     d = ctx.out / "capture"
     syn = synthesize_capture(d, n_cameras=n, seed=ctx.seed, size=size, actor=ctx.state.get("actor"))
+    write_synthetic_session_manifest(syn.session_dir, seed=ctx.seed, settings={"cameras": n, "size": size, "frames": 1})
     res = ingest(syn.session_dir, d / "ingest", IngestConfig(hands=not ctx.quick))
     ctx.state["capture_session"] = syn.session_dir
     ctx.state["capture_ingest"] = res.out

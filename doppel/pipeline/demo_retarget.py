@@ -13,32 +13,26 @@ log = logging.getLogger(__name__)
 
 def anny_target_skeleton(seed: int):
     """The virtual actor's skeleton (seed's phenotype, rest pose) as a TargetSkeleton in Doppel's frame,
-    feet on y = 0, straight from Anny (no mesh, no Rig): fast, for benchmarks."""
+    feet on y = 0, straight from the body-model adapter (no mesh, no Rig): fast, for benchmarks."""
+    from doppel.virtual_actor import sample_parameters
+    from mocap_retarget.skeleton import TargetSkeleton
+    from reconstruction.body_models import AnnyModel
+
+    phenotype, _, _ = sample_parameters(seed)
+    return TargetSkeleton.from_body_model(AnnyModel(dtype=_float64()), phenotype)
+
+
+def _float64():
     import torch
 
-    from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL as C
-    from doppel.virtual_actor import _anny_model, sample_parameters
-    from mocap_retarget.retarget import TargetSkeleton
-
-    model = _anny_model()
-    phenotype, _, _ = sample_parameters(seed)
-    with torch.no_grad():
-        out = model(pose_parameters=None,
-                    phenotype_kwargs={k: torch.tensor([v], dtype=torch.float64) for k, v in phenotype.items()})
-    T = out["bone_poses"][0].numpy()
-    verts = out["vertices"][0].numpy() @ C.T
-    B = np.repeat(np.eye(4)[None], len(T), axis=0)
-    B[:, :3, :3] = C @ T[:, :3, :3]
-    B[:, :3, 3] = T[:, :3, 3] @ C.T
-    B[:, 1, 3] -= verts[:, 1].min()
-    return TargetSkeleton(list(model.bone_labels), np.asarray(model.bone_parents, dtype=np.int64), B, 0.0)
+    return torch.float64
 
 
 def _target(ctx):
     """(TargetSkeleton, pose_vertices factory, faces, description): the double's rig from ctx.state["rig"]
     (built with ``doppel.doubles.build_default_rig`` and left there for later stages when absent)."""
     from doppel.doubles import build_default_rig, rig_poser
-    from mocap_retarget.retarget import TargetSkeleton
+    from mocap_retarget.skeleton import TargetSkeleton
 
     rig = ctx.state.get("rig")
     if rig is None:
@@ -54,6 +48,7 @@ def stage_retarget(ctx) -> Section:
 
     from mocap_retarget.bvh import read_bvh, write_bvh
     from mocap_retarget.export import write_outputs
+    from mocap_retarget.metrics import compute_metrics
     from mocap_retarget.retarget import retarget
     from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
 
@@ -67,18 +62,14 @@ def stage_retarget(ctx) -> Section:
     motion = read_bvh(clip)
     res = retarget(motion, target)
     dt = time.perf_counter() - t0
-    write_outputs(d, res, target, clip, {"clip": "synthetic walk, Mixamo names, A-pose rest, cm"},
+    m = compute_metrics(res, target)
+    write_outputs(d, res, target, clip, {"clip": "synthetic walk, Mixamo names, A-pose rest, cm"}, m,
                   pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,
                   preview_frames=4 if ctx.quick else 6, video_seconds=1.5 if ctx.quick else 4.0,
                   size=200 if ctx.quick else 320)
-    from assets.export.common import ExportAnimation
-
     # later stages (export) animate the double with this clip
-    ctx.state["animation"] = ExportAnimation(joint_names=list(res.animation.joint_names),
-                                             local_rotations=res.animation.local_rotations,
-                                             root_translation=res.animation.root_translation,
-                                             fps=res.animation.fps, source="demo: retargeted walk clip")
-    m = res.metrics
+    res.animation.source = "demo: retargeted walk clip"
+    ctx.state["animation"] = res.animation
     table = {
         "clip": f"{motion.num_frames} frames at {motion.fps:.0f} fps, units detected: {motion.units}",
         "target": what,

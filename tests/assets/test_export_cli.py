@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from assets.export import ExportAnimation
 from assets.export.gltf import read_glb_json
 from doppel.cli import main
+from rigging.animation import Animation
 from tests.assets.conftest import random_rotations
 
 
@@ -79,7 +79,7 @@ def test_export_without_texture_for_non_anny_uvs(tmp_path, capsys, tiny_rig_dir,
 
 
 def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir, gate):
-    bad = ExportAnimation(["hips", "LeftArm"], random_rotations(3, 2), np.zeros((3, 3)), 30.0)
+    bad = Animation(["hips", "LeftArm"], random_rotations(3, 2), np.zeros((3, 3)), 30.0)
     bad.save(tmp_path / "bad_take")
     cases = [
         (["--anim", str(tmp_path / "bad_take"), "--out", str(tmp_path / "a.glb")], "not in the rig"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from assets.export import ExportAnimation, ExportError, ExportOptions, load_animation, prepare_scene
+from assets.export import ExportError, ExportOptions, prepare_scene
 from assets.export.common import (
     animation_for_rig,
     check_output_path,
@@ -17,6 +17,7 @@ from assets.export.common import (
 )
 from assets.export.run import default_options
 from assets.provenance import provenance_from_rig_dir
+from rigging.animation import Animation, AnimationError
 from tests.assets.conftest import random_rotations
 
 TOL_M = 1e-6   # float32 geometry, metres
@@ -24,11 +25,11 @@ TOL_M = 1e-6   # float32 geometry, metres
 
 def test_animation_save_load_roundtrip(tmp_path, tiny_rig):
     R = random_rotations(5, 3, seed=1)
-    anim = ExportAnimation(["chest", "hips", "prop"], R, np.arange(15.0).reshape(5, 3), 30.0, ["wave"],
-                           np.linspace(0, 1, 5)[:, None])
+    anim = Animation(["chest", "hips", "prop"], R, np.arange(15.0).reshape(5, 3), 30.0, blendshape_names=["wave"],
+                      blendshape_weights=np.linspace(0, 1, 5)[:, None])
     f = anim.save(tmp_path / "anim")
     assert f.name == "animation.npz"
-    back = load_animation(tmp_path / "anim")
+    back = Animation.load(tmp_path / "anim")
     assert back.joint_names == ["chest", "hips", "prop"] and back.fps == 30.0 and back.num_frames == 5
     np.testing.assert_allclose(back.local_rotations, R, atol=1e-6)
     assert back.blendshape_names == ["wave"]
@@ -44,52 +45,53 @@ def test_animation_axis_angle_file_and_manifest_hash(tmp_path):
     aa = np.random.default_rng(0).normal(size=(4, 2, 3))
     np.savez(tmp_path / "animation.npz", joint_names=np.array(["hips", "chest"]), local_rotations=aa,
              root_translation=np.zeros((4, 3)), fps=np.float64(25.0), parents=np.array([-1, 0]))
-    anim = load_animation(tmp_path / "animation.npz")
+    anim = Animation.load(tmp_path / "animation.npz")
     import roma
 
     np.testing.assert_allclose(anim.local_rotations, roma.rotvec_to_rotmat(torch.from_numpy(aa)).numpy(), atol=1e-9)
     from core.storage import write_manifest
 
     write_manifest(tmp_path, "animation", outputs={"animation": "animation.npz"})
-    load_animation(tmp_path)
+    Animation.load(tmp_path)
     with open(tmp_path / "animation.npz", "ab") as f:
         f.write(b"x")
-    with pytest.raises(ExportError, match="SHA-256"):
-        load_animation(tmp_path)
+    with pytest.raises(AnimationError, match="SHA-256"):
+        Animation.load(tmp_path)
 
 
 @pytest.mark.parametrize("bad, match", [
     (dict(local_rotations=np.ones((3, 1, 3, 3))), "not rotation matrices"),
     (dict(root_translation=np.zeros((2, 3))), r"root_translation must be \(3, 3\)"),
-    (dict(fps=0.0), "fps must be > 0"),
-    (dict(local_rotations=np.full((3, 1, 3, 3), np.nan)), "non-finite"),
+    (dict(fps=0.0), "fps must be a finite number > 0"),
+    (dict(local_rotations=np.full((3, 1, 3, 3), np.nan)), "not finite"),
 ])
 def test_animation_validate_rejects(bad, match):
     args = dict(joint_names=["hips"], local_rotations=np.broadcast_to(np.eye(3), (3, 1, 3, 3)),
                 root_translation=np.zeros((3, 3)), fps=30.0)
     args.update(bad)
-    with pytest.raises(ExportError, match=match):
-        ExportAnimation(**args).validate()
+    with pytest.raises(AnimationError, match=match):
+        Animation(**args).validate()
 
 
 def test_animation_joints_not_in_rig(tiny_rig):
-    anim = ExportAnimation(["hips", "mixamorig:LeftArm"], random_rotations(2, 2), np.zeros((2, 3)), 30.0,
+    anim = Animation(["hips", "mixamorig:LeftArm"], random_rotations(2, 2), np.zeros((2, 3)), 30.0,
                            source="take.npz")
     with pytest.raises(ExportError, match=r"take.npz: 1 of its 2 joints are not in the rig.*mixamorig:LeftArm"):
         animation_for_rig(anim, tiny_rig)
-    bs = ExportAnimation(["hips"], random_rotations(2, 1), np.zeros((2, 3)), 30.0, ["jawOpen"], np.zeros((2, 1)))
+    bs = Animation(["hips"], random_rotations(2, 1), np.zeros((2, 3)), 30.0, blendshape_names=["jawOpen"],
+                   blendshape_weights=np.zeros((2, 1)))
     with pytest.raises(ExportError, match="blendshapes.*jawOpen"):
         animation_for_rig(bs, tiny_rig)
 
 
 def test_load_animation_missing_and_incomplete(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_animation(tmp_path / "nope")
+        Animation.load(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="no animation.npz"):
-        load_animation(tmp_path)
+        Animation.load(tmp_path)
     np.savez(tmp_path / "animation.npz", joint_names=np.array(["a"]))
-    with pytest.raises(ExportError, match="missing arrays"):
-        load_animation(tmp_path)
+    with pytest.raises(AnimationError, match="missing arrays"):
+        Animation.load(tmp_path)
 
 
 def test_presets_and_overrides():

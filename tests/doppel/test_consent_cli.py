@@ -14,6 +14,7 @@ from core.storage import sha256_file, write_manifest
 from doppel.cli import app, main
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.report import Section
+from doppel.synthetic_provenance import write_synthetic_session_manifest
 
 FUTURE = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 
@@ -99,21 +100,33 @@ def test_consent_workflow_through_the_cli(cli, tmp_path):
 def test_gate_option_errors_and_workspace_defaults(cli, tmp_path, monkeypatch):
     src = tmp_path / "capture.txt"
     src.write_text("photos")
+    # Outside any workspace an input without provenance still runs, as the actor 'unknown' (never virtual) ...
     code, _, err = cli("probe-fit", src, tmp_path / "o.txt")
-    assert code == 1 and "--actor is required" in err
+    assert code == 0, err
+    # ... and cannot be declared the virtual actor without proof that it is synthetic.
+    code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "virtual")
+    assert code == 1 and "--actor virtual needs proof" in err and str(src) in err and err.count("\n") == 1
     code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "jane-doe")
     assert code == 1 and "--production is required" in err
     code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "jane-doe", "--production", "Dune")
     assert code == 1 and "not a Doppel workspace" in err  # cwd is not a workspace
-    # The virtual actor needs no consent and, without any workspace, registers nothing.
-    code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "virtual")
-    assert code == 0, err
     ws = Workspace.init(tmp_path / "ws")
     monkeypatch.setenv("DOPPEL_WORKSPACE", str(ws.root))  # $DOPPEL_WORKSPACE is the default
     assert cli("actor", "add", "Jane Doe")[0] == 0
     code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "jane-doe", "--production", "Dune")
     assert code == 1 and "refused" in err
-    code, _, err = cli("probe-fit", src, tmp_path / "o.txt", "--actor", "virtual")
+    # In a workspace an input without provenance needs --actor: one line, nothing written, audited.
+    code, _, err = cli("probe-fit", src, tmp_path / "o2.txt")
+    assert code == 1 and "carries no provenance" in err and "--actor" in err and not (tmp_path / "o2.txt").exists()
+    rec = audit.entries(ws)[-1].record
+    assert rec["action"] == "gate.refused" and "no provenance" in rec["detail"]["reason"]
+    # A synthetic input proven by its signed manifest runs as the virtual actor, no consent needed.
+    synth = tmp_path / "synth"
+    (synth / "images").mkdir(parents=True)
+    (synth / "images" / "cam0.png").write_bytes(b"rendered")
+    (synth / "calibration.json").write_text("{}")
+    write_synthetic_session_manifest(synth, seed=0, settings={}, key=ws.manifest_key())
+    code, _, err = cli("probe-fit", synth, tmp_path / "o3.txt")
     assert code == 0, err
     rec = audit.entries(ws)[-1].record
     assert rec["actor"] == "virtual" and rec["consent"].startswith("not required") and rec["production"] == "demo"

@@ -1,0 +1,174 @@
+"""Stage folders replaced whole, or not at all (ARCHITECTURE.md, "Data on disk").
+
+Files are written atomically (``core.storage.atomic_open``); a stage *folder* is made atomic here: a
+stage writes its outputs into a sibling temporary folder ``.OUT.tmp-PID-XXXX`` and, on success, the
+temporary folder is swapped in for ``OUT`` (old folder renamed aside, new one renamed in, old one
+deleted). A failure, Ctrl-C or a kill leaves the previous ``OUT`` whole: a reader sees the old result
+or the new one, never a mix. Temporary folders left by killed runs are removed by the next run.
+
+Each committed folder carries ``.doppel_stage.json`` naming the stage that wrote it, so that an
+``--out`` that holds another stage's output (a rig folder given as a retarget's ``--out``) is refused
+unless the caller passes ``force=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from core.errors import DoppelError
+
+STAGE_MARKER = ".doppel_stage.json"
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+
+# Stages whose folders predate the marker: the manifest's "stage" field, or a layout, names them.
+_MANIFEST_STAGES = {"capture_ingest": "capture ingest", "fit": "fit", "rig": "rig", "retarget": "retarget"}
+
+
+class StageFolderError(DoppelError):
+    """An ``--out`` folder that cannot be used for this stage (another stage's output, a file, an input)."""
+
+
+def folder_stage(path: str | os.PathLike) -> str | None:
+    """The stage that wrote folder ``path`` ("rig", "retarget", "capture synth", "demo", ...), None when the
+    folder is empty or missing, "unknown" when it holds files that no Doppel stage wrote (or cannot be told)."""
+    path = Path(path)
+    if not path.is_dir() or not any(path.iterdir()):
+        return None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return str(json.loads((path / STAGE_MARKER).read_text(encoding="utf-8"))["stage"])
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        stage = json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("stage")
+        if stage in _MANIFEST_STAGES:
+            return _MANIFEST_STAGES[stage]
+    if (path / "session" / "calibration.json").is_file() and (path / "ground_truth").is_dir():
+        return "capture synth"
+    if (path / "report.html").is_file() and (path / "actor" / "manifest.json").is_file():
+        return "demo"
+    return "unknown"
+
+
+def check_stage_out(out: str | os.PathLike, stage: str, force: bool = False,
+                    inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Refuse an ``--out`` folder this stage must not replace; returns ``out`` (symlinks resolved).
+
+    Refused, even with ``force``: ``out`` is an existing file, the current folder or one above it, or an
+    input of the stage (or inside one, or holding one). Refused without ``force``: ``out`` holds another
+    stage's output, or files no Doppel stage wrote. Raises StageFolderError (one line, names the fix).
+    """
+    out = Path(out)
+    shown = out
+    if out.is_symlink():
+        out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise StageFolderError(f"--out {shown}: exists and is a file; give a folder (new or a previous "
+                               f"{stage} output)")
+    real = out.resolve()
+    cwd = Path.cwd().resolve()
+    if real == cwd or real in cwd.parents:
+        raise StageFolderError(f"--out {shown}: is the current folder (or holds it); give a sub-folder")
+    for inp in inputs:
+        r = Path(inp).resolve()
+        if r == real or real in r.parents or r in real.parents:
+            raise StageFolderError(f"--out {shown}: overlaps the input {inp}; give another folder")
+    found = folder_stage(out)
+    if found is None or found == stage or force:
+        return out
+    what = "files that no Doppel stage wrote" if found == "unknown" else f"a `doppel {found}` output"
+    raise StageFolderError(f"--out {shown}: holds {what}; give another folder, or --force to replace it")
+
+
+@contextlib.contextmanager
+def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
+                     inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
+    """Yield an empty sibling temporary folder to write a stage's outputs into; on a clean exit it replaces
+    ``out`` whole. On an exception (or Ctrl-C) only the temporary folder is removed and ``out`` keeps its old
+    content; after a kill, the next run removes it (``clean_stale``).
+
+    Checks ``out`` first (``check_stage_out``: refuses another stage's folder unless ``force``).
+    Paths written inside the block are under the yielded folder; after the block they are under ``out``.
+    """
+    out = check_stage_out(out, stage, force, inputs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    try:
+        os.chmod(tmp, _default_dir_mode())      # mkdtemp makes 0700; outputs get the usual umask mode
+        yield tmp
+        (tmp / STAGE_MARKER).write_text(json.dumps({"stage": stage}) + "\n", encoding="utf-8")
+        _swap_in(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shown = _final_path(e.filename, tmp, out)
+        if shown is not None:    # name the file by its final path, not the temporary folder's
+            raise OSError(e.errno, e.strerror, shown) from e
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _final_path(filename, tmp: Path, out: Path) -> str | None:
+    """``filename`` (a path inside ``tmp``) as the path it would have under ``out``; None when it is not in tmp."""
+    if not isinstance(filename, str | os.PathLike):
+        return None
+    try:
+        return str(out / Path(filename).relative_to(tmp))
+    except ValueError:
+        return None
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Rename ``out`` aside (if present), ``new`` to ``out``, then delete the old folder."""
+    if not out.exists():
+        os.rename(new, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+    os.rename(out, old)                  # replaces the empty placeholder made by mkdtemp
+    try:
+        os.rename(new, out)
+    except BaseException:
+        os.rename(old, out)              # put the old result back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_stale(out: str | os.PathLike) -> list[Path]:
+    """Remove temporary folders of ``out`` left by runs that were killed (their process is gone), and put
+    back an old folder a kill left renamed aside mid-swap. Returns the paths removed or restored."""
+    out = Path(out)
+    done: list[Path] = []
+    if not out.parent.is_dir():
+        return done
+    for p in sorted(out.parent.iterdir()):
+        m = _TMP_RE.match(p.name)
+        if not m or m["name"] != out.name or not p.is_dir() or _alive(int(m["pid"])):
+            continue
+        if m["kind"] == "old" and not out.exists():
+            os.rename(p, out)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+        done.append(p)
+    return done
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _default_dir_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask

@@ -1,0 +1,186 @@
+"""glTF 2.0 (.glb / .gltf) skins with animation as a mocap clip (pygltflib).
+
+The first skin's joints are the skeleton; the node transforms (TRS) are the rest pose; the animation with the most
+keyframes drives them (LINEAR and STEP samplers; CUBICSPLINE keys are used without their tangents). glTF is Y-up,
+metres: Doppel's frame. glTF stores seconds, not frames: the frame rate is the keyframe spacing (median), snapped
+by the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mocap_retarget.bvh import Motion
+from mocap_retarget.clips import ClipError, motion_from_world, unique_names
+
+log = logging.getLogger(__name__)
+
+_COMPONENTS = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
+_NORM = {np.int8: 127.0, np.uint8: 255.0, np.int16: 32767.0, np.uint16: 65535.0}
+
+
+def read_gltf_clip(path: str | Path) -> Motion:
+    """Read ``path`` (.glb / .gltf) into a Motion (see the module docstring). Raises ClipError naming the file."""
+    import pygltflib
+
+    path = Path(path)
+    try:
+        gltf = pygltflib.GLTF2().load(str(path))
+        if gltf is None:
+            raise ValueError("not a glTF file")
+        gltf.convert_buffers(pygltflib.BufferFormat.BINARYBLOB)
+    except (ValueError, OSError, KeyError, TypeError, AttributeError) as e:
+        raise ClipError(f"{path}: unreadable glTF ({type(e).__name__}: {e})") from e
+    if not gltf.skins:
+        raise ClipError(f"{path}: no skin (skeleton) in this glTF file")
+    if not gltf.animations:
+        raise ClipError(f"{path}: no animation in this glTF file")
+    blob = gltf.binary_blob() or b""
+    joints = list(gltf.skins[0].joints)
+    parent_node = {c: i for i, n in enumerate(gltf.nodes) for c in (n.children or [])}
+    anim = max(gltf.animations, key=lambda a: max(_accessor(gltf, blob, a.samplers[c.sampler].input, path).size
+                                                    for c in a.channels))
+    times = _frame_times(gltf, blob, anim, path)
+    nodes = _nodes_needed(joints, parent_node)
+    local = {n: _node_tracks(gltf, blob, anim, n, times, path) for n in nodes}
+    world = _world(nodes, parent_node, local)
+    rest = _world(nodes, parent_node, {n: _static_matrix(gltf.nodes[n])[None] for n in nodes})
+    parents = []
+    for n in joints:
+        p = parent_node.get(n)
+        while p is not None and p not in joints:
+            p = parent_node.get(p)
+        parents.append(-1 if p is None else joints.index(p))
+    names = [gltf.nodes[n].name or f"joint{n}" for n in joints]
+    paths = [_node_path(gltf, n, parent_node) for n in joints]
+    W = np.stack([world[n] for n in joints], axis=1)
+    R = np.stack([rest[n][0] for n in joints], axis=0)
+    fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 30.0
+    return motion_from_world(unique_names(names, paths), parents, R, W, fps, str(path))
+
+
+def _accessor(gltf, blob: bytes, index: int, path: Path) -> np.ndarray:
+    """An accessor's data as float64 (count, width) (normalised integers scaled to [-1, 1] / [0, 1])."""
+    acc = gltf.accessors[index]
+    if acc.bufferView is None:
+        return np.zeros((acc.count, _WIDTH[acc.type]))
+    view = gltf.bufferViews[acc.bufferView]
+    dtype = np.dtype(_COMPONENTS[acc.componentType])
+    width = _WIDTH[acc.type]
+    start = (view.byteOffset or 0) + (acc.byteOffset or 0)
+    stride = view.byteStride or dtype.itemsize * width
+    end = start + stride * (acc.count - 1) + dtype.itemsize * width
+    if end > len(blob) or acc.count < 0:
+        raise ClipError(f"{path}: accessor {index} runs past the end of its buffer")
+    raw = np.lib.stride_tricks.as_strided(np.frombuffer(blob, dtype=np.uint8, count=end - start, offset=start),
+                                          shape=(acc.count, dtype.itemsize * width), strides=(stride, 1))
+    out = np.ascontiguousarray(raw).view(dtype).reshape(acc.count, width).astype(np.float64)
+    if acc.normalized and dtype.type in _NORM:
+        out = np.maximum(out / _NORM[dtype.type], -1.0)
+    return out
+
+
+def _frame_times(gltf, blob: bytes, anim, path: Path) -> np.ndarray:
+    """Uniform frame times (seconds) covering the animation at its keyframe spacing."""
+    inputs = [_accessor(gltf, blob, anim.samplers[c.sampler].input, path)[:, 0] for c in anim.channels]
+    t0, t1 = min(float(t.min()) for t in inputs if t.size), max(float(t.max()) for t in inputs if t.size)
+    steps = [np.median(np.diff(t)) for t in inputs if t.size > 1]
+    dt = float(min(steps)) if steps else 1.0 / 30.0
+    if not dt > 0:
+        raise ClipError(f"{path}: keyframe times do not increase")
+    n = int(round((t1 - t0) / dt)) + 1
+    return t0 + dt * np.arange(n)
+
+
+def _nodes_needed(joints: list[int], parent_node: dict[int, int]) -> list[int]:
+    """The joints and all their ancestors, parents first."""
+    seen: list[int] = []
+    for n in joints:
+        chain = []
+        while n is not None and n not in seen:
+            chain.append(n)
+            n = parent_node.get(n)
+        seen.extend(reversed(chain))
+    return seen
+
+
+def _static_matrix(node) -> np.ndarray:
+    if node.matrix is not None and len(node.matrix) == 16:
+        return np.array(node.matrix, dtype=np.float64).reshape(4, 4).T       # column-major
+    return _trs(np.array(node.translation or [0, 0, 0], dtype=np.float64)[None],
+                np.array(node.rotation or [0, 0, 0, 1], dtype=np.float64)[None],
+                np.array(node.scale or [1, 1, 1], dtype=np.float64)[None])[0]
+
+
+def _trs(t: np.ndarray, q_xyzw: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """(F, 4, 4) from translations (F, 3), quaternions (F, 4) xyzw and scales (F, 3)."""
+    from scipy.spatial.transform import Rotation
+
+    q = q_xyzw / np.linalg.norm(q_xyzw, axis=-1, keepdims=True)
+    M = np.zeros((len(t), 4, 4))
+    M[:, :3, :3] = Rotation.from_quat(q).as_matrix() * s[:, None, :]
+    M[:, :3, 3] = t
+    M[:, 3, 3] = 1.0
+    return M
+
+
+def _node_tracks(gltf, blob: bytes, anim, node: int, times: np.ndarray, path: Path) -> np.ndarray:
+    """(F, 4, 4) local matrices of ``node`` at ``times``: animated channels sampled, others static."""
+    nd = gltf.nodes[node]
+    F = len(times)
+    t = np.tile(np.array(nd.translation or [0, 0, 0], dtype=np.float64), (F, 1))
+    q = np.tile(np.array(nd.rotation or [0, 0, 0, 1], dtype=np.float64), (F, 1))
+    s = np.tile(np.array(nd.scale or [1, 1, 1], dtype=np.float64), (F, 1))
+    animated = False
+    for ch in anim.channels:
+        if ch.target.node != node or ch.target.path not in ("translation", "rotation", "scale"):
+            continue
+        sm = anim.samplers[ch.sampler]
+        key_t = _accessor(gltf, blob, sm.input, path)[:, 0]
+        vals = _accessor(gltf, blob, sm.output, path)
+        if sm.interpolation == "CUBICSPLINE":
+            vals = vals[1::3]                      # (in-tangent, value, out-tangent) per key: the values
+        if len(vals) != len(key_t):
+            raise ClipError(f"{path}: node {node} {ch.target.path}: {len(key_t)} key times, {len(vals)} values")
+        sampled = _sample(key_t, vals, times, sm.interpolation == "STEP", ch.target.path == "rotation")
+        {"translation": t, "rotation": q, "scale": s}[ch.target.path][:] = sampled
+        animated = True
+    if not animated and nd.matrix is not None and len(nd.matrix) == 16:
+        return np.broadcast_to(_static_matrix(nd), (F, 4, 4)).copy()
+    return _trs(t, q, s)
+
+
+def _sample(key_t: np.ndarray, vals: np.ndarray, times: np.ndarray, step: bool, quat: bool) -> np.ndarray:
+    """Values at ``times``: step or linear (normalised lerp for quaternions, sign-aligned), clamped at the ends."""
+    i = np.clip(np.searchsorted(key_t, times, side="right") - 1, 0, len(key_t) - 1)
+    if step or len(key_t) == 1:
+        return vals[i]
+    j = np.minimum(i + 1, len(key_t) - 1)
+    span = np.where(j > i, key_t[j] - key_t[i], 1.0)
+    w = np.clip((times - key_t[i]) / span, 0.0, 1.0)[:, None]
+    a, b = vals[i], vals[j]
+    if quat:
+        b = np.where(np.sum(a * b, axis=-1, keepdims=True) < 0, -b, b)
+        out = a * (1 - w) + b * w
+        return out / np.linalg.norm(out, axis=-1, keepdims=True)
+    return a * (1 - w) + b * w
+
+
+def _world(nodes: list[int], parent_node: dict[int, int], local: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
+    for n in nodes:                                      # parents first
+        p = parent_node.get(n)
+        out[n] = local[n] if p is None else out[p] @ local[n]
+    return out
+
+
+def _node_path(gltf, n: int, parent_node: dict[int, int]) -> str:
+    parts = []
+    while n is not None:
+        parts.append(gltf.nodes[n].name or f"node{n}")
+        n = parent_node.get(n)
+    return "/".join(reversed(parts))

@@ -1,0 +1,88 @@
+"""USD skeletal animation (``UsdSkel``: a Skeleton bound to a SkelAnimation) as a mocap clip (usd-core).
+
+The first Skeleton in the stage with an animation source is read through ``UsdSkel.Cache``: rest pose from its
+bind transforms (else its rest transforms), per time code the joint world transforms (skeleton space times the
+skeleton prim's local-to-world). The stage's metersPerUnit and upAxis bring it to Doppel's frame; its
+timeCodesPerSecond is the frame rate (snapped by the caller).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mocap_retarget.bvh import Motion
+from mocap_retarget.clips import ClipError, motion_from_world, unique_names
+
+
+def read_usd_clip(path: str | Path) -> Motion:
+    """Read ``path`` (.usd / .usda / .usdc / .usdz) into a Motion. Raises ClipError naming the file."""
+    from pxr import Tf, Usd, UsdGeom, UsdSkel
+
+    path = Path(path)
+    try:
+        stage = Usd.Stage.Open(str(path))
+    except Tf.ErrorException as e:
+        raise ClipError(f"{path}: unreadable USD ({str(e).strip().splitlines()[-1]})") from e
+    if stage is None:
+        raise ClipError(f"{path}: unreadable USD")
+    cache = UsdSkel.Cache()
+    query = None
+    for prim in stage.Traverse():
+        if prim.IsA(UsdSkel.Skeleton):
+            q = cache.GetSkelQuery(UsdSkel.Skeleton(prim))
+            if q and q.GetAnimQuery():
+                query = q
+                break
+    if query is None:
+        raise ClipError(f"{path}: no UsdSkel Skeleton with a SkelAnimation in this stage")
+    joints = [str(j) for j in query.GetJointOrder()]
+    parents = [int(p) for p in query.GetTopology().GetParentIndices()]
+    times = list(query.GetAnimQuery().GetJointTransformTimeSamples())
+    if not times:
+        times = [Usd.TimeCode.Default()]
+    xf = UsdGeom.Xformable(query.GetSkeleton().GetPrim())
+    to_doppel = _stage_to_doppel(stage)
+
+    def world_at(time, rest: bool) -> np.ndarray:
+        skel = np.array([np.array(m).T for m in query.ComputeJointSkelTransforms(time, rest)])  # column vectors
+        prim = np.array(xf.ComputeLocalToWorldTransform(time)).T
+        return to_doppel @ prim @ skel
+
+    rest = _bind_pose(query, xf, to_doppel)
+    if rest is None:
+        rest = world_at(times[0] if isinstance(times[0], float) else Usd.TimeCode.Default(), True)
+    world = np.stack([world_at(t, False) for t in times])
+    tcps = float(stage.GetTimeCodesPerSecond())
+    step = float(np.median(np.diff(times))) if len(times) > 1 and isinstance(times[0], float) else 1.0
+    names = unique_names([j.rsplit("/", 1)[-1] for j in joints], joints)
+    return motion_from_world(names, parents, rest, world, tcps / step, str(path))
+
+
+def _bind_pose(query, xf, to_doppel: np.ndarray) -> np.ndarray | None:
+    """(J, 4, 4) the skeleton's bindTransforms (skeleton space) in Doppel's frame, or None when not authored: the
+    bind pose is the clip's rest pose (restTransforms are often just the pose at export time)."""
+    from pxr import Usd
+
+    bind = query.GetSkeleton().GetBindTransformsAttr().Get()
+    if bind is None or len(bind) != len(query.GetJointOrder()):
+        return None
+    prim = np.array(xf.ComputeLocalToWorldTransform(Usd.TimeCode.Default())).T
+    return to_doppel @ prim @ np.array([np.array(m).T for m in bind])
+
+
+def _stage_to_doppel(stage) -> np.ndarray:
+    """(4, 4) similarity taking stage coordinates to metres, +Y up (a Z-up stage is turned as Blender's files)."""
+    from pxr import UsdGeom
+
+    from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL
+
+    M = np.eye(4)
+    if UsdGeom.GetStageUpAxis(stage) == UsdGeom.Tokens.z:
+        M[:3, :3] = ZUP_NEGY_FORWARD_TO_DOPPEL
+    mpu = float(UsdGeom.GetStageMetersPerUnit(stage))
+    if not (np.isfinite(mpu) and mpu > 0):
+        raise ClipError(f"{stage.GetRootLayer().identifier}: metersPerUnit must be > 0, got {mpu}")
+    S = np.diag([mpu, mpu, mpu, 1.0])
+    return S @ M

@@ -1,0 +1,178 @@
+"""Reading a mocap clip of any supported format into a `Motion` (the BVH reader's type, so the same mapping,
+retargeting and cleanup follow): BVH; FBX through Blender's importer in the worker process; glTF 2.0 skins with
+animation (pygltflib); USD ``SkelAnimation`` (pxr.UsdSkel). C3D marker data is recognised and refused (it must be
+solved to a skeleton first).
+
+Every non-BVH reader produces per-frame joint world matrices plus the rest (bind) world matrices; `motion_from_world`
+turns them into BVH's convention (rest rotations identity, offsets in world axes), in Doppel's frame (metres, +Y up).
+The frame rate is snapped to a standard rate (`rigging.animation.snap_fps`); `ClipInfo` records what the file said.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import DoppelError
+from mocap_retarget.bvh import Motion, read_bvh
+from rigging.animation import snap_fps
+
+log = logging.getLogger(__name__)
+
+CLIP_SUFFIXES = (".bvh", ".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz")
+MAX_CLIP_FRAMES = 10_000_000     # beyond any real take; a larger count is a corrupt file
+
+
+class ClipError(DoppelError, ValueError):
+    """A mocap clip cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What a clip file said about its timing: fps_file as read (1 / Frame Time for BVH), fps the rate used
+    (snapped to a standard rate when within 0.05 %), format (bvh, fbx, gltf, usd)."""
+
+    format: str
+    fps_file: float
+    fps: float
+
+    def as_dict(self) -> dict:
+        return {"format": self.format, "fps_file": round(self.fps_file, 6), "fps": self.fps,
+                "snapped": self.fps != self.fps_file}
+
+
+def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path], Motion] | None = None
+              ) -> tuple[Motion, ClipInfo]:
+    """Read a mocap clip (see CLIP_SUFFIXES) into a Motion in metres (BVH: ``units`` as read_bvh; other formats
+    carry their own units and axes) with its frame rate snapped. FBX needs ``fbx_reader`` (Blender lives above this
+    package: `assets.mocap_fbx.read_any_clip` plugs it in). Raises FileNotFoundError or ClipError/BvhError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: clip file not found")
+    sfx = path.suffix.lower()
+    if sfx == ".c3d":
+        raise ClipError(_c3d_message(path))
+    if sfx not in CLIP_SUFFIXES:
+        raise ClipError(f"{path}: unsupported clip format {sfx or '(no suffix)'!r}; expected one of "
+                        f"{', '.join(CLIP_SUFFIXES)}")
+    if sfx != ".bvh" and units != "auto":
+        raise ClipError(f"{path}: --units applies to BVH only ({sfx} files carry their own unit scale)")
+    if sfx == ".bvh":
+        motion, fmt = read_bvh(path, units=units), "bvh"
+    elif sfx == ".fbx":
+        if fbx_reader is None:
+            raise ClipError(f"{path}: FBX clips are read through Blender: use assets.mocap_fbx.read_any_clip")
+        motion, fmt = fbx_reader(path), "fbx"
+    elif sfx in (".glb", ".gltf"):
+        from mocap_retarget.clip_gltf import read_gltf_clip
+
+        motion, fmt = read_gltf_clip(path), "gltf"
+    else:
+        from mocap_retarget.clip_usd import read_usd_clip
+
+        motion, fmt = read_usd_clip(path), "usd"
+    fps_file = motion.fps
+    fps = snap_fps(fps_file)
+    motion.frame_time = 1.0 / fps
+    if fps != fps_file:
+        log.info("%s: %.6g fps snapped to the standard %.6g fps", path, fps_file, fps)
+    return motion, ClipInfo(fmt, fps_file, fps)
+
+
+def _c3d_message(path: Path) -> str:
+    """The refusal of a C3D file, with its marker count when ezc3d can read it."""
+    import ezc3d
+
+    try:
+        c = ezc3d.c3d(str(path))
+        n = int(c["parameters"]["POINT"]["USED"]["value"][0])
+        rate = float(c["parameters"]["POINT"]["RATE"]["value"][0])
+        what = f"a C3D file of {n} markers at {rate:g} Hz"
+    except (OSError, RuntimeError, KeyError, IndexError, ValueError) as e:
+        log.debug("%s: ezc3d could not read it: %s", path, e)
+        what = "a file named .c3d (not a readable C3D file)"
+    return (f"{path}: {what}: marker data must be solved to a skeleton first (e.g. in Vicon Shogun, Motive or "
+            f"MotionBuilder), then exported as BVH, FBX, glTF or USD for `doppel retarget`")
+
+
+def polar_rotations(M: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) matrices (rotation times scale) -> the nearest rotations (polar decomposition by SVD)."""
+    U, _, Vt = np.linalg.svd(M)
+    R = U @ Vt
+    bad = np.linalg.det(R) < 0
+    if bad.any():
+        U[bad, :, -1] *= -1
+        R[bad] = U[bad] @ Vt[bad]
+    return R
+
+
+def topological_order(parents: list[int]) -> list[int]:
+    """An order of the joints in which every parent comes before its children (parents: -1 = root)."""
+    children: dict[int, list[int]] = {}
+    for j, p in enumerate(parents):
+        children.setdefault(p, []).append(j)
+    order: list[int] = []
+    stack = list(reversed(children.get(-1, [])))
+    while stack:
+        j = stack.pop()
+        order.append(j)
+        stack.extend(reversed(children.get(j, [])))
+    if len(order) != len(parents):
+        raise ClipError("the joint hierarchy has a cycle")
+    return order
+
+
+def motion_from_world(names: list[str], parents: list[int], rest_world: np.ndarray, world: np.ndarray, fps: float,
+                      source: str, end_sites: dict[int, list[np.ndarray]] | None = None) -> Motion:
+    """A Motion (BVH convention) from world matrices in Doppel's frame (metres, +Y up).
+
+    names, parents (any order; reordered topologically); rest_world (J, 4, 4) rest (bind) world matrices;
+    world (F, J, 4, 4) per-frame world matrices (rotation parts may carry scale: it is removed); fps > 0;
+    end_sites: joint -> offsets (3,) in world axes at rest. Rest rotations become identity: a joint's BVH-style
+    local rotation is G_p^T G_j with G_j = R_j(f) R_j(rest)^T, and offsets are rest world differences.
+    """
+    J, F = len(names), world.shape[0]
+    if F < 1:
+        raise ClipError(f"{source}: the clip has no frames")
+    if not (np.isfinite(world).all() and np.isfinite(rest_world).all()):
+        raise ClipError(f"{source}: non-finite joint transforms")
+    if not (np.isfinite(fps) and fps > 0):
+        raise ClipError(f"{source}: frame rate must be > 0, got {fps}")
+    order = topological_order(parents)
+    new_index = {old: i for i, old in enumerate(order)}
+    par = np.array([-1 if parents[o] < 0 else new_index[parents[o]] for o in order], dtype=np.int64)
+    rest_world, world = rest_world[order], world[:, order]
+    G = polar_rotations(world[..., :3, :3]) @ np.swapaxes(polar_rotations(rest_world[:, :3, :3]), -1, -2)[None]
+    P, rest_p = world[..., :3, 3], rest_world[:, :3, 3]
+    local = G.copy()
+    trans = np.empty((F, J, 3))
+    offsets = rest_p.copy()
+    for j, p in enumerate(par):
+        if p < 0:
+            trans[:, j] = P[:, j]
+            continue
+        local[:, j] = np.swapaxes(G[:, p], -1, -2) @ G[:, j]
+        trans[:, j] = np.einsum("fba,fb->fa", G[:, p], P[:, j] - P[:, p])
+        offsets[j] = rest_p[j] - rest_p[p]
+    rot = ["Zrotation", "Xrotation", "Yrotation"]
+    channels = [(["Xposition", "Yposition", "Zposition"] + rot) if p < 0 else list(rot) for p in par]
+    sites = {new_index[j]: [np.asarray(o, dtype=np.float64) for o in v] for j, v in (end_sites or {}).items()}
+    return Motion([names[o] for o in order], par, offsets, channels, local, trans, 1.0 / fps, sites,
+                  scale=1.0, units="m", source=source)
+
+
+def unique_names(names: list[str], paths: list[str]) -> list[str]:
+    """Joint names, replaced by their full paths where a name is not unique."""
+    dup = {n for n in names if names.count(n) > 1}
+    return [p if n in dup else n for n, p in zip(names, paths, strict=True)]
+
+
+def estimate_retarget_bytes(frames: int, source_joints: int, target_joints: int) -> int:
+    """Peak memory of a retarget, bytes (measured: about 12 float64 (F, J, 3, 3)-sized arrays over both skeletons,
+    plus the source's parse and forward kinematics)."""
+    per_joint_frame = 9 * 8                                    # one 3x3 float64
+    return int(frames * per_joint_frame * (6 * source_joints + 12 * target_joints))

@@ -1,0 +1,162 @@
+"""Stage folders are replaced whole or not at all; --out folders of another stage are refused."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from core.stage_folders import (
+    STAGE_MARKER,
+    StageFolderError,
+    check_stage_out,
+    clean_stale,
+    folder_stage,
+    staged_stage_dir,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _siblings(d: Path) -> list[str]:
+    return sorted(p.name for p in d.parent.iterdir() if p.name != d.name)
+
+
+@pytest.fixture()
+def old_result(tmp_path):
+    out = tmp_path / "a"
+    with staged_stage_dir(out, "retarget") as tmp:
+        (tmp / "animation.npz").write_bytes(b"old animation")
+        (tmp / "manifest.json").write_text(json.dumps({"stage": "retarget", "n": 1}))
+    return out
+
+
+def test_success_replaces_the_folder_whole(old_result):
+    with staged_stage_dir(old_result, "retarget") as tmp:
+        assert tmp.parent == old_result.parent and tmp.name.startswith(".a.tmp-")
+        (tmp / "manifest.json").write_text("new")
+    assert _tree(old_result) == {"manifest.json": b"new", STAGE_MARKER: b'{"stage": "retarget"}\n'}
+    assert _siblings(old_result) == [], "temporary or old folder left behind"
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("preview failed"), KeyboardInterrupt(), OSError(errno.ENOSPC, "full")])
+def test_failure_keeps_the_old_result_whole(old_result, exc):
+    before = _tree(old_result)
+    with pytest.raises(type(exc)), staged_stage_dir(old_result, "retarget") as tmp:
+        (tmp / "animation.npz").write_bytes(b"NEW animation")
+        raise exc
+    assert _tree(old_result) == before
+    assert _siblings(old_result) == []
+
+
+def test_oserror_names_the_final_path(tmp_path):
+    out = tmp_path / "a"
+    with pytest.raises(OSError) as e, staged_stage_dir(out, "rig") as tmp:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "rig.npz"))
+    assert e.value.filename == str(out / "rig.npz") and e.value.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize(("content", "stage", "found"), [
+    ({STAGE_MARKER: '{"stage": "rig"}'}, "retarget", "rig"),
+    ({"manifest.json": '{"stage": "rig", "schema_version": 1}'}, "retarget", "rig"),
+    ({"manifest.json": '{"stage": "retarget"}'}, "rig", "retarget"),
+    ({"manifest.json": '{"stage": "capture_ingest"}'}, "fit", "capture ingest"),
+    ({"session/calibration.json": "{}", "ground_truth/mesh.ply": ""}, "capture ingest", "capture synth"),
+    ({"report.html": "", "actor/manifest.json": "{}"}, "rig", "demo"),
+    ({"notes.txt": "mine"}, "rig", "unknown"),
+    ({"manifest.json": "[1, 2]"}, "rig", "unknown"),
+])
+def test_another_stages_folder_is_refused_unless_forced(tmp_path, content, stage, found):
+    out = tmp_path / "r2"
+    for name, text in content.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    assert folder_stage(out) == found
+    with pytest.raises(StageFolderError, match="--force") as e:
+        check_stage_out(out, stage)
+    assert "\n" not in str(e.value) and str(out) in str(e.value)
+    assert check_stage_out(out, stage, force=True) == out
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "same stage"])
+def test_new_empty_or_same_stage_folder_is_accepted(tmp_path, make):
+    out = tmp_path / "x"
+    if make != "missing":
+        out.mkdir()
+    if make == "same stage":
+        (out / STAGE_MARKER).write_text('{"stage": "fit"}')
+    assert check_stage_out(out, "fit") == out
+
+
+def test_refused_even_with_force(tmp_path, monkeypatch):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(StageFolderError, match="is a file"):
+        check_stage_out(f, "rig", force=True)
+    rig = tmp_path / "rig"
+    rig.mkdir()
+    for out in (rig, rig / "sub", tmp_path):
+        with pytest.raises(StageFolderError, match="overlaps the input"):
+            check_stage_out(out, "retarget", force=True, inputs=[rig])
+    monkeypatch.chdir(rig)
+    with pytest.raises(StageFolderError, match="current folder"):
+        check_stage_out(Path("."), "rig", force=True)
+
+
+def test_stale_temporary_folders_of_dead_runs_are_cleaned(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    out = tmp_path / "a"
+    stale = tmp_path / f".a.tmp-{dead}-abc123"
+    stale.mkdir()
+    (stale / "animation.npz").write_bytes(b"half")
+    live = tmp_path / f".a.tmp-{os.getpid()}-xyz"    # a run in progress (this process): untouched
+    live.mkdir()
+    aside = tmp_path / f".a.old-{dead}-def456"      # killed mid-swap: the old result, renamed aside
+    aside.mkdir()
+    (aside / "manifest.json").write_text("old")
+    assert sorted(p.name for p in clean_stale(out)) == sorted([stale.name, aside.name])
+    assert not stale.exists() and live.exists()
+    assert (out / "manifest.json").read_text() == "old", "the old result was not put back"
+
+
+_KILLED_RUN = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from core.stage_folders import staged_stage_dir
+    with staged_stage_dir(Path(sys.argv[1]), "retarget") as tmp:
+        (tmp / "animation.npz").write_bytes(b"NEW animation")
+        Path(sys.argv[2]).write_text("ready")
+        time.sleep(60)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_leaves_the_old_result_whole(old_result, tmp_path, sig):
+    before = _tree(old_result)
+    ready = tmp_path / "ready"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, str(old_result), str(ready)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert ready.exists(), "the child never reached the middle of its run"
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert _tree(old_result) == before
+    with staged_stage_dir(old_result, "retarget") as tmp:    # the next run cleans up after the killed one
+        (tmp / "manifest.json").write_text("next")
+    assert _siblings(old_result) == ["ready"]
