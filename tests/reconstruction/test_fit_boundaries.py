@@ -19,8 +19,9 @@ def _run(capsys, *args):
 @pytest.mark.parametrize("option, value", [("--silhouette-weight", "nan"), ("--silhouette-weight", "inf"),
                                            ("--temporal-weight", "nan"), ("--silhouette-weight", "-1")])
 def test_fit_rejects_non_finite_weights_naming_the_option(tmp_path, capsys, option, value):
-    code, err = _run(capsys, "fit", str(tmp_path), "--landmarks", str(tmp_path), "--out", str(tmp_path / "o"),
-                     option, value)
+    (tmp_path / "s").mkdir()
+    code, err = _run(capsys, "fit", str(tmp_path / "s"), "--landmarks", str(tmp_path / "s"), "--out",
+                     str(tmp_path / "o"), option, value)
     assert code == 1 and f"{option} must be a finite number >= 0" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
@@ -38,7 +39,9 @@ def test_fit_device_cuda_without_cuda(tmp_path, capsys, monkeypatch):
 
 
 def test_fit_session_and_scan_together_is_refused(tmp_path, capsys):
-    code, err = _run(capsys, "fit", str(tmp_path), "--scan", str(tmp_path / "x.ply"), "--out", str(tmp_path / "o"))
+    (tmp_path / "s").mkdir()
+    code, err = _run(capsys, "fit", str(tmp_path / "s"), "--scan", str(tmp_path / "x.ply"), "--out",
+                     str(tmp_path / "o"))
     assert code == 1 and "not both" in err and "SESSION_DIR" in err
 
 
