@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,16 +48,22 @@ class BlenderError(DoppelError, RuntimeError):
         super().__init__(one_line(message))
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)(: .*)?$")
+
+
 def one_line(text: str, limit: int = 400) -> str:
-    """A multi-line message (a Blender operator's error carries its Python traceback) reduced to one line: the
-    first line, plus the traceback's last line (the exception) when there is one."""
+    """A multi-line message (a Blender operator's error carries its Python traceback) reduced to one line: its
+    first words up to the traceback, then the innermost exception line (e.g. "OSError: [Errno 28] No space left on
+    device"), never file paths of Blender's own scripts."""
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     if not lines:
         return ""
-    first = lines[0]
-    if len(lines) > 1 and any(ln.startswith("Traceback") for ln in lines):
-        first = f"{first.split('Traceback')[0].rstrip(': ')}: {lines[-1]}".lstrip(": ")
-    return first if len(first) <= limit else first[: limit - 3] + "..."
+    msg = lines[0]
+    if len(lines) > 1 and any("Traceback" in ln for ln in lines):
+        head = msg.split("Traceback")[0].split(":")[0].strip()
+        exc = [ln for ln in lines if _EXCEPTION_LINE.match(ln)]
+        msg = f"{head}: {exc[-1] if exc else lines[-1]}" if head else (exc[-1] if exc else lines[-1])
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
 @dataclass
@@ -363,9 +370,13 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
     """Import an FBX clip and sample its animated armature at every frame of its action: bone names, parent
     indices, rest and per-frame world matrices (metres, Blender's Z-up axes, object transform and unit scale
     applied), leaf-bone tails (End Sites) and the file's frame rate."""
+    import time
+
     path = task["path"]
     _reset(bpy)
+    t0 = time.perf_counter()
     bpy.ops.import_scene.fbx(filepath=path, use_anim=True, ignore_leaf_bones=False, automatic_bone_orientation=False)
+    t_import = time.perf_counter() - t0
     scene = bpy.context.scene
     arms = [o for o in scene.objects if o.type == "ARMATURE"]
     animated = [o for o in arms if o.animation_data and o.animation_data.action]
@@ -381,21 +392,130 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
     M = np.array(arm_obj.matrix_world)
     rest = np.array([M @ np.array(b.matrix_local) for b in bones])
     tails = np.array([M @ np.append(np.array(b.tail_local), 1.0) for b in bones])[:, :3]
-    f0, f1 = (int(round(v)) for v in arm_obj.animation_data.action.frame_range)
-    frames = range(f0, f1 + 1)
+    f0, f1 = arm_obj.animation_data.action.frame_range
+    frames = _key_times(arm_obj)                  # an FBX take is baked: its keys are its frames
+    if frames is None:
+        frames = f0 + np.arange(int(round(f1 - f0)) + 1, dtype=np.float64)
     max_frames = int(task.get("max_frames", 10_000_000))
     if len(frames) > max_frames:
         return TaskResult({"error": f"{path}: {len(frames)} frames, over the limit of {max_frames}"})
-    world = np.empty((len(frames), len(bones), 4, 4))
     pbones = [arm_obj.pose.bones[b.name] for b in bones]
-    for i, f in enumerate(frames):
-        scene.frame_set(f)
-        Mf = np.array(arm_obj.matrix_world)
-        world[i] = Mf @ np.array([np.array(pb.matrix) for pb in pbones])
+    world, how = None, "frame_set"
+    if task.get("sampling", "auto") == "auto":           # "frame_set": the reference path only (tests)
+        world, how = _sample_armature_fast(arm_obj, pbones, parents, frames), "fcurves"
+    if world is None:
+        world, how = _sample_armature_by_frame(bpy, arm_obj, pbones, frames), "frame_set"
     fps = scene.render.fps / scene.render.fps_base
-    return TaskResult({"names": [b.name for b in bones], "parents": parents, "fps": fps, "frame_start": f0,
-                       "frame_end": f1, "leaf": [not b.children for b in bones]},
+    return TaskResult({"names": [b.name for b in bones], "parents": parents, "fps": fps, "frame_start": float(f0),
+                       "frame_end": float(f1), "leaf": [not b.children for b in bones], "sampled_by": how,
+                       "import_s": round(t_import, 3), "sample_s": round(time.perf_counter() - t0 - t_import, 3)},
                       {"rest": rest, "world": world, "tails": tails})
+
+
+def _key_times(arm_obj) -> np.ndarray | None:
+    """The key times shared by every multi-key F-curve of the armature's action (frames, possibly fractional:
+    Blender maps FBX times at the file's rate), or None when the curves are keyed at different times."""
+    times = None
+    for fc in _action_fcurves(arm_obj.animation_data.action, arm_obj):
+        if len(fc.keyframe_points) < 2:
+            continue
+        co = np.empty(2 * len(fc.keyframe_points))
+        fc.keyframe_points.foreach_get("co", co)
+        t = co[0::2]
+        if times is None:
+            times = t
+        elif len(t) != len(times) or np.abs(t - times).max() > 1e-4:
+            return None
+    return times
+
+
+def _sample_armature_by_frame(bpy, arm_obj, pbones, frames: np.ndarray) -> np.ndarray:
+    """(F, J, 4, 4) world matrices of the pose bones, Blender evaluating every frame (the reference path:
+    constraints, drivers and any interpolation included)."""
+    scene = bpy.context.scene
+    world = np.empty((len(frames), len(pbones), 4, 4))
+    for i, f in enumerate(frames):
+        scene.frame_set(int(np.floor(f)), subframe=float(f - np.floor(f)))
+        world[i] = np.array(arm_obj.matrix_world) @ np.array([np.array(pb.matrix) for pb in pbones])
+    return world
+
+
+def _sample_armature_fast(arm_obj, pbones, parents: list[int], frames: np.ndarray) -> np.ndarray | None:
+    """(F, J, 4, 4) world matrices computed from the action's keys in numpy (every channel keyed on every frame,
+    as an FBX take is), or None when that does not apply (constraints, drivers, keys between the frames, an
+    animated armature object). Checked against Blender's own evaluation on three frames."""
+    import bpy
+
+    if arm_obj.constraints or any(pb.constraints or pb.rotation_mode == "AXIS_ANGLE" for pb in pbones):
+        return None
+    ad = arm_obj.animation_data
+    if ad.drivers or ad.nla_tracks:
+        return None
+    curves = {}
+    for fc in _action_fcurves(ad.action, arm_obj):
+        co = np.empty(2 * len(fc.keyframe_points))
+        fc.keyframe_points.foreach_get("co", co)
+        t, v = co[0::2], co[1::2]
+        if fc.modifiers or (len(t) > 1 and (len(t) != len(frames) or np.abs(t - frames).max() > 1e-3)):
+            return None
+        curves[(fc.data_path, fc.array_index)] = np.full(len(frames), v[0]) if len(t) == 1 else v
+    if any(not p.startswith("pose.bones[") and np.ptp(v) > 1e-9 for (p, _), v in curves.items()):
+        return None                              # the armature object itself moves
+    local = np.array([_basis_tracks(pb, curves, len(frames)) for pb in pbones])         # (J, F, 4, 4)
+    rest = np.array([np.array(pb.bone.matrix_local) for pb in pbones])
+    M = np.empty_like(local)
+    for j, p in enumerate(parents):
+        if not (pbones[j].bone.use_inherit_rotation and pbones[j].bone.inherit_scale == "FULL"):
+            return None
+        M[j] = rest[j] @ local[j] if p < 0 else M[p] @ (np.linalg.inv(rest[p]) @ rest[j]) @ local[j]
+    world = np.array(arm_obj.matrix_world) @ M.transpose(1, 0, 2, 3)
+    check = _sample_armature_by_frame(bpy, arm_obj, pbones, frames[[0, len(frames) // 2, -1]])
+    if np.abs(check - world[[0, len(frames) // 2, -1]]).max() > 1e-4 * max(1.0, np.abs(check[..., :3, 3]).max()):
+        return None
+    return world
+
+
+def _action_fcurves(action, owner):
+    """The F-curves of ``action`` for ``owner`` (Blender 5 stores them in layered channelbags)."""
+    if hasattr(action, "fcurves") and len(getattr(action, "fcurves", [])):
+        return list(action.fcurves)
+    out = []
+    for layer in getattr(action, "layers", []):
+        for strip in layer.strips:
+            for bag in getattr(strip, "channelbags", []):
+                out += list(bag.fcurves)
+    return out
+
+
+def _basis_tracks(pb, curves: dict, F: int) -> np.ndarray:
+    """(F, 4, 4) a pose bone's matrix_basis per frame (location, rotation in its mode, scale) from the curves."""
+    from mathutils import Euler
+
+    base = f'pose.bones["{pb.name}"]'
+
+    def track(prop: str, n: int, default) -> np.ndarray:
+        return np.stack([curves.get((f"{base}.{prop}", i), np.full(F, default[i])) for i in range(n)], -1)
+
+    loc = track("location", 3, tuple(pb.location))
+    scale = track("scale", 3, tuple(pb.scale))
+    if pb.rotation_mode == "QUATERNION":
+        q = track("rotation_quaternion", 4, tuple(pb.rotation_quaternion))
+        R = _quat_wxyz_to_matrix(q / np.linalg.norm(q, axis=-1, keepdims=True))
+    else:
+        e = track("rotation_euler", 3, tuple(pb.rotation_euler))
+        R = np.array([np.array(Euler(v, pb.rotation_mode).to_matrix()) for v in e])
+    out = np.zeros((F, 4, 4))
+    out[:, :3, :3] = R * scale[:, None, :]
+    out[:, :3, 3] = loc
+    out[:, 3, 3] = 1.0
+    return out
+
+
+def _quat_wxyz_to_matrix(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+                     np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+                     np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
 
 
 def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:

@@ -2,7 +2,8 @@
 
     PYTHONPATH=. python benchmarks/bench_consent_gate.py
 
-Prints: gated actions per second (1 process; 2 and 4 processes at once on one workspace, with the count
+Prints: gated actions per second (1 process idle and with one core kept busy by a process the benchmark
+starts and stops, benchmarks/_contention.py; 2 and 4 processes at once on one workspace, with the count
 of audit records found and whether the chain verifies), kills with SIGKILL at random moments (index
 consistent and chain verifies after each), `audit verify` time for a 10,000-record log, and whether an
 edited, a deleted and a swapped record are each detected and named.
@@ -20,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _contention  # first third-party import: Doppel's core before anything else (benchmarks/_contention.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,10 +50,10 @@ def gated_records(ws: Workspace) -> int:
     return sum(1 for e in audit.entries(ws) if e.record["action"] == "gate.fit")
 
 
-def concurrent(tmp: Path, procs: int, per: int) -> None:
+def concurrent(tmp: Path, procs: int, per: int, label: str = "") -> None:
     """Wall time from the moment every worker has finished its first action to the last one's exit, so
     interpreter start-up and imports (about a second) are not counted; throughput over the rest."""
-    ws = new_ws(tmp, f"c{procs}")
+    ws = new_ws(tmp, f"c{procs}{label.replace(' ', '_')}")
     ps = [worker(ws, f"p{i}", per) for i in range(procs)]
     for p in ps:
         p.stdout.readline()  # first action done
@@ -62,7 +65,8 @@ def concurrent(tmp: Path, procs: int, per: int) -> None:
     wall = time.perf_counter() - t0
     found = gated_records(ws)
     ok = audit.verify(ws).ok
-    print(f"{procs} process(es) x {per} gated actions at once: {wall:.2f} s for the last {procs * (per - 1)} or more, "
+    print(f"{procs} process(es) x {per} gated actions at once{label}: {wall:.2f} s for the last {procs * (per - 1)} "
+          f"or more, "
           f"{procs * (per - 1) / wall:.0f} actions/s; audit records found {found}/{procs * per}; chain verifies: {ok}")
 
 
@@ -126,7 +130,10 @@ def tamper(tmp: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        print(f"load average {_contention.load_average()}")
         concurrent(tmp, 1, 500)
+        with _contention.busy_core():
+            concurrent(tmp, 1, 500, label=", one core busy")
         concurrent(tmp, 2, 500)
         concurrent(tmp, 4, 250)
         kills(tmp, 10)

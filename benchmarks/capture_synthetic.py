@@ -2,7 +2,8 @@
 1024x1024 (neural_render rasterizer), then `ingest` (MediaPipe face/pose/hands + masks, robust
 triangulation, QC). Prints: which views MediaPipe finds a face / a body in; median and 95th-percentile
 reprojection error of the triangulated face and body landmarks (px); 3D error of the triangulated body
-landmarks against the ground-truth COCO keypoints from anny's regressor (mm); render and ingest times.
+landmarks against the ground-truth COCO keypoints from anny's regressor (mm); render and ingest times, and the
+render and ingest timed again with one core kept busy by a process the benchmark starts and stops.
 
 Usage: python benchmarks/capture_synthetic.py [N_CAMERAS] [SIZE] [OUT_DIR]"""
 
@@ -12,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _contention  # first third-party import: Doppel's core before torch (benchmarks/_contention.py)
 import numpy as np
 import torch
 
@@ -63,6 +65,15 @@ def main(n=16, size=1024, out=None):
           f"(landmarks {res.timings['landmarks']:.1f} s, triangulation {res.timings['triangulation']:.1f} s); "
           f"ingest again with the landmark cache {t_cached:.1f} s")
     assert POSE_NAMES[0] == "nose" and res2 is not None
+    with _contention.busy_core():
+        t = time.perf_counter()
+        syn_busy = synthesize_capture(out / "busy", n_cameras=n, size=size)
+        t_synth_busy = time.perf_counter() - t
+        t = time.perf_counter()
+        ingest(syn_busy.session_dir, out / "busy_ingest", IngestConfig())
+        t_ingest_busy = time.perf_counter() - t
+    print(f"one core busy: synthetic capture {t_synth_busy:.1f} s ({t_synth_busy / t_synth:.1f}x idle), ingest "
+          f"{t_ingest_busy:.1f} s ({t_ingest_busy / t_ingest:.1f}x); load average {_contention.load_average()}")
 
 
 if __name__ == "__main__":

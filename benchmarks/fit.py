@@ -7,7 +7,8 @@ Anny's neutral template.
 
 Prints, per seed: mean / 95th-percentile surface distance (registered vertices -> ground-truth surface)
 after the model fit and after non-rigid ICP, vertex-to-vertex error against the ground truth (same
-topology: Anny), and wall times on this machine.
+topology: Anny), and wall times on this machine; then the last seed's model fit and non-rigid ICP again with
+one core kept busy by a process the benchmark starts and stops (benchmarks/_contention.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import _contention  # first third-party import: Doppel's core before torch (benchmarks/_contention.py)
 import numpy as np
 import torch
 
@@ -68,6 +70,11 @@ def main() -> None:
     fitm = np.mean([r["fit_mean_mm"] for r in rows])
     total = np.mean([r["rigid_s"] + r["fit_s"] + r["nricp_s"] for r in rows])
     print(f"mean over seeds: nricp_mean_mm={nricp:.2f} fit_mean_mm={fitm:.2f} total_s={total:.1f}")
+    r = _contention.time_once_idle_and_busy(
+        lambda: nonrigid_register(fit_model_to_scan(model, scan, rigid, ScanFitConfig(iterations=args.iterations))
+                                  .vertices, model.faces, scan))
+    print(f"seed {args.seeds[-1]} model fit + nricp: idle {r.idle_ms / 1000:.1f} s, one core busy "
+          f"{r.busy_ms / 1000:.1f} s ({r.ratio:.1f}x); load average {_contention.load_average()}")
 
 
 if __name__ == "__main__":

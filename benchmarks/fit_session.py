@@ -11,6 +11,8 @@ Prints the vertex-to-vertex error (mean / p95, mm) of W/fit/fit_mesh.ply against
 error (the fitted parameters' joints against ground_truth/landmarks3d.json's, mean over the fitted body joints
 and over all of Anny's), the expression-weight error (mean absolute over the 52 and over the actor's non-zero
 ones), the reprojection error and stage times from metrics.json, and the fitted phenotype next to the true one.
+When it makes the fit itself, the `doppel fit` command runs a second time with one core kept busy by a process
+the benchmark starts and stops (into WORK/fit_busy; benchmarks/_contention.py) and both stage times are printed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
+import _contention  # first third-party import: Doppel's core before torch (benchmarks/_contention.py)
 import numpy as np
 import trimesh
 
@@ -50,6 +53,11 @@ def main() -> None:
               f"{_surface_mm(args.work / args.fit / 'fit_mesh.ply', args.work):.2f} mm)")
     print(f"reprojection {m['reprojection_px']:.2f} px, views seeing the person {m['views_seeing_person']}")
     print(f"stage seconds {m['seconds']} total {sum(m['seconds'].values()):.1f} s")
+    busy = args.work / f"{args.fit}_busy" / "metrics.json"
+    if busy.is_file():
+        mb = json.loads(busy.read_text())["seconds"]
+        print(f"stage seconds with one core busy {mb} total {sum(mb.values()):.1f} s "
+              f"({sum(mb.values()) / sum(m['seconds'].values()):.1f}x idle)")
     print(f"correspondences: {m.get('correspondences', 'joints')}, landmarks {m.get('landmarks')}")
     _model_figures(args.work, fitp, gtp, fit, gt)
     print("phenotype truth vs fit:", {k: (round(float(v), 3), round(fitp['shape'].get(k, float('nan')), 3))
@@ -67,6 +75,10 @@ def _make_capture_and_fit(seed: int = 31) -> Path:
                 ["capture", "ingest", str(w / "session"), "--out", str(w / "ingest")],
                 ["fit", str(w / "session"), "--landmarks", str(w / "ingest"), "--out", str(w / "fit")]):
         subprocess.run(run + cmd, check=True, stdout=subprocess.DEVNULL)
+    with _contention.busy_core():
+        subprocess.run(run + ["fit", str(w / "session"), "--landmarks", str(w / "ingest"), "--out",
+                              str(w / "fit_busy")], check=True, stdout=subprocess.DEVNULL)
+    print(f"load average {_contention.load_average()}")
     return w
 
 

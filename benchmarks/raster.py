@@ -1,11 +1,13 @@
 """Rasterizer benchmark (issue 3): the virtual actor (~27k triangles) on 2 CPU threads.
 
 Prints ms per frame at 512x512 and 2048x2048 (rasterize: face index + differentiable barycentrics + depth;
-and a full shaded, textured render_mesh preview at 512), the peak extra memory (process peak RSS growth,
+and a full shaded, textured render_mesh preview at 512), each idle and with one core kept busy by a process
+the benchmark starts and stops (benchmarks/_contention.py), the peak extra memory (process peak RSS growth,
 measured in a fresh child process per size), the 4096x4096 memory bound, the ratio against pytorch3d's
 rasterizer when pytorch3d is importable, and CUDA batch throughput when a CUDA device exists.
 
-    PYTHONPATH=. python benchmarks/raster.py [--repeats 10]
+    PYTHONPATH=. python benchmarks/raster.py [--repeats 10]                     # as a user's script runs
+    DOPPEL_NO_TUNING=1 PYTHONPATH=. python benchmarks/raster.py --repeats 3     # OpenMP's busy-waiting default
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _contention  # first third-party import: Doppel's core before torch (benchmarks/_contention.py)
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,20 +61,6 @@ def _time(fn, repeats):
 def _rss_mib() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def child_timing(path: str, size: int) -> None:
-    """Time rasterize at ``size`` on 2 threads in this fresh process (its environment chosen by the parent)."""
-    import torch
-
-    torch.set_num_threads(2)
-    from neural_render import rasterize
-
-    v, f = _load(path)
-    cam = _camera(size)
-    with torch.no_grad():
-        med, best = _time(lambda: rasterize(v, f, cam), 10 if size == 512 else 3)
-    print(json.dumps({"median": med, "best": best}))
 
 
 def child(path: str, size: int, what: str) -> None:
@@ -124,97 +113,101 @@ def main() -> None:
     ap.add_argument("--child", nargs=3)
     args = ap.parse_args()
     if args.child:
-        if args.child[2] == "timing":
-            child_timing(args.child[0], int(args.child[1]))
-        else:
-            child(args.child[0], int(args.child[1]), args.child[2])
+        child(args.child[0], int(args.child[1]), args.child[2])
         return
-    import torch
+    from _contention import machine_line
 
-    torch.set_num_threads(2)
     from doppel.virtual_actor import build_virtual_actor
-    from neural_render import pytorch3d_available, rasterize, render_mesh
 
     actor = build_virtual_actor(0, texture_size=512)
     tmp = tempfile.mkdtemp(prefix="doppel_raster_bench_")
     path = str(Path(tmp) / "actor.npz")
     np.savez(path, v=actor.vertices, f=actor.faces)
+    import torch
+
+    torch.set_num_threads(2)
+    print(f"{machine_line()} | CUDA: {torch.cuda.is_available()} | {platform.processor() or platform.machine()}")
+    print(f"mesh: virtual actor seed 0, {len(actor.vertices)} vertices, {len(actor.faces)} triangles")
+    _speed(actor, args.repeats)
+    _memory(path)
+    _peers(torch.from_numpy(actor.vertices), torch.from_numpy(actor.faces))
+
+
+def _speed(actor, repeats: int) -> None:
+    """Wall ms per call, idle and with one core busy (medians and best), on 2 threads and on 1."""
+    import torch
+    from _contention import table, time_idle_and_busy
+
+    from neural_render import rasterize, render_mesh, soft_silhouette
+
     v, f = torch.from_numpy(actor.vertices), torch.from_numpy(actor.faces)
     uvs, fuv, tex = (torch.from_numpy(actor.uvs), torch.from_numpy(actor.face_uvs), torch.from_numpy(actor.texture))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; CUDA: {torch.cuda.is_available()}")
-    print(f"mesh: virtual actor seed 0, {len(v)} vertices, {len(f)} triangles")
-    print(f"load average at start: {os.getloadavg()[0]:.1f} (other processes share these {os.cpu_count()} cores)")
-    from neural_render import soft_silhouette
-
-    def measure(label, fn, repeats):
-        """Wall time (median, best) and CPU time of this process (median), in ms per call."""
-        with torch.no_grad():
-            fn()
-            wall, cpu = [], []
-            for _ in range(repeats):
-                t0, c0 = time.perf_counter(), time.process_time()
-                fn()
-                wall.append((time.perf_counter() - t0) * 1000)
-                cpu.append((time.process_time() - c0) * 1000)
-        print(f"{label}, {torch.get_num_threads()} thread(s): wall median {statistics.median(wall):.1f} ms, "
-              f"best {min(wall):.1f} ms; CPU time median {statistics.median(cpu):.1f} ms")
 
     def silhouette_step():
         with torch.enable_grad():
             vg = v.clone().requires_grad_(True)
             soft_silhouette(vg, f, _camera(512)).sum().backward()
 
+    c512, c2048 = _camera(512), _camera(2048)
+    fns = {"rasterize 512x512": lambda: rasterize(v, f, c512),
+           "rasterize 512x512 cull_backfaces": lambda: rasterize(v, f, c512, cull_backfaces=True),
+           "render_mesh 512x512 (textured, shaded)": lambda: render_mesh(v, f, c512, uvs=uvs, face_uvs=fuv,
+                                                                         texture=tex),
+           "soft_silhouette 512x512 fwd + bwd": silhouette_step}
+    big = {"rasterize 2048x2048": lambda: rasterize(v, f, c2048),
+           "rasterize 2048x2048 cull_backfaces": lambda: rasterize(v, f, c2048, cull_backfaces=True)}
     for threads in (2, 1):
         torch.set_num_threads(threads)
-        for size in (512, 2048):
-            cam = _camera(size)
-            reps = args.repeats if size == 512 else 3
-            measure(f"rasterize {size}x{size}", lambda cam=cam: rasterize(v, f, cam), reps)
-            measure(f"rasterize {size}x{size} cull_backfaces=True (the actor is closed)",
-                    lambda cam=cam: rasterize(v, f, cam, cull_backfaces=True), reps)
-        measure("render_mesh 512x512 (textured, mip-mapped, shaded)",
-                lambda: render_mesh(v, f, _camera(512), uvs=uvs, face_uvs=fuv, texture=tex), 5)
-        measure("soft_silhouette 512x512 forward + backward", silhouette_step, 3)
-    for size in (512, 2048):
-        r = _child_run(path, size, "timing", env={"OMP_WAIT_POLICY": "PASSIVE"})
-        print(f"rasterize {size}x{size}, 2 threads, OMP_WAIT_POLICY=PASSIVE (fresh process): wall median "
-              f"{r['median']:.1f} ms, best {r['best']:.1f} ms")
-    with torch.no_grad():
-        fr = rasterize(v, f, _camera(512))
-    print(f"coverage of the benchmark view: {float(fr.mask.float().mean()) * 100:.1f} % of pixels")
+        with torch.no_grad():
+            rows = time_idle_and_busy(fns, repeats=max(1, repeats // 2), blocks=2)
+            rows.update(time_idle_and_busy(big, repeats=2, blocks=2))
+        print(f"\n{threads} thread(s), wall ms (load average {_contention.load_average()}):")
+        print(table(rows))
     torch.set_num_threads(2)
+    with torch.no_grad():
+        fr = rasterize(v, f, c512)
+    print(f"coverage of the benchmark view: {float(fr.mask.float().mean()) * 100:.1f} % of pixels")
+
+
+def _memory(path: str) -> None:
     for size, what in ((512, "raster"), (2048, "raster"), (4096, "raster"), (4096, "close")):
         r = _child_run(path, size, what)
         print(f"peak memory, rasterize {size}x{size}{' close-up' if what == 'close' else ''} (fresh process, "
               f"{r['coverage'] * 100:.0f} % of pixels covered): +{r['peak_extra_mib']:.0f} MiB resident during the "
               f"call (process peak RSS {r['process_peak_rss_mib']:.0f} MiB), {r['ms']:.0f} ms (first call)")
+
+
+def _peers(v, f) -> None:
+    """pytorch3d's rasterizer (when importable) and CUDA batch throughput (when a device exists)."""
+    import torch
+
+    from neural_render import pytorch3d_available, rasterize
+
     if pytorch3d_available():
-        for size in (512,):
-            cam = _camera(size)
-            with torch.no_grad():
-                p3, _ = _time(lambda cam=cam: rasterize(v, f, cam, backend="pytorch3d"), 3)
-                ours, _ = _time(lambda cam=cam: rasterize(v, f, cam), 3)
-            print(f"pytorch3d rasterizer {size}x{size}: median {p3:.1f} ms vs Doppel {ours:.1f} ms in the same run: "
-                  f"{p3 / ours:.1f}x")
+        cam = _camera(512)
+        with torch.no_grad():
+            p3, _ = _time(lambda: rasterize(v, f, cam, backend="pytorch3d"), 3)
+            ours, _ = _time(lambda: rasterize(v, f, cam), 3)
+        print(f"pytorch3d rasterizer 512x512: median {p3:.1f} ms vs Doppel {ours:.1f} ms in the same run: "
+              f"{p3 / ours:.1f}x")
     else:
         print("pytorch3d: not importable here, no ratio measured")
-    if torch.cuda.is_available():
-        dev = torch.device("cuda")
-        vc, fc = v.to(dev), f.to(dev)
-        print(f"GPU: {torch.cuda.get_device_name(dev)}")
-        for size in (512, 2048):
-            cams = _camera(size, 16).to(device=dev)
-
-            def run(cams=cams):
-                rasterize(vc, fc, cams)
-                torch.cuda.synchronize()
-
-            with torch.no_grad():
-                med, _ = _time(run, 5)
-            print(f"CUDA batch of 16 views {size}x{size}: {16000 / med:.0f} views/s ({med:.1f} ms per batch)")
-    else:
+    if not torch.cuda.is_available():
         print("CUDA: no device here, batch throughput not measured")
+        return
+    dev = torch.device("cuda")
+    vc, fc = v.to(dev), f.to(dev)
+    print(f"GPU: {torch.cuda.get_device_name(dev)}")
+    for size in (512, 2048):
+        cams = _camera(size, 16).to(device=dev)
+
+        def run(cams=cams):
+            rasterize(vc, fc, cams)
+            torch.cuda.synchronize()
+
+        with torch.no_grad():
+            med, _ = _time(run, 5)
+        print(f"CUDA batch of 16 views {size}x{size}: {16000 / med:.0f} views/s ({med:.1f} ms per batch)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Rig.pose (LBS and DQS) on the Anny rig vs anny's own forward pass, at batch 1 and 64, 2 CPU threads.
 
     PYTHONPATH=. python benchmarks/skinning.py [--repeats N] [--device cpu|cuda] [--dtype float32|float64]
+        [--tune-process]        # also core.runtime.tune_process() (glibc malloc), as the doppel CLI does
+    DOPPEL_NO_TUNING=1 PYTHONPATH=. python benchmarks/skinning.py    # OpenMP's busy-waiting default
 
 Both sides get the same random poses and expressions. anny's forward blends the phenotype blendshapes,
 rebuilds the rest skeleton, runs its kinematics and skins (its default skinning: NVIDIA warp LBS when warp
@@ -8,7 +10,9 @@ is installed, else torch LBS; its torch 'lbs' and 'dqs' are timed too); Rig.pose
 bind mesh. "Rig.pose lbs" is what callers get without autograd on the CPU (the fused numba kernel,
 rigging/lbs_kernel.py); "Rig.pose lbs, torch path" is the differentiable path. Every candidate is timed
 once per round, round after round (so all see the same load on a shared machine); times are the median
-and minimum over rounds, in milliseconds; the ratio is anny's median time over the candidate's.
+and minimum over rounds, in milliseconds; the ratio is anny's median time over the candidate's. On the CPU
+the rounds run idle and with one core kept busy by a process the benchmark starts and stops
+(benchmarks/_contention.py); both are printed.
 """
 
 from __future__ import annotations
@@ -16,32 +20,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 
-from core.runtime import tune_process
+import _contention  # first third-party import: Doppel's core before torch (benchmarks/_contention.py)
+import torch
 
-# malloc keeps freed memory, OpenMP idles passively (core/runtime.py; must precede torch); --no-tuning: defaults
-TUNED = {"malloc": False, "omp_passive": False} if "--no-tuning" in sys.argv else tune_process()
+# --tune-process: malloc keeps freed memory as in the doppel CLI (core/runtime.py); the OpenMP policy is
+# already set by the import above, as in any script that imports a Doppel package before torch
+TUNED = None
+if "--tune-process" in sys.argv:
+    from core.runtime import tune_process
 
-import torch  # noqa: E402
-
-
-def _time_round_robin(fns: dict, repeats: int, sync) -> dict[str, tuple[float, float]]:
-    """Median and min ms of each function, timed in turn within every round so that all of them see the
-    same machine load (the project's machine is shared; absolute times vary between rounds)."""
-    for fn in fns.values():
-        fn()
-    sync()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times[name].append((time.perf_counter() - t0) * 1000)
-    return {name: (statistics.median(ts), min(ts)) for name, ts in times.items()}
+    TUNED = tune_process()
 
 
 def main() -> None:
@@ -51,8 +41,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--batches", default="1,64")
-    ap.add_argument("--no-tuning", action="store_true",
-                    help="glibc malloc and OpenMP defaults (core.runtime.tune_process not called)")
+    ap.add_argument("--tune-process", action="store_true",
+                    help="call core.runtime.tune_process() (glibc malloc keeps freed memory) as the doppel CLI does")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
@@ -77,15 +67,20 @@ def main() -> None:
     print(f"# {platform.node()} | {platform.processor() or platform.machine()} | torch {torch.__version__} | "
           f"threads {torch.get_num_threads()} | {dev} {args.dtype} | anny rig: {J} joints, "
           f"{rig.num_vertices} vertices, {E} facial blendshapes | load average {load:.1f} | "
-          f"core.runtime tuning: {TUNED} | OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
-    print(f"{'batch':>5}  {'what':<28} {'median ms':>10} {'min ms':>9}  {'anny default / this':>20}")
+          f"tune_process: {TUNED} | OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} "
+          f"DOPPEL_NO_TUNING={os.environ.get('DOPPEL_NO_TUNING')}")
+    print(f"{'batch':>5}  {'what':<28} {'idle median':>11} {'min ms':>8}  {'anny default / this':>19}  "
+          f"{'1 core busy':>11} {'min ms':>8}  {'busy/idle':>9}")
     for B in [int(b) for b in args.batches.split(",")]:
         results = bench_batch(B, rig, peers, pheno, dtype, dev, args.repeats, sync)
-        ref = results["anny (default skinning)"][0]
-        for name, (med, mn) in results.items():
-            print(f"{B:>5}  {name:<28} {med:>10.2f} {mn:>9.2f}  {ref / med:>19.1f}x")
-        print(f"{B:>5}  Rig.pose lbs vs anny default forward: {ref / results['Rig.pose lbs'][0]:.1f}x faster; "
-              f"Rig.pose dqs vs anny dqs forward: {results['anny dqs'][0] / results['Rig.pose dqs'][0]:.1f}x faster")
+        ref = results["anny (default skinning)"].idle_ms
+        for name, r in results.items():
+            print(f"{B:>5}  {name:<28} {r.idle_ms:>11.2f} {r.idle_min_ms:>8.2f}  {ref / r.idle_ms:>18.1f}x  "
+                  f"{r.busy_ms:>11.2f} {r.busy_min_ms:>8.2f}  {r.ratio:>8.1f}x")
+        lbs, dqs = results["Rig.pose lbs"], results["Rig.pose dqs"]
+        print(f"{B:>5}  Rig.pose lbs vs anny default forward: {ref / lbs.idle_ms:.1f}x faster; "
+              f"Rig.pose dqs vs anny dqs forward: {results['anny dqs'].idle_ms / dqs.idle_ms:.1f}x faster (idle); "
+              f"load average {_contention.load_average()}")
 
 
 def _torch_path(rig, rotvec, expr):
@@ -93,8 +88,9 @@ def _torch_path(rig, rotvec, expr):
     return rig.pose(rotvec, None, expr, backend="torch")
 
 
-def bench_batch(B, rig, peers, pheno, dtype, dev, repeats, sync) -> dict[str, tuple[float, float]]:
-    """Median and min ms of every peer's forward and of Rig.pose (lbs, dqs) on the same random inputs."""
+def bench_batch(B, rig, peers, pheno, dtype, dev, repeats, sync) -> dict[str, _contention.IdleBusy]:
+    """Median and min ms of every peer's forward and of Rig.pose (lbs, dqs) on the same random inputs, idle and
+    with one core busy (CPU; on CUDA the busy rounds are skipped)."""
     import roma
 
     J, E = rig.num_joints, len(rig.blendshape_names)
@@ -109,9 +105,10 @@ def bench_batch(B, rig, peers, pheno, dtype, dev, repeats, sync) -> dict[str, tu
     for method in ("lbs", "dqs"):
         fns[f"Rig.pose {method}"] = lambda method=method: rig.pose(rotvec, None, expr, method=method)
     fns["Rig.pose lbs, torch path"] = lambda: _torch_path(rig, rotvec, expr)
+    if dev.type == "cuda":
+        fns = {name: (lambda fn=fn: (fn(), sync())) for name, fn in fns.items()}
     with torch.no_grad():
-        results = _time_round_robin(fns, repeats, sync)
-    return results
+        return _contention.time_idle_and_busy(fns, repeats=max(1, repeats // 2), blocks=2, busy=dev.type == "cpu")
 
 
 if __name__ == "__main__":

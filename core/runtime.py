@@ -10,8 +10,15 @@ Two defaults of the C runtime cost Doppel's CPU paths more than the arithmetic d
   jobs (or with more threads than free cores) they steal the time the next region needs.
   `OMP_WAIT_POLICY=PASSIVE` makes them sleep; it must be in the environment before torch loads OpenMP.
 
-`tune_process()` does both; the `doppel` CLI and the benchmarks call it first thing. Neither changes a
-result, only the time it takes. Opt out with DOPPEL_NO_TUNING=1.
+`tune_process()` does both; the `doppel` CLI calls it first thing. Neither changes a result, only the time
+it takes. Opt out with DOPPEL_NO_TUNING=1.
+
+Library users get the OpenMP half without calling anything: `core/__init__.py` runs `tune_on_import()`, and
+every Doppel package imports `core` before anything that loads torch, so a plain script (or a Ray worker,
+or a test) that imports a Doppel package before torch runs with the passive policy. When torch came first it
+is too late to change; `tune_on_import()` then warns once, in one line, with the fix. Measured: a 512x512
+`rasterize` on 2 threads with one of the 2 cores kept busy by another process took 20-50x its idle time
+with OpenMP's default policy, 1-2x with the passive one (docs/benchmarks.md, benchmarks/contention.py).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import warnings
 
 # mallopt parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -48,12 +56,70 @@ def keep_freed_memory() -> bool:
 
 
 def tune_process() -> dict[str, bool]:
-    """keep_freed_memory() and OMP_WAIT_POLICY=PASSIVE (unless set, or torch is already imported, when it
-    is too late). Returns what was applied; nothing when DOPPEL_NO_TUNING=1."""
+    """keep_freed_memory() and the OpenMP passive wait policy (``tune_on_import``; importing this module
+    already applied it). Returns what was applied: "omp_passive" is True when Doppel set the policy before
+    torch loaded OpenMP (False when the user chose a policy, torch came first, or DOPPEL_NO_TUNING=1, which
+    also turns the malloc half off)."""
     if os.environ.get("DOPPEL_NO_TUNING") == "1":
         return {"malloc": False, "omp_passive": False}
-    omp = False
-    if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        omp = True
+    omp = tune_on_import() or _STATE["omp_before_torch"]
     return {"malloc": keep_freed_memory(), "omp_passive": omp}
+
+
+OMP_WARNING = ("torch was imported before Doppel, so OpenMP's threads busy-wait between parallel regions and "
+               "Doppel's CPU work can run 20-50x slower while another process uses a core; import a Doppel "
+               "package before torch, or set OMP_WAIT_POLICY=PASSIVE in the environment before Python starts "
+               "(DOPPEL_NO_TUNING=1 silences this)")
+
+
+class ThreadingWarning(RuntimeWarning):
+    """OpenMP was loaded with its busy-waiting default before Doppel could set the passive policy."""
+
+
+def tune_on_import() -> bool:
+    """The import-time half of ``tune_process()``: OMP_WAIT_POLICY=PASSIVE when neither the user nor an
+    earlier import decided it, so that torch's OpenMP (loaded later) lets idle threads sleep. Returns True
+    when that reached torch. When torch is already imported, its OpenMP keeps busy-waiting: the policy is
+    still set (numba's OpenMP runtime, loaded at the first fused kernel, and child processes read it) and a
+    one-line ``ThreadingWarning`` names the fix. Does nothing with DOPPEL_NO_TUNING=1 (no warning either)."""
+    if os.environ.get("DOPPEL_NO_TUNING") == "1" or "OMP_WAIT_POLICY" in os.environ:
+        if _STATE["policy"] is None:
+            _STATE["policy"] = ("off (DOPPEL_NO_TUNING=1)" if "OMP_WAIT_POLICY" not in os.environ
+                                else f"{os.environ['OMP_WAIT_POLICY']} (set by the user)")
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if "torch" in sys.modules:
+        _STATE["policy"] = "torch's: busy-wait (torch was imported before Doppel; PASSIVE for later runtimes)"
+        warnings.warn(OMP_WARNING, ThreadingWarning, stacklevel=_caller_outside_imports())
+        return False
+    _STATE["omp_before_torch"] = True
+    _STATE["policy"] = "PASSIVE (set by Doppel before torch loaded)"
+    return True
+
+
+def openmp_policy() -> str:
+    """What OpenMP's wait policy is for torch in this process, in words (for benchmark headers and
+    `doppel doctor`-style reports): set by Doppel before torch, by the user, or too late (torch came first)."""
+    return _STATE["policy"] or "not decided yet (no Doppel package imported)"
+
+
+def _caller_outside_imports() -> int:
+    """stacklevel for ``warnings.warn`` that points at the user's import line, not at Doppel's own package
+    __init__ files (so the warning names the script that imported torch first). Like ``warnings`` itself,
+    importlib's bootstrap frames are not counted."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if "importlib" in name and "_bootstrap" in name:
+            frame = frame.f_back
+            continue
+        mine = name.startswith(_ROOT) and name.endswith("__init__.py")
+        if not (mine or name == __file__):
+            return level
+        frame, level = frame.f_back, level + 1
+    return 1
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# set by the first tune_on_import() (core/__init__.py): whether the policy reached torch, and in words
+_STATE: dict = {"omp_before_torch": False, "policy": None}

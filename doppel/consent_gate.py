@@ -44,7 +44,7 @@ import typer
 from assets import audit, content_index
 from assets.actors import get_actor
 from assets.consent import ConsentError, Use, find_valid, parse_use
-from assets.hashing import ContentDigest, digest
+from assets.hashing import ContentDigest, digest, path_sha256
 from assets.lineage import Asset, check_kind, find_parent, insert_asset, new_asset_id, workspace_relative
 from assets.manifest_signing import sign_folder
 from assets.text_fields import check_text
@@ -176,10 +176,7 @@ class GatedRun:
                     find_valid(con, auth.actor_id, auth.use, auth.production, self.today)
                 except ConsentError as e:
                     revoked_meanwhile = e
-            parent_ids = {}
-            for i, (stored, sha, asset_id) in in_info.items():
-                found = None if asset_id else find_parent(con, stored, sha)
-                parent_ids[i] = asset_id or (found.id if found else None)
+            parent_ids = self._parents(con, in_info)
             entry = audit.append(con, self._record(in_info, parent_ids, outs, revoked_meanwhile))
             self.registered = [self._insert(con, o, parent_ids, entry.seq) for o in outs]
             self._index_likeness(con, parent_ids, entry.seq)
@@ -190,6 +187,21 @@ class GatedRun:
                                f"its {len(outs)} output(s) are registered (audit record {entry.seq}) so they can be "
                                f"found and removed; see `doppel consent show {auth.actor_id}`")
         return self.registered
+
+    def _parents(self, con, in_info: dict) -> dict:
+        """input -> the registered asset it comes from: an asset id given as input, else the asset at its path
+        with its hash (or the stage folder holding it), else the asset its content is registered to for this
+        actor (a folder whose manifest was removed or replaced keeps its lineage)."""
+        by_content = {e.path: e for e in self.likeness}
+        parents = {}
+        for i, (stored, sha, asset_id) in in_info.items():
+            found = None if asset_id else find_parent(con, stored, sha)
+            parents[i] = asset_id or (found.id if found else None)
+            if parents[i] is None and i in by_content:
+                c = by_content[i].content
+                hits = content_index.matches(con, [c.sha256, c.data_sha256, *c.files.values()])
+                parents[i] = next((m.asset_id for m in hits if m.asset_id and m.actor_id == self.auth.actor_id), None)
+        return parents
 
     def _record(self, in_info: dict, parent_ids: dict, outs: list[_Output], revoked: Exception | None) -> dict:
         auth = self.auth
@@ -245,7 +257,7 @@ def _describe_input(ws: Workspace, i: Path | str) -> tuple[str, str, str | None]
     """(stored path, sha256, asset id if ``i`` is an asset id) for one input."""
     p = Path(i)
     if p.exists():
-        return workspace_relative(ws, p), digest(p).sha256, None
+        return workspace_relative(ws, p), path_sha256(p), None
     if isinstance(i, str) and "-" in i:  # an asset id
         with ws.read() as con:
             row = con.execute("SELECT path, sha256 FROM assets WHERE id=?", (i,)).fetchone()

@@ -33,8 +33,10 @@ from core.errors import ManifestError
 from core.storage import MANIFEST_NAME, read_manifest
 from doppel.synthetic_provenance import GENERATORS, synthetic_proof_problems
 
-# Files only a Doppel stage writes: a folder holding one of them but no manifest.json lost its manifest.
-STAGE_MARKERS = ("rig.npz", "animation.npz", "landmarks.npz", "triangulated.json", "fit_mesh.ply")
+# Files only a Doppel stage writes (core.stage_folders' marker among them): a folder holding one of them but no
+# manifest.json lost its manifest.
+STAGE_MARKERS = ("rig.npz", "animation.npz", "landmarks.npz", "triangulated.json", "fit_mesh.ply",
+                 ".doppel_stage.json")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ def inspect_input(path: str | os.PathLike, *, required: bool, ws: Workspace | No
                   key: ManifestKey | None) -> InputEvidence:
     """Collect the evidence of one input (file or folder). FileNotFoundError naming it when it is missing."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: input not found")
     content = digest(path)
     registered = _registered(ws, content)
     folder = path if content.is_dir else path.parent

@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "cmu": 0.0254 / 0.45}
 # Typical standing height used by the unit detection (metres).
 TYPICAL_HEIGHT_M = 1.7
+# Limits on values: anything beyond is a corrupt file, not a motion (and overflows float32 downstream).
+MAX_ABS_VALUE = 1e7            # an OFFSET or position channel, in file units (10 km in cm)
+MAX_ABS_ANGLE_DEG = 1e6        # a rotation channel, degrees
+MIN_FRAME_TIME_S = 1e-4        # 10,000 frames per second
+MAX_FRAME_TIME_S = 60.0        # one frame a minute
 _CHANNEL_RE = re.compile(r"^([XYZ])(position|rotation)$", re.IGNORECASE)
 
 
@@ -134,7 +139,7 @@ def read_bvh(path: str | Path, units: str = "auto") -> Motion:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: BVH file not found")
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")      # a leading BOM is accepted
     except OSError as e:
         raise BvhError(f"{path}: cannot read ({e})") from e
     return parse_bvh(text, units=units, source=str(path))
@@ -144,6 +149,7 @@ def parse_bvh(text: str, units: str = "auto", source: str = "<bvh>") -> Motion:
     """Parse BVH text (see read_bvh)."""
     if units != "auto" and units not in UNIT_SCALES:
         raise ValueError(f"units must be 'auto' or one of {sorted(UNIT_SCALES)}, got {units!r}")
+    text = text.removeprefix("\ufeff")
     m = re.search(r"^[ \t]*MOTION[ \t]*\r?$", text, flags=re.MULTILINE)
     if not text.lstrip().upper().startswith("HIERARCHY"):
         raise BvhError(f"{source}: not a BVH file (it must start with HIERARCHY)")
@@ -217,7 +223,10 @@ def _parse_hierarchy(text: str, source: str):
             if key == "ROOT" and names:
                 raise BvhError(f"{where}: a second ROOT (only one skeleton per file is supported)")
             parent = -1 if key == "ROOT" else _innermost_joint(stack, where)
-            names.append(" ".join(tok[1:]))
+            name = " ".join(tok[1:])
+            if name in names:
+                raise BvhError(f"{where}: joint name {name!r} is used twice; joint names must be unique (rename one)")
+            names.append(name)
             parents.append(parent)
             offsets.append([0.0, 0.0, 0.0])
             channels.append([])
@@ -238,9 +247,9 @@ def _parse_hierarchy(text: str, source: str):
             stack.pop()
             current = None
         elif key == "OFFSET":
-            if current is None or len(tok) != 4:
-                raise BvhError(f"{where}: OFFSET needs 3 numbers inside a joint block, got {raw.strip()!r}")
-            vals = _floats(tok[1:], where)
+            if current is None:
+                raise BvhError(f"{where}: OFFSET outside a joint block")
+            vals = _offset(tok, raw, where)
             if current[0] == "joint":
                 offsets[current[1]] = vals
             else:
@@ -248,17 +257,7 @@ def _parse_hierarchy(text: str, source: str):
         elif key == "CHANNELS":
             if current is None or current[0] != "joint":
                 raise BvhError(f"{where}: CHANNELS outside a joint block")
-            try:
-                n = int(tok[1])
-            except (IndexError, ValueError):
-                raise BvhError(f"{where}: CHANNELS needs a count, got {raw.strip()!r}") from None
-            chans = tok[2:]
-            if len(chans) != n:
-                raise BvhError(f"{where}: CHANNELS says {n} but lists {len(chans)}")
-            for c in chans:
-                if not _CHANNEL_RE.match(c):
-                    raise BvhError(f"{where}: unknown channel {c!r} (expected X/Y/Z + position/rotation)")
-            channels[current[1]] = [c[0].upper() + c[1:].lower() for c in chans]
+            channels[current[1]] = _channel_list(tok, raw, where)
         else:
             raise BvhError(f"{where}: unexpected {tok[0]!r} in HIERARCHY")
     if stack:
@@ -266,6 +265,35 @@ def _parse_hierarchy(text: str, source: str):
     if not names:
         raise BvhError(f"{source}: HIERARCHY has no ROOT joint")
     return names, parents, np.asarray(offsets, dtype=np.float64), channels, end_sites
+
+
+def _offset(tok: list[str], raw: str, where: str) -> list[float]:
+    """The 3 numbers of an OFFSET line (finite, within MAX_ABS_VALUE)."""
+    if len(tok) != 4:
+        raise BvhError(f"{where}: OFFSET needs 3 numbers inside a joint block, got {raw.strip()!r}")
+    vals = _floats(tok[1:], where)
+    if not all(math.isfinite(v) and abs(v) <= MAX_ABS_VALUE for v in vals):
+        raise BvhError(f"{where}: OFFSET values must be finite and within +-{MAX_ABS_VALUE:g}, got "
+                       f"{' '.join(tok[1:])[:80]!r}")
+    return vals
+
+
+def _channel_list(tok: list[str], raw: str, where: str) -> list[str]:
+    """The channel names of a CHANNELS line (count checked, each known and listed once), normalised."""
+    try:
+        n = int(tok[1])
+    except (IndexError, ValueError):
+        raise BvhError(f"{where}: CHANNELS needs a count, got {raw.strip()!r}") from None
+    chans = tok[2:]
+    if len(chans) != n:
+        raise BvhError(f"{where}: CHANNELS says {n} but lists {len(chans)}")
+    for c in chans:
+        if not _CHANNEL_RE.match(c):
+            raise BvhError(f"{where}: unknown channel {c!r} (expected X/Y/Z + position/rotation)")
+    norm = [c.lower() for c in chans]
+    if len(set(norm)) != len(norm):
+        raise BvhError(f"{where}: a channel is listed twice in {' '.join(chans)!r} (each axis once)")
+    return [c[0].upper() + c[1:].lower() for c in chans]
 
 
 def _innermost_joint(stack: list[int], where: str) -> int:
@@ -311,8 +339,9 @@ def _parse_motion(text: str, channels: list[list[str]], source: str, first_line:
         raise BvhError(f"{source}: MOTION section lacks 'Frames:' or 'Frame Time:' (truncated file?)")
     if frames < 0:
         raise BvhError(f"{source}: negative frame count {frames}")
-    if not frame_time > 0:
-        raise BvhError(f"{source}: Frame Time must be > 0 seconds, got {frame_time}")
+    if not MIN_FRAME_TIME_S <= frame_time <= MAX_FRAME_TIME_S:
+        raise BvhError(f"{source}:{data_line - 1}: Frame Time must be between {MIN_FRAME_TIME_S:g} and "
+                       f"{MAX_FRAME_TIME_S:g} seconds, got {frame_time:g}")
     body = text[consumed:]
     if frames == 0:
         if body.strip():
@@ -322,9 +351,11 @@ def _parse_motion(text: str, channels: list[list[str]], source: str, first_line:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         flat = np.fromstring(body, dtype=np.float64, sep=" ")
-    if flat.size == frames * n_chan and n_chan > 0 and np.isfinite(flat).all() and _line_count_ok(body, frames):
+    limits = _channel_limits(channels)
+    if flat.size == frames * n_chan and n_chan > 0 and np.isfinite(flat).all() and _line_count_ok(body, frames) \
+            and (np.abs(flat.reshape(frames, n_chan)) <= limits).all():
         return flat.reshape(frames, n_chan), frame_time
-    _diagnose_motion(body, frames, n_chan, source, data_line)
+    _diagnose_motion(body, frames, n_chan, source, data_line, limits)
     raise BvhError(f"{source}: motion data could not be read")  # _diagnose_motion raises first
 
 
@@ -335,19 +366,29 @@ def _line_count_ok(body: str, frames: int) -> bool:
     return sum(1 for s in body.splitlines() if s.strip()) == frames
 
 
-def _diagnose_motion(body: str, frames: int, n_chan: int, source: str, first_line: int) -> None:
+def _channel_limits(channels: list[list[str]]) -> np.ndarray:
+    """(n_chan,) the largest absolute value each channel may hold (positions MAX_ABS_VALUE, angles
+    MAX_ABS_ANGLE_DEG)."""
+    return np.array([MAX_ABS_VALUE if c.endswith("position") else MAX_ABS_ANGLE_DEG for ch in channels for c in ch])
+
+
+def _diagnose_motion(body: str, frames: int, n_chan: int, source: str, first_line: int,
+                     limits: np.ndarray) -> None:
     if n_chan == 0:
         raise BvhError(f"{source}: the skeleton has no CHANNELS, so it cannot carry motion")
     rows = [(first_line + i, s) for i, s in enumerate(body.splitlines()) if s.strip()]
     for ln, s in rows:
         toks = s.split()
-        for t in toks:
+        for k, t in enumerate(toks):
             try:
                 v = float(t)
             except ValueError:
                 raise BvhError(f"{source}:{ln}: non-numeric value {t!r} in the motion data") from None
             if not math.isfinite(v):
-                raise BvhError(f"{source}:{ln}: non-finite value {t!r} in the motion data")
+                raise BvhError(f"{source}:{ln}: non-finite value {t[:40]!r} in the motion data")
+            if k < len(limits) and abs(v) > limits[k]:
+                raise BvhError(f"{source}:{ln}: value {t[:40]!r} (column {k + 1}) is beyond +-{limits[k]:g}: "
+                               f"not a motion (corrupt file?)")
         if len(toks) != n_chan:
             last = ln == rows[-1][0]
             hint = " (truncated file?)" if last and len(toks) < n_chan else ""

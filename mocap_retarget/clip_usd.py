@@ -3,7 +3,8 @@
 The first Skeleton in the stage with an animation source is read through ``UsdSkel.Cache``: rest pose from its
 bind transforms (else its rest transforms), per time code the joint world transforms (skeleton space times the
 skeleton prim's local-to-world). The stage's metersPerUnit and upAxis bring it to Doppel's frame; its
-timeCodesPerSecond is the frame rate (snapped by the caller).
+timeCodesPerSecond is the frame rate (snapped by the caller). Joint names: the skeleton's jointNames when
+authored (Doppel's exports keep the original names there), else the last element of each joint path.
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ def read_usd_clip(path: str | Path) -> Motion:
     world = np.stack([world_at(t, False) for t in times])
     tcps = float(stage.GetTimeCodesPerSecond())
     step = float(np.median(np.diff(times))) if len(times) > 1 and isinstance(times[0], float) else 1.0
-    names = unique_names([j.rsplit("/", 1)[-1] for j in joints], joints)
+    authored = query.GetSkeleton().GetJointNamesAttr().Get()          # jointNames: the DCC's own names
+    if authored is not None and len(authored) == len(joints) and len(set(authored)) == len(joints):
+        names = [str(n) for n in authored]
+    else:
+        names = unique_names([j.rsplit("/", 1)[-1] for j in joints], joints)
     return motion_from_world(names, parents, rest, world, tcps / step, str(path))
 
 

@@ -172,7 +172,20 @@ def unique_names(names: list[str], paths: list[str]) -> list[str]:
 
 
 def estimate_retarget_bytes(frames: int, source_joints: int, target_joints: int) -> int:
-    """Peak memory of a retarget, bytes (measured: about 12 float64 (F, J, 3, 3)-sized arrays over both skeletons,
-    plus the source's parse and forward kinematics)."""
+    """Peak memory of a retarget (and its metrics), bytes: about 3 float64 (F, Js, 3, 3)-sized arrays of the source
+    (parse, forward kinematics) and 4 of the target (world rotations before and after cleanup, local rotations,
+    positions). Measured: 20,000 frames, 30 -> 104 joints, 0.54 GB above the process's start (estimate 0.73 GB)."""
     per_joint_frame = 9 * 8                                    # one 3x3 float64
-    return int(frames * per_joint_frame * (6 * source_joints + 12 * target_joints))
+    return int(frames * per_joint_frame * (3 * source_joints + 4 * target_joints))
+
+
+LARGE_RETARGET_BYTES = 2e9     # an estimate above this is announced (a warning) before the work starts
+
+
+def default_memory_limit_bytes() -> int:
+    """The default limit of a retarget's estimated peak: the smaller of half the machine's physical memory and
+    80 % of the memory available now."""
+    import os
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    return int(min(0.5 * page * os.sysconf("SC_PHYS_PAGES"), 0.8 * page * os.sysconf("SC_AVPHYS_PAGES")))

@@ -230,8 +230,38 @@ def auto_map(names: list[str], parents: np.ndarray, rest_positions: np.ndarray |
     parents = np.asarray(parents)
     depth = _depths(parents)
     bm = BoneMap(list(names))
+    cands, finger_cands = _name_candidates(names)
+
+    def pick(role: str) -> int | None:
+        c = cands.get(role)
+        return min(c, key=lambda j: (depth[j], j)) if c else None
+
+    for r in [f"{x}_{s}" for s in SIDES for x in LIMB_ROLES] + ["neck", "head"]:
+        j = pick(r)
+        if j is not None:
+            bm.roles[r] = j
+            bm.reasons[r] = f"name {names[j]!r}"
+    _fix_limb_chains(bm, cands, parents, depth)
+    _trunk_by_topology(bm, parents, pick)
+    _neck_between_chest_and_head(bm, parents)
+    _assign_fingers(bm, finger_cands, parents, depth)
+    if rest_positions is not None and any(r not in bm.roles for r in REQUIRED_ROLES):
+        shape = map_by_shape(parents, rest_positions, end_sites or {})
+        for r, j in shape.roles.items():
+            if r not in bm.roles and j not in bm.roles.values():
+                bm.roles[r] = j
+                bm.reasons[r] = shape.reasons[r]
+    return bm
+
+
+_FingerCands = dict[tuple[str, str], list[tuple[int | None, int]]]
+
+
+def _name_candidates(names: list[str]) -> tuple[dict[str, list[int]], _FingerCands]:
+    """Candidate joints per role from the names alone: (role -> joints, (finger, side) -> (phalanx number or None,
+    joint))."""
     cands: dict[str, list[int]] = {}
-    finger_cands: dict[tuple[str, str], list[tuple[int | None, int]]] = {}
+    finger_cands: _FingerCands = {}
     anny_like = any(re.fullmatch(r"finger\d-\d\.[LR]", n) for n in names)
     biped_like = any(n.lower().startswith("bip") for n in names)
     for j, n in enumerate(names):
@@ -248,33 +278,23 @@ def auto_map(names: list[str], parents: np.ndarray, rest_positions: np.ndarray |
         if role is None:
             continue
         if role in ("hips", "spine", "chest", "neck", "head"):
-            if side is not None:
-                if role == "hips" and re.fullmatch(r"hips?", key):      # 'LeftHip' is a thigh
-                    role = "thigh"
-                else:
-                    continue
-            else:
+            if side is None:
                 cands.setdefault(role, []).append(j)
                 continue
-        if side is None:
-            continue
-        cands.setdefault(f"{role}_{side}", []).append(j)
+            if not (role == "hips" and re.fullmatch(r"hips?", key)):      # 'LeftHip' is a thigh
+                continue
+            role = "thigh"
+        if side is not None:
+            cands.setdefault(f"{role}_{side}", []).append(j)
+    return cands, finger_cands
 
-    def pick(role: str) -> int | None:
-        c = cands.get(role)
-        if not c:
-            return None
-        return min(c, key=lambda j: (depth[j], j))
 
-    for r in [f"{x}_{s}" for s in SIDES for x in LIMB_ROLES] + ["neck", "head"]:
-        j = pick(r)
-        if j is not None:
-            bm.roles[r] = j
-            bm.reasons[r] = f"name {names[j]!r}"
+def _fix_limb_chains(bm: BoneMap, cands: dict[str, list[int]], parents: np.ndarray, depth: np.ndarray) -> None:
+    """Clavicles above upper arms and toes below feet (re-picked along the chain), and every limb link in
+    ancestor order (a role that breaks the order is dropped)."""
     for s in SIDES:
         _fix_chain(bm, cands, parents, depth, f"clavicle_{s}", f"upperarm_{s}")
         _fix_chain(bm, cands, parents, depth, f"foot_{s}", f"toe_{s}")
-        # a clavicle must sit above the upper arm, a toe below the foot
         for upper, lower in ((f"clavicle_{s}", f"upperarm_{s}"), (f"thigh_{s}", f"shin_{s}"),
                              (f"shin_{s}", f"foot_{s}"), (f"foot_{s}", f"toe_{s}"),
                              (f"upperarm_{s}", f"forearm_{s}"), (f"forearm_{s}", f"hand_{s}")):
@@ -282,7 +302,12 @@ def auto_map(names: list[str], parents: np.ndarray, rest_positions: np.ndarray |
                 bad = lower if lower in ("toe_l", "toe_r", "clavicle_l", "clavicle_r") else upper
                 bm.roles.pop(bad, None)
                 bm.reasons.pop(bad, None)
-    # hips / chest / spine by topology
+
+
+def _trunk_by_topology(bm: BoneMap, parents: np.ndarray, pick) -> None:
+    """Hips = common ancestor of the thighs, chest = of the arms (else by name), spine = the first joint from the
+    hips towards the chest."""
+    names = bm.names
     if "thigh_l" in bm.roles and "thigh_r" in bm.roles:
         h = _lca(parents, bm.roles["thigh_l"], bm.roles["thigh_r"])
         if h >= 0:
@@ -307,6 +332,10 @@ def auto_map(names: list[str], parents: np.ndarray, rest_positions: np.ndarray |
             if len(below) >= 2:
                 bm.roles["spine"] = below[-1]
                 bm.reasons["spine"] = "first joint from the hips towards the chest"
+
+
+def _neck_between_chest_and_head(bm: BoneMap, parents: np.ndarray) -> None:
+    """A neck must be below the chest; without one, the joint between the chest and the head is the neck."""
     if "neck" in bm.roles and "chest" in bm.roles and not _is_ancestor(parents, bm.roles["chest"], bm.roles["neck"]):
         bm.roles.pop("neck")
     if "head" in bm.roles and "neck" not in bm.roles and "chest" in bm.roles:
@@ -316,21 +345,17 @@ def auto_map(names: list[str], parents: np.ndarray, rest_positions: np.ndarray |
             if below:
                 bm.roles["neck"] = below[-1]
                 bm.reasons["neck"] = "joint between the chest and the head"
-    # fingers: order each finger's joints by depth
+
+
+def _assign_fingers(bm: BoneMap, finger_cands: _FingerCands, parents: np.ndarray, depth: np.ndarray) -> None:
+    """Each finger's joints below its hand, ordered by depth: phalanges 1..3."""
     for (finger, side), lst in finger_cands.items():
         hand = bm.roles.get(f"hand_{side}")
         lst = [(num, j) for num, j in lst if hand is None or _is_ancestor(parents, hand, j)]
         lst.sort(key=lambda t: (depth[t[1]], t[1]))
         for k, (_, j) in enumerate(lst[:3], start=1):
             bm.roles[f"{finger}{k}_{side}"] = j
-            bm.reasons[f"{finger}{k}_{side}"] = f"name {names[j]!r}, phalanx {k}"
-    if rest_positions is not None and any(r not in bm.roles for r in REQUIRED_ROLES):
-        shape = map_by_shape(parents, rest_positions, end_sites or {})
-        for r, j in shape.roles.items():
-            if r not in bm.roles and j not in bm.roles.values():
-                bm.roles[r] = j
-                bm.reasons[r] = shape.reasons[r]
-    return bm
+            bm.reasons[f"{finger}{k}_{side}"] = f"name {bm.names[j]!r}, phalanx {k}"
 
 
 def _finger_from_scheme(key: str, anny_like: bool, biped_like: bool) -> tuple[str, int | None] | None:
@@ -360,95 +385,131 @@ def _fix_chain(bm: BoneMap, cands: dict[str, list[int]], parents: np.ndarray, de
 # ------------------------------------------------------------------------------------- shape fallback
 
 
+@dataclass
+class _Tree:
+    """A skeleton's hierarchy and rest pose for the shape mapping: children per joint (-1 = the roots)."""
+
+    parents: np.ndarray
+    rest: np.ndarray
+    end_sites: dict[int, list[np.ndarray]]
+    children: dict[int, list[int]]
+
+    @classmethod
+    def build(cls, parents: np.ndarray, rest: np.ndarray, end_sites: dict) -> _Tree:
+        children: dict[int, list[int]] = {j: [] for j in range(-1, len(parents))}
+        for j, p in enumerate(parents):
+            children[int(p)].append(j)
+        return cls(parents, rest, end_sites, children)
+
+    def subtree(self, j: int) -> list[int]:
+        out, stack = [], [j]
+        while stack:
+            x = stack.pop()
+            out.append(x)
+            stack.extend(self.children[x])
+        return out
+
+    def side(self, j: int, origin: int, left: np.ndarray) -> float:
+        """How far the subtree of j lies to the left of joint ``origin`` (mean position, metres along left)."""
+        return float((self.rest[self.subtree(j)].mean(0) - self.rest[origin]) @ left)
+
+
 def map_by_shape(parents: np.ndarray, rest: np.ndarray, end_sites: dict[int, list[np.ndarray]]) -> BoneMap:
     """Roles from the rest pose alone (names ignored): rest (J, 3) world positions of the rest pose.
 
     Needs a standing rest pose (T or A) with feet below the hips and toes pointing forward.
     """
     parents = np.asarray(parents)
-    J = len(parents)
-    names = [str(j) for j in range(J)]
-    bm = BoneMap(names)
-    children: dict[int, list[int]] = {j: [] for j in range(-1, J)}
-    for j, p in enumerate(parents):
-        children[int(p)].append(j)
-
-    def subtree(j: int) -> list[int]:
-        out, stack = [], [j]
-        while stack:
-            x = stack.pop()
-            out.append(x)
-            stack.extend(children[x])
-        return out
-
-    # hips: the first joint from the root with >= 3 branches
-    hips = children[-1][0] if children[-1] else -1
-    while hips >= 0 and len(children[hips]) < 3:
-        if len(children[hips]) != 1:
-            return bm
-        hips = children[hips][0]
+    tree = _Tree.build(parents, rest, end_sites)
+    bm = BoneMap([str(j) for j in range(len(parents))])
+    hips = _shape_hips(tree)
     if hips < 0:
         return bm
-    branches = children[hips]
-    sizes = [len(subtree(b)) for b in branches]
-    upper = branches[int(np.argmax(sizes))]
-    up = rest[subtree(upper)].mean(0) - rest[hips]
+    branches = tree.children[hips]
+    upper = branches[int(np.argmax([len(tree.subtree(b)) for b in branches]))]
+    up = rest[tree.subtree(upper)].mean(0) - rest[hips]
     up /= np.linalg.norm(up) + 1e-12
-    others = [b for b in branches if b != upper]
-    # the two branches that reach lowest are the legs
-    reach = [_reach(b, rest, children, end_sites, -up) for b in others]
-    legs = [others[i] for i in np.argsort(reach)[::-1][:2]]
-    if len(legs) < 2:
+    left = _shape_legs(bm, tree, hips, upper, up)
+    if left is None:
         return bm
-    leg_chains = [_limb_chain(b, rest, children, end_sites, down=-up) for b in legs]
-    fwd = np.zeros(3)
-    for ch in leg_chains:
-        if ch["foot"] is not None and ch["toe_point"] is not None:
-            d = ch["toe_point"] - rest[ch["foot"]]
-            fwd += d - (d @ up) * up
-    if np.linalg.norm(fwd) < 1e-9:
-        return bm
-    fwd /= np.linalg.norm(fwd)
-    left = np.cross(up, fwd)
-    bm.roles["hips"] = hips
-    bm.reasons["hips"] = "shape: first joint with three branches"
-    for b, ch in zip(legs, leg_chains, strict=True):
-        side = "l" if (rest[subtree(b)].mean(0) - rest[hips]) @ left > 0 else "r"
-        for role in ("thigh", "shin", "foot", "toe"):
-            if ch.get(role) is not None:
-                bm.roles[f"{role}_{side}"] = ch[role]
-                bm.reasons[f"{role}_{side}"] = f"shape: {'left' if side == 'l' else 'right'} leg chain"
-    # chest: first joint in the upper branch with two sideways branches
     chest = upper
-    while chest >= 0 and len(children[chest]) == 1:
-        chest = children[chest][0]
-    if chest < 0 or len(children[chest]) < 2:
+    while chest >= 0 and len(tree.children[chest]) == 1:
+        chest = tree.children[chest][0]
+    if chest < 0 or len(tree.children[chest]) < 2:
         return bm
     if chest != upper:
         bm.roles["spine"] = upper
         bm.reasons["spine"] = "shape: first joint above the hips"
     bm.roles["chest"] = chest
     bm.reasons["chest"] = "shape: where the arms branch"
-    side_of = {c: float((rest[subtree(c)].mean(0) - rest[chest]) @ left) for c in children[chest]}
+    _shape_arms_and_head(bm, tree, chest, up, left)
+    return bm
+
+
+def _shape_hips(tree: _Tree) -> int:
+    """The first joint from the root with >= 3 branches (-1 when the chain forks otherwise)."""
+    hips = tree.children[-1][0] if tree.children[-1] else -1
+    while hips >= 0 and len(tree.children[hips]) < 3:
+        if len(tree.children[hips]) != 1:
+            return -1
+        hips = tree.children[hips][0]
+    return hips
+
+
+def _shape_legs(bm: BoneMap, tree: _Tree, hips: int, upper: int, up: np.ndarray) -> np.ndarray | None:
+    """Hips and both leg chains (the two branches that reach lowest); returns the left direction (from up and
+    the toes' forward), or None when the legs or the toes' direction cannot be found."""
+    rest = tree.rest
+    others = [b for b in tree.children[hips] if b != upper]
+    reach = [_reach(b, rest, tree.children, tree.end_sites, -up) for b in others]
+    legs = [others[i] for i in np.argsort(reach)[::-1][:2]]
+    if len(legs) < 2:
+        return None
+    leg_chains = [_limb_chain(b, rest, tree.children, tree.end_sites, down=-up) for b in legs]
+    fwd = np.zeros(3)
+    for ch in leg_chains:
+        if ch["foot"] is not None and ch["toe_point"] is not None:
+            d = ch["toe_point"] - rest[ch["foot"]]
+            fwd += d - (d @ up) * up
+    if np.linalg.norm(fwd) < 1e-9:
+        return None
+    fwd /= np.linalg.norm(fwd)
+    left = np.cross(up, fwd)
+    bm.roles["hips"] = hips
+    bm.reasons["hips"] = "shape: first joint with three branches"
+    for b, ch in zip(legs, leg_chains, strict=True):
+        side = "l" if tree.side(b, hips, left) > 0 else "r"
+        for role in ("thigh", "shin", "foot", "toe"):
+            if ch.get(role) is not None:
+                bm.roles[f"{role}_{side}"] = ch[role]
+                bm.reasons[f"{role}_{side}"] = f"shape: {'left' if side == 'l' else 'right'} leg chain"
+    return left
+
+
+def _shape_arms_and_head(bm: BoneMap, tree: _Tree, chest: int, up: np.ndarray, left: np.ndarray) -> None:
+    """The arm chains (the chest's leftmost and rightmost branches) and the neck/head chain (the highest middle
+    branch)."""
+    rest, children = tree.rest, tree.children
+    side_of = {c: tree.side(c, chest, left) for c in children[chest]}
     for side, c in (("l", max(side_of, key=side_of.get)), ("r", min(side_of, key=side_of.get))):
         dirn = left if side == "l" else -left
-        ch = _limb_chain(c, rest, children, end_sites, down=dirn, arm=True)
+        ch = _limb_chain(c, rest, children, tree.end_sites, down=dirn, arm=True)
         for role in ("clavicle", "upperarm", "forearm", "hand"):
             if ch.get(role) is not None:
                 bm.roles[f"{role}_{side}"] = ch[role]
                 bm.reasons[f"{role}_{side}"] = f"shape: {'left' if side == 'l' else 'right'} arm chain"
-    rest_c = [c for c in children[chest] if abs(side_of[c]) < 0.5 * max(abs(v) for v in side_of.values())]
-    if rest_c:
-        c = max(rest_c, key=lambda x: float((rest[x] - rest[chest]) @ up))
-        path = [c]
-        while len(children[path[-1]]) == 1:
-            path.append(children[path[-1]][0])
-        bm.roles["neck"] = path[0]
-        bm.reasons["neck"] = "shape: joint above the chest"
-        if len(path) > 1:
-            bm.roles["head"] = path[-1]
-            bm.reasons["head"] = "shape: top of the neck chain"
-    return bm
+    middle = [c for c in children[chest] if abs(side_of[c]) < 0.5 * max(abs(v) for v in side_of.values())]
+    if not middle:
+        return
+    c = max(middle, key=lambda x: float((rest[x] - rest[chest]) @ up))
+    path = [c]
+    while len(children[path[-1]]) == 1:
+        path.append(children[path[-1]][0])
+    bm.roles["neck"] = path[0]
+    bm.reasons["neck"] = "shape: joint above the chest"
+    if len(path) > 1:
+        bm.roles["head"] = path[-1]
+        bm.reasons["head"] = "shape: top of the neck chain"
 
 
 def _limb_chain(start: int, rest: np.ndarray, children: dict, end_sites: dict, down: np.ndarray,
@@ -532,9 +593,12 @@ def load_bone_map(path: str | Path, names: list[str]) -> dict[str, int]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: bone map not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise BoneMapError(f"{path}: not a text (UTF-8) YAML bone map; expected lines like 'thigh_l: LeftUpLeg'"
+                           ) from None
     except yaml.YAMLError as e:
-        raise BoneMapError(f"{path}: not valid YAML ({e})") from e
+        raise BoneMapError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
     if isinstance(data, dict) and "bones" in data:
         data = data["bones"]
 
@@ -562,7 +626,20 @@ def load_bone_map(path: str | Path, names: list[str]) -> dict[str, int]:
         if joint not in names:
             raise BoneMapError(f"{path}: role {role!r}: no joint named {joint!r} in the skeleton")
         out[role] = names.index(joint)
+    _check_one_role_per_joint(out, names, str(path))
     return out
+
+
+def _check_one_role_per_joint(roles: dict[str, int | None], names: list[str], where: str) -> None:
+    """BoneMapError when a joint is given two roles (e.g. thigh_l and thigh_r on one joint)."""
+    seen: dict[int, str] = {}
+    for role, j in roles.items():
+        if j is None:
+            continue
+        if j in seen:
+            raise BoneMapError(f"{where}: joint {names[j]!r} is given two roles, {seen[j]!r} and {role!r}; a joint "
+                               f"carries one role")
+        seen[j] = role
 
 
 def apply_override(bm: BoneMap, override: dict[str, int | None], source: str = "bone map") -> BoneMap:
@@ -575,4 +652,13 @@ def apply_override(bm: BoneMap, override: dict[str, int | None], source: str = "
         else:
             out.roles[role] = j
             out.reasons[role] = f"set by {source}"
+    # a joint the override gives a role loses any other role the automatic mapping gave it
+    for role, j in override.items():
+        if j is None:
+            continue
+        for other, k in list(out.roles.items()):
+            if k == j and other != role and other not in override:
+                out.roles.pop(other)
+                out.reasons[other] = f"removed: {source} gives its joint to {role}"
+    _check_one_role_per_joint(override, out.names, source)
     return out

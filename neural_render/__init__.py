@@ -9,6 +9,7 @@ texture sampling and shading.
     rgba = render_mesh(verts, faces, cameras, uvs=uvs, face_uvs=face_uvs, texture=albedo)
 """
 
+import core  # noqa: F401 - first: OpenMP's passive wait policy before torch loads (core/runtime.py)
 from neural_render.interpolate import interpolate
 from neural_render.p3d_backend import pytorch3d_available
 from neural_render.raster import Fragments, check_mesh, rasterize

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neural_render.raster import Fragments
+from neural_render.fragments import Fragments
 
 __all__ = ["interpolate"]
 

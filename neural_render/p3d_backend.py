@@ -8,6 +8,7 @@ from torch import Tensor
 
 from capture.camera import Camera
 from core.errors import MissingDependencyError
+from neural_render.fragments import Fragments
 
 __all__ = ["pytorch3d_available", "rasterize_pytorch3d"]
 
@@ -37,8 +38,6 @@ def rasterize_pytorch3d(verts: Tensor, faces: Tensor, cams: Camera, *, near: flo
             "rasterize(backend='pytorch3d') needs pytorch3d, which is not installed; build it from source "
             "(pip install 'git+https://github.com/facebookresearch/pytorch3d.git') or use backend='torch'"
         ) from e
-    from neural_render.raster import Fragments
-
     B, H, W = len(cams), cams.height, cams.width
     F = faces.shape[0]
     vb = verts.expand(B, -1, -1) if verts.dim() == 2 else verts

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from capture.camera import Camera
+from neural_render.fragments import Fragments
 
 log = logging.getLogger(__name__)
 
@@ -45,31 +46,6 @@ __all__ = ["Fragments", "rasterize", "check_mesh", "prepare_views"]
 
 TILE = 32                     # big triangles are cut into TILE x TILE pixel tiles
 DEFAULT_MAX_CANDIDATES = 1 << 21  # pixel candidates evaluated at once (bounds memory: ~60 bytes each)
-
-
-@dataclass(frozen=True)
-class Fragments:
-    """Per-pixel rasterization result for B views of H x W pixels.
-
-    face_idx (B, H, W) int64: index into ``faces`` of the visible face, -1 = background.
-    bary (B, H, W, 3): perspective-correct barycentrics of the visible face (0 on background);
-        differentiable w.r.t. vertex positions and camera R, t; dtype of the vertices.
-    depth (B, H, W): camera-space z in metres of the visible surface, +inf on background.
-    """
-
-    face_idx: Tensor
-    bary: Tensor
-    depth: Tensor
-
-    @property
-    def mask(self) -> Tensor:
-        """(B, H, W) bool, True where a face is visible."""
-        return self.face_idx >= 0
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(B, H, W)."""
-        return tuple(self.face_idx.shape)
 
 
 def check_mesh(verts: Tensor, faces: Tensor, what: str = "mesh") -> tuple[Tensor, Tensor]:
@@ -214,81 +190,128 @@ def _face_setup(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: Tensor, H
     return view, face, coef, 1.0 / Ts.abs(), lo, hi - lo + 1, clip.reshape(-1)[idx]
 
 
+@dataclass(frozen=True)
+class _Items:
+    """Work items of the z-buffer pass (one per (view, face) box or per TILE x TILE tile of a big box), as
+    flat vectors of n items: view, face (int64), coef (n, 3, 3) float64 edge functions in pixels, invT (n,)
+    float64, lo (n, 2) first pixel (x, y), size (n, 2) box width and height in pixels, clip (n,) bool (needs
+    the per-pixel near/far test)."""
+
+    view: Tensor
+    face: Tensor
+    coef: Tensor
+    invT: Tensor
+    lo: Tensor
+    size: Tensor
+    clip: Tensor
+
+    def take(self, i: Tensor) -> _Items:
+        return _Items(self.view[i], self.face[i], self.coef[i], self.invT[i], self.lo[i], self.size[i], self.clip[i])
+
+
+def _cut_into_tiles(items: _Items) -> _Items:
+    """Cut boxes bigger than TILE x TILE pixels into tiles (one item per tile; small boxes are unchanged)."""
+    ntile = (items.size + TILE - 1) // TILE                 # (n, 2)
+    count = ntile[:, 0] * ntile[:, 1]
+    if not bool((count > 1).any()):
+        return items
+    dev = items.face.device
+    item = torch.repeat_interleave(torch.arange(items.face.numel(), device=dev), count)
+    start = torch.cumsum(count, 0) - count
+    k = torch.arange(item.numel(), device=dev) - start[item]
+    off = torch.stack([k % ntile[item, 0], k // ntile[item, 0]], -1) * TILE
+    tiles = items.take(item)
+    return _Items(tiles.view, tiles.face, tiles.coef, tiles.invT, tiles.lo + off, (tiles.size - off).clamp_max(TILE),
+                  tiles.clip)
+
+
+def _bin_by_size(items: _Items) -> tuple[Tensor, list[int], list[int]]:
+    """Bin items by the size classes of their boxes (x, y; clipped items apart); small bins merge into square
+    ones. Returns (order: the items sorted by bin, bin keys, item counts per bin)."""
+    classes = torch.tensor(SIZE_CLASSES, device=items.face.device)
+    cls = torch.searchsorted(classes, items.size)          # (m, 2) class index along x, y
+    nc = len(SIZE_CLASSES)
+    clip = items.clip.long()
+    key = (clip * nc + cls[:, 0]) * nc + cls[:, 1]
+    # Small bins cost more in dispatch than they save in padding: promote them to square bins.
+    small = torch.bincount(key, minlength=2 * nc * nc)[key] < MIN_BIN_ITEMS
+    if bool(small.any()):
+        sq = cls.amax(1)
+        key = torch.where(small, (clip * nc + sq) * nc + sq, key)
+    order = torch.argsort(key)
+    bins, counts = torch.unique_consecutive(key[order], return_counts=True)
+    return order, bins.tolist(), counts.tolist()
+
+
+def _linear_forms(items: _Items, Hp: int, Wp: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Per-item linear forms in local pixel coordinates (x - x0, y - y0) of the item's first pixel centre:
+    the three edge functions N_i and 1/z = D / T with D = N_0 + N_1 + N_2 (constants in float64, then
+    float32). Returns Ax, Ay, C (4, m, 1, 1) float32 (value = Ax * x + Ay * y + C), the face key (m, 1, 1)
+    and the flat z-buffer index of the first pixel (m, 1, 1)."""
+    org = items.lo.to(torch.float64) + 0.5
+    forms = torch.cat([items.coef, items.coef.sum(1, keepdim=True) * items.invT[:, None, None]], 1)   # (m, 4, 3)
+    const = forms[..., 0] * org[:, None, 0] + forms[..., 1] * org[:, None, 1] + forms[..., 2]
+    f32 = torch.float32
+    Ax = forms[..., 0].to(f32).T.contiguous()[..., None, None]
+    Ay = forms[..., 1].to(f32).T.contiguous()[..., None, None]
+    Cc = const.to(f32).T.contiguous()[..., None, None]
+    base = ((items.view * Hp + items.lo[:, 1]) * Wp + items.lo[:, 0])[:, None, None]
+    return Ax, Ay, Cc, items.face[:, None, None], base
+
+
+def _scatter_keys(buf: Tensor, Ax: Tensor, Ay: Tensor, Cc: Tensor, face: Tensor, base: Tensor, cw: int, ch: int,
+                  Wp: int, needs_clip: bool, inv_near: float, inv_far: float) -> None:
+    """Numeric kernel: evaluate n items of one bin on their cw x ch pixel boxes and ``amax`` their 64-bit keys
+    ``(bits(1/z) << 32) | face`` into the z-buffer ``buf``; pixels outside a triangle (or its near/far range)
+    get a negative key, which loses against the empty 0."""
+    dev = buf.device
+    lx = torch.arange(cw, device=dev, dtype=torch.float32)
+    ly = torch.arange(ch, device=dev, dtype=torch.float32)[:, None]
+    off = torch.arange(ch, device=dev)[:, None] * Wp + torch.arange(cw, device=dev)
+    lin = Ax * lx + Cc                                     # (4, n, 1, cw)
+    liny = Ay * ly                                         # (4, n, ch, 1)
+    mn = lin[0] + liny[0]                                  # (n, ch, cw) edge functions
+    torch.minimum(mn, lin[1] + liny[1], out=mn)
+    torch.minimum(mn, lin[2] + liny[2], out=mn)            # >= 0 inside the triangle
+    iz = lin[3] + liny[3]                                  # 1 / z
+    if needs_clip:                                         # z >= near and z <= far
+        torch.minimum(mn, inv_near - iz, out=mn)
+        if inv_far > 0:
+            torch.minimum(mn, iz - inv_far, out=mn)
+    iz.copysign_(mn)
+    k = iz.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(face)
+    buf.scatter_reduce_(0, (base + off).reshape(-1), k.reshape(-1), reduce="amax")
+
+
 @torch.no_grad()
 def _rasterize_face_idx(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: Tensor, H: int, W: int,
                         near: float, far: float, cull_backfaces: bool, max_candidates: int):
     """(B, V, 3) camera-space vertices -> (face_idx (B, H, W) int64, -1 = background; covered pixels as
-    (b, y, x, face) int64 vectors in row-major order)."""
+    (b, y, x, face) int64 vectors in row-major order). Steps: face set-up, tiles, size bins, linear forms,
+    one z-buffer pass per bin (in chunks of at most max_candidates pixels), resolve."""
     B = pc.shape[0]
     dev = pc.device
-    view, face, coef, invT, lo, size, clip = _face_setup(pc, faces, rows, T, K, H, W, near, far, cull_backfaces)
-    if face.numel() == 0:
+    items = _Items(*_face_setup(pc, faces, rows, T, K, H, W, near, far, cull_backfaces))
+    if items.face.numel() == 0:
         e = torch.zeros(0, dtype=torch.int64, device=dev)
         return torch.full((B, H, W), -1, dtype=torch.int64, device=dev), (e, e, e, e)
     # The z-buffer has TILE pixels of padding right and below each view: a bin's padded box never wraps.
     Wp, Hp = W + TILE, H + TILE
     buf = torch.zeros(B * Hp * Wp, dtype=torch.int64, device=dev)
-    # Cut big boxes into TILE x TILE tiles.
-    ntile = (size + TILE - 1) // TILE                 # (n, 2)
-    count = ntile[:, 0] * ntile[:, 1]
-    if bool((count > 1).any()):
-        item = torch.repeat_interleave(torch.arange(face.numel(), device=dev), count)
-        start = torch.cumsum(count, 0) - count
-        k = torch.arange(item.numel(), device=dev) - start[item]
-        off = torch.stack([k % ntile[item, 0], k // ntile[item, 0]], -1) * TILE
-        lo = lo[item] + off
-        size = (size[item] - off).clamp_max(TILE)
-        coef, invT, face, view, clip = coef[item], invT[item], face[item], view[item], clip[item]
-    classes = torch.tensor(SIZE_CLASSES, device=dev)
-    cls = torch.searchsorted(classes, size)           # (m, 2) class index along x, y
-    nc = len(SIZE_CLASSES)
-    key = (clip.long() * nc + cls[:, 0]) * nc + cls[:, 1]
-    # Small bins cost more in dispatch than they save in padding: promote them to square bins.
-    small = torch.bincount(key, minlength=2 * nc * nc)[key] < MIN_BIN_ITEMS
-    if bool(small.any()):
-        sq = cls.amax(1)
-        key = torch.where(small, (clip.long() * nc + sq) * nc + sq, key)
-    order = torch.argsort(key)
-    bins, counts = torch.unique_consecutive(key[order], return_counts=True)
-    # Per-item linear forms in local pixel coordinates (x - x0, y - y0) of the item's origin pixel centre:
-    # the three edge functions N_i, and 1/z = D / T with D = N_0 + N_1 + N_2 (constants in float64).
-    coef, invT, lo = coef[order], invT[order], lo[order]
-    org = lo.to(torch.float64) + 0.5
-    forms = torch.cat([coef, coef.sum(1, keepdim=True) * invT[:, None, None]], 1)    # (m, 4, 3)
-    const = forms[..., 0] * org[:, None, 0] + forms[..., 1] * org[:, None, 1] + forms[..., 2]
-    f32 = torch.float32
-    Ax = forms[..., 0].to(f32).T.contiguous()[..., None, None]    # (4, m, 1, 1)
-    Ay = forms[..., 1].to(f32).T.contiguous()[..., None, None]
-    Cc = const.to(f32).T.contiguous()[..., None, None]
-    face_s = face[order][:, None, None]
-    base_s = ((view[order] * Hp + lo[:, 1]) * Wp + lo[:, 0])[:, None, None]
+    items = _cut_into_tiles(items)
+    order, bins, counts = _bin_by_size(items)
+    Ax, Ay, Cc, face_s, base_s = _linear_forms(items.take(order), Hp, Wp)
     inv_near = 1.0 / near
     inv_far = 1.0 / far if far < float("inf") else 0.0
+    nc = len(SIZE_CLASSES)
     pos = 0
-    for b, c in zip(bins.tolist(), counts.tolist(), strict=True):
-        needs_clip = b >= nc * nc
+    for b, c in zip(bins, counts, strict=True):
         cw, ch = SIZE_CLASSES[(b // nc) % nc], SIZE_CLASSES[b % nc]
         per = max(1, max_candidates // (cw * ch))
-        lx = torch.arange(cw, device=dev, dtype=f32)
-        ly = torch.arange(ch, device=dev, dtype=f32)[:, None]
-        off = torch.arange(ch, device=dev)[:, None] * Wp + torch.arange(cw, device=dev)
         for a in range(pos, pos + c, per):
-            e = min(a + per, pos + c)
-            ax, ay, cc = Ax[:, a:e], Ay[:, a:e], Cc[:, a:e]
-            lin = ax * lx + cc                                   # (4, n, 1, cw)
-            liny = ay * ly                                       # (4, n, ch, 1)
-            mn = lin[0] + liny[0]                                # (n, ch, cw) edge functions
-            torch.minimum(mn, lin[1] + liny[1], out=mn)
-            torch.minimum(mn, lin[2] + liny[2], out=mn)          # >= 0 inside the triangle
-            iz = lin[3] + liny[3]                                # 1 / z
-            if needs_clip:                                       # z >= near and z <= far
-                torch.minimum(mn, inv_near - iz, out=mn)
-                if inv_far > 0:
-                    torch.minimum(mn, iz - inv_far, out=mn)
-            # Outside: 1/z gets a negative sign, so its key is negative and loses against the empty 0.
-            iz.copysign_(mn)
-            k = iz.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(face_s[a:e])
-            buf.scatter_reduce_(0, (base_s[a:e] + off).reshape(-1), k.reshape(-1), reduce="amax")
+            s = slice(a, min(a + per, pos + c))
+            _scatter_keys(buf, Ax[:, s], Ay[:, s], Cc[:, s], face_s[s], base_s[s], cw, ch, Wp, b >= nc * nc,
+                          inv_near, inv_far)
         pos += c
     # Keys of covered pixels have the bits of 1/z > 0 in the high word; the rest are 0 or negative.
     buf = buf.view(B, Hp, Wp)[:, :H, :W]

@@ -51,6 +51,10 @@ def soft_silhouette(verts: Tensor, faces: Tensor, cameras: Camera, *, sigma: flo
         (default ceil(6 sigma) + 1; beyond it sigmoid(band / sigma) rounds to 0 or 1).
     Returns (B, H, W) in the vertices' dtype. Silhouette edges with an end behind the near plane are
     ignored (the hard coverage is kept there).
+
+    Steps: hard coverage (``rasterize``), the band of pixels near its outline, the silhouette edges of each
+    view, the nearest silhouette edge of every band pixel (no autograd), then the differentiable signed
+    distance to that edge through a sigmoid.
     """
     verts, faces = check_mesh(verts, faces, "soft_silhouette")
     if not sigma > 0:
@@ -59,75 +63,91 @@ def soft_silhouette(verts: Tensor, faces: Tensor, cameras: Camera, *, sigma: flo
     frags = rasterize(verts, faces, cameras, near=near, max_candidates=max_candidates)
     pc, cams = prepare_views(verts, cameras)
     B, H, W = frags.face_idx.shape
-    dev, dt = verts.device, verts.dtype
     m = frags.mask
-    sil = m.to(dt)
-    # Pixels near the outline: both inside and outside pixels within `band`.
-    k = 2 * band + 1
-    mf = m.to(torch.float32)[:, None]
+    sil = m.to(verts.dtype)
+    in_band = _outline_band(m, band)
+    if not bool(in_band.any()):
+        return sil
+    edges, face_edge = mesh_edges(faces)
+    sb, se = _silhouette_edges(pc, faces, edges, face_edge, near)
+    if sb.numel() == 0:
+        return sil
+    q = pc @ cams.K.transpose(-1, -2)
+    uv = q[..., :2] / q[..., 2:3]                             # (B, V, 2) pixels, differentiable
+    a, b = uv[sb, edges[se, 0]], uv[sb, edges[se, 1]]         # (S, 2) silhouette edge ends per view
+    pix, it = _nearest_edge(a.detach(), b.detach(), sb, in_band, band, max_candidates)
+    rem = pix % (H * W)
+    p = torch.stack([rem % W, rem // W], -1).to(verts.dtype) + 0.5
+    d = _point_segment_dist(p, a[it], b[it])                  # edge it lies in the pixel's view (see _nearest_edge)
+    sign = torch.where(m.reshape(-1)[pix], 1.0, -1.0).to(verts.dtype)
+    cov = torch.sigmoid(sign * d / sigma)
+    return sil.reshape(-1).index_put((pix,), cov).view(B, H, W)
 
-    def dilate(x):  # separable max filter, k x k
+
+def _outline_band(mask: Tensor, band: int) -> Tensor:
+    """(B, H, W) bool coverage -> (B, H, W) bool: pixels with both a covered and an uncovered pixel within
+    ``band`` pixels (a separable (2 band + 1)^2 max filter of the mask and of its complement)."""
+    k = 2 * band + 1
+    mf = mask.to(torch.float32)[:, None]
+
+    def dilate(x):
         x = tf.max_pool2d(x, (1, k), 1, (0, band))
         return tf.max_pool2d(x, (k, 1), 1, (band, 0))[:, 0] > 0
 
-    near_in = dilate(mf)
-    near_out = dilate(1 - mf)
-    in_band = near_in & near_out
-    if not bool(in_band.any()):
-        return sil
-    # Silhouette edges per view.
-    edges, face_edge = mesh_edges(faces)
+    return dilate(mf) & dilate(1 - mf)
+
+
+def _silhouette_edges(pc: Tensor, faces: Tensor, edges: Tensor, face_edge: Tensor,
+                      near: float) -> tuple[Tensor, Tensor]:
+    """Silhouette edges of each view: boundary edges (one face) and edges between a front- and a back-facing
+    face, both ends in front of the near plane. pc (B, V, 3) camera space -> (view (S,), edge id (S,)) int64."""
+    B, dev = pc.shape[0], pc.device
     E = edges.shape[0]
     _, T = _face_planes(pc.detach(), faces)                   # T < 0: front-facing
     front = (T < 0).to(torch.int64)                           # (B, F)
-    cnt = torch.zeros(E, dtype=torch.int64, device=dev).index_add_(0, face_edge.reshape(-1),
-                                                                   torch.ones(face_edge.numel(), dtype=torch.int64,
-                                                                              device=dev))
-    fcnt = torch.zeros(B, E, dtype=torch.int64, device=dev).index_add_(
-        1, face_edge.reshape(-1), front.repeat_interleave(3, dim=1))
+    flat = face_edge.reshape(-1)
+    cnt = torch.zeros(E, dtype=torch.int64, device=dev).index_add_(0, flat, torch.ones_like(flat))
+    fcnt = torch.zeros(B, E, dtype=torch.int64, device=dev).index_add_(1, flat, front.repeat_interleave(3, dim=1))
     is_sil = (cnt == 1)[None] | ((fcnt > 0) & (fcnt < cnt[None]))
     z = pc[..., 2].detach()
     is_sil &= (z[:, edges[:, 0]] >= near) & (z[:, edges[:, 1]] >= near)
-    q = pc @ cams.K.transpose(-1, -2)
-    uv = q[..., :2] / q[..., 2:3]                             # (B, V, 2) pixels, differentiable
     sb, se = is_sil.nonzero(as_tuple=True)
-    if sb.numel() == 0:
-        return sil
-    with torch.no_grad():
-        a, b = uv.detach()[sb, edges[se, 0]], uv.detach()[sb, edges[se, 1]]
-        lo = (torch.minimum(a, b) - 0.5 - band).ceil().long()
-        hi = (torch.maximum(a, b) - 0.5 + band).floor().long()
-        lim = torch.tensor([W - 1, H - 1], device=dev)
-        lo = lo.clamp(min=0)
-        lo = torch.minimum(lo, lim + 1)
-        hi = torch.minimum(hi, lim)
-        size = (hi - lo + 1).clamp_min(0)
-        n = size[:, 0] * size[:, 1]
-        best = torch.full((B * H * W,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=dev)
-        starts = torch.cumsum(n, 0) - n
-        total = int(n.sum())
-        flat_band = in_band.reshape(-1)
-        for c0 in range(0, total, max_candidates):
-            c1 = min(total, c0 + max_candidates)
-            j = torch.arange(c0, c1, device=dev)
-            it = torch.searchsorted(starts, j, right=True) - 1
-            r = j - starts[it]
-            px = lo[it, 0] + r % size[it, 0]
-            py = lo[it, 1] + r // size[it, 0]
-            pix = (sb[it] * H + py) * W + px
-            ok = flat_band[pix]
-            it, px, py, pix = it[ok], px[ok], py[ok], pix[ok]
-            p = torch.stack([px, py], -1).to(dt) + 0.5
-            d = _point_segment_dist(p, a[it], b[it]).to(torch.float32)
-            key = (d.view(torch.int32).to(torch.int64) << 32) | it
-            best.scatter_reduce_(0, pix, key, reduce="amin")
-        has = (best != torch.iinfo(torch.int64).max) & flat_band
-        pix = has.nonzero()[:, 0]
-        it = best[pix] & 0xFFFFFFFF
-    vb = pix // (H * W)
-    rem = pix % (H * W)
-    p = torch.stack([rem % W, rem // W], -1).to(dt) + 0.5
-    d = _point_segment_dist(p, uv[vb, edges[se[it], 0]], uv[vb, edges[se[it], 1]])
-    sign = torch.where(m.reshape(-1)[pix], 1.0, -1.0).to(dt)
-    cov = torch.sigmoid(sign * d / sigma)
-    return sil.reshape(-1).index_put((pix,), cov).view(B, H, W)
+    return sb, se
+
+
+@torch.no_grad()
+def _nearest_edge(a: Tensor, b: Tensor, sb: Tensor, in_band: Tensor, band: int,
+                  max_candidates: int) -> tuple[Tensor, Tensor]:
+    """Numeric kernel: for every band pixel, the nearest silhouette edge of its view. Edges a-b (S, 2) pixels
+    in view sb (S,); in_band (B, H, W) bool. Every edge visits the pixels of its box grown by ``band``, in
+    chunks of at most max_candidates (pixel, edge) pairs; the nearest wins through one ``scatter_reduce(amin)``
+    of 64-bit keys (bits(distance) << 32) | edge. Returns (flat pixel index (P,), edge index into a/b (P,))."""
+    B, H, W = in_band.shape
+    dev, dt = a.device, a.dtype
+    lo = (torch.minimum(a, b) - 0.5 - band).ceil().long()
+    hi = (torch.maximum(a, b) - 0.5 + band).floor().long()
+    lim = torch.tensor([W - 1, H - 1], device=dev)
+    lo = torch.minimum(lo.clamp(min=0), lim + 1)
+    hi = torch.minimum(hi, lim)
+    size = (hi - lo + 1).clamp_min(0)
+    n = size[:, 0] * size[:, 1]
+    best = torch.full((B * H * W,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=dev)
+    starts = torch.cumsum(n, 0) - n
+    total = int(n.sum())
+    flat_band = in_band.reshape(-1)
+    for c0 in range(0, total, max_candidates):
+        j = torch.arange(c0, min(total, c0 + max_candidates), device=dev)
+        it = torch.searchsorted(starts, j, right=True) - 1
+        r = j - starts[it]
+        px = lo[it, 0] + r % size[it, 0]
+        py = lo[it, 1] + r // size[it, 0]
+        pix = (sb[it] * H + py) * W + px
+        ok = flat_band[pix]
+        it, px, py, pix = it[ok], px[ok], py[ok], pix[ok]
+        p = torch.stack([px, py], -1).to(dt) + 0.5
+        d = _point_segment_dist(p, a[it], b[it]).to(torch.float32)
+        key = (d.view(torch.int32).to(torch.int64) << 32) | it
+        best.scatter_reduce_(0, pix, key, reduce="amin")
+    has = (best != torch.iinfo(torch.int64).max) & flat_band
+    pix = has.nonzero()[:, 0]
+    return pix, best[pix] & 0xFFFFFFFF

@@ -1,1 +1,3 @@
 """reconstruction."""
+
+import core  # noqa: F401 - first: OpenMP's passive wait policy before torch loads (core/runtime.py)

@@ -20,6 +20,10 @@ try:
     from numba import njit, prange
 
     # OpenMP first (torch uses it too); probing TBB first warns when an older TBB is installed (open3d's).
+    # Its runtime is loaded at the first kernel call, after any Doppel import has set OMP_WAIT_POLICY=PASSIVE
+    # (core/runtime.py), so its idle threads sleep too. Measured under the passive policy (issue 20), Rig.pose
+    # at batch 64 with one of 2 cores busy: omp 1.30-1.82x its idle time, workqueue 1.15-1.33x (same within the
+    # noise of a shared machine); omp stays because workqueue aborts the process on concurrent calls.
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
 except ImportError:  # pragma: no cover - numba is a dependency; the torch path covers its absence
     numba = None

@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+import core  # noqa: F401 - before any test module imports torch: OpenMP's passive wait policy (core/runtime.py)
+
 os.environ.setdefault("WARP_QUIET", "1")
 
 

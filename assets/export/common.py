@@ -213,11 +213,7 @@ def prepare_scene(rig, anim: Animation | None, options: ExportOptions, texture: 
         log.warning("the rig's pose correctives are not exported (FBX/USD/glTF skinning has no equivalent)")
     if rig.blendshape_joint_deltas is not None and np.abs(rig.blendshape_joint_deltas).max() > 0:
         log.warning("the rig's blendshape joint offsets are not exported (no equivalent in the formats)")
-    tex = None
-    if texture is not None:
-        tex = Path(texture)
-        if not tex.is_file():
-            raise FileNotFoundError(f"{tex}: texture file does not exist")
+    tex = None if texture is None else check_texture(texture)
     C, s = options.rotation, options.scale
     bind = rig.bind_matrices.copy()
     bind[:, :3, :3] = C @ bind[:, :3, :3]
@@ -239,6 +235,30 @@ def prepare_scene(rig, anim: Animation | None, options: ExportOptions, texture: 
         scene.rotations, scene.root_translation = R, s * t @ C.T
         scene.blendshape_weights, scene.fps = w, snap_fps(anim.fps)     # 120.0048 -> 120 (manifest: ExportResult)
     return scene
+
+
+MAX_TEXTURE_SIDE = 16384          # pixels; larger textures are refused before they are decoded
+
+
+def check_texture(path: str | Path) -> Path:
+    """``path`` when it is a PNG or JPEG image that decodes (at most MAX_TEXTURE_SIDE pixels a side); else
+    FileNotFoundError or ExportError naming the file. The header is read before any pixel is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    tex = Path(path)
+    if not tex.is_file():
+        raise FileNotFoundError(f"{tex}: texture file does not exist")
+    try:
+        with Image.open(tex) as im:
+            fmt, size = im.format, im.size
+            if fmt not in ("PNG", "JPEG"):
+                raise ExportError(f"{tex}: textures must be PNG or JPEG images, this is {fmt or 'unknown'}")
+            if max(size) > MAX_TEXTURE_SIDE:
+                raise ExportError(f"{tex}: texture is {size[0]}x{size[1]} pixels, over {MAX_TEXTURE_SIDE} a side")
+            im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ExportError(f"{tex}: not a readable PNG or JPEG image ({type(e).__name__}: {e})") from e
+    return tex
 
 
 def to_doppel(points: np.ndarray, options: ExportOptions) -> np.ndarray:

@@ -103,12 +103,32 @@ def export_glb(scene: ExportScene, out: str | Path) -> Path:
     if scene.options.up != "y" or scene.options.units != "m":
         raise ExportError(f"{out}: glTF 2.0 is Y-up in metres by specification; got up={scene.options.up!r}, "
                           f"units={scene.options.units!r}")
-    J = len(scene.joint_names)
     gltf = g.GLTF2(scene=0, scenes=[g.Scene(nodes=[])], nodes=[], meshes=[], accessors=[], bufferViews=[],
                    buffers=[], skins=[], animations=[], materials=[], textures=[], images=[], samplers=[])
     gltf.asset = g.Asset(version="2.0", generator=f"Doppel {scene.provenance.get('doppel_version', '')}".strip(),
                          extras={"doppel": scene.provenance})
     b = _Bin(gltf)
+    n_targets = _add_mesh(gltf, b, scene)
+    roots = _add_skeleton(gltf, b, scene)
+    if scene.num_frames:
+        _add_animation(gltf, b, scene, roots, n_targets)
+    for key in ("images", "samplers", "textures", "materials", "animations"):
+        if not getattr(gltf, key):
+            setattr(gltf, key, [])
+    b.data += b"\0" * (-len(b.data) % 4)
+    gltf.buffers.append(g.Buffer(byteLength=len(b.data)))
+    gltf.set_binary_blob(bytes(b.data))
+    glb = b"".join(gltf.save_to_bytes())
+    with staged_output(out) as staged:
+        staged.write_bytes(glb)
+    log.info("wrote %s (%d bytes)", out, len(glb))
+    return out
+
+
+def _add_mesh(gltf, b: _Bin, scene: ExportScene) -> int:
+    """Mesh 0: positions, normals, UVs (v flipped), skin influences in sets of 4, sparse morph targets and the
+    material with the embedded texture. Returns the number of morph targets."""
+    import pygltflib as g
 
     src, tris, uv = split_vertices(scene)
     pos = scene.vertices[src].astype(np.float32)
@@ -117,7 +137,20 @@ def export_glb(scene: ExportScene, out: str | Path) -> Path:
     if uv is not None:
         attrs.TEXCOORD_0 = b.accessor(np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1).astype(np.float32), "VEC2",
                                       _ARRAY_BUFFER)
-    # skin: influences in sets of 4 (JOINTS_n / WEIGHTS_n), zero-padded
+    _add_skin_attributes(attrs, b, scene, src)
+    targets = [{"POSITION": b.sparse_vec3(d[src])} for d in scene.blendshape_deltas]
+    indices = b.accessor(tris.reshape(-1).astype(np.uint32), "SCALAR", _ELEMENT_ARRAY_BUFFER)
+    material = _add_material(gltf, b, scene) if scene.texture is not None else None
+    prim = g.Primitive(attributes=attrs, indices=indices, material=material, mode=4,
+                       targets=[g.Attributes(**t) for t in targets] or None)
+    gltf.meshes.append(g.Mesh(name=scene.name, primitives=[prim], weights=[0.0] * len(targets) if targets else None,
+                              extras={"targetNames": scene.blendshape_names} if targets else None))
+    return len(targets)
+
+
+def _add_skin_attributes(attrs, b: _Bin, scene: ExportScene, src: np.ndarray) -> None:
+    """JOINTS_n / WEIGHTS_n: the influences of the split vertices ``src`` in sets of 4, zero-padded, normalised."""
+    J = len(scene.joint_names)
     idx, w = scene.skin_indices[src], scene.skin_weights[src]
     K = idx.shape[1]
     sets = -(-K // 4)
@@ -128,28 +161,29 @@ def export_glb(scene: ExportScene, out: str | Path) -> Path:
     for s in range(sets):
         setattr(attrs, f"JOINTS_{s}", b.accessor(idx[:, 4 * s:4 * s + 4].astype(jtype), "VEC4", _ARRAY_BUFFER))
         setattr(attrs, f"WEIGHTS_{s}", b.accessor(w[:, 4 * s:4 * s + 4].astype(np.float32), "VEC4", _ARRAY_BUFFER))
-    targets = [{"POSITION": b.sparse_vec3(d[src])} for d in scene.blendshape_deltas]
-    indices = b.accessor(tris.reshape(-1).astype(np.uint32), "SCALAR", _ELEMENT_ARRAY_BUFFER)
 
-    material = None
-    if scene.texture is not None:
-        gltf.images.append(g.Image(bufferView=b.view(scene.texture.read_bytes()), mimeType=_mime(scene.texture),
-                                   name=scene.texture.stem))
-        gltf.samplers.append(g.Sampler(magFilter=9729, minFilter=9987, wrapS=10497, wrapT=10497))
-        gltf.textures.append(g.Texture(source=0, sampler=0))
-        gltf.materials.append(g.Material(
-            name=f"{scene.name}_skin", doubleSided=False,
-            pbrMetallicRoughness=g.PbrMetallicRoughness(baseColorTexture=g.TextureInfo(index=0), metallicFactor=0.0,
-                                                        roughnessFactor=0.6)))
-        material = 0
-    prim = g.Primitive(attributes=attrs, indices=indices, material=material, mode=4,
-                       targets=[g.Attributes(**t) for t in targets] or None)
-    mesh = g.Mesh(name=scene.name, primitives=[prim],
-                  weights=[0.0] * len(targets) if targets else None,
-                  extras={"targetNames": scene.blendshape_names} if targets else None)
-    gltf.meshes.append(mesh)
 
-    # joints: node j = joint j, local rest TRS
+def _add_material(gltf, b: _Bin, scene: ExportScene) -> int:
+    """The texture embedded in the buffer and a PBR material using it; returns the material index (0)."""
+    import pygltflib as g
+
+    gltf.images.append(g.Image(bufferView=b.view(scene.texture.read_bytes()), mimeType=_mime(scene.texture),
+                               name=scene.texture.stem))
+    gltf.samplers.append(g.Sampler(magFilter=9729, minFilter=9987, wrapS=10497, wrapT=10497))
+    gltf.textures.append(g.Texture(source=0, sampler=0))
+    gltf.materials.append(g.Material(
+        name=f"{scene.name}_skin", doubleSided=False,
+        pbrMetallicRoughness=g.PbrMetallicRoughness(baseColorTexture=g.TextureInfo(index=0), metallicFactor=0.0,
+                                                    roughnessFactor=0.6)))
+    return 0
+
+
+def _add_skeleton(gltf, b: _Bin, scene: ExportScene) -> list[int]:
+    """Node j = joint j with its local rest TRS, the skin (inverse bind matrices) and the mesh node J; returns the
+    root joints."""
+    import pygltflib as g
+
+    J = len(scene.joint_names)
     L = scene.local_bind()
     q_rest = _quat_xyzw(L[:, :3, :3])
     children: list[list[int]] = [[] for _ in range(J)]
@@ -166,42 +200,35 @@ def export_glb(scene: ExportScene, out: str | Path) -> Path:
                              skeleton=roots[0] if len(roots) == 1 else None))
     gltf.nodes.append(g.Node(name=scene.name, mesh=0, skin=0))
     gltf.scenes[0].nodes = roots + [J]
+    return roots
 
-    if scene.num_frames:
-        T = scene.num_frames
-        rot, trans = scene.local_tracks()
-        times = b.accessor((np.arange(T) / scene.fps).astype(np.float32), "SCALAR", minmax=True)
-        q = _quat_xyzw(rot)                                               # (T, J, 4)
-        samplers, channels = [], []
-        for j in range(J):
-            samplers.append(g.AnimationSampler(input=times, output=b.accessor(q[:, j].astype(np.float32), "VEC4"),
-                                               interpolation="LINEAR"))
-            channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
-                                               target=g.AnimationChannelTarget(node=j, path="rotation")))
-        for j in roots:
-            samplers.append(g.AnimationSampler(input=times, interpolation="LINEAR",
-                                               output=b.accessor(trans[:, j].astype(np.float32), "VEC3")))
-            channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
-                                               target=g.AnimationChannelTarget(node=j, path="translation")))
-        if targets:
-            wts = np.zeros((T, len(targets))) if scene.blendshape_weights is None else scene.blendshape_weights
-            samplers.append(g.AnimationSampler(input=times, interpolation="LINEAR",
-                                               output=b.accessor(wts.reshape(-1).astype(np.float32), "SCALAR")))
-            channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
-                                               target=g.AnimationChannelTarget(node=J, path="weights")))
-        gltf.animations.append(g.Animation(name=f"{scene.name}_anim", samplers=samplers, channels=channels,
-                                           extras={"fps": scene.fps}))
-    for key in ("images", "samplers", "textures", "materials", "animations"):
-        if not getattr(gltf, key):
-            setattr(gltf, key, [])
-    b.data += b"\0" * (-len(b.data) % 4)
-    gltf.buffers.append(g.Buffer(byteLength=len(b.data)))
-    gltf.set_binary_blob(bytes(b.data))
-    glb = b"".join(gltf.save_to_bytes())
-    with staged_output(out) as staged:
-        staged.write_bytes(glb)
-    log.info("wrote %s (%d bytes)", out, len(glb))
-    return out
+
+def _add_animation(gltf, b: _Bin, scene: ExportScene, roots: list[int], n_targets: int) -> None:
+    """One animation, keys at frame / fps seconds: every joint's rotation, the roots' translations, the morph
+    weights (on the mesh node)."""
+    import pygltflib as g
+
+    T, J = scene.num_frames, len(scene.joint_names)
+    rot, trans = scene.local_tracks()
+    times = b.accessor((np.arange(T) / scene.fps).astype(np.float32), "SCALAR", minmax=True)
+    q = _quat_xyzw(rot)                                               # (T, J, 4)
+    samplers, channels = [], []
+
+    def channel(node: int, path: str, values: np.ndarray, kind: str) -> None:
+        samplers.append(g.AnimationSampler(input=times, output=b.accessor(values.astype(np.float32), kind),
+                                           interpolation="LINEAR"))
+        channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
+                                           target=g.AnimationChannelTarget(node=node, path=path)))
+
+    for j in range(J):
+        channel(j, "rotation", q[:, j], "VEC4")
+    for j in roots:
+        channel(j, "translation", trans[:, j], "VEC3")
+    if n_targets:
+        wts = np.zeros((T, n_targets)) if scene.blendshape_weights is None else scene.blendshape_weights
+        channel(J, "weights", wts.reshape(-1), "SCALAR")
+    gltf.animations.append(g.Animation(name=f"{scene.name}_anim", samplers=samplers, channels=channels,
+                                       extras={"fps": scene.fps}))
 
 
 def read_glb_json(path: str | Path) -> dict:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assets.export.common import FORMATS, ExportError, ExportOptions, prepare_scene
+from assets.export.common import FORMATS, PRESETS, ExportError, ExportOptions, prepare_scene
 from rigging.animation import Animation
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,15 @@ def default_options(fmt: str, preset: str | None = None, up: str | None = None,
                     units: str | None = None) -> ExportOptions:
     """The frame of an export: glTF is always Y-up metres (its specification); USD defaults to Y-up metres, FBX to
     the Maya preset (Y-up, centimetres)."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     if fmt == "glb":
         if (up and up.lower() != "y") or (units and units.lower() != "m"):
             raise ValueError(f"--format glb: glTF 2.0 is Y-up in metres by specification (got up={up}, "
                              f"units={units})")
-        if preset:
-            log.info("--preset %s does not apply to glTF (always Y-up, metres)", preset)
+        if preset and PRESETS[preset] != ("y", "m"):
+            log.warning("--preset %s (%s-up, %s) does not apply to glTF: the file is Y-up in metres by specification",
+                        preset, *PRESETS[preset])
         return ExportOptions(up="y", units="m", preset=preset)
     default = ("y", "cm") if fmt == "fbx" else ("y", "m")
     return ExportOptions.from_preset(preset, up, units, default=default)

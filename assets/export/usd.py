@@ -70,9 +70,28 @@ def export_usd(scene: ExportScene, out: str | Path) -> Path:
 
 
 def _write_stage(scene: ExportScene, path: Path, texture_dir: Path, texture_stem: str | None = None) -> None:
-    from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, UsdSkel, Vt
+    """Write ``scene`` as a new USD layer at ``path``: SkelRoot, Skeleton, skinned Mesh, BlendShapes,
+    SkelAnimation and a UsdPreviewSurface material (texture copied into ``texture_dir``)."""
+    from pxr import Usd, UsdSkel
 
     stage = Usd.Stage.CreateNew(str(path))
+    root_name = _stage_metadata(stage, scene)
+    skel, paths = _write_skeleton(stage, scene, root_name)
+    mesh = _write_mesh(stage, scene, root_name)
+    binding = _bind_skin(mesh, scene, skel)
+    bs_ids = _write_blendshapes(stage, scene, mesh, binding)
+    if scene.num_frames:
+        anim = _write_animation(stage, scene, root_name, paths, bs_ids)
+        UsdSkel.BindingAPI.Apply(skel.GetPrim()).CreateAnimationSourceRel().SetTargets([anim.GetPath()])
+    if scene.texture is not None:
+        _write_material(stage, scene, root_name, mesh, texture_dir, texture_stem)
+    stage.GetRootLayer().Save()
+
+
+def _stage_metadata(stage, scene: ExportScene) -> str:
+    """Up axis, metres per unit, the SkelRoot (default prim) and the provenance; returns the root prim's name."""
+    from pxr import Usd, UsdGeom, UsdSkel
+
     opts = scene.options
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y if opts.up == "y" else UsdGeom.Tokens.z)
     UsdGeom.SetStageMetersPerUnit(stage, 1.0 if opts.units == "m" else 0.01)
@@ -84,9 +103,13 @@ def _write_stage(scene: ExportScene, path: Path, texture_dir: Path, texture_stem
                   "doppel:frame": f"up={opts.up}, units={opts.units}, preset={opts.preset or ''}"}
     stage.GetRootLayer().customLayerData = layer_data
     stage.GetRootLayer().documentation = "Doppel digital double (rig, skin, blendshapes, animation)"
+    return root_name
 
-    # skeleton
-    J = len(scene.joint_names)
+
+def _write_skeleton(stage, scene: ExportScene, root_name: str):
+    """The Skeleton (joint paths, names, bind and rest transforms); returns (skeleton, joint paths)."""
+    from pxr import UsdSkel, Vt
+
     paths = joint_paths(scene)
     skel = UsdSkel.Skeleton.Define(stage, f"/{root_name}/Skeleton")
     skel.CreateJointsAttr(Vt.TokenArray(paths))
@@ -95,8 +118,13 @@ def _write_stage(scene: ExportScene, path: Path, texture_dir: Path, texture_stem
     L = scene.local_bind()
     skel.CreateRestTransformsAttr(Vt.Matrix4dArray.FromNumpy(np.ascontiguousarray(L.transpose(0, 2, 1))))
     skel.GetPrim().SetCustomDataByKey("doppel:jointNames", Vt.StringArray(scene.joint_names))
+    return skel, paths
 
-    # mesh
+
+def _write_mesh(stage, scene: ExportScene, root_name: str):
+    """The body Mesh: points, triangles, vertex normals, extent, face-varying UVs (primvar st)."""
+    from pxr import Gf, Sdf, UsdGeom, Vt
+
     mesh = UsdGeom.Mesh.Define(stage, f"/{root_name}/Body")
     mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(scene.vertices.astype(np.float32)))
     mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(scene.faces), 3, np.int32)))
@@ -113,6 +141,12 @@ def _write_stage(scene: ExportScene, path: Path, texture_dir: Path, texture_stem
                                                      UsdGeom.Tokens.faceVarying)
         st.Set(Vt.Vec2fArray.FromNumpy(scene.uvs.astype(np.float32)))
         st.SetIndices(Vt.IntArray.FromNumpy(scene.face_uvs.reshape(-1).astype(np.int32)))
+    return mesh
+
+
+def _bind_skin(mesh, scene: ExportScene, skel):
+    """Joint indices and weights (vertex primvars) and the skeleton binding of the mesh; returns the BindingAPI."""
+    from pxr import Gf, UsdSkel, Vt
 
     binding = UsdSkel.BindingAPI.Apply(mesh.GetPrim())
     K = scene.skin_indices.shape[1]
@@ -122,8 +156,14 @@ def _write_stage(scene: ExportScene, path: Path, texture_dir: Path, texture_stem
         scene.skin_weights.reshape(-1).astype(np.float32)))
     binding.CreateGeomBindTransformAttr(Gf.Matrix4d(1.0))
     binding.CreateSkeletonRel().SetTargets([skel.GetPath()])
+    return binding
 
-    # blendshapes (sparse: only the vertices a shape moves)
+
+def _write_blendshapes(stage, scene: ExportScene, mesh, binding) -> list[str]:
+    """Sparse BlendShapes (only the vertices a shape moves) under the mesh; returns their identifiers ([] if
+    none)."""
+    from pxr import UsdSkel, Vt
+
     bs_ids = usd_identifiers(scene.blendshape_names)
     targets = []
     for name, delta in zip(bs_ids, scene.blendshape_deltas, strict=True):
@@ -137,61 +177,69 @@ def _write_stage(scene: ExportScene, path: Path, texture_dir: Path, texture_stem
     if targets:
         binding.CreateBlendShapesAttr(Vt.TokenArray(bs_ids))
         binding.CreateBlendShapeTargetsRel().SetTargets(targets)
+    return bs_ids if targets else []
 
-    # animation
-    if scene.num_frames:
-        T = scene.num_frames
-        stage.SetStartTimeCode(0)
-        stage.SetEndTimeCode(T - 1)
-        stage.SetTimeCodesPerSecond(scene.fps)
-        stage.SetFramesPerSecond(scene.fps)
-        anim = UsdSkel.Animation.Define(stage, f"/{root_name}/Skeleton/Animation")
-        anim.CreateJointsAttr(Vt.TokenArray(paths))
-        rot, trans = scene.local_tracks()
-        from assets.export.gltf import _quat_xyzw
 
-        q = _quat_xyzw(rot).astype(np.float32)                       # (T, J, 4) xyzw = GfQuatf memory order
-        ta, ra = anim.CreateTranslationsAttr(), anim.CreateRotationsAttr()
-        anim.CreateScalesAttr().Set(Vt.Vec3hArray.FromNumpy(np.ones((J, 3), np.float16)))
-        wa = None
-        if targets:
-            anim.CreateBlendShapesAttr(Vt.TokenArray(bs_ids))
-            wa = anim.CreateBlendShapeWeightsAttr()
-            wts = np.zeros((T, len(bs_ids))) if scene.blendshape_weights is None else scene.blendshape_weights
-        for f in range(T):
-            tc = Usd.TimeCode(f)
-            ta.Set(Vt.Vec3fArray.FromNumpy(trans[f].astype(np.float32)), tc)
-            ra.Set(Vt.QuatfArray.FromNumpy(np.ascontiguousarray(q[f])), tc)
-            if wa is not None:
-                wa.Set(Vt.FloatArray.FromNumpy(wts[f].astype(np.float32)), tc)
-        UsdSkel.BindingAPI.Apply(skel.GetPrim()).CreateAnimationSourceRel().SetTargets([anim.GetPath()])
+def _write_animation(stage, scene: ExportScene, root_name: str, paths: list[str], bs_ids: list[str]):
+    """The SkelAnimation (time codes 0..T-1 at the scene's exact rate): joint translations, rotations, unit
+    scales and blend-shape weights per frame."""
+    from pxr import Usd, UsdSkel, Vt
 
-    # material
-    if scene.texture is not None:
-        tex_name = f"{texture_stem}.albedo{scene.texture.suffix.lower()}" if texture_stem else \
-            f"albedo{scene.texture.suffix.lower()}"
-        tex_path = texture_dir / tex_name
-        if tex_path.resolve() != scene.texture.resolve():
-            with staged_output(tex_path) as staged:
-                staged.write_bytes(scene.texture.read_bytes())
-        mat = UsdShade.Material.Define(stage, f"/{root_name}/Materials/Skin")
-        surf = UsdShade.Shader.Define(stage, mat.GetPath().AppendChild("PreviewSurface"))
-        surf.CreateIdAttr("UsdPreviewSurface")
-        surf.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(0.6)
-        surf.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(0.0)
-        reader = UsdShade.Shader.Define(stage, mat.GetPath().AppendChild("stReader"))
-        reader.CreateIdAttr("UsdPrimvarReader_float2")
-        reader.CreateInput("varname", Sdf.ValueTypeNames.String).Set("st")
-        tex = UsdShade.Shader.Define(stage, mat.GetPath().AppendChild("AlbedoTexture"))
-        tex.CreateIdAttr("UsdUVTexture")
-        tex.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(f"./{tex_name}")
-        tex.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("sRGB")
-        tex.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(reader.ConnectableAPI(), "result")
-        tex.CreateOutput("rgb", Sdf.ValueTypeNames.Float3)
-        surf.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(tex.ConnectableAPI(), "rgb")
-        mat.CreateSurfaceOutput().ConnectToSource(surf.ConnectableAPI(), "surface")
-        UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(mat)
-    stage.GetRootLayer().Save()
+    from assets.export.gltf import _quat_xyzw
+
+    T, J = scene.num_frames, len(scene.joint_names)
+    stage.SetStartTimeCode(0)
+    stage.SetEndTimeCode(T - 1)
+    stage.SetTimeCodesPerSecond(scene.fps)
+    stage.SetFramesPerSecond(scene.fps)
+    anim = UsdSkel.Animation.Define(stage, f"/{root_name}/Skeleton/Animation")
+    anim.CreateJointsAttr(Vt.TokenArray(paths))
+    rot, trans = scene.local_tracks()
+    q = _quat_xyzw(rot).astype(np.float32)                       # (T, J, 4) xyzw = GfQuatf memory order
+    ta, ra = anim.CreateTranslationsAttr(), anim.CreateRotationsAttr()
+    anim.CreateScalesAttr().Set(Vt.Vec3hArray.FromNumpy(np.ones((J, 3), np.float16)))
+    wa = None
+    if bs_ids:
+        anim.CreateBlendShapesAttr(Vt.TokenArray(bs_ids))
+        wa = anim.CreateBlendShapeWeightsAttr()
+        wts = np.zeros((T, len(bs_ids))) if scene.blendshape_weights is None else scene.blendshape_weights
+    for f in range(T):
+        tc = Usd.TimeCode(f)
+        ta.Set(Vt.Vec3fArray.FromNumpy(trans[f].astype(np.float32)), tc)
+        ra.Set(Vt.QuatfArray.FromNumpy(np.ascontiguousarray(q[f])), tc)
+        if wa is not None:
+            wa.Set(Vt.FloatArray.FromNumpy(wts[f].astype(np.float32)), tc)
+    return anim
+
+
+def _write_material(stage, scene: ExportScene, root_name: str, mesh, texture_dir: Path,
+                    texture_stem: str | None) -> None:
+    """A UsdPreviewSurface reading the albedo texture (copied beside the file) through the st primvar."""
+    from pxr import Sdf, UsdShade
+
+    suffix = scene.texture.suffix.lower()
+    tex_name = f"{texture_stem}.albedo{suffix}" if texture_stem else f"albedo{suffix}"
+    tex_path = texture_dir / tex_name
+    if tex_path.resolve() != scene.texture.resolve():
+        with staged_output(tex_path) as staged:
+            staged.write_bytes(scene.texture.read_bytes())
+    mat = UsdShade.Material.Define(stage, f"/{root_name}/Materials/Skin")
+    surf = UsdShade.Shader.Define(stage, mat.GetPath().AppendChild("PreviewSurface"))
+    surf.CreateIdAttr("UsdPreviewSurface")
+    surf.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(0.6)
+    surf.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(0.0)
+    reader = UsdShade.Shader.Define(stage, mat.GetPath().AppendChild("stReader"))
+    reader.CreateIdAttr("UsdPrimvarReader_float2")
+    reader.CreateInput("varname", Sdf.ValueTypeNames.String).Set("st")
+    tex = UsdShade.Shader.Define(stage, mat.GetPath().AppendChild("AlbedoTexture"))
+    tex.CreateIdAttr("UsdUVTexture")
+    tex.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(f"./{tex_name}")
+    tex.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("sRGB")
+    tex.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(reader.ConnectableAPI(), "result")
+    tex.CreateOutput("rgb", Sdf.ValueTypeNames.Float3)
+    surf.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(tex.ConnectableAPI(), "rgb")
+    mat.CreateSurfaceOutput().ConnectToSource(surf.ConnectableAPI(), "surface")
+    UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(mat)
 
 
 def usd_skinned_points(path: str | Path, frames: list[int]) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -10,23 +11,29 @@ from rich.console import Console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
 
-DEFAULT_MAX_MEMORY_GB = 8.0
+log = logging.getLogger(__name__)
 
 
-def check_memory(motion, target, max_memory_gb: float, clip: Path) -> None:
-    """Refuse a retarget whose estimated peak memory is over ``max_memory_gb`` (one line: what, how much, the
-    limit, how to override)."""
+def check_memory(motion, target, max_memory_gb: float | None, clip: Path) -> None:
+    """Refuse a retarget whose estimated peak memory is over ``max_memory_gb`` (default: the smaller of half the
+    machine's memory and 80 % of what is free) with one line: what, how much, the limit, how to override; announce
+    (a warning) one that needs more than 2 GB."""
     import math
 
-    from mocap_retarget.clips import estimate_retarget_bytes
+    from mocap_retarget.clips import LARGE_RETARGET_BYTES, default_memory_limit_bytes, estimate_retarget_bytes
 
+    if max_memory_gb is None:
+        max_memory_gb = default_memory_limit_bytes() / 1e9
     if not (math.isfinite(max_memory_gb) and max_memory_gb > 0):
         raise ValueError(f"--max-memory-gb must be a number > 0, got {max_memory_gb}")
     need = estimate_retarget_bytes(motion.num_frames, motion.num_joints, len(target.names)) / 1e9
     if need > max_memory_gb:
         raise ValueError(f"{clip}: {motion.num_frames} frames x {motion.num_joints} joints onto {len(target.names)} "
-                         f"joints needs about {need:.1f} GB, over the limit of {max_memory_gb:g} GB; split the clip "
+                         f"joints needs about {need:.3g} GB, over the limit of {max_memory_gb:g} GB; split the clip "
                          f"or raise --max-memory-gb")
+    if need * 1e9 > LARGE_RETARGET_BYTES:
+        log.warning("%s: %d frames: this retarget needs about %.1f GB of memory (limit %.1f GB, --max-memory-gb)",
+                    clip, motion.num_frames, need, max_memory_gb)
 
 
 def retarget(
@@ -43,8 +50,10 @@ def retarget(
     no_cleanup: bool = typer.Option(False, "--no-cleanup", help="Skip the foot-contact cleanup (IK)."),
     no_fingers: bool = typer.Option(False, "--no-fingers", help="Leave the fingers at rest."),
     preview_size: int = typer.Option(320, "--preview-size", help="Preview panel size in pixels (32-2048)."),
-    max_memory_gb: float = typer.Option(DEFAULT_MAX_MEMORY_GB, "--max-memory-gb",
-                                        help="Refuse a clip whose retarget would need more memory than this."),
+    max_memory_gb: float = typer.Option(None, "--max-memory-gb",
+                                        help="Refuse a clip whose retarget would need more memory than this "
+                                        "(GB; default: half of this machine's memory or 80% of what is free, "
+                                        "the smaller)."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from assets.blender_worker import BlenderError, run_blender_tasks
-from assets.export import export_rig
+from assets.export import ExportError, export_rig
 from assets.export.common import prepare_scene, reference_vertices
 from assets.export.fbx import evaluate_in_blender, fbx_global_settings
 from assets.export.gltf import split_vertices
@@ -104,8 +104,55 @@ def test_failed_fbx_export_leaves_no_partial_file(monkeypatch, tmp_path, tiny_ri
 
     monkeypatch.setattr(bw, "run_blender_tasks", half_written)
     (tmp_path / "a.fbx").write_bytes(b"previous export")
-    with pytest.raises(BlenderError, match="crashed"):
+    with pytest.raises(ExportError, match=r"a\.fbx: Blender could not write the FBX: .*crashed"):
         export_rig(tiny_rig, "fbx", tmp_path / "a.fbx")
     assert [p.name for p in tmp_path.iterdir()] == ["a.fbx"]
     assert (tmp_path / "a.fbx").read_bytes() == b"previous export"
     assert os.access(tmp_path, os.W_OK)
+
+
+TRACEBACK_ERROR = """export_fbx: RuntimeError: Error: Python: Traceback (most recent call last):
+  File "/venv/bpy/5.0/scripts/addons_core/io_scene_fbx/encode_bin.py", line 328, in _write
+    write(data)
+OSError: [Errno 28] No space left on device
+Location: /venv/bpy/5.0/scripts/modules/bpy/ops.py:109"""
+
+
+def test_blender_traceback_becomes_one_line_naming_the_file(monkeypatch, tmp_path, capsys):
+    """A Blender failure (here: a full disk) is one red line naming the output and the exception, exit 1."""
+    import assets.blender_worker as bw
+    from core.errors import DoppelError
+    from tests.assets.conftest import make_rig
+    from tests.assets.test_export_cli import run_cli
+
+    rig = make_rig()
+    rig.metadata = {"model": "synthetic"}           # no actor: runs outside a workspace
+    rig_dir = tmp_path / "rig"
+    rig.validate().save(rig_dir)
+
+    assert issubclass(BlenderError, DoppelError)
+    assert bw.one_line(TRACEBACK_ERROR) == "export_fbx: OSError: [Errno 28] No space left on device"
+
+    def full_disk(tasks, **kw):
+        raise BlenderError(f"Blender: {TRACEBACK_ERROR}")
+
+    monkeypatch.setattr(bw, "run_blender_tasks", full_disk)
+    code, out, err = run_cli(capsys, "export", str(rig_dir), "--out", str(tmp_path / "a.fbx"), "--no-texture")
+    assert code == 1
+    errors = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert f"{tmp_path / 'a.fbx'}: Blender could not write the FBX" in errors[0] and "No space left" in errors[0]
+
+
+def test_fbx_gets_the_exact_rate_and_the_clip_range(tmp_path, tiny_rig):
+    """A BVH frame time of 0.008333 s (120.0048 fps) is written as 120 fps, and the file's time span covers the
+    clip (frames 1..T), not Blender's default 0..1 s."""
+    from assets.export import smooth_random_animation
+    from assets.export.fbx import FBX_KTIME
+
+    anim = smooth_random_animation(tiny_rig, frames=30, fps=1 / 0.008333, seed=1)
+    res = export_rig(tiny_rig, "fbx", tmp_path / "clip.fbx", anim, default_options("fbx", "maya"))
+    g = fbx_global_settings(res.path)
+    assert g["TimeMode"] == 1 and g["CustomFrameRate"] == 120.0            # FBX's eFrames120
+    assert g["TimeSpanStart"] == pytest.approx(1 / 120 * FBX_KTIME, abs=1)
+    assert g["TimeSpanStop"] == pytest.approx(30 / 120 * FBX_KTIME, abs=1)

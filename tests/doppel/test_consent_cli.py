@@ -175,6 +175,11 @@ def test_real_demo_quick_registers_the_virtual_actor(cli, tmp_path):
     assert len(recs) >= 1 and recs[0]["actor"] == "virtual" and recs[0]["outputs"][0]["kind"] == "capture"
     assert recs[0]["outputs"][0]["sha256"] == sha256_file(tmp_path / "demo" / "actor" / "manifest.json")
     assert audit.verify(ws).ok
+    # the demo's capture session proves itself synthetic (outside a workspace: unsigned, taken as written)
+    session = tmp_path / "demo" / "capture" / "session"
+    assert json.loads((session / "manifest.json").read_text())["stage"] == "synthetic_capture"
+    with gate_from_cli(None, None, None, "scan", command="capture ingest", inputs=[session]) as run:
+        assert run.auth.actor_id == "virtual"
 
 
 def test_cli_errors_are_one_line(cli, tmp_path):

@@ -301,3 +301,20 @@ def test_a_file_input_is_known_by_its_content(tmp_path, capsys, ws):
                            "--actor", "virtual", "--no-texture")
     reason = refused_once(code, "", err, tmp_path / "v.glb", ws, "export")
     assert "made from actor 'jane-doe'" in reason and "copy.npz" in reason
+
+
+def test_lineage_survives_a_removed_manifest_so_revocation_lists_the_fit(tmp_path, ws):
+    from assets.consent import consents_for
+    from assets.lineage import outputs_under_consent
+
+    session, ing = real_session(tmp_path), tmp_path / "ing"
+    fake_ingest(ws, session, ing)
+    (ing / "manifest.json").unlink()
+    grant(ws, "jane-doe", ["fit"], "Dune", SOON)
+    with gate_from_cli(ws.root, None, "Dune", "fit", command="fit", inputs=[session, ing]) as run:
+        (tmp_path / "fit.txt").write_text("fit")
+        run.add_output(tmp_path / "fit.txt", kind="fit")
+    assert run.auth.actor_id == "jane-doe"
+    scan = next(c for c in consents_for(ws, "jane-doe") if "scan" in c.uses)
+    direct, derived = outputs_under_consent(ws, scan.id)
+    assert [a.kind for a in direct] == ["landmarks"] and [a.kind for a in derived] == ["fit"]
