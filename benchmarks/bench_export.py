@@ -29,8 +29,7 @@ def main() -> None:
     from assets.export.run import default_options
     from assets.export.usd import usd_compliance_errors, usd_skinned_points
     from assets.provenance import Provenance
-    from doppel.commands.export import albedo_for_rig
-    from doppel.commands.rig import build_default_rig
+    from doppel.doubles import albedo_for_rig, build_default_rig
 
     args.out.mkdir(parents=True, exist_ok=True)
     rig, _, _ = build_default_rig("anny", seed=0)

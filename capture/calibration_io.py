@@ -24,11 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from capture.camera import Camera
 from capture.npcam import PinholeNP, as_np
+from core.conventions import ROTATION_TOL, invalid_rotations, rotation_errors
 from core.errors import DoppelError
 from core.fileio import read_json_object
 from core.storage import atomic_write_json, atomic_write_text
-
-ORTHO_TOL = 1e-4  # max |R R^T - I| accepted for a rotation matrix read from a file
 
 
 class CalibrationError(DoppelError):
@@ -79,10 +78,10 @@ class CameraModel(BaseModel):
         if R.shape != (3, 3):
             raise ValueError(f"must be 3x3, got shape {R.shape}")
         _finite("R", R)
-        err = float(np.abs(R @ R.T - np.eye(3)).max())
-        if err > ORTHO_TOL or np.linalg.det(R) < 0:
-            raise ValueError(f"must be a rotation (orthonormal, det +1); |R R^T - I| = {err:.2e}, "
-                             f"det = {np.linalg.det(R):.4f}")
+        if invalid_rotations(R):
+            err = float(rotation_errors(R)[0])
+            raise ValueError(f"must be a rotation (orthonormal, det +1, within {ROTATION_TOL:g}); "
+                             f"|R^T R - I| = {err:.2e}, det = {np.linalg.det(R):.4f}")
         return v
 
     @field_validator("t")

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.conventions import PIXEL_CENTER_OFFSET, ROTATION_TOL, invalid_rotations, rotation_errors
+
 __all__ = ["Camera"]
 
-_ROT_TOL = 1e-3  # |R R^T - I| and |det R - 1| allowed (float32 round-off of an orthonormal matrix)
 
 
 def _as_tensor(x, name: str, device=None, dtype=None) -> Tensor:
@@ -102,12 +103,12 @@ class Camera:
                 raise ValueError(f"camera {label!r}: K's last row must be [0, 0, 1], got {last.tolist()}")
             if K[..., 1, 0].abs().max() > 0:
                 raise ValueError(f"camera {label!r}: K[1, 0] must be 0")
-            Rd = R.detach().double()
-            ortho = (Rd @ Rd.transpose(-1, -2) - torch.eye(3, dtype=torch.float64, device=dev)).abs().amax()
-            det = torch.linalg.det(Rd)
-            if ortho > _ROT_TOL or bool(((det - 1).abs() > _ROT_TOL).any()):
-                raise ValueError(f"camera {label!r}: R must be a rotation (orthonormal, det +1); "
-                                 f"|R R^T - I| = {float(ortho):.2e}, det = {det.tolist()}")
+            Rn = R.detach().double().cpu().numpy()
+            if invalid_rotations(Rn).any():
+                ortho, det = rotation_errors(Rn)
+                raise ValueError(f"camera {label!r}: R must be a rotation (orthonormal, det +1, within "
+                                 f"{ROTATION_TOL:g}); |R^T R - I| = {float(np.max(ortho)):.2e}, "
+                                 f"det = {(np.linalg.det(Rn)).tolist()}")
         object.__setattr__(self, "K", K)
         object.__setattr__(self, "R", R)
         object.__setattr__(self, "t", t)
@@ -234,8 +235,8 @@ class Camera:
         """Ray directions through every pixel centre, camera frame, z = 1 (pinhole, no distortion):
         (H, W, 3), or (N, H, W, 3) for a batch."""
         Kinv = torch.linalg.inv(self.K.detach())
-        u = torch.arange(self.width, device=self.device, dtype=self.dtype) + 0.5
-        v = torch.arange(self.height, device=self.device, dtype=self.dtype) + 0.5
+        u = torch.arange(self.width, device=self.device, dtype=self.dtype) + PIXEL_CENTER_OFFSET
+        v = torch.arange(self.height, device=self.device, dtype=self.dtype) + PIXEL_CENTER_OFFSET
         pix = torch.stack(torch.meshgrid(v, u, indexing="ij")[::-1] + (torch.ones(self.height, self.width,
                           device=self.device, dtype=self.dtype),), -1)
         if self.is_batch:

@@ -34,7 +34,8 @@ def image_header_size(path: str | os.PathLike, data: bytes | None = None) -> tup
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: image does not exist") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+        raise ValueError(f"{path}: image could not be decoded (corrupt or unsupported file; its header: "
+                         f"{type(e).__name__})") from e
 
 
 def check_image_size(path: str | os.PathLike, data: bytes | None = None,

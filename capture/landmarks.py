@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.conventions import doppel_to_opencv_affine
 from core.storage import atomic_open, content_key, sha256_bytes
 
 log = logging.getLogger(__name__)
@@ -230,14 +231,11 @@ class LandmarkDetector:
         ext = max(np.ptp(head[:, 0]), np.ptp(head[:, 1]), 8.0)
         side = HEAD_CROP_SCALE * ext * 1.4
         x0, y0 = c - side / 2
-        # crop pixel (continuous) -> image: u = x0 + x * side / S
+        # crop pixel -> image: u = x0 + x * side / S
         S = HEAD_CROP_SIZE
-        M = np.array([[S / side, 0, -x0 * S / side], [0, S / side, -y0 * S / side]])
-        # warpAffine works in OpenCV index coordinates; the +0.5 shifts cancel for a pure scale+shift only
-        # when applied on both sides: index_dst + 0.5 = a (index_src + 0.5) + b
         a = S / side
-        Mi = np.array([[a, 0, a * 0.5 - 0.5 - x0 * a], [0, a, a * 0.5 - 0.5 - y0 * a]])
-        del M
+        # image -> crop in Doppel pixels, then in the index coordinates warpAffine works in
+        Mi = doppel_to_opencv_affine(np.array([[a, 0, -x0 * a], [0, a, -y0 * a]]))
         crop = cv2.warpAffine(rgb, Mi, (S, S), flags=cv2.INTER_AREA if a < 1 else cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
         face = self._face(crop, np.array([S, S], dtype=np.float64))

@@ -58,6 +58,14 @@ def doppel_to_opencv_K(K: np.ndarray) -> np.ndarray:
     return out
 
 
+def doppel_to_opencv_affine(M: np.ndarray) -> np.ndarray:
+    """M (2, 3) mapping Doppel pixels of one image to another's (x' = A x + b) -> the same map in OpenCV's
+    pixel coordinates (for cv2.warpAffine): b' = b + (A - I) 0.5."""
+    M = np.array(M, dtype=np.float64, copy=True)
+    M[:, 2] += (M[:, :2] - np.eye(2)) @ np.full(2, PIXEL_CENTER_OFFSET)
+    return M
+
+
 # -- rotations -----------------------------------------------------------------------------------------
 
 ROTATION_TOL = 1e-4   # |R^T R - I| (max entry) and |det R - 1| of a matrix taken as a rotation

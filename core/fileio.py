@@ -27,7 +27,7 @@ def read_json_object(path: str | os.PathLike, what: str = "file") -> dict[str, A
         raise ValueError(f"{path}: {what} is not UTF-8 text (binary or another encoding: {e.reason} at byte "
                          f"{e.start})") from e
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: {what} is not valid JSON ({e})") from e
+        raise ValueError(f"{path}: not valid JSON ({e}); expected a {what}") from e
     except RecursionError as e:
         raise ValueError(f"{path}: {what} is nested too deeply to read") from e
     if not isinstance(doc, dict):

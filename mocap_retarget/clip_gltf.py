@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mocap_retarget.bvh import Motion
-from mocap_retarget.clips import ClipError, motion_from_world, unique_names
+from mocap_retarget.world_motion import ClipError, motion_from_world, unique_names
 
 log = logging.getLogger(__name__)
 

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from capture.camera import Camera
+from core.conventions import PIXEL_CENTER_OFFSET
 from neural_render.fragments import Fragments
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,8 @@ def _face_setup(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: Tensor, H
         umax[cb, cf] = torch.where(ok[..., None], uv, -big).amax(1).clamp(-1e6, 1e6).to(dt)
     eps = 1e-3
     lim = torch.tensor([W + 1.0, H + 1.0], dtype=dt, device=dev)
-    lo = torch.ceil((umin - (0.5 + eps)).clamp(-1.0, None).minimum(lim)).long().clamp_min(0)
-    hi = torch.floor((umax - (0.5 - eps)).clamp(-1.0, None).minimum(lim)).long()
+    lo = torch.ceil((umin - (PIXEL_CENTER_OFFSET + eps)).clamp(-1.0, None).minimum(lim)).long().clamp_min(0)
+    hi = torch.floor((umax - (PIXEL_CENTER_OFFSET - eps)).clamp(-1.0, None).minimum(lim)).long()
     hi = torch.minimum(hi, torch.tensor([W - 1, H - 1], device=dev))
     keep &= (hi >= lo).all(-1)
     idx = keep.reshape(-1).nonzero()[:, 0]          # flat (view, face) ids
@@ -248,7 +249,7 @@ def _linear_forms(items: _Items, Hp: int, Wp: int) -> tuple[Tensor, Tensor, Tens
     the three edge functions N_i and 1/z = D / T with D = N_0 + N_1 + N_2 (constants in float64, then
     float32). Returns Ax, Ay, C (4, m, 1, 1) float32 (value = Ax * x + Ay * y + C), the face key (m, 1, 1)
     and the flat z-buffer index of the first pixel (m, 1, 1)."""
-    org = items.lo.to(torch.float64) + 0.5
+    org = items.lo.to(torch.float64) + PIXEL_CENTER_OFFSET
     forms = torch.cat([items.coef, items.coef.sum(1, keepdim=True) * items.invT[:, None, None]], 1)   # (m, 4, 3)
     const = forms[..., 0] * org[:, None, 0] + forms[..., 1] * org[:, None, 1] + forms[..., 2]
     f32 = torch.float32
@@ -350,8 +351,8 @@ def _bary_at(rows: Tensor, T: Tensor, Kinv: Tensor, bi: Tensor, yi: Tensor, xi: 
     """Barycentrics (M, 3) and depth (M,) of face ``face`` of view ``bi`` at pixel centres (xi, yi)."""
     B, F = T.shape
     dt = rows.dtype
-    u = xi.to(dt) + 0.5
-    v = yi.to(dt) + 0.5
+    u = xi.to(dt) + PIXEL_CENTER_OFFSET
+    v = yi.to(dt) + PIXEL_CENTER_OFFSET
     Ki = Kinv.to(dt)
     if B == 1:
         dx = Ki[0, 0, 0] * u + (Ki[0, 0, 1] * v + Ki[0, 0, 2])

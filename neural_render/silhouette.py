@@ -16,6 +16,7 @@ import torch.nn.functional as tf
 from torch import Tensor
 
 from capture.camera import Camera
+from core.conventions import PIXEL_CENTER_OFFSET
 from neural_render.raster import _face_planes, check_mesh, prepare_views, rasterize
 
 __all__ = ["soft_silhouette", "mesh_edges"]
@@ -77,7 +78,7 @@ def soft_silhouette(verts: Tensor, faces: Tensor, cameras: Camera, *, sigma: flo
     a, b = uv[sb, edges[se, 0]], uv[sb, edges[se, 1]]         # (S, 2) silhouette edge ends per view
     pix, it = _nearest_edge(a.detach(), b.detach(), sb, in_band, band, max_candidates)
     rem = pix % (H * W)
-    p = torch.stack([rem % W, rem // W], -1).to(verts.dtype) + 0.5
+    p = torch.stack([rem % W, rem // W], -1).to(verts.dtype) + PIXEL_CENTER_OFFSET
     d = _point_segment_dist(p, a[it], b[it])                  # edge it lies in the pixel's view (see _nearest_edge)
     sign = torch.where(m.reshape(-1)[pix], 1.0, -1.0).to(verts.dtype)
     cov = torch.sigmoid(sign * d / sigma)
@@ -124,8 +125,8 @@ def _nearest_edge(a: Tensor, b: Tensor, sb: Tensor, in_band: Tensor, band: int,
     of 64-bit keys (bits(distance) << 32) | edge. Returns (flat pixel index (P,), edge index into a/b (P,))."""
     B, H, W = in_band.shape
     dev, dt = a.device, a.dtype
-    lo = (torch.minimum(a, b) - 0.5 - band).ceil().long()
-    hi = (torch.maximum(a, b) - 0.5 + band).floor().long()
+    lo = (torch.minimum(a, b) - PIXEL_CENTER_OFFSET - band).ceil().long()
+    hi = (torch.maximum(a, b) - PIXEL_CENTER_OFFSET + band).floor().long()
     lim = torch.tensor([W - 1, H - 1], device=dev)
     lo = torch.minimum(lo.clamp(min=0), lim + 1)
     hi = torch.minimum(hi, lim)
@@ -144,7 +145,7 @@ def _nearest_edge(a: Tensor, b: Tensor, sb: Tensor, in_band: Tensor, band: int,
         pix = (sb[it] * H + py) * W + px
         ok = flat_band[pix]
         it, px, py, pix = it[ok], px[ok], py[ok], pix[ok]
-        p = torch.stack([px, py], -1).to(dt) + 0.5
+        p = torch.stack([px, py], -1).to(dt) + PIXEL_CENTER_OFFSET
         d = _point_segment_dist(p, a[it], b[it]).to(torch.float32)
         key = (d.view(torch.int32).to(torch.int64) << 32) | it
         best.scatter_reduce_(0, pix, key, reduce="amin")

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.storage import atomic_write_bytes, atomic_write_json, write_manifest
+from reconstruction.fit_folder import Detail, FitFolder
 from reconstruction.scan_registration import (
     ScanFitConfig,
     fit_model_to_scan,
@@ -46,8 +45,6 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
     progress(step_description, fraction_done); provenance: recorded in the manifest's params (e.g. the
     actor and consent a consent gate found: ``actor_id``, ``consent_id``, ``production``)."""
     import trimesh
-
-    from core.meshio import write_ply
 
     cfg = config or ScanPipelineConfig()
     report = progress or (lambda *_: None)
@@ -80,53 +77,24 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
     d_fit = surface_distance(fit.vertices, scan.vertices, scan.faces)
     d_reg = surface_distance(reg, scan.vertices, scan.faces)
     d_scan = surface_distance(scan.vertices, reg, faces)
-    bind = model.bind_state(fit.shape).vertices
-    write_ply(out / "fit_mesh.ply", reg, faces)
-    write_ply(out / "model_fit_mesh.ply", fit.vertices, faces)
-    write_ply(out / "fit_mesh_bind.ply", bind, faces)
-    import io
-
-    buf = io.BytesIO()
-    from reconstruction.detail import solve_displacements
-
-    normal = (offsets * normals).sum(1)
     observed = (d_reg < 0.005).astype(np.float64)            # vertices over holes: no data, smoothed in
-    regularised = solve_displacements(faces, len(normal), normal, observed)
-    np.savez_compressed(buf, offsets=offsets.astype(np.float32), normal=normal.astype(np.float32),
-                        normal_regularised=regularised.astype(np.float32), observed=observed.astype(np.float32))
-    atomic_write_bytes(out / "displacements.npz", buf.getvalue())
-    params = {"model": model.name, "source": "scan",
-              "shape": {n: float(x) for n, x in zip(model.shape_names, fit.shape, strict=True)},
-              "pose": fit.pose.tolist(), "pose_names": list(model.pose_names),
-              "root_translation": fit.root_translation.tolist(),
-              "expression": {n: 0.0 for n in model.expression_names}}
-    atomic_write_json(out / "params.json", params)
     mm = lambda d: {"mean_mm": round(float(d.mean() * 1000), 3), "p95_mm": round(float(np.percentile(d, 95) * 1000), 3)}  # noqa: E731
     metrics = {"rigid_icp_rmse_mm": round(rigid.rmse * 1000, 3), "rigid_icp_fitness": round(rigid.fitness, 4),
                "model_fit_to_scan": mm(d_fit), "registered_to_scan": mm(d_reg), "scan_to_registered": mm(d_scan),
                "scan_vertices": int(len(scan.vertices)), "seconds": {k: round(v, 2) for k, v in times.items()}}
-    atomic_write_json(out / "metrics.json", metrics)
-    write_manifest(out, "fit", inputs={"scan": scan_path},
-                   params={"model": model.name, "iterations": cfg.iterations, "rigid_init": cfg.rigid_init,
-                           "nonrigid": cfg.nonrigid, "nonrigid_iterations": cfg.nonrigid_iterations,
-                           **dict(provenance or {})},
-                   outputs={"params": "params.json", "fit_mesh": "fit_mesh.ply", "model_fit_mesh": "model_fit_mesh.ply",
-                            "fit_mesh_bind": "fit_mesh_bind.ply", "displacements": "displacements.npz",
-                            "metrics": "metrics.json"})
+    FitFolder(out).write(model, source="scan", shape=fit.shape, pose=fit.pose, root_translation=fit.root_translation,
+                         expression=None, model_vertices=fit.vertices,
+                         detail=Detail.from_offsets(faces, offsets, normals, observed), metrics=metrics,
+                         inputs={"scan": scan_path},
+                         params={"model": model.name, "iterations": cfg.iterations, "rigid_init": cfg.rigid_init,
+                                 "nonrigid": cfg.nonrigid, "nonrigid_iterations": cfg.nonrigid_iterations,
+                                 **dict(provenance or {})})
     report("done", 1.0)
     return metrics
 
 
 def read_fit_params(fit_dir: Path) -> dict:
-    """DIR/params.json of a fit folder (FileNotFoundError / ValueError naming the file)."""
-    p = Path(fit_dir) / "params.json"
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: not found; is {fit_dir} a `doppel fit` output folder?")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not valid JSON: {e}") from e
-    for key in ("model", "shape"):
-        if key not in data:
-            raise ValueError(f"{p}: field {key!r} is missing")
-    return data
+    """DIR/params.json of a fit folder as a dict with at least "model" and "shape" (FileNotFoundError /
+    ValueError naming the file); see FitFolder.read_params for the typed form."""
+    p = FitFolder(fit_dir).read_params()
+    return {"model": p.model, "shape": p.shape, "source": p.source, "expression": p.expression}

@@ -57,12 +57,13 @@ def _undistort_px(uv: np.ndarray, cam: Camera) -> np.ndarray:
     """(L, 2) distorted pixels (Doppel convention: centres at integer + 0.5) -> ideal pinhole pixels."""
     import cv2
 
-    K = cam.K.detach().double().cpu().numpy().copy()
-    K[:2, 2] -= 0.5                                   # OpenCV's pixel-centre convention
+    from core.conventions import doppel_to_opencv_K, doppel_to_opencv_pixels, opencv_to_doppel_pixels
+
+    K = doppel_to_opencv_K(cam.K.detach().double().cpu().numpy())
     dist = cam.dist.detach().double().cpu().numpy()
-    und = cv2.undistortPointsIter((uv - 0.5).reshape(-1, 1, 2), K, dist, None, K,
+    und = cv2.undistortPointsIter(doppel_to_opencv_pixels(uv).reshape(-1, 1, 2), K, dist, None, K,
                                   (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-6))
-    return und.reshape(-1, 2) + 0.5
+    return opencv_to_doppel_pixels(und.reshape(-1, 2))
 
 
 def _detections(ingest: IngestData, fi: int, v: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core.conventions import ROTATION_TOL, invalid_rotations, rotation_errors
 from core.errors import DoppelError
 
 log = logging.getLogger(__name__)
 
 ANIMATION_FILE = "animation.npz"
-ROTATION_TOL = 1e-3            # |R^T R - I| and |det R - 1| of an animation's local rotations (float32 on disk)
 MAX_ROOT_TRANSLATION_M = 1e5   # a root further than 100 km from its bind position is a unit or data error
 MAX_BLENDSHAPE_WEIGHT = 10.0   # |weight| above this is not an animation of a face
 _REQUIRED = ("joint_names", "local_rotations", "root_translation", "fps")
@@ -131,12 +131,13 @@ class Animation:
             raise AnimationError(f"{where}: local_rotations must be (T, {J}, 3, 3) with T >= 1, got {R.shape}")
         if not np.isfinite(R).all():
             raise AnimationError(f"{where}: local_rotations are not finite")
-        err = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max()
-        det = np.linalg.det(R)
-        if err > ROTATION_TOL or np.abs(det - 1).max() > ROTATION_TOL:
-            f, j = np.unravel_index(int(np.argmax(np.abs(det - 1))), det.shape)
-            raise AnimationError(f"{where}: local_rotations are not rotation matrices (|R^T R - I| up to "
-                                 f"{err:.2e}; frame {f} joint {self.joint_names[j]!r} det {det[f, j]:.4f})")
+        bad = invalid_rotations(R)
+        if bad.any():
+            orth, det_err = rotation_errors(R)
+            f, j = np.unravel_index(int(np.argmax(np.maximum(orth, det_err))), bad.shape)
+            raise AnimationError(f"{where}: local_rotations are not rotation matrices within {ROTATION_TOL:g} "
+                                 f"(|R^T R - I| up to {orth.max():.2e}, |det R - 1| up to {det_err.max():.2e}; "
+                                 f"worst at frame {f}, joint {self.joint_names[j]!r})")
         return int(R.shape[0])
 
     def _check_blendshapes(self, where: str, T: int) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 import rigging.skinning as skinning
+from core.conventions import invalid_rotations, rotation_errors
 from core.errors import DoppelError, ManifestError
 from core.fileio import read_npz
 from core.storage import atomic_write_bytes, read_manifest, sha256_file, write_manifest
@@ -43,7 +44,6 @@ RIG_FILE = "rig.npz"
 RIG_STAGE = "rig"
 # Tolerances of validate(), stated once.
 WEIGHT_SUM_TOL = 1e-4          # |sum of a vertex's weights - 1|
-ROTATION_TOL = 1e-4            # |R^T R - I| and |det R - 1| of a bind matrix
 
 
 class RigError(DoppelError):
@@ -287,9 +287,9 @@ class Rig:
                 problems.append(f"bind_matrices: non-finite values at joint(s) {_first(~np.isfinite(M).all((1, 2)))}")
             else:
                 R = M[:, :3, :3]
-                err = np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max((1, 2))
+                err, _ = rotation_errors(R)
                 det = np.linalg.det(R)
-                bad = (err > ROTATION_TOL) | (np.abs(det - 1) > ROTATION_TOL) | \
+                bad = invalid_rotations(R) | \
                     (np.abs(M[:, 3] - [0, 0, 0, 1]).max(1) > 1e-9)
                 if bad.any():
                     j = int(np.argmax(bad))

@@ -11,32 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
+from doppel.doubles import albedo_for_rig
 
 log = logging.getLogger(__name__)
 FORMAT_HELP = "fbx, usd, usda, usdc, usdz or glb"
-
-
-def albedo_for_rig(rig, rig_dir: Path, work_dir: Path, size: int = 1024, seed: int = 0) -> Path | None:
-    """The rig's albedo texture: RIG_DIR/albedo.png when there is one, else Doppel's procedural albedo painted on
-    the rig's UVs (Anny's UV layout) into ``work_dir``; None when neither is possible (logged)."""
-    own = rig_dir / "albedo.png"
-    if own.is_file():
-        return own
-    if rig.uvs is None:
-        log.warning("%s: the rig has no UVs; exporting without a texture", rig_dir)
-        return None
-    from core.meshio import write_png
-    from doppel.albedo import REGIONS, face_regions, paint_albedo
-
-    regions = face_regions(rig.uvs, rig.face_uvs)
-    needed = [REGIONS[k] for k in ("head", "eye_front.L", "eye_front.R", "mouth_cavity")]
-    if not all((regions == r).any() for r in needed):
-        log.warning("%s: no albedo.png, and the procedural albedo needs Anny's UV layout; exporting without a "
-                    "texture (give --texture)", rig_dir)
-        return None
-    path = work_dir / "albedo.png"
-    write_png(path, paint_albedo(rig.vertices, rig.faces, rig.uvs, rig.face_uvs, regions, seed, size))
-    return path
 
 
 def export(

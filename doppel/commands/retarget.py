@@ -5,43 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
+from doppel.doubles import load_target
 
 log = logging.getLogger(__name__)
-
-
-def rig_poser(r):
-    """For a rigging.Rig: anim -> (frame indices (n,) -> posed vertices (n, V, 3) through Rig.pose)."""
-    def make(anim):
-        import torch
-
-        def f(frames):
-            with torch.no_grad():
-                v = r.pose(torch.as_tensor(anim.local_rotations[frames], dtype=torch.float32),
-                           torch.as_tensor(anim.root_translation[frames], dtype=torch.float32))
-            return v.cpu().numpy()
-        return f
-    return make
-
-
-def load_target(rig: Path):
-    """(TargetSkeleton, pose_vertices factory or None, faces or None) for a rig folder (rig.npz +
-    manifest.json) or, for BVH-to-BVH retargeting, a .bvh file whose rest pose is the target."""
-    from mocap_retarget.bvh import read_bvh
-    from mocap_retarget.skeleton import TargetSkeleton
-    from rigging import Rig
-
-    rig = Path(rig)
-    if rig.is_file() and rig.suffix.lower() == ".bvh":
-        return TargetSkeleton.from_motion(read_bvh(rig)), None, None
-    if not rig.exists():
-        raise FileNotFoundError(f"{rig}: rig folder not found")
-    r = Rig.load(rig)
-    return TargetSkeleton.from_rig(r), rig_poser(r), np.asarray(r.faces)
 
 
 def check_memory(motion, target, max_memory_gb: float | None, clip: Path) -> None:

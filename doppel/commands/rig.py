@@ -9,58 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
-
-MODELS = ("anny", "smplx", "flame")
-
-
-def parse_assignments(items: list[str], what: str) -> dict[str, float]:
-    """["age=0.4", "height=0.7"] -> {"age": 0.4, "height": 0.7}; ValueError naming the bad item."""
-    out: dict[str, float] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{what}: expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"{what}: {key.strip()!r} needs a number, got {value!r}") from None
-    return out
-
-
-def build_default_rig(model: str = "anny", phenotype: dict[str, float] | None = None, seed: int = 0,
-                      anny_rig: str = "default", model_file: Path | None = None, top_k: int | None = None):
-    """(rig, params, inputs): the rig of a default double until fitting exists. Anny: the virtual actor's
-    seeded phenotype, overridden by ``phenotype``; SMPL-X / FLAME: seeded betas (N(0, 0.5)), overridden too."""
-    import numpy as np
-
-    from rigging import Rig
-
-    phenotype = dict(phenotype or {})
-    inputs: dict[str, Path] = {}
-    if model == "anny":
-        from doppel.virtual_actor import sample_parameters
-        from reconstruction.body_models import AnnyModel
-
-        body = AnnyModel(rig=anny_rig)
-        shape = {**sample_parameters(seed)[0], **phenotype}
-    elif model in ("smplx", "flame"):
-        from reconstruction.body_models import FLAMEModel, SMPLXModel
-
-        body = (SMPLXModel if model == "smplx" else FLAMEModel)(model_file)
-        inputs["model_file"] = body.path
-        rng = np.random.default_rng(seed)
-        shape = {**{n: round(float(x), 6) for n, x in zip(body.shape_names, rng.normal(0, 0.5, len(body.shape_names)),
-                                                          strict=True)}, **phenotype}
-    else:
-        raise ValueError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
-    unknown = sorted(set(phenotype) - set(body.shape_names))
-    if unknown:
-        raise ValueError(f"--phenotype: unknown name(s) {unknown} for {model}; known: {', '.join(body.shape_names)}")
-    rig = Rig.from_body_model(body, shape, top_k=top_k).validate()
-    params = {"model": model, "anny_rig": anny_rig if model == "anny" else None, "seed": seed,
-              "shape": {k: round(float(v), 6) for k, v in shape.items()}, "top_k": top_k}
-    rig.metadata = {**rig.metadata, **params}
-    return rig, params, inputs
+from doppel.doubles import build_default_rig, check_preview_size, parse_assignments
 
 
 def rig(
@@ -94,8 +43,7 @@ def rig(
 
         fitted = read_fit_params(fit_dir)
         model, shape = fitted["model"], {**fitted["shape"], **shape}
-    if preview_size < 64:
-        raise ValueError(f"--preview-size must be >= 64 pixels, got {preview_size}")
+    check_preview_size(preview_size)
     gate_inputs = [p for p in (model_file, fit_dir) if p is not None]
     check_stage_out(out, "rig", force, gate_inputs)      # before any slow work
     console = Console()

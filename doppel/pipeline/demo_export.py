@@ -21,7 +21,7 @@ def stage_export(ctx) -> Section:
     from assets.export.usd import usd_compliance_errors, usd_skinned_points
     from assets.provenance import Provenance
     from core.meshio import write_png
-    from doppel.commands.rig import build_default_rig
+    from doppel.doubles import build_default_rig
 
     d = ctx.out / "export"
     d.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def stage_export(ctx) -> Section:
     if actor is not None and actor.uvs.shape == rig.uvs.shape and np.allclose(actor.uvs, rig.uvs):
         write_png(tex_path, actor.texture)              # the actor's albedo, same UV layout
     else:
-        from doppel.commands.export import albedo_for_rig
+        from doppel.doubles import albedo_for_rig
 
         tex_path = albedo_for_rig(rig, d, d, size=512 if ctx.quick else 1024, seed=ctx.seed)
     prov = Provenance(actor_id=f"virtual-actor-seed{ctx.seed}", consent_ref=None,

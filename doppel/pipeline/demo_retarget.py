@@ -30,9 +30,8 @@ def _float64():
 
 def _target(ctx):
     """(TargetSkeleton, pose_vertices factory, faces, description): the double's rig from ctx.state["rig"]
-    (built with ``doppel.commands.rig.build_default_rig`` and left there for later stages when absent)."""
-    from doppel.commands.retarget import rig_poser
-    from doppel.commands.rig import build_default_rig
+    (built with ``doppel.doubles.build_default_rig`` and left there for later stages when absent)."""
+    from doppel.doubles import build_default_rig, rig_poser
     from mocap_retarget.skeleton import TargetSkeleton
 
     rig = ctx.state.get("rig")

@@ -132,3 +132,31 @@ def test_writer_refuses_invalid_camera_and_keeps_old_file(tmp_path):
     with pytest.raises(CalibrationError):
         write_doppel_json(p, bad)
     assert p.read_bytes() == before
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"[1, 2]", "calibration file must be a JSON object, got a JSON list"),
+    (b'"cameras"', "calibration file must be a JSON object, got a JSON str"),
+    (bytes(range(256)) * 4, "calibration file is not UTF-8 text"),
+    (b"", "not valid JSON"),
+])
+def test_calibration_that_is_not_an_object_names_the_file(tmp_path, content, message):
+    """Issue 21: a calibration.json that is a list or binary was an internal error (exit 2) or a bare codec
+    message; now a CalibrationError naming the file, through every reader."""
+    from capture.calibration_io import read_calibration, read_opencv
+
+    p = tmp_path / "calibration.json"
+    p.write_bytes(content)
+    for reader in (read_doppel_json, read_calibration, read_opencv):
+        with pytest.raises(CalibrationError, match=message) as e:
+            reader(p)
+        assert str(e.value).startswith(str(p))
+
+
+def test_opencv_json_cameras_must_be_objects(tmp_path):
+    from capture.calibration_io import read_opencv
+
+    p = tmp_path / "rig.json"
+    p.write_text('{"cameras": [1, 2]}')
+    with pytest.raises(CalibrationError, match="'cameras' must be a list of objects"):
+        read_opencv(p)

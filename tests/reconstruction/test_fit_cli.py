@@ -66,5 +66,6 @@ def test_fit_bad_input(tmp_path, capsys):
     trimesh.PointCloud(np.random.default_rng(0).normal(size=(50, 3))).export(pts)
     assert _run(["fit", "--scan", str(pts), "--out", str(tmp_path / "o")]) == 1
     assert "no faces" in capsys.readouterr().err
-    assert _run(["fit", str(tmp_path), "--landmarks", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    (tmp_path / "s").mkdir()
+    assert _run(["fit", str(tmp_path / "s"), "--landmarks", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 1
     assert "calibration.json" in capsys.readouterr().err    # not a session (session fits: test_fit_session.py)

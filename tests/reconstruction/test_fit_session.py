@@ -71,7 +71,9 @@ def test_fit_session_bad_input(capture, tmp_path, capsys):
     # no --landmarks, or an ingest folder without landmarks.npz
     assert _run(["fit", str(sc.session_dir), "--out", str(tmp_path / "a")]) == 1
     assert "--landmarks" in capsys.readouterr().err
-    assert _run(["fit", str(sc.session_dir), "--landmarks", str(tmp_path), "--out", str(tmp_path / "b")]) == 1
+    (tmp_path / "empty_ingest").mkdir()
+    assert _run(["fit", str(sc.session_dir), "--landmarks", str(tmp_path / "empty_ingest"), "--out",
+                 str(tmp_path / "b")]) == 1
     assert "landmarks.npz" in capsys.readouterr().err
     # landmarks left in a single view: fewer than two views see the person
     one = tmp_path / "one_view"

@@ -104,3 +104,29 @@ def test_not_a_dict_and_garbage(tmp_path):
     g.write_bytes(b"\x80\x02not a pickle")
     with pytest.raises(ModelFileError, match="garbage.pkl"):
         safe_load_pickle(g)
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"\x8e\xb0\xbe\xb2\xa1c\xf3.X", "MemoryError"),       # BINBYTES8 declaring ~5e18 bytes
+    (b"\x96Iq\x17\x98\xccbQ\x93", "OverflowError"),        # BYTEARRAY8 with a length beyond ssize_t
+    (bytes(range(256)), ""),
+    (b"", "EOFError"),
+])
+def test_random_bytes_pickle_is_a_model_file_error(tmp_path, content, why):
+    """Issue 21: random bytes as a .pkl model file ended in MemoryError (an internal error); now a
+    ModelFileError naming the file."""
+    p = tmp_path / "SMPLX_NEUTRAL.pkl"
+    p.write_bytes(content)
+    with pytest.raises(ModelFileError, match=f"{p.name}: .*{why}") as e:
+        load_model_arrays(p)
+    assert str(e.value).startswith(str(p))
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", np.arange(3).tobytes()])
+def test_empty_or_corrupt_npz_model_file_is_a_model_file_error(tmp_path, content):
+    """Issue 21: a 0-byte .npz raised EOFError, which click turns into 'Aborted' (exit 130)."""
+    p = tmp_path / "SMPLX_NEUTRAL.npz"
+    p.write_bytes(content)
+    with pytest.raises(ModelFileError, match="SMPLX_NEUTRAL.npz: ") as e:
+        load_model_arrays(p)
+    assert not isinstance(e.value.__cause__, KeyboardInterrupt)

@@ -98,6 +98,11 @@ class _ToyModel:
 
     name = "toy"
     dtype, device = torch.float64, torch.device("cpu")
+    shape_default = 0.0          # BodyModel's neutral shape value and (unbounded) clamp, as fit_model_to_scan uses
+
+    @staticmethod
+    def clamp_shape(shape):
+        return shape
 
     def __init__(self):
         import roma

@@ -63,3 +63,50 @@ def test_rig_smplx_from_model_file(tmp_path, capsys):
     assert manifest["inputs"]["model_file"]["sha256"]
     rig = Rig.load(out)
     assert rig.num_joints == 55 and rig.corrective_joints is not None and rig.joint_names[0] == "pelvis"
+
+
+@pytest.mark.parametrize("value", ["5", "1e6", "-3", "nan", "inf"])
+def test_rig_phenotype_out_of_range_is_refused(tmp_path, capsys, value):
+    """Issue 21: --phenotype height=5 (1e6, -3) was accepted although Anny's range is [0, 1]."""
+    code, _, err = run_cli(capsys, "rig", "--out", str(tmp_path / "x"), "--phenotype", f"height={value}",
+                           "--preview-size", "64")
+    assert code == 1 and "--phenotype" in err and "height" in err and "Traceback" not in err
+    assert "[0, 1]" in err or "finite" in err
+    assert not (tmp_path / "x" / "rig.npz").exists()
+
+
+@pytest.mark.parametrize("size", ["100000", "10", "0"])
+def test_rig_preview_size_is_bounded(tmp_path, capsys, size):
+    code, _, err = run_cli(capsys, "rig", "--out", str(tmp_path / "x"), "--preview-size", size)
+    assert code == 1 and "--preview-size must be between 64 and 4096 pixels" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_empty_npz_model_file_is_one_red_line_not_aborted(tmp_path, capsys):
+    """Issue 21: a 0-byte .npz as --model-file printed 'aborted' with exit 130 (np.load's EOFError, which click
+    turns into Abort); now exit 1 naming the file."""
+    empty = tmp_path / "SMPLX_NEUTRAL.npz"
+    empty.write_bytes(b"")
+    code, _, err = run_cli(capsys, "rig", "--model", "smplx", "--model-file", str(empty), "--out",
+                           str(tmp_path / "x"), "--preview-size", "64")
+    assert code == 1 and "SMPLX_NEUTRAL.npz" in err and "empty" in err and "aborted" not in err
+
+
+def test_empty_rig_npz_is_a_rig_error(tmp_path, capsys):
+    from rigging import RigError
+    from rigging.rig import RIG_FILE
+
+    out = tmp_path / "rig"
+    code, _, err = run_cli(capsys, "rig", "--out", str(out), "--preview-size", "64")
+    assert code == 0, err
+    (out / RIG_FILE).write_bytes(b"")
+    with pytest.raises(RigError, match="rig.npz: content does not match"):
+        Rig.load(out)
+    # with the manifest's hash matching the empty file, the archive itself is read: still a RigError naming it
+    import hashlib
+
+    m = json.loads((out / "manifest.json").read_text())
+    m["outputs"]["rig"]["sha256"] = hashlib.sha256(b"").hexdigest()
+    (out / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(RigError, match="rig.npz: rig archive is empty"):
+        Rig.load(out)
