@@ -16,6 +16,12 @@ import numpy as np
 
 from capture.charuco import BoardSpec
 from capture.npcam import PinholeNP, as_np
+from core.conventions import (
+    PIXEL_CENTER_OFFSET,
+    doppel_to_opencv_K,
+    doppel_to_opencv_pixels,
+    opencv_to_doppel_pixels,
+)
 from core.limits import ResourceEstimate
 
 log = logging.getLogger(__name__)
@@ -44,12 +50,11 @@ def ideal_pixel_grid(camera: PinholeNP, supersample: int = 3) -> np.ndarray:
     ss = int(supersample)
     W, H = camera.width * ss, camera.height * ss
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
-    pts = np.stack([(xs + 0.5) / ss, (ys + 0.5) / ss], -1).reshape(-1, 1, 2)
-    Kcv = camera.K.copy()
-    Kcv[:2, 2] -= 0.5  # OpenCV pixel-centre convention for its own functions
-    und = cv2.undistortPointsIter(pts - 0.5, Kcv, camera.dist, None, Kcv,
+    pts = np.stack([xs + PIXEL_CENTER_OFFSET, ys + PIXEL_CENTER_OFFSET], -1).reshape(-1, 1, 2) / ss
+    Kcv = doppel_to_opencv_K(camera.K)  # OpenCV's own functions use its pixel-centre convention
+    und = cv2.undistortPointsIter(doppel_to_opencv_pixels(pts), Kcv, camera.dist, None, Kcv,
                                   (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-6)).reshape(H, W, 2)
-    return und + 0.5
+    return opencv_to_doppel_pixels(und)
 
 
 def render_plane(texture: np.ndarray, texel_m: float, camera: PinholeNP, T_world_plane: np.ndarray,

@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 
 from assets.export.gltf import read_glb_json
-from doppel.cli import main
 from rigging.animation import Animation
 from tests.assets.conftest import random_rotations
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from tests.cli_runner import run_cli
 
 
 @pytest.fixture()

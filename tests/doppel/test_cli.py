@@ -2,16 +2,7 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from doppel.cli import main
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from tests.cli_runner import run_cli
 
 
 def test_version(capsys):

@@ -16,15 +16,9 @@ from doppel.cli import app, main
 from doppel.quiet import filter_lines
 from mocap_retarget.bvh import write_bvh
 from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
+from tests.cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture()

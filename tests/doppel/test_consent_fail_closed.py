@@ -13,21 +13,14 @@ from assets.actors import add_actor
 from assets.consent import grant
 from assets.workspace import Workspace
 from core.storage import write_manifest
-from doppel.cli import main
 from doppel.consent_gate import gate_from_cli, gated
 from doppel.synthetic_provenance import write_synthetic_session_manifest
 from mocap_retarget.bvh import write_bvh
 from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
 from tests.assets.conftest import make_rig
+from tests.cli_runner import run_cli
 
 SOON = dt.date.today() + dt.timedelta(days=30)
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture()

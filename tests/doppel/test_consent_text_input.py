@@ -9,17 +9,10 @@ import pytest
 
 from assets.actors import add_actor, slugify
 from assets.workspace import Workspace
-from doppel.cli import main
+from tests.cli_runner import run_cli
 
 FUTURE = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 ESCAPES = ["\x1b[2J\x1b[31mowned", "ok\x9b31m", "tab\there", "new\nline", "rtl\u202eevil", "del\x7f"]
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture()

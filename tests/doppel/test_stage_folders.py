@@ -17,19 +17,13 @@ import pytest
 
 import doppel.pipeline.demo as demo_pipeline
 from core.stage_folders import STAGE_MARKER
-from doppel.cli import INTERRUPTED_LINE, main
+from doppel.cli import INTERRUPTED_LINE
 from doppel.report import Section
 from mocap_retarget.bvh import write_bvh
 from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
+from tests.cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def tree(d: Path) -> dict[str, bytes]:

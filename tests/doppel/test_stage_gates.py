@@ -9,16 +9,9 @@ import pytest
 from assets.actors import add_actor
 from assets.consent import grant
 from assets.workspace import Workspace
-from doppel.cli import main
 from mocap_retarget.bvh import write_bvh
 from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from tests.cli_runner import run_cli
 
 
 @pytest.fixture()

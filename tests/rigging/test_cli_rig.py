@@ -5,16 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from doppel.cli import main
 from rigging import Rig
+from tests.cli_runner import run_cli
 from tests.reconstruction.synthetic_models import write_smplx_npz
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_rig_anny_writes_rig_manifest_preview(tmp_path, capsys):
