@@ -11,6 +11,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -76,8 +77,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically; returns the path."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically; returns the path.
+
+    Only valid JSON is written: a NaN or infinity anywhere in ``obj`` raises ValueError naming the file and the
+    key path of the first one (``Infinity``/``NaN`` are not JSON, and no reader should meet them)."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False)
+    except ValueError as e:
+        where = _first_non_finite(json.loads(json.dumps(obj, default=_json_default)))
+        raise ValueError(f"{path}: {where or 'a value'} is not a finite number; JSON outputs hold finite "
+                         f"numbers only") from e
+    return atomic_write_text(path, text + "\n")
+
+
+def _first_non_finite(obj: Any, where: str = "") -> str | None:
+    """The key path (``a.b[2]``) of the first NaN or infinity in a JSON-like ``obj``; None when there is none."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return f"{where or 'the value'} ({obj})"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        found = _first_non_finite(v, f"{where}.{k}" if isinstance(k, str) else f"{where}[{k}]")
+        if found:
+            return found.lstrip(".")
+    return None
 
 
 def _json_default(obj: Any) -> Any:

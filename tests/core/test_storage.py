@@ -84,3 +84,14 @@ def test_atomic_write_uses_umask_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (p.stat().st_mode & 0o777) == 0o644
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_json_outputs_refuse_non_finite_numbers(tmp_path, bad):
+    path = tmp_path / "m.json"
+    with pytest.raises(ValueError, match=r"m\.json: params\.weights\[1\] \(") as e:
+        atomic_write_json(path, {"params": {"weights": [1.0, bad]}, "ok": 2})
+    assert "finite" in str(e.value)
+    assert not path.exists()
+    atomic_write_json(path, {"params": {"weights": [1.0, 2.0]}})
+    assert json.loads(path.read_text())["params"]["weights"] == [1.0, 2.0]
