@@ -46,7 +46,17 @@ def _torch() -> list[Check]:
         cuda = Check("cuda", True, False, f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
     else:
         cuda = Check("cuda", False, False, "no CUDA device: CPU paths are used", "")
-    return [base, cuda]
+    return [base, cuda, _openmp()]
+
+
+def _openmp() -> Check:
+    """OpenMP's wait policy for torch in this process (README "Threads"): passive keeps CPU work fast on a
+    shared machine; busy-waiting threads (torch imported before Doppel, or DOPPEL_NO_TUNING=1) slow it."""
+    from core.runtime import openmp_policy
+
+    policy = openmp_policy()
+    return Check("openmp", "PASSIVE" in policy.upper(), False, policy,
+                 "import a Doppel package before torch, or set OMP_WAIT_POLICY=PASSIVE (README, Threads)")
 
 
 def _bpy() -> Check:

@@ -25,6 +25,13 @@ def test_doctor_reports_components(capsys, monkeypatch):
         assert name in out
 
 
+def test_doctor_reports_the_openmp_policy():
+    from doppel.environment import check_environment
+
+    row = next(c for c in check_environment() if c.name == "openmp")
+    assert row.ok and "PASSIVE" in row.detail, row   # tests import core before torch (tests/conftest.py)
+
+
 def test_doctor_fails_naming_the_fix(capsys, monkeypatch):
     import doppel.environment as env
 
