@@ -14,20 +14,9 @@ import pytest
 from core.storage import sha256_file
 from doppel.cli import app, main
 from doppel.quiet import filter_lines
-from mocap_retarget.bvh import write_bvh
-from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
 from tests.cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture()
-def clips(tmp_path):
-    clip = tmp_path / "clip.bvh"
-    write_bvh(clip, synthetic_walk(WalkSpec(seconds=0.5, fps=30), names=SCHEMES["mixamo"], rest="A"), units="cm")
-    target = tmp_path / "target.bvh"
-    write_bvh(target, synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"], scale=1.1), units="inch")
-    return clip, target
 
 
 def empty_rig(d: Path) -> Path:

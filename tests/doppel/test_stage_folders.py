@@ -19,8 +19,6 @@ import doppel.pipeline.demo as demo_pipeline
 from core.stage_folders import STAGE_MARKER
 from doppel.cli import INTERRUPTED_LINE
 from doppel.report import Section
-from mocap_retarget.bvh import write_bvh
-from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
 from tests.cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,15 +30,6 @@ def tree(d: Path) -> dict[str, bytes]:
 
 def leftovers(d: Path) -> list[str]:
     return sorted(p.name for p in d.parent.iterdir() if p.name.startswith(f".{d.name}."))
-
-
-@pytest.fixture()
-def clips(tmp_path):
-    clip = tmp_path / "clip.bvh"
-    write_bvh(clip, synthetic_walk(WalkSpec(seconds=0.5, fps=30), names=SCHEMES["mixamo"], rest="A"), units="cm")
-    target = tmp_path / "target.bvh"
-    write_bvh(target, synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"], scale=1.1), units="inch")
-    return clip, target
 
 
 @pytest.fixture()

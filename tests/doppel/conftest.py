@@ -1,0 +1,18 @@
+"""Fixtures shared by the CLI tests in this folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from mocap_retarget.bvh import write_bvh
+from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
+
+
+@pytest.fixture()
+def clips(tmp_path):
+    """(source clip, target skeleton): a 0.5 s Mixamo-named walk in cm and a 0.1 s Unreal-named one in inches."""
+    clip = tmp_path / "clip.bvh"
+    write_bvh(clip, synthetic_walk(WalkSpec(seconds=0.5, fps=30), names=SCHEMES["mixamo"], rest="A"), units="cm")
+    target = tmp_path / "target.bvh"
+    write_bvh(target, synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"], scale=1.1), units="inch")
+    return clip, target
