@@ -1,4 +1,4 @@
-"""Preview drawing: skeleton panels, the mesh splat path, PNG and mp4 writing."""
+"""Preview drawing: skeleton panels, the rasterized mesh, PNG and mp4 writing."""
 
 from __future__ import annotations
 
@@ -30,3 +30,21 @@ def test_render_with_mesh_and_write(tmp_path):
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "p.mp4").stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.mp4", "p.png"]   # no temporary files left
+
+
+def test_mesh_is_drawn_solid_without_holes():
+    """The double is rasterized, not splatted: its silhouette has no background pixels inside (the 2x2 point
+    splats left a stipple of holes; on this 6-vertex mesh they drew 14 dots)."""
+    from scipy.ndimage import binary_fill_holes
+
+    v = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float) * 0.5
+    v[:, 1] += 1.0
+    faces = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+    joints = np.zeros((1, 2, 3))
+    joints[:, 1, 1] = 1.8
+    img = render_frames(joints, np.array([-1, 0]), joints, np.array([-1, 0]), np.arange(1), size=128,
+                        vertices=v[None], faces=faces)[0][:, 128:]
+    drawn = (np.abs(img.astype(int) - [250, 250, 250]).sum(-1) > 0)
+    drawn[:20] = False                                                # the panel's caption
+    assert drawn.sum() > 1500                                         # about the octahedron's area
+    assert (binary_fill_holes(drawn) & ~drawn).sum() == 0
