@@ -110,7 +110,27 @@ LARGE_RETARGET_BYTES = 2e9     # an estimate above this is announced (a warning)
 def default_memory_limit_bytes() -> int:
     """The default limit of a retarget's estimated peak: the smaller of half the machine's physical memory and
     80 % of the memory available now."""
-    import os
+    from core.limits import available_memory_bytes, total_memory_bytes
 
-    page = os.sysconf("SC_PAGE_SIZE")
-    return int(min(0.5 * page * os.sysconf("SC_PHYS_PAGES"), 0.8 * page * os.sysconf("SC_AVPHYS_PAGES")))
+    return int(min(0.5 * total_memory_bytes(), 0.8 * available_memory_bytes()))
+
+
+def check_retarget_memory(frames: int, source_joints: int, target_joints: int, max_memory_gb: float | None,
+                          clip: str | Path) -> None:
+    """Refuse a retarget whose estimated peak memory is over ``max_memory_gb`` (None: `default_memory_limit_bytes`)
+    with one line (ValueError: what, how much, the limit, how to override); log a warning when it needs more than
+    LARGE_RETARGET_BYTES."""
+    import math
+
+    if max_memory_gb is None:
+        max_memory_gb = default_memory_limit_bytes() / 1e9
+    if not (math.isfinite(max_memory_gb) and max_memory_gb > 0):
+        raise ValueError(f"--max-memory-gb must be a number > 0, got {max_memory_gb}")
+    need = estimate_retarget_bytes(frames, source_joints, target_joints) / 1e9
+    if need > max_memory_gb:
+        raise ValueError(f"{clip}: {frames} frames x {source_joints} joints onto {target_joints} joints needs about "
+                         f"{need:.3g} GB, over the limit of {max_memory_gb:g} GB; split the clip or raise "
+                         f"--max-memory-gb")
+    if need * 1e9 > LARGE_RETARGET_BYTES:
+        log.warning("%s: %d frames: this retarget needs about %.1f GB of memory (limit %.1f GB, --max-memory-gb)",
+                    clip, frames, need, max_memory_gb)

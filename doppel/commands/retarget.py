@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -11,29 +10,6 @@ from rich.console import Console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
 
-log = logging.getLogger(__name__)
-
-
-def check_memory(motion, target, max_memory_gb: float | None, clip: Path) -> None:
-    """Refuse a retarget whose estimated peak memory is over ``max_memory_gb`` (default: the smaller of half the
-    machine's memory and 80 % of what is free) with one line: what, how much, the limit, how to override; announce
-    (a warning) one that needs more than 2 GB."""
-    import math
-
-    from mocap_retarget.clips import LARGE_RETARGET_BYTES, default_memory_limit_bytes, estimate_retarget_bytes
-
-    if max_memory_gb is None:
-        max_memory_gb = default_memory_limit_bytes() / 1e9
-    if not (math.isfinite(max_memory_gb) and max_memory_gb > 0):
-        raise ValueError(f"--max-memory-gb must be a number > 0, got {max_memory_gb}")
-    need = estimate_retarget_bytes(motion.num_frames, motion.num_joints, len(target.names)) / 1e9
-    if need > max_memory_gb:
-        raise ValueError(f"{clip}: {motion.num_frames} frames x {motion.num_joints} joints onto {len(target.names)} "
-                         f"joints needs about {need:.3g} GB, over the limit of {max_memory_gb:g} GB; split the clip "
-                         f"or raise --max-memory-gb")
-    if need * 1e9 > LARGE_RETARGET_BYTES:
-        log.warning("%s: %d frames: this retarget needs about %.1f GB of memory (limit %.1f GB, --max-memory-gb)",
-                    clip, motion.num_frames, need, max_memory_gb)
 
 
 def retarget(
@@ -63,6 +39,7 @@ def retarget(
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping."""
     from assets.mocap_fbx import read_any_clip
     from core.stage_folders import check_stage_out, staged_stage_dir
+    from mocap_retarget.clips import check_retarget_memory
     from mocap_retarget.preview import check_preview_size
     from mocap_retarget.retarget import RetargetConfig
     from mocap_retarget.roles import apply_override, auto_map, load_bone_map
@@ -89,7 +66,7 @@ def retarget(
     with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
                        likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else []) as run:
         target, make_poser, faces = load_target(rig)  # after the gate: nothing is read from a refused input
-        check_memory(motion, target, max_memory_gb, clip)
+        check_retarget_memory(motion.num_frames, motion.num_joints, len(target.names), max_memory_gb, clip)
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
                   "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig),
                   "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],

@@ -173,15 +173,11 @@ def test_memory_estimate_scales_with_the_clip():
 
 def test_large_retarget_is_announced_before_work(caplog):
     """The issue's 200,000-frame clip onto a 163-joint rig: refused under 8 GB, announced under 16 GB."""
-    from types import SimpleNamespace
+    from mocap_retarget.clips import check_retarget_memory
 
-    from doppel.commands.retarget import check_memory
-
-    motion = SimpleNamespace(num_frames=200_000, num_joints=31)
-    target = SimpleNamespace(names=[f"j{i}" for i in range(163)])
     with pytest.raises(ValueError, match=r"long\.bvh: 200000 frames x 31 joints onto 163 joints needs about 10\.7 GB, "
                                          r"over the limit of 8 GB"):
-        check_memory(motion, target, 8.0, "long.bvh")
+        check_retarget_memory(200_000, 31, 163, 8.0, "long.bvh")
     with caplog.at_level("WARNING"):
-        check_memory(motion, target, 16.0, "long.bvh")
+        check_retarget_memory(200_000, 31, 163, 16.0, "long.bvh")
     assert "needs about 10.7 GB of memory (limit 16.0 GB" in caplog.text
