@@ -11,7 +11,6 @@ from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from
 from doppel.doubles import load_target
 
 
-
 def retarget(
     clip: Path = typer.Argument(..., help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf or .usd/.usda/.usdc/.usdz."),
     rig: Path = typer.Option(None, "--rig", help="Rig folder (rig.npz + manifest.json), or a .bvh whose rest "
