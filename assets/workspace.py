@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import DoppelError
+from core.storage import default_mode
 
 INDEX_NAME = "doppel.sqlite"
 SCHEMA_VERSION = 3
@@ -213,6 +216,33 @@ class Workspace:
             con.commit()
         finally:
             con.close()
+
+
+def init_workspace(directory: str | os.PathLike) -> Workspace:
+    """Create (or complete) the workspace at ``directory``, as `doppel init` does. A new workspace is built in a
+    sibling temporary folder and moved into place, its index last, so that a failure (a full disk) leaves no
+    half-made index; an existing workspace is completed in place (`Workspace.init`)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise WorkspaceError(f"{directory}: exists and is not a folder")
+    if (directory / INDEX_NAME).exists():
+        return Workspace.init(directory)
+    directory.absolute().parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.absolute().name}.init-", dir=directory.absolute().parent))
+    try:
+        Workspace.init(tmp)
+        if not directory.exists():
+            os.chmod(tmp, default_mode(directory=True))
+            os.rename(tmp, directory)
+            return Workspace(directory)
+        names = sorted(p.name for p in tmp.iterdir())
+        for name in sorted(names, key=lambda n: (n == INDEX_NAME, n.startswith(INDEX_NAME))):  # index last
+            if not (directory / name).exists():
+                os.rename(tmp / name, directory / name)
+        return Workspace(directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
 
 
 def _create_schema(con: sqlite3.Connection) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from core.errors import DoppelError
+from core.storage import default_mode
 
 STAGE_MARKER = ".doppel_stage.json"
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
@@ -104,7 +105,7 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     except OSError as e:       # name the folder the user gave, not a temporary name
         raise OSError(e.errno, f"{e.strerror} (writing the --out folder {out})", str(out.parent)) from e
     try:
-        os.chmod(tmp, _default_dir_mode())      # mkdtemp makes 0700; outputs get the usual umask mode
+        os.chmod(tmp, default_mode(directory=True))      # mkdtemp makes 0700; outputs get the usual umask mode
         yield tmp
         (tmp / STAGE_MARKER).write_text(json.dumps({"stage": stage}) + "\n", encoding="utf-8")
         _swap_in(tmp, out)
@@ -182,8 +183,3 @@ def _alive(pid: int) -> bool:
         return True
     return True
 
-
-def _default_dir_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o777 & ~mask

@@ -45,7 +45,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _default_file_mode())  # mkstemp creates 0600; outputs get the usual umask mode
+        os.chmod(tmp, default_mode())  # mkstemp creates 0600; outputs get the usual umask mode
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
@@ -55,11 +55,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def _default_file_mode() -> int:
-    """0o666 masked by the process umask (what a plain open() would create)."""
+def default_mode(directory: bool = False) -> int:
+    """The mode a plain open() (0o666) or mkdir() (0o777) would give under the process umask: what files made
+    with mkstemp/mkdtemp (0600/0700) are set to before they are renamed into place."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return (0o777 if directory else 0o666) & ~mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -160,6 +160,8 @@ def write_mp4(path: str | Path, images: list[np.ndarray], fps: float) -> Path:
 
     import imageio.v2 as imageio
 
+    from core.storage import default_mode
+
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
     os.close(fd)
@@ -171,9 +173,7 @@ def write_mp4(path: str | Path, images: list[np.ndarray], fps: float) -> Path:
                 pad = np.full(((h + 15) // 16 * 16, (wd + 15) // 16 * 16, 3), 255, dtype=np.uint8)
                 pad[:h, :wd] = im
                 w.append_data(pad)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; a preview is shared like any new file
+        os.chmod(tmp, default_mode())      # mkstemp makes 0600; a preview is shared like any new file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -23,6 +23,7 @@ import numpy as np
 
 from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL
 from core.errors import DoppelError
+from core.storage import default_mode
 from rigging.animation import Animation, snap_fps
 
 log = logging.getLogger(__name__)
@@ -307,9 +308,7 @@ def staged_output(out: Path) -> Iterator[Path]:
             raise ExportError(f"{out}: the writer produced no file")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; an export is shared like any new file
+        os.chmod(tmp, default_mode())          # mkstemp makes 0600; an export is shared like any new file
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
