@@ -1,0 +1,228 @@
+"""Plates: live-action footage read and written frame by frame, never held whole in memory.
+
+A plate is a video file (mp4 / mov / mkv / avi through the ffmpeg binary that ships in imageio-ffmpeg's
+wheel), a folder of numbered frames (png / jpg / tif / exr-less 8-bit images, sorted by the number in their
+names), or one image. `probe_plate` reads what it is (size, frame rate, frame count, audio) and refuses what
+cannot be processed frame-exactly (corrupt files, variable frame rates, images under `MIN_PLATE_PX`);
+`iter_plate_frames` streams (H, W, 3) uint8 RGB frames; `PlateWriter` writes the same kind of plate back
+(a video keeps the frame rate and copies the source's audio; a folder keeps the source's file names; an image
+takes the format from OUT's suffix), atomically: OUT appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+MIN_PLATE_PX = 64          # plates smaller than this (either side) are refused
+VFR_TOLERANCE_FRAMES = 1.5  # decoded frames vs duration x fps beyond this -> variable frame rate, refused
+
+
+@dataclass(frozen=True)
+class PlateInfo:
+    """What a plate is. kind: "video", "frames" or "image"; width, height in px; fps (None for stills);
+    frame_count; audio_codec: the source's audio codec or None; frames: the frame files of a folder plate
+    (in order), else empty."""
+
+    path: Path
+    kind: str
+    width: int
+    height: int
+    fps: float | None
+    frame_count: int
+    audio_codec: str | None = None
+    frames: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def _frame_number(p: Path) -> int | None:
+    m = re.findall(r"\d+", p.stem)
+    return int(m[-1]) if m else None
+
+
+def _check_size(path: Path, w: int, h: int) -> None:
+    if min(w, h) < MIN_PLATE_PX:
+        raise ValueError(f"{path}: plate is {w}x{h} px; plates smaller than {MIN_PLATE_PX} px are refused "
+                         "(too small to find and replace a face)")
+
+
+def _probe_folder(path: Path) -> PlateInfo:
+    from capture.images import check_image_size
+
+    files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    numbered = [(n, p) for p in files if (n := _frame_number(p)) is not None]
+    if not numbered:
+        raise ValueError(f"{path}: no numbered frames ({', '.join(IMAGE_SUFFIXES)}) in the plate folder")
+    numbered.sort(key=lambda np_: (np_[0], np_[1].name))
+    frames = tuple(p for _, p in numbered)
+    w, h = check_image_size(frames[0])
+    _check_size(path, w, h)
+    return PlateInfo(path, "frames", w, h, None, len(frames), None, frames)
+
+
+def _probe_video(path: Path) -> PlateInfo:
+    import imageio_ffmpeg
+
+    try:
+        gen = imageio_ffmpeg.read_frames(str(path))
+        meta = next(gen)
+        gen.close()
+        count, secs = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except (RuntimeError, OSError, StopIteration, ValueError, IndexError) as e:
+        raise ValueError(f"{path}: video could not be read (corrupt or unsupported: {str(e).splitlines()[0][:160]})"
+                         ) from None
+    w, h = (int(x) for x in meta["size"])
+    fps = float(meta.get("fps") or 0)
+    if count < 1 or fps <= 0:
+        raise ValueError(f"{path}: video has no decodable frames")
+    _check_size(path, w, h)
+    duration = float(meta.get("duration") or secs or 0)
+    if duration > 0 and abs(duration * fps - count) > max(VFR_TOLERANCE_FRAMES, 0.01 * count):
+        raise ValueError(f"{path}: variable frame rate ({count} frames in {duration:.3f} s at a nominal {fps:g} "
+                         "fps); convert it to a constant rate first, e.g. ffmpeg -i IN -vsync cfr -r FPS OUT")
+    return PlateInfo(path, "video", w, h, fps, int(count), meta.get("audio_codec"))
+
+
+def probe_plate(path: str | os.PathLike) -> PlateInfo:
+    """What the plate at ``path`` is; FileNotFoundError / ValueError (one line naming the file) otherwise."""
+    from capture.images import check_image_size
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: plate not found")
+    if path.is_dir():
+        return _probe_folder(path)
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return _probe_video(path)
+    if suffix in IMAGE_SUFFIXES:
+        w, h = check_image_size(path)
+        _check_size(path, w, h)
+        return PlateInfo(path, "image", w, h, None, 1, None, (path,))
+    raise ValueError(f"{path}: not a plate: expected a video ({', '.join(VIDEO_SUFFIXES)}), an image "
+                     f"({', '.join(IMAGE_SUFFIXES)}) or a folder of numbered frames")
+
+
+def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, rgb (H, W, 3) uint8) for frames start <= i < end (end None: to the last), streamed."""
+    import cv2
+
+    from capture.images import read_image
+
+    end = info.frame_count if end is None else min(end, info.frame_count)
+    if info.kind != "video":
+        for i in range(start, end):
+            yield i, cv2.cvtColor(read_image(info.frames[i]), cv2.COLOR_BGR2RGB)
+        return
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(info.path), pix_fmt="rgb24")
+    try:
+        next(gen)
+        for i, buf in enumerate(gen):
+            if i >= end:
+                break
+            if i >= start:
+                yield i, np.frombuffer(buf, np.uint8).reshape(info.height, info.width, 3)
+    except RuntimeError as e:
+        raise ValueError(f"{info.path}: video frame {i} could not be decoded ({str(e).splitlines()[0][:160]})"
+                         ) from None
+    finally:
+        gen.close()
+
+
+class PlateWriter:
+    """Writes frames to ``out`` in the source plate's kind, atomically (a temporary sibling renamed on `close`;
+    `abort` removes it). Video: H.264 at the source's fps, its audio copied; frames: the source's file names
+    (same suffix as ``out``'s frames would have: the source's); image: the format of ``out``'s suffix.
+
+    Use as a context manager: an exception inside the block aborts, so ``out`` never holds half a plate."""
+
+    def __init__(self, out: str | os.PathLike, source: PlateInfo, quality: int = 8):
+        self.out = Path(out)
+        self.source = source
+        self.count = 0
+        parent = self.out.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        if source.kind == "frames":
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=parent))
+        else:
+            if source.kind == "video" and self.out.suffix.lower() not in VIDEO_SUFFIXES:
+                raise ValueError(f"{self.out}: the plate is a video; give an output video name "
+                                 f"({', '.join(VIDEO_SUFFIXES)})")
+            if source.kind == "image" and self.out.suffix.lower() not in IMAGE_SUFFIXES:
+                raise ValueError(f"{self.out}: the plate is an image; give an image name ({', '.join(IMAGE_SUFFIXES)})")
+            fd, name = tempfile.mkstemp(prefix=f".{self.out.stem}.", suffix=self.out.suffix, dir=parent)
+            os.close(fd)
+            self._tmp = Path(name)
+        self._video = None
+        self._quality = quality
+
+    def write(self, rgb: np.ndarray) -> None:
+        """rgb (H, W, 3) uint8, the source's size."""
+        rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+        if rgb.shape != (self.source.height, self.source.width, 3):
+            raise ValueError(f"{self.out}: frame {self.count} is {rgb.shape}, the plate is "
+                             f"{(self.source.height, self.source.width, 3)}")
+        if self.source.kind == "video":
+            self._write_video(rgb)
+        else:
+            import cv2
+
+            name = self._tmp / self.source.frames[self.count].name if self.source.kind == "frames" else self._tmp
+            if not cv2.imwrite(str(name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+                raise OSError(f"{name}: could not write the frame")
+        self.count += 1
+
+    def _write_video(self, rgb: np.ndarray) -> None:
+        import imageio_ffmpeg
+
+        if self._video is None:
+            audio = str(self.source.path) if self.source.audio_codec else None
+            self._video = imageio_ffmpeg.write_frames(
+                str(self._tmp), (self.source.width, self.source.height), fps=self.source.fps, quality=self._quality,
+                macro_block_size=1, audio_path=audio, audio_codec="copy" if audio else None, ffmpeg_log_level="error")
+            self._video.send(None)
+        self._video.send(rgb)
+
+    def close(self) -> Path:
+        """Finish and move into place; returns ``out``."""
+        if self._video is not None:
+            self._video.close()
+            self._video = None
+        if self.source.kind == "frames":
+            if self.out.exists():
+                shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
+            self._tmp.rename(self.out)
+        else:
+            os.replace(self._tmp, self.out)
+        return self.out
+
+    def abort(self) -> None:
+        if self._video is not None:
+            try:
+                self._video.close()
+            except (RuntimeError, OSError, BrokenPipeError):
+                pass
+            self._video = None
+        if self._tmp.is_dir():
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> PlateWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

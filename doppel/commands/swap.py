@@ -1,0 +1,90 @@
+"""`doppel swap`: the double's face, tracked in 3D, composited into a plate (video, frame folder or image)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
+
+
+def swap(
+    plate: Path = typer.Argument(..., help="The plate: a video (.mp4/.mov/...), a folder of numbered frames, or an "
+                                 "image."),
+    double: Path = typer.Option(..., "--double", help="The double: a rig folder (`doppel rig`)."),
+    out: Path = typer.Option(..., "--out", help="The swapped plate (same kind as PLATE; an image's suffix picks "
+                             "its format). Tracks and the QC report go to OUT's side folder <OUT stem>_swap/."),
+    plate_actor: str = typer.Option(None, "--plate-actor", help="Actor id of the performer in the plate (the person "
+                                    "whose performance is altered); needs a face_replace consent in a workspace."),
+    face_index: int = typer.Option(0, "--face-index", help="Which face when the plate shows several: 0 = largest."),
+    blend: str = typer.Option("poisson", "--blend", help="poisson (fixed anchor per shot), multiband or feather."),
+    colour: str = typer.Option("lab", "--colour", "--color", help="lab (mean/std transfer, smoothed) or none."),
+    focal_px: float = typer.Option(None, "--focal-px", help="Plate camera focal length in pixels (default: "
+                                   "estimated from the face)."),
+    start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
+    end: int = typer.Option(None, "--end", help="Frame after the last one to swap (default: the end)."),
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = None,
+    production: ProductionOpt = None,
+    force: bool = typer.Option(False, "--force", help="Replace an existing side folder of another stage."),
+) -> None:
+    """Replace the face of the performer in PLATE with the double's face, frame by frame."""
+    from capture.plate_io import probe_plate
+    from doppel.face_swap.double import load_face_double
+    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.swap import SwapConfig, check_config
+
+    cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end)
+    check_config(cfg, probe_plate(plate))            # bad options and bad plates fail before anything else
+    console = Console()
+    with gate_plate(workspace, plate_actor, production, plate), \
+            gate_from_cli(workspace, actor, production, use="face_replace", command="swap", inputs=[plate, double],
+                          likeness=[double], evidence=[]) as run, tempfile.TemporaryDirectory() as work:
+        face_double = load_face_double(double, Path(work))
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("swap", total=None)
+
+            def progress(phase: str, done: int, total: int) -> None:
+                bar.update(task, description=f"swap: {phase}", completed=done, total=total)
+
+            params = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+                      "production": run.provenance["production"], "plate_actor": plate_actor}
+            result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress, params=params)
+        run.add_output(side_folder(out), kind="swap")
+    n = len(result.frames)
+    console.print(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
+                  f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: "
+                  f"{side_folder(out) / 'swap_report.html'})", markup=False, highlight=False)
+    if result.passed_through:
+        console.print(f"frames with no face, passed through: {_ranges(result.passed_through)}", markup=False,
+                      highlight=False)
+
+
+def gate_plate(workspace, plate_actor: str | None, production: str | None, plate: Path):
+    """The plate performer's consent (use face_replace): --plate-actor, or the virtual actor when the plate
+    proves itself synthetic; in a workspace an unattributed plate without --plate-actor is refused."""
+    from doppel.consent_gate import ConsentError
+
+    try:
+        return gate_from_cli(workspace, plate_actor, production, use="face_replace", command="swap (plate performer)",
+                             inputs=[plate], likeness=[plate] if plate.is_file() else [],
+                             evidence=[] if plate.is_file() else [plate])
+    except ConsentError as e:
+        raise ConsentError(str(e).replace("give --actor ACTOR", "give --plate-actor ACTOR (the plate's performer)")
+                           ) from None
+
+
+def _ranges(frames: list[int]) -> str:
+    out, i = [], 0
+    while i < len(frames):
+        j = i
+        while j + 1 < len(frames) and frames[j + 1] == frames[j] + 1:
+            j += 1
+        out.append(str(frames[i]) if i == j else f"{frames[i]}-{frames[j]}")
+        i = j + 1
+    return ", ".join(out)

@@ -1,0 +1,156 @@
+"""`swap_plate`: a whole plate through tracking, solving and compositing, with its tracks, QC report and strips.
+
+Outputs: OUT (the swapped plate, same kind as the plate, written atomically) and, beside it, the folder
+``<OUT stem>_swap/`` (a stage folder: manifest.json, tracks.npz, swap_report.html, strips/*.png).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from capture.plate_io import PlateInfo
+from doppel.face_swap.double import FaceDouble
+from doppel.face_swap.swap import (
+    STRIP_FRAMES,
+    FrameQC,
+    Progress,
+    ShotLandmarks,
+    SwapConfig,
+    SwapResult,
+    _Comp,
+    composite_frame,
+    shot_box,
+    solve_track,
+    track_shot,
+)
+
+STAGE = "swap"
+
+
+def side_folder(out: Path) -> Path:
+    """The folder beside OUT that holds the tracks, report and strips."""
+    out = Path(out)
+    return out.parent / f"{out.stem if out.suffix else out.name}_swap"
+
+
+def strip_frames(track, n: int = STRIP_FRAMES) -> set[int]:
+    """Track indices shown as before/after strips: n spread over the valid frames + the 4 worst fitted."""
+    idx = np.flatnonzero(track.valid)
+    pick = set(idx[np.linspace(0, len(idx) - 1, min(n, len(idx))).round().astype(int)].tolist())
+    worst = idx[np.argsort(-np.nan_to_num(track.error[idx]))][:4]
+    return pick | set(worst.tolist())
+
+
+def _strip(before: np.ndarray, after: np.ndarray, box, height: int = 160) -> np.ndarray:
+    import cv2
+
+    x0, y0, x1, y1 = box
+    pair = np.concatenate([before[y0:y1 + 1, x0:x1 + 1], after[y0:y1 + 1, x0:x1 + 1]], axis=1)
+    s = height / pair.shape[0]
+    return cv2.resize(pair, (max(1, int(pair.shape[1] * s)), height), interpolation=cv2.INTER_AREA)
+
+
+def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track, cfg: SwapConfig, start: int,
+                   end: int, out: Path, strips_dir: Path, progress: Progress | None = None) -> list[FrameQC]:
+    """Pass 2: every frame of [start, end) composited (or passed through) into OUT; the whole plate is written
+    (frames outside the range pass through unchanged)."""
+    from capture.face_tracking import PersonSegmenter
+    from capture.plate_io import PlateWriter, iter_plate_frames
+    from core.meshio import write_png
+    from neural_render.face_composite import ColourMatcher
+    from reconstruction.head_tracking import intrinsics
+
+    K = intrinsics(track.focal_px, info.width, info.height)
+    box = shot_box(double, track, K, info.width, info.height)
+    seg = PersonSegmenter()
+    comp = _Comp(double, track, K, box, cfg, seg, ColourMatcher())
+    show = strip_frames(track)
+    qcs: list[FrameQC] = []
+    try:
+        with PlateWriter(out, info) as writer:
+            for i, rgb in iter_plate_frames(info):
+                f = i - start
+                if not 0 <= f < end - start:
+                    writer.write(rgb)
+                    continue
+                if not track.valid[f]:
+                    qcs.append(FrameQC(i, False, flags=["no face: passed through"]))
+                    writer.write(rgb)
+                else:
+                    res, qc, _ = composite_frame(comp, f, rgb, shot.landmarks[f].astype(np.float64), shot.hands[f])
+                    qc.frame = i
+                    qcs.append(qc)
+                    writer.write(res)
+                    if f in show:
+                        write_png(strips_dir / f"{i:06d}.png", _strip(rgb, res, box))
+                if progress:
+                    progress("composite", f + 1, end - start)
+    finally:
+        seg.close()
+    return qcs
+
+
+def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start: int, names) -> None:
+    """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
+    the plate's face landmarks, the camera (K, size, fps) and the frame numbers."""
+    import io
+
+    from core.storage import atomic_write_bytes
+    from reconstruction.head_tracking import intrinsics, yaw_pitch_deg
+
+    yaw, pitch = yaw_pitch_deg(track.rotation)
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf, frame=np.arange(start, start + len(track.valid)), rotation=track.rotation.astype(np.float32),
+        translation=track.translation.astype(np.float32), expression=track.expression.astype(np.float32),
+        expression_names=np.array(names, dtype=np.str_), valid=track.valid,
+        error_iod=track.error.astype(np.float32),
+        yaw_deg=yaw.astype(np.float32), pitch_deg=pitch.astype(np.float32), landmarks=shot.landmarks,
+        faces_found=shot.n_faces, K=intrinsics(track.focal_px, info.width, info.height),
+        size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: SwapConfig | None = None, *,
+               force: bool = False, progress: Progress | None = None, params: dict | None = None) -> SwapResult:
+    """Replace the face in ``plate`` with ``double``'s: writes OUT and ``side_folder(OUT)``. Returns the result.
+    ValueError / FileNotFoundError (one line) for bad input, before anything is written."""
+    from capture.plate_io import probe_plate
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from core.storage import write_manifest
+    from doppel.face_swap.report import write_report
+    from doppel.face_swap.swap import check_config
+
+    cfg = cfg or SwapConfig()
+    t0 = time.perf_counter()
+    info = probe_plate(plate)
+    start, end = check_config(cfg, info)
+    out, side = Path(out), side_folder(Path(out))
+    if out.resolve() == Path(plate).resolve():
+        raise ValueError(f"{out}: the output would overwrite the plate")
+    check_stage_out(side, STAGE, force, [plate, double.source])
+    shot = track_shot(info, cfg, start, end, progress)
+    track = solve_track(shot, info, double, cfg)
+    with staged_stage_dir(side, STAGE, force, [plate, double.source]) as tmp:
+        (tmp / "strips").mkdir()
+        qcs = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress)
+        write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis.names)
+        seconds = time.perf_counter() - t0
+        result = SwapResult(out, qcs, track, (0, 0, 0, 0), seconds)
+        write_report(tmp / "swap_report.html", result, info, cfg, plate, double.source, out)
+        summary = {"frames": len(qcs), "swapped": sum(q.swapped for q in qcs),
+                   "passed_through": result.passed_through, "flagged": result.flagged,
+                   "focal_px": round(track.focal_px, 2), "seconds": round(seconds, 2),
+                   "fps": round(len(qcs) / max(seconds, 1e-9), 3)}
+        inputs = {"double": double.source / "rig.npz"}
+        if Path(plate).is_file():
+            inputs["plate"] = plate
+        write_manifest(tmp, STAGE, inputs=inputs,
+                       params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour, "focal_px": cfg.focal_px,
+                               "face_index": cfg.face_index, "start": start, "end": end},
+                       outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
+                       extra={"swap": summary, "output_plate": str(out)})
+    return result

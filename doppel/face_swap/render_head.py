@@ -1,0 +1,59 @@
+"""The double's head drawn in a plate camera, in a crop of the frame (only the face's box is rasterized)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from doppel.face_swap.double import FaceDouble
+
+
+def project(points: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """points (N, 3) bind frame -> (N, 2) px (Doppel convention) through the head pose R (3, 3), t (3,) and K."""
+    cam = points @ R.T + t
+    uv = cam @ K.T
+    return uv[:, :2] / np.maximum(uv[:, 2:3], 1e-6)
+
+
+def head_box(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
+             width: int, height: int, pad: float = 0.15) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) inclusive pixel box of the projected head grown by pad x its size, clipped to the frame;
+    None when it is off-frame or behind the camera."""
+    pts = double.head_mesh(weights)
+    cam = pts @ R.T + t
+    if (cam[:, 2] <= 0.01).mean() > 0.5:
+        return None
+    uv = project(pts[cam[:, 2] > 0.01], R, t, K)
+    lo, hi = uv.min(0), uv.max(0)
+    g = (hi - lo) * pad
+    x0, y0 = np.floor(lo - g).astype(int)
+    x1, y1 = np.ceil(hi + g).astype(int)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
+                box: tuple[int, int, int, int], supersample: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb (h, w, 3) float32 sRGB, alpha (h, w) float32) of the head with expression weights (E,) in the crop
+    box (x0, y0, x1, y1) of the plate camera K, head pose R, t (bind frame -> camera)."""
+    import torch
+
+    from capture.camera import Camera
+    from neural_render.shading import render_mesh
+
+    x0, y0, x1, y1 = box
+    Kc = np.array(K, np.float64)
+    Kc[0, 2] -= x0
+    Kc[1, 2] -= y0
+    cam = Camera(K=torch.tensor(Kc, dtype=torch.float32), R=torch.tensor(R, dtype=torch.float32),
+                 t=torch.tensor(t, dtype=torch.float32), width=x1 - x0 + 1, height=y1 - y0 + 1)
+    verts = torch.tensor(double.head_mesh(weights), dtype=torch.float32)
+    faces = torch.as_tensor(double.head_faces)
+    kw = {}
+    if double.albedo is not None and double.uvs is not None:
+        kw = {"uvs": torch.as_tensor(double.uvs), "face_uvs": torch.as_tensor(double.face_uvs),
+              "texture": torch.as_tensor(double.albedo)}
+    with torch.no_grad():
+        rgba = render_mesh(verts, faces, cam, supersample=supersample, cull_backfaces=True, **kw)[0].numpy()
+    return rgba[..., :3].astype(np.float32), rgba[..., 3].astype(np.float32)

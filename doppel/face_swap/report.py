@@ -1,0 +1,66 @@
+"""swap_report.html: per-frame QC of a face replacement (landmark agreement, mask coverage, occlusion, flagged
+frames), the yaw/pitch the shot covers, and before/after strips. Every string from user data is escaped."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+_CSS = """body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#f3f3f3}.flag{color:#b00}
+.strips img{display:block;margin:6px 0;border:1px solid #ccc}.k{color:#666}"""
+
+
+def _svg_series(values: np.ndarray, height: int = 80, width: int = 600, limit: float | None = None) -> str:
+    """A small inline SVG line chart of values (NaN = gap)."""
+    v = np.asarray(values, np.float64)
+    top = float(np.nanmax(v)) if np.isfinite(v).any() else 1.0
+    top = max(top, limit or 0.0, 1e-9)
+    xs = np.linspace(0, width, max(len(v), 2))
+    pts = " ".join(f"{x:.1f},{height - y / top * height:.1f}" for x, y in zip(xs, v, strict=False) if np.isfinite(y))
+    y = height - (limit or 0.0) / top * height
+    line = f'<line x1="0" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#b00" stroke-dasharray="4"/>' if limit else ""
+    return (f'<svg width="{width}" height="{height}" style="border:1px solid #ddd">{line}'
+            f'<polyline fill="none" stroke="#06c" points="{pts}"/></svg>')
+
+
+def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
+    """Write the report for a SwapResult (strips are read from path's folder / strips)."""
+    from core.storage import atomic_write_text
+    from doppel.face_swap.swap import FLAG_COVERAGE, FLAG_ERROR
+    from reconstruction.head_tracking import yaw_pitch_deg
+
+    q = result.frames
+    tr = result.track
+    yaw, pitch = yaw_pitch_deg(tr.rotation)
+    yaw, pitch = yaw[tr.valid], pitch[tr.valid]
+    rows = "".join(
+        f"<tr><td>{x.frame}</td><td>{'yes' if x.swapped else 'no'}</td><td>{x.error:.3f}</td>"
+        f"<td>{x.coverage:.0%}</td><td>{x.occluded:.0%}</td><td class=flag>{escape('; '.join(x.flags))}</td></tr>"
+        for x in q)
+    strips = sorted((Path(path).parent / "strips").glob("*.png"))
+    imgs = "".join(f'<figure><img src="strips/{escape(p.name)}" alt="frame {int(p.stem)}">'
+                   f'<figcaption>frame {int(p.stem)}: plate | swapped</figcaption></figure>' for p in strips)
+    swapped = sum(x.swapped for x in q)
+    summary = (
+        f"<p>plate <b>{escape(str(plate))}</b> ({info.kind}, {info.width}x{info.height}, "
+        f"{info.frame_count} frames{f', {info.fps:g} fps' if info.fps else ''}) &rarr; <b>{escape(str(out))}</b><br>"
+        f"double <b>{escape(str(double_dir))}</b>; blend {escape(cfg.blend)}, colour {escape(cfg.colour)}, focal "
+        f"{tr.focal_px:.0f} px{' (estimated)' if cfg.focal_px is None else ''}</p>"
+        f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through (no face), "
+        f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({len(q) / max(result.seconds, 1e-9):.2f} frames/s)"
+        f"<br>head yaw {np.min(yaw):.0f} to {np.max(yaw):.0f} deg, pitch {np.min(pitch):.0f} to {np.max(pitch):.0f} "
+        f"deg</p>" if len(yaw) else "")
+    errs = np.array([x.error for x in q])
+    cov = np.array([x.coverage if x.swapped else np.nan for x in q])
+    html = (f"<!doctype html><html><head><meta charset=utf-8><title>Doppel face replacement QC</title>"
+            f"<style>{_CSS}</style></head><body><h1>Face replacement QC</h1>{summary}"
+            f"<h2>Landmark agreement</h2><p class=k>mean distance between the plate's face landmarks and the double's "
+            f"fitted ones, in inter-ocular distances (flag above {FLAG_ERROR})</p>{_svg_series(errs, limit=FLAG_ERROR)}"
+            f"<h2>Mask coverage</h2><p class=k>blend mask / the plate's face area (flag below {FLAG_COVERAGE:.0%})</p>"
+            f"{_svg_series(cov, limit=FLAG_COVERAGE)}<h2>Before / after</h2><div class=strips>{imgs}</div>"
+            f"<h2>Frames</h2><table><tr><th>frame</th><th>swapped</th><th>error (IOD)</th><th>coverage</th>"
+            f"<th>occluded</th><th>flags</th></tr>{rows}</table></body></html>")
+    return atomic_write_text(path, html)

@@ -1,0 +1,219 @@
+"""Face replacement: the double's face, tracked in 3D through a plate, rendered and composited in.
+
+Two streaming passes over the plate (a 4K, 10-minute plate never sits in memory; only landmarks do):
+
+1. track: MediaPipe's face mesh and hands in video mode on every frame (`capture.face_tracking`); the face
+   to replace is the largest (or ``face_index``-th largest) one. Then the whole shot's head pose and
+   expression are solved at once with the identity fixed to the double's and a temporal term
+   (`reconstruction.head_tracking`), with the plate camera's focal length given or estimated.
+2. composite: per frame, the double's head rendered in that pose and expression (`render_head`), the mask
+   (rendered face inside the double's face outline, intersected with MediaPipe's person segmentation, minus the
+   hands, eroded and feathered), LAB colour transfer smoothed over time, and the blend (Poisson with an anchor
+   fixed for the shot, multi-band or feather) inside the shot's face box. Frames with no face pass through
+   unchanged and are listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from capture.plate_io import PlateInfo
+from doppel.face_swap.double import FaceDouble
+from reconstruction.head_tracking import HeadTrack
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]    # (phase, done, total)
+COLOURS = ("lab", "none")
+FLAG_ERROR = 0.08        # landmark agreement worse than this (inter-ocular distances): flagged
+FLAG_COVERAGE = 0.25     # mask covering less than this fraction of the plate's face: flagged
+FLAG_OCCLUDED = 0.4      # hands over more than this fraction of the face: flagged
+STRIP_FRAMES = 8         # before/after strips in the report
+
+
+@dataclass
+class SwapConfig:
+    """How a plate is swapped (the CLI's options)."""
+
+    blend: str = "poisson"            # poisson | multiband | feather
+    colour: str = "lab"               # lab | none
+    focal_px: float | None = None     # plate camera focal length in px; None = estimated from the face
+    face_index: int = 0               # which face when there are several: 0 = the largest
+    start: int = 0                    # first frame (inclusive)
+    end: int | None = None            # last frame (exclusive); None = to the end
+    erode_frac: float = 0.04          # mask erosion, fraction of the inter-ocular distance x 4 (face width)
+    feather_frac: float = 0.08        # feather width, same unit
+    hand_dilate_frac: float = 0.08    # hands' hull growth, same unit
+    max_faces: int = 4                # faces MediaPipe looks for per frame
+
+
+@dataclass
+class ShotLandmarks:
+    """landmarks (F, 478, 2) float32 px, NaN where no face; n_faces (F,) faces found; hands: per frame (M, 21, 2)."""
+
+    landmarks: np.ndarray
+    n_faces: np.ndarray
+    hands: list[np.ndarray]
+
+    @property
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.landmarks).all((1, 2))
+
+
+@dataclass
+class FrameQC:
+    """QC of one frame: swapped or passed through, landmark agreement (inter-ocular distances), mask coverage
+    of the plate's face, fraction of the face under hands, and why it is flagged (empty = fine)."""
+
+    frame: int
+    swapped: bool
+    error: float = float("nan")
+    coverage: float = 0.0
+    occluded: float = 0.0
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SwapResult:
+    out: Path
+    frames: list[FrameQC]
+    track: HeadTrack
+    box: tuple[int, int, int, int]
+    seconds: float
+
+    @property
+    def passed_through(self) -> list[int]:
+        return [q.frame for q in self.frames if not q.swapped]
+
+    @property
+    def flagged(self) -> list[int]:
+        return [q.frame for q in self.frames if q.flags]
+
+
+def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
+    """(start, end) frames after validating the options against the plate; ValueError naming the option."""
+    from neural_render.face_composite import BLENDS
+
+    if cfg.blend not in BLENDS:
+        raise ValueError(f"--blend must be one of {', '.join(BLENDS)}, got {cfg.blend!r}")
+    if cfg.colour not in COLOURS:
+        raise ValueError(f"--colour must be one of {', '.join(COLOURS)}, got {cfg.colour!r}")
+    if cfg.focal_px is not None and not (cfg.focal_px > 0 and np.isfinite(cfg.focal_px)):
+        raise ValueError(f"--focal-px must be a positive number of pixels, got {cfg.focal_px}")
+    if cfg.face_index < 0:
+        raise ValueError(f"--face-index must be >= 0, got {cfg.face_index}")
+    end = info.frame_count if cfg.end is None else cfg.end
+    if not 0 <= cfg.start < end <= info.frame_count:
+        raise ValueError(f"--start {cfg.start} / --end {end}: the plate has frames 0-{info.frame_count - 1}")
+    return cfg.start, end
+
+
+def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress: Progress | None = None
+               ) -> ShotLandmarks:
+    """Pass 1: face and hand landmarks of frames start <= i < end."""
+    from capture.face_tracking import PlateTracker
+    from capture.plate_io import iter_plate_frames
+
+    F = end - start
+    lm = np.full((F, 478, 2), np.nan, np.float32)
+    n_faces = np.zeros(F, np.int64)
+    hands: list[np.ndarray] = []
+    with PlateTracker(max_faces=max(cfg.max_faces, cfg.face_index + 1)) as tracker:
+        for i, rgb in iter_plate_frames(info, start, end):
+            r = tracker.process(rgb)
+            n_faces[i - start] = len(r.faces)
+            face = r.face(cfg.face_index)
+            if face is not None:
+                lm[i - start] = face
+            hands.append(r.hands.astype(np.float32))
+            if progress:
+                progress("track", i - start + 1, F)
+    return ShotLandmarks(lm, n_faces, hands)
+
+
+def solve_track(shot: ShotLandmarks, info: PlateInfo, double: FaceDouble, cfg: SwapConfig) -> HeadTrack:
+    """The shot's head pose and expression (identity fixed to the double's)."""
+    from reconstruction.head_tracking import estimate_focal, fit_head_track, intrinsics
+
+    valid = shot.valid
+    if not valid.any():
+        raise ValueError(f"{info.path}: no face found in any frame of the plate")
+    f = cfg.focal_px or estimate_focal(shot.landmarks, valid, info.width, info.height, double.basis)
+    return fit_head_track(shot.landmarks, valid, intrinsics(f, info.width, info.height), double.basis)
+
+
+def shot_box(double: FaceDouble, track: HeadTrack, K: np.ndarray, width: int, height: int
+             ) -> tuple[int, int, int, int]:
+    """The union of the head's boxes over the shot, kept 3 px inside the frame (the fixed Poisson box)."""
+    from doppel.face_swap.render_head import head_box
+
+    boxes = [head_box(double, track.rotation[i], track.translation[i], track.expression[i], K, width, height)
+             for i in np.flatnonzero(track.valid)]
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
+        raise ValueError("the tracked head never falls inside the frame")
+    b = np.array(boxes)
+    return (int(max(b[:, 0].min(), 3)), int(max(b[:, 1].min(), 3)), int(min(b[:, 2].max(), width - 4)),
+            int(min(b[:, 3].max(), height - 4)))
+
+
+@dataclass
+class _Comp:
+    """What compositing a frame needs that stays the same through the shot."""
+
+    double: FaceDouble
+    track: HeadTrack
+    K: np.ndarray
+    box: tuple[int, int, int, int]
+    cfg: SwapConfig
+    segmenter: object
+    matcher: object
+
+
+def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray
+                    ) -> tuple[np.ndarray, FrameQC, np.ndarray]:
+    """One frame (track index f): (output rgb uint8, QC, blend mask of the box)."""
+    from doppel.face_swap.render_head import project, render_head
+    from neural_render.face_composite import (
+        blend,
+        face_mask,
+        lab_stats,
+        occluder_mask,
+        polygon_mask,
+        to_uint8,
+    )
+    from reconstruction.head_tracking import inter_ocular
+
+    x0, y0, x1, y1 = c.box
+    H, W = rgb.shape[:2]
+    R, t, w = c.track.rotation[f], c.track.translation[f], c.track.expression[f]
+    fg_box, alpha = render_head(c.double, R, t, w, c.K, c.box)
+    oval = polygon_mask((H, W), project(c.double.oval_points(w), R, t, c.K))[y0:y1 + 1, x0:x1 + 1]
+    plate_face = polygon_mask((H, W), face_lm)[y0:y1 + 1, x0:x1 + 1]
+    scale = float(inter_ocular(face_lm)) * 4.0 / 3.0      # ~ face width in px
+    occ = occluder_mask((H, W), hands, c.cfg.hand_dilate_frac * scale)[y0:y1 + 1, x0:x1 + 1]
+    person = c.segmenter(rgb)[y0:y1 + 1, x0:x1 + 1]
+    mask = face_mask(alpha * oval, person, occ, c.cfg.erode_frac * scale, c.cfg.feather_frac * scale)
+    bg = rgb[y0:y1 + 1, x0:x1 + 1].astype(np.float32) / 255.0
+    if c.cfg.colour == "lab":
+        c.matcher.update(lab_stats(fg_box, mask), lab_stats(bg, mask))
+        fg_box = c.matcher.apply(fg_box)
+    # the fixed Poisson box, in box coordinates: its corners stay 2 px inside the box
+    comp = blend(c.cfg.blend, fg_box, bg, mask, box=(2, 2, x1 - x0 - 2, y1 - y0 - 2))
+    out = rgb.copy()
+    out[y0:y1 + 1, x0:x1 + 1] = to_uint8(comp)
+    face_px = max(int(plate_face.sum()), 1)
+    qc = FrameQC(f, True, float(c.track.error[f]), float((mask > 0.5).sum() / face_px),
+                 float((occ & plate_face).sum() / face_px))
+    if qc.error > FLAG_ERROR:
+        qc.flags.append(f"landmark error {qc.error:.3f} IOD")
+    if qc.coverage < FLAG_COVERAGE:
+        qc.flags.append(f"mask covers {qc.coverage:.0%} of the face")
+    if qc.occluded > FLAG_OCCLUDED:
+        qc.flags.append(f"{qc.occluded:.0%} of the face occluded")
+    return out, qc, mask

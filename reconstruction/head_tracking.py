@@ -1,0 +1,256 @@
+"""A head's pose and expression through a shot, fitted to 2D face landmarks with the identity held fixed.
+
+The head is given as a `FaceBasis`: its face landmarks (MediaPipe face-mesh points, placed on the double's mesh
+by the calibrated landmark regressor) as a linear function of expression weights, in the double's bind frame.
+Per frame f the model is x_f = K (R_f (n + sum_e w_fe d_e) + t_f), compared with the plate's landmarks. All
+frames of a shot are solved together: the data term (robust, in units of the face's inter-ocular distance)
+plus the fitter's temporal term (squared second differences of rotation, translation and expression between
+consecutive frames), so the track does not jitter with MediaPipe's frame-to-frame noise (about 0.01-0.02
+inter-ocular distances, RESEARCH-NOTES.md), and a prior pulling expressions to 0. It is solved in two exact
+steps: every frame by a bounded trust-region least-squares (scipy, soft-L1 loss, expression weights in [0, 1]),
+then the temporal term by Whittaker-Henderson smoothing of the per-frame parameters (a banded linear solve).
+Frames without a face have no data term: they are bridged by the temporal term and reported as not valid.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# MediaPipe face-mesh indices of the eye corners (the person's right eye outer/inner, left eye inner/outer),
+# used for the inter-ocular distance that normalises errors.
+RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER = 33, 133, 362, 263
+
+
+def inter_ocular(face: np.ndarray) -> np.ndarray:
+    """Distance between the outer eye corners of face landmarks (..., 478, D) -> (...)."""
+    return np.linalg.norm(face[..., RIGHT_EYE_OUTER, :] - face[..., LEFT_EYE_OUTER, :], axis=-1)
+
+
+@dataclass(frozen=True)
+class FaceBasis:
+    """ids (L,) MediaPipe face-mesh indices; neutral (L, 3) metres, the double's landmarks in its bind frame;
+    deltas (E, L, 3) metres, how each expression moves them; names (E,) expression (blendshape) names."""
+
+    ids: np.ndarray
+    neutral: np.ndarray
+    deltas: np.ndarray
+    names: tuple[str, ...]
+
+    def points(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """(L, 3) landmarks for expression weights (E,) (None: neutral)."""
+        if weights is None:
+            return self.neutral
+        return self.neutral + np.einsum("e,elc->lc", weights, self.deltas)
+
+
+@dataclass
+class HeadTrackConfig:
+    """How the shot is solved."""
+
+    temporal_weight: float = 4.0      # weight of squared 2nd differences (rotation rad, translation / depth, weights)
+    expression_prior: float = 0.002   # weight of squared expression weights (per landmark-residual unit)
+    robust_scale: float = 0.05        # soft-L1 scale of landmark residuals, in inter-ocular distances
+    iterations: int = 50              # function evaluations per frame (trust-region solver)
+
+
+@dataclass(frozen=True)
+class HeadTrack:
+    """Per frame (F frames): rotation (F, 3, 3) and translation (F, 3) metres map the double's bind frame to
+    the camera (OpenCV); expression (F, E) weights in [0, 1]; valid (F,) frames with landmarks; error (F,) mean
+    landmark reprojection error / inter-ocular distance (NaN where not valid); focal_px the camera's focal."""
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    expression: np.ndarray
+    valid: np.ndarray
+    error: np.ndarray
+    focal_px: float
+
+
+def intrinsics(focal_px: float, width: int, height: int) -> np.ndarray:
+    """(3, 3) pinhole K, principal point at the image centre (Doppel pixel convention)."""
+    return np.array([[focal_px, 0, width / 2], [0, focal_px, height / 2], [0, 0, 1]], np.float64)
+
+
+def _pnp(points: np.ndarray, pixels: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(rvec (3,), t (3,), mean px error) of a rigid pose, OpenCV's SQPnP then Levenberg-Marquardt."""
+    import cv2
+
+    Kc = np.asarray(K, np.float64)   # K and pixels both in Doppel's convention: the pinhole model is the same
+    obj, img = points.astype(np.float64), pixels.astype(np.float64)
+    ok, rvec, tvec = cv2.solvePnP(obj, img, Kc, None, flags=cv2.SOLVEPNP_SQPNP)
+    if not ok:
+        raise ValueError("head pose: PnP failed")
+    rvec, tvec = cv2.solvePnPRefineLM(obj, img, Kc, None, rvec, tvec)
+    proj, _ = cv2.projectPoints(obj, rvec, tvec, Kc, None)
+    err = float(np.linalg.norm(proj.reshape(-1, 2) - img, axis=1).mean())
+    return rvec.reshape(3), tvec.reshape(3), err
+
+
+def estimate_focal(landmarks: np.ndarray, valid: np.ndarray, width: int, height: int, basis: FaceBasis,
+                   max_frames: int = 12) -> float:
+    """The plate camera's focal length (px) that best explains the face landmarks (F, 478, 2) with the double's
+    neutral face: a log-spaced search of 0.5-4 x max(W, H) on up to max_frames frames spread over the shot, then
+    a parabola through the best three. Biased when the performer's face differs from the double's (it cannot be
+    otherwise from one face): give --focal-px when the camera is known."""
+    idx = np.flatnonzero(valid)
+    if len(idx) == 0:
+        raise ValueError("no face in the plate: cannot estimate the camera's focal length")
+    idx = idx[np.linspace(0, len(idx) - 1, min(max_frames, len(idx))).round().astype(int)]
+    base = max(width, height)
+    grid = base * np.geomspace(0.5, 4.0, 19)
+    pts = basis.neutral
+
+    def cost(f: float) -> float:
+        K = intrinsics(f, width, height)
+        errs = [_pnp(pts, landmarks[i][basis.ids], K)[2] / max(inter_ocular(landmarks[i]), 1.0) for i in idx]
+        return float(np.mean(errs))
+
+    costs = np.array([cost(f) for f in grid])
+    b = int(np.clip(np.argmin(costs), 1, len(grid) - 2))
+    x = np.log(grid[b - 1:b + 2])
+    c = np.polyfit(x, costs[b - 1:b + 2], 2)
+    f = float(np.exp(-c[1] / (2 * c[0]))) if c[0] > 0 else float(grid[np.argmin(costs)])
+    return float(np.clip(f, grid[0], grid[-1]))
+
+
+def _initial_poses(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basis: FaceBasis):
+    """Per-frame PnP (rvec, t) for valid frames, linearly interpolated across frames without a face."""
+    F = len(landmarks)
+    rv, tv = np.zeros((F, 3)), np.zeros((F, 3))
+    idx = np.flatnonzero(valid)
+    prev = None
+    for i in idx:
+        r, t, _ = _pnp(basis.neutral, landmarks[i][basis.ids], K)
+        if prev is not None:   # keep the axis-angle continuous (r and r - 2 pi r/|r| are the same rotation)
+            n = np.linalg.norm(r)
+            if n > np.pi / 2:
+                alt = r - 2 * np.pi * r / n
+                if np.linalg.norm(alt - prev) < np.linalg.norm(r - prev):
+                    r = alt
+        rv[i], tv[i], prev = r, t, r
+    for k in range(3):
+        rv[:, k] = np.interp(np.arange(F), idx, rv[idx, k])
+        tv[:, k] = np.interp(np.arange(F), idx, tv[idx, k])
+    return rv, tv
+
+
+def _residuals(p: np.ndarray, basis: FaceBasis, K: np.ndarray, obs: np.ndarray, iod: float, prior: float) -> np.ndarray:
+    """Per-frame residuals: reprojection (2L,) in inter-ocular distances, then sqrt(prior) x expression weights."""
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_rotvec(p[:3]).as_matrix()
+    cam = basis.points(p[6:]) @ R.T + p[3:6]
+    uv = cam @ K.T
+    uv = uv[:, :2] / np.maximum(uv[:, 2:3], 1e-6)
+    return np.concatenate([((uv - obs) / iod).ravel(), np.sqrt(prior) * p[6:]])
+
+
+def _fit_frames(landmarks, valid, K, basis, rv0, t0, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame pose + expression (bounded Levenberg-Marquardt-style trust region, robust loss), each frame
+    starting from the previous one's solution: params (F, 6 + E) and error (F,) in inter-ocular distances."""
+    from scipy.optimize import least_squares
+
+    F, E = len(landmarks), len(basis.names)
+    params = np.zeros((F, 6 + E))
+    params[:, :3], params[:, 3:6] = rv0, t0
+    err = np.full(F, np.nan)
+    lo = np.r_[np.full(6, -np.inf), np.zeros(E)]
+    hi = np.r_[np.full(6, np.inf), np.ones(E)]
+    prev = None
+    for f in np.flatnonzero(valid):
+        obs = landmarks[f, basis.ids]
+        iod = max(float(inter_ocular(landmarks[f])), 1.0)
+        x0 = params[f].copy()
+        if prev is not None:
+            x0[6:] = prev[6:]
+        r = least_squares(_residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=cfg.robust_scale,
+                          args=(basis, K, obs, iod, cfg.expression_prior), max_nfev=cfg.iterations, x_scale="jac")
+        params[f], prev = r.x, r.x
+        err[f] = float(np.linalg.norm(r.fun[:2 * len(obs)].reshape(-1, 2), axis=1).mean())
+    return params, err
+
+
+def smooth_track(params: np.ndarray, weight: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Whittaker-Henderson smoothing (the temporal term, solved exactly): per column c, the x minimising
+    sum_f weight_f (x_f - params_fc)^2 + lam_c sum_f (x_{f-1} - 2 x_f + x_{f+1})^2. params (F, P), weight (F,)
+    (0 = no data: bridged by the smoothness term), lam (P,) -> (F, P). A banded solve, O(F)."""
+    from scipy.linalg import solve_banded
+
+    F, P = params.shape
+    if F < 3:
+        return params.copy()
+    D = np.zeros((F - 2, F))
+    i = np.arange(F - 2)
+    D[i, i], D[i, i + 1], D[i, i + 2] = 1, -2, 1
+    DtD = D.T @ D
+    weight = np.asarray(weight, np.float64) + 1e-9    # a frame with no data and no smoothing keeps its value
+    out = np.empty_like(params)
+    for c in range(P):
+        A = np.diag(weight) + lam[c] * DtD
+        ab = np.zeros((5, F))
+        for k in range(-2, 3):
+            d = np.diagonal(A, k)
+            if k >= 0:
+                ab[2 - k, k:] = d
+            else:
+                ab[2 - k, :k] = d
+        out[:, c] = solve_banded((2, 2), ab, weight * params[:, c])
+    return out
+
+
+def fit_head_track(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basis: FaceBasis,
+                   config: HeadTrackConfig | None = None) -> HeadTrack:
+    """Solve a shot. landmarks (F, 478, 2) px (rows of frames without a face are ignored), valid (F,) bool,
+    K (3, 3) the plate camera (Doppel convention), basis: the double's face. Per-frame fits, then the temporal
+    term (`smooth_track`: rotation vectors, translation / depth and expression weights; frames without a face
+    are bridged). Returns a HeadTrack whose error is measured after smoothing."""
+    from scipy.spatial.transform import Rotation
+
+    cfg = config or HeadTrackConfig()
+    landmarks = np.asarray(landmarks, np.float64)
+    valid = np.asarray(valid, bool) & np.isfinite(landmarks[:, basis.ids]).all((1, 2))
+    F, E = len(landmarks), len(basis.names)
+    if not valid.any():
+        raise ValueError("no face in the plate: nothing to track")
+    rv0, t0 = _initial_poses(landmarks, valid, K, basis)
+    params, _ = _fit_frames(landmarks, valid, K, basis, rv0, t0, cfg)
+    params[:, :3] = _unwrap_rotvecs(params[:, :3])
+    depth = float(np.median(params[valid, 5]))
+    lam = np.r_[np.full(3, cfg.temporal_weight), np.full(3, cfg.temporal_weight * depth ** 2),
+                np.full(E, cfg.temporal_weight)]
+    sm = smooth_track(params, valid.astype(np.float64), lam)
+    sm[:, 6:] = sm[:, 6:].clip(0, 1)
+    err = np.full(F, np.nan)
+    for f in np.flatnonzero(valid):
+        iod = max(float(inter_ocular(landmarks[f])), 1.0)
+        r = _residuals(sm[f], basis, K, landmarks[f, basis.ids], iod, 0.0)[:2 * len(basis.ids)]
+        err[f] = float(np.linalg.norm(r.reshape(-1, 2), axis=1).mean())
+    R = Rotation.from_rotvec(sm[:, :3]).as_matrix()
+    return HeadTrack(R, sm[:, 3:6].copy(), sm[:, 6:].copy(), valid, err, float(K[0, 0]))
+
+
+def _unwrap_rotvecs(rv: np.ndarray) -> np.ndarray:
+    """Rotation vectors made continuous frame to frame (r and r - 2 pi r/|r| are the same rotation)."""
+    out = rv.copy()
+    for f in range(1, len(out)):
+        n = np.linalg.norm(out[f])
+        if n > 1e-9:
+            alt = out[f] - 2 * np.pi * out[f] / n
+            if np.linalg.norm(alt - out[f - 1]) < np.linalg.norm(out[f] - out[f - 1]):
+                out[f] = alt
+    return out
+
+
+def yaw_pitch_deg(rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Yaw (about the camera's y) and pitch (about x) in degrees of the head's facing direction for rotations
+    (F, 3, 3) mapping a +Z-facing head frame to the camera (0, 0 = looking straight into the lens)."""
+    d = rotation[:, :, 2]                   # the head's +Z (facing) axis in the camera; facing it = (0, 0, -1)
+    yaw = np.degrees(np.arctan2(d[:, 0], -d[:, 2]))
+    pitch = np.degrees(np.arctan2(-d[:, 1], np.hypot(d[:, 0], d[:, 2])))
+    return yaw, pitch

@@ -1,0 +1,98 @@
+"""Face compositing: masks, colour transfer, feather / multi-band / fixed-anchor Poisson blends."""
+
+import numpy as np
+import pytest
+
+from neural_render.face_composite import (
+    ColourMatcher,
+    blend,
+    blend_multiband,
+    blend_poisson,
+    face_mask,
+    lab,
+    lab_stats,
+    occluder_mask,
+    poisson_anchor,
+)
+
+
+def _disc(h, w, cx, cy, r):
+    yy, xx = np.mgrid[:h, :w]
+    return ((xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 < r * r).astype(np.float32)
+
+
+def test_face_mask_removes_hands_and_background_and_fades_inside_the_edge():
+    cov = _disc(96, 96, 48, 48, 30)
+    person = np.ones((96, 96), np.float32)
+    person[:, :30] = 0                                          # background on the left
+    hand = np.array([[60 + 6 * np.cos(a), 60 + 6 * np.sin(a)] for a in np.linspace(0, 2 * np.pi, 21)])
+    occ = occluder_mask((96, 96), hand[None], dilate_px=2)
+    m = face_mask(cov, person, occ, erode_px=2, feather_px=4)
+    assert m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+    assert m[48, 48] > 0.95                                     # the face's centre is kept
+    assert m[60, 60] == 0 and m[:, :30].max() == 0              # the hand and the background are not
+    assert (m[cov == 0] == 0).all()                             # never outside the rendered face
+    assert 0 < m[48, 48 + 27] < 0.95                            # soft near the edge
+
+
+def test_colour_matcher_transfers_mean_and_std_in_lab_and_smooths_over_time():
+    rng = np.random.default_rng(0)
+    src = np.clip(0.5 + 0.1 * rng.standard_normal((32, 32, 3)), 0, 1).astype(np.float32)
+    dst = np.clip(src * 0.6 + np.array([0.3, 0.1, 0.0], np.float32), 0, 1)
+    mask = np.ones((32, 32), np.float32)
+    cm = ColourMatcher(smoothing=0.0)
+    assert cm.update(lab_stats(src, mask), lab_stats(dst, mask))
+    got = lab_stats(cm.apply(src), mask)
+    want = lab_stats(dst, mask)
+    np.testing.assert_allclose(got[0], want[0], atol=1.0)       # means within 1 Lab unit
+    np.testing.assert_allclose(got[1], want[1], rtol=0.15)
+    smooth = ColourMatcher(smoothing=0.8)
+    smooth.update(lab_stats(src, mask), lab_stats(src, mask))   # identity first
+    smooth.update(lab_stats(src, mask), lab_stats(dst, mask))   # then a jump: only 20 % of it
+    jump = lab_stats(smooth.apply(src), mask)[0] - lab_stats(src, mask)[0]
+    full = want[0] - lab_stats(src, mask)[0]
+    np.testing.assert_allclose(jump, 0.2 * full, atol=0.6)
+
+
+def test_multiband_and_feather_are_exact_where_the_mask_is_0_or_1_far_from_the_seam():
+    rng = np.random.default_rng(1)
+    fg, bg = rng.random((64, 64, 3), np.float32), rng.random((64, 64, 3), np.float32)
+    a = np.zeros((64, 64), np.float32)
+    a[:, 32:] = 1
+    for mode in ("feather", "multiband"):
+        out = blend(mode, fg, bg, a)
+        np.testing.assert_allclose(out[:, :8], bg[:, :8], atol=0.02)
+        np.testing.assert_allclose(out[:, -8:], fg[:, -8:], atol=0.02)
+    same = blend_multiband(fg, fg, a)
+    np.testing.assert_allclose(same, fg, atol=1e-5)             # blending an image with itself changes nothing
+
+
+def test_poisson_with_a_fixed_box_does_not_move_the_face_when_the_mask_changes():
+    """The jitter DeepFaceLab works around: seamlessClone places the source by the mask's bounding box, so a
+    mask that grows on one side shifts the face. With the shot's fixed box the face's position never moves."""
+    h = w = 96
+    bg = np.full((h, w, 3), 0.4, np.float32)
+    fg = bg.copy()
+    fg[40:56, 40:56] = 0.9                                      # a bright square 'face feature' at a fixed place
+    box = (10, 10, 85, 85)
+    centres = []
+    for grow in (0, 7, 15):
+        m = np.zeros((h, w), np.float32)
+        m[30:66, 30:66 + grow] = 1
+        out = blend_poisson(fg, bg, m, box)
+        bright = out[..., 0] > 0.7
+        ys, xs = np.nonzero(bright)
+        centres.append((xs.mean(), ys.mean()))
+    c = np.array(centres)
+    assert np.abs(c - c[0]).max() < 0.5, c                      # the feature stays where it was
+    np.testing.assert_allclose(c[0], (47.5, 47.5), atol=1.0)
+    assert poisson_anchor((10, 10, 85, 85)) == (48, 48)
+    with pytest.raises(ValueError, match="inside"):
+        blend_poisson(fg, bg, m, (0, 0, 95, 95))
+
+
+def test_lab_round_trip():
+    rgb = np.random.default_rng(2).random((8, 8, 3)).astype(np.float32)
+    from neural_render.face_composite import lab_to_rgb
+
+    np.testing.assert_allclose(lab_to_rgb(lab(rgb)), rgb, atol=3e-3)   # OpenCV float Lab: ~1e-3

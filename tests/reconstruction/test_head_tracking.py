@@ -1,0 +1,86 @@
+"""Head pose + expression through a shot from 2D landmarks, identity fixed (reconstruction.head_tracking)."""
+
+import numpy as np
+import roma
+import torch
+
+from reconstruction.head_tracking import (
+    FaceBasis,
+    HeadTrackConfig,
+    estimate_focal,
+    fit_head_track,
+    intrinsics,
+    yaw_pitch_deg,
+)
+
+
+def _basis(seed=0, L=120):
+    rng = np.random.default_rng(seed)
+    # a head-sized blob of points facing +Z, plus two expression modes
+    pts = rng.normal(size=(L, 3)) * [0.06, 0.08, 0.03] + [0, 0, 0.05]
+    ids = np.arange(L)
+    ids[:4] = [33, 133, 362, 263]
+    d = np.zeros((2, L, 3))
+    d[0, L // 2:, 1] = -0.01                                  # 'jaw open': the lower half moves down
+    d[1, :, 0] = 0.004 * np.sign(pts[:, 0])                    # 'smile': widening
+    return FaceBasis(ids, pts, d, ("jawOpen", "smile"))
+
+
+def _shot(basis, F=40, noise_px=0.0, seed=1):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, F)
+    rv = np.stack([0.3 * np.sin(2 * np.pi * t), 0.9 * np.sin(np.pi * t) - 0.45, 0.1 * t], 1)  # yaw through +-26 deg
+    R = roma.rotvec_to_rotmat(torch.tensor(rv)).numpy() @ np.diag([1.0, -1.0, -1.0])  # facing the camera
+    tr = np.stack([0.05 * np.sin(2 * np.pi * t), 0.02 * t, 1.2 + 0.2 * t], 1)
+    w = np.stack([0.5 + 0.5 * np.sin(4 * np.pi * t), 0.3 * t], 1).clip(0, 1)
+    K = intrinsics(900.0, 640, 480)
+    lm = np.full((F, 478, 2), np.nan)
+    for f in range(F):
+        cam = basis.points(w[f]) @ R[f].T + tr[f]
+        uv = cam @ K.T
+        lm[f, basis.ids] = uv[:, :2] / uv[:, 2:] + rng.normal(0, noise_px, (len(basis.ids), 2))
+    return lm, R, tr, w, K
+
+
+def _rot_err_deg(Ra, Rb):
+    c = np.clip((np.einsum("fij,fij->f", Ra, Rb) - 1) / 2, -1, 1)
+    return np.degrees(np.arccos(c))
+
+
+def test_exact_landmarks_give_back_pose_and_expression():
+    b = _basis()
+    lm, R, tr, w, K = _shot(b)
+    tr_fit = fit_head_track(lm, np.ones(len(lm), bool), K, b, HeadTrackConfig(temporal_weight=1e-3))
+    assert _rot_err_deg(tr_fit.rotation, R).max() < 0.5
+    assert np.abs(tr_fit.translation - tr).max() < 0.01
+    assert np.abs(tr_fit.expression - w).max() < 0.08
+    assert np.nanmax(tr_fit.error) < 0.02
+
+
+def test_temporal_term_removes_jitter_and_bridges_frames_without_a_face():
+    b = _basis()
+    lm, R, tr, w, K = _shot(b, noise_px=1.5)
+    valid = np.ones(len(lm), bool)
+    valid[18:22] = False                                       # a hand over the face: no landmarks
+    lm[~valid] = np.nan
+    loose = fit_head_track(lm, valid, K, b, HeadTrackConfig(temporal_weight=0.0))
+    smooth = fit_head_track(lm, valid, K, b, HeadTrackConfig(temporal_weight=4.0))
+
+    def jitter(x):
+        return np.abs(x[2:] - 2 * x[1:-1] + x[:-2]).mean()
+
+    assert jitter(smooth.translation) < 0.5 * jitter(loose.translation)
+    assert _rot_err_deg(smooth.rotation, R)[valid].mean() < _rot_err_deg(loose.rotation, R)[valid].mean()
+    assert _rot_err_deg(smooth.rotation, R)[~valid].max() < 3.0  # bridged, not left at a default
+    assert not smooth.valid[18:22].any() and np.isnan(smooth.error[18:22]).all()
+
+
+def test_focal_estimate_and_yaw_pitch():
+    b = _basis()
+    lm, R, *_ , K = _shot(b)
+    f = estimate_focal(lm, np.ones(len(lm), bool), 640, 480, b)
+    assert abs(f - 900) / 900 < 0.15
+    yaw, pitch = yaw_pitch_deg(np.diag([1.0, -1.0, -1.0])[None])
+    assert abs(yaw[0]) < 1e-6 and abs(pitch[0]) < 1e-6
+    turned = roma.rotvec_to_rotmat(torch.tensor([[0, np.radians(40), 0]])).numpy() @ np.diag([1.0, -1.0, -1.0])
+    assert abs(abs(yaw_pitch_deg(turned)[0][0]) - 40) < 1e-4
