@@ -73,7 +73,8 @@ def _subtree(parents: np.ndarray, root: int) -> np.ndarray:
 
 
 def _head_region(rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(vertex ids, faces re-indexed, their face_uvs or None) of the head: vertices whose skin weight on the head joint's subtree > 0.5."""
+    """(vertex ids, faces re-indexed, their face_uvs or None) of the head: vertices whose skin weight on the
+    head joint's subtree is over 0.5."""
     try:
         head = rig.joint_index(HEAD_JOINT)
     except KeyError:

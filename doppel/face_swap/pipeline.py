@@ -149,8 +149,8 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         if Path(plate).is_file():
             inputs["plate"] = plate
         write_manifest(tmp, STAGE, inputs=inputs,
-                       params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour, "focal_px": cfg.focal_px,
-                               "face_index": cfg.face_index, "start": start, "end": end},
+                       params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
+                               "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result
