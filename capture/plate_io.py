@@ -85,10 +85,27 @@ def _probe_video(path: Path) -> PlateInfo:
         raise ValueError(f"{path}: video has no decodable frames")
     _check_size(path, w, h)
     duration = float(meta.get("duration") or secs or 0)
-    if duration > 0 and abs(duration * fps - count) > max(VFR_TOLERANCE_FRAMES, 0.01 * count):
-        raise ValueError(f"{path}: variable frame rate ({count} frames in {duration:.3f} s at a nominal {fps:g} "
-                         "fps); convert it to a constant rate first, e.g. ffmpeg -i IN -vsync cfr -r FPS OUT")
+    tbr = _stream_rates(path)
+    if (duration > 0 and abs(duration * fps - count) > max(VFR_TOLERANCE_FRAMES, 0.01 * count)) or \
+            (tbr is not None and abs(tbr - fps) > 0.01 * fps):
+        raise ValueError(f"{path}: variable frame rate ({count} frames in {duration:.3f} s: {fps:g} fps on average, "
+                         f"{tbr or fps:g} nominal); convert it to a constant rate first, e.g. ffmpeg -i IN -fps_mode "
+                         "cfr -r FPS OUT")
     return PlateInfo(path, "video", w, h, fps, int(count), meta.get("audio_codec"))
+
+
+def _stream_rates(path: Path) -> float | None:
+    """The video stream's nominal rate (ffmpeg's "tbr") from its header, or None when it does not say. A stream
+    whose average rate ("fps") differs from it has a variable frame rate."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                         text=True, errors="replace", timeout=60)
+    line = next((ln for ln in res.stderr.splitlines() if "Stream #" in ln and "Video:" in ln), "")
+    m = re.search(r"([\d.]+)k? tbr", line)
+    return float(m.group(1)) if m and "k tbr" not in line else None
 
 
 def probe_plate(path: str | os.PathLike) -> PlateInfo:

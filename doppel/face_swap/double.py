@@ -110,9 +110,9 @@ def face_basis(rig, regressor=None) -> FaceBasis:
     return FaceBasis(ids, neutral.astype(np.float64), deltas.astype(np.float64), names)
 
 
-def load_face_double(rig_dir: str | Path, work_dir: Path) -> FaceDouble:
+def load_face_double(rig_dir: str | Path, work_dir: Path, albedo_size: int = 1024) -> FaceDouble:
     """The FaceDouble of a rig folder; its albedo is RIG_DIR/albedo.png or the procedural one (written into
-    work_dir). FileNotFoundError / ValueError (one line) for a missing folder or a rig without a face."""
+    work_dir, albedo_size px square). FileNotFoundError / ValueError (one line) for a missing folder or a rig without a face."""
     from PIL import Image
 
     from doppel.doubles import albedo_for_rig
@@ -125,7 +125,7 @@ def load_face_double(rig_dir: str | Path, work_dir: Path) -> FaceDouble:
     names = list(basis.names)
     deltas = np.stack([rig.blendshape_deltas[rig.blendshape_names.index(n)][verts] for n in names]) if names \
         else np.zeros((0, len(verts), 3), np.float32)
-    tex_path = albedo_for_rig(rig, rig_dir, work_dir, size=1024, seed=int(rig.metadata.get("seed", 0) or 0))
+    tex_path = albedo_for_rig(rig, rig_dir, work_dir, size=albedo_size, seed=int(rig.metadata.get("seed", 0) or 0))
     albedo = None
     if tex_path is not None:
         with Image.open(tex_path) as im:

@@ -1,0 +1,84 @@
+"""Plates in and out: videos keep size, frame rate, frame count and audio; folders keep names; writes are atomic."""
+
+import subprocess
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from capture.plate_io import PlateWriter, iter_plate_frames, probe_plate
+
+
+def _frames(n=6, h=96, w=128):
+    return [np.full((h, w, 3), 20 * i, np.uint8) for i in range(n)]
+
+
+def _video(path, frames, fps=25, audio=False):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    h, w = frames[0].shape[:2]
+    cmd = [ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps),
+           "-i", "-"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-shortest", "-c:a", "aac"]
+    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", str(path)]
+    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
+
+
+def test_video_round_trip_keeps_rate_count_size_and_audio(tmp_path):
+    src = tmp_path / "plate.mp4"
+    _video(src, _frames(), fps=24, audio=True)
+    info = probe_plate(src)
+    assert (info.kind, info.width, info.height, info.frame_count, info.fps) == ("video", 128, 96, 6, 24.0)
+    assert info.audio_codec == "aac"
+    out = tmp_path / "out.mp4"
+    with PlateWriter(out, info) as w:
+        for _, f in iter_plate_frames(info):
+            w.write(255 - f)
+    back = probe_plate(out)
+    assert (back.width, back.height, back.frame_count, back.fps, back.audio_codec) == (128, 96, 6, 24.0, "aac")
+    got = [f for _, f in iter_plate_frames(back, 2, 4)]
+    assert len(got) == 2 and abs(float(got[0].mean()) - (255 - 40)) < 3
+
+
+def test_folder_plate_keeps_file_names_and_an_error_leaves_nothing(tmp_path):
+    import cv2
+
+    d = tmp_path / "frames"
+    d.mkdir()
+    for i, f in enumerate(_frames(3)):
+        cv2.imwrite(str(d / f"shot.{i + 1001}.png"), f)
+    info = probe_plate(d)
+    assert info.kind == "frames" and [p.name for p in info.frames] == ["shot.1001.png", "shot.1002.png", "shot.1003.png"]
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError), PlateWriter(out, info) as w:
+        w.write(_frames(1)[0])
+        raise RuntimeError("crash mid-shot")
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
+    with PlateWriter(out, info) as w:
+        for _, f in iter_plate_frames(info):
+            w.write(f)
+    assert sorted(p.name for p in out.iterdir()) == [p.name for p in info.frames]
+
+
+def test_bad_plates_are_refused_with_one_line(tmp_path):
+    import cv2
+
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.zeros((40, 200, 3), np.uint8))
+    with pytest.raises(ValueError, match="smaller than 64 px"):
+        probe_plate(small)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    with pytest.raises(ValueError, match="could not be read"):
+        probe_plate(bad)
+    with pytest.raises(FileNotFoundError):
+        probe_plate(tmp_path / "missing.mov")
+    vfr = tmp_path / "vfr.mp4"
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    frames = _frames(24)
+    # timestamps that jump: frames 0-11 at 24 fps, then a 2 s gap, kept as variable frame rate
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96", "-r", "24",
+                    "-i", "-", "-vf", "setpts='N/24/TB+gte(N,12)*2/TB'", "-fps_mode", "vfr", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", str(vfr)], input=b"".join(f.tobytes() for f in frames), check=True)
+    with pytest.raises(ValueError, match="variable frame rate"):
+        probe_plate(vfr)

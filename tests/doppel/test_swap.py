@@ -1,0 +1,103 @@
+"""`doppel swap` end to end on a real photograph (scikit-image's astronaut) animated into a short plate."""
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from tests.cli_runner import run_cli
+
+
+@pytest.fixture(scope="module")
+def rig_dir(tmp_path_factory):
+    from doppel.doubles import build_default_rig
+
+    rig, params, _ = build_default_rig("anny", seed=3)
+    d = tmp_path_factory.mktemp("double") / "rig"
+    rig.save(d, params=params)
+    return d
+
+
+@pytest.fixture(scope="module")
+def double(rig_dir, tmp_path_factory):
+    from doppel.face_swap.double import load_face_double
+
+    return load_face_double(rig_dir, tmp_path_factory.mktemp("work"), albedo_size=256)
+
+
+def _astronaut(size=256):
+    import skimage.data
+
+    return cv2.resize(skimage.data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _plate(path, n_face=6, n_blank=2, size=256):
+    from doppel.face_swap.stills import plate_from_still
+
+    w = imageio_ffmpeg.write_frames(str(path), (size, size), fps=24, macro_block_size=1, ffmpeg_log_level="error",
+                                    quality=9)
+    w.send(None)
+    frames = list(plate_from_still(_astronaut(size), n_face, seed=0, strength=0.2))
+    frames += [np.full((size, size, 3), 128, np.uint8)] * n_blank
+    for f in frames:
+        w.send(np.ascontiguousarray(f))
+    w.close()
+    return frames
+
+
+def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp_path, double):
+    from capture.plate_io import iter_plate_frames, probe_plate
+    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.swap import SwapConfig
+    from neural_render.face_composite import polygon_mask
+
+    plate = tmp_path / "plate.mp4"
+    _plate(plate)
+    out = tmp_path / "swapped.mp4"
+    res = swap_plate(plate, double, out, SwapConfig(blend="poisson"))
+    info, back = probe_plate(plate), probe_plate(out)
+    assert (back.frame_count, back.fps, back.width, back.height) == (8, 24.0, 256, 256)
+    assert res.passed_through == [6, 7]
+    tracks = np.load(side_folder(out) / "tracks.npz")
+    assert tracks["valid"].tolist() == [True] * 6 + [False] * 2
+    assert np.nanmax(tracks["error_iod"]) < 0.12          # the double's face follows the plate's landmarks
+    src = dict(iter_plate_frames(info))
+    dst = dict(iter_plate_frames(back))
+    for i in range(6):
+        face = polygon_mask((256, 256), tracks["landmarks"][i])
+        diff = np.abs(src[i].astype(float) - dst[i].astype(float)).mean(-1)
+        assert diff[face].mean() > 8                          # the face was replaced ...
+        x0, y0, x1, y1 = res.box
+        outside = np.ones((256, 256), bool)
+        outside[y0:y1 + 1, x0:x1 + 1] = False
+        assert diff[outside].mean() < 3                       # ... and nothing outside the shot's face box changed
+    for i in (6, 7):
+        assert np.abs(src[i].astype(float) - dst[i].astype(float)).mean() < 2
+    html = (side_folder(out) / "swap_report.html").read_text()
+    assert "6 of 8 frames swapped" in html and "strips/" in html
+    assert len(list((side_folder(out) / "strips").glob("*.png"))) >= 4
+
+
+def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    code, out, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "swapped.jpg",
+                             "--blend", "multiband")
+    assert code == 0, err
+    assert (tmp_path / "swapped.jpg").is_file() and "1 of 1 frames swapped" in out
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((128, 128, 3), 90, np.uint8))
+    code, _, err = run_cli(capsys, "swap", blank, "--double", rig_dir, "--out", tmp_path / "o.png")
+    assert code == 1 and "no face" in err and not (tmp_path / "o.png").exists()
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.full((48, 48, 3), 90, np.uint8))
+    code, _, err = run_cli(capsys, "swap", tiny, "--double", rig_dir, "--out", tmp_path / "o.png")
+    assert code == 1 and "smaller than 64 px" in err
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "o.png", "--blend", "paste")
+    assert code == 1 and "--blend must be one of" in err
+    ws = tmp_path / "studio"
+    assert run_cli(capsys, "init", ws)[0] == 0
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "o.png", "--workspace", ws)
+    assert code == 1 and "--plate-actor" in err and not (tmp_path / "o.png").exists()
+    code, out, _ = run_cli(capsys, "audit", "show", "--workspace", ws)
+    assert "gate.refused" in out and "swap (plate performer)" in out
