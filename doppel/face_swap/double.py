@@ -112,7 +112,8 @@ def face_basis(rig, regressor=None) -> FaceBasis:
 
 def load_face_double(rig_dir: str | Path, work_dir: Path, albedo_size: int = 1024) -> FaceDouble:
     """The FaceDouble of a rig folder; its albedo is RIG_DIR/albedo.png or the procedural one (written into
-    work_dir, albedo_size px square). FileNotFoundError / ValueError (one line) for a missing folder or a rig without a face."""
+    work_dir, albedo_size px square).
+    FileNotFoundError / ValueError (one line) for a missing folder or a rig without a face."""
     from PIL import Image
 
     from doppel.doubles import albedo_for_rig

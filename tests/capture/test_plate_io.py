@@ -48,7 +48,8 @@ def test_folder_plate_keeps_file_names_and_an_error_leaves_nothing(tmp_path):
     for i, f in enumerate(_frames(3)):
         cv2.imwrite(str(d / f"shot.{i + 1001}.png"), f)
     info = probe_plate(d)
-    assert info.kind == "frames" and [p.name for p in info.frames] == ["shot.1001.png", "shot.1002.png", "shot.1003.png"]
+    assert info.kind == "frames"
+    assert [p.name for p in info.frames] == ["shot.1001.png", "shot.1002.png", "shot.1003.png"]
     out = tmp_path / "out"
     with pytest.raises(RuntimeError), PlateWriter(out, info) as w:
         w.write(_frames(1)[0])
