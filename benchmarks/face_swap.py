@@ -1,0 +1,190 @@
+"""Face replacement benchmark: Doppel's 3D route vs the classical 2D route (Delaunay warp + seamlessClone), same run.
+
+    PYTHONPATH=. python benchmarks/face_swap.py [--quick] [--rig RIG_DIR] [--speed] [--out DIR]
+
+Real photographs (scikit-image's astronaut and camera, animated into plates by smooth similarity and perspective
+warps): MediaPipe landmarks on the output vs on the plate (mean error / inter-ocular distance), jitter (RMS second
+difference over time of output - plate landmarks, / inter-ocular distance), colour shift just inside the seam
+(CIEDE2000 between output and plate in the 6 px band inside the face outline), frames flagged by the QC.
+--speed: frames per second of `swap_plate` at 1280x720 and 1920x1080 on this machine's CPU.
+Prints one table per plate; the numbers go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import core.runtime  # noqa: F401  (OpenMP passive before torch)
+
+
+def _still(name: str, size: int):
+    import cv2
+    import numpy as np
+    import skimage.data
+
+    img = getattr(skimage.data, name)()
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def write_video(path: Path, frames, fps: float = 24.0) -> None:
+    import imageio_ffmpeg
+    import numpy as np
+
+    h, w = frames[0].shape[:2]
+    wr = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, macro_block_size=1, quality=9,
+                                     ffmpeg_log_level="error")
+    wr.send(None)
+    for f in frames:
+        wr.send(np.ascontiguousarray(f))
+    wr.close()
+
+
+def landmarks_of(frames):
+    """(F, 478, 2) MediaPipe landmarks (NaN where no face) of a frame list, tracked in video mode."""
+    import numpy as np
+
+    from capture.face_tracking import PlateTracker
+
+    out = np.full((len(frames), 478, 2), np.nan)
+    with PlateTracker(max_faces=1, hands=False) as t:
+        for i, f in enumerate(frames):
+            face = t.process(f).face(0)
+            if face is not None:
+                out[i] = face
+    return out
+
+
+def seam_delta_e(out, plate, lm, band: int = 6) -> float:
+    """Mean CIEDE2000 between output and plate in the band px just inside the face outline (landmark hull)."""
+    import cv2
+    import numpy as np
+
+    from neural_render.face_composite import delta_e_2000, lab, polygon_mask
+
+    m = polygon_mask(out.shape[:2], lm).astype(np.uint8)
+    inner = cv2.erode(m, np.ones((2 * band + 1, 2 * band + 1), np.uint8))
+    sel = (m > 0) & (inner == 0)
+    if not sel.any():
+        return float("nan")
+    return float(delta_e_2000(lab(out)[sel], lab(plate)[sel]).mean())
+
+
+def score(outputs, plate_frames, ref_lm):
+    """Metrics of output frames against the plate's landmarks."""
+    import numpy as np
+
+    from reconstruction.head_tracking import inter_ocular
+
+    got = landmarks_of(outputs)
+    ok = np.isfinite(got).all((1, 2)) & np.isfinite(ref_lm).all((1, 2))
+    iod = inter_ocular(np.nan_to_num(ref_lm))
+    err = np.linalg.norm(got - ref_lm, axis=-1).mean(-1) / np.maximum(iod, 1)
+    d = (got - ref_lm) / np.maximum(iod, 1)[:, None, None]
+    dd = d[2:] - 2 * d[1:-1] + d[:-2]
+    okk = ok[2:] & ok[1:-1] & ok[:-2]
+    jitter = float(np.sqrt((dd[okk] ** 2).sum(-1).mean())) if okk.any() else float("nan")
+    seam = [seam_delta_e(o, p, ref_lm[i]) for i, (o, p) in enumerate(zip(outputs, plate_frames, strict=True))
+            if ok[i]]
+    return {"landmark_err_iod": float(np.nanmean(err[ok])) if ok.any() else float("nan"), "jitter_iod": jitter,
+            "seam_dE2000": float(np.nanmean(seam)) if seam else float("nan"), "found": int(ok.sum())}
+
+
+def run_plate(name: str, frames, double, work: Path) -> dict:
+    import numpy as np
+
+    from capture.plate_io import iter_plate_frames, probe_plate
+    from doppel.face_swap.baseline2d import frontal_face, swap_frame_2d
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.swap import SwapConfig
+
+    plate = work / f"{name}.mp4"
+    write_video(plate, frames)
+    plate_frames = [f for _, f in iter_plate_frames(probe_plate(plate))]
+    ref = landmarks_of(plate_frames)
+    rows = {}
+    t = time.perf_counter()
+    res = swap_plate(plate, double, work / f"{name}_3d.mp4", SwapConfig(blend="poisson"), force=True)
+    t3 = time.perf_counter() - t
+    out3 = [f for _, f in iter_plate_frames(probe_plate(work / f"{name}_3d.mp4"))]
+    rows["3D (Doppel)"] = {**score(out3, plate_frames, ref), "flagged": len(res.flagged), "fps": len(out3) / t3}
+    face = frontal_face(double)
+    t = time.perf_counter()
+    out2 = [swap_frame_2d(face, p, ref[i]) if np.isfinite(ref[i]).all() else p for i, p in enumerate(plate_frames)]
+    t2 = time.perf_counter() - t
+    rows["2D baseline"] = {**score(out2, plate_frames, ref), "flagged": float("nan"), "fps": len(out2) / t2}
+    return rows
+
+
+def speed(double, work: Path, frames: int) -> dict:
+    import cv2
+    import numpy as np
+
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.stills import plate_from_still
+
+    out = {}
+    for w, h in ((1280, 720), (1920, 1080)):
+        face = _still("astronaut", h)
+        canvas = np.full((h, w, 3), 60, np.uint8)
+        canvas[:, (w - h) // 2:(w - h) // 2 + h] = face
+        plate = work / f"speed_{h}.mp4"
+        write_video(plate, list(plate_from_still(canvas, frames, seed=1, strength=0.5)))
+        t = time.perf_counter()
+        swap_plate(plate, double, work / f"speed_{h}_out.mp4", force=True)
+        out[f"{w}x{h}"] = frames / (time.perf_counter() - t)
+        cv2.setNumThreads(0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="24-frame plates at 384 px (default 48 at 512)")
+    ap.add_argument("--rig", type=Path, help="the double's rig folder (default: the virtual actor, seed 0)")
+    ap.add_argument("--speed", action="store_true", help="also measure frames/s at 720p and 1080p")
+    ap.add_argument("--out", type=Path, help="keep the plates and outputs here")
+    args = ap.parse_args()
+    import numpy as np
+    import torch
+
+    from doppel.face_swap.double import load_face_double
+    from doppel.face_swap.stills import plate_from_still
+
+    torch.set_num_threads(1)
+    n, size = (24, 384) if args.quick else (48, 512)
+    work = args.out or Path(tempfile.mkdtemp(prefix="doppel_swap_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
+    rig = args.rig
+    if rig is None:
+        from doppel.doubles import build_default_rig
+
+        r, params, _ = build_default_rig("anny", seed=0)
+        rig = r.save(work / "rig", params=params)
+    double = load_face_double(rig, work)
+    print(f"# face_swap benchmark: {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}; plates {n} frames at {size} px")
+    for name in ("astronaut", "camera"):
+        frames = list(plate_from_still(_still(name, size), n, seed=0, strength=1.0))
+        rows = run_plate(name, frames, double, work)
+        print(f"\n## {name} ({n} frames, {size} px)")
+        print(f"{'route':<14}{'found':>6}{'lm err/IOD':>12}{'jitter/IOD':>12}{'seam dE00':>11}{'flagged':>9}{'fps':>7}")
+        for k, v in rows.items():
+            print(f"{k:<14}{v['found']:>6}{v['landmark_err_iod']:>12.4f}{v['jitter_iod']:>12.4f}"
+                  f"{v['seam_dE2000']:>11.2f}{v['flagged']:>9.0f}{v['fps']:>7.2f}")
+    if args.speed:
+        for k, v in speed(double, work, 24 if args.quick else 48).items():
+            print(f"speed {k}: {v:.2f} frames/s (swap_plate end to end, 1 torch thread)")
+    np.set_printoptions()
+
+
+if __name__ == "__main__":
+    main()
