@@ -82,7 +82,12 @@ def call_command(fn: Callable, **given: Any) -> Any:
     """Call a typer command function with ``given`` keyword arguments, every other parameter at its typer
     default (a typer function's defaults are OptionInfo objects, not values)."""
     kwargs = {}
-    for name, p in inspect.signature(fn).parameters.items():
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs.update({k: v for k, v in given.items() if k not in params})
+    for name, p in params.items():
+        if p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+            continue
         if name in given:
             kwargs[name] = given[name]
             continue
@@ -166,7 +171,7 @@ class RigJob(JobOptions):
     anny_rig: str = "default"                         # Anny skeleton
     model_file: str | None = None                     # SMPL-X / FLAME model file or folder
     top_k: int | None = Field(None, ge=1)             # skin weights kept per vertex
-    preview_size: int = Field(384, ge=32, le=4096)    # preview panel height, px
+    preview_size: int = Field(384, ge=64, le=4096)    # preview panel height, px
 
 
 def _rig_call(v: dict) -> dict:
