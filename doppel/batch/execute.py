@@ -96,7 +96,8 @@ def _check_reachable(address: str) -> None:
             pass
     except OSError as e:
         raise BatchError(f"--address {address}: cannot reach the Ray cluster ({e.strerror or e}); nothing was "
-                         f"run. Start it with `ray start --head` there, or leave --address out to run locally") from None
+                         "run. Start it with `ray start --head` there, or leave --address out to run locally"
+                         ) from None
 
 
 def start_ray(cfg: BatchConfig) -> tuple[bool, str, float]:

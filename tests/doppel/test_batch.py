@@ -20,8 +20,16 @@ from doppel.batch.dag import build_dag
 from doppel.batch.execute import BatchConfig, BatchError, run_batch
 from doppel.batch.plan import PlanError, load_plan
 from doppel.batch.report import write_html_report
-from doppel.batch.stages import STAGES, InputField, JobOptions, StageSpec, _retarget_call, _retarget_gate, \
-    call_command, register_stage
+from doppel.batch.stages import (
+    STAGES,
+    InputField,
+    JobOptions,
+    StageSpec,
+    _retarget_call,
+    _retarget_gate,
+    call_command,
+    register_stage,
+)
 from doppel.batch.worker import current_record
 from mocap_retarget.bvh import write_bvh
 from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
