@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import socket
@@ -117,6 +118,9 @@ def start_ray(cfg: BatchConfig) -> tuple[bool, str, float]:
     else:
         if cfg.address != "auto":
             _check_reachable(cfg.address)
+        if cfg.address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+            raise BatchError(f"--address {cfg.address}: ray:// needs Ray Client (pip install 'ray[client]', which "
+                             "brings grpcio); or run the driver on a cluster node with --address HOST:PORT or auto")
         try:
             ray.init(address=cfg.address, runtime_env={"env_vars": dict(THREAD_ENV)}, **kw)
         except (ConnectionError, RuntimeError, ValueError) as e:
