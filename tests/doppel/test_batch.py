@@ -97,6 +97,21 @@ jobs:
     assert any("exports/fall.glb  (after: retarget:anims/fall)" in x for x in dag.describe())
 
 
+def test_templated_inputs_follow_the_session_through_ingest_fit_and_rig(tmp_path):
+    for take in ("take1", "take2"):
+        (tmp_path / "captures" / take).mkdir(parents=True)
+    plan = _write(tmp_path / "plan.yaml", """jobs:
+  - {stage: fit, session: "captures/take*", landmarks: "ingest/{session}", out: "fits/{session}"}
+  - {stage: capture ingest, session: "captures/take*", out: "ingest/{session}"}
+  - {stage: rig, fit: "fits/*", out: "rigs/{fit}"}
+""")
+    dag = build_dag(load_plan(plan))
+    assert dag.tasks["fit:fits/take2"].deps == ("capture ingest:ingest/take2",)
+    assert dag.tasks["fit:fits/take2"].values["landmarks"] == str(tmp_path / "ingest" / "take2")
+    assert dag.tasks["rig:rigs/take1"].deps == ("fit:fits/take1",)
+    assert list(dag.tasks)[:2] == ["capture ingest:ingest/take1", "capture ingest:ingest/take2"]
+
+
 @pytest.mark.parametrize("jobs, words", [
     ('  - {stage: retarget, clips: "mocap/*.fbx", rig: r, out: "a/{clip}"}\n', ["line 2", "clips", "matches nothing"]),
     ('  - {stage: retarget, clips: "mocap/*.bvh", rig: nowhere, out: "a/{clip}"}\n', ["line 2", "rig", "not found"]),
