@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import os
+import statistics
 from collections import Counter
 from pathlib import Path
 
@@ -22,13 +23,14 @@ def per_stage(result: BatchResult) -> dict[str, Counter]:
     return out
 
 
-def overhead_ms(result: BatchResult) -> float | None:
-    """Mean driver-side time per task beyond the worker's own time (submit -> result minus work), ms; None when
-    no task ran on Ray."""
-    ran = [s for s in result.states.values() if s.latency > 0 and s.status in ("done", "flagged")]
+def overhead_ms(result: BatchResult, stat: str = "median") -> float | None:
+    """Driver-side time per task beyond the worker's own time (submit -> result minus work), ms: the ``median``
+    (a warm worker) or the ``mean`` (with the start of each worker process); None when no task ran on Ray."""
+    ran = sorted(max(0.0, s.latency - s.seconds) for s in result.states.values()
+                 if s.latency > 0 and s.status in ("done", "flagged"))
     if not ran:
         return None
-    return 1e3 * sum(max(0.0, s.latency - s.seconds) for s in ran) / len(ran)
+    return 1e3 * (statistics.median(ran) if stat == "median" else statistics.fmean(ran))
 
 
 _CSS = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
@@ -54,7 +56,7 @@ def write_html_report(result: BatchResult, plan_path: str | os.PathLike, out: st
 <h1>Doppel batch: {e(Path(plan_path).name)}</h1>
 <p>Run {e(result.run_id)}, {e(_dt.datetime.now(_dt.UTC).isoformat(timespec='seconds'))}; {e(result.ray)};
 {len(result.states)} tasks in {result.seconds:.1f} s (Ray start {result.ray_start_seconds:.1f} s)
-{'' if ovh is None else f'; Ray overhead {ovh:.0f} ms per task'}.</p>
+{'' if ovh is None else f'; Ray overhead per task {ovh:.0f} ms median, {overhead_ms(result, "mean"):.0f} ms mean'}.</p>
 <h2>Per stage</h2><table><tr><th>stage</th>{head}</tr>{stage_rows}</table>
 <h2>Events</h2><ul>{events}</ul>
 <h2>Tasks</h2><table><tr><th>job</th><th>stage</th><th>task</th><th>status</th><th>seconds</th><th>host</th>
