@@ -10,6 +10,7 @@ means the outputs are current: a retried task (after its worker was killed) and 
 
 from __future__ import annotations
 
+import glob
 import importlib
 import logging
 import os
@@ -99,6 +100,22 @@ def outputs_of(rec: dict) -> tuple:
                  for o in rec["outputs"])
 
 
+def remove_litter(output: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files an earlier, killed attempt at the same output file left beside it (the exporters'
+    ``.NAME.XXXXXXXX.tmp.SUFFIX``, `assets.export.common.staged_output`); returns them. Called once this task's
+    output is committed: within a batch an output path belongs to one task, so no live writer owns them. (A stage
+    folder's temporary folders are removed by `core.stage_folders.clean_stale` when the stage runs.)"""
+    out = Path(output)
+    if not out.is_file():
+        return []
+    removed = []
+    for p in out.parent.glob(f".{glob.escape(out.stem)}.*.tmp{glob.escape(out.suffix)}"):
+        if p.is_file() and len(p.name) == len(out.stem) + len(out.suffix) + 14:    # "." + stem + ".XXXXXXXX.tmp"
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def limit_threads() -> None:
     """One CPU per task: torch, OpenMP, MKL and numba use one thread (the environment variables are also set
     for the worker process by the driver, before torch loads)."""
@@ -132,4 +149,6 @@ def run_task(task, auth, gate_inputs, state_dir: str, run_id: str, resume: bool)
         raise RuntimeError(f"{task.id}: the {task.stage} command reported no output")
     seconds = time.perf_counter() - t0
     write_record(task, state_dir, run_id, outputs, key, seconds)
+    for path, _, _ in outputs:
+        remove_litter(path)
     return TaskResult(task.id, False, outputs, seconds, os.getpid(), socket.gethostname())

@@ -168,6 +168,19 @@ def test_unreachable_address_is_one_error_before_anything_runs(tmp_path):
     assert not (tmp_path / "anims").exists()
 
 
+def test_a_killed_exports_temporary_file_is_removed_once_the_output_is_committed(tmp_path):
+    import tempfile
+
+    from doppel.batch.worker import remove_litter
+
+    out = _write(tmp_path / "walk.fbx", "fbx")
+    fd, litter = tempfile.mkstemp(prefix=".walk.", suffix=".tmp.fbx", dir=tmp_path)
+    os.close(fd)
+    keep = [_write(tmp_path / ".walk.other.tmp.fbx.keep", ""), _write(tmp_path / ".walky.abcdefgh.tmp.fbx", "")]
+    assert remove_litter(out) == [Path(litter)]
+    assert not Path(litter).exists() and all(k.exists() for k in keep) and out.exists()
+
+
 def test_call_command_fills_typer_defaults():
     def cmd(a: int, b: str = __import__("typer").Option("x", "--b")) -> tuple:
         return a, b
