@@ -27,7 +27,7 @@ def batch(
     from doppel.batch.dag import build_dag
     from doppel.batch.execute import BatchConfig, run_batch
     from doppel.batch.plan import load_plan
-    from doppel.batch.report import write_html_report
+    from doppel.batch.report import STATUSES, write_html_report
 
     console = Console()
     dag = build_dag(load_plan(plan))          # every plan error before anything runs
@@ -41,8 +41,9 @@ def batch(
         res = run_batch(dag, cfg, progress=lambda r: live.update(_table(r)))
     out = write_html_report(res, plan, report or Path(plan).resolve().parent / "batch_report.html")
     console.print()
-    console.print(f"{len(res.states)} tasks in {res.seconds:.1f} s on {res.ray}; report: {out}", highlight=False,
-                  markup=False)
+    counts = ", ".join(f"{res.count(s)} {s}" for s in STATUSES if res.count(s))
+    console.print(f"{len(res.states)} tasks ({counts}) in {res.seconds:.1f} s on {res.ray}; report: {out}",
+                  highlight=False, markup=False)
     for st in res.states.values():
         if st.status not in ("done", "skipped"):
             console.print(f"[red]{st.status}[/red] {st.task.id}: {st.message}", highlight=False)

@@ -279,6 +279,26 @@ def test_resume_skips_current_tasks_and_reruns_what_changed(studio):
     assert verify(ws).ok
 
 
+def test_cli_runs_a_plan_reports_a_failed_task_and_resumes(tmp_path, capsys, ray_session):
+    _clips(tmp_path / "mocap", ["good"])
+    _write(tmp_path / "mocap" / "broken.bvh", "HIERARCHY\nROOT Hips\n{\n")          # truncated: this task fails
+    write_bvh(tmp_path / "target.bvh", synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"]),
+              units="cm")
+    plan = _write(tmp_path / "plan.yaml", 'jobs:\n  - {stage: retarget, clips: "mocap/*.bvh", rig: target.bvh, '
+                  'out: "anims/{clip}", preview_size: 32}\n')
+    code, out, err = run_cli(capsys, "batch", plan, "--workers", 2)
+    assert code == 1, err
+    flat = out.replace("\n", " ")
+    assert "2 tasks (1 done, 1 failed)" in flat and "failed retarget:anims/broken" in flat and "broken.bvh" in out
+    assert (tmp_path / "anims" / "good" / "animation.npz").is_file() and not (tmp_path / "anims" / "broken").exists()
+    report = (tmp_path / "batch_report.html").read_text()
+    assert "retarget:anims/good" in report and "failed" in report
+    (tmp_path / "mocap" / "broken.bvh").unlink()
+    code, out, err = run_cli(capsys, "batch", plan, "--resume")
+    assert code == 0, err
+    assert "1 tasks (1 skipped)" in out.replace("\n", " ")
+
+
 def killing_retarget(clip, rig, out, marker, **kw):
     """The retarget command, but its worker process is SIGKILLed the first time (the marker file remembers)."""
     from doppel.commands.retarget import retarget
