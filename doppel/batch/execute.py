@@ -305,12 +305,29 @@ def _registered(workspace: Path | None, rec: dict) -> bool:
     return True
 
 
+def _all_current(dag: Dag) -> bool:
+    """Does every task have a matching record, with its outputs current and registered? (--resume)"""
+    state_dir = dag.plan.root / STATE_DIR
+    for task in dag.tasks.values():
+        rec = current_record(task, state_dir)
+        if rec is None or not _registered(dag.plan.workspace, rec):
+            return False
+    return True
+
+
 def run_batch(dag: Dag, cfg: BatchConfig, progress: Callable[[BatchResult], None] | None = None) -> BatchResult:
     """Run every task of ``dag`` on Ray (see the module docstring); returns each task's state. Starts Ray when
     it is not running in this process (and shuts it down after); BatchError when it cannot be reached."""
     import ray
 
     result = BatchResult(uuid.uuid4().hex[:12], {tid: TaskState(t) for tid, t in dag.tasks.items()})
+    if cfg.resume and _all_current(dag):        # nothing to run: no need for Ray at all
+        for st in result.states.values():
+            st.status, st.message = "skipped", "outputs current (resume)"
+        result.ray = "Ray not started (every task's outputs are current)"
+        if progress:
+            progress(result)
+        return result
     started, result.ray, result.ray_start_seconds = start_ray(cfg)
     try:
         cpus, gpu = _resources()

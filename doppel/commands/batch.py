@@ -42,7 +42,7 @@ def batch(
     out = write_html_report(res, plan, report or Path(plan).resolve().parent / "batch_report.html")
     console.print()
     counts = ", ".join(f"{res.count(s)} {s}" for s in STATUSES if res.count(s))
-    console.print(f"{len(res.states)} tasks ({counts}) in {res.seconds:.1f} s on {res.ray}; report: {out}",
+    console.print(f"{len(res.states)} tasks ({counts}) in {res.seconds:.1f} s; {res.ray}; report: {out}",
                   highlight=False, markup=False)
     for st in res.states.values():
         if st.status not in ("done", "skipped"):

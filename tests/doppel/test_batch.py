@@ -268,7 +268,7 @@ def test_resume_skips_current_tasks_and_reruns_what_changed(studio):
     n_audit, n_assets = len(entries(ws)), len(list_assets(ws))
     dag = build_dag(load_plan(plan))
     res = run_batch(dag, BatchConfig(resume=True))
-    assert res.count("skipped") == 4 and res.seconds < 10
+    assert res.count("skipped") == 4 and res.ray.startswith("Ray not started")
     assert len(entries(ws)) == n_audit and len(list_assets(ws)) == n_assets       # nothing registered twice
     # a changed clip: its retarget and the export made from it run again, the rest is skipped
     _clips(ws.root / "mocap", ["walk"], seconds=0.4)
