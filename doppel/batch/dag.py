@@ -84,12 +84,12 @@ def _as_pattern(template: str) -> str:
 
 
 def _may_overlap(a: str, b: str) -> bool:
-    """Could glob ``a`` and glob ``b`` (relative POSIX paths) name a common path? Segment by segment: equal
-    segment counts, and in each segment the literals agree or one side has a wildcard (conservative)."""
+    """Could input glob ``a`` name output glob ``b`` or a path inside it (relative POSIX paths)? Segment by segment
+    over ``b``'s length: in each segment the literals agree or one side has a wildcard (conservative)."""
     pa, pb = PurePosixPath(a).parts, PurePosixPath(b).parts
-    if len(pa) != len(pb):
+    if len(pa) < len(pb):
         return False
-    for x, y in zip(pa, pb, strict=True):
+    for x, y in zip(pa[:len(pb)], pb, strict=True):
         if _is_glob(x) or _is_glob(y):
             if not (_is_glob(x) and _is_glob(y)) and not fnmatch.fnmatchcase(y if _is_glob(x) else x,
                                                                                x if _is_glob(x) else y):
@@ -182,7 +182,7 @@ def _input_matches(plan: Plan, job: JobEntry, fld: str, value: str, planned: dic
     """Relative paths an input value names: its glob matches on disk and among planned outputs, or the path."""
     rel = _rel(plan, value)
     if not _is_glob(value):
-        if rel in planned or (plan.root / rel).exists():
+        if _producer(rel, planned) or (plan.root / rel).exists():
             return [rel]
         raise PlanError(f"{_where(plan, job, fld)}: {value}: not found, and no job of the plan writes it")
     if Path(rel).is_absolute():
@@ -194,6 +194,15 @@ def _input_matches(plan: Plan, job: JobEntry, fld: str, value: str, planned: dic
         raise PlanError(f"{_where(plan, job, fld)}: {value!r} matches nothing (in {plan.root}, nor among the "
                         f"outputs of the plan's jobs)")
     return found
+
+
+def _producer(rel: str, planned: dict[str, str]) -> str | None:
+    """The task that writes ``rel`` (a relative path), or the folder holding it; None when no task does."""
+    p = PurePosixPath(rel)
+    for q in (p, *p.parents):
+        if q.as_posix() in planned:
+            return planned[q.as_posix()]
+    return None
 
 
 def _placeholder_value(path: str) -> str:
@@ -248,10 +257,12 @@ def _expand_job(plan: Plan, job: JobEntry, planned: dict[str, str]) -> list[Task
             filled = _fill(plan, job, f.name, opts[f.name], names)
             values[f.name] = _input_matches(plan, job, f.name, filled, planned)[0]
         out = _fill(plan, job, "out", opts["out"], names)
+        if _is_glob(out):
+            raise PlanError(f"{_where(plan, job, 'out')}: {opts['out']!r}: an output path cannot hold * ? or [")
         if chunk is not None and "{first" not in opts["out"]:
             out = f"{out}/chunk_{chunk[0]:06d}_{chunk[1]:06d}"
         ins = [values[f.name] for f in spec.inputs if values.get(f.name) is not None]
-        deps = tuple(sorted({planned[i] for i in ins if i in planned}))
+        deps = tuple(sorted({d for i in ins if (d := _producer(i, planned))}))
         values.update({f.name: str(plan.root / values[f.name]) for f in spec.inputs if values.get(f.name)})
         values["out"] = str(plan.root / _rel(plan, out))
         tid = f"{job.stage}:{_rel(plan, out)}"

@@ -95,6 +95,12 @@ jobs:
     assert exp.values["format"] == "fbx" and exp.values["anim"] == str(tmp_path / "anims" / "jump")
     assert dag.tasks["retarget:anims/run"].values["clips"] == str(tmp_path / "mocap" / "run.bvh")
     assert any("exports/fall.glb  (after: retarget:anims/fall)" in x for x in dag.describe())
+    # a file inside another task's output folder: that task is its producer
+    plan = _write(tmp_path / "plan2.yaml", """jobs:
+  - {stage: retarget, clips: mocap/jump.bvh, rig: anims/run/retargeted.bvh, out: anims/jump}
+  - {stage: retarget, clips: mocap/run.bvh, rig: rigs/a, out: anims/run}
+""")
+    assert build_dag(load_plan(plan)).tasks["retarget:anims/jump"].deps == ("retarget:anims/run",)
 
 
 def test_templated_inputs_follow_the_session_through_ingest_fit_and_rig(tmp_path):
@@ -118,6 +124,7 @@ def test_templated_inputs_follow_the_session_through_ingest_fit_and_rig(tmp_path
     ('  - {stage: retarget, clips: "mocap/*.bvh", rig: r, out: "a/one"}\n', ["line 2", "out", "same path"]),
     ('  - {stage: retarget, clips: "mocap/*.bvh", rig: r, out: "a/{take}"}\n', ["out", "unknown placeholder {take}",
                                                                              "{clip}"]),
+    ('  - {stage: retarget, clips: "mocap/*.bvh", rig: r, out: "a/*/{clip}"}\n', ["out", "cannot hold"]),
     ('  - {stage: retarget, clips: "mocap/a.bvh", rig: r, out: "x/y"}\n'
      '  - {stage: retarget, clips: "mocap/b.bvh", rig: r, out: "x/y/z"}\n', ["one inside the other"]),
     ('  - {stage: export, rig: "x/*", anim: "y/a", formats: [glb], out: "y/{rig}"}\n'
