@@ -63,6 +63,7 @@ class TaskState:
     host: str = ""                 # machine that ran it
     submitted: float = 0.0         # driver clock when submitted (perf_counter)
     latency: float = 0.0           # submit -> result on the driver, seconds
+    driver_seconds: float = 0.0    # the driver's own time for it: consent gate, submission, registration
 
 
 @dataclass
@@ -179,14 +180,19 @@ class _Driver:
         slots = self.result.slots
         while self.ready or self.in_flight:
             while self.ready and len(self.in_flight) < slots:
-                self.submit(self.dag.tasks[self.ready.pop(0)])
+                task = self.dag.tasks[self.ready.pop(0)]
+                t0 = time.perf_counter()
+                self.submit(task)
+                self.state(task.id).driver_seconds += time.perf_counter() - t0
             if self.progress:
                 self.progress(self.result)
             if not self.in_flight:
                 continue
             done, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=0.5)
             for ref in done:
-                self.collect(ref)
+                t0 = time.perf_counter()
+                tid = self.collect(ref)
+                self.state(tid).driver_seconds += time.perf_counter() - t0
         if self.progress:
             self.progress(self.result)
 
@@ -233,7 +239,8 @@ class _Driver:
         self.in_flight[ref] = (task.id, run)
         st.status, st.submitted = "running", time.perf_counter()
 
-    def collect(self, ref) -> None:
+    def collect(self, ref) -> str:
+        """Take a finished task's result (or error) and register its outputs; returns its id."""
         import ray
 
         tid, run = self.in_flight.pop(ref)
@@ -244,12 +251,13 @@ class _Driver:
         except ray.exceptions.RayTaskError as e:
             cause = e.cause if getattr(e, "cause", None) is not None else e
             self.conclude(tid, "failed", _one_line(cause))
-            return
+            return tid
         except ray.exceptions.RayError as e:       # worker died more than max_retries times, ...
             self.conclude(tid, "failed", f"{type(e).__name__}: {_one_line(e)}")
-            return
+            return tid
         st.seconds, st.host = res.seconds, res.host
         self.register(self.dag.tasks[tid], run, res)
+        return tid
 
     def register(self, task: Task, run, res: TaskResult) -> None:
         """Register the outputs (lineage, audit) unless they already are (a skipped task's, from an earlier run)."""

@@ -33,6 +33,12 @@ def overhead_ms(result: BatchResult, stat: str = "median") -> float | None:
     return 1e3 * (statistics.median(ran) if stat == "median" else statistics.fmean(ran))
 
 
+def driver_ms(result: BatchResult) -> float | None:
+    """Mean time the driver spent per task (consent gate, submission, registration), ms; None without tasks."""
+    ran = [s.driver_seconds for s in result.states.values() if s.driver_seconds > 0]
+    return 1e3 * statistics.fmean(ran) if ran else None
+
+
 _CSS = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;font-size:90%}"
         ".done,.skipped{color:#17692a}.failed,.refused,.flagged{color:#a31515}.blocked{color:#8a6d00}")
@@ -56,7 +62,8 @@ def write_html_report(result: BatchResult, plan_path: str | os.PathLike, out: st
 <h1>Doppel batch: {e(Path(plan_path).name)}</h1>
 <p>Run {e(result.run_id)}, {e(_dt.datetime.now(_dt.UTC).isoformat(timespec='seconds'))}; {e(result.ray)};
 {len(result.states)} tasks in {result.seconds:.1f} s (Ray start {result.ray_start_seconds:.1f} s)
-{'' if ovh is None else f'; Ray overhead per task {ovh:.0f} ms median, {overhead_ms(result, "mean"):.0f} ms mean'}.</p>
+{'' if ovh is None else f'; Ray overhead per task {ovh:.0f} ms median, {overhead_ms(result, "mean"):.0f} ms mean'}
+{'' if driver_ms(result) is None else f'; driver (gate + registration) {driver_ms(result):.0f} ms per task'}.</p>
 <h2>Per stage</h2><table><tr><th>stage</th>{head}</tr>{stage_rows}</table>
 <h2>Events</h2><ul>{events}</ul>
 <h2>Tasks</h2><table><tr><th>job</th><th>stage</th><th>task</th><th>status</th><th>seconds</th><th>host</th>
