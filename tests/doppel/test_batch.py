@@ -308,11 +308,14 @@ def test_cli_runs_a_plan_reports_a_failed_task_and_resumes(tmp_path, capsys, ray
 
 def killing_retarget(clip, rig, out, marker, **kw):
     """The retarget command, but its worker process is SIGKILLed the first time (the marker file remembers)."""
+    import torch
+
     from doppel.commands.retarget import retarget
 
     if not Path(marker).exists():
         Path(marker).write_text("killed once\n")
         os.kill(os.getpid(), signal.SIGKILL)
+    Path(marker).write_text(f"{torch.get_num_threads()} {os.environ.get('OMP_NUM_THREADS')}\n")   # the retry's
     return call_command(retarget, clip=clip, rig=rig, out=out, **kw)
 
 
@@ -336,7 +339,8 @@ def test_a_worker_killed_mid_task_is_retried_and_its_output_appears_once(tmp_pat
     finally:
         del STAGES["retarget (killed once)"]
     assert res.ok, {k: (s.status, s.message) for k, s in res.states.items()}
-    assert all((tmp_path / f"killed-{c.stem}").is_file() for c in clips)           # each worker did die once
+    # each worker did die once; the retry ran with one torch thread and OMP_NUM_THREADS=1
+    assert [(tmp_path / f"killed-{c.stem}").read_text() for c in clips] == ["1 1\n", "1 1\n"]
     assert sorted(p.name for p in (tmp_path / "anims").iterdir()) == ["a", "b"]     # no leftover temporary folders
     assert all((tmp_path / "anims" / c.stem / "animation.npz").is_file() for c in clips)
     assert all(current_record(t, tmp_path / ".doppel_batch") for t in dag.tasks.values())
