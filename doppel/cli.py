@@ -28,6 +28,7 @@ from core.errors import DoppelError
 from doppel.commands import actor as actor_cmd
 from doppel.commands import assets_cmd
 from doppel.commands import audit as audit_cmd
+from doppel.commands import batch as batch_cmd
 from doppel.commands import capture as capture_cmd
 from doppel.commands import consent as consent_cmd
 from doppel.commands import demo as demo_cmd
@@ -81,6 +82,7 @@ app.command("retarget")(retarget_cmd.retarget)
 app.command("fit")(fit_cmd.fit)
 app.add_typer(capture_cmd.app, name="capture")
 app.command("swap")(swap_cmd.swap)
+app.command("batch")(batch_cmd.batch)
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)

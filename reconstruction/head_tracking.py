@@ -56,13 +56,17 @@ class HeadTrackConfig:
     expression_prior: float = 0.002   # weight of squared expression weights (per landmark-residual unit)
     robust_scale: float = 0.05        # soft-L1 scale of landmark residuals, in inter-ocular distances
     iterations: int = 50              # function evaluations per frame (trust-region solver)
+    identity_rounds: int = 2          # alternations of per-frame fits and the shot's identity offsets (0 = none)
+    identity_ridge: float = 2e3       # ridge of the offsets (IOD^2 / m^2): ~2 cm of offset costs like 1 IOD
 
 
 @dataclass(frozen=True)
 class HeadTrack:
     """Per frame (F frames): rotation (F, 3, 3) and translation (F, 3) metres map the double's bind frame to
     the camera (OpenCV); expression (F, E) weights in [0, 1]; valid (F,) frames with landmarks; error (F,) mean
-    landmark reprojection error / inter-ocular distance (NaN where not valid); focal_px the camera's focal."""
+    landmark reprojection error of the double's face / inter-ocular distance (NaN where not valid: it includes
+    how the performer's face differs from the double's); focal_px the camera's focal; fit_error (F,) the same
+    error with the shot's identity offsets (how well the head is tracked; what QC flags)."""
 
     rotation: np.ndarray
     translation: np.ndarray
@@ -70,6 +74,7 @@ class HeadTrack:
     valid: np.ndarray
     error: np.ndarray
     focal_px: float
+    fit_error: np.ndarray | None = None
 
 
 def intrinsics(focal_px: float, width: int, height: int) -> np.ndarray:
@@ -140,6 +145,22 @@ def _initial_poses(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basi
     return rv, tv
 
 
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 3, 3) cross-product matrices."""
+    z = np.zeros(v.shape[:-1])
+    return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1), np.stack([v[..., 2], z, -v[..., 0]], -1),
+                     np.stack([-v[..., 1], v[..., 0], z], -1)], -2)
+
+
+def _left_jacobian(rv: np.ndarray) -> np.ndarray:
+    """SO(3) left Jacobian J_l(rv) (3, 3): R(rv + d) = exp([J_l d]x) R(rv) to first order."""
+    a = float(np.linalg.norm(rv))
+    S = _skew(rv)
+    if a < 1e-6:
+        return np.eye(3) + 0.5 * S
+    return np.eye(3) + (1 - np.cos(a)) / a ** 2 * S + (a - np.sin(a)) / a ** 3 * (S @ S)
+
+
 def _residuals(p: np.ndarray, basis: FaceBasis, K: np.ndarray, obs: np.ndarray, iod: float, prior: float) -> np.ndarray:
     """Per-frame residuals: reprojection (2L,) in inter-ocular distances, then sqrt(prior) x expression weights."""
     from scipy.spatial.transform import Rotation
@@ -149,6 +170,31 @@ def _residuals(p: np.ndarray, basis: FaceBasis, K: np.ndarray, obs: np.ndarray, 
     uv = cam @ K.T
     uv = uv[:, :2] / np.maximum(uv[:, 2:3], 1e-6)
     return np.concatenate([((uv - obs) / iod).ravel(), np.sqrt(prior) * p[6:]])
+
+
+def _jacobian(p: np.ndarray, basis: FaceBasis, K: np.ndarray, obs: np.ndarray, iod: float, prior: float
+              ) -> np.ndarray:
+    """d residuals / d params (2L + E, 6 + E), analytic (rotation through the SO(3) left Jacobian)."""
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_rotvec(p[:3]).as_matrix()
+    rot = basis.points(p[6:]) @ R.T
+    cam = rot + p[3:6]
+    z = np.maximum(cam[:, 2], 1e-6)
+    L, E = len(cam), len(p) - 6
+    P = np.zeros((L, 2, 3))                               # d(u, v) / d(camera point)
+    P[:, 0, 0], P[:, 0, 2] = K[0, 0] / z, -K[0, 0] * cam[:, 0] / z ** 2
+    P[:, 1, 1], P[:, 1, 2] = K[1, 1] / z, -K[1, 1] * cam[:, 1] / z ** 2
+    P[:, 0, 1] = K[0, 1] / z
+    J = np.zeros((2 * L + E, 6 + E))
+    J[:2 * L, :3] = (P @ (-_skew(rot) @ _left_jacobian(p[:3]))).reshape(2 * L, 3)
+    J[:2 * L, 3:6] = P.reshape(2 * L, 3)
+    if E:
+        dX = np.einsum("ij,elj->lie", R, basis.deltas)    # (L, 3, E)
+        J[:2 * L, 6:] = (P @ dX).reshape(2 * L, E)
+        J[2 * L:, 6:] = np.sqrt(prior) * np.eye(E)
+    J[:2 * L] /= iod
+    return J
 
 
 def _fit_frames(landmarks, valid, K, basis, rv0, t0, cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +216,8 @@ def _fit_frames(landmarks, valid, K, basis, rv0, t0, cfg) -> tuple[np.ndarray, n
         if prev is not None:
             x0[6:] = prev[6:]
         r = least_squares(_residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=cfg.robust_scale,
-                          args=(basis, K, obs, iod, cfg.expression_prior), max_nfev=cfg.iterations, x_scale="jac")
+                          args=(basis, K, obs, iod, cfg.expression_prior), max_nfev=cfg.iterations, x_scale="jac",
+                          jac=_jacobian)
         params[f], prev = r.x, r.x
         err[f] = float(np.linalg.norm(r.fun[:2 * len(obs)].reshape(-1, 2), axis=1).mean())
     return params, err
@@ -204,12 +251,54 @@ def smooth_track(params: np.ndarray, weight: np.ndarray, lam: np.ndarray) -> np.
     return out
 
 
+def identity_offsets(params: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray,
+                     basis: FaceBasis, ridge: float) -> np.ndarray:
+    """Per-landmark 3D offsets (L, 3) metres, shared by every frame of the shot, that best explain the residuals
+    of the current poses: the performer's face is not the double's, and without them that difference biases the
+    head pose (roll and pitch follow the mismatch instead of the head). Linearised projection, one 3 x 3 ridge
+    solve per landmark (ridge in inter-ocular-distance^2 per metre^2)."""
+    from scipy.spatial.transform import Rotation
+
+    L = len(basis.ids)
+    A = np.zeros((L, 3, 3))
+    b = np.zeros((L, 3))
+    for f in np.flatnonzero(valid):
+        R = Rotation.from_rotvec(params[f, :3]).as_matrix()
+        cam = basis.points(params[f, 6:]) @ R.T + params[f, 3:6]
+        z = np.maximum(cam[:, 2], 1e-6)
+        fx, fy = K[0, 0], K[1, 1]
+        # d(u, v)/d(camera point), (L, 2, 3), then through R to the head frame
+        J = np.zeros((L, 2, 3))
+        J[:, 0, 0], J[:, 0, 2] = fx / z, -fx * cam[:, 0] / z ** 2
+        J[:, 1, 1], J[:, 1, 2] = fy / z, -fy * cam[:, 1] / z ** 2
+        J = J @ R
+        uv = cam @ K.T
+        r = landmarks[f, basis.ids] - uv[:, :2] / z[:, None]
+        w = 1.0 / max(float(inter_ocular(landmarks[f])), 1.0) ** 2
+        A += w * np.einsum("lki,lkj->lij", J, J)
+        b += w * np.einsum("lki,lk->li", J, r)
+    A += ridge * np.eye(3)
+    return np.linalg.solve(A, b[..., None])[..., 0]
+
+
+def _shot_error(sm: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basis: FaceBasis
+                ) -> np.ndarray:
+    err = np.full(len(landmarks), np.nan)
+    for f in np.flatnonzero(valid):
+        iod = max(float(inter_ocular(landmarks[f])), 1.0)
+        r = _residuals(sm[f], basis, K, landmarks[f, basis.ids], iod, 0.0)[:2 * len(basis.ids)]
+        err[f] = float(np.linalg.norm(r.reshape(-1, 2), axis=1).mean())
+    return err
+
+
 def fit_head_track(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basis: FaceBasis,
                    config: HeadTrackConfig | None = None) -> HeadTrack:
     """Solve a shot. landmarks (F, 478, 2) px (rows of frames without a face are ignored), valid (F,) bool,
-    K (3, 3) the plate camera (Doppel convention), basis: the double's face. Per-frame fits, then the temporal
-    term (`smooth_track`: rotation vectors, translation / depth and expression weights; frames without a face
-    are bridged). Returns a HeadTrack whose error is measured after smoothing."""
+    K (3, 3) the plate camera (Doppel convention), basis: the double's face. Per-frame fits alternating with the
+    shot's identity offsets (`identity_offsets`, used for tracking only: the double is rendered as it is), then
+    the temporal term (`smooth_track`: rotation vectors, translation / depth and expression weights; frames without
+    a face are bridged). Returns a HeadTrack: error is the double's landmarks vs the plate's (what a viewer sees),
+    fit_error the same with the offsets (how well the head was tracked)."""
     from scipy.spatial.transform import Rotation
 
     cfg = config or HeadTrackConfig()
@@ -220,19 +309,20 @@ def fit_head_track(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basi
         raise ValueError("no face in the plate: nothing to track")
     rv0, t0 = _initial_poses(landmarks, valid, K, basis)
     params, _ = _fit_frames(landmarks, valid, K, basis, rv0, t0, cfg)
+    tracking = basis
+    for _ in range(cfg.identity_rounds):
+        off = identity_offsets(params, landmarks, valid, K, basis, cfg.identity_ridge)
+        tracking = FaceBasis(basis.ids, basis.neutral + off, basis.deltas, basis.names)
+        params, _ = _fit_frames(landmarks, valid, K, tracking, params[:, :3], params[:, 3:6], cfg)
     params[:, :3] = _unwrap_rotvecs(params[:, :3])
     depth = float(np.median(params[valid, 5]))
     lam = np.r_[np.full(3, cfg.temporal_weight), np.full(3, cfg.temporal_weight * depth ** 2),
                 np.full(E, cfg.temporal_weight)]
     sm = smooth_track(params, valid.astype(np.float64), lam)
     sm[:, 6:] = sm[:, 6:].clip(0, 1)
-    err = np.full(F, np.nan)
-    for f in np.flatnonzero(valid):
-        iod = max(float(inter_ocular(landmarks[f])), 1.0)
-        r = _residuals(sm[f], basis, K, landmarks[f, basis.ids], iod, 0.0)[:2 * len(basis.ids)]
-        err[f] = float(np.linalg.norm(r.reshape(-1, 2), axis=1).mean())
     R = Rotation.from_rotvec(sm[:, :3]).as_matrix()
-    return HeadTrack(R, sm[:, 3:6].copy(), sm[:, 6:].copy(), valid, err, float(K[0, 0]))
+    return HeadTrack(R, sm[:, 3:6].copy(), sm[:, 6:].copy(), valid, _shot_error(sm, landmarks, valid, K, basis),
+                     float(K[0, 0]), _shot_error(sm, landmarks, valid, K, tracking))
 
 
 def _unwrap_rotvecs(rv: np.ndarray) -> np.ndarray:

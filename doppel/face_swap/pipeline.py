@@ -107,7 +107,7 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         buf, frame=np.arange(start, start + len(track.valid)), rotation=track.rotation.astype(np.float32),
         translation=track.translation.astype(np.float32), expression=track.expression.astype(np.float32),
         expression_names=np.array(names, dtype=np.str_), valid=track.valid,
-        error_iod=track.error.astype(np.float32),
+        error_iod=track.error.astype(np.float32), fit_error_iod=track.fit_error.astype(np.float32),
         yaw_deg=yaw.astype(np.float32), pitch_deg=pitch.astype(np.float32), landmarks=shot.landmarks,
         faces_found=shot.n_faces, K=intrinsics(track.focal_px, info.width, info.height),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0))

@@ -37,7 +37,7 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
     yaw, pitch = yaw_pitch_deg(tr.rotation)
     yaw, pitch = yaw[tr.valid], pitch[tr.valid]
     rows = "".join(
-        f"<tr><td>{x.frame}</td><td>{'yes' if x.swapped else 'no'}</td><td>{x.error:.3f}</td>"
+        f"<tr><td>{x.frame}</td><td>{'yes' if x.swapped else 'no'}</td><td>{x.error:.3f}</td><td>{x.fit_error:.3f}</td>"
         f"<td>{x.coverage:.0%}</td><td>{x.occluded:.0%}</td><td class=flag>{escape('; '.join(x.flags))}</td></tr>"
         for x in q)
     strips = sorted((Path(path).parent / "strips").glob("*.png"))
@@ -53,14 +53,17 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({len(q) / max(result.seconds, 1e-9):.2f} frames/s)"
         f"<br>head yaw {np.min(yaw):.0f} to {np.max(yaw):.0f} deg, pitch {np.min(pitch):.0f} to {np.max(pitch):.0f} "
         f"deg</p>" if len(yaw) else "")
-    errs = np.array([x.error for x in q])
+    errs = np.array([x.fit_error for x in q])
+    agree = np.array([x.error for x in q])
     cov = np.array([x.coverage if x.swapped else np.nan for x in q])
     html = (f"<!doctype html><html><head><meta charset=utf-8><title>Doppel face replacement QC</title>"
             f"<style>{_CSS}</style></head><body><h1>Face replacement QC</h1>{summary}"
-            f"<h2>Landmark agreement</h2><p class=k>mean distance between the plate's face landmarks and the double's "
-            f"fitted ones, in inter-ocular distances (flag above {FLAG_ERROR})</p>{_svg_series(errs, limit=FLAG_ERROR)}"
+            f"<h2>Tracking</h2><p class=k>mean distance between the plate's face landmarks and the tracked head's, in "
+            f"inter-ocular distances (IOD), with the shot's identity offsets (flag above {FLAG_ERROR})</p>"
+            f"{_svg_series(errs, limit=FLAG_ERROR)}<h2>Landmark agreement</h2><p class=k>the same for the double's own "
+            f"face: includes how the double's face shape differs from the performer's</p>{_svg_series(agree)}"
             f"<h2>Mask coverage</h2><p class=k>blend mask / the plate's face area (flag below {FLAG_COVERAGE:.0%})</p>"
             f"{_svg_series(cov, limit=FLAG_COVERAGE)}<h2>Before / after</h2><div class=strips>{imgs}</div>"
-            f"<h2>Frames</h2><table><tr><th>frame</th><th>swapped</th><th>error (IOD)</th><th>coverage</th>"
+            f"<h2>Frames</h2><table><tr><th>frame</th><th>swapped</th><th>agreement (IOD)</th><th>tracking (IOD)</th><th>coverage</th>"
             f"<th>occluded</th><th>flags</th></tr>{rows}</table></body></html>")
     return atomic_write_text(path, html)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]    # (phase, done, total)
 COLOURS = ("lab", "none")
-FLAG_ERROR = 0.08        # landmark agreement worse than this (inter-ocular distances): flagged
+FLAG_ERROR = 0.06        # tracking error (fit_error) worse than this (inter-ocular distances): flagged
 FLAG_COVERAGE = 0.25     # mask covering less than this fraction of the plate's face: flagged
 FLAG_OCCLUDED = 0.4      # hands over more than this fraction of the face: flagged
 STRIP_FRAMES = 8         # before/after strips in the report
@@ -67,12 +67,15 @@ class ShotLandmarks:
 
 @dataclass
 class FrameQC:
-    """QC of one frame: swapped or passed through, landmark agreement (inter-ocular distances), mask coverage
-    of the plate's face, fraction of the face under hands, and why it is flagged (empty = fine)."""
+    """QC of one frame: swapped or passed through, landmark agreement of the double's face with the plate's
+    (inter-ocular distances; includes the two faces' difference in shape), tracking error (the same with the
+    shot's identity offsets), mask coverage of the plate's face, fraction of the face under hands, and why it is
+    flagged (empty = fine)."""
 
     frame: int
     swapped: bool
     error: float = float("nan")
+    fit_error: float = float("nan")
     coverage: float = 0.0
     occluded: float = 0.0
     flags: list[str] = field(default_factory=list)
@@ -208,10 +211,11 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
     out = rgb.copy()
     out[y0:y1 + 1, x0:x1 + 1] = to_uint8(comp)
     face_px = max(int(plate_face.sum()), 1)
-    qc = FrameQC(f, True, float(c.track.error[f]), float((mask > 0.5).sum() / face_px),
+    fit_err = c.track.fit_error[f] if c.track.fit_error is not None else c.track.error[f]
+    qc = FrameQC(f, True, float(c.track.error[f]), float(fit_err), float((mask > 0.5).sum() / face_px),
                  float((occ & plate_face).sum() / face_px))
-    if qc.error > FLAG_ERROR:
-        qc.flags.append(f"landmark error {qc.error:.3f} IOD")
+    if qc.fit_error > FLAG_ERROR:
+        qc.flags.append(f"tracking error {qc.fit_error:.3f} IOD")
     if qc.coverage < FLAG_COVERAGE:
         qc.flags.append(f"mask covers {qc.coverage:.0%} of the face")
     if qc.occluded > FLAG_OCCLUDED:

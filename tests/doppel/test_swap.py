@@ -61,6 +61,7 @@ def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp
     tracks = np.load(side_folder(out) / "tracks.npz")
     assert tracks["valid"].tolist() == [True] * 6 + [False] * 2
     assert np.nanmax(tracks["error_iod"]) < 0.12          # the double's face follows the plate's landmarks
+    assert np.nanmax(tracks["fit_error_iod"]) < 0.05      # and the head is tracked (identity offsets included)
     src = dict(iter_plate_frames(info))
     dst = dict(iter_plate_frames(back))
     for i in range(6):

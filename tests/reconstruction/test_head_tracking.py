@@ -84,3 +84,20 @@ def test_focal_estimate_and_yaw_pitch():
     assert abs(yaw[0]) < 1e-6 and abs(pitch[0]) < 1e-6
     turned = roma.rotvec_to_rotmat(torch.tensor([[0, np.radians(40), 0]])).numpy() @ np.diag([1.0, -1.0, -1.0])
     assert abs(abs(yaw_pitch_deg(turned)[0][0]) - 40) < 1e-4
+
+
+def test_analytic_jacobian_matches_finite_differences():
+    from reconstruction.head_tracking import _jacobian, _residuals
+
+    b = _basis()
+    K = intrinsics(900.0, 640, 480)
+    rng = np.random.default_rng(0)
+    p = np.r_[rng.normal(0, 0.8, 3), 0.05, -0.02, 1.3, 0.3, 0.6]
+    obs = rng.normal(320, 50, (len(b.ids), 2))
+    J = _jacobian(p, b, K, obs, 40.0, 0.01)
+    num = np.zeros_like(J)
+    for i in range(len(p)):
+        d = np.zeros_like(p)
+        d[i] = 1e-6
+        num[:, i] = (_residuals(p + d, b, K, obs, 40.0, 0.01) - _residuals(p - d, b, K, obs, 40.0, 0.01)) / 2e-6
+    np.testing.assert_allclose(J, num, atol=1e-6 * np.abs(num).max())
