@@ -304,7 +304,7 @@ def fit_head_track(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basi
     cfg = config or HeadTrackConfig()
     landmarks = np.asarray(landmarks, np.float64)
     valid = np.asarray(valid, bool) & np.isfinite(landmarks[:, basis.ids]).all((1, 2))
-    F, E = len(landmarks), len(basis.names)
+    E = len(basis.names)
     if not valid.any():
         raise ValueError("no face in the plate: nothing to track")
     rv0, t0 = _initial_poses(landmarks, valid, K, basis)

@@ -23,8 +23,8 @@ def swap(
     face_index: int = typer.Option(0, "--face-index", help="Which face when the plate shows several: 0 = largest."),
     blend: str = typer.Option("poisson", "--blend", help="poisson (fixed anchor per shot), multiband or feather."),
     colour: str = typer.Option("lab", "--colour", "--color", help="lab (mean/std transfer, smoothed) or none."),
-    focal_px: float = typer.Option(None, "--focal-px", help="Plate camera focal length in pixels (default: "
-                                   "estimated from the face)."),
+    focal_px: float = typer.Option(None, "--focal-px", help="Plate camera focal length in pixels (default: a "
+                                   "normal lens, 39.6 degrees across: give it when the lens is known)."),
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
     end: int = typer.Option(None, "--end", help="Frame after the last one to swap (default: the end)."),
     workspace: WorkspaceOpt = None,

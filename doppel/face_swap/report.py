@@ -37,7 +37,8 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
     yaw, pitch = yaw_pitch_deg(tr.rotation)
     yaw, pitch = yaw[tr.valid], pitch[tr.valid]
     rows = "".join(
-        f"<tr><td>{x.frame}</td><td>{'yes' if x.swapped else 'no'}</td><td>{x.error:.3f}</td><td>{x.fit_error:.3f}</td>"
+        f"<tr><td>{x.frame}</td><td>{'yes' if x.swapped else 'no'}</td><td>{x.error:.3f}</td>"
+        f"<td>{x.fit_error:.3f}</td>"
         f"<td>{x.coverage:.0%}</td><td>{x.occluded:.0%}</td><td class=flag>{escape('; '.join(x.flags))}</td></tr>"
         for x in q)
     strips = sorted((Path(path).parent / "strips").glob("*.png"))
@@ -48,7 +49,7 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"<p>plate <b>{escape(str(plate))}</b> ({info.kind}, {info.width}x{info.height}, "
         f"{info.frame_count} frames{f', {info.fps:g} fps' if info.fps else ''}) &rarr; <b>{escape(str(out))}</b><br>"
         f"double <b>{escape(str(double_dir))}</b>; blend {escape(cfg.blend)}, colour {escape(cfg.colour)}, focal "
-        f"{tr.focal_px:.0f} px{' (estimated)' if cfg.focal_px is None else ''}</p>"
+        f"{tr.focal_px:.0f} px{' (assumed: a normal lens; give --focal-px)' if cfg.focal_px is None else ''}</p>"
         f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through (no face), "
         f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({len(q) / max(result.seconds, 1e-9):.2f} frames/s)"
         f"<br>head yaw {np.min(yaw):.0f} to {np.max(yaw):.0f} deg, pitch {np.min(pitch):.0f} to {np.max(pitch):.0f} "
@@ -64,6 +65,7 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
             f"face: includes how the double's face shape differs from the performer's</p>{_svg_series(agree)}"
             f"<h2>Mask coverage</h2><p class=k>blend mask / the plate's face area (flag below {FLAG_COVERAGE:.0%})</p>"
             f"{_svg_series(cov, limit=FLAG_COVERAGE)}<h2>Before / after</h2><div class=strips>{imgs}</div>"
-            f"<h2>Frames</h2><table><tr><th>frame</th><th>swapped</th><th>agreement (IOD)</th><th>tracking (IOD)</th><th>coverage</th>"
+            f"<h2>Frames</h2><table><tr><th>frame</th><th>swapped</th><th>agreement (IOD)</th><th>tracking (IOD)</th>"
+            f"<th>coverage</th>"
             f"<th>occluded</th><th>flags</th></tr>{rows}</table></body></html>")
     return atomic_write_text(path, html)

@@ -5,7 +5,7 @@ Two streaming passes over the plate (a 4K, 10-minute plate never sits in memory;
 1. track: MediaPipe's face mesh and hands in video mode on every frame (`capture.face_tracking`); the face
    to replace is the largest (or ``face_index``-th largest) one. Then the whole shot's head pose and
    expression are solved at once with the identity fixed to the double's and a temporal term
-   (`reconstruction.head_tracking`), with the plate camera's focal length given or estimated.
+   (`reconstruction.head_tracking`), with the plate camera's focal length given or a normal lens assumed.
 2. composite: per frame, the double's head rendered in that pose and expression (`render_head`), the mask
    (rendered face inside the double's face outline, intersected with MediaPipe's person segmentation, minus the
    hands, eroded and feathered), LAB colour transfer smoothed over time, and the blend (Poisson with an anchor
@@ -42,7 +42,7 @@ class SwapConfig:
 
     blend: str = "poisson"            # poisson | multiband | feather
     colour: str = "lab"               # lab | none
-    focal_px: float | None = None     # plate camera focal length in px; None = estimated from the face
+    focal_px: float | None = None     # plate camera focal length in px; None = a normal lens (`default_focal`)
     face_index: int = 0               # which face when there are several: 0 = the largest
     start: int = 0                    # first frame (inclusive)
     end: int | None = None            # last frame (exclusive); None = to the end
@@ -139,14 +139,25 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     return ShotLandmarks(lm, n_faces, hands)
 
 
+NORMAL_LENS_FOV_X = 39.6   # degrees: a 50 mm lens on a 36 mm-wide film back
+
+
+def default_focal(width: int) -> float:
+    """The focal length (px) assumed when the plate's is not given: a normal lens (`NORMAL_LENS_FOV_X`). The face
+    alone cannot tell it: with a performer whose face differs from the double's, the fit error keeps falling as
+    the lens gets longer or shorter depending on the faces (measured on the astronaut plate), so an estimate
+    would be a guess dressed up as a measurement."""
+    return width / 2 / np.tan(np.radians(NORMAL_LENS_FOV_X) / 2)
+
+
 def solve_track(shot: ShotLandmarks, info: PlateInfo, double: FaceDouble, cfg: SwapConfig) -> HeadTrack:
     """The shot's head pose and expression (identity fixed to the double's)."""
-    from reconstruction.head_tracking import estimate_focal, fit_head_track, intrinsics
+    from reconstruction.head_tracking import fit_head_track, intrinsics
 
     valid = shot.valid
     if not valid.any():
         raise ValueError(f"{info.path}: no face found in any frame of the plate")
-    f = cfg.focal_px or estimate_focal(shot.landmarks, valid, info.width, info.height, double.basis)
+    f = cfg.focal_px or default_focal(info.width)
     return fit_head_track(shot.landmarks, valid, intrinsics(f, info.width, info.height), double.basis)
 
 
