@@ -6,6 +6,9 @@ Real photographs (scikit-image's astronaut and camera, animated into plates by s
 warps): MediaPipe landmarks on the output vs on the plate (mean error / inter-ocular distance), jitter (RMS second
 difference over time of output - plate landmarks, / inter-ocular distance), colour shift just inside the seam
 (CIEDE2000 between output and plate in the 6 px band inside the face outline), frames flagged by the QC.
+--plate-dir DIR: a synthetic plate with ground truth (`doppel capture plate`): PSNR and FLIP inside the ground
+truth's face mask, MediaPipe landmarks of the output vs of the ground truth (mean / inter-ocular distance), jitter,
+colour difference just inside the face mask's edge (CIEDE2000 vs the ground truth), per |yaw| bin.
 --speed: frames per second of `swap_plate` at 1280x720 and 1920x1080 on this machine's CPU.
 Prints one table per plate; the numbers go to docs/benchmarks.md.
 """
@@ -125,6 +128,95 @@ def run_plate(name: str, frames, double, work: Path) -> dict:
     return rows
 
 
+YAW_BINS = ((0, 15), (15, 30), (30, 45), (45, 60), (60, 90))
+
+
+def _gt_frame_metrics(out, gt, mask):
+    """(psnr dB, FLIP mean, seam dE00) of an output frame vs the ground truth inside the face mask (bool)."""
+    import cv2
+    import flip_evaluator
+    import numpy as np
+
+    from neural_render.face_composite import delta_e_2000, lab
+
+    if mask.sum() < 16:
+        return float("nan"), float("nan"), float("nan")
+    o, g = out.astype(np.float64) / 255, gt.astype(np.float64) / 255
+    mse = ((o - g) ** 2)[mask].mean()
+    psnr = float(10 * np.log10(1 / max(mse, 1e-12)))
+    fmap = flip_evaluator.evaluate(g.astype(np.float32), o.astype(np.float32), "LDR", applyMagma=False)[0]
+    flip = float(np.asarray(fmap).reshape(mask.shape + (-1,))[..., 0][mask].mean())
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((13, 13), np.uint8)) > 0
+    band = mask & ~inner
+    seam = float(delta_e_2000(lab(out)[band], lab(gt)[band]).mean()) if band.any() else float("nan")
+    return psnr, flip, seam
+
+
+def run_gt_plate(plate_dir: Path, work: Path, quick: bool) -> dict:
+    """Both routes on a `doppel capture plate` folder, scored against its ground truth, per |yaw| bin."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from capture.plate_io import iter_plate_frames, probe_plate
+    from doppel.doubles import build_default_rig
+    from doppel.face_swap.baseline2d import frontal_face, swap_frame_2d
+    from doppel.face_swap.double import load_face_double
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.swap import SwapConfig
+    from reconstruction.head_tracking import inter_ocular
+
+    summary = json.loads((plate_dir / "ground_truth" / "annotations.json").read_text())
+    cams = json.loads((plate_dir / "plate" / "cameras.json").read_text())
+    ann = np.load(plate_dir / "ground_truth" / "annotations.npz")
+    r, params, _ = build_default_rig("anny", seed=int(summary["double_seed"]))
+    double = load_face_double(r.save(work / "gt_double", params=params), work)
+    plate = plate_dir / "plate" / "plate.mp4"
+    info = probe_plate(plate)
+    plate_frames = [f for _, f in iter_plate_frames(info)]
+    gt = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+          for p in sorted((plate_dir / "ground_truth" / "frames").glob("*.png"))]
+    masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127
+             for p in sorted((plate_dir / "ground_truth" / "masks").glob("face_*.png"))]
+    t = time.perf_counter()
+    swap_plate(plate, double, work / "gt_3d.mp4", SwapConfig(focal_px=float(cams["frames"][0]["K"][0][0])),
+               force=True)
+    t3 = time.perf_counter() - t
+    out3 = [f for _, f in iter_plate_frames(probe_plate(work / "gt_3d.mp4"))]
+    ref_plate = landmarks_of(plate_frames)
+    face = frontal_face(double)
+    out2 = [swap_frame_2d(face, p, ref_plate[i]) if np.isfinite(ref_plate[i]).all() else p
+            for i, p in enumerate(plate_frames)]
+    gt_lm = landmarks_of(gt)
+    yaw = np.abs(ann["head_ypr_deg"][:, 0])
+    rows = {}
+    for route, outs, fps in (("3D (Doppel)", out3, len(out3) / t3), ("2D baseline", out2, float("nan"))):
+        lm = landmarks_of(outs)
+        iod = np.maximum(inter_ocular(np.nan_to_num(gt_lm)), 1)
+        err = np.linalg.norm(lm - gt_lm, axis=-1).mean(-1) / iod
+        d = (lm - gt_lm) / iod[:, None, None]
+        jit = np.full(len(outs), np.nan)
+        jit[1:-1] = np.sqrt(((d[2:] - 2 * d[1:-1] + d[:-2]) ** 2).sum(-1).mean(-1))
+        m = np.array([_gt_frame_metrics(o, g, k) for o, g, k in zip(outs, gt, masks, strict=True)])
+        for lo, hi in YAW_BINS:
+            sel = (yaw >= lo) & (yaw < hi)
+            if sel.any():
+                rows[(route, f"{lo}-{hi}")] = {
+                    "frames": int(sel.sum()), "psnr": np.nanmean(m[sel, 0]), "flip": np.nanmean(m[sel, 1]),
+                    "lm_err_iod": np.nanmean(err[sel]), "jitter_iod": np.nanmean(jit[sel]),
+                    "seam_dE2000": np.nanmean(m[sel, 2]), "lm_found": int(np.isfinite(err[sel]).sum()), "fps": fps}
+    return rows
+
+
+def print_gt(rows: dict) -> None:
+    print(f"{'route':<14}{'|yaw|':>7}{'n':>4}{'PSNR':>7}{'FLIP':>7}{'lm err':>8}{'(found)':>8}{'jitter':>8}"
+          f"{'seam dE':>9}")
+    for (route, b), v in rows.items():
+        print(f"{route:<14}{b:>7}{v['frames']:>4}{v['psnr']:>7.2f}{v['flip']:>7.3f}{v['lm_err_iod']:>8.4f}"
+              f"{v['lm_found']:>8}{v['jitter_iod']:>8.4f}{v['seam_dE2000']:>9.2f}")
+
+
 def speed(double, work: Path, frames: int) -> dict:
     import cv2
     import numpy as np
@@ -152,6 +244,8 @@ def main() -> None:
     ap.add_argument("--rig", type=Path, help="the double's rig folder (default: the virtual actor, seed 0)")
     ap.add_argument("--speed", action="store_true", help="also measure frames/s at 720p and 1080p")
     ap.add_argument("--out", type=Path, help="keep the plates and outputs here")
+    ap.add_argument("--plate-dir", type=Path, help="a `doppel capture plate` folder: score against its ground truth")
+    ap.add_argument("--skip-stills", action="store_true", help="skip the astronaut / camera plates")
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -172,7 +266,10 @@ def main() -> None:
     double = load_face_double(rig, work)
     print(f"# face_swap benchmark: {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}; plates {n} frames at {size} px")
-    for name in ("astronaut", "camera"):
+    if args.plate_dir:
+        print(f"\n## synthetic plate with ground truth: {args.plate_dir}")
+        print_gt(run_gt_plate(args.plate_dir, work, args.quick))
+    for name in () if args.skip_stills else ("astronaut", "camera"):
         frames = list(plate_from_still(_still(name, size), n, seed=0, strength=1.0))
         rows = run_plate(name, frames, double, work)
         print(f"\n## {name} ({n} frames, {size} px)")
