@@ -46,8 +46,8 @@ CODED_BITS = PAYLOAD_BITS + CRC_BITS
 COEFFS = ((0, 2), (2, 0), (1, 2), (2, 1), (2, 2), (1, 3))
 DEFAULT_STEP = 40.0             # QIM step in LL-DCT units (0..510 luma scale): ~42 dB PSNR
 MIN_CONFIDENCE = 0.15           # mean |soft bit| below this is "no mark" even if the CRC happened to agree
-CROP_FRACTIONS = (0.9, 0.8)    # crops (fraction of a side kept) the decoder searches when the whole image fails
-GAINS = (1.0, 1 / 1.1, 1 / 0.9, 1 / 1.05, 1 / 0.95, 1 / 1.2, 1 / 0.8)   # brightness scalings tried on decode
+CROP_FRACTIONS = (0.9,)         # crops (fraction of a side kept) the decoder searches when the whole image fails
+GAINS = (1.0, 1 / 1.1, 1 / 0.9, 1 / 1.05, 1 / 0.95)   # brightness scalings tried on decode
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -151,12 +151,23 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., :3].astype(np.float32) @ _LUMA
 
 
-def _analyse(y_canon: np.ndarray) -> tuple[np.ndarray, tuple]:
-    """Numeric kernel. (CANON, CANON) luma -> (blocks, 8, 8) DCT of the LL band's blocks, and the DWT details."""
+def haar_ll(y: np.ndarray) -> np.ndarray:
+    """Numeric kernel. (2H, 2W) -> (H, W): the LL band of one level of the orthonormal Haar DWT, i.e.
+    ``pywt.dwt2(y, "haar")[0]`` (the decoder needs only this band; tests check it against PyWavelets)."""
+    h, w = y.shape[0] // 2, y.shape[1] // 2
+    return y[: 2 * h, : 2 * w].reshape(h, 2, w, 2).sum(axis=(1, 3)) * 0.5
+
+
+def _analyse(y_canon: np.ndarray, details_too: bool = True) -> tuple[np.ndarray, tuple | None]:
+    """Numeric kernel. (CANON, CANON) luma -> (blocks, 8, 8) DCT of the LL band's blocks, and the DWT details
+    (None unless ``details_too``: decoding needs only LL)."""
     import pywt
     from scipy.fft import dctn
 
-    ll, details = pywt.dwt2(y_canon, "haar")
+    if details_too:
+        ll, details = pywt.dwt2(y_canon, "haar")
+    else:
+        ll, details = haar_ll(y_canon), None
     n = ll.shape[0] // BLOCK
     blocks = ll.reshape(n, BLOCK, n, BLOCK).transpose(0, 2, 1, 3).reshape(n * n, BLOCK, BLOCK)
     return dctn(blocks, axes=(1, 2), norm="ortho"), details
@@ -244,8 +255,8 @@ def soft_bits(image: np.ndarray, key: WatermarkKey, step: float = DEFAULT_STEP,
     image: (H, W, 3|4) or (H, W), uint8 or float in 0..255. Sums of several frames of one video add up.
     crop: the crop hypothesis (fx, ax, fy, ay) read under (`_crop_hypotheses`); default: not cropped.
     """
-    y_canon = _canonical(luma(image), crop)
-    coef, _ = _analyse(y_canon)
+    y = image if image.ndim == 2 and image.dtype == np.float32 else luma(image)
+    coef, _ = _analyse(_canonical(y, crop), details_too=False)
     flat = _slots(coef)
     out = np.empty((len(gains), CODED_BITS), dtype=np.float64)
     for i, g in enumerate(gains):
