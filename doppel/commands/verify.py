@@ -38,6 +38,7 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
             typer.echo(json.dumps(report.as_dict(), sort_keys=True))
         else:
             for line in describe(report):
-                console.print(line, markup=False, style="red" if report.invalid and line == report.path else None)
+                console.print(line, markup=False, soft_wrap=True,
+                              style="red" if report.invalid and line == report.path else None)
     if bad:
         raise typer.Exit(1)
