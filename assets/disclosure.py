@@ -42,7 +42,7 @@ import numpy as np
 
 from assets import watermark as wm
 from assets.content_credentials import EMBEDDED, SIDECAR, build_manifest, media_type, sidecar_path, sign_bytes
-from assets.workspace import Workspace
+from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.storage import default_mode, sha256_file
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,8 @@ def disclose_file(path: str | os.PathLike, context: DisclosureContext) -> Disclo
         notes = ["not signed or watermarked: outside a workspace there is no signing identity or audit log"]
         if label:
             _rewrite_pixels(path, lambda im: draw_label(im, label))
-        log.warning("%s: %s", path, notes[0])
+        level = logging.INFO if context.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING
+        log.log(level, "%s: %s", path, notes[0])
         return DisclosureResult(path, False, notes=tuple(notes))
     try:
         identity = load_identity(context.workspace)      # before anything is changed

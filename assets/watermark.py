@@ -151,6 +151,17 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., :3].astype(np.float32) @ _LUMA
 
 
+def _resized_luma(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    """(H, W, 3|4) or (H, W) image -> (h, w) float32 luma. uint8 colour images are resampled before the luma is
+    taken (PIL's integer resampling of three channels is several times faster than a float luma at full size)."""
+    from PIL import Image
+
+    if image.dtype == np.uint8 and image.ndim == 3 and image.shape[:2] != (h, w):
+        small = Image.fromarray(np.ascontiguousarray(image[..., :3])).resize((w, h), Image.BILINEAR)
+        return np.asarray(small, dtype=np.float32) @ _LUMA
+    return _resize(luma(image), w, h)
+
+
 def haar_ll(y: np.ndarray) -> np.ndarray:
     """Numeric kernel. (2H, 2W) -> (H, W): the LL band of one level of the orthonormal Haar DWT, i.e.
     ``pywt.dwt2(y, "haar")[0]`` (the decoder needs only this band; tests check it against PyWavelets)."""
@@ -173,15 +184,16 @@ def _analyse(y_canon: np.ndarray, details_too: bool = True) -> tuple[np.ndarray,
     return dctn(blocks, axes=(1, 2), norm="ortho"), details
 
 
-def _synthesise(coef: np.ndarray, details: tuple) -> np.ndarray:
-    """Numeric kernel. Inverse of `_analyse`: block DCTs and DWT details -> (CANON, CANON) luma."""
+def _synthesise(coef: np.ndarray, details: tuple | None) -> np.ndarray:
+    """Numeric kernel. Inverse of `_analyse`: block DCTs and DWT details -> (CANON, CANON) luma. Linear: with
+    ``details`` None it maps a change of the coefficients to the change of the luma."""
     import pywt
     from scipy.fft import idctn
 
     blocks = idctn(coef, axes=(1, 2), norm="ortho")
     n = int(round(np.sqrt(blocks.shape[0])))
     ll = blocks.reshape(n, n, BLOCK, BLOCK).transpose(0, 2, 1, 3).reshape(n * BLOCK, n * BLOCK)
-    return pywt.idwt2((ll, details), "haar").astype(np.float32)
+    return pywt.idwt2((ll, details or (None, None, None)), "haar").astype(np.float32)
 
 
 def _slots(coef: np.ndarray) -> np.ndarray:
@@ -206,9 +218,7 @@ def embed(image: np.ndarray, payload: Payload, key: WatermarkKey, step: float = 
         raise ValueError(f"watermark.embed: expected uint8 pixels, got {image.dtype}")
     check_size(image.shape)
     h, w = image.shape[:2]
-    y = luma(image)
-    y_canon = _resize(y, CANON, CANON)
-    coef, details = _analyse(y_canon)
+    coef, _ = _analyse(_canonical(image))
     bits = (payload.to_bits() ^ key.whiten)[key.bit_of].astype(np.float32)
     flat = _slots(coef)
     # nearest point of the bit's lattice: step * (k + dither + bit / 2)
@@ -217,14 +227,15 @@ def embed(image: np.ndarray, payload: Payload, key: WatermarkKey, step: float = 
     rows, cols = zip(*COEFFS, strict=True)
     new = coef.copy()
     new[:, list(rows), list(cols)] = target.reshape(coef.shape[0], len(COEFFS))
-    delta = _synthesise(new, details) - _synthesise(coef, details)
-    delta_full = _resize(delta, w, h)
-    out = image.astype(np.float32)
+    delta = _synthesise(new - coef, None)       # the transforms are linear: only the change is synthesised
+    step_full = np.rint(_resize(delta, w, h)).astype(np.int16)      # image + round(delta) = round(image + delta)
+    out = image.astype(np.int16)
     if out.ndim == 2:
-        out += delta_full
+        out += step_full
     else:
-        out[..., :3] += delta_full[..., None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        out[..., :3] += step_full[..., None]
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 def _crop_hypotheses() -> list[tuple[float, float, float, float]]:
@@ -234,16 +245,17 @@ def _crop_hypotheses() -> list[tuple[float, float, float, float]]:
     return [(fx, ax, fy, ay) for fx, ax in per_axis for fy, ay in per_axis]
 
 
-def _canonical(y: np.ndarray, hyp: tuple[float, float, float, float] = (1.0, 0.0, 1.0, 0.0)) -> np.ndarray:
-    """(H, W) luma -> (CANON, CANON): the image resampled where it would sit in the marked image under ``hyp``
-    (see `_crop_hypotheses`); the part cropped away is filled with the mean luma."""
+def _canonical(image: np.ndarray, hyp: tuple[float, float, float, float] = (1.0, 0.0, 1.0, 0.0)) -> np.ndarray:
+    """(H, W, C) or (H, W) image -> (CANON, CANON) luma: the image resampled where it would sit in the marked
+    image under ``hyp`` (see `_crop_hypotheses`); the part cropped away is filled with the mean luma."""
     fx, ax, fy, ay = hyp
     if fx == 1.0 and fy == 1.0:
-        return _resize(y, CANON, CANON)
+        return _resized_luma(image, CANON, CANON)
     w, h = max(1, round(CANON * fx)), max(1, round(CANON * fy))
     x0, y0 = round((CANON - w) * ax), round((CANON - h) * ay)
-    out = np.full((CANON, CANON), float(y.mean()), dtype=np.float32)
-    out[y0:y0 + h, x0:x0 + w] = _resize(y, w, h)
+    part = _resized_luma(image, w, h)
+    out = np.full((CANON, CANON), float(part.mean()), dtype=np.float32)
+    out[y0:y0 + h, x0:x0 + w] = part
     return out
 
 
@@ -255,8 +267,7 @@ def soft_bits(image: np.ndarray, key: WatermarkKey, step: float = DEFAULT_STEP,
     image: (H, W, 3|4) or (H, W), uint8 or float in 0..255. Sums of several frames of one video add up.
     crop: the crop hypothesis (fx, ax, fy, ay) read under (`_crop_hypotheses`); default: not cropped.
     """
-    y = image if image.ndim == 2 and image.dtype == np.float32 else luma(image)
-    coef, _ = _analyse(_canonical(y, crop), details_too=False)
+    coef, _ = _analyse(_canonical(image, crop), details_too=False)
     flat = _slots(coef)
     out = np.empty((len(gains), CODED_BITS), dtype=np.float64)
     for i, g in enumerate(gains):
@@ -291,10 +302,9 @@ def decode(image: np.ndarray, key: WatermarkKey, step: float = DEFAULT_STEP, sea
     ms each); every try must pass the CRC-32 and the confidence floor, so the search adds no false payloads to
     speak of (benchmarks/provenance.py counts them on unmarked images).
     """
-    y = luma(image)
     best = Detection(None, 0.0)
     for hyp in _crop_hypotheses() if search_crops else _crop_hypotheses()[:1]:
-        det = decide(soft_bits(y, key, step, crop=hyp), key)
+        det = decide(soft_bits(image, key, step, crop=hyp), key)
         if det.found:
             return det
         best = best if best.confidence >= det.confidence else det
