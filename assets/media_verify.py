@@ -158,6 +158,12 @@ def verify_file(path: str | Path, ws: Workspace | None, today: _dt.date | None =
             record = lookup(ws, creds.assertion["audit_seq"], "c2pa", today)
         elif mark.found:
             record = RecordReport("watermark", mark.seq, note="marked in another workspace")
+        seq_c2pa = (creds.assertion or {}).get("audit_seq")
+        if record is not None and mark.found and isinstance(seq_c2pa, int) and seq_c2pa != mark.seq:
+            record = RecordReport(record.source, record.seq, record.actor, record.production, record.use,
+                                  record.consent, record.consent_status,
+                                  f"the marks disagree: watermark audit {mark.seq}, C2PA audit {seq_c2pa} "
+                                  "(a manifest copied from another file?)")
     return MediaReport(str(path), creds, mark, record)
 
 
@@ -174,9 +180,9 @@ def describe(r: MediaReport) -> list[str]:
                  if m.found else f"  watermark: {m.note or 'not found'} (confidence {m.confidence:.2f})")
     if r.record is not None:
         rec = r.record
-        if rec.note:
-            lines.append(f"  record ({rec.source}): {rec.note}")
-        else:
+        if rec.actor is not None:
             lines.append(f"  record (audit {rec.seq}, via {rec.source}): actor {rec.actor}, production "
                          f"{rec.production}, use {rec.use}, consent {rec.consent or '-'}: {rec.consent_status}")
+        if rec.note:
+            lines.append(f"  record ({rec.source}): {rec.note}")
     return lines

@@ -251,7 +251,7 @@ def c2pa_checks(im: np.ndarray, frames: int, repeats: int) -> dict:
         r = read_credentials(tmp / "o.png", anchor)
         out["state_other_key"] = f"{r.state} ({r.reason})"
         mp4 = tmp / "clip.mp4"
-        with imageio.get_writer(mp4, format="FFMPEG", fps=24, codec="libx264", quality=7,
+        with imageio.get_writer(mp4, format="FFMPEG", fps=24, codec="libx264", quality=7, macro_block_size=8,
                                 ffmpeg_log_level="error") as w:
             for f in _clip(im, frames):
                 w.append_data(f)

@@ -144,3 +144,16 @@ def test_keys_are_private_and_imported_chains_are_checked(tmp_path):
     from assets import audit
 
     assert all(secret.decode().splitlines()[1] not in str(e.record) for e in audit.entries(ws))
+
+
+def test_imported_certificate_signs_trusted(tmp_path):
+    ws = init_workspace(tmp_path / "w")
+    anchor, chain, key, _ = sk.generate_chain("Real CA Studio")
+    (tmp_path / "chain.pem").write_bytes(chain)
+    (tmp_path / "key.pem").write_bytes(key)
+    info = sk.init_keys(ws, cert=tmp_path / "chain.pem", key=tmp_path / "key.pem")
+    assert info.source == "imported" and info.org == "Real CA Studio"
+    assert not (info.folder / sk.ROOT_KEY_NAME).exists() and sk.trust_anchor(ws) == anchor
+    out = _png(tmp_path / "s.png")
+    disclose_file(out, DisclosureContext(ws, "virtual", None, "demo", "render"))
+    assert verify_file(out, ws).c2pa.state == "trusted"
