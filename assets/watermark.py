@@ -269,11 +269,32 @@ def soft_bits(image: np.ndarray, key: WatermarkKey, step: float = DEFAULT_STEP,
     """
     coef, _ = _analyse(_canonical(image, crop), details_too=False)
     flat = _slots(coef)
+    weight = _inside_weights(crop)
     out = np.empty((len(gains), CODED_BITS), dtype=np.float64)
     for i, g in enumerate(gains):
-        soft = np.cos(2 * np.pi * (flat * g / step - key.dither))
+        soft = np.cos(2 * np.pi * (flat * g / step - key.dither)) * weight
         out[i] = np.bincount(key.bit_of, weights=soft, minlength=CODED_BITS)
     return out
+
+
+def _inside_weights(crop: tuple[float, float, float, float]) -> np.ndarray | float:
+    """(slots,) weights: 0 for the coefficients of blocks the crop hypothesis cut away (they carry only noise),
+    the others scaled so that the weights still sum to the number of slots (confidences stay comparable)."""
+    fx, ax, fy, ay = crop
+    if fx == 1.0 and fy == 1.0:
+        return 1.0
+    side = CANON // 2 // BLOCK * BLOCK * 2              # canonical pixels covered by the blocks
+    n, px = side // (2 * BLOCK), 2 * BLOCK              # blocks per side, canonical pixels per block
+
+    def inside(f: float, a: float) -> np.ndarray:
+        lo = round((CANON - round(CANON * f)) * a)
+        hi = lo + round(CANON * f)
+        start = np.arange(n) * px
+        return (start >= lo) & (start + px <= hi)
+
+    block = (inside(fy, ay)[:, None] & inside(fx, ax)[None, :]).reshape(-1).astype(np.float64)
+    w = np.repeat(block, len(COEFFS))
+    return w * (w.size / max(w.sum(), 1.0))
 
 
 def decide(soft: np.ndarray, key: WatermarkKey, gains: tuple[float, ...] = GAINS,

@@ -63,3 +63,11 @@ def test_fast_ll_band_matches_pywavelets():
 
     y = np.random.default_rng(0).uniform(0, 255, (64, 48)).astype(np.float32)
     np.testing.assert_allclose(wm.haar_ll(y), pywt.dwt2(y, "haar")[0], rtol=1e-5, atol=1e-3)
+
+
+def test_a_10_percent_crop_is_found_by_the_search():
+    img = textured(5, 256, 320)
+    marked = wm.embed(img, PAYLOAD, KEY)
+    cropped = np.ascontiguousarray(marked[: int(256 * 0.9), : int(320 * 0.9)])
+    assert wm.decode(cropped, KEY, search_crops=False).payload is None      # the plain read fails...
+    assert wm.decode(cropped, KEY).payload == PAYLOAD                       # ...the crop search finds it
