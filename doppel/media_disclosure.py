@@ -65,7 +65,10 @@ def discloser(run, no_provenance: bool, label: str | None, kind: str = "render",
             return lambda path: None
         ctx = DisclosureContext(None, ctx.actor_id, None, ctx.production, ctx.use, kind, (), label, run.command)
     elif run.ws is not None:
+        from assets.signing_keys import load_identity
+
         _ensure_identity(run.ws)
+        load_identity(run.ws)        # an expired or unreadable identity fails now, before any slow work
 
     def disclose(path: Path) -> None:
         disclose_file(path, ctx)

@@ -71,3 +71,17 @@ def test_virtual_actor_may_skip_provenance(tmp_path, capsys):
     assert code == 0, err
     code, out, _ = run_cli(capsys, "verify", tmp_path / "v" / "preview.png", "--json", "-W", root)
     assert json.loads(out)["c2pa"]["state"] == "absent"
+
+
+def test_expired_identity_fails_before_the_work_in_one_line(tmp_path, capsys):
+    import datetime as _dt
+
+    root = tmp_path / "ws"
+    ws = init_workspace(root)
+    sk.init_keys(ws)
+    _, chain, key, _ = sk.generate_chain("Old", now=_dt.datetime(2020, 1, 1, tzinfo=_dt.UTC), signer_days=30)
+    (sk.keys_dir(ws) / sk.CHAIN_NAME).write_bytes(chain)
+    (sk.keys_dir(ws) / sk.SIGNER_KEY_NAME).write_bytes(key)
+    code, _, err = run_cli(capsys, "rig", "--out", tmp_path / "r", "--preview-size", 64, "-W", root)
+    assert code == 1 and "expired on 2020-01-31" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
