@@ -236,9 +236,8 @@ def _rewrite_pixels(path: Path, edit) -> None:
     if suffix not in EMBEDDED:
         return
     with Image.open(path) as im:
-        mode = "RGBA" if im.mode in ("RGBA", "LA", "P") and "transparency" in im.info or im.mode in ("RGBA", "LA") \
-            else "RGB"
-        arr = np.asarray(im.convert(mode))
+        has_alpha = im.mode in ("RGBA", "LA") or "transparency" in im.info
+        arr = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
     out = Image.fromarray(edit(arr))
     buf = io.BytesIO()
     if suffix == ".png":
