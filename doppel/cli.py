@@ -35,9 +35,11 @@ from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
 from doppel.commands import export as export_cmd
 from doppel.commands import fit as fit_cmd
+from doppel.commands import keys as keys_cmd
 from doppel.commands import retarget as retarget_cmd
 from doppel.commands import rig as rig_cmd
 from doppel.commands import swap as swap_cmd
+from doppel.commands import verify as verify_cmd
 from doppel.commands import workspace as workspace_cmd
 from doppel.quiet import native_stderr_filter, quiet_native_logs
 
@@ -83,6 +85,8 @@ app.command("fit")(fit_cmd.fit)
 app.add_typer(capture_cmd.app, name="capture")
 app.command("swap")(swap_cmd.swap)
 app.command("batch")(batch_cmd.batch)
+app.add_typer(keys_cmd.app, name="keys")
+app.command("verify")(verify_cmd.verify)
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)
