@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,11 +161,15 @@ class PlateWriter:
     `abort` removes it). Video: H.264 at the source's fps, its audio copied; frames: the source's file names
     (same suffix as ``out``'s frames would have: the source's); image: the format of ``out``'s suffix.
 
-    Use as a context manager: an exception inside the block aborts, so ``out`` never holds half a plate."""
+    Use as a context manager: an exception inside the block aborts, so ``out`` never holds half a plate.
+    before_publish: called with each finished file (the video, the image, or every frame of a folder) while it
+    is still under its temporary name, e.g. to watermark and sign it; an exception there aborts too."""
 
-    def __init__(self, out: str | os.PathLike, source: PlateInfo, quality: int = 8):
+    def __init__(self, out: str | os.PathLike, source: PlateInfo, quality: int = 8,
+                 before_publish: Callable[[Path], None] | None = None):
         self.out = Path(out)
         self.source = source
+        self.before_publish = before_publish
         self.count = 0
         parent = self.out.parent
         parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +219,14 @@ class PlateWriter:
         if self._video is not None:
             self._video.close()
             self._video = None
+        if self.before_publish is not None:
+            files = sorted(self._tmp.iterdir()) if self._tmp.is_dir() else [self._tmp]
+            try:
+                for f in files:
+                    self.before_publish(f)
+            except BaseException:
+                self.abort()
+                raise
         if self.source.kind == "frames":
             if self.out.exists():
                 shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
+from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
 
 def swap(
@@ -31,6 +32,8 @@ def swap(
     actor: ActorOpt = None,
     production: ProductionOpt = None,
     force: bool = typer.Option(False, "--force", help="Replace an existing side folder of another stage."),
+    no_provenance: NoProvenanceOpt = False,
+    label: LabelOpt = None,
 ) -> None:
     """Replace the face of the performer in PLATE with the double's face, frame by frame."""
     from capture.plate_io import probe_plate
@@ -44,6 +47,10 @@ def swap(
     with gate_plate(workspace, plate_actor, production, plate), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap", inputs=[plate, double],
                           likeness=[double], evidence=[]) as run, tempfile.TemporaryDirectory() as work:
+        # watermark + C2PA on every output file (a composite with the plate as ingredient); refused opt-out for
+        # a real actor, checked before the slow work
+        disclose = discloser(run, no_provenance, label, kind="composite",
+                             ingredients=[plate] if plate.is_file() else [])
         face_double = load_face_double(double, Path(work))
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=console) as bar:
@@ -54,7 +61,8 @@ def swap(
 
             params = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                       "production": run.provenance["production"], "plate_actor": plate_actor}
-            result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress, params=params)
+            result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress, params=params,
+                                disclose=disclose)
         run.add_output(side_folder(out), kind="swap")
     n = len(result.frames)
     console.print(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "

@@ -7,6 +7,7 @@ Outputs: OUT (the swapped plate, same kind as the plate, written atomically) and
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from doppel.face_swap.swap import (
 )
 
 STAGE = "swap"
+Disclose = Callable[[Path], None]      # watermark + sign one written file in place (assets.disclosure)
 
 
 def side_folder(out: Path) -> Path:
@@ -54,9 +56,11 @@ def _strip(before: np.ndarray, after: np.ndarray, box, height: int = 160) -> np.
 
 
 def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track, cfg: SwapConfig, start: int,
-                   end: int, out: Path, strips_dir: Path, progress: Progress | None = None) -> list[FrameQC]:
+                   end: int, out: Path, strips_dir: Path, progress: Progress | None = None,
+                   disclose: Disclose | None = None) -> list[FrameQC]:
     """Pass 2: every frame of [start, end) composited (or passed through) into OUT; the whole plate is written
-    (frames outside the range pass through unchanged)."""
+    (frames outside the range pass through unchanged). disclose: called on every written file (OUT's video,
+    image or frames, and the strips) before it is published."""
     from capture.face_tracking import PersonSegmenter
     from capture.plate_io import PlateWriter, iter_plate_frames
     from core.meshio import write_png
@@ -70,7 +74,7 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     show = strip_frames(track)
     qcs: list[FrameQC] = []
     try:
-        with PlateWriter(out, info) as writer:
+        with PlateWriter(out, info, before_publish=disclose) as writer:
             for i, rgb in iter_plate_frames(info):
                 f = i - start
                 if not 0 <= f < end - start:
@@ -86,6 +90,8 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                     writer.write(res)
                     if f in show:
                         write_png(strips_dir / f"{i:06d}.png", _strip(rgb, res, box))
+                        if disclose is not None:
+                            disclose(strips_dir / f"{i:06d}.png")
                 if progress:
                     progress("composite", f + 1, end - start)
     finally:
@@ -115,9 +121,12 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
 
 
 def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: SwapConfig | None = None, *,
-               force: bool = False, progress: Progress | None = None, params: dict | None = None) -> SwapResult:
+               force: bool = False, progress: Progress | None = None, params: dict | None = None,
+               disclose: Disclose | None = None) -> SwapResult:
     """Replace the face in ``plate`` with ``double``'s: writes OUT and ``side_folder(OUT)``. Returns the result.
-    ValueError / FileNotFoundError (one line) for bad input, before anything is written."""
+    ValueError / FileNotFoundError (one line) for bad input, before anything is written. disclose: applied to
+    every synthetic file (OUT, its frames, the report's strips) before it is published (the CLI passes
+    `doppel.media_disclosure.discloser`: watermark + C2PA, kind "composite", the plate as ingredient)."""
     from capture.plate_io import probe_plate
     from core.stage_folders import check_stage_out, staged_stage_dir
     from core.storage import write_manifest
@@ -136,7 +145,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     track = solve_track(shot, info, double, cfg)
     with staged_stage_dir(side, STAGE, force, [plate, double.source]) as tmp:
         (tmp / "strips").mkdir()
-        qcs = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress)
+        qcs = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress, disclose)
         write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis.names)
         seconds = time.perf_counter() - t0
         result = SwapResult(out, qcs, track, (0, 0, 0, 0), seconds)

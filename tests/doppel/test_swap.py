@@ -102,3 +102,39 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     assert code == 1 and "--plate-actor" in err and not (tmp_path / "o.png").exists()
     code, out, _ = run_cli(capsys, "audit", "show", "--workspace", ws)
     assert "gate.refused" in out and "swap (plate performer)" in out
+
+
+def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, capsys):
+    import datetime as _dt
+    import json
+
+    from assets.actors import add_actor
+    from assets.consent import grant
+    from assets.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    ws = init_workspace(root)
+    until = (_dt.date.today() + _dt.timedelta(days=9)).isoformat()
+    add_actor(ws, "Jane Roe", actor_id="jane")
+    add_actor(ws, "Stunt Double", actor_id="stunt")
+    grant(ws, "jane", ["rig", "face_replace"], "Film", until)
+    img = tmp_path / "plate.png"
+    cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    code, _, err = run_cli(capsys, "rig", "--actor", "jane", "--production", "Film", "--preview-size", 64,
+                           "--out", root / "rigs" / "jane", "-W", root)
+    assert code == 0, err
+    swap = ["swap", img, "--double", root / "rigs" / "jane", "--actor", "jane", "--production", "Film",
+            "--plate-actor", "stunt", "-W", root]
+    code, _, err = run_cli(capsys, *swap, "--out", tmp_path / "o1.png")
+    assert code == 1 and "stunt" in err and not (tmp_path / "o1.png").exists()    # the performer has no consent
+    grant(ws, "stunt", ["face_replace"], "Film", until)
+    code, _, err = run_cli(capsys, *swap, "--out", tmp_path / "o2.png", "--no-provenance")
+    assert code == 1 and "--no-provenance is only allowed for the virtual actor" in err
+    code, out, err = run_cli(capsys, *swap, "--out", tmp_path / "o3.png")
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "o3.png", "--json", "-W", root)
+    rep = json.loads(out)
+    assert code == 0 and rep["c2pa"]["state"] == "trusted" and rep["watermark"]["found"]
+    assert rep["record"]["actor"] == "jane" and rep["c2pa"]["assertion"]["use"] == "face_replace"
+    strips = list((tmp_path / "o3_swap" / "strips").glob("*.png"))
+    assert strips and json.loads(run_cli(capsys, "verify", strips[0], "--json", "-W", root)[1])["watermark"]["found"]
