@@ -152,7 +152,7 @@ def _gt_frame_metrics(out, gt, mask):
     return psnr, flip, seam
 
 
-def run_gt_plate(plate_dir: Path, work: Path, quick: bool) -> dict:
+def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, ...] = ("lab",)) -> dict:
     """Both routes on a `doppel capture plate` folder, scored against its ground truth, per |yaw| bin."""
     import json
 
@@ -179,11 +179,14 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool) -> dict:
           for p in sorted((plate_dir / "ground_truth" / "frames").glob("*.png"))]
     masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127
              for p in sorted((plate_dir / "ground_truth" / "masks").glob("face_*.png"))]
-    t = time.perf_counter()
-    swap_plate(plate, double, work / "gt_3d.mp4", SwapConfig(focal_px=float(cams["frames"][0]["K"][0][0])),
-               force=True)
-    t3 = time.perf_counter() - t
-    out3 = [f for _, f in iter_plate_frames(probe_plate(work / "gt_3d.mp4"))]
+    routes = []
+    for colour in colours:
+        t = time.perf_counter()
+        swap_plate(plate, double, work / f"gt_3d_{colour}.mp4", force=True,
+                   cfg=SwapConfig(focal_px=float(cams["frames"][0]["K"][0][0]), colour=colour))
+        t3 = time.perf_counter() - t
+        out3 = [f for _, f in iter_plate_frames(probe_plate(work / f"gt_3d_{colour}.mp4"))]
+        routes.append((f"3D {colour}", out3, len(out3) / t3))
     ref_plate = landmarks_of(plate_frames)
     face = frontal_face(double)
     out2 = [swap_frame_2d(face, p, ref_plate[i]) if np.isfinite(ref_plate[i]).all() else p
@@ -191,7 +194,7 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool) -> dict:
     gt_lm = landmarks_of(gt)
     yaw = np.abs(ann["head_ypr_deg"][:, 0])
     rows = {}
-    for route, outs, fps in (("3D (Doppel)", out3, len(out3) / t3), ("2D baseline", out2, float("nan"))):
+    for route, outs, fps in [*routes, ("2D baseline", out2, float("nan"))]:
         lm = landmarks_of(outs)
         iod = np.maximum(inter_ocular(np.nan_to_num(gt_lm)), 1)
         err = np.linalg.norm(lm - gt_lm, axis=-1).mean(-1) / iod
@@ -245,6 +248,7 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true", help="also measure frames/s at 720p and 1080p")
     ap.add_argument("--out", type=Path, help="keep the plates and outputs here")
     ap.add_argument("--plate-dir", type=Path, help="a `doppel capture plate` folder: score against its ground truth")
+    ap.add_argument("--colours", default="lab,luma", help="colour modes of the 3D route on --plate-dir")
     ap.add_argument("--skip-stills", action="store_true", help="skip the astronaut / camera plates")
     args = ap.parse_args()
     import numpy as np
@@ -268,7 +272,7 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M')}; plates {n} frames at {size} px")
     if args.plate_dir:
         print(f"\n## synthetic plate with ground truth: {args.plate_dir}")
-        print_gt(run_gt_plate(args.plate_dir, work, args.quick))
+        print_gt(run_gt_plate(args.plate_dir, work, args.quick, tuple(args.colours.split(","))))
     for name in () if args.skip_stills else ("astronaut", "camera"):
         frames = list(plate_from_still(_still(name, size), n, seed=0, strength=1.0))
         rows = run_plate(name, frames, double, work)

@@ -123,6 +123,7 @@ class ColourMatcher:
 
     smoothing: float = 0.8          # weight of the running transfer, in [0, 1)
     max_scale: float = 2.5          # std ratios are clipped to [1 / max_scale, max_scale]
+    channels: tuple[int, ...] = (0, 1, 2)   # Lab channels matched: (0,) = lightness only (keeps the hue)
     _scale: np.ndarray | None = None
     _mean_src: np.ndarray | None = None
     _mean_dst: np.ndarray | None = None
@@ -147,7 +148,8 @@ class ColourMatcher:
         if self._scale is None:
             return as_float_rgb(rgb)
         x = lab(rgb)
-        x = (x - self._mean_src) * self._scale + self._mean_dst
+        c = list(self.channels)
+        x[..., c] = (x[..., c] - self._mean_src[c]) * self._scale[c] + self._mean_dst[c]
         return lab_to_rgb(x)
 
 

@@ -23,7 +23,9 @@ def swap(
                                     "whose performance is altered); needs a face_replace consent in a workspace."),
     face_index: int = typer.Option(0, "--face-index", help="Which face when the plate shows several: 0 = largest."),
     blend: str = typer.Option("poisson", "--blend", help="poisson (fixed anchor per shot), multiband or feather."),
-    colour: str = typer.Option("lab", "--colour", "--color", help="lab (mean/std transfer, smoothed) or none."),
+    colour: str = typer.Option("lab", "--colour", "--color",
+                               help="lab (mean/std transfer in L, a, b, smoothed), luma (L only: matches exposure, "
+                                    "keeps the double's skin tone) or none."),
     focal_px: float = typer.Option(None, "--focal-px", help="Plate camera focal length in pixels (default: a "
                                    "normal lens, 39.6 degrees across: give it when the lens is known)."),
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),

@@ -70,7 +70,7 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     K = intrinsics(track.focal_px, info.width, info.height)
     box = shot_box(double, track, K, info.width, info.height)
     seg = PersonSegmenter()
-    comp = _Comp(double, track, K, box, cfg, seg, ColourMatcher())
+    comp = _Comp(double, track, K, box, cfg, seg, ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2)))
     show = strip_frames(track)
     qcs: list[FrameQC] = []
     try:

@@ -29,7 +29,7 @@ from reconstruction.head_tracking import HeadTrack
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]    # (phase, done, total)
-COLOURS = ("lab", "none")
+COLOURS = ("lab", "luma", "none")
 FLAG_ERROR = 0.06        # tracking error (fit_error) worse than this (inter-ocular distances): flagged
 FLAG_COVERAGE = 0.25     # mask covering less than this fraction of the plate's face: flagged
 FLAG_OCCLUDED = 0.4      # hands over more than this fraction of the face: flagged
@@ -41,7 +41,7 @@ class SwapConfig:
     """How a plate is swapped (the CLI's options)."""
 
     blend: str = "poisson"            # poisson | multiband | feather
-    colour: str = "lab"               # lab | none
+    colour: str = "lab"               # lab (L, a, b matched) | luma (L only: keeps the double's skin tone) | none
     focal_px: float | None = None     # plate camera focal length in px; None = a normal lens (`default_focal`)
     face_index: int = 0               # which face when there are several: 0 = the largest
     start: int = 0                    # first frame (inclusive)
@@ -209,12 +209,15 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
     fg_box, alpha = render_head(c.double, R, t, w, c.K, c.box)
     oval = polygon_mask((H, W), project(c.double.oval_points(w), R, t, c.K))[y0:y1 + 1, x0:x1 + 1]
     plate_face = polygon_mask((H, W), face_lm)[y0:y1 + 1, x0:x1 + 1]
+    # the double's face outline or the performer's: the performer's brows and lips must be covered too where they
+    # stick out of the double's outline (else "double eyebrows"); only where the double's head was rendered
+    region = oval | plate_face
     scale = float(inter_ocular(face_lm)) * 4.0 / 3.0      # ~ face width in px
     occ = occluder_mask((H, W), hands, c.cfg.hand_dilate_frac * scale)[y0:y1 + 1, x0:x1 + 1]
     person = c.segmenter(rgb)[y0:y1 + 1, x0:x1 + 1]
-    mask = face_mask(alpha * oval, person, occ, c.cfg.erode_frac * scale, c.cfg.feather_frac * scale)
+    mask = face_mask(alpha * region, person, occ, c.cfg.erode_frac * scale, c.cfg.feather_frac * scale)
     bg = rgb[y0:y1 + 1, x0:x1 + 1].astype(np.float32) / 255.0
-    if c.cfg.colour == "lab":
+    if c.cfg.colour != "none":
         c.matcher.update(lab_stats(fg_box, mask), lab_stats(bg, mask))
         fg_box = c.matcher.apply(fg_box)
     # the fixed Poisson box, in box coordinates: its corners stay 2 px inside the box
