@@ -56,7 +56,7 @@ class HeadTrackConfig:
     expression_prior: float = 0.002   # weight of squared expression weights (per landmark-residual unit)
     robust_scale: float = 0.05        # soft-L1 scale of landmark residuals, in inter-ocular distances
     iterations: int = 50              # function evaluations per frame (trust-region solver)
-    identity_rounds: int = 2          # alternations of per-frame fits and the shot's identity offsets (0 = none)
+    identity_rounds: int = 1          # rigid fit, then this many (identity offsets, full fit) rounds (0 = no offsets)
     identity_ridge: float = 2e3       # ridge of the offsets (IOD^2 / m^2): ~2 cm of offset costs like 1 IOD
 
 
@@ -308,12 +308,18 @@ def fit_head_track(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basi
     if not valid.any():
         raise ValueError("no face in the plate: nothing to track")
     rv0, t0 = _initial_poses(landmarks, valid, K, basis)
-    params, _ = _fit_frames(landmarks, valid, K, basis, rv0, t0, cfg)
+    # rigid first: the shot's identity offsets must absorb how the performer's face differs from the double's
+    # before expressions are fitted, or a lower lip or narrower eyes become "jaw open" or "blink" every frame
+    rigid = FaceBasis(basis.ids, basis.neutral, basis.deltas[:0], ())
+    params, _ = _fit_frames(landmarks, valid, K, rigid, rv0, t0, cfg)
+    params = np.concatenate([params, np.zeros((len(params), E))], axis=1)
     tracking = basis
-    for _ in range(cfg.identity_rounds):
-        off = identity_offsets(params, landmarks, valid, K, basis, cfg.identity_ridge)
+    for _ in range(max(cfg.identity_rounds, 0)):
+        off = identity_offsets(params, landmarks, valid, K, basis, cfg.identity_ridge)   # total, not incremental
         tracking = FaceBasis(basis.ids, basis.neutral + off, basis.deltas, basis.names)
         params, _ = _fit_frames(landmarks, valid, K, tracking, params[:, :3], params[:, 3:6], cfg)
+    if cfg.identity_rounds <= 0:
+        params, _ = _fit_frames(landmarks, valid, K, basis, params[:, :3], params[:, 3:6], cfg)
     params[:, :3] = _unwrap_rotvecs(params[:, :3])
     depth = float(np.median(params[valid, 5]))
     lam = np.r_[np.full(3, cfg.temporal_weight), np.full(3, cfg.temporal_weight * depth ** 2),
