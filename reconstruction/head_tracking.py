@@ -56,6 +56,7 @@ class HeadTrackConfig:
     expression_prior: float = 0.002   # weight of squared expression weights (per landmark-residual unit)
     robust_scale: float = 0.05        # soft-L1 scale of landmark residuals, in inter-ocular distances
     iterations: int = 50              # function evaluations per frame (trust-region solver)
+    smoothing_tolerance: float = 0.01  # IOD a frame's error may grow by smoothing before its data weighs more
     identity_rounds: int = 1          # rigid fit, then this many (identity offsets, full fit) rounds (0 = no offsets)
     identity_ridge: float = 2e3       # ridge of the offsets (IOD^2 / m^2): ~2 cm of offset costs like 1 IOD
 
@@ -321,14 +322,31 @@ def fit_head_track(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basi
     if cfg.identity_rounds <= 0:
         params, _ = _fit_frames(landmarks, valid, K, basis, params[:, :3], params[:, 3:6], cfg)
     params[:, :3] = _unwrap_rotvecs(params[:, :3])
-    depth = float(np.median(params[valid, 5]))
-    lam = np.r_[np.full(3, cfg.temporal_weight), np.full(3, cfg.temporal_weight * depth ** 2),
-                np.full(E, cfg.temporal_weight)]
-    sm = smooth_track(params, valid.astype(np.float64), lam)
-    sm[:, 6:] = sm[:, 6:].clip(0, 1)
+    sm = _smooth_where_it_fits(params, landmarks, valid, K, tracking, cfg)
     R = Rotation.from_rotvec(sm[:, :3]).as_matrix()
     return HeadTrack(R, sm[:, 3:6].copy(), sm[:, 6:].copy(), valid, _shot_error(sm, landmarks, valid, K, basis),
                      float(K[0, 0]), _shot_error(sm, landmarks, valid, K, tracking))
+
+
+def _smooth_where_it_fits(params: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray,
+                          basis: FaceBasis, cfg: HeadTrackConfig) -> np.ndarray:
+    """The temporal term, kept from pulling the head off the face: smooth (Whittaker), and wherever that made a
+    frame's landmark error worse than its own fit by more than cfg.smoothing_tolerance (a fast turn), weight that
+    frame's data 8x more and smooth again (up to 4 times). Returns (F, 6 + E) smoothed parameters."""
+    E = params.shape[1] - 6
+    depth = float(np.median(params[valid, 5]))
+    lam = np.r_[np.full(3, cfg.temporal_weight), np.full(3, cfg.temporal_weight * depth ** 2),
+                np.full(E, cfg.temporal_weight)]
+    own = _shot_error(params, landmarks, valid, K, basis)
+    weight = valid.astype(np.float64)
+    for _ in range(4):
+        sm = smooth_track(params, weight, lam)
+        sm[:, 6:] = sm[:, 6:].clip(0, 1)
+        worse = valid & (_shot_error(sm, landmarks, valid, K, basis) > own + cfg.smoothing_tolerance)
+        if not worse.any():
+            break
+        weight[worse] *= 8.0
+    return sm
 
 
 def _unwrap_rotvecs(rv: np.ndarray) -> np.ndarray:
