@@ -60,7 +60,7 @@ class ScanPipelineConfig:
     iterations: int = 150         # model-fit iterations (Adam, chamfer + correspondences)
     rigid_init: str = "up"        # 'up' (scan is +Y up), 'pca' (any orientation) or 'identity' (without landmarks)
     nonrigid: bool = True         # run the non-rigid registration
-    nonrigid_iterations: int = 6  # nricp: ICP iterations per stiffness step; anchored: correspondence updates per step
+    nonrigid_iterations: int = 6  # nricp: ICP iterations per stiffness step (anchored: see `anchored`)
     nonrigid_method: str = "anchored"  # 'anchored' (keeps correspondence, reports sliding) or 'nricp' (trimesh, Amberg)
     auto_landmarks: bool = True   # detect MediaPipe landmarks on renders of the scan (scan_landmarks.py)
     pairs: Path | None = None     # control points (scan_pairs.py), weighted above the automatic landmarks
@@ -69,17 +69,29 @@ class ScanPipelineConfig:
     anchored: NonrigidConfig = field(default_factory=NonrigidConfig)  # anchored non-rigid settings
 
 
-def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig | None = None,
-                 progress: Callable[[str, float], None] | None = None, provenance: dict | None = None) -> dict:
-    """Register ``model`` to the scan at ``scan_path`` and write the fit folder ``out``; returns the metrics.
-    progress(step_description, fraction_done); provenance: recorded in the manifest's params (e.g. the
-    actor and consent a consent gate found: ``actor_id``, ``consent_id``, ``production``)."""
+@dataclass(frozen=True)
+class ScanRegistration:
+    """What ``register_scan`` found: the model fit, the registered vertices (V, 3) (model topology, scan frame),
+    sliding (V,) metres along the fit's surface, the correspondences used (or None), the scan landmarks (or
+    None), the rigid start and where it came from ('landmarks', 'control points', 'icp'), timings."""
+
+    fit: object
+    vertices: np.ndarray
+    sliding: np.ndarray
+    correspondences: ScanCorrespondences | None
+    landmarks: object
+    rigid: object
+    rigid_from: str
+    seconds: dict
+
+
+def register_scan(model, scan, config: ScanPipelineConfig | None = None,
+                  progress: Callable[[str, float], None] | None = None) -> ScanRegistration:
+    """Landmarks (automatic and control points) -> rigid start -> model fit -> non-rigid stage, no files."""
     import trimesh
 
     cfg = config or ScanPipelineConfig()
     report = progress or (lambda *_: None)
-    scan = load_scan(scan_path)
-    out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     t = time.perf_counter()
     corr, found = _correspondences(model, scan, cfg, report)
@@ -96,13 +108,9 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
     times["model_fit_s"] = time.perf_counter() - t
     t = time.perf_counter()
     faces = np.asarray(model.faces)
-    sliding = None
     if cfg.nonrigid and cfg.nonrigid_method == "anchored":
         report("non-rigid registration (anchored)", 0.7)
-        nr_cfg = cfg.anchored
-        nr_cfg.iterations_per_step = max(1, min(cfg.nonrigid_iterations, 10))
-        res = nonrigid_anchored(fit.vertices, faces, scan, corr, nr_cfg)
-        reg, sliding = res.vertices, res.sliding
+        reg = nonrigid_anchored(fit.vertices, faces, scan, corr, cfg.anchored).vertices
     elif cfg.nonrigid:
         report("non-rigid registration (nricp)", 0.7)
         k = cfg.nonrigid_iterations
@@ -112,26 +120,43 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
         reg = fit.vertices.copy()
     times["nonrigid_s"] = time.perf_counter() - t
     normals = np.asarray(trimesh.Trimesh(fit.vertices, faces, process=False).vertex_normals)
-    offsets = reg - fit.vertices
-    if sliding is None:
-        sliding = np.linalg.norm(offsets - (offsets * normals).sum(1, keepdims=True) * normals, axis=1)
+    off = reg - fit.vertices
+    sliding = np.linalg.norm(off - (off * normals).sum(1, keepdims=True) * normals, axis=1)
+    return ScanRegistration(fit=fit, vertices=reg, sliding=sliding, correspondences=corr, landmarks=found,
+                            rigid=rigid, rigid_from=rigid_from, seconds=times)
+
+
+def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig | None = None,
+                 progress: Callable[[str, float], None] | None = None, provenance: dict | None = None) -> dict:
+    """Register ``model`` to the scan at ``scan_path`` (``register_scan``) and write the fit folder ``out``;
+    returns the metrics. progress(step_description, fraction_done); provenance: recorded in the manifest's
+    params (e.g. the actor and consent a consent gate found: ``actor_id``, ``consent_id``, ``production``)."""
+    import trimesh
+
+    cfg = config or ScanPipelineConfig()
+    report = progress or (lambda *_: None)
+    scan = load_scan(scan_path)
+    out.mkdir(parents=True, exist_ok=True)
+    r = register_scan(model, scan, cfg, report)
+    fit, reg, faces = r.fit, r.vertices, np.asarray(model.faces)
+    normals = np.asarray(trimesh.Trimesh(fit.vertices, faces, process=False).vertex_normals)
     d_fit = surface_distance(fit.vertices, scan.vertices, scan.faces)
     d_reg = surface_distance(reg, scan.vertices, scan.faces)
     d_scan = surface_distance(scan.vertices, reg, faces)
     observed = (d_reg < 0.005).astype(np.float64)            # vertices over holes: no data, smoothed in
     mm = lambda d: {"mean_mm": round(float(d.mean() * 1000), 3), "p95_mm": round(float(np.percentile(d, 95) * 1000), 3)}  # noqa: E731
     t = time.perf_counter()
-    extra, tex_metrics = _write_extras(out, model, scan, reg, faces, sliding, found, corr, cfg, report)
-    times["outputs_s"] = time.perf_counter() - t
-    metrics = {"rigid_start": rigid_from, "rigid_icp_rmse_mm": round(rigid.rmse * 1000, 3),
-               "rigid_icp_fitness": round(rigid.fitness, 4),
+    extra, tex_metrics = _write_extras(out, model, scan, reg, faces, r.sliding, r.landmarks, cfg, report)
+    times = {**r.seconds, "outputs_s": time.perf_counter() - t}
+    metrics = {"rigid_start": r.rigid_from, "rigid_icp_rmse_mm": round(r.rigid.rmse * 1000, 3),
+               "rigid_icp_fitness": round(r.rigid.fitness, 4),
                "model_fit_to_scan": mm(d_fit), "registered_to_scan": mm(d_reg), "scan_to_registered": mm(d_scan),
-               "sliding": mm(sliding), "correspondences": _corr_metrics(corr, fit.vertices, reg),
-               "scan_landmarks": None if found is None else found.counts(), **tex_metrics,
+               "sliding": mm(r.sliding), "correspondences": _corr_metrics(r.correspondences, fit.vertices, reg),
+               "scan_landmarks": None if r.landmarks is None else r.landmarks.counts(), **tex_metrics,
                "scan_vertices": int(len(scan.vertices)), "seconds": {k: round(v, 2) for k, v in times.items()}}
     FitFolder(out).write(model, source="scan", shape=fit.shape, pose=fit.pose, root_translation=fit.root_translation,
                          expression=fit.expression, model_vertices=fit.vertices,
-                         detail=Detail.from_offsets(faces, offsets, normals, observed), metrics=metrics,
+                         detail=Detail.from_offsets(faces, reg - fit.vertices, normals, observed), metrics=metrics,
                          inputs={"scan": scan_path, **({"pairs": cfg.pairs} if cfg.pairs else {})},
                          params={"model": model.name, "iterations": cfg.iterations, "rigid_init": cfg.rigid_init,
                                  "nonrigid": cfg.nonrigid, "nonrigid_iterations": cfg.nonrigid_iterations,
@@ -191,7 +216,7 @@ def _corr_metrics(corr: ScanCorrespondences | None, fit_v: np.ndarray, reg_v: np
     return out
 
 
-def _write_extras(out: Path, model, scan, reg, faces, sliding, found, corr, cfg, report) -> tuple[dict, dict]:
+def _write_extras(out: Path, model, scan, reg, faces, sliding, found, cfg, report) -> tuple[dict, dict]:
     """sliding.npz, sliding.png, scan_landmarks.png/json and (coloured scans) albedo.png -> (manifest outputs,
     metrics)."""
     import io

@@ -580,11 +580,16 @@ def surface_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray
 
 @dataclass
 class NonrigidConfig:
-    stiffness: Sequence[float] = (10.0, 3.0, 1.0)  # membrane stiffness per step (weight of edge-vector change)
-    iterations_per_step: int = 2     # correspondence updates (closest points) per stiffness step
-    w_sliding: float = 1.0           # weight of the tangential displacement from the model fit (sliding)
+    stiffness: Sequence[float] = (100.0, 30.0, 10.0, 3.0, 1.0)  # membrane stiffness per step (edge-vector change)
+    iterations_per_step: int = 3     # correspondence updates (closest points) per stiffness step
+    w_sliding: float = 0.005         # weight of the tangential displacement from the model fit (sliding); small by
+    #                                   default: where the model fit itself is off along the surface, the membrane
+    #                                   pulls vertices back towards correspondence and a large weight keeps the error
     w_point: float = 0.05            # weight of point-to-point beside point-to-plane in the data term
-    w_anchor: float = 20.0           # weight of the correspondences (x their own strength, normalised to mean 1)
+    w_anchor: float = 2.0            # weight of the correspondences (x their own strength: automatic landmarks
+    #                                   about 0.5, control points 10 by default)
+    auto_anchor_scale: float = 0.025  # extra factor on the automatic landmarks (their calibration error is ~5-10 mm:
+    #                                   they place the model fit; in this stage they only keep it from drifting)
     max_distance_m: float = 0.02     # model vertices farther than this from the scan get no data term (holes)
     min_normal_dot: float = 0.5      # ... and those whose normal disagrees with the scan's by more than ~60 degrees
     cg_iterations: int = 300         # conjugate-gradient iterations per solve (warm-started)
@@ -650,7 +655,7 @@ def nonrigid_anchored(vertices: np.ndarray, faces: np.ndarray, scan: Scan,
     Pb = _block_diag(P)
     rhs_smooth = Lb @ x0.reshape(-1)
     rhs_slide = Pb @ x0.reshape(-1)
-    Ab, rhs_a = _anchor_system(correspondences, V, cfg.w_anchor)
+    Ab, rhs_a = _anchor_system(correspondences, V, cfg.w_anchor, cfg.auto_anchor_scale)
     tree = cKDTree(scan.vertices)
     x = x0.copy()
     steps = [s for s in cfg.stiffness for _ in range(cfg.iterations_per_step)]
@@ -689,13 +694,13 @@ def _block_diag(blocks: np.ndarray):
     return sp.csr_matrix((blocks.reshape(-1), (r.reshape(-1), c.reshape(-1))), shape=(3 * V, 3 * V))
 
 
-def _anchor_system(corr: ScanCorrespondences | None, V: int, weight: float):
+def _anchor_system(corr: ScanCorrespondences | None, V: int, weight: float, auto_scale: float):
     """The anchor term's normal-equation block (3V, 3V) and right-hand side (3V,)."""
     import scipy.sparse as sp
 
     if corr is None or len(corr) == 0:
         return sp.csr_matrix((3 * V, 3 * V)), np.zeros(3 * V)
-    s = corr.strength / max(float(corr.strength.mean()), 1e-12) * weight
+    s = corr.strength * weight * np.where(corr.user, 1.0, auto_scale)
     Lc, K = corr.index.shape
     rows = (np.arange(Lc)[:, None, None] * 3 + np.arange(3)[None, None, :]).repeat(K, 1)     # (L, K, 3)
     cols = corr.index[:, :, None] * 3 + np.arange(3)[None, None, :]
