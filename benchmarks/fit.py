@@ -101,8 +101,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for case in cases:
         for r in rows[case]:
-            print(f"| {case} | {r['seed']} | {r['v2v_mean_mm']:.2f} | {r['v2v_p95_mm']:.2f} | {r['surf_mean_mm']:.2f} | "
-                  f"{r['surf_p95_mm']:.2f} | {r['seconds']:.1f} | {r['load']} |")
+            print(f"| {case} | {r['seed']} | {r['v2v_mean_mm']:.2f} | {r['v2v_p95_mm']:.2f} | "
+                  f"{r['surf_mean_mm']:.2f} | {r['surf_p95_mm']:.2f} | {r['seconds']:.1f} | {r['load']} |")
     for case in cases:
         ok = all(r["v2v_mean_mm"] < 3 and r["surf_mean_mm"] < 1.5 for r in rows[case])
         worst = max(r["v2v_mean_mm"] for r in rows[case])

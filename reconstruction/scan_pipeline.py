@@ -170,15 +170,15 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
 def _correspondences(model, scan, cfg: ScanPipelineConfig, report):
     """(automatic landmarks + control points as one ScanCorrespondences or None, the ScanLandmarks or None)."""
     parts, found = [], None
+    if cfg.pairs is not None:             # first: a pair outside the scan or the model fails before slow work
+        from reconstruction.scan_pairs import pairs_correspondences, read_pairs
+
+        parts.append(pairs_correspondences(read_pairs(cfg.pairs), model, scan, cfg.pairs))
     if cfg.auto_landmarks:
         from reconstruction.scan_landmarks import detect_scan_landmarks
 
         found = detect_scan_landmarks(scan, progress=lambda d, f: report(d, 0.3 * f))
-        parts.append(correspondences_from_landmarks(model, found.ids, found.points, error_px=found.error_px))
-    if cfg.pairs is not None:
-        from reconstruction.scan_pairs import pairs_correspondences, read_pairs
-
-        parts.append(pairs_correspondences(read_pairs(cfg.pairs), model, scan, cfg.pairs))
+        parts.insert(0, correspondences_from_landmarks(model, found.ids, found.points, error_px=found.error_px))
     return ScanCorrespondences.concat(parts), found
 
 

@@ -26,7 +26,7 @@ def fit(
     landmark_embedding: Path = typer.Option(None, "--landmark-embedding",
                                             help="FLAME: its mediapipe_landmark_embedding.npz (default: beside the "
                                                  "model file, else $DOPPEL_MODELS_DIR/flame/)."),
-    iterations: int = typer.Option(60, "--iterations", help="Model-fit iterations."),
+    iterations: int = typer.Option(150, "--iterations", help="Scan: model-fit iterations (chamfer steps)."),
     rigid_init: str = typer.Option("up", "--rigid-init", help="Scan alignment start: up (scan +Y up), pca, identity."),
     nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
                                             help="Non-rigid ICP iterations per stiffness step (0 = no non-rigid)."),
@@ -60,10 +60,8 @@ def fit(
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
 ) -> None:
     """Fit the body model; writes OUT/params.json, fit_mesh.ply, fit_mesh_bind.ply, displacements.npz, metrics.json."""
-    from core.stage_folders import check_stage_out, staged_stage_dir
-    from reconstruction.body_models import AnnyModel
+    from core.stage_folders import check_stage_out
     from reconstruction.fitting import resolve_device
-    from reconstruction.scan_pipeline import ScanPipelineConfig, run_scan_fit
 
     dev = resolve_device(device)
     if scan is not None and session is not None:
@@ -77,6 +75,18 @@ def fit(
                      detail_iterations, temporal_weight, workspace, actor, production, model_file,
                      landmark_embedding, force)
         return
+    _fit_scan(scan, out, landmarks, model, dev, iterations, rigid_init, nonrigid_iterations, nonrigid_method,
+              auto_landmarks, texture_size, workspace, actor, production, force)
+
+
+def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, iterations: int, rigid_init: str,
+              nonrigid_iterations: int, nonrigid_method: str, auto_landmarks: bool, texture_size: int, workspace,
+              actor, production, force: bool) -> None:
+    """The scan path: checks, then register_scan through run_scan_fit into a staged fit folder + report.html."""
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from reconstruction.body_models import AnnyModel
+    from reconstruction.scan_pipeline import ScanPipelineConfig, run_scan_fit
+
     if model != "anny":
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
     if iterations < 1:
@@ -85,12 +95,10 @@ def fit(
         raise ValueError(f"--nonrigid-method must be anchored or nricp, got {nonrigid_method!r}")
     if texture_size < 0:
         raise ValueError(f"--texture-size must be >= 0, got {texture_size}")
-    pairs = None
-    if landmarks is not None:
+    if pairs is not None:
         from reconstruction.scan_pairs import read_pairs
 
-        read_pairs(landmarks)                       # a bad pairs file fails before any slow work
-        pairs = landmarks
+        read_pairs(pairs)                           # a bad pairs file fails before any slow work
     inputs = [scan] + ([pairs] if pairs else [])
     check_stage_out(out, "fit", force, inputs)      # before any slow work
     console = Console()

@@ -58,7 +58,13 @@ def rig(
             write_png(tmp / "preview.png", render_preview(rig_obj, size=preview_size))
             bar.update(task, description="rig: saving", completed=2)
             consent = run.provenance
-            rig_obj.save(tmp, extra_outputs={"preview": "preview.png"}, inputs=inputs,
+            extra = {"preview": "preview.png"}
+            if fit_dir is not None and (fit_dir / "albedo.png").is_file():    # the fit's texture (model UV layout)
+                import shutil
+
+                shutil.copyfile(fit_dir / "albedo.png", tmp / "albedo.png")
+                extra["albedo"] = "albedo.png"
+            rig_obj.save(tmp, extra_outputs=extra, inputs=inputs,
                          params={**params, "preview_size": preview_size, "actor_id": consent["actor"],
                                  "consent_id": consent["consent"], "production": consent["production"]})
         run.add_output(out, kind="rig")

@@ -66,8 +66,8 @@ def test_pairs_file_not_json_and_missing(tmp_path):
 
 def test_pairs_checked_against_scan_and_model(tmp_path):
     scan = _scan()
-    ok = read_pairs(_write(tmp_path, {"weight": 7, "pairs": [{"scan_vertex": 4, "model_vertex": 9},
-                                                             {"scan_point": [1, 2, 3], "model_vertex": 0, "weight": 2}]}))
+    pairs = [{"scan_vertex": 4, "model_vertex": 9}, {"scan_point": [1, 2, 3], "model_vertex": 0, "weight": 2}]
+    ok = read_pairs(_write(tmp_path, {"weight": 7, "pairs": pairs}))
     c = pairs_correspondences(ok, _Model(), scan, "p.json")
     assert np.allclose(c.targets, [scan.vertices[4], [1, 2, 3]])
     assert c.index[:, 0].tolist() == [9, 0] and np.allclose(c.strength, [7, 2]) and c.user.all()
