@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +48,13 @@ log = logging.getLogger(__name__)
 # Landmarks of the trunk and head (they move least with the pose): the rigid start from landmarks uses them.
 TRUNK_LANDMARKS = tuple(f"pose {i}" for i in (0, 2, 5, 7, 8, 11, 12, 23, 24))
 MIN_AUTO_LANDMARKS = 6    # fewer trunk landmarks found on the scan: the geometric rigid start is used instead
+NO_LANDMARKS_LR = 0.02    # the model fit's learning rate without automatic landmarks (issue 6's setting)
 
 
 def _default_fit_config() -> ScanFitConfig:
-    return ScanFitConfig(iterations=150, lr=0.005, landmark_iterations=100, w_landmarks=0.1, landmark_trunc=0.05,
-                         w_pose_prior=1e-3, w_stiff_prior=3e-2, init_pose="reference", fit_expression=True)
+    return ScanFitConfig(iterations=150, lr=0.005, lr_end=0.1, landmark_iterations=100, w_landmarks=0.1,
+                         landmark_trunc=0.05, w_pose_prior=1e-3, w_stiff_prior=3e-2, init_pose="reference",
+                         fit_expression=True)
 
 
 @dataclass
@@ -98,8 +100,11 @@ def register_scan(model, scan, config: ScanPipelineConfig | None = None,
     times["landmarks_s"] = time.perf_counter() - t
     t = time.perf_counter()
     report("rigid alignment", 0.3)
-    fit_cfg = cfg.fit
-    fit_cfg.iterations = cfg.iterations
+    fit_cfg = replace(cfg.fit, iterations=cfg.iterations)
+    if found is None or len(found) == 0:
+        # No automatic landmarks: the geometric start of issue 6 (rest pose, ICP) and its faster learning rate.
+        fit_cfg = ScanFitConfig(iterations=cfg.iterations, lr=NO_LANDMARKS_LR, w_landmarks=fit_cfg.w_landmarks,
+                                landmark_iterations=fit_cfg.landmark_iterations, landmark_trunc=fit_cfg.landmark_trunc)
     rigid, rigid_from = _rigid_start(model, scan, corr, cfg, fit_cfg)
     times["rigid_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -188,11 +193,11 @@ def _rigid_start(model, scan, corr: ScanCorrespondences | None, cfg: ScanPipelin
     template = start_vertices(model, fit_cfg.init_pose)
     if corr is not None:
         user = np.asarray(corr.user)
+        trunk = np.isin(np.asarray(corr.names), TRUNK_LANDMARKS) & ~user
+        if trunk.sum() >= MIN_AUTO_LANDMARKS:          # the trunk moves least with the pose: the best start
+            return rigid_from_correspondences(template, _subset(corr, trunk)), "landmarks"
         if user.sum() >= 3:
-            sub = ScanCorrespondences.concat([_subset(corr, user)])
-            return rigid_from_correspondences(template, sub), "control points"
-        if np.isin(np.asarray(corr.names), TRUNK_LANDMARKS).sum() >= MIN_AUTO_LANDMARKS:
-            return rigid_from_correspondences(template, corr, TRUNK_LANDMARKS), "landmarks"
+            return rigid_from_correspondences(template, _subset(corr, user)), "control points"
         log.warning("%s: too few trunk landmarks on the scan; rigid start by ICP", scan.path)
     return rigid_align(template, scan, init=cfg.rigid_init), "icp"
 

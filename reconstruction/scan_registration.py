@@ -48,6 +48,10 @@ STIFF_JOINTS = ("pelvis.L", "pelvis.R", "upperleg02.L", "lowerleg02.L", "upperle
                 "spine04", "spine03", "spine02", "spine01", "clavicle.L", "shoulder01.L", "upperarm02.L",
                 "lowerarm02.L", "clavicle.R", "shoulder01.R", "upperarm02.R", "lowerarm02.R", "neck01", "neck03")
 
+# Share of the correspondence weight of each landmark set (landmark_regressor.py's sets), split evenly over the
+# landmarks of the set that were found on the scan.
+LANDMARK_SET_SHARE = {"pose": 1.0, "face": 0.5, "hand.L": 0.5, "hand.R": 0.5}
+
 
 class ScanError(DoppelError):
     """A scan file is missing, unreadable, empty, or holds NaN/infinite values."""
@@ -279,7 +283,7 @@ class ScanFitConfig:
     landmark_trunc_start: float = 0.1  # robust scale (metres) of the correspondences in the correspondence-only steps
     w_landmarks: float = 0.2          # weight of the correspondence term beside the chamfer term (per unit weight)
     landmark_trunc: float = 0.02      # robust scale (metres) of the correspondences beside the chamfer term
-    lr_end: float = 0.1               # the chamfer steps' learning rate decays linearly to lr x lr_end
+    lr_end: float = 1.0               # the chamfer steps' learning rate decays linearly to lr x lr_end (1 = constant)
     init_pose: str = "rest"           # 'rest' (the model's bind pose) or 'reference' (Anny's arms-down stance)
     w_twist_prior: float = 0.0        # extra weight on each joint's twist about its bone (local +Y, radians^2):
     #                                   the chamfer term cannot see a limb's twist, the vertices slide with it
@@ -331,8 +335,9 @@ def correspondences_from_landmarks(model, ids: np.ndarray, points: np.ndarray, s
                                    error_px: np.ndarray | None = None) -> ScanCorrespondences | None:
     """Scan landmarks (ids (L,) landmark_regressor.py ids, points (L, 3) triangulated, scan frame) through the
     model's calibrated regressor (landmarks it lacks are dropped). Strength: ``strength`` x the calibration's
-    reliability x 1 / (1 + (error_px / 3)^2) when error_px (L,) is given. None when the model has no regressor."""
-    from reconstruction.fitting.landmark_regressor import default_regressor
+    reliability x 1 / (1 + (error_px / 3)^2) when error_px (L,) is given x the set's share (LANDMARK_SET_SHARE,
+    split over its landmarks; mean 1 over the sets present). None when the model has no regressor."""
+    from reconstruction.fitting.landmark_regressor import default_regressor, landmark_set
     from reconstruction.fitting.landmarks import calibrated_spec
 
     reg = default_regressor(model)
@@ -342,7 +347,11 @@ def correspondences_from_landmarks(model, ids: np.ndarray, points: np.ndarray, s
     if not have.any():
         return None
     spec = calibrated_spec(model, ids=np.asarray(ids)[have], regressor=reg)
-    w = strength * spec.reliability
+    # Each set carries a fixed share of the weight, however many of its landmarks were found: 478 face points
+    # must not outvote 33 body points (the body would be left where the face alone puts it).
+    sets = np.array([landmark_set(int(i)) for i in spec.ids])
+    share = np.array([LANDMARK_SET_SHARE[k] / (sets == k).sum() for k in sets])
+    w = strength * spec.reliability * share * len(sets) / sum(LANDMARK_SET_SHARE[k] for k in set(sets.tolist()))
     if error_px is not None:
         w = w / (1.0 + (np.asarray(error_px)[have] / 3.0) ** 2)
     return ScanCorrespondences(index=spec.reg_index, weight=spec.reg_weight,
@@ -580,8 +589,9 @@ def surface_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray
 
 @dataclass
 class NonrigidConfig:
-    stiffness: Sequence[float] = (100.0, 30.0, 10.0, 3.0, 1.0)  # membrane stiffness per step (edge-vector change)
-    iterations_per_step: int = 3     # correspondence updates (closest points) per stiffness step
+    stiffness: Sequence[float] = (1000.0, 300.0, 100.0, 30.0, 10.0, 3.0, 1.0)  # membrane stiffness per step
+    #                                   (weight of the change of edge vectors), relaxed: near-rigid first
+    iterations_per_step: int = 2     # correspondence updates (closest points) per stiffness step
     w_sliding: float = 0.005         # weight of the tangential displacement from the model fit (sliding); small by
     #                                   default: where the model fit itself is off along the surface, the membrane
     #                                   pulls vertices back towards correspondence and a large weight keeps the error
