@@ -280,6 +280,8 @@ class ScanFitConfig:
     seed: int = 0                     # subsampling seed
     landmark_iterations: int = 0      # Adam steps on the correspondences alone before the chamfer steps
     landmark_lr: float = 0.005        # Adam learning rate of the correspondence-only steps
+    landmark_stage_min: int = 20      # fewer correspondences (a few control points): no correspondence-only steps
+    #                                   (they would leave shape and pose free), only the term beside the chamfer
     landmark_trunc_start: float = 0.1  # robust scale (metres) of the correspondences in the correspondence-only steps
     w_landmarks: float = 0.2          # weight of the correspondence term beside the chamfer term (per unit weight)
     landmark_trunc: float = 0.02      # robust scale (metres) of the correspondences beside the chamfer term
@@ -516,7 +518,8 @@ def fit_model_to_scan(model, scan: Scan, rigid: RigidResult | None = None, confi
         plain = 0.5 * (float(d1.detach().sqrt().mean()) + float(d2.detach().sqrt().mean()))
         return loss, plain
 
-    n_lm = cfg.landmark_iterations if correspondences is not None and len(correspondences) else 0
+    enough = correspondences is not None and len(correspondences) >= cfg.landmark_stage_min
+    n_lm = cfg.landmark_iterations if enough else 0
     total = n_lm + cfg.iterations
     opt = torch.optim.Adam(fv.params, lr=cfg.landmark_lr if n_lm else cfg.lr)
     for it in range(total):

@@ -37,10 +37,9 @@ def scan_file(tmp_path_factory):
     scan.visual = trimesh.visual.ColorVisuals(scan, vertex_colors=np.where(up[:, None], [[230, 20, 20, 255]],
                                                                            [[20, 20, 230, 255]]).astype(np.uint8))
     scan.export(path)
-    # Control points: three trunk vertices at their true places (the scan's frame).
+    # Control points: the top of the head, the front-most point and the two hands at their true places (scan frame).
     gt = v @ T[:3, :3].T + T[:3, 3]
-    ids = [int(np.argmax(v[:, 1])), int(np.argmin(np.abs(v[:, 1] - 1.0) + np.abs(v[:, 0]) - v[:, 2])),
-           int(np.argmin(np.abs(v[:, 1] - 1.3) + np.abs(v[:, 0]) + v[:, 2]))]
+    ids = [int(np.argmax(v[:, 1])), int(np.argmax(v[:, 2])), int(np.argmax(v[:, 0])), int(np.argmin(v[:, 0]))]
     (folder / "pairs.json").write_text(json.dumps({"schema": 1, "pairs": [
         {"scan_point": gt[i].tolist(), "model_vertex": i} for i in ids]}))
     return path
