@@ -22,9 +22,8 @@ def heat_colors(values: np.ndarray, vmax: float) -> np.ndarray:
 
 def sliding_heatmap(vertices: np.ndarray, faces: np.ndarray, sliding: np.ndarray, size: int = 384,
                     vmax: float = SLIDING_SCALE_M) -> np.ndarray:
-    """The mesh (vertices (V, 3) metres, +Y up) coloured by sliding (V,) metres, seen from its front and back
-    (front: the side its vertex normals face most, about +Y), side by side with a colour bar -> (H, 2W + bar, 3)
-    uint8."""
+    """The mesh (vertices (V, 3) metres, +Y up) coloured by sliding (V,) metres (blue 0, red >= vmax), seen from
+    front and back, side by side with a colour bar -> (size, size + 16, 3) uint8."""
     import torch
 
     from capture.camera import Camera
@@ -34,8 +33,8 @@ def sliding_heatmap(vertices: np.ndarray, faces: np.ndarray, sliding: np.ndarray
     lo, hi = v.min(0), v.max(0)
     c = (lo + hi) / 2
     ext = float(np.linalg.norm(hi - lo))
-    # The mesh's facing direction: the mean horizontal normal of its front-most region is unreliable for any
-    # pose; use the principal horizontal axis of the shoulders' spread instead -> facing = its perpendicular.
+    # Two opposite horizontal views perpendicular to the body's widest horizontal spread (shoulders, arms):
+    # front and back, in either order.
     xz = v[:, [0, 2]] - c[[0, 2]]
     _, _, vt = np.linalg.svd(xz[::7], full_matrices=False)
     side = vt[0]

@@ -10,6 +10,12 @@ Three steps, each usable alone:
 3. ``nonrigid_register``: optimal-step non-rigid ICP (Amberg et al. 2007, trimesh's ``nricp_amberg``) of
    the fitted template onto the scan: per-vertex affine transforms with a stiffness term that is relaxed
    step by step. The template's topology and UVs are kept (only vertex positions change).
+4. ``nonrigid_anchored`` (issue 22): the non-rigid stage that keeps correspondence: point-to-plane data,
+   a membrane stiffness schedule, anchors (``ScanCorrespondences``: scan landmarks through the calibrated
+   regressor, control points) and a penalty on sliding along the model fit's surface; reports the sliding.
+
+Correspondences (``ScanCorrespondences``) also give the rigid start (``rigid_from_correspondences``) and a
+term of the model fit (``fit_model_to_scan(..., correspondences=...)``); scan_pipeline.py chains it all.
 
 Units: metres, Doppel's frame (+Y up). Scans are trimesh/open3d-readable ``.ply`` / ``.obj`` files.
 """
