@@ -35,6 +35,7 @@ from doppel.commands import doctor as doctor_cmd
 from doppel.commands import export as export_cmd
 from doppel.commands import fit as fit_cmd
 from doppel.commands import retarget as retarget_cmd
+from doppel.commands import review as review_cmd
 from doppel.commands import rig as rig_cmd
 from doppel.commands import workspace as workspace_cmd
 from doppel.quiet import native_stderr_filter, quiet_native_logs
@@ -78,6 +79,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.command("export")(export_cmd.export)
 app.command("retarget")(retarget_cmd.retarget)
 app.command("fit")(fit_cmd.fit)
+app.command("review")(review_cmd.review)
 app.add_typer(capture_cmd.app, name="capture")
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,

@@ -79,5 +79,7 @@ def stage_export(ctx) -> Section:
         text=(f"The double ({rig.num_joints} joints, {rig.num_vertices} vertices, {len(rig.blendshape_names)} "
               f"blendshapes) with a {anim.num_frames}-frame animation, exported with Blender's FBX writer (Maya "
               "preset: Y-up, cm), usd-core UsdSkel (.usdz, Y-up, m) and pygltflib (.glb). Each file carries the "
-              "provenance (actor id, consent, source, Doppel version) in its own metadata."),
-        table=table, files=files)
+              "provenance (actor id, consent, source, Doppel version) in its own metadata. Below, the .glb in 3D "
+              "(drag to orbit, scroll to zoom), framed over the whole animation, on a 0.5 m floor grid beside a "
+              "pole of the actor's height."),
+        table=table, files=files, models=["export/double.glb"])
