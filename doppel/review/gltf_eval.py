@@ -8,6 +8,7 @@ centimetres, not the metres a travelling root covers).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +85,10 @@ def _quat_to_mat(q: np.ndarray) -> np.ndarray:
     """(..., 4) quaternions (x, y, z, w), normalised here -> (..., 3, 3) rotation matrices."""
     q = q / np.linalg.norm(q, axis=-1, keepdims=True).clip(1e-12)
     x, y, z, w = np.moveaxis(q, -1, 0)
-    return np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-                     2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-                     2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1).reshape(q.shape[:-1] + (3, 3))
+    m = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+                  2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+                  2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)
+    return m.reshape(q.shape[:-1] + (3, 3))
 
 
 def load_glb(path: str | Path) -> GlbScene:
@@ -96,7 +98,7 @@ def load_glb(path: str | Path) -> GlbScene:
     path = Path(path)
     try:
         gltf = pygltflib.GLTF2.load_binary(str(path))
-    except Exception as e:  # noqa: BLE001 -- pygltflib raises anything on a broken file; one line names it
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, struct.error) as e:
         raise GltfReadError(f"{path}: not a readable binary glTF ({type(e).__name__}: {e})") from e
     if gltf is None:
         raise GltfReadError(f"{path}: not a readable binary glTF")

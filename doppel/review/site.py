@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
+import doppel.review.pages as pages
 from core.storage import atomic_write_text
-from doppel.review import pages
 from doppel.review.framing import prepare_viewer
 from doppel.review.gather import (
     IMAGE_SUFFIXES,
@@ -99,32 +99,62 @@ def build_site(source: str | Path, out: str | Path, force: bool = False,
 
 
 def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], None] | None = None) -> SiteResult:
-    """Write every page of ``data`` into ``dst`` (an empty folder)."""
+    """Write every page of ``data`` into ``dst`` (an empty folder). First every stage's files are copied and its
+    models framed (so that a rig's page can show the viewers of the exports made from it), then the pages."""
     copy_static(dst)
     res = SiteResult(dst, dst / "index.html")
     stages = [s for av in data.actors for s in av.stages] + data.stages
-    page_of: dict[int, str] = {}
-    by_asset: dict[str, str] = {}
-    for i, s in enumerate(stages):
-        page_of[id(s)] = f"stage-{i:03d}.html"
-        if s.asset is not None:
-            by_asset[s.asset.id] = page_of[id(s)]
+    page_of = {id(s): f"stage-{i:03d}.html" for i, s in enumerate(stages)}
+    by_asset = {s.asset.id: s for s in stages if s.asset is not None}
+    copied, models = {}, {}
     for i, s in enumerate(stages):
         if progress:
             progress(s.label, i, len(stages))
-        body, n_viewers = stage_body(s, dst, f"files/{i:03d}", data)
-        res.viewers += n_viewers
-        nav = f"<nav><a href='index.html'>&larr; {esc(data.title)}</a></nav>"
-        title = f"{s.kind}: {s.label}"
-        res.pages.append(atomic_write_text(dst / page_of[id(s)], pages.page(title, body, viewer=n_viewers > 0,
-                                                                             nav=nav)))
+        copied[id(s)] = copy_stage_files(s, dst, f"files/{i:03d}")
+        models[id(s)] = [model_block(dst / p, dst, f"viewer-{k}", f"{s.kind} {lbl}")
+                         for k, (p, lbl) in enumerate((p, lbl) for p, lbl in copied[id(s)]
+                                                      if p.suffix.lower() in MODEL_SUFFIXES)]
+    related = exports_of_rigs(data, by_asset)
+    nav = f"<nav><a href='index.html'>&larr; {esc(data.title)}</a></nav>"
+    for i, s in enumerate(stages):
+        viewers = list(models[id(s)])
+        for e in related.get(id(s), []):
+            viewers += [f"<p>From the export <a href='{href(page_of[id(e)])}'>{esc(e.label)}</a>:</p>{v}"
+                        for v in models[id(e)]]
+        body = stage_body(s, dst, f"files/{i:03d}", copied[id(s)], viewers)
+        res.viewers += len(viewers)
+        res.pages.append(atomic_write_text(dst / page_of[id(s)], pages.page(
+            f"{s.kind}: {s.label}", body, viewer=bool(viewers), nav=nav)))
+    asset_pages = {aid: page_of[id(s)] for aid, s in by_asset.items()}
     for av in data.actors:
-        nav = f"<nav><a href='index.html'>&larr; {esc(data.title)}</a></nav>"
-        body = actor_body(av, by_asset)
-        res.pages.append(atomic_write_text(dst / actor_page_name(av.actor.id),
-                                           pages.page(f"Actor: {av.actor.name}", body, nav=nav)))
+        res.pages.append(atomic_write_text(dst / actor_page_name(av.actor.id), pages.page(
+            f"Actor: {av.actor.name}", actor_body(av, asset_pages), nav=nav)))
     res.pages.append(atomic_write_text(res.index, pages.page(data.title, index_body(data, page_of))))
     return res
+
+
+def exports_of_rigs(data: ReviewData, by_asset: dict[str, StageView]) -> dict[int, list[StageView]]:
+    """For each rig's stage view (by id()), the stage views of the .glb exports made from it (lineage, any depth)."""
+    out: dict[int, list[StageView]] = {}
+
+    def glb_exports(node) -> list:
+        found = []
+        for ch in node.children:
+            if ch.asset.kind == "export" and ch.asset.path.lower().endswith(MODEL_SUFFIXES):
+                found.append(ch.asset.id)
+            found += glb_exports(ch)
+        return found
+
+    def walk(nodes) -> None:
+        for n in nodes:
+            if n.asset.kind == "rig" and n.asset.id in by_asset:
+                views = [by_asset[a] for a in dict.fromkeys(glb_exports(n)) if a in by_asset]
+                out[id(by_asset[n.asset.id])] = views
+            walk(n.children)
+
+    for av in data.actors:
+        walk(av.tree)
+    return out
 
 
 def actor_page_name(actor_id: str) -> str:
@@ -205,20 +235,26 @@ def _copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
-def stage_body(s: StageView, root: Path, files_rel: str, data: ReviewData) -> tuple[str, int]:
-    """The body of a stage page and the number of 3D viewers on it; copies the files it shows to root/files_rel."""
+def copy_stage_files(s: StageView, root: Path, files_rel: str) -> list[tuple[PurePosixPath, str]]:
+    """Copy the files a stage page shows to ``root/files_rel``; returns (site-relative path, label) pairs."""
     base = s.path.parent if s.path.is_file() else s.path
-    copied: list[tuple[PurePosixPath, str]] = []            # (site-relative path, label)
+    copied = []
     for rel in s.files:
         dst_rel = PurePosixPath(files_rel) / rel.as_posix()
         _copy(base / rel, root / dst_rel)
         copied.append((dst_rel, rel.as_posix()))
-    parts = [f"<p class='meta'><code>{esc(s.path)}</code></p>"]
-    n_viewers = 0
-    models = [(p, lbl) for p, lbl in copied if p.suffix.lower() in MODEL_SUFFIXES and not p.name.endswith(".view.glb")]
-    for k, (p, lbl) in enumerate(models):
-        parts.append(model_block(root / p, root, f"viewer-{k}", f"{s.kind} {lbl}"))
-        n_viewers += 1
+    return copied
+
+
+def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[PurePosixPath, str]],
+               viewers: list[str]) -> str:
+    """The body of a stage page: its 3D viewers (HTML from `model_block`), then its media by kind, tables and
+    manifest. ``copied``: the files `copy_stage_files` put under root/files_rel."""
+    base = s.path.parent if s.path.is_file() else s.path
+    parts = [f"<p class='meta'><code>{esc(s.path)}</code></p>", *viewers]
+    if s.kind == "rig" and not viewers:
+        parts.append("<p>No glTF export of this rig yet: <code>doppel export RIG_DIR --anim ANIM_DIR --out "
+                     "double.glb</code> makes one, and its page shows it in 3D.</p>")
     media = [(p, lbl) for p, lbl in copied if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
     tables = [(p, lbl) for p, lbl in copied if p.suffix.lower() in TABLE_SUFFIXES]
     if s.kind in RENDER_KINDS:
@@ -234,7 +270,7 @@ def stage_body(s: StageView, root: Path, files_rel: str, data: ReviewData) -> tu
         parts.append(f"<p class='meta'>{s.truncated} more file(s) in the folder are not shown.</p>")
     parts.append(tables_html(tables, base, files_rel))
     parts.append(manifest_html(s))
-    return "\n".join(p for p in parts if p), n_viewers
+    return "\n".join(p for p in parts if p)
 
 
 def _json_rows(path: Path) -> dict | None:
@@ -312,7 +348,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".glb": "model/gltf-binary",
                       ".js": "text/javascript", ".mp4": "video/mp4", ".webm": "video/webm"}
 
-    def log_message(self, format, *args):  # noqa: A002 -- the base class's signature
+    def log_message(self, format, *args):  # the base class's signature
         log.debug("review server: " + format, *args)
 
 
