@@ -1,0 +1,201 @@
+"""The review site without a browser: glTF evaluation against Rig.pose, framing of a travelling clip, data gathered
+from a workspace, escaping of user data, the provenance hook, the command and the server's interface.
+(tests/doppel/test_review_browser.py loads the pages in Chromium.)"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from assets.export.common import prepare_scene
+from assets.export.gltf import split_vertices
+from assets.export.run import default_options
+from doppel.review import build_site, frame_animation, gather, make_server
+from doppel.review.framing import grid_lines, write_viewer_glb
+from doppel.review.gltf_eval import GltfReadError, load_glb, posed_points
+from doppel.review.provenance_hook import check_provenance
+from tests.cli_runner import run_cli
+from tests.doppel.review_data import EVIL_NAME, EVIL_PRODUCTION, FPS, TRAVEL_M, make_workspace, travel_glb
+
+TOL_M = 1e-5       # float32 storage in the glb
+
+
+@pytest.fixture(scope="module")
+def glb(tmp_path_factory):
+    return travel_glb(tmp_path_factory.mktemp("glb") / "cartwheel.glb")
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, glb):
+    return make_workspace(tmp_path_factory.mktemp("ws") / "studio", glb[0])
+
+
+def _reference(rig, anim, frame: int) -> np.ndarray:
+    """Rig.pose of ``frame`` in the glb's vertex order (UV seams split vertices)."""
+    ref = rig.pose(torch.tensor(anim.local_rotations[frame:frame + 1]),
+                   torch.tensor(anim.root_translation[frame:frame + 1])).numpy()[0]
+    src, _, _ = split_vertices(prepare_scene(rig, None, default_options("glb")))
+    return ref[src]
+
+
+@pytest.mark.parametrize("frame", [0, 7, 23])
+def test_gltf_evaluation_matches_rig_pose(glb, frame):
+    path, rig, anim = glb
+    got = posed_points(load_glb(path), frame / FPS)
+    np.testing.assert_allclose(got, _reference(rig, anim, frame), atol=TOL_M)
+
+
+def test_gltf_evaluation_interpolates_between_keys(glb):
+    path, rig, anim = glb
+    scene = load_glb(path)
+    mid = posed_points(scene, 10.5 / FPS)
+    a, b = _reference(rig, anim, 10), _reference(rig, anim, 11)
+    # the root travels linearly: half-way between keys in x, whatever the rotation does
+    assert abs(mid[:, 0].mean() - (a[:, 0].mean() + b[:, 0].mean()) / 2) < 0.02
+
+
+def _project(points: np.ndarray, f, aspect: float) -> np.ndarray:
+    """NDC (x, y) of points seen by model-viewer's orbit camera (theta about +Y from +Z, phi from +Y)."""
+    th, ph = math.radians(f.theta_deg), math.radians(f.phi_deg)
+    target = np.asarray(f.target)
+    eye = target + f.radius * np.array([math.sin(ph) * math.sin(th), math.cos(ph), math.sin(ph) * math.cos(th)])
+    fwd = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(fwd, [0.0, 1.0, 0.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, fwd)
+    rel = points - eye
+    z = rel @ fwd
+    t = math.tan(math.radians(f.fov_deg) / 2)
+    return np.stack([(rel @ right) / (z * t * aspect), (rel @ up) / (z * t)], 1)
+
+
+def test_framing_keeps_the_whole_travelling_clip_in_view(glb):
+    path, rig, anim = glb
+    scene = load_glb(path)
+    f = frame_animation(scene)
+    every = np.concatenate([_reference(rig, anim, k) for k in range(anim.num_frames)])
+    assert np.all(every.min(0) >= np.asarray(f.lo) - TOL_M) and np.all(every.max(0) <= np.asarray(f.hi) + TOL_M)
+    assert f.travel > TRAVEL_M - 0.5                      # the clip goes far beyond the rest pose
+    for aspect in (16 / 9, 1.0):
+        ndc = _project(every, f, aspect)
+        assert np.abs(ndc).max() < 1.0, aspect            # every posed vertex of every frame is on screen
+    # framing the bind pose (what model-viewer does by default) would lose the end of the clip
+    rest = np.asarray(f.rest_hi) - np.asarray(f.rest_lo)
+    assert f.hi[0] - f.lo[0] > 2 * rest[0] + TRAVEL_M / 2
+    assert f.actor_height == pytest.approx(rig.vertices[:, 1].max() - rig.vertices[:, 1].min(), abs=1e-4)
+    attrs = f.attributes()
+    assert attrs["camera-orbit"].endswith(f"{f.radius:.3f}m") and "camera-target" in attrs
+
+
+def test_viewer_glb_adds_grid_and_pole_and_keeps_animation(glb, tmp_path):
+    path, _, _ = glb
+    f = frame_animation(load_glb(path))
+    out = write_viewer_glb(path, tmp_path / "v.glb", f)
+    import pygltflib
+
+    g = pygltflib.GLTF2.load_binary(str(out))
+    names = [n.name for n in g.nodes]
+    assert "doppel_review_floor_grid" in names and "doppel_review_height_pole" in names
+    assert len(g.animations) == 1 and g.asset.extras["doppel"]["actor_id"] == "jane-doe"
+    lines = grid_lines(f)
+    assert lines[:, 0].min() <= f.lo[0] and lines[:, 0].max() >= f.hi[0]       # the grid covers the travel
+    # the original skinned mesh evaluates the same in the copy
+    np.testing.assert_allclose(posed_points(load_glb(out), 0.5)[:len(posed_points(load_glb(path), 0.5))],
+                               posed_points(load_glb(path), 0.5), atol=1e-6)
+
+
+def test_unreadable_glb_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.glb"
+    bad.write_bytes(b"glTF\x02\x00\x00\x00garbage")
+    with pytest.raises(GltfReadError, match="bad.glb"):
+        load_glb(bad)
+
+
+def test_gather_workspace(ws):
+    data = gather(ws.root)
+    assert data.is_workspace and data.audit.ok and data.audit.records > 5
+    jane = next(a for a in data.actors if a.actor.id == "jane-doe")
+    assert jane.actor.name == EVIL_NAME
+    assert sorted(c.status() for c in jane.consents) == ["revoked", "valid"]
+    assert [s.kind for s in jane.stages] == ["capture", "rig", "animation", "export", "render"]
+    assert [n.asset.kind for n in jane.tree] == ["capture"]
+
+
+def test_site_escapes_user_data_and_links_lineage(ws, tmp_path):
+    res = build_site(ws.root, tmp_path / "site")
+    texts = {p.name: p.read_text(encoding="utf-8") for p in res.pages}
+    actor = texts["actor-jane-doe.html"]
+    assert html.escape(EVIL_NAME, quote=True) in actor and html.escape(EVIL_PRODUCTION, quote=True) in actor
+    for t in texts.values():
+        assert "<script>window.__xss" not in t and "<img src=x" not in t and "<b>" not in t
+        assert "<i>tiny" not in t
+    assert "revoked" in actor and "withdrawn &lt;b&gt;by the actor&lt;/b&gt;" in actor
+    assert actor.count("<ul class='tree'>") >= 4            # capture > rig > animation > export > render
+    links = set(re.findall(r"href='(stage-\d+\.html)'", actor))
+    assert len(links) == 5 and all((res.root / ln).is_file() for ln in links)
+    assert res.viewers == 2                                  # the export's page and its rig's page
+    index = texts["index.html"]
+    assert "verified" in index and "1 valid, 1 revoked" in index
+
+
+def test_render_pages_use_the_provenance_hook(ws, tmp_path):
+    res = build_site(ws.root, tmp_path / "site")
+    render = next(p for p in res.pages if "render:" in p.read_text(encoding="utf-8").split("<h1>")[1][:40])
+    text = render.read_text(encoding="utf-8")
+    assert "<th>provenance</th>" in text and "not checked" in text
+    state = check_provenance(render)
+    assert state.ok is None and state.state == "not checked"
+
+
+def test_tampered_audit_log_shows_on_the_index(tmp_path, glb):
+    ws = make_workspace(tmp_path / "studio", glb[0])
+    with ws.write() as con:
+        con.execute("DROP TRIGGER audit_no_update")
+        con.execute("UPDATE audit SET record = replace(record, 'Old Show', 'New Show') WHERE seq = 3")
+    res = build_site(ws.root, tmp_path / "site")
+    index = res.index.read_text(encoding="utf-8")
+    assert "verified" not in index and "problem(s)" in index and "audit record 3 was edited" in index
+
+
+def test_stage_folder_source_and_errors(glb, tmp_path):
+    d = tmp_path / "demo" / "export"
+    d.mkdir(parents=True)
+    (d / "double.glb").write_bytes(glb[0].read_bytes())
+    (d / "manifest.json").write_text('{"stage": "export"}')
+    data = gather(tmp_path / "demo")
+    assert [s.kind for s in data.stages] == ["export"] and not data.is_workspace
+    with pytest.raises(FileNotFoundError, match="nope"):
+        gather(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no stage folder found"):
+        gather(tmp_path / "empty")
+
+
+def test_review_command_and_refusals(ws, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "review", ws.root, "--out", tmp_path / "site")
+    assert code == 0, out + err
+    assert (tmp_path / "site" / "index.html").is_file() and "2 3D viewer(s)" in out
+    assert (tmp_path / "site" / "static" / "model-viewer-umd.min.js").stat().st_size > 500_000
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    code, out, err = run_cli(capsys, "review", ws.root, "--out", other)
+    assert code == 1 and "--force" in out + err and (other / "notes.txt").read_text() == "mine"
+    code, out, err = run_cli(capsys, "review", tmp_path / "missing", "--out", tmp_path / "s2")
+    assert code == 1 and "missing" in out + err and not (tmp_path / "s2").exists()
+
+
+def test_server_binds_loopback_only(ws, tmp_path):
+    res = build_site(ws.root, tmp_path / "site")
+    srv = make_server(res.root, 0)
+    try:
+        assert srv.server_address[0] == "127.0.0.1" and srv.server_address[1] > 0
+    finally:
+        srv.server_close()
+    with pytest.raises(FileNotFoundError, match="build the site first"):
+        make_server(tmp_path, 0)
