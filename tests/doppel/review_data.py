@@ -80,7 +80,8 @@ def make_workspace(root: Path, glb_src: Path) -> Workspace:
     chain = [("scan", "capture", "captures/take1", "capture", {"contact_sheet.png": rng.random((24, 32, 3))}),
              ("rig", "rig", "rigs/jane", "rig", {"preview.png": rng.random((24, 24, 3))}),
              ("retarget", "animation", "animations/run", "retarget",
-              {"preview.png": rng.random((16, 32, 3)), "metrics.json": {"scale": 0.97, "skate_after_cleanup_cm_s": 0.4}}),
+              {"preview.png": rng.random((16, 32, 3)),
+               "metrics.json": {"scale": 0.97, "skate_after_cleanup_cm_s": 0.4}}),
              ("render", "render", "renders/shot <1>", "render", {"frame_0001.png": rng.random((24, 24, 3))})]
     prev: list[Path] = []
     for use, kind, rel, stage, files in chain:
