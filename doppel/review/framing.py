@@ -21,7 +21,8 @@ from doppel.review.gltf_eval import GlbScene, load_glb, posed_points
 
 GRID_CELL_M = 0.5          # floor grid spacing, metres
 GRID_MARGIN_M = 0.5        # grid beyond the animation's footprint, metres
-FIT_MARGIN = 1.08          # the framed sphere is this much larger than the posed extent's bounding sphere
+FIT_MARGIN = 1.06          # the camera stands this much farther than the tightest distance that shows everything
+MIN_ASPECT = 1.5           # narrowest viewer (width / height) the framing keeps everything in (the page's is 16:9)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Framing:
     rest_lo: tuple[float, float, float]   # min corner of the rest (bind) pose, metres
     rest_hi: tuple[float, float, float]   # max corner of the rest pose, metres
     actor_height: float                   # rest pose's vertical extent, metres
-    floor_y: float                        # height of the floor grid, metres
+    floor_y: float                        # height of the floor grid: the lowest posed point of the clip, metres
     duration: float                       # clip length in seconds (0: no animation)
     samples: int                          # how many times of the clip were posed
     target: tuple[float, float, float]    # camera-target, metres
@@ -75,17 +76,42 @@ def frame_animation(scene: GlbScene, samples: int = 64, theta_deg: float = 25.0,
         pts = posed_points(scene, float(t))
         lo, hi = np.minimum(lo, pts.min(0)), np.maximum(hi, pts.max(0))
     rest_lo, rest_hi = rest.min(0), rest.max(0)
-    floor = float(min(0.0, lo[1]))
+    floor = float(lo[1])           # the clip's lowest point touches the ground (Doppel's doubles: y = 0)
     height = float(rest_hi[1] - rest_lo[1])
     pole = (float(rest_lo[0] - 0.3), floor, float((rest_lo[2] + rest_hi[2]) / 2))
-    box_lo = np.minimum(lo, [pole[0] - 0.05, floor, lo[2]])
-    box_hi = np.maximum(hi, [hi[0], floor + height, hi[2]])
+    partial = Framing(tuple(map(float, lo)), tuple(map(float, hi)), tuple(map(float, rest_lo)),
+                      tuple(map(float, rest_hi)), height, floor, scene.duration, len(times), (0.0, 0.0, 0.0),
+                      theta_deg, phi_deg, 0.0, fov_deg, pole)
+    grid = grid_lines(partial)
+    box_lo = np.minimum(np.minimum(lo, grid.min(0)), [pole[0] - 0.1, floor, pole[2]])
+    box_hi = np.maximum(np.maximum(hi, grid.max(0)), [pole[0] + 0.1, floor + height + 0.15, pole[2]])
     center = (box_lo + box_hi) / 2
-    sphere = float(np.linalg.norm(box_hi - box_lo) / 2) * FIT_MARGIN
-    radius = sphere / math.sin(math.radians(fov_deg) / 2)
+    radius = fit_distance(box_lo, box_hi, center, theta_deg, phi_deg, fov_deg, MIN_ASPECT) * FIT_MARGIN
     return Framing(tuple(map(float, lo)), tuple(map(float, hi)), tuple(map(float, rest_lo)),
                    tuple(map(float, rest_hi)), height, floor, scene.duration, len(times), tuple(map(float, center)),
                    theta_deg, phi_deg, radius, fov_deg, pole)
+
+
+def camera_axes(theta_deg: float, phi_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(forward, right, up) unit vectors of model-viewer's orbit camera: it sits at target + r * (sin phi sin theta,
+    cos phi, sin phi cos theta) (theta about +Y from +Z, phi from +Y) and looks at the target."""
+    th, ph = math.radians(theta_deg), math.radians(phi_deg)
+    fwd = -np.array([math.sin(ph) * math.sin(th), math.cos(ph), math.sin(ph) * math.cos(th)])
+    right = np.cross(fwd, [0.0, 1.0, 0.0])
+    right /= np.linalg.norm(right)
+    return fwd, right, np.cross(right, fwd)
+
+
+def fit_distance(box_lo: np.ndarray, box_hi: np.ndarray, target: np.ndarray, theta_deg: float, phi_deg: float,
+                 fov_deg: float, aspect: float) -> float:
+    """The smallest camera distance from ``target`` at which all 8 corners of the box (metres) are inside a view of
+    vertical field ``fov_deg`` and width/height ``aspect``."""
+    fwd, right, up = camera_axes(theta_deg, phi_deg)
+    corners = np.array([[x, y, z] for x in (box_lo[0], box_hi[0]) for y in (box_lo[1], box_hi[1])
+                        for z in (box_lo[2], box_hi[2])]) - target
+    t = math.tan(math.radians(fov_deg) / 2)
+    need = np.maximum(np.abs(corners @ up) / t, np.abs(corners @ right) / (t * aspect)) - corners @ fwd
+    return float(need.max())
 
 
 def _rest_points(scene: GlbScene) -> np.ndarray:

@@ -102,6 +102,8 @@ def _gather_stage_dir(source: Path) -> ReviewData:
     for d in dirs:
         label = d.relative_to(source).as_posix() if d != source else source.name
         data.stages.append(stage_view(d, label))
+    for glb in _loose_models(source, dirs):           # `doppel export` writes a file, not a stage folder
+        data.stages.append(stage_view(glb, glb.relative_to(source).as_posix(), kind="export"))
     if not data.stages:
         raise ValueError(f"{source}: no stage folder found (no {MANIFEST_NAME} within {MAX_STAGE_DEPTH} levels) and "
                          f"no workspace index; give a workspace, a stage folder or a demo folder")
@@ -118,6 +120,19 @@ def _stage_dirs(d: Path, depth: int) -> list[Path]:
     for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
         found += _stage_dirs(sub, depth + 1)
     return found
+
+
+def _loose_models(source: Path, stage_dirs: list[Path]) -> list[Path]:
+    """.glb files under ``source`` (within MAX_STAGE_DEPTH) that are not inside a stage folder."""
+    out = []
+    for p in sorted(source.rglob("*.glb")):
+        rel = p.relative_to(source)
+        if len(rel.parts) > MAX_STAGE_DEPTH + 1 or any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.name.endswith(".view.glb") or any(d in p.parents for d in stage_dirs):
+            continue
+        out.append(p)
+    return out
 
 
 def read_manifest_quietly(d: Path) -> dict | None:

@@ -16,7 +16,7 @@ from assets.export.common import prepare_scene
 from assets.export.gltf import split_vertices
 from assets.export.run import default_options
 from doppel.review import build_site, frame_animation, gather, make_server
-from doppel.review.framing import grid_lines, write_viewer_glb
+from doppel.review.framing import MIN_ASPECT, grid_lines, write_viewer_glb
 from doppel.review.gltf_eval import GltfReadError, load_glb, posed_points
 from doppel.review.provenance_hook import check_provenance
 from tests.cli_runner import run_cli
@@ -60,7 +60,8 @@ def test_gltf_evaluation_interpolates_between_keys(glb):
 
 
 def _project(points: np.ndarray, f, aspect: float) -> np.ndarray:
-    """NDC (x, y) of points seen by model-viewer's orbit camera (theta about +Y from +Z, phi from +Y)."""
+    """NDC (x, y) of points seen by model-viewer's orbit camera (theta about +Y from +Z, phi from +Y), written out
+    independently of framing.camera_axes."""
     th, ph = math.radians(f.theta_deg), math.radians(f.phi_deg)
     target = np.asarray(f.target)
     eye = target + f.radius * np.array([math.sin(ph) * math.sin(th), math.cos(ph), math.sin(ph) * math.cos(th)])
@@ -81,9 +82,13 @@ def test_framing_keeps_the_whole_travelling_clip_in_view(glb):
     every = np.concatenate([_reference(rig, anim, k) for k in range(anim.num_frames)])
     assert np.all(every.min(0) >= np.asarray(f.lo) - TOL_M) and np.all(every.max(0) <= np.asarray(f.hi) + TOL_M)
     assert f.travel > TRAVEL_M - 0.5                      # the clip goes far beyond the rest pose
-    for aspect in (16 / 9, 1.0):
+    for aspect in (16 / 9, MIN_ASPECT):
         ndc = _project(every, f, aspect)
         assert np.abs(ndc).max() < 1.0, aspect            # every posed vertex of every frame is on screen
+        grid = _project(grid_lines(f).astype(np.float64), f, aspect)
+        assert np.abs(grid).max() < 1.0, aspect           # and the whole floor grid
+    # not wastefully far: something touches the edge within 15 % at the design aspect
+    assert np.abs(_project(np.concatenate([every, grid_lines(f)]), f, MIN_ASPECT)).max() > 0.85
     # framing the bind pose (what model-viewer does by default) would lose the end of the clip
     rest = np.asarray(f.rest_hi) - np.asarray(f.rest_lo)
     assert f.hi[0] - f.lo[0] > 2 * rest[0] + TRAVEL_M / 2

@@ -23,7 +23,7 @@ CHROMIUM = Path(os.environ.get("DOPPEL_CHROMIUM", "/usr/lib/chromium/chromium"))
 INSTALL = "run `make setup` as root (scripts/ensure_chromium.sh), or: sudo apt-get install -y chromium"
 LAUNCH_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
 VIEWPORT = {"width": 1100, "height": 800}
-LOAD_TIMEOUT_MS = 60_000
+LOAD_TIMEOUT_MS = 120_000    # a loaded 2-core CI machine renders the first WebGL frame in SwiftShader slowly
 MIN_CANVAS_STD = 8.0       # grey-level std of the viewer on a white background: a blank canvas is 0
 CHANGED_LEVELS = 12        # a pixel "changed" between two screenshots when its grey level moved this much
 MIN_CHANGED = 0.002        # fraction of the viewer's pixels that change while the clip plays (the double moves)
@@ -71,6 +71,7 @@ class Visit:
 
     def __init__(self, browser, url: str, no_webgl: bool = False):
         self.page = browser.new_page(viewport=VIEWPORT)
+        self.page.set_default_timeout(LOAD_TIMEOUT_MS)
         if no_webgl:   # an empty model-viewer script: the page's links and errors without WebGL work on the CPU
             self.page.route("**/static/model-viewer-umd.min.js",
                             lambda route: route.fulfill(body="", content_type="text/javascript"))
