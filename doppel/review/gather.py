@@ -20,6 +20,7 @@ VIDEO_SUFFIXES = (".mp4", ".webm")
 MODEL_SUFFIXES = (".glb",)
 TABLE_SUFFIXES = (".json",)
 STAGE_MARKER = ".doppel_stage.json"
+VIEWER_COPY_SUFFIX = ".view.glb"     # the viewer's copy of a .glb (floor grid, height pole) beside the original
 MAX_FILES_PER_STAGE = 200            # media files shown per stage folder (a capture holds thousands of images)
 MAX_STAGE_DEPTH = 3                  # how deep a STAGE_DIR is searched for stage folders
 MAX_TABLE_BYTES = 256 << 10          # JSON files larger than this are linked, not tabulated
@@ -115,7 +116,7 @@ def _stage_dirs(d: Path, depth: int) -> list[Path]:
     found = [d] if (d / MANIFEST_NAME).is_file() else []
     if found and depth > 0:
         return found                      # a stage folder's own subfolders (masks/, ground_truth/) belong to it
-    if depth >= MAX_STAGE_DEPTH:
+    if depth >= MAX_STAGE_DEPTH or _is_review_site(d):
         return found
     for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
         found += _stage_dirs(sub, depth + 1)
@@ -129,10 +130,20 @@ def _loose_models(source: Path, stage_dirs: list[Path]) -> list[Path]:
         rel = p.relative_to(source)
         if len(rel.parts) > MAX_STAGE_DEPTH + 1 or any(part.startswith(".") for part in rel.parts):
             continue
-        if p.name.endswith(".view.glb") or any(d in p.parents for d in stage_dirs):
+        if p.name.endswith(VIEWER_COPY_SUFFIX) or any(d in p.parents for d in stage_dirs):
+            continue
+        if any(_is_review_site(d) for d in p.parents if source in d.parents):
             continue
         out.append(p)
     return out
+
+
+def _is_review_site(d: Path) -> bool:
+    """A site `doppel review` wrote (its copies of stage files are not stage outputs of their own)."""
+    try:
+        return json.loads((d / STAGE_MARKER).read_text(encoding="utf-8")).get("stage") == "review"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def read_manifest_quietly(d: Path) -> dict | None:
@@ -156,7 +167,7 @@ def stage_view(path: Path, label: str, kind: str | None = None, asset=None) -> S
         media = [p.relative_to(path) for p in sorted(path.rglob("*"))
                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
                  and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES + MODEL_SUFFIXES + TABLE_SUFFIXES
-                 and p.name != MANIFEST_NAME]
+                 and p.name != MANIFEST_NAME and not p.name.endswith(VIEWER_COPY_SUFFIX)]
         # top-level files first (previews, metrics), then subfolders (masks/...)
         media.sort(key=lambda r: (len(r.parts), r.as_posix()))
         view.files, view.truncated = media[:MAX_FILES_PER_STAGE], max(0, len(media) - MAX_FILES_PER_STAGE)

@@ -204,3 +204,13 @@ def test_server_binds_loopback_only(ws, tmp_path):
         srv.server_close()
     with pytest.raises(FileNotFoundError, match="build the site first"):
         make_server(tmp_path, 0)
+
+
+def test_a_site_inside_the_source_is_not_reviewed_again(glb, tmp_path):
+    src = tmp_path / "demo"
+    (src / "export").mkdir(parents=True)
+    (src / "export" / "double.glb").write_bytes(glb[0].read_bytes())
+    first = build_site(src, src / "site")
+    assert first.viewers == 1
+    again = build_site(src, src / "site")                  # the site's copy of double.glb is not a second export
+    assert again.viewers == 1 and [s.label for s in gather(src).stages] == ["export/double.glb"]
