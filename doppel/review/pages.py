@@ -56,7 +56,7 @@ def viewer_html(glb_rel: str, js_rel: str, original_rel: str | None, framing: Fr
             f"alt='{esc(caption)}'>"
             f"<div class='hotspot' slot='hotspot-height' data-position='{x:.3f}m {y0 + framing.actor_height:.3f}m "
             f"{z:.3f}m' data-normal='0m 1m 0m'>{esc(label)}</div>"
-            "<div class='mv-error' hidden></div></model-viewer>"
+            "<div slot='progress-bar'></div><div class='mv-error' hidden></div></model-viewer>"
             "<div class='controls'><button type='button' class='play'>Pause</button>"
             f"<input type='range' class='scrub' min='0' max='{framing.duration:.3f}' step='0.01' value='0' "
             "aria-label='time'>"

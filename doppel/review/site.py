@@ -111,7 +111,7 @@ def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], 
         if progress:
             progress(s.label, i, len(stages))
         copied[id(s)] = copy_stage_files(s, dst, f"files/{i:03d}")
-        models[id(s)] = [model_block(dst / p, dst, f"viewer-{k}", f"{s.kind} {lbl}")
+        models[id(s)] = [model_block(dst / p, dst, f"viewer-{i:03d}-{k}", f"{s.kind} {lbl}")
                          for k, (p, lbl) in enumerate((p, lbl) for p, lbl in copied[id(s)]
                                                       if p.suffix.lower() in MODEL_SUFFIXES)]
     related = exports_of_rigs(data, by_asset)
@@ -134,13 +134,14 @@ def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], 
 
 
 def exports_of_rigs(data: ReviewData, by_asset: dict[str, StageView]) -> dict[int, list[StageView]]:
-    """For each rig's stage view (by id()), the stage views of the .glb exports made from it (lineage, any depth)."""
+    """For each rig's stage view (by id()), the stage views of the exports made from it (lineage, any depth); their
+    .glb files are shown on the rig's page too."""
     out: dict[int, list[StageView]] = {}
 
     def glb_exports(node) -> list:
         found = []
         for ch in node.children:
-            if ch.asset.kind == "export" and ch.asset.path.lower().endswith(MODEL_SUFFIXES):
+            if ch.asset.kind == "export":                # a .glb file, or a folder holding one
                 found.append(ch.asset.id)
             found += glb_exports(ch)
         return found
@@ -327,6 +328,8 @@ def manifest_html(s: StageView) -> str:
         a = s.asset
         rows.update({"asset": a.id, "kind": a.kind, "actor": a.actor_id, "consent": a.consent_id or "not required",
                      "use": a.use, "production": a.production, "sha256": a.sha256, "registered": a.created})
+    if not s.path.exists():
+        rows["on disk"] = "missing: deleted or moved since it was registered"
     m = s.manifest
     if m is None:
         if s.path.is_dir():

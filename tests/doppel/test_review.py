@@ -214,3 +214,13 @@ def test_a_site_inside_the_source_is_not_reviewed_again(glb, tmp_path):
     assert first.viewers == 1
     again = build_site(src, src / "site")                  # the site's copy of double.glb is not a second export
     assert again.viewers == 1 and [s.label for s in gather(src).stages] == ["export/double.glb"]
+
+
+def test_a_registered_asset_deleted_from_disk_is_named(tmp_path, glb):
+    import shutil
+
+    ws = make_workspace(tmp_path / "studio", glb[0])
+    shutil.rmtree(ws.root / "animations" / "run")
+    res = build_site(ws.root, tmp_path / "site")
+    page = next(p for p in res.pages if "animation: animations/run" in p.read_text(encoding="utf-8"))
+    assert "missing: deleted or moved" in page.read_text(encoding="utf-8")
