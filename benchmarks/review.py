@@ -57,7 +57,8 @@ def measure(browser, url: str, shot: Path | None, viewer: bool) -> dict:
     t0 = time.perf_counter()
     page.goto(url)
     pixels = None
-    if viewer:
+    if viewer:   # model-viewer draws only while on screen: bring the (first) viewer into view at once
+        page.locator("figure.viewer").first.scroll_into_view_if_needed()
         page.wait_for_function("window.__mv.visible !== undefined", timeout=TIMEOUT_MS)
         # the first frame the compositor hands back with the double drawn (SwiftShader may still be compiling)
         page.evaluate("document.querySelectorAll('model-viewer').forEach(m => m.style.background = '#fff')")

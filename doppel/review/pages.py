@@ -64,10 +64,22 @@ def viewer_html(glb_rel: str, js_rel: str, original_rel: str | None, framing: Fr
             f"<figcaption>{esc(caption)}: {esc(extent)}{link}</figcaption></figure>")
 
 
-def table(rows: dict, cls: str = "kv") -> str:
-    """A two-column table (key, value); nested values shown as compact JSON, long ones cut."""
-    out = []
+def flatten(rows: dict, prefix: str = "", depth: int = 3) -> dict:
+    """Nested dicts as dotted keys (``feet.l.skate_cm_s``), down to ``depth`` levels; other values as they are."""
+    out: dict = {}
     for k, v in rows.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and depth > 1:
+            out.update(flatten(v, key + ".", depth - 1))
+        else:
+            out[key] = v
+    return out
+
+
+def table(rows: dict, cls: str = "kv") -> str:
+    """A two-column table (key, value); nested dicts as dotted keys, other values as compact JSON, long ones cut."""
+    out = []
+    for k, v in flatten(rows).items():
         text = v if isinstance(v, str) else json.dumps(v, default=str)
         if len(text) > 300:
             text = text[:297] + "..."

@@ -224,3 +224,11 @@ def test_a_registered_asset_deleted_from_disk_is_named(tmp_path, glb):
     res = build_site(ws.root, tmp_path / "site")
     page = next(p for p in res.pages if "animation: animations/run" in p.read_text(encoding="utf-8"))
     assert "missing: deleted or moved" in page.read_text(encoding="utf-8")
+
+
+def test_metrics_tables_flatten_nested_values():
+    from doppel.review.pages import flatten, table
+
+    rows = flatten({"feet": {"l": {"skate": 0.4}, "r": {"skate": 1.5}}, "scale": 0.97, "deep": {"a": {"b": {"c": 1}}}})
+    assert rows == {"feet.l.skate": 0.4, "feet.r.skate": 1.5, "scale": 0.97, "deep.a.b": {"c": 1}}
+    assert "<th>feet.r.skate</th><td>1.5</td>" in table({"feet": {"r": {"skate": 1.5}}})
