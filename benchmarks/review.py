@@ -131,7 +131,7 @@ def main() -> None:
         d.mkdir()
         shutil.copyfile(glb, d / glb.name)
         t0 = time.perf_counter()
-        extra.append(build_site(d, a.out / f"glb{i}_site"))
+        extra.append((glb.stem, build_site(d, a.out / f"glb{i}_site")))
         print(f"site of {glb.name}: {time.perf_counter() - t0:.2f} s (framing {glb.stat().st_size / 1e6:.1f} MB)")
     _browse(a, ws, site, extra)
     print(f"load average after: {load_average()}")
@@ -156,8 +156,8 @@ def _browse(a, ws: Path, site, extra) -> None:
                ("site actor page", "site/actor-virtual.html", "site_actor.png", False),
                ("site export page (3D viewer)", f"site/{export_page}", "site_export_viewer.png", True),
                ("site retarget page", f"site/{retarget_page}", "site_retarget.png", False)]
-    targets += [(f"site of {Path(e.root).name} (3D viewer)", f"{Path(e.root).name}/stage-000.html",
-                 f"glb{i}_viewer.png", True) for i, e in enumerate(extra)]
+    targets += [(f"site of {stem}.glb (3D viewer)", f"{Path(e.root).name}/stage-000.html", f"{stem}_viewer.png", True)
+                for stem, e in extra]
     with sync_playwright() as p:
         t0 = time.perf_counter()
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
