@@ -30,5 +30,10 @@ def review(
     console.print(f"serving http://{host}:{bound}/ (127.0.0.1 only; Ctrl-C stops)")
     try:
         server.serve_forever()
+    except BaseException as e:
+        # Ctrl-C / SIGTERM (KeyboardInterrupt, or doppel.cli's Interrupted) only stop serving: the site is complete
+        if isinstance(e, Exception | SystemExit):
+            raise
+        console.print(f"review: server stopped; the site stays in {res.root}")
     finally:
         server.server_close()

@@ -232,3 +232,32 @@ def test_metrics_tables_flatten_nested_values():
     rows = flatten({"feet": {"l": {"skate": 0.4}, "r": {"skate": 1.5}}, "scale": 0.97, "deep": {"a": {"b": {"c": 1}}}})
     assert rows == {"feet.l.skate": 0.4, "feet.r.skate": 1.5, "scale": 0.97, "deep.a.b": {"c": 1}}
     assert "<th>feet.r.skate</th><td>1.5</td>" in table({"feet": {"r": {"skate": 1.5}}})
+
+
+def test_review_serve_answers_on_loopback(ws, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "doppel", "review", str(ws.root), "--out", str(tmp_path / "site"),
+                             "--serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        for line in proc.stdout:
+            m = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "no 'serving' line"
+        with urllib.request.urlopen(url + "index.html", timeout=30) as r:
+            assert r.status == 200 and b"Audit log" in r.read()
+        with urllib.request.urlopen(url + "static/model-viewer-umd.min.js", timeout=30) as r:
+            assert r.headers["Content-Type"].startswith("text/javascript")
+        proc.send_signal(signal.SIGINT)                     # Ctrl-C stops serving; the site stays, exit 0
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "server stopped" in out and (tmp_path / "site" / "index.html").is_file()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
