@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import build_default_rig, check_preview_size, parse_assignments
+from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
 
 def rig(
@@ -30,6 +31,8 @@ def rig(
     production: ProductionOpt = None,
     fit_dir: Path = typer.Option(None, "--fit", help="A `doppel fit` output folder: use its model and shape."),
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+    no_provenance: NoProvenanceOpt = False,
+    label: LabelOpt = None,
 ) -> None:
     """Build the rig of a double (seeded default shape, --phenotype, or a `doppel fit` result from --fit) and
     write OUT/rig.npz, manifest.json, preview.png."""
@@ -51,11 +54,13 @@ def rig(
     with gate_from_cli(workspace, actor, production, use="rig", command="rig", inputs=gate_inputs,
                        likeness=[fit_dir] if fit_dir is not None else []) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+        disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         task = bar.add_task(f"rig: loading {model}", total=3)
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)
         bar.update(task, description="rig: rendering preview", completed=1)
         with staged_stage_dir(out, "rig", force, gate_inputs) as tmp:
             write_png(tmp / "preview.png", render_preview(rig_obj, size=preview_size))
+            disclose(tmp / "preview.png")    # watermark + C2PA before the manifest hashes it
             bar.update(task, description="rig: saving", completed=2)
             consent = run.provenance
             rig_obj.save(tmp, extra_outputs={"preview": "preview.png"}, inputs=inputs,
