@@ -115,13 +115,18 @@ def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], 
                          for k, (p, lbl) in enumerate((p, lbl) for p, lbl in copied[id(s)]
                                                       if p.suffix.lower() in MODEL_SUFFIXES)]
     related = exports_of_rigs(data, by_asset)
+    ws = None
+    if data.is_workspace:
+        from assets.workspace import Workspace
+
+        ws = Workspace(data.source)
     nav = f"<nav><a href='index.html'>&larr; {esc(data.title)}</a></nav>"
     for i, s in enumerate(stages):
         viewers = list(models[id(s)])
         for e in related.get(id(s), []):
             viewers += [f"<p>From the export <a href='{href(page_of[id(e)])}'>{esc(e.label)}</a>:</p>{v}"
                         for v in models[id(e)]]
-        body = stage_body(s, dst, f"files/{i:03d}", copied[id(s)], viewers)
+        body = stage_body(s, dst, f"files/{i:03d}", copied[id(s)], viewers, ws)
         res.viewers += len(viewers)
         res.pages.append(atomic_write_text(dst / page_of[id(s)], pages.page(
             f"{s.kind}: {s.label}", body, viewer=bool(viewers), nav=nav)))
@@ -248,9 +253,10 @@ def copy_stage_files(s: StageView, root: Path, files_rel: str) -> list[tuple[Pur
 
 
 def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[PurePosixPath, str]],
-               viewers: list[str]) -> str:
+               viewers: list[str], ws=None) -> str:
     """The body of a stage page: its 3D viewers (HTML from `model_block`), then its media by kind, tables and
-    manifest. ``copied``: the files `copy_stage_files` put under root/files_rel."""
+    manifest. ``copied``: the files `copy_stage_files` put under root/files_rel; ``ws``: the workspace whose keys
+    verify renders' provenance (None outside one)."""
     base = s.path.parent if s.path.is_file() else s.path
     parts = [f"<p class='meta'><code>{esc(s.path)}</code></p>", *viewers]
     if s.kind == "rig" and not viewers:
@@ -259,7 +265,7 @@ def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[Pure
     media = [(p, lbl) for p, lbl in copied if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
     tables = [(p, lbl) for p, lbl in copied if p.suffix.lower() in TABLE_SUFFIXES]
     if s.kind in RENDER_KINDS:
-        parts.append(provenance_table(media, root, base, files_rel))
+        parts.append(provenance_table(media, root, base, files_rel, ws))
     elif s.kind in VIDEO_BESIDE_METRICS and any(p.suffix.lower() in VIDEO_SUFFIXES for p, _ in media):
         parts.append(video_beside_metrics(media, tables, base, files_rel))
         media = [(p, lbl) for p, lbl in media if p.suffix.lower() not in VIDEO_SUFFIXES]
@@ -300,11 +306,12 @@ def video_beside_metrics(media, tables, base: Path, files_rel: str) -> str:
     return f"<h2>Preview and metrics</h2><div class='side'><div>{vids}</div><div>{metrics}</div></div>"
 
 
-def provenance_table(media, root: Path, base: Path, files_rel: str) -> str:
-    """Frames and videos of a render / swap with each file's provenance state (`provenance_hook`)."""
+def provenance_table(media, root: Path, base: Path, files_rel: str, ws=None) -> str:
+    """Frames and videos of a render / swap with each file's provenance state (`provenance_hook`: doppel verify's
+    C2PA, watermark and consent checks, against ``ws``'s keys when given)."""
     rows = []
     for p, lbl in media:
-        state = check_provenance(_source(base, files_rel, p))
+        state = check_provenance(_source(base, files_rel, p), ws)
         kind = {True: "ok", False: "bad"}.get(state.ok, "none")
         thumb = (pages.video(str(p), lbl) if p.suffix.lower() in VIDEO_SUFFIXES else pages.figure(str(p), lbl))
         rows.append([thumb, f"<a href='{href(p)}'>{esc(lbl)}</a>", esc(f"{(root / p).stat().st_size / 1e3:.1f} kB"),

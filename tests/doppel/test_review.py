@@ -152,9 +152,42 @@ def test_render_pages_use_the_provenance_hook(ws, tmp_path):
     res = build_site(ws.root, tmp_path / "site")
     render = next(p for p in res.pages if "render:" in p.read_text(encoding="utf-8").split("<h1>")[1][:40])
     text = render.read_text(encoding="utf-8")
-    assert "<th>provenance</th>" in text and "not checked" in text
-    state = check_provenance(render)
-    assert state.ok is None and state.state == "not checked"
+    assert "<th>provenance</th>" in text
+    assert "no C2PA, no watermark" in text and "badge bad" in text      # a render nobody signed or marked
+    assert check_provenance(tmp_path / "missing.png").state == "unreadable"
+
+
+def test_provenance_column_reads_doppel_verify(tmp_path):
+    """A signed and watermarked render is 'signed, trusted' with its consent's status; a re-encoded copy keeps its
+    watermark; after revocation both fail; an unmarked frame fails."""
+    import numpy as np
+    from PIL import Image
+
+    from assets.consent import revoke
+    from assets.disclosure import DisclosureContext, disclose_file
+    from doppel.consent_gate import gated
+    from tests.assets.provenance_helpers import jpeg, textured, workspace_with_actor
+
+    ws, consent = workspace_with_actor(tmp_path / "ws")
+    shot = ws.root / "renders" / "shot1"
+    shot.mkdir(parents=True)
+    Image.fromarray(textured(1)).save(shot / "frame_0001.png")
+    Image.fromarray(textured(2)).save(shot / "frame_0002.png")
+    disclose_file(shot / "frame_0001.png", DisclosureContext(ws, "jane", consent.id, "Film", "render", command="t"))
+    copy = np.asarray(Image.open(shot / "frame_0001.png").convert("RGB"))
+    Image.fromarray(jpeg(copy, 85)).save(shot / "frame_0001_copy.jpg", quality=92)
+    with gated(ws, "jane", "render", "Film", command="render") as run:
+        run.add_output(shot, kind="render")
+    states = {p.name: check_provenance(p, ws) for p in sorted(shot.iterdir())}
+    assert states["frame_0001.png"].state == "signed, trusted, watermarked; consent valid"
+    assert states["frame_0001.png"].ok is True and "c2pa: trusted" in states["frame_0001.png"].detail
+    assert states["frame_0001_copy.jpg"].state == "no C2PA, watermarked; consent valid"
+    assert states["frame_0001_copy.jpg"].ok is True
+    assert states["frame_0002.png"].ok is False and states["frame_0002.png"].state == "no C2PA, no watermark"
+    revoke(ws, consent.id, "withdrawn")
+    res = build_site(ws.root, tmp_path / "site")
+    text = next(p for p in res.pages if "render: renders/shot1" in p.read_text(encoding="utf-8")).read_text("utf-8")
+    assert text.count("consent revoked") == 2 and "badge ok" not in text.split("<th>provenance</th>")[1]
 
 
 def test_tampered_audit_log_shows_on_the_index(tmp_path, glb):
