@@ -36,6 +36,7 @@ from doppel.commands import export as export_cmd
 from doppel.commands import fit as fit_cmd
 from doppel.commands import retarget as retarget_cmd
 from doppel.commands import rig as rig_cmd
+from doppel.commands import texture as texture_cmd
 from doppel.commands import workspace as workspace_cmd
 from doppel.quiet import native_stderr_filter, quiet_native_logs
 
@@ -79,6 +80,7 @@ app.command("export")(export_cmd.export)
 app.command("retarget")(retarget_cmd.retarget)
 app.command("fit")(fit_cmd.fit)
 app.add_typer(capture_cmd.app, name="capture")
+app.command("texture")(texture_cmd.texture)
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)
