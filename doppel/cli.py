@@ -34,6 +34,7 @@ from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
 from doppel.commands import export as export_cmd
 from doppel.commands import fit as fit_cmd
+from doppel.commands import render as render_cmd
 from doppel.commands import retarget as retarget_cmd
 from doppel.commands import rig as rig_cmd
 from doppel.commands import texture as texture_cmd
@@ -81,6 +82,7 @@ app.command("retarget")(retarget_cmd.retarget)
 app.command("fit")(fit_cmd.fit)
 app.add_typer(capture_cmd.app, name="capture")
 app.command("texture")(texture_cmd.texture)
+app.add_typer(render_cmd.app, name="render")
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)

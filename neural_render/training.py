@@ -177,7 +177,7 @@ def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device) -> float
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig, device="cpu",
