@@ -43,6 +43,7 @@ class BakeConfig:
     cos_exponent: float = 2.0        # weight ~ cos(angle between normal and the view ray) ** this
     power: float = 2.0               # final weights are raised to this power (favours the best views)
     depth_tolerance: float = 0.01    # visible if the texel is within this fraction of its depth of the z-buffer
+    depth_pixels: float = 1.5        # ... plus the depth change across this many pixels of the slanted surface
     edge_margin: int = 1             # pixels of the silhouette (mesh or mask) that never contribute
 
 
@@ -116,8 +117,10 @@ def _view_weights(pos: Tensor, nrm: Tensor, cam: Camera, depth: Tensor, valid: T
     inside = (z > 1e-6) & (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
     xi, yi = xi.clamp(0, W - 1), yi.clamp(0, H - 1)
     zbuf = depth[yi, xi]
-    ok = inside & valid[yi, xi] & (z <= zbuf * (1 + cfg.depth_tolerance) + 1e-4) & (cos > cfg.min_cos)
     f = float(cam.K[0, 0] + cam.K[1, 1]) / 2
+    # The z-buffer is read at the nearest pixel: allow the depth change across a pixel of a slanted surface.
+    tol = cfg.depth_tolerance * z + cfg.depth_pixels * z / f / cos.clamp_min(cfg.min_cos)
+    ok = inside & valid[yi, xi] & (z <= zbuf + tol) & (cos > cfg.min_cos)
     w = cos.clamp_min(0) ** cfg.cos_exponent * (f / z.clamp_min(1e-6)) ** 2
     w = torch.where(ok, w, torch.zeros_like(w))
     grid = torch.stack([uvp[:, 0] / W * 2 - 1, uvp[:, 1] / H * 2 - 1], -1)
