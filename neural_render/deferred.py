@@ -16,6 +16,7 @@ from neural_render.gbuffer import GBuffer
 
 __all__ = ["DeferredNeuralRenderer", "round_size", "autocast_for"]
 
+PRIOR_ALPHA_LOGIT = 4.0    # alpha starts at sigmoid(+-4) = 0.98 / 0.02 on / off the mesh
 GEOMETRY_CHANNELS = 10     # view direction (3), world normal (3), camera-frame normal (3), coverage (1)
 
 
@@ -40,13 +41,16 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class DeferredNeuralRenderer(nn.Module):
     """U-Net of ``depth`` down/up steps, ``width`` channels at full resolution (doubling per step, capped at
     4 x width). Input: features (B, H, W, feature_channels) + the G-buffer's geometry channels (+ code (B, K)
-    through a small linear layer, broadcast at the bottleneck). Output: (B, H, W, 4) RGBA in [0, 1]
+    through a small linear layer, broadcast at the bottleneck). Output: (B, H, W, 4) RGBA in [0, 1], the
+    sigmoid of the network's residual plus ``prior`` (the first three features as RGB, the coverage as alpha)
     (straight alpha; RGB in the encoding of the training photos, sRGB). H and W must be multiples of
     ``multiple`` = 2^depth (``round_size``)."""
 
     def __init__(self, feature_channels: int = 16, width: int = 16, depth: int = 3, code_dim: int = 0,
                  code_channels: int = 8):
         super().__init__()
+        if feature_channels < 3:
+            raise ValueError(f"DeferredNeuralRenderer: needs >= 3 feature channels (RGB prior), got {feature_channels}")
         self.feature_channels, self.width, self.depth = feature_channels, width, depth
         self.code_dim, self.code_channels = code_dim, code_channels if code_dim > 0 else 0
         ch = [min(width * 2 ** i, width * 4) for i in range(depth + 1)]
@@ -58,6 +62,8 @@ class DeferredNeuralRenderer(nn.Module):
         self.mid = _block(ch[depth] + self.code_channels, ch[depth])
         self.up = nn.ModuleList([_block(ch[i + 1] + ch[i], ch[i]) for i in reversed(range(depth))])
         self.out = nn.Conv2d(ch[0], 4, 1)
+        nn.init.zeros_(self.out.weight)       # start from the prior (see ``forward``): a working render at step 0
+        nn.init.zeros_(self.out.bias)
 
     @property
     def multiple(self) -> int:
@@ -101,4 +107,13 @@ class DeferredNeuralRenderer(nn.Module):
             skip = skips[-2 - i]
             x = tf.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = u(torch.cat([x, skip], 1))
-        return torch.sigmoid(self.out(x).float()).permute(0, 2, 3, 1)
+        return torch.sigmoid(self.out(x).float() + self.prior(features, g)).permute(0, 2, 3, 1)
+
+    @staticmethod
+    def prior(features: Tensor, g: GBuffer) -> Tensor:
+        """(B, 4, H, W) logits the network's output is added to: RGB = the first three feature channels (the
+        baked texture they start from, see NeuralDouble), alpha = the mesh coverage (+-PRIOR_ALPHA_LOGIT).
+        The network learns the residual: view-dependent effects and what the mesh gets wrong."""
+        rgb = torch.logit(features[..., :3].float().clamp(0.01, 0.99)) * g.mask[..., None]
+        alpha = (g.mask.float() * 2 - 1)[..., None] * PRIOR_ALPHA_LOGIT
+        return torch.cat([rgb, alpha], -1).permute(0, 3, 1, 2)

@@ -89,9 +89,19 @@ def test_unet_output_and_size_contract():
     assert round_size(250, 8) == 248 and round_size(3, 8) == 8 and round_size(252, 8) == 256
 
 
+def test_unet_starts_from_the_prior():
+    net = DeferredNeuralRenderer(feature_channels=4, width=8, depth=2)
+    f, g = torch.rand(1, 8, 8, 4) * 0.9 + 0.05, _gbuffer(1, 8, 8)
+    g.mask[0, :, :4] = False
+    out = net(f, g)
+    assert torch.allclose(out[0, :, 4:, :3], f[0, :, 4:, :3], atol=1e-5)
+    assert float(out[0, :, 4:, 3].min()) > 0.98 and float(out[0, :, :4, 3].max()) < 0.02
+
+
 def test_unet_code_changes_the_output():
     torch.manual_seed(0)
     net = DeferredNeuralRenderer(feature_channels=4, width=8, depth=2, code_dim=5)
+    torch.nn.init.normal_(net.out.weight, std=0.1)     # zero at init: the output is the prior
     f, g = torch.rand(1, 8, 8, 4), _gbuffer(1, 8, 8)
     a = net(f, g, torch.zeros(1, 5))
     b = net(f, g, torch.ones(1, 5))
