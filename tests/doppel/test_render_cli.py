@@ -48,7 +48,8 @@ def test_texture_train_and_shot(tmp_path, capsys, sphere_session):
     s, fit = sphere_session / "session", sphere_session / "fit"
     code, out, err = run_cli(capsys, "texture", s, "--fit", fit, "--out", tmp_path / "tex", "--size", "256")
     assert code == 0, err
-    assert {"albedo.png", "albedo.exr", "coverage.png", "manifest.json"} <= {p.name for p in (tmp_path / "tex").iterdir()}
+    written = {p.name for p in (tmp_path / "tex").iterdir()}
+    assert {"albedo.png", "albedo.exr", "coverage.png", "manifest.json"} <= written
     assert json.loads((tmp_path / "tex" / "metrics.json").read_text())["seen_fraction_of_islands"] > 0.5
     code, out, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "model", "--holdout",
                              "cam3", "--size", "60", "--iterations", "4", "--device", "cpu")
