@@ -154,3 +154,45 @@ def test_shot_bad_inputs(tmp_path, capsys, sphere_session):
     _fails(capsys, o, *shot, "--anim", tmp_path, match="--anim needs --rig")
     _fails(capsys, o, "render", "shot", tmp_path, "--cameras", s / "calibration.json", "--out", o,
            match="not a neural double model folder")
+
+
+def _sphere_rig(path, n_lat=12, n_lon=24):
+    """A one-joint rig of the test sphere (every vertex bound to the root) and an animation spinning it."""
+    from rigging import Rig
+
+    v, f, uv, fuv = uv_sphere(n_lat, n_lon)
+    rig = Rig(joint_names=["root"], parents=np.array([-1]), bind_matrices=np.eye(4)[None], vertices=v.numpy(),
+              faces=f.numpy(), skin_indices=np.zeros((len(v), 1), np.int64), skin_weights=np.ones((len(v), 1)),
+              uvs=uv.numpy(), face_uvs=fuv.numpy())
+    rig.save(path, params={"actor_id": "virtual"})
+    return rig
+
+
+def _spin_animation(path, frames=3):
+    from rigging.animation import Animation
+
+    a = np.linspace(0, 0.6, frames)
+    R = np.stack([[[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]] for t in a])[:, None]
+    Animation(["root"], R, np.zeros((frames, 3)), 24.0, parents=np.array([-1])).save(path)
+    write_manifest(path, "retarget", params={"actor_id": "virtual"}, outputs={"animation": "animation.npz"})
+
+
+def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session):
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    code, _, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "m", "--size", "64",
+                           "--iterations", "1", "--device", "cpu")
+    assert code == 0, err
+    _sphere_rig(tmp_path / "rig")
+    _spin_animation(tmp_path / "anim", 3)
+    code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+                             "--camera", "cam0", "--rig", tmp_path / "rig", "--anim", tmp_path / "anim",
+                             "--frames", "1:3", "--out", tmp_path / "shot")
+    assert code == 0, err
+    from PIL import Image
+    a, b = (np.asarray(Image.open(tmp_path / "shot" / "cam0" / f"000{i}.png")).astype(float) for i in (0, 1))
+    assert not (tmp_path / "shot" / "cam0" / "0002.png").exists() and (tmp_path / "shot" / "cam0.mp4").is_file()
+    assert np.abs(a - b).mean() > 0.5            # the sphere turned between the two frames
+    _sphere_rig(tmp_path / "rig2", 10, 20)
+    _fails(capsys, tmp_path / "shot2", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+           "--rig", tmp_path / "rig2", "--anim", tmp_path / "anim", "--out", tmp_path / "shot2",
+           match="a model from another rig")
