@@ -122,3 +122,12 @@ def test_cuda_matches_cpu(scene, trained):
     gpu = render_views(m.to("cuda"), views, ids, "cuda")      # bfloat16 autocast on CUDA
     m.to("cpu")
     assert float((cpu - gpu).abs().mean()) < 0.02
+
+
+@pytest.mark.gpu
+def test_cuda_training_with_mixed_precision_lowers_the_loss(scene):
+    m, views = _model(scene, seed=1)
+    m = m.to("cuda")
+    res = train_neural_double(m, views, TrainConfig(iterations=40, batch=2, crop=64, eval_every=20, patience=10),
+                              device="cuda")
+    assert res.history[-1]["loss"] < res.history[0]["loss"] and math.isfinite(res.best_holdout_psnr)
