@@ -89,11 +89,11 @@ def doppel_fit(capture: Path, out: Path) -> Path:
 
 
 def train(session: Path, fit: Path, model_dir: Path, holdout: list[str], size: int, minutes: float,
-          device: str) -> dict:
+          device: str, masks: Path | None = None) -> dict:
     from doppel.render_stage import TrainRequest, train_session
 
     req = TrainRequest(session, fit, model_dir, holdout, size, iterations=10 ** 7, device=device,
-                       minutes=minutes)
+                       minutes=minutes, masks=masks)
     t0 = time.perf_counter()
     model_dir.mkdir(parents=True, exist_ok=True)
 
@@ -124,12 +124,13 @@ def _scores(photo: np.ndarray, img: np.ndarray, mask: np.ndarray) -> dict:
             "flip": round(float(err[mask].mean()), 4), "flip_image": round(float(flip_all), 4)}
 
 
-def evaluate_views(model, session, cameras: list[str], size: int, frame: str, verts=None) -> tuple[dict, list]:
+def evaluate_views(model, session, cameras: list[str], size: int, frame: str, verts=None,
+                   masks: Path | None = None) -> tuple[dict, list]:
     """{camera: {"cgi": scores, "neural": scores}} of one frame's photos at the training size, and preview rows."""
     import cv2
 
     from capture.camera import Camera
-    from doppel.neural_inputs import backdrop_mask, load_photo, scaled_camera
+    from doppel.neural_inputs import load_photo, person_mask, scaled_camera
     from doppel.render_stage import training_size
     from neural_render.shot import render_shot_frames
 
@@ -139,7 +140,7 @@ def evaluate_views(model, session, cameras: list[str], size: int, frame: str, ve
         cam = session.camera(name)
         W, H, _ = training_size(cam.width, cam.height, size, model.renderer.multiple)
         photo = cv2.resize(load_photo(session.frames[frame][name], cam), (W, H), interpolation=cv2.INTER_AREA)
-        mask = backdrop_mask(photo)
+        mask = person_mask(masks, frame, name, photo, len(session.frames) > 1)
         bg = np.median(photo[~mask], 0) if (~mask).any() else np.zeros(3, np.float32)
         c = Camera.stack([scaled_camera(cam, W, H)])
         res = {}
@@ -223,6 +224,7 @@ def main() -> None:
     ap.add_argument("--cameras", type=int, default=16)
     ap.add_argument("--novel-poses", type=int, default=3, help="extra frames of the synthetic motion (0 = none)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--masks", type=Path, help="person masks (an ingest folder); default: backdrop key")
     ap.add_argument("--memory-size", type=int, default=512, help="size of the peak-memory probe (0 = skip)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -245,16 +247,17 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     from neural_render.neural_double import load_model
 
     holdout = args.holdout.split(",")
-    summary = train(capture / "session", fit, work / "model", holdout, args.size, args.minutes, args.device)
+    summary = train(capture / "session", fit, work / "model", holdout, args.size, args.minutes, args.device,
+                    args.masks)
     print(f"trained {summary['steps']} steps in {summary['wall_seconds']} s ({summary['stopped']}), best held-out "
           f"PSNR {summary['best_holdout_psnr']} dB at step {summary['best_step']}")
     model, meta, _ = load_model(work / "model")
     session = load_session(capture / "session")
     frames = list(session.frames)
-    held, rows = evaluate_views(model, session, holdout, args.size, frames[0])
+    held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks)
     res = {"load_at_start": _load(), "train": summary, "curve": meta["training"]["history"],
            "holdout": held, "holdout_summary": print_table("held-out views (frame 0)", held)}
-    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size)
+    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks)
     if novel is not None:
         res["novel_poses"], more = novel
         res["novel_summary"] = print_table("novel poses (later frames, ground-truth meshes)", res["novel_poses"])
@@ -274,7 +277,7 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     return res
 
 
-def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list[str], size: int):
+def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list[str], size: int, masks=None):
     import trimesh
 
     if not frames:
@@ -287,7 +290,7 @@ def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list
             print(f"novel poses: no {mesh}; skipped")
             return None
         v = torch.from_numpy(np.asarray(trimesh.load(mesh, process=False).vertices, np.float32))
-        t, r = evaluate_views(model, session, cams, size, f, v)
+        t, r = evaluate_views(model, session, cams, size, f, v, masks)
         table.update({f"{f}/{k}": val for k, val in t.items()})
         rows += r[:1]
     return table, rows
