@@ -162,7 +162,7 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
     cfg = NeuralDoubleConfig(texture_size=req.texture_size, cameras=train_cams)
     model = NeuralDouble(cfg, torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs),
                          verts, cgi_texture)
-    model.texture.set_channels(0, linear_to_srgb(cgi_texture))    # the RGB prior starts as the CGI look
+    model.texture.set_channels(0, linear_to_srgb(cgi_texture))
     return model.to(device), {}, {}, None
 
 

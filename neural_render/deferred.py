@@ -42,8 +42,7 @@ class DeferredNeuralRenderer(nn.Module):
     """U-Net of ``depth`` down/up steps, ``width`` channels at full resolution (doubling per step, capped at
     4 x width). Input: features (B, H, W, feature_channels) + the G-buffer's geometry channels (+ code (B, K)
     through a small linear layer, broadcast at the bottleneck). Output: (B, H, W, 4) RGBA in [0, 1], the
-    sigmoid of the network's residual plus ``prior`` (the first three features as RGB, the coverage as alpha;
-    NeuralDouble starts those channels of its neural texture from the baked texture)
+    sigmoid of the network's residual plus ``prior`` (the first three features as RGB, the coverage as alpha)
     (straight alpha; RGB in the encoding of the training photos, sRGB). H and W must be multiples of
     ``multiple`` = 2^depth (``round_size``)."""
 

@@ -27,7 +27,6 @@ from core.storage import atomic_open, atomic_write_json
 from neural_render.deferred import DeferredNeuralRenderer
 from neural_render.gbuffer import GBuffer, gbuffer
 from neural_render.neural_texture import NeuralTexture
-from neural_render.texture import linear_to_srgb, sample_texture
 
 __all__ = ["NeuralDoubleConfig", "NeuralDouble", "topology_signature", "save_model", "load_model",
            "ModelError", "MODEL_FILE", "CONFIG_FILE", "MODEL_SCHEMA_VERSION"]
@@ -51,7 +50,6 @@ class NeuralDoubleConfig:
     width: int = 16             # U-Net channels at full resolution
     depth: int = 3              # U-Net down/up steps (image sides must be multiples of 2^depth)
     code_dim: int = 0           # per-frame code (pose / expression) size; 0 = none
-    cgi_base: bool = True       # the baked texture (sampled, sRGB) is 3 more U-Net inputs (its full resolution)
     cameras: list[str] = field(default_factory=list)  # training cameras (one colour correction each)
 
 
@@ -76,8 +74,7 @@ class NeuralDouble(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self.texture = NeuralTexture(config.channels, config.texture_size, config.levels, generator=gen)
-        self.renderer = DeferredNeuralRenderer(config.channels + (3 if config.cgi_base else 0), config.width,
-                                               config.depth, config.code_dim)
+        self.renderer = DeferredNeuralRenderer(config.channels, config.width, config.depth, config.code_dim)
         n = max(1, len(config.cameras))
         self.color_A = nn.Parameter(torch.eye(3).repeat(n, 1, 1))
         self.color_b = nn.Parameter(torch.zeros(n, 3))
@@ -106,10 +103,6 @@ class NeuralDouble(nn.Module):
         """(B, H, W, 4) RGBA in [0, 1] (sRGB-encoded RGB, straight alpha) from a G-buffer. camera_index (B,) long:
         apply each training camera's colour correction (training); None: none (new views)."""
         feats = self.texture(g.uv.to(self.uvs.dtype), g.mask)
-        if self.config.cgi_base:
-            # The high-resolution baked colours: detail the 256^2 neural texture lacks, as three more inputs.
-            base = linear_to_srgb(sample_texture(g.uv.to(self.uvs.dtype), self.cgi_texture, mask=g.mask))
-            feats = torch.cat([feats, base.to(feats.dtype)], -1)
         rgba = self.renderer(feats, g, code)
         if camera_index is None:
             return rgba
