@@ -40,6 +40,7 @@ class TrainRequest:
     masks: Path | None = None
     minutes: float | None = None     # wall-clock budget of the optimisation
     texture_size: int = 256          # neural texture side
+    rgb_texture_size: int = 1024     # side of the learned RGB prior texture (0: the neural texture's channels 0-2)
     cgi_texture_size: int = 1024     # the baked texture kept for the CGI renderer
 
 
@@ -145,7 +146,6 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
     import torch
 
     from neural_render.neural_double import ModelError, NeuralDouble, NeuralDoubleConfig, load_model, topology_signature
-    from neural_render.texture import linear_to_srgb
 
     verts = torch.from_numpy(np.stack(list(fit.frames.values())))
     sig = topology_signature(fit.faces, fit.uvs, fit.face_uvs, verts.shape[1])
@@ -159,10 +159,10 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
             raise ModelError(f"--resume: the checkpoint in {src} was trained on cameras {meta['config']['cameras']}, "
                              f"this run trains on {train_cams} (same --holdout needed)")
         return model, opt, meta.get("optimizer_steps", {}), meta.get("training")
-    cfg = NeuralDoubleConfig(texture_size=req.texture_size, cameras=train_cams)
+    cfg = NeuralDoubleConfig(texture_size=req.texture_size, rgb_texture_size=req.rgb_texture_size, cameras=train_cams)
     model = NeuralDouble(cfg, torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs),
                          verts, cgi_texture)
-    model.texture.set_channels(0, linear_to_srgb(cgi_texture))
+    model.init_from_bake(cgi_texture)
     return model.to(device), {}, {}, None
 
 

@@ -27,6 +27,7 @@ from core.storage import atomic_open, atomic_write_json
 from neural_render.deferred import DeferredNeuralRenderer
 from neural_render.gbuffer import GBuffer, gbuffer
 from neural_render.neural_texture import NeuralTexture
+from neural_render.texture import linear_to_srgb
 
 __all__ = ["NeuralDoubleConfig", "NeuralDouble", "topology_signature", "save_model", "load_model",
            "ModelError", "MODEL_FILE", "CONFIG_FILE", "MODEL_SCHEMA_VERSION"]
@@ -50,6 +51,8 @@ class NeuralDoubleConfig:
     width: int = 16             # U-Net channels at full resolution
     depth: int = 3              # U-Net down/up steps (image sides must be multiples of 2^depth)
     code_dim: int = 0           # per-frame code (pose / expression) size; 0 = none
+    rgb_texture_size: int = 0   # > 0: feature channels 0-2 (the RGB prior) come from a 3-channel learned texture
+                                # of this size (more detail than texture_size), 0 = from the neural texture
     cameras: list[str] = field(default_factory=list)  # training cameras (one colour correction each)
 
 
@@ -74,6 +77,8 @@ class NeuralDouble(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self.texture = NeuralTexture(config.channels, config.texture_size, config.levels, generator=gen)
+        self.rgb_texture = NeuralTexture(3, config.rgb_texture_size, config.levels + 1, init_std=0.0) \
+            if config.rgb_texture_size else None
         self.renderer = DeferredNeuralRenderer(config.channels, config.width, config.depth, config.code_dim)
         n = max(1, len(config.cameras))
         self.color_A = nn.Parameter(torch.eye(3).repeat(n, 1, 1))
@@ -85,6 +90,12 @@ class NeuralDouble(nn.Module):
         self.register_buffer("fitted_verts", fv[None] if fv.dim() == 2 else fv)
         self.register_buffer("cgi_texture", torch.zeros(1, 1, 3) if cgi_texture is None
                              else torch.as_tensor(cgi_texture).float())
+
+    @torch.no_grad()
+    def init_from_bake(self, texture_linear: Tensor) -> None:
+        """Start the RGB prior (feature channels 0-2) from a baked texture (S, S, 3) linear RGB."""
+        srgb = linear_to_srgb(torch.as_tensor(texture_linear).float())
+        (self.rgb_texture or self.texture).set_channels(0, srgb)
 
     @property
     def num_vertices(self) -> int:
@@ -103,6 +114,8 @@ class NeuralDouble(nn.Module):
         """(B, H, W, 4) RGBA in [0, 1] (sRGB-encoded RGB, straight alpha) from a G-buffer. camera_index (B,) long:
         apply each training camera's colour correction (training); None: none (new views)."""
         feats = self.texture(g.uv.to(self.uvs.dtype), g.mask)
+        if self.rgb_texture is not None:
+            feats = torch.cat([self.rgb_texture(g.uv.to(self.uvs.dtype), g.mask), feats[..., 3:]], -1)
         rgba = self.renderer(feats, g, code)
         if camera_index is None:
             return rgba
