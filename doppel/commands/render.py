@@ -58,7 +58,8 @@ def train(
         task = bar.add_task("render train", total=iterations, stats="")
 
         def progress(step: int, total: int, loss: float, psnr: float) -> None:
-            bar.update(task, completed=step, stats=f"loss {loss:.4f}  held-out PSNR {psnr:.2f} dB")
+            held = "n/a (no --holdout)" if psnr != psnr else f"{psnr:.2f} dB"
+            bar.update(task, completed=step, stats=f"loss {loss:.4f}  held-out PSNR {held}")
 
         with staged_stage_dir(out, MODEL_STAGE, force or resume, inputs) as tmp:
             s = train_session(req, tmp, progress, lambda m: bar.update(task, description=f"render train: {m}"),
