@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import build_default_rig, check_preview_size, parse_assignments
+from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
 
 def rig(
@@ -32,6 +33,8 @@ def rig(
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
     texture: Path = typer.Option(None, "--texture", help="A `doppel texture` folder baked on the --fit: its albedo.png "
                                  "becomes the rig's texture (FBX / USD / glTF exports carry it)."),
+    no_provenance: NoProvenanceOpt = False,
+    label: LabelOpt = None,
 ) -> None:
     """Build the rig of a double (seeded default shape, --phenotype, or a `doppel fit` result from --fit) and
     write OUT/rig.npz, manifest.json, preview.png."""
@@ -55,6 +58,7 @@ def rig(
     with gate_from_cli(workspace, actor, production, use="rig", command="rig", inputs=gate_inputs,
                        likeness=[fit_dir] if fit_dir is not None else []) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+        disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         task = bar.add_task(f"rig: loading {model}", total=3)
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)
         bar.update(task, description="rig: rendering preview", completed=1)
@@ -64,6 +68,7 @@ def rig(
                 _copy_texture(texture, rig_obj, tmp)
                 extra["albedo"] = "albedo.png"
             write_png(tmp / "preview.png", render_preview(rig_obj, size=preview_size))
+            disclose(tmp / "preview.png")    # watermark + C2PA before the manifest hashes it
             bar.update(task, description="rig: saving", completed=2)
             consent = run.provenance
             rig_obj.save(tmp, extra_outputs=extra, inputs=inputs,
