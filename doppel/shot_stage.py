@@ -16,12 +16,15 @@ log = logging.getLogger(__name__)
 SHOT_STAGE = "render"
 
 
-def disclose_written_frame(png: Path, exr: Path, provenance: dict) -> None:
-    """THE hook of the disclosure / provenance step (issue #17) for every frame a shot writes: watermark and sign
-    ``png`` (and record ``exr``) with the consent ``provenance`` (actor, consent, production). Called once per
-    written frame, inside the staging folder, before the shot's manifest hashes the files. Until the provenance
-    API exists this only logs."""
-    log.debug("frame %s (+ %s) written for actor %s; disclosure pending (#17)", png, exr, provenance.get("actor"))
+def disclose_written_frame(png: Path, exr: Path, disclose: Callable[[Path], None] | None) -> None:
+    """The disclosure / provenance step (issue #17) of every frame a shot writes: ``disclose`` (from
+    ``doppel.media_disclosure.discloser``: label, watermark, C2PA; EXR: a sidecar) on the PNG and the EXR.
+    Called once per written frame, inside the staging folder, before the shot's manifest hashes the files."""
+    if disclose is None:
+        log.debug("frame %s (+ %s): no disclosure requested", png, exr)
+        return
+    disclose(png)
+    disclose(exr)
 
 
 def parse_frames(spec: str | None, total: int) -> range:
@@ -96,8 +99,10 @@ def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple
 
 def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: list[str], rig_dir: Path | None,
                 anim_dir: Path | None, frames: str | None, renderer: str, size: int | None, device: str,
-                provenance: dict, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest."""
+                provenance: dict, progress: Callable[[int, int], None] | None = None,
+                disclose: Callable[[Path], None] | None = None) -> dict:
+    """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
+    applied to every written frame and movie (``disclose_written_frame``)."""
     from core.storage import write_manifest
     from mocap_retarget.preview import write_mp4
     from neural_render.neural_double import load_model
@@ -113,7 +118,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     for fr in render_shot_frames(model, verts, cams, renderer, device):
         name = cams.name[fr.camera] if isinstance(cams.name, tuple) else str(cams.name)
         png, exr = write_shot_frame(out / name, fr.frame, fr)
-        disclose_written_frame(png, exr, provenance)
+        disclose_written_frame(png, exr, disclose)
         outputs[f"{name}/{png.name}"] = f"{name}/{png.name}"
         outputs[f"{name}/{exr.name}"] = f"{name}/{exr.name}"
         if verts.shape[0] > 1:
@@ -121,6 +126,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
             movie.append((np.clip(fr.rgba_srgb[..., :3] * a + 0.5 * (1 - a), 0, 1) * 255 + 0.5).astype(np.uint8))
             if fr.frame == verts.shape[0] - 1:
                 write_mp4(out / f"{name}.mp4", movie, fps)
+                if disclose is not None:
+                    disclose(out / f"{name}.mp4")
                 outputs[f"{name}.mp4"] = f"{name}.mp4"
                 movie = []
         done += 1

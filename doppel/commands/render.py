@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
+from doppel.media_disclosure import LabelOpt, NoProvenanceOpt
 
 app = typer.Typer(help="Neural double: train it from a capture session and its fit, render shots.",
                   no_args_is_help=True)
@@ -88,9 +89,12 @@ def shot(
     actor: ActorOpt = None,
     production: ProductionOpt = None,
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+    no_provenance: NoProvenanceOpt = False,
+    label: LabelOpt = None,
 ) -> None:
     """Render frames of the double: sRGB PNGs, linear half-float EXRs and an mp4 per camera."""
     from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.media_disclosure import discloser
     from doppel.render_stage import resolve_device
     from doppel.shot_stage import SHOT_STAGE, render_shot
 
@@ -103,10 +107,11 @@ def shot(
                        evidence=[p for p in (anim,) if p is not None]) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                      TimeElapsedColumn(), console=console) as bar:
+        disclose = discloser(run, no_provenance, label, kind="render", ingredients=[model_dir / "model.safetensors"])
         task = bar.add_task("render shot", total=None)
         with staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
             s = render_shot(model_dir, cameras, tmp, camera, rig, anim, frames, renderer, size, dev, run.provenance,
-                            lambda i, n: bar.update(task, completed=i, total=n))
+                            lambda i, n: bar.update(task, completed=i, total=n), disclose)
         run.add_output(out, kind="render")
     console.print(f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
                   f"{s['size'][1]} ({s['renderer']})" + (f"; {s['size_note']}" if s["size_note"] else "")

@@ -15,7 +15,7 @@ from tests.cli_runner import run_cli
 from tests.neural_render.scenes import albedo_texture, photograph, ring_cameras, uv_sphere
 
 
-def _fit_folder(path, verts, faces, uvs, face_uvs, later=()):
+def _fit_folder(path, verts, faces, uvs, face_uvs, later=(), actor="virtual"):
     path.mkdir(parents=True)
     (path / "params.json").write_text(json.dumps({"model": "sphere", "source": "test", "shape": {}}))
     write_ply(path / "fit_mesh.ply", verts.numpy(), faces.numpy())
@@ -24,7 +24,7 @@ def _fit_folder(path, verts, faces, uvs, face_uvs, later=()):
     for frame, v in later:
         (path / "frames" / frame).mkdir(parents=True)
         write_ply(path / "frames" / frame / "fit_mesh.ply", v.numpy(), faces.numpy())
-    write_manifest(path, "fit", params={"actor_id": "virtual"}, outputs=outputs)
+    write_manifest(path, "fit", params={"actor_id": actor}, outputs=outputs)
     return path
 
 
@@ -196,3 +196,27 @@ def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session)
     _fails(capsys, tmp_path / "shot2", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
            "--rig", tmp_path / "rig2", "--anim", tmp_path / "anim", "--out", tmp_path / "shot2",
            match="a model from another rig")
+
+
+def test_shot_frames_of_a_real_actor_are_watermarked_and_signed(tmp_path, capsys, sphere_session):
+    ws = tmp_path / "ws"
+    for args in (("init", ws), ("actor", "add", "Jane", "-W", ws),
+                 ("consent", "grant", "jane", "--uses", "fit,render", "--production", "Dune", "--expires",
+                  "2030-01-01", "-W", ws)):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 0, err
+    shutil.copytree(sphere_session / "session", ws / "session")
+    _fit_folder(ws / "fit", *uv_sphere(), actor="jane")
+    who = ("-W", ws, "--actor", "jane", "--production", "Dune")
+    code, _, err = run_cli(capsys, "render", "train", ws / "session", "--fit", ws / "fit", "--out", ws / "m",
+                           "--size", "64", "--iterations", "1", "--device", "cpu", *who)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "render", "shot", ws / "m", "--cameras", ws / "session" / "calibration.json",
+                           "--camera", "cam0", "--out", ws / "shot", *who)
+    assert code == 0, err
+    assert (ws / "shot" / "cam0" / "0000.exr.c2pa").is_file()
+    code, out, err = run_cli(capsys, "verify", ws / "shot" / "cam0" / "0000.png", "-W", ws)
+    assert code == 0 and "actor jane" in out, out + err
+    o = ws / "shot2"
+    _fails(capsys, o, "render", "shot", ws / "m", "--cameras", ws / "session" / "calibration.json", "--out", o,
+           "--no-provenance", *who, match="--no-provenance is only allowed for the virtual actor")
