@@ -73,10 +73,12 @@ class FitFolder:
 
     def write(self, model, *, source: str, shape: np.ndarray, pose: np.ndarray, root_translation: np.ndarray,
               expression: np.ndarray | None, model_vertices: np.ndarray, detail: Detail | None, metrics: dict,
-              params: dict[str, Any], inputs: dict[str, Path] | None = None) -> Path:
+              params: dict[str, Any], inputs: dict[str, Path] | None = None,
+              extra_outputs: dict[str, str] | None = None) -> Path:
         """Write every file of the layout. model: the BodyModel fitted; shape (S,), pose (J, 3), root_translation
         (3,), expression (E,) or None (zeros); model_vertices (V, 3) the posed model fit; detail: None or the
-        detail on top of it; metrics -> metrics.json; params, inputs -> the manifest."""
+        detail on top of it; metrics -> metrics.json; params, inputs -> the manifest; extra_outputs: more files the
+        caller wrote into the folder (name -> file name), listed in the manifest."""
         out = self.path
         out.mkdir(parents=True, exist_ok=True)
         faces = np.asarray(model.faces)
@@ -93,6 +95,7 @@ class FitFolder:
                                 observed=detail.observed.astype(np.float32))
             atomic_write_bytes(out / "displacements.npz", buf.getvalue())
             outputs.update(model_fit_mesh="model_fit_mesh.ply", displacements="displacements.npz")
+        outputs.update(extra_outputs or {})
         write_ply(out / "fit_mesh_bind.ply", model.bind_state(shape).vertices, faces)
         expr = np.zeros(len(model.expression_names)) if expression is None else expression
         atomic_write_json(out / "params.json", {

@@ -15,7 +15,9 @@ from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from
 def fit(
     session: Path = typer.Argument(None, help="Capture session folder (multi-view fit)."),
     out: Path = typer.Option(..., "--out", help="Output folder: params.json, fit_mesh.ply, metrics.json, ..."),
-    landmarks: Path = typer.Option(None, "--landmarks", help="Landmark (ingest) folder of the session."),
+    landmarks: Path = typer.Option(None, "--landmarks",
+                                   help="Landmark (ingest) folder of the session; with --scan: a control-point pairs "
+                                        "file PAIRS.json (scan point/vertex <-> model vertex/landmark)."),
     scan: Path = typer.Option(None, "--scan", help="A scan mesh (.ply/.obj) to register the model to."),
     model: str = typer.Option("anny", "--model",
                               help="Body model: anny; smplx or flame (session fits; files from --model-file or "
@@ -24,10 +26,16 @@ def fit(
     landmark_embedding: Path = typer.Option(None, "--landmark-embedding",
                                             help="FLAME: its mediapipe_landmark_embedding.npz (default: beside the "
                                                  "model file, else $DOPPEL_MODELS_DIR/flame/)."),
-    iterations: int = typer.Option(60, "--iterations", help="Model-fit iterations."),
+    iterations: int = typer.Option(150, "--iterations", help="Scan: model-fit iterations (chamfer steps)."),
     rigid_init: str = typer.Option("up", "--rigid-init", help="Scan alignment start: up (scan +Y up), pca, identity."),
     nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
                                             help="Non-rigid ICP iterations per stiffness step (0 = no non-rigid)."),
+    nonrigid_method: str = typer.Option("anchored", "--nonrigid-method",
+                                        help="Scan: anchored (keeps correspondence, reports sliding) or nricp."),
+    auto_landmarks: bool = typer.Option(True, "--auto-landmarks/--no-auto-landmarks",
+                                        help="Scan: detect MediaPipe landmarks on renders of the scan."),
+    texture_size: int = typer.Option(1024, "--texture-size",
+                                     help="Scan with colour: albedo.png size in texels (0 = no texture transfer)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     stages: str = typer.Option("40,300,100,100", "--stages",
                                help="Session fit: Adam iterations of the rigid, body, face and all stages."),
@@ -52,13 +60,11 @@ def fit(
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
 ) -> None:
     """Fit the body model; writes OUT/params.json, fit_mesh.ply, fit_mesh_bind.ply, displacements.npz, metrics.json."""
-    from core.stage_folders import check_stage_out, staged_stage_dir
-    from reconstruction.body_models import AnnyModel
+    from core.stage_folders import check_stage_out
     from reconstruction.fitting import resolve_device
-    from reconstruction.scan_pipeline import ScanPipelineConfig, run_scan_fit
 
     dev = resolve_device(device)
-    if scan is not None and (session is not None or landmarks is not None):
+    if scan is not None and session is not None:
         raise ValueError("give either a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply, not both: "
                          "a scan registration does not use the session")
     if scan is None:
@@ -69,27 +75,78 @@ def fit(
                      detail_iterations, temporal_weight, workspace, actor, production, model_file,
                      landmark_embedding, force)
         return
+    _fit_scan(scan, out, landmarks, model, dev, iterations, rigid_init, nonrigid_iterations, nonrigid_method,
+              auto_landmarks, texture_size, workspace, actor, production, force)
+
+
+def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, iterations: int, rigid_init: str,
+              nonrigid_iterations: int, nonrigid_method: str, auto_landmarks: bool, texture_size: int, workspace,
+              actor, production, force: bool) -> None:
+    """The scan path: checks, then register_scan through run_scan_fit into a staged fit folder + report.html."""
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from reconstruction.body_models import AnnyModel
+    from reconstruction.scan_pipeline import ScanPipelineConfig, run_scan_fit
+
     if model != "anny":
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
     if iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {iterations}")
-    check_stage_out(out, "fit", force, [scan])      # before any slow work
+    if nonrigid_method not in ("anchored", "nricp"):
+        raise ValueError(f"--nonrigid-method must be anchored or nricp, got {nonrigid_method!r}")
+    if texture_size < 0:
+        raise ValueError(f"--texture-size must be >= 0, got {texture_size}")
+    if pairs is not None:
+        from reconstruction.scan_pairs import read_pairs
+
+        read_pairs(pairs)                           # a bad pairs file fails before any slow work
+    inputs = [scan] + ([pairs] if pairs else [])
+    check_stage_out(out, "fit", force, inputs)      # before any slow work
     console = Console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
-    with gate_from_cli(workspace, actor, production, use="fit", command="fit", inputs=[scan]) as run, \
+    with gate_from_cli(workspace, actor, production, use="fit", command="fit", inputs=inputs) as run, \
             Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=1.0)
         body = AnnyModel(device=dev)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                 "production": run.provenance["production"]}
         cfg = ScanPipelineConfig(iterations=iterations, rigid_init=rigid_init, nonrigid=nonrigid_iterations > 0,
-                                 nonrigid_iterations=max(nonrigid_iterations, 1))
-        with staged_stage_dir(out, "fit", force, [scan]) as tmp:
+                                 nonrigid_iterations=max(nonrigid_iterations, 1), nonrigid_method=nonrigid_method,
+                                 auto_landmarks=auto_landmarks, pairs=pairs, texture_size=texture_size)
+        with staged_stage_dir(out, "fit", force, inputs) as tmp:
             metrics = run_scan_fit(body, scan, tmp, cfg, provenance=prov,
                                    progress=lambda d, f: bar.update(task, description=f"fit: {d}", completed=f))
+            _write_scan_report(tmp, metrics, shown=out)
         run.add_output(out, kind="fit")
     console.print(f"fit: registered to {scan.name}: mean distance {metrics['registered_to_scan']['mean_mm']:.2f} mm "
                   f"(model alone {metrics['model_fit_to_scan']['mean_mm']:.2f} mm) -> {out}")
+
+
+def _write_scan_report(out: Path, metrics: dict, shown: Path | None = None) -> None:
+    """OUT/report.html of a scan registration: numbers, the detected scan landmarks, the sliding heat map."""
+    from doppel.report import Section, write_report
+
+    lm = metrics.get("scan_landmarks") or {}
+    table = {"rigid start": metrics["rigid_start"],
+             "scan landmarks (pose/face/hands)": "off" if not lm else
+             f"{lm['pose']}/{lm['face']}/{lm['hand.L'] + lm['hand.R']}",
+             "model fit to scan (mean/p95 mm)": "{mean_mm:.2f} / {p95_mm:.2f}".format(**metrics["model_fit_to_scan"]),
+             "registered to scan (mean/p95 mm)": "{mean_mm:.2f} / {p95_mm:.2f}".format(**metrics["registered_to_scan"]),
+             "sliding along the surface (mean/p95 mm)": "{mean_mm:.2f} / {p95_mm:.2f}".format(**metrics["sliding"]),
+             **{f"{k} residual (fit -> registered, mm)": f"{v['model_fit_mm']:.1f} -> {v['registered_mm']:.1f} "
+                f"({v['count']})" for k, v in (metrics.get("correspondences") or {}).items()},
+             **({"texture coverage": f"{metrics['texture_coverage']:.1%}"} if "texture_coverage" in metrics else {}),
+             **{f"time {k}": f"{v:.1f}" for k, v in metrics["seconds"].items()}}
+    files = ["params.json", "fit_mesh.ply", "model_fit_mesh.ply", "fit_mesh_bind.ply", "metrics.json", "sliding.npz"]
+    if (out / "albedo.png").is_file():
+        files.append("albedo.png")
+    sections = [Section("Scan registration", table=table, files=files)]
+    if (out / "scan_landmarks.png").is_file():
+        sections.append(Section("Scan landmarks", text="Renders of the scan with MediaPipe's detections: pose green, "
+                                "face mesh red, hands blue (triangulated over the ring of views).",
+                                images=[("scan_landmarks.png", "detected scan landmarks")]))
+    sections.append(Section("Sliding", text="How far each vertex moved along the model fit's surface in the non-rigid "
+                            "stage (blue 0, red >= 10 mm), front and back.", images=[("sliding.png", "sliding")]))
+    write_report(out / "report.html", "Scan registration", sections, subtitle=str(shown or out))
 
 
 def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, dev: str, stages: str,

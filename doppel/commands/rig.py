@@ -31,6 +31,8 @@ def rig(
     production: ProductionOpt = None,
     fit_dir: Path = typer.Option(None, "--fit", help="A `doppel fit` output folder: use its model and shape."),
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+    texture: Path = typer.Option(None, "--texture", help="A `doppel texture` folder baked on the --fit: its albedo.png "
+                                 "becomes the rig's texture (FBX / USD / glTF exports carry it)."),
     no_provenance: NoProvenanceOpt = False,
     label: LabelOpt = None,
 ) -> None:
@@ -47,7 +49,9 @@ def rig(
         fitted = read_fit_params(fit_dir)
         model, shape = fitted["model"], {**fitted["shape"], **shape}
     check_preview_size(preview_size)
-    gate_inputs = [p for p in (model_file, fit_dir) if p is not None]
+    if texture is not None and fit_dir is None:
+        raise ValueError("--texture needs --fit (the texture is baked on a fit's mesh)")
+    gate_inputs = [p for p in (model_file, fit_dir, texture) if p is not None]
     check_stage_out(out, "rig", force, gate_inputs)      # before any slow work
     console = Console()
     # The likeness is the fit's (none without --fit: the rig is then generated from the model, the virtual actor).
@@ -59,11 +63,20 @@ def rig(
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)
         bar.update(task, description="rig: rendering preview", completed=1)
         with staged_stage_dir(out, "rig", force, gate_inputs) as tmp:
+            extra = {"preview": "preview.png"}
+            if texture is not None:
+                _copy_texture(texture, rig_obj, tmp)
+                extra["albedo"] = "albedo.png"
+            elif fit_dir is not None and (fit_dir / "albedo.png").is_file():   # a scan fit's colour (model UVs)
+                import shutil
+
+                shutil.copyfile(fit_dir / "albedo.png", tmp / "albedo.png")
+                extra["albedo"] = "albedo.png"
             write_png(tmp / "preview.png", render_preview(rig_obj, size=preview_size))
             disclose(tmp / "preview.png")    # watermark + C2PA before the manifest hashes it
             bar.update(task, description="rig: saving", completed=2)
             consent = run.provenance
-            rig_obj.save(tmp, extra_outputs={"preview": "preview.png"}, inputs=inputs,
+            rig_obj.save(tmp, extra_outputs=extra, inputs=inputs,
                          params={**params, "preview_size": preview_size, "actor_id": consent["actor"],
                                  "consent_id": consent["consent"], "production": consent["production"]})
         run.add_output(out, kind="rig")
@@ -71,3 +84,12 @@ def rig(
     console.print(f"rig: {rig_obj.num_joints} joints, {rig_obj.num_vertices} vertices, "
                   f"{len(rig_obj.blendshape_names)} blendshapes, {rig_obj.skin_indices.shape[1]} influences/vertex "
                   f"-> {out}")
+
+
+def _copy_texture(texture: Path, rig_obj, tmp: Path) -> None:
+    """TEXTURE/albedo.png -> TMP/albedo.png, after checking it was baked on the rig's topology and UVs."""
+    import shutil
+
+    from doppel.texture_stage import texture_for_rig
+
+    shutil.copyfile(texture_for_rig(texture, rig_obj), tmp / "albedo.png")
