@@ -224,7 +224,7 @@ def _fill(plan: Plan, job: JobEntry, fld: str, template: str, names: dict[str, s
 
 def _chunks(plan: Plan, job: JobEntry, spec: StageSpec) -> list[tuple[int, int] | None]:
     """The frame chunks of a chunked stage ([None] for others): "FIRST:LAST" inclusive, ``chunk_size`` each."""
-    if spec.chunk is None:
+    if spec.chunk is None or getattr(job.options, spec.chunk) is None:   # no range given: one task, all frames
         return [None]
     text = str(getattr(job.options, spec.chunk))
     m = re.fullmatch(r"\s*(-?\d+)\s*:\s*(-?\d+)\s*", text)

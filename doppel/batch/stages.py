@@ -237,3 +237,83 @@ def _ingest_call(v: dict) -> dict:
 register_stage(StageSpec("capture ingest", IngestJob, "scan", "doppel.commands.capture:ingest_cmd",
                          (InputField("session", "session"),), _ingest_call,
                          lambda v: GateSpec((v["session"],), None)))
+
+
+# --- texture -------------------------------------------------------------------------------------------------
+class TextureJob(JobOptions):
+    session: str                                      # capture session folder(s) (glob)
+    fit: str                                          # the session's fit folder ("fits/{session}")
+    size: int = Field(2048, ge=256, le=4096)          # texture size, texels
+    masks: str | None = None                          # ingest folder or CAMERA.png folder of person masks
+
+
+def _texture_call(v: dict) -> dict:
+    return {"session": Path(v["session"]), "fit_dir": Path(v["fit"]), "out": Path(v["out"]), "size": v["size"],
+            "masks": _p(v["masks"])}
+
+
+register_stage(StageSpec("texture", TextureJob, "fit", "doppel.commands.texture:texture",
+                         (InputField("session", "session"), InputField("fit", "fit"),
+                          InputField("masks", "masks", optional=True)), _texture_call,
+                         lambda v: GateSpec(tuple(p for p in (v["session"], v["fit"], v["masks"]) if p), None)))
+
+
+# --- render train --------------------------------------------------------------------------------------------
+class RenderTrainJob(JobOptions):
+    session: str                                      # capture session folder(s) (glob)
+    fit: str                                          # the session's fit folder ("fits/{session}")
+    holdout: str = ""                                 # held-out cameras, comma separated
+    size: int = Field(256, ge=32, le=4096)            # training image size, px
+    iterations: int = Field(2000, ge=1)               # optimisation steps (at most)
+    minutes: float | None = Field(None, gt=0)         # wall-clock budget
+    masks: str | None = None                          # person masks (ingest folder or CAMERA.png folder)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+def _train_call(v: dict) -> dict:
+    return {"session": Path(v["session"]), "fit_dir": Path(v["fit"]), "out": Path(v["out"]), "holdout": v["holdout"],
+            "size": v["size"], "iterations": v["iterations"], "minutes": v["minutes"], "masks": _p(v["masks"]),
+            "device": v["device"]}
+
+
+register_stage(StageSpec("render train", RenderTrainJob, "render", "doppel.commands.render:train",
+                         (InputField("session", "session"), InputField("fit", "fit"),
+                          InputField("masks", "masks", optional=True)), _train_call,
+                         lambda v: GateSpec(tuple(p for p in (v["session"], v["fit"], v["masks"]) if p), None),
+                         gpu=True))
+
+
+# --- render shot ---------------------------------------------------------------------------------------------
+class RenderShotJob(JobOptions):
+    model: str                                        # `render train` model folder(s) (glob)
+    cameras: str                                      # calibration JSON of the shot's cameras
+    camera: list[str] = []                            # camera names (default all)
+    rig: str | None = None                            # rig driving the double (with anim)
+    anim: str | None = None                           # animation folder(s) (glob) retargeted onto rig
+    frames: str | None = None                         # "FIRST:LAST" inclusive: split into chunk_size-frame tasks
+    chunk_size: int = Field(24, ge=1)                 # frames per task
+    renderer: Literal["neural", "cgi"] = "neural"
+    size: int | None = Field(None, ge=16, le=8192)    # longest image side, px
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    label: str | None = None                          # visible disclosure label
+
+
+def _shot_call(v: dict) -> dict:
+    frames = None
+    if v["frames"]:
+        first, last = (int(x) for x in str(v["frames"]).split(":"))
+        frames = f"{first}:{last + 1}"                # the command's A:B is B-exclusive
+    return {"model_dir": Path(v["model"]), "cameras": Path(v["cameras"]), "camera": list(v["camera"]),
+            "rig": _p(v["rig"]), "anim": _p(v["anim"]), "frames": frames, "renderer": v["renderer"],
+            "size": v["size"], "device": v["device"], "out": Path(v["out"]), "label": v["label"]}
+
+
+def _shot_gate(v: dict) -> GateSpec:
+    inputs = tuple(p for p in (v["model"], v["cameras"], v["rig"], v["anim"]) if p)
+    return GateSpec(inputs, tuple(p for p in (v["model"], v["rig"]) if p), (v["anim"],) if v["anim"] else ())
+
+
+register_stage(StageSpec("render shot", RenderShotJob, "render", "doppel.commands.render:shot",
+                         (InputField("model", "model"), InputField("cameras", "cameras"),
+                          InputField("rig", "rig", optional=True), InputField("anim", "anim", optional=True)),
+                         _shot_call, _shot_gate, gpu=True, chunk="frames"))

@@ -377,3 +377,17 @@ jobs:
     assert refused == n_refused + 2
     flagged = [e for e in entries(ws) if e.record.get("outcome") == "consent_revoked_during_run"]
     assert len(flagged) == 1 and verify(ws).ok
+
+
+def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_path):
+    """The neural double's stages plug into plans: shots split into chunks whose command ranges are B-exclusive."""
+    from doppel.batch.stages import STAGES
+
+    assert {"texture", "render train", "render shot"} <= set(STAGES)
+    shot = STAGES["render shot"]
+    assert shot.chunk == "frames" and shot.gpu and STAGES["render train"].gpu
+    call = shot.call({"model": "m", "cameras": "c.json", "camera": [], "rig": "r", "anim": "a", "frames": "0:23",
+                      "renderer": "neural", "size": None, "device": "auto", "out": "o", "label": None})
+    assert call["frames"] == "0:24" and call["rig"] == Path("r")
+    gate = shot.gate({"model": "m", "cameras": "c.json", "rig": "r", "anim": "a"})
+    assert gate.likeness == ("m", "r") and gate.evidence == ("a",)
