@@ -192,6 +192,11 @@ def synth_cmd(
     seed: int = typer.Option(0, "--seed", help="virtual actor seed"),
     size: int = typer.Option(1024, "--size", help="image width = height, px"),
     frames: int = typer.Option(1, "--frames", help="frames of a smooth motion (images/FRAME/CAMERA.png when > 1)"),
+    renderer: str = typer.Option("raster", "--renderer", help="raster (fast, Lambert) or cycles (Blender Cycles "
+                                                            "path tracing; also writes CAMERA.exr, linear half float)"),
+    samples: int = typer.Option(32, "--samples", help="cycles: samples per pixel (denoised by OpenImageDenoise)"),
+    anim: Path = typer.Option(None, "--anim", help="a clip on the virtual actor's skeleton (animation folder or "
+                                                   "animation.npz of `doppel retarget`), not the built-in motion"),
     allow_large: bool = typer.Option(False, "--allow-large", help="run a request estimated to take over "
                                                                   "2 hours or most of the available memory"),
     force: bool = ForceOpt,
@@ -204,17 +209,24 @@ def synth_cmd(
 
     from core.limits import check_resources
     from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.cycles_capture import CyclesSettings, check_renderer_args, estimate_cycles_seconds
     from doppel.synthetic_capture import (
         check_synthetic_capture_args,
         estimate_synthetic_capture,
         synthesize_capture,
     )
+    from doppel.synthetic_motion import load_clip
     from doppel.synthetic_provenance import write_synthetic_session_manifest
 
     check_synthetic_capture_args(cameras, size, frames)
+    check_renderer_args(renderer, samples)
+    clip = load_clip(anim, frames) if anim is not None else None
     ws = find_workspace(workspace)  # before the work: a wrong --workspace fails at once
     out = check_stage_out(out, "capture synth", force)
     est = estimate_synthetic_capture(cameras, size, frames)
+    if renderer == "cycles":
+        est = dataclasses.replace(est, seconds=est.seconds + estimate_cycles_seconds(cameras * frames, size, size,
+                                                                                     samples))
     check_resources(est, out.absolute().parent, allow_large=allow_large)
     console.print(f"{est.what}: {est.describe()} (estimated)", soft_wrap=True)
     with _progress() as prog, staged_stage_dir(out, "capture synth", force) as tmp:
@@ -223,11 +235,16 @@ def synth_cmd(
         def cb(step: str, i: int, total: int) -> None:
             prog.update(task, description=f"rendering {step}", completed=i, total=total)
 
-        res = synthesize_capture(tmp, n_cameras=cameras, seed=seed, size=size, frames=frames, progress=cb)
+        res = synthesize_capture(tmp, n_cameras=cameras, seed=seed, size=size, frames=frames, progress=cb,
+                                 renderer=renderer, cycles=CyclesSettings(samples=samples), clip=clip)
         prog.update(task, description="writing", completed=cameras * frames)
+        settings = {"cameras": cameras, "size": size, "frames": frames}
+        if renderer != "raster":
+            settings.update(renderer=renderer, samples=samples)
+        if anim is not None:
+            settings["anim"] = str(anim)
         # The session and its provenance manifest replace OUT together.
-        write_synthetic_session_manifest(res.session_dir, seed=seed, settings={"cameras": cameras, "size": size,
-                                                                               "frames": frames},
+        write_synthetic_session_manifest(res.session_dir, seed=seed, settings=settings,
                                          key=ws.manifest_key() if ws is not None else None)
     res = dataclasses.replace(res, session_dir=out / "session", ground_truth_dir=out / "ground_truth")  # final paths
     console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {res.session_dir} (ground truth in "
