@@ -249,3 +249,39 @@ def synth_cmd(
     res = dataclasses.replace(res, session_dir=out / "session", ground_truth_dir=out / "ground_truth")  # final paths
     console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {res.session_dir} (ground truth in "
                   f"{res.ground_truth_dir})")
+
+
+@app.command("plate")
+def plate_cmd(
+    out: Path = typer.Option(..., "--out", help="output folder (DIR/plate, DIR/ground_truth)"),
+    performer_seed: int = typer.Option(1, "--performer-seed", help="virtual actor B, who performs the shot"),
+    double_seed: int = typer.Option(0, "--double-seed", help="virtual actor A, whose head the ground truth puts on B"),
+    frames: int = typer.Option(120, "--frames", help="frames in the shot"),
+    camera: str = typer.Option("handheld", "--camera", help="film camera: static, handheld or dolly"),
+    size: str = typer.Option("1280x720", "--size", help="WIDTHxHEIGHT in px"),
+    renderer: str = typer.Option("raster", "--renderer", help="raster (fast) or cycles (path traced, + EXR)"),
+    samples: int = typer.Option(32, "--samples", help="cycles: samples per pixel (denoised)"),
+    fps: float = typer.Option(24.0, "--fps", help="frame rate of plate.mp4"),
+    anim: Path = typer.Option(None, "--anim", help="not yet supported for plates (the built-in performance "
+                                                   "carries the head turns, talking and hands)"),
+    force: bool = ForceOpt,
+) -> None:
+    """A synthetic plate for face replacement: actor B performing (head turns, talking, hands over the face) in
+    front of a moving camera, and the ground truth with actor A's head on B (landmarks, head pose, masks)."""
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.synthetic_plate import PlateConfig, check_plate_config, parse_size, render_plate
+
+    if anim is not None:
+        raise ValueError(f"{anim}: --anim is not supported by `capture plate` yet (use `capture synth --anim`)")
+    w, h = parse_size(size)
+    cfg = PlateConfig(performer_seed=performer_seed, double_seed=double_seed, frames=frames, width=w, height=h,
+                      fps=fps, camera=camera, renderer=renderer, samples=samples)
+    check_plate_config(cfg)
+    out = check_stage_out(out, "capture plate", force)
+    with _progress() as prog, staged_stage_dir(out, "capture plate", force) as tmp:
+        task = prog.add_task("plate", total=2 * frames)
+        res = render_plate(tmp, cfg, progress=lambda i, n: prog.update(task, completed=i, total=n))
+    s = res.summary
+    console.print(f"{frames} frames at {w}x{h} ({renderer}) -> {out / 'plate'} and {out / 'ground_truth'}; yaw "
+                  f"{s['yaw_range_deg']}, pitch {s['pitch_range_deg']} deg, {s['frames_with_occlusion']} frames with "
+                  f"the face occluded; {res.timings['total']:.0f} s", soft_wrap=True)
