@@ -181,3 +181,55 @@ def test_blender_crash_is_one_line_and_leaves_no_folder(tmp_path, capsys, monkey
                            "--renderer", "cycles", "--samples", "1")
     assert code != 0 and "Blender worker crashed" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists() and not any(tmp_path.glob(".out*"))
+
+
+def test_anim_clip_drives_the_take(actor, tmp_path):
+    """A clip on the virtual actor's skeleton (animation.npz) poses each frame: frame 1 turns the head, the
+    feet stay; the ground truth of each frame is the clip's pose."""
+    import roma
+    import torch
+    import trimesh
+
+    from doppel.synthetic_capture import synthesize_capture
+    from doppel.synthetic_motion import load_clip
+    from doppel.virtual_actor import body_model
+    from rigging.animation import Animation
+
+    names = list(body_model().skeleton.joint_names)
+    R = np.repeat(np.eye(3)[None, None], 3, axis=0).repeat(len(names), axis=1)
+    R[1:, names.index("neck02")] = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.9, 0.0], dtype=torch.float64)).numpy()
+    Animation(names, R, np.zeros((3, 3)), 30.0).save(tmp_path / "clip")
+    clip = load_clip(tmp_path / "clip", 2)
+    assert len(clip) == 2
+    synthesize_capture(tmp_path / "out", n_cameras=2, size=SIZE, actor=actor, frames=2, clip=clip)
+    v0, v1 = (trimesh.load(tmp_path / f"out/ground_truth/frames/00{f}/mesh.ply", process=False).vertices
+              for f in (0, 1))
+    head = actor.rest_vertices[:, 1] > actor.rest_vertices[:, 1].max() - 0.1
+    feet = actor.rest_vertices[:, 1] < 0.05
+    assert np.linalg.norm(v1 - v0, axis=1)[head].mean() > 0.03
+    assert np.linalg.norm(v1 - v0, axis=1)[feet].max() < 1e-5
+    with pytest.raises(ValueError, match="none of its"):
+        Animation(["not_a_bone"], R[:, :1], np.zeros((3, 3)), 30.0).save(tmp_path / "other")
+        load_clip(tmp_path / "other", 2)
+
+
+def test_demo_shows_a_cycles_view_beside_the_raster_view(pair, actor, tmp_path):
+    import types
+
+    import cv2
+
+    from doppel.pipeline.demo_capture import _cycles_beside_raster
+
+    _, _, r, _ = pair
+    ctx = types.SimpleNamespace(out=tmp_path, quick=True, seed=0, state={"actor": actor})
+    (tmp_path / "capture").mkdir()
+    r0 = types.SimpleNamespace(**{**r.__dict__, "session_dir": tmp_path / "session"})
+    (r0.session_dir / "images").mkdir(parents=True)
+    for p in (r.session_dir / "images" / "000").glob("*.png"):   # the demo's capture: images/CAMERA.png
+        (r0.session_dir / "images" / p.name).write_bytes(p.read_bytes())
+    image, line = _cycles_beside_raster(ctx, r0, SIZE)
+    assert image is not None and "16 samples" in line, line
+    both = cv2.imread(str(tmp_path / image[0]))
+    assert both.shape == (SIZE, 2 * SIZE, 3)
+    left, right = both[:, :SIZE].astype(float), both[:, SIZE:].astype(float)
+    assert 2 < np.abs(left - right).mean() < 60         # the same view, rendered differently
