@@ -65,6 +65,7 @@ class PlateConfig:
     texture_size: int = 1024       # albedo size, texels
     fov_x_deg: float = 32.0        # horizontal field of view of the film camera
     distance_m: float = 1.35       # camera to head distance
+    clip: str | None = None        # a clip on the virtual actor's skeleton (animation.npz / folder) for the body
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -222,6 +223,8 @@ class _Plate:
     lm_weight: np.ndarray             # (478, K) weights
     neck: int                         # joint index of neck01
     head_centre: np.ndarray           # (3,) where the film camera aims
+    clip: list | None = None          # LocalPose per frame (--anim), else None (the built-in performance)
+    bind_rot: np.ndarray | None = None  # (J, 3, 3) B's bind orientations (turning the head of a clip)
 
 
 def _prepare(cfg: PlateConfig, actor_b=None, actor_a=None) -> _Plate:
@@ -253,8 +256,14 @@ def _prepare(cfg: PlateConfig, actor_b=None, actor_a=None) -> _Plate:
     kp = coco_keypoints(b)
     head_centre = (kp["left_eye"] + kp["right_eye"]) / 2 * 0.5 + kp["nose"] * 0.5 + np.array([0.0, -0.03, 0.0])
     names = list(body_model().skeleton.joint_names)
+    clip = bind_rot = None
+    if cfg.clip is not None:
+        from doppel.synthetic_motion import load_clip
+
+        clip = load_clip(cfg.clip, cfg.frames)
+        bind_rot = body_model().bind_state(b.phenotype).bind_matrices[:, :3, :3].astype(np.float64)
     return _Plate(cfg, b, a, w, blend_texture(b, a, w), face, ~head_like, skull, skull0, reg.index[rows],
-                  reg.weight[rows], names.index("neck01"), head_centre)
+                  reg.weight[rows], names.index("neck01"), head_centre, clip, bind_rot)
 
 
 @dataclass
@@ -271,12 +280,35 @@ def _frame(P: _Plate, f: int) -> _Frame:
 
     t = (f + 0.5) / P.cfg.frames            # mid-frame times: short shots still sample the turns
     pose, expr, info = performance(P.actor_b.pose, t)
-    b = pose_actor(P.actor_b, world_pose=pose, expression=expr)
-    a = pose_actor(P.actor_a, world_pose=pose, expression=expr)
+    if P.clip is None:
+        b = pose_actor(P.actor_b, world_pose=pose, expression=expr)
+        a = pose_actor(P.actor_a, world_pose=pose, expression=expr)
+    else:
+        local = _clip_with_head_turn(P, f, pose)
+        info["hands"] = [0.0 for _ in info["hands"]]          # the clip's own arms
+        b = pose_actor(P.actor_b, local=local, expression=expr)
+        a = pose_actor(P.actor_a, local=local, expression=expr)
     shift = b.joints[P.neck].astype(np.float64) - a.joints[P.neck]
     w = P.weights[:, None]
     gt = (1 - w) * b.vertices + w * (a.vertices + shift)
     return _Frame(f, film_camera(P.cfg, P.head_centre, f), b.vertices, gt.astype(np.float32), info)
+
+
+def _clip_with_head_turn(P: _Plate, f: int, pose: dict):
+    """Frame f of the clip with the performance's neck02 / head turn added: a world-axes rotation D at a bone
+    becomes W^T D W in its bind frame (W: the bone's bind orientation; exact when its ancestors are at bind,
+    close otherwise; annotations.npz records the head pose actually rendered)."""
+    from doppel.synthetic_motion import LocalPose
+    from doppel.virtual_actor import body_model
+
+    names = list(body_model().skeleton.joint_names)
+    lp = P.clip[f]
+    R = np.array(lp.rotations, copy=True)
+    for bone in ("neck02", "head"):
+        j = names.index(bone)
+        Wb = P.bind_rot[j]
+        R[j] = R[j] @ Wb.T @ _rotmat(pose[bone]) @ Wb
+    return LocalPose(R, lp.root_offset)
 
 
 @dataclass
@@ -507,6 +539,7 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
     summary = {
         "frames": cfg.frames, "size": [cfg.width, cfg.height], "fps": cfg.fps, "camera": cfg.camera,
         "renderer": cfg.renderer, "samples": cfg.samples if cfg.renderer == "cycles" else None,
+        "body_motion": cfg.clip or "built-in performance",
         "performer_seed": cfg.performer_seed, "double_seed": cfg.double_seed,
         "yaw_range_deg": [round(float(ypr[:, 0].min()), 2), round(float(ypr[:, 0].max()), 2)],
         "pitch_range_deg": [round(float(ypr[:, 1].min()), 2), round(float(ypr[:, 1].max()), 2)],

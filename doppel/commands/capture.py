@@ -262,21 +262,23 @@ def plate_cmd(
     renderer: str = typer.Option("raster", "--renderer", help="raster (fast) or cycles (path traced, + EXR)"),
     samples: int = typer.Option(32, "--samples", help="cycles: samples per pixel (denoised)"),
     fps: float = typer.Option(24.0, "--fps", help="frame rate of plate.mp4"),
-    anim: Path = typer.Option(None, "--anim", help="not yet supported for plates (the built-in performance "
-                                                   "carries the head turns, talking and hands)"),
+    anim: Path = typer.Option(None, "--anim", help="a clip on the virtual actor's skeleton for the body (the "
+                                                   "head turns and talking are added; the hands are the clip's)"),
     force: bool = ForceOpt,
 ) -> None:
     """A synthetic plate for face replacement: actor B performing (head turns, talking, hands over the face) in
     front of a moving camera, and the ground truth with actor A's head on B (landmarks, head pose, masks)."""
     from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.synthetic_motion import load_clip
     from doppel.synthetic_plate import PlateConfig, check_plate_config, parse_size, render_plate
 
-    if anim is not None:
-        raise ValueError(f"{anim}: --anim is not supported by `capture plate` yet (use `capture synth --anim`)")
     w, h = parse_size(size)
     cfg = PlateConfig(performer_seed=performer_seed, double_seed=double_seed, frames=frames, width=w, height=h,
-                      fps=fps, camera=camera, renderer=renderer, samples=samples)
+                      fps=fps, camera=camera, renderer=renderer, samples=samples,
+                      clip=str(anim) if anim is not None else None)
     check_plate_config(cfg)
+    if anim is not None:
+        load_clip(anim, max(1, frames))          # an unreadable clip fails here, before anything is written
     out = check_stage_out(out, "capture plate", force)
     with _progress() as prog, staged_stage_dir(out, "capture plate", force) as tmp:
         task = prog.add_task("plate", total=2 * frames)

@@ -141,3 +141,32 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, needle
     code, _, err = run_cli(capsys, "capture", "plate", "--out", out, *args)
     assert code != 0 and needle in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_plate_with_a_clip_turns_the_head_of_the_clip(tmp_path, capsys):
+    """--anim: the clip moves the body (here: the right forearm bends), the performance still turns the head
+    (measured from the rendered geometry) and talks; an unreadable clip is one line and writes nothing."""
+    import roma
+    import torch
+
+    from doppel.virtual_actor import body_model
+    from rigging.animation import Animation
+
+    names = list(body_model().skeleton.joint_names)
+    R = np.repeat(np.eye(3)[None, None], 4, axis=0).repeat(len(names), axis=1)
+    R[:, names.index("lowerarm01.R")] = roma.rotvec_to_rotmat(
+        torch.tensor([[-0.3 * k, 0.0, 0.0] for k in range(4)], dtype=torch.float64)).numpy()
+    Animation(names, R, np.zeros((4, 3)), 30.0).save(tmp_path / "clip")
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "capture", "plate", "--out", out, "--frames", 3, "--size", "64x48",
+                           "--anim", tmp_path / "clip", "--camera", "static")
+    assert code == 0, err
+    s = json.loads((out / "ground_truth" / "annotations.json").read_text())
+    assert s["body_motion"] == str(tmp_path / "clip")
+    a = np.load(out / "ground_truth" / "annotations.npz")
+    assert a["head_ypr_deg"][:, 0].max() - a["head_ypr_deg"][:, 0].min() > 70, a["head_ypr_deg"]
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"\x00" * 10)
+    code, _, err = run_cli(capsys, "capture", "plate", "--out", tmp_path / "out2", "--anim", bad)
+    assert code != 0 and str(bad) in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out2").exists()
