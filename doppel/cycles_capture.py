@@ -278,10 +278,11 @@ def render_frames_cycles(cactor: CyclesActor, frames, settings: CyclesSettings, 
         flush()
 
 
-def render_actor_views(actor, cameras, out_dir, settings: CyclesSettings | None = None,
-                       background_srgb=None) -> list[Path]:
+def render_actor_views(actor, cameras, out_dir, background_srgb, settings: CyclesSettings | None = None
+                       ) -> list[Path]:
     """Render ``actor`` (a VirtualActor) from ``cameras`` (PinholeNP list) through Cycles into OUT_DIR/NAME.exr
-    (linear half float, denoiser bleed removed) and OUT_DIR/NAME.png (sRGB over the backdrop) -> PNG paths."""
+    (linear half float, denoiser bleed removed) and OUT_DIR/NAME.png (sRGB over the constant backdrop
+    ``background_srgb`` (3,)) -> PNG paths."""
     import shutil
     import tempfile
 
@@ -289,8 +290,6 @@ def render_actor_views(actor, cameras, out_dir, settings: CyclesSettings | None 
 
     from core.storage import atomic_write_bytes
 
-    if background_srgb is None:
-        from doppel.synthetic_capture import BACKGROUND_SRGB as background_srgb
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="doppel_cycles_"))

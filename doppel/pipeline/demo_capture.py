@@ -63,6 +63,7 @@ def _cycles_beside_raster(ctx, syn, size: int) -> tuple[tuple[str, str] | None, 
     from capture.npcam import as_np
     from core.errors import DoppelError, MissingDependencyError
     from doppel.cycles_capture import CyclesSettings, render_actor_views
+    from doppel.synthetic_capture import BACKGROUND_SRGB
     from doppel.virtual_actor import build_virtual_actor
 
     actor = ctx.state.get("actor") or build_virtual_actor(ctx.seed)
@@ -73,7 +74,8 @@ def _cycles_beside_raster(ctx, syn, size: int) -> tuple[tuple[str, str] | None, 
     samples = 16 if ctx.quick else 64
     t0 = time.perf_counter()
     try:
-        png = render_actor_views(actor, [cam_small], ctx.out / "capture" / "cycles", CyclesSettings(samples=samples))[0]
+        png = render_actor_views(actor, [cam_small], ctx.out / "capture" / "cycles", BACKGROUND_SRGB,
+                                 CyclesSettings(samples=samples))[0]
     except (DoppelError, MissingDependencyError, OSError, ValueError) as e:
         return None, f"not rendered: {e}"
     raster = cv2.imread(str(syn.session_dir / "images" / f"{cam.name}.png"))
