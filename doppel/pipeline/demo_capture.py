@@ -67,11 +67,11 @@ def _cycles_beside_raster(ctx, syn, size: int) -> tuple[tuple[str, str] | None, 
     from doppel.virtual_actor import build_virtual_actor
 
     actor = ctx.state.get("actor") or build_virtual_actor(ctx.seed)
-    side = min(size, 256 if ctx.quick else 512)
+    side = min(size, 256 if ctx.quick else 384)
     cam = as_np(syn.cameras[0])
     cam_small = type(cam)(cam.name, cam.K * np.array([[side / size], [side / size], [1.0]]), cam.R, cam.t,
                           side, side, cam.dist)
-    samples = 16 if ctx.quick else 64
+    samples = 16 if ctx.quick else 24
     t0 = time.perf_counter()
     try:
         png = render_actor_views(actor, [cam_small], ctx.out / "capture" / "cycles", BACKGROUND_SRGB,
