@@ -51,7 +51,7 @@ class CyclesSettings:
     threads: int = 2             # CPU render threads
     device: str = "auto"         # "auto" (CUDA/OptiX when Blender finds one, else CPU), "cpu", "gpu"
     denoise: bool = True         # OpenImageDenoise on the beauty pass
-    timeout_s: float = 3600.0    # one worker process (a chunk of frames) may run this long
+    timeout_s: float = 3600.0    # one worker process (a chunk of frames) may run this long (or 4x its estimate)
 
 
 @dataclass
@@ -253,7 +253,9 @@ def render_frames_cycles(cactor: CyclesActor, frames, settings: CyclesSettings, 
     def flush() -> None:
         nonlocal done
         t0 = time.perf_counter()
-        res = run_blender_tasks(chunk, timeout=settings.timeout_s)
+        px = sum(v["width"] * v["height"] for task, _ in chunk for v in task["views"])
+        expected = len(chunk) * CYCLES_WORKER_SECONDS + px * settings.samples * CYCLES_SECONDS_PER_PX_SAMPLE
+        res = run_blender_tasks(chunk, timeout=max(settings.timeout_s, 4 * expected))   # big chunks: more time
         stats.worker_seconds += time.perf_counter() - t0
         for r in res:
             stats.view_seconds += list(r.info["view_s"])
