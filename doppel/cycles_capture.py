@@ -67,7 +67,7 @@ class CyclesStats:
 # Cost model of Cycles on 2 CPU cores (see docs/benchmarks.md, "Cycles"; rough, +-50 %)
 CYCLES_WORKER_SECONDS = 3.0          # one Blender worker start-up and scene build (per chunk of frames)
 CYCLES_VIEW_SECONDS = 0.2            # fixed cost of one view (camera update, denoiser, EXR write)
-CYCLES_SECONDS_PER_PX_SAMPLE = 5e-6  # per pixel and sample (measured 512 px x 32: 41.8 s, load average 10)
+CYCLES_SECONDS_PER_PX_SAMPLE = 2e-6  # per pixel and sample (1.6-1.8e-6 at load 2-3, 3-9e-6 at load 10-15)
 
 
 def estimate_cycles_seconds(views: int, width: int, height: int, samples: int, frames: int = 1) -> float:
