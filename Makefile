@@ -14,6 +14,7 @@ setup: $(STAMP)
 # The stamp is rebuilt when the dependency list changes; a second `make setup` does nothing.
 $(STAMP): pyproject.toml
 	@bash scripts/ensure_libusb.sh
+	@bash scripts/ensure_chromium.sh
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (e.g. pyenv install 3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel

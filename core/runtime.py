@@ -9,6 +9,10 @@ Two defaults of the C runtime cost Doppel's CPU paths more than the arithmetic d
 * OpenMP's worker threads spin for a while after every parallel region; on a machine shared with other
   jobs (or with more threads than free cores) they steal the time the next region needs.
   `OMP_WAIT_POLICY=PASSIVE` makes them sleep; it must be in the environment before torch loads OpenMP.
+  numpy's OpenBLAS does the same with its own pthreads; `OPENBLAS_THREAD_TIMEOUT=4` (its minimum spin) makes
+  them sleep; it must be set before numpy loads OpenBLAS. Measured on the 2-core VM at load 11: the shot
+  solve of `doppel swap` (small least-squares problems, 6 frames) took 27.7 s with OpenBLAS's default and
+  5.0 s with the short timeout (4.2 s with one BLAS thread).
 
 `tune_process()` does both; the `doppel` CLI calls it first thing. Neither changes a result, only the time
 it takes. Opt out with DOPPEL_NO_TUNING=1.
@@ -34,6 +38,7 @@ _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 
+OPENBLAS_TIMEOUT = 4          # log2 of the cycles numpy's OpenBLAS threads spin before sleeping (its minimum)
 MMAP_THRESHOLD = 32 * 2**20    # glibc's upper limit: blocks below it come from the heap and are reused
 TRIM_THRESHOLD = 1 * 2**30     # free heap kept before it is returned to the kernel
 TOP_PAD = 64 * 2**20           # heap grown in steps of this much
@@ -82,6 +87,10 @@ def tune_on_import() -> bool:
     when that reached torch. When torch is already imported, its OpenMP keeps busy-waiting: the policy is
     still set (numba's OpenMP runtime, loaded at the first fused kernel, and child processes read it) and a
     one-line ``ThreadingWarning`` names the fix. Does nothing with DOPPEL_NO_TUNING=1 (no warning either)."""
+    if os.environ.get("DOPPEL_NO_TUNING") != "1" and "numpy" not in sys.modules:
+        # numpy's OpenBLAS (pthreads, not OpenMP) spins 2^28 cycles by default before an idle thread sleeps; the
+        # minimum, 2^4, makes it sleep at once. Read when OpenBLAS loads, so only before numpy is imported.
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", str(OPENBLAS_TIMEOUT))
     if os.environ.get("DOPPEL_NO_TUNING") == "1" or "OMP_WAIT_POLICY" in os.environ:
         if _STATE["policy"] is None:
             _STATE["policy"] = ("off (DOPPEL_NO_TUNING=1)" if "OMP_WAIT_POLICY" not in os.environ

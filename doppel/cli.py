@@ -28,14 +28,20 @@ from core.errors import DoppelError
 from doppel.commands import actor as actor_cmd
 from doppel.commands import assets_cmd
 from doppel.commands import audit as audit_cmd
+from doppel.commands import batch as batch_cmd
 from doppel.commands import capture as capture_cmd
 from doppel.commands import consent as consent_cmd
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
 from doppel.commands import export as export_cmd
 from doppel.commands import fit as fit_cmd
+from doppel.commands import keys as keys_cmd
+from doppel.commands import render as render_cmd
 from doppel.commands import retarget as retarget_cmd
+from doppel.commands import review as review_cmd
 from doppel.commands import rig as rig_cmd
+from doppel.commands import texture as texture_cmd
+from doppel.commands import verify as verify_cmd
 from doppel.commands import workspace as workspace_cmd
 from doppel.quiet import native_stderr_filter, quiet_native_logs
 
@@ -78,7 +84,13 @@ app.add_typer(audit_cmd.app, name="audit")
 app.command("export")(export_cmd.export)
 app.command("retarget")(retarget_cmd.retarget)
 app.command("fit")(fit_cmd.fit)
+app.command("review")(review_cmd.review)
 app.add_typer(capture_cmd.app, name="capture")
+app.command("texture")(texture_cmd.texture)
+app.add_typer(render_cmd.app, name="render")
+app.command("batch")(batch_cmd.batch)
+app.add_typer(keys_cmd.app, name="keys")
+app.command("verify")(verify_cmd.verify)
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)

@@ -31,6 +31,7 @@ How a command adopts the gate (the typer options are reusable ``Annotated`` type
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as _dt
 import logging
 import os
@@ -150,6 +151,11 @@ class GatedRun:
         check_kind(kind)
         srcs = None if inputs is None else tuple(Path(i) if Path(i).exists() else str(i) for i in inputs)
         self._pending.append(_Pending(Path(path), kind, srcs))
+
+    @property
+    def outputs(self) -> list[tuple[Path, str, tuple[Path | str, ...] | None]]:
+        """(path, kind, inputs or None for the run's) of every output added so far."""
+        return [(p.path, p.kind, p.inputs) for p in self._pending]
 
     def finish(self) -> list[Asset]:
         """Sign and hash the outputs, then in one transaction: re-check the consent, register outputs, lineage and
@@ -321,6 +327,8 @@ def gate_from_cli(workspace: Path | None, actor: str | None, production: str | N
     evidence: further inputs that may be attributed to an actor but need no provenance (an animation clip).
     A refusal is audited (inside a workspace) before it is raised.
     """
+    if _PREAUTHORIZED.get() is not None:
+        return _preauthorized_run(use, command, inputs)
     if production is not None:
         production = check_text(production, "--production", forbid=",")
     if actor and actor not in (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID) and not production:
@@ -340,6 +348,36 @@ def gate_from_cli(workspace: Path | None, actor: str | None, production: str | N
         raise ConsentError(f"{command}: --production is required for actor {actor_id!r} (consent is per production)")
     production = production or (DEFAULT_VIRTUAL_PRODUCTION if actor_id == VIRTUAL_ACTOR_ID else UNKNOWN_PRODUCTION)
     return gated(ws, actor_id, use, production, command=command, inputs=inputs, likeness=found)
+
+
+# --- work checked elsewhere: a batch worker (doppel.batch) runs a command under the driver's authorisation ---------
+_PREAUTHORIZED: contextvars.ContextVar = contextvars.ContextVar("doppel_preauthorized", default=None)
+
+
+@contextlib.contextmanager
+def preauthorized(auth: Authorization, inputs: Sequence[str | os.PathLike]) -> Iterator[list[GatedRun]]:
+    """Inside the block, `gate_from_cli` resolves, checks and registers nothing: it yields a `GatedRun` under
+    ``auth``, which a caller that checked the consent itself (the batch driver: a Ray worker must never write the
+    workspace index) registers later. The command must ask for ``auth``'s use on exactly ``inputs`` (the inputs
+    the caller checked), else ConsentError. Yields the list of runs made, whose ``outputs`` the caller registers.
+    """
+    runs: list[GatedRun] = []
+    token = _PREAUTHORIZED.set((auth, {Path(i).resolve() for i in inputs}, runs))
+    try:
+        yield runs
+    finally:
+        _PREAUTHORIZED.reset(token)
+
+
+def _preauthorized_run(use: Use | str, command: str, inputs: Sequence[str | os.PathLike]):
+    auth, checked, runs = _PREAUTHORIZED.get()
+    asked = {Path(i).resolve() for i in inputs}
+    if parse_use(use) != auth.use or asked != checked:
+        raise ConsentError(f"{command}: asks for use {parse_use(use).value} on {sorted(map(str, asked))}, but the "
+                           f"driver checked {auth.use.value} on {sorted(map(str, checked))}; refusing")
+    run = GatedRun(None, auth, command, tuple(Path(i) for i in inputs))
+    runs.append(run)
+    return contextlib.nullcontext(run)
 
 
 def _audit_refusal(ws: Workspace, command: str, actor: str | None, use: Use | str, production: str | None,

@@ -47,12 +47,15 @@ def animation_to_motion(anim: Animation, target: TargetSkeleton, order: str = "Z
 def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, source_path: str | Path,
                   params: dict, metrics: dict, pose_vertices: Callable[[np.ndarray], np.ndarray] | None = None,
                   faces: np.ndarray | None = None, preview_frames: int = 6, video_seconds: float = 4.0,
-                  video_fps: float = 24.0, size: int = 320, fps_info: dict | None = None) -> dict[str, Path]:
+                  video_fps: float = 24.0, size: int = 320, fps_info: dict | None = None,
+                  finish_preview: Callable[[Path], None] | None = None) -> dict[str, Path]:
     """Write every output into ``out`` and its manifest; returns name -> path.
 
     metrics: from `metrics.compute_metrics(res, target)` (the caller computes them). pose_vertices(frame_indices
     (n,)) -> (n, V, 3) posed mesh vertices (optional; e.g. Rig.pose); faces (T, 3) for shading. The mp4 covers the
     first ``video_seconds`` at ``video_fps``. fps_info: the clip's frame rate as read and as snapped (manifest).
+    finish_preview(path): called on preview.png and preview.mp4 once written, before the manifest hashes them
+    (the CLI watermarks and signs them there: `doppel.media_disclosure`).
     """
     from core.storage import atomic_write_json, write_manifest
     from mocap_retarget.preview import check_preview_size
@@ -71,6 +74,9 @@ def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, 
                        "source_unmapped": res.source_map.unmapped_joints}
     atomic_write_json(files["metrics"], full)
     _write_previews(files, res, target, pose_vertices, faces, preview_frames, video_seconds, video_fps, size)
+    if finish_preview is not None:
+        finish_preview(files["preview_png"])
+        finish_preview(files["preview_mp4"])
     extra = {"animation": {"frames": anim.num_frames, "fps": anim.fps, "joints": len(anim.joint_names),
                            "local_rotations": "relative to the bind pose, in each joint's bind frame",
                            "root_translation": "world offset of the root from its bind position, m"},

@@ -10,7 +10,13 @@ texture sampling and shading.
 """
 
 import core  # noqa: F401 - first: OpenMP's passive wait policy before torch loads (core/runtime.py)
+from neural_render.bake import BakeConfig, BakeResult, bake_texture
+from neural_render.cgi import render_cgi
+from neural_render.deferred import DeferredNeuralRenderer
+from neural_render.gbuffer import GBuffer, gbuffer, uv_fragments
 from neural_render.interpolate import interpolate
+from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig, load_model, save_model
+from neural_render.neural_texture import NeuralTexture
 from neural_render.p3d_backend import pytorch3d_available
 from neural_render.raster import Fragments, check_mesh, rasterize
 from neural_render.shading import Lighting, composite, face_normals, render_mesh, shade, vertex_normals
@@ -22,4 +28,6 @@ __all__ = [
     "sample_texture", "mip_pyramid", "srgb_to_linear", "linear_to_srgb",
     "face_normals", "vertex_normals", "Lighting", "shade", "render_mesh", "composite",
     "soft_silhouette", "pytorch3d_available",
+    "GBuffer", "gbuffer", "uv_fragments", "BakeConfig", "BakeResult", "bake_texture", "render_cgi",
+    "NeuralTexture", "DeferredNeuralRenderer", "NeuralDouble", "NeuralDoubleConfig", "load_model", "save_model",
 ]

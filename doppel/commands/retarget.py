@@ -9,6 +9,7 @@ from rich.console import Console
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
+from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
 
 def retarget(
@@ -33,6 +34,8 @@ def retarget(
     actor: ActorOpt = None,
     production: ProductionOpt = None,
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+    no_provenance: NoProvenanceOpt = False,
+    label: LabelOpt = None,
 ) -> None:
     """Retarget CLIP onto a rig: writes OUT/animation.npz + manifest.json, retargeted.bvh, metrics.json,
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping."""
@@ -64,6 +67,7 @@ def retarget(
     bvh_target = rig.is_file() and rig.suffix.lower() == ".bvh"  # a skeleton only: evidence, no likeness needed
     with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
                        likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else []) as run:
+        disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         target, make_poser, faces = load_target(rig)  # after the gate: nothing is read from a refused input
         check_retarget_memory(motion.num_frames, motion.num_joints, len(target.names), max_memory_gb, clip)
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
@@ -72,7 +76,7 @@ def retarget(
                   "production": run.provenance["production"]}
         with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
             res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, clip, params, make_poser,
-                                       faces, preview_size, info.as_dict())
+                                       faces, preview_size, info.as_dict(), disclose)
         run.add_output(out, kind="animation")
     m = metrics
     console.print(f"retargeted {m['frames']} frames ({m['transferred_bones']} bones, scale {m['scale']:.3f}): "
@@ -83,7 +87,8 @@ def retarget(
     console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}", markup=False, highlight=False)
 
 
-def _run(console, motion, target, cfg, smap, explain, out, clip, params, make_poser, faces, preview_size, fps_info):
+def _run(console, motion, target, cfg, smap, explain, out, clip, params, make_poser, faces, preview_size, fps_info,
+         disclose):
     """Retarget with a progress bar, compute the metrics, write the outputs: (result, metrics, files)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -104,5 +109,5 @@ def _run(console, motion, target, cfg, smap, explain, out, clip, params, make_po
         bar.update(task, description="writing outputs and previews")
         files = write_outputs(out, res, target, clip, params, metrics,
                               pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,
-                              size=preview_size, fps_info=fps_info)
+                              size=preview_size, fps_info=fps_info, finish_preview=disclose)
     return res, metrics, files

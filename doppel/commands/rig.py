@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import build_default_rig, check_preview_size, parse_assignments
+from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
 
 def rig(
@@ -30,6 +31,10 @@ def rig(
     production: ProductionOpt = None,
     fit_dir: Path = typer.Option(None, "--fit", help="A `doppel fit` output folder: use its model and shape."),
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+    texture: Path = typer.Option(None, "--texture", help="A `doppel texture` folder baked on the --fit: its albedo.png "
+                                 "becomes the rig's texture (FBX / USD / glTF exports carry it)."),
+    no_provenance: NoProvenanceOpt = False,
+    label: LabelOpt = None,
 ) -> None:
     """Build the rig of a double (seeded default shape, --phenotype, or a `doppel fit` result from --fit) and
     write OUT/rig.npz, manifest.json, preview.png."""
@@ -44,21 +49,29 @@ def rig(
         fitted = read_fit_params(fit_dir)
         model, shape = fitted["model"], {**fitted["shape"], **shape}
     check_preview_size(preview_size)
-    gate_inputs = [p for p in (model_file, fit_dir) if p is not None]
+    if texture is not None and fit_dir is None:
+        raise ValueError("--texture needs --fit (the texture is baked on a fit's mesh)")
+    gate_inputs = [p for p in (model_file, fit_dir, texture) if p is not None]
     check_stage_out(out, "rig", force, gate_inputs)      # before any slow work
     console = Console()
     # The likeness is the fit's (none without --fit: the rig is then generated from the model, the virtual actor).
     with gate_from_cli(workspace, actor, production, use="rig", command="rig", inputs=gate_inputs,
                        likeness=[fit_dir] if fit_dir is not None else []) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+        disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         task = bar.add_task(f"rig: loading {model}", total=3)
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)
         bar.update(task, description="rig: rendering preview", completed=1)
         with staged_stage_dir(out, "rig", force, gate_inputs) as tmp:
+            extra = {"preview": "preview.png"}
+            if texture is not None:
+                _copy_texture(texture, rig_obj, tmp)
+                extra["albedo"] = "albedo.png"
             write_png(tmp / "preview.png", render_preview(rig_obj, size=preview_size))
+            disclose(tmp / "preview.png")    # watermark + C2PA before the manifest hashes it
             bar.update(task, description="rig: saving", completed=2)
             consent = run.provenance
-            rig_obj.save(tmp, extra_outputs={"preview": "preview.png"}, inputs=inputs,
+            rig_obj.save(tmp, extra_outputs=extra, inputs=inputs,
                          params={**params, "preview_size": preview_size, "actor_id": consent["actor"],
                                  "consent_id": consent["consent"], "production": consent["production"]})
         run.add_output(out, kind="rig")
@@ -66,3 +79,12 @@ def rig(
     console.print(f"rig: {rig_obj.num_joints} joints, {rig_obj.num_vertices} vertices, "
                   f"{len(rig_obj.blendshape_names)} blendshapes, {rig_obj.skin_indices.shape[1]} influences/vertex "
                   f"-> {out}")
+
+
+def _copy_texture(texture: Path, rig_obj, tmp: Path) -> None:
+    """TEXTURE/albedo.png -> TMP/albedo.png, after checking it was baked on the rig's topology and UVs."""
+    import shutil
+
+    from doppel.texture_stage import texture_for_rig
+
+    shutil.copyfile(texture_for_rig(texture, rig_obj), tmp / "albedo.png")

@@ -74,10 +74,30 @@ def stage_export(ctx) -> Section:
             table["glTF round trip (Blender import), max error"] = \
                 f"{np.abs(glb_ev.vertices - ref[:, src]).max() * 1e3:.4f} mm"
     ctx.state["exports"] = {k: str(v.path) for k, v in results.items()}
+    _write_manifest(ctx, d, tex_path)
     return Section(
         "Export (FBX, USD, glTF)",
         text=(f"The double ({rig.num_joints} joints, {rig.num_vertices} vertices, {len(rig.blendshape_names)} "
               f"blendshapes) with a {anim.num_frames}-frame animation, exported with Blender's FBX writer (Maya "
               "preset: Y-up, cm), usd-core UsdSkel (.usdz, Y-up, m) and pygltflib (.glb). Each file carries the "
-              "provenance (actor id, consent, source, Doppel version) in its own metadata."),
-        table=table, files=files)
+              "provenance (actor id, consent, source, Doppel version) in its own metadata. Below, the .glb in 3D "
+              "(drag to orbit, scroll to zoom), framed over the whole animation, on a 0.5 m floor grid beside a "
+              "pole of the actor's height."),
+        table=table, files=files, models=["export/double.glb"])
+
+
+def _write_manifest(ctx, d, tex_path) -> None:
+    """export/manifest.json: the rig and animation it was made from (lineage when the demo registers its folders in
+    a workspace) and the three files."""
+    from pathlib import Path
+
+    from core.storage import write_manifest
+
+    inputs = {k: p for k, p in (("rig", ctx.out / "rig" / "rig.npz"), ("animation", ctx.out / "retarget" /
+                                                                          "animation.npz")) if p.is_file()}
+    outputs = {"fbx": "double.fbx", "usdz": "double.usdz", "glb": "double.glb"}
+    if tex_path is not None and Path(tex_path).parent == d:
+        outputs["albedo"] = tex_path.name
+    write_manifest(d, "export", inputs=inputs, params={"formats": ["fbx", "usdz", "glb"], "seed": ctx.seed},
+                   outputs=outputs,
+                   extra={"consent": "not required: synthetic virtual actor, no real person's likeness"})

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "DOPPEL_NO_TUNING", "GOMP_SPINCOUNT")}
+CLEAN_ENV = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_WAIT_POLICY", "DOPPEL_NO_TUNING", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")}
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -110,3 +111,12 @@ def test_openmp_policy_says_what_torch_got():
     assert "busy-wait" in _run("import torch\n" + code).stdout
     assert _run(code, OMP_WAIT_POLICY="ACTIVE").stdout.startswith("ACTIVE (set by the user)")
     assert _run(code, DOPPEL_NO_TUNING="1").stdout.startswith("off")
+
+
+def test_openblas_idle_threads_sleep_when_doppel_comes_before_numpy():
+    code = "import os, core, numpy; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    assert _run(code).stdout.split() == ["4"]
+    assert _run(code, OPENBLAS_THREAD_TIMEOUT="10").stdout.split() == ["10"]       # the user's value wins
+    assert _run("import numpy; " + code.replace("import os, core, numpy", "import os, core")).stdout.split() \
+        == ["None"]                                                                  # too late: not pretended
+    assert _run(code, DOPPEL_NO_TUNING="1").stdout.split() == ["None"]

@@ -71,6 +71,9 @@ def test_init_and_demo_quick(tmp_path, capsys):
     assert code == 0, err
     report = (tmp_path / "demo" / "report.html").read_text()
     assert "Virtual actor" in report and "albedo.png" in report
+    assert "<model-viewer" in report and "camera-orbit" in report            # the double in 3D (doppel.review)
+    assert (tmp_path / "demo" / "static" / "model-viewer-umd.min.js").is_file()
+    assert (tmp_path / "demo" / "export" / "double.view.glb.js").is_file()
     stats = json.loads((tmp_path / "demo" / "actor" / "statistics.json").read_text())
     assert stats["triangles"] > 20000
     manifest = json.loads((tmp_path / "demo" / "actor" / "manifest.json").read_text())

@@ -1,0 +1,284 @@
+"""Disclosure of synthetic media: the one call every writer of synthetic imagery makes.
+
+    from assets.disclosure import DisclosureContext, disclose_file
+
+    ctx = DisclosureContext.from_run(run, kind="render", ingredients=[plate])   # run: the command's GatedRun
+    disclose_file(out / "shot_0001.png", ctx)        # after writing the file, before publishing it
+
+`disclose_file(path, ctx)` takes a PNG, JPEG, MP4 (or EXR) that the caller has just written and, in place and
+atomically:
+
+1. appends an audit record ``disclosure.mark`` (actor, consent, production, use, command, file name, the
+   ingredients' SHA-256) and takes its sequence number;
+2. draws the optional visible label;
+3. embeds the invisible watermark (`assets.watermark`) with payload (workspace tag, audit sequence number) in
+   the image, or in every frame of a video;
+4. signs C2PA content credentials (`assets.content_credentials`) with the workspace's signing identity: embedded
+   in PNG/JPEG/MP4, a sidecar ``FILE.c2pa`` for EXR (EXR pixels are not watermarked: linear float data);
+5. replaces the file with the signed one (rename). If any step fails, the unsigned file is removed and the error
+   raised: no unsigned file is left where a signed one is expected. Write into a staging folder (as the stage
+   commands do) and nothing unsigned is ever visible.
+
+Outside a workspace there is no signing identity, no watermark key and no audit log to point to, and the consent
+gate lets only the virtual actor or the actor ``unknown`` run there. Such files are left unsigned and unmarked
+(only the visible label is drawn); the result says so (``disclosed=False``) and a warning is logged. For a
+real actor's likeness, work inside a workspace.
+
+Images smaller than the watermark needs (`watermark.MIN_SIDE`) are signed without the mark; the result's
+``notes`` say so and a warning is logged.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assets import watermark as wm
+from assets.content_credentials import EMBEDDED, SIDECAR, build_manifest, media_type, sidecar_path, sign_bytes
+from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
+from core.storage import default_mode, sha256_file
+
+log = logging.getLogger(__name__)
+
+VIDEO_QUALITY = 9          # imageio-ffmpeg quality (0-10) of a re-encoded, marked video (libx264)
+JPEG_QUALITY = 95          # quality a marked JPEG is written with
+PNG_COMPRESS_LEVEL = 1     # zlib level of a re-written PNG: 1080p in ~1/4 of level 6's time, files ~15 % larger
+LABEL_MAX = 80             # longest visible label (characters)
+
+
+@dataclass(frozen=True)
+class DisclosureContext:
+    """Who and what a synthetic file is about. Ids only, never names.
+
+    workspace: the workspace (None outside one: nothing is signed, see the module doc); actor_id, consent_id
+    (None for the virtual actor), production, use: from the consent gate's authorisation; kind: "render"
+    (trainedAlgorithmicMedia) or "composite" (a face replacement: compositeWithTrainedAlgorithmicMedia);
+    ingredients: the input files (the plate) hashed into the manifest; label: visible text drawn on the image;
+    command: the command that wrote it (audit)."""
+
+    workspace: Workspace | None
+    actor_id: str
+    consent_id: str | None
+    production: str
+    use: str
+    kind: str = "render"
+    ingredients: tuple[Path, ...] = ()
+    label: str | None = None
+    command: str = ""
+
+    @staticmethod
+    def from_run(run, kind: str = "render", ingredients: Sequence[str | os.PathLike] = (), label: str | None = None,
+                 ) -> DisclosureContext:
+        """The context of a `doppel.consent_gate.GatedRun` (its workspace and authorisation)."""
+        a = run.auth
+        return DisclosureContext(run.ws, a.actor_id, a.consent_id, a.production, a.use.value, kind,
+                                 tuple(Path(p) for p in ingredients), label, run.command)
+
+
+@dataclass(frozen=True)
+class DisclosureResult:
+    """What `disclose_file` did: ``disclosed`` (signed; False outside a workspace), ``seq`` (audit record),
+    ``payload`` (watermark; None when not marked), ``sidecar`` (EXR), ``notes`` (one line each)."""
+
+    path: Path
+    disclosed: bool
+    seq: int | None = None
+    payload: wm.Payload | None = None
+    sidecar: Path | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def check_label(label: str | None) -> str | None:
+    """A visible label: printable, at most LABEL_MAX characters (ValueError otherwise); '' means none."""
+    if not label:
+        return None
+    if len(label) > LABEL_MAX or any(ord(c) < 32 for c in label):
+        raise ValueError(f"--label: at most {LABEL_MAX} printable characters, got {label!r}")
+    return label
+
+
+def draw_label(image: np.ndarray, label: str) -> np.ndarray:
+    """(H, W, 3|4) uint8 -> a copy with ``label`` in white on a dark band at the bottom left."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(image)
+    draw = ImageDraw.Draw(im)
+    size = max(10, image.shape[0] // 28)
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:
+        font = ImageFont.load_default()
+    x0, y0, x1, y1 = draw.textbbox((0, 0), label, font=font)
+    pad = max(2, size // 4)
+    top = image.shape[0] - (y1 - y0) - 3 * pad
+    draw.rectangle((0, top, x1 - x0 + 2 * pad, image.shape[0]), fill=(0, 0, 0) + ((255,) if im.mode == "RGBA" else ()))
+    draw.text((pad - x0, top + pad - y0), label, fill=(255, 255, 255) + ((255,) if im.mode == "RGBA" else ()),
+              font=font)
+    return np.asarray(im)
+
+
+def _check_writable(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file to disclose")
+    if not os.access(path.parent, os.W_OK):
+        raise PermissionError(f"{path.parent}: folder not writable, cannot write the signed {path.name}")
+
+
+def _audit_seq(ctx: DisclosureContext, path: Path, ingredients: list[dict]) -> int:
+    from assets import audit
+
+    with ctx.workspace.write() as con:
+        entry = audit.append(con, {"action": "disclosure.mark", "command": ctx.command, "actor": ctx.actor_id,
+                                   "consent": ctx.consent_id, "production": ctx.production, "use": ctx.use,
+                                   "kind": ctx.kind, "file": path.name, "ingredients": ingredients})
+    return entry.seq
+
+
+def disclose_file(path: str | os.PathLike, context: DisclosureContext) -> DisclosureResult:
+    """Label, watermark and sign ``path`` (PNG, JPEG, MP4; EXR: sidecar) in place, atomically (module doc).
+
+    Raises (one line naming the file): SigningIdentityError (no, expired or unreadable signing identity),
+    PermissionError (output folder not writable), ValueError (unsupported format, bad label), C2PA failures
+    (ContentCredentialsError). On any failure the unsigned file is removed.
+    """
+    from assets.signing_keys import load_identity, watermark_secret, workspace_id
+
+    path = Path(path)
+    media_type(path)
+    label = check_label(context.label)
+    _check_writable(path)
+    if context.workspace is None:
+        notes = ["not signed or watermarked: outside a workspace there is no signing identity or audit log"]
+        if label:
+            _rewrite_pixels(path, lambda im: draw_label(im, label))
+        level = logging.INFO if context.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING
+        log.log(level, "%s: %s", path, notes[0])
+        return DisclosureResult(path, False, notes=tuple(notes))
+    try:
+        identity = load_identity(context.workspace)      # before anything is changed
+        key = wm.WatermarkKey.from_secret(watermark_secret(context.workspace))
+        ws_id = workspace_id(context.workspace)
+        ingredients = [{"name": p.name, "sha256": sha256_file(p)} for p in context.ingredients]
+        seq = _audit_seq(context, path, ingredients)
+        payload = wm.Payload(wm.workspace_tag(ws_id), seq)
+        notes = _mark(path, payload, key, label)
+        assertion = {"actor": context.actor_id, "consent": context.consent_id, "production": context.production,
+                     "use": context.use, "audit_seq": seq, "workspace": ws_id,
+                     "watermark": None if notes else {"workspace_tag": payload.workspace_tag, "seq": seq}}
+        manifest = build_manifest(path.name, context.kind, assertion, ingredients, label)
+        signed, store = sign_bytes(path.read_bytes(), path.name, manifest, identity.chain_pem, identity.key_pem,
+                                   list(context.ingredients))
+        sidecar = None
+        if store is not None:
+            sidecar = sidecar_path(path)
+            _replace(sidecar, store)
+        _replace(path, signed)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        sidecar_path(path).unlink(missing_ok=True)
+        raise
+    for n in notes:
+        log.warning("%s: %s", path, n)
+    return DisclosureResult(path, True, seq, None if notes else payload, sidecar, tuple(notes))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, default_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _mark(path: Path, payload: wm.Payload, key: wm.WatermarkKey, label: str | None) -> list[str]:
+    """Label and watermark ``path`` in place (not yet signed); returns notes (why it was not marked)."""
+    suffix = path.suffix.lower()
+    if suffix in SIDECAR:
+        return ["EXR pixels are not watermarked (linear float data); signed with a sidecar manifest"]
+    if suffix == ".mp4":
+        return _mark_video(path, payload, key, label)
+    notes: list[str] = []
+
+    def edit(im: np.ndarray) -> np.ndarray:
+        if label:
+            im = draw_label(im, label)
+        try:
+            return wm.embed(im, payload, key)
+        except wm.WatermarkTooSmall as e:
+            notes.append(f"not watermarked: {e}; signed anyway")
+            return im
+
+    _rewrite_pixels(path, edit)
+    return notes
+
+
+def _rewrite_pixels(path: Path, edit) -> None:
+    """Decode an image, apply ``edit`` ((H, W, C) uint8 -> same), re-encode in its own format, replace."""
+    from PIL import Image
+
+    suffix = path.suffix.lower()
+    if suffix == ".mp4":
+        _rewrite_video(path, edit)
+        return
+    if suffix not in EMBEDDED:
+        return
+    with Image.open(path) as im:
+        has_alpha = im.mode in ("RGBA", "LA") or "transparency" in im.info
+        arr = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+    out = Image.fromarray(edit(arr))
+    buf = io.BytesIO()
+    if suffix == ".png":
+        out.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    else:
+        out.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY)
+    _replace(path, buf.getvalue())
+
+
+def _mark_video(path: Path, payload: wm.Payload, key: wm.WatermarkKey, label: str | None) -> list[str]:
+    notes: list[str] = []
+
+    def edit(frame: np.ndarray) -> np.ndarray:
+        if label:
+            frame = draw_label(frame, label)
+        try:
+            return wm.embed(frame, payload, key)
+        except wm.WatermarkTooSmall as e:
+            if not notes:
+                notes.append(f"not watermarked: {e}; signed anyway")
+            return frame
+
+    _rewrite_video(path, edit)
+    return notes
+
+
+def _rewrite_video(path: Path, edit) -> None:
+    """Decode every frame, apply ``edit``, re-encode (H.264, same frame rate) and replace ``path``."""
+    import imageio.v2 as imageio
+
+    reader = imageio.get_reader(path, format="FFMPEG")
+    fps = float(reader.get_meta_data().get("fps", 24.0))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    try:
+        with reader, imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=VIDEO_QUALITY,
+                                        macro_block_size=2, ffmpeg_log_level="error") as w:
+            for frame in reader:
+                w.append_data(edit(np.ascontiguousarray(frame[..., :3])))
+        os.chmod(tmp, default_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,188 @@
+"""`doppel verify`: read both marks of a file and look its payload up in the workspace.
+
+For each file: the C2PA state (trusted against the workspace's anchor / valid but untrusted / invalid with the
+failure codes / absent), the watermark (payload and confidence, or not found), and the record both point to: the
+audit record ``disclosure.mark`` named by the payload's sequence number (or the C2PA Doppel assertion when the
+watermark is gone), with the actor, production, use and the consent's status today (valid, revoked, expired).
+
+A re-encoded copy that lost its manifest still leads to its record through the watermark. A file is *invalid*
+when its C2PA manifest is invalid (edited after signing) or it cannot be read at all.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assets import watermark as wm
+from assets.content_credentials import CredentialsReport, read_credentials
+from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
+
+log = logging.getLogger(__name__)
+
+MAX_VIDEO_FRAMES = 48        # frames of a video read for the watermark (evenly spread over the first ones)
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
+
+
+@dataclass(frozen=True)
+class WatermarkReport:
+    """found; workspace_tag and seq (when found); confidence in [0, 1]; note (why not read, if so)."""
+
+    found: bool
+    confidence: float = 0.0
+    workspace_tag: int | None = None
+    seq: int | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RecordReport:
+    """The workspace record a file points to (ids only) and the consent's status today."""
+
+    source: str                  # "watermark" or "c2pa": which mark led here
+    seq: int
+    actor: str | None = None
+    production: str | None = None
+    use: str | None = None
+    consent: str | None = None
+    consent_status: str = ""     # valid / revoked / expired / not needed (virtual actor) / unknown
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MediaReport:
+    path: str
+    c2pa: CredentialsReport
+    watermark: WatermarkReport
+    record: RecordReport | None
+    error: str = ""              # the file could not be read at all
+
+    @property
+    def invalid(self) -> bool:
+        return bool(self.error) or self.c2pa.state == "invalid"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "invalid": self.invalid}
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+
+
+def _frames(path: Path):
+    import imageio.v2 as imageio
+
+    try:
+        reader = imageio.get_reader(path, format="FFMPEG")
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable video ({str(e).splitlines()[0] if str(e) else e})") from None
+    with reader:
+        try:
+            for i, frame in enumerate(reader):
+                if i >= MAX_VIDEO_FRAMES:
+                    break
+                yield frame
+        except (OSError, RuntimeError, IndexError) as e:
+            raise ValueError(f"{path}: video unreadable after frame {i} ({e})") from None
+
+
+def read_watermark(path: Path, key: wm.WatermarkKey | None) -> WatermarkReport:
+    """The watermark of an image or video (ValueError naming the file when it cannot be decoded)."""
+    if path.suffix.lower() == ".exr":
+        return WatermarkReport(False, note="EXR files carry no watermark (sidecar manifest only)")
+    if key is None:
+        return WatermarkReport(False, note="no workspace: the watermark key is the workspace's")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        det = wm.decode_frames(_frames(path), key)
+    else:
+        det = wm.decode(_read_image(path), key)
+    if det.payload is None:
+        return WatermarkReport(False, det.confidence, note="not found")
+    return WatermarkReport(True, det.confidence, det.payload.workspace_tag, det.payload.seq)
+
+
+def lookup(ws: Workspace, seq: int, source: str, today: _dt.date | None = None) -> RecordReport:
+    """The ``disclosure.mark`` audit record ``seq`` of ``ws`` and the consent's status ``today``."""
+    from assets.consent import ConsentError, get_consent
+
+    with ws.read() as con:
+        row = con.execute("SELECT record FROM audit WHERE seq=?", (seq,)).fetchone()
+    if row is None:
+        return RecordReport(source, seq, note=f"audit record {seq} does not exist in this workspace")
+    rec = json.loads(row[0])
+    if rec.get("action") != "disclosure.mark":
+        return RecordReport(source, seq, note=f"audit record {seq} is a {rec.get('action')!r}, not a disclosure")
+    actor, consent = rec.get("actor"), rec.get("consent")
+    if actor == VIRTUAL_ACTOR_ID or not consent:
+        status = "not needed (virtual actor)" if actor == VIRTUAL_ACTOR_ID else "unknown"
+    else:
+        try:
+            status = get_consent(ws, consent).status(today)
+        except ConsentError as e:
+            status = f"unknown ({e})"
+    return RecordReport(source, seq, actor, rec.get("production"), rec.get("use"), consent, status)
+
+
+def verify_file(path: str | Path, ws: Workspace | None, today: _dt.date | None = None) -> MediaReport:
+    """Both marks of ``path`` and the record they point to in ``ws`` (None: no workspace, C2PA only)."""
+    from assets.signing_keys import trust_anchor, watermark_secret, workspace_id
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    anchor = trust_anchor(ws) if ws is not None else None
+    key = wm.WatermarkKey.from_secret(watermark_secret(ws)) if ws is not None else None
+    creds = read_credentials(path, anchor)
+    try:
+        mark = read_watermark(path, key)
+    except ValueError as e:
+        return MediaReport(str(path), creds, WatermarkReport(False, note="unreadable"), None, str(e))
+    record = None
+    if ws is not None:
+        tag = wm.workspace_tag(workspace_id(ws))
+        if mark.found and mark.workspace_tag == tag:
+            record = lookup(ws, mark.seq, "watermark", today)
+        elif creds.assertion and creds.assertion.get("workspace") == workspace_id(ws) \
+                and isinstance(creds.assertion.get("audit_seq"), int):
+            record = lookup(ws, creds.assertion["audit_seq"], "c2pa", today)
+        elif mark.found:
+            record = RecordReport("watermark", mark.seq, note="marked in another workspace")
+        seq_c2pa = (creds.assertion or {}).get("audit_seq")
+        if record is not None and mark.found and isinstance(seq_c2pa, int) and seq_c2pa != mark.seq:
+            record = RecordReport(record.source, record.seq, record.actor, record.production, record.use,
+                                  record.consent, record.consent_status,
+                                  f"the marks disagree: watermark audit {mark.seq}, C2PA audit {seq_c2pa} "
+                                  "(a manifest copied from another file?)")
+    return MediaReport(str(path), creds, mark, record)
+
+
+def describe(r: MediaReport) -> list[str]:
+    """Human-readable lines for one report (the CLI prints them)."""
+    lines = [r.path]
+    if r.error:
+        lines.append(f"  error: {r.error}")
+    c = r.c2pa
+    lines.append(f"  c2pa: {c.state}" + (f" ({c.reason})" if c.reason else "")
+                 + (f", signer {c.signer}" if c.signer else ""))
+    m = r.watermark
+    lines.append(f"  watermark: payload workspace {m.workspace_tag:08x} seq {m.seq} (confidence {m.confidence:.2f})"
+                 if m.found else f"  watermark: {m.note or 'not found'} (confidence {m.confidence:.2f})")
+    if r.record is not None:
+        rec = r.record
+        if rec.actor is not None:
+            lines.append(f"  record (audit {rec.seq}, via {rec.source}): actor {rec.actor}, production "
+                         f"{rec.production}, use {rec.use}, consent {rec.consent or '-'}: {rec.consent_status}")
+        if rec.note:
+            lines.append(f"  record ({rec.source}): {rec.note}")
+    return lines

@@ -1,0 +1,283 @@
+"""A workspace's signing identity for content credentials (C2PA) and its watermark key.
+
+    WORKSPACE/.doppel-keys/
+      trust-anchor.pem     the root certificate verifiers trust (the workspace's trust anchor; public)
+      signer-chain.pem     signer certificate + its chain up to the root (public; goes into every manifest)
+      signer.key           the signer's private key, PKCS#8 PEM, mode 0600
+      root.key             the generated root's private key, mode 0600 (absent for an imported certificate)
+      identity.json        organisation, certificate fingerprints and validity (no secrets)
+
+`init_keys` (``doppel keys init``) makes an ECDSA P-256 root (CA, keyCertSign) and a signer certificate (not a
+CA, digitalSignature, emailProtection extended key usage, subject and authority key identifiers: the chain
+c2pa-python 0.38 validates), or imports a real certificate chain and key (``--cert`` / ``--key``). The index
+records the anchor's SHA-256 (meta ``trust_anchor_sha256``) and an audit record ``keys.init``.
+
+The watermark key is derived from the workspace's manifest secret (`assets.manifest_signing`), so every workspace
+has one without another file; the workspace id (the payload's workspace tag hashes it) is that secret's key id.
+Private keys are never written into manifests, audit records or logs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from assets.workspace import Workspace
+from core.errors import DoppelError
+from core.storage import atomic_write_bytes, atomic_write_text
+
+KEYS_DIR = ".doppel-keys"
+ANCHOR_NAME = "trust-anchor.pem"
+CHAIN_NAME = "signer-chain.pem"
+SIGNER_KEY_NAME = "signer.key"
+ROOT_KEY_NAME = "root.key"
+IDENTITY_NAME = "identity.json"
+ANCHOR_META = "trust_anchor_sha256"
+ROOT_DAYS = 3650            # validity of a generated root certificate
+SIGNER_DAYS = 730           # validity of a generated signer certificate
+
+
+class SigningIdentityError(DoppelError):
+    """The workspace's signing identity is missing, expired, unreadable or not a valid C2PA chain."""
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """What signing needs: the chain (signer first) and key as PEM, the trust anchor, the certificate's end."""
+
+    chain_pem: bytes
+    key_pem: bytes
+    anchor_pem: bytes
+    org: str
+    not_after: _dt.datetime
+
+    def __repr__(self) -> str:  # keep the private key out of tracebacks and logs
+        return f"SigningIdentity(org={self.org!r}, not_after={self.not_after.isoformat()})"
+
+
+def keys_dir(ws: Workspace) -> Path:
+    return ws.root / KEYS_DIR
+
+
+def workspace_id(ws: Workspace) -> str:
+    """The workspace's id: the key id of its manifest secret (16 hex digits; public)."""
+    return ws.manifest_key().key_id
+
+
+def watermark_secret(ws: Workspace) -> bytes:
+    """32 bytes derived from the workspace's manifest secret; keys the invisible watermark."""
+    return hmac.new(ws.manifest_key().secret, b"doppel-watermark-secret-v1", hashlib.sha256).digest()
+
+
+def _name(cn: str, org: str):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)])
+
+
+def _key_usage(sign: bool):
+    from cryptography import x509
+
+    return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=not sign, crl_sign=not sign,
+                         encipher_only=False, decipher_only=False)
+
+
+def generate_chain(org: str, now: _dt.datetime | None = None, signer_days: int = SIGNER_DAYS,
+                   ) -> tuple[bytes, bytes, bytes, bytes]:
+    """A new ECDSA P-256 root and signer for ``org`` -> (anchor PEM, chain PEM (signer + root), signer key PEM,
+    root key PEM). ``now`` and ``signer_days`` exist for tests (an expired certificate)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    now = now or _dt.datetime.now(_dt.UTC)
+    root_key, signer_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root_name = _name(f"{org} Doppel root", org)
+    root = (x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name)
+            .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(hours=1)).not_valid_after(now + _dt.timedelta(days=ROOT_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(sign=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
+            .sign(root_key, hashes.SHA256()))
+    signer = (x509.CertificateBuilder().subject_name(_name(f"{org} Doppel signer", org)).issuer_name(root_name)
+              .public_key(signer_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - _dt.timedelta(hours=1)).not_valid_after(now + _dt.timedelta(days=signer_days))
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(_key_usage(sign=True), critical=True)
+              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(signer_key.public_key()), critical=False)
+              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+              .sign(root_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+
+    def key_pem(k):
+        return k.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    anchor = root.public_bytes(pem)
+    return anchor, signer.public_bytes(pem) + anchor, key_pem(signer_key), key_pem(root_key)
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    """Write a private key with mode 0600 from the start (never readable by others, not even briefly)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_private(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise SigningIdentityError(f"{path}: {what} is missing") from None
+    except PermissionError as e:
+        raise SigningIdentityError(f"{path}: cannot read {what} ({e.strerror}); check its owner and mode "
+                                   "(it should be 0600 and yours)") from None
+
+
+def _check_chain(chain_pem: bytes, key_pem: bytes, where: str, now: _dt.datetime | None = None):
+    """Parse and check a chain and key -> (certificates, anchor PEM). One-line SigningIdentityError otherwise."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        certs = x509.load_pem_x509_certificates(chain_pem)
+    except ValueError as e:
+        raise SigningIdentityError(f"{where}: not a PEM certificate chain ({e})") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise SigningIdentityError(f"{where}: the private key is not an unencrypted PEM key ({e})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise SigningIdentityError(f"{where}: the key must be ECDSA P-256 (ES256), got {type(key).__name__}")
+    if certs[0].public_key().public_numbers() != key.public_key().public_numbers():
+        raise SigningIdentityError(f"{where}: the private key does not belong to the chain's first certificate")
+    now = now or _dt.datetime.now(_dt.UTC)
+    for c in certs:
+        if c.not_valid_after_utc < now:
+            raise SigningIdentityError(f"{where}: certificate {c.subject.rfc4514_string()!r} expired on "
+                                       f"{c.not_valid_after_utc.date()}; run `doppel keys init --force` or give a "
+                                       "renewed certificate")
+        if c.not_valid_before_utc > now:
+            raise SigningIdentityError(f"{where}: certificate {c.subject.rfc4514_string()!r} is not valid before "
+                                       f"{c.not_valid_before_utc.isoformat()}")
+    root = certs[-1]
+    if len(certs) < 2 or root.issuer != root.subject:
+        raise SigningIdentityError(f"{where}: the chain must hold the signer certificate and end with its "
+                                   "self-signed root (the trust anchor)")
+    return certs, root.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True)
+class KeysInfo:
+    """What `init_keys` made or imported (no secrets)."""
+
+    folder: Path
+    org: str
+    anchor_sha256: str
+    signer_subject: str
+    not_after: str          # UTC ISO-8601
+    source: str             # "generated" or "imported"
+
+
+def init_keys(ws: Workspace, org: str | None = None, cert: Path | None = None, key: Path | None = None,
+              force: bool = False) -> KeysInfo:
+    """Create (or import with ``cert`` and ``key``) the workspace's signing identity; record its trust anchor.
+
+    Refuses to replace an existing identity without ``force`` (files signed with the old one stay verifiable
+    only against the old anchor, which `doppel verify` then reports as untrusted).
+    """
+    from assets import audit
+
+    folder = keys_dir(ws)
+    if (folder / CHAIN_NAME).exists() and not force:
+        raise SigningIdentityError(f"{folder}: the workspace already has a signing identity (--force replaces it)")
+    if (cert is None) != (key is None):
+        raise ValueError("keys init: give both --cert CHAIN.pem and --key KEY.pem, or neither")
+    if cert is not None:
+        chain_pem = Path(cert).read_bytes()
+        key_pem = _read_private(Path(key), "the private key")
+        certs, anchor = _check_chain(chain_pem, key_pem, str(cert))
+        root_key, source = None, "imported"
+        org = org or _org_of(certs[0])
+    else:
+        org = (org or "Doppel studio").strip()
+        if not org or len(org) > 64 or any(ord(ch) < 32 for ch in org):
+            raise ValueError(f"keys init: --org must be 1-64 printable characters, got {org!r}")
+        anchor, chain_pem, key_pem, root_key = generate_chain(org)
+        certs, _ = _check_chain(chain_pem, key_pem, "generated chain")
+        source = "generated"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    _write_secret(folder / SIGNER_KEY_NAME, key_pem)
+    if root_key is not None:
+        _write_secret(folder / ROOT_KEY_NAME, root_key)
+    else:
+        (folder / ROOT_KEY_NAME).unlink(missing_ok=True)
+    atomic_write_bytes(folder / ANCHOR_NAME, anchor)
+    atomic_write_bytes(folder / CHAIN_NAME, chain_pem)
+    info = KeysInfo(folder, org, hashlib.sha256(anchor).hexdigest(), certs[0].subject.rfc4514_string(),
+                    certs[0].not_valid_after_utc.isoformat(), source)
+    atomic_write_text(folder / IDENTITY_NAME, json.dumps(
+        {k: str(v) for k, v in info.__dict__.items() if k != "folder"}, indent=2) + "\n")
+    with ws.write() as con:
+        con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (ANCHOR_META, info.anchor_sha256))
+        audit.append(con, {"action": "keys.init", "org": org, "source": source,
+                           "trust_anchor_sha256": info.anchor_sha256, "signer": info.signer_subject,
+                           "not_after": info.not_after})
+    return info
+
+
+def _org_of(cert) -> str:
+    from cryptography.x509.oid import NameOID
+
+    attrs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return str(attrs[0].value) if attrs else cert.subject.rfc4514_string()
+
+
+def trust_anchor(ws: Workspace) -> bytes | None:
+    """The workspace's trust anchor (PEM), None when it has no signing identity. Checked against the index."""
+    path = keys_dir(ws) / ANCHOR_NAME
+    if not path.is_file():
+        return None
+    pem = path.read_bytes()
+    with ws.read() as con:
+        row = con.execute("SELECT value FROM meta WHERE key=?", (ANCHOR_META,)).fetchone()
+    if row is None or row[0] != hashlib.sha256(pem).hexdigest():
+        raise SigningIdentityError(f"{path}: the trust anchor does not match the one the index recorded "
+                                   "(replaced outside `doppel keys init`)")
+    return pem
+
+
+def load_identity(ws: Workspace) -> SigningIdentity:
+    """The workspace's signing identity, checked (present, readable, not expired, key matches the chain)."""
+    folder = keys_dir(ws)
+    chain_path = folder / CHAIN_NAME
+    if not chain_path.is_file():
+        raise SigningIdentityError(f"{ws.root}: no signing identity (no {KEYS_DIR}/{CHAIN_NAME}); run "
+                                   f"`doppel keys init --workspace {ws.root}`")
+    chain_pem = chain_path.read_bytes()
+    key_pem = _read_private(folder / SIGNER_KEY_NAME, "the signing key")
+    certs, anchor = _check_chain(chain_pem, key_pem, str(chain_path))
+    anchor_rec = trust_anchor(ws)
+    if anchor_rec is None or anchor_rec.strip() != anchor.strip():
+        raise SigningIdentityError(f"{chain_path}: the chain's root is not the workspace's recorded trust anchor")
+    return SigningIdentity(chain_pem, key_pem, anchor, _org_of(certs[0]), certs[0].not_valid_after_utc)

@@ -1,0 +1,239 @@
+"""The stages a batch plan can name: one registry entry per stage.
+
+A stage entry says how a plan job is checked (a pydantic model: unknown options are errors with their line),
+which of its options are input paths (a glob gives one task per match, its match's name fills ``{placeholder}``
+in ``out``), which list option gives one task per value (export ``formats`` -> ``{format}``), which frame range
+is split into chunks (render), whether it wants a GPU, and how a task runs: the stage's own `doppel` command
+function called with keyword arguments in a Ray worker, under the consent the driver checked (the command's
+gate is pre-authorised there: `doppel.consent_gate.preauthorized`), so a batch output is byte-for-byte what the
+command writes. ``gate`` gives the inputs the command passes to its gate, so that the driver checks the same
+likeness before the task starts; the worker verifies that the command asked for that use on those inputs.
+
+Adding a stage (texture, render train, render shot, swap) is one `register_stage(StageSpec(...))` call here.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True)
+class InputField:
+    """An option of a job that names input files or folders."""
+
+    name: str                  # option name in the plan ("clips")
+    placeholder: str           # its name in `out` templates ("clip" -> "{clip}": the match's name without suffix)
+    optional: bool = False     # the option may be absent (None)
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """What a stage command passes to `gate_from_cli`: the driver runs the same check before the task."""
+
+    inputs: tuple[str, ...]            # every input path the command hashes and records
+    likeness: tuple[str, ...] | None   # inputs read as the actor's likeness (None: all inputs)
+    evidence: tuple[str, ...] = ()     # inputs that may be attributed to an actor but need no provenance
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage a plan can run (see the module docstring)."""
+
+    name: str                                      # plan name: "retarget", "capture ingest", ...
+    model: type[BaseModel]                         # pydantic model of a job's options (without `stage`)
+    use: str                                       # consent use the stage's command asks for
+    command: str                                   # "module:function" of the `doppel` command run in the worker
+    inputs: tuple[InputField, ...]                 # options naming input paths (globs expand)
+    call: Callable[[dict], dict]                   # task values -> the command's keyword arguments
+    gate: Callable[[dict], GateSpec]               # task values -> the command's gate inputs
+    output: Literal["folder", "file"] = "folder"   # a stage folder (manifest) or one file
+    expand: tuple[str, str] | None = None          # (list option, placeholder): one task per value
+    chunk: str | None = None                       # "FIRST:LAST" frame-range option split into `chunk_size` chunks
+    gpu: bool = False                              # asks for a GPU (num_gpus=1) when the cluster has one
+
+
+STAGES: dict[str, StageSpec] = {}
+
+
+def register_stage(spec: StageSpec) -> StageSpec:
+    """Add (or replace) a stage in the registry; returns it."""
+    STAGES[spec.name] = spec
+    return spec
+
+
+class JobOptions(BaseModel):
+    """Options every job has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: str                              # output path template ("anims/{clip}")
+    name: str | None = None               # a name for the job in reports (default: STAGE#N)
+    actor: str | None = None              # overrides the plan's actor for this job
+    production: str | None = None         # overrides the plan's production for this job
+
+
+def call_command(fn: Callable, **given: Any) -> Any:
+    """Call a typer command function with ``given`` keyword arguments, every other parameter at its typer
+    default (a typer function's defaults are OptionInfo objects, not values)."""
+    kwargs = {}
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs.update({k: v for k, v in given.items() if k not in params})
+    for name, p in params.items():
+        if p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+            continue
+        if name in given:
+            kwargs[name] = given[name]
+            continue
+        default = p.default
+        default = getattr(default, "default", default)     # typer.Option(...) / typer.Argument(...)
+        if default is inspect.Parameter.empty or default is Ellipsis:
+            raise TypeError(f"{fn.__name__}: parameter {name!r} has no default; the batch stage must give it")
+        kwargs[name] = default
+    return fn(**kwargs)
+
+
+def _p(v: str | None) -> Path | None:
+    return None if v is None else Path(v)
+
+
+# --- retarget ------------------------------------------------------------------------------------------------
+class RetargetJob(JobOptions):
+    clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*
+    rig: str                                          # rig folder(s) (glob), or a .bvh target skeleton
+    units: str = "auto"                               # BVH clip units (auto, m, cm, mm, inch, cmu)
+    up: str = "auto"                                  # clip up axis (auto, +y, +z, ...)
+    bone_map: str | None = None                       # YAML bone map overriding the automatic mapping
+    cleanup: bool = True                              # foot-contact cleanup (IK)
+    fingers: bool = True                              # transfer the fingers
+    preview_size: int = Field(320, ge=32, le=2048)    # preview panel size, px
+
+
+def _retarget_call(v: dict) -> dict:
+    return {"clip": Path(v["clips"]), "rig": Path(v["rig"]), "out": Path(v["out"]), "units": v["units"],
+            "up": v["up"], "bone_map": _p(v["bone_map"]), "no_cleanup": not v["cleanup"],
+            "no_fingers": not v["fingers"], "preview_size": v["preview_size"]}
+
+
+def _retarget_gate(v: dict) -> GateSpec:
+    bvh_target = Path(v["rig"]).is_file() and Path(v["rig"]).suffix.lower() == ".bvh"
+    return GateSpec((v["clips"], v["rig"]), () if bvh_target else (v["rig"],), (v["rig"],) if bvh_target else ())
+
+
+register_stage(StageSpec("retarget", RetargetJob, "retarget", "doppel.commands.retarget:retarget",
+                         (InputField("clips", "clip"), InputField("rig", "rig")), _retarget_call, _retarget_gate))
+
+
+# --- export --------------------------------------------------------------------------------------------------
+ExportFormat = Literal["fbx", "usd", "usda", "usdc", "usdz", "glb"]
+
+
+class ExportJob(JobOptions):
+    rig: str                                          # rig folder(s) (glob)
+    anim: str | None = None                           # animation folder(s) (glob) to bake in
+    formats: list[ExportFormat] = Field(min_length=1)  # one task per format ({format} in `out`)
+    preset: Literal["maya", "unreal", "blender"] | None = None   # axes and units preset
+    up: Literal["y", "z"] | None = None               # overrides the preset's up axis
+    units: Literal["cm", "m"] | None = None           # overrides the preset's unit
+    texture: str | None = None                        # albedo PNG (default: the rig's, else procedural)
+    no_texture: bool = False                          # export without a material texture
+
+
+def _export_call(v: dict) -> dict:
+    Path(v["out"]).parent.mkdir(parents=True, exist_ok=True)
+    return {"rig_dir": Path(v["rig"]), "out": Path(v["out"]), "fmt": v["format"], "anim": _p(v["anim"]),
+            "preset": v["preset"], "up": v["up"], "units": v["units"], "texture": _p(v["texture"]),
+            "no_texture": v["no_texture"]}
+
+
+def _export_gate(v: dict) -> GateSpec:
+    anim = (v["anim"],) if v["anim"] else ()
+    return GateSpec((v["rig"], *anim), (v["rig"],), anim)
+
+
+register_stage(StageSpec("export", ExportJob, "export", "doppel.commands.export:export",
+                         (InputField("rig", "rig"), InputField("anim", "anim", optional=True)), _export_call,
+                         _export_gate, output="file", expand=("formats", "format")))
+
+
+# --- rig -----------------------------------------------------------------------------------------------------
+class RigJob(JobOptions):
+    fit: str | None = None                            # `doppel fit` folder(s) (glob); none: the default double
+    model: Literal["anny", "smplx", "flame"] = "anny"
+    phenotype: dict[str, float] = {}                  # shape parameters (Anny: gender, age, ... in [0, 1])
+    seed: int = 0                                     # seed of the default double's shape
+    anny_rig: str = "default"                         # Anny skeleton
+    model_file: str | None = None                     # SMPL-X / FLAME model file or folder
+    top_k: int | None = Field(None, ge=1)             # skin weights kept per vertex
+    preview_size: int = Field(384, ge=64, le=4096)    # preview panel height, px
+
+
+def _rig_call(v: dict) -> dict:
+    return {"out": Path(v["out"]), "model": v["model"], "phenotype": [f"{k}={x}" for k, x in v["phenotype"].items()],
+            "seed": v["seed"], "anny_rig": v["anny_rig"], "model_file": _p(v["model_file"]), "top_k": v["top_k"],
+            "preview_size": v["preview_size"], "fit_dir": _p(v["fit"])}
+
+
+def _rig_gate(v: dict) -> GateSpec:
+    inputs = tuple(p for p in (v["model_file"], v["fit"]) if p is not None)
+    return GateSpec(inputs, (v["fit"],) if v["fit"] else ())
+
+
+register_stage(StageSpec("rig", RigJob, "rig", "doppel.commands.rig:rig",
+                         (InputField("fit", "fit", optional=True), InputField("model_file", "model_file",
+                                                                               optional=True)),
+                         _rig_call, _rig_gate))
+
+
+# --- fit -----------------------------------------------------------------------------------------------------
+class FitJob(JobOptions):
+    session: str | None = None                        # capture session folder(s) (glob)
+    landmarks: str | None = None                      # ingest folder of the session ("ingest/{session}")
+    scan: str | None = None                           # scan mesh(es) (glob) instead of a session
+    model: Literal["anny", "smplx", "flame"] = "anny"
+    stages: str = "40,300,100,100"                    # Adam iterations: rigid, body, face, all
+    detail_iterations: int = Field(60, ge=0)          # silhouette detail iterations
+    frame: str | None = None                          # frame to fit, or "all"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+def _fit_call(v: dict) -> dict:
+    return {"session": _p(v["session"]), "out": Path(v["out"]), "landmarks": _p(v["landmarks"]),
+            "scan": _p(v["scan"]), "model": v["model"], "stages": v["stages"],
+            "detail_iterations": v["detail_iterations"], "frame": v["frame"], "device": v["device"]}
+
+
+def _fit_gate(v: dict) -> GateSpec:
+    if v["scan"]:
+        return GateSpec((v["scan"],), None)
+    return GateSpec(tuple(p for p in (v["session"], v["landmarks"]) if p), None)
+
+
+register_stage(StageSpec("fit", FitJob, "fit", "doppel.commands.fit:fit",
+                         (InputField("session", "session", optional=True),
+                          InputField("landmarks", "landmarks", optional=True),
+                          InputField("scan", "scan", optional=True)), _fit_call, _fit_gate, gpu=True))
+
+
+# --- capture ingest ------------------------------------------------------------------------------------------
+class IngestJob(JobOptions):
+    session: str                                      # capture session folder(s) (glob)
+    threshold: float = Field(8.0, gt=0)               # RANSAC inlier threshold, px
+    face: bool = True                                 # run the face mesh
+    hands: bool = True                                # run the hand model
+
+
+def _ingest_call(v: dict) -> dict:
+    return {"session_dir": Path(v["session"]), "out": Path(v["out"]), "threshold": v["threshold"],
+            "no_face": not v["face"], "no_hands": not v["hands"]}
+
+
+register_stage(StageSpec("capture ingest", IngestJob, "scan", "doppel.commands.capture:ingest_cmd",
+                         (InputField("session", "session"),), _ingest_call,
+                         lambda v: GateSpec((v["session"],), None)))

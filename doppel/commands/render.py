@@ -1,0 +1,118 @@
+"""`doppel render train` / `doppel render shot`: the neural double, trained from a capture and rendered in shots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
+from doppel.media_disclosure import LabelOpt, NoProvenanceOpt
+
+app = typer.Typer(help="Neural double: train it from a capture session and its fit, render shots.",
+                  no_args_is_help=True)
+
+
+def _prov(run) -> dict:
+    return {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+            "production": run.provenance["production"]}
+
+
+@app.command("train")
+def train(
+    session: Path = typer.Argument(..., help="Capture session folder (images/ + calibration.json)."),
+    fit_dir: Path = typer.Option(..., "--fit", help="The session's `doppel fit` output folder (its mesh is used)."),
+    out: Path = typer.Option(..., "--out", help="Model folder: model.safetensors, config.json, history.json, ..."),
+    holdout: str = typer.Option("", "--holdout", help="Cameras held out for early stopping, comma separated."),
+    size: int = typer.Option(256, "--size", help="Training image size (longest side, px; rounded to a multiple of 8)."),
+    iterations: int = typer.Option(2000, "--iterations", help="Optimisation steps (at most)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (or a finished model)."),
+    masks: Path = typer.Option(None, "--masks", help="Person masks: an ingest folder or a folder of CAMERA.png; "
+                               "default: keyed against the backdrop colour."),
+    minutes: float = typer.Option(None, "--minutes", help="Wall-clock budget of the optimisation (minutes)."),
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = None,
+    production: ProductionOpt = None,
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+) -> None:
+    """Train the neural double (neural texture + deferred U-Net) on the session's photos and the fitted mesh."""
+    import torch
+
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.render_stage import MODEL_STAGE, TrainRequest, finish_training, resolve_device, train_session
+
+    if iterations < 1:
+        raise ValueError(f"--iterations must be >= 1, got {iterations}")
+    dev = resolve_device(device)
+    torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
+    req = TrainRequest(session, fit_dir, out, [c.strip() for c in holdout.split(",") if c.strip()], size, iterations,
+                       dev, resume, masks, minutes)
+    inputs = [p for p in (session, fit_dir, masks) if p is not None]
+    check_stage_out(out, MODEL_STAGE, force or resume, inputs)
+    console = Console()
+    with gate_from_cli(workspace, actor, production, use="render", command="render train", inputs=inputs) as run, \
+            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("render train", total=iterations, stats="")
+
+        def progress(step: int, total: int, loss: float, psnr: float) -> None:
+            held = "n/a (no --holdout)" if psnr != psnr else f"{psnr:.2f} dB"
+            bar.update(task, completed=step, stats=f"loss {loss:.4f}  held-out PSNR {held}")
+
+        with staged_stage_dir(out, MODEL_STAGE, force or resume, inputs) as tmp:
+            s = train_session(req, tmp, progress, lambda m: bar.update(task, description=f"render train: {m}"),
+                              _prov(run))
+        finish_training(out)
+        run.add_output(out, kind="render_model")
+    psnr = "n/a" if s["best_holdout_psnr"] is None else f"{s['best_holdout_psnr']:.2f} dB"
+    console.print(f"render train: {s['steps']} steps ({s['stopped']}), best held-out PSNR {psnr} at step "
+                  f"{s['best_step']}" + (f"; {s['size_note']}" if s["size_note"] else "") + f" -> {out}",
+                  markup=False, highlight=False)
+
+
+@app.command("shot")
+def shot(
+    model_dir: Path = typer.Argument(..., help="A `doppel render train` model folder."),
+    cameras: Path = typer.Option(..., "--cameras", help="Calibration JSON of the shot's cameras."),
+    camera: list[str] = typer.Option([], "--camera", help="Camera name to render (repeatable; default all)."),
+    rig: Path = typer.Option(None, "--rig", help="Rig folder driving the double (with --anim)."),
+    anim: Path = typer.Option(None, "--anim", help="Animation folder retargeted onto --rig."),
+    frames: str = typer.Option(None, "--frames", help="Frames A:B (B exclusive) of the animation / take."),
+    renderer: str = typer.Option("neural", "--renderer", help="neural or cgi (the baked-texture baseline)."),
+    size: int = typer.Option(None, "--size", help="Longest image side in px (default: the calibration's)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    out: Path = typer.Option(..., "--out", help="Output folder: CAMERA/NNNN.png, CAMERA/NNNN.exr, CAMERA.mp4."),
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = None,
+    production: ProductionOpt = None,
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+    no_provenance: NoProvenanceOpt = False,
+    label: LabelOpt = None,
+) -> None:
+    """Render frames of the double: sRGB PNGs, linear half-float EXRs and an mp4 per camera."""
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.media_disclosure import discloser
+    from doppel.render_stage import resolve_device
+    from doppel.shot_stage import SHOT_STAGE, render_shot
+
+    dev = resolve_device(device)
+    inputs = [p for p in (model_dir, cameras, rig, anim) if p is not None]
+    check_stage_out(out, SHOT_STAGE, force, inputs)
+    console = Console()
+    with gate_from_cli(workspace, actor, production, use="render", command="render shot", inputs=inputs,
+                       likeness=[p for p in (model_dir, rig) if p is not None],
+                       evidence=[p for p in (anim,) if p is not None]) as run, \
+            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                     TimeElapsedColumn(), console=console) as bar:
+        disclose = discloser(run, no_provenance, label, kind="render", ingredients=[model_dir / "model.safetensors"])
+        task = bar.add_task("render shot", total=None)
+        with staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
+            s = render_shot(model_dir, cameras, tmp, camera, rig, anim, frames, renderer, size, dev, run.provenance,
+                            lambda i, n: bar.update(task, completed=i, total=n), disclose)
+        run.add_output(out, kind="render")
+    console.print(f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
+                  f"{s['size'][1]} ({s['renderer']})" + (f"; {s['size_note']}" if s["size_note"] else "")
+                  + f" -> {out}", markup=False, highlight=False)

@@ -1,0 +1,39 @@
+"""`doppel review`: a static review site of a workspace or of stage folders, optionally served on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+
+def review(
+    source: Path = typer.Argument(..., help="A workspace (doppel.sqlite), a stage folder, a demo folder or a .glb."),
+    out: Path = typer.Option(..., "--out", help="Site folder to write (replaced whole)."),
+    serve: bool = typer.Option(False, "--serve", help="Serve the site on http://127.0.0.1:PORT/ until Ctrl-C."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port for --serve (0: any free port)."),
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+) -> None:
+    """Write a static review site (actors, consents, lineage, audit state; 3D viewers of glTF exports, previews
+    beside metrics, figures, provenance) that opens from disk or over HTTP."""
+    from doppel.review import build_site, make_server
+
+    console = Console()
+    with console.status("review: writing the site"):
+        res = build_site(source, out, force=force)
+    console.print(f"review: {len(res.pages)} page(s), {res.viewers} 3D viewer(s) -> {res.index}")
+    if not serve:
+        return
+    server = make_server(res.root, port)
+    host, bound = server.server_address[:2]
+    console.print(f"serving http://{host}:{bound}/ (127.0.0.1 only; Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except BaseException as e:
+        # Ctrl-C / SIGTERM (KeyboardInterrupt, or doppel.cli's Interrupted) only stop serving: the site is complete
+        if isinstance(e, Exception | SystemExit):
+            raise
+        console.print(f"review: server stopped; the site stays in {res.root}")
+    finally:
+        server.server_close()

@@ -1,0 +1,44 @@
+"""`doppel verify FILE...`: content credentials, watermark and the consent record of synthetic media."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from doppel.consent_gate import WorkspaceOpt
+
+
+def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR) or videos (MP4) to check."),
+           as_json: bool = typer.Option(False, "--json", help="One JSON object per file, one per line."),
+           workspace: WorkspaceOpt = None) -> None:
+    """For each file: C2PA state (trusted / untrusted / invalid / absent), the invisible watermark, and the
+    workspace record both point to (actor, production, use, consent status today). Exit 1 if any is invalid.
+    Outside a workspace only the C2PA signature is checked (no trust anchor, no watermark key)."""
+    from assets.media_verify import describe, verify_file
+    from assets.workspace import Workspace, WorkspaceError, resolve_root
+
+    try:
+        ws = Workspace.open(workspace)
+    except WorkspaceError:
+        if workspace is not None:
+            raise
+        ws = None
+    console = Console(highlight=False)
+    if ws is None and not as_json:
+        console.print(f"(no workspace at {resolve_root(None)}: C2PA signature only, no trust anchor, "
+                      "no watermark key)", markup=False)
+    bad = 0
+    for f in files:
+        report = verify_file(f, ws)
+        bad += report.invalid
+        if as_json:
+            typer.echo(json.dumps(report.as_dict(), sort_keys=True))
+        else:
+            for line in describe(report):
+                console.print(line, markup=False, soft_wrap=True,
+                              style="red" if report.invalid and line == report.path else None)
+    if bad:
+        raise typer.Exit(1)

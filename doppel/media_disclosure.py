@@ -1,0 +1,76 @@
+"""How commands that write imagery of a likeness disclose it (`assets.disclosure`), and their two options.
+
+    from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, check_no_provenance, discloser
+
+    def cmd(..., no_provenance: NoProvenanceOpt = False, label: LabelOpt = None):
+        with gate_from_cli(...) as run:
+            check_no_provenance(no_provenance, run)                  # refused for a real actor
+            disclose = discloser(run, no_provenance, label)          # Path -> None
+            write_png(tmp / "preview.png", ...); disclose(tmp / "preview.png")   # inside the staging folder
+
+Policy: every synthetic image or video of a likeness is watermarked and signed by default. ``--no-provenance``
+is allowed only for the built-in virtual actor (no real person); for any other actor it is refused before any
+work. Outside a workspace files are not signed (no signing identity there; `assets.disclosure`). A workspace
+that has never had `doppel keys init` gets a generated identity on first use (logged), like its manifest key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from assets.consent import ConsentError
+from assets.disclosure import DisclosureContext, check_label, disclose_file
+
+log = logging.getLogger(__name__)
+
+NoProvenanceOpt = Annotated[bool, typer.Option(
+    "--no-provenance", help="Write imagery without watermark and content credentials: only for the virtual actor "
+                            "(refused for a real actor).")]
+LabelOpt = Annotated[str | None, typer.Option(
+    "--label", show_default=False, help="A visible label drawn on every image/frame, e.g. "
+                                        "'Synthetic: digital double'.")]
+
+
+def check_no_provenance(no_provenance: bool, run) -> None:
+    """Refuse ``--no-provenance`` unless the run is the virtual actor's (ConsentError, one line)."""
+    if no_provenance and not run.auth.virtual:
+        raise ConsentError(f"{run.command}: --no-provenance is only allowed for the virtual actor; imagery of "
+                           f"actor {run.auth.actor_id!r} is always watermarked and signed")
+
+
+def _ensure_identity(ws) -> None:
+    from assets.signing_keys import CHAIN_NAME, IDENTITY_NAME, init_keys, keys_dir
+
+    folder = keys_dir(ws)
+    if not (folder / CHAIN_NAME).exists() and not (folder / IDENTITY_NAME).exists():
+        info = init_keys(ws)
+        log.warning("%s: created a signing identity for content credentials (%s); `doppel keys init --force "
+                    "--org NAME` names your studio", ws.root, info.signer_subject)
+
+
+def discloser(run, no_provenance: bool, label: str | None, kind: str = "render",
+              ingredients: Sequence[str | Path] = ()) -> Callable[[Path], None]:
+    """A function that discloses one written file (in place) under ``run``'s authorisation; a no-op with
+    ``--no-provenance`` (checked: virtual actor only) except for the visible label."""
+    check_no_provenance(no_provenance, run)
+    label = check_label(label)
+    ctx = DisclosureContext.from_run(run, kind=kind, ingredients=ingredients, label=label)
+    if no_provenance:
+        if not label:
+            return lambda path: None
+        ctx = DisclosureContext(None, ctx.actor_id, None, ctx.production, ctx.use, kind, (), label, run.command)
+    elif run.ws is not None:
+        from assets.signing_keys import load_identity
+
+        _ensure_identity(run.ws)
+        load_identity(run.ws)        # an expired or unreadable identity fails now, before any slow work
+
+    def disclose(path: Path) -> None:
+        disclose_file(path, ctx)
+
+    return disclose

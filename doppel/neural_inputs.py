@@ -1,0 +1,172 @@
+"""Inputs of the neural double commands (`doppel texture`, `doppel render train` / `shot`): a capture session,
+its fit (the mesh and its UV layout), person masks, and the checks that they belong together.
+
+Everything is turned into plain arrays / tensors here so that ``neural_render`` never sees a rig or a fit folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+UV_LAYOUT_FILE = "uv_layout.npz"   # optional in a fit folder: uvs (T, 2) v up, face_uvs (F, 3) (else the model's)
+MIN_FIT_IOU = 0.5                  # mean silhouette IoU between the fit and the person masks below this: refused
+BACKDROP_THRESHOLD = 0.06          # sRGB distance from the backdrop colour that counts as the person
+
+
+@dataclass
+class FitMesh:
+    """The fitted mesh of every frame of a fit folder, with its UV layout."""
+
+    fit_dir: Path
+    model: str
+    frames: dict[str, np.ndarray]    # session frame name -> (V, 3) float32 posed vertices, world metres
+    faces: np.ndarray                # (F, 3) int64
+    uvs: np.ndarray                  # (T, 2) float32, v up
+    face_uvs: np.ndarray             # (F, 3) int64
+
+
+def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import trimesh
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; is {path.parent} a `doppel fit` output folder?")
+    m = trimesh.load(path, process=False, force="mesh")
+    return np.asarray(m.vertices, np.float32), np.asarray(m.faces, np.int64)
+
+
+def _uv_layout(fit_dir: Path, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(uvs, face_uvs, the model's faces or None): from FIT/uv_layout.npz, else from the body model."""
+    f = fit_dir / UV_LAYOUT_FILE
+    if f.is_file():
+        with np.load(f) as d:
+            return np.asarray(d["uvs"], np.float32), np.asarray(d["face_uvs"], np.int64), None
+    if model != "anny":
+        raise ValueError(f"{fit_dir}: a {model} fit has no UV layout here (give {UV_LAYOUT_FILE} with uvs and "
+                         f"face_uvs, or fit Anny)")
+    from reconstruction.body_models import AnnyModel
+
+    body = AnnyModel()
+    uvs, face_uvs = body.uvs
+    return uvs, face_uvs, body.faces
+
+
+def load_fit_mesh(fit_dir: str | Path, frames: list[str] | None = None) -> FitMesh:
+    """The fit folder's mesh(es): FIT/fit_mesh.ply for the first frame (or the only one) and
+    FIT/frames/FRAME/fit_mesh.ply for later frames of a take; ``frames``: the session's frame names.
+    ValueError when the mesh is not of the UV layout's topology (another body model or a foreign mesh)."""
+    from reconstruction.scan_pipeline import read_fit_params
+
+    fit_dir = Path(fit_dir)
+    params = read_fit_params(fit_dir)
+    verts, faces = _read_ply(fit_dir / "fit_mesh.ply")
+    uvs, face_uvs, model_faces = _uv_layout(fit_dir, params["model"])
+    if face_uvs.shape != faces.shape or (model_faces is not None and not np.array_equal(model_faces, faces)):
+        raise ValueError(f"{fit_dir / 'fit_mesh.ply'}: {len(verts)} vertices / {len(faces)} faces do not match the "
+                         f"{params['model']} UV layout ({len(face_uvs)} faces): a fit of another topology")
+    out = {}
+    names = frames or ["0"]
+    for i, name in enumerate(names):
+        p = fit_dir / "fit_mesh.ply" if i == 0 else fit_dir / "frames" / name / "fit_mesh.ply"
+        if i > 0 and not p.is_file():
+            log.warning("%s: no fit of frame %s; training on the fitted frames only", fit_dir, name)
+            continue
+        v, f = (verts, faces) if i == 0 else _read_ply(p)
+        if v.shape != verts.shape or not np.array_equal(f, faces):
+            raise ValueError(f"{p}: topology differs from {fit_dir / 'fit_mesh.ply'}")
+        out[name] = v
+    return FitMesh(fit_dir, params["model"], out, faces, uvs, face_uvs)
+
+
+def load_photo(path: Path, camera) -> np.ndarray:
+    """(H, W, 3) float32 sRGB in [0, 1] of a session image, undistorted when the camera has lens distortion."""
+    import cv2
+
+    from capture.images import read_image
+    from core.conventions import doppel_to_opencv_K
+
+    img = read_image(path, cv2.IMREAD_COLOR)
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if camera.has_distortion:
+        K = doppel_to_opencv_K(camera.K.detach().cpu().numpy())
+        img = cv2.undistort(img, K, camera.dist.detach().cpu().numpy())
+    return img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0)
+
+
+def backdrop_mask(img: np.ndarray) -> np.ndarray:
+    """(H, W) bool person mask of a photo in front of a uniform backdrop: pixels farther than
+    BACKDROP_THRESHOLD (sRGB) from the median colour of the image border, cleaned by a morphological opening."""
+    import cv2
+
+    border = np.concatenate([img[:2].reshape(-1, 3), img[-2:].reshape(-1, 3), img[:, :2].reshape(-1, 3),
+                             img[:, -2:].reshape(-1, 3)])
+    bg = np.median(border, 0)
+    m = (np.abs(img - bg).max(-1) > BACKDROP_THRESHOLD).astype(np.uint8)
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return m > 0
+
+
+def person_mask(masks_dir: Path | None, frame: str, camera: str, img: np.ndarray, multi_frame: bool) -> np.ndarray:
+    """The person mask of one photo: MASKS/CAMERA.png or MASKS/FRAME_CAMERA.png (an ingest's masks/, also
+    found when MASKS is the ingest folder), else ``backdrop_mask``."""
+    if masks_dir is None:
+        return backdrop_mask(img)
+    import cv2
+
+    from capture.images import read_image
+
+    d = masks_dir / "masks" if (masks_dir / "masks").is_dir() else masks_dir
+    p = d / (f"{frame}_{camera}.png" if multi_frame else f"{camera}.png")
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no person mask for frame {frame!r}, camera {camera!r}")
+    m = read_image(p, cv2.IMREAD_GRAYSCALE)
+    if m.shape != img.shape[:2]:
+        m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return m > 127
+
+
+def check_fit_matches_session(fit: FitMesh, cameras, masks: list[np.ndarray], frame: str) -> float:
+    """Mean silhouette IoU of the fitted mesh (frame ``frame``) and the person masks in every camera; ValueError
+    when it is below MIN_FIT_IOU (a fit of another actor or another session). Masks at the cameras' sizes."""
+    import torch
+
+    from neural_render import rasterize
+
+    ious = []
+    for cam, m in zip(cameras, masks, strict=True):
+        with torch.no_grad():
+            cov = rasterize(torch.from_numpy(fit.frames[frame]), torch.from_numpy(fit.faces),
+                            cam.undistorted()).mask[0].numpy()
+        union = (cov | m).sum()
+        ious.append(float((cov & m).sum() / union) if union else 0.0)
+    iou = float(np.mean(ious))
+    if iou < MIN_FIT_IOU:
+        raise ValueError(f"{fit.fit_dir}: the fitted mesh does not match the session's photos (silhouette IoU "
+                         f"{iou:.2f} < {MIN_FIT_IOU}): a fit of another actor or another session?")
+    return iou
+
+
+def check_session_calibrated(session_dir: Path):
+    """load_session, with a one-line error for a session without calibration."""
+    from capture.session import load_session
+
+    session_dir = Path(session_dir)
+    if session_dir.is_dir() and not (session_dir / "calibration.json").is_file():
+        raise ValueError(f"{session_dir}: the session has no calibration.json; calibrate it first "
+                         "(`doppel capture calibrate`)")
+    return load_session(session_dir)
+
+
+def scaled_camera(cam, width: int, height: int):
+    """A camera for the same view at width x height pixels (K scaled per axis), without distortion."""
+    from dataclasses import replace
+
+    import torch
+
+    S = torch.diag(torch.tensor([width / cam.width, height / cam.height, 1.0], dtype=cam.dtype))
+    return replace(cam.undistorted(), K=S @ cam.K, width=int(width), height=int(height))

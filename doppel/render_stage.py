@@ -1,0 +1,267 @@
+"""`doppel render train` and `doppel render shot`: the neural double trained from a capture session and its fit,
+and shots rendered from it (library code behind the thin commands; the learning itself is neural_render's).
+
+A model folder (``render_model`` stage): model.safetensors + config.json (neural_render.neural_double),
+history.json (the training curve), holdout.png (held-out views: photo | CGI baseline | neural | error x4),
+manifest.json. While training, checkpoints go to a sibling folder ``.NAME.checkpoint`` (kept when the run is
+interrupted, removed when it finishes), which `--resume` continues from.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MODEL_STAGE = "render_model"
+SHOT_STAGE = "render"
+MIN_SIZE, MAX_SIZE = 32, 4096
+
+
+@dataclass
+class TrainRequest:
+    """What `doppel render train` was asked for."""
+
+    session: Path
+    fit: Path
+    out: Path
+    holdout: list[str]
+    size: int = 256                  # longest image side in pixels (rounded to the U-Net's multiple)
+    iterations: int = 2000
+    device: str = "cpu"
+    resume: bool = False
+    masks: Path | None = None
+    minutes: float | None = None     # wall-clock budget of the optimisation
+    texture_size: int = 256          # neural texture side
+    rgb_texture_size: int = 1024     # side of the learned RGB prior texture (0: the neural texture's channels 0-2)
+    cgi_texture_size: int = 1024     # the baked texture kept for the CGI renderer
+
+
+def checkpoint_dir(out: Path) -> Path:
+    return Path(out).parent / f".{Path(out).name}.checkpoint"
+
+
+def training_size(width: int, height: int, size: int, multiple: int) -> tuple[int, int, str | None]:
+    """(W', H', note): the image size whose longest side is ``size`` rounded to ``multiple`` (both sides), and a
+    note saying so when ``size`` had to be rounded (None otherwise)."""
+    from neural_render.deferred import round_size
+
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
+    rounded = round_size(size, multiple)
+    note = None if rounded == size else f"--size {size} rounded to {rounded} (a multiple of {multiple}, the U-Net's)"
+    s = rounded / max(width, height)
+    return round_size(width * s, multiple), round_size(height * s, multiple), note
+
+
+def check_holdout(holdout: list[str], cameras: list[str], session: Path) -> list[str]:
+    unknown = [c for c in holdout if c not in cameras]
+    if unknown:
+        raise ValueError(f"--holdout {','.join(unknown)}: no such camera in {session} (cameras: {', '.join(cameras)})")
+    if len(set(holdout)) >= len(cameras):
+        raise ValueError(f"--holdout: every camera of {session} is held out; keep at least one for training")
+    return holdout
+
+
+def resolve_device(device: str) -> str:
+    """auto -> cuda when available else cpu; cuda without a GPU: ValueError."""
+    import torch
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available on this machine (use --device cpu)")
+    return device
+
+
+def _load_views(req: TrainRequest, multiple: int):
+    """Session, fit, cameras at the training size, frames, photos (N, H, W, 3), masks (N, H, W), view names,
+    per-view (frame index, camera name), full-size first-frame photos/masks/cameras (for the bake), a size note."""
+    import cv2
+
+    from doppel.neural_inputs import (
+        check_fit_matches_session,
+        check_session_calibrated,
+        load_fit_mesh,
+        load_photo,
+        person_mask,
+        scaled_camera,
+    )
+
+    session = check_session_calibrated(req.session)
+    check_holdout(req.holdout, session.camera_names, req.session)
+    frames_all = list(session.frames)
+    fit = load_fit_mesh(req.fit, frames_all)
+    sizes = {(c.width, c.height) for c in session.cameras}
+    if len(sizes) > 1:
+        raise ValueError(f"{req.session}: cameras of different image sizes {sorted(sizes)}; the trainer needs one size")
+    W, H, note = training_size(*sizes.pop(), req.size, multiple)
+    cams = [scaled_camera(c, W, H) for c in session.cameras]
+    photos, masks, names, where, full = [], [], [], [], {"photos": [], "masks": []}
+    for fi, frame in enumerate(f for f in frames_all if f in fit.frames):
+        for cam in session.cameras:
+            p = load_photo(session.frames[frame][cam.name], cam)
+            m = person_mask(req.masks, frame, cam.name, p, len(frames_all) > 1)
+            if fi == 0:
+                full["photos"].append(p)
+                full["masks"].append(m)
+            photos.append(cv2.resize(p, (W, H), interpolation=cv2.INTER_AREA))
+            masks.append(cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA))
+            names.append(f"{frame}/{cam.name}")
+            where.append((frame, cam.name))
+    first = next(iter(fit.frames))
+    check_fit_matches_session(fit, cams, [m > 0.5 for m in masks[:len(cams)]], first)
+    return session, fit, cams, photos, masks, names, where, full, note
+
+
+def _bake_for_model(fit, session, full, holdout: list[str], size: int):
+    """Linear RGB (S, S, 3) texture baked from the first frame's training cameras (never the held-out ones)."""
+    import torch
+
+    from capture.camera import Camera
+    from neural_render.bake import BakeConfig, bake_texture
+    from neural_render.texture import srgb_to_linear
+
+    keep = [i for i, c in enumerate(session.cameras) if c.name not in holdout]
+    first = next(iter(fit.frames))
+    res = bake_texture(torch.from_numpy(fit.frames[first]), torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs),
+                       torch.from_numpy(fit.face_uvs), Camera.stack([session.cameras[i].undistorted() for i in keep]),
+                       lambda k: srgb_to_linear(torch.from_numpy(full["photos"][keep[k]])),
+                       [torch.from_numpy(full["masks"][i]) for i in keep], BakeConfig(size=size))
+    return res.texture
+
+
+def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, device: str):
+    """A new NeuralDouble (texture RGB channels from the bake), or the checkpoint's / OUT's when resuming.
+    Returns (model, optimizer tensors, optimizer steps, training state or None)."""
+    import torch
+
+    from neural_render.neural_double import ModelError, NeuralDouble, NeuralDoubleConfig, load_model, topology_signature
+
+    verts = torch.from_numpy(np.stack(list(fit.frames.values())))
+    sig = topology_signature(fit.faces, fit.uvs, fit.face_uvs, verts.shape[1])
+    src = next((d for d in (checkpoint_dir(req.out), req.out) if (d / "config.json").is_file()), None) \
+        if req.resume else None
+    if src is not None:
+        model, meta, opt = load_model(src, device, optimizer_for=True)
+        if meta["signature"] != sig:
+            raise ModelError(f"--resume: the checkpoint in {src} is of another rig / topology than {req.fit}")
+        if meta["config"]["cameras"] != train_cams:
+            raise ModelError(f"--resume: the checkpoint in {src} was trained on cameras {meta['config']['cameras']}, "
+                             f"this run trains on {train_cams} (same --holdout needed)")
+        return model, opt, meta.get("optimizer_steps", {}), meta.get("training")
+    cfg = NeuralDoubleConfig(texture_size=req.texture_size, rgb_texture_size=req.rgb_texture_size, cameras=train_cams)
+    model = NeuralDouble(cfg, torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs),
+                         verts, cgi_texture)
+    model.init_from_bake(cgi_texture)
+    return model.to(device), {}, {}, None
+
+
+def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, float, float], None] | None = None,
+                  status: Callable[[str], None] | None = None, params: dict | None = None) -> dict:
+    """Train (or resume) the neural double of ``req`` and write the model folder into ``tmp`` (a staging folder);
+    returns the summary written to the manifest."""
+    import torch
+
+    from capture.camera import Camera
+    from neural_render.deferred import DeferredNeuralRenderer
+    from neural_render.training import TrainConfig, load_optimizer_state, make_optimizer, prepare_views
+
+    say = status or (lambda s: None)
+    say("loading the session and the fit")
+    session, fit, cams, photos, masks, names, where, full, note = _load_views(req, DeferredNeuralRenderer().multiple)
+    if note:
+        log.warning(note)
+        say(note)
+    train_cams = [c.name for c in session.cameras if c.name not in req.holdout]
+    say("baking the CGI texture")
+    cgi = _bake_for_model(fit, session, full, req.holdout, req.cgi_texture_size)
+    model, opt_t, opt_steps, state = _build_model(req, fit, train_cams, cgi, req.device)
+    frames = list(fit.frames)
+    verts = torch.from_numpy(np.stack([fit.frames[f] for f, _ in where]))
+    cam_of = {c.name: c for c in cams}
+    ci = torch.tensor([train_cams.index(c) if c in train_cams else -1 for _, c in where])
+    say("rasterizing G-buffers")
+    views = prepare_views(model.cpu(), verts, Camera.stack([cam_of[c] for _, c in where]),
+                          torch.from_numpy(np.stack(photos)), torch.from_numpy(np.stack(masks)), ci, None, names)
+    model = model.to(req.device)
+    cfg = TrainConfig(iterations=req.iterations, max_seconds=math.inf if req.minutes is None else req.minutes * 60)
+    opt = make_optimizer(model, cfg)
+    load_optimizer_state(model, opt, opt_t, opt_steps)
+    return _run_training(req, tmp, model, opt, views, cfg, state, progress, say,
+                         {"frames": frames, "size": [cams[0].width, cams[0].height], "size_note": note,
+                          "holdout": req.holdout, **dict(params or {})})
+
+
+def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, progress, say, info: dict) -> dict:
+    """The optimisation with checkpoints, then the model folder (model, history, hold-out preview, manifest)."""
+    from core.storage import atomic_write_json, write_manifest
+    from neural_render.neural_double import save_model
+    from neural_render.training import train_neural_double
+
+    ck = checkpoint_dir(req.out)
+    start = int(state["step"]) if state else 0
+    best = (state.get("best_holdout_psnr") or -math.inf, state.get("best_step", start)) if state else None
+    history = list(state.get("history", [])) if state else []
+
+    def checkpoint(m, o, st):
+        save_model(ck, m, extra={"training": {**st, "history": history}}, optimizer=o)
+
+    say("training")
+    res = train_neural_double(model, views, cfg, req.device, opt, start, progress, checkpoint, best)
+    history += res.history
+    summary = {"steps": res.steps, "best_step": res.best_step, "stopped": res.stopped,
+               "best_holdout_psnr": round(res.best_holdout_psnr, 3) if math.isfinite(res.best_holdout_psnr) else None,
+               **info}
+    save_model(tmp, model.cpu(), extra={"training": {"step": res.steps, "best_step": res.best_step,
+                                                     "best_holdout_psnr": summary["best_holdout_psnr"],
+                                                     "history": history}, "summary": summary})
+    atomic_write_json(tmp / "history.json", history)
+    outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}
+    if len(views.holdout_ids):
+        _holdout_preview(tmp / "holdout.png", model, views)
+        outputs["holdout"] = "holdout.png"
+    write_manifest(tmp, MODEL_STAGE, inputs={"calibration": req.session / "calibration.json",
+                                             "fit_params": req.fit / "params.json",
+                                             "fit_mesh": req.fit / "fit_mesh.ply"},
+                   params={"size": req.size, "iterations": req.iterations, "holdout": req.holdout,
+                           "device": req.device, **{k: v for k, v in info.items() if k in ("actor_id", "consent_id",
+                                                                                          "production")}},
+                   outputs=outputs, extra={"render_model": summary})
+    return summary
+
+
+def finish_training(out: Path) -> None:
+    """After the model folder is in place: the checkpoint folder is no longer needed."""
+    shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+
+
+def _holdout_preview(path: Path, model, views) -> None:
+    """Rows of held-out views: photo | CGI baseline | neural | |neural - photo| x 4 (sRGB, in the person mask)."""
+    import torch
+
+    from core.meshio import write_png
+    from neural_render.gbuffer import GBuffer
+    from neural_render.texture import linear_to_srgb, sample_texture
+    from neural_render.training import render_views
+
+    ids = views.holdout_ids
+    neural = render_views(model.cpu(), views, ids, "cpu")
+    rows = []
+    for k, i in enumerate(ids.tolist()):
+        g: GBuffer = views.g.index([i])
+        cgi = linear_to_srgb(sample_texture(g.uv, model.cgi_texture, mask=g.mask))[0]
+        m = views.masks[i][..., None]
+        n = neural[k, ..., :3] * neural[k, ..., 3:] + views.images[i] * (1 - neural[k, ..., 3:])
+        err = ((n - views.images[i]).abs() * 4 * m).clamp(0, 1)
+        rows.append(torch.cat([views.images[i], cgi, n, err], 1))
+    write_png(path, torch.cat(rows, 0).numpy())

@@ -1,0 +1,372 @@
+"""The review site: static pages (index, one per actor, one per stage folder or output file) over a copy of the
+media they show, with `<model-viewer>` for glTF exports. Opens from disk (file://) and over HTTP.
+
+    SITE/
+      index.html             actors, consents at a glance, audit state, stage folders
+      actor-ID.html          consents (uses, production, expiry, revoked) and the lineage tree of the actor's assets
+      stage-NNN.html         one stage folder or output: 3D viewer, video beside metrics, figures, provenance
+      files/NNN/...          the files those pages show (copied; .view.glb = the viewer's copy with grid and pole)
+      static/                model-viewer (vendored, Apache-2.0), review.css, review.js
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+import doppel.review.pages as pages
+from core.storage import atomic_write_text
+from doppel.review.framing import prepare_viewer
+from doppel.review.gather import (
+    IMAGE_SUFFIXES,
+    MODEL_SUFFIXES,
+    TABLE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    ActorView,
+    ReviewData,
+    StageView,
+    gather,
+)
+from doppel.review.pages import badge, esc, href
+from doppel.review.provenance_hook import check_provenance
+
+log = logging.getLogger(__name__)
+
+REVIEW_STAGE = "review"
+STATIC_FILES = ("model-viewer-umd.min.js", "LICENSE.model-viewer", "review.css", "review.js", "README.md")
+RENDER_KINDS = ("render", "swap", "face_replace", "neural_render", "shot", "composite")
+VIDEO_BESIDE_METRICS = ("retarget", "animation")
+MAX_TABLE_BYTES = 256 << 10
+
+
+@dataclass
+class SiteResult:
+    root: Path                                        # the site folder
+    index: Path                                       # root / index.html
+    pages: list[Path] = field(default_factory=list)   # every page written
+    viewers: int = 0                                  # 3D viewers on the pages
+
+
+def copy_static(dst: Path) -> Path:
+    """Copy the vendored viewer, CSS and JS into ``dst/static``; returns that folder."""
+    out = dst / pages.STATIC_DIR_NAME
+    out.mkdir(parents=True, exist_ok=True)
+    src = resources.files("doppel.review") / "static"
+    for name in STATIC_FILES:
+        with resources.as_file(src / name) as p:
+            shutil.copyfile(p, out / name)
+    return out
+
+
+def model_block(glb: Path, root: Path, vid: str, caption: str) -> str:
+    """Frame ``glb`` (a file under ``root``) over its animation, write its viewer copy (+ the copy as a script for
+    file://) beside it, and return the viewer's HTML with paths relative to ``root``."""
+    view = glb.with_name(glb.stem + ".view.glb")
+    framing = prepare_viewer(glb, view)
+    js = view.with_name(view.name + ".js")
+    key = view.relative_to(root).as_posix()
+    payload = base64.b64encode(view.read_bytes()).decode("ascii")
+    atomic_write_text(js, "window.doppelReviewGlb=window.doppelReviewGlb||{};"
+                          f"window.doppelReviewGlb[{_js_string(key)}]=\"{payload}\";\n")
+    return pages.viewer_html(key, js.relative_to(root).as_posix(), glb.relative_to(root).as_posix(), framing,
+                             caption, vid)
+
+
+def _js_string(s: str) -> str:
+    import json
+
+    return json.dumps(s).replace("<", "\\u003c")
+
+
+def build_site(source: str | Path, out: str | Path, force: bool = False,
+               progress: Callable[[str, int, int], None] | None = None) -> SiteResult:
+    """Read ``source`` (workspace or stage folder, `gather`) and write the site into ``out`` (replaced whole, like a
+    stage folder: refused when it holds another stage's output unless ``force``). progress(what, i, total)."""
+    from core.stage_folders import staged_stage_dir
+
+    data = gather(source)
+    out = Path(out)
+    with staged_stage_dir(out, REVIEW_STAGE, force, inputs=[data.source]) as tmp:
+        res = write_site(data, tmp, progress)
+    return SiteResult(out, out / "index.html", [out / p.relative_to(tmp) for p in res.pages], res.viewers)
+
+
+def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], None] | None = None) -> SiteResult:
+    """Write every page of ``data`` into ``dst`` (an empty folder). First every stage's files are copied and its
+    models framed (so that a rig's page can show the viewers of the exports made from it), then the pages."""
+    copy_static(dst)
+    res = SiteResult(dst, dst / "index.html")
+    stages = [s for av in data.actors for s in av.stages] + data.stages
+    page_of = {id(s): f"stage-{i:03d}.html" for i, s in enumerate(stages)}
+    by_asset = {s.asset.id: s for s in stages if s.asset is not None}
+    copied, models = {}, {}
+    for i, s in enumerate(stages):
+        if progress:
+            progress(s.label, i, len(stages))
+        copied[id(s)] = copy_stage_files(s, dst, f"files/{i:03d}")
+        models[id(s)] = [model_block(dst / p, dst, f"viewer-{i:03d}-{k}", f"{s.kind} {lbl}")
+                         for k, (p, lbl) in enumerate((p, lbl) for p, lbl in copied[id(s)]
+                                                      if p.suffix.lower() in MODEL_SUFFIXES)]
+    related = exports_of_rigs(data, by_asset)
+    ws = None
+    if data.is_workspace:
+        from assets.workspace import Workspace
+
+        ws = Workspace(data.source)
+    nav = f"<nav><a href='index.html'>&larr; {esc(data.title)}</a></nav>"
+    for i, s in enumerate(stages):
+        viewers = list(models[id(s)])
+        for e in related.get(id(s), []):
+            viewers += [f"<p>From the export <a href='{href(page_of[id(e)])}'>{esc(e.label)}</a>:</p>{v}"
+                        for v in models[id(e)]]
+        body = stage_body(s, dst, f"files/{i:03d}", copied[id(s)], viewers, ws)
+        res.viewers += len(viewers)
+        res.pages.append(atomic_write_text(dst / page_of[id(s)], pages.page(
+            f"{s.kind}: {s.label}", body, viewer=bool(viewers), nav=nav)))
+    asset_pages = {aid: page_of[id(s)] for aid, s in by_asset.items()}
+    for av in data.actors:
+        res.pages.append(atomic_write_text(dst / actor_page_name(av.actor.id), pages.page(
+            f"Actor: {av.actor.name}", actor_body(av, asset_pages), nav=nav)))
+    res.pages.append(atomic_write_text(res.index, pages.page(data.title, index_body(data, page_of))))
+    return res
+
+
+def exports_of_rigs(data: ReviewData, by_asset: dict[str, StageView]) -> dict[int, list[StageView]]:
+    """For each rig's stage view (by id()), the stage views of the exports made from it (lineage, any depth); their
+    .glb files are shown on the rig's page too."""
+    out: dict[int, list[StageView]] = {}
+
+    def glb_exports(node) -> list:
+        found = []
+        for ch in node.children:
+            if ch.asset.kind == "export":                # a .glb file, or a folder holding one
+                found.append(ch.asset.id)
+            found += glb_exports(ch)
+        return found
+
+    def walk(nodes) -> None:
+        for n in nodes:
+            if n.asset.kind == "rig" and n.asset.id in by_asset:
+                views = [by_asset[a] for a in dict.fromkeys(glb_exports(n)) if a in by_asset]
+                out[id(by_asset[n.asset.id])] = views
+            walk(n.children)
+
+    for av in data.actors:
+        walk(av.tree)
+    return out
+
+
+def actor_page_name(actor_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in actor_id)
+    return f"actor-{safe}.html"
+
+
+def index_body(data: ReviewData, page_of: dict[int, str]) -> str:
+    parts = [f"<p class='meta'>Made from <code>{esc(data.source)}</code></p>"]
+    if data.audit is not None:
+        parts.append(audit_block(data.audit))
+    if data.actors:
+        rows = []
+        for av in data.actors:
+            states = [c.status() for c in av.consents]
+            consent = ", ".join(f"{states.count(s)} {s}" for s in ("valid", "expired", "revoked") if s in states)
+            rows.append([f"<a href='{href(actor_page_name(av.actor.id))}'>{esc(av.actor.name)}</a>",
+                         f"<code>{esc(av.actor.id)}</code>",
+                         esc(consent or ("not required" if av.actor.virtual else "none")),
+                         esc(len(av.stages))])
+        parts.append("<h2>Actors</h2>" + pages.grid_table(["actor", "id", "consents", "assets"], rows))
+    if data.stages:
+        rows = [[badge(s.kind, "none"), f"<a href='{href(page_of[id(s)])}'>{esc(s.label)}</a>",
+                 esc(len(s.files))] for s in data.stages]
+        parts.append("<h2>Stage outputs</h2>" + pages.grid_table(["stage", "folder", "files"], rows))
+    return "\n".join(parts)
+
+
+def audit_block(report) -> str:
+    """The audit log's verification state (assets.audit.AuditReport)."""
+    if report.ok:
+        state = badge("verified", "ok")
+        text = (f"{report.records} records, hash chain intact; head <code>{esc(report.head_hash[:16])}</code>"
+                " (note it and check later with <code>doppel audit verify --head HASH</code>)")
+    else:
+        state = badge(f"{len(report.problems)} problem(s)", "bad")
+        text = "<ul>" + "".join(f"<li>{esc(p.message)}</li>" for p in report.problems) + "</ul>"
+    return f"<h2>Audit log {state}</h2><p>{text}</p>"
+
+
+def actor_body(av: ActorView, by_asset: dict[str, str]) -> str:
+    a = av.actor
+    parts = [pages.table({"id": a.id, "name": a.name, "registered": a.created,
+                          "kind": "virtual (synthetic, no consent needed)" if a.virtual else "real person"})]
+    rows = []
+    for c in av.consents:
+        status = c.status()
+        why = f" {c.revoked[:10]}: {c.revoke_reason}" if c.revoked else ""
+        rows.append([f"<code>{esc(c.id)}</code>", esc(", ".join(u.value for u in c.uses)), esc(c.production),
+                     esc(c.granted[:10]), esc(c.expires.isoformat()),
+                     badge(status, {"valid": "ok", "expired": "warn"}.get(status, "bad")) + esc(why),
+                     esc(c.document_name or "")])
+    parts.append("<h2>Consents</h2>" + (pages.grid_table(
+        ["consent", "uses", "production", "granted", "expires", "state", "document"], rows) if rows else
+        f"<p>{'Not required: synthetic actor.' if a.virtual else 'No consent recorded.'}</p>"))
+    parts.append("<h2>Assets and lineage</h2><p class='meta'>Each asset with what was made from it, stage by "
+                 "stage (an asset made from two parents appears under both).</p>")
+    parts.append(tree_html(av.tree, by_asset) if av.tree else "<p>No assets registered.</p>")
+    return "\n".join(parts)
+
+
+def tree_html(nodes, by_asset: dict[str, str]) -> str:
+    items = []
+    for n in nodes:
+        a = n.asset
+        name = esc(a.path)
+        if a.id in by_asset:
+            name = f"<a href='{href(by_asset[a.id])}'>{name}</a>"
+        consent = f"<code>{esc(a.consent_id)}</code>" if a.consent_id else "no consent needed"
+        items.append(f"<li>{badge(a.kind, 'none')} {name} <span class='meta'><code>{esc(a.sha256[:12])}</code> "
+                     f"&middot; {esc(a.use)} &middot; {esc(a.production)} &middot; {consent} &middot; "
+                     f"{esc(a.created[:19])}</span>{tree_html(n.children, by_asset) if n.children else ''}</li>")
+    return f"<ul class='tree'>{''.join(items)}</ul>"
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+
+
+def copy_stage_files(s: StageView, root: Path, files_rel: str) -> list[tuple[PurePosixPath, str]]:
+    """Copy the files a stage page shows to ``root/files_rel``; returns (site-relative path, label) pairs."""
+    base = s.path.parent if s.path.is_file() else s.path
+    copied = []
+    for rel in s.files:
+        dst_rel = PurePosixPath(files_rel) / rel.as_posix()
+        _copy(base / rel, root / dst_rel)
+        copied.append((dst_rel, rel.as_posix()))
+    return copied
+
+
+def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[PurePosixPath, str]],
+               viewers: list[str], ws=None) -> str:
+    """The body of a stage page: its 3D viewers (HTML from `model_block`), then its media by kind, tables and
+    manifest. ``copied``: the files `copy_stage_files` put under root/files_rel; ``ws``: the workspace whose keys
+    verify renders' provenance (None outside one)."""
+    base = s.path.parent if s.path.is_file() else s.path
+    parts = [f"<p class='meta'><code>{esc(s.path)}</code></p>", *viewers]
+    if s.kind == "rig" and not viewers:
+        parts.append("<p>No glTF export of this rig yet: <code>doppel export RIG_DIR --anim ANIM_DIR --out "
+                     "double.glb</code> makes one, and its page shows it in 3D.</p>")
+    media = [(p, lbl) for p, lbl in copied if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
+    tables = [(p, lbl) for p, lbl in copied if p.suffix.lower() in TABLE_SUFFIXES]
+    if s.kind in RENDER_KINDS:
+        parts.append(provenance_table(media, root, base, files_rel, ws))
+    elif s.kind in VIDEO_BESIDE_METRICS and any(p.suffix.lower() in VIDEO_SUFFIXES for p, _ in media):
+        parts.append(video_beside_metrics(media, tables, base, files_rel))
+        media = [(p, lbl) for p, lbl in media if p.suffix.lower() not in VIDEO_SUFFIXES]
+    if s.kind not in RENDER_KINDS and media:
+        parts.append("<h2>Figures</h2><div class='figs'>" + "".join(
+            pages.video(str(p), lbl) if p.suffix.lower() in VIDEO_SUFFIXES else pages.figure(str(p), lbl)
+            for p, lbl in media) + "</div>")
+    if s.truncated:
+        parts.append(f"<p class='meta'>{s.truncated} more file(s) in the folder are not shown.</p>")
+    parts.append(tables_html(tables, base, files_rel))
+    parts.append(manifest_html(s))
+    return "\n".join(p for p in parts if p)
+
+
+def _json_rows(path: Path) -> dict | None:
+    import json
+
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _source(base: Path, files_rel: str, p: PurePosixPath) -> Path:
+    return base / PurePosixPath(p).relative_to(files_rel)
+
+
+def video_beside_metrics(media, tables, base: Path, files_rel: str) -> str:
+    vids = "".join(pages.video(str(p), lbl) for p, lbl in media if p.suffix.lower() in VIDEO_SUFFIXES)
+    metrics = ""
+    for p, lbl in tables:
+        rows = _json_rows(_source(base, files_rel, p))
+        if rows is not None and "metric" in lbl.lower():
+            metrics += f"<h3>{esc(lbl)}</h3>" + pages.table(rows)
+    return f"<h2>Preview and metrics</h2><div class='side'><div>{vids}</div><div>{metrics}</div></div>"
+
+
+def provenance_table(media, root: Path, base: Path, files_rel: str, ws=None) -> str:
+    """Frames and videos of a render / swap with each file's provenance state (`provenance_hook`: doppel verify's
+    C2PA, watermark and consent checks, against ``ws``'s keys when given)."""
+    rows = []
+    for p, lbl in media:
+        state = check_provenance(_source(base, files_rel, p), ws)
+        kind = {True: "ok", False: "bad"}.get(state.ok, "none")
+        thumb = (pages.video(str(p), lbl) if p.suffix.lower() in VIDEO_SUFFIXES else pages.figure(str(p), lbl))
+        rows.append([thumb, f"<a href='{href(p)}'>{esc(lbl)}</a>", esc(f"{(root / p).stat().st_size / 1e3:.1f} kB"),
+                     f"<span title='{esc(state.detail)}'>{badge(state.state, kind)}</span>"])
+    return "<h2>Frames and videos</h2>" + pages.grid_table(["preview", "file", "size", "provenance"], rows,
+                                                             cls="grid prov")
+
+
+def tables_html(tables, base: Path, files_rel: str) -> str:
+    out = []
+    for p, lbl in tables:
+        rows = _json_rows(_source(base, files_rel, p))
+        body = pages.table(rows) if rows is not None else ""
+        out.append(f"<details><summary>{esc(lbl)} &middot; <a href='{href(p)}'>file</a></summary>{body}</details>")
+    return ("<h2>Tables</h2>" + "".join(out)) if out else ""
+
+
+def manifest_html(s: StageView) -> str:
+    rows: dict = {}
+    if s.asset is not None:
+        a = s.asset
+        rows.update({"asset": a.id, "kind": a.kind, "actor": a.actor_id, "consent": a.consent_id or "not required",
+                     "use": a.use, "production": a.production, "sha256": a.sha256, "registered": a.created})
+    if not s.path.exists():
+        rows["on disk"] = "missing: deleted or moved since it was registered"
+    m = s.manifest
+    if m is None:
+        if s.path.is_dir():
+            rows["manifest"] = "missing or unreadable"
+        return ("<h2>Record</h2>" + pages.table(rows)) if rows else ""
+    rows.update({"stage": m.get("stage"), "created": m.get("created")})
+    for k in ("consent", "actor"):
+        if k in m:
+            rows[f"manifest {k}"] = m[k]
+    for k, v in (m.get("params") or {}).items():
+        rows[f"param {k}"] = v
+    for k, v in (m.get("inputs") or {}).items():
+        if isinstance(v, dict):
+            rows[f"input {k}"] = f"{v.get('path')} ({str(v.get('sha256'))[:12]})"
+    return "<h2>Manifest</h2>" + pages.table(rows)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".glb": "model/gltf-binary",
+                      ".js": "text/javascript", ".mp4": "video/mp4", ".webm": "video/webm"}
+
+    def log_message(self, format, *args):  # the base class's signature
+        log.debug("review server: " + format, *args)
+
+
+def make_server(site: str | Path, port: int = 8000) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for ``site`` on 127.0.0.1 only (never another interface); port 0 picks a free one. The caller
+    runs ``serve_forever()`` and ``server_close()``."""
+    site = Path(site)
+    if not (site / "index.html").is_file():
+        raise FileNotFoundError(f"{site}: no index.html; build the site first (doppel review SOURCE --out {site})")
+    handler = functools.partial(_Handler, directory=str(site))
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)

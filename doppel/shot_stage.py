@@ -1,0 +1,142 @@
+"""`doppel render shot`: frames of a trained neural double (or its CGI baseline) from any calibrated camera, in
+the fitted pose or driven by a rig and a retargeted animation. Writes OUT/CAMERA/NNNN.png (sRGB, straight
+alpha), OUT/CAMERA/NNNN.exr (linear RGBA, premultiplied, half float), OUT/CAMERA.mp4 when there is more than one
+frame, and manifest.json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SHOT_STAGE = "render"
+
+
+def disclose_written_frame(png: Path, exr: Path, disclose: Callable[[Path], None] | None) -> None:
+    """The disclosure / provenance step (issue #17) of every frame a shot writes: ``disclose`` (from
+    ``doppel.media_disclosure.discloser``: label, watermark, C2PA; EXR: a sidecar) on the PNG and the EXR.
+    Called once per written frame, inside the staging folder, before the shot's manifest hashes the files."""
+    if disclose is None:
+        log.debug("frame %s (+ %s): no disclosure requested", png, exr)
+        return
+    disclose(png)
+    disclose(exr)
+
+
+def parse_frames(spec: str | None, total: int) -> range:
+    """'A:B' (B exclusive, either side may be empty) -> a range within [0, total); None -> every frame."""
+    if spec is None:
+        return range(total)
+    a, sep, b = spec.partition(":")
+    try:
+        lo = int(a) if a.strip() else 0
+        hi = int(b) if b.strip() else total
+        if not sep:
+            hi = lo + 1
+    except ValueError:
+        raise ValueError(f"--frames must be A:B (frame numbers), got {spec!r}") from None
+    if not 0 <= lo < hi <= total:
+        raise ValueError(f"--frames {spec}: outside the {total} frames available (0:{total})")
+    return range(lo, hi)
+
+
+def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: str | None):
+    """(T, V, 3) float32 tensor of the posed meshes, and fps: the model's fitted frames without --anim, else the
+    rig posed by the animation. Errors: --anim without --rig, a rig of another topology than the model."""
+    import torch
+
+    from neural_render.neural_double import ModelError, topology_signature
+
+    if anim_dir is None:
+        if rig_dir is not None:
+            raise ValueError("--rig needs --anim (without an animation the shot renders the fitted pose)")
+        fv = model.fitted_verts
+        return fv[list(parse_frames(frames, fv.shape[0]))], 24.0
+    if rig_dir is None:
+        raise ValueError("--anim needs --rig (the rig the animation was retargeted onto)")
+    from rigging import Rig
+    from rigging.animation import Animation
+
+    rig = Rig.load(rig_dir)
+    if rig.uvs is None or topology_signature(rig.faces, rig.uvs, rig.face_uvs, rig.num_vertices) != model.signature():
+        raise ModelError(f"--rig {rig_dir}: another topology / UV layout than the model was trained on "
+                         "(a model from another rig)")
+    anim = Animation.load(anim_dir)
+    if len(anim.joint_names) != rig.num_joints:
+        raise ValueError(f"--anim {anim_dir}: {len(anim.joint_names)} joints, the rig has {rig.num_joints}; "
+                         "retarget the clip onto this rig first")
+    idx = list(parse_frames(frames, anim.local_rotations.shape[0]))
+    with torch.no_grad():
+        v = rig.pose(torch.as_tensor(anim.local_rotations[idx], dtype=torch.float32),
+                     torch.as_tensor(anim.root_translation[idx], dtype=torch.float32))
+    return v.float(), float(anim.fps)
+
+
+def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple: int):
+    """(capture.Camera batch at the shot size, note or None): the named cameras (default all) of a calibration
+    file, scaled so the longest side is ``size`` rounded to ``multiple``."""
+    from capture.calibration_io import read_calibration
+    from capture.camera import Camera
+    from doppel.neural_inputs import scaled_camera
+    from doppel.render_stage import training_size
+
+    cams = read_calibration(calibration)
+    known = [c.name for c in cams]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"--camera {', '.join(unknown)}: not in {calibration} (cameras: {', '.join(known)})")
+    chosen = [c for c in cams if not names or c.name in names]
+    W0, H0 = chosen[0].width, chosen[0].height
+    if any((c.width, c.height) != (W0, H0) for c in chosen):
+        raise ValueError(f"{calibration}: the chosen cameras have different image sizes; render them separately")
+    W, H, note = training_size(W0, H0, size or max(W0, H0), multiple)
+    return Camera.stack([scaled_camera(c, W, H) for c in chosen]), note
+
+
+def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: list[str], rig_dir: Path | None,
+                anim_dir: Path | None, frames: str | None, renderer: str, size: int | None, device: str,
+                provenance: dict, progress: Callable[[int, int], None] | None = None,
+                disclose: Callable[[Path], None] | None = None) -> dict:
+    """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
+    applied to every written frame and movie (``disclose_written_frame``)."""
+    from core.storage import write_manifest
+    from mocap_retarget.preview import write_mp4
+    from neural_render.neural_double import load_model
+    from neural_render.shot import RENDERERS, render_shot_frames, write_shot_frame
+
+    if renderer not in RENDERERS:
+        raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
+    model, meta, _ = load_model(model_dir, "cpu")
+    cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
+    verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
+    total, done, outputs = len(cams) * verts.shape[0], 0, {}
+    movie: list[np.ndarray] = []
+    for fr in render_shot_frames(model, verts, cams, renderer, device):
+        name = cams.name[fr.camera] if isinstance(cams.name, tuple) else str(cams.name)
+        png, exr = write_shot_frame(out / name, fr.frame, fr)
+        disclose_written_frame(png, exr, disclose)
+        outputs[f"{name}/{png.name}"] = f"{name}/{png.name}"
+        outputs[f"{name}/{exr.name}"] = f"{name}/{exr.name}"
+        if verts.shape[0] > 1:
+            a = fr.rgba_srgb[..., 3:]
+            movie.append((np.clip(fr.rgba_srgb[..., :3] * a + 0.5 * (1 - a), 0, 1) * 255 + 0.5).astype(np.uint8))
+            if fr.frame == verts.shape[0] - 1:
+                write_mp4(out / f"{name}.mp4", movie, fps)
+                if disclose is not None:
+                    disclose(out / f"{name}.mp4")
+                outputs[f"{name}.mp4"] = f"{name}.mp4"
+                movie = []
+        done += 1
+        if progress:
+            progress(done, total)
+    summary = {"renderer": renderer, "cameras": list(cams.name) if isinstance(cams.name, tuple) else [cams.name],
+               "frames": int(verts.shape[0]), "size": [cams.width, cams.height], "size_note": note,
+               "animation": None if anim_dir is None else str(anim_dir)}
+    write_manifest(out, SHOT_STAGE, inputs={"model": Path(model_dir) / "model.safetensors", "calibration": calibration},
+                   params={**summary, **{k: provenance.get(k) for k in ("actor", "consent", "production")}},
+                   outputs=outputs, extra={"render": summary})
+    return summary

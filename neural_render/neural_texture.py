@@ -1,0 +1,76 @@
+"""``NeuralTexture``: a learned C-channel texture in the mesh's UV space, stored as a Laplacian pyramid.
+
+Level l holds an (S / 2^l)^2 detail image; the texture is the sum of every level upsampled (bilinear) to S x S.
+Coarse levels cover many texels per parameter, so they learn fast from few views; fine levels add detail
+(Deferred Neural Rendering, Thies et al. 2019). The texture is sampled through a G-buffer's UVs with
+``sample_texture`` (bilinear + trilinear mip-mapping): differentiable w.r.t. the pyramid and the UVs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as tf
+from torch import Tensor, nn
+
+from neural_render.texture import sample_texture
+
+__all__ = ["NeuralTexture"]
+
+
+class NeuralTexture(nn.Module):
+    """A (size x size x channels) texture as ``levels`` Laplacian pyramid levels (parameters ``level{l}``,
+    each (1, channels, size / 2^l, size / 2^l)). Initialised with small noise at the coarsest level and zero
+    detail, so training starts from a smooth texture."""
+
+    def __init__(self, channels: int = 16, size: int = 256, levels: int = 4, init_std: float = 0.1,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        if channels < 1 or size < 2 or levels < 1:
+            raise ValueError(f"NeuralTexture: need channels >= 1, size >= 2, levels >= 1; got {channels}, {size}, "
+                             f"{levels}")
+        if size % (2 ** (levels - 1)):
+            raise ValueError(f"NeuralTexture: size {size} must be divisible by 2^(levels - 1) = {2 ** (levels - 1)}")
+        self.channels, self.size, self.num_levels = channels, size, levels
+        for lv in range(levels):
+            s = size >> lv
+            init = torch.zeros(1, channels, s, s)
+            if lv == levels - 1:
+                init = torch.randn(1, channels, s, s, generator=generator) * init_std
+            self.register_parameter(f"level{lv}", nn.Parameter(init))
+
+    def levels(self) -> list[Tensor]:
+        """The pyramid levels, finest first: [(1, C, S, S), (1, C, S/2, S/2), ...]."""
+        return [getattr(self, f"level{lv}") for lv in range(self.num_levels)]
+
+    def texture(self) -> Tensor:
+        """(S, S, C): the sum of every level upsampled (bilinear) to the full size. Differentiable."""
+        lv = self.levels()
+        out = lv[0]
+        for t in lv[1:]:
+            out = out + tf.interpolate(t, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return out[0].permute(1, 2, 0)
+
+    @torch.no_grad()
+    def set_channels(self, first: int, image: Tensor) -> None:
+        """Initialise channels first:first+K to image (S', S', K) (resized to S x S): the coarsest level gets
+        its low frequencies, the finest the rest, the other levels nothing (e.g. a baked RGB texture)."""
+        img = image.to(self.level0).permute(2, 0, 1)[None]
+        img = tf.interpolate(img, size=(self.size, self.size), mode="area") if img.shape[-1] != self.size else img
+        k = img.shape[1]
+        coarse = getattr(self, f"level{self.num_levels - 1}")
+        low = tf.interpolate(img, size=coarse.shape[-2:], mode="area")
+        for lv in range(1, self.num_levels - 1):
+            getattr(self, f"level{lv}")[:, first:first + k] = 0
+        if self.num_levels == 1:
+            self.level0[:, first:first + k] = img
+            return
+        coarse[:, first:first + k] = low
+        up = tf.interpolate(low, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        self.level0[:, first:first + k] = img - up
+
+    def forward(self, uv: Tensor, mask: Tensor | None = None, level: Tensor | None = None,
+                mipmap: bool = True) -> Tensor:
+        """Sample the texture: uv (B, H, W, 2) v up, mask (B, H, W) bool (0 elsewhere), level (B, H, W) explicit
+        mip level (default: from the UV footprint). Returns (B, H, W, C), differentiable w.r.t. the pyramid
+        and uv."""
+        return sample_texture(uv, self.texture().to(uv.dtype), mask=mask, level=level, mipmap=mipmap)

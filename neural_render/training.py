@@ -1,0 +1,245 @@
+"""Training a ``NeuralDouble`` from calibrated photos of the actor and the fitted mesh.
+
+Views are (frame, camera) pairs. Their G-buffers are rasterized once (the mesh is fixed: the learned appearance
+absorbs its errors). Each step renders a batch of random crops that contain the person, with the training
+camera's colour/exposure correction, and minimises masked L1 + SSIM on RGB inside the person mask plus L1 on
+alpha against the mask. Held-out cameras (never trained on, no colour correction) are rendered every
+``eval_every`` steps: their PSNR inside the person mask drives early stopping, and the best state is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from capture.camera import Camera
+from neural_render.deferred import autocast_for
+from neural_render.gbuffer import GBuffer
+from neural_render.metrics import masked_psnr, masked_ssim
+from neural_render.neural_double import NeuralDouble
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "TrainViews", "TrainResult", "prepare_views", "train_neural_double", "render_views"]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of `doppel render train`."""
+
+    iterations: int = 2000        # optimisation steps (at most)
+    batch: int = 2                # views per step
+    crop: int = 128               # crop side in pixels (the whole image when it is smaller)
+    lr_texture: float = 1e-2      # Adam learning rate of the neural texture
+    lr_network: float = 2e-3      # ... of the U-Net
+    lr_color: float = 1e-3        # ... of the per-camera colour correction
+    w_ssim: float = 0.2           # loss = (1 - w_ssim) * L1 + w_ssim * (1 - SSIM) + w_alpha * L1(alpha)
+    w_alpha: float = 0.5
+    w_color_reg: float = 1e-2     # pulls the colour corrections towards identity
+    eval_every: int = 100         # steps between held-out evaluations (and progress reports)
+    patience: int = 6             # evaluations without a better held-out PSNR before stopping early
+    checkpoint_every: int = 200   # steps between checkpoints (0 = none)
+    max_seconds: float = math.inf  # wall-clock budget of the run
+    seed: int = 0
+
+
+@dataclass
+class TrainViews:
+    """N views at one training size (H, W multiples of the U-Net's multiple)."""
+
+    images: Tensor              # (N, H, W, 3) sRGB in [0, 1]
+    masks: Tensor               # (N, H, W) float person masks in [0, 1]
+    g: GBuffer                  # (N, H, W) G-buffers of the fitted mesh
+    camera_index: Tensor        # (N,) long: index into the model's training cameras, -1 = held out
+    codes: Tensor | None        # (N, K) per-view frame code or None
+    names: list[str]            # "FRAME/CAMERA" of each view
+
+    @property
+    def train_ids(self) -> Tensor:
+        return (self.camera_index >= 0).nonzero()[:, 0]
+
+    @property
+    def holdout_ids(self) -> Tensor:
+        return (self.camera_index < 0).nonzero()[:, 0]
+
+
+@dataclass
+class TrainResult:
+    """What a training run did."""
+
+    steps: int                                       # steps done in total (including resumed ones)
+    best_step: int                                   # the step whose state was kept
+    best_holdout_psnr: float                         # dB (nan without held-out views)
+    history: list[dict] = field(default_factory=list)  # one entry per evaluation: step, seconds, loss, psnr
+    stopped: str = "iterations"                      # iterations, early_stopping, time_budget
+
+
+def prepare_views(model: NeuralDouble, verts: Tensor, cameras: Camera, images: Tensor, masks: Tensor,
+                  camera_index: Tensor, codes: Tensor | None, names: list[str]) -> TrainViews:
+    """Rasterize the G-buffers of N views: verts (N, V, 3) the fitted mesh of each view's frame, cameras N,
+    images (N, H, W, 3) sRGB, masks (N, H, W), camera_index (N,) (-1 = held out), codes (N, K) or None."""
+    with torch.no_grad():
+        gs = [model.gbuffer(verts[i:i + 1], cameras[i]) for i in range(len(names))]
+    return TrainViews(images=images, masks=masks, g=GBuffer.cat(gs), camera_index=camera_index, codes=codes,
+                      names=names)
+
+
+def _crop_boxes(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator) -> list[tuple[int, int]]:
+    """Top-left corners of crop x crop boxes, each centred on a random person (or mesh) pixel of its view."""
+    H, W = views.masks.shape[1:]
+    out = []
+    for i in ids.tolist():
+        m = (views.masks[i] > 0.5) | views.g.mask[i]
+        pts = m.nonzero()
+        if len(pts) == 0:
+            out.append((0, 0))
+            continue
+        y, x = pts[int(torch.randint(len(pts), (1,), generator=gen))].tolist()
+        out.append((min(max(0, y - crop // 2), H - crop), min(max(0, x - crop // 2), W - crop)))
+    return out
+
+
+def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, device):
+    """(images, masks, G-buffer, camera_index, codes) of crops of views ``ids``, on ``device``."""
+    boxes = _crop_boxes(views, ids, crop, gen)
+    sl = [(i, y, x) for i, (y, x) in zip(ids.tolist(), boxes, strict=True)]
+    img = torch.stack([views.images[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
+    msk = torch.stack([views.masks[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
+    g = GBuffer.cat([views.g.index([i]).crop(y, x, crop, crop) for i, y, x in sl])
+    g = GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
+    codes = None if views.codes is None else views.codes[ids].to(device)
+    return img, msk, g, views.camera_index[ids].to(device), codes
+
+
+def photometric_loss(rgba: Tensor, img: Tensor, mask: Tensor, cfg: TrainConfig) -> Tensor:
+    """Masked L1 + SSIM on RGB inside the person mask, L1 on alpha: rgba (B, H, W, 4), img (B, H, W, 3),
+    mask (B, H, W) in [0, 1] -> scalar."""
+    m = mask[..., None]
+    l1 = ((rgba[..., :3] - img).abs() * m).sum() / (3 * m.sum()).clamp_min(1)
+    comp = rgba[..., :3] * m + img * (1 - m)          # outside the mask SSIM windows see the photo
+    ssim = masked_ssim(comp, img, mask > 0.5)
+    alpha = (rgba[..., 3] - mask).abs().mean()
+    return (1 - cfg.w_ssim) * l1 + cfg.w_ssim * (1 - ssim) + cfg.w_alpha * alpha
+
+
+@torch.no_grad()
+def render_views(model: NeuralDouble, views: TrainViews, ids: Tensor, device, correct: bool = False) -> Tensor:
+    """(n, H, W, 4) RGBA renders of views ``ids`` (one at a time), on the CPU; correct: apply the colour
+    correction of training views."""
+    out = []
+    for i in ids.tolist():
+        g = views.g.index([i])
+        g = GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
+        code = None if views.codes is None else views.codes[[i]].to(device)
+        ci = views.camera_index[[i]].to(device) if correct and views.camera_index[i] >= 0 else None
+        with autocast_for(device):
+            out.append(model.render_gbuffer(g, code, ci).float().cpu())
+    return torch.cat(out)
+
+
+def holdout_psnr(model: NeuralDouble, views: TrainViews, device) -> float:
+    """Mean PSNR (dB) of the held-out views inside their person masks (nan without held-out views)."""
+    ids = views.holdout_ids
+    if len(ids) == 0:
+        return math.nan
+    rgba = render_views(model, views, ids, device)
+    vals = [float(masked_psnr(rgba[k, ..., :3], views.images[i], views.masks[i] > 0.5))
+            for k, i in enumerate(ids.tolist())]
+    return sum(vals) / len(vals)
+
+
+def make_optimizer(model: NeuralDouble, cfg: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam([
+        {"params": list(model.texture.parameters()), "lr": cfg.lr_texture},
+        {"params": list(model.renderer.parameters()), "lr": cfg.lr_network},
+        {"params": [model.color_A, model.color_b], "lr": cfg.lr_color}])
+
+
+def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device) -> float:
+    """One optimisation step on a random batch of training crops; returns the loss."""
+    tr = views.train_ids
+    ids = tr[torch.randint(len(tr), (min(cfg.batch, len(tr)),), generator=gen)]
+    H, W = views.masks.shape[1:]
+    crop = min(cfg.crop, H, W)
+    img, msk, g, ci, codes = _batch(views, ids, crop, gen, device)
+    with autocast_for(device):
+        rgba = model.render_gbuffer(g, codes, ci)
+    loss = photometric_loss(rgba.float(), img, msk, cfg)
+    eye = torch.eye(3, device=model.color_A.device)
+    loss = loss + cfg.w_color_reg * (((model.color_A - eye) ** 2).mean() + (model.color_b ** 2).mean())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig, device="cpu",
+                        optimizer: torch.optim.Adam | None = None, start_step: int = 0,
+                        progress: Callable[[int, int, float, float], None] | None = None,
+                        checkpoint: Callable[[NeuralDouble, torch.optim.Adam, dict], None] | None = None,
+                        best: tuple[float, int] | None = None) -> TrainResult:
+    """Optimise ``model`` (on ``device``) on the training views; keeps the state with the best held-out PSNR.
+
+    optimizer/start_step/best (psnr, step): a resumed run's state. progress(step, total, loss, holdout_psnr)
+    every ``eval_every`` steps; checkpoint(model, optimizer, state) every ``checkpoint_every`` steps.
+    """
+    if len(views.train_ids) == 0:
+        raise ValueError("train_neural_double: no training views (every camera is held out)")
+    opt = optimizer or make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed + start_step)
+    t0 = time.perf_counter()
+    best_psnr, best_step = best if best is not None else (-math.inf, start_step)
+    best_state = copy.deepcopy(model.state_dict())
+    res = TrainResult(steps=start_step, best_step=best_step, best_holdout_psnr=best_psnr)
+    bad, losses, step = 0, [], start_step
+    while step < cfg.iterations:
+        model.train()
+        losses.append(_step(model, opt, views, cfg, gen, device))
+        step += 1
+        last = step >= cfg.iterations or time.perf_counter() - t0 > cfg.max_seconds
+        if step % cfg.eval_every == 0 or last:
+            model.eval()
+            psnr = holdout_psnr(model, views, device)
+            loss = sum(losses) / len(losses)
+            losses = []
+            res.history.append({"step": step, "seconds": round(time.perf_counter() - t0, 2), "loss": round(loss, 5),
+                                "holdout_psnr": None if math.isnan(psnr) else round(psnr, 3)})
+            if math.isnan(psnr) or psnr > best_psnr:
+                best_psnr, best_step, bad = psnr, step, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad += 1
+            if progress:
+                progress(step, cfg.iterations, loss, psnr)
+            if bad >= cfg.patience:
+                res.stopped = "early_stopping"
+                break
+        if checkpoint and cfg.checkpoint_every and (step % cfg.checkpoint_every == 0):
+            checkpoint(model, opt, {"step": step, "best_holdout_psnr": _num(best_psnr), "best_step": best_step})
+        if time.perf_counter() - t0 > cfg.max_seconds:
+            res.stopped = "time_budget"
+            break
+    model.load_state_dict(best_state)
+    res.steps, res.best_step, res.best_holdout_psnr = step, best_step, best_psnr
+    return res
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def load_optimizer_state(model: NeuralDouble, opt: torch.optim.Adam, tensors: dict[str, Tensor],
+                         steps: dict[str, float]) -> None:
+    """Restore Adam moments saved by ``save_model(..., optimizer=...)`` (``opt.NAME.exp_avg`` tensors)."""
+    for name, p in model.named_parameters():
+        a, b = tensors.get(f"opt.{name}.exp_avg"), tensors.get(f"opt.{name}.exp_avg_sq")
+        if a is None or b is None:
+            continue
+        opt.state[p] = {"step": torch.tensor(steps.get(name, 0.0)), "exp_avg": a.to(p), "exp_avg_sq": b.to(p)}

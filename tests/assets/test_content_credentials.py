@@ -1,0 +1,159 @@
+"""C2PA content credentials and disclose_file: trusted / untrusted / invalid / absent, bad identities, atomicity."""
+
+import datetime as _dt
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from assets import signing_keys as sk
+from assets.consent import revoke
+from assets.content_credentials import build_manifest, read_credentials, sign_bytes
+from assets.disclosure import DisclosureContext, disclose_file
+from assets.media_verify import verify_file
+from assets.workspace import init_workspace
+from tests.assets.provenance_helpers import jpeg, textured, workspace_with_actor
+
+
+@pytest.fixture()
+def ws_consent(tmp_path):
+    return workspace_with_actor(tmp_path / "ws")
+
+
+def _png(path, seed=0, h=192, w=256):
+    Image.fromarray(textured(seed, h, w)).save(path)
+    return path
+
+
+def _ctx(ws, consent, **kw):
+    return DisclosureContext(ws, "jane", consent.id, "Film", "render", command="test", **kw)
+
+
+def test_signed_file_is_trusted_and_leads_to_the_consent(ws_consent, tmp_path):
+    ws, consent = ws_consent
+    plate = _png(tmp_path / "plate.png", seed=9)
+    out = _png(tmp_path / "shot.png")
+    res = disclose_file(out, _ctx(ws, consent, kind="composite", ingredients=(plate,)))
+    assert res.disclosed and res.payload is not None and res.seq == res.payload.seq
+    rep = verify_file(out, ws)
+    assert rep.c2pa.state == "trusted" and not rep.invalid
+    assert rep.c2pa.source_type.endswith("/compositeWithTrainedAlgorithmicMedia")
+    a = rep.c2pa.assertion
+    assert (a["actor"], a["consent"], a["production"], a["audit_seq"]) == ("jane", consent.id, "Film", res.seq)
+    assert a["ingredients"][0]["name"] == "plate.png" and len(a["ingredients"][0]["sha256"]) == 64
+    assert "Jane" not in str(a)                      # ids only, no names
+    assert rep.watermark.found and rep.watermark.seq == res.seq
+    assert (rep.record.actor, rep.record.consent_status) == ("jane", "valid")
+    # a re-encoded copy lost its manifest: the watermark still leads to the record; revocation shows up
+    Image.fromarray(jpeg(np.asarray(Image.open(out).convert("RGB")), 75)).save(tmp_path / "copy.jpg", quality=90)
+    revoke(ws, consent.id, "actor asked")
+    copy = verify_file(tmp_path / "copy.jpg", ws)
+    assert copy.c2pa.state == "absent" and copy.watermark.seq == res.seq
+    assert copy.record.source == "watermark" and copy.record.consent_status == "revoked"
+
+
+def test_flipped_byte_is_invalid_and_other_key_is_untrusted(ws_consent, tmp_path):
+    ws, consent = ws_consent
+    out = _png(tmp_path / "a.png")
+    disclose_file(out, _ctx(ws, consent))
+    data = bytearray(out.read_bytes())
+    data[40] ^= 0x01                                   # inside the first IDAT/IHDR area: hashed pixels
+    (tmp_path / "flip.png").write_bytes(bytes(data))
+    assert verify_file(tmp_path / "flip.png", ws).invalid
+    # re-signed by another identity: valid signature, not this workspace's anchor
+    anchor, chain, key, _ = sk.generate_chain("Someone else")
+    raw = (tmp_path / "b.png")
+    _png(raw, seed=2)
+    signed, _ = sign_bytes(raw.read_bytes(), "b.png", build_manifest("b.png", "render", {}, [], None), chain, key)
+    raw.write_bytes(signed)
+    rep = read_credentials(raw, sk.trust_anchor(ws))
+    assert rep.state == "untrusted" and "untrusted" in rep.reason
+    assert read_credentials(raw, anchor).state == "trusted"
+    assert read_credentials(_png(tmp_path / "plain.png"), anchor).state == "absent"
+
+
+def test_exr_gets_a_sidecar(ws_consent, tmp_path):
+    ws, consent = ws_consent
+    exr = tmp_path / "beauty.exr"
+    exr.write_bytes(b"\x76\x2f\x31\x01" + bytes(range(256)) * 8)
+    res = disclose_file(exr, _ctx(ws, consent))
+    assert res.sidecar == tmp_path / "beauty.exr.c2pa" and res.payload is None and res.notes
+    assert read_credentials(exr, sk.trust_anchor(ws)).state == "trusted"
+    exr.write_bytes(exr.read_bytes()[:-1] + b"\x00")
+    assert read_credentials(exr, sk.trust_anchor(ws)).state == "invalid"
+
+
+def test_small_image_is_signed_without_the_mark(ws_consent, tmp_path):
+    ws, consent = ws_consent
+    res = disclose_file(_png(tmp_path / "tiny.png", h=64, w=64), _ctx(ws, consent))
+    assert res.disclosed and res.payload is None and "smaller than the watermark needs" in res.notes[0]
+    assert read_credentials(tmp_path / "tiny.png", sk.trust_anchor(ws)).state == "trusted"
+
+
+def test_failures_leave_no_unsigned_file(tmp_path, monkeypatch):
+    ws = init_workspace(tmp_path / "bare")               # no signing identity
+    out = _png(tmp_path / "x.png")
+    ctx = DisclosureContext(ws, "virtual", None, "demo", "render")
+    with pytest.raises(sk.SigningIdentityError, match="no signing identity.*doppel keys init"):
+        disclose_file(out, ctx)
+    assert not out.exists()
+    sk.init_keys(ws)
+    out = _png(tmp_path / "y.png")
+    monkeypatch.setattr(os, "access", lambda p, mode: False)
+    with pytest.raises(PermissionError, match="not writable"):
+        disclose_file(out, ctx)
+
+
+def test_expired_and_unreadable_identities_are_one_line(tmp_path, monkeypatch):
+    ws = init_workspace(tmp_path / "w")
+    sk.init_keys(ws)
+    anchor, chain, key, _ = sk.generate_chain("Old", now=_dt.datetime(2020, 1, 1, tzinfo=_dt.UTC), signer_days=30)
+    folder = sk.keys_dir(ws)
+    (folder / sk.CHAIN_NAME).write_bytes(chain)
+    (folder / sk.SIGNER_KEY_NAME).write_bytes(key)
+    with pytest.raises(sk.SigningIdentityError, match=r"expired on 2020-01-31"):
+        sk.load_identity(ws)
+    sk.init_keys(ws, force=True)
+    real = type(folder).read_bytes
+
+    def deny(self):
+        if self.name == sk.SIGNER_KEY_NAME:
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(type(folder), "read_bytes", deny)
+    with pytest.raises(sk.SigningIdentityError, match="cannot read the signing key"):
+        sk.load_identity(ws)
+
+
+def test_keys_are_private_and_imported_chains_are_checked(tmp_path):
+    ws = init_workspace(tmp_path / "w")
+    info = sk.init_keys(ws, org="Studio")
+    for name in (sk.SIGNER_KEY_NAME, sk.ROOT_KEY_NAME):
+        assert (info.folder / name).stat().st_mode & 0o077 == 0
+    with pytest.raises(sk.SigningIdentityError, match="already has"):
+        sk.init_keys(ws)
+    _, chain, _, _ = sk.generate_chain("A")
+    _, _, other_key, _ = sk.generate_chain("B")
+    (tmp_path / "c.pem").write_bytes(chain)
+    (tmp_path / "k.pem").write_bytes(other_key)
+    with pytest.raises(sk.SigningIdentityError, match="does not belong"):
+        sk.init_keys(ws, cert=tmp_path / "c.pem", key=tmp_path / "k.pem", force=True)
+    secret = (info.folder / sk.SIGNER_KEY_NAME).read_bytes()
+    from assets import audit
+
+    assert all(secret.decode().splitlines()[1] not in str(e.record) for e in audit.entries(ws))
+
+
+def test_imported_certificate_signs_trusted(tmp_path):
+    ws = init_workspace(tmp_path / "w")
+    anchor, chain, key, _ = sk.generate_chain("Real CA Studio")
+    (tmp_path / "chain.pem").write_bytes(chain)
+    (tmp_path / "key.pem").write_bytes(key)
+    info = sk.init_keys(ws, cert=tmp_path / "chain.pem", key=tmp_path / "key.pem")
+    assert info.source == "imported" and info.org == "Real CA Studio"
+    assert not (info.folder / sk.ROOT_KEY_NAME).exists() and sk.trust_anchor(ws) == anchor
+    out = _png(tmp_path / "s.png")
+    disclose_file(out, DisclosureContext(ws, "virtual", None, "demo", "render"))
+    assert verify_file(out, ws).c2pa.state == "trusted"

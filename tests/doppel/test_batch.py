@@ -1,0 +1,379 @@
+"""`doppel batch`: plan validation (line numbers), DAG expansion and its errors, and real batches on one local Ray
+session (a rig, retargets of tiny BVH clips and an export in a workspace; resume; a worker killed mid-task; a
+consent revoked mid-batch)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from assets.actors import add_actor
+from assets.audit import entries, verify
+from assets.consent import grant, revoke
+from assets.lineage import list_assets, parents_of
+from assets.workspace import Workspace
+from doppel.batch.dag import build_dag
+from doppel.batch.execute import BatchConfig, BatchError, run_batch
+from doppel.batch.plan import PlanError, load_plan
+from doppel.batch.report import write_html_report
+from doppel.batch.stages import (
+    STAGES,
+    InputField,
+    JobOptions,
+    StageSpec,
+    _retarget_call,
+    _retarget_gate,
+    call_command,
+    register_stage,
+)
+from doppel.batch.worker import current_record
+from mocap_retarget.bvh import write_bvh
+from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
+from tests.cli_runner import run_cli
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _clips(folder: Path, names, seconds=0.3) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, n in enumerate(names):
+        walk = synthetic_walk(WalkSpec(seconds=seconds, fps=30, turn_deg_per_s=5.0 * i), names=SCHEMES["mixamo"],
+                              rest="A")
+        write_bvh(folder / f"{n}.bvh", walk, units="cm")
+        out.append(folder / f"{n}.bvh")
+    return out
+
+
+# --- plan validation: one clear error naming the line and field -------------------------------------------------
+@pytest.mark.parametrize("body, line, words", [
+    ("jobs:\n  - {stage: retarget, clips: a.bvh, rig: r, out: o}\n  - stage: teleport\n    out: x\n", 3,
+     ["jobs[1].stage", "unknown stage 'teleport'", "retarget"]),
+    ("jobs:\n  - stage: retarget\n    clips: a.bvh\n    rig: r\n    out: o\n    colour: red\n", 6,
+     ["jobs[0].colour", "unknown field"]),
+    ("jobs:\n  - stage: retarget\n    clips: a.bvh\n    rig: r\n    out: o\n    preview_size: huge\n", 6,
+     ["jobs[0].preview_size"]),
+    ("production: X\njobs:\n  - stage: export\n    rig: r\n    formats: [fbx, obj]\n    out: o\n", 5,
+     ["jobs[0].formats[1]"]),
+    ("jobs:\n  - stage: retarget\n    rig: r\n    out: o\n", 2, ["jobs[0].clips", "field required"]),
+    ("workspace: w\nextra_top: 1\njobs: []\n", 2, ["extra_top", "unknown field"]),
+    ("jobs:\n  - {stage: retarget,\n", 3, ["not valid YAML"]),
+])
+def test_plan_errors_name_line_and_field(tmp_path, body, line, words):
+    plan = _write(tmp_path / "plan.yaml", body)
+    with pytest.raises(PlanError) as e:
+        load_plan(plan)
+    msg = str(e.value)
+    assert f"line {line}:" in msg and str(plan) in msg, msg
+    for w in words:
+        assert w in msg, msg
+
+
+def test_dag_expands_globs_formats_and_dependencies(tmp_path):
+    _clips(tmp_path / "mocap", ["run", "jump", "fall"])
+    (tmp_path / "rigs" / "a").mkdir(parents=True)
+    plan = _write(tmp_path / "plan.yaml", """
+jobs:
+  - {stage: export, anim: "anims/*", rig: rigs/a, formats: [fbx, glb], out: "exports/{anim}.{format}"}
+  - {stage: retarget, clips: "mocap/*.bvh", rig: rigs/a, out: "anims/{clip}"}
+""")
+    dag = build_dag(load_plan(plan))
+    ids = list(dag.tasks)
+    assert len(ids) == 3 + 3 * 2
+    # the retargets come first although their job is second: the export job reads what they write
+    assert all(i.startswith("retarget:") for i in ids[:3])
+    exp = dag.tasks["export:exports/jump.fbx"]
+    assert exp.deps == ("retarget:anims/jump",)
+    assert exp.values["format"] == "fbx" and exp.values["anim"] == str(tmp_path / "anims" / "jump")
+    assert dag.tasks["retarget:anims/run"].values["clips"] == str(tmp_path / "mocap" / "run.bvh")
+    assert any("exports/fall.glb  (after: retarget:anims/fall)" in x for x in dag.describe())
+    # a file inside another task's output folder: that task is its producer
+    plan = _write(tmp_path / "plan2.yaml", """jobs:
+  - {stage: retarget, clips: mocap/jump.bvh, rig: anims/run/retargeted.bvh, out: anims/jump}
+  - {stage: retarget, clips: mocap/run.bvh, rig: rigs/a, out: anims/run}
+""")
+    assert build_dag(load_plan(plan)).tasks["retarget:anims/jump"].deps == ("retarget:anims/run",)
+
+
+def test_templated_inputs_follow_the_session_through_ingest_fit_and_rig(tmp_path):
+    for take in ("take1", "take2"):
+        (tmp_path / "captures" / take).mkdir(parents=True)
+    plan = _write(tmp_path / "plan.yaml", """jobs:
+  - {stage: fit, session: "captures/take*", landmarks: "ingest/{session}", out: "fits/{session}"}
+  - {stage: capture ingest, session: "captures/take*", out: "ingest/{session}"}
+  - {stage: rig, fit: "fits/*", out: "rigs/{fit}"}
+""")
+    dag = build_dag(load_plan(plan))
+    assert dag.tasks["fit:fits/take2"].deps == ("capture ingest:ingest/take2",)
+    assert dag.tasks["fit:fits/take2"].values["landmarks"] == str(tmp_path / "ingest" / "take2")
+    assert dag.tasks["rig:rigs/take1"].deps == ("fit:fits/take1",)
+    assert list(dag.tasks)[:2] == ["capture ingest:ingest/take1", "capture ingest:ingest/take2"]
+
+
+@pytest.mark.parametrize("jobs, words", [
+    ('  - {stage: retarget, clips: "mocap/*.fbx", rig: r, out: "a/{clip}"}\n', ["line 2", "clips", "matches nothing"]),
+    ('  - {stage: retarget, clips: "mocap/*.bvh", rig: nowhere, out: "a/{clip}"}\n', ["line 2", "rig", "not found"]),
+    ('  - {stage: retarget, clips: "mocap/*.bvh", rig: r, out: "a/one"}\n', ["line 2", "out", "same path"]),
+    ('  - {stage: retarget, clips: "mocap/*.bvh", rig: r, out: "a/{take}"}\n', ["out", "unknown placeholder {take}",
+                                                                             "{clip}"]),
+    ('  - {stage: retarget, clips: "mocap/*.bvh", rig: r, out: "a/*/{clip}"}\n', ["out", "cannot hold"]),
+    ('  - {stage: retarget, clips: "mocap/a.bvh", rig: r, out: "x/y"}\n'
+     '  - {stage: retarget, clips: "mocap/b.bvh", rig: r, out: "x/y/z"}\n', ["one inside the other"]),
+    ('  - {stage: export, rig: "x/*", anim: "y/a", formats: [glb], out: "y/{rig}"}\n'
+     '  - {stage: export, rig: "y/*", formats: [glb], out: "x/{rig}"}\n', ["cycle between jobs", "jobs[0]", "jobs[1]"]),
+])
+def test_dag_errors_before_anything_runs(tmp_path, jobs, words):
+    _clips(tmp_path / "mocap", ["a", "b"])
+    (tmp_path / "r").mkdir()
+    plan = _write(tmp_path / "plan.yaml", "jobs:\n" + jobs)
+    with pytest.raises(PlanError) as e:
+        build_dag(load_plan(plan))
+    for w in words:
+        assert w in str(e.value), str(e.value)
+
+
+class ShotJob(JobOptions):
+    model: str
+    frames: str
+    chunk_size: int = 24
+
+
+def test_a_new_stage_plugs_in_with_one_entry_and_frame_ranges_split_into_chunks(tmp_path):
+    (tmp_path / "models" / "jane").mkdir(parents=True)
+    register_stage(StageSpec("render shot (test)", ShotJob, "render", "builtins:print",
+                             (InputField("model", "model"),), dict, lambda v: None, gpu=True, chunk="frames"))
+    try:
+        plan = _write(tmp_path / "plan.yaml", "jobs:\n  - {stage: render shot (test), model: models/jane, "
+                      "frames: '1:50', chunk_size: 20, out: renders/sh010}\n")
+        dag = build_dag(load_plan(plan))
+    finally:
+        del STAGES["render shot (test)"]
+    assert [t.values["frames"] for t in dag.tasks.values()] == ["1:20", "21:40", "41:50"]
+    assert list(dag.tasks)[-1] == "render shot (test):renders/sh010/chunk_000041_000050"
+
+
+def test_unreachable_address_is_one_error_before_anything_runs(tmp_path):
+    import socket
+
+    with socket.socket() as s:          # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _clips(tmp_path / "mocap", ["a"])
+    plan = _write(tmp_path / "plan.yaml", 'jobs:\n  - {stage: retarget, clips: "mocap/*.bvh", rig: mocap/a.bvh, '
+                  'out: "anims/{clip}"}\n')
+    dag = build_dag(load_plan(plan))
+    with pytest.raises(BatchError, match=f"127.0.0.1:{port}: cannot reach"):
+        run_batch(dag, BatchConfig(address=f"127.0.0.1:{port}"))
+    assert not (tmp_path / "anims").exists()
+
+
+def test_a_killed_exports_temporary_file_is_removed_once_the_output_is_committed(tmp_path):
+    import tempfile
+
+    from doppel.batch.worker import remove_litter
+
+    out = _write(tmp_path / "walk.fbx", "fbx")
+    fd, litter = tempfile.mkstemp(prefix=".walk.", suffix=".tmp.fbx", dir=tmp_path)
+    os.close(fd)
+    keep = [_write(tmp_path / ".walk.other.tmp.fbx.keep", ""), _write(tmp_path / ".walky.abcdefgh.tmp.fbx", "")]
+    assert remove_litter(out) == [Path(litter)]
+    assert not Path(litter).exists() and all(k.exists() for k in keep) and out.exists()
+
+
+def test_call_command_fills_typer_defaults():
+    def cmd(a: int, b: str = __import__("typer").Option("x", "--b")) -> tuple:
+        return a, b
+
+    assert call_command(cmd, a=1) == (1, "x")
+    with pytest.raises(TypeError, match="'a' has no default"):
+        call_command(cmd)
+
+
+# --- real batches on one local Ray session --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(k, "1")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="doppel-batch-tests")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, ray_session):
+    """A workspace with Jane (consent for rig, retarget, export) and the outputs of one batch: Jane's rig, two
+    retargets onto it and one export."""
+    root = tmp_path_factory.mktemp("studio")
+    ws = Workspace.init(root / "ws")
+    add_actor(ws, "Jane Doe", actor_id="jane")
+    soon = dt.date.today() + dt.timedelta(days=30)
+    consent = grant(ws, "jane", ["rig", "retarget", "export"], "Film", soon)
+    _clips(ws.root / "mocap", ["walk", "turn"])
+    plan = _write(ws.root / "plan.yaml", """
+workspace: .
+production: Film
+actor: jane
+jobs:
+  - {stage: rig, out: rigs/jane, preview_size: 64}
+  - {stage: retarget, clips: "mocap/*.bvh", rig: rigs/jane, out: "anims/{clip}", preview_size: 32}
+  - {stage: export, anim: anims/walk, rig: rigs/jane, formats: [glb], no_texture: true, out: "exports/walk.{format}"}
+""")
+    res = run_batch(build_dag(load_plan(plan)), BatchConfig(max_retries=1))
+    return ws, plan, res, consent
+
+
+def test_batch_runs_gates_and_registers_in_the_driver(studio, capsys):
+    ws, plan, res, consent = studio
+    assert res.ok, {k: (s.status, s.message) for k, s in res.states.items()}
+    assert res.count("done") == 4
+    assets = list_assets(ws, actor_id="jane")
+    assert sorted(a.kind for a in assets) == ["animation", "animation", "export", "rig"]
+    assert all(a.consent_id == consent.id for a in assets)
+    export = next(a for a in assets if a.kind == "export")
+    assert sorted(p.kind for p in parents_of(ws, export.id)) == ["animation", "rig"]
+    gate_records = [e for e in entries(ws) if e.record.get("action", "").startswith("gate.")]
+    assert len(gate_records) == 4 and {e.record["command"] for e in gate_records} == \
+        {"batch rig", "batch retarget", "batch export"}
+    assert verify(ws).ok
+    assert (ws.root / "exports" / "walk.glb").stat().st_size > 1000
+    code, _, err = run_cli(capsys, "audit", "verify", "--workspace", ws.root)
+    assert code == 0, err
+    # the report escapes user strings (a job name is one)
+    st = next(iter(res.states.values()))
+    object.__setattr__(st.task, "job_name", "<script>alert(1)</script>")
+    html_text = write_html_report(res, plan, ws.root / "batch_report.html").read_text()
+    assert "<script>alert" not in html_text and "&lt;script&gt;alert(1)" in html_text
+    assert html_text.count("<tr>") == 1 + 3 + 1 + 4      # stage header + 3 stages + task header + 4 tasks
+
+
+def test_cli_dry_run_prints_the_dag_and_runs_nothing(tmp_path, capsys):
+    _clips(tmp_path / "mocap", ["a", "b"])
+    plan = _write(tmp_path / "plan.yaml", 'jobs:\n  - {stage: retarget, clips: "mocap/*.bvh", rig: mocap/a.bvh, '
+                  'out: "anims/{clip}"}\n  - {stage: export, rig: "anims/*", formats: [glb, usdz], '
+                  'out: "x/{rig}.{format}"}\n')
+    code, out, err = run_cli(capsys, "batch", plan, "--dry-run")
+    assert code == 0, err
+    assert "6 tasks" in out and "[export] x/b.usdz  (after: retarget:anims/b)" in out
+    assert not (tmp_path / "anims").exists() and not (tmp_path / "batch_report.html").exists()
+    _write(plan, "jobs:\n  - {stage: retarget, clips: '*.none', rig: r, out: o}\n")
+    code, _, err = run_cli(capsys, "batch", plan)
+    assert code == 1 and "line 2" in err and "matches nothing" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_skips_current_tasks_and_reruns_what_changed(studio):
+    ws, plan, _, _ = studio
+    n_audit, n_assets = len(entries(ws)), len(list_assets(ws))
+    dag = build_dag(load_plan(plan))
+    res = run_batch(dag, BatchConfig(resume=True))
+    assert res.count("skipped") == 4 and res.ray.startswith("Ray not started")
+    assert len(entries(ws)) == n_audit and len(list_assets(ws)) == n_assets       # nothing registered twice
+    # a changed clip: its retarget and the export made from it run again, the rest is skipped
+    _clips(ws.root / "mocap", ["walk"], seconds=0.4)
+    res = run_batch(build_dag(load_plan(plan)), BatchConfig(resume=True))
+    assert {k for k, s in res.states.items() if s.status == "done"} == {"retarget:anims/walk",
+                                                                         "export:exports/walk.glb"}
+    assert res.count("skipped") == 2
+    assert verify(ws).ok
+
+
+def test_cli_runs_a_plan_reports_a_failed_task_and_resumes(tmp_path, capsys, ray_session):
+    _clips(tmp_path / "mocap", ["good"])
+    _write(tmp_path / "mocap" / "broken.bvh", "HIERARCHY\nROOT Hips\n{\n")          # truncated: this task fails
+    write_bvh(tmp_path / "target.bvh", synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"]),
+              units="cm")
+    plan = _write(tmp_path / "plan.yaml", 'jobs:\n  - {stage: retarget, clips: "mocap/*.bvh", rig: target.bvh, '
+                  'out: "anims/{clip}", preview_size: 32}\n')
+    code, out, err = run_cli(capsys, "batch", plan, "--workers", 2)
+    assert code == 1, err
+    flat = out.replace("\n", " ")
+    assert "2 tasks (1 done, 1 failed)" in flat and "failed retarget:anims/broken" in flat and "broken.bvh" in out
+    assert (tmp_path / "anims" / "good" / "animation.npz").is_file() and not (tmp_path / "anims" / "broken").exists()
+    report = (tmp_path / "batch_report.html").read_text()
+    assert "retarget:anims/good" in report and "failed" in report
+    (tmp_path / "mocap" / "broken.bvh").unlink()
+    code, out, err = run_cli(capsys, "batch", plan, "--resume")
+    assert code == 0, err
+    assert "1 tasks (1 skipped)" in out.replace("\n", " ")
+
+
+def killing_retarget(clip, rig, out, marker, **kw):
+    """The retarget command, but its worker process is SIGKILLed the first time (the marker file remembers)."""
+    import torch
+
+    from doppel.commands.retarget import retarget
+
+    if not Path(marker).exists():
+        Path(marker).write_text("killed once\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    Path(marker).write_text(f"{torch.get_num_threads()} {os.environ.get('OMP_NUM_THREADS')}\n")   # the retry's
+    return call_command(retarget, clip=clip, rig=rig, out=out, **kw)
+
+
+def _killing_call(v: dict) -> dict:
+    return {**_retarget_call(v), "marker": str(Path(v["out"]).parent.parent / f"killed-{Path(v['out']).name}")}
+
+
+def test_a_worker_killed_mid_task_is_retried_and_its_output_appears_once(tmp_path, ray_session):
+    from doppel.batch.stages import RetargetJob
+
+    clips = _clips(tmp_path / "mocap", ["a", "b"])
+    write_bvh(tmp_path / "target.bvh", synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"]),
+              units="cm")
+    register_stage(StageSpec("retarget (killed once)", RetargetJob, "retarget", f"{__name__}:killing_retarget",
+                             (InputField("clips", "clip"), InputField("rig", "rig")), _killing_call, _retarget_gate))
+    try:
+        plan = _write(tmp_path / "plan.yaml", 'jobs:\n  - {stage: retarget (killed once), clips: "mocap/*.bvh", '
+                      'rig: target.bvh, out: "anims/{clip}", preview_size: 32}\n')
+        dag = build_dag(load_plan(plan))
+        res = run_batch(dag, BatchConfig(max_retries=2))
+    finally:
+        del STAGES["retarget (killed once)"]
+    assert res.ok, {k: (s.status, s.message) for k, s in res.states.items()}
+    # each worker did die once; the retry ran with one torch thread and OMP_NUM_THREADS=1
+    assert [(tmp_path / f"killed-{c.stem}").read_text() for c in clips] == ["1 1\n", "1 1\n"]
+    assert sorted(p.name for p in (tmp_path / "anims").iterdir()) == ["a", "b"]     # no leftover temporary folders
+    assert all((tmp_path / "anims" / c.stem / "animation.npz").is_file() for c in clips)
+    assert all(current_record(t, tmp_path / ".doppel_batch") for t in dag.tasks.values())
+
+
+def test_consent_revoked_mid_batch_stops_that_actors_pending_tasks(studio, tmp_path):
+    ws, _, _, consent = studio
+    _clips(ws.root / "mocap2", ["c1", "c2", "c3"])
+    write_bvh(ws.root / "target.bvh", synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"]),
+              units="cm")
+    plan = _write(ws.root / "plan2.yaml", """
+workspace: .
+production: Film
+jobs:
+  - {stage: retarget, clips: "mocap2/*.bvh", rig: rigs/jane, out: "anims2/jane_{clip}", preview_size: 32}
+  - {stage: retarget, clips: "mocap2/*.bvh", rig: target.bvh, out: "anims2/skel_{clip}", preview_size: 32}
+""")
+    n_refused = sum(e.record.get("action") == "gate.refused" for e in entries(ws))
+
+    def revoke_once_jane_runs(result):       # the first of Jane's tasks is running: her consent is withdrawn
+        running = [s for s in result.states.values() if s.status == "running" and "jane" in s.task.id]
+        if running and not revoked:
+            revoke(ws, consent.id, "withdrawn by the actor")
+            revoked.append(running[0].task.id)
+
+    revoked: list[str] = []
+    res = run_batch(build_dag(load_plan(plan)), BatchConfig(workers=1), progress=revoke_once_jane_runs)
+    status = {k: s.status for k, s in res.states.items()}
+    assert status[revoked[0]] == "flagged"                        # ran: registered and flagged
+    assert sorted(v for k, v in status.items() if "jane" in k) == ["flagged", "refused", "refused"]
+    assert all(v == "done" for k, v in status.items() if "skel_" in k)
+    assert sorted(p.name for p in (ws.root / "anims2").iterdir() if "jane" in p.name) == [revoked[0].split("/")[-1]]
+    refused = sum(e.record.get("action") == "gate.refused" for e in entries(ws))
+    assert refused == n_refused + 2
+    flagged = [e for e in entries(ws) if e.record.get("outcome") == "consent_revoked_during_run"]
+    assert len(flagged) == 1 and verify(ws).ok

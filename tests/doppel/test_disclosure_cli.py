@@ -1,0 +1,87 @@
+"""`doppel keys`, `doppel verify`, and disclosure of a real actor's rig preview (--no-provenance refused)."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from assets import signing_keys as sk
+from assets.actors import add_actor
+from assets.workspace import init_workspace
+from tests.assets.provenance_helpers import textured
+from tests.cli_runner import run_cli
+
+
+def test_keys_init_show_and_verify(tmp_path, capsys):
+    root = tmp_path / "ws"
+    init_workspace(root)
+    code, out, err = run_cli(capsys, "keys", "init", "--org", "Acme Pictures", "-W", root)
+    assert code == 0, err
+    assert "Acme Pictures" in out and "BEGIN" not in out
+    assert (root / sk.KEYS_DIR / sk.SIGNER_KEY_NAME).stat().st_mode & 0o777 == 0o600
+    code, _, err = run_cli(capsys, "keys", "init", "-W", root)
+    assert code == 1 and "already has a signing identity" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run_cli(capsys, "keys", "show", "-W", root)
+    assert code == 0 and "Acme Pictures" in out
+    # verify: a plain file is absent (exit 0), a corrupt one is one error (exit 1)
+    Image.fromarray(textured(0)).save(tmp_path / "plain.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "plain.png", "--json", "-W", root)
+    rep = json.loads(out)
+    assert code == 0 and rep["c2pa"]["state"] == "absent" and rep["watermark"]["found"] is False
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "plain.png", tmp_path / "broken.png", "-W", root)
+    assert code == 1 and "not a readable image" in out
+
+
+def test_real_actor_preview_is_signed_and_no_provenance_is_refused(tmp_path, capsys):
+    import datetime as _dt
+
+    from assets.consent import grant
+
+    root = tmp_path / "ws"
+    ws = init_workspace(root)
+    add_actor(ws, "Jane Roe", actor_id="jane")
+    grant(ws, "jane", ["rig"], "Film", (_dt.date.today() + _dt.timedelta(days=9)).isoformat())
+    base = ["rig", "--actor", "jane", "--production", "Film", "--preview-size", 160, "-W", root]
+    code, _, err = run_cli(capsys, *base, "--out", tmp_path / "r0", "--no-provenance")
+    assert code == 1 and "--no-provenance is only allowed for the virtual actor" in err
+    assert not (tmp_path / "r0").exists()
+    code, _, err = run_cli(capsys, *base, "--out", tmp_path / "r1", "--label", "Synthetic: digital double")
+    assert code == 0, err
+    assert (root / sk.KEYS_DIR / sk.CHAIN_NAME).is_file()          # identity made on first use
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "r1" / "preview.png", "--json", "-W", root)
+    rep = json.loads(out)
+    assert code == 0 and rep["c2pa"]["state"] == "trusted" and rep["watermark"]["found"]
+    assert rep["record"]["actor"] == "jane" and rep["record"]["consent_status"] == "valid"
+    assert rep["c2pa"]["assertion"]["use"] == "rig"
+    img = np.asarray(Image.open(tmp_path / "r1" / "preview.png").convert("RGB"))
+    assert img[-3:, :20].mean() < 40                                  # the visible label's dark band
+    # the manifest hashes the signed preview
+    from core.storage import read_manifest, sha256_file
+
+    entry = read_manifest(tmp_path / "r1")["outputs"]["preview"]
+    assert entry["sha256"] == sha256_file(tmp_path / "r1" / "preview.png")
+
+
+def test_virtual_actor_may_skip_provenance(tmp_path, capsys):
+    root = tmp_path / "ws"
+    init_workspace(root)
+    code, _, err = run_cli(capsys, "rig", "--out", tmp_path / "v", "--preview-size", 64, "--no-provenance",
+                           "-W", root)
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "v" / "preview.png", "--json", "-W", root)
+    assert json.loads(out)["c2pa"]["state"] == "absent"
+
+
+def test_expired_identity_fails_before_the_work_in_one_line(tmp_path, capsys):
+    import datetime as _dt
+
+    root = tmp_path / "ws"
+    ws = init_workspace(root)
+    sk.init_keys(ws)
+    _, chain, key, _ = sk.generate_chain("Old", now=_dt.datetime(2020, 1, 1, tzinfo=_dt.UTC), signer_days=30)
+    (sk.keys_dir(ws) / sk.CHAIN_NAME).write_bytes(chain)
+    (sk.keys_dir(ws) / sk.SIGNER_KEY_NAME).write_bytes(key)
+    code, _, err = run_cli(capsys, "rig", "--out", tmp_path / "r", "--preview-size", 64, "-W", root)
+    assert code == 1 and "expired on 2020-01-31" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,222 @@
+"""`doppel texture`, `doppel render train` and `doppel render shot` on a tiny synthetic session (a textured sphere
+photographed by 8 cameras at 64 px), and their bad inputs: one error line each, nothing written."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from capture.session import write_session
+from core.meshio import write_ply
+from core.storage import write_manifest
+from tests.cli_runner import run_cli
+from tests.neural_render.scenes import albedo_texture, photograph, ring_cameras, uv_sphere
+
+
+def _fit_folder(path, verts, faces, uvs, face_uvs, later=(), actor="virtual"):
+    path.mkdir(parents=True)
+    (path / "params.json").write_text(json.dumps({"model": "sphere", "source": "test", "shape": {}}))
+    write_ply(path / "fit_mesh.ply", verts.numpy(), faces.numpy())
+    np.savez(path / "uv_layout.npz", uvs=uvs.numpy(), face_uvs=face_uvs.numpy())
+    outputs = {"params": "params.json", "fit_mesh": "fit_mesh.ply"}
+    for frame, v in later:
+        (path / "frames" / frame).mkdir(parents=True)
+        write_ply(path / "frames" / frame / "fit_mesh.ply", v.numpy(), faces.numpy())
+    write_manifest(path, "fit", params={"actor_id": actor}, outputs=outputs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sphere_session(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sphere")
+    v, f, uv, fuv = uv_sphere()
+    cams = ring_cameras(8, 64)
+    imgs, _ = photograph(v, f, uv, fuv, cams, albedo_texture(64))
+    write_session(root / "session", list(cams), {c.name: imgs[i].numpy() for i, c in enumerate(cams)})
+    _fit_folder(root / "fit", v, f, uv, fuv)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def test_texture_train_and_shot(tmp_path, capsys, sphere_session):
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    code, out, err = run_cli(capsys, "texture", s, "--fit", fit, "--out", tmp_path / "tex", "--size", "256")
+    assert code == 0, err
+    written = {p.name for p in (tmp_path / "tex").iterdir()}
+    assert {"albedo.png", "albedo.exr", "coverage.png", "manifest.json"} <= written
+    assert json.loads((tmp_path / "tex" / "metrics.json").read_text())["seen_fraction_of_islands"] > 0.5
+    code, out, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "model", "--holdout",
+                             "cam3", "--size", "60", "--iterations", "4", "--device", "cpu")
+    assert code == 0, err
+    assert "rounded to 64" in " ".join(out.split())
+    names = {p.name for p in (tmp_path / "model").iterdir()}
+    assert {"model.safetensors", "config.json", "history.json", "holdout.png", "manifest.json"} <= names
+    assert not (tmp_path / ".model.checkpoint").exists()
+    for renderer in ("neural", "cgi"):
+        shot = tmp_path / f"shot_{renderer}"
+        code, out, err = run_cli(capsys, "render", "shot", tmp_path / "model", "--cameras", s / "calibration.json",
+                                 "--camera", "cam1", "--renderer", renderer, "--size", "64", "--out", shot)
+        assert code == 0, err
+        from PIL import Image
+
+        from neural_render.image_io import read_exr
+        png = np.asarray(Image.open(shot / "cam1" / "0000.png"))
+        exr = read_exr(shot / "cam1" / "0000.exr")
+        assert png.shape == (64, 64, 4) and exr.shape == (64, 64, 4)
+        assert 0.05 < (png[..., 3] > 127).mean() < 0.9      # the sphere, not an empty or full frame
+        assert not (shot / "cam1.mp4").exists()              # one frame: no movie
+
+
+def test_multi_frame_take_trains_on_every_frame_and_shoots_a_movie(tmp_path, capsys):
+    v, f, uv, fuv = uv_sphere()
+    v2 = v + torch.tensor([0.1, 0.0, 0.0])
+    cams = ring_cameras(6, 64)
+    alb = albedo_texture(64)
+    for frame, verts in (("000", v), ("001", v2)):
+        imgs, _ = photograph(verts, f, uv, fuv, cams, alb)
+        write_session(tmp_path / "s", list(cams), {c.name: imgs[i].numpy() for i, c in enumerate(cams)}, frame=frame)
+    _fit_folder(tmp_path / "fit", v, f, uv, fuv, later=[("001", v2)])
+    code, out, err = run_cli(capsys, "render", "train", tmp_path / "s", "--fit", tmp_path / "fit", "--out",
+                             tmp_path / "m", "--size", "64", "--iterations", "2", "--device", "cpu")
+    assert code == 0, err
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["frames"] == 2
+    code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", tmp_path / "s" / "calibration.json",
+                             "--camera", "cam0", "--out", tmp_path / "shot")
+    assert code == 0, err
+    assert (tmp_path / "shot" / "cam0" / "0001.png").is_file() and (tmp_path / "shot" / "cam0.mp4").is_file()
+
+
+def _fails(capsys, out_dir, *args, match):
+    code, out, err = run_cli(capsys, *args)
+    msg = " ".join((out + err).split())
+    assert code != 0 and match in msg, msg
+    assert "Traceback" not in msg
+    assert not out_dir.exists(), "nothing may be written"
+
+
+def test_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, capsys, sphere_session):
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    o = tmp_path / "out"
+    train = ("render", "train", s, "--fit", fit, "--out", o, "--iterations", "1", "--device", "cpu")
+    _fails(capsys, o, *train, "--holdout", "nope", match="--holdout nope: no such camera")
+    nocal = tmp_path / "nocal"
+    shutil.copytree(s, nocal)
+    (nocal / "calibration.json").unlink()
+    _fails(capsys, o, "render", "train", nocal, "--fit", fit, "--out", o, match="no calibration.json")
+    _fails(capsys, o, "texture", nocal, "--fit", fit, "--out", o, match="no calibration.json")
+    v, f, uv, fuv = uv_sphere(10, 20)
+    other = _fit_folder(tmp_path / "other_topology", *uv_sphere(10, 20))
+    (other / "uv_layout.npz").unlink()
+    np.savez(other / "uv_layout.npz", uvs=uv_sphere()[2].numpy(), face_uvs=uv_sphere()[3].numpy())
+    _fails(capsys, o, "render", "train", s, "--fit", other, "--out", o, match="a fit of another topology")
+    v, f, uv, fuv = uv_sphere()
+    away = _fit_folder(tmp_path / "other_actor", v + torch.tensor([0.0, 0.0, -20.0]), f, uv, fuv)
+    _fails(capsys, o, "texture", s, "--fit", away, "--out", o, match="does not match the session's photos")
+    _fails(capsys, o, "texture", s, "--fit", fit, "--out", o, "--size", "300", match="--size must be one of")
+    if not torch.cuda.is_available():
+        _fails(capsys, o, *train, "--device", "cuda", match="no CUDA device")
+    _fails(capsys, o, *train, "--iterations", "0", match="--iterations must be >= 1")
+
+
+def test_resume_refuses_a_checkpoint_of_another_rig(tmp_path, capsys, sphere_session):
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    code, _, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "m", "--size", "64",
+                           "--iterations", "2", "--device", "cpu")
+    assert code == 0, err
+    finer = _fit_folder(tmp_path / "finer", *uv_sphere(16, 32))
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+    code, out, err = run_cli(capsys, "render", "train", s, "--fit", finer, "--out", tmp_path / "m", "--size", "64",
+                             "--iterations", "4", "--device", "cpu", "--resume")
+    assert code != 0 and "another rig" in " ".join((out + err).split())
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before      # the model is untouched
+    code, out, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "m", "--size", "64",
+                             "--iterations", "4", "--device", "cpu", "--resume")
+    assert code == 0, err
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["step"] == 4
+
+
+def test_shot_bad_inputs(tmp_path, capsys, sphere_session):
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    code, _, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "m", "--size", "64",
+                           "--iterations", "1", "--device", "cpu")
+    assert code == 0, err
+    o = tmp_path / "shot"
+    shot = ("render", "shot", tmp_path / "m", "--cameras", s / "calibration.json", "--out", o)
+    _fails(capsys, o, *shot, "--camera", "nope", match="--camera nope: not in")
+    _fails(capsys, o, *shot, "--frames", "3:9", match="--frames 3:9: outside the 1 frames")
+    _fails(capsys, o, *shot, "--renderer", "magic", match="--renderer must be one of")
+    _fails(capsys, o, *shot, "--anim", tmp_path, match="--anim needs --rig")
+    _fails(capsys, o, "render", "shot", tmp_path, "--cameras", s / "calibration.json", "--out", o,
+           match="not a neural double model folder")
+
+
+def _sphere_rig(path, n_lat=12, n_lon=24):
+    """A one-joint rig of the test sphere (every vertex bound to the root) and an animation spinning it."""
+    from rigging import Rig
+
+    v, f, uv, fuv = uv_sphere(n_lat, n_lon)
+    rig = Rig(joint_names=["root"], parents=np.array([-1]), bind_matrices=np.eye(4)[None], vertices=v.numpy(),
+              faces=f.numpy(), skin_indices=np.zeros((len(v), 1), np.int64), skin_weights=np.ones((len(v), 1)),
+              uvs=uv.numpy(), face_uvs=fuv.numpy())
+    rig.save(path, params={"actor_id": "virtual"})
+    return rig
+
+
+def _spin_animation(path, frames=3):
+    from rigging.animation import Animation
+
+    a = np.linspace(0, 0.6, frames)
+    R = np.stack([[[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]] for t in a])[:, None]
+    Animation(["root"], R, np.zeros((frames, 3)), 24.0, parents=np.array([-1])).save(path)
+    write_manifest(path, "retarget", params={"actor_id": "virtual"}, outputs={"animation": "animation.npz"})
+
+
+def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session):
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    code, _, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "m", "--size", "64",
+                           "--iterations", "1", "--device", "cpu")
+    assert code == 0, err
+    _sphere_rig(tmp_path / "rig")
+    _spin_animation(tmp_path / "anim", 3)
+    code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+                             "--camera", "cam0", "--rig", tmp_path / "rig", "--anim", tmp_path / "anim",
+                             "--frames", "1:3", "--out", tmp_path / "shot")
+    assert code == 0, err
+    from PIL import Image
+    a, b = (np.asarray(Image.open(tmp_path / "shot" / "cam0" / f"000{i}.png")).astype(float) for i in (0, 1))
+    assert not (tmp_path / "shot" / "cam0" / "0002.png").exists() and (tmp_path / "shot" / "cam0.mp4").is_file()
+    assert np.abs(a - b).mean() > 0.5            # the sphere turned between the two frames
+    _sphere_rig(tmp_path / "rig2", 10, 20)
+    _fails(capsys, tmp_path / "shot2", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+           "--rig", tmp_path / "rig2", "--anim", tmp_path / "anim", "--out", tmp_path / "shot2",
+           match="a model from another rig")
+
+
+def test_shot_frames_of_a_real_actor_are_watermarked_and_signed(tmp_path, capsys, sphere_session):
+    ws = tmp_path / "ws"
+    for args in (("init", ws), ("actor", "add", "Jane", "-W", ws),
+                 ("consent", "grant", "jane", "--uses", "fit,render", "--production", "Dune", "--expires",
+                  "2030-01-01", "-W", ws)):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 0, err
+    shutil.copytree(sphere_session / "session", ws / "session")
+    _fit_folder(ws / "fit", *uv_sphere(), actor="jane")
+    who = ("-W", ws, "--actor", "jane", "--production", "Dune")
+    code, _, err = run_cli(capsys, "render", "train", ws / "session", "--fit", ws / "fit", "--out", ws / "m",
+                           "--size", "64", "--iterations", "1", "--device", "cpu", *who)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "render", "shot", ws / "m", "--cameras", ws / "session" / "calibration.json",
+                           "--camera", "cam0", "--out", ws / "shot", *who)
+    assert code == 0, err
+    assert (ws / "shot" / "cam0" / "0000.exr.c2pa").is_file()
+    code, out, err = run_cli(capsys, "verify", ws / "shot" / "cam0" / "0000.png", "-W", ws)
+    assert code == 0 and "actor jane" in out, out + err
+    o = ws / "shot2"
+    _fails(capsys, o, "render", "shot", ws / "m", "--cameras", ws / "session" / "calibration.json", "--out", o,
+           "--no-provenance", *who, match="--no-provenance is only allowed for the virtual actor")

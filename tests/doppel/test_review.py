@@ -1,0 +1,296 @@
+"""The review site without a browser: glTF evaluation against Rig.pose, framing of a travelling clip, data gathered
+from a workspace, escaping of user data, the provenance hook, the command and the server's interface.
+(tests/doppel/test_review_browser.py loads the pages in Chromium.)"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from assets.export.common import prepare_scene
+from assets.export.gltf import split_vertices
+from assets.export.run import default_options
+from doppel.review import build_site, frame_animation, gather, make_server
+from doppel.review.framing import MIN_ASPECT, grid_lines, write_viewer_glb
+from doppel.review.gltf_eval import GltfReadError, load_glb, posed_points
+from doppel.review.provenance_hook import check_provenance
+from tests.cli_runner import run_cli
+from tests.doppel.review_data import EVIL_NAME, EVIL_PRODUCTION, FPS, TRAVEL_M, make_workspace, travel_glb
+
+TOL_M = 1e-5       # float32 storage in the glb
+
+
+@pytest.fixture(scope="module")
+def glb(tmp_path_factory):
+    return travel_glb(tmp_path_factory.mktemp("glb") / "cartwheel.glb")
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, glb):
+    return make_workspace(tmp_path_factory.mktemp("ws") / "studio", glb[0])
+
+
+def _reference(rig, anim, frame: int) -> np.ndarray:
+    """Rig.pose of ``frame`` in the glb's vertex order (UV seams split vertices)."""
+    ref = rig.pose(torch.tensor(anim.local_rotations[frame:frame + 1]),
+                   torch.tensor(anim.root_translation[frame:frame + 1])).numpy()[0]
+    src, _, _ = split_vertices(prepare_scene(rig, None, default_options("glb")))
+    return ref[src]
+
+
+@pytest.mark.parametrize("frame", [0, 7, 23])
+def test_gltf_evaluation_matches_rig_pose(glb, frame):
+    path, rig, anim = glb
+    got = posed_points(load_glb(path), frame / FPS)
+    np.testing.assert_allclose(got, _reference(rig, anim, frame), atol=TOL_M)
+
+
+def test_gltf_evaluation_interpolates_between_keys(glb):
+    path, rig, anim = glb
+    scene = load_glb(path)
+    mid = posed_points(scene, 10.5 / FPS)
+    a, b = _reference(rig, anim, 10), _reference(rig, anim, 11)
+    # the root travels linearly: half-way between keys in x, whatever the rotation does
+    assert abs(mid[:, 0].mean() - (a[:, 0].mean() + b[:, 0].mean()) / 2) < 0.02
+
+
+def _project(points: np.ndarray, f, aspect: float) -> np.ndarray:
+    """NDC (x, y) of points seen by model-viewer's orbit camera (theta about +Y from +Z, phi from +Y), written out
+    independently of framing.camera_axes."""
+    th, ph = math.radians(f.theta_deg), math.radians(f.phi_deg)
+    target = np.asarray(f.target)
+    eye = target + f.radius * np.array([math.sin(ph) * math.sin(th), math.cos(ph), math.sin(ph) * math.cos(th)])
+    fwd = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(fwd, [0.0, 1.0, 0.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, fwd)
+    rel = points - eye
+    z = rel @ fwd
+    t = math.tan(math.radians(f.fov_deg) / 2)
+    return np.stack([(rel @ right) / (z * t * aspect), (rel @ up) / (z * t)], 1)
+
+
+def test_framing_keeps_the_whole_travelling_clip_in_view(glb):
+    path, rig, anim = glb
+    scene = load_glb(path)
+    f = frame_animation(scene)
+    every = np.concatenate([_reference(rig, anim, k) for k in range(anim.num_frames)])
+    assert np.all(every.min(0) >= np.asarray(f.lo) - TOL_M) and np.all(every.max(0) <= np.asarray(f.hi) + TOL_M)
+    assert f.travel > TRAVEL_M - 0.5                      # the clip goes far beyond the rest pose
+    for aspect in (16 / 9, MIN_ASPECT):
+        ndc = _project(every, f, aspect)
+        assert np.abs(ndc).max() < 1.0, aspect            # every posed vertex of every frame is on screen
+        grid = _project(grid_lines(f).astype(np.float64), f, aspect)
+        assert np.abs(grid).max() < 1.0, aspect           # and the whole floor grid
+    # not wastefully far: something touches the edge within 15 % at the design aspect
+    assert np.abs(_project(np.concatenate([every, grid_lines(f)]), f, MIN_ASPECT)).max() > 0.85
+    # framing the bind pose (what model-viewer does by default) would lose the end of the clip
+    rest = np.asarray(f.rest_hi) - np.asarray(f.rest_lo)
+    assert f.hi[0] - f.lo[0] > 2 * rest[0] + TRAVEL_M / 2
+    assert f.actor_height == pytest.approx(rig.vertices[:, 1].max() - rig.vertices[:, 1].min(), abs=1e-4)
+    attrs = f.attributes()
+    assert attrs["camera-orbit"].endswith(f"{f.radius:.3f}m") and "camera-target" in attrs
+
+
+def test_viewer_glb_adds_grid_and_pole_and_keeps_animation(glb, tmp_path):
+    path, _, _ = glb
+    f = frame_animation(load_glb(path))
+    out = write_viewer_glb(path, tmp_path / "v.glb", f)
+    import pygltflib
+
+    g = pygltflib.GLTF2.load_binary(str(out))
+    names = [n.name for n in g.nodes]
+    assert "doppel_review_floor_grid" in names and "doppel_review_height_pole" in names
+    assert len(g.animations) == 1 and g.asset.extras["doppel"]["actor_id"] == "jane-doe"
+    lines = grid_lines(f)
+    assert lines[:, 0].min() <= f.lo[0] and lines[:, 0].max() >= f.hi[0]       # the grid covers the travel
+    # the original skinned mesh evaluates the same in the copy
+    np.testing.assert_allclose(posed_points(load_glb(out), 0.5)[:len(posed_points(load_glb(path), 0.5))],
+                               posed_points(load_glb(path), 0.5), atol=1e-6)
+
+
+def test_unreadable_glb_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.glb"
+    bad.write_bytes(b"glTF\x02\x00\x00\x00garbage")
+    with pytest.raises(GltfReadError, match="bad.glb"):
+        load_glb(bad)
+
+
+def test_gather_workspace(ws):
+    data = gather(ws.root)
+    assert data.is_workspace and data.audit.ok and data.audit.records > 5
+    jane = next(a for a in data.actors if a.actor.id == "jane-doe")
+    assert jane.actor.name == EVIL_NAME
+    assert sorted(c.status() for c in jane.consents) == ["revoked", "valid"]
+    assert [s.kind for s in jane.stages] == ["capture", "rig", "animation", "export", "render"]
+    assert [n.asset.kind for n in jane.tree] == ["capture"]
+
+
+def test_site_escapes_user_data_and_links_lineage(ws, tmp_path):
+    res = build_site(ws.root, tmp_path / "site")
+    texts = {p.name: p.read_text(encoding="utf-8") for p in res.pages}
+    actor = texts["actor-jane-doe.html"]
+    assert html.escape(EVIL_NAME, quote=True) in actor and html.escape(EVIL_PRODUCTION, quote=True) in actor
+    for t in texts.values():
+        assert "<script>window.__xss" not in t and "<img src=x" not in t and "<b>" not in t
+        assert "<i>tiny" not in t
+    assert "revoked" in actor and "withdrawn &lt;b&gt;by the actor&lt;/b&gt;" in actor
+    assert actor.count("<ul class='tree'>") >= 4            # capture > rig > animation > export > render
+    links = set(re.findall(r"href='(stage-\d+\.html)'", actor))
+    assert len(links) == 5 and all((res.root / ln).is_file() for ln in links)
+    assert res.viewers == 2                                  # the export's page and its rig's page
+    index = texts["index.html"]
+    assert "verified" in index and "1 valid, 1 revoked" in index
+
+
+def test_render_pages_use_the_provenance_hook(ws, tmp_path):
+    res = build_site(ws.root, tmp_path / "site")
+    render = next(p for p in res.pages if "render:" in p.read_text(encoding="utf-8").split("<h1>")[1][:40])
+    text = render.read_text(encoding="utf-8")
+    assert "<th>provenance</th>" in text
+    assert "no C2PA, no watermark" in text and "badge bad" in text      # a render nobody signed or marked
+    assert check_provenance(tmp_path / "missing.png").state == "unreadable"
+
+
+def test_provenance_column_reads_doppel_verify(tmp_path):
+    """A signed and watermarked render is 'signed, trusted' with its consent's status; a re-encoded copy keeps its
+    watermark; after revocation both fail; an unmarked frame fails."""
+    import numpy as np
+    from PIL import Image
+
+    from assets.consent import revoke
+    from assets.disclosure import DisclosureContext, disclose_file
+    from doppel.consent_gate import gated
+    from tests.assets.provenance_helpers import jpeg, textured, workspace_with_actor
+
+    ws, consent = workspace_with_actor(tmp_path / "ws")
+    shot = ws.root / "renders" / "shot1"
+    shot.mkdir(parents=True)
+    Image.fromarray(textured(1)).save(shot / "frame_0001.png")
+    Image.fromarray(textured(2)).save(shot / "frame_0002.png")
+    disclose_file(shot / "frame_0001.png", DisclosureContext(ws, "jane", consent.id, "Film", "render", command="t"))
+    copy = np.asarray(Image.open(shot / "frame_0001.png").convert("RGB"))
+    Image.fromarray(jpeg(copy, 85)).save(shot / "frame_0001_copy.jpg", quality=92)
+    with gated(ws, "jane", "render", "Film", command="render") as run:
+        run.add_output(shot, kind="render")
+    states = {p.name: check_provenance(p, ws) for p in sorted(shot.iterdir())}
+    assert states["frame_0001.png"].state == "signed, trusted, watermarked; consent valid"
+    assert states["frame_0001.png"].ok is True and "c2pa: trusted" in states["frame_0001.png"].detail
+    assert states["frame_0001_copy.jpg"].state == "no C2PA, watermarked; consent valid"
+    assert states["frame_0001_copy.jpg"].ok is True
+    assert states["frame_0002.png"].ok is False and states["frame_0002.png"].state == "no C2PA, no watermark"
+    revoke(ws, consent.id, "withdrawn")
+    res = build_site(ws.root, tmp_path / "site")
+    text = next(p for p in res.pages if "render: renders/shot1" in p.read_text(encoding="utf-8")).read_text("utf-8")
+    assert text.count("consent revoked") == 2 and "badge ok" not in text.split("<th>provenance</th>")[1]
+
+
+def test_tampered_audit_log_shows_on_the_index(tmp_path, glb):
+    ws = make_workspace(tmp_path / "studio", glb[0])
+    with ws.write() as con:
+        con.execute("DROP TRIGGER audit_no_update")
+        con.execute("UPDATE audit SET record = replace(record, 'Old Show', 'New Show') WHERE seq = 3")
+    res = build_site(ws.root, tmp_path / "site")
+    index = res.index.read_text(encoding="utf-8")
+    assert "verified" not in index and "problem(s)" in index and "audit record 3 was edited" in index
+
+
+def test_stage_folder_source_and_errors(glb, tmp_path):
+    d = tmp_path / "demo" / "export"
+    d.mkdir(parents=True)
+    (d / "double.glb").write_bytes(glb[0].read_bytes())
+    (d / "manifest.json").write_text('{"stage": "export"}')
+    data = gather(tmp_path / "demo")
+    assert [s.kind for s in data.stages] == ["export"] and not data.is_workspace
+    with pytest.raises(FileNotFoundError, match="nope"):
+        gather(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no stage folder found"):
+        gather(tmp_path / "empty")
+
+
+def test_review_command_and_refusals(ws, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "review", ws.root, "--out", tmp_path / "site")
+    assert code == 0, out + err
+    assert (tmp_path / "site" / "index.html").is_file() and "2 3D viewer(s)" in out
+    assert (tmp_path / "site" / "static" / "model-viewer-umd.min.js").stat().st_size > 500_000
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    code, out, err = run_cli(capsys, "review", ws.root, "--out", other)
+    assert code == 1 and "--force" in out + err and (other / "notes.txt").read_text() == "mine"
+    code, out, err = run_cli(capsys, "review", tmp_path / "missing", "--out", tmp_path / "s2")
+    assert code == 1 and "missing" in out + err and not (tmp_path / "s2").exists()
+
+
+def test_server_binds_loopback_only(ws, tmp_path):
+    res = build_site(ws.root, tmp_path / "site")
+    srv = make_server(res.root, 0)
+    try:
+        assert srv.server_address[0] == "127.0.0.1" and srv.server_address[1] > 0
+    finally:
+        srv.server_close()
+    with pytest.raises(FileNotFoundError, match="build the site first"):
+        make_server(tmp_path, 0)
+
+
+def test_a_site_inside_the_source_is_not_reviewed_again(glb, tmp_path):
+    src = tmp_path / "demo"
+    (src / "export").mkdir(parents=True)
+    (src / "export" / "double.glb").write_bytes(glb[0].read_bytes())
+    first = build_site(src, src / "site")
+    assert first.viewers == 1
+    again = build_site(src, src / "site")                  # the site's copy of double.glb is not a second export
+    assert again.viewers == 1 and [s.label for s in gather(src).stages] == ["export/double.glb"]
+
+
+def test_a_registered_asset_deleted_from_disk_is_named(tmp_path, glb):
+    import shutil
+
+    ws = make_workspace(tmp_path / "studio", glb[0])
+    shutil.rmtree(ws.root / "animations" / "run")
+    res = build_site(ws.root, tmp_path / "site")
+    page = next(p for p in res.pages if "animation: animations/run" in p.read_text(encoding="utf-8"))
+    assert "missing: deleted or moved" in page.read_text(encoding="utf-8")
+
+
+def test_metrics_tables_flatten_nested_values():
+    from doppel.review.pages import flatten, table
+
+    rows = flatten({"feet": {"l": {"skate": 0.4}, "r": {"skate": 1.5}}, "scale": 0.97, "deep": {"a": {"b": {"c": 1}}}})
+    assert rows == {"feet.l.skate": 0.4, "feet.r.skate": 1.5, "scale": 0.97, "deep.a.b": {"c": 1}}
+    assert "<th>feet.r.skate</th><td>1.5</td>" in table({"feet": {"r": {"skate": 1.5}}})
+
+
+def test_review_serve_answers_on_loopback(ws, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "doppel", "review", str(ws.root), "--out", str(tmp_path / "site"),
+                             "--serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        for line in proc.stdout:
+            m = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "no 'serving' line"
+        with urllib.request.urlopen(url + "index.html", timeout=30) as r:
+            assert r.status == 200 and b"Audit log" in r.read()
+        with urllib.request.urlopen(url + "static/model-viewer-umd.min.js", timeout=30) as r:
+            assert r.headers["Content-Type"].startswith("text/javascript")
+        proc.send_signal(signal.SIGINT)                     # Ctrl-C stops serving; the site stays, exit 0
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "server stopped" in out and (tmp_path / "site" / "index.html").is_file()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
