@@ -12,6 +12,7 @@ Worker side (this module run as a script, only numpy and bpy): task kinds
   keyframes from arrays in the file's axes and units, then write an FBX (see assets.export.fbx).
 - ``read_armature``: import an FBX mocap clip, sample its animated armature's bone world matrices per frame.
 - ``convert_clip``: a BVH through Blender's BVH importer, written by its FBX / glTF / USD exporter (test clips).
+- ``render_cycles``: path-trace a textured mesh through Cycles into EXR files (``assets.cycles_scene``).
 - ``evaluate``: import a .fbx or .glb into an empty scene, set frames, return the evaluated (skinned,
   shape-keyed) world-space vertices in metres, Blender axes, plus what the file holds (bones, shape keys,
   custom properties, images).
@@ -575,8 +576,17 @@ def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     return TaskResult(info, {"vertices": out, "rest": rest})
 
 
+def _task_render_cycles(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Path-trace a mesh through Cycles into EXR files (see assets.cycles_scene)."""
+    from assets.cycles_scene import render_cycles
+
+    if os.environ.get("DOPPEL_TEST_CYCLES_CRASH"):   # tests: a worker that dies the way a Blender segfault does
+        os.kill(os.getpid(), 9)
+    return TaskResult(render_cycles(bpy, task, a))
+
+
 _TASKS = {"export_fbx": _task_export_fbx, "evaluate": _task_evaluate, "read_armature": _task_read_armature,
-          "convert_clip": _task_convert_clip}
+          "convert_clip": _task_convert_clip, "render_cycles": _task_render_cycles}
 
 
 def _worker_main(folder: str, count: int) -> int:

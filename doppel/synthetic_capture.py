@@ -278,6 +278,8 @@ def check_synthetic_capture_args(n_cameras: int, size: int, frames: int) -> None
         raise ValueError(f"--cameras must be >= 2 (triangulation needs two views), got {n_cameras}")
     if size < 64:
         raise ValueError(f"--size must be >= 64 px, got {size}")
+    if size > 8192:
+        raise ValueError(f"--size must be <= 8192 px, got {size}")
     if frames < 1:
         raise ValueError(f"--frames must be >= 1, got {frames}")
 
@@ -360,7 +362,8 @@ def _write_ground_truth(gt, actor, kp: dict[str, np.ndarray], params: dict) -> N
 
 
 def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024, supersample: int = 1,
-                       texture_size: int = 1024, progress=None, actor=None, frames: int = 1) -> SyntheticCapture:
+                       texture_size: int = 1024, progress=None, actor=None, frames: int = 1,
+                       renderer: str = "raster", cycles=None, clip=None) -> SyntheticCapture:
     """Render the virtual actor (seed) from ``n_cameras`` calibrated cameras into OUT/session (exactly a
     real capture's layout) and write OUT/ground_truth (mesh.ply, params.json, landmarks3d.json).
 
@@ -370,6 +373,12 @@ def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024
     FRAME = 000, 001, ...; the ground truth of every frame in OUT/ground_truth/frames/FRAME/ (mesh.ply,
     joints.json), OUT/ground_truth/mesh.ply = frame 000. Frames are built, rendered and written one view at
     a time: memory does not grow with cameras or frames (``estimate_synthetic_capture``).
+
+    renderer: "raster" (neural_render, Lambert) or "cycles" (Blender Cycles path tracing with physically based
+    materials, ``doppel.cycles_capture``; cycles: its ``CyclesSettings``): the same cameras, calibration and
+    ground truth files either way; Cycles also writes a linear half-float CAMERA.exr beside each CAMERA.png.
+    clip: ``frames`` poses of a clip (``doppel.synthetic_motion.load_clip``) instead of the built-in motion
+    (frame 000, the ground truth's mesh.ply and keypoints, is the clip's first frame).
     """
     import time
     from pathlib import Path
@@ -377,35 +386,107 @@ def synthesize_capture(out, n_cameras: int = 16, seed: int = 0, size: int = 1024
     import torch
 
     from capture.session import write_session
+    from doppel.cycles_capture import check_renderer_args
+    from doppel.synthetic_motion import pose_actor
     from doppel.virtual_actor import build_virtual_actor
 
     check_synthetic_capture_args(n_cameras, size, frames)
+    check_renderer_args(renderer, 1 if cycles is None else cycles.samples)
+    if clip is not None and len(clip) != frames:
+        raise ValueError(f"clip: {len(clip)} poses given for {frames} frames")
     out = Path(out)
     t0 = time.perf_counter()
     actor = actor if actor is not None else build_virtual_actor(seed, texture_size=texture_size)
+    if clip is not None:
+        actor = pose_actor(actor, local=clip[0])
     scene = _build_scene(actor, n_cameras, size, seed)
     timings = {"actor": time.perf_counter() - t0, "render": 0.0}
     session, gt = out / "session", out / "ground_truth"
     total = frames * n_cameras
-    for f in range(frames):
-        fname = f"{f:03d}" if frames > 1 else None
-        act = actor if f == 0 else build_virtual_actor(seed, texture_size=texture_size,
-                                                       pose=motion_pose(actor.pose, f / (frames - 1)))
-        folder = session / "images" / fname if fname else session / "images"
-        folder.mkdir(parents=True, exist_ok=True)
-        verts = torch.tensor(act.vertices, dtype=torch.float32)
-        t1 = time.perf_counter()
-        for i, c in enumerate(scene.cams_np):
-            if progress:
-                progress(c.name if fname is None else f"{fname}/{c.name}", f * n_cameras + i, total)
-            _write_view_png(folder / f"{c.name}.png", _render_view(scene, verts, c, supersample))
-        timings["render"] += time.perf_counter() - t1
-        if fname:
-            _write_frame_ground_truth(gt / "frames" / fname, act)
+
+    def frame_actors():
+        for f in range(frames):
+            if f == 0:
+                act = actor
+            elif clip is not None:
+                act = pose_actor(actor, local=clip[f])
+            else:
+                act = pose_actor(actor, world_pose=motion_pose(actor.pose, f / (frames - 1)))
+            fname = f"{f:03d}" if frames > 1 else None
+            folder = session / "images" / fname if fname else session / "images"
+            folder.mkdir(parents=True, exist_ok=True)
+            if fname:
+                _write_frame_ground_truth(gt / "frames" / fname, act)
+            yield f, fname, folder, act
+
+    if renderer == "cycles":
+        _render_cycles_frames(out, actor, scene, frame_actors(), cycles, timings, progress, total)
+    else:
+        for f, fname, folder, act in frame_actors():
+            verts = torch.tensor(act.vertices, dtype=torch.float32)
+            t1 = time.perf_counter()
+            for i, c in enumerate(scene.cams_np):
+                if progress:
+                    progress(c.name if fname is None else f"{fname}/{c.name}", f * n_cameras + i, total)
+                _write_view_png(folder / f"{c.name}.png", _render_view(scene, verts, c, supersample))
+            timings["render"] += time.perf_counter() - t1
     cameras = [c.to_camera() for c in scene.cams_np]
     write_session(session, cameras, {}, synthetic={"seed": seed, "frames": frames,
                                                    "note": "virtual actor, no consent needed"})
     _write_ground_truth(gt, actor, scene.keypoints, {"seed": seed, "size": size, "n_cameras": n_cameras,
                                                      "frames": frames, "supersample": supersample})
+
     return SyntheticCapture(session_dir=session, ground_truth_dir=gt, cameras=cameras,
                             keypoints3d={k: v.tolist() for k, v in scene.keypoints.items()}, timings=timings)
+
+
+def _render_cycles_frames(out, actor, scene: _Scene, frame_actors, cycles, timings: dict, progress,
+                          total: int) -> None:
+    """Render the frames of ``frame_actors`` ((f, frame name, images folder, actor) per frame, lazily) through
+    Cycles: FOLDER/CAMERA.exr from Blender, then FOLDER/CAMERA.png (sRGB over the backdrop) from each EXR."""
+    import dataclasses
+    import shutil
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from core.storage import atomic_write_json
+    from doppel.cycles_capture import (
+        CyclesSettings,
+        CyclesStats,
+        clean_denoiser_bleed,
+        exr_to_srgb_png_pixels,
+        prepare_actor,
+        read_exr_rgba,
+        render_frames_cycles,
+        write_exr_rgba,
+    )
+
+    settings = cycles or CyclesSettings()
+    stats = CyclesStats()
+    written: list = []
+    work = Path(tempfile.mkdtemp(prefix="doppel_cycles_"))
+    try:
+        cactor = prepare_actor(actor, work)
+
+        def frames():
+            for f, fname, folder, act in frame_actors:
+                if progress:
+                    progress(fname or "cycles", f * len(scene.cams_np), total)
+                views = [(c, folder / f"{c.name}.exr") for c in scene.cams_np]
+                written.extend(p for _, p in views)
+                yield act.vertices, views
+
+        t1 = time.perf_counter()
+        render_frames_cycles(cactor, frames(), settings, stats)
+        for p in written:          # one image in memory at a time
+            rgba = clean_denoiser_bleed(read_exr_rgba(p))
+            write_exr_rgba(p, rgba)
+            _write_view_png(p.with_suffix(".png"), exr_to_srgb_png_pixels(rgba, BACKGROUND_SRGB))
+        timings["render"] += time.perf_counter() - t1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # how the images were made: OUT/render.json, beside (not inside) the ground truth shared with the raster renderer
+    atomic_write_json(Path(out) / "render.json", {
+        "renderer": "cycles", "settings": dataclasses.asdict(settings), "device": stats.device,
+        "view_seconds": stats.view_seconds, "worker_seconds": round(stats.worker_seconds, 3)})

@@ -192,6 +192,11 @@ def synth_cmd(
     seed: int = typer.Option(0, "--seed", help="virtual actor seed"),
     size: int = typer.Option(1024, "--size", help="image width = height, px"),
     frames: int = typer.Option(1, "--frames", help="frames of a smooth motion (images/FRAME/CAMERA.png when > 1)"),
+    renderer: str = typer.Option("raster", "--renderer", help="raster (fast, Lambert) or cycles (Blender Cycles "
+                                                            "path tracing; also writes CAMERA.exr, linear half float)"),
+    samples: int = typer.Option(32, "--samples", help="cycles: samples per pixel (denoised by OpenImageDenoise)"),
+    anim: Path = typer.Option(None, "--anim", help="a clip on the virtual actor's skeleton (animation folder or "
+                                                   "animation.npz of `doppel retarget`), not the built-in motion"),
     allow_large: bool = typer.Option(False, "--allow-large", help="run a request estimated to take over "
                                                                   "2 hours or most of the available memory"),
     force: bool = ForceOpt,
@@ -204,17 +209,24 @@ def synth_cmd(
 
     from core.limits import check_resources
     from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.cycles_capture import CyclesSettings, check_renderer_args, estimate_cycles_seconds
     from doppel.synthetic_capture import (
         check_synthetic_capture_args,
         estimate_synthetic_capture,
         synthesize_capture,
     )
+    from doppel.synthetic_motion import load_clip
     from doppel.synthetic_provenance import write_synthetic_session_manifest
 
     check_synthetic_capture_args(cameras, size, frames)
+    check_renderer_args(renderer, samples)
+    clip = load_clip(anim, frames) if anim is not None else None
     ws = find_workspace(workspace)  # before the work: a wrong --workspace fails at once
     out = check_stage_out(out, "capture synth", force)
     est = estimate_synthetic_capture(cameras, size, frames)
+    if renderer == "cycles":
+        est = dataclasses.replace(est, seconds=est.seconds + estimate_cycles_seconds(cameras * frames, size, size,
+                                                                                     samples))
     check_resources(est, out.absolute().parent, allow_large=allow_large)
     console.print(f"{est.what}: {est.describe()} (estimated)", soft_wrap=True)
     with _progress() as prog, staged_stage_dir(out, "capture synth", force) as tmp:
@@ -223,12 +235,55 @@ def synth_cmd(
         def cb(step: str, i: int, total: int) -> None:
             prog.update(task, description=f"rendering {step}", completed=i, total=total)
 
-        res = synthesize_capture(tmp, n_cameras=cameras, seed=seed, size=size, frames=frames, progress=cb)
+        res = synthesize_capture(tmp, n_cameras=cameras, seed=seed, size=size, frames=frames, progress=cb,
+                                 renderer=renderer, cycles=CyclesSettings(samples=samples), clip=clip)
         prog.update(task, description="writing", completed=cameras * frames)
+        settings = {"cameras": cameras, "size": size, "frames": frames}
+        if renderer != "raster":
+            settings.update(renderer=renderer, samples=samples)
+        if anim is not None:
+            settings["anim"] = str(anim)
         # The session and its provenance manifest replace OUT together.
-        write_synthetic_session_manifest(res.session_dir, seed=seed, settings={"cameras": cameras, "size": size,
-                                                                               "frames": frames},
+        write_synthetic_session_manifest(res.session_dir, seed=seed, settings=settings,
                                          key=ws.manifest_key() if ws is not None else None)
     res = dataclasses.replace(res, session_dir=out / "session", ground_truth_dir=out / "ground_truth")  # final paths
     console.print(f"{len(res.cameras)} cameras, {size}x{size} -> {res.session_dir} (ground truth in "
                   f"{res.ground_truth_dir})")
+
+
+@app.command("plate")
+def plate_cmd(
+    out: Path = typer.Option(..., "--out", help="output folder (DIR/plate, DIR/ground_truth)"),
+    performer_seed: int = typer.Option(1, "--performer-seed", help="virtual actor B, who performs the shot"),
+    double_seed: int = typer.Option(0, "--double-seed", help="virtual actor A, whose head the ground truth puts on B"),
+    frames: int = typer.Option(120, "--frames", help="frames in the shot"),
+    camera: str = typer.Option("handheld", "--camera", help="film camera: static, handheld or dolly"),
+    size: str = typer.Option("1280x720", "--size", help="WIDTHxHEIGHT in px"),
+    renderer: str = typer.Option("raster", "--renderer", help="raster (fast) or cycles (path traced, + EXR)"),
+    samples: int = typer.Option(32, "--samples", help="cycles: samples per pixel (denoised)"),
+    fps: float = typer.Option(24.0, "--fps", help="frame rate of plate.mp4"),
+    anim: Path = typer.Option(None, "--anim", help="a clip on the virtual actor's skeleton for the body (the "
+                                                   "head turns and talking are added; the hands are the clip's)"),
+    force: bool = ForceOpt,
+) -> None:
+    """A synthetic plate for face replacement: actor B performing (head turns, talking, hands over the face) in
+    front of a moving camera, and the ground truth with actor A's head on B (landmarks, head pose, masks)."""
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.synthetic_motion import load_clip
+    from doppel.synthetic_plate import PlateConfig, check_plate_config, parse_size, render_plate
+
+    w, h = parse_size(size)
+    cfg = PlateConfig(performer_seed=performer_seed, double_seed=double_seed, frames=frames, width=w, height=h,
+                      fps=fps, camera=camera, renderer=renderer, samples=samples,
+                      clip=str(anim) if anim is not None else None)
+    check_plate_config(cfg)
+    if anim is not None:
+        load_clip(anim, max(1, frames))          # an unreadable clip fails here, before anything is written
+    out = check_stage_out(out, "capture plate", force)
+    with _progress() as prog, staged_stage_dir(out, "capture plate", force) as tmp:
+        task = prog.add_task("plate", total=2 * frames)
+        res = render_plate(tmp, cfg, progress=lambda i, n: prog.update(task, completed=i, total=n))
+    s = res.summary
+    console.print(f"{frames} frames at {w}x{h} ({renderer}) -> {out / 'plate'} and {out / 'ground_truth'}; yaw "
+                  f"{s['yaw_range_deg']}, pitch {s['pitch_range_deg']} deg, {s['frames_with_occlusion']} frames with "
+                  f"the face occluded; {res.timings['total']:.0f} s", soft_wrap=True)

@@ -1,0 +1,172 @@
+"""`capture plate`: a performer's shot and its face-replacement ground truth (A's head on B), with head pose,
+landmarks and masks that agree with the pictures. Tiny shots: 9 frames at 160x96 (raster), 2 frames at 64x48
+(Cycles, 1 sample)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.cli_runner import run_cli
+
+W, H, N = 160, 96, 9
+
+
+@pytest.fixture(scope="module")
+def actors():
+    from doppel.virtual_actor import build_virtual_actor
+
+    return build_virtual_actor(1, texture_size=256), build_virtual_actor(0, texture_size=256)
+
+
+@pytest.fixture(scope="module")
+def plate(actors, tmp_path_factory):
+    from doppel.synthetic_plate import PlateConfig, render_plate
+
+    out = tmp_path_factory.mktemp("plate")
+    cfg = PlateConfig(frames=N, width=W, height=H, camera="handheld", texture_size=256)
+    return render_plate(out, cfg, actor_b=actors[0], actor_a=actors[1])
+
+
+def _img(path):
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+def test_layout_video_and_moving_camera(plate):
+    import imageio_ffmpeg
+
+    out = plate.out
+    for d in ("plate", "ground_truth"):
+        assert sorted(p.name for p in (out / d / "frames").glob("*.png")) == [f"{f:06d}.png" for f in range(N)]
+    n, _ = imageio_ffmpeg.count_frames_and_secs(str(out / "plate" / "plate.mp4"))
+    assert n == N
+    cams = json.loads((out / "plate" / "cameras.json").read_text())["frames"]
+    assert len(cams) == N
+    centres = np.array([-np.array(c["R"]).T @ np.array(c["t"]) for c in cams])
+    assert 0.002 < np.linalg.norm(centres - centres[0], axis=1).max() < 0.1   # handheld: it moves, a little
+    assert len(list((out / "ground_truth" / "masks").glob("*.png"))) == 2 * N
+
+
+def test_head_pose_follows_the_performance(plate):
+    """The measured (Kabsch) head yaw/pitch follow the commanded turn within a few degrees, and a 9-frame shot
+    already spans most of the +-65 / +-28 degree program."""
+    a = np.load(plate.out / "ground_truth" / "annotations.npz")
+    ypr, cmd = a["head_ypr_deg"], a["commanded_yaw_pitch_hands"]
+    assert np.abs(ypr[:, 0] - cmd[:, 0]).max() < 4.0, (ypr[:, 0], cmd[:, 0])
+    assert np.abs(ypr[:, 1] - cmd[:, 1]).max() < 4.0, (ypr[:, 1], cmd[:, 1])
+    assert ypr[:, 0].min() < -50 and ypr[:, 0].max() > 50
+    assert np.linalg.det(a["head_R"]).round(6).tolist() == [1.0] * N
+
+
+def test_landmarks_lie_on_the_face_mask(plate):
+    import cv2
+
+    a = np.load(plate.out / "ground_truth" / "annotations.npz")
+    hits, total = 0, 0
+    for f in range(N):
+        mask = _img(plate.out / "ground_truth" / "masks" / f"face_{f:06d}.png") > 0
+        mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        uv = a["landmarks2d"][f][a["landmarks_visible"][f]]
+        px = np.floor(uv).astype(int)
+        hits += mask[px[:, 1], px[:, 0]].sum()
+        total += len(px)
+    assert total > 0.4 * 478 * N            # most landmarks are visible over the shot
+    assert hits / total > 0.9, hits / total
+
+
+def test_hand_occludes_the_face_only_when_raised(plate):
+    a = np.load(plate.out / "ground_truth" / "annotations.npz")
+    occ, hands = a["occluded_fraction"], a["commanded_yaw_pitch_hands"][:, 2:].max(1)
+    assert occ[hands > 0.8].min() > 0.05, (occ, hands)     # frame 3 (t = 0.39): right hand over the face
+    assert occ[hands == 0].max() == 0.0
+    f = int(np.argmax(occ))
+    m = _img(plate.out / "ground_truth" / "masks" / f"occlusion_{f:06d}.png") > 0
+    face = _img(plate.out / "ground_truth" / "masks" / f"face_{f:06d}.png") > 0
+    assert m.sum() > 0 and not (m & face).any()
+    assert plate.summary["frames_with_occlusion"] == int((occ > 0.02).sum()) >= 1
+
+
+def test_ground_truth_changes_the_head_and_keeps_the_body(plate, actors):
+    from doppel.synthetic_plate import blend_weights
+
+    b = actors[0]
+    w = np.load(plate.out / "ground_truth" / "blend_weights.npy")
+    assert np.allclose(w, blend_weights(b), atol=1e-6) and w.min() >= 0 and w.max() <= 1
+    nose_y = b.rest_vertices[:, 1].max() - 0.12
+    assert w[b.rest_vertices[:, 1] > nose_y].min() == 1.0          # the whole face is A's
+    assert w[b.rest_vertices[:, 1] < 1.35].max() == 0.0             # the body below the shoulders is B's
+    for f in (0, 4):
+        p = _img(plate.out / "plate" / "frames" / f"{f:06d}.png").astype(float)
+        g = _img(plate.out / "ground_truth" / "frames" / f"{f:06d}.png").astype(float)
+        face = _img(plate.out / "ground_truth" / "masks" / f"face_{f:06d}.png") > 0
+        assert np.abs(p - g)[-H // 6:].max() == 0                  # bottom rows: B's chest, identical
+        assert np.abs(p - g)[face].mean() > 8                     # the face: A's albedo and shape
+
+
+def test_cycles_plate_has_the_raster_plates_ground_truth(actors, tmp_path):
+    """Same shot through Cycles (1 sample): EXR beside each PNG, and the annotations and masks of the raster
+    renderer's shot bit for bit (they come from the geometry, not the pictures)."""
+    from doppel.synthetic_plate import PlateConfig, render_plate
+
+    res = {}
+    for r in ("raster", "cycles"):
+        cfg = PlateConfig(frames=2, width=64, height=48, camera="dolly", renderer=r, samples=1, texture_size=256)
+        res[r] = render_plate(tmp_path / r, cfg, actor_b=actors[0], actor_a=actors[1])
+    c = tmp_path / "cycles"
+    assert sorted(p.name for p in (c / "plate" / "frames").iterdir()) == [
+        "000000.exr", "000000.png", "000001.exr", "000001.png"]
+    assert len(list((c / "ground_truth" / "frames").glob("*.exr"))) == 2
+    ra, ca = (np.load(tmp_path / r / "ground_truth" / "annotations.npz") for r in ("raster", "cycles"))
+    for k in ra.files:
+        assert np.array_equal(ra[k], ca[k]), k
+    for m in (tmp_path / "raster" / "ground_truth" / "masks").iterdir():
+        assert m.read_bytes() == (c / "ground_truth" / "masks" / m.name).read_bytes()
+    assert (c / "plate" / "cameras.json").read_bytes() == (tmp_path / "raster" / "plate" / "cameras.json").read_bytes()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--size", "9000x100"], "--size must be between 16 and 8192"),
+    (["--size", "big"], "--size must be WIDTHxHEIGHT"),
+    (["--renderer", "arnold"], "--renderer must be one of"),
+    (["--renderer", "cycles", "--samples", "0"], "--samples must be >= 1"),
+    (["--frames", "0"], "--frames must be >= 1"),
+    (["--camera", "crane"], "--camera must be one of"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "capture", "plate", "--out", out, *args)
+    assert code != 0 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_plate_with_a_clip_turns_the_head_of_the_clip(tmp_path, capsys):
+    """--anim: the clip moves the body (here: the right forearm bends), the performance still turns the head
+    (measured from the rendered geometry) and talks; an unreadable clip is one line and writes nothing."""
+    import roma
+    import torch
+
+    from doppel.virtual_actor import body_model
+    from rigging.animation import Animation
+
+    names = list(body_model().skeleton.joint_names)
+    R = np.repeat(np.eye(3)[None, None], 4, axis=0).repeat(len(names), axis=1)
+    R[:, names.index("lowerarm01.R")] = roma.rotvec_to_rotmat(
+        torch.tensor([[-0.3 * k, 0.0, 0.0] for k in range(4)], dtype=torch.float64)).numpy()
+    Animation(names, R, np.zeros((4, 3)), 30.0).save(tmp_path / "clip")
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "capture", "plate", "--out", out, "--frames", 3, "--size", "64x48",
+                           "--anim", tmp_path / "clip", "--camera", "static")
+    assert code == 0, err
+    s = json.loads((out / "ground_truth" / "annotations.json").read_text())
+    assert s["body_motion"] == str(tmp_path / "clip")
+    a = np.load(out / "ground_truth" / "annotations.npz")
+    assert a["head_ypr_deg"][:, 0].max() - a["head_ypr_deg"][:, 0].min() > 70, a["head_ypr_deg"]
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"\x00" * 10)
+    code, _, err = run_cli(capsys, "capture", "plate", "--out", tmp_path / "out2", "--anim", bad)
+    assert code != 0 and str(bad) in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out2").exists()
