@@ -81,7 +81,7 @@ def _gbuffer(B, H, W):
 def test_unet_output_and_size_contract():
     net = DeferredNeuralRenderer(feature_channels=4, width=8, depth=2)
     out = net(torch.rand(2, 16, 24, 4), _gbuffer(2, 16, 24))
-    assert out.shape == (2, 16, 24, 4) and float(out.min()) >= 0 and float(out.max()) <= 1
+    assert out.shape == (2, 16, 24, 4) and float(out.detach().min()) >= 0 and float(out.detach().max()) <= 1
     with pytest.raises(ValueError, match="multiples of 4"):
         net(torch.rand(1, 18, 24, 4), _gbuffer(1, 18, 24))
     with pytest.raises(ValueError, match="feature channels"):
