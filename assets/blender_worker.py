@@ -220,22 +220,9 @@ def _build_armature(bpy, name: str, names: list[str], parents: np.ndarray, bind:
 
 def _build_mesh(bpy, name: str, a: dict[str, np.ndarray], arm_obj):
     """The mesh (vertices, triangles, UVs, smooth shading) as a child of the armature: (object, mesh)."""
-    verts, faces = a["vertices"], a["faces"]
-    me = bpy.data.meshes.new(f"{name}_mesh")
-    me.vertices.add(len(verts))
-    me.vertices.foreach_set("co", verts.astype(np.float32).ravel())
-    me.loops.add(faces.size)
-    me.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
-    me.polygons.add(len(faces))
-    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    if "uvs" in a:
-        uv = me.uv_layers.new(name="UVMap")
-        uv.data.foreach_set("uv", a["uvs"][a["face_uvs"]].astype(np.float32).ravel())
-    me.update()
-    me.validate(clean_customdata=False)
-    me.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
-    obj = bpy.data.objects.new(name, me)
-    bpy.context.scene.collection.objects.link(obj)
+    from assets.blender_mesh import new_mesh
+
+    obj, me = new_mesh(bpy, name, a)
     obj.parent = arm_obj
     return obj, me
 

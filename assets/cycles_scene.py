@@ -214,19 +214,9 @@ def _pick_device(bpy, cyc, want: str) -> str:
 
 def _build_mesh(bpy, a: dict[str, np.ndarray], materials: list[dict], texture: str | None):
     """The actor mesh (smooth shaded, UVs, one material slot per class, ``material_index`` per face)."""
-    verts, faces = a["vertices"], a["faces"]
-    me = bpy.data.meshes.new("actor")
-    me.vertices.add(len(verts))
-    me.vertices.foreach_set("co", verts.astype(np.float32).ravel())
-    me.loops.add(faces.size)
-    me.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
-    me.polygons.add(len(faces))
-    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    uv = me.uv_layers.new(name="UVMap")
-    uv.data.foreach_set("uv", a["uvs"][a["face_uvs"]].astype(np.float32).ravel())
-    me.update()
-    me.validate(clean_customdata=False)
-    me.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    from assets.blender_mesh import new_mesh
+
+    obj, me = new_mesh(bpy, "actor", a)
     image = bpy.data.images.load(texture) if texture else None
     if image is not None:
         image.colorspace_settings.name = "sRGB"
@@ -234,8 +224,6 @@ def _build_mesh(bpy, a: dict[str, np.ndarray], materials: list[dict], texture: s
         me.materials.append(_new_principled(bpy, f"m{k}_{spec['name']}", spec, image))
     me.polygons.foreach_set("material_index", a["material_index"].astype(np.int32))
     me.update()
-    obj = bpy.data.objects.new("actor", me)
-    bpy.context.scene.collection.objects.link(obj)
     return obj
 
 

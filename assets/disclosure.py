@@ -208,17 +208,16 @@ def _mark(path: Path, payload: wm.Payload, key: wm.WatermarkKey, label: str | No
     suffix = path.suffix.lower()
     if suffix in SIDECAR:
         return ["EXR pixels are not watermarked (linear float data); signed with a sidecar manifest"]
-    if suffix == ".mp4":
-        return _mark_video(path, payload, key, label)
     notes: list[str] = []
 
-    def edit(im: np.ndarray) -> np.ndarray:
+    def edit(im: np.ndarray) -> np.ndarray:       # an image, or every frame of a video
         if label:
             im = draw_label(im, label)
         try:
             return wm.embed(im, payload, key)
         except wm.WatermarkTooSmall as e:
-            notes.append(f"not watermarked: {e}; signed anyway")
+            if not notes:
+                notes.append(f"not watermarked: {e}; signed anyway")
             return im
 
     _rewrite_pixels(path, edit)
@@ -245,23 +244,6 @@ def _rewrite_pixels(path: Path, edit) -> None:
     else:
         out.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY)
     _replace(path, buf.getvalue())
-
-
-def _mark_video(path: Path, payload: wm.Payload, key: wm.WatermarkKey, label: str | None) -> list[str]:
-    notes: list[str] = []
-
-    def edit(frame: np.ndarray) -> np.ndarray:
-        if label:
-            frame = draw_label(frame, label)
-        try:
-            return wm.embed(frame, payload, key)
-        except wm.WatermarkTooSmall as e:
-            if not notes:
-                notes.append(f"not watermarked: {e}; signed anyway")
-            return frame
-
-    _rewrite_video(path, edit)
-    return notes
 
 
 def _rewrite_video(path: Path, edit) -> None:

@@ -318,7 +318,8 @@ def open_for_actor(workspace: str | os.PathLike | None, actor_id: str) -> Worksp
 def gate_from_cli(workspace: Path | None, actor: str | None, production: str | None, use: Use | str, *,
                   command: str, inputs: Sequence[str | os.PathLike] = (),
                   likeness: Sequence[str | os.PathLike] | None = None,
-                  evidence: Sequence[str | os.PathLike] = ()) -> contextlib.AbstractContextManager:
+                  evidence: Sequence[str | os.PathLike] = (), actor_option: str = "--actor"
+                  ) -> contextlib.AbstractContextManager:
     """`gated` from the values of WorkspaceOpt / ActorOpt / ProductionOpt; errors are one line each.
 
     likeness: the inputs whose likeness the command works on (default: all ``inputs``); the actor is resolved
@@ -339,7 +340,8 @@ def gate_from_cli(workspace: Path | None, actor: str | None, production: str | N
     found = [inspect_input(p, required=True, ws=ws, key=key) for p in likeness]
     found += [inspect_input(p, required=False, ws=ws, key=key) for p in evidence]
     try:
-        actor_id = resolve_actor(actor, found, command=command, in_workspace=ws is not None)
+        actor_id = resolve_actor(actor, found, command=command, in_workspace=ws is not None,
+                                 actor_option=actor_option)
     except ConsentError as refusal:
         if ws is not None:
             _audit_refusal(ws, command, actor, use, production, refusal, found)

@@ -169,7 +169,7 @@ def _why_not_proven(manifest: dict[str, Any], content: ContentDigest, status: Si
 
 
 def resolve_actor(explicit: str | None, evidence: Sequence[InputEvidence], *, command: str,
-                  in_workspace: bool) -> str:
+                  in_workspace: bool, actor_option: str = "--actor") -> str:
     """The actor a command works on, or ConsentError (one line; the caller audits it). In order:
 
     * an input whose manifest is unreadable or edited, or a stage folder without its manifest: refused
@@ -180,6 +180,7 @@ def resolve_actor(explicit: str | None, evidence: Sequence[InputEvidence], *, co
     * else the one real actor the inputs are attributed to; else the virtual actor when every likeness input is
       proven synthetic (or there is none: the command generates the double itself);
     * else, in a workspace: refused (give --actor); outside one: ``unknown`` (never virtual).
+    actor_option: the option that names the actor, as the refusal tells the user to give it (e.g. ``--plate-actor``).
     """
     for e in evidence:
         if e.problem:
@@ -202,8 +203,8 @@ def resolve_actor(explicit: str | None, evidence: Sequence[InputEvidence], *, co
     if in_workspace:
         e = unproven[0]
         raise ConsentError(f"{command}: refused: {e.path} carries no provenance ({e.why_unproven}), so whose likeness "
-                           "it is cannot be told: give --actor ACTOR (see `doppel actor list`); synthetic inputs "
-                           "prove themselves when made with `doppel capture synth` in this workspace")
+                           f"it is cannot be told: give {actor_option} ACTOR (see `doppel actor list`); synthetic "
+                           "inputs prove themselves when made with `doppel capture synth` in this workspace")
     return UNKNOWN_ACTOR_ID
 
 

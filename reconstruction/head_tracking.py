@@ -130,16 +130,9 @@ def _initial_poses(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basi
     F = len(landmarks)
     rv, tv = np.zeros((F, 3)), np.zeros((F, 3))
     idx = np.flatnonzero(valid)
-    prev = None
     for i in idx:
-        r, t, _ = _pnp(basis.neutral, landmarks[i][basis.ids], K)
-        if prev is not None:   # keep the axis-angle continuous (r and r - 2 pi r/|r| are the same rotation)
-            n = np.linalg.norm(r)
-            if n > np.pi / 2:
-                alt = r - 2 * np.pi * r / n
-                if np.linalg.norm(alt - prev) < np.linalg.norm(r - prev):
-                    r = alt
-        rv[i], tv[i], prev = r, t, r
+        rv[i], tv[i], _ = _pnp(basis.neutral, landmarks[i][basis.ids], K)
+    rv[idx] = _unwrap_rotvecs(rv[idx])      # continuous before interpolating across frames without a face
     for k in range(3):
         rv[:, k] = np.interp(np.arange(F), idx, rv[idx, k])
         tv[:, k] = np.interp(np.arange(F), idx, tv[idx, k])

@@ -77,16 +77,10 @@ def swap(
 
 def gate_plate(workspace, plate_actor: str | None, production: str | None, plate: Path):
     """The plate performer's consent (use face_replace): --plate-actor, or the virtual actor when the plate
-    proves itself synthetic; in a workspace an unattributed plate without --plate-actor is refused."""
-    from doppel.consent_gate import ConsentError
-
-    try:
-        return gate_from_cli(workspace, plate_actor, production, use="face_replace", command="swap (plate performer)",
-                             inputs=[plate], likeness=[plate] if plate.is_file() else [],
-                             evidence=[] if plate.is_file() else [plate])
-    except ConsentError as e:
-        raise ConsentError(str(e).replace("give --actor ACTOR", "give --plate-actor ACTOR (the plate's performer)")
-                           ) from None
+    proves itself synthetic; in a workspace an unattributed plate (file or frame folder) without --plate-actor is
+    refused."""
+    return gate_from_cli(workspace, plate_actor, production, use="face_replace", command="swap (plate performer)",
+                         inputs=[plate], likeness=[plate], actor_option="--plate-actor")
 
 
 def _ranges(frames: list[int]) -> str:

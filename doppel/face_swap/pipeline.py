@@ -57,10 +57,10 @@ def _strip(before: np.ndarray, after: np.ndarray, box, height: int = 160) -> np.
 
 def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track, cfg: SwapConfig, start: int,
                    end: int, out: Path, strips_dir: Path, progress: Progress | None = None,
-                   disclose: Disclose | None = None) -> list[FrameQC]:
+                   disclose: Disclose | None = None) -> tuple[list[FrameQC], tuple[int, int, int, int]]:
     """Pass 2: every frame of [start, end) composited (or passed through) into OUT; the whole plate is written
-    (frames outside the range pass through unchanged). disclose: called on every written file (OUT's video,
-    image or frames, and the strips) before it is published."""
+    (frames outside the range pass through unchanged). Returns the frames' QC and the shot's face box.
+    disclose: called on every written file (OUT's video, image or frames, and the strips) before it is published."""
     from capture.face_tracking import PersonSegmenter
     from capture.plate_io import PlateWriter, iter_plate_frames
     from core.meshio import write_png
@@ -96,7 +96,7 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                     progress("composite", f + 1, end - start)
     finally:
         seg.close()
-    return qcs
+    return qcs, box
 
 
 def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start: int, names) -> None:
@@ -145,10 +145,11 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     track = solve_track(shot, info, double, cfg)
     with staged_stage_dir(side, STAGE, force, [plate, double.source]) as tmp:
         (tmp / "strips").mkdir()
-        qcs = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress, disclose)
+        qcs, box = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress,
+                                  disclose)
         write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis.names)
         seconds = time.perf_counter() - t0
-        result = SwapResult(out, qcs, track, (0, 0, 0, 0), seconds)
+        result = SwapResult(out, qcs, track, box, seconds)
         write_report(tmp / "swap_report.html", result, info, cfg, plate, double.source, out)
         summary = {"frames": len(qcs), "swapped": sum(q.swapped for q in qcs),
                    "passed_through": result.passed_through, "flagged": result.flagged,

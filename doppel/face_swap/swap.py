@@ -204,16 +204,17 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
     from reconstruction.head_tracking import inter_ocular
 
     x0, y0, x1, y1 = c.box
-    H, W = rgb.shape[:2]
     R, t, w = c.track.rotation[f], c.track.translation[f], c.track.expression[f]
     fg_box, alpha = render_head(c.double, R, t, w, c.K, c.box)
-    oval = polygon_mask((H, W), project(c.double.oval_points(w), R, t, c.K))[y0:y1 + 1, x0:x1 + 1]
-    plate_face = polygon_mask((H, W), face_lm)[y0:y1 + 1, x0:x1 + 1]
+    box_hw, at = (y1 - y0 + 1, x1 - x0 + 1), np.array([x0, y0], np.float64)   # masks drawn in the box only
+    oval = polygon_mask(box_hw, project(c.double.oval_points(w), R, t, c.K) - at)
+    plate_face = polygon_mask(box_hw, face_lm - at)
     # the double's face outline or the performer's: the performer's brows and lips must be covered too where they
     # stick out of the double's outline (else "double eyebrows"); only where the double's head was rendered
     region = oval | plate_face
     scale = float(inter_ocular(face_lm)) * 4.0 / 3.0      # ~ face width in px
-    occ = occluder_mask((H, W), hands, c.cfg.hand_dilate_frac * scale)[y0:y1 + 1, x0:x1 + 1]
+    hands_box = np.asarray(hands, np.float64).reshape(-1, 21, 2) - at
+    occ = occluder_mask(box_hw, hands_box, c.cfg.hand_dilate_frac * scale)
     person = c.segmenter(rgb)[y0:y1 + 1, x0:x1 + 1]
     mask = face_mask(alpha * region, person, occ, c.cfg.erode_frac * scale, c.cfg.feather_frac * scale)
     bg = rgb[y0:y1 + 1, x0:x1 + 1].astype(np.float32) / 255.0

@@ -138,3 +138,14 @@ def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, caps
     assert rep["record"]["actor"] == "jane" and rep["c2pa"]["assertion"]["use"] == "face_replace"
     strips = list((tmp_path / "o3_swap" / "strips").glob("*.png"))
     assert strips and json.loads(run_cli(capsys, "verify", strips[0], "--json", "-W", root)[1])["watermark"]["found"]
+
+
+def test_a_frame_folder_plate_is_a_likeness_too(tmp_path, capsys, rig_dir):
+    """A folder of frames proves nothing about whose performance it is: refused without --plate-actor."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "shot.1001.png"), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    ws = tmp_path / "studio"
+    assert run_cli(capsys, "init", ws)[0] == 0
+    code, _, err = run_cli(capsys, "swap", frames, "--double", rig_dir, "--out", tmp_path / "out", "--workspace", ws)
+    assert code == 1 and "--plate-actor" in err and not (tmp_path / "out").exists()

@@ -1,0 +1,28 @@
+"""A triangle mesh built into Blender (runs inside the worker process, where ``bpy`` is loaded): shared by the
+FBX exporter (`assets.blender_worker`) and the Cycles renderer (`assets.cycles_scene`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def new_mesh(bpy, name: str, a: dict[str, np.ndarray]):
+    """(object, mesh) named ``name`` from a["vertices"] (V, 3), a["faces"] (F, 3) and, when present, a["uvs"]
+    (T, 2) through a["face_uvs"] (F, 3); smooth shaded, linked to the scene, unparented."""
+    verts, faces = a["vertices"], a["faces"]
+    me = bpy.data.meshes.new(f"{name}_mesh")
+    me.vertices.add(len(verts))
+    me.vertices.foreach_set("co", verts.astype(np.float32).ravel())
+    me.loops.add(faces.size)
+    me.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
+    me.polygons.add(len(faces))
+    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    if "uvs" in a:
+        uv = me.uv_layers.new(name="UVMap")
+        uv.data.foreach_set("uv", a["uvs"][a["face_uvs"]].astype(np.float32).ravel())
+    me.update()
+    me.validate(clean_customdata=False)
+    me.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    obj = bpy.data.objects.new(name, me)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj, me
