@@ -16,7 +16,10 @@ from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 def swap(
     plate: Path = typer.Argument(..., help="The plate: a video (.mp4/.mov/...), a folder of numbered frames, or an "
                                  "image."),
-    double: Path = typer.Option(..., "--double", help="The double: a rig folder (`doppel rig`)."),
+    double: Path = typer.Option(..., "--double", help="The double: a rig folder (`doppel rig`: the textured rig draws "
+                                "the face) or a trained neural double (`doppel render train` MODEL_DIR, with --rig)."),
+    rig: Path = typer.Option(None, "--rig", help="With --double MODEL_DIR: the rig built from the same fit (its face "
+                             "landmarks and expressions; the neural double draws the face)."),
     out: Path = typer.Option(..., "--out", help="The swapped plate (same kind as PLATE; an image's suffix picks "
                              "its format). Tracks and the QC report go to OUT's side folder <OUT stem>_swap/."),
     plate_actor: str = typer.Option(None, "--plate-actor", help="Actor id of the performer in the plate (the person "
@@ -47,13 +50,14 @@ def swap(
     check_config(cfg, probe_plate(plate))            # bad options and bad plates fail before anything else
     console = Console()
     with gate_plate(workspace, plate_actor, production, plate), \
-            gate_from_cli(workspace, actor, production, use="face_replace", command="swap", inputs=[plate, double],
-                          likeness=[double], evidence=[]) as run, tempfile.TemporaryDirectory() as work:
+            gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
+                          inputs=[plate, double] + ([rig] if rig else []), likeness=[double] + ([rig] if rig else []),
+                          evidence=[]) as run, tempfile.TemporaryDirectory() as work:
         # watermark + C2PA on every output file (a composite with the plate as ingredient); refused opt-out for
         # a real actor, checked before the slow work
         disclose = discloser(run, no_provenance, label, kind="composite",
                              ingredients=[plate] if plate.is_file() else [])
-        face_double = load_face_double(double, Path(work))
+        face_double = load_face_double(double, Path(work), rig_dir=rig)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("swap", total=None)

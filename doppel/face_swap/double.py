@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from doppel.face_swap.neural_head import NeuralHead, is_model_dir, load_neural_head
 from reconstruction.head_tracking import FaceBasis
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class FaceDouble:
     """basis: landmarks for tracking; head_vertices (Vh,) rig vertex ids of the head; head_faces (Fh, 3) into
     head_vertices; head_bind (Vh, 3) metres; head_deltas (E, Vh, 3) metres per expression of basis.names;
     uvs (T, 2), face_uvs (Fh, 3) or None; albedo (Ht, Wt, 3) float sRGB or None; oval_points (O, 3) the face
-    outline's landmarks (neutral) for the face mask; actor, source: for manifests and reports."""
+    outline's landmarks (neutral) for the face mask; source: the rig folder; neural: the trained neural double
+    that draws the head instead of the textured rig, or None."""
 
     basis: FaceBasis
     head_vertices: np.ndarray
@@ -51,6 +53,21 @@ class FaceDouble:
     albedo: np.ndarray | None
     oval_ids: np.ndarray
     source: Path
+    neural: NeuralHead | None = None
+
+    @property
+    def files(self) -> list[Path]:
+        """The files the face comes from (the rig's, and the neural double's when it draws the head)."""
+        return [self.source / "rig.npz"] + (self.neural.files if self.neural is not None else [])
+
+    @property
+    def folders(self) -> list[Path]:
+        """The rig folder, and the neural double's model folder when it draws the head."""
+        return [self.source] + ([self.neural.source] if self.neural is not None else [])
+
+    @property
+    def renderer(self) -> str:
+        return "neural" if self.neural is not None else "cgi"
 
     def head_mesh(self, weights: np.ndarray) -> np.ndarray:
         """(Vh, 3) head vertices for expression weights (E,)."""
@@ -110,18 +127,32 @@ def face_basis(rig, regressor=None) -> FaceBasis:
     return FaceBasis(ids, neutral.astype(np.float64), deltas.astype(np.float64), names)
 
 
-def load_face_double(rig_dir: str | Path, work_dir: Path, albedo_size: int = 1024) -> FaceDouble:
-    """The FaceDouble of a rig folder; its albedo is RIG_DIR/albedo.png or the procedural one (written into
-    work_dir, albedo_size px square).
-    FileNotFoundError / ValueError (one line) for a missing folder or a rig without a face."""
+def load_face_double(double_dir: str | Path, work_dir: Path, albedo_size: int = 1024,
+                     rig_dir: str | Path | None = None) -> FaceDouble:
+    """The FaceDouble of ``double_dir``: a rig folder (`doppel rig`: the textured rig draws the head; its albedo is
+    RIG_DIR/albedo.png or the procedural one, written into work_dir, albedo_size px square), or a neural double's
+    model folder (`doppel render train`) with ``rig_dir``, the rig built from the same fit (its landmarks and
+    expressions; the neural double draws the head).
+    FileNotFoundError / ValueError / ModelError (one line) for a missing folder, a rig without a face, a model
+    without its rig or of another topology."""
     from PIL import Image
 
     from doppel.doubles import albedo_for_rig
     from rigging import Rig
 
-    rig_dir = Path(rig_dir)
+    double_dir = Path(double_dir)
+    if is_model_dir(double_dir):
+        if rig_dir is None:
+            raise ValueError(f"--double {double_dir} is a neural double: give --rig RIG_DIR, the rig built from the "
+                             "same fit (its face landmarks and expressions)")
+        rig_dir = Path(rig_dir)
+    elif rig_dir is not None:
+        raise ValueError(f"--rig is for a neural double (--double MODEL_DIR); {double_dir} is not a model folder")
+    else:
+        rig_dir = double_dir
     rig = Rig.load(rig_dir)
     basis = face_basis(rig)
+    neural = load_neural_head(double_dir, rig) if double_dir != rig_dir else None
     verts, faces, face_uvs = _head_region(rig)
     names = list(basis.names)
     deltas = np.stack([rig.blendshape_deltas[rig.blendshape_names.index(n)][verts] for n in names]) if names \
@@ -132,4 +163,4 @@ def load_face_double(rig_dir: str | Path, work_dir: Path, albedo_size: int = 102
         with Image.open(tex_path) as im:
             albedo = np.asarray(im.convert("RGB"), np.float32) / 255.0
     return FaceDouble(basis, verts, faces, rig.vertices[verts].astype(np.float64), deltas.astype(np.float64),
-                      rig.uvs, face_uvs, albedo, face_oval_ids(), rig_dir)
+                      rig.uvs, face_uvs, albedo, face_oval_ids(), rig_dir, neural)

@@ -140,10 +140,10 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     out, side = Path(out), side_folder(Path(out))
     if out.resolve() == Path(plate).resolve():
         raise ValueError(f"{out}: the output would overwrite the plate")
-    check_stage_out(side, STAGE, force, [plate, double.source])
+    check_stage_out(side, STAGE, force, [plate, *double.folders])
     shot = track_shot(info, cfg, start, end, progress)
     track = solve_track(shot, info, double, cfg)
-    with staged_stage_dir(side, STAGE, force, [plate, double.source]) as tmp:
+    with staged_stage_dir(side, STAGE, force, [plate, *double.folders]) as tmp:
         (tmp / "strips").mkdir()
         qcs, box = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress,
                                   disclose)
@@ -156,11 +156,14 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                    "focal_px": round(track.focal_px, 2), "seconds": round(seconds, 2),
                    "fps": round(len(qcs) / max(seconds, 1e-9), 3)}
         inputs = {"double": double.source / "rig.npz"}
+        if double.neural is not None:
+            inputs["neural_double"] = double.neural.source / "model.safetensors"
         if Path(plate).is_file():
             inputs["plate"] = plate
         write_manifest(tmp, STAGE, inputs=inputs,
                        params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
-                               "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end},
+                               "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
+                               "renderer": double.renderer},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

@@ -36,7 +36,8 @@ def head_box(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarr
 def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
                 box: tuple[int, int, int, int], supersample: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """(rgb (h, w, 3) float32 sRGB, alpha (h, w) float32) of the head with expression weights (E,) in the crop
-    box (x0, y0, x1, y1) of the plate camera K, head pose R, t (bind frame -> camera)."""
+    box (x0, y0, x1, y1) of the plate camera K, head pose R, t (bind frame -> camera). Drawn by the double's
+    neural double when it has one (alpha: the rig's head region), else the textured rig with preview lights."""
     import torch
 
     from capture.camera import Camera
@@ -54,6 +55,13 @@ def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.nd
     if double.albedo is not None and double.uvs is not None:
         kw = {"uvs": torch.as_tensor(double.uvs), "face_uvs": torch.as_tensor(double.face_uvs),
               "texture": torch.as_tensor(double.albedo)}
+    if double.neural is not None:
+        kw = {}            # the rig's head region is rasterized for its coverage only; the neural double draws it
     with torch.no_grad():
         rgba = render_mesh(verts, faces, cam, supersample=supersample, cull_backfaces=True, **kw)[0].numpy()
-    return rgba[..., :3].astype(np.float32), rgba[..., 3].astype(np.float32)
+    rgb, alpha = rgba[..., :3].astype(np.float32), rgba[..., 3].astype(np.float32)
+    if double.neural is not None:
+        from doppel.face_swap.neural_head import render_neural_head
+
+        rgb = render_neural_head(double.neural, double.head_vertices, verts.numpy(), R, t, K, box)
+    return rgb, alpha

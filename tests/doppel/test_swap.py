@@ -149,3 +149,54 @@ def test_a_frame_folder_plate_is_a_likeness_too(tmp_path, capsys, rig_dir):
     assert run_cli(capsys, "init", ws)[0] == 0
     code, _, err = run_cli(capsys, "swap", frames, "--double", rig_dir, "--out", tmp_path / "out", "--workspace", ws)
     assert code == 1 and "--plate-actor" in err and not (tmp_path / "out").exists()
+
+
+def _model_of(rig_dir, out, rgb, perturb_uvs=False):
+    """An untrained neural double of the rig's topology whose RGB prior is the constant colour ``rgb`` (linear):
+    untrained, it draws its prior, so the face it puts in a plate has that colour."""
+    import torch
+
+    from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig, save_model
+    from rigging import Rig
+
+    rig = Rig.load(rig_dir)
+    uvs = torch.as_tensor(np.asarray(rig.uvs), dtype=torch.float32) + (0.01 if perturb_uvs else 0.0)
+    cfg = NeuralDoubleConfig(channels=8, texture_size=64, levels=2, width=8, depth=2)
+    model = NeuralDouble(cfg, torch.as_tensor(rig.faces), uvs, torch.as_tensor(np.asarray(rig.face_uvs)),
+                         torch.as_tensor(rig.vertices))
+    model.init_from_bake(torch.tensor(rgb, dtype=torch.float32).expand(64, 64, 3))
+    return save_model(out, model)
+
+
+def test_a_neural_double_draws_the_face(tmp_path, capsys, rig_dir):
+    """--double MODEL_DIR --rig RIG_DIR: the neural double (here untrained: its green RGB prior) is what lands in
+    the plate, the rig's head region bounds it, and the manifest names the model; bad pairings are refused."""
+    import json
+
+    from doppel.face_swap.double import load_face_double
+    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.swap import SwapConfig
+    from neural_render.face_composite import polygon_mask
+
+    model = _model_of(rig_dir, tmp_path / "model", (0.05, 0.6, 0.05))
+    (tmp_path / "w").mkdir()
+    double = load_face_double(model, tmp_path / "w", albedo_size=64, rig_dir=rig_dir)
+    assert double.renderer == "neural"
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "swapped.png"
+    swap_plate(img, double, out, SwapConfig(blend="feather", colour="none"))
+    res = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(float)
+    lm = np.load(side_folder(out) / "tracks.npz")["landmarks"][0]
+    inner = cv2.erode(polygon_mask((256, 256), lm).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    r, g, b = (res[..., c][inner].mean() for c in range(3))
+    assert g > r + 60 and g > b + 60, (r, g, b)          # the face is the neural double's green
+    man = json.loads((side_folder(out) / "manifest.json").read_text())
+    assert man["params"]["renderer"] == "neural" and "neural_double" in man["inputs"]
+    code, _, err = run_cli(capsys, "swap", img, "--double", model, "--out", tmp_path / "o.png")
+    assert code == 1 and "--rig" in err and not (tmp_path / "o.png").exists()
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--rig", rig_dir, "--out", tmp_path / "o.png")
+    assert code == 1 and "not a model folder" in err
+    other = _model_of(rig_dir, tmp_path / "other", (0.5, 0.5, 0.5), perturb_uvs=True)
+    code, _, err = run_cli(capsys, "swap", img, "--double", other, "--rig", rig_dir, "--out", tmp_path / "o.png")
+    assert code == 1 and "another topology" in err and not (tmp_path / "o.png").exists()

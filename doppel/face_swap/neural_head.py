@@ -1,0 +1,83 @@
+"""The double's head drawn by its trained neural double (`doppel render train`) instead of the textured rig.
+
+The neural double is bound to the fit's topology and UV layout, the rig (`doppel rig` of the same fit) to the same
+ones: the rig gives the face landmarks and expression blendshapes the tracker solves with, the neural double gives
+the appearance. Per frame the rig's bind mesh with the frame's expression on the head is drawn in the plate
+camera placed by the head pose; only the head is kept (the rig's head region, rasterized for its coverage).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NeuralHead:
+    """model: a `neural_render.NeuralDouble` (CPU, eval); bind (V, 3) float32 metres: the rig's bind mesh in the
+    model's topology (the head's vertices are replaced per frame); source: the model folder."""
+
+    model: object
+    bind: np.ndarray
+    source: Path
+
+    @property
+    def files(self) -> list[Path]:
+        """The model's files (inputs of the swap's manifest and lineage)."""
+        return [self.source / "model.safetensors", self.source / "config.json"]
+
+
+def is_model_dir(path: str | Path) -> bool:
+    """True when ``path`` is a neural double's model folder (`doppel render train`'s output)."""
+    from neural_render.neural_double import CONFIG_FILE, MODEL_FILE
+
+    p = Path(path)
+    return (p / MODEL_FILE).is_file() and (p / CONFIG_FILE).is_file()
+
+
+def load_neural_head(model_dir: str | Path, rig) -> NeuralHead:
+    """The neural double in ``model_dir`` bound to ``rig`` (a `rigging.Rig`). ModelError (one line) when the model
+    was trained on another topology or UV layout than the rig's, or the folder is not a model."""
+    from neural_render.neural_double import ModelError, load_model, topology_signature
+
+    model, _, _ = load_model(model_dir, "cpu")
+    if rig.uvs is None or rig.face_uvs is None:
+        raise ModelError(f"the rig has no UV layout: the neural double in {model_dir} cannot draw it")
+    if topology_signature(rig.faces, rig.uvs, rig.face_uvs, rig.num_vertices) != model.signature():
+        raise ModelError(f"{model_dir}: the neural double was trained on another topology / UV layout than the "
+                         "rig (give the rig built from the same fit)")
+    model.eval()
+    return NeuralHead(model, np.asarray(rig.vertices, np.float32), Path(model_dir))
+
+
+def render_neural_head(head: NeuralHead, head_vertices: np.ndarray, head_verts: np.ndarray, R: np.ndarray,
+                       t: np.ndarray, K: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """(h, w, 3) float32 sRGB of the neural double in the crop box (x0, y0, x1, y1) of the plate camera K, head
+    pose R (3, 3), t (3,) (bind frame -> camera), with the head's vertices ``head_vertices`` (Vh,) moved to
+    ``head_verts`` (Vh, 3) metres (the frame's expression). The crop is rendered at the U-Net's size multiple
+    (padded right and down) and cut back to the box."""
+    import torch
+
+    from capture.camera import Camera
+
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    m = head.model.renderer.multiple
+    W, H = -(-w // m) * m, -(-h // m) * m
+    Kc = np.array(K, np.float64)
+    Kc[0, 2] -= x0
+    Kc[1, 2] -= y0
+    cam = Camera(K=torch.tensor(Kc, dtype=torch.float32), R=torch.tensor(R, dtype=torch.float32),
+                 t=torch.tensor(t, dtype=torch.float32), width=W, height=H)
+    verts = head.bind.copy()
+    verts[head_vertices] = head_verts
+    code_dim = int(getattr(head.model.config, "code_dim", 0) or 0)
+    code = torch.zeros(1, code_dim) if code_dim else None
+    with torch.no_grad():
+        rgba = head.model(torch.from_numpy(verts), cam, code)[0].float().numpy()
+    return np.clip(rgba[:h, :w, :3], 0, 1).astype(np.float32)
