@@ -239,3 +239,43 @@ def delta_e_2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     from skimage.color import deltaE_ciede2000
 
     return deltaE_ciede2000(np.asarray(lab1, np.float64), np.asarray(lab2, np.float64))
+
+
+def seam_difference(image: np.ndarray, matte: np.ndarray, band_px: int = 6,
+                    reference: np.ndarray | None = None, natural_max: float = 3.0) -> tuple[float, float]:
+    """How visible a composite's seam is: (mean CIEDE2000, share of the edge measured).
+
+    image (H, W, 3) the composite (sRGB, uint8 or float [0, 1]); matte (H, W) the blend mask in [0, 1]. At every
+    pixel of the matte's edge (matte > 0.5 next to matte <= 0.5), the mean CIELAB colour of the ``band_px`` band
+    just inside the edge is compared with the band just outside, both averaged over a (2 band_px + 1)^2 window
+    around the edge pixel. reference (H, W, 3) or None: the plate (or ground truth) at the same pixels; when
+    given, only edge pixels where the reference itself is continuous across the edge (its own difference below
+    ``natural_max``) are scored, so a hand's or the jaw's real outline is not counted as a seam.
+    (nan, 0.0) when the matte has no edge (or none is continuous)."""
+    import cv2
+
+    hard = (np.asarray(matte) > 0.5).astype(np.uint8)
+    k = np.ones((2 * band_px + 1, 2 * band_px + 1), np.uint8)
+    inner = hard.astype(bool) & ~(cv2.erode(hard, k) > 0)
+    outer = (cv2.dilate(hard, k) > 0) & ~hard.astype(bool)
+    edge = inner & (cv2.dilate(outer.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    if not edge.any():
+        return float("nan"), 0.0
+
+    def sides(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        L = lab(img)
+        out = []
+        for band in (inner, outer):
+            w = band.astype(np.float32)
+            num = cv2.boxFilter(L * w[..., None], -1, k.shape, normalize=False)
+            den = cv2.boxFilter(w, -1, k.shape, normalize=False)
+            out.append(num[edge] / np.maximum(den[edge], 1e-6)[:, None])
+        return out[0], out[1]
+
+    d = delta_e_2000(*sides(image))
+    keep = np.ones(len(d), bool)
+    if reference is not None:
+        keep = delta_e_2000(*sides(reference)) < natural_max
+    if not keep.any():
+        return float("nan"), 0.0
+    return float(d[keep].mean()), float(keep.mean())

@@ -67,18 +67,21 @@ def warp_face(face: FrontalFace, target: np.ndarray, shape: tuple[int, int]) -> 
     return out, mask
 
 
-def swap_frame_2d(face: FrontalFace, plate_rgb: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """One frame by the 2D route: warp + seamlessClone at the mask's bounding-box centre (uint8 RGB)."""
+def swap_frame_2d(face: FrontalFace, plate_rgb: np.ndarray, target: np.ndarray, with_mask: bool = False):
+    """One frame by the 2D route: warp + seamlessClone at the mask's bounding-box centre (uint8 RGB); with_mask:
+    (that, the blend mask (H, W) float32 in {0, 1}; zeros when the plate passed through)."""
     import cv2
 
     h, w = plate_rgb.shape[:2]
     warped, mask = warp_face(face, target, (h, w))
     mask = cv2.erode(mask, np.ones((5, 5), np.uint8))
     x, y, bw, bh = cv2.boundingRect(mask)
-    if bw < 4 or bh < 4:
-        return plate_rgb
-    centre = (x + bw // 2, y + bh // 2)
-    try:
-        return cv2.seamlessClone(warped, plate_rgb, mask, centre, cv2.NORMAL_CLONE)
-    except cv2.error:
-        return plate_rgb
+    out = plate_rgb
+    if bw >= 4 and bh >= 4:
+        try:
+            out = cv2.seamlessClone(warped, plate_rgb, mask, (x + bw // 2, y + bh // 2), cv2.NORMAL_CLONE)
+        except cv2.error:
+            mask = np.zeros_like(mask)
+    else:
+        mask = np.zeros_like(mask)
+    return (out, (mask > 0).astype(np.float32)) if with_mask else out

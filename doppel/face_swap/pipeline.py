@@ -55,12 +55,25 @@ def _strip(before: np.ndarray, after: np.ndarray, box, height: int = 160) -> np.
     return cv2.resize(pair, (max(1, int(pair.shape[1] * s)), height), interpolation=cv2.INTER_AREA)
 
 
+def _write_matte(folder: Path, frame: int, size: tuple[int, int], box, mask: np.ndarray | None) -> None:
+    """folder/NNNNNN.png: the frame's blend mask (8-bit, 255 = the double's face) at the plate's size."""
+    from core.meshio import write_png
+
+    full = np.zeros(size, np.float32)
+    if mask is not None:
+        x0, y0, x1, y1 = box
+        full[y0:y1 + 1, x0:x1 + 1] = mask
+    write_png(folder / f"{frame:06d}.png", full)
+
+
 def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track, cfg: SwapConfig, start: int,
                    end: int, out: Path, strips_dir: Path, progress: Progress | None = None,
-                   disclose: Disclose | None = None) -> tuple[list[FrameQC], tuple[int, int, int, int]]:
+                   disclose: Disclose | None = None, matte_dir: Path | None = None
+                   ) -> tuple[list[FrameQC], tuple[int, int, int, int]]:
     """Pass 2: every frame of [start, end) composited (or passed through) into OUT; the whole plate is written
     (frames outside the range pass through unchanged). Returns the frames' QC and the shot's face box.
-    disclose: called on every written file (OUT's video, image or frames, and the strips) before it is published."""
+    disclose: called on every written file (OUT's video, image or frames, and the strips) before it is published.
+    matte_dir: where each swapped range frame's blend mask goes (`_write_matte`), or None."""
     from capture.face_tracking import PersonSegmenter
     from capture.plate_io import PlateWriter, iter_plate_frames
     from core.meshio import write_png
@@ -80,11 +93,13 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                 if not 0 <= f < end - start:
                     writer.write(rgb)
                     continue
+                mask = None
                 if not track.valid[f]:
                     qcs.append(FrameQC(i, False, flags=["no face: passed through"]))
                     writer.write(rgb)
                 else:
-                    res, qc, _ = composite_frame(comp, f, rgb, shot.landmarks[f].astype(np.float64), shot.hands[f])
+                    res, qc, mask = composite_frame(comp, f, rgb, shot.landmarks[f].astype(np.float64),
+                                                    shot.hands[f])
                     qc.frame = i
                     qcs.append(qc)
                     writer.write(res)
@@ -92,6 +107,8 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                         write_png(strips_dir / f"{i:06d}.png", _strip(rgb, res, box))
                         if disclose is not None:
                             disclose(strips_dir / f"{i:06d}.png")
+                if matte_dir is not None:
+                    _write_matte(matte_dir, i, (info.height, info.width), box, mask)
                 if progress:
                     progress("composite", f + 1, end - start)
     finally:
@@ -145,8 +162,11 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     track = solve_track(shot, info, double, cfg)
     with staged_stage_dir(side, STAGE, force, [plate, *double.folders]) as tmp:
         (tmp / "strips").mkdir()
+        matte_dir = tmp / "matte" if cfg.matte else None
+        if matte_dir is not None:
+            matte_dir.mkdir()
         qcs, box = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress,
-                                  disclose)
+                                  disclose, matte_dir)
         write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis.names)
         seconds = time.perf_counter() - t0
         result = SwapResult(out, qcs, track, box, seconds)
@@ -163,7 +183,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         write_manifest(tmp, STAGE, inputs=inputs,
                        params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
-                               "renderer": double.renderer},
+                               "renderer": double.renderer, "matte": cfg.matte},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

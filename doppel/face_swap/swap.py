@@ -50,6 +50,7 @@ class SwapConfig:
     feather_frac: float = 0.08        # feather width, same unit
     hand_dilate_frac: float = 0.08    # hands' hull growth, same unit
     max_faces: int = 4                # faces MediaPipe looks for per frame
+    matte: bool = False               # also write each frame's blend mask: <side folder>/matte/NNNNNN.png (8-bit)
 
 
 @dataclass

@@ -54,7 +54,7 @@ def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp
     plate = tmp_path / "plate.mp4"
     _plate(plate)
     out = tmp_path / "swapped.mp4"
-    res = swap_plate(plate, double, out, SwapConfig(blend="poisson"))
+    res = swap_plate(plate, double, out, SwapConfig(blend="poisson", matte=True))
     info, back = probe_plate(plate), probe_plate(out)
     assert (back.frame_count, back.fps, back.width, back.height) == (8, 24.0, 256, 256)
     assert res.passed_through == [6, 7]
@@ -74,6 +74,12 @@ def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp
         assert diff[outside].mean() < 3                       # ... and nothing outside the shot's face box changed
     for i in (6, 7):
         assert np.abs(src[i].astype(float) - dst[i].astype(float)).mean() < 2
+    mattes = sorted((side_folder(out) / "matte").glob("*.png"))
+    assert [m.name for m in mattes] == [f"{i:06d}.png" for i in range(8)]
+    m0 = cv2.imread(str(mattes[0]), cv2.IMREAD_GRAYSCALE)
+    face0 = polygon_mask((256, 256), tracks["landmarks"][0])
+    assert m0.shape == (256, 256) and (m0[face0] > 127).mean() > 0.5 and m0[~face0].mean() < 40
+    assert cv2.imread(str(mattes[7]), cv2.IMREAD_GRAYSCALE).max() == 0      # passed through: empty matte
     html = (side_folder(out) / "swap_report.html").read_text()
     assert "6 of 8 frames swapped" in html and "strips/" in html
     assert len(list((side_folder(out) / "strips").glob("*.png"))) >= 4

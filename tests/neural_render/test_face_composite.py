@@ -96,3 +96,26 @@ def test_lab_round_trip():
     from neural_render.face_composite import lab_to_rgb
 
     np.testing.assert_allclose(lab_to_rgb(lab(rgb)), rgb, atol=3e-3)   # OpenCV float Lab: ~1e-3
+
+
+def test_seam_difference_sees_a_colour_step_and_ignores_natural_edges():
+    """A paste with a colour step at the mask edge scores its step; a smooth (feathered, matched) paste scores ~0;
+    with a reference whose own edge lies there (a real outline), that edge is not scored."""
+    from neural_render.face_composite import delta_e_2000, lab, seam_difference
+
+    h = w = 96
+    yy, xx = np.mgrid[:h, :w]
+    matte = (((yy - 48) ** 2 + (xx - 48) ** 2) < 30 ** 2).astype(np.float32)
+    plate = np.full((h, w, 3), 0.5, np.float32)
+    pasted = plate.copy()
+    pasted[matte > 0.5] = (0.6, 0.5, 0.45)
+    expect = float(delta_e_2000(lab(np.array([[[0.6, 0.5, 0.45]]], np.float32)), lab(plate[:1, :1]))[0, 0])
+    d, share = seam_difference(pasted, matte)
+    assert share == 1.0 and abs(d - expect) < 0.15 * expect and expect > 5
+    assert seam_difference(plate, matte)[0] < 0.01                      # no step, no seam
+    d2, share2 = seam_difference(pasted, matte, reference=pasted)       # the step is the reference's own outline
+    assert np.isnan(d2) and share2 == 0.0
+    half = plate.copy()
+    half[:, 48:][matte[:, 48:] > 0.5] = (0.6, 0.5, 0.45)                # an outline on the right half only
+    d3, share3 = seam_difference(pasted, matte, reference=half)
+    assert 0.3 < share3 < 0.7 and abs(d3 - expect) < 0.15 * expect
