@@ -357,14 +357,20 @@ _PREAUTHORIZED: contextvars.ContextVar = contextvars.ContextVar("doppel_preautho
 
 
 @contextlib.contextmanager
-def preauthorized(auth: Authorization, inputs: Sequence[str | os.PathLike]) -> Iterator[list[GatedRun]]:
+def preauthorized(auth: Authorization, inputs: Sequence[str | os.PathLike],
+                  more: Sequence[tuple[Authorization, Sequence[str | os.PathLike]]] = ()
+                  ) -> Iterator[list[GatedRun]]:
     """Inside the block, `gate_from_cli` resolves, checks and registers nothing: it yields a `GatedRun` under
     ``auth``, which a caller that checked the consent itself (the batch driver: a Ray worker must never write the
     workspace index) registers later. The command must ask for ``auth``'s use on exactly ``inputs`` (the inputs
-    the caller checked), else ConsentError. Yields the list of runs made, whose ``outputs`` the caller registers.
+    the caller checked), else ConsentError. ``more``: further (authorisation, inputs) pairs for a command that
+    passes several gates (`doppel swap`: the double's actor and the plate's performer); each gate the command
+    opens takes the first unused pair with its use and inputs. Yields the list of runs made, whose ``outputs``
+    the caller registers.
     """
     runs: list[GatedRun] = []
-    token = _PREAUTHORIZED.set((auth, {Path(i).resolve() for i in inputs}, runs))
+    pending = [(a, {Path(i).resolve() for i in ins}) for a, ins in [(auth, inputs), *more]]
+    token = _PREAUTHORIZED.set((pending, runs))
     try:
         yield runs
     finally:
@@ -372,14 +378,17 @@ def preauthorized(auth: Authorization, inputs: Sequence[str | os.PathLike]) -> I
 
 
 def _preauthorized_run(use: Use | str, command: str, inputs: Sequence[str | os.PathLike]):
-    auth, checked, runs = _PREAUTHORIZED.get()
+    pending, runs = _PREAUTHORIZED.get()
     asked = {Path(i).resolve() for i in inputs}
-    if parse_use(use) != auth.use or asked != checked:
-        raise ConsentError(f"{command}: asks for use {parse_use(use).value} on {sorted(map(str, asked))}, but the "
-                           f"driver checked {auth.use.value} on {sorted(map(str, checked))}; refusing")
-    run = GatedRun(None, auth, command, tuple(Path(i) for i in inputs))
-    runs.append(run)
-    return contextlib.nullcontext(run)
+    for k, (auth, checked) in enumerate(pending):
+        if parse_use(use) == auth.use and asked == checked:
+            pending.pop(k)
+            run = GatedRun(None, auth, command, tuple(Path(i) for i in inputs))
+            runs.append(run)
+            return contextlib.nullcontext(run)
+    checked_text = "; ".join(f"{a.use.value} on {sorted(map(str, c))}" for a, c in pending) or "nothing more"
+    raise ConsentError(f"{command}: asks for use {parse_use(use).value} on {sorted(map(str, asked))}, but the "
+                       f"driver checked {checked_text}; refusing")
 
 
 def _audit_refusal(ws: Workspace, command: str, actor: str | None, use: Use | str, production: str | None,

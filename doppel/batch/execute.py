@@ -149,6 +149,7 @@ class _Driver:
     state_dir: str = ""
     ready: list[str] = field(default_factory=list)
     in_flight: dict = field(default_factory=dict)       # ObjectRef -> (task id, GatedRun)
+    extra_runs: dict = field(default_factory=dict)      # task id -> [(GatedRun, GateSpec)] of its extra gates
 
     def __post_init__(self) -> None:
         self.state_dir = str(self.dag.plan.root / STATE_DIR)
@@ -197,21 +198,28 @@ class _Driver:
             self.progress(self.result)
 
     def open_gate(self, task: Task):
-        """The consent gate for ``task`` (as its command would run it); (run, None) or (None, (status, message))."""
+        """The consent gates for ``task`` (as its command would run them: its extra gates first, then its own);
+        (run, None) or (None, (status, message)). The extra gates' runs wait in ``extra_runs``."""
         from assets.consent import ConsentError
         from doppel.consent_gate import gate_from_cli
 
-        g = task.spec.gate(task.values)
+        extras = task.spec.extra_gates(task.values) if task.spec.extra_gates else ()
+        gates = [(x.spec, task.values.get(x.actor_option), f"batch {x.command}", x.actor_option) for x in extras]
+        gates.append((task.spec.gate(task.values), task.actor, f"batch {task.stage}", "actor"))
+        runs = []
         try:
-            cm = gate_from_cli(self.dag.plan.workspace, task.actor, task.production, task.spec.use,
-                               command=f"batch {task.stage}", inputs=g.inputs, likeness=g.likeness,
-                               evidence=g.evidence)
-            return cm.__enter__(), None      # the registration (cm's exit) is run.finish(), called on success
+            for spec, actor, command, option in gates:
+                cm = gate_from_cli(self.dag.plan.workspace, actor, task.production, task.spec.use, command=command,
+                                   inputs=spec.inputs, likeness=spec.likeness, evidence=spec.evidence,
+                                   actor_option=option)
+                runs.append(cm.__enter__())   # the registration (cm's exit) is run.finish(), called on success
         except ConsentError as e:
             self.result.events.append(f"{task.id}: refused: {e}")
             return None, ("refused", str(e))
         except (DoppelError, ValueError, OSError) as e:
             return None, ("failed", str(e))
+        self.extra_runs[task.id] = list(zip(runs[:-1], [x.spec for x in extras], strict=True))
+        return runs[-1], None
 
     def submit(self, task: Task) -> None:
         """Gate, then either skip (--resume, outputs current and registered), register (current, not yet
@@ -234,8 +242,9 @@ class _Driver:
         opts = {"num_cpus": 1, "max_retries": self.cfg.max_retries, "retry_exceptions": False}
         if task.spec.gpu and self.has_gpu:
             opts["num_gpus"] = 1
+        more = [(r.auth, list(spec.inputs)) for r, spec in self.extra_runs.get(task.id, [])]
         ref = _remote(ray).options(**opts).remote(task, run.auth, list(g.inputs), self.state_dir,
-                                                   self.result.run_id, self.cfg.resume)
+                                                   self.result.run_id, self.cfg.resume, more)
         self.in_flight[ref] = (task.id, run)
         st.status, st.submitted = "running", time.perf_counter()
 
@@ -270,6 +279,8 @@ class _Driver:
         for path, kind, ins in res.outputs:
             run.add_output(path, kind, ins)
         try:
+            for extra, _ in self.extra_runs.pop(task.id, []):
+                extra.finish()
             run.finish()
         except ConsentError as e:
             self.result.events.append(f"{task.id}: flagged: {e}")

@@ -9,7 +9,8 @@ gate is pre-authorised there: `doppel.consent_gate.preauthorized`), so a batch o
 command writes. ``gate`` gives the inputs the command passes to its gate, so that the driver checks the same
 likeness before the task starts; the worker verifies that the command asked for that use on those inputs.
 
-Adding a stage (texture, render train, render shot, swap) is one `register_stage(StageSpec(...))` call here.
+Adding a stage is one `register_stage(StageSpec(...))` call here. A command that passes more than one gate (swap:
+the double's actor and the plate's performer) names the others in ``extra_gates``; the driver checks each.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ class GateSpec:
 
 
 @dataclass(frozen=True)
+class ExtraGate:
+    """A further consent gate a stage's command passes (`doppel swap`: the plate's performer)."""
+
+    actor_option: str                  # the job option naming its actor ("plate_actor")
+    command: str                       # the gate's command label, as the command gives it
+    spec: GateSpec                     # its inputs and likeness
+
+
+@dataclass(frozen=True)
 class StageSpec:
     """One stage a plan can run (see the module docstring)."""
 
@@ -56,6 +66,7 @@ class StageSpec:
     expand: tuple[str, str] | None = None          # (list option, placeholder): one task per value
     chunk: str | None = None                       # "FIRST:LAST" frame-range option split into `chunk_size` chunks
     gpu: bool = False                              # asks for a GPU (num_gpus=1) when the cluster has one
+    extra_gates: Callable[[dict], tuple[ExtraGate, ...]] | None = None   # gates the command opens before `gate`
 
 
 STAGES: dict[str, StageSpec] = {}
@@ -317,3 +328,42 @@ register_stage(StageSpec("render shot", RenderShotJob, "render", "doppel.command
                          (InputField("model", "model"), InputField("cameras", "cameras"),
                           InputField("rig", "rig", optional=True), InputField("anim", "anim", optional=True)),
                          _shot_call, _shot_gate, gpu=True, chunk="frames"))
+
+
+# --- swap ----------------------------------------------------------------------------------------------------
+class SwapJob(JobOptions):
+    plate: str                                        # plate(s) (glob): video, folder of numbered frames, or image
+    double: str                                       # rig folder, or a neural double's model folder (with rig)
+    rig: str | None = None                            # with a model folder: the rig built from the same fit
+    plate_actor: str | None = None                    # actor id of the plate's performer (face_replace consent)
+    face_index: int = Field(0, ge=0)                  # which face when the plate shows several (0 = largest)
+    blend: Literal["poisson", "multiband", "feather"] = "poisson"
+    colour: Literal["lab", "luma", "none"] = "lab"
+    focal_px: float | None = Field(None, gt=0)        # plate camera focal length, px (default: a normal lens)
+    start: int = Field(0, ge=0)                       # first frame swapped
+    end: int | None = Field(None, ge=1)               # frame after the last one swapped
+    matte: bool = False                               # write the per-frame blend masks
+    label: str | None = None                          # visible disclosure label
+
+
+def _swap_call(v: dict) -> dict:
+    Path(v["out"]).parent.mkdir(parents=True, exist_ok=True)
+    return {"plate": Path(v["plate"]), "double": Path(v["double"]), "rig": _p(v["rig"]), "out": Path(v["out"]),
+            "plate_actor": v["plate_actor"], "face_index": v["face_index"], "blend": v["blend"],
+            "colour": v["colour"], "focal_px": v["focal_px"], "start": v["start"], "end": v["end"],
+            "matte": v["matte"], "label": v["label"]}
+
+
+def _swap_gate(v: dict) -> GateSpec:
+    double = (v["double"], v["rig"]) if v["rig"] else (v["double"],)
+    return GateSpec((v["plate"], *double), double)
+
+
+def _swap_plate_gate(v: dict) -> tuple[ExtraGate, ...]:
+    return (ExtraGate("plate_actor", "swap (plate performer)", GateSpec((v["plate"],), (v["plate"],))),)
+
+
+register_stage(StageSpec("swap", SwapJob, "face_replace", "doppel.commands.swap:swap",
+                         (InputField("plate", "plate"), InputField("double", "double"),
+                          InputField("rig", "rig", optional=True)), _swap_call, _swap_gate, output="file",
+                         extra_gates=_swap_plate_gate))

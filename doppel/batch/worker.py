@@ -127,9 +127,10 @@ def limit_threads() -> None:
         torch.set_num_threads(1)
 
 
-def run_task(task, auth, gate_inputs, state_dir: str, run_id: str, resume: bool) -> TaskResult:
+def run_task(task, auth, gate_inputs, state_dir: str, run_id: str, resume: bool, more_auths=()) -> TaskResult:
     """Run one task in this process (a Ray worker): skip it when its record says its outputs are current (a
-    retry, or --resume), else run the stage's command under ``auth`` and record the outputs."""
+    retry, or --resume), else run the stage's command under ``auth`` (and ``more_auths``: (authorisation,
+    inputs) of its further gates) and record the outputs."""
     from doppel.batch.stages import call_command
     from doppel.consent_gate import preauthorized
 
@@ -141,7 +142,7 @@ def run_task(task, auth, gate_inputs, state_dir: str, run_id: str, resume: bool)
     key = task_key(task)
     module, _, name = task.spec.command.partition(":")
     fn = getattr(importlib.import_module(module), name)
-    with preauthorized(auth, gate_inputs) as runs:
+    with preauthorized(auth, gate_inputs, more_auths) as runs:
         call_command(fn, **task.spec.call(dict(task.values)))
     outputs = tuple((str(p), kind, tuple(str(i) for i in ins) if ins is not None else None)
                     for run in runs for p, kind, ins in run.outputs)

@@ -391,3 +391,42 @@ def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_
     assert call["frames"] == "0:24" and call["rig"] == Path("r")
     gate = shot.gate({"model": "m", "cameras": "c.json", "rig": "r", "anim": "a"})
     assert gate.likeness == ("m", "r") and gate.evidence == ("a",)
+
+
+def test_swap_in_a_batch_passes_both_gates_in_the_driver(tmp_path, ray_session):
+    """A swap job is gated for the double's actor and for the plate's performer (`plate_actor`), both checked in
+    the driver and both audited; without the performer's consent the task is refused and writes nothing."""
+    import cv2
+    import skimage.data
+
+    ws = Workspace.init(tmp_path / "ws")
+    add_actor(ws, "Jane Doe", actor_id="jane")
+    add_actor(ws, "Stunt Double", actor_id="stunt")
+    soon = dt.date.today() + dt.timedelta(days=30)
+    grant(ws, "jane", ["rig", "face_replace"], "Film", soon)
+    (ws.root / "plates").mkdir()
+    face = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    for name in ("a", "b"):
+        cv2.imwrite(str(ws.root / "plates" / f"{name}.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    body = """
+workspace: .
+production: Film
+actor: jane
+jobs:
+  - {stage: rig, out: rigs/jane, preview_size: 64}
+  - {stage: swap, plate: "plates/*.png", double: rigs/jane, plate_actor: stunt, out: "swaps/{plate}.png"}
+"""
+    plan = _write(ws.root / "plan.yaml", body)
+    res = run_batch(build_dag(load_plan(plan)), BatchConfig(max_retries=0))
+    swaps = {k: s for k, s in res.states.items() if s.task.stage == "swap"}
+    assert len(swaps) == 2 and all(s.status == "refused" and "stunt" in s.message for s in swaps.values())
+    assert not (ws.root / "swaps").exists() or not any((ws.root / "swaps").iterdir())
+    grant(ws, "stunt", ["face_replace"], "Film", soon)
+    res = run_batch(build_dag(load_plan(plan)), BatchConfig(max_retries=0, resume=True))
+    assert res.ok, {k: (s.status, s.message) for k, s in res.states.items()}
+    assert (ws.root / "swaps" / "a.png").is_file() and (ws.root / "swaps" / "b_swap" / "tracks.npz").is_file()
+    swapped = [a for a in list_assets(ws, actor_id="jane") if a.kind == "swap"]
+    assert len(swapped) == 2
+    commands = [e.record.get("command") for e in entries(ws) if e.record.get("action", "").startswith("gate.")]
+    assert commands.count("batch swap (plate performer)") >= 2 and commands.count("batch swap") == 2
+    assert verify(ws).ok
