@@ -52,7 +52,8 @@ class FaceBasis:
 class HeadTrackConfig:
     """How the shot is solved."""
 
-    temporal_weight: float = 4.0      # weight of squared 2nd differences (rotation rad, translation / depth, weights)
+    temporal_weight: float | None = None  # weight of squared 2nd differences (rotation rad, translation / depth,
+                                          # weights); None: chosen per parameter by cross-validation (`gcv_smoothing`)
     expression_prior: float = 0.002   # weight of squared expression weights (per landmark-residual unit)
     robust_scale: float = 0.05        # soft-L1 scale of landmark residuals, in inter-ocular distances
     iterations: int = 50              # function evaluations per frame (trust-region solver)
@@ -217,32 +218,81 @@ def _fit_frames(landmarks, valid, K, basis, rv0, t0, cfg) -> tuple[np.ndarray, n
     return params, err
 
 
+def _second_difference_gram(F: int):
+    """D^T D (F, F) of the second-difference operator D ((F-2) x F), as a scipy sparse matrix (5 bands)."""
+    from scipy import sparse
+
+    D = sparse.diags([np.ones(F - 2), -2 * np.ones(F - 2), np.ones(F - 2)], [0, 1, 2], shape=(F - 2, F))
+    return (D.T @ D).tocsr()
+
+
+def _banded(A) -> np.ndarray:
+    """(5, F) LAPACK band storage of a sparse pentadiagonal matrix A (F, F)."""
+    F = A.shape[0]
+    ab = np.zeros((5, F))
+    for k in range(-2, 3):
+        d = A.diagonal(k)
+        if k >= 0:
+            ab[2 - k, k:] = d
+        else:
+            ab[2 - k, :k] = d
+    return ab
+
+
 def smooth_track(params: np.ndarray, weight: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """Whittaker-Henderson smoothing (the temporal term, solved exactly): per column c, the x minimising
     sum_f weight_f (x_f - params_fc)^2 + lam_c sum_f (x_{f-1} - 2 x_f + x_{f+1})^2. params (F, P), weight (F,)
-    (0 = no data: bridged by the smoothness term), lam (P,) -> (F, P). A banded solve, O(F)."""
+    (0 = no data: bridged by the smoothness term), lam (P,) -> (F, P). A banded solve, O(F) time and memory."""
+    from scipy import sparse
     from scipy.linalg import solve_banded
 
     F, P = params.shape
     if F < 3:
         return params.copy()
-    D = np.zeros((F - 2, F))
-    i = np.arange(F - 2)
-    D[i, i], D[i, i + 1], D[i, i + 2] = 1, -2, 1
-    DtD = D.T @ D
+    DtD = _second_difference_gram(F)
     weight = np.asarray(weight, np.float64) + 1e-9    # a frame with no data and no smoothing keeps its value
+    W = sparse.diags(weight)
     out = np.empty_like(params)
     for c in range(P):
-        A = np.diag(weight) + lam[c] * DtD
-        ab = np.zeros((5, F))
-        for k in range(-2, 3):
-            d = np.diagonal(A, k)
-            if k >= 0:
-                ab[2 - k, k:] = d
-            else:
-                ab[2 - k, :k] = d
-        out[:, c] = solve_banded((2, 2), ab, weight * params[:, c])
+        out[:, c] = solve_banded((2, 2), _banded(W + lam[c] * DtD), weight * params[:, c])
     return out
+
+
+GCV_GRID = 10.0 ** np.arange(-2.0, 5.01, 0.25)   # smoothing weights tried by `gcv_smoothing` (dimensionless)
+_DENSE_TRACE_FRAMES = 1500                        # exact hat-matrix trace up to this many frames, else estimated
+
+
+def _hat_trace(weight: np.ndarray, lam: float, DtD, probes: int = 24) -> float:
+    """tr((W + lam D^T D)^-1 W): the smoother's effective number of parameters. Exact (dense) for short shots,
+    else Hutchinson's estimate with Rademacher probes (fixed seed: deterministic)."""
+    from scipy import sparse
+    from scipy.linalg import solve_banded
+
+    F = len(weight)
+    A = sparse.diags(weight) + lam * DtD
+    if F <= _DENSE_TRACE_FRAMES:
+        return float(np.trace(np.linalg.solve(A.toarray(), np.diag(weight))))
+    ab = _banded(A)
+    z = np.random.default_rng(0).choice([-1.0, 1.0], size=(F, probes))
+    return float(np.einsum("fp,fp->", z, solve_banded((2, 2), ab, weight[:, None] * z)) / probes)
+
+
+def gcv_smoothing(params: np.ndarray, weight: np.ndarray, grid: np.ndarray = GCV_GRID) -> np.ndarray:
+    """Per column of params (F, P), the Whittaker smoothing weight (P,) from ``grid`` that minimises generalised
+    cross-validation, GCV = (weighted RSS / n) / (1 - tr(H) / n)^2 with n the frames with data (Craven & Wahba;
+    Eilers 2003, "A perfect smoother"): fast, real motion keeps its detail, noise on a slow shot is removed."""
+    F, P = params.shape
+    w = np.asarray(weight, np.float64) + 1e-9
+    n = float((np.asarray(weight) > 0).sum())
+    if F < 3 or n < 4:
+        return np.full(P, float(grid[0]))
+    DtD = _second_difference_gram(F)
+    scores = np.empty((len(grid), P))
+    for g, lam in enumerate(grid):
+        sm = smooth_track(params, weight, np.full(P, lam))
+        rss = (w[:, None] * (sm - params) ** 2).sum(0) / n
+        scores[g] = rss / max(1.0 - _hat_trace(w, float(lam), DtD) / n, 1e-3) ** 2
+    return grid[np.argmin(scores, axis=0)].astype(np.float64)
 
 
 def identity_offsets(params: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray,
@@ -328,8 +378,11 @@ def _smooth_where_it_fits(params: np.ndarray, landmarks: np.ndarray, valid: np.n
     frame's data 8x more and smooth again (up to 4 times). Returns (F, 6 + E) smoothed parameters."""
     E = params.shape[1] - 6
     depth = float(np.median(params[valid, 5]))
-    lam = np.r_[np.full(3, cfg.temporal_weight), np.full(3, cfg.temporal_weight * depth ** 2),
-                np.full(E, cfg.temporal_weight)]
+    if cfg.temporal_weight is None:
+        lam = gcv_smoothing(params, valid.astype(np.float64))
+    else:
+        lam = np.r_[np.full(3, cfg.temporal_weight), np.full(3, cfg.temporal_weight * depth ** 2),
+                    np.full(E, cfg.temporal_weight)]
     own = _shot_error(params, landmarks, valid, K, basis)
     weight = valid.astype(np.float64)
     for _ in range(4):
