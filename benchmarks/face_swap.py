@@ -152,6 +152,39 @@ def _gt_frame_metrics(out, gt, mask):
     return psnr, flip, seam
 
 
+def placement(placed, ann, ids):
+    """(error (F,), jitter (F,)) in inter-ocular distances of where a route put the double's landmarks, placed
+    (F, L, 2) px (rows: MediaPipe ids ``ids``; NaN where nothing was placed), against the exact ground-truth
+    landmarks (``annotations.npz`` landmarks2d, visible points only): no detector runs on the output. The 3D
+    route's are its track's projections (the rendered face's landmarks), the 2D route's the plate's MediaPipe
+    landmarks (where its warp pins the double's)."""
+    import numpy as np
+
+    from reconstruction.head_tracking import inter_ocular
+
+    exact, vis = ann["landmarks2d"][:, ids], ann["landmarks_visible"][:, ids]
+    d = (placed - exact) / inter_ocular(ann["landmarks2d"])[:, None, None]
+    w = vis & np.isfinite(d).all(-1)
+    err = np.array([np.linalg.norm(d[i][w[i]], axis=-1).mean() if w[i].any() else np.nan for i in range(len(d))])
+    dd, ww = d[2:] - 2 * d[1:-1] + d[:-2], w[2:] & w[1:-1] & w[:-2]
+    jit = np.full(len(d), np.nan)
+    jit[1:-1] = [np.sqrt((dd[i][ww[i]] ** 2).sum(-1).mean()) if ww[i].any() else np.nan for i in range(len(dd))]
+    return err, jit
+
+
+def track_landmarks(double, tracks_npz):
+    """(F, L, 2) px: the double's face landmarks as the 3D route rendered them (its tracks.npz), NaN where no face."""
+    import numpy as np
+
+    from doppel.face_swap.render_head import project
+
+    t = np.load(tracks_npz)
+    out = np.full((len(t["valid"]), len(double.basis.ids), 2), np.nan)
+    for f in np.flatnonzero(t["valid"]):
+        out[f] = project(double.basis.points(t["expression"][f]), t["rotation"][f], t["translation"][f], t["K"])
+    return out
+
+
 def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, ...] = ("lab",),
                  blend: str = "poisson") -> dict:
     """Both routes on a `doppel capture plate` folder, scored against its ground truth, per |yaw| bin. Seam:
@@ -194,7 +227,8 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
         out3 = [f for _, f in iter_plate_frames(probe_plate(out_path))]
         mattes = [cv2.imread(str(m), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
                   for m in sorted((side_folder(out_path) / "matte").glob("*.png"))]
-        routes.append((f"3D {colour}", out3, mattes, len(out3) / t3))
+        routes.append((f"3D {colour}", out3, mattes, len(out3) / t3,
+                       track_landmarks(double, side_folder(out_path) / "tracks.npz")))
     ref_plate = landmarks_of(plate_frames)
     face = frontal_face(double)
     two = [swap_frame_2d(face, p, ref_plate[i], with_mask=True) if np.isfinite(ref_plate[i]).all()
@@ -203,7 +237,9 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
     gt_lm = landmarks_of(gt)
     yaw = np.abs(ann["head_ypr_deg"][:, 0])
     rows = {}
-    for route, outs, mattes, fps in [*routes, ("2D baseline", out2, mattes2, float("nan"))]:
+    ids = double.basis.ids
+    for route, outs, mattes, fps, placed in [*routes, ("2D baseline", out2, mattes2, float("nan"), ref_plate[:, ids])]:
+        p_err, p_jit = placement(placed, ann, ids)
         lm = landmarks_of(outs)
         iod = np.maximum(inter_ocular(np.nan_to_num(gt_lm)), 1)
         err = np.linalg.norm(lm - gt_lm, axis=-1).mean(-1) / iod
@@ -220,17 +256,18 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
                     "frames": int(sel.sum()), "psnr": np.nanmean(m[sel, 0]), "flip": np.nanmean(m[sel, 1]),
                     "lm_err_iod": np.nanmean(err[sel]), "jitter_iod": np.nanmean(jit[sel]),
                     "seam_dE2000": np.nanmean(m[sel, 2]), "lm_found": int(np.isfinite(err[sel]).sum()), "fps": fps,
-                    "seam_edge": np.nanmean(edge[sel, 0]), "edge_share": np.nanmean(edge[sel, 1])}
+                    "seam_edge": np.nanmean(edge[sel, 0]), "edge_share": np.nanmean(edge[sel, 1]),
+                    "place_err": np.nanmean(p_err[sel]), "place_jitter": np.nanmean(p_jit[sel])}
     return rows
 
 
 def print_gt(rows: dict) -> None:
     print(f"{'route':<14}{'|yaw|':>7}{'n':>4}{'PSNR':>7}{'FLIP':>7}{'lm err':>8}{'(found)':>8}{'jitter':>8}"
-          f"{'seam dE':>9}{'(edge)':>8}{'dE vs GT':>10}")
+          f"{'seam dE':>9}{'(edge)':>8}{'dE vs GT':>10}{'placed err':>11}{'jitter':>8}")
     for (route, b), v in rows.items():
         print(f"{route:<14}{b:>7}{v['frames']:>4}{v['psnr']:>7.2f}{v['flip']:>7.3f}{v['lm_err_iod']:>8.4f}"
               f"{v['lm_found']:>8}{v['jitter_iod']:>8.4f}{v['seam_edge']:>9.2f}{v['edge_share']:>8.0%}"
-              f"{v['seam_dE2000']:>10.2f}")
+              f"{v['seam_dE2000']:>10.2f}{v['place_err']:>11.4f}{v['place_jitter']:>8.4f}")
 
 
 def speed(double, work: Path, frames: int) -> dict:

@@ -57,7 +57,7 @@ class HeadTrackConfig:
     expression_prior: float = 0.002   # weight of squared expression weights (per landmark-residual unit)
     robust_scale: float = 0.05        # soft-L1 scale of landmark residuals, in inter-ocular distances
     iterations: int = 50              # function evaluations per frame (trust-region solver)
-    smoothing_tolerance: float = 0.01  # IOD a frame's error may grow by smoothing before its data weighs more
+    smoothing_tolerance: float = 0.002  # IOD a frame's error may grow by smoothing before its data weighs more
     identity_rounds: int = 1          # rigid fit, then this many (identity offsets, full fit) rounds (0 = no offsets)
     identity_ridge: float = 2e3       # ridge of the offsets (IOD^2 / m^2): ~2 cm of offset costs like 1 IOD
 
