@@ -82,10 +82,12 @@ def seam_delta_e(out, plate, lm, band: int = 6) -> float:
     return float(delta_e_2000(lab(out)[sel], lab(plate)[sel]).mean())
 
 
-def score(outputs, plate_frames, ref_lm):
-    """Metrics of output frames against the plate's landmarks."""
+def score(outputs, plate_frames, ref_lm, mattes=None):
+    """Metrics of output frames against the plate's landmarks; with the route's blend masks (mattes), also the
+    seam at the matte's edge where the plate is continuous (`seam_difference`)."""
     import numpy as np
 
+    from neural_render.face_composite import seam_difference
     from reconstruction.head_tracking import inter_ocular
 
     got = landmarks_of(outputs)
@@ -98,16 +100,21 @@ def score(outputs, plate_frames, ref_lm):
     jitter = float(np.sqrt((dd[okk] ** 2).sum(-1).mean())) if okk.any() else float("nan")
     seam = [seam_delta_e(o, p, ref_lm[i]) for i, (o, p) in enumerate(zip(outputs, plate_frames, strict=True))
             if ok[i]]
+    mattes = mattes if mattes is not None else [None] * len(outputs)
+    edge = [seam_difference(o, m, reference=p)[0] for o, m, p in zip(outputs, mattes, plate_frames, strict=True)
+            if m is not None and m.max() > 0.5]
     return {"landmark_err_iod": float(np.nanmean(err[ok])) if ok.any() else float("nan"), "jitter_iod": jitter,
-            "seam_dE2000": float(np.nanmean(seam)) if seam else float("nan"), "found": int(ok.sum())}
+            "seam_dE2000": float(np.nanmean(seam)) if seam else float("nan"), "found": int(ok.sum()),
+            "seam_edge": float(np.nanmean(edge)) if edge else float("nan")}
 
 
 def run_plate(name: str, frames, double, work: Path) -> dict:
+    import cv2
     import numpy as np
 
     from capture.plate_io import iter_plate_frames, probe_plate
     from doppel.face_swap.baseline2d import frontal_face, swap_frame_2d
-    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.swap import SwapConfig
 
     plate = work / f"{name}.mp4"
@@ -116,15 +123,20 @@ def run_plate(name: str, frames, double, work: Path) -> dict:
     ref = landmarks_of(plate_frames)
     rows = {}
     t = time.perf_counter()
-    res = swap_plate(plate, double, work / f"{name}_3d.mp4", SwapConfig(blend="poisson"), force=True)
+    res = swap_plate(plate, double, work / f"{name}_3d.mp4", SwapConfig(blend="poisson", matte=True), force=True)
     t3 = time.perf_counter() - t
     out3 = [f for _, f in iter_plate_frames(probe_plate(work / f"{name}_3d.mp4"))]
-    rows["3D (Doppel)"] = {**score(out3, plate_frames, ref), "flagged": len(res.flagged), "fps": len(out3) / t3}
+    mattes = [cv2.imread(str(m), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+              for m in sorted((side_folder(work / f"{name}_3d.mp4") / "matte").glob("*.png"))]
+    rows["3D (Doppel)"] = {**score(out3, plate_frames, ref, mattes), "flagged": len(res.flagged),
+                           "fps": len(out3) / t3}
     face = frontal_face(double)
     t = time.perf_counter()
-    out2 = [swap_frame_2d(face, p, ref[i]) if np.isfinite(ref[i]).all() else p for i, p in enumerate(plate_frames)]
+    two = [swap_frame_2d(face, p, ref[i], with_mask=True) if np.isfinite(ref[i]).all() else (p, None)
+           for i, p in enumerate(plate_frames)]
     t2 = time.perf_counter() - t
-    rows["2D baseline"] = {**score(out2, plate_frames, ref), "flagged": float("nan"), "fps": len(out2) / t2}
+    rows["2D baseline"] = {**score([o for o, _ in two], plate_frames, ref, [m for _, m in two]),
+                           "flagged": float("nan"), "fps": len(two) / t2}
     return rows
 
 
@@ -328,10 +340,11 @@ def main() -> None:
         frames = list(plate_from_still(_still(name, size), n, seed=0, strength=1.0))
         rows = run_plate(name, frames, double, work)
         print(f"\n## {name} ({n} frames, {size} px)")
-        print(f"{'route':<14}{'found':>6}{'lm err/IOD':>12}{'jitter/IOD':>12}{'seam dE00':>11}{'flagged':>9}{'fps':>7}")
+        print(f"{'route':<14}{'found':>6}{'lm err/IOD':>12}{'jitter/IOD':>12}{'seam (edge)':>12}{'dE vs plate':>12}"
+              f"{'flagged':>9}{'fps':>7}")
         for k, v in rows.items():
             print(f"{k:<14}{v['found']:>6}{v['landmark_err_iod']:>12.4f}{v['jitter_iod']:>12.4f}"
-                  f"{v['seam_dE2000']:>11.2f}{v['flagged']:>9.0f}{v['fps']:>7.2f}")
+                  f"{v['seam_edge']:>12.2f}{v['seam_dE2000']:>12.2f}{v['flagged']:>9.0f}{v['fps']:>7.2f}")
     if args.speed:
         for k, v in speed(double, work, 24 if args.quick else 48).items():
             print(f"speed {k}: {v:.2f} frames/s (swap_plate end to end, 1 torch thread)")

@@ -63,6 +63,20 @@ def occluder_mask(shape: tuple[int, int], hands: np.ndarray, dilate_px: float) -
     return occ
 
 
+def skin_like(rgb: np.ndarray, sample: np.ndarray, tolerance: float = 2.5) -> np.ndarray:
+    """(H, W) bool: pixels whose colour is like the skin in ``sample`` (H, W) bool (a region of the plate's face
+    that is mostly skin): CIELAB a, b within ``tolerance`` robust standard deviations (1.4826 MAD, at least 2 units)
+    of the sample's medians and L within twice that. Hair, eyebrows, background and clothing fail it."""
+    L = lab(rgb)
+    px = L[np.asarray(sample, bool)]
+    if len(px) < 16:
+        return np.ones(L.shape[:2], bool)
+    med = np.median(px, 0)
+    sd = np.maximum(1.4826 * np.median(np.abs(px - med), 0), 2.0)
+    z = np.abs(L - med) / sd
+    return (z[..., 0] < 1.5 * tolerance) & (z[..., 1] < tolerance) & (z[..., 2] < tolerance)
+
+
 def face_mask(coverage: np.ndarray, person: np.ndarray | None = None, occluder: np.ndarray | None = None,
               erode_px: float = 3.0, feather_px: float = 6.0, person_threshold: float = 0.5) -> np.ndarray:
     """The blend mask (H, W) float32 in [0, 1].

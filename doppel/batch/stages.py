@@ -342,6 +342,7 @@ class SwapJob(JobOptions):
     focal_px: float | None = Field(None, gt=0)        # plate camera focal length, px (default: a normal lens)
     start: int = Field(0, ge=0)                       # first frame swapped
     end: int | None = Field(None, ge=1)               # frame after the last one swapped
+    grow: float = Field(0.08, gt=-0.5, le=1.0)        # the face outline's growth for the matte
     matte: bool = False                               # write the per-frame blend masks
     label: str | None = None                          # visible disclosure label
 
@@ -351,7 +352,7 @@ def _swap_call(v: dict) -> dict:
     return {"plate": Path(v["plate"]), "double": Path(v["double"]), "rig": _p(v["rig"]), "out": Path(v["out"]),
             "plate_actor": v["plate_actor"], "face_index": v["face_index"], "blend": v["blend"],
             "colour": v["colour"], "focal_px": v["focal_px"], "start": v["start"], "end": v["end"],
-            "matte": v["matte"], "label": v["label"]}
+            "grow": v["grow"], "matte": v["matte"], "label": v["label"]}
 
 
 def _swap_gate(v: dict) -> GateSpec:

@@ -183,7 +183,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         write_manifest(tmp, STAGE, inputs=inputs,
                        params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
-                               "renderer": double.renderer, "matte": cfg.matte},
+                               "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

@@ -49,6 +49,10 @@ class SwapConfig:
     erode_frac: float = 0.04          # mask erosion, fraction of the inter-ocular distance x 4 (face width)
     feather_frac: float = 0.08        # feather width, same unit
     hand_dilate_frac: float = 0.08    # hands' hull growth, same unit
+    skin_gate: bool = True            # near the outline, replace only skin-coloured plate pixels (not hair, not
+                                      # background); the brows, eyes, nose and mouth are always replaced
+    oval_grow: float = 0.08           # the double's face outline scaled about its centre by 1 + this (the matte's
+                                      # edge moved off the brows and jaw line, into flat skin)
     max_faces: int = 4                # faces MediaPipe looks for per frame
     matte: bool = False               # also write each frame's blend mask: <side folder>/matte/NNNNNN.png (8-bit)
 
@@ -111,6 +115,8 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
         raise ValueError(f"--focal-px must be a positive number of pixels, got {cfg.focal_px}")
     if cfg.face_index < 0:
         raise ValueError(f"--face-index must be >= 0, got {cfg.face_index}")
+    if not -0.5 < cfg.oval_grow <= 1.0:
+        raise ValueError(f"--grow must be in (-0.5, 1], got {cfg.oval_grow}")
     end = info.frame_count if cfg.end is None else cfg.end
     if not 0 <= cfg.start < end <= info.frame_count:
         raise ValueError(f"--start {cfg.start} / --end {end}: the plate has frames 0-{info.frame_count - 1}")
@@ -190,6 +196,31 @@ class _Comp:
     matcher: object
 
 
+def feature_ids() -> np.ndarray:
+    """MediaPipe face-mesh indices of the brows, eyes, nose and lips (the face's inner features)."""
+    from mediapipe.python.solutions import face_mesh_connections as fc
+
+    sets = (fc.FACEMESH_LEFT_EYEBROW, fc.FACEMESH_RIGHT_EYEBROW, fc.FACEMESH_LEFT_EYE, fc.FACEMESH_RIGHT_EYE,
+            fc.FACEMESH_LIPS, fc.FACEMESH_NOSE)
+    return np.array(sorted({i for s in sets for e in s for i in e}), np.int64)
+
+
+def skin_gate(rgb_box: np.ndarray, face_lm_box: np.ndarray, plate_face: np.ndarray, scale: float) -> np.ndarray:
+    """(h, w) bool in the face box: where the double's face may go. The hull of the plate's inner features (brows,
+    eyes, nose, lips; grown by 6 % of the face width) always; elsewhere only skin-coloured pixels
+    (`skin_like`, sampled in the plate's face outside the features), so the matte stops at hair and background."""
+    import cv2
+
+    from neural_render.face_composite import polygon_mask, skin_like
+
+    core = polygon_mask(plate_face.shape, face_lm_box[feature_ids()])
+    r = max(1, int(round(0.06 * scale)))
+    core = cv2.dilate(core.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
+    skin = skin_like(rgb_box, plate_face & ~core)
+    skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    return core | skin
+
+
 def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray
                     ) -> tuple[np.ndarray, FrameQC, np.ndarray]:
     """One frame (track index f): (output rgb uint8, QC, blend mask of the box)."""
@@ -208,12 +239,16 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
     R, t, w = c.track.rotation[f], c.track.translation[f], c.track.expression[f]
     fg_box, alpha = render_head(c.double, R, t, w, c.K, c.box)
     box_hw, at = (y1 - y0 + 1, x1 - x0 + 1), np.array([x0, y0], np.float64)   # masks drawn in the box only
-    oval = polygon_mask(box_hw, project(c.double.oval_points(w), R, t, c.K) - at)
+    oval_px = project(c.double.oval_points(w), R, t, c.K)
+    centre = oval_px.mean(0)
+    oval = polygon_mask(box_hw, centre + (oval_px - centre) * (1.0 + c.cfg.oval_grow) - at)
     plate_face = polygon_mask(box_hw, face_lm - at)
     # the double's face outline or the performer's: the performer's brows and lips must be covered too where they
     # stick out of the double's outline (else "double eyebrows"); only where the double's head was rendered
     region = oval | plate_face
     scale = float(inter_ocular(face_lm)) * 4.0 / 3.0      # ~ face width in px
+    if c.cfg.skin_gate:
+        region &= skin_gate(rgb[y0:y1 + 1, x0:x1 + 1], face_lm - at, plate_face, scale)
     hands_box = np.asarray(hands, np.float64).reshape(-1, 21, 2) - at
     occ = occluder_mask(box_hw, hands_box, c.cfg.hand_dilate_frac * scale)
     person = c.segmenter(rgb)[y0:y1 + 1, x0:x1 + 1]

@@ -119,3 +119,19 @@ def test_seam_difference_sees_a_colour_step_and_ignores_natural_edges():
     half[:, 48:][matte[:, 48:] > 0.5] = (0.6, 0.5, 0.45)                # an outline on the right half only
     d3, share3 = seam_difference(pasted, matte, reference=half)
     assert 0.3 < share3 < 0.7 and abs(d3 - expect) < 0.15 * expect
+
+
+def test_skin_like_keeps_skin_and_drops_hair_and_background():
+    from neural_render.face_composite import skin_like
+
+    rng = np.random.default_rng(3)
+    img = np.empty((60, 90, 3), np.float32)
+    img[:, :30] = (0.85, 0.65, 0.55)     # skin
+    img[:, 30:60] = (0.55, 0.45, 0.25)   # blonde-brown hair
+    img[:, 60:] = (0.75, 0.75, 0.80)     # grey-blue backdrop
+    img += rng.normal(scale=0.01, size=img.shape).astype(np.float32)
+    sample = np.zeros((60, 90), bool)
+    sample[10:50, 5:25] = True
+    got = skin_like(np.clip(img, 0, 1), sample)
+    assert got[:, :30].mean() > 0.97 and got[:, 30:60].mean() < 0.02 and got[:, 60:].mean() < 0.02
+    assert skin_like(img, np.zeros((60, 90), bool)).all()     # no sample: no gate
