@@ -300,6 +300,13 @@ class ScanFitConfig:
     #                                   prior alone spreads a raised arm over clavicle, shoulder and upper arm
     fit_expression: bool = False      # optimise the facial expression too (models with expressions)
     w_expression_prior: float = 1e-5  # weight of the squared expression weights
+    refine_iterations: int = 0        # ICP rounds of the refinement after the Adam steps (0 = none): closest points
+    #                                   fixed per round, the parameters solved by L-BFGS (converges where Adam stalls)
+    refine_inner: int = 15            # L-BFGS iterations per ICP round
+    refine_trunc: float = 0.02        # robust scale (metres) of the refinement's point-to-plane and landmark residuals
+    refine_pose_prior: float = 1e-3   # weight of the squared joint rotations (radians^2) against the mean squared
+    #                                   residual in mm^2 (small: the priors above pull a raised arm down by ~2 cm)
+    refine_tol_m: float = 1e-4        # stop when a round moves the vertices less than this on average (metres)
 
 
 @dataclass(frozen=True)
@@ -498,7 +505,8 @@ def fit_model_to_scan(model, scan: Scan, rigid: RigidResult | None = None, confi
     rigid: the template-to-scan transform from ``rigid_align`` / ``rigid_from_correspondences`` (None =
     identity). The root rotation and translation absorb it; the fit runs in the model's dtype/device.
     With correspondences, ``config.landmark_iterations`` steps fit them alone first (pose and shape reach the
-    right basin), then ``config.iterations`` steps minimise chamfer + w_landmarks x correspondences.
+    right basin), then ``config.iterations`` steps minimise chamfer + w_landmarks x correspondences, then up to
+    ``config.refine_iterations`` ICP rounds solve point-to-plane + correspondences by L-BFGS (``_refine_round``).
     progress(iteration, total, loss) is called every iteration.
     """
     from scipy.spatial import cKDTree
@@ -545,7 +553,16 @@ def fit_model_to_scan(model, scan: Scan, rigid: RigidResult | None = None, confi
         opt.step()
         history.append(float(loss.detach()))
         if progress:
-            progress(it + 1, total, plain)
+            progress(it + 1, total + cfg.refine_iterations, plain)
+    lbfgs = torch.optim.LBFGS(fv.params, lr=1.0, max_iter=cfg.refine_inner, line_search_fn="strong_wolfe",
+                              history_size=20)   # one optimiser over the rounds: its curvature memory carries on
+    for k in range(cfg.refine_iterations):
+        moved, loss = _refine_round(fv, scan, tree, correspondences, cfg, rng, lbfgs)
+        history.append(loss)
+        if progress:
+            progress(total + k + 1, total + cfg.refine_iterations, float("nan"))
+        if moved < cfg.refine_tol_m:
+            break
     with torch.no_grad():
         verts = fv.forward().vertices
         _, plain = chamfer(verts)
@@ -556,6 +573,55 @@ def fit_model_to_scan(model, scan: Scan, rigid: RigidResult | None = None, confi
                              root_translation=np_(fv.trans[0]),
                              vertices=verts[0].double().cpu().numpy(), chamfer_m=plain, history=history,
                              expression=None if expr is None else expr[0].double().cpu().numpy(), landmark_mm=lm_mm)
+
+
+def _refine_round(fv: _FitVars, scan: Scan, tree, corr: ScanCorrespondences | None, cfg: ScanFitConfig,
+                  rng: np.random.Generator, opt: torch.optim.LBFGS) -> tuple[float, float]:
+    """One ICP round of the refinement (numeric kernel): closest points both ways fixed (model vertex -> scan
+    vertex, a sample of scan vertices -> model vertex; pairs farther than 4 x refine_trunc or with normals more
+    than ~70 degrees apart dropped), then ``cfg.refine_inner`` L-BFGS iterations on the robust point-to-plane
+    residuals (+ 0.1 x point-to-point, mm^2), the correspondences (x w_landmarks) and a small pose prior, by
+    ``opt`` (an L-BFGS over fv.params, kept across rounds).
+    Returns (mean vertex motion of the round in metres, final loss)."""
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    dev, dt = fv.trans.device, fv.trans.dtype
+    faces = np.asarray(fv.model.faces)
+    with torch.no_grad():
+        v0 = fv.forward().vertices[0].double().cpu().numpy()
+    vn = np.asarray(trimesh.Trimesh(v0, faces, process=False).vertex_normals)
+    far = 4 * cfg.refine_trunc
+    d1, i1 = tree.query(v0)
+    ok1 = (d1 < far) & ((scan.normals[i1] * vn).sum(1) > 0.3)
+    pick = rng.choice(len(scan.vertices), min(cfg.scan_samples, len(scan.vertices)), replace=False)
+    d2, i2 = cKDTree(v0).query(scan.vertices[pick])
+    ok2 = (d2 < far) & ((scan.normals[pick] * vn[i2]).sum(1) > 0.3)
+    t = lambda a, **kw: torch.as_tensor(a, device=dev, **kw)  # noqa: E731
+    q1, n1, m1 = t(scan.vertices[i1], dtype=dt), t(scan.normals[i1], dtype=dt), t(ok1, dtype=dt)
+    q2, n2, j2 = t(scan.vertices[pick[ok2]], dtype=dt), t(scan.normals[pick[ok2]], dtype=dt), t(i2[ok2])
+    c2 = cfg.refine_trunc ** 2
+
+    def residual(r: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        return _robust((r * n).sum(-1) ** 2 + 0.1 * (r ** 2).sum(-1), cfg.refine_trunc) / c2
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        v = fv.forward().vertices[0]
+        data = (m1 * residual(v - q1, n1)).sum() / m1.sum().clamp_min(1.0)
+        data = data + (residual(q2 - v[j2], n2).mean() if len(j2) else 0.0)
+        lm = _landmark_term(v, corr, cfg.refine_trunc)[0] / c2
+        prior = cfg.refine_pose_prior * (fv.delta[:, 1:] ** 2).sum()
+        if fv.expr is not None:
+            prior = prior + cfg.refine_pose_prior * (fv.expr ** 2).sum()
+        loss = c2 * 1e6 * (data + cfg.w_landmarks * lm) + prior
+        loss.backward()
+        return loss
+
+    loss = float(opt.step(closure).detach())
+    with torch.no_grad():
+        v1 = fv.forward().vertices[0].double().cpu().numpy()
+    return float(np.linalg.norm(v1 - v0, axis=1).mean()), loss
 
 
 # ------------------------------------------------------------------------------------------------ non-rigid
