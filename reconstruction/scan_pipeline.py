@@ -54,7 +54,7 @@ NO_LANDMARKS_ITERATIONS = 150  # Adam chamfer steps without automatic landmarks 
 
 
 def _default_fit_config() -> ScanFitConfig:
-    return ScanFitConfig(iterations=0, refine_iterations=20, lr=0.005, lr_end=0.1, landmark_iterations=100,
+    return ScanFitConfig(iterations=0, refine_iterations=25, lr=0.005, lr_end=0.1, landmark_iterations=100,
                          w_landmarks=0.1, landmark_trunc=0.05, w_pose_prior=1e-3, w_stiff_prior=3e-2,
                          init_pose="reference", fit_expression=True)
 
@@ -62,7 +62,7 @@ def _default_fit_config() -> ScanFitConfig:
 @dataclass
 class ScanPipelineConfig:
     iterations: int = 0           # model-fit Adam steps (chamfer + correspondences) before the refinement
-    refine_iterations: int = 20   # model-fit ICP rounds solved by L-BFGS (ScanFitConfig.refine_iterations)
+    refine_iterations: int = 25   # model-fit ICP rounds solved by L-BFGS (ScanFitConfig.refine_iterations)
     rigid_init: str = "up"        # 'up' (scan is +Y up), 'pca' (any orientation) or 'identity' (without landmarks)
     nonrigid: bool = True         # run the non-rigid registration
     nonrigid_iterations: int = 6  # nricp: ICP iterations per stiffness step (anchored: see `anchored`)
