@@ -676,7 +676,9 @@ class NonrigidConfig:
     #                                   about 0.5, control points 10 by default)
     auto_anchor_scale: float = 0.025  # extra factor on the automatic landmarks (their calibration error is ~5-10 mm:
     #                                   they place the model fit; in this stage they only keep it from drifting)
-    max_distance_m: float = 0.02     # model vertices farther than this from the scan get no data term (holes)
+    max_distance_m: float = 0.01     # model vertices farther than this from the scan get no data term: holes, and
+    #                                   what lies under them (an eyeball under a hole was pulled 25 mm at 0.02);
+    #                                   raise it for scans whose surface is far from the body (clothing, hair)
     min_normal_dot: float = 0.5      # ... and those whose normal disagrees with the scan's by more than ~60 degrees
     cg_iterations: int = 300         # conjugate-gradient iterations per solve (warm-started)
 
