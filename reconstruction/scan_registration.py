@@ -6,7 +6,8 @@ Three steps, each usable alone:
    refined by open3d's point-to-plane ICP -> a 4x4 world transform of the template onto the scan.
 2. ``fit_model_to_scan``: the body model's shape, pose and global transform optimised (Adam, torch) to
    minimise a robust two-sided chamfer distance to the scan (nearest neighbours from scipy's cKDTree,
-   re-queried every iteration), with pose and shape priors.
+   re-queried every iteration), with pose and shape priors; then (``refine_iterations``, issue 22) ICP rounds:
+   closest points both ways fixed per round, robust point-to-plane + correspondences solved by L-BFGS.
 3. ``nonrigid_register``: optimal-step non-rigid ICP (Amberg et al. 2007, trimesh's ``nricp_amberg``) of
    the fitted template onto the scan: per-vertex affine transforms with a stiffness term that is relaxed
    step by step. The template's topology and UVs are kept (only vertex positions change).
