@@ -401,7 +401,7 @@ class ScanFitResult:
     """shape (S,), pose (J, 3) axis-angle, root_translation (3,), all float64 numpy (BodyParams order);
     expression (E,) or None when not fitted; vertices (V, 3) the fitted posed mesh in the scan's frame;
     chamfer_m: final mean two-sided distance; landmark_mm: final mean correspondence residual (NaN without);
-    history: loss per iteration."""
+    history: loss per Adam iteration, then per refinement round (its own scale: mm^2)."""
 
     shape: np.ndarray
     pose: np.ndarray
