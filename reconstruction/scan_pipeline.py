@@ -49,17 +49,20 @@ log = logging.getLogger(__name__)
 TRUNK_LANDMARKS = tuple(f"pose {i}" for i in (0, 2, 5, 7, 8, 11, 12, 23, 24))
 MIN_AUTO_LANDMARKS = 6    # fewer trunk landmarks found on the scan: the geometric rigid start is used instead
 NO_LANDMARKS_LR = 0.02    # the model fit's learning rate without automatic landmarks (issue 6's setting)
+NO_LANDMARKS_ITERATIONS = 150  # Adam chamfer steps without automatic landmarks when `iterations` is 0 (the
+#                                refinement alone can fall into a wrong basin from the rest pose)
 
 
 def _default_fit_config() -> ScanFitConfig:
-    return ScanFitConfig(iterations=150, lr=0.005, lr_end=0.1, landmark_iterations=100, w_landmarks=0.1,
-                         landmark_trunc=0.05, w_pose_prior=1e-3, w_stiff_prior=3e-2, init_pose="reference",
-                         fit_expression=True)
+    return ScanFitConfig(iterations=0, refine_iterations=25, lr=0.005, lr_end=0.1, landmark_iterations=100,
+                         w_landmarks=0.1, landmark_trunc=0.05, w_pose_prior=1e-3, w_stiff_prior=3e-2,
+                         init_pose="reference", fit_expression=True)
 
 
 @dataclass
 class ScanPipelineConfig:
-    iterations: int = 150         # model-fit iterations (Adam, chamfer + correspondences)
+    iterations: int = 0           # model-fit Adam steps (chamfer + correspondences) before the refinement
+    refine_iterations: int = 25   # model-fit ICP rounds solved by L-BFGS (ScanFitConfig.refine_iterations)
     rigid_init: str = "up"        # 'up' (scan is +Y up), 'pca' (any orientation) or 'identity' (without landmarks)
     nonrigid: bool = True         # run the non-rigid registration
     nonrigid_iterations: int = 6  # nricp: ICP iterations per stiffness step (anchored: see `anchored`)
@@ -67,7 +70,8 @@ class ScanPipelineConfig:
     auto_landmarks: bool = True   # detect MediaPipe landmarks on renders of the scan (scan_landmarks.py)
     pairs: Path | None = None     # control points (scan_pairs.py), weighted above the automatic landmarks
     texture_size: int = 1024      # albedo.png texels (width = height) when the scan has colour; 0 = no transfer
-    fit: ScanFitConfig = field(default_factory=_default_fit_config)   # model-fit settings (iterations above wins)
+    fit: ScanFitConfig = field(default_factory=_default_fit_config)   # model-fit settings (the two iteration
+    #                                                                   counts above win)
     anchored: NonrigidConfig = field(default_factory=NonrigidConfig)  # anchored non-rigid settings
 
 
@@ -100,10 +104,11 @@ def register_scan(model, scan, config: ScanPipelineConfig | None = None,
     times["landmarks_s"] = time.perf_counter() - t
     t = time.perf_counter()
     report("rigid alignment", 0.3)
-    fit_cfg = replace(cfg.fit, iterations=cfg.iterations)
+    fit_cfg = replace(cfg.fit, iterations=cfg.iterations, refine_iterations=cfg.refine_iterations)
     if found is None or len(found) == 0:
         # No automatic landmarks: the geometric start of issue 6 (rest pose, ICP) and its faster learning rate.
-        fit_cfg = ScanFitConfig(iterations=cfg.iterations, lr=NO_LANDMARKS_LR, w_landmarks=fit_cfg.w_landmarks,
+        fit_cfg = ScanFitConfig(iterations=cfg.iterations or NO_LANDMARKS_ITERATIONS, lr=NO_LANDMARKS_LR,
+                                refine_iterations=cfg.refine_iterations, w_landmarks=fit_cfg.w_landmarks,
                                 landmark_iterations=fit_cfg.landmark_iterations, landmark_trunc=fit_cfg.landmark_trunc)
     rigid, rigid_from = _rigid_start(model, scan, corr, cfg, fit_cfg)
     times["rigid_s"] = time.perf_counter() - t
@@ -163,7 +168,8 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
                          expression=fit.expression, model_vertices=fit.vertices,
                          detail=Detail.from_offsets(faces, reg - fit.vertices, normals, observed), metrics=metrics,
                          inputs={"scan": scan_path, **({"pairs": cfg.pairs} if cfg.pairs else {})},
-                         params={"model": model.name, "iterations": cfg.iterations, "rigid_init": cfg.rigid_init,
+                         params={"model": model.name, "iterations": cfg.iterations,
+                                 "refine_iterations": cfg.refine_iterations, "rigid_init": cfg.rigid_init,
                                  "nonrigid": cfg.nonrigid, "nonrigid_iterations": cfg.nonrigid_iterations,
                                  "nonrigid_method": cfg.nonrigid_method, "auto_landmarks": cfg.auto_landmarks,
                                  "texture_size": cfg.texture_size, **dict(provenance or {})},

@@ -26,7 +26,11 @@ def fit(
     landmark_embedding: Path = typer.Option(None, "--landmark-embedding",
                                             help="FLAME: its mediapipe_landmark_embedding.npz (default: beside the "
                                                  "model file, else $DOPPEL_MODELS_DIR/flame/)."),
-    iterations: int = typer.Option(150, "--iterations", help="Scan: model-fit iterations (chamfer steps)."),
+    iterations: int = typer.Option(0, "--iterations",
+                                   help="Scan: Adam chamfer steps before the refinement (0 = none; 150 when no "
+                                        "landmarks are found)."),
+    refine_iterations: int = typer.Option(25, "--refine-iterations",
+                                          help="Scan: model-fit ICP rounds solved by L-BFGS (0 = none)."),
     rigid_init: str = typer.Option("up", "--rigid-init", help="Scan alignment start: up (scan +Y up), pca, identity."),
     nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
                                             help="Non-rigid ICP iterations per stiffness step (0 = no non-rigid)."),
@@ -75,22 +79,25 @@ def fit(
                      detail_iterations, temporal_weight, workspace, actor, production, model_file,
                      landmark_embedding, force)
         return
-    _fit_scan(scan, out, landmarks, model, dev, iterations, rigid_init, nonrigid_iterations, nonrigid_method,
-              auto_landmarks, texture_size, workspace, actor, production, force)
+    _fit_scan(scan, out, landmarks, model, dev, (iterations, refine_iterations), rigid_init, nonrigid_iterations,
+              nonrigid_method, auto_landmarks, texture_size, workspace, actor, production, force)
 
 
-def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, iterations: int, rigid_init: str,
+def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, iterations: tuple[int, int],
+              rigid_init: str,
               nonrigid_iterations: int, nonrigid_method: str, auto_landmarks: bool, texture_size: int, workspace,
               actor, production, force: bool) -> None:
-    """The scan path: checks, then register_scan through run_scan_fit into a staged fit folder + report.html."""
+    """The scan path: checks, then register_scan through run_scan_fit into a staged fit folder + report.html.
+    iterations: (Adam chamfer steps, refinement ICP rounds)."""
     from core.stage_folders import check_stage_out, staged_stage_dir
     from reconstruction.body_models import AnnyModel
     from reconstruction.scan_pipeline import ScanPipelineConfig, run_scan_fit
 
     if model != "anny":
         raise ValueError(f"--model {model}: the scan path supports anny only for now")
-    if iterations < 1:
-        raise ValueError(f"--iterations must be >= 1, got {iterations}")
+    iterations, refine_iterations = iterations
+    if iterations < 0 or refine_iterations < 0:
+        raise ValueError(f"--iterations and --refine-iterations must be >= 0, got {iterations}, {refine_iterations}")
     if nonrigid_method not in ("anchored", "nricp"):
         raise ValueError(f"--nonrigid-method must be anchored or nricp, got {nonrigid_method!r}")
     if texture_size < 0:
@@ -109,7 +116,8 @@ def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, i
         body = AnnyModel(device=dev)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                 "production": run.provenance["production"]}
-        cfg = ScanPipelineConfig(iterations=iterations, rigid_init=rigid_init, nonrigid=nonrigid_iterations > 0,
+        cfg = ScanPipelineConfig(iterations=iterations, refine_iterations=refine_iterations, rigid_init=rigid_init,
+                                 nonrigid=nonrigid_iterations > 0,
                                  nonrigid_iterations=max(nonrigid_iterations, 1), nonrigid_method=nonrigid_method,
                                  auto_landmarks=auto_landmarks, pairs=pairs, texture_size=texture_size)
         with staged_stage_dir(out, "fit", force, inputs) as tmp:

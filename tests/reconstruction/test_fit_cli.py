@@ -49,8 +49,8 @@ def test_fit_scan_then_rig(scan_file, tmp_path, capsys):
     out = tmp_path / "fit"
     pairs = scan_file.parent / "pairs.json"
     assert _run(["fit", "--scan", str(scan_file), "--out", str(out), "--iterations", "25",
-                 "--nonrigid-iterations", "2", "--no-auto-landmarks", "--landmarks", str(pairs),
-                 "--texture-size", "128"]) == 0
+                 "--refine-iterations", "3", "--nonrigid-iterations", "2", "--no-auto-landmarks", "--landmarks",
+                 str(pairs), "--texture-size", "128"]) == 0
     for name in ("params.json", "fit_mesh.ply", "fit_mesh_bind.ply", "model_fit_mesh.ply", "displacements.npz",
                  "metrics.json", "manifest.json", "sliding.npz", "sliding.png", "albedo.png", "report.html"):
         assert (out / name).is_file(), name

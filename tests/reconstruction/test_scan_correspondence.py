@@ -232,3 +232,23 @@ def test_scan_landmarks_found_on_renders_of_a_scan():
     err = np.linalg.norm(reg.apply(verts)[reg.rows(found.ids[have])] - found.points[have], axis=1)
     assert np.median(err) < 15 * MM, np.median(err)
     assert found.renders and found.renders[0].dtype == np.uint8
+
+
+def test_vertices_over_a_hole_are_not_pulled_to_its_rim():
+    """A sphere registered onto a 3 mm larger sphere with a cap cut away (a scan hole, 25 degrees about +Y): the
+    rest moves out about 3 mm; the vertices over the hole stay put with the default 10 mm data gate, and slide
+    towards the rim when the gate is wide (as with the old 20 mm default)."""
+    t = trimesh.creation.icosphere(4, 0.1)
+    s = trimesh.creation.icosphere(5, 0.103)
+    cut = np.cos(np.radians(25))
+    m = trimesh.Trimesh(s.vertices, s.faces[(s.vertices[s.faces][:, :, 1] < 0.103 * cut).all(1)], process=False)
+    m.remove_unreferenced_vertices()
+    scan = check_scan(m.vertices, m.faces, "holed sphere")
+    hole = np.asarray(t.vertices)[:, 1] > 0.1 * cut
+    v, f = np.asarray(t.vertices), np.asarray(t.faces)
+    gated = nonrigid_anchored(v, f, scan)
+    wide = nonrigid_anchored(v, f, scan, config=NonrigidConfig(max_distance_m=0.02))
+    assert abs(gated.normal_offset[~hole].mean() - 3 * MM) < 0.2 * MM, gated.normal_offset[~hole].mean()
+    assert gated.sliding[hole].mean() < 0.7 * MM, gated.sliding[hole].mean()
+    assert wide.sliding[hole].mean() > 2 * gated.sliding[hole].mean(), (wide.sliding[hole].mean(),
+                                                                        gated.sliding[hole].mean())
