@@ -343,6 +343,7 @@ class SwapJob(JobOptions):
     start: int = Field(0, ge=0)                       # first frame swapped
     end: int | None = Field(None, ge=1)               # frame after the last one swapped
     grow: float = Field(0.08, gt=-0.5, le=1.0)        # the face outline's growth for the matte
+    relight: bool = False                             # shade the double by the plate's light
     matte: bool = False                               # write the per-frame blend masks
     label: str | None = None                          # visible disclosure label
 
@@ -352,7 +353,7 @@ def _swap_call(v: dict) -> dict:
     return {"plate": Path(v["plate"]), "double": Path(v["double"]), "rig": _p(v["rig"]), "out": Path(v["out"]),
             "plate_actor": v["plate_actor"], "face_index": v["face_index"], "blend": v["blend"],
             "colour": v["colour"], "focal_px": v["focal_px"], "start": v["start"], "end": v["end"],
-            "grow": v["grow"], "matte": v["matte"], "label": v["label"]}
+            "grow": v["grow"], "relight": v["relight"], "matte": v["matte"], "label": v["label"]}
 
 
 def _swap_gate(v: dict) -> GateSpec:

@@ -31,6 +31,8 @@ def swap(
                                     "keeps the double's skin tone) or none."),
     focal_px: float = typer.Option(None, "--focal-px", help="Plate camera focal length in pixels (default: a "
                                    "normal lens, 39.6 degrees across: give it when the lens is known)."),
+    relight: bool = typer.Option(False, "--relight", help="Shade the double by the plate's light (second-order "
+                                 "spherical harmonics fitted to the performer's skin) instead of preview lights."),
     grow: float = typer.Option(0.08, "--grow", help="Scale the double's face outline about its centre by 1 + GROW "
                                "for the matte (moves its edge off the brows and jaw line into flat skin)."),
     matte: bool = typer.Option(False, "--matte", help="Also write each frame's blend mask (8-bit PNG, the plate's "
@@ -51,7 +53,7 @@ def swap(
     from doppel.face_swap.swap import SwapConfig, check_config
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
-                     matte=matte, oval_grow=grow)
+                     matte=matte, oval_grow=grow, relight=relight)
     check_config(cfg, probe_plate(plate))            # bad options and bad plates fail before anything else
     console = Console()
     with gate_plate(workspace, plate_actor, production, plate), \

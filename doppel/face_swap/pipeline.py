@@ -83,7 +83,9 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     K = intrinsics(track.focal_px, info.width, info.height)
     box = shot_box(double, track, K, info.width, info.height)
     seg = PersonSegmenter()
-    comp = _Comp(double, track, K, box, cfg, seg, ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2)))
+    matcher = ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2),
+                            max_scale=1.0 if cfg.relight else 2.5)   # relit: the contrast is the plate light's
+    comp = _Comp(double, track, K, box, cfg, seg, matcher)
     show = strip_frames(track)
     qcs: list[FrameQC] = []
     try:
@@ -183,7 +185,8 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         write_manifest(tmp, STAGE, inputs=inputs,
                        params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
-                               "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow},
+                               "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
+                               "relight": cfg.relight},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

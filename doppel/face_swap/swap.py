@@ -51,6 +51,7 @@ class SwapConfig:
     hand_dilate_frac: float = 0.08    # hands' hull growth, same unit
     skin_gate: bool = True            # near the outline, replace only skin-coloured plate pixels (not hair, not
                                       # background); the brows, eyes, nose and mouth are always replaced
+    relight: bool = False             # shade the double by the plate's light (`relight`: SH fitted to its skin)
     oval_grow: float = 0.08           # the double's face outline scaled about its centre by 1 + this (the matte's
                                       # edge moved off the brows and jaw line, into flat skin)
     max_faces: int = 4                # faces MediaPipe looks for per frame
@@ -205,10 +206,12 @@ def feature_ids() -> np.ndarray:
     return np.array(sorted({i for s in sets for e in s for i in e}), np.int64)
 
 
-def skin_gate(rgb_box: np.ndarray, face_lm_box: np.ndarray, plate_face: np.ndarray, scale: float) -> np.ndarray:
-    """(h, w) bool in the face box: where the double's face may go. The hull of the plate's inner features (brows,
-    eyes, nose, lips; grown by 6 % of the face width) always; elsewhere only skin-coloured pixels
-    (`skin_like`, sampled in the plate's face outside the features), so the matte stops at hair and background."""
+def skin_gate(rgb_box: np.ndarray, face_lm_box: np.ndarray, plate_face: np.ndarray, scale: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(core, skin), (h, w) bool each, in the face box: where the double's face may go is core | skin. core: the
+    hull of the plate's inner features (brows, eyes, nose, lips; grown by 6 % of the face width), always
+    replaced; skin: skin-coloured pixels (`skin_like`, sampled in the plate's face outside the features), so the
+    matte stops at hair and background."""
     import cv2
 
     from neural_render.face_composite import polygon_mask, skin_like
@@ -218,7 +221,7 @@ def skin_gate(rgb_box: np.ndarray, face_lm_box: np.ndarray, plate_face: np.ndarr
     core = cv2.dilate(core.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
     skin = skin_like(rgb_box, plate_face & ~core)
     skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-    return core | skin
+    return core, skin
 
 
 def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray
@@ -247,8 +250,14 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
     # stick out of the double's outline (else "double eyebrows"); only where the double's head was rendered
     region = oval | plate_face
     scale = float(inter_ocular(face_lm)) * 4.0 / 3.0      # ~ face width in px
+    core, skin = skin_gate(rgb[y0:y1 + 1, x0:x1 + 1], face_lm - at, plate_face, scale)
     if c.cfg.skin_gate:
-        region &= skin_gate(rgb[y0:y1 + 1, x0:x1 + 1], face_lm - at, plate_face, scale)
+        region &= core | skin
+    if c.cfg.relight and c.double.neural is None:     # a neural double brings its own learned appearance
+        from doppel.face_swap.relight import relit_head
+
+        relit = relit_head(c.double, R, t, w, c.K, c.box, rgb[y0:y1 + 1, x0:x1 + 1], skin & plate_face)
+        fg_box = fg_box if relit is None else relit
     hands_box = np.asarray(hands, np.float64).reshape(-1, 21, 2) - at
     occ = occluder_mask(box_hw, hands_box, c.cfg.hand_dilate_frac * scale)
     person = c.segmenter(rgb)[y0:y1 + 1, x0:x1 + 1]

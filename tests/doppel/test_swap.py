@@ -92,6 +92,12 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
                              "--blend", "multiband")
     assert code == 0, err
     assert (tmp_path / "swapped.jpg").is_file() and "1 of 1 frames swapped" in out
+    code, out, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "relit.jpg", "--relight",
+                             "--blend", "multiband")
+    assert code == 0, err
+    plain = cv2.imread(str(tmp_path / "swapped.jpg")).astype(float)
+    relit = cv2.imread(str(tmp_path / "relit.jpg")).astype(float)
+    assert np.abs(plain - relit).mean() > 0.5          # the face is shaded differently
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((128, 128, 3), 90, np.uint8))
     code, _, err = run_cli(capsys, "swap", blank, "--double", rig_dir, "--out", tmp_path / "o.png")
