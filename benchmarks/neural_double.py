@@ -88,6 +88,45 @@ def doppel_fit(capture: Path, out: Path) -> Path:
     return out
 
 
+def rig_posed_fit(fit: Path, capture: Path, frame_index: int, frames: int) -> torch.Tensor:
+    """(V, 3) the fitted double posed by its rig into a later frame of the capture's motion.
+
+    The motion (doppel.synthetic_capture.motion_pose) is known as joint rotations: the "retargeted animation" is
+    each joint's local rotation change from frame 0 to the frame (ground-truth shape's rig: L0_j^T Lf_j), applied
+    on top of the fit's own local rotations (its frame-0 pose). The fitted body model (shape, expression, root) is
+    posed with them; the fit's detail displacements (fit_mesh - model_fit_mesh) ride along, rotated by each
+    vertex's skinning transform. So the mesh carries the fit's errors exactly as a rigged double would; it is
+    not the ground-truth mesh of the frame."""
+    import trimesh
+    from roma import rotmat_to_rotvec, rotvec_to_rotmat
+
+    from doppel.synthetic_capture import motion_pose
+    from reconstruction.body_models import AnnyModel
+    from reconstruction.body_models.base import BodyParams
+    from reconstruction.fit_folder import FitFolder
+
+    fp = FitFolder(fit).read_params()
+    gt = json.loads((capture / "ground_truth" / "params.json").read_text())
+    model = AnnyModel()
+    L0, _ = model.reference_pose(gt["phenotype"], gt["pose"])
+    Lf, _ = model.reference_pose(gt["phenotype"], motion_pose(gt["pose"], frame_index / max(1, frames - 1)))
+    delta = torch.from_numpy(np.transpose(L0, (0, 2, 1)) @ Lf)
+    R0 = rotvec_to_rotmat(torch.from_numpy(fp.pose))
+    args = {"shape": torch.from_numpy(model.shape_vector(fp.shape))[None],
+            "root_translation": torch.from_numpy(fp.root_translation)[None],
+            "expression": torch.from_numpy(model.expression_vector(fp.expression))[None]}
+    with torch.no_grad():
+        o0 = model(BodyParams(pose=rotmat_to_rotvec(R0)[None], **args))
+        of = model(BodyParams(pose=rotmat_to_rotvec(R0 @ delta)[None], **args))
+    fitted = np.asarray(trimesh.load(fit / "fit_mesh.ply", process=False).vertices, np.float64)
+    disp = torch.from_numpy(fitted) - o0.vertices[0]                      # detail displacements, world metres
+    rel = of.joint_transforms[0] @ torch.linalg.inv(o0.joint_transforms[0])  # (J, 4, 4) frame 0 -> frame f
+    sk = model.skin_weights
+    idx, w = torch.from_numpy(sk.indices), torch.from_numpy(sk.weights)
+    rot = (rel[idx, :3, :3] * w[..., None, None]).sum(1)                  # (V, 3, 3) blended skinning rotation
+    return (of.vertices[0] + (rot @ disp[..., None])[..., 0]).float()
+
+
 def train(session: Path, fit: Path, model_dir: Path, holdout: list[str], size: int, minutes: float,
           device: str, masks: Path | None = None) -> dict:
     from doppel.render_stage import TrainRequest, train_session
@@ -225,6 +264,11 @@ def main() -> None:
     ap.add_argument("--novel-poses", type=int, default=3, help="extra frames of the synthetic motion (0 = none)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--masks", type=Path, help="person masks (an ingest folder); default: backdrop key")
+    ap.add_argument("--fit", type=Path, help="an existing fit folder of the capture (skips --fitter)")
+    ap.add_argument("--model", type=Path, help="an existing model folder: evaluate it, no training")
+    ap.add_argument("--novel-mesh", choices=("auto", "rig", "ground_truth"), default="auto",
+                    help="mesh of the novel poses: the fit posed by its rig (auto with a Doppel fit) or the "
+                         "capture's ground-truth meshes")
     ap.add_argument("--memory-size", type=int, default=512, help="size of the peak-memory probe (0 = skip)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -232,7 +276,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"work folder {work}; load {_load()}; torch threads {torch.get_num_threads()}")
     capture = args.capture or make_capture(work, args.cameras, args.capture_size, args.novel_poses)
-    fit = (ground_truth_fit if args.fitter == "ground_truth" else doppel_fit)(capture, work / "fit")
+    fit = args.fit or (ground_truth_fit if args.fitter == "ground_truth" else doppel_fit)(capture, work / "fit")
     print(f"fit: {args.fitter}" + (" (the capture's ground-truth mesh: Doppel's session fit is too slow for this "
                                    "benchmark's budget; --fitter doppel runs it)" if args.fitter == "ground_truth"
                                    else ""))
@@ -247,20 +291,25 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     from neural_render.neural_double import load_model
 
     holdout = args.holdout.split(",")
-    summary = train(capture / "session", fit, work / "model", holdout, args.size, args.minutes, args.device,
-                    args.masks)
-    print(f"trained {summary['steps']} steps in {summary['wall_seconds']} s ({summary['stopped']}), best held-out "
-          f"PSNR {summary['best_holdout_psnr']} dB at step {summary['best_step']}")
-    model, meta, _ = load_model(work / "model")
+    model_dir = args.model or work / "model"
+    if args.model is None:
+        summary = train(capture / "session", fit, model_dir, holdout, args.size, args.minutes, args.device,
+                        args.masks)
+        print(f"trained {summary['steps']} steps in {summary['wall_seconds']} s ({summary['stopped']}), best "
+              f"held-out PSNR {summary['best_holdout_psnr']} dB at step {summary['best_step']}")
+    model, meta, _ = load_model(model_dir)
+    summary = meta.get("summary", {}) if args.model else summary
     session = load_session(capture / "session")
     frames = list(session.frames)
     held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks)
     res = {"load_at_start": _load(), "train": summary, "curve": meta["training"]["history"],
            "holdout": held, "holdout_summary": print_table("held-out views (frame 0)", held)}
-    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks)
+    kind = novel_mesh_kind(args.novel_mesh, fit)
+    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks, fit, kind)
     if novel is not None:
         res["novel_poses"], more = novel
-        res["novel_summary"] = print_table("novel poses (later frames, ground-truth meshes)", res["novel_poses"])
+        res["novel_mesh"] = kind
+        res["novel_summary"] = print_table(f"novel poses (later frames, {kind} meshes)", res["novel_poses"])
         rows += more
     write_png(work / "compare.png", np.concatenate(rows, 0))
     res["speed"] = render_speed(model, session, 512, "cpu")
@@ -277,7 +326,10 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     return res
 
 
-def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list[str], size: int, masks=None):
+def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list[str], size: int, masks=None,
+                 fit: Path | None = None, mesh: str = "ground_truth"):
+    """Both renderers on each later frame's mesh: mesh "rig" = the fit posed by its rig (``rig_posed_fit``),
+    "ground_truth" = the capture's ground-truth mesh of the frame."""
     import trimesh
 
     if not frames:
@@ -285,15 +337,25 @@ def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list
     table, rows = {}, []
     cams = holdout + [c for c in ("ring00", "face00") if c in session.camera_names and c not in holdout]
     for f in frames:
-        mesh = capture / "ground_truth" / "frames" / f / "mesh.ply"
-        if not mesh.is_file():
-            print(f"novel poses: no {mesh}; skipped")
-            return None
-        v = torch.from_numpy(np.asarray(trimesh.load(mesh, process=False).vertices, np.float32))
+        if mesh == "rig":
+            v = rig_posed_fit(fit, capture, list(session.frames).index(f), len(session.frames))
+        else:
+            p = capture / "ground_truth" / "frames" / f / "mesh.ply"
+            if not p.is_file():
+                print(f"novel poses: no {p}; skipped")
+                return None
+            v = torch.from_numpy(np.asarray(trimesh.load(p, process=False).vertices, np.float32))
         t, r = evaluate_views(model, session, cams, size, f, v, masks)
         table.update({f"{f}/{k}": val for k, val in t.items()})
         rows += r[:1]
     return table, rows
+
+
+def novel_mesh_kind(choice: str, fit: Path) -> str:
+    """auto: "rig" when the fit has a pose to pose its rig from (a Doppel fit), else "ground_truth"."""
+    if choice != "auto":
+        return choice
+    return "rig" if json.loads((fit / "params.json").read_text()).get("pose") is not None else "ground_truth"
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ class TrainConfig:
     w_ssim: float = 0.2           # loss = (1 - w_ssim) * L1 + w_ssim * (1 - SSIM) + w_alpha * L1(alpha)
     w_alpha: float = 0.5
     w_color_reg: float = 1e-2     # pulls the colour corrections towards identity
+    w_residual: float = 0.0       # L2 on the U-Net's RGB residual logits inside the mesh (0 = none): keeps the
+                                  # render near its prior (the baked CGI texture) where the photos do not insist
+    w_texture_detail: float = 0.0  # L2 on the neural texture's detail levels (all but the coarsest)
+    weight_decay: float = 0.0     # decoupled weight decay of the U-Net (AdamW)
     eval_every: int = 100         # steps between held-out evaluations (and progress reports)
     patience: int = 6             # evaluations without a better held-out PSNR before stopping early
     checkpoint_every: int = 200   # steps between checkpoints (0 = none)
@@ -156,10 +160,24 @@ def holdout_psnr(model: NeuralDouble, views: TrainViews, device) -> float:
 
 
 def make_optimizer(model: NeuralDouble, cfg: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam([
-        {"params": list(model.texture.parameters()), "lr": cfg.lr_texture},
-        {"params": list(model.renderer.parameters()), "lr": cfg.lr_network},
-        {"params": [model.color_A, model.color_b], "lr": cfg.lr_color}])
+    """Adam (AdamW: decoupled weight decay on the U-Net only, when cfg.weight_decay > 0)."""
+    return torch.optim.AdamW([
+        {"params": list(model.texture.parameters()), "lr": cfg.lr_texture, "weight_decay": 0.0},
+        {"params": list(model.renderer.parameters()), "lr": cfg.lr_network, "weight_decay": cfg.weight_decay},
+        {"params": [model.color_A, model.color_b], "lr": cfg.lr_color, "weight_decay": 0.0}])
+
+
+def regularisers(model: NeuralDouble, residual: Tensor, mask: Tensor, cfg: TrainConfig) -> Tensor:
+    """Colour corrections towards identity, the RGB residual (B, H, W, 4) towards 0 inside the mesh mask
+    (B, H, W) bool, the neural texture's detail levels towards 0: a scalar."""
+    eye = torch.eye(3, device=model.color_A.device)
+    loss = cfg.w_color_reg * (((model.color_A - eye) ** 2).mean() + (model.color_b ** 2).mean())
+    if cfg.w_residual > 0:
+        m = mask[..., None].to(residual.dtype)
+        loss = loss + cfg.w_residual * ((residual[..., :3] ** 2) * m).sum() / (3 * m.sum()).clamp_min(1)
+    if cfg.w_texture_detail > 0:
+        loss = loss + cfg.w_texture_detail * sum((lv ** 2).mean() for lv in model.texture.levels()[:-1])
+    return loss
 
 
 def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device) -> float:
@@ -170,10 +188,8 @@ def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device) -> float
     crop = min(cfg.crop, H, W)
     img, msk, g, ci, codes = _batch(views, ids, crop, gen, device)
     with autocast_for(device):
-        rgba = model.render_gbuffer(g, codes, ci)
-    loss = photometric_loss(rgba.float(), img, msk, cfg)
-    eye = torch.eye(3, device=model.color_A.device)
-    loss = loss + cfg.w_color_reg * (((model.color_A - eye) ** 2).mean() + (model.color_b ** 2).mean())
+        rgba, res = model.render_gbuffer(g, codes, ci, with_residual=True)
+    loss = photometric_loss(rgba.float(), img, msk, cfg) + regularisers(model, res.float(), g.mask, cfg)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
