@@ -1,0 +1,94 @@
+"""The neural double's generalisation aids: new views get the mean training camera's colour correction, the
+residual and texture-detail regularisers, feature dropout (training only)."""
+
+import pytest
+import torch
+
+from capture import Camera
+from neural_render.gbuffer import gbuffer
+from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig
+from neural_render.training import TrainConfig, regularisers
+from tests.neural_render.scenes import ring_cameras, uv_sphere
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    torch.manual_seed(0)
+    v, f, uv, fuv = uv_sphere()
+    cams = ring_cameras(4, 32)
+    return v, f, uv, fuv, cams
+
+
+def _model(sphere, dropout=0.0, cameras=("a", "b"), channels=6):
+    v, f, uv, fuv, _ = sphere
+    cfg = NeuralDoubleConfig(channels=channels, texture_size=16, levels=2, width=8, depth=2, dropout=dropout,
+                             cameras=list(cameras))
+    m = NeuralDouble(cfg, f, uv, fuv, v, torch.full((8, 8, 3), 0.3), seed=1)
+    with torch.no_grad():                       # a network that does something: non-zero output layer
+        torch.nn.init.normal_(m.renderer.out.weight, std=0.5)
+    return m
+
+
+def _g(sphere, i=0):
+    v, f, uv, fuv, cams = sphere
+    return gbuffer(v, f, uv, fuv, Camera.stack([cams[i]]))
+
+
+def test_new_views_get_the_mean_training_camera_colour_correction(sphere):
+    m = _model(sphere).eval()
+    g = _g(sphere)
+    with torch.no_grad():
+        raw = m.render_gbuffer(g)                               # identity corrections: the network's output
+        m.color_A[0] = torch.eye(3) * 0.7
+        m.color_A[1] = torch.eye(3) * 0.9
+        m.color_b[0] = torch.tensor([0.1, 0.0, -0.1])
+        m.color_b[1] = torch.tensor([0.3, 0.2, 0.1])
+        new = m.render_gbuffer(g)                               # a new view: the mean correction
+        cam1 = m.render_gbuffer(g, camera_index=torch.tensor([1]))
+    assert torch.allclose(new[..., :3], raw[..., :3] * 0.8 + torch.tensor([0.2, 0.1, 0.0]), atol=1e-6)
+    assert torch.allclose(cam1[..., :3], raw[..., :3] * 0.9 + torch.tensor([0.3, 0.2, 0.1]), atol=1e-6)
+    assert torch.equal(new[..., 3], raw[..., 3])                 # alpha is never colour-corrected
+
+
+def test_residual_regulariser_counts_the_rgb_residual_inside_the_mesh_only():
+    cfg = TrainConfig(w_color_reg=0.0, w_residual=0.5)
+    m = NeuralDouble(NeuralDoubleConfig(channels=4, texture_size=8, levels=1, width=4, depth=1, cameras=["a"]),
+                     torch.tensor([[0, 1, 2]]), torch.rand(3, 2), torch.tensor([[0, 1, 2]]), torch.rand(3, 3))
+    res = torch.zeros(1, 4, 4, 4)
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, :2] = True                                          # 8 of 16 pixels on the mesh
+    res[0, :2, :, :3] = 2.0                                     # residual 2 on the mesh: 0.5 * 2^2 = 2
+    res[0, 2:, :, :3] = 100.0                                   # off the mesh: ignored
+    res[..., 3] = 50.0                                          # alpha residual: not regularised
+    assert float(regularisers(m, res, mask, cfg).detach()) == pytest.approx(2.0)
+    assert float(regularisers(m, torch.zeros_like(res), mask, cfg).detach()) == 0.0
+
+
+def test_texture_detail_regulariser_leaves_the_coarsest_level_free():
+    cfg = TrainConfig(w_color_reg=0.0, w_texture_detail=2.0)
+    m = NeuralDouble(NeuralDoubleConfig(channels=3, texture_size=8, levels=3, width=4, depth=1, cameras=["a"]),
+                     torch.tensor([[0, 1, 2]]), torch.rand(3, 2), torch.tensor([[0, 1, 2]]), torch.rand(3, 3))
+    res, mask = torch.zeros(1, 2, 2, 4), torch.ones(1, 2, 2, dtype=torch.bool)
+    with torch.no_grad():
+        for lv in m.texture.levels():
+            lv.zero_()
+        m.texture.level2.fill_(5.0)                              # coarsest: free
+        assert float(regularisers(m, res, mask, cfg).detach()) == 0.0
+        m.texture.level0.fill_(0.5)                              # finest: mean of squares 0.25, x 2
+        m.texture.level1.fill_(1.0)                              # middle: 1, x 2
+    assert float(regularisers(m, res, mask, cfg).detach()) == pytest.approx(2.5)
+
+
+def test_feature_dropout_acts_in_training_only(sphere):
+    torch.manual_seed(3)
+    m = _model(sphere, dropout=0.5, channels=16)       # 13 droppable channels: equal masks by chance 1 / 8192
+    ref = _model(sphere, dropout=0.0, channels=16)
+    ref.load_state_dict(m.state_dict())
+    g = _g(sphere, 1)
+    with torch.no_grad():
+        m.eval()
+        ref.eval()
+        assert torch.equal(m.render_gbuffer(g), ref.render_gbuffer(g))
+        m.train()
+        a, b = m.render_gbuffer(g), m.render_gbuffer(g)
+    assert float((a - b).abs().max()) > 1e-4                     # random channel masks differ between calls
