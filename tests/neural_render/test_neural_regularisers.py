@@ -92,3 +92,33 @@ def test_feature_dropout_acts_in_training_only(sphere):
         m.train()
         a, b = m.render_gbuffer(g), m.render_gbuffer(g)
     assert float((a - b).abs().max()) > 1e-4                     # random channel masks differ between calls
+
+
+def test_supersampled_model_starts_from_the_antialiased_cgi_render(sphere):
+    """supersample 2: the G-buffer is rasterized at 2x, the neural texture averaged per pixel; at step 0 (zero
+    residual) the render is the CGI render at 2x, area-averaged: fractional alpha on the silhouette."""
+    from neural_render.cgi import render_cgi
+    from neural_render.texture import linear_to_srgb
+
+    v, f, uv, fuv, cams = sphere
+    ramp = torch.linspace(0.1, 0.9, 32)                 # smooth: sRGB-then-interpolate ~ interpolate-then-sRGB
+    tex = torch.stack([ramp[:, None].expand(32, 32), ramp[None].expand(32, 32), torch.full((32, 32), 0.4)], -1)
+    cfg = NeuralDoubleConfig(channels=4, texture_size=32, levels=1, width=4, depth=2, supersample=2,
+                             rgb_texture_size=32, cameras=["a"])
+    m = NeuralDouble(cfg, f, uv, fuv, v, tex)
+    m.init_from_bake(tex)
+    cam = Camera.stack([cams[2]])
+    with torch.no_grad():
+        out = m(v, cam)[0]
+        hi = render_cgi(v, f, uv, fuv, cam.scaled(2), tex)[0]
+    srgb = torch.cat([linear_to_srgb(hi[..., :3]) * hi[..., 3:], hi[..., 3:]], -1)       # premultiplied
+    ref = torch.nn.functional.avg_pool2d(srgb.permute(2, 0, 1)[None], 2)[0].permute(1, 2, 0)
+    assert out.shape == (32, 32, 4)
+    cov = ref[..., 3]
+    edge = (cov > 0.2) & (cov < 0.8)
+    assert int(edge.sum()) >= 10                                       # the sphere's silhouette is anti-aliased
+    assert float((out[..., 3] - cov).abs().max()) < 0.02               # alpha = coverage (logit prior, +-4 clamp)
+    inside = cov > 0.99
+    rgb_ref = ref[..., :3] / cov.clamp_min(1e-6)[..., None]
+    assert float((out[..., :3] - rgb_ref)[inside].abs().mean()) < 0.01
+    assert float((out[..., :3] - rgb_ref)[edge].abs().mean()) < 0.03
