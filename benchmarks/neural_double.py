@@ -5,6 +5,7 @@
     PYTHONPATH=. python benchmarks/neural_double.py --capture DIR         # a capture folder (session/ + ground_truth/),
                                                                           # e.g. the Cycles one of the Cycles issue
     PYTHONPATH=. python benchmarks/neural_double.py --device cuda --size 1024 --minutes 5   # GPU path (when lent one)
+    PYTHONPATH=. python benchmarks/neural_double.py --capture DIR --fit FIT --model MODEL   # evaluate a trained model
 
 Steps (all on the product path: doppel.render_stage.train_session is what `doppel render train` runs):
 1. capture: ``--capture DIR`` or a raster synthetic capture of the virtual actor (doppel.synthetic_capture: 16 views
@@ -15,8 +16,11 @@ Steps (all on the product path: doppel.render_stage.train_session is what `doppe
    for ``--minutes``; the training curve (held-out PSNR against time) is printed;
 4. held-out views: PSNR and SSIM inside the person mask and FLIP (flip-evaluator, LDR; mean over the mask and over
    the whole image) for the CGI baseline (the baked texture, unlit) and the neural renderer, both composited over
-   the photo's backdrop colour; novel poses: the later frames' photos against both renderers on the frame's
-   ground-truth mesh (a perfectly posed rig: says nothing about the rig's own posing error);
+   the photo's backdrop colour (plus a reference row: the CGI baseline with 2x anti-aliased edges); novel poses:
+   the later frames' photos against both renderers drawn on the same mesh: with a Doppel fit (``--novel-mesh
+   auto``) the fit posed by its rig into the frame's pose (``rig_posed_fit``: the known motion as joint rotations
+   on top of the fit's pose, the fit's shape and detail kept, so its errors are in the mesh as they would be in a
+   shot), with the ground-truth fit (or ``--novel-mesh ground_truth``) the capture's ground-truth meshes;
 5. CPU ms/frame at 512 px (neural and CGI, including rasterization), and peak training memory (max RSS of a child
    process training 5 steps) at 512 px.
 Results: WORK/results.json and WORK/compare.png (rows: photo | CGI | neural | CGI error x4 | neural error x4).
