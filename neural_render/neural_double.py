@@ -54,7 +54,7 @@ class NeuralDoubleConfig:
     depth: int = 3              # U-Net down/up steps (image sides must be multiples of 2^depth)
     code_dim: int = 0           # per-frame code (pose / expression) size; 0 = none
     dropout: float = 0.0        # training-time channel dropout of the learned features (0 = none)
-    rgb_texture_size: int = 0   # > 0: feature channels 0-2 (the RGB prior) come from a 3-channel learned texture
+    rgb_texture_size: int = 0   # > 0: feature channels 0-2 (the RGB prior) come from a 3-channel texture
                                 # of this size (more detail than texture_size), 0 = from the neural texture
     supersample: int = 1        # G-buffer samples per pixel side: the neural texture is sampled at s x s points per
                                 # pixel and averaged (anti-aliased edges, fractional coverage as the alpha prior);

@@ -41,6 +41,7 @@ class TrainConfig:
     lr_texture: float = 1e-2      # Adam learning rate of the neural texture
     lr_network: float = 2e-3      # ... of the U-Net
     lr_color: float = 1e-3        # ... of the per-camera colour correction
+    lr_rgb_texture: float = 0.0   # ... of the RGB prior texture (NeuralDoubleConfig.rgb_texture_size; 0 = frozen bake)
     w_ssim: float = 0.2           # loss = (1 - w_ssim) * L1 + w_ssim * (1 - SSIM) + w_alpha * L1(alpha)
     w_alpha: float = 0.5
     w_color_reg: float = 1e-2     # pulls the colour corrections towards identity
@@ -190,10 +191,12 @@ def holdout_psnr(model: NeuralDouble, views: TrainViews, device) -> float:
 
 def make_optimizer(model: NeuralDouble, cfg: TrainConfig) -> torch.optim.Adam:
     """Adam (AdamW: decoupled weight decay on the U-Net only, when cfg.weight_decay > 0)."""
-    return torch.optim.AdamW([
-        {"params": list(model.texture.parameters()), "lr": cfg.lr_texture, "weight_decay": 0.0},
-        {"params": list(model.renderer.parameters()), "lr": cfg.lr_network, "weight_decay": cfg.weight_decay},
-        {"params": [model.color_A, model.color_b], "lr": cfg.lr_color, "weight_decay": 0.0}])
+    groups = [{"params": list(model.texture.parameters()), "lr": cfg.lr_texture, "weight_decay": 0.0},
+              {"params": list(model.renderer.parameters()), "lr": cfg.lr_network, "weight_decay": cfg.weight_decay},
+              {"params": [model.color_A, model.color_b], "lr": cfg.lr_color, "weight_decay": 0.0}]
+    if model.rgb_texture is not None and cfg.lr_rgb_texture > 0:
+        groups.append({"params": list(model.rgb_texture.parameters()), "lr": cfg.lr_rgb_texture, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups)
 
 
 def regularisers(model: NeuralDouble, residual: Tensor, mask: Tensor, cfg: TrainConfig) -> Tensor:
