@@ -3,7 +3,7 @@
 Views are (frame, camera) pairs. Their G-buffers are rasterized once (the mesh is fixed: the learned appearance
 absorbs its errors). Each step renders a batch of random crops that contain the person, with the training
 camera's colour/exposure correction, and minimises masked L1 + SSIM on RGB inside the person mask plus L1 on
-alpha against the mask. Held-out cameras (never trained on, no colour correction) are rendered every
+alpha against the mask. Held-out cameras (never trained on; the mean colour correction) are rendered every
 ``eval_every`` steps: their PSNR inside the person mask drives early stopping, and the best state is kept.
 """
 
@@ -143,8 +143,9 @@ def _rotate(x: Tensor, axis_angle: Tensor) -> Tensor:
 
 
 def jitter_view(g: GBuffer, std: float, gen: torch.Generator) -> GBuffer:
-    """The G-buffer with each view's view directions rotated by a random rotation (angle ~ N(0, std) radians
-    about a random axis): a nearby viewpoint for the U-Net's view-dependent inputs (training augmentation)."""
+    """The G-buffer with each view's view directions rotated by one random rotation per view (axis-angle vector
+    ~ N(0, std^2 / 3) per component: RMS angle ``std`` radians): a nearby viewpoint for the U-Net's
+    view-dependent inputs (training augmentation)."""
     if std <= 0:
         return g
     aa = torch.randn(g.view_dir.shape[0], 3, generator=gen) * (std / math.sqrt(3))

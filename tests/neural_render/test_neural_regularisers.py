@@ -122,3 +122,20 @@ def test_supersampled_model_starts_from_the_antialiased_cgi_render(sphere):
     rgb_ref = ref[..., :3] / cov.clamp_min(1e-6)[..., None]
     assert float((out[..., :3] - rgb_ref)[inside].abs().mean()) < 0.01
     assert float((out[..., :3] - rgb_ref)[edge].abs().mean()) < 0.03
+
+
+def test_view_jitter_rotates_each_views_directions_rigidly(sphere):
+    from neural_render.training import jitter_view
+
+    g = gbuffer(*sphere[:4], Camera.stack([sphere[4][0], sphere[4][1]]))
+    gen = torch.Generator().manual_seed(0)
+    j = jitter_view(g, 0.1, gen)
+    assert jitter_view(g, 0.0, gen) is g
+    assert torch.allclose(j.view_dir.norm(dim=-1), torch.ones(2, 32, 32), atol=1e-5)
+    angle = torch.acos((j.view_dir * g.view_dir).sum(-1).clamp(-1, 1))          # (2, H, W)
+    assert 0.005 < float(angle.max()) < 0.5                                       # moved, by a few degrees
+    # a rotation: the angle between two pixels' directions is kept
+    a0 = (g.view_dir[:, 0, 0] * g.view_dir[:, -1, -1]).sum(-1)
+    a1 = (j.view_dir[:, 0, 0] * j.view_dir[:, -1, -1]).sum(-1)
+    assert torch.allclose(a0, a1, atol=1e-5)
+    assert torch.equal(j.normal, g.normal) and torch.equal(j.mask, g.mask)
