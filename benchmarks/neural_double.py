@@ -5,6 +5,7 @@
     PYTHONPATH=. python benchmarks/neural_double.py --capture DIR         # a capture folder (session/ + ground_truth/),
                                                                           # e.g. the Cycles one of the Cycles issue
     PYTHONPATH=. python benchmarks/neural_double.py --device cuda --size 1024 --minutes 5   # GPU path (when lent one)
+    PYTHONPATH=. python benchmarks/neural_double.py --capture DIR --fit FIT --model MODEL   # evaluate a trained model
 
 Steps (all on the product path: doppel.render_stage.train_session is what `doppel render train` runs):
 1. capture: ``--capture DIR`` or a raster synthetic capture of the virtual actor (doppel.synthetic_capture: 16 views
@@ -15,8 +16,11 @@ Steps (all on the product path: doppel.render_stage.train_session is what `doppe
    for ``--minutes``; the training curve (held-out PSNR against time) is printed;
 4. held-out views: PSNR and SSIM inside the person mask and FLIP (flip-evaluator, LDR; mean over the mask and over
    the whole image) for the CGI baseline (the baked texture, unlit) and the neural renderer, both composited over
-   the photo's backdrop colour; novel poses: the later frames' photos against both renderers on the frame's
-   ground-truth mesh (a perfectly posed rig: says nothing about the rig's own posing error);
+   the photo's backdrop colour (plus a reference row: the CGI baseline with 2x anti-aliased edges); novel poses:
+   the later frames' photos against both renderers drawn on the same mesh: with a Doppel fit (``--novel-mesh
+   auto``) the fit posed by its rig into the frame's pose (``rig_posed_fit``: the known motion as joint rotations
+   on top of the fit's pose, the fit's shape and detail kept, so its errors are in the mesh as they would be in a
+   shot), with the ground-truth fit (or ``--novel-mesh ground_truth``) the capture's ground-truth meshes;
 5. CPU ms/frame at 512 px (neural and CGI, including rasterization), and peak training memory (max RSS of a child
    process training 5 steps) at 512 px.
 Results: WORK/results.json and WORK/compare.png (rows: photo | CGI | neural | CGI error x4 | neural error x4).
@@ -88,6 +92,45 @@ def doppel_fit(capture: Path, out: Path) -> Path:
     return out
 
 
+def rig_posed_fit(fit: Path, capture: Path, frame_index: int, frames: int) -> torch.Tensor:
+    """(V, 3) the fitted double posed by its rig into a later frame of the capture's motion.
+
+    The motion (doppel.synthetic_capture.motion_pose) is known as joint rotations: the "retargeted animation" is
+    each joint's local rotation change from frame 0 to the frame (ground-truth shape's rig: L0_j^T Lf_j), applied
+    on top of the fit's own local rotations (its frame-0 pose). The fitted body model (shape, expression, root) is
+    posed with them; the fit's detail displacements (fit_mesh - model_fit_mesh) ride along, rotated by each
+    vertex's skinning transform. So the mesh carries the fit's errors exactly as a rigged double would; it is
+    not the ground-truth mesh of the frame."""
+    import trimesh
+    from roma import rotmat_to_rotvec, rotvec_to_rotmat
+
+    from doppel.synthetic_capture import motion_pose
+    from reconstruction.body_models import AnnyModel
+    from reconstruction.body_models.base import BodyParams
+    from reconstruction.fit_folder import FitFolder
+
+    fp = FitFolder(fit).read_params()
+    gt = json.loads((capture / "ground_truth" / "params.json").read_text())
+    model = AnnyModel()
+    L0, _ = model.reference_pose(gt["phenotype"], gt["pose"])
+    Lf, _ = model.reference_pose(gt["phenotype"], motion_pose(gt["pose"], frame_index / max(1, frames - 1)))
+    delta = torch.from_numpy(np.transpose(L0, (0, 2, 1)) @ Lf)
+    R0 = rotvec_to_rotmat(torch.from_numpy(fp.pose))
+    args = {"shape": torch.from_numpy(model.shape_vector(fp.shape))[None],
+            "root_translation": torch.from_numpy(fp.root_translation)[None],
+            "expression": torch.from_numpy(model.expression_vector(fp.expression))[None]}
+    with torch.no_grad():
+        o0 = model(BodyParams(pose=rotmat_to_rotvec(R0)[None], **args))
+        of = model(BodyParams(pose=rotmat_to_rotvec(R0 @ delta)[None], **args))
+    fitted = np.asarray(trimesh.load(fit / "fit_mesh.ply", process=False).vertices, np.float64)
+    disp = torch.from_numpy(fitted) - o0.vertices[0]                      # detail displacements, world metres
+    rel = of.joint_transforms[0] @ torch.linalg.inv(o0.joint_transforms[0])  # (J, 4, 4) frame 0 -> frame f
+    sk = model.skin_weights
+    idx, w = torch.from_numpy(sk.indices), torch.from_numpy(sk.weights)
+    rot = (rel[idx, :3, :3] * w[..., None, None]).sum(1)                  # (V, 3, 3) blended skinning rotation
+    return (of.vertices[0] + (rot @ disp[..., None])[..., 0]).float()
+
+
 def train(session: Path, fit: Path, model_dir: Path, holdout: list[str], size: int, minutes: float,
           device: str, masks: Path | None = None) -> dict:
     from doppel.render_stage import TrainRequest, train_session
@@ -147,11 +190,28 @@ def evaluate_views(model, session, cameras: list[str], size: int, frame: str, ve
         for r in ("cgi", "neural"):
             fr = next(render_shot_frames(model, v, c, r, "cpu"))
             res[r] = _composite(fr.rgba_srgb, bg)
+        res["cgi_aa"] = _composite(cgi_supersampled(model, v, c), bg)
         out[name] = {r: _scores(photo, img, mask) for r, img in res.items()}
         rows.append(np.concatenate([photo, res["cgi"], res["neural"],
                                     np.clip(np.abs(res["cgi"] - photo) * 4, 0, 1) * mask[..., None],
                                     np.clip(np.abs(res["neural"] - photo) * 4, 0, 1) * mask[..., None]], 1))
     return out, rows
+
+
+def cgi_supersampled(model, verts, cam, s: int = 2) -> np.ndarray:
+    """(H, W, 4) sRGB straight-alpha CGI render at s x s samples per pixel, area-averaged: the baseline with
+    anti-aliased edges (a reference row: the neural renderer's supersampled G-buffer gives it that too)."""
+    import torch.nn.functional as tf
+
+    from neural_render.cgi import render_cgi
+    from neural_render.texture import linear_to_srgb
+
+    with torch.no_grad():
+        lin = render_cgi(verts[0], model.faces, model.uvs, model.face_uvs, cam.scaled(s), model.cgi_texture)[0]
+    prem = torch.cat([linear_to_srgb(lin[..., :3]) * lin[..., 3:], lin[..., 3:]], -1)
+    lo = tf.avg_pool2d(prem.permute(2, 0, 1)[None], s)[0].permute(1, 2, 0)
+    a = lo[..., 3:]
+    return torch.cat([lo[..., :3] / a.clamp_min(1e-6), a], -1).numpy()
 
 
 def _mean(table: dict, renderer: str, key: str) -> float:
@@ -165,11 +225,16 @@ def print_table(title: str, table: dict) -> dict:
         c, n = v["cgi"], v["neural"]
         print(f"{cam:>12} | {c['psnr']:8.2f} {c['ssim']:6.3f} {c['flip']:6.3f} | {n['psnr']:11.2f} {n['ssim']:6.3f} "
               f"{n['flip']:6.3f}")
-    summ = {f"{r}_{k}": round(_mean(table, r, k), 4) for r in ("cgi", "neural") for k in ("psnr", "ssim", "flip")}
+    summ = {f"{r}_{k}": round(_mean(table, r, k), 4) for r in ("cgi", "neural", "cgi_aa")
+            for k in ("psnr", "ssim", "flip")}
     summ["psnr_margin_db"] = round(summ["neural_psnr"] - summ["cgi_psnr"], 3)
+    summ["psnr_margin_over_cgi_aa_db"] = round(summ["neural_psnr"] - summ["cgi_aa_psnr"], 3)
     print(f"{'mean':>12} | {summ['cgi_psnr']:8.2f} {summ['cgi_ssim']:6.3f} {summ['cgi_flip']:6.3f} | "
           f"{summ['neural_psnr']:11.2f} {summ['neural_ssim']:6.3f} {summ['neural_flip']:6.3f}   "
           f"margin {summ['psnr_margin_db']:+.2f} dB")
+    print(f"{'CGI 2x AA':>12} | {summ['cgi_aa_psnr']:8.2f} {summ['cgi_aa_ssim']:6.3f} {summ['cgi_aa_flip']:6.3f} | "
+          f"(reference: the baseline with anti-aliased edges; neural margin over it "
+          f"{summ['psnr_margin_over_cgi_aa_db']:+.2f} dB)")
     return summ
 
 
@@ -225,6 +290,11 @@ def main() -> None:
     ap.add_argument("--novel-poses", type=int, default=3, help="extra frames of the synthetic motion (0 = none)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--masks", type=Path, help="person masks (an ingest folder); default: backdrop key")
+    ap.add_argument("--fit", type=Path, help="an existing fit folder of the capture (skips --fitter)")
+    ap.add_argument("--model", type=Path, help="an existing model folder: evaluate it, no training")
+    ap.add_argument("--novel-mesh", choices=("auto", "rig", "ground_truth"), default="auto",
+                    help="mesh of the novel poses: the fit posed by its rig (auto with a Doppel fit) or the "
+                         "capture's ground-truth meshes")
     ap.add_argument("--memory-size", type=int, default=512, help="size of the peak-memory probe (0 = skip)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -232,7 +302,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"work folder {work}; load {_load()}; torch threads {torch.get_num_threads()}")
     capture = args.capture or make_capture(work, args.cameras, args.capture_size, args.novel_poses)
-    fit = (ground_truth_fit if args.fitter == "ground_truth" else doppel_fit)(capture, work / "fit")
+    fit = args.fit or (ground_truth_fit if args.fitter == "ground_truth" else doppel_fit)(capture, work / "fit")
     print(f"fit: {args.fitter}" + (" (the capture's ground-truth mesh: Doppel's session fit is too slow for this "
                                    "benchmark's budget; --fitter doppel runs it)" if args.fitter == "ground_truth"
                                    else ""))
@@ -247,20 +317,25 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     from neural_render.neural_double import load_model
 
     holdout = args.holdout.split(",")
-    summary = train(capture / "session", fit, work / "model", holdout, args.size, args.minutes, args.device,
-                    args.masks)
-    print(f"trained {summary['steps']} steps in {summary['wall_seconds']} s ({summary['stopped']}), best held-out "
-          f"PSNR {summary['best_holdout_psnr']} dB at step {summary['best_step']}")
-    model, meta, _ = load_model(work / "model")
+    model_dir = args.model or work / "model"
+    if args.model is None:
+        summary = train(capture / "session", fit, model_dir, holdout, args.size, args.minutes, args.device,
+                        args.masks)
+        print(f"trained {summary['steps']} steps in {summary['wall_seconds']} s ({summary['stopped']}), best "
+              f"held-out PSNR {summary['best_holdout_psnr']} dB at step {summary['best_step']}")
+    model, meta, _ = load_model(model_dir)
+    summary = meta.get("summary", {}) if args.model else summary
     session = load_session(capture / "session")
     frames = list(session.frames)
     held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks)
     res = {"load_at_start": _load(), "train": summary, "curve": meta["training"]["history"],
            "holdout": held, "holdout_summary": print_table("held-out views (frame 0)", held)}
-    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks)
+    kind = novel_mesh_kind(args.novel_mesh, fit)
+    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks, fit, kind)
     if novel is not None:
         res["novel_poses"], more = novel
-        res["novel_summary"] = print_table("novel poses (later frames, ground-truth meshes)", res["novel_poses"])
+        res["novel_mesh"] = kind
+        res["novel_summary"] = print_table(f"novel poses (later frames, {kind} meshes)", res["novel_poses"])
         rows += more
     write_png(work / "compare.png", np.concatenate(rows, 0))
     res["speed"] = render_speed(model, session, 512, "cpu")
@@ -277,7 +352,10 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     return res
 
 
-def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list[str], size: int, masks=None):
+def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list[str], size: int, masks=None,
+                 fit: Path | None = None, mesh: str = "ground_truth"):
+    """Both renderers on each later frame's mesh: mesh "rig" = the fit posed by its rig (``rig_posed_fit``),
+    "ground_truth" = the capture's ground-truth mesh of the frame."""
     import trimesh
 
     if not frames:
@@ -285,15 +363,25 @@ def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list
     table, rows = {}, []
     cams = holdout + [c for c in ("ring00", "face00") if c in session.camera_names and c not in holdout]
     for f in frames:
-        mesh = capture / "ground_truth" / "frames" / f / "mesh.ply"
-        if not mesh.is_file():
-            print(f"novel poses: no {mesh}; skipped")
-            return None
-        v = torch.from_numpy(np.asarray(trimesh.load(mesh, process=False).vertices, np.float32))
+        if mesh == "rig":
+            v = rig_posed_fit(fit, capture, list(session.frames).index(f), len(session.frames))
+        else:
+            p = capture / "ground_truth" / "frames" / f / "mesh.ply"
+            if not p.is_file():
+                print(f"novel poses: no {p}; skipped")
+                return None
+            v = torch.from_numpy(np.asarray(trimesh.load(p, process=False).vertices, np.float32))
         t, r = evaluate_views(model, session, cams, size, f, v, masks)
         table.update({f"{f}/{k}": val for k, val in t.items()})
         rows += r[:1]
     return table, rows
+
+
+def novel_mesh_kind(choice: str, fit: Path) -> str:
+    """auto: "rig" when the fit has a pose to pose its rig from (a Doppel fit), else "ground_truth"."""
+    if choice != "auto":
+        return choice
+    return "rig" if json.loads((fit / "params.json").read_text()).get("pose") is not None else "ground_truth"
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class TrainRequest:
     texture_size: int = 256          # neural texture side
     rgb_texture_size: int = 1024     # side of the learned RGB prior texture (0: the neural texture's channels 0-2)
     cgi_texture_size: int = 1024     # the baked texture kept for the CGI renderer
+    supersample: int = 2             # G-buffer samples per pixel side (anti-aliased edges; same U-Net cost)
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -159,7 +160,8 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
             raise ModelError(f"--resume: the checkpoint in {src} was trained on cameras {meta['config']['cameras']}, "
                              f"this run trains on {train_cams} (same --holdout needed)")
         return model, opt, meta.get("optimizer_steps", {}), meta.get("training")
-    cfg = NeuralDoubleConfig(texture_size=req.texture_size, rgb_texture_size=req.rgb_texture_size, cameras=train_cams)
+    cfg = NeuralDoubleConfig(texture_size=req.texture_size, rgb_texture_size=req.rgb_texture_size,
+                             supersample=req.supersample, cameras=train_cams)
     model = NeuralDouble(cfg, torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs),
                          verts, cgi_texture)
     model.init_from_bake(cgi_texture)
@@ -248,6 +250,7 @@ def finish_training(out: Path) -> None:
 def _holdout_preview(path: Path, model, views) -> None:
     """Rows of held-out views: photo | CGI baseline | neural | |neural - photo| x 4 (sRGB, in the person mask)."""
     import torch
+    import torch.nn.functional as tf
 
     from core.meshio import write_png
     from neural_render.gbuffer import GBuffer
@@ -256,10 +259,12 @@ def _holdout_preview(path: Path, model, views) -> None:
 
     ids = views.holdout_ids
     neural = render_views(model.cpu(), views, ids, "cpu")
+    s = model.config.supersample
     rows = []
     for k, i in enumerate(ids.tolist()):
         g: GBuffer = views.g.index([i])
-        cgi = linear_to_srgb(sample_texture(g.uv, model.cgi_texture, mask=g.mask))[0]
+        cgi = linear_to_srgb(sample_texture(g.uv, model.cgi_texture, mask=g.mask))
+        cgi = tf.avg_pool2d(cgi.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)[0] if s > 1 else cgi[0]
         m = views.masks[i][..., None]
         n = neural[k, ..., :3] * neural[k, ..., 3:] + views.images[i] * (1 - neural[k, ..., 3:])
         err = ((n - views.images[i]).abs() * 4 * m).clamp(0, 1)

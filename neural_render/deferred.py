@@ -47,12 +47,16 @@ class DeferredNeuralRenderer(nn.Module):
     ``multiple`` = 2^depth (``round_size``)."""
 
     def __init__(self, feature_channels: int = 16, width: int = 16, depth: int = 3, code_dim: int = 0,
-                 code_channels: int = 8):
+                 code_channels: int = 8, dropout: float = 0.0):
         super().__init__()
         if feature_channels < 3:
             raise ValueError(f"DeferredNeuralRenderer: needs >= 3 feature channels (RGB prior), got {feature_channels}")
         self.feature_channels, self.width, self.depth = feature_channels, width, depth
         self.code_dim, self.code_channels = code_dim, code_channels if code_dim > 0 else 0
+        self.dropout = float(dropout)
+        # training only: drops whole learned feature channels (not the RGB prior) so that the U-Net cannot rely
+        # on any single channel of the neural texture (a regulariser against memorising the training views)
+        self.feature_drop = nn.Dropout2d(self.dropout) if self.dropout > 0 else None
         ch = [min(width * 2 ** i, width * 4) for i in range(depth + 1)]
         self.inp = _block(feature_channels + GEOMETRY_CHANNELS, ch[0])
         self.down = nn.ModuleList([nn.Sequential(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1),
@@ -73,25 +77,32 @@ class DeferredNeuralRenderer(nn.Module):
     def config(self) -> dict:
         """Constructor arguments (for checkpoints)."""
         return {"feature_channels": self.feature_channels, "width": self.width, "depth": self.depth,
-                "code_dim": self.code_dim, "code_channels": self.code_channels}
+                "code_dim": self.code_dim, "code_channels": self.code_channels, "dropout": self.dropout}
 
-    def inputs(self, features: Tensor, g: GBuffer) -> Tensor:
+    def inputs(self, features: Tensor, g: GBuffer, coverage: Tensor | None = None) -> Tensor:
         """(B, feature_channels + GEOMETRY_CHANNELS, H, W): features and geometry (zero where g.mask is False,
-        except the view direction, which every pixel has)."""
-        m = g.mask.to(features.dtype)[..., None]
+        except the view direction, which every pixel has), weighted by the coverage (B, H, W) in [0, 1] when
+        given (a supersampled G-buffer), else by the mask."""
+        m = (g.mask if coverage is None else coverage).to(features.dtype)[..., None]
         x = torch.cat([features * m, g.view_dir.to(features.dtype), g.normal.to(features.dtype) * m,
                        g.normal_cam.to(features.dtype) * m, m], -1)
         return x.permute(0, 3, 1, 2)
 
-    def forward(self, features: Tensor, g: GBuffer, code: Tensor | None = None) -> Tensor:
+    def forward(self, features: Tensor, g: GBuffer, code: Tensor | None = None,
+                with_residual: bool = False, coverage: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """features (B, H, W, C) sampled from the neural texture, g: the G-buffer of the same pixels, code (B, K)
-        or None -> (B, H, W, 4) RGBA in [0, 1]."""
+        or None -> (B, H, W, 4) RGBA in [0, 1]; with_residual: also the network's output (B, H, W, 4), the
+        logits added to ``prior`` (zero for a network that learned nothing: the render is then the prior);
+        coverage (B, H, W) in [0, 1]: the mesh's fractional pixel coverage (anti-aliased edges) or None (g.mask)."""
         B, H, W, C = features.shape
         if C != self.feature_channels:
             raise ValueError(f"DeferredNeuralRenderer: {C} feature channels, the network takes {self.feature_channels}")
         if H % self.multiple or W % self.multiple:
             raise ValueError(f"DeferredNeuralRenderer: image {W}x{H} px; sides must be multiples of {self.multiple}")
-        x = self.inp(self.inputs(features, g))
+        x = self.inputs(features, g, coverage)
+        if self.feature_drop is not None and self.training and C > 3:
+            x = torch.cat([x[:, :3], self.feature_drop(x[:, 3:C]), x[:, C:]], 1)
+        x = self.inp(x)
         skips = [x]
         for d in self.down:
             x = d(x)
@@ -107,13 +118,19 @@ class DeferredNeuralRenderer(nn.Module):
             skip = skips[-2 - i]
             x = tf.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = u(torch.cat([x, skip], 1))
-        return torch.sigmoid(self.out(x).float() + self.prior(features, g)).permute(0, 2, 3, 1)
+        res = self.out(x).float()
+        rgba = torch.sigmoid(res + self.prior(features, g, coverage)).permute(0, 2, 3, 1)
+        return (rgba, res.permute(0, 2, 3, 1)) if with_residual else rgba
 
     @staticmethod
-    def prior(features: Tensor, g: GBuffer) -> Tensor:
+    def prior(features: Tensor, g: GBuffer, coverage: Tensor | None = None) -> Tensor:
         """(B, 4, H, W) logits the network's output is added to: RGB = the first three feature channels (the
         baked texture they start from, see NeuralDouble), alpha = the mesh coverage (+-PRIOR_ALPHA_LOGIT).
         The network learns the residual: view-dependent effects and what the mesh gets wrong."""
         rgb = torch.logit(features[..., :3].float().clamp(0.01, 0.99)) * g.mask[..., None]
-        alpha = (g.mask.float() * 2 - 1)[..., None] * PRIOR_ALPHA_LOGIT
+        if coverage is None:
+            alpha = (g.mask.float() * 2 - 1)[..., None] * PRIOR_ALPHA_LOGIT
+        else:                                  # logit of the coverage: +-PRIOR_ALPHA_LOGIT at 1 / 0
+            eps = 1.0 / (1.0 + math.exp(PRIOR_ALPHA_LOGIT))
+            alpha = torch.logit(coverage.float().clamp(eps, 1 - eps))[..., None]
         return torch.cat([rgb, alpha], -1).permute(0, 3, 1, 2)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as tf
 from torch import Tensor, nn
 
 from capture.camera import Camera
@@ -51,8 +53,12 @@ class NeuralDoubleConfig:
     width: int = 16             # U-Net channels at full resolution
     depth: int = 3              # U-Net down/up steps (image sides must be multiples of 2^depth)
     code_dim: int = 0           # per-frame code (pose / expression) size; 0 = none
-    rgb_texture_size: int = 0   # > 0: feature channels 0-2 (the RGB prior) come from a 3-channel learned texture
+    dropout: float = 0.0        # training-time channel dropout of the learned features (0 = none)
+    rgb_texture_size: int = 0   # > 0: feature channels 0-2 (the RGB prior) come from a 3-channel texture
                                 # of this size (more detail than texture_size), 0 = from the neural texture
+    supersample: int = 1        # G-buffer samples per pixel side: the neural texture is sampled at s x s points per
+                                # pixel and averaged (anti-aliased edges, fractional coverage as the alpha prior);
+                                # the U-Net runs at the output size
     cameras: list[str] = field(default_factory=list)  # training cameras (one colour correction each)
 
 
@@ -79,7 +85,8 @@ class NeuralDouble(nn.Module):
         self.texture = NeuralTexture(config.channels, config.texture_size, config.levels, generator=gen)
         self.rgb_texture = NeuralTexture(3, config.rgb_texture_size, config.levels + 1, init_std=0.0) \
             if config.rgb_texture_size else None
-        self.renderer = DeferredNeuralRenderer(config.channels, config.width, config.depth, config.code_dim)
+        self.renderer = DeferredNeuralRenderer(config.channels, config.width, config.depth, config.code_dim,
+                                               dropout=config.dropout)
         n = max(1, len(config.cameras))
         self.color_A = nn.Parameter(torch.eye(3).repeat(n, 1, 1))
         self.color_b = nn.Parameter(torch.zeros(n, 3))
@@ -105,27 +112,65 @@ class NeuralDouble(nn.Module):
         return topology_signature(self.faces.cpu(), self.uvs.cpu(), self.face_uvs.cpu(), self.num_vertices)
 
     def gbuffer(self, verts: Tensor, cameras: Camera) -> GBuffer:
-        """G-buffer of verts (V, 3) or (B, V, 3) (this model's topology) in B cameras."""
+        """G-buffer of verts (V, 3) or (B, V, 3) (this model's topology) in B cameras, at ``supersample`` times
+        the cameras' image size (``render_gbuffer`` returns images of the cameras' size)."""
         if verts.shape[-2] != self.num_vertices:
             raise ModelError(f"the mesh has {verts.shape[-2]} vertices; the model was trained on {self.num_vertices}")
-        return gbuffer(verts.to(self.uvs), self.faces, self.uvs, self.face_uvs, cameras)
+        s = self.config.supersample
+        return gbuffer(verts.to(self.uvs), self.faces, self.uvs, self.face_uvs, cameras.scaled(s) if s > 1 else cameras)
 
-    def render_gbuffer(self, g: GBuffer, code: Tensor | None = None, camera_index: Tensor | None = None) -> Tensor:
+    def color_correction(self, camera_index: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(A (B, 3, 3), b (B, 3)): the colour correction rgb' = A rgb + b of training cameras camera_index (B,),
+        or for new views (camera_index None) the mean of every training camera's (A (1, 3, 3), b (1, 3)): the
+        network and the corrections can drift together (a common colour change of every correction that the
+        network undoes), and new views must get the average training camera's colours, not the network's raw
+        output. (Mean-centring the parameters instead would give every camera's correction a gradient at every
+        step, which Adam's normalisation turns into full-size noise.)"""
+        if camera_index is None:
+            return self.color_A.mean(0, keepdim=True), self.color_b.mean(0, keepdim=True)
+        return self.color_A[camera_index], self.color_b[camera_index]
+
+    def render_gbuffer(self, g: GBuffer, code: Tensor | None = None, camera_index: Tensor | None = None,
+                       with_residual: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """(B, H, W, 4) RGBA in [0, 1] (sRGB-encoded RGB, straight alpha) from a G-buffer. camera_index (B,) long:
-        apply each training camera's colour correction (training); None: none (new views)."""
+        apply each training camera's colour correction (training); None: the mean correction (new views).
+        with_residual: also the U-Net's residual logits (B, H, W, 4) (see DeferredNeuralRenderer.forward)."""
         feats = self.texture(g.uv.to(self.uvs.dtype), g.mask)
         if self.rgb_texture is not None:
             feats = torch.cat([self.rgb_texture(g.uv.to(self.uvs.dtype), g.mask), feats[..., 3:]], -1)
-        rgba = self.renderer(feats, g, code)
-        if camera_index is None:
-            return rgba
-        A, b = self.color_A[camera_index], self.color_b[camera_index]
-        rgb = torch.einsum("bij,bhwj->bhwi", A, rgba[..., :3]) + b[:, None, None]
-        return torch.cat([rgb, rgba[..., 3:]], -1)
+        cov = None
+        if self.config.supersample > 1:
+            feats, g, cov = pool_gbuffer(feats, g, self.config.supersample)
+        rgba, res = self.renderer(feats, g, code, with_residual=True, coverage=cov)
+        A, b = self.color_correction(camera_index)
+        rgb = torch.einsum("bij,bhwj->bhwi", A.expand(len(rgba), 3, 3), rgba[..., :3]) + b[:, None, None]
+        rgba = torch.cat([rgb, rgba[..., 3:]], -1)
+        return (rgba, res) if with_residual else rgba
 
     def forward(self, verts: Tensor, cameras: Camera, code: Tensor | None = None) -> Tensor:
         """Render verts (V, 3) or (B, V, 3) world metres in B cameras: (B, H, W, 4) RGBA, sRGB, straight alpha."""
         return self.render_gbuffer(self.gbuffer(verts, cameras), code)
+
+
+def pool_gbuffer(features: Tensor, g: GBuffer, s: int) -> tuple[Tensor, GBuffer, Tensor]:
+    """Average s x s blocks of a supersampled G-buffer: features (B, sH, sW, C) and g (B, sH, sW) ->
+    (features (B, H, W, C), G-buffer (B, H, W), coverage (B, H, W) in [0, 1]). Features, uv, normals and depth
+    are means over the block's covered samples (normals renormalised), the view direction over all samples;
+    the mask is "any sample covered". sH, sW must be multiples of s."""
+    def pool(x: Tensor) -> Tensor:
+        return tf.avg_pool2d(x.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)
+
+    m = g.mask.to(features.dtype)[..., None]
+    cov = pool(m)
+    inv = 1.0 / cov.clamp_min(1e-6)
+    feats = pool(features * m) * inv
+    uv, depth = pool(g.uv.to(m.dtype) * m) * inv, pool(torch.where(g.mask, g.depth, 0)[..., None].to(m.dtype)) * inv
+    normal = tf.normalize(pool(g.normal.to(m.dtype) * m), dim=-1)
+    normal_cam = tf.normalize(pool(g.normal_cam.to(m.dtype) * m), dim=-1)
+    view_dir = tf.normalize(pool(g.view_dir.to(m.dtype)), dim=-1)
+    mask = cov[..., 0] > 0
+    depth = torch.where(mask, depth[..., 0], torch.full_like(depth[..., 0], math.inf))
+    return feats, GBuffer(mask, uv, normal, normal_cam, view_dir, depth), cov[..., 0]
 
 
 def _meta(model: NeuralDouble, extra: dict | None) -> dict:

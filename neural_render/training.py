@@ -3,7 +3,7 @@
 Views are (frame, camera) pairs. Their G-buffers are rasterized once (the mesh is fixed: the learned appearance
 absorbs its errors). Each step renders a batch of random crops that contain the person, with the training
 camera's colour/exposure correction, and minimises masked L1 + SSIM on RGB inside the person mask plus L1 on
-alpha against the mask. Held-out cameras (never trained on, no colour correction) are rendered every
+alpha against the mask. Held-out cameras (never trained on; the mean colour correction) are rendered every
 ``eval_every`` steps: their PSNR inside the person mask drives early stopping, and the best state is kept.
 """
 
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as tf
 from torch import Tensor
 
 from capture.camera import Camera
@@ -40,9 +41,16 @@ class TrainConfig:
     lr_texture: float = 1e-2      # Adam learning rate of the neural texture
     lr_network: float = 2e-3      # ... of the U-Net
     lr_color: float = 1e-3        # ... of the per-camera colour correction
+    lr_rgb_texture: float = 0.0   # ... of the RGB prior texture (NeuralDoubleConfig.rgb_texture_size; 0 = frozen bake)
     w_ssim: float = 0.2           # loss = (1 - w_ssim) * L1 + w_ssim * (1 - SSIM) + w_alpha * L1(alpha)
     w_alpha: float = 0.5
     w_color_reg: float = 1e-2     # pulls the colour corrections towards identity
+    w_residual: float = 0.0       # L2 on the U-Net's RGB residual logits inside the mesh (0 = none): keeps the
+                                  # render near its prior (the baked CGI texture) where the photos do not insist
+    w_texture_detail: float = 0.0  # L2 on the neural texture's detail levels (all but the coarsest)
+    weight_decay: float = 0.0     # decoupled weight decay of the U-Net (AdamW)
+    view_jitter: float = 0.0      # radians: std of a random rotation of each training crop's view directions
+                                  # (augmentation: view-dependent effects must vary smoothly with the view)
     eval_every: int = 100         # steps between held-out evaluations (and progress reports)
     patience: int = 6             # evaluations without a better held-out PSNR before stopping early
     checkpoint_every: int = 200   # steps between checkpoints (0 = none)
@@ -91,12 +99,19 @@ def prepare_views(model: NeuralDouble, verts: Tensor, cameras: Camera, images: T
                       names=names)
 
 
+def _supersample(views: TrainViews) -> int:
+    """G-buffer samples per image pixel side (NeuralDoubleConfig.supersample)."""
+    return views.g.mask.shape[1] // views.masks.shape[1]
+
+
 def _crop_boxes(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator) -> list[tuple[int, int]]:
     """Top-left corners of crop x crop boxes, each centred on a random person (or mesh) pixel of its view."""
     H, W = views.masks.shape[1:]
+    s = _supersample(views)
     out = []
     for i in ids.tolist():
-        m = (views.masks[i] > 0.5) | views.g.mask[i]
+        gm = views.g.mask[i] if s == 1 else views.g.mask[i].view(H, s, W, s).any(3).any(1)
+        m = (views.masks[i] > 0.5) | gm
         pts = m.nonzero()
         if len(pts) == 0:
             out.append((0, 0))
@@ -112,10 +127,30 @@ def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, devi
     sl = [(i, y, x) for i, (y, x) in zip(ids.tolist(), boxes, strict=True)]
     img = torch.stack([views.images[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
     msk = torch.stack([views.masks[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
-    g = GBuffer.cat([views.g.index([i]).crop(y, x, crop, crop) for i, y, x in sl])
+    s = _supersample(views)
+    g = GBuffer.cat([views.g.index([i]).crop(y * s, x * s, crop * s, crop * s) for i, y, x in sl])
     g = GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
     codes = None if views.codes is None else views.codes[ids].to(device)
     return img, msk, g, views.camera_index[ids].to(device), codes
+
+
+def _rotate(x: Tensor, axis_angle: Tensor) -> Tensor:
+    """x (B, H, W, 3) rotated by one rotation per view, axis_angle (B, 3) radians (Rodrigues)."""
+    theta = axis_angle.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    k = (axis_angle / theta)[:, None, None]
+    c, s = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]
+    return x * c + torch.cross(k.expand_as(x), x, dim=-1) * s + k * (k * x).sum(-1, keepdim=True) * (1 - c)
+
+
+def jitter_view(g: GBuffer, std: float, gen: torch.Generator) -> GBuffer:
+    """The G-buffer with each view's view directions rotated by one random rotation per view (axis-angle vector
+    ~ N(0, std^2 / 3) per component: RMS angle ``std`` radians): a nearby viewpoint for the U-Net's
+    view-dependent inputs (training augmentation)."""
+    if std <= 0:
+        return g
+    aa = torch.randn(g.view_dir.shape[0], 3, generator=gen) * (std / math.sqrt(3))
+    vd = _rotate(g.view_dir.float(), aa.to(g.view_dir.device)).to(g.view_dir.dtype)
+    return GBuffer(g.mask, g.uv, g.normal, g.normal_cam, vd, g.depth)
 
 
 def photometric_loss(rgba: Tensor, img: Tensor, mask: Tensor, cfg: TrainConfig) -> Tensor:
@@ -156,10 +191,26 @@ def holdout_psnr(model: NeuralDouble, views: TrainViews, device) -> float:
 
 
 def make_optimizer(model: NeuralDouble, cfg: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam([
-        {"params": list(model.texture.parameters()), "lr": cfg.lr_texture},
-        {"params": list(model.renderer.parameters()), "lr": cfg.lr_network},
-        {"params": [model.color_A, model.color_b], "lr": cfg.lr_color}])
+    """Adam (AdamW: decoupled weight decay on the U-Net only, when cfg.weight_decay > 0)."""
+    groups = [{"params": list(model.texture.parameters()), "lr": cfg.lr_texture, "weight_decay": 0.0},
+              {"params": list(model.renderer.parameters()), "lr": cfg.lr_network, "weight_decay": cfg.weight_decay},
+              {"params": [model.color_A, model.color_b], "lr": cfg.lr_color, "weight_decay": 0.0}]
+    if model.rgb_texture is not None and cfg.lr_rgb_texture > 0:
+        groups.append({"params": list(model.rgb_texture.parameters()), "lr": cfg.lr_rgb_texture, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups)
+
+
+def regularisers(model: NeuralDouble, residual: Tensor, mask: Tensor, cfg: TrainConfig) -> Tensor:
+    """Colour corrections towards identity, the RGB residual (B, H, W, 4) towards 0 inside the mesh mask
+    (B, H, W) bool, the neural texture's detail levels towards 0: a scalar."""
+    eye = torch.eye(3, device=model.color_A.device)
+    loss = cfg.w_color_reg * (((model.color_A - eye) ** 2).mean() + (model.color_b ** 2).mean())
+    if cfg.w_residual > 0:
+        m = mask[..., None].to(residual.dtype)
+        loss = loss + cfg.w_residual * ((residual[..., :3] ** 2) * m).sum() / (3 * m.sum()).clamp_min(1)
+    if cfg.w_texture_detail > 0:
+        loss = loss + cfg.w_texture_detail * sum((lv ** 2).mean() for lv in model.texture.levels()[:-1])
+    return loss
 
 
 def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device) -> float:
@@ -169,11 +220,12 @@ def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device) -> float
     H, W = views.masks.shape[1:]
     crop = min(cfg.crop, H, W)
     img, msk, g, ci, codes = _batch(views, ids, crop, gen, device)
+    g = jitter_view(g, cfg.view_jitter, gen)
     with autocast_for(device):
-        rgba = model.render_gbuffer(g, codes, ci)
-    loss = photometric_loss(rgba.float(), img, msk, cfg)
-    eye = torch.eye(3, device=model.color_A.device)
-    loss = loss + cfg.w_color_reg * (((model.color_A - eye) ** 2).mean() + (model.color_b ** 2).mean())
+        rgba, res = model.render_gbuffer(g, codes, ci, with_residual=True)
+    on_mesh = g.mask if g.mask.shape == msk.shape else \
+        tf.max_pool2d(g.mask[:, None].float(), _supersample(views))[:, 0] > 0
+    loss = photometric_loss(rgba.float(), img, msk, cfg) + regularisers(model, res.float(), on_mesh, cfg)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -33,6 +33,8 @@ def train(
     masks: Path = typer.Option(None, "--masks", help="Person masks: an ingest folder or a folder of CAMERA.png; "
                                "default: keyed against the backdrop colour."),
     minutes: float = typer.Option(None, "--minutes", help="Wall-clock budget of the optimisation (minutes)."),
+    supersample: int = typer.Option(2, "--supersample", help="G-buffer samples per pixel side (1, 2 or 4): "
+                                    "anti-aliased edges; the U-Net runs at --size either way."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -46,10 +48,12 @@ def train(
 
     if iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {iterations}")
+    if supersample not in (1, 2, 4):
+        raise ValueError(f"--supersample must be 1, 2 or 4, got {supersample}")
     dev = resolve_device(device)
     torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
     req = TrainRequest(session, fit_dir, out, [c.strip() for c in holdout.split(",") if c.strip()], size, iterations,
-                       dev, resume, masks, minutes)
+                       dev, resume, masks, minutes, supersample=supersample)
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
     console = Console()
