@@ -1,5 +1,5 @@
-"""The demo pipeline: the whole pipeline (actor, renders, capture, fit, rig, retarget, export) run on the
-built-in virtual actor.
+"""The demo pipeline: the whole pipeline (actor, renders, capture, fit, neural double, rig, retarget, export) run
+on the built-in virtual actor.
 
 Each stage is a function ``(ctx) -> Section`` appended to ``STAGES``; later stages read what earlier
 ones left in ``ctx``. The report lists every stage with its pictures.
@@ -18,6 +18,7 @@ from core.storage import atomic_write_json, write_manifest
 from doppel.pipeline.demo_capture import stage_capture
 from doppel.pipeline.demo_export import stage_export
 from doppel.pipeline.demo_fit import stage_fit
+from doppel.pipeline.demo_neural import stage_neural
 from doppel.pipeline.demo_render import stage_render
 from doppel.pipeline.demo_retarget import stage_retarget
 from doppel.pipeline.demo_rig import stage_rig
@@ -70,6 +71,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
     ("render", stage_render),
     ("capture", stage_capture),
     ("fit", stage_fit),
+    ("neural", stage_neural),
     ("rig", stage_rig),
     ("retarget", stage_retarget),
     ("export", stage_export),

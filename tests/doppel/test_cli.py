@@ -78,3 +78,13 @@ def test_init_and_demo_quick(tmp_path, capsys):
     assert stats["triangles"] > 20000
     manifest = json.loads((tmp_path / "demo" / "actor" / "manifest.json").read_text())
     assert "consent" in manifest and manifest["outputs"]["mesh"]["path"] == "actor.ply"
+    # the neural double trained on the capture: a model folder, its held-out view (4 panels side by side)
+    from neural_render.neural_double import load_model
+
+    model, meta, _ = load_model(tmp_path / "demo" / "neural")
+    assert meta["training"]["step"] == 15 and model.num_vertices > 10000
+    from PIL import Image
+
+    with Image.open(tmp_path / "demo" / "neural" / "holdout.png") as im:
+        assert im.width == 4 * im.height
+    assert "Neural double" in report and "neural/holdout.png" in report
