@@ -63,17 +63,12 @@ def render_neural_head(head: NeuralHead, head_vertices: np.ndarray, head_verts: 
     (padded right and down) and cut back to the box."""
     import torch
 
-    from capture.camera import Camera
+    from doppel.face_swap.crop import crop_camera
 
     x0, y0, x1, y1 = box
     w, h = x1 - x0 + 1, y1 - y0 + 1
     m = head.model.renderer.multiple
-    W, H = -(-w // m) * m, -(-h // m) * m
-    Kc = np.array(K, np.float64)
-    Kc[0, 2] -= x0
-    Kc[1, 2] -= y0
-    cam = Camera(K=torch.tensor(Kc, dtype=torch.float32), R=torch.tensor(R, dtype=torch.float32),
-                 t=torch.tensor(t, dtype=torch.float32), width=W, height=H)
+    cam = crop_camera(K, R, t, box, size=(-(-w // m) * m, -(-h // m) * m))
     verts = head.bind.copy()
     verts[head_vertices] = head_verts
     code_dim = int(getattr(head.model.config, "code_dim", 0) or 0)

@@ -53,16 +53,11 @@ def head_buffers(double, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: n
     with expression weights (E,) in the crop box of the plate camera K, head pose R, t."""
     import torch
 
-    from capture.camera import Camera
+    from doppel.face_swap.crop import crop_camera
     from neural_render.shading import Lighting, render_mesh, vertex_normals
     from neural_render.texture import srgb_to_linear
 
-    x0, y0, x1, y1 = box
-    Kc = np.array(K, np.float64)
-    Kc[0, 2] -= x0
-    Kc[1, 2] -= y0
-    cam = Camera(K=torch.tensor(Kc, dtype=torch.float32), R=torch.tensor(R, dtype=torch.float32),
-                 t=torch.tensor(t, dtype=torch.float32), width=x1 - x0 + 1, height=y1 - y0 + 1)
+    cam = crop_camera(K, R, t, box)
     verts = torch.tensor(double.head_mesh(weights), dtype=torch.float32)
     faces = torch.as_tensor(double.head_faces)
     flat = Lighting(ambient=(1.0, 1.0, 1.0), sky=(0.0, 0.0, 0.0), ground=(0.0, 0.0, 0.0), directions=[], colors=[])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from doppel.face_swap.crop import crop_camera
 from doppel.face_swap.double import FaceDouble
 
 
@@ -40,15 +41,9 @@ def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.nd
     neural double when it has one (alpha: the rig's head region), else the textured rig with preview lights."""
     import torch
 
-    from capture.camera import Camera
     from neural_render.shading import render_mesh
 
-    x0, y0, x1, y1 = box
-    Kc = np.array(K, np.float64)
-    Kc[0, 2] -= x0
-    Kc[1, 2] -= y0
-    cam = Camera(K=torch.tensor(Kc, dtype=torch.float32), R=torch.tensor(R, dtype=torch.float32),
-                 t=torch.tensor(t, dtype=torch.float32), width=x1 - x0 + 1, height=y1 - y0 + 1)
+    cam = crop_camera(K, R, t, box)
     verts = torch.tensor(double.head_mesh(weights), dtype=torch.float32)
     faces = torch.as_tensor(double.head_faces)
     kw = {}
