@@ -56,11 +56,6 @@ class FaceDouble:
     neural: NeuralHead | None = None
 
     @property
-    def files(self) -> list[Path]:
-        """The files the face comes from (the rig's, and the neural double's when it draws the head)."""
-        return [self.source / "rig.npz"] + (self.neural.files if self.neural is not None else [])
-
-    @property
     def folders(self) -> list[Path]:
         """The rig folder, and the neural double's model folder when it draws the head."""
         return [self.source] + ([self.neural.source] if self.neural is not None else [])

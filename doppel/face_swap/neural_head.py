@@ -26,11 +26,6 @@ class NeuralHead:
     bind: np.ndarray
     source: Path
 
-    @property
-    def files(self) -> list[Path]:
-        """The model's files (inputs of the swap's manifest and lineage)."""
-        return [self.source / "model.safetensors", self.source / "config.json"]
-
 
 def is_model_dir(path: str | Path) -> bool:
     """True when ``path`` is a neural double's model folder (`doppel render train`'s output)."""

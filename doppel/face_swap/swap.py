@@ -250,10 +250,12 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
     # stick out of the double's outline (else "double eyebrows"); only where the double's head was rendered
     region = oval | plate_face
     scale = float(inter_ocular(face_lm)) * 4.0 / 3.0      # ~ face width in px
-    core, skin = skin_gate(rgb[y0:y1 + 1, x0:x1 + 1], face_lm - at, plate_face, scale)
+    relight = c.cfg.relight and c.double.neural is None     # a neural double brings its own learned appearance
+    if c.cfg.skin_gate or relight:
+        core, skin = skin_gate(rgb[y0:y1 + 1, x0:x1 + 1], face_lm - at, plate_face, scale)
     if c.cfg.skin_gate:
         region &= core | skin
-    if c.cfg.relight and c.double.neural is None:     # a neural double brings its own learned appearance
+    if relight:
         from doppel.face_swap.relight import relit_head
 
         relit = relit_head(c.double, R, t, w, c.K, c.box, rgb[y0:y1 + 1, x0:x1 + 1], skin & plate_face)
