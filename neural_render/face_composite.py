@@ -167,6 +167,35 @@ class ColourMatcher:
         return lab_to_rgb(x)
 
 
+def shading_match(fg: np.ndarray, bg: np.ndarray, weight: np.ndarray, sigma_px: float,
+                  channels: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
+    """fg (H, W, 3) sRGB carrying bg's low frequencies: fg + G(bg - fg) in CIELAB, float32 sRGB [0, 1].
+
+    G is a Gaussian of sigma_px px normalised over the pixels where weight (H, W) bool is set (skin both images
+    share: the face without its eyes, brows, lips and nose), so the correction carries the plate's skin tone and
+    shading but not its features. Where weight has no support within a few sigma, the estimate of a twice wider
+    Gaussian takes over (coarse to fine, down to the weighted mean), so holes fill smoothly. channels: the CIELAB
+    channels corrected ((0,): lightness only, the double's hue kept). fg unchanged when weight has fewer than 16
+    pixels or sigma_px <= 0."""
+    import cv2
+
+    w = np.asarray(weight, bool).astype(np.float32)
+    fg = as_float_rgb(fg)
+    if w.sum() < 16 or sigma_px <= 0:
+        return fg
+    lf = lab(fg)
+    diff = (lab(bg) - lf) * w[..., None]
+    floor = 0.05          # below ~5 % support the next coarser estimate takes over smoothly
+    est = np.broadcast_to(diff.sum((0, 1)) / w.sum(), diff.shape)
+    sigmas = [sigma_px * 2.0 ** k for k in range(8) if sigma_px * 2.0 ** k < 2 * max(w.shape)]
+    for sg in sigmas[::-1]:
+        den = cv2.GaussianBlur(w, (0, 0), sg)[..., None]
+        est = (cv2.GaussianBlur(diff, (0, 0), sg) + floor * est) / (den + floor)
+    out = lf.copy()
+    out[..., list(channels)] += est[..., list(channels)]
+    return lab_to_rgb(out)
+
+
 def blend_feather(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """fg, bg (H, W, 3) float [0, 1], alpha (H, W) -> fg * alpha + bg * (1 - alpha)."""
     a = np.asarray(alpha, np.float32)[..., None]

@@ -35,6 +35,10 @@ def swap(
                                  "spherical harmonics fitted to the performer's skin) instead of preview lights."),
     grow: float = typer.Option(0.08, "--grow", help="Scale the double's face outline about its centre by 1 + GROW "
                                "for the matte (moves its edge off the brows and jaw line into flat skin)."),
+    shading: float = typer.Option(0.03, "--shading", help="Give the double's skin the plate's shading and skin "
+                                  "tone at low frequencies (Gaussian sigma = SHADING x face width, away from both "
+                                  "faces' eyes, brows, lips and nose; lightness only with --colour luma, "
+                                  "none with --colour none); 0 = off."),
     matte: bool = typer.Option(False, "--matte", help="Also write each frame's blend mask (8-bit PNG, the plate's "
                                "size) to <OUT stem>_swap/matte/, for redoing the comp."),
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
@@ -53,7 +57,7 @@ def swap(
     from doppel.face_swap.swap import SwapConfig, check_config
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
-                     matte=matte, oval_grow=grow, relight=relight)
+                     matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading)
     check_config(cfg, probe_plate(plate))            # bad options and bad plates fail before anything else
     console = Console()
     with gate_plate(workspace, plate_actor, production, plate), \

@@ -8,7 +8,8 @@ Two streaming passes over the plate (a 4K, 10-minute plate never sits in memory;
    (`reconstruction.head_tracking`), with the plate camera's focal length given or a normal lens assumed.
 2. composite: per frame, the double's head rendered in that pose and expression (`render_head`), the mask
    (rendered face inside the double's face outline, intersected with MediaPipe's person segmentation, minus the
-   hands, eroded and feathered), LAB colour transfer smoothed over time, and the blend (Poisson with an anchor
+   hands, eroded and feathered), LAB colour transfer smoothed over time, the plate's skin shading at low
+   frequencies (`match_skin_shading`), and the blend (Poisson with an anchor
    fixed for the shot, multi-band or feather) inside the shot's face box. Frames with no face pass through
    unchanged and are listed.
 """
@@ -52,6 +53,10 @@ class SwapConfig:
     skin_gate: bool = True            # near the outline, replace only skin-coloured plate pixels (not hair, not
                                       # background); the brows, eyes, nose and mouth are always replaced
     relight: bool = False             # shade the double by the plate's light (`relight`: SH fitted to its skin)
+    shading_sigma: float = 0.03       # skin-only shading match (`shading_match`): the plate's low frequencies
+                                      # (Gaussian sigma = this x face width) replace the double's on the skin,
+                                      # away from both faces' eyes, brows, lips and nose; channels as `colour`
+                                      # (luma: L only; none: off); 0 = off
     oval_grow: float = 0.08           # the double's face outline scaled about its centre by 1 + this (the matte's
                                       # edge moved off the brows and jaw line, into flat skin)
     max_faces: int = 4                # faces MediaPipe looks for per frame
@@ -118,6 +123,8 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
         raise ValueError(f"--face-index must be >= 0, got {cfg.face_index}")
     if not -0.5 < cfg.oval_grow <= 1.0:
         raise ValueError(f"--grow must be in (-0.5, 1], got {cfg.oval_grow}")
+    if not 0.0 <= cfg.shading_sigma <= 1.0:
+        raise ValueError(f"--shading must be in [0, 1] (a fraction of the face width), got {cfg.shading_sigma}")
     end = info.frame_count if cfg.end is None else cfg.end
     if not 0 <= cfg.start < end <= info.frame_count:
         raise ValueError(f"--start {cfg.start} / --end {end}: the plate has frames 0-{info.frame_count - 1}")
@@ -199,11 +206,35 @@ class _Comp:
 
 def feature_ids() -> np.ndarray:
     """MediaPipe face-mesh indices of the brows, eyes, nose and lips (the face's inner features)."""
+    return np.unique(np.concatenate(feature_groups()))
+
+
+def feature_groups() -> list[np.ndarray]:
+    """MediaPipe face-mesh indices of each inner feature: two brows, two eyes, the lips, the nose."""
     from mediapipe.python.solutions import face_mesh_connections as fc
 
     sets = (fc.FACEMESH_LEFT_EYEBROW, fc.FACEMESH_RIGHT_EYEBROW, fc.FACEMESH_LEFT_EYE, fc.FACEMESH_RIGHT_EYE,
             fc.FACEMESH_LIPS, fc.FACEMESH_NOSE)
-    return np.array(sorted({i for s in sets for e in s for i in e}), np.int64)
+    return [np.array(sorted({i for e in s for i in e}), np.int64) for s in sets]
+
+
+def feature_holes(shape: tuple[int, int], faces: list[np.ndarray], grow_px: float) -> np.ndarray:
+    """(h, w) bool: the convex hull of each inner feature (brows, eyes, lips, nose) of every face in faces
+    ((478, 2) px each, NaN rows = unknown points), grown by grow_px: where the plate's and the double's skin
+    cannot be compared."""
+    import cv2
+
+    from neural_render.face_composite import polygon_mask
+
+    holes = np.zeros(shape, bool)
+    for lm in faces:
+        for ids in feature_groups():
+            pts = lm[ids]
+            pts = pts[np.isfinite(pts).all(1)]
+            if len(pts) >= 3:
+                holes |= polygon_mask(shape, cv2.convexHull(pts.astype(np.float32))[:, 0])
+    r = max(1, int(round(grow_px)))
+    return cv2.dilate(holes.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
 
 
 def skin_gate(rgb_box: np.ndarray, face_lm_box: np.ndarray, plate_face: np.ndarray, scale: float
@@ -222,6 +253,25 @@ def skin_gate(rgb_box: np.ndarray, face_lm_box: np.ndarray, plate_face: np.ndarr
     skin = skin_like(rgb_box, plate_face & ~core)
     skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
     return core, skin
+
+
+def match_skin_shading(c: _Comp, f: int, fg_box: np.ndarray, bg: np.ndarray, mask: np.ndarray,
+                       face_lm_box: np.ndarray, at: np.ndarray, scale: float) -> np.ndarray:
+    """fg_box with the plate's skin shading (`shading_match`) on the skin inside mask, away from the plate's and
+    the double's (projected, track index f) inner features."""
+    from doppel.face_swap.render_head import project
+    from neural_render.face_composite import shading_match, skin_like
+
+    tr = c.track
+    double_lm = np.full((478, 2), np.nan)
+    double_lm[c.double.basis.ids] = project(c.double.basis.points(tr.expression[f]), tr.rotation[f],
+                                            tr.translation[f], c.K) - at
+    sample = (mask > 0.5) & ~feature_holes(mask.shape, [face_lm_box, double_lm], 0.04 * scale)
+    # the double's own non-skin (a painted brow off its landmarks, its hairline) is left out; the tolerance is
+    # wide because the double's skin is smooth and a narrow one would drop its shading gradients
+    weight = sample & skin_like(fg_box, sample, tolerance=5.0)
+    return shading_match(fg_box, bg, weight, c.cfg.shading_sigma * scale, channels=(0,) if c.cfg.colour == "luma"
+                         else (0, 1, 2))
 
 
 def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray
@@ -268,6 +318,8 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
     if c.cfg.colour != "none":
         c.matcher.update(lab_stats(fg_box, mask), lab_stats(bg, mask))
         fg_box = c.matcher.apply(fg_box)
+    if c.cfg.shading_sigma > 0 and c.cfg.colour != "none":
+        fg_box = match_skin_shading(c, f, fg_box, bg, mask, face_lm - at, at, scale)
     # the fixed Poisson box, in box coordinates: its corners stay 2 px inside the box
     comp = blend(c.cfg.blend, fg_box, bg, mask, box=(2, 2, x1 - x0 - 2, y1 - y0 - 2))
     out = rgb.copy()

@@ -98,6 +98,23 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     plain = cv2.imread(str(tmp_path / "swapped.jpg")).astype(float)
     relit = cv2.imread(str(tmp_path / "relit.jpg")).astype(float)
     assert np.abs(plain - relit).mean() > 0.5          # the face is shaded differently
+    code, out, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "flat.jpg",
+                             "--shading", "0", "--blend", "multiband")
+    assert code == 0, err
+    from neural_render.face_composite import lab, polygon_mask
+
+    lm = np.load(tmp_path / "swapped_swap" / "tracks.npz")["landmarks"][0]
+    from doppel.face_swap.swap import feature_holes
+
+    cheeks = cv2.erode(polygon_mask((256, 256), lm).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    cheeks &= ~feature_holes((256, 256), [lm], 6)          # skin only: the two faces' features differ
+    low = {k: cv2.GaussianBlur(lab(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)), (0, 0), 4)[cheeks]
+           for k, p in (("plate", img), ("shaded", tmp_path / "swapped.jpg"), ("flat", tmp_path / "flat.jpg"))}
+    err = {k: float(np.linalg.norm(low[k] - low["plate"], axis=-1).mean()) for k in ("shaded", "flat")}
+    # the skin-shading match (default) gives the double's face the performer's shading and tone at low frequency
+    assert err["shaded"] < 0.75 * err["flat"], err
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "o.png", "--shading", "3")
+    assert code == 1 and "--shading must be in [0, 1]" in err
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((128, 128, 3), 90, np.uint8))
     code, _, err = run_cli(capsys, "swap", blank, "--double", rig_dir, "--out", tmp_path / "o.png")

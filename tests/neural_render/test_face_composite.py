@@ -135,3 +135,33 @@ def test_skin_like_keeps_skin_and_drops_hair_and_background():
     got = skin_like(np.clip(img, 0, 1), sample)
     assert got[:, :30].mean() > 0.97 and got[:, 30:60].mean() < 0.02 and got[:, 60:].mean() < 0.02
     assert skin_like(img, np.zeros((60, 90), bool)).all()     # no sample: no gate
+
+
+def test_shading_match_gives_the_skin_the_plates_shading_but_not_its_features():
+    """The double (flat skin, a dark brow) takes the plate's skin tone and its left-to-right shading; the plate's
+    own dark feature (a hole in the weight) does not come through, the double's brow stays dark, and the hole
+    fills from its surroundings."""
+    from neural_render.face_composite import lab, shading_match
+
+    h, w = 80, 120
+    xx = np.mgrid[:h, :w][1] / (w - 1)
+    fg = np.empty((h, w, 3), np.float32)
+    fg[:] = (0.85, 0.70, 0.62)                       # the double's skin, evenly lit
+    fg[20:26, 30:50] = (0.12, 0.10, 0.08)            # its brow
+    bg = np.empty((h, w, 3), np.float32)
+    bg[:] = (0.62, 0.45, 0.36)                       # the performer's darker skin ...
+    bg *= (0.6 + 0.5 * xx)[..., None]                # ... lit from the right
+    bg[50:60, 70:100] = (0.25, 0.05, 0.05)           # the performer's mouth
+    weight = np.ones((h, w), bool)
+    weight[46:64, 66:104] = False                    # the plate's feature hole
+    weight[18:28, 28:52] = False                     # the double's
+    out = shading_match(fg, bg, weight, sigma_px=4.0)
+    L_out, L_bg, L_fg = lab(out)[..., 0], lab(bg)[..., 0], lab(fg)[..., 0]
+    skin = weight.copy()
+    skin[:, :8] = skin[:, -8:] = False               # away from the border
+    assert np.abs(L_out - L_bg)[skin].mean() < 1.0 < np.abs(L_fg - L_bg)[skin].mean()   # shading carried over
+    mouth = L_out[52:58, 74:96]
+    ring = np.r_[L_out[44, 74:96], L_out[66, 74:96]]
+    assert abs(mouth.mean() - ring.mean()) < 3.0 and L_bg[52:58, 74:96].mean() < ring.mean() - 20   # no mouth
+    assert L_out[21:25, 32:48].mean() < L_out[30:34, 32:48].mean() - 30          # the brow is still a brow
+    assert np.allclose(shading_match(fg, bg, np.zeros((h, w), bool), 4.0), fg)   # no skin: unchanged
