@@ -8,15 +8,17 @@ import pytest
 import torch
 
 from capture import Camera
-from neural_render.gbuffer import gbuffer, gbuffer_fragments
+from neural_render.gbuffer import gbuffer
 from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig, load_model, save_model
 from neural_render.raster import fragments_for_faces, rasterize
 from neural_render.training import (
     TrainConfig,
     _batch,
+    backdrop_colours,
     crop_camera,
     lr_factor,
     mesh_laplacian,
+    photometric_loss,
     prepare_views,
     regularisers,
     train_neural_double,
@@ -167,3 +169,22 @@ def test_view_probabilities_follow_the_person_area(sphere):
     assert torch.allclose(view_probabilities(views, 0.0), torch.full((3,), 1 / 3))
     assert torch.allclose(view_probabilities(views, 1.0), torch.tensor([1, 4, 2]) / 7.0)
     assert torch.allclose(view_probabilities(views, 0.5), torch.tensor([1, 2, 2 ** 0.5]) / (3 + 2 ** 0.5))
+
+
+def test_composite_loss_matches_antialiased_edges_that_the_straight_loss_cannot():
+    person, backdrop = torch.tensor([0.9, 0.6, 0.5]), torch.tensor([0.4, 0.4, 0.45])
+    mask = torch.zeros(1, 16, 16)
+    mask[:, :, :8], mask[:, :, 8] = 1.0, 0.5                     # an edge column half covered
+    img = backdrop.expand(1, 16, 16, 3).clone()
+    img[:, :, :8] = person
+    img[:, :, 8] = 0.5 * person + 0.5 * backdrop
+    rgba = torch.cat([person.expand(1, 16, 16, 3), mask[..., None]], -1)   # right colour, right coverage
+    cfg = TrainConfig(composite_loss=True)
+    assert float(photometric_loss(rgba, img, mask, cfg, backdrop[None])) < 1e-6
+    assert float(photometric_loss(rgba, img, mask, TrainConfig(), backdrop[None])) > 1e-3
+    wrong = rgba.clone()
+    wrong[:, :, 9, 3] = 0.5                                          # alpha leaking one pixel outside
+    assert float(photometric_loss(wrong, img, mask, cfg, backdrop[None])) > 1e-3
+    masks = torch.stack([mask[0], torch.ones(16, 16)])
+    bgs = backdrop_colours(torch.cat([img, img]), masks)
+    assert torch.allclose(bgs[0], backdrop) and torch.equal(bgs[1], torch.zeros(3))
