@@ -49,6 +49,7 @@ class TrainConfig:
                                   # edge pixels of the photo are person/backdrop blends, which only the composite
                                   # (colour and alpha together) can match; also the held-out PSNR's measure
     w_color_reg: float = 1e-2     # pulls the colour corrections towards identity
+    grad_clip: float = 0.0        # > 0: the gradient's global norm is clipped to this before each step (0 = none)
     lr_offset: float = 5e-5       # Adam learning rate of the mesh refinement's vertex offsets (metres per step)
     w_offset_smooth: float = 1.0  # mean squared uniform Laplacian of the vertex offsets in mm (smooth refinement)
     w_offset: float = 1e-2        # mean squared vertex offset in mm (stay near the fit)
@@ -343,6 +344,8 @@ def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device, probs: T
     loss = photometric_loss(rgba.float(), img, msk, cfg, bg) + regularisers(model, res.float(), on_mesh, cfg)
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for grp in opt.param_groups for p in grp["params"]], cfg.grad_clip)
     opt.step()
     return float(loss.detach())
 
