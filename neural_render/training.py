@@ -44,12 +44,14 @@ class TrainConfig:
     lr_rgb_texture: float = 0.0   # ... of the RGB prior texture (NeuralDoubleConfig.rgb_texture_size; 0 = frozen bake)
     w_ssim: float = 0.2           # loss = (1 - w_ssim) * L1 + w_ssim * (1 - SSIM) + w_alpha * L1(alpha)
     w_alpha: float = 0.5
-    composite_loss: bool = False  # RGB loss on the render composited over the view's backdrop colour (median of the
+    composite_loss: bool = True   # RGB loss on the render composited over the view's backdrop colour (median of the
                                   # photo outside the person mask), in the person mask dilated by 1 px: anti-aliased
                                   # edge pixels of the photo are person/backdrop blends, which only the composite
-                                  # (colour and alpha together) can match; also the held-out PSNR's measure
+                                  # (colour and alpha together) can match; also the held-out PSNR's measure.
+                                  # False: straight RGB inside the mask (before 2026-12-02)
     w_color_reg: float = 1e-2     # pulls the colour corrections towards identity
-    grad_clip: float = 0.0        # > 0: the gradient's global norm is clipped to this before each step (0 = none)
+    grad_clip: float = 0.5        # > 0: the gradient's global norm is clipped to this before each step (0 = none);
+                                  # the composite loss diverged without it on the Cycles capture (step ~250)
     lr_offset: float = 5e-5       # Adam learning rate of the mesh refinement's vertex offsets (metres per step)
     w_offset_smooth: float = 1.0  # mean squared uniform Laplacian of the vertex offsets in mm (smooth refinement)
     w_offset: float = 1e-2        # mean squared vertex offset in mm (stay near the fit)

@@ -179,9 +179,11 @@ def test_composite_loss_matches_antialiased_edges_that_the_straight_loss_cannot(
     img[:, :, :8] = person
     img[:, :, 8] = 0.5 * person + 0.5 * backdrop
     rgba = torch.cat([person.expand(1, 16, 16, 3), mask[..., None]], -1)   # right colour, right coverage
-    cfg = TrainConfig(composite_loss=True)
+    cfg = TrainConfig()                                              # the default since 2026-12-02
+    assert cfg.composite_loss and cfg.grad_clip > 0
     assert float(photometric_loss(rgba, img, mask, cfg, backdrop[None])) < 1e-6
-    assert float(photometric_loss(rgba, img, mask, TrainConfig(), backdrop[None])) > 1e-3
+    straight = TrainConfig(composite_loss=False)
+    assert float(photometric_loss(rgba, img, mask, straight, backdrop[None])) > 1e-3
     wrong = rgba.clone()
     wrong[:, :, 9, 3] = 0.5                                          # alpha leaking one pixel outside
     assert float(photometric_loss(wrong, img, mask, cfg, backdrop[None])) > 1e-3
