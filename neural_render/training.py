@@ -43,7 +43,8 @@ class TrainConfig:
     lr_color: float = 1e-3        # ... of the per-camera colour correction
     lr_rgb_texture: float = 0.0   # ... of the RGB prior texture (NeuralDoubleConfig.rgb_texture_size; 0 = frozen bake)
     w_ssim: float = 0.2           # loss = (1 - w_ssim) * L1 + w_ssim * (1 - SSIM) + w_alpha * L1(alpha)
-    w_alpha: float = 0.5
+    w_alpha: float = 0.1          # (0.5 before 2026-12-02: with the composite loss the photo's soft edges set the
+                                  # alpha there, and a strong L1 to the keyed, hard-edged mask fights it)
     composite_loss: bool = True   # RGB loss on the render composited over the view's backdrop colour (median of the
                                   # photo outside the person mask), in the person mask dilated by 1 px: anti-aliased
                                   # edge pixels of the photo are person/backdrop blends, which only the composite
