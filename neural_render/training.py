@@ -68,6 +68,9 @@ class TrainConfig:
     lr_final: float = 0.1         # the cosine schedule's last learning rate, a fraction of the first
     view_sampling_power: float = 0.0  # training views are drawn with probability ~ (person pixels in the view)^p:
                                       # 0 = uniform, 1 = uniform over person pixels (close-ups drawn more often)
+    diverged_db: float = 5.0      # a held-out PSNR this far below the best is a divergence (the composite loss can
+                                  # collapse alpha to 0): the best state is restored, Adam's moments cleared and
+                                  # every learning rate halved (0 = never)
     eval_every: int = 100         # steps between held-out evaluations (and progress reports)
     patience: int = 6             # evaluations without a better held-out PSNR before stopping early
     checkpoint_every: int = 200   # steps between checkpoints (0 = none)
@@ -373,9 +376,10 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     res = TrainResult(steps=start_step, best_step=best_step, best_holdout_psnr=best_psnr)
     bad, losses, step = 0, [], start_step
     probs = view_probabilities(views, cfg.view_sampling_power) if cfg.view_sampling_power else None
+    lr_scale = 1.0
     while step < cfg.iterations:
         model.train()
-        set_lr(opt, lr_factor(cfg, step, time.perf_counter() - t0))
+        set_lr(opt, lr_scale * lr_factor(cfg, step, time.perf_counter() - t0))
         losses.append(_step(model, opt, views, cfg, gen, device, probs))
         step += 1
         last = step >= cfg.iterations or time.perf_counter() - t0 > cfg.max_seconds
@@ -391,6 +395,8 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad += 1
+                if cfg.diverged_db > 0 and psnr < best_psnr - cfg.diverged_db:
+                    lr_scale = recover(model, opt, best_state, lr_scale, step, psnr, best_psnr)
             if progress:
                 progress(step, cfg.iterations, loss, psnr)
             if bad >= cfg.patience:
@@ -404,6 +410,17 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     model.load_state_dict(best_state)
     res.steps, res.best_step, res.best_holdout_psnr = step, best_step, best_psnr
     return res
+
+
+def recover(model: NeuralDouble, opt: torch.optim.Optimizer, best_state: dict, lr_scale: float, step: int,
+            psnr: float, best_psnr: float) -> float:
+    """After a divergence: the best state back in ``model``, Adam's moments cleared; returns the halved
+    learning-rate scale."""
+    log.warning("held-out PSNR %.2f dB at step %d, %.2f dB below the best: diverged; restoring the best state, "
+                "learning rates x %.3g", psnr, step, best_psnr - psnr, lr_scale / 2)
+    model.load_state_dict(best_state)
+    opt.state.clear()
+    return lr_scale / 2
 
 
 def _num(x: float) -> float | None:

@@ -190,3 +190,25 @@ def test_composite_loss_matches_antialiased_edges_that_the_straight_loss_cannot(
     masks = torch.stack([mask[0], torch.ones(16, 16)])
     bgs = backdrop_colours(torch.cat([img, img]), masks)
     assert torch.allclose(bgs[0], backdrop) and torch.equal(bgs[1], torch.zeros(3))
+
+
+def test_a_divergence_restores_the_best_state_and_halves_the_learning_rates(sphere, monkeypatch):
+    import neural_render.training as training
+
+    v, f, uv, fuv, cams = sphere
+    m = _model(sphere, refine=False)
+    views = prepare_views(m, v[None].expand(4, -1, -1), cams, torch.rand(4, 32, 32, 3), torch.ones(4, 32, 32),
+                          torch.tensor([0, 1, 2, -1]), None, [f"0/c{i}" for i in range(4)])
+    scores = iter([20.0, 25.0, 12.0, 24.0])                  # step 3: 13 dB below the best
+    monkeypatch.setattr(training, "holdout_psnr", lambda *a, **k: next(scores))
+    seen = {}
+
+    def progress(step, total, loss, psnr):
+        seen[step] = m.texture.level0.detach().clone()
+
+    opt = training.make_optimizer(m, TrainConfig())
+    res = train_neural_double(m, views, TrainConfig(iterations=4, crop=32, eval_every=1, patience=10), optimizer=opt,
+                              progress=progress)
+    assert torch.equal(seen[3], seen[2]) and not torch.equal(seen[2], seen[1])
+    assert res.best_step == 2 and res.best_holdout_psnr == 25.0
+    assert all(math.isclose(g["lr"], g["initial_lr"] * 0.5) for g in opt.param_groups)
