@@ -1,10 +1,13 @@
 """Training a ``NeuralDouble`` from calibrated photos of the actor and the fitted mesh.
 
 Views are (frame, camera) pairs. Their G-buffers are rasterized once (the mesh is fixed: the learned appearance
-absorbs its errors). Each step renders a batch of random crops that contain the person, with the training
-camera's colour/exposure correction, and minimises masked L1 + SSIM on RGB inside the person mask plus L1 on
-alpha against the mask. Held-out cameras (never trained on; the mean colour correction) are rendered every
-``eval_every`` steps: their PSNR inside the person mask drives early stopping, and the best state is kept.
+absorbs its errors; a model with ``refine_mesh`` re-evaluates the crops' barycentrics for its learned vertex
+offsets each step). Each step renders a batch of random crops that contain the person, with the training
+camera's colour/exposure correction, and minimises L1 + SSIM of the render composited over the photo's backdrop
+colour inside the (1 px dilated) person mask plus L1 on alpha against the mask (``TrainConfig.composite_loss``;
+else L1 + SSIM on the straight RGB inside the mask). Held-out cameras (never trained on; the mean colour
+correction) are rendered every ``eval_every`` steps: their PSNR inside the person mask drives early stopping,
+the best state is kept, and a collapse far below it restores that state (``diverged_db``).
 """
 
 from __future__ import annotations
