@@ -132,11 +132,11 @@ def rig_posed_fit(fit: Path, capture: Path, frame_index: int, frames: int) -> to
 
 
 def train(session: Path, fit: Path, model_dir: Path, holdout: list[str], size: int, minutes: float,
-          device: str, masks: Path | None = None) -> dict:
+          device: str, masks: Path | None = None, options: dict | None = None) -> dict:
     from doppel.render_stage import TrainRequest, train_session
 
     req = TrainRequest(session, fit, model_dir, holdout, size, iterations=10 ** 7, device=device,
-                       minutes=minutes, masks=masks)
+                       minutes=minutes, masks=masks, options=options)
     t0 = time.perf_counter()
     model_dir.mkdir(parents=True, exist_ok=True)
 
@@ -147,6 +147,20 @@ def train(session: Path, fit: Path, model_dir: Path, holdout: list[str], size: i
     summary = train_session(req, model_dir, progress=progress)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     return summary
+
+
+def parse_options(items: list[str] | None) -> dict:
+    """--option NAME=VALUE (a NeuralDoubleConfig / TrainConfig field; VALUE parsed as JSON, else a string)."""
+    out = {}
+    for it in items or []:
+        k, sep, v = it.partition("=")
+        if not sep:
+            raise SystemExit(f"--option {it!r}: expected NAME=VALUE")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
 
 
 def _composite(rgba: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -295,6 +309,8 @@ def main() -> None:
     ap.add_argument("--novel-mesh", choices=("auto", "rig", "ground_truth"), default="auto",
                     help="mesh of the novel poses: the fit posed by its rig (auto with a Doppel fit) or the "
                          "capture's ground-truth meshes")
+    ap.add_argument("--option", action="append", metavar="NAME=VALUE",
+                    help="override a NeuralDoubleConfig / TrainConfig field for training (repeatable; ablations)")
     ap.add_argument("--memory-size", type=int, default=512, help="size of the peak-memory probe (0 = skip)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -320,7 +336,7 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     model_dir = args.model or work / "model"
     if args.model is None:
         summary = train(capture / "session", fit, model_dir, holdout, args.size, args.minutes, args.device,
-                        args.masks)
+                        args.masks, parse_options(args.option))
         print(f"trained {summary['steps']} steps in {summary['wall_seconds']} s ({summary['stopped']}), best "
               f"held-out PSNR {summary['best_holdout_psnr']} dB at step {summary['best_step']}")
     model, meta, _ = load_model(model_dir)
@@ -328,7 +344,8 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     session = load_session(capture / "session")
     frames = list(session.frames)
     held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks)
-    res = {"load_at_start": _load(), "train": summary, "curve": meta["training"]["history"],
+    res = {"load_at_start": _load(), "options": parse_options(args.option), "train": summary,
+           "curve": meta["training"]["history"],
            "holdout": held, "holdout_summary": print_table("held-out views (frame 0)", held)}
     kind = novel_mesh_kind(args.novel_mesh, fit)
     novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks, fit, kind)

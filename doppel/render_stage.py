@@ -43,6 +43,25 @@ class TrainRequest:
     rgb_texture_size: int = 1024     # side of the learned RGB prior texture (0: the neural texture's channels 0-2)
     cgi_texture_size: int = 1024     # the baked texture kept for the CGI renderer
     supersample: int = 2             # G-buffer samples per pixel side (anti-aliased edges; same U-Net cost)
+    options: dict | None = None      # overrides of NeuralDoubleConfig / TrainConfig fields by name (ablations)
+
+
+def split_options(options: dict | None) -> tuple[dict, dict]:
+    """(NeuralDoubleConfig overrides, TrainConfig overrides) of ``options`` {field: value}; ValueError naming an
+    unknown field."""
+    from dataclasses import fields
+
+    from neural_render.neural_double import NeuralDoubleConfig
+    from neural_render.training import TrainConfig
+
+    model_f = {f.name for f in fields(NeuralDoubleConfig)} - {"cameras"}
+    train_f = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(options or {}) - model_f - train_f)
+    if unknown:
+        raise ValueError(f"unknown training option(s) {', '.join(unknown)} "
+                         "(fields of NeuralDoubleConfig / TrainConfig)")
+    opts = dict(options or {})
+    return {k: v for k, v in opts.items() if k in model_f}, {k: v for k, v in opts.items() if k in train_f}
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -160,8 +179,8 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
             raise ModelError(f"--resume: the checkpoint in {src} was trained on cameras {meta['config']['cameras']}, "
                              f"this run trains on {train_cams} (same --holdout needed)")
         return model, opt, meta.get("optimizer_steps", {}), meta.get("training")
-    cfg = NeuralDoubleConfig(texture_size=req.texture_size, rgb_texture_size=req.rgb_texture_size,
-                             supersample=req.supersample, cameras=train_cams)
+    cfg = NeuralDoubleConfig(**{"texture_size": req.texture_size, "rgb_texture_size": req.rgb_texture_size,
+                                "supersample": req.supersample, **split_options(req.options)[0]}, cameras=train_cams)
     model = NeuralDouble(cfg, torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs),
                          verts, cgi_texture)
     model.init_from_bake(cgi_texture)
@@ -196,7 +215,8 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
     views = prepare_views(model.cpu(), verts, Camera.stack([cam_of[c] for _, c in where]),
                           torch.from_numpy(np.stack(photos)), torch.from_numpy(np.stack(masks)), ci, None, names)
     model = model.to(req.device)
-    cfg = TrainConfig(iterations=req.iterations, max_seconds=math.inf if req.minutes is None else req.minutes * 60)
+    cfg = TrainConfig(iterations=req.iterations, max_seconds=math.inf if req.minutes is None else req.minutes * 60,
+                      **split_options(req.options)[1])
     opt = make_optimizer(model, cfg)
     load_optimizer_state(model, opt, opt_t, opt_steps)
     return _run_training(req, tmp, model, opt, views, cfg, state, progress, say,

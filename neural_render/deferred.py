@@ -18,6 +18,7 @@ __all__ = ["DeferredNeuralRenderer", "round_size", "autocast_for"]
 
 PRIOR_ALPHA_LOGIT = 4.0    # alpha starts at sigmoid(+-4) = 0.98 / 0.02 on / off the mesh
 GEOMETRY_CHANNELS = 10     # view direction (3), world normal (3), camera-frame normal (3), coverage (1)
+VIEW_INPUTS = ("full", "mesh", "none")  # see DeferredNeuralRenderer.inputs
 
 
 def round_size(px: int, multiple: int) -> int:
@@ -47,8 +48,11 @@ class DeferredNeuralRenderer(nn.Module):
     ``multiple`` = 2^depth (``round_size``)."""
 
     def __init__(self, feature_channels: int = 16, width: int = 16, depth: int = 3, code_dim: int = 0,
-                 code_channels: int = 8, dropout: float = 0.0):
+                 code_channels: int = 8, dropout: float = 0.0, view_inputs: str = "full"):
         super().__init__()
+        if view_inputs not in VIEW_INPUTS:
+            raise ValueError(f"DeferredNeuralRenderer: view_inputs must be one of {VIEW_INPUTS}, got {view_inputs!r}")
+        self.view_inputs = view_inputs
         if feature_channels < 3:
             raise ValueError(f"DeferredNeuralRenderer: needs >= 3 feature channels (RGB prior), got {feature_channels}")
         self.feature_channels, self.width, self.depth = feature_channels, width, depth
@@ -77,15 +81,23 @@ class DeferredNeuralRenderer(nn.Module):
     def config(self) -> dict:
         """Constructor arguments (for checkpoints)."""
         return {"feature_channels": self.feature_channels, "width": self.width, "depth": self.depth,
-                "code_dim": self.code_dim, "code_channels": self.code_channels, "dropout": self.dropout}
+                "code_dim": self.code_dim, "code_channels": self.code_channels, "dropout": self.dropout,
+                "view_inputs": self.view_inputs}
 
     def inputs(self, features: Tensor, g: GBuffer, coverage: Tensor | None = None) -> Tensor:
         """(B, feature_channels + GEOMETRY_CHANNELS, H, W): features and geometry (zero where g.mask is False,
         except the view direction, which every pixel has), weighted by the coverage (B, H, W) in [0, 1] when
-        given (a supersampled G-buffer), else by the mask."""
+        given (a supersampled G-buffer), else by the mask. ``view_inputs``: "full" gives the view direction at
+        every pixel and the camera-frame normal; "mesh" the view direction on the mesh only (the background's
+        ray pattern identifies the camera); "none" zeroes both (the render cannot depend on the viewpoint
+        except through what the U-Net sees of the image: no per-view memorising of the training cameras)."""
         m = (g.mask if coverage is None else coverage).to(features.dtype)[..., None]
-        x = torch.cat([features * m, g.view_dir.to(features.dtype), g.normal.to(features.dtype) * m,
-                       g.normal_cam.to(features.dtype) * m, m], -1)
+        view, n_cam = g.view_dir.to(features.dtype), g.normal_cam.to(features.dtype) * m
+        if self.view_inputs == "mesh":
+            view = view * m
+        elif self.view_inputs == "none":
+            view, n_cam = torch.zeros_like(view), torch.zeros_like(n_cam)
+        x = torch.cat([features * m, view, g.normal.to(features.dtype) * m, n_cam, m], -1)
         return x.permute(0, 3, 1, 2)
 
     def forward(self, features: Tensor, g: GBuffer, code: Tensor | None = None,

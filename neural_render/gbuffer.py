@@ -14,10 +14,10 @@ from torch import Tensor
 from capture.camera import Camera
 from neural_render.fragments import Fragments
 from neural_render.interpolate import interpolate
-from neural_render.raster import check_mesh, rasterize
+from neural_render.raster import check_mesh, fragments_for_faces, rasterize
 from neural_render.shading import vertex_normals
 
-__all__ = ["GBuffer", "gbuffer", "uv_fragments", "check_uv_layout"]
+__all__ = ["GBuffer", "gbuffer", "gbuffer_fragments", "uv_fragments", "check_uv_layout"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,14 @@ def gbuffer(verts: Tensor, faces: Tensor, uvs: Tensor, face_uvs: Tensor, cameras
     uvs (T, 2) v up; face_uvs (F, 3) into uvs; cameras: B pinhole cameras (one size).
     Differentiable w.r.t. verts (through the barycentrics) but usually used without autograd.
     """
+    return gbuffer_fragments(verts, faces, uvs, face_uvs, cameras, near)[0]
+
+
+def gbuffer_fragments(verts: Tensor, faces: Tensor, uvs: Tensor, face_uvs: Tensor, cameras: Camera,
+                      near: float = 0.01, face_idx: Tensor | None = None) -> tuple[GBuffer, Fragments]:
+    """(G-buffer, its Fragments) as ``gbuffer``; with face_idx (B, H, W) (the visible faces of an earlier
+    rasterization, -1 = background) visibility is not recomputed: the barycentrics of those faces are
+    re-evaluated for verts (``fragments_for_faces``: a cheap first-order G-buffer for small vertex motions)."""
     verts, faces = check_mesh(verts, faces, "gbuffer")
     uvs = torch.as_tensor(uvs, dtype=verts.dtype, device=verts.device)
     face_uvs = torch.as_tensor(face_uvs, device=verts.device).long()
@@ -79,7 +87,8 @@ def gbuffer(verts: Tensor, faces: Tensor, uvs: Tensor, face_uvs: Tensor, cameras
     cams = cameras.as_batch().to(device=verts.device, dtype=verts.dtype)
     if verts.dim() == 3 and len(cams) == 1 and verts.shape[0] > 1:
         cams = Camera.stack([cams] * verts.shape[0])
-    frags = rasterize(verts, faces, cams, near=near)
+    frags = rasterize(verts, faces, cams, near=near) if face_idx is None else \
+        fragments_for_faces(verts, faces, cams, face_idx)
     mask = frags.mask
     uv = interpolate(uvs, frags, face_uvs)
     n = tf.normalize(interpolate(vertex_normals(verts, faces), frags, faces), dim=-1, eps=1e-12)
@@ -89,7 +98,7 @@ def gbuffer(verts: Tensor, faces: Tensor, uvs: Tensor, face_uvs: Tensor, cameras
     flip = (n * view).sum(-1, keepdim=True) > 0
     n = torch.where(flip, -n, n) * mask[..., None]
     n_cam = torch.einsum("bij,bhwj->bhwi", cams.R, n)
-    return GBuffer(mask=mask, uv=uv, normal=n, normal_cam=n_cam, view_dir=view, depth=frags.depth)
+    return GBuffer(mask=mask, uv=uv, normal=n, normal_cam=n_cam, view_dir=view, depth=frags.depth), frags
 
 
 def uv_fragments(uvs: Tensor, face_uvs: Tensor, size: int) -> Fragments:

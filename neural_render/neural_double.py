@@ -27,8 +27,10 @@ from capture.camera import Camera
 from core.errors import DoppelError
 from core.storage import atomic_open, atomic_write_json
 from neural_render.deferred import DeferredNeuralRenderer
-from neural_render.gbuffer import GBuffer, gbuffer
+from neural_render.fragments import Fragments
+from neural_render.gbuffer import GBuffer, gbuffer_fragments
 from neural_render.neural_texture import NeuralTexture
+from neural_render.shading import vertex_normals
 from neural_render.texture import linear_to_srgb
 
 __all__ = ["NeuralDoubleConfig", "NeuralDouble", "topology_signature", "save_model", "load_model",
@@ -59,6 +61,10 @@ class NeuralDoubleConfig:
     supersample: int = 1        # G-buffer samples per pixel side: the neural texture is sampled at s x s points per
                                 # pixel and averaged (anti-aliased edges, fractional coverage as the alpha prior);
                                 # the U-Net runs at the output size
+    refine_mesh: bool = False   # learn a per-vertex offset along the normal (metres, ``vertex_offset``) that moves
+                                # the fitted mesh where the photos disagree with it; every render applies it
+    view_inputs: str = "full"   # the U-Net's viewpoint inputs: "full" (view direction everywhere, camera-frame
+                                # normals), "mesh" (view direction on the mesh only), "none" (neither)
     cameras: list[str] = field(default_factory=list)  # training cameras (one colour correction each)
 
 
@@ -86,7 +92,7 @@ class NeuralDouble(nn.Module):
         self.rgb_texture = NeuralTexture(3, config.rgb_texture_size, config.levels + 1, init_std=0.0) \
             if config.rgb_texture_size else None
         self.renderer = DeferredNeuralRenderer(config.channels, config.width, config.depth, config.code_dim,
-                                               dropout=config.dropout)
+                                               dropout=config.dropout, view_inputs=config.view_inputs)
         n = max(1, len(config.cameras))
         self.color_A = nn.Parameter(torch.eye(3).repeat(n, 1, 1))
         self.color_b = nn.Parameter(torch.zeros(n, 3))
@@ -97,6 +103,8 @@ class NeuralDouble(nn.Module):
         self.register_buffer("fitted_verts", fv[None] if fv.dim() == 2 else fv)
         self.register_buffer("cgi_texture", torch.zeros(1, 1, 3) if cgi_texture is None
                              else torch.as_tensor(cgi_texture).float())
+        self.register_parameter("vertex_offset", nn.Parameter(torch.zeros(self.fitted_verts.shape[1]))
+                                if config.refine_mesh else None)
 
     @torch.no_grad()
     def init_from_bake(self, texture_linear: Tensor) -> None:
@@ -111,13 +119,27 @@ class NeuralDouble(nn.Module):
     def signature(self) -> str:
         return topology_signature(self.faces.cpu(), self.uvs.cpu(), self.face_uvs.cpu(), self.num_vertices)
 
+    def surface(self, verts: Tensor) -> Tensor:
+        """verts (..., V, 3) moved along their vertex normals by the learned ``vertex_offset`` (V,) metres when the
+        model refines the mesh (``refine_mesh``), else verts unchanged."""
+        if self.vertex_offset is None:
+            return verts
+        return verts + self.vertex_offset[:, None].to(verts) * vertex_normals(verts.detach(), self.faces)
+
     def gbuffer(self, verts: Tensor, cameras: Camera) -> GBuffer:
-        """G-buffer of verts (V, 3) or (B, V, 3) (this model's topology) in B cameras, at ``supersample`` times
-        the cameras' image size (``render_gbuffer`` returns images of the cameras' size)."""
+        """G-buffer of verts (V, 3) or (B, V, 3) (this model's topology, refined by ``surface``) in B cameras, at
+        ``supersample`` times the cameras' image size (``render_gbuffer`` returns images of the cameras' size)."""
+        return self.gbuffer_fragments(verts, cameras)[0]
+
+    def gbuffer_fragments(self, verts: Tensor, cameras: Camera,
+                          face_idx: Tensor | None = None) -> tuple[GBuffer, Fragments]:
+        """(G-buffer, Fragments) as ``gbuffer``; face_idx (B, sH, sW): keep that visibility and re-evaluate only
+        the barycentrics (``neural_render.gbuffer.gbuffer_fragments``; training's cheap per-step G-buffer)."""
         if verts.shape[-2] != self.num_vertices:
             raise ModelError(f"the mesh has {verts.shape[-2]} vertices; the model was trained on {self.num_vertices}")
         s = self.config.supersample
-        return gbuffer(verts.to(self.uvs), self.faces, self.uvs, self.face_uvs, cameras.scaled(s) if s > 1 else cameras)
+        return gbuffer_fragments(self.surface(verts.to(self.uvs)), self.faces, self.uvs, self.face_uvs,
+                                 cameras.scaled(s) if s > 1 else cameras, face_idx=face_idx)
 
     def color_correction(self, camera_index: Tensor | None) -> tuple[Tensor, Tensor]:
         """(A (B, 3, 3), b (B, 3)): the colour correction rgb' = A rgb + b of training cameras camera_index (B,),

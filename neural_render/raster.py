@@ -43,7 +43,7 @@ from neural_render.fragments import Fragments
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Fragments", "rasterize", "check_mesh", "prepare_views"]
+__all__ = ["Fragments", "rasterize", "check_mesh", "prepare_views", "fragments_for_faces"]
 
 TILE = 32                     # big triangles are cut into TILE x TILE pixel tiles
 DEFAULT_MAX_CANDIDATES = 1 << 21  # pixel candidates evaluated at once (bounds memory: ~60 bytes each)
@@ -411,4 +411,23 @@ def rasterize(verts: Tensor, faces: Tensor, cameras: Camera, *, near: float = 0.
                                             near, far, cull_backfaces, max_candidates)
     Kinv = torch.linalg.inv(cams.K.detach())
     bary, depth = _barycentrics(rows, T, Kinv, (len(cams), H, W), covered, max_candidates)
+    return Fragments(face_idx=face_idx, bary=bary, depth=depth)
+
+
+def fragments_for_faces(verts: Tensor, faces: Tensor, cameras: Camera, face_idx: Tensor) -> Fragments:
+    """Fragments of known visible faces: face_idx (B, H, W) int (-1 = background), e.g. from a ``rasterize`` of a
+    nearby mesh, with barycentrics and depth re-evaluated at the pixel centres for these vertices (verts and
+    cameras as in ``rasterize``). Visibility is kept, not recomputed: exact for the mesh face_idx came from,
+    a first-order G-buffer for small vertex motions (barycentrics may leave [0, 1] slightly), at a fraction of a
+    rasterization's cost. Differentiable w.r.t. verts and the cameras' R, t."""
+    verts, faces = check_mesh(verts, faces, "fragments_for_faces")
+    pc, cams = prepare_views(verts, cameras)
+    shape = (len(cams), cams.height, cams.width)
+    if tuple(face_idx.shape) != shape:
+        raise ValueError(f"fragments_for_faces: face_idx is {tuple(face_idx.shape)}, the views are {shape}")
+    face_idx = face_idx.to(device=verts.device, dtype=torch.int64)
+    rows, T = _face_planes(pc, faces)
+    bi, yi, xi = (face_idx >= 0).nonzero(as_tuple=True)
+    Kinv = torch.linalg.inv(cams.K.detach())
+    bary, depth = _barycentrics(rows, T, Kinv, shape, (bi, yi, xi, face_idx[bi, yi, xi]))
     return Fragments(face_idx=face_idx, bary=bary, depth=depth)

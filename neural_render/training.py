@@ -1,10 +1,13 @@
 """Training a ``NeuralDouble`` from calibrated photos of the actor and the fitted mesh.
 
 Views are (frame, camera) pairs. Their G-buffers are rasterized once (the mesh is fixed: the learned appearance
-absorbs its errors). Each step renders a batch of random crops that contain the person, with the training
-camera's colour/exposure correction, and minimises masked L1 + SSIM on RGB inside the person mask plus L1 on
-alpha against the mask. Held-out cameras (never trained on; the mean colour correction) are rendered every
-``eval_every`` steps: their PSNR inside the person mask drives early stopping, and the best state is kept.
+absorbs its errors; a model with ``refine_mesh`` re-evaluates the crops' barycentrics for its learned vertex
+offsets each step). Each step renders a batch of random crops that contain the person, with the training
+camera's colour/exposure correction, and minimises L1 + SSIM of the render composited over the photo's backdrop
+colour inside the (1 px dilated) person mask plus L1 on alpha against the mask (``TrainConfig.composite_loss``;
+else L1 + SSIM on the straight RGB inside the mask). Held-out cameras (never trained on; the mean colour
+correction) are rendered every ``eval_every`` steps: their PSNR inside the person mask drives early stopping,
+the best state is kept, and a collapse far below it restores that state (``diverged_db``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as tf
@@ -43,14 +46,34 @@ class TrainConfig:
     lr_color: float = 1e-3        # ... of the per-camera colour correction
     lr_rgb_texture: float = 0.0   # ... of the RGB prior texture (NeuralDoubleConfig.rgb_texture_size; 0 = frozen bake)
     w_ssim: float = 0.2           # loss = (1 - w_ssim) * L1 + w_ssim * (1 - SSIM) + w_alpha * L1(alpha)
-    w_alpha: float = 0.5
+    w_alpha: float = 0.1          # (0.5 before 2026-12-02: with the composite loss the photo's soft edges set the
+                                  # alpha there, and a strong L1 to the keyed, hard-edged mask fights it)
+    composite_loss: bool = True   # RGB loss on the render composited over the view's backdrop colour (median of the
+                                  # photo outside the person mask), in the person mask dilated by 1 px: anti-aliased
+                                  # edge pixels of the photo are person/backdrop blends, which only the composite
+                                  # (colour and alpha together) can match; also the held-out PSNR's measure.
+                                  # False: straight RGB inside the mask (before 2026-12-02)
     w_color_reg: float = 1e-2     # pulls the colour corrections towards identity
+    grad_clip: float = 0.5        # > 0: the gradient's global norm is clipped to this before each step (0 = none);
+                                  # the composite loss diverged without it on the Cycles capture (step ~250)
+    lr_offset: float = 5e-5       # Adam learning rate of the mesh refinement's vertex offsets (metres per step)
+    w_offset_smooth: float = 1.0  # mean squared uniform Laplacian of the vertex offsets in mm (smooth refinement)
+    w_offset: float = 1e-2        # mean squared vertex offset in mm (stay near the fit)
     w_residual: float = 0.0       # L2 on the U-Net's RGB residual logits inside the mesh (0 = none): keeps the
                                   # render near its prior (the baked CGI texture) where the photos do not insist
     w_texture_detail: float = 0.0  # L2 on the neural texture's detail levels (all but the coarsest)
     weight_decay: float = 0.0     # decoupled weight decay of the U-Net (AdamW)
     view_jitter: float = 0.0      # radians: std of a random rotation of each training crop's view directions
                                   # (augmentation: view-dependent effects must vary smoothly with the view)
+    lr_schedule: str = "constant"  # "constant" or "cosine": every learning rate decays from its value to
+                                   # lr_final x it along a half cosine over the run (its progress: the larger of
+                                   # step / iterations and elapsed / max_seconds)
+    lr_final: float = 0.1         # the cosine schedule's last learning rate, a fraction of the first
+    view_sampling_power: float = 0.0  # training views are drawn with probability ~ (person pixels in the view)^p:
+                                      # 0 = uniform, 1 = uniform over person pixels (close-ups drawn more often)
+    diverged_db: float = 5.0      # a held-out PSNR this far below the best is a divergence (the composite loss can
+                                  # collapse alpha to 0): the best state is restored, Adam's moments cleared and
+                                  # every learning rate halved (0 = never)
     eval_every: int = 100         # steps between held-out evaluations (and progress reports)
     patience: int = 6             # evaluations without a better held-out PSNR before stopping early
     checkpoint_every: int = 200   # steps between checkpoints (0 = none)
@@ -68,6 +91,10 @@ class TrainViews:
     camera_index: Tensor        # (N,) long: index into the model's training cameras, -1 = held out
     codes: Tensor | None        # (N, K) per-view frame code or None
     names: list[str]            # "FRAME/CAMERA" of each view
+    verts: Tensor | None = None      # (N, V, 3) each view's fitted mesh: only with a mesh-refining model
+    cameras: Camera | None = None    # N cameras at the training size: only with a mesh-refining model
+    face_idx: Tensor | None = None   # (N, sH, sW) int32 visible faces of g: only with a mesh-refining model
+    backgrounds: Tensor | None = None  # (N, 3) sRGB backdrop colour of each photo (median outside the person mask)
 
     @property
     def train_ids(self) -> Tensor:
@@ -92,11 +119,27 @@ class TrainResult:
 def prepare_views(model: NeuralDouble, verts: Tensor, cameras: Camera, images: Tensor, masks: Tensor,
                   camera_index: Tensor, codes: Tensor | None, names: list[str]) -> TrainViews:
     """Rasterize the G-buffers of N views: verts (N, V, 3) the fitted mesh of each view's frame, cameras N,
-    images (N, H, W, 3) sRGB, masks (N, H, W), camera_index (N,) (-1 = held out), codes (N, K) or None."""
+    images (N, H, W, 3) sRGB, masks (N, H, W), camera_index (N,) (-1 = held out), codes (N, K) or None.
+    A mesh-refining model (``vertex_offset``) also keeps the meshes, cameras and visible faces: its training
+    steps re-evaluate the G-buffer's barycentrics for the moving mesh."""
+    refine = model.vertex_offset is not None
     with torch.no_grad():
-        gs = [model.gbuffer(verts[i:i + 1], cameras[i]) for i in range(len(names))]
-    return TrainViews(images=images, masks=masks, g=GBuffer.cat(gs), camera_index=camera_index, codes=codes,
-                      names=names)
+        out = [model.gbuffer_fragments(verts[i:i + 1], cameras[i]) for i in range(len(names))]
+    fidx = torch.cat([f.face_idx for _, f in out]).int() if refine else None
+    return TrainViews(images=images, masks=masks, g=GBuffer.cat([g for g, _ in out]), camera_index=camera_index,
+                      codes=codes, names=names, verts=verts if refine else None,
+                      cameras=cameras.as_batch() if refine else None, face_idx=fidx,
+                      backgrounds=backdrop_colours(images, masks))
+
+
+def backdrop_colours(images: Tensor, masks: Tensor) -> Tensor:
+    """(N, 3): the median colour of each photo (N, H, W, 3) where its person mask (N, H, W) is < 0.01 (0 when
+    the person fills the photo)."""
+    out = []
+    for img, m in zip(images, masks, strict=True):
+        bg = img[m < 0.01]
+        out.append(bg.median(0).values if len(bg) else torch.zeros(3, dtype=img.dtype))
+    return torch.stack(out)
 
 
 def _supersample(views: TrainViews) -> int:
@@ -121,15 +164,30 @@ def _crop_boxes(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator)
     return out
 
 
-def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, device):
-    """(images, masks, G-buffer, camera_index, codes) of crops of views ``ids``, on ``device``."""
+def crop_camera(cam: Camera, x0: int, y0: int, w: int, h: int) -> Camera:
+    """The camera of the w x h pixel window of ``cam``'s image whose top-left pixel is (x0, y0)."""
+    K = cam.K.clone()
+    K[..., 0, 2] -= x0
+    K[..., 1, 2] -= y0
+    return replace(cam, K=K, width=w, height=h)
+
+
+def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, device, model: NeuralDouble | None = None):
+    """(images, masks, G-buffer, camera_index, codes) of crops of views ``ids``, on ``device``. With a
+    mesh-refining model the crops' G-buffers are re-evaluated for its current mesh (differentiable w.r.t. the
+    vertex offsets; the visibility of the fitted mesh is kept)."""
     boxes = _crop_boxes(views, ids, crop, gen)
     sl = [(i, y, x) for i, (y, x) in zip(ids.tolist(), boxes, strict=True)]
     img = torch.stack([views.images[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
     msk = torch.stack([views.masks[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
     s = _supersample(views)
-    g = GBuffer.cat([views.g.index([i]).crop(y * s, x * s, crop * s, crop * s) for i, y, x in sl])
-    g = GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
+    if views.face_idx is not None and model is not None and model.vertex_offset is not None:
+        cams = Camera.stack([crop_camera(views.cameras[i], x, y, crop, crop) for i, y, x in sl])
+        fidx = torch.stack([views.face_idx[i, y * s:(y + crop) * s, x * s:(x + crop) * s] for i, y, x in sl])
+        g, _ = model.gbuffer_fragments(views.verts[ids].to(device), cams.to(device=device), fidx.to(device))
+    else:
+        g = GBuffer.cat([views.g.index([i]).crop(y * s, x * s, crop * s, crop * s) for i, y, x in sl])
+        g = GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
     codes = None if views.codes is None else views.codes[ids].to(device)
     return img, msk, g, views.camera_index[ids].to(device), codes
 
@@ -153,9 +211,20 @@ def jitter_view(g: GBuffer, std: float, gen: torch.Generator) -> GBuffer:
     return GBuffer(g.mask, g.uv, g.normal, g.normal_cam, vd, g.depth)
 
 
-def photometric_loss(rgba: Tensor, img: Tensor, mask: Tensor, cfg: TrainConfig) -> Tensor:
+def photometric_loss(rgba: Tensor, img: Tensor, mask: Tensor, cfg: TrainConfig,
+                     background: Tensor | None = None) -> Tensor:
     """Masked L1 + SSIM on RGB inside the person mask, L1 on alpha: rgba (B, H, W, 4), img (B, H, W, 3),
-    mask (B, H, W) in [0, 1] -> scalar."""
+    mask (B, H, W) in [0, 1] -> scalar. With cfg.composite_loss and background (B, 3): L1 + SSIM of the render
+    composited over the background colour, in the mask dilated by one pixel."""
+    if cfg.composite_loss and background is not None:
+        a = rgba[..., 3:]
+        comp = rgba[..., :3] * a + background[:, None, None].to(rgba) * (1 - a)
+        region = tf.max_pool2d(mask[:, None], 3, stride=1, padding=1)[:, 0] > 0
+        r = region[..., None].to(rgba.dtype)
+        l1 = ((comp - img).abs() * r).sum() / (3 * r.sum()).clamp_min(1)
+        ssim = masked_ssim(comp, img, region)
+        alpha = (rgba[..., 3] - mask).abs().mean()
+        return (1 - cfg.w_ssim) * l1 + cfg.w_ssim * (1 - ssim) + cfg.w_alpha * alpha
     m = mask[..., None]
     l1 = ((rgba[..., :3] - img).abs() * m).sum() / (3 * m.sum()).clamp_min(1)
     comp = rgba[..., :3] * m + img * (1 - m)          # outside the mask SSIM windows see the photo
@@ -164,14 +233,22 @@ def photometric_loss(rgba: Tensor, img: Tensor, mask: Tensor, cfg: TrainConfig) 
     return (1 - cfg.w_ssim) * l1 + cfg.w_ssim * (1 - ssim) + cfg.w_alpha * alpha
 
 
+def view_gbuffer(model: NeuralDouble, views: TrainViews, i: int, device) -> GBuffer:
+    """The G-buffer (1, sH, sW) of view i on ``device``: the stored one, or for a mesh-refining model the
+    rasterization of its current mesh (as shots draw it)."""
+    if views.verts is not None and model.vertex_offset is not None:
+        return model.gbuffer(views.verts[[i]].to(device), views.cameras[i].to(device=device))
+    g = views.g.index([i])
+    return GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
+
+
 @torch.no_grad()
 def render_views(model: NeuralDouble, views: TrainViews, ids: Tensor, device, correct: bool = False) -> Tensor:
     """(n, H, W, 4) RGBA renders of views ``ids`` (one at a time), on the CPU; correct: apply the colour
     correction of training views."""
     out = []
     for i in ids.tolist():
-        g = views.g.index([i])
-        g = GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
+        g = view_gbuffer(model, views, i, device)
         code = None if views.codes is None else views.codes[[i]].to(device)
         ci = views.camera_index[[i]].to(device) if correct and views.camera_index[i] >= 0 else None
         with autocast_for(device):
@@ -179,12 +256,16 @@ def render_views(model: NeuralDouble, views: TrainViews, ids: Tensor, device, co
     return torch.cat(out)
 
 
-def holdout_psnr(model: NeuralDouble, views: TrainViews, device) -> float:
-    """Mean PSNR (dB) of the held-out views inside their person masks (nan without held-out views)."""
+def holdout_psnr(model: NeuralDouble, views: TrainViews, device, composite: bool = False) -> float:
+    """Mean PSNR (dB) of the held-out views inside their person masks (nan without held-out views); composite:
+    of the render composited over the photo's backdrop colour (what the benchmark scores), else of its RGB."""
     ids = views.holdout_ids
     if len(ids) == 0:
         return math.nan
     rgba = render_views(model, views, ids, device)
+    if composite and views.backgrounds is not None:
+        bg = views.backgrounds[ids][:, None, None]
+        rgba = torch.cat([rgba[..., :3] * rgba[..., 3:] + bg * (1 - rgba[..., 3:]), rgba[..., 3:]], -1)
     vals = [float(masked_psnr(rgba[k, ..., :3], views.images[i], views.masks[i] > 0.5))
             for k, i in enumerate(ids.tolist())]
     return sum(vals) / len(vals)
@@ -197,6 +278,8 @@ def make_optimizer(model: NeuralDouble, cfg: TrainConfig) -> torch.optim.Adam:
               {"params": [model.color_A, model.color_b], "lr": cfg.lr_color, "weight_decay": 0.0}]
     if model.rgb_texture is not None and cfg.lr_rgb_texture > 0:
         groups.append({"params": list(model.rgb_texture.parameters()), "lr": cfg.lr_rgb_texture, "weight_decay": 0.0})
+    if model.vertex_offset is not None:
+        groups.append({"params": [model.vertex_offset], "lr": cfg.lr_offset, "weight_decay": 0.0})
     return torch.optim.AdamW(groups)
 
 
@@ -210,24 +293,68 @@ def regularisers(model: NeuralDouble, residual: Tensor, mask: Tensor, cfg: Train
         loss = loss + cfg.w_residual * ((residual[..., :3] ** 2) * m).sum() / (3 * m.sum()).clamp_min(1)
     if cfg.w_texture_detail > 0:
         loss = loss + cfg.w_texture_detail * sum((lv ** 2).mean() for lv in model.texture.levels()[:-1])
+    if model.vertex_offset is not None:
+        mm = model.vertex_offset * 1000.0
+        loss = loss + cfg.w_offset_smooth * (mesh_laplacian(mm, model.faces) ** 2).mean() \
+            + cfg.w_offset * (mm ** 2).mean()
     return loss
 
 
-def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device) -> float:
-    """One optimisation step on a random batch of training crops; returns the loss."""
+def mesh_laplacian(x: Tensor, faces: Tensor) -> Tensor:
+    """Uniform graph Laplacian of a per-vertex scalar x (V,) over the mesh faces (F, 3): x_i minus the mean of
+    its neighbours (each neighbour weighted by the faces it shares an edge with); 0 for a constant field."""
+    f = faces.reshape(-1)
+    nb = (x[faces.roll(1, 1)] + x[faces.roll(-1, 1)]).reshape(-1)
+    total = torch.zeros_like(x).index_add(0, f, nb)
+    count = torch.zeros_like(x).index_add(0, f, torch.full_like(nb, 2.0))
+    return torch.where(count > 0, x - total / count.clamp_min(1), torch.zeros_like(x))
+
+
+def view_probabilities(views: TrainViews, power: float) -> Tensor:
+    """(n_train,) probabilities of drawing each training view: ~ (person-mask pixels)^power (uniform at 0)."""
+    area = views.masks[views.train_ids].flatten(1).sum(1).clamp_min(1.0).double()
+    w = area ** power
+    return (w / w.sum()).float()
+
+
+def lr_factor(cfg: TrainConfig, step: int, seconds: float) -> float:
+    """The learning-rate multiplier of ``cfg.lr_schedule`` at ``step`` after ``seconds`` of training."""
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    if cfg.lr_schedule != "cosine":
+        raise ValueError(f"TrainConfig.lr_schedule must be constant or cosine, got {cfg.lr_schedule!r}")
+    p = min(1.0, max(step / max(1, cfg.iterations), seconds / cfg.max_seconds if cfg.max_seconds > 0 else 0.0))
+    return cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def set_lr(opt: torch.optim.Optimizer, factor: float) -> None:
+    """Every parameter group's learning rate = its initial one (``initial_lr``, recorded on first use) x factor."""
+    for group in opt.param_groups:
+        group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+
+
+def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device, probs: Tensor | None = None) -> float:
+    """One optimisation step on a random batch of training crops (views drawn with ``probs``, uniform when
+    None); returns the loss."""
     tr = views.train_ids
-    ids = tr[torch.randint(len(tr), (min(cfg.batch, len(tr)),), generator=gen)]
+    n = min(cfg.batch, len(tr))
+    pick = torch.randint(len(tr), (n,), generator=gen) if probs is None else \
+        torch.multinomial(probs, n, replacement=True, generator=gen)
+    ids = tr[pick]
     H, W = views.masks.shape[1:]
     crop = min(cfg.crop, H, W)
-    img, msk, g, ci, codes = _batch(views, ids, crop, gen, device)
+    img, msk, g, ci, codes = _batch(views, ids, crop, gen, device, model)
+    bg = None if views.backgrounds is None else views.backgrounds[ids].to(device)
     g = jitter_view(g, cfg.view_jitter, gen)
     with autocast_for(device):
         rgba, res = model.render_gbuffer(g, codes, ci, with_residual=True)
     on_mesh = g.mask if g.mask.shape == msk.shape else \
         tf.max_pool2d(g.mask[:, None].float(), _supersample(views))[:, 0] > 0
-    loss = photometric_loss(rgba.float(), img, msk, cfg) + regularisers(model, res.float(), on_mesh, cfg)
+    loss = photometric_loss(rgba.float(), img, msk, cfg, bg) + regularisers(model, res.float(), on_mesh, cfg)
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for grp in opt.param_groups for p in grp["params"]], cfg.grad_clip)
     opt.step()
     return float(loss.detach())
 
@@ -251,14 +378,17 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     best_state = copy.deepcopy(model.state_dict())
     res = TrainResult(steps=start_step, best_step=best_step, best_holdout_psnr=best_psnr)
     bad, losses, step = 0, [], start_step
+    probs = view_probabilities(views, cfg.view_sampling_power) if cfg.view_sampling_power else None
+    lr_scale = 1.0
     while step < cfg.iterations:
         model.train()
-        losses.append(_step(model, opt, views, cfg, gen, device))
+        set_lr(opt, lr_scale * lr_factor(cfg, step, time.perf_counter() - t0))
+        losses.append(_step(model, opt, views, cfg, gen, device, probs))
         step += 1
         last = step >= cfg.iterations or time.perf_counter() - t0 > cfg.max_seconds
         if step % cfg.eval_every == 0 or last:
             model.eval()
-            psnr = holdout_psnr(model, views, device)
+            psnr = holdout_psnr(model, views, device, cfg.composite_loss)
             loss = sum(losses) / len(losses)
             losses = []
             res.history.append({"step": step, "seconds": round(time.perf_counter() - t0, 2), "loss": round(loss, 5),
@@ -268,6 +398,8 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad += 1
+                if cfg.diverged_db > 0 and psnr < best_psnr - cfg.diverged_db:
+                    lr_scale = recover(model, opt, best_state, lr_scale, step, psnr, best_psnr)
             if progress:
                 progress(step, cfg.iterations, loss, psnr)
             if bad >= cfg.patience:
@@ -281,6 +413,17 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     model.load_state_dict(best_state)
     res.steps, res.best_step, res.best_holdout_psnr = step, best_step, best_psnr
     return res
+
+
+def recover(model: NeuralDouble, opt: torch.optim.Optimizer, best_state: dict, lr_scale: float, step: int,
+            psnr: float, best_psnr: float) -> float:
+    """After a divergence: the best state back in ``model``, Adam's moments cleared; returns the halved
+    learning-rate scale."""
+    log.warning("held-out PSNR %.2f dB at step %d, %.2f dB below the best: diverged; restoring the best state, "
+                "learning rates x %.3g", psnr, step, best_psnr - psnr, lr_scale / 2)
+    model.load_state_dict(best_state)
+    opt.state.clear()
+    return lr_scale / 2
 
 
 def _num(x: float) -> float | None:
