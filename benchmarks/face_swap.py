@@ -199,7 +199,9 @@ def track_landmarks(double, tracks_npz):
 
 def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, ...] = ("lab",),
                  blend: str = "poisson") -> dict:
-    """Both routes on a `doppel capture plate` folder, scored against its ground truth, per |yaw| bin. Seam:
+    """Both routes on a `doppel capture plate` folder, scored against its ground truth, per |yaw| bin, and the
+    measure's floor: the ground-truth frames themselves through the same H.264 encoding as the outputs (what
+    MediaPipe's landmark error and jitter read on an image that is the ground truth to the eye). Seam:
     `seam_difference` at each route's own blend-mask edge, where the plate is continuous (the issue's "inside vs
     outside the mask edge"); "dE vs GT": output vs ground truth in the 6 px band inside the ground truth's face
     mask (colour fidelity, not seam visibility)."""
@@ -250,7 +252,12 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
     yaw = np.abs(ann["head_ypr_deg"][:, 0])
     rows = {}
     ids = double.basis.ids
-    for route, outs, mattes, fps, placed in [*routes, ("2D baseline", out2, mattes2, float("nan"), ref_plate[:, ids])]:
+    write_video(work / "gt_reencoded.mp4", gt)      # the measure's floor: the ground truth itself, through H.264
+    floor = [f for _, f in iter_plate_frames(probe_plate(work / "gt_reencoded.mp4"))]
+    none = np.full((len(gt), len(ids), 2), np.nan)
+    for route, outs, mattes, fps, placed in [*routes, ("2D baseline", out2, mattes2, float("nan"), ref_plate[:, ids]),
+                                             ("floor: GT.mp4", floor, [np.zeros(m.shape, np.float32) for m in masks],
+                                              float("nan"), none)]:
         p_err, p_jit = placement(placed, ann, ids)
         lm = landmarks_of(outs)
         iod = np.maximum(inter_ocular(np.nan_to_num(gt_lm)), 1)
