@@ -105,10 +105,10 @@ def test_laplacian_and_offset_regulariser(sphere):
     assert math.isclose(float(lap[10]), 1.0, rel_tol=1e-5) and float(lap[11]) < 0
     m = _model(sphere)
     cfg = TrainConfig(w_color_reg=0.0, w_offset_smooth=1.0, w_offset=0.5)
-    zero = float(regularisers(m, torch.zeros(1, 2, 2, 4), torch.ones(1, 2, 2, dtype=torch.bool), cfg))
+    zero = float(regularisers(m, torch.zeros(1, 2, 2, 4), torch.ones(1, 2, 2, dtype=torch.bool), cfg).detach())
     with torch.no_grad():
         m.vertex_offset.fill_(0.002)                        # 2 mm everywhere: smooth, only the L2 term
-    flat = float(regularisers(m, torch.zeros(1, 2, 2, 4), torch.ones(1, 2, 2, dtype=torch.bool), cfg))
+    flat = float(regularisers(m, torch.zeros(1, 2, 2, 4), torch.ones(1, 2, 2, dtype=torch.bool), cfg).detach())
     assert zero == 0.0 and math.isclose(flat, 0.5 * 4.0, rel_tol=1e-4)
 
 
