@@ -167,6 +167,21 @@ class ColourMatcher:
         return lab_to_rgb(x)
 
 
+def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """cv2.GaussianBlur of x (H, W[, C]) float32 with sigma px; wide sigmas run on a 2^k-times smaller copy (area
+    downsampling, blur, linear upsampling), so the cost does not grow with sigma."""
+    import cv2
+
+    h, w = x.shape[:2]
+    k = int(max(0, np.floor(np.log2(max(sigma, 1.0) / 2.0))))
+    k = min(k, int(np.log2(max(min(h, w), 1))) - 1) if min(h, w) > 2 else 0
+    if k <= 0:
+        return cv2.GaussianBlur(x, (0, 0), sigma)
+    small = cv2.resize(x, (max(1, w >> k), max(1, h >> k)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / 2 ** k)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def shading_match(fg: np.ndarray, bg: np.ndarray, weight: np.ndarray, sigma_px: float,
                   channels: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
     """fg (H, W, 3) sRGB carrying bg's low frequencies: fg + G(bg - fg) in CIELAB, float32 sRGB [0, 1].
@@ -189,8 +204,8 @@ def shading_match(fg: np.ndarray, bg: np.ndarray, weight: np.ndarray, sigma_px: 
     est = np.broadcast_to(diff.sum((0, 1)) / w.sum(), diff.shape)
     sigmas = [sigma_px * 2.0 ** k for k in range(8) if sigma_px * 2.0 ** k < 2 * max(w.shape)]
     for sg in sigmas[::-1]:
-        den = cv2.GaussianBlur(w, (0, 0), sg)[..., None]
-        est = (cv2.GaussianBlur(diff, (0, 0), sg) + floor * est) / (den + floor)
+        num, den = _gaussian_blur(diff, sg), _gaussian_blur(w, sg)[..., None]
+        est = (num + floor * est) / (den + floor)
     out = lf.copy()
     out[..., list(channels)] += est[..., list(channels)]
     return lab_to_rgb(out)
