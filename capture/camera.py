@@ -252,6 +252,14 @@ class Camera:
         S = torch.diag(torch.tensor([factor, factor, 1.0], device=self.device, dtype=self.dtype))
         return replace(self, K=S @ self.K, width=int(round(w)), height=int(round(h)))
 
+    def cropped(self, x0: int, y0: int, width: int, height: int) -> Camera:
+        """The camera(s) of the width x height pixel window whose top-left pixel is (x0, y0) (the principal
+        point shifted; the window may reach past the image, e.g. padding right and down)."""
+        K = self.K.clone()
+        K[..., 0, 2] -= x0
+        K[..., 1, 2] -= y0
+        return replace(self, K=K, width=int(width), height=int(height))
+
     def projection_matrix(self) -> Tensor:
         """P = K [R | t]: (3, 4) or (N, 3, 4)."""
         return self.K @ torch.cat([self.R, self.t[..., None]], -1)

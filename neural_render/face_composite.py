@@ -192,7 +192,6 @@ def shading_match(fg: np.ndarray, bg: np.ndarray, weight: np.ndarray, sigma_px: 
     Gaussian takes over (coarse to fine, down to the weighted mean), so holes fill smoothly. channels: the CIELAB
     channels corrected ((0,): lightness only, the double's hue kept). fg unchanged when weight has fewer than 16
     pixels or sigma_px <= 0."""
-
     w = np.asarray(weight, bool).astype(np.float32)
     fg = as_float_rgb(fg)
     if w.sum() < 16 or sigma_px <= 0:

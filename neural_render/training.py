@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as tf
@@ -164,14 +164,6 @@ def _crop_boxes(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator)
     return out
 
 
-def crop_camera(cam: Camera, x0: int, y0: int, w: int, h: int) -> Camera:
-    """The camera of the w x h pixel window of ``cam``'s image whose top-left pixel is (x0, y0)."""
-    K = cam.K.clone()
-    K[..., 0, 2] -= x0
-    K[..., 1, 2] -= y0
-    return replace(cam, K=K, width=w, height=h)
-
-
 def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, device, model: NeuralDouble | None = None):
     """(images, masks, G-buffer, camera_index, codes) of crops of views ``ids``, on ``device``. With a
     mesh-refining model the crops' G-buffers are re-evaluated for its current mesh (differentiable w.r.t. the
@@ -182,7 +174,7 @@ def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, devi
     msk = torch.stack([views.masks[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
     s = _supersample(views)
     if views.face_idx is not None and model is not None and model.vertex_offset is not None:
-        cams = Camera.stack([crop_camera(views.cameras[i], x, y, crop, crop) for i, y, x in sl])
+        cams = Camera.stack([views.cameras[i].cropped(x, y, crop, crop) for i, y, x in sl])
         fidx = torch.stack([views.face_idx[i, y * s:(y + crop) * s, x * s:(x + crop) * s] for i, y, x in sl])
         g, _ = model.gbuffer_fragments(views.verts[ids].to(device), cams.to(device=device), fidx.to(device))
     else:

@@ -15,9 +15,7 @@ def crop_camera(K: np.ndarray, R: np.ndarray, t: np.ndarray, box: tuple[int, int
     from capture.camera import Camera
 
     x0, y0, x1, y1 = box
-    Kc = np.array(K, np.float64)
-    Kc[0, 2] -= x0
-    Kc[1, 2] -= y0
     w, h = size if size is not None else (x1 - x0 + 1, y1 - y0 + 1)
-    return Camera(K=torch.tensor(Kc, dtype=torch.float32), R=torch.tensor(R, dtype=torch.float32),
-                  t=torch.tensor(t, dtype=torch.float32), width=w, height=h)
+    full = Camera(K=torch.tensor(np.asarray(K, np.float64), dtype=torch.float32),
+                  R=torch.tensor(R, dtype=torch.float32), t=torch.tensor(t, dtype=torch.float32), width=w, height=h)
+    return full.cropped(x0, y0, w, h)

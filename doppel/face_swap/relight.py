@@ -40,10 +40,12 @@ def fit_sh_shading(luma: np.ndarray, normals: np.ndarray, mask: np.ndarray) -> n
 
 def linear_luma(srgb: np.ndarray) -> np.ndarray:
     """(H, W) linear luminance (Rec. 709) of an sRGB image (H, W, 3) float [0, 1] or uint8."""
-    from neural_render.face_composite import as_float_rgb
+    import torch
 
-    rgb = as_float_rgb(srgb)
-    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    from neural_render.face_composite import as_float_rgb
+    from neural_render.texture import srgb_to_linear
+
+    lin = srgb_to_linear(torch.from_numpy(as_float_rgb(srgb))).numpy()
     return lin @ np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 

@@ -16,6 +16,7 @@ Two streaming passes over the plate (a 4K, 10-minute plate never sits in memory;
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -209,13 +210,15 @@ def feature_ids() -> np.ndarray:
     return np.unique(np.concatenate(feature_groups()))
 
 
-def feature_groups() -> list[np.ndarray]:
-    """MediaPipe face-mesh indices of each inner feature: two brows, two eyes, the lips, the nose."""
+@functools.lru_cache(maxsize=1)
+def feature_groups() -> tuple[np.ndarray, ...]:
+    """MediaPipe face-mesh indices of each inner feature: two brows, two eyes, the lips, the nose (built once:
+    it is read per face per frame)."""
     from mediapipe.python.solutions import face_mesh_connections as fc
 
     sets = (fc.FACEMESH_LEFT_EYEBROW, fc.FACEMESH_RIGHT_EYEBROW, fc.FACEMESH_LEFT_EYE, fc.FACEMESH_RIGHT_EYE,
             fc.FACEMESH_LIPS, fc.FACEMESH_NOSE)
-    return [np.array(sorted({i for e in s for i in e}), np.int64) for s in sets]
+    return tuple(np.array(sorted({i for e in s for i in e}), np.int64) for s in sets)
 
 
 def feature_holes(shape: tuple[int, int], faces: list[np.ndarray], grow_px: float) -> np.ndarray:

@@ -79,6 +79,14 @@ def test_scaled_and_rays():
     assert rays.shape == (30, 40, 3) and torch.allclose(rays[..., 2], torch.ones(30, 40))
 
 
+def test_cropped_projects_into_the_window():
+    cam = Camera.look_at((0, 0, 2), (0, 0, 0), width=40, height=30, fov_y_deg=50)
+    win = cam.cropped(7, 4, 20, 16)
+    assert (win.width, win.height) == (20, 16) and (cam.width, cam.height) == (40, 30)
+    p = torch.tensor([[0.1, -0.2, 0.3], [-0.05, 0.1, 0.0]])
+    assert torch.allclose(win.project(p)[0], cam.project(p)[0] - torch.tensor([7.0, 4.0]), atol=1e-5)
+
+
 def test_gradients_flow_to_pose():
     cam = Camera.look_at((0, 0, 2), (0, 0, 0), width=40, height=30, fov_y_deg=50, dtype=torch.float64)
     t = cam.t.clone().requires_grad_(True)

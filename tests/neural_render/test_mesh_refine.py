@@ -15,7 +15,6 @@ from neural_render.training import (
     TrainConfig,
     _batch,
     backdrop_colours,
-    crop_camera,
     lr_factor,
     mesh_laplacian,
     photometric_loss,
@@ -76,7 +75,7 @@ def test_refining_model_starts_at_the_fit_and_its_crops_match_the_stored_gbuffer
     assert g_refine.mask.shape == (2, 32, 32) and torch.equal(g_refine.mask, g_stored.mask)
     assert torch.allclose(g_refine.uv, g_stored.uv, atol=1e-5)
     assert torch.allclose(g_refine.view_dir, g_stored.view_dir, atol=1e-5)
-    cam = crop_camera(cams[0], 5, 7, 10, 12)
+    cam = cams[0].cropped(5, 7, 10, 12)
     assert (cam.width, cam.height) == (10, 12) and float(cam.K[0, 2]) == float(cams[0].K[0, 2]) - 5
 
 
