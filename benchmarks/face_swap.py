@@ -254,10 +254,11 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
     ids = double.basis.ids
     write_video(work / "gt_reencoded.mp4", gt)      # the measure's floor: the ground truth itself, through H.264
     floor = [f for _, f in iter_plate_frames(probe_plate(work / "gt_reencoded.mp4"))]
-    none = np.full((len(gt), len(ids), 2), np.nan)
+    # the floor row's "placed" columns: MediaPipe on the ground truth against the exact landmarks, the detector's
+    # own error and jitter on a true image (what the measure adds to any output that is not the GT itself)
     for route, outs, mattes, fps, placed in [*routes, ("2D baseline", out2, mattes2, float("nan"), ref_plate[:, ids]),
                                              ("floor: GT.mp4", floor, [np.zeros(m.shape, np.float32) for m in masks],
-                                              float("nan"), none)]:
+                                              float("nan"), gt_lm[:, ids])]:
         p_err, p_jit = placement(placed, ann, ids)
         lm = landmarks_of(outs)
         iod = np.maximum(inter_ocular(np.nan_to_num(gt_lm)), 1)

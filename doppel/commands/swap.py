@@ -39,6 +39,9 @@ def swap(
                                   "tone at low frequencies (Gaussian sigma = SHADING x face width, away from both "
                                   "faces' eyes, brows, lips and nose; lightness only with --colour luma, "
                                   "none with --colour none); 0 = off."),
+    flow: float = typer.Option(3.0, "--flow", help="Steady the plate's face landmarks with optical flow: how much "
+                               "a pixel of disagreement with the frame-to-frame flow costs against one with "
+                               "MediaPipe's detection (higher = steadier, slower to correct drift); 0 = off."),
     matte: bool = typer.Option(False, "--matte", help="Also write each frame's blend mask (8-bit PNG, the plate's "
                                "size) to <OUT stem>_swap/matte/, for redoing the comp."),
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
@@ -57,7 +60,8 @@ def swap(
     from doppel.face_swap.swap import SwapConfig, check_config
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
-                     matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading)
+                     matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
+                     flow_weight=flow)
     check_config(cfg, probe_plate(plate))            # bad options and bad plates fail before anything else
     console = Console()
     with gate_plate(workspace, plate_actor, production, plate), \

@@ -120,7 +120,8 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
 
 def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start: int, names) -> None:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
-    the plate's face landmarks, the camera (K, size, fps) and the frame numbers."""
+    the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected), the camera
+    (K, size, fps) and the frame numbers."""
     import io
 
     from core.storage import atomic_write_bytes
@@ -134,6 +135,7 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         expression_names=np.array(names, dtype=np.str_), valid=track.valid,
         error_iod=track.error.astype(np.float32), fit_error_iod=track.fit_error.astype(np.float32),
         yaw_deg=yaw.astype(np.float32), pitch_deg=pitch.astype(np.float32), landmarks=shot.landmarks,
+        landmarks_detected=shot.landmarks if shot.detected is None else shot.detected,
         faces_found=shot.n_faces, K=intrinsics(track.focal_px, info.width, info.height),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0))
     atomic_write_bytes(path, buf.getvalue())
@@ -160,7 +162,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     if out.resolve() == Path(plate).resolve():
         raise ValueError(f"{out}: the output would overwrite the plate")
     check_stage_out(side, STAGE, force, [plate, *double.folders])
-    shot = track_shot(info, cfg, start, end, progress)
+    shot = track_shot(info, cfg, start, end, progress).steadied(cfg.flow_weight)
     track = solve_track(shot, info, double, cfg)
     with staged_stage_dir(side, STAGE, force, [plate, *double.folders]) as tmp:
         (tmp / "strips").mkdir()
@@ -186,7 +188,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                        params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
                                "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
-                               "relight": cfg.relight},
+                               "relight": cfg.relight, "flow": cfg.flow_weight},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

@@ -16,6 +16,7 @@ Two streaming passes over the plate (a 4K, 10-minute plate never sits in memory;
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -58,6 +59,9 @@ class SwapConfig:
                                       # (Gaussian sigma = this x face width) replace the double's on the skin,
                                       # away from both faces' eyes, brows, lips and nose; channels as `colour`
                                       # (luma: L only; none: off); 0 = off
+    flow_weight: float = 3.0          # landmarks steadied by optical flow (`capture.landmark_flow.fuse_flow`): how
+                                      # much a px of disagreement with the frame-to-frame flow costs against one
+                                      # with MediaPipe's detection; 0 = MediaPipe's landmarks as they are
     oval_grow: float = 0.08           # the double's face outline scaled about its centre by 1 + this (the matte's
                                       # edge moved off the brows and jaw line, into flat skin)
     max_faces: int = 4                # faces MediaPipe looks for per frame
@@ -66,11 +70,24 @@ class SwapConfig:
 
 @dataclass
 class ShotLandmarks:
-    """landmarks (F, 478, 2) float32 px, NaN where no face; n_faces (F,) faces found; hands: per frame (M, 21, 2)."""
+    """landmarks (F, 478, 2) float32 px, NaN where no face; n_faces (F,) faces found; hands: per frame (M, 21, 2);
+    flow (F, 478, 2) float32 px: each landmark's optical-flow motion from the frame before (NaN where unknown);
+    detected: MediaPipe's landmarks before `steadied` fused them with the flow (None: landmarks are those)."""
 
     landmarks: np.ndarray
     n_faces: np.ndarray
     hands: list[np.ndarray]
+    flow: np.ndarray | None = None
+    detected: np.ndarray | None = None
+
+    def steadied(self, weight: float) -> ShotLandmarks:
+        """The same shot with its landmarks fused with their flow (`capture.landmark_flow.fuse_flow`)."""
+        from capture.landmark_flow import fuse_flow
+
+        if weight <= 0 or self.flow is None:
+            return self
+        return dataclasses.replace(self, landmarks=fuse_flow(self.landmarks, self.flow, weight),
+                                   detected=self.landmarks)
 
     @property
     def valid(self) -> np.ndarray:
@@ -126,6 +143,8 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
         raise ValueError(f"--grow must be in (-0.5, 1], got {cfg.oval_grow}")
     if not 0.0 <= cfg.shading_sigma <= 1.0:
         raise ValueError(f"--shading must be in [0, 1] (a fraction of the face width), got {cfg.shading_sigma}")
+    if not 0.0 <= cfg.flow_weight <= 1e3:
+        raise ValueError(f"--flow must be in [0, 1000], got {cfg.flow_weight}")
     end = info.frame_count if cfg.end is None else cfg.end
     if not 0 <= cfg.start < end <= info.frame_count:
         raise ValueError(f"--start {cfg.start} / --end {end}: the plate has frames 0-{info.frame_count - 1}")
@@ -134,25 +153,38 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
 
 def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress: Progress | None = None
                ) -> ShotLandmarks:
-    """Pass 1: face and hand landmarks of frames start <= i < end."""
+    """Pass 1: face and hand landmarks of frames start <= i < end, and each face landmark's optical flow from the
+    frame before (when cfg.flow_weight > 0)."""
+    import cv2
+
     from capture.face_tracking import PlateTracker
+    from capture.landmark_flow import landmark_flow
     from capture.plate_io import iter_plate_frames
+    from reconstruction.head_tracking import inter_ocular
 
     F = end - start
     lm = np.full((F, 478, 2), np.nan, np.float32)
+    flow = np.full((F, 478, 2), np.nan, np.float32)
     n_faces = np.zeros(F, np.int64)
     hands: list[np.ndarray] = []
+    prev = None
     with PlateTracker(max_faces=max(cfg.max_faces, cfg.face_index + 1)) as tracker:
         for i, rgb in iter_plate_frames(info, start, end):
             r = tracker.process(rgb)
-            n_faces[i - start] = len(r.faces)
+            f = i - start
+            n_faces[f] = len(r.faces)
             face = r.face(cfg.face_index)
             if face is not None:
-                lm[i - start] = face
+                lm[f] = face
             hands.append(r.hands.astype(np.float32))
+            if cfg.flow_weight > 0:
+                gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+                if prev is not None and np.isfinite(lm[f - 1]).all():
+                    flow[f] = landmark_flow(prev, gray, lm[f - 1], float(inter_ocular(lm[f - 1])))
+                prev = gray
             if progress:
-                progress("track", i - start + 1, F)
-    return ShotLandmarks(lm, n_faces, hands)
+                progress("track", f + 1, F)
+    return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 else None)
 
 
 NORMAL_LENS_FOV_X = 39.6   # degrees: a 50 mm lens on a 36 mm-wide film back

@@ -62,6 +62,9 @@ def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp
     assert tracks["valid"].tolist() == [True] * 6 + [False] * 2
     assert np.nanmax(tracks["error_iod"]) < 0.12          # the double's face follows the plate's landmarks
     assert np.nanmax(tracks["fit_error_iod"]) < 0.05      # and the head is tracked (identity offsets included)
+    # the landmarks the shot was solved on are MediaPipe's steadied by optical flow: close to them, not them
+    moved = np.linalg.norm(tracks["landmarks"][:6] - tracks["landmarks_detected"][:6], axis=-1)
+    assert 0.02 < moved.mean() < 2.0 and np.isnan(tracks["landmarks"][6:]).all()
     src = dict(iter_plate_frames(info))
     dst = dict(iter_plate_frames(back))
     for i in range(6):
@@ -115,6 +118,8 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     assert err["shaded"] < 0.75 * err["flat"], err
     code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "o.png", "--shading", "3")
     assert code == 1 and "--shading must be in [0, 1]" in err
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "o.png", "--flow", "-1")
+    assert code == 1 and "--flow must be in [0, 1000]" in err
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((128, 128, 3), 90, np.uint8))
     code, _, err = run_cli(capsys, "swap", blank, "--double", rig_dir, "--out", tmp_path / "o.png")
