@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["landmark_flow", "fuse_flow", "flow_window"]
+__all__ = ["landmark_flow", "fuse_flow", "flow_window", "drop_disagreeing_flow"]
 
 
 def flow_window(iod_px: float) -> int:
@@ -57,6 +57,18 @@ def landmark_flow(prev_gray: np.ndarray, gray: np.ndarray, points: np.ndarray, i
     d[~good] = np.nan
     out[ok] = d
     return out
+
+
+def drop_disagreeing_flow(prev: np.ndarray, flow: np.ndarray, detected: np.ndarray, iod_px: float,
+                          tolerance: float = 0.25) -> np.ndarray:
+    """flow (N, 2) px of the landmarks prev (N, 2) px, or all NaN when where it carries them disagrees with the
+    next frame's detection (N, 2) px by more than tolerance x iod_px (median over the landmarks): the detector
+    jumped to another face, or the flow followed something else. Fusing across such a frame would average two
+    different things."""
+    moved = np.linalg.norm(np.asarray(prev) + flow - np.asarray(detected), axis=-1)
+    if not np.isfinite(moved).any() or np.nanmedian(moved) > tolerance * iod_px:
+        return np.full_like(flow, np.nan)
+    return flow
 
 
 def fuse_flow(landmarks: np.ndarray, flow: np.ndarray, weight: float) -> np.ndarray:

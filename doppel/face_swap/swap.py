@@ -158,7 +158,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     import cv2
 
     from capture.face_tracking import PlateTracker
-    from capture.landmark_flow import landmark_flow
+    from capture.landmark_flow import drop_disagreeing_flow, landmark_flow
     from capture.plate_io import iter_plate_frames
     from reconstruction.head_tracking import inter_ocular
 
@@ -180,7 +180,8 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             if cfg.flow_weight > 0:
                 gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
                 if prev is not None and np.isfinite(lm[f - 1]).all():
-                    flow[f] = landmark_flow(prev, gray, lm[f - 1], float(inter_ocular(lm[f - 1])))
+                    iod = float(inter_ocular(lm[f - 1]))
+                    flow[f] = drop_disagreeing_flow(lm[f - 1], landmark_flow(prev, gray, lm[f - 1], iod), lm[f], iod)
                 prev = gray
             if progress:
                 progress("track", f + 1, F)

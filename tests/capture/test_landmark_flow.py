@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from capture.landmark_flow import flow_window, fuse_flow, landmark_flow
+from capture.landmark_flow import drop_disagreeing_flow, flow_window, fuse_flow, landmark_flow
 
 
 def _photo(size=256):
@@ -75,3 +75,11 @@ def test_fusion_matches_a_dense_solver_and_removes_detector_noise():
     gap[10:12] = np.nan                                              # frames without a face stay without
     out = fuse_flow(gap, flow, 3.0)
     assert np.isnan(out[10:12]).all() and np.isfinite(out[:10]).all() and np.isfinite(out[12:]).all()
+
+
+def test_a_flow_that_disagrees_with_the_next_detection_is_dropped():
+    prev = np.random.default_rng(2).uniform(50, 150, (478, 2))
+    flow = np.full_like(prev, 1.0)
+    np.testing.assert_array_equal(drop_disagreeing_flow(prev, flow, prev + 1.5, iod_px=50), flow)   # noise
+    assert np.isnan(drop_disagreeing_flow(prev, flow, prev + 40.0, iod_px=50)).all()   # another face
+    assert np.isnan(drop_disagreeing_flow(prev, flow, np.full_like(prev, np.nan), iod_px=50)).all()  # none
