@@ -113,7 +113,7 @@ def test_a_refined_model_keeps_its_offsets_frozen_applies_them_and_saves_them(tm
     assert all(p is not m.vertex_offset for g in opt.param_groups for p in g["params"])
     with torch.no_grad():
         m.vertex_offset.fill_(0.01)
-    cam = cameras(1, 32)
+    cam = cameras(1, 128)
     grown = m.gbuffer(v, cam).mask.float().mean()
     plain = NeuralDouble(NeuralDoubleConfig(channels=4, texture_size=8, levels=1, width=4, depth=1, cameras=["a"]),
                          f, uv, fuv, v, torch.full((4, 4, 3), 0.3)).gbuffer(v, cam).mask.float().mean()
