@@ -43,6 +43,8 @@ class TrainRequest:
     rgb_texture_size: int = 1024     # side of the learned RGB prior texture (0: the neural texture's channels 0-2)
     cgi_texture_size: int = 1024     # the baked texture kept for the CGI renderer
     supersample: int = 2             # G-buffer samples per pixel side (anti-aliased edges; same U-Net cost)
+    refine_to_photos: bool = False   # refine the fitted mesh's outlines to the training photos before the bake
+                                     # (NeuralDoubleConfig.refine_to_photos; an options entry overrides it)
     options: dict | None = None      # overrides of NeuralDoubleConfig / TrainConfig fields by name (ablations)
 
 
@@ -206,7 +208,8 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
                              f"this run trains on {train_cams} (same --holdout needed)")
         return model, opt, meta.get("optimizer_steps", {}), meta.get("training")
     cfg = NeuralDoubleConfig(**{"texture_size": req.texture_size, "rgb_texture_size": req.rgb_texture_size,
-                                "supersample": req.supersample, **split_options(req.options)[0]}, cameras=train_cams)
+                                "supersample": req.supersample, "refine_to_photos": req.refine_to_photos,
+                                **split_options(req.options)[0]}, cameras=train_cams)
     model = NeuralDouble(cfg, torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs),
                          verts, cgi_texture)
     model.init_from_bake(cgi_texture)
@@ -221,7 +224,6 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
 
     from capture.camera import Camera
     from neural_render.deferred import DeferredNeuralRenderer
-    from neural_render.neural_double import NeuralDoubleConfig
     from neural_render.training import TrainConfig, load_optimizer_state, make_optimizer, prepare_views
 
     say = status or (lambda s: None)
@@ -235,7 +237,7 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
     cfg = TrainConfig(iterations=req.iterations, max_seconds=math.inf if req.minutes is None else req.minutes * 60,
                       **train_opts)
     offsets = _refine_for_model(fit, session, full, req.holdout, cfg, say) \
-        if model_opts.get("refine_to_photos", NeuralDoubleConfig.refine_to_photos) else None
+        if model_opts.get("refine_to_photos", req.refine_to_photos) else None
     say("baking the CGI texture")
     cgi = _bake_for_model(fit, session, full, req.holdout, req.cgi_texture_size, offsets)
     model, opt_t, opt_steps, state = _build_model(req, fit, train_cams, cgi, req.device)

@@ -56,8 +56,7 @@ def train(
     dev = resolve_device(device)
     torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
     req = TrainRequest(session, fit_dir, out, [c.strip() for c in holdout.split(",") if c.strip()], size, iterations,
-                       dev, resume, masks, minutes, supersample=supersample,
-                       options={"refine_to_photos": True} if refine_to_photos else None)
+                       dev, resume, masks, minutes, supersample=supersample, refine_to_photos=refine_to_photos)
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
     console = Console()
