@@ -221,7 +221,8 @@ def cgi_supersampled(model, verts, cam, s: int = 2) -> np.ndarray:
     from neural_render.texture import linear_to_srgb
 
     with torch.no_grad():
-        lin = render_cgi(verts[0], model.faces, model.uvs, model.face_uvs, cam.scaled(s), model.cgi_texture)[0]
+        lin = render_cgi(model.surface(verts[0]), model.faces, model.uvs, model.face_uvs, cam.scaled(s),
+                         model.cgi_texture)[0]
     prem = torch.cat([linear_to_srgb(lin[..., :3]) * lin[..., 3:], lin[..., 3:]], -1)
     lo = tf.avg_pool2d(prem.permute(2, 0, 1)[None], s)[0].permute(1, 2, 0)
     a = lo[..., 3:]

@@ -43,6 +43,8 @@ class TrainRequest:
     rgb_texture_size: int = 1024     # side of the learned RGB prior texture (0: the neural texture's channels 0-2)
     cgi_texture_size: int = 1024     # the baked texture kept for the CGI renderer
     supersample: int = 2             # G-buffer samples per pixel side (anti-aliased edges; same U-Net cost)
+    refine_to_photos: bool = False   # refine the fitted mesh's outlines to the training photos before the bake
+                                     # (NeuralDoubleConfig.refine_to_photos; an options entry overrides it)
     options: dict | None = None      # overrides of NeuralDoubleConfig / TrainConfig fields by name (ablations)
 
 
@@ -143,17 +145,43 @@ def _load_views(req: TrainRequest, multiple: int):
     return session, fit, cams, photos, masks, names, where, full, note
 
 
-def _bake_for_model(fit, session, full, holdout: list[str], size: int):
-    """Linear RGB (S, S, 3) texture baked from the first frame's training cameras (never the held-out ones)."""
+def _refine_for_model(fit, session, full, holdout: list[str], cfg, say):
+    """(V,) float32 normal offsets (metres) of the first frame's fitted mesh refined to the training cameras'
+    photos (``neural_render.photo_refine``; never the held-out cameras), with TrainConfig ``cfg``'s settings."""
+    import torch
+
+    from capture.camera import Camera
+    from neural_render.photo_refine import PhotoRefineConfig, photo_refine
+
+    keep = [i for i, c in enumerate(session.cameras) if c.name not in holdout]
+    first = next(iter(fit.frames))
+    say("refining the mesh to the photos")
+    res = photo_refine(torch.from_numpy(fit.frames[first]), torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs),
+                       torch.from_numpy(fit.face_uvs), Camera.stack([session.cameras[i].undistorted() for i in keep]),
+                       [torch.from_numpy(full["photos"][i]) for i in keep],
+                       [torch.from_numpy(full["masks"][i]) for i in keep],
+                       PhotoRefineConfig(steps=cfg.refine_steps, lr=cfg.refine_lr, w_offset=cfg.refine_w_offset,
+                                         w_photo=cfg.refine_w_photo))
+    log.info("mesh refined to the photos: outline term %.5f -> %.5f", res.loss_before, res.loss_after)
+    return res.offsets
+
+
+def _bake_for_model(fit, session, full, holdout: list[str], size: int, offsets=None):
+    """Linear RGB (S, S, 3) texture baked from the first frame's training cameras (never the held-out ones), on
+    the fitted mesh moved along its normals by ``offsets`` (V,) metres when given."""
     import torch
 
     from capture.camera import Camera
     from neural_render.bake import BakeConfig, bake_texture
+    from neural_render.shading import vertex_normals
     from neural_render.texture import srgb_to_linear
 
     keep = [i for i, c in enumerate(session.cameras) if c.name not in holdout]
     first = next(iter(fit.frames))
-    res = bake_texture(torch.from_numpy(fit.frames[first]), torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs),
+    verts, faces = torch.from_numpy(fit.frames[first]), torch.from_numpy(fit.faces)
+    if offsets is not None:
+        verts = verts + offsets[:, None] * vertex_normals(verts, faces)
+    res = bake_texture(verts, faces, torch.from_numpy(fit.uvs),
                        torch.from_numpy(fit.face_uvs), Camera.stack([session.cameras[i].undistorted() for i in keep]),
                        lambda k: srgb_to_linear(torch.from_numpy(full["photos"][keep[k]])),
                        [torch.from_numpy(full["masks"][i]) for i in keep], BakeConfig(size=size))
@@ -180,7 +208,8 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
                              f"this run trains on {train_cams} (same --holdout needed)")
         return model, opt, meta.get("optimizer_steps", {}), meta.get("training")
     cfg = NeuralDoubleConfig(**{"texture_size": req.texture_size, "rgb_texture_size": req.rgb_texture_size,
-                                "supersample": req.supersample, **split_options(req.options)[0]}, cameras=train_cams)
+                                "supersample": req.supersample, "refine_to_photos": req.refine_to_photos,
+                                **split_options(req.options)[0]}, cameras=train_cams)
     model = NeuralDouble(cfg, torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs),
                          verts, cgi_texture)
     model.init_from_bake(cgi_texture)
@@ -204,9 +233,17 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
         log.warning(note)
         say(note)
     train_cams = [c.name for c in session.cameras if c.name not in req.holdout]
+    model_opts, train_opts = split_options(req.options)
+    cfg = TrainConfig(iterations=req.iterations, max_seconds=math.inf if req.minutes is None else req.minutes * 60,
+                      **train_opts)
+    offsets = _refine_for_model(fit, session, full, req.holdout, cfg, say) \
+        if model_opts.get("refine_to_photos", req.refine_to_photos) else None
     say("baking the CGI texture")
-    cgi = _bake_for_model(fit, session, full, req.holdout, req.cgi_texture_size)
+    cgi = _bake_for_model(fit, session, full, req.holdout, req.cgi_texture_size, offsets)
     model, opt_t, opt_steps, state = _build_model(req, fit, train_cams, cgi, req.device)
+    if offsets is not None and state is None:
+        with torch.no_grad():
+            model.vertex_offset.copy_(offsets.to(model.vertex_offset))
     frames = list(fit.frames)
     verts = torch.from_numpy(np.stack([fit.frames[f] for f, _ in where]))
     cam_of = {c.name: c for c in cams}
@@ -215,8 +252,6 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
     views = prepare_views(model.cpu(), verts, Camera.stack([cam_of[c] for _, c in where]),
                           torch.from_numpy(np.stack(photos)), torch.from_numpy(np.stack(masks)), ci, None, names)
     model = model.to(req.device)
-    cfg = TrainConfig(iterations=req.iterations, max_seconds=math.inf if req.minutes is None else req.minutes * 60,
-                      **split_options(req.options)[1])
     opt = make_optimizer(model, cfg)
     load_optimizer_state(model, opt, opt_t, opt_steps)
     return _run_training(req, tmp, model, opt, views, cfg, state, progress, say,

@@ -63,6 +63,10 @@ class NeuralDoubleConfig:
                                 # the U-Net runs at the output size
     refine_mesh: bool = False   # learn a per-vertex offset along the normal (metres, ``vertex_offset``) that moves
                                 # the fitted mesh where the photos disagree with it; every render applies it
+    refine_to_photos: bool = False  # before the bake, the fitted mesh is moved along its normals to the training
+                                    # photos (neural_render.photo_refine: outlines to the photos' mattes); the
+                                    # offsets are kept in ``vertex_offset`` (frozen while training) and every
+                                    # render (neural and CGI) applies them
     view_inputs: str = "full"   # the U-Net's viewpoint inputs: "full" (view direction everywhere, camera-frame
                                 # normals), "mesh" (view direction on the mesh only), "none" (neither)
     cameras: list[str] = field(default_factory=list)  # training cameras (one colour correction each)
@@ -103,8 +107,9 @@ class NeuralDouble(nn.Module):
         self.register_buffer("fitted_verts", fv[None] if fv.dim() == 2 else fv)
         self.register_buffer("cgi_texture", torch.zeros(1, 1, 3) if cgi_texture is None
                              else torch.as_tensor(cgi_texture).float())
-        self.register_parameter("vertex_offset", nn.Parameter(torch.zeros(self.fitted_verts.shape[1]))
-                                if config.refine_mesh else None)
+        self.register_parameter("vertex_offset", nn.Parameter(torch.zeros(self.fitted_verts.shape[1]),
+                                                              requires_grad=config.refine_mesh)
+                                if config.refine_mesh or config.refine_to_photos else None)
 
     @torch.no_grad()
     def init_from_bake(self, texture_linear: Tensor) -> None:
@@ -120,8 +125,9 @@ class NeuralDouble(nn.Module):
         return topology_signature(self.faces.cpu(), self.uvs.cpu(), self.face_uvs.cpu(), self.num_vertices)
 
     def surface(self, verts: Tensor) -> Tensor:
-        """verts (..., V, 3) moved along their vertex normals by the learned ``vertex_offset`` (V,) metres when the
-        model refines the mesh (``refine_mesh``), else verts unchanged."""
+        """verts (..., V, 3) moved along their vertex normals by ``vertex_offset`` (V,) metres when the model has
+        one (learned: ``refine_mesh``; fitted to the photos before training: ``refine_to_photos``), else verts
+        unchanged."""
         if self.vertex_offset is None:
             return verts
         return verts + self.vertex_offset[:, None].to(verts) * vertex_normals(verts.detach(), self.faces)

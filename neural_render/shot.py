@@ -49,7 +49,8 @@ def render_shot_frames(model: NeuralDouble, verts: Tensor, cameras: Camera, rend
         for t in range(verts.shape[0]):
             v = verts[t].to(device=device, dtype=torch.float32)
             if renderer == "cgi":
-                lin = render_cgi(v, model.faces, model.uvs, model.face_uvs, cam, model.cgi_texture)[0].float()
+                lin = render_cgi(model.surface(v), model.faces, model.uvs, model.face_uvs, cam,
+                                 model.cgi_texture)[0].float()
                 srgb = torch.cat([linear_to_srgb(lin[..., :3]), lin[..., 3:]], -1)
                 prem = lin
             else:

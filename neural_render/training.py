@@ -71,6 +71,10 @@ class TrainConfig:
     lr_final: float = 0.1         # the cosine schedule's last learning rate, a fraction of the first
     view_sampling_power: float = 0.0  # training views are drawn with probability ~ (person pixels in the view)^p:
                                       # 0 = uniform, 1 = uniform over person pixels (close-ups drawn more often)
+    refine_steps: int = 150       # NeuralDoubleConfig.refine_to_photos: steps of the mesh refinement before the bake
+    refine_lr: float = 2e-4       # ... its Adam learning rate (metres per step, before the offsets' smoothing)
+    refine_w_offset: float = 2e-3  # ... weight of the mean squared offset in mm (keeps it near the fit)
+    refine_w_photo: float = 0.0   # ... weight of the photo-consistency of colours (0 = outlines only)
     diverged_db: float = 5.0      # a held-out PSNR this far below the best is a divergence (the composite loss can
                                   # collapse alpha to 0): the best state is restored, Adam's moments cleared and
                                   # every learning rate halved (0 = never)
@@ -122,7 +126,7 @@ def prepare_views(model: NeuralDouble, verts: Tensor, cameras: Camera, images: T
     images (N, H, W, 3) sRGB, masks (N, H, W), camera_index (N,) (-1 = held out), codes (N, K) or None.
     A mesh-refining model (``vertex_offset``) also keeps the meshes, cameras and visible faces: its training
     steps re-evaluate the G-buffer's barycentrics for the moving mesh."""
-    refine = model.vertex_offset is not None
+    refine = model.config.refine_mesh
     with torch.no_grad():
         out = [model.gbuffer_fragments(verts[i:i + 1], cameras[i]) for i in range(len(names))]
     fidx = torch.cat([f.face_idx for _, f in out]).int() if refine else None
@@ -173,7 +177,7 @@ def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, devi
     img = torch.stack([views.images[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
     msk = torch.stack([views.masks[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
     s = _supersample(views)
-    if views.face_idx is not None and model is not None and model.vertex_offset is not None:
+    if views.face_idx is not None and model is not None and model.config.refine_mesh:
         cams = Camera.stack([views.cameras[i].cropped(x, y, crop, crop) for i, y, x in sl])
         fidx = torch.stack([views.face_idx[i, y * s:(y + crop) * s, x * s:(x + crop) * s] for i, y, x in sl])
         g, _ = model.gbuffer_fragments(views.verts[ids].to(device), cams.to(device=device), fidx.to(device))
@@ -228,7 +232,7 @@ def photometric_loss(rgba: Tensor, img: Tensor, mask: Tensor, cfg: TrainConfig,
 def view_gbuffer(model: NeuralDouble, views: TrainViews, i: int, device) -> GBuffer:
     """The G-buffer (1, sH, sW) of view i on ``device``: the stored one, or for a mesh-refining model the
     rasterization of its current mesh (as shots draw it)."""
-    if views.verts is not None and model.vertex_offset is not None:
+    if views.verts is not None and model.config.refine_mesh:
         return model.gbuffer(views.verts[[i]].to(device), views.cameras[i].to(device=device))
     g = views.g.index([i])
     return GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
@@ -270,7 +274,7 @@ def make_optimizer(model: NeuralDouble, cfg: TrainConfig) -> torch.optim.Adam:
               {"params": [model.color_A, model.color_b], "lr": cfg.lr_color, "weight_decay": 0.0}]
     if model.rgb_texture is not None and cfg.lr_rgb_texture > 0:
         groups.append({"params": list(model.rgb_texture.parameters()), "lr": cfg.lr_rgb_texture, "weight_decay": 0.0})
-    if model.vertex_offset is not None:
+    if model.config.refine_mesh:
         groups.append({"params": [model.vertex_offset], "lr": cfg.lr_offset, "weight_decay": 0.0})
     return torch.optim.AdamW(groups)
 
@@ -285,7 +289,7 @@ def regularisers(model: NeuralDouble, residual: Tensor, mask: Tensor, cfg: Train
         loss = loss + cfg.w_residual * ((residual[..., :3] ** 2) * m).sum() / (3 * m.sum()).clamp_min(1)
     if cfg.w_texture_detail > 0:
         loss = loss + cfg.w_texture_detail * sum((lv ** 2).mean() for lv in model.texture.levels()[:-1])
-    if model.vertex_offset is not None:
+    if model.config.refine_mesh:
         mm = model.vertex_offset * 1000.0
         loss = loss + cfg.w_offset_smooth * (mesh_laplacian(mm, model.faces) ** 2).mean() \
             + cfg.w_offset * (mm ** 2).mean()

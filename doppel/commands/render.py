@@ -35,6 +35,9 @@ def train(
     minutes: float = typer.Option(None, "--minutes", help="Wall-clock budget of the optimisation (minutes)."),
     supersample: int = typer.Option(2, "--supersample", help="G-buffer samples per pixel side (1, 2 or 4): "
                                     "anti-aliased edges; the U-Net runs at --size either way."),
+    refine_to_photos: bool = typer.Option(False, "--refine-to-photos/--no-refine-to-photos",
+                                          help="Before the bake, move the fitted mesh along its normals so that its "
+                                               "outlines match the training photos' mattes (kept in the model)."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -53,7 +56,7 @@ def train(
     dev = resolve_device(device)
     torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
     req = TrainRequest(session, fit_dir, out, [c.strip() for c in holdout.split(",") if c.strip()], size, iterations,
-                       dev, resume, masks, minutes, supersample=supersample)
+                       dev, resume, masks, minutes, supersample=supersample, refine_to_photos=refine_to_photos)
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
     console = Console()
