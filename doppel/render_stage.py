@@ -145,19 +145,25 @@ def _load_views(req: TrainRequest, multiple: int):
     return session, fit, cams, photos, masks, names, where, full, note
 
 
+def _training_cameras(session, holdout: list[str]):
+    """(indices, undistorted Camera batch) of the session's cameras that are not held out."""
+    from capture.camera import Camera
+
+    keep = [i for i, c in enumerate(session.cameras) if c.name not in holdout]
+    return keep, Camera.stack([session.cameras[i].undistorted() for i in keep])
+
+
 def _refine_for_model(fit, session, full, holdout: list[str], cfg, say):
     """(V,) float32 normal offsets (metres) of the first frame's fitted mesh refined to the training cameras'
     photos (``neural_render.photo_refine``; never the held-out cameras), with TrainConfig ``cfg``'s settings."""
     import torch
 
-    from capture.camera import Camera
     from neural_render.photo_refine import PhotoRefineConfig, photo_refine
 
-    keep = [i for i, c in enumerate(session.cameras) if c.name not in holdout]
-    first = next(iter(fit.frames))
+    keep, cams = _training_cameras(session, holdout)
     say("refining the mesh to the photos")
-    res = photo_refine(torch.from_numpy(fit.frames[first]), torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs),
-                       torch.from_numpy(fit.face_uvs), Camera.stack([session.cameras[i].undistorted() for i in keep]),
+    res = photo_refine(torch.from_numpy(fit.frames[next(iter(fit.frames))]), torch.from_numpy(fit.faces),
+                       torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs), cams,
                        [torch.from_numpy(full["photos"][i]) for i in keep],
                        [torch.from_numpy(full["masks"][i]) for i in keep],
                        PhotoRefineConfig(steps=cfg.refine_steps, lr=cfg.refine_lr, w_offset=cfg.refine_w_offset,
@@ -171,18 +177,15 @@ def _bake_for_model(fit, session, full, holdout: list[str], size: int, offsets=N
     the fitted mesh moved along its normals by ``offsets`` (V,) metres when given."""
     import torch
 
-    from capture.camera import Camera
     from neural_render.bake import BakeConfig, bake_texture
     from neural_render.shading import vertex_normals
     from neural_render.texture import srgb_to_linear
 
-    keep = [i for i, c in enumerate(session.cameras) if c.name not in holdout]
-    first = next(iter(fit.frames))
-    verts, faces = torch.from_numpy(fit.frames[first]), torch.from_numpy(fit.faces)
+    keep, cams = _training_cameras(session, holdout)
+    verts, faces = torch.from_numpy(fit.frames[next(iter(fit.frames))]), torch.from_numpy(fit.faces)
     if offsets is not None:
         verts = verts + offsets[:, None] * vertex_normals(verts, faces)
-    res = bake_texture(verts, faces, torch.from_numpy(fit.uvs),
-                       torch.from_numpy(fit.face_uvs), Camera.stack([session.cameras[i].undistorted() for i in keep]),
+    res = bake_texture(verts, faces, torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs), cams,
                        lambda k: srgb_to_linear(torch.from_numpy(full["photos"][keep[k]])),
                        [torch.from_numpy(full["masks"][i]) for i in keep], BakeConfig(size=size))
     return res.texture

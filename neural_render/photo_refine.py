@@ -140,10 +140,9 @@ def _observations(verts: Tensor, faces: Tensor, pos: Tensor, nrm: Tensor, cams: 
 
 
 def _project(points: Tensor, cam: Camera) -> Tensor:
-    """(N, 2) grid_sample coordinates in [-1, 1] of world points (N, 3) in a pinhole camera."""
-    pc = points @ cam.R.T + cam.t
-    px = pc @ cam.K.T
-    uv = px[:, :2] / pc[:, 2:].clamp_min(1e-6)
+    """(N, 2) grid_sample coordinates in [-1, 1] (align_corners=False) of world points (N, 3) in a pinhole
+    camera (``Camera.project`` without distortion: its pixel coordinates put pixel centres at integer + 0.5)."""
+    uv = cam.project(points, distort=False)[0]
     return torch.stack([uv[:, 0] / cam.width * 2 - 1, uv[:, 1] / cam.height * 2 - 1], -1)
 
 
