@@ -12,6 +12,7 @@ the best state is kept, and a collapse far below it restores that state (``diver
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -28,6 +29,7 @@ from neural_render.deferred import autocast_for
 from neural_render.gbuffer import GBuffer
 from neural_render.metrics import masked_psnr, masked_ssim
 from neural_render.neural_double import NeuralDouble
+from neural_render.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,9 @@ class TrainConfig:
     diverged_db: float = 5.0      # a held-out PSNR this far below the best is a divergence (the composite loss can
                                   # collapse alpha to 0): the best state is restored, Adam's moments cleared and
                                   # every learning rate halved (0 = never)
+    ema_decay: float = 0.0        # > 0: the held-out views are scored with, and the kept state is, an exponential
+                                  # moving average of the weights with this decay per step
+                                  # (neural_render.weight_average); 0 = the live weights
     eval_every: int = 100         # steps between held-out evaluations (and progress reports)
     patience: int = 6             # evaluations without a better held-out PSNR before stopping early
     checkpoint_every: int = 200   # steps between checkpoints (0 = none)
@@ -376,26 +381,32 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     bad, losses, step = 0, [], start_step
     probs = view_probabilities(views, cfg.view_sampling_power) if cfg.view_sampling_power else None
     lr_scale = 1.0
+    avg = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     while step < cfg.iterations:
         model.train()
         set_lr(opt, lr_scale * lr_factor(cfg, step, time.perf_counter() - t0))
         losses.append(_step(model, opt, views, cfg, gen, device, probs))
+        if avg is not None:
+            avg.update(model)
         step += 1
         last = step >= cfg.iterations or time.perf_counter() - t0 > cfg.max_seconds
         if step % cfg.eval_every == 0 or last:
             model.eval()
-            psnr = holdout_psnr(model, views, device, cfg.composite_loss)
+            with avg.applied(model) if avg is not None else contextlib.nullcontext():
+                psnr = holdout_psnr(model, views, device, cfg.composite_loss)
+                if math.isnan(psnr) or psnr > best_psnr:
+                    best_state = copy.deepcopy(model.state_dict())
             loss = sum(losses) / len(losses)
             losses = []
             res.history.append({"step": step, "seconds": round(time.perf_counter() - t0, 2), "loss": round(loss, 5),
                                 "holdout_psnr": None if math.isnan(psnr) else round(psnr, 3)})
             if math.isnan(psnr) or psnr > best_psnr:
                 best_psnr, best_step, bad = psnr, step, 0
-                best_state = copy.deepcopy(model.state_dict())
             else:
                 bad += 1
                 if cfg.diverged_db > 0 and psnr < best_psnr - cfg.diverged_db:
                     lr_scale = recover(model, opt, best_state, lr_scale, step, psnr, best_psnr)
+                    avg = WeightAverage(model, cfg.ema_decay) if avg is not None else None
             if progress:
                 progress(step, cfg.iterations, loss, psnr)
             if bad >= cfg.patience:
