@@ -102,9 +102,11 @@ def _texels(verts: Tensor, faces: Tensor, uvs: Tensor, face_uvs: Tensor, size: i
     return pos, nrm, idx
 
 
-def _view_weights(pos: Tensor, nrm: Tensor, cam: Camera, depth: Tensor, valid: Tensor, cfg: BakeConfig):
-    """Numeric kernel: for texel points pos (N, 3) / normals (N, 3) and one camera with its z-buffer depth (H, W)
-    and valid-pixel map (H, W) bool: (weight (N,), cos (N,), pixel grid (N, 2) in [-1, 1] for grid_sample)."""
+def view_weights(pos: Tensor, nrm: Tensor, cam: Camera, depth: Tensor, valid: Tensor, cfg: BakeConfig):
+    """Numeric kernel: for texel points pos (N, 3) world metres / unit normals (N, 3) and one camera with its
+    z-buffer depth (H, W) metres and valid-pixel map (H, W) bool: (weight (N,) = cos^k x (focal / depth)^2 where
+    the texel is seen, else 0; cos (N,) of the normal and the direction to the camera; pixel grid (N, 2) in
+    [-1, 1] for grid_sample). Used by the bake and by `photo_refine`."""
     pc = pos @ cam.R.T + cam.t
     z = pc[:, 2]
     eye = -cam.R.T @ cam.t
@@ -127,7 +129,7 @@ def _view_weights(pos: Tensor, nrm: Tensor, cam: Camera, depth: Tensor, valid: T
     return w, torch.where(ok, cos, torch.zeros_like(cos)), grid
 
 
-def _valid_pixels(depth: Tensor, mask: Tensor | None, margin: int) -> Tensor:
+def valid_pixels(depth: Tensor, mask: Tensor | None, margin: int) -> Tensor:
     """(H, W) bool: the mesh (and the person mask, when given) covers the pixel and its margin-neighbourhood."""
     cov = torch.isfinite(depth)
     if mask is not None:
@@ -170,9 +172,9 @@ def bake_texture(verts: Tensor, faces: Tensor, uvs: Tensor, face_uvs: Tensor, ca
         m = None if masks is None or masks[i] is None else torch.as_tensor(masks[i], device=verts.device).bool()
         with torch.no_grad():
             depth = rasterize(verts, faces, cam).depth[0]
-        valid = _valid_pixels(depth, m, cfg.edge_margin)
+        valid = valid_pixels(depth, m, cfg.edge_margin)
         sharp.append(image_sharpness(img, valid))
-        w, cos, grid = _view_weights(pos, nrm, cam, depth, valid, cfg)
+        w, cos, grid = view_weights(pos, nrm, cam, depth, valid, cfg)
         col = tf.grid_sample(img[..., :3].permute(2, 0, 1)[None], grid[None, None], mode="bilinear",
                              padding_mode="border", align_corners=False)[0, :, 0].T
         w = w ** cfg.power * max(sharp[-1], 1e-12)      # absolute scale: comparable across views

@@ -32,11 +32,11 @@ import torch.nn.functional as tf
 from torch import Tensor
 
 from capture.camera import Camera
-from neural_render.bake import BakeConfig, _valid_pixels, _view_weights, push_pull_fill
+from neural_render.bake import BakeConfig, push_pull_fill, valid_pixels, view_weights
 from neural_render.gbuffer import uv_fragments
 from neural_render.raster import check_mesh, rasterize
 from neural_render.shading import vertex_normals
-from neural_render.silhouette import _silhouette_edges, mesh_edges
+from neural_render.silhouette import mesh_edges, silhouette_edges
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,8 @@ def _observations(verts: Tensor, faces: Tensor, pos: Tensor, nrm: Tensor, cams: 
     for k, cam in enumerate(cams):
         with torch.no_grad():
             zbuf = rasterize(verts, faces, cam).depth[0]
-        valid = _valid_pixels(zbuf, masks[k], cfg.edge_margin)
-        w, cos, _ = _view_weights(pos, nrm, cam, zbuf, valid, bake)
+        valid = valid_pixels(zbuf, masks[k], cfg.edge_margin)
+        w, cos, _ = view_weights(pos, nrm, cam, zbuf, valid, bake)
         idx = (w > 0).nonzero()[:, 0]
         sel.append(idx)
         weight.append(cos[idx] ** 2)
@@ -217,7 +217,7 @@ def outline_term(verts: Tensor, faces: Tensor, edges: Tensor, face_edge: Tensor,
         if ol.matte[k] is None:
             continue
         pc = verts @ cam.R.T + cam.t
-        _, se = _silhouette_edges(pc[None], faces, edges, face_edge, 0.01)
+        _, se = silhouette_edges(pc[None], faces, edges, face_edge, 0.01)
         if len(se) == 0:
             continue
         a, b = verts[edges[se, 0]], verts[edges[se, 1]]

@@ -70,7 +70,7 @@ def soft_silhouette(verts: Tensor, faces: Tensor, cameras: Camera, *, sigma: flo
     if not bool(in_band.any()):
         return sil
     edges, face_edge = mesh_edges(faces)
-    sb, se = _silhouette_edges(pc, faces, edges, face_edge, near)
+    sb, se = silhouette_edges(pc, faces, edges, face_edge, near)
     if sb.numel() == 0:
         return sil
     q = pc @ cams.K.transpose(-1, -2)
@@ -98,7 +98,7 @@ def _outline_band(mask: Tensor, band: int) -> Tensor:
     return dilate(mf) & dilate(1 - mf)
 
 
-def _silhouette_edges(pc: Tensor, faces: Tensor, edges: Tensor, face_edge: Tensor,
+def silhouette_edges(pc: Tensor, faces: Tensor, edges: Tensor, face_edge: Tensor,
                       near: float) -> tuple[Tensor, Tensor]:
     """Silhouette edges of each view: boundary edges (one face) and edges between a front- and a back-facing
     face, both ends in front of the near plane. pc (B, V, 3) camera space -> (view (S,), edge id (S,)) int64."""
