@@ -78,6 +78,8 @@ def train(
     console.print(f"render train: {s['steps']} steps ({s['stopped']}), best held-out PSNR {psnr} at step "
                   f"{s['best_step']}" + (f"; {s['size_note']}" if s["size_note"] else "") + f" -> {out}",
                   markup=False, highlight=False)
+    if s.get("fit_advice"):
+        console.print(f"render train: {s['fit_advice']}", markup=False, highlight=False)
 
 
 @app.command("shot")

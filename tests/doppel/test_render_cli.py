@@ -220,3 +220,23 @@ def test_shot_frames_of_a_real_actor_are_watermarked_and_signed(tmp_path, capsys
     o = ws / "shot2"
     _fails(capsys, o, "render", "shot", ws / "m", "--cameras", ws / "session" / "calibration.json", "--out", o,
            "--no-provenance", *who, match="--no-provenance is only allowed for the virtual actor")
+
+
+def test_render_train_advises_the_silhouette_term_for_a_fit_made_without_it(tmp_path, capsys, sphere_session):
+    from doppel.render_stage import fit_advice
+
+    fit = tmp_path / "fit"
+    shutil.copytree(sphere_session / "fit", fit)
+    assert fit_advice(fit) is None                                     # no metrics: nothing to say
+    (fit / "metrics.json").write_text(json.dumps({"silhouettes": True}))
+    assert fit_advice(fit) is None
+    (fit / "metrics.json").write_text("{not json")
+    assert fit_advice(fit) is None
+    (fit / "metrics.json").write_text(json.dumps({"silhouettes": False}))
+    assert "--silhouette-weight" in fit_advice(fit)
+    code, out, err = run_cli(capsys, "render", "train", sphere_session / "session", "--fit", fit, "--out",
+                             tmp_path / "model", "--size", "64", "--iterations", "1", "--device", "cpu")
+    assert code == 0, err
+    assert "--silhouette-weight" in " ".join(out.split())
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert "silhouette" in json.dumps(manifest)
