@@ -156,8 +156,8 @@ def fit_advice(fit_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
     if isinstance(metrics, dict) and metrics.get("silhouettes") is False:
-        return (f"{fit_dir} was fitted without the silhouette term: refit with `doppel fit ... --silhouette-weight 1` "
-                "to 3 for a neural double (held-out views +0.4 dB on the Cycles benchmark, docs/benchmarks.md)")
+        return ("the fit was made without the silhouette term: refit with `doppel fit ... --silhouette-weight 1` to 3 "
+                "for a neural double (held-out views about +0.3 dB on the Cycles benchmark, docs/benchmarks.md)")
     return None
 
 
