@@ -394,13 +394,14 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
             model.eval()
             with avg.applied(model) if avg is not None else contextlib.nullcontext():
                 psnr = holdout_psnr(model, views, device, cfg.composite_loss)
-                if math.isnan(psnr) or psnr > best_psnr:
+                improved = math.isnan(psnr) or psnr > best_psnr
+                if improved:                      # the weights just scored (the average, when there is one)
                     best_state = copy.deepcopy(model.state_dict())
             loss = sum(losses) / len(losses)
             losses = []
             res.history.append({"step": step, "seconds": round(time.perf_counter() - t0, 2), "loss": round(loss, 5),
                                 "holdout_psnr": None if math.isnan(psnr) else round(psnr, 3)})
-            if math.isnan(psnr) or psnr > best_psnr:
+            if improved:
                 best_psnr, best_step, bad = psnr, step, 0
             else:
                 bad += 1
