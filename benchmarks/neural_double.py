@@ -7,13 +7,14 @@
     PYTHONPATH=. python benchmarks/neural_double.py --device cuda --size 1024 --minutes 5   # GPU path (when lent one)
     PYTHONPATH=. python benchmarks/neural_double.py --capture DIR --fit FIT --model MODEL   # evaluate a trained model
 
-Steps (all on the product path: doppel.render_stage.train_session is what `doppel render train` runs):
+Steps (all on the product path: doppel.render_ensemble.train_ensemble is what `doppel render train` runs):
 1. capture: ``--capture DIR`` or a raster synthetic capture of the virtual actor (doppel.synthetic_capture: 16 views
    at ``--capture-size``, with ``--novel-poses`` more frames of its smooth motion for the novel-pose test);
 2. fit: ``--fitter ground_truth`` (default: the capture's ground-truth mesh as the fit, because Doppel's session fit
    takes minutes on this machine) or ``--fitter doppel`` (`doppel capture ingest` + `doppel fit`, frame 000);
 3. train on frame 000 with 2 of the 16 views held out (``--holdout``), ``--size`` px, one torch thread on the CPU,
-   for ``--minutes``; the training curve (held-out PSNR against time) is printed;
+   for ``--minutes``; the training curve (held-out PSNR against time) is printed; ``--members N`` trains N models
+   at once, one process (core) each, drawn as their mean (`doppel render train --members N`);
 4. held-out views: PSNR and SSIM inside the person mask and FLIP (flip-evaluator, LDR; mean over the mask and over
    the whole image) for the CGI baseline (the baked texture, unlit) and the neural renderer, both composited over
    the photo's backdrop colour (plus a reference row: the CGI baseline with 2x anti-aliased edges); novel poses:
@@ -132,11 +133,12 @@ def rig_posed_fit(fit: Path, capture: Path, frame_index: int, frames: int) -> to
 
 
 def train(session: Path, fit: Path, model_dir: Path, holdout: list[str], size: int, minutes: float,
-          device: str, masks: Path | None = None, options: dict | None = None) -> dict:
-    from doppel.render_stage import TrainRequest, train_session
+          device: str, masks: Path | None = None, options: dict | None = None, members: int = 1) -> dict:
+    from doppel.render_ensemble import train_ensemble
+    from doppel.render_stage import TrainRequest
 
     req = TrainRequest(session, fit, model_dir, holdout, size, iterations=10 ** 7, device=device,
-                       minutes=minutes, masks=masks, options=options)
+                       minutes=minutes, masks=masks, options=options, members=members)
     t0 = time.perf_counter()
     model_dir.mkdir(parents=True, exist_ok=True)
 
@@ -144,7 +146,7 @@ def train(session: Path, fit: Path, model_dir: Path, holdout: list[str], size: i
         print(f"  step {step:6d}  {time.perf_counter() - t0:7.1f} s  loss {loss:.4f}  held-out PSNR {psnr:.2f} dB "
               f"(load {_load()})", flush=True)
 
-    summary = train_session(req, model_dir, progress=progress)
+    summary = train_ensemble(req, model_dir, progress=progress, status=lambda m: print(f"  {m}", flush=True))
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     return summary
 
@@ -312,6 +314,8 @@ def main() -> None:
                          "capture's ground-truth meshes")
     ap.add_argument("--option", action="append", metavar="NAME=VALUE",
                     help="override a NeuralDoubleConfig / TrainConfig field for training (repeatable; ablations)")
+    ap.add_argument("--members", type=int, default=1,
+                    help="models trained at once, one process (core) each, drawn as their mean")
     ap.add_argument("--memory-size", type=int, default=512, help="size of the peak-memory probe (0 = skip)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -331,16 +335,17 @@ def main() -> None:
 def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     from capture.session import load_session
     from core.meshio import write_png
-    from neural_render.neural_double import load_model
+    from neural_render.ensemble import load_double
 
     holdout = args.holdout.split(",")
     model_dir = args.model or work / "model"
     if args.model is None:
         summary = train(capture / "session", fit, model_dir, holdout, args.size, args.minutes, args.device,
-                        args.masks, parse_options(args.option))
+                        args.masks, parse_options(args.option), args.members)
         print(f"trained {summary['steps']} steps in {summary['wall_seconds']} s ({summary['stopped']}), best "
-              f"held-out PSNR {summary['best_holdout_psnr']} dB at step {summary['best_step']}")
-    model, meta, _ = load_model(model_dir)
+              f"held-out PSNR {summary['best_holdout_psnr']} dB at step {summary['best_step']}"
+              + (f" (members alone: {summary['member_holdout_psnr']})" if summary.get("member_holdout_psnr") else ""))
+    model, meta = load_double(model_dir)
     summary = meta.get("summary", {}) if args.model else summary
     session = load_session(capture / "session")
     frames = list(session.frames)

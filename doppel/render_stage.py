@@ -46,6 +46,9 @@ class TrainRequest:
     refine_to_photos: bool = False   # refine the fitted mesh's outlines to the training photos before the bake
                                      # (NeuralDoubleConfig.refine_to_photos; an options entry overrides it)
     options: dict | None = None      # overrides of NeuralDoubleConfig / TrainConfig fields by name (ablations)
+    members: int = 1                 # models trained apart, one process each, drawn as their mean
+                                     # (doppel.render_ensemble; neural_render.ensemble)
+    member: int = 0                  # which member this request trains: seeds + member, its own checkpoint folder
 
 
 def split_options(options: dict | None) -> tuple[dict, dict]:
@@ -66,8 +69,15 @@ def split_options(options: dict | None) -> tuple[dict, dict]:
     return {k: v for k, v in opts.items() if k in model_f}, {k: v for k, v in opts.items() if k in train_f}
 
 
-def checkpoint_dir(out: Path) -> Path:
-    return Path(out).parent / f".{Path(out).name}.checkpoint"
+def checkpoint_dir(out: Path, member: int = 0) -> Path:
+    """The checkpoint folder of a training into ``out`` (member k > 0 of an ensemble: a subfolder of member 0's)."""
+    ck = Path(out).parent / f".{Path(out).name}.checkpoint"
+    return ck / f"member{member}" if member else ck
+
+
+def member_dir(out: Path, member: int = 0) -> Path:
+    """Where member ``member`` of an ensemble lives inside the model folder ``out`` (member 0: ``out`` itself)."""
+    return Path(out) / "members" / str(member) if member else Path(out)
 
 
 def training_size(width: int, height: int, size: int, multiple: int) -> tuple[int, int, str | None]:
@@ -216,8 +226,8 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
 
     verts = torch.from_numpy(np.stack(list(fit.frames.values())))
     sig = topology_signature(fit.faces, fit.uvs, fit.face_uvs, verts.shape[1])
-    src = next((d for d in (checkpoint_dir(req.out), req.out) if (d / "config.json").is_file()), None) \
-        if req.resume else None
+    src = next((d for d in (checkpoint_dir(req.out, req.member), member_dir(req.out, req.member))
+                if (d / "config.json").is_file()), None) if req.resume else None
     if src is not None:
         model, meta, opt = load_model(src, device, optimizer_for=True)
         if meta["signature"] != sig:
@@ -230,7 +240,7 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
                                 "supersample": req.supersample, "refine_to_photos": req.refine_to_photos,
                                 **split_options(req.options)[0]}, cameras=train_cams)
     model = NeuralDouble(cfg, torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs),
-                         verts, cgi_texture)
+                         verts, cgi_texture, seed=int(split_options(req.options)[1].get("seed", 0)) + req.member)
     model.init_from_bake(cgi_texture)
     return model.to(device), {}, {}, None
 
@@ -253,6 +263,7 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
         say(note)
     train_cams = [c.name for c in session.cameras if c.name not in req.holdout]
     model_opts, train_opts = split_options(req.options)
+    train_opts["seed"] = int(train_opts.get("seed", 0)) + req.member
     cfg = TrainConfig(iterations=req.iterations, max_seconds=math.inf if req.minutes is None else req.minutes * 60,
                       **train_opts)
     offsets = _refine_for_model(fit, session, full, req.holdout, cfg, say) \
@@ -280,11 +291,11 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
 
 def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, progress, say, info: dict) -> dict:
     """The optimisation with checkpoints, then the model folder (model, history, hold-out preview, manifest)."""
-    from core.storage import atomic_write_json, write_manifest
+    from core.storage import atomic_write_json
     from neural_render.neural_double import save_model
     from neural_render.training import train_neural_double
 
-    ck = checkpoint_dir(req.out)
+    ck = checkpoint_dir(req.out, req.member)
     start = int(state["step"]) if state else 0
     best = (state.get("best_holdout_psnr") or -math.inf, state.get("best_step", start)) if state else None
     history = list(state.get("history", [])) if state else []
@@ -304,16 +315,43 @@ def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, p
     atomic_write_json(tmp / "history.json", history)
     outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}
     if len(views.holdout_ids):
-        _holdout_preview(tmp / "holdout.png", model, views)
+        holdout_preview(tmp / "holdout.png", model, views)
         outputs["holdout"] = "holdout.png"
+    write_model_manifest(req, tmp, info, summary, outputs)
+    return summary
+
+
+def write_model_manifest(req: TrainRequest, tmp: Path, info: dict, summary: dict, outputs: dict[str, str]) -> None:
+    """The model folder's manifest.json: the session's calibration and the fit as inputs, ``outputs`` {name: path
+    relative to tmp}, the training summary under ``render_model``."""
+    from core.storage import write_manifest
+
     write_manifest(tmp, MODEL_STAGE, inputs={"calibration": req.session / "calibration.json",
                                              "fit_params": req.fit / "params.json",
                                              "fit_mesh": req.fit / "fit_mesh.ply"},
                    params={"size": req.size, "iterations": req.iterations, "holdout": req.holdout,
-                           "device": req.device, **{k: v for k, v in info.items() if k in ("actor_id", "consent_id",
-                                                                                          "production")}},
+                           "device": req.device, "members": req.members,
+                           **{k: v for k, v in info.items() if k in ("actor_id", "consent_id", "production")}},
                    outputs=outputs, extra={"render_model": summary})
-    return summary
+
+
+def holdout_views(req: TrainRequest, model):
+    """``neural_render.training.TrainViews`` of the held-out cameras in the first fitted frame at the training size
+    (what the trainer scores): for scoring a trained model (an ensemble) after training."""
+    import torch
+
+    from capture.camera import Camera
+    from neural_render.training import prepare_views
+
+    _, fit, cams, photos, masks, names, where, _, _ = _load_views(req, model.renderer.multiple)
+    first = where[0][0]
+    ids = [i for i, (f, c) in enumerate(where) if f == first and c in req.holdout]
+    cam_of = {c.name: c for c in cams}
+    return prepare_views(model, torch.from_numpy(np.stack([fit.frames[first]] * len(ids))),
+                         Camera.stack([cam_of[where[i][1]] for i in ids]),
+                         torch.from_numpy(np.stack([photos[i] for i in ids])),
+                         torch.from_numpy(np.stack([masks[i] for i in ids])), torch.full((len(ids),), -1),
+                         None, [names[i] for i in ids])
 
 
 def finish_training(out: Path) -> None:
@@ -321,7 +359,7 @@ def finish_training(out: Path) -> None:
     shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
 
 
-def _holdout_preview(path: Path, model, views) -> None:
+def holdout_preview(path: Path, model, views) -> None:
     """Rows of held-out views: photo | CGI baseline | neural | |neural - photo| x 4 (sRGB, in the person mask)."""
     import torch
     import torch.nn.functional as tf

@@ -105,12 +105,12 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     applied to every written frame and movie (``disclose_written_frame``)."""
     from core.storage import write_manifest
     from mocap_retarget.preview import write_mp4
-    from neural_render.neural_double import load_model
+    from neural_render.ensemble import load_double
     from neural_render.shot import RENDERERS, render_shot_frames, write_shot_frame
 
     if renderer not in RENDERERS:
         raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
-    model, meta, _ = load_model(model_dir, "cpu")
+    model, meta = load_double(model_dir, "cpu")
     cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
     total, done, outputs = len(cams) * verts.shape[0], 0, {}

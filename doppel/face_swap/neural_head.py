@@ -38,9 +38,10 @@ def is_model_dir(path: str | Path) -> bool:
 def load_neural_head(model_dir: str | Path, rig) -> NeuralHead:
     """The neural double in ``model_dir`` bound to ``rig`` (a `rigging.Rig`). ModelError (one line) when the model
     was trained on another topology or UV layout than the rig's, or the folder is not a model."""
-    from neural_render.neural_double import ModelError, load_model, topology_signature
+    from neural_render.ensemble import load_double
+    from neural_render.neural_double import ModelError, topology_signature
 
-    model, _, _ = load_model(model_dir, "cpu")
+    model, _ = load_double(model_dir, "cpu")
     if rig.uvs is None or rig.face_uvs is None:
         raise ModelError(f"the rig has no UV layout: the neural double in {model_dir} cannot draw it")
     if topology_signature(rig.faces, rig.uvs, rig.face_uvs, rig.num_vertices) != model.signature():

@@ -122,6 +122,7 @@ def test_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, capsys, sphere
     if not torch.cuda.is_available():
         _fails(capsys, o, *train, "--device", "cuda", match="no CUDA device")
     _fails(capsys, o, *train, "--iterations", "0", match="--iterations must be >= 1")
+    _fails(capsys, o, *train, "--members", "0", match="--members must be between 1 and")
 
 
 def test_resume_refuses_a_checkpoint_of_another_rig(tmp_path, capsys, sphere_session):
@@ -240,3 +241,32 @@ def test_render_train_advises_the_silhouette_term_for_a_fit_made_without_it(tmp_
     assert "--silhouette-weight" in " ".join(out.split())
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert "silhouette" in json.dumps(manifest)
+
+
+def test_two_members_train_at_once_and_shots_draw_their_mean(tmp_path, capsys, sphere_session):
+    from neural_render.ensemble import NeuralEnsemble, load_double
+
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    m = tmp_path / "model"
+    code, out, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", m, "--holdout", "cam3", "--size",
+                             "64", "--iterations", "6", "--device", "cpu", "--members", "2")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "2 members (held-out PSNR" in text and "is the ensemble's" in text
+    meta = json.loads((m / "config.json").read_text())
+    assert meta["members"] == ["members/1"] and len(meta["summary"]["member_holdout_psnr"]) == 2
+    assert (m / "members" / "1" / "model.safetensors").is_file() and (m / "holdout.png").is_file()
+    assert not (tmp_path / ".model.checkpoint").exists()
+    manifest = json.loads((m / "manifest.json").read_text())
+    assert "members/1/model" in manifest["outputs"] and manifest["params"]["members"] == 2
+    model, _ = load_double(m)
+    assert isinstance(model, NeuralEnsemble)
+    a = model.members[0].texture.level0
+    assert not torch.equal(a, model.members[1].texture.level0)          # seeds 0 and 1: two different models
+    shot = tmp_path / "shot"
+    code, out, err = run_cli(capsys, "render", "shot", m, "--cameras", s / "calibration.json", "--camera", "cam1",
+                             "--size", "64", "--out", shot)
+    assert code == 0, err
+    from PIL import Image
+    png = np.asarray(Image.open(shot / "cam1" / "0000.png"))
+    assert 0.05 < (png[..., 3] > 127).mean() < 0.9
