@@ -13,6 +13,7 @@ import core  # noqa: F401 - first: OpenMP's passive wait policy before torch loa
 from neural_render.bake import BakeConfig, BakeResult, bake_texture
 from neural_render.cgi import render_cgi
 from neural_render.deferred import DeferredNeuralRenderer
+from neural_render.ensemble import NeuralEnsemble, load_double
 from neural_render.gbuffer import GBuffer, gbuffer, uv_fragments
 from neural_render.interpolate import interpolate
 from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig, load_model, save_model
@@ -30,4 +31,5 @@ __all__ = [
     "soft_silhouette", "pytorch3d_available",
     "GBuffer", "gbuffer", "uv_fragments", "BakeConfig", "BakeResult", "bake_texture", "render_cgi",
     "NeuralTexture", "DeferredNeuralRenderer", "NeuralDouble", "NeuralDoubleConfig", "load_model", "save_model",
+    "NeuralEnsemble", "load_double",
 ]

@@ -270,3 +270,8 @@ def test_two_members_train_at_once_and_shots_draw_their_mean(tmp_path, capsys, s
     from PIL import Image
     png = np.asarray(Image.open(shot / "cam1" / "0000.png"))
     assert 0.05 < (png[..., 3] > 127).mean() < 0.9
+    code, out, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", m, "--holdout", "cam3", "--size",
+                             "64", "--iterations", "8", "--device", "cpu", "--members", "2", "--resume")
+    assert code == 0, err
+    for sub in (m, m / "members" / "1"):                                 # every member continued from step 6
+        assert json.loads((sub / "config.json").read_text())["training"]["step"] == 8
