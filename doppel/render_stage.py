@@ -330,7 +330,7 @@ def write_model_manifest(req: TrainRequest, tmp: Path, info: dict, summary: dict
                                              "fit_params": req.fit / "params.json",
                                              "fit_mesh": req.fit / "fit_mesh.ply"},
                    params={"size": req.size, "iterations": req.iterations, "holdout": req.holdout,
-                           "device": req.device, "members": req.members,
+                           "device": req.device, **({"members": req.members} if req.members > 1 else {}),
                            **{k: v for k, v in info.items() if k in ("actor_id", "consent_id", "production")}},
                    outputs=outputs, extra={"render_model": summary})
 
