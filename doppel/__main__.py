@@ -2,4 +2,5 @@
 
 from doppel.cli import main
 
-main()
+if __name__ == "__main__":      # not again in a spawned process (`render train --members`)
+    main()
