@@ -73,15 +73,19 @@ def _others_line(state: dict) -> str:
     return "; ".join(parts)
 
 
+def _finished(state: dict, k: int) -> bool:
+    return state.get(k, {}).get("kind") in ("done", "error")
+
+
 def _wait(procs: dict, q, state: dict, say: Callable[[str], None]) -> dict:
     """Wait for every spawned member; {member: summary}. RuntimeError naming the member that failed."""
-    while any(state.get(k, {}).get("kind") not in ("done", "error") for k in procs):
+    while not all(_finished(state, k) for k in procs):
         if _drain(q, state, block=1.0):
             say(f"waiting for the other members ({_others_line(state)})")
         for k, p in procs.items():
-            if not p.is_alive() and state.get(k, {}).get("kind") not in ("done", "error"):
-                _drain(q, state, block=1.0)
-                if state.get(k, {}).get("kind") not in ("done", "error"):
+            if not p.is_alive() and not _finished(state, k):
+                _drain(q, state, block=1.0)       # its last report may still be in the queue
+                if not _finished(state, k):
                     raise RuntimeError(f"ensemble member {k}: its process ended (exit code {p.exitcode}) without "
                                        "a result")
     failed = {k: state[k]["value"] for k in procs if state[k]["kind"] == "error"}
@@ -132,16 +136,12 @@ def train_ensemble(req: TrainRequest, tmp: Path, progress: Callable[[int, int, f
 def _assemble(req: TrainRequest, tmp: Path, first: dict, others: dict, params: dict | None) -> dict:
     """List the members in member 0's config.json, score the ensemble, rewrite the preview and the manifest."""
     from core.storage import atomic_write_json
-    from neural_render.ensemble import MEMBERS_KEY, load_double
+    from neural_render.ensemble import MEMBERS_KEY, NeuralEnsemble
+    from neural_render.neural_double import load_model
     from neural_render.training import holdout_psnr
 
     names = [member_dir(Path("."), k).as_posix() for k in sorted(others)]
-    cfg_path = tmp / "config.json"
-    meta = json.loads(cfg_path.read_text())
-    meta[MEMBERS_KEY] = names
-    atomic_write_json(cfg_path, meta)
-    model, _ = load_double(tmp)
-    model.eval()
+    model = NeuralEnsemble([load_model(member_dir(tmp, k))[0] for k in range(req.members)]).eval()
     member_psnr = [first["best_holdout_psnr"]] + [others[k]["best_holdout_psnr"] for k in sorted(others)]
     summary = {**first, "members": req.members, "member_holdout_psnr": member_psnr}
     outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}
@@ -153,8 +153,8 @@ def _assemble(req: TrainRequest, tmp: Path, first: dict, others: dict, params: d
         summary["best_holdout_psnr"] = round(psnr, 3) if math.isfinite(psnr) else None
         holdout_preview(tmp / "holdout.png", model, views)
         outputs["holdout"] = "holdout.png"
-    meta["summary"] = summary
-    atomic_write_json(cfg_path, meta)
+    cfg_path = tmp / "config.json"
+    atomic_write_json(cfg_path, {**json.loads(cfg_path.read_text()), MEMBERS_KEY: names, "summary": summary})
     write_model_manifest(req, tmp, {**first, **dict(params or {})}, summary, outputs)
     log.info("ensemble of %d: held-out PSNR %s (members %s)", req.members, summary["best_holdout_psnr"], member_psnr)
     return summary

@@ -217,8 +217,9 @@ def _bake_for_model(fit, session, full, holdout: list[str], size: int, offsets=N
     return res.texture
 
 
-def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, device: str):
-    """A new NeuralDouble (texture RGB channels from the bake), or the checkpoint's / OUT's when resuming.
+def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, device: str, seed: int):
+    """A new NeuralDouble (texture RGB channels from the bake, started from ``seed``), or the checkpoint's / OUT's
+    when resuming.
     Returns (model, optimizer tensors, optimizer steps, training state or None)."""
     import torch
 
@@ -240,7 +241,7 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
                                 "supersample": req.supersample, "refine_to_photos": req.refine_to_photos,
                                 **split_options(req.options)[0]}, cameras=train_cams)
     model = NeuralDouble(cfg, torch.from_numpy(fit.faces), torch.from_numpy(fit.uvs), torch.from_numpy(fit.face_uvs),
-                         verts, cgi_texture, seed=int(split_options(req.options)[1].get("seed", 0)) + req.member)
+                         verts, cgi_texture, seed=seed)
     model.init_from_bake(cgi_texture)
     return model.to(device), {}, {}, None
 
@@ -270,7 +271,7 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
         if model_opts.get("refine_to_photos", req.refine_to_photos) else None
     say("baking the CGI texture")
     cgi = _bake_for_model(fit, session, full, req.holdout, req.cgi_texture_size, offsets)
-    model, opt_t, opt_steps, state = _build_model(req, fit, train_cams, cgi, req.device)
+    model, opt_t, opt_steps, state = _build_model(req, fit, train_cams, cgi, req.device, cfg.seed)
     if offsets is not None and state is None:
         with torch.no_grad():
             model.vertex_offset.copy_(offsets.to(model.vertex_offset))

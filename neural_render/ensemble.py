@@ -59,7 +59,10 @@ class NeuralEnsemble(nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(self._modules["members"][0], name)
+            members = self.__dict__.get("_modules", {}).get("members")
+            if members is None:         # not built yet (copying, unpickling): nothing to delegate to
+                raise
+            return getattr(members[0], name)
 
     def __len__(self) -> int:
         return len(self.members)

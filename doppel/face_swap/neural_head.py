@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class NeuralHead:
-    """model: a `neural_render.NeuralDouble` (CPU, eval); bind (V, 3) float32 metres: the rig's bind mesh in the
-    model's topology (the head's vertices are replaced per frame); source: the model folder."""
+    """model: a `neural_render.NeuralDouble` or `NeuralEnsemble` (CPU, eval); bind (V, 3) float32 metres: the
+    rig's bind mesh in the model's topology (the head's vertices are replaced per frame); source: the model folder."""
 
     model: object
     bind: np.ndarray
