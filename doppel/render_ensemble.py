@@ -30,9 +30,10 @@ from doppel.render_stage import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_ensemble", "MAX_MEMBERS"]
+__all__ = ["train_ensemble", "MAX_MEMBERS", "MAX_SNAPSHOTS"]
 
 MAX_MEMBERS = 8
+MAX_SNAPSHOTS = 8
 
 
 def _member_main(req: TrainRequest, tmp: Path, params: dict | None, q) -> None:
@@ -136,16 +137,19 @@ def train_ensemble(req: TrainRequest, tmp: Path, progress: Callable[[int, int, f
 def _assemble(req: TrainRequest, tmp: Path, first: dict, others: dict, params: dict | None) -> dict:
     """List the members in member 0's config.json, score the ensemble, rewrite the preview and the manifest."""
     from core.storage import atomic_write_json
-    from neural_render.ensemble import MEMBERS_KEY, NeuralEnsemble
+    from neural_render.ensemble import MEMBERS_KEY, NeuralEnsemble, member_folders
     from neural_render.neural_double import load_model
     from neural_render.training import holdout_psnr
 
-    names = [member_dir(Path("."), k).as_posix() for k in sorted(others)]
-    model = NeuralEnsemble([load_model(member_dir(tmp, k))[0] for k in range(req.members)]).eval()
+    cfg_path = tmp / "config.json"
+    config = json.loads(cfg_path.read_text())
+    names = list(config.get(MEMBERS_KEY) or []) + [member_dir(Path("."), k).as_posix() for k in sorted(others)]
+    drawn = [f for k in range(req.members) for f in member_folders(member_dir(tmp, k))]   # snapshots included
+    model = NeuralEnsemble([load_model(f)[0] for f in drawn]).eval()
     member_psnr = [first["best_holdout_psnr"]] + [others[k]["best_holdout_psnr"] for k in sorted(others)]
     summary = {**first, "members": req.members, "member_holdout_psnr": member_psnr}
     outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}
-    for n in names:
+    for n in (f.relative_to(tmp).as_posix() for f in drawn[1:]):
         outputs.update({f"{n}/model": f"{n}/model.safetensors", f"{n}/config": f"{n}/config.json"})
     if req.holdout:
         views = holdout_views(req, model)
@@ -153,8 +157,7 @@ def _assemble(req: TrainRequest, tmp: Path, first: dict, others: dict, params: d
         summary["best_holdout_psnr"] = round(psnr, 3) if math.isfinite(psnr) else None
         holdout_preview(tmp / "holdout.png", model, views)
         outputs["holdout"] = "holdout.png"
-    cfg_path = tmp / "config.json"
-    atomic_write_json(cfg_path, {**json.loads(cfg_path.read_text()), MEMBERS_KEY: names, "summary": summary})
+    atomic_write_json(cfg_path, {**config, MEMBERS_KEY: names, "summary": summary})
     write_model_manifest(req, tmp, {**first, **dict(params or {})}, summary, outputs)
     log.info("ensemble of %d: held-out PSNR %s (members %s)", req.members, summary["best_holdout_psnr"], member_psnr)
     return summary

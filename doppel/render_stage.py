@@ -293,8 +293,9 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
 def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, progress, say, info: dict) -> dict:
     """The optimisation with checkpoints, then the model folder (model, history, hold-out preview, manifest)."""
     from core.storage import atomic_write_json
+    from neural_render.ensemble import MEMBERS_KEY
     from neural_render.neural_double import save_model
-    from neural_render.training import train_neural_double
+    from neural_render.training import holdout_psnr, train_neural_double
 
     ck = checkpoint_dir(req.out, req.member)
     start = int(state["step"]) if state else 0
@@ -310,16 +311,47 @@ def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, p
     summary = {"steps": res.steps, "best_step": res.best_step, "stopped": res.stopped,
                "best_holdout_psnr": round(res.best_holdout_psnr, 3) if math.isfinite(res.best_holdout_psnr) else None,
                **info}
-    save_model(tmp, model.cpu(), extra={"training": {"step": res.steps, "best_step": res.best_step,
-                                                     "best_holdout_psnr": summary["best_holdout_psnr"],
-                                                     "history": history}, "summary": summary})
-    atomic_write_json(tmp / "history.json", history)
     outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}
+    drawn = save_snapshots(tmp, model.cpu(), res.snapshots, summary, outputs)
+    save_model(tmp, model, extra={"training": {"step": res.steps, "best_step": res.best_step,
+                                               "best_holdout_psnr": summary["best_holdout_psnr"],
+                                               "history": history}, "summary": summary,
+                                  **({MEMBERS_KEY: drawn["names"]} if drawn else {})})
+    atomic_write_json(tmp / "history.json", history)
     if len(views.holdout_ids):
+        model = drawn["model"] if drawn else model
+        if drawn:
+            psnr = holdout_psnr(model, views, "cpu", cfg.composite_loss)
+            summary["best_holdout_psnr"] = round(psnr, 3) if math.isfinite(psnr) else None
         holdout_preview(tmp / "holdout.png", model, views)
         outputs["holdout"] = "holdout.png"
     write_model_manifest(req, tmp, info, summary, outputs)
     return summary
+
+
+def save_snapshots(tmp: Path, model, snapshots: list, summary: dict, outputs: dict[str, str]) -> dict | None:
+    """Write a run's other kept states (``TrainResult.snapshots``) as ``tmp/snapshots/j`` model folders; record
+    their steps and held-out PSNR in ``summary`` and their files in ``outputs``. None without snapshots, else
+    {"names": the folders relative to tmp, "model": a NeuralEnsemble of ``model`` and them (for scoring)}."""
+    import copy
+
+    from neural_render.ensemble import NeuralEnsemble
+    from neural_render.neural_double import save_model
+
+    if not snapshots:
+        return None
+    states, names = [model], []
+    for j, snap in enumerate(snapshots, 1):
+        m = copy.deepcopy(model)
+        m.load_state_dict(snap.state)
+        name = f"snapshots/{j}"
+        save_model(tmp / name, m, extra={"training": {"step": snap.step, "holdout_psnr": round(snap.psnr, 3)}})
+        outputs.update({f"{name}/model": f"{name}/model.safetensors", f"{name}/config": f"{name}/config.json"})
+        states.append(m.eval())
+        names.append(name)
+    summary["snapshots"] = [{"step": s.step, "holdout_psnr": round(s.psnr, 3)} for s in snapshots]
+    summary["single_state_holdout_psnr"] = summary["best_holdout_psnr"]
+    return {"names": names, "model": NeuralEnsemble(states).eval()}
 
 
 def write_model_manifest(req: TrainRequest, tmp: Path, info: dict, summary: dict, outputs: dict[str, str]) -> None:

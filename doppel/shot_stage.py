@@ -27,6 +27,14 @@ def disclose_written_frame(png: Path, exr: Path, disclose: Callable[[Path], None
     disclose(exr)
 
 
+def model_weights(model_dir: Path) -> list[Path]:
+    """The weight files a shot of ``model_dir`` draws: its own and every member's / snapshot's (provenance
+    ingredients)."""
+    from neural_render.ensemble import member_folders
+
+    return [f / "model.safetensors" for f in member_folders(model_dir)]
+
+
 def parse_frames(spec: str | None, total: int) -> range:
     """'A:B' (B exclusive, either side may be empty) -> a range within [0, total); None -> every frame."""
     if spec is None:

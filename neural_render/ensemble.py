@@ -8,7 +8,8 @@ the same G-buffer (one rasterization per view); the cost is one texture lookup a
 
 A model folder with members (the output of `doppel render train --members N`) is member 0's folder
 (``neural_render.neural_double``) whose config.json lists the others' folders, relative to it, under
-``"members"`` (``members/1``, ...). ``load_double`` reads either kind.
+``"members"`` (``members/1``, ...); any folder may list its own (a member's snapshots, ``snapshots/1``, ...:
+``neural_render.snapshots``). ``load_double`` reads either kind.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from torch import Tensor, nn
 
 from capture.camera import Camera
 from neural_render.gbuffer import GBuffer
-from neural_render.neural_double import ModelError, NeuralDouble, load_model
+from neural_render.neural_double import ModelError, NeuralDouble, load_model, read_model_config
 
-__all__ = ["NeuralEnsemble", "mean_rgba", "load_double", "MEMBERS_KEY"]
+__all__ = ["NeuralEnsemble", "mean_rgba", "load_double", "member_folders", "MEMBERS_KEY"]
 
 MEMBERS_KEY = "members"
 
@@ -81,18 +82,28 @@ class NeuralEnsemble(nn.Module):
         return self.render_gbuffer(self.members[0].gbuffer(verts, cameras), code)
 
 
-def load_double(directory: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """(model, member 0's config.json dict) of a model folder: a NeuralDouble, or a NeuralEnsemble when its config
-    lists members. ModelError (one line) when a member is missing, unreadable or does not match member 0."""
+def member_folders(directory: str | Path) -> list[Path]:
+    """Every model folder drawn by the model folder ``directory``: itself first, then the folders its config.json
+    lists under ``"members"`` (relative paths inside it; each may list its own, e.g. a member's snapshots,
+    ``neural_render.snapshots``), depth first. ModelError (one line) for a listed folder outside its parent."""
     d = Path(directory)
-    model, meta, _ = load_model(d, device)
-    names = meta.get(MEMBERS_KEY) or []
-    if not names:
-        return model, meta
-    members = [model]
-    for name in names:
+    out = [d]
+    for name in read_model_config(d).get(MEMBERS_KEY) or []:
         sub = (d / name).resolve()
         if d.resolve() not in sub.parents:
             raise ModelError(f"{d}: member folder {name!r} is outside the model folder")
-        members.append(load_model(sub, device)[0])
+        out += member_folders(d / name)
+    return out
+
+
+def load_double(directory: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """(model, the folder's config.json dict) of a model folder: a NeuralDouble, or a NeuralEnsemble of every
+    folder ``member_folders`` lists when there are several. ModelError (one line) when a member is missing,
+    unreadable or does not match the first."""
+    d = Path(directory)
+    model, meta, _ = load_model(d, device)
+    folders = member_folders(d)
+    if len(folders) == 1:
+        return model, meta
+    members = [model] + [load_model(f, device)[0] for f in folders[1:]]
     return NeuralEnsemble(members).to(device), meta

@@ -29,6 +29,7 @@ from neural_render.deferred import autocast_for
 from neural_render.gbuffer import GBuffer
 from neural_render.metrics import masked_psnr, masked_ssim
 from neural_render.neural_double import NeuralDouble
+from neural_render.snapshots import Snapshot, Snapshots
 from neural_render.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class TrainConfig:
     diverged_db: float = 5.0      # a held-out PSNR this far below the best is a divergence (the composite loss can
                                   # collapse alpha to 0): the best state is restored, Adam's moments cleared and
                                   # every learning rate halved (0 = never)
+    snapshots: int = 1            # states kept: the best and the next best held-out evaluations, drawn as the mean of
+                                  # their renders (neural_render.snapshots; 1 = the best state alone)
     ema_decay: float = 0.0        # > 0: the held-out views are scored with, and the kept state is, an exponential
                                   # moving average of the weights with this decay per step
                                   # (neural_render.weight_average); 0 = the live weights
@@ -123,6 +126,7 @@ class TrainResult:
     best_holdout_psnr: float                         # dB (nan without held-out views)
     history: list[dict] = field(default_factory=list)  # one entry per evaluation: step, seconds, loss, psnr
     stopped: str = "iterations"                      # iterations, early_stopping, time_budget
+    snapshots: list[Snapshot] = field(default_factory=list)  # TrainConfig.snapshots - 1 next best states, best first
 
 
 def prepare_views(model: NeuralDouble, verts: Tensor, cameras: Camera, images: Tensor, masks: Tensor,
@@ -382,6 +386,7 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     probs = view_probabilities(views, cfg.view_sampling_power) if cfg.view_sampling_power else None
     lr_scale = 1.0
     avg = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    pool = Snapshots(cfg.snapshots)
     while step < cfg.iterations:
         model.train()
         set_lr(opt, lr_scale * lr_factor(cfg, step, time.perf_counter() - t0))
@@ -397,6 +402,7 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
                 improved = math.isnan(psnr) or psnr > best_psnr
                 if improved:                      # the weights just scored (the average, when there is one)
                     best_state = copy.deepcopy(model.state_dict())
+                pool.offer(psnr, step, model)
             loss = sum(losses) / len(losses)
             losses = []
             res.history.append({"step": step, "seconds": round(time.perf_counter() - t0, 2), "loss": round(loss, 5),
@@ -420,6 +426,7 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
             break
     model.load_state_dict(best_state)
     res.steps, res.best_step, res.best_holdout_psnr = step, best_step, best_psnr
+    res.snapshots = pool.others(best_step)
     return res
 
 

@@ -41,6 +41,9 @@ def train(
     members: int = typer.Option(1, "--members", help="Models trained at once, one process (CPU core) each, with "
                                 "their own seeds, drawn as their mean: held-out views about +0.3 dB for 2 on the "
                                 "Cycles benchmark; each render costs a U-Net per member."),
+    snapshots: int = typer.Option(1, "--snapshots", help="States kept per member: the best and the next best by "
+                                  "held-out PSNR (needs --holdout), drawn with the members as their mean; each "
+                                  "render costs a U-Net per state."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -50,7 +53,7 @@ def train(
     import torch
 
     from core.stage_folders import check_stage_out, staged_stage_dir
-    from doppel.render_ensemble import MAX_MEMBERS, train_ensemble
+    from doppel.render_ensemble import MAX_MEMBERS, MAX_SNAPSHOTS, train_ensemble
     from doppel.render_stage import MODEL_STAGE, TrainRequest, finish_training, resolve_device
 
     if iterations < 1:
@@ -59,11 +62,13 @@ def train(
         raise ValueError(f"--supersample must be 1, 2 or 4, got {supersample}")
     if not 1 <= members <= MAX_MEMBERS:
         raise ValueError(f"--members must be between 1 and {MAX_MEMBERS}, got {members}")
+    if not 1 <= snapshots <= MAX_SNAPSHOTS:
+        raise ValueError(f"--snapshots must be between 1 and {MAX_SNAPSHOTS}, got {snapshots}")
     dev = resolve_device(device)
     torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
     req = TrainRequest(session, fit_dir, out, [c.strip() for c in holdout.split(",") if c.strip()], size, iterations,
                        dev, resume, masks, minutes, supersample=supersample, refine_to_photos=refine_to_photos,
-                       members=members)
+                       members=members, options={"snapshots": snapshots} if snapshots > 1 else None)
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
     console = Console()
@@ -116,7 +121,7 @@ def shot(
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.media_disclosure import discloser
     from doppel.render_stage import resolve_device
-    from doppel.shot_stage import SHOT_STAGE, render_shot
+    from doppel.shot_stage import SHOT_STAGE, model_weights, render_shot
 
     dev = resolve_device(device)
     inputs = [p for p in (model_dir, cameras, rig, anim) if p is not None]
@@ -127,7 +132,7 @@ def shot(
                        evidence=[p for p in (anim,) if p is not None]) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                      TimeElapsedColumn(), console=console) as bar:
-        weights = [model_dir / "model.safetensors", *sorted(model_dir.glob("members/*/model.safetensors"))]
+        weights = model_weights(model_dir)
         disclose = discloser(run, no_provenance, label, kind="render", ingredients=weights)
         task = bar.add_task("render shot", total=None)
         with staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:

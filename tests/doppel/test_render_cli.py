@@ -123,6 +123,7 @@ def test_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, capsys, sphere
         _fails(capsys, o, *train, "--device", "cuda", match="no CUDA device")
     _fails(capsys, o, *train, "--iterations", "0", match="--iterations must be >= 1")
     _fails(capsys, o, *train, "--members", "0", match="--members must be between 1 and")
+    _fails(capsys, o, *train, "--snapshots", "9", match="--snapshots must be between 1 and")
 
 
 def test_resume_refuses_a_checkpoint_of_another_rig(tmp_path, capsys, sphere_session):
@@ -275,3 +276,31 @@ def test_two_members_train_at_once_and_shots_draw_their_mean(tmp_path, capsys, s
     assert code == 0, err
     for sub in (m, m / "members" / "1"):                                 # every member continued from step 6
         assert json.loads((sub / "config.json").read_text())["training"]["step"] == 8
+
+
+def test_each_member_keeps_its_snapshots_and_the_folder_draws_them_all(tmp_path, sphere_session):
+    from doppel.render_ensemble import train_ensemble
+    from doppel.render_stage import TrainRequest
+    from doppel.shot_stage import model_weights
+    from neural_render.ensemble import NeuralEnsemble, load_double
+
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    m = tmp_path / "model"
+    req = TrainRequest(s, fit, m, ["cam3"], 64, iterations=8, members=2,
+                       options={"snapshots": 2, "eval_every": 2, "patience": 10})
+    summary = train_ensemble(req, m)
+    meta = json.loads((m / "config.json").read_text())
+    assert meta["members"] == ["snapshots/1", "members/1"]
+    one = json.loads((m / "members" / "1" / "config.json").read_text())
+    assert one["members"] == ["snapshots/1"] and len(one["summary"]["snapshots"]) == 1
+    snap = one["summary"]["snapshots"][0]
+    assert snap["step"] != one["summary"]["best_step"] and snap["holdout_psnr"] <= one["summary"][
+        "single_state_holdout_psnr"]
+    model, _ = load_double(m)
+    assert isinstance(model, NeuralEnsemble) and len(model) == 4     # two members, two states each
+    assert [p.relative_to(m).as_posix() for p in model_weights(m)] == [
+        "model.safetensors", "snapshots/1/model.safetensors", "members/1/model.safetensors",
+        "members/1/snapshots/1/model.safetensors"]
+    manifest = json.loads((m / "manifest.json").read_text())
+    assert {"snapshots/1/model", "members/1/snapshots/1/model"} <= set(manifest["outputs"])
+    assert summary["best_holdout_psnr"] is not None and len(summary["member_holdout_psnr"]) == 2
