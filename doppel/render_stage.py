@@ -312,18 +312,18 @@ def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, p
                "best_holdout_psnr": round(res.best_holdout_psnr, 3) if math.isfinite(res.best_holdout_psnr) else None,
                **info}
     outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}
+    single = summary["best_holdout_psnr"]           # the kept state's (a resumed run continues from it)
     drawn = save_snapshots(tmp, model.cpu(), res.snapshots, summary, outputs)
+    shown = drawn["model"] if drawn else model
+    if drawn and len(views.holdout_ids):            # the folder draws its snapshots too: score what it draws
+        psnr = holdout_psnr(shown, views, "cpu", cfg.composite_loss)
+        summary["best_holdout_psnr"] = round(psnr, 3) if math.isfinite(psnr) else None
     save_model(tmp, model, extra={"training": {"step": res.steps, "best_step": res.best_step,
-                                               "best_holdout_psnr": summary["best_holdout_psnr"],
-                                               "history": history}, "summary": summary,
-                                  **({MEMBERS_KEY: drawn["names"]} if drawn else {})})
+                                               "best_holdout_psnr": single, "history": history},
+                                  "summary": summary, **({MEMBERS_KEY: drawn["names"]} if drawn else {})})
     atomic_write_json(tmp / "history.json", history)
     if len(views.holdout_ids):
-        model = drawn["model"] if drawn else model
-        if drawn:
-            psnr = holdout_psnr(model, views, "cpu", cfg.composite_loss)
-            summary["best_holdout_psnr"] = round(psnr, 3) if math.isfinite(psnr) else None
-        holdout_preview(tmp / "holdout.png", model, views)
+        holdout_preview(tmp / "holdout.png", shown, views)
         outputs["holdout"] = "holdout.png"
     write_model_manifest(req, tmp, info, summary, outputs)
     return summary

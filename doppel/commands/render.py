@@ -94,6 +94,11 @@ def train(
         each = ", ".join("n/a" if p is None else f"{p:.2f}" for p in s["member_holdout_psnr"])
         console.print(f"render train: {s['members']} members (held-out PSNR {each} dB alone); the held-out PSNR above "
                       "is the ensemble's", markup=False, highlight=False)
+    if s.get("snapshots"):
+        alone = s.get("single_state_holdout_psnr")
+        console.print(f"render train: {len(s['snapshots']) + 1} states kept (--snapshots), drawn together; member 0's "
+                      f"best state alone {'n/a' if alone is None else f'{alone:.2f} dB'} held out",
+                      markup=False, highlight=False)
     if s.get("fit_advice"):
         console.print(f"render train: {s['fit_advice']}", markup=False, highlight=False)
 

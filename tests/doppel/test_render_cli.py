@@ -293,6 +293,7 @@ def test_each_member_keeps_its_snapshots_and_the_folder_draws_them_all(tmp_path,
     assert meta["members"] == ["snapshots/1", "members/1"]
     one = json.loads((m / "members" / "1" / "config.json").read_text())
     assert one["members"] == ["snapshots/1"] and len(one["summary"]["snapshots"]) == 1
+    assert one["training"]["best_holdout_psnr"] == one["summary"]["single_state_holdout_psnr"]   # resumes from it
     snap = one["summary"]["snapshots"][0]
     assert snap["step"] != one["summary"]["best_step"] and snap["holdout_psnr"] <= one["summary"][
         "single_state_holdout_psnr"]
@@ -304,3 +305,4 @@ def test_each_member_keeps_its_snapshots_and_the_folder_draws_them_all(tmp_path,
     manifest = json.loads((m / "manifest.json").read_text())
     assert {"snapshots/1/model", "members/1/snapshots/1/model"} <= set(manifest["outputs"])
     assert summary["best_holdout_psnr"] is not None and len(summary["member_holdout_psnr"]) == 2
+
