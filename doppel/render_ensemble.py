@@ -30,10 +30,21 @@ from doppel.render_stage import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_ensemble", "MAX_MEMBERS", "MAX_SNAPSHOTS"]
+__all__ = ["train_ensemble", "check_counts", "MAX_MEMBERS", "MAX_SNAPSHOTS"]
 
 MAX_MEMBERS = 8
 MAX_SNAPSHOTS = 8
+
+
+def check_counts(members: int, snapshots: int, holdout: list[str]) -> None:
+    """ValueError (one line) unless 1 <= members <= MAX_MEMBERS and 1 <= snapshots <= MAX_SNAPSHOTS, with held-out
+    cameras when snapshots > 1 (the states are chosen by their held-out PSNR)."""
+    if not 1 <= members <= MAX_MEMBERS:
+        raise ValueError(f"--members must be between 1 and {MAX_MEMBERS}, got {members}")
+    if not 1 <= snapshots <= MAX_SNAPSHOTS:
+        raise ValueError(f"--snapshots must be between 1 and {MAX_SNAPSHOTS}, got {snapshots}")
+    if snapshots > 1 and not holdout:
+        raise ValueError("--snapshots needs --holdout: the states are chosen by their held-out PSNR")
 
 
 def _member_main(req: TrainRequest, tmp: Path, params: dict | None, q) -> None:
@@ -101,8 +112,7 @@ def train_ensemble(req: TrainRequest, tmp: Path, progress: Callable[[int, int, f
     """Train ``req.members`` members (``train_session`` each; one is ``train_session`` itself) into the staging
     folder ``tmp``; returns the summary written to the manifest (member 0's, with ``members`` and the ensemble's
     ``best_holdout_psnr``)."""
-    if not 1 <= req.members <= MAX_MEMBERS:
-        raise ValueError(f"--members must be between 1 and {MAX_MEMBERS}, got {req.members}")
+    check_counts(req.members, int((req.options or {}).get("snapshots", 1)), req.holdout)
     if req.members == 1:
         return train_session(req, tmp, progress, status, params)
     if (req.options or {}).get("refine_mesh"):

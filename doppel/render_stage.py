@@ -313,9 +313,11 @@ def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, p
                **info}
     outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}
     single = summary["best_holdout_psnr"]           # the kept state's (a resumed run continues from it)
-    drawn = save_snapshots(tmp, model.cpu(), res.snapshots, summary, outputs)
+    drawn = _save_snapshots(tmp, model.cpu(), res.snapshots, outputs)
     shown = drawn["model"] if drawn else model
-    if drawn and len(views.holdout_ids):            # the folder draws its snapshots too: score what it draws
+    if drawn:                                       # the folder draws its snapshots too: score what it draws
+        summary["snapshots"] = [{"step": s.step, "holdout_psnr": round(s.psnr, 3)} for s in res.snapshots]
+        summary["single_state_holdout_psnr"] = single
         psnr = holdout_psnr(shown, views, "cpu", cfg.composite_loss)
         summary["best_holdout_psnr"] = round(psnr, 3) if math.isfinite(psnr) else None
     save_model(tmp, model, extra={"training": {"step": res.steps, "best_step": res.best_step,
@@ -329,10 +331,10 @@ def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, p
     return summary
 
 
-def save_snapshots(tmp: Path, model, snapshots: list, summary: dict, outputs: dict[str, str]) -> dict | None:
-    """Write a run's other kept states (``TrainResult.snapshots``) as ``tmp/snapshots/j`` model folders; record
-    their steps and held-out PSNR in ``summary`` and their files in ``outputs``. None without snapshots, else
-    {"names": the folders relative to tmp, "model": a NeuralEnsemble of ``model`` and them (for scoring)}."""
+def _save_snapshots(tmp: Path, model, snapshots: list, outputs: dict[str, str]) -> dict | None:
+    """Write a run's other kept states (``TrainResult.snapshots``) as ``tmp/snapshots/j`` model folders and add
+    their files to ``outputs``. None without snapshots, else {"names": the folders relative to tmp, "model": a
+    NeuralEnsemble of ``model`` and them (for scoring)}."""
     import copy
 
     from neural_render.ensemble import NeuralEnsemble
@@ -349,8 +351,6 @@ def save_snapshots(tmp: Path, model, snapshots: list, summary: dict, outputs: di
         outputs.update({f"{name}/model": f"{name}/model.safetensors", f"{name}/config": f"{name}/config.json"})
         states.append(m.eval())
         names.append(name)
-    summary["snapshots"] = [{"step": s.step, "holdout_psnr": round(s.psnr, 3)} for s in snapshots]
-    summary["single_state_holdout_psnr"] = summary["best_holdout_psnr"]
     return {"names": names, "model": NeuralEnsemble(states).eval()}
 
 

@@ -53,22 +53,20 @@ def train(
     import torch
 
     from core.stage_folders import check_stage_out, staged_stage_dir
-    from doppel.render_ensemble import MAX_MEMBERS, MAX_SNAPSHOTS, train_ensemble
+    from doppel.render_ensemble import check_counts, train_ensemble
     from doppel.render_stage import MODEL_STAGE, TrainRequest, finish_training, resolve_device
 
     if iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {iterations}")
     if supersample not in (1, 2, 4):
         raise ValueError(f"--supersample must be 1, 2 or 4, got {supersample}")
-    if not 1 <= members <= MAX_MEMBERS:
-        raise ValueError(f"--members must be between 1 and {MAX_MEMBERS}, got {members}")
-    if not 1 <= snapshots <= MAX_SNAPSHOTS:
-        raise ValueError(f"--snapshots must be between 1 and {MAX_SNAPSHOTS}, got {snapshots}")
+    held = [c.strip() for c in holdout.split(",") if c.strip()]
+    check_counts(members, snapshots, held)
     dev = resolve_device(device)
     torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
-    req = TrainRequest(session, fit_dir, out, [c.strip() for c in holdout.split(",") if c.strip()], size, iterations,
-                       dev, resume, masks, minutes, supersample=supersample, refine_to_photos=refine_to_photos,
-                       members=members, options={"snapshots": snapshots} if snapshots > 1 else None)
+    req = TrainRequest(session, fit_dir, out, held, size, iterations, dev, resume, masks, minutes,
+                       supersample=supersample, refine_to_photos=refine_to_photos, members=members,
+                       options={"snapshots": snapshots} if snapshots > 1 else None)
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
     console = Console()

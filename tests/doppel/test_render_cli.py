@@ -124,6 +124,7 @@ def test_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, capsys, sphere
     _fails(capsys, o, *train, "--iterations", "0", match="--iterations must be >= 1")
     _fails(capsys, o, *train, "--members", "0", match="--members must be between 1 and")
     _fails(capsys, o, *train, "--snapshots", "9", match="--snapshots must be between 1 and")
+    _fails(capsys, o, *train, "--snapshots", "2", match="--snapshots needs --holdout")
 
 
 def test_resume_refuses_a_checkpoint_of_another_rig(tmp_path, capsys, sphere_session):
