@@ -17,7 +17,8 @@ Steps (all on the product path: doppel.render_ensemble.train_ensemble is what `d
    at once, one process (core) each, drawn as their mean (`doppel render train --members N`);
 4. held-out views: PSNR and SSIM inside the person mask and FLIP (flip-evaluator, LDR; mean over the mask and over
    the whole image) for the CGI baseline (the baked texture, unlit) and the neural renderer, both composited over
-   the photo's backdrop colour (plus a reference row: the CGI baseline with 2x anti-aliased edges); novel poses:
+   the photo's backdrop colour (plus a reference row: the CGI baseline with 2x anti-aliased edges, and with
+   ``--jitter N`` the baseline drawn with the same jitter as the neural renderer); novel poses:
    the later frames' photos against both renderers drawn on the same mesh: with a Doppel fit (``--novel-mesh
    auto``) the fit posed by its rig into the frame's pose (``rig_posed_fit``: the known motion as joint rotations
    on top of the fit's pose, the fit's shape and detail kept, so its errors are in the mesh as they would be in a
@@ -184,8 +185,11 @@ def _scores(photo: np.ndarray, img: np.ndarray, mask: np.ndarray) -> dict:
 
 
 def evaluate_views(model, session, cameras: list[str], size: int, frame: str, verts=None,
-                   masks: Path | None = None) -> tuple[dict, list]:
-    """{camera: {"cgi": scores, "neural": scores}} of one frame's photos at the training size, and preview rows."""
+                   masks: Path | None = None, jitter: int = 1) -> tuple[dict, list]:
+    """{camera: {"cgi": scores, "neural": scores, "cgi_aa": scores[, "cgi_jitter": scores]}} of one frame's photos
+    at the training size, and preview rows. jitter > 1: the neural renderer draws each view as the mean of that many
+    sub-pixel-shifted renders (`render shot --jitter`), and the CGI baseline is also scored drawn the same way
+    ("cgi_jitter", its peer); "cgi" stays the issue's baseline (one render)."""
     import cv2
 
     from capture.camera import Camera
@@ -204,8 +208,11 @@ def evaluate_views(model, session, cameras: list[str], size: int, frame: str, ve
         c = Camera.stack([scaled_camera(cam, W, H)])
         res = {}
         for r in ("cgi", "neural"):
-            fr = next(render_shot_frames(model, v, c, r, "cpu"))
+            fr = next(render_shot_frames(model, v, c, r, "cpu", jitter=jitter if r == "neural" else 1))
             res[r] = _composite(fr.rgba_srgb, bg)
+        if jitter > 1:
+            res["cgi_jitter"] = _composite(next(render_shot_frames(model, v, c, "cgi", "cpu", jitter=jitter)).rgba_srgb,
+                                           bg)
         res["cgi_aa"] = _composite(cgi_supersampled(model, v, c), bg)
         out[name] = {r: _scores(photo, img, mask) for r, img in res.items()}
         rows.append(np.concatenate([photo, res["cgi"], res["neural"],
@@ -252,11 +259,18 @@ def print_table(title: str, table: dict) -> dict:
     print(f"{'CGI 2x AA':>12} | {summ['cgi_aa_psnr']:8.2f} {summ['cgi_aa_ssim']:6.3f} {summ['cgi_aa_flip']:6.3f} | "
           f"(reference: the baseline with anti-aliased edges; neural margin over it "
           f"{summ['psnr_margin_over_cgi_aa_db']:+.2f} dB)")
+    if all("cgi_jitter" in v for v in table.values()):
+        summ.update({f"cgi_jitter_{k}": round(_mean(table, "cgi_jitter", k), 4) for k in ("psnr", "ssim", "flip")})
+        summ["psnr_margin_over_cgi_jitter_db"] = round(summ["neural_psnr"] - summ["cgi_jitter_psnr"], 3)
+        print(f"{'CGI jitter':>12} | {summ['cgi_jitter_psnr']:8.2f} {summ['cgi_jitter_ssim']:6.3f} "
+              f"{summ['cgi_jitter_flip']:6.3f} | (reference: the baseline drawn with the neural renderer's jitter; "
+              f"neural margin over it {summ['psnr_margin_over_cgi_jitter_db']:+.2f} dB)")
     return summ
 
 
-def render_speed(model, session, size: int, device: str, repeats: int = 3) -> dict:
-    """Median ms per frame (rasterization + texture + U-Net) of one view at ``size`` px."""
+def render_speed(model, session, size: int, device: str, repeats: int = 3, jitter: int = 1) -> dict:
+    """Median ms per frame (rasterization + texture + U-Net, ``jitter`` renders for the neural one) of one view at
+    ``size`` px."""
     from capture.camera import Camera
     from doppel.neural_inputs import scaled_camera
     from doppel.render_stage import training_size
@@ -270,7 +284,7 @@ def render_speed(model, session, size: int, device: str, repeats: int = 3) -> di
         times = []
         for _ in range(repeats + 1):
             t0 = time.perf_counter()
-            next(render_shot_frames(model, model.fitted_verts[:1], c, r, device))
+            next(render_shot_frames(model, model.fitted_verts[:1], c, r, device, jitter=jitter if r == "neural" else 1))
             if device == "cuda":
                 torch.cuda.synchronize()
             times.append((time.perf_counter() - t0) * 1000)
@@ -317,6 +331,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=1,
                     help="models trained at once, one process (core) each, drawn as their mean")
     ap.add_argument("--memory-size", type=int, default=512, help="size of the peak-memory probe (0 = skip)")
+    ap.add_argument("--jitter", type=int, default=1,
+                    help="renders per view at sub-pixel camera shifts, averaged (`doppel render shot --jitter`)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="neural_double_"))
@@ -349,21 +365,21 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     summary = meta.get("summary", {}) if args.model else summary
     session = load_session(capture / "session")
     frames = list(session.frames)
-    held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks)
-    res = {"load_at_start": _load(), "options": parse_options(args.option), "train": summary,
+    held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks, jitter=args.jitter)
+    res = {"load_at_start": _load(), "options": parse_options(args.option), "jitter": args.jitter, "train": summary,
            "curve": meta["training"]["history"],
            "holdout": held, "holdout_summary": print_table("held-out views (frame 0)", held)}
     kind = novel_mesh_kind(args.novel_mesh, fit)
-    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks, fit, kind)
+    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks, fit, kind, args.jitter)
     if novel is not None:
         res["novel_poses"], more = novel
         res["novel_mesh"] = kind
         res["novel_summary"] = print_table(f"novel poses (later frames, {kind} meshes)", res["novel_poses"])
         rows += more
     write_png(work / "compare.png", np.concatenate(rows, 0))
-    res["speed"] = render_speed(model, session, 512, "cpu")
+    res["speed"] = render_speed(model, session, 512, "cpu", jitter=args.jitter)
     if args.device == "cuda":
-        res["speed"].update(render_speed(model, session, 1024, "cuda", repeats=20))
+        res["speed"].update(render_speed(model, session, 1024, "cuda", repeats=20, jitter=args.jitter))
     print(f"\nrendering speed (CPU, 1 thread): {res['speed']} (load {_load()})")
     if args.memory_size:
         res["peak_training_memory_gib"] = {args.memory_size: round(memory_probe(capture / "session", fit, args.holdout,
@@ -376,7 +392,7 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
 
 
 def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list[str], size: int, masks=None,
-                 fit: Path | None = None, mesh: str = "ground_truth"):
+                 fit: Path | None = None, mesh: str = "ground_truth", jitter: int = 1):
     """Both renderers on each later frame's mesh: mesh "rig" = the fit posed by its rig (``rig_posed_fit``),
     "ground_truth" = the capture's ground-truth mesh of the frame."""
     import trimesh
@@ -394,7 +410,7 @@ def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list
                 print(f"novel poses: no {p}; skipped")
                 return None
             v = torch.from_numpy(np.asarray(trimesh.load(p, process=False).vertices, np.float32))
-        t, r = evaluate_views(model, session, cams, size, f, v, masks)
+        t, r = evaluate_views(model, session, cams, size, f, v, masks, jitter)
         table.update({f"{f}/{k}": val for k, val in t.items()})
         rows += r[:1]
     return table, rows

@@ -14,6 +14,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SHOT_STAGE = "render"
+SHOT_JITTER = 4     # renders per frame of `render shot` (neural_render.jitter): on views no camera trained on, the
+                    # mean of 4 sub-pixel-shifted renders scores +0.4 dB PSNR (FLIP equal) over one; docs/benchmarks.md
 
 
 def disclose_written_frame(png: Path, exr: Path, disclose: Callable[[Path], None] | None) -> None:
@@ -108,22 +110,26 @@ def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple
 def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: list[str], rig_dir: Path | None,
                 anim_dir: Path | None, frames: str | None, renderer: str, size: int | None, device: str,
                 provenance: dict, progress: Callable[[int, int], None] | None = None,
-                disclose: Callable[[Path], None] | None = None) -> dict:
+                disclose: Callable[[Path], None] | None = None, jitter: int = SHOT_JITTER) -> dict:
     """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
-    applied to every written frame and movie (``disclose_written_frame``)."""
+    applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
+    camera shifts, averaged (``neural_render.jitter``)."""
     from core.storage import write_manifest
     from mocap_retarget.preview import write_mp4
     from neural_render.ensemble import load_double
+    from neural_render.jitter import MAX_JITTER
     from neural_render.shot import RENDERERS, render_shot_frames, write_shot_frame
 
     if renderer not in RENDERERS:
         raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
+    if not 1 <= jitter <= MAX_JITTER:
+        raise ValueError(f"--jitter must be between 1 and {MAX_JITTER} renders per frame, got {jitter}")
     model, meta = load_double(model_dir, "cpu")
     cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
     total, done, outputs = len(cams) * verts.shape[0], 0, {}
     movie: list[np.ndarray] = []
-    for fr in render_shot_frames(model, verts, cams, renderer, device):
+    for fr in render_shot_frames(model, verts, cams, renderer, device, jitter=jitter):
         name = cams.name[fr.camera] if isinstance(cams.name, tuple) else str(cams.name)
         png, exr = write_shot_frame(out / name, fr.frame, fr)
         disclose_written_frame(png, exr, disclose)
@@ -141,7 +147,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
         done += 1
         if progress:
             progress(done, total)
-    summary = {"renderer": renderer, "cameras": list(cams.name) if isinstance(cams.name, tuple) else [cams.name],
+    summary = {"renderer": renderer, "jitter": jitter,
+               "cameras": list(cams.name) if isinstance(cams.name, tuple) else [cams.name],
                "frames": int(verts.shape[0]), "size": [cams.width, cams.height], "size_note": note,
                "animation": None if anim_dir is None else str(anim_dir)}
     write_manifest(out, SHOT_STAGE, inputs={"model": Path(model_dir) / "model.safetensors", "calibration": calibration},

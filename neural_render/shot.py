@@ -16,6 +16,7 @@ from core.meshio import write_png
 from neural_render.cgi import render_cgi
 from neural_render.deferred import autocast_for
 from neural_render.image_io import write_exr
+from neural_render.jitter import jitter_offsets, jittered_render
 from neural_render.neural_double import NeuralDouble
 from neural_render.texture import linear_to_srgb, srgb_to_linear
 
@@ -36,30 +37,39 @@ class ShotFrame:
 
 @torch.no_grad()
 def render_shot_frames(model: NeuralDouble, verts: Tensor, cameras: Camera, renderer: str = "neural",
-                       device: str | torch.device = "cpu", codes: Tensor | None = None) -> Iterator[ShotFrame]:
+                       device: str | torch.device = "cpu", codes: Tensor | None = None,
+                       jitter: int = 1) -> Iterator[ShotFrame]:
     """Render every (camera, frame): verts (T, V, 3) world metres of the model's topology, cameras (C views,
-    one size, sides multiples of the U-Net's multiple for the neural renderer), codes (T, K) or None.
+    one size, sides multiples of the U-Net's multiple for the neural renderer), codes (T, K) or None; jitter:
+    renders per frame at sub-pixel camera shifts, averaged (``neural_render.jitter``; 1 = one render).
     Yields camera-major ShotFrames, one at a time (memory does not grow with the shot)."""
     if renderer not in RENDERERS:
         raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
+    offsets = jitter_offsets(jitter)
     model = model.to(device).eval()
     cams = cameras.as_batch()
     for c in range(len(cams)):
         cam = cams[c].to(device=device)
         for t in range(verts.shape[0]):
             v = verts[t].to(device=device, dtype=torch.float32)
-            if renderer == "cgi":
-                lin = render_cgi(model.surface(v), model.faces, model.uvs, model.face_uvs, cam,
-                                 model.cgi_texture)[0].float()
-                srgb = torch.cat([linear_to_srgb(lin[..., :3]), lin[..., 3:]], -1)
-                prem = lin
-            else:
-                code = None if codes is None else codes[t:t + 1].to(device)
-                with autocast_for(device):
-                    srgb = model(v, cam, code)[0].float()
-                a = srgb[..., 3:]
-                prem = torch.cat([srgb_to_linear(srgb[..., :3].clamp(0, 1)) * a, a], -1)
+            code = None if codes is None or renderer == "cgi" else codes[t:t + 1].to(device)
+            srgb, prem = _render_frame(model, v, cam, renderer, code, offsets)
             yield ShotFrame(c, t, srgb.cpu().numpy(), prem.cpu().numpy())
+
+
+def _render_frame(model: NeuralDouble, v: Tensor, cam: Camera, renderer: str, code: Tensor | None,
+                  offsets: list[tuple[float, float]]) -> tuple[Tensor, Tensor]:
+    """One frame: ((H, W, 4) sRGB straight alpha, (H, W, 4) linear premultiplied), drawn at every offset."""
+    if renderer == "cgi":
+        surface = model.surface(v)
+        lin = jittered_render(lambda k: render_cgi(surface, model.faces, model.uvs, model.face_uvs, k,
+                                                   model.cgi_texture)[0].float(), cam, offsets)
+        a = lin[..., 3:]
+        return torch.cat([linear_to_srgb(lin[..., :3]), a], -1), torch.cat([lin[..., :3] * a, a], -1)
+    with autocast_for(v.device):
+        srgb = jittered_render(lambda k: model(v, k, code)[0].float(), cam, offsets)
+    a = srgb[..., 3:]
+    return srgb, torch.cat([srgb_to_linear(srgb[..., :3].clamp(0, 1)) * a, a], -1)
 
 
 def write_shot_frame(folder: Path, number: int, frame: ShotFrame) -> tuple[Path, Path]:

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from doppel.shot_stage import SHOT_JITTER
+
 
 @dataclass(frozen=True)
 class InputField:
@@ -305,6 +307,7 @@ class RenderShotJob(JobOptions):
     chunk_size: int = Field(24, ge=1)                 # frames per task
     renderer: Literal["neural", "cgi"] = "neural"
     size: int | None = Field(None, ge=16, le=8192)    # longest image side, px
+    jitter: int = Field(SHOT_JITTER, ge=1, le=16)     # renders per frame at sub-pixel camera shifts, averaged
     device: Literal["auto", "cpu", "cuda"] = "auto"
     label: str | None = None                          # visible disclosure label
 
@@ -316,7 +319,8 @@ def _shot_call(v: dict) -> dict:
         frames = f"{first}:{last + 1}"                # the command's A:B is B-exclusive
     return {"model_dir": Path(v["model"]), "cameras": Path(v["cameras"]), "camera": list(v["camera"]),
             "rig": _p(v["rig"]), "anim": _p(v["anim"]), "frames": frames, "renderer": v["renderer"],
-            "size": v["size"], "device": v["device"], "out": Path(v["out"]), "label": v["label"]}
+            "size": v["size"], "jitter": v["jitter"], "device": v["device"], "out": Path(v["out"]),
+            "label": v["label"]}
 
 
 def _shot_gate(v: dict) -> GateSpec:

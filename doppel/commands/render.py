@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt
+from doppel.shot_stage import SHOT_JITTER
 
 app = typer.Typer(help="Neural double: train it from a capture session and its fit, render shots.",
                   no_args_is_help=True)
@@ -111,6 +112,8 @@ def shot(
     frames: str = typer.Option(None, "--frames", help="Frames A:B (B exclusive) of the animation / take."),
     renderer: str = typer.Option("neural", "--renderer", help="neural or cgi (the baked-texture baseline)."),
     size: int = typer.Option(None, "--size", help="Longest image side in px (default: the calibration's)."),
+    jitter: int = typer.Option(SHOT_JITTER, "--jitter", help="Renders per frame at sub-pixel camera shifts, "
+                               "averaged (1 = one render; each costs a full render)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Path = typer.Option(..., "--out", help="Output folder: CAMERA/NNNN.png, CAMERA/NNNN.exr, CAMERA.mp4."),
     workspace: WorkspaceOpt = None,
@@ -140,8 +143,9 @@ def shot(
         task = bar.add_task("render shot", total=None)
         with staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
             s = render_shot(model_dir, cameras, tmp, camera, rig, anim, frames, renderer, size, dev, run.provenance,
-                            lambda i, n: bar.update(task, completed=i, total=n), disclose)
+                            lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter)
         run.add_output(out, kind="render")
     console.print(f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
-                  f"{s['size'][1]} ({s['renderer']})" + (f"; {s['size_note']}" if s["size_note"] else "")
+                  f"{s['size'][1]} ({s['renderer']}, {jitter} render(s) per frame)"
+                  + (f"; {s['size_note']}" if s["size_note"] else "")
                   + f" -> {out}", markup=False, highlight=False)

@@ -71,6 +71,7 @@ def test_texture_train_and_shot(tmp_path, capsys, sphere_session):
         assert png.shape == (64, 64, 4) and exr.shape == (64, 64, 4)
         assert 0.05 < (png[..., 3] > 127).mean() < 0.9      # the sphere, not an empty or full frame
         assert not (shot / "cam1.mp4").exists()              # one frame: no movie
+        assert json.loads((shot / "manifest.json").read_text())["params"]["jitter"] == 4   # the default
 
 
 def test_multi_frame_take_trains_on_every_frame_and_shoots_a_movie(tmp_path, capsys):
@@ -154,6 +155,7 @@ def test_shot_bad_inputs(tmp_path, capsys, sphere_session):
     _fails(capsys, o, *shot, "--camera", "nope", match="--camera nope: not in")
     _fails(capsys, o, *shot, "--frames", "3:9", match="--frames 3:9: outside the 1 frames")
     _fails(capsys, o, *shot, "--renderer", "magic", match="--renderer must be one of")
+    _fails(capsys, o, *shot, "--jitter", "0", match="--jitter must be between 1 and 16")
     _fails(capsys, o, *shot, "--anim", tmp_path, match="--anim needs --rig")
     _fails(capsys, o, "render", "shot", tmp_path, "--cameras", s / "calibration.json", "--out", o,
            match="not a neural double model folder")
