@@ -108,7 +108,7 @@ def score(outputs, plate_frames, ref_lm, mattes=None):
             "seam_edge": float(np.nanmean(edge)) if edge else float("nan")}
 
 
-def run_plate(name: str, frames, double, work: Path) -> dict:
+def run_plate(name: str, frames, double, work: Path, options: dict | None = None) -> dict:
     import cv2
     import numpy as np
 
@@ -123,7 +123,8 @@ def run_plate(name: str, frames, double, work: Path) -> dict:
     ref = landmarks_of(plate_frames)
     rows = {}
     t = time.perf_counter()
-    res = swap_plate(plate, double, work / f"{name}_3d.mp4", SwapConfig(blend="poisson", matte=True), force=True)
+    res = swap_plate(plate, double, work / f"{name}_3d.mp4", SwapConfig(**{"blend": "poisson", "matte": True,
+                                                                          **(options or {})}), force=True)
     t3 = time.perf_counter() - t
     out3 = [f for _, f in iter_plate_frames(probe_plate(work / f"{name}_3d.mp4"))]
     mattes = [cv2.imread(str(m), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
@@ -198,7 +199,7 @@ def track_landmarks(double, tracks_npz):
 
 
 def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, ...] = ("lab",),
-                 blend: str = "poisson") -> dict:
+                 blend: str = "poisson", options: dict | None = None) -> dict:
     """Both routes on a `doppel capture plate` folder, scored against its ground truth, per |yaw| bin, and the
     measure's floor: the ground-truth frames themselves through the same H.264 encoding as the outputs (what
     MediaPipe's landmark error and jitter read on an image that is the ground truth to the eye). Seam:
@@ -235,8 +236,9 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
     for colour in colours:
         t = time.perf_counter()
         out_path = work / f"gt_3d_{colour}.mp4"
-        swap_plate(plate, double, out_path, force=True, cfg=SwapConfig(
-            focal_px=float(cams["frames"][0]["K"][0][0]), colour=colour, blend=blend, matte=True))
+        swap_plate(plate, double, out_path, force=True, cfg=SwapConfig(**{
+            "focal_px": float(cams["frames"][0]["K"][0][0]), "colour": colour, "blend": blend, "matte": True,
+            **(options or {})}))
         t3 = time.perf_counter() - t
         out3 = [f for _, f in iter_plate_frames(probe_plate(out_path))]
         mattes = [cv2.imread(str(m), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
@@ -290,12 +292,13 @@ def print_gt(rows: dict) -> None:
               f"{v['seam_dE2000']:>10.2f}{v['place_err']:>11.4f}{v['place_jitter']:>8.4f}")
 
 
-def speed(double, work: Path, frames: int) -> dict:
+def speed(double, work: Path, frames: int, options: dict | None = None) -> dict:
     import cv2
     import numpy as np
 
     from doppel.face_swap.pipeline import swap_plate
     from doppel.face_swap.stills import plate_from_still
+    from doppel.face_swap.swap import SwapConfig
 
     out = {}
     for w, h in ((1280, 720), (1920, 1080)):
@@ -305,9 +308,28 @@ def speed(double, work: Path, frames: int) -> dict:
         plate = work / f"speed_{h}.mp4"
         write_video(plate, list(plate_from_still(canvas, frames, seed=1, strength=0.5)))
         t = time.perf_counter()
-        swap_plate(plate, double, work / f"speed_{h}_out.mp4", force=True)
+        swap_plate(plate, double, work / f"speed_{h}_out.mp4", SwapConfig(**(options or {})), force=True)
         out[f"{w}x{h}"] = frames / (time.perf_counter() - t)
         cv2.setNumThreads(0)
+    return out
+
+
+def swap_options(items: list[str] | None) -> dict:
+    """--option NAME=VALUE items -> SwapConfig overrides, each value parsed as its field's type."""
+    import dataclasses
+
+    from doppel.face_swap.swap import SwapConfig
+
+    types = {f.name: type(f.default) for f in dataclasses.fields(SwapConfig)}
+    out = {}
+    for item in items or []:
+        name, _, value = item.partition("=")
+        if name not in types:
+            raise SystemExit(f"--option {item}: not a SwapConfig field ({', '.join(types)})")
+        kind = types[name]
+        out[name] = value.lower() in ("1", "true", "yes") if kind is bool else (
+            value if kind is str or value == "" else float(value) if kind in (float, type(None)) else kind(value))
+    print(f"3D route options: {out}" if out else "3D route options: defaults")
     return out
 
 
@@ -321,6 +343,8 @@ def main() -> None:
     ap.add_argument("--colours", default="lab,luma", help="colour modes of the 3D route on --plate-dir")
     ap.add_argument("--blend", default="poisson", help="blend of the 3D route on --plate-dir")
     ap.add_argument("--skip-stills", action="store_true", help="skip the astronaut / camera plates")
+    ap.add_argument("--option", action="append", metavar="NAME=VALUE",
+                    help="override a SwapConfig field of the 3D route (repeatable; ablations, e.g. debias=false)")
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -330,6 +354,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     n, size = (24, 384) if args.quick else (48, 512)
+    options = swap_options(args.option)
     work = args.out or Path(tempfile.mkdtemp(prefix="doppel_swap_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     rig = args.rig
@@ -343,10 +368,10 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M')}; plates {n} frames at {size} px")
     if args.plate_dir:
         print(f"\n## synthetic plate with ground truth: {args.plate_dir}")
-        print_gt(run_gt_plate(args.plate_dir, work, args.quick, tuple(args.colours.split(",")), args.blend))
+        print_gt(run_gt_plate(args.plate_dir, work, args.quick, tuple(args.colours.split(",")), args.blend, options))
     for name in () if args.skip_stills else ("astronaut", "camera"):
         frames = list(plate_from_still(_still(name, size), n, seed=0, strength=1.0))
-        rows = run_plate(name, frames, double, work)
+        rows = run_plate(name, frames, double, work, options)
         print(f"\n## {name} ({n} frames, {size} px)")
         print(f"{'route':<14}{'found':>6}{'lm err/IOD':>12}{'jitter/IOD':>12}{'seam (edge)':>12}{'dE vs plate':>12}"
               f"{'flagged':>9}{'fps':>7}")
@@ -354,7 +379,7 @@ def main() -> None:
             print(f"{k:<14}{v['found']:>6}{v['landmark_err_iod']:>12.4f}{v['jitter_iod']:>12.4f}"
                   f"{v['seam_edge']:>12.2f}{v['seam_dE2000']:>12.2f}{v['flagged']:>9.0f}{v['fps']:>7.2f}")
     if args.speed:
-        for k, v in speed(double, work, 24 if args.quick else 48).items():
+        for k, v in speed(double, work, 24 if args.quick else 48, options).items():
             print(f"speed {k}: {v:.2f} frames/s (swap_plate end to end, 1 torch thread)")
     np.set_printoptions()
 

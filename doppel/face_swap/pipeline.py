@@ -23,6 +23,7 @@ from doppel.face_swap.swap import (
     SwapResult,
     _Comp,
     composite_frame,
+    debias_track,
     shot_box,
     solve_track,
     track_shot,
@@ -118,10 +119,12 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     return qcs, box
 
 
-def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start: int, names) -> None:
+def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start: int, basis,
+                 bias: np.ndarray | None = None) -> None:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected), the camera
-    (K, size, fps) and the frame numbers."""
+    (K, size, fps) and the frame numbers; with ``bias`` (F, L, 2) px the detector's bias read on the double
+    (`detector_bias`, rows ``detector_bias_ids``: what the solve took out of the landmarks, before smoothing)."""
     import io
 
     from core.storage import atomic_write_bytes
@@ -132,12 +135,13 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
     np.savez_compressed(
         buf, frame=np.arange(start, start + len(track.valid)), rotation=track.rotation.astype(np.float32),
         translation=track.translation.astype(np.float32), expression=track.expression.astype(np.float32),
-        expression_names=np.array(names, dtype=np.str_), valid=track.valid,
+        expression_names=np.array(basis.names, dtype=np.str_), valid=track.valid,
         error_iod=track.error.astype(np.float32), fit_error_iod=track.fit_error.astype(np.float32),
         yaw_deg=yaw.astype(np.float32), pitch_deg=pitch.astype(np.float32), landmarks=shot.landmarks,
         landmarks_detected=shot.landmarks if shot.detected is None else shot.detected,
         faces_found=shot.n_faces, K=intrinsics(track.focal_px, info.width, info.height),
-        size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0))
+        size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
+        **({} if bias is None else {"detector_bias": bias.astype(np.float32), "detector_bias_ids": basis.ids}))
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -164,6 +168,9 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     check_stage_out(side, STAGE, force, [plate, *double.folders])
     shot = track_shot(info, cfg, start, end, progress).steadied(cfg.flow_weight)
     track = solve_track(shot, info, double, cfg)
+    bias = None
+    if cfg.debias:
+        track, bias = debias_track(shot, track, info, double, cfg, start, progress)
     with staged_stage_dir(side, STAGE, force, [plate, *double.folders]) as tmp:
         (tmp / "strips").mkdir()
         matte_dir = tmp / "matte" if cfg.matte else None
@@ -171,7 +178,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
             matte_dir.mkdir()
         qcs, box = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress,
                                   disclose, matte_dir)
-        write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis.names)
+        write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis, bias)
         seconds = time.perf_counter() - t0
         result = SwapResult(out, qcs, track, box, seconds)
         write_report(tmp / "swap_report.html", result, info, cfg, plate, double.source, out)
@@ -188,7 +195,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                        params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
                                "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
-                               "relight": cfg.relight, "flow": cfg.flow_weight},
+                               "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

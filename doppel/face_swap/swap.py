@@ -65,6 +65,9 @@ class SwapConfig:
     oval_grow: float = 0.08           # the double's face outline scaled about its centre by 1 + this (the matte's
                                       # edge moved off the brows and jaw line, into flat skin)
     max_faces: int = 4                # faces MediaPipe looks for per frame
+    debias: bool = True               # read MediaPipe's pose-dependent bias on the double drawn at the first solve's
+                                      # pose, take it out of the plate's landmarks and solve again
+                                      # (`detector_bias`; one more pass over the plate)
     matte: bool = False               # also write each frame's blend mask: <side folder>/matte/NNNNNN.png (8-bit)
 
 
@@ -208,6 +211,26 @@ def solve_track(shot: ShotLandmarks, info: PlateInfo, double: FaceDouble, cfg: S
         raise ValueError(f"{info.path}: no face found in any frame of the plate")
     f = cfg.focal_px or default_focal(info.width)
     return fit_head_track(shot.landmarks, valid, intrinsics(f, info.width, info.height), double.basis)
+
+
+BIAS_SMOOTHING_S = 0.125     # seconds: the detector's bias is averaged over about this (sigma) before use
+
+
+def debias_track(shot: ShotLandmarks, track: HeadTrack, info: PlateInfo, double: FaceDouble, cfg: SwapConfig,
+                 start: int, progress: Progress | None = None) -> tuple[HeadTrack, np.ndarray]:
+    """Pass 1b: (the shot solved again from its landmarks less MediaPipe's bias, the bias (F, L, 2) px as read
+    on the double at ``track``'s pose, rows double.basis.ids; `detector_bias`). ``shot`` is not changed (the
+    comp's masks keep the plate's landmarks)."""
+    from doppel.face_swap.detector_bias import rendered_landmark_bias, smooth_over_time
+    from reconstruction.head_tracking import intrinsics
+
+    K = intrinsics(track.focal_px, info.width, info.height)
+    end = start + len(track.valid)
+    bias = rendered_landmark_bias(info, double, track, K, start, end, max(cfg.max_faces, cfg.face_index + 1),
+                                  progress)
+    lm = shot.landmarks.astype(np.float64)
+    lm[:, double.basis.ids] -= smooth_over_time(bias, BIAS_SMOOTHING_S * (info.fps or 24.0))
+    return solve_track(dataclasses.replace(shot, landmarks=lm), info, double, cfg), bias
 
 
 def shot_box(double: FaceDouble, track: HeadTrack, K: np.ndarray, width: int, height: int

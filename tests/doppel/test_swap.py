@@ -60,6 +60,9 @@ def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp
     assert res.passed_through == [6, 7]
     tracks = np.load(side_folder(out) / "tracks.npz")
     assert tracks["valid"].tolist() == [True] * 6 + [False] * 2
+    bias = tracks["detector_bias"]                        # the detector's error read on the double (debias, default)
+    assert np.isfinite(bias[:6]).all((1, 2)).sum() >= 5 and np.isnan(bias[6:]).all()
+    assert np.nanmax(np.abs(bias)) < 0.5 * 256                # pixels: a reading of the face, not of another spot
     assert np.nanmax(tracks["error_iod"]) < 0.12          # the double's face follows the plate's landmarks
     assert np.nanmax(tracks["fit_error_iod"]) < 0.05      # and the head is tracked (identity offsets included)
     # the landmarks the shot was solved on are MediaPipe's steadied by optical flow: close to them, not them
@@ -104,6 +107,12 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     code, out, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "flat.jpg",
                              "--shading", "0", "--blend", "multiband")
     assert code == 0, err
+    code, out, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "biased.jpg",
+                             "--blend", "multiband", "--no-debias")
+    assert code == 0, err
+    with_bias, without = (np.load(tmp_path / f"{k}_swap" / "tracks.npz") for k in ("swapped", "biased"))
+    assert with_bias["detector_bias"].shape == (1, len(with_bias["detector_bias_ids"]), 2)   # read on the double
+    assert np.isfinite(with_bias["detector_bias"]).all() and "detector_bias" not in without  # --no-debias: no pass
     from neural_render.face_composite import lab, polygon_mask
 
     lm = np.load(tmp_path / "swapped_swap" / "tracks.npz")["landmarks"][0]
