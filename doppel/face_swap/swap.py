@@ -1,11 +1,15 @@
 """Face replacement: the double's face, tracked in 3D through a plate, rendered and composited in.
 
-Two streaming passes over the plate (a 4K, 10-minute plate never sits in memory; only landmarks do):
+Two streaming passes over the plate, three with ``debias`` (a 4K, 10-minute plate never sits in memory; only
+landmarks do):
 
 1. track: MediaPipe's face mesh and hands in video mode on every frame (`capture.face_tracking`); the face
    to replace is the largest (or ``face_index``-th largest) one. Then the whole shot's head pose and
    expression are solved at once with the identity fixed to the double's and a temporal term
    (`reconstruction.head_tracking`), with the plate camera's focal length given or a normal lens assumed.
+1b. debias (``SwapConfig.debias``, default): the double drawn at that pose over every frame and read by the same
+   detector; its error there (where the truth is known) is taken out of the plate's landmarks and the shot is
+   solved again (`detector_bias`, `debias_track`).
 2. composite: per frame, the double's head rendered in that pose and expression (`render_head`), the mask
    (rendered face inside the double's face outline, intersected with MediaPipe's person segmentation, minus the
    hands, eroded and feathered), LAB colour transfer smoothed over time, the plate's skin shading at low
