@@ -88,13 +88,7 @@ def swap(
             result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress, params=params,
                                 disclose=disclose)
         run.add_output(side_folder(out), kind="swap")
-    n = len(result.frames)
-    console.print(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
-                  f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: "
-                  f"{side_folder(out) / 'swap_report.html'})", markup=False, highlight=False)
-    if result.passed_through:
-        console.print(f"frames with no face, passed through: {_ranges(result.passed_through)}", markup=False,
-                      highlight=False)
+    _print_result(console, result, out, side_folder(out))
 
 
 def gate_plate(workspace, plate_actor: str | None, production: str | None, plate: Path):
@@ -103,6 +97,17 @@ def gate_plate(workspace, plate_actor: str | None, production: str | None, plate
     refused."""
     return gate_from_cli(workspace, plate_actor, production, use="face_replace", command="swap (plate performer)",
                          inputs=[plate], likeness=[plate], actor_option="--plate-actor")
+
+
+def _print_result(console: Console, result, out: Path, side: Path) -> None:
+    """The command's closing lines: frames swapped, flagged, speed, where the outputs are; frames passed through."""
+    n = len(result.frames)
+    console.print(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
+                  f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: {side / 'swap_report.html'})",
+                  markup=False, highlight=False)
+    if result.passed_through:
+        console.print(f"frames with no face, passed through: {_ranges(result.passed_through)}", markup=False,
+                      highlight=False)
 
 
 def _ranges(frames: list[int]) -> str:
