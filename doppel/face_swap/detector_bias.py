@@ -25,6 +25,7 @@ from doppel.face_swap.double import FaceDouble
 __all__ = ["rendered_landmark_bias", "smooth_over_time", "nearest_face"]
 
 Progress = Callable[[str, int, int], None]
+BIAS_SUPERSAMPLE = 1    # the double is drawn for the detector at one sample per pixel (the comp uses 2)
 
 
 def smooth_over_time(values: np.ndarray, sigma: float) -> np.ndarray:
@@ -75,7 +76,7 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
             img = rgb
             box = head_box(double, R, t, w, K, info.width, info.height)
             if box is not None:
-                fg, a = render_head(double, R, t, w, K, box)
+                fg, a = render_head(double, R, t, w, K, box, supersample=BIAS_SUPERSAMPLE)
                 x0, y0, x1, y1 = box
                 img = rgb.astype(np.float32)
                 sub, a = img[y0:y1 + 1, x0:x1 + 1], a[..., None]
