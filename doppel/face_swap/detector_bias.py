@@ -10,7 +10,7 @@ truth is known: ``bias (F, L, 2) px``. Smoothed over time (one frame's reading c
 frame-to-frame noise; the bias follows the pose, which is smooth), it is subtracted from the plate's landmarks and
 the shot is solved again. It assumes the detector errs alike on the performer's face and on the double's at one
 pose: measured on that plate, it takes the placement error at 45-60 / 60-90 degrees from 0.106 / 0.189 to
-0.072 / 0.136 (knowing the bias exactly would give 0.054 / 0.081), jitter unchanged (docs/benchmarks.md).
+0.071 / 0.133 (knowing the bias exactly would give 0.054 / 0.081), jitter unchanged (docs/benchmarks.md).
 """
 
 from __future__ import annotations
