@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 SHOT_STAGE = "render"
 SHOT_JITTER = 4     # renders per frame of `render shot` (neural_render.jitter): on views no camera trained on, the
-                    # mean of 4 sub-pixel-shifted renders scores +0.4 dB PSNR (FLIP equal) over one; docs/benchmarks.md
+                    # mean of 4 sub-pixel-shifted renders scores +0.3 to +0.4 dB PSNR (FLIP equal) over one;
+                    # docs/benchmarks.md
 
 
 def disclose_written_frame(png: Path, exr: Path, disclose: Callable[[Path], None] | None) -> None:

@@ -4,8 +4,9 @@ pixel (the principal point moved on a circle), averaged in premultiplied form.
 For the CGI renderer this is accumulation anti-aliasing. For the neural renderer it is also a hedge for the views
 no camera trained on: there the G-buffer and the photo are out of register by a fraction of a pixel (the fit's
 outline is 0.4-0.8 px off at 384 px), the U-Net's sharp answer is wrong by that much, and the mean over sub-pixel
-shifts is the answer with the lower squared error (it costs 0.2-0.5 dB on the training views, which the model
-draws exactly; docs/benchmarks.md, "Render-time jitter"). Each offset is a full render: N renders cost N times one.
+shifts is the answer with the lower squared error (it costs up to 0.5 dB on the training views, which the
+model draws exactly; docs/benchmarks.md, "Render-time jitter"). Each offset is a full render: N renders cost N
+times one.
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
     from capture.face_tracking import PlateTracker
     from capture.plate_io import iter_plate_frames
     from doppel.face_swap.render_head import head_box, project, render_head
+    from neural_render.face_composite import blend_feather, to_uint8
 
     ids = double.basis.ids
     bias = np.full((end - start, len(ids), 2), np.nan)
@@ -78,10 +79,8 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
             if box is not None:
                 fg, a = render_head(double, R, t, w, K, box, supersample=BIAS_SUPERSAMPLE)
                 x0, y0, x1, y1 = box
-                img = rgb.astype(np.float32)
-                sub, a = img[y0:y1 + 1, x0:x1 + 1], a[..., None]
-                img[y0:y1 + 1, x0:x1 + 1] = np.clip(fg, 0, 1) * 255 * a + sub * (1 - a)
-                img = (img + 0.5).astype(np.uint8)
+                img = rgb.copy()
+                img[y0:y1 + 1, x0:x1 + 1] = to_uint8(blend_feather(fg, rgb[y0:y1 + 1, x0:x1 + 1], a))
             expected = project(double.basis.points(w), R, t, K)
             face = nearest_face(tracker.process(img).faces, ids, expected)
             if face is not None:
