@@ -23,7 +23,10 @@ Layout written by ``render_plate`` into OUT:
   rotation in the camera frame, ``landmarks3d`` (T, 478, 3) the ground truth's face landmarks (the shipped
   Anny-MediaPipe landmark regressor: MediaPipe face-mesh index i = row i), ``landmarks2d`` (T, 478, 2) pixels,
   ``landmarks_visible`` (T, 478) (inside the image and not hidden by a surface in front), ``occluded_fraction``
-  (T,) share of the face region hidden; ``annotations.json`` summarises it (ranges, frames with occlusion).
+  (T,) share of the face region hidden, ``performer_landmarks2d`` (T, 478, 2) pixels: the same regressor on the
+  performer B's own face (what a perfect face detector reads on the plate; B's face is not A's, so a tracker
+  that follows it exactly still lands A's face this far from the ground truth's: the benchmark's ideal-tracker
+  floor); ``annotations.json`` summarises it (ranges, frames with occlusion).
 
 Frames are built, rendered and written one at a time (Cycles: in chunks of ``CHUNK_FRAMES``): memory does not
 grow with the length of the shot.
@@ -322,6 +325,7 @@ class _Annotations:
     lm3: list
     lm2: list
     visible: list
+    performer_lm2: list
     occluded: list
     commanded: list
 
@@ -368,6 +372,8 @@ def _annotate(P: _Plate, fr: _Frame, gt_dir: Path, ann: _Annotations) -> None:
     ann.visible.append(inside & (z <= depth[px[:, 1], px[:, 0]] + 0.01))
     ann.lm3.append(L3.astype(np.float32))
     ann.lm2.append(uv.astype(np.float32))
+    ann.performer_lm2.append(fr.cam.project(np.einsum("lk,lkc->lc", P.lm_weight,
+                                                      fr.verts_b.astype(np.float64)[P.lm_index])).astype(np.float32))
     R, t = roma.rigid_points_registration(torch.as_tensor(P.skull0), torch.as_tensor(
         fr.verts_b[P.skull].astype(np.float64)))
     R, t = R.numpy(), t.numpy()
@@ -532,7 +538,8 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
     arrays = {"head_R": np.array(ann.head_R), "head_t": np.array(ann.head_t), "head_ypr_deg": ypr,
               "head_R_cam": np.array(ann.head_R_cam), "landmarks3d": np.array(ann.lm3),
               "landmarks2d": np.array(ann.lm2), "landmarks_visible": np.array(ann.visible),
-              "occluded_fraction": occ, "commanded_yaw_pitch_hands": np.array(ann.commanded)}
+              "occluded_fraction": occ, "commanded_yaw_pitch_hands": np.array(ann.commanded),
+              "performer_landmarks2d": np.array(ann.performer_lm2)}
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(out / "ground_truth" / "annotations.npz", buf.getvalue())
@@ -551,6 +558,7 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
         "head_pose": "rigid motion (Kabsch) of the performer's skull vertices from the neutral head; yaw about +Y "
                      "(+ = towards the actor's left), pitch + = up, roll; world frame",
         "landmarks": "478 MediaPipe face-mesh points of the ground truth mesh from the Anny-MediaPipe regressor",
+        "performer_landmarks": "performer_landmarks2d: the same points of the performer's own face (the plate)",
         "occlusion": "occluded_fraction = share of the face region's projection hidden by non-head triangles; "
                      "a frame counts as occluded above 2 %"}
     atomic_write_json(out / "ground_truth" / "annotations.json", summary)
@@ -574,7 +582,7 @@ def render_plate(out, cfg: PlateConfig, progress=None, actor_b=None, actor_a=Non
         d.mkdir(parents=True, exist_ok=True)
     np.save(dirs[1] / "blend_weights.npy", P.weights.astype(np.float32))
     timings = {"prepare": time.perf_counter() - t0, "plate": 0.0, "ground_truth": 0.0, "annotate": 0.0}
-    ann = _Annotations([], [], [], [], [], [], [], [], [])
+    ann = _Annotations(*([] for _ in range(10)))
     cams: list = []
     videos = (_Video(dirs[0] / "plate.mp4", cfg.width, cfg.height, cfg.fps),
               _Video(dirs[1] / "ground_truth.mp4", cfg.width, cfg.height, cfg.fps))

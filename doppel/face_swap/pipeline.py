@@ -22,6 +22,7 @@ from doppel.face_swap.swap import (
     SwapConfig,
     SwapResult,
     _Comp,
+    check_given_landmarks,
     composite_frame,
     debias_track,
     shot_box,
@@ -147,11 +148,13 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
 
 def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: SwapConfig | None = None, *,
                force: bool = False, progress: Progress | None = None, params: dict | None = None,
-               disclose: Disclose | None = None) -> SwapResult:
+               disclose: Disclose | None = None, landmarks: np.ndarray | None = None) -> SwapResult:
     """Replace the face in ``plate`` with ``double``'s: writes OUT and ``side_folder(OUT)``. Returns the result.
     ValueError / FileNotFoundError (one line) for bad input, before anything is written. disclose: applied to
     every synthetic file (OUT, its frames, the report's strips) before it is published (the CLI passes
-    `doppel.media_disclosure.discloser`: watermark + C2PA, kind "composite", the plate as ingredient)."""
+    `doppel.media_disclosure.discloser`: watermark + C2PA, kind "composite", the plate as ingredient).
+    landmarks: the performer's face landmarks from another tracker, (end - start, 478, 2) px (MediaPipe's
+    face-mesh order, NaN rows where there is no face), tracked as they are: no flow, no detector-bias pass."""
     from capture.plate_io import probe_plate
     from core.stage_folders import check_stage_out, staged_stage_dir
     from core.storage import write_manifest
@@ -166,10 +169,11 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     if out.resolve() == Path(plate).resolve():
         raise ValueError(f"{out}: the output would overwrite the plate")
     check_stage_out(side, STAGE, force, [plate, *double.folders])
-    shot = track_shot(info, cfg, start, end, progress).steadied(cfg.flow_weight)
+    check_given_landmarks(landmarks, end - start)
+    shot = track_shot(info, cfg, start, end, progress, landmarks).steadied(cfg.flow_weight)
     track = solve_track(shot, info, double, cfg)
     bias = None
-    if cfg.debias:
+    if cfg.debias and landmarks is None:
         track, bias = debias_track(shot, track, info, double, cfg, start, progress)
     with staged_stage_dir(side, STAGE, force, [plate, *double.folders]) as tmp:
         (tmp / "strips").mkdir()
@@ -195,7 +199,8 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                        params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
                                "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
-                               "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias},
+                               "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
+                               "face_landmarks": "mediapipe" if landmarks is None else "given"},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

@@ -158,10 +158,11 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
     return cfg.start, end
 
 
-def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress: Progress | None = None
-               ) -> ShotLandmarks:
+def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress: Progress | None = None,
+               landmarks: np.ndarray | None = None) -> ShotLandmarks:
     """Pass 1: face and hand landmarks of frames start <= i < end, and each face landmark's optical flow from the
-    frame before (when cfg.flow_weight > 0)."""
+    frame before (when cfg.flow_weight > 0). landmarks: the face's (end - start, 478, 2) px from another tracker
+    (NaN rows: no face), used as they are: MediaPipe then only finds the hands and counts the faces, no flow."""
     import cv2
 
     from capture.face_tracking import PlateTracker
@@ -170,7 +171,8 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     from reconstruction.head_tracking import inter_ocular
 
     F = end - start
-    lm = np.full((F, 478, 2), np.nan, np.float32)
+    given = check_given_landmarks(landmarks, F)
+    lm = np.full((F, 478, 2), np.nan, np.float32) if given is None else given
     flow = np.full((F, 478, 2), np.nan, np.float32)
     n_faces = np.zeros(F, np.int64)
     hands: list[np.ndarray] = []
@@ -181,10 +183,10 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             f = i - start
             n_faces[f] = len(r.faces)
             face = r.face(cfg.face_index)
-            if face is not None:
+            if face is not None and given is None:
                 lm[f] = face
             hands.append(r.hands.astype(np.float32))
-            if cfg.flow_weight > 0:
+            if cfg.flow_weight > 0 and given is None:
                 gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
                 if prev is not None and np.isfinite(lm[f - 1]).all():
                     iod = float(inter_ocular(lm[f - 1]))
@@ -192,7 +194,18 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
                 prev = gray
             if progress:
                 progress("track", f + 1, F)
-    return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 else None)
+    return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None)
+
+
+def check_given_landmarks(landmarks: np.ndarray | None, frames: int) -> np.ndarray | None:
+    """Landmarks from another tracker as (frames, 478, 2) float32 px, or ValueError (one line)."""
+    if landmarks is None:
+        return None
+    lm = np.asarray(landmarks, np.float32)
+    if lm.shape != (frames, 478, 2):
+        raise ValueError(f"face landmarks of shape {lm.shape}: expected ({frames}, 478, 2), MediaPipe's 478 "
+                         "face-mesh points in pixels for every frame swapped")
+    return lm.copy()
 
 
 NORMAL_LENS_FOV_X = 39.6   # degrees: a 50 mm lens on a 36 mm-wide film back

@@ -91,6 +91,39 @@ def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp
     assert len(list((side_folder(out) / "strips").glob("*.png"))) >= 4
 
 
+def test_swap_takes_landmarks_from_another_tracker(tmp_path, double):
+    """Landmarks given by the caller are tracked as they are (no flow, no detector-bias pass): moved 4 px to the
+    right, the double's face follows them; a wrong shape is refused before anything is written."""
+    import json
+
+    from capture.face_tracking import PlateTracker
+    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.render_head import project
+    from doppel.face_swap.swap import SwapConfig
+
+    plate = tmp_path / "plate.mp4"
+    frames = _plate(plate, n_face=4, n_blank=1)
+    with PlateTracker(max_faces=1) as tracker:
+        found = [tracker.process(f).face(0) for f in frames]
+    lm = np.array([np.full((478, 2), np.nan) if f is None else f for f in found], np.float32)
+    assert np.isfinite(lm[:4]).all() and np.isnan(lm[4]).all()
+    given = lm + np.float32([4.0, 0.0])
+    res = swap_plate(plate, double, tmp_path / "given.mp4", SwapConfig(), landmarks=given)
+    t = np.load(side_folder(tmp_path / "given.mp4") / "tracks.npz")
+    assert np.array_equal(t["landmarks"], given, equal_nan=True) and "detector_bias" not in t
+    assert res.passed_through == [4]
+    ids = double.basis.ids
+    placed = np.array([project(double.basis.points(t["expression"][f]), t["rotation"][f], t["translation"][f],
+                               t["K"]) for f in range(4)])
+    shift = (placed - lm[:4, ids]).mean((0, 1))
+    assert abs(shift[0] - 4.0) < 1.5 and abs(shift[1]) < 1.5, shift
+    manifest = json.loads((side_folder(tmp_path / "given.mp4") / "manifest.json").read_text())
+    assert manifest["params"]["face_landmarks"] == "given"
+    with pytest.raises(ValueError, match="expected \\(5, 478, 2\\)"):
+        swap_plate(plate, double, tmp_path / "bad.mp4", SwapConfig(), landmarks=given[:3])
+    assert not (tmp_path / "bad.mp4").exists() and not side_folder(tmp_path / "bad.mp4").exists()
+
+
 def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     img = tmp_path / "still.png"
     cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))

@@ -78,6 +78,23 @@ def test_landmarks_lie_on_the_face_mask(plate):
     assert hits / total > 0.9, hits / total
 
 
+def test_performer_landmarks_are_the_plates_face(plate):
+    """The performer's own landmarks (what a perfect detector reads on the plate) lie on the plate's face, near
+    the ground truth's (the head is carried to the same neck) and not equal to them (another face)."""
+    from reconstruction.head_tracking import inter_ocular
+
+    a = np.load(plate.out / "ground_truth" / "annotations.npz")
+    pl, gt = a["performer_landmarks2d"], a["landmarks2d"]
+    assert pl.shape == gt.shape == (N, 478, 2)
+    d = np.linalg.norm(pl - gt, axis=-1).mean(-1) / inter_ocular(gt)
+    assert (d > 0.005).all() and (d < 0.2).all(), d
+    plate_rgb = _img(plate.out / "plate" / "frames" / f"{0:06d}.png")
+    backdrop = plate_rgb[2, 2].astype(int)
+    px = np.floor(pl[0][a["landmarks_visible"][0]]).astype(int)
+    on_person = np.abs(plate_rgb[px[:, 1], px[:, 0]].astype(int) - backdrop).sum(-1) > 30
+    assert on_person.mean() > 0.95, on_person.mean()
+
+
 def test_hand_occludes_the_face_only_when_raised(plate):
     a = np.load(plate.out / "ground_truth" / "annotations.npz")
     occ, hands = a["occluded_fraction"], a["commanded_yaw_pitch_hands"][:, 2:].max(1)
