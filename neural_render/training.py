@@ -68,6 +68,10 @@ class TrainConfig:
     weight_decay: float = 0.0     # decoupled weight decay of the U-Net (AdamW)
     view_jitter: float = 0.0      # radians: std of a random rotation of each training crop's view directions
                                   # (augmentation: view-dependent effects must vary smoothly with the view)
+    gbuffer_shift: int = 0        # G-buffer samples (1 / supersample px): each training crop's G-buffer is moved
+                                  # against its photo by a random whole number of samples in [-k, k] per axis
+                                  # (augmentation: a view no camera trained on is out of register with its photo
+                                  # by a fraction of a pixel); 0 = none. Not with refine_mesh
     lr_schedule: str = "constant"  # "constant" or "cosine": every learning rate decays from its value to
                                    # lr_final x it along a half cosine over the run (its progress: the larger of
                                    # step / iterations and elapsed / max_seconds)
@@ -177,10 +181,12 @@ def _crop_boxes(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator)
     return out
 
 
-def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, device, model: NeuralDouble | None = None):
+def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, device, model: NeuralDouble | None = None,
+           shift: int = 0):
     """(images, masks, G-buffer, camera_index, codes) of crops of views ``ids``, on ``device``. With a
     mesh-refining model the crops' G-buffers are re-evaluated for its current mesh (differentiable w.r.t. the
-    vertex offsets; the visibility of the fitted mesh is kept)."""
+    vertex offsets; the visibility of the fitted mesh is kept); otherwise each G-buffer crop is moved by up to
+    ``shift`` samples per axis against its photo (`TrainConfig.gbuffer_shift`)."""
     boxes = _crop_boxes(views, ids, crop, gen)
     sl = [(i, y, x) for i, (y, x) in zip(ids.tolist(), boxes, strict=True)]
     img = torch.stack([views.images[i, y:y + crop, x:x + crop] for i, y, x in sl]).to(device)
@@ -191,7 +197,11 @@ def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, devi
         fidx = torch.stack([views.face_idx[i, y * s:(y + crop) * s, x * s:(x + crop) * s] for i, y, x in sl])
         g, _ = model.gbuffer_fragments(views.verts[ids].to(device), cams.to(device=device), fidx.to(device))
     else:
-        g = GBuffer.cat([views.g.index([i]).crop(y * s, x * s, crop * s, crop * s) for i, y, x in sl])
+        H, W = views.masks.shape[1:]
+        d = torch.randint(-shift, shift + 1, (len(sl), 2), generator=gen).tolist() if shift > 0 else [[0, 0]] * len(sl)
+        g = GBuffer.cat([views.g.index([i]).crop(min(max(y * s + dy, 0), (H - crop) * s),
+                                                 min(max(x * s + dx, 0), (W - crop) * s), crop * s, crop * s)
+                         for (i, y, x), (dy, dx) in zip(sl, d, strict=True)])
         g = GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
     codes = None if views.codes is None else views.codes[ids].to(device)
     return img, msk, g, views.camera_index[ids].to(device), codes
@@ -348,7 +358,7 @@ def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device, probs: T
     ids = tr[pick]
     H, W = views.masks.shape[1:]
     crop = min(cfg.crop, H, W)
-    img, msk, g, ci, codes = _batch(views, ids, crop, gen, device, model)
+    img, msk, g, ci, codes = _batch(views, ids, crop, gen, device, model, cfg.gbuffer_shift)
     bg = None if views.backgrounds is None else views.backgrounds[ids].to(device)
     g = jitter_view(g, cfg.view_jitter, gen)
     with autocast_for(device):

@@ -45,6 +45,8 @@ def swap(
     debias: bool = typer.Option(True, "--debias/--no-debias", help="Read MediaPipe's pose-dependent landmark "
                                 "error on the double drawn at the first solve's pose, take it out of the plate's "
                                 "landmarks and solve again (one more pass; steadier placement in profile)."),
+    device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
+                               "one), cpu or cuda."),
     matte: bool = typer.Option(False, "--matte", help="Also write each frame's blend mask (8-bit PNG, the plate's "
                                "size) to <OUT stem>_swap/matte/, for redoing the comp."),
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
@@ -64,7 +66,7 @@ def swap(
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
-                     flow_weight=flow, debias=debias)
+                     flow_weight=flow, debias=debias, device=device)
     check_config(cfg, probe_plate(plate))            # bad options and bad plates fail before anything else
     console = Console()
     with gate_plate(workspace, plate_actor, production, plate), \

@@ -55,11 +55,12 @@ def nearest_face(faces: np.ndarray, ids: np.ndarray, expected: np.ndarray) -> np
 
 
 def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.ndarray, start: int, end: int,
-                           max_faces: int = 4, progress: Progress | None = None) -> np.ndarray:
+                           max_faces: int = 4, progress: Progress | None = None, device: str = "cpu") -> np.ndarray:
     """(F, L, 2) px, F = end - start, L = len(double.basis.ids): MediaPipe's landmarks (rows double.basis.ids)
     of each plate frame with the double drawn over it at the track's pose (`render_head`, the whole head over
     the plate), minus the double's landmarks projected by that pose; NaN where the track or the detector has no
-    face. track: a `HeadTrack` of frames start..end-1; K (3, 3) the plate camera."""
+    face. track: a `HeadTrack` of frames start..end-1; K (3, 3) the plate camera; device: where the head is
+    drawn."""
     from capture.face_tracking import PlateTracker
     from capture.plate_io import iter_plate_frames
     from doppel.face_swap.render_head import head_box, project, render_head
@@ -77,7 +78,7 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
             img = rgb
             box = head_box(double, R, t, w, K, info.width, info.height)
             if box is not None:
-                fg, a = render_head(double, R, t, w, K, box, supersample=BIAS_SUPERSAMPLE)
+                fg, a = render_head(double, R, t, w, K, box, supersample=BIAS_SUPERSAMPLE, device=device)
                 x0, y0, x1, y1 = box
                 img = rgb.copy()
                 img[y0:y1 + 1, x0:x1 + 1] = to_uint8(blend_feather(fg, rgb[y0:y1 + 1, x0:x1 + 1], a))

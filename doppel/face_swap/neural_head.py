@@ -68,7 +68,8 @@ def render_neural_head(head: NeuralHead, head_vertices: np.ndarray, head_verts: 
     verts = head.bind.copy()
     verts[head_vertices] = head_verts
     code_dim = int(getattr(head.model.config, "code_dim", 0) or 0)
-    code = torch.zeros(1, code_dim) if code_dim else None
+    device = next(head.model.parameters()).device          # the model draws where it is (`swap_plate`'s device)
+    code = torch.zeros(1, code_dim, device=device) if code_dim else None
     with torch.no_grad():
-        rgba = head.model(torch.from_numpy(verts), cam, code)[0].float().numpy()
+        rgba = head.model(torch.from_numpy(verts).to(device), cam.to(device=device), code)[0].float().cpu().numpy()
     return np.clip(rgba[:h, :w, :3], 0, 1).astype(np.float32)

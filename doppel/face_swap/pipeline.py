@@ -25,6 +25,7 @@ from doppel.face_swap.swap import (
     check_given_landmarks,
     composite_frame,
     debias_track,
+    head_device,
     shot_box,
     solve_track,
     track_shot,
@@ -87,7 +88,7 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     seg = PersonSegmenter()
     matcher = ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2),
                             max_scale=1.0 if cfg.relight else 2.5)   # relit: the contrast is the plate light's
-    comp = _Comp(double, track, K, box, cfg, seg, matcher)
+    comp = _Comp(double, track, K, box, cfg, seg, matcher, head_device(double, cfg))
     show = strip_frames(track)
     qcs: list[FrameQC] = []
     try:
@@ -170,6 +171,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         raise ValueError(f"{out}: the output would overwrite the plate")
     check_stage_out(side, STAGE, force, [plate, *double.folders])
     check_given_landmarks(landmarks, end - start)
+    device = head_device(double, cfg)              # a neural double's model moves to the device it draws on
     shot = track_shot(info, cfg, start, end, progress, landmarks).steadied(cfg.flow_weight)
     track = solve_track(shot, info, double, cfg)
     bias = None
@@ -200,7 +202,8 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
                                "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
                                "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
-                               "face_landmarks": "mediapipe" if landmarks is None else "given"},
+                               "face_landmarks": "mediapipe" if landmarks is None else "given",
+                               "device": device},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

@@ -35,28 +35,48 @@ def head_box(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarr
 
 
 def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
-                box: tuple[int, int, int, int], supersample: int = 2) -> tuple[np.ndarray, np.ndarray]:
+                box: tuple[int, int, int, int], supersample: int = 2, device: str = "cpu"
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(rgb (h, w, 3) float32 sRGB, alpha (h, w) float32) of the head with expression weights (E,) in the crop
     box (x0, y0, x1, y1) of the plate camera K, head pose R, t (bind frame -> camera). Drawn by the double's
-    neural double when it has one (alpha: the rig's head region), else the textured rig with preview lights."""
+    neural double when it has one (alpha: the rig's head region), else the textured rig with preview lights;
+    on ``device`` ("cpu" or "cuda"; a neural double draws where its model is)."""
     import torch
 
     from neural_render.shading import render_mesh
 
     cam = crop_camera(K, R, t, box)
-    verts = torch.tensor(double.head_mesh(weights), dtype=torch.float32)
-    faces = torch.as_tensor(double.head_faces)
-    kw = {}
-    if double.albedo is not None and double.uvs is not None:
-        kw = {"uvs": torch.as_tensor(double.uvs), "face_uvs": torch.as_tensor(double.face_uvs),
-              "texture": torch.as_tensor(double.albedo)}
+    head = double.head_mesh(weights)
+    verts = torch.tensor(head, dtype=torch.float32, device=device)
+    faces, kw = _mesh_tensors(double, device)
     if double.neural is not None:
         kw = {}            # the rig's head region is rasterized for its coverage only; the neural double draws it
     with torch.no_grad():
-        rgba = render_mesh(verts, faces, cam, supersample=supersample, cull_backfaces=True, **kw)[0].numpy()
+        rgba = render_mesh(verts, faces, cam, supersample=supersample, cull_backfaces=True, **kw)[0].cpu().numpy()
     rgb, alpha = rgba[..., :3].astype(np.float32), rgba[..., 3].astype(np.float32)
     if double.neural is not None:
         from doppel.face_swap.neural_head import render_neural_head
 
-        rgb = render_neural_head(double.neural, double.head_vertices, verts.numpy(), R, t, K, box)
+        rgb = render_neural_head(double.neural, double.head_vertices, head.astype(np.float32), R, t, K, box)
     return rgb, alpha
+
+
+_DEVICE_TENSORS: dict = {}
+
+
+def _mesh_tensors(double: FaceDouble, device: str) -> tuple[object, dict]:
+    """(faces, texture keywords of `render_mesh`) of the double's head on ``device``, made once per double and
+    device (the albedo is the large one: not uploaded again every frame)."""
+    import torch
+
+    key = (id(double), device)
+    hit = _DEVICE_TENSORS.get(key)
+    if hit is None or hit[0] is not double:
+        kw = {}
+        if double.albedo is not None and double.uvs is not None:
+            kw = {"uvs": torch.as_tensor(double.uvs, device=device),
+                  "face_uvs": torch.as_tensor(double.face_uvs, device=device),
+                  "texture": torch.as_tensor(double.albedo, device=device)}
+        _DEVICE_TENSORS.clear()                    # one double at a time: nothing accumulates
+        hit = _DEVICE_TENSORS[key] = (double, torch.as_tensor(double.head_faces, device=device), kw)
+    return hit[1], hit[2]

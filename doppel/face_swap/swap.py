@@ -73,6 +73,7 @@ class SwapConfig:
                                       # pose, take it out of the plate's landmarks and solve again
                                       # (`detector_bias`; one more pass over the plate)
     matte: bool = False               # also write each frame's blend mask: <side folder>/matte/NNNNNN.png (8-bit)
+    device: str = "auto"              # where the double's head is drawn: auto (CUDA when there is one), cpu, cuda
 
 
 @dataclass
@@ -137,6 +138,9 @@ class SwapResult:
 def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
     """(start, end) frames after validating the options against the plate; ValueError naming the option."""
     from neural_render.face_composite import BLENDS
+    from reconstruction.fitting.config import resolve_device
+
+    resolve_device(cfg.device)                     # "cuda" without a GPU: one line, before anything else
 
     if cfg.blend not in BLENDS:
         raise ValueError(f"--blend must be one of {', '.join(BLENDS)}, got {cfg.blend!r}")
@@ -239,15 +243,26 @@ def debias_track(shot: ShotLandmarks, track: HeadTrack, info: PlateInfo, double:
     on the double at ``track``'s pose, rows double.basis.ids; `detector_bias`). ``shot`` is not changed (the
     comp's masks keep the plate's landmarks)."""
     from doppel.face_swap.detector_bias import rendered_landmark_bias, smooth_over_time
+    from reconstruction.fitting.config import resolve_device
     from reconstruction.head_tracking import intrinsics
 
     K = intrinsics(track.focal_px, info.width, info.height)
     end = start + len(track.valid)
     bias = rendered_landmark_bias(info, double, track, K, start, end, max(cfg.max_faces, cfg.face_index + 1),
-                                  progress)
+                                  progress, resolve_device(cfg.device))
     lm = shot.landmarks.astype(np.float64)
     lm[:, double.basis.ids] -= smooth_over_time(bias, BIAS_SMOOTHING_S * (info.fps or 24.0))
     return solve_track(dataclasses.replace(shot, landmarks=lm), info, double, cfg), bias
+
+
+def head_device(double: FaceDouble, cfg: SwapConfig) -> str:
+    """The resolved `SwapConfig.device` ("cpu" or "cuda"); a neural double's model is moved there."""
+    from reconstruction.fitting.config import resolve_device
+
+    device = resolve_device(cfg.device)
+    if double.neural is not None:
+        double.neural.model.to(device)
+    return device
 
 
 def shot_box(double: FaceDouble, track: HeadTrack, K: np.ndarray, width: int, height: int
@@ -276,6 +291,7 @@ class _Comp:
     cfg: SwapConfig
     segmenter: object
     matcher: object
+    device: str = "cpu"               # the head's render (resolved `SwapConfig.device`)
 
 
 def feature_ids() -> np.ndarray:
@@ -366,7 +382,7 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
 
     x0, y0, x1, y1 = c.box
     R, t, w = c.track.rotation[f], c.track.translation[f], c.track.expression[f]
-    fg_box, alpha = render_head(c.double, R, t, w, c.K, c.box)
+    fg_box, alpha = render_head(c.double, R, t, w, c.K, c.box, device=c.device)
     box_hw, at = (y1 - y0 + 1, x1 - x0 + 1), np.array([x0, y0], np.float64)   # masks drawn in the box only
     oval_px = project(c.double.oval_points(w), R, t, c.K)
     centre = oval_px.mean(0)

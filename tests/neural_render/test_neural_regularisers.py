@@ -139,3 +139,35 @@ def test_view_jitter_rotates_each_views_directions_rigidly(sphere):
     a1 = (j.view_dir[:, 0, 0] * j.view_dir[:, -1, -1]).sum(-1)
     assert torch.allclose(a0, a1, atol=1e-5)
     assert torch.equal(j.normal, g.normal) and torch.equal(j.mask, g.mask)
+
+
+def test_gbuffer_shift_moves_each_crop_against_its_photo_by_whole_samples(sphere):
+    """TrainConfig.gbuffer_shift: each crop's G-buffer is the view's G-buffer cut k samples away from the photo
+    crop's place (|k| <= shift per axis, clamped inside the view); shift 0 cuts it in register."""
+    from neural_render.gbuffer import GBuffer
+    from neural_render.training import TrainViews, _batch
+
+    v, f, uv, fuv, cams = sphere
+    g = gbuffer(v, f, uv, fuv, Camera.stack([cams[0], cams[1]]))
+    n, H, W = g.mask.shape
+    views = TrainViews(images=torch.rand(n, H, W, 3), masks=g.mask.float(), g=g,
+                       camera_index=torch.tensor([0, 1]), codes=None, names=["a", "b"])
+    ids, crop = torch.tensor([0, 1]), 16
+
+    def offsets(shift, seed):
+        gen = torch.Generator().manual_seed(seed)
+        img, _, gc, _, _ = _batch(views, ids, crop, gen, "cpu", shift=shift)
+        out = []
+        for k in range(len(ids)):
+            # the photo crop's corner, then where in the view the G-buffer crop was cut
+            y0, x0 = [int(t[0]) for t in torch.nonzero((views.images[k] == img[k, 0, 0]).all(-1), as_tuple=True)]
+            hits = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+                    if 0 <= y0 + dy <= H - crop and 0 <= x0 + dx <= W - crop
+                    and torch.equal(GBuffer.crop(g.index([k]), y0 + dy, x0 + dx, crop, crop).uv, gc.index([k]).uv)]
+            out.append(hits)
+        return out
+
+    assert all((0, 0) in h for h in offsets(0, 1))
+    seen = [h for s in range(8) for h in offsets(2, s)]
+    assert all(any(max(abs(a), abs(b)) <= 2 for a, b in h) for h in seen)
+    assert any((0, 0) not in h for h in seen)                   # moved, at least once in 16 crops
