@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def swap(
                                 "landmarks and solve again (one more pass; steadier placement in profile)."),
     device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
                                "one), cpu or cuda."),
+    landmarks: Path = typer.Option(None, "--landmarks", help="The performer's face track from elsewhere: an .npz whose "
+                                   "'landmarks' are (frames, 478, 2) px in MediaPipe's order for the frames swapped "
+                                   "(a previous swap's tracks.npz, edited), solved as given."),
     matte: bool = typer.Option(False, "--matte", help="Also write each frame's blend mask (8-bit PNG, the plate's "
                                "size) to <OUT stem>_swap/matte/, for redoing the comp."),
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
@@ -62,12 +66,13 @@ def swap(
     from capture.plate_io import probe_plate
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.pipeline import side_folder, swap_plate
-    from doppel.face_swap.swap import SwapConfig, check_config
+    from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks, load_face_track
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
                      flow_weight=flow, debias=debias, device=device)
-    check_config(cfg, probe_plate(plate))            # bad options and bad plates fail before anything else
+    first, last = check_config(cfg, probe_plate(plate))    # bad options and plates fail before anything else
+    given = check_given_landmarks(load_face_track(landmarks), last - first) if landmarks else None
     console = Console()
     with gate_plate(workspace, plate_actor, production, plate), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
@@ -78,19 +83,27 @@ def swap(
         disclose = discloser(run, no_provenance, label, kind="composite",
                              ingredients=[plate] if plate.is_file() else [])
         face_double = load_face_double(double, Path(work), rig_dir=rig)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task("swap", total=None)
-
-            def progress(phase: str, done: int, total: int) -> None:
-                bar.update(task, description=f"swap: {phase}", completed=done, total=total)
-
+        with _progress_bar(console) as progress:
             params = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                      "production": run.provenance["production"], "plate_actor": plate_actor}
+                      "production": run.provenance["production"], "plate_actor": plate_actor,
+                      "landmarks_file": str(landmarks) if landmarks else None}
             result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress, params=params,
-                                disclose=disclose)
+                                disclose=disclose, landmarks=given)
         run.add_output(side_folder(out), kind="swap")
     _print_result(console, result, out, side_folder(out))
+
+
+@contextlib.contextmanager
+def _progress_bar(console: Console):
+    """A progress bar for the swap's passes; yields the `swap_plate` progress callback (phase, done, total)."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("swap", total=None)
+
+        def progress(phase: str, done: int, total: int) -> None:
+            bar.update(task, description=f"swap: {phase}", completed=done, total=total)
+
+        yield progress
 
 
 def gate_plate(workspace, plate_actor: str | None, production: str | None, plate: Path):

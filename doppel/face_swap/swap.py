@@ -201,6 +201,23 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None)
 
 
+def load_face_track(path: str | Path) -> np.ndarray:
+    """(F, 478, 2) px face landmarks from an .npz's ``landmarks`` (a swap's tracks.npz has them) or an .npy;
+    ValueError (one line) when the file is missing or holds no such array (the shape is checked against the
+    frames swapped by `check_given_landmarks`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--landmarks {path}: no such file")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not hasattr(data, "files"):
+            return np.asarray(data, np.float32)
+        with data:
+            return np.asarray(data["landmarks"], np.float32)
+    except (KeyError, ValueError, OSError) as e:
+        raise ValueError(f"--landmarks {path}: no 'landmarks' array of face landmarks in it ({e})") from None
+
+
 def check_given_landmarks(landmarks: np.ndarray | None, frames: int) -> np.ndarray | None:
     """Landmarks from another tracker as (frames, 478, 2) float32 px, or ValueError (one line)."""
     if landmarks is None:

@@ -298,6 +298,35 @@ def test_swap_device_cuda_without_a_gpu_is_refused_before_anything_is_written(tm
     assert manifest["params"]["device"] == "cpu"
 
 
+def test_swap_cli_redoes_a_comp_from_an_edited_face_track(tmp_path, capsys, rig_dir):
+    """--landmarks: a previous swap's tracks.npz, its landmarks moved, drives a new swap (solved as given); a file
+    without landmarks, a missing one, or one of the wrong length is refused in one line, nothing written."""
+    import json
+
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    assert run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "a.png", "--no-debias")[0] == 0
+    tracks = dict(np.load(tmp_path / "a_swap" / "tracks.npz"))
+    edited = tmp_path / "edited.npz"
+    np.savez(edited, landmarks=tracks["landmarks"] + np.float32([0.0, 3.0]))
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "b.png", "--landmarks",
+                           edited)
+    assert code == 0, err
+    b = np.load(tmp_path / "b_swap" / "tracks.npz")
+    assert np.allclose(b["landmarks"], tracks["landmarks"] + np.float32([0.0, 3.0]))
+    assert abs(float(b["translation"][0, 1] - tracks["translation"][0, 1])) > 0       # the head moved down
+    manifest = json.loads((tmp_path / "b_swap" / "manifest.json").read_text())
+    assert manifest["params"]["face_landmarks"] == "given" and manifest["params"]["landmarks_file"] == str(edited)
+    np.savez(tmp_path / "other.npz", points=np.zeros((1, 478, 2)))
+    np.save(tmp_path / "short.npy", np.zeros((2, 478, 2), np.float32))
+    for bad, words in ((tmp_path / "other.npz", "no 'landmarks' array"), (tmp_path / "none.npz", "no such file"),
+                       (tmp_path / "short.npy", "expected (1, 478, 2)")):
+        code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "c.png",
+                               "--landmarks", bad)
+        assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "c.png").exists() and not (tmp_path / "c_swap").exists()
+
+
 @pytest.mark.gpu
 def test_swap_on_cuda_matches_the_cpu_and_is_faster(tmp_path, double):
     """The head drawn on the GPU: the same swap as on the CPU (within 2 grey levels on average), in less time
