@@ -253,8 +253,10 @@ def smooth_track(params: np.ndarray, weight: np.ndarray, lam: np.ndarray) -> np.
     weight = np.asarray(weight, np.float64) + 1e-9    # a frame with no data and no smoothing keeps its value
     W = sparse.diags(weight)
     out = np.empty_like(params)
-    for c in range(P):
-        out[:, c] = solve_banded((2, 2), _banded(W + lam[c] * DtD), weight * params[:, c])
+    lam = np.broadcast_to(np.asarray(lam, np.float64), (P,))
+    for value in np.unique(lam):               # columns that share a weight share one factorisation
+        cols = np.flatnonzero(lam == value)
+        out[:, cols] = solve_banded((2, 2), _banded(W + value * DtD), weight[:, None] * params[:, cols])
     return out
 
 
