@@ -8,8 +8,11 @@ difference over time of output - plate landmarks, / inter-ocular distance), colo
 (CIEDE2000 between output and plate in the 6 px band inside the face outline), frames flagged by the QC.
 --plate-dir DIR: a synthetic plate with ground truth (`doppel capture plate`): PSNR and FLIP inside the ground
 truth's face mask, MediaPipe landmarks of the output vs of the ground truth (mean / inter-ocular distance), jitter,
-colour difference just inside the face mask's edge (CIEDE2000 vs the ground truth), per |yaw| bin.
---speed: frames per second of `swap_plate` at 1280x720 and 1920x1080 on this machine's CPU.
+colour difference just inside the face mask's edge (CIEDE2000 vs the ground truth), per |yaw| bin; rows for the
+3D route, the 2D baseline, an *ideal tracker* (the 3D route fed the performer's exact landmarks, when the plate
+records them: what any swap that follows the performer's face reaches) and the floor (the ground truth re-encoded).
+--speed: frames per second of `swap_plate` at 1280x720 and 1920x1080 (the head drawn where `--device auto` puts
+it; `--option device=cpu` or `device=cuda` to choose: the GPU figure when a GPU is lent).
 Prints one table per plate; the numbers go to docs/benchmarks.md.
 """
 
