@@ -386,6 +386,8 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     """
     if len(views.train_ids) == 0:
         raise ValueError("train_neural_double: no training views (every camera is held out)")
+    if cfg.gbuffer_shift < 0 or (cfg.gbuffer_shift and model.config.refine_mesh):
+        raise ValueError(f"TrainConfig.gbuffer_shift must be >= 0 and 0 with refine_mesh, got {cfg.gbuffer_shift}")
     opt = optimizer or make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed + start_step)
     t0 = time.perf_counter()

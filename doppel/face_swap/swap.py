@@ -205,6 +205,8 @@ def load_face_track(path: str | Path) -> np.ndarray:
     """(F, 478, 2) px face landmarks from an .npz's ``landmarks`` (a swap's tracks.npz has them) or an .npy;
     ValueError (one line) when the file is missing or holds no such array (the shape is checked against the
     frames swapped by `check_given_landmarks`)."""
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--landmarks {path}: no such file")
@@ -214,7 +216,7 @@ def load_face_track(path: str | Path) -> np.ndarray:
             return np.asarray(data, np.float32)
         with data:
             return np.asarray(data["landmarks"], np.float32)
-    except (KeyError, ValueError, OSError) as e:
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:     # missing array, garbage, truncated
         raise ValueError(f"--landmarks {path}: no 'landmarks' array of face landmarks in it ({e})") from None
 
 
@@ -226,6 +228,9 @@ def check_given_landmarks(landmarks: np.ndarray | None, frames: int) -> np.ndarr
     if lm.shape != (frames, 478, 2):
         raise ValueError(f"face landmarks of shape {lm.shape}: expected ({frames}, 478, 2), MediaPipe's 478 "
                          "face-mesh points in pixels for every frame swapped")
+    if np.isinf(lm).any():
+        raise ValueError("face landmarks with infinite values (NaN marks a frame without a face; nothing else may "
+                         "be non-finite)")
     return lm.copy()
 
 

@@ -319,8 +319,11 @@ def test_swap_cli_redoes_a_comp_from_an_edited_face_track(tmp_path, capsys, rig_
     assert manifest["params"]["face_landmarks"] == "given" and manifest["params"]["landmarks_file"] == str(edited)
     np.savez(tmp_path / "other.npz", points=np.zeros((1, 478, 2)))
     np.save(tmp_path / "short.npy", np.zeros((2, 478, 2), np.float32))
+    np.save(tmp_path / "inf.npy", np.full((1, 478, 2), np.inf, np.float32))
+    (tmp_path / "cut.npz").write_bytes(edited.read_bytes()[:200])
     for bad, words in ((tmp_path / "other.npz", "no 'landmarks' array"), (tmp_path / "none.npz", "no such file"),
-                       (tmp_path / "short.npy", "expected (1, 478, 2)")):
+                       (tmp_path / "short.npy", "expected (1, 478, 2)"), (tmp_path / "inf.npy", "infinite"),
+                       (tmp_path / "cut.npz", "no 'landmarks' array")):
         code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "c.png",
                                "--landmarks", bad)
         assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err

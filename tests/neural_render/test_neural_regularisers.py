@@ -171,3 +171,7 @@ def test_gbuffer_shift_moves_each_crop_against_its_photo_by_whole_samples(sphere
     seen = [h for s in range(8) for h in offsets(2, s)]
     assert all(any(max(abs(a), abs(b)) <= 2 for a, b in h) for h in seen)
     assert any((0, 0) not in h for h in seen)                   # moved, at least once in 16 crops
+    from neural_render.training import train_neural_double
+
+    with pytest.raises(ValueError, match="gbuffer_shift must be >= 0"):
+        train_neural_double(_model(sphere), views, TrainConfig(iterations=1, gbuffer_shift=-1))
