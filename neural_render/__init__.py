@@ -22,11 +22,11 @@ from neural_render.p3d_backend import pytorch3d_available
 from neural_render.raster import Fragments, check_mesh, rasterize
 from neural_render.shading import Lighting, composite, face_normals, render_mesh, shade, vertex_normals
 from neural_render.silhouette import soft_silhouette
-from neural_render.texture import linear_to_srgb, mip_pyramid, sample_texture, srgb_to_linear
+from neural_render.texture import MipTexture, linear_to_srgb, mip_pyramid, sample_texture, srgb_to_linear
 
 __all__ = [
     "Fragments", "rasterize", "check_mesh", "interpolate",
-    "sample_texture", "mip_pyramid", "srgb_to_linear", "linear_to_srgb",
+    "sample_texture", "mip_pyramid", "MipTexture", "srgb_to_linear", "linear_to_srgb",
     "face_normals", "vertex_normals", "Lighting", "shade", "render_mesh", "composite",
     "soft_silhouette", "pytorch3d_available",
     "GBuffer", "gbuffer", "uv_fragments", "BakeConfig", "BakeResult", "bake_texture", "render_cgi",

@@ -11,7 +11,7 @@ from torch import Tensor
 from capture.camera import Camera
 from neural_render.interpolate import interpolate
 from neural_render.raster import Fragments, check_mesh, rasterize
-from neural_render.texture import linear_to_srgb, sample_texture, srgb_to_linear
+from neural_render.texture import MipTexture, linear_to_srgb, sample_texture, srgb_to_linear
 
 __all__ = ["face_normals", "vertex_normals", "Lighting", "shade", "render_mesh", "composite"]
 
@@ -88,14 +88,15 @@ def composite(rgba: Tensor, background=(1.0, 1.0, 1.0)) -> Tensor:
 
 
 def render_mesh(verts: Tensor, faces: Tensor, cameras: Camera, *, uvs: Tensor | None = None,
-                face_uvs: Tensor | None = None, texture: Tensor | None = None, vertex_colors: Tensor | None = None,
-                color=(0.72, 0.72, 0.72), texture_srgb: bool = True, lighting: Lighting | None = None,
-                smooth: bool = True, supersample: int = 1, cull_backfaces: bool = False,
-                near: float = 0.01, return_fragments: bool = False):
+                face_uvs: Tensor | None = None, texture: Tensor | MipTexture | None = None,
+                vertex_colors: Tensor | None = None, color=(0.72, 0.72, 0.72), texture_srgb: bool = True,
+                lighting: Lighting | None = None, smooth: bool = True, supersample: int = 1,
+                cull_backfaces: bool = False, near: float = 0.01, return_fragments: bool = False):
     """Shaded preview render: (B, H, W, 4) straight-alpha RGBA, sRGB-encoded in [0, 1].
 
     verts (V, 3) or (B, V, 3) world metres, faces (F, 3), cameras (see ``rasterize`` for batching).
-    Albedo, first match: ``texture`` (Ht, Wt, 3) sampled at ``uvs`` (T, 2) through ``face_uvs`` (F, 3)
+    Albedo, first match: ``texture`` (Ht, Wt, 3) (or a `MipTexture` of it, in verts' dtype and device: its
+    pyramid reused) sampled at ``uvs`` (T, 2) through ``face_uvs`` (F, 3)
     (or through ``faces`` when face_uvs is None), bilinear + mip-mapped; ``vertex_colors`` (V, 3); the
     constant ``color``. Colours are sRGB-encoded when ``texture_srgb`` (converted to linear for shading).
     smooth: interpolated vertex normals (else flat face normals). supersample: render s x s samples per
@@ -123,7 +124,8 @@ def render_mesh(verts: Tensor, faces: Tensor, cameras: Camera, *, uvs: Tensor | 
     if texture is not None:
         if uvs is None:
             raise ValueError("render_mesh: a texture needs uvs")
-        tex = torch.as_tensor(texture, dtype=verts.dtype, device=verts.device)
+        tex = texture if isinstance(texture, MipTexture) else torch.as_tensor(texture, dtype=verts.dtype,
+                                                                                device=verts.device)
         uvs = torch.as_tensor(uvs, dtype=verts.dtype, device=verts.device)
         fuv = faces if face_uvs is None else torch.as_tensor(face_uvs, device=verts.device)
         if fuv.shape != faces.shape:

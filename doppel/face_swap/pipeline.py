@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from capture.plate_io import PlateInfo
+from core.prefetch import prefetched
 from doppel.face_swap.double import FaceDouble
 from doppel.face_swap.swap import (
     STRIP_FRAMES,
@@ -25,6 +26,7 @@ from doppel.face_swap.swap import (
     check_given_landmarks,
     composite_frame,
     debias_track,
+    draw_frame,
     head_device,
     shot_box,
     solve_track,
@@ -91,9 +93,15 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     comp = _Comp(double, track, K, box, cfg, seg, matcher, head_device(double, cfg))
     show = strip_frames(track)
     qcs: list[FrameQC] = []
+
+    def draw(item):            # the head and the segmentation of a swapped frame, drawn ahead in a second thread
+        i, rgb = item
+        f = i - start
+        return draw_frame(comp, f, rgb) if 0 <= f < end - start and track.valid[f] else None
+
     try:
         with PlateWriter(out, info, before_publish=disclose) as writer:
-            for i, rgb in iter_plate_frames(info):
+            for (i, rgb), drawn in prefetched(iter_plate_frames(info), draw, cfg.prefetch):
                 f = i - start
                 if not 0 <= f < end - start:
                     writer.write(rgb)
@@ -104,7 +112,7 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                     writer.write(rgb)
                 else:
                     res, qc, mask = composite_frame(comp, f, rgb, shot.landmarks[f].astype(np.float64),
-                                                    shot.hands[f])
+                                                    shot.hands[f], drawn)
                     qc.frame = i
                     qcs.append(qc)
                     writer.write(res)

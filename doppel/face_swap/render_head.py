@@ -66,7 +66,7 @@ _DEVICE_TENSORS: dict = {}
 
 def _mesh_tensors(double: FaceDouble, device: str) -> tuple[object, dict]:
     """(faces, texture keywords of `render_mesh`) of the double's head on ``device``, made once per double and
-    device (the albedo is the large one: not uploaded again every frame)."""
+    device (the albedo is the large one: uploaded and mip-mapped once, not every frame)."""
     import torch
 
     key = (id(double), device)
@@ -74,9 +74,11 @@ def _mesh_tensors(double: FaceDouble, device: str) -> tuple[object, dict]:
     if hit is None or hit[0] is not double:
         kw = {}
         if double.albedo is not None and double.uvs is not None:
+            from neural_render.texture import MipTexture
+
             kw = {"uvs": torch.as_tensor(double.uvs, device=device),
                   "face_uvs": torch.as_tensor(double.face_uvs, device=device),
-                  "texture": torch.as_tensor(double.albedo, device=device)}
+                  "texture": MipTexture(double.albedo, torch.float32, device)}
         _DEVICE_TENSORS.clear()                    # one double at a time: nothing accumulates
         hit = _DEVICE_TENSORS[key] = (double, torch.as_tensor(double.head_faces, device=device), kw)
     return hit[1], hit[2]

@@ -74,6 +74,8 @@ class SwapConfig:
                                       # (`detector_bias`; one more pass over the plate)
     matte: bool = False               # also write each frame's blend mask: <side folder>/matte/NNNNNN.png (8-bit)
     device: str = "auto"              # where the double's head is drawn: auto (CUDA when there is one), cpu, cuda
+    prefetch: int = 2                 # frames the head is drawn ahead in a second thread while the caller
+                                      # composites (`core.prefetch`; the same output); 0 = one thread
 
 
 @dataclass
@@ -154,6 +156,8 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
         raise ValueError(f"--grow must be in (-0.5, 1], got {cfg.oval_grow}")
     if not 0.0 <= cfg.shading_sigma <= 1.0:
         raise ValueError(f"--shading must be in [0, 1] (a fraction of the face width), got {cfg.shading_sigma}")
+    if not 0 <= cfg.prefetch <= 64:
+        raise ValueError(f"prefetch must be in [0, 64] frames, got {cfg.prefetch}")
     if not 0.0 <= cfg.flow_weight <= 1e3:
         raise ValueError(f"--flow must be in [0, 1000], got {cfg.flow_weight}")
     end = info.frame_count if cfg.end is None else cfg.end
@@ -271,7 +275,7 @@ def debias_track(shot: ShotLandmarks, track: HeadTrack, info: PlateInfo, double:
     K = intrinsics(track.focal_px, info.width, info.height)
     end = start + len(track.valid)
     bias = rendered_landmark_bias(info, double, track, K, start, end, max(cfg.max_faces, cfg.face_index + 1),
-                                  progress, resolve_device(cfg.device))
+                                  progress, resolve_device(cfg.device), cfg.prefetch)
     lm = shot.landmarks.astype(np.float64)
     lm[:, double.basis.ids] -= smooth_over_time(bias, BIAS_SMOOTHING_S * (info.fps or 24.0))
     return solve_track(dataclasses.replace(shot, landmarks=lm), info, double, cfg), bias
@@ -388,10 +392,32 @@ def match_skin_shading(c: _Comp, f: int, fg_box: np.ndarray, bg: np.ndarray, mas
                          else (0, 1, 2))
 
 
-def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray
-                    ) -> tuple[np.ndarray, FrameQC, np.ndarray]:
-    """One frame (track index f): (output rgb uint8, QC, blend mask of the box)."""
-    from doppel.face_swap.render_head import project, render_head
+@dataclass
+class Drawn:
+    """What `draw_frame` makes of one frame, in the shot's box: the double's head (rgb (h, w, 3) float32 sRGB,
+    alpha (h, w)) and the plate's person segmentation (h, w) in [0, 1]."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray
+    person: np.ndarray
+
+
+def draw_frame(c: _Comp, f: int, rgb: np.ndarray) -> Drawn:
+    """The frame's head render (track index f) and person segmentation: the part of `composite_frame` that needs
+    neither the previous frame's colour match nor the landmarks, so it can run ahead in another thread."""
+    from doppel.face_swap.render_head import render_head
+
+    x0, y0, x1, y1 = c.box
+    fg_box, alpha = render_head(c.double, c.track.rotation[f], c.track.translation[f], c.track.expression[f], c.K,
+                                c.box, device=c.device)
+    return Drawn(fg_box, alpha, c.segmenter(rgb)[y0:y1 + 1, x0:x1 + 1])
+
+
+def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray,
+                    drawn: Drawn | None = None) -> tuple[np.ndarray, FrameQC, np.ndarray]:
+    """One frame (track index f): (output rgb uint8, QC, blend mask of the box). drawn: its `draw_frame`, made
+    ahead (None: made here)."""
+    from doppel.face_swap.render_head import project
     from neural_render.face_composite import (
         blend,
         face_mask,
@@ -404,7 +430,8 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
 
     x0, y0, x1, y1 = c.box
     R, t, w = c.track.rotation[f], c.track.translation[f], c.track.expression[f]
-    fg_box, alpha = render_head(c.double, R, t, w, c.K, c.box, device=c.device)
+    drawn = drawn or draw_frame(c, f, rgb)
+    fg_box, alpha = drawn.rgb, drawn.alpha
     box_hw, at = (y1 - y0 + 1, x1 - x0 + 1), np.array([x0, y0], np.float64)   # masks drawn in the box only
     oval_px = project(c.double.oval_points(w), R, t, c.K)
     centre = oval_px.mean(0)
@@ -426,8 +453,7 @@ def composite_frame(c: _Comp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hand
         fg_box = fg_box if relit is None else relit
     hands_box = np.asarray(hands, np.float64).reshape(-1, 21, 2) - at
     occ = occluder_mask(box_hw, hands_box, c.cfg.hand_dilate_frac * scale)
-    person = c.segmenter(rgb)[y0:y1 + 1, x0:x1 + 1]
-    mask = face_mask(alpha * region, person, occ, c.cfg.erode_frac * scale, c.cfg.feather_frac * scale)
+    mask = face_mask(alpha * region, drawn.person, occ, c.cfg.erode_frac * scale, c.cfg.feather_frac * scale)
     bg = rgb[y0:y1 + 1, x0:x1 + 1].astype(np.float32) / 255.0
     if c.cfg.colour != "none":
         c.matcher.update(lab_stats(fg_box, mask), lab_stats(bg, mask))

@@ -124,6 +124,40 @@ def test_swap_takes_landmarks_from_another_tracker(tmp_path, double):
     assert not (tmp_path / "bad.mp4").exists() and not side_folder(tmp_path / "bad.mp4").exists()
 
 
+def test_frames_drawn_ahead_in_a_second_thread_give_the_same_plate(tmp_path, double, monkeypatch):
+    """SwapConfig.prefetch: the head (comp and detector-bias passes) drawn in a background thread while the
+    caller composites or detects gives the plate and the tracks of one thread, bit for bit."""
+    import threading
+
+    from capture.plate_io import iter_plate_frames, probe_plate
+    from doppel.face_swap import detector_bias, pipeline
+    from doppel.face_swap.swap import SwapConfig
+
+    threads = set()
+
+    def spied(fn):
+        def spy(*a, **k):
+            threads.add(threading.current_thread().name)
+            return fn(*a, **k)
+        return spy
+
+    monkeypatch.setattr(pipeline, "draw_frame", spied(pipeline.draw_frame))
+    monkeypatch.setattr(detector_bias, "_with_double", spied(detector_bias._with_double))
+    plate = tmp_path / "plate.mp4"
+    _plate(plate, n_face=4, n_blank=1)
+    frames, tracks = {}, {}
+    for depth in (0, 2):
+        threads.clear()
+        out = tmp_path / f"prefetch{depth}.mp4"
+        pipeline.swap_plate(plate, double, out, SwapConfig(prefetch=depth))
+        assert threads == ({"doppel-prefetch_0"} if depth else {threading.current_thread().name})
+        frames[depth] = [f for _, f in iter_plate_frames(probe_plate(out))]
+        tracks[depth] = dict(np.load(pipeline.side_folder(out) / "tracks.npz"))
+    assert all(np.array_equal(a, b) for a, b in zip(frames[0], frames[2], strict=True))
+    assert all(np.array_equal(tracks[0][k], tracks[2][k], equal_nan=tracks[0][k].dtype.kind == "f")
+               for k in tracks[0])
+
+
 def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     img = tmp_path / "still.png"
     cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))

@@ -6,6 +6,7 @@ import torch
 from capture import Camera
 from neural_render import (
     Lighting,
+    MipTexture,
     face_normals,
     linear_to_srgb,
     mip_pyramid,
@@ -51,6 +52,29 @@ def test_texture_gradients_and_per_view_textures():
     assert tex.grad.abs().sum() > 0
     one = sample_texture(uv[1:], tex[1].detach())
     assert torch.allclose(out[1], one[0], atol=TOL)
+
+
+def test_a_mip_texture_samples_and_renders_as_its_tensor_does():
+    """The pyramid built once gives the same values, bit for bit, as the tensor's pyramid built per call: sampled
+    (mip-mapped, plain, per-view textures) and drawn by render_mesh; UVs of another dtype are refused."""
+    tex = torch.rand(64, 48, 3)
+    uv = torch.rand(1, 20, 20, 2) * 0.3
+    mip = MipTexture(tex)
+    assert mip.shape == (1, 64, 48, 3)
+    assert torch.equal(sample_texture(uv, mip), sample_texture(uv, tex))
+    assert torch.equal(sample_texture(uv, mip, mipmap=False), sample_texture(uv, tex, mipmap=False))
+    per_view = torch.rand(2, 16, 16, 3)
+    uv2 = torch.rand(2, 8, 8, 2)
+    assert torch.equal(sample_texture(uv2, MipTexture(per_view)), sample_texture(uv2, per_view))
+    v, f = _sphere()
+    cam = Camera.look_at((0, 0, 2.0), (0, 0, 0), width=40, height=40, fov_y_deg=40)
+    uvs = torch.rand(len(v), 2)
+    assert torch.equal(render_mesh(v, f, cam, uvs=uvs, texture=mip, supersample=2),
+                       render_mesh(v, f, cam, uvs=uvs, texture=tex, supersample=2))
+    with pytest.raises(ValueError, match="sampled with UVs of torch.float64"):
+        sample_texture(uv.double(), mip)
+    with pytest.raises(ValueError, match="MipTexture: texture must be"):
+        MipTexture(torch.rand(4, 4))
 
 
 def test_srgb_roundtrip():
