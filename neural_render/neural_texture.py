@@ -3,7 +3,9 @@
 Level l holds an (S / 2^l)^2 detail image; the texture is the sum of every level upsampled (bilinear) to S x S.
 Coarse levels cover many texels per parameter, so they learn fast from few views; fine levels add detail
 (Deferred Neural Rendering, Thies et al. 2019). The texture is sampled through a G-buffer's UVs with
-``sample_texture`` (bilinear + trilinear mip-mapping): differentiable w.r.t. the pyramid and the UVs.
+``sample_texture`` (bilinear + trilinear mip-mapping): differentiable w.r.t. the pyramid and the UVs. Without
+gradients (rendering a shot, scoring a held-out view) the summed texture and its mip pyramid are built once and
+kept while the levels stay the same (`_inference_texture`): the same values, none of the per-frame rebuilding.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 import torch.nn.functional as tf
 from torch import Tensor, nn
 
-from neural_render.texture import sample_texture
+from neural_render.texture import MipTexture, sample_texture
 
 __all__ = ["NeuralTexture"]
 
@@ -72,5 +74,21 @@ class NeuralTexture(nn.Module):
                 mipmap: bool = True) -> Tensor:
         """Sample the texture: uv (B, H, W, 2) v up, mask (B, H, W) bool (0 elsewhere), level (B, H, W) explicit
         mip level (default: from the UV footprint). Returns (B, H, W, C), differentiable w.r.t. the pyramid
-        and uv."""
-        return sample_texture(uv, self.texture().to(uv.dtype), mask=mask, level=level, mipmap=mipmap)
+        and uv (with gradients off, sampled from the cached `_inference_texture`: the same values)."""
+        if torch.is_grad_enabled():
+            return sample_texture(uv, self.texture().to(uv.dtype), mask=mask, level=level, mipmap=mipmap)
+        return sample_texture(uv, self._inference_texture(uv.dtype), mask=mask, level=level, mipmap=mipmap)
+
+    def _inference_texture(self, dtype: torch.dtype) -> MipTexture:
+        """The summed texture's `MipTexture` in ``dtype`` on the levels' device, built once and rebuilt when any
+        level's values differ from those it was built from (compared exactly: an optimiser step,
+        ``load_state_dict``, a write through ``.data`` all count; the comparison costs a few ms, the rebuild
+        tens)."""
+        lv = [t.detach() for t in self.levels()]
+        cached = getattr(self, "_mip_cache", None)
+        if (cached is None or cached[0] != (dtype, lv[0].device) or len(cached[1]) != len(lv)
+                or not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(cached[1], lv, strict=True))):
+            cached = ((dtype, lv[0].device), [t.clone() for t in lv],
+                      MipTexture(self.texture().detach().to(dtype), dtype, lv[0].device))
+            self._mip_cache = cached
+        return cached[2]

@@ -33,6 +33,32 @@ def test_set_channels_reproduces_an_image_and_leaves_other_channels():
     assert torch.equal(t.texture()[..., 3:], before)
 
 
+def test_sampling_without_gradients_reuses_the_pyramid_until_a_level_changes():
+    """Under no_grad the texture and its mip pyramid are built once (the same values as the differentiable
+    path) and rebuilt after an optimiser step, load_state_dict or a write through .data changes a level."""
+    t = _tex(torch.float32, size=16, channels=3)
+    uv = torch.rand(1, 6, 5, 2, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        first = t(uv)
+        cached = t._mip_cache[2]
+        assert torch.equal(t(uv), first) and t._mip_cache[2] is cached        # built once
+    assert torch.equal(t(uv).detach(), first)                                # the differentiable path agrees
+    opt = torch.optim.SGD(t.parameters(), lr=0.5)
+    t(uv).square().sum().backward()
+    opt.step()
+    with torch.no_grad():
+        after = t(uv)
+        assert t._mip_cache[2] is not cached and not torch.equal(after, first)
+    assert torch.equal(t(uv).detach(), after)                                # rebuilt from the new levels
+    t.load_state_dict(_tex(torch.float32, size=16, channels=3).state_dict())
+    with torch.no_grad():
+        assert torch.equal(t(uv), first)                                      # the first state, read back
+    t.level2.data.mul_(2.0)                                                  # not seen by the version counter
+    with torch.no_grad():
+        doubled = t(uv)
+    assert not torch.equal(doubled, first) and torch.equal(doubled, t(uv).detach())
+
+
 def test_gradcheck_texture_sampling_wrt_the_pyramid():
     t = _tex()
     uv = torch.rand(1, 3, 4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
