@@ -4,8 +4,9 @@ Level l holds an (S / 2^l)^2 detail image; the texture is the sum of every level
 Coarse levels cover many texels per parameter, so they learn fast from few views; fine levels add detail
 (Deferred Neural Rendering, Thies et al. 2019). The texture is sampled through a G-buffer's UVs with
 ``sample_texture`` (bilinear + trilinear mip-mapping): differentiable w.r.t. the pyramid and the UVs. Without
-gradients (rendering a shot, scoring a held-out view) the summed texture and its mip pyramid are built once and
-kept while the levels stay the same (`_inference_texture`): the same values, none of the per-frame rebuilding.
+gradients (rendering a shot, scoring a held-out view) or with the pyramid frozen (``requires_grad_(False)``: the
+RGB prior while training the rest) the summed texture and its mip pyramid are built once and kept while the
+levels stay the same (`_inference_texture`): the same values, none of the per-frame or per-step rebuilding.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ class NeuralTexture(nn.Module):
                 mipmap: bool = True) -> Tensor:
         """Sample the texture: uv (B, H, W, 2) v up, mask (B, H, W) bool (0 elsewhere), level (B, H, W) explicit
         mip level (default: from the UV footprint). Returns (B, H, W, C), differentiable w.r.t. the pyramid
-        and uv (with gradients off, sampled from the cached `_inference_texture`: the same values)."""
-        if torch.is_grad_enabled():
+        and uv (with gradients off or a frozen pyramid, sampled from the cached `_inference_texture`: the same
+        values, still differentiable w.r.t. uv)."""
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.levels()):
             return sample_texture(uv, self.texture().to(uv.dtype), mask=mask, level=level, mipmap=mipmap)
         return sample_texture(uv, self._inference_texture(uv.dtype), mask=mask, level=level, mipmap=mipmap)
 

@@ -298,6 +298,15 @@ def make_optimizer(model: NeuralDouble, cfg: TrainConfig) -> torch.optim.Adam:
     return torch.optim.AdamW(groups)
 
 
+def freeze_unoptimised_prior(model: NeuralDouble, opt: torch.optim.Optimizer) -> None:
+    """The RGB prior texture gets gradients only when ``opt`` updates it (``lr_rgb_texture`` > 0). Frozen (the
+    default) its summed texture and mip pyramid are built once instead of every step, and no gradient is
+    computed for its 1024^2 texels; the other parameters' gradients and the steps are the same."""
+    if model.rgb_texture is not None:
+        live = {id(p) for grp in opt.param_groups for p in grp["params"]}
+        model.rgb_texture.requires_grad_(any(id(p) in live for p in model.rgb_texture.parameters()))
+
+
 def regularisers(model: NeuralDouble, residual: Tensor, mask: Tensor, cfg: TrainConfig) -> Tensor:
     """Colour corrections towards identity, the RGB residual (B, H, W, 4) towards 0 inside the mesh mask
     (B, H, W) bool, the neural texture's detail levels towards 0: a scalar."""
@@ -389,6 +398,7 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     if cfg.gbuffer_shift < 0 or (cfg.gbuffer_shift and model.config.refine_mesh):
         raise ValueError(f"TrainConfig.gbuffer_shift must be >= 0 and 0 with refine_mesh, got {cfg.gbuffer_shift}")
     opt = optimizer or make_optimizer(model, cfg)
+    freeze_unoptimised_prior(model, opt)
     gen = torch.Generator().manual_seed(cfg.seed + start_step)
     t0 = time.perf_counter()
     best_psnr, best_step = best if best is not None else (-math.inf, start_step)

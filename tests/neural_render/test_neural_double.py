@@ -148,3 +148,39 @@ def test_rgb_prior_texture_starts_at_the_bake_and_round_trips(tmp_path, scene):
     m2, _, _ = load_model(tmp_path / "m")
     with torch.no_grad():
         assert torch.equal(m2(v, cams[3]), out)
+
+
+def test_a_frozen_rgb_prior_trains_the_same_steps_without_its_gradient(scene, monkeypatch):
+    """The RGB prior texture is not optimised by default: training freezes it (no gradient, its pyramid built
+    once), and the trained weights are those of a run where it still took gradients, bit for bit; with
+    lr_rgb_texture > 0 it takes gradients and moves."""
+    import neural_render.training as training
+
+    v, f, uv, fuv, cams, imgs, masks, train, cgi = scene
+
+    def run(cfg_train):
+        torch.manual_seed(0)
+        cfg = NeuralDoubleConfig(channels=4, texture_size=16, levels=2, width=8, depth=2, rgb_texture_size=32,
+                                 cameras=[f"cam{i}" for i in train])
+        m = NeuralDouble(cfg, f, uv, fuv, v, cgi, seed=0)
+        m.init_from_bake(cgi)
+        ci = torch.tensor([train.index(i) if i in train else -1 for i in range(8)])
+        views = prepare_views(m, v[None].expand(8, -1, -1), cams, imgs, masks.float(), ci, None,
+                              [f"0/cam{i}" for i in range(8)])
+        prior = [p.detach().clone() for p in m.rgb_texture.parameters()]
+        train_neural_double(m, views, cfg_train)
+        return m, prior
+
+    short = TrainConfig(iterations=12, batch=2, crop=32, eval_every=6, patience=10)
+    frozen, prior = run(short)
+    assert not any(p.requires_grad for p in frozen.rgb_texture.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(prior, frozen.rgb_texture.parameters(), strict=True))
+    monkeypatch.setattr(training, "freeze_unoptimised_prior", lambda model, opt: None)
+    with_grad, _ = run(short)                                # the prior takes (unused) gradients, as before
+    assert all(p.requires_grad for p in with_grad.rgb_texture.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(frozen.state_dict().values(), with_grad.state_dict().values(),
+                                                 strict=True))
+    monkeypatch.undo()
+    moved, prior = run(TrainConfig(iterations=6, batch=2, crop=32, eval_every=6, lr_rgb_texture=1e-2))
+    assert all(p.requires_grad for p in moved.rgb_texture.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(prior, moved.rgb_texture.parameters(), strict=True))
