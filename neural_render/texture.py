@@ -69,12 +69,25 @@ def uv_footprint_level(uv: Tensor, tex_hw: tuple[int, int], mask: Tensor | None 
     uv (B, H, W, 2) image of texture coordinates; tex_hw (Ht, Wt) texels; mask (B, H, W) bool of valid pixels.
     The derivative along x (and y) is the smaller of the forward and backward differences with valid
     neighbours (so UV seams and silhouettes do not blur). Returns (B, H, W) float level >= 0
-    (log2 of the footprint in texels).
+    (log2 of the footprint in texels; 0 outside the mask). With a mask only its bounding box is evaluated
+    (pixels outside it have no valid neighbour inside: the same levels, less work for a small subject).
     """
     Ht, Wt = tex_hw
-    scale = uv.new_tensor([Wt, Ht])
+    if mask is None:
+        return _footprint_level(uv, uv.new_tensor([Wt, Ht]), torch.ones(uv.shape[:3], dtype=torch.bool,
+                                                                         device=uv.device))
+    rows, cols = mask.any(2).any(0).nonzero()[:, 0], mask.any(1).any(0).nonzero()[:, 0]
+    out = torch.zeros(uv.shape[:3], dtype=uv.dtype, device=uv.device)
+    if rows.numel() == 0:
+        return out
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    out[:, y0:y1, x0:x1] = _footprint_level(uv[:, y0:y1, x0:x1], uv.new_tensor([Wt, Ht]), mask[:, y0:y1, x0:x1])
+    return out
+
+
+def _footprint_level(uv: Tensor, scale: Tensor, valid: Tensor) -> Tensor:
+    """`uv_footprint_level` of uv (B, h, w, 2) times scale (2,) texels, valid (B, h, w) bool."""
     uvt = uv.detach() * scale
-    valid = torch.ones(uv.shape[:3], dtype=torch.bool, device=uv.device) if mask is None else mask
     inf = torch.tensor(float("inf"), dtype=uv.dtype, device=uv.device)
 
     def deriv(dim: int) -> Tensor:
@@ -151,10 +164,11 @@ def sample_texture(uv: Tensor, texture: Tensor | MipTexture, *, mipmap: bool = T
             gg = g[sel][None, None]                             # (1, 1, n, 2)
             s0 = tf.grid_sample(pyr[lo][tb:tb + 1], gg, mode="bilinear", padding_mode="border",
                                 align_corners=False)[0, :, 0].T
-            if hi != lo:
-                s1 = tf.grid_sample(pyr[hi][tb:tb + 1], gg, mode="bilinear", padding_mode="border",
+            between = (frac[sel, 0] > 0).nonzero()[:, 0] if hi != lo else sel[:0]
+            if between.numel():                                 # the others sit on level lo exactly
+                s1 = tf.grid_sample(pyr[hi][tb:tb + 1], gg[:, :, between], mode="bilinear", padding_mode="border",
                                     align_corners=False)[0, :, 0].T
-                s0 = s0 + (s1 - s0) * frac[sel]
+                s0 = s0.index_put((between,), s0[between] + (s1 - s0[between]) * frac[sel[between]])
             vals = vals.index_put((sel,), s0)
     out = out.index_put((vis,), vals)
     return out.view(B, H, W, C)

@@ -77,6 +77,65 @@ def test_a_mip_texture_samples_and_renders_as_its_tensor_does():
         MipTexture(torch.rand(4, 4))
 
 
+def _trilinear_reference(uv, tex, mask):
+    """Every masked pixel sampled on both neighbouring pyramid levels and blended (the textbook trilinear
+    filter, no shortcut), for comparison with sample_texture."""
+    import torch.nn.functional as tf
+
+    from neural_render.texture import uv_footprint_level
+
+    pyr = mip_pyramid(tex.permute(2, 0, 1)[None])
+    level = uv_footprint_level(uv, tex.shape[:2], mask).clamp(0, len(pyr) - 1)
+    grid = torch.stack([uv[..., 0] * 2 - 1, 1 - 2 * uv[..., 1]], -1)
+    lo = level.floor()
+    frac = (level - lo)[..., None]
+    out = torch.zeros(*uv.shape[:3], tex.shape[-1], dtype=uv.dtype)
+    for k in range(len(pyr)):
+        at = (lo == k) & mask
+        if not at.any():
+            continue
+        g = grid[at][None, None]
+        s0 = tf.grid_sample(pyr[k], g, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0].T
+        s1 = tf.grid_sample(pyr[min(k + 1, len(pyr) - 1)], g, mode="bilinear", padding_mode="border",
+                            align_corners=False)[0, :, 0].T
+        out[at] = s0 + (s1 - s0) * frac[at]
+    return out
+
+
+def test_pixels_on_one_mip_level_sample_it_alone_with_the_trilinear_result():
+    """Magnified pixels (footprint under a texel: level 0 exactly) skip the second level; the values are the
+    full trilinear filter's, bit for bit, on a mix of magnified and minified pixels and a partial mask, and
+    gradients still reach both the texture and the UVs."""
+    torch.manual_seed(3)
+    tex = torch.rand(128, 128, 4, dtype=torch.float64, requires_grad=True)
+    s = torch.linspace(0.05, 1.0, 40, dtype=torch.float64) ** 3       # spacing grows: magnified -> minified
+    uv = torch.stack(torch.meshgrid(s, 1 - s, indexing="xy"), -1)[None].requires_grad_(True)
+    mask = torch.rand(1, 40, 40) > 0.2
+    out = sample_texture(uv, tex, mask=mask)
+    with torch.no_grad():
+        ref = _trilinear_reference(uv, tex, mask)
+    from neural_render.texture import uv_footprint_level
+    level = uv_footprint_level(uv, (128, 128), mask)[mask]
+    assert (level == 0).float().mean() > 0.05 and (level > 1).any()       # both kinds of pixel present
+    assert torch.equal(out, ref)
+    out.sum().backward()
+    assert tex.grad.abs().sum() > 0 and uv.grad[mask].abs().sum() > 0
+
+
+def test_the_footprint_of_a_masked_image_is_computed_in_its_bounding_box_with_the_same_levels():
+    from neural_render.texture import _footprint_level, uv_footprint_level
+
+    torch.manual_seed(4)
+    uv = torch.rand(2, 30, 40, 2) * 0.2 + 0.4
+    mask = torch.zeros(2, 30, 40, dtype=torch.bool)
+    mask[0, 5:12, 8:20] = True
+    mask[1, 14:25, 3:9] = torch.rand(11, 6) > 0.3
+    whole = _footprint_level(uv, uv.new_tensor([64.0, 128.0]), mask)     # every pixel evaluated
+    assert torch.equal(uv_footprint_level(uv, (128, 64), mask), whole)
+    assert whole[~mask].eq(0).all() and whole[mask].gt(0).any()
+    assert torch.equal(uv_footprint_level(uv, (128, 64), torch.zeros_like(mask)), torch.zeros(2, 30, 40))
+
+
 def test_srgb_roundtrip():
     x = torch.linspace(0, 1, 101)
     assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
