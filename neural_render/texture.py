@@ -73,15 +73,15 @@ def uv_footprint_level(uv: Tensor, tex_hw: tuple[int, int], mask: Tensor | None 
     (pixels outside it have no valid neighbour inside: the same levels, less work for a small subject).
     """
     Ht, Wt = tex_hw
+    scale = uv.new_tensor([Wt, Ht])
     if mask is None:
-        return _footprint_level(uv, uv.new_tensor([Wt, Ht]), torch.ones(uv.shape[:3], dtype=torch.bool,
-                                                                         device=uv.device))
+        return _footprint_level(uv, scale, torch.ones(uv.shape[:3], dtype=torch.bool, device=uv.device))
     rows, cols = mask.any(2).any(0).nonzero()[:, 0], mask.any(1).any(0).nonzero()[:, 0]
     out = torch.zeros(uv.shape[:3], dtype=uv.dtype, device=uv.device)
     if rows.numel() == 0:
         return out
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    out[:, y0:y1, x0:x1] = _footprint_level(uv[:, y0:y1, x0:x1], uv.new_tensor([Wt, Ht]), mask[:, y0:y1, x0:x1])
+    out[:, y0:y1, x0:x1] = _footprint_level(uv[:, y0:y1, x0:x1], scale, mask[:, y0:y1, x0:x1])
     return out
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as tf
 
 from capture import Camera
 from neural_render import (
@@ -17,6 +18,7 @@ from neural_render import (
     srgb_to_linear,
     vertex_normals,
 )
+from neural_render.texture import _footprint_level, uv_footprint_level
 
 TOL = 1e-5
 
@@ -80,10 +82,6 @@ def test_a_mip_texture_samples_and_renders_as_its_tensor_does():
 def _trilinear_reference(uv, tex, mask):
     """Every masked pixel sampled on both neighbouring pyramid levels and blended (the textbook trilinear
     filter, no shortcut), for comparison with sample_texture."""
-    import torch.nn.functional as tf
-
-    from neural_render.texture import uv_footprint_level
-
     pyr = mip_pyramid(tex.permute(2, 0, 1)[None])
     level = uv_footprint_level(uv, tex.shape[:2], mask).clamp(0, len(pyr) - 1)
     grid = torch.stack([uv[..., 0] * 2 - 1, 1 - 2 * uv[..., 1]], -1)
@@ -114,7 +112,6 @@ def test_pixels_on_one_mip_level_sample_it_alone_with_the_trilinear_result():
     out = sample_texture(uv, tex, mask=mask)
     with torch.no_grad():
         ref = _trilinear_reference(uv, tex, mask)
-    from neural_render.texture import uv_footprint_level
     level = uv_footprint_level(uv, (128, 128), mask)[mask]
     assert (level == 0).float().mean() > 0.05 and (level > 1).any()       # both kinds of pixel present
     assert torch.equal(out, ref)
@@ -123,8 +120,6 @@ def test_pixels_on_one_mip_level_sample_it_alone_with_the_trilinear_result():
 
 
 def test_the_footprint_of_a_masked_image_is_computed_in_its_bounding_box_with_the_same_levels():
-    from neural_render.texture import _footprint_level, uv_footprint_level
-
     torch.manual_seed(4)
     uv = torch.rand(2, 30, 40, 2) * 0.2 + 0.4
     mask = torch.zeros(2, 30, 40, dtype=torch.bool)
