@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -82,10 +83,7 @@ def ground_truth_fit(capture: Path, out: Path) -> Path:
 def doppel_fit(capture: Path, out: Path) -> Path:
     """`doppel capture ingest` + `doppel fit` (frame 000) through the CLI."""
     t0 = time.perf_counter()
-    env = {"PYTHONPATH": str(ROOT)}
-    import os
-
-    env = {**os.environ, **env}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-m", "doppel", "capture", "ingest", str(capture / "session"), "--out",
                     str(out.parent / "ingest")], check=True, env=env)
     subprocess.run([sys.executable, "-m", "doppel", "fit", str(capture / "session"), "--landmarks",
@@ -147,8 +145,14 @@ def train(session: Path, fit: Path, model_dir: Path, holdout: list[str], size: i
         print(f"  step {step:6d}  {time.perf_counter() - t0:7.1f} s  loss {loss:.4f}  held-out PSNR {psnr:.2f} dB "
               f"(load {_load()})", flush=True)
 
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     summary = train_ensemble(req, model_dir, progress=progress, status=lambda m: print(f"  {m}", flush=True))
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    if device == "cuda" and members == 1:   # more members train in child processes
+        summary["cuda_peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2 ** 30, 2)
+        print(f"peak CUDA memory of training at {size} px: {summary['cuda_peak_memory_gib']} GiB "
+              f"({torch.cuda.get_device_name()})")
     return summary
 
 
@@ -289,6 +293,8 @@ def render_speed(model, session, size: int, device: str, repeats: int = 3, jitte
                 torch.cuda.synchronize()
             times.append((time.perf_counter() - t0) * 1000)
         out[f"{r}_ms_per_frame_{size}px"] = round(float(np.median(times[1:])), 1)
+        if device == "cuda":
+            out[f"{r}_frames_per_s_{size}px_cuda"] = round(1000 / float(np.median(times[1:])), 1)
     return out
 
 
@@ -323,9 +329,10 @@ def main() -> None:
     ap.add_argument("--masks", type=Path, help="person masks (an ingest folder); default: backdrop key")
     ap.add_argument("--fit", type=Path, help="an existing fit folder of the capture (skips --fitter)")
     ap.add_argument("--model", type=Path, help="an existing model folder: evaluate it, no training")
-    ap.add_argument("--novel-mesh", choices=("auto", "rig", "ground_truth"), default="auto",
-                    help="mesh of the novel poses: the fit posed by its rig (auto with a Doppel fit) or the "
-                         "capture's ground-truth meshes")
+    ap.add_argument("--novel-mesh", default="auto",
+                    help="mesh of the novel poses: auto, rig (the fit posed by its rig; auto with a Doppel fit), "
+                         "ground_truth (the capture's meshes) or a folder of FRAME.ply meshes written by "
+                         "write_rig_posed_meshes (the rig-posed fit made where the body model is installed)")
     ap.add_argument("--option", action="append", metavar="NAME=VALUE",
                     help="override a NeuralDoubleConfig / TrainConfig field for training (repeatable; ablations)")
     ap.add_argument("--members", type=int, default=1,
@@ -334,7 +341,8 @@ def main() -> None:
     ap.add_argument("--jitter", type=int, default=1,
                     help="renders per view at sub-pixel camera shifts, averaged (`doppel render shot --jitter`)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    # the issue's CPU figures are one thread; with CUDA the CPU only prepares (bake, G-buffers): all cores
+    torch.set_num_threads(1 if args.device == "cpu" else max(1, min(16, os.cpu_count() or 1)))
     work = args.work or Path(tempfile.mkdtemp(prefix="neural_double_"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"work folder {work}; load {_load()}; torch threads {torch.get_num_threads()}")
@@ -379,8 +387,10 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     write_png(work / "compare.png", np.concatenate(rows, 0))
     res["speed"] = render_speed(model, session, 512, "cpu", jitter=args.jitter)
     if args.device == "cuda":
-        res["speed"].update(render_speed(model, session, 1024, "cuda", repeats=20, jitter=args.jitter))
-    print(f"\nrendering speed (CPU, 1 thread): {res['speed']} (load {_load()})")
+        for j in sorted({1, args.jitter}):
+            res["speed"].update({f"{k}_jitter{j}": v for k, v in
+                                 render_speed(model, session, 1024, "cuda", repeats=20, jitter=j).items()})
+    print(f"\nrendering speed (CPU: {torch.get_num_threads()} thread(s)): {res['speed']} (load {_load()})")
     if args.memory_size:
         res["peak_training_memory_gib"] = {args.memory_size: round(memory_probe(capture / "session", fit, args.holdout,
                                                                                args.memory_size), 2)}
@@ -405,7 +415,8 @@ def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list
         if mesh == "rig":
             v = rig_posed_fit(fit, capture, list(session.frames).index(f), len(session.frames))
         else:
-            p = capture / "ground_truth" / "frames" / f / "mesh.ply"
+            p = capture / "ground_truth" / "frames" / f / "mesh.ply" if mesh == "ground_truth" else \
+                Path(mesh) / f"{f}.ply"
             if not p.is_file():
                 print(f"novel poses: no {p}; skipped")
                 return None
@@ -416,8 +427,30 @@ def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list
     return table, rows
 
 
+def write_rig_posed_meshes(fit: Path, capture: Path, out: Path) -> list[Path]:
+    """OUT/FRAME.ply: ``rig_posed_fit`` of every later frame of the capture (the novel poses), for a machine
+    without the body model (``--novel-mesh OUT``). Returns the files written."""
+    import trimesh
+
+    from capture.session import load_session
+    from doppel.neural_inputs import load_fit_mesh
+
+    frames = list(load_session(capture / "session", check_images=False).frames)
+    faces = load_fit_mesh(fit).faces
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, f in enumerate(frames[1:], start=1):
+        v = rig_posed_fit(fit, capture, i, len(frames)).numpy()
+        trimesh.Trimesh(v, faces, process=False).export(out / f"{f}.ply")
+        written.append(out / f"{f}.ply")
+    return written
+
+
 def novel_mesh_kind(choice: str, fit: Path) -> str:
-    """auto: "rig" when the fit has a pose to pose its rig from (a Doppel fit), else "ground_truth"."""
+    """auto: "rig" when the fit has a pose to pose its rig from (a Doppel fit), else "ground_truth"; rig,
+    ground_truth or a folder of meshes (``write_rig_posed_meshes``) as given."""
+    if choice not in ("auto", "rig", "ground_truth") and not Path(choice).is_dir():
+        raise SystemExit(f"--novel-mesh {choice}: not auto, rig, ground_truth or a folder of FRAME.ply meshes")
     if choice != "auto":
         return choice
     return "rig" if json.loads((fit / "params.json").read_text()).get("pose") is not None else "ground_truth"

@@ -56,6 +56,19 @@ def _uv_layout(fit_dir: Path, model: str) -> tuple[np.ndarray, np.ndarray, np.nd
     return uvs, face_uvs, body.faces
 
 
+def write_uv_layout(fit_dir: str | Path, out: str | Path) -> Path:
+    """OUT (a fit folder's ``uv_layout.npz``): the UV layout of FIT's body model, uvs (T, 2) float32 v up and
+    face_uvs (F, 3) int64, so that the fit loads where the body model is not installed (a render node, the
+    device machine). Returns the file written."""
+    fit_dir, out = Path(fit_dir), Path(out)
+    from reconstruction.scan_pipeline import read_fit_params
+
+    uvs, face_uvs, _ = _uv_layout(fit_dir, read_fit_params(fit_dir)["model"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, uvs=uvs, face_uvs=face_uvs)
+    return out
+
+
 def load_fit_mesh(fit_dir: str | Path, frames: list[str] | None = None) -> FitMesh:
     """The fit folder's mesh(es): FIT/fit_mesh.ply for the first frame (or the only one) and
     FIT/frames/FRAME/fit_mesh.ply for later frames of a take; ``frames``: the session's frame names.

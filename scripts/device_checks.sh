@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The GPU checks of issues 15 and 16, as one call on the device machine (docs/device.md). From the repository root:
+#   run(command="bash scripts/device_checks.sh", carry=[".devkit"], timeout_s=600)
+# with the kit made here first (scripts/device_kit.py). Everything it measures lands in $OUT (it comes back):
+#   env.txt (GPU, driver, versions), pytest_gpu.log, neural_double.log, results.json, compare.png
+# Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), MINUTES (5: the issue's GPU budget),
+# JITTER (4), PY (python3), SITE (/tmp/site), TESTS (the gpu-marked tests to run; "" = none).
+# Rehearsal on a machine without a GPU: DEVICE=cpu SIZE=256 MINUTES=0.2 PY=... bash scripts/device_checks.sh
+set -u -o pipefail
+KIT=${KIT:-.devkit}
+DEVICE=${DEVICE:-cuda}
+SIZE=${SIZE:-1024}
+MINUTES=${MINUTES:-5}
+JITTER=${JITTER:-4}
+PY=${PY:-python3}
+SITE=${SITE:-/tmp/site}
+TESTS=${TESTS:-tests/neural_render/test_neural_double.py tests/neural_render/test_raster.py}
+OUT=${OUT:-/tmp/device_out}
+mkdir -p "$OUT"
+t0=$(date +%s)
+stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)"; }
+
+[ -d "$KIT/whl" ] || { echo "no $KIT/whl: make the kit first (scripts/device_kit.py) and carry it"; exit 2; }
+"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$KIT"/whl/*.whl \
+    || { echo "installing the kit's wheels failed"; exit 2; }
+export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1
+{
+    date -u; uname -m; nproc
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || echo "no nvidia-smi"
+    "$PY" -c "import sys, numpy, torch; print(sys.version.split()[0], 'numpy', numpy.__version__, 'torch',
+torch.__version__, 'cuda', torch.cuda.is_available())"
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+if [ -n "$TESTS" ]; then
+    stamp "gpu-marked tests"
+    # shellcheck disable=SC2086
+    "$PY" -m pytest -q -p no:cacheprovider -m gpu $TESTS 2>&1 | tee "$OUT/pytest_gpu.log" | tail -15
+fi
+
+stamp "neural double: $SIZE px, $MINUTES min on $DEVICE"
+work=$(mktemp -d)
+"$PY" benchmarks/neural_double.py --capture "$KIT/capture" --fit "$KIT/fit" --fitter doppel \
+    --novel-mesh "$KIT/novel" --device "$DEVICE" --size "$SIZE" --minutes "$MINUTES" --jitter "$JITTER" \
+    --memory-size 0 --work "$work" 2>&1 | tee "$OUT/neural_double.log" | grep -v "^  step" | tail -40
+status=$?
+cp "$work/results.json" "$work/compare.png" "$OUT/" 2>/dev/null
+stamp "done (benchmark exit $status)"
+exit "$status"
