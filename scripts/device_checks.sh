@@ -4,7 +4,8 @@
 # with the kit made here first (scripts/device_kit.py). Everything it measures lands in $OUT (it comes back):
 #   env.txt (GPU, driver, versions), pytest_gpu.log, neural_double.log, results.json, compare.png
 # Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), MINUTES (5: the GPU budget),
-# JITTER (4), PY (python3), SITE (/tmp/site), TESTS (the gpu-marked tests to run; "" = none).
+# JITTER (4), OPTIONS (training options, NAME=VALUE ...: "crop=512 checkpoint_every=0", the CPU run's 128 px crops
+# scaled to 1024 px, no checkpoints), PY (python3), SITE (/tmp/site), TESTS (the gpu-marked tests; "" = none).
 # Rehearsal on a machine without a GPU: DEVICE=cpu SIZE=256 MINUTES=0.2 PY=... bash scripts/device_checks.sh
 set -u -o pipefail
 KIT=${KIT:-.devkit}
@@ -12,6 +13,7 @@ DEVICE=${DEVICE:-cuda}
 SIZE=${SIZE:-1024}
 MINUTES=${MINUTES:-5}
 JITTER=${JITTER:-4}
+OPTIONS=${OPTIONS-crop=512 checkpoint_every=0}
 PY=${PY:-python3}
 SITE=${SITE:-/tmp/site}
 TESTS=${TESTS:-tests/neural_render/test_neural_double.py tests/neural_render/test_raster.py}
@@ -40,9 +42,11 @@ fi
 
 stamp "neural double: $SIZE px, $MINUTES min on $DEVICE"
 work=$(mktemp -d)
+opts=()
+for o in $OPTIONS; do opts+=(--option "$o"); done
 "$PY" benchmarks/neural_double.py --capture "$KIT/capture" --fit "$KIT/fit" --fitter doppel \
     --novel-mesh "$KIT/novel" --device "$DEVICE" --size "$SIZE" --minutes "$MINUTES" --jitter "$JITTER" \
-    --memory-size 0 --work "$work" 2>&1 | tee "$OUT/neural_double.log" | grep -v "^  step" | tail -40
+    --memory-size 0 --work "$work" "${opts[@]}" 2>&1 | tee "$OUT/neural_double.log" | grep -v "^  step" | tail -40
 status=$?
 cp "$work/results.json" "$work/compare.png" "$OUT/" 2>/dev/null
 stamp "done (benchmark exit $status)"
