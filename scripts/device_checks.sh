@@ -2,7 +2,7 @@
 # The GPU checks of issues 15 and 16, as one call on the device machine (docs/device.md). From the repository root:
 #   run(command="bash scripts/device_checks.sh", carry=[".devkit"], timeout_s=600)
 # with the kit made here first (scripts/device_kit.py). Everything it measures lands in $OUT (it comes back):
-#   env.txt (GPU, driver, versions), pytest_gpu.log, neural_double.log, results.json, compare.png
+#   env.txt (GPU, driver, versions), pytest_gpu.log, neural_double.log, results.json, compare_half.png
 # Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), MINUTES (5: the issue's GPU budget),
 # JITTER (4), OPTIONS (training options, NAME=VALUE ...: "crop=512 checkpoint_every=0", the CPU run's 128 px crops
 # scaled to 1024 px, no checkpoints), PY (python3), SITE (/tmp/site), TESTS (the gpu-marked tests; "" = none).
@@ -48,6 +48,9 @@ for o in $OPTIONS; do opts+=(--option "$o"); done
     --novel-mesh "$KIT/novel" --device "$DEVICE" --size "$SIZE" --minutes "$MINUTES" --jitter "$JITTER" \
     --memory-size 0 --work "$work" "${opts[@]}" 2>&1 | tee "$OUT/neural_double.log" | grep -v "^  step" | tail -40
 status=$?
-cp "$work/results.json" "$work/compare.png" "$OUT/" 2>/dev/null
+cp "$work/results.json" "$OUT/" 2>/dev/null
+# the previews at half size: a file that comes back is at most 16 MiB
+"$PY" -c "import cv2, sys; im = cv2.imread(sys.argv[1]); cv2.imwrite(sys.argv[2], cv2.resize(im, None, fx=0.5, fy=0.5,
+interpolation=cv2.INTER_AREA))" "$work/compare.png" "$OUT/compare_half.png" 2>/dev/null
 stamp "done (benchmark exit $status)"
 exit "$status"

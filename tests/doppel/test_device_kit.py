@@ -2,13 +2,13 @@
 
 import builtins
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+
+from tests.anny_fit import write_posed_anny_fit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,28 +27,17 @@ def _script(name: str, path: Path):
 @pytest.fixture(scope="module")
 def capture_and_fit(tmp_path_factory):
     """A 2-camera, 3-frame synthetic capture and a posed Anny fit of its first frame (3 mm of detail)."""
-    import trimesh
 
     from doppel.synthetic_capture import synthesize_capture
     from reconstruction.body_models import AnnyModel
-    from reconstruction.body_models.base import BodyParams
 
     tmp = tmp_path_factory.mktemp("kit")
     synthesize_capture(tmp / "cap", n_cameras=2, seed=0, size=64, texture_size=64, frames=3)
     model = AnnyModel()
     rng = np.random.default_rng(0)
     pose = rng.normal(0, 0.02, (len(model.skeleton.joint_names), 3))
-    shape, root = {"height": 0.55, "weight": 0.45}, np.array([0.0, 0.9, 0.0])
     fit = tmp / "fit"
-    fit.mkdir()
-    (fit / "params.json").write_text(json.dumps({"model": "anny", "shape": shape, "pose": pose.tolist(),
-                                                 "pose_names": model.skeleton.joint_names,
-                                                 "root_translation": root.tolist(), "expression": {}}))
-    with torch.no_grad():
-        v = model(BodyParams(shape=torch.from_numpy(model.shape_vector(shape))[None],
-                             pose=torch.from_numpy(pose)[None], root_translation=torch.from_numpy(root)[None]))
-    trimesh.Trimesh(v.vertices[0].numpy() + rng.normal(0, 0.003, v.vertices[0].shape), model.faces,
-                    process=False).export(fit / "fit_mesh.ply")
+    write_posed_anny_fit(fit, model, pose, {"height": 0.55, "weight": 0.45}, np.array([0.0, 0.9, 0.0]), 0.003, rng)
     return tmp / "cap", fit, model
 
 

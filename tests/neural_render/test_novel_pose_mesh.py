@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from tests.anny_fit import write_posed_anny_fit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,11 +22,9 @@ def _bench():
 
 
 def test_rig_posed_fit_reproduces_frame_0_and_moves_with_the_motion(tmp_path):
-    import trimesh
 
     from doppel.synthetic_capture import motion_pose
     from reconstruction.body_models import AnnyModel
-    from reconstruction.body_models.base import BodyParams
 
     nd = _bench()
     model = AnnyModel()
@@ -35,20 +34,10 @@ def test_rig_posed_fit_reproduces_frame_0_and_moves_with_the_motion(tmp_path):
     (tmp_path / "cap" / "ground_truth").mkdir(parents=True)
     (tmp_path / "cap" / "ground_truth" / "params.json").write_text(json.dumps({"phenotype": pheno, "pose": gt_pose}))
     fit = tmp_path / "fit"
-    fit.mkdir()
     rng = np.random.default_rng(0)
     pose = rng.normal(0, 0.02, (J, 3))
     shape = {"height": 0.55, "weight": 0.45}                 # the fit's shape: not the ground truth's
-    root = np.array([0.01, 0.9, -0.02])
-    (fit / "params.json").write_text(json.dumps({"model": "anny", "shape": shape, "pose": pose.tolist(),
-                                                 "pose_names": model.skeleton.joint_names,
-                                                 "root_translation": root.tolist(), "expression": {}}))
-    with torch.no_grad():
-        base = model(BodyParams(shape=torch.from_numpy(model.shape_vector(shape))[None],
-                                pose=torch.from_numpy(pose)[None], root_translation=torch.from_numpy(root)[None]))
-    v0 = base.vertices[0].numpy()
-    disp = rng.normal(0, 0.003, v0.shape)                     # detail displacements (3 mm)
-    trimesh.Trimesh(v0 + disp, model.faces, process=False).export(fit / "fit_mesh.ply")
+    v0, disp = write_posed_anny_fit(fit, model, pose, shape, np.array([0.01, 0.9, -0.02]), 0.003, rng)  # 3 mm detail
 
     f0 = nd.rig_posed_fit(fit, tmp_path / "cap", 0, 4).numpy()
     assert np.abs(f0 - (v0 + disp)).max() < 1e-5              # frame 0: the fit itself
