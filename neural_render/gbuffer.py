@@ -47,6 +47,11 @@ class GBuffer:
         return GBuffer(*(t[idx] for t in (self.mask, self.uv, self.normal, self.normal_cam, self.view_dir,
                                           self.depth)))
 
+    def to(self, device) -> GBuffer:
+        """The same G-buffer on ``device`` (no copy where it is there already)."""
+        return GBuffer(*(t.to(device) for t in (self.mask, self.uv, self.normal, self.normal_cam, self.view_dir,
+                                                self.depth)))
+
     @staticmethod
     def cat(items: list[GBuffer]) -> GBuffer:
         """Concatenate G-buffers of the same H x W along the view axis."""

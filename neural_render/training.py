@@ -111,6 +111,25 @@ class TrainViews:
     cameras: Camera | None = None    # N cameras at the training size: only with a mesh-refining model
     face_idx: Tensor | None = None   # (N, sH, sW) int32 visible faces of g: only with a mesh-refining model
     backgrounds: Tensor | None = None  # (N, 3) sRGB backdrop colour of each photo (median outside the person mask)
+    crop_centres: list[Tensor] | None = field(default=None, repr=False)  # per view (P, 2) long (y, x) on the CPU:
+                                     # the pixels a training crop may be centred on (``_crop_boxes``), made once
+
+    def to(self, device) -> TrainViews:
+        """The same views with every tensor on ``device`` (the crop centres stay on the CPU)."""
+        def mv(t):
+            return None if t is None else t.to(device)
+
+        return TrainViews(mv(self.images), mv(self.masks), self.g.to(device), mv(self.camera_index), mv(self.codes),
+                          self.names, mv(self.verts), None if self.cameras is None else self.cameras.to(device=device),
+                          mv(self.face_idx), mv(self.backgrounds), self.crop_centres)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the views' tensors (images, masks, G-buffers, meshes, visible faces)."""
+        ts = [self.images, self.masks, *(getattr(self.g, k) for k in ("mask", "uv", "normal", "normal_cam",
+                                                                         "view_dir", "depth")),
+              self.verts, self.face_idx]
+        return sum(t.numel() * t.element_size() for t in ts if t is not None)
 
     @property
     def train_ids(self) -> Tensor:
@@ -164,15 +183,41 @@ def _supersample(views: TrainViews) -> int:
     return views.g.mask.shape[1] // views.masks.shape[1]
 
 
-def _crop_boxes(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator) -> list[tuple[int, int]]:
-    """Top-left corners of crop x crop boxes, each centred on a random person (or mesh) pixel of its view."""
+def crop_centres(views: TrainViews) -> list[Tensor]:
+    """Per view the (P, 2) long (y, x) pixels of the person or the mesh, on the CPU: where crops are centred."""
     H, W = views.masks.shape[1:]
     s = _supersample(views)
     out = []
-    for i in ids.tolist():
+    for i in range(views.masks.shape[0]):
         gm = views.g.mask[i] if s == 1 else views.g.mask[i].view(H, s, W, s).any(3).any(1)
-        m = (views.masks[i] > 0.5) | gm
-        pts = m.nonzero()
+        out.append(((views.masks[i] > 0.5) | gm).nonzero().cpu())
+    return out
+
+
+def views_for_training(views: TrainViews, device, share: float = 0.5) -> TrainViews:
+    """The views where training reads them: on a CUDA device when they take less than ``share`` of its free
+    memory (each step's crops are then cut there, with no host-to-device copy), else where they are."""
+    dev = torch.device(device)
+    if dev.type != "cuda" or views.images.device == dev:
+        return views
+    free, _ = torch.cuda.mem_get_info(dev)
+    if views.nbytes > share * free:
+        log.info("training views (%.1f GiB) stay in host memory: %.1f GiB free on %s", views.nbytes / 2 ** 30,
+                 free / 2 ** 30, dev)
+        return views
+    if views.crop_centres is None:
+        views.crop_centres = crop_centres(views)
+    return views.to(dev)
+
+
+def _crop_boxes(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator) -> list[tuple[int, int]]:
+    """Top-left corners of crop x crop boxes, each centred on a random person (or mesh) pixel of its view."""
+    H, W = views.masks.shape[1:]
+    if views.crop_centres is None:
+        views.crop_centres = crop_centres(views)
+    out = []
+    for i in ids.tolist():
+        pts = views.crop_centres[i]
         if len(pts) == 0:
             out.append((0, 0))
             continue
@@ -202,7 +247,7 @@ def _batch(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator, devi
         g = GBuffer.cat([views.g.index([i]).crop(min(max(y * s + dy, 0), (H - crop) * s),
                                                  min(max(x * s + dx, 0), (W - crop) * s), crop * s, crop * s)
                          for (i, y, x), (dy, dx) in zip(sl, d, strict=True)])
-        g = GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
+        g = g.to(device)
     codes = None if views.codes is None else views.codes[ids].to(device)
     return img, msk, g, views.camera_index[ids].to(device), codes
 
@@ -253,8 +298,7 @@ def view_gbuffer(model: NeuralDouble, views: TrainViews, i: int, device) -> GBuf
     rasterization of its current mesh (as shots draw it)."""
     if views.verts is not None and model.config.refine_mesh:
         return model.gbuffer(views.verts[[i]].to(device), views.cameras[i].to(device=device))
-    g = views.g.index([i])
-    return GBuffer(*(t.to(device) for t in (g.mask, g.uv, g.normal, g.normal_cam, g.view_dir, g.depth)))
+    return views.g.index([i]).to(device)
 
 
 @torch.no_grad()
@@ -279,9 +323,9 @@ def holdout_psnr(model: NeuralDouble, views: TrainViews, device, composite: bool
         return math.nan
     rgba = render_views(model, views, ids, device)
     if composite and views.backgrounds is not None:
-        bg = views.backgrounds[ids][:, None, None]
+        bg = views.backgrounds[ids][:, None, None].cpu()
         rgba = torch.cat([rgba[..., :3] * rgba[..., 3:] + bg * (1 - rgba[..., 3:]), rgba[..., 3:]], -1)
-    vals = [float(masked_psnr(rgba[k, ..., :3], views.images[i], views.masks[i] > 0.5))
+    vals = [float(masked_psnr(rgba[k, ..., :3], views.images[i].cpu(), views.masks[i].cpu() > 0.5))
             for k, i in enumerate(ids.tolist())]
     return sum(vals) / len(vals)
 
@@ -405,7 +449,8 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     best_state = copy.deepcopy(model.state_dict())
     res = TrainResult(steps=start_step, best_step=best_step, best_holdout_psnr=best_psnr)
     bad, losses, step = 0, [], start_step
-    probs = view_probabilities(views, cfg.view_sampling_power) if cfg.view_sampling_power else None
+    probs = view_probabilities(views, cfg.view_sampling_power).cpu() if cfg.view_sampling_power else None
+    views = views_for_training(views, device)
     lr_scale = 1.0
     avg = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     pool = Snapshots(cfg.snapshots)
