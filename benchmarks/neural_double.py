@@ -16,7 +16,8 @@ Steps (all on the product path: doppel.render_ensemble.train_ensemble is what `d
    for ``--minutes``; the training curve (held-out PSNR against time) is printed; ``--members N`` trains N models
    at once, one process (core) each, drawn as their mean (`doppel render train --members N`);
 4. held-out views: PSNR and SSIM inside the person mask and FLIP (flip-evaluator, LDR; mean over the mask and over
-   the whole image) for the CGI baseline (the baked texture, unlit) and the neural renderer, both composited over
+   the whole image) for the CGI baseline (the baked texture, unlit) and the neural renderer (both drawn on
+   ``--device``; on CUDA with bfloat16 autocast), composited over
    the photo's backdrop colour (plus a reference row: the CGI baseline with 2x anti-aliased edges, and with
    ``--jitter N`` the baseline drawn with the same jitter as the neural renderer); novel poses:
    the later frames' photos against both renderers drawn on the same mesh: with a Doppel fit (``--novel-mesh
@@ -189,11 +190,11 @@ def _scores(photo: np.ndarray, img: np.ndarray, mask: np.ndarray) -> dict:
 
 
 def evaluate_views(model, session, cameras: list[str], size: int, frame: str, verts=None,
-                   masks: Path | None = None, jitter: int = 1) -> tuple[dict, list]:
+                   masks: Path | None = None, jitter: int = 1, device: str = "cpu") -> tuple[dict, list]:
     """{camera: {"cgi": scores, "neural": scores, "cgi_aa": scores[, "cgi_jitter": scores]}} of one frame's photos
     at the training size, and preview rows. jitter > 1: the neural renderer draws each view as the mean of that many
     sub-pixel-shifted renders (`render shot --jitter`), and the CGI baseline is also scored drawn the same way
-    ("cgi_jitter", its peer); "cgi" stays the issue's baseline (one render)."""
+    ("cgi_jitter", its peer); "cgi" stays the issue's baseline (one render). device: where both are drawn."""
     import cv2
 
     from capture.camera import Camera
@@ -212,12 +213,12 @@ def evaluate_views(model, session, cameras: list[str], size: int, frame: str, ve
         c = Camera.stack([scaled_camera(cam, W, H)])
         res = {}
         for r in ("cgi", "neural"):
-            fr = next(render_shot_frames(model, v, c, r, "cpu", jitter=jitter if r == "neural" else 1))
+            fr = next(render_shot_frames(model, v, c, r, device, jitter=jitter if r == "neural" else 1))
             res[r] = _composite(fr.rgba_srgb, bg)
         if jitter > 1:
-            res["cgi_jitter"] = _composite(next(render_shot_frames(model, v, c, "cgi", "cpu", jitter=jitter)).rgba_srgb,
-                                           bg)
-        res["cgi_aa"] = _composite(cgi_supersampled(model, v, c), bg)
+            res["cgi_jitter"] = _composite(next(render_shot_frames(model, v, c, "cgi", device,
+                                                                   jitter=jitter)).rgba_srgb, bg)
+        res["cgi_aa"] = _composite(cgi_supersampled(model, v.to(device), c.to(device=device)), bg)
         out[name] = {r: _scores(photo, img, mask) for r, img in res.items()}
         rows.append(np.concatenate([photo, res["cgi"], res["neural"],
                                     np.clip(np.abs(res["cgi"] - photo) * 4, 0, 1) * mask[..., None],
@@ -239,7 +240,7 @@ def cgi_supersampled(model, verts, cam, s: int = 2) -> np.ndarray:
     prem = torch.cat([linear_to_srgb(lin[..., :3]) * lin[..., 3:], lin[..., 3:]], -1)
     lo = tf.avg_pool2d(prem.permute(2, 0, 1)[None], s)[0].permute(1, 2, 0)
     a = lo[..., 3:]
-    return torch.cat([lo[..., :3] / a.clamp_min(1e-6), a], -1).numpy()
+    return torch.cat([lo[..., :3] / a.clamp_min(1e-6), a], -1).cpu().numpy()
 
 
 def _mean(table: dict, renderer: str, key: str) -> float:
@@ -373,12 +374,14 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
     summary = meta.get("summary", {}) if args.model else summary
     session = load_session(capture / "session")
     frames = list(session.frames)
-    held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks, jitter=args.jitter)
+    held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks, jitter=args.jitter,
+                                device=args.device)
     res = {"load_at_start": _load(), "options": parse_options(args.option), "jitter": args.jitter, "train": summary,
            "curve": meta["training"]["history"],
            "holdout": held, "holdout_summary": print_table("held-out views (frame 0)", held)}
     kind = novel_mesh_kind(args.novel_mesh, fit)
-    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks, fit, kind, args.jitter)
+    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks, fit, kind, args.jitter,
+                         args.device)
     if novel is not None:
         res["novel_poses"], more = novel
         res["novel_mesh"] = kind
@@ -402,7 +405,7 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
 
 
 def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list[str], size: int, masks=None,
-                 fit: Path | None = None, mesh: str = "ground_truth", jitter: int = 1):
+                 fit: Path | None = None, mesh: str = "ground_truth", jitter: int = 1, device: str = "cpu"):
     """Both renderers on each later frame's mesh: mesh "rig" = the fit posed by its rig (``rig_posed_fit``),
     "ground_truth" = the capture's ground-truth mesh of the frame."""
     import trimesh
@@ -421,7 +424,7 @@ def _novel_poses(model, session, capture: Path, frames: list[str], holdout: list
                 print(f"novel poses: no {p}; skipped")
                 return None
             v = torch.from_numpy(np.asarray(trimesh.load(p, process=False).vertices, np.float32))
-        t, r = evaluate_views(model, session, cams, size, f, v, masks, jitter)
+        t, r = evaluate_views(model, session, cams, size, f, v, masks, jitter, device)
         table.update({f"{f}/{k}": val for k, val in t.items()})
         rows += r[:1]
     return table, rows
