@@ -92,6 +92,10 @@ class TrainConfig:
                                   # (neural_render.weight_average); 0 = the live weights
     eval_every: int = 100         # steps between held-out evaluations (and progress reports)
     patience: int = 6             # evaluations without a better held-out PSNR before stopping early
+    plateau_drops: int = 0        # > 0: at such a plateau the best state is restored (Adam's moments cleared) and
+                                  # every learning rate multiplied by plateau_factor, this many times before the
+                                  # run stops early (0 = stop at the first plateau)
+    plateau_factor: float = 0.3   # ... the learning-rate factor of each drop
     checkpoint_every: int = 200   # steps between checkpoints (0 = none)
     max_seconds: float = math.inf  # wall-clock budget of the run
     seed: int = 0
@@ -448,7 +452,7 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     best_psnr, best_step = best if best is not None else (-math.inf, start_step)
     best_state = copy.deepcopy(model.state_dict())
     res = TrainResult(steps=start_step, best_step=best_step, best_holdout_psnr=best_psnr)
-    bad, losses, step = 0, [], start_step
+    bad, drops, losses, step = 0, 0, [], start_step
     probs = view_probabilities(views, cfg.view_sampling_power).cpu() if cfg.view_sampling_power else None
     views = views_for_training(views, device)
     lr_scale = 1.0
@@ -483,7 +487,12 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
                     avg = WeightAverage(model, cfg.ema_decay) if avg is not None else None
             if progress:
                 progress(step, cfg.iterations, loss, psnr)
-            if bad >= cfg.patience:
+            if bad >= cfg.patience and drops < cfg.plateau_drops:
+                drops, bad = drops + 1, 0
+                lr_scale = restore_best(model, opt, best_state, lr_scale * cfg.plateau_factor,
+                                        f"no better held-out PSNR for {cfg.patience} evaluations at step {step}")
+                avg = WeightAverage(model, cfg.ema_decay) if avg is not None else None
+            elif bad >= cfg.patience:
                 res.stopped = "early_stopping"
                 break
         if checkpoint and cfg.checkpoint_every and (step % cfg.checkpoint_every == 0):
@@ -501,11 +510,18 @@ def recover(model: NeuralDouble, opt: torch.optim.Optimizer, best_state: dict, l
             psnr: float, best_psnr: float) -> float:
     """After a divergence: the best state back in ``model``, Adam's moments cleared; returns the halved
     learning-rate scale."""
-    log.warning("held-out PSNR %.2f dB at step %d, %.2f dB below the best: diverged; restoring the best state, "
-                "learning rates x %.3g", psnr, step, best_psnr - psnr, lr_scale / 2)
+    return restore_best(model, opt, best_state, lr_scale / 2, f"held-out PSNR {psnr:.2f} dB at step {step}, "
+                        f"{best_psnr - psnr:.2f} dB below the best: diverged", logging.WARNING)
+
+
+def restore_best(model: NeuralDouble, opt: torch.optim.Optimizer, best_state: dict, lr_scale: float, why: str,
+                 level: int = logging.INFO) -> float:
+    """The best state back in ``model`` and Adam's moments cleared, logged with ``why``; returns ``lr_scale``
+    (the new learning-rate scale)."""
+    log.log(level, "%s; restoring the best state, learning rates x %.3g", why, lr_scale)
     model.load_state_dict(best_state)
     opt.state.clear()
-    return lr_scale / 2
+    return lr_scale
 
 
 def _num(x: float) -> float | None:

@@ -61,3 +61,20 @@ def photograph(verts, faces, uvs, face_uvs, cameras: Camera, albedo: torch.Tenso
         m = g.mask[..., None]
         img = torch.where(m, lin, torch.full_like(lin, BACKDROP))
     return linear_to_srgb(img), g.mask
+
+
+def small_training_views(supersample: int = 2, seed: int = 0):
+    """(NeuralDouble, TrainViews) of a tiny model on 4 views of the sphere at 48 px (3 trained, 1 held out)."""
+    from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig
+    from neural_render.training import prepare_views
+
+    torch.manual_seed(0)
+    v, f, uv, fuv = uv_sphere()
+    cams = ring_cameras(4, 48)
+    imgs, masks = photograph(v, f, uv, fuv, cams, albedo_texture(32))
+    cfg = NeuralDoubleConfig(channels=4, texture_size=32, levels=2, width=8, depth=2, supersample=supersample,
+                             cameras=["a", "b", "c"])
+    m = NeuralDouble(cfg, f, uv, fuv, v, albedo_texture(32), seed=seed)
+    views = prepare_views(m, v[None].expand(4, -1, -1), cams, imgs, masks.float(), torch.tensor([0, 1, 2, -1]),
+                          None, [f"0/{i}" for i in range(4)])
+    return m, views

@@ -3,29 +3,14 @@
 import pytest
 import torch
 
-from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig
 from neural_render.training import (
     TrainConfig,
     _crop_boxes,
     _supersample,
-    prepare_views,
     train_neural_double,
     views_for_training,
 )
-from tests.neural_render.scenes import albedo_texture, photograph, ring_cameras, uv_sphere
-
-
-def _views(supersample=2, seed=0):
-    torch.manual_seed(0)
-    v, f, uv, fuv = uv_sphere()
-    cams = ring_cameras(4, 48)
-    imgs, masks = photograph(v, f, uv, fuv, cams, albedo_texture(32))
-    cfg = NeuralDoubleConfig(channels=4, texture_size=32, levels=2, width=8, depth=2, supersample=supersample,
-                             cameras=["a", "b", "c"])
-    m = NeuralDouble(cfg, f, uv, fuv, v, albedo_texture(32), seed=seed)
-    views = prepare_views(m, v[None].expand(4, -1, -1), cams, imgs, masks.float(), torch.tensor([0, 1, 2, -1]),
-                          None, [f"0/{i}" for i in range(4)])
-    return m, views
+from tests.neural_render.scenes import small_training_views
 
 
 def _boxes_drawn_each_step(views, ids, crop, gen):
@@ -43,7 +28,7 @@ def _boxes_drawn_each_step(views, ids, crop, gen):
 
 @pytest.mark.parametrize("supersample", [1, 2])
 def test_crop_centres_made_once_draw_the_same_crops(supersample):
-    _, views = _views(supersample)
+    _, views = small_training_views(supersample)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for _ in range(20):
         ids = torch.randint(3, (2,), generator=torch.Generator().manual_seed(_))
@@ -52,7 +37,7 @@ def test_crop_centres_made_once_draw_the_same_crops(supersample):
 
 
 def test_views_move_whole_to_a_device_and_stay_on_the_cpu_for_cpu_training():
-    _, views = _views()
+    _, views = small_training_views()
     moved = views.to("meta")
     tensors = [moved.images, moved.masks, moved.camera_index, moved.backgrounds,
                *(getattr(moved.g, k) for k in ("mask", "uv", "normal", "normal_cam", "view_dir", "depth"))]
@@ -75,7 +60,7 @@ def test_views_moved_to_the_gpu_train_like_views_in_host_memory(monkeypatch):
     for where, share in (("gpu", 0.5), ("host", 0.0)):
         monkeypatch.setattr(training, "views_for_training",
                             lambda v, d, share=share: views_for_training(v, d, share))
-        m, views = _views(seed=1)
+        m, views = small_training_views(seed=1)
         res = train_neural_double(m.to("cuda"), views, cfg, device="cuda")
         runs[where] = (res.history, m.texture.level0.detach().cpu())
     assert [h["loss"] for h in runs["gpu"][0]] == pytest.approx([h["loss"] for h in runs["host"][0]], rel=1e-2)
