@@ -209,8 +209,6 @@ def views_for_training(views: TrainViews, device, share: float = 0.5) -> TrainVi
         log.info("training views (%.1f GiB) stay in host memory: %.1f GiB free on %s", views.nbytes / 2 ** 30,
                  free / 2 ** 30, dev)
         return views
-    if views.crop_centres is None:
-        views.crop_centres = crop_centres(views)
     return views.to(dev)
 
 

@@ -1,5 +1,5 @@
-"""Build the kit that the GPU checks of issues 15 and 16 carry to the device machine (a second machine with a GPU,
-lent to some sessions; see scripts/device_checks.sh for what runs there and docs/device.md for the procedure).
+"""Build the kit that the GPU checks of issue 15 carry to the device machine (a second machine with a GPU, lent to
+some sessions; see scripts/device_checks.sh for what runs there and docs/device.md for the procedure).
 
     .venv/bin/python scripts/device_kit.py --capture CAPTURE --fit FIT [--out .devkit] [--python-version 3.12]
 
@@ -14,7 +14,10 @@ needs warp and a 1 GB cache), no Blender and no MediaPipe. So everything that ne
   (``benchmarks/neural_double.py --novel-mesh OUT/novel``);
 - OUT/whl: wheels for that Python of the packages it lacks (pinned to this environment's versions).
 
-Prints the kit's size; refuses (exit 1) when it would not travel (over 60 MiB).
+The kit sends photos to another machine, so only the virtual actor travels: a capture and a fit without proof
+that they are synthetic (`doppel.likeness.inspect_input`: `doppel capture synth`'s session manifest, a fit
+manifest recording the virtual actor whose hashes match) are refused. Prints the kit's size; refuses (exit 1) when
+it would not travel (over 60 MiB).
 """
 
 from __future__ import annotations
@@ -32,6 +35,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 WHEELS = ("trimesh", "roma", "flip-evaluator", "OpenEXR")   # what the device's Python lacks (docs/device.md)
 MAX_MIB = 60.0                                              # the call carries 64 MiB with the repository
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+
+
+def require_virtual_actor(capture: Path, fit: Path) -> None:
+    """SystemExit naming the input unless the capture's session and the fit are proven the virtual actor's."""
+    from doppel.likeness import inspect_input
+
+    for path in (capture / "session", fit):
+        ev = inspect_input(path, required=True, ws=None, key=None)
+        if ev.problem or not ev.virtual_ok:
+            raise SystemExit(f"{path}: not proven the virtual actor's ({ev.problem or ev.why_unproven}); the device "
+                             "kit carries synthetic captures only")
 
 
 def copy_capture(capture: Path, out: Path) -> None:
@@ -88,6 +102,7 @@ def main() -> int:
     args = ap.parse_args()
     from neural_double import write_rig_posed_meshes
 
+    require_virtual_actor(args.capture, args.fit)
     if args.out.exists():
         shutil.rmtree(args.out)
     copy_capture(args.capture, args.out / "capture")

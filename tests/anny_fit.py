@@ -12,6 +12,8 @@ def write_posed_anny_fit(fit: Path, model, pose: np.ndarray, shape: dict, root: 
     """FIT/params.json (model anny, shape, pose (J, 3) axis-angle, root translation (3,) metres) and FIT/fit_mesh.ply:
     the posed model plus normal noise of std ``detail_m`` metres (the fit's detail). Returns (posed vertices
     (V, 3), displacements (V, 3))."""
+    import trimesh
+
     from reconstruction.body_models.base import BodyParams
 
     fit.mkdir(parents=True, exist_ok=True)
@@ -23,7 +25,5 @@ def write_posed_anny_fit(fit: Path, model, pose: np.ndarray, shape: dict, root: 
                                pose=torch.from_numpy(pose)[None], root_translation=torch.from_numpy(root)[None]))
     v0 = out.vertices[0].numpy()
     disp = rng.normal(0, detail_m, v0.shape)
-    import trimesh
-
     trimesh.Trimesh(v0 + disp, model.faces, process=False).export(fit / "fit_mesh.ply")
     return v0, disp

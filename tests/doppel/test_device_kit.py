@@ -27,7 +27,6 @@ def _script(name: str, path: Path):
 @pytest.fixture(scope="module")
 def capture_and_fit(tmp_path_factory):
     """A 2-camera, 3-frame synthetic capture and a posed Anny fit of its first frame (3 mm of detail)."""
-
     from doppel.synthetic_capture import synthesize_capture
     from reconstruction.body_models import AnnyModel
 
@@ -80,3 +79,29 @@ def test_the_kit_loads_without_the_body_model_and_carries_the_rig_posed_novel_me
     assert bench.novel_mesh_kind(str(tmp_path / "novel"), tmp_path / "fit") == str(tmp_path / "novel")
     with pytest.raises(SystemExit, match="not auto, rig, ground_truth or a folder"):
         bench.novel_mesh_kind(str(tmp_path / "nowhere"), tmp_path / "fit")
+
+
+def test_only_the_proven_virtual_actor_goes_into_the_kit(tmp_path, capture_and_fit):
+    """The kit sends photos to another machine: a capture or a fit without proof of being synthetic is refused."""
+    import shutil
+
+    from core.storage import write_manifest
+    from doppel.synthetic_provenance import write_synthetic_session_manifest
+
+    capture, fit, _ = capture_and_fit
+    kit = _script("device_kit", ROOT / "scripts" / "device_kit.py")
+    cap, fit2 = tmp_path / "cap", tmp_path / "fit"
+    shutil.copytree(capture, cap)
+    shutil.copytree(fit, fit2)
+    with pytest.raises(SystemExit, match="session: not proven the virtual actor's .*no manifest"):
+        kit.require_virtual_actor(cap, fit2)                           # no provenance: refused
+    write_synthetic_session_manifest(cap / "session", seed=0, settings={"cameras": 2, "size": 64, "frames": 3})
+    with pytest.raises(SystemExit, match="fit: not proven the virtual actor's"):
+        kit.require_virtual_actor(cap, fit2)                           # the fit still has none
+    write_manifest(fit2, "fit", params={"actor_id": "virtual"},
+                   outputs={"params": "params.json", "fit_mesh": "fit_mesh.ply"})
+    kit.require_virtual_actor(cap, fit2)                               # both proven: accepted
+    write_manifest(fit2, "fit", params={"actor_id": "jane-doe"},
+                   outputs={"params": "params.json", "fit_mesh": "fit_mesh.ply"})
+    with pytest.raises(SystemExit, match="fit: not proven the virtual actor's"):
+        kit.require_virtual_actor(cap, fit2)                           # a real actor's fit
