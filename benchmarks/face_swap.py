@@ -12,7 +12,8 @@ colour difference just inside the face mask's edge (CIEDE2000 vs the ground trut
 3D route, the 2D baseline, an *ideal tracker* (the 3D route fed the performer's exact landmarks, when the plate
 records them: what any swap that follows the performer's face reaches) and the floor (the ground truth re-encoded).
 --speed: frames per second of `swap_plate` at 1280x720 and 1920x1080 (the head drawn where `--device auto` puts
-it; `--option device=cpu` or `device=cuda` to choose: the GPU figure when a GPU is lent).
+it; `--option device=cpu` or `device=cuda` to choose: the GPU figure when a GPU is lent); `--workers 1,2 --rounds
+3`: those thread counts (`SwapConfig.workers`) compared in the same run, alternating.
 Prints one table per plate; the numbers go to docs/benchmarks.md.
 """
 
@@ -302,7 +303,10 @@ def print_gt(rows: dict) -> None:
               f"{v['seam_dE2000']:>10.2f}{v['place_err']:>11.4f}{v['place_jitter']:>8.4f}")
 
 
-def speed(double, work: Path, frames: int, options: dict | None = None) -> dict:
+def speed(double, work: Path, frames: int, options: dict | None = None, workers: list[int] | None = None,
+          rounds: int = 1) -> dict:
+    """{"WxH": frames/s} of `swap_plate` at 720p and 1080p; with ``workers`` (thread counts) {"WxH workers=N":
+    [frames/s per round]}, the counts alternated in each round so they share the machine's state."""
     import cv2
     import numpy as np
 
@@ -317,10 +321,14 @@ def speed(double, work: Path, frames: int, options: dict | None = None) -> dict:
         canvas[:, (w - h) // 2:(w - h) // 2 + h] = face
         plate = work / f"speed_{h}.mp4"
         write_video(plate, list(plate_from_still(canvas, frames, seed=1, strength=0.5)))
-        t = time.perf_counter()
-        swap_plate(plate, double, work / f"speed_{h}_out.mp4", SwapConfig(**(options or {})), force=True)
-        out[f"{w}x{h}"] = frames / (time.perf_counter() - t)
-        cv2.setNumThreads(0)
+        for _ in range(rounds):
+            for n in workers or [None]:
+                opts = {**(options or {}), **({} if n is None else {"workers": n})}
+                t = time.perf_counter()
+                swap_plate(plate, double, work / f"speed_{h}_out.mp4", SwapConfig(**opts), force=True)
+                key = f"{w}x{h}" + ("" if n is None else f" workers={n}")
+                out.setdefault(key, []).append(frames / (time.perf_counter() - t))
+                cv2.setNumThreads(0)
     return out
 
 
@@ -348,6 +356,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="24-frame plates at 384 px (default 48 at 512)")
     ap.add_argument("--rig", type=Path, help="the double's rig folder (default: the virtual actor, seed 0)")
     ap.add_argument("--speed", action="store_true", help="also measure frames/s at 720p and 1080p")
+    ap.add_argument("--workers", help="with --speed: thread counts to compare in the same run, e.g. 1,2")
+    ap.add_argument("--rounds", type=int, default=1, help="with --speed: times each is measured, alternating")
     ap.add_argument("--out", type=Path, help="keep the plates and outputs here")
     ap.add_argument("--plate-dir", type=Path, help="a `doppel capture plate` folder: score against its ground truth")
     ap.add_argument("--colours", default="lab,luma", help="colour modes of the 3D route on --plate-dir")
@@ -389,8 +399,10 @@ def main() -> None:
             print(f"{k:<14}{v['found']:>6}{v['landmark_err_iod']:>12.4f}{v['jitter_iod']:>12.4f}"
                   f"{v['seam_edge']:>12.2f}{v['seam_dE2000']:>12.2f}{v['flagged']:>9.0f}{v['fps']:>7.2f}")
     if args.speed:
-        for k, v in speed(double, work, 24 if args.quick else 48, options).items():
-            print(f"speed {k}: {v:.2f} frames/s (swap_plate end to end, 1 torch thread)")
+        counts = [int(n) for n in args.workers.split(",")] if args.workers else None
+        for k, v in speed(double, work, 24 if args.quick else 48, options, counts, args.rounds).items():
+            print(f"speed {k}: {' / '.join(f'{x:.2f}' for x in v)} frames/s (swap_plate end to end, 1 torch "
+                  f"thread{'' if len(v) == 1 else f'; median {float(np.median(v)):.2f}'})")
     np.set_printoptions()
 
 

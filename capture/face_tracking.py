@@ -80,15 +80,20 @@ class PlateTracker:
 
 
 class PersonSegmenter:
-    """MediaPipe selfie segmentation: rgb (H, W, 3) uint8 -> (H, W) float32 person probability."""
+    """MediaPipe selfie segmentation: rgb (H, W, 3) uint8 -> (H, W) float32 person probability. Each frame is
+    segmented on its own (the graph keeps nothing between frames), so threads may share one: calls take turns."""
 
     def __init__(self):
+        import threading
+
         import mediapipe as mp
 
         self._g = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
+        self._lock = threading.Lock()
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        m = self._g.process(np.ascontiguousarray(rgb, dtype=np.uint8)).segmentation_mask
+        with self._lock:
+            m = self._g.process(np.ascontiguousarray(rgb, dtype=np.uint8)).segmentation_mask
         if m is None:
             return np.zeros(rgb.shape[:2], np.float32)
         return np.clip(m, 0, 1).astype(np.float32)

@@ -48,6 +48,9 @@ def swap(
                                 "landmarks and solve again (one more pass; steadier placement in profile)."),
     device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
                                "one), cpu or cuda."),
+    workers: int = typer.Option(0, "--workers", help="Threads that composite frames side by side (and draw the "
+                                "head for the detector-bias pass); 0 = one per core, at most 8. The output is the "
+                                "same for any number."),
     landmarks: Path = typer.Option(None, "--landmarks", help="The performer's face track from elsewhere: an .npz whose "
                                    "'landmarks' are (frames, 478, 2) px in MediaPipe's order for the frames swapped "
                                    "(a previous swap's tracks.npz, edited), solved as given."),
@@ -70,7 +73,7 @@ def swap(
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
-                     flow_weight=flow, debias=debias, device=device)
+                     flow_weight=flow, debias=debias, device=device, workers=workers)
     first, last = check_config(cfg, probe_plate(plate))    # bad options and plates fail before anything else
     given = check_given_landmarks(load_face_track(landmarks), last - first) if landmarks else None
     console = Console()

@@ -15,6 +15,7 @@ import numpy as np
 from capture.plate_io import PlateInfo
 from core.prefetch import prefetched
 from doppel.face_swap.double import FaceDouble
+from doppel.face_swap.frame_comp import FrameComp, finish_frame, match_colour, prepare_frame
 from doppel.face_swap.swap import (
     STRIP_FRAMES,
     FrameQC,
@@ -22,12 +23,10 @@ from doppel.face_swap.swap import (
     ShotLandmarks,
     SwapConfig,
     SwapResult,
-    _Comp,
     check_given_landmarks,
-    composite_frame,
     debias_track,
-    draw_frame,
     head_device,
+    pass_workers,
     shot_box,
     solve_track,
     track_shot,
@@ -90,29 +89,42 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     seg = PersonSegmenter()
     matcher = ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2),
                             max_scale=1.0 if cfg.relight else 2.5)   # relit: the contrast is the plate light's
-    comp = _Comp(double, track, K, box, cfg, seg, matcher, head_device(double, cfg))
+    comp = FrameComp(double, track, K, box, cfg, seg, matcher, head_device(double, cfg))
     show = strip_frames(track)
     qcs: list[FrameQC] = []
+    workers = pass_workers(cfg)
 
-    def draw(item):            # the head and the segmentation of a swapped frame, drawn ahead in a second thread
+    def swapped(i: int) -> bool:
+        f = i - start
+        return 0 <= f < end - start and bool(track.valid[f])
+
+    def prepare(item):         # stage 1 of a swapped frame, in a background thread
         i, rgb = item
         f = i - start
-        return draw_frame(comp, f, rgb) if 0 <= f < end - start and track.valid[f] else None
+        return prepare_frame(comp, f, rgb, shot.landmarks[f].astype(np.float64), shot.hands[f]) \
+            if swapped(i) else None
+
+    def matched():             # stage 2, in frame order in this thread (the colour match is smoothed over time)
+        for (i, rgb), prep in prefetched(iter_plate_frames(info), prepare, cfg.prefetch, workers):
+            yield i, rgb, prep, None if prep is None else match_colour(comp, prep)
+
+    def finish(item):          # stage 3, in a background thread again
+        i, rgb, prep, transfer = item
+        return None if prep is None else finish_frame(comp, i - start, rgb, prep, transfer)
 
     try:
         with PlateWriter(out, info, before_publish=disclose) as writer:
-            for (i, rgb), drawn in prefetched(iter_plate_frames(info), draw, cfg.prefetch):
+            for (i, rgb, _, _), done in prefetched(matched(), finish, cfg.prefetch, workers):
                 f = i - start
                 if not 0 <= f < end - start:
                     writer.write(rgb)
                     continue
                 mask = None
-                if not track.valid[f]:
+                if done is None:
                     qcs.append(FrameQC(i, False, flags=["no face: passed through"]))
                     writer.write(rgb)
                 else:
-                    res, qc, mask = composite_frame(comp, f, rgb, shot.landmarks[f].astype(np.float64),
-                                                    shot.hands[f], drawn)
+                    res, qc, mask = done
                     qc.frame = i
                     qcs.append(qc)
                     writer.write(res)
@@ -211,7 +223,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                                "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
                                "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
                                "face_landmarks": "mediapipe" if landmarks is None else "given",
-                               "device": device},
+                               "device": device, "workers": pass_workers(cfg)},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

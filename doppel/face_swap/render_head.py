@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from doppel.face_swap.crop import crop_camera
@@ -62,11 +64,18 @@ def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.nd
 
 
 _DEVICE_TENSORS: dict = {}
+_DEVICE_LOCK = threading.Lock()        # frames are drawn in several threads at once
 
 
 def _mesh_tensors(double: FaceDouble, device: str) -> tuple[object, dict]:
     """(faces, texture keywords of `render_mesh`) of the double's head on ``device``, made once per double and
-    device (the albedo is the large one: uploaded and mip-mapped once, not every frame)."""
+    device (the albedo is the large one: uploaded and mip-mapped once, not every frame); one thread makes them
+    while the others wait."""
+    with _DEVICE_LOCK:
+        return _mesh_tensors_locked(double, device)
+
+
+def _mesh_tensors_locked(double: FaceDouble, device: str) -> tuple[object, dict]:
     import torch
 
     key = (id(double), device)

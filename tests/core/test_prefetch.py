@@ -65,3 +65,37 @@ def test_leaving_early_cancels_what_was_not_started():
     assert len(calls) <= 7 and not [t for t in threading.enumerate() if t.name.startswith("doppel-prefetch")]
     with pytest.raises(ValueError, match="depth must be >= 0"):
         list(prefetched([1], slow, depth=-1))
+
+
+def test_several_workers_give_the_one_thread_results_in_order():
+    def slow_square(x):
+        time.sleep(0.003 * ((7 * x) % 5))     # out-of-order finishing across the workers
+        return x * x, threading.current_thread().name
+
+    many = list(prefetched(range(20), slow_square, depth=2, workers=3))
+    assert [(i, r[0]) for i, r in many] == [(i, i * i) for i in range(20)]
+    assert len({r[1] for _, r in many}) > 1                      # more than one thread did the work
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        list(prefetched([1], slow_square, workers=0))
+
+
+def test_several_workers_run_at_once():
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def held(x):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.03)
+        with lock:
+            running[0] -= 1
+        return x
+
+    assert [i for i, _ in prefetched(range(8), held, depth=1, workers=4)] == list(range(8))
+    assert peak[0] == 4                       # depth 1 still keeps all four workers busy
+
+
+def test_auto_workers_is_the_cores_within_the_limit():
+    from core.prefetch import auto_workers
+
+    assert 1 <= auto_workers() <= 8 and auto_workers(limit=1) == 1

@@ -124,9 +124,9 @@ def test_swap_takes_landmarks_from_another_tracker(tmp_path, double):
     assert not (tmp_path / "bad.mp4").exists() and not side_folder(tmp_path / "bad.mp4").exists()
 
 
-def test_frames_drawn_ahead_in_a_second_thread_give_the_same_plate(tmp_path, double, monkeypatch):
-    """SwapConfig.prefetch: the head (comp and detector-bias passes) drawn in a background thread while the
-    caller composites or detects gives the plate and the tracks of one thread, bit for bit."""
+def test_frames_worked_on_in_background_threads_give_the_same_plate(tmp_path, double, monkeypatch):
+    """SwapConfig.prefetch / workers: the comp's per-frame stages and the detector-bias pass's head drawn in
+    one or several background threads give the plate and the tracks of one thread, bit for bit."""
     import threading
 
     from capture.plate_io import iter_plate_frames, probe_plate
@@ -141,21 +141,62 @@ def test_frames_drawn_ahead_in_a_second_thread_give_the_same_plate(tmp_path, dou
             return fn(*a, **k)
         return spy
 
-    monkeypatch.setattr(pipeline, "draw_frame", spied(pipeline.draw_frame))
+    for name in ("prepare_frame", "finish_frame"):
+        monkeypatch.setattr(pipeline, name, spied(getattr(pipeline, name)))
     monkeypatch.setattr(detector_bias, "_with_double", spied(detector_bias._with_double))
     plate = tmp_path / "plate.mp4"
-    _plate(plate, n_face=4, n_blank=1)
+    _plate(plate, n_face=5, n_blank=1)
     frames, tracks = {}, {}
-    for depth in (0, 2):
+    for depth, workers in ((0, 1), (2, 1), (2, 3)):
         threads.clear()
-        out = tmp_path / f"prefetch{depth}.mp4"
-        pipeline.swap_plate(plate, double, out, SwapConfig(prefetch=depth))
-        assert threads == ({"doppel-prefetch_0"} if depth else {threading.current_thread().name})
-        frames[depth] = [f for _, f in iter_plate_frames(probe_plate(out))]
-        tracks[depth] = dict(np.load(pipeline.side_folder(out) / "tracks.npz"))
-    assert all(np.array_equal(a, b) for a, b in zip(frames[0], frames[2], strict=True))
-    assert all(np.array_equal(tracks[0][k], tracks[2][k], equal_nan=tracks[0][k].dtype.kind == "f")
-               for k in tracks[0])
+        out = tmp_path / f"prefetch{depth}_{workers}.mp4"
+        pipeline.swap_plate(plate, double, out, SwapConfig(prefetch=depth, workers=workers))
+        if depth:
+            assert threads and all(t.startswith("doppel-prefetch_") for t in threads)
+            assert len({t for t in threads}) <= workers
+        else:
+            assert threads == {threading.current_thread().name}
+        frames[depth, workers] = [f for _, f in iter_plate_frames(probe_plate(out))]
+        tracks[depth, workers] = dict(np.load(pipeline.side_folder(out) / "tracks.npz"))
+    for key in ((2, 1), (2, 3)):
+        assert all(np.array_equal(a, b) for a, b in zip(frames[0, 1], frames[key], strict=True))
+        assert all(np.array_equal(tracks[0, 1][k], tracks[key][k], equal_nan=tracks[0, 1][k].dtype.kind == "f")
+                   for k in tracks[0, 1])
+    with pytest.raises(ValueError, match="--workers must be in"):
+        pipeline.swap_plate(plate, double, tmp_path / "bad.mp4", SwapConfig(workers=-1))
+
+
+def test_a_frame_finished_late_keeps_its_own_colour_transfer(tmp_path, double):
+    """The comp's three stages (`doppel.face_swap.frame_comp`): every frame prepared, the colour matched in
+    order, then the frames finished in reverse order give what `composite_frame` gives frame by frame: a
+    frame's transfer is its own, not the matcher's state when the frame is finished."""
+    from capture.face_tracking import PersonSegmenter
+    from capture.plate_io import iter_plate_frames, probe_plate
+    from doppel.face_swap.frame_comp import FrameComp, composite_frame, finish_frame, match_colour, prepare_frame
+    from doppel.face_swap.swap import SwapConfig, check_config, shot_box, solve_track, track_shot
+    from neural_render.face_composite import ColourMatcher
+    from reconstruction.head_tracking import intrinsics
+
+    plate = tmp_path / "plate.mp4"
+    _plate(plate, n_face=4, n_blank=0)
+    info, cfg = probe_plate(plate), SwapConfig()
+    shot = track_shot(info, cfg, *check_config(cfg, info)).steadied(cfg.flow_weight)
+    track = solve_track(shot, info, double, cfg)
+    K = intrinsics(track.focal_px, info.width, info.height)
+    box = shot_box(double, track, K, info.width, info.height)
+    frames = [rgb for _, rgb in iter_plate_frames(info)]
+    seg = PersonSegmenter()
+    try:
+        ref, staged = (FrameComp(double, track, K, box, cfg, seg, ColourMatcher()) for _ in range(2))
+        lm = [shot.landmarks[f].astype(np.float64) for f in range(len(frames))]
+        expected = [composite_frame(ref, f, rgb, lm[f], shot.hands[f])[0] for f, rgb in enumerate(frames)]
+        preps = [prepare_frame(staged, f, rgb, lm[f], shot.hands[f]) for f, rgb in enumerate(frames)]
+        transfers = [match_colour(staged, p) for p in preps]
+        late = {f: finish_frame(staged, f, frames[f], preps[f], transfers[f])[0] for f in reversed(range(4))}
+    finally:
+        seg.close()
+    assert not np.allclose(transfers[0]._mean_dst, transfers[-1]._mean_dst, rtol=0, atol=1e-6)  # they differ
+    assert all(np.array_equal(expected[f], late[f]) for f in range(4))
 
 
 def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
@@ -183,7 +224,7 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     from neural_render.face_composite import lab, polygon_mask
 
     lm = np.load(tmp_path / "swapped_swap" / "tracks.npz")["landmarks"][0]
-    from doppel.face_swap.swap import feature_holes
+    from doppel.face_swap.frame_comp import feature_holes
 
     cheeks = cv2.erode(polygon_mask((256, 256), lm).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     cheeks &= ~feature_holes((256, 256), [lm], 6)          # skin only: the two faces' features differ
