@@ -15,7 +15,8 @@ landmarks do):
    hands, eroded and feathered), LAB colour transfer smoothed over time, the plate's skin shading at low
    frequencies (`match_skin_shading`), and the blend (Poisson with an anchor
    fixed for the shot, multi-band or feather) inside the shot's face box. Frames with no face pass through
-   unchanged and are listed.
+   unchanged and are listed. One frame's comp lives in `frame_comp`, in three stages so that a pass spreads
+   frames over `SwapConfig.workers` threads and still writes the one-thread plate bit for bit.
 """
 
 from __future__ import annotations

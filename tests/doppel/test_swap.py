@@ -166,6 +166,34 @@ def test_frames_worked_on_in_background_threads_give_the_same_plate(tmp_path, do
         pipeline.swap_plate(plate, double, tmp_path / "bad.mp4", SwapConfig(workers=-1))
 
 
+def test_a_frame_failing_in_a_worker_stops_the_swap_and_leaves_nothing(tmp_path, double, monkeypatch):
+    """An error in a background thread's frame (here: the blend of frame 3) is raised by swap_plate; the plate
+    is not written, the side folder is not left behind and no worker thread outlives the call."""
+    import threading
+    import time
+
+    from doppel.face_swap import pipeline
+    from doppel.face_swap.swap import SwapConfig
+
+    finish = pipeline.finish_frame
+
+    def fail_at_3(c, f, *a, **k):
+        if f == 3:
+            raise RuntimeError("blend failed at frame 3")
+        return finish(c, f, *a, **k)
+
+    monkeypatch.setattr(pipeline, "finish_frame", fail_at_3)
+    plate = tmp_path / "plate.mp4"
+    _plate(plate, n_face=6, n_blank=0)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="blend failed at frame 3"):
+        pipeline.swap_plate(plate, double, out, SwapConfig(workers=3, debias=False))
+    assert not out.exists() and not pipeline.side_folder(out).exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]        # no temporary output either
+    time.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("doppel-prefetch")]
+
+
 def test_a_frame_finished_late_keeps_its_own_colour_transfer(tmp_path, double):
     """The comp's three stages (`doppel.face_swap.frame_comp`): every frame prepared, the colour matched in
     order, then the frames finished in reverse order give what `composite_frame` gives frame by frame: a
