@@ -38,6 +38,13 @@ def test_video_round_trip_keeps_rate_count_size_and_audio(tmp_path):
     assert (back.width, back.height, back.frame_count, back.fps, back.audio_codec) == (128, 96, 6, 24.0, "aac")
     got = [f for _, f in iter_plate_frames(back, 2, 4)]
     assert len(got) == 2 and abs(float(got[0].mean()) - (255 - 40)) < 3
+    # the encoder's settings (x264 writes them into the stream): the default CRF and preset, or the ones given
+    assert b"crf=8.0" in out.read_bytes() and b" ref=1 " in out.read_bytes()           # veryfast: one reference
+    with PlateWriter(tmp_path / "slow.mp4", info, crf=12, preset="medium") as w:
+        for _, f in iter_plate_frames(info):
+            w.write(f)
+    slow = (tmp_path / "slow.mp4").read_bytes()
+    assert b"crf=12.0" in slow and b" ref=3 " in slow
 
 
 def test_folder_plate_keeps_file_names_and_an_error_leaves_nothing(tmp_path):
