@@ -74,7 +74,8 @@ def swap(
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
                      flow_weight=flow, debias=debias, device=device, workers=workers)
-    first, last = check_config(cfg, probe_plate(plate))    # bad options and plates fail before anything else
+    info = probe_plate(plate)
+    first, last = check_config(cfg, info)                  # bad options and plates fail before anything else
     given = check_given_landmarks(load_face_track(landmarks), last - first) if landmarks else None
     console = Console()
     with gate_plate(workspace, plate_actor, production, plate), \
@@ -91,7 +92,7 @@ def swap(
                       "production": run.provenance["production"], "plate_actor": plate_actor,
                       "landmarks_file": str(landmarks) if landmarks else None}
             result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress, params=params,
-                                disclose=disclose, landmarks=given)
+                                disclose=disclose, landmarks=given, plate_info=info)
         run.add_output(side_folder(out), kind="swap")
     _print_result(console, result, out, side_folder(out))
 

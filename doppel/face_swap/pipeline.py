@@ -169,13 +169,15 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
 
 def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: SwapConfig | None = None, *,
                force: bool = False, progress: Progress | None = None, params: dict | None = None,
-               disclose: Disclose | None = None, landmarks: np.ndarray | None = None) -> SwapResult:
+               disclose: Disclose | None = None, landmarks: np.ndarray | None = None,
+               plate_info: PlateInfo | None = None) -> SwapResult:
     """Replace the face in ``plate`` with ``double``'s: writes OUT and ``side_folder(OUT)``. Returns the result.
     ValueError / FileNotFoundError (one line) for bad input, before anything is written. disclose: applied to
     every synthetic file (OUT, its frames, the report's strips) before it is published (the CLI passes
     `doppel.media_disclosure.discloser`: watermark + C2PA, kind "composite", the plate as ingredient).
     landmarks: the performer's face landmarks from another tracker, (end - start, 478, 2) px (MediaPipe's
-    face-mesh order, NaN rows where there is no face), tracked as they are: no flow, no detector-bias pass."""
+    face-mesh order, NaN rows where there is no face), tracked as they are: no flow, no detector-bias pass.
+    plate_info: ``probe_plate(plate)`` when the caller has it (probing a video decodes every frame once)."""
     from capture.plate_io import probe_plate
     from core.stage_folders import check_stage_out, staged_stage_dir
     from core.storage import write_manifest
@@ -184,7 +186,9 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
 
     cfg = cfg or SwapConfig()
     t0 = time.perf_counter()
-    info = probe_plate(plate)
+    if plate_info is not None and Path(plate_info.path).resolve() != Path(plate).resolve():
+        raise ValueError(f"swap_plate: plate_info describes {plate_info.path}, not {plate}")
+    info = plate_info or probe_plate(plate)
     start, end = check_config(cfg, info)
     out, side = Path(out), side_folder(Path(out))
     if out.resolve() == Path(plate).resolve():

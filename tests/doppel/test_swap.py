@@ -166,6 +166,29 @@ def test_frames_worked_on_in_background_threads_give_the_same_plate(tmp_path, do
         pipeline.swap_plate(plate, double, tmp_path / "bad.mp4", SwapConfig(workers=-1))
 
 
+def test_a_plate_probed_by_the_caller_is_not_probed_again(tmp_path, double, monkeypatch):
+    """swap_plate(plate_info=...): the caller's probe is used (a video's probe decodes every frame); one of
+    another plate is refused before anything is written."""
+    from capture import plate_io
+    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.swap import SwapConfig
+
+    plate, other = tmp_path / "plate.mp4", tmp_path / "other.mp4"
+    _plate(plate, n_face=3, n_blank=0)
+    _plate(other, n_face=3, n_blank=0)
+    info = plate_io.probe_plate(plate)
+
+    def no_probe(path):
+        raise AssertionError(f"probed again: {path}")
+
+    monkeypatch.setattr(plate_io, "probe_plate", no_probe)
+    res = swap_plate(plate, double, tmp_path / "out.mp4", SwapConfig(debias=False), plate_info=info)
+    assert len(res.frames) == 3
+    with pytest.raises(ValueError, match="plate_info describes"):
+        swap_plate(other, double, tmp_path / "bad.mp4", SwapConfig(), plate_info=info)
+    assert not (tmp_path / "bad.mp4").exists() and not side_folder(tmp_path / "bad.mp4").exists()
+
+
 def test_a_frame_failing_in_a_worker_stops_the_swap_and_leaves_nothing(tmp_path, double, monkeypatch):
     """An error in a background thread's frame (here: the blend of frame 3) is raised by swap_plate; the plate
     is not written, the side folder is not left behind and no worker thread outlives the call."""
