@@ -13,7 +13,7 @@ colour difference just inside the face mask's edge (CIEDE2000 vs the ground trut
 records them: what any swap that follows the performer's face reaches) and the floor (the ground truth re-encoded).
 --speed: frames per second of `swap_plate` at 1280x720 and 1920x1080 (the head drawn where `--device auto` puts
 it; `--option device=cpu` or `device=cuda` to choose: the GPU figure when a GPU is lent); `--workers 1,2 --rounds
-3`: those thread counts (`SwapConfig.workers`) compared in the same run, alternating.
+3`: those thread counts (`SwapConfig.workers`) compared in the same run, alternating; `--grain 3`: noisy plates.
 Prints one table per plate; the numbers go to docs/benchmarks.md.
 """
 
@@ -304,9 +304,10 @@ def print_gt(rows: dict) -> None:
 
 
 def speed(double, work: Path, frames: int, options: dict | None = None, workers: list[int] | None = None,
-          rounds: int = 1) -> dict:
-    """{"WxH": frames/s} of `swap_plate` at 720p and 1080p; with ``workers`` (thread counts) {"WxH workers=N":
-    [frames/s per round]}, the counts alternated in each round so they share the machine's state."""
+          rounds: int = 1, grain: float = 0.0) -> dict:
+    """{"WxH": [frames/s per round]} of `swap_plate` at 720p and 1080p; with ``workers`` (thread counts) keys
+    "WxH workers=N", the counts alternated in each round so they share the machine's state. grain: Gaussian
+    noise (sigma, 8-bit levels) added to the plate's frames, as film grain or sensor noise would be."""
     import cv2
     import numpy as np
 
@@ -320,7 +321,9 @@ def speed(double, work: Path, frames: int, options: dict | None = None, workers:
         canvas = np.full((h, w, 3), 60, np.uint8)
         canvas[:, (w - h) // 2:(w - h) // 2 + h] = face
         plate = work / f"speed_{h}.mp4"
-        write_video(plate, list(plate_from_still(canvas, frames, seed=1, strength=0.5)))
+        rng = np.random.default_rng(0)
+        write_video(plate, [np.clip(f + rng.normal(0, grain, f.shape), 0, 255).astype(np.uint8) if grain > 0 else f
+                            for f in plate_from_still(canvas, frames, seed=1, strength=0.5)])
         for _ in range(rounds):
             for n in workers or [None]:
                 opts = {**(options or {}), **({} if n is None else {"workers": n})}
@@ -358,6 +361,8 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true", help="also measure frames/s at 720p and 1080p")
     ap.add_argument("--workers", help="with --speed: thread counts to compare in the same run, e.g. 1,2")
     ap.add_argument("--rounds", type=int, default=1, help="with --speed: times each is measured, alternating")
+    ap.add_argument("--grain", type=float, default=0.0, help="with --speed: grain (noise sigma, 8-bit levels) on the "
+                    "plates; real plates have some, and it makes them costlier to decode and encode")
     ap.add_argument("--out", type=Path, help="keep the plates and outputs here")
     ap.add_argument("--plate-dir", type=Path, help="a `doppel capture plate` folder: score against its ground truth")
     ap.add_argument("--colours", default="lab,luma", help="colour modes of the 3D route on --plate-dir")
@@ -400,7 +405,7 @@ def main() -> None:
                   f"{v['seam_edge']:>12.2f}{v['seam_dE2000']:>12.2f}{v['flagged']:>9.0f}{v['fps']:>7.2f}")
     if args.speed:
         counts = [int(n) for n in args.workers.split(",")] if args.workers else None
-        for k, v in speed(double, work, 24 if args.quick else 48, options, counts, args.rounds).items():
+        for k, v in speed(double, work, 24 if args.quick else 48, options, counts, args.rounds, args.grain).items():
             print(f"speed {k}: {' / '.join(f'{x:.2f}' for x in v)} frames/s (swap_plate end to end, 1 torch "
                   f"thread{'' if len(v) == 1 else f'; median {float(np.median(v)):.2f}'})")
     np.set_printoptions()
