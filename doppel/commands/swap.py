@@ -48,9 +48,8 @@ def swap(
                                 "landmarks and solve again (one more pass; steadier placement in profile)."),
     device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
                                "one), cpu or cuda."),
-    workers: int = typer.Option(0, "--workers", help="Threads that composite frames side by side (and draw the "
-                                "head for the detector-bias pass); 0 = one per core, at most 8. The output is the "
-                                "same for any number."),
+    workers: int = typer.Option(0, "--workers", help="Threads working on frames side by side; 0 = one per core "
+                                "(at most 8). The output is the same for any number."),
     landmarks: Path = typer.Option(None, "--landmarks", help="The performer's face track from elsewhere: an .npz whose "
                                    "'landmarks' are (frames, 478, 2) px in MediaPipe's order for the frames swapped "
                                    "(a previous swap's tracks.npz, edited), solved as given."),
