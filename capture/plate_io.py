@@ -165,8 +165,8 @@ def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -
 class PlateWriter:
     """Writes frames to ``out`` in the source plate's kind, atomically (a temporary sibling renamed on `close`;
     `abort` removes it). Video: H.264 (x264 at ``crf`` with ``preset``) at the source's fps, yuv420p, its audio
-    copied; frames: the source's file names
-    (same suffix as ``out``'s frames would have: the source's); image: the format of ``out``'s suffix.
+    copied; frames: the source's file names (same suffix as ``out``'s frames would have: the source's); image: the
+    format of ``out``'s suffix.
 
     Use as a context manager: an exception inside the block aborts, so ``out`` never holds half a plate.
     before_publish: called with each finished file (the video, the image, or every frame of a folder) while it

@@ -153,17 +153,16 @@ class Prepared:
     stats: tuple | None
 
 
-def prepare_frame(c: FrameComp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray,
-                  drawn: Drawn | None = None) -> Prepared:
+def prepare_frame(c: FrameComp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray) -> Prepared:
     """Stage 1 of one frame (track index f; rgb (H, W, 3) uint8; face_lm (478, 2) px; hands (M, 21, 2) px):
-    everything before the colour match. drawn: its `draw_frame`, made elsewhere (None: made here)."""
+    everything before the colour match."""
     from doppel.face_swap.render_head import project
     from neural_render.face_composite import face_mask, lab_stats, occluder_mask, polygon_mask
     from reconstruction.head_tracking import inter_ocular
 
     x0, y0, x1, y1 = c.box
     R, t, w = c.track.rotation[f], c.track.translation[f], c.track.expression[f]
-    drawn = drawn or draw_frame(c, f, rgb)
+    drawn = draw_frame(c, f, rgb)
     fg_box, alpha = drawn.rgb, drawn.alpha
     box_hw, at = (y1 - y0 + 1, x1 - x0 + 1), np.array([x0, y0], np.float64)   # masks drawn in the box only
     oval_px = project(c.double.oval_points(w), R, t, c.K)
@@ -236,8 +235,8 @@ def frame_qc(c: FrameComp, f: int, p: Prepared) -> FrameQC:
     return qc
 
 
-def composite_frame(c: FrameComp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray,
-                    drawn: Drawn | None = None) -> tuple[np.ndarray, FrameQC, np.ndarray]:
+def composite_frame(c: FrameComp, f: int, rgb: np.ndarray, face_lm: np.ndarray, hands: np.ndarray
+                    ) -> tuple[np.ndarray, FrameQC, np.ndarray]:
     """One frame (track index f), the three stages in a row: (output rgb uint8, QC, blend mask of the box)."""
-    p = prepare_frame(c, f, rgb, face_lm, hands, drawn)
+    p = prepare_frame(c, f, rgb, face_lm, hands)
     return finish_frame(c, f, rgb, p, match_colour(c, p))
