@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
-from doppel.doubles import build_default_rig, check_preview_size, parse_assignments
+from doppel.doubles import build_default_rig, check_preview_size, flame_embedding_for, parse_assignments
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
 
@@ -38,6 +38,8 @@ def rig(
 ) -> None:
     """Build the rig of a double (seeded default shape, --phenotype, or a `doppel fit` result from --fit) and
     write OUT/rig.npz, manifest.json, preview.png."""
+    import shutil
+
     from core.meshio import write_png
     from core.stage_folders import check_stage_out, staged_stage_dir
     from rigging.preview import render_preview
@@ -68,10 +70,12 @@ def rig(
                 _copy_texture(texture, rig_obj, tmp)
                 extra["albedo"] = "albedo.png"
             elif fit_dir is not None and (fit_dir / "albedo.png").is_file():   # a scan fit's colour (model UVs)
-                import shutil
-
                 shutil.copyfile(fit_dir / "albedo.png", tmp / "albedo.png")
                 extra["albedo"] = "albedo.png"
+            embedding = flame_embedding_for(model, inputs)     # a FLAME rig keeps the face landmarks it tracks with
+            if embedding is not None:
+                shutil.copyfile(embedding, tmp / embedding.name)
+                extra["face_landmarks"] = embedding.name
             write_png(tmp / "preview.png", render_preview(rig_obj, size=preview_size))
             disclose(tmp / "preview.png")    # watermark + C2PA before the manifest hashes it
             bar.update(task, description="rig: saving", completed=2)

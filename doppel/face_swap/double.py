@@ -1,9 +1,10 @@
 """The double's head as face replacement uses it: its face landmarks (the tracking basis), the head's mesh
 with its albedo and expression blendshapes, and a renderer of the head in a plate camera.
 
-Loaded from a rig folder (`doppel rig`): the landmarks are the MediaPipe face-mesh points placed on the
-rig's bind mesh by the calibrated landmark regressor (Anny topology), the expressions are the rig's ARKit
-blendshapes in `EXPRESSIONS`, and the head is every vertex skinned mostly to the head joint's subtree.
+Loaded from a rig folder (`doppel rig`): the landmarks and expressions are `face_basis`'s (an Anny or a FLAME
+double), the head is every vertex skinned mostly to the head joint's subtree (FLAME: the neck's), and the face's
+outline, which the matte follows, is the landmarks' own when the double has them, else carried over from the face
+template onto the head's surface (`reconstruction.fitting.face_template`).
 """
 
 from __future__ import annotations
@@ -14,18 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from doppel.face_swap.face_basis import expression_deltas, face_basis
 from doppel.face_swap.neural_head import NeuralHead, is_model_dir, load_neural_head
 from reconstruction.head_tracking import FaceBasis
 
 log = logging.getLogger(__name__)
 
-# The blendshapes the tracker solves for: the ones MediaPipe's landmarks can see (jaw, lips, lids, brows).
-EXPRESSIONS = ("jawOpen", "mouthClose", "mouthSmileLeft", "mouthSmileRight", "mouthFunnel", "mouthPucker",
-               "mouthStretchLeft", "mouthStretchRight", "mouthLowerDownLeft", "mouthLowerDownRight",
-               "mouthUpperUpLeft", "mouthUpperUpRight", "eyeBlinkLeft", "eyeBlinkRight", "browInnerUp",
-               "browDownLeft", "browDownRight")
-HEAD_JOINT = "head"
-IRIS_IDS = range(468, 478)   # irises follow the gaze, not the head: left out of the tracking basis
+HEAD_JOINTS = ("head", "neck")   # the joint whose subtree is the head: the first the rig has (FLAME: neck)
+OUTLINE_SNAP_WARN_M = 0.01        # template outline points further than this from the head's surface: warned
 
 
 def face_oval_ids() -> np.ndarray:
@@ -39,9 +36,9 @@ def face_oval_ids() -> np.ndarray:
 class FaceDouble:
     """basis: landmarks for tracking; head_vertices (Vh,) rig vertex ids of the head; head_faces (Fh, 3) into
     head_vertices; head_bind (Vh, 3) metres; head_deltas (E, Vh, 3) metres per expression of basis.names;
-    uvs (T, 2), face_uvs (Fh, 3) or None; albedo (Ht, Wt, 3) float sRGB or None; oval_points (O, 3) the face
-    outline's landmarks (neutral) for the face mask; source: the rig folder; neural: the trained neural double
-    that draws the head instead of the textured rig, or None."""
+    uvs (T, 2), face_uvs (Fh, 3) or None; albedo (Ht, Wt, 3) float sRGB or None; outline: the face outline's
+    points (MediaPipe's face oval) and their expression deltas, for the face mask; source: the rig folder;
+    neural: the trained neural double that draws the head instead of the textured rig, or None."""
 
     basis: FaceBasis
     head_vertices: np.ndarray
@@ -51,7 +48,7 @@ class FaceDouble:
     uvs: np.ndarray | None
     face_uvs: np.ndarray | None
     albedo: np.ndarray | None
-    oval_ids: np.ndarray
+    outline: FaceBasis
     source: Path
     neural: NeuralHead | None = None
 
@@ -70,9 +67,7 @@ class FaceDouble:
 
     def oval_points(self, weights: np.ndarray) -> np.ndarray:
         """(O, 3) face-outline landmarks for expression weights (E,)."""
-        pos = {int(i): r for r, i in enumerate(self.basis.ids)}
-        rows = [pos[int(i)] for i in self.oval_ids if int(i) in pos]
-        return self.basis.points(weights)[rows]
+        return self.outline.points(weights)
 
 
 def _subtree(parents: np.ndarray, root: int) -> np.ndarray:
@@ -84,16 +79,20 @@ def _subtree(parents: np.ndarray, root: int) -> np.ndarray:
     return keep
 
 
+def subtree_weight(rig, joint: str) -> np.ndarray:
+    """(V,) each vertex's skin weight on ``joint`` and the joints below it."""
+    sub = _subtree(rig.parents, rig.joint_index(joint))
+    return (rig.skin_weights * sub[rig.skin_indices]).sum(1)
+
+
 def _head_region(rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(vertex ids, faces re-indexed, their face_uvs or None) of the head: vertices whose skin weight on the
-    head joint's subtree is over 0.5."""
-    try:
-        head = rig.joint_index(HEAD_JOINT)
-    except KeyError:
-        raise ValueError(f"the double's rig has no {HEAD_JOINT!r} joint: it has no face region to replace") from None
-    sub = _subtree(rig.parents, head)
-    w_head = (rig.skin_weights * sub[rig.skin_indices]).sum(1)
-    inside = w_head > 0.5
+    head joint's subtree (`HEAD_JOINTS`) is over 0.5."""
+    joint = next((n for n in HEAD_JOINTS if n in rig.joint_names), None)
+    if joint is None:
+        raise ValueError(f"the double's rig has no head joint ({' or '.join(HEAD_JOINTS)}): it has no face region "
+                         "to replace")
+    inside = subtree_weight(rig, joint) > 0.5
     faces = rig.faces[inside[rig.faces].all(1)]
     verts = np.flatnonzero(inside)
     remap = np.full(len(rig.vertices), -1, np.int64)
@@ -102,24 +101,24 @@ def _head_region(rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return verts, remap[faces], None if rig.face_uvs is None else np.asarray(rig.face_uvs)[keep]
 
 
-def face_basis(rig, regressor=None) -> FaceBasis:
-    """The rig's face landmarks (MediaPipe ids, irises excluded) and their expression deltas (`EXPRESSIONS`
-    the rig has). ValueError when the regressor was made for another topology (no face region)."""
-    from reconstruction.fitting.landmark_regressor import DEFAULT_PATH, SET_OFFSETS, LandmarkRegressor
+def face_outline(basis: FaceBasis, head_bind: np.ndarray, head_faces: np.ndarray, head_deltas: np.ndarray,
+                 source: Path | str = "double") -> FaceBasis:
+    """The face outline's points (MediaPipe's face oval, ids (O,)) and their expression deltas: the basis's own
+    rows when it has them all, else the face template's outline aligned to the basis and moved onto the head's
+    surface (head_bind (Vh, 3), head_faces (Fh, 3), head_deltas (E, Vh, 3) as in FaceDouble)."""
+    from reconstruction.fitting.face_template import place_missing_points
 
-    reg = regressor or LandmarkRegressor.load(DEFAULT_PATH)
-    if reg.num_vertices != rig.num_vertices:
-        raise ValueError(f"the double's rig has {rig.num_vertices} vertices but the face landmark regressor was "
-                         f"made for {reg.num_vertices} (Anny): no face region known for this double")
-    off = SET_OFFSETS["face"]
-    ids = np.array([int(i) - off for i in reg.ids if off <= int(i) < off + 478 and int(i) - off not in IRIS_IDS])
-    rows = reg.rows(ids + off)
-    neutral = np.einsum("lk,lkc->lc", reg.weight[rows], rig.vertices[reg.index[rows]])
-    names = tuple(n for n in EXPRESSIONS if n in rig.blendshape_names)
-    deltas = np.stack([np.einsum("lk,lkc->lc", reg.weight[rows],
-                                 rig.blendshape_deltas[rig.blendshape_names.index(n)][reg.index[rows]])
-                       for n in names]) if names else np.zeros((0, len(ids), 3))
-    return FaceBasis(ids, neutral.astype(np.float64), deltas.astype(np.float64), names)
+    oval = face_oval_ids()
+    pos = {int(i): r for r, i in enumerate(basis.ids)}
+    if all(int(i) in pos for i in oval):
+        rows = [pos[int(i)] for i in oval]
+        return FaceBasis(oval, basis.neutral[rows], basis.deltas[:, rows], basis.names)
+    on = place_missing_points(basis.ids, basis.neutral, oval, head_bind, head_faces)
+    far = float(np.median(on.distance))
+    (log.warning if far > OUTLINE_SNAP_WARN_M else log.info)(
+        "%s: the face outline placed from the face template (its points moved %.1f mm onto the head, median)",
+        source, far * 1000)
+    return FaceBasis(oval, on.on(head_bind, head_faces), on.on(head_deltas, head_faces), basis.names)
 
 
 def load_face_double(double_dir: str | Path, work_dir: Path, albedo_size: int = 1024,
@@ -146,16 +145,16 @@ def load_face_double(double_dir: str | Path, work_dir: Path, albedo_size: int = 
     else:
         rig_dir = double_dir
     rig = Rig.load(rig_dir)
-    basis = face_basis(rig)
+    expressions = expression_deltas(rig)
+    basis = face_basis(rig, rig_dir, expressions=expressions)
     neural = load_neural_head(double_dir, rig) if double_dir != rig_dir else None
     verts, faces, face_uvs = _head_region(rig)
-    names = list(basis.names)
-    deltas = np.stack([rig.blendshape_deltas[rig.blendshape_names.index(n)][verts] for n in names]) if names \
-        else np.zeros((0, len(verts), 3), np.float32)
+    deltas = expressions[1][:, verts]
+    head_bind = rig.vertices[verts].astype(np.float64)
     tex_path = albedo_for_rig(rig, rig_dir, work_dir, size=albedo_size, seed=int(rig.metadata.get("seed", 0) or 0))
     albedo = None
     if tex_path is not None:
         with Image.open(tex_path) as im:
             albedo = np.asarray(im.convert("RGB"), np.float32) / 255.0
-    return FaceDouble(basis, verts, faces, rig.vertices[verts].astype(np.float64), deltas.astype(np.float64),
-                      rig.uvs, face_uvs, albedo, face_oval_ids(), rig_dir, neural)
+    return FaceDouble(basis, verts, faces, head_bind, deltas, rig.uvs, face_uvs, albedo,
+                      face_outline(basis, head_bind, faces, deltas, rig_dir), rig_dir, neural)

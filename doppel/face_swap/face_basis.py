@@ -1,0 +1,139 @@
+"""The double's face as the tracker sees it: MediaPipe face-mesh landmarks on the rig and the expressions that
+move them, for each kind of double.
+
+- **Anny** rigs: the landmarks are placed by the calibrated landmark regressor (each a convex combination of
+  rig vertices), the expressions are the rig's ARKit blendshapes in `EXPRESSIONS`.
+- **FLAME** rigs (`doppel rig --model flame`, or `--fit` of a FLAME fit): the landmarks are FLAME's own MediaPipe
+  embedding (105 points on FLAME triangles; ``mediapipe_landmark_embedding.npz`` in the rig folder or in
+  $DOPPEL_MODELS_DIR/flame/, as the fitter finds it), the expressions are FLAME's leading expression components,
+  each split into two one-sided shapes (``expression_000+`` / ``expression_000-``: the tracker's weights are in
+  [0, 1]; weight 1 is a coefficient of +-`COMPONENT_SCALE`), and the jaw, a joint in FLAME, becomes a
+  ``jawOpen`` shape: the rig skinned with the jaw turned by `JAW_OPEN_RAD`, less the bind mesh (linear in the
+  weight; the arc and its chord differ by ~2.5 mm at half-open for a 10 cm jaw).
+
+Every landmark is a weighted sum of rig vertices, so one set of expression deltas over the rig's vertices moves
+the head and its landmarks alike.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from reconstruction.head_tracking import FaceBasis
+
+# The blendshapes the tracker solves for: the ones MediaPipe's landmarks can see (jaw, lips, lids, brows).
+EXPRESSIONS = ("jawOpen", "mouthClose", "mouthSmileLeft", "mouthSmileRight", "mouthFunnel", "mouthPucker",
+               "mouthStretchLeft", "mouthStretchRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+               "mouthUpperUpLeft", "mouthUpperUpRight", "eyeBlinkLeft", "eyeBlinkRight", "browInnerUp",
+               "browDownLeft", "browDownRight")
+IRIS_IDS = range(468, 478)   # irises follow the gaze, not the head: left out of the tracking basis
+COMPONENTS = 10              # a FLAME double's leading expression components the tracker solves for
+COMPONENT_SCALE = 3.0        # weight 1 of a one-sided component shape = a coefficient of 3 (FLAME's are ~N(0, 1))
+JAW_OPEN_RAD = 0.45          # weight 1 of the jawOpen made from a jaw joint: the jaw turned 26 degrees (wide open)
+_COMPONENT = re.compile(r"expression_\d+$")
+
+
+def face_basis(rig, rig_dir: str | Path | None = None, regressor=None,
+               expressions: tuple[tuple[str, ...], np.ndarray] | None = None) -> FaceBasis:
+    """The rig's face landmarks (MediaPipe ids, irises excluded) and their expression deltas (see the module).
+    rig_dir: the rig's folder (where a FLAME rig's embedding may be); expressions: `expression_deltas(rig)` when
+    the caller has it. ValueError (one line) when no face landmarks are known for the rig."""
+    ids, index, weight = landmark_weights(rig, rig_dir, regressor)
+    names, deltas = expressions if expressions is not None else expression_deltas(rig)
+    neutral = np.einsum("lk,lkc->lc", weight, np.asarray(rig.vertices, np.float64)[index])
+    moved = np.einsum("lk,elkc->elc", weight, deltas[:, index]) if len(names) else np.zeros((0, len(ids), 3))
+    return FaceBasis(ids, neutral, moved, names)
+
+
+def landmark_weights(rig, rig_dir: str | Path | None = None, regressor=None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids (L,) MediaPipe face-mesh ids without the irises, index (L, K) rig vertices, weight (L, K)): each
+    landmark as a weighted sum of rig vertices. Anny's topology: the calibrated regressor; a FLAME rig: FLAME's
+    MediaPipe embedding (barycentric on its triangles)."""
+    from reconstruction.fitting.landmark_regressor import DEFAULT_PATH, SET_OFFSETS, LandmarkRegressor
+
+    off = SET_OFFSETS["face"]
+    reg = regressor or LandmarkRegressor.load(DEFAULT_PATH)
+    if reg.num_vertices == rig.num_vertices:
+        ids = np.array([int(i) - off for i in reg.ids if off <= int(i) < off + 478 and int(i) - off not in IRIS_IDS])
+        rows = reg.rows(ids + off)
+        return ids, np.asarray(reg.index[rows], np.int64), np.asarray(reg.weight[rows], np.float64)
+    model = rig_model(rig)
+    if model != "flame":
+        raise ValueError(f"no face landmarks known for this double ({model or 'unknown model'}, "
+                         f"{rig.num_vertices} vertices): face replacement takes Anny and FLAME doubles")
+    spec = flame_embedding(rig, rig_dir)
+    ids = np.asarray(spec.ids, np.int64) - off
+    keep = ~np.isin(ids, list(IRIS_IDS))
+    return ids[keep], np.asarray(spec.reg_index, np.int64)[keep], np.asarray(spec.reg_weight, np.float64)[keep]
+
+
+def rig_model(rig) -> str | None:
+    """The body model the rig was built from ('anny', 'smplx', 'flame'), as its metadata records it (a saved
+    rig's: `doppel rig`'s parameters; a rig just built: its source)."""
+    meta = rig.metadata or {}
+    src = meta.get("source")
+    return meta.get("model") or (src.get("model") if isinstance(src, dict) else None)
+
+
+def flame_embedding(rig, rig_dir: str | Path | None):
+    """FLAME's MediaPipe embedding for a FLAME rig (`reconstruction.fitting.landmarks.flame_face_spec`), looked
+    for in rig_dir, then $DOPPEL_MODELS_DIR/flame/. FileNotFoundError saying where and how to get it."""
+    from reconstruction.fitting.landmarks import FLAME_EMBEDDING_FILE, flame_face_spec
+
+    places = [Path(rig_dir)] if rig_dir is not None else []
+    if os.environ.get("DOPPEL_MODELS_DIR"):
+        places.append(Path(os.environ["DOPPEL_MODELS_DIR"]) / "flame")
+    found = next((p / FLAME_EMBEDDING_FILE for p in places if (p / FLAME_EMBEDDING_FILE).is_file()), None)
+    if found is None:
+        where = " or ".join(str(p) for p in places) or "the rig folder or $DOPPEL_MODELS_DIR/flame/"
+        raise FileNotFoundError(f"a FLAME double needs FLAME's MediaPipe landmark embedding: put "
+                                f"{FLAME_EMBEDDING_FILE} (https://flame.is.tue.mpg.de, Downloads) in {where}")
+    return flame_face_spec(SimpleNamespace(faces=rig.faces), found)
+
+
+def expression_deltas(rig) -> tuple[tuple[str, ...], np.ndarray]:
+    """(names (E,), deltas (E, V, 3) float64 metres per unit weight over every rig vertex) of the expressions the
+    tracker solves for: the rig's `EXPRESSIONS`, else its first `COMPONENTS` signed components split in two
+    one-sided shapes; plus a ``jawOpen`` from the jaw joint when the rig has a 'jaw' joint and no such shape."""
+    names: list[str] = []
+    deltas: list[np.ndarray] = []
+    shapes = list(rig.blendshape_names)
+    for n in EXPRESSIONS:
+        if n in shapes:
+            names.append(n)
+            deltas.append(np.asarray(rig.blendshape_deltas[shapes.index(n)], np.float64))
+    if not names:
+        for n in [s for s in shapes if _COMPONENT.match(s)][:COMPONENTS]:
+            d = np.asarray(rig.blendshape_deltas[shapes.index(n)], np.float64) * COMPONENT_SCALE
+            names += [f"{n}+", f"{n}-"]
+            deltas += [d, -d]
+    if "jawOpen" not in names and "jaw" in rig.joint_names:
+        names.insert(0, "jawOpen")
+        deltas.insert(0, jaw_open_delta(rig))
+    if not names:
+        return (), np.zeros((0, rig.num_vertices, 3))
+    return tuple(names), np.stack(deltas)
+
+
+def jaw_open_delta(rig, angle: float = JAW_OPEN_RAD) -> np.ndarray:
+    """(V, 3) float64: the rig skinned with its 'jaw' joint turned by ``angle`` radians about the left-right axis
+    (+X), opening (the jaw's vertices go down on average), less the rig at rest."""
+    j = rig.joint_index("jaw")
+    axis = np.asarray(rig.bind_matrices, np.float64)[j, :3, :3].T @ np.array([1.0, 0.0, 0.0])
+    rest = rig.pose(np.zeros((rig.num_joints, 3), np.float32))[0].numpy().astype(np.float64)
+    best = None
+    for sign in (1.0, -1.0):
+        rot = np.zeros((rig.num_joints, 3), np.float32)
+        rot[j] = sign * angle * axis
+        d = rig.pose(rot)[0].numpy().astype(np.float64) - rest
+        size = np.linalg.norm(d, axis=1)
+        down = float((d[:, 1] * size).sum())          # the moving vertices' mean vertical move, weighted by size
+        if best is None or down < best[0]:
+            best = (down, d)
+    return best[1]

@@ -1,0 +1,139 @@
+"""Face replacement with a FLAME double: FLAME's MediaPipe embedding for the landmarks, its expression components
+and jaw joint for the expressions, the face outline carried over from the face template. The FLAME-format file is
+made from an Anny double's head (`doppel.synthetic_flame`): no licensed file."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.cli_runner import run_cli
+
+
+@pytest.fixture(scope="module")
+def anny_rig():
+    from doppel.doubles import build_default_rig
+
+    return build_default_rig("anny", seed=3)[0]
+
+
+@pytest.fixture(scope="module")
+def flame_dir(anny_rig, tmp_path_factory):
+    from doppel.synthetic_flame import write_flame_head
+
+    return write_flame_head(anny_rig, tmp_path_factory.mktemp("flame")).parent
+
+
+@pytest.fixture(scope="module")
+def flame_rig(flame_dir):
+    from doppel.doubles import build_default_rig
+
+    return build_default_rig("flame", seed=0, model_file=flame_dir)[0]
+
+
+def _astronaut(size=256):
+    import skimage.data
+
+    return cv2.resize(skimage.data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def test_the_jaw_hinge_is_found_from_a_turn_about_it():
+    from doppel.synthetic_flame import jaw_hinge
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(0, 0.05, (200, 3)) + [0, 0.6, 0.1]
+    c = np.array([0.0, 0.62, 0.06])
+    theta = rng.uniform(0, 0.3, 200)                        # each vertex turned its own amount about x through c
+    r = v - c
+    d = np.stack([np.zeros(200), r[:, 1] * (np.cos(theta) - 1) - r[:, 2] * np.sin(theta),
+                  r[:, 1] * np.sin(theta) + r[:, 2] * (np.cos(theta) - 1)], 1)
+    assert np.allclose(jaw_hinge(v, d), c[1:], atol=1e-9)   # each moved its own angle: the hinge exactly
+    assert not np.allclose(jaw_hinge(v + 0.01, d + 0.01), c[1:], atol=1e-3)    # not a turn about c: another
+
+
+def test_a_flame_rig_has_the_embedding_landmarks_components_and_a_jaw(flame_rig, flame_dir, anny_rig):
+    from doppel.face_swap.face_basis import COMPONENT_SCALE, expression_deltas, face_basis
+    from reconstruction.fitting.landmarks import FLAME_EMBEDDING_FILE
+
+    names, deltas = expression_deltas(flame_rig)
+    assert names[0] == "jawOpen" and names[1:3] == ("expression_000+", "expression_000-") and len(names) == 21
+    assert np.allclose(deltas[1], flame_rig.blendshape_deltas[0] * COMPONENT_SCALE)
+    assert np.allclose(deltas[2], -deltas[1])
+    jaw = deltas[0]
+    moving = np.linalg.norm(jaw, axis=1) > 0.002
+    assert jaw[moving, 1].mean() < 0                         # the jaw opens downwards
+    assert np.linalg.norm(jaw, axis=1).max() > 0.01           # by centimetres at weight 1 (26 degrees)
+
+    basis = face_basis(flame_rig, flame_dir)
+    emb = np.load(flame_dir / FLAME_EMBEDDING_FILE)
+    assert sorted(basis.ids) == sorted(emb["landmark_indices"]) and not np.isin(basis.ids, np.arange(468, 478)).any()
+    k = list(emb["landmark_indices"]).index(basis.ids[0])
+    tri = flame_rig.faces[emb["lmk_face_idx"][k]]
+    assert np.allclose(basis.neutral[0], emb["lmk_b_coords"][k] @ flame_rig.vertices[tri], atol=1e-6)
+    # the embedding was made from the Anny double's landmarks: the FLAME basis sits on them (within 6 mm)
+    anny = face_basis(anny_rig)
+    pos = {int(i): r for r, i in enumerate(anny.ids)}
+    gap = np.linalg.norm(basis.neutral - anny.neutral[[pos[int(i)] for i in basis.ids]], axis=1)
+    assert gap.max() < 0.006, gap.max()
+
+
+def test_the_outline_a_flame_double_lacks_is_carried_from_the_template(flame_rig, flame_dir, anny_rig, tmp_path):
+    """FLAME's embedding has no face outline: the matte's outline comes from the face template, aligned to the
+    landmarks the double has and moved onto its head; on this head it lands within millimetres of where the Anny
+    regressor puts the same outline points."""
+    from doppel.face_swap.double import load_face_double
+    from doppel.face_swap.face_basis import face_basis
+
+    rig_dir = tmp_path / "rig"
+    flame_rig.save(rig_dir, params={"model": "flame"})
+    with pytest.raises(FileNotFoundError, match="mediapipe_landmark_embedding.npz"):
+        load_face_double(rig_dir, tmp_path)
+    (rig_dir / "mediapipe_landmark_embedding.npz").write_bytes((flame_dir / "mediapipe_landmark_embedding.npz")
+                                                               .read_bytes())
+    double = load_face_double(rig_dir, tmp_path)
+    anny = face_basis(anny_rig)
+    pos = {int(i): r for r, i in enumerate(anny.ids)}
+    gap = np.linalg.norm(double.outline.neutral - anny.neutral[[pos[int(i)] for i in double.outline.ids]], axis=1)
+    print(f"outline from the template vs the regressor's: median {np.median(gap) * 1000:.1f} mm, "
+          f"max {gap.max() * 1000:.1f} mm")
+    assert len(double.outline.ids) == 36 and np.median(gap) < 0.004 and gap.max() < 0.008
+    w = np.zeros(len(double.basis.names))
+    w[0] = 1.0                                                # jaw open: the chin's outline points go down
+    chin = double.outline.ids == 152
+    assert (double.oval_points(w) - double.oval_points(w * 0))[chin, 1] < -0.005
+
+
+def test_a_double_without_known_face_landmarks_is_refused(tmp_path):
+    from doppel.face_swap.face_basis import face_basis
+    from reconstruction.body_models import SMPLXModel
+    from rigging import Rig
+    from tests.reconstruction.synthetic_models import write_smplx_npz
+
+    rig = Rig.from_body_model(SMPLXModel(write_smplx_npz(tmp_path / "SMPLX_NEUTRAL.npz")))
+    with pytest.raises(ValueError, match="no face landmarks known for this double.*Anny and FLAME"):
+        face_basis(rig)
+
+
+def test_doppel_rig_keeps_the_embedding_and_doppel_swap_puts_the_flame_double_in(tmp_path, capsys, flame_dir):
+    rig_dir = tmp_path / "rig"
+    code, _, err = run_cli(capsys, "rig", "--model", "flame", "--model-file", flame_dir, "--out", rig_dir)
+    assert code == 0, err
+    assert (rig_dir / "mediapipe_landmark_embedding.npz").is_file()
+    man = json.loads((rig_dir / "manifest.json").read_text())
+    assert "face_landmarks" in man["outputs"]
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "swapped.png"
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", out, "--blend", "feather")
+    assert code == 0, err
+    tracks = np.load(tmp_path / "swapped_swap" / "tracks.npz")
+    assert tracks["valid"].tolist() == [True]
+    assert list(tracks["expression_names"][:3]) == ["jawOpen", "expression_000+", "expression_000-"]
+    assert tracks["fit_error_iod"][0] < 0.05 and tracks["error_iod"][0] < 0.12
+    before, after = _astronaut().astype(float), cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(float)
+    from neural_render.face_composite import polygon_mask
+
+    face = polygon_mask((256, 256), tracks["landmarks"][0])
+    diff = np.abs(before - after).mean(-1)
+    assert diff[face].mean() > 8 and diff[~face].mean() < 3
