@@ -10,7 +10,8 @@ difference over time of output - plate landmarks, / inter-ocular distance), colo
 truth's face mask, MediaPipe landmarks of the output vs of the ground truth (mean / inter-ocular distance), jitter,
 colour difference just inside the face mask's edge (CIEDE2000 vs the ground truth), per |yaw| bin; rows for the
 3D route, the 2D baseline, an *ideal tracker* (the 3D route fed the performer's exact landmarks, when the plate
-records them: what any swap that follows the performer's face reaches) and the floor (the ground truth re-encoded).
+records them: what any swap that follows the performer's face reaches) and the floor (the ground truth re-encoded);
+`--flame`: also the 3D route with a FLAME-format copy of the double's head (`doppel.synthetic_flame`).
 --speed: frames per second of `swap_plate` at 1280x720 and 1920x1080 (the head drawn where `--device auto` puts
 it; `--option device=cpu` or `device=cuda` to choose: the GPU figure when a GPU is lent); `--workers 1,2 --rounds
 3`: those thread counts (`SwapConfig.workers`) compared in the same run, alternating; `--grain 3`: noisy plates.
@@ -190,26 +191,44 @@ def placement(placed, ann, ids):
 
 
 def track_landmarks(double, tracks_npz):
-    """(F, L, 2) px: the double's face landmarks as the 3D route rendered them (its tracks.npz), NaN where no face."""
+    """(F, 478, 2) px: the double's face landmarks as the 3D route rendered them (its tracks.npz; rows: MediaPipe
+    ids), NaN where no face and at ids the double has no landmark for."""
     import numpy as np
 
     from doppel.face_swap.render_head import project
 
     t = np.load(tracks_npz)
-    out = np.full((len(t["valid"]), len(double.basis.ids), 2), np.nan)
+    out = np.full((len(t["valid"]), 478, 2), np.nan)
     for f in np.flatnonzero(t["valid"]):
-        out[f] = project(double.basis.points(t["expression"][f]), t["rotation"][f], t["translation"][f], t["K"])
+        out[f, double.basis.ids] = project(double.basis.points(t["expression"][f]), t["rotation"][f],
+                                           t["translation"][f], t["K"])
     return out
 
 
+def flame_format_double(rig, work: Path):
+    """The FaceDouble of a FLAME-format copy of ``rig``'s head (`doppel.synthetic_flame`), rigged as `doppel rig
+    --model flame` rigs it."""
+    from doppel.doubles import build_default_rig, flame_embedding_for
+    from doppel.face_swap.double import load_face_double
+    from doppel.synthetic_flame import write_flame_head
+
+    model_file = write_flame_head(rig, work / "flame_model")
+    r, params, inputs = build_default_rig("flame", seed=0, model_file=model_file)
+    rig_dir = r.save(work / "gt_double_flame", params=params)
+    emb = flame_embedding_for("flame", inputs)
+    (rig_dir / emb.name).write_bytes(emb.read_bytes())
+    return load_face_double(rig_dir, work)
+
+
 def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, ...] = ("lab",),
-                 blend: str = "poisson", options: dict | None = None) -> dict:
+                 blend: str = "poisson", options: dict | None = None, flame: bool = False) -> dict:
     """Both routes on a `doppel capture plate` folder, scored against its ground truth, per |yaw| bin, and the
     measure's floor: the ground-truth frames themselves through the same H.264 encoding as the outputs (what
     MediaPipe's landmark error and jitter read on an image that is the ground truth to the eye). Seam:
     `seam_difference` at each route's own blend-mask edge, where the plate is continuous (the issue's "inside vs
     outside the mask edge"); "dE vs GT": output vs ground truth in the 6 px band inside the ground truth's face
-    mask (colour fidelity, not seam visibility)."""
+    mask (colour fidelity, not seam visibility). flame: also the 3D route with a FLAME-format copy of the double's
+    head (`flame_format_double`); every route's placement is then scored on the landmarks both doubles have."""
     import json
 
     import cv2
@@ -244,18 +263,22 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
     ideal = ann["performer_landmarks2d"] if "performer_landmarks2d" in ann.files else None
     if ideal is None:
         print(f"{plate_dir}: no performer_landmarks2d in annotations.npz (an older plate): no ideal-tracker row")
-    for colour, given in [*((c, None) for c in colours), *([(colours[0], ideal)] if ideal is not None else [])]:
+    runs = [("3D", double, c, None) for c in colours] + ([("3D", double, colours[0], ideal)] if ideal is not None
+                                                           else [])
+    if flame:
+        runs.append(("3D FLAME-fmt", flame_format_double(r, work), colours[0], None))
+    for label, dbl, colour, given in runs:
         t = time.perf_counter()
-        out_path = work / f"gt_3d_{colour}{'' if given is None else '_ideal'}.mp4"
-        swap_plate(plate, double, out_path, force=True, landmarks=given, cfg=SwapConfig(**{
+        out_path = work / f"gt_{label.replace(' ', '_')}_{colour}{'' if given is None else '_ideal'}.mp4"
+        swap_plate(plate, dbl, out_path, force=True, landmarks=given, cfg=SwapConfig(**{
             "focal_px": float(cams["frames"][0]["K"][0][0]), "colour": colour, "blend": blend, "matte": True,
             **(options or {})}))
         t3 = time.perf_counter() - t
         out3 = [f for _, f in iter_plate_frames(probe_plate(out_path))]
         mattes = [cv2.imread(str(m), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
                   for m in sorted((side_folder(out_path) / "matte").glob("*.png"))]
-        routes.append((f"3D {colour}" if given is None else "ideal tracker", out3, mattes, len(out3) / t3,
-                       track_landmarks(double, side_folder(out_path) / "tracks.npz")))
+        routes.append((f"{label} {colour}" if given is None else "ideal tracker", out3, mattes, len(out3) / t3,
+                       track_landmarks(dbl, side_folder(out_path) / "tracks.npz")))
     ref_plate = landmarks_of(plate_frames)
     face = frontal_face(double)
     two = [swap_frame_2d(face, p, ref_plate[i], with_mask=True) if np.isfinite(ref_plate[i]).all()
@@ -264,15 +287,15 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
     gt_lm = landmarks_of(gt)
     yaw = np.abs(ann["head_ypr_deg"][:, 0])
     rows = {}
-    ids = double.basis.ids
+    ids = np.intersect1d(double.basis.ids, runs[-1][1].basis.ids)     # all of them unless a FLAME double ran
     write_video(work / "gt_reencoded.mp4", gt)      # the measure's floor: the ground truth itself, through H.264
     floor = [f for _, f in iter_plate_frames(probe_plate(work / "gt_reencoded.mp4"))]
     # the floor row's "placed" columns: MediaPipe on the ground truth against the exact landmarks, the detector's
     # own error and jitter on a true image (what the issue's measure adds to any output that is not the GT itself)
-    for route, outs, mattes, fps, placed in [*routes, ("2D baseline", out2, mattes2, float("nan"), ref_plate[:, ids]),
+    for route, outs, mattes, fps, placed in [*routes, ("2D baseline", out2, mattes2, float("nan"), ref_plate),
                                              ("floor: GT.mp4", floor, [np.zeros(m.shape, np.float32) for m in masks],
-                                              float("nan"), gt_lm[:, ids])]:
-        p_err, p_jit = placement(placed, ann, ids)
+                                              float("nan"), gt_lm)]:
+        p_err, p_jit = placement(placed[:, ids], ann, ids)
         lm = landmarks_of(outs)
         iod = np.maximum(inter_ocular(np.nan_to_num(gt_lm)), 1)
         err = np.linalg.norm(lm - gt_lm, axis=-1).mean(-1) / iod
@@ -295,10 +318,10 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
 
 
 def print_gt(rows: dict) -> None:
-    print(f"{'route':<14}{'|yaw|':>7}{'n':>4}{'PSNR':>7}{'FLIP':>7}{'lm err':>8}{'(found)':>8}{'jitter':>8}"
+    print(f"{'route':<18}{'|yaw|':>7}{'n':>4}{'PSNR':>7}{'FLIP':>7}{'lm err':>8}{'(found)':>8}{'jitter':>8}"
           f"{'seam dE':>9}{'(edge)':>8}{'dE vs GT':>10}{'placed err':>11}{'jitter':>8}")
     for (route, b), v in rows.items():
-        print(f"{route:<14}{b:>7}{v['frames']:>4}{v['psnr']:>7.2f}{v['flip']:>7.3f}{v['lm_err_iod']:>8.4f}"
+        print(f"{route:<18}{b:>7}{v['frames']:>4}{v['psnr']:>7.2f}{v['flip']:>7.3f}{v['lm_err_iod']:>8.4f}"
               f"{v['lm_found']:>8}{v['jitter_iod']:>8.4f}{v['seam_edge']:>9.2f}{v['edge_share']:>8.0%}"
               f"{v['seam_dE2000']:>10.2f}{v['place_err']:>11.4f}{v['place_jitter']:>8.4f}")
 
@@ -368,6 +391,8 @@ def main() -> None:
     ap.add_argument("--colours", default="lab,luma", help="colour modes of the 3D route on --plate-dir")
     ap.add_argument("--blend", default="poisson", help="blend of the 3D route on --plate-dir")
     ap.add_argument("--skip-stills", action="store_true", help="skip the astronaut / camera plates")
+    ap.add_argument("--flame", action="store_true", help="on --plate-dir, also the 3D route with a FLAME-format copy "
+                    "of the double's head (placement then scored on the landmarks both have)")
     ap.add_argument("--option", action="append", metavar="NAME=VALUE",
                     help="override a SwapConfig field of the 3D route (repeatable; ablations, e.g. debias=false)")
     args = ap.parse_args()
@@ -393,7 +418,8 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M')}; plates {n} frames at {size} px")
     if args.plate_dir:
         print(f"\n## synthetic plate with ground truth: {args.plate_dir}")
-        print_gt(run_gt_plate(args.plate_dir, work, args.quick, tuple(args.colours.split(",")), args.blend, options))
+        print_gt(run_gt_plate(args.plate_dir, work, args.quick, tuple(args.colours.split(",")), args.blend, options,
+                              args.flame))
     for name in () if args.skip_stills else ("astronaut", "camera"):
         frames = list(plate_from_still(_still(name, size), n, seed=0, strength=1.0))
         rows = run_plate(name, frames, double, work, options)

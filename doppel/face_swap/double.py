@@ -2,9 +2,11 @@
 with its albedo and expression blendshapes, and a renderer of the head in a plate camera.
 
 Loaded from a rig folder (`doppel rig`): the landmarks and expressions are `face_basis`'s (an Anny or a FLAME
-double), the head is every vertex skinned mostly to the head joint's subtree (FLAME: the neck's), and the face's
-outline, which the matte follows, is the landmarks' own when the double has them, else carried over from the face
-template onto the head's surface (`reconstruction.fitting.face_template`).
+double), the head is every vertex skinned mostly to the head joint's subtree (FLAME: the neck's). A double whose
+landmarks miss face-mesh points (FLAME's embedding has no face outline, which the matte follows) gets them from the
+face template, aligned and moved onto its head (`reconstruction.fitting.face_template`); the shot's identity
+offsets absorb where they differ from the performer's. A double without a texture gets a face painted from its
+landmarks (`face_paint`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from doppel.face_swap.face_basis import expression_deltas, face_basis
+from doppel.face_swap.face_paint import paint_face
 from doppel.face_swap.neural_head import NeuralHead, is_model_dir, load_neural_head
 from reconstruction.head_tracking import FaceBasis
 
 log = logging.getLogger(__name__)
 
 HEAD_JOINTS = ("head", "neck")   # the joint whose subtree is the head: the first the rig has (FLAME: neck)
-OUTLINE_SNAP_WARN_M = 0.01        # template outline points further than this from the head's surface: warned
 
 
 def face_oval_ids() -> np.ndarray:
@@ -101,24 +103,24 @@ def _head_region(rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return verts, remap[faces], None if rig.face_uvs is None else np.asarray(rig.face_uvs)[keep]
 
 
-def face_outline(basis: FaceBasis, head_bind: np.ndarray, head_faces: np.ndarray, head_deltas: np.ndarray,
-                 source: Path | str = "double") -> FaceBasis:
-    """The face outline's points (MediaPipe's face oval, ids (O,)) and their expression deltas: the basis's own
-    rows when it has them all, else the face template's outline aligned to the basis and moved onto the head's
-    surface (head_bind (Vh, 3), head_faces (Fh, 3), head_deltas (E, Vh, 3) as in FaceDouble)."""
-    from reconstruction.fitting.face_template import place_missing_points
-
-    oval = face_oval_ids()
+def face_outline(basis: FaceBasis) -> FaceBasis:
+    """The face outline's points (MediaPipe's face oval, ids (O,)) and their expression deltas: the basis's rows
+    (a basis without them all has been completed from the face template: `completed_basis`)."""
     pos = {int(i): r for r, i in enumerate(basis.ids)}
-    if all(int(i) in pos for i in oval):
-        rows = [pos[int(i)] for i in oval]
-        return FaceBasis(oval, basis.neutral[rows], basis.deltas[:, rows], basis.names)
-    on = place_missing_points(basis.ids, basis.neutral, oval, head_bind, head_faces)
-    far = float(np.median(on.distance))
-    (log.warning if far > OUTLINE_SNAP_WARN_M else log.info)(
-        "%s: the face outline placed from the face template (its points moved %.1f mm onto the head, median)",
-        source, far * 1000)
-    return FaceBasis(oval, on.on(head_bind, head_faces), on.on(head_deltas, head_faces), basis.names)
+    rows = [pos[int(i)] for i in face_oval_ids()]
+    return FaceBasis(face_oval_ids(), basis.neutral[rows], basis.deltas[:, rows], basis.names)
+
+
+def _complete(basis: FaceBasis, head_bind: np.ndarray, faces: np.ndarray, deltas: np.ndarray,
+              source: Path) -> FaceBasis:
+    """`completed_basis` on the head, logged (how far the template's points were moved onto the head)."""
+    from doppel.face_swap.face_basis import completed_basis
+
+    full = completed_basis(basis, head_bind, faces, deltas)
+    if len(full.ids) > len(basis.ids):
+        log.info("%s: %d face-mesh points the double lacks placed from the face template", source,
+                 len(full.ids) - len(basis.ids))
+    return full
 
 
 def load_face_double(double_dir: str | Path, work_dir: Path, albedo_size: int = 1024,
@@ -151,10 +153,15 @@ def load_face_double(double_dir: str | Path, work_dir: Path, albedo_size: int = 
     verts, faces, face_uvs = _head_region(rig)
     deltas = expressions[1][:, verts]
     head_bind = rig.vertices[verts].astype(np.float64)
-    tex_path = albedo_for_rig(rig, rig_dir, work_dir, size=albedo_size, seed=int(rig.metadata.get("seed", 0) or 0))
-    albedo = None
+    basis = _complete(basis, head_bind, faces, deltas, rig_dir)
+    tex_path = None if rig.uvs is None else albedo_for_rig(rig, rig_dir, work_dir, size=albedo_size,
+                                                           seed=int(rig.metadata.get("seed", 0) or 0))
+    albedo, uvs = None, rig.uvs
     if tex_path is not None:
         with Image.open(tex_path) as im:
             albedo = np.asarray(im.convert("RGB"), np.float32) / 255.0
-    return FaceDouble(basis, verts, faces, head_bind, deltas, rig.uvs, face_uvs, albedo,
-                      face_outline(basis, head_bind, faces, deltas, rig_dir), rig_dir, neural)
+    else:                                        # no texture: a face painted from its landmarks (face_paint.py)
+        uvs, face_uvs, albedo = paint_face(basis.ids, basis.neutral, head_bind, faces)
+        log.info("%s: no texture; the head's face painted from its landmarks", rig_dir)
+    return FaceDouble(basis, verts, faces, head_bind, deltas, uvs, face_uvs, albedo, face_outline(basis), rig_dir,
+                      neural)

@@ -50,6 +50,22 @@ def face_basis(rig, rig_dir: str | Path | None = None, regressor=None,
     return FaceBasis(ids, neutral, moved, names)
 
 
+def completed_basis(basis: FaceBasis, vertices: np.ndarray, faces: np.ndarray, deltas: np.ndarray) -> FaceBasis:
+    """``basis`` with the face-mesh points it lacks (irises excepted) placed from the face template onto the mesh
+    (vertices (V, 3), faces (F, 3), expression deltas (E, V, 3) of basis.names), rows sorted by MediaPipe id."""
+    from reconstruction.fitting.face_template import place_missing_points
+
+    missing = np.setdiff1d(np.arange(IRIS_IDS.start), basis.ids)
+    if not len(missing):
+        return basis
+    on = place_missing_points(basis.ids, basis.neutral, missing, vertices, faces)
+    ids = np.r_[basis.ids, missing]
+    order = np.argsort(ids, kind="stable")
+    neutral = np.r_[basis.neutral, on.on(vertices, faces)][order]
+    moved = np.concatenate([basis.deltas, on.on(deltas, faces)], axis=1)[:, order]
+    return FaceBasis(ids[order], neutral, moved, basis.names)
+
+
 def landmark_weights(rig, rig_dir: str | Path | None = None, regressor=None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids (L,) MediaPipe face-mesh ids without the irises, index (L, K) rig vertices, weight (L, K)): each

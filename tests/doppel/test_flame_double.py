@@ -78,10 +78,21 @@ def test_a_flame_rig_has_the_embedding_landmarks_components_and_a_jaw(flame_rig,
     assert gap.max() < 0.006, gap.max()
 
 
-def test_the_outline_a_flame_double_lacks_is_carried_from_the_template(flame_rig, flame_dir, anny_rig, tmp_path):
-    """FLAME's embedding has no face outline: the matte's outline comes from the face template, aligned to the
-    landmarks the double has and moved onto its head; on this head it lands within millimetres of where the Anny
-    regressor puts the same outline points."""
+@pytest.fixture(scope="module")
+def flame_double(flame_rig, flame_dir, tmp_path_factory):
+    from doppel.face_swap.double import load_face_double
+
+    rig_dir = tmp_path_factory.mktemp("flame_rig") / "rig"
+    flame_rig.save(rig_dir, params={"model": "flame"})
+    (rig_dir / "mediapipe_landmark_embedding.npz").write_bytes((flame_dir / "mediapipe_landmark_embedding.npz")
+                                                               .read_bytes())
+    return load_face_double(rig_dir, rig_dir.parent)
+
+
+def test_the_points_a_flame_double_lacks_are_carried_from_the_template(flame_rig, flame_dir, anny_rig, tmp_path):
+    """FLAME's embedding has no face outline (nor cheeks, forehead): those points come from the face template,
+    aligned to the landmarks the double has and moved onto its head; on this head the outline lands within
+    millimetres of where the Anny regressor puts the same points; the embedding's own points stay as they are."""
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.face_basis import face_basis
 
@@ -92,6 +103,10 @@ def test_the_outline_a_flame_double_lacks_is_carried_from_the_template(flame_rig
     (rig_dir / "mediapipe_landmark_embedding.npz").write_bytes((flame_dir / "mediapipe_landmark_embedding.npz")
                                                                .read_bytes())
     double = load_face_double(rig_dir, tmp_path)
+    assert double.basis.ids.tolist() == list(range(468))           # completed: every point but the irises
+    own = face_basis(flame_rig, rig_dir)
+    assert np.array_equal(double.basis.neutral[own.ids], own.neutral)
+    assert np.array_equal(double.basis.deltas[:, own.ids], own.deltas)
     anny = face_basis(anny_rig)
     pos = {int(i): r for r, i in enumerate(anny.ids)}
     gap = np.linalg.norm(double.outline.neutral - anny.neutral[[pos[int(i)] for i in double.outline.ids]], axis=1)
@@ -102,6 +117,49 @@ def test_the_outline_a_flame_double_lacks_is_carried_from_the_template(flame_rig
     w[0] = 1.0                                                # jaw open: the chin's outline points go down
     chin = double.outline.ids == 152
     assert (double.oval_points(w) - double.oval_points(w * 0))[chin, 1] < -0.005
+
+
+def _drawn(double, yaw_deg, size=384):
+    """The double's head drawn frontal-ish at yaw_deg over grey, and its own landmarks (478, 2) px (NaN: irises)."""
+    from scipy.spatial.transform import Rotation
+
+    from doppel.face_swap.render_head import project, render_head
+
+    K = np.array([[1.6 * size, 0, size / 2], [0, 1.6 * size, size / 2], [0, 0, 1.0]])
+    R = Rotation.from_euler("y", yaw_deg, degrees=True).as_matrix() @ np.diag([-1.0, -1.0, 1.0]) @ \
+        Rotation.from_euler("y", 180, degrees=True).as_matrix()              # facing the camera, upright
+    t = np.array([0, 0, 0.55]) - R @ double.head_bind.mean(0)
+    w = np.zeros(len(double.basis.names))
+    rgb, alpha = render_head(double, R, t, w, K, (0, 0, size, size))
+    img = (np.clip(rgb * alpha[..., None] + 0.45 * (1 - alpha[..., None]), 0, 1) * 255).astype(np.uint8)
+    lm = np.full((478, 2), np.nan)
+    lm[double.basis.ids] = project(double.basis.points(w), R, t, K)
+    return img, lm
+
+
+def test_a_double_without_a_texture_gets_a_face_mediapipe_reads(flame_double):
+    """A FLAME rig has no UVs: the head is painted from its landmarks (eyes, brows, lips). MediaPipe finds that
+    face frontal and turned, close to where the double's own landmarks are; the same head bare grey it reads
+    worse (the detector-bias pass reads MediaPipe on the drawn double)."""
+    import dataclasses
+
+    from capture.face_tracking import PlateTracker
+    from reconstruction.head_tracking import inter_ocular
+
+    assert flame_double.albedo is not None and flame_double.uvs.shape == (3 * len(flame_double.head_faces), 2)
+    bare = dataclasses.replace(flame_double, albedo=None)
+    errors = {}
+    for name, dbl in (("painted", flame_double), ("bare", bare)):
+        for yaw in (0, 35):
+            img, lm = _drawn(dbl, yaw)
+            with PlateTracker(max_faces=1, hands=False) as tracker:
+                face = tracker.process(img).face(0)
+            ok = np.isfinite(lm).all(1)
+            errors[name, yaw] = np.inf if face is None else \
+                float(np.linalg.norm(face[ok] - lm[ok], axis=1).mean() / inter_ocular(lm))
+    print({k: round(v, 4) for k, v in errors.items()})
+    assert errors["painted", 0] < 0.06 and errors["painted", 35] < 0.08, errors
+    assert errors["painted", 0] + errors["painted", 35] < errors["bare", 0] + errors["bare", 35], errors
 
 
 def test_a_double_without_known_face_landmarks_is_refused(tmp_path):
