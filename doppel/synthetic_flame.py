@@ -71,8 +71,8 @@ def _expression_components(rig, verts: np.ndarray, n: int) -> np.ndarray:
 def flame_head_arrays(rig, components: int = 10) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(model arrays as in a reduced FLAME .pkl, embedding arrays as FLAME's MediaPipe .npz) of an Anny rig's
     head (see the module). Vertices in the rig's bind frame, metres."""
-    from doppel.face_swap.double import subtree_weight
     from doppel.face_swap.face_basis import landmark_weights
+    from doppel.face_swap.head_region import subtree_weight
     from reconstruction.scan_texture import closest_on_mesh
 
     region = subtree_weight(rig, "neck01") > 0.5

@@ -19,12 +19,12 @@ import numpy as np
 
 from doppel.face_swap.face_basis import expression_deltas, face_basis
 from doppel.face_swap.face_paint import paint_face
+from doppel.face_swap.head_region import head_region
 from doppel.face_swap.neural_head import NeuralHead, is_model_dir, load_neural_head
 from reconstruction.head_tracking import FaceBasis
 
 log = logging.getLogger(__name__)
 
-HEAD_JOINTS = ("head", "neck")   # the joint whose subtree is the head: the first the rig has (FLAME: neck)
 
 
 def face_oval_ids() -> np.ndarray:
@@ -70,37 +70,6 @@ class FaceDouble:
     def oval_points(self, weights: np.ndarray) -> np.ndarray:
         """(O, 3) face-outline landmarks for expression weights (E,)."""
         return self.outline.points(weights)
-
-
-def _subtree(parents: np.ndarray, root: int) -> np.ndarray:
-    keep = np.zeros(len(parents), bool)
-    keep[root] = True
-    for j in range(len(parents)):
-        if parents[j] >= 0 and keep[parents[j]]:
-            keep[j] = True
-    return keep
-
-
-def subtree_weight(rig, joint: str) -> np.ndarray:
-    """(V,) each vertex's skin weight on ``joint`` and the joints below it."""
-    sub = _subtree(rig.parents, rig.joint_index(joint))
-    return (rig.skin_weights * sub[rig.skin_indices]).sum(1)
-
-
-def _head_region(rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(vertex ids, faces re-indexed, their face_uvs or None) of the head: vertices whose skin weight on the
-    head joint's subtree (`HEAD_JOINTS`) is over 0.5."""
-    joint = next((n for n in HEAD_JOINTS if n in rig.joint_names), None)
-    if joint is None:
-        raise ValueError(f"the double's rig has no head joint ({' or '.join(HEAD_JOINTS)}): it has no face region "
-                         "to replace")
-    inside = subtree_weight(rig, joint) > 0.5
-    faces = rig.faces[inside[rig.faces].all(1)]
-    verts = np.flatnonzero(inside)
-    remap = np.full(len(rig.vertices), -1, np.int64)
-    remap[verts] = np.arange(len(verts))
-    keep = inside[rig.faces].all(1)
-    return verts, remap[faces], None if rig.face_uvs is None else np.asarray(rig.face_uvs)[keep]
 
 
 def face_outline(basis: FaceBasis) -> FaceBasis:
@@ -150,7 +119,7 @@ def load_face_double(double_dir: str | Path, work_dir: Path, albedo_size: int = 
     expressions = expression_deltas(rig)
     basis = face_basis(rig, rig_dir, expressions=expressions)
     neural = load_neural_head(double_dir, rig) if double_dir != rig_dir else None
-    verts, faces, face_uvs = _head_region(rig)
+    verts, faces, face_uvs = head_region(rig)
     deltas = expressions[1][:, verts]
     head_bind = rig.vertices[verts].astype(np.float64)
     basis = _complete(basis, head_bind, faces, deltas, rig_dir)

@@ -3,6 +3,9 @@ move them, for each kind of double.
 
 - **Anny** rigs: the landmarks are placed by the calibrated landmark regressor (each a convex combination of
   rig vertices), the expressions are the rig's ARKit blendshapes in `EXPRESSIONS`.
+- **SMPL-X** rigs (and any rig without known face landmarks that has eye joints): MediaPipe's points 0-467 from
+  the face template, placed by the eyeball centres and fitted to the head's surface (`face_template.place_by_eyes`;
+  uncalibrated), the expressions as FLAME's below (SMPL-X's are FLAME's components, its jaw a joint too).
 - **FLAME** rigs (`doppel rig --model flame`, or `--fit` of a FLAME fit): the landmarks are FLAME's own MediaPipe
   embedding (105 points on FLAME triangles; ``mediapipe_landmark_embedding.npz`` in the rig folder or in
   $DOPPEL_MODELS_DIR/flame/, as the fitter finds it), the expressions are FLAME's leading expression components,
@@ -36,6 +39,8 @@ COMPONENTS = 10              # a FLAME double's leading expression components th
 COMPONENT_SCALE = 3.0        # weight 1 of a one-sided component shape = a coefficient of 3 (FLAME's are ~N(0, 1))
 JAW_OPEN_RAD = 0.45          # weight 1 of the jawOpen made from a jaw joint: the jaw turned 26 degrees (wide open)
 _COMPONENT = re.compile(r"expression_\d+$")
+MIN_HEAD_TRIANGLES = 100    # a head with fewer cannot carry the face template's points
+EYE_JOINTS = (("left_eye_smplhf", "right_eye_smplhf"), ("left_eye", "right_eye"), ("eye.L", "eye.R"))
 
 
 def face_basis(rig, rig_dir: str | Path | None = None, regressor=None,
@@ -81,12 +86,32 @@ def landmark_weights(rig, rig_dir: str | Path | None = None, regressor=None
         return ids, np.asarray(reg.index[rows], np.int64), np.asarray(reg.weight[rows], np.float64)
     model = rig_model(rig)
     if model != "flame":
-        raise ValueError(f"no face landmarks known for this double ({model or 'unknown model'}, "
-                         f"{rig.num_vertices} vertices): face replacement takes Anny and FLAME doubles")
+        return eye_placed_landmarks(rig, model)
     spec = flame_embedding(rig, rig_dir)
     ids = np.asarray(spec.ids, np.int64) - off
     keep = ~np.isin(ids, list(IRIS_IDS))
     return ids[keep], np.asarray(spec.reg_index, np.int64)[keep], np.asarray(spec.reg_weight, np.float64)[keep]
+
+
+def eye_placed_landmarks(rig, model: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, index (L, 3), weight (L, 3)) of MediaPipe's points 0-467 placed on a head that has none (SMPL-X) by
+    its eye joints (`face_template.place_by_eyes`), on the triangles skinned mostly to its head. ValueError when
+    the rig has no eye joints."""
+    from doppel.face_swap.head_region import head_faces
+    from reconstruction.fitting.face_template import place_by_eyes
+
+    pair = next(((a, b) for a, b in EYE_JOINTS if a in rig.joint_names and b in rig.joint_names), None)
+    if pair is None:
+        raise ValueError(f"no face landmarks known for this double ({model or 'unknown model'}, {rig.num_vertices} "
+                         f"vertices, no eye joints): face replacement takes Anny, FLAME and SMPL-X doubles")
+    joints = np.asarray(rig.bind_matrices, np.float64)[:, :3, 3]
+    faces = np.asarray(rig.faces, np.int64)
+    head = faces[head_faces(rig)]
+    if len(head) < MIN_HEAD_TRIANGLES:
+        raise ValueError(f"the double's head has {len(head)} triangles skinned to it: too few to place face "
+                         "landmarks on (no face region to replace)")
+    on = place_by_eyes(rig.vertices, head, joints[rig.joint_index(pair[0])], joints[rig.joint_index(pair[1])])
+    return np.arange(len(on.triangle)), head[on.triangle], on.bary
 
 
 def rig_model(rig) -> str | None:

@@ -4,7 +4,9 @@ Some doubles carry only part of the face mesh: FLAME's MediaPipe embedding has 1
 lips) and none of the face's outline. Face replacement needs the outline (the matte follows it), so the missing
 points are carried over from a template: the template is aligned to the points the double has (a similarity,
 Umeyama's least squares) and each missing point is moved onto the double's surface (its closest point), where it
-stays as a point on a triangle (barycentric), so that expressions move it with the skin.
+stays as a point on a triangle (barycentric), so that expressions move it with the skin. A head with no face
+landmarks at all (SMPL-X) gets the whole template from its eye joints: scaled and placed by the eyeball centres,
+then aligned to the head's surface by a similarity ICP that keeps the eyes where they are (`place_by_eyes`).
 
 The template shipped (``data/mediapipe_face_template.npz``) is the calibrated Anny regressor's face points on a
 default Anny double, metres, origin at the head joint, Doppel's axes (+Y up, facing +Z); made by
@@ -21,6 +23,9 @@ import numpy as np
 
 TEMPLATE_PATH = Path(__file__).with_name("data") / "mediapipe_face_template.npz"
 FACE_POINTS = 478
+IRIS_CENTRES = (468, 473)     # MediaPipe's iris centres (refined landmarks)
+EYEBALL_DEPTH = 0.012         # metres from an iris's centre back to its eyeball's centre (a 24 mm eyeball)
+EYE_ANCHOR_WEIGHT = 30        # how many landmark pairs each eye centre counts for in the alignment
 
 
 def make_face_template(rig, regressor=None) -> tuple[np.ndarray, dict]:
@@ -95,4 +100,32 @@ def place_missing_points(ids: np.ndarray, points: np.ndarray, want: np.ndarray, 
     s, R, t = similarity(tpl[ids], np.asarray(points, np.float64))
     mapped = s * tpl[np.asarray(want, np.int64)] @ R.T + t
     tri, bary, dist = closest_on_mesh(mapped, vertices, faces)
+    return SurfacePoints(tri, bary, dist)
+
+
+def place_by_eyes(vertices: np.ndarray, faces: np.ndarray, eye_left: np.ndarray, eye_right: np.ndarray,
+                  iterations: int = 10, template: np.ndarray | None = None) -> SurfacePoints:
+    """MediaPipe's face-mesh points 0-467 on a head (vertices (V, 3) metres, faces (F, 3); Doppel's frame: +Y up,
+    facing +Z) from its eyeball centres (3,) (the person's left eye has the larger x): the template scaled and
+    placed by its eyes (iris centres less `EYEBALL_DEPTH`), then ``iterations`` rounds of a similarity fitted to
+    the points' closest surface points (pairs over 2.5 x the median distance left out) with the eye centres held
+    (each weighs `EYE_ANCHOR_WEIGHT` pairs), then each point moved onto the surface. Uncalibrated: a calibrated
+    embedding, where the model has one, is better."""
+    from reconstruction.scan_texture import closest_on_mesh
+
+    tpl = load_face_template() if template is None else np.asarray(template, np.float64)
+    v, f = np.asarray(vertices, np.float64), np.asarray(faces, np.int64)
+    eyes_t = tpl[list(IRIS_CENTRES)] - [0.0, 0.0, EYEBALL_DEPTH]
+    eyes_t = eyes_t[np.argsort(-eyes_t[:, 0])]                          # the person's left (+x) first
+    eyes = np.stack([np.asarray(eye_left, np.float64), np.asarray(eye_right, np.float64)])
+    s = float(np.linalg.norm(eyes[0] - eyes[1]) / np.linalg.norm(eyes_t[0] - eyes_t[1]))
+    R, t = np.eye(3), eyes.mean(0) - s * eyes_t.mean(0)
+    src = tpl[:468]
+    for _ in range(iterations):
+        tri, bary, dist = closest_on_mesh(s * src @ R.T + t, v, f)
+        near = np.einsum("pk,pkc->pc", bary, v[f[tri]])
+        keep = dist <= 2.5 * np.median(dist)
+        s, R, t = similarity(np.r_[src[keep], np.repeat(eyes_t, EYE_ANCHOR_WEIGHT, 0)],
+                             np.r_[near[keep], np.repeat(eyes, EYE_ANCHOR_WEIGHT, 0)])
+    tri, bary, dist = closest_on_mesh(s * src @ R.T + t, v, f)
     return SurfacePoints(tri, bary, dist)

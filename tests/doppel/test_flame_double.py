@@ -162,15 +162,37 @@ def test_a_double_without_a_texture_gets_a_face_mediapipe_reads(flame_double):
     assert errors["painted", 0] + errors["painted", 35] < errors["bare", 0] + errors["bare", 35], errors
 
 
-def test_a_double_without_known_face_landmarks_is_refused(tmp_path):
+def test_a_head_without_face_landmarks_gets_them_from_its_eyes(flame_rig, flame_dir):
+    """A SMPL-X double has no face landmarks: MediaPipe's points come from the face template placed by its eye
+    joints (here the FLAME-format head taken as one: its placement lands within millimetres of its embedding)."""
+    import dataclasses
+
+    from doppel.face_swap.face_basis import face_basis
+
+    as_smplx = dataclasses.replace(flame_rig, metadata={"model": "smplx"})
+    placed = face_basis(as_smplx)
+    own = face_basis(flame_rig, flame_dir)
+    assert placed.ids.tolist() == list(range(468)) and placed.names == own.names
+    gap = np.linalg.norm(placed.neutral[own.ids] - own.neutral, axis=1)
+    print(f"eye-placed vs the embedding: median {np.median(gap) * 1000:.1f} mm, max {gap.max() * 1000:.1f} mm")
+    assert np.median(gap) < 0.004 and gap.max() < 0.012
+
+
+def test_a_double_without_known_face_landmarks_is_refused(tmp_path, flame_rig):
+    import dataclasses
+
     from doppel.face_swap.face_basis import face_basis
     from reconstruction.body_models import SMPLXModel
     from rigging import Rig
     from tests.reconstruction.synthetic_models import write_smplx_npz
 
-    rig = Rig.from_body_model(SMPLXModel(write_smplx_npz(tmp_path / "SMPLX_NEUTRAL.npz")))
-    with pytest.raises(ValueError, match="no face landmarks known for this double.*Anny and FLAME"):
+    rig = Rig.from_body_model(SMPLXModel(write_smplx_npz(tmp_path / "SMPLX_NEUTRAL.npz")))   # random skin weights
+    with pytest.raises(ValueError, match="too few to place face landmarks"):
         face_basis(rig)
+    blind = dataclasses.replace(flame_rig, metadata={"model": "smplx"},
+                                joint_names=["global", "neck", "jaw", "eye_a", "eye_b"])
+    with pytest.raises(ValueError, match="no face landmarks known for this double.*no eye joints"):
+        face_basis(blind)
 
 
 def test_doppel_rig_keeps_the_embedding_and_doppel_swap_puts_the_flame_double_in(tmp_path, capsys, flame_dir):

@@ -9,6 +9,7 @@ from reconstruction.fitting.face_template import (
     TEMPLATE_PATH,
     load_face_template,
     make_face_template,
+    place_by_eyes,
     place_missing_points,
     similarity,
 )
@@ -43,14 +44,15 @@ def test_missing_points_land_on_the_surface_where_the_double_has_them():
     """On another double (seed 5), the outline placed from the template from the inner face's landmarks alone lands
     within millimetres of the regressor's own outline points."""
     from doppel.doubles import build_default_rig
-    from doppel.face_swap.double import _head_region, face_oval_ids
+    from doppel.face_swap.double import face_oval_ids
     from doppel.face_swap.face_basis import face_basis
+    from doppel.face_swap.head_region import head_region
 
     rig = build_default_rig("anny", seed=5)[0]
     basis = face_basis(rig)
     oval = face_oval_ids()
     inner = ~np.isin(basis.ids, oval)
-    verts, faces, _ = _head_region(rig)
+    verts, faces, _ = head_region(rig)
     on = place_missing_points(basis.ids[inner], basis.neutral[inner], oval, rig.vertices[verts], faces)
     placed = on.on(np.asarray(rig.vertices, np.float64)[verts], faces)
     own = basis.neutral[[list(basis.ids).index(i) for i in oval]]
@@ -60,3 +62,24 @@ def test_missing_points_land_on_the_surface_where_the_double_has_them():
     with pytest.raises(ValueError, match="at least 6"):
         place_missing_points(basis.ids[:4], basis.neutral[:4], oval, rig.vertices[verts], faces)
     assert TEMPLATE_PATH.is_file()
+
+
+def test_a_head_with_only_eyes_gets_the_whole_face_near_the_calibrated_one():
+    """place_by_eyes on an Anny double (seed 5) from its eye joints alone: within millimetres of the calibrated
+    regressor's points, and nearer than the eyes' placement before the surface fit."""
+    from doppel.doubles import build_default_rig
+    from doppel.face_swap.face_basis import face_basis
+    from doppel.face_swap.head_region import head_region
+
+    rig = build_default_rig("anny", seed=5)[0]
+    basis = face_basis(rig)
+    verts, faces, _ = head_region(rig)
+    v = np.asarray(rig.vertices, np.float64)[verts]
+    eyes = [np.asarray(rig.bind_matrices)[rig.joint_index(n), :3, 3] for n in ("eye.L", "eye.R")]
+    gaps = {}
+    for rounds in (0, 10):
+        on = place_by_eyes(v, faces, *eyes, iterations=rounds)
+        gaps[rounds] = np.linalg.norm(on.on(v, faces)[basis.ids] - basis.neutral, axis=1)
+    print({k: f"median {np.median(g) * 1000:.1f} mm, p90 {np.percentile(g, 90) * 1000:.1f}" for k, g in gaps.items()})
+    assert np.median(gaps[10]) < 0.003 and np.percentile(gaps[10], 90) < 0.005
+    assert np.median(gaps[10]) < np.median(gaps[0])
