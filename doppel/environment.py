@@ -89,8 +89,12 @@ def _model_files() -> list[Check]:
     for name, sub, patterns in (("SMPL-X files", "smplx", ("SMPLX_*.npz", "SMPLX_*.pkl")),
                                 ("FLAME files", "flame", ("FLAME_*.pkl", "generic_model.pkl"))):
         found = sorted({p.name for pat in patterns for p in (base / sub).glob(pat)}) if (base / sub).is_dir() else []
-        out.append(Check(name, bool(found), False,
-                         f"{base / sub}: {', '.join(found) if found else 'no model files'}", fix))
+        detail = f"{base / sub}: {', '.join(found) if found else 'no model files'}"
+        if sub == "flame" and found:
+            has = (base / sub / "mediapipe_landmark_embedding.npz").is_file()
+            detail += ("; MediaPipe embedding found" if has else
+                       "; no mediapipe_landmark_embedding.npz (FLAME fits and `doppel swap` need it)")
+        out.append(Check(name, bool(found), False, detail, fix))
     return out
 
 

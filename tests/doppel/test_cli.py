@@ -51,6 +51,15 @@ def test_doctor_finds_model_files(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("DOPPEL_MODELS_DIR", str(tmp_path))
     code, out, _ = run_cli(capsys, "doctor")
     assert code == 0 and "SMPLX_NEUTRAL.npz" in out
+    from doppel.environment import check_environment
+
+    (tmp_path / "flame").mkdir()
+    (tmp_path / "flame" / "FLAME_NEUTRAL.pkl").write_bytes(b"")
+    row = next(c for c in check_environment() if c.name == "FLAME files")
+    assert row.ok and "no mediapipe_landmark_embedding.npz" in row.detail        # fits and swaps need it
+    (tmp_path / "flame" / "mediapipe_landmark_embedding.npz").write_bytes(b"")
+    row = next(c for c in check_environment() if c.name == "FLAME files")
+    assert row.ok and "MediaPipe embedding found" in row.detail
 
 
 def test_errors_are_one_red_line_and_debug_shows_traceback(tmp_path):
