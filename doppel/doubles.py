@@ -95,16 +95,12 @@ def flame_embedding_for(model: str, inputs: dict[str, Path]) -> Path | None:
     """FLAME's MediaPipe landmark embedding to keep with a FLAME rig (face replacement tracks with it): beside the
     model file (``inputs["model_file"]``), else in $DOPPEL_MODELS_DIR/flame/; None for another model or when
     there is none (the rig is still made; `doppel swap` then says where to put it)."""
-    import os
-
-    from reconstruction.fitting.landmarks import FLAME_EMBEDDING_FILE
+    from reconstruction.fitting.landmarks import flame_embedding_places
 
     if model != "flame":
         return None
-    places = [Path(inputs["model_file"]).parent] if "model_file" in inputs else []
-    if os.environ.get("DOPPEL_MODELS_DIR"):
-        places.append(Path(os.environ["DOPPEL_MODELS_DIR"]) / "flame")
-    return next((p / FLAME_EMBEDDING_FILE for p in places if (p / FLAME_EMBEDDING_FILE).is_file()), None)
+    places = flame_embedding_places([Path(inputs["model_file"]).parent] if "model_file" in inputs else [])
+    return next((p for p in places if p.is_file()), None)
 
 
 def rig_poser(r) -> Callable:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from doppel.face_swap.face_basis import expression_deltas, face_basis
+from doppel.face_swap.face_basis import completed_basis, expression_deltas, face_basis
 from doppel.face_swap.face_paint import paint_face
 from doppel.face_swap.head_region import head_region
 from doppel.face_swap.neural_head import NeuralHead, is_model_dir, load_neural_head
@@ -82,9 +82,7 @@ def face_outline(basis: FaceBasis) -> FaceBasis:
 
 def _complete(basis: FaceBasis, head_bind: np.ndarray, faces: np.ndarray, deltas: np.ndarray,
               source: Path) -> FaceBasis:
-    """`completed_basis` on the head, logged (how far the template's points were moved onto the head)."""
-    from doppel.face_swap.face_basis import completed_basis
-
+    """`completed_basis` on the head, logged (how many points came from the template)."""
     full = completed_basis(basis, head_bind, faces, deltas)
     if len(full.ids) > len(basis.ids):
         log.info("%s: %d face-mesh points the double lacks placed from the face template", source,

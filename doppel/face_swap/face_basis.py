@@ -20,7 +20,6 @@ the head and its landmarks alike.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -125,14 +124,12 @@ def rig_model(rig) -> str | None:
 def flame_embedding(rig, rig_dir: str | Path | None):
     """FLAME's MediaPipe embedding for a FLAME rig (`reconstruction.fitting.landmarks.flame_face_spec`), looked
     for in rig_dir, then $DOPPEL_MODELS_DIR/flame/. FileNotFoundError saying where and how to get it."""
-    from reconstruction.fitting.landmarks import FLAME_EMBEDDING_FILE, flame_face_spec
+    from reconstruction.fitting.landmarks import FLAME_EMBEDDING_FILE, flame_embedding_places, flame_face_spec
 
-    places = [Path(rig_dir)] if rig_dir is not None else []
-    if os.environ.get("DOPPEL_MODELS_DIR"):
-        places.append(Path(os.environ["DOPPEL_MODELS_DIR"]) / "flame")
-    found = next((p / FLAME_EMBEDDING_FILE for p in places if (p / FLAME_EMBEDDING_FILE).is_file()), None)
+    places = flame_embedding_places([rig_dir] if rig_dir is not None else [])
+    found = next((p for p in places if p.is_file()), None)
     if found is None:
-        where = " or ".join(str(p) for p in places) or "the rig folder or $DOPPEL_MODELS_DIR/flame/"
+        where = " or ".join(str(p.parent) for p in places) or "the rig folder or $DOPPEL_MODELS_DIR/flame/"
         raise FileNotFoundError(f"a FLAME double needs FLAME's MediaPipe landmark embedding: put "
                                 f"{FLAME_EMBEDDING_FILE} (https://flame.is.tue.mpg.de, Downloads) in {where}")
     return flame_face_spec(SimpleNamespace(faces=rig.faces), found)

@@ -136,23 +136,30 @@ def _joint_table_spec(model, table: dict[int, str], ids) -> LandmarkSpec:
                         vertex_index=np.full(len(ids), -1, np.int64), names=[have[i] for i in ids])
 
 
+def flame_embedding_places(folders) -> list:
+    """Where FLAME's MediaPipe embedding is looked for, in order: ``folders``' FLAME_EMBEDDING_FILE, then
+    $DOPPEL_MODELS_DIR/flame/'s (when that is set). Paths, existing or not."""
+    import os
+    from pathlib import Path
+
+    roots = [Path(f) for f in folders]
+    if os.environ.get("DOPPEL_MODELS_DIR"):
+        roots.append(Path(os.environ["DOPPEL_MODELS_DIR"]) / "flame")
+    return [r / FLAME_EMBEDDING_FILE for r in roots]
+
+
 def flame_face_spec(model, embedding=None) -> LandmarkSpec:
     """MediaPipe face-mesh landmarks on FLAME through FLAME's own MediaPipe embedding (105 landmarks, each a
     point on a FLAME triangle: ``lmk_face_idx`` (L,), barycentric ``lmk_b_coords`` (L, 3), MediaPipe ids
     ``landmark_indices`` (L,)). embedding: the .npz, or None: ``mediapipe_landmark_embedding.npz`` beside the
     FLAME model file, else in $DOPPEL_MODELS_DIR/flame/. Ids are landmark_regressor.py's face ids (1000 + i).
     FileNotFoundError saying where it was looked for and how to get it; ValueError for a malformed file."""
-    import os
     from pathlib import Path
 
     from reconstruction.fitting.landmark_regressor import SET_OFFSETS
 
-    if embedding is not None:
-        candidates = [Path(embedding)]
-    else:
-        candidates = [Path(getattr(model, "path", ".")).parent / FLAME_EMBEDDING_FILE]
-        if os.environ.get("DOPPEL_MODELS_DIR"):
-            candidates.append(Path(os.environ["DOPPEL_MODELS_DIR"]) / "flame" / FLAME_EMBEDDING_FILE)
+    candidates = [Path(embedding)] if embedding is not None else \
+        flame_embedding_places([Path(getattr(model, "path", ".")).parent])
     path = next((c for c in candidates if c.is_file()), None)
     if path is None:
         raise FileNotFoundError(
