@@ -10,9 +10,10 @@ move them, for each kind of double.
   embedding (105 points on FLAME triangles; ``mediapipe_landmark_embedding.npz`` in the rig folder or in
   $DOPPEL_MODELS_DIR/flame/, as the fitter finds it), the expressions are FLAME's leading expression components,
   each split into two one-sided shapes (``expression_000+`` / ``expression_000-``: the tracker's weights are in
-  [0, 1]; weight 1 is a coefficient of +-`COMPONENT_SCALE`), and the jaw, a joint in FLAME, becomes a
-  ``jawOpen`` shape: the rig skinned with the jaw turned by `JAW_OPEN_RAD`, less the bind mesh (linear in the
-  weight; the arc and its chord differ by ~2.5 mm at half-open for a 10 cm jaw).
+  [0, 1]; weight 1 is a coefficient of +-`COMPONENT_SCALE`), and the jaw, a joint in FLAME, becomes a shape
+  `JAW_JOINT_SHAPE`: the rig skinned with the jaw turned by `JAW_OPEN_RAD`, less the bind mesh (linear in the
+  weight; the arc and its chord differ by ~2.5 mm at half-open for a 10 cm jaw). `rig_controls` turns the
+  tracker's weights back into the rig's own controls (component coefficients, the jaw's angle).
 
 Every landmark is a weighted sum of rig vertices, so one set of expression deltas over the rig's vertices moves
 the head and its landmarks alike.
@@ -36,7 +37,8 @@ EXPRESSIONS = ("jawOpen", "mouthClose", "mouthSmileLeft", "mouthSmileRight", "mo
 IRIS_IDS = range(468, 478)   # irises follow the gaze, not the head: left out of the tracking basis
 COMPONENTS = 10              # a FLAME double's leading expression components the tracker solves for
 COMPONENT_SCALE = 3.0        # weight 1 of a one-sided component shape = a coefficient of 3 (FLAME's are ~N(0, 1))
-JAW_OPEN_RAD = 0.45          # weight 1 of the jawOpen made from a jaw joint: the jaw turned 26 degrees (wide open)
+JAW_OPEN_RAD = 0.45          # weight 1 of JAW_JOINT_SHAPE: the jaw joint turned 26 degrees (wide open)
+JAW_JOINT_SHAPE = "jawOpen_joint"   # the shape made from a jaw joint (a rig without a jawOpen blendshape)
 _COMPONENT = re.compile(r"expression_\d+$")
 MIN_HEAD_TRIANGLES = 100    # a head with fewer cannot carry the face template's points
 EYE_JOINTS = (("left_eye_smplhf", "right_eye_smplhf"), ("left_eye", "right_eye"), ("eye.L", "eye.R"))
@@ -138,7 +140,7 @@ def flame_embedding(rig, rig_dir: str | Path | None):
 def expression_deltas(rig) -> tuple[tuple[str, ...], np.ndarray]:
     """(names (E,), deltas (E, V, 3) float64 metres per unit weight over every rig vertex) of the expressions the
     tracker solves for: the rig's `EXPRESSIONS`, else its first `COMPONENTS` signed components split in two
-    one-sided shapes; plus a ``jawOpen`` from the jaw joint when the rig has a 'jaw' joint and no such shape."""
+    one-sided shapes; plus `JAW_JOINT_SHAPE` from the jaw joint when the rig has a 'jaw' joint and no jawOpen."""
     names: list[str] = []
     deltas: list[np.ndarray] = []
     shapes = list(rig.blendshape_names)
@@ -152,7 +154,7 @@ def expression_deltas(rig) -> tuple[tuple[str, ...], np.ndarray]:
             names += [f"{n}+", f"{n}-"]
             deltas += [d, -d]
     if "jawOpen" not in names and "jaw" in rig.joint_names:
-        names.insert(0, "jawOpen")
+        names.insert(0, JAW_JOINT_SHAPE)
         deltas.insert(0, jaw_open_delta(rig))
     if not names:
         return (), np.zeros((0, rig.num_vertices, 3))
@@ -175,3 +177,27 @@ def jaw_open_delta(rig, angle: float = JAW_OPEN_RAD) -> np.ndarray:
         if best is None or down < best[0]:
             best = (down, d)
     return best[1]
+
+
+def rig_controls(names, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The tracker's expression weights (F, E) of shapes ``names`` (E,) as the rig's own controls:
+    ``rig_blendshape_names`` (N,) and ``rig_blendshape_weights`` (F, N) (a blendshape solved as itself: its weight;
+    a component split in two: COMPONENT_SCALE x (w+ - w-), its signed coefficient), and ``jaw_rad`` (F,), the jaw
+    joint's opening angle in radians, when the jaw was solved as `JAW_JOINT_SHAPE`."""
+    names = [str(n) for n in names]
+    w = np.asarray(weights, np.float64).reshape(-1, len(names))
+    out_names, cols = [], []
+    for i, n in enumerate(names):
+        if n == JAW_JOINT_SHAPE or n.endswith("-"):
+            continue
+        if n.endswith("+") and n[:-1] + "-" in names:
+            out_names.append(n[:-1])
+            cols.append(COMPONENT_SCALE * (w[:, i] - w[:, names.index(n[:-1] + "-")]))
+        else:
+            out_names.append(n)
+            cols.append(w[:, i])
+    out = {"rig_blendshape_names": np.array(out_names, dtype=np.str_),
+           "rig_blendshape_weights": (np.stack(cols, 1) if cols else np.zeros((len(w), 0))).astype(np.float32)}
+    if JAW_JOINT_SHAPE in names:
+        out["jaw_rad"] = (JAW_OPEN_RAD * w[:, names.index(JAW_JOINT_SHAPE)]).astype(np.float32)
+    return out

@@ -145,11 +145,14 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
                  bias: np.ndarray | None = None) -> None:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected), the camera
-    (K, size, fps) and the frame numbers; with ``bias`` (F, L, 2) px the detector's bias read on the double
-    (`detector_bias`, rows ``detector_bias_ids``: what the solve took out of the landmarks, before smoothing)."""
+    (K, size, fps) and the frame numbers, the expressions as the rig's own controls (`face_basis.rig_controls`:
+    a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px the detector's bias read on
+    the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out of the landmarks, before
+    smoothing)."""
     import io
 
     from core.storage import atomic_write_bytes
+    from doppel.face_swap.face_basis import rig_controls
     from reconstruction.head_tracking import intrinsics, yaw_pitch_deg
 
     yaw, pitch = yaw_pitch_deg(track.rotation)
@@ -163,6 +166,7 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         landmarks_detected=shot.landmarks if shot.detected is None else shot.detected,
         faces_found=shot.n_faces, K=intrinsics(track.focal_px, info.width, info.height),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
+        **rig_controls(basis.names, track.expression),
         **({} if bias is None else {"detector_bias": bias.astype(np.float32), "detector_bias_ids": basis.ids}))
     atomic_write_bytes(path, buf.getvalue())
 

@@ -57,7 +57,7 @@ def test_a_flame_rig_has_the_embedding_landmarks_components_and_a_jaw(flame_rig,
     from reconstruction.fitting.landmarks import FLAME_EMBEDDING_FILE
 
     names, deltas = expression_deltas(flame_rig)
-    assert names[0] == "jawOpen" and names[1:3] == ("expression_000+", "expression_000-") and len(names) == 21
+    assert names[0] == "jawOpen_joint" and names[1:3] == ("expression_000+", "expression_000-") and len(names) == 21
     assert np.allclose(deltas[1], flame_rig.blendshape_deltas[0] * COMPONENT_SCALE)
     assert np.allclose(deltas[2], -deltas[1])
     jaw = deltas[0]
@@ -162,6 +162,19 @@ def test_a_double_without_a_texture_gets_a_face_mediapipe_reads(flame_double):
     assert errors["painted", 0] + errors["painted", 35] < errors["bare", 0] + errors["bare", 35], errors
 
 
+def test_rig_controls_give_coefficients_and_the_jaw_angle_back():
+    from doppel.face_swap.face_basis import rig_controls
+
+    w = np.array([[0.2, 0.5, 0.0, 0.0, 0.3], [0.4, 0.0, 0.1, 0.7, 0.0]])
+    c = rig_controls(["jawOpen_joint", "expression_000+", "expression_000-", "expression_001+", "expression_001-"], w)
+    assert list(c["rig_blendshape_names"]) == ["expression_000", "expression_001"]
+    assert np.allclose(c["rig_blendshape_weights"], [[1.5, -0.9], [-0.3, 2.1]])
+    assert np.allclose(c["jaw_rad"], [0.09, 0.18])
+    anny = rig_controls(["jawOpen", "mouthClose"], w[:, :2])         # ARKit shapes are the rig's own controls
+    assert list(anny["rig_blendshape_names"]) == ["jawOpen", "mouthClose"] and "jaw_rad" not in anny
+    assert np.allclose(anny["rig_blendshape_weights"], w[:, :2])
+
+
 def test_a_head_without_face_landmarks_gets_them_from_its_eyes(flame_rig, flame_dir):
     """A SMPL-X double has no face landmarks: MediaPipe's points come from the face template placed by its eye
     joints (here the FLAME-format head taken as one: its placement lands within millimetres of its embedding)."""
@@ -209,7 +222,11 @@ def test_doppel_rig_keeps_the_embedding_and_doppel_swap_puts_the_flame_double_in
     assert code == 0, err
     tracks = np.load(tmp_path / "swapped_swap" / "tracks.npz")
     assert tracks["valid"].tolist() == [True]
-    assert list(tracks["expression_names"][:3]) == ["jawOpen", "expression_000+", "expression_000-"]
+    assert list(tracks["expression_names"][:3]) == ["jawOpen_joint", "expression_000+", "expression_000-"]
+    w = tracks["expression"][0]                        # the rig's own controls: coefficients and the jaw's angle
+    assert list(tracks["rig_blendshape_names"]) == [f"expression_{i:03d}" for i in range(10)]
+    assert np.allclose(tracks["rig_blendshape_weights"][0], 3.0 * (w[1::2] - w[2::2]), atol=1e-5)
+    assert np.isclose(tracks["jaw_rad"][0], 0.45 * w[0], atol=1e-6)
     assert tracks["fit_error_iod"][0] < 0.05 and tracks["error_iod"][0] < 0.12
     before, after = _astronaut().astype(float), cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(float)
     from neural_render.face_composite import polygon_mask
