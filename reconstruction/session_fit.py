@@ -329,7 +329,8 @@ def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, 
     metrics = {"frame": fname, "views": len(obs.cameras), "views_seeing_person": seeing,
                "landmarks": len(spec), "silhouettes": use_masks,
                "correspondences": _kind(model, spec),
-               "view_reprojection_px": {k: round(v, 3) for k, v in per_view.items()}, "detail": detail_note}
+               "view_reprojection_px": {k: round(v, 3) if np.isfinite(v) else None for k, v in per_view.items()},
+               "detail": detail_note}   # None: a view that saw none of the landmarks (FLAME's face from behind)
     if detail is not None:
         metrics["detail_mask_disagreement"] = {"before": round(detail.disagreement_before, 5),
                                                "after": round(detail.disagreement_after, 5)}

@@ -246,7 +246,7 @@ def _write_report(out: Path, res, shown: Path | None = None) -> None:
              **{f"time {k} (s)": f"{v:.1f}" for k, v in res.seconds.items()}}
     views = Section("Per-view overlays", text="Yellow: the fitted mesh's silhouette outline. Green: MediaPipe's "
                     "pose landmarks; red: the fitted model's landmarks; white: the residual between them.",
-                    images=[(p, f"{c}: {res.view_reprojection_px[c]:.1f} px")
+                    images=[(p, f"{c}: {_px(res.view_reprojection_px[c])}")
                             for p, c in zip(res.overlays, res.camera_names, strict=True)])
     write_report(out / "report.html", "Multi-view fit", [Section("Fit", table=table,
                                                                 files=["params.json", "fit_mesh.ply",
@@ -254,3 +254,8 @@ def _write_report(out: Path, res, shown: Path | None = None) -> None:
                                                                 + (["model_fit_mesh.ply", "displacements.npz"]
                                                                    if res.detail is not None else [])), views],
                  subtitle=str(shown or out))
+
+
+def _px(error: float) -> str:
+    """A view's landmark error for the report: 'N.N px', or what a view with none of the landmarks shows."""
+    return f"{error:.1f} px" if error == error else "no landmarks seen"
