@@ -91,6 +91,19 @@ def build_default_rig(model: str = "anny", phenotype: dict[str, float] | None = 
     return rig, params, inputs
 
 
+def fitted_model_file(fit_dir: Path) -> Path | None:
+    """The SMPL-X / FLAME model file a `doppel fit` folder was fitted with (its manifest's ``model_file``), when
+    that file is still there; None otherwise (Anny fits, older fits, a moved file)."""
+    import json
+
+    try:
+        params = json.loads((Path(fit_dir) / "manifest.json").read_text()).get("params", {})
+    except (OSError, ValueError):
+        return None
+    path = params.get("model_file") if isinstance(params, dict) else None
+    return Path(path) if path and Path(path).is_file() else None
+
+
 def flame_embedding_for(model: str, inputs: dict[str, Path]) -> Path | None:
     """FLAME's MediaPipe landmark embedding to keep with a FLAME rig (face replacement tracks with it): beside the
     model file (``inputs["model_file"]``), else in $DOPPEL_MODELS_DIR/flame/; None for another model or when

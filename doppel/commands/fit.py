@@ -115,7 +115,8 @@ def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, i
         task = bar.add_task("fit: loading model", total=1.0)
         body = AnnyModel(device=dev)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                "production": run.provenance["production"]}
+                "production": run.provenance["production"],
+                **({"model_file": str(body.path)} if hasattr(body, "path") else {})}   # for `doppel rig --fit`
         cfg = ScanPipelineConfig(iterations=iterations, refine_iterations=refine_iterations, rigid_init=rigid_init,
                                  nonrigid=nonrigid_iterations > 0,
                                  nonrigid_iterations=max(nonrigid_iterations, 1), nonrigid_method=nonrigid_method,
@@ -199,7 +200,8 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         task = bar.add_task("fit: loading model", total=max(total, 1))
         body = _session_model(model, model_file, dev)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                "production": run.provenance["production"]}
+                "production": run.provenance["production"],
+                **({"model_file": str(body.path)} if hasattr(body, "path") else {})}   # for `doppel rig --fit`
 
         def progress(stage: str, it: int, n: int, loss: float) -> None:
             bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=offsets.get(stage, 0) + it)

@@ -9,7 +9,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
-from doppel.doubles import build_default_rig, check_preview_size, flame_embedding_for, parse_assignments
+from doppel.doubles import (
+    build_default_rig,
+    check_preview_size,
+    fitted_model_file,
+    flame_embedding_for,
+    parse_assignments,
+)
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
 
@@ -23,7 +29,8 @@ def rig(
     anny_rig: str = typer.Option("default", "--anny-rig",
                                  help="Anny skeleton: default, mixamo, cmu_mb, game_engine, makehuman."),
     model_file: Path = typer.Option(None, "--model-file",
-                                    help="SMPL-X / FLAME model file or folder (default: $DOPPEL_MODELS_DIR)."),
+                                    help="SMPL-X / FLAME model file or folder (default: the --fit's, else "
+                                         "$DOPPEL_MODELS_DIR)."),
     top_k: int = typer.Option(None, "--top-k", help="Keep the k largest skin weights per vertex (default: all)."),
     preview_size: int = typer.Option(384, "--preview-size", help="Height of each preview panel in pixels."),
     workspace: WorkspaceOpt = None,
@@ -50,6 +57,7 @@ def rig(
 
         fitted = read_fit_params(fit_dir)
         model, shape = fitted["model"], {**fitted["shape"], **shape}
+        model_file = model_file or fitted_model_file(fit_dir)
     check_preview_size(preview_size)
     if texture is not None and fit_dir is None:
         raise ValueError("--texture needs --fit (the texture is baked on a fit's mesh)")

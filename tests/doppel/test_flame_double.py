@@ -238,7 +238,8 @@ def test_doppel_rig_keeps_the_embedding_and_doppel_swap_puts_the_flame_double_in
 
 def test_a_flame_fit_becomes_a_double_that_swaps(tmp_path, capsys, flame_dir):
     """The issue's path for FLAME: `doppel fit --model flame` on a capture (face landmarks only: views from behind
-    see none, and the fit says so instead of failing), `doppel rig --fit`, then `doppel swap` with that double."""
+    see none, and the fit says so instead of failing), `doppel rig --fit` (the model file the fit used, without
+    --model-file or $DOPPEL_MODELS_DIR), then `doppel swap` with that double."""
     s = tmp_path / "synth"
     assert run_cli(capsys, "capture", "synth", "--out", s, "--cameras", 8, "--size", 384, "--seed", 7)[0] == 0
     assert run_cli(capsys, "capture", "ingest", s / "session", "--out", tmp_path / "ing")[0] == 0
@@ -248,8 +249,7 @@ def test_a_flame_fit_becomes_a_double_that_swaps(tmp_path, capsys, flame_dir):
     per_view = json.loads((tmp_path / "fit" / "metrics.json").read_text())["view_reprojection_px"]
     seen = [v for v in per_view.values() if v is not None]
     assert None in per_view.values() and len(seen) >= 2 and max(seen) < 15.0, per_view
-    code, _, err = run_cli(capsys, "rig", "--fit", tmp_path / "fit", "--out", tmp_path / "rig", "--model-file",
-                           flame_dir)
+    code, _, err = run_cli(capsys, "rig", "--fit", tmp_path / "fit", "--out", tmp_path / "rig")   # the fit's model
     assert code == 0, err
     img = tmp_path / "still.png"
     cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
