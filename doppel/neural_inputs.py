@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 UV_LAYOUT_FILE = "uv_layout.npz"   # optional in a fit folder: uvs (T, 2) v up, face_uvs (F, 3) (else the model's)
 MIN_FIT_IOU = 0.5                  # mean silhouette IoU between the fit and the person masks below this: refused
+MIN_FIT_INSIDE = 0.7               # a head model's fit: mean share of its silhouette inside the masks, refused below
+HEAD_MODELS = ("flame",)           # body models of the head alone (the person's silhouette is more than them)
 BACKDROP_THRESHOLD = 0.06          # sRGB distance from the backdrop colour that counts as the person
 
 
@@ -54,6 +56,23 @@ def _uv_layout(fit_dir: Path, model: str) -> tuple[np.ndarray, np.ndarray, np.nd
     body = AnnyModel()
     uvs, face_uvs = body.uvs
     return uvs, face_uvs, body.faces
+
+
+def adopt_uv_layout(rig, fit_dir: str | Path) -> bool:
+    """Give a rig without UVs (SMPL-X, FLAME) the UV layout its fit carries (FIT/uv_layout.npz: uvs (T, 2) v up,
+    face_uvs (F, 3) for the rig's F triangles), so that `doppel texture`'s albedo can go on it. True when adopted;
+    False when the rig has UVs or the fit no layout; ValueError when the layout is not for the rig's triangles."""
+    f = Path(fit_dir) / UV_LAYOUT_FILE
+    if rig.uvs is not None or not f.is_file():
+        return False
+    with np.load(f) as d:
+        uvs, face_uvs = np.asarray(d["uvs"], np.float32), np.asarray(d["face_uvs"], np.int64)
+    if face_uvs.shape != np.shape(rig.faces) or uvs.ndim != 2 or uvs.shape[1:] != (2,) or \
+            face_uvs.min() < 0 or face_uvs.max() >= len(uvs):
+        raise ValueError(f"{f}: face_uvs {face_uvs.shape} / uvs {uvs.shape} are not a UV layout of the rig's "
+                         f"{len(rig.faces)} triangles")
+    rig.uvs, rig.face_uvs = uvs, face_uvs
+    return True
 
 
 def write_uv_layout(fit_dir: str | Path, out: str | Path) -> Path:
@@ -145,23 +164,32 @@ def person_mask(masks_dir: Path | None, frame: str, camera: str, img: np.ndarray
 
 def check_fit_matches_session(fit: FitMesh, cameras, masks: list[np.ndarray], frame: str) -> float:
     """Mean silhouette IoU of the fitted mesh (frame ``frame``) and the person masks in every camera; ValueError
-    when it is below MIN_FIT_IOU (a fit of another actor or another session). Masks at the cameras' sizes."""
+    when it is below MIN_FIT_IOU (a fit of another actor or another session). A head model's fit (FLAME) covers
+    only part of the person: the share of its silhouette inside the masks instead (views that see it), refused
+    below MIN_FIT_INSIDE. Masks at the cameras' sizes."""
     import torch
 
     from neural_render import rasterize
 
-    ious = []
+    head_only = fit.model in HEAD_MODELS
+    scores = []
     for cam, m in zip(cameras, masks, strict=True):
         with torch.no_grad():
             cov = rasterize(torch.from_numpy(fit.frames[frame]), torch.from_numpy(fit.faces),
                             cam.undistorted()).mask[0].numpy()
+        if head_only:
+            if cov.any():
+                scores.append(float((cov & m).sum() / cov.sum()))
+            continue
         union = (cov | m).sum()
-        ious.append(float((cov & m).sum() / union) if union else 0.0)
-    iou = float(np.mean(ious))
-    if iou < MIN_FIT_IOU:
-        raise ValueError(f"{fit.fit_dir}: the fitted mesh does not match the session's photos (silhouette IoU "
-                         f"{iou:.2f} < {MIN_FIT_IOU}): a fit of another actor or another session?")
-    return iou
+        scores.append(float((cov & m).sum() / union) if union else 0.0)
+    score = float(np.mean(scores)) if scores else 0.0
+    what, floor = ("share of the head's silhouette inside the person masks", MIN_FIT_INSIDE) if head_only \
+        else ("silhouette IoU", MIN_FIT_IOU)
+    if score < floor:
+        raise ValueError(f"{fit.fit_dir}: the fitted mesh does not match the session's photos ({what} "
+                         f"{score:.2f} < {floor}): a fit of another actor or another session?")
+    return score
 
 
 def check_session_calibrated(session_dir: Path):

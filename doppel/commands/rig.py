@@ -17,6 +17,7 @@ from doppel.doubles import (
     parse_assignments,
 )
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
+from doppel.neural_inputs import adopt_uv_layout
 
 
 def rig(
@@ -45,8 +46,6 @@ def rig(
 ) -> None:
     """Build the rig of a double (seeded default shape, --phenotype, or a `doppel fit` result from --fit) and
     write OUT/rig.npz, manifest.json, preview.png."""
-    import shutil
-
     from core.meshio import write_png
     from core.stage_folders import check_stage_out, staged_stage_dir
     from rigging.preview import render_preview
@@ -71,19 +70,11 @@ def rig(
         disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         task = bar.add_task(f"rig: loading {model}", total=3)
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)
+        if fit_dir is not None:
+            adopt_uv_layout(rig_obj, fit_dir)      # a SMPL-X / FLAME fit's own UV layout, when it has one
         bar.update(task, description="rig: rendering preview", completed=1)
         with staged_stage_dir(out, "rig", force, gate_inputs) as tmp:
-            extra = {"preview": "preview.png"}
-            if texture is not None:
-                _copy_texture(texture, rig_obj, tmp)
-                extra["albedo"] = "albedo.png"
-            elif fit_dir is not None and (fit_dir / "albedo.png").is_file():   # a scan fit's colour (model UVs)
-                shutil.copyfile(fit_dir / "albedo.png", tmp / "albedo.png")
-                extra["albedo"] = "albedo.png"
-            embedding = flame_embedding_for(model, inputs)     # a FLAME rig keeps the face landmarks it tracks with
-            if embedding is not None:
-                shutil.copyfile(embedding, tmp / embedding.name)
-                extra["face_landmarks"] = embedding.name
+            extra = {"preview": "preview.png", **_side_files(tmp, rig_obj, model, inputs, texture, fit_dir)}
             write_png(tmp / "preview.png", render_preview(rig_obj, size=preview_size))
             disclose(tmp / "preview.png")    # watermark + C2PA before the manifest hashes it
             bar.update(task, description="rig: saving", completed=2)
@@ -96,6 +87,26 @@ def rig(
     console.print(f"rig: {rig_obj.num_joints} joints, {rig_obj.num_vertices} vertices, "
                   f"{len(rig_obj.blendshape_names)} blendshapes, {rig_obj.skin_indices.shape[1]} influences/vertex "
                   f"-> {out}")
+
+
+def _side_files(tmp: Path, rig_obj, model: str, inputs: dict, texture: Path | None, fit_dir: Path | None
+                ) -> dict[str, str]:
+    """The files a rig folder carries beside rig.npz, copied into TMP: its albedo (--texture, or a scan fit's
+    colour) and a FLAME rig's MediaPipe embedding (the face landmarks `doppel swap` tracks with)."""
+    import shutil
+
+    extra = {}
+    if texture is not None:
+        _copy_texture(texture, rig_obj, tmp)
+        extra["albedo"] = "albedo.png"
+    elif fit_dir is not None and (fit_dir / "albedo.png").is_file():   # a scan fit's colour (model UVs)
+        shutil.copyfile(fit_dir / "albedo.png", tmp / "albedo.png")
+        extra["albedo"] = "albedo.png"
+    embedding = flame_embedding_for(model, inputs)
+    if embedding is not None:
+        shutil.copyfile(embedding, tmp / embedding.name)
+        extra["face_landmarks"] = embedding.name
+    return extra
 
 
 def _copy_texture(texture: Path, rig_obj, tmp: Path) -> None:

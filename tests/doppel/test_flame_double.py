@@ -256,3 +256,49 @@ def test_a_flame_fit_becomes_a_double_that_swaps(tmp_path, capsys, flame_dir):
     code, _, err = run_cli(capsys, "swap", img, "--double", tmp_path / "rig", "--out", tmp_path / "o.png")
     assert code == 0, err
     assert np.load(tmp_path / "o_swap" / "tracks.npz")["fit_error_iod"][0] < 0.05
+    # FLAME has no UVs; a fit that carries a layout (FLAME's texture space, here a frontal one) gets the actor's
+    # photos baked on it, and the rig built with that texture draws it in the swap instead of a painted face
+    from doppel.face_swap.double import load_face_double
+    from doppel.face_swap.face_paint import frontal_uvs
+    from reconstruction.body_models import FLAMEModel
+
+    head = FLAMEModel(flame_dir)
+    v = head.bind_state().vertices
+    uvs, face_uvs = frontal_uvs(v, head.faces, np.array([v[:, :2].min(0), v[:, :2].max(0)]))
+    np.savez(tmp_path / "fit" / "uv_layout.npz", uvs=uvs, face_uvs=face_uvs)
+    code, _, err = run_cli(capsys, "texture", s / "session", "--fit", tmp_path / "fit", "--out", tmp_path / "tex",
+                           "--size", 256)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "rig", "--fit", tmp_path / "fit", "--texture", tmp_path / "tex", "--out",
+                           tmp_path / "rig2")
+    assert code == 0, err
+    double = load_face_double(tmp_path / "rig2", tmp_path)
+    assert np.array_equal(double.uvs, uvs) and double.albedo.shape == (256, 256, 3)     # the baked texture
+    code, _, err = run_cli(capsys, "swap", img, "--double", tmp_path / "rig2", "--out", tmp_path / "o2.png")
+    assert code == 0, err
+
+
+def test_a_head_fit_is_checked_against_the_person_by_what_it_covers(tmp_path):
+    """The neural stages refuse a fit of another session by its silhouette: IoU with the person masks for a body,
+    but a head model (FLAME) covers only the head, so its check is the share of its silhouette inside the person."""
+    import torch
+
+    from capture import Camera
+    from doppel.neural_inputs import FitMesh, check_fit_matches_session
+
+    cam = Camera(K=torch.tensor([[32.0, 0, 16], [0, 32.0, 16], [0, 0, 1]]), R=torch.diag(torch.tensor([1.0, -1, -1])),
+                 t=torch.tensor([0, 0, 2.0]), width=32, height=32)
+    square = np.array([[-0.25, -0.25, 0], [0.25, -0.25, 0], [0.25, 0.25, 0], [-0.25, 0.25, 0]], np.float32)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    person = np.zeros((32, 32), bool)
+    person[:, 4:28] = True                                   # the person: far more than the head
+    uv = np.zeros((4, 2), np.float32)
+
+    def fit(model, shift):
+        return FitMesh(tmp_path, model, {"f": square + np.float32([shift, 0, 0])}, faces, uv, faces)
+
+    assert check_fit_matches_session(fit("flame", 0.0), [cam], [person], "f") > 0.95
+    with pytest.raises(ValueError, match="inside the person masks"):       # another session's head: outside
+        check_fit_matches_session(fit("flame", 0.9), [cam], [person], "f")
+    with pytest.raises(ValueError, match="silhouette IoU"):                 # as a body it would be refused
+        check_fit_matches_session(fit("anny", 0.0), [cam], [person], "f")
