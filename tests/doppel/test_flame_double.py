@@ -239,7 +239,8 @@ def test_doppel_rig_keeps_the_embedding_and_doppel_swap_puts_the_flame_double_in
 def test_a_flame_fit_becomes_a_double_that_swaps(tmp_path, capsys, flame_dir):
     """The issue's path for FLAME: `doppel fit --model flame` on a capture (face landmarks only: views from behind
     see none, and the fit says so instead of failing), `doppel rig --fit` (the model file the fit used, without
-    --model-file or $DOPPEL_MODELS_DIR), then `doppel swap` with that double."""
+    --model-file or $DOPPEL_MODELS_DIR), then `doppel swap` with that double; with a UV layout in the fit, the
+    baked texture and a neural double trained on the fit draw the face."""
     s = tmp_path / "synth"
     assert run_cli(capsys, "capture", "synth", "--out", s, "--cameras", 8, "--size", 384, "--seed", 7)[0] == 0
     assert run_cli(capsys, "capture", "ingest", s / "session", "--out", tmp_path / "ing")[0] == 0
@@ -276,6 +277,14 @@ def test_a_flame_fit_becomes_a_double_that_swaps(tmp_path, capsys, flame_dir):
     assert np.array_equal(double.uvs, uvs) and double.albedo.shape == (256, 256, 3)     # the baked texture
     code, _, err = run_cli(capsys, "swap", img, "--double", tmp_path / "rig2", "--out", tmp_path / "o2.png")
     assert code == 0, err
+    # and a neural double trained on that fit draws the FLAME double's face
+    code, _, err = run_cli(capsys, "render", "train", s / "session", "--fit", tmp_path / "fit", "--out",
+                           tmp_path / "model", "--iterations", 5, "--size", 64)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "swap", img, "--double", tmp_path / "model", "--rig", tmp_path / "rig2", "--out",
+                           tmp_path / "o3.png")
+    assert code == 0, err
+    assert json.loads((tmp_path / "o3_swap" / "manifest.json").read_text())["params"]["renderer"] == "neural"
 
 
 def test_a_head_fit_is_checked_against_the_person_by_what_it_covers(tmp_path):
