@@ -75,9 +75,10 @@ class FaceDouble:
 def face_outline(basis: FaceBasis) -> FaceBasis:
     """The face outline's points (MediaPipe's face oval, ids (O,)) and their expression deltas: the basis's rows
     (a basis without them all has been completed from the face template: `completed_basis`)."""
+    oval = face_oval_ids()
     pos = {int(i): r for r, i in enumerate(basis.ids)}
-    rows = [pos[int(i)] for i in face_oval_ids()]
-    return FaceBasis(face_oval_ids(), basis.neutral[rows], basis.deltas[:, rows], basis.names)
+    rows = [pos[int(i)] for i in oval]
+    return FaceBasis(oval, basis.neutral[rows], basis.deltas[:, rows], basis.names)
 
 
 def _complete(basis: FaceBasis, head_bind: np.ndarray, faces: np.ndarray, deltas: np.ndarray,

@@ -27,6 +27,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from doppel.face_swap.head_region import head_faces
 from reconstruction.head_tracking import FaceBasis
 
 # The blendshapes the tracker solves for: the ones MediaPipe's landmarks can see (jaw, lips, lids, brows).
@@ -98,7 +99,6 @@ def eye_placed_landmarks(rig, model: str | None) -> tuple[np.ndarray, np.ndarray
     """(ids, index (L, 3), weight (L, 3)) of MediaPipe's points 0-467 placed on a head that has none (SMPL-X) by
     its eye joints (`face_template.place_by_eyes`), on the triangles skinned mostly to its head. ValueError when
     the rig has no eye joints."""
-    from doppel.face_swap.head_region import head_faces
     from reconstruction.fitting.face_template import place_by_eyes
 
     pair = next(((a, b) for a, b in EYE_JOINTS if a in rig.joint_names and b in rig.joint_names), None)

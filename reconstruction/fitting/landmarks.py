@@ -154,6 +154,7 @@ def flame_face_spec(model, embedding=None) -> LandmarkSpec:
     ``landmark_indices`` (L,)). embedding: the .npz, or None: ``mediapipe_landmark_embedding.npz`` beside the
     FLAME model file, else in $DOPPEL_MODELS_DIR/flame/. Ids are landmark_regressor.py's face ids (1000 + i).
     FileNotFoundError saying where it was looked for and how to get it; ValueError for a malformed file."""
+    import zipfile
     from pathlib import Path
 
     from reconstruction.fitting.landmark_regressor import SET_OFFSETS
@@ -169,8 +170,8 @@ def flame_face_spec(model, embedding=None) -> LandmarkSpec:
     try:
         with np.load(path, allow_pickle=False) as z:
             d = {k: z[k] for k in z.files}
-    except ValueError as e:
-        raise ValueError(f"{path}: not a plain-array .npz ({e})") from e
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:     # pickled, truncated or not an .npz
+        raise ValueError(f"{path}: not a readable plain-array .npz ({type(e).__name__}: {e})") from e
     need = ("lmk_face_idx", "lmk_b_coords", "landmark_indices")
     if any(k not in d for k in need):
         raise ValueError(f"{path}: a FLAME MediaPipe embedding needs {list(need)}, found {sorted(d)}")

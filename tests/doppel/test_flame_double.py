@@ -311,3 +311,14 @@ def test_a_head_fit_is_checked_against_the_person_by_what_it_covers(tmp_path):
         check_fit_matches_session(fit("flame", 0.9), [cam], [person], "f")
     with pytest.raises(ValueError, match="silhouette IoU"):                 # as a body it would be refused
         check_fit_matches_session(fit("anny", 0.0), [cam], [person], "f")
+
+
+def test_a_truncated_embedding_is_one_clear_error(flame_rig, flame_dir, tmp_path):
+    from doppel.face_swap.double import load_face_double
+
+    rig_dir = tmp_path / "rig"
+    flame_rig.save(rig_dir, params={"model": "flame"})
+    whole = (flame_dir / "mediapipe_landmark_embedding.npz").read_bytes()
+    (rig_dir / "mediapipe_landmark_embedding.npz").write_bytes(whole[:300])
+    with pytest.raises(ValueError, match="not a readable plain-array .npz"):
+        load_face_double(rig_dir, tmp_path)
