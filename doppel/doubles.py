@@ -148,7 +148,8 @@ def load_target(rig: Path):
 
 def albedo_for_rig(rig, rig_dir: Path, work_dir: Path, size: int = 1024, seed: int = 0) -> Path | None:
     """The rig's albedo texture: RIG_DIR/albedo.png when there is one, else Doppel's procedural albedo painted on
-    the rig's UVs (Anny's UV layout) into ``work_dir``; None when neither is possible (logged)."""
+    the rig's UVs (Anny's UV layout: not for SMPL-X / FLAME rigs) into ``work_dir``; None when neither is possible
+    (logged)."""
     own = rig_dir / "albedo.png"
     if own.is_file():
         return own
@@ -157,7 +158,12 @@ def albedo_for_rig(rig, rig_dir: Path, work_dir: Path, size: int = 1024, seed: i
         return None
     from core.meshio import write_png
     from doppel.albedo import REGIONS, face_regions, paint_albedo
+    from doppel.face_swap.face_basis import rig_model
 
+    if rig_model(rig) not in (None, "anny"):        # SMPL-X's / FLAME's own UV layouts: not Anny's regions
+        log.warning("%s: no albedo.png, and the procedural albedo needs Anny's UV layout (this is a %s rig); "
+                    "exporting without a texture (give --texture)", rig_dir, rig_model(rig))
+        return None
     regions = face_regions(rig.uvs, rig.face_uvs)
     needed = [REGIONS[k] for k in ("head", "eye_front.L", "eye_front.R", "mouth_cavity")]
     if not all((regions == r).any() for r in needed):

@@ -77,6 +77,17 @@ def _open3d() -> Check:
     return c
 
 
+def _uv_file_note(folder: Path, model: str) -> str:
+    """'; UV layout: NAME' or what to download for one (a SMPL-X .npz usually carries its own vt / ft)."""
+    from reconstruction.body_models.uv_layouts import UV_FILES
+
+    uv = next((n for n in UV_FILES[model] if (folder / n).is_file()), None)
+    if uv is not None:
+        return f"; UV layout: {uv}"
+    return ("; no smplx_uv.obj (used when the model file has no vt / ft)" if model == "smplx" else
+            "; no FLAME_texture.npz / head_template_mesh.obj (`doppel texture` and `doppel render` need a UV layout)")
+
+
 def _model_files() -> list[Check]:
     root = os.environ.get(MODELS_ENV)
     fix = (f"download SMPL-X / FLAME under their licences and set {MODELS_ENV}=/path/to/models "
@@ -94,6 +105,8 @@ def _model_files() -> list[Check]:
             has = (base / sub / "mediapipe_landmark_embedding.npz").is_file()
             detail += ("; MediaPipe embedding found" if has else
                        "; no mediapipe_landmark_embedding.npz (FLAME fits and `doppel swap` need it)")
+        if found:
+            detail += _uv_file_note(base / sub, sub)
         out.append(Check(name, bool(found), False, detail, fix))
     return out
 

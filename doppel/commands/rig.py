@@ -71,7 +71,7 @@ def rig(
         task = bar.add_task(f"rig: loading {model}", total=3)
         rig_obj, params, inputs = build_default_rig(model, shape, seed, anny_rig, model_file, top_k)
         if fit_dir is not None:
-            adopt_uv_layout(rig_obj, fit_dir)      # a SMPL-X / FLAME fit's own UV layout, when it has one
+            adopt_uv_layout(rig_obj, fit_dir)      # the layout the fit's texture is baked on, when it keeps one
         bar.update(task, description="rig: rendering preview", completed=1)
         with staged_stage_dir(out, "rig", force, gate_inputs) as tmp:
             extra = {"preview": "preview.png", **_side_files(tmp, rig_obj, model, inputs, texture, fit_dir)}

@@ -30,6 +30,7 @@ from reconstruction.body_models.base import (
     rotations_to_matrices,
 )
 from reconstruction.body_models.safe_pickle import load_model_arrays
+from reconstruction.body_models.uv_layouts import find_uv_layout
 
 MODELS_ENV = "DOPPEL_MODELS_DIR"
 
@@ -109,6 +110,8 @@ class _SMPLFamily(BodyModel):
             raise ModelFileError(f"{self.path}: kintree_table: joints are not in topological order")
         self._parents = parents
         self._faces = arr["f"].astype(np.int64)
+        self._uv_layout = find_uv_layout(self.name, self.path, self._faces,
+                                         {k: data[k] for k in ("vt", "ft") if k in data})
         self._joint_names = joint_names if len(joint_names) == J else [f"joint_{i:03d}" for i in range(J)]
         P = self._np["posedirs"].shape[-1]
         self._t = {
@@ -153,6 +156,19 @@ class _SMPLFamily(BodyModel):
     @property
     def faces(self) -> np.ndarray:
         return self._faces
+
+    @property
+    def uvs(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(uvs (T, 2) float32 v up, face_uvs (F, 3) int64) from the model file's ``vt`` / ``ft`` or the UV file
+        downloaded with it (`uv_layouts`: smplx_uv.obj, FLAME_texture.npz, head_template_mesh.obj) beside it or in
+        $DOPPEL_MODELS_DIR; None when there is none. (A UV file of another topology is refused when the model
+        is loaded, naming the file.)"""
+        return None if self._uv_layout is None else self._uv_layout[:2]
+
+    @property
+    def uv_source(self) -> str | None:
+        """Where `uvs` came from (a file, or the model file's own arrays), None when there is no layout."""
+        return None if self._uv_layout is None else self._uv_layout[2]
 
     @property
     def skeleton(self) -> Skeleton:

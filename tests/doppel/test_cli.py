@@ -59,7 +59,10 @@ def test_doctor_finds_model_files(capsys, monkeypatch, tmp_path):
     assert row.ok and "no mediapipe_landmark_embedding.npz" in row.detail        # fits and swaps need it
     (tmp_path / "flame" / "mediapipe_landmark_embedding.npz").write_bytes(b"")
     row = next(c for c in check_environment() if c.name == "FLAME files")
-    assert row.ok and "MediaPipe embedding found" in row.detail
+    assert row.ok and "MediaPipe embedding found" in row.detail and "no FLAME_texture.npz" in row.detail
+    (tmp_path / "flame" / "FLAME_texture.npz").write_bytes(b"")
+    row = next(c for c in check_environment() if c.name == "FLAME files")
+    assert "UV layout: FLAME_texture.npz" in row.detail
 
 
 def test_errors_are_one_red_line_and_debug_shows_traceback(tmp_path):

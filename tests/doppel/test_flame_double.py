@@ -236,16 +236,20 @@ def test_doppel_rig_keeps_the_embedding_and_doppel_swap_puts_the_flame_double_in
     assert diff[face].mean() > 8 and diff[~face].mean() < 3
 
 
-def test_a_flame_fit_becomes_a_double_that_swaps(tmp_path, capsys, flame_dir):
+def test_a_flame_fit_becomes_a_double_that_swaps(tmp_path, capsys, flame_dir, anny_rig):
     """The issue's path for FLAME: `doppel fit --model flame` on a capture (face landmarks only: views from behind
     see none, and the fit says so instead of failing), `doppel rig --fit` (the model file the fit used, without
-    --model-file or $DOPPEL_MODELS_DIR), then `doppel swap` with that double; with a UV layout in the fit, the
-    baked texture and a neural double trained on the fit draw the face."""
+    --model-file or $DOPPEL_MODELS_DIR), then `doppel swap` with that double; with FLAME's texture space
+    (FLAME_texture.npz) beside the model file, the baked texture and a neural double trained on the fit draw the
+    face."""
+    import shutil
+
     s = tmp_path / "synth"
     assert run_cli(capsys, "capture", "synth", "--out", s, "--cameras", 8, "--size", 384, "--seed", 7)[0] == 0
     assert run_cli(capsys, "capture", "ingest", s / "session", "--out", tmp_path / "ing")[0] == 0
+    models = shutil.copytree(flame_dir, tmp_path / "flame")      # the user's FLAME folder, without texture space
     code, _, err = run_cli(capsys, "fit", s / "session", "--landmarks", tmp_path / "ing", "--out", tmp_path / "fit",
-                           "--model", "flame", "--model-file", flame_dir)
+                           "--model", "flame", "--model-file", models)
     assert code == 0, err
     per_view = json.loads((tmp_path / "fit" / "metrics.json").read_text())["view_reprojection_px"]
     seen = [v for v in per_view.values() if v is not None]
@@ -257,16 +261,18 @@ def test_a_flame_fit_becomes_a_double_that_swaps(tmp_path, capsys, flame_dir):
     code, _, err = run_cli(capsys, "swap", img, "--double", tmp_path / "rig", "--out", tmp_path / "o.png")
     assert code == 0, err
     assert np.load(tmp_path / "o_swap" / "tracks.npz")["fit_error_iod"][0] < 0.05
-    # FLAME has no UVs; a fit that carries a layout (FLAME's texture space, here a frontal one) gets the actor's
-    # photos baked on it, and the rig built with that texture draws it in the swap instead of a painted face
+    # FLAME's main file has no UVs: without its texture space the photos cannot be baked, and `doppel texture`
+    # says what to download; with FLAME_texture.npz beside the model file the fit gets its layout, the actor's
+    # photos are baked on it, and the rig built with that texture draws it in the swap instead of a painted face
     from doppel.face_swap.double import load_face_double
-    from doppel.face_swap.face_paint import frontal_uvs
-    from reconstruction.body_models import FLAMEModel
+    from doppel.synthetic_flame import flame_texture_arrays
 
-    head = FLAMEModel(flame_dir)
-    v = head.bind_state().vertices
-    uvs, face_uvs = frontal_uvs(v, head.faces, np.array([v[:, :2].min(0), v[:, :2].max(0)]))
-    np.savez(tmp_path / "fit" / "uv_layout.npz", uvs=uvs, face_uvs=face_uvs)
+    code, _, err = run_cli(capsys, "texture", s / "session", "--fit", tmp_path / "fit", "--out", tmp_path / "tex",
+                           "--size", 256)
+    assert code != 0 and "FLAME_texture.npz" in err and not (tmp_path / "tex").exists()
+    space = flame_texture_arrays(anny_rig)
+    np.savez(models / "FLAME_texture.npz", **space)        # a fit made before the download: the model file's
+    uvs = space["vt"]
     code, _, err = run_cli(capsys, "texture", s / "session", "--fit", tmp_path / "fit", "--out", tmp_path / "tex",
                            "--size", 256)
     assert code == 0, err
