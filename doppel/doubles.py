@@ -116,6 +116,17 @@ def flame_embedding_for(model: str, inputs: dict[str, Path]) -> Path | None:
     return next((p for p in places if p.is_file()), None)
 
 
+def smplx_face_embedding_for(model: str, num_vertices: int, inputs: dict[str, Path]) -> dict | None:
+    """FLAME's MediaPipe embedding carried onto SMPL-X (`reconstruction.fitting.smplx_face`) to keep with an SMPL-X
+    rig, made from the downloads beside the model file or in $DOPPEL_MODELS_DIR; None for another model or when
+    a download is missing (`doppel swap` then places the face points by the eyes)."""
+    from reconstruction.fitting.smplx_face import find_smplx_face_embedding
+
+    if model != "smplx":
+        return None
+    return find_smplx_face_embedding(num_vertices, model_file=inputs.get("model_file"))
+
+
 def rig_poser(r) -> Callable:
     """For a rigging.Rig: anim -> (frame indices (n,) -> posed vertices (n, V, 3) float32 through Rig.pose)."""
     def make(anim):

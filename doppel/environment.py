@@ -105,6 +105,10 @@ def _model_files() -> list[Check]:
             has = (base / sub / "mediapipe_landmark_embedding.npz").is_file()
             detail += ("; MediaPipe embedding found" if has else
                        "; no mediapipe_landmark_embedding.npz (FLAME fits and `doppel swap` need it)")
+        if sub == "smplx" and found:
+            has = (base / sub / "SMPL-X__FLAME_vertex_ids.npy").is_file()
+            detail += ("; FLAME correspondence found (face landmarks through FLAME's embedding)" if has else
+                       "; no SMPL-X__FLAME_vertex_ids.npy (face landmarks through FLAME's embedding need it)")
         if found:
             detail += _uv_file_note(base / sub, sub)
         out.append(Check(name, bool(found), False, detail, fix))

@@ -157,12 +157,21 @@ def session_spec(model, config: FitConfig) -> LandmarkSpec:
     if mode == "calibrated" or (mode == "auto" and default_regressor(model) is not None):
         spec = calibrated_spec(model)
         return spec.subset([config.set_weights.get(landmark_set(int(lid)), 0.0) > 0 for lid in spec.ids])
-    return landmark_spec(model)
+    spec = landmark_spec(model)
+    if model.name == "smplx" and mode != "joints" and config.set_weights.get("face", 0.0) > 0:
+        from reconstruction.fitting.smplx_face import find_smplx_face_embedding, smplx_face_spec
+
+        face = find_smplx_face_embedding(model.num_vertices, model_file=getattr(model, "path", None))
+        if face is not None:                # SMPL-X's face through FLAME's embedding (smplx_face.py)
+            spec = spec.joined(smplx_face_spec(face))
+    return spec
 
 
 def _kind(model, spec: LandmarkSpec) -> str:
     if spec.reg_index is None:
         return "joints"
+    if model.name == "smplx":
+        return "joints + flame-embedding"
     return "flame-embedding" if model.name == "flame" else "calibrated"
 
 

@@ -15,9 +15,11 @@ from doppel.doubles import (
     fitted_model_file,
     flame_embedding_for,
     parse_assignments,
+    smplx_face_embedding_for,
 )
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 from doppel.neural_inputs import adopt_uv_layout
+from reconstruction.fitting.smplx_face import write_smplx_face_embedding
 
 
 def rig(
@@ -106,6 +108,9 @@ def _side_files(tmp: Path, rig_obj, model: str, inputs: dict, texture: Path | No
     if embedding is not None:
         shutil.copyfile(embedding, tmp / embedding.name)
         extra["face_landmarks"] = embedding.name
+    smplx_face = smplx_face_embedding_for(model, rig_obj.num_vertices, inputs)
+    if smplx_face is not None:
+        extra["face_landmarks"] = write_smplx_face_embedding(tmp, smplx_face).name
     return extra
 
 

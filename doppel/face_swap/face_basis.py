@@ -3,9 +3,11 @@ move them, for each kind of double.
 
 - **Anny** rigs: the landmarks are placed by the calibrated landmark regressor (each a convex combination of
   rig vertices), the expressions are the rig's ARKit blendshapes in `EXPRESSIONS`.
-- **SMPL-X** rigs (and any rig without known face landmarks that has eye joints): MediaPipe's points 0-467 from
-  the face template, placed by the eyeball centres and fitted to the head's surface (`face_template.place_by_eyes`;
-  uncalibrated), the expressions as FLAME's below (SMPL-X's are FLAME's components, its jaw a joint too).
+- **SMPL-X** rigs: FLAME's MediaPipe embedding carried onto SMPL-X's head (`reconstruction.fitting.smplx_face`:
+  ``smplx_mediapipe_embedding.npz`` in the rig folder, or made from the downloads in $DOPPEL_MODELS_DIR); without
+  it (and for any rig without known face landmarks that has eye joints) MediaPipe's points 0-467 from the face
+  template, placed by the eyeball centres and fitted to the head's surface (`face_template.place_by_eyes`;
+  uncalibrated). The expressions as FLAME's below (SMPL-X's are FLAME's components, its jaw a joint too).
 - **FLAME** rigs (`doppel rig --model flame`, or `--fit` of a FLAME fit): the landmarks are FLAME's own MediaPipe
   embedding (105 points on FLAME triangles; ``mediapipe_landmark_embedding.npz`` in the rig folder or in
   $DOPPEL_MODELS_DIR/flame/, as the fitter finds it), the expressions are FLAME's leading expression components,
@@ -81,12 +83,20 @@ def landmark_weights(rig, rig_dir: str | Path | None = None, regressor=None
     from reconstruction.fitting.landmark_regressor import DEFAULT_PATH, SET_OFFSETS, LandmarkRegressor
 
     off = SET_OFFSETS["face"]
+    model = rig_model(rig)
+    if model == "smplx":
+        from reconstruction.fitting.smplx_face import find_smplx_face_embedding
+
+        face = find_smplx_face_embedding(rig.num_vertices, [rig_dir] if rig_dir is not None else [])
+        if face is not None:
+            keep = ~np.isin(face["landmark_indices"], list(IRIS_IDS))
+            return (np.asarray(face["landmark_indices"], np.int64)[keep], np.asarray(face["vertex_index"])[keep],
+                    np.asarray(face["bary"], np.float64)[keep])
     reg = regressor or LandmarkRegressor.load(DEFAULT_PATH)
     if reg.num_vertices == rig.num_vertices:
         ids = np.array([int(i) - off for i in reg.ids if off <= int(i) < off + 478 and int(i) - off not in IRIS_IDS])
         rows = reg.rows(ids + off)
         return ids, np.asarray(reg.index[rows], np.int64), np.asarray(reg.weight[rows], np.float64)
-    model = rig_model(rig)
     if model != "flame":
         return eye_placed_landmarks(rig, model)
     spec = flame_embedding(rig, rig_dir)

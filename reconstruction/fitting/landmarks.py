@@ -69,6 +69,24 @@ class LandmarkSpec:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def joined(self, other: LandmarkSpec) -> LandmarkSpec:
+        """This spec's landmarks followed by ``other``'s (e.g. a model's pose joints and its face-mesh points)."""
+        both = (self, other)
+        K = max((a.reg_index.shape[1] for a in both if a.reg_index is not None), default=0)
+
+        def stacked(what: str, dtype, fill: float):
+            parts = [np.full((len(a), K), fill, dtype) if getattr(a, what) is None else
+                     np.pad(np.asarray(getattr(a, what), dtype), ((0, 0), (0, K - getattr(a, what).shape[1])))
+                     for a in both]
+            return np.concatenate(parts) if K else None
+
+        rel = None if all(a.reliability is None for a in both) else \
+            np.concatenate([np.ones(len(a)) if a.reliability is None else a.reliability for a in both])
+        return LandmarkSpec(ids=np.r_[self.ids, other.ids], joint_index=np.r_[self.joint_index, other.joint_index],
+                            vertex_index=np.r_[self.vertex_index, other.vertex_index],
+                            names=list(self.names) + list(other.names), reg_index=stacked("reg_index", np.int64, 0),
+                            reg_weight=stacked("reg_weight", np.float64, 0.0), reliability=rel)
+
 
 def _vertex_rule(rule: str, verts: np.ndarray, joints: dict[str, np.ndarray]) -> int:
     """A template vertex (index) for a geometric rule, on the neutral template (Doppel frame, facing +Z)."""

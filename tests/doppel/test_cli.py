@@ -53,6 +53,8 @@ def test_doctor_finds_model_files(capsys, monkeypatch, tmp_path):
     assert code == 0 and "SMPLX_NEUTRAL.npz" in out
     from doppel.environment import check_environment
 
+    row = next(c for c in check_environment() if c.name == "SMPL-X files")
+    assert "no SMPL-X__FLAME_vertex_ids.npy" in row.detail and "no smplx_uv.obj" in row.detail
     (tmp_path / "flame").mkdir()
     (tmp_path / "flame" / "FLAME_NEUTRAL.pkl").write_bytes(b"")
     row = next(c for c in check_environment() if c.name == "FLAME files")

@@ -328,3 +328,88 @@ def test_a_truncated_embedding_is_one_clear_error(flame_rig, flame_dir, tmp_path
     (rig_dir / "mediapipe_landmark_embedding.npz").write_bytes(whole[:300])
     with pytest.raises(ValueError, match="not a readable plain-array .npz"):
         load_face_double(rig_dir, tmp_path)
+
+
+def _smplx_face_downloads(tmp_path, anny_rig, flame_dir):
+    """$DOPPEL_MODELS_DIR as a user with SMPL-X and FLAME has it, the Anny double standing in for SMPL-X: the
+    FLAME-format head was cut from it, so the SMPL-X <-> FLAME correspondence is the head's vertex ids."""
+    import shutil
+
+    from doppel.face_swap.head_region import subtree_weight
+    from reconstruction.fitting.smplx_face import SMPLX_FLAME_IDS_FILE
+
+    models = tmp_path / "models"
+    shutil.copytree(flame_dir, models / "flame")
+    (models / "smplx").mkdir()
+    np.save(models / "smplx" / SMPLX_FLAME_IDS_FILE, np.flatnonzero(subtree_weight(anny_rig, "neck01") > 0.5))
+    return models
+
+
+def test_flames_embedding_carried_onto_smplx_lands_where_flames_own_does(tmp_path, monkeypatch, anny_rig, flame_rig,
+                                                                        flame_dir):
+    """SMPL-X's head is FLAME's mesh: through SMPL-X__FLAME_vertex_ids.npy, FLAME's MediaPipe embedding puts the
+    face points on SMPL-X exactly where it puts them on FLAME; an SMPL-X rig keeps the result and swaps with it
+    (without the downloads: the eye-placed template points)."""
+    import dataclasses
+
+    from doppel.face_swap.face_basis import face_basis
+    from reconstruction.fitting.smplx_face import find_smplx_face_embedding, write_smplx_face_embedding
+
+    assert find_smplx_face_embedding(anny_rig.num_vertices) is None                    # nothing downloaded
+    monkeypatch.setenv("DOPPEL_MODELS_DIR", str(_smplx_face_downloads(tmp_path, anny_rig, flame_dir)))
+    face = find_smplx_face_embedding(anny_rig.num_vertices)
+    own = face_basis(flame_rig, flame_dir)
+    points = np.einsum("lk,lkc->lc", face["bary"], anny_rig.vertices[face["vertex_index"]])
+    assert face["landmark_indices"].tolist() == sorted(own.ids.tolist())
+    assert np.allclose(points, own.neutral[np.argsort(own.ids)], atol=1e-6)
+    rig_dir = tmp_path / "rig"
+    rig_dir.mkdir()
+    write_smplx_face_embedding(rig_dir, face)
+    monkeypatch.delenv("DOPPEL_MODELS_DIR")
+    as_smplx = dataclasses.replace(anny_rig, metadata={"model": "smplx"})
+    basis = face_basis(as_smplx, rig_dir)                                               # the rig's copy
+    assert basis.ids.tolist() == face["landmark_indices"].tolist() and np.allclose(basis.neutral, points)
+    assert len(face_basis(as_smplx, tmp_path).ids) == 468                               # none: eye-placed
+    with pytest.raises(ValueError, match="beyond the model's 100 vertices"):
+        find_smplx_face_embedding(100, [rig_dir])
+
+
+def test_an_smplx_rig_and_fit_use_flames_embedding_from_the_models_folder(tmp_path, monkeypatch, capsys, anny_rig,
+                                                                         flame_dir):
+    """`doppel rig --model smplx` writes smplx_mediapipe_embedding.npz when the downloads are there; a session fit
+    of SMPL-X adds the face-mesh points to its pose joints (ids from the correspondence, checked in range)."""
+    from reconstruction.body_models import SMPLXModel
+    from reconstruction.fitting import FitConfig
+    from reconstruction.fitting.landmarks import model_landmarks
+    from reconstruction.fitting.smplx_face import SMPLX_FACE_EMBEDDING_FILE, SMPLX_FLAME_IDS_FILE
+    from reconstruction.session_fit import _kind, session_spec
+    from tests.reconstruction.synthetic_models import write_smplx_npz
+
+    models = _smplx_face_downloads(tmp_path, anny_rig, flame_dir)
+    path = write_smplx_npz(models / "smplx" / "SMPLX_NEUTRAL.npz")
+    model = SMPLXModel(path)
+    monkeypatch.setenv("DOPPEL_MODELS_DIR", str(models))
+    with pytest.raises(ValueError, match="ids outside"):                    # the Anny ids: not this small model
+        session_spec(model, FitConfig())
+    ids = np.random.default_rng(0).integers(0, model.num_vertices, len(np.load(models / "smplx" /
+                                                                              SMPLX_FLAME_IDS_FILE)))
+    np.save(models / "smplx" / SMPLX_FLAME_IDS_FILE, ids)
+    spec = session_spec(model, FitConfig())
+    joints = session_spec(model, FitConfig(correspondences="joints"))
+    n_face = len(np.load(models / "flame" / "mediapipe_landmark_embedding.npz")["landmark_indices"])
+    assert len(joints) == 16 and len(spec) == 16 + n_face and _kind(model, spec) == "joints + flame-embedding"
+    out = model.forward()
+    lm = model_landmarks(out.vertices, out.joints, spec)[0]
+    assert torch_close(lm[:16], out.joints[0, joints.joint_index])
+    k = 20
+    assert torch_close(lm[16 + k], (spec.reg_weight[16 + k][:, None] * out.vertices[0, spec.reg_index[16 + k]]
+                                    .double().numpy()).sum(0))
+    code, _, err = run_cli(capsys, "rig", "--model", "smplx", "--model-file", path, "--out", tmp_path / "rig")
+    assert code == 0, err
+    assert (tmp_path / "rig" / SMPLX_FACE_EMBEDDING_FILE).is_file()
+    outputs = json.loads((tmp_path / "rig" / "manifest.json").read_text())["outputs"]
+    assert outputs["face_landmarks"]["path"] == SMPLX_FACE_EMBEDDING_FILE
+
+
+def torch_close(a, b, atol=1e-5):
+    return np.allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), atol=atol)
