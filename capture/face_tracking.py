@@ -32,13 +32,21 @@ def face_size(face: np.ndarray) -> float:
     return float(np.ptp(face[:, 0]) * np.ptp(face[:, 1]))
 
 
+ZOOM_CROP_SIZE = 256      # px a small face's crop is resized to for the face mesh (its model reads 192 px)
+ZOOM_FROM_LANDMARKS = 1.7  # crop side = this x the larger side of the face's landmarks in the frame before
+ZOOM_FROM_DETECTION = 2.2  # crop side = this x the larger side of the full-range detector's box
+
+
 class PlateTracker:
     """MediaPipe face mesh + hands in video mode; build once per shot (the graphs keep tracking state).
 
     max_faces: how many faces the face mesh looks for (several faces: the caller picks one by size);
-    hands: track hands too (occluders in front of the face). Not thread-safe. Use as a context manager."""
+    hands: track hands too (occluders in front of the face); zoom: when the face mesh finds no face in the whole
+    frame (its detector misses faces much under a tenth of the frame's width: wide shots), look again on crops
+    around the faces of the frame before, else around those of MediaPipe's full-range face detector (faces up to
+    about 5 m), with the mesh in single-image mode. Not thread-safe. Use as a context manager."""
 
-    def __init__(self, max_faces: int = 2, hands: bool = True, min_confidence: float = 0.5):
+    def __init__(self, max_faces: int = 2, hands: bool = True, min_confidence: float = 0.5, zoom: bool = True):
         import mediapipe as mp
 
         s = mp.solutions
@@ -47,6 +55,11 @@ class PlateTracker:
                                           min_tracking_confidence=min_confidence)
         self._hands = s.hands.Hands(static_image_mode=False, max_num_hands=2,
                                     min_detection_confidence=min_confidence) if hands else None
+        self._max_faces, self._min_confidence = max_faces, min_confidence
+        self._zoom = zoom
+        self._crop_mesh = self._detector = None
+        self._last = np.zeros((0, N_FACE, 2))          # the faces of the frame before
+        self.zoomed = 0                                 # frames whose faces were found on crops
 
     def process(self, rgb: np.ndarray) -> PlateFrameLandmarks:
         """rgb (H, W, 3) uint8 -> the frame's faces (largest first) and hands."""
@@ -59,6 +72,10 @@ class PlateTracker:
             found = [np.array([[p.x, p.y] for p in f.landmark]) * scale for f in r.multi_face_landmarks]
             found.sort(key=face_size, reverse=True)
             faces = np.stack(found)
+        elif self._zoom:
+            faces = self._zoomed_faces(rgb)
+            self.zoomed += bool(len(faces))
+        self._last = faces
         hands = np.zeros((0, N_HAND, 2))
         if self._hands is not None:
             rh = self._hands.process(rgb)
@@ -67,16 +84,98 @@ class PlateTracker:
                                   for lm in rh.multi_hand_landmarks])
         return PlateFrameLandmarks(faces, hands)
 
+    def _zoomed_faces(self, rgb: np.ndarray) -> np.ndarray:
+        """(N, 478, 2) px: faces found by the mesh on crops (see the class), largest first; (0, 478, 2) if none."""
+        from capture.face_crop import landmark_box
+
+        found = []
+        if len(self._last):                      # where the faces were a frame ago
+            found = self._mesh_on(rgb, [(c, ZOOM_FROM_LANDMARKS * e) for c, e in map(landmark_box, self._last)])
+        if not found:                            # lost, or never found: the full-range detector
+            found = self._mesh_on(rgb, self._detections(rgb))
+        found.sort(key=face_size, reverse=True)
+        return np.stack(found) if found else np.zeros((0, N_FACE, 2))
+
+    def _mesh_on(self, rgb: np.ndarray, regions) -> list[np.ndarray]:
+        """The face mesh (478, 2) px of each region (centre (2,) px, side px) where it finds a face."""
+        from capture.face_crop import square_crop
+
+        found = []
+        for centre, side in regions[:self._max_faces]:
+            crop, a, origin = square_crop(rgb, centre, max(side, 16.0), ZOOM_CROP_SIZE)
+            r = self._mesh_on_crops().process(crop)
+            if r.multi_face_landmarks:
+                pts = np.array([[p.x, p.y] for p in r.multi_face_landmarks[0].landmark]) * ZOOM_CROP_SIZE
+                found.append(pts / a + origin)
+        return found
+
+    def _detections(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """(centre (2,) px, crop side px) of the faces MediaPipe's full-range detector finds, most confident first:
+        on the whole frame, else on square tiles of the frame's height, else of half of it (half-overlapping), the
+        first of these that finds any (the detector sees its input at 192 px: tiles make small faces larger)."""
+        if self._detector is None:
+            import mediapipe as mp
+
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=self._min_confidence)
+        h, w = rgb.shape[:2]
+        for tile in (None, *(t for t in (min(h, w), min(h, w) // 2) if t >= 64)):
+            found = []                            # (score, centre, side)
+            for x0, y0, side in _tiles(w, h, tile):
+                r = self._detector.process(np.ascontiguousarray(rgb[y0:y0 + side[1], x0:x0 + side[0]]))
+                for d in r.detections or []:
+                    b = d.location_data.relative_bounding_box
+                    centre = np.array([x0 + (b.xmin + b.width / 2) * side[0], y0 + (b.ymin + b.height / 2) * side[1]])
+                    found.append((d.score[0], centre, max(b.width * side[0], b.height * side[1])))
+            if found:
+                return _distinct(found)
+        return []
+
+    def _mesh_on_crops(self):
+        if self._crop_mesh is None:
+            import mediapipe as mp
+
+            self._crop_mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=self._min_confidence)
+        return self._crop_mesh
+
     def close(self) -> None:
         self._face.close()
         if self._hands is not None:
             self._hands.close()
+        for g in (self._crop_mesh, self._detector):
+            if g is not None:
+                g.close()
 
     def __enter__(self) -> PlateTracker:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _tiles(w: int, h: int, tile: int | None) -> list[tuple[int, int, tuple[int, int]]]:
+    """(x0, y0, (width, height)) of the whole frame (tile None) or of square tiles of side ``tile`` px overlapping
+    by half, the last of each row and column flush with the frame's edge."""
+    if tile is None:
+        return [(0, 0, (w, h))]
+
+    def starts(n: int) -> list[int]:
+        s = list(range(0, max(n - tile, 0) + 1, max(tile // 2, 1)))
+        return s if s[-1] == max(n - tile, 0) else s + [n - tile]
+
+    return [(x, y, (min(tile, w), min(tile, h))) for y in starts(h) for x in starts(w)]
+
+
+def _distinct(found: list[tuple[float, np.ndarray, float]]) -> list[tuple[np.ndarray, float]]:
+    """Detections (score, centre, size) seen by several overlapping tiles counted once (a centre within another,
+    more confident box is the same face); (centre, crop side) most confident first."""
+    out: list[tuple[np.ndarray, float]] = []
+    for _, centre, size in sorted(found, key=lambda f: -f[0]):
+        if all(np.abs(centre - c).max() > s / (2 * ZOOM_FROM_DETECTION) for c, s in out):
+            out.append((centre, ZOOM_FROM_DETECTION * size))
+    return out
 
 
 class PersonSegmenter:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from core.conventions import doppel_to_opencv_affine
 from core.storage import atomic_open, content_key, sha256_bytes
 
 log = logging.getLogger(__name__)
@@ -222,26 +221,17 @@ class LandmarkDetector:
         return np.array([[p.x, p.y] for p in r.multi_face_landmarks[0].landmark]) * scale
 
     def _face_from_head_crop(self, rgb: np.ndarray, lm: ImageLandmarks) -> np.ndarray | None:
-        import cv2
+        from capture.face_crop import square_crop
 
         head = lm.pose[POSE_HEAD][lm.pose_conf[POSE_HEAD] > 0.3]
         if len(head) < 3:
             return None
-        c = head.mean(0)
         ext = max(np.ptp(head[:, 0]), np.ptp(head[:, 1]), 8.0)
-        side = HEAD_CROP_SCALE * ext * 1.4
-        x0, y0 = c - side / 2
-        # crop pixel -> image: u = x0 + x * side / S
-        S = HEAD_CROP_SIZE
-        a = S / side
-        # image -> crop in Doppel pixels, then in the index coordinates warpAffine works in
-        Mi = doppel_to_opencv_affine(np.array([[a, 0, -x0 * a], [0, a, -y0 * a]]))
-        crop = cv2.warpAffine(rgb, Mi, (S, S), flags=cv2.INTER_AREA if a < 1 else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        face = self._face(crop, np.array([S, S], dtype=np.float64))
+        crop, a, origin = square_crop(rgb, head.mean(0), HEAD_CROP_SCALE * ext * 1.4, HEAD_CROP_SIZE)
+        face = self._face(crop, np.array([HEAD_CROP_SIZE, HEAD_CROP_SIZE], dtype=np.float64))
         if face is None:
             return None
-        return face / a + np.array([x0, y0])
+        return face / a + origin
 
 
 def _mediapipe_version() -> str:

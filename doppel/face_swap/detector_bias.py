@@ -56,13 +56,14 @@ def nearest_face(faces: np.ndarray, ids: np.ndarray, expected: np.ndarray) -> np
 
 def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.ndarray, start: int, end: int,
                            max_faces: int = 4, progress: Progress | None = None, device: str = "cpu",
-                           prefetch: int = 2, workers: int = 1) -> np.ndarray:
+                           prefetch: int = 2, workers: int = 1, zoom: bool = True) -> np.ndarray:
     """(F, L, 2) px, F = end - start, L = len(double.basis.ids): MediaPipe's landmarks (rows double.basis.ids)
     of each plate frame with the double drawn over it at the track's pose (`render_head`, the whole head over
     the plate), minus the double's landmarks projected by that pose; NaN where the track or the detector has no
     face. track: a `HeadTrack` of frames start..end-1; K (3, 3) the plate camera; device: where the head is
     drawn; prefetch: frames drawn ahead in background threads (``workers`` of them) while MediaPipe reads the
-    current one (0: one thread; the same result for any prefetch and workers)."""
+    current one (0: one thread; the same result for any prefetch and workers); zoom: look for small faces on
+    crops as the tracking pass does (`PlateTracker`)."""
     from capture.face_tracking import PlateTracker
     from capture.plate_io import iter_plate_frames
     from core.prefetch import prefetched
@@ -76,7 +77,7 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
         f = i - start
         return _with_double(double, track, f, K, rgb, device) if track.valid[f] else rgb
 
-    with PlateTracker(max_faces=max_faces, hands=False) as tracker:
+    with PlateTracker(max_faces=max_faces, hands=False, zoom=zoom) as tracker:
         for (i, _), img in prefetched(iter_plate_frames(info, start, end), draw, prefetch, workers):
             f = i - start
             faces = tracker.process(img).faces           # every frame: the video-mode tracker's sequence is kept

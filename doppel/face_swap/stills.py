@@ -27,16 +27,21 @@ def still_motion(frames: int, seed: int = 0, strength: float = 1.0) -> np.ndarra
     return H
 
 
+def still_warps(width: int, height: int, frames: int = 48, seed: int = 0, strength: float = 1.0) -> np.ndarray:
+    """(frames, 3, 3): for each frame of `plate_from_still` of a width x height still, the homography from an
+    output pixel to the still pixel it shows (OpenCV pixel indices, both)."""
+    C = np.array([[1, 0, width / 2], [0, 1, height / 2], [0, 0, 1]], np.float64)
+    N = np.diag([2 / width, 2 / width, 1.0])                   # normalise so the motion is resolution independent
+    Ci, Ni = np.linalg.inv(C), np.linalg.inv(N)
+    return np.stack([C @ Ni @ Hn @ N @ Ci for Hn in still_motion(frames, seed, strength)])
+
+
 def plate_from_still(image: np.ndarray, frames: int = 48, seed: int = 0, strength: float = 1.0
                      ) -> Iterator[np.ndarray]:
     """Frames (H, W, 3) uint8 of ``image`` (H, W, 3) uint8 moved by `still_motion` about its centre."""
     import cv2
 
     h, w = image.shape[:2]
-    C = np.array([[1, 0, w / 2], [0, 1, h / 2], [0, 0, 1]], np.float64)
-    N = np.diag([2 / w, 2 / w, 1.0])                   # normalise so the motion is resolution independent
-    Ci = np.linalg.inv(C)
-    for Hn in still_motion(frames, seed, strength):
-        M = C @ np.linalg.inv(N) @ Hn @ N @ Ci        # output px -> still px
+    for M in still_warps(w, h, frames, seed, strength):
         yield cv2.warpPerspective(image, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_REFLECT)

@@ -69,6 +69,8 @@ class SwapConfig:
     oval_grow: float = 0.08           # the double's face outline scaled about its centre by 1 + this (the matte's
                                       # edge moved off the brows and jaw line, into flat skin)
     max_faces: int = 4                # faces MediaPipe looks for per frame
+    small_faces: bool = True          # frames where MediaPipe's face mesh finds no face are searched again on crops
+                                      # (`capture.face_tracking.PlateTracker` zoom: faces in wide shots)
     debias: bool = True               # read MediaPipe's pose-dependent bias on the double drawn at the first solve's
                                       # pose, take it out of the plate's landmarks and solve again
                                       # (`detector_bias`; one more pass over the plate)
@@ -189,7 +191,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     n_faces = np.zeros(F, np.int64)
     hands: list[np.ndarray] = []
     prev = None
-    with PlateTracker(max_faces=max(cfg.max_faces, cfg.face_index + 1)) as tracker:
+    with PlateTracker(max_faces=max(cfg.max_faces, cfg.face_index + 1), zoom=cfg.small_faces) as tracker:
         for i, rgb in iter_plate_frames(info, start, end):
             r = tracker.process(rgb)
             f = i - start
@@ -279,7 +281,8 @@ def debias_track(shot: ShotLandmarks, track: HeadTrack, info: PlateInfo, double:
     K = intrinsics(track.focal_px, info.width, info.height)
     end = start + len(track.valid)
     bias = rendered_landmark_bias(info, double, track, K, start, end, max(cfg.max_faces, cfg.face_index + 1),
-                                  progress, resolve_device(cfg.device), cfg.prefetch, pass_workers(cfg))
+                                  progress, resolve_device(cfg.device), cfg.prefetch, pass_workers(cfg),
+                                  zoom=cfg.small_faces)
     lm = shot.landmarks.astype(np.float64)
     lm[:, double.basis.ids] -= smooth_over_time(bias, BIAS_SMOOTHING_S * (info.fps or 24.0))
     return solve_track(dataclasses.replace(shot, landmarks=lm), info, double, cfg), bias

@@ -478,3 +478,22 @@ def test_swap_on_cuda_matches_the_cpu_and_is_faster(tmp_path, double):
     diff = np.mean([np.abs(a - b).mean() for a, b in zip(frames["cpu"], frames["cuda"], strict=True)])
     assert diff < 2.0, diff
     assert seconds["cuda"] < seconds["cpu"], seconds
+
+
+def test_a_face_in_a_wide_shot_is_swapped(tmp_path, double):
+    """A face about 60 px wide in a 1280x720 frame: MediaPipe's face mesh alone finds nothing (the swap would
+    refuse the plate); the tracker's crops find it and the face is replaced there and only there."""
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.swap import SwapConfig
+
+    frame = np.full((720, 1280, 3), 60, np.uint8)
+    frame[180:540, 460:820] = _astronaut(360)
+    cv2.imwrite(str(tmp_path / "wide.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    with pytest.raises(ValueError, match="no face found"):
+        swap_plate(tmp_path / "wide.png", double, tmp_path / "a.png", SwapConfig(small_faces=False))
+    res = swap_plate(tmp_path / "wide.png", double, tmp_path / "b.png", SwapConfig())
+    assert res.passed_through == [] and res.track.valid.all()
+    out = cv2.cvtColor(cv2.imread(str(tmp_path / "b.png")), cv2.COLOR_BGR2RGB)
+    changed = np.abs(out.astype(int) - frame).max(axis=2) > 12
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 400 and 520 < xs.mean() < 760 and 180 < ys.mean() < 330    # on the face, nowhere else

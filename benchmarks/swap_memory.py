@@ -1,0 +1,116 @@
+"""Does `doppel swap` stream its plate? Peak memory of the swap against the plate's length, at 4K.
+
+The issue: "Frames are streamed: a 4K, 10-minute plate never sits in memory." A 4K frame is 24 MiB (RGB, 8 bit),
+so a swap that kept its plate would grow by that per frame. This script writes 4K plates of different lengths
+(the astronaut moved by smooth warps, as the face-swap benchmark's real-photo plates; written frame by frame),
+runs the `doppel swap` command on each in a child process as a user would, samples the resident memory of the
+child and of its whole process tree (the ffmpeg decoders and encoder included) every 50 ms, and prints the peaks,
+the growth per frame between the shortest and the longest plate, and that growth carried to 10 minutes at 24 fps.
+
+    PYTHONPATH=. python benchmarks/swap_memory.py [--frames 24,96] [--size 3840x2160] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MIB = 2 ** 20
+
+
+def write_plate(path: Path, width: int, height: int, frames: int, fps: float = 24.0) -> None:
+    """A plate of ``frames`` frames (width x height): the astronaut, ``height`` px tall, on a grey canvas, moved
+    by `plate_from_still`'s warps; encoded frame by frame (never all in memory)."""
+    import cv2
+    import imageio_ffmpeg
+    import numpy as np
+    import skimage.data
+
+    from doppel.face_swap.stills import plate_from_still
+
+    face = cv2.resize(skimage.data.astronaut(), (height, height), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((height, width, 3), 60, np.uint8)
+    x0 = (width - height) // 2
+    canvas[:, x0:x0 + height] = face
+    wr = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, macro_block_size=1, quality=8,
+                                     ffmpeg_log_level="error")
+    wr.send(None)
+    for f in plate_from_still(canvas, frames, seed=1, strength=0.5):
+        wr.send(np.ascontiguousarray(f))
+    wr.close()
+
+
+def tree_rss(proc) -> tuple[int, int]:
+    """(resident bytes of ``proc``, of ``proc`` and all its descendants)."""
+    import psutil
+
+    try:
+        own = proc.memory_info().rss
+        kids = sum(c.memory_info().rss for c in proc.children(recursive=True) if c.is_running())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0, 0
+    return own, own + kids
+
+
+def run_swap(plate: Path, rig: Path, out: Path) -> dict:
+    """`doppel swap PLATE --double RIG --out OUT` in a child process; wall seconds and peak resident memory."""
+    import psutil
+
+    cmd = [sys.executable, "-m", "doppel", "swap", str(plate), "--double", str(rig), "--out", str(out), "--force"]
+    t = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = psutil.Process(child.pid)
+    peak_own = peak_tree = 0
+    while child.poll() is None:
+        own, tree = tree_rss(proc)
+        peak_own, peak_tree = max(peak_own, own), max(peak_tree, tree)
+        time.sleep(0.05)
+    wall = time.perf_counter() - t
+    err = child.stderr.read()
+    if child.returncode != 0:
+        raise RuntimeError(f"doppel swap failed ({child.returncode}): {err[-2000:]}")
+    return {"wall_s": wall, "peak_own_mib": peak_own / MIB, "peak_tree_mib": peak_tree / MIB}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", default="24,96", help="plate lengths, comma-separated (default 24,96)")
+    ap.add_argument("--size", default="3840x2160", help="plate size WxH (default 3840x2160)")
+    ap.add_argument("--work", type=Path, help="keep plates, rig and outputs here (default: a temporary folder)")
+    args = ap.parse_args()
+    width, height = (int(x) for x in args.size.lower().split("x"))
+    lengths = sorted(int(x) for x in args.frames.split(","))
+    work = args.work or Path(tempfile.mkdtemp(prefix="swap_memory_"))
+    work.mkdir(parents=True, exist_ok=True)
+    rig = work / "rig"
+    if not (rig / "rig.npz").is_file():
+        subprocess.run([sys.executable, "-m", "doppel", "rig", "--out", str(rig), "--force"], check=True,
+                       stdout=subprocess.DEVNULL)
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d %H:%M %Z')}; "
+          f"plates {width}x{height} at 24 fps, `doppel swap` defaults")
+    print("| frames | wall s | frames/s | peak RSS, swap process (MiB) | peak RSS, with ffmpeg (MiB) |")
+    print("|---|---|---|---|---|")
+    rows = {}
+    for n in lengths:
+        plate = work / f"plate_{n}.mp4"
+        if not plate.is_file():
+            write_plate(plate, width, height, n)
+        r = rows[n] = run_swap(plate, rig, work / f"out_{n}.mp4")
+        print(f"| {n} | {r['wall_s']:.1f} | {n / r['wall_s']:.2f} | {r['peak_own_mib']:.0f} | "
+              f"{r['peak_tree_mib']:.0f} |", flush=True)
+    if len(lengths) > 1:
+        a, b = lengths[0], lengths[-1]
+        per = (rows[b]["peak_own_mib"] - rows[a]["peak_own_mib"]) / (b - a)
+        frame_mib = width * height * 3 / MIB
+        print(f"growth of the swap process's peak between {a} and {b} frames: {per:+.2f} MiB per frame "
+              f"(one {width}x{height} RGB frame is {frame_mib:.1f} MiB); carried to 10 minutes at 24 fps "
+              f"(14400 frames): {rows[b]['peak_own_mib'] + per * (14400 - b):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""PlateTracker on small faces: MediaPipe's face mesh misses faces in wide shots (its detector sees the frame at
+128 px); the tracker finds them on crops (the frame before's face, else the full-range detector on tiles)."""
+
+import cv2
+import numpy as np
+import pytest
+
+
+def _wide_shot(height: int, frames: int = 6):
+    """(frames (F, 1080, 1920, 3), reference landmarks (F, 478, 2)): the astronaut photo ``height`` px tall in a
+    1920x1080 frame, moved by `plate_from_still`; the reference is MediaPipe on the photo itself (512 px),
+    carried through the known warp."""
+    import skimage.data
+
+    from capture.landmarks import LandmarkDetector
+    from doppel.face_swap.stills import plate_from_still, still_warps
+
+    still = skimage.data.astronaut()
+    with LandmarkDetector(pose=False, hands=False, mask=False) as det:
+        ref_still = det.detect(still).face
+    canvas = np.full((1080, 1920, 3), 60, np.uint8)
+    x0, y0 = (1920 - height) // 2, (1080 - height) // 2
+    canvas[y0:y0 + height, x0:x0 + height] = cv2.resize(still, (height, height), interpolation=cv2.INTER_AREA)
+    pts = ref_still * (height / 512) + [x0, y0]
+    plate = list(plate_from_still(canvas, frames, seed=1, strength=0.3))
+    ref = []
+    for M in still_warps(1920, 1080, frames, seed=1, strength=0.3):
+        p = np.c_[pts - 0.5, np.ones(len(pts))] @ np.linalg.inv(M).T
+        ref.append(p[:, :2] / p[:, 2:] + 0.5)
+    return plate, np.stack(ref)
+
+
+def test_a_face_a_fortieth_of_the_frame_wide_is_found_on_crops():
+    from capture.face_tracking import PlateTracker
+    from reconstruction.head_tracking import inter_ocular
+
+    plate, ref = _wide_shot(216)                                  # the face about 38 px wide in 1920
+    with PlateTracker(max_faces=1, hands=False, zoom=False) as t:
+        assert all(t.process(f).face(0) is None for f in plate)     # the face mesh alone: nothing
+    with PlateTracker(max_faces=1, hands=False) as t:
+        found = [t.process(f).face(0) for f in plate]
+        assert t.zoomed == len(plate)
+    assert all(f is not None for f in found)
+    err = [np.linalg.norm(f[:468] - r[:468], axis=1).mean() / inter_ocular(r) for f, r in zip(found, ref, strict=True)]
+    assert max(err) < 0.05, err                                  # measured 0.016 (benchmarks/small_faces.py)
+
+
+def test_no_face_on_crops_either_when_there_is_none():
+    from capture.face_tracking import PlateTracker
+
+    rng = np.random.default_rng(0)
+    noise = [cv2.GaussianBlur(rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8), (9, 9), 3) for _ in range(3)]
+    with PlateTracker(max_faces=1, hands=False) as t:
+        assert all(t.process(f).face(0) is None for f in noise) and t.zoomed == 0
+
+
+@pytest.mark.parametrize(("w", "h", "tile"), [(1920, 1080, 1080), (1920, 1080, 540), (100, 300, 64), (64, 64, 64)])
+def test_tiles_cover_the_frame_and_overlap_by_half(w, h, tile):
+    from capture.face_tracking import _tiles
+
+    tiles = _tiles(w, h, tile)
+    covered = np.zeros((h, w), bool)
+    for x0, y0, (tw, th) in tiles:
+        assert 0 <= x0 and x0 + tw <= w and 0 <= y0 and y0 + th <= h and tw == min(tile, w) and th == min(tile, h)
+        covered[y0:y0 + th, x0:x0 + tw] = True
+    assert covered.all()
+    xs = sorted({x for x, _, _ in tiles})
+    assert all(b - a <= tile // 2 for a, b in zip(xs, xs[1:], strict=False))
+    assert _tiles(w, h, None) == [(0, 0, (w, h))]
+
+
+def test_a_face_seen_by_overlapping_tiles_counts_once():
+    from capture.face_tracking import ZOOM_FROM_DETECTION, _distinct
+
+    a, b, c = np.array([500.0, 300.0]), np.array([506.0, 297.0]), np.array([900.0, 300.0])
+    out = _distinct([(0.7, b, 40.0), (0.9, a, 40.0), (0.8, c, 40.0)])
+    assert [tuple(x) for x, _ in out] == [tuple(a), tuple(c)] and out[0][1] == ZOOM_FROM_DETECTION * 40
