@@ -64,7 +64,7 @@ def landmarks_of(frames):
     from capture.face_tracking import PlateTracker
 
     out = np.full((len(frames), 478, 2), np.nan)
-    with PlateTracker(max_faces=1, hands=False, zoom=False) as t:      # the measure as before the crops
+    with PlateTracker(max_faces=1, hands=False) as t:     # small faces on crops (none on close-ups: as before)
         for i, f in enumerate(frames):
             face = t.process(f).face(0)
             if face is not None:

@@ -35,6 +35,8 @@ def face_size(face: np.ndarray) -> float:
 ZOOM_CROP_SIZE = 256      # px a small face's crop is resized to for the face mesh (its model reads 192 px)
 ZOOM_FROM_LANDMARKS = 1.7  # crop side = this x the larger side of the face's landmarks in the frame before
 ZOOM_FROM_DETECTION = 2.2  # crop side = this x the larger side of the full-range detector's box
+SMALL_FACE = 0.08          # faces whose box is under this fraction of the frame's width are looked for on crops;
+                           # a larger face the mesh misses is turned away or hidden (its crop reads it badly)
 
 
 class PlateTracker:
@@ -42,9 +44,10 @@ class PlateTracker:
 
     max_faces: how many faces the face mesh looks for (several faces: the caller picks one by size);
     hands: track hands too (occluders in front of the face); zoom: when the face mesh finds no face in the whole
-    frame (its detector misses faces much under a tenth of the frame's width: wide shots), look again on crops
-    around the faces of the frame before, else around those of MediaPipe's full-range face detector (faces up to
-    about 5 m), with the mesh in single-image mode. Not thread-safe. Use as a context manager."""
+    frame (its detector misses faces much under a tenth of the frame's width: wide shots), look again for faces
+    under `SMALL_FACE` of the frame's width on crops around the faces of the frame before, else around those of
+    MediaPipe's full-range face detector (faces up to about 5 m), with the mesh in single-image mode. Not
+    thread-safe. Use as a context manager."""
 
     def __init__(self, max_faces: int = 2, hands: bool = True, min_confidence: float = 0.5, zoom: bool = True):
         import mediapipe as mp
@@ -88,11 +91,13 @@ class PlateTracker:
         """(N, 478, 2) px: faces found by the mesh on crops (see the class), largest first; (0, 478, 2) if none."""
         from capture.face_crop import landmark_box
 
+        small = SMALL_FACE * rgb.shape[1]
         found = []
         if len(self._last):                      # where the faces were a frame ago
-            found = self._mesh_on(rgb, [(c, ZOOM_FROM_LANDMARKS * e) for c, e in map(landmark_box, self._last)])
+            boxes = [landmark_box(f) for f in self._last]
+            found = self._mesh_on(rgb, [(c, ZOOM_FROM_LANDMARKS * e) for c, e in boxes if e < small])
         if not found:                            # lost, or never found: the full-range detector
-            found = self._mesh_on(rgb, self._detections(rgb))
+            found = self._mesh_on(rgb, [(c, s) for c, s in self._detections(rgb) if s < ZOOM_FROM_DETECTION * small])
         found.sort(key=face_size, reverse=True)
         return np.stack(found) if found else np.zeros((0, N_FACE, 2))
 

@@ -93,6 +93,8 @@ def check_plate_config(cfg: PlateConfig) -> None:
         raise ValueError(f"--camera must be one of {', '.join(PLATE_CAMERAS)}, got {cfg.camera!r}")
     if cfg.performer_seed < 0 or cfg.double_seed < 0:
         raise ValueError("--performer-seed and --double-seed must be >= 0")
+    if not (0.3 <= cfg.distance_m <= 30.0):
+        raise ValueError(f"--distance must be between 0.3 and 30 metres, got {cfg.distance_m}")
 
 
 def _rotvec(M: np.ndarray) -> list[float]:
@@ -545,6 +547,7 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
     atomic_write_bytes(out / "ground_truth" / "annotations.npz", buf.getvalue())
     summary = {
         "frames": cfg.frames, "size": [cfg.width, cfg.height], "fps": cfg.fps, "camera": cfg.camera,
+        "distance_m": cfg.distance_m, "fov_x_deg": cfg.fov_x_deg,
         "renderer": cfg.renderer, "samples": cfg.samples if cfg.renderer == "cycles" else None,
         "body_motion": cfg.clip or "built-in performance",
         "performer_seed": cfg.performer_seed, "double_seed": cfg.double_seed,

@@ -264,6 +264,8 @@ def plate_cmd(
     fps: float = typer.Option(24.0, "--fps", help="frame rate of plate.mp4"),
     anim: Path = typer.Option(None, "--anim", help="a clip on the virtual actor's skeleton for the body (the "
                                                    "head turns and talking are added; the hands are the clip's)"),
+    distance: float = typer.Option(1.35, "--distance", help="camera to head, metres (1.35: a close-up, the face "
+                                                            "a fifth of the frame wide; 4-5: a wide shot)"),
     force: bool = ForceOpt,
 ) -> None:
     """A synthetic plate for face replacement: actor B performing (head turns, talking, hands over the face) in
@@ -274,7 +276,7 @@ def plate_cmd(
 
     w, h = parse_size(size)
     cfg = PlateConfig(performer_seed=performer_seed, double_seed=double_seed, frames=frames, width=w, height=h,
-                      fps=fps, camera=camera, renderer=renderer, samples=samples,
+                      fps=fps, camera=camera, renderer=renderer, samples=samples, distance_m=distance,
                       clip=str(anim) if anim is not None else None)
     check_plate_config(cfg)
     if anim is not None:

@@ -152,6 +152,7 @@ def test_cycles_plate_has_the_raster_plates_ground_truth(actors, tmp_path):
     (["--renderer", "cycles", "--samples", "0"], "--samples must be >= 1"),
     (["--frames", "0"], "--frames must be >= 1"),
     (["--camera", "crane"], "--camera must be one of"),
+    (["--distance", "0.1"], "--distance must be between 0.3 and 30 metres"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
     out = tmp_path / "out"
