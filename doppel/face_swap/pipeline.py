@@ -144,7 +144,8 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
 def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start: int, basis,
                  bias: np.ndarray | None = None) -> None:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
-    the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected), the camera
+    the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
+    frames whose face was found on a crop, a small face), the camera
     (K, size, fps) and the frame numbers, the expressions as the rig's own controls (`face_basis.rig_controls`:
     a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px the detector's bias read on
     the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out of the landmarks, before
@@ -164,7 +165,8 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         error_iod=track.error.astype(np.float32), fit_error_iod=track.fit_error.astype(np.float32),
         yaw_deg=yaw.astype(np.float32), pitch_deg=pitch.astype(np.float32), landmarks=shot.landmarks,
         landmarks_detected=shot.landmarks if shot.detected is None else shot.detected,
-        faces_found=shot.n_faces, K=intrinsics(track.focal_px, info.width, info.height),
+        faces_found=shot.n_faces, face_from_crop=np.zeros(len(shot.n_faces), bool) if shot.from_crop is None
+        else shot.from_crop, K=intrinsics(track.focal_px, info.width, info.height),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
         **rig_controls(basis.names, track.expression),
         **({} if bias is None else {"detector_bias": bias.astype(np.float32), "detector_bias_ids": basis.ids}))

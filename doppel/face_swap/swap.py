@@ -86,13 +86,15 @@ class SwapConfig:
 class ShotLandmarks:
     """landmarks (F, 478, 2) float32 px, NaN where no face; n_faces (F,) faces found; hands: per frame (M, 21, 2);
     flow (F, 478, 2) float32 px: each landmark's optical-flow motion from the frame before (NaN where unknown);
-    detected: MediaPipe's landmarks before `steadied` fused them with the flow (None: landmarks are those)."""
+    detected: MediaPipe's landmarks before `steadied` fused them with the flow (None: landmarks are those);
+    from_crop (F,) bool: the faces were found on a crop (a small face, `PlateTracker`'s zoom)."""
 
     landmarks: np.ndarray
     n_faces: np.ndarray
     hands: list[np.ndarray]
     flow: np.ndarray | None = None
     detected: np.ndarray | None = None
+    from_crop: np.ndarray | None = None
 
     def steadied(self, weight: float) -> ShotLandmarks:
         """The same shot with its landmarks fused with their flow (`capture.landmark_flow.fuse_flow`)."""
@@ -189,13 +191,15 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     lm = np.full((F, 478, 2), np.nan, np.float32) if given is None else given
     flow = np.full((F, 478, 2), np.nan, np.float32)
     n_faces = np.zeros(F, np.int64)
+    from_crop = np.zeros(F, bool)
     hands: list[np.ndarray] = []
     prev = None
     with PlateTracker(max_faces=max(cfg.max_faces, cfg.face_index + 1), zoom=cfg.small_faces) as tracker:
         for i, rgb in iter_plate_frames(info, start, end):
+            zoomed = tracker.zoomed
             r = tracker.process(rgb)
             f = i - start
-            n_faces[f] = len(r.faces)
+            n_faces[f], from_crop[f] = len(r.faces), tracker.zoomed > zoomed
             face = r.face(cfg.face_index)
             if face is not None and given is None:
                 lm[f] = face
@@ -208,7 +212,8 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
                 prev = gray
             if progress:
                 progress("track", f + 1, F)
-    return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None)
+    return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
+                         from_crop=from_crop)
 
 
 def load_face_track(path: str | Path) -> np.ndarray:

@@ -493,6 +493,9 @@ def test_a_face_in_a_wide_shot_is_swapped(tmp_path, double):
         swap_plate(tmp_path / "wide.png", double, tmp_path / "a.png", SwapConfig(small_faces=False))
     res = swap_plate(tmp_path / "wide.png", double, tmp_path / "b.png", SwapConfig())
     assert res.passed_through == [] and res.track.valid.all()
+    from doppel.face_swap.pipeline import side_folder
+
+    assert np.load(side_folder(tmp_path / "b.png") / "tracks.npz")["face_from_crop"].tolist() == [True]
     out = cv2.cvtColor(cv2.imread(str(tmp_path / "b.png")), cv2.COLOR_BGR2RGB)
     changed = np.abs(out.astype(int) - frame).max(axis=2) > 12
     ys, xs = np.nonzero(changed)
