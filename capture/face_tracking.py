@@ -17,10 +17,12 @@ from capture.landmarks import N_FACE, N_HAND
 
 @dataclass
 class PlateFrameLandmarks:
-    """One frame. faces: (N, 478, 2) px, every face MediaPipe found, largest first; hands: (M, 21, 2) px."""
+    """One frame. faces: (N, 478, 2) px, every face MediaPipe found, largest first; hands: (M, 21, 2) px;
+    from_crop: the faces were found on crops (small faces, `PlateTracker`'s zoom)."""
 
     faces: np.ndarray
     hands: np.ndarray
+    from_crop: bool = False
 
     def face(self, index: int = 0) -> np.ndarray | None:
         """The index-th largest face (478, 2) px, or None when the frame has fewer faces."""
@@ -77,7 +79,8 @@ class PlateTracker:
             faces = np.stack(found)
         elif self._zoom:
             faces = self._zoomed_faces(rgb)
-            self.zoomed += bool(len(faces))
+        from_crop = not r.multi_face_landmarks and len(faces) > 0
+        self.zoomed += from_crop
         self._last = faces
         hands = np.zeros((0, N_HAND, 2))
         if self._hands is not None:
@@ -85,7 +88,7 @@ class PlateTracker:
             if rh.multi_hand_landmarks:
                 hands = np.stack([np.array([[p.x, p.y] for p in lm.landmark]) * scale
                                   for lm in rh.multi_hand_landmarks])
-        return PlateFrameLandmarks(faces, hands)
+        return PlateFrameLandmarks(faces, hands, from_crop)
 
     def _zoomed_faces(self, rgb: np.ndarray) -> np.ndarray:
         """(N, 478, 2) px: faces found by the mesh on crops (see the class), largest first; (0, 478, 2) if none."""

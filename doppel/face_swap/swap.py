@@ -196,10 +196,9 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     prev = None
     with PlateTracker(max_faces=max(cfg.max_faces, cfg.face_index + 1), zoom=cfg.small_faces) as tracker:
         for i, rgb in iter_plate_frames(info, start, end):
-            zoomed = tracker.zoomed
             r = tracker.process(rgb)
             f = i - start
-            n_faces[f], from_crop[f] = len(r.faces), tracker.zoomed > zoomed
+            n_faces[f], from_crop[f] = len(r.faces), r.from_crop
             face = r.face(cfg.face_index)
             if face is not None and given is None:
                 lm[f] = face

@@ -20,9 +20,20 @@ import torch
 
 from core.errors import DoppelError
 
+MODELS_ENV = "DOPPEL_MODELS_DIR"   # the folder of the user's licensed model files: smplx/, flame/
+
 
 class ModelFileError(DoppelError):
     """A body-model file is missing, unreadable, unsafe or has the wrong content."""
+
+
+def models_dir(model: str):
+    """$DOPPEL_MODELS_DIR/<model> ("smplx", "flame") as a Path, or None when the variable is not set."""
+    import os
+    from pathlib import Path
+
+    root = os.environ.get(MODELS_ENV)
+    return Path(root) / model if root else None
 
 
 @dataclass(frozen=True)

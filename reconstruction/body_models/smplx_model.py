@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from reconstruction.body_models.base import (
+    MODELS_ENV,
     BindState,
     BodyModel,
     BodyOutput,
@@ -31,8 +32,6 @@ from reconstruction.body_models.base import (
 )
 from reconstruction.body_models.safe_pickle import load_model_arrays
 from reconstruction.body_models.uv_layouts import find_uv_layout
-
-MODELS_ENV = "DOPPEL_MODELS_DIR"
 
 FLAME_JOINT_NAMES = ["global", "neck", "jaw", "left_eye", "right_eye"]
 

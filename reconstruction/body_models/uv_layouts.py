@@ -14,15 +14,15 @@ triangle i's corners take uvs[face_uvs[i]].
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from reconstruction.body_models.base import ModelFileError
+from reconstruction.body_models.base import ModelFileError, models_dir
 
 UV_FILES = {"smplx": ("smplx_uv.obj",),
             "flame": ("FLAME_texture.npz", "head_template_mesh.obj", "head_template.obj")}
-MODELS_ENV = "DOPPEL_MODELS_DIR"
 
 __all__ = ["UV_FILES", "read_uv_file", "uv_layout_places", "find_uv_layout", "check_uv_layout"]
 
@@ -32,15 +32,19 @@ def _read_obj_uvs(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     vt, fv, ft = [], [], []
     with open(path, encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh, 1):
-            if line.startswith("vt "):
-                vt.append([float(x) for x in line.split()[1:3]])
-            elif line.startswith("f "):
-                corners = [c.split("/") for c in line.split()[1:]]
-                if len(corners) != 3 or any(len(c) < 2 or not c[1] for c in corners):
-                    raise ModelFileError(f"{path}:{n}: expected a triangle with texture indices (f v/vt ...), "
-                                         f"got {line.strip()!r}")
-                fv.append([int(c[0]) for c in corners])
-                ft.append([int(c[1]) for c in corners])
+            try:
+                if line.startswith("vt "):
+                    vt.append([float(x) for x in line.split()[1:3]][:2])
+                    if len(vt[-1]) != 2:
+                        raise ValueError("two coordinates expected")
+                elif line.startswith("f "):
+                    corners = [c.split("/") for c in line.split()[1:]]
+                    if len(corners) != 3 or any(len(c) < 2 or not c[1] for c in corners):
+                        raise ValueError("expected a triangle with texture indices (f v/vt ...)")
+                    fv.append([int(c[0]) for c in corners])
+                    ft.append([int(c[1]) for c in corners])
+            except ValueError as e:
+                raise ModelFileError(f"{path}:{n}: {e}: {line.strip()[:80]!r}") from None
     if not vt or not ft:
         raise ModelFileError(f"{path}: no texture coordinates (vt) or faces (f) in the file")
     fv_a, ft_a = np.asarray(fv, np.int64), np.asarray(ft, np.int64)
@@ -61,7 +65,7 @@ def read_uv_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.nd
             if "vt" not in z.files or "ft" not in z.files:
                 raise ModelFileError(f"{path}: no 'vt' / 'ft' arrays (has {sorted(z.files)[:8]})")
             return np.asarray(z["vt"], np.float32)[:, :2], np.asarray(z["ft"], np.int64), None
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ModelFileError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from e
 
 
@@ -85,8 +89,8 @@ def uv_layout_places(model: str, model_file: str | os.PathLike | None) -> list[P
     """Where a UV file of ``model`` ("smplx" / "flame") is looked for, in order: beside the model file, then in
     $DOPPEL_MODELS_DIR/<model>/."""
     folders = [Path(model_file).parent] if model_file is not None else []
-    if os.environ.get(MODELS_ENV):
-        folders.append(Path(os.environ[MODELS_ENV]) / model)
+    if models_dir(model) is not None:
+        folders.append(models_dir(model))
     seen, out = set(), []
     for folder in folders:
         for name in UV_FILES.get(model, ()):

@@ -157,12 +157,11 @@ def _joint_table_spec(model, table: dict[int, str], ids) -> LandmarkSpec:
 def flame_embedding_places(folders) -> list:
     """Where FLAME's MediaPipe embedding is looked for, in order: ``folders``' FLAME_EMBEDDING_FILE, then
     $DOPPEL_MODELS_DIR/flame/'s (when that is set). Paths, existing or not."""
-    import os
     from pathlib import Path
 
-    roots = [Path(f) for f in folders]
-    if os.environ.get("DOPPEL_MODELS_DIR"):
-        roots.append(Path(os.environ["DOPPEL_MODELS_DIR"]) / "flame")
+    from reconstruction.body_models.base import models_dir
+
+    roots = [Path(f) for f in folders] + [d for d in (models_dir("flame"),) if d is not None]
     return [r / FLAME_EMBEDDING_FILE for r in roots]
 
 

@@ -17,22 +17,19 @@ folder, so face replacement with the rig needs none of the licensed files.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from reconstruction.body_models.base import models_dir
 from reconstruction.fitting.landmarks import LandmarkSpec
 
 SMPLX_FLAME_IDS_FILE = "SMPL-X__FLAME_vertex_ids.npy"
 SMPLX_FACE_EMBEDDING_FILE = "smplx_mediapipe_embedding.npz"
-MODELS_ENV = "DOPPEL_MODELS_DIR"
 
 __all__ = ["SMPLX_FLAME_IDS_FILE", "SMPLX_FACE_EMBEDDING_FILE", "smplx_face_embedding", "find_smplx_face_embedding",
            "write_smplx_face_embedding", "smplx_face_spec"]
-
-
-def _models(sub: str) -> list[Path]:
-    return [Path(os.environ[MODELS_ENV]) / sub] if os.environ.get(MODELS_ENV) else []
 
 
 def smplx_face_embedding(num_vertices: int, flame_spec: LandmarkSpec, vertex_ids: np.ndarray
@@ -58,7 +55,7 @@ def _derive(model_file: Path | None, num_vertices: int) -> dict[str, np.ndarray]
     from reconstruction.body_models import FLAMEModel, ModelFileError
     from reconstruction.fitting.landmarks import flame_embedding_places, flame_face_spec
 
-    folders = ([model_file.parent] if model_file is not None else []) + _models("smplx")
+    folders = [f for f in (model_file.parent if model_file is not None else None, models_dir("smplx")) if f]
     ids_file = next((f / SMPLX_FLAME_IDS_FILE for f in folders if (f / SMPLX_FLAME_IDS_FILE).is_file()), None)
     emb_file = next((p for p in flame_embedding_places([]) if p.is_file()), None)
     if ids_file is None or emb_file is None:
@@ -83,12 +80,25 @@ def find_smplx_face_embedding(num_vertices: int, folders=(), model_file: str | o
     for p in places:
         f = p / SMPLX_FACE_EMBEDDING_FILE
         if f.is_file():
-            with np.load(f, allow_pickle=False) as z:
-                d = {k: np.asarray(z[k]) for k in ("vertex_index", "bary", "landmark_indices")}
-            if d["vertex_index"].max() >= num_vertices:
-                raise ValueError(f"{f}: vertex ids beyond the model's {num_vertices} vertices")
-            return d
+            return _read_embedding(f, num_vertices)
     return _derive(model_file, num_vertices)
+
+
+def _read_embedding(f: Path, num_vertices: int) -> dict[str, np.ndarray]:
+    """A ``smplx_mediapipe_embedding.npz``, checked; ValueError (one line naming the file) when it is damaged."""
+    need = ("vertex_index", "bary", "landmark_indices")
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            d = {k: np.asarray(z[k]) for k in need}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{f}: not a readable SMPL-X face embedding with {list(need)} ({type(e).__name__})") from e
+    L = len(d["landmark_indices"])
+    if d["vertex_index"].shape != (L, 3) or d["bary"].shape != (L, 3) or not np.isfinite(d["bary"]).all():
+        raise ValueError(f"{f}: vertex_index {d['vertex_index'].shape} and bary {d['bary'].shape} must be (L, 3), "
+                         f"finite, for L = {L} landmarks")
+    if L and (d["vertex_index"].min() < 0 or d["vertex_index"].max() >= num_vertices):
+        raise ValueError(f"{f}: vertex ids beyond the model's {num_vertices} vertices")
+    return d
 
 
 def write_smplx_face_embedding(out_dir: str | os.PathLike, embedding: dict[str, np.ndarray]) -> Path:

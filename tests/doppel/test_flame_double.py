@@ -372,6 +372,10 @@ def test_flames_embedding_carried_onto_smplx_lands_where_flames_own_does(tmp_pat
     assert len(face_basis(as_smplx, tmp_path).ids) == 468                               # none: eye-placed
     with pytest.raises(ValueError, match="beyond the model's 100 vertices"):
         find_smplx_face_embedding(100, [rig_dir])
+    f = rig_dir / "smplx_mediapipe_embedding.npz"
+    f.write_bytes(f.read_bytes()[:200])                                                 # truncated: one line
+    with pytest.raises(ValueError, match="not a readable SMPL-X face embedding"):
+        find_smplx_face_embedding(anny_rig.num_vertices, [rig_dir])
 
 
 def test_an_smplx_rig_and_fit_use_flames_embedding_from_the_models_folder(tmp_path, monkeypatch, capsys, anny_rig,

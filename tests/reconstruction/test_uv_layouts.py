@@ -125,3 +125,21 @@ def test_a_fit_keeps_its_models_layout_and_a_rig_of_it_takes_it(tmp_path):
     assert albedo_for_rig(rig, tmp_path / "rig", tmp_path) is None
     rig.face_uvs = rig.face_uvs[:, ::-1].copy()
     assert adopt_uv_layout(rig, out) and np.array_equal(rig.face_uvs, face_uvs)      # the fit's layout wins
+
+
+def test_a_damaged_uv_file_is_one_clear_error(tmp_path):
+    """A truncated FLAME_texture.npz (it was 'BadZipFile', an internal error) or an OBJ line that does not parse:
+    ModelFileError naming the file (and the line)."""
+    from reconstruction.body_models import FLAMEModel, ModelFileError
+
+    path = write_flame_pkl(tmp_path / "flame" / "FLAME_NEUTRAL.pkl")
+    uvs, face_uvs = _layout(FLAMEModel(path).faces, 5)
+    np.savez(path.parent / "FLAME_texture.npz", vt=uvs, ft=face_uvs)
+    raw = (path.parent / "FLAME_texture.npz").read_bytes()
+    (path.parent / "FLAME_texture.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match=r"FLAME_texture.npz: not a readable .npz"):
+        FLAMEModel(path)
+    (path.parent / "FLAME_texture.npz").unlink()
+    (path.parent / "head_template_mesh.obj").write_text("vt 0.1 0.2\nvt 0.5 x\nf 1/1 2/2 3/1\n")
+    with pytest.raises(ModelFileError, match=r"head_template_mesh.obj:2: .*'vt 0.5 x'"):
+        FLAMEModel(path)
