@@ -16,6 +16,7 @@ folder, so face replacement with the rig needs none of the licensed files.
 
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -24,6 +25,8 @@ import numpy as np
 
 from reconstruction.body_models.base import models_dir
 from reconstruction.fitting.landmarks import LandmarkSpec
+
+log = logging.getLogger(__name__)
 
 SMPLX_FLAME_IDS_FILE = "SMPL-X__FLAME_vertex_ids.npy"
 SMPLX_FACE_EMBEDDING_FILE = "smplx_mediapipe_embedding.npz"
@@ -62,7 +65,8 @@ def _derive(model_file: Path | None, num_vertices: int) -> dict[str, np.ndarray]
         return None
     try:
         flame = FLAMEModel(None)
-    except ModelFileError:
+    except ModelFileError as e:        # the correspondence and the embedding are there: say why they go unused
+        log.warning("SMPL-X face landmarks through FLAME's embedding need a FLAME model for its triangles: %s", e)
         return None
     try:
         vertex_ids = np.load(ids_file, allow_pickle=False)
