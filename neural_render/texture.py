@@ -91,6 +91,8 @@ def _footprint_level(uv: Tensor, scale: Tensor, valid: Tensor) -> Tensor:
     inf = torch.tensor(float("inf"), dtype=uv.dtype, device=uv.device)
 
     def deriv(dim: int) -> Tensor:
+        if uvt.shape[dim] < 2:                                 # one row (or column): no neighbour along dim
+            return uvt.new_zeros(uvt.shape[:3])
         d = uvt.diff(dim=dim).norm(dim=-1)                     # between neighbours along dim
         ok = valid.narrow(dim, 1, valid.shape[dim] - 1) & valid.narrow(dim, 0, valid.shape[dim] - 1)
         d = torch.where(ok, d, inf)

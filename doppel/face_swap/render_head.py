@@ -36,25 +36,47 @@ def head_box(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarr
     return int(x0), int(y0), int(x1), int(y1)
 
 
+STRIP_SAMPLES = 2 ** 19   # a head's box is drawn in horizontal strips of at most this many samples
+
+
+def strips(box: tuple[int, int, int, int], supersample: int, samples: int = STRIP_SAMPLES
+           ) -> list[tuple[int, int, int, int]]:
+    """The crop box (x0, y0, x1, y1) inclusive px cut into full-width horizontal strips, top to bottom, of at
+    most ``samples`` render samples each (supersample^2 per pixel; at least one row a strip)."""
+    x0, y0, x1, y1 = box
+    rows = max(1, samples // (supersample * supersample * (x1 - x0 + 1)))
+    return [(x0, y, x1, min(y + rows - 1, y1)) for y in range(y0, y1 + 1, rows)]
+
+
 def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
-                box: tuple[int, int, int, int], supersample: int = 2, device: str = "cpu"
-                ) -> tuple[np.ndarray, np.ndarray]:
+                box: tuple[int, int, int, int], supersample: int = 2, device: str = "cpu",
+                strip_samples: int = STRIP_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
     """(rgb (h, w, 3) float32 sRGB, alpha (h, w) float32) of the head with expression weights (E,) in the crop
     box (x0, y0, x1, y1) of the plate camera K, head pose R, t (bind frame -> camera). Drawn by the double's
     neural double when it has one (alpha: the rig's head region), else the textured rig with preview lights;
-    on ``device`` ("cpu" or "cuda"; a neural double draws where its model is)."""
+    on ``device`` ("cpu" or "cuda"; a neural double draws where its model is). The box is rasterized in
+    `strips`, so the renderer's per-sample temporaries (about 1 kB allocated a sample) stay bounded however
+    large the face is (a 4K plate's face box at 2 x 2 supersampling is 2.4 M samples); strip_samples: the
+    samples of a strip."""
     import torch
 
     from neural_render.shading import render_mesh
 
-    cam = crop_camera(K, R, t, box)
     head = double.head_mesh(weights)
     verts = torch.tensor(head, dtype=torch.float32, device=device)
     faces, kw = _mesh_tensors(double, device)
     if double.neural is not None:
         kw = {}            # the rig's head region is rasterized for its coverage only; the neural double draws it
+    parts = []
     with torch.no_grad():
-        rgba = render_mesh(verts, faces, cam, supersample=supersample, cull_backfaces=True, **kw)[0].cpu().numpy()
+        for x0, y0, x1, y1 in strips(box, supersample, strip_samples):
+            # one row more on each side inside the box: the texture's mip level at a strip's edge rows is read
+            # from both neighbours, as in one piece
+            top, bottom = max(y0 - 1, box[1]), min(y1 + 1, box[3])
+            cam = crop_camera(K, R, t, (x0, top, x1, bottom))
+            rgba = render_mesh(verts, faces, cam, supersample=supersample, cull_backfaces=True, **kw)[0]
+            parts.append(rgba[y0 - top:y1 - top + 1].cpu().numpy())
+    rgba = np.concatenate(parts, axis=0)
     rgb, alpha = rgba[..., :3].astype(np.float32), rgba[..., 3].astype(np.float32)
     if double.neural is not None:
         from doppel.face_swap.neural_head import render_neural_head

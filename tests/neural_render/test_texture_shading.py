@@ -131,6 +131,20 @@ def test_the_footprint_of_a_masked_image_is_computed_in_its_bounding_box_with_th
     assert torch.equal(uv_footprint_level(uv, (128, 64), torch.zeros_like(mask)), torch.zeros(2, 30, 40))
 
 
+def test_a_mask_one_row_or_one_column_high_has_a_footprint():
+    # a render whose subject covers one row of samples (a head's crown at the edge of a strip) crashed in diff
+    torch.manual_seed(0)
+    uv = torch.rand(1, 8, 10, 2)
+    row = torch.zeros(1, 8, 10, dtype=torch.bool)
+    row[0, 3, 2:7] = True
+    col = torch.zeros(1, 8, 10, dtype=torch.bool)
+    col[0, 1:6, 4] = True
+    for mask in (row, col):
+        level = uv_footprint_level(uv, (64, 64), mask)
+        assert torch.isfinite(level).all() and level[mask].gt(0).any() and level[~mask].eq(0).all()
+        assert sample_texture(uv, torch.rand(64, 64, 3), mask=mask).shape == (1, 8, 10, 3)
+
+
 def test_srgb_roundtrip():
     x = torch.linspace(0, 1, 101)
     assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
