@@ -145,7 +145,8 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
                  bias: np.ndarray | None = None) -> None:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
-    frames whose face was found on a crop, a small face), the camera
+    frames whose face was found on a crop, a small face; face_backfilled: found tracking backwards from a later
+    frame), the camera
     (K, size, fps) and the frame numbers, the expressions as the rig's own controls (`face_basis.rig_controls`:
     a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px the detector's bias read on
     the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out of the landmarks, before
@@ -166,7 +167,8 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         yaw_deg=yaw.astype(np.float32), pitch_deg=pitch.astype(np.float32), landmarks=shot.landmarks,
         landmarks_detected=shot.landmarks if shot.detected is None else shot.detected,
         faces_found=shot.n_faces, face_from_crop=np.zeros(len(shot.n_faces), bool) if shot.from_crop is None
-        else shot.from_crop, K=intrinsics(track.focal_px, info.width, info.height),
+        else shot.from_crop, face_backfilled=np.zeros(len(shot.n_faces), bool) if shot.backfilled is None
+        else shot.backfilled, K=intrinsics(track.focal_px, info.width, info.height),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
         **rig_controls(basis.names, track.expression),
         **({} if bias is None else {"detector_bias": bias.astype(np.float32), "detector_bias_ids": basis.ids}))
@@ -232,6 +234,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
                                "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
                                "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
+                               "small_faces": cfg.small_faces, "backfill": cfg.backfill,
                                "face_landmarks": "mediapipe" if landmarks is None else "given",
                                "device": device, "workers": pass_workers(cfg)},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},

@@ -71,6 +71,8 @@ class SwapConfig:
     max_faces: int = 4                # faces MediaPipe looks for per frame
     small_faces: bool = True          # frames where MediaPipe's face mesh finds no face are searched again on crops
                                       # (`capture.face_tracking.PlateTracker` zoom: faces in wide shots)
+    backfill: bool = True             # faceless frames just before a frame with the face are tracked again
+                                      # backwards from it (`capture.face_backfill`: a shot's first frames)
     debias: bool = True               # read MediaPipe's pose-dependent bias on the double drawn at the first solve's
                                       # pose, take it out of the plate's landmarks and solve again
                                       # (`detector_bias`; one more pass over the plate)
@@ -87,7 +89,8 @@ class ShotLandmarks:
     """landmarks (F, 478, 2) float32 px, NaN where no face; n_faces (F,) faces found; hands: per frame (M, 21, 2);
     flow (F, 478, 2) float32 px: each landmark's optical-flow motion from the frame before (NaN where unknown);
     detected: MediaPipe's landmarks before `steadied` fused them with the flow (None: landmarks are those);
-    from_crop (F,) bool: the faces were found on a crop (a small face, `PlateTracker`'s zoom)."""
+    from_crop (F,) bool: the faces were found on a crop (a small face, `PlateTracker`'s zoom); backfilled (F,)
+    bool: the face was found by tracking backwards from a later frame (`capture.face_backfill`)."""
 
     landmarks: np.ndarray
     n_faces: np.ndarray
@@ -95,6 +98,7 @@ class ShotLandmarks:
     flow: np.ndarray | None = None
     detected: np.ndarray | None = None
     from_crop: np.ndarray | None = None
+    backfilled: np.ndarray | None = None
 
     def steadied(self, weight: float) -> ShotLandmarks:
         """The same shot with its landmarks fused with their flow (`capture.landmark_flow.fuse_flow`)."""
@@ -181,6 +185,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     (NaN rows: no face), used as they are: MediaPipe then only finds the hands and counts the faces, no flow."""
     import cv2
 
+    from capture.face_backfill import Backfill
     from capture.face_tracking import PlateTracker
     from capture.landmark_flow import drop_disagreeing_flow, landmark_flow
     from capture.plate_io import iter_plate_frames
@@ -191,10 +196,13 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     lm = np.full((F, 478, 2), np.nan, np.float32) if given is None else given
     flow = np.full((F, 478, 2), np.nan, np.float32)
     n_faces = np.zeros(F, np.int64)
-    from_crop = np.zeros(F, bool)
+    from_crop, backfilled = np.zeros(F, bool), np.zeros(F, bool)
     hands: list[np.ndarray] = []
     prev = None
-    with PlateTracker(max_faces=max(cfg.max_faces, cfg.face_index + 1), zoom=cfg.small_faces) as tracker:
+    max_faces = max(cfg.max_faces, cfg.face_index + 1)
+    back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces), cfg.face_index) \
+        if cfg.backfill and given is None else None
+    with PlateTracker(max_faces=max_faces, zoom=cfg.small_faces) as tracker:
         for i, rgb in iter_plate_frames(info, start, end):
             r = tracker.process(rgb)
             f = i - start
@@ -202,6 +210,12 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             face = r.face(cfg.face_index)
             if face is not None and given is None:
                 lm[f] = face
+            if back is not None and face is None:
+                back.faceless(f, rgb)
+            elif back is not None:
+                for g, rb in back.found(f, rgb):          # before the flow: frame f's flow from f - 1 is read
+                    lm[g], n_faces[g], from_crop[g], backfilled[g] = rb.face(cfg.face_index), len(rb.faces), \
+                        rb.from_crop, True
             hands.append(r.hands.astype(np.float32))
             if cfg.flow_weight > 0 and given is None:
                 gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -212,7 +226,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             if progress:
                 progress("track", f + 1, F)
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
-                         from_crop=from_crop)
+                         from_crop=from_crop, backfilled=backfilled)
 
 
 def load_face_track(path: str | Path) -> np.ndarray:
