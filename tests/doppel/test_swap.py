@@ -60,6 +60,7 @@ def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp
     assert res.passed_through == [6, 7]
     tracks = np.load(side_folder(out) / "tracks.npz")
     assert tracks["valid"].tolist() == [True] * 6 + [False] * 2
+    assert not tracks["face_backfilled"].any()                # the faceless frames come after the face
     bias = tracks["detector_bias"]                        # the detector's error read on the double (debias, default)
     assert np.isfinite(bias[:6]).all((1, 2)).sum() >= 5 and np.isnan(bias[6:]).all()
     assert np.nanmax(np.abs(bias)) < 0.5 * 256                # pixels: a reading of the face, not of another spot
@@ -500,3 +501,63 @@ def test_a_face_in_a_wide_shot_is_swapped(tmp_path, double):
     changed = np.abs(out.astype(int) - frame).max(axis=2) > 12
     ys, xs = np.nonzero(changed)
     assert changed.sum() > 400 and 520 < xs.mean() < 760 and 180 < ys.mean() < 330    # on the face, nowhere else
+
+
+def test_a_large_face_is_drawn_in_strips_as_in_one_piece(double):
+    """The head's box is rasterized in horizontal strips (bounded temporaries for a 4K plate's face): the same
+    image as one piece, strips down to a few rows."""
+    from scipy.spatial.transform import Rotation
+
+    from doppel.face_swap.render_head import render_head, strips
+
+    box = (3, 5, 130, 160)
+    cut = strips(box, 2, 4 * 128 * 7)
+    assert len(cut) == 23 and cut[0][1] == 5 and cut[-1][3] == 160
+    assert all(a[3] + 1 == b[1] and a[0] == 3 and a[2] == 130 for a, b in zip(cut, cut[1:], strict=False))
+    assert strips(box, 1, 10) == [(3, y, 130, y) for y in range(5, 161)]          # at least one row a strip
+    K = np.array([[300.0, 0, 64], [0, 300.0, 80], [0, 0, 1]])
+    R = np.diag([-1.0, -1.0, 1.0]) @ Rotation.from_euler("y", 180, degrees=True).as_matrix()
+    t = np.array([0, 0, 0.6]) - R @ double.head_bind.mean(0)
+    w = np.zeros(len(double.basis.names))
+    whole, a_whole = render_head(double, R, t, w, K, box, strip_samples=2 ** 40)
+    assert a_whole.mean() > 0.3                                   # the head fills much of the box
+    for samples in (4 * 128 * 7, 4 * 128 * 30):
+        rgb, a = render_head(double, R, t, w, K, box, strip_samples=samples)
+        assert np.array_equal(a, a_whole) and np.abs(rgb - whole).max() < 1e-3
+
+
+def test_frames_the_detector_missed_before_it_found_the_face_are_tracked_backwards(tmp_path, monkeypatch):
+    """The forward tracker finds the face from frame 3 on only (as MediaPipe's detector often does at a shot's
+    start): frames 0-2 are tracked again backwards from frame 3, land where a tracker that saw them finds the
+    face, and tracks.npz says which; without backfill they stay faceless."""
+    import capture.face_tracking as ft
+    from doppel.face_swap.swap import SwapConfig, track_shot
+    from reconstruction.head_tracking import inter_ocular
+
+    plate = tmp_path / "plate.mp4"
+    frames = _plate(plate, n_face=6, n_blank=0)
+    with ft.PlateTracker(max_faces=1) as tracker:
+        seen = np.array([tracker.process(f).face(0) for f in frames])
+
+    class LateDetector(ft.PlateTracker):              # the forward pass (the one that tracks hands) is late
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.calls = 0
+
+        def process(self, rgb):
+            r = super().process(rgb)
+            self.calls += 1
+            if self._hands is not None and self.calls <= 3:
+                r.faces = r.faces[:0]
+            return r
+
+    monkeypatch.setattr(ft, "PlateTracker", LateDetector)
+    from capture.plate_io import probe_plate
+
+    info = probe_plate(plate)
+    late = track_shot(info, SwapConfig(backfill=False), 0, 6)
+    assert late.valid.tolist() == [False] * 3 + [True] * 3
+    shot = track_shot(info, SwapConfig(), 0, 6)
+    assert shot.valid.all() and shot.backfilled.tolist() == [True] * 3 + [False] * 3
+    err = np.linalg.norm(shot.landmarks[:3] - seen[:3], axis=-1).mean() / inter_ocular(seen[0])
+    assert err < 0.03, err
