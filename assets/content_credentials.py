@@ -20,6 +20,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from core.errors import DoppelError
 
@@ -88,7 +89,18 @@ def sign_bytes(data: bytes, path_name: str, manifest: dict, chain_pem: bytes, ke
                ingredient_files: list[Path] = ()) -> tuple[bytes, bytes | None]:
     """Sign ``data`` (the file's content; its name gives the format) -> (signed content, sidecar manifest or
     None). PNG/JPEG/MP4: the manifest is embedded and the sidecar is None; EXR: the content is unchanged and the
-    manifest store comes back for the sidecar."""
+    manifest store comes back for the sidecar. In memory: a long video is signed by `sign_stream`."""
+    out = io.BytesIO()
+    store = sign_stream(io.BytesIO(data), out, path_name, manifest, chain_pem, key_pem, ingredient_files)
+    return (out.getvalue(), None) if store is None else (data, store)
+
+
+def sign_stream(source: BinaryIO, dest: BinaryIO, path_name: str, manifest: dict, chain_pem: bytes,
+                key_pem: bytes, ingredient_files: list[Path] = ()) -> bytes | None:
+    """Sign the content read from ``source`` (seekable; ``path_name`` gives the format), streamed: c2pa reads
+    and writes through the two streams, so a file of any size is never held in memory. PNG/JPEG/MP4: the
+    signed content (manifest embedded) is written to ``dest`` and None comes back; EXR: ``dest`` is left
+    empty and the manifest store comes back (for the sidecar; the content is unchanged)."""
     import c2pa
 
     fmt = media_type(Path(path_name))
@@ -100,11 +112,11 @@ def sign_bytes(data: bytes, path_name: str, manifest: dict, chain_pem: bytes, ke
                 builder.set_no_embed()
             for ing in ingredient_files:
                 _add_ingredient(builder, ing)
-            out = io.BytesIO()
-            store = builder.sign(signer, fmt, io.BytesIO(data), out)
+            target = dest if embedded else io.BytesIO()
+            store = builder.sign(signer, fmt, source, target)
     except c2pa.C2paError as e:
         raise ContentCredentialsError(f"{path_name}: C2PA signing failed ({_first_line(e)})") from None
-    return (out.getvalue(), None) if embedded else (data, bytes(store))
+    return None if embedded else bytes(store)
 
 
 def _add_ingredient(builder, path: Path) -> None:

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from assets import watermark as wm
-from assets.content_credentials import EMBEDDED, SIDECAR, build_manifest, media_type, sidecar_path, sign_bytes
+from assets.content_credentials import EMBEDDED, SIDECAR, build_manifest, media_type, sidecar_path, sign_stream
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.storage import default_mode, sha256_file
 
@@ -173,13 +173,11 @@ def disclose_file(path: str | os.PathLike, context: DisclosureContext) -> Disclo
                      "use": context.use, "audit_seq": seq, "workspace": ws_id,
                      "watermark": None if notes else {"workspace_tag": payload.workspace_tag, "seq": seq}}
         manifest = build_manifest(path.name, context.kind, assertion, ingredients, label)
-        signed, store = sign_bytes(path.read_bytes(), path.name, manifest, identity.chain_pem, identity.key_pem,
-                                   list(context.ingredients))
         sidecar = None
+        store = _sign_in_place(path, manifest, identity, list(context.ingredients))
         if store is not None:
             sidecar = sidecar_path(path)
             _replace(sidecar, store)
-        _replace(path, signed)
     except BaseException:
         path.unlink(missing_ok=True)
         sidecar_path(path).unlink(missing_ok=True)
@@ -187,6 +185,27 @@ def disclose_file(path: str | os.PathLike, context: DisclosureContext) -> Disclo
     for n in notes:
         log.warning("%s: %s", path, n)
     return DisclosureResult(path, True, seq, None if notes else payload, sidecar, tuple(notes))
+
+
+def _sign_in_place(path: Path, manifest: dict, identity, ingredients: list[Path]) -> bytes | None:
+    """Sign ``path`` (`sign_stream`: read and written as streams, never whole in memory; a 4K plate's video
+    may be gigabytes) and replace it with the signed file atomically; returns the sidecar's manifest store for
+    a format that keeps it beside the file (EXR; the file is then unchanged), else None."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with open(path, "rb") as src, os.fdopen(fd, "w+b") as dest:
+            store = sign_stream(src, dest, path.name, manifest, identity.chain_pem, identity.key_pem, ingredients)
+            dest.flush()
+            os.fsync(dest.fileno())
+        if store is None:
+            os.chmod(tmp, default_mode())
+            os.replace(tmp, path)
+        else:
+            Path(tmp).unlink()
+        return store
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -247,16 +266,19 @@ def _rewrite_pixels(path: Path, edit) -> None:
 
 
 def _rewrite_video(path: Path, edit) -> None:
-    """Decode every frame, apply ``edit``, re-encode (H.264, same frame rate) and replace ``path``."""
+    """Decode every frame, apply ``edit``, re-encode (H.264, same frame rate; the audio copied as it is) and
+    replace ``path``. Frame by frame: the video is never in memory."""
     import imageio.v2 as imageio
 
     reader = imageio.get_reader(path, format="FFMPEG")
-    fps = float(reader.get_meta_data().get("fps", 24.0))
+    meta = reader.get_meta_data()
+    fps = float(meta.get("fps", 24.0))
+    audio = {"audio_path": str(path), "audio_codec": "copy"} if meta.get("audio_codec") else {}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
     os.close(fd)
     try:
         with reader, imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=VIDEO_QUALITY,
-                                        macro_block_size=2, ffmpeg_log_level="error") as w:
+                                        macro_block_size=2, ffmpeg_log_level="error", **audio) as w:
             for frame in reader:
                 w.append_data(edit(np.ascontiguousarray(frame[..., :3])))
         os.chmod(tmp, default_mode())

@@ -157,3 +157,37 @@ def test_imported_certificate_signs_trusted(tmp_path):
     out = _png(tmp_path / "s.png")
     disclose_file(out, DisclosureContext(ws, "virtual", None, "demo", "render"))
     assert verify_file(out, ws).c2pa.state == "trusted"
+
+
+def test_a_video_keeps_its_audio_and_is_signed_without_being_read_whole(ws_consent, tmp_path, monkeypatch):
+    """An MP4 (a swapped plate) is watermarked frame by frame with its audio kept, and signed through streams:
+    a 10-minute 4K video is gigabytes, never read into memory whole."""
+    import subprocess
+    from pathlib import Path
+
+    import imageio.v2 as imageio
+    import imageio_ffmpeg
+
+    ws, consent = ws_consent
+    out = tmp_path / "shot.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=256x192:rate=24", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                    "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(out)],
+                   check=True)
+    whole = Path.read_bytes
+
+    def read_bytes(self):
+        assert self.suffix != ".mp4", f"{self} read whole"
+        return whole(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    res = disclose_file(out, _ctx(ws, consent, kind="composite"))
+    monkeypatch.undo()
+    assert res.disclosed
+    with imageio.get_reader(out, format="FFMPEG") as r:
+        meta = r.get_meta_data()
+        n = sum(1 for _ in r)
+    assert meta["audio_codec"] == "aac" and n == 24 and meta["fps"] == 24.0
+    rep = verify_file(out, ws)
+    assert rep.c2pa.state == "trusted" and rep.watermark.found and rep.watermark.seq == res.seq
+    assert not list(tmp_path.glob(".shot.mp4.*"))                # no temporary file left
