@@ -5,7 +5,8 @@ so a swap that kept its plate would grow by that per frame. This script writes 4
 (the astronaut moved by smooth warps, as the face-swap benchmark's real-photo plates; written frame by frame),
 runs the `doppel swap` command on each in a child process as a user would, samples the resident memory of the
 child and of its whole process tree (the ffmpeg decoders and encoder included) every 50 ms, and prints the peaks,
-the growth per frame between the two longest plates, and that growth carried to 10 minutes at 24 fps.
+the swap process's peak in each quarter of its run, the growth per frame between the two longest plates, and that
+growth carried to 10 minutes at 24 fps.
 
     PYTHONPATH=. python benchmarks/swap_memory.py [--frames 24,96,240] [--size 3840x2160] [--work DIR]
 """
@@ -58,26 +59,32 @@ def tree_rss(proc) -> tuple[int, int]:
 
 
 def run_swap(plate: Path, rig: Path, out: Path) -> dict:
-    """`doppel swap PLATE --double RIG --out OUT` in a child process; wall seconds and peak resident memory."""
+    """`doppel swap PLATE --double RIG --out OUT` in a child process; wall seconds, peak resident memory, and the
+    peak of the swap process in each quarter of the run (a plate kept in memory, or memory that creeps up,
+    shows as quarters rising one after the other; a bounded process as quarters that level off)."""
     import psutil
 
     cmd = [sys.executable, "-m", "doppel", "swap", str(plate), "--double", str(rig), "--out", str(out), "--force"]
     t = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     proc = psutil.Process(child.pid)
-    peak_own = peak_tree = 0
-    at = 0.0
+    samples: list[tuple[float, int]] = []
+    peak_tree = 0
     while child.poll() is None:
         own, tree = tree_rss(proc)
-        if own > peak_own:
-            peak_own, at = own, time.perf_counter() - t
+        samples.append((time.perf_counter() - t, own))
         peak_tree = max(peak_tree, tree)
         time.sleep(0.05)
     wall = time.perf_counter() - t
     err = child.stderr.read()
     if child.returncode != 0:
         raise RuntimeError(f"doppel swap failed ({child.returncode}): {err[-2000:]}")
-    return {"wall_s": wall, "peak_own_mib": peak_own / MIB, "peak_tree_mib": peak_tree / MIB, "peak_at": at / wall}
+    peak_own = max((r for _, r in samples), default=0)
+    at = next((s for s, r in samples if r == peak_own), 0.0)
+    quarters = [max((r for s, r in samples if q * wall / 4 <= s < (q + 1) * wall / 4), default=0) / MIB
+                for q in range(4)]
+    return {"wall_s": wall, "peak_own_mib": peak_own / MIB, "peak_tree_mib": peak_tree / MIB, "peak_at": at / wall,
+            "quarters_mib": quarters}
 
 
 def main() -> None:
@@ -97,8 +104,8 @@ def main() -> None:
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d %H:%M %Z')}; "
           f"plates {width}x{height} at 24 fps, `doppel swap` defaults")
     print("| frames | wall s | frames/s | peak RSS, swap process (MiB) | when (share of the run) "
-          "| peak RSS, with ffmpeg (MiB) |")
-    print("|---|---|---|---|---|---|")
+          "| peak RSS, with ffmpeg (MiB) | swap process's peak in each quarter of the run (MiB) |")
+    print("|---|---|---|---|---|---|---|")
     rows = {}
     for n in lengths:
         plate = work / f"plate_{n}.mp4"
@@ -106,7 +113,7 @@ def main() -> None:
             write_plate(plate, width, height, n)
         r = rows[n] = run_swap(plate, rig, work / f"out_{n}.mp4")
         print(f"| {n} | {r['wall_s']:.1f} | {n / r['wall_s']:.2f} | {r['peak_own_mib']:.0f} | {r['peak_at']:.0%} | "
-              f"{r['peak_tree_mib']:.0f} |", flush=True)
+              f"{r['peak_tree_mib']:.0f} | {' / '.join(f'{q:.0f}' for q in r['quarters_mib'])} |", flush=True)
     if len(lengths) > 1:      # the two longest: the shortest plate's peak is still the allocators' warm-up
         a, b = lengths[-2], lengths[-1]
         per = (rows[b]["peak_own_mib"] - rows[a]["peak_own_mib"]) / (b - a)
