@@ -561,3 +561,42 @@ def test_frames_the_detector_missed_before_it_found_the_face_are_tracked_backwar
     assert shot.valid.all() and shot.backfilled.tolist() == [True] * 3 + [False] * 3
     err = np.linalg.norm(shot.landmarks[:3] - seen[:3], axis=-1).mean() / inter_ocular(seen[0])
     assert err < 0.03, err
+
+
+def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, capsys):
+    """The user's path for a real actor: `doppel swap` of an MP4 with an audio track inside a workspace. The
+    output is watermarked and signed (disclosure re-encodes it) and still has the plate's audio."""
+    import datetime as _dt
+    import json
+    import subprocess
+
+    import imageio.v2 as imageio
+
+    from assets.actors import add_actor
+    from assets.consent import grant
+    from assets.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    ws = init_workspace(root)
+    until = (_dt.date.today() + _dt.timedelta(days=9)).isoformat()
+    add_actor(ws, "Jane Roe", actor_id="jane")
+    add_actor(ws, "Stunt Double", actor_id="stunt")
+    grant(ws, "jane", ["rig", "face_replace"], "Film", until)
+    grant(ws, "stunt", ["face_replace"], "Film", until)
+    silent = tmp_path / "silent.mp4"
+    _plate(silent, n_face=6, n_blank=0)
+    plate = tmp_path / "plate.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(silent), "-f", "lavfi",
+                    "-i", "sine=frequency=440:sample_rate=48000", "-c:v", "copy", "-c:a", "aac", "-shortest",
+                    str(plate)], check=True)
+    code, _, err = run_cli(capsys, "rig", "--actor", "jane", "--production", "Film", "--preview-size", 64,
+                           "--out", root / "rigs" / "jane", "-W", root)
+    assert code == 0, err
+    out = tmp_path / "swapped.mp4"
+    code, _, err = run_cli(capsys, "swap", plate, "--double", root / "rigs" / "jane", "--actor", "jane",
+                           "--production", "Film", "--plate-actor", "stunt", "-W", root, "--out", out)
+    assert code == 0, err
+    with imageio.get_reader(out, format="FFMPEG") as r:
+        assert r.get_meta_data()["audio_codec"] == "aac" and sum(1 for _ in r) == 6
+    rep = json.loads(run_cli(capsys, "verify", out, "--json", "-W", root)[1])
+    assert rep["c2pa"]["state"] == "trusted" and rep["watermark"]["found"]
