@@ -307,9 +307,10 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     assert "gate.refused" in out and "swap (plate performer)" in out
 
 
-def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, capsys):
+def _jane_rigged(tmp_path, capsys):
+    """A workspace with actors 'jane' (rig and face_replace consent, rigged in root/rigs/jane) and 'stunt' (no
+    consent yet) -> (ws, root, the date the consents run until)."""
     import datetime as _dt
-    import json
 
     from assets.actors import add_actor
     from assets.consent import grant
@@ -321,11 +322,20 @@ def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, caps
     add_actor(ws, "Jane Roe", actor_id="jane")
     add_actor(ws, "Stunt Double", actor_id="stunt")
     grant(ws, "jane", ["rig", "face_replace"], "Film", until)
-    img = tmp_path / "plate.png"
-    cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
     code, _, err = run_cli(capsys, "rig", "--actor", "jane", "--production", "Film", "--preview-size", 64,
                            "--out", root / "rigs" / "jane", "-W", root)
     assert code == 0, err
+    return ws, root, until
+
+
+def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, capsys):
+    import json
+
+    from assets.consent import grant
+
+    ws, root, until = _jane_rigged(tmp_path, capsys)
+    img = tmp_path / "plate.png"
+    cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
     swap = ["swap", img, "--double", root / "rigs" / "jane", "--actor", "jane", "--production", "Film",
             "--plate-actor", "stunt", "-W", root]
     code, _, err = run_cli(capsys, *swap, "--out", tmp_path / "o1.png")
@@ -566,22 +576,14 @@ def test_frames_the_detector_missed_before_it_found_the_face_are_tracked_backwar
 def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, capsys):
     """The user's path for a real actor: `doppel swap` of an MP4 with an audio track inside a workspace. The
     output is watermarked and signed (disclosure re-encodes it) and still has the plate's audio."""
-    import datetime as _dt
     import json
     import subprocess
 
     import imageio.v2 as imageio
 
-    from assets.actors import add_actor
     from assets.consent import grant
-    from assets.workspace import init_workspace
 
-    root = tmp_path / "ws"
-    ws = init_workspace(root)
-    until = (_dt.date.today() + _dt.timedelta(days=9)).isoformat()
-    add_actor(ws, "Jane Roe", actor_id="jane")
-    add_actor(ws, "Stunt Double", actor_id="stunt")
-    grant(ws, "jane", ["rig", "face_replace"], "Film", until)
+    ws, root, until = _jane_rigged(tmp_path, capsys)
     grant(ws, "stunt", ["face_replace"], "Film", until)
     silent = tmp_path / "silent.mp4"
     _plate(silent, n_face=6, n_blank=0)
@@ -589,9 +591,6 @@ def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, 
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(silent), "-f", "lavfi",
                     "-i", "sine=frequency=440:sample_rate=48000", "-c:v", "copy", "-c:a", "aac", "-shortest",
                     str(plate)], check=True)
-    code, _, err = run_cli(capsys, "rig", "--actor", "jane", "--production", "Film", "--preview-size", 64,
-                           "--out", root / "rigs" / "jane", "-W", root)
-    assert code == 0, err
     out = tmp_path / "swapped.mp4"
     code, _, err = run_cli(capsys, "swap", plate, "--double", root / "rigs" / "jane", "--actor", "jane",
                            "--production", "Film", "--plate-actor", "stunt", "-W", root, "--out", out)
