@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 import warnings
@@ -44,20 +45,43 @@ TRIM_THRESHOLD = 1 * 2**30     # free heap kept before it is returned to the ker
 TOP_PAD = 64 * 2**20           # heap grown in steps of this much
 
 
+@functools.lru_cache(maxsize=1)
+def _libc():
+    """glibc through ctypes, or None on other platforms / C libraries."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def keep_freed_memory() -> bool:
     """Tell glibc's malloc to keep and reuse freed memory (see the module doc). True when it took effect;
     False on other C libraries (macOS, Windows, musl), where nothing is changed."""
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    ok = [mallopt(p, v) for p, v in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-                                     (_M_TOP_PAD, TOP_PAD))]
+    ok = [libc.mallopt(p, v) for p, v in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+                                          (_M_TOP_PAD, TOP_PAD))]
     return all(r == 1 for r in ok)
+
+
+def release_freed_memory() -> bool:
+    """Hand the free memory glibc's heaps hold back to the kernel now (``malloc_trim(0)``: the free pages in
+    every arena, not only the top). `keep_freed_memory` keeps freed blocks for reuse, which is what makes
+    repeated work fast; but in a long streamed loop whose blocks vary in size (a swap's face box changes every
+    frame) the kept blocks fragment and the resident size creeps up. A loop that calls this every few dozen
+    iterations (`doppel swap`: every `RELEASE_EVERY` frames) returns to the memory it actually uses, at the
+    cost of page faults on the next allocations. True when called on glibc; False elsewhere (nothing done)."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
 
 
 def tune_process() -> dict[str, bool]:

@@ -28,6 +28,19 @@ def test_keep_freed_memory_takes_effect_on_glibc():
     assert keep_freed_memory() is True
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+def test_release_freed_memory_returns_kept_blocks_in_the_middle_of_the_heap():
+    """Freed blocks kept for reuse (keep_freed_memory) stay resident, also below a block still in use (where
+    growing and shrinking the heap's top cannot give them back); release_freed_memory hands them back."""
+    code = ("import os, numpy as np; from core.runtime import keep_freed_memory, release_freed_memory\n"
+            "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') >> 20\n"
+            "assert keep_freed_memory(); base = rss()\n"
+            "blocks = [np.ones(2 ** 20, np.uint8) for _ in range(256)]; live = np.ones(2 ** 16, np.uint8)\n"
+            "del blocks; kept = rss(); assert release_freed_memory(); print(base, kept, rss())")
+    base, kept, released = (int(x) for x in _run(code).stdout.split())
+    assert kept - base > 200 and released - base < 50, (base, kept, released)
+
+
 def test_tune_process_respects_the_user_and_the_opt_out():
     code = ("import os, sys; from core.runtime import tune_process; r = tune_process(); "
             "print(r['omp_passive'], os.environ.get('OMP_WAIT_POLICY'))")
