@@ -143,48 +143,129 @@ def _audit_seq(ctx: DisclosureContext, path: Path, ingredients: list[dict]) -> i
 
 def disclose_file(path: str | os.PathLike, context: DisclosureContext) -> DisclosureResult:
     """Label, watermark and sign ``path`` (PNG, JPEG, MP4; EXR: sidecar) in place, atomically (module doc).
+    The pixels are decoded and re-encoded once more; a writer that can mark its frames as it encodes them
+    uses `begin_disclosure` instead (one encode).
 
     Raises (one line naming the file): SigningIdentityError (no, expired or unreadable signing identity),
     PermissionError (output folder not writable), ValueError (unsupported format, bad label), C2PA failures
     (ContentCredentialsError). On any failure the unsigned file is removed.
     """
-    from assets.signing_keys import load_identity, watermark_secret, workspace_id
-
     path = Path(path)
     media_type(path)
-    label = check_label(context.label)
+    check_label(context.label)
     _check_writable(path)
-    if context.workspace is None:
-        notes = ["not signed or watermarked: outside a workspace there is no signing identity or audit log"]
-        if label:
-            _rewrite_pixels(path, lambda im: draw_label(im, label))
-        level = logging.INFO if context.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING
-        log.log(level, "%s: %s", path, notes[0])
-        return DisclosureResult(path, False, notes=tuple(notes))
     try:
-        identity = load_identity(context.workspace)      # before anything is changed
-        key = wm.WatermarkKey.from_secret(watermark_secret(context.workspace))
-        ws_id = workspace_id(context.workspace)
-        ingredients = [{"name": p.name, "sha256": sha256_file(p)} for p in context.ingredients]
-        seq = _audit_seq(context, path, ingredients)
-        payload = wm.Payload(wm.workspace_tag(ws_id), seq)
-        notes = _mark(path, payload, key, label)
-        assertion = {"actor": context.actor_id, "consent": context.consent_id, "production": context.production,
-                     "use": context.use, "audit_seq": seq, "workspace": ws_id,
-                     "watermark": None if notes else {"workspace_tag": payload.workspace_tag, "seq": seq}}
-        manifest = build_manifest(path.name, context.kind, assertion, ingredients, label)
-        sidecar = None
-        store = _sign_in_place(path, manifest, identity, list(context.ingredients))
-        if store is not None:
-            sidecar = sidecar_path(path)
-            _replace(sidecar, store)
+        pending = begin_disclosure(path.name, context)
+        if pending.label or pending.key is not None:
+            _rewrite_pixels(path, pending.mark)
     except BaseException:
-        path.unlink(missing_ok=True)
-        sidecar_path(path).unlink(missing_ok=True)
+        if context.workspace is not None:
+            path.unlink(missing_ok=True)
         raise
-    for n in notes:
-        log.warning("%s: %s", path, n)
-    return DisclosureResult(path, True, seq, None if notes else payload, sidecar, tuple(notes))
+    return pending.finish(path)
+
+
+def begin_disclosure(name: str, context: DisclosureContext) -> PendingDisclosure:
+    """Start disclosing a file called ``name`` (PNG, JPEG, MP4; EXR: sidecar) before it is written, so that
+    its pixels are encoded once: the audit record is appended and the watermark payload fixed now; the writer
+    passes every image or frame through ``PendingDisclosure.mark`` as it encodes it and calls
+    ``PendingDisclosure.finish(path)`` on the written file (under any temporary name: the manifest and the audit
+    record name ``name``). Same errors as `disclose_file`, raised here, before anything is written."""
+    from assets.signing_keys import load_identity, watermark_secret, workspace_id
+
+    media_type(Path(name))
+    label = check_label(context.label)
+    if context.workspace is None:
+        return PendingDisclosure(name, context, label)
+    identity = load_identity(context.workspace)      # before anything is recorded
+    key = wm.WatermarkKey.from_secret(watermark_secret(context.workspace))
+    ws_id = workspace_id(context.workspace)
+    ingredients = [{"name": p.name, "sha256": sha256_file(p)} for p in context.ingredients]
+    seq = _audit_seq(context, Path(name), ingredients)
+    payload = wm.Payload(wm.workspace_tag(ws_id), seq)
+    return PendingDisclosure(name, context, label, identity, key, ws_id, ingredients, payload)
+
+
+class PendingDisclosure:
+    """A disclosure begun before its file exists (`begin_disclosure`): ``mark`` each image or video frame as it
+    is encoded, ``finish`` the written file. Outside a workspace only the label is drawn and nothing is signed."""
+
+    def __init__(self, name: str, context: DisclosureContext, label: str | None, identity=None,
+                 key: wm.WatermarkKey | None = None, ws_id: str = "", ingredients: list[dict] | None = None,
+                 payload: wm.Payload | None = None):
+        self.name, self.context, self.label = name, context, label
+        self.identity, self.key, self.ws_id, self.payload = identity, key, ws_id, payload
+        self.ingredients = ingredients or []
+        self.notes: list[str] = []
+        if key is not None and Path(name).suffix.lower() in SIDECAR:
+            self.notes.append("EXR pixels are not watermarked (linear float data); signed with a sidecar manifest")
+            self.key = None
+
+    def mark(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3|4) uint8 -> the same with the label drawn and the watermark embedded (an image too small for
+        the mark passes unmarked, noted once)."""
+        if self.label:
+            image = draw_label(image, self.label)
+        if self.key is None:
+            return image
+        try:
+            return wm.embed(image, self.payload, self.key)
+        except wm.WatermarkTooSmall as e:
+            if not any(n.startswith("not watermarked") for n in self.notes):
+                self.notes.append(f"not watermarked: {e}; signed anyway")
+            return image
+
+    def finish(self, path: str | os.PathLike) -> DisclosureResult:
+        """Sign the written file ``path`` in place (EXR: sidecar); on any failure it is removed and the error
+        raised. Outside a workspace: nothing signed, ``disclosed=False`` (logged)."""
+        path, ctx = Path(path), self.context
+        if ctx.workspace is None:
+            note = "not signed or watermarked: outside a workspace there is no signing identity or audit log"
+            log.log(logging.INFO if ctx.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING, "%s: %s", path, note)
+            return DisclosureResult(path, False, notes=(note,))
+        marked = self.payload is not None and not any(n.startswith("not watermarked") for n in self.notes) \
+            and Path(self.name).suffix.lower() not in SIDECAR
+        seq = self.payload.seq
+        assertion = {"actor": ctx.actor_id, "consent": ctx.consent_id, "production": ctx.production,
+                     "use": ctx.use, "audit_seq": seq, "workspace": self.ws_id,
+                     "watermark": {"workspace_tag": self.payload.workspace_tag, "seq": seq} if marked else None}
+        manifest = build_manifest(self.name, ctx.kind, assertion, self.ingredients, self.label)
+        sidecar = None
+        try:
+            _check_writable(path)
+            store = _sign_in_place(path, manifest, self.identity, list(ctx.ingredients))
+            if store is not None:
+                sidecar = sidecar_path(path.with_name(self.name))
+                _replace(sidecar, store)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            if sidecar is not None:
+                sidecar.unlink(missing_ok=True)
+            raise
+        for n in self.notes:
+            log.warning("%s: %s", path, n)
+        return DisclosureResult(path, True, seq, self.payload if marked else None, sidecar, tuple(self.notes))
+
+
+class Discloser:
+    """Discloses the files a command writes under one context: call it on a written file (`disclose_file`), or
+    ``begin(name)`` before writing one whose frames can be marked as they are encoded (`begin_disclosure`).
+    ``Discloser(None)`` does nothing (``begin`` returns None)."""
+
+    def __init__(self, context: DisclosureContext | None):
+        self.context = context
+
+    def __call__(self, path: str | os.PathLike) -> None:
+        if self.context is not None:
+            disclose_file(path, self.context)
+
+    def begin(self, name: str) -> PendingDisclosure | None:
+        return None if self.context is None else begin_disclosure(name, self.context)
+
+    def check(self, name: str) -> None:
+        """ValueError (one line) when a file called ``name`` cannot carry the disclosure; before any work."""
+        if self.context is not None and (self.context.workspace is not None or self.context.label):
+            media_type(Path(name))
 
 
 def _sign_in_place(path: Path, manifest: dict, identity, ingredients: list[Path]) -> bytes | None:
@@ -220,27 +301,6 @@ def _replace(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _mark(path: Path, payload: wm.Payload, key: wm.WatermarkKey, label: str | None) -> list[str]:
-    """Label and watermark ``path`` in place (not yet signed); returns notes (why it was not marked)."""
-    suffix = path.suffix.lower()
-    if suffix in SIDECAR:
-        return ["EXR pixels are not watermarked (linear float data); signed with a sidecar manifest"]
-    notes: list[str] = []
-
-    def edit(im: np.ndarray) -> np.ndarray:       # an image, or every frame of a video
-        if label:
-            im = draw_label(im, label)
-        try:
-            return wm.embed(im, payload, key)
-        except wm.WatermarkTooSmall as e:
-            if not notes:
-                notes.append(f"not watermarked: {e}; signed anyway")
-            return im
-
-    _rewrite_pixels(path, edit)
-    return notes
 
 
 def _rewrite_pixels(path: Path, edit) -> None:

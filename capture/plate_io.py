@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -170,13 +171,20 @@ class PlateWriter:
 
     Use as a context manager: an exception inside the block aborts, so ``out`` never holds half a plate.
     before_publish: called with each finished file (the video, the image, or every frame of a folder) while it
-    is still under its temporary name, e.g. to watermark and sign it; an exception there aborts too."""
+    is still under its temporary name, e.g. to watermark and sign it; an exception there aborts too.
+    disclosure: ``disclosure(name)`` is called before the first frame of each output file (the video, the image,
+    each frame of a folder) with the name it will be published under, and returns None or a pending disclosure
+    (`assets.disclosure.begin_disclosure`): every frame of that file goes through its ``mark`` before it is
+    encoded, and its ``finish(path)`` signs the finished file before ``before_publish``. The pixels are encoded
+    once, marked."""
 
     def __init__(self, out: str | os.PathLike, source: PlateInfo, crf: int = H264_CRF, preset: str = H264_PRESET,
-                 before_publish: Callable[[Path], None] | None = None):
+                 before_publish: Callable[[Path], None] | None = None, disclosure: Callable[[str], Any] | None = None):
         self.out = Path(out)
         self.source = source
         self.before_publish = before_publish
+        self.disclosure = disclosure
+        self._pending: list[tuple[Path, Any]] = []      # (file as written, its pending disclosure)
         self.count = 0
         parent = self.out.parent
         parent.mkdir(parents=True, exist_ok=True)
@@ -200,6 +208,7 @@ class PlateWriter:
         if rgb.shape != (self.source.height, self.source.width, 3):
             raise ValueError(f"{self.out}: frame {self.count} is {rgb.shape}, the plate is "
                              f"{(self.source.height, self.source.width, 3)}")
+        rgb = self._marked(rgb)
         if self.source.kind == "video":
             self._write_video(rgb)
         else:
@@ -209,6 +218,18 @@ class PlateWriter:
             if not cv2.imwrite(str(name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
                 raise OSError(f"{name}: could not write the frame")
         self.count += 1
+
+    def _marked(self, rgb: np.ndarray) -> np.ndarray:
+        """The frame through its file's pending disclosure (begun at the file's first frame), if any."""
+        if self.disclosure is None:
+            return rgb
+        if self.source.kind == "frames":
+            name = self.source.frames[self.count].name
+            self._pending.append((self._tmp / name, self.disclosure(name)))
+        elif not self._pending:
+            self._pending.append((self._tmp, self.disclosure(self.out.name)))
+        pending = self._pending[-1][1]
+        return rgb if pending is None else np.ascontiguousarray(pending.mark(rgb), dtype=np.uint8)
 
     def _write_video(self, rgb: np.ndarray) -> None:
         import imageio_ffmpeg
@@ -227,14 +248,16 @@ class PlateWriter:
         if self._video is not None:
             self._video.close()
             self._video = None
-        if self.before_publish is not None:
-            files = sorted(self._tmp.iterdir()) if self._tmp.is_dir() else [self._tmp]
-            try:
-                for f in files:
+        try:
+            for f, pending in self._pending:
+                if pending is not None:
+                    pending.finish(f)
+            if self.before_publish is not None:
+                for f in sorted(self._tmp.iterdir()) if self._tmp.is_dir() else [self._tmp]:
                     self.before_publish(f)
-            except BaseException:
-                self.abort()
-                raise
+        except BaseException:
+            self.abort()
+            raise
         if self.source.kind == "frames":
             if self.out.exists():
                 shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()

@@ -5,7 +5,7 @@
     def cmd(..., no_provenance: NoProvenanceOpt = False, label: LabelOpt = None):
         with gate_from_cli(...) as run:
             check_no_provenance(no_provenance, run)                  # refused for a real actor
-            disclose = discloser(run, no_provenance, label)          # Path -> None
+            disclose = discloser(run, no_provenance, label)          # Path -> None (a Discloser)
             write_png(tmp / "preview.png", ...); disclose(tmp / "preview.png")   # inside the staging folder
 
 Policy: every synthetic image or video of a likeness is watermarked and signed by default. ``--no-provenance``
@@ -17,14 +17,14 @@ that has never had `doppel keys init` gets a generated identity on first use (lo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from assets.consent import ConsentError
-from assets.disclosure import DisclosureContext, check_label, disclose_file
+from assets.disclosure import Discloser, DisclosureContext, check_label
 
 log = logging.getLogger(__name__)
 
@@ -54,23 +54,20 @@ def _ensure_identity(ws) -> None:
 
 
 def discloser(run, no_provenance: bool, label: str | None, kind: str = "render",
-              ingredients: Sequence[str | Path] = ()) -> Callable[[Path], None]:
-    """A function that discloses one written file (in place) under ``run``'s authorisation; a no-op with
-    ``--no-provenance`` (checked: virtual actor only) except for the visible label."""
+              ingredients: Sequence[str | Path] = ()) -> Discloser:
+    """A `assets.disclosure.Discloser` under ``run``'s authorisation: called on a written file it discloses it in
+    place; its ``begin(name)`` lets a video or plate writer mark frames as it encodes them. With
+    ``--no-provenance`` (checked: virtual actor only) it only draws the visible label, if any."""
     check_no_provenance(no_provenance, run)
     label = check_label(label)
     ctx = DisclosureContext.from_run(run, kind=kind, ingredients=ingredients, label=label)
     if no_provenance:
         if not label:
-            return lambda path: None
+            return Discloser(None)
         ctx = DisclosureContext(None, ctx.actor_id, None, ctx.production, ctx.use, kind, (), label, run.command)
     elif run.ws is not None:
         from assets.signing_keys import load_identity
 
         _ensure_identity(run.ws)
         load_identity(run.ws)        # an expired or unreadable identity fails now, before any slow work
-
-    def disclose(path: Path) -> None:
-        disclose_file(path, ctx)
-
-    return disclose
+    return Discloser(ctx)

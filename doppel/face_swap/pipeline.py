@@ -33,7 +33,27 @@ from doppel.face_swap.swap import (
 )
 
 STAGE = "swap"
+RELEASE_EVERY = 24      # frames between handing freed heap memory back (core.runtime.release_freed_memory)
 Disclose = Callable[[Path], None]      # watermark + sign one written file in place (assets.disclosure)
+
+
+def _disclosure_hooks(disclose: Disclose | None) -> dict:
+    """PlateWriter's hooks for ``disclose``: an `assets.disclosure.Discloser` marks the plate's frames as they
+    are encoded (``disclosure``: one encode); any other callable rewrites each finished file (``before_publish``)."""
+    from assets.disclosure import Discloser
+
+    if isinstance(disclose, Discloser):
+        return {"disclosure": disclose.begin}
+    return {"before_publish": disclose}
+
+
+def check_disclosable(disclose: Disclose | None, info: PlateInfo, out: Path) -> None:
+    """ValueError (one line) when OUT cannot carry the disclosure (e.g. a .mov in a workspace: C2PA signs MP4,
+    PNG, JPEG), before the slow work."""
+    from assets.disclosure import Discloser
+
+    if isinstance(disclose, Discloser):
+        disclose.check(info.frames[0].name if info.kind == "frames" and info.frames else out.name)
 
 
 def side_folder(out: Path) -> Path:
@@ -81,6 +101,7 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     from capture.face_tracking import PersonSegmenter
     from capture.plate_io import PlateWriter, iter_plate_frames
     from core.meshio import write_png
+    from core.runtime import release_freed_memory
     from neural_render.face_composite import ColourMatcher
     from reconstruction.head_tracking import intrinsics
 
@@ -113,7 +134,7 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
         return None if prep is None else finish_frame(comp, i - start, rgb, prep, transfer)
 
     try:
-        with PlateWriter(out, info, before_publish=disclose) as writer:
+        with PlateWriter(out, info, **_disclosure_hooks(disclose)) as writer:
             for (i, rgb, _, _), done in prefetched(matched(), finish, cfg.prefetch, workers):
                 f = i - start
                 if not 0 <= f < end - start:
@@ -136,6 +157,8 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                     _write_matte(matte_dir, i, (info.height, info.width), box, mask)
                 if progress:
                     progress("composite", f + 1, end - start)
+                if (i + 1) % RELEASE_EVERY == 0:
+                    release_freed_memory()     # a long plate's fragmented free heap does not creep up
     finally:
         seg.close()
     return qcs, box
@@ -203,6 +226,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         raise ValueError(f"{out}: the output would overwrite the plate")
     check_stage_out(side, STAGE, force, [plate, *double.folders])
     check_given_landmarks(landmarks, end - start)
+    check_disclosable(disclose, info, out)
     device = head_device(double, cfg)              # a neural double's model moves to the device it draws on
     shot = track_shot(info, cfg, start, end, progress, landmarks).steadied(cfg.flow_weight)
     track = solve_track(shot, info, double, cfg)

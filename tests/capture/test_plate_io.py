@@ -90,3 +90,61 @@ def test_bad_plates_are_refused_with_one_line(tmp_path):
                     "-pix_fmt", "yuv420p", str(vfr)], input=b"".join(f.tobytes() for f in frames), check=True)
     with pytest.raises(ValueError, match="variable frame rate"):
         probe_plate(vfr)
+
+
+class _FakePending:
+    """Records what a PlateWriter does with a pending disclosure: frames marked (+1), files finished."""
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+        log.append(("begin", name))
+
+    def mark(self, rgb):
+        self.log.append(("mark", self.name))
+        return rgb + 1
+
+    def finish(self, path):
+        self.log.append(("finish", self.name, path.is_file()))
+
+
+def test_writer_marks_frames_as_it_encodes_them_and_finishes_each_file(tmp_path):
+    """A video is one disclosure (begun at its first frame under OUT's name, every frame marked, finished once);
+    a folder one per frame under the frame's own name; finish sees the written file before it is published."""
+    import cv2
+
+    src = tmp_path / "plate.mp4"
+    _video(src, _frames(4))
+    log = []
+    with PlateWriter(tmp_path / "out.mp4", probe_plate(src), disclosure=lambda n: _FakePending(n, log)) as w:
+        for _, f in iter_plate_frames(probe_plate(src)):
+            w.write(f)
+        assert not (tmp_path / "out.mp4").exists()
+    assert log == [("begin", "out.mp4")] + [("mark", "out.mp4")] * 4 + [("finish", "out.mp4", True)]
+    got = [f for _, f in iter_plate_frames(probe_plate(tmp_path / "out.mp4"))]
+    assert abs(float(got[3].mean()) - 61) < 2                        # marked (+1) before encoding
+    d = tmp_path / "frames"
+    d.mkdir()
+    for i, f in enumerate(_frames(2)):
+        cv2.imwrite(str(d / f"shot.{i + 1001}.png"), f)
+    log.clear()
+    with PlateWriter(tmp_path / "out", probe_plate(d), disclosure=lambda n: _FakePending(n, log)) as w:
+        for _, f in iter_plate_frames(probe_plate(d)):
+            w.write(f)
+    assert log == [("begin", "shot.1001.png"), ("mark", "shot.1001.png"), ("begin", "shot.1002.png"),
+                   ("mark", "shot.1002.png"), ("finish", "shot.1001.png", True), ("finish", "shot.1002.png", True)]
+    assert int(cv2.imread(str(tmp_path / "out" / "shot.1002.png"))[0, 0, 0]) == 21
+
+
+def test_a_failed_finish_leaves_nothing(tmp_path):
+    src = tmp_path / "plate.mp4"
+    _video(src, _frames(2))
+
+    class Refuses(_FakePending):
+        def finish(self, path):
+            raise RuntimeError("signing failed")
+
+    with pytest.raises(RuntimeError, match="signing failed"), \
+            PlateWriter(tmp_path / "out.mp4", probe_plate(src), disclosure=lambda n: Refuses(n, [])) as w:
+        for _, f in iter_plate_frames(probe_plate(src)):
+            w.write(f)
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.*"))

@@ -127,14 +127,16 @@ def test_swap_takes_landmarks_from_another_tracker(tmp_path, double):
 
 def test_frames_worked_on_in_background_threads_give_the_same_plate(tmp_path, double, monkeypatch):
     """SwapConfig.prefetch / workers: the comp's per-frame stages and the detector-bias pass's head drawn in
-    one or several background threads give the plate and the tracks of one thread, bit for bit."""
+    one or several background threads give the plate and the tracks of one thread, bit for bit, also while the
+    comp hands freed heap memory back to the kernel every few frames."""
     import threading
 
     from capture.plate_io import iter_plate_frames, probe_plate
+    from core import runtime
     from doppel.face_swap import detector_bias, pipeline
     from doppel.face_swap.swap import SwapConfig
 
-    threads = set()
+    threads, real_release = set(), runtime.release_freed_memory
 
     def spied(fn):
         def spy(*a, **k):
@@ -145,11 +147,15 @@ def test_frames_worked_on_in_background_threads_give_the_same_plate(tmp_path, do
     for name in ("prepare_frame", "finish_frame"):
         monkeypatch.setattr(pipeline, name, spied(getattr(pipeline, name)))
     monkeypatch.setattr(detector_bias, "_with_double", spied(detector_bias._with_double))
+    released = []               # freed heap handed back every RELEASE_EVERY frames, while the workers run
+    monkeypatch.setattr(pipeline, "RELEASE_EVERY", 2)
+    monkeypatch.setattr(runtime, "release_freed_memory", lambda: released.append(1) or real_release())
     plate = tmp_path / "plate.mp4"
     _plate(plate, n_face=5, n_blank=1)
     frames, tracks = {}, {}
     for depth, workers in ((0, 1), (2, 1), (2, 3)):
         threads.clear()
+        released.clear()
         out = tmp_path / f"prefetch{depth}_{workers}.mp4"
         pipeline.swap_plate(plate, double, out, SwapConfig(prefetch=depth, workers=workers))
         if depth:
@@ -157,6 +163,7 @@ def test_frames_worked_on_in_background_threads_give_the_same_plate(tmp_path, do
             assert len({t for t in threads}) <= workers
         else:
             assert threads == {threading.current_thread().name}
+        assert len(released) == 3
         frames[depth, workers] = [f for _, f in iter_plate_frames(probe_plate(out))]
         tracks[depth, workers] = dict(np.load(pipeline.side_folder(out) / "tracks.npz"))
     for key in ((2, 1), (2, 3)):
@@ -573,15 +580,18 @@ def test_frames_the_detector_missed_before_it_found_the_face_are_tracked_backwar
     assert err < 0.03, err
 
 
-def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, capsys):
+def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, capsys, monkeypatch):
     """The user's path for a real actor: `doppel swap` of an MP4 with an audio track inside a workspace. The
-    output is watermarked and signed (disclosure re-encodes it) and still has the plate's audio."""
+    output is watermarked as its frames are encoded (never decoded and re-encoded for the mark), signed under
+    its own name, and still has the plate's audio; an output format that cannot be signed is refused first."""
     import json
     import subprocess
 
     import imageio.v2 as imageio
 
+    from assets import audit, disclosure
     from assets.consent import grant
+    from doppel.face_swap import pipeline
 
     ws, root, until = _jane_rigged(tmp_path, capsys)
     grant(ws, "stunt", ["face_replace"], "Film", until)
@@ -591,11 +601,23 @@ def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, 
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(silent), "-f", "lavfi",
                     "-i", "sine=frequency=440:sample_rate=48000", "-c:v", "copy", "-c:a", "aac", "-shortest",
                     str(plate)], check=True)
+    swap = ["swap", plate, "--double", root / "rigs" / "jane", "--actor", "jane", "--production", "Film",
+            "--plate-actor", "stunt", "-W", root, "--out"]
+    with monkeypatch.context() as m:             # refused before the tracking starts
+        m.setattr(pipeline, "track_shot", lambda *a, **k: pytest.fail("tracked a plate it cannot sign"))
+        code, _, err = run_cli(capsys, *swap, tmp_path / "swapped.mov")
+    assert code == 1 and "cannot carry content credentials" in err and not (tmp_path / "swapped_swap").exists()
+
+    def second_encode(*a, **k):
+        raise AssertionError("the swapped video was decoded and re-encoded to be marked")
+
+    monkeypatch.setattr(disclosure, "_rewrite_video", second_encode)
     out = tmp_path / "swapped.mp4"
-    code, _, err = run_cli(capsys, "swap", plate, "--double", root / "rigs" / "jane", "--actor", "jane",
-                           "--production", "Film", "--plate-actor", "stunt", "-W", root, "--out", out)
+    code, _, err = run_cli(capsys, *swap, out)
     assert code == 0, err
     with imageio.get_reader(out, format="FFMPEG") as r:
         assert r.get_meta_data()["audio_codec"] == "aac" and sum(1 for _ in r) == 6
     rep = json.loads(run_cli(capsys, "verify", out, "--json", "-W", root)[1])
     assert rep["c2pa"]["state"] == "trusted" and rep["watermark"]["found"]
+    marks = {e.seq: e.record["file"] for e in audit.entries(ws) if e.record.get("action") == "disclosure.mark"}
+    assert marks[rep["watermark"]["seq"]] == "swapped.mp4"          # the name it is published under
