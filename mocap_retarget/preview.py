@@ -3,6 +3,7 @@ drawn as depth-sorted shaded points), seen from the side, drawn with OpenCV; an 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -153,8 +154,11 @@ def write_png(path: str | Path, images: list[np.ndarray], columns: int = 2) -> P
     return atomic_write_bytes(path, buf.tobytes())
 
 
-def write_mp4(path: str | Path, images: list[np.ndarray], fps: float) -> Path:
-    """Write frames (H, W, 3) uint8 as an H.264 mp4 through imageio-ffmpeg (atomic rename at the end)."""
+def write_mp4(path: str | Path, images: Iterable[np.ndarray], fps: float,
+              mark: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
+    """Write frames (H, W, 3) uint8 as an H.264 mp4 through imageio-ffmpeg (atomic rename at the end); the frames
+    are padded to multiples of 16 px (white). mark: applied to every padded frame as it is encoded (e.g. a
+    pending disclosure's watermark, `assets.disclosure.begin_disclosure`)."""
     import os
     import tempfile
 
@@ -172,7 +176,7 @@ def write_mp4(path: str | Path, images: list[np.ndarray], fps: float) -> Path:
                 h, wd = im.shape[:2]
                 pad = np.full(((h + 15) // 16 * 16, (wd + 15) // 16 * 16, 3), 255, dtype=np.uint8)
                 pad[:h, :wd] = im
-                w.append_data(pad)
+                w.append_data(pad if mark is None else mark(pad))
         os.chmod(tmp, default_mode())      # mkstemp makes 0600; a preview is shared like any new file
         os.replace(tmp, path)
     except BaseException:

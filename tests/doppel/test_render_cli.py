@@ -309,3 +309,28 @@ def test_each_member_keeps_its_snapshots_and_the_folder_draws_them_all(tmp_path,
     assert {"snapshots/1/model", "members/1/snapshots/1/model"} <= set(manifest["outputs"])
     assert summary["best_holdout_psnr"] is not None and len(summary["member_holdout_psnr"]) == 2
 
+
+
+def test_a_shot_movie_is_marked_as_it_is_encoded(tmp_path, monkeypatch):
+    """write_disclosed_mp4 with a Discloser: the movie's frames (padded to 16 px) are watermarked as they are
+    encoded and the file signed, never decoded and re-encoded for the mark; a plain callable still gets the file."""
+    from assets import disclosure
+    from assets.disclosure import Discloser, DisclosureContext
+    from assets.media_verify import verify_file
+    from doppel.shot_stage import write_disclosed_mp4
+    from tests.assets.provenance_helpers import textured, workspace_with_actor
+
+    ws, consent = workspace_with_actor(tmp_path / "ws")
+    frames = [textured(i, 180, 250) for i in range(6)]
+
+    def second_encode(*a, **k):
+        raise AssertionError("the movie was decoded and re-encoded to be marked")
+
+    monkeypatch.setattr(disclosure, "_rewrite_video", second_encode)
+    ctx = DisclosureContext(ws, "jane", consent.id, "Film", "render", command="test")
+    write_disclosed_mp4(tmp_path / "cam0.mp4", frames, 24.0, Discloser(ctx))
+    rep = verify_file(tmp_path / "cam0.mp4", ws)
+    assert rep.c2pa.state == "trusted" and rep.watermark.found and rep.record.actor == "jane"
+    seen = []
+    write_disclosed_mp4(tmp_path / "cam1.mp4", frames, 24.0, seen.append)
+    assert seen == [tmp_path / "cam1.mp4"]
