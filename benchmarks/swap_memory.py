@@ -8,7 +8,10 @@ child and of its whole process tree (the ffmpeg decoders and encoder included) e
 the swap process's peak in each quarter of its run, the growth per frame between the two longest plates, and that
 growth carried to 10 minutes at 24 fps.
 
-    PYTHONPATH=. python benchmarks/swap_memory.py [--frames 24,96,240] [--size 3840x2160] [--work DIR]
+    PYTHONPATH=. python benchmarks/swap_memory.py [--frames 24,96,240] [--size 3840x2160] [--work DIR] [--neural]
+
+--neural: the head is drawn by a neural double (`--double MODEL --rig RIG`) with `doppel render train`'s
+default architecture, untrained (an untrained model costs what a trained one of that architecture does).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import core  # noqa: F401  (before torch: OpenMP's passive wait policy for the neural double built here)
 
 MIB = 2 ** 20
 
@@ -58,13 +63,35 @@ def tree_rss(proc) -> tuple[int, int]:
     return own, own + kids
 
 
-def run_swap(plate: Path, rig: Path, out: Path) -> dict:
-    """`doppel swap PLATE --double RIG --out OUT` in a child process; wall seconds, peak resident memory, and the
-    peak of the swap process in each quarter of the run (a plate kept in memory, or memory that creeps up,
-    shows as quarters rising one after the other; a bounded process as quarters that level off)."""
+def untrained_neural_double(rig: Path, out: Path) -> Path:
+    """A neural double of ``rig``'s topology with `doppel render train`'s default architecture (TrainRequest's
+    texture sizes and supersampling), its RGB prior a flat skin tone, saved to ``out`` (untrained)."""
+    import torch
+
+    from doppel.render_stage import TrainRequest
+    from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig, save_model
+    from rigging import Rig
+
+    if (out / "model.safetensors").is_file():
+        return out
+    r, req = Rig.load(rig), TrainRequest.__dataclass_fields__
+    cfg = NeuralDoubleConfig(texture_size=req["texture_size"].default, supersample=req["supersample"].default,
+                             rgb_texture_size=req["rgb_texture_size"].default)
+    model = NeuralDouble(cfg, torch.as_tensor(r.faces), torch.as_tensor(r.uvs, dtype=torch.float32),
+                         torch.as_tensor(r.face_uvs), torch.as_tensor(r.vertices))
+    model.init_from_bake(torch.tensor([0.6, 0.4, 0.3]).expand(256, 256, 3))
+    return save_model(out, model)
+
+
+def run_swap(plate: Path, rig: Path, out: Path, model: Path | None = None) -> dict:
+    """`doppel swap PLATE --double RIG --out OUT` (``model``: `--double MODEL --rig RIG`) in a child process; wall
+    seconds, peak resident memory, and the peak of the swap process in each quarter of the run (a plate kept in
+    memory, or memory that creeps up, shows as quarters rising one after the other; a bounded process as
+    quarters that level off)."""
     import psutil
 
-    cmd = [sys.executable, "-m", "doppel", "swap", str(plate), "--double", str(rig), "--out", str(out), "--force"]
+    double = ["--double", str(rig)] if model is None else ["--double", str(model), "--rig", str(rig)]
+    cmd = [sys.executable, "-m", "doppel", "swap", str(plate), *double, "--out", str(out), "--force"]
     t = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     proc = psutil.Process(child.pid)
@@ -92,6 +119,7 @@ def main() -> None:
     ap.add_argument("--frames", default="24,96,240", help="plate lengths, comma-separated (default 24,96,240)")
     ap.add_argument("--size", default="3840x2160", help="plate size WxH (default 3840x2160)")
     ap.add_argument("--work", type=Path, help="keep plates, rig and outputs here (default: a temporary folder)")
+    ap.add_argument("--neural", action="store_true", help="draw the head with an (untrained) neural double")
     args = ap.parse_args()
     width, height = (int(x) for x in args.size.lower().split("x"))
     lengths = sorted(int(x) for x in args.frames.split(","))
@@ -101,8 +129,10 @@ def main() -> None:
     if not (rig / "rig.npz").is_file():
         subprocess.run([sys.executable, "-m", "doppel", "rig", "--out", str(rig), "--force"], check=True,
                        stdout=subprocess.DEVNULL)
+    model = untrained_neural_double(rig, work / "neural_double") if args.neural else None
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d %H:%M %Z')}; "
-          f"plates {width}x{height} at 24 fps, `doppel swap` defaults")
+          f"plates {width}x{height} at 24 fps, `doppel swap` defaults, head drawn by the "
+          f"{'neural double' if model else 'textured rig'}")
     print("| frames | wall s | frames/s | peak RSS, swap process (MiB) | when (share of the run) "
           "| peak RSS, with ffmpeg (MiB) | swap process's peak in each quarter of the run (MiB) |")
     print("|---|---|---|---|---|---|---|")
@@ -111,7 +141,7 @@ def main() -> None:
         plate = work / f"plate_{n}.mp4"
         if not plate.is_file():
             write_plate(plate, width, height, n)
-        r = rows[n] = run_swap(plate, rig, work / f"out_{n}.mp4")
+        r = rows[n] = run_swap(plate, rig, work / f"out_{n}{'_neural' if model else ''}.mp4", model)
         print(f"| {n} | {r['wall_s']:.1f} | {n / r['wall_s']:.2f} | {r['peak_own_mib']:.0f} | {r['peak_at']:.0%} | "
               f"{r['peak_tree_mib']:.0f} | {' / '.join(f'{q:.0f}' for q in r['quarters_mib'])} |", flush=True)
     if len(lengths) > 1:      # the two longest: the shortest plate's peak is still the allocators' warm-up
