@@ -163,12 +163,24 @@ class NeuralDouble(nn.Module):
         """(B, H, W, 4) RGBA in [0, 1] (sRGB-encoded RGB, straight alpha) from a G-buffer. camera_index (B,) long:
         apply each training camera's colour correction (training); None: the mean correction (new views).
         with_residual: also the U-Net's residual logits (B, H, W, 4) (see DeferredNeuralRenderer.forward)."""
+        return self.render_features(*self.pooled_features(g), code, camera_index, with_residual)
+
+    def pooled_features(self, g: GBuffer) -> tuple[Tensor, GBuffer, Tensor | None]:
+        """What the U-Net reads, from a G-buffer at ``supersample`` times the output size: (features (B, H, W, C)
+        sampled from the neural texture(s), the G-buffer pooled to H x W, coverage (B, H, W) or None without
+        supersampling). Per pixel, but for the texture's mip level, read from each sample's neighbours."""
         feats = self.texture(g.uv.to(self.uvs.dtype), g.mask)
         if self.rgb_texture is not None:
             feats = torch.cat([self.rgb_texture(g.uv.to(self.uvs.dtype), g.mask), feats[..., 3:]], -1)
         cov = None
         if self.config.supersample > 1:
             feats, g, cov = pool_gbuffer(feats, g, self.config.supersample)
+        return feats, g, cov
+
+    def render_features(self, feats: Tensor, g: GBuffer, cov: Tensor | None, code: Tensor | None = None,
+                        camera_index: Tensor | None = None, with_residual: bool = False
+                        ) -> Tensor | tuple[Tensor, Tensor]:
+        """``render_gbuffer`` from ``pooled_features``' output: the U-Net and the colour correction."""
         rgba, res = self.renderer(feats, g, code, with_residual=True, coverage=cov)
         A, b = self.color_correction(camera_index)
         rgb = torch.einsum("bij,bhwj->bhwi", A.expand(len(rgba), 3, 3), rgba[..., :3]) + b[:, None, None]

@@ -18,6 +18,7 @@ from neural_render.deferred import autocast_for
 from neural_render.image_io import write_exr
 from neural_render.jitter import jitter_offsets, jittered_render
 from neural_render.neural_double import NeuralDouble
+from neural_render.strip_render import render_in_strips
 from neural_render.texture import linear_to_srgb, srgb_to_linear
 
 __all__ = ["RENDERERS", "ShotFrame", "render_shot_frames", "write_shot_frame"]
@@ -67,7 +68,7 @@ def _render_frame(model: NeuralDouble, v: Tensor, cam: Camera, renderer: str, co
         a = lin[..., 3:]
         return torch.cat([linear_to_srgb(lin[..., :3]), a], -1), torch.cat([lin[..., :3] * a, a], -1)
     with autocast_for(v.device):
-        srgb = jittered_render(lambda k: model(v, k, code)[0].float(), cam, offsets)
+        srgb = jittered_render(lambda k: render_in_strips(model, v, k, code)[0].float(), cam, offsets)
     a = srgb[..., 3:]
     return srgb, torch.cat([srgb_to_linear(srgb[..., :3].clamp(0, 1)) * a, a], -1)
 

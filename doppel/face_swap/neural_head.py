@@ -56,10 +56,12 @@ def render_neural_head(head: NeuralHead, head_vertices: np.ndarray, head_verts: 
     """(h, w, 3) float32 sRGB of the neural double in the crop box (x0, y0, x1, y1) of the plate camera K, head
     pose R (3, 3), t (3,) (bind frame -> camera), with the head's vertices ``head_vertices`` (Vh,) moved to
     ``head_verts`` (Vh, 3) metres (the frame's expression). The crop is rendered at the U-Net's size multiple
-    (padded right and down) and cut back to the box."""
+    (padded right and down) and cut back to the box; its G-buffer is built in strips
+    (`neural_render.strip_render`), so a 4K plate's face box does not allocate gigabytes a frame."""
     import torch
 
     from doppel.face_swap.crop import crop_camera
+    from neural_render.strip_render import render_in_strips
 
     x0, y0, x1, y1 = box
     w, h = x1 - x0 + 1, y1 - y0 + 1
@@ -71,5 +73,6 @@ def render_neural_head(head: NeuralHead, head_vertices: np.ndarray, head_verts: 
     device = next(head.model.parameters()).device          # the model draws where it is (`swap_plate`'s device)
     code = torch.zeros(1, code_dim, device=device) if code_dim else None
     with torch.no_grad():
-        rgba = head.model(torch.from_numpy(verts).to(device), cam.to(device=device), code)[0].float().cpu().numpy()
+        rgba = render_in_strips(head.model, torch.from_numpy(verts).to(device), cam.to(device=device), code)
+    rgba = rgba[0].float().cpu().numpy()
     return np.clip(rgba[:h, :w, :3], 0, 1).astype(np.float32)
