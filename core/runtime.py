@@ -40,6 +40,7 @@ _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 
 OPENBLAS_TIMEOUT = 4          # log2 of the cycles numpy's OpenBLAS threads spin before sleeping (its minimum)
+RELEASE_EVERY_FRAMES = 24      # frames between `release_freed_memory` calls in a streamed pass over a plate
 MMAP_THRESHOLD = 32 * 2**20    # glibc's upper limit: blocks below it come from the heap and are reused
 TRIM_THRESHOLD = 1 * 2**30     # free heap kept before it is returned to the kernel
 TOP_PAD = 64 * 2**20           # heap grown in steps of this much
@@ -75,7 +76,8 @@ def release_freed_memory() -> bool:
     every arena, not only the top). `keep_freed_memory` keeps freed blocks for reuse, which is what makes
     repeated work fast; but in a long streamed loop whose blocks vary in size (a swap's face box changes every
     frame) the kept blocks fragment and the resident size creeps up. A loop that calls this every few dozen
-    iterations (`doppel swap`: every `RELEASE_EVERY` frames) returns to the memory it actually uses, at the
+    iterations (`doppel swap`: every `RELEASE_EVERY_FRAMES` frames of its detector-bias and comp passes)
+    returns to the memory it actually uses, at the
     cost of page faults on the next allocations. True when called on glibc; False elsewhere (nothing done)."""
     libc = _libc()
     if libc is None:

@@ -66,6 +66,7 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
     crops as the tracking pass does (`PlateTracker`)."""
     from capture.face_tracking import PlateTracker
     from capture.plate_io import iter_plate_frames
+    from core import runtime
     from core.prefetch import prefetched
     from doppel.face_swap.render_head import project
 
@@ -89,6 +90,8 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
                     bias[f] = face[ids] - expected
             if progress:
                 progress("detector bias", f + 1, end - start)
+            if (f + 1) % runtime.RELEASE_EVERY_FRAMES == 0:
+                runtime.release_freed_memory()     # the heads drawn here fragment the heap as the comp's do
     return bias
 
 

@@ -33,7 +33,6 @@ from doppel.face_swap.swap import (
 )
 
 STAGE = "swap"
-RELEASE_EVERY = 24      # frames between handing freed heap memory back (core.runtime.release_freed_memory)
 Disclose = Callable[[Path], None]      # watermark + sign one written file in place (assets.disclosure)
 
 
@@ -100,8 +99,8 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     matte_dir: where each swapped range frame's blend mask goes (`_write_matte`), or None."""
     from capture.face_tracking import PersonSegmenter
     from capture.plate_io import PlateWriter, iter_plate_frames
+    from core import runtime
     from core.meshio import write_png
-    from core.runtime import release_freed_memory
     from neural_render.face_composite import ColourMatcher
     from reconstruction.head_tracking import intrinsics
 
@@ -157,8 +156,8 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                     _write_matte(matte_dir, i, (info.height, info.width), box, mask)
                 if progress:
                     progress("composite", f + 1, end - start)
-                if (i + 1) % RELEASE_EVERY == 0:
-                    release_freed_memory()     # a long plate's fragmented free heap does not creep up
+                if (i + 1) % runtime.RELEASE_EVERY_FRAMES == 0:
+                    runtime.release_freed_memory()     # a long plate's fragmented free heap does not creep up
     finally:
         seg.close()
     return qcs, box

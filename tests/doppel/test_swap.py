@@ -147,8 +147,8 @@ def test_frames_worked_on_in_background_threads_give_the_same_plate(tmp_path, do
     for name in ("prepare_frame", "finish_frame"):
         monkeypatch.setattr(pipeline, name, spied(getattr(pipeline, name)))
     monkeypatch.setattr(detector_bias, "_with_double", spied(detector_bias._with_double))
-    released = []               # freed heap handed back every RELEASE_EVERY frames, while the workers run
-    monkeypatch.setattr(pipeline, "RELEASE_EVERY", 2)
+    released = []          # freed heap handed back every RELEASE_EVERY_FRAMES frames, while the workers run
+    monkeypatch.setattr(runtime, "RELEASE_EVERY_FRAMES", 2)
     monkeypatch.setattr(runtime, "release_freed_memory", lambda: released.append(1) or real_release())
     plate = tmp_path / "plate.mp4"
     _plate(plate, n_face=5, n_blank=1)
@@ -163,7 +163,7 @@ def test_frames_worked_on_in_background_threads_give_the_same_plate(tmp_path, do
             assert len({t for t in threads}) <= workers
         else:
             assert threads == {threading.current_thread().name}
-        assert len(released) == 3
+        assert len(released) == 6           # every 2nd of 6 frames in the detector-bias pass and in the comp
         frames[depth, workers] = [f for _, f in iter_plate_frames(probe_plate(out))]
         tracks[depth, workers] = dict(np.load(pipeline.side_folder(out) / "tracks.npz"))
     for key in ((2, 1), (2, 3)):
