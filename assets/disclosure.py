@@ -197,6 +197,7 @@ class PendingDisclosure:
         self.identity, self.key, self.ws_id, self.payload = identity, key, ws_id, payload
         self.ingredients = ingredients or []
         self.notes: list[str] = []
+        self.too_small = False          # an image or frame was too small for the mark: signed unmarked
         if key is not None and Path(name).suffix.lower() in SIDECAR:
             self.notes.append("EXR pixels are not watermarked (linear float data); signed with a sidecar manifest")
             self.key = None
@@ -211,7 +212,8 @@ class PendingDisclosure:
         try:
             return wm.embed(image, self.payload, self.key)
         except wm.WatermarkTooSmall as e:
-            if not any(n.startswith("not watermarked") for n in self.notes):
+            if not self.too_small:
+                self.too_small = True
                 self.notes.append(f"not watermarked: {e}; signed anyway")
             return image
 
@@ -223,8 +225,7 @@ class PendingDisclosure:
             note = "not signed or watermarked: outside a workspace there is no signing identity or audit log"
             log.log(logging.INFO if ctx.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING, "%s: %s", path, note)
             return DisclosureResult(path, False, notes=(note,))
-        marked = self.payload is not None and not any(n.startswith("not watermarked") for n in self.notes) \
-            and Path(self.name).suffix.lower() not in SIDECAR
+        marked = self.key is not None and not self.too_small       # key None: EXR (sidecar), never marked
         seq = self.payload.seq
         assertion = {"actor": ctx.actor_id, "consent": ctx.consent_id, "production": ctx.production,
                      "use": ctx.use, "audit_seq": seq, "workspace": self.ws_id,

@@ -60,7 +60,7 @@ def render_in_strips(model, verts: Tensor, camera: Camera, code: Tensor | None =
         a, b = max(r0 - 1, 0), min(r1 + 1, H)
         g_strip = members[0].gbuffer(verts, camera.cropped(0, a, W, b - a))
         for k, m in enumerate(members):
-            f, g, cov = m.pooled_features(g_strip)
+            f, g, cov = m.pooled_features(g_strip)      # g, cov: the pooled G-buffer, the same for every member
             feats[k].append(f[:, r0 - a:r1 - a])
         gs.append(_rows(g, r0 - a, r1 - a))
         covs.append(None if cov is None else cov[:, r0 - a:r1 - a])

@@ -36,28 +36,30 @@ def head_box(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarr
     return int(x0), int(y0), int(x1), int(y1)
 
 
-STRIP_SAMPLES = 2 ** 19   # a head's box is drawn in horizontal strips of at most this many samples
 
 
-def strips(box: tuple[int, int, int, int], supersample: int, samples: int = STRIP_SAMPLES
+def strips(box: tuple[int, int, int, int], supersample: int, samples: int | None = None
            ) -> list[tuple[int, int, int, int]]:
     """The crop box (x0, y0, x1, y1) inclusive px cut into full-width horizontal strips, top to bottom, of at
-    most ``samples`` render samples each (supersample^2 per pixel; at least one row a strip)."""
+    most ``samples`` render samples each (supersample^2 per pixel; at least one row a strip; None:
+    `neural_render.strip_render.STRIP_SAMPLES`): the rows of `neural_render.strip_render.strip_rows`, as boxes."""
+    from neural_render.strip_render import STRIP_SAMPLES, strip_rows  # here: importing this module stays torch-free
+
     x0, y0, x1, y1 = box
-    rows = max(1, samples // (supersample * supersample * (x1 - x0 + 1)))
-    return [(x0, y, x1, min(y + rows - 1, y1)) for y in range(y0, y1 + 1, rows)]
+    samples = STRIP_SAMPLES if samples is None else samples
+    return [(x0, y0 + r0, x1, y0 + r1 - 1) for r0, r1 in strip_rows(y1 - y0 + 1, x1 - x0 + 1, supersample, samples)]
 
 
 def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
                 box: tuple[int, int, int, int], supersample: int = 2, device: str = "cpu",
-                strip_samples: int = STRIP_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
+                strip_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rgb (h, w, 3) float32 sRGB, alpha (h, w) float32) of the head with expression weights (E,) in the crop
     box (x0, y0, x1, y1) of the plate camera K, head pose R, t (bind frame -> camera). Drawn by the double's
     neural double when it has one (alpha: the rig's head region), else the textured rig with preview lights;
     on ``device`` ("cpu" or "cuda"; a neural double draws where its model is). The box is rasterized in
     `strips`, so the renderer's per-sample temporaries (about 1 kB allocated a sample) stay bounded however
     large the face is (a 4K plate's face box at 2 x 2 supersampling is 2.4 M samples); strip_samples: the
-    samples of a strip."""
+    samples of a strip (None: `strips`' default)."""
     import torch
 
     from neural_render.shading import render_mesh
