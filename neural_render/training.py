@@ -7,7 +7,9 @@ camera's colour/exposure correction, and minimises L1 + SSIM of the render compo
 colour inside the (1 px dilated) person mask plus L1 on alpha against the mask (``TrainConfig.composite_loss``;
 else L1 + SSIM on the straight RGB inside the mask). Held-out cameras (never trained on; the mean colour
 correction) are rendered every ``eval_every`` steps: their PSNR inside the person mask drives early stopping,
-the best state is kept, and a collapse far below it restores that state (``diverged_db``).
+the best state is kept, and a collapse far below it restores that state (``diverged_db``). Without held-out
+cameras the training loss stands in: a window of steps whose loss jumps far above the lowest seen is a divergence
+(``diverged_loss``, `LossGuard`), and the state kept is the latest one whose loss had not jumped.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ class TrainConfig:
     diverged_db: float = 5.0      # a held-out PSNR this far below the best is a divergence (the composite loss can
                                   # collapse alpha to 0): the best state is restored, Adam's moments cleared and
                                   # every learning rate halved (0 = never)
+    diverged_loss: float = 3.0    # without held-out views: a training loss (the mean of an evaluation window, or of
+                                  # its last `LossGuard.RECENT` steps) this many times the lowest window's is a
+                                  # divergence, handled as ``diverged_db``'s (0 = never). A default run without
+                                  # --holdout collapsed at step ~1250 (loss 0.016 -> 0.27) and kept the collapse
     snapshots: int = 1            # states kept: the best and the next best held-out evaluations, drawn as the mean of
                                   # their renders (neural_render.snapshots; 1 = the best state alone)
     ema_decay: float = 0.0        # > 0: the held-out views are scored with, and the kept state is, an exponential
@@ -453,7 +459,7 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     bad, drops, losses, step = 0, 0, [], start_step
     probs = view_probabilities(views, cfg.view_sampling_power).cpu() if cfg.view_sampling_power else None
     views = views_for_training(views, device)
-    lr_scale = 1.0
+    lr_scale, guard = 1.0, LossGuard(cfg.diverged_loss)
     avg = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     pool = Snapshots(cfg.snapshots)
     while step < cfg.iterations:
@@ -468,7 +474,8 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
             model.eval()
             with avg.applied(model) if avg is not None else contextlib.nullcontext():
                 psnr = holdout_psnr(model, views, device, cfg.composite_loss)
-                improved = math.isnan(psnr) or psnr > best_psnr
+                healthy = not math.isnan(psnr) or guard.healthy(losses)
+                improved = (math.isnan(psnr) and healthy) or psnr > best_psnr
                 if improved:                      # the weights just scored (the average, when there is one)
                     best_state = copy.deepcopy(model.state_dict())
                 pool.offer(psnr, step, model)
@@ -480,8 +487,10 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
                 best_psnr, best_step, bad = psnr, step, 0
             else:
                 bad += 1
-                if cfg.diverged_db > 0 and psnr < best_psnr - cfg.diverged_db:
-                    lr_scale = recover(model, opt, best_state, lr_scale, step, psnr, best_psnr)
+                if not healthy or (cfg.diverged_db > 0 and psnr < best_psnr - cfg.diverged_db):
+                    why = guard.why(loss, step) if not healthy else \
+                        f"held-out PSNR {psnr:.2f} dB at step {step}, {best_psnr - psnr:.2f} dB below the best"
+                    lr_scale = recover(model, opt, best_state, lr_scale, why)
                     avg = WeightAverage(model, cfg.ema_decay) if avg is not None else None
             if progress:
                 progress(step, cfg.iterations, loss, psnr)
@@ -504,12 +513,37 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     return res
 
 
-def recover(model: NeuralDouble, opt: torch.optim.Optimizer, best_state: dict, lr_scale: float, step: int,
-            psnr: float, best_psnr: float) -> float:
-    """After a divergence: the best state back in ``model``, Adam's moments cleared; returns the halved
-    learning-rate scale."""
-    return restore_best(model, opt, best_state, lr_scale / 2, f"held-out PSNR {psnr:.2f} dB at step {step}, "
-                        f"{best_psnr - psnr:.2f} dB below the best: diverged", logging.WARNING)
+def recover(model: NeuralDouble, opt: torch.optim.Optimizer, best_state: dict, lr_scale: float, why: str) -> float:
+    """After a divergence (``why``: what showed it): the best state back in ``model``, Adam's moments cleared;
+    returns the halved learning-rate scale."""
+    return restore_best(model, opt, best_state, lr_scale / 2, f"{why}: diverged", logging.WARNING)
+
+
+class LossGuard:
+    """A divergence seen in the training loss, for runs without held-out views: an evaluation window whose mean
+    loss, or the mean of its last `RECENT` steps (a collapse just before the evaluation, in the state it would
+    keep), is more than ``factor`` times the lowest healthy window's mean (factor 0: never)."""
+
+    RECENT = 20
+
+    def __init__(self, factor: float):
+        self.factor, self.lowest = factor, math.inf
+
+    def healthy(self, losses: list[float]) -> bool:
+        """Whether the window of step losses (oldest first) is not a divergence; a healthy one may lower the bar."""
+        if not losses:
+            return True
+        window, recent = sum(losses) / len(losses), sum(losses[-self.RECENT:]) / len(losses[-self.RECENT:])
+        ok = self.factor <= 0 or not math.isfinite(self.lowest) or max(window, recent) <= self.factor * self.lowest
+        ok = ok and math.isfinite(window) and math.isfinite(recent)
+        if ok:
+            self.lowest = min(self.lowest, window)
+        return ok
+
+    def why(self, loss: float, step: int) -> str:
+        """The log line's reason for a window of mean ``loss`` ending at ``step``."""
+        return (f"training loss {loss:.4g} in the steps before {step}, more than {self.factor:g} x the lowest "
+                f"window's {self.lowest:.4g}")
 
 
 def restore_best(model: NeuralDouble, opt: torch.optim.Optimizer, best_state: dict, lr_scale: float, why: str,

@@ -211,3 +211,39 @@ def test_a_divergence_restores_the_best_state_and_halves_the_learning_rates(sphe
     assert torch.equal(seen[3], seen[2]) and not torch.equal(seen[2], seen[1])
     assert res.best_step == 2 and res.best_holdout_psnr == 25.0
     assert all(math.isclose(g["lr"], g["initial_lr"] * 0.5) for g in opt.param_groups)
+
+
+def test_without_held_out_views_a_jump_of_the_training_loss_restores_the_last_healthy_state(sphere, monkeypatch,
+                                                                                            caplog):
+    """No held-out camera (the CLI's default): a window of steps whose loss jumps past `diverged_loss` x the
+    lowest window's is a divergence: the state before it is restored, learning rates halved, and the state kept
+    at the end is never one taken right after a jump."""
+    import neural_render.training as training
+    from neural_render.training import LossGuard
+
+    v, f, uv, fuv, cams = sphere
+    m = _model(sphere, refine=False)
+    views = prepare_views(m, v[None].expand(4, -1, -1), cams, torch.rand(4, 32, 32, 3), torch.ones(4, 32, 32),
+                          torch.tensor([0, 1, 2, 0]), None, [f"0/c{i}" for i in range(4)])
+    scripted = iter([0.05, 0.04, 0.03, 0.03, 0.3, 0.3, 0.3, 0.3])          # windows of 2: the third jumps
+    real = training._step
+    monkeypatch.setattr(training, "_step", lambda *a, **k: real(*a, **k) * 0 + next(scripted))
+    seen = {}
+
+    def progress(step, total, loss, psnr):
+        seen[step] = m.texture.level0.detach().clone()
+
+    opt = training.make_optimizer(m, TrainConfig())
+    res = train_neural_double(m, views, TrainConfig(iterations=8, crop=32, eval_every=2, patience=10),
+                              optimizer=opt, progress=progress)
+    assert torch.equal(seen[6], seen[4]) and not torch.equal(seen[4], seen[2])     # step 6 restored step 4
+    assert torch.equal(m.texture.level0, seen[4]) and res.best_step == 4           # the jump at 8 is not kept
+    assert all(math.isclose(g["lr"], g["initial_lr"] * 0.5) for g in opt.param_groups)   # steps 7-8: halved
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.levelname == "WARNING"] == [
+        "training loss 0.3 in the steps before 6, more than 3 x the lowest window's 0.03",
+        "training loss 0.3 in the steps before 8, more than 3 x the lowest window's 0.03"]
+    guard = LossGuard(3.0)
+    assert guard.healthy([0.05] * 20) and math.isclose(guard.lowest, 0.05)
+    assert not guard.healthy([0.03] * 30 + [0.3] * 20)        # the window's mean passes, its last steps do not
+    assert guard.healthy([0.14] * 20) and not guard.healthy([float("nan")])
+    assert LossGuard(0.0).healthy([1.0]) and LossGuard(0.0).healthy([1e9])
