@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from core.storage import default_mode
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MIN_PLATE_PX = 64          # plates smaller than this (either side) are refused
@@ -258,6 +260,7 @@ class PlateWriter:
         except BaseException:
             self.abort()
             raise
+        os.chmod(self._tmp, default_mode(directory=self._tmp.is_dir()))   # mkstemp / mkdtemp made it 0600 / 0700
         if self.source.kind == "frames":
             if self.out.exists():
                 shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()

@@ -148,3 +148,32 @@ def test_a_failed_finish_leaves_nothing(tmp_path):
         for _, f in iter_plate_frames(probe_plate(src)):
             w.write(f)
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_a_written_plate_gets_the_mode_a_plain_file_would(tmp_path):
+    """The writer's temporary sibling is made private (mkstemp 0600, mkdtemp 0700); the published video, image
+    and frame folder get what open() / mkdir() give under the umask, so others on a shared volume can read them."""
+    import os
+
+    import cv2
+
+    from core.storage import default_mode
+
+    src = tmp_path / "plate.mp4"
+    _video(src, _frames(2))
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), _frames(1)[0])
+    d = tmp_path / "frames"
+    d.mkdir()
+    cv2.imwrite(str(d / "f.0001.png"), _frames(1)[0])
+    old = os.umask(0o022)
+    try:
+        for plate, out in ((src, tmp_path / "o.mp4"), (img, tmp_path / "o.png"), (d, tmp_path / "o_frames")):
+            info = probe_plate(plate)
+            with PlateWriter(out, info) as w:
+                for _, f in iter_plate_frames(info):
+                    w.write(f)
+            assert out.stat().st_mode & 0o777 == default_mode(directory=out.is_dir()) == (0o755 if out.is_dir()
+                                                                                           else 0o644), out
+    finally:
+        os.umask(old)
