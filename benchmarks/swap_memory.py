@@ -9,6 +9,7 @@ the swap process's peak in each quarter of its run, the growth per frame between
 growth carried to 10 minutes at 24 fps.
 
     PYTHONPATH=. python benchmarks/swap_memory.py [--frames 24,96,240] [--size 3840x2160] [--work DIR] [--neural]
+        [--swap-args '--neural-px 0']
 
 --neural: the head is drawn by a neural double (`--double MODEL --rig RIG`) with `doppel render train`'s
 default architecture, untrained (an untrained model costs what a trained one of that architecture does).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -83,15 +85,15 @@ def untrained_neural_double(rig: Path, out: Path) -> Path:
     return save_model(out, model)
 
 
-def run_swap(plate: Path, rig: Path, out: Path, model: Path | None = None) -> dict:
+def run_swap(plate: Path, rig: Path, out: Path, model: Path | None = None, extra: list[str] | None = None) -> dict:
     """`doppel swap PLATE --double RIG --out OUT` (``model``: `--double MODEL --rig RIG`) in a child process; wall
     seconds, peak resident memory, and the peak of the swap process in each quarter of the run (a plate kept in
     memory, or memory that creeps up, shows as quarters rising one after the other; a bounded process as
-    quarters that level off)."""
+    quarters that level off). extra: more `doppel swap` options."""
     import psutil
 
     double = ["--double", str(rig)] if model is None else ["--double", str(model), "--rig", str(rig)]
-    cmd = [sys.executable, "-m", "doppel", "swap", str(plate), *double, "--out", str(out), "--force"]
+    cmd = [sys.executable, "-m", "doppel", "swap", str(plate), *double, "--out", str(out), "--force", *(extra or [])]
     t = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     proc = psutil.Process(child.pid)
@@ -120,6 +122,7 @@ def main() -> None:
     ap.add_argument("--size", default="3840x2160", help="plate size WxH (default 3840x2160)")
     ap.add_argument("--work", type=Path, help="keep plates, rig and outputs here (default: a temporary folder)")
     ap.add_argument("--neural", action="store_true", help="draw the head with an (untrained) neural double")
+    ap.add_argument("--swap-args", default="", help="more `doppel swap` options, e.g. '--neural-px 0'")
     args = ap.parse_args()
     width, height = (int(x) for x in args.size.lower().split("x"))
     lengths = sorted(int(x) for x in args.frames.split(","))
@@ -132,7 +135,7 @@ def main() -> None:
     model = untrained_neural_double(rig, work / "neural_double") if args.neural else None
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d %H:%M %Z')}; "
           f"plates {width}x{height} at 24 fps, `doppel swap` defaults, head drawn by the "
-          f"{'neural double' if model else 'textured rig'}")
+          f"{'neural double' if model else 'textured rig'} {args.swap_args}")
     print("| frames | wall s | frames/s | peak RSS, swap process (MiB) | when (share of the run) "
           "| peak RSS, with ffmpeg (MiB) | swap process's peak in each quarter of the run (MiB) |")
     print("|---|---|---|---|---|---|---|")
@@ -141,7 +144,8 @@ def main() -> None:
         plate = work / f"plate_{n}.mp4"
         if not plate.is_file():
             write_plate(plate, width, height, n)
-        r = rows[n] = run_swap(plate, rig, work / f"out_{n}{'_neural' if model else ''}.mp4", model)
+        r = rows[n] = run_swap(plate, rig, work / f"out_{n}{'_neural' if model else ''}.mp4", model,
+                                  shlex.split(args.swap_args))
         print(f"| {n} | {r['wall_s']:.1f} | {n / r['wall_s']:.2f} | {r['peak_own_mib']:.0f} | {r['peak_at']:.0%} | "
               f"{r['peak_tree_mib']:.0f} | {' / '.join(f'{q:.0f}' for q in r['quarters_mib'])} |", flush=True)
     if len(lengths) > 1:      # the two longest: the shortest plate's peak is still the allocators' warm-up

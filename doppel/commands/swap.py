@@ -48,6 +48,8 @@ def swap(
                                 "landmarks and solve again (one more pass; steadier placement in profile)."),
     device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
                                "one), cpu or cuda."),
+    head_px: int = typer.Option(None, "--head-px", help="Draw the double's head at most PX a side, then resize it "
+                                "up (default: 512, or a neural double's training size if larger; 0 = never)."),
     workers: int = typer.Option(0, "--workers", help="Threads working on frames side by side; 0 = one per core "
                                 "(at most 8). The output is the same for any number."),
     landmarks: Path = typer.Option(None, "--landmarks", help="The performer's face track from elsewhere: an .npz whose "
@@ -72,7 +74,7 @@ def swap(
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
-                     flow_weight=flow, debias=debias, device=device, workers=workers)
+                     flow_weight=flow, debias=debias, device=device, workers=workers, head_px=head_px)
     info = probe_plate(plate)
     first, last = check_config(cfg, info)                  # bad options and plates fail before anything else
     given = check_given_landmarks(load_face_track(landmarks), last - first) if landmarks else None
@@ -87,13 +89,19 @@ def swap(
                              ingredients=[plate] if plate.is_file() else [])
         face_double = load_face_double(double, Path(work), rig_dir=rig)
         with _progress_bar(console) as progress:
-            params = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                      "production": run.provenance["production"], "plate_actor": plate_actor,
-                      "landmarks_file": str(landmarks) if landmarks else None}
-            result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress, params=params,
-                                disclose=disclose, landmarks=given, plate_info=info)
+            result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress,
+                                params=_params(run, plate_actor, landmarks), disclose=disclose, landmarks=given,
+                                plate_info=info)
         run.add_output(side_folder(out), kind="swap")
     _print_result(console, result, out, side_folder(out))
+
+
+def _params(run, plate_actor: str | None, landmarks: Path | None) -> dict:
+    """The manifest's record of who and what: the gate's actor, consent and production, the plate performer, the
+    face track given."""
+    return {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+            "production": run.provenance["production"], "plate_actor": plate_actor,
+            "landmarks_file": str(landmarks) if landmarks else None}
 
 
 @contextlib.contextmanager

@@ -20,10 +20,12 @@ import numpy as np
 from doppel.face_swap.face_basis import completed_basis, expression_deltas, face_basis
 from doppel.face_swap.face_paint import paint_face
 from doppel.face_swap.head_region import head_region
-from doppel.face_swap.neural_head import NeuralHead, is_model_dir, load_neural_head
+from doppel.face_swap.neural_head import NeuralHead, is_model_dir, load_neural_head, training_px
 from reconstruction.head_tracking import FaceBasis
 
 log = logging.getLogger(__name__)
+
+HEAD_PX = 512      # the longest side a head is drawn at by default (`FaceDouble.max_px`; a neural double's may be more)
 
 
 
@@ -40,7 +42,9 @@ class FaceDouble:
     head_vertices; head_bind (Vh, 3) metres; head_deltas (E, Vh, 3) metres per expression of basis.names;
     uvs (T, 2), face_uvs (Fh, 3) or None; albedo (Ht, Wt, 3) float sRGB or None; outline: the face outline's
     points (MediaPipe's face oval) and their expression deltas, for the face mask; source: the rig folder;
-    neural: the trained neural double that draws the head instead of the textured rig, or None."""
+    neural: the trained neural double that draws the head instead of the textured rig, or None; max_px: the
+    longest side the head is drawn at (`render_head`: larger boxes are drawn at this size and resized up; 0 =
+    at the plate's resolution; `SwapConfig.head_px`)."""
 
     basis: FaceBasis
     head_vertices: np.ndarray
@@ -53,6 +57,7 @@ class FaceDouble:
     outline: FaceBasis
     source: Path
     neural: NeuralHead | None = None
+    max_px: int = HEAD_PX
 
     @property
     def folders(self) -> list[Path]:
@@ -132,4 +137,4 @@ def load_face_double(double_dir: str | Path, work_dir: Path, albedo_size: int = 
         uvs, face_uvs, albedo = paint_face(basis.ids, basis.neutral, head_bind, faces)
         log.info("%s: no texture; the head's face painted from its landmarks", rig_dir)
     return FaceDouble(basis, verts, faces, head_bind, deltas, uvs, face_uvs, albedo, face_outline(basis), rig_dir,
-                      neural)
+                      neural, HEAD_PX if neural is None else max(HEAD_PX, training_px(double_dir)))

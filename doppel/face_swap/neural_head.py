@@ -4,6 +4,10 @@ The neural double is bound to the fit's topology and UV layout, the rig (`doppel
 ones: the rig gives the face landmarks and expression blendshapes the tracker solves with, the neural double gives
 the appearance. Per frame the rig's bind mesh with the frame's expression on the head is drawn in the plate
 camera placed by the head pose; only the head is kept (the rig's head region, rasterized for its coverage).
+
+A neural double learned its appearance from training images `--size` px on their longer side (256 by default), in
+which a face is smaller still: its head is drawn at most 512 px a side, or its training size (`training_px`) if
+larger (`double.FaceDouble.max_px`, `render_head`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,20 @@ def load_neural_head(model_dir: str | Path, rig) -> NeuralHead:
                          "rig (give the rig built from the same fit)")
     model.eval()
     return NeuralHead(model, np.asarray(rig.vertices, np.float32), Path(model_dir))
+
+
+def training_px(model_dir: str | Path) -> int:
+    """The longest side in px of the images the neural double in ``model_dir`` was trained on (config.json's
+    training summary); 0 when not recorded."""
+    import json
+
+    from neural_render.neural_double import CONFIG_FILE
+
+    try:
+        size = json.loads((Path(model_dir) / CONFIG_FILE).read_text()).get("summary", {}).get("size") or [0]
+        return max(int(x) for x in size)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
 
 
 def render_neural_head(head: NeuralHead, head_vertices: np.ndarray, head_verts: np.ndarray, R: np.ndarray,

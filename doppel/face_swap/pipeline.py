@@ -259,7 +259,8 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                                "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
                                "small_faces": cfg.small_faces, "backfill": cfg.backfill,
                                "face_landmarks": "mediapipe" if landmarks is None else "given",
-                               "device": device, "workers": pass_workers(cfg)},
+                               "device": device, "workers": pass_workers(cfg),
+                               "head_px": double.max_px},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})
     return result

@@ -56,10 +56,42 @@ def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.nd
     """(rgb (h, w, 3) float32 sRGB, alpha (h, w) float32) of the head with expression weights (E,) in the crop
     box (x0, y0, x1, y1) of the plate camera K, head pose R, t (bind frame -> camera). Drawn by the double's
     neural double when it has one (alpha: the rig's head region), else the textured rig with preview lights;
-    on ``device`` ("cpu" or "cuda"; a neural double draws where its model is). The box is rasterized in
-    `strips`, so the renderer's per-sample temporaries (about 1 kB allocated a sample) stay bounded however
-    large the face is (a 4K plate's face box at 2 x 2 supersampling is 2.4 M samples); strip_samples: the
-    samples of a strip (None: `strips`' default)."""
+    on ``device`` ("cpu" or "cuda"; a neural double draws where its model is). A box longer than
+    ``double.max_px`` on a side (a close-up on a 4K plate) is drawn at `draw_size` and resized up (rgb bicubic,
+    alpha bilinear; pixel edges aligned): the double holds no finer detail than that (docs/benchmarks.md, "The
+    head drawn at most 512 px"). The box is rasterized in `strips`, so the renderer's per-sample temporaries
+    (about 1 kB allocated a sample) stay bounded however large the face is; strip_samples: the samples of a
+    strip (None: `strips`' default)."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    dw, dh = draw_size(w, h, double.max_px)
+    if (dw, dh) == (w, h):
+        return _draw(double, R, t, weights, K, box, supersample, device, strip_samples)
+    Kb = np.asarray(K, np.float64).copy()
+    Kb[0, 2] -= x0                                   # the box's top-left pixel edge to the origin, then scaled
+    Kb[1, 2] -= y0
+    Kd = np.diag([dw / w, dh / h, 1.0]) @ Kb
+    rgb, alpha = _draw(double, R, t, weights, Kd, (0, 0, dw - 1, dh - 1), supersample, device, strip_samples)
+    rgb = np.clip(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
+    alpha = np.clip(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
+    return rgb.astype(np.float32), alpha.astype(np.float32)
+
+
+def draw_size(width: int, height: int, max_px: int) -> tuple[int, int]:
+    """(w, h) px a width x height box is drawn at: itself when its longer side is at most ``max_px`` (or max_px
+    is 0), else scaled to a longer side of max_px (rounded, at least 1 px a side)."""
+    if max_px <= 0 or max(width, height) <= max_px:
+        return width, height
+    s = max_px / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+def _draw(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
+          box: tuple[int, int, int, int], supersample: int, device: str, strip_samples: int | None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """`render_head` at the box's own size."""
     import torch
 
     from neural_render.shading import render_mesh

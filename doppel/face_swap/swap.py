@@ -78,6 +78,9 @@ class SwapConfig:
                                       # (`detector_bias`; one more pass over the plate)
     matte: bool = False               # also write each frame's blend mask: <side folder>/matte/NNNNNN.png (8-bit)
     device: str = "auto"              # where the double's head is drawn: auto (CUDA when there is one), cpu, cuda
+    head_px: int | None = None        # the double's head is drawn at most this many px on its longer side and
+                                      # resized up to a larger face box (`FaceDouble.max_px`); 0 = at the plate's
+                                      # resolution; None = 512, or a neural double's training size if larger
     prefetch: int = 2                 # frames worked on ahead in background threads while the caller composites
                                       # or detects (`core.prefetch`; the same output); 0 = all in one thread
     workers: int = 0                  # background threads of each streamed pass; 0 = auto (the cores, at most 8:
@@ -172,6 +175,8 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
         raise ValueError(f"--workers must be in [0, 64] threads (0 = auto), got {cfg.workers}")
     if not 0.0 <= cfg.flow_weight <= 1e3:
         raise ValueError(f"--flow must be in [0, 1000], got {cfg.flow_weight}")
+    if cfg.head_px not in (None, 0) and not 64 <= cfg.head_px <= 8192:
+        raise ValueError(f"--head-px must be 0 (the plate's resolution) or 64-8192 px, got {cfg.head_px}")
     end = info.frame_count if cfg.end is None else cfg.end
     if not 0 <= cfg.start < end <= info.frame_count:
         raise ValueError(f"--start {cfg.start} / --end {end}: the plate has frames 0-{info.frame_count - 1}")
@@ -314,12 +319,15 @@ def pass_workers(cfg: SwapConfig) -> int:
 
 
 def head_device(double: FaceDouble, cfg: SwapConfig) -> str:
-    """The resolved `SwapConfig.device` ("cpu" or "cuda"); a neural double's model is moved there."""
+    """The resolved `SwapConfig.device` ("cpu" or "cuda"); a neural double's model is moved there; the head is
+    drawn at most `SwapConfig.head_px` (None: the double's default)."""
     from reconstruction.fitting.config import resolve_device
 
     device = resolve_device(cfg.device)
     if double.neural is not None:
         double.neural.model.to(device)
+    if cfg.head_px is not None:
+        double.max_px = cfg.head_px
     return device
 
 

@@ -543,6 +543,79 @@ def test_a_large_face_is_drawn_in_strips_as_in_one_piece(double):
         assert np.array_equal(a, a_whole) and np.abs(rgb - whole).max() < 1e-3
 
 
+def _close_up(double, size=(360, 480)):
+    """R, t, K, box, weights: the double's head facing a camera that frames it in a box of about ``size`` px."""
+    from scipy.spatial.transform import Rotation
+
+    K = np.array([[900.0, 0, 200], [0, 900.0, 250], [0, 0, 1]])
+    R = np.diag([-1.0, -1.0, 1.0]) @ Rotation.from_euler("y", 180, degrees=True).as_matrix()
+    t = np.array([0, 0, 0.6]) - R @ double.head_bind.mean(0)
+    return R, t, K, (20, 10, 19 + size[0], 9 + size[1]), np.zeros(len(double.basis.names))
+
+
+def test_a_head_larger_than_its_cap_is_drawn_at_the_cap_and_resized_up(double, monkeypatch):
+    """A face box longer than `FaceDouble.max_px` is drawn at most max_px a side and resized up to the box: the
+    same picture and coverage as drawn at full size, less the finest detail; 0 draws at full size."""
+    import doppel.face_swap.render_head as rh
+
+    R, t, K, box, w = _close_up(double)
+    drawn, real = [], rh._draw
+    monkeypatch.setattr(rh, "_draw", lambda d, R, t, w, K, b, *a: drawn.append(b) or real(d, R, t, w, K, b, *a))
+    assert double.max_px == 512 and rh.draw_size(360, 480, 128) == (96, 128) and rh.draw_size(90, 80, 128) == (90, 80)
+    out = {}
+    for px in (0, 128):
+        monkeypatch.setattr(double, "max_px", px)
+        out[px] = rh.render_head(double, R, t, w, K, box)
+    assert drawn == [box, (0, 0, 95, 127)]
+    (full, a_full), (cap, a_cap) = out[0], out[128]
+    assert cap.shape == full.shape == (480, 360, 3) and a_cap.shape == a_full.shape == (480, 360)
+    assert a_full.mean() > 0.3 and np.abs(a_cap - a_full).mean() < 0.01          # the same coverage
+    low = [cv2.resize(x * a[..., None], (45, 60), interpolation=cv2.INTER_AREA) for x, a in out.values()]
+    assert np.abs(low[0] - low[1]).mean() < 0.01                                 # the same picture, coarser
+
+
+def test_a_neural_double_is_drawn_at_its_cap_and_its_default_cap_follows_its_training_size(tmp_path, rig_dir,
+                                                                                              monkeypatch):
+    """The neural double draws a capped box at the cap's size (its U-Net's work shrinks with it); its default
+    cap is 512 px or its training size if larger; `SwapConfig.head_px` sets the cap, bad values refused."""
+    import json
+
+    import doppel.face_swap.neural_head as nh
+    import neural_render.strip_render as sr
+    from doppel.face_swap.double import load_face_double
+    from doppel.face_swap.render_head import render_head
+    from doppel.face_swap.swap import SwapConfig, check_config, head_device
+
+    yy, xx = np.mgrid[0:64, 0:64] / 64.0
+    prior = np.stack([0.5 + 0.4 * np.sin(6 * xx), 0.5 + 0.4 * np.cos(5 * yy), 0.3 + 0.2 * xx], -1)
+    (tmp_path / "w").mkdir()
+    model = _model_of(rig_dir, tmp_path / "model", prior)
+    double = load_face_double(model, tmp_path / "w", albedo_size=64, rig_dir=rig_dir)
+    R, t, K, box, w = _close_up(double)
+    sizes, real = [], sr.render_in_strips
+    monkeypatch.setattr(sr, "render_in_strips", lambda m, v, cam, c: sizes.append((cam.width, cam.height))
+                        or real(m, v, cam, c))
+    out = {}
+    for px in (0, 128):
+        double.max_px = px
+        out[px] = render_head(double, R, t, w, K, box)
+    assert sizes == [(360, 480), (96, 128)]                     # 360 x 480 at full size; 96 x 128 capped
+    (full, a), (cap, _) = out[0], out[128]
+    low = [cv2.resize(x * a[..., None], (45, 60), interpolation=cv2.INTER_AREA) for x in (full, cap)]
+    assert full.std() > 0.05 and np.abs(low[0] - low[1]).mean() < 0.01
+    assert load_face_double(model, tmp_path / "w", albedo_size=64, rig_dir=rig_dir).max_px == 512   # no size known
+    cfg = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**cfg, "summary": {"size": [1024, 768]}}))
+    double = load_face_double(model, tmp_path / "w", albedo_size=64, rig_dir=rig_dir)
+    assert double.max_px == 1024 and nh.training_px(tmp_path / "none") == 0
+    head_device(double, SwapConfig())
+    assert double.max_px == 1024
+    head_device(double, SwapConfig(head_px=300))
+    assert double.max_px == 300
+    with pytest.raises(ValueError, match="--head-px must be 0"):
+        check_config(SwapConfig(head_px=10), type("Info", (), {"frame_count": 1})())
+
+
 def test_frames_the_detector_missed_before_it_found_the_face_are_tracked_backwards(tmp_path, monkeypatch):
     """The forward tracker finds the face from frame 3 on only (as MediaPipe's detector often does at a shot's
     start): frames 0-2 are tracked again backwards from frame 3, land where a tracker that saw them finds the
