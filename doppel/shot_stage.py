@@ -30,21 +30,6 @@ def disclose_written_frame(png: Path, exr: Path, disclose: Callable[[Path], None
     disclose(exr)
 
 
-def write_disclosed_mp4(path: Path, frames: list[np.ndarray], fps: float, disclose: Callable[[Path], None] | None
-                        ) -> None:
-    """The shot's movie (`write_mp4`), disclosed: with an `assets.disclosure.Discloser` its frames are marked as
-    they are encoded and the file signed (one encode); any other ``disclose`` is called on the written file."""
-    from assets.disclosure import Discloser
-    from mocap_retarget.preview import write_mp4
-
-    pending = disclose.begin(path.name) if isinstance(disclose, Discloser) else None
-    write_mp4(path, frames, fps, mark=None if pending is None else pending.mark)
-    if pending is not None:
-        pending.finish(path)
-    elif disclose is not None:
-        disclose(path)
-
-
 def model_weights(model_dir: Path) -> list[Path]:
     """The weight files a shot of ``model_dir`` draws: its own and every member's / snapshot's (provenance
     ingredients)."""
@@ -131,6 +116,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
     camera shifts, averaged (``neural_render.jitter``)."""
     from core.storage import write_manifest
+    from mocap_retarget.preview import write_disclosed_mp4
     from neural_render.ensemble import load_double
     from neural_render.jitter import MAX_JITTER
     from neural_render.shot import RENDERERS, render_shot_frames, write_shot_frame

@@ -54,8 +54,9 @@ def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, 
     metrics: from `metrics.compute_metrics(res, target)` (the caller computes them). pose_vertices(frame_indices
     (n,)) -> (n, V, 3) posed mesh vertices (optional; e.g. Rig.pose); faces (T, 3) for shading. The mp4 covers the
     first ``video_seconds`` at ``video_fps``. fps_info: the clip's frame rate as read and as snapped (manifest).
-    finish_preview(path): called on preview.png and preview.mp4 once written, before the manifest hashes them
-    (the CLI watermarks and signs them there: `doppel.media_disclosure`).
+    finish_preview(path): called on preview.png once written, before the manifest hashes it (the CLI watermarks
+    and signs it there: `doppel.media_disclosure`); preview.mp4 is disclosed through it as it is encoded when it
+    has ``begin`` (an `assets.disclosure.Discloser`: one encode), else called on the written file too.
     """
     from core.storage import atomic_write_json, write_manifest
     from mocap_retarget.preview import check_preview_size
@@ -73,10 +74,10 @@ def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, 
                        "target": {r: target.names[k] for r, _, k in res.pairs},
                        "source_unmapped": res.source_map.unmapped_joints}
     atomic_write_json(files["metrics"], full)
-    _write_previews(files, res, target, pose_vertices, faces, preview_frames, video_seconds, video_fps, size)
+    _write_previews(files, res, target, pose_vertices, faces, preview_frames, video_seconds, video_fps, size,
+                    finish_preview)
     if finish_preview is not None:
         finish_preview(files["preview_png"])
-        finish_preview(files["preview_mp4"])
     extra = {"animation": {"frames": anim.num_frames, "fps": anim.fps, "joints": len(anim.joint_names),
                            "local_rotations": "relative to the bind pose, in each joint's bind frame",
                            "root_translation": "world offset of the root from its bind position, m"},
@@ -90,9 +91,11 @@ def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, 
 
 def _write_previews(files: dict[str, Path], res: RetargetResult, target: TargetSkeleton,
                     pose_vertices: Callable[[np.ndarray], np.ndarray] | None, faces: np.ndarray | None,
-                    preview_frames: int, video_seconds: float, video_fps: float, size: int) -> None:
-    """preview.png (a few frames, source beside the double) and preview.mp4 (the first seconds)."""
-    from mocap_retarget.preview import render_frames, write_mp4, write_png
+                    preview_frames: int, video_seconds: float, video_fps: float, size: int,
+                    disclose: Callable[[Path], None] | None = None) -> None:
+    """preview.png (a few frames, source beside the double) and preview.mp4 (the first seconds; disclosed by
+    `preview.write_disclosed_mp4`)."""
+    from mocap_retarget.preview import render_frames, write_disclosed_mp4, write_png
 
     anim = res.animation
     F = anim.num_frames
@@ -108,7 +111,7 @@ def _write_previews(files: dict[str, Path], res: RetargetResult, target: TargetS
     vid = render_frames(res.source_positions, src_parents, res.target_positions, target.parents, vframes,
                         size=size, vertices=vverts, faces=faces, floor_y=target.floor_y,
                         source_floor_y=res.source_floor)
-    write_mp4(files["preview_mp4"], vid, fps=anim.fps / step)
+    write_disclosed_mp4(files["preview_mp4"], vid, anim.fps / step, disclose)
 
 
 def _parents_of(res: RetargetResult, n: int) -> np.ndarray:

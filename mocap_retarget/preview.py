@@ -183,3 +183,19 @@ def write_mp4(path: str | Path, images: Iterable[np.ndarray], fps: float,
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_disclosed_mp4(path: str | Path, images: Iterable[np.ndarray], fps: float,
+                        disclose: Callable[[Path], None] | None) -> Path:
+    """`write_mp4`, disclosed: when ``disclose`` has ``begin(name)`` (an `assets.disclosure.Discloser`) the
+    pending disclosure it returns marks each frame as it is encoded and signs the written file (one encode); any
+    other ``disclose`` is called on the written file; None: a plain `write_mp4`."""
+    path = Path(path)
+    begin = getattr(disclose, "begin", None)
+    pending = begin(path.name) if begin is not None else None
+    write_mp4(path, images, fps, mark=None if pending is None else pending.mark)
+    if pending is not None:
+        pending.finish(path)
+    elif disclose is not None:
+        disclose(path)
+    return path

@@ -85,3 +85,30 @@ def test_expired_identity_fails_before_the_work_in_one_line(tmp_path, capsys):
     code, _, err = run_cli(capsys, "rig", "--out", tmp_path / "r", "--preview-size", 64, "-W", root)
     assert code == 1 and "expired on 2020-01-31" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_a_real_actors_retarget_preview_movie_is_marked_as_it_is_encoded(tmp_path, capsys, clips, monkeypatch):
+    """The retarget's preview.mp4 for a real actor is watermarked frame by frame as it is encoded and signed
+    (one H.264 encode: the re-encoding route is never taken); `verify` trusts it and reads its record."""
+    import datetime as _dt
+
+    import assets.disclosure as disclosure
+    from assets.consent import grant
+
+    clip, target = clips
+    root = tmp_path / "ws"
+    ws = init_workspace(root)
+    add_actor(ws, "Jane Roe", actor_id="jane")
+    grant(ws, "jane", ["retarget"], "Film", (_dt.date.today() + _dt.timedelta(days=9)).isoformat())
+
+    def no_second_encode(*a, **k):
+        raise AssertionError("the preview movie was encoded twice")
+
+    monkeypatch.setattr(disclosure, "_rewrite_video", no_second_encode)
+    code, _, err = run_cli(capsys, "retarget", clip, "--rig", target, "--out", tmp_path / "a", "--actor", "jane",
+                           "--production", "Film", "-W", root)
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "a" / "preview.mp4", "--json", "-W", root)
+    rep = json.loads(out)
+    assert code == 0 and rep["c2pa"]["state"] == "trusted" and rep["watermark"]["found"], rep
+    assert rep["record"]["actor"] == "jane" and rep["c2pa"]["assertion"]["use"] == "retarget"

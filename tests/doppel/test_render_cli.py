@@ -317,7 +317,7 @@ def test_a_shot_movie_is_marked_as_it_is_encoded(tmp_path, monkeypatch):
     from assets import disclosure
     from assets.disclosure import Discloser, DisclosureContext
     from assets.media_verify import verify_file
-    from doppel.shot_stage import write_disclosed_mp4
+    from mocap_retarget.preview import write_disclosed_mp4
     from tests.assets.provenance_helpers import textured, workspace_with_actor
 
     ws, consent = workspace_with_actor(tmp_path / "ws")
