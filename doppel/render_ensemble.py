@@ -157,7 +157,9 @@ def _assemble(req: TrainRequest, tmp: Path, first: dict, others: dict, params: d
     drawn = [f for k in range(req.members) for f in member_folders(member_dir(tmp, k))]   # snapshots included
     model = NeuralEnsemble([load_model(f)[0] for f in drawn]).eval()
     member_psnr = [first["best_holdout_psnr"]] + [others[k]["best_holdout_psnr"] for k in sorted(others)]
-    summary = {**first, "members": req.members, "member_holdout_psnr": member_psnr}
+    summary = {**first, "members": req.members, "member_holdout_psnr": member_psnr,
+               "divergences": [{**d, "member": k} for k, s in [(0, first), *sorted(others.items())]
+                               for d in s.get("divergences", [])]}
     outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}
     for n in (f.relative_to(tmp).as_posix() for f in drawn[1:]):
         outputs.update({f"{n}/model": f"{n}/model.safetensors", f"{n}/config": f"{n}/config.json"})

@@ -160,6 +160,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # one entry per evaluation: step, seconds, loss, psnr
     stopped: str = "iterations"                      # iterations, early_stopping, time_budget
     snapshots: list[Snapshot] = field(default_factory=list)  # TrainConfig.snapshots - 1 next best states, best first
+    divergences: list[dict] = field(default_factory=list)  # each divergence recovered from: step, why
 
 
 def prepare_views(model: NeuralDouble, verts: Tensor, cameras: Camera, images: Tensor, masks: Tensor,
@@ -491,6 +492,7 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
                     why = guard.why(loss, step) if not healthy else \
                         f"held-out PSNR {psnr:.2f} dB at step {step}, {best_psnr - psnr:.2f} dB below the best"
                     lr_scale = recover(model, opt, best_state, lr_scale, why)
+                    res.divergences.append({"step": step, "why": why})
                     avg = WeightAverage(model, cfg.ema_decay) if avg is not None else None
             if progress:
                 progress(step, cfg.iterations, loss, psnr)

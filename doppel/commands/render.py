@@ -85,6 +85,12 @@ def train(
                               _prov(run))
         finish_training(out)
         run.add_output(out, kind="render_model")
+    _print_training(console, s, out)
+
+
+def _print_training(console: Console, s: dict, out: Path) -> None:
+    """`render train`'s closing lines from its summary ``s``: steps, the kept state, members, snapshots,
+    divergences recovered from, advice about the fit."""
     psnr = "n/a" if s["best_holdout_psnr"] is None else f"{s['best_holdout_psnr']:.2f} dB"
     console.print(f"render train: {s['steps']} steps ({s['stopped']}), best held-out PSNR {psnr} at step "
                   f"{s['best_step']}" + (f"; {s['size_note']}" if s["size_note"] else "") + f" -> {out}",
@@ -98,6 +104,10 @@ def train(
         console.print(f"render train: {len(s['snapshots']) + 1} states kept (--snapshots), drawn together; member 0's "
                       f"best state alone {'n/a' if alone is None else f'{alone:.2f} dB'} held out",
                       markup=False, highlight=False)
+    if s.get("divergences"):
+        steps = ", ".join(str(d["step"]) for d in s["divergences"])
+        console.print(f"render train: diverged and recovered at step(s) {steps} (the last good state restored, "
+                      "learning rates halved; manifest: summary.divergences)", markup=False, highlight=False)
     if s.get("fit_advice"):
         console.print(f"render train: {s['fit_advice']}", markup=False, highlight=False)
 

@@ -334,3 +334,19 @@ def test_a_shot_movie_is_marked_as_it_is_encoded(tmp_path, monkeypatch):
     seen = []
     write_disclosed_mp4(tmp_path / "cam1.mp4", frames, 24.0, seen.append)
     assert seen == [tmp_path / "cam1.mp4"]
+
+
+def test_render_train_says_when_it_recovered_from_a_divergence(tmp_path):
+    """The closing lines name the steps where training diverged and was rolled back (summary.divergences)."""
+    from rich.console import Console
+
+    from doppel.commands.render import _print_training
+
+    console = Console(record=True, width=200)
+    s = {"steps": 2000, "stopped": "iterations", "best_holdout_psnr": None, "best_step": 2000, "size_note": None,
+         "divergences": [{"step": 1300, "why": "training loss 0.27"}]}
+    _print_training(console, s, tmp_path / "m")
+    text = console.export_text()
+    assert "diverged and recovered at step(s) 1300" in text and "best held-out PSNR n/a at step 2000" in text
+    _print_training(console := Console(record=True, width=200), {**s, "divergences": []}, tmp_path / "m")
+    assert "diverged" not in console.export_text()

@@ -238,6 +238,7 @@ def test_without_held_out_views_a_jump_of_the_training_loss_restores_the_last_he
                               optimizer=opt, progress=progress)
     assert torch.equal(seen[6], seen[4]) and not torch.equal(seen[4], seen[2])     # step 6 restored step 4
     assert torch.equal(m.texture.level0, seen[4]) and res.best_step == 4           # the jump at 8 is not kept
+    assert [d["step"] for d in res.divergences] == [6, 8] and "training loss 0.3" in res.divergences[0]["why"]
     assert all(math.isclose(g["lr"], g["initial_lr"] * 0.5) for g in opt.param_groups)   # steps 7-8: halved
     assert [r.getMessage().split(":")[0] for r in caplog.records if r.levelname == "WARNING"] == [
         "training loss 0.3 in the steps before 6, more than 3 x the lowest window's 0.03",
