@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 HEAD_PX = 512      # the longest side a head is drawn at by default (`FaceDouble.max_px`; a neural double's may be more)
 
 
-
 def face_oval_ids() -> np.ndarray:
     """MediaPipe face-mesh indices of the face oval (its outline), in no particular order."""
     from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
