@@ -533,11 +533,11 @@ class LossGuard:
 
     def healthy(self, losses: list[float]) -> bool:
         """Whether the window of step losses (oldest first) is not a divergence; a healthy one may lower the bar."""
-        if not losses:
+        if not losses or self.factor <= 0:
             return True
         window, recent = sum(losses) / len(losses), sum(losses[-self.RECENT:]) / len(losses[-self.RECENT:])
-        ok = self.factor <= 0 or not math.isfinite(self.lowest) or max(window, recent) <= self.factor * self.lowest
-        ok = ok and math.isfinite(window) and math.isfinite(recent)
+        ok = math.isfinite(window) and math.isfinite(recent) and (
+            not math.isfinite(self.lowest) or max(window, recent) <= self.factor * self.lowest)
         if ok:
             self.lowest = min(self.lowest, window)
         return ok

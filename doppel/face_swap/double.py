@@ -20,7 +20,7 @@ import numpy as np
 from doppel.face_swap.face_basis import completed_basis, expression_deltas, face_basis
 from doppel.face_swap.face_paint import paint_face
 from doppel.face_swap.head_region import head_region
-from doppel.face_swap.neural_head import NeuralHead, is_model_dir, load_neural_head, training_px
+from doppel.face_swap.neural_head import NeuralHead, is_model_dir, load_neural_head
 from reconstruction.head_tracking import FaceBasis
 
 log = logging.getLogger(__name__)
@@ -136,4 +136,4 @@ def load_face_double(double_dir: str | Path, work_dir: Path, albedo_size: int = 
         uvs, face_uvs, albedo = paint_face(basis.ids, basis.neutral, head_bind, faces)
         log.info("%s: no texture; the head's face painted from its landmarks", rig_dir)
     return FaceDouble(basis, verts, faces, head_bind, deltas, uvs, face_uvs, albedo, face_outline(basis), rig_dir,
-                      neural, HEAD_PX if neural is None else max(HEAD_PX, training_px(double_dir)))
+                      neural, HEAD_PX if neural is None else max(HEAD_PX, neural.trained_px))

@@ -6,7 +6,7 @@ the appearance. Per frame the rig's bind mesh with the frame's expression on the
 camera placed by the head pose; only the head is kept (the rig's head region, rasterized for its coverage).
 
 A neural double learned its appearance from training images `--size` px on their longer side (256 by default), in
-which a face is smaller still: its head is drawn at most 512 px a side, or its training size (`training_px`) if
+which a face is smaller still: its head is drawn at most 512 px a side, or its training size (`trained_px`) if
 larger (`double.FaceDouble.max_px`, `render_head`).
 """
 
@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class NeuralHead:
     """model: a `neural_render.NeuralDouble` or `NeuralEnsemble` (CPU, eval); bind (V, 3) float32 metres: the
-    rig's bind mesh in the model's topology (the head's vertices are replaced per frame); source: the model folder."""
+    rig's bind mesh in the model's topology (the head's vertices are replaced per frame); source: the model folder;
+    trained_px: the longest side of its training images (config.json's training summary; 0 when not recorded)."""
 
     model: object
     bind: np.ndarray
     source: Path
+    trained_px: int = 0
 
 
 def is_model_dir(path: str | Path) -> bool:
@@ -45,27 +47,22 @@ def load_neural_head(model_dir: str | Path, rig) -> NeuralHead:
     from neural_render.ensemble import load_double
     from neural_render.neural_double import ModelError, topology_signature
 
-    model, _ = load_double(model_dir, "cpu")
+    model, meta = load_double(model_dir, "cpu")
     if rig.uvs is None or rig.face_uvs is None:
         raise ModelError(f"the rig has no UV layout: the neural double in {model_dir} cannot draw it")
     if topology_signature(rig.faces, rig.uvs, rig.face_uvs, rig.num_vertices) != model.signature():
         raise ModelError(f"{model_dir}: the neural double was trained on another topology / UV layout than the "
                          "rig (give the rig built from the same fit)")
     model.eval()
-    return NeuralHead(model, np.asarray(rig.vertices, np.float32), Path(model_dir))
+    return NeuralHead(model, np.asarray(rig.vertices, np.float32), Path(model_dir), _trained_px(meta))
 
 
-def training_px(model_dir: str | Path) -> int:
-    """The longest side in px of the images the neural double in ``model_dir`` was trained on (config.json's
-    training summary); 0 when not recorded."""
-    import json
-
-    from neural_render.neural_double import CONFIG_FILE
-
+def _trained_px(meta: dict) -> int:
+    """The longest side in px of the training images in a model's config.json dict (its training summary);
+    0 when not recorded."""
     try:
-        size = json.loads((Path(model_dir) / CONFIG_FILE).read_text()).get("summary", {}).get("size") or [0]
-        return max(int(x) for x in size)
-    except (OSError, ValueError, TypeError, AttributeError):
+        return max(int(x) for x in (meta.get("summary") or {}).get("size") or [0])
+    except (TypeError, ValueError, AttributeError):
         return 0
 
 

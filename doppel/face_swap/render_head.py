@@ -36,8 +36,6 @@ def head_box(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarr
     return int(x0), int(y0), int(x1), int(y1)
 
 
-
-
 def strips(box: tuple[int, int, int, int], supersample: int, samples: int | None = None
            ) -> list[tuple[int, int, int, int]]:
     """The crop box (x0, y0, x1, y1) inclusive px cut into full-width horizontal strips, top to bottom, of at

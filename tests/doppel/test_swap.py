@@ -607,7 +607,7 @@ def test_a_neural_double_is_drawn_at_its_cap_and_its_default_cap_follows_its_tra
     cfg = json.loads((model / "config.json").read_text())
     (model / "config.json").write_text(json.dumps({**cfg, "summary": {"size": [1024, 768]}}))
     double = load_face_double(model, tmp_path / "w", albedo_size=64, rig_dir=rig_dir)
-    assert double.max_px == 1024 and nh.training_px(tmp_path / "none") == 0
+    assert double.max_px == 1024 and nh._trained_px({}) == 0
     head_device(double, SwapConfig())
     assert double.max_px == 1024
     head_device(double, SwapConfig(head_px=300))
