@@ -309,6 +309,7 @@ def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, p
     res = train_neural_double(model, views, cfg, req.device, opt, start, progress, checkpoint, best)
     history += res.history
     summary = {"steps": res.steps, "best_step": res.best_step, "stopped": res.stopped, "divergences": res.divergences,
+               "lr_schedule": res.lr_schedule,
                "best_holdout_psnr": round(res.best_holdout_psnr, 3) if math.isfinite(res.best_holdout_psnr) else None,
                **info}
     outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as tf
@@ -74,9 +74,14 @@ class TrainConfig:
                                   # against its photo by a random whole number of samples in [-k, k] per axis
                                   # (augmentation: a view no camera trained on is out of register with its photo
                                   # by a fraction of a pixel); 0 = none. Not with refine_mesh
-    lr_schedule: str = "constant"  # "constant" or "cosine": every learning rate decays from its value to
-                                   # lr_final x it along a half cosine over the run (its progress: the larger of
-                                   # step / iterations and elapsed / max_seconds)
+    lr_schedule: str = "auto"     # "constant", "cosine" or "auto". cosine: every learning rate decays from its value
+                                  # to lr_final x it along a half cosine over the run (its progress: the larger of
+                                  # step / iterations and elapsed / max_seconds). auto (2026-12-04; constant before):
+                                  # cosine without held-out views, constant with them (early stopping and the best
+                                  # held-out state end those runs; cosine scored 0.13 dB lower there). At a constant
+                                  # rate every run without held-out views on the demo capture collapsed late (steps
+                                  # 864-1250: the U-Net's activations multiplied into a saturated alpha); decayed,
+                                  # none did (docs/benchmarks.md, "Why training collapsed")
     lr_final: float = 0.1         # the cosine schedule's last learning rate, a fraction of the first
     view_sampling_power: float = 0.0  # training views are drawn with probability ~ (person pixels in the view)^p:
                                       # 0 = uniform, 1 = uniform over person pixels (close-ups drawn more often)
@@ -161,6 +166,7 @@ class TrainResult:
     stopped: str = "iterations"                      # iterations, early_stopping, time_budget
     snapshots: list[Snapshot] = field(default_factory=list)  # TrainConfig.snapshots - 1 next best states, best first
     divergences: list[dict] = field(default_factory=list)  # each divergence recovered from: step, why
+    lr_schedule: str = ""                            # the learning-rate schedule the run used (constant, cosine)
 
 
 def prepare_views(model: NeuralDouble, verts: Tensor, cameras: Camera, images: Tensor, masks: Tensor,
@@ -394,12 +400,22 @@ def view_probabilities(views: TrainViews, power: float) -> Tensor:
     return (w / w.sum()).float()
 
 
+def resolve_schedule(cfg: TrainConfig, held_out: bool) -> TrainConfig:
+    """``cfg`` with an "auto" learning-rate schedule made concrete: constant when the run has held-out views
+    (``held_out``), cosine when it has not."""
+    if cfg.lr_schedule != "auto":
+        return cfg
+    return replace(cfg, lr_schedule="constant" if held_out else "cosine")
+
+
 def lr_factor(cfg: TrainConfig, step: int, seconds: float) -> float:
-    """The learning-rate multiplier of ``cfg.lr_schedule`` at ``step`` after ``seconds`` of training."""
+    """The learning-rate multiplier of ``cfg.lr_schedule`` (constant or cosine; see `resolve_schedule` for auto)
+    at ``step`` after ``seconds`` of training."""
     if cfg.lr_schedule == "constant":
         return 1.0
     if cfg.lr_schedule != "cosine":
-        raise ValueError(f"TrainConfig.lr_schedule must be constant or cosine, got {cfg.lr_schedule!r}")
+        raise ValueError(f"TrainConfig.lr_schedule must be constant or cosine (auto: resolve_schedule), got "
+                         f"{cfg.lr_schedule!r}")
     p = min(1.0, max(step / max(1, cfg.iterations), seconds / cfg.max_seconds if cfg.max_seconds > 0 else 0.0))
     return cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * p))
 
@@ -450,13 +466,14 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
         raise ValueError("train_neural_double: no training views (every camera is held out)")
     if cfg.gbuffer_shift < 0 or (cfg.gbuffer_shift and model.config.refine_mesh):
         raise ValueError(f"TrainConfig.gbuffer_shift must be >= 0 and 0 with refine_mesh, got {cfg.gbuffer_shift}")
+    cfg = resolve_schedule(cfg, len(views.holdout_ids) > 0)
     opt = optimizer or make_optimizer(model, cfg)
     freeze_unoptimised_prior(model, opt)
     gen = torch.Generator().manual_seed(cfg.seed + start_step)
     t0 = time.perf_counter()
     best_psnr, best_step = best if best is not None else (-math.inf, start_step)
     best_state = copy.deepcopy(model.state_dict())
-    res = TrainResult(steps=start_step, best_step=best_step, best_holdout_psnr=best_psnr)
+    res = TrainResult(steps=start_step, best_step=best_step, best_holdout_psnr=best_psnr, lr_schedule=cfg.lr_schedule)
     bad, drops, losses, step = 0, 0, [], start_step
     probs = view_probabilities(views, cfg.view_sampling_power).cpu() if cfg.view_sampling_power else None
     views = views_for_training(views, device)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import neural_render.training as training
 from capture import Camera
 from neural_render.gbuffer import gbuffer
 from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig, load_model, save_model
@@ -20,6 +21,7 @@ from neural_render.training import (
     photometric_loss,
     prepare_views,
     regularisers,
+    resolve_schedule,
     train_neural_double,
     view_probabilities,
 )
@@ -153,9 +155,35 @@ def test_cosine_schedule_follows_steps_or_the_time_budget():
     assert math.isclose(lr_factor(cfg, 100, 0.0), 0.1)
     timed = TrainConfig(iterations=10 ** 7, max_seconds=60.0, lr_schedule="cosine", lr_final=0.0)
     assert math.isclose(lr_factor(timed, 10, 30.0), 0.5) and lr_factor(timed, 10, 90.0) == 0.0
-    assert lr_factor(TrainConfig(), 99, 1e6) == 1.0
+    assert lr_factor(TrainConfig(lr_schedule="constant"), 99, 1e6) == 1.0
     with pytest.raises(ValueError, match="lr_schedule"):
         lr_factor(TrainConfig(lr_schedule="step"), 1, 1.0)
+    with pytest.raises(ValueError, match="resolve_schedule"):
+        lr_factor(TrainConfig(), 1, 1.0)                       # auto: the run decides (held-out views or not)
+    assert resolve_schedule(TrainConfig(), held_out=True).lr_schedule == "constant"
+    assert resolve_schedule(TrainConfig(), held_out=False).lr_schedule == "cosine"
+    assert resolve_schedule(TrainConfig(lr_schedule="constant"), held_out=False).lr_schedule == "constant"
+
+
+def test_a_run_without_held_out_views_decays_its_learning_rates_and_one_with_them_does_not(sphere):
+    """The default schedule (auto): without held-out views nothing ends the run early or keeps a best state, and
+    at a constant rate such runs collapsed late on the demo capture, so the rates follow the cosine; with held-out
+    views they stay constant (early stopping and the best held-out state)."""
+    v, f, uv, fuv, cams = sphere
+    lrs = {}
+    for held in (False, True):
+        m = _model(sphere, refine=False)
+        ci = torch.tensor([0, 1, 2, -1 if held else 0])
+        views = prepare_views(m, v[None].expand(4, -1, -1), cams, torch.rand(4, 32, 32, 3), torch.ones(4, 32, 32),
+                              ci, None, [f"0/c{i}" for i in range(4)])
+        opt = training.make_optimizer(m, TrainConfig())
+        res = train_neural_double(m, views, TrainConfig(iterations=10, crop=32, eval_every=5, patience=10),
+                                  optimizer=opt)
+        lrs[held] = (res.lr_schedule, [g["lr"] / g["initial_lr"] for g in opt.param_groups])
+    schedule, factors = lrs[False]
+    assert schedule == "cosine" and all(math.isclose(f, lr_factor(TrainConfig(iterations=10, lr_schedule="cosine"),
+                                                                  9, 0.0)) for f in factors)
+    assert lrs[True] == ("constant", [1.0] * len(factors))
 
 
 def test_view_probabilities_follow_the_person_area(sphere):
@@ -192,7 +220,6 @@ def test_composite_loss_matches_antialiased_edges_that_the_straight_loss_cannot(
 
 
 def test_a_divergence_restores_the_best_state_and_halves_the_learning_rates(sphere, monkeypatch):
-    import neural_render.training as training
 
     v, f, uv, fuv, cams = sphere
     m = _model(sphere, refine=False)
@@ -218,7 +245,6 @@ def test_without_held_out_views_a_jump_of_the_training_loss_restores_the_last_he
     """No held-out camera (the CLI's default): a window of steps whose loss jumps past `diverged_loss` x the
     lowest window's is a divergence: the state before it is restored, learning rates halved, and the state kept
     at the end is never one taken right after a jump."""
-    import neural_render.training as training
     from neural_render.training import LossGuard
 
     v, f, uv, fuv, cams = sphere
@@ -234,8 +260,8 @@ def test_without_held_out_views_a_jump_of_the_training_loss_restores_the_last_he
         seen[step] = m.texture.level0.detach().clone()
 
     opt = training.make_optimizer(m, TrainConfig())
-    res = train_neural_double(m, views, TrainConfig(iterations=8, crop=32, eval_every=2, patience=10),
-                              optimizer=opt, progress=progress)
+    res = train_neural_double(m, views, TrainConfig(iterations=8, crop=32, eval_every=2, patience=10,
+                                                    lr_schedule="constant"), optimizer=opt, progress=progress)
     assert torch.equal(seen[6], seen[4]) and not torch.equal(seen[4], seen[2])     # step 6 restored step 4
     assert torch.equal(m.texture.level0, seen[4]) and res.best_step == 4           # the jump at 8 is not kept
     assert [d["step"] for d in res.divergences] == [6, 8] and "training loss 0.3" in res.divergences[0]["why"]
