@@ -9,7 +9,7 @@ the swap process's peak in each quarter of its run, the growth per frame between
 growth carried to 10 minutes at 24 fps.
 
     PYTHONPATH=. python benchmarks/swap_memory.py [--frames 24,96,240] [--size 3840x2160] [--work DIR] [--neural]
-        [--swap-args '--neural-px 0']
+        [--swap-args '--head-px 0']
 
 --neural: the head is drawn by a neural double (`--double MODEL --rig RIG`) with `doppel render train`'s
 default architecture, untrained (an untrained model costs what a trained one of that architecture does).
@@ -122,7 +122,7 @@ def main() -> None:
     ap.add_argument("--size", default="3840x2160", help="plate size WxH (default 3840x2160)")
     ap.add_argument("--work", type=Path, help="keep plates, rig and outputs here (default: a temporary folder)")
     ap.add_argument("--neural", action="store_true", help="draw the head with an (untrained) neural double")
-    ap.add_argument("--swap-args", default="", help="more `doppel swap` options, e.g. '--neural-px 0'")
+    ap.add_argument("--swap-args", default="", help="more `doppel swap` options, e.g. '--head-px 0'")
     args = ap.parse_args()
     width, height = (int(x) for x in args.size.lower().split("x"))
     lengths = sorted(int(x) for x in args.frames.split(","))
