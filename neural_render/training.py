@@ -79,9 +79,9 @@ class TrainConfig:
                                   # step / iterations and elapsed / max_seconds). auto (2026-12-04; constant before):
                                   # cosine without held-out views, constant with them (early stopping and the best
                                   # held-out state end those runs; cosine scored 0.13 dB lower there). At a constant
-                                  # rate every run without held-out views on the demo capture collapsed late (steps
-                                  # 864-1250: the U-Net's activations multiplied into a saturated alpha); decayed,
-                                  # none did (docs/benchmarks.md, "Why training collapsed")
+                                  # rate 4 of 5 runs without held-out views on the demo capture collapsed (steps
+                                  # 200-1300: the U-Net's activations multiplied into a saturated alpha); decayed,
+                                  # none of 5 did, each ending lower (docs/benchmarks.md, "Why those runs collapsed")
     lr_final: float = 0.1         # the cosine schedule's last learning rate, a fraction of the first
     view_sampling_power: float = 0.0  # training views are drawn with probability ~ (person pixels in the view)^p:
                                       # 0 = uniform, 1 = uniform over person pixels (close-ups drawn more often)
