@@ -11,7 +11,7 @@ lowest before it (a collapse), the final window's loss, the alpha of the kept mo
 training view (mean inside its person mask: ~1 when healthy, 0 after a collapse) and the wall time:
 
     PYTHONPATH=. python benchmarks/train_stability.py --session demo_out/capture/session --fit demo_out/fit
-        [--size 128] [--iterations 1200] [--seeds 0,1] [--schedules constant,auto] [--work DIR]
+        [--size 128] [--iterations 1200] [--seeds 0,1] [--schedules constant,auto] [--alpha-eps E] [--work DIR]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ WINDOW = 100           # steps per evaluation window
 COLLAPSE = 3.0         # a window over this many times the lowest before it is a collapse
 
 
-def train_once(session: Path, fit: Path, out: Path, size: int, iterations: int, seed: int, schedule: str) -> dict:
+def train_once(session: Path, fit: Path, out: Path, size: int, iterations: int, seed: int, schedule: str,
+               alpha_eps: float = 0.0) -> dict:
     """One training without held-out views and without divergence guards -> its window losses, collapse, alpha."""
     from doppel.render_stage import TrainRequest, train_session
 
@@ -36,7 +37,7 @@ def train_once(session: Path, fit: Path, out: Path, size: int, iterations: int, 
                        texture_size=128 if small else 256, rgb_texture_size=512 if small else 1024,
                        cgi_texture_size=512 if small else 1024,
                        options={"seed": seed, "lr_schedule": schedule, "diverged_loss": 0.0, "diverged_db": 0.0,
-                                "eval_every": WINDOW})
+                                "eval_every": WINDOW, "alpha_eps": alpha_eps})
     windows: list[float] = []
     t0 = time.perf_counter()
     summary = train_session(req, out, progress=lambda step, total, loss, psnr: windows.append(loss))
@@ -67,15 +68,17 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=1200)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--schedules", default="constant,auto")
+    ap.add_argument("--alpha-eps", type=float, default=0.0, help="TrainConfig.alpha_eps of every run (default 0)")
     ap.add_argument("--work", type=Path, default=None, help="where the models go (default: a temporary folder)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="train_stability_"))
-    print(f"{args.session} + {args.fit}: {args.size} px, {args.iterations} steps, no held-out views, guards off")
+    print(f"{args.session} + {args.fit}: {args.size} px, {args.iterations} steps, no held-out views, guards off, "
+          f"alpha_eps {args.alpha_eps:g}")
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for schedule in args.schedules.split(","):
             r = train_once(args.session, args.fit, work / f"{schedule}_seed{seed}", args.size, args.iterations,
-                           seed, schedule)
+                           seed, schedule, args.alpha_eps)
             rows.append((seed, schedule, r))
             print(f"seed {seed} {schedule} ({r['schedule']}): windows " + " ".join(f"{w:.4f}" for w in r["windows"]),
                   flush=True)

@@ -82,6 +82,12 @@ class TrainConfig:
                                   # rate 4 of 5 runs without held-out views on the demo capture collapsed (steps
                                   # 200-1300: the U-Net's activations multiplied into a saturated alpha); decayed,
                                   # none of 5 did, each ending lower (docs/benchmarks.md, "Why those runs collapsed")
+    alpha_eps: float = 0.0        # > 0: the loss stops pulling alpha once it is within this of 0 or 1 (the composite
+                                  # sees alpha clamped to [eps, 1 - eps], the alpha L1 has a dead zone of eps).
+                                  # Without it the pull never ends: Adam turns the sigmoid's vanishing gradient into
+                                  # full-size steps and the alpha logits grow all run. With 0.002, constant-rate runs
+                                  # that collapsed did not (docs/benchmarks.md, stop 40); off by default until the
+                                  # held-out benchmark is rerun with it
     lr_final: float = 0.1         # the cosine schedule's last learning rate, a fraction of the first
     view_sampling_power: float = 0.0  # training views are drawn with probability ~ (person pixels in the view)^p:
                                       # 0 = uniform, 1 = uniform over person pixels (close-ups drawn more often)
@@ -290,22 +296,27 @@ def photometric_loss(rgba: Tensor, img: Tensor, mask: Tensor, cfg: TrainConfig,
                      background: Tensor | None = None) -> Tensor:
     """Masked L1 + SSIM on RGB inside the person mask, L1 on alpha: rgba (B, H, W, 4), img (B, H, W, 3),
     mask (B, H, W) in [0, 1] -> scalar. With cfg.composite_loss and background (B, 3): L1 + SSIM of the render
-    composited over the background colour, in the mask dilated by one pixel."""
+    composited over the background colour, in the mask dilated by one pixel. cfg.alpha_eps: see TrainConfig."""
+    e = cfg.alpha_eps
     if cfg.composite_loss and background is not None:
-        a = rgba[..., 3:]
+        a = rgba[..., 3:].clamp(e, 1 - e) if e > 0 else rgba[..., 3:]
         comp = rgba[..., :3] * a + background[:, None, None].to(rgba) * (1 - a)
         region = tf.max_pool2d(mask[:, None], 3, stride=1, padding=1)[:, 0] > 0
         r = region[..., None].to(rgba.dtype)
         l1 = ((comp - img).abs() * r).sum() / (3 * r.sum()).clamp_min(1)
         ssim = masked_ssim(comp, img, region)
-        alpha = (rgba[..., 3] - mask).abs().mean()
-        return (1 - cfg.w_ssim) * l1 + cfg.w_ssim * (1 - ssim) + cfg.w_alpha * alpha
+        return (1 - cfg.w_ssim) * l1 + cfg.w_ssim * (1 - ssim) + cfg.w_alpha * _alpha_l1(rgba[..., 3], mask, e)
     m = mask[..., None]
     l1 = ((rgba[..., :3] - img).abs() * m).sum() / (3 * m.sum()).clamp_min(1)
     comp = rgba[..., :3] * m + img * (1 - m)          # outside the mask SSIM windows see the photo
     ssim = masked_ssim(comp, img, mask > 0.5)
-    alpha = (rgba[..., 3] - mask).abs().mean()
-    return (1 - cfg.w_ssim) * l1 + cfg.w_ssim * (1 - ssim) + cfg.w_alpha * alpha
+    return (1 - cfg.w_ssim) * l1 + cfg.w_ssim * (1 - ssim) + cfg.w_alpha * _alpha_l1(rgba[..., 3], mask, e)
+
+
+def _alpha_l1(alpha: Tensor, mask: Tensor, eps: float) -> Tensor:
+    """Mean |alpha - mask| (B, H, W) less ``eps`` (0 where within eps: no pull towards a saturated sigmoid)."""
+    d = (alpha - mask).abs()
+    return (d - eps).clamp_min(0).mean() if eps > 0 else d.mean()
 
 
 def view_gbuffer(model: NeuralDouble, views: TrainViews, i: int, device) -> GBuffer:

@@ -10,6 +10,7 @@ import torch
 import neural_render.training as training
 from capture import Camera
 from neural_render.gbuffer import gbuffer
+from neural_render.metrics import masked_ssim
 from neural_render.neural_double import NeuralDouble, NeuralDoubleConfig, load_model, save_model
 from neural_render.raster import fragments_for_faces, rasterize
 from neural_render.training import (
@@ -274,3 +275,26 @@ def test_without_held_out_views_a_jump_of_the_training_loss_restores_the_last_he
     assert not guard.healthy([0.03] * 30 + [0.3] * 20)        # the window's mean passes, its last steps do not
     assert guard.healthy([0.14] * 20) and not guard.healthy([float("nan")])
     assert LossGuard(0.0).healthy([1.0]) and LossGuard(0.0).healthy([1e9])
+
+
+def test_alpha_eps_ends_the_pull_towards_a_saturated_alpha():
+    """The composite loss and the alpha L1 pull alpha towards exactly 1 on the person, which a sigmoid reaches only
+    at an infinite logit (Adam turns that vanishing gradient into full steps). With alpha_eps the pull stops within
+    eps; without it (the default) it never does, and the default loss is the plain one."""
+    torch.manual_seed(0)
+    rgb = torch.rand(1, 8, 8, 3) * 0.5 + 0.25
+    bg, mask = torch.tensor([[0.1, 0.2, 0.9]]), torch.ones(1, 8, 8)
+    for logit, saturated in ((8.0, True), (3.0, False)):           # alpha 0.99966 / 0.953
+        grads = {}
+        for eps in (0.0, 0.002):
+            z = torch.full((1, 8, 8, 1), logit, requires_grad=True)
+            photometric_loss(torch.cat([rgb, torch.sigmoid(z)], -1), rgb, mask, TrainConfig(alpha_eps=eps),
+                             bg).backward()
+            grads[eps] = float(z.grad.abs().sum())
+        assert grads[0.0] > 0
+        assert (grads[0.002] == 0) == saturated and (grads[0.002] > 0) != saturated
+    rgba = torch.cat([rgb, torch.full((1, 8, 8, 1), 0.9)], -1)
+    plain = photometric_loss(rgba, rgb, mask, TrainConfig(), bg)
+    comp = rgb * 0.9 + bg[:, None, None] * 0.1
+    expected = 0.8 * (comp - rgb).abs().mean() + 0.2 * (1 - masked_ssim(comp, rgb, mask > 0)) + 0.1 * 0.1
+    assert torch.isclose(plain, expected, atol=1e-6)
