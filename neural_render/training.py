@@ -85,9 +85,10 @@ class TrainConfig:
     alpha_eps: float = 0.0        # > 0: the loss stops pulling alpha once it is within this of 0 or 1 (the composite
                                   # sees alpha clamped to [eps, 1 - eps], the alpha L1 has a dead zone of eps).
                                   # Without it the pull never ends: Adam turns the sigmoid's vanishing gradient into
-                                  # full-size steps and the alpha logits grow all run. With 0.002, constant-rate runs
-                                  # that collapsed did not (docs/benchmarks.md, stop 40); off by default until the
-                                  # held-out benchmark is rerun with it
+                                  # full-size steps and the alpha logits grow all run. With 0.002 at a constant rate
+                                  # two of three runs that had collapsed did not, the third collapsed later (step
+                                  # ~1000 against ~580; docs/benchmarks.md, stop 40): not a cure alone; off by
+                                  # default until the held-out benchmark is rerun with it
     lr_final: float = 0.1         # the cosine schedule's last learning rate, a fraction of the first
     view_sampling_power: float = 0.0  # training views are drawn with probability ~ (person pixels in the view)^p:
                                       # 0 = uniform, 1 = uniform over person pixels (close-ups drawn more often)
