@@ -185,6 +185,8 @@ def test_a_run_without_held_out_views_decays_its_learning_rates_and_one_with_the
     assert schedule == "cosine" and all(math.isclose(f, lr_factor(TrainConfig(iterations=10, lr_schedule="cosine"),
                                                                   9, 0.0)) for f in factors)
     assert lrs[True] == ("constant", [1.0] * len(factors))
+    with pytest.raises(ValueError, match="alpha_eps"):             # clamp(eps, 1 - eps) needs eps < 0.5
+        train_neural_double(m, views, TrainConfig(iterations=1, crop=32, alpha_eps=0.5))
 
 
 def test_view_probabilities_follow_the_person_area(sphere):
@@ -221,7 +223,6 @@ def test_composite_loss_matches_antialiased_edges_that_the_straight_loss_cannot(
 
 
 def test_a_divergence_restores_the_best_state_and_halves_the_learning_rates(sphere, monkeypatch):
-
     v, f, uv, fuv, cams = sphere
     m = _model(sphere, refine=False)
     views = prepare_views(m, v[None].expand(4, -1, -1), cams, torch.rand(4, 32, 32, 3), torch.ones(4, 32, 32),
