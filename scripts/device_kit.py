@@ -3,7 +3,7 @@ some sessions; see scripts/device_checks.sh for what runs there and docs/device.
 
     .venv/bin/python scripts/device_kit.py --capture CAPTURE --fit FIT [--out .devkit] [--python-version 3.12]
 
-The device machine has its own Python (3.12) with CUDA PyTorch, numpy 2, SciPy, OpenCV, Pillow, pydantic and
+The device machine has its own Python (3.12) with CUDA PyTorch, numpy 2, SciPy, OpenCV, Pillow and
 safetensors, reaches no network, and takes at most 64 MiB of working tree per call. It has no body model (Anny
 needs warp and a 1 GB cache), no Blender and no MediaPipe. So everything that needs them is made here:
 
@@ -32,7 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-WHEELS = ("trimesh", "roma", "flip-evaluator", "OpenEXR")   # what the device's Python lacks (docs/device.md)
+# What the device's Python lacks (docs/device.md). pydantic (capture.calibration_io reads the calibration with it) is
+# not in the device image's package list as last read (2026-11-17): it travels with its own needs, pinned together.
+WHEELS = ("trimesh", "roma", "flip-evaluator", "OpenEXR",
+          "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions")
 MAX_MIB = 60.0                                              # the call carries 64 MiB with the repository
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
