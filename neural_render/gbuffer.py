@@ -14,7 +14,7 @@ from torch import Tensor
 from capture.camera import Camera
 from neural_render.fragments import Fragments
 from neural_render.interpolate import interpolate
-from neural_render.raster import check_mesh, fragments_for_faces, rasterize
+from neural_render.raster import check_mesh, fragments_for_faces, full_precision, rasterize
 from neural_render.shading import vertex_normals
 
 __all__ = ["GBuffer", "gbuffer", "gbuffer_fragments", "uv_fragments", "check_uv_layout"]
@@ -80,6 +80,7 @@ def gbuffer(verts: Tensor, faces: Tensor, uvs: Tensor, face_uvs: Tensor, cameras
     return gbuffer_fragments(verts, faces, uvs, face_uvs, cameras, near)[0]
 
 
+@full_precision
 def gbuffer_fragments(verts: Tensor, faces: Tensor, uvs: Tensor, face_uvs: Tensor, cameras: Camera,
                       near: float = 0.01, face_idx: Tensor | None = None) -> tuple[GBuffer, Fragments]:
     """(G-buffer, its Fragments) as ``gbuffer``; with face_idx (B, H, W) (the visible faces of an earlier

@@ -31,6 +31,7 @@ The reference for all this is a brute-force rasterizer (every pixel against ever
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -43,10 +44,22 @@ from neural_render.fragments import Fragments
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Fragments", "rasterize", "check_mesh", "prepare_views", "fragments_for_faces"]
+__all__ = ["Fragments", "rasterize", "check_mesh", "prepare_views", "fragments_for_faces", "full_precision"]
 
 TILE = 32                     # big triangles are cut into TILE x TILE pixel tiles
 DEFAULT_MAX_CANDIDATES = 1 << 21  # pixel candidates evaluated at once (bounds memory: ~60 bytes each)
+
+
+def full_precision(fn):
+    """Run ``fn`` with autocast off on every device: geometry (camera transforms, pixel coordinates, barycentrics,
+    interpolated UVs) stays in the dtype of its inputs even when called inside a mixed-precision region. Under
+    CUDA's bfloat16 autocast the matrix products would round camera-space points and pixel coordinates to 8
+    significant bits (4-8 px apart at 1024 px): blocky UVs and holes in the mask (2026-12-04, H200)."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
+            return fn(*args, **kwargs)
+    return wrapped
 
 
 def check_mesh(verts: Tensor, faces: Tensor, what: str = "mesh") -> tuple[Tensor, Tensor]:
@@ -369,6 +382,7 @@ def _bary_at(rows: Tensor, T: Tensor, Kinv: Tensor, bi: Tensor, yi: Tensor, xi: 
     return N / D, T.reshape(-1)[fid] / D[:, 0]
 
 
+@full_precision
 def rasterize(verts: Tensor, faces: Tensor, cameras: Camera, *, near: float = 0.01, far: float = float("inf"),
               cull_backfaces: bool = False, max_candidates: int = DEFAULT_MAX_CANDIDATES,
               backend: str = "torch") -> Fragments:
@@ -414,6 +428,7 @@ def rasterize(verts: Tensor, faces: Tensor, cameras: Camera, *, near: float = 0.
     return Fragments(face_idx=face_idx, bary=bary, depth=depth)
 
 
+@full_precision
 def fragments_for_faces(verts: Tensor, faces: Tensor, cameras: Camera, face_idx: Tensor) -> Fragments:
     """Fragments of known visible faces: face_idx (B, H, W) int (-1 = background), e.g. from a ``rasterize`` of a
     nearby mesh, with barycentrics and depth re-evaluated at the pixel centres for these vertices (verts and

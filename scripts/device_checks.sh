@@ -2,8 +2,10 @@
 # The GPU checks of issue 15 (the neural double), as one call on the device machine (docs/device.md). From the repository root:
 #   run(command="bash scripts/device_checks.sh", carry=[".devkit"], timeout_s=600)
 # with the kit made here first (scripts/device_kit.py). Everything it measures lands in $OUT (it comes back):
-#   env.txt (GPU, driver, versions), neural_double.log, results.json, compare_half.png, pytest_gpu.log
-# The benchmark runs first (its figures are the point), then the gpu-marked tests in the time left.
+#   env.txt (GPU, driver, versions), neural_double.log, results.json, compare_half.png, render_breakdown.json,
+#   pytest_gpu.log
+# The benchmark runs first (its figures are the point), then where a frame's time goes (its trained model), then the
+# gpu-marked tests in the time left.
 # Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), MINUTES (5: the issue's GPU budget),
 # LIMIT (570 s: the benchmark, then the tests, stop in time to bring $OUT back from a 600 s call),
 # JITTER (4), OPTIONS (training options, NAME=VALUE ...: "crop=512 checkpoint_every=0", the CPU run's 128 px crops
@@ -50,6 +52,13 @@ cp "$work/results.json" "$OUT/" 2>/dev/null
 "$PY" -c "import cv2, sys; im = cv2.imread(sys.argv[1]); cv2.imwrite(sys.argv[2], cv2.resize(im, None, fx=0.5, fy=0.5,
 interpolation=cv2.INTER_AREA))" "$work/compare.png" "$OUT/compare_half.png" 2>/dev/null
 stamp "benchmark exit $status$([ "$status" = 124 ] && echo ': stopped at the time limit')"
+
+left=$(( LIMIT - ($(date +%s) - t0) ))
+if [ -f "$work/model/config.json" ] && [ "$left" -gt 90 ]; then
+    stamp "where a frame's time goes (benchmarks/render_breakdown.py)"
+    timeout 60 "$PY" benchmarks/render_breakdown.py --model "$work/model" --session "$KIT/capture/session" \
+        --size "$SIZE" --device "$DEVICE" 2>&1 | tee "$OUT/render_breakdown.json" | tail -3
+fi
 
 left=$(( LIMIT - ($(date +%s) - t0) ))
 if [ -n "$TESTS" ] && [ "$left" -gt 60 ]; then

@@ -1,0 +1,97 @@
+"""Where a neural double's frame time goes (issue 15's render-speed goal: >= 60 frames/s at 1024 px on a GPU).
+
+Times each stage of one frame of a trained model, drawn as a shot draws it (``neural_render.shot``), at ``--size``
+px on ``--device``: the G-buffer (rasterization at the model's supersample), the neural texture's sampling and
+pooling, the U-Net with the colour correction (bfloat16 autocast on CUDA), the whole frame on the device, the
+frame copied to host memory, and the shot path itself (``render_shot_frames``, which also converts to linear
+premultiplied RGBA and hands both images to the host). Medians of ``--repeats`` after one warm-up, synchronised
+on CUDA. Prints one JSON object.
+
+    PYTHONPATH=. python benchmarks/render_breakdown.py --model MODEL_DIR --session SESSION [--size 1024]
+        [--device cuda] [--repeats 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import _contention  # noqa: F401 - first: Doppel's core before torch (benchmarks/_contention.py)
+import torch
+
+
+def timed(fn, device: str, repeats: int) -> float:
+    """Median ms of ``fn()`` over ``repeats`` calls after one warm-up (synchronised on CUDA)."""
+    times = []
+    for _ in range(repeats + 1):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(times[1:]), 2)
+
+
+@torch.no_grad()
+def breakdown(model, camera, device: str, repeats: int) -> dict:
+    """ms per stage of one frame of ``model`` (a NeuralDouble on ``device``) seen by ``camera`` (one view)."""
+    from neural_render.deferred import autocast_for
+    from neural_render.shot import render_shot_frames
+
+    verts = model.fitted_verts[0].to(device)
+    cam = camera.to(device=device)
+    g = model.gbuffer(verts, cam)
+    feats, pooled, cov = model.pooled_features(g)
+
+    def unet():
+        with autocast_for(device):
+            return model.render_features(feats, pooled, cov)
+
+    def frame():
+        with autocast_for(device):
+            return model(verts, cam)
+
+    out = {"gbuffer_ms": timed(lambda: model.gbuffer(verts, cam), device, repeats),
+           "texture_ms": timed(lambda: model.pooled_features(g), device, repeats),
+           "unet_ms": timed(unet, device, repeats),
+           "frame_on_device_ms": timed(frame, device, repeats),
+           "frame_to_host_ms": timed(lambda: frame().float().cpu(), device, repeats),
+           "shot_path_ms": timed(lambda: next(render_shot_frames(model, model.fitted_verts[:1], camera.as_batch(),
+                                                                "neural", device)), device, repeats)}
+    out["frames_per_s_on_device"] = round(1000 / out["frame_on_device_ms"], 1)
+    out["frames_per_s_shot_path"] = round(1000 / out["shot_path_ms"], 1)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", type=Path, required=True, help="a trained model folder (doppel render train)")
+    ap.add_argument("--session", type=Path, required=True, help="the capture session (its first camera is drawn)")
+    ap.add_argument("--size", type=int, default=1024, help="frame size (px, the longer side)")
+    ap.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args()
+
+    from capture.camera import Camera
+    from capture.session import load_session
+    from doppel.neural_inputs import scaled_camera
+    from doppel.render_stage import training_size
+    from neural_render.neural_double import load_model
+
+    model = load_model(args.model, device=args.device)[0].eval()
+    cam = load_session(args.session, check_images=False).cameras[0]
+    W, H, _ = training_size(cam.width, cam.height, args.size, model.renderer.multiple)
+    camera = Camera.stack([scaled_camera(cam, W, H)])
+    res = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+           "torch_threads": torch.get_num_threads(), "size": [W, H], "supersample": model.config.supersample,
+           **breakdown(model, camera, args.device, args.repeats)}
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
