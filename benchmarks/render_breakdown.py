@@ -4,11 +4,14 @@ Times each stage of one frame of a trained model, drawn as a shot draws it (``ne
 px on ``--device``: the G-buffer (rasterization at the model's supersample), the neural texture's sampling and
 pooling, the U-Net with the colour correction (bfloat16 autocast on CUDA), the whole frame on the device, the
 frame copied to host memory, and the shot path itself (``render_shot_frames``, which also converts to linear
-premultiplied RGBA and hands both images to the host). Medians of ``--repeats`` after one warm-up, synchronised
-on CUDA. Prints one JSON object.
+premultiplied RGBA and hands both images to the host); and the rasterization alone (face index, barycentrics,
+depth) at the G-buffer's size and at the frame's (a cost that does not fall with the pixel count is launch-bound).
+Medians of ``--repeats`` after one warm-up, synchronised on CUDA. Prints one JSON object; ``--profile``: then
+torch.profiler's tables of the G-buffer's operators (by self time on the device, then on the CPU) and the
+number of device kernels one G-buffer launches.
 
     PYTHONPATH=. python benchmarks/render_breakdown.py --model MODEL_DIR --session SESSION [--size 1024]
-        [--device cuda] [--repeats 10]
+        [--device cuda] [--repeats 10] [--profile]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def timed(fn, device: str, repeats: int) -> float:
 def breakdown(model, camera, device: str, repeats: int) -> dict:
     """ms per stage of one frame of ``model`` (a NeuralDouble on ``device``) seen by ``camera`` (one view)."""
     from neural_render.deferred import autocast_for
+    from neural_render.raster import rasterize
     from neural_render.shot import render_shot_frames
 
     verts = model.fitted_verts[0].to(device)
@@ -63,9 +67,34 @@ def breakdown(model, camera, device: str, repeats: int) -> dict:
            "frame_to_host_ms": timed(lambda: frame().float().cpu(), device, repeats),
            "shot_path_ms": timed(lambda: next(render_shot_frames(model, model.fitted_verts[:1], camera.as_batch(),
                                                                 "neural", device)), device, repeats)}
+    surf = model.surface(verts)
+    big = cam.scaled(model.config.supersample) if model.config.supersample > 1 else cam
+    out["rasterize_ms"] = timed(lambda: rasterize(surf, model.faces, big), device, repeats)
+    out["rasterize_1x_ms"] = timed(lambda: rasterize(surf, model.faces, cam), device, repeats)
     out["frames_per_s_on_device"] = round(1000 / out["frame_on_device_ms"], 1)
     out["frames_per_s_shot_path"] = round(1000 / out["shot_path_ms"], 1)
     return out
+
+
+def profile_gbuffer(model, camera, device: str, calls: int = 3) -> None:
+    """Print torch.profiler's operator table of ``calls`` G-buffers and the device kernels one launches."""
+    from torch.profiler import ProfilerActivity, profile
+
+    verts, cam = model.fitted_verts[0].to(device), camera.to(device=device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with torch.no_grad():
+        model.gbuffer(verts, cam)
+        with profile(activities=acts) as prof:
+            for _ in range(calls):
+                model.gbuffer(verts, cam)
+            if device == "cuda":
+                torch.cuda.synchronize()
+    if device == "cuda":
+        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=25))
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15 if device == "cuda" else 25))
+    if device == "cuda":
+        kernels = sum(e.count for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA)
+        print(json.dumps({"cuda_kernels_per_gbuffer": round(kernels / calls, 1)}))
 
 
 def main() -> None:
@@ -75,6 +104,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024, help="frame size (px, the longer side)")
     ap.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--profile", action="store_true", help="also the G-buffer's operator table (torch.profiler)")
     args = ap.parse_args()
 
     from capture.camera import Camera
@@ -91,6 +121,8 @@ def main() -> None:
            "torch_threads": torch.get_num_threads(), "size": [W, H], "supersample": model.config.supersample,
            **breakdown(model, camera, args.device, args.repeats)}
     print(json.dumps(res))
+    if args.profile:
+        profile_gbuffer(model, camera, args.device)
 
 
 if __name__ == "__main__":

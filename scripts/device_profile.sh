@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# A short device call: where a 1024 px frame of the neural double spends its time, with torch.profiler's table of
+# the G-buffer (benchmarks/render_breakdown.py --profile), on a model trained 5 steps from the kit (speed does not
+# depend on the weights). About a minute on the machine; from the repository root:
+#   run(command="bash scripts/device_profile.sh", carry=[".devkit"], timeout_s=180)
+# Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), PY (python3), SITE (/tmp/site), OUT.
+# Rehearsal without a GPU: DEVICE=cpu SIZE=256 PY=... KIT=... SITE=... OUT=... bash scripts/device_profile.sh
+set -eu -o pipefail
+KIT=${KIT:-.devkit}
+DEVICE=${DEVICE:-cuda}
+SIZE=${SIZE:-1024}
+PY=${PY:-python3}
+SITE=${SITE:-/tmp/site}
+OUT=${OUT:-/tmp/device_out}
+mkdir -p "$OUT"
+"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$KIT"/whl/*.whl
+export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1
+model=$(mktemp -d)/model
+"$PY" - "$KIT" "$model" "$SIZE" "$DEVICE" <<'PYEOF'
+import sys
+from pathlib import Path
+
+import core  # noqa: F401 - Doppel's core before torch
+from doppel.render_stage import TrainRequest, train_session
+
+kit, out, size, device = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+train_session(TrainRequest(kit / "capture" / "session", kit / "fit", out, ["ring03", "face01"], size,
+                           iterations=5, device=device, options={"checkpoint_every": 0}), out)
+print("model:", out)
+PYEOF
+"$PY" benchmarks/render_breakdown.py --model "$model" --session "$KIT/capture/session" --size "$SIZE" \
+    --device "$DEVICE" --profile 2>&1 | tee "$OUT/render_profile.txt"
