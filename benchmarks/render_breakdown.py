@@ -8,10 +8,11 @@ premultiplied RGBA and hands both images to the host); and the rasterization alo
 depth) at the G-buffer's size and at the frame's (a cost that does not fall with the pixel count is launch-bound).
 Medians of ``--repeats`` after one warm-up, synchronised on CUDA. Prints one JSON object; ``--profile``: then
 torch.profiler's tables of the G-buffer's operators (by self time on the device, then on the CPU) and the
-number of device kernels one G-buffer launches.
+number of device kernels one G-buffer launches; ``--bin-items``: the rasterization timed with the rasterizer's
+bin merging threshold at each value.
 
     PYTHONPATH=. python benchmarks/render_breakdown.py --model MODEL_DIR --session SESSION [--size 1024]
-        [--device cuda] [--repeats 10] [--profile]
+        [--device cuda] [--repeats 10] [--profile] [--bin-items 256,1024,4096]
 """
 
 from __future__ import annotations
@@ -76,6 +77,24 @@ def breakdown(model, camera, device: str, repeats: int) -> dict:
     return out
 
 
+def rasterize_by_bin_items(model, camera, device: str, repeats: int, values: list[int]) -> dict:
+    """Median ms of the G-buffer's rasterization with ``raster.MIN_BIN_ITEMS`` set to each of ``values`` (fewer,
+    more padded bins as it grows: fewer launches, more arithmetic)."""
+    import neural_render.raster as raster
+
+    verts, cam = model.surface(model.fitted_verts[0].to(device)), camera.to(device=device)
+    big = cam.scaled(model.config.supersample) if model.config.supersample > 1 else cam
+    keep, out = raster.MIN_BIN_ITEMS, {}
+    try:
+        for v in values:
+            raster.MIN_BIN_ITEMS = v
+            with torch.no_grad():
+                out[str(v)] = timed(lambda: raster.rasterize(verts, model.faces, big), device, repeats)
+    finally:
+        raster.MIN_BIN_ITEMS = keep
+    return out
+
+
 def profile_gbuffer(model, camera, device: str, calls: int = 3) -> None:
     """Print torch.profiler's operator table of ``calls`` G-buffers and the device kernels one launches."""
     from torch.profiler import ProfilerActivity, profile
@@ -105,6 +124,8 @@ def main() -> None:
     ap.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--profile", action="store_true", help="also the G-buffer's operator table (torch.profiler)")
+    ap.add_argument("--bin-items", default="", help="comma-separated MIN_BIN_ITEMS values to time the "
+                    "rasterization with (e.g. 256,1024,4096; default: none)")
     args = ap.parse_args()
 
     from capture.camera import Camera
@@ -120,6 +141,9 @@ def main() -> None:
     res = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
            "torch_threads": torch.get_num_threads(), "size": [W, H], "supersample": model.config.supersample,
            **breakdown(model, camera, args.device, args.repeats)}
+    if args.bin_items:
+        res["rasterize_ms_by_min_bin_items"] = rasterize_by_bin_items(
+            model, camera, args.device, args.repeats, [int(v) for v in args.bin_items.split(",")])
     print(json.dumps(res))
     if args.profile:
         profile_gbuffer(model, camera, args.device)

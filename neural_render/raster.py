@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -120,6 +121,7 @@ def prepare_views(verts: Tensor, cameras: Camera) -> tuple[Tensor, Camera]:
 # Bin sizes (pixels) of work items along x and y: a box of w pixels goes to the smallest size >= w.
 SIZE_CLASSES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 MIN_BIN_ITEMS = 256   # bins with fewer work items are merged into square bins
+LITTLE_ENDIAN = sys.byteorder == "little"   # z-buffer keys are built from two int32 words (``_scatter_keys``)
 
 
 def _face_planes(pc: Tensor, faces: Tensor) -> tuple[Tensor, Tensor]:
@@ -260,7 +262,7 @@ def _bin_by_size(items: _Items) -> tuple[Tensor, list[int], list[int]]:
 def _linear_forms(items: _Items, Hp: int, Wp: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Per-item linear forms in local pixel coordinates (x - x0, y - y0) of the item's first pixel centre:
     the three edge functions N_i and 1/z = D / T with D = N_0 + N_1 + N_2 (constants in float64, then
-    float32). Returns Ax, Ay, C (4, m, 1, 1) float32 (value = Ax * x + Ay * y + C), the face key (m, 1, 1)
+    float32). Returns Ax, Ay, C (4, m, 1, 1) float32 (value = Ax * x + Ay * y + C), the face index (m, 1, 1) int32
     and the flat z-buffer index of the first pixel (m, 1, 1)."""
     org = items.lo.to(torch.float64) + PIXEL_CENTER_OFFSET
     forms = torch.cat([items.coef, items.coef.sum(1, keepdim=True) * items.invT[:, None, None]], 1)   # (m, 4, 3)
@@ -270,31 +272,43 @@ def _linear_forms(items: _Items, Hp: int, Wp: int) -> tuple[Tensor, Tensor, Tens
     Ay = forms[..., 1].to(f32).T.contiguous()[..., None, None]
     Cc = const.to(f32).T.contiguous()[..., None, None]
     base = ((items.view * Hp + items.lo[:, 1]) * Wp + items.lo[:, 0])[:, None, None]
-    return Ax, Ay, Cc, items.face[:, None, None], base
+    return Ax, Ay, Cc, items.face.to(torch.int32)[:, None, None], base
 
 
-def _scatter_keys(buf: Tensor, Ax: Tensor, Ay: Tensor, Cc: Tensor, face: Tensor, base: Tensor, cw: int, ch: int,
-                  Wp: int, needs_clip: bool, inv_near: float, inv_far: float) -> None:
+@dataclass
+class _Grid:
+    """Local pixel coordinates of the largest bin box, sliced (no copy) by every bin: x (TILE,) and y (TILE, 1)
+    float32, offset (TILE, TILE) int64 = y * Wp + x in the padded z-buffer."""
+    x: Tensor
+    y: Tensor
+    offset: Tensor
+
+    @staticmethod
+    def make(Wp: int, device) -> _Grid:
+        r = torch.arange(TILE, device=device)
+        return _Grid(r.float(), r.float()[:, None], r[:, None] * Wp + r)
+
+
+def _scatter_keys(buf: Tensor, Ax: Tensor, Ay: Tensor, Cc: Tensor, face: Tensor, base: Tensor, grid: _Grid, cw: int,
+                  ch: int, needs_clip: bool, inv_near: float, inv_far: float) -> None:
     """Numeric kernel: evaluate n items of one bin on their cw x ch pixel boxes and ``amax`` their 64-bit keys
     ``(bits(1/z) << 32) | face`` into the z-buffer ``buf``; pixels outside a triangle (or its near/far range)
-    get a negative key, which loses against the empty 0."""
-    dev = buf.device
-    lx = torch.arange(cw, device=dev, dtype=torch.float32)
-    ly = torch.arange(ch, device=dev, dtype=torch.float32)[:, None]
-    off = torch.arange(ch, device=dev)[:, None] * Wp + torch.arange(cw, device=dev)
-    lin = Ax * lx + Cc                                     # (4, n, 1, cw)
-    liny = Ay * ly                                         # (4, n, ch, 1)
-    mn = lin[0] + liny[0]                                  # (n, ch, cw) edge functions
-    torch.minimum(mn, lin[1] + liny[1], out=mn)
-    torch.minimum(mn, lin[2] + liny[2], out=mn)            # >= 0 inside the triangle
-    iz = lin[3] + liny[3]                                  # 1 / z
-    if needs_clip:                                         # z >= near and z <= far
+    get a negative key, which loses against the empty 0. Few, large operations (about ten kernels a call: on a
+    GPU the rasterizer waits on launches, not arithmetic)."""
+    lin = torch.addcmul(Cc, Ax, grid.x[:cw])                  # (4, n, 1, cw)
+    val = torch.addcmul(lin, Ay, grid.y[:ch])                 # (4, n, ch, cw): N_0, N_1, N_2, 1 / z
+    mn = val[:3].amin(0)                                      # (n, ch, cw) >= 0 inside the triangle
+    iz = val[3]
+    if needs_clip:                                            # z >= near and z <= far
         torch.minimum(mn, inv_near - iz, out=mn)
         if inv_far > 0:
             torch.minimum(mn, iz - inv_far, out=mn)
     iz.copysign_(mn)
-    k = iz.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(face)
-    buf.scatter_reduce_(0, (base + off).reshape(-1), k.reshape(-1), reduce="amax")
+    if LITTLE_ENDIAN:   # the key's words side by side (low word first) read as one int64: one operation
+        k = torch.stack([face.expand_as(mn), iz.view(torch.int32)], -1).view(torch.int64)
+    else:
+        k = iz.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(face.to(torch.int64))
+    buf.scatter_reduce_(0, (base + grid.offset[:ch, :cw]).reshape(-1), k.reshape(-1), reduce="amax")
 
 
 @torch.no_grad()
@@ -318,13 +332,14 @@ def _rasterize_face_idx(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: T
     inv_near = 1.0 / near
     inv_far = 1.0 / far if far < float("inf") else 0.0
     nc = len(SIZE_CLASSES)
+    grid = _Grid.make(Wp, dev)
     pos = 0
     for b, c in zip(bins, counts, strict=True):
         cw, ch = SIZE_CLASSES[(b // nc) % nc], SIZE_CLASSES[b % nc]
         per = max(1, max_candidates // (cw * ch))
         for a in range(pos, pos + c, per):
             s = slice(a, min(a + per, pos + c))
-            _scatter_keys(buf, Ax[:, s], Ay[:, s], Cc[:, s], face_s[s], base_s[s], cw, ch, Wp, b >= nc * nc,
+            _scatter_keys(buf, Ax[:, s], Ay[:, s], Cc[:, s], face_s[s], base_s[s], grid, cw, ch, b >= nc * nc,
                           inv_near, inv_far)
         pos += c
     # Keys of covered pixels have the bits of 1/z > 0 in the high word; the rest are 0 or negative.
