@@ -78,20 +78,20 @@ def breakdown(model, camera, device: str, repeats: int) -> dict:
 
 
 def rasterize_by_bin_items(model, camera, device: str, repeats: int, values: list[int]) -> dict:
-    """Median ms of the G-buffer's rasterization with ``raster.MIN_BIN_ITEMS`` set to each of ``values`` (fewer,
-    more padded bins as it grows: fewer launches, more arithmetic)."""
+    """Median ms of the G-buffer's rasterization with ``raster.MIN_BIN_ITEMS`` (the device's) set to each of
+    ``values`` (fewer, more padded bins as it grows: fewer launches, more arithmetic)."""
     import neural_render.raster as raster
 
     verts, cam = model.surface(model.fitted_verts[0].to(device)), camera.to(device=device)
     big = cam.scaled(model.config.supersample) if model.config.supersample > 1 else cam
-    keep, out = raster.MIN_BIN_ITEMS, {}
+    keep, out = dict(raster.MIN_BIN_ITEMS), {}
     try:
         for v in values:
-            raster.MIN_BIN_ITEMS = v
+            raster.MIN_BIN_ITEMS.update(cpu=v, other=v)
             with torch.no_grad():
                 out[str(v)] = timed(lambda: raster.rasterize(verts, model.faces, big), device, repeats)
     finally:
-        raster.MIN_BIN_ITEMS = keep
+        raster.MIN_BIN_ITEMS.update(keep)
     return out
 
 

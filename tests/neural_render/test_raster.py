@@ -201,6 +201,20 @@ def test_key_words_fallback_matches(monkeypatch):
     assert torch.equal(out.face_idx, ref.face_idx) and torch.equal(out.bary, ref.bary)
 
 
+@pytest.mark.parametrize("least", [1, 1024, 1 << 20])
+def test_bin_merging_threshold_does_not_change_fragments(monkeypatch, least):
+    """However small bins are merged (the GPU merges more than the CPU), the fragments are the same."""
+    import neural_render.raster as raster
+
+    verts, faces = random_scene(9, n_faces=400, size=0.2, z_center=-1.0)
+    cam = Camera.look_at((0, 0, 2), (0, 0, 0), width=120, height=100, fov_y_deg=80)
+    ref = rasterize(verts, faces, cam, near=0.4)
+    monkeypatch.setitem(raster.MIN_BIN_ITEMS, "cpu", least)
+    out = rasterize(verts, faces, cam, near=0.4)
+    assert (ref.face_idx >= 0).sum() > 1000
+    assert torch.equal(out.face_idx, ref.face_idx) and torch.equal(out.bary, ref.bary)
+
+
 def test_far_plane():
     cam = Camera.look_at((0, 0, 2), (0, 0, 0), width=32, height=32, fov_y_deg=60)
     # a wall tilted in depth: camera z from ~1.4 (x = -1) to ~2.6 (x = +1)
