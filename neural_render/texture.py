@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as tf
 from torch import Tensor
 
-__all__ = ["sample_texture", "mip_pyramid", "MipTexture", "srgb_to_linear", "linear_to_srgb", "uv_footprint_level"]
+__all__ = ["sample_texture", "mip_pyramid", "mip_atlas", "MipTexture", "srgb_to_linear", "linear_to_srgb",
+           "uv_footprint_level"]
 
 
 def srgb_to_linear(x: Tensor) -> Tensor:
@@ -39,6 +40,69 @@ def mip_pyramid(texture: Tensor) -> list[Tensor]:
     return levels
 
 
+def mip_atlas(levels: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Pack a mip pyramid (``mip_pyramid``'s levels, (N, C, h_l, w_l)) into one image: level 0 on the left, the
+    others stacked top-down in a column right of it, zeros elsewhere. Returns (atlas (N, C, Ha, Wa), places (L, 4)
+    float: x0, y0, w, h of each level in atlas texels). Differentiable w.r.t. the levels. Sampling every level
+    through one atlas (`sample_texture`) takes two ``grid_sample`` calls instead of two per level."""
+    first, rest = levels[0], levels[1:]
+    H0, W0 = first.shape[-2:]
+    places = [(0, 0, W0, H0)]
+    if not rest:
+        return first, first.new_tensor(places)
+    W1 = max(t.shape[-1] for t in rest)
+    y = 0
+    for t in rest:
+        places.append((W0, y, t.shape[-1], t.shape[-2]))
+        y += t.shape[-2]
+    col = torch.cat([tf.pad(t, (0, W1 - t.shape[-1])) for t in rest], -2)
+    Ha = max(H0, y)
+    atlas = torch.cat([tf.pad(first, (0, 0, 0, Ha - H0)), tf.pad(col, (0, 0, 0, Ha - y))], -1)
+    return atlas, first.new_tensor(places)
+
+
+def _atlas_grid(uv: Tensor, level: Tensor, places: Tensor, atlas_hw: tuple[int, int]) -> Tensor:
+    """grid_sample coordinates (n, 2) in the atlas of texture coordinates uv (n, 2) (u right, v down, in [0, 1])
+    on pyramid levels ``level`` (n,) long: each level's texel coordinate clamped to its edge texels (what
+    ``padding_mode="border"`` does on the level alone), moved to the level's place."""
+    p = places[level]                                          # (n, 4): x0, y0, w, h
+    t = (uv * p[:, 2:] - 0.5).clamp_min(0).minimum(p[:, 2:] - 1) + p[:, :2]
+    Ha, Wa = atlas_hw
+    return (2 * t + 1) / t.new_tensor([Wa, Ha]) - 1
+
+
+def _trilinear(atlas: Tensor, places: Tensor, pts: Tensor, level: Tensor, view: Tensor, dense: bool) -> Tensor:
+    """(n, C) trilinear samples of the mip atlas (`mip_atlas`) at pts (n, 2) (u right, v down, in [0, 1]) on
+    fractional pyramid levels level (n,), view (n,) long as in `_sample_atlas`. Level floor(level) is sampled for
+    every point, the next one where the fraction is > 0, or for every point when ``dense`` (a GPU: finding those
+    points would cost a host synchronisation, the extra samples cost nothing there)."""
+    nlev, hw = len(places), atlas.shape[-2:]
+    l0 = torch.floor(level).long()
+    frac = (level - l0.to(level.dtype))[:, None]
+    up = None if dense else (frac[:, 0] > 0).nonzero()[:, 0]
+    p1, l1, v1 = (pts, l0, view) if up is None else (pts[up], l0[up], view[up])
+    where = torch.cat([_atlas_grid(pts, l0, places, hw), _atlas_grid(p1, (l1 + 1).clamp_max(nlev - 1), places, hw)])
+    both = _sample_atlas(atlas, where, torch.cat([view, v1]))
+    s0, s1 = both[:len(pts)], both[len(pts):]
+    if up is None:
+        return s0 + (s1 - s0) * frac
+    return s0.index_put((up,), s0[up] + (s1 - s0[up]) * frac[up])
+
+
+def _sample_atlas(atlas: Tensor, where: Tensor, view: Tensor) -> Tensor:
+    """Bilinear samples (n, C) of atlas (N, C, Ha, Wa) at grid coordinates where (n, 2); view (n,) long: which of
+    the N textures each sample reads (ignored when N = 1)."""
+    if atlas.shape[0] == 1:
+        return tf.grid_sample(atlas, where[None, None], mode="bilinear", padding_mode="border",
+                              align_corners=False)[0, :, 0].T
+    out = where.new_zeros(where.shape[0], atlas.shape[1])
+    for b in range(atlas.shape[0]):                            # one texture per view
+        sel = (view == b).nonzero()[:, 0]
+        if sel.numel():
+            out = out.index_put((sel,), _sample_atlas(atlas[b:b + 1], where[sel], view[sel]))
+    return out
+
+
 class MipTexture:
     """A texture with its mip pyramid built once, for a texture that is sampled many times unchanged (a
     double's albedo drawn every frame of a shot): `sample_texture` takes it in place of the tensor and skips
@@ -55,6 +119,7 @@ class MipTexture:
         t = t if t.dim() == 4 else t[None]
         with torch.no_grad():
             self.levels = mip_pyramid(t.to(device=device, dtype=dtype).permute(0, 3, 1, 2).contiguous())
+            self.atlas, self.places = mip_atlas(self.levels)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -113,7 +178,7 @@ def sample_texture(uv: Tensor, texture: Tensor | MipTexture, *, mipmap: bool = T
     uv: (B, H, W, 2) texture coordinates in [0, 1] (u right; v up when ``v_up``, the OBJ/glTF-UV convention
         of the virtual actor; v down otherwise), usually ``interpolate(uvs, fragments, face_uvs)``.
     texture: (Ht, Wt, C) shared, or (B, Ht, Wt, C) one per view; float; or a `MipTexture` of either (its
-        pyramid reused; its dtype and device must be the UVs').
+        pyramid and atlas reused; its dtype and device must be the UVs').
     mipmap: pick a level per pixel from the UV footprint (``uv_footprint_level``) and blend the two nearest
         pyramid levels (trilinear). Without it: plain bilinear on the full-resolution texture.
     level: (B, H, W) explicit mip level (overrides the footprint estimate).
@@ -124,7 +189,7 @@ def sample_texture(uv: Tensor, texture: Tensor | MipTexture, *, mipmap: bool = T
     """
     if wrap not in ("border", "repeat"):
         raise ValueError(f"sample_texture: wrap must be 'border' or 'repeat', got {wrap!r}")
-    tex, pyr = _texture_levels(uv, texture)
+    tex, atlas, places = _texture_levels(uv, texture)
     B, H, W, _ = uv.shape
     C, Ht, Wt = tex.shape[1:]
     if mask is None:
@@ -139,62 +204,39 @@ def sample_texture(uv: Tensor, texture: Tensor | MipTexture, *, mipmap: bool = T
             s = tf.grid_sample(t, grid[b][None], mode="bilinear", padding_mode="border", align_corners=False)
             out.view(B, H * W, C)[b] = s[0].reshape(C, H * W).T
         return (out.view(B, H, W, C) * mask[..., None])
-    pyr = pyr if pyr is not None else mip_pyramid(tex)
-    nlev = len(pyr)
+    if atlas is None:
+        atlas, places = mip_atlas(mip_pyramid(tex))
+    nlev = len(places)
     if level is None:
         level = uv_footprint_level(uv, (Ht, Wt), mask)
     level = level.detach().clamp(0, nlev - 1)
-    flat_mask = mask.reshape(-1)
-    vis = flat_mask.nonzero()[:, 0]
-    lv = level.reshape(-1)[vis]
-    l0 = torch.floor(lv).long()
-    frac = (lv - l0.to(lv.dtype))[:, None]
-    g = grid.reshape(-1, 2)[vis]
-    bidx = vis // (H * W)
-    vals = torch.zeros(vis.numel(), C, dtype=uv.dtype, device=uv.device)
-    per_view_tex = tex.shape[0] > 1
-    for lo in range(nlev):
-        sel_lo = (l0 == lo).nonzero()[:, 0]
-        if sel_lo.numel() == 0:
-            continue
-        hi = min(lo + 1, nlev - 1)
-        for b in (range(B) if per_view_tex else [None]):
-            sel = sel_lo if b is None else sel_lo[bidx[sel_lo] == b]
-            if sel.numel() == 0:
-                continue
-            tb = 0 if b is None else b
-            gg = g[sel][None, None]                             # (1, 1, n, 2)
-            s0 = tf.grid_sample(pyr[lo][tb:tb + 1], gg, mode="bilinear", padding_mode="border",
-                                align_corners=False)[0, :, 0].T
-            between = (frac[sel, 0] > 0).nonzero()[:, 0] if hi != lo else sel[:0]
-            if between.numel():                                 # the others sit on level lo exactly
-                s1 = tf.grid_sample(pyr[hi][tb:tb + 1], gg[:, :, between], mode="bilinear", padding_mode="border",
-                                    align_corners=False)[0, :, 0].T
-                s0 = s0.index_put((between,), s0[between] + (s1 - s0[between]) * frac[sel[between]])
-            vals = vals.index_put((sel,), s0)
+    vis = mask.reshape(-1).nonzero()[:, 0]
+    u, v = uv.reshape(-1, 2)[vis].unbind(-1)
+    pts = torch.stack([u, 1 - v if v_up else v], -1)           # (n, 2) u right, v down, in [0, 1]
+    vals = _trilinear(atlas, places, pts, level.reshape(-1)[vis], vis // (H * W), dense=uv.device.type != "cpu")
     out = out.index_put((vis,), vals)
     return out.view(B, H, W, C)
 
 
-def _texture_levels(uv: Tensor, texture: Tensor | MipTexture) -> tuple[Tensor, list[Tensor] | None]:
-    """`sample_texture`'s inputs checked: (the texture as (Bt, C, Ht, Wt) in uv's dtype, its mip pyramid when a
-    `MipTexture` brings one, else None); ValueError for shapes, dtypes or devices that do not fit."""
+def _texture_levels(uv: Tensor, texture: Tensor | MipTexture) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """`sample_texture`'s inputs checked: (the texture as (Bt, C, Ht, Wt) in uv's dtype, and its mip atlas and the
+    levels' places (`mip_atlas`) when a `MipTexture` brings them, else None, None); ValueError for shapes, dtypes
+    or devices that do not fit."""
     if uv.dim() != 4 or uv.shape[-1] != 2:
         raise ValueError(f"sample_texture: uv must be (B, H, W, 2), got {tuple(uv.shape)}")
-    pyr = None
+    atlas = places = None
     if isinstance(texture, MipTexture):
-        pyr = texture.levels
-        if pyr[0].dtype != uv.dtype or pyr[0].device != uv.device:
-            raise ValueError(f"sample_texture: a MipTexture of {pyr[0].dtype} on {pyr[0].device} sampled with UVs "
+        tex, atlas, places = texture.levels[0], texture.atlas, texture.places
+        if tex.dtype != uv.dtype or tex.device != uv.device:
+            raise ValueError(f"sample_texture: a MipTexture of {tex.dtype} on {tex.device} sampled with UVs "
                              f"of {uv.dtype} on {uv.device}")
-        tex = pyr[0]
     elif texture.dim() not in (3, 4):
         raise ValueError(f"sample_texture: texture must be (Ht, Wt, C) or (B, Ht, Wt, C), got {tuple(texture.shape)}")
     else:
         tex = (texture if texture.dim() == 4 else texture[None]).to(uv.dtype).permute(0, 3, 1, 2)
     if tex.shape[0] not in (1, uv.shape[0]):
         raise ValueError(f"sample_texture: {tex.shape[0]} textures for {uv.shape[0]} views")
-    return tex, pyr
+    return tex, atlas, places
 
 
 def max_mip_levels(h: int, w: int) -> int:

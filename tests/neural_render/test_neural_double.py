@@ -54,7 +54,9 @@ def _model(scene, seed=0):
 def trained(scene):
     torch.set_num_threads(1)
     m, views = _model(scene)
-    res = train_neural_double(m, views, TrainConfig(iterations=150, batch=2, crop=64, eval_every=50, patience=10))
+    # 300 steps: at 150 the +3 dB over the constant image depended on the seed's luck (2 of seeds 0-3 fell under
+    # it, before and after the mip atlas changed the sampling's rounding); at 300 seeds 0-3 clear it by 0.6-11 dB.
+    res = train_neural_double(m, views, TrainConfig(iterations=300, batch=2, crop=64, eval_every=50, patience=10))
     return m, views, res
 
 

@@ -18,7 +18,7 @@ from neural_render import (
     srgb_to_linear,
     vertex_normals,
 )
-from neural_render.texture import _footprint_level, uv_footprint_level
+from neural_render.texture import _footprint_level, mip_atlas, uv_footprint_level
 
 TOL = 1e-5
 
@@ -100,13 +100,14 @@ def _trilinear_reference(uv, tex, mask):
     return out
 
 
-def test_pixels_on_one_mip_level_sample_it_alone_with_the_trilinear_result():
-    """Magnified pixels (footprint under a texel: level 0 exactly) skip the second level; the values are the
-    full trilinear filter's, bit for bit, on a mix of magnified and minified pixels and a partial mask, and
-    gradients still reach both the texture and the UVs."""
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_mip_sampling_through_the_atlas_is_the_trilinear_filter(dtype, tol):
+    """Sampling through the packed mip atlas gives the textbook trilinear filter (each level sampled alone with
+    border clamping, then blended) to rounding, on a mix of magnified and minified pixels and a partial mask,
+    and gradients still reach both the texture and the UVs."""
     torch.manual_seed(3)
-    tex = torch.rand(128, 128, 4, dtype=torch.float64, requires_grad=True)
-    s = torch.linspace(0.05, 1.0, 40, dtype=torch.float64) ** 3       # spacing grows: magnified -> minified
+    tex = torch.rand(128, 128, 4, dtype=dtype, requires_grad=True)
+    s = torch.linspace(0.05, 1.0, 40, dtype=dtype) ** 3               # spacing grows: magnified -> minified
     uv = torch.stack(torch.meshgrid(s, 1 - s, indexing="xy"), -1)[None].requires_grad_(True)
     mask = torch.rand(1, 40, 40) > 0.2
     out = sample_texture(uv, tex, mask=mask)
@@ -114,9 +115,39 @@ def test_pixels_on_one_mip_level_sample_it_alone_with_the_trilinear_result():
         ref = _trilinear_reference(uv, tex, mask)
     level = uv_footprint_level(uv, (128, 128), mask)[mask]
     assert (level == 0).float().mean() > 0.05 and (level > 1).any()       # both kinds of pixel present
-    assert torch.equal(out, ref)
+    assert (out - ref).abs().max() < tol and torch.equal(out[~mask], ref[~mask])
     out.sum().backward()
     assert tex.grad.abs().sum() > 0 and uv.grad[mask].abs().sum() > 0
+
+
+@pytest.mark.parametrize("views", [1, 3])
+def test_dense_and_sparse_trilinear_agree(views):
+    """The GPU's dense trilinear (the next level sampled for every point) and the CPU's (only where the level's
+    fraction is > 0) give the same values, with one texture or one per view."""
+    from neural_render.texture import _trilinear
+
+    torch.manual_seed(6)
+    atlas, places = mip_atlas(mip_pyramid(torch.rand(views, 5, 64, 64)))
+    n = 500
+    pts, view = torch.rand(n, 2), torch.randint(views, (n,))
+    level = torch.rand(n) * 7
+    level[::3] = level[::3].floor()                                      # a third exactly on a level
+    dense = _trilinear(atlas, places, pts, level, view, dense=True)
+    sparse = _trilinear(atlas, places, pts, level, view, dense=False)
+    assert (dense - sparse).abs().max() < 1e-6 and dense.abs().sum() > 0
+
+
+def test_the_atlas_holds_every_level_in_place():
+    """mip_atlas: each level sits at its place, unchanged (odd sizes too), and nothing overlaps."""
+    for h, w in [(64, 64), (48, 80), (37, 21)]:
+        levels = mip_pyramid(torch.rand(2, 3, h, w))
+        atlas, places = mip_atlas(levels)
+        used = torch.zeros(atlas.shape[-2:], dtype=torch.int64)
+        for lv, (x0, y0, pw, ph) in zip(levels, places.long().tolist(), strict=True):
+            assert (pw, ph) == (lv.shape[-1], lv.shape[-2])
+            assert torch.equal(atlas[..., y0:y0 + ph, x0:x0 + pw], lv)
+            used[y0:y0 + ph, x0:x0 + pw] += 1
+        assert used.max() == 1
 
 
 def test_the_footprint_of_a_masked_image_is_computed_in_its_bounding_box_with_the_same_levels():
