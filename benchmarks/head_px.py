@@ -11,6 +11,7 @@ against the head drawn at full resolution (cap 0), averaged over the yaws:
         [--distance 1.6] [--yaws -40,-20,0,20,40] [--repeats 3]
 """
 
+# make bench: needs inputs (see the docstring's command line); `make bench` lists it and does not run it
 from __future__ import annotations
 
 import argparse

@@ -15,6 +15,7 @@ bin merging threshold at each value.
         [--device cuda] [--repeats 10] [--profile] [--bin-items 256,1024,4096]
 """
 
+# make bench: needs inputs (see the docstring's command line); `make bench` lists it and does not run it
 from __future__ import annotations
 
 import argparse

@@ -14,6 +14,7 @@ training view (mean inside its person mask: ~1 when healthy, 0 after a collapse)
         [--size 128] [--iterations 1200] [--seeds 0,1] [--schedules constant,auto] [--alpha-eps E] [--work DIR]
 """
 
+# make bench: needs inputs (see the docstring's command line); `make bench` lists it and does not run it
 from __future__ import annotations
 
 import argparse
