@@ -7,6 +7,7 @@
 # The benchmark runs first (its figures are the point), then where a frame's time goes (its trained model), then the
 # gpu-marked tests in the time left.
 # Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), MINUTES (5: the GPU budget),
+# MEMBERS (1: models trained at once, drawn as their mean; 2 met the held-out goal on the CPU),
 # LIMIT (570 s: the benchmark, then the tests, stop in time to bring $OUT back from a 600 s call),
 # JITTER (4), OPTIONS (training options, NAME=VALUE ...: "crop=512 checkpoint_every=0", the CPU run's 128 px crops
 # scaled to 1024 px, no checkpoints), PY (python3), SITE (/tmp/site), TESTS (the gpu-marked tests; "" = none).
@@ -17,6 +18,7 @@ DEVICE=${DEVICE:-cuda}
 SIZE=${SIZE:-1024}
 MINUTES=${MINUTES:-5}
 JITTER=${JITTER:-4}
+MEMBERS=${MEMBERS:-1}
 OPTIONS=${OPTIONS-crop=512 checkpoint_every=0}
 PY=${PY:-python3}
 SITE=${SITE:-/tmp/site}
@@ -45,7 +47,7 @@ opts=()
 for o in $OPTIONS; do opts+=(--option "$o"); done
 timeout $(( LIMIT - ($(date +%s) - t0) )) "$PY" benchmarks/neural_double.py --capture "$KIT/capture" --fit "$KIT/fit" --fitter doppel \
     --novel-mesh "$KIT/novel" --device "$DEVICE" --size "$SIZE" --minutes "$MINUTES" --jitter "$JITTER" \
-    --memory-size 0 --work "$work" "${opts[@]}" 2>&1 | tee "$OUT/neural_double.log" | grep -v "^  step" | tail -40
+    --memory-size 0 --members "$MEMBERS" --work "$work" "${opts[@]}" 2>&1 | tee "$OUT/neural_double.log" | grep -v "^  step" | tail -40
 status=$?
 cp "$work/results.json" "$OUT/" 2>/dev/null
 # the previews at half size: a file that comes back is at most 16 MiB
