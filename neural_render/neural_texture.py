@@ -89,8 +89,15 @@ class NeuralTexture(nn.Module):
         lv = [t.detach() for t in self.levels()]
         cached = getattr(self, "_mip_cache", None)
         if (cached is None or cached[0] != (dtype, lv[0].device) or len(cached[1]) != len(lv)
-                or not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(cached[1], lv, strict=True))):
+                or any(a.shape != b.shape for a, b in zip(cached[1], lv, strict=True))
+                or not _all_equal(cached[1], lv)):
             cached = ((dtype, lv[0].device), [t.clone() for t in lv],
                       MipTexture(self.texture().detach().to(dtype), dtype, lv[0].device))
             self._mip_cache = cached
         return cached[2]
+
+
+def _all_equal(a: list[Tensor], b: list[Tensor]) -> bool:
+    """Whether every a[i] equals b[i] (same shapes), read back once: one host synchronisation on a GPU for all the
+    pyramid's levels, not one a level."""
+    return bool(torch.stack([(x == y).all() for x, y in zip(a, b, strict=True)]).all())
