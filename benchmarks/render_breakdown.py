@@ -8,8 +8,8 @@ premultiplied RGBA and hands both images to the host); and the rasterization alo
 depth) at the G-buffer's size and at the frame's (a cost that does not fall with the pixel count is launch-bound).
 Medians of ``--repeats`` after one warm-up, synchronised on CUDA. Prints one JSON object; ``--profile``: then
 torch.profiler's tables of the G-buffer's operators (by self time on the device, then on the CPU) and the
-number of device kernels one G-buffer launches; ``--bin-items``: the rasterization timed with the rasterizer's
-bin merging threshold at each value.
+device kernels and host synchronisations of one G-buffer and of one frame; ``--bin-items``: the rasterization
+timed with the rasterizer's bin merging threshold at each value.
 
     PYTHONPATH=. python benchmarks/render_breakdown.py --model MODEL_DIR --session SESSION [--size 1024]
         [--device cuda] [--repeats 10] [--profile] [--bin-items 256,1024,4096]
@@ -113,8 +113,31 @@ def profile_gbuffer(model, camera, device: str, calls: int = 3) -> None:
         print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=25))
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15 if device == "cuda" else 25))
     if device == "cuda":
-        kernels = sum(e.count for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA)
-        print(json.dumps({"cuda_kernels_per_gbuffer": round(kernels / calls, 1)}))
+        print(json.dumps({"per_gbuffer": launches(prof, calls), "per_frame": frame_launches(model, verts, cam)}))
+
+
+def launches(prof, calls: int) -> dict:
+    """CUDA kernels and host synchronisations (cudaStreamSynchronize / cudaDeviceSynchronize) per call of a
+    profile of ``calls`` calls."""
+    avg = prof.key_averages()
+    kernels = sum(e.count for e in avg if e.device_type == torch.autograd.DeviceType.CUDA)
+    syncs = sum(e.count for e in avg if e.key in ("cudaStreamSynchronize", "cudaDeviceSynchronize"))
+    return {"cuda_kernels": round(kernels / calls, 1), "host_syncs": round(syncs / calls, 1)}
+
+
+def frame_launches(model, verts, cam, calls: int = 3) -> dict:
+    """`launches` of whole frames (G-buffer, texture, U-Net under autocast) on CUDA."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from neural_render.deferred import autocast_for
+
+    with torch.no_grad(), autocast_for("cuda"):
+        model(verts, cam)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                model(verts, cam)
+            torch.cuda.synchronize()
+    return launches(prof, calls)
 
 
 def main() -> None:

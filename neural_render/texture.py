@@ -134,13 +134,16 @@ def uv_footprint_level(uv: Tensor, tex_hw: tuple[int, int], mask: Tensor | None 
     uv (B, H, W, 2) image of texture coordinates; tex_hw (Ht, Wt) texels; mask (B, H, W) bool of valid pixels.
     The derivative along x (and y) is the smaller of the forward and backward differences with valid
     neighbours (so UV seams and silhouettes do not blur). Returns (B, H, W) float level >= 0
-    (log2 of the footprint in texels; 0 outside the mask). With a mask only its bounding box is evaluated
-    (pixels outside it have no valid neighbour inside: the same levels, less work for a small subject).
+    (log2 of the footprint in texels; 0 outside the mask). On the CPU, with a mask, only its bounding box is
+    evaluated (pixels outside it have no valid neighbour inside: the same levels, less work for a small subject);
+    a GPU evaluates every pixel (finding the box would cost host synchronisations; the arithmetic is nothing there).
     """
     Ht, Wt = tex_hw
     scale = uv.new_tensor([Wt, Ht])
     if mask is None:
         return _footprint_level(uv, scale, torch.ones(uv.shape[:3], dtype=torch.bool, device=uv.device))
+    if uv.device.type != "cpu":
+        return _footprint_level(uv, scale, mask)
     rows, cols = mask.any(2).any(0).nonzero()[:, 0], mask.any(1).any(0).nonzero()[:, 0]
     out = torch.zeros(uv.shape[:3], dtype=uv.dtype, device=uv.device)
     if rows.numel() == 0:

@@ -156,7 +156,7 @@ def test_the_footprint_of_a_masked_image_is_computed_in_its_bounding_box_with_th
     mask = torch.zeros(2, 30, 40, dtype=torch.bool)
     mask[0, 5:12, 8:20] = True
     mask[1, 14:25, 3:9] = torch.rand(11, 6) > 0.3
-    whole = _footprint_level(uv, uv.new_tensor([64.0, 128.0]), mask)     # every pixel evaluated
+    whole = _footprint_level(uv, uv.new_tensor([64.0, 128.0]), mask)     # every pixel evaluated (a GPU's route)
     assert torch.equal(uv_footprint_level(uv, (128, 64), mask), whole)
     assert whole[~mask].eq(0).all() and whole[mask].gt(0).any()
     assert torch.equal(uv_footprint_level(uv, (128, 64), torch.zeros_like(mask)), torch.zeros(2, 30, 40))
