@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -41,6 +43,47 @@ def _as_tensor(x, name: str, device=None, dtype=None) -> Tensor:
     except (TypeError, ValueError) as e:
         raise ValueError(f"camera: {name} must be numeric, got {type(x).__name__}") from e
     return torch.as_tensor(arr, dtype=dtype or torch.float32, device=device)
+
+
+# Set while a Camera method builds a camera from a validated one (a subset, a batch, another device, a scaled or
+# cropped image, no distortion): such cameras skip the value checks, which read tensors back to the host (about
+# 7 synchronisations a camera on a GPU, 21 in each frame of a neural double's shot).
+_DERIVED: ContextVar[bool] = ContextVar("camera_derived", default=False)
+
+
+@contextmanager
+def _derived():
+    token = _DERIVED.set(True)
+    try:
+        yield
+    finally:
+        _DERIVED.reset(token)
+
+
+def _check_values(K: Tensor, R: Tensor, t: Tensor, dist: Tensor, label: str) -> None:
+    """ValueError naming the camera unless K, R, t, dist are finite, the focal lengths positive, K's last row
+    [0, 0, 1] with K[1, 0] = 0, and R a rotation. Reads values back (host synchronisations on a GPU): cameras
+    derived from validated ones (`Camera` methods, `_derived`) skip it."""
+    dev = K.device
+    with torch.no_grad():
+        for field_name, x in (("K", K), ("R", R), ("t", t), ("dist", dist)):
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError(f"camera {label!r}: {field_name} contains NaN or infinite values")
+        fx, fy = K[..., 0, 0], K[..., 1, 1]
+        if bool((fx <= 0).any()) or bool((fy <= 0).any()):
+            raise ValueError(f"camera {label!r}: focal length must be > 0 pixels, got fx={fx.tolist()}, "
+                             f"fy={fy.tolist()}")
+        last = K[..., 2, :].detach().double()
+        if not torch.allclose(last, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64, device=dev).expand_as(last)):
+            raise ValueError(f"camera {label!r}: K's last row must be [0, 0, 1], got {last.tolist()}")
+        if K[..., 1, 0].abs().max() > 0:
+            raise ValueError(f"camera {label!r}: K[1, 0] must be 0")
+        Rn = R.detach().double().cpu().numpy()
+        if invalid_rotations(Rn).any():
+            ortho, det = rotation_errors(Rn)
+            raise ValueError(f"camera {label!r}: R must be a rotation (orthonormal, det +1, within "
+                             f"{ROTATION_TOL:g}); |R^T R - I| = {float(np.max(ortho)):.2e}, "
+                             f"det = {(np.linalg.det(Rn)).tolist()}")
 
 
 @dataclass(frozen=True)
@@ -90,25 +133,8 @@ class Camera:
                 raise ValueError(f"camera batch: {n} cameras but {len(name)} names")
         elif not isinstance(name, str):
             raise ValueError(f"camera: a single camera's name must be a str, got {type(name).__name__}")
-        with torch.no_grad():
-            for field_name, x in (("K", K), ("R", R), ("t", t), ("dist", dist)):
-                if not bool(torch.isfinite(x).all()):
-                    raise ValueError(f"camera {label!r}: {field_name} contains NaN or infinite values")
-            fx, fy = K[..., 0, 0], K[..., 1, 1]
-            if bool((fx <= 0).any()) or bool((fy <= 0).any()):
-                raise ValueError(f"camera {label!r}: focal length must be > 0 pixels, got fx={fx.tolist()}, "
-                                 f"fy={fy.tolist()}")
-            last = K[..., 2, :].detach().double()
-            if not torch.allclose(last, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64, device=dev).expand_as(last)):
-                raise ValueError(f"camera {label!r}: K's last row must be [0, 0, 1], got {last.tolist()}")
-            if K[..., 1, 0].abs().max() > 0:
-                raise ValueError(f"camera {label!r}: K[1, 0] must be 0")
-            Rn = R.detach().double().cpu().numpy()
-            if invalid_rotations(Rn).any():
-                ortho, det = rotation_errors(Rn)
-                raise ValueError(f"camera {label!r}: R must be a rotation (orthonormal, det +1, within "
-                                 f"{ROTATION_TOL:g}); |R^T R - I| = {float(np.max(ortho)):.2e}, "
-                                 f"det = {(np.linalg.det(Rn)).tolist()}")
+        if not _DERIVED.get():
+            _check_values(K, R, t, dist, label)
         object.__setattr__(self, "K", K)
         object.__setattr__(self, "R", R)
         object.__setattr__(self, "t", t)
@@ -131,8 +157,9 @@ class Camera:
     def __getitem__(self, i: int) -> Camera:
         if not self.is_batch:
             raise TypeError("a single Camera cannot be indexed")
-        return Camera(K=self.K[i], R=self.R[i], t=self.t[i], dist=self.dist[i], width=self.width,
-                      height=self.height, name=self.name[i])
+        with _derived():
+            return Camera(K=self.K[i], R=self.R[i], t=self.t[i], dist=self.dist[i], width=self.width,
+                          height=self.height, name=self.name[i])
 
     def __iter__(self) -> Iterator[Camera]:
         for i in range(len(self)):
@@ -142,8 +169,9 @@ class Camera:
         """This camera as a batch (a batch of one for a single camera; itself for a batch)."""
         if self.is_batch:
             return self
-        return Camera(K=self.K[None], R=self.R[None], t=self.t[None], dist=self.dist[None], width=self.width,
-                      height=self.height, name=(self.name,))
+        with _derived():
+            return Camera(K=self.K[None], R=self.R[None], t=self.t[None], dist=self.dist[None], width=self.width,
+                          height=self.height, name=(self.name,))
 
     @staticmethod
     def stack(cameras: Sequence[Camera]) -> Camera:
@@ -156,14 +184,16 @@ class Camera:
             raise ValueError(f"Camera.stack: cameras of a batch must share one image size, got {sorted(sizes)}")
         ref = cams[0].K
         cat = lambda xs: torch.cat([x.to(ref.device, ref.dtype) for x in xs])  # noqa: E731
-        return Camera(K=cat([c.K for c in cams]), R=cat([c.R for c in cams]), t=cat([c.t for c in cams]),
-                      dist=cat([c.dist for c in cams]), width=cams[0].width, height=cams[0].height,
-                      name=tuple(n for c in cams for n in c.name))
+        with _derived():
+            return Camera(K=cat([c.K for c in cams]), R=cat([c.R for c in cams]), t=cat([c.t for c in cams]),
+                          dist=cat([c.dist for c in cams]), width=cams[0].width, height=cams[0].height,
+                          name=tuple(n for c in cams for n in c.name))
 
     def to(self, device=None, dtype=None) -> Camera:
         """The same camera(s) on ``device`` / in ``dtype``."""
         f = lambda x: x.to(device=device or x.device, dtype=dtype or x.dtype)  # noqa: E731
-        return replace(self, K=f(self.K), R=f(self.R), t=f(self.t), dist=f(self.dist))
+        with _derived():
+            return replace(self, K=f(self.K), R=f(self.R), t=f(self.t), dist=f(self.dist))
 
     @property
     def device(self) -> torch.device:
@@ -193,7 +223,8 @@ class Camera:
 
     def undistorted(self) -> Camera:
         """The same camera(s) with zero distortion."""
-        return replace(self, dist=torch.zeros_like(self.dist))
+        with _derived():
+            return replace(self, dist=torch.zeros_like(self.dist))
 
     def world_to_camera(self, points: Tensor) -> Tensor:
         """points (..., P, 3) world metres -> (..., P, 3) camera coordinates (x right, y down, z forward).
@@ -250,7 +281,8 @@ class Camera:
         if abs(w - round(w)) > 1e-9 or abs(h - round(h)) > 1e-9 or factor <= 0:
             raise ValueError(f"Camera.scaled: factor {factor} does not give a whole image size")
         S = torch.diag(torch.tensor([factor, factor, 1.0], device=self.device, dtype=self.dtype))
-        return replace(self, K=S @ self.K, width=int(round(w)), height=int(round(h)))
+        with _derived():
+            return replace(self, K=S @ self.K, width=int(round(w)), height=int(round(h)))
 
     def cropped(self, x0: int, y0: int, width: int, height: int) -> Camera:
         """The camera(s) of the width x height pixel window whose top-left pixel is (x0, y0) (the principal
@@ -258,7 +290,8 @@ class Camera:
         K = self.K.clone()
         K[..., 0, 2] -= x0
         K[..., 1, 2] -= y0
-        return replace(self, K=K, width=int(width), height=int(height))
+        with _derived():
+            return replace(self, K=K, width=int(width), height=int(height))
 
     def projection_matrix(self) -> Tensor:
         """P = K [R | t]: (3, 4) or (N, 3, 4)."""

@@ -117,3 +117,24 @@ def test_look_at_errors():
         Camera.look_at((0, 2, 0), (0, 0, 0), width=10, height=10, fov_y_deg=40)
     with pytest.raises(ValueError, match="exactly one"):
         Camera.look_at((0, 0, 2), (0, 0, 0), width=10, height=10)
+
+
+def test_cameras_derived_from_validated_ones_skip_the_value_checks(monkeypatch):
+    """Cameras that Camera's own methods derive from a validated camera (index, batch, stack, to, scaled, cropped,
+    undistorted) are not checked again (the checks read values back: host synchronisations on a GPU); a camera
+    built from values is, also right after a derivation (the flag does not leak, not even through an error)."""
+    import capture.camera as camera_mod
+
+    cam = Camera.look_at((0, 1.6, 3.0), (0, 1.0, 0), width=64, height=48, fov_y_deg=40)
+    checked = []
+    real = camera_mod._check_values
+    monkeypatch.setattr(camera_mod, "_check_values", lambda *a: (checked.append(1), real(*a)))
+    batch = Camera.stack([cam, cam.scaled(1)])
+    batch[1].to(dtype=torch.float64).cropped(2, 3, 10, 12).undistorted().as_batch()
+    assert checked == []
+    with pytest.raises(ValueError, match="whole image size"):
+        cam.scaled(0.3)
+    with pytest.raises(ValueError, match="focal length"):
+        Camera(K=torch.tensor([[-1.0, 0, 1], [0, 1, 1], [0, 0, 1]]), R=torch.eye(3), t=torch.zeros(3),
+               width=4, height=4)
+    assert checked == [1]
