@@ -42,6 +42,11 @@ def timed(fn, device: str, repeats: int) -> float:
     return round(statistics.median(times[1:]), 2)
 
 
+def gbuffer_camera(model, camera):
+    """``camera`` at the model's G-buffer size (its supersample)."""
+    return camera.scaled(model.config.supersample) if model.config.supersample > 1 else camera
+
+
 @torch.no_grad()
 def breakdown(model, camera, device: str, repeats: int) -> dict:
     """ms per stage of one frame of ``model`` (a NeuralDouble on ``device``) seen by ``camera`` (one view)."""
@@ -70,8 +75,7 @@ def breakdown(model, camera, device: str, repeats: int) -> dict:
            "shot_path_ms": timed(lambda: next(render_shot_frames(model, model.fitted_verts[:1], camera.as_batch(),
                                                                 "neural", device)), device, repeats)}
     surf = model.surface(verts)
-    big = cam.scaled(model.config.supersample) if model.config.supersample > 1 else cam
-    out["rasterize_ms"] = timed(lambda: rasterize(surf, model.faces, big), device, repeats)
+    out["rasterize_ms"] = timed(lambda: rasterize(surf, model.faces, gbuffer_camera(model, cam)), device, repeats)
     out["rasterize_1x_ms"] = timed(lambda: rasterize(surf, model.faces, cam), device, repeats)
     out["frames_per_s_on_device"] = round(1000 / out["frame_on_device_ms"], 1)
     out["frames_per_s_shot_path"] = round(1000 / out["shot_path_ms"], 1)
@@ -83,8 +87,7 @@ def rasterize_by_bin_items(model, camera, device: str, repeats: int, values: lis
     ``values`` (fewer, more padded bins as it grows: fewer launches, more arithmetic)."""
     import neural_render.raster as raster
 
-    verts, cam = model.surface(model.fitted_verts[0].to(device)), camera.to(device=device)
-    big = cam.scaled(model.config.supersample) if model.config.supersample > 1 else cam
+    verts, big = model.surface(model.fitted_verts[0].to(device)), gbuffer_camera(model, camera.to(device=device))
     keep, out = dict(raster.MIN_BIN_ITEMS), {}
     try:
         for v in values:

@@ -199,9 +199,9 @@ def sample_texture(uv: Tensor, texture: Tensor | MipTexture, *, mipmap: bool = T
         mask = torch.ones(B, H, W, dtype=torch.bool, device=uv.device)
     if wrap == "repeat":
         uv = uv - torch.floor(uv.detach())
-    grid = torch.stack([uv[..., 0] * 2 - 1, (1 - 2 * uv[..., 1]) if v_up else (uv[..., 1] * 2 - 1)], -1)
     out = torch.zeros(B * H * W, C, dtype=uv.dtype, device=uv.device)
     if not mipmap and level is None:
+        grid = torch.stack([uv[..., 0] * 2 - 1, (1 - 2 * uv[..., 1]) if v_up else (uv[..., 1] * 2 - 1)], -1)
         for b in range(B):
             t = tex[b if tex.shape[0] > 1 else 0][None]
             s = tf.grid_sample(t, grid[b][None], mode="bilinear", padding_mode="border", align_corners=False)
