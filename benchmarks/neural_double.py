@@ -157,6 +157,34 @@ def train(session: Path, fit: Path, model_dir: Path, holdout: list[str], size: i
     return summary
 
 
+def distil_student(args, capture: Path, fit: Path, teacher: Path, work: Path, trained: dict) -> tuple[Path, dict]:
+    """Distil ``teacher`` into WORK/student (`doppel.render_distil`) within what is left of ``--minutes`` after the
+    training (``trained``: its summary, with wall_seconds; {} for a given --model: the whole budget); returns
+    (the student's folder, its summary with the training's and the distillation's wall seconds)."""
+    from doppel.render_distil import DistilRequest, distil_session
+
+    left = args.minutes - trained.get("wall_seconds", 0.0) / 60
+    out = work / "student"
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    req = DistilRequest(capture / "session", fit, teacher, out, args.distil, max(left, 0.5), args.jitter,
+                        args.device, args.masks)
+
+    def progress(step, total, loss, psnr):
+        print(f"  distil step {step:5d}  {time.perf_counter() - t0:7.1f} s  loss {loss:.4f}  held-out PSNR "
+              f"{psnr:.2f} dB (load {_load()})", flush=True)
+
+    s = distil_session(req, out, progress, lambda m: print(f"  {m}", flush=True))
+    s["distil_wall_seconds"] = round(time.perf_counter() - t0, 1)
+    s["train_wall_seconds"] = trained.get("wall_seconds")
+    s["teacher_summary"] = trained
+    print(f"distilled {s['steps']} steps in {s['distil_wall_seconds']} s ({s['stopped']}): held-out PSNR "
+          f"{s['best_holdout_psnr']} dB (started at {s['distilled']['start_holdout_psnr']}, member "
+          f"{s['distilled']['start_member']}); training + distillation "
+          f"{(trained.get('wall_seconds', 0.0) + s['distil_wall_seconds']) / 60:.1f} min", flush=True)
+    return out, s
+
+
 def parse_options(items: list[str] | None) -> dict:
     """--option NAME=VALUE (a NeuralDoubleConfig / TrainConfig field; VALUE parsed as JSON, else a string)."""
     out = {}
@@ -341,6 +369,10 @@ def main() -> None:
     ap.add_argument("--memory-size", type=int, default=512, help="size of the peak-memory probe (0 = skip)")
     ap.add_argument("--jitter", type=int, default=1,
                     help="renders per view at sub-pixel camera shifts, averaged (`doppel render shot --jitter`)")
+    ap.add_argument("--distil", type=int, default=0, metavar="STEPS",
+                    help="after training, distil the model (its members, drawn with --jitter) into one model in "
+                         "WORK/student for at most STEPS steps (`doppel render distil`; the rest of --minutes is its "
+                         "budget) and evaluate that, drawn once")
     args = ap.parse_args()
     # the issue's CPU figures are one thread; with CUDA the CPU only prepares (bake, G-buffers): all cores
     torch.set_num_threads(1 if args.device == "cpu" else max(1, min(16, os.cpu_count() or 1)))
@@ -370,8 +402,11 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
         print(f"trained {summary['steps']} steps in {summary['wall_seconds']} s ({summary['stopped']}), best "
               f"held-out PSNR {summary['best_holdout_psnr']} dB at step {summary['best_step']}"
               + (f" (members alone: {summary['member_holdout_psnr']})" if summary.get("member_holdout_psnr") else ""))
+    if args.distil:
+        model_dir, summary = distil_student(args, capture, fit, model_dir, work, summary if args.model is None else {})
+        args.jitter = 1
     model, meta = load_double(model_dir)
-    summary = meta.get("summary", {}) if args.model else summary
+    summary = meta.get("summary", {}) if args.model and not args.distil else summary
     session = load_session(capture / "session")
     frames = list(session.frames)
     held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks, jitter=args.jitter,

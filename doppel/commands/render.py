@@ -88,6 +88,59 @@ def train(
     _print_training(console, s, out)
 
 
+@app.command("distil")
+def distil(
+    session: Path = typer.Argument(..., help="The capture session the teacher was trained on."),
+    fit_dir: Path = typer.Option(..., "--fit", help="The session's `doppel fit` output folder (the teacher's)."),
+    teacher: Path = typer.Option(..., "--teacher", help="A `doppel render train` model folder, usually trained "
+                                 "with --members 2 or more."),
+    out: Path = typer.Option(..., "--out", help="Model folder of the distilled double (one model)."),
+    steps: int = typer.Option(1000, "--steps", help="Optimisation steps (at most)."),
+    minutes: float = typer.Option(None, "--minutes", help="Wall-clock budget of the optimisation (minutes)."),
+    jitter: int = typer.Option(SHOT_JITTER, "--jitter", help="Teacher renders per view at sub-pixel camera shifts, "
+                               "averaged: what the student learns to draw in one render."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    masks: Path = typer.Option(None, "--masks", help="Person masks, as given to `render train`."),
+    workspace: WorkspaceOpt = None,
+    actor: ActorOpt = None,
+    production: ProductionOpt = None,
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+) -> None:
+    """Distil a trained ensemble (and its render jitter) into one model: one U-Net and one render per frame."""
+    import torch
+
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.render_distil import DistilRequest, distil_session
+    from doppel.render_stage import MODEL_STAGE, resolve_device
+
+    if steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
+    dev = resolve_device(device)
+    torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
+    req = DistilRequest(session, fit_dir, teacher, out, steps, minutes, jitter, dev, masks)
+    inputs = [p for p in (session, fit_dir, teacher, masks) if p is not None]
+    check_stage_out(out, MODEL_STAGE, force, inputs)
+    console = Console()
+    with gate_from_cli(workspace, actor, production, use="render", command="render distil", inputs=inputs) as run, \
+            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("render distil", total=steps, stats="")
+
+        def progress(step: int, total: int, loss: float, psnr: float) -> None:
+            held = "n/a (no held-out cameras)" if psnr != psnr else f"{psnr:.2f} dB"
+            bar.update(task, completed=step, stats=f"loss {loss:.4f}  held-out PSNR {held}")
+
+        with staged_stage_dir(out, MODEL_STAGE, force, inputs) as tmp:
+            s = distil_session(req, tmp, progress, lambda m: bar.update(task, description=f"render distil: {m}"),
+                               _prov(run))
+        run.add_output(out, kind="render_model")
+    d = s["distilled"]
+    psnr = "n/a" if s["best_holdout_psnr"] is None else f"{s['best_holdout_psnr']:.2f} dB"
+    console.print(f"render distil: {s['steps']} steps ({s['stopped']}) on {d['views']} teacher views, held-out PSNR "
+                  f"{psnr} (the member it started from: {d['start_holdout_psnr']}, the teacher drawn once: "
+                  f"{d['teacher_holdout_psnr']}) -> {out}", markup=False, highlight=False)
+
+
 def _print_training(console: Console, s: dict, out: Path) -> None:
     """`render train`'s closing lines from its summary ``s``: steps, the kept state, members, snapshots,
     divergences recovered from, advice about the fit."""

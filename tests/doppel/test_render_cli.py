@@ -350,3 +350,34 @@ def test_render_train_says_when_it_recovered_from_a_divergence(tmp_path):
     assert "diverged and recovered at step(s) 1300" in text and "best held-out PSNR n/a at step 2000" in text
     _print_training(console := Console(record=True, width=200), {**s, "divergences": []}, tmp_path / "m")
     assert "diverged" not in console.export_text()
+
+
+def test_distil_turns_two_members_into_one_model_and_refuses_another_rig(tmp_path, capsys, sphere_session):
+    from neural_render.ensemble import load_double
+    from neural_render.neural_double import NeuralDouble
+
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    m, d = tmp_path / "model", tmp_path / "student"
+    code, out, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", m, "--holdout", "cam3", "--size",
+                             "64", "--iterations", "6", "--device", "cpu", "--members", "2")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "render", "distil", s, "--fit", fit, "--teacher", m, "--out", d, "--steps", "4",
+                             "--jitter", "2", "--device", "cpu")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "render distil: 4 steps" in text and "teacher views" in text
+    model, meta = load_double(d)
+    assert isinstance(model, NeuralDouble) and "members" not in meta     # one model, drawn once
+    info = meta["summary"]["distilled"]
+    assert info["views"] == 7 + 7 * 2 and info["jitter"] == 2            # ring of 7 training cameras: 7 joins x 2
+    assert meta["summary"]["holdout"] == ["cam3"] and (d / "holdout.png").is_file()
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["stage"] == "render_model" and "teacher_model" in manifest["inputs"]
+    o = tmp_path / "refused"
+    other = _fit_folder(tmp_path / "other_rig", *uv_sphere(10, 20))
+    _fails(capsys, o, "render", "distil", s, "--fit", other, "--teacher", m, "--out", o, "--device", "cpu",
+           match="was trained on another rig / topology than --fit")
+    _fails(capsys, o, "render", "distil", s, "--fit", fit, "--teacher", fit, "--out", o, "--device", "cpu",
+           match="not a `doppel render train` model folder")
+    _fails(capsys, o, "render", "distil", s, "--fit", fit, "--teacher", m, "--out", o, "--steps", "0",
+           match="--steps must be >= 1")

@@ -1,0 +1,148 @@
+"""`doppel render distil`: one neural double that draws what a trained ensemble draws (with render-time jitter), at
+the cost of one model and one render (library code behind the thin command; the learning is
+``neural_render.distill``'s).
+
+The teacher is a `doppel render train` model folder (usually ``--members 2`` or more); the student starts from its
+member with the best held-out PSNR and learns the teacher's jittered renders at the session's training cameras and
+between them (the held-out cameras, never drawn for it, choose the state kept). The output is a plain model folder
+(``render_model`` stage): `doppel render shot` and `doppel swap` take it like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from doppel.render_stage import MODEL_STAGE, TrainRequest, _load_views, holdout_preview, holdout_views
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistilRequest:
+    """What `doppel render distil` was asked for."""
+
+    session: Path
+    fit: Path
+    teacher: Path                    # a `doppel render train` model folder (an ensemble or one model)
+    out: Path
+    steps: int = 1000
+    minutes: float | None = None     # wall-clock budget of the optimisation
+    jitter: int = 4                  # teacher renders per view at sub-pixel shifts
+    device: str = "cpu"
+    masks: Path | None = None
+
+
+def _teacher(req: DistilRequest):
+    """(teacher model, its config.json dict, the TrainRequest it was trained with as far as distillation needs it)."""
+    from neural_render.ensemble import load_double
+    from neural_render.neural_double import ModelError
+
+    if not (Path(req.teacher) / "config.json").is_file():
+        raise ModelError(f"--teacher {req.teacher}: not a `doppel render train` model folder (no config.json)")
+    teacher, meta = load_double(req.teacher, req.device)
+    info = meta.get("summary") or {}
+    if not info.get("size"):
+        raise ModelError(f"--teacher {req.teacher}: its config.json has no training summary (size); retrain it")
+    treq = TrainRequest(req.session, req.fit, req.out, list(info.get("holdout") or []), max(info["size"]),
+                        device=req.device, masks=req.masks, supersample=teacher.config.supersample)
+    return teacher.eval(), meta, treq
+
+
+def _student(teacher, meta: dict):
+    """A copy of the teacher's member with the best held-out PSNR (member 0 when none was scored), and its index."""
+    members = list(getattr(teacher, "members", [teacher]))
+    scores = (meta.get("summary") or {}).get("member_holdout_psnr") or []
+    scores = [-math.inf if s is None else s for s in scores]
+    k = int(np.argmax(scores)) if len(scores) == len(members) else 0
+    return copy.deepcopy(members[k]), k
+
+
+def _training_views(req: DistilRequest, teacher, treq: TrainRequest, jitter: int):
+    """(teacher views at and between the training cameras of the first fitted frame, size note)."""
+    import torch
+
+    from capture.camera import Camera
+    from neural_render.distill import between_cameras, teacher_views
+    from neural_render.neural_double import ModelError, topology_signature
+    from neural_render.training import backdrop_colours
+
+    _, fit, cams, photos, masks, _, where, _, note = _load_views(treq, teacher.renderer.multiple)
+    first = where[0][0]
+    verts = fit.frames[first]
+    if topology_signature(fit.faces, fit.uvs, fit.face_uvs, verts.shape[0]) != teacher.signature():
+        raise ModelError(f"--teacher {req.teacher} was trained on another rig / topology than --fit {req.fit}")
+    train_cams = [c.name for c in cams if c.name not in treq.holdout]
+    if train_cams != list(teacher.config.cameras):
+        raise ModelError(f"--teacher {req.teacher} was trained on cameras {list(teacher.config.cameras)}; this "
+                         f"session's are {train_cams}")
+    keep = [i for i, (f, c) in enumerate(where) if f == first and c in train_cams]
+    bg = backdrop_colours(torch.from_numpy(np.stack([photos[i] for i in keep])),
+                          torch.from_numpy(np.stack([masks[i] for i in keep]))).median(0).values
+    cam_of = {c.name: c for c in cams}
+    joined = between_cameras(Camera.stack([cam_of[c] for c in train_cams]))
+    return teacher_views(teacher, torch.from_numpy(verts), joined, bg, jitter, req.device), note
+
+
+def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, float, float], None] | None = None,
+                   status: Callable[[str], None] | None = None, params: dict | None = None) -> dict:
+    """Distil ``req.teacher`` into one model written to the staging folder ``tmp``; returns the summary written to
+    its manifest and config.json."""
+    from core.storage import atomic_write_json
+    from neural_render.distill import DistilConfig, distil
+    from neural_render.neural_double import save_model
+
+    say = status or (lambda s: None)
+    if req.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {req.steps}")
+    say("loading the teacher")
+    teacher, meta, treq = _teacher(req)
+    say(f"drawing the teacher's views (jitter {req.jitter})")
+    tv, note = _training_views(req, teacher, treq, req.jitter)
+    student, k = _student(teacher, meta)
+    held = holdout_views(treq, student.cpu()) if treq.holdout else None
+    say("distilling")
+    cfg = DistilConfig(steps=req.steps, jitter=req.jitter,
+                       max_seconds=math.inf if req.minutes is None else req.minutes * 60)
+    res = distil(student.to(req.device), tv, held, cfg, req.device, progress)
+    t = meta.get("summary") or {}
+    summary = {"steps": res.steps, "best_step": res.best_step, "stopped": res.stopped, "divergences": res.divergences,
+               "best_holdout_psnr": _num(res.best_holdout_psnr), "holdout": treq.holdout, "size": t.get("size"),
+               "frames": t.get("frames"), "size_note": note, "lr_schedule": "constant",
+               "distilled": {"teacher": str(req.teacher), "teacher_holdout_psnr": t.get("best_holdout_psnr"),
+                             "start_member": k, "start_holdout_psnr": res.history[0]["holdout_psnr"],
+                             "views": len(tv.cameras), "jitter": req.jitter},
+               **dict(params or {})}
+    student = student.cpu().eval()
+    save_model(tmp, student, extra={"training": {"step": res.steps, "best_step": res.best_step,
+                                                 "best_holdout_psnr": summary["best_holdout_psnr"],
+                                                 "history": res.history}, "summary": summary})
+    atomic_write_json(tmp / "history.json", res.history)
+    outputs = {"model": "model.safetensors", "config": "config.json", "history": "history.json"}
+    if held is not None:
+        holdout_preview(tmp / "holdout.png", student, held)
+        outputs["holdout"] = "holdout.png"
+    _manifest(req, tmp, summary, outputs)
+    return summary
+
+
+def _manifest(req: DistilRequest, tmp: Path, summary: dict, outputs: dict[str, str]) -> None:
+    from core.storage import write_manifest
+
+    write_manifest(tmp, MODEL_STAGE, inputs={"calibration": req.session / "calibration.json",
+                                             "fit_params": req.fit / "params.json",
+                                             "fit_mesh": req.fit / "fit_mesh.ply",
+                                             "teacher_model": req.teacher / "model.safetensors"},
+                   params={"steps": req.steps, "jitter": req.jitter, "device": req.device, "distilled": True,
+                           **{k: v for k, v in summary.items() if k in ("actor_id", "consent_id", "production")}},
+                   outputs=outputs, extra={"render_model": summary})
+
+
+def _num(x: float) -> float | None:
+    return round(x, 3) if x is not None and math.isfinite(x) else None

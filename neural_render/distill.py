@@ -1,0 +1,220 @@
+"""Distillation: one neural double trained to draw what an ensemble of them draws (with render-time jitter).
+
+An ensemble (``neural_render.ensemble``) and render-time jitter (``neural_render.jitter``) score better on the views
+no camera trained on than one model drawn once, at K x N times the render cost. Here a student, started from the
+ensemble's best member, learns the teacher's jittered ensemble renders: at the training cameras and at cameras on
+the paths between neighbouring training cameras (``between_cameras``; no photo exists there, only the teacher's
+answer). Its render costs one model and one pass. On the Cycles benchmark (docs/benchmarks.md, "Distillation")
+the student kept about half of what the teacher gains over its best member on held-out views.
+
+The student's loss is the trainer's (``training.photometric_loss``: the composite over the backdrop colour and
+the teacher's alpha), drawn with the mean colour correction (the teacher draws new views so). The held-out views,
+when there are any, choose the state kept, as in training.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as tf
+from scipy.spatial.transform import Rotation, Slerp
+from torch import Tensor, nn
+
+from capture.camera import Camera
+from neural_render.deferred import autocast_for
+from neural_render.jitter import jitter_offsets, jittered_render
+from neural_render.neural_double import NeuralDouble
+from neural_render.training import (
+    TrainConfig,
+    TrainResult,
+    TrainViews,
+    freeze_unoptimised_prior,
+    holdout_psnr,
+    make_optimizer,
+    photometric_loss,
+    regularisers,
+    restore_best,
+    set_lr,
+)
+
+__all__ = ["DistilConfig", "TeacherViews", "between_cameras", "teacher_views", "distil"]
+
+
+@dataclass
+class DistilConfig:
+    """Settings of `doppel render distil`."""
+
+    steps: int = 1000             # optimisation steps (at most)
+    lr_scale: float = 0.3         # x the trainer's learning rates (TrainConfig): the student starts trained; at
+                                  # 1.0 it scored 0.08 dB lower on the benchmark's held-out views
+    neighbours: int = 2           # each training camera is joined to this many nearest (by viewing direction)
+    positions: tuple[float, ...] = (0.0, 1 / 3, 2 / 3)  # where on each join the teacher is drawn (0: the camera)
+    jitter: int = 4               # teacher renders per view at sub-pixel shifts (neural_render.jitter)
+    eval_every: int = 50          # steps between held-out evaluations
+    patience: int = 12            # evaluations without a better held-out PSNR before stopping early
+    max_seconds: float = math.inf  # wall-clock budget of the optimisation
+    seed: int = 0
+
+
+@dataclass
+class TeacherViews:
+    """M views drawn by the teacher: what the student learns."""
+
+    images: Tensor          # (M, H, W, 3) sRGB: the teacher's render composited over ``background``
+    alpha: Tensor           # (M, H, W) the teacher's alpha in [0, 1]
+    cameras: Camera         # M cameras at H x W
+    verts: Tensor           # (V, 3) the mesh they were drawn on, world metres
+    background: Tensor      # (3,) sRGB backdrop colour
+    centres: list[Tensor]   # per view (P, 2) long (y, x): pixels a training crop may be centred on (alpha > 0.5)
+
+
+def between_cameras(cameras: Camera, neighbours: int = 2, positions: tuple[float, ...] = (0.0, 1 / 3, 2 / 3)
+                    ) -> Camera:
+    """Cameras on the joins between each of N cameras (a batch of one image size) and its ``neighbours`` nearest by
+    viewing direction: at each position t of a join (a, b), the rotation slerped from a's to b's, the centre and
+    the intrinsics linearly interpolated. t = 0 is camera a itself (each camera once). Returns a batch of M
+    cameras named ``A~B@t``. ValueError for fewer than two cameras or a position outside [0, 1)."""
+    n = len(cameras)
+    if n < 2 or neighbours < 1:
+        raise ValueError(f"between_cameras: needs >= 2 cameras and >= 1 neighbour, got {n} and {neighbours}")
+    if any(not 0.0 <= t < 1.0 for t in positions):
+        raise ValueError(f"between_cameras: positions must be in [0, 1), got {positions}")
+    axes = cameras.R[:, 2]
+    joins = set()
+    for i in range(n):
+        cos = axes @ axes[i]
+        cos[i] = -math.inf
+        joins.update((min(i, j), max(i, j)) for j in cos.argsort(descending=True)[:neighbours].tolist())
+    out = [cameras[i] for i in range(n)] if 0.0 in positions else []
+    centres = cameras.center
+    for i, j in sorted(joins):
+        a, b = cameras[i], cameras[j]
+        slerp = Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([a.R.double().cpu().numpy(),
+                                                                  b.R.double().cpu().numpy()])))
+        for t in (t for t in positions if t > 0):
+            R = torch.from_numpy(slerp(t).as_matrix()).to(a.R)
+            C = (1 - t) * centres[i] + t * centres[j]
+            out.append(Camera(K=(1 - t) * a.K + t * b.K, R=R, t=-(R @ C), width=a.width, height=a.height,
+                              name=f"{a.name}~{b.name}@{t:.2f}"))
+    return Camera.stack(out)
+
+
+@torch.no_grad()
+def teacher_views(teacher: nn.Module, verts: Tensor, cameras: Camera, background: Tensor, jitter: int = 4,
+                  device="cpu") -> TeacherViews:
+    """The teacher's renders of verts (V, 3) in each of the M cameras: the mean of ``jitter`` sub-pixel-shifted
+    renders (new views: the mean colour correction), composited over ``background`` (3,) sRGB. On the CPU."""
+    imgs, alphas = [], []
+    v = verts.to(device)
+    bg = background.float().cpu()
+    for i in range(len(cameras)):
+        cam = cameras[i].to(device=device)
+        with autocast_for(device):
+            rgba = jittered_render(lambda c: teacher(v, c).float(), cam, jitter_offsets(jitter))[0].cpu()
+        a = rgba[..., 3:]
+        imgs.append(rgba[..., :3] * a + bg * (1 - a))
+        alphas.append(a[..., 0])
+    alpha = torch.stack(alphas)
+    return TeacherViews(torch.stack(imgs), alpha, cameras.to(device="cpu"), verts.float().cpu(), bg,
+                        [(a > 0.5).nonzero() for a in alpha])
+
+
+def _crops(tv: TeacherViews, ids: list[int], crop: int, gen: torch.Generator) -> tuple[list, Camera]:
+    """(per view (y0, x0), the crops' cameras): crop x crop windows centred on random person pixels."""
+    H, W = tv.alpha.shape[1:]
+    boxes = []
+    for i in ids:
+        pts = tv.centres[i]
+        y, x = pts[int(torch.randint(len(pts), (1,), generator=gen))].tolist() if len(pts) else (H // 2, W // 2)
+        boxes.append((min(max(0, y - crop // 2), H - crop), min(max(0, x - crop // 2), W - crop)))
+    return boxes, Camera.stack([tv.cameras[i].cropped(x, y, crop, crop) for i, (y, x) in zip(ids, boxes,
+                                                                                              strict=True)])
+
+
+def _distil_step(student: NeuralDouble, opt, tv: TeacherViews, cfg: TrainConfig, gen: torch.Generator, device) -> float:
+    """One step on a batch of crops of the teacher's views; returns the loss. The crops' G-buffers are rasterized
+    for their own cameras (nothing stored per view but the teacher's image)."""
+    H, W = tv.alpha.shape[1:]
+    crop = min(cfg.crop, H, W)
+    ids = torch.randint(len(tv.cameras), (min(cfg.batch, len(tv.cameras)),), generator=gen).tolist()
+    boxes, cams = _crops(tv, ids, crop, gen)
+    img = torch.stack([tv.images[i, y:y + crop, x:x + crop] for i, (y, x) in zip(ids, boxes, strict=True)]).to(device)
+    alpha = torch.stack([tv.alpha[i, y:y + crop, x:x + crop] for i, (y, x) in zip(ids, boxes, strict=True)]).to(device)
+    with torch.no_grad():
+        g = student.gbuffer(tv.verts.to(device)[None].expand(len(ids), -1, -1), cams.to(device=device))
+    with autocast_for(device):
+        rgba, res = student.render_gbuffer(g, None, None, with_residual=True)
+    s = student.config.supersample
+    on_mesh = g.mask if s == 1 else tf.max_pool2d(g.mask[:, None].float(), s)[:, 0] > 0
+    bg = tv.background.to(device)[None].expand(len(ids), 3)
+    loss = photometric_loss(rgba.float(), img, alpha, cfg, bg) + regularisers(student, res.float(), on_mesh, cfg)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        nn.utils.clip_grad_norm_([p for grp in opt.param_groups for p in grp["params"]], cfg.grad_clip)
+    opt.step()
+    return float(loss.detach())
+
+
+def distil(student: NeuralDouble, tv: TeacherViews, held: TrainViews | None, cfg: DistilConfig, device="cpu",
+           progress: Callable[[int, int, float, float], None] | None = None,
+           train: TrainConfig | None = None) -> TrainResult:
+    """Train ``student`` (on ``device``) to draw the teacher's views ``tv``; keeps the state with the best PSNR on
+    the held-out views of ``held`` (composited over their backdrops, as training scores them; the student's
+    starting state counts), or the last state without any. A held-out PSNR more than ``train.diverged_db`` under
+    the best restores the best state at half the learning rates. progress(step, total, loss, psnr) every
+    ``eval_every`` steps. ``train``: the loss and learning rates (TrainConfig()'s by default), x ``lr_scale``."""
+    tc = train or TrainConfig()
+    tc = replace(tc, lr_texture=tc.lr_texture * cfg.lr_scale, lr_network=tc.lr_network * cfg.lr_scale,
+                 lr_color=tc.lr_color * cfg.lr_scale, lr_rgb_texture=tc.lr_rgb_texture * cfg.lr_scale, seed=cfg.seed)
+    opt = make_optimizer(student, tc)
+    freeze_unoptimised_prior(student, opt)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    has_held = held is not None and len(held.holdout_ids) > 0
+
+    def score() -> float:
+        student.eval()
+        return holdout_psnr(student, held, device, tc.composite_loss) if has_held else math.nan
+
+    t0, best = time.perf_counter(), score()
+    best_state, best_step, bad, lr_scale, losses, step = copy.deepcopy(student.state_dict()), 0, 0, 1.0, [], 0
+    res = TrainResult(steps=0, best_step=0, best_holdout_psnr=best, lr_schedule="constant")
+    res.history.append({"step": 0, "seconds": 0.0, "loss": None, "holdout_psnr": _rounded(best)})
+    while step < cfg.steps:
+        student.train()
+        set_lr(opt, lr_scale)
+        losses.append(_distil_step(student, opt, tv, tc, gen, device))
+        step += 1
+        over = time.perf_counter() - t0 > cfg.max_seconds
+        if step % cfg.eval_every and step < cfg.steps and not over:
+            continue
+        psnr, loss = score(), sum(losses) / len(losses)
+        losses = []
+        res.history.append({"step": step, "seconds": round(time.perf_counter() - t0, 2), "loss": round(loss, 5),
+                            "holdout_psnr": _rounded(psnr)})
+        if not has_held or psnr > best:
+            best, best_step, bad, best_state = psnr, step, 0, copy.deepcopy(student.state_dict())
+        else:
+            bad += 1
+            if tc.diverged_db > 0 and psnr < best - tc.diverged_db:
+                lr_scale = restore_best(student, opt, best_state, lr_scale / 2,
+                                        f"held-out PSNR {psnr:.2f} dB at step {step}: diverged")
+                res.divergences.append({"step": step, "why": f"held-out PSNR {psnr:.2f} dB"})
+        if progress:
+            progress(step, cfg.steps, loss, psnr)
+        if over or bad >= cfg.patience:
+            res.stopped = "time_budget" if over else "early_stopping"
+            break
+    student.load_state_dict(best_state)
+    res.steps, res.best_step, res.best_holdout_psnr = step, best_step, best
+    return res
+
+
+def _rounded(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(x, 3)
