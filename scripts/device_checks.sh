@@ -8,6 +8,8 @@
 # gpu-marked tests in the time left.
 # Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), MINUTES (5: the issue's GPU budget),
 # MEMBERS (1: models trained at once, drawn as their mean; 2 met the held-out goal on the CPU),
+# DISTIL (0: off; N: the members then distilled into one model for at most N steps in what is left of MINUTES,
+# and that model evaluated, drawn once: `doppel render distil`),
 # LIMIT (570 s: the benchmark, then the tests, stop in time to bring $OUT back from a 600 s call),
 # JITTER (4), OPTIONS (training options, NAME=VALUE ...: "crop=512 checkpoint_every=0", the CPU run's 128 px crops
 # scaled to 1024 px, no checkpoints), PY (python3), SITE (/tmp/site), TESTS (the gpu-marked tests; "" = none).
@@ -19,6 +21,7 @@ SIZE=${SIZE:-1024}
 MINUTES=${MINUTES:-5}
 JITTER=${JITTER:-4}
 MEMBERS=${MEMBERS:-1}
+DISTIL=${DISTIL:-0}
 OPTIONS=${OPTIONS-crop=512 checkpoint_every=0}
 PY=${PY:-python3}
 SITE=${SITE:-/tmp/site}
@@ -47,7 +50,7 @@ opts=()
 for o in $OPTIONS; do opts+=(--option "$o"); done
 timeout $(( LIMIT - ($(date +%s) - t0) )) "$PY" benchmarks/neural_double.py --capture "$KIT/capture" --fit "$KIT/fit" --fitter doppel \
     --novel-mesh "$KIT/novel" --device "$DEVICE" --size "$SIZE" --minutes "$MINUTES" --jitter "$JITTER" \
-    --memory-size 0 --members "$MEMBERS" --work "$work" "${opts[@]}" 2>&1 | tee "$OUT/neural_double.log" | grep -v "^  step" | tail -40
+    --memory-size 0 --members "$MEMBERS" --distil "$DISTIL" --work "$work" "${opts[@]}" 2>&1 | tee "$OUT/neural_double.log" | grep -v "^  step" | tail -40
 status=$?
 cp "$work/results.json" "$OUT/" 2>/dev/null
 # the previews at half size: a file that comes back is at most 16 MiB
@@ -56,9 +59,11 @@ interpolation=cv2.INTER_AREA))" "$work/compare.png" "$OUT/compare_half.png" 2>/d
 stamp "benchmark exit $status$([ "$status" = 124 ] && echo ': stopped at the time limit')"
 
 left=$(( LIMIT - ($(date +%s) - t0) ))
-if [ -f "$work/model/config.json" ] && [ "$left" -gt 90 ]; then
+drawn="$work/model"
+[ "$DISTIL" != 0 ] && drawn="$work/student"
+if [ -f "$drawn/config.json" ] && [ "$left" -gt 90 ]; then
     stamp "where a frame's time goes (benchmarks/render_breakdown.py)"
-    timeout 60 "$PY" benchmarks/render_breakdown.py --model "$work/model" --session "$KIT/capture/session" \
+    timeout 60 "$PY" benchmarks/render_breakdown.py --model "$drawn" --session "$KIT/capture/session" \
         --size "$SIZE" --device "$DEVICE" 2>&1 | tee "$OUT/render_breakdown.json" | tail -3
 fi
 
