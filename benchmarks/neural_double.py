@@ -168,7 +168,7 @@ def distil_student(args, capture: Path, fit: Path, teacher: Path, work: Path, tr
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     req = DistilRequest(capture / "session", fit, teacher, out, args.distil, max(left, 0.5), args.jitter,
-                        args.device, args.masks)
+                        args.device, args.masks, args.distil_supersample)
 
     def progress(step, total, loss, psnr):
         print(f"  distil step {step:5d}  {time.perf_counter() - t0:7.1f} s  loss {loss:.4f}  held-out PSNR "
@@ -373,6 +373,8 @@ def main() -> None:
                     help="after training, distil the model (its members, drawn with --jitter) into one model in "
                          "WORK/student for at most STEPS steps (`doppel render distil`; the rest of --minutes is its "
                          "budget) and evaluate that, drawn once")
+    ap.add_argument("--distil-supersample", type=int, default=None,
+                    help="the distilled model's G-buffer samples per pixel side (default: the teacher's)")
     args = ap.parse_args()
     # the CPU figures are one thread; with CUDA the CPU only prepares (bake, G-buffers): all cores
     torch.set_num_threads(1 if args.device == "cpu" else max(1, min(16, os.cpu_count() or 1)))

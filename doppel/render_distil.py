@@ -37,6 +37,8 @@ class DistilRequest:
     jitter: int = 4                  # teacher renders per view at sub-pixel shifts
     device: str = "cpu"
     masks: Path | None = None
+    supersample: int | None = None   # the student's G-buffer samples per pixel side (None: the teacher's); 1 draws
+                                     # a quarter of the samples, the student learning the teacher's soft edges
 
 
 def _teacher(req: DistilRequest):
@@ -55,13 +57,21 @@ def _teacher(req: DistilRequest):
     return teacher.eval(), meta, treq
 
 
-def _student(teacher, meta: dict):
-    """A copy of the teacher's member with the best held-out PSNR (member 0 when none was scored), and its index."""
+def _student(teacher, meta: dict, supersample: int | None):
+    """A copy of the teacher's member with the best held-out PSNR (member 0 when none was scored), drawing
+    ``supersample`` G-buffer samples per pixel side (None: as the teacher), and its index."""
+    from dataclasses import replace
+
     members = list(getattr(teacher, "members", [teacher]))
     scores = (meta.get("summary") or {}).get("member_holdout_psnr") or []
     scores = [-math.inf if s is None else s for s in scores]
     k = int(np.argmax(scores)) if len(scores) == len(members) else 0
-    return copy.deepcopy(members[k]), k
+    student = copy.deepcopy(members[k])
+    if supersample is not None:
+        if supersample not in (1, 2, 4):
+            raise ValueError(f"--supersample must be 1, 2 or 4, got {supersample}")
+        student.config = replace(student.config, supersample=supersample)
+    return student, k
 
 
 def _training_views(req: DistilRequest, teacher, treq: TrainRequest, jitter: int):
@@ -105,7 +115,7 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
     teacher, meta, treq = _teacher(req)
     say(f"drawing the teacher's views (jitter {req.jitter})")
     tv, note = _training_views(req, teacher, treq, req.jitter)
-    student, k = _student(teacher, meta)
+    student, k = _student(teacher, meta, req.supersample)
     held = holdout_views(treq, student.cpu()) if treq.holdout else None
     say("distilling")
     cfg = DistilConfig(steps=req.steps, jitter=req.jitter,
@@ -117,7 +127,8 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
                "frames": t.get("frames"), "size_note": note, "lr_schedule": "constant",
                "distilled": {"teacher": str(req.teacher), "teacher_holdout_psnr": t.get("best_holdout_psnr"),
                              "start_member": k, "start_holdout_psnr": res.history[0]["holdout_psnr"],
-                             "views": len(tv.cameras), "jitter": req.jitter},
+                             "views": len(tv.cameras), "jitter": req.jitter,
+                             "supersample": student.config.supersample},
                **dict(params or {})}
     student = student.cpu().eval()
     save_model(tmp, student, extra={"training": {"step": res.steps, "best_step": res.best_step,

@@ -99,6 +99,8 @@ def distil(
     minutes: float = typer.Option(None, "--minutes", help="Wall-clock budget of the optimisation (minutes)."),
     jitter: int = typer.Option(SHOT_JITTER, "--jitter", help="Teacher renders per view at sub-pixel camera shifts, "
                                "averaged: what the student learns to draw in one render."),
+    supersample: int = typer.Option(None, "--supersample", help="The student's G-buffer samples per pixel side "
+                                    "(1, 2 or 4; default: the teacher's). 1 draws a quarter of the samples."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     masks: Path = typer.Option(None, "--masks", help="Person masks, as given to `render train`."),
     workspace: WorkspaceOpt = None,
@@ -115,9 +117,11 @@ def distil(
 
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
+    if supersample not in (None, 1, 2, 4):
+        raise ValueError(f"--supersample must be 1, 2 or 4, got {supersample}")
     dev = resolve_device(device)
     torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
-    req = DistilRequest(session, fit_dir, teacher, out, steps, minutes, jitter, dev, masks)
+    req = DistilRequest(session, fit_dir, teacher, out, steps, minutes, jitter, dev, masks, supersample)
     inputs = [p for p in (session, fit_dir, teacher, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force, inputs)
     console = Console()

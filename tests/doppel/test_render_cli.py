@@ -373,7 +373,15 @@ def test_distil_turns_two_members_into_one_model_and_refuses_another_rig(tmp_pat
     assert meta["summary"]["holdout"] == ["cam3"] and (d / "holdout.png").is_file()
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["stage"] == "render_model" and "teacher_model" in manifest["inputs"]
+    code, out, err = run_cli(capsys, "render", "distil", s, "--fit", fit, "--teacher", m, "--out", tmp_path / "ss1",
+                             "--steps", "2", "--jitter", "1", "--supersample", "1", "--device", "cpu")
+    assert code == 0, err
+    one, meta = load_double(tmp_path / "ss1")
+    assert one.config.supersample == 1 and model.config.supersample == 2
+    assert meta["summary"]["distilled"]["supersample"] == 1
     o = tmp_path / "refused"
+    _fails(capsys, o, "render", "distil", s, "--fit", fit, "--teacher", m, "--out", o, "--supersample", "3",
+           match="--supersample must be 1, 2 or 4")
     other = _fit_folder(tmp_path / "other_rig", *uv_sphere(10, 20))
     _fails(capsys, o, "render", "distil", s, "--fit", other, "--teacher", m, "--out", o, "--device", "cpu",
            match="was trained on another rig / topology than --fit")
