@@ -75,7 +75,7 @@ def _student(teacher, meta: dict, supersample: int | None):
 
 
 def _training_views(req: DistilRequest, teacher, treq: TrainRequest, jitter: int):
-    """(teacher views at and between the training cameras of the first fitted frame, size note)."""
+    """(teacher views at and between the training cameras, in every fitted frame of the take, size note)."""
     import torch
 
     from capture.camera import Camera
@@ -97,7 +97,9 @@ def _training_views(req: DistilRequest, teacher, treq: TrainRequest, jitter: int
                           torch.from_numpy(np.stack([masks[i] for i in keep]))).median(0).values
     cam_of = {c.name: c for c in cams}
     joined = between_cameras(Camera.stack([cam_of[c] for c in train_cams]))
-    return teacher_views(teacher, torch.from_numpy(verts), joined, bg, jitter, req.device), note
+    frames = list(dict.fromkeys(f for f, _ in where))
+    meshes = torch.cat([torch.from_numpy(fit.frames[f]).float()[None].expand(len(joined), -1, -1) for f in frames])
+    return teacher_views(teacher, meshes, Camera.stack([joined] * len(frames)), bg, jitter, req.device), note
 
 
 def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, float, float], None] | None = None,

@@ -4,7 +4,8 @@ An ensemble (``neural_render.ensemble``) and render-time jitter (``neural_render
 no camera trained on than one model drawn once, at K x N times the render cost. Here a student, started from the
 ensemble's best member, learns the teacher's jittered ensemble renders: at the training cameras and at cameras on
 the paths between neighbouring training cameras (``between_cameras``; no photo exists there, only the teacher's
-answer). Its render costs one model and one pass. On the Cycles benchmark (docs/benchmarks.md, "Distillation")
+answer), on each view's own mesh (every fitted frame of a take). Its render costs one model and one pass. On
+the Cycles benchmark (docs/benchmarks.md, "Distillation")
 the student kept 40-55 % of what the teacher (2 members, jitter 4) gains over its best member on held-out
 views (+0.27 to +0.32 dB of +0.56 to +0.69).
 
@@ -70,7 +71,7 @@ class TeacherViews:
     images: Tensor          # (M, H, W, 3) sRGB: the teacher's render composited over ``background``
     alpha: Tensor           # (M, H, W) the teacher's alpha in [0, 1]
     cameras: Camera         # M cameras at H x W
-    verts: Tensor           # (V, 3) the mesh they were drawn on, world metres
+    verts: Tensor           # (M, V, 3) the mesh each was drawn on, world metres
     background: Tensor      # (3,) sRGB backdrop colour
     centres: list[Tensor]   # per view (P, 2) long (y, x): pixels a training crop may be centred on (alpha > 0.5)
 
@@ -109,20 +110,24 @@ def between_cameras(cameras: Camera, neighbours: int = 2, positions: tuple[float
 @torch.no_grad()
 def teacher_views(teacher: nn.Module, verts: Tensor, cameras: Camera, background: Tensor, jitter: int = 4,
                   device="cpu") -> TeacherViews:
-    """The teacher's renders of verts (V, 3) in each of the M cameras: the mean of ``jitter`` sub-pixel-shifted
-    renders (new views: the mean colour correction), composited over ``background`` (3,) sRGB. On the CPU."""
+    """The teacher's renders of verts (V, 3), or (M, V, 3) one mesh per view (e.g. the fitted frames of a take), in
+    each of the M cameras: the mean of ``jitter`` sub-pixel-shifted renders (new views: the mean colour
+    correction), composited over ``background`` (3,) sRGB. On the CPU."""
     imgs, alphas = [], []
-    v = verts.to(device)
+    verts = verts.float().cpu()
+    verts = verts[None].expand(len(cameras), -1, -1) if verts.dim() == 2 else verts
+    if len(verts) != len(cameras):
+        raise ValueError(f"teacher_views: {len(verts)} meshes for {len(cameras)} cameras")
     bg = background.float().cpu()
     for i in range(len(cameras)):
-        cam = cameras[i].to(device=device)
+        cam, v = cameras[i].to(device=device), verts[i].to(device)
         with autocast_for(device):
-            rgba = jittered_render(lambda c: teacher(v, c).float(), cam, jitter_offsets(jitter))[0].cpu()
+            rgba = jittered_render(lambda c, v=v: teacher(v, c).float(), cam, jitter_offsets(jitter))[0].cpu()
         a = rgba[..., 3:]
         imgs.append(rgba[..., :3] * a + bg * (1 - a))
         alphas.append(a[..., 0])
     alpha = torch.stack(alphas)
-    return TeacherViews(torch.stack(imgs), alpha, cameras.to(device="cpu"), verts.float().cpu(), bg,
+    return TeacherViews(torch.stack(imgs), alpha, cameras.to(device="cpu"), verts.contiguous(), bg,
                         [(a > 0.5).nonzero() for a in alpha])
 
 
@@ -148,7 +153,7 @@ def _distil_step(student: NeuralDouble, opt, tv: TeacherViews, cfg: TrainConfig,
     img = torch.stack([tv.images[i, y:y + crop, x:x + crop] for i, (y, x) in zip(ids, boxes, strict=True)]).to(device)
     alpha = torch.stack([tv.alpha[i, y:y + crop, x:x + crop] for i, (y, x) in zip(ids, boxes, strict=True)]).to(device)
     with torch.no_grad():
-        g = student.gbuffer(tv.verts.to(device)[None].expand(len(ids), -1, -1), cams.to(device=device))
+        g = student.gbuffer(tv.verts[ids].to(device), cams.to(device=device))
     with autocast_for(device):
         rgba, res = student.render_gbuffer(g, None, None, with_residual=True)
     s = student.config.supersample

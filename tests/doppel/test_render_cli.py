@@ -91,6 +91,12 @@ def test_multi_frame_take_trains_on_every_frame_and_shoots_a_movie(tmp_path, cap
                              "--camera", "cam0", "--out", tmp_path / "shot")
     assert code == 0, err
     assert (tmp_path / "shot" / "cam0" / "0001.png").is_file() and (tmp_path / "shot" / "cam0.mp4").is_file()
+    code, out, err = run_cli(capsys, "render", "distil", tmp_path / "s", "--fit", tmp_path / "fit", "--teacher",
+                             tmp_path / "m", "--out", tmp_path / "d", "--steps", "2", "--jitter", "1", "--device",
+                             "cpu")
+    assert code == 0, err                              # one model, no held-out cameras: the last state is kept
+    summary = json.loads((tmp_path / "d" / "config.json").read_text())["summary"]
+    assert summary["distilled"]["views"] == 2 * (6 + 6 * 2) and summary["best_holdout_psnr"] is None
 
 
 def _fails(capsys, out_dir, *args, match):

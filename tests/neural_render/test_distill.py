@@ -90,3 +90,17 @@ def test_a_student_distilled_from_two_members_draws_closer_to_them(scene, pair):
     after = gap(student.eval())
     assert after < 0.8 * before, (before, after)
     assert not isinstance(student, NeuralEnsemble)
+
+
+def test_teacher_views_draw_each_view_on_its_own_mesh(scene, pair):  # noqa: F811
+    v, cams = scene[0], scene[4]
+    (m0, _), _ = pair
+    cam = Camera.stack([cams[0], cams[0]])
+    moved = torch.stack([v, v + torch.tensor([0.0, 0.3, 0.0])])          # the second frame's mesh, 0.3 m along y
+    tv = teacher_views(m0, moved, cam, torch.zeros(3), jitter=1)
+    ys = [float((tv.alpha[k] > 0.5).nonzero()[:, 0].float().mean()) for k in range(2)]
+    assert abs(ys[0] - ys[1]) > 3                      # drawn where each mesh is (rows move; image y points down)
+    with torch.no_grad():
+        assert torch.allclose(tv.alpha[1], m0(moved[1], cam[1])[0, ..., 3], atol=1e-6)
+    with pytest.raises(ValueError, match="3 meshes for 2 cameras"):
+        teacher_views(m0, moved[[0, 1, 1]], cam, torch.zeros(3))
