@@ -5,9 +5,8 @@ no camera trained on than one model drawn once, at K x N times the render cost. 
 ensemble's best member, learns the teacher's jittered ensemble renders: at the training cameras and at cameras on
 the paths between neighbouring training cameras (``between_cameras``; no photo exists there, only the teacher's
 answer), on each view's own mesh (every fitted frame of a take). Its render costs one model and one pass. On
-the Cycles benchmark (docs/benchmarks.md, "Distillation")
-the student kept 40-55 % of what the teacher (2 members, jitter 4) gains over its best member on held-out
-views (+0.27 to +0.32 dB of +0.56 to +0.69).
+the Cycles benchmark (docs/benchmarks.md, "Distillation") the student kept 40-55 % of what the teacher (2
+members, jitter 4) gains over its best member on held-out views (+0.27 to +0.32 dB of +0.56 to +0.69).
 
 The student's loss is the trainer's (``training.photometric_loss``: the composite over the backdrop colour and
 the teacher's alpha), drawn with the mean colour correction (the teacher draws new views so). The held-out views,
