@@ -39,6 +39,8 @@ class DistilRequest:
     masks: Path | None = None
     supersample: int | None = None   # the student's G-buffer samples per pixel side (None: the teacher's); 1 draws
                                      # a quarter of the samples, the student learning the teacher's soft edges
+    crop: int | None = None          # training crop side in pixels (None: half the longer image side, at least 128:
+                                     # the trainer's 128 px crops at 256 px, 512 at 1024 as the device checks train)
 
 
 def _teacher(req: DistilRequest):
@@ -109,6 +111,7 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
     from core.storage import atomic_write_json
     from neural_render.distill import DistilConfig, distil
     from neural_render.neural_double import save_model
+    from neural_render.training import TrainConfig
 
     say = status or (lambda s: None)
     if req.steps < 1:
@@ -122,7 +125,8 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
     say("distilling")
     cfg = DistilConfig(steps=req.steps, jitter=req.jitter,
                        max_seconds=math.inf if req.minutes is None else req.minutes * 60)
-    res = distil(student.to(req.device), tv, held, cfg, req.device, progress)
+    crop = req.crop or max(128, max(tv.alpha.shape[1:]) // 2)
+    res = distil(student.to(req.device), tv, held, cfg, req.device, progress, TrainConfig(crop=crop))
     t = meta.get("summary") or {}
     summary = {"steps": res.steps, "best_step": res.best_step, "stopped": res.stopped, "divergences": res.divergences,
                "best_holdout_psnr": _num(res.best_holdout_psnr), "holdout": treq.holdout, "size": t.get("size"),
@@ -130,7 +134,7 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
                "distilled": {"teacher": str(req.teacher), "teacher_holdout_psnr": t.get("best_holdout_psnr"),
                              "start_member": k, "start_holdout_psnr": res.history[0]["holdout_psnr"],
                              "views": len(tv.cameras), "jitter": req.jitter,
-                             "supersample": student.config.supersample},
+                             "supersample": student.config.supersample, "crop": crop},
                **dict(params or {})}
     student = student.cpu().eval()
     save_model(tmp, student, extra={"training": {"step": res.steps, "best_step": res.best_step,
