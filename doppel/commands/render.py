@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -14,6 +15,21 @@ from doppel.shot_stage import SHOT_JITTER
 
 app = typer.Typer(help="Neural double: train it from a capture session and its fit, render shots.",
                   no_args_is_help=True)
+
+
+@contextlib.contextmanager
+def _optimisation_bar(console: Console, title: str, total: int, no_holdout: str):
+    """A progress bar of an optimisation's steps; yields (progress(step, total, loss, held-out PSNR), status(text))
+    for the stage functions (``no_holdout``: what the bar says for a nan PSNR)."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(title, total=total, stats="")
+
+        def progress(step: int, total: int, loss: float, psnr: float) -> None:
+            held = no_holdout if psnr != psnr else f"{psnr:.2f} dB"
+            bar.update(task, completed=step, stats=f"loss {loss:.4f}  held-out PSNR {held}")
+
+        yield progress, lambda m: bar.update(task, description=f"{title}: {m}")
 
 
 def _prov(run) -> dict:
@@ -72,17 +88,9 @@ def train(
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
     console = Console()
     with gate_from_cli(workspace, actor, production, use="render", command="render train", inputs=inputs) as run, \
-            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("render train", total=iterations, stats="")
-
-        def progress(step: int, total: int, loss: float, psnr: float) -> None:
-            held = "n/a (no --holdout)" if psnr != psnr else f"{psnr:.2f} dB"
-            bar.update(task, completed=step, stats=f"loss {loss:.4f}  held-out PSNR {held}")
-
+            _optimisation_bar(console, "render train", iterations, "n/a (no --holdout)") as (progress, status):
         with staged_stage_dir(out, MODEL_STAGE, force or resume, inputs) as tmp:
-            s = train_ensemble(req, tmp, progress, lambda m: bar.update(task, description=f"render train: {m}"),
-                              _prov(run))
+            s = train_ensemble(req, tmp, progress, status, _prov(run))
         finish_training(out)
         run.add_output(out, kind="render_model")
     _print_training(console, s, out)
@@ -126,17 +134,9 @@ def distil(
     check_stage_out(out, MODEL_STAGE, force, inputs)
     console = Console()
     with gate_from_cli(workspace, actor, production, use="render", command="render distil", inputs=inputs) as run, \
-            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("render distil", total=steps, stats="")
-
-        def progress(step: int, total: int, loss: float, psnr: float) -> None:
-            held = "n/a (no held-out cameras)" if psnr != psnr else f"{psnr:.2f} dB"
-            bar.update(task, completed=step, stats=f"loss {loss:.4f}  held-out PSNR {held}")
-
+            _optimisation_bar(console, "render distil", steps, "n/a (no held-out cameras)") as (progress, status):
         with staged_stage_dir(out, MODEL_STAGE, force, inputs) as tmp:
-            s = distil_session(req, tmp, progress, lambda m: bar.update(task, description=f"render distil: {m}"),
-                               _prov(run))
+            s = distil_session(req, tmp, progress, status, _prov(run))
         run.add_output(out, kind="render_model")
     d = s["distilled"]
     psnr = "n/a" if s["best_holdout_psnr"] is None else f"{s['best_holdout_psnr']:.2f} dB"

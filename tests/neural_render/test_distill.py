@@ -11,9 +11,10 @@ from capture.camera import Camera
 from neural_render.distill import DistilConfig, between_cameras, distil, teacher_views
 from neural_render.ensemble import NeuralEnsemble, mean_rgba
 from neural_render.jitter import jitter_offsets, shifted_camera
-from neural_render.training import TrainConfig, train_neural_double
+from neural_render.training import TrainConfig
 from tests.neural_render.scenes import ring_cameras
-from tests.neural_render.test_neural_double import _model, scene  # noqa: F401 - the fixture
+from tests.neural_render.test_ensemble import members  # noqa: F401 - the fixture (two trained members)
+from tests.neural_render.test_neural_double import scene  # noqa: F401 - the fixture
 
 
 def _angle(Ra, Rb):
@@ -42,21 +43,9 @@ def test_cameras_between_neighbours_lie_between_them():
         between_cameras(ring_cameras(1, 48))
 
 
-@pytest.fixture(scope="module")
-def pair(scene):  # noqa: F811
-    torch.set_num_threads(1)
-    out = []
-    for seed in (0, 1):
-        m, views = _model(scene, seed=seed)
-        train_neural_double(m, views, TrainConfig(iterations=80, batch=2, crop=64, eval_every=40, patience=10,
-                                                  seed=seed))
-        out.append(m.eval())
-    return out, views
-
-
-def test_teacher_views_are_its_jittered_renders_over_the_backdrop(scene, pair):  # noqa: F811
+def test_teacher_views_are_its_jittered_renders_over_the_backdrop(scene, members):  # noqa: F811
     v, cams = scene[0], scene[4]
-    (m0, _), _ = pair
+    (m0, _), _ = members
     bg = torch.tensor([0.2, 0.4, 0.6])
     tv = teacher_views(m0, v, Camera.stack([cams[0], cams[1]]), bg, jitter=4)
     with torch.no_grad():
@@ -68,13 +57,13 @@ def test_teacher_views_are_its_jittered_renders_over_the_backdrop(scene, pair): 
     assert len(tv.centres[0]) == int((tv.alpha[0] > 0.5).sum()) > 0
 
 
-def test_a_student_distilled_from_two_members_draws_closer_to_them(scene, pair):  # noqa: F811
+def test_a_student_distilled_from_two_members_draws_closer_to_them(scene, members):  # noqa: F811
     v, cams = scene[0], scene[4]
-    members, views = pair
-    teacher = NeuralEnsemble(members).eval()
+    pair, views = members
+    teacher = NeuralEnsemble(pair).eval()
     joined = between_cameras(Camera.stack([cams[i] for i in range(8) if i not in (3, 7)]), positions=(0.0, 0.5))
     tv = teacher_views(teacher, v, joined, torch.tensor([0.5, 0.5, 0.5]), jitter=2)
-    student = copy.deepcopy(members[0])
+    student = copy.deepcopy(pair[0])
 
     def gap(model):                                  # mean squared difference to the teacher's views, on the mesh
         with torch.no_grad():
@@ -92,9 +81,9 @@ def test_a_student_distilled_from_two_members_draws_closer_to_them(scene, pair):
     assert not isinstance(student, NeuralEnsemble)
 
 
-def test_teacher_views_draw_each_view_on_its_own_mesh(scene, pair):  # noqa: F811
+def test_teacher_views_draw_each_view_on_its_own_mesh(scene, members):  # noqa: F811
     v, cams = scene[0], scene[4]
-    (m0, _), _ = pair
+    (m0, _), _ = members
     cam = Camera.stack([cams[0], cams[0]])
     moved = torch.stack([v, v + torch.tensor([0.0, 0.3, 0.0])])          # the second frame's mesh, 0.3 m along y
     tv = teacher_views(m0, moved, cam, torch.zeros(3), jitter=1)
