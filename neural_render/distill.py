@@ -91,7 +91,7 @@ def between_cameras(cameras: Camera, neighbours: int = 2, positions: tuple[float
     for i in range(n):
         cos = axes @ axes[i]
         cos[i] = -math.inf
-        joins.update((min(i, j), max(i, j)) for j in cos.argsort(descending=True)[:neighbours].tolist())
+        joins.update((min(i, j), max(i, j)) for j in cos.argsort(descending=True)[:min(neighbours, n - 1)].tolist())
     out = [cameras[i] for i in range(n)] if 0.0 in positions else []
     centres = cameras.center
     for i, j in sorted(joins):

@@ -36,6 +36,8 @@ def test_cameras_between_neighbours_lie_between_them():
     assert half > 0.1
     assert math.isclose(_angle(cams.R[ia], mid.R[0]), half, rel_tol=1e-4)
     assert math.isclose(_angle(mid.R[0], cams.R[ib]), half, rel_tol=1e-4)
+    two = between_cameras(Camera.stack([cams[0], cams[1]]), neighbours=2, positions=(0.0, 0.5))
+    assert two.name == ("cam0", "cam1", "cam0~cam1@0.50")   # more neighbours asked than there are: one join
     for bad in ({"positions": (1.0,)}, {"neighbours": 0}):
         with pytest.raises(ValueError):
             between_cameras(cams, **bad)
