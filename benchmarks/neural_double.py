@@ -406,18 +406,18 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
               + (f" (members alone: {summary['member_holdout_psnr']})" if summary.get("member_holdout_psnr") else ""))
     if args.distil:
         model_dir, summary = distil_student(args, capture, fit, model_dir, work, summary if args.model is None else {})
-        args.jitter = 1
+    jitter = 1 if args.distil else args.jitter          # a distilled model is drawn once
     model, meta = load_double(model_dir)
     summary = meta.get("summary", {}) if args.model and not args.distil else summary
     session = load_session(capture / "session")
     frames = list(session.frames)
-    held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks, jitter=args.jitter,
+    held, rows = evaluate_views(model, session, holdout, args.size, frames[0], masks=args.masks, jitter=jitter,
                                 device=args.device)
-    res = {"load_at_start": _load(), "options": parse_options(args.option), "jitter": args.jitter, "train": summary,
+    res = {"load_at_start": _load(), "options": parse_options(args.option), "jitter": jitter, "train": summary,
            "curve": meta["training"]["history"],
            "holdout": held, "holdout_summary": print_table("held-out views (frame 0)", held)}
     kind = novel_mesh_kind(args.novel_mesh, fit)
-    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks, fit, kind, args.jitter,
+    novel = _novel_poses(model, session, capture, frames[1:], holdout, args.size, args.masks, fit, kind, jitter,
                          args.device)
     if novel is not None:
         res["novel_poses"], more = novel
@@ -425,9 +425,9 @@ def run_benchmark(args, capture: Path, fit: Path, work: Path) -> dict:
         res["novel_summary"] = print_table(f"novel poses (later frames, {kind} meshes)", res["novel_poses"])
         rows += more
     write_png(work / "compare.png", np.concatenate(rows, 0))
-    res["speed"] = render_speed(model, session, 512, "cpu", jitter=args.jitter)
+    res["speed"] = render_speed(model, session, 512, "cpu", jitter=jitter)
     if args.device == "cuda":
-        for j in sorted({1, args.jitter}):
+        for j in sorted({1, jitter}):
             res["speed"].update({f"{k}_jitter{j}": v for k, v in
                                  render_speed(model, session, 1024, "cuda", repeats=20, jitter=j).items()})
     print(f"\nrendering speed (CPU: {torch.get_num_threads()} thread(s)): {res['speed']} (load {_load()})")

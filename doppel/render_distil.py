@@ -76,8 +76,9 @@ def _student(teacher, meta: dict, supersample: int | None):
     return student, k
 
 
-def _training_views(req: DistilRequest, teacher, treq: TrainRequest, jitter: int):
-    """(teacher views at and between the training cameras, in every fitted frame of the take, size note)."""
+def _training_views(req: DistilRequest, teacher, treq: TrainRequest, loaded: tuple, cfg):
+    """Teacher views at and between the training cameras (``cfg``: DistilConfig's neighbours, positions, jitter),
+    in every fitted frame of the take; loaded: ``_load_views``' result."""
     import torch
 
     from capture.camera import Camera
@@ -85,7 +86,7 @@ def _training_views(req: DistilRequest, teacher, treq: TrainRequest, jitter: int
     from neural_render.neural_double import ModelError, topology_signature
     from neural_render.training import backdrop_colours
 
-    _, fit, cams, photos, masks, _, where, _, note = _load_views(treq, teacher.renderer.multiple)
+    _, fit, cams, photos, masks, _, where, _, _ = loaded
     first = where[0][0]
     verts = fit.frames[first]
     if topology_signature(fit.faces, fit.uvs, fit.face_uvs, verts.shape[0]) != teacher.signature():
@@ -98,10 +99,10 @@ def _training_views(req: DistilRequest, teacher, treq: TrainRequest, jitter: int
     bg = backdrop_colours(torch.from_numpy(np.stack([photos[i] for i in keep])),
                           torch.from_numpy(np.stack([masks[i] for i in keep]))).median(0).values
     cam_of = {c.name: c for c in cams}
-    joined = between_cameras(Camera.stack([cam_of[c] for c in train_cams]))
+    joined = between_cameras(Camera.stack([cam_of[c] for c in train_cams]), cfg.neighbours, cfg.positions)
     frames = list(dict.fromkeys(f for f, _ in where))
     meshes = torch.cat([torch.from_numpy(fit.frames[f]).float()[None].expand(len(joined), -1, -1) for f in frames])
-    return teacher_views(teacher, meshes, Camera.stack([joined] * len(frames)), bg, jitter, req.device), note
+    return teacher_views(teacher, meshes, Camera.stack([joined] * len(frames)), bg, cfg.jitter, req.device)
 
 
 def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, float, float], None] | None = None,
@@ -118,13 +119,15 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
         raise ValueError(f"--steps must be >= 1, got {req.steps}")
     say("loading the teacher")
     teacher, meta, treq = _teacher(req)
-    say(f"drawing the teacher's views (jitter {req.jitter})")
-    tv, note = _training_views(req, teacher, treq, req.jitter)
-    student, k = _student(teacher, meta, req.supersample)
-    held = holdout_views(treq, student.cpu()) if treq.holdout else None
-    say("distilling")
+    loaded = _load_views(treq, teacher.renderer.multiple)
+    note = loaded[-1]
     cfg = DistilConfig(steps=req.steps, jitter=req.jitter,
                        max_seconds=math.inf if req.minutes is None else req.minutes * 60)
+    say(f"drawing the teacher's views (jitter {req.jitter})")
+    tv = _training_views(req, teacher, treq, loaded, cfg)
+    student, k = _student(teacher, meta, req.supersample)
+    held = holdout_views(treq, student.cpu(), loaded) if treq.holdout else None
+    say("distilling")
     crop = req.crop or max(128, max(tv.alpha.shape[1:]) // 2)
     res = distil(student.to(req.device), tv, held, cfg, req.device, progress, TrainConfig(crop=crop))
     t = meta.get("summary") or {}

@@ -369,15 +369,16 @@ def write_model_manifest(req: TrainRequest, tmp: Path, info: dict, summary: dict
                    outputs=outputs, extra={"render_model": summary})
 
 
-def holdout_views(req: TrainRequest, model):
+def holdout_views(req: TrainRequest, model, loaded: tuple | None = None):
     """``neural_render.training.TrainViews`` of the held-out cameras in the first fitted frame at the training size
-    (what the trainer scores): for scoring a trained model (an ensemble) after training."""
+    (what the trainer scores): for scoring a trained model (an ensemble) after training. loaded: ``_load_views``'s
+    result when the caller has it (the session is not read again)."""
     import torch
 
     from capture.camera import Camera
     from neural_render.training import prepare_views
 
-    _, fit, cams, photos, masks, names, where, _, _ = _load_views(req, model.renderer.multiple)
+    _, fit, cams, photos, masks, names, where, _, _ = loaded or _load_views(req, model.renderer.multiple)
     first = where[0][0]
     ids = [i for i, (f, c) in enumerate(where) if f == first and c in req.holdout]
     cam_of = {c.name: c for c in cams}

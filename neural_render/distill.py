@@ -35,9 +35,11 @@ from neural_render.training import (
     TrainConfig,
     TrainResult,
     TrainViews,
+    boxes_around,
     freeze_unoptimised_prior,
     holdout_psnr,
     make_optimizer,
+    optimiser_step,
     photometric_loss,
     regularisers,
     restore_best,
@@ -56,7 +58,7 @@ class DistilConfig:
                                   # 1.0 it scored 0.08 dB lower on the benchmark's held-out views
     neighbours: int = 2           # each training camera is joined to this many nearest (by viewing direction)
     positions: tuple[float, ...] = (0.0, 1 / 3, 2 / 3)  # where on each join the teacher is drawn (0: the camera)
-    jitter: int = 4               # teacher renders per view at sub-pixel shifts (neural_render.jitter)
+    jitter: int = 4               # teacher renders per view at sub-pixel shifts (``teacher_views``)
     eval_every: int = 50          # steps between held-out evaluations
     patience: int = 12            # evaluations without a better held-out PSNR before stopping early
     max_seconds: float = math.inf  # wall-clock budget of the optimisation
@@ -132,12 +134,7 @@ def teacher_views(teacher: nn.Module, verts: Tensor, cameras: Camera, background
 
 def _crops(tv: TeacherViews, ids: list[int], crop: int, gen: torch.Generator) -> tuple[list, Camera]:
     """(per view (y0, x0), the crops' cameras): crop x crop windows centred on random person pixels."""
-    H, W = tv.alpha.shape[1:]
-    boxes = []
-    for i in ids:
-        pts = tv.centres[i]
-        y, x = pts[int(torch.randint(len(pts), (1,), generator=gen))].tolist() if len(pts) else (H // 2, W // 2)
-        boxes.append((min(max(0, y - crop // 2), H - crop), min(max(0, x - crop // 2), W - crop)))
+    boxes = boxes_around(tv.centres, ids, tv.alpha.shape[1:], crop, gen)
     return boxes, Camera.stack([tv.cameras[i].cropped(x, y, crop, crop) for i, (y, x) in zip(ids, boxes,
                                                                                               strict=True)])
 
@@ -159,12 +156,7 @@ def _distil_step(student: NeuralDouble, opt, tv: TeacherViews, cfg: TrainConfig,
     on_mesh = g.mask if s == 1 else tf.max_pool2d(g.mask[:, None].float(), s)[:, 0] > 0
     bg = tv.background.to(device)[None].expand(len(ids), 3)
     loss = photometric_loss(rgba.float(), img, alpha, cfg, bg) + regularisers(student, res.float(), on_mesh, cfg)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.grad_clip > 0:
-        nn.utils.clip_grad_norm_([p for grp in opt.param_groups for p in grp["params"]], cfg.grad_clip)
-    opt.step()
-    return float(loss.detach())
+    return optimiser_step(opt, loss, cfg.grad_clip)
 
 
 def distil(student: NeuralDouble, tv: TeacherViews, held: TrainViews | None, cfg: DistilConfig, device="cpu",

@@ -234,12 +234,20 @@ def views_for_training(views: TrainViews, device, share: float = 0.5) -> TrainVi
 
 def _crop_boxes(views: TrainViews, ids: Tensor, crop: int, gen: torch.Generator) -> list[tuple[int, int]]:
     """Top-left corners of crop x crop boxes, each centred on a random person (or mesh) pixel of its view."""
-    H, W = views.masks.shape[1:]
     if views.crop_centres is None:
         views.crop_centres = crop_centres(views)
+    return boxes_around(views.crop_centres, ids.tolist(), views.masks.shape[1:], crop, gen)
+
+
+def boxes_around(centres: list[Tensor], ids: list[int], size: tuple[int, int], crop: int,
+                 gen: torch.Generator) -> list[tuple[int, int]]:
+    """(y0, x0) top-left corners of crop x crop boxes inside an image of ``size`` (H, W), one per view of ``ids``,
+    each centred on a random pixel of that view's ``centres`` (P, 2) long (y, x) and moved inside the image;
+    (0, 0) for a view without any."""
+    H, W = size
     out = []
-    for i in ids.tolist():
-        pts = views.crop_centres[i]
+    for i in ids:
+        pts = centres[i]
         if len(pts) == 0:
             out.append((0, 0))
             continue
@@ -456,10 +464,15 @@ def _step(model, opt, views: TrainViews, cfg: TrainConfig, gen, device, probs: T
     on_mesh = g.mask if g.mask.shape == msk.shape else \
         tf.max_pool2d(g.mask[:, None].float(), _supersample(views))[:, 0] > 0
     loss = photometric_loss(rgba.float(), img, msk, cfg, bg) + regularisers(model, res.float(), on_mesh, cfg)
+    return optimiser_step(opt, loss, cfg.grad_clip)
+
+
+def optimiser_step(opt: torch.optim.Optimizer, loss: Tensor, grad_clip: float) -> float:
+    """Back-propagate ``loss``, clip the gradients' global norm to ``grad_clip`` (0 = none), step; returns the loss."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_([p for grp in opt.param_groups for p in grp["params"]], cfg.grad_clip)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for grp in opt.param_groups for p in grp["params"]], grad_clip)
     opt.step()
     return float(loss.detach())
 
