@@ -168,7 +168,7 @@ def distil_student(args, capture: Path, fit: Path, teacher: Path, work: Path, tr
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     req = DistilRequest(capture / "session", fit, teacher, out, args.distil, max(left, 0.5), args.jitter,
-                        args.device, args.masks, args.distil_supersample)
+                        args.device, args.masks, args.distil_supersample, args.distil_filter)
 
     def progress(step, total, loss, psnr):
         print(f"  distil step {step:5d}  {time.perf_counter() - t0:7.1f} s  loss {loss:.4f}  held-out PSNR "
@@ -344,6 +344,8 @@ def memory_probe(session: Path, fit: Path, holdout: str, size: int) -> float:
 
 
 def main() -> None:
+    from doppel.render_distil import STUDENT_OUTPUT_FILTER
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--capture", type=Path, help="capture folder (session/ + ground_truth/); default: synthesize one")
     ap.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
@@ -375,6 +377,8 @@ def main() -> None:
                          "budget) and evaluate that, drawn once")
     ap.add_argument("--distil-supersample", type=int, default=None,
                     help="the distilled model's G-buffer samples per pixel side (default: the teacher's)")
+    ap.add_argument("--distil-filter", type=float, default=STUDENT_OUTPUT_FILTER,
+                    help="the distilled model's output filter w (`render distil --output-filter`; 0 = none)")
     args = ap.parse_args()
     # the CPU figures are one thread; with CUDA the CPU only prepares (bake, G-buffers): all cores
     torch.set_num_threads(1 if args.device == "cpu" else max(1, min(16, os.cpu_count() or 1)))

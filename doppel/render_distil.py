@@ -23,6 +23,9 @@ from doppel.render_stage import MODEL_STAGE, TrainRequest, _load_views, holdout_
 
 log = logging.getLogger(__name__)
 
+STUDENT_OUTPUT_FILTER = 0.08    # the student's output filter (NeuralDoubleConfig.output_filter), drawn through while
+                                # it learns: docs/benchmarks.md, "The output filter"
+
 
 @dataclass
 class DistilRequest:
@@ -39,6 +42,7 @@ class DistilRequest:
     masks: Path | None = None
     supersample: int | None = None   # the student's G-buffer samples per pixel side (None: the teacher's); 1 draws
                                      # a quarter of the samples, the student learning the teacher's soft edges
+    output_filter: float = STUDENT_OUTPUT_FILTER
     crop: int | None = None          # training crop side in pixels (None: half the longer image side, at least 128:
                                      # the trainer's 128 px crops at 256 px, 512 at 1024 as the device checks train)
 
@@ -59,9 +63,10 @@ def _teacher(req: DistilRequest):
     return teacher.eval(), meta, treq
 
 
-def _student(teacher, meta: dict, supersample: int | None):
+def _student(teacher, meta: dict, supersample: int | None, output_filter: float = 0.0):
     """A copy of the teacher's member with the best held-out PSNR (member 0 when none was scored), drawing
-    ``supersample`` G-buffer samples per pixel side (None: as the teacher), and its index."""
+    ``supersample`` G-buffer samples per pixel side (None: as the teacher) through ``output_filter``
+    (``neural_render.output_filter``), and its index."""
     from dataclasses import replace
 
     members = list(getattr(teacher, "members", [teacher]))
@@ -73,6 +78,7 @@ def _student(teacher, meta: dict, supersample: int | None):
         if supersample not in (1, 2, 4):
             raise ValueError(f"--supersample must be 1, 2 or 4, got {supersample}")
         student.config = replace(student.config, supersample=supersample)
+    student.config = replace(student.config, output_filter=output_filter)
     return student, k
 
 
@@ -125,7 +131,7 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
                        max_seconds=math.inf if req.minutes is None else req.minutes * 60)
     say(f"drawing the teacher's views (jitter {req.jitter})")
     tv = _training_views(req, teacher, treq, loaded, cfg)
-    student, k = _student(teacher, meta, req.supersample)
+    student, k = _student(teacher, meta, req.supersample, req.output_filter)
     held = holdout_views(treq, student.cpu(), loaded) if treq.holdout else None
     say("distilling")
     crop = req.crop or max(128, max(tv.alpha.shape[1:]) // 2)
@@ -137,7 +143,8 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
                "distilled": {"teacher": str(req.teacher), "teacher_holdout_psnr": t.get("best_holdout_psnr"),
                              "start_member": k, "start_holdout_psnr": res.history[0]["holdout_psnr"],
                              "views": len(tv.cameras), "jitter": req.jitter,
-                             "supersample": student.config.supersample, "crop": crop},
+                             "supersample": student.config.supersample, "crop": crop,
+                             "output_filter": student.config.output_filter},
                **dict(params or {})}
     student = student.cpu().eval()
     save_model(tmp, student, extra={"training": {"step": res.steps, "best_step": res.best_step,

@@ -30,6 +30,7 @@ from neural_render.deferred import DeferredNeuralRenderer
 from neural_render.fragments import Fragments
 from neural_render.gbuffer import GBuffer, gbuffer_fragments
 from neural_render.neural_texture import NeuralTexture
+from neural_render.output_filter import check_output_filter, filter_rgba
 from neural_render.shading import vertex_normals
 from neural_render.texture import linear_to_srgb
 
@@ -69,7 +70,12 @@ class NeuralDoubleConfig:
                                     # render (neural and CGI) applies them
     view_inputs: str = "full"   # the U-Net's viewpoint inputs: "full" (view direction everywhere, camera-frame
                                 # normals), "mesh" (view direction on the mesh only), "none" (neither)
+    output_filter: float = 0.0  # every render smoothed by [w, 1 - 2w, w] on each axis (``neural_render.output_filter``:
+                                # render-time jitter's hedge in one pass); 0 = none
     cameras: list[str] = field(default_factory=list)  # training cameras (one colour correction each)
+
+    def __post_init__(self):
+        self.output_filter = check_output_filter(self.output_filter)
 
 
 def topology_signature(faces: Tensor | np.ndarray, uvs: Tensor | np.ndarray, face_uvs: Tensor | np.ndarray,
@@ -184,7 +190,7 @@ class NeuralDouble(nn.Module):
         rgba, res = self.renderer(feats, g, code, with_residual=True, coverage=cov)
         A, b = self.color_correction(camera_index)
         rgb = torch.einsum("bij,bhwj->bhwi", A.expand(len(rgba), 3, 3), rgba[..., :3]) + b[:, None, None]
-        rgba = torch.cat([rgb, rgba[..., 3:]], -1)
+        rgba = filter_rgba(torch.cat([rgb, rgba[..., 3:]], -1), self.config.output_filter)
         return (rgba, res) if with_residual else rgba
 
     def forward(self, verts: Tensor, cameras: Camera, code: Tensor | None = None) -> Tensor:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt
+from doppel.render_distil import STUDENT_OUTPUT_FILTER
 from doppel.shot_stage import SHOT_JITTER
 
 app = typer.Typer(help="Neural double: train it from a capture session and its fit, render shots.",
@@ -109,6 +110,9 @@ def distil(
                                "averaged: what the student learns to draw in one render."),
     supersample: int = typer.Option(None, "--supersample", help="The student's G-buffer samples per pixel side "
                                     "(1, 2 or 4; default: the teacher's). 1 draws a quarter of the samples."),
+    output_filter: float = typer.Option(STUDENT_OUTPUT_FILTER, "--output-filter", help="The student's output filter: "
+                                        "every render smoothed by [w, 1-2w, w] on each axis, learnt through (0 to 1/3; "
+                                        "0 = none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     masks: Path = typer.Option(None, "--masks", help="Person masks, as given to `render train`."),
     workspace: WorkspaceOpt = None,
@@ -122,14 +126,16 @@ def distil(
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.render_distil import DistilRequest, distil_session
     from doppel.render_stage import MODEL_STAGE, resolve_device
+    from neural_render.output_filter import check_output_filter
 
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
     if supersample not in (None, 1, 2, 4):
         raise ValueError(f"--supersample must be 1, 2 or 4, got {supersample}")
+    check_output_filter(output_filter)
     dev = resolve_device(device)
     torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
-    req = DistilRequest(session, fit_dir, teacher, out, steps, minutes, jitter, dev, masks, supersample)
+    req = DistilRequest(session, fit_dir, teacher, out, steps, minutes, jitter, dev, masks, supersample, output_filter)
     inputs = [p for p in (session, fit_dir, teacher, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force, inputs)
     console = Console()

@@ -359,6 +359,7 @@ def test_render_train_says_when_it_recovered_from_a_divergence(tmp_path):
 
 
 def test_distil_turns_two_members_into_one_model_and_refuses_another_rig(tmp_path, capsys, sphere_session):
+    from doppel.render_distil import STUDENT_OUTPUT_FILTER
     from neural_render.ensemble import load_double
     from neural_render.neural_double import NeuralDouble
 
@@ -374,20 +375,24 @@ def test_distil_turns_two_members_into_one_model_and_refuses_another_rig(tmp_pat
     assert "render distil: 4 steps" in text and "teacher views" in text
     model, meta = load_double(d)
     assert isinstance(model, NeuralDouble) and "members" not in meta     # one model, drawn once
+    assert model.config.output_filter == STUDENT_OUTPUT_FILTER > 0         # drawn through the filter it learnt with
     info = meta["summary"]["distilled"]
     assert info["views"] == 7 + 7 * 2 and info["jitter"] == 2            # ring of 7 training cameras: 7 joins x 2
     assert meta["summary"]["holdout"] == ["cam3"] and (d / "holdout.png").is_file()
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["stage"] == "render_model" and "teacher_model" in manifest["inputs"]
     code, out, err = run_cli(capsys, "render", "distil", s, "--fit", fit, "--teacher", m, "--out", tmp_path / "ss1",
-                             "--steps", "2", "--jitter", "1", "--supersample", "1", "--device", "cpu")
+                             "--steps", "2", "--jitter", "1", "--supersample", "1", "--output-filter", "0",
+                             "--device", "cpu")
     assert code == 0, err
     one, meta = load_double(tmp_path / "ss1")
-    assert one.config.supersample == 1 and model.config.supersample == 2
+    assert one.config.supersample == 1 and model.config.supersample == 2 and one.config.output_filter == 0
     assert meta["summary"]["distilled"]["supersample"] == 1
     o = tmp_path / "refused"
     _fails(capsys, o, "render", "distil", s, "--fit", fit, "--teacher", m, "--out", o, "--supersample", "3",
            match="--supersample must be 1, 2 or 4")
+    _fails(capsys, o, "render", "distil", s, "--fit", fit, "--teacher", m, "--out", o, "--output-filter", "0.5",
+           match="output filter must be from 0 to 1/3")
     other = _fit_folder(tmp_path / "other_rig", *uv_sphere(10, 20))
     _fails(capsys, o, "render", "distil", s, "--fit", other, "--teacher", m, "--out", o, "--device", "cpu",
            match="was trained on another rig / topology than --fit")
