@@ -108,13 +108,19 @@ def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple
     return Camera.stack([scaled_camera(c, W, H) for c in chosen]), note
 
 
+def shot_jitter(model, renderer: str = "neural") -> int:
+    """Renders per frame when none is asked for: 1 for the neural renderer of a model drawn through an output filter
+    (a `render distil` student: it learnt the jitter's hedge and draws it in one render), else ``SHOT_JITTER``."""
+    return 1 if renderer == "neural" and model.config.output_filter > 0 else SHOT_JITTER
+
+
 def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: list[str], rig_dir: Path | None,
                 anim_dir: Path | None, frames: str | None, renderer: str, size: int | None, device: str,
                 provenance: dict, progress: Callable[[int, int], None] | None = None,
-                disclose: Callable[[Path], None] | None = None, jitter: int = SHOT_JITTER) -> dict:
+                disclose: Callable[[Path], None] | None = None, jitter: int | None = None) -> dict:
     """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
     applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
-    camera shifts, averaged (``neural_render.jitter``)."""
+    camera shifts, averaged (``neural_render.jitter``; None: ``shot_jitter``)."""
     from core.storage import write_manifest
     from mocap_retarget.preview import write_disclosed_mp4
     from neural_render.ensemble import load_double
@@ -123,9 +129,10 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
 
     if renderer not in RENDERERS:
         raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
-    if not 1 <= jitter <= MAX_JITTER:
+    if jitter is not None and not 1 <= jitter <= MAX_JITTER:
         raise ValueError(f"--jitter must be between 1 and {MAX_JITTER} renders per frame, got {jitter}")
     model, meta = load_double(model_dir, "cpu")
+    jitter = shot_jitter(model, renderer) if jitter is None else jitter
     cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
     total, done, outputs = len(cams) * verts.shape[0], 0, {}

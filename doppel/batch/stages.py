@@ -23,8 +23,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from doppel.shot_stage import SHOT_JITTER
-
 
 @dataclass(frozen=True)
 class InputField:
@@ -307,7 +305,8 @@ class RenderShotJob(JobOptions):
     chunk_size: int = Field(24, ge=1)                 # frames per task
     renderer: Literal["neural", "cgi"] = "neural"
     size: int | None = Field(None, ge=16, le=8192)    # longest image side, px
-    jitter: int = Field(SHOT_JITTER, ge=1, le=16)     # renders per frame at sub-pixel camera shifts, averaged
+    jitter: int | None = Field(None, ge=1, le=16)     # renders per frame at sub-pixel camera shifts, averaged
+                                                      # (None: 4, 1 for a `render distil` model; shot_jitter)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     label: str | None = None                          # visible disclosure label
 

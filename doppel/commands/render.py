@@ -185,8 +185,9 @@ def shot(
     frames: str = typer.Option(None, "--frames", help="Frames A:B (B exclusive) of the animation / take."),
     renderer: str = typer.Option("neural", "--renderer", help="neural or cgi (the baked-texture baseline)."),
     size: int = typer.Option(None, "--size", help="Longest image side in px (default: the calibration's)."),
-    jitter: int = typer.Option(SHOT_JITTER, "--jitter", help="Renders per frame at sub-pixel camera shifts, "
-                               "averaged (1 = one render; each costs a full render)."),
+    jitter: int = typer.Option(None, "--jitter", help=f"Renders per frame at sub-pixel camera shifts, averaged (1 = "
+                               f"one render; each costs a full render). Default {SHOT_JITTER}, and 1 for a `render "
+                               "distil` model (it draws the hedge in one render)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Path = typer.Option(..., "--out", help="Output folder: CAMERA/NNNN.png, CAMERA/NNNN.exr, CAMERA.mp4."),
     workspace: WorkspaceOpt = None,
@@ -219,6 +220,6 @@ def shot(
                             lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter)
         run.add_output(out, kind="render")
     console.print(f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
-                  f"{s['size'][1]} ({s['renderer']}, {jitter} render(s) per frame)"
+                  f"{s['size'][1]} ({s['renderer']}, {s['jitter']} render(s) per frame)"
                   + (f"; {s['size_note']}" if s["size_note"] else "")
                   + f" -> {out}", markup=False, highlight=False)

@@ -389,7 +389,7 @@ def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_
     call = shot.call({"model": "m", "cameras": "c.json", "camera": [], "rig": "r", "anim": "a", "frames": "0:23",
                       "renderer": "neural", "size": None, "jitter": 4, "device": "auto", "out": "o", "label": None})
     assert call["frames"] == "0:24" and call["rig"] == Path("r") and call["jitter"] == 4
-    assert shot.model(model="m", cameras="c.json", out="o").jitter == 4       # the command's default
+    assert shot.model(model="m", cameras="c.json", out="o").jitter is None    # the command's default (shot_jitter)
     gate = shot.gate({"model": "m", "cameras": "c.json", "rig": "r", "anim": "a"})
     assert gate.likeness == ("m", "r") and gate.evidence == ("a",)
 

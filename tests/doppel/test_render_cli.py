@@ -97,6 +97,12 @@ def test_multi_frame_take_trains_on_every_frame_and_shoots_a_movie(tmp_path, cap
     assert code == 0, err                              # one model, no held-out cameras: the last state is kept
     summary = json.loads((tmp_path / "d" / "config.json").read_text())["summary"]
     assert summary["distilled"]["views"] == 2 * (6 + 6 * 2) and summary["best_holdout_psnr"] is None
+    for renderer, renders in (("neural", 1), ("cgi", 4)):      # a student draws once; the CGI baseline anti-aliases
+        code, out, err = run_cli(capsys, "render", "shot", tmp_path / "d", "--cameras",
+                                 tmp_path / "s" / "calibration.json", "--camera", "cam0", "--renderer", renderer,
+                                 "--out", tmp_path / f"shot_{renderer}")
+        assert code == 0, err
+        assert json.loads((tmp_path / f"shot_{renderer}" / "manifest.json").read_text())["params"]["jitter"] == renders
 
 
 def _fails(capsys, out_dir, *args, match):
