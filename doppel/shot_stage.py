@@ -108,10 +108,11 @@ def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple
     return Camera.stack([scaled_camera(c, W, H) for c in chosen]), note
 
 
-def shot_jitter(model, renderer: str = "neural") -> int:
-    """Renders per frame when none is asked for: 1 for the neural renderer of a model drawn through an output filter
-    (a `render distil` student: it learnt the jitter's hedge and draws it in one render), else ``SHOT_JITTER``."""
-    return 1 if renderer == "neural" and model.config.output_filter > 0 else SHOT_JITTER
+def shot_jitter(meta: dict, renderer: str = "neural") -> int:
+    """Renders per frame when none is asked for: 1 for the neural renderer of a `render distil` model (meta: its
+    config.json; the student learnt the jitter's hedge and draws it in one render, through its output filter),
+    else ``SHOT_JITTER``."""
+    return 1 if renderer == "neural" and "distilled" in (meta.get("summary") or {}) else SHOT_JITTER
 
 
 def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: list[str], rig_dir: Path | None,
@@ -132,7 +133,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     if jitter is not None and not 1 <= jitter <= MAX_JITTER:
         raise ValueError(f"--jitter must be between 1 and {MAX_JITTER} renders per frame, got {jitter}")
     model, meta = load_double(model_dir, "cpu")
-    jitter = shot_jitter(model, renderer) if jitter is None else jitter
+    jitter = shot_jitter(meta, renderer) if jitter is None else jitter
     cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
     total, done, outputs = len(cams) * verts.shape[0], 0, {}

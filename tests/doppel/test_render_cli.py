@@ -393,6 +393,10 @@ def test_distil_turns_two_members_into_one_model_and_refuses_another_rig(tmp_pat
     assert code == 0, err
     one, meta = load_double(tmp_path / "ss1")
     assert one.config.supersample == 1 and model.config.supersample == 2 and one.config.output_filter == 0
+    code, out, err = run_cli(capsys, "render", "shot", tmp_path / "ss1", "--cameras", s / "calibration.json",
+                             "--camera", "cam0", "--out", tmp_path / "shot_ss1")
+    assert code == 0, err                            # a student without the filter is still drawn once
+    assert json.loads((tmp_path / "shot_ss1" / "manifest.json").read_text())["params"]["jitter"] == 1
     assert meta["summary"]["distilled"]["supersample"] == 1
     o = tmp_path / "refused"
     _fails(capsys, o, "render", "distil", s, "--fit", fit, "--teacher", m, "--out", o, "--supersample", "3",
