@@ -62,6 +62,9 @@ def train(
     snapshots: int = typer.Option(1, "--snapshots", help="States kept per member: the best and the next best by "
                                   "held-out PSNR (needs --holdout), drawn with the members as their mean; each "
                                   "render costs a U-Net per state."),
+    output_filter: float = typer.Option(0.0, "--output-filter", help="Train and draw through an output filter: "
+                                        "every render smoothed by [w, 1-2w, w] on each axis (0 to 1/3; 0 = none; "
+                                        "`render distil` gives its students 0.08)."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -73,6 +76,7 @@ def train(
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.render_ensemble import check_counts, train_ensemble
     from doppel.render_stage import MODEL_STAGE, TrainRequest, finish_training, resolve_device
+    from neural_render.output_filter import check_output_filter
 
     if iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {iterations}")
@@ -80,11 +84,13 @@ def train(
         raise ValueError(f"--supersample must be 1, 2 or 4, got {supersample}")
     held = [c.strip() for c in holdout.split(",") if c.strip()]
     check_counts(members, snapshots, held)
+    options = {**({"snapshots": snapshots} if snapshots > 1 else {}),
+               **({"output_filter": check_output_filter(output_filter)} if output_filter else {})}
     dev = resolve_device(device)
     torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
     req = TrainRequest(session, fit_dir, out, held, size, iterations, dev, resume, masks, minutes,
                        supersample=supersample, refine_to_photos=refine_to_photos, members=members,
-                       options={"snapshots": snapshots} if snapshots > 1 else None)
+                       options=options or None)
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
     console = Console()

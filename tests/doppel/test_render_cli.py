@@ -84,12 +84,15 @@ def test_multi_frame_take_trains_on_every_frame_and_shoots_a_movie(tmp_path, cap
         write_session(tmp_path / "s", list(cams), {c.name: imgs[i].numpy() for i, c in enumerate(cams)}, frame=frame)
     _fit_folder(tmp_path / "fit", v, f, uv, fuv, later=[("001", v2)])
     code, out, err = run_cli(capsys, "render", "train", tmp_path / "s", "--fit", tmp_path / "fit", "--out",
-                             tmp_path / "m", "--size", "64", "--iterations", "2", "--device", "cpu")
+                             tmp_path / "m", "--size", "64", "--iterations", "2", "--device", "cpu",
+                             "--output-filter", "0.08")
     assert code == 0, err
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["frames"] == 2
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["frames"] == 2 and meta["config"]["output_filter"] == 0.08
     code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", tmp_path / "s" / "calibration.json",
                              "--camera", "cam0", "--out", tmp_path / "shot")
-    assert code == 0, err
+    assert code == 0, err                      # a trained model keeps the jitter default, filter or not
+    assert json.loads((tmp_path / "shot" / "manifest.json").read_text())["params"]["jitter"] == 4
     assert (tmp_path / "shot" / "cam0" / "0001.png").is_file() and (tmp_path / "shot" / "cam0.mp4").is_file()
     code, out, err = run_cli(capsys, "render", "distil", tmp_path / "s", "--fit", tmp_path / "fit", "--teacher",
                              tmp_path / "m", "--out", tmp_path / "d", "--steps", "2", "--jitter", "1", "--device",
@@ -118,6 +121,7 @@ def test_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, capsys, sphere
     o = tmp_path / "out"
     train = ("render", "train", s, "--fit", fit, "--out", o, "--iterations", "1", "--device", "cpu")
     _fails(capsys, o, *train, "--holdout", "nope", match="--holdout nope: no such camera")
+    _fails(capsys, o, *train, "--output-filter", "-1", match="output filter must be from 0 to 1/3")
     nocal = tmp_path / "nocal"
     shutil.copytree(s, nocal)
     (nocal / "calibration.json").unlink()
