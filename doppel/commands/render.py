@@ -63,8 +63,8 @@ def train(
                                   "held-out PSNR (needs --holdout), drawn with the members as their mean; each "
                                   "render costs a U-Net per state."),
     output_filter: float = typer.Option(0.0, "--output-filter", help="Train and draw through an output filter: "
-                                        "every render smoothed by [w, 1-2w, w] on each axis (0 to 1/3; 0 = none; "
-                                        "`render distil` gives its students 0.08)."),
+                                        "every render smoothed by the kernel (w, 1-2w, w) on each axis (0 to 1/3; "
+                                        "0 = none; `render distil` gives its students 0.08)."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -117,8 +117,8 @@ def distil(
     supersample: int = typer.Option(None, "--supersample", help="The student's G-buffer samples per pixel side "
                                     "(1, 2 or 4; default: the teacher's). 1 draws a quarter of the samples."),
     output_filter: float = typer.Option(STUDENT_OUTPUT_FILTER, "--output-filter", help="The student's output filter: "
-                                        "every render smoothed by [w, 1-2w, w] on each axis, learnt through (0 to 1/3; "
-                                        "0 = none)."),
+                                        "every render smoothed by the kernel (w, 1-2w, w) on each axis, learnt "
+                                        "through (0 to 1/3; 0 = none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     masks: Path = typer.Option(None, "--masks", help="Person masks, as given to `render train`."),
     workspace: WorkspaceOpt = None,
