@@ -8,7 +8,7 @@ answer), on each view's own mesh (every fitted frame of a take). Its render cost
 the Cycles benchmark (docs/benchmarks.md, "Distillation") the student kept 40-55 % of what the teacher (2
 members, jitter 4) gains over its best member on held-out views (+0.27 to +0.32 dB of +0.56 to +0.69).
 Drawn through an output filter it learns with (``neural_render.output_filter``; `doppel render distil` sets
-w = 0.08), five students scored +3.03 to +3.21 dB over the CGI baseline on held-out views, drawn once.
+w = 0.08), six students scored +3.03 to +3.21 dB over the CGI baseline on held-out views, drawn once.
 
 The student's loss is the trainer's (``training.photometric_loss``: the composite over the backdrop colour and
 the teacher's alpha), drawn with the mean colour correction (the teacher draws new views so). The held-out views,
