@@ -7,8 +7,9 @@ sub-pixel-shifted renders, at N times the cost. This filter is the hedge's cheap
 It costs two 3-tap passes over the output (nothing beside the U-Net) and is part of the model
 (``NeuralDoubleConfig.output_filter``: every render, training's crops and held-out scores included, draws
 through it). On the Cycles benchmark, six students distilled through w = 0.08 scored +3.03 to +3.21 dB over the
-CGI baseline on the held-out views, drawn once (three of them +2.86 to +3.05 without it) (docs/benchmarks.md, "The
-output filter"). `doppel render distil` sets it (``--output-filter``); trained models have none (w = 0).
+CGI baseline on the held-out views, drawn once (three of them +2.86 to +3.05 without it; docs/benchmarks.md, "The
+output filter"). `doppel render distil` sets it (``--output-filter``, default 0.08); `doppel render train` only
+when asked (``--output-filter``, default 0).
 """
 
 from __future__ import annotations
