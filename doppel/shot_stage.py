@@ -118,27 +118,32 @@ def shot_jitter(meta: dict, renderer: str = "neural") -> int:
 def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: list[str], rig_dir: Path | None,
                 anim_dir: Path | None, frames: str | None, renderer: str, size: int | None, device: str,
                 provenance: dict, progress: Callable[[int, int], None] | None = None,
-                disclose: Callable[[Path], None] | None = None, jitter: int | None = None) -> dict:
+                disclose: Callable[[Path], None] | None = None, jitter: int | None = None,
+                per_call: int | None = None) -> dict:
     """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
     applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
-    camera shifts, averaged (``neural_render.jitter``; None: ``shot_jitter``)."""
+    camera shifts, averaged (``neural_render.jitter``; None: ``shot_jitter``); per_call: renders drawn by one
+    model call (``neural_render.shot.views_per_call``; None: 1 on the CPU, several on a GPU)."""
     from core.storage import write_manifest
     from mocap_retarget.preview import write_disclosed_mp4
     from neural_render.ensemble import load_double
     from neural_render.jitter import MAX_JITTER
-    from neural_render.shot import RENDERERS, render_shot_frames, write_shot_frame
+    from neural_render.shot import RENDERERS, render_shot_frames, views_per_call, write_shot_frame
 
     if renderer not in RENDERERS:
         raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
     if jitter is not None and not 1 <= jitter <= MAX_JITTER:
         raise ValueError(f"--jitter must be between 1 and {MAX_JITTER} renders per frame, got {jitter}")
+    if per_call is not None and per_call < 1:
+        raise ValueError(f"--views-per-call must be at least 1 render, got {per_call}")
     model, meta = load_double(model_dir, "cpu")
     jitter = shot_jitter(meta, renderer) if jitter is None else jitter
     cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
+    per_call = views_per_call(model, cams[0], device, per_call)
     total, done, outputs = len(cams) * verts.shape[0], 0, {}
     movie: list[np.ndarray] = []
-    for fr in render_shot_frames(model, verts, cams, renderer, device, jitter=jitter):
+    for fr in render_shot_frames(model, verts, cams, renderer, device, jitter=jitter, per_call=per_call):
         name = cams.name[fr.camera] if isinstance(cams.name, tuple) else str(cams.name)
         png, exr = write_shot_frame(out / name, fr.frame, fr)
         disclose_written_frame(png, exr, disclose)
@@ -154,7 +159,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
         done += 1
         if progress:
             progress(done, total)
-    summary = {"renderer": renderer, "jitter": jitter,
+    summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call,
                "cameras": list(cams.name) if isinstance(cams.name, tuple) else [cams.name],
                "frames": int(verts.shape[0]), "size": [cams.width, cams.height], "size_note": note,
                "animation": None if anim_dir is None else str(anim_dir)}

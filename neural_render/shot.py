@@ -3,7 +3,7 @@ by an animation), with the neural renderer or the CGI baseline, written as sRGB 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +15,14 @@ from capture.camera import Camera
 from core.meshio import write_png
 from neural_render.cgi import render_cgi
 from neural_render.deferred import autocast_for
+from neural_render.ensemble import mean_rgba
 from neural_render.image_io import write_exr
-from neural_render.jitter import jitter_offsets, jittered_render
+from neural_render.jitter import jitter_offsets, shifted_camera
 from neural_render.neural_double import NeuralDouble
 from neural_render.strip_render import render_in_strips
 from neural_render.texture import linear_to_srgb, srgb_to_linear
 
-__all__ = ["RENDERERS", "ShotFrame", "render_shot_frames", "write_shot_frame"]
+__all__ = ["RENDERERS", "ShotFrame", "render_shot_frames", "views_per_call", "write_shot_frame"]
 
 RENDERERS = ("neural", "cgi")
 
@@ -36,41 +37,95 @@ class ShotFrame:
     rgba_linear: np.ndarray  # (H, W, 4) float32, linear RGB premultiplied by alpha (the OpenEXR convention)
 
 
+MAX_VIEWS_PER_CALL = 8       # renders drawn by one model call on a GPU, at most
+GPU_BYTES_PER_SAMPLE = 1024  # a render's working memory per G-buffer sample, budgeted (strip_render's figure)
+
+
+def views_per_call(model: NeuralDouble, camera: Camera, device: str | torch.device,
+                   requested: int | None = None) -> int:
+    """Renders (frames, and each frame's jitter renders) drawn by one model call. requested: as given (>= 1);
+    None: 1 on the CPU (one view at a time, in strips: the heap stays bounded), on a GPU as many as fit in half its
+    free memory at ``GPU_BYTES_PER_SAMPLE`` per G-buffer sample, at most ``MAX_VIEWS_PER_CALL``. A GPU waits on
+    kernel launches, not arithmetic, for one view (docs/benchmarks.md, "First measurement on a GPU"): views drawn
+    together share every launch."""
+    if requested is not None:
+        if not isinstance(requested, int) or requested < 1:
+            raise ValueError(f"views per call must be a whole number >= 1, got {requested!r}")
+        return requested
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return 1
+    s = model.config.supersample
+    samples = camera.width * camera.height * s * s
+    free, _ = torch.cuda.mem_get_info(dev)
+    return int(max(1, min(MAX_VIEWS_PER_CALL, free // 2 // (samples * GPU_BYTES_PER_SAMPLE))))
+
+
 @torch.no_grad()
 def render_shot_frames(model: NeuralDouble, verts: Tensor, cameras: Camera, renderer: str = "neural",
                        device: str | torch.device = "cpu", codes: Tensor | None = None,
-                       jitter: int = 1) -> Iterator[ShotFrame]:
+                       jitter: int = 1, per_call: int | None = None) -> Iterator[ShotFrame]:
     """Render every (camera, frame): verts (T, V, 3) world metres of the model's topology, cameras (C views,
     one size, sides multiples of the U-Net's multiple for the neural renderer), codes (T, K) or None; jitter:
-    renders per frame at sub-pixel camera shifts, averaged (``neural_render.jitter``; 1 = one render).
-    Yields camera-major ShotFrames, one at a time (memory does not grow with the shot)."""
+    renders per frame at sub-pixel camera shifts, averaged (``neural_render.jitter``; 1 = one render); per_call:
+    renders drawn by one model call (``views_per_call``; None: 1 on the CPU, several on a GPU). Yields
+    camera-major ShotFrames in frame order; memory grows with per_call, not with the shot."""
     if renderer not in RENDERERS:
         raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
     offsets = jitter_offsets(jitter)
     model = model.to(device).eval()
     cams = cameras.as_batch()
+    per = views_per_call(model, cams[0], device, per_call)
+    step = max(1, per // len(offsets))          # frames a chunk; a chunk's renders go per views a call
     for c in range(len(cams)):
         cam = cams[c].to(device=device)
-        for t in range(verts.shape[0]):
-            v = verts[t].to(device=device, dtype=torch.float32)
-            code = None if codes is None or renderer == "cgi" else codes[t:t + 1].to(device)
-            srgb, prem = _render_frame(model, v, cam, renderer, code, offsets)
-            yield ShotFrame(c, t, srgb.cpu().numpy(), prem.cpu().numpy())
+        for t0 in range(0, verts.shape[0], step):
+            v = verts[t0:t0 + step].to(device=device, dtype=torch.float32)
+            code = None if codes is None or renderer == "cgi" else codes[t0:t0 + step].to(device)
+            srgb, prem = _render_frames(model, v, cam, renderer, code, offsets, per)
+            srgb, prem = srgb.cpu().numpy(), prem.cpu().numpy()
+            for i in range(len(v)):
+                yield ShotFrame(c, t0 + i, srgb[i], prem[i])
 
 
-def _render_frame(model: NeuralDouble, v: Tensor, cam: Camera, renderer: str, code: Tensor | None,
-                  offsets: list[tuple[float, float]]) -> tuple[Tensor, Tensor]:
-    """One frame: ((H, W, 4) sRGB straight alpha, (H, W, 4) linear premultiplied), drawn at every offset."""
+def _render_frames(model: NeuralDouble, v: Tensor, cam: Camera, renderer: str, code: Tensor | None,
+                   offsets: list[tuple[float, float]], per: int) -> tuple[Tensor, Tensor]:
+    """Frames v (b, V, 3): ((b, H, W, 4) sRGB straight alpha, (b, H, W, 4) linear premultiplied), each drawn at
+    every offset, ``per`` renders a call."""
     if renderer == "cgi":
         surface = model.surface(v)
-        lin = jittered_render(lambda k: render_cgi(surface, model.faces, model.uvs, model.face_uvs, k,
-                                                   model.cgi_texture)[0].float(), cam, offsets)
+        lin = _views_averaged(lambda i, k: render_cgi(surface[i], model.faces, model.uvs, model.face_uvs, k,
+                                                      model.cgi_texture).float(), len(v), cam, offsets, per)
         a = lin[..., 3:]
         return torch.cat([linear_to_srgb(lin[..., :3]), a], -1), torch.cat([lin[..., :3] * a, a], -1)
+
+    def draw(i: list[int], k: Camera) -> Tensor:
+        c = None if code is None else code[i]
+        if len(i) == 1:     # one view: in strips on the CPU (bounded heap), whole on a GPU
+            return render_in_strips(model, v[i[0]], k, c).float()
+        return model(v[i], k, c).float()
+
     with autocast_for(v.device):
-        srgb = jittered_render(lambda k: render_in_strips(model, v, k, code)[0].float(), cam, offsets)
+        srgb = _views_averaged(draw, len(v), cam, offsets, per)
     a = srgb[..., 3:]
     return srgb, torch.cat([srgb_to_linear(srgb[..., :3].clamp(0, 1)) * a, a], -1)
+
+
+def _views_averaged(draw: Callable[[list[int], Camera], Tensor], frames: int, cam: Camera,
+                    offsets: list[tuple[float, float]], per: int) -> Tensor:
+    """(frames, H, W, 4) straight alpha: every frame drawn at every offset (``draw(k frame indices, k cameras)``
+    -> (k, H, W, 4) straight alpha), ``per`` views a call, averaged over the offsets as ``jittered_render`` does
+    (premultiplied). One offset at (0, 0): the camera unchanged."""
+    shifted = [cam] if offsets == [(0.0, 0.0)] else [shifted_camera(cam, dx, dy) for dx, dy in offsets]
+    views = [(f, k) for f in range(frames) for k in range(len(shifted))]
+    outs = []
+    for a in range(0, len(views), per):
+        part = views[a:a + per]
+        ks = [shifted[k] for _, k in part]
+        outs.append(draw([f for f, _ in part], Camera.stack(ks) if len(ks) > 1 else ks[0]))
+    rgba = torch.cat(outs)
+    rgba = rgba.view(frames, len(shifted), *rgba.shape[1:])
+    return rgba[:, 0] if len(shifted) == 1 else mean_rgba([rgba[:, k] for k in range(len(shifted))])
 
 
 def write_shot_frame(folder: Path, number: int, frame: ShotFrame) -> tuple[Path, Path]:

@@ -307,6 +307,7 @@ class RenderShotJob(JobOptions):
     size: int | None = Field(None, ge=16, le=8192)    # longest image side, px
     jitter: int | None = Field(None, ge=1, le=16)     # renders per frame at sub-pixel camera shifts, averaged
                                                       # (None: 4, 1 for a `render distil` model; shot_jitter)
+    views_per_call: int | None = Field(None, ge=1)    # renders a model call (None: 1 on the CPU, several on a GPU)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     label: str | None = None                          # visible disclosure label
 
@@ -318,8 +319,8 @@ def _shot_call(v: dict) -> dict:
         frames = f"{first}:{last + 1}"                # the command's A:B is B-exclusive
     return {"model_dir": Path(v["model"]), "cameras": Path(v["cameras"]), "camera": list(v["camera"]),
             "rig": _p(v["rig"]), "anim": _p(v["anim"]), "frames": frames, "renderer": v["renderer"],
-            "size": v["size"], "jitter": v["jitter"], "device": v["device"], "out": Path(v["out"]),
-            "label": v["label"]}
+            "size": v["size"], "jitter": v["jitter"], "views_per_call": v["views_per_call"], "device": v["device"],
+            "out": Path(v["out"]), "label": v["label"]}
 
 
 def _shot_gate(v: dict) -> GateSpec:

@@ -194,6 +194,10 @@ def shot(
     jitter: int = typer.Option(None, "--jitter", help=f"Renders per frame at sub-pixel camera shifts, averaged (1 = "
                                f"one render; each costs a full render). Default {SHOT_JITTER}, and 1 for a `render "
                                "distil` model (it draws the hedge in one render)."),
+    views_per_call: int = typer.Option(None, "--views-per-call", help="Renders drawn by one model call (frames "
+                                       "and their jitter renders). Default: 1 on the CPU (in strips: bounded "
+                                       "memory); on a GPU as many as fit in half its free memory, at most 8 (views "
+                                       "drawn together share the GPU's kernel launches)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Path = typer.Option(..., "--out", help="Output folder: CAMERA/NNNN.png, CAMERA/NNNN.exr, CAMERA.mp4."),
     workspace: WorkspaceOpt = None,
@@ -223,9 +227,10 @@ def shot(
         task = bar.add_task("render shot", total=None)
         with staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
             s = render_shot(model_dir, cameras, tmp, camera, rig, anim, frames, renderer, size, dev, run.provenance,
-                            lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter)
+                            lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter, views_per_call)
         run.add_output(out, kind="render")
     console.print(f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
-                  f"{s['size'][1]} ({s['renderer']}, {s['jitter']} render(s) per frame)"
+                  f"{s['size'][1]} ({s['renderer']}, {s['jitter']} render(s) per frame, {s['views_per_call']} "
+                  "per model call)"
                   + (f"; {s['size_note']}" if s["size_note"] else "")
                   + f" -> {out}", markup=False, highlight=False)

@@ -11,6 +11,7 @@ import torch
 from capture.session import write_session
 from core.meshio import write_ply
 from core.storage import write_manifest
+from neural_render.image_io import read_exr
 from tests.cli_runner import run_cli
 from tests.neural_render.scenes import albedo_texture, photograph, ring_cameras, uv_sphere
 
@@ -65,7 +66,6 @@ def test_texture_train_and_shot(tmp_path, capsys, sphere_session):
         assert code == 0, err
         from PIL import Image
 
-        from neural_render.image_io import read_exr
         png = np.asarray(Image.open(shot / "cam1" / "0000.png"))
         exr = read_exr(shot / "cam1" / "0000.exr")
         assert png.shape == (64, 64, 4) and exr.shape == (64, 64, 4)
@@ -92,8 +92,17 @@ def test_multi_frame_take_trains_on_every_frame_and_shoots_a_movie(tmp_path, cap
     code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", tmp_path / "s" / "calibration.json",
                              "--camera", "cam0", "--out", tmp_path / "shot")
     assert code == 0, err                      # a trained model keeps the jitter default, filter or not
-    assert json.loads((tmp_path / "shot" / "manifest.json").read_text())["params"]["jitter"] == 4
+    params = json.loads((tmp_path / "shot" / "manifest.json").read_text())["params"]
+    assert params["jitter"] == 4 and params["views_per_call"] == 1        # the CPU: one render at a time
     assert (tmp_path / "shot" / "cam0" / "0001.png").is_file() and (tmp_path / "shot" / "cam0.mp4").is_file()
+    code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", tmp_path / "s" / "calibration.json",
+                             "--camera", "cam0", "--views-per-call", "3", "--out", tmp_path / "shot3")
+    # both frames' 4 renders, 3 a call: the same frames
+    assert code == 0 and "3 per model call" in " ".join(out.split()), err
+    assert json.loads((tmp_path / "shot3" / "manifest.json").read_text())["params"]["views_per_call"] == 3
+    for n in ("0000", "0001"):
+        a, b = (read_exr(tmp_path / d / "cam0" / f"{n}.exr") for d in ("shot", "shot3"))
+        assert np.abs(a - b).max() < 2e-3                  # half-float EXRs of float-equal renders
     code, out, err = run_cli(capsys, "render", "distil", tmp_path / "s", "--fit", tmp_path / "fit", "--teacher",
                              tmp_path / "m", "--out", tmp_path / "d", "--steps", "2", "--jitter", "1", "--device",
                              "cpu")
@@ -172,6 +181,7 @@ def test_shot_bad_inputs(tmp_path, capsys, sphere_session):
     _fails(capsys, o, *shot, "--frames", "3:9", match="--frames 3:9: outside the 1 frames")
     _fails(capsys, o, *shot, "--renderer", "magic", match="--renderer must be one of")
     _fails(capsys, o, *shot, "--jitter", "0", match="--jitter must be between 1 and 16")
+    _fails(capsys, o, *shot, "--views-per-call", "0", match="--views-per-call must be at least 1")
     _fails(capsys, o, *shot, "--anim", tmp_path, match="--anim needs --rig")
     _fails(capsys, o, "render", "shot", tmp_path, "--cameras", s / "calibration.json", "--out", o,
            match="not a neural double model folder")
