@@ -303,11 +303,12 @@ def print_table(title: str, table: dict) -> dict:
 
 def render_speed(model, session, size: int, device: str, repeats: int = 3, jitter: int = 1) -> dict:
     """Median ms per frame (rasterization + texture + U-Net, ``jitter`` renders for the neural one) of one view at
-    ``size`` px."""
+    ``size`` px, one frame a call; on CUDA also the neural frames/s of a 16-frame shot drawn several renders a model
+    call (``neural_render.shot.views_per_call``'s automatic count)."""
     from capture.camera import Camera
     from doppel.neural_inputs import scaled_camera
     from doppel.render_stage import training_size
-    from neural_render.shot import render_shot_frames
+    from neural_render.shot import render_shot_frames, views_per_call
 
     cam = session.cameras[0]
     W, H, _ = training_size(cam.width, cam.height, size, model.renderer.multiple)
@@ -324,6 +325,16 @@ def render_speed(model, session, size: int, device: str, repeats: int = 3, jitte
         out[f"{r}_ms_per_frame_{size}px"] = round(float(np.median(times[1:])), 1)
         if device == "cuda":
             out[f"{r}_frames_per_s_{size}px_cuda"] = round(1000 / float(np.median(times[1:])), 1)
+    if device == "cuda":        # a shot's throughput: 16 frames, several renders a model call (views_per_call)
+        verts = model.fitted_verts[:1].expand(16, -1, -1)
+        times = []
+        for _ in range(min(repeats, 3) + 1):
+            t0 = time.perf_counter()
+            for _fr in render_shot_frames(model, verts, c, "neural", device, jitter=jitter):
+                pass
+            times.append((time.perf_counter() - t0) * 1000 / 16)
+        out[f"neural_shot_frames_per_s_{size}px_cuda"] = round(1000 / float(np.median(times[1:])), 1)
+        out["neural_shot_views_per_call"] = views_per_call(model, c[0], device)
     return out
 
 

@@ -9,10 +9,12 @@ depth) at the G-buffer's size and at the frame's (a cost that does not fall with
 Medians of ``--repeats`` after one warm-up, synchronised on CUDA. Prints one JSON object; ``--profile``: then
 torch.profiler's tables of the G-buffer's operators (by self time on the device, then on the CPU) and the
 device kernels and host synchronisations of one G-buffer and of one frame; ``--bin-items``: the rasterization
-timed with the rasterizer's bin merging threshold at each value.
+timed with the rasterizer's bin merging threshold at each value; ``--per-call``: a shot of ``--shot-frames`` frames
+drawn by ``render_shot_frames`` with each number of renders a model call (``neural_render.shot.views_per_call``),
+frames/s end to end (host copies included), with jitter 1 and 4, and the launches a frame where the device is CUDA.
 
     PYTHONPATH=. python benchmarks/render_breakdown.py --model MODEL_DIR --session SESSION [--size 1024]
-        [--device cuda] [--repeats 10] [--profile] [--bin-items 256,1024,4096]
+        [--device cuda] [--repeats 10] [--profile] [--bin-items 256,1024,4096] [--per-call 1,2,4,8]
 """
 
 # make bench: needs inputs (see the docstring's command line); `make bench` lists it and does not run it
@@ -99,6 +101,37 @@ def rasterize_by_bin_items(model, camera, device: str, repeats: int, values: lis
     return out
 
 
+def shot_throughput(model, camera, device: str, per_calls: list[int], frames: int, repeats: int) -> dict:
+    """Frames/s of a ``frames``-frame shot (the fitted pose, every frame drawn) through ``render_shot_frames`` with
+    each number of renders a model call, jitter 1 and 4 (median of ``repeats`` shots after one warm-up; CUDA
+    synchronised by the host copies). On CUDA also the kernels and host synchronisations a frame."""
+    from neural_render.shot import render_shot_frames, views_per_call
+
+    verts = model.fitted_verts[:1].expand(frames, -1, -1)
+    out = {"auto_views_per_call": views_per_call(model, camera[0], device)}
+    for jitter in (1, 4):
+        for per in per_calls:
+            def shot(per=per, jitter=jitter):
+                for _ in render_shot_frames(model, verts, camera, "neural", device, jitter=jitter, per_call=per):
+                    pass
+            ms = timed(shot, device, repeats)
+            row = {"frames_per_s": round(frames * 1000 / ms, 1), "ms_per_frame": round(ms / frames, 2)}
+            if device == "cuda":
+                row.update(shot_launches(shot, frames))
+            out[f"jitter{jitter}_per_call{per}"] = row
+    return out
+
+
+def shot_launches(shot, frames: int) -> dict:
+    """CUDA kernels and host synchronisations a frame of one call of ``shot``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        shot()
+        torch.cuda.synchronize()
+    return {k + "_per_frame": v for k, v in launches(prof, frames).items()}
+
+
 def profile_gbuffer(model, camera, device: str, calls: int = 3) -> None:
     """Print torch.profiler's operator table of ``calls`` G-buffers and the device kernels one launches."""
     from torch.profiler import ProfilerActivity, profile
@@ -153,6 +186,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="also the G-buffer's operator table (torch.profiler)")
     ap.add_argument("--bin-items", default="", help="comma-separated MIN_BIN_ITEMS values to time the "
                     "rasterization with (e.g. 256,1024,4096; default: none)")
+    ap.add_argument("--per-call", default="", help="comma-separated renders a model call to time a shot with "
+                    "(e.g. 1,2,4,8; default: none)")
+    ap.add_argument("--shot-frames", type=int, default=16, help="frames of the --per-call shot")
     args = ap.parse_args()
 
     from capture.camera import Camera
@@ -171,6 +207,10 @@ def main() -> None:
     if args.bin_items:
         res["rasterize_ms_by_min_bin_items"] = rasterize_by_bin_items(
             model, camera, args.device, args.repeats, [int(v) for v in args.bin_items.split(",")])
+    if args.per_call:
+        res["shot_by_views_per_call"] = shot_throughput(model, camera, args.device,
+                                                        [int(v) for v in args.per_call.split(",")], args.shot_frames,
+                                                        max(1, args.repeats // 3))
     print(json.dumps(res))
     if args.profile:
         profile_gbuffer(model, camera, args.device)

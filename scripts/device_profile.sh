@@ -4,7 +4,8 @@
 # depend on the weights). About a minute on the machine; from the repository root:
 #   run(command="bash scripts/device_profile.sh", carry=[".devkit"], timeout_s=180)
 # Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), PY (python3), SITE (/tmp/site), OUT,
-# BIN_ITEMS (the rasterizer's bin-merging thresholds to time: 256,1024,4096,16384).
+# BIN_ITEMS (the rasterizer's bin-merging thresholds to time: 256,1024,4096,16384), PER_CALL (renders a model call
+# to time a 16-frame shot with: 1,2,4,8).
 # Rehearsal without a GPU: DEVICE=cpu SIZE=256 PY=... KIT=... SITE=... OUT=... bash scripts/device_profile.sh
 set -eu -o pipefail
 KIT=${KIT:-.devkit}
@@ -30,4 +31,5 @@ train_session(TrainRequest(kit / "capture" / "session", kit / "fit", out, ["ring
 print("model:", out)
 PYEOF
 "$PY" benchmarks/render_breakdown.py --model "$model" --session "$KIT/capture/session" --size "$SIZE" \
-    --device "$DEVICE" --profile --bin-items "${BIN_ITEMS:-256,1024,4096,16384}" 2>&1 | tee "$OUT/render_profile.txt"
+    --device "$DEVICE" --profile --bin-items "${BIN_ITEMS:-256,1024,4096,16384}" --per-call "${PER_CALL:-1,2,4,8}" \
+    2>&1 | tee "$OUT/render_profile.txt"
