@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A short device call: where a 1024 px frame of the neural double spends its time, with torch.profiler's table of
-# the G-buffer (benchmarks/render_breakdown.py --profile), on a model trained 5 steps from the kit (speed does not
-# depend on the weights). About a minute on the machine; from the repository root:
+# the G-buffer (benchmarks/render_breakdown.py --profile), on a model trained 5 steps from the kit with a student's
+# output filter (speed does not depend on the weights). About a minute on the machine; from the repository root:
 #   run(command="bash scripts/device_profile.sh", carry=[".devkit"], timeout_s=180)
 # Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), PY (python3), SITE (/tmp/site), OUT,
 # BIN_ITEMS (the rasterizer's bin-merging thresholds to time: 256,1024,4096,16384), PER_CALL (renders a model call
@@ -23,11 +23,14 @@ import sys
 from pathlib import Path
 
 import core  # noqa: F401 - Doppel's core before torch
+from doppel.render_distil import STUDENT_OUTPUT_FILTER
 from doppel.render_stage import TrainRequest, train_session
 
 kit, out, size, device = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+# a student's shape (drawn through its output filter), trained 5 steps
 train_session(TrainRequest(kit / "capture" / "session", kit / "fit", out, ["ring03", "face01"], size,
-                           iterations=5, device=device, options={"checkpoint_every": 0}), out)
+                           iterations=5, device=device,
+                           options={"checkpoint_every": 0, "output_filter": STUDENT_OUTPUT_FILTER}), out)
 print("model:", out)
 PYEOF
 "$PY" benchmarks/render_breakdown.py --model "$model" --session "$KIT/capture/session" --size "$SIZE" \

@@ -97,4 +97,4 @@ def test_cuda_draws_several_views_a_call_like_the_cpu():
     cpu = _frames(model, frames, cams, per_call=1)
     gpu = _frames(model, frames, cams, device="cuda")
     for a, b in zip(cpu, gpu, strict=True):
-        assert abs(a.rgba_srgb - b.rgba_srgb).mean() < 0.01
+        assert abs(a.rgba_srgb - b.rgba_srgb).mean() < 0.02     # bfloat16 U-Net on CUDA, as the parity tests
