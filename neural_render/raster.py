@@ -122,7 +122,9 @@ def prepare_views(verts: Tensor, cameras: Camera) -> tuple[Tensor, Camera]:
 SIZE_CLASSES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 # Bins with fewer work items than this are merged into square bins (more padded pixels, fewer operations). On a GPU
 # each operation's launch costs more than the padding's arithmetic: on an H200 (2026-12-04) a 2048^2 G-buffer's
-# rasterization of the virtual actor took 9.75 ms at 256, 5.79 at 1024, 5.77 at 4096, 5.68 at 16384.
+# rasterization of the virtual actor took 9.75 ms at 256, 5.79 at 1024, 5.77 at 4096, 5.68 at 16384. On a GPU the
+# threshold is per view rasterized in the call: views drawn together (a shot's frames, `neural_render.shot`) fill
+# every size class, and merged by a fixed count they would keep eight times the bins of one view and its launches.
 MIN_BIN_ITEMS = {"cpu": 256, "other": 1024}
 LITTLE_ENDIAN = sys.byteorder == "little"   # z-buffer keys are built from two int32 words (``_scatter_keys``)
 
@@ -244,16 +246,23 @@ def _cut_into_tiles(items: _Items) -> _Items:
                   tiles.clip)
 
 
-def _bin_by_size(items: _Items) -> tuple[Tensor, list[int], list[int]]:
+def min_bin_items(device: torch.device, views: int = 1) -> int:
+    """Work items below which a size bin is merged into a square one (``MIN_BIN_ITEMS``): the CPU's count, or a
+    GPU's per view of the ``views`` rasterized in one call."""
+    return MIN_BIN_ITEMS["cpu"] if device.type == "cpu" else MIN_BIN_ITEMS["other"] * max(1, views)
+
+
+def _bin_by_size(items: _Items, views: int = 1) -> tuple[Tensor, list[int], list[int]]:
     """Bin items by the size classes of their boxes (x, y; clipped items apart); small bins merge into square
-    ones. Returns (order: the items sorted by bin, bin keys, item counts per bin)."""
+    ones (``MIN_BIN_ITEMS``; on a GPU per view of the ``views`` rasterized). Returns (order: the items sorted by
+    bin, bin keys, item counts per bin)."""
     classes = torch.tensor(SIZE_CLASSES, device=items.face.device)
     cls = torch.searchsorted(classes, items.size)          # (m, 2) class index along x, y
     nc = len(SIZE_CLASSES)
     clip = items.clip.long()
     key = (clip * nc + cls[:, 0]) * nc + cls[:, 1]
     # Small bins cost more in dispatch than they save in padding: promote them to square bins.
-    least = MIN_BIN_ITEMS["cpu" if items.face.device.type == "cpu" else "other"]
+    least = min_bin_items(items.face.device, views)
     small = torch.bincount(key, minlength=2 * nc * nc)[key] < least
     if bool(small.any()):
         sq = cls.amax(1)
@@ -331,7 +340,7 @@ def _rasterize_face_idx(pc: Tensor, faces: Tensor, rows: Tensor, T: Tensor, K: T
     Wp, Hp = W + TILE, H + TILE
     buf = torch.zeros(B * Hp * Wp, dtype=torch.int64, device=dev)
     items = _cut_into_tiles(items)
-    order, bins, counts = _bin_by_size(items)
+    order, bins, counts = _bin_by_size(items, B)
     Ax, Ay, Cc, face_s, base_s = _linear_forms(items.take(order), Hp, Wp)
     inv_near = 1.0 / near
     inv_far = 1.0 / far if far < float("inf") else 0.0
@@ -415,7 +424,8 @@ def rasterize(verts: Tensor, faces: Tensor, cameras: Camera, *, near: float = 0.
     near, far: clipping planes, camera z in metres (near > 0). Triangles crossing the near plane are
         clipped exactly (see the module docstring).
     cull_backfaces: drop faces whose normal points away from the camera.
-    max_candidates: pixel candidates evaluated at once; bounds the working memory (~60 bytes each).
+    max_candidates: pixel candidates evaluated at once (on a GPU, per view: views drawn together keep one
+        view's launches); bounds the working memory (~60 bytes each).
     backend: "torch" (this module) or "pytorch3d" (only if pytorch3d is importable; same Fragments).
 
     Returns ``Fragments`` with (B, H, W) fields; ``bary`` and ``depth`` are differentiable w.r.t. verts
@@ -440,6 +450,8 @@ def rasterize(verts: Tensor, faces: Tensor, cameras: Camera, *, near: float = 0.
     if backend != "torch":
         raise ValueError(f"rasterize: backend must be 'torch' or 'pytorch3d', got {backend!r}")
     rows, T = _face_planes(pc, faces)
+    if pc.device.type != "cpu":
+        max_candidates *= len(cams)
     face_idx, covered = _rasterize_face_idx(pc.detach(), faces, rows.detach(), T.detach(), cams.K.detach(), H, W,
                                             near, far, cull_backfaces, max_candidates)
     Kinv = torch.linalg.inv(cams.K.detach())

@@ -215,6 +215,17 @@ def test_bin_merging_threshold_does_not_change_fragments(monkeypatch, least):
     assert torch.equal(out.face_idx, ref.face_idx) and torch.equal(out.bary, ref.bary)
 
 
+def test_a_gpu_merges_bins_per_view_drawn_together(monkeypatch):
+    """The CPU's threshold is fixed; a GPU's grows with the views of the call (a shot's frames drawn together keep
+    about one view's bins, not eight times as many)."""
+    import neural_render.raster as raster
+
+    monkeypatch.setattr(raster, "MIN_BIN_ITEMS", {"cpu": 256, "other": 1024})
+    assert raster.min_bin_items(torch.device("cpu"), 1) == raster.min_bin_items(torch.device("cpu"), 8) == 256
+    assert raster.min_bin_items(torch.device("cuda"), 1) == 1024
+    assert raster.min_bin_items(torch.device("cuda"), 8) == 8 * 1024
+
+
 def test_far_plane():
     cam = Camera.look_at((0, 0, 2), (0, 0, 0), width=32, height=32, fov_y_deg=60)
     # a wall tilted in depth: camera z from ~1.4 (x = -1) to ~2.6 (x = +1)
