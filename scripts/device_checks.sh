@@ -25,7 +25,7 @@ DISTIL=${DISTIL:-0}
 OPTIONS=${OPTIONS-crop=512 checkpoint_every=0}
 PY=${PY:-python3}
 SITE=${SITE:-/tmp/site}
-TESTS=${TESTS-tests/neural_render/test_neural_double.py tests/neural_render/test_train_views.py tests/neural_render/test_raster.py}
+TESTS=${TESTS-tests/neural_render/test_neural_double.py tests/neural_render/test_train_views.py tests/neural_render/test_raster.py tests/neural_render/test_shot_views.py tests/neural_render/test_render_speed.py}
 LIMIT=${LIMIT:-570}
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
@@ -71,7 +71,7 @@ left=$(( LIMIT - ($(date +%s) - t0) ))
 if [ -n "$TESTS" ] && [ "$left" -gt 60 ]; then
     stamp "gpu-marked tests"
     # shellcheck disable=SC2086
-    timeout "$left" "$PY" -m pytest -q -p no:cacheprovider -m gpu $TESTS 2>&1 | tee "$OUT/pytest_gpu.log" | tail -15
+    timeout "$left" "$PY" -m pytest -q -rP -p no:cacheprovider -m gpu $TESTS 2>&1 | tee "$OUT/pytest_gpu.log" | tail -15
 elif [ -n "$TESTS" ]; then
     echo "gpu-marked tests not run: ${left} s left of ${LIMIT}" | tee "$OUT/pytest_gpu.log"
 fi
