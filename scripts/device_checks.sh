@@ -61,10 +61,10 @@ stamp "benchmark exit $status$([ "$status" = 124 ] && echo ': stopped at the tim
 left=$(( LIMIT - ($(date +%s) - t0) ))
 drawn="$work/model"
 [ "$DISTIL" != 0 ] && drawn="$work/student"
-if [ -f "$drawn/config.json" ] && [ "$left" -gt 90 ]; then
-    stamp "where a frame's time goes (benchmarks/render_breakdown.py)"
-    timeout 60 "$PY" benchmarks/render_breakdown.py --model "$drawn" --session "$KIT/capture/session" \
-        --size "$SIZE" --device "$DEVICE" 2>&1 | tee "$OUT/render_breakdown.json" | tail -3
+if [ -f "$drawn/config.json" ] && [ "$left" -gt 150 ]; then
+    stamp "where a frame's time goes, and a shot by renders a call (benchmarks/render_breakdown.py)"
+    timeout 120 "$PY" benchmarks/render_breakdown.py --model "$drawn" --session "$KIT/capture/session" \
+        --size "$SIZE" --device "$DEVICE" --per-call 1,8 2>&1 | tee "$OUT/render_breakdown.json" | tail -3
 fi
 
 left=$(( LIMIT - ($(date +%s) - t0) ))
