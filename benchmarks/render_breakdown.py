@@ -11,10 +11,11 @@ torch.profiler's tables of the G-buffer's operators (by self time on the device,
 device kernels and host synchronisations of one G-buffer and of one frame; ``--bin-items``: the rasterization
 timed with the rasterizer's bin merging threshold at each value; ``--per-call``: a shot of ``--shot-frames`` frames
 drawn by ``render_shot_frames`` with each number of renders a model call (``neural_render.shot.views_per_call``),
-frames/s end to end (host copies included), with jitter 1 and 4, and the launches a frame where the device is CUDA.
+frames/s end to end (host copies included), with jitter 1 and 4, and the launches a frame where the device is CUDA;
+``--views N``: each stage's ms a view when N views are drawn in one call (the GPU's work once launches are shared).
 
     PYTHONPATH=. python benchmarks/render_breakdown.py --model MODEL_DIR --session SESSION [--size 1024]
-        [--device cuda] [--repeats 10] [--profile] [--bin-items 256,1024,4096] [--per-call 1,2,4,8]
+        [--device cuda] [--repeats 10] [--profile] [--bin-items 256,1024,4096] [--per-call 1,2,4,8] [--views 8]
 """
 
 # make bench: needs inputs (see the docstring's command line); `make bench` lists it and does not run it
@@ -132,6 +133,33 @@ def shot_launches(shot, frames: int) -> dict:
     return {k + "_per_frame": v for k, v in launches(prof, frames).items()}
 
 
+@torch.no_grad()
+def stages_per_view(model, camera, device: str, repeats: int, views: int) -> dict:
+    """ms a view of the G-buffer, the texture sampling, the U-Net and the whole frame when ``views`` views of the
+    fitted pose are drawn in one call (what a shot drawn several renders a call pays each frame: the GPU's work once
+    its launches are shared)."""
+    from capture.camera import Camera
+    from neural_render.deferred import autocast_for
+
+    verts = model.fitted_verts[:1].to(device).expand(views, -1, -1).contiguous()
+    cams = Camera.stack([camera.to(device=device)] * views)
+    g = model.gbuffer(verts, cams)
+    feats, pooled, cov = model.pooled_features(g)
+
+    def unet():
+        with autocast_for(device):
+            return model.render_features(feats, pooled, cov)
+
+    def frame():
+        with autocast_for(device):
+            return model(verts, cams)
+
+    ms = {"gbuffer_ms": timed(lambda: model.gbuffer(verts, cams), device, repeats),
+          "texture_ms": timed(lambda: model.pooled_features(g), device, repeats),
+          "unet_ms": timed(unet, device, repeats), "frame_on_device_ms": timed(frame, device, repeats)}
+    return {"views": views, **{k: round(v / views, 2) for k, v in ms.items()}}
+
+
 def profile_gbuffer(model, camera, device: str, calls: int = 3) -> None:
     """Print torch.profiler's operator table of ``calls`` G-buffers and the device kernels one launches."""
     from torch.profiler import ProfilerActivity, profile
@@ -189,6 +217,8 @@ def main() -> None:
     ap.add_argument("--per-call", default="", help="comma-separated renders a model call to time a shot with "
                     "(e.g. 1,2,4,8; default: none)")
     ap.add_argument("--shot-frames", type=int, default=16, help="frames of the --per-call shot")
+    ap.add_argument("--views", type=int, default=0, help="also each stage's ms a view with this many views drawn "
+                    "in one call (0: not)")
     args = ap.parse_args()
 
     from capture.camera import Camera
@@ -207,6 +237,8 @@ def main() -> None:
     if args.bin_items:
         res["rasterize_ms_by_min_bin_items"] = rasterize_by_bin_items(
             model, camera, args.device, args.repeats, [int(v) for v in args.bin_items.split(",")])
+    if args.views > 1:
+        res["stages_per_view"] = stages_per_view(model, camera, args.device, max(1, args.repeats // 2), args.views)
     if args.per_call:
         res["shot_by_views_per_call"] = shot_throughput(model, camera, args.device,
                                                         [int(v) for v in args.per_call.split(",")], args.shot_frames,

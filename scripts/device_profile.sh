@@ -6,7 +6,7 @@
 #   run(command="bash scripts/device_profile.sh", carry=[".devkit"], timeout_s=240)
 # Settings (environment): KIT (.devkit), DEVICE (cuda), SIZE (1024), PY (python3), SITE (/tmp/site), OUT,
 # BIN_ITEMS (the rasterizer's bin-merging thresholds to time: 256,1024,4096,16384), PER_CALL (renders a model call
-# to time a 16-frame shot with: 1,2,4,8).
+# to time a 16-frame shot with: 1,2,4,8), VIEWS (each stage's ms a view with this many drawn in one call: 8).
 # Rehearsal without a GPU: DEVICE=cpu SIZE=256 PY=... KIT=... SITE=... OUT=... bash scripts/device_profile.sh
 set -eu -o pipefail
 KIT=${KIT:-.devkit}
@@ -36,6 +36,7 @@ print("model:", out)
 PYEOF
 "$PY" benchmarks/render_breakdown.py --model "$model" --session "$KIT/capture/session" --size "$SIZE" \
     --device "$DEVICE" --profile --bin-items "${BIN_ITEMS:-256,1024,4096,16384}" --per-call "${PER_CALL:-1,2,4,8}" \
+    --views "${VIEWS:-8}" \
     2>&1 | tee "$OUT/render_profile.txt"
 # the gpu-marked shot tests: several renders a call like one at a time, and the 60 frames/s goal at 1024 px
 "$PY" -m pytest -q -rP -p no:cacheprovider -m gpu tests/neural_render/test_shot_views.py \
