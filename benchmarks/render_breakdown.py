@@ -50,16 +50,12 @@ def gbuffer_camera(model, camera):
     return camera.scaled(model.config.supersample) if model.config.supersample > 1 else camera
 
 
-@torch.no_grad()
-def breakdown(model, camera, device: str, repeats: int) -> dict:
-    """ms per stage of one frame of ``model`` (a NeuralDouble on ``device``) seen by ``camera`` (one view)."""
+def stage_times(model, verts, cams, device: str, repeats: int) -> tuple[dict, object]:
+    """(median ms of the G-buffer, the texture sampling and pooling, the U-Net with the colour correction and the
+    whole frame on the device, for verts (V, 3) or (B, V, 3) in the B views ``cams``; the frame as a callable)."""
     from neural_render.deferred import autocast_for
-    from neural_render.raster import rasterize
-    from neural_render.shot import render_shot_frames
 
-    verts = model.fitted_verts[0].to(device)
-    cam = camera.to(device=device)
-    g = model.gbuffer(verts, cam)
+    g = model.gbuffer(verts, cams)
     feats, pooled, cov = model.pooled_features(g)
 
     def unet():
@@ -68,15 +64,26 @@ def breakdown(model, camera, device: str, repeats: int) -> dict:
 
     def frame():
         with autocast_for(device):
-            return model(verts, cam)
+            return model(verts, cams)
 
-    out = {"gbuffer_ms": timed(lambda: model.gbuffer(verts, cam), device, repeats),
-           "texture_ms": timed(lambda: model.pooled_features(g), device, repeats),
-           "unet_ms": timed(unet, device, repeats),
-           "frame_on_device_ms": timed(frame, device, repeats),
-           "frame_to_host_ms": timed(lambda: frame().float().cpu(), device, repeats),
-           "shot_path_ms": timed(lambda: next(render_shot_frames(model, model.fitted_verts[:1], camera.as_batch(),
-                                                                "neural", device)), device, repeats)}
+    return {"gbuffer_ms": timed(lambda: model.gbuffer(verts, cams), device, repeats),
+            "texture_ms": timed(lambda: model.pooled_features(g), device, repeats),
+            "unet_ms": timed(unet, device, repeats),
+            "frame_on_device_ms": timed(frame, device, repeats)}, frame
+
+
+@torch.no_grad()
+def breakdown(model, camera, device: str, repeats: int) -> dict:
+    """ms per stage of one frame of ``model`` (a NeuralDouble on ``device``) seen by ``camera`` (one view)."""
+    from neural_render.raster import rasterize
+    from neural_render.shot import render_shot_frames
+
+    verts = model.fitted_verts[0].to(device)
+    cam = camera.to(device=device)
+    out, frame = stage_times(model, verts, cam, device, repeats)
+    out["frame_to_host_ms"] = timed(lambda: frame().float().cpu(), device, repeats)
+    out["shot_path_ms"] = timed(lambda: next(render_shot_frames(model, model.fitted_verts[:1], camera.as_batch(),
+                                                                "neural", device)), device, repeats)
     surf = model.surface(verts)
     out["rasterize_ms"] = timed(lambda: rasterize(surf, model.faces, gbuffer_camera(model, cam)), device, repeats)
     out["rasterize_1x_ms"] = timed(lambda: rasterize(surf, model.faces, cam), device, repeats)
@@ -139,24 +146,9 @@ def stages_per_view(model, camera, device: str, repeats: int, views: int) -> dic
     fitted pose are drawn in one call (what a shot drawn several renders a call pays each frame: the GPU's work once
     its launches are shared)."""
     from capture.camera import Camera
-    from neural_render.deferred import autocast_for
 
     verts = model.fitted_verts[:1].to(device).expand(views, -1, -1).contiguous()
-    cams = Camera.stack([camera.to(device=device)] * views)
-    g = model.gbuffer(verts, cams)
-    feats, pooled, cov = model.pooled_features(g)
-
-    def unet():
-        with autocast_for(device):
-            return model.render_features(feats, pooled, cov)
-
-    def frame():
-        with autocast_for(device):
-            return model(verts, cams)
-
-    ms = {"gbuffer_ms": timed(lambda: model.gbuffer(verts, cams), device, repeats),
-          "texture_ms": timed(lambda: model.pooled_features(g), device, repeats),
-          "unet_ms": timed(unet, device, repeats), "frame_on_device_ms": timed(frame, device, repeats)}
+    ms, _ = stage_times(model, verts, Camera.stack([camera.to(device=device)] * views), device, repeats)
     return {"views": views, **{k: round(v / views, 2) for k, v in ms.items()}}
 
 
