@@ -3,7 +3,7 @@
 A plate is a video file (mp4 / mov / mkv / avi through the ffmpeg binary that ships in imageio-ffmpeg's
 wheel), a folder of numbered frames (png / jpg / tif / exr-less 8-bit images, sorted by the number in their
 names), or one image. `probe_plate` reads what it is (size, frame rate, frame count, audio) and refuses what
-cannot be processed frame-exactly (corrupt files, variable frame rates, images under `MIN_PLATE_PX`);
+cannot be processed frame-exactly (unreadable or damaged files, variable frame rates, images under `MIN_PLATE_PX`);
 `iter_plate_frames` streams (H, W, 3) uint8 RGB frames; `PlateWriter` writes the same kind of plate back
 (a video keeps the frame rate and copies the source's audio; a folder keeps the source's file names; an image
 takes the format from OUT's suffix), atomically: OUT appears complete or not at all.
@@ -84,10 +84,10 @@ def _probe_video(path: Path) -> PlateInfo:
         gen = imageio_ffmpeg.read_frames(str(path))
         meta = next(gen)
         gen.close()
-        count, secs = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (RuntimeError, OSError, StopIteration, ValueError, IndexError) as e:
         raise ValueError(f"{path}: video could not be read (corrupt or unsupported: {str(e).splitlines()[0][:160]})"
                          ) from None
+    count, secs = _decode_video(path)
     w, h = (int(x) for x in meta["size"])
     fps = float(meta.get("fps") or 0)
     if count < 1 or fps <= 0:
@@ -101,6 +101,30 @@ def _probe_video(path: Path) -> PlateInfo:
                          f"{tbr or fps:g} nominal); convert it to a constant rate first, e.g. ffmpeg -i IN -fps_mode "
                          "cfr -r FPS OUT")
     return PlateInfo(path, "video", w, h, fps, int(count), meta.get("audio_codec"))
+
+
+def _decode_video(path: Path) -> tuple[int, float]:
+    """(frames, seconds) of the video stream, every frame decoded. ValueError (one line) when ffmpeg cannot read
+    it or its decoder reports damaged data: a damaged stream still decodes, with the broken blocks guessed from
+    their neighbours ("concealed"), and those guesses would go into the swapped plate as if they were the plate."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-nostats",
+                          "-progress", "pipe:1", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+                         capture_output=True, text=True, errors="replace")
+    errors = [re.sub(r" @ 0x[0-9a-f]+", "", ln).strip() for ln in res.stderr.splitlines() if ln.strip()]
+    frames = re.findall(r"^frame=(\d+)", res.stdout, re.M)
+    if res.returncode != 0 or not frames:
+        raise ValueError(f"{path}: video could not be read (corrupt or unsupported: "
+                         f"{(errors or ['ffmpeg exit ' + str(res.returncode)])[-1][:160]})")
+    if errors:
+        raise ValueError(f"{path}: video is damaged: decoding it reported {len(errors)} error(s), first "
+                         f"{errors[0][:120]!r}; repair or re-encode it first, e.g. ffmpeg -i IN -c:v libx264 "
+                         "-crf 10 OUT")
+    micro = re.findall(r"^out_time_us=(\d+)", res.stdout, re.M)
+    return int(frames[-1]), int(micro[-1]) / 1e6 if micro else 0.0
 
 
 def _stream_rates(path: Path) -> float | None:

@@ -92,6 +92,46 @@ def test_bad_plates_are_refused_with_one_line(tmp_path):
         probe_plate(vfr)
 
 
+
+def _damaged(src, dst, frac=0.5, n=4000):
+    """dst: src with n random bytes written over the middle of its coded video (the mdat box), as a broken copy
+    or a bad sector would leave it; the file's header and index stay intact."""
+    data = bytearray(src.read_bytes())
+    at = data.index(b"mdat") + 8
+    end = len(data) if data.rfind(b"moov") < at else data.rfind(b"moov") - 4
+    s = at + int((end - at) * frac)
+    data[s:s + n] = np.random.default_rng(1).integers(0, 256, n, dtype=np.uint8).tobytes()
+    dst.write_bytes(bytes(data))
+
+
+def test_a_video_with_damaged_data_is_refused_and_healthy_encodings_pass(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(24)]   # noise: a large mdat
+    src = tmp_path / "plate.mp4"
+    _video(src, frames)
+    assert probe_plate(src).frame_count == 24
+    # damaged in the middle: ffmpeg still decodes every frame (the broken blocks concealed) and exits 0, so the
+    # frame count alone cannot tell; the decoder's errors must refuse it
+    _damaged(src, tmp_path / "damaged.mp4")
+    gen = imageio_ffmpeg.read_frames(str(tmp_path / "damaged.mp4"))
+    next(gen)
+    assert sum(1 for _ in gen) == 24                       # what the plate reader would have passed on
+    with pytest.raises(ValueError, match=r"damaged\.mp4: video is damaged: decoding it reported \d+ error") as e:
+        probe_plate(tmp_path / "damaged.mp4")
+    assert "\n" not in str(e.value) and "re-encode" in str(e.value)
+    # healthy files in other containers and codecs, and an edit-listed cut (its coded frames before the cut point
+    # are decoded but not shown): no false alarm, frames counted as shown
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    for name, codec in (("prores.mov", "prores_ks"), ("mjpeg.avi", "mjpeg"), ("ffv1.mkv", "ffv1")):
+        subprocess.run([ff, "-y", "-loglevel", "error", "-i", str(src), "-c:v", codec, str(tmp_path / name)],
+                       check=True)
+        assert probe_plate(tmp_path / name).frame_count == 24, name
+    subprocess.run([ff, "-y", "-loglevel", "error", "-ss", "0.3", "-i", str(src), "-c", "copy",
+                    str(tmp_path / "cut.mp4")], check=True)
+    cut = probe_plate(tmp_path / "cut.mp4")
+    assert cut.frame_count == len(list(iter_plate_frames(cut))) < 24
+
+
 class _FakePending:
     """Records what a PlateWriter does with a pending disclosure: frames marked (+1), files finished."""
 

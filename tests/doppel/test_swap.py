@@ -314,6 +314,18 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     assert "gate.refused" in out and "swap (plate performer)" in out
 
 
+
+def test_a_damaged_video_plate_is_refused_in_one_line_before_anything_is_written(tmp_path, capsys, rig_dir):
+    from tests.capture.test_plate_io import _damaged
+
+    plate = tmp_path / "plate.mp4"
+    _plate(plate, n_face=12, n_blank=0)
+    _damaged(plate, tmp_path / "damaged.mp4")
+    out = tmp_path / "o.mp4"
+    code, _, err = run_cli(capsys, "swap", tmp_path / "damaged.mp4", "--double", rig_dir, "--out", out)
+    assert code == 1 and "video is damaged" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists() and not (tmp_path / "o_swap").exists()
+
 def _jane_rigged(tmp_path, capsys):
     """A workspace with actors 'jane' (rig and face_replace consent, rigged in root/rigs/jane) and 'stunt' (no
     consent yet) -> (ws, root, the date the consents run until)."""
