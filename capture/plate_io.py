@@ -74,6 +74,10 @@ def _probe_folder(path: Path) -> PlateInfo:
     frames = tuple(p for _, p in numbered)
     w, h = check_image_size(frames[0])
     _check_size(path, w, h)
+    for f in frames[1:]:                       # headers only: a long sequence is checked in seconds
+        if (size := check_image_size(f)) != (w, h):
+            raise ValueError(f"{f}: frame is {size[0]}x{size[1]} px, the plate's first frame ({frames[0].name}) "
+                             f"{w}x{h}: a plate's frames must share one size")
     return PlateInfo(path, "frames", w, h, None, len(frames), None, frames)
 
 
@@ -170,7 +174,11 @@ def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -
     end = info.frame_count if end is None else min(end, info.frame_count)
     if info.kind != "video":
         for i in range(start, end):
-            yield i, cv2.cvtColor(read_image(info.frames[i]), cv2.COLOR_BGR2RGB)
+            bgr = read_image(info.frames[i])
+            if bgr.shape[:2] != (info.height, info.width):
+                raise ValueError(f"{info.frames[i]}: frame decodes to {bgr.shape[1]}x{bgr.shape[0]} px, the plate "
+                                 f"is {info.width}x{info.height}")
+            yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         return
     import imageio_ffmpeg
 

@@ -66,6 +66,22 @@ def test_folder_plate_keeps_file_names_and_an_error_leaves_nothing(tmp_path):
         for _, f in iter_plate_frames(info):
             w.write(f)
     assert sorted(p.name for p in out.iterdir()) == [p.name for p in info.frames]
+    # a frame of another size (a proxy rendered into the sequence) is refused by the probe, from the headers
+    cv2.imwrite(str(d / "shot.1004.png"), np.zeros((48 * 2, 64 * 3, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"shot\.1004\.png: frame is 192x96 px, the plate's first frame"):
+        probe_plate(d)
+    # and a frame whose pixels do not match what the probe saw (replaced after it) stops the read, naming it
+    (d / "shot.1004.png").unlink()
+    info = probe_plate(d)
+    cv2.imwrite(str(d / "shot.1002.png"), np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"shot\.1002\.png: frame decodes to 64x64 px, the plate is 128x96"):
+        list(iter_plate_frames(info))
+    # a frame cut short (an interrupted copy or render) is refused, naming it, not passed on half grey
+    cv2.imwrite(str(d / "shot.1002.png"), _frames(3)[1])
+    data = (d / "shot.1003.png").read_bytes()
+    (d / "shot.1003.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"shot\.1003\.png: image could not be decoded"):
+        list(iter_plate_frames(probe_plate(d)))
 
 
 def test_bad_plates_are_refused_with_one_line(tmp_path):
