@@ -33,6 +33,7 @@ MIN_PLATE_PX = 64          # plates smaller than this (either side) are refused
 # own work per frame). docs/benchmarks.md, "The plate's encoder".
 H264_CRF = 8
 H264_PRESET = "veryfast"
+ProbeProgress = Callable[[int, int], None]   # (frames decoded, frames expected)
 VFR_TOLERANCE_FRAMES = 1.5  # decoded frames vs duration x fps beyond this -> variable frame rate, refused
 
 
@@ -81,7 +82,7 @@ def _probe_folder(path: Path) -> PlateInfo:
     return PlateInfo(path, "frames", w, h, None, len(frames), None, frames)
 
 
-def _probe_video(path: Path) -> PlateInfo:
+def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo:
     import imageio_ffmpeg
 
     try:
@@ -91,7 +92,7 @@ def _probe_video(path: Path) -> PlateInfo:
     except (RuntimeError, OSError, StopIteration, ValueError, IndexError) as e:
         raise ValueError(f"{path}: video could not be read (corrupt or unsupported: {str(e).splitlines()[0][:160]})"
                          ) from None
-    count, secs = _decode_video(path)
+    count, secs = _decode_video(path, progress, round(float(meta.get("duration") or 0) * float(meta.get("fps") or 0)))
     w, h = (int(x) for x in meta["size"])
     fps = float(meta.get("fps") or 0)
     if count < 1 or fps <= 0:
@@ -107,28 +108,39 @@ def _probe_video(path: Path) -> PlateInfo:
     return PlateInfo(path, "video", w, h, fps, int(count), meta.get("audio_codec"))
 
 
-def _decode_video(path: Path) -> tuple[int, float]:
+def _decode_video(path: Path, progress: ProbeProgress | None = None, expected: int = 0) -> tuple[int, float]:
     """(frames, seconds) of the video stream, every frame decoded. ValueError (one line) when ffmpeg cannot read
     it or its decoder reports damaged data: a damaged stream still decodes, with the broken blocks guessed from
-    their neighbours ("concealed"), and those guesses would go into the swapped plate as if they were the plate."""
+    their neighbours ("concealed"), and those guesses would go into the swapped plate as if they were the plate.
+    progress(frames decoded, expected) about twice a second (a long plate takes minutes)."""
     import subprocess
 
     import imageio_ffmpeg
 
-    res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-nostats",
-                          "-progress", "pipe:1", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
-                         capture_output=True, text=True, errors="replace")
-    errors = [re.sub(r" @ 0x[0-9a-f]+", "", ln).strip() for ln in res.stderr.splitlines() if ln.strip()]
-    frames = re.findall(r"^frame=(\d+)", res.stdout, re.M)
-    if res.returncode != 0 or not frames:
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-nostats", "-progress",
+           "pipe:1", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"]
+    frames, micro = [], []
+    with tempfile.TemporaryFile("w+", errors="replace") as err, \
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, errors="replace") as proc:
+        for line in proc.stdout:                   # key=value lines; a block ends with "progress=continue|end"
+            key, _, value = line.strip().partition("=")
+            if key == "frame" and value.isdigit():
+                frames.append(int(value))
+                if progress is not None:
+                    progress(frames[-1], max(expected, frames[-1]))
+            elif key == "out_time_us" and value.isdigit():
+                micro.append(int(value))
+        proc.wait()
+        err.seek(0)
+        errors = [re.sub(r" @ 0x[0-9a-f]+", "", ln).strip() for ln in err if ln.strip()]
+    if proc.returncode != 0 or not frames:
         raise ValueError(f"{path}: video could not be read (corrupt or unsupported: "
-                         f"{(errors or ['ffmpeg exit ' + str(res.returncode)])[-1][:160]})")
+                         f"{(errors or ['ffmpeg exit ' + str(proc.returncode)])[-1][:160]})")
     if errors:
         raise ValueError(f"{path}: video is damaged: decoding it reported {len(errors)} error(s), first "
                          f"{errors[0][:120]!r}; repair or re-encode it first, e.g. ffmpeg -i IN -c:v libx264 "
                          "-crf 10 OUT")
-    micro = re.findall(r"^out_time_us=(\d+)", res.stdout, re.M)
-    return int(frames[-1]), int(micro[-1]) / 1e6 if micro else 0.0
+    return frames[-1], micro[-1] / 1e6 if micro else 0.0
 
 
 def _stream_rates(path: Path) -> float | None:
@@ -145,8 +157,10 @@ def _stream_rates(path: Path) -> float | None:
     return float(m.group(1)) if m and "k tbr" not in line else None
 
 
-def probe_plate(path: str | os.PathLike) -> PlateInfo:
-    """What the plate at ``path`` is; FileNotFoundError / ValueError (one line naming the file) otherwise."""
+def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None) -> PlateInfo:
+    """What the plate at ``path`` is; FileNotFoundError / ValueError (one line naming the file) otherwise. A video
+    is decoded once, whole (its frames counted, damaged data refused): progress(frames decoded, frames expected)
+    is called as it goes."""
     from capture.images import check_image_size
 
     path = Path(path)
@@ -156,7 +170,7 @@ def probe_plate(path: str | os.PathLike) -> PlateInfo:
         return _probe_folder(path)
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        return _probe_video(path)
+        return _probe_video(path, progress)
     if suffix in IMAGE_SUFFIXES:
         w, h = check_image_size(path)
         _check_size(path, w, h)

@@ -67,7 +67,6 @@ def swap(
     label: LabelOpt = None,
 ) -> None:
     """Replace the face of the performer in PLATE with the double's face, frame by frame."""
-    from capture.plate_io import probe_plate
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks, load_face_track
@@ -75,10 +74,10 @@ def swap(
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
                      flow_weight=flow, debias=debias, device=device, workers=workers, head_px=head_px)
-    info = probe_plate(plate)
+    console = Console()
+    info = _probe_with_progress(console, plate)
     first, last = check_config(cfg, info)                  # bad options and plates fail before anything else
     given = check_given_landmarks(load_face_track(landmarks), last - first) if landmarks else None
-    console = Console()
     with gate_plate(workspace, plate_actor, production, plate), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
                           inputs=[plate, double] + ([rig] if rig else []), likeness=[double] + ([rig] if rig else []),
@@ -102,6 +101,16 @@ def _params(run, plate_actor: str | None, landmarks: Path | None) -> dict:
     return {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
             "production": run.provenance["production"], "plate_actor": plate_actor,
             "landmarks_file": str(landmarks) if landmarks else None}
+
+
+def _probe_with_progress(console: Console, plate: Path):
+    """`probe_plate`, with a progress bar while a video is decoded whole (minutes for a long plate)."""
+    from capture.plate_io import VIDEO_SUFFIXES, probe_plate
+
+    if not (plate.is_file() and plate.suffix.lower() in VIDEO_SUFFIXES):
+        return probe_plate(plate)
+    with _progress_bar(console) as progress:
+        return probe_plate(plate, lambda done, total: progress("checking the plate", done, total))
 
 
 @contextlib.contextmanager

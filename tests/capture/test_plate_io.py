@@ -27,7 +27,9 @@ def _video(path, frames, fps=25, audio=False):
 def test_video_round_trip_keeps_rate_count_size_and_audio(tmp_path):
     src = tmp_path / "plate.mp4"
     _video(src, _frames(), fps=24, audio=True)
-    info = probe_plate(src)
+    seen = []
+    info = probe_plate(src, lambda done, total: seen.append((done, total)))     # every frame decoded, reported
+    assert seen and seen[-1] == (6, 6)
     assert (info.kind, info.width, info.height, info.frame_count, info.fps) == ("video", 128, 96, 6, 24.0)
     assert info.audio_codec == "aac"
     out = tmp_path / "out.mp4"
