@@ -65,9 +65,9 @@ def test_a_face_a_tenth_of_the_frame_wide_is_found_on_crops_too():
 def test_a_face_the_mesh_lost_a_moment_ago_waits_before_larger_crops():
     """Right after the whole-frame mesh loses a face (in a close-up: turned away, where a crop reads it badly)
     only faces under SMALL_FACE are looked for on crops; after LOST_FRAMES frames without it, larger ones too."""
-    from capture.face_tracking import LOST_FRAMES, PlateTracker
-
     import skimage.data
+
+    from capture.face_tracking import LOST_FRAMES, PlateTracker
 
     def framed(side):                  # the photo side x side px, centred in a 1920x1080 frame (cut to it)
         photo = cv2.resize(skimage.data.astronaut(), (side, side), interpolation=cv2.INTER_AREA)
