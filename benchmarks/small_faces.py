@@ -8,7 +8,7 @@ with and without the crops in the same run. Reference landmarks: MediaPipe on th
 (single-image mode), carried into every frame through the known warp; error = mean distance over the 468 mesh
 points / the reference's inter-ocular distance, over the frames where a face was found.
 
-    PYTHONPATH=. python benchmarks/small_faces.py [--frames 24] [--heights 1080,540,360,270,216,180,144]
+    PYTHONPATH=. python benchmarks/small_faces.py [--frames 24] [--heights 1080,972,864,540,360,270,216,180,144]
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def error_iod(found: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=24)
-    ap.add_argument("--heights", default="1080,540,360,270,216,180,144",
+    ap.add_argument("--heights", default="1080,972,864,540,360,270,216,180,144",
                     help="heights (px) of the astronaut photo in the 1920x1080 frame")
     args = ap.parse_args()
     import skimage.data
