@@ -55,16 +55,25 @@ def frames_and_reference(height: int, frames: int, still: np.ndarray, ref_still:
 
 
 def track(plate: np.ndarray, zoom: bool) -> tuple[np.ndarray, float, int]:
-    """(landmarks (F, 478, 2) px, NaN where no face; ms per frame; frames found on crops)."""
+    """(landmarks (F, 478, 2) px, NaN where no face; ms per frame; frames found on crops, forwards). With zoom, as
+    the swap's tracking pass does it: crops, and the frames before the first face found tracked back from it
+    (`capture.face_backfill`); without, the face mesh alone."""
+    from capture.face_backfill import Backfill
     from capture.face_tracking import PlateTracker
 
     out = np.full((len(plate), 478, 2), np.nan)
+    back = Backfill(lambda: PlateTracker(max_faces=1, hands=False, lost=True)) if zoom else None
     t = time.perf_counter()
     with PlateTracker(max_faces=1, hands=False, zoom=zoom) as tracker:
         for i, rgb in enumerate(plate):
             face = tracker.process(rgb).face(0)
             if face is not None:
                 out[i] = face
+            if back is not None and face is None:
+                back.faceless(i, rgb)
+            elif back is not None:
+                for g, r in back.found(i, rgb):
+                    out[g] = r.face(0)
         zoomed = tracker.zoomed
     return out, 1000 * (time.perf_counter() - t) / len(plate), zoomed
 

@@ -40,8 +40,9 @@ ZOOM_FROM_DETECTION = 2.2  # crop side = this x the larger side of the full-rang
 SMALL_FACE = 0.08          # faces whose box is under this fraction of the frame's width are looked for on crops;
                            # a larger face the mesh misses is turned away or hidden (its crop reads it badly)
 LOST_FACE = 0.14           # ... under this, once the whole-frame mesh has found no face for LOST_FRAMES frames
-LOST_FRAMES = 24           # (or since the shot began): its detector misses frontal faces up to about a tenth of
-                           # the width (9.8 % missed, 10.9 % found), which SMALL_FACE alone left unfound
+LOST_FRAMES = 24           # (START_FRAMES at a shot's start, before it found any): its detector misses frontal
+START_FRAMES = 6           # faces up to about a tenth of the width (9.8 % missed, 10.9 % found), which
+                           # SMALL_FACE alone left unfound
 
 
 class PlateTracker:
@@ -50,12 +51,16 @@ class PlateTracker:
     max_faces: how many faces the face mesh looks for (several faces: the caller picks one by size);
     hands: track hands too (occluders in front of the face); zoom: when the face mesh finds no face in the whole
     frame (its detector misses faces up to about a tenth of the frame's width: wide shots), look again for faces
-    under `SMALL_FACE` of the frame's width (`LOST_FACE` when the whole-frame mesh has found none for
-    `LOST_FRAMES` frames, or since the shot began) on crops around the faces of the frame before, else around
-    those of MediaPipe's full-range face detector (faces up to about 5 m), with the mesh in single-image mode.
-    Not thread-safe. Use as a context manager."""
+    under `SMALL_FACE` of the frame's width (`LOST_FACE` once the whole-frame mesh has found none for
+    `LOST_FRAMES` frames, or for `START_FRAMES` at a shot's start before it found any; from the first frame with
+    ``lost``, as a backward run from a face found on a crop needs) on crops around the faces of the frame before,
+    else around those of MediaPipe's full-range face detector (faces up to about 5 m), with the mesh in
+    single-image mode. The wait at the start lets a face the mesh finds a few frames late be tracked back from
+    there (`capture.face_backfill`), which reads it more steadily than a crop. Not thread-safe. Use as a context
+    manager."""
 
-    def __init__(self, max_faces: int = 2, hands: bool = True, min_confidence: float = 0.5, zoom: bool = True):
+    def __init__(self, max_faces: int = 2, hands: bool = True, min_confidence: float = 0.5, zoom: bool = True,
+                 lost: bool = False):
         import mediapipe as mp
 
         s = mp.solutions
@@ -68,7 +73,8 @@ class PlateTracker:
         self._zoom = zoom
         self._crop_mesh = self._detector = None
         self._last = np.zeros((0, N_FACE, 2))          # the faces of the frame before
-        self._missed = LOST_FRAMES + 1                  # frames since the whole-frame mesh last found a face
+        self._missed = LOST_FRAMES + 1 if lost else 0   # frames since the whole-frame mesh last found a face
+        self._wait = START_FRAMES                       # frames without one before larger faces are looked for
         self.zoomed = 0                                 # frames whose faces were found on crops
 
     def process(self, rgb: np.ndarray) -> PlateFrameLandmarks:
@@ -79,6 +85,8 @@ class PlateTracker:
         faces = np.zeros((0, N_FACE, 2))
         r = self._face.process(rgb)
         self._missed = 0 if r.multi_face_landmarks else self._missed + 1
+        if r.multi_face_landmarks:
+            self._wait = LOST_FRAMES
         if r.multi_face_landmarks:
             found = [np.array([[p.x, p.y] for p in f.landmark]) * scale for f in r.multi_face_landmarks]
             found.sort(key=face_size, reverse=True)
@@ -100,7 +108,7 @@ class PlateTracker:
         """(N, 478, 2) px: faces found by the mesh on crops (see the class), largest first; (0, 478, 2) if none."""
         from capture.face_crop import landmark_box
 
-        small = (SMALL_FACE if self._missed <= LOST_FRAMES else LOST_FACE) * rgb.shape[1]
+        small = (SMALL_FACE if self._missed <= self._wait else LOST_FACE) * rgb.shape[1]
         found = []
         if len(self._last):                      # where the faces were a frame ago
             boxes = [landmark_box(f) for f in self._last]

@@ -205,7 +205,8 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     hands: list[np.ndarray] = []
     prev = None
     max_faces = max(cfg.max_faces, cfg.face_index + 1)
-    back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces), cfg.face_index) \
+    back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces, lost=True),
+                    cfg.face_index) \
         if cfg.backfill and given is None else None
     with PlateTracker(max_faces=max_faces, zoom=cfg.small_faces) as tracker:
         for i, rgb in iter_plate_frames(info, start, end):
