@@ -87,7 +87,6 @@ class PlateTracker:
         self._missed = 0 if r.multi_face_landmarks else self._missed + 1
         if r.multi_face_landmarks:
             self._wait = LOST_FRAMES
-        if r.multi_face_landmarks:
             found = [np.array([[p.x, p.y] for p in f.landmark]) * scale for f in r.multi_face_landmarks]
             found.sort(key=face_size, reverse=True)
             faces = np.stack(found)

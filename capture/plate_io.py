@@ -119,28 +119,28 @@ def _decode_video(path: Path, progress: ProbeProgress | None = None, expected: i
 
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-nostats", "-progress",
            "pipe:1", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"]
-    frames, micro = [], []
+    frames, micro = None, 0                       # the latest progress block's
     with tempfile.TemporaryFile("w+", errors="replace") as err, \
             subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, errors="replace") as proc:
         for line in proc.stdout:                   # key=value lines; a block ends with "progress=continue|end"
             key, _, value = line.strip().partition("=")
             if key == "frame" and value.isdigit():
-                frames.append(int(value))
+                frames = int(value)
                 if progress is not None:
-                    progress(frames[-1], max(expected, frames[-1]))
+                    progress(frames, max(expected, frames))
             elif key == "out_time_us" and value.isdigit():
-                micro.append(int(value))
+                micro = int(value)
         proc.wait()
         err.seek(0)
         errors = [re.sub(r" @ 0x[0-9a-f]+", "", ln).strip() for ln in err if ln.strip()]
-    if proc.returncode != 0 or not frames:
+    if proc.returncode != 0 or not frames:          # None or 0: nothing decoded
         raise ValueError(f"{path}: video could not be read (corrupt or unsupported: "
                          f"{(errors or ['ffmpeg exit ' + str(proc.returncode)])[-1][:160]})")
     if errors:
         raise ValueError(f"{path}: video is damaged: decoding it reported {len(errors)} error(s), first "
                          f"{errors[0][:120]!r}; repair or re-encode it first, e.g. ffmpeg -i IN -c:v libx264 "
                          "-crf 10 OUT")
-    return frames[-1], micro[-1] / 1e6 if micro else 0.0
+    return frames, micro / 1e6
 
 
 def _stream_rates(path: Path) -> float | None:
