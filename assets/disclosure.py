@@ -327,10 +327,15 @@ def _rewrite_pixels(path: Path, edit) -> None:
 
 
 def _rewrite_video(path: Path, edit) -> None:
-    """Decode every frame, apply ``edit``, re-encode (H.264, same frame rate; the audio copied as it is) and
-    replace ``path``. Frame by frame: the video is never in memory."""
+    """Decode every frame, apply ``edit``, re-encode (H.264, same frame rate; the audio copied as it is; the
+    colour encoding and tags, bit depth and timecode kept: `capture.video_header`) and replace ``path``. Frame by
+    frame: the video is never in memory."""
     import imageio.v2 as imageio
 
+    from capture.video_header import encoder_options, read_stream_header
+
+    header = read_stream_header(path)
+    options, vf = encoder_options(header)
     reader = imageio.get_reader(path, format="FFMPEG")
     meta = reader.get_meta_data()
     fps = float(meta.get("fps", 24.0))
@@ -339,7 +344,9 @@ def _rewrite_video(path: Path, edit) -> None:
     os.close(fd)
     try:
         with reader, imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=VIDEO_QUALITY,
-                                        macro_block_size=2, ffmpeg_log_level="error", **audio) as w:
+                                        macro_block_size=2, ffmpeg_log_level="error",
+                                        pixelformat="yuv420p10le" if header.bit_depth > 8 else "yuv420p",
+                                        output_params=options + (["-vf", vf] if vf else []), **audio) as w:
             for frame in reader:
                 w.append_data(edit(np.ascontiguousarray(frame[..., :3])))
         os.chmod(tmp, default_mode())

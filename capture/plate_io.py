@@ -3,14 +3,16 @@
 A plate is a video file (mp4 / mov / mkv / avi through the ffmpeg binary that ships in imageio-ffmpeg's
 wheel), a folder of numbered frames (png / jpg / tif / exr-less 8-bit images, sorted by the number in their
 names), or one image. `probe_plate` reads what it is (size, frame rate, frame count, audio) and refuses what
-cannot be processed frame-exactly (unreadable or damaged files, variable frame rates, images under `MIN_PLATE_PX`);
-`iter_plate_frames` streams (H, W, 3) uint8 RGB frames; `PlateWriter` writes the same kind of plate back
-(a video keeps the frame rate and copies the source's audio; a folder keeps the source's file names; an image
+cannot be processed frame-exactly (unreadable or damaged files, variable frame rates, non-square pixels, images
+under `MIN_PLATE_PX`); `iter_plate_frames` streams (H, W, 3) uint8 RGB frames; `PlateWriter` writes the same kind of
+plate back (a video keeps the frame rate, its colour encoding and tags, its start timecode, and copies the source's
+audio; a folder keeps the source's file names; an image
 takes the format from OUT's suffix), atomically: OUT appears complete or not at all.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -22,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from capture.video_header import StreamHeader, encoder_options, read_stream_header
 from core.storage import default_mode
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -34,6 +39,7 @@ MIN_PLATE_PX = 64          # plates smaller than this (either side) are refused
 H264_CRF = 8
 H264_PRESET = "veryfast"
 ProbeProgress = Callable[[int, int], None]   # (frames decoded, frames expected)
+SQUARE_PIXEL_TOLERANCE = 0.01   # a pixel aspect further from 1 than this is refused (an anamorphic plate)
 VFR_TOLERANCE_FRAMES = 1.5  # decoded frames vs duration x fps beyond this -> variable frame rate, refused
 
 
@@ -41,7 +47,8 @@ VFR_TOLERANCE_FRAMES = 1.5  # decoded frames vs duration x fps beyond this -> va
 class PlateInfo:
     """What a plate is. kind: "video", "frames" or "image"; width, height in px; fps (None for stills);
     frame_count; audio_codec: the source's audio codec or None; frames: the frame files of a folder plate
-    (in order), else empty."""
+    (in order), else empty; header: a video's colour tags, bit depth and timecode (`capture.video_header`),
+    which `PlateWriter` gives its output; None for stills."""
 
     path: Path
     kind: str
@@ -51,6 +58,7 @@ class PlateInfo:
     frame_count: int
     audio_codec: str | None = None
     frames: tuple[Path, ...] = field(default_factory=tuple)
+    header: StreamHeader | None = None
 
 
 def _frame_number(p: Path) -> int | None:
@@ -99,13 +107,21 @@ def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo
         raise ValueError(f"{path}: video has no decodable frames")
     _check_size(path, w, h)
     duration = float(meta.get("duration") or secs or 0)
-    tbr = _stream_rates(path)
+    header = read_stream_header(path)
+    tbr = header.tbr
     if (duration > 0 and abs(duration * fps - count) > max(VFR_TOLERANCE_FRAMES, 0.01 * count)) or \
             (tbr is not None and abs(tbr - fps) > 0.01 * fps):
         raise ValueError(f"{path}: variable frame rate ({count} frames in {duration:.3f} s: {fps:g} fps on average, "
                          f"{tbr or fps:g} nominal); convert it to a constant rate first, e.g. ffmpeg -i IN -fps_mode "
                          "cfr -r FPS OUT")
-    return PlateInfo(path, "video", w, h, fps, int(count), meta.get("audio_codec"))
+    if abs(header.sar - 1) > SQUARE_PIXEL_TOLERANCE:
+        raise ValueError(f"{path}: non-square pixels (pixel aspect {header.sar.numerator}:{header.sar.denominator}): "
+                         "faces are tracked and drawn in square pixels; de-squeeze it first, e.g. ffmpeg -i IN -vf "
+                         "scale=iw*sar:ih,setsar=1 OUT")
+    if header.bit_depth > 8:
+        log.warning("%s: a %d-bit plate (%s): its frames are processed at 8 bits a sample (written back at 10)",
+                    path, header.bit_depth, header.pix_fmt)
+    return PlateInfo(path, "video", w, h, fps, int(count), meta.get("audio_codec"), header=header)
 
 
 def _decode_video(path: Path, progress: ProbeProgress | None = None, expected: int = 0) -> tuple[int, float]:
@@ -141,20 +157,6 @@ def _decode_video(path: Path, progress: ProbeProgress | None = None, expected: i
                          f"{errors[0][:120]!r}; repair or re-encode it first, e.g. ffmpeg -i IN -c:v libx264 "
                          "-crf 10 OUT")
     return frames, micro / 1e6
-
-
-def _stream_rates(path: Path) -> float | None:
-    """The video stream's nominal rate (ffmpeg's "tbr") from its header, or None when it does not say. A stream
-    whose average rate ("fps") differs from it has a variable frame rate."""
-    import subprocess
-
-    import imageio_ffmpeg
-
-    res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
-                         text=True, errors="replace", timeout=60)
-    line = next((ln for ln in res.stderr.splitlines() if "Stream #" in ln and "Video:" in ln), "")
-    m = re.search(r"([\d.]+)k? tbr", line)
-    return float(m.group(1)) if m and "k tbr" not in line else None
 
 
 def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None) -> PlateInfo:
@@ -213,9 +215,10 @@ def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -
 
 class PlateWriter:
     """Writes frames to ``out`` in the source plate's kind, atomically (a temporary sibling renamed on `close`;
-    `abort` removes it). Video: H.264 (x264 at ``crf`` with ``preset``) at the source's fps, yuv420p, its audio
-    copied; frames: the source's file names (same suffix as ``out``'s frames would have: the source's); image: the
-    format of ``out``'s suffix.
+    `abort` removes it). Video: H.264 (x264 at ``crf`` with ``preset``) at the source's fps, yuv420p (10-bit for a
+    source of more than 8) converted with the source's colour matrix and range and tagged like it
+    (`capture.video_header.encoder_options`), its timecode and audio copied; frames: the source's file names
+    (same suffix as ``out``'s frames would have: the source's); image: the format of ``out``'s suffix.
 
     Use as a context manager: an exception inside the block aborts, so ``out`` never holds half a plate.
     before_publish: called with each finished file (the video, the image, or every frame of a folder) while it
@@ -284,9 +287,12 @@ class PlateWriter:
 
         if self._video is None:
             audio = str(self.source.path) if self.source.audio_codec else None
+            options, vf = encoder_options(self.source.header)    # the plate's colour tags, pixel aspect, timecode
             self._video = imageio_ffmpeg.write_frames(
                 str(self._tmp), (self.source.width, self.source.height), fps=self.source.fps, quality=None,
-                output_params=self._x264, macro_block_size=1, audio_path=audio, audio_codec="copy" if audio else None,
+                output_params=self._x264 + options + (["-vf", vf] if vf else []), macro_block_size=1,
+                pix_fmt_out="yuv420p10le" if self.source.header and self.source.header.bit_depth > 8 else "yuv420p",
+                audio_path=audio, audio_codec="copy" if audio else None,
                 ffmpeg_log_level="error")
             self._video.send(None)
         self._video.send(rgb)

@@ -398,16 +398,21 @@ def _write_mask(path: Path, mask: np.ndarray) -> None:
 
 
 class _Video:
-    """An H.264 MP4 written frame by frame through imageio-ffmpeg (yuv420p; odd sizes padded by one pixel)."""
+    """An H.264 MP4 written frame by frame through imageio-ffmpeg (yuv420p, tagged and encoded BT.709: the frames
+    are drawn in sRGB; odd sizes padded by one pixel)."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
         import imageio_ffmpeg
 
+        from capture.video_header import RENDERED, encoder_options
+
+        options, vf = encoder_options(RENDERED)
         self.path = path
         self._gen = imageio_ffmpeg.write_frames(
             str(path), (width, height), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
             macro_block_size=1, quality=None, bitrate=None,
-            output_params=["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-crf", "18"], ffmpeg_log_level="error")
+            output_params=["-vf", f"pad=ceil(iw/2)*2:ceil(ih/2)*2,{vf}", "-crf", "18", *options],
+            ffmpeg_log_level="error")
         self._gen.send(None)
 
     def add(self, rgb: np.ndarray) -> None:

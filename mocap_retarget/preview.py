@@ -156,22 +156,25 @@ def write_png(path: str | Path, images: list[np.ndarray], columns: int = 2) -> P
 
 def write_mp4(path: str | Path, images: Iterable[np.ndarray], fps: float,
               mark: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
-    """Write frames (H, W, 3) uint8 as an H.264 mp4 through imageio-ffmpeg (atomic rename at the end); the frames
-    are padded to multiples of 16 px (white). mark: applied to every padded frame as it is encoded (e.g. a
-    pending disclosure's watermark, `assets.disclosure.begin_disclosure`)."""
+    """Write frames (H, W, 3) uint8 sRGB as an H.264 mp4 through imageio-ffmpeg (atomic rename at the end), tagged
+    and encoded BT.709 (`capture.video_header.RENDERED`); the frames are padded to multiples of 16 px (white).
+    mark: applied to every padded frame as it is encoded (e.g. a pending disclosure's watermark,
+    `assets.disclosure.begin_disclosure`)."""
     import os
     import tempfile
 
     import imageio.v2 as imageio
 
+    from capture.video_header import RENDERED, encoder_options
     from core.storage import default_mode
 
     path = Path(path)
+    options, vf = encoder_options(RENDERED)      # tagged BT.709, encoded with it
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
     os.close(fd)
     try:
-        with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7,
-                                macro_block_size=16, ffmpeg_log_level="error") as w:
+        with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7, macro_block_size=16,
+                                ffmpeg_log_level="error", output_params=options + ["-vf", vf]) as w:
             for im in images:
                 h, wd = im.shape[:2]
                 pad = np.full(((h + 15) // 16 * 16, (wd + 15) // 16 * 16, 3), 255, dtype=np.uint8)

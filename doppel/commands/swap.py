@@ -69,15 +69,16 @@ def swap(
     """Replace the face of the performer in PLATE with the double's face, frame by frame."""
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.pipeline import side_folder, swap_plate
-    from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks, load_face_track
+    from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks, check_options, load_face_track
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
                      flow_weight=flow, debias=debias, device=device, workers=workers, head_px=head_px)
     console = Console()
-    info = _probe_with_progress(console, plate)
-    first, last = check_config(cfg, info)                  # bad options and plates fail before anything else
-    given = check_given_landmarks(load_face_track(landmarks), last - first) if landmarks else None
+    check_options(cfg)                                     # bad options fail before anything else
+    track = load_face_track(landmarks) if landmarks else None
+    if not plate.exists():
+        raise FileNotFoundError(f"{plate}: plate not found")
     with gate_plate(workspace, plate_actor, production, plate), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
                           inputs=[plate, double] + ([rig] if rig else []), likeness=[double] + ([rig] if rig else []),
@@ -86,6 +87,9 @@ def swap(
         # a real actor, checked before the slow work
         disclose = discloser(run, no_provenance, label, kind="composite",
                              ingredients=[plate] if plate.is_file() else [])
+        info = _probe_with_progress(console, plate)        # a video decoded whole: after consent, which is quick
+        first, last = check_config(cfg, info)
+        given = check_given_landmarks(track, last - first) if track is not None else None
         face_double = load_face_double(double, Path(work), rig_dir=rig)
         with _progress_bar(console) as progress:
             result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress,

@@ -152,6 +152,15 @@ class SwapResult:
 
 def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
     """(start, end) frames after validating the options against the plate; ValueError naming the option."""
+    check_options(cfg)
+    end = info.frame_count if cfg.end is None else cfg.end
+    if not 0 <= cfg.start < end <= info.frame_count:
+        raise ValueError(f"--start {cfg.start} / --end {end}: the plate has frames 0-{info.frame_count - 1}")
+    return cfg.start, end
+
+
+def check_options(cfg: SwapConfig) -> None:
+    """ValueError naming the option when one is out of range; what needs the plate is `check_config`'s."""
     from neural_render.face_composite import BLENDS
     from reconstruction.fitting.config import resolve_device
 
@@ -177,10 +186,6 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
         raise ValueError(f"--flow must be in [0, 1000], got {cfg.flow_weight}")
     if cfg.head_px not in (None, 0) and not 64 <= cfg.head_px <= 8192:
         raise ValueError(f"--head-px must be 0 (the plate's resolution) or 64-8192 px, got {cfg.head_px}")
-    end = info.frame_count if cfg.end is None else cfg.end
-    if not 0 <= cfg.start < end <= info.frame_count:
-        raise ValueError(f"--start {cfg.start} / --end {end}: the plate has frames 0-{info.frame_count - 1}")
-    return cfg.start, end
 
 
 def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress: Progress | None = None,

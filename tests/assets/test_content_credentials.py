@@ -13,6 +13,7 @@ from assets.content_credentials import build_manifest, read_credentials, sign_by
 from assets.disclosure import DisclosureContext, disclose_file
 from assets.media_verify import verify_file
 from assets.workspace import init_workspace
+from capture.video_header import read_stream_header
 from tests.assets.provenance_helpers import jpeg, textured, workspace_with_actor
 
 
@@ -160,8 +161,8 @@ def test_imported_certificate_signs_trusted(tmp_path):
 
 
 def test_a_video_keeps_its_audio_and_is_signed_without_being_read_whole(ws_consent, tmp_path, monkeypatch):
-    """An MP4 (a swapped plate) is watermarked frame by frame with its audio kept, and signed through streams:
-    a 10-minute 4K video is gigabytes, never read into memory whole."""
+    """An MP4 (a swapped plate) is watermarked frame by frame with its audio, colour tags and timecode kept, and
+    signed through streams: a 10-minute 4K video is gigabytes, never read into memory whole."""
     import subprocess
     from pathlib import Path
 
@@ -172,8 +173,8 @@ def test_a_video_keeps_its_audio_and_is_signed_without_being_read_whole(ws_conse
     out = tmp_path / "shot.mp4"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
                     "testsrc=size=256x192:rate=24", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-                    "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(out)],
-                   check=True)
+                    "-t", "1", "-vf", "setparams=colorspace=bt709:range=tv", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-shortest", "-timecode", "01:00:00:00", str(out)], check=True)
     whole = Path.read_bytes
 
     def read_bytes(self):
@@ -188,6 +189,8 @@ def test_a_video_keeps_its_audio_and_is_signed_without_being_read_whole(ws_conse
         meta = r.get_meta_data()
         n = sum(1 for _ in r)
     assert meta["audio_codec"] == "aac" and n == 24 and meta["fps"] == 24.0
+    header = read_stream_header(out)
+    assert (header.colour, header.timecode) == ({"range": "tv", "colorspace": "bt709"}, "01:00:00:00")
     rep = verify_file(out, ws)
     assert rep.c2pa.state == "trusted" and rep.watermark.found and rep.watermark.seq == res.seq
     assert not list(tmp_path.glob(".shot.mp4.*"))                # no temporary file left

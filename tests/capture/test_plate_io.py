@@ -235,3 +235,54 @@ def test_a_written_plate_gets_the_mode_a_plain_file_would(tmp_path):
                                                                                            else 0o644), out
     finally:
         os.umask(old)
+
+
+def _colour_frames(n=6, h=96, w=128):
+    """Saturated colours (a grey image reads the same through any YUV matrix)."""
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    return [np.stack([255 * x, 255 * y, 255 * (1 - x) * (0.5 + 0.1 * i)], -1).clip(0, 255).astype(np.uint8)
+            for i in range(n)]
+
+
+def _as_player(path, matrix, rng="tv"):
+    """The frames as a player shows them: decoded with the given matrix and range, whatever the file says."""
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    res = subprocess.run([ff, "-v", "error", "-i", str(path), "-vf", f"scale=in_color_matrix={matrix}:in_range={rng}",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True)
+    return np.frombuffer(res.stdout, np.uint8).astype(float)
+
+
+@pytest.mark.parametrize("tags, pix_fmt, matrix", [
+    ("colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv", "yuv420p", "bt709"),
+    ("colorspace=bt2020nc:color_primaries=bt2020:color_trc=smpte2084:range=tv", "yuv420p10le", "bt2020"),
+    ("colorspace=bt709:range=pc", "yuv420p", "bt709"),
+])
+def test_a_written_plate_keeps_the_plates_colour_encoding_bit_depth_and_timecode(tmp_path, tags, pix_fmt, matrix):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    src, out = tmp_path / "plate.mp4", tmp_path / "out.mp4"
+    frames = _colour_frames()
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96", "-r", "24",
+                    "-i", "-", "-vf", f"setparams={tags}", "-c:v", "libx264", "-pix_fmt", pix_fmt, "-crf", "4",
+                    "-timecode", "10:00:00:00", str(src)], input=b"".join(f.tobytes() for f in frames), check=True)
+    info = probe_plate(src)
+    with PlateWriter(out, info) as w:                 # frames passed through, as a swap does where there is no face
+        for _, rgb in iter_plate_frames(info):
+            w.write(rgb)
+    got = probe_plate(out).header
+    assert got.colour == info.header.colour and info.header.colour
+    assert (got.timecode, got.bit_depth) == ("10:00:00:00", info.header.bit_depth)
+    rng = info.header.colour["range"]
+    # a player decodes both files by the plate's matrix: the output looks like the plate, 1.3-1.7 grey levels off
+    # on average (chroma re-subsampled); the old writer's untagged BT.601 encode was 5.4-9.1 levels off
+    err = np.abs(_as_player(out, matrix, rng) - _as_player(src, matrix, rng)).mean()
+    assert err < 2.5, err
+
+
+def test_a_plate_with_non_square_pixels_is_refused(tmp_path):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    src = tmp_path / "hdv.mp4"
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96", "-r", "24",
+                    "-i", "-", "-vf", "setsar=4/3", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src)],
+                   input=b"".join(f.tobytes() for f in _colour_frames()), check=True)
+    with pytest.raises(ValueError, match=r"non-square pixels \(pixel aspect 4:3\).*setsar=1"):
+        probe_plate(src)

@@ -710,10 +710,10 @@ def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, 
 
     from assets import audit, disclosure
     from assets.consent import grant
+    from capture import plate_io
     from doppel.face_swap import pipeline
 
     ws, root, until = _jane_rigged(tmp_path, capsys)
-    grant(ws, "stunt", ["face_replace"], "Film", until)
     silent = tmp_path / "silent.mp4"
     _plate(silent, n_face=6, n_blank=0)
     plate = tmp_path / "plate.mp4"
@@ -722,6 +722,11 @@ def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, 
                     str(plate)], check=True)
     swap = ["swap", plate, "--double", root / "rigs" / "jane", "--actor", "jane", "--production", "Film",
             "--plate-actor", "stunt", "-W", root, "--out"]
+    with monkeypatch.context() as m:    # consent is decided before the plate is decoded whole (minutes when long)
+        m.setattr(plate_io, "_decode_video", lambda *a, **k: pytest.fail("decoded a plate the gate refuses"))
+        code, _, err = run_cli(capsys, *swap, tmp_path / "early.mp4")
+    assert code == 1 and "stunt" in err and "face_replace" in err and not (tmp_path / "early_swap").exists(), err
+    grant(ws, "stunt", ["face_replace"], "Film", until)
     with monkeypatch.context() as m:             # refused before the tracking starts
         m.setattr(pipeline, "track_shot", lambda *a, **k: pytest.fail("tracked a plate it cannot sign"))
         code, _, err = run_cli(capsys, *swap, tmp_path / "swapped.mov")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from capture.video_header import read_stream_header
 from mocap_retarget.preview import render_frames, write_mp4, write_png
 
 
@@ -29,6 +30,7 @@ def test_render_with_mesh_and_write(tmp_path):
     write_mp4(tmp_path / "p.mp4", imgs, fps=10)
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "p.mp4").stat().st_size > 0
+    assert read_stream_header(tmp_path / "p.mp4").colour["colorspace"] == "bt709"   # sRGB frames: tagged BT.709
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.mp4", "p.png"]   # no temporary files left
 
 

@@ -1,0 +1,125 @@
+"""What a video stream's header says beyond its size and rate: pixel aspect, colour encoding, bit depth, timecode.
+
+A swapped plate must look like its plate in every player and conform like it in editorial. The frames go through
+RGB, so the output is only faithful when it is encoded back with the plate's own colour matrix and range and
+carries the same tags (an HD plate tagged BT.709, written untagged with ffmpeg's BT.601 default, plays about 10
+grey levels off in players that assume BT.709 for untagged HD: docs/benchmarks.md, "Plates that keep their colour
+and timecode"), and keeps the start timecode.
+
+`read_stream_header` parses the first video stream's line of ``ffmpeg -i`` (the ffmpeg binary of imageio-ffmpeg's
+wheel: no ffprobe ships there); `encoder_options` turns a header into ffmpeg output options for `PlateWriter`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+# ffmpeg's names, as it prints them and as its setparams filter takes them
+_RANGES = ("tv", "pc")
+_COLOUR_KEYS = ("colorspace", "color_primaries", "color_trc")
+_SAME_NAMES = ("bt709", "smpte170m", "smpte240m")     # printed once when space, primaries and transfer all are it
+_MATRICES = ("bt709", "fcc", "bt470bg", "smpte170m", "smpte240m", "bt2020nc", "bt2020c")   # YUV matrices swscale
+                                                      # converts with; another (gbr, ycgco, ...) is left untagged
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    """tbr: the nominal rate (ffmpeg's "tbr"), None when it does not say; sar: the pixel aspect ratio (width /
+    height of one pixel as displayed; 1 = square); pix_fmt: the stored pixel format (e.g. "yuv420p10le");
+    colour: the tagged encoding, ffmpeg's names under setparams' keys (range, colorspace, color_primaries,
+    color_trc), only those the stream states; timecode: the start timecode ("HH:MM:SS:FF", ";" before the
+    frames when drop-frame), None when there is none."""
+
+    tbr: float | None = None
+    sar: Fraction = Fraction(1)
+    pix_fmt: str | None = None
+    colour: dict[str, str] = field(default_factory=dict)
+    timecode: str | None = None
+
+    @property
+    def bit_depth(self) -> int:
+        """Bits per sample of the stored pixels (8 unless the pixel format names more, e.g. yuv420p10le: 10)."""
+        m = re.search(r"p(9|1[0-6])(le|be)?$", self.pix_fmt or "")
+        return int(m.group(1)) if m else 8
+
+
+# frames drawn here (renders, previews, synthetic plates) are sRGB with Rec.709 primaries: encoded and tagged BT.709,
+# so that every player decodes them with the matrix they were encoded with (untagged HD is read as BT.709, untagged SD
+# as BT.601, and ffmpeg encodes untagged RGB with BT.601)
+RENDERED = StreamHeader(colour={"range": "tv", "colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709"})
+
+
+def read_stream_header(path: str | Path, ffmpeg: str | None = None) -> StreamHeader:
+    """The first video stream's `StreamHeader` from ``ffmpeg -i path`` (a header read, no decode)."""
+    import imageio_ffmpeg
+
+    res = subprocess.run([ffmpeg or imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                         capture_output=True, text=True, errors="replace", timeout=60)
+    return parse_stream_header(res.stderr)
+
+
+def parse_stream_header(text: str) -> StreamHeader:
+    """`StreamHeader` from the text ffmpeg prints about its input (``ffmpeg -i``)."""
+    lines = text.splitlines()
+    i = next((k for k, ln in enumerate(lines) if "Stream #" in ln and "Video:" in ln), None)
+    if i is None:
+        return StreamHeader()
+    line = lines[i]
+    m = re.search(r"([\d.]+)(k?) tbr", line)
+    tbr = float(m.group(1)) if m and not m.group(2) else None
+    m = re.search(r"\[SAR (\d+):(\d+) DAR", line)
+    sar = Fraction(int(m.group(1)), int(m.group(2))) if m and int(m.group(2)) > 0 and int(m.group(1)) > 0 \
+        else Fraction(1)
+    pix_fmt, colour = _pixel_format(line)
+    return StreamHeader(tbr, sar, pix_fmt, colour, _timecode(lines, i))
+
+
+def _pixel_format(line: str) -> tuple[str | None, dict[str, str]]:
+    """(pixel format, tagged colour) from a stream line's "yuv420p(tv, bt709/unknown/unknown, progressive)";
+    one name for all three of colorspace / primaries / transfer when they are the same ("yuv420p(tv, bt709)")."""
+    video = line.split("Video:", 1)[1]
+    parts = [p.strip() for p in re.split(r",(?![^()]*\))", video)]     # commas outside parentheses
+    if len(parts) < 2:
+        return None, {}
+    m = re.match(r"([a-z0-9_]+)(?:\((.*)\))?$", parts[1])
+    if not m:
+        return None, {}
+    colour: dict[str, str] = {}
+    for token in (t.strip() for t in (m.group(2) or "").split(",")):
+        if token in _RANGES:
+            colour["range"] = token
+        elif token in _SAME_NAMES or token.count("/") == 2:        # else a field order, a chroma siting
+            names = token.split("/") if "/" in token else [token] * 3
+            colour.update({k: v for k, v in zip(_COLOUR_KEYS, names, strict=True)
+                           if v and v not in ("unknown", "reserved")})
+    if colour.get("colorspace") not in _MATRICES:
+        colour.pop("colorspace", None)
+    return m.group(1), colour
+
+
+def _timecode(lines: list[str], stream: int) -> str | None:
+    """The first "timecode : HH:MM:SS:FF" in the container's or the video stream's metadata."""
+    for ln in lines[:stream + 8]:
+        m = re.match(r"\s*timecode\s*:\s*(\d\d:\d\d:\d\d[:;.]\d\d)\s*$", ln)
+        if m:
+            return m.group(1)
+    return None
+
+
+def encoder_options(header: StreamHeader | None) -> tuple[list[str], str | None]:
+    """(ffmpeg output options, video filter or None) that give an encoded RGB plate the header's colour tags,
+    converted with its matrix and range (ffmpeg converts by the frames' tags: ``setparams``), its pixel aspect
+    (``setsar``) and its start timecode."""
+    if header is None:
+        return [], None
+    filters = []
+    if header.colour:
+        filters.append("setparams=" + ":".join(f"{k}={v}" for k, v in header.colour.items()))
+    if header.sar != 1:
+        filters.append(f"setsar={header.sar.numerator}/{header.sar.denominator}")
+    options = ["-timecode", header.timecode] if header.timecode else []
+    return options, ",".join(filters) or None
