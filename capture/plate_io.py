@@ -29,6 +29,16 @@ from core.storage import default_mode
 
 log = logging.getLogger(__name__)
 
+
+def _not_a_rotation_notice(record: logging.LogRecord) -> bool:
+    """imageio-ffmpeg warns on every read of a video whose display matrix rotates it ("The frame size for reading
+    (H, W) is different from the source frame size (W, H)"): ffmpeg hands the frames over upright, which is what
+    a plate means; said once by the probe instead."""
+    return not str(record.msg).startswith("The frame size for reading")
+
+
+logging.getLogger("imageio_ffmpeg").addFilter(_not_a_rotation_notice)
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MIN_PLATE_PX = 64          # plates smaller than this (either side) are refused
@@ -102,6 +112,9 @@ def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo
                          ) from None
     count, secs = _decode_video(path, progress, round(float(meta.get("duration") or 0) * float(meta.get("fps") or 0)))
     w, h = (int(x) for x in meta["size"])
+    if tuple(meta.get("source_size") or (w, h)) != (w, h):
+        log.info("%s: stored %dx%d, shown rotated by its display matrix: read and written upright, %dx%d", path,
+                 *meta["source_size"], w, h)
     fps = float(meta.get("fps") or 0)
     if count < 1 or fps <= 0:
         raise ValueError(f"{path}: video has no decodable frames")

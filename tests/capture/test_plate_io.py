@@ -286,3 +286,26 @@ def test_a_plate_with_non_square_pixels_is_refused(tmp_path):
                    input=b"".join(f.tobytes() for f in _colour_frames()), check=True)
     with pytest.raises(ValueError, match=r"non-square pixels \(pixel aspect 4:3\).*setsar=1"):
         probe_plate(src)
+
+
+def test_a_phone_clip_rotated_by_its_display_matrix_is_read_and_written_upright(tmp_path, caplog):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    frames = _frames(4)
+    for f in frames:
+        f[:16, :16] = 255                              # a mark in the stored frame's top-left corner
+    stored, src, out = tmp_path / "stored.mp4", tmp_path / "phone.mp4", tmp_path / "out.mp4"
+    _video(stored, frames, fps=24)
+    subprocess.run([ff, "-y", "-loglevel", "error", "-display_rotation", "90", "-i", str(stored), "-c", "copy",
+                    str(src)], check=True)
+    with caplog.at_level("WARNING"):
+        info = probe_plate(src)
+        rgb = [f for _, f in iter_plate_frames(info)]
+    assert (info.width, info.height, len(rgb)) == (96, 128, 4)          # upright: 96 wide, 128 tall
+    assert rgb[0][-16:, :16].mean() > 200 and rgb[0][:16, :16].mean() < 100   # counter-clockwise: bottom-left
+    assert not caplog.records                                            # no warning on every read
+    with PlateWriter(out, info) as w:
+        for f in rgb:
+            w.write(f)
+    back = probe_plate(out)
+    assert (back.width, back.height) == (96, 128)
+    assert next(iter_plate_frames(back))[1][-16:, :16].mean() > 200      # written upright, shown the same
