@@ -1,13 +1,14 @@
 """Plates: live-action footage read and written frame by frame, never held whole in memory.
 
-A plate is a video file (mp4 / mov / mkv / avi through the ffmpeg binary that ships in imageio-ffmpeg's
-wheel), a folder of numbered frames (png / jpg / tif / exr-less 8-bit images, sorted by the number in their
-names), or one image. `probe_plate` reads what it is (size, frame rate, frame count, audio) and refuses what
+A plate is a video file (mp4 / mov / mkv / avi through the ffmpeg binary that ships in imageio-ffmpeg's wheel), a
+folder of numbered frames (png / jpg / tif / bmp at 8 or 16 bits, or scene-linear OpenEXR; sorted by the number in
+their names), or one image. `probe_plate` reads what it is (size, frame rate, frame count, audio) and refuses what
 cannot be processed frame-exactly (unreadable or damaged files, variable frame rates, non-square pixels, images
 under `MIN_PLATE_PX`); `iter_plate_frames` streams (H, W, 3) uint8 RGB frames; `PlateWriter` writes the same kind of
 plate back (a video keeps the frame rate, its colour encoding and tags, its start timecode, and copies the source's
-audio; a folder keeps the source's file names; an image
-takes the format from OUT's suffix), atomically: OUT appears complete or not at all.
+audio; a folder keeps the source's file names, formats and bit depths, and what the swap left unchanged keeps the
+source's values, `capture.frame_files`; an image takes the format from OUT's suffix), atomically: OUT appears
+complete or not at all.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _not_a_rotation_notice(record: logging.LogRecord) -> bool:
 logging.getLogger("imageio_ffmpeg").addFilter(_not_a_rotation_notice)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")   # read and written by capture.frame_files
 MIN_PLATE_PX = 64          # plates smaller than this (either side) are refused
 # H.264 of written videos: x264's "veryfast" preset at CRF 8. Against imageio-ffmpeg's quality 8 (CRF 10, preset
 # medium), on a grainy 1080p plate: 0.1 dB closer to the frames sent (36.60 vs 36.50 dB), 6 % larger, less than half
@@ -83,7 +84,7 @@ def _check_size(path: Path, w: int, h: int) -> None:
 
 
 def _probe_folder(path: Path) -> PlateInfo:
-    from capture.images import check_image_size
+    from capture.frame_files import frame_size
 
     files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     numbered = [(n, p) for p in files if (n := _frame_number(p)) is not None]
@@ -91,10 +92,10 @@ def _probe_folder(path: Path) -> PlateInfo:
         raise ValueError(f"{path}: no numbered frames ({', '.join(IMAGE_SUFFIXES)}) in the plate folder")
     numbered.sort(key=lambda np_: (np_[0], np_[1].name))
     frames = tuple(p for _, p in numbered)
-    w, h = check_image_size(frames[0])
+    w, h = frame_size(frames[0])
     _check_size(path, w, h)
     for f in frames[1:]:                       # headers only: a long sequence is checked in seconds
-        if (size := check_image_size(f)) != (w, h):
+        if (size := frame_size(f)) != (w, h):
             raise ValueError(f"{f}: frame is {size[0]}x{size[1]} px, the plate's first frame ({frames[0].name}) "
                              f"{w}x{h}: a plate's frames must share one size")
     return PlateInfo(path, "frames", w, h, None, len(frames), None, frames)
@@ -130,7 +131,11 @@ def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo
     if abs(header.sar - 1) > SQUARE_PIXEL_TOLERANCE:
         raise ValueError(f"{path}: non-square pixels (pixel aspect {header.sar.numerator}:{header.sar.denominator}): "
                          "faces are tracked and drawn in square pixels; de-squeeze it first, e.g. ffmpeg -i IN -vf "
-                         "scale=iw*sar:ih,setsar=1 OUT")
+                         "'scale=trunc(iw*sar/2)*2:ih,setsar=1' OUT")
+    if header.interlaced:
+        raise ValueError(f"{path}: interlaced video (each frame two fields): faces are tracked and drawn in whole "
+                         "frames; deinterlace it first (ffmpeg -i IN -vf bwdif=mode=send_frame OUT), or, if its "
+                         "frames are progressive and only flagged otherwise, re-flag it (-vf setfield=prog)")
     if header.bit_depth > 8:
         log.warning("%s: a %d-bit plate (%s): its frames are processed at 8 bits a sample (written back at 10)",
                     path, header.bit_depth, header.pix_fmt)
@@ -176,7 +181,7 @@ def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None) 
     """What the plate at ``path`` is; FileNotFoundError / ValueError (one line naming the file) otherwise. A video
     is decoded once, whole (its frames counted, damaged data refused): progress(frames decoded, frames expected)
     is called as it goes."""
-    from capture.images import check_image_size
+    from capture.frame_files import frame_size
 
     path = Path(path)
     if not path.exists():
@@ -187,7 +192,7 @@ def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None) 
     if suffix in VIDEO_SUFFIXES:
         return _probe_video(path, progress)
     if suffix in IMAGE_SUFFIXES:
-        w, h = check_image_size(path)
+        w, h = frame_size(path)
         _check_size(path, w, h)
         return PlateInfo(path, "image", w, h, None, 1, None, (path,))
     raise ValueError(f"{path}: not a plate: expected a video ({', '.join(VIDEO_SUFFIXES)}), an image "
@@ -195,19 +200,18 @@ def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None) 
 
 
 def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(frame index, rgb (H, W, 3) uint8) for frames start <= i < end (end None: to the last), streamed."""
-    import cv2
-
-    from capture.images import read_image
+    """(frame index, rgb (H, W, 3) uint8) for frames start <= i < end (end None: to the last), streamed. Frame
+    files of more than 8 bits or in EXR: their 8-bit display RGB (`capture.frame_files.read_frame`)."""
+    from capture.frame_files import read_frame
 
     end = info.frame_count if end is None else min(end, info.frame_count)
     if info.kind != "video":
         for i in range(start, end):
-            bgr = read_image(info.frames[i])
-            if bgr.shape[:2] != (info.height, info.width):
-                raise ValueError(f"{info.frames[i]}: frame decodes to {bgr.shape[1]}x{bgr.shape[0]} px, the plate "
+            rgb = read_frame(info.frames[i])
+            if rgb.shape[:2] != (info.height, info.width):
+                raise ValueError(f"{info.frames[i]}: frame decodes to {rgb.shape[1]}x{rgb.shape[0]} px, the plate "
                                  f"is {info.width}x{info.height}")
-            yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield i, rgb
         return
     import imageio_ffmpeg
 
@@ -230,8 +234,10 @@ class PlateWriter:
     """Writes frames to ``out`` in the source plate's kind, atomically (a temporary sibling renamed on `close`;
     `abort` removes it). Video: H.264 (x264 at ``crf`` with ``preset``) at the source's fps, yuv420p (10-bit for a
     source of more than 8) converted with the source's colour matrix and range and tagged like it
-    (`capture.video_header.encoder_options`), its timecode and audio copied; frames: the source's file names
-    (same suffix as ``out``'s frames would have: the source's); image: the format of ``out``'s suffix.
+    (`capture.video_header.encoder_options`), its timecode and audio copied; frames: the source's file names,
+    formats and bit depths (`capture.frame_files.write_frame`: a frame left as it was is the source file, copied;
+    elsewhere the unchanged pixels keep the source's values); image: the format of ``out``'s suffix (the same
+    as the plate's: written like a frame).
 
     Use as a context manager: an exception inside the block aborts, so ``out`` never holds half a plate.
     before_publish: called with each finished file (the video, the image, or every frame of a folder) while it
@@ -276,11 +282,10 @@ class PlateWriter:
         if self.source.kind == "video":
             self._write_video(rgb)
         else:
-            import cv2
+            from capture.frame_files import write_frame
 
-            name = self._tmp / self.source.frames[self.count].name if self.source.kind == "frames" else self._tmp
-            if not cv2.imwrite(str(name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-                raise OSError(f"{name}: could not write the frame")
+            source = self.source.frames[self.count if self.source.kind == "frames" else 0]
+            write_frame(self._tmp / source.name if self.source.kind == "frames" else self._tmp, rgb, source)
         self.count += 1
 
     def _marked(self, rgb: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from pathlib import Path
 _RANGES = ("tv", "pc")
 _COLOUR_KEYS = ("colorspace", "color_primaries", "color_trc")
 _SAME_NAMES = ("bt709", "smpte170m", "smpte240m")     # printed once when space, primaries and transfer all are it
+_INTERLACED = ("top first", "bottom first", "top coded first (swapped)", "bottom coded first (swapped)")
 _MATRICES = ("bt709", "fcc", "bt470bg", "smpte170m", "smpte240m", "bt2020nc", "bt2020c")   # YUV matrices swscale
                                                       # converts with; another (gbr, ycgco, ...) is left untagged
 
@@ -32,13 +33,15 @@ class StreamHeader:
     height of one pixel as displayed; 1 = square); pix_fmt: the stored pixel format (e.g. "yuv420p10le");
     colour: the tagged encoding, ffmpeg's names under setparams' keys (range, colorspace, color_primaries,
     color_trc), only those the stream states; timecode: the start timecode ("HH:MM:SS:FF", ";" before the
-    frames when drop-frame), None when there is none."""
+    frames when drop-frame), None when there is none; interlaced: the stream says its frames are two fields
+    (ffmpeg's field order "top first", "bottom first", ...)."""
 
     tbr: float | None = None
     sar: Fraction = Fraction(1)
     pix_fmt: str | None = None
     colour: dict[str, str] = field(default_factory=dict)
     timecode: str | None = None
+    interlaced: bool = False
 
     @property
     def bit_depth(self) -> int:
@@ -74,22 +77,23 @@ def parse_stream_header(text: str) -> StreamHeader:
     m = re.search(r"\[SAR (\d+):(\d+) DAR", line)
     sar = Fraction(int(m.group(1)), int(m.group(2))) if m and int(m.group(2)) > 0 and int(m.group(1)) > 0 \
         else Fraction(1)
-    pix_fmt, colour = _pixel_format(line)
-    return StreamHeader(tbr, sar, pix_fmt, colour, _timecode(lines, i))
+    pix_fmt, colour, interlaced = _pixel_format(line)
+    return StreamHeader(tbr, sar, pix_fmt, colour, _timecode(lines, i), interlaced)
 
 
-def _pixel_format(line: str) -> tuple[str | None, dict[str, str]]:
-    """(pixel format, tagged colour) from a stream line's "yuv420p(tv, bt709/unknown/unknown, progressive)";
-    one name for all three of colorspace / primaries / transfer when they are the same ("yuv420p(tv, bt709)")."""
-    video = line.split("Video:", 1)[1]
-    parts = [p.strip() for p in re.split(r",(?![^()]*\))", video)]     # commas outside parentheses
+def _pixel_format(line: str) -> tuple[str | None, dict[str, str], bool]:
+    """(pixel format, tagged colour, interlaced) from a stream line's "yuv420p(tv, bt709/unknown/unknown,
+    progressive)"; one name for all three of colorspace / primaries / transfer when they are the same
+    ("yuv420p(tv, bt709)")."""
+    parts = _top_level_split(line.split("Video:", 1)[1])
     if len(parts) < 2:
-        return None, {}
+        return None, {}, False
     m = re.match(r"([a-z0-9_]+)(?:\((.*)\))?$", parts[1])
     if not m:
-        return None, {}
+        return None, {}, False
     colour: dict[str, str] = {}
-    for token in (t.strip() for t in (m.group(2) or "").split(",")):
+    tokens = _top_level_split(m.group(2) or "")
+    for token in tokens:
         if token in _RANGES:
             colour["range"] = token
         elif token in _SAME_NAMES or token.count("/") == 2:        # else a field order, a chroma siting
@@ -98,7 +102,21 @@ def _pixel_format(line: str) -> tuple[str | None, dict[str, str]]:
                            if v and v not in ("unknown", "reserved")})
     if colour.get("colorspace") not in _MATRICES:
         colour.pop("colorspace", None)
-    return m.group(1), colour
+    return m.group(1), colour, any(t in _INTERLACED for t in tokens)
+
+
+def _top_level_split(text: str) -> list[str]:
+    """``text`` split at the commas outside parentheses, each part stripped."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur).strip())
+    return parts
 
 
 def _timecode(lines: list[str], stream: int) -> str | None:

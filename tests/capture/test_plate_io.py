@@ -309,3 +309,17 @@ def test_a_phone_clip_rotated_by_its_display_matrix_is_read_and_written_upright(
     back = probe_plate(out)
     assert (back.width, back.height) == (96, 128)
     assert next(iter_plate_frames(back))[1][-16:, :16].mean() > 200      # written upright, shown the same
+
+
+def test_an_interlaced_plate_is_refused_with_the_commands_that_fix_it(tmp_path):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    src, fixed = tmp_path / "1080i.mp4", tmp_path / "deinterlaced.mp4"
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96", "-r", "25",
+                    "-i", "-", "-vf", "setfield=tff", "-c:v", "libx264", "-flags", "+ildct+ilme", "-x264-params",
+                    "tff=1", "-pix_fmt", "yuv420p", str(src)], input=b"".join(f.tobytes() for f in _colour_frames()),
+                   check=True)
+    with pytest.raises(ValueError, match=r"interlaced video .* bwdif=mode=send_frame .* setfield=prog"):
+        probe_plate(src)
+    subprocess.run([ff, "-y", "-loglevel", "error", "-i", str(src), "-vf", "bwdif=mode=send_frame", str(fixed)],
+                   check=True)
+    assert probe_plate(fixed).frame_count == 6                  # what the message says to run is accepted

@@ -52,3 +52,11 @@ def test_encoder_options_give_the_tags_pixel_aspect_and_timecode():
     assert vf == "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709,setsar=4/3"
     assert encoder_options(RENDERED) == ([], "setparams=range=tv:colorspace=bt709:color_primaries=bt709:"
                                              "color_trc=bt709")
+
+
+def test_interlaced_streams_are_told_apart_from_progressive_ones():
+    h = parse_stream_header(_line("h264 (High), yuv420p(tv, bt709, top coded first (swapped)), 1920x1080 "
+                                  "[SAR 1:1 DAR 16:9], 25 fps, 25 tbr"))
+    assert h.interlaced and h.colour["colorspace"] == "bt709"
+    assert parse_stream_header(_line("h264, yuv420p(bottom first), 640x360, 25 fps, 25 tbr")).interlaced
+    assert not parse_stream_header(_line("h264, yuv420p(tv, progressive), 640x360, 25 fps, 25 tbr")).interlaced

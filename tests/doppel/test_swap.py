@@ -745,3 +745,38 @@ def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, 
     assert rep["c2pa"]["state"] == "trusted" and rep["watermark"]["found"]
     marks = {e.seq: e.record["file"] for e in audit.entries(ws) if e.record.get("action") == "disclosure.mark"}
     assert marks[rep["watermark"]["seq"]] == "swapped.mp4"          # the name it is published under
+
+
+def test_a_scene_linear_exr_sequence_is_swapped_where_the_face_is_and_kept_as_it_was_elsewhere(tmp_path, capsys,
+                                                                                                rig_dir):
+    """VFX plates come as EXR frames: half-float linear RGB with alpha and other channels. The swap reads them
+    as display RGB and writes EXR frames back in which only the face's pixels changed: every other sample, the
+    alpha, a depth channel and the header's attributes are the plate's own."""
+    import OpenEXR
+
+    from capture.frame_files import display_to_linear
+    from doppel.face_swap.stills import plate_from_still
+
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    for i, frame in enumerate(plate_from_still(_astronaut(), 3, seed=0, strength=0.2)):
+        channels = {"RGB": (display_to_linear(frame) * 1.25).astype(np.float16),     # a stop brighter: some > 1
+                    "A": np.ones(frame.shape[:2], np.float16), "Z": np.full(frame.shape[:2], 2.0 + i, np.float32)}
+        with OpenEXR.File({"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage,
+                           "capDate": "2026:12:04 10:00:00"}, channels) as f:
+            f.write(str(plate / f"sh010.{1001 + i}.exr"))
+    code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "swapped")
+    assert code == 0 and "3 of 3 frames swapped" in out, err
+    names = sorted(p.name for p in (tmp_path / "swapped").iterdir())
+    assert names == ["sh010.1001.exr", "sh010.1002.exr", "sh010.1003.exr"]
+    for name in names:
+        with OpenEXR.File(str(plate / name), separate_channels=True) as f:
+            src = {k: np.array(v.pixels) for k, v in f.channels().items()}
+        with OpenEXR.File(str(tmp_path / "swapped" / name), separate_channels=True) as f:
+            got = {k: np.array(v.pixels) for k, v in f.channels().items()}
+            assert f.header()["capDate"] == "2026:12:04 10:00:00"
+        assert np.array_equal(got["A"], src["A"]) and np.array_equal(got["Z"], src["Z"])
+        changed = np.any(np.stack([got[c] != src[c] for c in "RGB"]), axis=0)
+        ys, xs = np.nonzero(changed)
+        assert got["R"].dtype == np.float16 and 1500 < changed.sum() < 0.4 * changed.size    # the face, only
+        assert 70 < xs.mean() < 190 and 20 < ys.mean() < 150

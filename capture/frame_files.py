@@ -1,0 +1,171 @@
+"""The frames of a folder plate (or a one-image plate) as files: read as 8-bit display RGB for the swap, written
+back so that whatever the swap did not change keeps the file's own values.
+
+VFX plates come as frame sequences, often at more than 8 bits: 16-bit PNG or TIFF, or scene-linear OpenEXR (half
+or float, with alpha and other channels). Tracking, segmentation and the comp work on 8-bit display RGB
+(`read_frame`: an EXR's linear RGB through the sRGB transfer function, clipped to [0, 1]; 16 bits rounded to 8).
+`write_frame` writes a frame back in its source's format: a frame the swap left as it was is the source file,
+copied byte for byte; otherwise only the pixels whose display value changed take the new value (converted back:
+x 257 for 16 bits, the inverse transfer function for EXR), every other pixel, the alpha and any other channel
+keep the source's values, and an EXR keeps its header (compression, channel types, attributes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+EXR = ".exr"
+
+
+def frame_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(W, H) from the file's header, nothing decoded; ValueError (one line) for what cannot be a plate frame
+    (an EXR that is multi-part, deep, without R, G and B, or whose data window is not its display window)."""
+    from capture.images import check_image_size
+
+    path = Path(path)
+    if path.suffix.lower() != EXR:
+        return check_image_size(path)
+    header = _exr_header(path)
+    (x0, y0), (x1, y1) = (np.asarray(v).tolist() for v in header["displayWindow"])
+    data = tuple(np.asarray(v).tolist() for v in header["dataWindow"])
+    if data != ([x0, y0], [x1, y1]):
+        raise ValueError(f"{path}: EXR data window {data} is not its display window ({x0}, {y0})-({x1}, {y1}) "
+                         "(overscan or a crop): give frames whose data fill the display window")
+    names = {c.name for c in header["channels"]}
+    if not {"R", "G", "B"} <= names:
+        raise ValueError(f"{path}: EXR has no R, G and B channels (it has {', '.join(sorted(names))})")
+    return x1 - x0 + 1, y1 - y0 + 1
+
+
+def _exr_header(path: Path) -> dict:
+    import OpenEXR
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image does not exist")
+    try:
+        with OpenEXR.File(str(path), header_only=True) as f:
+            if len(f.parts) != 1:
+                raise ValueError(f"{path}: a multi-part EXR ({len(f.parts)} parts): give single-part frames")
+            header = dict(f.header())           # a copy: the file's own is emptied on close
+    except (RuntimeError, OSError) as e:
+        raise ValueError(f"{path}: EXR could not be read (corrupt or unsupported: {str(e)[:160]})") from None
+    if "deep" in str(header.get("type", "")).lower():
+        raise ValueError(f"{path}: a deep EXR: give flat frames")
+    return header
+
+
+def linear_to_display(linear: np.ndarray) -> np.ndarray:
+    """Scene-linear RGB (any float) -> 8-bit display RGB: clipped to [0, 1], the sRGB transfer function."""
+    x = np.clip(np.nan_to_num(np.asarray(linear, np.float32), nan=0.0), 0.0, 1.0)
+    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return np.round(srgb * 255.0).astype(np.uint8)
+
+
+def display_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """8-bit display RGB -> linear float32 (the inverse of `linear_to_display` on [0, 1])."""
+    s = np.asarray(rgb, np.float32) / 255.0
+    return np.where(s <= 0.04045, s / 12.92, np.power((s + 0.055) / 1.055, 2.4)).astype(np.float32)
+
+
+def read_frame(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8 display RGB of a frame file (any bit depth; EXR through `linear_to_display`)."""
+    path = Path(path)
+    if path.suffix.lower() == EXR:
+        channels = _read_exr_channels(path)
+        return linear_to_display(np.stack([channels[c] for c in "RGB"], -1))
+    return _display_of(_read_unchanged(path), path)
+
+
+def _read_unchanged(path: Path) -> np.ndarray:
+    """The file's own samples, (H, W, 3|4) BGR(A), uint8 or uint16 (grey promoted to BGR)."""
+    import cv2
+
+    from capture.images import read_image
+
+    img = read_image(path, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.dtype not in (np.uint8, np.uint16) or img.shape[2] not in (3, 4):
+        raise ValueError(f"{path}: frame of {img.dtype} with {img.shape[2]} channels: expected 8- or 16-bit RGB(A)")
+    return img
+
+
+def _display_of(img: np.ndarray, path: Path) -> np.ndarray:
+    bgr = img[..., :3]
+    if bgr.dtype == np.uint16:
+        bgr = np.round(bgr.astype(np.float32) / 257.0).astype(np.uint8)
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def _read_exr_channels(path: Path) -> dict[str, np.ndarray]:
+    import OpenEXR
+
+    frame_size(path)
+    with OpenEXR.File(str(path), separate_channels=True) as f:
+        return {name: np.asarray(c.pixels) for name, c in f.channels().items()}
+
+
+def write_frame(out: str | os.PathLike, rgb: np.ndarray, source: str | os.PathLike | None = None) -> None:
+    """Write (H, W, 3) uint8 display RGB to ``out`` in its suffix's format. With ``source`` (a file of the same
+    format and size): a frame equal to the source's display is the source, copied byte for byte; otherwise the
+    source's samples where the display did not change, the new ones where it did (module docstring)."""
+    import cv2
+
+    out = Path(out)
+    if source is not None and Path(source).suffix.lower() == out.suffix.lower():
+        _write_over_source(out, rgb, Path(source))
+        return
+    if out.suffix.lower() == EXR:
+        _write_exr(out, {"R": None, "G": None, "B": None}, display_to_linear(rgb), None, None)
+        return
+    if not cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{out}: could not write the frame")
+
+
+def _write_over_source(out: Path, rgb: np.ndarray, source: Path) -> None:
+    import cv2
+
+    if source.suffix.lower() == EXR:
+        channels = _read_exr_channels(source)
+        changed = np.any(linear_to_display(np.stack([channels[c] for c in "RGB"], -1)) != rgb, axis=-1)
+        if not changed.any():
+            shutil.copyfile(source, out)
+            return
+        _write_exr(out, channels, display_to_linear(rgb), changed, _exr_header(source))
+        return
+    img = _read_unchanged(source)
+    changed = np.any(_display_of(img, source) != rgb, axis=-1)
+    if not changed.any():
+        shutil.copyfile(source, out)
+        return
+    new = rgb[..., ::-1].astype(img.dtype) * (257 if img.dtype == np.uint16 else 1)
+    img[changed, :3] = new[changed]
+    if not cv2.imwrite(str(out), img):
+        raise OSError(f"{out}: could not write the frame")
+
+
+def _write_exr(out: Path, channels: dict, linear: np.ndarray, changed: np.ndarray | None,
+               header: dict | None) -> None:
+    """An EXR of ``channels`` with R, G, B taken from ``linear`` where ``changed`` (everywhere when None), each
+    channel in its own sample type (half when new); the source's ``header`` (None: half float, ZIP)."""
+    import OpenEXR
+
+    parts = {}
+    for k, name in enumerate("RGB"):
+        old = channels[name]
+        if changed is None:
+            parts[name] = np.ascontiguousarray(linear[..., k].astype(np.float16))
+        else:
+            parts[name] = old.copy()
+            parts[name][changed] = linear[..., k][changed].astype(old.dtype)
+    parts.update({k: v for k, v in channels.items() if k not in parts})
+    if header is None:
+        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    else:
+        header = {k: v for k, v in header.items() if k not in ("channels", "chunkCount")}
+    with OpenEXR.File(header, parts) as f:
+        f.write(str(out))
