@@ -370,6 +370,17 @@ def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, caps
     assert rep["record"]["actor"] == "jane" and rep["c2pa"]["assertion"]["use"] == "face_replace"
     strips = list((tmp_path / "o3_swap" / "strips").glob("*.png"))
     assert strips and json.loads(run_cli(capsys, "verify", strips[0], "--json", "-W", root)[1])["watermark"]["found"]
+    # an EXR sequence: linear float is not watermarked; each frame is signed with a sidecar manifest
+    from capture.frame_files import display_to_linear
+    from neural_render.image_io import write_exr
+
+    (tmp_path / "exr").mkdir()
+    for i in range(2):
+        write_exr(tmp_path / "exr" / f"sh010.{1001 + i}.exr", display_to_linear(_astronaut()))
+    code, out, err = run_cli(capsys, *[a if a != img else tmp_path / "exr" for a in swap], "--out", tmp_path / "o4")
+    assert code == 0 and "2 of 2 frames swapped" in out, err
+    rep = json.loads(run_cli(capsys, "verify", tmp_path / "o4" / "sh010.1002.exr", "--json", "-W", root)[1])
+    assert rep["c2pa"]["state"] == "trusted" and rep["record"]["actor"] == "jane", rep
 
 
 def test_a_frame_folder_plate_is_a_likeness_too(tmp_path, capsys, rig_dir):
