@@ -91,6 +91,7 @@ def _probe_folder(path: Path) -> PlateInfo:
     if not numbered:
         raise ValueError(f"{path}: no numbered frames ({', '.join(IMAGE_SUFFIXES)}) in the plate folder")
     numbered.sort(key=lambda np_: (np_[0], np_[1].name))
+    _check_numbering(path, numbered)
     frames = tuple(p for _, p in numbered)
     w, h = frame_size(frames[0])
     _check_size(path, w, h)
@@ -99,6 +100,23 @@ def _probe_folder(path: Path) -> PlateInfo:
             raise ValueError(f"{f}: frame is {size[0]}x{size[1]} px, the plate's first frame ({frames[0].name}) "
                              f"{w}x{h}: a plate's frames must share one size")
     return PlateInfo(path, "frames", w, h, None, len(frames), None, frames)
+
+
+def _check_numbering(path: Path, numbered: list[tuple[int, Path]]) -> None:
+    """ValueError (one line) when two files carry one frame number (two sequences, or two formats of one, in the
+    folder); a warning naming the missing numbers when the sequence has holes (its frames are taken as consecutive:
+    the track's smoothing spans a hole as one frame)."""
+    for (a, pa), (b, pb) in zip(numbered, numbered[1:], strict=False):
+        if a == b:
+            raise ValueError(f"{path}: {pa.name} and {pb.name} are both frame {a}: one sequence per plate folder")
+    numbers = [n for n, _ in numbered]
+    steps = np.diff(numbers)
+    if len(steps) and (steps != steps.min()).any():
+        step = int(steps.min())
+        missing = sorted(set(range(numbers[0], numbers[-1] + 1, step)) - set(numbers))
+        shown = ", ".join(map(str, missing[:8])) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        log.warning("%s: %d frame(s) missing from the sequence (%s); the frames around a hole are treated as "
+                    "consecutive", path, len(missing), shown)
 
 
 def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo:

@@ -323,3 +323,26 @@ def test_an_interlaced_plate_is_refused_with_the_commands_that_fix_it(tmp_path):
     subprocess.run([ff, "-y", "-loglevel", "error", "-i", str(src), "-vf", "bwdif=mode=send_frame", str(fixed)],
                    check=True)
     assert probe_plate(fixed).frame_count == 6                  # what the message says to run is accepted
+
+
+def test_a_frame_folder_with_a_hole_is_named_and_two_sequences_in_one_folder_are_refused(tmp_path, caplog):
+    import cv2
+
+    folder = tmp_path / "sh010"
+    folder.mkdir()
+    for n in (1001, 1002, 1003, 1006, 1007):
+        cv2.imwrite(str(folder / f"sh010.{n}.png"), np.zeros((96, 128, 3), np.uint8))
+    with caplog.at_level("WARNING"):
+        info = probe_plate(folder)
+    assert info.frame_count == 5 and "2 frame(s) missing from the sequence (1004, 1005)" in caplog.text
+    caplog.clear()
+    twos = tmp_path / "twos"                            # animated on twos: a regular step is not a hole
+    twos.mkdir()
+    for n in (2, 4, 6):
+        cv2.imwrite(str(twos / f"f{n:04d}.png"), np.zeros((96, 128, 3), np.uint8))
+    with caplog.at_level("WARNING"):
+        probe_plate(twos)
+    assert not caplog.records
+    cv2.imwrite(str(folder / "sh020.1002.jpg"), np.zeros((96, 128, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"sh010.1002.png and sh020.1002.jpg are both frame 1002"):
+        probe_plate(folder)
