@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from capture.video_header import StreamHeader, encoder_options, read_stream_header
+from capture.video_header import StreamHeader, encoder_options, read_stream_header, video_codec
 from core.storage import default_mode
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,10 @@ def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo
                          "frames; deinterlace it first (ffmpeg -i IN -vf bwdif=mode=send_frame OUT), or, if its "
                          "frames are progressive and only flagged otherwise, re-flag it (-vf setfield=prog)")
     if header.bit_depth > 8:
-        log.warning("%s: a %d-bit plate (%s): its frames are processed at 8 bits a sample (written back at 10)",
-                    path, header.bit_depth, header.pix_fmt)
+        log.warning("%s: a %d-bit plate (%s): its frames are worked on at 8 bits a sample (the written plate is "
+                    "encoded at 10 or more)", path, header.bit_depth, header.pix_fmt)
+    if re.match(r"(yuva|rgba|bgra|argb|abgr|gbrap|ya)", header.pix_fmt or ""):
+        log.warning("%s: the plate's alpha channel (%s) is not carried into the written plate", path, header.pix_fmt)
     return PlateInfo(path, "video", w, h, fps, int(count), meta.get("audio_codec"), header=header)
 
 
@@ -251,7 +253,8 @@ def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -
 class PlateWriter:
     """Writes frames to ``out`` in the source plate's kind, atomically (a temporary sibling renamed on `close`;
     `abort` removes it). Video: H.264 (x264 at ``crf`` with ``preset``) at the source's fps, yuv420p (10-bit for a
-    source of more than 8) converted with the source's colour matrix and range and tagged like it
+    source of more than 8), or ProRes of the source's profile for a ProRes source written as .mov / .mkv
+    (`capture.video_header.video_codec`), converted with the source's colour matrix and range and tagged like it
     (`capture.video_header.encoder_options`), its timecode and audio copied; frames: the source's file names,
     formats and bit depths (`capture.frame_files.write_frame`: a frame left as it was is the source file, copied;
     elsewhere the unchanged pixels keep the source's values); image: the format of ``out``'s suffix (the same
@@ -288,7 +291,7 @@ class PlateWriter:
             os.close(fd)
             self._tmp = Path(name)
         self._video = None
-        self._x264 = ["-crf", str(int(crf)), "-preset", str(preset)]
+        self._crf, self._preset = crf, preset
 
     def write(self, rgb: np.ndarray) -> None:
         """rgb (H, W, 3) uint8, the source's size."""
@@ -324,12 +327,11 @@ class PlateWriter:
         if self._video is None:
             audio = str(self.source.path) if self.source.audio_codec else None
             options, vf = encoder_options(self.source.header)    # the plate's colour tags, pixel aspect, timecode
+            codec, pix_fmt, codec_options = video_codec(self.source.header, self.out.suffix, self._crf, self._preset)
             self._video = imageio_ffmpeg.write_frames(
                 str(self._tmp), (self.source.width, self.source.height), fps=self.source.fps, quality=None,
-                output_params=self._x264 + options + (["-vf", vf] if vf else []), macro_block_size=1,
-                pix_fmt_out="yuv420p10le" if self.source.header and self.source.header.bit_depth > 8 else "yuv420p",
-                audio_path=audio, audio_codec="copy" if audio else None,
-                ffmpeg_log_level="error")
+                codec=codec, pix_fmt_out=pix_fmt, output_params=codec_options + options + (["-vf", vf] if vf else []),
+                macro_block_size=1, audio_path=audio, audio_codec="copy" if audio else None, ffmpeg_log_level="error")
             self._video.send(None)
         self._video.send(rgb)
 

@@ -34,7 +34,8 @@ class StreamHeader:
     colour: the tagged encoding, ffmpeg's names under setparams' keys (range, colorspace, color_primaries,
     color_trc), only those the stream states; timecode: the start timecode ("HH:MM:SS:FF", ";" before the
     frames when drop-frame), None when there is none; interlaced: the stream says its frames are two fields
-    (ffmpeg's field order "top first", "bottom first", ...)."""
+    (ffmpeg's field order "top first", "bottom first", ...); codec, profile: the stream's codec and profile as
+    ffmpeg names them ("prores", "HQ")."""
 
     tbr: float | None = None
     sar: Fraction = Fraction(1)
@@ -42,6 +43,8 @@ class StreamHeader:
     colour: dict[str, str] = field(default_factory=dict)
     timecode: str | None = None
     interlaced: bool = False
+    codec: str | None = None
+    profile: str | None = None
 
     @property
     def bit_depth(self) -> int:
@@ -74,11 +77,13 @@ def parse_stream_header(text: str) -> StreamHeader:
     line = lines[i]
     m = re.search(r"([\d.]+)(k?) tbr", line)
     tbr = float(m.group(1)) if m and not m.group(2) else None
-    m = re.search(r"\[SAR (\d+):(\d+) DAR", line)
+    m = re.search(r"SAR (\d+):(\d+) DAR", line)             # "[SAR 1:1 DAR 16:9]", or ", SAR 1:1 DAR 16:9," (ProRes)
     sar = Fraction(int(m.group(1)), int(m.group(2))) if m and int(m.group(2)) > 0 and int(m.group(1)) > 0 \
         else Fraction(1)
     pix_fmt, colour, interlaced = _pixel_format(line)
-    return StreamHeader(tbr, sar, pix_fmt, colour, _timecode(lines, i), interlaced)
+    m = re.match(r"\s*([a-z0-9_]+)(?: \(([^()/]+)\))?", line.split("Video:", 1)[1])
+    codec, profile = (m.group(1), m.group(2)) if m else (None, None)
+    return StreamHeader(tbr, sar, pix_fmt, colour, _timecode(lines, i), interlaced, codec, profile)
 
 
 def _pixel_format(line: str) -> tuple[str | None, dict[str, str], bool]:
@@ -126,6 +131,21 @@ def _timecode(lines: list[str], stream: int) -> str | None:
         if m:
             return m.group(1)
     return None
+
+
+PRORES_PROFILES = {"Proxy": 0, "LT": 1, "Standard": 2, "HQ": 3, "4444": 4, "4444XQ": 5}   # ffmpeg's names
+
+
+def video_codec(header: StreamHeader | None, suffix: str, crf: int, preset: str) -> tuple[str, str, list[str]]:
+    """(encoder, pixel format, its options) for a plate written back as a ``suffix`` file: a ProRes plate into a
+    .mov or .mkv as ProRes of its profile (10-bit 4:2:2, 4:4:4 for the 4444 profiles; an alpha channel is not
+    kept); anything else as H.264 (x264 at ``crf`` with ``preset``), 10-bit when the plate is more than 8."""
+    if header is not None and header.codec == "prores" and suffix.lower() in (".mov", ".mkv"):
+        profile = PRORES_PROFILES.get(header.profile or "", 3)
+        return "prores_ks", "yuv444p10le" if profile >= 4 else "yuv422p10le", \
+            ["-profile:v", str(profile), "-vendor", "apl0"]
+    deep = header is not None and header.bit_depth > 8
+    return "libx264", "yuv420p10le" if deep else "yuv420p", ["-crf", str(int(crf)), "-preset", str(preset)]
 
 
 def encoder_options(header: StreamHeader | None) -> tuple[list[str], str | None]:

@@ -60,3 +60,11 @@ def test_interlaced_streams_are_told_apart_from_progressive_ones():
     assert h.interlaced and h.colour["colorspace"] == "bt709"
     assert parse_stream_header(_line("h264, yuv420p(bottom first), 640x360, 25 fps, 25 tbr")).interlaced
     assert not parse_stream_header(_line("h264, yuv420p(tv, progressive), 640x360, 25 fps, 25 tbr")).interlaced
+
+
+def test_codec_profile_and_a_pixel_aspect_printed_outside_brackets_are_read():
+    h = parse_stream_header(_line("prores (HQ) (apch / 0x68637061), yuv422p10le(tv, bt709, progressive), 1440x1080, "
+                                  "36995 kb/s, SAR 4:3 DAR 16:9, 24 fps, 24 tbr, 12288 tbn (default)"))
+    assert (h.codec, h.profile, h.sar, h.bit_depth) == ("prores", "HQ", Fraction(4, 3), 10)
+    h = parse_stream_header(_line("h264 (High) (avc1 / 0x31637661), yuv420p(progressive), 640x360, 24 fps"))
+    assert (h.codec, h.profile) == ("h264", "High")
