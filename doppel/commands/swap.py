@@ -69,16 +69,13 @@ def swap(
     """Replace the face of the performer in PLATE with the double's face, frame by frame."""
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.pipeline import side_folder, swap_plate
-    from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks, check_options, load_face_track
+    from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
                      flow_weight=flow, debias=debias, device=device, workers=workers, head_px=head_px)
     console = Console()
-    check_options(cfg)                                     # bad options fail before anything else
-    track = load_face_track(landmarks) if landmarks else None
-    if not plate.exists():
-        raise FileNotFoundError(f"{plate}: plate not found")
+    track = _check_before_consent(cfg, plate, landmarks)   # bad options fail before anything else
     with gate_plate(workspace, plate_actor, production, plate), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
                           inputs=[plate, double] + ([rig] if rig else []), likeness=[double] + ([rig] if rig else []),
@@ -97,6 +94,18 @@ def swap(
                                 plate_info=info)
         run.add_output(side_folder(out), kind="swap")
     _print_result(console, result, out, side_folder(out))
+
+
+def _check_before_consent(cfg, plate: Path, landmarks: Path | None):
+    """The options, the --landmarks file and the plate's existence, checked before the consents (quick); returns
+    the face track of --landmarks or None. The plate itself is probed after them (a video is decoded whole)."""
+    from doppel.face_swap.swap import check_options, load_face_track
+
+    check_options(cfg)
+    track = load_face_track(landmarks) if landmarks else None
+    if not plate.exists():
+        raise FileNotFoundError(f"{plate}: plate not found")
+    return track
 
 
 def _params(run, plate_actor: str | None, landmarks: Path | None) -> dict:
