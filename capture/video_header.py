@@ -133,6 +133,21 @@ def _timecode(lines: list[str], stream: int) -> str | None:
     return None
 
 
+def describe(header: StreamHeader | None) -> str:
+    """One line for people: codec and profile, pixel format and bit depth, colour tags, timecode, e.g. "prores HQ,
+    yuv422p10le (10-bit), bt709 tv, timecode 01:00:00:00"; "" for None."""
+    if header is None:
+        return ""
+    colour = " ".join(dict.fromkeys(v for k, v in header.colour.items() if k != "range")) or "untagged"
+    parts = [" ".join(p for p in (header.codec, header.profile) if p),
+             f"{header.pix_fmt} ({header.bit_depth}-bit)" if header.pix_fmt else "",
+             f"{colour} {header.colour.get('range', '')}".strip(),
+             "interlaced" if header.interlaced else "",
+             f"pixel aspect {header.sar.numerator}:{header.sar.denominator}" if header.sar != 1 else "",
+             f"timecode {header.timecode}" if header.timecode else ""]
+    return ", ".join(p for p in parts if p)
+
+
 PRORES_PROFILES = {"Proxy": 0, "LT": 1, "Standard": 2, "HQ": 3, "4444": 4, "4444XQ": 5}   # ffmpeg's names
 
 

@@ -209,6 +209,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     face-mesh order, NaN rows where there is no face), tracked as they are: no flow, no detector-bias pass.
     plate_info: ``probe_plate(plate)`` when the caller has it (probing a video decodes every frame once)."""
     from capture.plate_io import probe_plate
+    from capture.video_header import describe
     from core.stage_folders import check_stage_out, staged_stage_dir
     from core.storage import write_manifest
     from doppel.face_swap.report import write_report
@@ -260,6 +261,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                                "small_faces": cfg.small_faces, "backfill": cfg.backfill,
                                "face_landmarks": "mediapipe" if landmarks is None else "given",
                                "device": device, "workers": pass_workers(cfg),
+                               "plate_format": describe(info.header),
                                "head_px": double.max_px},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})

@@ -28,6 +28,7 @@ def _svg_series(values: np.ndarray, height: int = 80, width: int = 600, limit: f
 
 def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
     """Write the report for a SwapResult (strips are read from path's folder / strips)."""
+    from capture.video_header import describe
     from core.storage import atomic_write_text
     from doppel.face_swap.swap import FLAG_COVERAGE, FLAG_ERROR
     from reconstruction.head_tracking import yaw_pitch_deg
@@ -45,9 +46,11 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
     imgs = "".join(f'<figure><img src="strips/{escape(p.name)}" alt="frame {int(p.stem)}">'
                    f'<figcaption>frame {int(p.stem)}: plate | swapped</figcaption></figure>' for p in strips)
     swapped = sum(x.swapped for x in q)
+    fmt = describe(info.header)
     summary = (
         f"<p>plate <b>{escape(str(plate))}</b> ({info.kind}, {info.width}x{info.height}, "
-        f"{info.frame_count} frames{f', {info.fps:g} fps' if info.fps else ''}) &rarr; <b>{escape(str(out))}</b><br>"
+        f"{info.frame_count} frames{f', {info.fps:g} fps' if info.fps else ''}{f'; {escape(fmt)}' if fmt else ''}) "
+        f"&rarr; <b>{escape(str(out))}</b><br>"
         f"double <b>{escape(str(double_dir))}</b>; blend {escape(cfg.blend)}, colour {escape(cfg.colour)}, focal "
         f"{tr.focal_px:.0f} px{' (assumed: a normal lens; give --focal-px)' if cfg.focal_px is None else ''}</p>"
         f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through (no face), "

@@ -68,3 +68,12 @@ def test_codec_profile_and_a_pixel_aspect_printed_outside_brackets_are_read():
     assert (h.codec, h.profile, h.sar, h.bit_depth) == ("prores", "HQ", Fraction(4, 3), 10)
     h = parse_stream_header(_line("h264 (High) (avc1 / 0x31637661), yuv420p(progressive), 640x360, 24 fps"))
     assert (h.codec, h.profile) == ("h264", "High")
+
+
+def test_a_header_is_described_in_one_line_for_the_report():
+    from capture.video_header import describe
+
+    h = parse_stream_header(_line("prores (HQ) (apch / 0x68637061), yuv422p10le(tv, bt709, progressive), 1920x1080, "
+                                  "SAR 1:1 DAR 16:9, 24 fps, 24 tbr"))
+    assert describe(h) == "prores HQ, yuv422p10le (10-bit), bt709 tv, timecode 01:02:03:04"
+    assert describe(None) == ""

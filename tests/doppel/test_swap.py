@@ -89,6 +89,7 @@ def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp
     assert cv2.imread(str(mattes[7]), cv2.IMREAD_GRAYSCALE).max() == 0      # passed through: empty matte
     html = (side_folder(out) / "swap_report.html").read_text()
     assert "6 of 8 frames swapped" in html and "strips/" in html
+    assert "h264 High, yuv420p (8-bit), untagged" in html                  # what the plate is, for QC
     assert len(list((side_folder(out) / "strips").glob("*.png"))) >= 4
 
 
