@@ -89,7 +89,12 @@ def _probe_folder(path: Path) -> PlateInfo:
     files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     numbered = [(n, p) for p in files if (n := _frame_number(p)) is not None]
     if not numbered:
-        raise ValueError(f"{path}: no numbered frames ({', '.join(IMAGE_SUFFIXES)}) in the plate folder")
+        other = sorted({p.suffix.lower() for p in path.iterdir() if p.is_file() and _frame_number(p) is not None
+                        and p.suffix and p.suffix.lower() not in IMAGE_SUFFIXES})
+        hint = (f"; its numbered {', '.join(other)} files are not read: convert them first, e.g. to 16-bit TIFF: "
+                f"ffmpeg -start_number FIRST -i IN.%04d{other[0]} -pix_fmt rgb48le -start_number FIRST OUT.%04d.tif") \
+            if other else ""
+        raise ValueError(f"{path}: no numbered frames ({', '.join(IMAGE_SUFFIXES)}) in the plate folder{hint}")
     numbered.sort(key=lambda np_: (np_[0], np_[1].name))
     _check_numbering(path, numbered)
     frames = tuple(p for _, p in numbered)

@@ -365,3 +365,18 @@ def test_a_prores_plate_is_written_back_as_prores_of_its_profile_in_a_mov(tmp_pa
         assert (got.codec, got.profile, got.colour) == (codec, profile, info.header.colour)
         err = np.abs(_as_player(out, "bt709") - _as_player(src, "bt709")).mean()
         assert err < 2.5, (out, err)
+
+
+def test_a_dpx_sequence_is_refused_with_a_conversion_that_then_works(tmp_path):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    dpx, tif = tmp_path / "dpx", tmp_path / "tif"
+    dpx.mkdir()
+    tif.mkdir()
+    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=128x96:rate=24", "-frames:v", "3",
+                    "-pix_fmt", "gbrp10le", "-start_number", "1001", str(dpx / "sh.%04d.dpx")], check=True)
+    with pytest.raises(ValueError, match=r"numbered \.dpx files are not read: convert them first.*rgb48le"):
+        probe_plate(dpx)
+    subprocess.run([ff, "-v", "error", "-start_number", "1001", "-i", str(dpx / "sh.%04d.dpx"), "-pix_fmt", "rgb48le",
+                    "-start_number", "1001", str(tif / "sh.%04d.tif")], check=True)
+    info = probe_plate(tif)
+    assert info.frame_count == 3 and info.frames[0].name == "sh.1001.tif"
