@@ -30,6 +30,7 @@ from doppel.face_swap.swap import (
     shot_box,
     solve_track,
     track_shot,
+    warn_of_cuts,
 )
 
 STAGE = "swap"
@@ -169,7 +170,7 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
     frames whose face was found on a crop, a small face; face_backfilled: found tracking backwards from a later
     frame), the camera
-    (K, size, fps) and the frame numbers, the expressions as the rig's own controls (`face_basis.rig_controls`:
+    (K, size, fps), the frame numbers and the cuts (plate frames that start another shot), the expressions as the rig's own controls (`face_basis.rig_controls`:
     a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px the detector's bias read on
     the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out of the landmarks, before
     smoothing)."""
@@ -192,6 +193,7 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         else shot.from_crop, face_backfilled=np.zeros(len(shot.n_faces), bool) if shot.backfilled is None
         else shot.backfilled, K=intrinsics(track.focal_px, info.width, info.height),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
+        cuts=np.array([start + c for c in shot.cuts], np.int64),
         **rig_controls(basis.names, track.expression),
         **({} if bias is None else {"detector_bias": bias.astype(np.float32), "detector_bias_ids": basis.ids}))
     atomic_write_bytes(path, buf.getvalue())
@@ -229,6 +231,8 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     check_disclosable(disclose, info, out)
     device = head_device(double, cfg)              # a neural double's model moves to the device it draws on
     shot = track_shot(info, cfg, start, end, progress, landmarks).steadied(cfg.flow_weight)
+    cuts = [start + c for c in shot.cuts]
+    warn_of_cuts(cuts, start, end)
     track = solve_track(shot, info, double, cfg)
     bias = None
     if cfg.debias and landmarks is None:
@@ -242,10 +246,10 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                                   disclose, matte_dir)
         write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis, bias)
         seconds = time.perf_counter() - t0
-        result = SwapResult(out, qcs, track, box, seconds)
+        result = SwapResult(out, qcs, track, box, seconds, cuts)
         write_report(tmp / "swap_report.html", result, info, cfg, plate, double.source, out)
         summary = {"frames": len(qcs), "swapped": sum(q.swapped for q in qcs),
-                   "passed_through": result.passed_through, "flagged": result.flagged,
+                   "passed_through": result.passed_through, "flagged": result.flagged, "cuts": cuts,
                    "focal_px": round(track.focal_px, 2), "seconds": round(seconds, 2),
                    "fps": round(len(qcs) / max(seconds, 1e-9), 3)}
         inputs = {"double": double.source / "rig.npz"}

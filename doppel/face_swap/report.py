@@ -57,6 +57,10 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({len(q) / max(result.seconds, 1e-9):.2f} frames/s)"
         f"<br>head yaw {np.min(yaw):.0f} to {np.max(yaw):.0f} deg, pitch {np.min(pitch):.0f} to {np.max(pitch):.0f} "
         f"deg</p>" if len(yaw) else "")
+    if result.cuts:
+        summary += (f"<p class=flag>the plate cuts to another shot at frame(s) {', '.join(map(str, result.cuts))}: "
+                    "it was swapped as one shot (track and colour match smoothed across the cuts, one blend "
+                    "anchor); swap each shot on its own with --start / --end</p>")
     errs = np.array([x.fit_error for x in q])
     agree = np.array([x.error for x in q])
     cov = np.array([x.coverage if x.swapped else np.nan for x in q])

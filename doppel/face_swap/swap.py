@@ -93,7 +93,8 @@ class ShotLandmarks:
     flow (F, 478, 2) float32 px: each landmark's optical-flow motion from the frame before (NaN where unknown);
     detected: MediaPipe's landmarks before `steadied` fused them with the flow (None: landmarks are those);
     from_crop (F,) bool: the faces were found on a crop (a small face, `PlateTracker`'s zoom); backfilled (F,)
-    bool: the face was found by tracking backwards from a later frame (`capture.face_backfill`)."""
+    bool: the face was found by tracking backwards from a later frame (`capture.face_backfill`); cuts: frames
+    (offsets from the first tracked) where the plate cuts to another shot (`capture.shot_cuts`)."""
 
     landmarks: np.ndarray
     n_faces: np.ndarray
@@ -102,6 +103,7 @@ class ShotLandmarks:
     detected: np.ndarray | None = None
     from_crop: np.ndarray | None = None
     backfilled: np.ndarray | None = None
+    cuts: list[int] = field(default_factory=list)
 
     def steadied(self, weight: float) -> ShotLandmarks:
         """The same shot with its landmarks fused with their flow (`capture.landmark_flow.fuse_flow`)."""
@@ -140,6 +142,7 @@ class SwapResult:
     track: HeadTrack
     box: tuple[int, int, int, int]
     seconds: float
+    cuts: list[int] = field(default_factory=list)     # plate frames where it cuts to another shot
 
     @property
     def passed_through(self) -> list[int]:
@@ -148,6 +151,18 @@ class SwapResult:
     @property
     def flagged(self) -> list[int]:
         return [q.frame for q in self.frames if q.flags]
+
+
+def warn_of_cuts(cuts: list[int], start: int, end: int) -> None:
+    """A warning line when the swapped frames span cuts (plate frame numbers): the swap smooths over time and keeps
+    one blend anchor, as for one shot; it names the --start/--end of each shot."""
+    from capture.shot_cuts import shot_ranges
+
+    if cuts:
+        shots = ", ".join(f"--start {a} --end {b}" for a, b in shot_ranges([c - start for c in cuts], start, end))
+        log.warning("the plate cuts to another shot at frame(s) %s: it is swapped as one shot (the track and the "
+                    "colour match smoothed across the cuts, one blend anchor); swap each shot on its own: %s",
+                    ", ".join(map(str, cuts)), shots)
 
 
 def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
@@ -199,6 +214,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     from capture.face_tracking import PlateTracker
     from capture.landmark_flow import drop_disagreeing_flow, landmark_flow
     from capture.plate_io import iter_plate_frames
+    from capture.shot_cuts import CutDetector
     from reconstruction.head_tracking import inter_ocular
 
     F = end - start
@@ -208,7 +224,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     n_faces = np.zeros(F, np.int64)
     from_crop, backfilled = np.zeros(F, bool), np.zeros(F, bool)
     hands: list[np.ndarray] = []
-    prev = None
+    prev, cuts = None, CutDetector()
     max_faces = max(cfg.max_faces, cfg.face_index + 1)
     back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces, lost=True),
                     cfg.face_index) \
@@ -216,6 +232,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     with PlateTracker(max_faces=max_faces, zoom=cfg.small_faces) as tracker:
         for i, rgb in iter_plate_frames(info, start, end):
             r = tracker.process(rgb)
+            cuts.add(rgb)
             f = i - start
             n_faces[f], from_crop[f] = len(r.faces), r.from_crop
             face = r.face(cfg.face_index)
@@ -237,7 +254,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             if progress:
                 progress("track", f + 1, F)
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
-                         from_crop=from_crop, backfilled=backfilled)
+                         from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts())
 
 
 def load_face_track(path: str | Path) -> np.ndarray:

@@ -792,3 +792,30 @@ def test_a_scene_linear_exr_sequence_is_swapped_where_the_face_is_and_kept_as_it
         ys, xs = np.nonzero(changed)
         assert got["R"].dtype == np.float16 and 1500 < changed.sum() < 0.4 * changed.size    # the face, only
         assert 70 < xs.mean() < 190 and 20 < ys.mean() < 150
+
+
+def test_a_plate_that_cuts_to_another_shot_is_swapped_and_the_cut_is_named(tmp_path, double, caplog):
+    """An edited sequence handed over as one plate: the swap still runs, and says where it cuts and how to swap
+    each shot on its own (the log, the report, the manifest and tracks.npz)."""
+    import json
+
+    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.stills import plate_from_still
+
+    ast = _astronaut()
+    other = cv2.convertScaleAbs(np.ascontiguousarray(ast[:, ::-1]), alpha=0.6, beta=10)   # mirrored and darker
+    frames = list(plate_from_still(ast, 6, seed=0, strength=0.2)) + list(plate_from_still(other, 6, seed=1,
+                                                                                           strength=0.2))
+    w = imageio_ffmpeg.write_frames(str(tmp_path / "cut.mp4"), (256, 256), fps=24, macro_block_size=1,
+                                    ffmpeg_log_level="error", quality=9)
+    w.send(None)
+    for f in frames:
+        w.send(np.ascontiguousarray(f))
+    w.close()
+    with caplog.at_level("WARNING"):
+        res = swap_plate(tmp_path / "cut.mp4", double, tmp_path / "out.mp4")
+    assert res.cuts == [6] and "--start 0 --end 6, --start 6 --end 12" in caplog.text
+    side = side_folder(tmp_path / "out.mp4")
+    assert "cuts to another shot at frame(s) 6" in (side / "swap_report.html").read_text()
+    assert json.loads((side / "manifest.json").read_text())["swap"]["cuts"] == [6]
+    assert np.load(side / "tracks.npz")["cuts"].tolist() == [6]
