@@ -95,43 +95,38 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                    disclose: Disclose | None = None, matte_dir: Path | None = None
                    ) -> tuple[list[FrameQC], tuple[int, int, int, int]]:
     """Pass 2: every frame of [start, end) composited (or passed through) into OUT; the whole plate is written
-    (frames outside the range pass through unchanged). Returns the frames' QC and the shot's face box.
-    disclose: called on every written file (OUT's video, image or frames, and the strips) before it is published.
-    matte_dir: where each swapped range frame's blend mask goes (`_write_matte`), or None."""
+    (frames outside the range pass through unchanged). Each shot between the plate's cuts (`ShotLandmarks.shots`)
+    has its own face box (the Poisson anchor) and colour match. Returns the frames' QC and the union of the
+    shots' face boxes. disclose: called on every written file (OUT's video, image or frames, and the strips) before
+    it is published. matte_dir: where each swapped range frame's blend mask goes (`_write_matte`), or None."""
     from capture.face_tracking import PersonSegmenter
     from capture.plate_io import PlateWriter, iter_plate_frames
     from core import runtime
     from core.meshio import write_png
-    from neural_render.face_composite import ColourMatcher
-    from reconstruction.head_tracking import intrinsics
 
-    K = intrinsics(track.focal_px, info.width, info.height)
-    box = shot_box(double, track, K, info.width, info.height)
     seg = PersonSegmenter()
-    matcher = ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2),
-                            max_scale=1.0 if cfg.relight else 2.5)   # relit: the contrast is the plate light's
-    comp = FrameComp(double, track, K, box, cfg, seg, matcher, head_device(double, cfg))
+    comps, which = _shot_comps(info, double, shot, track, cfg, seg)
     show = strip_frames(track)
     qcs: list[FrameQC] = []
     workers = pass_workers(cfg)
 
-    def swapped(i: int) -> bool:
+    def comp_of(i: int) -> FrameComp | None:          # the frame's shot's comp; None: passed through
         f = i - start
-        return 0 <= f < end - start and bool(track.valid[f])
+        return comps[which[f]] if 0 <= f < end - start and bool(track.valid[f]) else None
 
     def prepare(item):         # stage 1 of a swapped frame, in a background thread
         i, rgb = item
-        f = i - start
-        return prepare_frame(comp, f, rgb, shot.landmarks[f].astype(np.float64), shot.hands[f]) \
-            if swapped(i) else None
+        c = comp_of(i)
+        return None if c is None else prepare_frame(c, i - start, rgb, shot.landmarks[i - start].astype(np.float64),
+                                                    shot.hands[i - start])
 
     def matched():             # stage 2, in frame order in this thread (the colour match is smoothed over time)
         for (i, rgb), prep in prefetched(iter_plate_frames(info), prepare, cfg.prefetch, workers):
-            yield i, rgb, prep, None if prep is None else match_colour(comp, prep)
+            yield i, rgb, prep, None if prep is None else match_colour(comp_of(i), prep)
 
     def finish(item):          # stage 3, in a background thread again
         i, rgb, prep, transfer = item
-        return None if prep is None else finish_frame(comp, i - start, rgb, prep, transfer)
+        return None if prep is None else finish_frame(comp_of(i), i - start, rgb, prep, transfer)
 
     try:
         with PlateWriter(out, info, **_disclosure_hooks(disclose)) as writer:
@@ -150,18 +145,43 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                     qcs.append(qc)
                     writer.write(res)
                     if f in show:
-                        write_png(strips_dir / f"{i:06d}.png", _strip(rgb, res, box))
+                        write_png(strips_dir / f"{i:06d}.png", _strip(rgb, res, comp_of(i).box))
                         if disclose is not None:
                             disclose(strips_dir / f"{i:06d}.png")
                 if matte_dir is not None:
-                    _write_matte(matte_dir, i, (info.height, info.width), box, mask)
+                    _write_matte(matte_dir, i, (info.height, info.width), comp_of(i).box if mask is not None
+                                 else (0, 0, 0, 0), mask)
                 if progress:
                     progress("composite", f + 1, end - start)
                 if (i + 1) % runtime.RELEASE_EVERY_FRAMES == 0:
                     runtime.release_freed_memory()     # a long plate's fragmented free heap does not creep up
     finally:
         seg.close()
-    return qcs, box
+    boxes = np.array([c.box for c in comps if c is not None])
+    return qcs, (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max()))
+
+
+def _shot_comps(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track, cfg: SwapConfig, seg
+                ) -> tuple[list[FrameComp | None], np.ndarray]:
+    """(a `FrameComp` per shot between the cuts, None for a shot without a tracked face; the shot of each frame
+    offset): each shot's own face box (the fixed Poisson anchor) and colour matcher (smoothed within it)."""
+    from neural_render.face_composite import ColourMatcher
+    from reconstruction.head_tracking import intrinsics
+
+    K = intrinsics(track.focal_px, info.width, info.height)
+    device = head_device(double, cfg)
+    comps: list[FrameComp | None] = []
+    for a, b in shot.shots:
+        frames = [a + k for k in np.flatnonzero(track.valid[a:b])]
+        if not frames:
+            comps.append(None)
+            continue
+        box = shot_box(double, track, K, info.width, info.height, frames)
+        matcher = ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2),
+                                max_scale=1.0 if cfg.relight else 2.5)   # relit: the contrast is the plate light's
+        comps.append(FrameComp(double, track, K, box, cfg, seg, matcher, device))
+    which = np.repeat(np.arange(len(shot.shots)), [b - a for a, b in shot.shots])
+    return comps, which
 
 
 def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start: int, basis,
@@ -169,11 +189,10 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
     frames whose face was found on a crop, a small face; face_backfilled: found tracking backwards from a later
-    frame), the camera
-    (K, size, fps), the frame numbers and the cuts (plate frames that start another shot), the expressions as the rig's own controls (`face_basis.rig_controls`:
-    a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px the detector's bias read on
-    the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out of the landmarks, before
-    smoothing)."""
+    frame), the camera (K, size, fps), the frame numbers and the cuts (plate frames that start another shot), the
+    expressions as the rig's own controls (`face_basis.rig_controls`: a FLAME double's component coefficients and
+    jaw angle); with ``bias`` (F, L, 2) px the detector's bias read on the double (`detector_bias`, rows
+    ``detector_bias_ids``: what the solve took out of the landmarks, before smoothing)."""
     import io
 
     from core.storage import atomic_write_bytes

@@ -59,8 +59,7 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"deg</p>" if len(yaw) else "")
     if result.cuts:
         summary += (f"<p class=flag>the plate cuts to another shot at frame(s) {', '.join(map(str, result.cuts))}: "
-                    "it was swapped as one shot (track and colour match smoothed across the cuts, one blend "
-                    "anchor); swap each shot on its own with --start / --end</p>")
+                    "each shot was tracked, colour-matched and blended on its own</p>")
     errs = np.array([x.fit_error for x in q])
     agree = np.array([x.error for x in q])
     cov = np.array([x.coverage if x.swapped else np.nan for x in q])

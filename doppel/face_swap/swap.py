@@ -118,6 +118,13 @@ class ShotLandmarks:
     def valid(self) -> np.ndarray:
         return np.isfinite(self.landmarks).all((1, 2))
 
+    @property
+    def shots(self) -> list[tuple[int, int]]:
+        """The shots between the cuts, as (first, end) frame offsets: each is solved and composited on its own."""
+        from capture.shot_cuts import shot_ranges
+
+        return shot_ranges(self.cuts, 0, len(self.landmarks))
+
 
 @dataclass
 class FrameQC:
@@ -154,15 +161,15 @@ class SwapResult:
 
 
 def warn_of_cuts(cuts: list[int], start: int, end: int) -> None:
-    """A warning line when the swapped frames span cuts (plate frame numbers): the swap smooths over time and keeps
-    one blend anchor, as for one shot; it names the --start/--end of each shot."""
+    """A warning line when the swapped frames span cuts (plate frame numbers): each shot is swapped on its own
+    (`ShotLandmarks.shots`); it names each shot's --start/--end."""
     from capture.shot_cuts import shot_ranges
 
     if cuts:
         shots = ", ".join(f"--start {a} --end {b}" for a, b in shot_ranges([c - start for c in cuts], start, end))
-        log.warning("the plate cuts to another shot at frame(s) %s: it is swapped as one shot (the track and the "
-                    "colour match smoothed across the cuts, one blend anchor); swap each shot on its own: %s",
-                    ", ".join(map(str, cuts)), shots)
+        log.warning("the plate cuts to another shot at frame(s) %s: each shot is tracked, colour-matched and "
+                    "blended on its own (as %s would; not a cut? swap the whole range with --start/--end and check "
+                    "the track across it)", ", ".join(map(str, cuts)), shots)
 
 
 def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
@@ -253,6 +260,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
                 prev = gray
             if progress:
                 progress("track", f + 1, F)
+    flow[cuts.cuts()] = np.nan                                   # no motion carries across a cut
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
                          from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts())
 
@@ -309,7 +317,24 @@ def solve_track(shot: ShotLandmarks, info: PlateInfo, double: FaceDouble, cfg: S
     if not valid.any():
         raise ValueError(f"{info.path}: no face found in any frame of the plate")
     f = cfg.focal_px or default_focal(info.width)
-    return fit_head_track(shot.landmarks, valid, intrinsics(f, info.width, info.height), double.basis)
+    K = intrinsics(f, info.width, info.height)
+    parts = [fit_head_track(shot.landmarks[a:b], valid[a:b], K, double.basis) if valid[a:b].any()
+             else _faceless_track(b - a, double.basis, f) for a, b in shot.shots]
+    return parts[0] if len(parts) == 1 else _joined(parts)
+
+
+def _faceless_track(frames: int, basis, focal_px: float) -> HeadTrack:
+    """The track of a shot without a face: nothing valid (its frames pass through)."""
+    nan = np.full(frames, np.nan)
+    return HeadTrack(np.tile(np.eye(3), (frames, 1, 1)), np.tile([0.0, 0.0, 1.0], (frames, 1)),
+                     np.zeros((frames, len(basis.names))), np.zeros(frames, bool), nan, focal_px, nan.copy())
+
+
+def _joined(parts: list[HeadTrack]) -> HeadTrack:
+    """The shots' tracks one after another (a plate with cuts)."""
+    return HeadTrack(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("rotation", "translation",
+                                                                                   "expression", "valid", "error")),
+                     parts[0].focal_px, np.concatenate([p.fit_error for p in parts]))
 
 
 BIAS_SMOOTHING_S = 0.125     # seconds: the detector's bias is averaged over about this (sigma) before use
@@ -330,7 +355,8 @@ def debias_track(shot: ShotLandmarks, track: HeadTrack, info: PlateInfo, double:
                                   progress, resolve_device(cfg.device), cfg.prefetch, pass_workers(cfg),
                                   zoom=cfg.small_faces)
     lm = shot.landmarks.astype(np.float64)
-    lm[:, double.basis.ids] -= smooth_over_time(bias, BIAS_SMOOTHING_S * (info.fps or 24.0))
+    for a, b in shot.shots:                          # each shot's bias smoothed within it
+        lm[a:b, double.basis.ids] -= smooth_over_time(bias[a:b], BIAS_SMOOTHING_S * (info.fps or 24.0))
     return solve_track(dataclasses.replace(shot, landmarks=lm), info, double, cfg), bias
 
 
@@ -354,13 +380,15 @@ def head_device(double: FaceDouble, cfg: SwapConfig) -> str:
     return device
 
 
-def shot_box(double: FaceDouble, track: HeadTrack, K: np.ndarray, width: int, height: int
-             ) -> tuple[int, int, int, int]:
-    """The union of the head's boxes over the shot, kept 3 px inside the frame (the fixed Poisson box)."""
+def shot_box(double: FaceDouble, track: HeadTrack, K: np.ndarray, width: int, height: int,
+             frames: list[int] | None = None) -> tuple[int, int, int, int]:
+    """The union of the head's boxes over the shot (or over ``frames``, valid track indices), kept 3 px inside the
+    frame (the fixed Poisson box)."""
     from doppel.face_swap.render_head import head_box
 
+    frames = np.flatnonzero(track.valid) if frames is None else frames
     boxes = [head_box(double, track.rotation[i], track.translation[i], track.expression[i], K, width, height)
-             for i in np.flatnonzero(track.valid)]
+             for i in frames]
     boxes = [b for b in boxes if b is not None]
     if not boxes:
         raise ValueError("the tracked head never falls inside the frame")

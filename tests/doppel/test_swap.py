@@ -794,28 +794,35 @@ def test_a_scene_linear_exr_sequence_is_swapped_where_the_face_is_and_kept_as_it
         assert 70 < xs.mean() < 190 and 20 < ys.mean() < 150
 
 
-def test_a_plate_that_cuts_to_another_shot_is_swapped_and_the_cut_is_named(tmp_path, double, caplog):
-    """An edited sequence handed over as one plate: the swap still runs, and says where it cuts and how to swap
-    each shot on its own (the log, the report, the manifest and tracks.npz)."""
+def test_a_plate_that_cuts_to_another_shot_is_swapped_shot_by_shot_and_the_cut_is_named(tmp_path, double, caplog):
+    """An edited sequence handed over as one plate: each shot is tracked, colour-matched and blended on its own,
+    to the bit what swapping each with --start/--end gives, and the swap says where it cuts (the log, the report,
+    the manifest and tracks.npz)."""
     import json
 
     from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.stills import plate_from_still
+    from doppel.face_swap.swap import SwapConfig
 
     ast = _astronaut()
     other = cv2.convertScaleAbs(np.ascontiguousarray(ast[:, ::-1]), alpha=0.6, beta=10)   # mirrored and darker
     frames = list(plate_from_still(ast, 6, seed=0, strength=0.2)) + list(plate_from_still(other, 6, seed=1,
                                                                                            strength=0.2))
-    w = imageio_ffmpeg.write_frames(str(tmp_path / "cut.mp4"), (256, 256), fps=24, macro_block_size=1,
-                                    ffmpeg_log_level="error", quality=9)
-    w.send(None)
-    for f in frames:
-        w.send(np.ascontiguousarray(f))
-    w.close()
+    plate = tmp_path / "cut"
+    plate.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(plate / f"f.{i:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     with caplog.at_level("WARNING"):
-        res = swap_plate(tmp_path / "cut.mp4", double, tmp_path / "out.mp4")
+        res = swap_plate(plate, double, tmp_path / "out")
     assert res.cuts == [6] and "--start 0 --end 6, --start 6 --end 12" in caplog.text
-    side = side_folder(tmp_path / "out.mp4")
+    first = swap_plate(plate, double, tmp_path / "first", SwapConfig(end=6))
+    second = swap_plate(plate, double, tmp_path / "second", SwapConfig(start=6))
+    assert first.cuts == second.cuts == []
+    for i in range(12):
+        name = f"f.{i:04d}.png"
+        alone = cv2.imread(str(tmp_path / ("first" if i < 6 else "second") / name))
+        assert np.array_equal(cv2.imread(str(tmp_path / "out" / name)), alone), i
+    side = side_folder(tmp_path / "out")
     assert "cuts to another shot at frame(s) 6" in (side / "swap_report.html").read_text()
     assert json.loads((side / "manifest.json").read_text())["swap"]["cuts"] == [6]
     assert np.load(side / "tracks.npz")["cuts"].tolist() == [6]
