@@ -255,6 +255,14 @@ def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -
         gen.close()
 
 
+def _audio_codec(source_codec: str | None, suffix: str) -> str:
+    """How the plate's audio goes into OUT: copied, except PCM (a camera original's) into an MP4, which cannot hold
+    it: ALAC there (lossless)."""
+    if (source_codec or "").startswith("pcm_") and suffix.lower() in (".mp4", ".m4v"):
+        return "alac"
+    return "copy"
+
+
 class PlateWriter:
     """Writes frames to ``out`` in the source plate's kind, atomically (a temporary sibling renamed on `close`;
     `abort` removes it). Video: H.264 (x264 at ``crf`` with ``preset``) at the source's fps, yuv420p (10-bit for a
@@ -327,25 +335,23 @@ class PlateWriter:
         return rgb if pending is None else np.ascontiguousarray(pending.mark(rgb), dtype=np.uint8)
 
     def _write_video(self, rgb: np.ndarray) -> None:
-        import imageio_ffmpeg
+        from capture.video_encoder import VideoEncoder
 
         if self._video is None:
-            audio = str(self.source.path) if self.source.audio_codec else None
             options, vf = encoder_options(self.source.header)    # the plate's colour tags, pixel aspect, timecode
             codec, pix_fmt, codec_options = video_codec(self.source.header, self.out.suffix, self._crf, self._preset)
-            self._video = imageio_ffmpeg.write_frames(
-                str(self._tmp), (self.source.width, self.source.height), fps=self.source.fps, quality=None,
-                codec=codec, pix_fmt_out=pix_fmt, output_params=codec_options + options + (["-vf", vf] if vf else []),
-                macro_block_size=1, audio_path=audio, audio_codec="copy" if audio else None, ffmpeg_log_level="error")
-            self._video.send(None)
-        self._video.send(rgb)
+            self._video = VideoEncoder(self._tmp, (self.source.width, self.source.height), self.source.fps, codec,
+                                       pix_fmt, codec_options + options + (["-vf", vf] if vf else []),
+                                       audio_from=self.source.path if self.source.audio_codec else None,
+                                       audio_codec=_audio_codec(self.source.audio_codec, self.out.suffix))
+        self._video.write(rgb)
 
     def close(self) -> Path:
         """Finish and move into place; returns ``out``."""
-        if self._video is not None:
-            self._video.close()
-            self._video = None
         try:
+            if self._video is not None:
+                video, self._video = self._video, None
+                video.close()
             for f, pending in self._pending:
                 if pending is not None:
                     pending.finish(f)
@@ -366,10 +372,7 @@ class PlateWriter:
 
     def abort(self) -> None:
         if self._video is not None:
-            try:
-                self._video.close()
-            except (RuntimeError, OSError, BrokenPipeError):
-                pass
+            self._video.abort()
             self._video = None
         if self._tmp.is_dir():
             shutil.rmtree(self._tmp, ignore_errors=True)

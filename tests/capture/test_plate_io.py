@@ -380,3 +380,40 @@ def test_a_dpx_sequence_is_refused_with_a_conversion_that_then_works(tmp_path):
                     "-start_number", "1001", str(tif / "sh.%04d.tif")], check=True)
     info = probe_plate(tif)
     assert info.frame_count == 3 and info.frames[0].name == "sh.1001.tif"
+
+
+def _audio_streams(path):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    text = subprocess.run([ff, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    return [ln.split("Audio: ", 1)[1].split(" ", 1)[0] for ln in text.splitlines() if "Audio: " in ln]
+
+
+def test_every_audio_track_of_a_camera_original_is_kept(tmp_path):
+    """Camera originals carry several audio tracks, often PCM: all of them come back; an MP4, which cannot hold
+    PCM, gets them as lossless ALAC."""
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    src = tmp_path / "A001C003.mov"
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96", "-r", "24",
+                    "-i", "-", "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-f", "lavfi", "-i",
+                    "sine=frequency=660:duration=1", "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-c:a", "pcm_s24le", "-shortest", str(src)],
+                   input=b"".join(f.tobytes() for f in _colour_frames(24)), check=True)
+    assert _audio_streams(src) == ["pcm_s24le", "pcm_s24le"]
+    info = probe_plate(src)
+    for out, codecs in ((tmp_path / "out.mov", ["pcm_s24le"] * 2), (tmp_path / "out.mp4", ["alac"] * 2)):
+        with PlateWriter(out, info) as w:
+            for _, rgb in iter_plate_frames(info):
+                w.write(rgb)
+        assert _audio_streams(out) == codecs and probe_plate(out).frame_count == 24
+
+
+def test_an_encoder_failure_is_one_line_and_leaves_nothing(tmp_path):
+    src = tmp_path / "plate.mp4"
+    _video(src, _frames(4))
+    info = probe_plate(src)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(OSError, match="ffmpeg could not encode the video"):
+        with PlateWriter(out, info, crf=-5) as w:          # x264 refuses the rate control
+            for _, rgb in iter_plate_frames(info):
+                w.write(rgb)
+    assert not out.exists() and list(tmp_path.iterdir()) == [src]

@@ -1,0 +1,78 @@
+"""An ffmpeg process that encodes RGB frames from a pipe, with every audio track of a source video copied.
+
+imageio-ffmpeg's writer copies one audio track; camera originals often carry several (a boom and lavaliers on
+separate tracks), and editorial wants them all back. `VideoEncoder` runs the ffmpeg binary of imageio-ffmpeg's wheel
+itself: rawvideo frames on stdin, the source's audio streams mapped and copied (``-map 1:a?``), the encoder,
+pixel format and options given by the caller, ffmpeg's messages kept in a temporary file and quoted when it fails.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+class VideoEncoder:
+    """Encode (H, W, 3) uint8 RGB frames to ``path``. audio_from: a video whose audio streams are copied as they
+    are (all of them; None: no audio), or encoded with ``audio_codec`` when it is not "copy"; codec, pix_fmt: the
+    encoder and its pixel format; options: more output options (rate control, tags, ``-vf`` ...)."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int], fps: float, codec: str, pix_fmt: str,
+                 options: list[str] | None = None, audio_from: str | Path | None = None, audio_codec: str = "copy"):
+        import imageio_ffmpeg
+
+        w, h = size
+        self.path, self.size = Path(path), (int(w), int(h))
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error", "-f", "rawvideo",
+               "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", repr(float(fps)), "-i", "-"]
+        if audio_from is not None:
+            cmd += ["-i", str(audio_from)]
+        cmd += ["-map", "0:v:0"] + (["-map", "1:a?", "-c:a", audio_codec] if audio_from is not None else [])
+        cmd += ["-c:v", codec, "-pix_fmt", pix_fmt, *(options or []), "-f", _muxer(self.path), str(self.path)]
+        self._log = tempfile.TemporaryFile("w+", errors="replace")
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def write(self, rgb: np.ndarray) -> None:
+        """One frame, (H, W, 3) uint8 at the encoder's size."""
+        if rgb.shape != (self.size[1], self.size[0], 3):
+            raise ValueError(f"{self.path}: frame {rgb.shape}, the encoder takes {(self.size[1], self.size[0], 3)}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(rgb, np.uint8).tobytes())
+        except BrokenPipeError:
+            raise self._failure() from None
+
+    def close(self) -> None:
+        """Finish the file; OSError quoting ffmpeg when it failed."""
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        if self._proc.wait() != 0:
+            raise self._failure()
+        self._log.close()
+
+    def abort(self) -> None:
+        """Stop ffmpeg; the file may be incomplete (the caller removes it)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if not self._log.closed:
+            self._log.close()
+
+    def _failure(self) -> OSError:
+        """The error to raise, with ffmpeg's last message; ffmpeg stopped."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._log.seek(0)
+        lines = [ln.strip() for ln in self._log if ln.strip()]
+        self._log.close()
+        return OSError(f"{self.path}: ffmpeg could not encode the video ({lines[-1][:200] if lines else 'no message'})")
+
+
+def _muxer(path: Path) -> str:
+    """ffmpeg's muxer for an output name (the temporary name may not end like the final one)."""
+    return {".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".m4v": "mp4"}.get(path.suffix.lower(), "mp4")
