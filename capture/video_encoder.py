@@ -16,18 +16,21 @@ import numpy as np
 
 
 class VideoEncoder:
-    """Encode (H, W, 3) uint8 RGB frames to ``path``. audio_from: a video whose audio streams are copied as they
-    are (all of them; None: no audio), or encoded with ``audio_codec`` when it is not "copy"; codec, pix_fmt: the
-    encoder and its pixel format; options: more output options (rate control, tags, ``-vf`` ...)."""
+    """Encode (H, W, 3) uint8 RGB frames to ``path`` at ``fps`` (`capture.video_header.exact_rate`). audio_from:
+    a video whose audio streams are copied as they are (all of them; None: no audio), or encoded with
+    ``audio_codec`` when it is not "copy"; codec, pix_fmt: the encoder and its pixel format; options: more output
+    options (rate control, tags, ``-vf`` ...)."""
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, codec: str, pix_fmt: str,
                  options: list[str] | None = None, audio_from: str | Path | None = None, audio_codec: str = "copy"):
         import imageio_ffmpeg
 
+        from capture.video_header import exact_rate
+
         w, h = size
         self.path, self.size = Path(path), (int(w), int(h))
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error", "-f", "rawvideo",
-               "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", repr(float(fps)), "-i", "-"]
+               "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(exact_rate(fps)), "-i", "-"]
         if audio_from is not None:
             cmd += ["-i", str(audio_from)]
         cmd += ["-map", "0:v:0"] + (["-map", "1:a?", "-c:a", audio_codec] if audio_from is not None else [])

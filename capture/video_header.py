@@ -133,6 +133,19 @@ def _timecode(lines: list[str], stream: int) -> str | None:
     return None
 
 
+NTSC_BASES = (24, 30, 48, 60, 120, 240)     # their x 1000/1001 rates, which ffmpeg prints rounded (23.98, 29.97)
+
+
+def exact_rate(fps: float) -> Fraction:
+    """The frame rate as ffmpeg should be given it: ffmpeg prints a rate to two decimals, and a video written at
+    23.98 instead of 24000/1001 frames a second drifts from its audio by 0.1 s in 10 minutes. NTSC rates (within
+    0.006 of n x 1000/1001) come back exact; any other as the nearest fraction with a denominator up to 1000."""
+    for base in NTSC_BASES:
+        if abs(fps - base * 1000 / 1001) < 0.006:
+            return Fraction(base * 1000, 1001)
+    return Fraction(fps).limit_denominator(1000)
+
+
 def describe(header: StreamHeader | None) -> str:
     """One line for people: codec and profile, pixel format and bit depth, colour tags, timecode, e.g. "prores HQ,
     yuv422p10le (10-bit), bt709 tv, timecode 01:00:00:00"; "" for None."""

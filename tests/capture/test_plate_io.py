@@ -417,3 +417,22 @@ def test_an_encoder_failure_is_one_line_and_leaves_nothing(tmp_path):
             for _, rgb in iter_plate_frames(info):
                 w.write(rgb)
     assert not out.exists() and list(tmp_path.iterdir()) == [src]
+
+
+def test_an_ntsc_rate_plate_keeps_its_exact_rate_and_drop_frame_timecode(tmp_path):
+    """ffmpeg prints 29.97; written at that instead of 30000/1001 a plate drifts from its audio (0.1 s in 10
+    minutes) and a drop-frame timecode is refused."""
+    from capture.plate_io import _decode_video
+
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    src, out = tmp_path / "ntsc.mov", tmp_path / "out.mov"
+    subprocess.run([ff, "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=128x96:rate=30000/1001",
+                    "-frames:v", "300", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-timecode", "01:00:00;00", str(src)],
+                   check=True)
+    info = probe_plate(src)
+    assert info.fps == 29.97 and info.header.timecode == "01:00:00;00"
+    with PlateWriter(out, info) as w:
+        for _, rgb in iter_plate_frames(info):
+            w.write(rgb)
+    assert _decode_video(out) == _decode_video(src) == (300, 10.01)     # 300 / (30000/1001) s, to the microsecond
+    assert probe_plate(out).header.timecode == "01:00:00;00"

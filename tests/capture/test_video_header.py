@@ -77,3 +77,11 @@ def test_a_header_is_described_in_one_line_for_the_report():
                                   "SAR 1:1 DAR 16:9, 24 fps, 24 tbr"))
     assert describe(h) == "prores HQ, yuv422p10le (10-bit), bt709 tv, timecode 01:02:03:04"
     assert describe(None) == ""
+
+
+def test_rates_printed_rounded_are_given_back_exact():
+    from capture.video_header import exact_rate
+
+    assert exact_rate(23.98) == Fraction(24000, 1001) and exact_rate(29.97) == Fraction(30000, 1001)
+    assert exact_rate(59.94) == Fraction(60000, 1001) and exact_rate(119.88) == Fraction(120000, 1001)
+    assert exact_rate(24.0) == 24 and exact_rate(25.0) == 25 and exact_rate(12.5) == Fraction(25, 2)
