@@ -348,21 +348,25 @@ def test_a_frame_folder_with_a_hole_is_named_and_two_sequences_in_one_folder_are
         probe_plate(folder)
 
 
-def test_a_prores_plate_is_written_back_as_prores_of_its_profile_in_a_mov(tmp_path):
+@pytest.mark.parametrize("encode, codec, profile, depth", [
+    (["-c:v", "prores_ks", "-profile:v", "1", "-pix_fmt", "yuv422p10le"], "prores", "LT", 10),
+    (["-c:v", "dnxhd", "-profile:v", "dnxhr_hqx", "-pix_fmt", "yuv422p10le"], "dnxhd", "DNXHR HQX", 10),
+])
+def test_an_editorial_codec_plate_is_written_back_in_its_codec_and_profile_in_a_mov(tmp_path, encode, codec, profile,
+                                                                                    depth):
     ff = imageio_ffmpeg.get_ffmpeg_exe()
     src = tmp_path / "plate.mov"
-    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96", "-r", "24",
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "256x144", "-r", "24",
                     "-i", "-", "-vf", "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
-                    "-c:v", "prores_ks", "-profile:v", "1", "-pix_fmt", "yuv422p10le", str(src)],
-                   input=b"".join(f.tobytes() for f in _colour_frames()), check=True)
+                    *encode, str(src)], input=b"".join(f.tobytes() for f in _colour_frames(h=144, w=256)), check=True)
     info = probe_plate(src)
-    assert (info.header.codec, info.header.profile, info.header.bit_depth) == ("prores", "LT", 10)
-    for out, codec, profile in ((tmp_path / "out.mov", "prores", "LT"), (tmp_path / "out.mp4", "h264", "High 10")):
+    assert (info.header.codec, info.header.profile, info.header.bit_depth) == (codec, profile, depth)
+    for out, want in ((tmp_path / "out.mov", (codec, profile)), (tmp_path / "out.mp4", ("h264", "High 10"))):
         with PlateWriter(out, info) as w:
             for _, rgb in iter_plate_frames(info):
                 w.write(rgb)
         got = probe_plate(out).header
-        assert (got.codec, got.profile, got.colour) == (codec, profile, info.header.colour)
+        assert (got.codec, got.profile, got.colour) == (*want, info.header.colour)
         err = np.abs(_as_player(out, "bt709") - _as_player(src, "bt709")).mean()
         assert err < 2.5, (out, err)
 
