@@ -177,7 +177,9 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
     check_options(cfg)
     end = info.frame_count if cfg.end is None else cfg.end
     if not 0 <= cfg.start < end <= info.frame_count:
-        raise ValueError(f"--start {cfg.start} / --end {end}: the plate has frames 0-{info.frame_count - 1}")
+        files = (f" (files {info.frames[0].name} to {info.frames[-1].name}: --start and --end count frames from 0, "
+                 "not the numbers in the names)") if getattr(info, "kind", "") == "frames" and info.frames else ""
+        raise ValueError(f"--start {cfg.start} / --end {end}: the plate has frames 0-{info.frame_count - 1}{files}")
     return cfg.start, end
 
 

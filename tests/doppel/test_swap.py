@@ -826,3 +826,16 @@ def test_a_plate_that_cuts_to_another_shot_is_swapped_shot_by_shot_and_the_cut_i
     assert "cuts to another shot at frame(s) 6" in (side / "swap_report.html").read_text()
     assert json.loads((side / "manifest.json").read_text())["swap"]["cuts"] == [6]
     assert np.load(side / "tracks.npz")["cuts"].tolist() == [6]
+
+
+def test_a_range_beyond_a_numbered_sequence_says_that_frames_count_from_0(tmp_path):
+    from capture.plate_io import probe_plate
+    from doppel.face_swap.swap import SwapConfig, check_config
+
+    for n in range(1001, 1011):
+        cv2.imwrite(str(tmp_path / f"sh010.{n}.png"), np.zeros((96, 128, 3), np.uint8))
+    info = probe_plate(tmp_path)
+    assert check_config(SwapConfig(start=2, end=5), info) == (2, 5)
+    with pytest.raises(ValueError, match=r"frames 0-9 \(files sh010.1001.png to sh010.1010.png: --start and --end "
+                                         r"count frames from 0"):
+        check_config(SwapConfig(start=1003, end=1008), info)
