@@ -40,7 +40,7 @@ def _not_a_rotation_notice(record: logging.LogRecord) -> bool:
 
 logging.getLogger("imageio_ffmpeg").addFilter(_not_a_rotation_notice)
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".mxf")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")   # read and written by capture.frame_files
 MIN_PLATE_PX = 64          # plates smaller than this (either side) are refused
 # H.264 of written videos: x264's "veryfast" preset at CRF 8. Against imageio-ffmpeg's quality 8 (CRF 10, preset
@@ -255,12 +255,14 @@ def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -
         gen.close()
 
 
-def _audio_codec(source_codec: str | None, suffix: str) -> str:
-    """How the plate's audio goes into OUT: copied, except PCM (a camera original's) into an MP4, which cannot hold
-    it: ALAC there (lossless)."""
+def _audio_options(source_codec: str | None, suffix: str) -> tuple[str, ...]:
+    """How the plate's audio goes into OUT (ffmpeg options): copied, except PCM (a camera original's) into an MP4,
+    which cannot hold it (ALAC there, lossless), and anything into an MXF, which holds 48 kHz PCM only."""
+    if suffix.lower() == ".mxf":
+        return ("-c:a", "pcm_s24le", "-ar", "48000")
     if (source_codec or "").startswith("pcm_") and suffix.lower() in (".mp4", ".m4v"):
-        return "alac"
-    return "copy"
+        return ("-c:a", "alac")
+    return ("-c:a", "copy")
 
 
 class PlateWriter:
@@ -343,7 +345,7 @@ class PlateWriter:
             self._video = VideoEncoder(self._tmp, (self.source.width, self.source.height), self.source.fps, codec,
                                        pix_fmt, codec_options + options + (["-vf", vf] if vf else []),
                                        audio_from=self.source.path if self.source.audio_codec else None,
-                                       audio_codec=_audio_codec(self.source.audio_codec, self.out.suffix))
+                                       audio_options=_audio_options(self.source.audio_codec, self.out.suffix))
         self._video.write(rgb)
 
     def close(self) -> Path:

@@ -17,12 +17,13 @@ import numpy as np
 
 class VideoEncoder:
     """Encode (H, W, 3) uint8 RGB frames to ``path`` at ``fps`` (`capture.video_header.exact_rate`). audio_from:
-    a video whose audio streams are copied as they are (all of them; None: no audio), or encoded with
-    ``audio_codec`` when it is not "copy"; codec, pix_fmt: the encoder and its pixel format; options: more output
+    a video whose audio streams are all mapped (None: no audio), with ``audio_options`` (default: copied as they
+    are); codec, pix_fmt: the encoder and its pixel format; options: more output
     options (rate control, tags, ``-vf`` ...)."""
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, codec: str, pix_fmt: str,
-                 options: list[str] | None = None, audio_from: str | Path | None = None, audio_codec: str = "copy"):
+                 options: list[str] | None = None, audio_from: str | Path | None = None,
+                 audio_options: tuple[str, ...] = ("-c:a", "copy")):
         import imageio_ffmpeg
 
         from capture.video_header import exact_rate
@@ -33,7 +34,7 @@ class VideoEncoder:
                "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(exact_rate(fps)), "-i", "-"]
         if audio_from is not None:
             cmd += ["-i", str(audio_from)]
-        cmd += ["-map", "0:v:0"] + (["-map", "1:a?", "-c:a", audio_codec] if audio_from is not None else [])
+        cmd += ["-map", "0:v:0"] + (["-map", "1:a?", *audio_options] if audio_from is not None else [])
         cmd += ["-c:v", codec, "-pix_fmt", pix_fmt, *(options or []), "-f", _muxer(self.path), str(self.path)]
         self._log = tempfile.TemporaryFile("w+", errors="replace")
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
@@ -78,4 +79,5 @@ class VideoEncoder:
 
 def _muxer(path: Path) -> str:
     """ffmpeg's muxer for an output name (the temporary name may not end like the final one)."""
-    return {".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".m4v": "mp4"}.get(path.suffix.lower(), "mp4")
+    return {".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".m4v": "mp4", ".mxf": "mxf"}.get(path.suffix.lower(),
+                                                                                                "mp4")

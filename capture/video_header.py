@@ -170,18 +170,19 @@ DNXHR_PIX_FMTS = {"dnxhr_lb": "yuv422p", "dnxhr_sq": "yuv422p", "dnxhr_hq": "yuv
 
 def video_codec(header: StreamHeader | None, suffix: str, crf: int, preset: str) -> tuple[str, str, list[str]]:
     """(encoder, pixel format, its options) for a plate written back as a ``suffix`` file: a ProRes plate into a
-    .mov or .mkv as ProRes of its profile (10-bit 4:2:2, 4:4:4 for the 4444 profiles; an alpha channel is not
-    kept), a DNxHR one as DNxHR of its profile (DNxHD, whose rates are fixed per format, as DNxHR HQ or HQX);
-    anything else as H.264 (x264 at ``crf`` with ``preset``), 10-bit when the plate is more than 8."""
-    intermediate = header is not None and suffix.lower() in (".mov", ".mkv")
+    .mov, .mkv or .mxf as ProRes of its profile (10-bit 4:2:2, 4:4:4 for the 4444 profiles; an alpha channel is not
+    kept), a DNxHR one as DNxHR of its profile (DNxHD, whose rates are fixed per format, as DNxHR HQ or HQX); any
+    other plate into an .mxf as DNxHR HQ or HQX (ffmpeg's MXF muxer mistimes H.264 with B-frames); anything else as
+    H.264 (x264 at ``crf`` with ``preset``), 10-bit when the plate is more than 8."""
+    intermediate = header is not None and suffix.lower() in (".mov", ".mkv", ".mxf")
     if intermediate and header.codec == "prores":
         profile = PRORES_PROFILES.get(header.profile or "", 3)
         return "prores_ks", "yuv444p10le" if profile >= 4 else "yuv422p10le", \
             ["-profile:v", str(profile), "-vendor", "apl0"]
-    if intermediate and header.codec == "dnxhd":                 # DNxHR by its profile; DNxHD (fixed rates): HQ(X)
-        profile = (header.profile or "").lower().replace(" ", "_")
+    if (intermediate and header.codec == "dnxhd") or suffix.lower() == ".mxf":   # DNxHR by its profile; DNxHD (fixed
+        profile = ((header and header.profile) or "").lower().replace(" ", "_")  # rates) and anything else: HQ(X)
         if profile not in DNXHR_PIX_FMTS:
-            profile = "dnxhr_hqx" if header.bit_depth > 8 else "dnxhr_hq"
+            profile = "dnxhr_hqx" if header is not None and header.bit_depth > 8 else "dnxhr_hq"
         return "dnxhd", DNXHR_PIX_FMTS[profile], ["-profile:v", profile]
     deep = header is not None and header.bit_depth > 8
     return "libx264", "yuv420p10le" if deep else "yuv420p", ["-crf", str(int(crf)), "-preset", str(preset)]

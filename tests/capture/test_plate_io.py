@@ -1,5 +1,6 @@
 """Plates in and out: videos keep size, frame rate, frame count and audio; folders keep names; writes are atomic."""
 
+import re
 import subprocess
 
 import imageio_ffmpeg
@@ -389,7 +390,7 @@ def test_a_dpx_sequence_is_refused_with_a_conversion_that_then_works(tmp_path):
 def _audio_streams(path):
     ff = imageio_ffmpeg.get_ffmpeg_exe()
     text = subprocess.run([ff, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
-    return [ln.split("Audio: ", 1)[1].split(" ", 1)[0] for ln in text.splitlines() if "Audio: " in ln]
+    return [re.search(r"Audio: ([a-z0-9_]+)", ln).group(1) for ln in text.splitlines() if "Audio: " in ln]
 
 
 def test_every_audio_track_of_a_camera_original_is_kept(tmp_path):
@@ -440,3 +441,22 @@ def test_an_ntsc_rate_plate_keeps_its_exact_rate_and_drop_frame_timecode(tmp_pat
             w.write(rgb)
     assert _decode_video(out) == _decode_video(src) == (300, 10.01)     # 300 / (30000/1001) s, to the microsecond
     assert probe_plate(out).header.timecode == "01:00:00;00"
+
+
+def test_an_mxf_plate_comes_back_as_mxf_and_an_mp4_one_written_to_mxf_gets_dnxhr_and_pcm(tmp_path):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    src, mp4 = tmp_path / "A001.mxf", tmp_path / "plate.mp4"
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=256x144:rate=25", "-f",
+                    "lavfi", "-i", "sine=frequency=440:duration=1:sample_rate=48000", "-frames:v", "25", "-c:v",
+                    "dnxhd", "-profile:v", "dnxhr_sq", "-pix_fmt", "yuv422p", "-c:a", "pcm_s24le", "-timecode",
+                    "10:00:00:00", str(src)], check=True)
+    _video(mp4, _frames(24, h=144, w=256), fps=24, audio=True)       # H.264 and AAC: DNxHR and PCM in an MXF
+    for plate, codec, audio in ((src, "dnxhd", ["pcm_s24le"]), (mp4, "dnxhd", ["pcm_s24le"])):
+        info = probe_plate(plate)
+        out = tmp_path / f"out_{plate.stem}.mxf"
+        with PlateWriter(out, info) as w:
+            for _, rgb in iter_plate_frames(info):
+                w.write(rgb)
+        back = probe_plate(out)
+        assert (back.header.codec, _audio_streams(out), back.frame_count) == (codec, audio, info.frame_count)
+    assert probe_plate(tmp_path / "out_A001.mxf").header.timecode == "10:00:00:00"
