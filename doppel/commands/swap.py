@@ -62,7 +62,8 @@ def swap(
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
-    force: bool = typer.Option(False, "--force", help="Replace an existing side folder of another stage."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing OUT that is not an earlier swap's "
+                               "output, or a side folder of another stage (never the plate or a folder holding it)."),
     no_provenance: NoProvenanceOpt = False,
     label: LabelOpt = None,
 ) -> None:

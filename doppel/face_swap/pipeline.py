@@ -56,6 +56,29 @@ def check_disclosable(disclose: Disclose | None, info: PlateInfo, out: Path) -> 
         disclose.check(info.frames[0].name if info.kind == "frames" and info.frames else out.name)
 
 
+def check_plate_out(plate: str | Path, out: Path, side: Path, force: bool) -> None:
+    """ValueError (one line) when writing OUT would destroy what it must not: the plate, or a folder that holds it
+    (even with ``force``); an existing file or folder that is not an earlier swap's output (its side folder records
+    a swap that wrote OUT), without ``force`` (a frame folder OUT is replaced whole)."""
+    real, src = out.resolve(), Path(plate).resolve()
+    if real == src or real in src.parents:
+        raise ValueError(f"{out}: the output would overwrite the plate" + ("" if real == src else
+                                                                          f" ({plate} is inside it)"))
+    if out.exists() and not force and not _written_by_swap(out, side):
+        raise ValueError(f"{out}: exists and is not an earlier swap's output (no {side.name}/ beside it that "
+                         "records it); give another name, or --force to replace it")
+
+
+def _written_by_swap(out: Path, side: Path) -> bool:
+    import contextlib
+    import json
+
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        manifest = json.loads((side / "manifest.json").read_text(encoding="utf-8"))
+        return manifest.get("stage") == STAGE and Path(manifest["output_plate"]).name == out.name   # side: beside
+    return False
+
+
 def side_folder(out: Path) -> Path:
     """The folder beside OUT that holds the tracks, report and strips."""
     out = Path(out)
@@ -243,8 +266,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     info = plate_info or probe_plate(plate)
     start, end = check_config(cfg, info)
     out, side = Path(out), side_folder(Path(out))
-    if out.resolve() == Path(plate).resolve():
-        raise ValueError(f"{out}: the output would overwrite the plate")
+    check_plate_out(plate, out, side, force)
     check_stage_out(side, STAGE, force, [plate, *double.folders])
     check_given_landmarks(landmarks, end - start)
     check_disclosable(disclose, info, out)

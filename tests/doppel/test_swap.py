@@ -839,3 +839,25 @@ def test_a_range_beyond_a_numbered_sequence_says_that_frames_count_from_0(tmp_pa
     with pytest.raises(ValueError, match=r"frames 0-9 \(files sh010.1001.png to sh010.1010.png: --start and --end "
                                          r"count frames from 0"):
         check_config(SwapConfig(start=1003, end=1008), info)
+
+
+def test_an_output_that_would_destroy_the_plate_or_someone_elses_files_is_refused(tmp_path, double):
+    from doppel.face_swap.pipeline import swap_plate
+
+    shots = tmp_path / "shots"
+    plate = shots / "sh010"
+    plate.mkdir(parents=True)
+    cv2.imwrite(str(plate / "sh010.1001.png"), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    with pytest.raises(ValueError, match=r"would overwrite the plate \(.*sh010 is inside it\)"):
+        swap_plate(plate, double, shots, force=True)                  # a folder OUT is replaced whole
+    theirs = tmp_path / "comp"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("the comp artist's")
+    with pytest.raises(ValueError, match="exists and is not an earlier swap's output.*--force"):
+        swap_plate(plate, double, theirs)
+    assert (theirs / "notes.txt").read_text() == "the comp artist's" and (plate / "sh010.1001.png").is_file()
+    swap_plate(plate, double, tmp_path / "swapped")
+    swap_plate(plate, double, tmp_path / "swapped")                   # an earlier swap's output: replaced
+    assert [p.name for p in (tmp_path / "swapped").iterdir()] == ["sh010.1001.png"]
+    swap_plate(plate, double, theirs, force=True)
+    assert [p.name for p in theirs.iterdir()] == ["sh010.1001.png"]
