@@ -62,8 +62,7 @@ def swap(
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
-    force: bool = typer.Option(False, "--force", help="Replace an existing OUT that is not an earlier swap's "
-                               "output, or a side folder of another stage (never the plate or a folder holding it)."),
+    force: bool = typer.Option(False, "--force", help="Replace an OUT or side folder that no earlier swap wrote."),
     no_provenance: NoProvenanceOpt = False,
     label: LabelOpt = None,
 ) -> None:
@@ -73,8 +72,8 @@ def swap(
     from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
-                     matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading,
-                     flow_weight=flow, debias=debias, device=device, workers=workers, head_px=head_px)
+                     matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading, flow_weight=flow,
+                     debias=debias, device=device, workers=workers, head_px=head_px)
     console = Console()
     track = _check_before_consent(cfg, plate, landmarks)   # bad options fail before anything else
     with gate_plate(workspace, plate_actor, production, plate), \
