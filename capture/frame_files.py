@@ -28,7 +28,8 @@ def frame_size(path: str | os.PathLike) -> tuple[int, int]:
 
     path = Path(path)
     if path.suffix.lower() != EXR:
-        return check_image_size(path)
+        w, h = check_image_size(path)
+        return (h, w) if _orientation(path) >= 5 else (w, h)       # shown turned a quarter: the sides swap
     header = _exr_header(path)
     (x0, y0), (x1, y1) = (np.asarray(v).tolist() for v in header["displayWindow"])
     data = tuple(np.asarray(v).tolist() for v in header["dataWindow"])
@@ -91,7 +92,27 @@ def _read_unchanged(path: Path) -> np.ndarray:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.dtype not in (np.uint8, np.uint16) or img.shape[2] not in (3, 4):
         raise ValueError(f"{path}: frame of {img.dtype} with {img.shape[2]} channels: expected 8- or 16-bit RGB(A)")
-    return img
+    return np.ascontiguousarray(oriented(img, _orientation(path)))
+
+
+def _orientation(path: Path) -> int:
+    """The EXIF orientation (1-8; 1 = shown as stored) of a PNG, JPEG or TIFF; 1 when it has none."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            value = int(im.getexif().get(0x0112, 1) or 1)
+    except (OSError, ValueError, SyntaxError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def oriented(img: np.ndarray, orientation: int) -> np.ndarray:
+    """(H, W, ...) as stored -> as shown under EXIF ``orientation`` (what PIL's ``ImageOps.exif_transpose`` does,
+    for any sample type: 16-bit too)."""
+    swap = img.swapaxes(0, 1)
+    return {2: img[:, ::-1], 3: img[::-1, ::-1], 4: img[::-1], 5: swap, 6: swap[:, ::-1], 7: swap[::-1, ::-1],
+            8: swap[::-1]}.get(orientation, img)
 
 
 def _display_of(img: np.ndarray, path: Path) -> np.ndarray:
@@ -144,8 +165,30 @@ def _write_over_source(out: Path, rgb: np.ndarray, source: Path) -> None:
         return
     new = rgb[..., ::-1].astype(img.dtype) * (257 if img.dtype == np.uint16 else 1)
     img[changed, :3] = new[changed]
-    if not cv2.imwrite(str(out), img):
+    icc = _icc_profile(source)
+    if icc and img.dtype == np.uint8:                      # the source's colour space goes with it (PIL: 8-bit)
+        _write_with_profile(out, img, icc)
+    elif not cv2.imwrite(str(out), img):
         raise OSError(f"{out}: could not write the frame")
+
+
+def _icc_profile(path: Path) -> bytes | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.info.get("icc_profile") or None
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
+def _write_with_profile(out: Path, bgr: np.ndarray, icc: bytes) -> None:
+    """An 8-bit BGR(A) frame written by PIL with the ICC profile ``icc`` (OpenCV cannot embed one)."""
+    from PIL import Image
+
+    rgb = bgr[..., [2, 1, 0, 3]] if bgr.shape[2] == 4 else bgr[..., ::-1]
+    extra = {"quality": 95} if out.suffix.lower() in (".jpg", ".jpeg") else {}
+    Image.fromarray(np.ascontiguousarray(rgb)).save(out, icc_profile=icc, **extra)
 
 
 def _write_exr(out: Path, channels: dict, linear: np.ndarray, changed: np.ndarray | None,

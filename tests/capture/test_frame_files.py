@@ -97,3 +97,40 @@ def test_exr_frames_a_plate_cannot_use_are_refused_in_one_line(tmp_path):
     (tmp_path / "junk.exr").write_bytes(b"v/1\x01" + b"\x00" * 64)
     with pytest.raises(ValueError, match="EXR could not be read"):
         frame_size(tmp_path / "junk.exr")
+
+
+def test_exif_orientations_are_applied_as_pil_applies_them():
+    from PIL import Image, ImageOps
+
+    from capture.frame_files import oriented
+
+    stored = np.random.default_rng(3).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    for o in range(1, 9):
+        im = Image.fromarray(stored)
+        im.getexif()[0x0112] = o
+        im.info["exif"] = im.getexif().tobytes()
+        ref = np.asarray(ImageOps.exif_transpose(im))
+        assert np.array_equal(oriented(stored, o), ref), o
+
+
+def test_a_phone_photo_is_read_upright_and_written_back_with_its_colour_profile(tmp_path):
+    from PIL import Image, ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    upright = np.random.default_rng(4).integers(0, 256, (64, 48, 3), dtype=np.uint8)     # portrait, 48 x 64
+    stored = np.ascontiguousarray(np.rot90(upright, 1))                                  # the sensor's landscape
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6                                                                     # "turn 90 degrees to show"
+    src = tmp_path / "IMG_0001.jpg"
+    im.save(src, exif=exif, icc_profile=icc, quality=100, subsampling=0)
+    assert frame_size(src) == (48, 64)
+    rgb = read_frame(src)
+    assert rgb.shape == (64, 48, 3) and np.abs(rgb.astype(int) - upright).mean() < 3      # upright, as shown
+    write_frame(tmp_path / "same.jpg", rgb, src)
+    assert (tmp_path / "same.jpg").read_bytes() == src.read_bytes()
+    rgb[10:20, 10:20] = 128
+    write_frame(tmp_path / "out.jpg", rgb, src)
+    with Image.open(tmp_path / "out.jpg") as out:
+        assert out.size == (48, 64) and out.info.get("icc_profile") == icc
+        assert out.getexif().get(0x0112, 1) == 1                                          # shown as stored: upright
