@@ -255,14 +255,23 @@ def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -
         gen.close()
 
 
+_AUDIO_KEPT = {".mp4": ("aac", "alac", "mp3", "ac3", "eac3", "opus"), ".m4v": ("aac", "alac", "mp3", "ac3", "eac3"),
+               ".mov": ("aac", "alac", "mp3", "ac3", "eac3", "pcm_"), ".avi": ("mp3", "ac3", "pcm_s16le", "pcm_u8")}
+
+
 def _audio_options(source_codec: str | None, suffix: str) -> tuple[str, ...]:
-    """How the plate's audio goes into OUT (ffmpeg options): copied, except PCM (a camera original's) into an MP4,
-    which cannot hold it (ALAC there, lossless), and anything into an MXF, which holds 48 kHz PCM only."""
-    if suffix.lower() == ".mxf":
+    """How the plate's audio goes into OUT (ffmpeg options): copied when OUT's container holds its codec (an .mkv
+    holds any), else re-encoded losslessly where it can be: PCM into an MP4 as ALAC, anything into an MXF as 48 kHz
+    24-bit PCM (all MXF holds), the rest into a .mov as PCM, into an MP4 as AAC at 320 kb/s, into an .avi as PCM."""
+    suffix, codec = suffix.lower(), source_codec or ""
+    if suffix == ".mxf":
         return ("-c:a", "pcm_s24le", "-ar", "48000")
-    if (source_codec or "").startswith("pcm_") and suffix.lower() in (".mp4", ".m4v"):
-        return ("-c:a", "alac")
-    return ("-c:a", "copy")
+    kept = _AUDIO_KEPT.get(suffix)
+    if kept is None or any(codec == k or (k.endswith("_") and codec.startswith(k)) for k in kept):
+        return ("-c:a", "copy")
+    if suffix in (".mp4", ".m4v"):
+        return ("-c:a", "alac") if codec.startswith("pcm_") else ("-c:a", "aac", "-b:a", "320k")
+    return ("-c:a", "pcm_s24le") if suffix == ".mov" else ("-c:a", "pcm_s16le")
 
 
 class PlateWriter:

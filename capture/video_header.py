@@ -23,6 +23,12 @@ _RANGES = ("tv", "pc")
 _COLOUR_KEYS = ("colorspace", "color_primaries", "color_trc")
 _SAME_NAMES = ("bt709", "smpte170m", "smpte240m")     # printed once when space, primaries and transfer all are it
 _INTERLACED = ("top first", "bottom first", "top coded first (swapped)", "bottom coded first (swapped)")
+_PRIMARIES = ("bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020", "smpte428", "smpte431",
+              "smpte432", "jedec-p22", "ebu3213")
+_TRANSFERS = ("bt709", "gamma22", "gamma28", "smpte170m", "smpte240m", "linear", "log100", "log316", "iec61966-2-4",
+              "bt1361e", "iec61966-2-1", "bt2020-10", "bt2020-12", "smpte2084", "smpte428", "arib-std-b67")
+# the names ffmpeg prints and setparams takes; a name outside these lists (a new one) is left untagged rather than
+# failing the encode at the end of a swap
 _MATRICES = ("bt709", "fcc", "bt470bg", "smpte170m", "smpte240m", "bt2020nc", "bt2020c")   # YUV matrices swscale
                                                       # converts with; another (gbr, ycgco, ...) is left untagged
 
@@ -105,8 +111,9 @@ def _pixel_format(line: str) -> tuple[str | None, dict[str, str], bool]:
             names = token.split("/") if "/" in token else [token] * 3
             colour.update({k: v for k, v in zip(_COLOUR_KEYS, names, strict=True)
                            if v and v not in ("unknown", "reserved")})
-    if colour.get("colorspace") not in _MATRICES:
-        colour.pop("colorspace", None)
+    for key, known in (("colorspace", _MATRICES), ("color_primaries", _PRIMARIES), ("color_trc", _TRANSFERS)):
+        if colour.get(key) not in known:
+            colour.pop(key, None)
     return m.group(1), colour, any(t in _INTERLACED for t in tokens)
 
 

@@ -460,3 +460,26 @@ def test_an_mxf_plate_comes_back_as_mxf_and_an_mp4_one_written_to_mxf_gets_dnxhr
         back = probe_plate(out)
         assert (back.header.codec, _audio_streams(out), back.frame_count) == (codec, audio, info.frame_count)
     assert probe_plate(tmp_path / "out_A001.mxf").header.timecode == "10:00:00:00"
+
+
+def test_audio_a_container_cannot_hold_is_reencoded_and_the_rest_copied(tmp_path):
+    from capture.plate_io import _audio_options
+
+    assert _audio_options("aac", ".mov") == _audio_options("vorbis", ".mkv") == ("-c:a", "copy")
+    assert _audio_options("pcm_s24le", ".mov") == ("-c:a", "copy")
+    assert _audio_options("pcm_s24le", ".mp4") == ("-c:a", "alac")
+    assert _audio_options("flac", ".mp4") == ("-c:a", "aac", "-b:a", "320k")
+    assert _audio_options("flac", ".mov") == ("-c:a", "pcm_s24le")
+    assert _audio_options("aac", ".mxf") == ("-c:a", "pcm_s24le", "-ar", "48000")
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    src = tmp_path / "plate.mkv"
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96", "-r", "24",
+                    "-i", "-", "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:v", "libx264", "-pix_fmt",
+                    "yuv420p", "-c:a", "flac", "-shortest", str(src)],
+                   input=b"".join(f.tobytes() for f in _colour_frames(24)), check=True)
+    info = probe_plate(src)
+    for out, codec in ((tmp_path / "o.mp4", "aac"), (tmp_path / "o.mov", "pcm_s24le"), (tmp_path / "o.mkv", "flac")):
+        with PlateWriter(out, info) as w:
+            for _, rgb in iter_plate_frames(info):
+                w.write(rgb)
+        assert _audio_streams(out) == [codec]

@@ -85,3 +85,8 @@ def test_rates_printed_rounded_are_given_back_exact():
     assert exact_rate(23.98) == Fraction(24000, 1001) and exact_rate(29.97) == Fraction(30000, 1001)
     assert exact_rate(59.94) == Fraction(60000, 1001) and exact_rate(119.88) == Fraction(120000, 1001)
     assert exact_rate(24.0) == 24 and exact_rate(25.0) == 25 and exact_rate(12.5) == Fraction(25, 2)
+
+
+def test_a_colour_name_ffmpeg_may_print_but_setparams_may_not_take_is_left_untagged():
+    h = parse_stream_header(_line("h264, yuv420p(tv, bt709/some-new-primaries/arib-std-b67), 640x360, 25 fps"))
+    assert h.colour == {"range": "tv", "colorspace": "bt709", "color_trc": "arib-std-b67"}
