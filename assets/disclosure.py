@@ -47,7 +47,6 @@ from core.storage import default_mode, sha256_file
 
 log = logging.getLogger(__name__)
 
-VIDEO_QUALITY = 9          # imageio-ffmpeg quality (0-10) of a re-encoded, marked video (libx264)
 JPEG_QUALITY = 95          # quality a marked JPEG is written with
 PNG_COMPRESS_LEVEL = 1     # zlib level of a re-written PNG: 1080p in ~1/4 of level 6's time, files ~15 % larger
 LABEL_MAX = 80             # longest visible label (characters)
@@ -327,28 +326,36 @@ def _rewrite_pixels(path: Path, edit) -> None:
 
 
 def _rewrite_video(path: Path, edit) -> None:
-    """Decode every frame, apply ``edit``, re-encode (H.264, same frame rate; the audio copied as it is; the
-    colour encoding and tags, bit depth and timecode kept: `capture.video_header`) and replace ``path``. Frame by
-    frame: the video is never in memory."""
+    """Decode every frame, apply ``edit``, re-encode (H.264 as a swapped plate is: `capture.plate_io`'s rate
+    control; the exact frame rate, every audio track copied, the colour encoding and tags, bit depth and timecode
+    kept: `capture.video_header`, `capture.video_encoder`) and replace ``path``. Frame by frame: the video is never
+    in memory; an odd size is padded by a pixel (H.264 4:2:0 needs even sides)."""
     import imageio.v2 as imageio
 
-    from capture.video_header import encoder_options, read_stream_header
+    from capture.plate_io import H264_CRF, H264_PRESET
+    from capture.video_encoder import VideoEncoder
+    from capture.video_header import encoder_options, read_stream_header, video_codec
 
     header = read_stream_header(path)
     options, vf = encoder_options(header)
+    codec, pix_fmt, codec_options = video_codec(header, ".mp4", H264_CRF, H264_PRESET)
     reader = imageio.get_reader(path, format="FFMPEG")
     meta = reader.get_meta_data()
-    fps = float(meta.get("fps", 24.0))
-    audio = {"audio_path": str(path), "audio_codec": "copy"} if meta.get("audio_codec") else {}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
     os.close(fd)
     try:
-        with reader, imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=VIDEO_QUALITY,
-                                        macro_block_size=2, ffmpeg_log_level="error",
-                                        pixelformat="yuv420p10le" if header.bit_depth > 8 else "yuv420p",
-                                        output_params=options + (["-vf", vf] if vf else []), **audio) as w:
-            for frame in reader:
-                w.append_data(edit(np.ascontiguousarray(frame[..., :3])))
+        encoder = VideoEncoder(tmp, tuple(meta["size"]), float(meta.get("fps", 24.0)), codec, pix_fmt,
+                               codec_options + options + ["-vf", ",".join(["pad=ceil(iw/2)*2:ceil(ih/2)*2",
+                                                                           *([vf] if vf else [])])],
+                               audio_from=path if meta.get("audio_codec") else None)
+        try:
+            with reader:
+                for frame in reader:
+                    encoder.write(edit(np.ascontiguousarray(frame[..., :3])))
+            encoder.close()
+        except BaseException:
+            encoder.abort()
+            raise
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:

@@ -173,8 +173,9 @@ def test_a_video_keeps_its_audio_and_is_signed_without_being_read_whole(ws_conse
     out = tmp_path / "shot.mp4"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
                     "testsrc=size=256x192:rate=24", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-                    "-t", "1", "-vf", "setparams=colorspace=bt709:range=tv", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                    "-c:a", "aac", "-shortest", "-timecode", "01:00:00:00", str(out)], check=True)
+                    "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000", "-map", "0:v", "-map", "1:a", "-map",
+                    "2:a", "-t", "1", "-vf", "setparams=colorspace=bt709:range=tv", "-c:v", "libx264", "-pix_fmt",
+                    "yuv420p", "-c:a", "aac", "-shortest", "-timecode", "01:00:00:00", str(out)], check=True)
     whole = Path.read_bytes
 
     def read_bytes(self):
@@ -191,6 +192,9 @@ def test_a_video_keeps_its_audio_and_is_signed_without_being_read_whole(ws_conse
     assert meta["audio_codec"] == "aac" and n == 24 and meta["fps"] == 24.0
     header = read_stream_header(out)
     assert (header.colour, header.timecode) == ({"range": "tv", "colorspace": "bt709"}, "01:00:00:00")
+    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True,
+                          text=True).stderr
+    assert info.count("Audio: aac") == 2                         # both audio tracks
     rep = verify_file(out, ws)
     assert rep.c2pa.state == "trusted" and rep.watermark.found and rep.watermark.seq == res.seq
     assert not list(tmp_path.glob(".shot.mp4.*"))                # no temporary file left
