@@ -29,6 +29,41 @@ class PlateFrameLandmarks:
         return self.faces[index] if index < len(self.faces) else None
 
 
+FOLLOW_FRAMES = 12        # a face is followed across at most this many frames without it, then picked by size again
+FOLLOW_DISTANCE = 1.5     # the nearest face within this x the followed face's width (its landmarks' mean distance)
+
+
+class FaceFollower:
+    """The same face in every frame of a shot, where several are in view. The first pick is the index-th largest
+    (as `PlateFrameLandmarks.face`); after it, the face nearest the one picked last, so that two faces of about
+    one size (a two-shot) are not swapped for each other when their sizes cross. Until a frame has shown several
+    faces, a frame with one face and index 0 takes it wherever it is (as before: a fast move is not a new face);
+    a followed face not in view passes its frames (None) for up to `FOLLOW_FRAMES` frames, then the pick is by
+    size again. Feed the frames in order (forwards or backwards)."""
+
+    def __init__(self, index: int = 0, seed: np.ndarray | None = None):
+        self.index = index
+        self._last, self._since = seed, 0
+        self._several = False         # a frame has shown more than one face
+
+    def pick(self, faces: np.ndarray) -> np.ndarray | None:
+        """faces (N, 478, 2) px, largest first -> the followed face (478, 2) or None."""
+        self._several |= len(faces) > 1
+        following = self._last is not None and self._since <= FOLLOW_FRAMES
+        if not following:
+            face = faces[self.index] if self.index < len(faces) else None
+        elif len(faces):
+            d = np.linalg.norm(faces - self._last, axis=-1).mean(axis=1)
+            k = int(np.argmin(d))
+            near = d[k] <= FOLLOW_DISTANCE * max(float(np.ptp(self._last[:, 0])), 1.0)
+            alone = len(faces) == 1 and self.index == 0 and not self._several
+            face = faces[k] if near or alone else None
+        else:
+            face = None
+        self._last, self._since = (face, 0) if face is not None else (self._last, self._since + 1)
+        return face
+
+
 def face_size(face: np.ndarray) -> float:
     """Area (px^2) of the bounding box of a face's landmarks (478, 2)."""
     return float(np.ptp(face[:, 0]) * np.ptp(face[:, 1]))

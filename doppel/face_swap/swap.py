@@ -220,7 +220,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     import cv2
 
     from capture.face_backfill import Backfill
-    from capture.face_tracking import PlateTracker
+    from capture.face_tracking import FaceFollower, PlateTracker
     from capture.landmark_flow import drop_disagreeing_flow, landmark_flow
     from capture.plate_io import iter_plate_frames
     from capture.shot_cuts import CutDetector
@@ -233,7 +233,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     n_faces = np.zeros(F, np.int64)
     from_crop, backfilled = np.zeros(F, bool), np.zeros(F, bool)
     hands: list[np.ndarray] = []
-    prev, cuts = None, CutDetector()
+    prev, cuts, follow = None, CutDetector(), FaceFollower(cfg.face_index)
     max_faces = max(cfg.max_faces, cfg.face_index + 1)
     back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces, lost=True),
                     cfg.face_index) \
@@ -244,15 +244,17 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             cuts.add(rgb)
             f = i - start
             n_faces[f], from_crop[f] = len(r.faces), r.from_crop
-            face = r.face(cfg.face_index)
+            face = follow.pick(r.faces)
             if face is not None and given is None:
                 lm[f] = face
             if back is not None and face is None:
                 back.faceless(f, rgb)
             elif back is not None:
+                behind = FaceFollower(cfg.face_index, seed=face)     # backwards from this frame's face
                 for g, rb in back.found(f, rgb):          # before the flow: frame f's flow from f - 1 is read
-                    lm[g], n_faces[g], from_crop[g], backfilled[g] = rb.face(cfg.face_index), len(rb.faces), \
-                        rb.from_crop, True
+                    if (picked := behind.pick(rb.faces)) is None:
+                        break
+                    lm[g], n_faces[g], from_crop[g], backfilled[g] = picked, len(rb.faces), rb.from_crop, True
             hands.append(r.hands.astype(np.float32))
             if cfg.flow_weight > 0 and given is None:
                 gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

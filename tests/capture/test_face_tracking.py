@@ -121,3 +121,28 @@ def test_a_face_seen_by_overlapping_tiles_counts_once():
     a, b, c = np.array([500.0, 300.0]), np.array([506.0, 297.0]), np.array([900.0, 300.0])
     out = _distinct([(0.7, b, 40.0), (0.9, a, 40.0), (0.8, c, 40.0)])
     assert [tuple(x) for x, _ in out] == [tuple(a), tuple(c)] and out[0][1] == ZOOM_FROM_DETECTION * 40
+
+
+def test_the_face_followed_stays_the_same_person_when_two_faces_cross_in_size():
+    from capture.face_tracking import FOLLOW_FRAMES, FaceFollower
+
+    base = np.random.default_rng(0).random((478, 2)) * 100           # a face 100 px wide
+
+    def frame(left_scale, right_scale, left=True, right=True):
+        a = base * left_scale + [100, 200]
+        b = base * right_scale + [600, 200]
+        faces = [f for f, keep in ((a, left), (b, right)) if keep]
+        return np.array(sorted(faces, key=lambda f: -np.ptp(f[:, 0]) * np.ptp(f[:, 1])))
+
+    follow = FaceFollower(0)
+    scales = np.linspace(1.0, 0.8, 10)
+    picked = [follow.pick(frame(s, 1.8 - s)) for s in scales]             # the left one starts larger, ends smaller
+    assert all(p[:, 0].mean() < 350 for p in picked)                     # still the left one
+    assert frame(0.8, 1.0)[0][:, 0].mean() > 350                          # (the largest is the right one by then)
+    assert follow.pick(frame(0.8, 1.0, left=False)) is None               # the followed face out of view: passed
+    assert follow.pick(frame(0.8, 1.0))[:, 0].mean() < 350                # back: followed again
+    for _ in range(FOLLOW_FRAMES + 1):
+        follow.pick(frame(0.8, 1.0, left=False))
+    assert follow.pick(frame(0.8, 1.0))[:, 0].mean() > 350                # lost too long: the largest again
+    alone = FaceFollower(0, seed=base + [100, 200])
+    assert alone.pick(frame(1.0, 1.0, left=False)) is not None            # one face in view, index 0: taken

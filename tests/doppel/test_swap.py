@@ -861,3 +861,24 @@ def test_an_output_that_would_destroy_the_plate_or_someone_elses_files_is_refuse
     assert [p.name for p in (tmp_path / "swapped").iterdir()] == ["sh010.1001.png"]
     swap_plate(plate, double, theirs, force=True)
     assert [p.name for p in theirs.iterdir()] == ["sh010.1001.png"]
+
+
+def test_in_a_two_shot_the_face_swapped_stays_the_same_person_when_their_sizes_cross(tmp_path):
+    """Two faces of about one size: the left one starts larger and ends smaller. --face-index 0 means the larger
+    at the start; the track stays on that person (it picked the other one from the frame where the sizes crossed)."""
+    import skimage.data
+
+    from capture.plate_io import probe_plate
+    from doppel.face_swap.swap import SwapConfig, track_shot
+
+    head = skimage.data.astronaut()[0:300, 100:400]
+    for i, t in enumerate(np.linspace(0, 1, 12)):
+        canvas = np.full((320, 640, 3), 90, np.uint8)
+        for x0, side, img in ((20, 300 - 60 * t, head), (340, 240 + 60 * t, np.ascontiguousarray(head[:, ::-1]))):
+            side = int(side)
+            canvas[(320 - side) // 2:(320 - side) // 2 + side, x0:x0 + side] = cv2.resize(img, (side, side),
+                                                                                       interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(tmp_path / f"f.{i:04d}.png"), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    shot = track_shot(probe_plate(tmp_path), SwapConfig(), 0, 12)
+    assert (shot.n_faces == 2).all()
+    assert (shot.landmarks[:, :, 0].mean(axis=1) < 320).all()          # the left person in every frame
