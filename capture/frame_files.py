@@ -30,7 +30,33 @@ def frame_size(path: str | os.PathLike) -> tuple[int, int]:
     if path.suffix.lower() != EXR:
         w, h = check_image_size(path)
         return (h, w) if _orientation(path) >= 5 else (w, h)       # shown turned a quarter: the sides swap
-    header = _exr_header(path)
+    return _exr_size(path, _read_exr(path, pixels=False)[1])
+
+
+def _read_exr(path: Path, pixels: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """(each channel's samples by name (empty when not ``pixels``), the header), in one read of the file;
+    ValueError (one line) for what cannot be a plate frame (`frame_size`)."""
+    import OpenEXR
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image does not exist")
+    try:
+        with OpenEXR.File(str(path), separate_channels=True, header_only=not pixels) as f:
+            if len(f.parts) != 1:
+                raise ValueError(f"{path}: a multi-part EXR ({len(f.parts)} parts): give single-part frames")
+            header = dict(f.header())           # a copy: the file's own is emptied on close
+            if "deep" in str(header.get("type", "")).lower():
+                raise ValueError(f"{path}: a deep EXR: give flat frames")
+            _exr_size(path, header)
+            channels = {name: np.asarray(c.pixels) for name, c in f.channels().items()} if pixels else {}
+    except (RuntimeError, OSError) as e:
+        raise ValueError(f"{path}: EXR could not be read (corrupt or unsupported: {str(e)[:160]})") from None
+    return channels, header
+
+
+def _exr_size(path: Path, header: dict) -> tuple[int, int]:
+    """(W, H) of a plate frame's EXR header; ValueError when its data window is not its display window or it has
+    no R, G and B."""
     (x0, y0), (x1, y1) = (np.asarray(v).tolist() for v in header["displayWindow"])
     data = tuple(np.asarray(v).tolist() for v in header["dataWindow"])
     if data != ([x0, y0], [x1, y1]):
@@ -40,23 +66,6 @@ def frame_size(path: str | os.PathLike) -> tuple[int, int]:
     if not {"R", "G", "B"} <= names:
         raise ValueError(f"{path}: EXR has no R, G and B channels (it has {', '.join(sorted(names))})")
     return x1 - x0 + 1, y1 - y0 + 1
-
-
-def _exr_header(path: Path) -> dict:
-    import OpenEXR
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image does not exist")
-    try:
-        with OpenEXR.File(str(path), header_only=True) as f:
-            if len(f.parts) != 1:
-                raise ValueError(f"{path}: a multi-part EXR ({len(f.parts)} parts): give single-part frames")
-            header = dict(f.header())           # a copy: the file's own is emptied on close
-    except (RuntimeError, OSError) as e:
-        raise ValueError(f"{path}: EXR could not be read (corrupt or unsupported: {str(e)[:160]})") from None
-    if "deep" in str(header.get("type", "")).lower():
-        raise ValueError(f"{path}: a deep EXR: give flat frames")
-    return header
 
 
 def linear_to_display(linear: np.ndarray) -> np.ndarray:
@@ -76,7 +85,7 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     """(H, W, 3) uint8 display RGB of a frame file (any bit depth; EXR through `linear_to_display`)."""
     path = Path(path)
     if path.suffix.lower() == EXR:
-        channels = _read_exr_channels(path)
+        channels = _read_exr(path)[0]
         return linear_to_display(np.stack([channels[c] for c in "RGB"], -1))
     return _display_of(_read_unchanged(path), path)
 
@@ -122,26 +131,20 @@ def _display_of(img: np.ndarray, path: Path) -> np.ndarray:
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def _read_exr_channels(path: Path) -> dict[str, np.ndarray]:
-    import OpenEXR
-
-    frame_size(path)
-    with OpenEXR.File(str(path), separate_channels=True) as f:
-        return {name: np.asarray(c.pixels) for name, c in f.channels().items()}
-
-
 def write_frame(out: str | os.PathLike, rgb: np.ndarray, source: str | os.PathLike | None = None) -> None:
     """Write (H, W, 3) uint8 display RGB to ``out`` in its suffix's format. With ``source`` (a file of the same
     format and size): a frame equal to the source's display is the source, copied byte for byte; otherwise the
     source's samples where the display did not change, the new ones where it did (module docstring)."""
     import cv2
+    import OpenEXR
 
     out = Path(out)
     if source is not None and Path(source).suffix.lower() == out.suffix.lower():
         _write_over_source(out, rgb, Path(source))
         return
     if out.suffix.lower() == EXR:
-        _write_exr(out, {"R": None, "G": None, "B": None}, display_to_linear(rgb), None, None)
+        _write_exr(out, {c: display_to_linear(rgb)[..., k].astype(np.float16) for k, c in enumerate("RGB")},
+                   {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage})
         return
     if not cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{out}: could not write the frame")
@@ -151,12 +154,16 @@ def _write_over_source(out: Path, rgb: np.ndarray, source: Path) -> None:
     import cv2
 
     if source.suffix.lower() == EXR:
-        channels = _read_exr_channels(source)
+        channels, header = _read_exr(source)
         changed = np.any(linear_to_display(np.stack([channels[c] for c in "RGB"], -1)) != rgb, axis=-1)
         if not changed.any():
             shutil.copyfile(source, out)
             return
-        _write_exr(out, channels, display_to_linear(rgb), changed, _exr_header(source))
+        linear = display_to_linear(rgb)
+        for k, name in enumerate("RGB"):             # the changed samples, in each channel's own sample type
+            channels[name] = channels[name].copy()
+            channels[name][changed] = linear[..., k][changed].astype(channels[name].dtype)
+        _write_exr(out, channels, header)
         return
     img = _read_unchanged(source)
     changed = np.any(_display_of(img, source) != rgb, axis=-1)
@@ -191,24 +198,11 @@ def _write_with_profile(out: Path, bgr: np.ndarray, icc: bytes) -> None:
     Image.fromarray(np.ascontiguousarray(rgb)).save(out, icc_profile=icc, **extra)
 
 
-def _write_exr(out: Path, channels: dict, linear: np.ndarray, changed: np.ndarray | None,
-               header: dict | None) -> None:
-    """An EXR of ``channels`` with R, G, B taken from ``linear`` where ``changed`` (everywhere when None), each
-    channel in its own sample type (half when new); the source's ``header`` (None: half float, ZIP)."""
+def _write_exr(out: Path, channels: dict[str, np.ndarray], header: dict) -> None:
+    """An EXR of ``channels`` (name: (H, W) samples) under ``header`` (a source's: its channel list and chunk count
+    follow the channels)."""
     import OpenEXR
 
-    parts = {}
-    for k, name in enumerate("RGB"):
-        old = channels[name]
-        if changed is None:
-            parts[name] = np.ascontiguousarray(linear[..., k].astype(np.float16))
-        else:
-            parts[name] = old.copy()
-            parts[name][changed] = linear[..., k][changed].astype(old.dtype)
-    parts.update({k: v for k, v in channels.items() if k not in parts})
-    if header is None:
-        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    else:
-        header = {k: v for k, v in header.items() if k not in ("channels", "chunkCount")}
-    with OpenEXR.File(header, parts) as f:
+    header = {k: v for k, v in header.items() if k not in ("channels", "chunkCount")}
+    with OpenEXR.File(header, {k: np.ascontiguousarray(v) for k, v in channels.items()}) as f:
         f.write(str(out))

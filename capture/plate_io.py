@@ -134,23 +134,30 @@ def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo
     except (RuntimeError, OSError, StopIteration, ValueError, IndexError) as e:
         raise ValueError(f"{path}: video could not be read (corrupt or unsupported: {str(e).splitlines()[0][:160]})"
                          ) from None
-    count, secs = _decode_video(path, progress, round(float(meta.get("duration") or 0) * float(meta.get("fps") or 0)))
     w, h = (int(x) for x in meta["size"])
+    _check_size(path, w, h)
+    header = read_stream_header(path)
+    _check_header(path, header)                    # from the header: before the whole video is decoded
     if tuple(meta.get("source_size") or (w, h)) != (w, h):
         log.info("%s: stored %dx%d, shown rotated by its display matrix: read and written upright, %dx%d", path,
                  *meta["source_size"], w, h)
+    count, secs = _decode_video(path, progress, round(float(meta.get("duration") or 0) * float(meta.get("fps") or 0)))
     fps = float(meta.get("fps") or 0)
     if count < 1 or fps <= 0:
         raise ValueError(f"{path}: video has no decodable frames")
-    _check_size(path, w, h)
     duration = float(meta.get("duration") or secs or 0)
-    header = read_stream_header(path)
     tbr = header.tbr
     if (duration > 0 and abs(duration * fps - count) > max(VFR_TOLERANCE_FRAMES, 0.01 * count)) or \
             (tbr is not None and abs(tbr - fps) > 0.01 * fps):
         raise ValueError(f"{path}: variable frame rate ({count} frames in {duration:.3f} s: {fps:g} fps on average, "
                          f"{tbr or fps:g} nominal); convert it to a constant rate first, e.g. ffmpeg -i IN -fps_mode "
                          "cfr -r FPS OUT")
+    return PlateInfo(path, "video", w, h, fps, int(count), meta.get("audio_codec"), header=header)
+
+
+def _check_header(path: Path, header: StreamHeader) -> None:
+    """ValueError (one line, naming the ffmpeg command that fixes it) for a video the swap cannot treat as whole
+    frames of square pixels; warnings for what it keeps only in part (bit depth, alpha)."""
     if abs(header.sar - 1) > SQUARE_PIXEL_TOLERANCE:
         raise ValueError(f"{path}: non-square pixels (pixel aspect {header.sar.numerator}:{header.sar.denominator}): "
                          "faces are tracked and drawn in square pixels; de-squeeze it first, e.g. ffmpeg -i IN -vf "
@@ -164,7 +171,6 @@ def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo
                     "encoded at 10 or more)", path, header.bit_depth, header.pix_fmt)
     if re.match(r"(yuva|rgba|bgra|argb|abgr|gbrap|ya)", header.pix_fmt or ""):
         log.warning("%s: the plate's alpha channel (%s) is not carried into the written plate", path, header.pix_fmt)
-    return PlateInfo(path, "video", w, h, fps, int(count), meta.get("audio_codec"), header=header)
 
 
 def _decode_video(path: Path, progress: ProbeProgress | None = None, expected: int = 0) -> tuple[int, float]:
