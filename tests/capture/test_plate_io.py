@@ -483,3 +483,16 @@ def test_audio_a_container_cannot_hold_is_reencoded_and_the_rest_copied(tmp_path
             for _, rgb in iter_plate_frames(info):
                 w.write(rgb)
         assert _audio_streams(out) == [codec]
+
+
+def test_what_the_header_refuses_is_refused_before_the_video_is_decoded(tmp_path, monkeypatch):
+    from capture import plate_io
+
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    src = tmp_path / "hdv.mp4"
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96", "-r", "24",
+                    "-i", "-", "-vf", "setsar=4/3", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src)],
+                   input=b"".join(f.tobytes() for f in _colour_frames()), check=True)
+    monkeypatch.setattr(plate_io, "_decode_video", lambda *a, **k: pytest.fail("decoded a plate its header refuses"))
+    with pytest.raises(ValueError, match="non-square pixels"):
+        probe_plate(src)
