@@ -10,8 +10,9 @@ A Doppel manifest holds:
   watermark payload (ids only: no names, no personal data).
 
 Signing is offline (no timestamp server) with the workspace's ES256 identity (`assets.signing_keys`); thumbnails
-are off. PNG, JPEG and MP4 embed the manifest; other files (EXR) get a sidecar ``FILE.c2pa`` that signs their
-bytes. Reading checks the signature chain against the workspace's trust anchor.
+are off. PNG, JPEG, TIFF, MP4, MOV and AVI embed the manifest; EXR, DPX, BMP, MKV and MXF files get a sidecar
+``FILE.c2pa`` that signs their bytes (c2pa cannot embed in them).
+Reading checks the signature chain against the workspace's trust anchor.
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ log = logging.getLogger(__name__)
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 SOURCE_TYPES = {"render": IPTC + "trainedAlgorithmicMedia",                     # neural renders of a double
                 "composite": IPTC + "compositeWithTrainedAlgorithmicMedia"}     # face replacements in a plate
-EMBEDDED = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".mp4": "video/mp4"}
-SIDECAR = {".exr": "image/x-exr"}
+EMBEDDED = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".tif": "image/tiff",
+            ".tiff": "image/tiff", ".mp4": "video/mp4", ".mov": "video/quicktime", ".m4v": "video/x-m4v",
+            ".avi": "video/avi"}
+SIDECAR = {".exr": "image/x-exr", ".dpx": "image/x-dpx", ".bmp": "image/bmp",     # c2pa cannot embed in these
+           ".mkv": "video/x-matroska", ".mxf": "application/mxf"}
 SIDECAR_SUFFIX = ".c2pa"
+# formats signed but not watermarked, and why: their values are a plate's, kept as they are outside the face
+UNMARKED = {".exr": "scene-linear float data", ".dpx": "a scan's code values"}
 DOPPEL_LABEL = "org.doppel.disclosure"
 _NOT_ALLOWED = {"use": "notAllowed"}
 TRAINING_MINING = {"entries": {k: dict(_NOT_ALLOWED) for k in (

@@ -5,8 +5,8 @@
     ctx = DisclosureContext.from_run(run, kind="render", ingredients=[plate])   # run: the command's GatedRun
     disclose_file(out / "shot_0001.png", ctx)        # after writing the file, before publishing it
 
-`disclose_file(path, ctx)` takes a PNG, JPEG, MP4 (or EXR) that the caller has just written and, in place and
-atomically:
+`disclose_file(path, ctx)` takes a PNG, JPEG, TIFF, MP4 (or EXR, DPX, BMP) that the caller has just written and,
+in place and atomically:
 
 1. appends an audit record ``disclosure.mark`` (actor, consent, production, use, command, file name, the
    ingredients' SHA-256) and takes its sequence number;
@@ -14,7 +14,8 @@ atomically:
 3. embeds the invisible watermark (`assets.watermark`) with payload (workspace tag, audit sequence number) in
    the image, or in every frame of a video;
 4. signs C2PA content credentials (`assets.content_credentials`) with the workspace's signing identity: embedded
-   in PNG/JPEG/MP4, a sidecar ``FILE.c2pa`` for EXR (EXR pixels are not watermarked: linear float data);
+   in PNG/JPEG/TIFF/MP4, a sidecar ``FILE.c2pa`` for EXR, DPX and BMP (EXR and DPX pixels are not watermarked:
+   `UNMARKED`);
 5. replaces the file with the signed one (rename). If any step fails, the unsigned file is removed and the error
    raised: no unsigned file is left where a signed one is expected. Write into a staging folder (as the stage
    commands do) and nothing unsigned is ever visible.
@@ -41,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from assets import watermark as wm
-from assets.content_credentials import EMBEDDED, SIDECAR, build_manifest, media_type, sidecar_path, sign_stream
+from assets.content_credentials import EMBEDDED, UNMARKED, build_manifest, media_type, sidecar_path, sign_stream
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.storage import default_mode, sha256_file
 
@@ -172,10 +173,10 @@ def begin_disclosure(name: str, context: DisclosureContext) -> PendingDisclosure
     record name ``name``). Same errors as `disclose_file`, raised here, before anything is written."""
     from assets.signing_keys import load_identity, watermark_secret, workspace_id
 
-    media_type(Path(name))
     label = check_label(context.label)
-    if context.workspace is None:
+    if context.workspace is None:                  # nothing signed: any format takes the label
         return PendingDisclosure(name, context, label)
+    media_type(Path(name))
     identity = load_identity(context.workspace)      # before anything is recorded
     key = wm.WatermarkKey.from_secret(watermark_secret(context.workspace))
     ws_id = workspace_id(context.workspace)
@@ -197,8 +198,9 @@ class PendingDisclosure:
         self.ingredients = ingredients or []
         self.notes: list[str] = []
         self.too_small = False          # an image or frame was too small for the mark: signed unmarked
-        if key is not None and Path(name).suffix.lower() in SIDECAR:
-            self.notes.append("EXR pixels are not watermarked (linear float data); signed with a sidecar manifest")
+        if key is not None and (why := UNMARKED.get(Path(name).suffix.lower())):
+            self.notes.append(f"{Path(name).suffix.lower()[1:].upper()} pixels are not watermarked ({why}); signed "
+                              "with a sidecar manifest")
             self.key = None
 
     def mark(self, image: np.ndarray) -> np.ndarray:
@@ -264,7 +266,7 @@ class Discloser:
 
     def check(self, name: str) -> None:
         """ValueError (one line) when a file called ``name`` cannot carry the disclosure; before any work."""
-        if self.context is not None and (self.context.workspace is not None or self.context.label):
+        if self.context is not None and self.context.workspace is not None:      # signed in a workspace only
             media_type(Path(name))
 
 
@@ -307,9 +309,14 @@ def _rewrite_pixels(path: Path, edit) -> None:
     """Decode an image, apply ``edit`` ((H, W, C) uint8 -> same), re-encode in its own format, replace."""
     from PIL import Image
 
+    from capture.plate_io import VIDEO_SUFFIXES
+
     suffix = path.suffix.lower()
-    if suffix == ".mp4":
+    if suffix in VIDEO_SUFFIXES:
         _rewrite_video(path, edit)
+        return
+    if suffix in (".tif", ".tiff", ".bmp"):
+        _rewrite_frame_file(path, edit)
         return
     if suffix not in EMBEDDED:
         return
@@ -325,8 +332,25 @@ def _rewrite_pixels(path: Path, edit) -> None:
     _replace(path, buf.getvalue())
 
 
+def _rewrite_frame_file(path: Path, edit) -> None:
+    """A TIFF (8 or 16 bits) or BMP through ``edit`` on its 8-bit display RGB; only the pixels the edit changed
+    take new values (`capture.frame_files.write_frame`), its bit depth and alpha are kept."""
+    from capture.frame_files import read_frame, write_frame
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write_frame(tmp, np.ascontiguousarray(edit(read_frame(path)), dtype=np.uint8), path)
+        os.chmod(tmp, default_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _rewrite_video(path: Path, edit) -> None:
-    """Decode every frame, apply ``edit``, re-encode (H.264 as a swapped plate is: `capture.plate_io`'s rate
+    """Decode every frame, apply ``edit``, re-encode in the file's own container the way a swapped plate is
+    written (`capture.video_header.video_codec`: ProRes and DNxHR kept, else H.264 at `capture.plate_io`'s rate
     control; the exact frame rate, every audio track copied, the colour encoding and tags, bit depth and timecode
     kept: `capture.video_header`, `capture.video_encoder`) and replace ``path``. Frame by frame: the video is never
     in memory; an odd size is padded by a pixel (H.264 4:2:0 needs even sides)."""
@@ -338,10 +362,10 @@ def _rewrite_video(path: Path, edit) -> None:
 
     header = read_stream_header(path)
     options, vf = encoder_options(header)
-    codec, pix_fmt, codec_options = video_codec(header, ".mp4", H264_CRF, H264_PRESET)
+    codec, pix_fmt, codec_options = video_codec(header, path.suffix, H264_CRF, H264_PRESET)
     reader = imageio.get_reader(path, format="FFMPEG")
     meta = reader.get_meta_data()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         encoder = VideoEncoder(tmp, tuple(meta["size"]), float(meta.get("fps", 24.0)), codec, pix_fmt,

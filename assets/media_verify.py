@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from assets import watermark as wm
-from assets.content_credentials import CredentialsReport, read_credentials
+from assets.content_credentials import UNMARKED, CredentialsReport, read_credentials
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 
 log = logging.getLogger(__name__)
 
 MAX_VIDEO_FRAMES = 48        # frames of a video read for the watermark (evenly spread over the first ones)
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mxf")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,10 @@ class MediaReport:
 def _read_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    if path.suffix.lower() in (".tif", ".tiff"):              # 16-bit TIFF too: as the swap wrote it
+        from capture.frame_files import read_frame
+
+        return read_frame(path)
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
@@ -99,8 +103,9 @@ def _frames(path: Path):
 
 def read_watermark(path: Path, key: wm.WatermarkKey | None) -> WatermarkReport:
     """The watermark of an image or video (ValueError naming the file when it cannot be decoded)."""
-    if path.suffix.lower() == ".exr":
-        return WatermarkReport(False, note="EXR files carry no watermark (sidecar manifest only)")
+    if path.suffix.lower() in UNMARKED:
+        return WatermarkReport(False, note=f"{path.suffix[1:].upper()} files carry no watermark (sidecar manifest "
+                                           "only)")
     if key is None:
         return WatermarkReport(False, note="no workspace: the watermark key is the workspace's")
     if path.suffix.lower() in VIDEO_SUFFIXES:

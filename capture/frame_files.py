@@ -1,13 +1,16 @@
 """The frames of a folder plate (or a one-image plate) as files: read as 8-bit display RGB for the swap, written
 back so that whatever the swap did not change keeps the file's own values.
 
-VFX plates come as frame sequences, often at more than 8 bits: 16-bit PNG or TIFF, or scene-linear OpenEXR (half
-or float, with alpha and other channels). Tracking, segmentation and the comp work on 8-bit display RGB
-(`read_frame`: an EXR's linear RGB through the sRGB transfer function, clipped to [0, 1]; 16 bits rounded to 8).
-`write_frame` writes a frame back in its source's format: a frame the swap left as it was is the source file,
-copied byte for byte; otherwise only the pixels whose display value changed take the new value (converted back:
-x 257 for 16 bits, the inverse transfer function for EXR), every other pixel, the alpha and any other channel
-keep the source's values, and an EXR keeps its header (compression, channel types, attributes).
+VFX plates come as frame sequences, often at more than 8 bits: 16-bit PNG or TIFF, 10-bit DPX
+(`capture.dpx_frames`), or scene-linear OpenEXR (half or float, with alpha and other channels). Tracking,
+segmentation and the comp work on 8-bit display RGB (`read_frame`): by default an EXR's linear RGB through the
+sRGB transfer function, clipped to [0, 1], and other files' code values rounded to 8 bits; with a ``colorspace``
+(an OCIO colour space: a camera's log encoding, ACEScg, ...) the file's values are converted from it into the
+swap's sRGB view by OpenColorIO (`capture.plate_colour`). `write_frame` writes a frame back in its source's
+format: a frame the swap left as it was is the source file, copied byte for byte; otherwise only the pixels whose
+display value changed take the new value (converted back: x 257 for 16 bits, the inverse transfer function for
+EXR, OCIO's inverse with a colour space), every other pixel, the alpha and any other channel keep the source's
+values, and an EXR or DPX keeps its header (compression, channel types, timecode, attributes).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 EXR = ".exr"
+DPX = ".dpx"
 
 
 def frame_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -27,6 +31,11 @@ def frame_size(path: str | os.PathLike) -> tuple[int, int]:
     from capture.images import check_image_size
 
     path = Path(path)
+    if path.suffix.lower() == DPX:
+        from capture.dpx_frames import dpx_spec
+
+        spec = dpx_spec(path)
+        return spec.width, spec.height
     if path.suffix.lower() != EXR:
         w, h = check_image_size(path)
         return (h, w) if _orientation(path) >= 5 else (w, h)       # shown turned a quarter: the sides swap
@@ -81,13 +90,20 @@ def display_to_linear(rgb: np.ndarray) -> np.ndarray:
     return np.where(s <= 0.04045, s / 12.92, np.power((s + 0.055) / 1.055, 2.4)).astype(np.float32)
 
 
-def read_frame(path: str | os.PathLike) -> np.ndarray:
-    """(H, W, 3) uint8 display RGB of a frame file (any bit depth; EXR through `linear_to_display`)."""
+def read_frame(path: str | os.PathLike, colorspace: str | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 display RGB of a frame file (any bit depth; EXR through `linear_to_display`). colorspace:
+    the OCIO colour space the file's values are in (None: as described in the module docstring)."""
     path = Path(path)
     if path.suffix.lower() == EXR:
         channels = _read_exr(path)[0]
-        return linear_to_display(np.stack([channels[c] for c in "RGB"], -1))
-    return _display_of(_read_unchanged(path), path)
+        return _exr_display(np.stack([channels[c] for c in "RGB"], -1), colorspace)
+    return _display_of(_read_unchanged(path), colorspace)
+
+
+def _exr_display(linear: np.ndarray, colorspace: str | None) -> np.ndarray:
+    from capture.plate_colour import to_working
+
+    return linear_to_display(linear) if colorspace is None else to_working(linear, colorspace)
 
 
 def _read_unchanged(path: Path) -> np.ndarray:
@@ -96,6 +112,11 @@ def _read_unchanged(path: Path) -> np.ndarray:
 
     from capture.images import read_image
 
+    if path.suffix.lower() == DPX:
+        from capture.dpx_frames import read_dpx
+
+        rgb = read_dpx(path)[0]
+        return np.ascontiguousarray(rgb[..., [2, 1, 0, 3][:rgb.shape[2]]])
     img = read_image(path, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
@@ -124,54 +145,93 @@ def oriented(img: np.ndarray, orientation: int) -> np.ndarray:
             8: swap[::-1]}.get(orientation, img)
 
 
-def _display_of(img: np.ndarray, path: Path) -> np.ndarray:
+def _display_of(img: np.ndarray, colorspace: str | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 display RGB of a file's (H, W, 3|4) BGR(A) samples (`_read_unchanged`)."""
     bgr = img[..., :3]
+    if colorspace is not None:
+        from capture.plate_colour import to_working
+
+        return to_working(bgr[..., ::-1] / float(np.iinfo(bgr.dtype).max), colorspace)
     if bgr.dtype == np.uint16:
         bgr = np.round(bgr.astype(np.float32) / 257.0).astype(np.uint8)
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def write_frame(out: str | os.PathLike, rgb: np.ndarray, source: str | os.PathLike | None = None) -> None:
+def _samples_of(rgb: np.ndarray, dtype: np.dtype, colorspace: str | None = None) -> np.ndarray:
+    """(N, 3) uint8 display RGB -> (N, 3) BGR samples of ``dtype`` (uint8 / uint16): `_display_of` inverted."""
+    if colorspace is None:
+        return rgb[..., ::-1].astype(dtype) * (257 if dtype == np.uint16 else 1)
+    from capture.plate_colour import from_working
+
+    top = np.iinfo(dtype).max
+    return np.round(np.clip(from_working(rgb, colorspace), 0.0, 1.0) * top).astype(dtype)[..., ::-1]
+
+
+def write_frame(out: str | os.PathLike, rgb: np.ndarray, source: str | os.PathLike | None = None,
+                colorspace: str | None = None) -> None:
     """Write (H, W, 3) uint8 display RGB to ``out`` in its suffix's format. With ``source`` (a file of the same
     format and size): a frame equal to the source's display is the source, copied byte for byte; otherwise the
-    source's samples where the display did not change, the new ones where it did (module docstring)."""
+    source's samples where the display did not change, the new ones where it did (module docstring).
+    colorspace: the OCIO colour space of the file's values (`read_frame`)."""
     import cv2
     import OpenEXR
 
     out = Path(out)
     if source is not None and Path(source).suffix.lower() == out.suffix.lower():
-        _write_over_source(out, rgb, Path(source))
+        _write_over_source(out, rgb, Path(source), colorspace)
         return
     if out.suffix.lower() == EXR:
-        _write_exr(out, {c: display_to_linear(rgb)[..., k].astype(np.float16) for k, c in enumerate("RGB")},
+        linear = _exr_values(rgb, colorspace)
+        _write_exr(out, {c: linear[..., k].astype(np.float16) for k, c in enumerate("RGB")},
                    {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage})
+        return
+    if out.suffix.lower() == DPX:
+        from capture.dpx_frames import write_dpx
+
+        write_dpx(out, _samples_of(rgb, np.dtype(np.uint16), colorspace)[..., ::-1])
         return
     if not cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{out}: could not write the frame")
 
 
-def _write_over_source(out: Path, rgb: np.ndarray, source: Path) -> None:
-    import cv2
+def _exr_values(rgb: np.ndarray, colorspace: str | None) -> np.ndarray:
+    """(..., 3) uint8 display RGB -> float32 EXR RGB: `_exr_display` inverted."""
+    from capture.plate_colour import from_working
 
+    return display_to_linear(rgb) if colorspace is None else from_working(rgb, colorspace)
+
+
+def _write_over_source(out: Path, rgb: np.ndarray, source: Path, colorspace: str | None) -> None:
     if source.suffix.lower() == EXR:
         channels, header = _read_exr(source)
-        changed = np.any(linear_to_display(np.stack([channels[c] for c in "RGB"], -1)) != rgb, axis=-1)
+        changed = np.any(_exr_display(np.stack([channels[c] for c in "RGB"], -1), colorspace) != rgb, axis=-1)
         if not changed.any():
             shutil.copyfile(source, out)
             return
-        linear = display_to_linear(rgb)
+        linear = _exr_values(rgb[changed], colorspace)
         for k, name in enumerate("RGB"):             # the changed samples, in each channel's own sample type
             channels[name] = channels[name].copy()
-            channels[name][changed] = linear[..., k][changed].astype(channels[name].dtype)
+            channels[name][changed] = linear[:, k].astype(channels[name].dtype)
         _write_exr(out, channels, header)
         return
     img = _read_unchanged(source)
-    changed = np.any(_display_of(img, source) != rgb, axis=-1)
+    changed = np.any(_display_of(img, colorspace) != rgb, axis=-1)
     if not changed.any():
         shutil.copyfile(source, out)
         return
-    new = rgb[..., ::-1].astype(img.dtype) * (257 if img.dtype == np.uint16 else 1)
-    img[changed, :3] = new[changed]
+    img[changed, :3] = _samples_of(rgb[changed], img.dtype, colorspace)
+    _write_samples(out, img, source)
+
+
+def _write_samples(out: Path, img: np.ndarray, source: Path) -> None:
+    """(H, W, 3|4) BGR(A) samples to ``out``, in the source's format with what of its header the format keeps."""
+    import cv2
+
+    if source.suffix.lower() == DPX:
+        from capture.dpx_frames import dpx_spec, write_dpx
+
+        write_dpx(out, img[..., [2, 1, 0, 3][:img.shape[2]]], dpx_spec(source))
+        return
     icc = _icc_profile(source)
     if icc and img.dtype == np.uint8:                      # the source's colour space goes with it (PIL: 8-bit)
         _write_with_profile(out, img, icc)

@@ -1,14 +1,14 @@
 """Plates: live-action footage read and written frame by frame, never held whole in memory.
 
-A plate is a video file (mp4 / mov / mkv / avi through the ffmpeg binary that ships in imageio-ffmpeg's wheel), a
-folder of numbered frames (png / jpg / tif / bmp at 8 or 16 bits, or scene-linear OpenEXR; sorted by the number in
-their names), or one image. `probe_plate` reads what it is (size, frame rate, frame count, audio) and refuses what
-cannot be processed frame-exactly (unreadable or damaged files, variable frame rates, non-square pixels, images
-under `MIN_PLATE_PX`); `iter_plate_frames` streams (H, W, 3) uint8 RGB frames; `PlateWriter` writes the same kind of
-plate back (a video keeps the frame rate, its colour encoding and tags, its start timecode, and copies the source's
-audio; a folder keeps the source's file names, formats and bit depths, and what the swap left unchanged keeps the
-source's values, `capture.frame_files`; an image takes the format from OUT's suffix), atomically: OUT appears
-complete or not at all.
+A plate is a video file (mp4 / mov / mkv / avi / mxf through the ffmpeg binary that ships in imageio-ffmpeg's
+wheel), a folder of numbered frames (png / jpg / tif / bmp at 8 or 16 bits, DPX at 8 to 16, or scene-linear OpenEXR;
+sorted by the number in their names; in any OCIO colour space, `capture.plate_colour`), or one image. `probe_plate`
+reads what it is (size, frame rate, frame count, audio) and refuses what cannot be processed frame-exactly
+(unreadable or damaged files, variable frame rates, non-square pixels, images under `MIN_PLATE_PX`);
+`iter_plate_frames` streams (H, W, 3) uint8 RGB frames; `PlateWriter` writes the same kind of plate back (a video
+keeps the frame rate, its colour encoding and tags, its start timecode, and copies the source's audio; a folder
+keeps the source's file names, formats and bit depths, and what the swap left unchanged keeps the source's values,
+`capture.frame_files`; an image takes the format from OUT's suffix), atomically: OUT appears complete or not at all.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def _not_a_rotation_notice(record: logging.LogRecord) -> bool:
 logging.getLogger("imageio_ffmpeg").addFilter(_not_a_rotation_notice)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".mxf")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")   # read and written by capture.frame_files
+# frame files, read and written by capture.frame_files
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr", ".dpx")
 MIN_PLATE_PX = 64          # plates smaller than this (either side) are refused
 # H.264 of written videos: x264's "veryfast" preset at CRF 8. Against imageio-ffmpeg's quality 8 (CRF 10, preset
 # medium), on a grainy 1080p plate: 0.1 dB closer to the frames sent (36.60 vs 36.50 dB), 6 % larger, less than half
@@ -59,7 +60,8 @@ class PlateInfo:
     """What a plate is. kind: "video", "frames" or "image"; width, height in px; fps (None for stills);
     frame_count; audio_codec: the source's audio codec or None; frames: the frame files of a folder plate
     (in order), else empty; header: a video's colour tags, bit depth and timecode (`capture.video_header`),
-    which `PlateWriter` gives its output; None for stills."""
+    which `PlateWriter` gives its output; None for stills. colorspace: the OCIO colour space of a frame file
+    plate's values (`capture.plate_colour`), None: as the file encodes them (`capture.frame_files`)."""
 
     path: Path
     kind: str
@@ -70,6 +72,7 @@ class PlateInfo:
     audio_codec: str | None = None
     frames: tuple[Path, ...] = field(default_factory=tuple)
     header: StreamHeader | None = None
+    colorspace: str | None = None
 
 
 def _frame_number(p: Path) -> int | None:
@@ -141,10 +144,12 @@ def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo
     if tuple(meta.get("source_size") or (w, h)) != (w, h):
         log.info("%s: stored %dx%d, shown rotated by its display matrix: read and written upright, %dx%d", path,
                  *meta["source_size"], w, h)
-    count, secs = _decode_video(path, progress, round(float(meta.get("duration") or 0) * float(meta.get("fps") or 0)))
-    fps = float(meta.get("fps") or 0)
-    if count < 1 or fps <= 0:
+    fps = float(meta.get("fps") or 0) or float(header.tbr or 0)   # a very short MXF prints only its tbr
+    count, secs = _decode_video(path, progress, round(float(meta.get("duration") or 0) * fps))
+    if count < 1:
         raise ValueError(f"{path}: video has no decodable frames")
+    if fps <= 0:
+        raise ValueError(f"{path}: video has no frame rate in its header")
     duration = float(meta.get("duration") or secs or 0)
     tbr = header.tbr
     if (duration > 0 and abs(duration * fps - count) > max(VFR_TOLERANCE_FRAMES, 0.01 * count)) or \
@@ -208,26 +213,50 @@ def _decode_video(path: Path, progress: ProbeProgress | None = None, expected: i
     return frames, micro / 1e6
 
 
-def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None) -> PlateInfo:
+def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None,
+                colorspace: str | None = None) -> PlateInfo:
     """What the plate at ``path`` is; FileNotFoundError / ValueError (one line naming the file) otherwise. A video
     is decoded once, whole (its frames counted, damaged data refused): progress(frames decoded, frames expected)
-    is called as it goes."""
+    is called as it goes. colorspace: the OCIO colour space a frame-file plate's values are in (checked against
+    the config; `capture.plate_colour`); a video is read by its own colour tags and refuses one."""
     from capture.frame_files import frame_size
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: plate not found")
+    if colorspace is not None:
+        from capture.plate_colour import check_colorspace
+
+        if not path.is_dir() and path.suffix.lower() in VIDEO_SUFFIXES:
+            raise ValueError(f"{path}: a video plate is read by its own colour tags; a colour space is given for "
+                             "frame files (EXR, DPX, TIFF, PNG)")
+        colorspace = check_colorspace(colorspace)
     if path.is_dir():
-        return _probe_folder(path)
+        return _with_colorspace(_probe_folder(path), colorspace)
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return _probe_video(path, progress)
     if suffix in IMAGE_SUFFIXES:
         w, h = frame_size(path)
         _check_size(path, w, h)
-        return PlateInfo(path, "image", w, h, None, 1, None, (path,))
+        return _with_colorspace(PlateInfo(path, "image", w, h, None, 1, None, (path,)), colorspace)
     raise ValueError(f"{path}: not a plate: expected a video ({', '.join(VIDEO_SUFFIXES)}), an image "
                      f"({', '.join(IMAGE_SUFFIXES)}) or a folder of numbered frames")
+
+
+def _with_colorspace(info: PlateInfo, colorspace: str | None) -> PlateInfo:
+    """info with its colour space; a warning when a DPX says it is log-encoded and no colour space was given."""
+    from dataclasses import replace
+
+    first = info.frames[0]
+    if colorspace is None and first.suffix.lower() == ".dpx":
+        from capture.dpx_frames import LOG_TRANSFERS, dpx_spec, dpx_transfer
+
+        if (transfer := dpx_transfer(dpx_spec(first))) in LOG_TRANSFERS:
+            log.warning("%s: its DPX header says %s encoding: without a colour space its code values are tracked "
+                        "and matched as display values; name it (doppel swap --plate-colorspace, e.g. 'ADX10' or "
+                        "'ARRI LogC3 (EI800)') to work in a display view", info.path, transfer.lower())
+    return replace(info, colorspace=colorspace)
 
 
 def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -238,7 +267,7 @@ def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -
     end = info.frame_count if end is None else min(end, info.frame_count)
     if info.kind != "video":
         for i in range(start, end):
-            rgb = read_frame(info.frames[i])
+            rgb = read_frame(info.frames[i], info.colorspace)
             if rgb.shape[:2] != (info.height, info.width):
                 raise ValueError(f"{info.frames[i]}: frame decodes to {rgb.shape[1]}x{rgb.shape[0]} px, the plate "
                                  f"is {info.width}x{info.height}")
@@ -336,7 +365,8 @@ class PlateWriter:
             from capture.frame_files import write_frame
 
             source = self.source.frames[self.count if self.source.kind == "frames" else 0]
-            write_frame(self._tmp / source.name if self.source.kind == "frames" else self._tmp, rgb, source)
+            write_frame(self._tmp / source.name if self.source.kind == "frames" else self._tmp, rgb, source,
+                        self.source.colorspace)
         self.count += 1
 
     def _marked(self, rgb: np.ndarray) -> np.ndarray:

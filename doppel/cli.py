@@ -30,6 +30,7 @@ from doppel.commands import assets_cmd
 from doppel.commands import audit as audit_cmd
 from doppel.commands import batch as batch_cmd
 from doppel.commands import capture as capture_cmd
+from doppel.commands import colorspaces as colorspaces_cmd
 from doppel.commands import consent as consent_cmd
 from doppel.commands import demo as demo_cmd
 from doppel.commands import doctor as doctor_cmd
@@ -88,6 +89,7 @@ app.command("fit")(fit_cmd.fit)
 app.command("review")(review_cmd.review)
 app.add_typer(capture_cmd.app, name="capture")
 app.command("swap")(swap_cmd.swap)
+app.command("colorspaces")(colorspaces_cmd.colorspaces)
 app.command("texture")(texture_cmd.texture)
 app.add_typer(render_cmd.app, name="render")
 app.command("batch")(batch_cmd.batch)

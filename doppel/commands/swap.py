@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +13,27 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
+
+ShadingOpt = Annotated[float, typer.Option(
+    "--shading", help="Give the double's skin the plate's shading and skin tone at low frequencies (Gaussian sigma = "
+    "SHADING x face width, away from both faces' eyes, brows, lips and nose; lightness only with --colour luma, "
+    "none with --colour none); 0 = off.")]
+FlowOpt = Annotated[float, typer.Option(
+    "--flow", help="Steady the plate's face landmarks with optical flow: how much a pixel of disagreement with the "
+    "frame-to-frame flow costs against one with MediaPipe's detection (higher = steadier, slower to correct "
+    "drift); 0 = off.")]
+DebiasOpt = Annotated[bool, typer.Option(
+    "--debias/--no-debias", help="Read MediaPipe's pose-dependent landmark error on the double drawn at the first "
+    "solve's pose, take it out of the plate's landmarks and solve again (one more pass; steadier placement in "
+    "profile).")]
+LandmarksOpt = Annotated[Path | None, typer.Option(
+    "--landmarks", help="The performer's face track from elsewhere: an .npz whose 'landmarks' are (frames, 478, 2) "
+    "px in MediaPipe's order for the frames swapped (a previous swap's tracks.npz, edited), solved as given.")]
+PlateColorspaceOpt = Annotated[str | None, typer.Option(
+    "--plate-colorspace", help="The OCIO colour space of a frame-file plate's values (EXR, DPX, TIFF), e.g. "
+    "ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB for the swap and the face back into it. Default: EXR "
+    "as linear Rec.709, other files as display-encoded. `doppel colorspaces` lists the config's ($OCIO, else "
+    "OpenColorIO's ACES studio config).")]
 
 
 def swap(
@@ -36,25 +58,17 @@ def swap(
                                  "spherical harmonics fitted to the performer's skin) instead of preview lights."),
     grow: float = typer.Option(0.08, "--grow", help="Scale the double's face outline about its centre by 1 + GROW "
                                "for the matte (moves its edge off the brows and jaw line into flat skin)."),
-    shading: float = typer.Option(0.03, "--shading", help="Give the double's skin the plate's shading and skin "
-                                  "tone at low frequencies (Gaussian sigma = SHADING x face width, away from both "
-                                  "faces' eyes, brows, lips and nose; lightness only with --colour luma, "
-                                  "none with --colour none); 0 = off."),
-    flow: float = typer.Option(3.0, "--flow", help="Steady the plate's face landmarks with optical flow: how much "
-                               "a pixel of disagreement with the frame-to-frame flow costs against one with "
-                               "MediaPipe's detection (higher = steadier, slower to correct drift); 0 = off."),
-    debias: bool = typer.Option(True, "--debias/--no-debias", help="Read MediaPipe's pose-dependent landmark "
-                                "error on the double drawn at the first solve's pose, take it out of the plate's "
-                                "landmarks and solve again (one more pass; steadier placement in profile)."),
+    shading: ShadingOpt = 0.03,
+    flow: FlowOpt = 3.0,
+    debias: DebiasOpt = True,
     device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
                                "one), cpu or cuda."),
     head_px: int = typer.Option(None, "--head-px", help="Draw the double's head at most PX a side, then resize it "
                                 "up (default: 512, or a neural double's training size if larger; 0 = never)."),
     workers: int = typer.Option(0, "--workers", help="Threads working on frames side by side; 0 = one per core "
                                 "(at most 8). The output is the same for any number."),
-    landmarks: Path = typer.Option(None, "--landmarks", help="The performer's face track from elsewhere: an .npz whose "
-                                   "'landmarks' are (frames, 478, 2) px in MediaPipe's order for the frames swapped "
-                                   "(a previous swap's tracks.npz, edited), solved as given."),
+    landmarks: LandmarksOpt = None,
+    plate_colorspace: PlateColorspaceOpt = None,
     matte: bool = typer.Option(False, "--matte", help="Also write each frame's blend mask (8-bit PNG, the plate's "
                                "size) to <OUT stem>_swap/matte/, for redoing the comp."),
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
@@ -75,7 +89,7 @@ def swap(
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading, flow_weight=flow,
                      debias=debias, device=device, workers=workers, head_px=head_px)
     console = Console()
-    track = _check_before_consent(cfg, plate, landmarks)   # bad options fail before anything else
+    track = _check_before_consent(cfg, plate, landmarks, plate_colorspace)   # bad options fail first
     with gate_plate(workspace, plate_actor, production, plate), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
                           inputs=[plate, double] + ([rig] if rig else []), likeness=[double] + ([rig] if rig else []),
@@ -84,7 +98,7 @@ def swap(
         # a real actor, checked before the slow work
         disclose = discloser(run, no_provenance, label, kind="composite",
                              ingredients=[plate] if plate.is_file() else [])
-        info = _probe_with_progress(console, plate)        # a video decoded whole: after consent, which is quick
+        info = _probe_with_progress(console, plate, plate_colorspace)   # a video decoded whole: after consent
         first, last = check_config(cfg, info)
         given = check_given_landmarks(track, last - first) if track is not None else None
         face_double = load_face_double(double, Path(work), rig_dir=rig)
@@ -96,12 +110,16 @@ def swap(
     _print_result(console, result, out, side_folder(out))
 
 
-def _check_before_consent(cfg, plate: Path, landmarks: Path | None):
-    """The options, the --landmarks file and the plate's existence, checked before the consents (quick); returns
-    the face track of --landmarks or None. The plate itself is probed after them (a video is decoded whole)."""
+def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: str | None):
+    """The options, the --landmarks file, the colour space and the plate's existence, checked before the consents
+    (quick); returns the face track of --landmarks or None. The plate itself is probed after them (a video is
+    decoded whole)."""
+    from capture.plate_colour import check_colorspace
     from doppel.face_swap.swap import check_options, load_face_track
 
     check_options(cfg)
+    if colorspace is not None:
+        check_colorspace(colorspace)
     track = load_face_track(landmarks) if landmarks else None
     if not plate.exists():
         raise FileNotFoundError(f"{plate}: plate not found")
@@ -116,12 +134,12 @@ def _params(run, plate_actor: str | None, landmarks: Path | None) -> dict:
             "landmarks_file": str(landmarks) if landmarks else None}
 
 
-def _probe_with_progress(console: Console, plate: Path):
+def _probe_with_progress(console: Console, plate: Path, colorspace: str | None):
     """`probe_plate`, with a progress bar while a video is decoded whole (minutes for a long plate)."""
     from capture.plate_io import VIDEO_SUFFIXES, probe_plate
 
-    if not (plate.is_file() and plate.suffix.lower() in VIDEO_SUFFIXES):
-        return probe_plate(plate)
+    if not (plate.is_file() and plate.suffix.lower() in VIDEO_SUFFIXES) or colorspace is not None:
+        return probe_plate(plate, colorspace=colorspace)
     with _progress_bar(console) as progress:
         return probe_plate(plate, lambda done, total: progress("checking the plate", done, total))
 

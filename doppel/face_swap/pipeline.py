@@ -306,7 +306,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                                "small_faces": cfg.small_faces, "backfill": cfg.backfill,
                                "face_landmarks": "mediapipe" if landmarks is None else "given",
                                "device": device, "workers": pass_workers(cfg),
-                               "plate_format": describe(info.header),
+                               "plate_format": describe(info.header), "plate_colorspace": info.colorspace,
                                "head_px": double.max_px},
                        outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                        extra={"swap": summary, "output_plate": str(out)})

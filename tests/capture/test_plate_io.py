@@ -372,19 +372,27 @@ def test_an_editorial_codec_plate_is_written_back_in_its_codec_and_profile_in_a_
         assert err < 2.5, (out, err)
 
 
-def test_a_dpx_sequence_is_refused_with_a_conversion_that_then_works(tmp_path):
+def test_a_dpx_sequence_is_read_as_ffmpeg_decodes_it_and_a_format_not_read_is_refused_with_a_conversion(tmp_path):
+    """10-bit DPX frames (ffmpeg's gbrp10le writer) are a plate: their display RGB is ffmpeg's own decode of them
+    rounded to 8 bits; numbered frames of a format not read (Cineon) are refused naming a conversion."""
     ff = imageio_ffmpeg.get_ffmpeg_exe()
-    dpx, tif = tmp_path / "dpx", tmp_path / "tif"
+    dpx, cin = tmp_path / "dpx", tmp_path / "cin"
     dpx.mkdir()
-    tif.mkdir()
+    cin.mkdir()
     subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=128x96:rate=24", "-frames:v", "3",
                     "-pix_fmt", "gbrp10le", "-start_number", "1001", str(dpx / "sh.%04d.dpx")], check=True)
-    with pytest.raises(ValueError, match=r"numbered \.dpx files are not read: convert them first.*rgb48le"):
-        probe_plate(dpx)
-    subprocess.run([ff, "-v", "error", "-start_number", "1001", "-i", str(dpx / "sh.%04d.dpx"), "-pix_fmt", "rgb48le",
-                    "-start_number", "1001", str(tif / "sh.%04d.tif")], check=True)
-    info = probe_plate(tif)
-    assert info.frame_count == 3 and info.frames[0].name == "sh.1001.tif"
+    info = probe_plate(dpx)
+    assert (info.kind, info.width, info.height, info.frame_count) == ("frames", 128, 96, 3)
+    assert info.frames[0].name == "sh.1001.dpx"
+    for i, rgb in iter_plate_frames(info):
+        raw = subprocess.run([ff, "-v", "error", "-i", str(info.frames[i]), "-f", "rawvideo", "-pix_fmt", "rgb48le",
+                              "-"], capture_output=True, check=True).stdout
+        want = np.round(np.frombuffer(raw, np.uint16).reshape(96, 128, 3) / 257.0).astype(np.uint8)
+        assert np.array_equal(rgb, want)
+    for i in range(3):
+        (cin / f"sh.{1001 + i}.cin").write_bytes(b"\x80\x2a\x5f\xd7" + bytes(60))
+    with pytest.raises(ValueError, match=r"numbered \.cin files are not read: convert them first.*rgb48le"):
+        probe_plate(cin)
 
 
 def _audio_streams(path):

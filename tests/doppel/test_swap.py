@@ -1,5 +1,7 @@
 """`doppel swap` end to end on a real photograph (scikit-image's astronaut) animated into a short plate."""
 
+import subprocess
+
 import cv2
 import imageio_ffmpeg
 import numpy as np
@@ -382,6 +384,37 @@ def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, caps
     assert code == 0 and "2 of 2 frames swapped" in out, err
     rep = json.loads(run_cli(capsys, "verify", tmp_path / "o4" / "sh010.1002.exr", "--json", "-W", root)[1])
     assert rep["c2pa"]["state"] == "trusted" and rep["record"]["actor"] == "jane", rep
+    # 16-bit TIFF frames carry the manifest and the watermark; BMP frames the watermark and a sidecar manifest;
+    # DPX frames, a scan's codes, a sidecar only
+    from capture.dpx_frames import write_dpx
+
+    for kind in ("tif", "bmp", "dpx"):
+        (tmp_path / kind).mkdir()
+        for i in range(2):
+            frame = _astronaut().astype(np.uint16) * 257
+            name = tmp_path / kind / f"sh010.{1001 + i}.{kind}"
+            if kind == "dpx":
+                write_dpx(name, frame)
+            else:
+                cv2.imwrite(str(name), frame[..., ::-1] if kind == "tif" else _astronaut()[..., ::-1])
+        code, out, err = run_cli(capsys, *[a if a != img else tmp_path / kind for a in swap], "--out",
+                                 tmp_path / f"o_{kind}")
+        assert code == 0 and "2 of 2 frames swapped" in out, err
+        rep = json.loads(run_cli(capsys, "verify", tmp_path / f"o_{kind}" / f"sh010.1002.{kind}", "--json", "-W",
+                                 root)[1])
+        assert rep["c2pa"]["state"] == "trusted" and rep["record"]["actor"] == "jane", rep
+        assert rep["watermark"]["found"] == (kind != "dpx"), rep
+        assert (tmp_path / f"o_{kind}" / f"sh010.1002.{kind}.c2pa").exists() == (kind != "tif")
+    # videos in other containers: a ProRes .mov embeds the manifest, an .mkv takes a sidecar; both watermarked
+    _plate(tmp_path / "p.mp4", n_face=3, n_blank=0)
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ff, "-v", "error", "-i", tmp_path / "p.mp4", "-c:v", "prores_ks", tmp_path / "p.mov"], check=True)
+    for plate, out in ((tmp_path / "p.mov", tmp_path / "o.mov"), (tmp_path / "p.mp4", tmp_path / "o.mkv")):
+        code, _, err = run_cli(capsys, *[a if a != img else plate for a in swap], "--out", out)
+        assert code == 0, err
+        rep = json.loads(run_cli(capsys, "verify", out, "--json", "-W", root)[1])
+        assert rep["c2pa"]["state"] == "trusted" and rep["watermark"]["found"], rep
+        assert (out.parent / (out.name + ".c2pa")).exists() == (out.suffix == ".mkv")
 
 
 def test_a_frame_folder_plate_is_a_likeness_too(tmp_path, capsys, rig_dir):
@@ -739,7 +772,10 @@ def test_a_video_swapped_in_a_workspace_keeps_its_sound_and_is_signed(tmp_path, 
         code, _, err = run_cli(capsys, *swap, tmp_path / "early.mp4")
     assert code == 1 and "stunt" in err and "face_replace" in err and not (tmp_path / "early_swap").exists(), err
     grant(ws, "stunt", ["face_replace"], "Film", until)
-    with monkeypatch.context() as m:             # refused before the tracking starts
+    with monkeypatch.context() as m:             # an OUT it cannot sign is refused before the tracking starts
+        from assets import content_credentials
+
+        m.delitem(content_credentials.EMBEDDED, ".mov")             # as if c2pa could not sign a .mov
         m.setattr(pipeline, "track_shot", lambda *a, **k: pytest.fail("tracked a plate it cannot sign"))
         code, _, err = run_cli(capsys, *swap, tmp_path / "swapped.mov")
     assert code == 1 and "cannot carry content credentials" in err and not (tmp_path / "swapped_swap").exists()
@@ -792,6 +828,72 @@ def test_a_scene_linear_exr_sequence_is_swapped_where_the_face_is_and_kept_as_it
         ys, xs = np.nonzero(changed)
         assert got["R"].dtype == np.float16 and 1500 < changed.sum() < 0.4 * changed.size    # the face, only
         assert 70 < xs.mean() < 190 and 20 < ys.mean() < 150
+
+
+def test_a_log_dpx_scan_is_swapped_in_a_display_view_and_written_back_in_log_under_its_header(tmp_path, capsys,
+                                                                                            rig_dir):
+    """A 10-bit DPX sequence in ARRI LogC3: --plate-colorspace converts it to sRGB for the swap (OCIO) and the
+    face back into LogC; outside the face every code is the scan's, and the header (timecode, transfer) is kept."""
+    import OpenImageIO as oiio
+
+    from capture.dpx_frames import read_dpx, write_dpx
+    from capture.plate_colour import from_working
+    from doppel.face_swap.stills import plate_from_still
+
+    plate = tmp_path / "scan"
+    plate.mkdir()
+    for i, frame in enumerate(plate_from_still(_astronaut(), 3, seed=0, strength=0.2)):
+        spec = oiio.ImageSpec(256, 256, 3, oiio.UINT16)
+        for k, v in {"oiio:BitsPerSample": 10, "dpx:Transfer": "Logarithmic", "dpx:TimeCode": f"01:00:00:0{i}"}.items():
+            spec.attribute(k, v)
+        logc = np.round(np.clip(from_working(frame, "ARRI LogC3 (EI800)"), 0, 1) * 65535).astype(np.uint16)
+        write_dpx(plate / f"sh010.{1001 + i}.dpx", logc, spec)
+    code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "swapped",
+                             "--plate-colorspace", "ARRI LogC3 (EI800)")
+    assert code == 0 and "3 of 3 frames swapped" in out, err
+    for i, name in enumerate(sorted(p.name for p in plate.iterdir())):
+        src, _ = read_dpx(plate / name)
+        got, spec = read_dpx(tmp_path / "swapped" / name)
+        assert spec.getattribute("dpx:TimeCode") == f"01:00:00:0{i}" and spec.getattribute("dpx:Transfer") == \
+            "Logarithmic" and spec.get_int_attribute("oiio:BitsPerSample") == 10
+        changed = np.any(got != src, axis=-1)
+        ys, xs = np.nonzero(changed)
+        assert 1500 < changed.sum() < 0.4 * changed.size and 70 < xs.mean() < 190 and 20 < ys.mean() < 150
+        face = got[changed].astype(float) / 65535
+        assert 0.3 < face.mean() < 0.7          # log codes (a display-encoded face would reach far lower and higher)
+    import json
+
+    manifest = json.loads((tmp_path / "swapped_swap" / "manifest.json").read_text())
+    assert manifest["params"]["plate_colorspace"] == "ARRI LogC3 (EI800)"
+
+
+def test_the_cli_swaps_into_every_video_container_and_frame_format_outside_a_workspace(tmp_path, capsys, rig_dir):
+    """Outside a workspace nothing is signed, so no output format is refused for its content credentials (a
+    .mov or .mxf OUT, a TIFF sequence were refused at the end of the swap, after all its work)."""
+    from capture.plate_io import probe_plate
+
+    _plate(tmp_path / "p.mp4", n_face=2, n_blank=0)
+    frames = tmp_path / "tif"
+    frames.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(frames / f"sh.{1001 + i}.tif"), _astronaut().astype(np.uint16)[..., ::-1] * 257)
+    for plate, out in ((tmp_path / "p.mp4", tmp_path / "o.mov"), (tmp_path / "p.mp4", tmp_path / "o.mxf"),
+                       (frames, tmp_path / "o_tif")):
+        code, out_text, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", out, "--label", "SYNTHETIC")
+        assert code == 0 and "2 of 2 frames swapped" in out_text, err
+        assert probe_plate(out).frame_count == 2
+
+
+def test_a_plate_colour_space_is_checked_before_anything_and_refused_for_a_video(tmp_path, capsys, rig_dir):
+    plate = tmp_path / "plate.mp4"
+    _plate(plate, n_face=2, n_blank=0)
+    code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "a.mp4",
+                             "--plate-colorspace", "LogC")
+    assert code != 0 and "no colour space 'LogC'" in err and "closest:" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "b.mp4",
+                             "--plate-colorspace", "ACEScg")
+    assert code != 0 and "a video plate is read by its own colour tags" in err
+    assert not list(tmp_path.glob("[ab]*"))
 
 
 def test_a_plate_that_cuts_to_another_shot_is_swapped_shot_by_shot_and_the_cut_is_named(tmp_path, double, caplog):

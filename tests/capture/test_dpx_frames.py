@@ -1,0 +1,74 @@
+"""DPX plate frames: read as ffmpeg decodes them, written back under the source's header with only the changed
+pixels new; layouts the swap cannot treat as RGB refused in one line."""
+
+import shutil
+import subprocess
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from capture.dpx_frames import dpx_spec, dpx_transfer, read_dpx, write_dpx
+from capture.frame_files import frame_size, read_frame, write_frame
+
+
+def _scan(path, bits=10, **header):
+    """A 96x64 DPX of random codes written by OpenImageIO with a scanner's header fields."""
+    import OpenImageIO as oiio
+
+    rng = np.random.default_rng(0)
+    samples = (rng.integers(0, 2 ** bits, (64, 96, 3)) * 2 ** (16 - bits)).astype(np.uint16)
+    spec = oiio.ImageSpec(96, 64, 3, oiio.UINT16)
+    spec.attribute("oiio:BitsPerSample", bits)
+    for k, v in header.items():
+        spec.attribute(k, v)
+    write_dpx(path, samples, spec)
+
+
+def test_a_10_bit_dpx_decodes_as_ffmpeg_decodes_it(tmp_path):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64", "-frames:v", "1", "-pix_fmt",
+                    "gbrp10le", str(tmp_path / "a.dpx")], check=True)
+    samples, spec = read_dpx(tmp_path / "a.dpx")
+    raw = subprocess.run([ff, "-v", "error", "-i", str(tmp_path / "a.dpx"), "-f", "rawvideo", "-pix_fmt", "rgb48le",
+                          "-"], capture_output=True, check=True).stdout
+    assert np.array_equal(samples, np.frombuffer(raw, np.uint16).reshape(64, 96, 3))
+    assert spec.get_int_attribute("oiio:BitsPerSample") == 10 and frame_size(tmp_path / "a.dpx") == (96, 64)
+
+
+def test_a_dpx_frame_is_written_back_under_its_header_with_only_the_changed_pixels_new(tmp_path):
+    header = {"dpx:TimeCode": "01:02:03:04", "dpx:FrameRate": 24.0, "dpx:InputDevice": "ARRISCAN",
+              "dpx:Transfer": "Printing density", "DocumentName": "sh010"}
+    src = tmp_path / "sh.1001.dpx"
+    _scan(src, **header)
+    samples = read_dpx(src)[0]
+    rgb = read_frame(src)
+    write_frame(tmp_path / "same.dpx", rgb, src)
+    assert (tmp_path / "same.dpx").read_bytes() == src.read_bytes()          # unchanged: the file itself
+    face = rgb.copy()
+    face[10:30, 20:50] = (200, 120, 90)
+    (tmp_path / "out").mkdir()
+    write_frame(tmp_path / "out" / src.name, face, src)
+    got, spec = read_dpx(tmp_path / "out" / src.name)
+    inside = np.zeros((64, 96), bool)
+    inside[10:30, 20:50] = True
+    changed = np.any(got != samples, axis=-1)
+    assert np.array_equal(got[~inside], samples[~inside]) and changed[inside].mean() > 0.95
+    assert np.array_equal(read_frame(tmp_path / "out" / src.name), face)    # the face reads back as drawn
+    assert spec.get_int_attribute("oiio:BitsPerSample") == 10 and dpx_transfer(spec) == "Printing density"
+    for k, v in header.items():
+        assert spec.getattribute(k) == v, k
+
+
+def test_dpx_layouts_that_are_not_rgb_are_refused_in_one_line(tmp_path):
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64", "-frames:v", "1", "-pix_fmt",
+                    "gray16le", str(tmp_path / "luma.dpx")], check=True)
+    with pytest.raises(ValueError, match=r"luma.dpx: a DPX of .* expected RGB or RGBA"):
+        dpx_spec(tmp_path / "luma.dpx")
+    shutil.copyfile(tmp_path / "luma.dpx", tmp_path / "cut.dpx")
+    (tmp_path / "cut.dpx").write_bytes((tmp_path / "luma.dpx").read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cut.dpx: DPX could not be read"):
+        read_frame(tmp_path / "cut.dpx")
+    with pytest.raises(FileNotFoundError):
+        frame_size(tmp_path / "missing.dpx")
