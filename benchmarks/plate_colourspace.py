@@ -1,15 +1,16 @@
-"""A log-encoded scan swapped in its own colour space or as if it were display-encoded: how the face sits in the
-graded picture.
+"""A plate swapped in its own colour space or in the default reading of its files: how the face sits in the graded
+picture.
 
-Film and digital-cinema plates arrive log-encoded (ARRI LogC, S-Log3, Cineon/ADX scans) as 10-bit DPX. Read as
-display values, the swap tracks a flat, milky picture and matches the double's face to it there; read through
-OpenColorIO with `--plate-colorspace`, it works on sRGB and puts the face back in log. This script makes a
-10-bit ARRI LogC3 (EI 800) DPX plate of the astronaut photograph moved by the real-photo plates' warps, swaps it
-both ways with the same double, and scores both outputs in the graded view (LogC3 -> sRGB through OCIO, what a
-colourist and the audience see): the seam (mean CIEDE2000 across the blend matte's edge, 6 px bands, where the
-plate is continuous), the face's colour against the performer's (mean CIEDE2000 between the mean CIELAB inside
-the matte, swapped vs plate), frames swapped and landmark agreement from the swap's QC; and the pixels outside the
-matte, which must be the plate's codes in both.
+Film and digital-cinema plates arrive log-encoded (ARRI LogC, S-Log3, Cineon/ADX scans) as 10-bit DPX, or scene-
+linear in the ACES working gamut (ACEScg EXRs). Read by default (a DPX's codes as display values, an EXR as linear
+Rec.709), the swap tracks a flat or desaturated picture and matches the double's face to it there; read through
+OpenColorIO with `--plate-colorspace`, it works on sRGB and puts the face back in the plate's encoding. This script
+makes a 10-bit ARRI LogC3 (EI 800) DPX plate and a half-float ACEScg EXR plate of the astronaut photograph moved by
+the real-photo plates' warps, swaps each both ways with the same double, and scores the outputs in the graded view
+(the plate's space -> sRGB through OCIO, what a colourist and the audience see): the seam (mean CIEDE2000 across the
+blend matte's edge, 6 px bands, where the plate is continuous), the face's colour against the performer's (mean
+CIEDE2000 between the mean CIELAB inside the matte, swapped vs plate), frames swapped and landmark agreement from
+the swap's QC; and the pixels outside the matte, which must be the plate's codes in both.
 
     PYTHONPATH=. python benchmarks/plate_colourspace.py [--frames 12] [--size 512]
 """
@@ -25,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-LOGC = "ARRI LogC3 (EI800)"
+PLATES = {"10-bit DPX": ("ARRI LogC3 (EI800)", ".dpx"), "half-float EXR": ("ACEScg", ".exr")}
 
 
-def make_plate(folder: Path, frames: int, size: int) -> None:
+def make_plate(folder: Path, frames: int, size: int, colorspace: str, suffix: str) -> None:
     import cv2
+    import OpenEXR
     import OpenImageIO as oiio
     import skimage.data
 
@@ -40,37 +42,47 @@ def make_plate(folder: Path, frames: int, size: int) -> None:
     folder.mkdir(parents=True)
     still = cv2.resize(skimage.data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
     for i, frame in enumerate(plate_from_still(still, frames, seed=0, strength=0.2)):
+        values = from_working(frame, colorspace)
+        if suffix == ".exr":
+            with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                              {c: values[..., k].astype(np.float16) for k, c in enumerate("RGB")}) as f:
+                f.write(str(folder / f"sh010.{1001 + i}.exr"))
+            continue
         spec = oiio.ImageSpec(size, size, 3, oiio.UINT16)
         spec.attribute("oiio:BitsPerSample", 10)
         spec.attribute("dpx:Transfer", "Logarithmic")
-        codes = np.round(np.clip(from_working(frame, LOGC), 0, 1) * 65535).astype(np.uint16)
-        write_dpx(folder / f"sh010.{1001 + i}.dpx", codes, spec)
+        write_dpx(folder / f"sh010.{1001 + i}.dpx", np.round(np.clip(values, 0, 1) * 65535).astype(np.uint16), spec)
 
 
-def graded(path: Path) -> np.ndarray:
-    """The frame as graded: LogC3 codes -> sRGB (H, W, 3) uint8 through OCIO."""
+def samples(path: Path) -> np.ndarray:
+    """The file's own RGB samples (DPX codes or EXR half floats)."""
+    import OpenEXR
+
     from capture.dpx_frames import read_dpx
-    from capture.plate_colour import to_working
 
-    return to_working(read_dpx(path)[0] / 65535.0, LOGC)
+    if path.suffix == ".dpx":
+        return read_dpx(path)[0]
+    with OpenEXR.File(str(path), separate_channels=True) as f:
+        return np.stack([np.asarray(f.channels()[c].pixels) for c in "RGB"], -1)
 
 
-def evaluate(plate: Path, out: Path, result) -> dict:
+def evaluate(plate: Path, out: Path, result, colorspace: str) -> dict:
     import cv2
 
-    from capture.dpx_frames import read_dpx
+    from capture.frame_files import read_frame
+    from doppel.face_swap.pipeline import side_folder
     from neural_render.face_composite import delta_e_2000, lab, seam_difference
 
     seams, tones, outside_kept = [], [], True
-    for qc, name in zip(result.frames, sorted(p.name for p in plate.glob("*.dpx")), strict=True):
-        src, got = read_dpx(plate / name)[0], read_dpx(out / name)[0]
-        matte_file = out.parent / f"{out.name}_swap" / "matte" / f"{qc.frame:06d}.png"
+    for qc, name in zip(result.frames, sorted(p.name for p in plate.iterdir()), strict=True):
+        src, got = samples(plate / name), samples(out / name)
+        matte_file = side_folder(out) / "matte" / f"{qc.frame:06d}.png"
         if not qc.swapped or not matte_file.exists():
             outside_kept &= bool(np.array_equal(src, got))
             continue
         matte = cv2.imread(str(matte_file), cv2.IMREAD_GRAYSCALE) / 255.0
         outside_kept &= bool(np.array_equal(src[matte == 0], got[matte == 0]))
-        view, plate_view = graded(out / name), graded(plate / name)
+        view, plate_view = read_frame(out / name, colorspace), read_frame(plate / name, colorspace)   # graded
         seam, _ = seam_difference(view, matte, 6, reference=plate_view)
         seams.append(seam)
         inside = matte > 0.5
@@ -97,22 +109,25 @@ def main() -> None:
 
     work = args.out or Path(tempfile.mkdtemp(prefix="doppel_plate_cs_"))
     print(f"# plate colour space: {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}; {args.frames} frames of 10-bit {LOGC} DPX at {args.size} px")
-    plate = work / "plate"
-    make_plate(plate, args.frames, args.size)
+          f"{time.strftime('%Y-%m-%d %H:%M')}; {args.frames} frames at {args.size} px a plate")
     r, params, _ = build_default_rig("anny", seed=0)
     double = load_face_double(r.save(work / "rig", params=params), work)
-    print("| read as | frames swapped | seam CIEDE2000 (graded) | face tone vs performer CIEDE2000 | landmark "
-          "agreement (IOD) | outside the matte = plate codes | seconds |")
-    print("|---|---|---|---|---|---|---|")
-    for label, colorspace in (("display codes (no colour space)", None), (f"--plate-colorspace '{LOGC}'", LOGC)):
-        out = work / ("swap_ocio" if colorspace else "swap_codes")
-        t0 = time.perf_counter()
-        result = swap_plate(plate, double, out, SwapConfig(matte=True),
-                            plate_info=probe_plate(plate, colorspace=colorspace))
-        row = evaluate(plate, out, result)
-        print(f"| {label} | {row['swapped']}/{row['frames']} | {row['seam_de']:.2f} | {row['tone_de']:.2f} | "
-              f"{row['landmark_iod']:.3f} | {row['outside_kept']} | {time.perf_counter() - t0:.1f} |", flush=True)
+    print("| plate | read as | frames swapped | seam CIEDE2000 (graded) | face tone vs performer CIEDE2000 | "
+          "landmark agreement (IOD) | outside the matte = plate's samples | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind, (space, suffix) in PLATES.items():
+        plate = work / f"plate_{suffix[1:]}"
+        make_plate(plate, args.frames, args.size, space, suffix)
+        for colorspace in (None, space):
+            out = work / f"swap_{suffix[1:]}_{'ocio' if colorspace else 'default'}"
+            t0 = time.perf_counter()
+            result = swap_plate(plate, double, out, SwapConfig(matte=True),
+                                plate_info=probe_plate(plate, colorspace=colorspace))
+            row = evaluate(plate, out, result, space)
+            label = f"--plate-colorspace '{space}'" if colorspace else "default (no colour space)"
+            print(f"| {space} {kind} | {label} | {row['swapped']}/{row['frames']} | {row['seam_de']:.2f} | "
+                  f"{row['tone_de']:.2f} | {row['landmark_iod']:.3f} | {row['outside_kept']} | "
+                  f"{time.perf_counter() - t0:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

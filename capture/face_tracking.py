@@ -39,15 +39,24 @@ class FaceFollower:
     one size (a two-shot) are not swapped for each other when their sizes cross. Until a frame has shown several
     faces, a frame with one face and index 0 takes it wherever it is (as before: a fast move is not a new face);
     a followed face not in view passes its frames (None) for up to `FOLLOW_FRAMES` frames, then the pick is by
-    size again. Feed the frames in order (forwards or backwards)."""
+    size again, at once where the picture changed like a cut (``new_picture``: another shot, in which the face
+    followed need not be where it was). Feed the frames in order (forwards or backwards)."""
 
     def __init__(self, index: int = 0, seed: np.ndarray | None = None):
         self.index = index
         self._last, self._since = seed, 0
         self._several = False         # a frame has shown more than one face
 
-    def pick(self, faces: np.ndarray) -> np.ndarray | None:
-        """faces (N, 478, 2) px, largest first -> the followed face (478, 2) or None."""
+    def pick(self, faces: np.ndarray, new_picture: bool = False) -> np.ndarray | None:
+        """faces (N, 478, 2) px, largest first -> the followed face (478, 2) or None. new_picture: the frame
+        changed like a cut (`capture.shot_cuts.CutDetector.new_picture`)."""
+        face = self._pick(faces)
+        if face is None and new_picture and self.index < len(faces):
+            face = faces[self.index]                 # the face followed is gone in another shot: by size again
+            self._last, self._since = face, 0
+        return face
+
+    def _pick(self, faces: np.ndarray) -> np.ndarray | None:
         self._several |= len(faces) > 1
         following = self._last is not None and self._since <= FOLLOW_FRAMES
         if not following:

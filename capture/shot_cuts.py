@@ -40,6 +40,15 @@ class CutDetector:
         self._skip.append(float(np.abs(thumb - last[-2]).mean()) if len(last) == 2 else np.inf)
         self._last = [*last[-1:], thumb]
 
+    def new_picture(self) -> bool:
+        """Whether the latest frame changed like a cut: from the frame before by more than `MIN_CHANGE` and `RATIO`
+        times the median change of the frames before it, and not back to the picture of two frames before. Known
+        at once, unlike `cuts` (which also asks that the frames after it stay): a flash passes here."""
+        d = self._change
+        if len(d) < 2 or d[-1] <= MIN_CHANGE or self._skip[-1] <= MIN_CHANGE:
+            return False
+        return d[-1] > RATIO * float(np.median(d[max(1, len(d) - 1 - WINDOW):-1]))
+
     def cuts(self) -> list[int]:
         """Frame indices (counted from the first frame added) where a new shot starts."""
         d, skip = np.asarray(self._change), np.asarray(self._skip)

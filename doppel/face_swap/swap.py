@@ -244,7 +244,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             cuts.add(rgb)
             f = i - start
             n_faces[f], from_crop[f] = len(r.faces), r.from_crop
-            face = follow.pick(r.faces)
+            face = follow.pick(r.faces, cuts.new_picture())
             if face is not None and given is None:
                 lm[f] = face
             if back is not None and face is None:

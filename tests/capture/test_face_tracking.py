@@ -144,5 +144,10 @@ def test_the_face_followed_stays_the_same_person_when_two_faces_cross_in_size():
     for _ in range(FOLLOW_FRAMES + 1):
         follow.pick(frame(0.8, 1.0, left=False))
     assert follow.pick(frame(0.8, 1.0))[:, 0].mean() > 350                # lost too long: the largest again
+    cut = FaceFollower(0)
+    assert cut.pick(frame(1.2, 1.0))[:, 0].mean() < 350                   # the left one
+    assert cut.pick(frame(1.2, 1.0, left=False)) is None                  # gone: passed while it may come back
+    assert cut.pick(frame(1.2, 1.0, left=False), new_picture=True)[:, 0].mean() > 350   # another shot: by size
+    assert cut.pick(frame(1.2, 1.0))[:, 0].mean() > 350                   # and followed from there
     alone = FaceFollower(0, seed=base + [100, 200])
     assert alone.pick(frame(1.0, 1.0, left=False)) is not None            # one face in view, index 0: taken

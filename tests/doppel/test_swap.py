@@ -965,6 +965,31 @@ def test_an_output_that_would_destroy_the_plate_or_someone_elses_files_is_refuse
     assert [p.name for p in theirs.iterdir()] == ["sh010.1001.png"]
 
 
+def test_after_a_cut_the_face_is_picked_again_where_the_followed_face_is_gone(tmp_path):
+    """A two-shot cuts to a close-up across the frame: the face followed is not near where it was, so the pick
+    is by size again at the cut (it passed up to FOLLOW_FRAMES frames of the new shot through unswapped)."""
+    import skimage.data
+
+    from capture.plate_io import probe_plate
+    from doppel.face_swap.swap import SwapConfig, track_shot
+
+    head = skimage.data.astronaut()[0:300, 100:400]
+    for i in range(12):
+        canvas = np.full((320, 640, 3), 90, np.uint8)
+        if i < 6:                                      # shot 1: two faces, the larger on the left
+            for x0, side, img in ((20, 280, head), (380, 220, np.ascontiguousarray(head[:, ::-1]))):
+                y0 = (320 - side) // 2
+                canvas[y0:y0 + side, x0:x0 + side] = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+        else:                                          # shot 2: one face, on the right, on another background
+            canvas[:] = (30, 60, 120)
+            canvas[10:310, 330:630] = head
+        cv2.imwrite(str(tmp_path / f"f.{i:04d}.png"), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    shot = track_shot(probe_plate(tmp_path), SwapConfig(), 0, 12)
+    assert shot.cuts == [6] and (shot.n_faces[:6] == 2).all() and (shot.n_faces[6:] == 1).all()
+    x = shot.landmarks[:, :, 0].mean(axis=1)
+    assert (x[:6] < 320).all() and (x[6:] > 330).all(), x               # every frame of both shots has its face
+
+
 def test_in_a_two_shot_the_face_swapped_stays_the_same_person_when_their_sizes_cross(tmp_path):
     """Two faces of about one size: the left one starts larger and ends smaller. --face-index 0 means the larger
     at the start; the track stays on that person (it picked the other one from the frame where the sizes crossed)."""
