@@ -12,7 +12,11 @@ blend matte's edge, 6 px bands, where the plate is continuous), the face's colou
 CIEDE2000 between the mean CIELAB inside the matte, swapped vs plate), frames swapped and landmark agreement from
 the swap's QC; and the pixels outside the matte, which must be the plate's codes in both.
 
-    PYTHONPATH=. python benchmarks/plate_colourspace.py [--frames 12] [--size 512]
+With --speed: the swap's frames per second at 1920x1080 (24 grainy frames) on the same picture as an H.264 MP4,
+10-bit LogC3 DPX frames and half-float ACEScg EXR frames (each with its colour space), the kinds alternated in
+each round.
+
+    PYTHONPATH=. python benchmarks/plate_colourspace.py [--frames 12] [--size 512] [--speed [--rounds 2]]
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import numpy as np
 PLATES = {"10-bit DPX": ("ARRI LogC3 (EI800)", ".dpx"), "half-float EXR": ("ACEScg", ".exr")}
 
 
-def make_plate(folder: Path, frames: int, size: int, colorspace: str, suffix: str) -> None:
+def make_plate(folder: Path, frames: int, size: int, colorspace: str, suffix: str, pictures=None) -> None:
+    """A plate of ``frames`` frames of the astronaut (``size`` px square) moved by the real-photo warps, or of
+    ``pictures`` (sRGB uint8 frames), in ``colorspace`` as DPX or EXR files."""
     import cv2
     import OpenEXR
     import OpenImageIO as oiio
@@ -40,15 +46,18 @@ def make_plate(folder: Path, frames: int, size: int, colorspace: str, suffix: st
     from doppel.face_swap.stills import plate_from_still
 
     folder.mkdir(parents=True)
-    still = cv2.resize(skimage.data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
-    for i, frame in enumerate(plate_from_still(still, frames, seed=0, strength=0.2)):
+    if pictures is None:
+        still = cv2.resize(skimage.data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+        pictures = plate_from_still(still, frames, seed=0, strength=0.2)
+    for i, frame in enumerate(pictures):
+        h, w = frame.shape[:2]
         values = from_working(frame, colorspace)
         if suffix == ".exr":
             with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
                               {c: values[..., k].astype(np.float16) for k, c in enumerate("RGB")}) as f:
                 f.write(str(folder / f"sh010.{1001 + i}.exr"))
             continue
-        spec = oiio.ImageSpec(size, size, 3, oiio.UINT16)
+        spec = oiio.ImageSpec(w, h, 3, oiio.UINT16)
         spec.attribute("oiio:BitsPerSample", 10)
         spec.attribute("dpx:Transfer", "Logarithmic")
         write_dpx(folder / f"sh010.{1001 + i}.dpx", np.round(np.clip(values, 0, 1) * 65535).astype(np.uint16), spec)
@@ -94,11 +103,50 @@ def evaluate(plate: Path, out: Path, result, colorspace: str) -> dict:
             "landmark_iod": float(np.nanmean(errors)) if errors else float("nan"), "outside_kept": outside_kept}
 
 
+def speed(double, work: Path, rounds: int, frames: int = 24) -> dict[str, list[float]]:
+    """{plate kind: [frames/s a round]} of `swap_plate` on one 1920x1080 grainy picture as MP4, DPX and EXR."""
+    import cv2
+    import imageio_ffmpeg
+    import skimage.data
+
+    from capture.plate_io import probe_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.stills import plate_from_still
+    from doppel.face_swap.swap import SwapConfig
+
+    canvas = np.full((1080, 1920, 3), 60, np.uint8)
+    canvas[:, 420:1500] = cv2.resize(skimage.data.astronaut(), (1080, 1080), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    pictures = [np.clip(f + rng.normal(0, 3.0, f.shape), 0, 255).astype(np.uint8)
+                for f in plate_from_still(canvas, frames, seed=1, strength=0.5)]
+    mp4 = work / "speed.mp4"
+    wr = imageio_ffmpeg.write_frames(str(mp4), (1920, 1080), fps=24, macro_block_size=1, quality=9,
+                                     ffmpeg_log_level="error")
+    wr.send(None)
+    for f in pictures:
+        wr.send(np.ascontiguousarray(f))
+    wr.close()
+    plates = {"H.264 MP4": (mp4, None, work / "speed_out.mp4")}
+    for kind, (space, suffix) in PLATES.items():
+        folder = work / f"speed_{suffix[1:]}"
+        make_plate(folder, frames, 0, space, suffix, pictures)
+        plates[f"{space} {kind}"] = (folder, space, work / f"speed_{suffix[1:]}_out")
+    out: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for kind, (plate, space, dest) in plates.items():
+            t0 = time.perf_counter()
+            swap_plate(plate, double, dest, SwapConfig(), force=True, plate_info=probe_plate(plate, colorspace=space))
+            out.setdefault(kind, []).append(frames / (time.perf_counter() - t0))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--speed", action="store_true", help="frames/s at 1080p: MP4 vs DPX vs EXR frames")
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
 
     from capture.plate_io import probe_plate
@@ -112,6 +160,13 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M')}; {args.frames} frames at {args.size} px a plate")
     r, params, _ = build_default_rig("anny", seed=0)
     double = load_face_double(r.save(work / "rig", params=params), work)
+    if args.speed:
+        import torch
+
+        torch.set_num_threads(1)                   # as benchmarks/face_swap.py --speed
+        for kind, fps in speed(double, work, args.rounds).items():
+            print(f"| 1920x1080 {kind} | " + " / ".join(f"{v:.2f}" for v in fps) + " frames/s |", flush=True)
+        return
     print("| plate | read as | frames swapped | seam CIEDE2000 (graded) | face tone vs performer CIEDE2000 | "
           "landmark agreement (IOD) | outside the matte = plate's samples | seconds |")
     print("|---|---|---|---|---|---|---|---|")

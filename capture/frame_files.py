@@ -151,9 +151,9 @@ def _display_of(img: np.ndarray, colorspace: str | None = None) -> np.ndarray:
     if colorspace is not None:
         from capture.plate_colour import to_working
 
-        return to_working(bgr[..., ::-1] / float(np.iinfo(bgr.dtype).max), colorspace)
+        return to_working(bgr[..., ::-1], colorspace)                  # code values: OCIO scales them
     if bgr.dtype == np.uint16:
-        bgr = np.round(bgr.astype(np.float32) / 257.0).astype(np.uint8)
+        bgr = ((bgr.astype(np.uint32) + 128) // 257).astype(np.uint8)    # round(x / 257): never a tie
     return np.ascontiguousarray(bgr[..., ::-1])
 
 

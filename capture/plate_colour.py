@@ -77,24 +77,47 @@ def check_colorspace(name: str) -> str:
                      + " (`doppel colorspaces` lists them)")
 
 
+_DEPTHS = {"uint8": "BIT_DEPTH_UINT8", "uint16": "BIT_DEPTH_UINT16", "float16": "BIT_DEPTH_F16",
+           "float32": "BIT_DEPTH_F32"}
+
+
 @functools.lru_cache(maxsize=32)
-def _processor(config: str, source: str, target: str):
-    return _config(config).getProcessor(source, target).getDefaultCPUProcessor()
+def _processor(config: str, source: str, target: str, depth_in: str = "float32", depth_out: str = "float32"):
+    """OCIO's CPU processor source -> target, reading ``depth_in`` samples and writing ``depth_out`` ones (integer
+    depths are code values: 0..2^n - 1 is 0..1; integer output is clamped and rounded by OCIO)."""
+    import PyOpenColorIO as ocio
+
+    return _config(config).getProcessor(source, target).getOptimizedCPUProcessor(
+        getattr(ocio, _DEPTHS[depth_in]), getattr(ocio, _DEPTHS[depth_out]), ocio.OPTIMIZATION_DEFAULT)
 
 
-def _convert(rgb: np.ndarray, source: str, target: str) -> np.ndarray:
-    out = np.array(rgb, np.float32, order="C", copy=True).reshape(-1, 3)
-    if out.size:
-        _processor(config_name(), source, target).applyRGB(out)       # in place
-    return out.reshape(np.shape(rgb))
-def to_working(rgb: np.ndarray, colorspace: str) -> np.ndarray:
-    """(..., 3) float RGB in ``colorspace`` (integer files' code values scaled to [0, 1]) -> (..., 3) uint8 in the
-    working view (`working_space`), clipped to [0, 1] and rounded."""
-    x = _convert(np.nan_to_num(rgb, nan=0.0), check_colorspace(colorspace), working_space())
-    return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+def _apply(values: np.ndarray, source: str, target: str, out_dtype) -> np.ndarray:
+    """(..., 3) samples (uint8, uint16, float16 or float32) -> (..., 3) of ``out_dtype`` through OCIO."""
+    import PyOpenColorIO as ocio
+
+    src = np.ascontiguousarray(values if values.dtype.name in _DEPTHS else values.astype(np.float32))
+    out = np.empty(src.shape, out_dtype)
+    n = src.size // 3
+    if n:
+        def packed(a):
+            return ocio.PackedImageDesc(a.reshape(-1), n, 1, 3, getattr(ocio, _DEPTHS[a.dtype.name]),
+                                        a.itemsize, 3 * a.itemsize, 3 * a.itemsize * n)
+
+        _processor(config_name(), source, target, src.dtype.name, out.dtype.name).apply(packed(src), packed(out))
+    return out
+
+
+def to_working(values: np.ndarray, colorspace: str) -> np.ndarray:
+    """(..., 3) RGB in ``colorspace`` -> (..., 3) uint8 in the working view (`working_space`), clipped to [0, 1]
+    and rounded. values: code values (uint8, uint16: their full range is 0..1) or float16 / float32 (NaN read
+    as 0)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        values = np.nan_to_num(values, nan=0.0)
+    return _apply(values, check_colorspace(colorspace), working_space(), np.uint8)
 
 
 def from_working(rgb: np.ndarray, colorspace: str) -> np.ndarray:
     """(..., 3) uint8 in the working view -> (..., 3) float32 RGB in ``colorspace`` (the inverse of
     `to_working` where that is not clipped)."""
-    return _convert(np.asarray(rgb, np.float32) / 255.0, working_space(), check_colorspace(colorspace))
+    return _apply(np.asarray(rgb, np.uint8), working_space(), check_colorspace(colorspace), np.float32)

@@ -88,3 +88,16 @@ def test_a_facility_config_named_by_ocio_is_used_and_one_that_cannot_be_read_is_
     monkeypatch.setenv("OCIO", str(tmp_path / "missing.ocio"))
     with pytest.raises(ValueError, match=r"OCIO config '.*missing.ocio' could not be read.*\$OCIO"):
         check_colorspace("ACEScg")
+
+
+def test_code_values_and_half_floats_go_through_ocio_as_their_floats_do():
+    """Integer code values (16-bit: 0..65535 is 0..1) and half floats are converted by OCIO's integer and half
+    paths (no float copy of the frame): within one level of the float path, rarely off."""
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 65536, (20000, 3)).astype(np.uint16)
+    for space in ("ARRI LogC3 (EI800)", "ACEScg"):
+        d = np.abs(to_working(codes, space).astype(int) - to_working(codes / np.float32(65535), space).astype(int))
+        assert d.max() <= 1 and (d > 0).mean() < 0.001, space
+    half = rng.uniform(0, 1.5, (20000, 3)).astype(np.float16)
+    assert np.array_equal(to_working(half, "ACEScg"), to_working(half.astype(np.float32), "ACEScg"))
+    assert to_working(np.array([[np.nan, 0.5, 2.0]], np.float32), "Linear Rec.709 (sRGB)")[0].tolist() == [0, 188, 255]
