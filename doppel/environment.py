@@ -140,9 +140,25 @@ def check_environment() -> list[Check]:
         _module_version("smplx", True),
         _module_version("pycolmap", True),
         _module_version("roma", True),
+        _module_version("OpenImageIO", True, attr="VERSION_STRING"),     # DPX plates
+        _ocio(),
     ]
     checks += _model_files()
     return checks
+
+
+def _ocio() -> Check:
+    """PyOpenColorIO and the config plate colour spaces are read in ($OCIO, else the built-in ACES studio one)."""
+    base = _module_version("PyOpenColorIO", True)
+    if not base.ok:
+        return base
+    from capture.plate_colour import available_colorspaces, config_name
+
+    try:
+        n = len(available_colorspaces())
+    except ValueError as e:
+        return Check("PyOpenColorIO", False, True, f"{base.detail}; {e}", "set $OCIO to a readable config or unset it")
+    return Check("PyOpenColorIO", True, True, f"{base.detail}; config {config_name()} ({n} colour spaces)")
 
 
 def _usd() -> Check:
