@@ -63,6 +63,11 @@ def _read_exr(path: Path, pixels: bool = True) -> tuple[dict[str, np.ndarray], d
     return channels, header
 
 
+def exr_header(path: str | os.PathLike) -> dict:
+    """An EXR frame's header (attributes by name), nothing decoded; `frame_size`'s checks."""
+    return _read_exr(Path(path), pixels=False)[1]
+
+
 def _exr_size(path: Path, header: dict) -> tuple[int, int]:
     """(W, H) of a plate frame's EXR header; ValueError when its data window is not its display window or it has
     no R, G and B."""

@@ -107,6 +107,34 @@ def _apply(values: np.ndarray, source: str, target: str, out_dtype) -> np.ndarra
     return out
 
 
+def declared_colorspace(header: dict, path) -> str | None:
+    """The colour space an EXR header declares, as the config names it: its ``colorInteropID``, else the interop
+    ID of its ``chromaticities`` (OpenEXR's table of linear scene-referred spaces: ACES AP0 and AP1, Rec.709,
+    P3-D65, Rec.2020, AdobeRGB). None when it declares none or linear Rec.709 (the EXR default); a warning when
+    its primaries are none of those or the config has no such space."""
+    import logging
+
+    import OpenEXR
+
+    log = logging.getLogger(__name__)
+    interop = header.get("colorInteropID")
+    if not interop and header.get("chromaticities") is not None:
+        chroma = tuple(float(v) for v in np.ravel(header["chromaticities"]))
+        interop = OpenEXR.chromaticitiesToColorInteropID(chroma)
+        if interop is None:
+            log.warning("%s: its chromaticities %s are not a known linear space: read as linear Rec.709; give "
+                        "--plate-colorspace", path, tuple(round(v, 4) for v in chroma))
+            return None
+    if not interop or str(interop) == "lin_rec709_scene":
+        return None
+    name = _config(config_name()).getCanonicalName(str(interop))
+    if not name:
+        log.warning("%s: its header says %s, not a colour space of the OCIO config %s: read as linear Rec.709; "
+                    "give --plate-colorspace", path, interop, config_name())
+        return None
+    return name
+
+
 def to_working(values: np.ndarray, colorspace: str) -> np.ndarray:
     """(..., 3) RGB in ``colorspace`` -> (..., 3) uint8 in the working view (`working_space`), clipped to [0, 1]
     and rounded. values: code values (uint8, uint16: their full range is 0..1) or float16 / float32 (NaN read

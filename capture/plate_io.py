@@ -245,10 +245,18 @@ def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None,
 
 
 def _with_colorspace(info: PlateInfo, colorspace: str | None) -> PlateInfo:
-    """info with its colour space; a warning when a DPX says it is log-encoded and no colour space was given."""
+    """info with its colour space: the one given, else the one an EXR's header declares (its colorInteropID or
+    chromaticities); a warning when a DPX says it is log-encoded and no colour space was given."""
     from dataclasses import replace
 
     first = info.frames[0]
+    if colorspace is None and first.suffix.lower() == ".exr":
+        from capture.frame_files import exr_header
+        from capture.plate_colour import declared_colorspace
+
+        if (colorspace := declared_colorspace(exr_header(first), first)) is not None:
+            log.info("%s: read as %s, the colour space its EXR header declares (--plate-colorspace overrides it)",
+                     info.path, colorspace)
     if colorspace is None and first.suffix.lower() == ".dpx":
         from capture.dpx_frames import LOG_TRANSFERS, dpx_spec, dpx_transfer
 

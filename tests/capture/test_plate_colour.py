@@ -101,3 +101,27 @@ def test_code_values_and_half_floats_go_through_ocio_as_their_floats_do():
     half = rng.uniform(0, 1.5, (20000, 3)).astype(np.float16)
     assert np.array_equal(to_working(half, "ACEScg"), to_working(half.astype(np.float32), "ACEScg"))
     assert to_working(np.array([[np.nan, 0.5, 2.0]], np.float32), "Linear Rec.709 (sRGB)")[0].tolist() == [0, 188, 255]
+
+
+def test_an_exr_plate_is_read_in_the_colour_space_its_header_declares(tmp_path, caplog):
+    """ACES container EXRs (AP0 chromaticities), a colorInteropID, Rec.709 primaries, unknown primaries, and a
+    colour space given over the header's."""
+    import OpenEXR
+
+    from capture.plate_io import probe_plate
+
+    ap0 = OpenEXR.colorInteropIDToChromaticities("lin_ap0_scene")
+    cases = {"aces": ({"chromaticities": ap0, "acesImageContainerFlag": 1}, "ACES2065-1"),
+             "interop": ({"colorInteropID": "lin_ap1_scene"}, "ACEScg"),
+             "rec709": ({"chromaticities": OpenEXR.colorInteropIDToChromaticities("lin_rec709_scene")}, None),
+             "odd": ({"chromaticities": (0.68, 0.32, 0.265, 0.69, 0.15, 0.06, 0.314, 0.351)}, None),   # DCI-P3
+             "none": ({}, None)}
+    for name, (attrs, want) in cases.items():
+        (tmp_path / name).mkdir()
+        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **attrs}
+        with OpenEXR.File(header, {"RGB": np.full((64, 64, 3), 0.18, np.float16)}) as f:
+            f.write(str(tmp_path / name / "sh.1001.exr"))
+        caplog.clear()
+        assert probe_plate(tmp_path / name).colorspace == want, name
+        assert ("not a known linear space" in caplog.text) == (name == "odd"), caplog.text
+    assert probe_plate(tmp_path / "aces", colorspace="ACEScg").colorspace == "ACEScg"     # given: taken
