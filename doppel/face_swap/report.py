@@ -46,7 +46,7 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
     imgs = "".join(f'<figure><img src="strips/{escape(p.name)}" alt="frame {int(p.stem)}">'
                    f'<figcaption>frame {int(p.stem)}: plate | swapped</figcaption></figure>' for p in strips)
     swapped = sum(x.swapped for x in q)
-    fmt = describe(info.header)
+    fmt = "; ".join(p for p in (describe(info.header), info.colorspace and f"read as {info.colorspace} (OCIO)") if p)
     summary = (
         f"<p>plate <b>{escape(str(plate))}</b> ({info.kind}, {info.width}x{info.height}, "
         f"{info.frame_count} frames{f', {info.fps:g} fps' if info.fps else ''}{f'; {escape(fmt)}' if fmt else ''}) "

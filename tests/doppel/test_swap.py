@@ -865,6 +865,7 @@ def test_a_log_dpx_scan_is_swapped_in_a_display_view_and_written_back_in_log_und
 
     manifest = json.loads((tmp_path / "swapped_swap" / "manifest.json").read_text())
     assert manifest["params"]["plate_colorspace"] == "ARRI LogC3 (EI800)"
+    assert "read as ARRI LogC3 (EI800) (OCIO)" in (tmp_path / "swapped_swap" / "swap_report.html").read_text()
 
 
 def test_the_cli_swaps_into_every_video_container_and_frame_format_outside_a_workspace(tmp_path, capsys, rig_dir):
