@@ -152,24 +152,16 @@ def oriented(img: np.ndarray, orientation: int) -> np.ndarray:
 
 def _display_of(img: np.ndarray, colorspace: str | None = None) -> np.ndarray:
     """(H, W, 3) uint8 display RGB of a file's (H, W, 3|4) BGR(A) samples (`_read_unchanged`)."""
-    bgr = img[..., :3]
-    if colorspace is not None:
-        from capture.plate_colour import to_working
+    from capture.plate_colour import display_of_codes
 
-        return to_working(bgr[..., ::-1], colorspace)                  # code values: OCIO scales them
-    if bgr.dtype == np.uint16:
-        bgr = ((bgr.astype(np.uint32) + 128) // 257).astype(np.uint8)    # round(x / 257): never a tie
-    return np.ascontiguousarray(bgr[..., ::-1])
+    return np.ascontiguousarray(display_of_codes(img[..., 2::-1], colorspace))
 
 
 def _samples_of(rgb: np.ndarray, dtype: np.dtype, colorspace: str | None = None) -> np.ndarray:
     """(N, 3) uint8 display RGB -> (N, 3) BGR samples of ``dtype`` (uint8 / uint16): `_display_of` inverted."""
-    if colorspace is None:
-        return rgb[..., ::-1].astype(dtype) * (257 if dtype == np.uint16 else 1)
-    from capture.plate_colour import from_working
+    from capture.plate_colour import codes_of_display
 
-    top = np.iinfo(dtype).max
-    return np.round(np.clip(from_working(rgb, colorspace), 0.0, 1.0) * top).astype(dtype)[..., ::-1]
+    return codes_of_display(rgb, dtype, colorspace)[..., ::-1]
 
 
 def write_frame(out: str | os.PathLike, rgb: np.ndarray, source: str | os.PathLike | None = None,

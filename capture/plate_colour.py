@@ -149,3 +149,23 @@ def from_working(rgb: np.ndarray, colorspace: str) -> np.ndarray:
     """(..., 3) uint8 in the working view -> (..., 3) float32 RGB in ``colorspace`` (the inverse of
     `to_working` where that is not clipped)."""
     return _apply(np.asarray(rgb, np.uint8), working_space(), check_colorspace(colorspace), np.float32)
+
+
+def display_of_codes(codes: np.ndarray, colorspace: str | None = None) -> np.ndarray:
+    """(..., 3) RGB code values of a plate (uint8, uint16) -> (..., 3) uint8 working view: through OCIO from
+    ``colorspace``, or with None the codes rounded to 8 bits (16-bit x: round(x / 257))."""
+    if colorspace is not None:
+        return to_working(codes, colorspace)
+    if codes.dtype == np.uint16:
+        return ((codes.astype(np.uint32) + 128) // 257).astype(np.uint8)      # round(x / 257): never a tie
+    return np.asarray(codes, np.uint8)
+
+
+def codes_of_display(rgb: np.ndarray, dtype, colorspace: str | None = None) -> np.ndarray:
+    """(..., 3) uint8 working view -> (..., 3) RGB code values of ``dtype`` (uint8 / uint16): `display_of_codes`
+    inverted (x 257 for 16 bits without a colour space)."""
+    dtype = np.dtype(dtype)
+    if colorspace is None:
+        return np.asarray(rgb).astype(dtype) * (257 if dtype == np.uint16 else 1)
+    top = np.iinfo(dtype).max
+    return np.round(np.clip(from_working(rgb, colorspace), 0.0, 1.0) * top).astype(dtype)

@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +172,9 @@ def _check_header(path: Path, header: StreamHeader) -> None:
                          "frames; deinterlace it first (ffmpeg -i IN -vf bwdif=mode=send_frame OUT), or, if its "
                          "frames are progressive and only flagged otherwise, re-flag it (-vf setfield=prog)")
     if header.bit_depth > 8:
-        log.warning("%s: a %d-bit plate (%s): its frames are worked on at 8 bits a sample (the written plate is "
-                    "encoded at 10 or more)", path, header.bit_depth, header.pix_fmt)
+        log.info("%s: a %d-bit plate (%s): decoded at 16 bits a sample; the swap works on 8 and writes back at "
+                 "%d bits, every pixel it left unchanged at the plate's precision", path, header.bit_depth,
+                 header.pix_fmt, header.bit_depth)
     if re.match(r"(yuva|rgba|bgra|argb|abgr|gbrap|ya)", header.pix_fmt or ""):
         log.warning("%s: the plate's alpha channel (%s) is not carried into the written plate", path, header.pix_fmt)
 
@@ -217,8 +218,9 @@ def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None,
                 colorspace: str | None = None) -> PlateInfo:
     """What the plate at ``path`` is; FileNotFoundError / ValueError (one line naming the file) otherwise. A video
     is decoded once, whole (its frames counted, damaged data refused): progress(frames decoded, frames expected)
-    is called as it goes. colorspace: the OCIO colour space a frame-file plate's values are in (checked against
-    the config; `capture.plate_colour`); a video is read by its own colour tags and refuses one."""
+    is called as it goes. colorspace: the OCIO colour space the plate's values are in (checked against the
+    config; `capture.plate_colour`): a frame file's samples, or a video's RGB as its colour tags decode it (a
+    camera's log encoding in ProRes, ...)."""
     from capture.frame_files import frame_size
 
     path = Path(path)
@@ -227,15 +229,12 @@ def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None,
     if colorspace is not None:
         from capture.plate_colour import check_colorspace
 
-        if not path.is_dir() and path.suffix.lower() in VIDEO_SUFFIXES:
-            raise ValueError(f"{path}: a video plate is read by its own colour tags; a colour space is given for "
-                             "frame files (EXR, DPX, TIFF, PNG)")
         colorspace = check_colorspace(colorspace)
     if path.is_dir():
         return _with_colorspace(_probe_folder(path), colorspace)
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        return _probe_video(path, progress)
+        return replace(_probe_video(path, progress), colorspace=colorspace)
     if suffix in IMAGE_SUFFIXES:
         w, h = frame_size(path)
         _check_size(path, w, h)
@@ -247,8 +246,6 @@ def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None,
 def _with_colorspace(info: PlateInfo, colorspace: str | None) -> PlateInfo:
     """info with its colour space: the one given, else the one an EXR's header declares (its colorInteropID or
     chromaticities); a warning when a DPX says it is log-encoded and no colour space was given."""
-    from dataclasses import replace
-
     first = info.frames[0]
     if colorspace is None and first.suffix.lower() == ".exr":
         from capture.frame_files import exr_header
@@ -269,7 +266,8 @@ def _with_colorspace(info: PlateInfo, colorspace: str | None) -> PlateInfo:
 
 def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, rgb (H, W, 3) uint8) for frames start <= i < end (end None: to the last), streamed. Frame
-    files of more than 8 bits or in EXR: their 8-bit display RGB (`capture.frame_files.read_frame`)."""
+    files of more than 8 bits or in EXR, and videos of more than 8 bits or with a colour space: their 8-bit
+    display RGB (`capture.frame_files.read_frame`, `capture.plate_colour.display_of_codes`)."""
     from capture.frame_files import read_frame
 
     end = info.frame_count if end is None else min(end, info.frame_count)
@@ -281,16 +279,36 @@ def iter_plate_frames(info: PlateInfo, start: int = 0, end: int | None = None) -
                                  f"is {info.width}x{info.height}")
             yield i, rgb
         return
+    if not high_precision(info):
+        yield from _video_frames(info, start, end, np.uint8)
+        return
+    from capture.plate_colour import display_of_codes
+
+    for i, codes in _video_frames(info, start, end, np.uint16):
+        yield i, display_of_codes(codes, info.colorspace)
+
+
+def high_precision(info: PlateInfo) -> bool:
+    """Whether a video plate is decoded at 16 bits a sample (and written back merged into those codes): one of
+    more than 8 bits, or with a colour space to convert from."""
+    return info.kind == "video" and (info.colorspace is not None or
+                                     (info.header is not None and info.header.bit_depth > 8))
+
+
+def _video_frames(info: PlateInfo, start: int, end: int, dtype) -> Iterator[tuple[int, np.ndarray]]:
+    """(i, (H, W, 3) RGB of ``dtype``: uint8 or uint16 codes) of a video's frames start <= i < end."""
     import imageio_ffmpeg
 
-    gen = imageio_ffmpeg.read_frames(str(info.path), pix_fmt="rgb24")
+    wide = np.dtype(dtype) == np.uint16
+    gen = imageio_ffmpeg.read_frames(str(info.path), pix_fmt="rgb48le" if wide else "rgb24", bpp=6 if wide else 3)
+    i = start
     try:
         next(gen)
         for i, buf in enumerate(gen):
             if i >= end:
                 break
             if i >= start:
-                yield i, np.frombuffer(buf, np.uint8).reshape(info.height, info.width, 3)
+                yield i, np.frombuffer(buf, "<u2" if wide else np.uint8).reshape(info.height, info.width, 3)
     except RuntimeError as e:
         raise ValueError(f"{info.path}: video frame {i} could not be decoded ({str(e).splitlines()[0][:160]})"
                          ) from None
@@ -358,6 +376,7 @@ class PlateWriter:
             os.close(fd)
             self._tmp = Path(name)
         self._video = None
+        self._codes = None          # a high-precision video's source codes, read alongside (`_merged`)
         self._crf, self._preset = crf, preset
 
     def write(self, rgb: np.ndarray) -> None:
@@ -392,18 +411,39 @@ class PlateWriter:
     def _write_video(self, rgb: np.ndarray) -> None:
         from capture.video_encoder import VideoEncoder
 
+        wide = high_precision(self.source)
         if self._video is None:
             options, vf = encoder_options(self.source.header)    # the plate's colour tags, pixel aspect, timecode
             codec, pix_fmt, codec_options = video_codec(self.source.header, self.out.suffix, self._crf, self._preset)
             self._video = VideoEncoder(self._tmp, (self.source.width, self.source.height), self.source.fps, codec,
                                        pix_fmt, codec_options + options + (["-vf", vf] if vf else []),
                                        audio_from=self.source.path if self.source.audio_codec else None,
-                                       audio_options=_audio_options(self.source.audio_codec, self.out.suffix))
-        self._video.write(rgb)
+                                       audio_options=_audio_options(self.source.audio_codec, self.out.suffix),
+                                       input_pix_fmt="rgb48le" if wide else "rgb24")
+            self._codes = _video_frames(self.source, 0, self.source.frame_count, np.uint16) if wide else None
+        self._video.write(self._merged(rgb) if wide else rgb)
+
+    def _merged(self, rgb: np.ndarray) -> np.ndarray:
+        """The source frame's 16-bit codes with the pixels whose display ``rgb`` changed taking its values
+        (converted back from the working view): what the swap left alone keeps the plate's precision and
+        encoding (`capture.plate_colour.display_of_codes`)."""
+        from capture.plate_colour import codes_of_display, display_of_codes
+
+        try:
+            _, codes = next(self._codes)
+        except StopIteration:
+            raise ValueError(f"{self.source.path}: the plate has fewer frames than {self.count + 1}") from None
+        changed = np.any(display_of_codes(codes, self.source.colorspace) != rgb, axis=-1)
+        if not changed.any():
+            return codes
+        codes = codes.copy()
+        codes[changed] = codes_of_display(rgb[changed], np.uint16, self.source.colorspace)
+        return codes
 
     def close(self) -> Path:
         """Finish and move into place; returns ``out``."""
         try:
+            self._close_codes()
             if self._video is not None:
                 video, self._video = self._video, None
                 video.close()
@@ -425,7 +465,13 @@ class PlateWriter:
             os.replace(self._tmp, self.out)
         return self.out
 
+    def _close_codes(self) -> None:
+        if self._codes is not None:
+            self._codes.close()
+            self._codes = None
+
     def abort(self) -> None:
+        self._close_codes()
         if self._video is not None:
             self._video.abort()
             self._video = None

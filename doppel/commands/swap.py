@@ -30,9 +30,10 @@ LandmarksOpt = Annotated[Path | None, typer.Option(
     "--landmarks", help="The performer's face track from elsewhere: an .npz whose 'landmarks' are (frames, 478, 2) "
     "px in MediaPipe's order for the frames swapped (a previous swap's tracks.npz, edited), solved as given.")]
 PlateColorspaceOpt = Annotated[str | None, typer.Option(
-    "--plate-colorspace", help="The OCIO colour space of a frame-file plate's values (EXR, DPX, TIFF), e.g. "
-    "ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB for the swap and the face back into it. Default: EXR "
-    "as linear Rec.709, other files as display-encoded. `doppel colorspaces` lists the config's ($OCIO, else "
+    "--plate-colorspace", help="The OCIO colour space of the plate's values (EXR, DPX or TIFF frames; a video's RGB "
+    "as its tags decode it, e.g. a ProRes LogC3 clip), e.g. ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB "
+    "for the swap and the face back into it. Default: an EXR as its header declares or linear Rec.709, other "
+    "files and videos as display-encoded. `doppel colorspaces` lists the config's ($OCIO, else "
     "OpenColorIO's ACES studio config).")]
 
 
@@ -138,10 +139,10 @@ def _probe_with_progress(console: Console, plate: Path, colorspace: str | None):
     """`probe_plate`, with a progress bar while a video is decoded whole (minutes for a long plate)."""
     from capture.plate_io import VIDEO_SUFFIXES, probe_plate
 
-    if not (plate.is_file() and plate.suffix.lower() in VIDEO_SUFFIXES) or colorspace is not None:
+    if not (plate.is_file() and plate.suffix.lower() in VIDEO_SUFFIXES):
         return probe_plate(plate, colorspace=colorspace)
     with _progress_bar(console) as progress:
-        return probe_plate(plate, lambda done, total: progress("checking the plate", done, total))
+        return probe_plate(plate, lambda done, total: progress("checking the plate", done, total), colorspace)
 
 
 @contextlib.contextmanager
