@@ -5,16 +5,17 @@ Film and digital-cinema plates arrive log-encoded (ARRI LogC, S-Log3, Cineon/ADX
 linear in the ACES working gamut (ACEScg EXRs). Read by default (a DPX's codes as display values, an EXR as linear
 Rec.709), the swap tracks a flat or desaturated picture and matches the double's face to it there; read through
 OpenColorIO with `--plate-colorspace`, it works on sRGB and puts the face back in the plate's encoding. This script
-makes a 10-bit ARRI LogC3 (EI 800) DPX plate and a half-float ACEScg EXR plate of the astronaut photograph moved by
-the real-photo plates' warps, swaps each both ways with the same double, and scores the outputs in the graded view
-(the plate's space -> sRGB through OCIO, what a colourist and the audience see): the seam (mean CIEDE2000 across the
-blend matte's edge, 6 px bands, where the plate is continuous), the face's colour against the performer's (mean
-CIEDE2000 between the mean CIELAB inside the matte, swapped vs plate), frames swapped and landmark agreement from
-the swap's QC; and the pixels outside the matte, which must be the plate's codes in both.
+makes a 10-bit ARRI LogC3 (EI 800) DPX plate, the same as 10-bit ProRes HQ, and a half-float ACEScg EXR plate of the
+astronaut photograph moved by the real-photo plates' warps, swaps each both ways with the same double, and scores
+the outputs in the graded view (the plate's space -> sRGB through OCIO, what a colourist and the audience see): the
+seam (mean CIEDE2000 across the blend matte's edge, 6 px bands, where the plate is continuous), the face's colour
+against the performer's (mean CIEDE2000 between the mean CIELAB inside the matte, swapped vs plate), frames swapped
+and landmark agreement from the swap's QC; and how far the pixels outside the matte are from the plate's (DPX and
+ProRes codes in 10-bit levels, EXR values): 0 for frame files, the re-encode's rounding for a video.
 
 With --speed: the swap's frames per second at 1920x1080 (24 grainy frames) on the same picture as an H.264 MP4,
-10-bit LogC3 DPX frames and half-float ACEScg EXR frames (each with its colour space), the kinds alternated in
-each round.
+10-bit LogC3 DPX frames, the same as 10-bit ProRes HQ and half-float ACEScg EXR frames (each with its colour space),
+the kinds alternated in each round.
 
     PYTHONPATH=. python benchmarks/plate_colourspace.py [--frames 12] [--size 512] [--speed [--rounds 2]]
 """
@@ -30,12 +31,25 @@ from pathlib import Path
 
 import numpy as np
 
-PLATES = {"10-bit DPX": ("ARRI LogC3 (EI800)", ".dpx"), "half-float EXR": ("ACEScg", ".exr")}
+PLATES = {"10-bit DPX": ("ARRI LogC3 (EI800)", ".dpx"), "half-float EXR": ("ACEScg", ".exr"),
+          "10-bit ProRes HQ": ("ARRI LogC3 (EI800)", ".mov")}
 
 
-def make_plate(folder: Path, frames: int, size: int, colorspace: str, suffix: str, pictures=None) -> None:
+def make_plate(folder: Path, frames: int, size: int, colorspace: str, suffix: str, pictures=None) -> Path:
     """A plate of ``frames`` frames of the astronaut (``size`` px square) moved by the real-photo warps, or of
-    ``pictures`` (sRGB uint8 frames), in ``colorspace`` as DPX or EXR files."""
+    ``pictures`` (sRGB uint8 frames), in ``colorspace`` as DPX or EXR files in ``folder``, or (.mov) as a 10-bit
+    ProRes HQ video beside it made from DPX frames. Returns the plate."""
+    if suffix == ".mov":
+        import subprocess
+
+        import imageio_ffmpeg
+
+        make_plate(folder, frames, size, colorspace, ".dpx", pictures)
+        video = folder.with_suffix(".mov")
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-start_number", "1001", "-i",
+                        str(folder / "sh010.%04d.dpx"), "-c:v", "prores_ks", "-profile:v", "3", "-pix_fmt",
+                        "yuv422p10le", str(video)], check=True)
+        return video
     import cv2
     import OpenEXR
     import OpenImageIO as oiio
@@ -61,37 +75,48 @@ def make_plate(folder: Path, frames: int, size: int, colorspace: str, suffix: st
         spec.attribute("oiio:BitsPerSample", 10)
         spec.attribute("dpx:Transfer", "Logarithmic")
         write_dpx(folder / f"sh010.{1001 + i}.dpx", np.round(np.clip(values, 0, 1) * 65535).astype(np.uint16), spec)
+    return folder
 
 
-def samples(path: Path) -> np.ndarray:
-    """The file's own RGB samples (DPX codes or EXR half floats)."""
+def frames_of(plate: Path, colorspace: str):
+    """(the frame's own samples as floats: DPX and ProRes codes in 10-bit levels, EXR values; its graded view,
+    (H, W, 3) uint8) for every frame of a frame folder or a video."""
     import OpenEXR
 
     from capture.dpx_frames import read_dpx
+    from capture.frame_files import read_frame
+    from capture.plate_colour import display_of_codes
+    from capture.plate_io import _video_frames, probe_plate
 
-    if path.suffix == ".dpx":
-        return read_dpx(path)[0]
-    with OpenEXR.File(str(path), separate_channels=True) as f:
-        return np.stack([np.asarray(f.channels()[c].pixels) for c in "RGB"], -1)
+    if plate.is_file():
+        info = probe_plate(plate)
+        for _, codes in _video_frames(info, 0, info.frame_count, np.uint16):
+            yield codes / 64.0, display_of_codes(codes, colorspace)
+        return
+    for path in sorted(plate.iterdir()):
+        if path.suffix == ".dpx":
+            values = read_dpx(path)[0] / 64.0
+        else:
+            with OpenEXR.File(str(path), separate_channels=True) as f:
+                values = np.stack([np.asarray(f.channels()[c].pixels, np.float64) for c in "RGB"], -1)
+        yield values, read_frame(path, colorspace)
 
 
 def evaluate(plate: Path, out: Path, result, colorspace: str) -> dict:
     import cv2
 
-    from capture.frame_files import read_frame
     from doppel.face_swap.pipeline import side_folder
     from neural_render.face_composite import delta_e_2000, lab, seam_difference
 
-    seams, tones, outside_kept = [], [], True
-    for qc, name in zip(result.frames, sorted(p.name for p in plate.iterdir()), strict=True):
-        src, got = samples(plate / name), samples(out / name)
+    seams, tones, outside = [], [], []
+    for qc, (src, plate_view), (got, view) in zip(result.frames, frames_of(plate, colorspace),
+                                                  frames_of(out, colorspace), strict=True):
         matte_file = side_folder(out) / "matte" / f"{qc.frame:06d}.png"
-        if not qc.swapped or not matte_file.exists():
-            outside_kept &= bool(np.array_equal(src, got))
+        matte = cv2.imread(str(matte_file), cv2.IMREAD_GRAYSCALE) / 255.0 if qc.swapped and matte_file.exists() \
+            else np.zeros(src.shape[:2])
+        outside.append(float(np.abs(got - src)[matte == 0].mean()))
+        if not matte.any():
             continue
-        matte = cv2.imread(str(matte_file), cv2.IMREAD_GRAYSCALE) / 255.0
-        outside_kept &= bool(np.array_equal(src[matte == 0], got[matte == 0]))
-        view, plate_view = read_frame(out / name, colorspace), read_frame(plate / name, colorspace)   # graded
         seam, _ = seam_difference(view, matte, 6, reference=plate_view)
         seams.append(seam)
         inside = matte > 0.5
@@ -100,7 +125,7 @@ def evaluate(plate: Path, out: Path, result, colorspace: str) -> dict:
     return {"swapped": sum(q.swapped for q in result.frames), "frames": len(result.frames),
             "seam_de": float(np.nanmean(seams)) if seams else float("nan"),
             "tone_de": float(np.mean(tones)) if tones else float("nan"),
-            "landmark_iod": float(np.nanmean(errors)) if errors else float("nan"), "outside_kept": outside_kept}
+            "landmark_iod": float(np.nanmean(errors)) if errors else float("nan"), "outside": float(np.mean(outside))}
 
 
 def speed(double, work: Path, rounds: int, frames: int = 24) -> dict[str, list[float]]:
@@ -128,9 +153,8 @@ def speed(double, work: Path, rounds: int, frames: int = 24) -> dict[str, list[f
     wr.close()
     plates = {"H.264 MP4": (mp4, None, work / "speed_out.mp4")}
     for kind, (space, suffix) in PLATES.items():
-        folder = work / f"speed_{suffix[1:]}"
-        make_plate(folder, frames, 0, space, suffix, pictures)
-        plates[f"{space} {kind}"] = (folder, space, work / f"speed_{suffix[1:]}_out")
+        plate = make_plate(work / f"speed_{suffix[1:]}", frames, 0, space, suffix, pictures)
+        plates[f"{space} {kind}"] = (plate, space, work / f"speed_{suffix[1:]}_out{'.mov' if plate.is_file() else ''}")
     out: dict[str, list[float]] = {}
     for _ in range(rounds):
         for kind, (plate, space, dest) in plates.items():
@@ -168,20 +192,19 @@ def main() -> None:
             print(f"| 1920x1080 {kind} | " + " / ".join(f"{v:.2f}" for v in fps) + " frames/s |", flush=True)
         return
     print("| plate | read as | frames swapped | seam CIEDE2000 (graded) | face tone vs performer CIEDE2000 | "
-          "landmark agreement (IOD) | outside the matte = plate's samples | seconds |")
+          "landmark agreement (IOD) | outside the matte: mean abs(output - plate) | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for kind, (space, suffix) in PLATES.items():
-        plate = work / f"plate_{suffix[1:]}"
-        make_plate(plate, args.frames, args.size, space, suffix)
+        plate = make_plate(work / f"plate_{suffix[1:]}", args.frames, args.size, space, suffix)
         for colorspace in (None, space):
-            out = work / f"swap_{suffix[1:]}_{'ocio' if colorspace else 'default'}"
+            out = work / f"swap_{suffix[1:]}_{'ocio' if colorspace else 'default'}{suffix if plate.is_file() else ''}"
             t0 = time.perf_counter()
             result = swap_plate(plate, double, out, SwapConfig(matte=True),
                                 plate_info=probe_plate(plate, colorspace=colorspace))
             row = evaluate(plate, out, result, space)
             label = f"--plate-colorspace '{space}'" if colorspace else "default (no colour space)"
             print(f"| {space} {kind} | {label} | {row['swapped']}/{row['frames']} | {row['seam_de']:.2f} | "
-                  f"{row['tone_de']:.2f} | {row['landmark_iod']:.3f} | {row['outside_kept']} | "
+                  f"{row['tone_de']:.2f} | {row['landmark_iod']:.3f} | {row['outside']:.3g} | "
                   f"{time.perf_counter() - t0:.1f} |", flush=True)
 
 
