@@ -157,25 +157,20 @@ def _display_of(img: np.ndarray, colorspace: str | None = None) -> np.ndarray:
     return np.ascontiguousarray(display_of_codes(img[..., 2::-1], colorspace))
 
 
-def _samples_of(rgb: np.ndarray, dtype: np.dtype, colorspace: str | None = None) -> np.ndarray:
-    """(N, 3) uint8 display RGB -> (N, 3) BGR samples of ``dtype`` (uint8 / uint16): `_display_of` inverted."""
-    from capture.plate_colour import codes_of_display
-
-    return codes_of_display(rgb, dtype, colorspace)[..., ::-1]
-
-
 def write_frame(out: str | os.PathLike, rgb: np.ndarray, source: str | os.PathLike | None = None,
-                colorspace: str | None = None) -> None:
+                colorspace: str | None = None, drawn: np.ndarray | None = None) -> None:
     """Write (H, W, 3) uint8 display RGB to ``out`` in its suffix's format. With ``source`` (a file of the same
     format and size): a frame equal to the source's display is the source, copied byte for byte; otherwise the
     source's samples where the display did not change, the new ones where it did (module docstring).
-    colorspace: the OCIO colour space of the file's values (`read_frame`)."""
+    colorspace: the OCIO colour space of the file's values (`read_frame`). drawn: ``rgb`` before a disclosure
+    marked it (watermark, label): pixels only the marks changed keep the source's precision, moved by the marks'
+    change (`capture.plate_colour.merged_codes`)."""
     import cv2
     import OpenEXR
 
     out = Path(out)
     if source is not None and Path(source).suffix.lower() == out.suffix.lower():
-        _write_over_source(out, rgb, Path(source), colorspace)
+        _write_over_source(out, rgb, Path(source), colorspace, rgb if drawn is None else drawn)
         return
     if out.suffix.lower() == EXR:
         linear = _exr_values(rgb, colorspace)
@@ -184,8 +179,9 @@ def write_frame(out: str | os.PathLike, rgb: np.ndarray, source: str | os.PathLi
         return
     if out.suffix.lower() == DPX:
         from capture.dpx_frames import write_dpx
+        from capture.plate_colour import codes_of_display
 
-        write_dpx(out, _samples_of(rgb, np.dtype(np.uint16), colorspace)[..., ::-1])
+        write_dpx(out, codes_of_display(rgb, np.uint16, colorspace))
         return
     if not cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{out}: could not write the frame")
@@ -198,7 +194,7 @@ def _exr_values(rgb: np.ndarray, colorspace: str | None) -> np.ndarray:
     return display_to_linear(rgb) if colorspace is None else from_working(rgb, colorspace)
 
 
-def _write_over_source(out: Path, rgb: np.ndarray, source: Path, colorspace: str | None) -> None:
+def _write_over_source(out: Path, rgb: np.ndarray, source: Path, colorspace: str | None, drawn: np.ndarray) -> None:
     if source.suffix.lower() == EXR:
         channels, header = _read_exr(source)
         changed = np.any(_exr_display(np.stack([channels[c] for c in "RGB"], -1), colorspace) != rgb, axis=-1)
@@ -211,12 +207,15 @@ def _write_over_source(out: Path, rgb: np.ndarray, source: Path, colorspace: str
             channels[name][changed] = linear[:, k].astype(channels[name].dtype)
         _write_exr(out, channels, header)
         return
+    from capture.plate_colour import merged_codes
+
     img = _read_unchanged(source)
-    changed = np.any(_display_of(img, colorspace) != rgb, axis=-1)
-    if not changed.any():
+    codes = img[..., 2::-1]                                      # RGB view of the BGR(A) samples
+    merged = merged_codes(codes, _display_of(img, colorspace), drawn, rgb, colorspace)
+    if merged is codes:
         shutil.copyfile(source, out)
         return
-    img[changed, :3] = _samples_of(rgb[changed], img.dtype, colorspace)
+    img[..., 2::-1] = merged
     _write_samples(out, img, source)
 
 

@@ -385,15 +385,15 @@ class PlateWriter:
         if rgb.shape != (self.source.height, self.source.width, 3):
             raise ValueError(f"{self.out}: frame {self.count} is {rgb.shape}, the plate is "
                              f"{(self.source.height, self.source.width, 3)}")
-        rgb = self._marked(rgb)
+        shown = self._marked(rgb)
         if self.source.kind == "video":
-            self._write_video(rgb)
+            self._write_video(rgb, shown)
         else:
             from capture.frame_files import write_frame
 
             source = self.source.frames[self.count if self.source.kind == "frames" else 0]
-            write_frame(self._tmp / source.name if self.source.kind == "frames" else self._tmp, rgb, source,
-                        self.source.colorspace)
+            write_frame(self._tmp / source.name if self.source.kind == "frames" else self._tmp, shown, source,
+                        self.source.colorspace, drawn=rgb)
         self.count += 1
 
     def _marked(self, rgb: np.ndarray) -> np.ndarray:
@@ -408,7 +408,7 @@ class PlateWriter:
         pending = self._pending[-1][1]
         return rgb if pending is None else np.ascontiguousarray(pending.mark(rgb), dtype=np.uint8)
 
-    def _write_video(self, rgb: np.ndarray) -> None:
+    def _write_video(self, rgb: np.ndarray, shown: np.ndarray) -> None:
         from capture.video_encoder import VideoEncoder
 
         wide = high_precision(self.source)
@@ -421,24 +421,20 @@ class PlateWriter:
                                        audio_options=_audio_options(self.source.audio_codec, self.out.suffix),
                                        input_pix_fmt="rgb48le" if wide else "rgb24")
             self._codes = _video_frames(self.source, 0, self.source.frame_count, np.uint16) if wide else None
-        self._video.write(self._merged(rgb) if wide else rgb)
+        self._video.write(self._merged(rgb, shown) if wide else shown)
 
-    def _merged(self, rgb: np.ndarray) -> np.ndarray:
-        """The source frame's 16-bit codes with the pixels whose display ``rgb`` changed taking its values
-        (converted back from the working view): what the swap left alone keeps the plate's precision and
-        encoding (`capture.plate_colour.display_of_codes`)."""
-        from capture.plate_colour import codes_of_display, display_of_codes
+    def _merged(self, rgb: np.ndarray, shown: np.ndarray) -> np.ndarray:
+        """The source frame's 16-bit codes with the swap's frame ``rgb`` (published as ``shown``, with the
+        disclosure's marks) merged in: what the swap left alone keeps the plate's precision and encoding
+        (`capture.plate_colour.merged_codes`)."""
+        from capture.plate_colour import display_of_codes, merged_codes
 
         try:
             _, codes = next(self._codes)
         except StopIteration:
             raise ValueError(f"{self.source.path}: the plate has fewer frames than {self.count + 1}") from None
-        changed = np.any(display_of_codes(codes, self.source.colorspace) != rgb, axis=-1)
-        if not changed.any():
-            return codes
-        codes = codes.copy()
-        codes[changed] = codes_of_display(rgb[changed], np.uint16, self.source.colorspace)
-        return codes
+        cs = self.source.colorspace
+        return merged_codes(codes, display_of_codes(codes, cs), rgb, shown, cs)
 
     def close(self) -> Path:
         """Finish and move into place; returns ``out``."""

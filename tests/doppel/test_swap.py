@@ -391,7 +391,8 @@ def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, caps
     for kind in ("tif", "bmp", "dpx"):
         (tmp_path / kind).mkdir()
         for i in range(2):
-            frame = _astronaut().astype(np.uint16) * 257
+            frame = _astronaut().astype(np.uint16) * 257 + np.random.default_rng(i).integers(0, 120, (256, 256, 3),
+                                                                                             dtype=np.uint16)
             name = tmp_path / kind / f"sh010.{1001 + i}.{kind}"
             if kind == "dpx":
                 write_dpx(name, frame)
@@ -405,6 +406,11 @@ def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, caps
         assert rep["c2pa"]["state"] == "trusted" and rep["record"]["actor"] == "jane", rep
         assert rep["watermark"]["found"] == (kind != "dpx"), rep
         assert (tmp_path / f"o_{kind}" / f"sh010.1002.{kind}.c2pa").exists() == (kind != "tif")
+        if kind == "tif":     # the watermark moves the 16-bit codes by whole 8-bit steps: their low bits kept
+            src = cv2.imread(str(tmp_path / kind / "sh010.1002.tif"), cv2.IMREAD_UNCHANGED).astype(int)
+            got = cv2.imread(str(tmp_path / "o_tif" / "sh010.1002.tif"), cv2.IMREAD_UNCHANGED).astype(int)
+            assert np.any(got != src, axis=-1).mean() > 0.5                           # marked nearly everywhere
+            assert np.all((got - src) % 257 == 0, axis=-1).mean() > 0.75               # all but the face
     # videos in other containers: a ProRes .mov embeds the manifest, an .mkv takes a sidecar; both watermarked
     _plate(tmp_path / "p.mp4", n_face=3, n_blank=0)
     ff = imageio_ffmpeg.get_ffmpeg_exe()
