@@ -1,4 +1,4 @@
-"""A frame-file plate's colour space, converted to and from the view the swap works in, by OpenColorIO.
+"""A plate's colour space, converted to and from the view the swap works in, by OpenColorIO; plate codes merged.
 
 Tracking, segmentation and the comp work on 8-bit sRGB-encoded Rec.709 (`WORKING`): what MediaPipe was trained on
 and what the double's texture is painted in. A plate shot in a camera's log encoding (ARRI LogC, S-Log3, a Cineon
@@ -9,8 +9,9 @@ camera log encodings, ACES spaces and display encodings, `available_colorspaces`
 of spaces, cached. A facility's own config is used when ``$OCIO`` names one, as every OCIO application does.
 
 The view is clipped to [0, 1]: values above the working space's white (a highlight in scene-linear) read as white.
-Only the changed pixels are converted back (`capture.frame_files`), so a highlight the swap did not touch keeps
-its value.
+Only the changed pixels are converted back (`merged_codes`, used by `capture.frame_files` and the video writer of
+`capture.plate_io`), so a highlight the swap did not touch keeps its value, and a plate's codes (16-bit, 10-bit
+video decoded at 16) keep their precision wherever the swap did not draw.
 """
 
 from __future__ import annotations

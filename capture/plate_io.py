@@ -60,8 +60,9 @@ class PlateInfo:
     """What a plate is. kind: "video", "frames" or "image"; width, height in px; fps (None for stills);
     frame_count; audio_codec: the source's audio codec or None; frames: the frame files of a folder plate
     (in order), else empty; header: a video's colour tags, bit depth and timecode (`capture.video_header`),
-    which `PlateWriter` gives its output; None for stills. colorspace: the OCIO colour space of a frame file
-    plate's values (`capture.plate_colour`), None: as the file encodes them (`capture.frame_files`)."""
+    which `PlateWriter` gives its output; None for stills. colorspace: the OCIO colour space of the plate's
+    values (`capture.plate_colour`: a frame file's samples, a video's RGB as its tags decode it), None: as they
+    are encoded (`capture.frame_files`)."""
 
     path: Path
     kind: str
