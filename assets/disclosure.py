@@ -348,14 +348,31 @@ def _rewrite_frame_file(path: Path, edit) -> None:
         raise
 
 
+def _video_codes(path: Path, size: tuple[int, int], wide: bool):
+    """Every frame of the video at ``path``: (H, W, 3) RGB, uint16 codes when ``wide`` else uint8."""
+    import imageio_ffmpeg
+
+    w, h = size
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb48le" if wide else "rgb24", bpp=6 if wide else 3)
+    try:
+        next(gen)
+        for buf in gen:
+            yield np.frombuffer(buf, "<u2" if wide else np.uint8).reshape(h, w, 3)
+    finally:
+        gen.close()
+
+
 def _rewrite_video(path: Path, edit) -> None:
     """Decode every frame, apply ``edit``, re-encode in the file's own container the way a swapped plate is
     written (`capture.video_header.video_codec`: ProRes and DNxHR kept, else H.264 at `capture.plate_io`'s rate
     control; the exact frame rate, every audio track copied, the colour encoding and tags, bit depth and timecode
     kept: `capture.video_header`, `capture.video_encoder`) and replace ``path``. Frame by frame: the video is never
-    in memory; an odd size is padded by a pixel (H.264 4:2:0 needs even sides)."""
+    in memory; an odd size is padded by a pixel (H.264 4:2:0 needs even sides). A video of more than 8 bits is
+    decoded at 16, ``edit`` sees its 8-bit view, and the edit's changes are merged into the frame's own codes
+    (`capture.plate_colour.merged_codes`): its precision is kept under the marks."""
     import imageio.v2 as imageio
 
+    from capture.plate_colour import display_of_codes, merged_codes
     from capture.plate_io import H264_CRF, H264_PRESET
     from capture.video_encoder import VideoEncoder
     from capture.video_header import encoder_options, read_stream_header, video_codec
@@ -365,17 +382,20 @@ def _rewrite_video(path: Path, edit) -> None:
     codec, pix_fmt, codec_options = video_codec(header, path.suffix, H264_CRF, H264_PRESET)
     reader = imageio.get_reader(path, format="FFMPEG")
     meta = reader.get_meta_data()
+    reader.close()
+    wide = header.bit_depth > 8
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         encoder = VideoEncoder(tmp, tuple(meta["size"]), float(meta.get("fps", 24.0)), codec, pix_fmt,
                                codec_options + options + ["-vf", ",".join(["pad=ceil(iw/2)*2:ceil(ih/2)*2",
                                                                            *([vf] if vf else [])])],
-                               audio_from=path if meta.get("audio_codec") else None)
+                               audio_from=path if meta.get("audio_codec") else None,
+                               input_pix_fmt="rgb48le" if wide else "rgb24")
         try:
-            with reader:
-                for frame in reader:
-                    encoder.write(edit(np.ascontiguousarray(frame[..., :3])))
+            for codes in _video_codes(path, tuple(meta["size"]), wide):
+                view = display_of_codes(codes)
+                encoder.write(merged_codes(codes, view, view, np.ascontiguousarray(edit(view), dtype=np.uint8)))
             encoder.close()
         except BaseException:
             encoder.abort()

@@ -198,3 +198,32 @@ def test_a_video_keeps_its_audio_and_is_signed_without_being_read_whole(ws_conse
     rep = verify_file(out, ws)
     assert rep.c2pa.state == "trusted" and rep.watermark.found and rep.watermark.seq == res.seq
     assert not list(tmp_path.glob(".shot.mp4.*"))                # no temporary file left
+
+
+def test_a_10_bit_prores_is_disclosed_in_its_codec_and_keeps_its_precision_under_the_mark(ws_consent, tmp_path):
+    """`disclose_file` on a 10-bit ProRes .mov: embedded C2PA, the watermark found, the codec and depth kept, and
+    the frames' 10-bit codes moved only by the mark (through 8 bits every code moved, twice as far on average)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    ws, consent = ws_consent
+    out = tmp_path / "shot.mov"
+    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "gradients=size=320x192:rate=24:speed=0.01", "-frames:v",
+                    "6", "-vf", "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv", "-c:v",
+                    "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le", str(out)], check=True)
+
+    def codes(path):
+        raw = subprocess.run([ff, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb48le", "-"],
+                             capture_output=True, check=True).stdout
+        return np.frombuffer(raw, "<u2").astype(float) / 64
+
+    before = codes(out)
+    res = disclose_file(out, _ctx(ws, consent, kind="composite"))
+    header = read_stream_header(out)
+    assert res.disclosed and (header.codec, header.bit_depth) == ("prores", 10)
+    rep = verify_file(out, ws)
+    assert rep.c2pa.state == "trusted" and rep.watermark.found and rep.watermark.seq == res.seq
+    off = codes(out) - before                                     # 10-bit levels; an 8-bit step is 4
+    assert np.abs(off).mean() < 6 and (off == 0).mean() > 0.1    # 4.1, 0.20 (through 8 bits: 8.8, 0.00)
