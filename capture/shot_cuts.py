@@ -47,7 +47,8 @@ class CutDetector:
         d = self._change
         if len(d) < 2 or d[-1] <= MIN_CHANGE or self._skip[-1] <= MIN_CHANGE:
             return False
-        return d[-1] > RATIO * float(np.median(d[max(1, len(d) - 1 - WINDOW):-1]))
+        before = d[max(1, len(d) - 1 - WINDOW):-1]
+        return bool(before) and d[-1] > RATIO * float(np.median(before))    # frame 1: nothing to judge it by
 
     def cuts(self) -> list[int]:
         """Frame indices (counted from the first frame added) where a new shot starts."""
