@@ -348,20 +348,6 @@ def _rewrite_frame_file(path: Path, edit) -> None:
         raise
 
 
-def _video_codes(path: Path, size: tuple[int, int], wide: bool):
-    """Every frame of the video at ``path``: (H, W, 3) RGB, uint16 codes when ``wide`` else uint8."""
-    import imageio_ffmpeg
-
-    w, h = size
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb48le" if wide else "rgb24", bpp=6 if wide else 3)
-    try:
-        next(gen)
-        for buf in gen:
-            yield np.frombuffer(buf, "<u2" if wide else np.uint8).reshape(h, w, 3)
-    finally:
-        gen.close()
-
-
 def _rewrite_video(path: Path, edit) -> None:
     """Decode every frame, apply ``edit``, re-encode in the file's own container the way a swapped plate is
     written (`capture.video_header.video_codec`: ProRes and DNxHR kept, else H.264 at `capture.plate_io`'s rate
@@ -373,7 +359,7 @@ def _rewrite_video(path: Path, edit) -> None:
     import imageio.v2 as imageio
 
     from capture.plate_colour import display_of_codes, merged_codes
-    from capture.plate_io import H264_CRF, H264_PRESET
+    from capture.plate_io import H264_CRF, H264_PRESET, read_video_frames
     from capture.video_encoder import VideoEncoder
     from capture.video_header import encoder_options, read_stream_header, video_codec
 
@@ -393,7 +379,7 @@ def _rewrite_video(path: Path, edit) -> None:
                                audio_from=path if meta.get("audio_codec") else None,
                                input_pix_fmt="rgb48le" if wide else "rgb24")
         try:
-            for codes in _video_codes(path, tuple(meta["size"]), wide):
+            for _, codes in read_video_frames(path, tuple(meta["size"]), wide):
                 view = display_of_codes(codes)
                 encoder.write(merged_codes(codes, view, view, np.ascontiguousarray(edit(view), dtype=np.uint8)))
             encoder.close()

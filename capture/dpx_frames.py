@@ -30,19 +30,27 @@ def _attribute(spec, name: str, default=None):
 def dpx_spec(path: str | os.PathLike):
     """The OpenImageIO ImageSpec of a DPX frame, from its header; ValueError (one line) when it cannot be read or
     is not one element of 8- to 16-bit RGB(A); FileNotFoundError when missing."""
+    inp = _open(Path(path))
+    try:
+        return _checked(Path(path), inp.spec())
+    finally:
+        inp.close()
+
+
+def _open(path: Path):
     import OpenImageIO as oiio
 
-    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image does not exist")
     inp = oiio.ImageInput.open(str(path))
     if inp is None:
         raise ValueError(f"{path}: DPX could not be read (corrupt or unsupported: {oiio.geterror()[:160]})")
-    try:
-        spec = inp.spec()
-        elements = int(_attribute(spec, "oiio:subimages", 1) or 1)
-    finally:
-        inp.close()
+    return inp
+
+
+def _checked(path: Path, spec):
+    """``spec`` when it is one element of 8- to 16-bit RGB(A); ValueError (one line) otherwise."""
+    elements = int(_attribute(spec, "oiio:subimages", 1) or 1)
     if elements != 1:
         raise ValueError(f"{path}: a DPX of {elements} image elements: give one RGB(A) element a file")
     descriptor = str(_attribute(spec, "dpx:ImageDescriptor", ""))
@@ -59,12 +67,14 @@ def dpx_transfer(spec) -> str:
 
 
 def read_dpx(path: str | os.PathLike):
-    """((H, W, 3|4) RGB(A) samples, uint8 or uint16, the ImageSpec) of a DPX frame (`dpx_spec`'s checks)."""
+    """((H, W, 3|4) RGB(A) samples, uint8 or uint16, the ImageSpec) of a DPX frame (`dpx_spec`'s checks), in one
+    open of the file."""
     import OpenImageIO as oiio
 
-    spec = dpx_spec(path)
-    inp = oiio.ImageInput.open(str(path))
+    path = Path(path)
+    inp = _open(path)
     try:
+        spec = _checked(path, inp.spec())
         pixels = inp.read_image(oiio.UINT8 if str(spec.format) == "uint8" else oiio.UINT16)
     finally:
         inp.close()

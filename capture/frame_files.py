@@ -102,7 +102,7 @@ def read_frame(path: str | os.PathLike, colorspace: str | None = None) -> np.nda
     if path.suffix.lower() == EXR:
         channels = _read_exr(path)[0]
         return _exr_display(np.stack([channels[c] for c in "RGB"], -1), colorspace)
-    return _display_of(_read_unchanged(path), colorspace)
+    return _display_of(_read_unchanged(path)[0], colorspace)
 
 
 def _exr_display(linear: np.ndarray, colorspace: str | None) -> np.ndarray:
@@ -111,8 +111,9 @@ def _exr_display(linear: np.ndarray, colorspace: str | None) -> np.ndarray:
     return linear_to_display(linear) if colorspace is None else to_working(linear, colorspace)
 
 
-def _read_unchanged(path: Path) -> np.ndarray:
-    """The file's own samples, (H, W, 3|4) BGR(A), uint8 or uint16 (grey promoted to BGR)."""
+def _read_unchanged(path: Path):
+    """(the file's own samples, (H, W, 3|4) RGB(A), uint8 or uint16 (grey promoted to RGB); a DPX's header, the
+    OpenImageIO ImageSpec its frame is written back under, else None)."""
     import cv2
 
     from capture.images import read_image
@@ -120,14 +121,18 @@ def _read_unchanged(path: Path) -> np.ndarray:
     if path.suffix.lower() == DPX:
         from capture.dpx_frames import read_dpx
 
-        rgb = read_dpx(path)[0]
-        return np.ascontiguousarray(rgb[..., [2, 1, 0, 3][:rgb.shape[2]]])
+        return read_dpx(path)
     img = read_image(path, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.dtype not in (np.uint8, np.uint16) or img.shape[2] not in (3, 4):
         raise ValueError(f"{path}: frame of {img.dtype} with {img.shape[2]} channels: expected 8- or 16-bit RGB(A)")
-    return np.ascontiguousarray(oriented(img, _orientation(path)))
+    return np.ascontiguousarray(_swap_red_blue(oriented(img, _orientation(path)))), None
+
+
+def _swap_red_blue(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3|4) BGR(A) <-> RGB(A) (OpenCV's order and ours), a view."""
+    return img[..., [2, 1, 0, 3][:img.shape[2]]]
 
 
 def _orientation(path: Path) -> int:
@@ -151,10 +156,10 @@ def oriented(img: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _display_of(img: np.ndarray, colorspace: str | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 display RGB of a file's (H, W, 3|4) BGR(A) samples (`_read_unchanged`)."""
+    """(H, W, 3) uint8 display RGB of a file's (H, W, 3|4) RGB(A) samples (`_read_unchanged`)."""
     from capture.plate_colour import display_of_codes
 
-    return np.ascontiguousarray(display_of_codes(img[..., 2::-1], colorspace))
+    return np.ascontiguousarray(display_of_codes(img[..., :3], colorspace))
 
 
 def write_frame(out: str | os.PathLike, rgb: np.ndarray, source: str | os.PathLike | None = None,
@@ -209,29 +214,30 @@ def _write_over_source(out: Path, rgb: np.ndarray, source: Path, colorspace: str
         return
     from capture.plate_colour import merged_codes
 
-    img = _read_unchanged(source)
-    codes = img[..., 2::-1]                                      # RGB view of the BGR(A) samples
+    img, header = _read_unchanged(source)
+    codes = img[..., :3]
     merged = merged_codes(codes, _display_of(img, colorspace), drawn, rgb, colorspace)
     if merged is codes:
         shutil.copyfile(source, out)
         return
-    img[..., 2::-1] = merged
-    _write_samples(out, img, source)
+    img[..., :3] = merged
+    _write_samples(out, img, source, header)
 
 
-def _write_samples(out: Path, img: np.ndarray, source: Path) -> None:
-    """(H, W, 3|4) BGR(A) samples to ``out``, in the source's format with what of its header the format keeps."""
+def _write_samples(out: Path, img: np.ndarray, source: Path, header) -> None:
+    """(H, W, 3|4) RGB(A) samples to ``out``, in the source's format with what of its header the format keeps
+    (header: a DPX's, `_read_unchanged`)."""
     import cv2
 
     if source.suffix.lower() == DPX:
-        from capture.dpx_frames import dpx_spec, write_dpx
+        from capture.dpx_frames import write_dpx
 
-        write_dpx(out, img[..., [2, 1, 0, 3][:img.shape[2]]], dpx_spec(source))
+        write_dpx(out, img, header)
         return
     icc = _icc_profile(source)
     if icc and img.dtype == np.uint8:                      # the source's colour space goes with it (PIL: 8-bit)
         _write_with_profile(out, img, icc)
-    elif not cv2.imwrite(str(out), img):
+    elif not cv2.imwrite(str(out), np.ascontiguousarray(_swap_red_blue(img))):
         raise OSError(f"{out}: could not write the frame")
 
 
@@ -245,11 +251,10 @@ def _icc_profile(path: Path) -> bytes | None:
         return None
 
 
-def _write_with_profile(out: Path, bgr: np.ndarray, icc: bytes) -> None:
-    """An 8-bit BGR(A) frame written by PIL with the ICC profile ``icc`` (OpenCV cannot embed one)."""
+def _write_with_profile(out: Path, rgb: np.ndarray, icc: bytes) -> None:
+    """An 8-bit RGB(A) frame written by PIL with the ICC profile ``icc`` (OpenCV cannot embed one)."""
     from PIL import Image
 
-    rgb = bgr[..., [2, 1, 0, 3]] if bgr.shape[2] == 4 else bgr[..., ::-1]
     extra = {"quality": 95} if out.suffix.lower() in (".jpg", ".jpeg") else {}
     Image.fromarray(np.ascontiguousarray(rgb)).save(out, icc_profile=icc, **extra)
 

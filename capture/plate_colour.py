@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import difflib
 import functools
+import logging
 import os
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 STUDIO_CONFIG = "ocio://studio-config-latest"        # built into OpenColorIO 2.2+: the ACES studio config
 WORKING = "sRGB Encoded Rec.709 (sRGB)"              # the swap's view; by this name or an alias of it
@@ -113,11 +116,8 @@ def declared_colorspace(header: dict, path) -> str | None:
     ID of its ``chromaticities`` (OpenEXR's table of linear scene-referred spaces: ACES AP0 and AP1, Rec.709,
     P3-D65, Rec.2020, AdobeRGB). None when it declares none or linear Rec.709 (the EXR default); a warning when
     its primaries are none of those or the config has no such space."""
-    import logging
-
     import OpenEXR
 
-    log = logging.getLogger(__name__)
     interop = header.get("colorInteropID")
     if not interop and header.get("chromaticities") is not None:
         chroma = tuple(float(v) for v in np.ravel(header["chromaticities"]))

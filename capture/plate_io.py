@@ -247,15 +247,17 @@ def probe_plate(path: str | os.PathLike, progress: ProbeProgress | None = None,
 def _with_colorspace(info: PlateInfo, colorspace: str | None) -> PlateInfo:
     """info with its colour space: the one given, else the one an EXR's header declares (its colorInteropID or
     chromaticities); a warning when a DPX says it is log-encoded and no colour space was given."""
+    from capture.frame_files import DPX, EXR
+
     first = info.frames[0]
-    if colorspace is None and first.suffix.lower() == ".exr":
+    if colorspace is None and first.suffix.lower() == EXR:
         from capture.frame_files import exr_header
         from capture.plate_colour import declared_colorspace
 
         if (colorspace := declared_colorspace(exr_header(first), first)) is not None:
             log.info("%s: read as %s, the colour space its EXR header declares (--plate-colorspace overrides it)",
                      info.path, colorspace)
-    if colorspace is None and first.suffix.lower() == ".dpx":
+    if colorspace is None and first.suffix.lower() == DPX:
         from capture.dpx_frames import LOG_TRANSFERS, dpx_spec, dpx_transfer
 
         if (transfer := dpx_transfer(dpx_spec(first))) in LOG_TRANSFERS:
@@ -297,22 +299,29 @@ def high_precision(info: PlateInfo) -> bool:
 
 
 def _video_frames(info: PlateInfo, start: int, end: int, dtype) -> Iterator[tuple[int, np.ndarray]]:
-    """(i, (H, W, 3) RGB of ``dtype``: uint8 or uint16 codes) of a video's frames start <= i < end."""
+    """(i, (H, W, 3) RGB of ``dtype``: uint8 or uint16 codes) of a video plate's frames start <= i < end."""
+    return read_video_frames(info.path, (info.width, info.height), np.dtype(dtype) == np.uint16, start, end)
+
+
+def read_video_frames(path: str | os.PathLike, size: tuple[int, int], wide: bool = False, start: int = 0,
+                      end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(i, (H, W, 3) RGB) of the video's frames start <= i < end (None: to the last), decoded by ffmpeg as its
+    colour tags say, streamed: uint8, or with ``wide`` uint16 codes (``rgb48le``). size: (W, H) px as decoded
+    (upright). ValueError naming the frame that could not be decoded."""
     import imageio_ffmpeg
 
-    wide = np.dtype(dtype) == np.uint16
-    gen = imageio_ffmpeg.read_frames(str(info.path), pix_fmt="rgb48le" if wide else "rgb24", bpp=6 if wide else 3)
+    w, h = size
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb48le" if wide else "rgb24", bpp=6 if wide else 3)
     i = start
     try:
         next(gen)
         for i, buf in enumerate(gen):
-            if i >= end:
+            if end is not None and i >= end:
                 break
             if i >= start:
-                yield i, np.frombuffer(buf, "<u2" if wide else np.uint8).reshape(info.height, info.width, 3)
+                yield i, np.frombuffer(buf, "<u2" if wide else np.uint8).reshape(h, w, 3)
     except RuntimeError as e:
-        raise ValueError(f"{info.path}: video frame {i} could not be decoded ({str(e).splitlines()[0][:160]})"
-                         ) from None
+        raise ValueError(f"{path}: video frame {i} could not be decoded ({str(e).splitlines()[0][:160]})") from None
     finally:
         gen.close()
 
