@@ -333,14 +333,16 @@ def _rewrite_pixels(path: Path, edit) -> None:
 
 
 def _rewrite_frame_file(path: Path, edit) -> None:
-    """A TIFF (8 or 16 bits) or BMP through ``edit`` on its 8-bit display RGB; only the pixels the edit changed
-    take new values (`capture.frame_files.write_frame`), its bit depth and alpha are kept."""
+    """A TIFF (8 or 16 bits) or BMP through ``edit`` on its 8-bit display RGB; the pixels the edit changed move by
+    its change in code values (`capture.frame_files.write_frame` with ``drawn``: a 16-bit file keeps its low bits
+    under the marks), its bit depth and alpha are kept."""
     from capture.frame_files import read_frame, write_frame
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
-        write_frame(tmp, np.ascontiguousarray(edit(read_frame(path)), dtype=np.uint8), path)
+        view = read_frame(path)
+        write_frame(tmp, np.ascontiguousarray(edit(view), dtype=np.uint8), path, drawn=view)
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:

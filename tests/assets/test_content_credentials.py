@@ -227,3 +227,20 @@ def test_a_10_bit_prores_is_disclosed_in_its_codec_and_keeps_its_precision_under
     assert rep.c2pa.state == "trusted" and rep.watermark.found and rep.watermark.seq == res.seq
     off = codes(out) - before                                     # 10-bit levels; an 8-bit step is 4
     assert np.abs(off).mean() < 6 and (off == 0).mean() > 0.1    # 4.1, 0.20 (through 8 bits: 8.8, 0.00)
+
+
+def test_a_16_bit_tiff_is_disclosed_with_its_low_bits_kept_under_the_mark(ws_consent, tmp_path):
+    """`disclose_file` on a 16-bit TIFF: embedded C2PA and the watermark found, and the marks move its codes by
+    whole 8-bit steps (x 257), so the plate's low bits stay (taken as drawn, every marked pixel lost them)."""
+    import cv2
+
+    ws, consent = ws_consent
+    out = tmp_path / "frame.tif"
+    rng = np.random.default_rng(0)
+    src = textured(3, 192, 256).astype(np.uint16) * 257 + rng.integers(0, 120, (192, 256, 3), dtype=np.uint16)
+    cv2.imwrite(str(out), src[..., ::-1])
+    res = disclose_file(out, _ctx(ws, consent, kind="composite"))
+    rep = verify_file(out, ws)
+    assert res.disclosed and rep.c2pa.state == "trusted" and rep.watermark.found
+    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., ::-1].astype(int)
+    assert np.any(got != src, axis=-1).mean() > 0.5 and np.all((got - src) % 257 == 0)
