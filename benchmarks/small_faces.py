@@ -72,7 +72,7 @@ def track(plate: np.ndarray, zoom: bool) -> tuple[np.ndarray, float, int]:
             if back is not None and face is None:
                 back.faceless(i, rgb)
             elif back is not None:
-                for g, r in back.found(i, rgb):
+                for g, r, _ in back.found(i, rgb):
                     out[g] = r.face(0)
         zoomed = tracker.zoomed
     return out, 1000 * (time.perf_counter() - t) / len(plate), zoomed

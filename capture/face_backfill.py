@@ -46,10 +46,10 @@ class Backfill:
         while len(self._held) > self._max_frames or (self._bytes > self._max_bytes and len(self._held) > 1):
             self._bytes -= self._held.popleft()[1].nbytes
 
-    def found(self, frame: int, rgb: np.ndarray) -> list[tuple[int, PlateFrameLandmarks]]:
+    def found(self, frame: int, rgb: np.ndarray) -> list[tuple[int, PlateFrameLandmarks, np.ndarray]]:
         """The frame (number) rgb has the face: the held run just before it tracked backwards from it.
-        Returns [(frame number, its landmarks)] for the frames where the backward run found the face, latest
-        first, stopping at the first it did not find; the held frames are let go."""
+        Returns [(frame number, its landmarks, its rgb)] for the frames where the backward run found the face,
+        latest first, stopping at the first it did not find; the held frames are let go."""
         run = list(self._held) if self._held and self._held[-1][0] == frame - 1 else []
         self._clear()
         if not run:
@@ -62,11 +62,15 @@ class Backfill:
                 r = tracker.process(img)
                 if r.face(self._index) is None:
                     break
-                out.append((f, r))
+                out.append((f, r, img))
         finally:
             tracker.close()
         self.recovered += len(out)
         return out
+
+    def cut(self) -> None:
+        """The plate cut to another shot: the frames held (the shot before) are let go, never tracked back into."""
+        self._clear()
 
     def _clear(self) -> None:
         self._held.clear()

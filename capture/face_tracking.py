@@ -31,6 +31,9 @@ class PlateFrameLandmarks:
 
 FOLLOW_FRAMES = 12        # a face is followed across at most this many frames without it, then picked by size again
 FOLLOW_DISTANCE = 1.5     # the nearest face within this x the followed face's width (its landmarks' mean distance)
+LEARN_EVERY = 12          # frames between views of the followed face offered to its `Performer`
+RECHECK_FRAMES = 6        # after the faces in view were not the performer's, they are looked at again this many
+                          # frames later (at once at a cut); the frames between pass (backfill recovers them)
 
 
 class FaceFollower:
@@ -40,16 +43,28 @@ class FaceFollower:
     faces, a frame with one face and index 0 takes it wherever it is (as before: a fast move is not a new face);
     a followed face not in view passes its frames (None) for up to `FOLLOW_FRAMES` frames, then the pick is by
     size again, at once where the picture changed like a cut (``new_picture``: another shot, in which the face
-    followed need not be where it was). Feed the frames in order (forwards or backwards)."""
+    followed need not be where it was). Feed the frames in order (forwards or backwards).
 
-    def __init__(self, index: int = 0, seed: np.ndarray | None = None):
+    performer: who the face picked first is (`capture.face_identity.Performer`; give ``rgb`` to `pick`). Then
+    every pick that is not the followed face near where it was (the first of a shot after a cut, one after the
+    face was lost, a jump) must be the performer's face: the face of the frame that is theirs, whatever its size,
+    or none (``not_performer`` is then true: faces in view, none of them the performer)."""
+
+    def __init__(self, index: int = 0, seed: np.ndarray | None = None, performer=None):
         self.index = index
         self._last, self._since = seed, 0
         self._several = False         # a frame has shown more than one face
+        self.performer = performer
+        self.not_performer = False    # the latest frame's faces were not the performer's
+        self._frame, self._next_check, self._next_learn = 0, 0, 0
+        self._picked = seed is not None   # the performer was picked (their views: `performer`)
 
-    def pick(self, faces: np.ndarray, new_picture: bool = False) -> np.ndarray | None:
+    def pick(self, faces: np.ndarray, new_picture: bool = False, rgb: np.ndarray | None = None) -> np.ndarray | None:
         """faces (N, 478, 2) px, largest first -> the followed face (478, 2) or None. new_picture: the frame
-        changed like a cut (`capture.shot_cuts.CutDetector.new_picture`)."""
+        changed like a cut (`capture.shot_cuts.CutDetector.new_picture`); rgb (H, W, 3) uint8: the frame, for
+        the performer's face (without it, or without a performer, faces are told apart by size and place)."""
+        if self.performer is not None and rgb is not None:
+            return self._pick_performer(faces, new_picture, rgb)
         face = self._pick(faces)
         if face is None and new_picture and self.index < len(faces):
             face = faces[self.index]                 # the face followed is gone in another shot: by size again
@@ -62,15 +77,57 @@ class FaceFollower:
         if not following:
             face = faces[self.index] if self.index < len(faces) else None
         elif len(faces):
-            d = np.linalg.norm(faces - self._last, axis=-1).mean(axis=1)
-            k = int(np.argmin(d))
-            near = d[k] <= FOLLOW_DISTANCE * max(float(np.ptp(self._last[:, 0])), 1.0)
+            k, near = self._nearest(faces)
             alone = len(faces) == 1 and self.index == 0 and not self._several
             face = faces[k] if near or alone else None
         else:
             face = None
         self._last, self._since = (face, 0) if face is not None else (self._last, self._since + 1)
         return face
+
+    def _nearest(self, faces: np.ndarray) -> tuple[int, bool]:
+        """The face nearest the one followed, and whether it is near enough to be it."""
+        d = np.linalg.norm(faces - self._last, axis=-1).mean(axis=1)
+        k = int(np.argmin(d))
+        return k, bool(d[k] <= FOLLOW_DISTANCE * max(float(np.ptp(self._last[:, 0])), 1.0))
+
+    def _pick_performer(self, faces: np.ndarray, new_picture: bool, rgb: np.ndarray) -> np.ndarray | None:
+        frame, self._frame = self._frame, self._frame + 1
+        self.not_performer = False
+        if new_picture:
+            self._last = None                        # another shot: where the face was says nothing
+        if not len(faces):
+            self._since += 1
+            return None
+        if self._last is not None and self._since <= FOLLOW_FRAMES:
+            k, near = self._nearest(faces)
+            if near:                                 # the face followed, where it was: no need to ask who
+                self._keep(faces[k])
+                if frame >= self._next_learn:
+                    self.performer.learn(rgb, faces[k])
+                    self._next_learn = frame + LEARN_EVERY
+                return faces[k]
+        if not self._picked:                         # the first pick: by size, and it is who the performer is
+            face = faces[self.index] if self.index < len(faces) else None
+            if face is not None:
+                self._picked = True
+                self.performer.learn(rgb, face)      # not when too small to tell: then nobody is found later
+                self._keep(face)
+                self._next_learn = frame + LEARN_EVERY
+            return face
+        checked = new_picture or frame >= self._next_check
+        k = self.performer.find(rgb, faces) if checked else None
+        if k is None:
+            self.not_performer = True
+            if checked:
+                self._next_check = frame + RECHECK_FRAMES
+            self._since += 1
+            return None
+        self._keep(faces[k])
+        return faces[k]
+
+    def _keep(self, face: np.ndarray) -> None:
+        self._last, self._since = face, 0
 
 
 def face_size(face: np.ndarray) -> float:

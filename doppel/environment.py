@@ -142,6 +142,7 @@ def check_environment() -> list[Check]:
         _module_version("roma", True),
         _module_version("OpenImageIO", True, attr="VERSION_STRING"),     # DPX plates
         _ocio(),
+        _face_identity(),
     ]
     checks += _model_files()
     return checks
@@ -159,6 +160,20 @@ def _ocio() -> Check:
     except ValueError as e:
         return Check("PyOpenColorIO", False, True, f"{base.detail}; {e}", "set $OCIO to a readable config or unset it")
     return Check("PyOpenColorIO", True, True, f"{base.detail}; config {config_name()} ({n} colour spaces)")
+
+
+def _face_identity() -> Check:
+    """dlib and its face-recognition model (`doppel swap` tells the plate performer from other people)."""
+    base = _module_version("dlib", True)
+    if not base.ok:
+        return base
+    from capture.face_identity import model_path
+
+    try:
+        path = model_path()
+    except FileNotFoundError as e:
+        return Check("dlib", False, True, f"{base.detail}; {e}", _REINSTALL)
+    return Check("dlib", True, True, f"{base.detail}; face-recognition model {path.name}")
 
 
 def _usd() -> Check:

@@ -29,6 +29,11 @@ DebiasOpt = Annotated[bool, typer.Option(
 LandmarksOpt = Annotated[Path | None, typer.Option(
     "--landmarks", help="The performer's face track from elsewhere: an .npz whose 'landmarks' are (frames, 478, 2) "
     "px in MediaPipe's order for the frames swapped (a previous swap's tracks.npz, edited), solved as given.")]
+IdentifyOpt = Annotated[bool, typer.Option(
+    "--identify/--no-identify", help="Swap only the performer picked on the first frame with faces (the largest, "
+    "or --face-index): after a cut or a lost face, a face is swapped only when it is theirs, told by dlib's face "
+    "descriptor (distance under 0.6), whatever its size or place; frames showing only other people pass through "
+    "and are listed. --no-identify: the face of that size (as --face-index) in every shot.")]
 PlateColorspaceOpt = Annotated[str | None, typer.Option(
     "--plate-colorspace", help="The OCIO colour space of the plate's values (EXR, DPX or TIFF frames; a video's RGB "
     "as its tags decode it, e.g. a ProRes LogC3 clip), e.g. ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB "
@@ -48,7 +53,8 @@ def swap(
                              "its format). Tracks and the QC report go to OUT's side folder <OUT stem>_swap/."),
     plate_actor: str = typer.Option(None, "--plate-actor", help="Actor id of the performer in the plate (the person "
                                     "whose performance is altered); needs a face_replace consent in a workspace."),
-    face_index: int = typer.Option(0, "--face-index", help="Which face when the plate shows several: 0 = largest."),
+    face_index: int = typer.Option(0, "--face-index", help="Which face when the plate shows several: 0 = largest "
+                                   "(on the first frame with faces; then that person, see --identify)."),
     blend: str = typer.Option("poisson", "--blend", help="poisson (fixed anchor per shot), multiband or feather."),
     colour: str = typer.Option("lab", "--colour", "--color",
                                help="lab (mean/std transfer in L, a, b, smoothed), luma (L only: matches exposure, "
@@ -62,6 +68,7 @@ def swap(
     shading: ShadingOpt = 0.03,
     flow: FlowOpt = 3.0,
     debias: DebiasOpt = True,
+    identify: IdentifyOpt = True,
     device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
                                "one), cpu or cuda."),
     head_px: int = typer.Option(None, "--head-px", help="Draw the double's head at most PX a side, then resize it "
@@ -88,7 +95,7 @@ def swap(
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading, flow_weight=flow,
-                     debias=debias, device=device, workers=workers, head_px=head_px)
+                     debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
     console = Console()
     track = _check_before_consent(cfg, plate, landmarks, plate_colorspace)   # bad options fail first
     with gate_plate(workspace, plate_actor, production, plate), \
@@ -172,9 +179,13 @@ def _print_result(console: Console, result, out: Path, side: Path) -> None:
     console.print(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
                   f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: {side / 'swap_report.html'})",
                   markup=False, highlight=False)
-    if result.passed_through:
-        console.print(f"frames with no face, passed through: {_ranges(result.passed_through)}", markup=False,
-                      highlight=False)
+    others = set(result.not_performer)
+    if none := [i for i in result.passed_through if i not in others]:
+        console.print(f"frames with no face, passed through: {_ranges(none)}", markup=False, highlight=False)
+    if others:
+        console.print(f"frames whose faces are not the performer's (another person, or too small to tell who), "
+                      f"passed through: {_ranges(sorted(others))} (--no-identify swaps the face of that size)",
+                      markup=False, highlight=False)
 
 
 def _ranges(frames: list[int]) -> str:

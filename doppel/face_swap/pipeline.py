@@ -17,6 +17,8 @@ from core.prefetch import prefetched
 from doppel.face_swap.double import FaceDouble
 from doppel.face_swap.frame_comp import FrameComp, finish_frame, match_colour, prepare_frame
 from doppel.face_swap.swap import (
+    NO_FACE,
+    NOT_PERFORMER,
     STRIP_FRAMES,
     FrameQC,
     Progress,
@@ -160,7 +162,8 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                     continue
                 mask = None
                 if done is None:
-                    qcs.append(FrameQC(i, False, flags=["no face: passed through"]))
+                    other = shot.not_performer is not None and bool(shot.not_performer[f])
+                    qcs.append(FrameQC(i, False, flags=[NOT_PERFORMER if other else NO_FACE]))
                     writer.write(rgb)
                 else:
                     res, qc, mask = done
@@ -212,10 +215,11 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
     frames whose face was found on a crop, a small face; face_backfilled: found tracking backwards from a later
-    frame), the camera (K, size, fps), the frame numbers and the cuts (plate frames that start another shot), the
-    expressions as the rig's own controls (`face_basis.rig_controls`: a FLAME double's component coefficients and
-    jaw angle); with ``bias`` (F, L, 2) px the detector's bias read on the double (`detector_bias`, rows
-    ``detector_bias_ids``: what the solve took out of the landmarks, before smoothing)."""
+    frame; face_not_performer: faces in view, none the performer's), the camera (K, size, fps), the frame numbers
+    and the cuts (plate frames that start another shot), the expressions as the rig's own controls
+    (`face_basis.rig_controls`: a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px
+    the detector's bias read on the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out
+    of the landmarks, before smoothing)."""
     import io
 
     from core.storage import atomic_write_bytes
@@ -233,7 +237,8 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         landmarks_detected=shot.landmarks if shot.detected is None else shot.detected,
         faces_found=shot.n_faces, face_from_crop=np.zeros(len(shot.n_faces), bool) if shot.from_crop is None
         else shot.from_crop, face_backfilled=np.zeros(len(shot.n_faces), bool) if shot.backfilled is None
-        else shot.backfilled, K=intrinsics(track.focal_px, info.width, info.height),
+        else shot.backfilled, face_not_performer=np.zeros(len(shot.n_faces), bool) if shot.not_performer is None
+        else shot.not_performer, K=intrinsics(track.focal_px, info.width, info.height),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
         cuts=np.array([start + c for c in shot.cuts], np.int64),
         **rig_controls(basis.names, track.expression),
@@ -303,7 +308,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
                                "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
                                "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
-                               "small_faces": cfg.small_faces, "backfill": cfg.backfill,
+                               "small_faces": cfg.small_faces, "backfill": cfg.backfill, "identify": cfg.identify,
                                "face_landmarks": "mediapipe" if landmarks is None else "given",
                                "device": device, "workers": pass_workers(cfg),
                                "plate_format": describe(info.header), "plate_colorspace": info.colorspace,

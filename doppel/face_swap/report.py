@@ -53,7 +53,8 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"&rarr; <b>{escape(str(out))}</b><br>"
         f"double <b>{escape(str(double_dir))}</b>; blend {escape(cfg.blend)}, colour {escape(cfg.colour)}, focal "
         f"{tr.focal_px:.0f} px{' (assumed: a normal lens; give --focal-px)' if cfg.focal_px is None else ''}</p>"
-        f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through (no face), "
+        f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through (no face"
+        f"{f'; {len(result.not_performer)} showing only faces not the performer' if result.not_performer else ''}), "
         f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({len(q) / max(result.seconds, 1e-9):.2f} frames/s)"
         f"<br>head yaw {np.min(yaw):.0f} to {np.max(yaw):.0f} deg, pitch {np.min(pitch):.0f} to {np.max(pitch):.0f} "
         f"deg</p>" if len(yaw) else "")

@@ -41,6 +41,8 @@ FLAG_ERROR = 0.06        # tracking error (fit_error) worse than this (inter-ocu
 FLAG_COVERAGE = 0.25     # mask covering less than this fraction of the plate's face: flagged
 FLAG_OCCLUDED = 0.4      # hands over more than this fraction of the face: flagged
 STRIP_FRAMES = 8         # before/after strips in the report
+NO_FACE = "no face: passed through"
+NOT_PERFORMER = "not the performer's face (another person, or too small to tell who): passed through"
 
 
 @dataclass
@@ -71,6 +73,8 @@ class SwapConfig:
     max_faces: int = 4                # faces MediaPipe looks for per frame
     small_faces: bool = True          # frames where MediaPipe's face mesh finds no face are searched again on crops
                                       # (`capture.face_tracking.PlateTracker` zoom: faces in wide shots)
+    identify: bool = True             # after a cut or a lost face, swap only the performer picked first, told by
+                                      # their face (`capture.face_identity`), not the face of that size or place
     backfill: bool = True             # faceless frames just before a frame with the face are tracked again
                                       # backwards from it (`capture.face_backfill`: a shot's first frames)
     debias: bool = True               # read MediaPipe's pose-dependent bias on the double drawn at the first solve's
@@ -94,7 +98,8 @@ class ShotLandmarks:
     detected: MediaPipe's landmarks before `steadied` fused them with the flow (None: landmarks are those);
     from_crop (F,) bool: the faces were found on a crop (a small face, `PlateTracker`'s zoom); backfilled (F,)
     bool: the face was found by tracking backwards from a later frame (`capture.face_backfill`); cuts: frames
-    (offsets from the first tracked) where the plate cuts to another shot (`capture.shot_cuts`)."""
+    (offsets from the first tracked) where the plate cuts to another shot (`capture.shot_cuts`); not_performer
+    (F,) bool: faces in view, none of them the performer's (`capture.face_identity`): passed through."""
 
     landmarks: np.ndarray
     n_faces: np.ndarray
@@ -104,6 +109,7 @@ class ShotLandmarks:
     from_crop: np.ndarray | None = None
     backfilled: np.ndarray | None = None
     cuts: list[int] = field(default_factory=list)
+    not_performer: np.ndarray | None = None
 
     def steadied(self, weight: float) -> ShotLandmarks:
         """The same shot with its landmarks fused with their flow (`capture.landmark_flow.fuse_flow`)."""
@@ -154,6 +160,11 @@ class SwapResult:
     @property
     def passed_through(self) -> list[int]:
         return [q.frame for q in self.frames if not q.swapped]
+
+    @property
+    def not_performer(self) -> list[int]:
+        """Frames passed through because the faces in view were not the performer's (`capture.face_identity`)."""
+        return [q.frame for q in self.frames if NOT_PERFORMER in q.flags]
 
     @property
     def flagged(self) -> list[int]:
@@ -220,6 +231,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     import cv2
 
     from capture.face_backfill import Backfill
+    from capture.face_identity import Performer
     from capture.face_tracking import FaceFollower, PlateTracker
     from capture.landmark_flow import drop_disagreeing_flow, landmark_flow
     from capture.plate_io import iter_plate_frames
@@ -231,9 +243,10 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     lm = np.full((F, 478, 2), np.nan, np.float32) if given is None else given
     flow = np.full((F, 478, 2), np.nan, np.float32)
     n_faces = np.zeros(F, np.int64)
-    from_crop, backfilled = np.zeros(F, bool), np.zeros(F, bool)
+    from_crop, backfilled, others = np.zeros(F, bool), np.zeros(F, bool), np.zeros(F, bool)
     hands: list[np.ndarray] = []
-    prev, cuts, follow = None, CutDetector(), FaceFollower(cfg.face_index)
+    performer = Performer() if cfg.identify and given is None else None
+    prev, cuts, follow = None, CutDetector(), FaceFollower(cfg.face_index, performer=performer)
     max_faces = max(cfg.max_faces, cfg.face_index + 1)
     back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces, lost=True),
                     cfg.face_index) \
@@ -244,17 +257,22 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             cuts.add(rgb)
             f = i - start
             n_faces[f], from_crop[f] = len(r.faces), r.from_crop
-            face = follow.pick(r.faces, cuts.new_picture())
+            new_picture = cuts.new_picture()
+            face = follow.pick(r.faces, new_picture, rgb)
+            others[f] = follow.not_performer
             if face is not None and given is None:
                 lm[f] = face
+            if back is not None and new_picture:
+                back.cut()                                        # never tracked back into the shot before
             if back is not None and face is None:
                 back.faceless(f, rgb)
             elif back is not None:
-                behind = FaceFollower(cfg.face_index, seed=face)     # backwards from this frame's face
-                for g, rb in back.found(f, rgb):          # before the flow: frame f's flow from f - 1 is read
-                    if (picked := behind.pick(rb.faces)) is None:
+                behind = FaceFollower(cfg.face_index, seed=face, performer=performer)  # back from this frame's face
+                for g, rb, img in back.found(f, rgb):     # before the flow: frame f's flow from f - 1 is read
+                    if (picked := behind.pick(rb.faces, False, img)) is None:
                         break
                     lm[g], n_faces[g], from_crop[g], backfilled[g] = picked, len(rb.faces), rb.from_crop, True
+                    others[g] = False
             hands.append(r.hands.astype(np.float32))
             if cfg.flow_weight > 0 and given is None:
                 gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -266,7 +284,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
                 progress("track", f + 1, F)
     flow[cuts.cuts()] = np.nan                                   # no motion carries across a cut
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
-                         from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts())
+                         from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts(), not_performer=others)
 
 
 def load_face_track(path: str | Path) -> np.ndarray:

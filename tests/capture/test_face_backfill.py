@@ -31,8 +31,8 @@ def test_the_run_before_a_found_face_is_tracked_backwards_from_it_until_the_face
     for f, v in enumerate([5, 0, 7, 8, 9]):         # frame 1 is lost to the tracker too; 2-4 it finds
         back.faceless(f, _frame(v))
     out = back.found(5, _frame(10))
-    assert [f for f, _ in out] == [4, 3, 2]           # latest first, stopping at frame 1
-    assert [float(r.face(0)[0, 0]) for _, r in out] == [9.0, 8.0, 7.0]
+    assert [f for f, _, _ in out] == [4, 3, 2]           # latest first, stopping at frame 1
+    assert [float(r.face(0)[0, 0]) for _, r, _ in out] == [9.0, 8.0, 7.0]
     assert _Tracker.log == [10, 9, 8, 7, 0, "closed"]   # seeded by the found frame, then backwards
     assert back.recovered == 3 and back.found(6, _frame(11)) == []       # the run was let go
 
@@ -46,7 +46,7 @@ def test_only_a_run_that_ends_just_before_the_found_frame_is_tracked():
     assert back.found(8, _frame(9)) == []             # not adjacent: nothing tracked, no tracker made
     assert _Tracker.log == []
     back.faceless(9, _frame(3))
-    assert [f for f, _ in back.found(10, _frame(4))] == [9]
+    assert [f for f, _, _ in back.found(10, _frame(4))] == [9]
 
 
 def test_the_held_frames_are_bounded_in_number_and_bytes():
@@ -54,11 +54,11 @@ def test_the_held_frames_are_bounded_in_number_and_bytes():
     back = Backfill(_Tracker, max_frames=3)
     for f in range(10):
         back.faceless(f, _frame(f + 1))
-    assert [f for f, _ in back.found(10, _frame(20))] == [9, 8, 7]
+    assert [f for f, _, _ in back.found(10, _frame(20))] == [9, 8, 7]
     back = Backfill(_Tracker, max_bytes=2 * _frame(1, size=8).nbytes)
     for f in range(10):
         back.faceless(f, _frame(f + 1, size=8))
-    assert [f for f, _ in back.found(10, _frame(20, size=8))] == [9, 8]
+    assert [f for f, _, _ in back.found(10, _frame(20, size=8))] == [9, 8]
     big = Backfill(_Tracker, max_bytes=10)            # one frame over the bound is still held
     big.faceless(0, _frame(1, size=8))
-    assert [f for f, _ in big.found(1, _frame(2, size=8))] == [0]
+    assert [f for f, _, _ in big.found(1, _frame(2, size=8))] == [0]

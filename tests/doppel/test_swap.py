@@ -1042,3 +1042,33 @@ def test_in_a_two_shot_the_face_swapped_stays_the_same_person_when_their_sizes_c
     shot = track_shot(probe_plate(tmp_path), SwapConfig(), 0, 12)
     assert (shot.n_faces == 2).all()
     assert (shot.landmarks[:, :, 0].mean(axis=1) < 320).all()          # the left person in every frame
+
+
+def test_after_a_cut_to_another_person_only_the_performer_is_swapped(tmp_path, capsys, rig_dir):
+    """Astronaut, cut to the cameraman's close-up, cut back: the face picked first is the performer's (whose
+    consent the swap has), so the cameraman's frames pass through, listed as not the performer (with
+    --no-identify, and before the face descriptor, the face of that size was swapped in every shot)."""
+    import skimage.data
+
+    from doppel.face_swap.stills import plate_from_still
+
+    cam = cv2.resize(np.repeat(skimage.data.camera()[0:300, 100:400, None], 3, axis=2), (256, 256))
+    stills = (_astronaut(), np.ascontiguousarray(cam), _astronaut())
+    frames = [f for k, s in enumerate(stills) for f in plate_from_still(s, 5, seed=k, strength=0.2)]
+    plate = tmp_path / "cuts"
+    plate.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(plate / f"f.{i:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "out")
+    assert code == 0, err
+    assert "10 of 15 frames swapped" in out and "passed through: 5-9 (--no-identify" in out
+    changed = [not np.array_equal(cv2.imread(str(plate / f"f.{i:04d}.png")),
+                                  cv2.imread(str(tmp_path / "out" / f"f.{i:04d}.png"))) for i in range(15)]
+    assert changed == [True] * 5 + [False] * 5 + [True] * 5, changed
+    tracks = np.load(tmp_path / "out_swap" / "tracks.npz")
+    assert tracks["face_not_performer"].tolist() == [False] * 5 + [True] * 5 + [False] * 5
+    assert tracks["cuts"].tolist() == [5, 10]
+    assert "5 showing only faces not the performer" in (tmp_path / "out_swap" / "swap_report.html").read_text()
+    code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "any", "--no-identify")
+    assert code == 0, err
+    assert "15 of 15 frames swapped" in out
