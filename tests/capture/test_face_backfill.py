@@ -49,6 +49,18 @@ def test_only_a_run_that_ends_just_before_the_found_frame_is_tracked():
     assert [f for f, _, _ in back.found(10, _frame(4))] == [9]
 
 
+def test_frames_before_a_cut_are_never_tracked_back_into():
+    """The face found in a new shot says nothing of the shot before: a cut lets the held frames go."""
+    _Tracker.log = []
+    back = Backfill(_Tracker)
+    for f in range(3):
+        back.faceless(f, _frame(5 + f))           # the shot before: faces its tracker would find
+    back.cut()
+    assert back.found(3, _frame(9)) == [] and _Tracker.log == []
+    back.faceless(4, _frame(2))                     # after the cut: held, and tracked back from the face
+    assert [f for f, _, _ in back.found(5, _frame(3))] == [4]
+
+
 def test_the_held_frames_are_bounded_in_number_and_bytes():
     _Tracker.log = []
     back = Backfill(_Tracker, max_frames=3)
