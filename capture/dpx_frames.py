@@ -66,6 +66,16 @@ def dpx_transfer(spec) -> str:
     return str(_attribute(spec, "dpx:Transfer", "") or "")
 
 
+def dpx_frame_rate(path: str | os.PathLike) -> float | None:
+    """The frame rate (frames/s) a DPX header declares, or None (absent, zero or not a number)."""
+    rate = _attribute(dpx_spec(path), "dpx:FrameRate")
+    try:
+        rate = float(rate)
+    except (TypeError, ValueError):
+        return None
+    return rate if np.isfinite(rate) and rate > 0 else None
+
+
 def read_dpx(path: str | os.PathLike):
     """((H, W, 3|4) RGB(A) samples, uint8 or uint16, the ImageSpec) of a DPX frame (`dpx_spec`'s checks), in one
     open of the file."""

@@ -108,7 +108,31 @@ def _probe_folder(path: Path) -> PlateInfo:
         if (size := frame_size(f)) != (w, h):
             raise ValueError(f"{f}: frame is {size[0]}x{size[1]} px, the plate's first frame ({frames[0].name}) "
                              f"{w}x{h}: a plate's frames must share one size")
-    return PlateInfo(path, "frames", w, h, None, len(frames), None, frames)
+    return PlateInfo(path, "frames", w, h, sequence_fps(frames[0]), len(frames), None, frames)
+
+
+def sequence_fps(first: Path) -> float | None:
+    """The frame rate a frame sequence's first file declares: a DPX header's frame rate, an EXR's
+    ``framesPerSecond``; None for other formats or a missing or implausible value (outside 1-1000). NTSC rates
+    come back exact (23.976 -> 24000/1001: `capture.video_header.exact_rate`)."""
+    from capture.frame_files import DPX, EXR
+    from capture.video_header import exact_rate
+
+    suffix = first.suffix.lower()
+    fps = None
+    if suffix == DPX:
+        from capture.dpx_frames import dpx_frame_rate
+
+        fps = dpx_frame_rate(first)
+    elif suffix == EXR:
+        from capture.frame_files import exr_header
+
+        rate = exr_header(first).get("framesPerSecond")
+        if rate is not None and len(np.ravel(rate)) == 2 and float(np.ravel(rate)[1]) > 0:
+            fps = float(np.ravel(rate)[0]) / float(np.ravel(rate)[1])
+    if fps is None or not 1.0 <= fps <= 1000.0:
+        return None
+    return float(exact_rate(fps))
 
 
 def _check_numbering(path: Path, numbered: list[tuple[int, Path]]) -> None:

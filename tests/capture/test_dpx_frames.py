@@ -4,6 +4,7 @@ pixels new; layouts the swap cannot treat as RGB refused in one line."""
 import shutil
 import subprocess
 
+import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
@@ -72,3 +73,30 @@ def test_dpx_layouts_that_are_not_rgb_are_refused_in_one_line(tmp_path):
         read_frame(tmp_path / "cut.dpx")
     with pytest.raises(FileNotFoundError):
         frame_size(tmp_path / "missing.dpx")
+
+
+def test_a_frame_sequence_takes_its_frame_rate_from_its_headers(tmp_path):
+    """DPX and EXR sequences carry their frame rate (the swap's tracks.npz and report, the detector-bias smoothing
+    in seconds): read from the first frame, NTSC rates exact; absent, zero or other formats: None (unknown)."""
+    import OpenEXR
+
+    from capture.plate_io import probe_plate
+
+    for name, rate in (("ntsc", 23.976), ("fifty", 50.0), ("zero", 0.0)):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            _scan(tmp_path / name / f"sh.{1001 + i}.dpx", **{"dpx:FrameRate": rate})
+    (tmp_path / "none").mkdir()
+    _scan(tmp_path / "none" / "sh.1001.dpx")
+    assert probe_plate(tmp_path / "ntsc").fps == 24000 / 1001
+    assert probe_plate(tmp_path / "fifty").fps == 50.0
+    assert probe_plate(tmp_path / "zero").fps is None and probe_plate(tmp_path / "none").fps is None
+    for name, fps in (("exr25", (25, 1)), ("exr_ntsc", (30000, 1001))):
+        (tmp_path / name).mkdir()
+        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "framesPerSecond": fps}
+        with OpenEXR.File(header, {"RGB": np.full((64, 64, 3), 0.18, np.float16)}) as f:
+            f.write(str(tmp_path / name / "sh.1001.exr"))
+    assert probe_plate(tmp_path / "exr25").fps == 25.0 and probe_plate(tmp_path / "exr_ntsc").fps == 30000 / 1001
+    (tmp_path / "png").mkdir()
+    cv2.imwrite(str(tmp_path / "png" / "sh.1001.png"), np.zeros((64, 64, 3), np.uint8))
+    assert probe_plate(tmp_path / "png").fps is None
