@@ -77,10 +77,12 @@ class Performer:
     """The views of one performer's face seen so far, and which face of a frame is theirs. Faces too small to
     tell (`wide_enough`) are neither learnt nor found: with no view kept, no face is the performer's.
 
-    threshold: descriptor distance under which a face is the performer's (`SAME_PERSON`)."""
+    threshold: descriptor distance under which a face is the performer's (`SAME_PERSON`); source: the photo
+    they were first seen in, when given as one (`performer_from_photo`)."""
 
-    def __init__(self, threshold: float = SAME_PERSON):
+    def __init__(self, threshold: float = SAME_PERSON, source: Path | None = None):
         self.threshold = threshold
+        self.source = source
         self.views: list[np.ndarray] = []
 
     @property
@@ -114,3 +116,29 @@ class Performer:
         d = np.array([self.distance(describe(rgb, f)) if wide_enough(f) else np.inf for f in faces])
         k = int(np.argmin(d))
         return k if d[k] < self.threshold else None
+
+
+def performer_from_photo(path: str | Path, threshold: float = SAME_PERSON) -> Performer:
+    """The performer as a photo of them shows them (their face alone in it, `MIN_FACE_PX` wide or more): a swap
+    given it swaps that person's face wherever they are, from the first frame. ValueError (one line) when the
+    photo cannot be read, shows no face, several faces, or one too small to tell who it is."""
+    from capture.face_tracking import PlateTracker
+    from capture.frame_files import read_frame
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"performer photo {path}: no such file")
+    try:
+        rgb = read_frame(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"performer photo {path}: cannot be read ({e})") from None
+    with PlateTracker(max_faces=2, hands=False) as tracker:
+        faces = tracker.process(rgb).faces
+    if len(faces) != 1:
+        raise ValueError(f"performer photo {path}: {'no face' if not len(faces) else 'several faces'} found; give a "
+                         "photo of the performer's face alone")
+    performer = Performer(threshold, source=path)
+    if not performer.learn(rgb, faces[0]):
+        raise ValueError(f"performer photo {path}: the face is {np.ptp(faces[0][:, 0]):.0f} px wide, too small to "
+                         f"tell who it is (at least {MIN_FACE_PX} px)")
+    return performer

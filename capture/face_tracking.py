@@ -57,7 +57,8 @@ class FaceFollower:
         self.performer = performer
         self.not_performer = False    # the latest frame's faces were not the performer's
         self._frame, self._next_check, self._next_learn = 0, 0, 0
-        self._picked = seed is not None   # the performer was picked (their views: `performer`)
+        # the performer was picked (a backward run's seed), or is known already (from a photo of them)
+        self._picked = seed is not None or (performer is not None and performer.known)
 
     def pick(self, faces: np.ndarray, new_picture: bool = False, rgb: np.ndarray | None = None) -> np.ndarray | None:
         """faces (N, 478, 2) px, largest first -> the followed face (478, 2) or None. new_picture: the frame

@@ -34,6 +34,10 @@ IdentifyOpt = Annotated[bool, typer.Option(
     "or --face-index): after a cut or a lost face, a face is swapped only when it is theirs, told by dlib's face "
     "descriptor (distance under 0.6), whatever its size or place; frames showing only other people pass through "
     "and are listed. --no-identify: the face of that size (as --face-index) in every shot.")]
+PerformerPhotoOpt = Annotated[Path | None, typer.Option(
+    "--performer-photo", help="A photo of the plate performer's face (alone in it, at least 32 px wide): swap that "
+    "person's face wherever they are in every frame, whatever its size, instead of the largest face of the first "
+    "frame; frames without them pass through and are listed.")]
 PlateColorspaceOpt = Annotated[str | None, typer.Option(
     "--plate-colorspace", help="The OCIO colour space of the plate's values (EXR, DPX or TIFF frames; a video's RGB "
     "as its tags decode it, e.g. a ProRes LogC3 clip), e.g. ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB "
@@ -69,6 +73,7 @@ def swap(
     flow: FlowOpt = 3.0,
     debias: DebiasOpt = True,
     identify: IdentifyOpt = True,
+    performer_photo: PerformerPhotoOpt = None,
     device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
                                "one), cpu or cuda."),
     head_px: int = typer.Option(None, "--head-px", help="Draw the double's head at most PX a side, then resize it "
@@ -98,9 +103,12 @@ def swap(
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
     console = Console()
     track = _check_before_consent(cfg, plate, landmarks, plate_colorspace)   # bad options fail first
+    performer = _performer(performer_photo, cfg, track)
+    rigs = [rig] if rig else []
     with gate_plate(workspace, plate_actor, production, plate), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
-                          inputs=[plate, double] + ([rig] if rig else []), likeness=[double] + ([rig] if rig else []),
+                          inputs=[plate, double, *rigs, *([performer_photo] if performer_photo else [])],
+                          likeness=[double, *rigs],
                           evidence=[]) as run, tempfile.TemporaryDirectory() as work:
         # watermark + C2PA on every output file (a composite with the plate as ingredient); refused opt-out for
         # a real actor, checked before the slow work
@@ -113,7 +121,7 @@ def swap(
         with _progress_bar(console) as progress:
             result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress,
                                 params=_params(run, plate_actor, landmarks), disclose=disclose, landmarks=given,
-                                plate_info=info)
+                                plate_info=info, performer=performer)
         run.add_output(side_folder(out), kind="swap")
     _print_result(console, result, out, side_folder(out))
 
@@ -132,6 +140,18 @@ def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: 
     if not plate.exists():
         raise FileNotFoundError(f"{plate}: plate not found")
     return track
+
+
+def _performer(photo: Path | None, cfg, landmarks):
+    """The performer of --performer-photo (checked against the options), or None; before the consents."""
+    if photo is None:
+        return None
+    from capture.face_identity import performer_from_photo
+    from doppel.face_swap.swap import check_performer
+
+    performer = performer_from_photo(photo)
+    check_performer(performer, cfg, landmarks)
+    return performer
 
 
 def _params(run, plate_actor: str | None, landmarks: Path | None) -> dict:

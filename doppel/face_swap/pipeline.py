@@ -26,6 +26,7 @@ from doppel.face_swap.swap import (
     SwapConfig,
     SwapResult,
     check_given_landmarks,
+    check_performer,
     debias_track,
     head_device,
     pass_workers,
@@ -249,14 +250,16 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
 def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: SwapConfig | None = None, *,
                force: bool = False, progress: Progress | None = None, params: dict | None = None,
                disclose: Disclose | None = None, landmarks: np.ndarray | None = None,
-               plate_info: PlateInfo | None = None) -> SwapResult:
+               plate_info: PlateInfo | None = None, performer=None) -> SwapResult:
     """Replace the face in ``plate`` with ``double``'s: writes OUT and ``side_folder(OUT)``. Returns the result.
     ValueError / FileNotFoundError (one line) for bad input, before anything is written. disclose: applied to
     every synthetic file (OUT, its frames, the report's strips) before it is published (the CLI passes
     `doppel.media_disclosure.discloser`: watermark + C2PA, kind "composite", the plate as ingredient).
     landmarks: the performer's face landmarks from another tracker, (end - start, 478, 2) px (MediaPipe's
     face-mesh order, NaN rows where there is no face), tracked as they are: no flow, no detector-bias pass.
-    plate_info: ``probe_plate(plate)`` when the caller has it (probing a video decodes every frame once)."""
+    plate_info: ``probe_plate(plate)`` when the caller has it (probing a video decodes every frame once).
+    performer: who to swap, from a photo of them (`capture.face_identity.performer_from_photo`; needs
+    cfg.identify, not with landmarks): their face wherever it is in every frame, whatever its size."""
     from capture.plate_io import probe_plate
     from capture.video_header import describe
     from core.stage_folders import check_stage_out, staged_stage_dir
@@ -274,9 +277,10 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     check_plate_out(plate, out, side, force)
     check_stage_out(side, STAGE, force, [plate, *double.folders])
     check_given_landmarks(landmarks, end - start)
+    check_performer(performer, cfg, landmarks)
     check_disclosable(disclose, info, out)
     device = head_device(double, cfg)              # a neural double's model moves to the device it draws on
-    shot = track_shot(info, cfg, start, end, progress, landmarks).steadied(cfg.flow_weight)
+    shot = track_shot(info, cfg, start, end, progress, landmarks, performer).steadied(cfg.flow_weight)
     cuts = [start + c for c in shot.cuts]
     warn_of_cuts(cuts, start, end)
     track = solve_track(shot, info, double, cfg)
@@ -303,6 +307,8 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
             inputs["neural_double"] = double.neural.source / "model.safetensors"
         if Path(plate).is_file():
             inputs["plate"] = plate
+        if performer is not None and performer.source is not None:
+            inputs["performer_photo"] = performer.source
         write_manifest(tmp, STAGE, inputs=inputs,
                        params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
                                "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,

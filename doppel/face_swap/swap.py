@@ -224,10 +224,12 @@ def check_options(cfg: SwapConfig) -> None:
 
 
 def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress: Progress | None = None,
-               landmarks: np.ndarray | None = None) -> ShotLandmarks:
+               landmarks: np.ndarray | None = None, performer=None) -> ShotLandmarks:
     """Pass 1: face and hand landmarks of frames start <= i < end, and each face landmark's optical flow from the
     frame before (when cfg.flow_weight > 0). landmarks: the face's (end - start, 478, 2) px from another tracker
-    (NaN rows: no face), used as they are: MediaPipe then only finds the hands and counts the faces, no flow."""
+    (NaN rows: no face), used as they are: MediaPipe then only finds the hands and counts the faces, no flow.
+    performer: who to swap (`capture.face_identity.performer_from_photo`): their face wherever it is, from the
+    first frame (None: the face picked first, `SwapConfig.face_index`, and with cfg.identify that person)."""
     import cv2
 
     from capture.face_backfill import Backfill
@@ -245,7 +247,9 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     n_faces = np.zeros(F, np.int64)
     from_crop, backfilled, others = np.zeros(F, bool), np.zeros(F, bool), np.zeros(F, bool)
     hands: list[np.ndarray] = []
-    performer = Performer() if cfg.identify and given is None else None
+    check_performer(performer, cfg, given)
+    if performer is None and cfg.identify and given is None:
+        performer = Performer()
     prev, cuts, follow = None, CutDetector(), FaceFollower(cfg.face_index, performer=performer)
     max_faces = max(cfg.max_faces, cfg.face_index + 1)
     back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces, lost=True),
@@ -285,6 +289,16 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     flow[cuts.cuts()] = np.nan                                   # no motion carries across a cut
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
                          from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts(), not_performer=others)
+
+
+def check_performer(performer, cfg: SwapConfig, landmarks: np.ndarray | None) -> None:
+    """ValueError (one line) when a performer to swap (from a photo) cannot be honoured by these options."""
+    if performer is None:
+        return
+    if not cfg.identify:
+        raise ValueError("--performer-photo tells the performer by their face: it cannot go with --no-identify")
+    if landmarks is not None:
+        raise ValueError("--performer-photo needs the swap's own tracking: it cannot go with --landmarks")
 
 
 def load_face_track(path: str | Path) -> np.ndarray:
@@ -336,6 +350,8 @@ def solve_track(shot: ShotLandmarks, info: PlateInfo, double: FaceDouble, cfg: S
     from reconstruction.head_tracking import fit_head_track, intrinsics
 
     valid = shot.valid
+    if not valid.any() and shot.not_performer is not None and shot.not_performer.any():
+        raise ValueError(f"{info.path}: faces found, but none is the performer's in any frame of the plate")
     if not valid.any():
         raise ValueError(f"{info.path}: no face found in any frame of the plate")
     f = cfg.focal_px or default_focal(info.width)

@@ -1072,3 +1072,54 @@ def test_after_a_cut_to_another_person_only_the_performer_is_swapped(tmp_path, c
     code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "any", "--no-identify")
     assert code == 0, err
     assert "15 of 15 frames swapped" in out
+
+
+def test_a_photo_of_the_performer_picks_whom_to_swap_from_the_first_frame(tmp_path, capsys, rig_dir):
+    """The cameraman, cut to the astronaut: by default the cameraman (the face of the first frame) is the
+    performer; given a photo of the astronaut, the cameraman's frames pass through and hers are swapped. A photo
+    without a face, a performer nowhere in the plate, or the photo with --no-identify: one line each."""
+    import json
+
+    import skimage.data
+
+    from doppel.face_swap.stills import plate_from_still
+
+    cam = cv2.resize(np.repeat(skimage.data.camera()[0:300, 100:400, None], 3, axis=2), (256, 256))
+    stills = (np.ascontiguousarray(cam), _astronaut())
+    frames = [f for k, s in enumerate(stills) for f in plate_from_still(s, 4, seed=k, strength=0.2)]
+    plate = tmp_path / "cut"
+    plate.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(plate / f"f.{i:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+
+    def changed(out):
+        return [not np.array_equal(cv2.imread(str(plate / f"f.{i:04d}.png")),
+                                   cv2.imread(str(out / f"f.{i:04d}.png"))) for i in range(8)]
+
+    code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "first")
+    assert code == 0, err
+    assert changed(tmp_path / "first") == [True] * 4 + [False] * 4
+    code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "photo",
+                             "--performer-photo", photo)
+    assert code == 0, err
+    assert changed(tmp_path / "photo") == [False] * 4 + [True] * 4 and "passed through: 0-3" in out
+    manifest = json.loads((tmp_path / "photo_swap" / "manifest.json").read_text())
+    assert "performer_photo" in manifest["inputs"]
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((128, 128, 3), 80, np.uint8))
+    code, _, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "x", "--performer-photo",
+                           blank)
+    assert code == 1 and "no face found; give a photo of the performer's face alone" in err
+    code, _, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "x", "--performer-photo",
+                           photo, "--no-identify")
+    assert code == 1 and "cannot go with --no-identify" in err
+    only_cam = tmp_path / "cam"
+    only_cam.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(only_cam / f"f.{i:04d}.png"), cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
+    code, _, err = run_cli(capsys, "swap", only_cam, "--double", rig_dir, "--out", tmp_path / "x",
+                           "--performer-photo", photo)
+    assert code == 1 and "none is the performer's" in err
+    assert not (tmp_path / "x").exists()
