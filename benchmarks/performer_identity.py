@@ -8,8 +8,9 @@ measures, all in one run:
    moves (48 frames each, strength 1), smaller faces (the still at 1/2 and 1/4 of the frame) and a darker grade:
    the same person against the first frame, the other person against it. Under `SAME_PERSON` (0.6) = one person.
 2. Edited plates through the swap's tracking pass (`track_shot`), with and without ``identify``: astronaut ->
-   cameraman -> astronaut, and cameraman -> astronaut (the performer picked in the first shot); frames of the
-   performer tracked, frames of the other person taken for the performer.
+   cameraman -> astronaut, and cameraman -> astronaut (the performer picked in the first shot, or given by a
+   photo of the astronaut: ``--performer-photo``); frames of the performer tracked, frames of the other person
+   taken for the performer.
 3. The cost in profile: a synthetic plate (``doppel capture plate``, its yaw sweep) cut from its near-frontal
    frames to its profile frames (another framing and grade): the profile frames tracked with and without
    ``identify``, the descriptor distance per yaw bin, and the tracking pass's time both ways.
@@ -93,33 +94,40 @@ def write_plate(folder: Path, frames: list[np.ndarray]) -> Path:
     return folder
 
 
-def tracked(plate: Path, identify: bool) -> tuple[np.ndarray, np.ndarray, float, list[int]]:
+def tracked(plate: Path, identify: bool, performer=None) -> tuple[np.ndarray, np.ndarray, float, list[int]]:
     """(frames with a face tracked (F,) bool, frames said not the performer's (F,) bool, seconds, cuts)."""
     from capture.plate_io import probe_plate
     from doppel.face_swap.swap import SwapConfig, track_shot
 
     info = probe_plate(plate)
     t0 = time.perf_counter()
-    shot = track_shot(info, SwapConfig(identify=identify), 0, info.frame_count)
+    shot = track_shot(info, SwapConfig(identify=identify), 0, info.frame_count, performer=performer)
     return shot.valid, shot.not_performer, time.perf_counter() - t0, shot.cuts
 
 
 def part2(work: Path, n: int) -> None:
+    import skimage.data
+
+    from capture.face_identity import performer_from_photo
     from doppel.face_swap.stills import plate_from_still
 
-    print(f"\n## 2. edited plates ({n} frames a shot, 384 px): frames tracked as the performer")
+    print(f"\n## 2. edited plates ({n} frames a shot, 384 px): frames tracked as the performer (the first frame's "
+          "face, or the person of a photo: the astronaut's 512 px still)")
     print(f"{'plate':<36}{'identify':>9}{'cuts':>10}{'performer tracked':>19}{'other person taken':>20}"
           f"{'said not performer':>20}")
+    still = work / "astronaut.png"
+    cv2.imwrite(str(still), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
     for order in (("astronaut", "camera", "astronaut"), ("camera", "astronaut")):
-        frames, who = [], []
+        frames, names = [], []
         for k, name in enumerate(order):
             frames += list(plate_from_still(photo(name), n, seed=k, strength=1.0))
-            who += [name == order[0]] * n
+            names += [name] * n
         plate = write_plate(work / "->".join(order), frames)
-        who = np.array(who)
-        for identify in (False, True):
-            valid, other, _, cuts = tracked(plate, identify)
-            print(f"{' -> '.join(order):<36}{'on' if identify else 'off':>9}{','.join(map(str, cuts)):>10}"
+        for identify, from_photo in ((False, False), (True, False), (True, True)):
+            who = np.array(names) == ("astronaut" if from_photo else order[0])
+            valid, other, _, cuts = tracked(plate, identify, performer_from_photo(still) if from_photo else None)
+            mode = "photo" if from_photo else "on" if identify else "off"
+            print(f"{' -> '.join(order):<36}{mode:>9}{','.join(map(str, cuts)):>10}"
                   f"{f'{(valid & who).sum()}/{who.sum()}':>19}{f'{(valid & ~who).sum()}/{(~who).sum()}':>20}"
                   f"{f'{(other & ~who).sum()}/{(~who).sum()}':>20}")
 
