@@ -349,6 +349,8 @@ class SwapJob(JobOptions):
     grow: float = Field(0.08, gt=-0.5, le=1.0)        # the face outline's growth for the matte
     relight: bool = False                             # shade the double by the plate's light
     matte: bool = False                               # write the per-frame blend masks
+    identify: bool = True                             # after a cut, only the performer's face (told by their face)
+    performer_photo: str | None = None                # a photo of the plate performer: swap that person
     label: str | None = None                          # visible disclosure label
 
 
@@ -357,12 +359,14 @@ def _swap_call(v: dict) -> dict:
     return {"plate": Path(v["plate"]), "double": Path(v["double"]), "rig": _p(v["rig"]), "out": Path(v["out"]),
             "plate_actor": v["plate_actor"], "face_index": v["face_index"], "blend": v["blend"],
             "colour": v["colour"], "focal_px": v["focal_px"], "start": v["start"], "end": v["end"],
-            "grow": v["grow"], "relight": v["relight"], "matte": v["matte"], "label": v["label"]}
+            "grow": v["grow"], "relight": v["relight"], "matte": v["matte"], "identify": v["identify"],
+            "performer_photo": _p(v["performer_photo"]), "label": v["label"]}
 
 
 def _swap_gate(v: dict) -> GateSpec:
     double = (v["double"], v["rig"]) if v["rig"] else (v["double"],)
-    return GateSpec((v["plate"], *double), double)
+    photo = (v["performer_photo"],) if v["performer_photo"] else ()
+    return GateSpec((v["plate"], *double, *photo), double)
 
 
 def _swap_plate_gate(v: dict) -> tuple[ExtraGate, ...]:
