@@ -357,13 +357,14 @@ def _rewrite_video(path: Path, edit) -> None:
     kept: `capture.video_header`, `capture.video_encoder`) and replace ``path``. Frame by frame: the video is never
     in memory; an odd size is padded by a pixel (H.264 4:2:0 needs even sides). A video of more than 8 bits is
     decoded at 16, ``edit`` sees its 8-bit view, and the edit's changes are merged into the frame's own codes
-    (`capture.plate_colour.merged_codes`): its precision is kept under the marks."""
+    (`capture.plate_colour.merged_codes`): its precision is kept under the marks; a ProRes 4444's alpha channel
+    is kept as it is."""
     import imageio.v2 as imageio
 
     from capture.plate_colour import display_of_codes, merged_codes
     from capture.plate_io import H264_CRF, H264_PRESET, read_video_frames
     from capture.video_encoder import VideoEncoder
-    from capture.video_header import encoder_options, read_stream_header, video_codec
+    from capture.video_header import ALPHA_PIX_FMTS, alpha_on_grid, encoder_options, read_stream_header, video_codec
 
     header = read_stream_header(path)
     options, vf = encoder_options(header)
@@ -371,7 +372,8 @@ def _rewrite_video(path: Path, edit) -> None:
     reader = imageio.get_reader(path, format="FFMPEG")
     meta = reader.get_meta_data()
     reader.close()
-    wide = header.bit_depth > 8
+    alpha = ALPHA_PIX_FMTS.match(pix_fmt) is not None
+    wide = header.bit_depth > 8 or alpha
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
@@ -379,11 +381,12 @@ def _rewrite_video(path: Path, edit) -> None:
                                codec_options + options + ["-vf", ",".join(["pad=ceil(iw/2)*2:ceil(ih/2)*2",
                                                                            *([vf] if vf else [])])],
                                audio_from=path if meta.get("audio_codec") else None,
-                               input_pix_fmt="rgb48le" if wide else "rgb24")
+                               input_pix_fmt="rgba64le" if alpha else "rgb48le" if wide else "rgb24")
         try:
-            for _, codes in read_video_frames(path, tuple(meta["size"]), wide):
-                view = display_of_codes(codes)
-                encoder.write(merged_codes(codes, view, view, np.ascontiguousarray(edit(view), dtype=np.uint8)))
+            for _, codes in read_video_frames(path, tuple(meta["size"]), wide, alpha=alpha):
+                view = display_of_codes(codes[..., :3])
+                out = merged_codes(codes, view, view, np.ascontiguousarray(edit(view), dtype=np.uint8))
+                encoder.write(alpha_on_grid(out, pix_fmt) if alpha else out)
             encoder.close()
         except BaseException:
             encoder.abort()

@@ -174,20 +174,20 @@ def codes_of_display(rgb: np.ndarray, dtype, colorspace: str | None = None) -> n
 
 def merged_codes(codes: np.ndarray, view: np.ndarray, drawn: np.ndarray, shown: np.ndarray,
                  colorspace: str | None = None) -> np.ndarray:
-    """A plate frame's codes with a swap's frame merged in. codes (H, W, 3) uint8/uint16, the plate's; view: their
-    working view (`display_of_codes`); drawn: the swap's frame (uint8, working view); shown: drawn as it is
-    published (a disclosure's watermark and label on it; ``drawn`` itself when there are none). Where the swap
-    drew (view != drawn), the shown values (`codes_of_display`); where only the marks changed a pixel, its code
-    moved by the marks' change in code values, so the rest keeps the plate's precision; elsewhere the codes as
-    they are. Returns ``codes`` itself when nothing changed."""
+    """A plate frame's codes with a swap's frame merged in. codes (H, W, 3|4) uint8/uint16, the plate's (a fourth
+    channel, alpha, is kept as it is); view: their colour's working view (`display_of_codes`); drawn: the swap's
+    frame (uint8, working view); shown: drawn as it is published (a disclosure's watermark and label on it; ``drawn``
+    itself when there are none). Where the swap drew (view != drawn), the shown values (`codes_of_display`); where
+    only the marks changed a pixel, its code moved by the marks' change in code values, so the rest keeps the plate's
+    precision; elsewhere the codes as they are. Returns ``codes`` itself when nothing changed."""
     swap = np.any(view != drawn, axis=-1)
     mark = np.any(shown != drawn, axis=-1) & ~swap
     if not swap.any() and not mark.any():
         return codes
     out = codes.copy()
-    out[swap] = codes_of_display(shown[swap], codes.dtype, colorspace)
+    out[swap, :3] = codes_of_display(shown[swap], codes.dtype, colorspace)
     if mark.any():
         delta = (codes_of_display(shown[mark], codes.dtype, colorspace).astype(np.int64)
                  - codes_of_display(drawn[mark], codes.dtype, colorspace))
-        out[mark] = np.clip(codes[mark].astype(np.int64) + delta, 0, np.iinfo(codes.dtype).max)
+        out[mark, :3] = np.clip(codes[mark, :3].astype(np.int64) + delta, 0, np.iinfo(codes.dtype).max)
     return out

@@ -25,7 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from capture.video_header import StreamHeader, encoder_options, read_stream_header, video_codec
+from capture.video_header import (
+    ALPHA_PIX_FMTS,
+    StreamHeader,
+    alpha_on_grid,
+    encoder_options,
+    has_alpha,
+    read_stream_header,
+    video_codec,
+)
 from core.storage import default_mode
 
 log = logging.getLogger(__name__)
@@ -187,7 +195,7 @@ def _probe_video(path: Path, progress: ProbeProgress | None = None) -> PlateInfo
 
 def _check_header(path: Path, header: StreamHeader) -> None:
     """ValueError (one line, naming the ffmpeg command that fixes it) for a video the swap cannot treat as whole
-    frames of square pixels; warnings for what it keeps only in part (bit depth, alpha)."""
+    frames of square pixels; a note of a bit depth over 8 (its alpha: `PlateWriter`)."""
     if abs(header.sar - 1) > SQUARE_PIXEL_TOLERANCE:
         raise ValueError(f"{path}: non-square pixels (pixel aspect {header.sar.numerator}:{header.sar.denominator}): "
                          "faces are tracked and drawn in square pixels; de-squeeze it first, e.g. ffmpeg -i IN -vf "
@@ -200,8 +208,6 @@ def _check_header(path: Path, header: StreamHeader) -> None:
         log.info("%s: a %d-bit plate (%s): decoded at 16 bits a sample; the swap works on 8 and writes back at "
                  "%d bits, every pixel it left unchanged at the plate's precision", path, header.bit_depth,
                  header.pix_fmt, header.bit_depth)
-    if re.match(r"(yuva|rgba|bgra|argb|abgr|gbrap|ya)", header.pix_fmt or ""):
-        log.warning("%s: the plate's alpha channel (%s) is not carried into the written plate", path, header.pix_fmt)
 
 
 def _decode_video(path: Path, progress: ProbeProgress | None = None, expected: int = 0) -> tuple[int, float]:
@@ -328,14 +334,16 @@ def _video_frames(info: PlateInfo, start: int, end: int, dtype) -> Iterator[tupl
 
 
 def read_video_frames(path: str | os.PathLike, size: tuple[int, int], wide: bool = False, start: int = 0,
-                      end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+                      end: int | None = None, alpha: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """(i, (H, W, 3) RGB) of the video's frames start <= i < end (None: to the last), decoded by ffmpeg as its
-    colour tags say, streamed: uint8, or with ``wide`` uint16 codes (``rgb48le``). size: (W, H) px as decoded
-    (upright). ValueError naming the frame that could not be decoded."""
+    colour tags say, streamed: uint8, or with ``wide`` uint16 codes (``rgb48le``); with ``alpha`` (H, W, 4)
+    uint16 RGBA (``rgba64le``). size: (W, H) px as decoded (upright). ValueError naming the frame that could not
+    be decoded."""
     import imageio_ffmpeg
 
     w, h = size
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb48le" if wide else "rgb24", bpp=6 if wide else 3)
+    fmt, c, dtype = ("rgba64le", 4, "<u2") if alpha else ("rgb48le", 3, "<u2") if wide else ("rgb24", 3, np.uint8)
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt=fmt, bpp=c * np.dtype(dtype).itemsize)
     i = start
     try:
         next(gen)
@@ -343,7 +351,7 @@ def read_video_frames(path: str | os.PathLike, size: tuple[int, int], wide: bool
             if end is not None and i >= end:
                 break
             if i >= start:
-                yield i, np.frombuffer(buf, "<u2" if wide else np.uint8).reshape(h, w, 3)
+                yield i, np.frombuffer(buf, dtype).reshape(h, w, c)
     except RuntimeError as e:
         raise ValueError(f"{path}: video frame {i} could not be decoded ({str(e).splitlines()[0][:160]})") from None
     finally:
@@ -411,6 +419,7 @@ class PlateWriter:
             self._tmp = Path(name)
         self._video = None
         self._codes = None          # a high-precision video's source codes, read alongside (`_merged`)
+        self._alpha = False         # ... with its alpha channel, written back (a ProRes 4444 plate)
         self._crf, self._preset = crf, preset
 
     def write(self, rgb: np.ndarray) -> None:
@@ -449,13 +458,19 @@ class PlateWriter:
         if self._video is None:
             options, vf = encoder_options(self.source.header)    # the plate's colour tags, pixel aspect, timecode
             codec, pix_fmt, codec_options = video_codec(self.source.header, self.out.suffix, self._crf, self._preset)
+            self._alpha, self._pix_fmt = ALPHA_PIX_FMTS.match(pix_fmt) is not None, pix_fmt
+            if has_alpha(self.source.header) and not self._alpha:
+                log.warning("%s: the plate's alpha channel (%s) is not carried into %s (only a ProRes 4444 plate "
+                            "written as .mov, .mkv or .mxf keeps it)", self.source.path, self.source.header.pix_fmt,
+                            self.out.name)
             self._video = VideoEncoder(self._tmp, (self.source.width, self.source.height), self.source.fps, codec,
                                        pix_fmt, codec_options + options + (["-vf", vf] if vf else []),
                                        audio_from=self.source.path if self.source.audio_codec else None,
                                        audio_options=_audio_options(self.source.audio_codec, self.out.suffix),
-                                       input_pix_fmt="rgb48le" if wide else "rgb24")
-            self._codes = _video_frames(self.source, 0, self.source.frame_count, np.uint16) if wide else None
-        self._video.write(self._merged(rgb, shown) if wide else shown)
+                                       input_pix_fmt="rgba64le" if self._alpha else "rgb48le" if wide else "rgb24")
+            self._codes = read_video_frames(self.source.path, (self.source.width, self.source.height), True,
+                                            alpha=self._alpha) if wide or self._alpha else None
+        self._video.write(self._merged(rgb, shown) if self._codes is not None else shown)
 
     def _merged(self, rgb: np.ndarray, shown: np.ndarray) -> np.ndarray:
         """The source frame's 16-bit codes with the swap's frame ``rgb`` (published as ``shown``, with the
@@ -468,7 +483,8 @@ class PlateWriter:
         except StopIteration:
             raise ValueError(f"{self.source.path}: the plate has fewer frames than {self.count + 1}") from None
         cs = self.source.colorspace
-        return merged_codes(codes, display_of_codes(codes, cs), rgb, shown, cs)
+        out = merged_codes(codes, display_of_codes(codes[..., :3], cs), rgb, shown, cs)
+        return alpha_on_grid(out, self._pix_fmt) if self._alpha else out          # alpha kept as the plate's
 
     def close(self) -> Path:
         """Finish and move into place; returns ``out``."""

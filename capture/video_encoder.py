@@ -19,7 +19,8 @@ class VideoEncoder:
     """Encode (H, W, 3) uint8 RGB frames to ``path`` at ``fps`` (`capture.video_header.exact_rate`). audio_from:
     a video whose audio streams are all mapped (None: no audio), with ``audio_options`` (default: copied as they
     are); codec, pix_fmt: the encoder and its pixel format; options: more output
-    options (rate control, tags, ``-vf`` ...); input_pix_fmt: rgb24 (uint8 frames) or rgb48le (uint16)."""
+    options (rate control, tags, ``-vf`` ...); input_pix_fmt: rgb24 (uint8 frames), rgb48le (uint16) or rgba64le
+    (uint16 RGBA: a plate's alpha kept)."""
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, codec: str, pix_fmt: str,
                  options: list[str] | None = None, audio_from: str | Path | None = None,
@@ -30,7 +31,8 @@ class VideoEncoder:
 
         w, h = size
         self.path, self.size = Path(path), (int(w), int(h))
-        self.dtype = np.dtype("<u2" if input_pix_fmt == "rgb48le" else np.uint8)
+        self.dtype = np.dtype("<u2" if input_pix_fmt in ("rgb48le", "rgba64le") else np.uint8)
+        self.channels = 4 if input_pix_fmt == "rgba64le" else 3
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error", "-f", "rawvideo",
                "-pix_fmt", input_pix_fmt, "-s", f"{w}x{h}", "-r", str(exact_rate(fps)), "-i", "-"]
         if audio_from is not None:
@@ -41,9 +43,11 @@ class VideoEncoder:
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def write(self, rgb: np.ndarray) -> None:
-        """One frame, (H, W, 3) at the encoder's size: uint8, or uint16 with input_pix_fmt "rgb48le"."""
-        if rgb.shape != (self.size[1], self.size[0], 3):
-            raise ValueError(f"{self.path}: frame {rgb.shape}, the encoder takes {(self.size[1], self.size[0], 3)}")
+        """One frame, (H, W, 3) at the encoder's size: uint8, or uint16 with input_pix_fmt "rgb48le"; (H, W, 4)
+        uint16 with "rgba64le"."""
+        if rgb.shape != (self.size[1], self.size[0], self.channels):
+            raise ValueError(f"{self.path}: frame {rgb.shape}, the encoder takes "
+                             f"{(self.size[1], self.size[0], self.channels)}")
         try:
             self._proc.stdin.write(np.ascontiguousarray(rgb, self.dtype).tobytes())
         except BrokenPipeError:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 # ffmpeg's names, as it prints them and as its setparams filter takes them
 _RANGES = ("tv", "pc")
 _COLOUR_KEYS = ("colorspace", "color_primaries", "color_trc")
@@ -168,6 +170,25 @@ def describe(header: StreamHeader | None) -> str:
     return ", ".join(p for p in parts if p)
 
 
+ALPHA_PIX_FMTS = re.compile(r"(yuva|rgba|bgra|argb|abgr|gbrap|ya)")   # ffmpeg pixel formats with an alpha plane
+
+
+def has_alpha(header: StreamHeader | None) -> bool:
+    """Whether the video's pixel format has an alpha channel (a ProRes 4444 with alpha: yuva444p10le/12le)."""
+    return header is not None and bool(ALPHA_PIX_FMTS.match(header.pix_fmt or ""))
+
+
+def alpha_on_grid(rgba: np.ndarray, pix_fmt: str) -> np.ndarray:
+    """(H, W, 4) uint16 RGBA codes with the alpha put on the n-bit grid of the encoder's pixel format (yuva444p10le:
+    10): ffmpeg decodes an n-bit alpha code v as (v << (16 - n)) plus a fraction and encodes by rounding, so the
+    fraction is dropped first and the plate's alpha codes come back exactly (rounded, a quarter moved a code)."""
+    bits = re.search(r"p(\d+)(le|be)$", pix_fmt)
+    drop = 16 - int(bits.group(1)) if bits else 8
+    out = rgba.copy()
+    out[..., 3] &= np.uint16(0xFFFF ^ ((1 << drop) - 1))
+    return out
+
+
 PRORES_PROFILES = {"Proxy": 0, "LT": 1, "Standard": 2, "HQ": 3, "4444": 4, "4444XQ": 5}   # ffmpeg's names
 
 
@@ -176,16 +197,16 @@ DNXHR_PIX_FMTS = {"dnxhr_lb": "yuv422p", "dnxhr_sq": "yuv422p", "dnxhr_hq": "yuv
 
 
 def video_codec(header: StreamHeader | None, suffix: str, crf: int, preset: str) -> tuple[str, str, list[str]]:
-    """(encoder, pixel format, its options) for a plate written back as a ``suffix`` file: a ProRes plate into a
-    .mov, .mkv or .mxf as ProRes of its profile (10-bit 4:2:2, 4:4:4 for the 4444 profiles; an alpha channel is not
-    kept), a DNxHR one as DNxHR of its profile (DNxHD, whose rates are fixed per format, as DNxHR HQ or HQX); any
-    other plate into an .mxf as DNxHR HQ or HQX (ffmpeg's MXF muxer mistimes H.264 with B-frames); anything else as
-    H.264 (x264 at ``crf`` with ``preset``), 10-bit when the plate is more than 8."""
+    """(encoder, pixel format, its options) for a plate written back as a ``suffix`` file: a ProRes plate into a .mov,
+    .mkv or .mxf as ProRes of its profile (10-bit 4:2:2, 4:4:4 for the 4444 profiles, with its alpha channel when it
+    has one: `has_alpha`), a DNxHR one as DNxHR of its profile (DNxHD, whose rates are fixed per format, as DNxHR HQ
+    or HQX); any other plate into an .mxf as DNxHR HQ or HQX (ffmpeg's MXF muxer mistimes H.264 with B-frames);
+    anything else as H.264 (x264 at ``crf`` with ``preset``), 10-bit when the plate is more than 8."""
     intermediate = header is not None and suffix.lower() in (".mov", ".mkv", ".mxf")
     if intermediate and header.codec == "prores":
         profile = PRORES_PROFILES.get(header.profile or "", 3)
-        return "prores_ks", "yuv444p10le" if profile >= 4 else "yuv422p10le", \
-            ["-profile:v", str(profile), "-vendor", "apl0"]
+        pix_fmt = ("yuva444p10le" if has_alpha(header) else "yuv444p10le") if profile >= 4 else "yuv422p10le"
+        return "prores_ks", pix_fmt, ["-profile:v", str(profile), "-vendor", "apl0"]
     if (intermediate and header.codec == "dnxhd") or suffix.lower() == ".mxf":   # DNxHR by its profile; DNxHD (fixed
         profile = ((header and header.profile) or "").lower().replace(" ", "_")  # rates) and anything else: HQ(X)
         if profile not in DNXHR_PIX_FMTS:

@@ -504,3 +504,49 @@ def test_what_the_header_refuses_is_refused_before_the_video_is_decoded(tmp_path
     monkeypatch.setattr(plate_io, "_decode_video", lambda *a, **k: pytest.fail("decoded a plate its header refuses"))
     with pytest.raises(ValueError, match="non-square pixels"):
         probe_plate(src)
+
+
+def _prores_4444_with_alpha(path, n=6, w=128, h=96):
+    """A ProRes 4444 clip with an alpha channel (a horizontal ramp) over ffmpeg's test picture."""
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={w}x{h}:rate=24", "-frames:v", str(n),
+                    "-vf", "format=rgba,geq=r='r(X,Y)':g='g(X,Y)':b='b(X,Y)':a='32+X'", "-c:v", "prores_ks",
+                    "-profile:v", "4", "-pix_fmt", "yuva444p10le", str(path)], check=True)
+
+
+def test_a_prores_4444_plate_keeps_its_alpha_channel_and_an_mp4_says_it_cannot(tmp_path, caplog):
+    """The swap's writer carries a ProRes 4444 plate's alpha into its .mov (it had been dropped, with a warning):
+    the alpha codes as the plate's, the colour changed only where the swap drew; into an .mp4 (H.264 has no alpha)
+    it warns. `doppel disclose`'s rewrite of such a file keeps it too."""
+    from assets.disclosure import _rewrite_video
+    from capture.plate_io import read_video_frames
+    from capture.video_header import has_alpha, read_stream_header
+
+    src = tmp_path / "plate.mov"
+    _prores_4444_with_alpha(src)
+    info = probe_plate(src)
+    assert has_alpha(info.header)
+    with PlateWriter(tmp_path / "out.mov", info) as writer:
+        for _, rgb in iter_plate_frames(info):
+            rgb = rgb.copy()
+            rgb[20:50, 30:70] = (200, 120, 90)
+            writer.write(rgb)
+    assert has_alpha(read_stream_header(tmp_path / "out.mov"))
+    size = (info.width, info.height)
+    before = [f for _, f in read_video_frames(src, size, alpha=True)]
+    after = [f for _, f in read_video_frames(tmp_path / "out.mov", size, alpha=True)]
+    assert len(after) == len(before) == 6
+    for a, b in zip(before, after, strict=True):
+        assert np.array_equal(a[..., 3], b[..., 3])                       # alpha as the plate's
+        away = np.ones(a.shape[:2], bool)
+        away[16:54, 26:74] = False
+        diff = np.abs(a[..., :3].astype(int) - b[..., :3]) / 64           # 10-bit levels
+        assert diff[away].mean() < 1.0 and diff[~away].mean() > 20
+    caplog.clear()
+    with caplog.at_level("WARNING"), PlateWriter(tmp_path / "out.mp4", info) as writer:
+        for _, rgb in iter_plate_frames(info):
+            writer.write(rgb)
+    assert "alpha channel" in caplog.text and not has_alpha(read_stream_header(tmp_path / "out.mp4"))
+    _rewrite_video(src, lambda view: view)
+    kept = [f for _, f in read_video_frames(src, size, alpha=True)]
+    assert all(np.array_equal(a[..., 3], b[..., 3]) for a, b in zip(before, kept, strict=True))
