@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from capture.face_identity import wide_enough
 from capture.landmarks import N_FACE, N_HAND
 
 
@@ -32,6 +33,8 @@ class PlateFrameLandmarks:
 FOLLOW_FRAMES = 12        # a face is followed across at most this many frames without it, then picked by size again
 FOLLOW_DISTANCE = 1.5     # the nearest face within this x the followed face's width (its landmarks' mean distance)
 LEARN_EVERY = 12          # frames between views of the followed face offered to its `Performer`
+JUMP = 0.5                # in a shot that has shown several faces, a followed face this x its width from where it
+                          # was is asked who it is (a two-shot's other face, taken while the performer's was missed)
 RECHECK_FRAMES = 6        # after the faces in view were not the performer's, they are looked at again this many
                           # frames later (at once at a cut); the frames between pass (backfill recovers them)
 
@@ -48,7 +51,8 @@ class FaceFollower:
     performer: who the face picked first is (`capture.face_identity.Performer`; give ``rgb`` to `pick`). Then
     every pick that is not the followed face near where it was (the first of a shot after a cut, one after the
     face was lost, a jump) must be the performer's face: the face of the frame that is theirs, whatever its size,
-    or none (``not_performer`` is then true: faces in view, none of them the performer)."""
+    or none (``not_performer`` is then true: faces in view, none of them the performer); in a shot that has shown
+    several faces, so must a followed face that moved more than `JUMP` of its width in a frame."""
 
     def __init__(self, index: int = 0, seed: np.ndarray | None = None, performer=None):
         self.index = index
@@ -88,20 +92,30 @@ class FaceFollower:
 
     def _nearest(self, faces: np.ndarray) -> tuple[int, bool]:
         """The face nearest the one followed, and whether it is near enough to be it."""
+        k, moved = self._moved(faces)
+        return k, moved <= FOLLOW_DISTANCE
+
+    def _moved(self, faces: np.ndarray) -> tuple[int, float]:
+        """The face nearest the one followed, and how far it is from it (its landmarks' mean distance, in the
+        followed face's widths)."""
         d = np.linalg.norm(faces - self._last, axis=-1).mean(axis=1)
         k = int(np.argmin(d))
-        return k, bool(d[k] <= FOLLOW_DISTANCE * max(float(np.ptp(self._last[:, 0])), 1.0))
+        return k, float(d[k]) / max(float(np.ptp(self._last[:, 0])), 1.0)
 
     def _pick_performer(self, faces: np.ndarray, new_picture: bool, rgb: np.ndarray) -> np.ndarray | None:
         frame, self._frame = self._frame, self._frame + 1
         self.not_performer = False
         if new_picture:
-            self._last = None                        # another shot: where the face was says nothing
+            self._last, self._several = None, False  # another shot: where the face was says nothing
+        self._several |= len(faces) > 1
         if not len(faces):
             self._since += 1
             return None
         if self._last is not None and self._since <= FOLLOW_FRAMES:
-            k, near = self._nearest(faces)
+            k, moved = self._moved(faces)
+            near = moved <= FOLLOW_DISTANCE
+            if near and self._several and moved > JUMP and self.performer.known and wide_enough(faces[k]):
+                near = self.performer.find(rgb, faces[k:k + 1]) is not None     # another face of a two-shot?
             if near:                                 # the face followed, where it was: no need to ask who
                 self._keep(faces[k])
                 if frame >= self._next_learn:

@@ -133,3 +133,34 @@ def test_a_face_too_small_to_tell_is_never_taken_for_the_performer():
     follow = FaceFollower(0, performer=Performer())
     assert follow.pick(ft[None], False, tiny) is not None                   # the first pick is the performer ...
     assert follow.pick(fa[None], True, astro) is None and follow.not_performer   # ... but cannot be told after a cut
+
+
+def test_in_a_two_shot_the_other_face_is_not_taken_when_the_performers_is_missed():
+    """A shot that has shown two faces: MediaPipe misses the performer's for a frame and the other face, within
+    FOLLOW_DISTANCE of where hers was, is the only one in view. By place alone it was taken (and swapped); a jump
+    over JUMP of a face width is now asked who it is."""
+    from capture.face_identity import Performer
+    from capture.face_tracking import FaceFollower
+
+    astro, cam = _photo("astronaut"), _photo("camera")
+    fa, fc = _face(astro), _face(cam)
+    wa, wc = np.ptp(fa[:, 0]), np.ptp(fc[:, 0])
+    s = wa / wc                                               # the cameraman's face the astronaut's width
+    target = fa.mean(axis=0) + [0.8 * wa, 0]                  # 0.8 of her face's width to the right of hers
+    patch_centre = fc.mean(axis=0)
+    small = cv2.resize(cam, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    frame = astro.copy()
+    x0, y0 = np.round(target - patch_centre * s).astype(int)            # his face's box (+10 px) pasted there
+    (bx0, by0), (bx1, by1) = (fc.min(axis=0) * s).astype(int) - 10, (fc.max(axis=0) * s).astype(int) + 10
+    ys = slice(max(y0 + by0, 0), min(y0 + by1, 512))
+    xs = slice(max(x0 + bx0, 0), min(x0 + bx1, 512))
+    frame[ys, xs] = small[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+    other = (fc - patch_centre) * s + target
+    follow = FaceFollower(0, performer=Performer())
+    assert follow.pick(np.stack([fa, other]), False, astro) is not None        # two faces: the astronaut picked
+    taken = FaceFollower(0)                                                     # by place alone
+    taken.pick(np.stack([fa, other]))
+    assert taken.pick(other[None]) is not None                                  # the cameraman, near enough
+    assert follow.pick(other[None], False, frame) is None and follow.not_performer
+    back = follow.pick(fa[None], False, astro)                                  # hers again, where it was
+    assert back is not None and np.allclose(back, fa)
