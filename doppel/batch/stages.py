@@ -365,12 +365,12 @@ def _swap_call(v: dict) -> dict:
 
 def _swap_gate(v: dict) -> GateSpec:
     double = (v["double"], v["rig"]) if v["rig"] else (v["double"],)
-    photo = (v["performer_photo"],) if v["performer_photo"] else ()
-    return GateSpec((v["plate"], *double, *photo), double)
+    return GateSpec((v["plate"], *double), double)
 
 
 def _swap_plate_gate(v: dict) -> tuple[ExtraGate, ...]:
-    return (ExtraGate("plate_actor", "swap (plate performer)", GateSpec((v["plate"],), (v["plate"],))),)
+    seen = (v["plate"], *((v["performer_photo"],) if v["performer_photo"] else ()))     # the performer's likeness
+    return (ExtraGate("plate_actor", "swap (plate performer)", GateSpec(seen, seen)),)
 
 
 register_stage(StageSpec("swap", SwapJob, "face_replace", "doppel.commands.swap:swap",

@@ -105,10 +105,9 @@ def swap(
     track = _check_before_consent(cfg, plate, landmarks, plate_colorspace)   # bad options fail first
     performer = _performer(performer_photo, cfg, track)
     rigs = [rig] if rig else []
-    with gate_plate(workspace, plate_actor, production, plate), \
+    with gate_plate(workspace, plate_actor, production, plate, performer_photo), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
-                          inputs=[plate, double, *rigs, *([performer_photo] if performer_photo else [])],
-                          likeness=[double, *rigs],
+                          inputs=[plate, double, *rigs], likeness=[double, *rigs],
                           evidence=[]) as run, tempfile.TemporaryDirectory() as work:
         # watermark + C2PA on every output file (a composite with the plate as ingredient); refused opt-out for
         # a real actor, checked before the slow work
@@ -185,12 +184,13 @@ def _progress_bar(console: Console):
         yield progress
 
 
-def gate_plate(workspace, plate_actor: str | None, production: str | None, plate: Path):
+def gate_plate(workspace, plate_actor: str | None, production: str | None, plate: Path, photo: Path | None = None):
     """The plate performer's consent (use face_replace): --plate-actor, or the virtual actor when the plate
     proves itself synthetic; in a workspace an unattributed plate (file or frame folder) without --plate-actor is
-    refused."""
+    refused. photo: --performer-photo, the performer's likeness too (recorded under them)."""
+    seen = [plate, *([photo] if photo else [])]
     return gate_from_cli(workspace, plate_actor, production, use="face_replace", command="swap (plate performer)",
-                         inputs=[plate], likeness=[plate], actor_option="--plate-actor")
+                         inputs=seen, likeness=seen, actor_option="--plate-actor")
 
 
 def _print_result(console: Console, result, out: Path, side: Path) -> None:

@@ -371,6 +371,16 @@ def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, caps
     rep = json.loads(out)
     assert code == 0 and rep["c2pa"]["state"] == "trusted" and rep["watermark"]["found"]
     assert rep["record"]["actor"] == "jane" and rep["c2pa"]["assertion"]["use"] == "face_replace"
+    # a photo of the performer is their likeness: recorded under the plate actor, not the double's
+    from core.storage import sha256_file
+
+    photo = tmp_path / "stunt_headshot.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    code, out, err = run_cli(capsys, *swap, "--out", tmp_path / "o5.png", "--performer-photo", photo)
+    assert code == 0 and "1 of 1 frames swapped" in out, err
+    with ws.read() as con:
+        seen = {r[0] for r in con.execute("SELECT actor_id FROM content WHERE sha256=?", (sha256_file(photo),))}
+    assert seen == {"stunt"}, seen
     strips = list((tmp_path / "o3_swap" / "strips").glob("*.png"))
     assert strips and json.loads(run_cli(capsys, "verify", strips[0], "--json", "-W", root)[1])["watermark"]["found"]
     # an EXR sequence: linear float is not watermarked; each frame is signed with a sidecar manifest
