@@ -57,6 +57,12 @@ def _recogniser():
         return _model
 
 
+def preload() -> None:
+    """Load the model in a background thread (about a second), so that the first face described does not wait
+    for it: call where faces will be described soon (a swap's tracking pass)."""
+    threading.Thread(target=_recogniser, name="face-identity-load", daemon=True).start()
+
+
 def describe(rgb: np.ndarray, face: np.ndarray) -> np.ndarray:
     """rgb (H, W, 3) uint8, face (478, 2) px MediaPipe landmarks -> (128,) float32 descriptor of who it is."""
     import dlib
@@ -66,6 +72,21 @@ def describe(rgb: np.ndarray, face: np.ndarray) -> np.ndarray:
     points = [dlib.point(int(round(x - 0.5)), int(round(y - 0.5))) for x, y in face[list(FIVE_POINTS)]]
     shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), points)
     return np.asarray(_recogniser().compute_face_descriptor(np.ascontiguousarray(rgb), shape), np.float32)
+
+
+def face_thumbnail(rgb: np.ndarray, face: np.ndarray, height: int = 160) -> np.ndarray:
+    """(height, W, 3) uint8: the face's landmark box grown by a quarter each way, cut from rgb (H, W, 3) uint8 and
+    resized to ``height`` px tall."""
+    import cv2
+
+    (x0, y0), (x1, y1) = face.min(axis=0), face.max(axis=0)
+    mx, my = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
+    h, w = rgb.shape[:2]
+    xa, xb = int(max(x0 - mx, 0)), int(min(x1 + mx, w))
+    ya, yb = int(max(y0 - my, 0)), int(min(y1 + my, h))
+    crop = rgb[ya:max(yb, ya + 1), xa:max(xb, xa + 1)]
+    width = max(int(round(crop.shape[1] * height / crop.shape[0])), 1)
+    return cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=cv2.INTER_AREA)
 
 
 def wide_enough(face: np.ndarray) -> bool:
@@ -78,12 +99,14 @@ class Performer:
     tell (`wide_enough`) are neither learnt nor found: with no view kept, no face is the performer's.
 
     threshold: descriptor distance under which a face is the performer's (`SAME_PERSON`); source: the photo
-    they were first seen in, when given as one (`performer_from_photo`)."""
+    they were first seen in, when given as one (`performer_from_photo`). thumbnail: the first view kept, a crop
+    of the face (`face_thumbnail`), for people to see whom a swap took for the performer."""
 
     def __init__(self, threshold: float = SAME_PERSON, source: Path | None = None):
         self.threshold = threshold
         self.source = source
         self.views: list[np.ndarray] = []
+        self.thumbnail: np.ndarray | None = None
 
     @property
     def known(self) -> bool:
@@ -105,6 +128,8 @@ class Performer:
         near = self.distance(d)
         if self.views and not DIVERSE < near < self.threshold:
             return False
+        if not self.views:
+            self.thumbnail = face_thumbnail(rgb, face)
         self.views.append(d)
         return True
 

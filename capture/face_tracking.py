@@ -63,6 +63,7 @@ class FaceFollower:
         self._frame, self._next_check, self._next_learn = 0, 0, 0
         # the performer was picked (a backward run's seed), or is known already (from a photo of them)
         self._picked = seed is not None or (performer is not None and performer.known)
+        self.first_pick: int | None = None   # the frame (counted from the first fed) where the performer was picked
 
     def pick(self, faces: np.ndarray, new_picture: bool = False, rgb: np.ndarray | None = None) -> np.ndarray | None:
         """faces (N, 478, 2) px, largest first -> the followed face (478, 2) or None. new_picture: the frame
@@ -125,7 +126,7 @@ class FaceFollower:
         if not self._picked:                         # the first pick: by size, and it is who the performer is
             face = faces[self.index] if self.index < len(faces) else None
             if face is not None:
-                self._picked = True
+                self._picked, self.first_pick = True, frame
                 self.performer.learn(rgb, face)      # not when too small to tell: then nobody is found later
                 self._keep(face)
                 self._next_learn = frame + LEARN_EVERY

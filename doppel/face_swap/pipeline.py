@@ -30,6 +30,7 @@ from doppel.face_swap.swap import (
     debias_track,
     head_device,
     pass_workers,
+    performer_words,
     shot_box,
     solve_track,
     track_shot,
@@ -262,6 +263,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     cfg.identify, not with landmarks): their face wherever it is in every frame, whatever its size."""
     from capture.plate_io import probe_plate
     from capture.video_header import describe
+    from core.meshio import write_png
     from core.stage_folders import check_stage_out, staged_stage_dir
     from core.storage import write_manifest
     from doppel.face_swap.report import write_report
@@ -295,8 +297,10 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         qcs, box = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress,
                                   disclose, matte_dir)
         write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis, bias)
+        if shot.performer is not None and shot.performer.thumbnail is not None:
+            write_png(tmp / "performer.png", shot.performer.thumbnail)      # whom the swap took for the performer
         seconds = time.perf_counter() - t0
-        result = SwapResult(out, qcs, track, box, seconds, cuts)
+        result = SwapResult(out, qcs, track, box, seconds, cuts, performer_words(shot, cfg, start))
         write_report(tmp / "swap_report.html", result, info, cfg, plate, double.source, out)
         summary = {"frames": len(qcs), "swapped": sum(q.swapped for q in qcs),
                    "passed_through": result.passed_through, "flagged": result.flagged, "cuts": cuts,

@@ -46,6 +46,7 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
     imgs = "".join(f'<figure><img src="strips/{escape(p.name)}" alt="frame {int(p.stem)}">'
                    f'<figcaption>frame {int(p.stem)}: plate | swapped</figcaption></figure>' for p in strips)
     swapped = sum(x.swapped for x in q)
+    others = f"; in {len(result.not_performer)}, only faces not the performer's" if result.not_performer else ""
     fmt = "; ".join(p for p in (describe(info.header), info.colorspace and f"read as {info.colorspace} (OCIO)") if p)
     summary = (
         f"<p>plate <b>{escape(str(plate))}</b> ({info.kind}, {info.width}x{info.height}, "
@@ -54,10 +55,17 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"double <b>{escape(str(double_dir))}</b>; blend {escape(cfg.blend)}, colour {escape(cfg.colour)}, focal "
         f"{tr.focal_px:.0f} px{' (assumed: a normal lens; give --focal-px)' if cfg.focal_px is None else ''}</p>"
         f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through (no face"
-        f"{f'; {len(result.not_performer)} showing only faces not the performer' if result.not_performer else ''}), "
+        f"{others}), "
         f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({len(q) / max(result.seconds, 1e-9):.2f} frames/s)"
         f"<br>head yaw {np.min(yaw):.0f} to {np.max(yaw):.0f} deg, pitch {np.min(pitch):.0f} to {np.max(pitch):.0f} "
         f"deg</p>" if len(yaw) else "")
+    if result.performer:
+        thumb = (Path(path).parent / "performer.png").is_file()
+        summary += (f"<h2>Performer</h2><p>swapped: {escape(result.performer)}; after a cut, a lost face or a "
+                    f"jump, only a face told to be theirs (dlib's face descriptor); "
+                    f"{len(result.not_performer)} frame(s) showed only other faces and passed through</p>"
+                    + ('<figure><img src="performer.png" alt="the performer"><figcaption>whom the swap took for '
+                       'the performer</figcaption></figure>' if thumb else ""))
     if result.cuts:
         summary += (f"<p class=flag>the plate cuts to another shot at frame(s) {', '.join(map(str, result.cuts))}: "
                     "each shot was tracked, colour-matched and blended on its own</p>")

@@ -110,6 +110,8 @@ class ShotLandmarks:
     backfilled: np.ndarray | None = None
     cuts: list[int] = field(default_factory=list)
     not_performer: np.ndarray | None = None
+    performer: object = None          # `capture.face_identity.Performer` of the swap (None: not identified)
+    performer_frame: int | None = None  # the frame offset where the performer was picked (None: from a photo)
 
     def steadied(self, weight: float) -> ShotLandmarks:
         """The same shot with its landmarks fused with their flow (`capture.landmark_flow.fuse_flow`)."""
@@ -156,6 +158,7 @@ class SwapResult:
     box: tuple[int, int, int, int]
     seconds: float
     cuts: list[int] = field(default_factory=list)     # plate frames where it cuts to another shot
+    performer: str = ""                               # whom the swap took for the performer (words for people)
 
     @property
     def passed_through(self) -> list[int]:
@@ -169,6 +172,20 @@ class SwapResult:
     @property
     def flagged(self) -> list[int]:
         return [q.frame for q in self.frames if q.flags]
+
+
+def performer_words(shot: ShotLandmarks, cfg: SwapConfig, start: int) -> str:
+    """Whom the swap took for the performer, in words for the report ("" when faces were not identified)."""
+    p = shot.performer
+    if p is None:
+        return ""
+    if p.source is not None:
+        return f"the person of the photo {p.source}"
+    if shot.performer_frame is None:
+        return ""
+    which = "the largest face" if cfg.face_index == 0 else f"face {cfg.face_index} by size (--face-index)"
+    known = "" if p.known else " (too small to tell who it is: no face after a cut was taken for theirs)"
+    return f"{which} at frame {start + shot.performer_frame}{known}"
 
 
 def warn_of_cuts(cuts: list[int], start: int, end: int) -> None:
@@ -233,7 +250,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     import cv2
 
     from capture.face_backfill import Backfill
-    from capture.face_identity import Performer
+    from capture.face_identity import Performer, preload
     from capture.face_tracking import FaceFollower, PlateTracker
     from capture.landmark_flow import drop_disagreeing_flow, landmark_flow
     from capture.plate_io import iter_plate_frames
@@ -250,6 +267,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     check_performer(performer, cfg, given)
     if performer is None and cfg.identify and given is None:
         performer = Performer()
+        preload()                                      # while MediaPipe starts
     prev, cuts, follow = None, CutDetector(), FaceFollower(cfg.face_index, performer=performer)
     max_faces = max(cfg.max_faces, cfg.face_index + 1)
     back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces, lost=True),
@@ -288,7 +306,8 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
                 progress("track", f + 1, F)
     flow[cuts.cuts()] = np.nan                                   # no motion carries across a cut
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
-                         from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts(), not_performer=others)
+                         from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts(), not_performer=others,
+                         performer=performer, performer_frame=follow.first_pick)
 
 
 def check_performer(performer, cfg: SwapConfig, landmarks: np.ndarray | None) -> None:

@@ -1078,7 +1078,10 @@ def test_after_a_cut_to_another_person_only_the_performer_is_swapped(tmp_path, c
     tracks = np.load(tmp_path / "out_swap" / "tracks.npz")
     assert tracks["face_not_performer"].tolist() == [False] * 5 + [True] * 5 + [False] * 5
     assert tracks["cuts"].tolist() == [5, 10]
-    assert "5 showing only faces not the performer" in (tmp_path / "out_swap" / "swap_report.html").read_text()
+    report = (tmp_path / "out_swap" / "swap_report.html").read_text()
+    assert "in 5, only faces not the performer's" in report and "the largest face at frame 0" in report
+    thumb = cv2.imread(str(tmp_path / "out_swap" / "performer.png"))              # whom it took: the astronaut
+    assert thumb.shape[0] == 160 and 'src="performer.png"' in report
     code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "any", "--no-identify")
     assert code == 0, err
     assert "15 of 15 frames swapped" in out
@@ -1117,6 +1120,7 @@ def test_a_photo_of_the_performer_picks_whom_to_swap_from_the_first_frame(tmp_pa
     assert changed(tmp_path / "photo") == [False] * 4 + [True] * 4 and "passed through: 0-3" in out
     manifest = json.loads((tmp_path / "photo_swap" / "manifest.json").read_text())
     assert "performer_photo" in manifest["inputs"]
+    assert "the person of the photo" in (tmp_path / "photo_swap" / "swap_report.html").read_text()
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((128, 128, 3), 80, np.uint8))
     code, _, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "x", "--performer-photo",
