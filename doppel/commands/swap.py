@@ -199,6 +199,10 @@ def _print_result(console: Console, result, out: Path, side: Path) -> None:
     console.print(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
                   f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: {side / 'swap_report.html'})",
                   markup=False, highlight=False)
+    if result.performer:
+        crop = side / "performer.png"
+        console.print(f"performer: {result.performer}" + (f" (a crop of their face: {crop})" if crop.is_file() else ""),
+                      markup=False, highlight=False)
     others = set(result.not_performer)
     if none := [i for i in result.passed_through if i not in others]:
         console.print(f"frames with no face, passed through: {_ranges(none)}", markup=False, highlight=False)

@@ -1072,6 +1072,7 @@ def test_after_a_cut_to_another_person_only_the_performer_is_swapped(tmp_path, c
     code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "out")
     assert code == 0, err
     assert "10 of 15 frames swapped" in out and "passed through: 5-9 (--no-identify" in out
+    assert "performer: the largest face at frame 0" in out
     changed = [not np.array_equal(cv2.imread(str(plate / f"f.{i:04d}.png")),
                                   cv2.imread(str(tmp_path / "out" / f"f.{i:04d}.png"))) for i in range(15)]
     assert changed == [True] * 5 + [False] * 5 + [True] * 5, changed
