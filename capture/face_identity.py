@@ -112,6 +112,11 @@ class Performer:
     def known(self) -> bool:
         return bool(self.views)
 
+    def can_tell(self, face: np.ndarray) -> bool:
+        """Whether it can be told if this face (478, 2) px is the performer's: a view is kept and the face is
+        wide enough (`wide_enough`)."""
+        return self.known and wide_enough(face)
+
     def distance(self, descriptor: np.ndarray) -> float:
         """The descriptor's distance to the nearest view kept (inf before any)."""
         if not self.views:

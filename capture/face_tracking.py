@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capture.face_identity import wide_enough
 from capture.landmarks import N_FACE, N_HAND
 
 
@@ -115,7 +114,7 @@ class FaceFollower:
         if self._last is not None and self._since <= FOLLOW_FRAMES:
             k, moved = self._moved(faces)
             near = moved <= FOLLOW_DISTANCE
-            if near and self._several and moved > JUMP and self.performer.known and wide_enough(faces[k]):
+            if near and self._several and moved > JUMP and self.performer.can_tell(faces[k]):
                 near = self.performer.find(rgb, faces[k:k + 1]) is not None     # another face of a two-shot?
             if near:                                 # the face followed, where it was: no need to ask who
                 self._keep(faces[k])
