@@ -164,3 +164,28 @@ def test_in_a_two_shot_the_other_face_is_not_taken_when_the_performers_is_missed
     assert follow.pick(other[None], False, frame) is None and follow.not_performer
     back = follow.pick(fa[None], False, astro)                                  # hers again, where it was
     assert back is not None and np.allclose(back, fa)
+
+
+def test_a_performer_photo_must_show_one_face_big_enough(tmp_path):
+    """`performer_from_photo`: one face 32 px wide or more, else one line saying what is wrong."""
+    import skimage.data
+
+    from capture.face_identity import performer_from_photo
+
+    head = skimage.data.astronaut()[0:300, 100:400]
+    two = np.full((320, 640, 3), 90, np.uint8)                 # the same two-shot the follower's tests use
+    for x0, side, img in ((20, 280, head), (380, 220, np.ascontiguousarray(head[:, ::-1]))):
+        y0 = (320 - side) // 2
+        two[y0:y0 + side, x0:x0 + side] = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(tmp_path / "two.png"), cv2.cvtColor(two, cv2.COLOR_RGB2BGR))
+    with pytest.raises(ValueError, match="several faces found"):
+        performer_from_photo(tmp_path / "two.png")
+    with pytest.raises(ValueError, match="no such file"):
+        performer_from_photo(tmp_path / "missing.png")
+    (tmp_path / "garbage.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="cannot be read|no face"):
+        performer_from_photo(tmp_path / "garbage.png")
+    one = tmp_path / "one.png"
+    cv2.imwrite(str(one), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    performer = performer_from_photo(one)
+    assert performer.known and performer.source == one and performer.thumbnail.shape[0] == 160
