@@ -50,7 +50,8 @@ class FaceFollower:
     performer: who the face picked first is (`capture.face_identity.Performer`; give ``rgb`` to `pick`). Then
     every pick that is not the followed face near where it was (the first of a shot after a cut, one after the
     face was lost, a jump) must be the performer's face: the face of the frame that is theirs, whatever its size,
-    or none (``not_performer`` is then true: faces in view, none of them the performer); in a shot that has shown
+    or none (``not_performer`` is then true: faces in view, none of them the performer; ``too_small`` too when none
+    of them could be told: too small, or the performer never seen big enough); in a shot that has shown
     several faces, so must a followed face that moved more than `JUMP` of its width in a frame."""
 
     def __init__(self, index: int = 0, seed: np.ndarray | None = None, performer=None):
@@ -59,6 +60,8 @@ class FaceFollower:
         self._several = False         # a frame has shown more than one face
         self.performer = performer
         self.not_performer = False    # the latest frame's faces were not the performer's
+        self.too_small = False        # ... and none could be told (`capture.face_identity.Performer.can_tell`)
+        self._untold = False          # the last check found no face it could tell
         self._frame, self._next_check, self._next_learn = 0, 0, 0
         # the performer was picked (a backward run's seed), or is known already (from a photo of them)
         self._picked = seed is not None or (performer is not None and performer.known)
@@ -104,7 +107,7 @@ class FaceFollower:
 
     def _pick_performer(self, faces: np.ndarray, new_picture: bool, rgb: np.ndarray) -> np.ndarray | None:
         frame, self._frame = self._frame, self._frame + 1
-        self.not_performer = False
+        self.not_performer = self.too_small = False
         if new_picture:
             self._last, self._several = None, False  # another shot: where the face was says nothing
         self._several |= len(faces) > 1
@@ -136,6 +139,8 @@ class FaceFollower:
             self.not_performer = True
             if checked:
                 self._next_check = frame + RECHECK_FRAMES
+                self._untold = not any(self.performer.can_tell(f) for f in faces)
+            self.too_small = self._untold
             self._since += 1
             return None
         self._keep(faces[k])

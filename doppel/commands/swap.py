@@ -203,13 +203,17 @@ def _print_result(console: Console, result, out: Path, side: Path) -> None:
         crop = side / "performer.png"
         console.print(f"performer: {result.performer}" + (f" (a crop of their face: {crop})" if crop.is_file() else ""),
                       markup=False, highlight=False)
-    others = set(result.not_performer)
+    others, small = set(result.not_performer), set(result.too_small)
     if none := [i for i in result.passed_through if i not in others]:
         console.print(f"frames with no face, passed through: {_ranges(none)}", markup=False, highlight=False)
-    if others:
-        console.print(f"frames whose faces are not the performer's (another person, or too small to tell who), "
-                      f"passed through: {_ranges(sorted(others))} (--no-identify swaps the face of that size)",
-                      markup=False, highlight=False)
+    if other := sorted(others - small):
+        console.print(f"frames whose faces are not the performer's (another person), passed through: "
+                      f"{_ranges(other)} (--no-identify swaps the face of that size)", markup=False, highlight=False,
+                      soft_wrap=True)
+    if small:
+        console.print(f"frames whose faces are too small to tell whether one is the performer's, passed through: "
+                      f"{_ranges(sorted(small))} (--no-identify swaps the face of that size)", markup=False,
+                      highlight=False, soft_wrap=True)
 
 
 def _ranges(frames: list[int]) -> str:

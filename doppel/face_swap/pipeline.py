@@ -20,6 +20,7 @@ from doppel.face_swap.swap import (
     NO_FACE,
     NOT_PERFORMER,
     STRIP_FRAMES,
+    TOO_SMALL,
     FrameQC,
     Progress,
     ShotLandmarks,
@@ -164,8 +165,7 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                     continue
                 mask = None
                 if done is None:
-                    other = shot.not_performer is not None and bool(shot.not_performer[f])
-                    qcs.append(FrameQC(i, False, flags=[NOT_PERFORMER if other else NO_FACE]))
+                    qcs.append(FrameQC(i, False, flags=[_passed_because(shot, f)]))
                     writer.write(rgb)
                 else:
                     res, qc, mask = done
@@ -187,6 +187,13 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
         seg.close()
     boxes = np.array([c.box for c in comps if c is not None])
     return qcs, (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max()))
+
+
+def _passed_because(shot: ShotLandmarks, f: int) -> str:
+    """Why frame offset f passed through: no face, only other people's faces, or faces too small to tell."""
+    if shot.not_performer is None or not shot.not_performer[f]:
+        return NO_FACE
+    return TOO_SMALL if shot.too_small is not None and shot.too_small[f] else NOT_PERFORMER
 
 
 def _shot_comps(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track, cfg: SwapConfig, seg
@@ -217,7 +224,8 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
     frames whose face was found on a crop, a small face; face_backfilled: found tracking backwards from a later
-    frame; face_not_performer: faces in view, none the performer's), the camera (K, size, fps), the frame numbers
+    frame; face_not_performer: faces in view, none the performer's; face_too_small: of those, none could be told),
+    the camera (K, size, fps), the frame numbers
     and the cuts (plate frames that start another shot), the expressions as the rig's own controls
     (`face_basis.rig_controls`: a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px
     the detector's bias read on the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out
@@ -240,7 +248,8 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         faces_found=shot.n_faces, face_from_crop=np.zeros(len(shot.n_faces), bool) if shot.from_crop is None
         else shot.from_crop, face_backfilled=np.zeros(len(shot.n_faces), bool) if shot.backfilled is None
         else shot.backfilled, face_not_performer=np.zeros(len(shot.n_faces), bool) if shot.not_performer is None
-        else shot.not_performer, K=intrinsics(track.focal_px, info.width, info.height),
+        else shot.not_performer, face_too_small=np.zeros(len(shot.n_faces), bool) if shot.too_small is None
+        else shot.too_small, K=intrinsics(track.focal_px, info.width, info.height),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
         cuts=np.array([start + c for c in shot.cuts], np.int64),
         **rig_controls(basis.names, track.expression),

@@ -47,6 +47,8 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
                    f'<figcaption>frame {int(p.stem)}: plate | swapped</figcaption></figure>' for p in strips)
     swapped = sum(x.swapped for x in q)
     others = f"; in {len(result.not_performer)}, only faces not the performer's" if result.not_performer else ""
+    if result.too_small:
+        others += f" ({len(result.too_small)} of them too small to tell)"
     fmt = "; ".join(p for p in (describe(info.header), info.colorspace and f"read as {info.colorspace} (OCIO)") if p)
     summary = (
         f"<p>plate <b>{escape(str(plate))}</b> ({info.kind}, {info.width}x{info.height}, "

@@ -42,7 +42,8 @@ FLAG_COVERAGE = 0.25     # mask covering less than this fraction of the plate's 
 FLAG_OCCLUDED = 0.4      # hands over more than this fraction of the face: flagged
 STRIP_FRAMES = 8         # before/after strips in the report
 NO_FACE = "no face: passed through"
-NOT_PERFORMER = "not the performer's face (another person, or too small to tell who): passed through"
+NOT_PERFORMER = "not the performer's face (another person): passed through"
+TOO_SMALL = "faces too small to tell whether one is the performer's: passed through"
 
 
 @dataclass
@@ -99,7 +100,8 @@ class ShotLandmarks:
     from_crop (F,) bool: the faces were found on a crop (a small face, `PlateTracker`'s zoom); backfilled (F,)
     bool: the face was found by tracking backwards from a later frame (`capture.face_backfill`); cuts: frames
     (offsets from the first tracked) where the plate cuts to another shot (`capture.shot_cuts`); not_performer
-    (F,) bool: faces in view, none of them the performer's (`capture.face_identity`): passed through."""
+    (F,) bool: faces in view, none of them the performer's (`capture.face_identity`): passed through; too_small
+    (F,) bool: of those, frames where no face could be told (too small)."""
 
     landmarks: np.ndarray
     n_faces: np.ndarray
@@ -110,6 +112,7 @@ class ShotLandmarks:
     backfilled: np.ndarray | None = None
     cuts: list[int] = field(default_factory=list)
     not_performer: np.ndarray | None = None
+    too_small: np.ndarray | None = None
     performer: object = None          # `capture.face_identity.Performer` of the swap (None: not identified)
     performer_frame: int | None = None  # the frame offset where the performer was picked (None: from a photo)
 
@@ -166,8 +169,14 @@ class SwapResult:
 
     @property
     def not_performer(self) -> list[int]:
-        """Frames passed through because the faces in view were not the performer's (`capture.face_identity`)."""
-        return [q.frame for q in self.frames if NOT_PERFORMER in q.flags]
+        """Frames passed through because the faces in view were not the performer's, or could not be told
+        (`capture.face_identity`)."""
+        return [q.frame for q in self.frames if NOT_PERFORMER in q.flags or TOO_SMALL in q.flags]
+
+    @property
+    def too_small(self) -> list[int]:
+        """Of those, the frames whose faces were too small to tell."""
+        return [q.frame for q in self.frames if TOO_SMALL in q.flags]
 
     @property
     def flagged(self) -> list[int]:
@@ -262,7 +271,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     lm = np.full((F, 478, 2), np.nan, np.float32) if given is None else given
     flow = np.full((F, 478, 2), np.nan, np.float32)
     n_faces = np.zeros(F, np.int64)
-    from_crop, backfilled, others = np.zeros(F, bool), np.zeros(F, bool), np.zeros(F, bool)
+    from_crop, backfilled, others, small = (np.zeros(F, bool) for _ in range(4))
     hands: list[np.ndarray] = []
     check_performer(performer, cfg, given)
     if performer is None and cfg.identify and given is None:
@@ -281,7 +290,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             n_faces[f], from_crop[f] = len(r.faces), r.from_crop
             new_picture = cuts.new_picture()
             face = follow.pick(r.faces, new_picture, rgb)
-            others[f] = follow.not_performer
+            others[f], small[f] = follow.not_performer, follow.too_small
             if face is not None and given is None:
                 lm[f] = face
             if back is not None and new_picture:
@@ -294,7 +303,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
                     if (picked := behind.pick(rb.faces, False, img)) is None:
                         break
                     lm[g], n_faces[g], from_crop[g], backfilled[g] = picked, len(rb.faces), rb.from_crop, True
-                    others[g] = False
+                    others[g] = small[g] = False
             hands.append(r.hands.astype(np.float32))
             if cfg.flow_weight > 0 and given is None:
                 gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -307,7 +316,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     flow[cuts.cuts()] = np.nan                                   # no motion carries across a cut
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
                          from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts(), not_performer=others,
-                         performer=performer, performer_frame=follow.first_pick)
+                         too_small=small, performer=performer, performer_frame=follow.first_pick)
 
 
 def check_performer(performer, cfg: SwapConfig, landmarks: np.ndarray | None) -> None:

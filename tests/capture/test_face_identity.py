@@ -133,6 +133,12 @@ def test_a_face_too_small_to_tell_is_never_taken_for_the_performer():
     follow = FaceFollower(0, performer=Performer())
     assert follow.pick(ft[None], False, tiny) is not None                   # the first pick is the performer ...
     assert follow.pick(fa[None], True, astro) is None and follow.not_performer   # ... but cannot be told after a cut
+    assert follow.too_small                                                 # and says why
+    known = FaceFollower(0, performer=Performer())
+    known.pick(fa[None], False, astro)
+    assert known.pick(ft[None], True, tiny) is None and known.not_performer and known.too_small
+    cam = _photo("camera")
+    assert known.pick(_face(cam)[None], True, cam) is None and known.not_performer and not known.too_small
 
 
 def test_in_a_two_shot_the_other_face_is_not_taken_when_the_performers_is_missed():

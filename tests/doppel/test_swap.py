@@ -1078,6 +1078,7 @@ def test_after_a_cut_to_another_person_only_the_performer_is_swapped(tmp_path, c
     assert changed == [True] * 5 + [False] * 5 + [True] * 5, changed
     tracks = np.load(tmp_path / "out_swap" / "tracks.npz")
     assert tracks["face_not_performer"].tolist() == [False] * 5 + [True] * 5 + [False] * 5
+    assert not tracks["face_too_small"].any()                                     # another person, big enough
     assert tracks["cuts"].tolist() == [5, 10]
     report = (tmp_path / "out_swap" / "swap_report.html").read_text()
     assert "in 5, only faces not the performer's" in report and "the largest face at frame 0" in report
