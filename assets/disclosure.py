@@ -364,7 +364,7 @@ def _rewrite_video(path: Path, edit) -> None:
     from capture.plate_colour import display_of_codes, merged_codes
     from capture.plate_io import H264_CRF, H264_PRESET, read_video_frames
     from capture.video_encoder import VideoEncoder
-    from capture.video_header import ALPHA_PIX_FMTS, alpha_on_grid, encoder_options, read_stream_header, video_codec
+    from capture.video_header import ALPHA_PIX_FMTS, encoder_options, read_stream_header, video_codec
 
     header = read_stream_header(path)
     options, vf = encoder_options(header)
@@ -385,8 +385,7 @@ def _rewrite_video(path: Path, edit) -> None:
         try:
             for _, codes in read_video_frames(path, tuple(meta["size"]), wide, alpha=alpha):
                 view = display_of_codes(codes[..., :3])
-                out = merged_codes(codes, view, view, np.ascontiguousarray(edit(view), dtype=np.uint8))
-                encoder.write(alpha_on_grid(out, pix_fmt) if alpha else out)
+                encoder.write(merged_codes(codes, view, view, np.ascontiguousarray(edit(view), dtype=np.uint8)))
             encoder.close()
         except BaseException:
             encoder.abort()

@@ -5,7 +5,8 @@ by position within a shot. Across a cut, or after the face was lost, position sa
 somebody else's close-up, and swapping a face the performer's consent does not cover must not happen. `Performer`
 keeps descriptors of the performer's face (dlib's ResNet face-recognition model, 128 numbers a face, whose
 distance under `SAME_PERSON` means one person: 99.38 % on LFW by its author; the model ships in the
-``face_recognition_models`` wheel, nothing is downloaded) and says which face of a frame, if any, is theirs.
+``face_recognition_models`` package from the registry, nothing is downloaded) and says which face of a frame,
+if any, is theirs.
 
 The face is aligned by MediaPipe's landmarks (the corners of the eyes and the base of the nose, the points of
 dlib's 5-point model), so faces MediaPipe tracks where dlib's own detector finds none (a face looking down,
@@ -27,7 +28,7 @@ MIN_FACE_PX = 32           # a face narrower than this (its landmarks' extent, p
                            # at 23 px the same person reached 0.68 and another came within 0.71 (at >= 33 px:
                            # at most 0.36 and at least 0.77; benchmarks/performer_identity.py)
 # MediaPipe face-mesh indices in the order of dlib's 5-point model: the image's right eye (outer, inner corner),
-# its left eye (outer, inner), the base of the nose (checked against dlib's shape predictor within 2 px)
+# its left eye (outer, inner), the base of the nose (within 3 px of dlib's shape predictor on the astronaut; a test)
 FIVE_POINTS = (263, 362, 33, 133, 2)
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
@@ -36,7 +37,7 @@ _lock = threading.Lock()
 
 
 def model_path() -> Path:
-    """The face-recognition model's file in the installed ``face_recognition_models`` wheel (its package is not
+    """The face-recognition model's file in the installed ``face_recognition_models`` package (which is not
     imported: its ``__init__`` needs setuptools' pkg_resources). FileNotFoundError (one line) when missing."""
     spec = importlib.util.find_spec("face_recognition_models")
     path = None if spec is None or not spec.submodule_search_locations else \

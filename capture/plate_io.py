@@ -28,7 +28,6 @@ import numpy as np
 from capture.video_header import (
     ALPHA_PIX_FMTS,
     StreamHeader,
-    alpha_on_grid,
     encoder_options,
     has_alpha,
     read_stream_header,
@@ -458,7 +457,7 @@ class PlateWriter:
         if self._video is None:
             options, vf = encoder_options(self.source.header)    # the plate's colour tags, pixel aspect, timecode
             codec, pix_fmt, codec_options = video_codec(self.source.header, self.out.suffix, self._crf, self._preset)
-            self._alpha, self._pix_fmt = ALPHA_PIX_FMTS.match(pix_fmt) is not None, pix_fmt
+            self._alpha = ALPHA_PIX_FMTS.match(pix_fmt) is not None
             if has_alpha(self.source.header) and not self._alpha:
                 log.warning("%s: the plate's alpha channel (%s) is not carried into %s (only a ProRes 4444 plate "
                             "written as .mov, .mkv or .mxf keeps it)", self.source.path, self.source.header.pix_fmt,
@@ -483,8 +482,7 @@ class PlateWriter:
         except StopIteration:
             raise ValueError(f"{self.source.path}: the plate has fewer frames than {self.count + 1}") from None
         cs = self.source.colorspace
-        out = merged_codes(codes, display_of_codes(codes[..., :3], cs), rgb, shown, cs)
-        return alpha_on_grid(out, self._pix_fmt) if self._alpha else out          # alpha kept as the plate's
+        return merged_codes(codes, display_of_codes(codes[..., :3], cs), rgb, shown, cs)   # alpha kept as it is
 
     def close(self) -> Path:
         """Finish and move into place; returns ``out``."""

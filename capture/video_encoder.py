@@ -20,19 +20,21 @@ class VideoEncoder:
     a video whose audio streams are all mapped (None: no audio), with ``audio_options`` (default: copied as they
     are); codec, pix_fmt: the encoder and its pixel format; options: more output
     options (rate control, tags, ``-vf`` ...); input_pix_fmt: rgb24 (uint8 frames), rgb48le (uint16) or rgba64le
-    (uint16 RGBA: a plate's alpha kept)."""
+    (uint16 RGBA: a plate's alpha kept; into a pixel format with alpha, each frame's alpha is put on that format's
+    grid first, `capture.video_header.alpha_on_grid`, so its codes come back exactly)."""
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, codec: str, pix_fmt: str,
                  options: list[str] | None = None, audio_from: str | Path | None = None,
                  audio_options: tuple[str, ...] = ("-c:a", "copy"), input_pix_fmt: str = "rgb24"):
         import imageio_ffmpeg
 
-        from capture.video_header import exact_rate
+        from capture.video_header import ALPHA_PIX_FMTS, exact_rate
 
         w, h = size
         self.path, self.size = Path(path), (int(w), int(h))
         self.dtype = np.dtype("<u2" if input_pix_fmt in ("rgb48le", "rgba64le") else np.uint8)
         self.channels = 4 if input_pix_fmt == "rgba64le" else 3
+        self._alpha_fmt = pix_fmt if self.channels == 4 and ALPHA_PIX_FMTS.match(pix_fmt) else None
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error", "-f", "rawvideo",
                "-pix_fmt", input_pix_fmt, "-s", f"{w}x{h}", "-r", str(exact_rate(fps)), "-i", "-"]
         if audio_from is not None:
@@ -48,6 +50,10 @@ class VideoEncoder:
         if rgb.shape != (self.size[1], self.size[0], self.channels):
             raise ValueError(f"{self.path}: frame {rgb.shape}, the encoder takes "
                              f"{(self.size[1], self.size[0], self.channels)}")
+        if self._alpha_fmt is not None:
+            from capture.video_header import alpha_on_grid
+
+            rgb = alpha_on_grid(rgb, self._alpha_fmt)
         try:
             self._proc.stdin.write(np.ascontiguousarray(rgb, self.dtype).tobytes())
         except BrokenPipeError:

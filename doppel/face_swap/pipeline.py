@@ -27,7 +27,6 @@ from doppel.face_swap.swap import (
     SwapConfig,
     SwapResult,
     check_given_landmarks,
-    check_performer,
     debias_track,
     head_device,
     pass_workers,
@@ -288,7 +287,6 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     check_plate_out(plate, out, side, force)
     check_stage_out(side, STAGE, force, [plate, *double.folders])
     check_given_landmarks(landmarks, end - start)
-    check_performer(performer, cfg, landmarks)
     check_disclosable(disclose, info, out)
     device = head_device(double, cfg)              # a neural double's model moves to the device it draws on
     shot = track_shot(info, cfg, start, end, progress, landmarks, performer).steadied(cfg.flow_weight)

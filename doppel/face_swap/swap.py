@@ -259,7 +259,6 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     import cv2
 
     from capture.face_backfill import Backfill
-    from capture.face_identity import Performer, preload
     from capture.face_tracking import FaceFollower, PlateTracker
     from capture.landmark_flow import drop_disagreeing_flow, landmark_flow
     from capture.plate_io import iter_plate_frames
@@ -273,10 +272,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     n_faces = np.zeros(F, np.int64)
     from_crop, backfilled, others, small = (np.zeros(F, bool) for _ in range(4))
     hands: list[np.ndarray] = []
-    check_performer(performer, cfg, given)
-    if performer is None and cfg.identify and given is None:
-        performer = Performer()
-        preload()                                      # while MediaPipe starts
+    performer = _performer_of(performer, cfg, given)
     prev, cuts, follow = None, CutDetector(), FaceFollower(cfg.face_index, performer=performer)
     max_faces = max(cfg.max_faces, cfg.face_index + 1)
     back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces, lost=True),
@@ -317,6 +313,19 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
                          from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts(), not_performer=others,
                          too_small=small, performer=performer, performer_frame=follow.first_pick)
+
+
+def _performer_of(performer, cfg: SwapConfig, landmarks: np.ndarray | None):
+    """The performer a tracking pass identifies faces by: the one given (`check_performer`), else a new one
+    (learnt from the first pick; its model loaded in the background while MediaPipe starts) with cfg.identify and
+    the swap's own tracking, else None."""
+    from capture.face_identity import Performer, preload
+
+    check_performer(performer, cfg, landmarks)
+    if performer is not None or not cfg.identify or landmarks is not None:
+        return performer
+    preload()
+    return Performer()
 
 
 def check_performer(performer, cfg: SwapConfig, landmarks: np.ndarray | None) -> None:
