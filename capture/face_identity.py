@@ -100,12 +100,14 @@ class Performer:
     tell (`wide_enough`) are neither learnt nor found: with no view kept, no face is the performer's.
 
     threshold: descriptor distance under which a face is the performer's (`SAME_PERSON`); source: the photo
-    they were first seen in, when given as one (`performer_from_photo`). thumbnail: the first view kept, a crop
-    of the face (`face_thumbnail`), for people to see whom a swap took for the performer."""
+    they were first seen in, when given as one (`performer_from_photo`), or the face reference folder they were
+    read from; name: who they are, when known (the actor id of a face reference). thumbnail: the first view kept,
+    a crop of the face (`face_thumbnail`), for people to see whom a swap took for the performer."""
 
-    def __init__(self, threshold: float = SAME_PERSON, source: Path | None = None):
+    def __init__(self, threshold: float = SAME_PERSON, source: Path | None = None, name: str | None = None):
         self.threshold = threshold
         self.source = source
+        self.name = name
         self.views: list[np.ndarray] = []
         self.thumbnail: np.ndarray | None = None
 
@@ -139,6 +141,15 @@ class Performer:
         self.views.append(d)
         return True
 
+    def add_view(self, descriptor: np.ndarray, thumbnail: np.ndarray | None = None) -> None:
+        """Keep a view known to be the performer's: descriptor (128,) float32 (`describe`), thumbnail (h, w, 3)
+        uint8 a crop of that face (kept when it is the first view's)."""
+        if len(self.views) >= MAX_VIEWS:
+            raise ValueError(f"at most {MAX_VIEWS} views of a performer")
+        if not self.views:
+            self.thumbnail = thumbnail
+        self.views.append(np.asarray(descriptor, np.float32).reshape(128))
+
     def find(self, rgb: np.ndarray, faces: np.ndarray) -> int | None:
         """faces (N, 478, 2) px -> the index of the performer's face (the nearest under the threshold) or None
         (none is, or none can be told: too small, or no view of the performer kept)."""
@@ -153,23 +164,46 @@ def performer_from_photo(path: str | Path, threshold: float = SAME_PERSON) -> Pe
     """The performer as a photo of them shows them (their face alone in it, `MIN_FACE_PX` wide or more): a swap
     given it swaps that person's face wherever they are, from the first frame. ValueError (one line) when the
     photo cannot be read, shows no face, several faces, or one too small to tell who it is."""
+    return performer_from_photos([path], threshold, what="performer photo")
+
+
+def performer_from_photos(paths, threshold: float = SAME_PERSON, what: str = "photo") -> Performer:
+    """One person as several photos show them (each their face alone, `MIN_FACE_PX` wide or more): a view of
+    each photo, the first photo's face as the thumbnail, ``source`` the first photo. ValueError (one line, naming
+    the photo; ``what`` says what the photo is for) when a photo cannot be read, shows no face, several or one
+    too small, or shows another person than the first (descriptor distance ``threshold`` or more)."""
     from capture.face_tracking import PlateTracker
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError(f"no {what} given")
+    performer = Performer(threshold, source=paths[0])
+    with PlateTracker(max_faces=2, hands=False) as tracker:
+        for path in paths:
+            rgb, face = _photo_face(path, tracker, what)
+            d = describe(rgb, face)
+            if performer.known and (gap := performer.distance(d)) >= threshold:
+                raise ValueError(f"{what} {path}: shows another person than {paths[0]} (face descriptor distance "
+                                 f"{gap:.2f}, one person under {threshold:g}); give photos of one person")
+            performer.add_view(d, face_thumbnail(rgb, face) if not performer.known else None)
+    return performer
+
+
+def _photo_face(path: Path, tracker, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb (H, W, 3) uint8, face (478, 2) px) of a photo showing one face wide enough to tell; ValueError."""
     from capture.frame_files import read_frame
 
-    path = Path(path)
     if not path.is_file():
-        raise ValueError(f"performer photo {path}: no such file")
+        raise ValueError(f"{what} {path}: no such file")
     try:
         rgb = read_frame(path)
     except (OSError, ValueError) as e:
-        raise ValueError(f"performer photo {path}: cannot be read ({e})") from None
-    with PlateTracker(max_faces=2, hands=False) as tracker:
-        faces = tracker.process(rgb).faces
+        raise ValueError(f"{what} {path}: cannot be read ({e})") from None
+    faces = tracker.process(rgb).faces
     if len(faces) != 1:
-        raise ValueError(f"performer photo {path}: {'no face' if not len(faces) else 'several faces'} found; give a "
+        raise ValueError(f"{what} {path}: {'no face' if not len(faces) else 'several faces'} found; give a "
                          "photo of the performer's face alone")
-    performer = Performer(threshold, source=path)
-    if not performer.learn(rgb, faces[0]):
-        raise ValueError(f"performer photo {path}: the face is {np.ptp(faces[0][:, 0]):.0f} px wide, too small to "
+    if not wide_enough(faces[0]):
+        raise ValueError(f"{what} {path}: the face is {np.ptp(faces[0][:, 0]):.0f} px wide, too small to "
                          f"tell who it is (at least {MIN_FACE_PX} px)")
-    return performer
+    return rgb, faces[0]

@@ -377,6 +377,11 @@ def preauthorized(auth: Authorization, inputs: Sequence[str | os.PathLike],
         _PREAUTHORIZED.reset(token)
 
 
+def is_preauthorized() -> bool:
+    """Whether this runs under a batch driver's authorisation (`preauthorized`): the workspace is not opened."""
+    return _PREAUTHORIZED.get() is not None
+
+
 def _preauthorized_run(use: Use | str, command: str, inputs: Sequence[str | os.PathLike]):
     pending, runs = _PREAUTHORIZED.get()
     asked = {Path(i).resolve() for i in inputs}

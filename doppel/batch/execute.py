@@ -203,11 +203,11 @@ class _Driver:
         from assets.consent import ConsentError
         from doppel.consent_gate import gate_from_cli
 
-        extras = task.spec.extra_gates(task.values) if task.spec.extra_gates else ()
-        gates = [(x.spec, task.values.get(x.actor_option), f"batch {x.command}", x.actor_option) for x in extras]
-        gates.append((task.spec.gate(task.values), task.actor, f"batch {task.stage}", "actor"))
         runs = []
         try:
+            extras = task.spec.extra_gates(task.values) if task.spec.extra_gates else ()
+            gates = [(x.spec, task.values.get(x.actor_option), f"batch {x.command}", x.actor_option) for x in extras]
+            gates.append((task.spec.gate(task.values), task.actor, f"batch {task.stage}", "actor"))
             for spec, actor, command, option in gates:
                 cm = gate_from_cli(self.dag.plan.workspace, actor, task.production, task.spec.use, command=command,
                                    inputs=spec.inputs, likeness=spec.likeness, evidence=spec.evidence,
@@ -225,6 +225,12 @@ class _Driver:
         """Gate, then either skip (--resume, outputs current and registered), register (current, not yet
         registered) or send the task to Ray."""
         st = self.state(task.id)
+        if task.spec.resolve:            # before the record's key is computed: the values it fills are in the key
+            try:
+                task.spec.resolve(task.values, self.dag.plan.workspace)
+            except (DoppelError, ValueError, OSError) as e:
+                self.conclude(task.id, "failed", str(e))
+                return
         rec = current_record(task, self.state_dir) if self.cfg.resume else None
         if rec is not None and _registered(self.dag.plan.workspace, rec):
             self.conclude(task.id, "skipped", "outputs current (resume)")

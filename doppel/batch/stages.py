@@ -67,6 +67,8 @@ class StageSpec:
     chunk: str | None = None                       # "FIRST:LAST" frame-range option split into `chunk_size` chunks
     gpu: bool = False                              # asks for a GPU (num_gpus=1) when the cluster has one
     extra_gates: Callable[[dict], tuple[ExtraGate, ...]] | None = None   # gates the command opens before `gate`
+    resolve: Callable[[dict, Path | None], None] | None = None   # fills values only the workspace knows (the
+                                                   # driver calls it with the plan's workspace before gating)
 
 
 STAGES: dict[str, StageSpec] = {}
@@ -351,6 +353,8 @@ class SwapJob(JobOptions):
     matte: bool = False                               # write the per-frame blend masks
     identify: bool = True                             # after a cut, only the performer's face (told by their face)
     performer_photo: str | None = None                # a photo of the plate performer: swap that person
+    face_reference: str | None = None                 # the plate performer's face reference folder (default: the
+                                                      # plate actor's newest in the workspace, when they have one)
     label: str | None = None                          # visible disclosure label
 
 
@@ -360,7 +364,8 @@ def _swap_call(v: dict) -> dict:
             "plate_actor": v["plate_actor"], "face_index": v["face_index"], "blend": v["blend"],
             "colour": v["colour"], "focal_px": v["focal_px"], "start": v["start"], "end": v["end"],
             "grow": v["grow"], "relight": v["relight"], "matte": v["matte"], "identify": v["identify"],
-            "performer_photo": _p(v["performer_photo"]), "label": v["label"]}
+            "performer_photo": _p(v["performer_photo"]), "face_reference": _p(v["face_reference"]),
+            "label": v["label"]}
 
 
 def _swap_gate(v: dict) -> GateSpec:
@@ -369,8 +374,17 @@ def _swap_gate(v: dict) -> GateSpec:
 
 
 def _swap_plate_gate(v: dict) -> tuple[ExtraGate, ...]:
-    seen = (v["plate"], *((v["performer_photo"],) if v["performer_photo"] else ()))     # the performer's likeness
+    seen = (v["plate"], *(v[k] for k in ("performer_photo", "face_reference") if v[k]))   # the performer's likeness
     return (ExtraGate("plate_actor", "swap (plate performer)", GateSpec(seen, seen)),)
+
+
+def _swap_reference(v: dict, workspace: Path | None) -> None:
+    """The plate actor's face reference, as `doppel swap` would find it (its workers never open the workspace)."""
+    if v["face_reference"] is None:
+        from doppel.face_reference import plate_reference
+
+        found = plate_reference(workspace, v["plate_actor"], None) if workspace is not None else None
+        v["face_reference"] = str(found) if found is not None else None
 
 
 register_stage(StageSpec("swap", SwapJob, "face_replace", "doppel.commands.swap:swap",

@@ -1,6 +1,8 @@
-"""`doppel actor add|list`: the people (and the virtual actor) a workspace holds."""
+"""`doppel actor add|list|face`: the people (and the virtual actor) a workspace holds."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -10,7 +12,7 @@ from rich.table import Table
 from assets.actors import add_actor, id_is_hashed, list_actors
 from assets.text_fields import printable
 from assets.workspace import Workspace
-from doppel.consent_gate import WorkspaceOpt
+from doppel.consent_gate import ProductionOpt, WorkspaceOpt
 
 app = typer.Typer(help="Actors: the real people whose likeness the workspace holds.", no_args_is_help=True)
 
@@ -33,8 +35,43 @@ def add(name: str = typer.Argument(..., help="The person's name, as in the conse
 @app.command("list")
 def list_(workspace: WorkspaceOpt = None) -> None:
     """Every actor in the workspace."""
-    table = Table("id", "name", "added", "consent")
-    for a in list_actors(Workspace.open(workspace)):
+    from assets.lineage import list_assets
+    from doppel.face_reference import REFERENCE_KIND
+
+    ws = Workspace.open(workspace)
+    faces = {a.actor_id: a.created[:19] for a in list_assets(ws, kind=REFERENCE_KIND)}
+    table = Table("id", "name", "added", "consent", "face reference")
+    for a in list_actors(ws):
         table.add_row(a.id, escape(printable(a.name)), a.created[:19],
-                      "not required (virtual)" if a.virtual else "required")
+                      "not required (virtual)" if a.virtual else "required",
+                      "-" if a.virtual else faces.get(a.id, "none"))
     Console().print(table)
+
+
+@app.command("face")
+def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor whose face the photos show."),
+         photos: list[Path] = typer.Argument(..., metavar="PHOTO...", help="Photos of the actor's face, alone in "
+                                             "each, at least 32 px wide (frontal and turned views help)."),
+         production: ProductionOpt = None, workspace: WorkspaceOpt = None) -> None:
+    """Keep what ACTOR's face looks like (a face descriptor of each PHOTO and a crop of the first; never the
+    photos), so that `doppel swap --plate-actor ACTOR` swaps only their face and refuses a plate that never shows
+    them. Needs ACTOR's face_replace consent; made again, the newest replaces the last."""
+    from assets.workspace import VIRTUAL_ACTOR_ID
+    from core.stage_folders import staged_stage_dir
+    from doppel.consent_gate import gate_from_cli
+    from doppel.face_reference import REFERENCE_KIND, REFERENCE_STAGE, THUMBNAIL, reference_folder, write_face_reference
+
+    if actor_id == VIRTUAL_ACTOR_ID:
+        raise typer.BadParameter("the virtual actor needs no face reference (its plates prove themselves "
+                                 "synthetic)", param_hint="ACTOR")
+    out = reference_folder(Workspace.open(workspace).root, actor_id)
+    with gate_from_cli(workspace, actor_id, production, use="face_replace", command="actor face",
+                       inputs=photos) as run:
+        params = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+                  "production": run.provenance["production"]}
+        with staged_stage_dir(out, REFERENCE_STAGE, inputs=photos) as tmp:
+            n = write_face_reference(photos, tmp, params)
+        run.add_output(out, kind=REFERENCE_KIND)
+    Console().print(f"face reference of {actor_id}: {n} photo(s) described -> {out} (their face: {out / THUMBNAIL}); "
+                    f"`doppel swap --plate-actor {actor_id}` swaps only them from now on", markup=False,
+                    highlight=False, soft_wrap=True)

@@ -38,6 +38,10 @@ PerformerPhotoOpt = Annotated[Path | None, typer.Option(
     "--performer-photo", help="A photo of the plate performer's face (alone in it, at least 32 px wide): swap that "
     "person's face wherever they are in every frame, whatever its size, instead of the largest face of the first "
     "frame; frames without them pass through and are listed.")]
+FaceReferenceOpt = Annotated[Path | None, typer.Option(
+    "--face-reference", help="The plate performer's face reference folder (`doppel actor face`): swap that "
+    "person's face wherever they are, pass other faces through, and refuse a plate that never shows them. Default: "
+    "--plate-actor's newest in the workspace, when they have one.")]
 PlateColorspaceOpt = Annotated[str | None, typer.Option(
     "--plate-colorspace", help="The OCIO colour space of the plate's values (EXR, DPX or TIFF frames; a video's RGB "
     "as its tags decode it, e.g. a ProRes LogC3 clip), e.g. ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB "
@@ -74,6 +78,7 @@ def swap(
     debias: DebiasOpt = True,
     identify: IdentifyOpt = True,
     performer_photo: PerformerPhotoOpt = None,
+    face_reference: FaceReferenceOpt = None,
     device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
                                "one), cpu or cuda."),
     head_px: int = typer.Option(None, "--head-px", help="Draw the double's head at most PX a side, then resize it "
@@ -94,6 +99,7 @@ def swap(
     label: LabelOpt = None,
 ) -> None:
     """Replace the face of the performer in PLATE with the double's face, frame by frame."""
+    from doppel.face_reference import plate_reference
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks
@@ -103,9 +109,11 @@ def swap(
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
     console = Console()
     track = _check_before_consent(cfg, plate, landmarks, plate_colorspace)   # bad options fail first
-    performer = _performer(performer_photo, cfg, track)
+    reference = plate_reference(workspace, plate_actor, face_reference)   # FaceReferenceError: edited
+    performer = _performer(performer_photo, reference, cfg, track)
+    checked = _performer_check(plate_actor, reference, track)
     rigs = [rig] if rig else []
-    with gate_plate(workspace, plate_actor, production, plate, performer_photo), \
+    with gate_plate(workspace, plate_actor, production, plate, performer_photo, reference), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
                           inputs=[plate, double, *rigs], likeness=[double, *rigs],
                           evidence=[]) as run, tempfile.TemporaryDirectory() as work:
@@ -119,10 +127,10 @@ def swap(
         face_double = load_face_double(double, Path(work), rig_dir=rig)
         with _progress_bar(console) as progress:
             result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress,
-                                params=_params(run, plate_actor, landmarks), disclose=disclose, landmarks=given,
-                                plate_info=info, performer=performer)
+                                params=_params(run, plate_actor, landmarks, checked), disclose=disclose,
+                                landmarks=given, plate_info=info, performer=performer)
         run.add_output(side_folder(out), kind="swap")
-    _print_result(console, result, out, side_folder(out))
+    _print_result(console, result, out, side_folder(out), checked)
 
 
 def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: str | None):
@@ -141,24 +149,51 @@ def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: 
     return track
 
 
-def _performer(photo: Path | None, cfg, landmarks):
-    """The performer of --performer-photo (checked against the options), or None; before the consents."""
-    if photo is None:
-        return None
+def _performer(photo: Path | None, reference: Path | None, cfg, landmarks):
+    """Whom to swap, checked against the options before the consents: the face reference's person (with the
+    photo's view added when --performer-photo shows the same person), else the person of --performer-photo, else
+    None (the largest face of the first frame). With --landmarks a reference is not used (`_performer_check`)."""
     from capture.face_identity import performer_from_photo
+    from doppel.face_reference import load_face_reference
     from doppel.face_swap.swap import check_performer
 
-    performer = performer_from_photo(photo)
+    if reference is None:
+        performer = performer_from_photo(photo) if photo is not None else None
+        check_performer(performer, cfg, landmarks)
+        return performer
+    performer = load_face_reference(reference)
+    if landmarks is not None and photo is None:
+        return None
     check_performer(performer, cfg, landmarks)
+    if photo is not None:
+        seen = performer_from_photo(photo)
+        gap = performer.distance(seen.views[0])
+        if gap >= performer.threshold:
+            raise ValueError(f"--performer-photo {photo}: shows another person than {performer.name}'s face "
+                             f"reference {reference} (face descriptor distance {gap:.2f}, one person under "
+                             f"{performer.threshold:g})")
+        performer.add_view(seen.views[0])
     return performer
 
 
-def _params(run, plate_actor: str | None, landmarks: Path | None) -> dict:
-    """The manifest's record of who and what: the gate's actor, consent and production, the plate performer, the
-    face track given."""
+def _performer_check(plate_actor: str | None, reference: Path | None, landmarks) -> str:
+    """How the plate performer's identity is checked, in words for the manifest and the CLI."""
+    if reference is not None:
+        return (f"not checked: --landmarks given (the face reference {reference} needs the swap's own tracking)"
+                if landmarks is not None else f"face reference {reference}")
+    from assets.workspace import UNKNOWN_ACTOR_ID, VIRTUAL_ACTOR_ID
+
+    if plate_actor in (None, VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID):
+        return "no real person named by --plate-actor"
+    return f"not checked: {plate_actor} has no face reference (doppel actor face {plate_actor} PHOTO...)"
+
+
+def _params(run, plate_actor: str | None, landmarks: Path | None, checked: str) -> dict:
+    """The manifest's record of who and what: the gate's actor, consent and production, the plate performer and
+    how they were checked, the face track given."""
     return {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
             "production": run.provenance["production"], "plate_actor": plate_actor,
-            "landmarks_file": str(landmarks) if landmarks else None}
+            "plate_performer_check": checked, "landmarks_file": str(landmarks) if landmarks else None}
 
 
 def _probe_with_progress(console: Console, plate: Path, colorspace: str | None):
@@ -184,17 +219,20 @@ def _progress_bar(console: Console):
         yield progress
 
 
-def gate_plate(workspace, plate_actor: str | None, production: str | None, plate: Path, photo: Path | None = None):
+def gate_plate(workspace, plate_actor: str | None, production: str | None, plate: Path, photo: Path | None = None,
+               reference: Path | None = None):
     """The plate performer's consent (use face_replace): --plate-actor, or the virtual actor when the plate
     proves itself synthetic; in a workspace an unattributed plate (file or frame folder) without --plate-actor is
-    refused. photo: --performer-photo, the performer's likeness too (recorded under them)."""
-    seen = [plate, *([photo] if photo else [])]
+    refused. photo: --performer-photo, reference: their face reference, the performer's likeness too (recorded
+    under them; a reference registered to somebody else is refused)."""
+    seen = [plate, *([photo] if photo else []), *([reference] if reference else [])]
     return gate_from_cli(workspace, plate_actor, production, use="face_replace", command="swap (plate performer)",
                          inputs=seen, likeness=seen, actor_option="--plate-actor")
 
 
-def _print_result(console: Console, result, out: Path, side: Path) -> None:
-    """The command's closing lines: frames swapped, flagged, speed, where the outputs are; frames passed through."""
+def _print_result(console: Console, result, out: Path, side: Path, checked: str) -> None:
+    """The command's closing lines: frames swapped, flagged, speed, where the outputs are; whom it swapped and how
+    that was checked; frames passed through."""
     n = len(result.frames)
     console.print(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
                   f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: {side / 'swap_report.html'})",
@@ -203,6 +241,8 @@ def _print_result(console: Console, result, out: Path, side: Path) -> None:
         crop = side / "performer.png"
         console.print(f"performer: {result.performer}" + (f" (a crop of their face: {crop})" if crop.is_file() else ""),
                       markup=False, highlight=False)
+    if checked.startswith("not checked"):
+        console.print(f"plate performer {checked}", markup=False, highlight=False, soft_wrap=True)
     others, small = set(result.not_performer), set(result.too_small)
     if none := [i for i in result.passed_through if i not in others]:
         console.print(f"frames with no face, passed through: {_ranges(none)}", markup=False, highlight=False)

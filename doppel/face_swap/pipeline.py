@@ -318,7 +318,9 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
             inputs["neural_double"] = double.neural.source / "model.safetensors"
         if Path(plate).is_file():
             inputs["plate"] = plate
-        if performer is not None and performer.source is not None:
+        if performer is not None and performer.name is not None:        # a face reference: its manifest
+            inputs["face_reference"] = Path(performer.source) / "manifest.json"
+        elif performer is not None and performer.source is not None:
             inputs["performer_photo"] = performer.source
         write_manifest(tmp, STAGE, inputs=inputs,
                        params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,

@@ -188,6 +188,8 @@ def performer_words(shot: ShotLandmarks, cfg: SwapConfig, start: int) -> str:
     p = shot.performer
     if p is None:
         return ""
+    if p.name is not None:
+        return f"{p.name}, as their face reference {p.source} shows them"
     if p.source is not None:
         return f"the person of the photo {p.source}"
     if shot.performer_frame is None:
@@ -329,13 +331,15 @@ def _performer_of(performer, cfg: SwapConfig, landmarks: np.ndarray | None):
 
 
 def check_performer(performer, cfg: SwapConfig, landmarks: np.ndarray | None) -> None:
-    """ValueError (one line) when a performer to swap (from a photo) cannot be honoured by these options."""
+    """ValueError (one line) when a performer to swap (from a photo or a face reference) cannot be honoured by
+    these options."""
     if performer is None:
         return
+    what = f"{performer.name}'s face reference" if performer.name else "--performer-photo"
     if not cfg.identify:
-        raise ValueError("--performer-photo tells the performer by their face: it cannot go with --no-identify")
+        raise ValueError(f"{what} tells the performer by their face: it cannot go with --no-identify")
     if landmarks is not None:
-        raise ValueError("--performer-photo needs the swap's own tracking: it cannot go with --landmarks")
+        raise ValueError(f"{what} needs the swap's own tracking: it cannot go with --landmarks")
 
 
 def load_face_track(path: str | Path) -> np.ndarray:
@@ -388,7 +392,9 @@ def solve_track(shot: ShotLandmarks, info: PlateInfo, double: FaceDouble, cfg: S
 
     valid = shot.valid
     if not valid.any() and shot.not_performer is not None and shot.not_performer.any():
-        raise ValueError(f"{info.path}: faces found, but none is the performer's in any frame of the plate")
+        whose = f"{shot.performer.name}'s (their face reference)" if getattr(shot.performer, "name", None) \
+            else "the performer's"
+        raise ValueError(f"{info.path}: faces found, but none is {whose} in any frame of the plate")
     if not valid.any():
         raise ValueError(f"{info.path}: no face found in any frame of the plate")
     f = cfg.focal_px or default_focal(info.width)

@@ -1,0 +1,129 @@
+"""An actor's face reference: what their face looks like, kept in the workspace, so that a swap can check that
+the plate shows the person whose consent ``--plate-actor`` names.
+
+Without one, ``--plate-actor`` is the operator's word: the swap picks the largest face of the first frame and
+the consent looked up is whoever was named. With one (`doppel actor face ACTOR PHOTO...`, gated on the actor's
+``face_replace`` consent: its only use is finding them in plates for face replacement), a swap under
+``--plate-actor ACTOR`` swaps that person's face wherever they are, passes every other face through (listed),
+and refuses a plate in which they are never found: nothing is written.
+
+A reference holds no photo: 128-number face descriptors (dlib's face-recognition model,
+`capture.face_identity`), one a photo, and a crop of the first photo's face for people to see whom it shows.
+It is a stage folder registered as an asset of kind ``face_reference``; the newest registered one of an actor
+is the one used, and one whose files no longer match their registration is refused, never ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import DoppelError
+
+REFERENCE_KIND = "face_reference"        # asset kind in the workspace index
+REFERENCE_STAGE = "actor face"           # the stage that writes the folder
+REFERENCES_FOLDER = "references"         # <workspace>/references/<actor id>/
+DESCRIPTORS = "face_reference.npz"
+THUMBNAIL = "face.png"
+
+
+class FaceReferenceError(DoppelError):
+    """An actor's face reference cannot be used: edited or missing since it was registered, or unreadable."""
+
+
+def reference_folder(workspace_root: str | os.PathLike, actor_id: str) -> Path:
+    """Where `doppel actor face` writes an actor's face reference: <workspace>/references/<actor id>."""
+    return Path(workspace_root) / REFERENCES_FOLDER / actor_id
+
+
+def write_face_reference(photos: Sequence[str | os.PathLike], folder: str | os.PathLike,
+                         params: dict | None = None) -> int:
+    """Describe the face in each photo (one person's face alone in each, at least `MIN_FACE_PX` wide) and write
+    ``folder``/face_reference.npz (descriptors (N, 128) float32, threshold), face.png (the first photo's face)
+    and manifest.json (the photos' hashes, never the photos). Returns N. ValueError (one line naming the photo)
+    when a photo shows no face, several, one too small, or another person than the first."""
+    from capture.face_identity import SAME_PERSON, performer_from_photos
+    from core.meshio import write_png
+    from core.storage import write_manifest
+
+    photos = [Path(p) for p in photos]
+    performer = performer_from_photos(photos, SAME_PERSON, what="face photo")
+    folder = Path(folder)
+    np.savez(folder / DESCRIPTORS, descriptors=np.stack(performer.views), threshold=np.float32(SAME_PERSON))
+    write_png(folder / THUMBNAIL, performer.thumbnail)
+    write_manifest(folder, REFERENCE_STAGE, inputs={f"photo_{i}": p for i, p in enumerate(photos)},
+                   params={**(params or {}), "photos": len(photos), "model": "dlib_face_recognition_resnet_model_v1"},
+                   outputs={"descriptors": DESCRIPTORS, "thumbnail": THUMBNAIL})
+    return len(performer.views)
+
+
+def find_face_reference(ws, actor_id: str) -> Path | None:
+    """The folder of ``actor_id``'s newest registered face reference in workspace ``ws``, or None when they have
+    none. FaceReferenceError (one line) when that folder is gone or its files differ from what was registered
+    (an edited reference could wave another person's plate through)."""
+    from assets.hashing import path_sha256
+    from assets.lineage import list_assets
+
+    found = list_assets(ws, actor_id, REFERENCE_KIND)
+    if not found:
+        return None
+    asset = found[-1]
+    folder = Path(asset.path) if Path(asset.path).is_absolute() else ws.root / asset.path
+    fix = f"make it again: doppel actor face {actor_id} PHOTO..."
+    if not folder.is_dir():
+        raise FaceReferenceError(f"{actor_id}'s face reference {folder} ({asset.id}) is missing; {fix}")
+    if path_sha256(folder) != asset.sha256:
+        raise FaceReferenceError(f"{actor_id}'s face reference {folder} ({asset.id}) was changed since it was "
+                                 f"registered; {fix}")
+    return folder
+
+
+def plate_reference(workspace, plate_actor: str | None, given: Path | None) -> Path | None:
+    """The plate performer's face reference folder: --face-reference, else --plate-actor's newest in the workspace
+    (`find_face_reference`; FaceReferenceError when it was edited), else None. Under a batch
+    driver's authorisation the workspace is not opened (the driver resolved it: `doppel.batch.stages`)."""
+    from assets.workspace import UNKNOWN_ACTOR_ID, VIRTUAL_ACTOR_ID
+    from doppel.consent_gate import find_workspace, is_preauthorized
+
+    if given is not None or plate_actor in (None, VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID) or is_preauthorized():
+        return given
+    ws = find_workspace(workspace)
+    return find_face_reference(ws, plate_actor) if ws is not None else None
+
+
+def load_face_reference(folder: str | os.PathLike):
+    """The `capture.face_identity.Performer` a face reference folder describes (its views, threshold and face
+    crop; ``source`` the folder, ``name`` the actor it was made for). FaceReferenceError when a file differs from
+    its manifest or cannot be read."""
+    from capture.face_identity import Performer
+    from core.storage import read_manifest, sha256_file
+
+    folder = Path(folder)
+    try:
+        manifest = read_manifest(folder)
+        for entry in manifest["outputs"].values():
+            if sha256_file(folder / entry["path"]) != entry["sha256"]:
+                raise FaceReferenceError(f"{folder / entry['path']}: differs from the face reference's manifest; "
+                                         "make the reference again (doppel actor face)")
+        with np.load(folder / DESCRIPTORS) as z:
+            views, threshold = np.asarray(z["descriptors"], np.float32), float(z["threshold"])
+        thumb = _read_png(folder / THUMBNAIL)
+    except (OSError, KeyError, ValueError) as e:
+        raise FaceReferenceError(f"{folder}: not a readable face reference ({e})") from None
+    if views.ndim != 2 or views.shape[1] != 128 or not len(views) or not 0 < threshold < 2:
+        raise FaceReferenceError(f"{folder}: not a face reference (descriptors {views.shape})")
+    name = manifest.get("params", {}).get("actor_id") or folder.name
+    performer = Performer(threshold, source=folder, name=str(name))
+    for i, view in enumerate(views):
+        performer.add_view(view, thumb if i == 0 else None)
+    return performer
+
+
+def _read_png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
