@@ -63,7 +63,9 @@ def write_face_reference(photos: Sequence[str | os.PathLike], folder: str | os.P
 def find_face_reference(ws, actor_id: str) -> Path | None:
     """The folder of ``actor_id``'s newest registered face reference in workspace ``ws``, or None when they have
     none. FaceReferenceError (one line) when that folder is gone or its files differ from what was registered
-    (an edited reference could wave another person's plate through)."""
+    (an edited reference could wave another person's plate through), or when the consent it was made under has
+    been revoked (the person withdrew it: the reference is theirs to have deleted, not to be used)."""
+    from assets.consent import get_consent
     from assets.hashing import path_sha256
     from assets.lineage import list_assets
 
@@ -73,6 +75,11 @@ def find_face_reference(ws, actor_id: str) -> Path | None:
     asset = found[-1]
     folder = Path(asset.path) if Path(asset.path).is_absolute() else ws.root / asset.path
     fix = f"make it again: doppel actor face {actor_id} PHOTO..."
+    consent = get_consent(ws, asset.consent_id) if asset.consent_id else None
+    if consent is not None and consent.revoked:
+        raise FaceReferenceError(f"{actor_id}'s face reference {folder} ({asset.id}) was made under consent "
+                                 f"{consent.id}, revoked {consent.revoked[:10]}: delete it, and {fix} under a valid "
+                                 "consent")
     if not folder.is_dir():
         raise FaceReferenceError(f"{actor_id}'s face reference {folder} ({asset.id}) is missing; {fix}")
     if path_sha256(folder) != asset.sha256:

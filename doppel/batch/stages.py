@@ -390,4 +390,4 @@ def _swap_reference(v: dict, workspace: Path | None) -> None:
 register_stage(StageSpec("swap", SwapJob, "face_replace", "doppel.commands.swap:swap",
                          (InputField("plate", "plate"), InputField("double", "double"),
                           InputField("rig", "rig", optional=True)), _swap_call, _swap_gate, output="file",
-                         extra_gates=_swap_plate_gate))
+                         extra_gates=_swap_plate_gate, resolve=_swap_reference))

@@ -434,3 +434,43 @@ jobs:
     commands = [e.record.get("command") for e in entries(ws) if e.record.get("action", "").startswith("gate.")]
     assert commands.count("batch swap (plate performer)") >= 2 and commands.count("batch swap") == 2
     assert verify(ws).ok
+
+
+def test_a_batch_swap_honours_the_plate_actors_face_reference(tmp_path, ray_session, capsys):
+    """The driver finds the plate actor's face reference (its workers never open the workspace) and gates it with
+    the plate: the plate showing the person it describes is swapped, one showing somebody else fails, unwritten."""
+    import cv2
+    import numpy as np
+    import skimage.data
+
+    from tests.cli_runner import run_cli
+
+    ws = Workspace.init(tmp_path / "ws")
+    add_actor(ws, "Jane Doe", actor_id="jane")
+    add_actor(ws, "Stunt Double", actor_id="stunt")
+    soon = dt.date.today() + dt.timedelta(days=30)
+    grant(ws, "jane", ["rig", "face_replace"], "Film", soon)
+    grant(ws, "stunt", ["face_replace"], "Film", soon)
+    (ws.root / "plates").mkdir()
+    astronaut = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    cameraman = cv2.resize(np.repeat(skimage.data.camera()[0:300, 100:400, None], 3, axis=2), (256, 256))
+    for name, face in (("astronaut", astronaut), ("cameraman", cameraman)):
+        cv2.imwrite(str(ws.root / "plates" / f"{name}.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    photo = tmp_path / "stunt.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    code, _, err = run_cli(capsys, "actor", "face", "stunt", photo, "--production", "Film", "-W", ws.root)
+    assert code == 0, err
+    body = """
+workspace: .
+production: Film
+actor: jane
+jobs:
+  - {stage: rig, out: rigs/jane, preview_size: 64}
+  - {stage: swap, plate: "plates/*.png", double: rigs/jane, plate_actor: stunt, out: "swaps/{plate}.png"}
+"""
+    res = run_batch(build_dag(load_plan(_write(ws.root / "plan.yaml", body))), BatchConfig(max_retries=0))
+    swaps = {s.task.values["plate"].rsplit("/", 1)[-1]: s for s in res.states.values() if s.task.stage == "swap"}
+    assert swaps["astronaut.png"].status == "done", swaps["astronaut.png"].message
+    assert swaps["astronaut.png"].task.values["face_reference"] == str(ws.root / "references" / "stunt")
+    assert swaps["cameraman.png"].status == "failed" and "none is stunt's" in swaps["cameraman.png"].message
+    assert (ws.root / "swaps" / "astronaut.png").is_file() and not (ws.root / "swaps" / "cameraman.png").exists()

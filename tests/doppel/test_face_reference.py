@@ -146,3 +146,27 @@ def test_without_a_face_reference_the_plate_actor_is_said_unchecked(studio, tmp_
                              "--production", "Film", "--plate-actor", "other", "-W", root, "--out", tmp_path / "o.png")
     assert code == 0, err
     assert "plate performer not checked: other has no face reference (doppel actor face other PHOTO...)" in out
+
+
+def test_a_face_reference_made_under_a_revoked_consent_is_not_used(tmp_path, capsys):
+    """Revoking the consent a reference was made under lists it for deletion, and a swap refuses to use it."""
+    from assets.actors import add_actor
+    from assets.consent import grant
+    from assets.lineage import outputs_under_consent
+    from assets.workspace import Workspace
+    from doppel.face_reference import FaceReferenceError, find_face_reference
+
+    ws = Workspace.init(tmp_path / "ws")
+    add_actor(ws, "Stunt", actor_id="stunt")
+    until = dt.date.today() + dt.timedelta(days=9)
+    first = grant(ws, "stunt", ["face_replace"], "Film", until)
+    grant(ws, "stunt", ["face_replace"], "Sequel", until)
+    code, _, err = run_cli(capsys, "actor", "face", "stunt", _write(tmp_path / "a.png", _astronaut()),
+                           "--production", "Film", "-W", ws.root)
+    assert code == 0, err
+    assert find_face_reference(ws, "stunt") == ws.root / "references" / "stunt"
+    code, out, _ = run_cli(capsys, "consent", "revoke", first.id, "--reason", "withdrawn", "-W", ws.root)
+    assert code == 0 and "outputs to withdraw or delete" in out
+    assert [a.kind for a in outputs_under_consent(ws, first.id)[0]] == ["face_reference"]
+    with pytest.raises(FaceReferenceError, match="revoked"):
+        find_face_reference(ws, "stunt")
