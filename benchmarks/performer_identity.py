@@ -11,6 +11,9 @@ measures, all in one run:
    cameraman -> astronaut, and cameraman -> astronaut (the performer picked in the first shot, or given by a
    photo of the astronaut: ``--performer-photo``); frames of the performer tracked, frames of the other person
    taken for the performer.
+4. The plate actor's face reference, through `doppel swap` in a workspace: the same edited plates swapped under
+   ``--plate-actor stunt``, whose reference (`doppel actor face`) is the astronaut's 512 px still, and under an
+   actor without one; frames swapped of each person, and a plate that never shows her (refused, nothing written).
 3. The cost in profile: a synthetic plate (``doppel capture plate``, its yaw sweep) cut from its near-frontal
    frames to its profile frames (another framing and grade): the profile frames tracked with and without
    ``identify``, the descriptor distance per yaw bin, and the tracking pass's time both ways.
@@ -132,6 +135,73 @@ def part2(work: Path, n: int) -> None:
                   f"{f'{(other & ~who).sum()}/{(~who).sum()}':>20}")
 
 
+def studio(root: Path) -> Path:
+    """A workspace: 'jane' (a rig, face_replace), 'stunt' (face_replace, a face reference: the astronaut's
+    still), 'other' (face_replace, no reference)."""
+    import datetime as dt
+
+    import skimage.data
+
+    from assets.actors import add_actor
+    from assets.consent import grant
+    from assets.workspace import Workspace
+    from doppel.doubles import build_default_rig
+
+    ws = Workspace.init(root)
+    until = dt.date.today() + dt.timedelta(days=9)
+    for actor, uses in (("jane", ["rig", "face_replace"]), ("stunt", ["face_replace"]), ("other", ["face_replace"])):
+        add_actor(ws, actor.title(), actor_id=actor)
+        grant(ws, actor, uses, "Film", until)
+    rig, params, _ = build_default_rig("anny", seed=3)
+    rig.save(root / "rigs" / "jane", params=params)
+    still = root.parent / "stunt_headshot.png"
+    cv2.imwrite(str(still), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    doppel("actor", "face", "stunt", still, "--production", "Film", "-W", root)
+    return root
+
+
+def doppel(*args) -> tuple[int, str]:
+    """Run the `doppel` CLI in a child process: (exit code, its last line of output)."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "doppel", *map(str, args)], capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "200"})
+    lines = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip() and not ln.startswith(("W0000", "I0000"))]
+    return p.returncode, lines[-1] if lines else ""
+
+
+def part4(work: Path, n: int) -> None:
+    from doppel.face_swap.stills import plate_from_still
+
+    print(f"\n## 4. the plate actor's face reference (`doppel swap` in a workspace, {n} frames a shot, 384 px; "
+          "stunt's reference: the astronaut's 512 px still)")
+    print(f"{'plate':<32}{'--plate-actor':>15}{'astronaut swapped':>19}{'cameraman swapped':>19}{'seconds':>9}  result")
+    root = studio(work / "ws")
+    for order in (("camera", "astronaut"), ("astronaut", "camera", "astronaut"), ("camera",)):
+        frames, names = [], []
+        for k, name in enumerate(order):
+            frames += list(plate_from_still(photo(name), n, seed=k, strength=1.0))
+            names += [name] * n
+        plate = write_plate(work / ("ws_" + "->".join(order)), frames)
+        hers = np.array(names) == "astronaut"
+        for actor in ("other", "stunt"):
+            out = work / f"out_{actor}_{'-'.join(order)}"
+            t0 = time.perf_counter()
+            code, last = doppel("swap", plate, "--double", root / "rigs" / "jane", "--actor", "jane",
+                                "--production", "Film", "--plate-actor", actor, "-W", root, "--out", out)
+            seconds = time.perf_counter() - t0
+            if code == 0:
+                tracks = np.load(out.parent / f"{out.name}_swap" / "tracks.npz")
+                swapped = tracks["valid"] & ~tracks["face_not_performer"]
+                a, c = f"{(swapped & hers).sum()}/{hers.sum()}", f"{(swapped & ~hers).sum()}/{(~hers).sum()}"
+                result = "written"
+            else:
+                a = c = "-"
+                result = f"refused, {'nothing' if not out.exists() else 'something'} written: {last[:90]}"
+            print(f"{' -> '.join(order):<32}{actor:>15}{a:>19}{c:>19}{seconds:>9.1f}  {result}")
+
+
 def part3(work: Path, gt: Path) -> None:
     from capture.face_identity import describe
     from capture.face_tracking import PlateTracker
@@ -180,19 +250,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=24, help="frames a shot (parts 1-2: 2x this in part 1)")
     ap.add_argument("--gt-plate", type=Path, default=None, help="a `doppel capture plate` folder (part 3)")
+    ap.add_argument("--only", type=int, default=None, help="run only this part (1-4)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     print(f"# performer_identity: {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
-    part1(2 * args.frames)
+    def run(part: int) -> bool:
+        return args.only in (None, part)
+
+    if run(1):
+        part1(2 * args.frames)
     with tempfile.TemporaryDirectory(prefix="doppel_identity_") as tmp:
-        part2(Path(tmp), args.frames)
-        if args.gt_plate is None:
+        if run(2):
+            part2(Path(tmp), args.frames)
+        if run(3) and args.gt_plate is None:
             print("\n## 3. skipped: no --gt-plate (make one with `doppel capture plate`)")
-        else:
+        elif run(3):
             part3(Path(tmp), args.gt_plate)
+        if run(4):
+            part4(Path(tmp), args.frames)
 
 
 if __name__ == "__main__":
