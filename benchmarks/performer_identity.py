@@ -177,15 +177,15 @@ def part4(work: Path, n: int) -> None:
     print(f"\n## 4. the plate actor's face reference (`doppel swap` in a workspace, {n} frames a shot, 384 px; "
           "stunt's reference: the astronaut's 512 px still)")
     print(f"{'plate':<32}{'--plate-actor':>15}{'astronaut swapped':>19}{'cameraman swapped':>19}{'seconds':>9}  result")
-    root = studio(work / "ws")
+    roots = {a: studio(work / f"ws_{a}") for a in ("other", "stunt")}   # a plate is one performer's: one each
     for order in (("camera", "astronaut"), ("astronaut", "camera", "astronaut"), ("camera",)):
         frames, names = [], []
         for k, name in enumerate(order):
             frames += list(plate_from_still(photo(name), n, seed=k, strength=1.0))
             names += [name] * n
-        plate = write_plate(work / ("ws_" + "->".join(order)), frames)
+        plate = write_plate(work / ("ref_" + "->".join(order)), frames)
         hers = np.array(names) == "astronaut"
-        for actor in ("other", "stunt"):
+        for actor, root in roots.items():
             out = work / f"out_{actor}_{'-'.join(order)}"
             t0 = time.perf_counter()
             code, last = doppel("swap", plate, "--double", root / "rigs" / "jane", "--actor", "jane",
@@ -253,6 +253,8 @@ def main() -> None:
     ap.add_argument("--only", type=int, default=None, help="run only this part (1-4)")
     args = ap.parse_args()
     import torch
+
+    import doppel  # noqa: F401  (before torch: Doppel sets OpenMP's wait policy)
 
     torch.set_num_threads(1)
     print(f"# performer_identity: {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
