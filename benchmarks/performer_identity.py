@@ -34,6 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+import doppel  # before torch: Doppel sets OpenMP's wait policy
+
 
 def photo(name: str, size: int = 384) -> np.ndarray:
     import skimage.data
@@ -254,7 +256,6 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    import doppel  # noqa: F401  (before torch: Doppel sets OpenMP's wait policy)
 
     torch.set_num_threads(1)
     print(f"# performer_identity: {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
