@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import doppel  # before torch: Doppel sets OpenMP's wait policy
+import core.runtime  # noqa: F401  (OpenMP passive before torch)
 
 
 def photo(name: str, size: int = 384) -> np.ndarray:
