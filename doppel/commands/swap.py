@@ -99,7 +99,6 @@ def swap(
     label: LabelOpt = None,
 ) -> None:
     """Replace the face of the performer in PLATE with the double's face, frame by frame."""
-    from doppel.face_reference import plate_reference
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks
@@ -109,9 +108,7 @@ def swap(
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
     console = Console()
     track = _check_before_consent(cfg, plate, landmarks, plate_colorspace)   # bad options fail first
-    reference = plate_reference(workspace, plate_actor, face_reference)   # FaceReferenceError: edited
-    performer = _performer(performer_photo, reference, cfg, track)
-    checked = _performer_check(plate_actor, reference, track)
+    reference, performer, checked = _whom(workspace, plate_actor, face_reference, performer_photo, cfg, track)
     rigs = [rig] if rig else []
     with gate_plate(workspace, plate_actor, production, plate, performer_photo, reference), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
@@ -147,6 +144,15 @@ def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: 
     if not plate.exists():
         raise FileNotFoundError(f"{plate}: plate not found")
     return track
+
+
+def _whom(workspace, plate_actor: str | None, face_reference: Path | None, photo: Path | None, cfg, landmarks):
+    """(the plate performer's face reference folder or None, whom to swap (`_performer`), how the plate performer
+    is checked (`_performer_check`)); before the consents. FaceReferenceError when the reference was edited."""
+    from doppel.face_reference import plate_reference
+
+    reference = plate_reference(workspace, plate_actor, face_reference)
+    return reference, _performer(photo, reference, cfg, landmarks), _performer_check(plate_actor, reference, landmarks)
 
 
 def _performer(photo: Path | None, reference: Path | None, cfg, landmarks):
