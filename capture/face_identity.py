@@ -160,6 +160,15 @@ class Performer:
         return k if d[k] < self.threshold else None
 
 
+def faces_in_still(rgb: np.ndarray, max_faces: int = 2) -> np.ndarray:
+    """(N, 478, 2) px MediaPipe face landmarks of a still, rgb (H, W, 3) uint8, found on its own (a tracker of
+    its own: nothing carried over from another image), at most ``max_faces``."""
+    from capture.face_tracking import PlateTracker
+
+    with PlateTracker(max_faces=max_faces, hands=False) as tracker:
+        return tracker.process(rgb).faces
+
+
 def performer_from_photo(path: str | Path, threshold: float = SAME_PERSON) -> Performer:
     """The performer as a photo of them shows them (their face alone in it, `MIN_FACE_PX` wide or more): a swap
     given it swaps that person's face wherever they are, from the first frame. ValueError (one line) when the
@@ -172,24 +181,21 @@ def performer_from_photos(paths, threshold: float = SAME_PERSON, what: str = "ph
     each photo, the first photo's face as the thumbnail, ``source`` the first photo. ValueError (one line, naming
     the photo; ``what`` says what the photo is for) when a photo cannot be read, shows no face, several or one
     too small, or shows another person than the first (descriptor distance ``threshold`` or more)."""
-    from capture.face_tracking import PlateTracker
-
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError(f"no {what} given")
     performer = Performer(threshold, source=paths[0])
-    with PlateTracker(max_faces=2, hands=False) as tracker:
-        for path in paths:
-            rgb, face = _photo_face(path, tracker, what)
-            d = describe(rgb, face)
-            if performer.known and (gap := performer.distance(d)) >= threshold:
-                raise ValueError(f"{what} {path}: shows another person than {paths[0]} (face descriptor distance "
-                                 f"{gap:.2f}, one person under {threshold:g}); give photos of one person")
-            performer.add_view(d, face_thumbnail(rgb, face) if not performer.known else None)
+    for path in paths:
+        rgb, face = _photo_face(path, what)
+        d = describe(rgb, face)
+        if performer.known and (gap := performer.distance(d)) >= threshold:
+            raise ValueError(f"{what} {path}: shows another person than {paths[0]} (face descriptor distance "
+                             f"{gap:.2f}, one person under {threshold:g}); give photos of one person")
+        performer.add_view(d, face_thumbnail(rgb, face) if not performer.known else None)
     return performer
 
 
-def _photo_face(path: Path, tracker, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _photo_face(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
     """(rgb (H, W, 3) uint8, face (478, 2) px) of a photo showing one face wide enough to tell; ValueError."""
     from capture.frame_files import read_frame
 
@@ -199,7 +205,7 @@ def _photo_face(path: Path, tracker, what: str) -> tuple[np.ndarray, np.ndarray]
         rgb = read_frame(path)
     except (OSError, ValueError) as e:
         raise ValueError(f"{what} {path}: cannot be read ({e})") from None
-    faces = tracker.process(rgb).faces
+    faces = faces_in_still(rgb)
     if len(faces) != 1:
         raise ValueError(f"{what} {path}: {'no face' if not len(faces) else 'several faces'} found; give a "
                          "photo of the performer's face alone")

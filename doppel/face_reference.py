@@ -60,6 +60,25 @@ def write_face_reference(photos: Sequence[str | os.PathLike], folder: str | os.P
     return len(performer.views)
 
 
+def capture_views(session: str | os.PathLike, count: int = 4) -> list[Path]:
+    """The images of a capture session (its first frame) that show the actor's face best: each camera's image
+    with exactly one face at least `MIN_FACE_PX` wide, the ``count`` widest faces (px) first. ValueError (one
+    line) when no camera shows one."""
+    from capture.face_identity import faces_in_still, wide_enough
+    from capture.frame_files import read_frame
+    from capture.session import load_session
+
+    s = load_session(session)
+    first = s.frames[sorted(s.frames)[0]]
+    widths = {}
+    for cam in s.camera_names:
+        if cam in first and len(faces := faces_in_still(read_frame(first[cam]))) == 1 and wide_enough(faces[0]):
+            widths[first[cam]] = float(np.ptp(faces[0][:, 0]))
+    if not widths:
+        raise ValueError(f"capture {session}: no camera shows one face wide enough to tell who it is; give photos")
+    return sorted(widths, key=widths.get, reverse=True)[:count]
+
+
 def find_face_reference(ws, actor_id: str) -> Path | None:
     """The folder of ``actor_id``'s newest registered face reference in workspace ``ws``, or None when they have
     none. FaceReferenceError (one line) when that folder is gone or its files differ from what was registered

@@ -50,28 +50,44 @@ def list_(workspace: WorkspaceOpt = None) -> None:
 
 @app.command("face")
 def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor whose face the photos show."),
-         photos: list[Path] = typer.Argument(..., metavar="PHOTO...", help="Photos of the actor's face, alone in "
+         photos: list[Path] = typer.Argument(None, metavar="[PHOTO]...", help="Photos of the actor's face, alone in "
                                              "each, at least 32 px wide (frontal and turned views help)."),
+         capture: Path = typer.Option(None, "--capture", help="Take the photos from the actor's capture session "
+                                      "(its first frame): the cameras showing their face widest."),
+         views: int = typer.Option(4, "--views", min=1, max=16, help="With --capture: how many cameras' views."),
          production: ProductionOpt = None, workspace: WorkspaceOpt = None) -> None:
-    """Keep what ACTOR's face looks like (a face descriptor of each PHOTO and a crop of the first; never the
-    photos), so that `doppel swap --plate-actor ACTOR` swaps only their face and refuses a plate that never shows
-    them. Needs ACTOR's face_replace consent; made again, the newest replaces the last."""
+    """Keep what ACTOR's face looks like (a face descriptor of each PHOTO, or of the best views of their capture
+    session, and a crop of the first; never the photos), so that `doppel swap --plate-actor ACTOR` swaps only
+    their face and refuses a plate that never shows them. Needs ACTOR's face_replace consent; made again, the
+    newest replaces the last."""
     from assets.workspace import VIRTUAL_ACTOR_ID
     from core.stage_folders import staged_stage_dir
     from doppel.consent_gate import gate_from_cli
-    from doppel.face_reference import REFERENCE_KIND, REFERENCE_STAGE, THUMBNAIL, reference_folder, write_face_reference
+    from doppel.face_reference import (
+        REFERENCE_KIND,
+        REFERENCE_STAGE,
+        THUMBNAIL,
+        capture_views,
+        reference_folder,
+        write_face_reference,
+    )
 
     if actor_id == VIRTUAL_ACTOR_ID:
         raise typer.BadParameter("the virtual actor needs no face reference (its plates prove themselves "
                                  "synthetic)", param_hint="ACTOR")
+    if bool(photos) == (capture is not None):
+        raise typer.BadParameter("give photos of the actor's face or --capture SESSION (one of the two)")
     out = reference_folder(Workspace.open(workspace).root, actor_id)
+    inputs = list(photos or [capture])
     with gate_from_cli(workspace, actor_id, production, use="face_replace", command="actor face",
-                       inputs=photos) as run:
+                       inputs=inputs) as run:
         params = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                  "production": run.provenance["production"]}
-        with staged_stage_dir(out, REFERENCE_STAGE, inputs=photos) as tmp:
-            n = write_face_reference(photos, tmp, params)
+                  "production": run.provenance["production"], "capture": str(capture) if capture else None}
+        chosen = capture_views(capture, views) if capture is not None else photos
+        with staged_stage_dir(out, REFERENCE_STAGE, inputs=inputs) as tmp:
+            n = write_face_reference(chosen, tmp, params)
         run.add_output(out, kind=REFERENCE_KIND)
-    Console().print(f"face reference of {actor_id}: {n} photo(s) described -> {out} (their face: {out / THUMBNAIL}); "
+    what = "view(s) of the capture" if capture else "photo(s)"
+    Console().print(f"face reference of {actor_id}: {n} {what} described -> {out} (their face: {out / THUMBNAIL}); "
                     f"`doppel swap --plate-actor {actor_id}` swaps only them from now on", markup=False,
                     highlight=False, soft_wrap=True)

@@ -170,3 +170,40 @@ def test_a_face_reference_made_under_a_revoked_consent_is_not_used(tmp_path, cap
     assert [a.kind for a in outputs_under_consent(ws, first.id)[0]] == ["face_reference"]
     with pytest.raises(FaceReferenceError, match="revoked"):
         find_face_reference(ws, "stunt")
+
+
+def test_a_face_reference_from_the_actors_capture_takes_the_widest_faces(tmp_path, capsys):
+    """--capture SESSION: the cameras that show one face wide enough, the widest first (a blank view and a face
+    too small are left out)."""
+    from assets.actors import add_actor
+    from assets.consent import grant
+    from assets.workspace import Workspace
+    from capture.session import write_session
+    from doppel.face_reference import capture_views
+    from tests.capture.conftest import portrait_cameras
+
+    cams = portrait_cameras(4, size=256)
+    import skimage.data
+
+    head = skimage.data.astronaut()[0:300, 100:400]
+
+    def framed(side):
+        img = np.full((256, 256, 3), 90, np.uint8)
+        a = (256 - side) // 2
+        img[a:a + side, a:a + side] = cv2.resize(head, (side, side), interpolation=cv2.INTER_AREA)
+        return img
+
+    big, mid, small = framed(256), framed(160), framed(96)     # faces 79, 50 and 30 px wide
+    views = [np.full((256, 256, 3), 90, np.uint8), mid, small, big]
+    session = write_session(tmp_path / "session", cams, {c.name: v for c, v in zip(cams, views, strict=True)})
+    chosen = capture_views(session, 4)
+    assert [p.stem for p in chosen] == [cams[3].name, cams[1].name], chosen
+    assert [p.stem for p in capture_views(session, 1)] == [cams[3].name]
+    ws = Workspace.init(tmp_path / "ws")
+    add_actor(ws, "Stunt", actor_id="stunt")
+    grant(ws, "stunt", ["face_replace"], "Film", dt.date.today() + dt.timedelta(days=9))
+    code, out, err = run_cli(capsys, "actor", "face", "stunt", "--capture", session, "--production", "Film",
+                             "-W", ws.root)
+    assert code == 0 and "2 view(s) of the capture described" in out, err
+    code, _, err = run_cli(capsys, "actor", "face", "stunt", "--production", "Film", "-W", ws.root)
+    assert code != 0 and "--capture" in err
