@@ -28,7 +28,8 @@ DebiasOpt = Annotated[bool, typer.Option(
     "profile).")]
 LandmarksOpt = Annotated[Path | None, typer.Option(
     "--landmarks", help="The performer's face track from elsewhere: an .npz whose 'landmarks' are (frames, 478, 2) "
-    "px in MediaPipe's order for the frames swapped (a previous swap's tracks.npz, edited), solved as given.")]
+    "px in MediaPipe's order for the frames swapped (a previous swap's tracks.npz, edited), solved as given; with "
+    "a face reference or --performer-photo, a given face that is not theirs passes through.")]
 IdentifyOpt = Annotated[bool, typer.Option(
     "--identify/--no-identify", help="Swap only the performer picked on the first frame with faces (the largest, "
     "or --face-index): after a cut or a lost face, a face is swapped only when it is theirs, told by dlib's face "
@@ -108,7 +109,7 @@ def swap(
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
     console = Console()
     track = _check_before_consent(cfg, plate, landmarks, plate_colorspace)   # bad options fail first
-    reference, performer, checked = _whom(workspace, plate_actor, face_reference, performer_photo, cfg, track)
+    reference, performer, checked = _whom(workspace, plate_actor, face_reference, performer_photo, cfg)
     rigs = [rig] if rig else []
     with gate_plate(workspace, plate_actor, production, plate, performer_photo, reference), \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
@@ -146,31 +147,29 @@ def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: 
     return track
 
 
-def _whom(workspace, plate_actor: str | None, face_reference: Path | None, photo: Path | None, cfg, landmarks):
+def _whom(workspace, plate_actor: str | None, face_reference: Path | None, photo: Path | None, cfg):
     """(the plate performer's face reference folder or None, whom to swap (`_performer`), how the plate performer
     is checked (`_performer_check`)); before the consents. FaceReferenceError when the reference was edited."""
     from doppel.face_reference import plate_reference
 
     reference = plate_reference(workspace, plate_actor, face_reference)
-    return reference, _performer(photo, reference, cfg, landmarks), _performer_check(plate_actor, reference, landmarks)
+    return reference, _performer(photo, reference, cfg), _performer_check(plate_actor, reference)
 
 
-def _performer(photo: Path | None, reference: Path | None, cfg, landmarks):
+def _performer(photo: Path | None, reference: Path | None, cfg):
     """Whom to swap, checked against the options before the consents: the face reference's person (with the
     photo's view added when --performer-photo shows the same person), else the person of --performer-photo, else
-    None (the largest face of the first frame). With --landmarks a reference is not used (`_performer_check`)."""
+    None (the largest face of the first frame). With --landmarks each given face is checked to be theirs."""
     from capture.face_identity import performer_from_photo
     from doppel.face_reference import load_face_reference
     from doppel.face_swap.swap import check_performer
 
     if reference is None:
         performer = performer_from_photo(photo) if photo is not None else None
-        check_performer(performer, cfg, landmarks)
+        check_performer(performer, cfg)
         return performer
     performer = load_face_reference(reference)
-    if landmarks is not None and photo is None:
-        return None
-    check_performer(performer, cfg, landmarks)
+    check_performer(performer, cfg)
     if photo is not None:
         seen = performer_from_photo(photo)
         gap = performer.distance(seen.views[0])
@@ -182,13 +181,12 @@ def _performer(photo: Path | None, reference: Path | None, cfg, landmarks):
     return performer
 
 
-def _performer_check(plate_actor: str | None, reference: Path | None, landmarks) -> str:
+def _performer_check(plate_actor: str | None, reference: Path | None) -> str:
     """How the plate performer's identity is checked, in words for the manifest and the CLI."""
-    if reference is not None:
-        return (f"not checked: --landmarks given (the face reference {reference} needs the swap's own tracking)"
-                if landmarks is not None else f"face reference {reference}")
     from assets.workspace import UNKNOWN_ACTOR_ID, VIRTUAL_ACTOR_ID
 
+    if reference is not None:
+        return f"face reference {reference}"
     if plate_actor in (None, VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID):
         return "no real person named by --plate-actor"
     return f"not checked: {plate_actor} has no face reference (doppel actor face {plate_actor} PHOTO...)"

@@ -256,8 +256,9 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     """Pass 1: face and hand landmarks of frames start <= i < end, and each face landmark's optical flow from the
     frame before (when cfg.flow_weight > 0). landmarks: the face's (end - start, 478, 2) px from another tracker
     (NaN rows: no face), used as they are: MediaPipe then only finds the hands and counts the faces, no flow.
-    performer: who to swap (`capture.face_identity.performer_from_photo`): their face wherever it is, from the
-    first frame (None: the face picked first, `SwapConfig.face_index`, and with cfg.identify that person)."""
+    performer: who to swap (`capture.face_identity.performer_from_photo`, a face reference): their face wherever
+    it is, from the first frame (None: the face picked first, `SwapConfig.face_index`, and with cfg.identify that
+    person); with landmarks, each frame's given face is checked to be theirs (else passed through)."""
     import cv2
 
     from capture.face_backfill import Backfill
@@ -275,7 +276,8 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     from_crop, backfilled, others, small = (np.zeros(F, bool) for _ in range(4))
     hands: list[np.ndarray] = []
     performer = _performer_of(performer, cfg, given)
-    prev, cuts, follow = None, CutDetector(), FaceFollower(cfg.face_index, performer=performer)
+    prev, cuts = None, CutDetector()
+    follow = FaceFollower(cfg.face_index, performer=performer if given is None else None)   # given: checked below
     max_faces = max(cfg.max_faces, cfg.face_index + 1)
     back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces, lost=True),
                     cfg.face_index) \
@@ -291,6 +293,10 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
             others[f], small[f] = follow.not_performer, follow.too_small
             if face is not None and given is None:
                 lm[f] = face
+            if given is not None and performer is not None:
+                others[f], small[f] = _given_unlike(performer, rgb, lm[f])
+                if others[f]:
+                    lm[f] = np.nan                                # a given face that is not the performer's
             if back is not None and new_picture:
                 back.cut()                                        # never tracked back into the shot before
             if back is not None and face is None:
@@ -317,20 +323,32 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
                          too_small=small, performer=performer, performer_frame=follow.first_pick)
 
 
+def _given_unlike(performer, rgb: np.ndarray, face: np.ndarray) -> tuple[bool, bool]:
+    """(not the performer's, too small to tell) for a face given by --landmarks, face (478, 2) px in rgb (H, W, 3)
+    uint8; a frame without one (NaN) is (False, False). A face too small to tell is not taken for theirs."""
+    from capture.face_identity import wide_enough
+
+    if not np.isfinite(face).all():
+        return False, False
+    if not wide_enough(face):
+        return True, True
+    return performer.find(rgb, face[None]) is None, False
+
+
 def _performer_of(performer, cfg: SwapConfig, landmarks: np.ndarray | None):
     """The performer a tracking pass identifies faces by: the one given (`check_performer`), else a new one
     (learnt from the first pick; its model loaded in the background while MediaPipe starts) with cfg.identify and
     the swap's own tracking, else None."""
     from capture.face_identity import Performer, preload
 
-    check_performer(performer, cfg, landmarks)
+    check_performer(performer, cfg)
     if performer is not None or not cfg.identify or landmarks is not None:
         return performer
     preload()
     return Performer()
 
 
-def check_performer(performer, cfg: SwapConfig, landmarks: np.ndarray | None) -> None:
+def check_performer(performer, cfg: SwapConfig) -> None:
     """ValueError (one line) when a performer to swap (from a photo or a face reference) cannot be honoured by
     these options."""
     if performer is None:
@@ -338,8 +356,6 @@ def check_performer(performer, cfg: SwapConfig, landmarks: np.ndarray | None) ->
     what = f"{performer.name}'s face reference" if performer.name else "--performer-photo"
     if not cfg.identify:
         raise ValueError(f"{what} tells the performer by their face: it cannot go with --no-identify")
-    if landmarks is not None:
-        raise ValueError(f"{what} needs the swap's own tracking: it cannot go with --landmarks")
 
 
 def load_face_track(path: str | Path) -> np.ndarray:

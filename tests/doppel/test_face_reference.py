@@ -103,6 +103,17 @@ def test_the_plate_actors_face_reference_decides_whom_the_swap_takes(studio, tmp
     manifest = json.loads((tmp_path / "o_swap" / "manifest.json").read_text())
     assert manifest["params"]["plate_performer_check"].startswith("face reference")
     assert "face_reference" in manifest["inputs"]
+    # a face track given by --landmarks (here both people's, from a swap outside the workspace without the check):
+    # each given face is checked, the cameraman's pass through
+    code, _, err = run_cli(capsys, "swap", tmp_path / "cut", "--double", root / "rigs" / "jane", "--out",
+                           tmp_path / "free", "--no-identify")
+    assert code == 0, err
+    track = tmp_path / "free_swap" / "tracks.npz"
+    assert np.isfinite(np.load(track)["landmarks"]).all()
+    code, out, err = run_cli(capsys, *swap, "--out", tmp_path / "given", "--landmarks", track)
+    assert code == 0, err
+    others = np.load(tmp_path / "given_swap" / "tracks.npz")["face_not_performer"].tolist()
+    assert others == [True] * 4 + [False] * 4 and "passed through: 0-3" in out, others
     only_cam = tmp_path / "cam"
     only_cam.mkdir()
     for i in range(3):
