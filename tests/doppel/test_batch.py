@@ -397,6 +397,16 @@ def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_
     assert gate.likeness == ("m", "r") and gate.evidence == ("a",)
 
 
+SWAP_PLAN = """
+workspace: .
+production: Film
+actor: jane
+jobs:
+  - {stage: rig, out: rigs/jane, preview_size: 64}
+  - {stage: swap, plate: "plates/*.png", double: rigs/jane, plate_actor: stunt, out: "swaps/{plate}.png"}
+"""
+
+
 def test_swap_in_a_batch_passes_both_gates_in_the_driver(tmp_path, ray_session):
     """A swap job is gated for the double's actor and for the plate's performer (`plate_actor`), both checked in
     the driver and both audited; without the performer's consent the task is refused and writes nothing."""
@@ -412,15 +422,7 @@ def test_swap_in_a_batch_passes_both_gates_in_the_driver(tmp_path, ray_session):
     face = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
     for name in ("a", "b"):
         cv2.imwrite(str(ws.root / "plates" / f"{name}.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
-    body = """
-workspace: .
-production: Film
-actor: jane
-jobs:
-  - {stage: rig, out: rigs/jane, preview_size: 64}
-  - {stage: swap, plate: "plates/*.png", double: rigs/jane, plate_actor: stunt, out: "swaps/{plate}.png"}
-"""
-    plan = _write(ws.root / "plan.yaml", body)
+    plan = _write(ws.root / "plan.yaml", SWAP_PLAN)
     res = run_batch(build_dag(load_plan(plan)), BatchConfig(max_retries=0))
     swaps = {k: s for k, s in res.states.items() if s.task.stage == "swap"}
     assert len(swaps) == 2 and all(s.status == "refused" and "stunt" in s.message for s in swaps.values())
@@ -460,15 +462,7 @@ def test_a_batch_swap_honours_the_plate_actors_face_reference(tmp_path, ray_sess
     cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
     code, _, err = run_cli(capsys, "actor", "face", "stunt", photo, "--production", "Film", "-W", ws.root)
     assert code == 0, err
-    body = """
-workspace: .
-production: Film
-actor: jane
-jobs:
-  - {stage: rig, out: rigs/jane, preview_size: 64}
-  - {stage: swap, plate: "plates/*.png", double: rigs/jane, plate_actor: stunt, out: "swaps/{plate}.png"}
-"""
-    res = run_batch(build_dag(load_plan(_write(ws.root / "plan.yaml", body))), BatchConfig(max_retries=0))
+    res = run_batch(build_dag(load_plan(_write(ws.root / "plan.yaml", SWAP_PLAN))), BatchConfig(max_retries=0))
     swaps = {s.task.values["plate"].rsplit("/", 1)[-1]: s for s in res.states.values() if s.task.stage == "swap"}
     assert swaps["astronaut.png"].status == "done", swaps["astronaut.png"].message
     assert swaps["astronaut.png"].task.values["face_reference"] == str(ws.root / "references" / "stunt")
