@@ -128,7 +128,7 @@ def swap(
                                 params=_params(run, plate_actor, landmarks, checked), disclose=disclose,
                                 landmarks=given, plate_info=info, performer=performer)
         run.add_output(side_folder(out), kind="swap")
-    _print_result(console, result, out, side_folder(out), checked)
+    _print_result(console, result, out, side_folder(out), checked, performer is not None)
 
 
 def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: str | None):
@@ -234,30 +234,30 @@ def gate_plate(workspace, plate_actor: str | None, production: str | None, plate
                          inputs=seen, likeness=seen, actor_option="--plate-actor")
 
 
-def _print_result(console: Console, result, out: Path, side: Path, checked: str) -> None:
-    """The command's closing lines: frames swapped, flagged, speed, where the outputs are; whom it swapped and how
-    that was checked; frames passed through."""
+def _print_result(console: Console, result, out: Path, side: Path, checked: str, given: bool) -> None:
+    """The command's closing lines (never wrapped: paths are copied from them): frames swapped, flagged, speed,
+    where the outputs are; whom it swapped and how that was checked; frames passed through. given: the performer
+    was given (a photo or a face reference), so --no-identify is no way to swap the others."""
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     n = len(result.frames)
-    console.print(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
-                  f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: {side / 'swap_report.html'})",
-                  markup=False, highlight=False)
+    say(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
+        f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: {side / 'swap_report.html'})")
     if result.performer:
         crop = side / "performer.png"
-        console.print(f"performer: {result.performer}" + (f" (a crop of their face: {crop})" if crop.is_file() else ""),
-                      markup=False, highlight=False)
+        say(f"performer: {result.performer}" + (f" (a crop of their face: {crop})" if crop.is_file() else ""))
     if checked.startswith("not checked"):
-        console.print(f"plate performer {checked}", markup=False, highlight=False, soft_wrap=True)
+        say(f"plate performer {checked}")
     others, small = set(result.not_performer), set(result.too_small)
+    hint = "" if given else " (--no-identify swaps the face of that size)"
     if none := [i for i in result.passed_through if i not in others]:
-        console.print(f"frames with no face, passed through: {_ranges(none)}", markup=False, highlight=False)
+        say(f"frames with no face, passed through: {_ranges(none)}")
     if other := sorted(others - small):
-        console.print(f"frames whose faces are not the performer's (another person), passed through: "
-                      f"{_ranges(other)} (--no-identify swaps the face of that size)", markup=False, highlight=False,
-                      soft_wrap=True)
+        say(f"frames whose faces are not the performer's (another person), passed through: {_ranges(other)}{hint}")
     if small:
-        console.print(f"frames whose faces are too small to tell whether one is the performer's, passed through: "
-                      f"{_ranges(sorted(small))} (--no-identify swaps the face of that size)", markup=False,
-                      highlight=False, soft_wrap=True)
+        say(f"frames whose faces are too small to tell whether one is the performer's, passed through: "
+            f"{_ranges(sorted(small))}{hint}")
 
 
 def _ranges(frames: list[int]) -> str:

@@ -100,6 +100,7 @@ def test_the_plate_actors_face_reference_decides_whom_the_swap_takes(studio, tmp
     others = np.load(tmp_path / "o_swap" / "tracks.npz")["face_not_performer"].tolist()   # (frames are watermarked)
     assert others == [True] * 4 + [False] * 4, others   # without the reference: the cameraman's swapped (test_swap)
     assert "performer: stunt, as their face reference" in out and "passed through: 0-3" in out
+    assert "--no-identify" not in out                       # no way to swap the others with a reference
     manifest = json.loads((tmp_path / "o_swap" / "manifest.json").read_text())
     assert manifest["params"]["plate_performer_check"].startswith("face reference")
     assert "face_reference" in manifest["inputs"]
