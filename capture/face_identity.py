@@ -182,8 +182,8 @@ def performer_from_photos(paths, threshold: float = SAME_PERSON, what: str = "ph
     the photo; ``what`` says what the photo is for) when a photo cannot be read, shows no face, several or one
     too small, or shows another person than the first (descriptor distance ``threshold`` or more)."""
     paths = [Path(p) for p in paths]
-    if not paths:
-        raise ValueError(f"no {what} given")
+    if not paths or len(paths) > MAX_VIEWS:
+        raise ValueError(f"{len(paths)} {what}s given: give 1 to {MAX_VIEWS}")
     performer = Performer(threshold, source=paths[0])
     for path in paths:
         rgb, face = _photo_face(path, what)

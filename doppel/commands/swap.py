@@ -160,7 +160,7 @@ def _performer(photo: Path | None, reference: Path | None, cfg):
     """Whom to swap, checked against the options before the consents: the face reference's person (with the
     photo's view added when --performer-photo shows the same person), else the person of --performer-photo, else
     None (the largest face of the first frame). With --landmarks each given face is checked to be theirs."""
-    from capture.face_identity import performer_from_photo
+    from capture.face_identity import MAX_VIEWS, performer_from_photo
     from doppel.face_reference import load_face_reference
     from doppel.face_swap.swap import check_performer
 
@@ -177,7 +177,8 @@ def _performer(photo: Path | None, reference: Path | None, cfg):
             raise ValueError(f"--performer-photo {photo}: shows another person than {performer.name}'s face "
                              f"reference {reference} (face descriptor distance {gap:.2f}, one person under "
                              f"{performer.threshold:g})")
-        performer.add_view(seen.views[0])
+        if len(performer.views) < MAX_VIEWS:
+            performer.add_view(seen.views[0])
     return performer
 
 
