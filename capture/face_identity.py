@@ -110,6 +110,7 @@ class Performer:
         self.name = name
         self.views: list[np.ndarray] = []
         self.thumbnail: np.ndarray | None = None
+        self.crops: list[np.ndarray] = []           # crops of the faces of views added with one (`add_view`)
 
     @property
     def known(self) -> bool:
@@ -143,11 +144,13 @@ class Performer:
 
     def add_view(self, descriptor: np.ndarray, thumbnail: np.ndarray | None = None) -> None:
         """Keep a view known to be the performer's: descriptor (128,) float32 (`describe`), thumbnail (h, w, 3)
-        uint8 a crop of that face (kept when it is the first view's)."""
+        uint8 a crop of that face (the first view's is `thumbnail`; each one given is kept in ``crops``)."""
         if len(self.views) >= MAX_VIEWS:
             raise ValueError(f"at most {MAX_VIEWS} views of a performer")
         if not self.views:
             self.thumbnail = thumbnail
+        if thumbnail is not None:
+            self.crops.append(thumbnail)
         self.views.append(np.asarray(descriptor, np.float32).reshape(128))
 
     def find(self, rgb: np.ndarray, faces: np.ndarray) -> int | None:
@@ -191,7 +194,7 @@ def performer_from_photos(paths, threshold: float = SAME_PERSON, what: str = "ph
         if performer.known and (gap := performer.distance(d)) >= threshold:
             raise ValueError(f"{what} {path}: shows another person than {paths[0]} (face descriptor distance "
                              f"{gap:.2f}, one person under {threshold:g}); give photos of one person")
-        performer.add_view(d, face_thumbnail(rgb, face) if not performer.known else None)
+        performer.add_view(d, face_thumbnail(rgb, face))
     return performer
 
 

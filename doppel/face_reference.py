@@ -8,7 +8,7 @@ the consent looked up is whoever was named. With one (`doppel actor face ACTOR P
 and refuses a plate in which they are never found: nothing is written.
 
 A reference holds no photo: 128-number face descriptors (dlib's face-recognition model,
-`capture.face_identity`), one a photo, and a crop of the first photo's face for people to see whom it shows.
+`capture.face_identity`), one a photo, and crops of the photos' faces for people to see whom it shows.
 It is a stage folder registered as an asset of kind ``face_reference``; the newest registered one of an actor
 is the one used, and one whose files no longer match their registration is refused, never ignored.
 """
@@ -27,7 +27,8 @@ REFERENCE_KIND = "face_reference"        # asset kind in the workspace index
 REFERENCE_STAGE = "actor face"           # the stage that writes the folder
 REFERENCES_FOLDER = "references"         # <workspace>/references/<actor id>/
 DESCRIPTORS = "face_reference.npz"
-THUMBNAIL = "face.png"
+THUMBNAIL = "face.png"                   # the first photo's face
+CONTACT_SHEET = "faces.png"              # every photo's face, side by side (160 px tall)
 
 
 class FaceReferenceError(DoppelError):
@@ -42,9 +43,10 @@ def reference_folder(workspace_root: str | os.PathLike, actor_id: str) -> Path:
 def write_face_reference(photos: Sequence[str | os.PathLike], folder: str | os.PathLike,
                          params: dict | None = None) -> int:
     """Describe the face in each photo (one person's face alone in each, at least `MIN_FACE_PX` wide) and write
-    ``folder``/face_reference.npz (descriptors (N, 128) float32, threshold), face.png (the first photo's face)
-    and manifest.json (the photos' hashes, never the photos). Returns N. ValueError (one line naming the photo)
-    when a photo shows no face, several, one too small, or another person than the first."""
+    ``folder``/face_reference.npz (descriptors (N, 128) float32, threshold), face.png (the first photo's face),
+    faces.png (each photo's face, side by side) and manifest.json (the photos' hashes, never the photos).
+    Returns N. ValueError (one line naming the photo) when a photo shows no face, several, one too small, or
+    another person than the first."""
     from capture.face_identity import SAME_PERSON, performer_from_photos
     from core.meshio import write_png
     from core.storage import write_manifest
@@ -54,9 +56,10 @@ def write_face_reference(photos: Sequence[str | os.PathLike], folder: str | os.P
     folder = Path(folder)
     np.savez(folder / DESCRIPTORS, descriptors=np.stack(performer.views), threshold=np.float32(SAME_PERSON))
     write_png(folder / THUMBNAIL, performer.thumbnail)
+    write_png(folder / CONTACT_SHEET, np.hstack(performer.crops))        # every photo's face, in order
     write_manifest(folder, REFERENCE_STAGE, inputs={f"photo_{i}": p for i, p in enumerate(photos)},
                    params={**(params or {}), "photos": len(photos), "model": "dlib_face_recognition_resnet_model_v1"},
-                   outputs={"descriptors": DESCRIPTORS, "thumbnail": THUMBNAIL})
+                   outputs={"descriptors": DESCRIPTORS, "thumbnail": THUMBNAIL, "faces": CONTACT_SHEET})
     return len(performer.views)
 
 

@@ -72,9 +72,11 @@ def test_a_face_reference_is_made_under_consent_and_holds_no_photo(studio, tmp_p
     assert code == 0 and "2 photo(s) described" in out, err
     folder = root / "references" / "stunt"
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
-        "face.png", "face_reference.npz", "manifest.json"]
+        "face.png", "face_reference.npz", "faces.png", "manifest.json"]
     with np.load(folder / "face_reference.npz") as z:
         assert z["descriptors"].shape == (2, 128)
+    face, faces = cv2.imread(str(folder / "face.png")), cv2.imread(str(folder / "faces.png"))
+    assert faces.shape[0] == face.shape[0] == 160 and faces.shape[1] > 1.8 * face.shape[1]   # both photos' faces
     code, out, _ = run_cli(capsys, "actor", "list", "-W", root)
     assert code == 0 and "stunt" in out and out.count("none") == 2      # jane and extra have none
 
