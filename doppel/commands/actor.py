@@ -64,9 +64,9 @@ def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor wh
     from core.stage_folders import staged_stage_dir
     from doppel.consent_gate import gate_from_cli
     from doppel.face_reference import (
+        CONTACT_SHEET,
         REFERENCE_KIND,
         REFERENCE_STAGE,
-        THUMBNAIL,
         capture_views,
         reference_folder,
         write_face_reference,
@@ -88,6 +88,6 @@ def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor wh
             n = write_face_reference(chosen, tmp, params)
         run.add_output(out, kind=REFERENCE_KIND)
     what = "view(s) of the capture" if capture else "photo(s)"
-    Console().print(f"face reference of {actor_id}: {n} {what} described -> {out} (their face: {out / THUMBNAIL}); "
+    Console().print(f"face reference of {actor_id}: {n} {what} described -> {out} (their faces: {out / CONTACT_SHEET}); "
                     f"`doppel swap --plate-actor {actor_id}` swaps only them from now on", markup=False,
                     highlight=False, soft_wrap=True)
