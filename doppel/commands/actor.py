@@ -87,7 +87,7 @@ def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor wh
         with staged_stage_dir(out, REFERENCE_STAGE, inputs=inputs) as tmp:
             n = write_face_reference(chosen, tmp, params)
         run.add_output(out, kind=REFERENCE_KIND)
-    what = "view(s) of the capture" if capture else "photo(s)"
-    Console().print(f"face reference of {actor_id}: {n} {what} described -> {out} (their faces: {out / CONTACT_SHEET}); "
+    what, sheet = "view(s) of the capture" if capture else "photo(s)", out / CONTACT_SHEET
+    Console().print(f"face reference of {actor_id}: {n} {what} described -> {out} (their faces: {sheet}); "
                     f"`doppel swap --plate-actor {actor_id}` swaps only them from now on", markup=False,
                     highlight=False, soft_wrap=True)
