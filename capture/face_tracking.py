@@ -65,7 +65,9 @@ class FaceFollower:
         self._frame, self._next_check, self._next_learn = 0, 0, 0
         # the performer was picked (a backward run's seed), or is known already (from a photo of them)
         self._picked = seed is not None or (performer is not None and performer.known)
-        self.first_pick: int | None = None   # the frame (counted from the first fed) where the performer was picked
+        self.first_pick: int | None = None   # the frame (counted from the first fed) where the performer was picked,
+                                             # or first found when known already
+        self.first_crop: np.ndarray | None = None   # their face in that frame (`face_identity.face_thumbnail`)
 
     def pick(self, faces: np.ndarray, new_picture: bool = False, rgb: np.ndarray | None = None) -> np.ndarray | None:
         """faces (N, 478, 2) px, largest first -> the followed face (478, 2) or None. new_picture: the frame
@@ -128,7 +130,8 @@ class FaceFollower:
         if not self._picked:                         # the first pick: by size, and it is who the performer is
             face = faces[self.index] if self.index < len(faces) else None
             if face is not None:
-                self._picked, self.first_pick = True, frame
+                self._picked = True
+                self._first_seen(frame, rgb, face)
                 self.performer.learn(rgb, face)      # not when too small to tell: then nobody is found later
                 self._keep(face)
                 self._next_learn = frame + LEARN_EVERY
@@ -143,11 +146,18 @@ class FaceFollower:
             self.too_small = self._untold
             self._since += 1
             return None
+        if self.first_pick is None:
+            self._first_seen(frame, rgb, faces[k])
         self._keep(faces[k])
         return faces[k]
 
     def _keep(self, face: np.ndarray) -> None:
         self._last, self._since = face, 0
+
+    def _first_seen(self, frame: int, rgb: np.ndarray, face: np.ndarray) -> None:
+        from capture.face_identity import face_thumbnail
+
+        self.first_pick, self.first_crop = frame, face_thumbnail(rgb, face)
 
 
 def face_size(face: np.ndarray) -> float:

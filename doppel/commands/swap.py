@@ -246,8 +246,10 @@ def _print_result(console: Console, result, out: Path, side: Path, checked: str,
     say(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
         f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: {side / 'swap_report.html'})")
     if result.performer:
-        crop = side / "performer.png"
-        say(f"performer: {result.performer}" + (f" (a crop of their face: {crop})" if crop.is_file() else ""))
+        crop, found = side / "performer.png", side / "performer_in_plate.png"
+        say(f"performer: {result.performer}" + (f" (a crop of their face: {crop}" if crop.is_file() else "")
+            + (f"; in the plate: {found}" if crop.is_file() and found.is_file() else "")
+            + (")" if crop.is_file() else ""))
     if checked.startswith("not checked"):
         say(f"plate performer {checked}")
     others, small = set(result.not_performer), set(result.too_small)

@@ -306,6 +306,8 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis, bias)
         if shot.performer is not None and shot.performer.thumbnail is not None:
             write_png(tmp / "performer.png", shot.performer.thumbnail)      # whom the swap took for the performer
+        if shot.performer is not None and shot.performer.source is not None and shot.performer_crop is not None:
+            write_png(tmp / "performer_in_plate.png", shot.performer_crop)  # ... and where it first found them
         seconds = time.perf_counter() - t0
         result = SwapResult(out, qcs, track, box, seconds, cuts, performer_words(shot, cfg, start))
         write_report(tmp / "swap_report.html", result, info, cfg, plate, double.source, out)

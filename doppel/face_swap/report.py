@@ -63,11 +63,14 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"deg</p>" if len(yaw) else "")
     if result.performer:
         thumb = (Path(path).parent / "performer.png").is_file()
+        found = (Path(path).parent / "performer_in_plate.png").is_file()
         summary += (f"<h2>Performer</h2><p>swapped: {escape(result.performer)}; after a cut, a lost face or a "
                     f"jump, only a face told to be theirs (dlib's face descriptor); "
                     f"{len(result.not_performer)} frame(s) showed only other faces and passed through</p>"
                     + ('<figure><img src="performer.png" alt="the performer"><figcaption>whom the swap took for '
-                       'the performer</figcaption></figure>' if thumb else ""))
+                       'the performer</figcaption></figure>' if thumb else "")
+                    + ('<figure><img src="performer_in_plate.png" alt="the performer in the plate"><figcaption>the '
+                       'face in the plate first taken for theirs</figcaption></figure>' if found else ""))
     if result.cuts:
         summary += (f"<p class=flag>the plate cuts to another shot at frame(s) {', '.join(map(str, result.cuts))}: "
                     "each shot was tracked, colour-matched and blended on its own</p>")

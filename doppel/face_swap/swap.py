@@ -114,7 +114,9 @@ class ShotLandmarks:
     not_performer: np.ndarray | None = None
     too_small: np.ndarray | None = None
     performer: object = None          # `capture.face_identity.Performer` of the swap (None: not identified)
-    performer_frame: int | None = None  # the frame offset where the performer was picked (None: from a photo)
+    performer_frame: int | None = None  # the frame offset where the performer was picked, or first found when
+                                        # given (a photo, a face reference); None: never
+    performer_crop: np.ndarray | None = None   # their face in that frame (h, w, 3) uint8, for people to compare
 
     def steadied(self, weight: float) -> ShotLandmarks:
         """The same shot with its landmarks fused with their flow (`capture.landmark_flow.fuse_flow`)."""
@@ -188,10 +190,11 @@ def performer_words(shot: ShotLandmarks, cfg: SwapConfig, start: int) -> str:
     p = shot.performer
     if p is None:
         return ""
+    found = "" if shot.performer_frame is None else f"; first found at frame {start + shot.performer_frame}"
     if p.name is not None:
-        return f"{p.name}, as their face reference {p.source} shows them"
+        return f"{p.name}, as their face reference {p.source} shows them{found}"
     if p.source is not None:
-        return f"the person of the photo {p.source}"
+        return f"the person of the photo {p.source}{found}"
     if shot.performer_frame is None:
         return ""
     which = "the largest face" if cfg.face_index == 0 else f"face {cfg.face_index} by size (--face-index)"
@@ -320,7 +323,8 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     flow[cuts.cuts()] = np.nan                                   # no motion carries across a cut
     return ShotLandmarks(lm, n_faces, hands, flow if cfg.flow_weight > 0 and given is None else None,
                          from_crop=from_crop, backfilled=backfilled, cuts=cuts.cuts(), not_performer=others,
-                         too_small=small, performer=performer, performer_frame=follow.first_pick)
+                         too_small=small, performer=performer, performer_frame=follow.first_pick,
+                         performer_crop=follow.first_crop)
 
 
 def _given_unlike(performer, rgb: np.ndarray, face: np.ndarray) -> tuple[bool, bool]:

@@ -103,6 +103,9 @@ def test_the_plate_actors_face_reference_decides_whom_the_swap_takes(studio, tmp
     assert others == [True] * 4 + [False] * 4, others   # without the reference: the cameraman's swapped (test_swap)
     assert "performer: stunt, as their face reference" in out and "passed through: 0-3" in out
     assert "--no-identify" not in out                       # no way to swap the others with a reference
+    assert "first found at frame 4" in out                   # the cut to her
+    report = (tmp_path / "o_swap" / "swap_report.html").read_text()
+    assert 'src="performer_in_plate.png"' in report and (tmp_path / "o_swap" / "performer_in_plate.png").is_file()
     manifest = json.loads((tmp_path / "o_swap" / "manifest.json").read_text())
     assert manifest["params"]["plate_performer_check"].startswith("face reference")
     assert "face_reference" in manifest["inputs"]
