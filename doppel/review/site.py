@@ -131,9 +131,11 @@ def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], 
         res.pages.append(atomic_write_text(dst / page_of[id(s)], pages.page(
             f"{s.kind}: {s.label}", body, viewer=bool(viewers), nav=nav)))
     asset_pages = {aid: page_of[id(s)] for aid, s in by_asset.items()}
+    faces = {s.asset.id: str(p) for s in stages if s.asset is not None and s.kind == "face_reference"
+             for p, label in copied[id(s)] if label == "faces.png"}
     for av in data.actors:
         res.pages.append(atomic_write_text(dst / actor_page_name(av.actor.id), pages.page(
-            f"Actor: {av.actor.name}", actor_body(av, asset_pages), nav=nav)))
+            f"Actor: {av.actor.name}", actor_body(av, asset_pages, faces), nav=nav)))
     res.pages.append(atomic_write_text(res.index, pages.page(data.title, index_body(data, page_of))))
     return res
 
@@ -201,10 +203,13 @@ def audit_block(report) -> str:
     return f"<h2>Audit log {state}</h2><p>{text}</p>"
 
 
-def actor_body(av: ActorView, by_asset: dict[str, str]) -> str:
+def actor_body(av: ActorView, by_asset: dict[str, str], faces: dict[str, str] | None = None) -> str:
+    """An actor's page: who, their consents, their face reference (``faces``: a face reference's asset id -> the
+    site path of its faces.png), their assets and lineage."""
     a = av.actor
     parts = [pages.table({"id": a.id, "name": a.name, "registered": a.created,
                           "kind": "virtual (synthetic, no consent needed)" if a.virtual else "real person"})]
+    parts.append(face_reference_block(av, by_asset, faces or {}))
     rows = []
     for c in av.consents:
         status = c.status()
@@ -220,6 +225,24 @@ def actor_body(av: ActorView, by_asset: dict[str, str]) -> str:
                  "stage (an asset made from two parents appears under both).</p>")
     parts.append(tree_html(av.tree, by_asset) if av.tree else "<p>No assets registered.</p>")
     return "\n".join(parts)
+
+
+def face_reference_block(av: ActorView, by_asset: dict[str, str], faces: dict[str, str]) -> str:
+    """The actor's newest face reference (`doppel actor face`), the one a swap under --plate-actor checks the plate
+    against: its faces and where it came from; "" for the virtual actor, a line saying there is none otherwise."""
+    if av.actor.virtual:
+        return ""
+    refs = sorted((s.asset for s in av.stages if s.kind == "face_reference" and s.asset is not None),
+                  key=lambda x: x.created)
+    if not refs:
+        return ("<h2>Face reference</h2><p>None: a swap under <code>--plate-actor</code> cannot check that the "
+                f"plate shows this person (<code>doppel actor face {esc(av.actor.id)} PHOTO...</code>).</p>")
+    ref = refs[-1]
+    link = f" (<a href='{href(by_asset[ref.id])}'>{esc(ref.path)}</a>)" if ref.id in by_asset else ""
+    img = f"<img src='{href(faces[ref.id])}' alt='the actor&#39;s face reference'>" if ref.id in faces else ""
+    return (f"<h2>Face reference</h2><p>Made {esc(ref.created[:10])} under consent <code>{esc(ref.consent_id)}"
+            f"</code>{link}: a swap under <code>--plate-actor {esc(av.actor.id)}</code> swaps only the person "
+            f"it shows and refuses a plate that never shows them.</p>{img}")
 
 
 def tree_html(nodes, by_asset: dict[str, str]) -> str:

@@ -79,6 +79,12 @@ def test_a_face_reference_is_made_under_consent_and_holds_no_photo(studio, tmp_p
     assert faces.shape[0] == face.shape[0] == 160 and faces.shape[1] > 1.8 * face.shape[1]   # both photos' faces
     code, out, _ = run_cli(capsys, "actor", "list", "-W", root)
     assert code == 0 and "stunt" in out and out.count("none") == 2      # jane and extra have none
+    code, _, err = run_cli(capsys, "review", root, "--out", tmp_path / "site")          # the actor's page shows it
+    assert code == 0, err
+    page = (tmp_path / "site" / "actor-stunt.html").read_text()
+    img = page.split("<h2>Face reference</h2>")[1].split("<img src='")[1].split("'")[0]
+    assert img.endswith("faces.png") and (tmp_path / "site" / img).is_file()
+    assert "None: a swap under" in (tmp_path / "site" / "actor-jane.html").read_text()
 
 
 def test_the_plate_actors_face_reference_decides_whom_the_swap_takes(studio, tmp_path, capsys):
