@@ -410,7 +410,7 @@ def _audit_refusal(ws: Workspace, command: str, actor: str | None, use: Use | st
 STAGE_USES = {"virtual_actor": Use.SCAN, "capture": Use.SCAN, "landmarks": Use.SCAN, "fit": Use.FIT,
               "rig": Use.RIG, "retarget": Use.RETARGET, "animation": Use.RETARGET, "export": Use.EXPORT,
               "render": Use.RENDER, "face_replace": Use.FACE_REPLACE}
-STAGE_KINDS = {"virtual_actor": "capture", "retarget": "animation"}
+STAGE_KINDS = {"virtual_actor": "capture", "retarget": "animation", "face_replace": "swap"}
 
 
 def stage_use(stage: str) -> Use:

@@ -267,8 +267,9 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     landmarks: the performer's face landmarks from another tracker, (end - start, 478, 2) px (MediaPipe's
     face-mesh order, NaN rows where there is no face), tracked as they are: no flow, no detector-bias pass.
     plate_info: ``probe_plate(plate)`` when the caller has it (probing a video decodes every frame once).
-    performer: who to swap, from a photo of them (`capture.face_identity.performer_from_photo`; needs
-    cfg.identify, not with landmarks): their face wherever it is in every frame, whatever its size."""
+    performer: who to swap, from a photo of them (`capture.face_identity.performer_from_photo`) or their face
+    reference (`doppel.face_reference.load_face_reference`); needs cfg.identify: their face wherever it is in
+    every frame, whatever its size (with landmarks: each given face checked to be theirs)."""
     from capture.plate_io import probe_plate
     from capture.video_header import describe
     from core.meshio import write_png

@@ -22,6 +22,7 @@ from doppel.pipeline.demo_neural import stage_neural
 from doppel.pipeline.demo_render import stage_render
 from doppel.pipeline.demo_retarget import stage_retarget
 from doppel.pipeline.demo_rig import stage_rig
+from doppel.pipeline.demo_swap import stage_swap
 from doppel.report import Section, write_report
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
     ("rig", stage_rig),
     ("retarget", stage_retarget),
     ("export", stage_export),
+    ("swap", stage_swap),
 ]
 
 

@@ -102,3 +102,7 @@ def test_init_and_demo_quick(tmp_path, capsys):
     with Image.open(tmp_path / "demo" / "neural" / "holdout.png") as im:
         assert im.width == 4 * im.height
     assert "Neural double" in report and "neural/holdout.png" in report
+    # the double's face put into a synthetic plate of another performer, measured against its ground truth
+    assert "Face replacement" in report and "swap/swapped_swap/strips/" in report
+    assert (tmp_path / "demo" / "swap" / "swapped.mp4").is_file()
+    assert "head turned under 30 degrees" in report and "no frame" not in report

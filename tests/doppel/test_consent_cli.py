@@ -175,6 +175,8 @@ def test_real_demo_quick_registers_the_virtual_actor(cli, tmp_path):
     assert len(recs) >= 1 and recs[0]["actor"] == "virtual" and recs[0]["outputs"][0]["kind"] == "capture"
     assert recs[0]["outputs"][0]["sha256"] == sha256_file(tmp_path / "demo" / "actor" / "manifest.json")
     assert audit.verify(ws).ok
+    swaps = [r for r in recs if r["outputs"] and r["outputs"][0]["kind"] == "swap"]     # the face replacement
+    assert len(swaps) == 1 and swaps[0]["use"] == "face_replace"
     # the demo's capture session proves itself synthetic (outside a workspace: unsigned, taken as written)
     session = tmp_path / "demo" / "capture" / "session"
     assert json.loads((session / "manifest.json").read_text())["stage"] == "synthetic_capture"
