@@ -174,6 +174,7 @@ LOST_FACE = 0.14           # ... under this, once the whole-frame mesh has found
 LOST_FRAMES = 24           # (START_FRAMES at a shot's start, before it found any): its detector misses frontal
 START_FRAMES = 6           # faces up to about a tenth of the width (9.8 % missed, 10.9 % found), which
                            # SMALL_FACE alone left unfound
+SECOND_LOOK_AGREE = 0.25   # a face's second reading is averaged in when within this x its width of the first
 
 
 class PlateTracker:
@@ -187,11 +188,15 @@ class PlateTracker:
     ``lost``, as a backward run from a face found on a crop needs) on crops around the faces of the frame before,
     else around those of MediaPipe's full-range face detector (faces up to about 5 m), with the mesh in
     single-image mode. The wait at the start lets a face the mesh finds a few frames late be tracked back from
-    there (`capture.face_backfill`), which reads it more steadily than a crop. Not thread-safe. Use as a context
-    manager."""
+    there (`capture.face_backfill`), which reads it more steadily than a crop. second_look: each face the mesh
+    tracks in the whole frame is read again on its own (the mesh in single-image mode on a crop around it) and
+    the two readings averaged: the tracking mode's region of interest, taken from the frame before, lags a turning
+    head (its landmarks 0.31 inter-ocular distances off at 50-90 degrees of yaw in a fast turn, 0.23 averaged;
+    at the issue's speed 0.208 -> 0.187, jitter 0.095 -> 0.087; docs/benchmarks.md, stop 49). Not thread-safe.
+    Use as a context manager."""
 
     def __init__(self, max_faces: int = 2, hands: bool = True, min_confidence: float = 0.5, zoom: bool = True,
-                 lost: bool = False):
+                 lost: bool = False, second_look: bool = True):
         import mediapipe as mp
 
         s = mp.solutions
@@ -201,7 +206,7 @@ class PlateTracker:
         self._hands = s.hands.Hands(static_image_mode=False, max_num_hands=2,
                                     min_detection_confidence=min_confidence) if hands else None
         self._max_faces, self._min_confidence = max_faces, min_confidence
-        self._zoom = zoom
+        self._zoom, self._second_look = zoom, second_look
         self._crop_mesh = self._detector = None
         self._last = np.zeros((0, N_FACE, 2))          # the faces of the frame before
         self._missed = LOST_FRAMES + 1 if lost else 0   # frames since the whole-frame mesh last found a face
@@ -220,7 +225,7 @@ class PlateTracker:
             self._wait = LOST_FRAMES
             found = [np.array([[p.x, p.y] for p in f.landmark]) * scale for f in r.multi_face_landmarks]
             found.sort(key=face_size, reverse=True)
-            faces = np.stack(found)
+            faces = self._looked_again(rgb, np.stack(found)) if self._second_look else np.stack(found)
         elif self._zoom:
             faces = self._zoomed_faces(rgb)
         from_crop = not r.multi_face_landmarks and len(faces) > 0
@@ -233,6 +238,20 @@ class PlateTracker:
                 hands = np.stack([np.array([[p.x, p.y] for p in lm.landmark]) * scale
                                   for lm in rh.multi_hand_landmarks])
         return PlateFrameLandmarks(faces, hands, from_crop)
+
+    def _looked_again(self, rgb: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """faces (N, 478, 2) px, each averaged with the mesh's single-image reading of a crop around it when that
+        finds the same face (within `SECOND_LOOK_AGREE` of its width); a face it does not find is kept as it is."""
+        from capture.face_crop import landmark_box
+
+        out = faces.copy()
+        for k, face in enumerate(faces[:self._max_faces]):
+            centre, extent = landmark_box(face)
+            again = self._mesh_on(rgb, [(centre, ZOOM_FROM_LANDMARKS * extent)])
+            width = max(float(np.ptp(face[:, 0])), 1.0)
+            if again and np.linalg.norm(again[0] - face, axis=-1).mean() < SECOND_LOOK_AGREE * width:
+                out[k] = 0.5 * (face + again[0])
+        return out
 
     def _zoomed_faces(self, rgb: np.ndarray) -> np.ndarray:
         """(N, 478, 2) px: faces found by the mesh on crops (see the class), largest first; (0, 478, 2) if none."""
