@@ -58,13 +58,15 @@ def write_video(path: Path, frames, fps: float = 24.0) -> None:
 
 
 def landmarks_of(frames):
-    """(F, 478, 2) MediaPipe landmarks (NaN where no face) of a frame list, tracked in video mode."""
+    """(F, 478, 2) MediaPipe landmarks (NaN where no face) of a frame list, tracked in video mode: the measuring
+    instrument of every stop's figures, so without the swap's second look (`PlateTracker(second_look=)`, stop
+    49), which reads better and would move the floor and every route's figures with it."""
     import numpy as np
 
     from capture.face_tracking import PlateTracker
 
     out = np.full((len(frames), 478, 2), np.nan)
-    with PlateTracker(max_faces=1, hands=False) as t:     # small faces on crops (none on close-ups: as before)
+    with PlateTracker(max_faces=1, hands=False, second_look=False) as t:   # small faces on crops, as before
         for i, f in enumerate(frames):
             face = t.process(f).face(0)
             if face is not None:
