@@ -151,3 +151,35 @@ def test_the_face_followed_stays_the_same_person_when_two_faces_cross_in_size():
     assert cut.pick(frame(1.2, 1.0))[:, 0].mean() > 350                   # and followed from there
     alone = FaceFollower(0, seed=base + [100, 200])
     assert alone.pick(frame(1.0, 1.0, left=False)) is not None            # one face in view, index 0: taken
+
+
+def test_a_second_look_reads_a_fast_turning_head_better(tmp_path):
+    """A synthetic plate whose head turns +-65 degrees in 24 frames (about 17 degrees a frame at the fastest):
+    MediaPipe's tracking mode lags the turn; each face read again on its own and averaged in lands nearer the
+    performer's ground-truth landmarks where the head is turned (measured at 36 frames: 0.31 -> 0.23 inter-ocular
+    distances at 50-90 degrees)."""
+    import imageio.v3 as iio
+
+    from capture.face_tracking import PlateTracker
+    from doppel.synthetic_plate import PlateConfig, render_plate
+    from reconstruction.head_tracking import inter_ocular
+
+    render_plate(tmp_path, PlateConfig(performer_seed=1, double_seed=0, frames=24, width=480, height=270,
+                                       camera="static", renderer="raster", texture_size=256))
+    ann = np.load(tmp_path / "ground_truth" / "annotations.npz")
+    gt, vis = ann["performer_landmarks2d"], ann["landmarks_visible"]
+    turned = np.abs(ann["head_ypr_deg"][:, 0]) >= 40
+    frames = iio.imread(tmp_path / "plate" / "plate.mp4")
+
+    def error(second_look):
+        errs = []
+        with PlateTracker(max_faces=1, hands=False, second_look=second_look) as t:
+            for f, rgb in enumerate(frames):
+                face = t.process(rgb).face(0)
+                if face is not None and turned[f]:
+                    errs.append(np.linalg.norm(face[vis[f]] - gt[f][vis[f]], axis=-1).mean() / inter_ocular(gt[f]))
+        return float(np.mean(errs)), len(errs)
+
+    (before, n0), (after, n1) = error(False), error(True)
+    assert n0 >= 8 and n1 == n0, (n0, n1)
+    assert after < 0.93 * before, (before, after)              # 0.254 -> 0.213 here
