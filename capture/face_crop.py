@@ -31,3 +31,18 @@ def landmark_box(points: np.ndarray) -> tuple[np.ndarray, float]:
     """(centre (2,), extent): the centre and the larger side (px) of the bounding box of ``points`` (N, 2)."""
     lo, hi = np.nanmin(points, 0), np.nanmax(points, 0)
     return (lo + hi) / 2.0, float(max(hi - lo))
+
+
+def face_thumbnail(rgb: np.ndarray, face: np.ndarray, height: int = 160) -> np.ndarray:
+    """(height, W, 3) uint8: the face's landmark box grown by a quarter each way, cut from rgb (H, W, 3) uint8 and
+    resized to ``height`` px tall."""
+    import cv2
+
+    (x0, y0), (x1, y1) = face.min(axis=0), face.max(axis=0)
+    mx, my = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
+    h, w = rgb.shape[:2]
+    xa, xb = int(max(x0 - mx, 0)), int(min(x1 + mx, w))
+    ya, yb = int(max(y0 - my, 0)), int(min(y1 + my, h))
+    crop = rgb[ya:max(yb, ya + 1), xa:max(xb, xa + 1)]
+    width = max(int(round(crop.shape[1] * height / crop.shape[0])), 1)
+    return cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=cv2.INTER_AREA)

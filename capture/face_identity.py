@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.face_crop import face_thumbnail
+
 SAME_PERSON = 0.6          # descriptor distance under which two faces are one person (dlib's threshold)
 DIVERSE = 0.1              # a view of the performer this far from every one kept is kept too ...
 MAX_VIEWS = 16             # ... up to this many (the face turned, lit otherwise, closer)
@@ -73,21 +75,6 @@ def describe(rgb: np.ndarray, face: np.ndarray) -> np.ndarray:
     points = [dlib.point(int(round(x - 0.5)), int(round(y - 0.5))) for x, y in face[list(FIVE_POINTS)]]
     shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), points)
     return np.asarray(_recogniser().compute_face_descriptor(np.ascontiguousarray(rgb), shape), np.float32)
-
-
-def face_thumbnail(rgb: np.ndarray, face: np.ndarray, height: int = 160) -> np.ndarray:
-    """(height, W, 3) uint8: the face's landmark box grown by a quarter each way, cut from rgb (H, W, 3) uint8 and
-    resized to ``height`` px tall."""
-    import cv2
-
-    (x0, y0), (x1, y1) = face.min(axis=0), face.max(axis=0)
-    mx, my = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
-    h, w = rgb.shape[:2]
-    xa, xb = int(max(x0 - mx, 0)), int(min(x1 + mx, w))
-    ya, yb = int(max(y0 - my, 0)), int(min(y1 + my, h))
-    crop = rgb[ya:max(yb, ya + 1), xa:max(xb, xa + 1)]
-    width = max(int(round(crop.shape[1] * height / crop.shape[0])), 1)
-    return cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=cv2.INTER_AREA)
 
 
 def wide_enough(face: np.ndarray) -> bool:

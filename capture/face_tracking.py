@@ -67,7 +67,7 @@ class FaceFollower:
         self._picked = seed is not None or (performer is not None and performer.known)
         self.first_pick: int | None = None   # the frame (counted from the first fed) where the performer was picked,
                                              # or first found when known already
-        self.first_crop: np.ndarray | None = None   # their face in that frame (`face_identity.face_thumbnail`)
+        self.first_crop: np.ndarray | None = None   # their face in that frame (`face_crop.face_thumbnail`)
 
     def pick(self, faces: np.ndarray, new_picture: bool = False, rgb: np.ndarray | None = None) -> np.ndarray | None:
         """faces (N, 478, 2) px, largest first -> the followed face (478, 2) or None. new_picture: the frame
@@ -155,7 +155,7 @@ class FaceFollower:
         self._last, self._since = face, 0
 
     def _first_seen(self, frame: int, rgb: np.ndarray, face: np.ndarray) -> None:
-        from capture.face_identity import face_thumbnail
+        from capture.face_crop import face_thumbnail
 
         self.first_pick, self.first_crop = frame, face_thumbnail(rgb, face)
 

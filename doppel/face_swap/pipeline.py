@@ -256,6 +256,19 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def write_performer_crops(folder: Path, shot: ShotLandmarks) -> None:
+    """Whom the swap took for the performer, for people to look at: performer.png (their face as first seen: the
+    first pick, or the photo or face reference naming them) and, when a photo or a reference named them,
+    performer_in_plate.png (the face in the plate first taken for theirs)."""
+    from core.meshio import write_png
+
+    p = shot.performer
+    if p is not None and p.thumbnail is not None:
+        write_png(folder / "performer.png", p.thumbnail)
+    if p is not None and p.source is not None and shot.performer_crop is not None:
+        write_png(folder / "performer_in_plate.png", shot.performer_crop)
+
+
 def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: SwapConfig | None = None, *,
                force: bool = False, progress: Progress | None = None, params: dict | None = None,
                disclose: Disclose | None = None, landmarks: np.ndarray | None = None,
@@ -272,7 +285,6 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     every frame, whatever its size (with landmarks: each given face checked to be theirs)."""
     from capture.plate_io import probe_plate
     from capture.video_header import describe
-    from core.meshio import write_png
     from core.stage_folders import check_stage_out, staged_stage_dir
     from core.storage import write_manifest
     from doppel.face_swap.report import write_report
@@ -305,10 +317,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         qcs, box = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress,
                                   disclose, matte_dir)
         write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis, bias)
-        if shot.performer is not None and shot.performer.thumbnail is not None:
-            write_png(tmp / "performer.png", shot.performer.thumbnail)      # whom the swap took for the performer
-        if shot.performer is not None and shot.performer.source is not None and shot.performer_crop is not None:
-            write_png(tmp / "performer_in_plate.png", shot.performer_crop)  # ... and where it first found them
+        write_performer_crops(tmp, shot)
         seconds = time.perf_counter() - t0
         result = SwapResult(out, qcs, track, box, seconds, cuts, performer_words(shot, cfg, start))
         write_report(tmp / "swap_report.html", result, info, cfg, plate, double.source, out)
