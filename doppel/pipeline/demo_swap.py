@@ -1,5 +1,5 @@
 """Demo stage: the double's face put into a plate. A short synthetic plate of another virtual performer (with
-its ground truth: the double's head rendered on them) is swapped by `doppel swap`'s library path (MediaPipe
+its ground truth: the virtual actor's head rendered on them) is swapped by `doppel swap`'s library path (MediaPipe
 tracking, the 3D head solve, the double's textured head, the comp) and measured against the ground truth."""
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def stage_swap(ctx) -> Section:
               "camera, the head turning) with the double's face put on them: MediaPipe's face mesh tracks the "
               "performer, the double's head pose and expression are solved in 3D with its identity fixed, its "
               "textured head is drawn and composited (Poisson blend, colour matched in LAB, the plate's skin "
-              "shading). The plate's ground truth is the double's head rendered on the performer."),
+              "shading). The plate's ground truth is the virtual actor's own head (whose capture the double was "
+              "fitted to) rendered on the performer: the placement below includes the fit's error."),
         images=[(f"swap/{side.name}/strips/{p.name}", f"frame {int(p.stem)}: the plate (left), swapped (right)")
                 for p in strips[:2]],
         table={"frames swapped": f"{n - len(result.passed_through)} of {n}",
