@@ -123,6 +123,43 @@ def plate_reference(workspace, plate_actor: str | None, given: Path | None) -> P
     return find_face_reference(ws, plate_actor) if ws is not None else None
 
 
+def plate_performer(photo: str | os.PathLike | None, reference: str | os.PathLike | None, cfg):
+    """Whom a swap takes for the plate performer (`capture.face_identity.Performer`, or None: the largest face of
+    the first frame), checked against ``cfg`` (`doppel.face_swap.swap.SwapConfig`): the face reference's person
+    (the photo's view added when the photo shows the same person), else the person of the photo. ValueError (one
+    line) when the photo shows another person than the reference, or the options cannot honour them."""
+    from capture.face_identity import MAX_VIEWS, performer_from_photo
+    from doppel.face_swap.swap import check_performer
+
+    if reference is None:
+        performer = performer_from_photo(photo) if photo is not None else None
+        check_performer(performer, cfg)
+        return performer
+    performer = load_face_reference(reference)
+    check_performer(performer, cfg)
+    if photo is not None:
+        seen = performer_from_photo(photo)
+        gap = performer.distance(seen.views[0])
+        if gap >= performer.threshold:
+            raise ValueError(f"--performer-photo {photo}: shows another person than {performer.name}'s face "
+                             f"reference {reference} (face descriptor distance {gap:.2f}, one person under "
+                             f"{performer.threshold:g})")
+        if len(performer.views) < MAX_VIEWS:
+            performer.add_view(seen.views[0])
+    return performer
+
+
+def performer_check(plate_actor: str | None, reference: str | os.PathLike | None) -> str:
+    """How a swap checks that the plate shows ``plate_actor``, in words for its manifest and the command's output."""
+    from assets.workspace import UNKNOWN_ACTOR_ID, VIRTUAL_ACTOR_ID
+
+    if reference is not None:
+        return f"face reference {reference}"
+    if plate_actor in (None, VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID):
+        return "no real person named by --plate-actor"
+    return f"not checked: {plate_actor} has no face reference (doppel actor face {plate_actor} PHOTO...)"
+
+
 def load_face_reference(folder: str | os.PathLike):
     """The `capture.face_identity.Performer` a face reference folder describes (its views, threshold and face
     crop; ``source`` the folder, ``name`` the actor it was made for). FaceReferenceError when a file differs from

@@ -148,49 +148,12 @@ def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: 
 
 
 def _whom(workspace, plate_actor: str | None, face_reference: Path | None, photo: Path | None, cfg):
-    """(the plate performer's face reference folder or None, whom to swap (`_performer`), how the plate performer
-    is checked (`_performer_check`)); before the consents. FaceReferenceError when the reference was edited."""
-    from doppel.face_reference import plate_reference
+    """(the plate performer's face reference folder or None, whom to swap, how the plate performer is checked);
+    before the consents (`doppel.face_reference`). FaceReferenceError when the reference was edited."""
+    from doppel.face_reference import performer_check, plate_performer, plate_reference
 
     reference = plate_reference(workspace, plate_actor, face_reference)
-    return reference, _performer(photo, reference, cfg), _performer_check(plate_actor, reference)
-
-
-def _performer(photo: Path | None, reference: Path | None, cfg):
-    """Whom to swap, checked against the options before the consents: the face reference's person (with the
-    photo's view added when --performer-photo shows the same person), else the person of --performer-photo, else
-    None (the largest face of the first frame). With --landmarks each given face is checked to be theirs."""
-    from capture.face_identity import MAX_VIEWS, performer_from_photo
-    from doppel.face_reference import load_face_reference
-    from doppel.face_swap.swap import check_performer
-
-    if reference is None:
-        performer = performer_from_photo(photo) if photo is not None else None
-        check_performer(performer, cfg)
-        return performer
-    performer = load_face_reference(reference)
-    check_performer(performer, cfg)
-    if photo is not None:
-        seen = performer_from_photo(photo)
-        gap = performer.distance(seen.views[0])
-        if gap >= performer.threshold:
-            raise ValueError(f"--performer-photo {photo}: shows another person than {performer.name}'s face "
-                             f"reference {reference} (face descriptor distance {gap:.2f}, one person under "
-                             f"{performer.threshold:g})")
-        if len(performer.views) < MAX_VIEWS:
-            performer.add_view(seen.views[0])
-    return performer
-
-
-def _performer_check(plate_actor: str | None, reference: Path | None) -> str:
-    """How the plate performer's identity is checked, in words for the manifest and the CLI."""
-    from assets.workspace import UNKNOWN_ACTOR_ID, VIRTUAL_ACTOR_ID
-
-    if reference is not None:
-        return f"face reference {reference}"
-    if plate_actor in (None, VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID):
-        return "no real person named by --plate-actor"
-    return f"not checked: {plate_actor} has no face reference (doppel actor face {plate_actor} PHOTO...)"
+    return reference, plate_performer(photo, reference, cfg), performer_check(plate_actor, reference)
 
 
 def _params(run, plate_actor: str | None, landmarks: Path | None, checked: str) -> dict:

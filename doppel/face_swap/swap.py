@@ -412,8 +412,8 @@ def solve_track(shot: ShotLandmarks, info: PlateInfo, double: FaceDouble, cfg: S
 
     valid = shot.valid
     if not valid.any() and shot.not_performer is not None and shot.not_performer.any():
-        whose = f"{shot.performer.name}'s (their face reference)" if getattr(shot.performer, "name", None) \
-            else "the performer's"
+        named = shot.performer is not None and shot.performer.name is not None
+        whose = f"{shot.performer.name}'s (their face reference)" if named else "the performer's"
         raise ValueError(f"{info.path}: faces found, but none is {whose} in any frame of the plate")
     if not valid.any():
         raise ValueError(f"{info.path}: no face found in any frame of the plate")
