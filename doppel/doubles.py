@@ -128,14 +128,20 @@ def smplx_face_embedding_for(model: str, num_vertices: int, inputs: dict[str, Pa
 
 
 def rig_poser(r) -> Callable:
-    """For a rigging.Rig: anim -> (frame indices (n,) -> posed vertices (n, V, 3) float32 through Rig.pose)."""
+    """For a rigging.Rig: anim -> (frame indices (n,) -> posed vertices (n, V, 3) float32 through Rig.pose), the
+    animation's joints matched to the rig's by name and its blendshape weights applied."""
     def make(anim):
         import torch
 
+        from rigging.animation import in_rig_order
+
+        R, t, w = in_rig_order(anim, r)
+
         def f(frames):
             with torch.no_grad():
-                v = r.pose(torch.as_tensor(anim.local_rotations[frames], dtype=torch.float32),
-                           torch.as_tensor(anim.root_translation[frames], dtype=torch.float32))
+                v = r.pose(torch.as_tensor(R[frames], dtype=torch.float32),
+                           torch.as_tensor(t[frames], dtype=torch.float32),
+                           None if w is None else torch.as_tensor(w[frames], dtype=torch.float32))
             return v.cpu().numpy()
         return f
     return make

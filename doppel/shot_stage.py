@@ -57,7 +57,9 @@ def parse_frames(spec: str | None, total: int) -> range:
 
 def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: str | None):
     """(T, V, 3) float32 tensor of the posed meshes, and fps: the model's fitted frames without --anim, else the
-    rig posed by the animation. Errors: --anim without --rig, a rig of another topology than the model."""
+    rig posed by the animation (its joints matched to the rig's by name, its blendshape weights, the face's
+    expressions, applied). Errors: --anim without --rig, a rig of another topology than the model, an animation
+    naming joints or blendshapes the rig does not have."""
     import torch
 
     from neural_render.neural_double import ModelError, topology_signature
@@ -70,20 +72,21 @@ def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: st
     if rig_dir is None:
         raise ValueError("--anim needs --rig (the rig the animation was retargeted onto)")
     from rigging import Rig
-    from rigging.animation import Animation
+    from rigging.animation import Animation, AnimationError, in_rig_order
 
     rig = Rig.load(rig_dir)
     if rig.uvs is None or topology_signature(rig.faces, rig.uvs, rig.face_uvs, rig.num_vertices) != model.signature():
         raise ModelError(f"--rig {rig_dir}: another topology / UV layout than the model was trained on "
                          "(a model from another rig)")
     anim = Animation.load(anim_dir)
-    if len(anim.joint_names) != rig.num_joints:
-        raise ValueError(f"--anim {anim_dir}: {len(anim.joint_names)} joints, the rig has {rig.num_joints}; "
-                         "retarget the clip onto this rig first")
-    idx = list(parse_frames(frames, anim.local_rotations.shape[0]))
+    try:
+        R, t, w = in_rig_order(anim, rig)           # by name: joint order, blendshape (expression) weights
+    except AnimationError as e:
+        raise ValueError(f"--anim {anim_dir}: {e}; retarget the clip onto this rig first") from None
+    idx = list(parse_frames(frames, R.shape[0]))
     with torch.no_grad():
-        v = rig.pose(torch.as_tensor(anim.local_rotations[idx], dtype=torch.float32),
-                     torch.as_tensor(anim.root_translation[idx], dtype=torch.float32))
+        v = rig.pose(torch.as_tensor(R[idx], dtype=torch.float32), torch.as_tensor(t[idx], dtype=torch.float32),
+                     None if w is None else torch.as_tensor(w[idx], dtype=torch.float32))
     return v.float(), float(anim.fps)
 
 

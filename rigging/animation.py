@@ -206,6 +206,37 @@ class Animation:
                    blendshape_weights=data.get("blendshape_weights"), source=str(f)).validate()
 
 
+def in_rig_order(anim: Animation, rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``anim`` in a rig's joint and blendshape order, matched by name, as `rigging.Rig.pose` takes it:
+    (R (T, J, 3, 3) local rotations, t (T, 3) metres, w (T, N) blendshape weights or None when the animation has
+    none). Rig joints the animation does not name stay at their bind pose (identity), blendshapes it does not name
+    at 0. Raises AnimationError when it names joints or blendshapes the rig does not have."""
+    anim.validate()
+    where = anim.source or "animation"
+    index = {n: i for i, n in enumerate(rig.joint_names)}
+    unknown = [n for n in anim.joint_names if n not in index]
+    if unknown:
+        raise AnimationError(f"{where}: {len(unknown)} of its {len(anim.joint_names)} joints are not in the rig "
+                             f"(first: {unknown[:5]}); the rig's joints start with {list(rig.joint_names[:5])}")
+    T, J = anim.num_frames, len(rig.joint_names)
+    R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
+    R[:, [index[n] for n in anim.joint_names]] = anim.local_rotations
+    missing = J - len(anim.joint_names)
+    if missing:
+        log.info("%s: %d rig joints are not animated and stay at their bind pose", where, missing)
+    w = None
+    if anim.blendshape_names:
+        bs_index = {n: i for i, n in enumerate(rig.blendshape_names)}
+        unknown = [n for n in anim.blendshape_names if n not in bs_index]
+        if unknown:
+            raise AnimationError(f"{where}: blendshapes {unknown[:5]} are not in the rig"
+                                 + (f" (its first: {list(rig.blendshape_names[:5])})" if len(rig.blendshape_names)
+                                    else " (it has none)"))
+        w = np.zeros((T, len(rig.blendshape_names)))
+        w[:, [bs_index[n] for n in anim.blendshape_names]] = anim.blendshape_weights
+    return R, anim.root_translation.copy(), w
+
+
 def _animation_file(p: Path) -> Path:
     """The .npz of an animation folder or file; checks a folder's manifest hash."""
     from core.storage import read_manifest, sha256_file

@@ -24,7 +24,7 @@ import numpy as np
 from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL
 from core.errors import DoppelError
 from core.storage import default_mode
-from rigging.animation import Animation, snap_fps
+from rigging.animation import Animation, AnimationError, in_rig_order, snap_fps
 
 log = logging.getLogger(__name__)
 
@@ -43,31 +43,14 @@ class ExportError(DoppelError):
 
 
 def animation_for_rig(anim: Animation, rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Put ``anim`` in the rig's joint and blendshape order: (R (T, J, 3, 3), t (T, 3), w (T, N) or None).
-
-    Raises ExportError when the animation names joints or blendshapes the rig does not have."""
+    """Put ``anim`` in the rig's joint and blendshape order: (R (T, J, 3, 3), t (T, 3), w (T, N) or None)
+    (`rigging.animation.in_rig_order`). Raises ExportError when the animation names joints or blendshapes the rig
+    does not have (an invalid animation: AnimationError)."""
     anim.validate()
-    where = anim.source or "animation"
-    index = {n: i for i, n in enumerate(rig.joint_names)}
-    unknown = [n for n in anim.joint_names if n not in index]
-    if unknown:
-        raise ExportError(f"{where}: {len(unknown)} of its {len(anim.joint_names)} joints are not in the rig "
-                          f"(first: {unknown[:5]}); the rig's joints start with {rig.joint_names[:5]}")
-    T, J = anim.num_frames, rig.num_joints
-    R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
-    R[:, [index[n] for n in anim.joint_names]] = anim.local_rotations
-    missing = J - len(anim.joint_names)
-    if missing:
-        log.info("%s: %d rig joints are not animated and stay at their bind pose", where, missing)
-    w = None
-    if anim.blendshape_names:
-        bs_index = {n: i for i, n in enumerate(rig.blendshape_names)}
-        unknown = [n for n in anim.blendshape_names if n not in bs_index]
-        if unknown:
-            raise ExportError(f"{where}: blendshapes {unknown[:5]} are not in the rig")
-        w = np.zeros((T, len(rig.blendshape_names)))
-        w[:, [bs_index[n] for n in anim.blendshape_names]] = anim.blendshape_weights
-    return R, anim.root_translation.copy(), w
+    try:
+        return in_rig_order(anim, rig)
+    except AnimationError as e:
+        raise ExportError(str(e)) from None
 
 
 def smooth_random_animation(rig, frames: int = 30, fps: float = 30.0, seed: int = 0, amplitude: float = 0.4,

@@ -188,23 +188,30 @@ def test_shot_bad_inputs(tmp_path, capsys, sphere_session):
 
 
 def _sphere_rig(path, n_lat=12, n_lon=24):
-    """A one-joint rig of the test sphere (every vertex bound to the root) and an animation spinning it."""
+    """A one-joint rig of the test sphere (every vertex bound to the root) with one blendshape ("squash": the
+    sphere flattened to half its height), and an animation spinning it."""
     from rigging import Rig
 
     v, f, uv, fuv = uv_sphere(n_lat, n_lon)
+    squash = np.zeros((1, len(v), 3), np.float32)
+    squash[0, :, 1] = -0.5 * v.numpy()[:, 1]
     rig = Rig(joint_names=["root"], parents=np.array([-1]), bind_matrices=np.eye(4)[None], vertices=v.numpy(),
               faces=f.numpy(), skin_indices=np.zeros((len(v), 1), np.int64), skin_weights=np.ones((len(v), 1)),
-              uvs=uv.numpy(), face_uvs=fuv.numpy())
+              uvs=uv.numpy(), face_uvs=fuv.numpy(), blendshape_names=["squash"], blendshape_deltas=squash)
     rig.save(path, params={"actor_id": "virtual"})
     return rig
 
 
-def _spin_animation(path, frames=3):
+def _spin_animation(path, frames=3, spin=0.6, blendshapes=None):
+    """blendshapes: {name: (frames,) weights} the animation carries."""
     from rigging.animation import Animation
 
-    a = np.linspace(0, 0.6, frames)
+    a = np.linspace(0, spin, frames)
     R = np.stack([[[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]] for t in a])[:, None]
-    Animation(["root"], R, np.zeros((frames, 3)), 24.0, parents=np.array([-1])).save(path)
+    names = list(blendshapes or {})
+    w = np.stack([blendshapes[n] for n in names], 1) if names else None
+    Animation(["root"], R, np.zeros((frames, 3)), 24.0, parents=np.array([-1]), blendshape_names=names,
+              blendshape_weights=w).save(path)
     write_manifest(path, "retarget", params={"actor_id": "virtual"}, outputs={"animation": "animation.npz"})
 
 
@@ -227,6 +234,29 @@ def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session)
     _fails(capsys, tmp_path / "shot2", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
            "--rig", tmp_path / "rig2", "--anim", tmp_path / "anim", "--out", tmp_path / "shot2",
            match="a model from another rig")
+
+
+def test_a_shot_draws_the_animations_blendshape_weights(tmp_path, capsys, sphere_session):
+    """The rig's blendshapes (a face's expressions) move with the animation's weights, as in its FBX/USD/glTF
+    export; a weight curve naming a blendshape the rig does not have is refused in one line."""
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    code, _, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "m", "--size", "64",
+                           "--iterations", "1", "--device", "cpu")
+    assert code == 0, err
+    _sphere_rig(tmp_path / "rig")
+    _spin_animation(tmp_path / "anim", 2, spin=0.0, blendshapes={"squash": np.array([0.0, 1.0])})
+    code, _, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+                           "--camera", "cam0", "--rig", tmp_path / "rig", "--anim", tmp_path / "anim",
+                           "--renderer", "cgi", "--out", tmp_path / "shot")
+    assert code == 0, err
+    from PIL import Image
+    a, b = (np.asarray(Image.open(tmp_path / "shot" / "cam0" / f"000{i}.png")).astype(float) for i in (0, 1))
+    rows = [np.flatnonzero(np.abs(im - im[0, 0]).sum(-1).max(1) > 30) for im in (a, b)]
+    assert len(rows[1]) < 0.75 * len(rows[0])    # squashed: the sphere's image lost a quarter of its height
+    _spin_animation(tmp_path / "anim2", 2, blendshapes={"jawOpen": np.array([0.0, 1.0])})
+    _fails(capsys, tmp_path / "shot2", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+           "--rig", tmp_path / "rig", "--anim", tmp_path / "anim2", "--out", tmp_path / "shot2",
+           match="blendshapes ['jawOpen'] are not in the rig")
 
 
 def test_shot_frames_of_a_real_actor_are_watermarked_and_signed(tmp_path, capsys, sphere_session):

@@ -296,3 +296,28 @@ def test_dqs_vertices_beyond_180_degrees_follow_the_per_vertex_rule():
     qb, db = dqs_blend_per_vertex(q, d, tens)
     ref = apply_dual_quaternions(qb, db, torch.as_tensor(rig.vertices, dtype=torch.float64)[None])
     assert (got - ref).abs().max() < 1e-12
+
+
+def test_an_animation_in_another_joint_order_poses_the_rig_as_in_its_own():
+    """`in_rig_order` matches joints and blendshapes by name (what render shot, the retarget preview and the
+    exporters pose with): a shuffled, partial animation gives the rig-order animation's vertices."""
+    from rigging.animation import Animation, AnimationError, in_rig_order
+
+    rig = tiny_rig()
+    R = roma.random_rotmat(3 * 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64).numpy()
+    R = R.reshape(3, 4, 3, 3)
+    R[:, 3] = np.eye(3)                                     # joint "c" at its bind pose
+    t = np.random.default_rng(1).normal(0, 0.1, (3, 3))
+    w = np.array([[0.0, 0.2], [0.0, 0.5], [0.0, 1.0]])
+    order = [2, 0, 1]                                      # b, root, a; c not named; s1's weights only
+    shuffled = Animation([rig.joint_names[j] for j in order], R[:, order], t, 30.0, blendshape_names=["s1"],
+                         blendshape_weights=w[:, 1:])
+    Rs, ts, ws = in_rig_order(shuffled, rig)
+    np.testing.assert_allclose(Rs, R, atol=1e-12)
+    np.testing.assert_allclose(ws, w)
+    np.testing.assert_allclose(rig.pose(Rs, ts, ws).numpy(), rig.pose(R, t, w).numpy(), atol=1e-6)
+    with pytest.raises(AnimationError, match=r"blendshapes \['jawOpen'\] are not in the rig \(its first"):
+        in_rig_order(Animation(["root"], R[:, :1], t, 30.0, blendshape_names=["jawOpen"],
+                               blendshape_weights=w[:, :1]), rig)
+    with pytest.raises(AnimationError, match="1 of its 2 joints are not in the rig"):
+        in_rig_order(Animation(["root", "tail"], R[:, :2], t, 30.0), rig)
