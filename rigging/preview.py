@@ -80,11 +80,14 @@ def preview_poses(rig: Rig) -> list[PreviewPose]:
 
 
 def render_preview(rig: Rig, poses: list[PreviewPose] | None = None, size: int = 384,
-                   method: str = "lbs") -> np.ndarray:
-    """(size, size * len(poses), 3) float32 sRGB image in [0, 1]: one panel per pose, skeleton on top."""
+                   method: str = "lbs", region: np.ndarray | None = None) -> np.ndarray:
+    """(size, size * len(poses), 3) float32 sRGB image in [0, 1]: one panel per pose, skeleton on top.
+    region: (K,) triangle indices to draw alone, framed on their own extent, without the skeleton (a close-up of
+    the face); None: the whole mesh and its skeleton."""
     from PIL import Image, ImageDraw
 
     poses = poses if poses is not None else preview_poses(rig)
+    faces = rig.faces if region is None else rig.faces[region]
     R = torch.as_tensor(np.stack([p.rotations for p in poses]), dtype=torch.float64)
     N = len(rig.blendshape_names)
     w = np.stack([p.expression if p.expression is not None else np.zeros(N) for p in poses]) if N else None
@@ -96,7 +99,8 @@ def render_preview(rig: Rig, poses: list[PreviewPose] | None = None, size: int =
         a = np.deg2rad(p.yaw_deg)
         rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
         v, jts = v @ rot.T, jts @ rot.T
-        lo, hi = v.min(0), v.max(0)
+        shown = v[np.unique(faces)]
+        lo, hi = shown.min(0), shown.max(0)
         centre = (lo + hi) / 2
         scale = 0.9 * size / max(hi[0] - lo[0], hi[1] - lo[1], 1e-6)
 
@@ -105,7 +109,7 @@ def render_preview(rig: Rig, poses: list[PreviewPose] | None = None, size: int =
 
         img = Image.new("RGB", (size, size), (245, 245, 242))
         draw = ImageDraw.Draw(img)
-        tri = v[rig.faces]
+        tri = v[faces]
         n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
         front = n[:, 2] > 0
@@ -114,13 +118,18 @@ def render_preview(rig: Rig, poses: list[PreviewPose] | None = None, size: int =
         px = to_px(v)
         for f in order[front[order]]:
             c = int(200 * shade[f])
-            draw.polygon([tuple(px[i]) for i in rig.faces[f]], fill=(c, int(c * 0.93), int(c * 0.88)))
-        jp = to_px(jts)
-        for j, par in enumerate(rig.parents):
-            if par >= 0:
-                draw.line([tuple(jp[par]), tuple(jp[j])], fill=(220, 40, 40), width=2)
-        for x, y in jp:
-            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(30, 60, 200))
+            draw.polygon([tuple(px[i]) for i in faces[f]], fill=(c, int(c * 0.93), int(c * 0.88)))
+        if region is None:
+            _draw_skeleton(draw, to_px(jts), rig.parents)
         draw.text((6, 6), p.title, fill=(0, 0, 0))
         panels.append(np.asarray(img, dtype=np.float32) / 255.0)
     return np.concatenate(panels, axis=1)
+
+
+def _draw_skeleton(draw, jp: np.ndarray, parents) -> None:
+    """Bones (red) and joints (blue) at pixel positions jp (J, 2)."""
+    for j, par in enumerate(parents):
+        if par >= 0:
+            draw.line([tuple(jp[par]), tuple(jp[j])], fill=(220, 40, 40), width=2)
+    for x, y in jp:
+        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(30, 60, 200))

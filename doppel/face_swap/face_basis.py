@@ -174,6 +174,19 @@ def expression_deltas(rig) -> tuple[tuple[str, ...], np.ndarray]:
 def jaw_open_delta(rig, angle: float = JAW_OPEN_RAD) -> np.ndarray:
     """(V, 3) float64: the rig skinned with its 'jaw' joint turned by ``angle`` radians about the left-right axis
     (+X), opening (the jaw's vertices go down on average), less the rig at rest."""
+    return _jaw_turns(rig, angle)[1]
+
+
+def jaw_open_axis(rig) -> tuple[int, np.ndarray]:
+    """(the 'jaw' joint's index, (3,) unit axis in its bind frame): a local rotation of ``angle * axis`` opens the
+    jaw by ``angle`` radians (the sign `jaw_open_delta` takes). KeyError when the rig has no 'jaw' joint."""
+    j, _, axis = _jaw_turns(rig, JAW_OPEN_RAD)
+    return j, axis
+
+
+def _jaw_turns(rig, angle: float) -> tuple[int, np.ndarray, np.ndarray]:
+    """(jaw joint, (V, 3) opening delta at ``angle``, signed local axis): of the two turns about the left-right
+    axis, the one whose moving vertices go down."""
     j = rig.joint_index("jaw")
     axis = np.asarray(rig.bind_matrices, np.float64)[j, :3, :3].T @ np.array([1.0, 0.0, 0.0])
     rest = rig.pose(np.zeros((rig.num_joints, 3), np.float32))[0].numpy().astype(np.float64)
@@ -185,8 +198,8 @@ def jaw_open_delta(rig, angle: float = JAW_OPEN_RAD) -> np.ndarray:
         size = np.linalg.norm(d, axis=1)
         down = float((d[:, 1] * size).sum())          # the moving vertices' mean vertical move, weighted by size
         if best is None or down < best[0]:
-            best = (down, d)
-    return best[1]
+            best = (down, d, sign * axis)
+    return j, best[1], best[2]
 
 
 def rig_controls(names, weights: np.ndarray) -> dict[str, np.ndarray]:

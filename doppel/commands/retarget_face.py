@@ -1,0 +1,75 @@
+"""`doppel retarget SWAP_FOLDER|tracks.npz --rig RIG --out OUT`: a face performance read from footage by `doppel
+swap` as the rig's expressions and head rotation (`doppel.face_performance`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from doppel.consent_gate import gate_from_cli
+from doppel.media_disclosure import discloser
+
+HeadOpt = Annotated[str, typer.Option("--head", help="A face performance's head rotation: relative to the camera "
+                                      "(facing the lens = bind pose), to the take's median facing ('take'), or "
+                                      "'none' (the face alone).")]
+OntoOpt = Annotated[Path | None, typer.Option("--onto", help="A face performance: the body take (an animation "
+                                              "folder on the same rig, same length and rate) to lay the face "
+                                              "onto.")]
+
+
+def face_take_options(clip: Path, onto: Path | None, head: str) -> bool:
+    """Whether CLIP is a face performance (`doppel.face_performance.is_face_take`); ValueError when --onto or
+    --head is given for a body clip."""
+    from doppel.face_performance import is_face_take
+
+    if is_face_take(clip):
+        return True
+    if onto is not None or head != "camera":
+        raise ValueError("--onto and --head are for a face performance (a `doppel swap` folder or its tracks.npz)")
+    return False
+
+
+def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str, onto: Path | None, preview_size: int,
+                  workspace, actor, production, force: bool, no_provenance: bool, label: str | None) -> None:
+    """Read the take, gate the rig's likeness, write OUT (staged: whole or nothing) and say what it holds."""
+    from core.stage_folders import check_stage_out, staged_stage_dir
+    from doppel.face_performance import HEAD_MODES, face_animation, read_face_take, write_face_take
+    from mocap_retarget.preview import check_preview_size
+    from rigging import Rig
+    from rigging.animation import Animation
+
+    if rig is None or out is None:
+        raise ValueError("--rig and --out are required")
+    if head not in HEAD_MODES:
+        raise ValueError(f"--head must be one of {', '.join(HEAD_MODES)}, got {head!r}")
+    check_preview_size(preview_size)
+    take = read_face_take(clip)
+    inputs = [clip, rig] + ([onto] if onto is not None else [])
+    check_stage_out(out, "retarget", force, inputs)
+    with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=inputs,
+                       likeness=[rig], evidence=[onto] if onto is not None else []) as run:
+        disclose = discloser(run, no_provenance, label)
+        target = Rig.load(rig)
+        body = Animation.load(onto) if onto is not None else None
+        anim, summary = face_animation(take, target, head, body)
+        params = {"face_take": str(clip), "head": head, "onto": str(onto) if onto else None, "rig": str(rig),
+                  "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+                  "production": run.provenance["production"]}
+        with staged_stage_dir(out, "retarget", force, inputs) as tmp:
+            files = write_face_take(tmp, anim, summary, target, params, take.source, preview_size, disclose)
+        run.add_output(out, kind="animation")
+    _report(Console(), summary, files, out)
+
+
+def _report(console: Console, s: dict, files: dict, out: Path) -> None:
+    held = f", {s['frames_held']} without a face held" if s["frames_held"] else ""
+    cuts = f"; the take has cuts at frames {s['cuts']}" if s["cuts"] else ""
+    console.print(f"face take: {s['frames']} frames at {s['fps']:g} fps{held}; head ({s['head']}) yaw "
+                  f"{s['yaw_range_deg'][0]} to {s['yaw_range_deg'][1]} deg, pitch {s['pitch_range_deg'][0]} to "
+                  f"{s['pitch_range_deg'][1]} deg; {s['blendshapes']} expressions, "
+                  f"{len(s['blendshapes_moving'])} moving{cuts}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}", markup=False, highlight=False,
+                  soft_wrap=True)

@@ -1,0 +1,282 @@
+"""A face performance read from footage, as an animation of a rig: `doppel swap`'s face track (``tracks.npz``:
+per frame the head's rotation in the plate camera and the expression weights solved on the double's face) turned
+into Doppel's `rigging.animation.Animation`, so the performance drives a rig in `doppel render shot` and in its
+FBX / USD / glTF export, alone or laid onto a body take.
+
+What goes onto the rig:
+- the rig's blendshapes (the face's expressions), matched by name (`rig_blendshape_names` / `_weights`: a FLAME
+  double's components as signed coefficients), and the jaw joint's opening where the jaw was solved as a joint;
+- the head's rotation on the neck and head joints (40 % / 60 %, in world axes), relative to the camera
+  (``head="camera"``: a performer facing the lens is the rig's bind pose; a plate camera's own tilt reads as head
+  pitch), relative to the take's median facing (``head="take"``), or left out (``head="none"``: only the face,
+  for a body take whose head moves with the body). The head's position in frame is not carried (it is the body's).
+
+Frames where the tracker saw no face hold the nearest frame that had one (the solve's bridge across a gap is
+kept inside the take; before the first face and after the last the values are held, not extrapolated).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import DoppelError
+
+log = logging.getLogger(__name__)
+
+TRACKS_FILE = "tracks.npz"
+HEAD_MODES = ("camera", "take", "none")
+NECK_SHARE = 0.4                 # of the head's rotation, carried by the neck (the rest by the head joint)
+DEFAULT_FPS = 24.0               # a take from one image has no frame rate
+# camera (OpenCV: x right, y down, z forward) -> the frame of a performer facing the lens (Doppel: +Y up, facing
+# +Z towards the camera, +X the performer's left = the image's right)
+CAMERA_TO_FACING = np.diag([1.0, -1.0, -1.0])
+
+
+class FaceTakeError(DoppelError, ValueError):
+    """A face track that cannot become an animation of this rig (one line, naming the file)."""
+
+
+@dataclass
+class FaceTake:
+    """A face performance: F frames. rotation (F, 3, 3): the double's bind frame -> the plate camera (OpenCV);
+    valid (F,) frames where a face was tracked; blendshape_names (N,) and blendshape_weights (F, N): the rig's
+    own controls; jaw_rad (F,) radians or None; fps; cuts: frame indices (from 0) where another shot starts."""
+
+    rotation: np.ndarray
+    valid: np.ndarray
+    blendshape_names: list[str]
+    blendshape_weights: np.ndarray
+    jaw_rad: np.ndarray | None
+    fps: float
+    cuts: list[int]
+    source: str
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.rotation.shape[0])
+
+
+def is_face_take(path: str | Path) -> bool:
+    """Whether ``path`` is a swap's face track: a ``tracks.npz`` file, or a folder holding one."""
+    p = Path(path)
+    return (p.is_file() and p.name == TRACKS_FILE) or (p.is_dir() and (p / TRACKS_FILE).is_file())
+
+
+def read_face_take(path: str | Path) -> FaceTake:
+    """The face take in a swap's ``tracks.npz`` (or the swap folder holding it). FaceTakeError (one line) for a
+    file without the arrays a take needs (a swap's from before expressions were written as rig controls)."""
+    p = Path(path)
+    f = p / TRACKS_FILE if p.is_dir() else p
+    if not f.is_file():
+        raise FileNotFoundError(f"{p}: no {TRACKS_FILE} (a `doppel swap` output folder's face track)")
+    try:
+        with np.load(f, allow_pickle=False) as d:
+            data = {k: d[k] for k in d.files}
+    except (OSError, ValueError) as e:
+        raise FaceTakeError(f"{f}: not a readable .npz ({e})") from None
+    need = ("rotation", "valid", "rig_blendshape_names", "rig_blendshape_weights", "fps")
+    missing = [k for k in need if k not in data]
+    if missing:
+        raise FaceTakeError(f"{f}: not a swap's face track: missing {', '.join(missing)} (rerun `doppel swap` to "
+                            "write one)")
+    R = np.asarray(data["rotation"], np.float64)
+    F = R.shape[0]
+    w = np.asarray(data["rig_blendshape_weights"], np.float64).reshape(F, -1)
+    if R.shape != (F, 3, 3) or not np.isfinite(R).all() or not np.isfinite(w).all() or F < 1:
+        raise FaceTakeError(f"{f}: rotation must be (F, 3, 3) and the weights (F, N), finite; got "
+                            f"{R.shape} and {w.shape}")
+    fps = float(data["fps"])
+    cuts = [int(c) - int(data["frame"][0]) for c in data.get("cuts", [])] if "frame" in data else []
+    jaw = np.asarray(data["jaw_rad"], np.float64) if "jaw_rad" in data else None
+    return FaceTake(R, np.asarray(data["valid"], bool), [str(n) for n in data["rig_blendshape_names"]], w, jaw,
+                    fps if fps > 0 else DEFAULT_FPS, [c for c in cuts if 0 < c < F], str(f))
+
+
+def held_outside_faces(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """values (F, ...) with the frames before the first valid one and after the last set to those frames' values
+    (the solve extrapolates there, without data). Frames between valid ones are kept (the solve's bridge)."""
+    idx = np.flatnonzero(valid)
+    out = np.array(values, copy=True)
+    out[: idx[0]] = values[idx[0]]
+    out[idx[-1] + 1:] = values[idx[-1]]
+    return out
+
+
+def head_rotations(take: FaceTake, head: str = "camera") -> np.ndarray:
+    """(F, 3, 3) the head's rotation in world axes relative to the rig's bind pose: relative to the camera (a
+    performer facing the lens = identity) or to the take's median facing (``head="take"``)."""
+    import roma
+    import torch
+
+    if head not in HEAD_MODES:
+        raise ValueError(f"head must be one of {', '.join(HEAD_MODES)}, got {head!r}")
+    R = CAMERA_TO_FACING @ take.rotation
+    if head == "take":
+        rv = roma.rotmat_to_rotvec(torch.from_numpy(R[take.valid]))
+        ref = roma.rotvec_to_rotmat(rv.median(0).values).numpy()
+        R = ref.T @ R
+    return held_outside_faces(R, take.valid)
+
+
+def _split(R: np.ndarray, share: float) -> np.ndarray:
+    """(F, 3, 3) rotations by ``share`` of each rotation's angle, about the same axis."""
+    import roma
+    import torch
+
+    rv = roma.rotmat_to_rotvec(torch.from_numpy(R))
+    return roma.rotvec_to_rotmat(share * rv).numpy()
+
+
+def find_head_joints(rig) -> tuple[int, int | None]:
+    """(head joint, the neck joint above it or None), found by name: 'head' without namespace or side, and its
+    parent when that is a neck joint. FaceTakeError when the rig has no head joint."""
+    base = [n.lower().split(":")[-1] for n in rig.joint_names]
+    heads = [j for j, n in enumerate(base) if n == "head"]
+    if not heads:
+        raise FaceTakeError(f"the rig has no 'head' joint for the head's rotation (joints: "
+                            f"{', '.join(rig.joint_names[:8])}, ...); use head='none' for the face alone")
+    h = heads[0]
+    p = int(rig.parents[h])
+    return h, (p if p >= 0 and base[p].startswith("neck") else None)
+
+
+def face_rotations(take: FaceTake, rig, head: str = "camera") -> np.ndarray:
+    """(F, J, 3, 3) local rotations (the rig's convention) of the take's head and jaw; identity elsewhere."""
+    import roma
+    import torch
+
+    F, J = take.num_frames, rig.num_joints
+    world = np.broadcast_to(np.eye(3), (F, J, 3, 3)).copy()
+    if head != "none":
+        h, neck = find_head_joints(rig)
+        Rh = head_rotations(take, head)
+        if neck is None:
+            world[:, h] = Rh
+        else:
+            world[:, neck] = _split(Rh, NECK_SHARE)
+            world[:, h] = _split(Rh, 1 - NECK_SHARE)
+    local = rig.local_from_world_aligned(torch.from_numpy(world)).numpy()
+    if take.jaw_rad is not None:
+        from doppel.face_swap.face_basis import jaw_open_axis
+
+        try:
+            j, axis = jaw_open_axis(rig)
+        except KeyError:
+            raise FaceTakeError(f"{take.source}: the jaw was tracked as a joint and the rig has no 'jaw' joint "
+                                "(a take from another double)") from None
+        jaw = held_outside_faces(take.jaw_rad, take.valid)
+        local[:, j] = roma.rotvec_to_rotmat(torch.from_numpy(jaw[:, None] * axis[None])).numpy()
+    return local
+
+
+def face_animation(take: FaceTake, rig, head: str = "camera", body=None):
+    """(Animation of the rig, summary dict): the take's expressions and head on ``rig``. body: an Animation to lay
+    the face onto (same frame count and rate; its joints' rotations are kept and the face's applied after them,
+    its blendshape weights replaced where the take has them). FaceTakeError (one line) for a take whose
+    blendshapes the rig does not have, a take without a tracked face, or a body take of another length or rate."""
+    from rigging.animation import Animation, AnimationError, in_rig_order
+
+    if not take.valid.any():
+        raise FaceTakeError(f"{take.source}: no frame has a tracked face")
+    index = {n: i for i, n in enumerate(rig.blendshape_names)}
+    unknown = [n for n in take.blendshape_names if n not in index]
+    if unknown:
+        raise FaceTakeError(f"{take.source}: {len(unknown)} of the take's {len(take.blendshape_names)} expressions "
+                            f"are not blendshapes of the rig (first: {unknown[:4]}): a take solved on another "
+                            "double's face model")
+    F = take.num_frames
+    local = face_rotations(take, rig, head)
+    t = np.zeros((F, 3))
+    w = np.zeros((F, len(rig.blendshape_names)))
+    if body is not None:
+        if body.num_frames != F or not math.isclose(body.fps, take.fps, rel_tol=1e-3):
+            raise FaceTakeError(f"{body.source or 'body take'}: {body.num_frames} frames at {body.fps:g} fps, the "
+                                f"face take {F} at {take.fps:g}: cut one to the other first")
+        try:
+            Rb, t, wb = in_rig_order(body, rig)
+        except AnimationError as e:
+            raise FaceTakeError(str(e)) from None
+        local = Rb @ local
+        w = wb if wb is not None else w
+    cols = [index[n] for n in take.blendshape_names]
+    w[:, cols] = held_outside_faces(take.blendshape_weights, take.valid)
+    anim = Animation(list(rig.joint_names), local, t, take.fps, parents=np.asarray(rig.parents),
+                     blendshape_names=list(rig.blendshape_names), blendshape_weights=w,
+                     source=take.source).validate()
+    return anim, _summary(take, head, body)
+
+
+def _summary(take: FaceTake, head: str, body) -> dict:
+    """What the metrics file and the command's closing line say about the take."""
+    from reconstruction.head_tracking import yaw_pitch_deg
+
+    yaw, pitch = yaw_pitch_deg(take.rotation[take.valid])
+    w = take.blendshape_weights[take.valid]
+    moving = [n for n, lo, hi in zip(take.blendshape_names, w.min(0), w.max(0), strict=True) if hi - lo > 0.05]
+    return {"frames": take.num_frames, "fps": take.fps, "frames_with_face": int(take.valid.sum()),
+            "frames_held": int((~take.valid).sum()), "cuts": take.cuts, "head": head,
+            "yaw_range_deg": [round(float(yaw.min()), 1), round(float(yaw.max()), 1)],
+            "pitch_range_deg": [round(float(pitch.min()), 1), round(float(pitch.max()), 1)],
+            "blendshapes": len(take.blendshape_names), "blendshapes_moving": moving,
+            "jaw_joint": take.jaw_rad is not None, "onto_body": None if body is None else body.source}
+
+
+def head_region(rig, head_joint: int) -> np.ndarray:
+    """(K,) indices of the rig's triangles skinned mostly (>= 50 %) to the head joint and the joints under it."""
+    under = np.zeros(rig.num_joints, bool)
+    under[head_joint] = True
+    for j in range(head_joint + 1, rig.num_joints):     # parents come first (topological order)
+        under[j] |= rig.parents[j] >= 0 and under[rig.parents[j]]
+    share = (rig.skin_weights * under[rig.skin_indices]).sum(1)
+    return np.flatnonzero((share[rig.faces] >= 0.5).all(1))
+
+
+def write_face_take(out: Path, anim, summary: dict, rig, params: dict, source: str | Path, size: int = 320,
+                    disclose=None, panels: int = 6, video_seconds: float = 4.0) -> dict[str, Path]:
+    """OUT/animation.npz, metrics.json (``summary``), preview.png (the rig's face at ``panels`` frames of the take)
+    and preview.mp4 (its first ``video_seconds``), manifest.json (stage 'retarget'). disclose: as in
+    `mocap_retarget.export.write_outputs`. Returns name -> path."""
+    from core.storage import atomic_write_json, write_manifest
+    from mocap_retarget.preview import write_disclosed_mp4, write_png
+
+    out = Path(out)
+    files = {"animation": out / "animation.npz", "metrics": out / "metrics.json",
+             "preview_png": out / "preview.png", "preview_mp4": out / "preview.mp4"}
+    anim.save(files["animation"])
+    atomic_write_json(files["metrics"], summary)
+    F = anim.num_frames
+    shown = np.unique(np.linspace(0, F - 1, min(panels, F)).round().astype(int))
+    write_png(files["preview_png"], list(_face_frames(rig, anim, shown, size)), columns=min(len(shown), 3))
+    if disclose is not None:
+        disclose(files["preview_png"])
+    step = max(1, int(round(anim.fps / 24.0)))
+    frames = np.arange(0, min(F, int(video_seconds * anim.fps) + 1), step)
+    write_disclosed_mp4(files["preview_mp4"], _face_frames(rig, anim, frames, size), anim.fps / step, disclose)
+    write_manifest(out, "retarget", inputs={"clip": source}, params=params,
+                   outputs={k: p.name for k, p in files.items()},
+                   extra={"animation": {"frames": F, "fps": anim.fps, "joints": len(anim.joint_names),
+                                        "blendshapes": len(anim.blendshape_names),
+                                        "local_rotations": "relative to the bind pose, in each joint's bind frame"},
+                          "face_take": {k: v for k, v in summary.items() if not isinstance(v, list)}})
+    return files
+
+
+def _face_frames(rig, anim, frames: np.ndarray, size: int):
+    """(size, size, 3) uint8 pictures of the rig's face posed at each of ``frames``, one at a time."""
+    from rigging.animation import in_rig_order
+    from rigging.preview import PreviewPose, render_preview
+
+    try:
+        region = head_region(rig, find_head_joints(rig)[0])
+    except FaceTakeError:
+        region = None
+    R, _, w = in_rig_order(anim, rig)
+    for f in frames:
+        pose = PreviewPose(f"frame {int(f)}", R[f], None if w is None else w[f])
+        img = render_preview(rig, [pose], size=size, region=region if region is not None and len(region) else None)
+        yield (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
