@@ -118,7 +118,8 @@ def _p(v: str | None) -> Path | None:
 
 # --- retarget ------------------------------------------------------------------------------------------------
 class RetargetJob(JobOptions):
-    clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*
+    clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*, or
+                                                      # face performances: swaps' tracks.npz
     rig: str                                          # rig folder(s) (glob), or a .bvh target skeleton
     units: str = "auto"                               # BVH clip units (auto, m, cm, mm, inch, cmu)
     up: str = "auto"                                  # clip up axis (auto, +y, +z, ...)
@@ -126,12 +127,13 @@ class RetargetJob(JobOptions):
     cleanup: bool = True                              # foot-contact cleanup (IK)
     fingers: bool = True                              # transfer the fingers
     preview_size: int = Field(320, ge=32, le=2048)    # preview panel size, px
+    head: str = "camera"                              # a face performance's head: camera, take or none
 
 
 def _retarget_call(v: dict) -> dict:
     return {"clip": Path(v["clips"]), "rig": Path(v["rig"]), "out": Path(v["out"]), "units": v["units"],
             "up": v["up"], "bone_map": _p(v["bone_map"]), "no_cleanup": not v["cleanup"],
-            "no_fingers": not v["fingers"], "preview_size": v["preview_size"]}
+            "no_fingers": not v["fingers"], "preview_size": v["preview_size"], "head": v["head"]}
 
 
 def _retarget_gate(v: dict) -> GateSpec:

@@ -164,3 +164,21 @@ def test_retarget_a_swap_folders_face_track(tmp_path, capsys):
     code, out, err = run_cli(capsys, "retarget", tmp_path / "walk.bvh", "--rig", tmp_path / "rig", "--out",
                              tmp_path / "face3", "--head", "take")
     assert code != 0 and "--onto and --head are for a face performance" in " ".join((out + err).split())
+
+
+def test_a_batch_retarget_job_plays_a_face_take_through_the_same_command(tmp_path, capsys):
+    """A batch `retarget` job whose clips are swaps' tracks.npz runs the face path (worker call, no Ray)."""
+    from doppel.batch.stages import RetargetJob, _retarget_call, call_command
+    from doppel.commands.retarget import retarget
+
+    rig = head_rig()
+    rig.save(tmp_path / "rig", params={"actor_id": "virtual"})
+    take, W = _take(F=9)
+    _write_tracks(tmp_path / "tracks.npz", take)
+    job = RetargetJob(clips=str(tmp_path / "tracks.npz"), rig=str(tmp_path / "rig"),
+                      out=str(tmp_path / "face"), preview_size=32, head="take")
+    call_command(retarget, **_retarget_call(job.model_dump()))
+    anim = Animation.load(tmp_path / "face")
+    assert json.loads((tmp_path / "face" / "metrics.json").read_text())["head"] == "take"
+    head = roma.rotmat_to_rotvec(torch.from_numpy(_world_rotation(rig, anim, 3))).numpy()
+    assert np.abs(np.median(head, 0)).max() < 5e-3          # centred on the take (the median of rotation vectors)
