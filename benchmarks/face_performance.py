@@ -75,12 +75,10 @@ def geodesic_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def score(take, rig, gt_R: np.ndarray, gt_w: dict) -> dict:
-    from doppel.face_performance import face_animation, find_head_joints
+    from doppel.face_performance import face_animation, posed_head_rotations
 
     anim, _ = face_animation(take, rig, head="camera")
-    h = find_head_joints(rig)[0]
-    W = rig.forward_kinematics(anim.local_rotations, anim.root_translation, anim.blendshape_weights)
-    est = W[:, h, :3, :3].double().numpy() @ rig.bind_matrices[h, :3, :3].T
+    est = posed_head_rotations(anim, rig)
     ok = take.valid
     err = geodesic_deg(est[ok], gt_R[ok])
     off = angles(est[ok]) - angles(gt_R[ok])

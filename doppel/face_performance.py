@@ -226,6 +226,14 @@ def _summary(take: FaceTake, head: str, body) -> dict:
             "jaw_joint": take.jaw_rad is not None, "onto_body": None if body is None else body.source}
 
 
+def posed_head_rotations(anim, rig) -> np.ndarray:
+    """(F, 3, 3) the rig's head joint's rotation in world axes relative to its bind pose, as ``anim`` poses it
+    (forward kinematics): what a take's head rotation became on the rig."""
+    h = find_head_joints(rig)[0]
+    W = rig.forward_kinematics(anim.local_rotations, anim.root_translation, anim.blendshape_weights)
+    return W[:, h, :3, :3].double().numpy() @ np.asarray(rig.bind_matrices, np.float64)[h, :3, :3].T
+
+
 def head_region(rig, head_joint: int) -> np.ndarray:
     """(K,) indices of the rig's triangles skinned mostly (>= 50 %) to the head joint and the joints under it."""
     under = np.zeros(rig.num_joints, bool)

@@ -36,6 +36,7 @@ def stage_swap(ctx) -> Section:
     write_manifest(d, "face_replace", params={"performer_seed": cfg.performer_seed, "frames": cfg.frames},
                    outputs={"swapped": "swapped.mp4", "report": f"{side.name}/swap_report.html"},
                    extra={"consent": "not required: synthetic virtual actors, no real person's likeness"})
+    face_rows = _face_performance(ctx, side, shot.out / "ground_truth", d / "face_take")
     strips = sorted((side / "strips").glob("*.png"))
     n = len(result.frames)
     return Section(
@@ -47,11 +48,14 @@ def stage_swap(ctx) -> Section:
               "shading). The plate's ground truth is the virtual actor's own head (whose capture the double was "
               "fitted to) rendered on the performer: the placement below includes the fit's error."),
         images=[(f"swap/{side.name}/strips/{p.name}", f"frame {int(p.stem)}: the plate (left), swapped (right)")
-                for p in strips[:2]],
+                for p in strips[:2]] + [("swap/face_take/preview.png", "the performer's face performance, read "
+                                         "from the plate, on the double's rig (`doppel retarget SWAP_DIR`)")],
         table={"frames swapped": f"{n - len(result.passed_through)} of {n}",
                "frames flagged": len(result.flagged),
-               "speed": f"{n / max(result.seconds, 1e-9):.2f} frames/s ({size[0]}x{size[1]})", **errors},
-        files=["swap/swapped.mp4", f"swap/{side.name}/swap_report.html", f"swap/{side.name}/tracks.npz"],
+               "speed": f"{n / max(result.seconds, 1e-9):.2f} frames/s ({size[0]}x{size[1]})", **errors,
+               **face_rows},
+        files=["swap/swapped.mp4", f"swap/{side.name}/swap_report.html", f"swap/{side.name}/tracks.npz",
+               "swap/face_take/preview.mp4", "swap/face_take/animation.npz"],
     )
 
 
@@ -73,3 +77,34 @@ def _landmark_error(double, tracks, ground_truth) -> dict[str, str]:
             errs[turned].append(float(d.mean() / inter_ocular(ann["landmarks2d"][f])))
     return {f"placed landmarks vs the ground truth's / inter-ocular distance, head turned {k} degrees":
             f"{np.mean(v):.4f} ({len(v)} frames)" if v else "no frame" for k, v in errs.items()}
+
+
+def _face_performance(ctx, side: Path, ground_truth: Path, out: Path) -> dict[str, str]:
+    """The swap's face track as an animation of the rig stage's rig (`doppel.face_performance`, written to
+    ``out``), and how it compares with the performance the plate was made from: the head's rotation as the
+    camera saw it (mean angle, frames with a face) and jawOpen (correlation over the shot)."""
+    from doppel.face_performance import (
+        CAMERA_TO_FACING,
+        face_animation,
+        posed_head_rotations,
+        read_face_take,
+        write_face_take,
+    )
+    from doppel.synthetic_plate import performance
+    from rigging import Rig
+
+    rig = Rig.load(ctx.out / "rig")
+    take = read_face_take(side)
+    anim, summary = face_animation(take, rig)
+    out.mkdir(parents=True, exist_ok=True)
+    write_face_take(out, anim, summary, rig, {"actor_id": "virtual"}, take.source, size=192 if ctx.quick else 256)
+    ok = take.valid
+    true_R = CAMERA_TO_FACING @ np.load(ground_truth / "annotations.npz")["head_R_cam"]
+    R = posed_head_rotations(anim, rig)
+    cos = (np.einsum("fij,fij->f", R[ok], true_R[ok]) - 1) / 2
+    jaw_true = np.array([performance({}, (f + 0.5) / take.num_frames)[1]["jawOpen"] for f in range(take.num_frames)])
+    jaw = anim.blendshape_weights[:, list(rig.blendshape_names).index("jawOpen")]
+    corr = np.corrcoef(jaw[ok], jaw_true[ok])[0, 1] if jaw[ok].std() > 1e-9 else float("nan")
+    return {"face performance on the rig: head rotation vs the performer's (mean)":
+            f"{np.degrees(np.arccos(np.clip(cos, -1, 1))).mean():.1f} degrees ({int(ok.sum())} frames)",
+            "face performance on the rig: jawOpen vs the performance (correlation)": f"{corr:.2f}"}
