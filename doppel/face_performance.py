@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.errors import DoppelError
+from doppel.face_take import FaceTake, FaceTakeError
 
 log = logging.getLogger(__name__)
 
@@ -37,40 +36,25 @@ DEFAULT_FPS = 24.0               # a take from one image has no frame rate
 CAMERA_TO_FACING = np.diag([1.0, -1.0, -1.0])
 
 
-class FaceTakeError(DoppelError, ValueError):
-    """A face track that cannot become an animation of this rig (one line, naming the file)."""
-
-
-@dataclass
-class FaceTake:
-    """A face performance: F frames. rotation (F, 3, 3): the double's bind frame -> the plate camera (OpenCV);
-    valid (F,) frames where a face was tracked; blendshape_names (N,) and blendshape_weights (F, N): the rig's
-    own controls; jaw_rad (F,) radians or None; fps; cuts: frame indices (from 0) where another shot starts."""
-
-    rotation: np.ndarray
-    valid: np.ndarray
-    blendshape_names: list[str]
-    blendshape_weights: np.ndarray
-    jaw_rad: np.ndarray | None
-    fps: float
-    cuts: list[int]
-    source: str
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.rotation.shape[0])
-
-
 def is_face_take(path: str | Path) -> bool:
-    """Whether ``path`` is a swap's face track: a ``tracks.npz`` file, or a folder holding one."""
+    """Whether ``path`` is a face performance: a swap's face track (a ``tracks.npz`` file, or a folder holding
+    one) or a facial capture in the ARKit CSV layout (`doppel.arkit_csv`)."""
+    from doppel.arkit_csv import is_arkit_csv
+
     p = Path(path)
-    return (p.is_file() and p.name == TRACKS_FILE) or (p.is_dir() and (p / TRACKS_FILE).is_file())
+    return (p.is_file() and p.name == TRACKS_FILE) or (p.is_dir() and (p / TRACKS_FILE).is_file()) or \
+        is_arkit_csv(p)
 
 
-def read_face_take(path: str | Path) -> FaceTake:
-    """The face take in a swap's ``tracks.npz`` (or the swap folder holding it). FaceTakeError (one line) for a
+def read_face_take(path: str | Path, fps: float | None = None) -> FaceTake:
+    """The face take in a swap's ``tracks.npz`` (or the swap folder holding it), or in an ARKit CSV file (fps: its
+    frame rate when the file cannot tell, `doppel.arkit_csv.read_arkit_csv`). FaceTakeError (one line) for a
     file without the arrays a take needs (a swap's from before expressions were written as rig controls)."""
+    from doppel.arkit_csv import is_arkit_csv, read_arkit_csv
+
     p = Path(path)
+    if is_arkit_csv(p):
+        return read_arkit_csv(p, fps)
     f = p / TRACKS_FILE if p.is_dir() else p
     if not f.is_file():
         raise FileNotFoundError(f"{p}: no {TRACKS_FILE} (a `doppel swap` output folder's face track)")
@@ -174,8 +158,20 @@ def face_rotations(take: FaceTake, rig, head: str = "camera") -> np.ndarray:
     return local
 
 
-def face_animation(take: FaceTake, rig, head: str = "camera", body=None):
-    """(Animation of the rig, summary dict): the take's expressions and head on ``rig``. body: an Animation to lay
+def default_head(take: FaceTake, head: str | None) -> str:
+    """The head mode for a take: ``head``, or by default "camera" for a swap's track and "none" for a take without
+    a head rotation (an ARKit CSV); FaceTakeError for "camera" / "take" asked of such a take."""
+    if head is None:
+        return "camera" if take.has_head else "none"
+    if head != "none" and not take.has_head:
+        raise FaceTakeError(f"{take.source}: its head rotation is not read (an ARKit CSV's head columns differ "
+                            "between app versions); leave --head out, or take the head from a body take (--onto)")
+    return head
+
+
+def face_animation(take: FaceTake, rig, head: str | None = None, body=None):
+    """(Animation of the rig, summary dict): the take's expressions and head on ``rig`` (head: `HEAD_MODES`, None:
+    `default_head`). body: an Animation to lay
     the face onto (same frame count and rate; its joints' rotations are kept and the face's applied after them,
     its blendshape weights replaced where the take has them). FaceTakeError (one line) for a take whose
     blendshapes the rig does not have, a take without a tracked face, or a body take of another length or rate."""
@@ -183,6 +179,7 @@ def face_animation(take: FaceTake, rig, head: str = "camera", body=None):
 
     if not take.valid.any():
         raise FaceTakeError(f"{take.source}: no frame has a tracked face")
+    head = default_head(take, head)
     index = {n: i for i, n in enumerate(rig.blendshape_names)}
     unknown = [n for n in take.blendshape_names if n not in index]
     if unknown:
@@ -215,7 +212,7 @@ def _summary(take: FaceTake, head: str, body) -> dict:
     """What the metrics file and the command's closing line say about the take."""
     from reconstruction.head_tracking import yaw_pitch_deg
 
-    yaw, pitch = yaw_pitch_deg(take.rotation[take.valid])
+    yaw, pitch = yaw_pitch_deg(take.rotation[take.valid]) if take.has_head else (np.zeros(1), np.zeros(1))
     w = take.blendshape_weights[take.valid]
     moving = [n for n, lo, hi in zip(take.blendshape_names, w.min(0), w.max(0), strict=True) if hi - lo > 0.05]
     return {"frames": take.num_frames, "fps": take.fps, "frames_with_face": int(take.valid.sum()),

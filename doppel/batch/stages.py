@@ -119,7 +119,7 @@ def _p(v: str | None) -> Path | None:
 # --- retarget ------------------------------------------------------------------------------------------------
 class RetargetJob(JobOptions):
     clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*, or
-                                                      # face performances: swaps' tracks.npz
+                                                      # face performances: swaps' tracks.npz, ARKit CSVs
     rig: str                                          # rig folder(s) (glob), or a .bvh target skeleton
     units: str = "auto"                               # BVH clip units (auto, m, cm, mm, inch, cmu)
     up: str = "auto"                                  # clip up axis (auto, +y, +z, ...)
@@ -127,7 +127,7 @@ class RetargetJob(JobOptions):
     cleanup: bool = True                              # foot-contact cleanup (IK)
     fingers: bool = True                              # transfer the fingers
     preview_size: int = Field(320, ge=32, le=2048)    # preview panel size, px
-    head: str = "camera"                              # a face performance's head: camera, take or none
+    head: str | None = None                           # a face performance's head: camera, take or none
 
 
 def _retarget_call(v: dict) -> dict:

@@ -7,15 +7,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from doppel.commands.retarget_face import HeadOpt, OntoOpt, face_take_options, retarget_face
+from doppel.commands.retarget_face import ClipArg, FpsOpt, HeadOpt, OntoOpt, face_take_options, retarget_face
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
 
 def retarget(
-    clip: Path = typer.Argument(..., help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf or .usd/.usda/.usdc/.usdz; "
-                                "or a face performance: a `doppel swap` output folder or its tracks.npz."),
+    clip: ClipArg,
     rig: Path = typer.Option(None, "--rig", help="Rig folder (rig.npz + manifest.json), or a .bvh whose rest "
                              "pose is the target skeleton."),
     out: Path = typer.Option(None, "--out", help="Output folder (created if missing)."),
@@ -32,8 +31,9 @@ def retarget(
                                         help="Refuse a clip whose retarget would need more memory than this "
                                         "(GB; default: half of this machine's memory or 80% of what is free, "
                                         "the smaller)."),
-    head: HeadOpt = "camera",
+    head: HeadOpt = None,
     onto: OntoOpt = None,
+    fps: FpsOpt = None,
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -43,9 +43,9 @@ def retarget(
 ) -> None:
     """Retarget CLIP onto a rig: writes OUT/animation.npz + manifest.json, retargeted.bvh, metrics.json,
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping. A face
-    performance (a swap's tracks.npz) becomes the rig's expressions and head rotation instead."""
-    if face_take_options(clip, onto, head):
-        return retarget_face(clip, rig, out, head, onto, preview_size, workspace, actor, production, force,
+    performance becomes the rig's expressions (and head) instead."""
+    if face_take_options(clip, onto, head, fps):
+        return retarget_face(clip, rig, out, head, onto, fps, preview_size, workspace, actor, production, force,
                              no_provenance, label)
     from assets.mocap_fbx import read_any_clip
     from core.stage_folders import check_stage_out, staged_stage_dir

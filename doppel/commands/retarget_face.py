@@ -12,41 +12,52 @@ from rich.console import Console
 from doppel.consent_gate import gate_from_cli
 from doppel.media_disclosure import discloser
 
-HeadOpt = Annotated[str, typer.Option("--head", help="A face performance's head rotation: relative to the camera "
-                                      "(facing the lens = bind pose), to the take's median facing ('take'), or "
-                                      "'none' (the face alone).")]
+ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf or .usd/.usda/.usdc/"
+                                         ".usdz; or a face performance: a `doppel swap` output folder, its "
+                                         "tracks.npz, or an ARKit CSV (Live Link Face).", show_default=False)]
+HeadOpt = Annotated[str | None, typer.Option("--head", help="A face performance's head rotation: relative to the "
+                                             "camera (facing the lens = bind pose; a swap's default), to the "
+                                             "take's median facing ('take'), or 'none' (the face alone; an ARKit "
+                                             "CSV's default).", show_default=False)]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="An ARKit CSV's frame rate when its timecodes cannot "
+                                              "tell (a take under a second).", show_default=False)]
 OntoOpt = Annotated[Path | None, typer.Option("--onto", help="A face performance: the body take (an animation "
                                               "folder on the same rig, same length and rate) to lay the face "
                                               "onto.")]
 
 
-def face_take_options(clip: Path, onto: Path | None, head: str) -> bool:
-    """Whether CLIP is a face performance (`doppel.face_performance.is_face_take`); ValueError when --onto or
-    --head is given for a body clip."""
+def face_take_options(clip: Path, onto: Path | None, head: str | None, fps: float | None) -> bool:
+    """Whether CLIP is a face performance (`doppel.face_performance.is_face_take`); ValueError when --onto, --head
+    or --fps is given for a body clip."""
     from doppel.face_performance import is_face_take
 
     if is_face_take(clip):
         return True
-    if onto is not None or head != "camera":
-        raise ValueError("--onto and --head are for a face performance (a `doppel swap` folder or its tracks.npz)")
+    if onto is not None or head is not None or fps is not None:
+        raise ValueError("--onto, --head and --fps are for a face performance (a `doppel swap` folder, its "
+                         "tracks.npz, or an ARKit CSV)")
     return False
 
 
-def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str, onto: Path | None, preview_size: int,
-                  workspace, actor, production, force: bool, no_provenance: bool, label: str | None) -> None:
+def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | None, onto: Path | None,
+                  fps: float | None, preview_size: int, workspace, actor, production, force: bool,
+                  no_provenance: bool, label: str | None) -> None:
     """Read the take, gate the rig's likeness, write OUT (staged: whole or nothing) and say what it holds."""
     from core.stage_folders import check_stage_out, staged_stage_dir
-    from doppel.face_performance import HEAD_MODES, face_animation, read_face_take, write_face_take
+    from doppel.face_performance import HEAD_MODES, default_head, face_animation, read_face_take, write_face_take
     from mocap_retarget.preview import check_preview_size
     from rigging import Rig
     from rigging.animation import Animation
 
     if rig is None or out is None:
         raise ValueError("--rig and --out are required")
-    if head not in HEAD_MODES:
+    if head is not None and head not in HEAD_MODES:
         raise ValueError(f"--head must be one of {', '.join(HEAD_MODES)}, got {head!r}")
+    if fps is not None and not fps > 0:
+        raise ValueError(f"--fps must be > 0, got {fps:g}")
     check_preview_size(preview_size)
-    take = read_face_take(clip)
+    take = read_face_take(clip, fps)
+    head = default_head(take, head)
     inputs = [clip, rig] + ([onto] if onto is not None else [])
     check_stage_out(out, "retarget", force, inputs)
     with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=inputs,
@@ -67,9 +78,11 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str, ont
 def _report(console: Console, s: dict, files: dict, out: Path) -> None:
     held = f", {s['frames_held']} without a face held" if s["frames_held"] else ""
     cuts = f"; the take has cuts at frames {s['cuts']}" if s["cuts"] else ""
-    console.print(f"face take: {s['frames']} frames at {s['fps']:g} fps{held}; head ({s['head']}) yaw "
-                  f"{s['yaw_range_deg'][0]} to {s['yaw_range_deg'][1]} deg, pitch {s['pitch_range_deg'][0]} to "
-                  f"{s['pitch_range_deg'][1]} deg; {s['blendshapes']} expressions, "
-                  f"{len(s['blendshapes_moving'])} moving{cuts}", markup=False, highlight=False, soft_wrap=True)
+    head = "head: not applied" if s["head"] == "none" else (
+        f"head ({s['head']}) yaw {s['yaw_range_deg'][0]} to {s['yaw_range_deg'][1]} deg, pitch "
+        f"{s['pitch_range_deg'][0]} to {s['pitch_range_deg'][1]} deg")
+    console.print(f"face take: {s['frames']} frames at {s['fps']:g} fps{held}; {head}; {s['blendshapes']} "
+                  f"expressions, {len(s['blendshapes_moving'])} moving{cuts}", markup=False, highlight=False,
+                  soft_wrap=True)
     console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}", markup=False, highlight=False,
                   soft_wrap=True)

@@ -163,7 +163,7 @@ def test_retarget_a_swap_folders_face_track(tmp_path, capsys):
     (tmp_path / "walk.bvh").write_text("HIERARCHY\n")
     code, out, err = run_cli(capsys, "retarget", tmp_path / "walk.bvh", "--rig", tmp_path / "rig", "--out",
                              tmp_path / "face3", "--head", "take")
-    assert code != 0 and "--onto and --head are for a face performance" in " ".join((out + err).split())
+    assert code != 0 and "--onto, --head and --fps are for a face performance" in " ".join((out + err).split())
 
 
 def test_a_batch_retarget_job_plays_a_face_take_through_the_same_command(tmp_path, capsys):
