@@ -1,12 +1,13 @@
 """Facial capture in the ARKit CSV layout (Epic's Live Link Face app and the tools that write its format), read as
-a `doppel.face_performance.FaceTake`: the 52 ARKit blendshape curves, one row per captured frame.
+a `doppel.face_take.FaceTake`: the 52 ARKit blendshape curves, one row per captured frame.
 
 Layout: a header ``Timecode,BlendShapeCount,EyeBlinkLeft,...,TongueOut[,HeadYaw,HeadPitch,HeadRoll,LeftEyeYaw,
-...,RightEyeRoll]``; each row a timecode ``HH:MM:SS:FF.sub`` (FF counted at the app's frame rate, .sub a fraction
-of a frame, not used to place the row), the number of values, then the weights in [0, 1]. Blendshape names are ARKit's in PascalCase
-(``EyeBlinkLeft`` for ARKit's ``eyeBlinkLeft``) and are matched to a rig's without regard to the first letter's
-case. The head and eye rotation columns are not applied: their units and axes differ between app versions, and a
-head's motion usually comes with the body take (`--onto`); gaze is in the eyeLook* blendshapes.
+...,RightEyeRoll]``; each row a timecode ``HH:MM:SS:FF.sub`` (FF counted at the app's frame rate; .sub a phase
+within the frame, not used to place the row), the number of values, then the weights in [0, 1]. Blendshape names
+are ARKit's in PascalCase (``EyeBlinkLeft`` for ARKit's ``eyeBlinkLeft``) and are matched to a rig's without
+regard to the first letter's case. The head and eye rotation columns are not applied: their units and axes
+differ between app versions, and a head's motion usually comes with the body take (`--onto`); gaze is in the
+eyeLook* blendshapes.
 
 The file has no frame rate: it is the app's (60 by default, 30 when so set), found from the highest frame number
 its timecodes reach (a take of at least a second), or given. Rows are placed on that frame grid by their
