@@ -174,18 +174,20 @@ def face_animation(take: FaceTake, rig, head: str | None = None, body=None):
     `default_head`). body: an Animation to lay
     the face onto (same frame count and rate; its joints' rotations are kept and the face's applied after them,
     its blendshape weights replaced where the take has them). FaceTakeError (one line) for a take whose
-    blendshapes the rig does not have, a take without a tracked face, or a body take of another length or rate."""
+    blendshapes the rig does not have (unless they never move), a take without a tracked face, or a body take of
+    another length or rate."""
     from rigging.animation import Animation, AnimationError, in_rig_order
 
     if not take.valid.any():
         raise FaceTakeError(f"{take.source}: no frame has a tracked face")
     head = default_head(take, head)
     index = {n: i for i, n in enumerate(rig.blendshape_names)}
-    unknown = [n for n in take.blendshape_names if n not in index]
+    still = np.abs(take.blendshape_weights).max(0) < 1e-6
+    unknown = [n for n, s in zip(take.blendshape_names, still, strict=True) if n not in index and not s]
     if unknown:
         raise FaceTakeError(f"{take.source}: {len(unknown)} of the take's {len(take.blendshape_names)} expressions "
-                            f"are not blendshapes of the rig (first: {unknown[:4]}): a take solved on another "
-                            "double's face model")
+                            f"are not blendshapes of the rig (first: {unknown[:4]}): a take made for another "
+                            "face model")
     F = take.num_frames
     local = face_rotations(take, rig, head)
     t = np.zeros((F, 3))
@@ -200,8 +202,9 @@ def face_animation(take: FaceTake, rig, head: str | None = None, body=None):
             raise FaceTakeError(str(e)) from None
         local = Rb @ local
         w = wb if wb is not None else w
-    cols = [index[n] for n in take.blendshape_names]
-    w[:, cols] = held_outside_faces(take.blendshape_weights, take.valid)
+    known = [k for k, n in enumerate(take.blendshape_names) if n in index]      # the rest never move (above)
+    w[:, [index[take.blendshape_names[k]] for k in known]] = held_outside_faces(take.blendshape_weights[:, known],
+                                                                                take.valid)
     anim = Animation(list(rig.joint_names), local, t, take.fps, parents=np.asarray(rig.parents),
                      blendshape_names=list(rig.blendshape_names), blendshape_weights=w,
                      source=take.source).validate()

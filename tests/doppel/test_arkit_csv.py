@@ -89,3 +89,13 @@ def test_retarget_plays_a_csv_take_on_the_rig(tmp_path, capsys):
     code, out, err = run_cli(capsys, "retarget", g, "--rig", tmp_path / "rig", "--out", tmp_path / "face3")
     assert code != 0 and "are not blendshapes of the rig (first: ['mouthSmileLeft'])" in " ".join((out + err).split())
     assert not (tmp_path / "face2").exists() and not (tmp_path / "face3").exists()
+
+
+def test_a_curve_the_rig_lacks_is_dropped_when_it_never_moves(tmp_path):
+    from doppel.face_performance import face_animation
+
+    f = tmp_path / "take.csv"
+    f.write_text("Timecode,BlendShapeCount,JawOpen,TongueOut\n00:00:00:58.0,2,0.1,0\n00:00:00:59.0,2,0.2,0\n"
+                 "00:00:01:00.0,2,0.3,0\n")
+    anim, _ = face_animation(read_arkit_csv(f), head_rig())
+    np.testing.assert_allclose(anim.blendshape_weights[:, 0], [0.1, 0.2, 0.3])
