@@ -118,9 +118,12 @@ def _split(R: np.ndarray, share: float) -> np.ndarray:
 
 def find_head_joints(rig) -> tuple[int, int | None]:
     """(head joint, the neck joint above it or None), found by name: 'head' without namespace or side, and its
-    parent when that is a neck joint. FaceTakeError when the rig has no head joint."""
+    parent when that is a neck joint; a head-only model's 'neck' (FLAME's, which turns the head) when there is no
+    'head'. FaceTakeError when the rig has neither."""
     base = [n.lower().split(":")[-1] for n in rig.joint_names]
     heads = [j for j, n in enumerate(base) if n == "head"]
+    if not heads and "neck" in base:
+        return base.index("neck"), None
     if not heads:
         raise FaceTakeError(f"the rig has no 'head' joint for the head's rotation (joints: "
                             f"{', '.join(rig.joint_names[:8])}, ...); use head='none' for the face alone")

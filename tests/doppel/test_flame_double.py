@@ -234,6 +234,21 @@ def test_doppel_rig_keeps_the_embedding_and_doppel_swap_puts_the_flame_double_in
     face = polygon_mask((256, 256), tracks["landmarks"][0])
     diff = np.abs(before - after).mean(-1)
     assert diff[face].mean() > 8 and diff[~face].mean() < 3
+    # the face performance onto the FLAME rig: its components' coefficients, the jaw joint's angle, the head on
+    # FLAME's neck joint (`doppel retarget SWAP_DIR`)
+    code, _, err = run_cli(capsys, "retarget", tmp_path / "swapped_swap", "--rig", rig_dir, "--out", tmp_path / "face",
+                           "--preview-size", "64")
+    assert code == 0, err
+    from rigging import Rig
+    from rigging.animation import Animation
+
+    anim, rig = Animation.load(tmp_path / "face"), Rig.load(rig_dir)
+    assert np.allclose(anim.blendshape_weights[0], tracks["rig_blendshape_weights"][0], atol=1e-5)
+    jaw = rig.joint_names.index("jaw")
+    angle = np.degrees(np.arccos(np.clip((np.trace(anim.local_rotations[0, jaw]) - 1) / 2, -1, 1)))
+    assert np.isclose(angle, np.degrees(abs(tracks["jaw_rad"][0])), atol=0.01)
+    neck = rig.joint_names.index("neck")
+    assert not np.allclose(anim.local_rotations[0, neck], np.eye(3), atol=1e-4)    # the head turned as tracked
 
 
 def test_a_flame_fit_becomes_a_double_that_swaps(tmp_path, capsys, flame_dir, anny_rig):
