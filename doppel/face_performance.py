@@ -1,7 +1,8 @@
 """A face performance read from footage, as an animation of a rig: `doppel swap`'s face track (``tracks.npz``:
 per frame the head's rotation in the plate camera and the expression weights solved on the double's face) turned
 into Doppel's `rigging.animation.Animation`, so the performance drives a rig in `doppel render shot` and in its
-FBX / USD / glTF export, alone or laid onto a body take.
+FBX / USD / glTF export, alone or laid onto a body take. Facial capture in the ARKit CSV layout (Live Link Face,
+`doppel.arkit_csv`) becomes a `FaceTake` too, without a head rotation.
 
 What goes onto the rig:
 - the rig's blendshapes (the face's expressions), matched by name (`rig_blendshape_names` / `_weights`: a FLAME
