@@ -173,18 +173,21 @@ def default_head(take: FaceTake, head: str | None) -> str:
     return head
 
 
-def face_animation(take: FaceTake, rig, head: str | None = None, body=None):
+def face_animation(take: FaceTake, rig, head: str | None = None, body=None, offset_s: float = 0.0):
     """(Animation of the rig, summary dict): the take's expressions and head on ``rig`` (head: `HEAD_MODES`, None:
-    `default_head`). body: an Animation to lay
-    the face onto (same frame count and rate; its joints' rotations are kept and the face's applied after them,
-    its blendshape weights replaced where the take has them). FaceTakeError (one line) for a take whose
-    blendshapes the rig does not have (unless they never move), a take without a tracked face, or a body take of
-    another length or rate."""
+    `default_head`). body: an Animation to lay the face onto: the take is put on the body's clock (its frame rate
+    and length, starting ``offset_s`` seconds into the body take; `face_take.resample_take`), the body's joint
+    rotations are kept and the face's applied after them, its blendshape weights replaced where the take has
+    them. FaceTakeError (one line) for a take whose blendshapes the rig does not have (unless they never move), a
+    take without a tracked face, or a face take that does not overlap the body take."""
     from rigging.animation import Animation, AnimationError, in_rig_order
 
     if not take.valid.any():
         raise FaceTakeError(f"{take.source}: no frame has a tracked face")
     head = default_head(take, head)
+    own = take
+    if body is not None:
+        take = on_body_clock(take, body, offset_s)
     index = {n: i for i, n in enumerate(rig.blendshape_names)}
     still = np.abs(take.blendshape_weights).max(0) < 1e-6
     unknown = [n for n, s in zip(take.blendshape_names, still, strict=True) if n not in index and not s]
@@ -197,9 +200,6 @@ def face_animation(take: FaceTake, rig, head: str | None = None, body=None):
     t = np.zeros((F, 3))
     w = np.zeros((F, len(rig.blendshape_names)))
     if body is not None:
-        if body.num_frames != F or not math.isclose(body.fps, take.fps, rel_tol=1e-3):
-            raise FaceTakeError(f"{body.source or 'body take'}: {body.num_frames} frames at {body.fps:g} fps, the "
-                                f"face take {F} at {take.fps:g}: cut one to the other first")
         try:
             Rb, t, wb = in_rig_order(body, rig)
         except AnimationError as e:
@@ -212,11 +212,32 @@ def face_animation(take: FaceTake, rig, head: str | None = None, body=None):
     anim = Animation(list(rig.joint_names), local, t, take.fps, parents=np.asarray(rig.parents),
                      blendshape_names=list(rig.blendshape_names), blendshape_weights=w,
                      source=take.source).validate()
-    return anim, _summary(take, head, body)
+    return anim, _summary(own, head, body, F, offset_s)
 
 
-def _summary(take: FaceTake, head: str, body) -> dict:
-    """What the metrics file and the command's closing line say about the take."""
+def on_body_clock(take: FaceTake, body, offset_s: float = 0.0) -> FaceTake:
+    """``take`` resampled to ``body``'s frames (an Animation: its fps and length), starting ``offset_s`` seconds
+    into it; unchanged when they already agree. Logs how much of the body take the face covers; FaceTakeError
+    when none of it."""
+    from doppel.face_take import resample_take
+
+    same = body.num_frames == take.num_frames and math.isclose(body.fps, take.fps, rel_tol=1e-6) and offset_s == 0
+    if same:
+        return take
+    out = resample_take(take, body.fps, body.num_frames, offset_s)
+    if not out.valid.any():
+        raise FaceTakeError(f"{take.source}: the face take ({take.num_frames / take.fps:.2f} s from "
+                            f"{offset_s:g} s) does not overlap the body take ({body.num_frames / body.fps:.2f} s) "
+                            "where it has a face")
+    log.info("%s: %d frames at %g fps put on the body take's %d frames at %g fps (from %g s); %d of them hold the "
+             "nearest face", take.source, take.num_frames, take.fps, body.num_frames, body.fps, offset_s,
+             int((~out.valid).sum()))
+    return out
+
+
+def _summary(take: FaceTake, head: str, body, frames: int, offset_s: float) -> dict:
+    """What the metrics file and the command's closing line say about the take (``take`` on its own clock;
+    ``frames``: the animation's)."""
     from reconstruction.head_tracking import yaw_pitch_deg
 
     yaw, pitch = yaw_pitch_deg(take.rotation[take.valid]) if take.has_head else (np.zeros(1), np.zeros(1))
@@ -227,7 +248,9 @@ def _summary(take: FaceTake, head: str, body) -> dict:
             "yaw_range_deg": [round(float(yaw.min()), 1), round(float(yaw.max()), 1)],
             "pitch_range_deg": [round(float(pitch.min()), 1), round(float(pitch.max()), 1)],
             "blendshapes": len(take.blendshape_names), "blendshapes_moving": moving,
-            "jaw_joint": take.jaw_rad is not None, "onto_body": None if body is None else body.source}
+            "jaw_joint": take.jaw_rad is not None, "onto_body": None if body is None else body.source,
+            "animation_frames": frames, "animation_fps": take.fps if body is None else body.fps,
+            "face_offset_s": offset_s}
 
 
 def posed_head_rotations(anim, rig) -> np.ndarray:

@@ -34,3 +34,32 @@ class FaceTake:
     @property
     def num_frames(self) -> int:
         return int(self.rotation.shape[0])
+
+
+def resample_take(take: FaceTake, fps: float, frames: int, offset_s: float = 0.0) -> FaceTake:
+    """``take`` on another clock: ``frames`` frames at ``fps``, frame k at the take's time k / fps - offset_s (the
+    take starts ``offset_s`` seconds into the new clock). Rotations are interpolated along the shortest arc between
+    the two nearest frames, weights and the jaw linearly; a frame between two tracked frames is tracked (the solve
+    bridged any gap between them), one outside the take's span is not (it holds the nearest, downstream)."""
+    import roma
+    import torch
+
+    F = take.num_frames
+    s = (np.arange(frames) / fps - offset_s) * take.fps          # fractional source frame of each new frame
+    inside = (s >= -1e-9) & (s <= F - 1 + 1e-9)
+    s = np.clip(s, 0, F - 1)
+    i0 = np.floor(s).astype(int)
+    i1 = np.minimum(i0 + 1, F - 1)
+    a = s - i0
+    R0, R1 = torch.from_numpy(take.rotation[i0]), torch.from_numpy(take.rotation[i1])
+    step = roma.rotmat_to_rotvec(R0.transpose(-1, -2) @ R1) * torch.from_numpy(a)[:, None]
+    R = (R0 @ roma.rotvec_to_rotmat(step)).numpy()
+
+    def lerp(v):
+        return None if v is None else (1 - a.reshape(-1, *[1] * (v.ndim - 1))) * v[i0] + \
+            a.reshape(-1, *[1] * (v.ndim - 1)) * v[i1]
+
+    valid = inside & take.valid[i0] & take.valid[i1]
+    cuts = sorted({int(np.ceil(c / take.fps * fps + offset_s * fps)) for c in take.cuts} & set(range(1, frames)))
+    return FaceTake(R, valid, list(take.blendshape_names), lerp(take.blendshape_weights), lerp(take.jaw_rad),
+                    float(fps), cuts, take.source, take.has_head)

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from doppel.commands.retarget_face import ClipArg, FpsOpt, HeadOpt, OntoOpt, face_take_options, retarget_face
+from doppel.commands.retarget_face import face_take_options, retarget_face
+from doppel.commands.retarget_options import ClipArg, FpsOpt, HeadOpt, MaxMemoryOpt, OffsetOpt, OntoOpt
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
@@ -27,13 +28,11 @@ def retarget(
     no_cleanup: bool = typer.Option(False, "--no-cleanup", help="Skip the foot-contact cleanup (IK)."),
     no_fingers: bool = typer.Option(False, "--no-fingers", help="Leave the fingers at rest."),
     preview_size: int = typer.Option(320, "--preview-size", help="Preview panel size in pixels (32-2048)."),
-    max_memory_gb: float = typer.Option(None, "--max-memory-gb",
-                                        help="Refuse a clip whose retarget would need more memory than this "
-                                        "(GB; default: half of this machine's memory or 80% of what is free, "
-                                        "the smaller)."),
+    max_memory_gb: MaxMemoryOpt = None,
     head: HeadOpt = None,
     onto: OntoOpt = None,
     fps: FpsOpt = None,
+    face_offset: OffsetOpt = 0.0,
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -44,9 +43,9 @@ def retarget(
     """Retarget CLIP onto a rig: writes OUT/animation.npz + manifest.json, retargeted.bvh, metrics.json,
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping. A face
     performance becomes the rig's expressions (and head) instead."""
-    if face_take_options(clip, onto, head, fps):
-        return retarget_face(clip, rig, out, head, onto, fps, preview_size, workspace, actor, production, force,
-                             no_provenance, label)
+    if face_take_options(clip, onto, head, fps, face_offset):
+        return retarget_face(clip, rig, out, head, onto, fps, face_offset, preview_size, workspace, actor,
+                             production, force, no_provenance, label)
     from assets.mocap_fbx import read_any_clip
     from core.stage_folders import check_stage_out, staged_stage_dir
     from mocap_retarget.clips import check_retarget_memory

@@ -1,36 +1,23 @@
-"""`doppel retarget SWAP_FOLDER|tracks.npz --rig RIG --out OUT`: a face performance read from footage by `doppel
-swap` as the rig's expressions and head rotation (`doppel.face_performance`)."""
+"""`doppel retarget SWAP_FOLDER|tracks.npz|TAKE.csv --rig RIG --out OUT`: a face performance (read from footage by
+`doppel swap`, or an ARKit CSV) as the rig's expressions and head rotation (`doppel.face_performance`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from rich.console import Console
 
 from doppel.consent_gate import gate_from_cli
 from doppel.media_disclosure import discloser
 
-ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf or .usd/.usda/.usdc/"
-                                         ".usdz; or a face performance: a `doppel swap` output folder, its "
-                                         "tracks.npz, or an ARKit CSV (Live Link Face).", show_default=False)]
-HeadOpt = Annotated[str | None, typer.Option("--head", help="A face performance's head rotation: relative to the "
-                                             "camera (facing the lens = bind pose; a swap's default), to the "
-                                             "take's median facing ('take'), or 'none' (the face alone; an ARKit "
-                                             "CSV's default).", show_default=False)]
-FpsOpt = Annotated[float | None, typer.Option("--fps", help="An ARKit CSV's frame rate when its timecodes cannot "
-                                              "tell (a take under a second).", show_default=False)]
-OntoOpt = Annotated[Path | None, typer.Option("--onto", help="A face performance: the body take (an animation "
-                                              "folder on the same rig, same length and rate) to lay the face "
-                                              "onto.")]
 
-
-def face_take_options(clip: Path, onto: Path | None, head: str | None, fps: float | None) -> bool:
-    """Whether CLIP is a face performance (`doppel.face_performance.is_face_take`); ValueError when --onto, --head
-    or --fps is given for a body clip."""
+def face_take_options(clip: Path, onto: Path | None, head: str | None, fps: float | None, offset: float) -> bool:
+    """Whether CLIP is a face performance (`doppel.face_performance.is_face_take`); ValueError when --onto, --head,
+    --fps or --face-offset is given for a body clip, or --face-offset without --onto."""
     from doppel.face_performance import is_face_take
 
+    if offset and onto is None:
+        raise ValueError("--face-offset places a face take in a body take: give the body take (--onto)")
     if is_face_take(clip):
         return True
     if onto is not None or head is not None or fps is not None:
@@ -40,7 +27,7 @@ def face_take_options(clip: Path, onto: Path | None, head: str | None, fps: floa
 
 
 def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | None, onto: Path | None,
-                  fps: float | None, preview_size: int, workspace, actor, production, force: bool,
+                  fps: float | None, offset: float, preview_size: int, workspace, actor, production, force: bool,
                   no_provenance: bool, label: str | None) -> None:
     """Read the take, gate the rig's likeness, write OUT (staged: whole or nothing) and say what it holds."""
     from core.stage_folders import check_stage_out, staged_stage_dir
@@ -65,9 +52,9 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
         disclose = discloser(run, no_provenance, label)
         target = Rig.load(rig)
         body = Animation.load(onto) if onto is not None else None
-        anim, summary = face_animation(take, target, head, body)
-        params = {"face_take": str(clip), "head": head, "onto": str(onto) if onto else None, "rig": str(rig),
-                  "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+        anim, summary = face_animation(take, target, head, body, offset)
+        params = {"face_take": str(clip), "head": head, "onto": str(onto) if onto else None, "face_offset_s": offset,
+                  "rig": str(rig), "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                   "production": run.provenance["production"]}
         with staged_stage_dir(out, "retarget", force, inputs) as tmp:
             files = write_face_take(tmp, anim, summary, target, params, take.source, preview_size, disclose)
@@ -81,8 +68,10 @@ def _report(console: Console, s: dict, files: dict, out: Path) -> None:
     head = "head: not applied" if s["head"] == "none" else (
         f"head ({s['head']}) yaw {s['yaw_range_deg'][0]} to {s['yaw_range_deg'][1]} deg, pitch "
         f"{s['pitch_range_deg'][0]} to {s['pitch_range_deg'][1]} deg")
+    onto = "" if s["onto_body"] is None else (f"; laid onto {s['onto_body']} from {s['face_offset_s']:g} s: "
+                                              f"{s['animation_frames']} frames at {s['animation_fps']:g} fps")
     console.print(f"face take: {s['frames']} frames at {s['fps']:g} fps{held}; {head}; {s['blendshapes']} "
-                  f"expressions, {len(s['blendshapes_moving'])} moving{cuts}", markup=False, highlight=False,
+                  f"expressions, {len(s['blendshapes_moving'])} moving{cuts}{onto}", markup=False, highlight=False,
                   soft_wrap=True)
     console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}", markup=False, highlight=False,
                   soft_wrap=True)

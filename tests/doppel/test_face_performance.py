@@ -115,9 +115,26 @@ def test_the_jaw_joint_opens_downwards_and_a_body_take_keeps_its_motion_under_th
     anim, _ = face_animation(take, rig, body=body)
     np.testing.assert_allclose(_world_rotation(rig, anim, 3), spine @ W, atol=1e-6)
     np.testing.assert_allclose(anim.blendshape_weights[:, 1], 0.7)      # the body take's weight, kept
-    short = Animation(["spine"], body.local_rotations[:4], np.zeros((4, 3)), 24.0, source="body")
-    with pytest.raises(FaceTakeError, match="body: 4 frames at 24 fps, the face take 6"):
-        face_animation(take, rig, body=short)
+
+def test_a_face_take_is_put_on_the_body_takes_clock():
+    """Another frame rate, length and a start offset: the face resampled to the body's frames (rotations along
+    the shortest arc, weights linearly), held beyond its span; a take that misses the body take is refused."""
+    rig = head_rig()
+    take, W = _take()                                        # 6 frames at 24 fps; jawOpen 0, 0.2, ..., 1
+    body = Animation(["spine"], np.tile(np.eye(3), (16, 1, 1, 1)), np.zeros((16, 3)), 48.0, source="body")
+    anim, summary = face_animation(take, rig, body=body, offset_s=1 / 24)
+    assert anim.num_frames == 16 and anim.fps == 48 and summary["animation_frames"] == 16
+    jaw = anim.blendshape_weights[:, 0]
+    np.testing.assert_allclose(jaw[:3], 0.0, atol=1e-12)                    # before the face starts: held
+    np.testing.assert_allclose(jaw[2:13], np.linspace(0, 1, 11), atol=1e-12)   # 2 body frames a face frame
+    np.testing.assert_allclose(jaw[12:], 1.0, atol=1e-12)                   # after it ends: held
+    head = _world_rotation(rig, anim, 3)
+    np.testing.assert_allclose(head[2::2][:6], W, atol=1e-6)                # on the face's own frames: exact
+    mid = roma.rotmat_to_rotvec(torch.from_numpy(W[0].T @ head[3])).numpy()
+    whole = roma.rotmat_to_rotvec(torch.from_numpy(W[0].T @ W[1])).numpy()
+    np.testing.assert_allclose(mid, whole / 2, atol=1e-6)                   # half way between them
+    with pytest.raises(FaceTakeError, match="does not overlap the body take"):
+        face_animation(take, rig, body=body, offset_s=2.0)
 
 
 def test_takes_the_rig_cannot_play_are_refused_in_one_line():
@@ -157,9 +174,17 @@ def test_retarget_a_swap_folders_face_track(tmp_path, capsys):
     body = Animation(["spine"], np.tile(np.eye(3), (12, 1, 1, 1)), np.zeros((12, 3)), 25.0)
     body.save(tmp_path / "body")
     code, out, err = run_cli(capsys, "retarget", tmp_path / "shot_swap" / "tracks.npz", "--rig", tmp_path / "rig",
-                             "--out", tmp_path / "face2", "--onto", tmp_path / "body")
-    assert code != 0 and "12 frames at 25 fps, the face take 30" in " ".join((out + err).split())
-    assert not (tmp_path / "face2").exists()
+                             "--out", tmp_path / "face2", "--onto", tmp_path / "body", "--face-offset", "0.2")
+    assert code == 0, err
+    assert "from 0.2 s: 12 frames at 25 fps" in " ".join(out.split())
+    assert Animation.load(tmp_path / "face2").num_frames == 12
+    code, out, err = run_cli(capsys, "retarget", tmp_path / "shot_swap" / "tracks.npz", "--rig", tmp_path / "rig",
+                             "--out", tmp_path / "face4", "--onto", tmp_path / "body", "--face-offset", "5")
+    assert code != 0 and "does not overlap the body take" in " ".join((out + err).split())
+    code, out, err = run_cli(capsys, "retarget", tmp_path / "shot_swap" / "tracks.npz", "--rig", tmp_path / "rig",
+                             "--out", tmp_path / "face4", "--face-offset", "1")
+    assert code != 0 and "give the body take (--onto)" in " ".join((out + err).split())
+    assert not (tmp_path / "face4").exists()
     (tmp_path / "walk.bvh").write_text("HIERARCHY\n")
     code, out, err = run_cli(capsys, "retarget", tmp_path / "walk.bvh", "--rig", tmp_path / "rig", "--out",
                              tmp_path / "face3", "--head", "take")

@@ -1,0 +1,27 @@
+"""The options of `doppel retarget` declared once (typer's Annotated form): the clip, the body retarget's memory
+limit, and a face performance's head, body take, offset in it and frame rate (`doppel.commands.retarget_face`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+MaxMemoryOpt = Annotated[float | None, typer.Option("--max-memory-gb", help="Refuse a clip whose retarget would "
+                                                   "need more memory than this (GB; default: half of this "
+                                                   "machine's memory or 80% of what is free, the smaller).",
+                                                   show_default=False)]
+ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf or .usd/.usda/.usdc/"
+                                         ".usdz; or a face performance: a `doppel swap` output folder, its "
+                                         "tracks.npz, or an ARKit CSV (Live Link Face).", show_default=False)]
+HeadOpt = Annotated[str | None, typer.Option("--head", help="A face performance's head rotation: relative to the "
+                                             "camera (facing the lens = bind pose; a swap's default), to the "
+                                             "take's median facing ('take'), or 'none' (the face alone; an ARKit "
+                                             "CSV's default).", show_default=False)]
+OffsetOpt = Annotated[float, typer.Option("--face-offset", help="With --onto: seconds into the body take where "
+                                          "the face take starts (it is put on the body take's frame rate).")]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="An ARKit CSV's frame rate when its timecodes cannot "
+                                              "tell (a take under a second).", show_default=False)]
+OntoOpt = Annotated[Path | None, typer.Option("--onto", help="A face performance: the body take (an animation "
+                                              "folder on the same rig) to lay the face onto, on its clock.")]
