@@ -240,13 +240,13 @@ def _summary(take: FaceTake, head: str, body, frames: int, offset_s: float) -> d
     ``frames``: the animation's)."""
     from reconstruction.head_tracking import yaw_pitch_deg
 
-    yaw, pitch = yaw_pitch_deg(take.rotation[take.valid]) if take.has_head else (np.zeros(1), np.zeros(1))
+    yaw, pitch = yaw_pitch_deg(take.rotation[take.valid])
     w = take.blendshape_weights[take.valid]
     moving = [n for n, lo, hi in zip(take.blendshape_names, w.min(0), w.max(0), strict=True) if hi - lo > 0.05]
     return {"frames": take.num_frames, "fps": take.fps, "frames_with_face": int(take.valid.sum()),
             "frames_held": int((~take.valid).sum()), "cuts": take.cuts, "head": head,
-            "yaw_range_deg": [round(float(yaw.min()), 1), round(float(yaw.max()), 1)],
-            "pitch_range_deg": [round(float(pitch.min()), 1), round(float(pitch.max()), 1)],
+            "yaw_range_deg": [round(float(yaw.min()), 1), round(float(yaw.max()), 1)] if take.has_head else None,
+            "pitch_range_deg": [round(float(pitch.min()), 1), round(float(pitch.max()), 1)] if take.has_head else None,
             "blendshapes": len(take.blendshape_names), "blendshapes_moving": moving,
             "jaw_joint": take.jaw_rad is not None, "onto_body": None if body is None else body.source,
             "animation_frames": frames, "animation_fps": take.fps if body is None else body.fps,
