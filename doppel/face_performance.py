@@ -195,6 +195,9 @@ def face_animation(take: FaceTake, rig, head: str | None = None, body=None, offs
         raise FaceTakeError(f"{take.source}: {len(unknown)} of the take's {len(take.blendshape_names)} expressions "
                             f"are not blendshapes of the rig (first: {unknown[:4]}): a take made for another "
                             "face model")
+    if dropped := [n for n, s in zip(take.blendshape_names, still, strict=True) if n not in index and s]:
+        log.info("%s: %d curves the rig does not have never move and are left out: %s", take.source, len(dropped),
+                 ", ".join(dropped[:8]))
     F = take.num_frames
     local = face_rotations(take, rig, head)
     t = np.zeros((F, 3))
