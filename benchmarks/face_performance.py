@@ -74,6 +74,16 @@ def geodesic_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(c, -1, 1)))
 
 
+YAW_BINS = ((0, 15), (15, 30), (30, 45), (45, 60), (60, 90))
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation, rounded; None where either does not move."""
+    if np.std(a) < 1e-9 or np.std(b) < 1e-6:
+        return None
+    return round(float(np.corrcoef(a, b)[0, 1]), 3)
+
+
 def score(take, rig, gt_R: np.ndarray, gt_w: dict) -> dict:
     from doppel.face_performance import face_animation, posed_head_rotations
 
@@ -84,12 +94,13 @@ def score(take, rig, gt_R: np.ndarray, gt_w: dict) -> dict:
     off = angles(est[ok]) - angles(gt_R[ok])
     med = np.median(off, 0)
     names = list(rig.blendshape_names)
+    yaw = np.abs(angles(gt_R)[:, 0])
     expr = {}
     for k, g in gt_w.items():
         w = anim.blendshape_weights[:, names.index(k)]
-        corr = float(np.corrcoef(w[ok], g[ok])[0, 1]) if np.std(g[ok]) > 1e-6 and np.std(w[ok]) > 1e-9 else None
-        expr[k] = {"mae": round(float(np.abs(w[ok] - g[ok]).mean()), 3),
-                   "corr": None if corr is None else round(corr, 3),
+        expr[k] = {"mae": round(float(np.abs(w[ok] - g[ok]).mean()), 3), "corr": _corr(w[ok], g[ok]),
+                   "corr_by_yaw": {f"{lo}-{hi}": _corr(w[m], g[m]) for lo, hi in YAW_BINS
+                                   if (m := ok & (yaw >= lo) & (yaw < hi)).sum() > 3},
                    "gt_range": [round(float(g.min()), 2), round(float(g.max()), 2)],
                    "solved_range": [round(float(w[ok].min()), 2), round(float(w[ok].max()), 2)]}
     gt_a = angles(gt_R[ok])
