@@ -38,6 +38,9 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
 
     if rig is None or out is None:
         raise ValueError("--rig and --out are required")
+    if not rig.is_dir():
+        raise ValueError(f"--rig {rig}: a face performance goes onto a rig folder (`doppel rig`: its blendshapes "
+                         "and head), not a skeleton file")
     if head is not None and head not in HEAD_MODES:
         raise ValueError(f"--head must be one of {', '.join(HEAD_MODES)}, got {head!r}")
     if fps is not None and not fps > 0:

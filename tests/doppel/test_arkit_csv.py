@@ -89,6 +89,9 @@ def test_retarget_plays_a_csv_take_on_the_rig(tmp_path, capsys):
     code, out, err = run_cli(capsys, "retarget", g, "--rig", tmp_path / "rig", "--out", tmp_path / "face3")
     assert code != 0 and "are not blendshapes of the rig (first: ['mouthSmileLeft'])" in " ".join((out + err).split())
     assert not (tmp_path / "face2").exists() and not (tmp_path / "face3").exists()
+    (tmp_path / "walk.bvh").write_text("HIERARCHY\n")
+    code, out, err = run_cli(capsys, "retarget", f, "--rig", tmp_path / "walk.bvh", "--out", tmp_path / "face5")
+    assert code != 0 and "goes onto a rig folder" in " ".join((out + err).split())
 
 
 def test_a_curve_the_rig_lacks_is_dropped_when_it_never_moves(tmp_path):
