@@ -275,10 +275,12 @@ def head_region(rig, head_joint: int) -> np.ndarray:
 
 
 def write_face_take(out: Path, anim, summary: dict, rig, params: dict, source: str | Path, size: int = 320,
-                    disclose=None, panels: int = 6, video_seconds: float = 4.0) -> dict[str, Path]:
+                    disclose=None, panels: int = 6, video_seconds: float = 4.0,
+                    body: str | Path | None = None) -> dict[str, Path]:
     """OUT/animation.npz, metrics.json (``summary``), preview.png (the rig's face at ``panels`` frames of the take)
-    and preview.mp4 (its first ``video_seconds``), manifest.json (stage 'retarget'). disclose: as in
-    `mocap_retarget.export.write_outputs`. Returns name -> path."""
+    and preview.mp4 (its first ``video_seconds``), manifest.json (stage 'retarget'; inputs: the take's file and
+    the body take's ``body`` folder when there is one). disclose: as in `mocap_retarget.export.write_outputs`.
+    Returns name -> path."""
     from core.storage import atomic_write_json, write_manifest
     from mocap_retarget.preview import write_disclosed_mp4, write_png
 
@@ -295,7 +297,8 @@ def write_face_take(out: Path, anim, summary: dict, rig, params: dict, source: s
     step = max(1, int(round(anim.fps / 24.0)))
     frames = np.arange(0, min(F, int(video_seconds * anim.fps) + 1), step)
     write_disclosed_mp4(files["preview_mp4"], _face_frames(rig, anim, frames, size), anim.fps / step, disclose)
-    write_manifest(out, "retarget", inputs={"clip": source}, params=params,
+    inputs = {"clip": source, **({} if body is None else {"body": _animation_file(Path(body))})}
+    write_manifest(out, "retarget", inputs=inputs, params=params,
                    outputs={k: p.name for k, p in files.items()},
                    extra={"animation": {"frames": F, "fps": anim.fps, "joints": len(anim.joint_names),
                                         "blendshapes": len(anim.blendshape_names),
@@ -318,3 +321,10 @@ def _face_frames(rig, anim, frames: np.ndarray, size: int):
         pose = PreviewPose(f"frame {int(f)}", R[f], None if w is None else w[f])
         img = render_preview(rig, [pose], size=size, region=region if region is not None and len(region) else None)
         yield (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _animation_file(path: Path) -> Path:
+    """An animation folder's animation.npz (the file a manifest can hash), or the file itself."""
+    from rigging.animation import ANIMATION_FILE
+
+    return path / ANIMATION_FILE if path.is_dir() else path

@@ -60,7 +60,8 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
                   "rig": str(rig), "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                   "production": run.provenance["production"]}
         with staged_stage_dir(out, "retarget", force, inputs) as tmp:
-            files = write_face_take(tmp, anim, summary, target, params, take.source, preview_size, disclose)
+            files = write_face_take(tmp, anim, summary, target, params, take.source, preview_size, disclose,
+                                    body=onto)
         run.add_output(out, kind="animation")
     _report(Console(), summary, files, out)
 

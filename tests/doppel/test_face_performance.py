@@ -178,6 +178,8 @@ def test_retarget_a_swap_folders_face_track(tmp_path, capsys):
     assert code == 0, err
     assert "from 0.2 s: 12 frames at 25 fps" in " ".join(out.split())
     assert Animation.load(tmp_path / "face2").num_frames == 12
+    inputs = json.loads((tmp_path / "face2" / "manifest.json").read_text())["inputs"]
+    assert inputs["body"]["path"].endswith("animation.npz") and inputs["clip"]["path"].endswith("tracks.npz")
     code, out, err = run_cli(capsys, "retarget", tmp_path / "shot_swap" / "tracks.npz", "--rig", tmp_path / "rig",
                              "--out", tmp_path / "face4", "--onto", tmp_path / "body", "--face-offset", "5")
     assert code != 0 and "does not overlap the body take" in " ".join((out + err).split())
