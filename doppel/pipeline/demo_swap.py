@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from doppel.pipeline.demo_reenact import reenact
 from doppel.report import Section
 
 
@@ -37,6 +38,7 @@ def stage_swap(ctx) -> Section:
                    outputs={"swapped": "swapped.mp4", "report": f"{side.name}/swap_report.html"},
                    extra={"consent": "not required: synthetic virtual actors, no real person's likeness"})
     face_rows = _face_performance(ctx, side, shot.out / "ground_truth", d / "face_take")
+    strip = reenact(ctx, d / "face_take", shot.out / "plate" / "plate.mp4", d / "reenacted.png")
     strips = sorted((side / "strips").glob("*.png"))
     n = len(result.frames)
     return Section(
@@ -49,7 +51,10 @@ def stage_swap(ctx) -> Section:
               "fitted to) rendered on the performer: the placement below includes the fit's error."),
         images=[(f"swap/{side.name}/strips/{p.name}", f"frame {int(p.stem)}: the plate (left), swapped (right)")
                 for p in strips[:2]] + [("swap/face_take/preview.png", "the performer's face performance, read "
-                                         "from the plate, on the double's rig (`doppel retarget SWAP_DIR`)")],
+                                         "from the plate, on the double's rig (`doppel retarget SWAP_DIR`)")]
+               + ([("swap/reenacted.png", "the plate (top) and the neural double acting the same performance "
+                   "(`doppel render shot --rig --anim`, a camera on its face; the body at the rig's bind pose)")]
+                  if strip else []),
         table={"frames swapped": f"{n - len(result.passed_through)} of {n}",
                "frames flagged": len(result.flagged),
                "speed": f"{n / max(result.seconds, 1e-9):.2f} frames/s ({size[0]}x{size[1]})", **errors,
