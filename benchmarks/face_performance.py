@@ -13,6 +13,7 @@ with the double A (defaults, the plate's focal length), and its face track becom
   against B's: mean absolute error and correlation over the shot, per blendshape.
 
 Usage: PYTHONPATH=. python benchmarks/face_performance.py [--plate-dir DIR] [--frames 120] [--work DIR]
+[--performance talk|expressive]
 (without --plate-dir a 640x360 raster plate of --frames frames is made first, about a second a frame).
 """
 
@@ -27,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 
-def make_plate(out: Path, frames: int) -> Path:
+def make_plate(out: Path, frames: int, performance: str = "talk") -> Path:
     from doppel.synthetic_plate import PlateConfig, render_plate
 
-    render_plate(out, PlateConfig(frames=frames, width=640, height=360, renderer="raster"))
+    render_plate(out, PlateConfig(frames=frames, width=640, height=360, renderer="raster", performance=performance))
     return out
 
 
@@ -59,7 +60,10 @@ def ground_truth(plate_dir: Path, frames: int) -> tuple[np.ndarray, dict[str, np
     from doppel.synthetic_plate import performance
 
     ann = np.load(plate_dir / "ground_truth" / "annotations.npz")
-    expr = [performance({}, (f + 0.5) / frames)[1] for f in range(frames)]
+    if "expression_weights" in ann:
+        return CAMERA_TO_FACING @ ann["head_R_cam"], dict(zip(ann["expression_names"].tolist(),
+                                                             ann["expression_weights"].T, strict=True))
+    expr = [performance({}, (f + 0.5) / frames)[1] for f in range(frames)]     # plates from before stop 50
     return CAMERA_TO_FACING @ ann["head_R_cam"], {k: np.array([e[k] for e in expr]) for k in expr[0]}
 
 
@@ -122,10 +126,12 @@ def main() -> None:
     ap.add_argument("--plate-dir", type=Path, help="a `doppel capture plate` folder (default: make one)")
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--performance", default="talk", help="without --plate-dir: the plate's face performance "
+                    "(talk, or expressive: expressions independent of the head's turns)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="doppel_face_perf_"))
     work.mkdir(parents=True, exist_ok=True)
-    plate = args.plate_dir or make_plate(work / "plate", args.frames)
+    plate = args.plate_dir or make_plate(work / "plate", args.frames, args.performance)
     frames = json.loads((plate / "ground_truth" / "annotations.json").read_text())["frames"]
     take, rig, secs = swap_take(plate, work)
     gt_R, gt_w = ground_truth(plate, frames)

@@ -43,6 +43,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 PLATE_CAMERAS = ("static", "handheld", "dolly")
+# "talk": talking, smiles and brows drifting, two blinks (the brows rise with the head's pitch, the blinks come in
+# profile); "expressive": the same head and hands, the brows moving on their own rhythm, blinks and a pucker near
+# frontal, every expression independent of the head's turns (for measuring expressions read from a plate)
+PLATE_PERFORMANCES = ("talk", "expressive")
 YAW_DEG, PITCH_DEG = 65.0, 28.0         # head turn amplitudes over a shot
 # Arm poses (world-aligned axis-angle on Anny's reference pose) that bring the right hand in front of the face
 # (solved once for seed 1 by matching the wrist and middle fingertip to points in front of the nose; the left
@@ -69,6 +73,7 @@ class PlateConfig:
     fov_x_deg: float = 32.0        # horizontal field of view of the film camera
     distance_m: float = 1.35       # camera to head distance
     clip: str | None = None        # a clip on the virtual actor's skeleton (animation.npz / folder) for the body
+    performance: str = "talk"      # the face's performance: PLATE_PERFORMANCES
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -93,6 +98,8 @@ def check_plate_config(cfg: PlateConfig) -> None:
         raise ValueError(f"--camera must be one of {', '.join(PLATE_CAMERAS)}, got {cfg.camera!r}")
     if cfg.performer_seed < 0 or cfg.double_seed < 0:
         raise ValueError("--performer-seed and --double-seed must be >= 0")
+    if cfg.performance not in PLATE_PERFORMANCES:
+        raise ValueError(f"--performance must be one of {', '.join(PLATE_PERFORMANCES)}, got {cfg.performance!r}")
     if not (0.3 <= cfg.distance_m <= 30.0):
         raise ValueError(f"--distance must be between 0.3 and 30 metres, got {cfg.distance_m}")
 
@@ -118,13 +125,14 @@ def _window(t: float, start: float, end: float) -> float:
     return float(np.sin(np.pi * (t - start) / (end - start)) ** 2)
 
 
-def performance(base_pose: dict, t: float) -> tuple[dict, dict, dict]:
+def performance(base_pose: dict, t: float, kind: str = "talk") -> tuple[dict, dict, dict]:
     """The performer's frame at shot time t in [0, 1] -> (world-aligned pose, expression, info).
 
     Head: yaw YAW_DEG sin(2 pi t) (split 40/60 between neck02 and head), pitch PITCH_DEG sin(4 pi t + 0.6);
-    talking: jawOpen at ~3.5 syllables per second of a 5 s shot, smiles and brows drifting, two blinks; hands:
-    the right hand in front of the face around t = 0.39, the left around t = 0.78 (HAND_WINDOWS).
-    info: the commanded yaw / pitch (degrees) and hand weights."""
+    face (`face_expression`): kind "talk": jawOpen at ~3.5 syllables per second of a 5 s shot, smiles and brows
+    drifting, two blinks; "expressive": see `PLATE_PERFORMANCES`; hands: the right hand in front of the face around
+    t = 0.39, the left around t = 0.78 (HAND_WINDOWS). info: the commanded yaw / pitch (degrees) and hand
+    weights."""
     yaw = np.radians(YAW_DEG) * np.sin(2 * np.pi * t)
     pitch = np.radians(PITCH_DEG) * np.sin(4 * np.pi * t + 0.6)
     pose = {k: list(v) for k, v in base_pose.items()}
@@ -138,15 +146,28 @@ def performance(base_pose: dict, t: float) -> tuple[dict, dict, dict]:
         for bone, rv in target.items():
             b = np.asarray(pose.get(bone, (0.0, 0.0, 0.0)), np.float64)
             pose[bone] = ((1 - e) * b + e * np.asarray(rv)).tolist()
+    return pose, face_expression(t, kind), {"yaw_deg": float(np.degrees(yaw)), "pitch_deg": float(np.degrees(pitch)),
+                                            "hands": hands}
+
+
+def face_expression(t: float, kind: str = "talk") -> dict[str, float]:
+    """The performer's ARKit expression weights at shot time t in [0, 1] (`performance`)."""
     talk = 0.5 + 0.5 * np.sin(2 * np.pi * 17 * t)
-    blink = max(_window(t, 0.2, 0.24), _window(t, 0.62, 0.66))
-    expression = {"jawOpen": 0.05 + 0.35 * talk ** 2, "mouthSmileLeft": 0.3 + 0.25 * np.sin(2 * np.pi * 1.3 * t),
-                  "mouthSmileRight": 0.3 + 0.25 * np.sin(2 * np.pi * 1.3 * t + 0.4),
-                  "browInnerUp": 0.15 + 0.15 * np.sin(2 * np.pi * 2.1 * t), "mouthFunnel": 0.2 * _window(t, 0.5, 0.6),
-                  "eyeBlinkLeft": blink, "eyeBlinkRight": blink}
-    expression = {k: float(np.clip(v, 0.0, 1.0)) for k, v in expression.items()}
-    return pose, expression, {"yaw_deg": float(np.degrees(yaw)), "pitch_deg": float(np.degrees(pitch)),
-                              "hands": hands}
+    if kind == "expressive":                  # independent of the head: yaw ~ sin(2 pi t), pitch ~ sin(4 pi t)
+        blink = max(_window(t, 0.03, 0.06), _window(t, 0.47, 0.50), _window(t, 0.95, 0.98))
+        expression = {"jawOpen": 0.05 + 0.35 * talk ** 2,
+                      "mouthSmileLeft": 0.25 + 0.25 * np.sin(2 * np.pi * 3.3 * t + 2.0),
+                      "mouthSmileRight": 0.25 + 0.25 * np.sin(2 * np.pi * 3.3 * t + 2.4),
+                      "browInnerUp": 0.2 + 0.2 * np.sin(2 * np.pi * 5.3 * t + 1.1),
+                      "mouthPucker": 0.5 * _window(t, 0.52, 0.60), "eyeBlinkLeft": blink, "eyeBlinkRight": blink}
+    else:
+        blink = max(_window(t, 0.2, 0.24), _window(t, 0.62, 0.66))
+        expression = {"jawOpen": 0.05 + 0.35 * talk ** 2,
+                      "mouthSmileLeft": 0.3 + 0.25 * np.sin(2 * np.pi * 1.3 * t),
+                      "mouthSmileRight": 0.3 + 0.25 * np.sin(2 * np.pi * 1.3 * t + 0.4),
+                      "browInnerUp": 0.15 + 0.15 * np.sin(2 * np.pi * 2.1 * t),
+                      "mouthFunnel": 0.2 * _window(t, 0.5, 0.6), "eyeBlinkLeft": blink, "eyeBlinkRight": blink}
+    return {k: float(np.clip(v, 0.0, 1.0)) for k, v in expression.items()}
 
 
 def film_camera(cfg: PlateConfig, head: np.ndarray, f: int):
@@ -284,7 +305,8 @@ def _frame(P: _Plate, f: int) -> _Frame:
     from doppel.synthetic_motion import pose_actor
 
     t = (f + 0.5) / P.cfg.frames            # mid-frame times: short shots still sample the turns
-    pose, expr, info = performance(P.actor_b.pose, t)
+    pose, expr, info = performance(P.actor_b.pose, t, P.cfg.performance)
+    info["expression"] = expr
     if P.clip is None:
         b = pose_actor(P.actor_b, world_pose=pose, expression=expr)
         a = pose_actor(P.actor_a, world_pose=pose, expression=expr)
@@ -330,6 +352,7 @@ class _Annotations:
     performer_lm2: list
     occluded: list
     commanded: list
+    expression: list
 
 
 def head_angles(R: np.ndarray) -> tuple[float, float, float]:
@@ -384,6 +407,7 @@ def _annotate(P: _Plate, fr: _Frame, gt_dir: Path, ann: _Annotations) -> None:
     ann.head_ypr.append(head_angles(R))
     ann.head_R_cam.append(fr.cam.R @ R)
     ann.commanded.append([fr.info["yaw_deg"], fr.info["pitch_deg"], *fr.info["hands"]])
+    ann.expression.append(fr.info["expression"])
 
 
 def _write_mask(path: Path, mask: np.ndarray) -> None:
@@ -546,7 +570,9 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
               "head_R_cam": np.array(ann.head_R_cam), "landmarks3d": np.array(ann.lm3),
               "landmarks2d": np.array(ann.lm2), "landmarks_visible": np.array(ann.visible),
               "occluded_fraction": occ, "commanded_yaw_pitch_hands": np.array(ann.commanded),
-              "performer_landmarks2d": np.array(ann.performer_lm2)}
+              "performer_landmarks2d": np.array(ann.performer_lm2),
+              "expression_names": np.array(list(ann.expression[0]), dtype=np.str_),
+              "expression_weights": np.array([list(e.values()) for e in ann.expression], np.float32)}
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(out / "ground_truth" / "annotations.npz", buf.getvalue())
@@ -554,7 +580,7 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
         "frames": cfg.frames, "size": [cfg.width, cfg.height], "fps": cfg.fps, "camera": cfg.camera,
         "distance_m": cfg.distance_m, "fov_x_deg": cfg.fov_x_deg,
         "renderer": cfg.renderer, "samples": cfg.samples if cfg.renderer == "cycles" else None,
-        "body_motion": cfg.clip or "built-in performance",
+        "body_motion": cfg.clip or "built-in performance", "performance": cfg.performance,
         "performer_seed": cfg.performer_seed, "double_seed": cfg.double_seed,
         "yaw_range_deg": [round(float(ypr[:, 0].min()), 2), round(float(ypr[:, 0].max()), 2)],
         "pitch_range_deg": [round(float(ypr[:, 1].min()), 2), round(float(ypr[:, 1].max()), 2)],
@@ -567,6 +593,7 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
                      "(+ = towards the actor's left), pitch + = up, roll; world frame",
         "landmarks": "478 MediaPipe face-mesh points of the ground truth mesh from the Anny-MediaPipe regressor",
         "performer_landmarks": "performer_landmarks2d: the same points of the performer's own face (the plate)",
+        "expression": "expression_names / expression_weights (F, E): the ARKit weights both heads were posed with",
         "occlusion": "occluded_fraction = share of the face region's projection hidden by non-head triangles; "
                      "a frame counts as occluded above 2 %"}
     atomic_write_json(out / "ground_truth" / "annotations.json", summary)
@@ -590,7 +617,7 @@ def render_plate(out, cfg: PlateConfig, progress=None, actor_b=None, actor_a=Non
         d.mkdir(parents=True, exist_ok=True)
     np.save(dirs[1] / "blend_weights.npy", P.weights.astype(np.float32))
     timings = {"prepare": time.perf_counter() - t0, "plate": 0.0, "ground_truth": 0.0, "annotate": 0.0}
-    ann = _Annotations(*([] for _ in range(10)))
+    ann = _Annotations(*([] for _ in range(11)))
     cams: list = []
     videos = (_Video(dirs[0] / "plate.mp4", cfg.width, cfg.height, cfg.fps),
               _Video(dirs[1] / "ground_truth.mp4", cfg.width, cfg.height, cfg.fps))

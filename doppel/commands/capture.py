@@ -266,6 +266,8 @@ def plate_cmd(
                                                    "head turns and talking are added; the hands are the clip's)"),
     distance: float = typer.Option(1.35, "--distance", help="camera to head, metres (1.35: a close-up, the face "
                                                             "a fifth of the frame wide; 4-5: a wide shot)"),
+    performance: str = typer.Option("talk", "--performance", help="the face: talk, or expressive (brows, blinks "
+                                    "and a pucker independent of the head's turns)"),
     force: bool = ForceOpt,
 ) -> None:
     """A synthetic plate for face replacement: actor B performing (head turns, talking, hands over the face) in
@@ -277,7 +279,7 @@ def plate_cmd(
     w, h = parse_size(size)
     cfg = PlateConfig(performer_seed=performer_seed, double_seed=double_seed, frames=frames, width=w, height=h,
                       fps=fps, camera=camera, renderer=renderer, samples=samples, distance_m=distance,
-                      clip=str(anim) if anim is not None else None)
+                      clip=str(anim) if anim is not None else None, performance=performance)
     check_plate_config(cfg)
     if anim is not None:
         load_clip(anim, max(1, frames))          # an unreadable clip fails here, before anything is written

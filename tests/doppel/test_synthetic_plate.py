@@ -62,6 +62,32 @@ def test_head_pose_follows_the_performance(plate):
     assert np.linalg.det(a["head_R"]).round(6).tolist() == [1.0] * N
 
 
+def test_the_expression_weights_the_heads_were_posed_with_are_kept():
+    """annotations.npz keeps each frame's expression (`face_expression` at mid-frame times); the "expressive"
+    performance's brows, blinks and pucker do not follow the head's turns as the "talk" one's brows do."""
+    from doppel.synthetic_plate import PITCH_DEG, face_expression
+
+    t = (np.arange(240) + 0.5) / 240
+    pitch = PITCH_DEG * np.sin(4 * np.pi * t + 0.6)
+    talk, expressive = ({k: np.array([face_expression(x, kind)[k] for x in t]) for k in face_expression(0.5, kind)}
+                        for kind in ("talk", "expressive"))
+    assert np.corrcoef(talk["browInnerUp"], pitch)[0, 1] > 0.9
+    assert abs(np.corrcoef(expressive["browInnerUp"], pitch)[0, 1]) < 0.2
+    yaw = 65 * np.sin(2 * np.pi * t)
+    assert np.abs(yaw[expressive["eyeBlinkLeft"] > 0.5]).max() < 25          # blinks near frontal
+    assert np.abs(yaw[talk["eyeBlinkLeft"] > 0.5]).min() > 45               # the talk's come in profile
+
+
+def test_annotations_keep_the_expressions(plate):
+    from doppel.synthetic_plate import face_expression
+
+    a = np.load(plate.out / "ground_truth" / "annotations.npz")
+    names = a["expression_names"].tolist()
+    assert "jawOpen" in names and a["expression_weights"].shape == (N, len(names))
+    want = [face_expression((f + 0.5) / N)[names[0]] for f in range(N)]
+    np.testing.assert_allclose(a["expression_weights"][:, 0], want, atol=1e-6)
+
+
 def test_landmarks_lie_on_the_face_mask(plate):
     import cv2
 
@@ -153,6 +179,7 @@ def test_cycles_plate_has_the_raster_plates_ground_truth(actors, tmp_path):
     (["--frames", "0"], "--frames must be >= 1"),
     (["--camera", "crane"], "--camera must be one of"),
     (["--distance", "0.1"], "--distance must be between 0.3 and 30 metres"),
+    (["--performance", "mime"], "--performance must be one of talk, expressive"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
     out = tmp_path / "out"
