@@ -52,7 +52,7 @@ def test_debiasing_moves_the_track_towards_the_exact_landmarks_in_profile(tmp_pa
     from reconstruction.head_tracking import inter_ocular, intrinsics
 
     quarter = synthetic_plate.performance
-    monkeypatch.setattr(synthetic_plate, "performance", lambda pose, t: quarter(pose, 0.25 * t))
+    monkeypatch.setattr(synthetic_plate, "performance", lambda pose, t, kind="talk": quarter(pose, 0.25 * t, kind))
     render_plate(tmp_path / "p", PlateConfig(frames=32, width=480, height=270, texture_size=256),
                  actor_b=build_virtual_actor(1, texture_size=256), actor_a=build_virtual_actor(0, texture_size=256))
     rig, params, _ = build_default_rig("anny", seed=0)
