@@ -178,7 +178,7 @@ def face_animation(take: FaceTake, rig, head: str | None = None, body=None, offs
     `default_head`). body: an Animation to lay the face onto: the take is put on the body's clock (its frame rate
     and length, starting ``offset_s`` seconds into the body take; `face_take.resample_take`), the body's joint
     rotations are kept and the face's applied after them, its blendshape weights replaced where the take has
-    them. FaceTakeError (one line) for a take whose blendshapes the rig does not have (unless they never move), a
+    them. FaceTakeError (one line) for a take whose blendshapes the rig does not have (unless they stay at 0), a
     take without a tracked face, or a face take that does not overlap the body take."""
     from rigging.animation import Animation, AnimationError, in_rig_order
 
@@ -196,7 +196,7 @@ def face_animation(take: FaceTake, rig, head: str | None = None, body=None, offs
                             f"are not blendshapes of the rig (first: {unknown[:4]}): a take made for another "
                             "face model")
     if dropped := [n for n, s in zip(take.blendshape_names, still, strict=True) if n not in index and s]:
-        log.info("%s: %d curves the rig does not have never move and are left out: %s", take.source, len(dropped),
+        log.info("%s: %d curves the rig does not have stay at 0 and are left out: %s", take.source, len(dropped),
                  ", ".join(dropped[:8]))
     F = take.num_frames
     local = face_rotations(take, rig, head)
@@ -254,6 +254,33 @@ def _summary(take: FaceTake, head: str, body, frames: int, offset_s: float) -> d
             "jaw_joint": take.jaw_rad is not None, "onto_body": None if body is None else body.source,
             "animation_frames": frames, "animation_fps": take.fps if body is None else body.fps,
             "face_offset_s": offset_s}
+
+
+def explain_take(take: FaceTake, rig=None) -> str:
+    """What a take holds, in lines a person reads (`doppel retarget --explain`): frames, rate, head, each curve's
+    range; with ``rig``, where each curve goes (its blendshape, or left out / refused when the rig lacks it) and
+    the joints that take the head and the jaw."""
+    w = take.blendshape_weights
+    lo, hi = w.min(0), w.max(0)
+    moving = hi - lo > 1e-6
+    used = np.abs(w).max(0) >= 1e-6          # a curve at 0 throughout is left out where the rig lacks it
+    lines = [f"{take.source}: {take.num_frames} frames at {take.fps:g} fps, {int(take.valid.sum())} with a face; "
+             f"head rotation {'read' if take.has_head else 'not read'}; jaw as a joint: "
+             f"{'yes' if take.jaw_rad is not None else 'no'}; {len(take.blendshape_names)} curves, "
+             f"{int(moving.sum())} moving"]
+    index = {} if rig is None else {n: i for i, n in enumerate(rig.blendshape_names)}
+    for k, n in enumerate(take.blendshape_names):
+        where = "" if rig is None else ("  -> rig blendshape" if n in index else
+                                        "  -> not in the rig: " + ("refused" if used[k] else "left out (at 0)"))
+        lines.append(f"  {n:24s} {lo[k]:6.3f} .. {hi[k]:6.3f}{where}")
+    if rig is not None and take.has_head:
+        try:
+            h, neck = find_head_joints(rig)
+            lines.append(f"head -> {rig.joint_names[h]}" + ("" if neck is None else
+                                                            f" (and {rig.joint_names[neck]}, {NECK_SHARE:.0%})"))
+        except FaceTakeError as e:
+            lines.append(f"head -> {e}")
+    return "\n".join(lines)
 
 
 def posed_head_rotations(anim, rig) -> np.ndarray:

@@ -45,7 +45,7 @@ def retarget(
     performance becomes the rig's expressions (and head) instead."""
     if face_take_options(clip, onto, head, fps, face_offset):
         return retarget_face(clip, rig, out, head, onto, fps, face_offset, preview_size, workspace, actor,
-                             production, force, no_provenance, label)
+                             production, force, no_provenance, label, explain)
     from assets.mocap_fbx import read_any_clip
     from core.stage_folders import check_stage_out, staged_stage_dir
     from mocap_retarget.clips import check_retarget_memory

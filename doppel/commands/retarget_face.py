@@ -28,16 +28,27 @@ def face_take_options(clip: Path, onto: Path | None, head: str | None, fps: floa
 
 def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | None, onto: Path | None,
                   fps: float | None, offset: float, preview_size: int, workspace, actor, production, force: bool,
-                  no_provenance: bool, label: str | None) -> None:
-    """Read the take, gate the rig's likeness, write OUT (staged: whole or nothing) and say what it holds."""
+                  no_provenance: bool, label: str | None, explain: bool = False) -> None:
+    """Read the take, gate the rig's likeness, write OUT (staged: whole or nothing) and say what it holds. explain:
+    print the take's curves (and, with a rig, where each goes); alone, only that."""
     from core.stage_folders import check_stage_out, staged_stage_dir
-    from doppel.face_performance import HEAD_MODES, default_head, face_animation, read_face_take, write_face_take
+    from doppel.face_performance import (
+        HEAD_MODES,
+        default_head,
+        explain_take,
+        face_animation,
+        read_face_take,
+        write_face_take,
+    )
     from mocap_retarget.preview import check_preview_size
     from rigging import Rig
     from rigging.animation import Animation
 
+    if explain and (rig is None or out is None):
+        Console().print(explain_take(read_face_take(clip, fps)), markup=False, highlight=False, soft_wrap=True)
+        return
     if rig is None or out is None:
-        raise ValueError("--rig and --out are required")
+        raise ValueError("--rig and --out are required (or use --explain alone to see the take)")
     if not rig.is_dir():
         raise ValueError(f"--rig {rig}: a face performance goes onto a rig folder (`doppel rig`: its blendshapes "
                          "and head), not a skeleton file")
@@ -54,6 +65,8 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
                        likeness=[rig], evidence=[onto] if onto is not None else []) as run:
         disclose = discloser(run, no_provenance, label)
         target = Rig.load(rig)
+        if explain:
+            Console().print(explain_take(take, target), markup=False, highlight=False, soft_wrap=True)
         body = Animation.load(onto) if onto is not None else None
         anim, summary = face_animation(take, target, head, body, offset)
         params = {"face_take": str(clip), "head": head, "onto": str(onto) if onto else None, "face_offset_s": offset,

@@ -102,3 +102,19 @@ def test_a_curve_the_rig_lacks_is_dropped_when_it_never_moves(tmp_path):
                  "00:00:01:00.0,2,0.3,0\n")
     anim, _ = face_animation(read_arkit_csv(f), head_rig())
     np.testing.assert_allclose(anim.blendshape_weights[:, 0], [0.1, 0.2, 0.3])
+
+
+def test_explain_shows_the_curves_and_where_they_go(tmp_path, capsys):
+    f = tmp_path / "take.csv"
+    f.write_text("Timecode,BlendShapeCount,JawOpen,TongueOut,MouthSmileLeft\n00:00:00:58.0,3,0.1,0,0.2\n"
+                 "00:00:00:59.0,3,0.2,0,0.2\n00:00:01:00.0,3,0.3,0,0.2\n")
+    code, out, err = run_cli(capsys, "retarget", f, "--explain")
+    assert code == 0, err
+    assert "3 frames at 60 fps, 3 with a face; head rotation not read" in out and "1 moving" in out
+    head_rig().save(tmp_path / "rig", params={"actor_id": "virtual"})
+    code, out, err = run_cli(capsys, "retarget", f, "--explain", "--rig", tmp_path / "rig", "--out", tmp_path / "o")
+    said = " ".join((out + err).split())                        # a held smile the rig lacks: refused, and why
+    assert code != 0 and "not blendshapes of the rig (first: ['mouthSmileLeft'])" in said
+    assert "jawOpen 0.100 .. 0.300 -> rig blendshape" in said
+    assert "tongueOut 0.000 .. 0.000 -> not in the rig: left out (at 0)" in said
+    assert "mouthSmileLeft 0.200 .. 0.200 -> not in the rig: refused" in said and not (tmp_path / "o").exists()
