@@ -209,7 +209,7 @@ def face_animation(take: FaceTake, rig, head: str | None = None, body=None, offs
             raise FaceTakeError(str(e)) from None
         local = Rb @ local
         w = wb if wb is not None else w
-    known = [k for k, n in enumerate(take.blendshape_names) if n in index]      # the rest never move (above)
+    known = [k for k, n in enumerate(take.blendshape_names) if n in index]      # the rest stay at 0 (above)
     w[:, [index[take.blendshape_names[k]] for k in known]] = held_outside_faces(take.blendshape_weights[:, known],
                                                                                 take.valid)
     anim = Animation(list(rig.joint_names), local, t, take.fps, parents=np.asarray(rig.parents),
