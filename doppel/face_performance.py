@@ -32,6 +32,7 @@ TRACKS_FILE = "tracks.npz"
 HEAD_MODES = ("camera", "take", "none")
 NECK_SHARE = 0.4                 # of the head's rotation, carried by the neck (the rest by the head joint)
 DEFAULT_FPS = 24.0               # a take from one image has no frame rate
+MOVING_RANGE = 0.05              # a curve whose weight spans more than this over the take "moves" (reports)
 # camera (OpenCV: x right, y down, z forward) -> the frame of a performer facing the lens (Doppel: +Y up, facing
 # +Z towards the camera, +X the performer's left = the image's right)
 CAMERA_TO_FACING = np.diag([1.0, -1.0, -1.0])
@@ -59,27 +60,45 @@ def read_face_take(path: str | Path, fps: float | None = None) -> FaceTake:
     f = p / TRACKS_FILE if p.is_dir() else p
     if not f.is_file():
         raise FileNotFoundError(f"{p}: no {TRACKS_FILE} (a `doppel swap` output folder's face track)")
+    data = _read_track_arrays(f)
+    R = np.asarray(data["rotation"], np.float64)
+    w = np.asarray(data["rig_blendshape_weights"], np.float64)
+    valid = np.asarray(data["valid"]).reshape(-1)
+    F = R.shape[0] if R.ndim else 0
+    names = np.asarray(data["rig_blendshape_names"]).reshape(-1)
+    if F < 1 or R.shape != (F, 3, 3) or w.shape != (F, len(names)) or valid.shape != (F,):
+        raise FaceTakeError(f"{f}: rotation must be (F, 3, 3), the weights (F, {len(names)}) and valid (F,); got "
+                            f"{R.shape}, {w.shape} and {valid.shape}")
+    if not (np.isfinite(R).all() and np.isfinite(w).all()):
+        raise FaceTakeError(f"{f}: its rotations or weights are not finite")
+    fps = float(data["fps"])
+    first = int(np.asarray(data["frame"]).reshape(-1)[0]) if "frame" in data else 0
+    cuts = [int(c) - first for c in np.asarray(data.get("cuts", [])).reshape(-1)]
+    jaw = np.asarray(data["jaw_rad"], np.float64).reshape(-1) if "jaw_rad" in data else None
+    if jaw is not None and (jaw.shape != (F,) or not np.isfinite(jaw).all()):
+        raise FaceTakeError(f"{f}: jaw_rad must be (F,) = ({F},) and finite, got {jaw.shape}")
+    return FaceTake(R, valid.astype(bool), [str(n) for n in names], w, jaw, fps if fps > 0 else DEFAULT_FPS,
+                    [c for c in cuts if 0 < c < F], str(f))
+
+
+TRACK_ARRAYS = ("rotation", "valid", "rig_blendshape_names", "rig_blendshape_weights", "fps")
+_TRACK_OPTIONAL = ("frame", "cuts", "jaw_rad")
+
+
+def _read_track_arrays(f: Path) -> dict[str, np.ndarray]:
+    """The arrays of a tracks.npz a take needs (only those: a long plate's landmarks are not read). FaceTakeError
+    (one line) for a file that is not a readable .npz (truncated, corrupt) or lacks one of `TRACK_ARRAYS`."""
+    import zipfile
+
     try:
         with np.load(f, allow_pickle=False) as d:
-            data = {k: d[k] for k in d.files}
-    except (OSError, ValueError) as e:
-        raise FaceTakeError(f"{f}: not a readable .npz ({e})") from None
-    need = ("rotation", "valid", "rig_blendshape_names", "rig_blendshape_weights", "fps")
-    missing = [k for k in need if k not in data]
-    if missing:
+            data = {k: d[k] for k in TRACK_ARRAYS + _TRACK_OPTIONAL if k in d.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise FaceTakeError(f"{f}: not a readable .npz (truncated or corrupt: {e})") from None
+    if missing := [k for k in TRACK_ARRAYS if k not in data]:
         raise FaceTakeError(f"{f}: not a swap's face track: missing {', '.join(missing)} (rerun `doppel swap` to "
                             "write one)")
-    R = np.asarray(data["rotation"], np.float64)
-    F = R.shape[0]
-    w = np.asarray(data["rig_blendshape_weights"], np.float64).reshape(F, -1)
-    if R.shape != (F, 3, 3) or not np.isfinite(R).all() or not np.isfinite(w).all() or F < 1:
-        raise FaceTakeError(f"{f}: rotation must be (F, 3, 3) and the weights (F, N), finite; got "
-                            f"{R.shape} and {w.shape}")
-    fps = float(data["fps"])
-    cuts = [int(c) - int(data["frame"][0]) for c in data.get("cuts", [])] if "frame" in data else []
-    jaw = np.asarray(data["jaw_rad"], np.float64) if "jaw_rad" in data else None
-    return FaceTake(R, np.asarray(data["valid"], bool), [str(n) for n in data["rig_blendshape_names"]], w, jaw,
-                    fps if fps > 0 else DEFAULT_FPS, [c for c in cuts if 0 < c < F], str(f))
+    return data
 
 
 def held_outside_faces(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -245,7 +264,7 @@ def _summary(take: FaceTake, head: str, body, frames: int, offset_s: float) -> d
 
     yaw, pitch = yaw_pitch_deg(take.rotation[take.valid])
     w = take.blendshape_weights[take.valid]
-    moving = [n for n, lo, hi in zip(take.blendshape_names, w.min(0), w.max(0), strict=True) if hi - lo > 0.05]
+    moving = [n for n, lo, hi in zip(take.blendshape_names, w.min(0), w.max(0), strict=True) if hi - lo > MOVING_RANGE]
     return {"frames": take.num_frames, "fps": take.fps, "frames_with_face": int(take.valid.sum()),
             "frames_held": int((~take.valid).sum()), "cuts": take.cuts, "head": head,
             "yaw_range_deg": [round(float(yaw.min()), 1), round(float(yaw.max()), 1)] if take.has_head else None,
@@ -262,7 +281,7 @@ def explain_take(take: FaceTake, rig=None) -> str:
     the joints that take the head and the jaw."""
     w = take.blendshape_weights
     lo, hi = w.min(0), w.max(0)
-    moving = hi - lo > 1e-6
+    moving = hi - lo > MOVING_RANGE
     used = np.abs(w).max(0) >= 1e-6          # a curve at 0 throughout is left out where the rig lacks it
     lines = [f"{take.source}: {take.num_frames} frames at {take.fps:g} fps, {int(take.valid.sum())} with a face; "
              f"head rotation {'read' if take.has_head else 'not read'}; jaw as a joint: "

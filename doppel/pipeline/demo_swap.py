@@ -95,7 +95,6 @@ def _face_performance(ctx, side: Path, ground_truth: Path, out: Path) -> dict[st
         read_face_take,
         write_face_take,
     )
-    from doppel.synthetic_plate import performance
     from rigging import Rig
 
     rig = Rig.load(ctx.out / "rig")
@@ -103,11 +102,11 @@ def _face_performance(ctx, side: Path, ground_truth: Path, out: Path) -> dict[st
     anim, summary = face_animation(take, rig)
     out.mkdir(parents=True, exist_ok=True)
     write_face_take(out, anim, summary, rig, {"actor_id": "virtual"}, take.source, size=192 if ctx.quick else 256)
-    ok = take.valid
-    true_R = CAMERA_TO_FACING @ np.load(ground_truth / "annotations.npz")["head_R_cam"]
+    ok, ann = take.valid, np.load(ground_truth / "annotations.npz")
+    true_R = CAMERA_TO_FACING @ ann["head_R_cam"]
     R = posed_head_rotations(anim, rig)
     cos = (np.einsum("fij,fij->f", R[ok], true_R[ok]) - 1) / 2
-    jaw_true = np.array([performance({}, (f + 0.5) / take.num_frames)[1]["jawOpen"] for f in range(take.num_frames)])
+    jaw_true = ann["expression_weights"][:, ann["expression_names"].tolist().index("jawOpen")]
     jaw = anim.blendshape_weights[:, list(rig.blendshape_names).index("jawOpen")]
     corr = np.corrcoef(jaw[ok], jaw_true[ok])[0, 1] if jaw[ok].std() > 1e-9 else float("nan")
     return {"face performance on the rig: head rotation vs the performer's (mean)":

@@ -209,3 +209,26 @@ def test_a_batch_retarget_job_plays_a_face_take_through_the_same_command(tmp_pat
     assert json.loads((tmp_path / "face" / "metrics.json").read_text())["head"] == "take"
     head = roma.rotmat_to_rotvec(torch.from_numpy(_world_rotation(rig, anim, 3))).numpy()
     assert np.abs(np.median(head, 0)).max() < 5e-3          # centred on the take (the median of rotation vectors)
+
+
+def test_a_damaged_face_track_is_one_line(tmp_path):
+    """A truncated tracks.npz, one without a take's arrays, one whose arrays disagree in length, NaNs."""
+    take, _ = _take()
+    good = _write_tracks(tmp_path / "tracks.npz", take)
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "tracks.npz").write_bytes(good.read_bytes()[:300])
+    with pytest.raises(FaceTakeError, match="not a readable .npz"):
+        read_face_take(tmp_path / "cut")
+    np.savez(tmp_path / "old.npz", rotation=take.rotation, valid=take.valid, fps=24.0)
+    with pytest.raises(FaceTakeError, match="missing rig_blendshape_names, rig_blendshape_weights"):
+        read_face_take(tmp_path / "old.npz")
+    np.savez(tmp_path / "short.npz", rotation=take.rotation, valid=take.valid[:4], fps=24.0,
+             rig_blendshape_names=np.array(["jawOpen"]), rig_blendshape_weights=take.blendshape_weights)
+    with pytest.raises(FaceTakeError, match=r"valid \(F,\); got \(6, 3, 3\), \(6, 1\) and \(4,\)"):
+        read_face_take(tmp_path / "short.npz")
+    bad = take.rotation.copy()
+    bad[2, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", rotation=bad, valid=take.valid, fps=24.0,
+             rig_blendshape_names=np.array(["jawOpen"]), rig_blendshape_weights=take.blendshape_weights)
+    with pytest.raises(FaceTakeError, match="not finite"):
+        read_face_take(tmp_path / "nan.npz")
