@@ -44,6 +44,8 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
     from rigging import Rig
     from rigging.animation import Animation
 
+    if fps is not None and not fps > 0:
+        raise ValueError(f"--fps must be > 0, got {fps:g}")
     if explain and (rig is None or out is None):
         Console().print(explain_take(read_face_take(clip, fps)), markup=False, highlight=False, soft_wrap=True)
         return
@@ -54,8 +56,6 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
                          "and head), not a skeleton file")
     if head is not None and head not in HEAD_MODES:
         raise ValueError(f"--head must be one of {', '.join(HEAD_MODES)}, got {head!r}")
-    if fps is not None and not fps > 0:
-        raise ValueError(f"--fps must be > 0, got {fps:g}")
     check_preview_size(preview_size)
     take = read_face_take(clip, fps)
     head = default_head(take, head)
