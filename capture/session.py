@@ -66,18 +66,30 @@ def _image_size(path: Path) -> tuple[int, int]:
     return img.shape[1], img.shape[0]
 
 
-def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
-    """Read and validate a session folder (see module doc). check_images: decode every image to check it."""
+def check_session_folder(root: str | os.PathLike) -> Path:
+    """``root`` when it has the shape of a session (a folder with calibration.json and images/; nothing is read),
+    else FileNotFoundError / SessionError in one line. A folder that holds a session one level down (what
+    `doppel capture synth --out DIR` writes: DIR/session beside DIR/ground_truth) is named in the error."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: session folder does not exist")
-    calib = root / "calibration.json"
-    if not calib.is_file():
-        raise SessionError(f"{root}: no calibration.json (a session is images/ + calibration.json)")
-    cameras = read_calibration(calib)
+    missing = [n for n, ok in (("calibration.json", (root / "calibration.json").is_file()),
+                               ("images/ folder", (root / "images").is_dir())) if not ok]
+    if not missing:
+        return root
+    inner = sorted(d for d in root.iterdir() if d.is_dir() and (d / "calibration.json").is_file()
+                   and (d / "images").is_dir())
+    hint = (f"; the session is {inner[0]} (give that folder)" if len(inner) == 1 else
+            f"; sessions inside it: {', '.join(str(d) for d in inner)}" if inner else
+            " (a session is images/ + calibration.json)")
+    raise SessionError(f"{root}: no {' and no '.join(missing)}{hint}")
+
+
+def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
+    """Read and validate a session folder (see module doc). check_images: decode every image to check it."""
+    root = check_session_folder(root)
+    cameras = read_calibration(root / "calibration.json")
     img_dir = root / "images"
-    if not img_dir.is_dir():
-        raise SessionError(f"{root}: no images/ folder")
     entries = sorted(img_dir.iterdir())
     files = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
     subdirs = [p for p in entries if p.is_dir()]

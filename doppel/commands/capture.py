@@ -105,9 +105,11 @@ def ingest_cmd(
 
     Processing a real actor's photos is the `scan` use: give --workspace/--actor/--production."""
     from capture.ingest import IngestConfig, ingest
+    from capture.session import check_session_folder
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.capture_report import write_ingest_report
 
+    session_dir = check_session_folder(session_dir)
     cfg = IngestConfig(threshold_px=threshold, face=not no_face, hands=not no_hands)
     out = check_stage_out(out, "capture ingest", force, [session_dir])      # before any slow work
     with gate_from_cli(workspace, actor, production, use="scan", command="capture ingest",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from capture.calibration_io import CalibrationError
-from capture.session import SessionError, load_session, write_session
+from capture.session import SessionError, check_session_folder, load_session, write_session
 from tests.capture.conftest import portrait_cameras
 
 
@@ -83,6 +83,17 @@ def test_empty_and_missing(tmp_path, session):
     (session / "calibration.json").unlink()
     with pytest.raises(SessionError, match="no calibration.json"):
         load_session(session)
+
+
+def test_a_folder_holding_a_session_names_it(tmp_path, session):
+    """`capture synth --out DIR` writes DIR/session: DIR given for the session says where it is."""
+    with pytest.raises(SessionError, match=f"no calibration.json and no images/ folder; the session is {session} "):
+        load_session(tmp_path)
+    cams = portrait_cameras(1, size=16)
+    write_session(tmp_path / "t", cams, {c.name: np.zeros((16, 16, 3), np.uint8) for c in cams})
+    with pytest.raises(SessionError, match="sessions inside it: .*/s, .*/t$"):
+        check_session_folder(tmp_path)
+    assert check_session_folder(session) == session
 
 
 def test_extra_image_is_a_warning(session):

@@ -136,6 +136,10 @@ def test_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, capsys, sphere
     (nocal / "calibration.json").unlink()
     _fails(capsys, o, "render", "train", nocal, "--fit", fit, "--out", o, match="no calibration.json")
     _fails(capsys, o, "texture", nocal, "--fit", fit, "--out", o, match="no calibration.json")
+    # the folder `capture synth --out` wrote, given for its session one level down: the error names it
+    for cmd in (("render", "train"), ("texture",), ("capture", "ingest"), ("fit",)):
+        extra = ("--fit", fit) if cmd[0] in ("render", "texture") else ("--landmarks", fit) if cmd == ("fit",) else ()
+        _fails(capsys, o, *cmd, sphere_session, *extra, "--out", o, match=f"the session is {s} (give that folder)")
     v, f, uv, fuv = uv_sphere(10, 20)
     other = _fit_folder(tmp_path / "other_topology", *uv_sphere(10, 20))
     (other / "uv_layout.npz").unlink()
