@@ -38,10 +38,10 @@ def make_plate(out: Path, frames: int, performance: str = "talk") -> Path:
 def swap_take(plate_dir: Path, work: Path):
     """(take, rig A, seconds): the plate swapped with the double A; its face track read back."""
     from doppel.doubles import build_default_rig
-    from doppel.face_performance import read_face_take
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.swap import SwapConfig
+    from doppel.face_take_read import read_face_take
 
     summary = json.loads((plate_dir / "ground_truth" / "annotations.json").read_text())
     cams = json.loads((plate_dir / "plate" / "cameras.json").read_text())

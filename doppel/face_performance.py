@@ -14,13 +14,15 @@ What goes onto the rig:
 
 Frames where the tracker saw no face hold the nearest frame that had one (the solve's bridge across a gap is
 kept inside the take; before the first face and after the last the values are held, not extrapolated).
+
+Reading takes from files: `doppel.face_take_read`; writing the result as a retarget stage folder:
+`doppel.face_take_stage`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -28,77 +30,12 @@ from doppel.face_take import FaceTake, FaceTakeError
 
 log = logging.getLogger(__name__)
 
-TRACKS_FILE = "tracks.npz"
 HEAD_MODES = ("camera", "take", "none")
 NECK_SHARE = 0.4                 # of the head's rotation, carried by the neck (the rest by the head joint)
-DEFAULT_FPS = 24.0               # a take from one image has no frame rate
 MOVING_RANGE = 0.05              # a curve whose weight spans more than this over the take "moves" (reports)
 # camera (OpenCV: x right, y down, z forward) -> the frame of a performer facing the lens (Doppel: +Y up, facing
 # +Z towards the camera, +X the performer's left = the image's right)
 CAMERA_TO_FACING = np.diag([1.0, -1.0, -1.0])
-
-
-def is_face_take(path: str | Path) -> bool:
-    """Whether ``path`` is a face performance: a swap's face track (a ``tracks.npz`` file, or a folder holding
-    one) or a facial capture in the ARKit CSV layout (`doppel.arkit_csv`)."""
-    from doppel.arkit_csv import is_arkit_csv
-
-    p = Path(path)
-    return (p.is_file() and p.name == TRACKS_FILE) or (p.is_dir() and (p / TRACKS_FILE).is_file()) or \
-        is_arkit_csv(p)
-
-
-def read_face_take(path: str | Path, fps: float | None = None) -> FaceTake:
-    """The face take in a swap's ``tracks.npz`` (or the swap folder holding it), or in an ARKit CSV file (fps: its
-    frame rate when the file cannot tell, `doppel.arkit_csv.read_arkit_csv`). FaceTakeError (one line) for a
-    file without the arrays a take needs (a swap's from before expressions were written as rig controls)."""
-    from doppel.arkit_csv import is_arkit_csv, read_arkit_csv
-
-    p = Path(path)
-    if is_arkit_csv(p):
-        return read_arkit_csv(p, fps)
-    f = p / TRACKS_FILE if p.is_dir() else p
-    if not f.is_file():
-        raise FileNotFoundError(f"{p}: no {TRACKS_FILE} (a `doppel swap` output folder's face track)")
-    data = _read_track_arrays(f)
-    R = np.asarray(data["rotation"], np.float64)
-    w = np.asarray(data["rig_blendshape_weights"], np.float64)
-    valid = np.asarray(data["valid"]).reshape(-1)
-    F = R.shape[0] if R.ndim else 0
-    names = np.asarray(data["rig_blendshape_names"]).reshape(-1)
-    if F < 1 or R.shape != (F, 3, 3) or w.shape != (F, len(names)) or valid.shape != (F,):
-        raise FaceTakeError(f"{f}: rotation must be (F, 3, 3), the weights (F, {len(names)}) and valid (F,); got "
-                            f"{R.shape}, {w.shape} and {valid.shape}")
-    if not (np.isfinite(R).all() and np.isfinite(w).all()):
-        raise FaceTakeError(f"{f}: its rotations or weights are not finite")
-    fps = float(data["fps"])
-    first = int(np.asarray(data["frame"]).reshape(-1)[0]) if "frame" in data else 0
-    cuts = [int(c) - first for c in np.asarray(data.get("cuts", [])).reshape(-1)]
-    jaw = np.asarray(data["jaw_rad"], np.float64).reshape(-1) if "jaw_rad" in data else None
-    if jaw is not None and (jaw.shape != (F,) or not np.isfinite(jaw).all()):
-        raise FaceTakeError(f"{f}: jaw_rad must be (F,) = ({F},) and finite, got {jaw.shape}")
-    return FaceTake(R, valid.astype(bool), [str(n) for n in names], w, jaw, fps if fps > 0 else DEFAULT_FPS,
-                    [c for c in cuts if 0 < c < F], str(f))
-
-
-TRACK_ARRAYS = ("rotation", "valid", "rig_blendshape_names", "rig_blendshape_weights", "fps")
-_TRACK_OPTIONAL = ("frame", "cuts", "jaw_rad")
-
-
-def _read_track_arrays(f: Path) -> dict[str, np.ndarray]:
-    """The arrays of a tracks.npz a take needs (only those: a long plate's landmarks are not read). FaceTakeError
-    (one line) for a file that is not a readable .npz (truncated, corrupt) or lacks one of `TRACK_ARRAYS`."""
-    import zipfile
-
-    try:
-        with np.load(f, allow_pickle=False) as d:
-            data = {k: d[k] for k in TRACK_ARRAYS + _TRACK_OPTIONAL if k in d.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise FaceTakeError(f"{f}: not a readable .npz (truncated or corrupt: {e})") from None
-    if missing := [k for k in TRACK_ARRAYS if k not in data]:
-        raise FaceTakeError(f"{f}: not a swap's face track: missing {', '.join(missing)} (rerun `doppel swap` to "
-                            "write one)")
-    return data
 
 
 def held_outside_faces(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -308,69 +245,3 @@ def posed_head_rotations(anim, rig) -> np.ndarray:
     h = find_head_joints(rig)[0]
     W = rig.forward_kinematics(anim.local_rotations, anim.root_translation, anim.blendshape_weights)
     return W[:, h, :3, :3].double().numpy() @ np.asarray(rig.bind_matrices, np.float64)[h, :3, :3].T
-
-
-def head_region(rig, head_joint: int) -> np.ndarray:
-    """(K,) indices of the rig's triangles skinned mostly (>= 50 %) to the head joint and the joints under it."""
-    under = np.zeros(rig.num_joints, bool)
-    under[head_joint] = True
-    for j in range(head_joint + 1, rig.num_joints):     # parents come first (topological order)
-        under[j] |= rig.parents[j] >= 0 and under[rig.parents[j]]
-    share = (rig.skin_weights * under[rig.skin_indices]).sum(1)
-    return np.flatnonzero((share[rig.faces] >= 0.5).all(1))
-
-
-def write_face_take(out: Path, anim, summary: dict, rig, params: dict, source: str | Path, size: int = 320,
-                    disclose=None, panels: int = 6, video_seconds: float = 4.0,
-                    body: str | Path | None = None) -> dict[str, Path]:
-    """OUT/animation.npz, metrics.json (``summary``), preview.png (the rig's face at ``panels`` frames of the take)
-    and preview.mp4 (its first ``video_seconds``), manifest.json (stage 'retarget'; inputs: the take's file and
-    the body take's ``body`` folder when there is one). disclose: as in `mocap_retarget.export.write_outputs`.
-    Returns name -> path."""
-    from core.storage import atomic_write_json, write_manifest
-    from mocap_retarget.preview import write_disclosed_mp4, write_png
-
-    out = Path(out)
-    files = {"animation": out / "animation.npz", "metrics": out / "metrics.json",
-             "preview_png": out / "preview.png", "preview_mp4": out / "preview.mp4"}
-    anim.save(files["animation"])
-    atomic_write_json(files["metrics"], summary)
-    F = anim.num_frames
-    shown = np.unique(np.linspace(0, F - 1, min(panels, F)).round().astype(int))
-    write_png(files["preview_png"], list(_face_frames(rig, anim, shown, size)), columns=min(len(shown), 3))
-    if disclose is not None:
-        disclose(files["preview_png"])
-    step = max(1, int(round(anim.fps / 24.0)))
-    frames = np.arange(0, min(F, int(video_seconds * anim.fps) + 1), step)
-    write_disclosed_mp4(files["preview_mp4"], _face_frames(rig, anim, frames, size), anim.fps / step, disclose)
-    inputs = {"clip": source, **({} if body is None else {"body": _animation_file(Path(body))})}
-    write_manifest(out, "retarget", inputs=inputs, params=params,
-                   outputs={k: p.name for k, p in files.items()},
-                   extra={"animation": {"frames": F, "fps": anim.fps, "joints": len(anim.joint_names),
-                                        "blendshapes": len(anim.blendshape_names),
-                                        "local_rotations": "relative to the bind pose, in each joint's bind frame"},
-                          "face_take": {k: v for k, v in summary.items() if not isinstance(v, list)}})
-    return files
-
-
-def _face_frames(rig, anim, frames: np.ndarray, size: int):
-    """(size, size, 3) uint8 pictures of the rig's face posed at each of ``frames``, one at a time."""
-    from rigging.animation import in_rig_order
-    from rigging.preview import PreviewPose, render_preview
-
-    try:
-        region = head_region(rig, find_head_joints(rig)[0])
-    except FaceTakeError:
-        region = None
-    R, _, w = in_rig_order(anim, rig)
-    for f in frames:
-        pose = PreviewPose(f"frame {int(f)}", R[f], None if w is None else w[f])
-        img = render_preview(rig, [pose], size=size, region=region if region is not None and len(region) else None)
-        yield (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
-
-
-def _animation_file(path: Path) -> Path:
-    """An animation folder's animation.npz (the file a manifest can hash), or the file itself."""
-    from rigging.animation import ANIMATION_FILE
-
-    return path / ANIMATION_FILE if path.is_dir() else path

@@ -1,5 +1,5 @@
 """`FaceTake`: a face performance (per frame a head rotation and the rig's expression weights), whatever it was
-read from (`doppel.face_performance`: a swap's face track; `doppel.arkit_csv`: an ARKit CSV)."""
+read from (`doppel.face_take_read`: a swap's face track; `doppel.arkit_csv`: an ARKit CSV)."""
 
 from __future__ import annotations
 

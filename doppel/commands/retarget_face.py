@@ -12,9 +12,9 @@ from doppel.media_disclosure import discloser
 
 
 def face_take_options(clip: Path, onto: Path | None, head: str | None, fps: float | None, offset: float) -> bool:
-    """Whether CLIP is a face performance (`doppel.face_performance.is_face_take`); ValueError when --onto, --head,
+    """Whether CLIP is a face performance (`doppel.face_take_read.is_face_take`); ValueError when --onto, --head,
     --fps or --face-offset is given for a body clip, or --face-offset without --onto."""
-    from doppel.face_performance import is_face_take
+    from doppel.face_take_read import is_face_take
 
     if offset and onto is None:
         raise ValueError("--face-offset places a face take in a body take: give the body take (--onto)")
@@ -32,14 +32,9 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
     """Read the take, gate the rig's likeness, write OUT (staged: whole or nothing) and say what it holds. explain:
     print the take's curves (and, with a rig, where each goes); alone, only that."""
     from core.stage_folders import check_stage_out, staged_stage_dir
-    from doppel.face_performance import (
-        HEAD_MODES,
-        default_head,
-        explain_take,
-        face_animation,
-        read_face_take,
-        write_face_take,
-    )
+    from doppel.face_performance import HEAD_MODES, default_head, explain_take, face_animation
+    from doppel.face_take_read import read_face_take
+    from doppel.face_take_stage import write_face_take
     from mocap_retarget.preview import check_preview_size
     from rigging import Rig
     from rigging.animation import Animation

@@ -49,7 +49,8 @@ def _face_camera(rig, path: Path) -> None:
     take moves the head, not the body), 28 degrees across."""
     from capture.calibration_io import write_doppel_json
     from capture.camera import Camera
-    from doppel.face_performance import find_head_joints, head_region
+    from doppel.face_performance import find_head_joints
+    from doppel.face_take_stage import head_region
 
     region = head_region(rig, find_head_joints(rig)[0])
     centre = rig.vertices[np.unique(rig.faces[region])].mean(0).astype(np.float64)

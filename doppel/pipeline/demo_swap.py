@@ -88,13 +88,9 @@ def _face_performance(ctx, side: Path, ground_truth: Path, out: Path) -> dict[st
     """The swap's face track as an animation of the rig stage's rig (`doppel.face_performance`, written to
     ``out``), and how it compares with the performance the plate was made from: the head's rotation as the
     camera saw it (mean angle, frames with a face) and jawOpen (correlation over the shot)."""
-    from doppel.face_performance import (
-        CAMERA_TO_FACING,
-        face_animation,
-        posed_head_rotations,
-        read_face_take,
-        write_face_take,
-    )
+    from doppel.face_performance import CAMERA_TO_FACING, face_animation, posed_head_rotations
+    from doppel.face_take_read import read_face_take
+    from doppel.face_take_stage import write_face_take
     from rigging import Rig
 
     rig = Rig.load(ctx.out / "rig")

@@ -15,8 +15,8 @@ from doppel.face_performance import (
     FaceTake,
     FaceTakeError,
     face_animation,
-    read_face_take,
 )
+from doppel.face_take_read import read_face_take
 from rigging import Rig
 from rigging.animation import Animation
 from tests.cli_runner import run_cli
