@@ -122,17 +122,20 @@ def load_fit_mesh(fit_dir: str | Path, frames: list[str] | None = None) -> FitMe
     if face_uvs.shape != faces.shape or (model_faces is not None and not np.array_equal(model_faces, faces)):
         raise ValueError(f"{fit_dir / 'fit_mesh.ply'}: {len(verts)} vertices / {len(faces)} faces do not match the "
                          f"{params['model']} UV layout ({len(face_uvs)} faces): a fit of another topology")
-    out = {}
+    out, unfitted = {}, []
     names = frames or ["0"]
     for i, name in enumerate(names):
         p = fit_dir / "fit_mesh.ply" if i == 0 else fit_dir / "frames" / name / "fit_mesh.ply"
         if i > 0 and not p.is_file():
-            log.warning("%s: no fit of frame %s; training on the fitted frames only", fit_dir, name)
+            unfitted.append(name)
             continue
         v, f = (verts, faces) if i == 0 else _read_ply(p)
         if v.shape != verts.shape or not np.array_equal(f, faces):
             raise ValueError(f"{p}: topology differs from {fit_dir / 'fit_mesh.ply'}")
         out[name] = v
+    if unfitted:
+        log.warning("%s: no fit of the session's frame(s) %s (`doppel fit --frame all` fits every frame); only the "
+                    "fitted frame(s) %s are used", fit_dir, ", ".join(unfitted), ", ".join(out))
     return FitMesh(fit_dir, params["model"], out, faces, uvs, face_uvs)
 
 
