@@ -47,6 +47,8 @@ from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.storage import default_mode, sha256_file
 
 log = logging.getLogger(__name__)
+_NOTED: set[tuple[str, str]] = set()       # (folder, note) already logged: a sequence's frames say it once
+_NOTED_MAX = 10_000
 
 JPEG_QUALITY = 95          # quality a marked JPEG is written with
 PNG_COMPRESS_LEVEL = 1     # zlib level of a re-written PNG: 1080p in ~1/4 of level 6's time, files ~15 % larger
@@ -245,8 +247,19 @@ class PendingDisclosure:
                 sidecar.unlink(missing_ok=True)
             raise
         for n in self.notes:
-            log.warning("%s: %s", path, n)
+            _note_once(path, n)
         return DisclosureResult(path, True, seq, self.payload if marked else None, sidecar, tuple(self.notes))
+
+
+def _note_once(path: Path, note: str) -> None:
+    """Log a disclosure note of a written file, once per folder and note (a shot's or a plate's frames share it)."""
+    key = (str(path.parent), note)
+    if key in _NOTED:
+        return
+    if len(_NOTED) >= _NOTED_MAX:
+        _NOTED.clear()
+    _NOTED.add(key)
+    log.warning("%s: %s (said once for the files written beside it)", path, note)
 
 
 class Discloser:

@@ -21,8 +21,10 @@ def face_take_options(clip: Path, onto: Path | None, head: str | None, fps: floa
     if is_face_take(clip):
         return True
     if onto is not None or head is not None or fps is not None:
-        raise ValueError("--onto, --head and --fps are for a face performance (a `doppel swap` folder, its "
-                         "tracks.npz, or an ARKit CSV)")
+        if not Path(clip).exists():
+            raise FileNotFoundError(f"{clip}: not found")
+        raise ValueError(f"{clip}: not a face performance; --onto, --head and --fps are for one (a `doppel swap` "
+                         "folder, its tracks.npz, or an ARKit CSV)")
     return False
 
 

@@ -1,6 +1,7 @@
 """C2PA content credentials and disclose_file: trusted / untrusted / invalid / absent, bad identities, atomicity."""
 
 import datetime as _dt
+import logging
 import os
 
 import numpy as np
@@ -83,6 +84,20 @@ def test_exr_gets_a_sidecar(ws_consent, tmp_path):
     assert read_credentials(exr, sk.trust_anchor(ws)).state == "trusted"
     exr.write_bytes(exr.read_bytes()[:-1] + b"\x00")
     assert read_credentials(exr, sk.trust_anchor(ws)).state == "invalid"
+
+
+def test_a_sequence_of_exr_frames_notes_the_missing_watermark_once(ws_consent, tmp_path, caplog):
+    ws, consent = ws_consent
+    (tmp_path / "shot").mkdir()
+    with caplog.at_level(logging.WARNING, logger="assets.disclosure"):
+        for i in range(3):
+            exr = tmp_path / "shot" / f"{i:04d}.exr"
+            exr.write_bytes(b"\x76\x2f\x31\x01" + bytes(range(256)) * 8 + bytes([i]))
+            assert disclose_file(exr, _ctx(ws, consent)).notes        # every result still carries the note
+    said = [r for r in caplog.records if "not watermarked" in r.getMessage()]
+    assert len(said) == 1 and "0000.exr" in said[0].getMessage()
+    for i in range(3):
+        assert read_credentials(tmp_path / "shot" / f"{i:04d}.exr", sk.trust_anchor(ws)).state == "trusted"
 
 
 def test_small_image_is_signed_without_the_mark(ws_consent, tmp_path):

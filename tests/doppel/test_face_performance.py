@@ -190,7 +190,12 @@ def test_retarget_a_swap_folders_face_track(tmp_path, capsys):
     (tmp_path / "walk.bvh").write_text("HIERARCHY\n")
     code, out, err = run_cli(capsys, "retarget", tmp_path / "walk.bvh", "--rig", tmp_path / "rig", "--out",
                              tmp_path / "face3", "--head", "take")
-    assert code != 0 and "--onto, --head and --fps are for a face performance" in " ".join((out + err).split())
+    assert code != 0 and "walk.bvh: not a face performance; --onto, --head and --fps are for one" in \
+        " ".join((out + err).split())
+    code, out, err = run_cli(capsys, "retarget", tmp_path / "gone_swap", "--rig", tmp_path / "rig", "--out",
+                             tmp_path / "face3", "--onto", tmp_path / "body")
+    assert code != 0 and "gone_swap: not found" in " ".join((out + err).split())
+    assert not (tmp_path / "face3").exists()
 
 
 def test_a_batch_retarget_job_plays_a_face_take_through_the_same_command(tmp_path, capsys):
