@@ -12,6 +12,7 @@ from rich.table import Table
 from assets.actors import add_actor, id_is_hashed, list_actors
 from assets.text_fields import printable
 from assets.workspace import Workspace
+from doppel.commands.tables import print_table
 from doppel.consent_gate import ProductionOpt, WorkspaceOpt
 
 app = typer.Typer(help="Actors: the real people whose likeness the workspace holds.", no_args_is_help=True)
@@ -45,7 +46,7 @@ def list_(workspace: WorkspaceOpt = None) -> None:
         table.add_row(a.id, escape(printable(a.name)), a.created[:19],
                       "not required (virtual)" if a.virtual else "required",
                       "-" if a.virtual else faces.get(a.id, "none"))
-    Console().print(table)
+    print_table(table)
 
 
 @app.command("face")

@@ -11,6 +11,7 @@ from rich.tree import Tree
 from assets.lineage import AssetNode, asset_tree, list_assets
 from assets.text_fields import printable
 from assets.workspace import Workspace
+from doppel.commands.tables import print_table
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="The asset library: outputs registered by gated commands, with their lineage.",
@@ -56,4 +57,4 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
     for a in list_assets(ws, actor, kind):
         table.add_row(a.id, a.kind, a.actor_id, _shown(a.path), a.created[:19], a.use, _shown(a.production),
                       a.consent_id or "not needed")
-    console.print(table)
+    print_table(table, console)

@@ -23,7 +23,8 @@ def verify(head: str | None = typer.Option(None, "--head", help="A head hash pri
     report = audit.verify(Workspace.open(workspace), expected_head=head)
     console = Console()
     if report.ok:
-        console.print(f"audit log OK: {report.records} records, head {report.head_seq} {report.head_hash}")
+        console.print(f"audit log OK: {report.records} records, head {report.head_seq} {report.head_hash}",
+                      soft_wrap=True)
         return
     err = Console(stderr=True)
     for p in report.problems:

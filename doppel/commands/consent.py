@@ -14,6 +14,7 @@ from assets.consent import Use, consents_for, grant, revoke
 from assets.lineage import Asset, outputs_under_consent
 from assets.text_fields import printable
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
+from doppel.commands.tables import print_table
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="Consent records: which uses of an actor's likeness are allowed, where, until when.",
@@ -64,7 +65,7 @@ def _print_outputs(console: Console, direct: list[Asset], derived: list[Asset]) 
         table.add_row(a.id, a.kind, _shown(a.path), a.created[:19], f"under this consent ({a.use})")
     for a in derived:
         table.add_row(a.id, a.kind, _shown(a.path), a.created[:19], "made from those")
-    console.print(table)
+    print_table(table, console)
 
 
 @app.command("show")
@@ -87,7 +88,7 @@ def show(actor: str = typer.Argument(..., help="Actor id."), workspace: Workspac
             status += f" {c.revoked[:10]}: {c.revoke_reason}"
         table.add_row(c.id, _shown(status), ",".join(c.uses), _shown(c.production), c.expires.isoformat(),
                       (c.document_sha256 or "-")[:16], f"{len(direct)} (+{len(derived)} derived)")
-    console.print(table)
+    print_table(table, console)
     for c in records:
         if c.revoked:
             direct, derived = outputs_under_consent(ws, c.id)

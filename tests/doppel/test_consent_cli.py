@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def probe_fit(src: Path, out: Path, workspace: WorkspaceOpt = None, actor: Actor
 @pytest.fixture
 def cli(capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("DOPPEL_WORKSPACE", raising=False)
-    monkeypatch.setenv("COLUMNS", "250")  # rich tables: no wrapping inside cells
+    monkeypatch.delenv("COLUMNS", raising=False)  # Rich's 80 columns off a terminal: tables must still be whole
     monkeypatch.chdir(tmp_path)
     app.command("probe-fit")(probe_fit)
 
@@ -75,6 +76,8 @@ def test_consent_workflow_through_the_cli(cli, tmp_path):
     assert code == 0 and cid in out and "valid" in out and "scan,fit" in out
     code, out, _ = cli("assets", "list", "--actor", "jane-doe", "-W", ws)
     assert code == 0 and "fit.txt" in out
+    # off a terminal (a log, a pipe) the table's cells are whole, not cut to 80 columns
+    assert any(str(tmp_path / "fit.txt") in line and "Dune" in line for line in out.splitlines()), out
     code, out, _ = cli("consent", "revoke", cid, "--reason", "actor withdrew", "-W", ws)
     assert code == 0 and "revoked" in out and "fit.txt" in out and "outputs to withdraw" in out
     code, _, err = cli("probe-fit", src, tmp_path / "fit3.txt", "-W", ws, "--actor", "jane-doe", "--production",
@@ -84,6 +87,7 @@ def test_consent_workflow_through_the_cli(cli, tmp_path):
     assert "revoked" in out and "actor withdrew" in out and "fit.txt" in out
     code, out, _ = cli("audit", "verify", "-W", ws)
     assert code == 0 and "audit log OK: 7 records" in out  # actor, grant, refusal, fit, refusal, revoke, refusal
+    assert re.search(r"audit log OK: 7 records, head 7 [0-9a-f]{64}\n", out), out     # the head hash on its line
     code, out, _ = cli("audit", "show", "--last", "2", "-W", ws)
     recs = [json.loads(line) for line in out.splitlines()]
     assert [r["action"] for r in recs] == ["consent.revoke", "gate.refused"]
