@@ -73,16 +73,33 @@ def check_session_folder(root: str | os.PathLike) -> Path:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: session folder does not exist")
-    missing = [n for n, ok in (("calibration.json", (root / "calibration.json").is_file()),
-                               ("images/ folder", (root / "images").is_dir())) if not ok]
+    missing = _missing_parts(root)
     if not missing:
         return root
-    inner = sorted(d for d in root.iterdir() if d.is_dir() and (d / "calibration.json").is_file()
-                   and (d / "images").is_dir())
+    inner = _sessions_inside(root)
     hint = (f"; the session is {inner[0]} (give that folder)" if len(inner) == 1 else
             f"; sessions inside it: {', '.join(str(d) for d in inner)}" if inner else
             " (a session is images/ + calibration.json)")
     raise SessionError(f"{root}: no {' and no '.join(missing)}{hint}")
+
+
+def check_session_argument(root: str | os.PathLike) -> Path:
+    """``root`` as a command's SESSION argument: SessionError (one line, naming the session) when it is not a
+    session but holds one (the folder `doppel capture synth --out` wrote), so that the mistake is said before the
+    consent gate reads the wrong folder; else ``root`` unchanged (its other faults are `load_session`'s)."""
+    root = Path(root)
+    if root.is_dir() and _missing_parts(root) and _sessions_inside(root):
+        check_session_folder(root)
+    return root
+
+
+def _missing_parts(root: Path) -> list[str]:
+    return [n for n, ok in (("calibration.json", (root / "calibration.json").is_file()),
+                            ("images/ folder", (root / "images").is_dir())) if not ok]
+
+
+def _sessions_inside(root: Path) -> list[Path]:
+    return sorted(d for d in root.iterdir() if d.is_dir() and not _missing_parts(d))
 
 
 def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:

@@ -2,7 +2,8 @@
 
 The consent gate treats an input as the built-in virtual actor's only by positive proof. For a capture
 session that proof is ``SESSION/manifest.json`` written by `write_synthetic_session_manifest` (called once at
-the end of `doppel capture synth` and of the demo's capture stage):
+the end of `doppel capture synth` and of the demo's capture stage; a `doppel capture plate` plate folder is proven
+the same way by `write_synthetic_plate_manifests`):
 
 * ``stage`` is a Doppel synthetic generator stage (`GENERATORS`) and ``params.generator`` names that generator,
   ``params.synthetic`` is true, with the seed and settings it was made with;
@@ -27,8 +28,10 @@ from assets.workspace import VIRTUAL_ACTOR_ID
 from core.storage import MANIFEST_NAME, write_manifest
 
 SYNTHETIC_SESSION_STAGE = "synthetic_capture"
+SYNTHETIC_PLATE_STAGE = "synthetic_plate"
 # stage name -> the generator that alone writes it
-GENERATORS = {SYNTHETIC_SESSION_STAGE: "doppel.synthetic_capture.synthesize_capture"}
+GENERATORS = {SYNTHETIC_SESSION_STAGE: "doppel.synthetic_capture.synthesize_capture",
+              SYNTHETIC_PLATE_STAGE: "doppel.synthetic_plate.render_plate"}
 SYNTHETIC_NOTE = "not required: built-in virtual actor (synthetic, no real person's likeness)"
 
 
@@ -37,15 +40,30 @@ def write_synthetic_session_manifest(session_dir: str | os.PathLike, *, seed: in
     """Write SESSION/manifest.json proving the session synthetic (see the module doc); sign it with ``key`` (the
     workspace's, when the session is made inside one). settings: the generator's options (cameras, size,
     frames, ...), JSON-serialisable. Returns the manifest as written."""
-    session_dir = Path(session_dir)
-    files = sorted(p.relative_to(session_dir).as_posix() for p in session_dir.rglob("*")
-                   if p.is_file() and p.name != MANIFEST_NAME)
+    return _write_proof(Path(session_dir), SYNTHETIC_SESSION_STAGE, seed, settings, key)
+
+
+def write_synthetic_plate_manifests(plate_dir: str | os.PathLike, *, seed: int, settings: dict[str, Any],
+                                    key: ManifestKey | None = None) -> dict:
+    """Prove a `doppel capture plate` plate folder (plate.mp4, frames/, cameras.json) synthetic, as a session is:
+    PLATE/frames/manifest.json lists the frames (the frame folder given as a plate proves itself), then
+    PLATE/manifest.json lists every file (plate.mp4 given alone is proven by its listed hash). Returns the
+    folder's manifest."""
+    plate_dir = Path(plate_dir)
+    if (plate_dir / "frames").is_dir():
+        _write_proof(plate_dir / "frames", SYNTHETIC_PLATE_STAGE, seed, settings, key)
+    return _write_proof(plate_dir, SYNTHETIC_PLATE_STAGE, seed, settings, key)
+
+
+def _write_proof(folder: Path, stage: str, seed: int, settings: dict[str, Any], key: ManifestKey | None) -> dict:
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST_NAME)
     if not files:
-        raise FileNotFoundError(f"{session_dir}: no files to list in a synthetic session manifest")
-    params = {"synthetic": True, "generator": GENERATORS[SYNTHETIC_SESSION_STAGE], "seed": int(seed),
+        raise FileNotFoundError(f"{folder}: no files to list in a synthetic {stage} manifest")
+    params = {"synthetic": True, "generator": GENERATORS[stage], "seed": int(seed),
               **settings, "actor_id": VIRTUAL_ACTOR_ID, "consent_id": SYNTHETIC_NOTE}
-    manifest = write_manifest(session_dir, SYNTHETIC_SESSION_STAGE, params=params, outputs={f: f for f in files})
-    return sign_folder(session_dir, key) if key is not None else manifest
+    manifest = write_manifest(folder, stage, params=params, outputs={f: f for f in files})
+    return sign_folder(folder, key) if key is not None else manifest
 
 
 def synthetic_proof_problems(manifest: dict[str, Any], content: ContentDigest) -> list[str]:
@@ -57,6 +75,8 @@ def synthetic_proof_problems(manifest: dict[str, Any], content: ContentDigest) -
     params = manifest.get("params", {})
     if params.get("synthetic") is not True or params.get("generator") != GENERATORS[stage]:
         return [f"params do not name the generator {GENERATORS[stage]}"]
+    if not content.is_dir:          # one file of the folder: its listed hash was matched (`doppel.likeness`)
+        return []
     listed = {e["path"]: e["sha256"] for e in manifest.get("outputs", {}).values()}
     on_disk = {k: v for k, v in content.files.items() if k != MANIFEST_NAME}
     changed = sorted(p for p, sha in listed.items() if on_disk.get(p) != sha)

@@ -79,9 +79,9 @@ def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor wh
     if bool(photos) == (capture is not None):
         raise typer.BadParameter("give photos of the actor's face or --capture SESSION (one of the two)")
     if capture is not None:
-        from capture.session import check_session_folder
+        from capture.session import check_session_argument
 
-        capture = check_session_folder(capture)
+        capture = check_session_argument(capture)
     out = reference_folder(Workspace.open(workspace).root, actor_id)
     inputs = list(photos or [capture])
     with gate_from_cli(workspace, actor_id, production, use="face_replace", command="actor face",

@@ -105,11 +105,11 @@ def ingest_cmd(
 
     Processing a real actor's photos is the `scan` use: give --workspace/--actor/--production."""
     from capture.ingest import IngestConfig, ingest
-    from capture.session import check_session_folder
+    from capture.session import check_session_argument
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.capture_report import write_ingest_report
 
-    session_dir = check_session_folder(session_dir)
+    session_dir = check_session_argument(session_dir)
     cfg = IngestConfig(threshold_px=threshold, face=not no_face, hands=not no_hands)
     out = check_stage_out(out, "capture ingest", force, [session_dir])      # before any slow work
     with gate_from_cli(workspace, actor, production, use="scan", command="capture ingest",
@@ -271,12 +271,19 @@ def plate_cmd(
     performance: str = typer.Option("talk", "--performance", help="the face: talk, or expressive (brows, blinks "
                                     "and a pucker independent of the head's turns)"),
     force: bool = ForceOpt,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """A synthetic plate for face replacement: actor B performing (head turns, talking, hands over the face) in
-    front of a moving camera, and the ground truth with actor A's head on B (landmarks, head pose, masks)."""
+    front of a moving camera, and the ground truth with actor A's head on B (landmarks, head pose, masks).
+
+    The plate's manifests prove it synthetic (signed with the workspace's key inside a workspace), so `doppel swap`
+    takes it (plate.mp4 or frames/) as the virtual actor's without --plate-actor."""
+    import dataclasses
+
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.synthetic_motion import load_clip
     from doppel.synthetic_plate import PlateConfig, check_plate_config, parse_size, render_plate
+    from doppel.synthetic_provenance import write_synthetic_plate_manifests
 
     w, h = parse_size(size)
     cfg = PlateConfig(performer_seed=performer_seed, double_seed=double_seed, frames=frames, width=w, height=h,
@@ -285,10 +292,14 @@ def plate_cmd(
     check_plate_config(cfg)
     if anim is not None:
         load_clip(anim, max(1, frames))          # an unreadable clip fails here, before anything is written
+    ws = find_workspace(workspace)  # before the work: a wrong --workspace fails at once
     out = check_stage_out(out, "capture plate", force)
     with _progress() as prog, staged_stage_dir(out, "capture plate", force) as tmp:
         task = prog.add_task("plate", total=2 * frames)
         res = render_plate(tmp, cfg, progress=lambda i, n: prog.update(task, completed=i, total=n))
+        settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "performer_seed"}
+        write_synthetic_plate_manifests(tmp / "plate", seed=performer_seed, settings=settings,
+                                        key=ws.manifest_key() if ws is not None else None)
     s = res.summary
     console.print(f"{frames} frames at {w}x{h} ({renderer}) -> {out / 'plate'} and {out / 'ground_truth'}; yaw "
                   f"{s['yaw_range_deg']}, pitch {s['pitch_range_deg']} deg, {s['frames_with_occlusion']} frames with "

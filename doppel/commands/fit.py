@@ -74,9 +74,9 @@ def fit(
     if scan is None:
         if session is None:
             raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
-        from capture.session import check_session_folder
+        from capture.session import check_session_argument
 
-        session = check_session_folder(session)
+        session = check_session_argument(session)
         check_stage_out(out, "fit", force, [p for p in (session, landmarks, model_file) if p is not None])
         _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, correspondences,
                      detail_iterations, temporal_weight, workspace, actor, production, model_file,

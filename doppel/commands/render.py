@@ -73,13 +73,13 @@ def train(
     """Train the neural double (neural texture + deferred U-Net) on the session's photos and the fitted mesh."""
     import torch
 
-    from capture.session import check_session_folder
+    from capture.session import check_session_argument
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.render_ensemble import check_counts, train_ensemble
     from doppel.render_stage import MODEL_STAGE, TrainRequest, finish_training, resolve_device
     from neural_render.output_filter import check_output_filter
 
-    session = check_session_folder(session)
+    session = check_session_argument(session)
     if iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {iterations}")
     if supersample not in (1, 2, 4):
@@ -131,13 +131,13 @@ def distil(
     """Distil a trained ensemble (and its render jitter) into one model: one U-Net and one render per frame."""
     import torch
 
-    from capture.session import check_session_folder
+    from capture.session import check_session_argument
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.render_distil import DistilRequest, distil_session
     from doppel.render_stage import MODEL_STAGE, resolve_device
     from neural_render.output_filter import check_output_filter
 
-    session = check_session_folder(session)
+    session = check_session_argument(session)
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
     if supersample not in (None, 1, 2, 4):

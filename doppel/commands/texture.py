@@ -25,11 +25,11 @@ def texture(
 ) -> None:
     """Bake every calibrated photo onto the fitted mesh (visibility, frontal/close/sharp weighting, seam-aware
     blending, inpainting of unseen texels); writes OUT/albedo.png (+ EXR), coverage.png, manifest.json."""
-    from capture.session import check_session_folder
+    from capture.session import check_session_argument
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.texture_stage import TEXTURE_STAGE, bake_session, check_texture_size
 
-    session = check_session_folder(session)
+    session = check_session_argument(session)
     check_texture_size(size)
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, TEXTURE_STAGE, force, inputs)

@@ -215,3 +215,37 @@ def test_plate_with_a_clip_turns_the_head_of_the_clip(tmp_path, capsys):
     code, _, err = run_cli(capsys, "capture", "plate", "--out", tmp_path / "out2", "--anim", bad)
     assert code != 0 and str(bad) in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_plate_made_in_a_workspace_proves_itself_synthetic_to_the_swap_gate(tmp_path, capsys):
+    """`capture plate` signs its plate folder's proof in the workspace: `doppel swap` of plate.mp4 or of frames/
+    needs no --plate-actor (the virtual actor); an edited frame, or a plate made outside the workspace, is refused."""
+    import shutil
+
+    from assets.consent import ConsentError
+    from assets.workspace import init_workspace
+    from doppel.commands.swap import gate_plate
+
+    ws = init_workspace(tmp_path / "ws").root
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "capture", "plate", "--out", out, "--frames", 2, "--size", "64x48",
+                           "--camera", "static", "-W", ws)
+    assert code == 0, err
+    plate = out / "plate"
+    for given in (plate / "plate.mp4", plate / "frames", plate):
+        with gate_plate(ws, None, None, given) as run:
+            assert run.provenance["actor"] == "virtual", given
+    edited = tmp_path / "edited"
+    shutil.copytree(plate, edited)
+    frame = sorted((edited / "frames").glob("*.png"))[0]
+    frame.write_bytes(frame.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(ConsentError, match="changed or missing since it was generated"):
+        with gate_plate(ws, None, None, edited / "frames"):
+            pass
+    # (another plate: the same content as one the workspace has proven is known there by its hashes)
+    code, _, err = run_cli(capsys, "capture", "plate", "--out", tmp_path / "elsewhere", "--frames", 3, "--size",
+                           "64x48", "--camera", "static")
+    assert code == 0, err
+    with pytest.raises(ConsentError, match="written outside this workspace"):
+        with gate_plate(ws, None, None, tmp_path / "elsewhere" / "plate" / "plate.mp4"):
+            pass
