@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from doppel.commands.tables import print_table
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, find_workspace, gate_from_cli
 
 app = typer.Typer(help="Capture sessions: rig calibration, landmarks, masks, triangulation, QC, synthetic rig.",
@@ -58,7 +59,7 @@ def calibrate(
     for c in res.cameras:
         t.add_row(c.name, f"{c.K[0, 0]:.1f}", f"{c.K[1, 1]:.1f}", f"{c.K[0, 2]:.1f}", f"{c.K[1, 2]:.1f}",
                   f"{res.rms[c.name]:.3f}", str(len(res.views_used[c.name])), str(len(res.missing_views[c.name])))
-    console.print(t)
+    print_table(t, console)
     for cam, m, e in res.outlier_views:
         console.print(f"[yellow]outlier view left out: {cam}/{m} (RMS {e:.2f} px)[/yellow]")
     console.print(f"world frame: the board at moment {res.reference[1]!r} seen by {res.reference[0]!r}")
@@ -181,7 +182,7 @@ def qc_cmd(
     for q in items:
         t.add_row(f"{q.frame}/{q.camera}", f"{q.sharpness:.0f}", f"{q.exposure:.2f}", f"{q.clipped:.1%}",
                   ("yes" if q.pose else "no") if detect else "", "; ".join(q.warnings))
-    console.print(t)
+    print_table(t, console)
     n = sum(bool(q.warnings) for q in items)
     console.print(f"{n} of {len(items)} images with warnings; median sharpness "
                   f"{np.median([q.sharpness for q in items]):.0f}")

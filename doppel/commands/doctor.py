@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from doppel.commands.tables import print_table
 from doppel.environment import check_environment
 
 
@@ -22,7 +23,7 @@ def doctor() -> None:
     for c in checks:
         status = "[green]ok[/green]" if c.ok else ("[red]MISSING[/red]" if c.required else "[yellow]absent[/yellow]")
         table.add_row(c.name, status, c.detail + (f"  -> {c.fix}" if (not c.ok and c.fix) else ""))
-    console.print(table)
+    print_table(table, console)
     missing = [c for c in checks if c.required and not c.ok]
     if missing:
         for c in missing:
