@@ -44,6 +44,7 @@ import numpy as np
 from assets import watermark as wm
 from assets.content_credentials import EMBEDDED, UNMARKED, build_manifest, media_type, sidecar_path, sign_stream
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
+from core.stage_folders import shown_path
 from core.storage import default_mode, sha256_file
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,8 @@ class PendingDisclosure:
         path, ctx = Path(path), self.context
         if ctx.workspace is None:
             note = "not signed or watermarked: outside a workspace there is no signing identity or audit log"
-            log.log(logging.INFO if ctx.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING, "%s: %s", path, note)
+            log.log(logging.INFO if ctx.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING, "%s: %s", shown_path(path),
+                    note)
             return DisclosureResult(path, False, notes=(note,))
         marked = self.key is not None and not self.too_small       # key None: EXR (sidecar), never marked
         seq = self.payload.seq
@@ -259,7 +261,7 @@ def _note_once(path: Path, note: str) -> None:
     if len(_NOTED) >= _NOTED_MAX:
         _NOTED.clear()
     _NOTED.add(key)
-    log.warning("%s: %s (said once for the files written beside it)", path, note)
+    log.warning("%s: %s (said once for the files written beside it)", shown_path(path), note)
 
 
 class Discloser:

@@ -120,6 +120,17 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
         raise
 
 
+def shown_path(path: str | os.PathLike) -> Path:
+    """``path`` as a person should read it: a stage's temporary folder (``.OUT.tmp-HOST-PID-XXXX``) in it is shown
+    as the folder it becomes (OUT), so messages written while a stage runs name the final files."""
+    parts = list(Path(path).parts)
+    for i, part in enumerate(parts):
+        m = _TMP_RE.match(part)
+        if m and m["kind"] == "tmp":
+            parts[i] = m["name"]
+    return Path(*parts) if parts else Path(path)
+
+
 def _final_path(filename, tmp: Path, out: Path) -> str | None:
     """``filename`` (a path inside ``tmp``) as the path it would have under ``out``; None when it is not in tmp."""
     if not isinstance(filename, str | os.PathLike):

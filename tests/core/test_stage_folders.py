@@ -19,6 +19,7 @@ from core.stage_folders import (
     check_stage_out,
     clean_stale,
     folder_stage,
+    shown_path,
     staged_stage_dir,
 )
 
@@ -65,6 +66,14 @@ def test_oserror_names_the_final_path(tmp_path):
     with pytest.raises(OSError) as e, staged_stage_dir(out, "rig") as tmp:
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "rig.npz"))
     assert e.value.filename == str(out / "rig.npz") and e.value.errno == errno.ENOSPC
+
+
+def test_a_path_in_a_stages_temporary_folder_is_shown_as_its_final_path(tmp_path):
+    out = tmp_path / "shot.v2"
+    with staged_stage_dir(out, "render") as tmp:
+        assert shown_path(tmp / "ring02" / "0000.exr") == out / "ring02" / "0000.exr"
+    assert shown_path(out / "x.png") == out / "x.png"
+    assert shown_path(tmp_path / ".shot.old-vm-12-abc" / "x.png") == tmp_path / ".shot.old-vm-12-abc" / "x.png"
 
 
 @pytest.mark.parametrize(("content", "stage", "found"), [
