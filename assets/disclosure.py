@@ -64,7 +64,8 @@ class DisclosureContext:
     (None for the virtual actor), production, use: from the consent gate's authorisation; kind: "render"
     (trainedAlgorithmicMedia) or "composite" (a face replacement: compositeWithTrainedAlgorithmicMedia);
     ingredients: the input files (the plate) hashed into the manifest; label: visible text drawn on the image;
-    command: the command that wrote it (audit)."""
+    command: the command that wrote it (audit); performer, performer_consent: a face replacement's plate
+    performer (a real or unknown person whose performance the file alters; None: none, or the virtual actor)."""
 
     workspace: Workspace | None
     actor_id: str
@@ -75,6 +76,8 @@ class DisclosureContext:
     ingredients: tuple[Path, ...] = ()
     label: str | None = None
     command: str = ""
+    performer: str | None = None
+    performer_consent: str | None = None
 
     @staticmethod
     def from_run(run, kind: str = "render", ingredients: Sequence[str | os.PathLike] = (), label: str | None = None,
@@ -140,8 +143,14 @@ def _audit_seq(ctx: DisclosureContext, path: Path, ingredients: list[dict]) -> i
     with ctx.workspace.write() as con:
         entry = audit.append(con, {"action": "disclosure.mark", "command": ctx.command, "actor": ctx.actor_id,
                                    "consent": ctx.consent_id, "production": ctx.production, "use": ctx.use,
-                                   "kind": ctx.kind, "file": path.name, "ingredients": ingredients})
+                                   "kind": ctx.kind, "file": path.name, "ingredients": ingredients,
+                                   **_performer(ctx)})
     return entry.seq
+
+
+def _performer(ctx: DisclosureContext) -> dict:
+    """The plate performer's fields of an audit record and an assertion (none when there is none)."""
+    return {} if ctx.performer is None else {"performer": ctx.performer, "performer_consent": ctx.performer_consent}
 
 
 def disclose_file(path: str | os.PathLike, context: DisclosureContext) -> DisclosureResult:
@@ -234,7 +243,8 @@ class PendingDisclosure:
         seq = self.payload.seq
         assertion = {"actor": ctx.actor_id, "consent": ctx.consent_id, "production": ctx.production,
                      "use": ctx.use, "audit_seq": seq, "workspace": self.ws_id,
-                     "watermark": {"workspace_tag": self.payload.workspace_tag, "seq": seq} if marked else None}
+                     "watermark": {"workspace_tag": self.payload.workspace_tag, "seq": seq} if marked else None,
+                     **_performer(ctx)}
         manifest = build_manifest(self.name, ctx.kind, assertion, self.ingredients, self.label)
         sidecar = None
         try:

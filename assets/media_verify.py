@@ -11,6 +11,7 @@ when its C2PA manifest is invalid (edited after signing) or it cannot be read at
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -52,6 +53,9 @@ class RecordReport:
     consent: str | None = None
     consent_status: str = ""     # valid / revoked / expired / not needed (virtual actor) / unknown
     note: str = ""
+    performer: str | None = None          # a face replacement's plate performer, and their consent's status
+    performer_consent: str | None = None
+    performer_status: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,6 @@ def read_watermark(path: Path, key: wm.WatermarkKey | None) -> WatermarkReport:
 
 def lookup(ws: Workspace, seq: int, source: str, today: _dt.date | None = None) -> RecordReport:
     """The ``disclosure.mark`` audit record ``seq`` of ``ws`` and the consent's status ``today``."""
-    from assets.consent import ConsentError, get_consent
-
     with ws.read() as con:
         row = con.execute("SELECT record FROM audit WHERE seq=?", (seq,)).fetchone()
     if row is None:
@@ -129,14 +131,22 @@ def lookup(ws: Workspace, seq: int, source: str, today: _dt.date | None = None) 
     if rec.get("action") != "disclosure.mark":
         return RecordReport(source, seq, note=f"audit record {seq} is a {rec.get('action')!r}, not a disclosure")
     actor, consent = rec.get("actor"), rec.get("consent")
+    performer, performer_consent = rec.get("performer"), rec.get("performer_consent")
+    return RecordReport(source, seq, actor, rec.get("production"), rec.get("use"), consent,
+                        _consent_status(ws, actor, consent, today), performer=performer,
+                        performer_consent=performer_consent,
+                        performer_status=_consent_status(ws, performer, performer_consent, today) if performer else "")
+
+
+def _consent_status(ws: Workspace, actor: str | None, consent: str | None, today: _dt.date | None) -> str:
+    from assets.consent import ConsentError, get_consent
+
     if actor == VIRTUAL_ACTOR_ID or not consent:
-        status = "not needed (virtual actor)" if actor == VIRTUAL_ACTOR_ID else "unknown"
-    else:
-        try:
-            status = get_consent(ws, consent).status(today)
-        except ConsentError as e:
-            status = f"unknown ({e})"
-    return RecordReport(source, seq, actor, rec.get("production"), rec.get("use"), consent, status)
+        return "not needed (virtual actor)" if actor == VIRTUAL_ACTOR_ID else "unknown"
+    try:
+        return get_consent(ws, consent).status(today)
+    except ConsentError as e:
+        return f"unknown ({e})"
 
 
 def verify_file(path: str | Path, ws: Workspace | None, today: _dt.date | None = None) -> MediaReport:
@@ -165,10 +175,8 @@ def verify_file(path: str | Path, ws: Workspace | None, today: _dt.date | None =
             record = RecordReport("watermark", mark.seq, note="marked in another workspace")
         seq_c2pa = (creds.assertion or {}).get("audit_seq")
         if record is not None and mark.found and isinstance(seq_c2pa, int) and seq_c2pa != mark.seq:
-            record = RecordReport(record.source, record.seq, record.actor, record.production, record.use,
-                                  record.consent, record.consent_status,
-                                  f"the marks disagree: watermark audit {mark.seq}, C2PA audit {seq_c2pa} "
-                                  "(a manifest copied from another file?)")
+            record = dataclasses.replace(record, note=f"the marks disagree: watermark audit {mark.seq}, C2PA audit "
+                                                      f"{seq_c2pa} (a manifest copied from another file?)")
     return MediaReport(str(path), creds, mark, record)
 
 
@@ -188,6 +196,9 @@ def describe(r: MediaReport) -> list[str]:
         if rec.actor is not None:
             lines.append(f"  record (audit {rec.seq}, via {rec.source}): actor {rec.actor}, production "
                          f"{rec.production}, use {rec.use}, consent {rec.consent or '-'}: {rec.consent_status}")
+        if rec.performer is not None:
+            lines.append(f"  plate performer: actor {rec.performer}, consent {rec.performer_consent or '-'}: "
+                         f"{rec.performer_status}")
         if rec.note:
             lines.append(f"  record ({rec.source}): {rec.note}")
     return lines

@@ -16,6 +16,7 @@ that has never had `doppel keys init` gets a generated identity on first use (lo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,13 +55,19 @@ def _ensure_identity(ws) -> None:
 
 
 def discloser(run, no_provenance: bool, label: str | None, kind: str = "render",
-              ingredients: Sequence[str | Path] = ()) -> Discloser:
+              ingredients: Sequence[str | Path] = (), performer=None) -> Discloser:
     """A `assets.disclosure.Discloser` under ``run``'s authorisation: called on a written file it discloses it in
     place; its ``begin(name)`` lets a video or plate writer mark frames as it encodes them. With
-    ``--no-provenance`` (checked: virtual actor only) it only draws the visible label, if any."""
+    ``--no-provenance`` (checked: virtual actor only, for ``run`` and ``performer``) it only draws the visible
+    label, if any. performer: the run of a face replacement's plate-performer gate; unless it is the virtual
+    actor's, its actor and consent are recorded with every file (the file shows that person too)."""
     check_no_provenance(no_provenance, run)
+    if performer is not None:
+        check_no_provenance(no_provenance, performer)
     label = check_label(label)
     ctx = DisclosureContext.from_run(run, kind=kind, ingredients=ingredients, label=label)
+    if performer is not None and not performer.auth.virtual:
+        ctx = dataclasses.replace(ctx, performer=performer.auth.actor_id, performer_consent=performer.auth.consent_id)
     if no_provenance:
         if not label:
             return Discloser(None)

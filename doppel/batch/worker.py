@@ -144,8 +144,8 @@ def run_task(task, auth, gate_inputs, state_dir: str, run_id: str, resume: bool,
     fn = getattr(importlib.import_module(module), name)
     with preauthorized(auth, gate_inputs, more_auths) as runs:
         call_command(fn, **task.spec.call(dict(task.values)))
-    outputs = tuple((str(p), kind, tuple(str(i) for i in ins) if ins is not None else None)
-                    for run in runs for p, kind, ins in run.outputs)
+    outputs = tuple(dict.fromkeys((str(p), kind, tuple(str(i) for i in ins) if ins is not None else None)
+                                  for run in runs for p, kind, ins in run.outputs))   # one per output: gates share
     if not outputs:
         raise RuntimeError(f"{task.id}: the {task.stage} command reported no output")
     seconds = time.perf_counter() - t0

@@ -111,14 +111,14 @@ def swap(
     track = _check_before_consent(cfg, plate, landmarks, plate_colorspace)   # bad options fail first
     reference, performer, checked = _whom(workspace, plate_actor, face_reference, performer_photo, cfg)
     rigs = [rig] if rig else []
-    with gate_plate(workspace, plate_actor, production, plate, performer_photo, reference), \
+    with gate_plate(workspace, plate_actor, production, plate, performer_photo, reference) as plate_run, \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
                           inputs=[plate, double, *rigs], likeness=[double, *rigs],
                           evidence=[]) as run, tempfile.TemporaryDirectory() as work:
-        # watermark + C2PA on every output file (a composite with the plate as ingredient); refused opt-out for
-        # a real actor, checked before the slow work
+        # watermark + C2PA on every output file (a composite with the plate as ingredient, naming the plate's
+        # performer); refused opt-out for a real actor, double's or plate's, checked before the slow work
         disclose = discloser(run, no_provenance, label, kind="composite",
-                             ingredients=[plate] if plate.is_file() else [])
+                             ingredients=[plate] if plate.is_file() else [], performer=plate_run)
         info = _probe_with_progress(console, plate, plate_colorspace)   # a video decoded whole: after consent
         first, last = check_config(cfg, info)
         given = check_given_landmarks(track, last - first) if track is not None else None
@@ -128,6 +128,8 @@ def swap(
                                 params=_params(run, plate_actor, landmarks, checked), disclose=disclose,
                                 landmarks=given, plate_info=info, performer=performer)
         run.add_output(side_folder(out), kind="swap")
+        if not plate_run.auth.virtual:       # their performance is in it: listed when they revoke their consent
+            plate_run.add_output(side_folder(out), kind="swap")
     _print_result(console, result, out, side_folder(out), checked, performer is not None)
 
 

@@ -350,6 +350,38 @@ def _jane_rigged(tmp_path, capsys):
     return ws, root, until
 
 
+def test_a_real_performers_plate_swapped_with_the_virtual_double_is_disclosed_as_theirs(tmp_path, capsys):
+    """The virtual double on a real performer's plate: the output shows the performer, so --no-provenance is
+    refused, its credentials and audit record name them and their consent, and revoking that consent lists it."""
+    import json
+
+    from assets.consent import grant
+
+    ws, root, until = _jane_rigged(tmp_path, capsys)
+    cid = grant(ws, "stunt", ["face_replace"], "Film", until).id
+    code, _, err = run_cli(capsys, "rig", "--preview-size", 64, "--seed", 5, "--out", root / "rigs" / "virtual", "-W",
+                           root)     # (another seed: the same content as jane's rig would be known as hers)
+    assert code == 0, err
+    img = tmp_path / "plate.png"
+    cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    swap = ["swap", img, "--double", root / "rigs" / "virtual", "--production", "Film", "--plate-actor", "stunt",
+            "-W", root]
+    code, _, err = run_cli(capsys, *swap, "--out", tmp_path / "o1.png", "--no-provenance")
+    assert code == 1 and "imagery of actor 'stunt' is always watermarked and signed" in err, err
+    assert not (tmp_path / "o1.png").exists()
+    code, out, err = run_cli(capsys, *swap, "--out", tmp_path / "o2.png")
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "o2.png", "--json", "-W", root)
+    rep = json.loads(out)
+    assert rep["record"]["actor"] == "virtual" and rep["record"]["performer"] == "stunt", rep["record"]
+    assert rep["record"]["performer_consent"] == cid and rep["record"]["performer_status"] == "valid"
+    assert rep["c2pa"]["assertion"]["performer"] == "stunt"
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "o2.png", "-W", root)
+    assert f"plate performer: actor stunt, consent {cid}: valid" in out, out
+    code, out, err = run_cli(capsys, "consent", "revoke", cid, "--reason", "withdrawn", "-W", root)
+    assert code == 0 and str(tmp_path / "o2_swap") in out, out
+
+
 def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, capsys):
     import json
 
