@@ -57,6 +57,35 @@ LABEL_MAX = 80             # longest visible label (characters)
 
 
 @dataclass(frozen=True)
+class DisclosureGrant:
+    """What a process that may not open the workspace's index (a batch worker on any machine) needs to disclose
+    files as the workspace does: its signing identity, watermark secret and id, and the number of the
+    ``disclosure.mark`` audit record the driver appended for the task (`grant_disclosure`); every file the task
+    writes carries that number, so `doppel verify` leads from any of them to the task's record."""
+
+    identity: object               # assets.signing_keys.SigningIdentity
+    secret: bytes
+    workspace_id: str
+    seq: int
+
+    def __repr__(self) -> str:     # keep the secrets out of tracebacks and logs
+        return f"DisclosureGrant(workspace_id={self.workspace_id!r}, seq={self.seq})"
+
+
+def grant_disclosure(ws: Workspace, record: dict) -> DisclosureGrant:
+    """Append a ``disclosure.mark`` audit record (``record``: command, actor, consent, production, use, ...; the
+    caller's, e.g. a batch task's) and return the `DisclosureGrant` that discloses files under it elsewhere.
+    SigningIdentityError when the workspace's identity is missing, expired or unreadable (nothing is recorded)."""
+    from assets import audit
+    from assets.signing_keys import load_identity, watermark_secret, workspace_id
+
+    identity = load_identity(ws)
+    with ws.write() as con:
+        entry = audit.append(con, {"action": "disclosure.mark", **record})
+    return DisclosureGrant(identity, watermark_secret(ws), workspace_id(ws), entry.seq)
+
+
+@dataclass(frozen=True)
 class DisclosureContext:
     """Who and what a synthetic file is about. Ids only, never names.
 
@@ -78,6 +107,12 @@ class DisclosureContext:
     command: str = ""
     performer: str | None = None
     performer_consent: str | None = None
+    grant: DisclosureGrant | None = None     # outside the workspace's process: sign and mark under this grant
+
+    @property
+    def signs(self) -> bool:
+        """Whether files are signed and marked (in a workspace, or under a grant)."""
+        return self.workspace is not None or self.grant is not None
 
     @staticmethod
     def from_run(run, kind: str = "render", ingredients: Sequence[str | os.PathLike] = (), label: str | None = None,
@@ -85,7 +120,8 @@ class DisclosureContext:
         """The context of a `doppel.consent_gate.GatedRun` (its workspace and authorisation)."""
         a = run.auth
         return DisclosureContext(run.ws, a.actor_id, a.consent_id, a.production, a.use.value, kind,
-                                 tuple(Path(p) for p in ingredients), label, run.command)
+                                 tuple(Path(p) for p in ingredients), label, run.command,
+                                 grant=getattr(run, "disclosure_grant", None))
 
 
 @dataclass(frozen=True)
@@ -171,7 +207,7 @@ def disclose_file(path: str | os.PathLike, context: DisclosureContext) -> Disclo
         if pending.label or pending.key is not None:
             _rewrite_pixels(path, pending.mark)
     except BaseException:
-        if context.workspace is not None:
+        if context.signs:
             path.unlink(missing_ok=True)
         raise
     return pending.finish(path)
@@ -186,14 +222,18 @@ def begin_disclosure(name: str, context: DisclosureContext) -> PendingDisclosure
     from assets.signing_keys import load_identity, watermark_secret, workspace_id
 
     label = check_label(context.label)
-    if context.workspace is None:                  # nothing signed: any format takes the label
+    if not context.signs:                          # nothing signed: any format takes the label
         return PendingDisclosure(name, context, label)
     media_type(Path(name))
-    identity = load_identity(context.workspace)      # before anything is recorded
-    key = wm.WatermarkKey.from_secret(watermark_secret(context.workspace))
-    ws_id = workspace_id(context.workspace)
     ingredients = [{"name": p.name, "sha256": sha256_file(p)} for p in context.ingredients]
-    seq = _audit_seq(context, Path(name), ingredients)
+    if context.workspace is None:                  # a batch worker: the driver recorded the task (`grant`)
+        g = context.grant
+        identity, key, ws_id, seq = g.identity, wm.WatermarkKey.from_secret(g.secret), g.workspace_id, g.seq
+    else:
+        identity = load_identity(context.workspace)      # before anything is recorded
+        key = wm.WatermarkKey.from_secret(watermark_secret(context.workspace))
+        ws_id = workspace_id(context.workspace)
+        seq = _audit_seq(context, Path(name), ingredients)
     payload = wm.Payload(wm.workspace_tag(ws_id), seq)
     return PendingDisclosure(name, context, label, identity, key, ws_id, ingredients, payload)
 
@@ -234,7 +274,7 @@ class PendingDisclosure:
         """Sign the written file ``path`` in place (EXR: sidecar); on any failure it is removed and the error
         raised. Outside a workspace: nothing signed, ``disclosed=False`` (logged)."""
         path, ctx = Path(path), self.context
-        if ctx.workspace is None:
+        if self.identity is None:
             note = "not signed or watermarked: outside a workspace there is no signing identity or audit log"
             log.log(logging.INFO if ctx.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING, "%s: %s", shown_path(path),
                     note)
@@ -291,7 +331,7 @@ class Discloser:
 
     def check(self, name: str) -> None:
         """ValueError (one line) when a file called ``name`` cannot carry the disclosure; before any work."""
-        if self.context is not None and self.context.workspace is not None:      # signed in a workspace only
+        if self.context is not None and self.context.signs:      # signed in a workspace (or under its grant) only
             media_type(Path(name))
 
 

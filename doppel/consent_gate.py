@@ -137,6 +137,7 @@ class GatedRun:
     likeness: tuple[InputEvidence, ...] = ()      # the inputs read as the actor's likeness (their content is indexed)
     registered: list[Asset] = field(default_factory=list)   # filled by finish()
     audit_seq: int | None = None                             # filled by finish()
+    disclosure_grant: object | None = None    # a batch task's `assets.disclosure.DisclosureGrant` (no workspace here)
     _pending: list[_Pending] = field(default_factory=list)
     _described: dict = field(default_factory=dict)   # input -> (stored path, sha256, asset id), hashed once
 
@@ -358,7 +359,7 @@ _PREAUTHORIZED: contextvars.ContextVar = contextvars.ContextVar("doppel_preautho
 
 @contextlib.contextmanager
 def preauthorized(auth: Authorization, inputs: Sequence[str | os.PathLike],
-                  more: Sequence[tuple[Authorization, Sequence[str | os.PathLike]]] = ()
+                  more: Sequence[tuple[Authorization, Sequence[str | os.PathLike]]] = (), grant=None
                   ) -> Iterator[list[GatedRun]]:
     """Inside the block, `gate_from_cli` resolves, checks and registers nothing: it yields a `GatedRun` under
     ``auth``, which a caller that checked the consent itself (the batch driver: a Ray worker must never write the
@@ -366,11 +367,12 @@ def preauthorized(auth: Authorization, inputs: Sequence[str | os.PathLike],
     the caller checked), else ConsentError. ``more``: further (authorisation, inputs) pairs for a command that
     passes several gates (`doppel swap`: the double's actor and the plate's performer); each gate the command
     opens takes the first unused pair with its use and inputs. Yields the list of runs made, whose ``outputs``
-    the caller registers.
+    the caller registers. grant: the `assets.disclosure.DisclosureGrant` the caller made for the task (the runs'
+    imagery is signed and marked under it, as in the workspace); None: written undisclosed (no workspace).
     """
     runs: list[GatedRun] = []
     pending = [(a, {Path(i).resolve() for i in ins}) for a, ins in [(auth, inputs), *more]]
-    token = _PREAUTHORIZED.set((pending, runs))
+    token = _PREAUTHORIZED.set((pending, runs, grant))
     try:
         yield runs
     finally:
@@ -383,12 +385,12 @@ def is_preauthorized() -> bool:
 
 
 def _preauthorized_run(use: Use | str, command: str, inputs: Sequence[str | os.PathLike]):
-    pending, runs = _PREAUTHORIZED.get()
+    pending, runs, grant = _PREAUTHORIZED.get()
     asked = {Path(i).resolve() for i in inputs}
     for k, (auth, checked) in enumerate(pending):
         if parse_use(use) == auth.use and asked == checked:
             pending.pop(k)
-            run = GatedRun(None, auth, command, tuple(Path(i) for i in inputs))
+            run = GatedRun(None, auth, command, tuple(Path(i) for i in inputs), disclosure_grant=grant)
             runs.append(run)
             return contextlib.nullcontext(run)
     checked_text = "; ".join(f"{a.use.value} on {sorted(map(str, c))}" for a, c in pending) or "nothing more"

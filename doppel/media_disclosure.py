@@ -44,7 +44,8 @@ def check_no_provenance(no_provenance: bool, run) -> None:
                            f"actor {run.auth.actor_id!r} is always watermarked and signed")
 
 
-def _ensure_identity(ws) -> None:
+def ensure_identity(ws) -> None:
+    """Make the workspace's signing identity on first use (logged), as `doppel keys init` would."""
     from assets.signing_keys import CHAIN_NAME, IDENTITY_NAME, init_keys, keys_dir
 
     folder = keys_dir(ws)
@@ -75,6 +76,6 @@ def discloser(run, no_provenance: bool, label: str | None, kind: str = "render",
     elif run.ws is not None:
         from assets.signing_keys import load_identity
 
-        _ensure_identity(run.ws)
+        ensure_identity(run.ws)
         load_identity(run.ws)        # an expired or unreadable identity fails now, before any slow work
     return Discloser(ctx)

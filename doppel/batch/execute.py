@@ -249,10 +249,35 @@ class _Driver:
         if task.spec.gpu and self.has_gpu:
             opts["num_gpus"] = 1
         more = [(r.auth, list(spec.inputs)) for r, spec in self.extra_runs.get(task.id, [])]
+        try:
+            grant = self.disclosure_grant(task, run)
+        except DoppelError as e:         # an expired or unreadable signing identity: nothing undisclosed is made
+            self.conclude(task.id, "failed", str(e))
+            return
         ref = _remote(ray).options(**opts).remote(task, run.auth, list(g.inputs), self.state_dir,
-                                                   self.result.run_id, self.cfg.resume, more)
+                                                   self.result.run_id, self.cfg.resume, more, grant)
         self.in_flight[ref] = (task.id, run)
         st.status, st.submitted = "running", time.perf_counter()
+
+    def disclosure_grant(self, task: Task, run):
+        """The task's `assets.disclosure.DisclosureGrant` (its ``disclosure.mark`` audit record appended now, naming
+        the gate's actor and consent, and a swap's real plate performer): the worker signs and marks its imagery
+        under it as the command does in a workspace. None outside a workspace."""
+        if run.ws is None:
+            return None
+        from assets.disclosure import grant_disclosure
+        from doppel.media_disclosure import ensure_identity
+
+        ensure_identity(run.ws)
+
+        a = run.auth
+        record = {"command": f"batch {task.stage}", "actor": a.actor_id, "consent": a.consent_id,
+                  "production": a.production, "use": a.use.value, "kind": "batch task", "file": task.id,
+                  "ingredients": []}
+        for extra, _ in self.extra_runs.get(task.id, []):
+            if not extra.auth.virtual:
+                record.update(performer=extra.auth.actor_id, performer_consent=extra.auth.consent_id)
+        return grant_disclosure(run.ws, record)
 
     def collect(self, ref) -> str:
         """Take a finished task's result (or error) and register its outputs; returns its id."""

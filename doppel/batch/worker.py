@@ -127,10 +127,12 @@ def limit_threads() -> None:
         torch.set_num_threads(1)
 
 
-def run_task(task, auth, gate_inputs, state_dir: str, run_id: str, resume: bool, more_auths=()) -> TaskResult:
+def run_task(task, auth, gate_inputs, state_dir: str, run_id: str, resume: bool, more_auths=(),
+             grant=None) -> TaskResult:
     """Run one task in this process (a Ray worker): skip it when its record says its outputs are current (a
     retry, or --resume), else run the stage's command under ``auth`` (and ``more_auths``: (authorisation,
-    inputs) of its further gates) and record the outputs."""
+    inputs) of its further gates; ``grant``: the driver's `assets.disclosure.DisclosureGrant`, under which its
+    imagery is signed and marked) and record the outputs."""
     from doppel.batch.stages import call_command
     from doppel.consent_gate import preauthorized
 
@@ -142,7 +144,7 @@ def run_task(task, auth, gate_inputs, state_dir: str, run_id: str, resume: bool,
     key = task_key(task)
     module, _, name = task.spec.command.partition(":")
     fn = getattr(importlib.import_module(module), name)
-    with preauthorized(auth, gate_inputs, more_auths) as runs:
+    with preauthorized(auth, gate_inputs, more_auths, grant) as runs:
         call_command(fn, **task.spec.call(dict(task.values)))
     outputs = tuple(dict.fromkeys((str(p), kind, tuple(str(i) for i in ins) if ins is not None else None)
                                   for run in runs for p, kind, ins in run.outputs))   # one per output: gates share

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from assets import signing_keys as sk
+from assets.audit import entries
 from assets.consent import revoke
 from assets.content_credentials import build_manifest, read_credentials, sign_bytes
 from assets.disclosure import DisclosureContext, disclose_file
@@ -73,6 +74,27 @@ def test_flipped_byte_is_invalid_and_other_key_is_untrusted(ws_consent, tmp_path
     assert rep.state == "untrusted" and "untrusted" in rep.reason
     assert read_credentials(raw, anchor).state == "trusted"
     assert read_credentials(_png(tmp_path / "plain.png"), anchor).state == "absent"
+
+
+def test_a_grant_discloses_files_where_the_workspace_is_not_open(ws_consent, tmp_path):
+    """A batch worker's files: signed and marked under the driver's grant, no audit record of their own; verify
+    leads from each to the grant's record (the task's: actor, consent, the plate performer)."""
+    from assets.disclosure import grant_disclosure
+
+    ws, consent = ws_consent
+    g = grant_disclosure(ws, {"command": "batch swap", "actor": "jane", "consent": consent.id, "production": "Film",
+                              "use": "face_replace", "kind": "batch task", "file": "swap-0", "ingredients": [],
+                              "performer": "stunt", "performer_consent": None})
+    assert "secret" not in repr(g) and "PRIVATE" not in repr(g)
+    ctx = DisclosureContext(None, "jane", consent.id, "Film", "face_replace", kind="composite", grant=g)
+    records = len(entries(ws))
+    for name in ("a.png", "b.png"):
+        res = disclose_file(_png(tmp_path / name), ctx)
+        assert res.disclosed and res.seq == g.seq
+        rep = verify_file(tmp_path / name, ws)
+        assert rep.c2pa.state == "trusted" and rep.watermark.found and rep.watermark.seq == g.seq
+        assert rep.record.actor == "jane" and rep.record.performer == "stunt", rep.record
+    assert len(entries(ws)) == records          # the worker appends nothing
 
 
 def test_exr_gets_a_sidecar(ws_consent, tmp_path):

@@ -433,6 +433,14 @@ def test_swap_in_a_batch_passes_both_gates_in_the_driver(tmp_path, ray_session):
     assert (ws.root / "swaps" / "a.png").is_file() and (ws.root / "swaps" / "b_swap" / "tracks.npz").is_file()
     swapped = [a for a in list_assets(ws, actor_id="jane") if a.kind == "swap"]
     assert len(swapped) == 2
+    # the performer's too (their revocation lists them), once each: the two gates' outputs are one
+    assert len([a for a in list_assets(ws, actor_id="stunt") if a.kind == "swap"]) == 2
+    from assets.media_verify import verify_file
+
+    rep = verify_file(ws.root / "swaps" / "a.png", ws)
+    rec = rep.record
+    assert rec is not None, (rep.c2pa, rep.watermark)
+    assert rec.actor == "jane" and rec.performer == "stunt" and rec.performer_status == "valid", rec
     commands = [e.record.get("command") for e in entries(ws) if e.record.get("action", "").startswith("gate.")]
     assert commands.count("batch swap (plate performer)") >= 2 and commands.count("batch swap") == 2
     assert verify(ws).ok
