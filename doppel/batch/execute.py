@@ -262,8 +262,9 @@ class _Driver:
     def disclosure_grant(self, task: Task, run):
         """The task's `assets.disclosure.DisclosureGrant` (its ``disclosure.mark`` audit record appended now, naming
         the gate's actor and consent, and a swap's real plate performer): the worker signs and marks its imagery
-        under it as the command does in a workspace. None outside a workspace."""
-        if run.ws is None:
+        under it as the command does in a workspace. None outside a workspace, and for a stage that writes no imagery
+        (`StageSpec.discloses`)."""
+        if run.ws is None or not task.spec.discloses:
             return None
         from assets.disclosure import grant_disclosure
         from doppel.media_disclosure import ensure_identity

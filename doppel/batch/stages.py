@@ -69,6 +69,8 @@ class StageSpec:
     extra_gates: Callable[[dict], tuple[ExtraGate, ...]] | None = None   # gates the command opens before `gate`
     resolve: Callable[[dict, Path | None], None] | None = None   # fills values only the workspace knows (the
                                                    # driver calls it with the plan's workspace before gating)
+    discloses: bool = False                        # writes imagery of the likeness: signed and marked under the
+                                                   # driver's grant (`assets.disclosure.DisclosureGrant`)
 
 
 STAGES: dict[str, StageSpec] = {}
@@ -142,7 +144,8 @@ def _retarget_gate(v: dict) -> GateSpec:
 
 
 register_stage(StageSpec("retarget", RetargetJob, "retarget", "doppel.commands.retarget:retarget",
-                         (InputField("clips", "clip"), InputField("rig", "rig")), _retarget_call, _retarget_gate))
+                         (InputField("clips", "clip"), InputField("rig", "rig")), _retarget_call, _retarget_gate,
+                         discloses=True))
 
 
 # --- export --------------------------------------------------------------------------------------------------
@@ -203,7 +206,7 @@ def _rig_gate(v: dict) -> GateSpec:
 register_stage(StageSpec("rig", RigJob, "rig", "doppel.commands.rig:rig",
                          (InputField("fit", "fit", optional=True), InputField("model_file", "model_file",
                                                                                optional=True)),
-                         _rig_call, _rig_gate))
+                         _rig_call, _rig_gate, discloses=True))
 
 
 # --- fit -----------------------------------------------------------------------------------------------------
@@ -335,7 +338,7 @@ def _shot_gate(v: dict) -> GateSpec:
 register_stage(StageSpec("render shot", RenderShotJob, "render", "doppel.commands.render:shot",
                          (InputField("model", "model"), InputField("cameras", "cameras"),
                           InputField("rig", "rig", optional=True), InputField("anim", "anim", optional=True)),
-                         _shot_call, _shot_gate, gpu=True, chunk="frames"))
+                         _shot_call, _shot_gate, gpu=True, chunk="frames", discloses=True))
 
 
 # --- swap ----------------------------------------------------------------------------------------------------
@@ -392,4 +395,4 @@ def _swap_reference(v: dict, workspace: Path | None) -> None:
 register_stage(StageSpec("swap", SwapJob, "face_replace", "doppel.commands.swap:swap",
                          (InputField("plate", "plate"), InputField("double", "double"),
                           InputField("rig", "rig", optional=True)), _swap_call, _swap_gate, output="file",
-                         extra_gates=_swap_plate_gate, resolve=_swap_reference))
+                         extra_gates=_swap_plate_gate, resolve=_swap_reference, discloses=True))
