@@ -54,7 +54,9 @@ def state_of(report) -> ProvenanceState:
     words += ", watermarked" if mark.found else ", no watermark"
     if rec is not None and rec.actor is not None:
         words += f"; consent {rec.consent_status}"
-        if rec.consent_status in ("revoked", "expired"):
+        if rec.performer is not None:       # a face replacement's real plate performer: their consent too
+            words += f"; plate performer's consent {rec.performer_status}"
+        if rec.consent_status in ("revoked", "expired") or rec.performer_status in ("revoked", "expired"):
             return ProvenanceState(words, False, detail)
     ok = c2pa == "trusted" or (mark.found and rec is not None and rec.actor is not None)
     return ProvenanceState(words, bool(ok), detail)

@@ -294,3 +294,28 @@ def test_review_serve_answers_on_loopback(ws, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def test_provenance_column_fails_a_swap_whose_plate_performer_revoked(tmp_path):
+    """A face replacement names its real plate performer; once they revoke their consent the column fails it,
+    though the double's consent (here the virtual actor's) still holds."""
+    from PIL import Image
+
+    from assets.actors import add_actor
+    from assets.consent import grant, revoke
+    from assets.disclosure import DisclosureContext, disclose_file
+    from tests.assets.provenance_helpers import textured, workspace_with_actor
+
+    ws, _ = workspace_with_actor(tmp_path / "ws")
+    add_actor(ws, "Stunt Double", actor_id="stunt")
+    c = grant(ws, "stunt", ["face_replace"], "Film", "2099-01-01")
+    Image.fromarray(textured(3)).save(tmp_path / "swap.png")
+    disclose_file(tmp_path / "swap.png", DisclosureContext(ws, "virtual", None, "Film", "face_replace", "composite",
+                                                           command="swap", performer="stunt",
+                                                           performer_consent=c.id))
+    st = check_provenance(tmp_path / "swap.png", ws)
+    assert st.ok and st.state.endswith("consent not needed (virtual actor); plate performer's consent valid"), st
+    assert f"plate performer: actor stunt, consent {c.id}: valid" in st.detail
+    revoke(ws, c.id, "withdrawn")
+    st = check_provenance(tmp_path / "swap.png", ws)
+    assert not st.ok and "plate performer's consent revoked" in st.state, st
