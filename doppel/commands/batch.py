@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -32,9 +33,10 @@ def batch(
     console = Console()
     dag = build_dag(load_plan(plan))          # every plan error before anything runs
     if dry_run:
-        console.print(f"{len(dag.tasks)} tasks (root {dag.plan.root}):", highlight=False, markup=False)
+        console.print(f"{len(dag.tasks)} tasks (root {dag.plan.root}):", highlight=False, markup=False,
+                      soft_wrap=True)
         for line in dag.describe():
-            console.print("  " + line, highlight=False, markup=False)
+            console.print("  " + line, highlight=False, markup=False, soft_wrap=True)   # one line a task
         return
     cfg = BatchConfig(address=address, workers=workers, resume=resume, max_retries=max_retries)
     with Live(console=console, refresh_per_second=4, transient=False) as live:
@@ -43,10 +45,11 @@ def batch(
     console.print()
     counts = ", ".join(f"{res.count(s)} {s}" for s in STATUSES if res.count(s))
     console.print(f"{len(res.states)} tasks ({counts}) in {res.seconds:.1f} s; {res.ray}; report: {out}",
-                  highlight=False, markup=False)
+                  highlight=False, markup=False, soft_wrap=True)
     for st in res.states.values():
         if st.status not in ("done", "skipped"):
-            console.print(f"[red]{st.status}[/red] {st.task.id}: {st.message}", highlight=False)
+            console.print(f"[red]{st.status}[/red] {escape(st.task.id)}: {escape(st.message)}", highlight=False,
+                          soft_wrap=True)
     if not res.ok:
         raise typer.Exit(1)
 
