@@ -27,7 +27,8 @@ def init(org: str = typer.Option(None, "--org", help="Organisation named in the 
     info = init_keys(Workspace.open(workspace), org=org, cert=cert, key=key, force=force)
     Console().print(f"signing identity ({info.source}) for {info.org!r} in {info.folder}: signer "
                     f"{info.signer_subject}, valid until {info.not_after[:10]}; trust anchor sha256 "
-                    f"{info.anchor_sha256}", markup=False, highlight=False)
+                    f"{info.anchor_sha256}", markup=False, highlight=False,
+                    soft_wrap=True)        # the fingerprint is copied from this line: never wrapped
 
 
 @app.command("show")
@@ -37,4 +38,5 @@ def show(workspace: WorkspaceOpt = None) -> None:
 
     ident = load_identity(Workspace.open(workspace))
     Console().print(f"organisation {ident.org!r}, signer valid until {ident.not_after.date()}, trust anchor "
-                    f"sha256 {hashlib.sha256(ident.anchor_pem).hexdigest()}", markup=False, highlight=False)
+                    f"sha256 {hashlib.sha256(ident.anchor_pem).hexdigest()}", markup=False, highlight=False,
+                    soft_wrap=True)        # the fingerprint is copied from this line: never wrapped

@@ -13,4 +13,5 @@ from assets.workspace import STAGE_FOLDERS, init_workspace
 def init(directory: Path = typer.Argument(..., help="Folder of the new workspace (created if missing).")) -> None:
     """Create an asset-library workspace: SQLite index + stage folders. Safe to run twice."""
     ws = init_workspace(directory)
-    Console().print(f"workspace ready: {ws.root} (index {ws.index_path.name}; folders {', '.join(STAGE_FOLDERS)})")
+    Console().print(f"workspace ready: {ws.root} (index {ws.index_path.name}; folders {', '.join(STAGE_FOLDERS)})",
+                    soft_wrap=True)
