@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
 import doppel
@@ -45,6 +44,7 @@ from doppel.commands import swap as swap_cmd
 from doppel.commands import texture as texture_cmd
 from doppel.commands import verify as verify_cmd
 from doppel.commands import workspace as workspace_cmd
+from doppel.commands.tables import cli_console
 from doppel.quiet import native_stderr_filter, quiet_native_logs
 
 app = typer.Typer(
@@ -54,7 +54,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
+err_console = cli_console(stderr=True)
 _state = {"debug": False}
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from assets.actors import add_actor, id_is_hashed, list_actors
 from assets.text_fields import printable
 from assets.workspace import Workspace
-from doppel.commands.tables import print_table
+from doppel.commands.tables import cli_console, print_table
 from doppel.consent_gate import ProductionOpt, WorkspaceOpt
 
 app = typer.Typer(help="Actors: the real people whose likeness the workspace holds.", no_args_is_help=True)
@@ -24,7 +23,7 @@ def add(name: str = typer.Argument(..., help="The person's name, as in the conse
         workspace: WorkspaceOpt = None) -> None:
     """Register a real person. Nothing can be made from their likeness until `doppel consent grant`."""
     actor = add_actor(Workspace.open(workspace), name, actor_id)
-    console = Console()
+    console = cli_console()
     console.print(f"actor added: {actor.id} ({escape(actor.name)}); next: doppel consent grant {actor.id} --uses ... "
                   "--production ... --expires YYYY-MM-DD", highlight=False)
     if actor_id is None and id_is_hashed(actor.id, actor.name):
@@ -93,6 +92,6 @@ def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor wh
             n = write_face_reference(chosen, tmp, params)
         run.add_output(out, kind=REFERENCE_KIND)
     what, sheet = "view(s) of the capture" if capture else "photo(s)", out / CONTACT_SHEET
-    Console().print(f"face reference of {actor_id}: {n} {what} described -> {out} (their faces: {sheet}); "
+    cli_console().print(f"face reference of {actor_id}: {n} {what} described -> {out} (their faces: {sheet}); "
                     f"`doppel swap --plate-actor {actor_id}` swaps only them from now on", markup=False,
                     highlight=False, soft_wrap=True)

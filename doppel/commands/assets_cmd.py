@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
@@ -11,7 +10,7 @@ from rich.tree import Tree
 from assets.lineage import AssetNode, asset_tree, list_assets
 from assets.text_fields import printable
 from assets.workspace import Workspace
-from doppel.commands.tables import print_table
+from doppel.commands.tables import cli_console, print_table
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="The asset library: outputs registered by gated commands, with their lineage.",
@@ -37,7 +36,7 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
           workspace: WorkspaceOpt = None) -> None:
     """List registered assets, or with --tree what was made from the actor's captures."""
     ws = Workspace.open(workspace)
-    console = Console()
+    console = cli_console()
     if tree:
         if not actor:
             raise ValueError("assets list: --tree needs --actor A")
@@ -51,7 +50,7 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
 
         for r in roots:
             add(top, r)
-        console.print(top)
+        print_table(top, console)
         return
     table = Table("asset", "kind", "actor", "path", "made", "use", "production", "consent")
     for a in list_assets(ws, actor, kind):

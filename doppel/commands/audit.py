@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from assets import audit
 from assets.workspace import Workspace
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="The append-only, hash-chained audit log of every gated action.", no_args_is_help=True)
@@ -21,12 +21,12 @@ def verify(head: str | None = typer.Option(None, "--head", help="A head hash pri
            workspace: WorkspaceOpt = None) -> None:
     """Check the hash chain; names every edited, deleted or reordered record. Exit 1 on any problem."""
     report = audit.verify(Workspace.open(workspace), expected_head=head)
-    console = Console()
+    console = cli_console()
     if report.ok:
         console.print(f"audit log OK: {report.records} records, head {report.head_seq} {report.head_hash}",
                       soft_wrap=True)
         return
-    err = Console(stderr=True)
+    err = cli_console(stderr=True)
     for p in report.problems:
         err.print(f"[red]{escape(p.message)}[/red]", soft_wrap=True)
     err.print(f"[red]audit log FAILED: {len(report.problems)} problem(s) in {report.records} records[/red]")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+
+from doppel.commands.tables import cli_console
 
 
 def batch(
@@ -30,7 +31,7 @@ def batch(
     from doppel.batch.plan import load_plan
     from doppel.batch.report import STATUSES, write_html_report
 
-    console = Console()
+    console = cli_console()
     dag = build_dag(load_plan(plan))          # every plan error before anything runs
     if dry_run:
         console.print(f"{len(dag.tasks)} tasks (root {dag.plan.root}):", highlight=False, markup=False,

@@ -6,16 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from doppel.commands.tables import print_table
+from doppel.commands.tables import cli_console, print_table
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, find_workspace, gate_from_cli
 
 app = typer.Typer(help="Capture sessions: rig calibration, landmarks, masks, triangulation, QC, synthetic rig.",
                   no_args_is_help=True)
-console = Console()
+console = cli_console()
 ForceOpt = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output.")
 
 

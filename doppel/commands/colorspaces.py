@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
+
+from doppel.commands.tables import cli_console
 
 
 def colorspaces(
@@ -13,7 +14,7 @@ def colorspaces(
     """List the colour spaces of the OCIO config in use ($OCIO, else OpenColorIO's built-in ACES studio config)."""
     from capture.plate_colour import colorspace_families, config_name
 
-    console = Console()
+    console = cli_console()
     console.print(f"OCIO config: {config_name()}", markup=False, highlight=False)
     for name, fam in colorspace_families():
         if family is None or family.lower() in fam.lower():

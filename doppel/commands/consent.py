@@ -14,7 +14,7 @@ from assets.consent import Use, consents_for, grant, revoke
 from assets.lineage import Asset, outputs_under_consent
 from assets.text_fields import printable
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
-from doppel.commands.tables import print_table
+from doppel.commands.tables import cli_console, print_table
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="Consent records: which uses of an actor's likeness are allowed, where, until when.",
@@ -33,7 +33,7 @@ def grant_(actor: str = typer.Argument(..., help="Actor id (`doppel actor list`)
     """Record a consent signed by ACTOR."""
     c = grant(Workspace.open(workspace), actor, uses, production, expires, document)
     doc = f", document {_shown(c.document_name)} sha256 {c.document_sha256[:16]}..." if c.document_sha256 else ""
-    Console().print(f"consent {c.id}: {actor} allows {','.join(c.uses)} for {_shown(repr(c.production))} through "
+    cli_console().print(f"consent {c.id}: {actor} allows {','.join(c.uses)} for {_shown(repr(c.production))} through "
                     f"{c.expires.isoformat()}{doc}", highlight=False)
 
 
@@ -49,7 +49,7 @@ def revoke_(consent_id: str = typer.Argument(..., help="Consent id (`doppel cons
     """Revoke a consent at once: new work under it is refused; lists the outputs made under it."""
     ws = Workspace.open(workspace)
     c = revoke(ws, consent_id, reason)
-    console = Console()
+    console = cli_console()
     console.print(f"consent {c.id} revoked ({c.actor_id}, {_shown(repr(c.production))}); new work under it is refused",
                   highlight=False)
     direct, derived = outputs_under_consent(ws, c.id)
@@ -74,7 +74,7 @@ def show(actor: str = typer.Argument(..., help="Actor id."), workspace: Workspac
     ws = Workspace.open(workspace)
     today = _dt.date.today()
     records = consents_for(ws, actor)
-    console = Console()
+    console = cli_console()
     if not records:
         none = "the built-in virtual actor needs no consent" if actor == VIRTUAL_ACTOR_ID else "no consent records"
         console.print(f"{actor}: {none}")

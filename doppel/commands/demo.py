@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import WorkspaceOpt
 
 
@@ -31,7 +31,7 @@ def demo(
     out = check_stage_out(out, "demo", force)
     ws = open_for_actor(workspace, VIRTUAL_ACTOR_ID)  # fails now, not after the demo, if W is not a workspace
 
-    console = Console()
+    console = cli_console()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
         task = bar.add_task("demo", total=len(STAGES))

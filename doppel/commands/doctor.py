@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from doppel.commands.tables import print_table
+from doppel.commands.tables import cli_console, print_table
 from doppel.environment import check_environment
 
 
@@ -15,7 +14,7 @@ def doctor() -> None:
 
     Exits non-zero, naming the fix, when something required is missing.
     """
-    console = Console()
+    console = cli_console()
     checks = check_environment()
     table = Table(title="doppel doctor", show_lines=False)
     for col in ("component", "status", "detail"):

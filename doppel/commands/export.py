@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import albedo_for_rig
 
@@ -48,7 +48,7 @@ def export(
         raise ValueError(f"--format must be one of {FORMAT_HELP}, got {fmt!r}")
     options = default_options(fmt, preset, up, units)
     check_output_path(out, SUFFIXES[fmt])               # before any slow work
-    console = Console()
+    console = cli_console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
     with gate_from_cli(workspace, actor, production, use="export", command="export",
                        inputs=[rig_dir] + ([anim] if anim is not None else []), likeness=[rig_dir],

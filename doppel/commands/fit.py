@@ -6,9 +6,9 @@ import math
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 
@@ -111,7 +111,7 @@ def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, i
         read_pairs(pairs)                           # a bad pairs file fails before any slow work
     inputs = [scan] + ([pairs] if pairs else [])
     check_stage_out(out, "fit", force, inputs)      # before any slow work
-    console = Console()
+    console = cli_console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
     with gate_from_cli(workspace, actor, production, use="fit", command="fit", inputs=inputs) as run, \
             Progress(*columns, console=console) as bar:
@@ -192,7 +192,7 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
                     w_silhouette=silhouette_weight, correspondences=correspondences,
                     detail_iterations=detail_iterations, w_temporal=temporal_weight,
                     landmark_embedding=None if landmark_embedding is None else str(landmark_embedding))
-    console = Console()
+    console = cli_console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
                TimeElapsedColumn())
     total = sum(iters) + detail_iterations

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt
 from doppel.render_distil import STUDENT_OUTPUT_FILTER
@@ -95,7 +96,7 @@ def train(
                        options=options or None)
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
-    console = Console()
+    console = cli_console()
     with gate_from_cli(workspace, actor, production, use="render", command="render train", inputs=inputs) as run, \
             _optimisation_bar(console, "render train", iterations, "n/a (no --holdout)") as (progress, status):
         with staged_stage_dir(out, MODEL_STAGE, force or resume, inputs) as tmp:
@@ -148,7 +149,7 @@ def distil(
     req = DistilRequest(session, fit_dir, teacher, out, steps, minutes, jitter, dev, masks, supersample, output_filter)
     inputs = [p for p in (session, fit_dir, teacher, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force, inputs)
-    console = Console()
+    console = cli_console()
     with gate_from_cli(workspace, actor, production, use="render", command="render distil", inputs=inputs) as run, \
             _optimisation_bar(console, "render distil", steps, "n/a (no held-out cameras)") as (progress, status):
         with staged_stage_dir(out, MODEL_STAGE, force, inputs) as tmp:
@@ -220,7 +221,7 @@ def shot(
     dev = resolve_device(device)
     inputs = [p for p in (model_dir, cameras, rig, anim) if p is not None]
     check_stage_out(out, SHOT_STAGE, force, inputs)
-    console = Console()
+    console = cli_console()
     with gate_from_cli(workspace, actor, production, use="render", command="render shot", inputs=inputs,
                        likeness=[p for p in (model_dir, rig) if p is not None],
                        evidence=[p for p in (anim,) if p is not None]) as run, \

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from doppel.commands.retarget_face import face_take_options, retarget_face
 from doppel.commands.retarget_options import ClipArg, FpsOpt, HeadOpt, MaxMemoryOpt, OffsetOpt, OntoOpt
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
@@ -54,7 +54,7 @@ def retarget(
     from mocap_retarget.roles import apply_override, auto_map, load_bone_map
 
     check_preview_size(preview_size)
-    console = Console()
+    console = cli_console()
     motion, info = read_any_clip(clip, units=units)
     smap = auto_map(motion.names, motion.parents, motion.rest_positions(), motion.end_sites)
     if bone_map is not None:

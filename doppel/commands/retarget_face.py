@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import gate_from_cli
 from doppel.media_disclosure import discloser
 
@@ -44,7 +45,7 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
     if fps is not None and not fps > 0:
         raise ValueError(f"--fps must be > 0, got {fps:g}")
     if explain and (rig is None or out is None):
-        Console().print(explain_take(read_face_take(clip, fps)), markup=False, highlight=False, soft_wrap=True)
+        cli_console().print(explain_take(read_face_take(clip, fps)), markup=False, highlight=False, soft_wrap=True)
         return
     if rig is None or out is None:
         raise ValueError("--rig and --out are required (or use --explain alone to see the take)")
@@ -63,7 +64,7 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
         disclose = discloser(run, no_provenance, label)
         target = Rig.load(rig)
         if explain:
-            Console().print(explain_take(take, target), markup=False, highlight=False, soft_wrap=True)
+            cli_console().print(explain_take(take, target), markup=False, highlight=False, soft_wrap=True)
         body = Animation.load(onto) if onto is not None else None
         anim, summary = face_animation(take, target, head, body, offset)
         params = {"face_take": str(clip), "head": head, "onto": str(onto) if onto else None, "face_offset_s": offset,
@@ -73,7 +74,7 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
             files = write_face_take(tmp, anim, summary, target, params, take.source, preview_size, disclose,
                                     body=onto)
         run.add_output(out, kind="animation")
-    _report(Console(), summary, files, out)
+    _report(cli_console(), summary, files, out)
 
 
 def _report(console: Console, s: dict, files: dict, out: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
+
+from doppel.commands.tables import cli_console
 
 
 def review(
@@ -19,7 +20,7 @@ def review(
     beside metrics, figures, provenance) that opens from disk or over HTTP."""
     from doppel.review import build_site, make_server
 
-    console = Console()
+    console = cli_console()
     with console.status("review: writing the site"):
         res = build_site(source, out, force=force)
     console.print(f"review: {len(res.pages)} page(s), {res.viewers} 3D viewer(s) -> {res.index}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import (
     build_default_rig,
@@ -64,7 +64,7 @@ def rig(
         raise ValueError("--texture needs --fit (the texture is baked on a fit's mesh)")
     gate_inputs = [p for p in (model_file, fit_dir, texture) if p is not None]
     check_stage_out(out, "rig", force, gate_inputs)      # before any slow work
-    console = Console()
+    console = cli_console()
     # The likeness is the fit's (none without --fit: the rig is then generated from the model, the virtual actor).
     with gate_from_cli(workspace, actor, production, use="rig", command="rig", inputs=gate_inputs,
                        likeness=[fit_dir] if fit_dir is not None else []) as run, \

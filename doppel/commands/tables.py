@@ -1,15 +1,26 @@
-"""Printing a table of the CLI: Rich's box on a terminal (cut to its width, as usual); whole, never cut, when the
-output goes to a file or a pipe (a log, `grep`), where Rich would otherwise cut every cell to fit 80 columns."""
+"""What the CLI prints, as Rich prints it on a terminal; off one (a log, a pipe, `grep`), where Rich would wrap every
+line at 80 columns and cut every table cell to fit them, lines are never wrapped and tables are printed whole
+(paths, ids and fingerprints are copied from these lines)."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.tree import Tree
 
 
-def print_table(table: Table, console: Console | None = None) -> None:
-    """Print ``table`` on ``console`` (default: standard output); off a terminal at the width it needs."""
+def cli_console(**kwargs) -> Console:
+    """A command's `rich.console.Console` (``kwargs`` as Rich's): off a terminal its lines are never wrapped."""
+    console = Console(**kwargs)
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console
+
+
+def print_table(table: Table | Tree, console: Console | None = None) -> None:
+    """Print ``table`` (or a tree) on ``console`` (default: standard output); off a terminal at the width it
+    needs."""
     console = console or Console()
     if not console.is_terminal:
         need = Measurement.get(console, console.options.update(max_width=100_000), table).maximum

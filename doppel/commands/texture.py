@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 
@@ -33,7 +33,7 @@ def texture(
     check_texture_size(size)
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, TEXTURE_STAGE, force, inputs)
-    console = Console()
+    console = cli_console()
     with gate_from_cli(workspace, actor, production, use="fit", command="texture", inputs=inputs) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                      TimeElapsedColumn(), console=console) as bar:

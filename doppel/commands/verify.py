@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from doppel.commands.tables import cli_console
 from doppel.consent_gate import WorkspaceOpt
 
 
@@ -26,7 +26,7 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
         if workspace is not None:
             raise
         ws = None
-    console = Console(highlight=False)
+    console = cli_console(highlight=False)
     if ws is None and not as_json:
         console.print(f"(no workspace at {resolve_root(None)}: C2PA signature only, no trust anchor, "
                       "no watermark key)", markup=False)
