@@ -276,8 +276,7 @@ class PendingDisclosure:
         path, ctx = Path(path), self.context
         if self.identity is None:
             note = "not signed or watermarked: outside a workspace there is no signing identity or audit log"
-            log.log(logging.INFO if ctx.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING, "%s: %s", shown_path(path),
-                    note)
+            _note_once(path, note, logging.INFO if ctx.actor_id == VIRTUAL_ACTOR_ID else logging.WARNING)
             return DisclosureResult(path, False, notes=(note,))
         marked = self.key is not None and not self.too_small       # key None: EXR (sidecar), never marked
         seq = self.payload.seq
@@ -303,7 +302,7 @@ class PendingDisclosure:
         return DisclosureResult(path, True, seq, self.payload if marked else None, sidecar, tuple(self.notes))
 
 
-def _note_once(path: Path, note: str) -> None:
+def _note_once(path: Path, note: str, level: int = logging.WARNING) -> None:
     """Log a disclosure note of a written file, once per folder and note (a shot's or a plate's frames share it)."""
     key = (str(path.parent), note)
     if key in _NOTED:
@@ -311,7 +310,7 @@ def _note_once(path: Path, note: str) -> None:
     if len(_NOTED) >= _NOTED_MAX:
         _NOTED.clear()
     _NOTED.add(key)
-    log.warning("%s: %s (said once for the files written beside it)", shown_path(path), note)
+    log.log(level, "%s: %s (said once for the files written beside it)", shown_path(path), note)
 
 
 class Discloser:
