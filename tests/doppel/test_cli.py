@@ -111,3 +111,15 @@ def test_init_and_demo_quick(tmp_path, capsys):
     assert "head rotation vs the performer" in report and "swap/reenacted.png" in report
     with Image.open(tmp_path / "demo" / "swap" / "reenacted.png") as im:
         assert im.size == (2 * 256, 2 * 256)                                  # quick: 2 frames, plate over double
+
+
+def test_lines_printed_to_a_pipe_are_never_wrapped(tmp_path, capsys, monkeypatch):
+    """Off a terminal (a log, a pipe) a command's closing line keeps a long path whole on one line (Rich wrapped
+    at 80 columns), and `doppel --help` still fits a terminal's width."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    deep = tmp_path / ("a_long_folder_name_" * 4) / "studio_workspace"
+    code, out, _ = run_cli(capsys, "init", deep)
+    assert code == 0
+    assert any(line.startswith("workspace ready: ") and str(deep) in line for line in out.splitlines()), out
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 120, out
