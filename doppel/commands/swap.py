@@ -128,9 +128,11 @@ def swap(
             result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress,
                                 params=_params(run, plate_actor, landmarks, checked), disclose=disclose,
                                 landmarks=given, plate_info=info, performer=performer)
-        run.add_output(side_folder(out), kind="swap")
-        if not plate_run.auth.virtual:       # their performance is in it: listed when they revoke their consent
-            plate_run.add_output(side_folder(out), kind="swap")
+        # the swapped plate itself (what a revocation must withdraw) and its side folder, under both gates when the
+        # plate's performer is a real person (their performance is in it)
+        for gate in (run,) if plate_run.auth.virtual else (run, plate_run):
+            gate.add_output(out, kind="composite")
+            gate.add_output(side_folder(out), kind="swap")
     _print_result(console, result, out, side_folder(out), checked, performer is not None)
 
 

@@ -379,7 +379,11 @@ def test_a_real_performers_plate_swapped_with_the_virtual_double_is_disclosed_as
     code, out, _ = run_cli(capsys, "verify", tmp_path / "o2.png", "-W", root)
     assert f"plate performer: actor stunt, consent {cid}: valid" in out, out
     code, out, err = run_cli(capsys, "consent", "revoke", cid, "--reason", "withdrawn", "-W", root)
-    assert code == 0 and str(tmp_path / "o2_swap") in out, out
+    assert code == 0 and str(tmp_path / "o2_swap") in out and str(tmp_path / "o2.png") in out, out
+    # the swapped plate is known as theirs: given as a plate again, it is refused now their consent is revoked
+    code, _, err = run_cli(capsys, "swap", tmp_path / "o2.png", "--double", root / "rigs" / "virtual",
+                           "--production", "Film", "-W", root, "--out", tmp_path / "o3.png")
+    assert code == 1 and "stunt" in err and not (tmp_path / "o3.png").exists(), err
 
 
 def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, capsys):
