@@ -128,12 +128,16 @@ def swap(
             result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress,
                                 params=_params(run, plate_actor, landmarks, checked), disclose=disclose,
                                 landmarks=given, plate_info=info, performer=performer)
-        # the swapped plate itself (what a revocation must withdraw) and its side folder, under both gates when the
-        # plate's performer is a real person (their performance is in it)
-        for gate in (run,) if plate_run.auth.virtual else (run, plate_run):
-            gate.add_output(out, kind="composite")
-            gate.add_output(side_folder(out), kind="swap")
+        _register(out, side_folder(out), run, plate_run)
     _print_result(console, result, out, side_folder(out), checked, performer is not None)
+
+
+def _register(out: Path, side: Path, run, plate_run) -> None:
+    """The swapped plate itself (what a revocation must withdraw) and its side folder as outputs of the double's
+    gate, and of the plate performer's when they are a real person (their performance is in it)."""
+    for gate in (run,) if plate_run.auth.virtual else (run, plate_run):
+        gate.add_output(out, kind="composite")
+        gate.add_output(side, kind="swap")
 
 
 def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: str | None):
