@@ -172,7 +172,8 @@ def _export_call(v: dict) -> dict:
 
 def _export_gate(v: dict) -> GateSpec:
     anim = (v["anim"],) if v["anim"] else ()
-    return GateSpec((v["rig"], *anim), (v["rig"],), anim)
+    looks = (v["rig"], *((v["texture"],) if v["texture"] and not v["no_texture"] else ()))   # as the command's
+    return GateSpec((*looks, *anim), looks, anim)
 
 
 register_stage(StageSpec("export", ExportJob, "export", "doppel.commands.export:export",

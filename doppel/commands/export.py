@@ -50,8 +50,11 @@ def export(
     check_output_path(out, SUFFIXES[fmt])               # before any slow work
     console = cli_console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
+    # a --texture is a likeness too (a baked albedo is the actor's photographed skin): whose it is is decided with
+    # the rig's, so another actor's texture cannot leave under the rig's consent
+    looks = [rig_dir] + ([texture] if texture is not None and not no_texture else [])
     with gate_from_cli(workspace, actor, production, use="export", command="export",
-                       inputs=[rig_dir] + ([anim] if anim is not None else []), likeness=[rig_dir],
+                       inputs=looks + ([anim] if anim is not None else []), likeness=looks,
                        evidence=[anim] if anim is not None else []) as run, \
             Progress(*columns, console=console) as bar, tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
         task = bar.add_task("export: loading rig", total=3)

@@ -65,9 +65,10 @@ def rig(
     gate_inputs = [p for p in (model_file, fit_dir, texture) if p is not None]
     check_stage_out(out, "rig", force, gate_inputs)      # before any slow work
     console = cli_console()
-    # The likeness is the fit's (none without --fit: the rig is then generated from the model, the virtual actor).
+    # The likeness is the fit's and its baked texture's (none without --fit: the rig is then generated from the
+    # model, the virtual actor); a texture of another actor than the fit's is refused as inputs of two actors.
     with gate_from_cli(workspace, actor, production, use="rig", command="rig", inputs=gate_inputs,
-                       likeness=[fit_dir] if fit_dir is not None else []) as run, \
+                       likeness=[p for p in (fit_dir, texture) if p is not None]) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         task = bar.add_task(f"rig: loading {model}", total=3)

@@ -127,3 +127,21 @@ def test_export_rig_that_fails_validate(tmp_path, capsys, tiny_rig_dir, gate):
     code, out, err = run_cli(capsys, "export", str(d), "--out", str(tmp_path / "a.usdz"), "--no-texture", *gate)
     assert code == 1 and "invalid rig: skin_weights" in err and "do not sum to 1" in err
     assert not (tmp_path / "a.usdz").exists()
+
+
+def test_a_texture_of_another_actor_cannot_leave_under_the_rigs_consent(tmp_path, capsys, tiny_rig_dir,
+                                                                         texture_png, gate):
+    """--texture is a likeness input: another actor's baked albedo is refused with actor-42's rig (inputs of two
+    actors), and nothing is written."""
+    import shutil
+
+    from core.storage import write_manifest
+
+    tex = tmp_path / "jane_tex"
+    tex.mkdir()
+    shutil.copy(texture_png, tex / "albedo.png")
+    write_manifest(tex, "texture", params={"actor_id": "jane"}, outputs={"albedo": "albedo.png"})
+    code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(tmp_path / "x.glb"),
+                           "--texture", str(tex / "albedo.png"), *gate)
+    assert code == 1 and "several actors" in err and "jane" in err, err
+    assert not (tmp_path / "x.glb").exists()

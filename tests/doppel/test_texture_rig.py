@@ -72,3 +72,17 @@ def test_rig_refuses_a_texture_of_another_topology(tmp_path, capsys, anny_sessio
     assert not (tmp_path / "rig").exists()
     code, out, err = run_cli(capsys, "rig", "--texture", tex, "--out", tmp_path / "rig")
     assert code != 0 and "--texture needs --fit" in " ".join((out + err).split())
+
+
+def test_a_texture_of_another_actor_is_a_likeness_of_the_rig(tmp_path, capsys, anny_session):
+    """The virtual actor's fit with a texture folder recording actor 'jane': the rig would carry jane's skin, so
+    the gate decides on both (jane's, who needs a workspace and a consent): refused, nothing written."""
+    tex = tmp_path / "tex"
+    tex.mkdir()
+    (tex / "albedo.png").write_bytes(b"")
+    write_manifest(tex, "texture", params={"actor_id": "jane"}, outputs={"albedo": "albedo.png"},
+                   extra={"texture": {"signature": "0000000000000000"}})
+    code, out, err = run_cli(capsys, "rig", "--fit", anny_session / "fit", "--texture", tex, "--out",
+                             tmp_path / "rig", "--preview-size", "64")
+    assert code != 0 and "jane" in " ".join((out + err).split()), out + err
+    assert not (tmp_path / "rig").exists()
