@@ -44,7 +44,7 @@ from doppel.commands import swap as swap_cmd
 from doppel.commands import texture as texture_cmd
 from doppel.commands import verify as verify_cmd
 from doppel.commands import workspace as workspace_cmd
-from doppel.commands.tables import cli_console
+from doppel.commands.cli_output import cli_console
 from doppel.quiet import native_stderr_filter, quiet_native_logs
 
 app = typer.Typer(

@@ -270,7 +270,6 @@ class _Driver:
         from doppel.media_disclosure import ensure_identity
 
         ensure_identity(run.ws)
-
         a = run.auth
         record = {"command": f"batch {task.stage}", "actor": a.actor_id, "consent": a.consent_id,
                   "production": a.production, "use": a.use.value, "kind": "batch task", "file": task.id,

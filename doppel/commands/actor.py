@@ -11,7 +11,7 @@ from rich.table import Table
 from assets.actors import add_actor, id_is_hashed, list_actors
 from assets.text_fields import printable
 from assets.workspace import Workspace
-from doppel.commands.tables import cli_console, print_table
+from doppel.commands.cli_output import cli_console, print_table
 from doppel.consent_gate import ProductionOpt, WorkspaceOpt
 
 app = typer.Typer(help="Actors: the real people whose likeness the workspace holds.", no_args_is_help=True)
@@ -93,5 +93,5 @@ def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor wh
         run.add_output(out, kind=REFERENCE_KIND)
     what, sheet = "view(s) of the capture" if capture else "photo(s)", out / CONTACT_SHEET
     cli_console().print(f"face reference of {actor_id}: {n} {what} described -> {out} (their faces: {sheet}); "
-                    f"`doppel swap --plate-actor {actor_id}` swaps only them from now on", markup=False,
-                    highlight=False, soft_wrap=True)
+                        f"`doppel swap --plate-actor {actor_id}` swaps only them from now on", markup=False,
+                        highlight=False, soft_wrap=True)

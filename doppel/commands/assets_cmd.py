@@ -10,7 +10,7 @@ from rich.tree import Tree
 from assets.lineage import AssetNode, asset_tree, list_assets
 from assets.text_fields import printable
 from assets.workspace import Workspace
-from doppel.commands.tables import cli_console, print_table
+from doppel.commands.cli_output import cli_console, print_table
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="The asset library: outputs registered by gated commands, with their lineage.",

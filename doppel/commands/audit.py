@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from assets import audit
 from assets.workspace import Workspace
-from doppel.commands.tables import cli_console
+from doppel.commands.cli_output import cli_console
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="The append-only, hash-chained audit log of every gated action.", no_args_is_help=True)

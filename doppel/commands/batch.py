@@ -9,7 +9,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from doppel.commands.tables import cli_console
+from doppel.commands.cli_output import cli_console
 
 
 def batch(

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from doppel.commands.tables import cli_console, print_table
+from doppel.commands.cli_output import cli_console, print_table
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, find_workspace, gate_from_cli
 
 app = typer.Typer(help="Capture sessions: rig calibration, landmarks, masks, triangulation, QC, synthetic rig.",

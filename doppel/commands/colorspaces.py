@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from doppel.commands.tables import cli_console
+from doppel.commands.cli_output import cli_console
 
 
 def colorspaces(

@@ -14,7 +14,7 @@ from assets.consent import Use, consents_for, grant, revoke
 from assets.lineage import Asset, outputs_under_consent
 from assets.text_fields import printable
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
-from doppel.commands.tables import cli_console, print_table
+from doppel.commands.cli_output import cli_console, print_table
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="Consent records: which uses of an actor's likeness are allowed, where, until when.",
@@ -33,8 +33,8 @@ def grant_(actor: str = typer.Argument(..., help="Actor id (`doppel actor list`)
     """Record a consent signed by ACTOR."""
     c = grant(Workspace.open(workspace), actor, uses, production, expires, document)
     doc = f", document {_shown(c.document_name)} sha256 {c.document_sha256[:16]}..." if c.document_sha256 else ""
-    cli_console().print(f"consent {c.id}: {actor} allows {','.join(c.uses)} for {_shown(repr(c.production))} through "
-                    f"{c.expires.isoformat()}{doc}", highlight=False)
+    cli_console().print(f"consent {c.id}: {actor} allows {','.join(c.uses)} for {_shown(repr(c.production))} "
+                        f"through {c.expires.isoformat()}{doc}", highlight=False)
 
 
 def _shown(value: str | None) -> str:

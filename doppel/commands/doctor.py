@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from doppel.commands.tables import cli_console, print_table
+from doppel.commands.cli_output import cli_console, print_table
 from doppel.environment import check_environment
 
 

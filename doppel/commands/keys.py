@@ -8,7 +8,7 @@ import typer
 
 from assets.signing_keys import init_keys, load_identity
 from assets.workspace import Workspace
-from doppel.commands.tables import cli_console
+from doppel.commands.cli_output import cli_console
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="The studio signing identity (C2PA) of a workspace.", no_args_is_help=True)
@@ -26,9 +26,9 @@ def init(org: str = typer.Option(None, "--org", help="Organisation named in the 
     Private keys are written with mode 0600 and never printed."""
     info = init_keys(Workspace.open(workspace), org=org, cert=cert, key=key, force=force)
     cli_console().print(f"signing identity ({info.source}) for {info.org!r} in {info.folder}: signer "
-                    f"{info.signer_subject}, valid until {info.not_after[:10]}; trust anchor sha256 "
-                    f"{info.anchor_sha256}", markup=False, highlight=False,
-                    soft_wrap=True)        # the fingerprint is copied from this line: never wrapped
+                        f"{info.signer_subject}, valid until {info.not_after[:10]}; trust anchor sha256 "
+                        f"{info.anchor_sha256}", markup=False, highlight=False,
+                        soft_wrap=True)        # the fingerprint is copied from this line: never wrapped
 
 
 @app.command("show")
@@ -38,5 +38,5 @@ def show(workspace: WorkspaceOpt = None) -> None:
 
     ident = load_identity(Workspace.open(workspace))
     cli_console().print(f"organisation {ident.org!r}, signer valid until {ident.not_after.date()}, trust anchor "
-                    f"sha256 {hashlib.sha256(ident.anchor_pem).hexdigest()}", markup=False, highlight=False,
-                    soft_wrap=True)        # the fingerprint is copied from this line: never wrapped
+                        f"sha256 {hashlib.sha256(ident.anchor_pem).hexdigest()}", markup=False, highlight=False,
+                        soft_wrap=True)        # the fingerprint is copied from this line: never wrapped

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from doppel.commands.cli_output import cli_console
 from doppel.commands.retarget_face import face_take_options, retarget_face
 from doppel.commands.retarget_options import ClipArg, FpsOpt, HeadOpt, MaxMemoryOpt, OffsetOpt, OntoOpt
-from doppel.commands.tables import cli_console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser

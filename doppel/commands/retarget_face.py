@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from doppel.commands.tables import cli_console
+from doppel.commands.cli_output import cli_console
 from doppel.consent_gate import gate_from_cli
 from doppel.media_disclosure import discloser
 

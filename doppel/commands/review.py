@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from doppel.commands.tables import cli_console
+from doppel.commands.cli_output import cli_console
 
 
 def review(
