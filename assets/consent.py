@@ -240,3 +240,18 @@ def find_valid(con: sqlite3.Connection, actor_id: str, use: Use | str, productio
     raise ConsentError(f"refused: no valid consent from actor {actor_id!r} for use {use.value!r} in production "
                        f"{production!r} on {today.isoformat()} ({seen}); record one with `doppel consent grant "
                        f"{actor_id} --uses {use.value} --production {production!r} --expires YYYY-MM-DD`")
+
+
+def outputs_of_lapsed_consents(ws: Workspace, today: _dt.date | None = None) -> list[tuple]:
+    """(assets.lineage.Asset, Consent) for every registered output whose consent is revoked, or expired on
+    ``today`` (default: the local date): likeness a gated command could no longer make, which a review site or a
+    hand-off must not copy anew. Oldest first; outputs of the virtual actor (no consent) never appear."""
+    from assets.lineage import asset_from_row
+
+    today = today or _dt.date.today()
+    with ws.read() as con:
+        rows = con.execute("SELECT a.*, c.id AS c_id FROM assets a JOIN consents c ON c.id = a.consent_id "
+                           "WHERE c.revoked IS NOT NULL OR c.expires < ? ORDER BY a.created, a.rowid",
+                           (today.isoformat(),)).fetchall()
+        consents = {cid: _get(con, cid) for cid in {r["c_id"] for r in rows}}
+    return [(asset_from_row(r), consents[r["c_id"]]) for r in rows]

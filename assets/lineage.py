@@ -63,7 +63,7 @@ def workspace_relative(ws: Workspace, path: str | os.PathLike) -> str:
         return str(p)
 
 
-def _row(r: sqlite3.Row) -> Asset:
+def asset_from_row(r: sqlite3.Row) -> Asset:
     return Asset(r["id"], r["kind"], r["path"], r["sha256"], r["actor_id"], r["consent_id"], r["use"],
                  r["production"], r["created"], r["audit_seq"])
 
@@ -72,7 +72,7 @@ def find_by_path(con: sqlite3.Connection, stored_path: str) -> Asset | None:
     """The latest asset registered at this (stored-form) path, if any."""
     r = con.execute("SELECT * FROM assets WHERE path=? ORDER BY created DESC, rowid DESC LIMIT 1",
                     (stored_path,)).fetchone()
-    return _row(r) if r else None
+    return asset_from_row(r) if r else None
 
 
 def find_parent(con: sqlite3.Connection, stored_path: str, sha256: str) -> Asset | None:
@@ -81,7 +81,7 @@ def find_parent(con: sqlite3.Connection, stored_path: str, sha256: str) -> Asset
     r = con.execute("SELECT * FROM assets WHERE path=? AND sha256=? ORDER BY created DESC, rowid DESC LIMIT 1",
                     (stored_path, sha256)).fetchone()
     if r:
-        return _row(r)
+        return asset_from_row(r)
     p = PurePosixPath(stored_path)
     for folder in p.parents:
         if str(folder) in (".", "/"):
@@ -96,7 +96,7 @@ def get_asset(con: sqlite3.Connection, asset_id: str) -> Asset:
     r = con.execute("SELECT * FROM assets WHERE id=?", (asset_id,)).fetchone()
     if r is None:
         raise LineageError(f"unknown asset {asset_id!r}")
-    return _row(r)
+    return asset_from_row(r)
 
 
 def new_asset_id(kind: str) -> str:
@@ -123,14 +123,14 @@ def list_assets(ws: Workspace, actor_id: str | None = None, kind: str | None = N
     if kind:
         sql, args = sql + " AND kind=?", [*args, kind]
     with ws.read() as con:
-        return [_row(r) for r in con.execute(sql + " ORDER BY created, rowid", args)]
+        return [asset_from_row(r) for r in con.execute(sql + " ORDER BY created, rowid", args)]
 
 
 def parents_of(ws: Workspace, asset_id: str) -> list[Asset]:
     with ws.read() as con:
         rows = con.execute("SELECT a.* FROM lineage l JOIN assets a ON a.id=l.parent_id WHERE l.child_id=? "
                            "ORDER BY a.created", (asset_id,)).fetchall()
-    return [_row(r) for r in rows]
+    return [asset_from_row(r) for r in rows]
 
 
 def asset_tree(ws: Workspace, actor_id: str) -> list[AssetNode]:
@@ -139,15 +139,15 @@ def asset_tree(ws: Workspace, actor_id: str) -> list[AssetNode]:
     appears under both."""
     with ws.read() as con:
         get_actor(con, actor_id)  # ActorError naming the known actors
-        own = {r["id"]: _row(r) for r in con.execute("SELECT * FROM assets WHERE actor_id=? ORDER BY created, rowid",
-                                                       (actor_id,))}
+        own = {r["id"]: asset_from_row(r) for r in con.execute(
+            "SELECT * FROM assets WHERE actor_id=? ORDER BY created, rowid", (actor_id,))}
         # Everything reachable from the actor's assets, with its edges (recursive walk down the lineage).
         rows = con.execute(
             """WITH RECURSIVE down(id) AS (SELECT id FROM assets WHERE actor_id=?
                    UNION SELECT l.child_id FROM lineage l JOIN down d ON l.parent_id=d.id)
                SELECT a.* FROM assets a JOIN down d ON a.id=d.id ORDER BY a.created, a.rowid""",
             (actor_id,)).fetchall()
-        assets = {r["id"]: _row(r) for r in rows}
+        assets = {r["id"]: asset_from_row(r) for r in rows}
         ids = list(assets)
         edges = []
         for i in range(0, len(ids), 500):
@@ -173,9 +173,9 @@ def asset_tree(ws: Workspace, actor_id: str) -> list[AssetNode]:
 def outputs_under_consent(ws: Workspace, consent_id: str) -> tuple[list[Asset], list[Asset]]:
     """(assets made under this consent, assets made later from those under other consents or none)."""
     with ws.read() as con:
-        direct = [_row(r) for r in con.execute("SELECT * FROM assets WHERE consent_id=? ORDER BY created, rowid",
-                                               (consent_id,))]
-        derived = [_row(r) for r in con.execute(
+        direct = [asset_from_row(r) for r in con.execute(
+            "SELECT * FROM assets WHERE consent_id=? ORDER BY created, rowid", (consent_id,))]
+        derived = [asset_from_row(r) for r in con.execute(
             """WITH RECURSIVE down(id) AS (SELECT id FROM assets WHERE consent_id=?
                    UNION SELECT l.child_id FROM lineage l JOIN down d ON l.parent_id=d.id)
                SELECT a.* FROM assets a JOIN down d ON a.id=d.id

@@ -24,6 +24,9 @@ def review(
     with console.status("review: writing the site"):
         res = build_site(source, out, force=force)
     console.print(f"review: {len(res.pages)} page(s), {res.viewers} 3D viewer(s) -> {res.index}")
+    if res.withheld:
+        console.print(f"review: {res.withheld} output(s) of revoked or expired consents listed without their files "
+                      "(their pages say what to withdraw)")
     if not serve:
         return
     server = make_server(res.root, port)

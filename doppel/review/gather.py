@@ -38,6 +38,8 @@ class StageView:
     files: list[Path] = field(default_factory=list)  # media and table files to show, relative to ``path``
                                                      # (for a file output: [Path(path.name)])
     truncated: int = 0            # media files left out beyond MAX_FILES_PER_STAGE
+    withheld: str = ""            # why none of its files is copied into the site (its consent lapsed); "" shown
+    withheld_files: int = 0       # files inside it left out because they are outputs of a lapsed consent
 
 
 @dataclass
@@ -80,13 +82,53 @@ def _gather_workspace(root: Path) -> ReviewData:
 
     ws = Workspace.open(root)
     data = ReviewData(root.resolve(), f"Workspace {root.resolve().name}", True, audit=audit.verify(ws))
+    lapsed = lapsed_paths(ws)
     for actor in list_actors(ws):
         view = ActorView(actor, consents_for(ws, actor.id), asset_tree(ws, actor.id))
         for a in list_assets(ws, actor_id=actor.id):
             p = Path(a.path) if Path(a.path).is_absolute() else ws.root / a.path
-            view.stages.append(stage_view(p, a.path, kind=a.kind, asset=a))
+            why = withheld_because(p, lapsed)
+            view.stages.append(withheld_view(p, a, why) if why else
+                               without_lapsed(stage_view(p, a.path, kind=a.kind, asset=a), lapsed))
         data.actors.append(view)
     return data
+
+
+def lapsed_paths(ws) -> dict[Path, str]:
+    """Absolute path -> why: every registered output whose consent is revoked or expired today (the same file or
+    folder may be registered under two consents: a swap under the double's and the plate performer's)."""
+    from assets.consent import outputs_of_lapsed_consents
+
+    out: dict[Path, str] = {}
+    for a, c in outputs_of_lapsed_consents(ws):
+        p = Path(a.path) if Path(a.path).is_absolute() else ws.root / a.path
+        when = f"revoked {c.revoked[:10]}" if c.revoked else f"expired {c.expires.isoformat()}"
+        out.setdefault(p, f"consent {c.id} of actor {c.actor_id} {when}")
+    return out
+
+
+def withheld_because(path: Path, lapsed: dict[Path, str]) -> str:
+    """Why ``path`` may not be copied into the site: it, or a folder holding it, is an output of a lapsed consent;
+    "" when nothing lapsed covers it."""
+    for p in (path, *path.parents):
+        if p in lapsed:
+            return lapsed[p]
+    return ""
+
+
+def without_lapsed(view: StageView, lapsed: dict[Path, str]) -> StageView:
+    """``view`` less the files inside it that are outputs of a lapsed consent (a swapped plate written into a
+    folder registered under another consent)."""
+    base = view.path.parent if view.path.is_file() else view.path
+    keep = [rel for rel in view.files if not withheld_because(base / rel, lapsed)]
+    view.withheld_files, view.files = len(view.files) - len(keep), keep
+    return view
+
+
+def withheld_view(path: Path, asset, why: str) -> StageView:
+    """A page for an asset whose likeness may not be copied: what and where it is (to withdraw it), no files."""
+    manifest = read_manifest_quietly(path) if path.is_dir() else None
+    return StageView(asset.kind, path, asset.path, manifest, asset, withheld=why)
 
 
 def _gather_stage_dir(source: Path) -> ReviewData:

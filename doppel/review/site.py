@@ -52,6 +52,7 @@ class SiteResult:
     index: Path                                       # root / index.html
     pages: list[Path] = field(default_factory=list)   # every page written
     viewers: int = 0                                  # 3D viewers on the pages
+    withheld: int = 0                                 # assets whose files were left out (their consent lapsed)
 
 
 def copy_static(dst: Path) -> Path:
@@ -95,7 +96,8 @@ def build_site(source: str | Path, out: str | Path, force: bool = False,
     out = Path(out)
     with staged_stage_dir(out, REVIEW_STAGE, force, inputs=[data.source]) as tmp:
         res = write_site(data, tmp, progress)
-    return SiteResult(out, out / "index.html", [out / p.relative_to(tmp) for p in res.pages], res.viewers)
+    return SiteResult(out, out / "index.html", [out / p.relative_to(tmp) for p in res.pages], res.viewers,
+                      res.withheld)
 
 
 def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], None] | None = None) -> SiteResult:
@@ -104,6 +106,7 @@ def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], 
     copy_static(dst)
     res = SiteResult(dst, dst / "index.html")
     stages = [s for av in data.actors for s in av.stages] + data.stages
+    res.withheld = len({s.path for s in stages if s.withheld})
     page_of = {id(s): f"stage-{i:03d}.html" for i, s in enumerate(stages)}
     by_asset = {s.asset.id: s for s in stages if s.asset is not None}
     copied, models = {}, {}
@@ -131,11 +134,12 @@ def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], 
         res.pages.append(atomic_write_text(dst / page_of[id(s)], pages.page(
             f"{s.kind}: {s.label}", body, viewer=bool(viewers), nav=nav)))
     asset_pages = {aid: page_of[id(s)] for aid, s in by_asset.items()}
+    withheld = {aid for aid, s in by_asset.items() if s.withheld}
     faces = {s.asset.id: str(p) for s in stages if s.asset is not None and s.kind == "face_reference"
              for p, label in copied[id(s)] if label == "faces.png"}
     for av in data.actors:
         res.pages.append(atomic_write_text(dst / actor_page_name(av.actor.id), pages.page(
-            f"Actor: {av.actor.name}", actor_body(av, asset_pages, faces), nav=nav)))
+            f"Actor: {av.actor.name}", actor_body(av, asset_pages, faces, withheld), nav=nav)))
     res.pages.append(atomic_write_text(res.index, pages.page(data.title, index_body(data, page_of))))
     return res
 
@@ -203,9 +207,11 @@ def audit_block(report) -> str:
     return f"<h2>Audit log {state}</h2><p>{text}</p>"
 
 
-def actor_body(av: ActorView, by_asset: dict[str, str], faces: dict[str, str] | None = None) -> str:
+def actor_body(av: ActorView, by_asset: dict[str, str], faces: dict[str, str] | None = None,
+               withheld: set[str] = frozenset()) -> str:
     """An actor's page: who, their consents, their face reference (``faces``: a face reference's asset id -> the
-    site path of its faces.png), their assets and lineage."""
+    site path of its faces.png), their assets and lineage (``withheld``: ids of assets whose files the site left
+    out, their consent lapsed)."""
     a = av.actor
     parts = [pages.table({"id": a.id, "name": a.name, "registered": a.created,
                           "kind": "virtual (synthetic, no consent needed)" if a.virtual else "real person"})]
@@ -223,7 +229,7 @@ def actor_body(av: ActorView, by_asset: dict[str, str], faces: dict[str, str] | 
         f"<p>{'Not required: synthetic actor.' if a.virtual else 'No consent recorded.'}</p>"))
     parts.append("<h2>Assets and lineage</h2><p class='meta'>Each asset with what was made from it, stage by "
                  "stage (an asset made from two parents appears under both).</p>")
-    parts.append(tree_html(av.tree, by_asset) if av.tree else "<p>No assets registered.</p>")
+    parts.append(tree_html(av.tree, by_asset, withheld) if av.tree else "<p>No assets registered.</p>")
     return "\n".join(parts)
 
 
@@ -245,17 +251,20 @@ def face_reference_block(av: ActorView, by_asset: dict[str, str], faces: dict[st
             f"it shows and refuses a plate that never shows them.</p>{img}")
 
 
-def tree_html(nodes, by_asset: dict[str, str]) -> str:
+def tree_html(nodes, by_asset: dict[str, str], withheld: set[str] = frozenset()) -> str:
     items = []
     for n in nodes:
         a = n.asset
         name = esc(a.path)
         if a.id in by_asset:
             name = f"<a href='{href(by_asset[a.id])}'>{name}</a>"
+        if a.id in withheld:
+            name += " " + badge("withheld", "bad")
         consent = f"<code>{esc(a.consent_id)}</code>" if a.consent_id else "no consent needed"
+        below = tree_html(n.children, by_asset, withheld) if n.children else ""
         items.append(f"<li>{badge(a.kind, 'none')} {name} <span class='meta'><code>{esc(a.sha256[:12])}</code> "
                      f"&middot; {esc(a.use)} &middot; {esc(a.production)} &middot; {consent} &middot; "
-                     f"{esc(a.created[:19])}</span>{tree_html(n.children, by_asset) if n.children else ''}</li>")
+                     f"{esc(a.created[:19])}</span>{below}</li>")
     return f"<ul class='tree'>{''.join(items)}</ul>"
 
 
@@ -282,6 +291,8 @@ def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[Pure
     verify renders' provenance (None outside one)."""
     base = s.path.parent if s.path.is_file() else s.path
     parts = [f"<p class='meta'><code>{esc(s.path)}</code></p>", *viewers]
+    if s.withheld:
+        return "\n".join([*parts, withheld_block(s), manifest_html(s)])
     if s.kind == "rig" and not viewers:
         parts.append("<p>No glTF export of this rig yet: <code>doppel export RIG_DIR --anim ANIM_DIR --out "
                      "double.glb</code> makes one, and its page shows it in 3D.</p>")
@@ -298,9 +309,22 @@ def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[Pure
             for p, lbl in media) + "</div>")
     if s.truncated:
         parts.append(f"<p class='meta'>{s.truncated} more file(s) in the folder are not shown.</p>")
+    if s.withheld_files:
+        parts.append(f"<p>{badge('withheld', 'bad')} {s.withheld_files} file(s) in the folder are outputs of a "
+                     "revoked or expired consent: not copied into this site (their own pages say which).</p>")
     parts.append(tables_html(tables, base, files_rel))
     parts.append(manifest_html(s))
     return "\n".join(p for p in parts if p)
+
+
+def withheld_block(s: StageView) -> str:
+    """What a page shows instead of an asset whose consent lapsed: why, and what to withdraw (no likeness)."""
+    a = s.asset
+    ident = (f" (SHA-256 <code>{esc(a.sha256[:16])}</code>, made {esc(a.created[:10])} for "
+             f"{esc(a.production)})" if a is not None else "")
+    return (f"<h2>{badge('withheld', 'bad')} Not copied into this site</h2><p>Its {esc(s.withheld)}: the "
+            f"likeness it holds may not be used or shown anew. Withdraw <code>{esc(s.path)}</code>{ident} "
+            f"wherever it was delivered.</p>")
 
 
 def _json_rows(path: Path) -> dict | None:

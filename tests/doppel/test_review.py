@@ -185,9 +185,59 @@ def test_provenance_column_reads_doppel_verify(tmp_path):
     assert states["frame_0001_copy.jpg"].ok is True
     assert states["frame_0002.png"].ok is False and states["frame_0002.png"].state == "no C2PA, no watermark"
     revoke(ws, consent.id, "withdrawn")
-    res = build_site(ws.root, tmp_path / "site")
-    text = next(p for p in res.pages if "render: renders/shot1" in p.read_text(encoding="utf-8")).read_text("utf-8")
-    assert text.count("consent revoked") == 2 and "badge ok" not in text.split("<th>provenance</th>")[1]
+    after = {p.name: check_provenance(p, ws) for p in sorted(shot.iterdir())}
+    assert [s.ok for s in after.values()] == [False, False, False]
+    assert all("consent revoked" in after[n].state for n in ("frame_0001.png", "frame_0001_copy.jpg"))
+
+
+def test_outputs_of_a_revoked_consent_are_listed_not_copied(tmp_path):
+    """Once a consent is revoked the site copies none of the likeness made under it (a swapped plate registered
+    under the plate performer's revoked consent and the double's valid one included, and such a file inside a
+    folder of the valid consent); their pages name the consent and what to withdraw. Before: all copied."""
+    from PIL import Image
+
+    from assets.consent import grant, revoke
+    from doppel.consent_gate import gated
+    from tests.assets.provenance_helpers import textured, workspace_with_actor
+
+    ws, consent = workspace_with_actor(tmp_path / "ws")
+    from assets.actors import add_actor
+
+    add_actor(ws, "Stunt", actor_id="stunt")
+    stunt = grant(ws, "stunt", "face_replace", "Film", "2099-12-31")
+    shots = ws.root / "renders"
+    (shots / "shot1").mkdir(parents=True)
+    Image.fromarray(textured(1)).save(shots / "shot1" / "frame_0001.png")
+    Image.fromarray(textured(2)).save(shots / "swapped.png")
+    with gated(ws, "jane", "render", "Film", command="render") as run:
+        run.add_output(shots / "shot1", kind="render")
+    with gated(ws, "stunt", "face_replace", "Film", command="swap") as run:   # the plate performer's gate
+        run.add_output(shots / "swapped.png", kind="composite")
+    with gated(ws, "jane", "render", "Film", command="swap") as run:          # the double's gate
+        run.add_output(shots / "swapped.png", kind="composite")
+    with gated(ws, "jane", "render", "Film", command="render") as run:        # a folder holding the swap
+        run.add_output(shots, kind="render")
+
+    def copied(site):
+        return sorted(p.name for p in (site / "files").rglob("*") if p.is_file())
+
+    res = build_site(ws.root, tmp_path / "site1")
+    assert copied(res.root).count("swapped.png") == 3 and res.withheld == 0
+    revoke(ws, stunt.id, "withdrawn")
+    res = build_site(ws.root, tmp_path / "site2")
+    assert "swapped.png" not in copied(res.root) and copied(res.root).count("frame_0001.png") == 2
+    assert res.withheld == 1
+    texts = [p.read_text(encoding="utf-8") for p in res.pages]
+    swap_pages = [t for t in texts if "composite: renders/swapped.png" in t]
+    assert len(swap_pages) == 2 and all(f"consent {stunt.id} of actor stunt revoked" in t for t in swap_pages)
+    assert all("<img" not in t and "Withdraw" in t for t in swap_pages)
+    folder = next(t for t in texts if "render: renders</h1>" in t)
+    assert "1 file(s) in the folder are outputs of a revoked or expired consent" in folder
+    jane_page = (res.root / "actor-jane.html").read_text(encoding="utf-8")
+    assert jane_page.count("withheld") == 1 and "renders/swapped.png</a> <span class='badge" in jane_page
+    revoke(ws, consent.id, "withdrawn")
+    res = build_site(ws.root, tmp_path / "site3")
+    assert copied(res.root) == [] and res.withheld == 3
 
 
 def test_tampered_audit_log_shows_on_the_index(tmp_path, glb):
