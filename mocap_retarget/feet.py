@@ -100,6 +100,9 @@ def enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.n
     for i, leg in enumerate(legs):
         # outside locks, lift a foot that the lowered hips (or the source) put into the floor
         leg.goal[:, 1] -= np.minimum(soles[:, i] - drop, 0.0) * (1.0 - leg.weight)
+        # the foot keeps its world rotation, so an ankle at or above this height keeps every sole point out of the
+        # floor: in a lock (a rolling foot) and in its blends, where the lock's height meets the raw ankle's
+        leg.goal[:, 1] = np.maximum(leg.goal[:, 1], leg.ankle[:, 1] - soles[:, i])
         _solve_leg(leg, W, Wt, Pt, drop, target.parents, Rb, mapped)
     return W, drop
 

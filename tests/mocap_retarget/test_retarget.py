@@ -183,3 +183,26 @@ def test_target_with_a_root_above_the_hips():
     assert b.target_map.joint("hips") == "pelvis"
     assert np.abs(a.target_positions - b.target_positions[:, 1:]).max() < 1e-9
     np.testing.assert_allclose(b.animation.local_rotations[:, 0], np.broadcast_to(np.eye(3), (30, 3, 3)), atol=1e-12)
+
+
+def test_the_foot_cleanup_never_pushes_a_toe_off_into_the_floor():
+    """At toe-off the heel lifts and the foot pitches toes-down while the lock still holds the ankle: the blend out
+    of the lock pulled the ankle down with the foot pitched, so the toes went into the floor (0.61 cm here, 1.9 cm
+    on the double's own exported cartwheel retargeted again). The source never penetrates; neither may the result."""
+    from scipy.spatial.transform import Rotation
+
+    spec = WalkSpec(seconds=2.0, fps=60)
+    target = TargetSkeleton.from_motion(synthetic_walk(spec))
+    planted = retarget(synthetic_walk(spec), target).contacts
+    m = synthetic_walk(spec)
+    for side, name in enumerate(("LeftFoot", "RightFoot")):
+        k, pitch = m.names.index(name), np.zeros(m.num_frames)
+        for _, b in runs(planted[:, side]):                      # toes down over the last 4 frames and 10 after
+            f = np.arange(max(0, b - 4), min(m.num_frames, b + 10))
+            pitch[f] = np.deg2rad(35) * np.clip((f - b + 4) / 8, 0, 1)
+        m.local_rotations[:, k] = m.local_rotations[:, k] @ Rotation.from_rotvec(
+            np.stack([pitch, 0 * pitch, 0 * pitch], 1)).as_matrix()
+    res = retarget(m, target)
+    mt = compute_metrics(res, target)
+    assert mt["penetration_max_before_cm"] == 0.0 and mt["penetration_max_after_cm"] == 0.0
+    assert mt["skate_after_cleanup_cm_s"] < 0.05
