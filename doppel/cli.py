@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import inspect
 import logging
 import os
 import signal
@@ -95,6 +96,26 @@ app.add_typer(render_cmd.app, name="render")
 app.command("batch")(batch_cmd.batch)
 app.add_typer(keys_cmd.app, name="keys")
 app.command("verify")(verify_cmd.verify)
+
+
+def unwrap_help(doc: str) -> str:
+    """A command docstring for Typer's rich help: each paragraph on one line, so the help is wrapped to the
+    terminal (Typer keeps a docstring's single line breaks, which break sentences mid-line in the command list).
+    Paragraphs (blank lines) and Click's no-rewrap blocks (a paragraph starting with \\b) are kept."""
+    paras = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(ln.strip() for ln in p.splitlines()) for p in paras)
+
+
+def _unwrap_command_help(t: typer.Typer) -> None:
+    for info in t.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if doc:
+            info.help = unwrap_help(doc)
+    for group in t.registered_groups:
+        _unwrap_command_help(group.typer_instance)
+
+
+_unwrap_command_help(app)
 
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
                 IsADirectoryError, KeyError)

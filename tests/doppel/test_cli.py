@@ -17,6 +17,27 @@ def test_help_lists_commands(capsys):
         assert cmd in out
 
 
+def test_command_lists_never_break_a_sentence_mid_line(capsys):
+    """Typer's rich help kept a docstring's single line breaks: the command list read "... in" / "front of a
+    moving camera". Each paragraph of a command's help is now one line that the help wraps to the terminal."""
+    import re
+
+    from doppel.cli import app
+
+    def helps(t):
+        for info in t.registered_commands:
+            yield info.name or info.callback.__name__, info.help or ""
+        for group in t.registered_groups:
+            yield from helps(group.typer_instance)
+
+    found = dict(helps(app))
+    assert len(found) > 25 and all(found.values())
+    assert not [name for name, h in found.items() if re.search(r"[^\n]\n[^\n]", h)]
+    code, out, _ = run_cli(capsys, "capture", "--help")
+    words = " ".join(out.replace("│", " ").split())
+    assert code == 0 and "head turns, talking, hands over the face) in front of" in words
+
+
 def test_doctor_reports_components(capsys, monkeypatch):
     monkeypatch.delenv("DOPPEL_MODELS_DIR", raising=False)
     code, out, _ = run_cli(capsys, "doctor")
