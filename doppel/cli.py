@@ -45,7 +45,7 @@ from doppel.commands import swap as swap_cmd
 from doppel.commands import texture as texture_cmd
 from doppel.commands import verify as verify_cmd
 from doppel.commands import workspace as workspace_cmd
-from doppel.commands.cli_output import cli_console
+from doppel.commands.cli_output import clear_interrupt_notes, cli_console, interrupt_notes
 from doppel.quiet import native_stderr_filter, quiet_native_logs
 
 app = typer.Typer(
@@ -187,13 +187,14 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     quiet_native_logs(debug)
     _wrap_commands(app)
+    clear_interrupt_notes()
     try:
         with _interrupts_raise(), native_stderr_filter(enabled=not debug):
             rc = app(args=args, standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except (Interrupted, KeyboardInterrupt):
-        _fail(INTERRUPTED_LINE, 130)
+        _fail("; ".join([INTERRUPTED_LINE, *interrupt_notes()]), 130)
     except typer.Abort:
         _fail("aborted", 130)
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into a red line

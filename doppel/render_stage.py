@@ -75,6 +75,19 @@ def checkpoint_dir(out: Path, member: int = 0) -> Path:
     return ck / f"member{member}" if member else ck
 
 
+def resume_hint(out: Path) -> str | None:
+    """What to tell a user whose training into ``out`` was interrupted: the checkpoint kept and how to continue
+    from it; None when no checkpoint was written yet."""
+    import json
+
+    ck = checkpoint_dir(out)
+    try:
+        step = json.loads((ck / "config.json").read_text(encoding="utf-8"))["training"]["step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return f"the checkpoint of step {step} is kept in {ck}: the same command with --resume continues from it"
+
+
 def member_dir(out: Path, member: int = 0) -> Path:
     """Where member ``member`` of an ensemble lives inside the model folder ``out`` (member 0: ``out`` itself)."""
     return Path(out) / "members" / str(member) if member else Path(out)
@@ -300,14 +313,20 @@ def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, p
     ck = checkpoint_dir(req.out, req.member)
     start = int(state["step"]) if state else 0
     best = (state.get("best_holdout_psnr") or -math.inf, state.get("best_step", start)) if state else None
-    history = list(state.get("history", [])) if state else []
+    prior = list(state.get("history", [])) if state else []
+    before = float(state.get("seconds", prior[-1]["seconds"] if prior else 0.0)) if state else 0.0
+
+    def whole(run_history: list[dict]) -> list[dict]:
+        """The curve of every run so far: a resumed run's entries after the earlier runs', its seconds continued."""
+        return prior + [{**e, "seconds": round(e["seconds"] + before, 2)} for e in run_history]
 
     def checkpoint(m, o, st):
-        save_model(ck, m, extra={"training": {**st, "history": history}}, optimizer=o)
+        st = {**st, "seconds": round(st.get("seconds", 0.0) + before, 2), "history": whole(st.get("history", []))}
+        save_model(ck, m, extra={"training": st}, optimizer=o)
 
     say("training")
     res = train_neural_double(model, views, cfg, req.device, opt, start, progress, checkpoint, best)
-    history += res.history
+    history = whole(res.history)
     summary = {"steps": res.steps, "best_step": res.best_step, "stopped": res.stopped, "divergences": res.divergences,
                "lr_schedule": res.lr_schedule,
                "best_holdout_psnr": round(res.best_holdout_psnr, 3) if math.isfinite(res.best_holdout_psnr) else None,

@@ -485,7 +485,8 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     """Optimise ``model`` (on ``device``) on the training views; keeps the state with the best held-out PSNR.
 
     optimizer/start_step/best (psnr, step): a resumed run's state. progress(step, total, loss, holdout_psnr)
-    every ``eval_every`` steps; checkpoint(model, optimizer, state) every ``checkpoint_every`` steps.
+    every ``eval_every`` steps; checkpoint(model, optimizer, state) every ``checkpoint_every`` steps (state: step,
+    best_holdout_psnr, best_step, seconds of this run so far, this run's history up to the step).
     """
     if len(views.train_ids) == 0:
         raise ValueError("train_neural_double: no training views (every camera is held out)")
@@ -549,7 +550,8 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
                 res.stopped = "early_stopping"
                 break
         if checkpoint and cfg.checkpoint_every and (step % cfg.checkpoint_every == 0):
-            checkpoint(model, opt, {"step": step, "best_holdout_psnr": _num(best_psnr), "best_step": best_step})
+            checkpoint(model, opt, {"step": step, "best_holdout_psnr": _num(best_psnr), "best_step": best_step,
+                                    "seconds": round(time.perf_counter() - t0, 2), "history": list(res.history)})
         if time.perf_counter() - t0 > cfg.max_seconds:
             res.stopped = "time_budget"
             break

@@ -4,6 +4,8 @@ line at 80 columns and cut every table cell to fit them, lines are never wrapped
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
@@ -27,3 +29,30 @@ def print_table(table: Table | Tree, console: Console | None = None) -> None:
         if need > console.width:
             console = Console(file=console.file, width=need, no_color=console.no_color)
     console.print(table)
+
+
+_INTERRUPT_NOTES: list[Callable[[], str | None]] = []
+
+
+def on_interrupt(note: Callable[[], str | None]) -> None:
+    """Register what the CLI adds to its "interrupted" line when this command is stopped by Ctrl-C or SIGTERM:
+    ``note()`` is asked then (None: nothing to add), e.g. the checkpoint a training kept and how to resume it."""
+    _INTERRUPT_NOTES.append(note)
+
+
+def clear_interrupt_notes() -> None:
+    """Forget the notes of an earlier command run in this process (the CLI calls it as each command starts)."""
+    _INTERRUPT_NOTES.clear()
+
+
+def interrupt_notes() -> list[str]:
+    """The registered notes that have something to say now (each note asked once; errors in a note ignored)."""
+    out = []
+    for note in _INTERRUPT_NOTES:
+        try:
+            line = note()
+        except Exception:  # noqa: BLE001 - a note must never hide the interruption itself
+            line = None
+        if line:
+            out.append(line)
+    return out

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.commands.cli_output import cli_console
+from doppel.commands.cli_output import cli_console, on_interrupt
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt
 from doppel.render_distil import STUDENT_OUTPUT_FILTER
@@ -77,7 +77,7 @@ def train(
     from capture.session import check_session_argument
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.render_ensemble import check_counts, train_ensemble
-    from doppel.render_stage import MODEL_STAGE, TrainRequest, finish_training, resolve_device
+    from doppel.render_stage import MODEL_STAGE, TrainRequest, finish_training, resolve_device, resume_hint
     from neural_render.output_filter import check_output_filter
 
     session = check_session_argument(session)
@@ -97,6 +97,7 @@ def train(
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
     console = cli_console()
+    on_interrupt(lambda: resume_hint(out))
     with gate_from_cli(workspace, actor, production, use="render", command="render train", inputs=inputs) as run, \
             _optimisation_bar(console, "render train", iterations, "n/a (no --holdout)") as (progress, status):
         with staged_stage_dir(out, MODEL_STAGE, force or resume, inputs) as tmp:

@@ -458,3 +458,42 @@ def test_distil_turns_two_members_into_one_model_and_refuses_another_rig(tmp_pat
            match="not a `doppel render train` model folder")
     _fails(capsys, o, "render", "distil", s, "--fit", fit, "--teacher", m, "--out", o, "--steps", "0",
            match="--steps must be >= 1")
+
+
+def test_an_interrupted_training_says_how_to_resume_and_keeps_its_curve(tmp_path, capsys, sphere_session,
+                                                                       monkeypatch):
+    """Ctrl-C during `render train`: the line names the checkpoint kept and --resume (it said only "nothing
+    written"); the resumed model's history.json holds the whole curve, its seconds continued (the interrupted
+    run's evaluations were lost: the checkpoint saved the history of earlier runs only)."""
+    import dataclasses
+
+    import neural_render.training as training
+    from doppel.cli import Interrupted
+
+    @dataclasses.dataclass
+    class Frequent(training.TrainConfig):
+        eval_every: int = 2
+        checkpoint_every: int = 2
+
+    real_step, calls = training._step, []
+
+    def stop_at_the_fifth(*a, **k):
+        calls.append(1)
+        if len(calls) == 5:
+            raise Interrupted(2)
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(training, "TrainConfig", Frequent)
+    monkeypatch.setattr(training, "_step", stop_at_the_fifth)
+    s, fit, m = sphere_session / "session", sphere_session / "fit", tmp_path / "m"
+    train = ("render", "train", s, "--fit", fit, "--out", m, "--size", "64", "--iterations", "8", "--device", "cpu")
+    code, out, err = run_cli(capsys, *train)
+    said = " ".join((out + err).split())
+    assert code == 130 and not m.exists()
+    assert "the checkpoint of step 4 is kept in" in said and "--resume continues from it" in said
+    code, _, err = run_cli(capsys, *train, "--resume")
+    assert code == 0, err
+    history = json.loads((m / "history.json").read_text())
+    assert [h["step"] for h in history] == [2, 4, 6, 8]
+    seconds = [h["seconds"] for h in history]
+    assert seconds == sorted(seconds) and seconds[2] >= seconds[1]
