@@ -477,6 +477,13 @@ def optimiser_step(opt: torch.optim.Optimizer, loss: Tensor, grad_clip: float) -
     return float(loss.detach())
 
 
+def _check_config(cfg: TrainConfig, model: NeuralDouble) -> None:
+    if cfg.gbuffer_shift < 0 or (cfg.gbuffer_shift and model.config.refine_mesh):
+        raise ValueError(f"TrainConfig.gbuffer_shift must be >= 0 and 0 with refine_mesh, got {cfg.gbuffer_shift}")
+    if not 0.0 <= cfg.alpha_eps < 0.5:
+        raise ValueError(f"TrainConfig.alpha_eps must be in [0, 0.5), got {cfg.alpha_eps}")
+
+
 def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig, device="cpu",
                         optimizer: torch.optim.Adam | None = None, start_step: int = 0,
                         progress: Callable[[int, int, float, float], None] | None = None,
@@ -490,10 +497,7 @@ def train_neural_double(model: NeuralDouble, views: TrainViews, cfg: TrainConfig
     """
     if len(views.train_ids) == 0:
         raise ValueError("train_neural_double: no training views (every camera is held out)")
-    if cfg.gbuffer_shift < 0 or (cfg.gbuffer_shift and model.config.refine_mesh):
-        raise ValueError(f"TrainConfig.gbuffer_shift must be >= 0 and 0 with refine_mesh, got {cfg.gbuffer_shift}")
-    if not 0.0 <= cfg.alpha_eps < 0.5:
-        raise ValueError(f"TrainConfig.alpha_eps must be in [0, 0.5), got {cfg.alpha_eps}")
+    _check_config(cfg, model)
     cfg = resolve_schedule(cfg, len(views.holdout_ids) > 0)
     opt = optimizer or make_optimizer(model, cfg)
     freeze_unoptimised_prior(model, opt)
