@@ -198,10 +198,24 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("aborted", 130)
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into a red line
+        if _caused_by_interrupt(e):   # raised inside native code (Ray's wait), which wrapped it in a SystemError
+            _fail("; ".join([INTERRUPTED_LINE, *interrupt_notes()]), 130)
         _handle_error(e, debug)
     if rc == 130:       # typer's own KeyboardInterrupt path (a handler other than ours was active)
         _fail(INTERRUPTED_LINE, 130)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _caused_by_interrupt(e: BaseException) -> bool:
+    """True when ``e`` was raised because of Ctrl-C / SIGTERM (an Interrupted or KeyboardInterrupt among its causes
+    or contexts)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, Interrupted | KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _file_in_traceback(e: BaseException) -> str | None:

@@ -9,7 +9,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from doppel.commands.cli_output import cli_console
+from doppel.commands.cli_output import cli_console, on_interrupt, print_table
 
 
 def batch(
@@ -40,8 +40,13 @@ def batch(
             console.print("  " + line, highlight=False, markup=False, soft_wrap=True)   # one line a task
         return
     cfg = BatchConfig(address=address, workers=workers, resume=resume, max_retries=max_retries)
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
-        res = run_batch(dag, cfg, progress=lambda r: live.update(_table(r)))
+    on_interrupt(lambda: f"tasks that finished are kept: `doppel batch {plan} --resume` skips them")
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            res = run_batch(dag, cfg, progress=lambda r: live.update(_table(r)))
+    else:                                     # a log: the final table once, at the width it needs
+        res = run_batch(dag, cfg)
+        print_table(_table(res), console)
     out = write_html_report(res, plan, report or Path(plan).resolve().parent / "batch_report.html")
     console.print()
     counts = ", ".join(f"{res.count(s)} {s}" for s in STATUSES if res.count(s))

@@ -188,6 +188,30 @@ def test_a_killed_exports_temporary_file_is_removed_once_the_output_is_committed
     assert not Path(litter).exists() and all(k.exists() for k in keep) and out.exists()
 
 
+def test_ctrl_c_while_ray_waits_is_an_interruption_that_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    """Ctrl-C lands inside Ray's native wait, which wraps the interruption in a SystemError: the CLI said
+    "Error (internal): SystemError ... returned a result with an exception set" (exit 2). Now the interrupted line
+    (exit 130) with how to resume the plan."""
+    import doppel.batch.execute as execute
+    from doppel.cli import Interrupted
+
+    def interrupted_in_native_code(dag, cfg, progress=None):
+        try:
+            raise Interrupted(2)
+        except Interrupted as e:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from e
+
+    monkeypatch.setattr(execute, "run_batch", interrupted_in_native_code)
+    _clips(tmp_path / "mocap", ["good"])
+    write_bvh(tmp_path / "target.bvh", synthetic_walk(WalkSpec(seconds=0.1, fps=30)), units="cm")
+    plan = _write(tmp_path / "plan.yaml", 'jobs:\n  - {stage: retarget, clips: "mocap/*.bvh", rig: target.bvh, '
+                  'out: "anims/{clip}"}\n')
+    code, out, err = run_cli(capsys, "batch", plan)
+    said = " ".join((out + err).split())
+    assert code == 130 and "internal" not in said and "SystemError" not in said
+    assert said.startswith("interrupted:") and f"doppel batch {plan} --resume` skips them" in said
+
+
 def test_call_command_fills_typer_defaults():
     def cmd(a: int, b: str = __import__("typer").Option("x", "--b")) -> tuple:
         return a, b
@@ -297,6 +321,7 @@ def test_cli_runs_a_plan_reports_a_failed_task_and_resumes(tmp_path, capsys, ray
     assert code == 1, err
     flat = out.replace("\n", " ")
     assert "2 tasks (1 done, 1 failed)" in flat and "failed retarget:anims/broken" in flat and "broken.bvh" in out
+    assert "│ retarget │" in out and "…" not in out        # off a terminal the final table is printed whole
     assert (tmp_path / "anims" / "good" / "animation.npz").is_file() and not (tmp_path / "anims" / "broken").exists()
     report = (tmp_path / "batch_report.html").read_text()
     assert "retarget:anims/good" in report and "failed" in report
