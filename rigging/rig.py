@@ -143,12 +143,17 @@ class Rig:
 
     @classmethod
     def from_body_model(cls, model, shape: Mapping[str, float] | Sequence[float] | np.ndarray | None = None,
-                        top_k: int | None = None) -> Rig:
+                        top_k: int | None = None, feet_on_floor: bool | None = None) -> Rig:
         """The rig of a body model (reconstruction.body_models.BodyModel) for one shape.
 
         shape: the model's shape parameters ((S,) or name -> value; None = neutral). top_k: keep the k largest
-        influences per vertex and renormalise (None = keep all of the model's influences, exact)."""
+        influences per vertex and renormalise (None = keep all of the model's influences, exact). feet_on_floor:
+        the rig stands with its lowest bind vertex on y = 0, the ground plane of every DCC scene it is exported to
+        (Anny's own origin is at the hips, 0.8 m above its feet); False keeps the model's own frame; None (default):
+        True for a full body, False for a head model (FLAME)."""
         bind = model.bind_state(shape)
+        if feet_on_floor if feet_on_floor is not None else getattr(model, "full_body", True):
+            bind = _on_the_floor(bind)
         skin = model.skin_weights
         idx, w = skin.indices, skin.weights
         if top_k is not None:
@@ -445,6 +450,19 @@ class Rig:
         except RigError as e:
             raise RigError(f"{path}: {e}") from e
 
+
+
+def _on_the_floor(bind):
+    """A body model's BindState moved up so that its lowest vertex is at y = 0 (vertices and joint positions;
+    deltas are offsets and stay)."""
+    import dataclasses
+
+    floor = float(np.asarray(bind.vertices)[:, 1].min())
+    verts = np.array(bind.vertices, dtype=np.float64, copy=True)
+    mats = np.array(bind.bind_matrices, dtype=np.float64, copy=True)
+    verts[:, 1] -= floor
+    mats[:, 1, 3] -= floor
+    return dataclasses.replace(bind, vertices=verts, bind_matrices=mats)
 
 def _top_k(idx: np.ndarray, w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Keep the k largest weights per vertex, renormalised. idx, w (V, K) -> (V, min(k, K))."""

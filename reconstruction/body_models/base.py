@@ -125,6 +125,7 @@ class BodyModel(abc.ABC):
     """A parametric body model in Doppel's frame. Subclasses: AnnyModel, SMPLXModel, FLAMEModel."""
 
     name: str = "body"
+    full_body: bool = True       # a whole body standing on its feet (False: a head model, FLAME)
     shape_default: float = 0.0   # the neutral value of every shape parameter
     shape_bounds: tuple[float, float] | None = None        # (low, high) of every shape parameter; None = unbounded
     expression_bounds: tuple[float, float] | None = None   # (low, high) of every expression weight; None = unbounded

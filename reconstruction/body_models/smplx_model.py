@@ -275,6 +275,7 @@ class FLAMEModel(_SMPLFamily):
     """
 
     name = "flame"
+    full_body = False
 
     def __init__(self, path: str | os.PathLike | None = None, gender: str = "neutral", num_betas: int = 10,
                  num_expressions: int = 10, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):

@@ -16,4 +16,4 @@ def anny_model():
 def anny_rig(anny_model):
     from rigging import Rig
 
-    return Rig.from_body_model(anny_model, PHENOTYPE)
+    return Rig.from_body_model(anny_model, PHENOTYPE, feet_on_floor=False)   # the model's frame: parity with it

@@ -81,7 +81,7 @@ def test_smplx_parity(tmp_path):
     peer = _smplx_peer(path)
     pose, betas, expr, transl = _random_smplx_params(3, 55, 11)
     betas = betas[:1].expand(3, -1)
-    rig = Rig.from_body_model(model, betas[0].numpy()).validate()
+    rig = Rig.from_body_model(model, betas[0].numpy(), feet_on_floor=False).validate()
     assert rig.corrective_joints is not None and len(rig.blendshape_names) == 10
     ref = _smplx_forward(peer, pose, betas, expr, transl).vertices
     for method_dtype in (torch.float64, torch.float32):
@@ -105,3 +105,28 @@ def test_flame_parity(tmp_path):
                leye_pose=pose[:, 3], reye_pose=pose[:, 4], expression=expr).vertices
     err_mm = (rig.pose(pose, None, expr) - ref).norm(dim=-1).max().item() * 1000
     assert err_mm < PARITY_MM
+
+
+def test_a_body_rig_stands_on_the_ground_a_head_keeps_its_origin(anny_model, tmp_path):
+    """A full-body rig is moved so its feet are on y = 0 (Anny's origin is at the hips: every rig, and so every
+    FBX / USD / glTF double, stood 0.82 m below the ground plane); posing is the model's, moved by that much; a
+    FLAME head keeps the model's origin."""
+    from assets.export import export_rig
+
+    native = Rig.from_body_model(anny_model, PHENOTYPE, feet_on_floor=False)
+    rig = Rig.from_body_model(anny_model, PHENOTYPE)
+    lift = -float(np.asarray(native.vertices)[:, 1].min())
+    assert lift > 0.5 and abs(float(np.asarray(rig.vertices)[:, 1].min())) < 1e-9
+    g = torch.Generator().manual_seed(1)
+    pose = torch.randn(2, rig.num_joints, 3, generator=g, dtype=torch.float64) * 0.3
+    t = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    moved = native.pose(pose, t) + torch.tensor([0.0, lift, 0.0], dtype=torch.float64)
+    assert (rig.pose(pose, t) - moved).norm(dim=-1).max() < 1e-6        # a micrometre: the rig stores float32
+    import pygltflib
+
+    export_rig(rig.validate(), "glb", tmp_path / "d.glb", None, texture=None, provenance={"actor_id": "virtual"})
+    g2 = pygltflib.GLTF2.load_binary(str(tmp_path / "d.glb"))
+    assert abs(g2.accessors[g2.meshes[0].primitives[0].attributes.POSITION].min[1]) < 1e-6
+    write_flame_pkl(tmp_path / "FLAME_NEUTRAL.pkl", seed=5)
+    head = FLAMEModel(tmp_path, dtype=torch.float64)
+    assert np.allclose(Rig.from_body_model(head).vertices, head.bind_state(None).vertices)
