@@ -90,6 +90,63 @@ def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: st
     return v.float(), float(anim.fps)
 
 
+def recentred(verts, model, yaw: float = 0.0):
+    """(T, V, 3) posed meshes turned about the vertical by -``yaw`` (radians, the first frame's heading: see
+    `first_heading`) and moved on the ground plane, so that the first one faces +Z, as the actor faced the capture
+    rig, and stands where the fitted double stood (vertex centroids' x and z matched): a retargeted clip starts
+    wherever and facing whichever way its mocap stage put it; the capture's cameras look at the actor's place."""
+    import math
+
+    import torch
+
+    c, s = math.cos(-yaw), math.sin(-yaw)
+    turn = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=verts.dtype)
+    pivot = verts[0].mean(0)
+    verts = (verts - pivot) @ turn.T + pivot
+    shift = model.fitted_verts[0].mean(0).to(verts) - verts[0].mean(0)
+    shift[1] = 0.0
+    return verts + shift
+
+
+def first_heading(rig_dir: Path, anim_dir: Path, frames: str | None) -> float:
+    """The heading (radians about +Y, 0 = facing +Z) of the rig's root in the first frame of the shot: its bind
+    pose faces +Z (Doppel's convention), so the heading is that of the root's rotation from the bind."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from rigging import Rig
+    from rigging.animation import Animation, in_rig_order
+
+    rig = Rig.load(rig_dir)
+    R, t, w = in_rig_order(Animation.load(anim_dir), rig)
+    i = next(iter(parse_frames(frames, R.shape[0])))
+    with torch.no_grad():
+        W = rig.forward_kinematics(torch.as_tensor(R[i:i + 1], dtype=torch.float64),
+                                   torch.as_tensor(t[i:i + 1], dtype=torch.float64))[0]
+    root = int(np.flatnonzero(np.asarray(rig.parents) < 0)[0])
+    bind = torch.as_tensor(np.asarray(rig.bind_matrices)[root, :3, :3], dtype=torch.float64)
+    ahead = (W[root, :3, :3] @ bind.T) @ torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    return math.atan2(float(ahead[0]), float(ahead[2]))
+
+
+def frames_out_of_view(verts, cams) -> dict[str, int]:
+    """Per camera name, how many of the T frames show none of the double: no vertex in front of the camera and
+    inside its image. verts (T, V, 3) metres (a sample of 4,000 vertices is projected); cams a Camera batch."""
+    import torch
+
+    T, V = verts.shape[:2]
+    pts = verts[:, ::max(1, V // 4000)].reshape(-1, 3).to(torch.float64)
+    out = {}
+    for i in range(len(cams)):
+        cam = cams[i].to(dtype=torch.float64)
+        uv, z = cam.project(pts, distort=False)
+        inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cam.height)
+        out[str(cam.name)] = int((~inside.reshape(T, -1).any(1)).sum())
+    return out
+
+
 def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple: int):
     """(capture.Camera batch at the shot size, note or None): the named cameras (default all) of a calibration
     file, scaled so the longest side is ``size`` rounded to ``multiple``."""
@@ -122,11 +179,14 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
                 anim_dir: Path | None, frames: str | None, renderer: str, size: int | None, device: str,
                 provenance: dict, progress: Callable[[int, int], None] | None = None,
                 disclose: Callable[[Path], None] | None = None, jitter: int | None = None,
-                per_call: int | None = None) -> dict:
+                per_call: int | None = None, recentre: bool = False) -> dict:
     """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
     applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
     camera shifts, averaged (``neural_render.jitter``; None: ``shot_jitter``); per_call: renders drawn by one
-    model call (``neural_render.shot.views_per_call``; None: 1 on the CPU, several on a GPU)."""
+    model call (``neural_render.shot.views_per_call``; None: 1 on the CPU, several on a GPU); recentre: the
+    animation turned and moved on the ground to face and stand as the fitted double did (`recentred`). The summary's
+    ``out_of_view``: camera -> frames that show none of the double (cameras that show it in every frame left out),
+    ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres)."""
     from core.storage import write_manifest
     from mocap_retarget.preview import write_disclosed_mp4
     from neural_render.ensemble import load_double
@@ -143,6 +203,11 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     jitter = shot_jitter(meta, renderer) if jitter is None else jitter
     cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
+    if recentre and anim_dir is None:
+        raise ValueError("--recentre needs --rig and --anim (the fitted pose already stands where the actor stood)")
+    verts = recentred(verts, model, first_heading(rig_dir, anim_dir, frames)) if recentre else verts
+    gap = (model.fitted_verts[0].mean(0) - verts[0].mean(0))[[0, 2]]
+    unseen = {k: n for k, n in frames_out_of_view(verts, cams).items() if n}
     per_call = views_per_call(model, cams[0], device, per_call)
     total, done, outputs = len(cams) * verts.shape[0], 0, {}
     movie: list[np.ndarray] = []
@@ -165,7 +230,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call,
                "cameras": list(cams.name) if isinstance(cams.name, tuple) else [cams.name],
                "frames": int(verts.shape[0]), "size": [cams.width, cams.height], "size_note": note,
-               "animation": None if anim_dir is None else str(anim_dir)}
+               "animation": None if anim_dir is None else str(anim_dir), "recentred": recentre,
+               "offset_m": round(float(gap.norm()), 3), "out_of_view": unseen}
     write_manifest(out, SHOT_STAGE, inputs={"model": Path(model_dir) / "model.safetensors", "calibration": calibration},
                    params={**summary, **{k: provenance.get(k) for k in ("actor", "consent", "production")}},
                    outputs=outputs, extra={"render": summary})

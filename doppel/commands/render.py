@@ -187,6 +187,18 @@ def _print_training(console: Console, s: dict, out: Path) -> None:
         console.print(f"render train: {s['fit_advice']}", markup=False, highlight=False)
 
 
+def out_of_view_lines(s: dict) -> list[str]:
+    """Warnings for the cameras of a shot summary that miss the double in some or all frames."""
+    lines = []
+    for cam, n in s.get("out_of_view", {}).items():
+        where = "in every frame" if n == s["frames"] else f"in {n} of {s['frames']} frames"
+        lines.append(f"camera {cam} shows none of the double {where}")
+    if lines and s.get("animation") and not s.get("recentred"):
+        lines.append(f"the animation's first frame stands {s['offset_m']:.2f} m from where the fitted double stood "
+                     "in the capture; --recentre moves it there")
+    return lines
+
+
 @app.command("shot")
 def shot(
     model_dir: Path = typer.Argument(..., help="A `doppel render train` model folder."),
@@ -205,6 +217,10 @@ def shot(
                                        "memory); on a GPU as many as fit in half its free memory, at most 8 (views "
                                        "drawn together share the GPU's kernel launches)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    recentre: bool = typer.Option(False, "--recentre", help="Turn and move the animation on the ground so that its "
+                                  "first frame faces and stands as the fitted double did in the capture (a mocap "
+                                  "clip starts wherever, facing whichever way, its stage put it; the capture's "
+                                  "cameras look at the actor's place)."),
     out: Path = typer.Option(..., "--out", help="Output folder: CAMERA/NNNN.png, CAMERA/NNNN.exr, CAMERA.mp4."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
@@ -233,10 +249,13 @@ def shot(
         task = bar.add_task("render shot", total=None)
         with staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
             s = render_shot(model_dir, cameras, tmp, camera, rig, anim, frames, renderer, size, dev, run.provenance,
-                            lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter, views_per_call)
+                            lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter, views_per_call,
+                            recentre)
         run.add_output(out, kind="render")
     console.print(f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
                   f"{s['size'][1]} ({s['renderer']}, {s['jitter']} render(s) per frame, {s['views_per_call']} "
                   "per model call)"
                   + (f"; {s['size_note']}" if s["size_note"] else "")
                   + f" -> {out}", markup=False, highlight=False)
+    for line in out_of_view_lines(s):
+        console.print(f"render shot: {line}", markup=False, highlight=False, style="yellow")

@@ -497,3 +497,41 @@ def test_an_interrupted_training_says_how_to_resume_and_keeps_its_curve(tmp_path
     assert [h["step"] for h in history] == [2, 4, 6, 8]
     seconds = [h["seconds"] for h in history]
     assert seconds == sorted(seconds) and seconds[2] >= seconds[1]
+
+
+def test_a_shot_says_when_the_double_is_out_of_view_and_recentre_brings_it_back(tmp_path, capsys, sphere_session):
+    """A retargeted clip starts where its mocap stage put it: the shot through the capture's cameras was empty
+    (alpha 0 everywhere) and said nothing. Now each camera that misses the double is named, with how far the
+    first frame stands from the actor's place; --recentre turns and moves the clip onto it (here the image of the
+    unmoved sphere, which a clip 8.6 m away and turned by 90 degrees gives back)."""
+    from PIL import Image
+
+    from rigging.animation import Animation
+
+    s, fit = sphere_session / "session", sphere_session / "fit"
+    code, _, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "m", "--size", "64",
+                           "--iterations", "1", "--device", "cpu")
+    assert code == 0, err
+    _sphere_rig(tmp_path / "rig")
+    for name, turn, away in (("still", 0.0, (0.0, 0.0, 0.0)), ("far", np.pi / 2, (5.0, 0.0, 7.0))):
+        c, sn = np.cos(turn), np.sin(turn)
+        R = np.tile(np.array([[c, 0, sn], [0, 1, 0], [-sn, 0, c]]), (2, 1, 1, 1))
+        Animation(["root"], R, np.tile(away, (2, 1)), 24.0, parents=np.array([-1])).save(tmp_path / name)
+        write_manifest(tmp_path / name, "retarget", params={"actor_id": "virtual"},
+                       outputs={"animation": "animation.npz"})
+    shot = ("render", "shot", tmp_path / "m", "--cameras", s / "calibration.json", "--camera", "cam0", "--rig",
+            tmp_path / "rig", "--renderer", "cgi")
+    code, out, err = run_cli(capsys, *shot, "--anim", tmp_path / "far", "--out", tmp_path / "far_shot")
+    said = " ".join(out.split())
+    assert code == 0, err
+    assert "camera cam0 shows none of the double in every frame" in said
+    assert "first frame stands 8.60 m from where the fitted double stood" in said and "--recentre" in said
+    code, out, err = run_cli(capsys, *shot, "--anim", tmp_path / "far", "--recentre", "--out", tmp_path / "back")
+    assert code == 0, err and "shows none" not in out
+    code, out, err = run_cli(capsys, *shot, "--anim", tmp_path / "still", "--out", tmp_path / "still_shot")
+    assert code == 0, err and "shows none" not in out
+    back, still = (np.asarray(Image.open(tmp_path / d / "cam0" / "0000.png")).astype(float)
+                   for d in ("back", "still_shot"))
+    assert np.abs(back - still).mean() < 1.0 and np.abs(still - still[0, 0]).sum(-1).max() > 50
+    _fails(capsys, tmp_path / "x", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+           "--recentre", "--out", tmp_path / "x", match="--recentre needs --rig and --anim")
