@@ -19,6 +19,7 @@ from neural_render.ensemble import mean_rgba
 from neural_render.image_io import write_exr
 from neural_render.jitter import jitter_offsets, shifted_camera
 from neural_render.neural_double import NeuralDouble
+from neural_render.render_mattes import matted, mesh_zones
 from neural_render.strip_render import render_in_strips
 from neural_render.texture import linear_to_srgb, srgb_to_linear
 
@@ -107,6 +108,7 @@ def _render_frames(model: NeuralDouble, v: Tensor, cam: Camera, renderer: str, c
 
     with autocast_for(v.device):
         srgb = _views_averaged(draw, len(v), cam, offsets, per)
+    srgb = matted(srgb, *mesh_zones(model.surface(v), model.faces, cam))   # the sigmoid's 0.0x and 0.9x alpha
     a = srgb[..., 3:]
     return srgb, torch.cat([srgb_to_linear(srgb[..., :3].clamp(0, 1)) * a, a], -1)
 
