@@ -90,22 +90,22 @@ def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: st
     return v.float(), float(anim.fps)
 
 
-def recentred(verts, model, yaw: float = 0.0):
-    """(T, V, 3) posed meshes turned about the vertical by -``yaw`` (radians, the first frame's heading: see
-    `first_heading`) and moved on the ground plane, so that the first one faces +Z, as the actor faced the capture
-    rig, and stands where the fitted double stood (vertex centroids' x and z matched): a retargeted clip starts
-    wherever and facing whichever way its mocap stage put it; the capture's cameras look at the actor's place."""
+def recentred(verts, model, reference, yaw: float = 0.0):
+    """(T, V, 3) posed meshes turned about the vertical by -``yaw`` (radians: the reference frame's heading, see
+    `first_heading`) and moved on the ground plane, so that the ``reference`` frame (V, 3) of the clip faces +Z, as
+    the actor faced the capture rig, and stands where the fitted double stood (vertex centroids' x and z matched):
+    a retargeted clip starts wherever, facing whichever way, its mocap stage put it; the capture's cameras look at
+    the actor's place. One transform for every frame (and every chunk of a batch: they share the reference)."""
     import math
 
     import torch
 
     c, s = math.cos(-yaw), math.sin(-yaw)
     turn = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=verts.dtype)
-    pivot = verts[0].mean(0)
-    verts = (verts - pivot) @ turn.T + pivot
-    shift = model.fitted_verts[0].mean(0).to(verts) - verts[0].mean(0)
+    pivot = reference.to(verts).mean(0)
+    shift = model.fitted_verts[0].mean(0).to(verts) - pivot
     shift[1] = 0.0
-    return verts + shift
+    return (verts - pivot) @ turn.T + pivot + shift
 
 
 def first_heading(rig_dir: Path, anim_dir: Path, frames: str | None) -> float:
@@ -184,7 +184,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
     camera shifts, averaged (``neural_render.jitter``; None: ``shot_jitter``); per_call: renders drawn by one
     model call (``neural_render.shot.views_per_call``; None: 1 on the CPU, several on a GPU); recentre: the
-    animation turned and moved on the ground to face and stand as the fitted double did (`recentred`). The summary's
+    animation turned and moved on the ground so that its frame 0 faces and stands as the fitted double did
+    (`recentred`). The summary's
     ``out_of_view``: camera -> frames that show none of the double (cameras that show it in every frame left out),
     ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres)."""
     from core.storage import write_manifest
@@ -205,7 +206,9 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
     if recentre and anim_dir is None:
         raise ValueError("--recentre needs --rig and --anim (the fitted pose already stands where the actor stood)")
-    verts = recentred(verts, model, first_heading(rig_dir, anim_dir, frames)) if recentre else verts
+    if recentre:                          # the clip's frame 0 is the reference, whatever --frames renders
+        first, _ = shot_vertices(model, rig_dir, anim_dir, "0:1")
+        verts = recentred(verts, model, first[0], first_heading(rig_dir, anim_dir, "0:1"))
     gap = (model.fitted_verts[0].mean(0) - verts[0].mean(0))[[0, 2]]
     unseen = {k: n for k, n in frames_out_of_view(verts, cams).items() if n}
     per_call = views_per_call(model, cams[0], device, per_call)

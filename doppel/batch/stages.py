@@ -318,6 +318,7 @@ class RenderShotJob(JobOptions):
     views_per_call: int | None = Field(None, ge=1)    # renders a model call (None: 1 on the CPU, several on a GPU)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     label: str | None = None                          # visible disclosure label
+    recentre: bool = False                            # the clip's frame 0 onto the actor's place (every chunk)
 
 
 def _shot_call(v: dict) -> dict:
@@ -328,7 +329,7 @@ def _shot_call(v: dict) -> dict:
     return {"model_dir": Path(v["model"]), "cameras": Path(v["cameras"]), "camera": list(v["camera"]),
             "rig": _p(v["rig"]), "anim": _p(v["anim"]), "frames": frames, "renderer": v["renderer"],
             "size": v["size"], "jitter": v["jitter"], "views_per_call": v["views_per_call"], "device": v["device"],
-            "out": Path(v["out"]), "label": v["label"]}
+            "out": Path(v["out"]), "label": v["label"], "recentre": v["recentre"]}
 
 
 def _shot_gate(v: dict) -> GateSpec:

@@ -218,9 +218,9 @@ def shot(
                                        "drawn together share the GPU's kernel launches)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     recentre: bool = typer.Option(False, "--recentre", help="Turn and move the animation on the ground so that its "
-                                  "first frame faces and stands as the fitted double did in the capture (a mocap "
-                                  "clip starts wherever, facing whichever way, its stage put it; the capture's "
-                                  "cameras look at the actor's place)."),
+                                  "frame 0 faces and stands as the fitted double did in the capture, whatever "
+                                  "--frames renders (a mocap clip starts wherever, facing whichever way, its stage "
+                                  "put it; the capture's cameras look at the actor's place)."),
     out: Path = typer.Option(..., "--out", help="Output folder: CAMERA/NNNN.png, CAMERA/NNNN.exr, CAMERA.mp4."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,

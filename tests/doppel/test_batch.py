@@ -413,11 +413,12 @@ def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_
     assert shot.chunk == "frames" and shot.gpu and STAGES["render train"].gpu
     call = shot.call({"model": "m", "cameras": "c.json", "camera": [], "rig": "r", "anim": "a", "frames": "0:23",
                       "renderer": "neural", "size": None, "jitter": 4, "views_per_call": 2, "device": "auto",
-                      "out": "o", "label": None})
+                      "out": "o", "label": None, "recentre": True})
     assert call["frames"] == "0:24" and call["rig"] == Path("r") and call["jitter"] == 4
-    assert call["views_per_call"] == 2
+    assert call["views_per_call"] == 2 and call["recentre"] is True
     job = shot.model(model="m", cameras="c.json", out="o")
     assert job.jitter is None and job.views_per_call is None    # the command's defaults (shot_jitter, views_per_call)
+    assert job.recentre is False
     gate = shot.gate({"model": "m", "cameras": "c.json", "rig": "r", "anim": "a"})
     assert gate.likeness == ("m", "r") and gate.evidence == ("a",)
 

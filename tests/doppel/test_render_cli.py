@@ -516,7 +516,8 @@ def test_a_shot_says_when_the_double_is_out_of_view_and_recentre_brings_it_back(
     for name, turn, away in (("still", 0.0, (0.0, 0.0, 0.0)), ("far", np.pi / 2, (5.0, 0.0, 7.0))):
         c, sn = np.cos(turn), np.sin(turn)
         R = np.tile(np.array([[c, 0, sn], [0, 1, 0], [-sn, 0, c]]), (2, 1, 1, 1))
-        Animation(["root"], R, np.tile(away, (2, 1)), 24.0, parents=np.array([-1])).save(tmp_path / name)
+        walk = np.array([away, np.add(away, (0.0, 0.0, 0.1))])        # frame 1 a step (10 cm) further along
+        Animation(["root"], R, walk, 24.0, parents=np.array([-1])).save(tmp_path / name)
         write_manifest(tmp_path / name, "retarget", params={"actor_id": "virtual"},
                        outputs={"animation": "animation.npz"})
     shot = ("render", "shot", tmp_path / "m", "--cameras", s / "calibration.json", "--camera", "cam0", "--rig",
@@ -533,5 +534,12 @@ def test_a_shot_says_when_the_double_is_out_of_view_and_recentre_brings_it_back(
     back, still = (np.asarray(Image.open(tmp_path / d / "cam0" / "0000.png")).astype(float)
                    for d in ("back", "still_shot"))
     assert np.abs(back - still).mean() < 1.0 and np.abs(still - still[0, 0]).sum(-1).max() > 50
+    # frame 0 is the reference whatever --frames renders: a chunk of frame 1 alone is the whole shot's frame 1
+    code, _, err = run_cli(capsys, *shot, "--anim", tmp_path / "far", "--recentre", "--frames", "1:2", "--out",
+                           tmp_path / "chunk")
+    assert code == 0, err
+    whole, chunk = (np.asarray(Image.open(p)).astype(float)
+                    for p in (tmp_path / "back" / "cam0" / "0001.png", tmp_path / "chunk" / "cam0" / "0000.png"))
+    assert np.abs(whole - chunk).max() == 0 and np.abs(whole - back).mean() > 0.5
     _fails(capsys, tmp_path / "x", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
            "--recentre", "--out", tmp_path / "x", match="--recentre needs --rig and --anim")
