@@ -17,11 +17,22 @@ app = typer.Typer(help="The asset library: outputs registered by gated commands,
                   no_args_is_help=True)
 
 
-def _label(node: AssetNode) -> str:
+def _label(node: AssetNode, lapsed: dict[str, str]) -> str:
     a = node.asset
-    consent = a.consent_id or "no consent needed"
+    consent = f"{a.consent_id}{_state(a.consent_id, lapsed)}" if a.consent_id else "no consent needed"
     production = _shown(repr(a.production))
     return f"[bold]{a.kind}[/bold] {a.id}  {_shown(a.path)}  [dim]{a.created[:19]} {a.use} {production} {consent}[/dim]"
+
+
+def _lapsed(ws: Workspace) -> dict[str, str]:
+    """Consent id -> "revoked" / "expired" for the consents no longer valid today (the others are valid)."""
+    from assets.consent import outputs_of_lapsed_consents
+
+    return {c.id: c.status() for _, c in outputs_of_lapsed_consents(ws)}
+
+
+def _state(consent_id: str, lapsed: dict[str, str]) -> str:
+    return f" ({lapsed[consent_id]}: withdraw)" if consent_id in lapsed else ""
 
 
 def _shown(value: str) -> str:
@@ -40,11 +51,11 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
     if tree:
         if not actor:
             raise ValueError("assets list: --tree needs --actor A")
-        roots = asset_tree(ws, actor)
+        roots, lapsed = asset_tree(ws, actor), _lapsed(ws)
         top = Tree(f"actor {actor}: {len(roots)} root asset(s)")
 
         def add(branch: Tree, node: AssetNode) -> None:
-            sub = branch.add(_label(node))
+            sub = branch.add(_label(node, lapsed))
             for child in node.children:
                 add(sub, child)
 
@@ -53,7 +64,8 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
         print_table(top, console)
         return
     table = Table("asset", "kind", "actor", "path", "made", "use", "production", "consent")
+    lapsed = _lapsed(ws)
     for a in list_assets(ws, actor, kind):
         table.add_row(a.id, a.kind, a.actor_id, _shown(a.path), a.created[:19], a.use, _shown(a.production),
-                      a.consent_id or "not needed")
+                      f"{a.consent_id}{_state(a.consent_id, lapsed)}" if a.consent_id else "not needed")
     print_table(table, console)

@@ -85,6 +85,10 @@ def test_consent_workflow_through_the_cli(cli, tmp_path):
     assert code == 1 and f"{cid} revoked" in err and not (tmp_path / "fit3.txt").exists()
     code, out, _ = cli("consent", "show", "jane-doe", "-W", ws)
     assert "revoked" in out and "actor withdrew" in out and "fit.txt" in out
+    code, out, _ = cli("assets", "list", "--actor", "jane-doe", "-W", ws)      # the listing says so too
+    assert code == 0 and f"{cid} (revoked: withdraw)" in out
+    code, out, _ = cli("assets", "list", "--actor", "jane-doe", "--tree", "-W", ws)
+    assert code == 0 and f"{cid} (revoked: withdraw)" in out
     code, out, _ = cli("audit", "verify", "-W", ws)
     assert code == 0 and "audit log OK: 7 records" in out  # actor, grant, refusal, fit, refusal, revoke, refusal
     assert re.search(r"audit log OK: 7 records, head 7 [0-9a-f]{64}\n", out), out     # the head hash on its line
