@@ -131,9 +131,16 @@ def first_heading(rig_dir: Path, anim_dir: Path, frames: str | None) -> float:
     return math.atan2(float(ahead[0]), float(ahead[2]))
 
 
-def frames_out_of_view(verts, cams) -> dict[str, int]:
-    """Per camera name, how many of the T frames show none of the double: no vertex in front of the camera and
-    inside its image. verts (T, V, 3) metres (a sample of 4,000 vertices is projected); cams a Camera batch."""
+CUT_FRACTION = 0.01      # share of the double's vertices outside the image above which a frame "cuts" it
+
+
+def framing(verts, cams) -> dict[str, dict[str, list[int]]]:
+    """Per camera name, the frames whose image shows none of the double (``"none"``: no vertex in front of the
+    camera and inside its image) and those that cut it at the image's edge (``"cut"``: some vertices inside, more
+    than CUT_FRACTION of them outside or behind: a toe touching the edge is no cut; reported only for a camera that
+    frames the double whole in the first frame, a close-up cuts it by design). verts (T, V, 3) metres (a
+    sample of 4,000 vertices is projected); cams a Camera batch. Cameras that frame the double whole in every frame
+    are left out."""
     import torch
 
     T, V = verts.shape[:2]
@@ -142,9 +149,26 @@ def frames_out_of_view(verts, cams) -> dict[str, int]:
     for i in range(len(cams)):
         cam = cams[i].to(dtype=torch.float64)
         uv, z = cam.project(pts, distort=False)
-        inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cam.height)
-        out[str(cam.name)] = int((~inside.reshape(T, -1).any(1)).sum())
+        inside = ((z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0)
+                  & (uv[:, 1] < cam.height)).reshape(T, -1)
+        none, cut = ~inside.any(1), inside.any(1) & (inside.float().mean(1) < 1.0 - CUT_FRACTION)
+        if none[0] or cut[0]:       # a close-up (a face camera) or a late entrance: cut by design, not leaving
+            cut[:] = False
+        if none.any() or cut.any():
+            out[str(cam.name)] = {"none": none.nonzero().flatten().tolist(), "cut": cut.nonzero().flatten().tolist()}
     return out
+
+
+def frame_ranges(frames: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0-2, 5, 7-8" (at most 6 ranges shown, then how many more)."""
+    runs, start = [], None
+    for k, f in enumerate(frames):
+        if start is None:
+            start = f
+        if k + 1 == len(frames) or frames[k + 1] != f + 1:
+            runs.append(str(start) if start == f else f"{start}-{f}")
+            start = None
+    return ", ".join(runs[:6]) + (f" and {len(runs) - 6} more ranges" if len(runs) > 6 else "")
 
 
 def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple: int):
@@ -186,7 +210,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     model call (``neural_render.shot.views_per_call``; None: 1 on the CPU, several on a GPU); recentre: the
     animation turned and moved on the ground so that its frame 0 faces and stands as the fitted double did
     (`recentred`). The summary's
-    ``out_of_view``: camera -> frames that show none of the double (cameras that show it in every frame left out),
+    ``out_of_view``: camera -> {"none": frames that show none of the double, "cut": frames that cut it at the
+    image's edge} (`framing`; cameras that frame it whole in every frame left out),
     ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres)."""
     from core.storage import write_manifest
     from mocap_retarget.preview import write_disclosed_mp4
@@ -210,7 +235,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
         first, _ = shot_vertices(model, rig_dir, anim_dir, "0:1")
         verts = recentred(verts, model, first[0], first_heading(rig_dir, anim_dir, "0:1"))
     gap = (model.fitted_verts[0].mean(0) - verts[0].mean(0))[[0, 2]]
-    unseen = {k: n for k, n in frames_out_of_view(verts, cams).items() if n}
+    first = int(frames.partition(":")[0] or 0) if frames else 0      # --frames was checked by shot_vertices
+    unseen = {cam: {k: [first + f for f in v] for k, v in seen.items()} for cam, seen in framing(verts, cams).items()}
     per_call = views_per_call(model, cams[0], device, per_call)
     total, done, outputs = len(cams) * verts.shape[0], 0, {}
     movie: list[np.ndarray] = []

@@ -188,12 +188,19 @@ def _print_training(console: Console, s: dict, out: Path) -> None:
 
 
 def out_of_view_lines(s: dict) -> list[str]:
-    """Warnings for the cameras of a shot summary that miss the double in some or all frames."""
-    lines = []
-    for cam, n in s.get("out_of_view", {}).items():
-        where = "in every frame" if n == s["frames"] else f"in {n} of {s['frames']} frames"
-        lines.append(f"camera {cam} shows none of the double {where}")
-    if lines and s.get("animation") and not s.get("recentred"):
+    """Warnings for the cameras of a shot summary that miss the double, or cut it at the image's edge, in some or
+    all frames (frame numbers of the animation)."""
+    from doppel.shot_stage import frame_ranges
+
+    lines, total = [], s["frames"]
+    for cam, seen in s.get("out_of_view", {}).items():
+        for key, what in (("none", "shows none of the double"), ("cut", "cuts the double at the image's edge")):
+            n = len(seen.get(key, []))
+            if n:
+                where = "in every frame" if n == total else f"in {n} of {total} frames ({frame_ranges(seen[key])})"
+                lines.append(f"camera {cam} {what} {where}")
+    if any(seen.get("none") for seen in s.get("out_of_view", {}).values()) and s.get("animation") \
+            and not s.get("recentred"):
         lines.append(f"the animation's first frame stands {s['offset_m']:.2f} m from where the fitted double stood "
                      "in the capture; --recentre moves it there")
     return lines

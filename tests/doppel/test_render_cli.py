@@ -525,7 +525,7 @@ def test_a_shot_says_when_the_double_is_out_of_view_and_recentre_brings_it_back(
     code, out, err = run_cli(capsys, *shot, "--anim", tmp_path / "far", "--out", tmp_path / "far_shot")
     said = " ".join(out.split())
     assert code == 0, err
-    assert "camera cam0 shows none of the double in every frame" in said
+    assert "camera cam0 shows none of the double in every frame" in said and "cuts" not in said
     assert "first frame stands 8.60 m from where the fitted double stood" in said and "--recentre" in said
     code, out, err = run_cli(capsys, *shot, "--anim", tmp_path / "far", "--recentre", "--out", tmp_path / "back")
     assert code == 0, err and "shows none" not in out
@@ -541,5 +541,13 @@ def test_a_shot_says_when_the_double_is_out_of_view_and_recentre_brings_it_back(
     whole, chunk = (np.asarray(Image.open(p)).astype(float)
                     for p in (tmp_path / "back" / "cam0" / "0001.png", tmp_path / "chunk" / "cam0" / "0000.png"))
     assert np.abs(whole - chunk).max() == 0 and np.abs(whole - back).mean() > 0.5
+    # a camera that frames the double whole in the first frame says when it leaves the frame in part
+    Animation(["root"], np.tile(np.eye(3), (2, 1, 1, 1)), np.array([[0.0, 0.0, 0.0], [0.0, 0.9, 0.0]]), 24.0,
+              parents=np.array([-1])).save(tmp_path / "rise")
+    write_manifest(tmp_path / "rise", "retarget", params={"actor_id": "virtual"},
+                   outputs={"animation": "animation.npz"})
+    code, out, err = run_cli(capsys, *shot, "--anim", tmp_path / "rise", "--out", tmp_path / "rise_shot")
+    assert code == 0, err
+    assert "camera cam0 cuts the double at the image's edge in 1 of 2 frames (1)" in " ".join(out.split())
     _fails(capsys, tmp_path / "x", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
            "--recentre", "--out", tmp_path / "x", match="--recentre needs --rig and --anim")
