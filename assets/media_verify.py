@@ -28,6 +28,27 @@ log = logging.getLogger(__name__)
 
 MAX_VIDEO_FRAMES = 48        # frames of a video read for the watermark (evenly spread over the first ones)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mxf")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".dpx", ".tif", ".tiff", ".webp")
+
+
+def media_files(paths) -> list[Path]:
+    """``paths`` (files or folders) -> the files to verify: a file as given, a folder as every image and video
+    under it (IMAGE_SUFFIXES, VIDEO_SUFFIXES; sidecar manifests, JSON and the like skipped), sorted. A path that
+    does not exist, or a folder with no image or video in it, is a FileNotFoundError naming it."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*")
+                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{p}: a folder with no image or video in it "
+                                        f"({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES)})")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return out
 
 
 @dataclass(frozen=True)

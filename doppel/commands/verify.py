@@ -11,13 +11,14 @@ from doppel.commands.cli_output import cli_console
 from doppel.consent_gate import WorkspaceOpt
 
 
-def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR) or videos (MP4) to check."),
+def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR) or videos (MP4) to check, or "
+                                              "folders: every image and video under them."),
            as_json: bool = typer.Option(False, "--json", help="One JSON object per file, one per line."),
            workspace: WorkspaceOpt = None) -> None:
     """For each file: C2PA state (trusted / untrusted / invalid / absent), the invisible watermark, and the
     workspace record both point to (actor, production, use, consent status today). Exit 1 if any is invalid.
     Outside a workspace only the C2PA signature is checked (no trust anchor, no watermark key)."""
-    from assets.media_verify import describe, verify_file
+    from assets.media_verify import describe, media_files, verify_file
     from assets.workspace import Workspace, WorkspaceError, resolve_root
 
     try:
@@ -30,7 +31,7 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
     if ws is None and not as_json:
         console.print(f"(no workspace at {resolve_root(None)}: C2PA signature only, no trust anchor, "
                       "no watermark key)", markup=False)
-    bad = 0
+    bad, files = 0, media_files(files)       # every path checked before the first (slow) read
     for f in files:
         report = verify_file(f, ws)
         bad += report.invalid
@@ -40,5 +41,7 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
             for line in describe(report):
                 console.print(line, markup=False, soft_wrap=True,
                               style="red" if report.invalid and line == report.path else None)
+    if len(files) > 1 and not as_json:
+        console.print(f"verify: {len(files)} files, {bad} invalid", markup=False, style="red" if bad else None)
     if bad:
         raise typer.Exit(1)

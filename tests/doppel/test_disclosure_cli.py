@@ -31,6 +31,19 @@ def test_keys_init_show_and_verify(tmp_path, capsys):
     assert code == 0 and rep["c2pa"]["state"] == "absent" and rep["watermark"]["found"] is False
     code, out, _ = run_cli(capsys, "verify", tmp_path / "plain.png", tmp_path / "broken.png", "-W", root)
     assert code == 1 and "not a readable image" in out
+    # a delivery folder: every image and video under it (it said "no such file" of a folder)
+    (tmp_path / "delivery" / "cam0").mkdir(parents=True)
+    Image.fromarray(textured(1)).save(tmp_path / "delivery" / "cam0" / "0000.png")
+    Image.fromarray(textured(2)).save(tmp_path / "delivery" / "still.jpg")
+    (tmp_path / "delivery" / "notes.json").write_text("{}")
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "delivery", "-W", root)
+    assert code == 0 and "cam0/0000.png" in out and "still.jpg" in out and "notes.json" not in out
+    assert "verify: 2 files, 0 invalid" in out
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(capsys, "verify", tmp_path / "empty", "-W", root)
+    assert code == 1 and "a folder with no image or video in it" in err
+    code, _, err = run_cli(capsys, "verify", tmp_path / "missing.png", "-W", root)
+    assert code == 1 and "missing.png: no such file or folder" in err
 
 
 def test_real_actor_preview_is_signed_and_no_provenance_is_refused(tmp_path, capsys):
