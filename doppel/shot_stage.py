@@ -232,8 +232,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     if recentre and anim_dir is None:
         raise ValueError("--recentre needs --rig and --anim (the fitted pose already stands where the actor stood)")
     if recentre:                          # the clip's frame 0 is the reference, whatever --frames renders
-        first, _ = shot_vertices(model, rig_dir, anim_dir, "0:1")
-        verts = recentred(verts, model, first[0], first_heading(rig_dir, anim_dir, "0:1"))
+        ref, _ = shot_vertices(model, rig_dir, anim_dir, "0:1")
+        verts = recentred(verts, model, ref[0], first_heading(rig_dir, anim_dir, "0:1"))
     gap = (model.fitted_verts[0].mean(0) - verts[0].mean(0))[[0, 2]]
     first = int(frames.partition(":")[0] or 0) if frames else 0      # --frames was checked by shot_vertices
     unseen = {cam: {k: [first + f for f in v] for k, v in seen.items()} for cam, seen in framing(verts, cams).items()}
@@ -242,7 +242,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     movie: list[np.ndarray] = []
     for fr in render_shot_frames(model, verts, cams, renderer, device, jitter=jitter, per_call=per_call):
         name = cams.name[fr.camera] if isinstance(cams.name, tuple) else str(cams.name)
-        png, exr = write_shot_frame(out / name, fr.frame, fr)
+        png, exr = write_shot_frame(out / name, first + fr.frame, fr)   # named by the animation's frame number
         disclose_written_frame(png, exr, disclose)
         outputs[f"{name}/{png.name}"] = f"{name}/{png.name}"
         outputs[f"{name}/{exr.name}"] = f"{name}/{exr.name}"

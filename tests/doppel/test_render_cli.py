@@ -231,8 +231,11 @@ def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session)
                              "--frames", "1:3", "--out", tmp_path / "shot")
     assert code == 0, err
     from PIL import Image
-    a, b = (np.asarray(Image.open(tmp_path / "shot" / "cam0" / f"000{i}.png")).astype(float) for i in (0, 1))
-    assert not (tmp_path / "shot" / "cam0" / "0002.png").exists() and (tmp_path / "shot" / "cam0.mp4").is_file()
+    # files named by the animation's frame number (1, 2), so the chunks of a batch make one sequence
+    a, b = (np.asarray(Image.open(tmp_path / "shot" / "cam0" / f"000{i}.png")).astype(float) for i in (1, 2))
+    assert not (tmp_path / "shot" / "cam0" / "0000.png").exists() and (tmp_path / "shot" / "cam0.mp4").is_file()
+    assert sorted(json.loads((tmp_path / "shot" / "manifest.json").read_text())["outputs"])[:2] == \
+        ["cam0.mp4", "cam0/0001.exr"]
     assert np.abs(a - b).mean() > 0.5            # the sphere turned between the two frames
     _sphere_rig(tmp_path / "rig2", 10, 20)
     _fails(capsys, tmp_path / "shot2", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
@@ -539,7 +542,7 @@ def test_a_shot_says_when_the_double_is_out_of_view_and_recentre_brings_it_back(
                            tmp_path / "chunk")
     assert code == 0, err
     whole, chunk = (np.asarray(Image.open(p)).astype(float)
-                    for p in (tmp_path / "back" / "cam0" / "0001.png", tmp_path / "chunk" / "cam0" / "0000.png"))
+                    for p in (tmp_path / "back" / "cam0" / "0001.png", tmp_path / "chunk" / "cam0" / "0001.png"))
     assert np.abs(whole - chunk).max() == 0 and np.abs(whole - back).mean() > 0.5
     # a camera that frames the double whole in the first frame says when it leaves the frame in part
     Animation(["root"], np.tile(np.eye(3), (2, 1, 1, 1)), np.array([[0.0, 0.0, 0.0], [0.0, 0.9, 0.0]]), 24.0,
