@@ -183,10 +183,11 @@ def index_body(data: ReviewData, page_of: dict[int, str]) -> str:
         for av in data.actors:
             states = [c.status() for c in av.consents]
             consent = ", ".join(f"{states.count(s)} {s}" for s in ("valid", "expired", "revoked") if s in states)
+            withheld = sum(1 for st in av.stages if st.withheld)
             rows.append([f"<a href='{href(actor_page_name(av.actor.id))}'>{esc(av.actor.name)}</a>",
                          f"<code>{esc(av.actor.id)}</code>",
                          esc(consent or ("not required" if av.actor.virtual else "none")),
-                         esc(len(av.stages))])
+                         esc(len(av.stages)) + (f" {badge(f'{withheld} withheld', 'bad')}" if withheld else "")])
         parts.append("<h2>Actors</h2>" + pages.grid_table(["actor", "id", "consents", "assets"], rows))
     if data.stages:
         rows = [[badge(s.kind, "none"), f"<a href='{href(page_of[id(s)])}'>{esc(s.label)}</a>",

@@ -233,6 +233,8 @@ def test_outputs_of_a_revoked_consent_are_listed_not_copied(tmp_path):
     assert all("<img" not in t and "Withdraw" in t for t in swap_pages)
     folder = next(t for t in texts if "render: renders</h1>" in t)
     assert "1 file(s) in the folder are outputs of a revoked or expired consent" in folder
+    index = res.index.read_text(encoding="utf-8")             # at a glance: whose assets were left out
+    assert index.count("withheld") == 2 and "1 withheld" in index
     jane_page = (res.root / "actor-jane.html").read_text(encoding="utf-8")
     assert jane_page.count("withheld") == 1 and "renders/swapped.png</a> <span class='badge" in jane_page
     revoke(ws, consent.id, "withdrawn")
