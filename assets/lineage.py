@@ -63,6 +63,12 @@ def workspace_relative(ws: Workspace, path: str | os.PathLike) -> str:
         return str(p)
 
 
+def on_disk(ws: Workspace, stored: str) -> Path:
+    """Where a stored asset path (`workspace_relative`'s form) is on disk: under the workspace when relative."""
+    p = Path(stored)
+    return p if p.is_absolute() else ws.root / p
+
+
 def asset_from_row(r: sqlite3.Row) -> Asset:
     return Asset(r["id"], r["kind"], r["path"], r["sha256"], r["actor_id"], r["consent_id"], r["use"],
                  r["production"], r["created"], r["audit_seq"])

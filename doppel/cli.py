@@ -194,16 +194,21 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except (Interrupted, KeyboardInterrupt):
-        _fail("; ".join([INTERRUPTED_LINE, *interrupt_notes()]), 130)
+        _fail(_interrupted_line(), 130)
     except typer.Abort:
         _fail("aborted", 130)
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into a red line
         if _caused_by_interrupt(e):   # raised inside native code (Ray's wait), which wrapped it in a SystemError
-            _fail("; ".join([INTERRUPTED_LINE, *interrupt_notes()]), 130)
+            _fail(_interrupted_line(), 130)
         _handle_error(e, debug)
     if rc == 130:       # typer's own KeyboardInterrupt path (a handler other than ours was active)
-        _fail(INTERRUPTED_LINE, 130)
+        _fail(_interrupted_line(), 130)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _interrupted_line() -> str:
+    """The one line of an interrupted command, with what the command registered to say then (`on_interrupt`)."""
+    return "; ".join([INTERRUPTED_LINE, *interrupt_notes()])
 
 
 def _caused_by_interrupt(e: BaseException) -> bool:

@@ -89,13 +89,13 @@ def find_face_reference(ws, actor_id: str) -> Path | None:
     been revoked (the person withdrew it: the reference is theirs to have deleted, not to be used)."""
     from assets.consent import get_consent
     from assets.hashing import path_sha256
-    from assets.lineage import list_assets
+    from assets.lineage import list_assets, on_disk
 
     found = list_assets(ws, actor_id, REFERENCE_KIND)
     if not found:
         return None
     asset = found[-1]
-    folder = Path(asset.path) if Path(asset.path).is_absolute() else ws.root / asset.path
+    folder = on_disk(ws, asset.path)
     fix = f"make it again: doppel actor face {actor_id} PHOTO..."
     consent = get_consent(ws, asset.consent_id) if asset.consent_id else None
     if consent is not None and consent.revoked:

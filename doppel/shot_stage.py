@@ -225,12 +225,12 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
         raise ValueError(f"--jitter must be between 1 and {MAX_JITTER} renders per frame, got {jitter}")
     if per_call is not None and per_call < 1:
         raise ValueError(f"--views-per-call must be at least 1 render, got {per_call}")
+    if recentre and anim_dir is None:
+        raise ValueError("--recentre needs --rig and --anim (the fitted pose already stands where the actor stood)")
     model, meta = load_double(model_dir, "cpu")
     jitter = shot_jitter(meta, renderer) if jitter is None else jitter
     cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
-    if recentre and anim_dir is None:
-        raise ValueError("--recentre needs --rig and --anim (the fitted pose already stands where the actor stood)")
     if recentre:                          # the clip's frame 0 is the reference, whatever --frames renders
         ref, _ = shot_vertices(model, rig_dir, anim_dir, "0:1")
         verts = recentred(verts, model, ref[0], first_heading(rig_dir, anim_dir, "0:1"))

@@ -77,7 +77,7 @@ def _gather_workspace(root: Path) -> ReviewData:
     from assets import audit
     from assets.actors import list_actors
     from assets.consent import consents_for
-    from assets.lineage import asset_tree, list_assets
+    from assets.lineage import asset_tree, list_assets, on_disk
     from assets.workspace import Workspace
 
     ws = Workspace.open(root)
@@ -86,7 +86,7 @@ def _gather_workspace(root: Path) -> ReviewData:
     for actor in list_actors(ws):
         view = ActorView(actor, consents_for(ws, actor.id), asset_tree(ws, actor.id))
         for a in list_assets(ws, actor_id=actor.id):
-            p = Path(a.path) if Path(a.path).is_absolute() else ws.root / a.path
+            p = on_disk(ws, a.path)
             why = withheld_because(p, lapsed)
             view.stages.append(withheld_view(p, a, why) if why else
                                without_lapsed(stage_view(p, a.path, kind=a.kind, asset=a), lapsed))
@@ -98,10 +98,11 @@ def lapsed_paths(ws) -> dict[Path, str]:
     """Absolute path -> why: every registered output whose consent is revoked or expired today (the same file or
     folder may be registered under two consents: a swap under the double's and the plate performer's)."""
     from assets.consent import outputs_of_lapsed_consents
+    from assets.lineage import on_disk
 
     out: dict[Path, str] = {}
     for a, c in outputs_of_lapsed_consents(ws):
-        p = Path(a.path) if Path(a.path).is_absolute() else ws.root / a.path
+        p = on_disk(ws, a.path)
         when = f"revoked {c.revoked[:10]}" if c.revoked else f"expired {c.expires.isoformat()}"
         out.setdefault(p, f"consent {c.id} of actor {c.actor_id} {when}")
     return out
