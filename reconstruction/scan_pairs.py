@@ -11,10 +11,11 @@ scan and the model point that must land there, validated with pydantic (errors n
       ]
     }
 
-Scan side: ``scan_point`` (x, y, z metres in the scan file's frame) or ``scan_vertex`` (an index into the
-scan's vertices). Model side: ``model_vertex`` (an index into the body model's vertices) or
-``model_landmark``: a calibrated landmark name ("pose 0"-"pose 32", "face 0"-"face 477", "hand.L 0"-"hand.L 20",
-"hand.R 0"-"hand.R 20", MediaPipe numbering; landmark_regressor.py) or a pose name such as "left_wrist".
+Scan side: ``scan_point`` (x, y, z in the scan file's frame and units, as a DCC shows it) or
+``scan_vertex`` (an index into the scan's vertices). Model side: ``model_vertex`` (an index into the body
+model's vertices) or ``model_landmark``: a calibrated landmark name ("pose 0"-"pose 32", "face 0"-"face 477",
+"hand.L 0"-"hand.L 20", "hand.R 0"-"hand.R 20", MediaPipe numbering; landmark_regressor.py) or a pose name such
+as "left_wrist".
 The automatic scan landmarks have strength about 1, so the default 10 puts control points above them.
 """
 
@@ -41,7 +42,7 @@ class PairsFileError(ValueError):
 class ScanPair(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    scan_point: tuple[float, float, float] | None = None    # metres, scan frame
+    scan_point: tuple[float, float, float] | None = None    # scan file's frame and units
     scan_vertex: int | None = Field(default=None, ge=0)
     model_vertex: int | None = Field(default=None, ge=0)
     model_landmark: str | None = None
@@ -149,7 +150,8 @@ def pairs_correspondences(pairs: ScanPairsFile, model, scan: Scan, path: str | P
         if p.model_vertex is not None and p.model_vertex >= nv:
             raise PairsFileError(f"{path}: pairs[{k}].model_vertex: {p.model_vertex} is out of range (the model "
                                  f"has {nv} vertices)")
-        targets[k] = scan.vertices[p.scan_vertex] if p.scan_vertex is not None else p.scan_point
+        targets[k] = (scan.vertices[p.scan_vertex] if p.scan_vertex is not None
+                      else np.asarray(p.scan_point) * scan.unit_scale)
         if p.model_vertex is not None:
             index[k, 0], weight[k, 0] = p.model_vertex, 1.0
             names.append(f"vertex {p.model_vertex}")

@@ -30,6 +30,7 @@ import numpy as np
 from reconstruction.fit_folder import Detail, FitFolder
 from reconstruction.scan_registration import (
     NonrigidConfig,
+    Scan,
     ScanCorrespondences,
     ScanFitConfig,
     correspondences_from_landmarks,
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 # Landmarks of the trunk and head (they move least with the pose): the rigid start from landmarks uses them.
 TRUNK_LANDMARKS = tuple(f"pose {i}" for i in (0, 2, 5, 7, 8, 11, 12, 23, 24))
 MIN_AUTO_LANDMARKS = 6    # fewer trunk landmarks found on the scan: the geometric rigid start is used instead
+FAR_FROM_SCAN_M = 0.02    # a model fit further from the scan on average is reported as failed (warnings)
 NO_LANDMARKS_LR = 0.02    # the model fit's learning rate without automatic landmarks (issue 6's setting)
 NO_LANDMARKS_ITERATIONS = 150  # Adam chamfer steps without automatic landmarks when `iterations` is 0 (the
 #                                refinement alone can fall into a wrong basin from the rest pose)
@@ -63,6 +65,7 @@ def _default_fit_config() -> ScanFitConfig:
 class ScanPipelineConfig:
     iterations: int = 0           # model-fit Adam steps (chamfer + correspondences) before the refinement
     refine_iterations: int = 25   # model-fit ICP rounds solved by L-BFGS (ScanFitConfig.refine_iterations)
+    units: str = "auto"           # the scan file's length unit: 'auto' (from its size), m, cm, mm or inch
     rigid_init: str = "up"        # 'up' (scan is +Y up), 'pca' (any orientation) or 'identity' (without landmarks)
     nonrigid: bool = True         # run the non-rigid registration
     nonrigid_iterations: int = 6  # nricp: ICP iterations per stiffness step (anchored: see `anchored`)
@@ -137,15 +140,17 @@ def register_scan(model, scan, config: ScanPipelineConfig | None = None,
 
 
 def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig | None = None,
-                 progress: Callable[[str, float], None] | None = None, provenance: dict | None = None) -> dict:
+                 progress: Callable[[str, float], None] | None = None, provenance: dict | None = None,
+                 scan: Scan | None = None) -> dict:
     """Register ``model`` to the scan at ``scan_path`` (``register_scan``) and write the fit folder ``out``;
     returns the metrics. progress(step_description, fraction_done); provenance: recorded in the manifest's
-    params (e.g. the actor and consent a consent gate found: ``actor_id``, ``consent_id``, ``production``)."""
+    params (e.g. the actor and consent a consent gate found: ``actor_id``, ``consent_id``, ``production``);
+    scan: that file already read (``load_scan``), else it is read with ``config.units``."""
     import trimesh
 
     cfg = config or ScanPipelineConfig()
     report = progress or (lambda *_: None)
-    scan = load_scan(scan_path)
+    scan = scan if scan is not None else load_scan(scan_path, cfg.units)
     out.mkdir(parents=True, exist_ok=True)
     r = register_scan(model, scan, cfg, report)
     fit, reg, faces = r.fit, r.vertices, np.asarray(model.faces)
@@ -163,19 +168,33 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
                "model_fit_to_scan": mm(d_fit), "registered_to_scan": mm(d_reg), "scan_to_registered": mm(d_scan),
                "sliding": mm(r.sliding), "correspondences": _corr_metrics(r.correspondences, fit.vertices, reg),
                "scan_landmarks": None if r.landmarks is None else r.landmarks.counts(), **tex_metrics,
-               "scan_vertices": int(len(scan.vertices)), "seconds": {k: round(v, 2) for k, v in times.items()}}
+               "scan_vertices": int(len(scan.vertices)), "scan_units": scan.units,
+               "warnings": far_from_scan(d_fit, scan), "seconds": {k: round(v, 2) for k, v in times.items()}}
     FitFolder(out).write(model, source="scan", shape=fit.shape, pose=fit.pose, root_translation=fit.root_translation,
                          expression=fit.expression, model_vertices=fit.vertices,
                          detail=Detail.from_offsets(faces, reg - fit.vertices, normals, observed), metrics=metrics,
                          inputs={"scan": scan_path, **({"pairs": cfg.pairs} if cfg.pairs else {})},
                          params={"model": model.name, "iterations": cfg.iterations,
-                                 "refine_iterations": cfg.refine_iterations, "rigid_init": cfg.rigid_init,
+                                 "refine_iterations": cfg.refine_iterations, "units": scan.units,
+                                 "rigid_init": cfg.rigid_init,
                                  "nonrigid": cfg.nonrigid, "nonrigid_iterations": cfg.nonrigid_iterations,
                                  "nonrigid_method": cfg.nonrigid_method, "auto_landmarks": cfg.auto_landmarks,
                                  "texture_size": cfg.texture_size, **dict(provenance or {})},
                          extra_outputs=extra)
     report("done", 1.0)
     return metrics
+
+
+def far_from_scan(d_fit: np.ndarray, scan) -> list[str]:
+    """Warnings when the model fit stands far from the scan: distances d_fit (V,) metres of the model fit's
+    vertices to the scan's surface; mean over FAR_FROM_SCAN_M (about 10x a good fit's) means a wrong start,
+    wrong units, or a scan that is not one whole person."""
+    mean = float(np.mean(d_fit))
+    if mean <= FAR_FROM_SCAN_M:
+        return []
+    return [f"the model fit is {mean * 1000:.0f} mm from the scan on average (a good fit: 1-3 mm): check the "
+            f"scan's units (read as {scan.units}; --units), its up axis (--rigid-init pca) and that it shows "
+            "one whole person"]
 
 
 def _correspondences(model, scan, cfg: ScanPipelineConfig, report):

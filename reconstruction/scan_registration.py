@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.errors import DoppelError
+from reconstruction.scan_units import scan_unit_scale
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ class Scan:
     """A scan: vertices (N, 3) float64 metres; faces (F, 3) int64 (may be empty for a point cloud only when
     allowed); normals (N, 3) float64 unit vertex normals. Colour, when the scan has it: colors (N, 3) float32
     sRGB in [0, 1] (vertex colours), or a texture (Ht, Wt, 3) float32 sRGB in [0, 1] with uvs (T, 2) (v up)
-    and face_uvs (F, 3) int64 indices into uvs (None: uvs are per vertex, indexed by faces)."""
+    and face_uvs (F, 3) int64 indices into uvs (None: uvs are per vertex, indexed by faces). units: the file's
+    length unit (``scan_units``), unit_scale its metres per unit (the vertices are already in metres)."""
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -79,6 +81,8 @@ class Scan:
     uvs: np.ndarray | None = None
     face_uvs: np.ndarray | None = None
     texture: np.ndarray | None = None
+    units: str = "m"
+    unit_scale: float = 1.0
 
     @property
     def has_color(self) -> bool:
@@ -136,8 +140,19 @@ def _unit_rgb(c, n: int | None, what: str, name: str) -> np.ndarray:
     return np.clip(c, 0.0, 1.0)
 
 
-def load_scan(path: str | Path) -> Scan:
-    """Read a scan mesh (.ply / .obj / .stl / .off / .glb) with trimesh; see ``check_scan``."""
+def load_scan(path: str | Path, units: str = "auto") -> Scan:
+    """Read a scan mesh (.ply / .obj / .stl / .off / .glb) with trimesh; see ``check_scan``. units: the file's
+    length unit, 'auto' (from the scan's size: ``scan_units.detect_scan_units``) or m / cm / mm / inch; the
+    returned vertices are in metres."""
+    scan = _read_scan(path)
+    unit, scale = scan_unit_scale(units, scan.vertices, str(path))
+    if scale == 1.0:
+        return replace(scan, units=unit)
+    return replace(scan, vertices=scan.vertices * scale, units=unit, unit_scale=scale)
+
+
+def _read_scan(path: str | Path) -> Scan:
+    """The scan file as check_scan gives it, in the file's units."""
     import trimesh
 
     path = Path(path)

@@ -31,6 +31,9 @@ def fit(
                                         "landmarks are found)."),
     refine_iterations: int = typer.Option(25, "--refine-iterations",
                                           help="Scan: model-fit ICP rounds solved by L-BFGS (0 = none)."),
+    units: str = typer.Option("auto", "--units",
+                              help="Scan: the file's length unit: auto (from its size: m, cm or mm), m, cm, mm, "
+                                   "inch. Outputs are in metres."),
     rigid_init: str = typer.Option("up", "--rigid-init", help="Scan alignment start: up (scan +Y up), pca, identity."),
     nonrigid_iterations: int = typer.Option(6, "--nonrigid-iterations",
                                             help="Non-rigid ICP iterations per stiffness step (0 = no non-rigid)."),
@@ -82,12 +85,12 @@ def fit(
                      detail_iterations, temporal_weight, workspace, actor, production, model_file,
                      landmark_embedding, force)
         return
-    _fit_scan(scan, out, landmarks, model, dev, (iterations, refine_iterations), rigid_init, nonrigid_iterations,
-              nonrigid_method, auto_landmarks, texture_size, workspace, actor, production, force)
+    _fit_scan(scan, out, landmarks, model, dev, (iterations, refine_iterations), units, rigid_init,
+              nonrigid_iterations, nonrigid_method, auto_landmarks, texture_size, workspace, actor, production, force)
 
 
 def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, iterations: tuple[int, int],
-              rigid_init: str,
+              units: str, rigid_init: str,
               nonrigid_iterations: int, nonrigid_method: str, auto_landmarks: bool, texture_size: int, workspace,
               actor, production, force: bool) -> None:
     """The scan path: checks, then register_scan through run_scan_fit into a staged fit folder + report.html.
@@ -111,6 +114,9 @@ def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, i
         read_pairs(pairs)                           # a bad pairs file fails before any slow work
     inputs = [scan] + ([pairs] if pairs else [])
     check_stage_out(out, "fit", force, inputs)      # before any slow work
+    from reconstruction.scan_registration import load_scan
+
+    loaded = load_scan(scan, units)                 # unreadable, or no person's size in any unit: before the gate
     console = cli_console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
     with gate_from_cli(workspace, actor, production, use="fit", command="fit", inputs=inputs) as run, \
@@ -120,17 +126,23 @@ def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, i
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                 "production": run.provenance["production"],
                 **({"model_file": str(body.path)} if hasattr(body, "path") else {})}   # for `doppel rig --fit`
-        cfg = ScanPipelineConfig(iterations=iterations, refine_iterations=refine_iterations, rigid_init=rigid_init,
+        cfg = ScanPipelineConfig(iterations=iterations, refine_iterations=refine_iterations, units=units,
+                                 rigid_init=rigid_init,
                                  nonrigid=nonrigid_iterations > 0,
                                  nonrigid_iterations=max(nonrigid_iterations, 1), nonrigid_method=nonrigid_method,
                                  auto_landmarks=auto_landmarks, pairs=pairs, texture_size=texture_size)
         with staged_stage_dir(out, "fit", force, inputs) as tmp:
-            metrics = run_scan_fit(body, scan, tmp, cfg, provenance=prov,
+            metrics = run_scan_fit(body, scan, tmp, cfg, provenance=prov, scan=loaded,
                                    progress=lambda d, f: bar.update(task, description=f"fit: {d}", completed=f))
             _write_scan_report(tmp, metrics, shown=out)
         run.add_output(out, kind="fit")
+    if loaded.units != "m":
+        console.print(f"fit: {scan.name} read in {loaded.units} ({'from its size, ' if units == 'auto' else ''}"
+                      f"x {loaded.unit_scale:g} to metres; --units to change); the outputs are in metres")
     console.print(f"fit: registered to {scan.name}: mean distance {metrics['registered_to_scan']['mean_mm']:.2f} mm "
                   f"(model alone {metrics['model_fit_to_scan']['mean_mm']:.2f} mm) -> {out}")
+    for w in metrics.get("warnings") or []:
+        console.print(f"[bold yellow]fit: warning:[/] {w}")
 
 
 def _write_scan_report(out: Path, metrics: dict, shown: Path | None = None) -> None:
@@ -138,7 +150,7 @@ def _write_scan_report(out: Path, metrics: dict, shown: Path | None = None) -> N
     from doppel.report import Section, write_report
 
     lm = metrics.get("scan_landmarks") or {}
-    table = {"rigid start": metrics["rigid_start"],
+    table = {"scan units": metrics.get("scan_units", "m"), "rigid start": metrics["rigid_start"],
              "scan landmarks (pose/face/hands)": "off" if not lm else
              f"{lm['pose']}/{lm['face']}/{lm['hand.L'] + lm['hand.R']}",
              "model fit to scan (mean/p95 mm)": "{mean_mm:.2f} / {p95_mm:.2f}".format(**metrics["model_fit_to_scan"]),
@@ -152,6 +164,8 @@ def _write_scan_report(out: Path, metrics: dict, shown: Path | None = None) -> N
     if (out / "albedo.png").is_file():
         files.append("albedo.png")
     sections = [Section("Scan registration", table=table, files=files)]
+    if metrics.get("warnings"):
+        sections.insert(0, Section("Warnings", text=" ".join(f"{w}." for w in metrics["warnings"])))
     if (out / "scan_landmarks.png").is_file():
         sections.append(Section("Scan landmarks", text="Renders of the scan with MediaPipe's detections: pose green, "
                                 "face mesh red, hands blue (triangulated over the ring of views).",
