@@ -97,6 +97,8 @@ def run_blender_tasks(tasks: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        (d / "tmp").mkdir()
+        env["TMPDIR"] = str(d / "tmp")     # Blender's session folder (blender_XXXX) too: gone with d even on a crash
         cmd = [python or sys.executable, "-m", "assets.blender_worker", str(d), str(len(tasks))]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=root)

@@ -175,12 +175,19 @@ def test_unreadable_clip_is_one_line(tmp_path, capsys):
 
 
 def test_blender_crash_is_one_line_and_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    import tempfile
+
     monkeypatch.setenv("DOPPEL_TEST_CYCLES_CRASH", "1")
+    system_tmp = tmp_path / "system_tmp"          # where the process's (and the worker's) temporary files go
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "capture", "synth", "--out", out, "--cameras", 2, "--size", SIZE,
                            "--renderer", "cycles", "--samples", "1")
     assert code != 0 and "Blender worker crashed" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists() and not any(tmp_path.glob(".out*"))
+    assert list(system_tmp.rglob("*blender_*")) == []   # Blender's session folder went with the worker
 
 
 def test_anim_clip_drives_the_take(actor, tmp_path):
