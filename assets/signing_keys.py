@@ -19,11 +19,13 @@ Private keys are never written into manifests, audit records or logs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import hmac
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,8 @@ CHAIN_NAME = "signer-chain.pem"
 SIGNER_KEY_NAME = "signer.key"
 ROOT_KEY_NAME = "root.key"
 IDENTITY_NAME = "identity.json"
+LOCK_NAME = ".lock"          # keys_lock's file
+KEYS_LOCK_TIMEOUT_S = 120.0  # making an identity takes well under a second
 ANCHOR_META = "trust_anchor_sha256"
 ROOT_DAYS = 3650            # validity of a generated root certificate
 SIGNER_DAYS = 730           # validity of a generated signer certificate
@@ -205,13 +209,47 @@ def init_keys(ws: Workspace, org: str | None = None, cert: Path | None = None, k
     Refuses to replace an existing identity without ``force`` (files signed with the old one stay verifiable
     only against the old anchor, which `doppel verify` then reports as untrusted).
     """
+    if (cert is None) != (key is None):
+        raise ValueError("keys init: give both --cert CHAIN.pem and --key KEY.pem, or neither")
+    with keys_lock(ws):
+        if (keys_dir(ws) / CHAIN_NAME).exists() and not force:
+            raise SigningIdentityError(f"{keys_dir(ws)}: the workspace already has a signing identity (--force "
+                                       "replaces it)")
+        return _init_keys(ws, org, cert, key)
+
+
+def init_keys_if_missing(ws: Workspace) -> KeysInfo | None:
+    """Generate the workspace's signing identity unless it has one (None then). Commands that sign on first use
+    call it: under ``keys_lock``, so commands started together make one identity and wait for it, never half
+    of one (eight `doppel rig` started at once on a new workspace: six failed before)."""
+    with keys_lock(ws):
+        folder = keys_dir(ws)
+        if (folder / CHAIN_NAME).exists() or (folder / IDENTITY_NAME).exists():
+            return None
+        return _init_keys(ws, None, None, None)
+
+
+@contextlib.contextmanager
+def keys_lock(ws: Workspace, timeout_s: float = KEYS_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Exclusive lock (``filelock``, across processes) over the workspace's signing identity files while they
+    are made; SigningIdentityError when another process holds it for more than ``timeout_s`` seconds."""
+    from filelock import FileLock, Timeout
+
+    folder = keys_dir(ws)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        with FileLock(folder / LOCK_NAME, timeout=timeout_s):
+            yield
+    except Timeout:
+        raise SigningIdentityError(f"{folder / LOCK_NAME}: another process has held the signing identity's lock "
+                                   f"for {timeout_s:.0f} s; try again") from None
+
+
+def _init_keys(ws: Workspace, org: str | None, cert: Path | None, key: Path | None) -> KeysInfo:
+    """init_keys' work, under keys_lock."""
     from assets import audit
 
     folder = keys_dir(ws)
-    if (folder / CHAIN_NAME).exists() and not force:
-        raise SigningIdentityError(f"{folder}: the workspace already has a signing identity (--force replaces it)")
-    if (cert is None) != (key is None):
-        raise ValueError("keys init: give both --cert CHAIN.pem and --key KEY.pem, or neither")
     if cert is not None:
         chain_pem = Path(cert).read_bytes()
         key_pem = _read_private(Path(key), "the private key")

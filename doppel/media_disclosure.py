@@ -46,11 +46,10 @@ def check_no_provenance(no_provenance: bool, run) -> None:
 
 def ensure_identity(ws) -> None:
     """Make the workspace's signing identity on first use (logged), as `doppel keys init` would."""
-    from assets.signing_keys import CHAIN_NAME, IDENTITY_NAME, init_keys, keys_dir
+    from assets.signing_keys import init_keys_if_missing
 
-    folder = keys_dir(ws)
-    if not (folder / CHAIN_NAME).exists() and not (folder / IDENTITY_NAME).exists():
-        info = init_keys(ws)
+    info = init_keys_if_missing(ws)
+    if info is not None:
         log.warning("%s: created a signing identity for content credentials (%s); `doppel keys init --force "
                     "--org NAME` names your studio", ws.root, info.signer_subject)
 

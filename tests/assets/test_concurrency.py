@@ -108,3 +108,40 @@ def test_sigkill_mid_write_leaves_a_consistent_index(tmp_path):
     r = subprocess.run([sys.executable, "-m", "doppel", "audit", "verify", "--workspace", str(ws.root)], cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and f"audit log OK: {before + 5} records" in r.stdout, r.stderr
+
+
+_FIRST_SIGNER = """
+import sys, time
+from pathlib import Path
+from assets.workspace import Workspace
+from assets.signing_keys import load_identity, trust_anchor
+from doppel.media_disclosure import ensure_identity
+ws = Workspace.open(sys.argv[1])
+print("READY", flush=True)
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.005)
+ensure_identity(ws)
+load_identity(ws)
+import hashlib
+print(hashlib.sha256(trust_anchor(ws)).hexdigest(), flush=True)
+"""
+
+
+def test_commands_that_sign_first_on_a_new_workspace_make_one_identity(tmp_path):
+    """Six processes sign for the first time at once: one identity is made, and each uses it (before: the ones
+    that lost the race failed on a half-written key folder or a trust anchor the index had not recorded yet)."""
+    ws = setup_ws(tmp_path)
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", _FIRST_SIGNER, str(ws.root), str(go)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "READY", p.stderr.read()
+    go.touch()
+    anchors = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        anchors.append(out.strip())
+    assert len(set(anchors)) == 1 and len(anchors[0]) == 64
+    assert [e.record["action"] for e in audit.entries(ws)].count("keys.init") == 1
