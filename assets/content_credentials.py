@@ -111,6 +111,7 @@ def sign_stream(source: BinaryIO, dest: BinaryIO, path_name: str, manifest: dict
 
     fmt = media_type(Path(path_name))
     embedded = Path(path_name).suffix.lower() in EMBEDDED
+    target = _WriteErrors(dest) if embedded else io.BytesIO()
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain_pem, key_pem, None))
         with signer, c2pa.Builder(manifest, context=_context()) as builder:
@@ -118,11 +119,37 @@ def sign_stream(source: BinaryIO, dest: BinaryIO, path_name: str, manifest: dict
                 builder.set_no_embed()
             for ing in ingredient_files:
                 _add_ingredient(builder, ing)
-            target = dest if embedded else io.BytesIO()
             store = builder.sign(signer, fmt, source, target)
     except c2pa.C2paError as e:
+        if getattr(target, "error", None) is not None:      # c2pa reports a failed write as "Io: Other: ..."
+            raise target.error from None
         raise ContentCredentialsError(f"{path_name}: C2PA signing failed ({_first_line(e)})") from None
     return None if embedded else bytes(store)
+
+
+class _WriteErrors:
+    """``dest`` as c2pa writes it, keeping the first OSError of a write (a full disk: ENOSPC), which c2pa turns
+    into an opaque "Io: Other" error."""
+
+    def __init__(self, dest: BinaryIO):
+        self.dest, self.error = dest, None
+
+    def write(self, data) -> int:
+        try:
+            return self.dest.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.dest.flush()
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def __getattr__(self, name: str):          # read, seek, tell, ...: the stream's own
+        return getattr(self.dest, name)
 
 
 def _add_ingredient(builder, path: Path) -> None:

@@ -45,7 +45,7 @@ from assets import watermark as wm
 from assets.content_credentials import EMBEDDED, UNMARKED, build_manifest, media_type, sidecar_path, sign_stream
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.stage_folders import shown_path
-from core.storage import default_mode, sha256_file
+from core.storage import atomic_write_bytes, default_mode, sha256_file
 
 log = logging.getLogger(__name__)
 _NOTED: set[tuple[str, str]] = set()       # (folder, note) already logged: a sequence's frames say it once
@@ -350,23 +350,15 @@ def _sign_in_place(path: Path, manifest: dict, identity, ingredients: list[Path]
         else:
             Path(tmp).unlink()
         return store
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:    # a full disk under c2pa's writes names no file
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 
 def _replace(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)          # a full disk names ``path`` (core.storage)
 
 
 def _rewrite_pixels(path: Path, edit) -> None:

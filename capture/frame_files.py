@@ -188,8 +188,20 @@ def write_frame(out: str | os.PathLike, rgb: np.ndarray, source: str | os.PathLi
 
         write_dpx(out, codes_of_display(rgb, np.uint16, colorspace))
         return
-    if not cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{out}: could not write the frame")
+    _imwrite(out, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def _imwrite(out: Path, samples: np.ndarray) -> None:
+    """OpenCV-ordered samples (H, W, C) -> ``out`` in the format its suffix names: encoded in memory, then written
+    by Python, so a failed write is an OSError with its errno (a full disk: ENOSPC), not imwrite's False."""
+    import cv2
+
+    ok, data = cv2.imencode(out.suffix, samples)
+    if not ok:
+        raise ValueError(f"{out}: OpenCV cannot encode a {samples.dtype} frame of shape {samples.shape} as "
+                         f"{out.suffix}")
+    with open(out, "wb") as f:
+        f.write(data.tobytes())
 
 
 def _exr_values(rgb: np.ndarray, colorspace: str | None) -> np.ndarray:
@@ -227,7 +239,6 @@ def _write_over_source(out: Path, rgb: np.ndarray, source: Path, colorspace: str
 def _write_samples(out: Path, img: np.ndarray, source: Path, header) -> None:
     """(H, W, 3|4) RGB(A) samples to ``out``, in the source's format with what of its header the format keeps
     (header: a DPX's, `_read_unchanged`)."""
-    import cv2
 
     if source.suffix.lower() == DPX:
         from capture.dpx_frames import write_dpx
@@ -237,8 +248,8 @@ def _write_samples(out: Path, img: np.ndarray, source: Path, header) -> None:
     icc = _icc_profile(source)
     if icc and img.dtype == np.uint8:                      # the source's colour space goes with it (PIL: 8-bit)
         _write_with_profile(out, img, icc)
-    elif not cv2.imwrite(str(out), np.ascontiguousarray(_swap_red_blue(img))):
-        raise OSError(f"{out}: could not write the frame")
+    else:
+        _imwrite(out, np.ascontiguousarray(_swap_red_blue(img)))
 
 
 def _icc_profile(path: Path) -> bytes | None:

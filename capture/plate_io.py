@@ -33,7 +33,7 @@ from capture.video_header import (
     read_stream_header,
     video_codec,
 )
-from core.storage import default_mode
+from core.storage import as_disk_full, default_mode
 
 log = logging.getLogger(__name__)
 
@@ -428,15 +428,25 @@ class PlateWriter:
             raise ValueError(f"{self.out}: frame {self.count} is {rgb.shape}, the plate is "
                              f"{(self.source.height, self.source.width, 3)}")
         shown = self._marked(rgb)
-        if self.source.kind == "video":
-            self._write_video(rgb, shown)
-        else:
-            from capture.frame_files import write_frame
+        try:
+            if self.source.kind == "video":
+                self._write_video(rgb, shown)
+            else:
+                from capture.frame_files import write_frame
 
-            source = self.source.frames[self.count if self.source.kind == "frames" else 0]
-            write_frame(self._tmp / source.name if self.source.kind == "frames" else self._tmp, shown, source,
-                        self.source.colorspace, drawn=rgb)
+                write_frame(self._written(), shown, self.source.frames[self.count if self.source.kind == "frames"
+                                                                       else 0], self.source.colorspace, drawn=rgb)
+        except OSError as e:
+            raise as_disk_full(e, self._written(), self._published()) from e
         self.count += 1
+
+    def _written(self) -> Path:
+        """Where the current frame (a folder's) or the file is being written (its temporary name)."""
+        return self._tmp / self.source.frames[self.count].name if self.source.kind == "frames" else self._tmp
+
+    def _published(self) -> Path:
+        """The name `_written` will be published under."""
+        return self.out / self.source.frames[self.count].name if self.source.kind == "frames" else self.out
 
     def _marked(self, rgb: np.ndarray) -> np.ndarray:
         """The frame through its file's pending disclosure (begun at the file's first frame), if any."""
@@ -490,15 +500,22 @@ class PlateWriter:
             self._close_codes()
             if self._video is not None:
                 video, self._video = self._video, None
-                video.close()
+                try:
+                    video.close()
+                except OSError as e:
+                    raise as_disk_full(e, self._tmp, self.out) from e
             for f, pending in self._pending:
                 if pending is not None:
                     pending.finish(f)
             if self.before_publish is not None:
                 for f in sorted(self._tmp.iterdir()) if self._tmp.is_dir() else [self._tmp]:
                     self.before_publish(f)
-        except BaseException:
+        except BaseException as e:
             self.abort()
+            if isinstance(e, OSError) and e.filename is not None:     # the name it is published under
+                name = Path(e.filename)
+                shown = self.out / name.name if self.source.kind == "frames" else self.out
+                raise as_disk_full(e, name, shown) from e
             raise
         os.chmod(self._tmp, default_mode(directory=self._tmp.is_dir()))   # mkstemp / mkdtemp made it 0600 / 0700
         if self.source.kind == "frames":

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -53,6 +54,27 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         if isinstance(e, OSError) and e.filename is None:   # "[Errno 28] No space left" names no file
             raise OSError(e.errno, e.strerror, str(path)) from e
         raise
+
+
+FULL_DISK_BYTES = 16 << 20    # a write that failed with this little free space left is taken for a full disk
+
+
+def as_disk_full(e: BaseException, written: str | os.PathLike, shown: str | os.PathLike) -> BaseException:
+    """``e`` raised writing ``written`` (maybe a temporary name) -> OSError(ENOSPC, ..., ``shown``) when the disk
+    is full: errno ENOSPC, or a writer that reports no errno (OpenCV's imwrite, OpenEXR, an encoder's pipe) on a
+    filesystem with under FULL_DISK_BYTES free; else ``e`` unchanged. The CLI prints the first as one line naming
+    ``shown`` (doppel.cli)."""
+    import errno
+
+    if not isinstance(e, OSError):
+        return e
+    full = e.errno == errno.ENOSPC
+    if not full and e.errno in (None, errno.EPIPE):
+        try:
+            full = shutil.disk_usage(Path(written).parent).free < FULL_DISK_BYTES
+        except OSError:
+            full = False
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(shown)) if full else e
 
 
 def default_mode(directory: bool = False) -> int:

@@ -6,8 +6,10 @@ Outputs: OUT (the swapped plate, same kind as the plate, written atomically) and
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -269,6 +271,24 @@ def write_performer_crops(folder: Path, shot: ShotLandmarks) -> None:
         write_png(folder / "performer_in_plate.png", shot.performer_crop)
 
 
+@contextlib.contextmanager
+def withdrawn_on_failure(out: Path) -> Iterator[Callable[[], None]]:
+    """Yields ``published()``, to call once the swapped plate ``out`` is in place: if what follows fails (the
+    side folder: report, tracks; a full disk), ``out`` is removed too, so a failed swap leaves neither."""
+    done = False
+
+    def published() -> None:
+        nonlocal done
+        done = True
+
+    try:
+        yield published
+    except BaseException:
+        if done:
+            shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+        raise
+
+
 def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: SwapConfig | None = None, *,
                force: bool = False, progress: Progress | None = None, params: dict | None = None,
                disclose: Disclose | None = None, landmarks: np.ndarray | None = None,
@@ -309,13 +329,15 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     bias = None
     if cfg.debias and landmarks is None:
         track, bias = debias_track(shot, track, info, double, cfg, start, progress)
-    with staged_stage_dir(side, STAGE, force, [plate, *double.folders]) as tmp:
+    with withdrawn_on_failure(out) as published, \
+            staged_stage_dir(side, STAGE, force, [plate, *double.folders]) as tmp:
         (tmp / "strips").mkdir()
         matte_dir = tmp / "matte" if cfg.matte else None
         if matte_dir is not None:
             matte_dir.mkdir()
         qcs, box = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress,
                                   disclose, matte_dir)
+        published()
         write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis, bias)
         write_performer_crops(tmp, shot)
         seconds = time.perf_counter() - t0
