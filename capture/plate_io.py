@@ -437,7 +437,10 @@ class PlateWriter:
                 write_frame(self._written(), shown, self.source.frames[self.count if self.source.kind == "frames"
                                                                        else 0], self.source.colorspace, drawn=rgb)
         except OSError as e:
-            raise as_disk_full(e, self._written(), self._published()) from e
+            full = as_disk_full(e, self._written(), self._published())
+            if full is not e:
+                raise full from e
+            raise
         self.count += 1
 
     def _written(self) -> Path:
@@ -503,7 +506,10 @@ class PlateWriter:
                 try:
                     video.close()
                 except OSError as e:
-                    raise as_disk_full(e, self._tmp, self.out) from e
+                    full = as_disk_full(e, self._tmp, self.out)
+                    if full is not e:
+                        raise full from e
+                    raise
             for f, pending in self._pending:
                 if pending is not None:
                     pending.finish(f)
@@ -514,8 +520,9 @@ class PlateWriter:
             self.abort()
             if isinstance(e, OSError) and e.filename is not None:     # the name it is published under
                 name = Path(e.filename)
-                shown = self.out / name.name if self.source.kind == "frames" else self.out
-                raise as_disk_full(e, name, shown) from e
+                full = as_disk_full(e, name, self.out / name.name if self.source.kind == "frames" else self.out)
+                if full is not e:
+                    raise full from e
             raise
         os.chmod(self._tmp, default_mode(directory=self._tmp.is_dir()))   # mkstemp / mkdtemp made it 0600 / 0700
         if self.source.kind == "frames":

@@ -61,13 +61,16 @@ FULL_DISK_BYTES = 16 << 20    # a write that failed with this little free space 
 
 def as_disk_full(e: BaseException, written: str | os.PathLike, shown: str | os.PathLike) -> BaseException:
     """``e`` raised writing ``written`` (maybe a temporary name) -> OSError(ENOSPC, ..., ``shown``) when the disk
-    is full: errno ENOSPC, or a writer that reports no errno (OpenCV's imwrite, OpenEXR, an encoder's pipe) on a
-    filesystem with under FULL_DISK_BYTES free; else ``e`` unchanged. The CLI prints the first as one line naming
+    is full: errno ENOSPC, a writer that reports no errno (OpenCV's imwrite, OpenEXR, an encoder's pipe) on a
+    filesystem with under FULL_DISK_BYTES free, or another error whose message quotes ENOSPC (an error a worker
+    process sent back as text); else ``e`` unchanged. The CLI prints the first as one line naming
     ``shown`` (doppel.cli)."""
     import errno
 
-    if not isinstance(e, OSError):
-        return e
+    if not isinstance(e, OSError):         # a library's own error carrying the OS's words (Blender's worker)
+        said = str(e)
+        full = f"[Errno {errno.ENOSPC}]" in said or os.strerror(errno.ENOSPC) in said
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(shown)) if full else e
     full = e.errno == errno.ENOSPC
     if not full and e.errno in (None, errno.EPIPE):
         try:

@@ -23,7 +23,7 @@ import numpy as np
 
 from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL
 from core.errors import DoppelError
-from core.storage import default_mode
+from core.storage import as_disk_full, default_mode
 from rigging.animation import Animation, AnimationError, in_rig_order, snap_fps
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,10 @@ def staged_output(out: Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, default_mode())          # mkstemp makes 0600; an export is shared like any new file
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        full = as_disk_full(e, tmp, out) if isinstance(e, Exception) else e
+        if full is not e:
+            raise full from e
         raise

@@ -69,8 +69,15 @@ def copy_static(dst: Path) -> Path:
 def model_block(glb: Path, root: Path, vid: str, caption: str) -> str:
     """Frame ``glb`` (a file under ``root``) over its animation, write its viewer copy (+ the copy as a script for
     file://) beside it, and return the viewer's HTML with paths relative to ``root``."""
+    from doppel.review.gltf_eval import GltfReadError
+
     view = glb.with_name(glb.stem + ".view.glb")
-    framing = prepare_viewer(glb, view)
+    try:
+        framing = prepare_viewer(glb, view)
+    except GltfReadError as e:       # one damaged file: its page says so, the rest of the site is written
+        why = str(e).replace(str(glb), "").lstrip(": ")
+        log.warning("review: %s (%s) is not shown: %s", glb.name, caption, why)
+        return f"<p class='unreadable'>{esc(glb.name)} ({esc(caption)}) cannot be shown: {esc(why)}</p>"
     js = view.with_name(view.name + ".js")
     key = view.relative_to(root).as_posix()
     payload = base64.b64encode(view.read_bytes()).decode("ascii")
@@ -130,7 +137,7 @@ def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], 
             viewers += [f"<p>From the export <a href='{href(page_of[id(e)])}'>{esc(e.label)}</a>:</p>{v}"
                         for v in models[id(e)]]
         body = stage_body(s, dst, f"files/{i:03d}", copied[id(s)], viewers, ws)
-        res.viewers += len(viewers)
+        res.viewers += sum("class='viewer'" in v for v in viewers)
         res.pages.append(atomic_write_text(dst / page_of[id(s)], pages.page(
             f"{s.kind}: {s.label}", body, viewer=bool(viewers), nav=nav)))
     asset_pages = {aid: page_of[id(s)] for aid, s in by_asset.items()}

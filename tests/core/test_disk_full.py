@@ -94,3 +94,21 @@ def test_a_swap_whose_side_folder_fails_leaves_no_plate(tmp_path):
         out.write_bytes(b"someone else's")                          # not published by this run: kept
         raise RuntimeError("before the plate was written")
     assert out.exists()
+
+
+def test_a_full_disk_under_an_exporter_names_the_export(tmp_path):
+    """The glTF writer's write_bytes and Blender's worker (its error comes back as text) on a full disk."""
+    from assets.blender_worker import BlenderError
+    from assets.export.common import staged_output
+
+    out = tmp_path / "double.glb"
+    with pytest.raises(OSError) as e, staged_output(out) as staged:
+        staged.write_bytes(b"x")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(out)
+    with pytest.raises(OSError) as e, staged_output(tmp_path / "double.fbx"):
+        raise BlenderError("Blender: export_fbx: OSError: [Errno 28] No space left on device")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "double.fbx")
+    with pytest.raises(BlenderError, match="bad armature"), staged_output(tmp_path / "double.fbx"):
+        raise BlenderError("Blender: export_fbx: bad armature")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

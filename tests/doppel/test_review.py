@@ -266,7 +266,7 @@ def test_stage_folder_source_and_errors(glb, tmp_path):
         gather(tmp_path / "empty")
 
 
-def test_review_command_and_refusals(ws, tmp_path, capsys):
+def test_review_command_and_refusals(ws, tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(capsys, "review", ws.root, "--out", tmp_path / "site")
     assert code == 0, out + err
     assert (tmp_path / "site" / "index.html").is_file() and "2 3D viewer(s)" in out
@@ -278,6 +278,28 @@ def test_review_command_and_refusals(ws, tmp_path, capsys):
     assert code == 1 and "--force" in out + err and (other / "notes.txt").read_text() == "mine"
     code, out, err = run_cli(capsys, "review", tmp_path / "missing", "--out", tmp_path / "s2")
     assert code == 1 and "missing" in out + err and not (tmp_path / "s2").exists()
+    # the workspace as every other command takes it: -W, $DOPPEL_WORKSPACE, the current folder
+    code, out, err = run_cli(capsys, "review", "-W", ws.root, "--out", tmp_path / "s3")
+    assert code == 0 and "2 3D viewer(s)" in out, out + err
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DOPPEL_WORKSPACE", raising=False)
+    code, out, err = run_cli(capsys, "review", "--out", tmp_path / "s4")
+    assert code == 1 and "not a Doppel workspace" in err and "give SOURCE" in err and not (tmp_path / "s4").exists()
+    code, out, err = run_cli(capsys, "review", ws.root, "-W", ws.root, "--out", tmp_path / "s4")
+    assert code == 1 and "not both" in err
+
+
+def test_a_damaged_glb_is_named_on_its_page_and_the_site_is_written(glb, tmp_path, caplog):
+    d = tmp_path / "demo" / "export"
+    d.mkdir(parents=True)
+    (d / "double.glb").write_bytes(glb[0].read_bytes())
+    (d / "broken.glb").write_bytes(b"glTF\x02")
+    (d / "manifest.json").write_text('{"stage": "export"}')
+    res = build_site(tmp_path / "demo", tmp_path / "site")
+    assert res.viewers == 1
+    page = "".join(p.read_text() for p in res.pages)
+    assert "broken.glb (export broken.glb) cannot be shown: not a readable binary glTF" in page
+    assert ".tmp-" not in page and "broken.glb" in caplog.text
 
 
 def test_server_binds_loopback_only(ws, tmp_path):
