@@ -20,7 +20,7 @@ from capture.qc import ImageQC, cameras_out_of_place, flag_images, image_metrics
 from capture.session import Session, load_session
 from capture.triangulation import RANSAC_THRESHOLD_PX, triangulate_points
 from core.fileio import read_npz
-from core.storage import atomic_open, atomic_write_bytes, atomic_write_json, write_manifest
+from core.storage import atomic_write_bytes, atomic_write_json, atomic_write_npz, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +159,8 @@ def _write_landmarks(out: Path, cams, frames: list[str], lms) -> dict[str, np.nd
 
     arrays = {k: stack(k) for k in ("face", "face_conf", "pose", "pose_conf", "hands", "hands_conf",
                                     "face_from_crop")}
-    with atomic_open(out / "landmarks.npz", "wb") as fh:
-        np.savez_compressed(fh, cameras=np.array([c.name for c in cams]), frames=np.array(frames),
-                            image_size=np.array([[c.width, c.height] for c in cams]), **arrays)
+    atomic_write_npz(out / "landmarks.npz", cameras=np.array([c.name for c in cams]), frames=np.array(frames),
+                     image_size=np.array([[c.width, c.height] for c in cams]), **arrays)
     return arrays
 
 

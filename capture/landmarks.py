@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.storage import atomic_open, content_key, sha256_bytes
+from core.storage import atomic_write_npz, content_key, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +177,7 @@ class LandmarkDetector:
         if self.cache_dir is None:
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_open(self.cache_dir / f"{key}.npz", "wb") as f:
-            np.savez_compressed(f, **res.to_npz_dict())
+        atomic_write_npz(self.cache_dir / f"{key}.npz", **res.to_npz_dict())
 
     def _detect(self, rgb: np.ndarray) -> ImageLandmarks:
         h, w = rgb.shape[:2]

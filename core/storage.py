@@ -95,6 +95,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def atomic_write_npz(path: str | os.PathLike, compressed: bool = True, **arrays: Any) -> Path:
+    """``np.savez(_compressed)`` of ``arrays`` to ``path``, atomically: built in memory first, so a write that fails
+    (a full disk) leaves no half-written zip behind and no ZipFile to complain when it is collected."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically; returns the path."""
     with atomic_open(path, "w") as f:

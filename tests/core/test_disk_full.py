@@ -112,3 +112,12 @@ def test_a_full_disk_under_an_exporter_names_the_export(tmp_path):
     with pytest.raises(BlenderError, match="bad armature"), staged_output(tmp_path / "double.fbx"):
         raise BlenderError("Blender: export_fbx: bad armature")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_npz_is_built_in_memory_and_written_atomically(tmp_path):
+    from core.storage import atomic_write_npz
+
+    p = atomic_write_npz(tmp_path / "a.npz", x=np.arange(5), names=np.array(["a", "b"]))
+    with np.load(p) as z:
+        assert z["x"].tolist() == [0, 1, 2, 3, 4] and z["names"].tolist() == ["a", "b"]
+    assert [q.name for q in tmp_path.iterdir()] == ["a.npz"]
