@@ -4,7 +4,8 @@ Files are written atomically (``core.storage.atomic_open``); a stage *folder* is
 stage writes its outputs into a sibling temporary folder ``.OUT.tmp-HOST-PID-XXXX`` and, on success, the
 temporary folder is swapped in for ``OUT`` (old folder renamed aside, new one renamed in, old one
 deleted). A failure, Ctrl-C or a kill leaves the previous ``OUT`` whole: a reader sees the old result
-or the new one, never a mix. Temporary folders left by killed runs are removed by the next run.
+or the new one, never a mix. Temporary folders left by killed runs are removed by the next run; a run that
+finds an older run still writing ``OUT`` stops (one writer per folder).
 
 Each committed folder carries ``.doppel_stage.json`` naming the stage that wrote it, so that an
 ``--out`` that holds another stage's output (a rig folder given as a retarget's ``--out``) is refused
@@ -20,6 +21,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -101,9 +103,10 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{_owner()}-", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{_owner()}-{time.time_ns()}_", dir=out.parent))
     except OSError as e:       # name the folder the user gave, not a temporary name
         raise OSError(e.errno, f"{e.strerror} (writing the --out folder {out})", str(out.parent)) from e
+    _refuse_a_second_writer(out, tmp)
     try:
         os.chmod(tmp, default_mode(directory=True))      # mkdtemp makes 0700; outputs get the usual umask mode
         yield tmp
@@ -118,6 +121,30 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _refuse_a_second_writer(out: Path, mine: Path) -> None:
+    """StageFolderError (and ``mine`` removed) when another run, started before this one and still alive (on this
+    machine; one on another machine sharing the disk cannot be told dead), is writing ``out``: two runs into one
+    folder would both report success while the last one's result replaced the other's. Of two runs started
+    together the first to make its temporary folder goes on."""
+    def order(p: Path) -> tuple[int, str]:
+        started = re.search(r"-(\d{16,})_[A-Za-z0-9_]*$", p.name)
+        return (int(started[1]) if started else 0, p.name)
+
+    for p in sorted(out.parent.iterdir(), key=order):
+        m = _TMP_RE.match(p.name)
+        if p == mine or order(p) > order(mine):
+            break
+        if not m or m["name"] != out.name or m["kind"] != "tmp" or not p.is_dir():
+            continue
+        if m["host"] != _host() or _alive(int(m["pid"])):
+            shutil.rmtree(mine, ignore_errors=True)
+            since = order(p)[0]
+            when = f", since {time.strftime('%H:%M:%S', time.localtime(since / 1e9))}" if since else ""
+            raise StageFolderError(f"--out {out}: another run is writing it (process {m['pid']} on {m['host']}"
+                                   f"{when}); wait for it to finish or give another --out (if no such run is going "
+                                   f"on, delete {p})")
 
 
 def shown_path(path: str | os.PathLike) -> Path:

@@ -144,6 +144,34 @@ def test_stale_temporary_folders_of_dead_runs_are_cleaned(tmp_path):
     assert (out / "manifest.json").read_text() == "old", "the old result was not put back"
 
 
+def test_a_second_run_into_a_folder_being_written_is_refused(tmp_path):
+    """Three `doppel rig --out same` started at once all reported success, each replacing the last one's folder
+    (and each registered as an asset). A run finds an older live run's temporary folder and stops."""
+    from core.stage_folders import StageFolderError
+
+    out, host, other = tmp_path / "same", _host(), os.getppid()          # the parent: alive while this runs
+    older = tmp_path / f".same.tmp-{host}-{other}-{time.time_ns() - 10**9}_abc"
+    older.mkdir()
+    with pytest.raises(StageFolderError, match=rf"--out .*same: another run is writing it \(process {other} on "
+                                               rf"{host}, since .*\); wait for it .*delete .*{older.name}"):
+        with staged_stage_dir(out, "rig"):
+            pytest.fail("the second run went on")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [older.name]     # its own temporary folder removed
+    older.rmdir()
+    newer = tmp_path / f".same.tmp-{host}-{other}-{time.time_ns() + 10**12}_abc"   # started after this one:
+    newer.mkdir()                                                                  # that run is the one refused
+    with staged_stage_dir(out, "rig") as tmp:
+        (tmp / "rig.npz").write_bytes(b"mine")
+    assert (out / "rig.npz").read_bytes() == b"mine"
+    newer.rmdir()
+    remote = tmp_path / f".same.tmp-otherhost-{other}-{time.time_ns() - 10**9}_abc"   # cannot be told dead
+    remote.mkdir()
+    with pytest.raises(StageFolderError, match="process .* on otherhost"):
+        with staged_stage_dir(out, "rig"):
+            pass
+    assert (out / "rig.npz").read_bytes() == b"mine"
+
+
 _KILLED_RUN = textwrap.dedent("""
     import sys, time
     from pathlib import Path
