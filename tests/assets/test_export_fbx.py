@@ -141,7 +141,16 @@ def test_blender_traceback_becomes_one_line_naming_the_file(monkeypatch, tmp_pat
     assert code == 1
     errors = [ln for ln in err.splitlines() if "error" in ln]
     assert len(errors) == 1 and "Traceback" not in err, err
-    assert f"{tmp_path / 'a.fbx'}: Blender could not write the FBX" in errors[0] and "No space left" in errors[0]
+    assert f"disk full writing {tmp_path / 'a.fbx'}" in errors[0] and "No space left" in errors[0]
+
+    def broken(tasks, **kw):
+        raise BlenderError("Blender: export_fbx: RuntimeError: armature has no bones")
+
+    monkeypatch.setattr(bw, "run_blender_tasks", broken)
+    code, out, err = run_cli(capsys, "export", str(rig_dir), "--out", str(tmp_path / "a.fbx"), "--no-texture")
+    errors = [ln for ln in err.splitlines() if "error" in ln]
+    assert code == 1 and len(errors) == 1, err
+    assert f"{tmp_path / 'a.fbx'}: Blender could not write the FBX" in errors[0] and "no bones" in errors[0]
 
 
 def test_fbx_gets_the_exact_rate_and_the_clip_range(tmp_path, tiny_rig):
