@@ -14,7 +14,7 @@ from core.errors import DoppelError
 SCAN_UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254}   # metres per file unit
 AUTO_UNITS = ("m", "cm", "mm")     # inches are never guessed: 40-100 units reads as a child in cm
 TYPICAL_SIZE_M = 1.7               # a standing adult's largest extent
-PERSON_SIZE_M = (0.1, 5.0)         # a scan read as smaller or larger than this is no person in any unit
+PERSON_SIZE_M = (0.1, 10.0)        # smaller or larger in every unit: no scan of a person (with its floor)
 
 
 class ScanUnitsError(DoppelError):
@@ -30,7 +30,8 @@ def scan_extent(vertices: np.ndarray) -> float:
 def detect_scan_units(vertices: np.ndarray, what: str = "scan") -> tuple[str, float]:
     """(unit, largest extent in file units) of a scan's vertices (N, 3): of m, cm and mm, the unit that makes the
     scan's largest side closest to 1.7 m (log scale): below 17 units reads as metres, 17-537 as centimetres,
-    above as millimetres. ScanUnitsError when even that unit makes it no person's size (0.1-5 m)."""
+    above as millimetres. ScanUnitsError when even that unit makes it no person's size (0.1-10 m, a floor around
+    them included)."""
     size = scan_extent(vertices)
     if not size > 0:
         raise ScanUnitsError(f"{what}: the scan has zero size; cannot read its units")
