@@ -150,13 +150,14 @@ class RigCalibration:
     reference: tuple[str, str]                     # (camera, moment) that fixes the world frame
     board_poses: dict[str, np.ndarray] = field(default_factory=dict)  # moment -> (4, 4) board-to-world
     initial_rms: dict[str, float] = field(default_factory=dict)       # per-camera RMS of cv2.calibrateCamera
+    moments_matched_by: str = "file name"          # how photos of one moment were told (capture.rig_moments.RULES)
 
     def summary(self) -> dict:
         return {"rms_px": {k: round(v, 4) for k, v in self.rms.items()},
                 "views_used": {k: len(v) for k, v in self.views_used.items()},
                 "outlier_views": [list(o) for o in self.outlier_views],
                 "missing_views": self.missing_views,
-                "reference": list(self.reference)}
+                "reference": list(self.reference), "moments_matched_by": self.moments_matched_by}
 
 
 def _calibrate_intrinsics(spec: BoardSpec, dets: dict[str, Detection], size: tuple[int, int], cam: str):
@@ -306,10 +307,16 @@ def read_image_checked(path: Path, flags: int | None = None) -> np.ndarray:
 def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,
                               reference_camera: str | None = None,
                               progress: Callable[[str], None] | None = None) -> RigCalibration:
-    """Detect the board in IMAGES_DIR/CAMERA/*.png and calibrate the rig (see ``calibrate_rig``)."""
+    """Detect the board in IMAGES_DIR/CAMERA/*.png and calibrate the rig (see ``calibrate_rig``). Photos of one
+    moment are told by their file names (``capture.rig_moments.match_moments``): the same name in every camera
+    folder, or the same name once the camera's name is taken out, or the same frame number."""
     import cv2
 
-    files = list_rig_images(images_dir)
+    from capture.rig_moments import RULES, match_moments
+
+    files, matched_by = match_moments(list_rig_images(images_dir))
+    if matched_by != RULES[0]:
+        log.info("%s: photos of one moment matched by %s (file names differ per camera)", images_dir, matched_by)
     detector = cv2.aruco.CharucoDetector(spec.board())
     detections: dict[str, dict[str, Detection]] = {}
     sizes: dict[str, tuple[int, int]] = {}
@@ -331,4 +338,5 @@ def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,
                 detections[cam][m] = det
     result = calibrate_rig(spec, detections, sizes, reference_camera=reference_camera, progress=progress)
     result.missing_views = missing
+    result.moments_matched_by = matched_by
     return result

@@ -25,8 +25,9 @@ def _progress() -> Progress:
 
 @app.command("calibrate")
 def calibrate(
-    images_dir: Path = typer.Argument(..., help="IMAGES_DIR/CAMERA/*.png: one folder per camera; same file name "
-                                               "across cameras = same moment."),
+    images_dir: Path = typer.Argument(..., help="IMAGES_DIR/CAMERA/*.png: one folder per camera; photos of one "
+                                               "moment share their file name, or their name without the camera's "
+                                               "(cam01_0001.png, cam02_0001.png), or their frame number."),
     board: str = typer.Option("charuco:squares_x=7,squares_y=5,square=0.08,marker=0.06,dict=DICT_5X5_100",
                               "--board", help="charuco:squares_x=..,squares_y=..,square=M,marker=M,dict=NAME"),
     out: Path = typer.Option(Path("calibration.json"), "--out", help="Doppel calibration JSON to write."),
@@ -61,6 +62,8 @@ def calibrate(
     print_table(t, console)
     for cam, m, e in res.outlier_views:
         console.print(f"[yellow]outlier view left out: {cam}/{m} (RMS {e:.2f} px)[/yellow]")
+    if res.moments_matched_by != "file name":
+        console.print(f"photos of one moment matched by {res.moments_matched_by} (file names differ per camera)")
     console.print(f"world frame: the board at moment {res.reference[1]!r} seen by {res.reference[0]!r}")
 
 

@@ -31,6 +31,26 @@ def test_calibrate_cli(tmp_path, capsys):
     assert (tmp_path / "colmap" / "cameras.txt").is_file()
 
 
+def test_calibrate_cli_matches_moments_of_files_named_after_their_camera(tmp_path, capsys):
+    """cam00/cam00_1001.png and cam01/cam01_1001.png are one moment (before: 'never see the board at a moment
+    shared ... with the reference camera'); the cameras come out as with shared names."""
+    from doppel.synthetic_capture import board_calibration_rig, write_board_rig_images
+
+    rig = board_calibration_rig(n_cameras=2, n_poses=5, width=480, height=360, seed=2, distortion=False)
+    write_board_rig_images(rig, tmp_path / "imgs", supersample=1)
+    assert run(["capture", "calibrate", str(tmp_path / "imgs"), "--out", str(tmp_path / "same.json")]) == 0
+    for cam in ("cam00", "cam01"):
+        for f in sorted((tmp_path / "imgs" / cam).iterdir()):
+            f.rename(f.with_name(f"{cam}_{1001 + int(f.stem)}{f.suffix}"))
+    capsys.readouterr()
+    assert run(["capture", "calibrate", str(tmp_path / "imgs"), "--out", str(tmp_path / "named.json")]) == 0
+    assert "matched by file name without the camera's name" in capsys.readouterr().out
+    same, named = (json.loads((tmp_path / f).read_text()) for f in ("same.json", "named.json"))
+    for a, b in zip(same["cameras"], named["cameras"], strict=True):
+        np.testing.assert_allclose(np.array(a["R"]), np.array(b["R"]), atol=1e-9)
+        np.testing.assert_allclose(np.array(a["t"]), np.array(b["t"]), atol=1e-9)
+
+
 def test_qc_cli_and_errors(tmp_path, capsys):
     from capture.session import write_session
     from tests.capture.conftest import portrait_cameras
