@@ -92,6 +92,35 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
         console.print(f"[yellow]not registered: {res.unregistered}[/yellow]")
 
 
+@app.command("session")
+def session_cmd(
+    photos: Path = typer.Argument(..., help="PHOTOS/CAMERA/*.jpg|png: the rig's photos, one folder per camera, as the "
+                                            "cameras wrote them (cam01/cam01_0001.jpg, A001_C002_0001.jpg, ...)."),
+    calibration: Path = typer.Option(..., "--calibration", help="The rig's calibration (`doppel capture calibrate`); "
+                                                                "its camera names are the folders' names."),
+    out: Path = typer.Option(..., "--out", help="Session folder to write: images/ + calibration.json."),
+    force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+) -> None:
+    """Assemble a capture session from a rig's photos: each camera's photos matched by moment (the rules of
+    `capture calibrate`), named after their camera, hard-linked (or copied; never re-encoded), validated against
+    the calibration. Moments some camera missed are left out and listed."""
+    from capture.session_assembly import assemble_session, plan_session
+    from core.stage_folders import staged_stage_dir
+
+    plan_session(photos, calibration)                  # every refusal before anything is written
+    with _progress() as prog, staged_stage_dir(out, "capture session", force, [photos, calibration]) as tmp:
+        task = prog.add_task("session", total=None)
+        done = assemble_session(photos, calibration, tmp, progress=lambda k, n: prog.update(task, completed=k,
+                                                                                             total=n))
+    for m, cams in done.incomplete.items():
+        console.print(f"[yellow]moment {m!r} left out: no photo from {', '.join(cams)}[/yellow]")
+    if done.ignored:
+        console.print(f"[yellow]folders with no calibrated camera, ignored: {', '.join(done.ignored)}[/yellow]")
+    how = "" if done.matched_by == "file name" else f", photos matched by {done.matched_by}"
+    console.print(f"session: {len(done.frames)} moment(s) x {len(done.cameras)} cameras{how}; "
+                  f"{done.linked} hard-linked, {len(done.frames) * len(done.cameras) - done.linked} copied -> {out}")
+
+
 @app.command("ingest")
 def ingest_cmd(
     session_dir: Path = typer.Argument(..., help="session folder: images/ + calibration.json"),

@@ -1,0 +1,116 @@
+"""A capture session assembled from a rig's photos as its cameras wrote them.
+
+A rig's cameras (or their cards) write one folder each, their files named after the camera or the clip:
+``DUMP/cam01/cam01_0001.jpg``, ``DUMP/cam02/cam02_0001.jpg``. A Doppel session is ``images/CAMERA.jpg`` (one
+moment) or ``images/FRAME/CAMERA.jpg`` beside ``calibration.json``. ``assemble_session`` matches each camera's
+photos by moment (``capture.rig_moments``, the rules `doppel capture calibrate` uses), names each photo after its
+calibrated camera, hard-links it where the disk allows (else copies it: the photos are never re-encoded), copies
+the calibration and validates the result with ``load_session`` (image sizes against the calibration).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from capture.calibration_io import read_calibration
+from capture.rig_moments import match_moments
+from capture.session import IMAGE_EXTS, SessionError, load_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AssembledSession:
+    """What ``assemble_session`` put together."""
+
+    frames: list[str]                        # the moments in the session (frame folder names), in order
+    cameras: list[str]                       # the calibrated cameras, in calibration order
+    matched_by: str                          # how photos of one moment were told (capture.rig_moments.RULES)
+    incomplete: dict[str, list[str]] = field(default_factory=dict)   # moment left out -> cameras without a photo
+    ignored: list[str] = field(default_factory=list)                 # camera folders with no calibrated camera
+    linked: int = 0                          # photos hard-linked (the rest copied)
+
+
+def rig_photos(dump: Path) -> dict[str, dict[str, Path]]:
+    """DUMP/CAMERA/*.png|jpg|jpeg -> camera folder name -> file stem -> path."""
+    if not dump.is_dir():
+        raise FileNotFoundError(f"{dump}: folder of camera folders not found")
+    out: dict[str, dict[str, Path]] = {}
+    for cam_dir in sorted(p for p in dump.iterdir() if p.is_dir()):
+        files = {f.stem: f for f in sorted(cam_dir.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_EXTS}
+        if files:
+            out[cam_dir.name] = files
+    if not out:
+        raise SessionError(f"{dump}: no camera folders with photos (expected {dump}/CAMERA/*.jpg)")
+    return out
+
+
+def plan_session(dump: Path, calibration: Path) -> tuple[dict[str, dict[str, Path]], AssembledSession]:
+    """(moment -> calibrated camera -> photo, what will be assembled) without writing anything. Camera folders
+    are matched to calibrated cameras by name (case-insensitive); a moment some calibrated camera has no photo
+    of is left out (listed); SessionError when a calibrated camera has no folder or no moment is complete."""
+    cameras = [c.name for c in read_calibration(calibration)]
+    photos = rig_photos(dump)
+    by_lower = {name.lower(): name for name in photos}
+    missing = [c for c in cameras if c.lower() not in by_lower]
+    if missing:
+        raise SessionError(f"{dump}: calibrated camera(s) {missing} have no folder (found: {sorted(photos)})")
+    folder_of = {c: by_lower[c.lower()] for c in cameras}
+    ignored = sorted(set(photos) - set(folder_of.values()))
+    moments, matched_by = match_moments({folder_of[c]: photos[folder_of[c]] for c in cameras})
+    all_moments = sorted({m for by_m in moments.values() for m in by_m}, key=_natural)
+    plan, incomplete = {}, {}
+    for m in all_moments:
+        without = [c for c in cameras if m not in moments[folder_of[c]]]
+        if without:
+            incomplete[m] = without
+        else:
+            plan[m] = {c: moments[folder_of[c]][m] for c in cameras}
+    if not plan:
+        raise SessionError(f"{dump}: no moment has a photo from every calibrated camera ({len(all_moments)} "
+                           f"moment(s), matched by {matched_by}); check the folders' file names")
+    return plan, AssembledSession(list(plan), cameras, matched_by, incomplete, ignored)
+
+
+def assemble_session(dump: str | os.PathLike, calibration: str | os.PathLike, out: Path,
+                     progress: Callable[[int, int], None] | None = None) -> AssembledSession:
+    """Write the session ``out`` (an empty folder, e.g. a stage's temporary folder) from the rig's photos in
+    ``dump`` and ``calibration`` (`plan_session`); one moment -> images/CAMERA.EXT, several ->
+    images/FRAME/CAMERA.EXT. Validated with ``load_session`` (decoding every photo)."""
+    dump, calibration = Path(dump), Path(calibration)
+    plan, done = plan_session(dump, calibration)
+    shutil.copyfile(calibration, out / "calibration.json")
+    total = sum(len(v) for v in plan.values())
+    k = 0
+    for m, by_cam in plan.items():
+        folder = out / "images" if len(plan) == 1 else out / "images" / m
+        folder.mkdir(parents=True, exist_ok=True)
+        for cam, src in by_cam.items():
+            done.linked += _link_or_copy(src, folder / f"{cam}{src.suffix.lower()}")
+            k += 1
+            if progress:
+                progress(k, total)
+    load_session(out)
+    return done
+
+
+def _link_or_copy(src: Path, dst: Path) -> bool:
+    """Hard-link ``src`` to ``dst`` (True), or copy it when the disk cannot (another filesystem: False)."""
+    try:
+        os.link(src, dst)
+        return True
+    except OSError:
+        shutil.copyfile(src, dst)
+        return False
+
+
+def _natural(name: str) -> tuple:
+    """Sort key: 2 before 10."""
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
