@@ -48,8 +48,9 @@ class Session:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    """(W, H) of an image, decoding it fully so a truncated/corrupt file is caught here (after the header's
-    size is checked against capture.images.MAX_IMAGE_PIXELS)."""
+    """(W, H) of an image as it is shown and as every stage reads it (its EXIF orientation applied: a camera
+    turned to portrait writes landscape pixels and orientation 6), decoding it fully so a truncated/corrupt file
+    is caught here (after the header's size is checked against capture.images.MAX_IMAGE_PIXELS)."""
     import cv2
 
     from capture.images import read_image
@@ -58,7 +59,7 @@ def _image_size(path: Path) -> tuple[int, int]:
     if not data:
         raise SessionError(f"{path}: image file is empty")
     try:
-        img = read_image(path, cv2.IMREAD_UNCHANGED, data=data)
+        img = read_image(path, cv2.IMREAD_COLOR, data=data)
     except ValueError as e:
         raise SessionError(str(e)) from e
     if path.suffix.lower() in (".jpg", ".jpeg") and not data[-2:] == b"\xff\xd9":

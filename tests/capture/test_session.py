@@ -102,3 +102,28 @@ def test_extra_image_is_a_warning(session):
     cv2.imwrite(str(session / "images" / "stray.png"), np.zeros((64, 64, 3), np.uint8))
     s = load_session(session)
     assert any("stray" in w for w in s.warnings)
+
+
+def test_a_portrait_photo_is_checked_as_it_is_shown(tmp_path):
+    """A camera turned to portrait writes landscape pixels and EXIF orientation 6. Calibration, ingest and fit read
+    it upright (OpenCV applies the orientation), so the session's size check must too (before: refused, 'image is
+    96x64 but camera calibrated for 64x96')."""
+    from PIL import Image
+
+    from capture.calibration_io import write_doppel_json
+    from capture.npcam import PinholeNP as Camera
+    from doppel.synthetic_capture import intrinsics
+
+    root = tmp_path / "portrait"
+    (root / "images").mkdir(parents=True)
+    im = Image.fromarray(np.full((64, 96, 3), 90, np.uint8))            # stored 96 wide, 64 high
+    exif = im.getexif()
+    exif[0x0112] = 6                                                     # shown turned: 64 wide, 96 high
+    im.save(root / "images" / "cam00.jpg", exif=exif.tobytes())
+    cam = Camera.look_at("cam00", [0, 1.6, 1.1], [0, 1.6, 0], intrinsics(64, 96, 40.0), 64, 96)
+    write_doppel_json(root / "calibration.json", [cam])
+    assert load_session(root).frames["0"]["cam00"].name == "cam00.jpg"
+    write_doppel_json(root / "calibration.json", [Camera.look_at("cam00", [0, 1.6, 1.1], [0, 1.6, 0],
+                                                                 intrinsics(96, 64, 40.0), 96, 64)])
+    with pytest.raises(SessionError, match="image is 64x96 but camera 'cam00' is calibrated for 96x64"):
+        load_session(root)
