@@ -154,12 +154,31 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's content, read in 1 MiB chunks."""
+    """Hex SHA-256 of a file's content, read in 1 MiB chunks. A file of at least ``MEMO_MIN_BYTES`` is hashed once
+    per process while it is unchanged (same device, inode, size, modification and change times): a swap's plate
+    was read 15 times by one `doppel swap` (two consent gates, the lineage, the credentials' ingredient...), minutes
+    of hashing for a long 4K plate. Small files are always read (a rewrite within one clock tick keeps its times)."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if st.st_size >= MEMO_MIN_BYTES and _HASH_MEMO.get(key, (None, None))[0] == stamp:
+        return _HASH_MEMO[key][1]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_HASH_CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+        after = os.fstat(f.fileno())
+    digest = h.hexdigest()
+    if st.st_size >= MEMO_MIN_BYTES and (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == stamp:
+        if len(_HASH_MEMO) >= _HASH_MEMO_ENTRIES:
+            _HASH_MEMO.pop(next(iter(_HASH_MEMO)))
+        _HASH_MEMO[key] = (stamp, digest)
+    return digest
+
+
+MEMO_MIN_BYTES = 16 << 20      # files this large are hashed once per process while unchanged (sha256_file)
+_HASH_MEMO_ENTRIES = 1024
+_HASH_MEMO: dict[tuple[int, int], tuple[tuple[int, int, int], str]] = {}
 
 
 def content_key(*parts: Any) -> str:

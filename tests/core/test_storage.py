@@ -95,3 +95,39 @@ def test_json_outputs_refuse_non_finite_numbers(tmp_path, bad):
     assert not path.exists()
     atomic_write_json(path, {"params": {"weights": [1.0, 2.0]}})
     assert json.loads(path.read_text())["params"]["weights"] == [1.0, 2.0]
+
+
+def test_a_large_unchanged_file_is_hashed_once_and_a_changed_one_again(tmp_path, monkeypatch):
+    """One `doppel swap` read its plate 15 times (gates, lineage, credentials); a large file unchanged since it
+    was hashed is hashed once per process, a rewritten one (even with its old mtime put back) again."""
+    import hashlib
+    import os
+    import time
+
+    import core.storage as st
+
+    big = tmp_path / "plate.mov"
+    data = os.urandom(st.MEMO_MIN_BYTES)
+    big.write_bytes(data)
+    reads = []
+    real_open = open
+
+    def counting_open(path, *a, **k):
+        reads.append(str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    assert st.sha256_file(big) == hashlib.sha256(data).hexdigest()
+    assert st.sha256_file(big) == hashlib.sha256(data).hexdigest() and reads.count(str(big)) == 1
+    before = os.stat(big)
+    time.sleep(0.05)
+    other = bytes(reversed(data))
+    with real_open(big, "r+b") as f:                     # in place: same inode, same size
+        f.write(other)
+    os.utime(big, ns=(before.st_atime_ns, before.st_mtime_ns))     # its old mtime put back
+    assert st.sha256_file(big) == hashlib.sha256(other).hexdigest() and reads.count(str(big)) == 2
+    small = tmp_path / "small.json"
+    small.write_bytes(b"{}")
+    st.sha256_file(small)
+    st.sha256_file(small)
+    assert reads.count(str(small)) == 2                   # small files are always read
