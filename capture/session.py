@@ -21,7 +21,8 @@ from core.errors import DoppelError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")   # 16-bit TIFF (a RAW development) read as 8-bit
+RAW_EXTS = (".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2", ".srw", ".pef", ".iiq", ".3fr")
 SINGLE_FRAME = "0"  # the frame name of a one-moment session (images/CAMERA.png)
 
 
@@ -121,7 +122,10 @@ def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
                   for d in subdirs}
         groups = {k: v for k, v in groups.items() if v}
     if not groups:
-        raise SessionError(f"{img_dir}: empty (no .png/.jpg images)")
+        raw = any(p.suffix.lower() in RAW_EXTS for p in img_dir.rglob("*"))
+        raise SessionError(f"{img_dir}: empty (no .png/.jpg/.tif images)" + (
+            "; it holds camera RAW files: develop them to 16-bit TIFF or JPEG first (same white balance and "
+            "exposure for every camera)" if raw else ""))
     names = {c.name for c in cameras}
     frames: dict[str, dict[str, Path]] = {}
     warnings: list[str] = []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from capture.calibration_io import read_calibration
 from capture.rig_moments import match_moments
-from capture.session import IMAGE_EXTS, SessionError, load_session
+from capture.session import IMAGE_EXTS, RAW_EXTS, SessionError, load_session
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,10 @@ def rig_photos(dump: Path) -> dict[str, dict[str, Path]]:
         if files:
             out[cam_dir.name] = files
     if not out:
-        raise SessionError(f"{dump}: no camera folders with photos (expected {dump}/CAMERA/*.jpg)")
+        raw = any(f.suffix.lower() in RAW_EXTS for f in dump.rglob("*"))
+        raise SessionError(f"{dump}: no camera folders with photos (expected {dump}/CAMERA/*.jpg|png|tif)" + (
+            "; they hold camera RAW files: develop them to 16-bit TIFF or JPEG first (same white balance and "
+            "exposure for every camera)" if raw else ""))
     return out
 
 

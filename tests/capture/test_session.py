@@ -127,3 +127,24 @@ def test_a_portrait_photo_is_checked_as_it_is_shown(tmp_path):
                                                                  intrinsics(96, 64, 40.0), 96, 64)])
     with pytest.raises(SessionError, match="image is 64x96 but camera 'cam00' is calibrated for 96x64"):
         load_session(root)
+
+
+def test_16_bit_tiff_photos_load_and_camera_raw_files_are_named(tmp_path):
+    """Photogrammetry rigs develop their RAW files to 16-bit TIFF: a session of them loads (every stage reads
+    them as 8-bit through OpenCV); RAW files themselves are refused with what to do."""
+    import cv2
+
+    cams = portrait_cameras(2, size=64)
+    root = write_session(tmp_path / "s", cams, {c.name: np.zeros((64, 64, 3), np.uint8) for c in cams})
+    for c in cams:
+        (root / "images" / f"{c.name}.png").unlink()
+        cv2.imwrite(str(root / "images" / f"{c.name}.tif"), np.full((64, 64, 3), 40000, np.uint16))
+    s = load_session(root)
+    assert s.frames["0"]["cam01"].suffix == ".tif"
+    from capture.images import read_image
+
+    assert read_image(s.frames["0"]["cam01"]).dtype == np.uint8
+    for c in cams:
+        (root / "images" / f"{c.name}.tif").rename(root / "images" / f"{c.name}.CR3")
+    with pytest.raises(SessionError, match="camera RAW files: develop them to 16-bit TIFF or JPEG first"):
+        load_session(root)
