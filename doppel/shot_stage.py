@@ -50,6 +50,8 @@ def parse_frames(spec: str | None, total: int) -> range:
             hi = lo + 1
     except ValueError:
         raise ValueError(f"--frames must be A:B (frame numbers), got {spec!r}") from None
+    if lo >= hi and 0 <= lo and hi <= total:
+        raise ValueError(f"--frames {spec}: no frame (the end, {hi}, is not after the start, {lo}; B is exclusive)")
     if not 0 <= lo < hi <= total:
         raise ValueError(f"--frames {spec}: outside the {total} frames available (0:{total})")
     return range(lo, hi)

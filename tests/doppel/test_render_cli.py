@@ -554,3 +554,16 @@ def test_a_shot_says_when_the_double_is_out_of_view_and_recentre_brings_it_back(
     assert "camera cam0 cuts the double at the image's edge in 1 of 2 frames (1)" in " ".join(out.split())
     _fails(capsys, tmp_path / "x", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
            "--recentre", "--out", tmp_path / "x", match="--recentre needs --rig and --anim")
+
+
+def test_frames_ranges_are_parsed_and_an_empty_one_is_named():
+    from doppel.shot_stage import parse_frames
+
+    assert parse_frames("2:5", 10) == range(2, 5) and parse_frames(":3", 10) == range(0, 3)
+    assert parse_frames("7", 10) == range(7, 8) and parse_frames(None, 4) == range(4)
+    with pytest.raises(ValueError, match=r"--frames 5:2: no frame \(the end, 2, is not after the start, 5"):
+        parse_frames("5:2", 10)
+    with pytest.raises(ValueError, match="--frames 8:12: outside the 10 frames available"):
+        parse_frames("8:12", 10)
+    with pytest.raises(ValueError, match="--frames must be A:B"):
+        parse_frames("a:b", 10)
