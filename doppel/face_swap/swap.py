@@ -218,6 +218,9 @@ def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
     """(start, end) frames after validating the options against the plate; ValueError naming the option."""
     check_options(cfg)
     end = info.frame_count if cfg.end is None else cfg.end
+    if 0 <= end <= cfg.start < info.frame_count:
+        raise ValueError(f"--start {cfg.start} / --end {end}: no frame (--end is exclusive and must be after "
+                         "--start)")
     if not 0 <= cfg.start < end <= info.frame_count:
         files = (f" (files {info.frames[0].name} to {info.frames[-1].name}: --start and --end count frames from 0, "
                  "not the numbers in the names)") if getattr(info, "kind", "") == "frames" and info.frames else ""

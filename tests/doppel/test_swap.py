@@ -1175,3 +1175,14 @@ def test_a_photo_of_the_performer_picks_whom_to_swap_from_the_first_frame(tmp_pa
                            "--performer-photo", photo)
     assert code == 1 and "none is the performer's" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_reversed_start_end_is_named_not_called_outside_the_plate():
+    from doppel.face_swap.swap import SwapConfig, check_config
+
+    info = type("Info", (), {"frame_count": 48, "kind": "video", "frames": []})()
+    assert check_config(SwapConfig(start=5, end=10), info) == (5, 10)
+    with pytest.raises(ValueError, match=r"--start 10 / --end 5: no frame \(--end is exclusive"):
+        check_config(SwapConfig(start=10, end=5), info)
+    with pytest.raises(ValueError, match="--start 100 / --end 48: the plate has frames 0-47"):
+        check_config(SwapConfig(start=100), info)
