@@ -31,10 +31,11 @@ def export(
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
+    force: bool = typer.Option(False, "--force", help="Replace an --out file that is not an earlier Doppel export."),
 ) -> None:
     """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel) or glTF 2.0 binary, provenance included."""
     from assets.export import export_rig
-    from assets.export.common import check_output_path
+    from assets.export.common import check_output_path, check_replaceable
     from assets.export.run import SUFFIXES, default_options
     from assets.provenance import provenance_from_rig_dir
     from rigging import Animation, Rig
@@ -48,6 +49,7 @@ def export(
         raise ValueError(f"--format must be one of {FORMAT_HELP}, got {fmt!r}")
     options = default_options(fmt, preset, up, units)
     check_output_path(out, SUFFIXES[fmt])               # before any slow work
+    check_replaceable(out, force)
     console = cli_console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
     # a --texture is a likeness too (a baked albedo is the actor's photographed skin): whose it is is decided with

@@ -73,6 +73,29 @@ def test_export_without_texture_for_non_anny_uvs(tmp_path, capsys, tiny_rig_dir,
     assert read_glb_json(tmp_path / "d.glb").get("materials", []) == []
 
 
+def test_an_export_replaces_its_own_file_but_not_anothers(tmp_path, capsys, tiny_rig_dir, gate):
+    """`doppel export` replaced any file of its --out name without a word; now only an earlier Doppel export
+    (its provenance says so), or any file with --force."""
+    from assets.export.common import written_by_doppel
+
+    for name in ("d.glb", "d.usda", "d.usdz"):
+        out = tmp_path / name
+        out.write_text("the client's hand-finished rig")
+        code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(out), "--no-texture", *gate)
+        assert code == 1 and "exists and is not a Doppel export" in err and "--force" in err, err
+        assert out.read_text() == "the client's hand-finished rig"
+        code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(out), "--no-texture", "--force",
+                               *gate)
+        assert code == 0 and written_by_doppel(out), err
+        code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(out), "--no-texture", *gate)
+        assert code == 0, err                                              # its own export: replaced again
+    fbx = tmp_path / "other.fbx"
+    fbx.write_bytes(b"Kaydara FBX Binary  \x00" + bytes(64))
+    assert not written_by_doppel(fbx)
+    fbx.write_bytes(b"Kaydara FBX Binary  \x00" + b"P\x0e\x00\x00\x00doppel_version")
+    assert written_by_doppel(fbx)
+
+
 def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir, gate):
     bad = Animation(["hips", "LeftArm"], random_rotations(3, 2), np.zeros((3, 3)), 30.0)
     bad.save(tmp_path / "bad_take")
