@@ -87,7 +87,7 @@ def assemble_session(dump: str | os.PathLike, calibration: str | os.PathLike, ou
     images/FRAME/CAMERA.EXT. Validated with ``load_session`` (decoding every photo)."""
     dump, calibration = Path(dump), Path(calibration)
     plan, done = plan_session(dump, calibration)
-    shutil.copyfile(calibration, out / "calibration.json")
+    _write_calibration(calibration, out / "calibration.json")
     total = sum(len(v) for v in plan.values())
     k = 0
     for m, by_cam in plan.items():
@@ -100,6 +100,21 @@ def assemble_session(dump: str | os.PathLike, calibration: str | os.PathLike, ou
                 progress(k, total)
     load_session(out)
     return done
+
+
+def _write_calibration(src: Path, dst: Path) -> None:
+    """The session's calibration.json: a Doppel JSON copied as it is (its RMS and board kept), any other format
+    that read_calibration takes (a COLMAP model folder, OpenCV YAML/XML/JSON) written as Doppel JSON."""
+    from capture.calibration_io import read_doppel_json, write_doppel_json
+
+    if src.is_file() and src.suffix.lower() == ".json":
+        try:
+            read_doppel_json(src)
+            shutil.copyfile(src, dst)
+            return
+        except Exception:  # noqa: BLE001 - not Doppel's layout: converted below
+            pass
+    write_doppel_json(dst, read_calibration(src))
 
 
 def _link_or_copy(src: Path, dst: Path) -> bool:

@@ -62,3 +62,16 @@ def test_one_moment_and_refusals(tmp_path, capsys):
     (dump / "CAM02" / "CAM01_0007.png").rename(dump / "CAM02" / "CAM02_0009.png")
     with pytest.raises(SessionError, match="no moment has a photo from every calibrated camera"):
         plan_session(dump, cal)
+
+
+def test_a_calibration_in_another_format_is_written_as_doppel_json(tmp_path, capsys):
+    from capture.calibration_io import read_doppel_json, write_opencv_yaml
+
+    dump, cal, cams = _dump(tmp_path, frames=(1,))
+    yml = tmp_path / "rig.yml"
+    write_opencv_yaml(yml, cams)
+    code, out, err = run_cli(capsys, "capture", "session", dump, "--calibration", yml, "--out", tmp_path / "s")
+    assert code == 0, out + err
+    got = read_doppel_json(tmp_path / "s" / "calibration.json")
+    assert [c.name for c in got] == [c.name for c in cams]
+    np.testing.assert_allclose(got[1].K, cams[1].K, atol=1e-9)
