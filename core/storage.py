@@ -161,7 +161,8 @@ def sha256_file(path: str | os.PathLike) -> str:
     st = os.stat(path)
     key = (st.st_dev, st.st_ino)
     stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if st.st_size >= MEMO_MIN_BYTES and _HASH_MEMO.get(key, (None, None))[0] == stamp:
+    memo = st.st_size >= MEMO_MIN_BYTES and st.st_ino != 0          # a filesystem without inode numbers: no memo
+    if memo and _HASH_MEMO.get(key, (None, None))[0] == stamp:
         return _HASH_MEMO[key][1]
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -169,7 +170,7 @@ def sha256_file(path: str | os.PathLike) -> str:
             h.update(chunk)
         after = os.fstat(f.fileno())
     digest = h.hexdigest()
-    if st.st_size >= MEMO_MIN_BYTES and (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == stamp:
+    if memo and (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == stamp:
         if len(_HASH_MEMO) >= _HASH_MEMO_ENTRIES:
             _HASH_MEMO.pop(next(iter(_HASH_MEMO)))
         _HASH_MEMO[key] = (stamp, digest)
