@@ -106,12 +106,17 @@ def session_cmd(
     the calibration. Moments some camera missed are left out and listed."""
     from capture.session_assembly import assemble_session, plan_session
     from core.stage_folders import staged_stage_dir
+    from core.storage import write_manifest
 
     plan_session(photos, calibration)                  # every refusal before anything is written
     with _progress() as prog, staged_stage_dir(out, "capture session", force, [photos, calibration]) as tmp:
         task = prog.add_task("session", total=None)
         done = assemble_session(photos, calibration, tmp, progress=lambda k, n: prog.update(task, completed=k,
                                                                                              total=n))
+        write_manifest(tmp, "capture session", inputs={"calibration": calibration},
+                       params={"photos": str(photos), "matched_by": done.matched_by, "frames": done.frames,
+                               "cameras": done.cameras, "left_out": done.incomplete, "ignored": done.ignored},
+                       outputs={"calibration": "calibration.json"})
     for m, cams in done.incomplete.items():
         console.print(f"[yellow]moment {m!r} left out: no photo from {', '.join(cams)}[/yellow]")
     if done.ignored:

@@ -43,6 +43,15 @@ def test_photos_named_after_their_cameras_become_a_session(tmp_path, capsys):
     assert int(img[0, 0, 0]) == 22                                   # moment 2 of camera 2, under its own name
     assert (tmp_path / "s" / "images" / "0002" / "cam02.png").stat().st_ino == \
         (dump / "CAM02" / "CAM02_0002.png").stat().st_ino            # hard-linked, not re-encoded
+    # a session a gated stage can take: its manifest says what it is (without one the consent gate refused it,
+    # "holds a Doppel stage's output" with no manifest saying whose likeness)
+    from doppel.likeness import inspect_input
+
+    evidence = inspect_input(tmp_path / "s", required=True, ws=None, key=None)
+    assert not evidence.problem and evidence.claimed is None
+    import json
+
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["stage"] == "capture session"
 
 
 def test_one_moment_and_refusals(tmp_path, capsys):
