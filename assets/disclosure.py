@@ -291,7 +291,7 @@ class PendingDisclosure:
             store = _sign_in_place(path, manifest, self.identity, list(ctx.ingredients))
             if store is not None:
                 sidecar = sidecar_path(path.with_name(self.name))
-                _replace(sidecar, store)
+                atomic_write_bytes(sidecar, store)
         except BaseException:
             path.unlink(missing_ok=True)
             if sidecar is not None:
@@ -357,10 +357,6 @@ def _sign_in_place(path: Path, manifest: dict, identity, ingredients: list[Path]
         raise
 
 
-def _replace(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data)          # a full disk names ``path`` (core.storage)
-
-
 def _rewrite_pixels(path: Path, edit) -> None:
     """Decode an image, apply ``edit`` ((H, W, C) uint8 -> same), re-encode in its own format, replace."""
     from PIL import Image
@@ -385,7 +381,7 @@ def _rewrite_pixels(path: Path, edit) -> None:
         out.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     else:
         out.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY)
-    _replace(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())     # a full disk names ``path``
 
 
 def _rewrite_frame_file(path: Path, edit) -> None:

@@ -150,7 +150,7 @@ class RigCalibration:
     reference: tuple[str, str]                     # (camera, moment) that fixes the world frame
     board_poses: dict[str, np.ndarray] = field(default_factory=dict)  # moment -> (4, 4) board-to-world
     initial_rms: dict[str, float] = field(default_factory=dict)       # per-camera RMS of cv2.calibrateCamera
-    moments_matched_by: str = "file name"          # how photos of one moment were told (capture.rig_moments.RULES)
+    moments_matched_by: str = "file name"          # how photos of one moment were told: capture.rig_moments.RULES
 
     def summary(self) -> dict:
         return {"rms_px": {k: round(v, 4) for k, v in self.rms.items()},
@@ -289,11 +289,9 @@ def list_rig_images(images_dir: str | os.PathLike) -> dict[str, dict[str, Path]]
     root = Path(images_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: calibration images folder does not exist")
-    out = {}
-    for cam_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = {f.stem: f for f in sorted(cam_dir.iterdir()) if f.suffix.lower() in IMAGE_EXTS}
-        if files:
-            out[cam_dir.name] = files
+    from capture.rig_moments import photos_by_camera
+
+    out = photos_by_camera(root, IMAGE_EXTS)
     if not out:
         raise FileNotFoundError(f"{root}: no camera folders with images (expected {root}/CAMERA/*.png)")
     return out

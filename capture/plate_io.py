@@ -33,7 +33,7 @@ from capture.video_header import (
     read_stream_header,
     video_codec,
 )
-from core.storage import as_disk_full, default_mode
+from core.storage import default_mode, raise_if_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -437,9 +437,7 @@ class PlateWriter:
                 write_frame(self._written(), shown, self.source.frames[self.count if self.source.kind == "frames"
                                                                        else 0], self.source.colorspace, drawn=rgb)
         except OSError as e:
-            full = as_disk_full(e, self._written(), self._published())
-            if full is not e:
-                raise full from e
+            raise_if_disk_full(e, self._written(), self._published())
             raise
         self.count += 1
 
@@ -503,13 +501,7 @@ class PlateWriter:
             self._close_codes()
             if self._video is not None:
                 video, self._video = self._video, None
-                try:
-                    video.close()
-                except OSError as e:
-                    full = as_disk_full(e, self._tmp, self.out)
-                    if full is not e:
-                        raise full from e
-                    raise
+                video.close()
             for f, pending in self._pending:
                 if pending is not None:
                     pending.finish(f)
@@ -518,11 +510,10 @@ class PlateWriter:
                     self.before_publish(f)
         except BaseException as e:
             self.abort()
-            if isinstance(e, OSError) and e.filename is not None:     # the name it is published under
-                name = Path(e.filename)
-                full = as_disk_full(e, name, self.out / name.name if self.source.kind == "frames" else self.out)
-                if full is not e:
-                    raise full from e
+            if isinstance(e, OSError):            # named by the file it is published as
+                name = Path(e.filename) if e.filename is not None else self._tmp
+                frame = self.source.kind == "frames" and e.filename is not None
+                raise_if_disk_full(e, name, self.out / name.name if frame else self.out)
             raise
         os.chmod(self._tmp, default_mode(directory=self._tmp.is_dir()))   # mkstemp / mkdtemp made it 0600 / 0700
         if self.source.kind == "frames":

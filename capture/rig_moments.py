@@ -17,6 +17,17 @@ from pathlib import Path
 RULES = ("file name", "file name without the camera's name", "frame number")
 
 
+def photos_by_camera(root: Path, suffixes: tuple[str, ...]) -> dict[str, dict[str, Path]]:
+    """ROOT/CAMERA/*.SUFFIX -> camera folder name -> file stem -> path (camera folders without such a file left
+    out; {} when there is none). The callers say what a missing or empty ROOT means for them."""
+    out: dict[str, dict[str, Path]] = {}
+    for cam_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = {f.stem: f for f in sorted(cam_dir.iterdir()) if f.is_file() and f.suffix.lower() in suffixes}
+        if files:
+            out[cam_dir.name] = files
+    return out
+
+
 def _stem(cam: str, stem: str) -> str | None:
     return stem
 

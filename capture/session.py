@@ -48,6 +48,14 @@ class Session:
         raise KeyError(f"session {self.root}: no camera named {name!r}")
 
 
+def raw_files_hint(folder: Path) -> str:
+    """What to do when ``folder`` holds camera RAW files instead of photos ('' when it holds none)."""
+    if not any(p.suffix.lower() in RAW_EXTS for p in folder.rglob("*")):
+        return ""
+    return ("; it holds camera RAW files: develop them to 16-bit TIFF or JPEG first (same white balance and "
+            "exposure for every camera)")
+
+
 def _image_size(path: Path) -> tuple[int, int]:
     """(W, H) of an image as it is shown and as every stage reads it (its EXIF orientation applied: a camera
     turned to portrait writes landscape pixels and orientation 6), decoding it fully so a truncated/corrupt file
@@ -122,10 +130,7 @@ def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
                   for d in subdirs}
         groups = {k: v for k, v in groups.items() if v}
     if not groups:
-        raw = any(p.suffix.lower() in RAW_EXTS for p in img_dir.rglob("*"))
-        raise SessionError(f"{img_dir}: empty (no .png/.jpg/.tif images)" + (
-            "; it holds camera RAW files: develop them to 16-bit TIFF or JPEG first (same white balance and "
-            "exposure for every camera)" if raw else ""))
+        raise SessionError(f"{img_dir}: empty (no .png/.jpg/.tif images){raw_files_hint(img_dir)}")
     names = {c.name for c in cameras}
     frames: dict[str, dict[str, Path]] = {}
     warnings: list[str] = []

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from capture.calibration_io import read_calibration
-from capture.rig_moments import match_moments
-from capture.session import IMAGE_EXTS, RAW_EXTS, SessionError, load_session
+from capture.rig_moments import match_moments, photos_by_camera
+from capture.session import IMAGE_EXTS, SessionError, load_session, raw_files_hint
+from core.storage import write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +42,10 @@ def rig_photos(dump: Path) -> dict[str, dict[str, Path]]:
     """DUMP/CAMERA/*.png|jpg|jpeg -> camera folder name -> file stem -> path."""
     if not dump.is_dir():
         raise FileNotFoundError(f"{dump}: folder of camera folders not found")
-    out: dict[str, dict[str, Path]] = {}
-    for cam_dir in sorted(p for p in dump.iterdir() if p.is_dir()):
-        files = {f.stem: f for f in sorted(cam_dir.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_EXTS}
-        if files:
-            out[cam_dir.name] = files
+    out = photos_by_camera(dump, IMAGE_EXTS)
     if not out:
-        raw = any(f.suffix.lower() in RAW_EXTS for f in dump.rglob("*"))
-        raise SessionError(f"{dump}: no camera folders with photos (expected {dump}/CAMERA/*.jpg|png|tif)" + (
-            "; they hold camera RAW files: develop them to 16-bit TIFF or JPEG first (same white balance and "
-            "exposure for every camera)" if raw else ""))
+        raise SessionError(f"{dump}: no camera folders with photos (expected {dump}/CAMERA/*.jpg|png|tif)"
+                           f"{raw_files_hint(dump)}")
     return out
 
 
@@ -84,7 +80,8 @@ def assemble_session(dump: str | os.PathLike, calibration: str | os.PathLike, ou
                      progress: Callable[[int, int], None] | None = None) -> AssembledSession:
     """Write the session ``out`` (an empty folder, e.g. a stage's temporary folder) from the rig's photos in
     ``dump`` and ``calibration`` (`plan_session`); one moment -> images/CAMERA.EXT, several ->
-    images/FRAME/CAMERA.EXT. Validated with ``load_session`` (decoding every photo)."""
+    images/FRAME/CAMERA.EXT. Validated with ``load_session`` (decoding every photo), then its manifest written
+    (what a consent-gated stage reads to tell the folder is a session and what it came from)."""
     dump, calibration = Path(dump), Path(calibration)
     plan, done = plan_session(dump, calibration)
     _write_calibration(calibration, out / "calibration.json")
@@ -99,6 +96,10 @@ def assemble_session(dump: str | os.PathLike, calibration: str | os.PathLike, ou
             if progress:
                 progress(k, total)
     load_session(out)
+    write_manifest(out, "capture session", inputs={"calibration": calibration},
+                   params={"photos": str(dump), "matched_by": done.matched_by, "frames": done.frames,
+                           "cameras": done.cameras, "left_out": done.incomplete, "ignored": done.ignored},
+                   outputs={"calibration": "calibration.json"})
     return done
 
 
@@ -129,6 +130,4 @@ def _link_or_copy(src: Path, dst: Path) -> bool:
 
 def _natural(name: str) -> tuple:
     """Sort key: 2 before 10."""
-    import re
-
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))

@@ -80,6 +80,14 @@ def as_disk_full(e: BaseException, written: str | os.PathLike, shown: str | os.P
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(shown)) if full else e
 
 
+def raise_if_disk_full(e: BaseException, written: str | os.PathLike, shown: str | os.PathLike) -> None:
+    """Raise `as_disk_full`'s OSError (from ``e``) when ``e`` is a full disk; return otherwise, for the caller to
+    re-raise ``e`` as it was."""
+    full = as_disk_full(e, written, shown)
+    if full is not e:
+        raise full from e
+
+
 def default_mode(directory: bool = False) -> int:
     """The mode a plain open() (0o666) or mkdir() (0o777) would give under the process umask: what files made
     with mkstemp/mkdtemp (0600/0700) are set to before they are renamed into place."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL
 from core.errors import DoppelError
-from core.storage import as_disk_full, default_mode
+from core.storage import default_mode, raise_if_disk_full
 from rigging.animation import Animation, AnimationError, in_rig_order, snap_fps
 
 log = logging.getLogger(__name__)
@@ -277,43 +277,6 @@ def check_output_path(out: str | Path, suffixes: Sequence[str]) -> Path:
     return out
 
 
-def check_replaceable(out: Path, force: bool) -> None:
-    """ValueError (one line) when ``out`` exists and is not an earlier Doppel export (its provenance is what tells:
-    `written_by_doppel`), unless ``force``: `doppel export` replaced any file of the name, a client's delivery or
-    a hand-finished rig among them, without a word. Re-exporting over Doppel's own export is the usual case."""
-    if out.exists() and not force and not written_by_doppel(out):
-        raise ValueError(f"{out}: exists and is not a Doppel export (no Doppel provenance in it); give another "
-                         "name, or --force to replace it")
-
-
-def written_by_doppel(path: Path) -> bool:
-    """Whether the export file ``path`` carries Doppel's provenance: a glb's asset.extras.doppel, a USD layer's
-    customLayerData "doppel", an FBX's doppel_version user property."""
-    import json
-    import mmap
-    import struct
-
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".glb":
-            with open(path, "rb") as f:
-                head = f.read(20)
-                if len(head) < 20 or head[:4] != b"glTF":
-                    return False
-                size, kind = struct.unpack("<II", head[12:20])
-                doc = json.loads(f.read(size)) if kind == 0x4E4F534A else {}
-            return "doppel" in ((doc.get("asset") or {}).get("extras") or {})
-        if suffix in (".usd", ".usda", ".usdc", ".usdz"):
-            from pxr import Usd
-
-            stage = Usd.Stage.Open(str(path))
-            return stage is not None and "doppel" in stage.GetRootLayer().customLayerData
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            return m.find(b"doppel_version") >= 0
-    except Exception:  # noqa: BLE001 - unreadable as that format: not something Doppel wrote
-        return False
-
-
 @contextlib.contextmanager
 def staged_output(out: Path) -> Iterator[Path]:
     """A temporary path beside ``out`` (same suffix) for the writers. On a clean exit the file is flushed, given the
@@ -333,7 +296,5 @@ def staged_output(out: Path) -> Iterator[Path]:
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        full = as_disk_full(e, tmp, out) if isinstance(e, Exception) else e
-        if full is not e:
-            raise full from e
+        raise_if_disk_full(e, tmp, out)
         raise

@@ -232,12 +232,12 @@ def _add_animation(gltf, b: _Bin, scene: ExportScene, roots: list[int], n_target
 
 
 def read_glb_json(path: str | Path) -> dict:
-    """The JSON chunk of a .glb file (for checks and tests)."""
-    data = Path(path).read_bytes()
-    if data[:4] != b"glTF":
-        raise ExportError(f"{path}: not a binary glTF file")
-    length = int.from_bytes(data[12:16], "little")
-    return json.loads(data[20:20 + length])
+    """The JSON chunk of a .glb file (for checks and tests); its binary chunk is not read."""
+    with open(path, "rb") as f:
+        head = f.read(20)
+        if head[:4] != b"glTF":
+            raise ExportError(f"{path}: not a binary glTF file")
+        return json.loads(f.read(int.from_bytes(head[12:16], "little")))
 
 
 def _mime(path: Path) -> str:

@@ -41,6 +41,7 @@ def calibrate(
     """Calibrate a rig from ChArUco board photos: intrinsics, extrinsics (bundle-adjusted), RMS per camera."""
     from capture.calibration_io import write_colmap_text, write_doppel_json
     from capture.charuco import BoardSpec, calibrate_rig_from_folder
+    from capture.rig_moments import RULES
 
     spec = BoardSpec.parse(board)
     if sfm:
@@ -62,7 +63,7 @@ def calibrate(
     print_table(t, console)
     for cam, m, e in res.outlier_views:
         console.print(f"[yellow]outlier view left out: {cam}/{m} (RMS {e:.2f} px)[/yellow]")
-    if res.moments_matched_by != "file name":
+    if res.moments_matched_by != RULES[0]:
         console.print(f"photos of one moment matched by {res.moments_matched_by} (file names differ per camera)")
     console.print(f"world frame: the board at moment {res.reference[1]!r} seen by {res.reference[0]!r}")
 
@@ -104,24 +105,19 @@ def session_cmd(
     """Assemble a capture session from a rig's photos: each camera's photos matched by moment (the rules of
     `capture calibrate`), named after their camera, hard-linked (or copied; never re-encoded), validated against
     the calibration. Moments some camera missed are left out and listed."""
-    from capture.session_assembly import assemble_session, plan_session
+    from capture.rig_moments import RULES
+    from capture.session_assembly import assemble_session
     from core.stage_folders import staged_stage_dir
-    from core.storage import write_manifest
 
-    plan_session(photos, calibration)                  # every refusal before anything is written
     with _progress() as prog, staged_stage_dir(out, "capture session", force, [photos, calibration]) as tmp:
         task = prog.add_task("session", total=None)
         done = assemble_session(photos, calibration, tmp, progress=lambda k, n: prog.update(task, completed=k,
                                                                                              total=n))
-        write_manifest(tmp, "capture session", inputs={"calibration": calibration},
-                       params={"photos": str(photos), "matched_by": done.matched_by, "frames": done.frames,
-                               "cameras": done.cameras, "left_out": done.incomplete, "ignored": done.ignored},
-                       outputs={"calibration": "calibration.json"})
     for m, cams in done.incomplete.items():
         console.print(f"[yellow]moment {m!r} left out: no photo from {', '.join(cams)}[/yellow]")
     if done.ignored:
         console.print(f"[yellow]folders with no calibrated camera, ignored: {', '.join(done.ignored)}[/yellow]")
-    how = "" if done.matched_by == "file name" else f", photos matched by {done.matched_by}"
+    how = "" if done.matched_by == RULES[0] else f", photos matched by {done.matched_by}"
     console.print(f"session: {len(done.frames)} moment(s) x {len(done.cameras)} cameras{how}; "
                   f"{done.linked} hard-linked, {len(done.frames) * len(done.cameras) - done.linked} copied -> {out}")
 

@@ -35,7 +35,8 @@ def export(
 ) -> None:
     """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel) or glTF 2.0 binary, provenance included."""
     from assets.export import export_rig
-    from assets.export.common import check_output_path, check_replaceable
+    from assets.export.common import check_output_path
+    from assets.export.existing_out import check_replaceable
     from assets.export.run import SUFFIXES, default_options
     from assets.provenance import provenance_from_rig_dir
     from rigging import Animation, Rig

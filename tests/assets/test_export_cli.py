@@ -76,7 +76,7 @@ def test_export_without_texture_for_non_anny_uvs(tmp_path, capsys, tiny_rig_dir,
 def test_an_export_replaces_its_own_file_but_not_anothers(tmp_path, capsys, tiny_rig_dir, gate):
     """`doppel export` replaced any file of its --out name without a word; now only an earlier Doppel export
     (its provenance says so), or any file with --force."""
-    from assets.export.common import written_by_doppel
+    from assets.export.existing_out import written_by_doppel
 
     for name in ("d.glb", "d.usda", "d.usdz"):
         out = tmp_path / name
