@@ -127,7 +127,8 @@ def _refuse_a_second_writer(out: Path, mine: Path) -> None:
     """StageFolderError (and ``mine`` removed) when another run, started before this one and still alive (on this
     machine; one on another machine sharing the disk cannot be told dead), is writing ``out``: two runs into one
     folder would both report success while the last one's result replaced the other's. Of two runs started
-    together the first to make its temporary folder goes on."""
+    together the first to make its temporary folder (or, for a file, its claim) goes on. Claims on a file left by
+    killed runs are removed here."""
     def order(p: Path) -> tuple[int, str]:
         started = re.search(r"-(\d{16,})_[A-Za-z0-9_]*$", p.name)
         return (int(started[1]) if started else 0, p.name)
@@ -136,15 +137,46 @@ def _refuse_a_second_writer(out: Path, mine: Path) -> None:
         m = _TMP_RE.match(p.name)
         if p == mine or order(p) > order(mine):
             break
-        if not m or m["name"] != out.name or m["kind"] != "tmp" or not p.is_dir():
+        if not m or m["name"] != out.name or m["kind"] != "tmp" or p.is_dir() != mine.is_dir():
             continue
-        if m["host"] != _host() or _alive(int(m["pid"])):
-            shutil.rmtree(mine, ignore_errors=True)
-            since = order(p)[0]
-            when = f", since {time.strftime('%H:%M:%S', time.localtime(since / 1e9))}" if since else ""
-            raise StageFolderError(f"--out {out}: another run is writing it (process {m['pid']} on {m['host']}"
-                                   f"{when}); wait for it to finish or give another --out (if no such run is going "
-                                   f"on, delete {p})")
+        if m["host"] == _host() and not _alive(int(m["pid"])):
+            if not p.is_dir():               # a killed run's claim on a file (its folders go in clean_stale)
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            continue
+        _release(mine)
+        since = order(p)[0]
+        when = f", since {time.strftime('%H:%M:%S', time.localtime(since / 1e9))}" if since else ""
+        raise StageFolderError(f"--out {out}: another run is writing it (process {m['pid']} on {m['host']}"
+                               f"{when}); wait for it to finish or give another --out (if no such run is going "
+                               f"on, delete {p})")
+
+
+def _release(mine: Path) -> None:
+    if mine.is_dir():
+        shutil.rmtree(mine, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            mine.unlink()
+
+
+@contextlib.contextmanager
+def sole_writer(out: str | os.PathLike) -> Iterator[Path]:
+    """Claim the output *file* ``out`` for the block: StageFolderError (one line) when another live run on this
+    machine (or any run on another machine) claimed it first, as ``staged_stage_dir`` does for folders. Two
+    `doppel export --out same.fbx` started together both reported success, and the file was the last one's.
+
+    The claim is an empty file ``.NAME.tmp-HOST-PID-TIMENS_c`` beside ``out``, removed on exit; a killed run's
+    is removed by the next claim. Yields ``out``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mine = out.parent / f".{out.name}.tmp-{_owner()}-{time.time_ns()}_c"
+    mine.touch(exist_ok=False)
+    try:
+        _refuse_a_second_writer(out, mine)
+        yield out
+    finally:
+        _release(mine)
 
 
 def shown_path(path: str | os.PathLike) -> Path:

@@ -34,12 +34,10 @@ def export(
     force: bool = typer.Option(False, "--force", help="Replace an --out file that is not an earlier Doppel export."),
 ) -> None:
     """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel) or glTF 2.0 binary, provenance included."""
-    from assets.export import export_rig
     from assets.export.common import check_output_path
     from assets.export.existing_out import check_replaceable
     from assets.export.run import SUFFIXES, default_options
-    from assets.provenance import provenance_from_rig_dir
-    from rigging import Animation, Rig
+    from core.stage_folders import sole_writer
 
     if fmt is None:
         fmt = next((f for f, sfx in SUFFIXES.items() if out.suffix.lower() in sfx), None)
@@ -50,7 +48,18 @@ def export(
         raise ValueError(f"--format must be one of {FORMAT_HELP}, got {fmt!r}")
     options = default_options(fmt, preset, up, units)
     check_output_path(out, SUFFIXES[fmt])               # before any slow work
-    check_replaceable(out, force)
+    with sole_writer(out):           # two exports to one file: the later one is refused, not silently replaced
+        check_replaceable(out, force)
+        _export(rig_dir, out, fmt, anim, options, texture, no_texture, workspace, actor, production)
+
+
+def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, texture: Path | None, no_texture: bool,
+            workspace, actor, production) -> None:
+    """Export under the consent gate, with a progress bar (the CLI's options, checked)."""
+    from assets.export import export_rig
+    from assets.provenance import provenance_from_rig_dir
+    from rigging import Animation, Rig
+
     console = cli_console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
     # a --texture is a likeness too (a baked albedo is the actor's photographed skin): whose it is is decided with

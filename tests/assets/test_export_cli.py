@@ -96,6 +96,28 @@ def test_an_export_replaces_its_own_file_but_not_anothers(tmp_path, capsys, tiny
     assert written_by_doppel(fbx)
 
 
+def test_a_second_export_to_a_file_being_written_is_refused(tmp_path, capsys, tiny_rig_dir, gate):
+    """Two `doppel export --out same.glb` started together both reported success, and the file was the last
+    one's (each registered as an asset). The later run now finds the earlier run's claim and stops."""
+    import os
+    import time
+
+    from core.stage_folders import _host
+
+    out = tmp_path / "same.glb"
+    older = tmp_path / f".same.glb.tmp-{_host()}-{os.getppid()}-{time.time_ns() - 10**9}_c"   # a live run's claim
+    older.touch()
+    code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(out), "--no-texture", *gate)
+    assert code == 1 and "another run is writing it" in err and not out.exists(), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [older.name]     # this run's claim withdrawn
+    older.unlink()
+    dead = tmp_path / f".same.glb.tmp-{_host()}-{2**22 + 7}-{time.time_ns() - 10**9}_c"  # a killed run's claim
+    dead.touch()
+    code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(out), "--no-texture", *gate)
+    assert code == 0 and out.is_file(), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.glb"]     # the stale claim removed, its own too
+
+
 def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir, gate):
     bad = Animation(["hips", "LeftArm"], random_rotations(3, 2), np.zeros((3, 3)), 30.0)
     bad.save(tmp_path / "bad_take")
