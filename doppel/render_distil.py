@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from doppel.render_stage import MODEL_STAGE, TrainRequest, _load_views, holdout_preview, holdout_views
+from doppel.render_distil_checkpoint import checkpoint_writer, forget_checkpoint, load_checkpoint, teacher_id
+from doppel.render_stage import (
+    MODEL_STAGE,
+    TrainRequest,
+    _load_views,
+    checkpoint_dir,
+    holdout_preview,
+    holdout_views,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,7 @@ class DistilRequest:
     output_filter: float = STUDENT_OUTPUT_FILTER
     crop: int | None = None          # training crop side in pixels (None: half the longer image side, at least 128:
                                      # the trainer's 128 px crops at 256 px, 512 at 1024 as the device checks train)
+    resume: bool = False             # go on from the checkpoint an interrupted run into ``out`` left
 
 
 def _teacher(req: DistilRequest):
@@ -135,7 +144,10 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
     held = holdout_views(treq, student.cpu(), loaded) if treq.holdout else None
     say("distilling")
     crop = req.crop or max(128, max(tv.alpha.shape[1:]) // 2)
-    res = distil(student.to(req.device), tv, held, cfg, req.device, progress, TrainConfig(crop=crop))
+    distilled = _distilled(req, student, k, crop)
+    student, opt, state = _resumed_or(req, student, cfg, distilled, teacher)
+    res = distil(student, tv, held, cfg, req.device, progress, TrainConfig(crop=crop),
+                 checkpoint_writer(checkpoint_dir(req.out), distilled), state, opt)
     t = meta.get("summary") or {}
     summary = {"steps": res.steps, "best_step": res.best_step, "stopped": res.stopped, "divergences": res.divergences,
                "best_holdout_psnr": _num(res.best_holdout_psnr), "holdout": treq.holdout, "size": t.get("size"),
@@ -157,6 +169,40 @@ def distil_session(req: DistilRequest, tmp: Path, progress: Callable[[int, int, 
         outputs["holdout"] = "holdout.png"
     _manifest(req, tmp, summary, outputs)
     return summary
+
+
+def _distilled(req: DistilRequest, student, k: int, crop: int) -> dict:
+    """What a checkpoint records of the run, and a resumed run must share (``render_distil_checkpoint.SETTINGS``)."""
+    return {"teacher": teacher_id(req.teacher), "start_member": k, "jitter": req.jitter,
+            "supersample": student.config.supersample, "output_filter": student.config.output_filter, "crop": crop}
+
+
+def _resumed_or(req: DistilRequest, student, cfg, distilled: dict, teacher):
+    """(student on the device, its optimizer, DistilState or None): the checkpoint's with ``req.resume`` when there
+    is one (a warning says when there is none), else the new student's (and an earlier run's checkpoint is
+    removed). ``cfg``: the DistilConfig; ``distilled``: ``_distilled``'s record of this run."""
+    from neural_render.distill import distil_optimizer
+    from neural_render.neural_double import ModelError
+    from neural_render.training import TrainConfig
+
+    ck = checkpoint_dir(req.out)
+    student = student.to(req.device)
+
+    def new_optimizer(s):
+        return distil_optimizer(s, TrainConfig(crop=distilled["crop"]), cfg)
+
+    if not req.resume:
+        forget_checkpoint(ck)
+        return student, new_optimizer(student), None
+    got = load_checkpoint(ck, req, distilled, req.device, new_optimizer)
+    if got is None:
+        log.warning("--resume: no checkpoint in %s; distilling from the start", ck)
+        return student, new_optimizer(student), None
+    resumed, opt, state = got
+    if resumed.signature() != teacher.signature():
+        raise ModelError(f"--resume: the checkpoint in {ck} is of another rig / topology than --teacher {req.teacher}")
+    log.info("--resume: going on from step %d of %s", state.step, ck)
+    return resumed, opt, state
 
 
 def _manifest(req: DistilRequest, tmp: Path, summary: dict, outputs: dict[str, str]) -> None:

@@ -244,6 +244,9 @@ def _build_model(req: TrainRequest, fit, train_cams: list[str], cgi_texture, dev
                 if (d / "config.json").is_file()), None) if req.resume else None
     if src is not None:
         model, meta, opt = load_model(src, device, optimizer_for=True)
+        if "distil" in meta:
+            raise ModelError(f"--resume: {src} is a `doppel render distil` checkpoint; resume it with `doppel render "
+                             "distil --resume`, or delete it")
         if meta["signature"] != sig:
             raise ModelError(f"--resume: the checkpoint in {src} is of another rig / topology than {req.fit}")
         if meta["config"]["cameras"] != train_cams:

@@ -48,7 +48,8 @@ from neural_render.training import (
     set_lr,
 )
 
-__all__ = ["DistilConfig", "TeacherViews", "between_cameras", "teacher_views", "distil"]
+__all__ = ["DistilConfig", "DistilState", "TeacherViews", "between_cameras", "teacher_views", "distil",
+           "distil_optimizer"]
 
 
 @dataclass
@@ -161,58 +162,116 @@ def _distil_step(student: NeuralDouble, opt, tv: TeacherViews, cfg: TrainConfig,
     return optimiser_step(opt, loss, cfg.grad_clip)
 
 
+@dataclass
+class DistilState:
+    """Where a distillation stands after an evaluation: what a checkpoint keeps and ``distil(resume=...)`` goes on
+    from (with the student's weights and the optimizer's moments, saved beside it)."""
+
+    step: int
+    best_psnr: float                 # the held-out PSNR of ``best_state`` (nan without held-out views)
+    best_step: int
+    best_state: dict[str, Tensor]    # the student's state kept so far
+    bad: int = 0                     # evaluations since the last better one
+    lr_scale: float = 1.0            # after divergences: the learning rates' factor
+    seconds: float = 0.0             # optimisation time of the runs so far
+    history: list[dict] | None = None
+    divergences: list[dict] | None = None
+    generator: Tensor | None = None  # the crops' random generator's state (uint8), so a resumed run draws the crops
+                                     # an uninterrupted one would have
+
+    def as_json(self) -> dict:
+        """The JSON-able part (``best_state`` is saved as tensors); its ``step`` is what `resume_hint` shows."""
+        return {"step": self.step, "best_holdout_psnr": _rounded(self.best_psnr), "best_step": self.best_step,
+                "bad": self.bad, "lr_scale": self.lr_scale, "seconds": round(self.seconds, 2),
+                "history": self.history or [], "divergences": self.divergences or []}
+
+    @classmethod
+    def from_json(cls, d: dict, best_state: dict[str, Tensor], generator: Tensor | None = None) -> DistilState:
+        psnr = d.get("best_holdout_psnr")
+        return cls(int(d["step"]), math.nan if psnr is None else float(psnr), int(d["best_step"]), best_state,
+                   int(d.get("bad", 0)), float(d.get("lr_scale", 1.0)), float(d.get("seconds", 0.0)),
+                   list(d.get("history") or []), list(d.get("divergences") or []), generator)
+
+
 def distil(student: NeuralDouble, tv: TeacherViews, held: TrainViews | None, cfg: DistilConfig, device="cpu",
            progress: Callable[[int, int, float, float], None] | None = None,
-           train: TrainConfig | None = None) -> TrainResult:
+           train: TrainConfig | None = None,
+           checkpoint: Callable[[NeuralDouble, torch.optim.Optimizer, DistilState], None] | None = None,
+           resume: DistilState | None = None, optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
     """Train ``student`` (on ``device``) to draw the teacher's views ``tv``; keeps the state with the best PSNR on
     the held-out views of ``held`` (composited over their backdrops, as training scores them; the student's
     starting state counts), or the last state without any. A held-out PSNR more than ``train.diverged_db`` under
     the best restores the best state at half the learning rates. progress(step, total, loss, psnr) every
-    ``eval_every`` steps. ``train``: the loss and learning rates (TrainConfig()'s by default), x ``lr_scale``."""
-    tc = train or TrainConfig()
-    tc = replace(tc, lr_texture=tc.lr_texture * cfg.lr_scale, lr_network=tc.lr_network * cfg.lr_scale,
-                 lr_color=tc.lr_color * cfg.lr_scale, lr_rgb_texture=tc.lr_rgb_texture * cfg.lr_scale, seed=cfg.seed)
-    opt = make_optimizer(student, tc)
-    freeze_unoptimised_prior(student, opt)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    ``eval_every`` steps, and checkpoint(student, optimizer, state) after each of those evaluations.
+    ``train``: the loss and learning rates (TrainConfig()'s by default), x ``lr_scale``. ``resume``: a checkpoint's
+    state, ``student`` holding its weights and ``optimizer`` (made by ``distil_optimizer``) its moments: the run goes
+    on from its step, as the uninterrupted run would have (the same crops, the same steps)."""
+    tc = _scaled(train or TrainConfig(), cfg)
+    opt = optimizer or distil_optimizer(student, tc, cfg)
     has_held = held is not None and len(held.holdout_ids) > 0
 
     def score() -> float:
         student.eval()
         return holdout_psnr(student, held, device, tc.composite_loss) if has_held else math.nan
 
-    t0, best = time.perf_counter(), score()
-    best_state, best_step, bad, lr_scale, losses, step = copy.deepcopy(student.state_dict()), 0, 0, 1.0, [], 0
-    res = TrainResult(steps=0, best_step=0, best_holdout_psnr=best, lr_schedule="constant")
-    res.history.append({"step": 0, "seconds": 0.0, "loss": None, "holdout_psnr": _rounded(best)})
-    while step < cfg.steps:
+    st = resume or DistilState(0, score(), 0, copy.deepcopy(student.state_dict()))
+    if resume is None:
+        st.history = [{"step": 0, "seconds": 0.0, "loss": None, "holdout_psnr": _rounded(st.best_psnr)}]
+    st.history, st.divergences = list(st.history or []), list(st.divergences or [])
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if st.generator is not None:
+        gen.set_state(st.generator)
+    t0, before, losses, stopped = time.perf_counter(), st.seconds, [], None
+    while st.step < cfg.steps:
         student.train()
-        set_lr(opt, lr_scale)
+        set_lr(opt, st.lr_scale)
         losses.append(_distil_step(student, opt, tv, tc, gen, device))
-        step += 1
+        st.step += 1
         over = time.perf_counter() - t0 > cfg.max_seconds
-        if step % cfg.eval_every and step < cfg.steps and not over:
+        if st.step % cfg.eval_every and st.step < cfg.steps and not over:
             continue
         psnr, loss = score(), sum(losses) / len(losses)
-        losses = []
-        res.history.append({"step": step, "seconds": round(time.perf_counter() - t0, 2), "loss": round(loss, 5),
-                            "holdout_psnr": _rounded(psnr)})
-        if not has_held or psnr > best:
-            best, best_step, bad, best_state = psnr, step, 0, copy.deepcopy(student.state_dict())
-        else:
-            bad += 1
-            if tc.diverged_db > 0 and psnr < best - tc.diverged_db:
-                lr_scale = restore_best(student, opt, best_state, lr_scale / 2,
-                                        f"held-out PSNR {psnr:.2f} dB at step {step}: diverged")
-                res.divergences.append({"step": step, "why": f"held-out PSNR {psnr:.2f} dB"})
+        losses, st.seconds = [], before + time.perf_counter() - t0
+        st.history.append({"step": st.step, "seconds": round(st.seconds, 2), "loss": round(loss, 5),
+                           "holdout_psnr": _rounded(psnr)})
+        _judge(st, psnr, has_held, student, opt, tc)
+        st.generator = gen.get_state()
+        if checkpoint:
+            checkpoint(student, opt, st)
         if progress:
-            progress(step, cfg.steps, loss, psnr)
-        if over or bad >= cfg.patience:
-            res.stopped = "time_budget" if over else "early_stopping"
+            progress(st.step, cfg.steps, loss, psnr)
+        if over or st.bad >= cfg.patience:
+            stopped = "time_budget" if over else "early_stopping"
             break
-    student.load_state_dict(best_state)
-    res.steps, res.best_step, res.best_holdout_psnr = step, best_step, best
-    return res
+    student.load_state_dict(st.best_state)
+    return TrainResult(steps=st.step, best_step=st.best_step, best_holdout_psnr=st.best_psnr, lr_schedule="constant",
+                       history=st.history, divergences=st.divergences, stopped=stopped or "iterations")
+
+
+def _scaled(tc: TrainConfig, cfg: DistilConfig) -> TrainConfig:
+    return replace(tc, lr_texture=tc.lr_texture * cfg.lr_scale, lr_network=tc.lr_network * cfg.lr_scale,
+                   lr_color=tc.lr_color * cfg.lr_scale, lr_rgb_texture=tc.lr_rgb_texture * cfg.lr_scale, seed=cfg.seed)
+
+
+def distil_optimizer(student: NeuralDouble, train: TrainConfig | None, cfg: DistilConfig) -> torch.optim.Optimizer:
+    """The student's optimizer (the trainer's, learning rates x ``cfg.lr_scale``; the frozen RGB prior left out)."""
+    opt = make_optimizer(student, _scaled(train or TrainConfig(), cfg))
+    freeze_unoptimised_prior(student, opt)
+    return opt
+
+
+def _judge(st: DistilState, psnr: float, has_held: bool, student: NeuralDouble, opt, tc: TrainConfig) -> None:
+    """After an evaluation: a better held-out PSNR (or no held-out views) keeps the state; one more than
+    ``tc.diverged_db`` under the best restores the best state at half the learning rates."""
+    if not has_held or psnr > st.best_psnr:
+        st.best_psnr, st.best_step, st.bad = psnr, st.step, 0
+        st.best_state = copy.deepcopy(student.state_dict())
+        return
+    st.bad += 1
+    if tc.diverged_db > 0 and psnr < st.best_psnr - tc.diverged_db:
+        st.lr_scale = restore_best(student, opt, st.best_state, st.lr_scale / 2,
+                                   f"held-out PSNR {psnr:.2f} dB at step {st.step}: diverged")
+        st.divergences.append({"step": st.step, "why": f"held-out PSNR {psnr:.2f} dB"})
 
 
 def _rounded(x: float) -> float | None:

@@ -125,6 +125,8 @@ def distil(
                                         "through (0 to 1/3; 0 = none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     masks: Path = typer.Option(None, "--masks", help="Person masks, as given to `render train`."),
+    resume: bool = typer.Option(False, "--resume", help="Go on from the checkpoint an interrupted run into --out "
+                                "kept (written every 50 steps), with the same options."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -136,7 +138,7 @@ def distil(
     from capture.session import check_session_argument
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.render_distil import DistilRequest, distil_session
-    from doppel.render_stage import MODEL_STAGE, resolve_device
+    from doppel.render_stage import MODEL_STAGE, finish_training, resolve_device, resume_hint
     from neural_render.output_filter import check_output_filter
 
     session = check_session_argument(session)
@@ -147,14 +149,17 @@ def distil(
     check_output_filter(output_filter)
     dev = resolve_device(device)
     torch.set_num_threads(1) if dev == "cpu" and torch.get_num_threads() > 1 else None
-    req = DistilRequest(session, fit_dir, teacher, out, steps, minutes, jitter, dev, masks, supersample, output_filter)
+    req = DistilRequest(session, fit_dir, teacher, out, steps, minutes, jitter, dev, masks, supersample, output_filter,
+                        resume=resume)
     inputs = [p for p in (session, fit_dir, teacher, masks) if p is not None]
     check_stage_out(out, MODEL_STAGE, force, inputs)
     console = cli_console()
+    on_interrupt(lambda: resume_hint(out))
     with gate_from_cli(workspace, actor, production, use="render", command="render distil", inputs=inputs) as run, \
             _optimisation_bar(console, "render distil", steps, "n/a (no held-out cameras)") as (progress, status):
         with staged_stage_dir(out, MODEL_STAGE, force, inputs) as tmp:
             s = distil_session(req, tmp, progress, status, _prov(run))
+        finish_training(out)
         run.add_output(out, kind="render_model")
     d = s["distilled"]
     psnr = "n/a" if s["best_holdout_psnr"] is None else f"{s['best_holdout_psnr']:.2f} dB"

@@ -502,6 +502,59 @@ def test_an_interrupted_training_says_how_to_resume_and_keeps_its_curve(tmp_path
     assert seconds == sorted(seconds) and seconds[2] >= seconds[1]
 
 
+def test_an_interrupted_distillation_resumes_to_the_uninterrupted_runs_model(tmp_path, capsys, sphere_session,
+                                                                              monkeypatch):
+    """`render distil` had no --resume: an interrupted run lost its steps. Its checkpoint (every evaluation) now
+    takes a resumed run to the very model the uninterrupted run makes; a checkpoint of other settings, or of
+    `render distil` given to `render train --resume`, is refused."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    import neural_render.distill as distill
+    from doppel.cli import Interrupted
+
+    @dataclasses.dataclass
+    class Frequent(distill.DistilConfig):
+        eval_every: int = 2
+
+    real_step, calls = distill._distil_step, []
+
+    def stop_at_the_fifth(*a, **k):
+        calls.append(1)
+        if len(calls) == 5:
+            raise Interrupted(2)
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(distill, "DistilConfig", Frequent)
+    s, fit, m = sphere_session / "session", sphere_session / "fit", tmp_path / "m"
+    code, _, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", m, "--holdout", "cam3", "--size",
+                           "64", "--iterations", "4", "--device", "cpu", "--members", "2")
+    assert code == 0, err
+    cmd = ("render", "distil", s, "--fit", fit, "--teacher", m, "--steps", "8", "--jitter", "2", "--device", "cpu")
+    code, _, err = run_cli(capsys, *cmd, "--out", tmp_path / "whole")
+    assert code == 0, err
+    monkeypatch.setattr(distill, "_distil_step", stop_at_the_fifth)
+    code, out, err = run_cli(capsys, *cmd, "--out", tmp_path / "d")
+    said = " ".join((out + err).split())
+    assert code == 130 and not (tmp_path / "d").exists()
+    assert "the checkpoint of step 4 is kept in" in said and "--resume continues from it" in said
+    _fails(capsys, tmp_path / "d", *cmd[:-4], "--jitter", "1", "--device", "cpu", "--out", tmp_path / "d", "--resume",
+           match="was made with --jitter 2 (now 1); resume with its settings")
+    _fails(capsys, tmp_path / "d", "render", "train", s, "--fit", fit, "--out", tmp_path / "d", "--holdout", "cam3",
+           "--size", "64", "--iterations", "4", "--device", "cpu", "--resume",
+           match="is a `doppel render distil` checkpoint")
+    code, _, err = run_cli(capsys, *cmd, "--out", tmp_path / "d", "--resume")
+    assert code == 0, err
+    assert not (tmp_path / ".d.checkpoint").exists()             # removed once the model folder is in place
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "d" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    history = json.loads((tmp_path / "d" / "history.json").read_text())
+    assert [h["step"] for h in history] == [0, 2, 4, 6, 8]
+    assert history == [{**h, "seconds": h2["seconds"]} for h, h2 in zip(
+        json.loads((tmp_path / "whole" / "history.json").read_text()), history, strict=True)]
+
+
 def test_a_shot_says_when_the_double_is_out_of_view_and_recentre_brings_it_back(tmp_path, capsys, sphere_session):
     """A retargeted clip starts where its mocap stage put it: the shot through the capture's cameras was empty
     (alpha 0 everywhere) and said nothing. Now each camera that misses the double is named, with how far the
