@@ -126,13 +126,14 @@ def _frames(path: Path):
             raise ValueError(f"{path}: video unreadable after frame {i} ({e})") from None
 
 
-def read_watermark(path: Path, key: wm.WatermarkKey | None) -> WatermarkReport:
-    """The watermark of an image or video (ValueError naming the file when it cannot be decoded)."""
+def read_watermark(path: Path, key: wm.WatermarkKey | None, no_key: str = "no workspace") -> WatermarkReport:
+    """The watermark of an image or video (ValueError naming the file when it cannot be decoded). ``no_key``: why
+    there is no key, when ``key`` is None."""
     if path.suffix.lower() in UNMARKED:
         return WatermarkReport(False, note=f"{path.suffix[1:].upper()} files carry no watermark (sidecar manifest "
                                            "only)")
     if key is None:
-        return WatermarkReport(False, note="no workspace: the watermark key is the workspace's")
+        return WatermarkReport(False, note=f"not read ({no_key}: the watermark key is the workspace's secret)")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         det = wm.decode_frames(_frames(path), key)
     else:
@@ -178,18 +179,20 @@ def verify_file(path: str | Path, ws: Workspace | None, today: _dt.date | None =
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     anchor = trust_anchor(ws) if ws is not None else None
-    key = wm.WatermarkKey.from_secret(watermark_secret(ws)) if ws is not None else None
+    secret = watermark_secret(ws) if ws is not None else None
+    key = wm.WatermarkKey.from_secret(secret) if secret is not None else None
     creds = read_credentials(path, anchor)
     try:
-        mark = read_watermark(path, key)
+        mark = read_watermark(path, key, "no workspace" if ws is None else "this user cannot read the workspace's keys")
     except ValueError as e:
         return MediaReport(str(path), creds, WatermarkReport(False, note="unreadable"), None, str(e))
     record = None
-    if ws is not None:
-        tag = wm.workspace_tag(workspace_id(ws))
+    ws_id = workspace_id(ws) if ws is not None else None
+    if ws_id is not None:
+        tag = wm.workspace_tag(ws_id)
         if mark.found and mark.workspace_tag == tag:
             record = lookup(ws, mark.seq, "watermark", today)
-        elif creds.assertion and creds.assertion.get("workspace") == workspace_id(ws) \
+        elif creds.assertion and creds.assertion.get("workspace") == ws_id \
                 and isinstance(creds.assertion.get("audit_seq"), int):
             record = lookup(ws, creds.assertion["audit_seq"], "c2pa", today)
         elif mark.found:

@@ -15,6 +15,11 @@ records the anchor's SHA-256 (meta ``trust_anchor_sha256``) and an audit record 
 The watermark key is derived from the workspace's manifest secret (`assets.manifest_signing`), so every workspace
 has one without another file; the workspace id (the payload's workspace tag hashes it) is that secret's key id.
 Private keys are never written into manifests, audit records or logs.
+
+A reviewer who may read the workspace but not its keys (``.doppel-keys`` and the manifest secret are the owner's
+alone) still verifies against the trust anchor and finds the records a file points to: the index also keeps the
+anchor and the workspace id, both public (`record_public_facts`, by every gated command of a writer). Only the
+watermark, whose key is secret, is then not read.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from assets.manifest_signing import KEY_NAME
 from assets.workspace import Workspace
 from core.errors import DoppelError
 from core.storage import atomic_write_bytes, atomic_write_text
@@ -42,6 +48,8 @@ IDENTITY_NAME = "identity.json"
 LOCK_NAME = ".lock"          # keys_lock's file
 KEYS_LOCK_TIMEOUT_S = 120.0  # making an identity takes well under a second
 ANCHOR_META = "trust_anchor_sha256"
+ANCHOR_PEM_META = "trust_anchor_pem"   # the anchor itself (public), for users who cannot read .doppel-keys
+WORKSPACE_ID_META = "workspace_id"     # workspace_id (public), for users who cannot read the manifest secret
 ROOT_DAYS = 3650            # validity of a generated root certificate
 SIGNER_DAYS = 730           # validity of a generated signer certificate
 
@@ -68,14 +76,42 @@ def keys_dir(ws: Workspace) -> Path:
     return ws.root / KEYS_DIR
 
 
-def workspace_id(ws: Workspace) -> str:
-    """The workspace's id: the key id of its manifest secret (16 hex digits; public)."""
+def workspace_id(ws: Workspace) -> str | None:
+    """The workspace's id: the key id of its manifest secret (16 hex digits; public). For a user who cannot read
+    the secret, the id the index keeps (None when it keeps none yet)."""
+    if ws.read_only and not os.access(ws.root / KEY_NAME, os.R_OK):
+        return _meta(ws, WORKSPACE_ID_META)
     return ws.manifest_key().key_id
 
 
-def watermark_secret(ws: Workspace) -> bytes:
-    """32 bytes derived from the workspace's manifest secret; keys the invisible watermark."""
+def watermark_secret(ws: Workspace) -> bytes | None:
+    """32 bytes derived from the workspace's manifest secret; keys the invisible watermark. None for a reader
+    who cannot read the secret (a read-only user)."""
+    if ws.read_only and not os.access(ws.root / KEY_NAME, os.R_OK):
+        return None
     return hmac.new(ws.manifest_key().secret, b"doppel-watermark-secret-v1", hashlib.sha256).digest()
+
+
+def record_public_facts(ws: Workspace) -> None:
+    """Keep the workspace id and the trust anchor (both public) in the index, for readers who cannot read the keys;
+    written once (by a user who can write the workspace), then only read."""
+    facts = {WORKSPACE_ID_META: ws.manifest_key().key_id}
+    path = keys_dir(ws) / ANCHOR_NAME
+    if path.is_file():
+        facts[ANCHOR_PEM_META] = path.read_text(encoding="ascii")
+    kept = {k: _meta(ws, k) for k in facts}
+    if all(kept[k] == v for k, v in facts.items()):
+        return
+    with ws.write() as con:
+        for k, v in facts.items():
+            con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                        "value=excluded.value", (k, v))
+
+
+def _meta(ws: Workspace, key: str) -> str | None:
+    with ws.read() as con:
+        row = con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _name(cn: str, org: str):
@@ -276,8 +312,9 @@ def _init_keys(ws: Workspace, org: str | None, cert: Path | None, key: Path | No
     atomic_write_text(folder / IDENTITY_NAME, json.dumps(
         {k: str(v) for k, v in info.__dict__.items() if k != "folder"}, indent=2) + "\n")
     with ws.write() as con:
-        con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                    (ANCHOR_META, info.anchor_sha256))
+        for k, v in ((ANCHOR_META, info.anchor_sha256), (ANCHOR_PEM_META, (folder / ANCHOR_NAME).read_text("ascii"))):
+            con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                        "value=excluded.value", (k, v))
         audit.append(con, {"action": "keys.init", "org": org, "source": source,
                            "trust_anchor_sha256": info.anchor_sha256, "signer": info.signer_subject,
                            "not_after": info.not_after})
@@ -292,11 +329,18 @@ def _org_of(cert) -> str:
 
 
 def trust_anchor(ws: Workspace) -> bytes | None:
-    """The workspace's trust anchor (PEM), None when it has no signing identity. Checked against the index."""
+    """The workspace's trust anchor (PEM), None when it has no signing identity. Checked against the index. A user
+    who cannot read ``.doppel-keys`` gets the copy the index keeps (None when it keeps none yet)."""
     path = keys_dir(ws) / ANCHOR_NAME
-    if not path.is_file():
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
         return None
-    pem = path.read_bytes()
+    except PermissionError:
+        kept = _meta(ws, ANCHOR_PEM_META)
+        if kept is None:
+            return None
+        pem = kept.encode("ascii")
     with ws.read() as con:
         row = con.execute("SELECT value FROM meta WHERE key=?", (ANCHOR_META,)).fetchone()
     if row is None or row[0] != hashlib.sha256(pem).hexdigest():

@@ -167,11 +167,21 @@ class Workspace:
             raise WorkspaceError(f"{ws.index_path}: schema version {found}, expected {SCHEMA_VERSION}")
         return ws
 
+    @property
+    def read_only(self) -> bool:
+        """True when this user cannot write the index (or make its WAL files beside it): a reviewer's access.
+        Reads then use a read-only connection; `write` refuses with one line."""
+        index_ok = not self.index_path.exists() or os.access(self.index_path, os.W_OK)    # a new index: the folder's
+        return not (index_ok and os.access(self.root, os.W_OK | os.X_OK))
+
     def connect(self) -> sqlite3.Connection:
-        """A new connection (the caller closes it): WAL mode, busy timeout, foreign keys, autocommit.
+        """A new connection (the caller closes it): WAL mode, busy timeout, foreign keys, autocommit; read-only
+        when this user cannot write the index (``read_only``).
 
         Prefer `read()` / `write()`, which close it for you.
         """
+        if self.read_only:
+            return self._connect_read_only()
         try:
             con = sqlite3.connect(self.index_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.DatabaseError as e:
@@ -187,6 +197,39 @@ class Workspace:
         con.row_factory = sqlite3.Row
         return con
 
+    def check_writable(self) -> None:
+        """WorkspaceError (one line) when this user cannot write the workspace (``read_only``): for a command
+        that records what it does (a gated stage, a grant), before any of its work."""
+        if self.read_only:
+            raise WorkspaceError(f"{self.root}: this user ({_user()}) cannot write the workspace's index "
+                                 f"({self.index_path}); reading works, but this command records what it does: run "
+                                 "it as a user who can write the workspace")
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A read-only connection for a user who cannot write the index. While a writer has the index open its
+        WAL files exist and SQLite reads through them (``mode=ro``); when none has, SQLite cannot make them for
+        this user, and the index file alone is the whole index: it is read as it stands (``immutable=1``)."""
+        uri = self.index_path.absolute().as_uri()
+        last = None
+        for mode in ("mode=ro", "immutable=1"):
+            if mode == "immutable=1" and Path(f"{self.index_path}-wal").exists():
+                break                           # a writer's log is there: reading the file alone would miss it
+            try:
+                con = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            except sqlite3.DatabaseError as e:
+                last = e
+                continue
+            try:
+                con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as e:
+                con.close()
+                last = e
+                continue
+            con.row_factory = sqlite3.Row
+            return con
+        raise WorkspaceError(f"{self.index_path}: cannot open the index read-only ({last})")
+
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A connection for reading; closed on exit."""
@@ -201,6 +244,7 @@ class Workspace:
         """One short write transaction (``BEGIN IMMEDIATE``): committed on a clean exit, rolled back if
         the block raises; the connection is closed either way. Keep the block short: other processes
         wait for it (up to BUSY_TIMEOUT_S)."""
+        self.check_writable()
         con = self.connect()
         try:
             try:
@@ -243,6 +287,15 @@ def init_workspace(directory: str | os.PathLike) -> Workspace:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def _create_schema(con: sqlite3.Connection) -> None:

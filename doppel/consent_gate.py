@@ -48,6 +48,7 @@ from assets.consent import ConsentError, Use, find_valid, parse_use
 from assets.hashing import ContentDigest, digest, path_sha256
 from assets.lineage import Asset, check_kind, find_parent, insert_asset, new_asset_id, workspace_relative
 from assets.manifest_signing import sign_folder
+from assets.signing_keys import record_public_facts
 from assets.text_fields import check_text
 from assets.workspace import INDEX_NAME, UNKNOWN_ACTOR_ID, VIRTUAL_ACTOR_ID, WORKSPACE_ENV, Workspace, resolve_root
 from core.storage import MANIFEST_NAME, read_manifest
@@ -336,6 +337,9 @@ def gate_from_cli(workspace: Path | None, actor: str | None, production: str | N
     if actor and actor not in (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID) and not production:
         raise ConsentError(f"{command}: --production is required for actor {actor!r} (consent is per production)")
     ws = open_for_actor(workspace, actor or VIRTUAL_ACTOR_ID)
+    if ws is not None:
+        ws.check_writable()             # a reviewer's read-only access: refused before the work, in one line
+        record_public_facts(ws)         # what a reviewer who cannot read the keys verifies with
     likeness = list(inputs if likeness is None else likeness)
     key = ws.manifest_key() if ws is not None else None
     found = [inspect_input(p, required=True, ws=ws, key=key) for p in likeness]

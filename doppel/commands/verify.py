@@ -19,6 +19,7 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
     workspace record both point to (actor, production, use, consent status today). Exit 1 if any is invalid.
     Outside a workspace only the C2PA signature is checked (no trust anchor, no watermark key)."""
     from assets.media_verify import describe, media_files, verify_file
+    from assets.signing_keys import trust_anchor, watermark_secret
     from assets.workspace import Workspace, WorkspaceError, resolve_root
 
     try:
@@ -31,6 +32,11 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
     if ws is None and not as_json:
         console.print(f"(no workspace at {resolve_root(None)}: C2PA signature only, no trust anchor, "
                       "no watermark key)", markup=False)
+    elif ws is not None and not as_json and watermark_secret(ws) is None:
+        anchor = "the trust anchor from the index" if trust_anchor(ws) is not None else \
+            "no trust anchor (the index keeps none yet: any gated command by the workspace's owner records it)"
+        console.print(f"(workspace {ws.root}: this user cannot read its keys; {anchor}, no watermark key)",
+                      markup=False)
     bad, files = 0, media_files(files)       # every path checked before the first (slow) read
     for f in files:
         report = verify_file(f, ws)

@@ -58,3 +58,32 @@ def test_corrupt_index_is_one_clear_error(tmp_path):
     (tmp_path / INDEX_NAME).write_bytes(b"this is not an SQLite database" * 100)
     with pytest.raises(WorkspaceError, match=f"{INDEX_NAME}: cannot open the index"):
         Workspace.open(tmp_path)
+
+
+def test_a_user_who_cannot_write_the_index_reads_it(tmp_path, monkeypatch):
+    """Read-only access: SQLite cannot make the WAL files such a user's connection needs, so with no writer
+    about (no -wal file) the index file is read as it stands; while a writer has it open (its -wal file is
+    there) the connection reads through it, and the file alone is never read then. Writing is refused."""
+    import os
+
+    import assets.workspace as workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    real_connect, real_access = sqlite3.connect, os.access
+    monkeypatch.setattr(os, "access", lambda p, m, *a, **k: not m & os.W_OK and real_access(p, m, *a, **k))
+
+    def connect(db, *a, **k):                    # what SQLite answers that user: the WAL files cannot be made
+        if "mode=ro" in str(db):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return real_connect(db, *a, **k)
+
+    monkeypatch.setattr(workspace.sqlite3, "connect", connect)
+    assert ws.read_only
+    with ws.read() as con:
+        assert con.execute("SELECT id FROM actors").fetchone()[0] == VIRTUAL_ACTOR_ID
+    with pytest.raises(WorkspaceError, match=r"cannot write the workspace's index .* run it as a user who can"):
+        with ws.write():
+            pass
+    (ws.root / f"{INDEX_NAME}-wal").write_bytes(b"")     # a writer's log: the file alone would miss what it holds
+    with pytest.raises(WorkspaceError, match="cannot open the index read-only"):
+        ws.read().__enter__()

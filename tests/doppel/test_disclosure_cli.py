@@ -125,3 +125,58 @@ def test_a_real_actors_retarget_preview_movie_is_marked_as_it_is_encoded(tmp_pat
     rep = json.loads(out)
     assert code == 0 and rep["c2pa"]["state"] == "trusted" and rep["watermark"]["found"], rep
     assert rep["record"]["actor"] == "jane" and rep["c2pa"]["assertion"]["use"] == "retarget"
+
+
+def test_a_reviewer_who_cannot_write_the_workspace_reads_and_verifies_but_records_nothing(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """A supervisor with read access only (the index and the keys are the pipeline account's): every listing
+    failed with 'attempt to write a readonly database', `verify` said 'no workspace' or 'Permission denied', and a
+    gated command failed on the manifest key. Now listings, the audit check and `verify` (trusted through the
+    index's copy of the trust anchor, the record found through the C2PA assertion; the watermark, keyed by a
+    secret, said to be unread) work, and a command that records is refused in one line, nothing written."""
+    import datetime as _dt
+    import os
+    import pathlib
+
+    from assets.consent import grant
+    from assets.manifest_signing import KEY_NAME
+
+    root = tmp_path / "ws"
+    ws = init_workspace(root)
+    add_actor(ws, "Jane Roe", actor_id="jane")
+    grant(ws, "jane", ["rig"], "Film", (_dt.date.today() + _dt.timedelta(days=9)).isoformat())
+    code, _, err = run_cli(capsys, "rig", "--actor", "jane", "--production", "Film", "--preview-size", 96, "-W",
+                           root, "--out", tmp_path / "r1")
+    assert code == 0, err
+    secret = {root / KEY_NAME, root / sk.KEYS_DIR}
+    real_access, real_read = os.access, pathlib.Path.read_bytes
+
+    def access(path, mode, *a, **k):                 # what a user outside the pipeline account may do here
+        p = pathlib.Path(path)
+        if (mode & os.W_OK and (p == root or root in p.parents)) or \
+                (mode & os.R_OK and any(s == p or s in p.parents for s in secret)):
+            return False
+        return real_access(path, mode, *a, **k)
+
+    def read_bytes(self):
+        if any(s == self or s in self.parents for s in secret):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
+    code, out, err = run_cli(capsys, "actor", "list", "-W", root)
+    assert code == 0 and "jane" in out, err
+    code, out, err = run_cli(capsys, "audit", "verify", "-W", root)
+    assert code == 0 and "audit log OK" in out, err
+    code, out, err = run_cli(capsys, "verify", tmp_path / "r1" / "preview.png", "--json", "-W", root)
+    rep = json.loads(out)
+    assert code == 0 and rep["c2pa"]["state"] == "trusted", (rep, err)
+    assert rep["record"]["actor"] == "jane" and rep["record"]["source"] == "c2pa"
+    assert not rep["watermark"]["found"] and "cannot read the workspace's keys" in rep["watermark"]["note"]
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "r1" / "preview.png", "-W", root)
+    assert "this user cannot read its keys; the trust anchor from the index, no watermark key" in " ".join(out.split())
+    code, _, err = run_cli(capsys, "rig", "--actor", "jane", "--production", "Film", "--preview-size", 96, "-W",
+                           root, "--out", tmp_path / "r2")
+    assert code == 1 and "cannot write the workspace's index" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r2").exists()
