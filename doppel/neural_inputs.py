@@ -140,13 +140,17 @@ def load_fit_mesh(fit_dir: str | Path, frames: list[str] | None = None) -> FitMe
 
 
 def load_photo(path: Path, camera) -> np.ndarray:
-    """(H, W, 3) float32 sRGB in [0, 1] of a session image, undistorted when the camera has lens distortion."""
+    """(H, W, 3) float32 sRGB in [0, 1] of a session image, undistorted when the camera has lens distortion. A 16-bit
+    photo (TIFF, PNG: the usual RAW development for photogrammetry) keeps its 16 bits (the bake's EXR and the
+    training see them); it was read as 8-bit."""
     import cv2
 
     from capture.images import read_image
     from core.conventions import doppel_to_opencv_K
 
-    img = read_image(path, cv2.IMREAD_COLOR)
+    img = read_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if img.dtype not in (np.uint8, np.uint16):        # a 32-bit float TIFF: not a photo's encoding
+        raise ValueError(f"{path}: {img.dtype} pixels; session photos are 8- or 16-bit")
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if camera.has_distortion:
         K = doppel_to_opencv_K(camera.K.detach().cpu().numpy())

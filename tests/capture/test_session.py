@@ -131,7 +131,8 @@ def test_a_portrait_photo_is_checked_as_it_is_shown(tmp_path):
 
 def test_16_bit_tiff_photos_load_and_camera_raw_files_are_named(tmp_path):
     """Photogrammetry rigs develop their RAW files to 16-bit TIFF: a session of them loads (every stage reads
-    them as 8-bit through OpenCV); RAW files themselves are refused with what to do."""
+    them through OpenCV; the photos the texture bake and the neural double learn from keep their 16 bits); RAW
+    files themselves are refused with what to do."""
     import cv2
 
     cams = portrait_cameras(2, size=64)
@@ -144,6 +145,13 @@ def test_16_bit_tiff_photos_load_and_camera_raw_files_are_named(tmp_path):
     from capture.images import read_image
 
     assert read_image(s.frames["0"]["cam01"]).dtype == np.uint8
+    for c in cams:       # a gradient finer than 8 bits: the texture bake and training get all 16 (they got 256 levels)
+        cv2.imwrite(str(root / "images" / f"{c.name}.tif"),
+                    (np.linspace(0, 65535, 64 * 64).reshape(64, 64)[..., None] * np.ones(3)).astype(np.uint16))
+    from doppel.neural_inputs import load_photo
+
+    photo = load_photo(s.frames["0"]["cam01"], s.cameras[1])
+    assert photo.dtype == np.float32 and len(np.unique(photo[..., 0])) == 64 * 64 and photo.max() == 1.0
     for c in cams:
         (root / "images" / f"{c.name}.tif").rename(root / "images" / f"{c.name}.CR3")
     with pytest.raises(SessionError, match="camera RAW files: develop them to 16-bit TIFF or JPEG first"):
