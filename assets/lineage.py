@@ -132,6 +132,13 @@ def list_assets(ws: Workspace, actor_id: str | None = None, kind: str | None = N
         return [asset_from_row(r) for r in con.execute(sql + " ORDER BY created, rowid", args)]
 
 
+def latest_at_paths(ws: Workspace) -> dict[str, str]:
+    """Stored path -> the id of the latest asset registered at it: the version the path holds (Doppel's stages
+    replace an output whole, then register it), the others being the versions it replaced."""
+    with ws.read() as con:
+        return {r["path"]: r["id"] for r in con.execute("SELECT path, id FROM assets ORDER BY created, rowid")}
+
+
 def parents_of(ws: Workspace, asset_id: str) -> list[Asset]:
     with ws.read() as con:
         rows = con.execute("SELECT a.* FROM lineage l JOIN assets a ON a.id=l.parent_id WHERE l.child_id=? "

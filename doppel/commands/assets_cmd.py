@@ -17,11 +17,28 @@ app = typer.Typer(help="The asset library: outputs registered by gated commands,
                   no_args_is_help=True)
 
 
-def _label(node: AssetNode, lapsed: dict[str, str]) -> str:
+def _label(node: AssetNode, lapsed: dict[str, str], where) -> str:
     a = node.asset
     consent = f"{a.consent_id}{_state(a.consent_id, lapsed)}" if a.consent_id else "no consent needed"
     production = _shown(repr(a.production))
-    return f"[bold]{a.kind}[/bold] {a.id}  {_shown(a.path)}  [dim]{a.created[:19]} {a.use} {production} {consent}[/dim]"
+    return f"[bold]{a.kind}[/bold] {a.id}  {where(a)}  [dim]{a.created[:19]} {a.use} {production} {consent}[/dim]"
+
+
+def _where(ws: Workspace):
+    """where(asset): its path, and whether that path still holds it: "(replaced by ID)" when a later output
+    was registered at the same path, "(gone)" when nothing is there any more. Two exports to one file were two
+    rows of one path, with nothing to say which one the file is."""
+    from assets.lineage import latest_at_paths, on_disk
+
+    latest = latest_at_paths(ws)
+
+    def where(a) -> str:
+        shown = _shown(a.path)
+        if latest.get(a.path, a.id) != a.id:
+            return f"{shown} [dim](replaced by {latest[a.path]})[/dim]"
+        return shown if on_disk(ws, a.path).exists() else f"{shown} [dim](gone)[/dim]"
+
+    return where
 
 
 def _lapsed(ws: Workspace) -> dict[str, str]:
@@ -51,11 +68,11 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
     if tree:
         if not actor:
             raise ValueError("assets list: --tree needs --actor A")
-        roots, lapsed = asset_tree(ws, actor), _lapsed(ws)
+        roots, lapsed, where = asset_tree(ws, actor), _lapsed(ws), _where(ws)
         top = Tree(f"actor {actor}: {len(roots)} root asset(s)")
 
         def add(branch: Tree, node: AssetNode) -> None:
-            sub = branch.add(_label(node, lapsed))
+            sub = branch.add(_label(node, lapsed, where))
             for child in node.children:
                 add(sub, child)
 
@@ -64,8 +81,8 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
         print_table(top, console)
         return
     table = Table("asset", "kind", "actor", "path", "made", "use", "production", "consent")
-    lapsed = _lapsed(ws)
+    lapsed, where = _lapsed(ws), _where(ws)
     for a in list_assets(ws, actor, kind):
-        table.add_row(a.id, a.kind, a.actor_id, _shown(a.path), a.created[:19], a.use, _shown(a.production),
+        table.add_row(a.id, a.kind, a.actor_id, where(a), a.created[:19], a.use, _shown(a.production),
                       f"{a.consent_id}{_state(a.consent_id, lapsed)}" if a.consent_id else "not needed")
     print_table(table, console)

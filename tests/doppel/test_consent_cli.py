@@ -211,3 +211,27 @@ def test_missing_option_is_a_usage_error_not_internal(cli, tmp_path):
     ws = Workspace.init(tmp_path / "ws")
     code, _, err = cli("consent", "grant", "jane-doe", "-W", ws.root)
     assert code == 2 and "internal" not in err and "uses" in err
+
+
+def test_the_listing_says_which_version_a_path_holds(cli, tmp_path):
+    """A file exported twice was two rows of one path, nothing saying which one the file is; an output deleted
+    since read as if it were there. The replaced version now names its successor, a deleted one says so."""
+    ws = tmp_path / "ws"
+    assert cli("init", ws)[0] == 0
+    assert cli("actor", "add", "Jane Doe", "-W", ws)[0] == 0
+    assert cli("consent", "grant", "jane-doe", "--uses", "fit", "--production", "Dune", "--expires", FUTURE,
+               "-W", ws)[0] == 0
+    src = tmp_path / "capture.txt"
+    src.write_text("photos")
+    jane = ("-W", ws, "--actor", "jane-doe", "--production", "Dune")
+    for out in ("fit.txt", "fit.txt", "other.txt"):
+        assert cli("probe-fit", src, tmp_path / out, *jane)[0] == 0
+    (tmp_path / "other.txt").unlink()
+    from assets.lineage import list_assets
+
+    ids = [a.id for a in list_assets(Workspace.open(ws))]
+    for args in ((), ("--tree",)):
+        code, out, _ = cli("assets", "list", "--actor", "jane-doe", *args, "-W", ws)
+        text = " ".join(out.split())
+        assert code == 0 and f"fit.txt (replaced by {ids[1]})" in text and text.count("replaced by") == 1, out
+        assert "other.txt (gone)" in text and text.count("(gone)") == 1
