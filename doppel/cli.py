@@ -123,7 +123,7 @@ INTERRUPTED_LINE = "interrupted: nothing written, any previous result kept"
 
 
 class Interrupted(BaseException):
-    """Ctrl-C (SIGINT) or SIGTERM. Not a KeyboardInterrupt, so that typer cannot turn it into a silent exit
+    """Ctrl-C (SIGINT), SIGTERM or SIGHUP. Not a KeyboardInterrupt, so that typer cannot turn it into a silent exit
     130; a BaseException, so that `except Exception` in library code lets it through to the staging cleanup."""
 
 
@@ -133,11 +133,14 @@ def _raise_interrupted(signum, frame) -> None:
 
 @contextlib.contextmanager
 def _interrupts_raise() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Interrupted inside the block (main thread only); old handlers restored after."""
+    """SIGINT, SIGTERM and SIGHUP (the terminal closed: the ssh session dropped) raise Interrupted inside the
+    block (main thread only), so the stage's cleanup runs; a signal the process was started ignoring (``nohup``,
+    a background job's SIGINT) stays ignored. Old handlers restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+           if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:

@@ -113,8 +113,9 @@ _SLOW_RERUN = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_killed_or_interrupted_rerun_keeps_the_old_result(clips, retargeted, tmp_path, capsys, sig):
+    """SIGHUP: the terminal closed (an ssh session dropped) killed the run without its cleanup."""
     before = tree(retargeted)
     ready = tmp_path / "ready"
     argv = ["retarget", str(clips[0]), "--rig", str(clips[1]), "--out", str(retargeted)]
@@ -138,6 +139,28 @@ def test_killed_or_interrupted_rerun_keeps_the_old_result(clips, retargeted, tmp
     code, _, err = run_cli(capsys, "retarget", clips[0], "--rig", clips[1], "--out", retargeted, "--preview-size", "64")
     assert code == 0, err
     assert leftovers(retargeted) == []
+
+
+def test_a_run_started_under_nohup_outlives_its_terminal(clips, retargeted, tmp_path):
+    """`nohup doppel ...` ignores SIGHUP, and the run must go on ignoring it (the CLI's handler must not take it)."""
+    ready = tmp_path / "ready"
+    argv = ["retarget", str(clips[0]), "--rig", str(clips[1]), "--out", str(retargeted)]
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_RERUN, str(ready), *argv], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), proc.stderr.read() if proc.poll() is not None else "never got ready"
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the run died of SIGHUP under nohup"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and err.strip() == INTERRUPTED_LINE
+    finally:
+        proc.kill()
 
 
 def test_synth_one_frame_over_two_leaves_a_valid_session(tmp_path, capsys):
