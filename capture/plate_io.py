@@ -33,6 +33,7 @@ from capture.video_header import (
     read_stream_header,
     video_codec,
 )
+from core.stage_folders import temp_sibling
 from core.storage import default_mode, raise_if_disk_full
 
 log = logging.getLogger(__name__)
@@ -406,16 +407,14 @@ class PlateWriter:
         parent = self.out.parent
         parent.mkdir(parents=True, exist_ok=True)
         if source.kind == "frames":
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=parent))
+            self._tmp = temp_sibling(self.out, directory=True)      # a killed run's is removed by the next
         else:
             if source.kind == "video" and self.out.suffix.lower() not in VIDEO_SUFFIXES:
                 raise ValueError(f"{self.out}: the plate is a video; give an output video name "
                                  f"({', '.join(VIDEO_SUFFIXES)})")
             if source.kind == "image" and self.out.suffix.lower() not in IMAGE_SUFFIXES:
                 raise ValueError(f"{self.out}: the plate is an image; give an image name ({', '.join(IMAGE_SUFFIXES)})")
-            fd, name = tempfile.mkstemp(prefix=f".{self.out.stem}.", suffix=self.out.suffix, dir=parent)
-            os.close(fd)
-            self._tmp = Path(name)
+            self._tmp = temp_sibling(self.out)
         self._video = None
         self._codes = None          # a high-precision video's source codes, read alongside (`_merged`)
         self._alpha = False         # ... with its alpha channel, written back (a ProRes 4444 plate)

@@ -5,7 +5,8 @@ stage writes its outputs into a sibling temporary folder ``.OUT.tmp-HOST-PID-XXX
 temporary folder is swapped in for ``OUT`` (old folder renamed aside, new one renamed in, old one
 deleted). A failure, Ctrl-C or a kill leaves the previous ``OUT`` whole: a reader sees the old result
 or the new one, never a mix. Temporary folders left by killed runs are removed by the next run; a run that
-finds an older run still writing ``OUT`` stops (one writer per folder).
+finds an older run still writing ``OUT`` stops (one writer per folder). Output *files* written whole and renamed
+(an export, a swapped plate) take their temporary names from ``temp_sibling``, and are claimed by ``sole_writer``.
 
 Each committed folder carries ``.doppel_stage.json`` naming the stage that wrote it, so that an
 ``--out`` that holds another stage's output (a rig folder given as a retarget's ``--out``) is refused
@@ -29,7 +30,8 @@ from core.errors import DoppelError
 from core.storage import default_mode
 
 STAGE_MARKER = ".doppel_stage.json"
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+"
+                     r"(?:\.[A-Za-z0-9]+)?$")      # a temporary file keeps its output's suffix (writers choose by it)
 
 # Stages whose folders predate the marker: the manifest's "stage" field, or a layout, names them.
 _MANIFEST_STAGES = {"capture_ingest": "capture ingest", "fit": "fit", "rig": "rig", "retarget": "retarget"}
@@ -121,6 +123,33 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def temp_sibling(out: str | os.PathLike, directory: bool = False) -> Path:
+    """A new empty temporary file (or folder) beside ``out`` to write it in, then rename over it:
+    ``.OUT.tmp-HOST-PID-TIMENS_XXXX`` (a file keeps OUT's suffix). A run killed before the rename leaves it; the
+    next writer of ``out`` removes it first (``clean_stale``), where names without their owner (mkstemp's) piled
+    up: a killed swap's whole plate, gigabytes at 4K."""
+    out = Path(out)
+    clean_stale(out)
+    prefix = f".{out.name}.tmp-{_owner()}-{time.time_ns()}_"
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def temp_files_of(out: str | os.PathLike) -> list[Path]:
+    """The temporary files (``temp_sibling``'s, and ``sole_writer``'s claims) of output ``out`` beside it, whoever
+    made them: for a caller that knows no run is writing ``out``."""
+    out = Path(out)
+    found = []
+    for p in sorted(out.parent.iterdir()) if out.parent.is_dir() else []:
+        m = _TMP_RE.match(p.name)
+        if m and m["name"] == out.name and m["kind"] == "tmp" and p.is_file():
+            found.append(p)
+    return found
 
 
 def _refuse_a_second_writer(out: Path, mine: Path) -> None:
@@ -224,8 +253,14 @@ def clean_stale(out: str | os.PathLike) -> list[Path]:
         return done
     for p in sorted(out.parent.iterdir()):
         m = _TMP_RE.match(p.name)
-        if not m or m["name"] != out.name or not p.is_dir() or m["host"] != _host() or _alive(int(m["pid"])):
-            continue    # another folder, or a run in progress (here, or on another machine sharing the disk)
+        if not m or m["name"] != out.name or m["host"] != _host() or _alive(int(m["pid"])):
+            continue    # another output, or a run in progress (here, or on another machine sharing the disk)
+        if not p.is_dir():
+            if m["kind"] == "tmp":       # a killed writer's file (``temp_sibling``: a whole plate, an export)
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                done.append(p)
+            continue
         if m["kind"] == "old" and not out.exists():
             os.rename(p, out)
         else:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL
 from core.errors import DoppelError
+from core.stage_folders import temp_sibling
 from core.storage import default_mode, raise_if_disk_full
 from rigging.animation import Animation, AnimationError, in_rig_order, snap_fps
 
@@ -282,9 +282,7 @@ def staged_output(out: Path) -> Iterator[Path]:
     """A temporary path beside ``out`` (same suffix) for the writers. On a clean exit the file is flushed, given the
     usual permissions (0666 minus the umask) and renamed over ``out``; on an error it is removed and ``out`` is
     untouched."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_sibling(out)          # a killed export's temporary file is removed by the next export of ``out``
     try:
         yield tmp
         if not tmp.is_file() or tmp.stat().st_size == 0:

@@ -10,7 +10,6 @@ means the outputs are current: a retried task (after its worker was killed) and 
 
 from __future__ import annotations
 
-import glob
 import importlib
 import logging
 import os
@@ -101,18 +100,19 @@ def outputs_of(rec: dict) -> tuple:
 
 
 def remove_litter(output: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files an earlier, killed attempt at the same output file left beside it (the exporters'
-    ``.NAME.XXXXXXXX.tmp.SUFFIX``, `assets.export.common.staged_output`); returns them. Called once this task's
-    output is committed: within a batch an output path belongs to one task, so no live writer owns them. (A stage
-    folder's temporary folders are removed by `core.stage_folders.clean_stale` when the stage runs.)"""
+    """Remove the temporary files an earlier, killed attempt at the same output file left beside it (an exporter's
+    ``core.stage_folders.temp_sibling``, on whichever host it ran); returns them. Called once this task's output is
+    committed: within a batch an output path belongs to one task, so no live writer owns them. (A stage folder's
+    temporary folders are removed by `core.stage_folders.clean_stale` when the stage runs.)"""
+    from core.stage_folders import temp_files_of
+
     out = Path(output)
     if not out.is_file():
         return []
     removed = []
-    for p in out.parent.glob(f".{glob.escape(out.stem)}.*.tmp{glob.escape(out.suffix)}"):
-        if p.is_file() and len(p.name) == len(out.stem) + len(out.suffix) + 14:    # "." + stem + ".XXXXXXXX.tmp"
-            p.unlink(missing_ok=True)
-            removed.append(p)
+    for p in temp_files_of(out):
+        p.unlink(missing_ok=True)
+        removed.append(p)
     return removed
 
 

@@ -550,3 +550,57 @@ def test_a_prores_4444_plate_keeps_its_alpha_channel_and_an_mp4_says_it_cannot(t
     _rewrite_video(src, lambda view: view)
     kept = [f for _, f in read_video_frames(src, size, alpha=True)]
     assert all(np.array_equal(a[..., 3], b[..., 3]) for a, b in zip(before, kept, strict=True))
+
+
+_KILLED_WRITER = """
+import sys, time
+import numpy as np
+from capture.plate_io import PlateWriter, probe_plate
+from pathlib import Path
+w = PlateWriter(sys.argv[2], probe_plate(sys.argv[1])).__enter__()
+w.write(np.zeros((96, 128, 3), np.uint8))
+Path(sys.argv[3]).write_text("ready")
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("kind", ["video", "frames"])
+def test_a_killed_writers_partial_plate_is_removed_by_the_next_writer(tmp_path, kind):
+    """A swap killed mid-plate (the OOM killer, a farm's preemption) left its partial plate beside OUT under a
+    random hidden name that no later run removed: gigabytes at 4K, one per kill. The next writer of OUT now
+    removes it (the name says whose it was; that process is gone)."""
+    import os
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    import cv2
+
+    src = tmp_path / "plate.mp4"
+    _video(src, _frames())
+    if kind == "frames":
+        (tmp_path / "frames").mkdir()
+        for i, f in enumerate(_frames()):
+            cv2.imwrite(str(tmp_path / "frames" / f"{i:04d}.png"), f)
+        src = tmp_path / "frames"
+    out, ready = tmp_path / ("out.mp4" if kind == "video" else "out"), tmp_path / "ready"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(src), str(out), str(ready)],
+                            env={**os.environ, "PYTHONPATH": str(repo)}, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), proc.stderr.read()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}")]
+    assert len(left) == 1 and not out.exists()              # what the kill leaves
+    info = probe_plate(src)
+    with PlateWriter(out, info) as w:
+        for _, f in iter_plate_frames(info):
+            w.write(f)
+    assert out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}")]

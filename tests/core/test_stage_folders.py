@@ -21,6 +21,8 @@ from core.stage_folders import (
     folder_stage,
     shown_path,
     staged_stage_dir,
+    temp_files_of,
+    temp_sibling,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -202,3 +204,24 @@ def test_killed_run_leaves_the_old_result_whole(old_result, tmp_path, sig):
     with staged_stage_dir(old_result, "retarget") as tmp:    # the next run cleans up after the killed one
         (tmp / "manifest.json").write_text("next")
     assert _siblings(old_result) == ["ready"]
+
+
+def test_temporary_files_of_killed_writers_are_removed_by_the_next_one(tmp_path):
+    """``temp_sibling``: a temporary file named after its output and owner, keeping the output's suffix; the next
+    one made for the same output removes those of dead processes here, never a live run's or another host's."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    out, host = tmp_path / "walk.fbx", _host()
+    killed = tmp_path / f".walk.fbx.tmp-{host}-{dead}-{time.time_ns()}_abc123.fbx"
+    live = tmp_path / f".walk.fbx.tmp-{host}-{os.getppid()}-{time.time_ns()}_def456.fbx"
+    remote = tmp_path / f".walk.fbx.tmp-otherhost-{dead}-{time.time_ns()}_ghi789.fbx"
+    other = tmp_path / f".run.fbx.tmp-{host}-{dead}-{time.time_ns()}_jkl012.fbx"
+    for p in (killed, live, remote, other):
+        p.write_bytes(b"half an export")
+    mine = temp_sibling(out)
+    assert mine.name.startswith(f".walk.fbx.tmp-{host}-{os.getpid()}-") and mine.suffix == ".fbx" and mine.is_file()
+    assert not killed.exists() and live.exists() and remote.exists() and other.exists()
+    assert shown_path(mine) == out
+    assert temp_files_of(out) == sorted([live, remote, mine])
+    folder = temp_sibling(tmp_path / "frames", directory=True)
+    assert folder.is_dir() and shown_path(folder) == tmp_path / "frames"

@@ -176,14 +176,13 @@ def test_unreachable_address_is_one_error_before_anything_runs(tmp_path):
 
 
 def test_a_killed_exports_temporary_file_is_removed_once_the_output_is_committed(tmp_path):
-    import tempfile
-
+    """Whatever host the killed attempt ran on (its process cannot be told dead from here)."""
     from doppel.batch.worker import remove_litter
 
     out = _write(tmp_path / "walk.fbx", "fbx")
-    fd, litter = tempfile.mkstemp(prefix=".walk.", suffix=".tmp.fbx", dir=tmp_path)
-    os.close(fd)
-    keep = [_write(tmp_path / ".walk.other.tmp.fbx.keep", ""), _write(tmp_path / ".walky.abcdefgh.tmp.fbx", "")]
+    litter = _write(tmp_path / ".walk.fbx.tmp-otherhost-4242-1796503428664340528_ab12cd.fbx", "half")
+    keep = [_write(tmp_path / ".walk.fbx.tmp-otherhost-4242-1796503428664340528_ab12cd.fbx.keep", ""),
+            _write(tmp_path / ".walky.fbx.tmp-otherhost-4242-1796503428664340528_ab12cd.fbx", "")]
     assert remove_litter(out) == [Path(litter)]
     assert not Path(litter).exists() and all(k.exists() for k in keep) and out.exists()
 
