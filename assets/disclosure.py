@@ -338,9 +338,11 @@ def _sign_in_place(path: Path, manifest: dict, identity, ingredients: list[Path]
     """Sign ``path`` (`sign_stream`: read and written as streams, never whole in memory; a 4K plate's video
     may be gigabytes) and replace it with the signed file atomically; returns the sidecar's manifest store for
     a format that keeps it beside the file (EXR; the file is then unchanged), else None."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from core.stage_folders import temp_sibling
+
+    tmp = temp_sibling(path)        # a whole plate's size: a killed run's copy is removed by the next writer
     try:
-        with open(path, "rb") as src, os.fdopen(fd, "w+b") as dest:
+        with open(path, "rb") as src, open(tmp, "w+b") as dest:
             store = sign_stream(src, dest, path.name, manifest, identity.chain_pem, identity.key_pem, ingredients)
             dest.flush()
             os.fsync(dest.fileno())

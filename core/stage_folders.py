@@ -257,6 +257,7 @@ def clean_stale(out: str | os.PathLike) -> list[Path]:
             continue    # another output, or a run in progress (here, or on another machine sharing the disk)
         if not p.is_dir():
             if m["kind"] == "tmp":       # a killed writer's file (``temp_sibling``: a whole plate, an export)
+                done.extend(clean_stale(p))     # and its own temporary copy (a plate being signed when killed)
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
                 done.append(p)

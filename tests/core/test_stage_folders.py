@@ -216,9 +216,11 @@ def test_temporary_files_of_killed_writers_are_removed_by_the_next_one(tmp_path)
     live = tmp_path / f".walk.fbx.tmp-{host}-{os.getppid()}-{time.time_ns()}_def456.fbx"
     remote = tmp_path / f".walk.fbx.tmp-otherhost-{dead}-{time.time_ns()}_ghi789.fbx"
     other = tmp_path / f".run.fbx.tmp-{host}-{dead}-{time.time_ns()}_jkl012.fbx"
-    for p in (killed, live, remote, other):
+    signing = tmp_path / f".{killed.name}.tmp-{host}-{dead}-{time.time_ns()}_mno345.fbx"   # its copy being signed
+    for p in (killed, live, remote, other, signing):
         p.write_bytes(b"half an export")
     mine = temp_sibling(out)
+    assert not signing.exists()
     assert mine.name.startswith(f".walk.fbx.tmp-{host}-{os.getpid()}-") and mine.suffix == ".fbx" and mine.is_file()
     assert not killed.exists() and live.exists() and remote.exists() and other.exists()
     assert shown_path(mine) == out
