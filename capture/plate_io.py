@@ -377,6 +377,32 @@ def _audio_options(source_codec: str | None, suffix: str) -> tuple[str, ...]:
     return ("-c:a", "pcm_s24le") if suffix == ".mov" else ("-c:a", "pcm_s16le")
 
 
+def plate_kind(path: str | os.PathLike) -> str | None:
+    """"frames", "video" or "image": what the plate at ``path`` is by its name (nothing read); None when its name
+    says none (``probe_plate`` then refuses it)."""
+    path = Path(path)
+    if path.is_dir():
+        return "frames"
+    suffix = path.suffix.lower()
+    return "video" if suffix in VIDEO_SUFFIXES else "image" if suffix in IMAGE_SUFFIXES else None
+
+
+def check_out_name(out: str | os.PathLike, source: PlateInfo | str | None) -> None:
+    """ValueError (one line) when ``out`` cannot hold what a plate of ``source``'s kind (its PlateInfo, or
+    ``plate_kind``'s answer) writes: a video for a video, an image for an image, a folder of the same file names
+    for a frame folder (a folder called ``out.mp4`` would be none of what its name says). For a caller to check
+    before its slow work."""
+    out, suffix = Path(out), Path(out).suffix.lower()
+    kind = source.kind if isinstance(source, PlateInfo) else source
+    if kind == "video" and suffix not in VIDEO_SUFFIXES:
+        raise ValueError(f"{out}: the plate is a video; give an output video name ({', '.join(VIDEO_SUFFIXES)})")
+    if kind == "image" and suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"{out}: the plate is an image; give an image name ({', '.join(IMAGE_SUFFIXES)})")
+    if kind == "frames" and suffix in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES):
+        raise ValueError(f"{out}: the plate is a folder of frames, and so is the output (the plate's file names); "
+                         f"give a folder name, not a {suffix} name")
+
+
 class PlateWriter:
     """Writes frames to ``out`` in the source plate's kind, atomically (a temporary sibling renamed on `close`;
     `abort` removes it). Video: H.264 (x264 at ``crf`` with ``preset``) at the source's fps, yuv420p (10-bit for a
@@ -406,14 +432,10 @@ class PlateWriter:
         self.count = 0
         parent = self.out.parent
         parent.mkdir(parents=True, exist_ok=True)
+        check_out_name(self.out, source)
         if source.kind == "frames":
             self._tmp = temp_sibling(self.out, directory=True)      # a killed run's is removed by the next
         else:
-            if source.kind == "video" and self.out.suffix.lower() not in VIDEO_SUFFIXES:
-                raise ValueError(f"{self.out}: the plate is a video; give an output video name "
-                                 f"({', '.join(VIDEO_SUFFIXES)})")
-            if source.kind == "image" and self.out.suffix.lower() not in IMAGE_SUFFIXES:
-                raise ValueError(f"{self.out}: the plate is an image; give an image name ({', '.join(IMAGE_SUFFIXES)})")
             self._tmp = temp_sibling(self.out)
         self._video = None
         self._codes = None          # a high-precision video's source codes, read alongside (`_merged`)

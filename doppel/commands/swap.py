@@ -109,7 +109,7 @@ def swap(
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading, flow_weight=flow,
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
     console = cli_console()
-    track = _check_before_consent(cfg, plate, landmarks, plate_colorspace)   # bad options fail first
+    track = _check_before_consent(cfg, plate, out, landmarks, plate_colorspace)   # bad options fail first
     reference, performer, checked = _whom(workspace, plate_actor, face_reference, performer_photo, cfg)
     rigs = [rig] if rig else []
     with gate_plate(workspace, plate_actor, production, plate, performer_photo, reference) as plate_run, \
@@ -140,11 +140,12 @@ def _register(out: Path, side: Path, run, plate_run) -> None:
         gate.add_output(side, kind="swap")
 
 
-def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: str | None):
-    """The options, the --landmarks file, the colour space and the plate's existence, checked before the consents
-    (quick); returns the face track of --landmarks or None. The plate itself is probed after them (a video is
-    decoded whole)."""
+def _check_before_consent(cfg, plate: Path, out: Path, landmarks: Path | None, colorspace: str | None):
+    """The options, the --landmarks file, the colour space, the plate's existence and OUT's name against the
+    plate's kind, checked before the consents (quick); returns the face track of --landmarks or None. The plate
+    itself is probed after them (a video is decoded whole)."""
     from capture.plate_colour import check_colorspace
+    from capture.plate_io import check_out_name, plate_kind
     from doppel.face_swap.swap import check_options, load_face_track
 
     check_options(cfg)
@@ -153,6 +154,7 @@ def _check_before_consent(cfg, plate: Path, landmarks: Path | None, colorspace: 
     track = load_face_track(landmarks) if landmarks else None
     if not plate.exists():
         raise FileNotFoundError(f"{plate}: plate not found")
+    check_out_name(out, plate_kind(plate))
     return track
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.plate_io import PlateInfo
+from capture.plate_io import PlateInfo, check_out_name
 from core.prefetch import prefetched
 from doppel.face_swap.double import FaceDouble
 from doppel.face_swap.frame_comp import FrameComp, finish_frame, match_colour, prepare_frame
@@ -62,10 +62,12 @@ def check_disclosable(disclose: Disclose | None, info: PlateInfo, out: Path) -> 
         disclose.check(info.frames[0].name if info.kind == "frames" and info.frames else out.name)
 
 
-def check_plate_out(plate: str | Path, out: Path, side: Path, force: bool) -> None:
+def check_plate_out(plate: str | Path, out: Path, side: Path, force: bool, info: PlateInfo) -> None:
     """ValueError (one line) when writing OUT would destroy what it must not: the plate, or a folder that holds it
     (even with ``force``); an existing file or folder that is not an earlier swap's output (its side folder records
-    a swap that wrote OUT), without ``force`` (a frame folder OUT is replaced whole)."""
+    a swap that wrote OUT), without ``force`` (a frame folder OUT is replaced whole); or when OUT's name is not of
+    the plate's kind (``capture.plate_io.check_out_name``)."""
+    check_out_name(out, info)
     real, src = out.resolve(), Path(plate).resolve()
     if real == src or real in src.parents:
         raise ValueError(f"{out}: the output would overwrite the plate" + ("" if real == src else
@@ -317,7 +319,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     info = plate_info or probe_plate(plate)
     start, end = check_config(cfg, info)
     out, side = Path(out), side_folder(Path(out))
-    check_plate_out(plate, out, side, force)
+    check_plate_out(plate, out, side, force, info)      # before the tracking pass (minutes on a long plate)
     check_stage_out(side, STAGE, force, [plate, *double.folders])
     check_given_landmarks(landmarks, end - start)
     check_disclosable(disclose, info, out)

@@ -329,6 +329,29 @@ def test_a_damaged_video_plate_is_refused_in_one_line_before_anything_is_written
     assert code == 1 and "video is damaged" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists() and not (tmp_path / "o_swap").exists()
 
+def test_an_output_name_of_the_wrong_kind_is_refused_before_the_plate_is_read(tmp_path, capsys, rig_dir, monkeypatch):
+    """`swap plate.mp4 --out x.png` was refused only when the comp began, after the plate's probe and its whole
+    tracking pass (an hour on a long plate); a frame folder swapped to `--out x.mp4` wrote a folder named x.mp4.
+    Both are now refused before the plate is read."""
+    import capture.plate_io as plate_io
+
+    plate = tmp_path / "plate.mp4"
+    _plate(plate, n_face=2, n_blank=0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0001.png"), _astronaut(128))
+
+    def never(*a, **k):
+        raise AssertionError("the plate was probed")
+
+    monkeypatch.setattr(plate_io, "probe_plate", never)
+    for src, out, said in ((plate, tmp_path / "o.png", "the plate is a video; give an output video name"),
+                           (folder, tmp_path / "o.mp4", "the plate is a folder of frames, and so is the output")):
+        code, _, err = run_cli(capsys, "swap", src, "--double", rig_dir, "--out", out)
+        assert code == 1 and said in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists() and not (tmp_path / "o_swap").exists()
+
+
 def _jane_rigged(tmp_path, capsys):
     """A workspace with actors 'jane' (rig and face_replace consent, rigged in root/rigs/jane) and 'stunt' (no
     consent yet) -> (ws, root, the date the consents run until)."""
