@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,8 @@ class IngestConfig:
 class IngestResult:
     out: Path
     session: Session
-    landmarks: dict[str, dict[str, ImageLandmarks]]     # frame -> camera -> landmarks
+    landmarks: dict[str, dict[str, ImageLandmarks]]     # frame -> camera -> landmarks; their masks are in
+                                                        # OUT/masks/, not here (each is (0, 0))
     triangulated: dict                                  # the content of triangulated.json
     qc: list[ImageQC]
     camera_warnings: dict[str, str]
@@ -119,10 +120,13 @@ def ingest(session_dir: str | os.PathLike, out: str | os.PathLike, config: Inges
                         camera_warnings=cam_warn, contact_sheets=sheets, timings=timings)
 
 
+_NO_MASK = np.zeros((0, 0), np.float32)
+
+
 def _detect_views(session: Session, det: LandmarkDetector, out: Path,
                   progress: Callable[[str, int, int], None] | None):
     """Landmarks, QC and a thumbnail of every image; writes OUT/masks/*.png. Returns (frame -> camera ->
-    ImageLandmarks, [ImageQC], frame -> camera -> thumbnail (H, W, 3) uint8 BGR)."""
+    ImageLandmarks without their masks, [ImageQC], frame -> camera -> thumbnail (H, W, 3) uint8 BGR)."""
     import cv2
 
     frames = list(session.frames)
@@ -139,8 +143,8 @@ def _detect_views(session: Session, det: LandmarkDetector, out: Path,
                 progress(f"{f}/{cam.name}", i, total)
             i += 1
             lm = det.detect_file(path)
-            lms[f][cam.name] = lm
-            bgr = read_image(path)
+            lms[f][cam.name] = replace(lm, mask=_NO_MASK)     # the mask goes to OUT/masks: a float a pixel
+            bgr = read_image(path)                             # kept per view was 67 MB a 17 MP camera
             sharp, expo, clip = image_metrics(bgr)
             qcs.append(ImageQC(camera=cam.name, frame=f, sharpness=sharp, exposure=expo, clipped=clip,
                                mask_fraction=float((lm.mask > 0.5).mean()), face=lm.has_face, pose=lm.has_pose,
