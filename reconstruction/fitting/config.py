@@ -30,7 +30,8 @@ class FitConfig:
     lr_rigid_factor: float = 0.1         # the rigid stage's learning rate is lr * this (the Kabsch start is close)
     lr_all_factor: float = 0.3           # the last stage (everything together) runs at lr * this
     joints: tuple[str, ...] = FIT_JOINTS   # joints whose rotation is optimised (unknown names ignored)
-    robust_px: float = 16.0              # Geman-McClure scale of the reprojection error, pixels
+    robust_px: float = 16.0              # Geman-McClure scale of the reprojection error, pixels of a view 1024 px
+    # on its long side; a view of another size gets it in proportion (losses.robust_px_at)
     w_landmarks: float = 1.0             # weight of the reprojection term (mean of robust px^2 / robust_px^2)
     w_silhouette: float = 0.0            # weight of the mean squared silhouette disagreement per pixel. Off by
     # default: at 1.0 it made the 16-view benchmark worse (42 mm vs 5-7 mm, docs/benchmarks.md); not tuned yet.

@@ -22,7 +22,7 @@ from torch import Tensor
 from capture.camera import Camera
 from reconstruction.fitting.config import FitConfig
 from reconstruction.fitting.landmarks import LandmarkSpec, model_landmarks
-from reconstruction.fitting.losses import prior_loss, reprojection_loss, silhouette_loss
+from reconstruction.fitting.losses import prior_loss, reprojection_loss, robust_px_at, silhouette_loss
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _rigid_start(model, spec, kp, conf, cams, cfg, sil_cams, sil_masks, faces, h
             opt.zero_grad()
             R = roma.rotvec_to_rotmat(rot[0])
             lm = (lm0_t - r0_t) @ R.T + r0_t + trans[0]
-            loss = cfg.w_landmarks * reprojection_loss(lm, kp, conf, cams, cfg.robust_px)
+            loss = cfg.w_landmarks * reprojection_loss(lm, kp, conf, cams, robust_px_at(cfg.robust_px, cams))
             if sil_cams is not None and it >= cfg.iters_rigid // 2:
                 v = (v0 - r0_t) @ R.T + r0_t + trans[0]
                 loss = loss + cfg.w_silhouette * silhouette_loss(v, faces, sil_cams, sil_masks, cfg.silhouette_sigma)
@@ -250,7 +250,7 @@ def _objective(pb: _Problem, v: _Variables, prev: _Variables | None, with_sil: b
     p = v.params(pb)
     out = model.forward(p)
     lm = model_landmarks(out.vertices, out.joints, pb.spec)[0]
-    loss = cfg.w_landmarks * reprojection_loss(lm, pb.kp, c, pb.cams, cfg.robust_px)
+    loss = cfg.w_landmarks * reprojection_loss(lm, pb.kp, c, pb.cams, robust_px_at(cfg.robust_px, pb.cams))
     if with_sil and pb.sil_cams is not None:
         loss = loss + cfg.w_silhouette * silhouette_loss(out.vertices[0], pb.faces, pb.sil_cams, pb.sil_masks,
                                                          cfg.silhouette_sigma)
