@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.hand_sides import hand_sides
 from core.storage import atomic_write_npz, content_key, sha256_bytes
 
 log = logging.getLogger(__name__)
 
 N_FACE, N_POSE, N_HAND = 478, 33, 21
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2          # 2: hands given the side of the pose wrist they start at (capture.hand_sides)
 HEAD_CROP_SCALE = 2.2      # head crop side = this x the head's extent from the pose landmarks
 HEAD_CROP_SIZE = 384       # px the head crop is resized to before the face mesh
 POSE_HEAD = list(range(11))  # nose, eyes, ears, mouth in MediaPipe's 33-point pose
@@ -198,15 +199,14 @@ class LandmarkDetector:
                 out.face, out.face_conf = face, np.ones(N_FACE)
         if self.params["hands"]:
             r = self._graph("hands").process(rgb)
-            if r.multi_hand_landmarks:
-                for lms, hd in zip(r.multi_hand_landmarks, r.multi_handedness, strict=True):
-                    c = hd.classification[0]
-                    # MediaPipe labels handedness as if the image were mirrored (selfie); swap to the person's side
-                    side = 1 if c.label == "Left" else 0
-                    if out.hands_conf[side].max() >= c.score:
-                        continue
-                    out.hands[side] = np.array([[p.x, p.y] for p in lms.landmark]) * scale
-                    out.hands_conf[side] = c.score
+            found = []
+            for lms, hd in zip(r.multi_hand_landmarks or [], r.multi_handedness or [], strict=True):
+                c = hd.classification[0]
+                # MediaPipe labels handedness as if the image were mirrored (selfie): the person's side is the other
+                found.append((np.array([[p.x, p.y] for p in lms.landmark]) * scale, c.score, 1 if c.label == "Left"
+                              else 0))
+            for side, pts, score in hand_sides(found, out.pose, out.pose_conf):   # the pose's wrists decide
+                out.hands[side], out.hands_conf[side] = pts, score
         if self.params["mask"]:
             m = self._graph("mask").process(rgb).segmentation_mask
             if m is not None:
