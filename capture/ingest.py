@@ -18,7 +18,7 @@ from capture.landmarks import N_FACE, N_HAND, N_POSE, POSE_NAMES, ImageLandmarks
 from capture.npcam import as_np
 from capture.qc import ImageQC, cameras_out_of_place, flag_images, image_metrics
 from capture.session import Session, load_session
-from capture.triangulation import RANSAC_THRESHOLD_PX, triangulate_points
+from capture.triangulation import RANSAC_THRESHOLD_PX, thresholds_for, triangulate_points
 from core.fileio import read_npz
 from core.storage import atomic_write_bytes, atomic_write_json, atomic_write_npz, write_manifest
 
@@ -30,7 +30,7 @@ THUMB_SIDE = 320            # contact-sheet thumbnail side, px
 
 @dataclass
 class IngestConfig:
-    threshold_px: float = RANSAC_THRESHOLD_PX  # RANSAC inlier threshold, px at full resolution
+    threshold_px: float = RANSAC_THRESHOLD_PX  # RANSAC inlier threshold, px of a 1024 px view (in proportion)
     cache_dir: Path | None = None              # landmark cache (default OUT/cache)
     face: bool = True                          # run the face mesh
     hands: bool = True                         # run the hand model
@@ -60,7 +60,7 @@ class IngestResult:
 def _tri_block(cams, uv, conf, names, threshold_px) -> tuple[list[dict], np.ndarray]:
     """Triangulate (V, N, 2) landmarks -> (json rows, per-view residual (V, N) px, NaN where unused)."""
     cams = [as_np(c) for c in cams]
-    tri = triangulate_points(cams, uv, conf, threshold_px=threshold_px)
+    tri = triangulate_points(cams, uv, conf, threshold_px=thresholds_for(cams, threshold_px))
     rows = []
     resid = np.full(uv.shape[:2], np.nan)
     for n in range(uv.shape[1]):

@@ -14,7 +14,9 @@ import numpy as np
 from capture.camera import Camera
 from capture.npcam import PinholeNP, as_np
 
-RANSAC_THRESHOLD_PX = 8.0   # inlier reprojection threshold of a view, px
+RANSAC_THRESHOLD_PX = 8.0   # inlier reprojection threshold of a view, px (ingest: of a 1024 px view, in proportion
+                            # for others: ``thresholds_for``)
+THRESHOLD_REFERENCE_SIDE = 1024
 MIN_VIEWS = 2
 
 
@@ -50,15 +52,23 @@ def _project_ideal(Ps: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return p[:, :2] / p[:, 2:3], p[:, 2]
 
 
+def thresholds_for(cameras: list, threshold_px: float = RANSAC_THRESHOLD_PX) -> np.ndarray:
+    """(V,) inlier thresholds, px: ``threshold_px`` for a view THRESHOLD_REFERENCE_SIDE px on its long side, in
+    proportion for others. A fixed 8 px was a quarter as tolerant at 4096 px, where MediaPipe's scatter is four
+    times as many pixels: the rig median residual rose from 3.3 px (1024 px views) to 5.4 px in 1024 px terms, and
+    two misplaced cameras flagged at 1024 px went unflagged."""
+    return np.array([threshold_px * max(c.width, c.height) / THRESHOLD_REFERENCE_SIDE for c in cameras])
+
+
 def triangulate_point(cameras: list[Camera | PinholeNP], uv: np.ndarray, conf: np.ndarray | None = None,
-                      threshold_px: float = RANSAC_THRESHOLD_PX, refine: bool = True,
+                      threshold_px: float | np.ndarray = RANSAC_THRESHOLD_PX, refine: bool = True,
                       rng: np.random.Generator | None = None, max_pairs: int = 200,
                       _cache: dict | None = None) -> TriangulatedPoint:
     """Triangulate one point seen in some views.
 
     cameras: V cameras; uv (V, 2) pixels, NaN where the point is not seen; conf (V,) in [0, 1] optional
-    (views with conf <= 0 are ignored; confidences weight the DLT). Returns a TriangulatedPoint whose
-    ``views`` index into ``cameras``.
+    (views with conf <= 0 are ignored; confidences weight the DLT); threshold_px: the inlier threshold, one for
+    every view or (V,) one a view. Returns a TriangulatedPoint whose ``views`` index into ``cameras``.
     """
     cameras = [as_np(c) for c in cameras]
     uv = np.asarray(uv, dtype=np.float64)
@@ -74,6 +84,7 @@ def triangulate_point(cameras: list[Camera | PinholeNP], uv: np.ndarray, conf: n
     Ps = np.stack([cache.setdefault(("P", i), cameras[i].P) for i in seen])
     und = np.stack([cameras[i].undistort_points(uv[i][None])[0] for i in seen])
     w = c[seen]
+    threshold_px = np.broadcast_to(np.asarray(threshold_px, dtype=np.float64), (V,))[seen]
     # RANSAC over pairs of views (all pairs when few): the hypothesis with most inliers (then lowest error)
     pairs = [(a, b) for a in range(len(seen)) for b in range(a + 1, len(seen))]
     if len(pairs) > max_pairs:
@@ -157,7 +168,8 @@ class Triangulation:
 
 
 def triangulate_points(cameras: list[Camera | PinholeNP], uv: np.ndarray, conf: np.ndarray | None = None,
-                       threshold_px: float = RANSAC_THRESHOLD_PX, refine: bool = True) -> Triangulation:
+                       threshold_px: float | np.ndarray = RANSAC_THRESHOLD_PX, refine: bool = True
+                       ) -> Triangulation:
     """uv (V, N, 2) pixels (NaN = not seen), conf (V, N) optional -> Triangulation of the N points."""
     uv = np.asarray(uv, dtype=np.float64)
     if uv.ndim != 3 or uv.shape[0] != len(cameras) or uv.shape[2] != 2:

@@ -86,3 +86,26 @@ def test_too_few_views_and_behind():
     assert not p.ok and np.isnan(p.X).all() and np.isnan(p.error_px)
     with pytest.raises(ValueError, match="uv must be"):
         triangulate_point(cams, np.zeros((3, 2)))
+
+
+def test_the_inlier_threshold_follows_the_views_size():
+    """The RANSAC threshold was 8 px at any size: a quarter as tolerant at 4096 px, where a detector's scatter is
+    four times as many pixels, so good views were dropped (the 16-view capture at 4096 px: rig median residual
+    5.4 px in 1024 px terms against 3.3 at 1024 px). Now it is 8 px of a 1024 px view, in proportion: the same
+    views at 1024 and 4096 px (their scatter in proportion) keep the same inliers."""
+    from capture.triangulation import thresholds_for
+
+    X = np.array([0.1, 1.2, -0.05])
+    rng = np.random.default_rng(5)
+    scatter = rng.normal(0, 3.0, (8, 2)) * np.array([[1.0]] * 6 + [[4.0]] * 2)   # 3 px (and two views at 12)
+    views = {}
+    for scale in (1, 4):
+        K = np.array([[1100.0 * scale, 0, 512.0 * scale], [0, 1100.0 * scale, 512.0 * scale], [0, 0, 1]])
+        cams = [Camera.look_at(f"c{i}", [2.5 * np.sin(2 * np.pi * i / 8), 1.2, 2.5 * np.cos(2 * np.pi * i / 8)],
+                               [0, 1.2, 0], K, 1024 * scale, 1024 * scale) for i in range(8)]
+        uv = np.stack([c.project(X[None])[0] for c in cams]) + scatter * scale
+        assert np.allclose(thresholds_for(cams), 8.0 * scale)
+        views[scale] = triangulate_point(cams, uv, threshold_px=thresholds_for(cams)).views
+        if scale == 4:
+            fixed = triangulate_point(cams, uv).views                  # the old fixed 8 px
+    assert views[1] == views[4] and len(views[4]) > len(fixed)
