@@ -5,8 +5,9 @@ plate's face box at the training default of 2 x 2 supersampling is 2.5 M samples
 allocates gigabytes every frame. What the U-Net reads (`NeuralDouble.pooled_features`) is per pixel but for the
 texture's mip level, which a sample reads from its neighbours; so it is built here in full-width horizontal strips
 of at most ``samples`` samples, each with one pixel row more on either side (dropped again) so a strip's edge rows
-see their neighbours as in one piece, and joined. The U-Net (small at the output size: its receptive field needs
-the whole view) then runs once. The result equals ``model(verts, camera, code)`` (tested to float tolerance).
+see their neighbours as in one piece, and joined. The U-Net then runs on strips too, each with rows of context
+beyond its receptive field (``features_rendered_in_strips``). The result equals ``model(verts, camera, code)``
+(tested to float tolerance).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from capture.camera import Camera
 from neural_render.gbuffer import GBuffer
 
 STRIP_SAMPLES = 2 ** 19     # G-buffer samples a strip (about 0.5 GB of temporaries)
+UNET_PIXELS = 2 ** 20       # output pixels of a U-Net strip, its halo not counted (about 0.9 kB of activations each)
+UNET_HALO_MULTIPLES = 16    # rows of context either side of a U-Net strip, in multiples of the U-Net's 2^depth: 128
+                            # at depth 3, beyond its receptive field (about 70 px), so a strip's rows are the whole's
 
 
 def strip_rows(height: int, width: int, supersample: int, samples: int = STRIP_SAMPLES) -> list[tuple[int, int]]:
@@ -65,5 +69,26 @@ def render_in_strips(model, verts: Tensor, camera: Camera, code: Tensor | None =
         gs.append(_rows(g, r0 - a, r1 - a))
         covs.append(None if cov is None else cov[:, r0 - a:r1 - a])
     g, cov = _joined(gs), None if covs[0] is None else torch.cat(covs, 1)
-    rgbas = [m.render_features(torch.cat(feats[k], 1), g, cov, code) for k, m in enumerate(members)]
+    rgbas = [features_rendered_in_strips(m, torch.cat(feats[k], 1), g, cov, code) for k, m in enumerate(members)]
     return mean_rgba(rgbas) if isinstance(model, NeuralEnsemble) else rgbas[0]
+
+
+def features_rendered_in_strips(model, feats: Tensor, g: GBuffer, cov: Tensor | None, code: Tensor | None,
+                                pixels: int = UNET_PIXELS) -> Tensor:
+    """``model.render_features(feats, g, cov, code)`` (a `NeuralDouble`; feats (1, H, W, C)) with the U-Net run on
+    full-width strips of about ``pixels`` output pixels (at least 4 halos of rows), each with UNET_HALO_MULTIPLES x
+    2^depth rows of context either side that are dropped again: its activations (about 0.9 kB a pixel) made a
+    2048 px shot take 3.7 GB whole. Strips start on the U-Net's 2^depth grid, so every strip pools and upsamples
+    as the whole view does; the result equals the whole (the demo's model at 2048 px: to the bit)."""
+    H, W = feats.shape[1:3]
+    mult = model.renderer.multiple
+    halo, out = UNET_HALO_MULTIPLES * mult, []
+    rows = max(4 * halo, pixels // W // mult * mult)      # at least 4 halos: the context costs at most half again
+    if rows >= H:
+        return model.render_features(feats, g, cov, code)
+    for r0 in range(0, H, rows):
+        r1 = min(r0 + rows, H)
+        a, b = max(r0 - halo, 0), min(r1 + halo, H)
+        part = model.render_features(feats[:, a:b], _rows(g, a, b), None if cov is None else cov[:, a:b], code)
+        out.append(part[:, r0 - a:r1 - a])
+    return torch.cat(out, 1)

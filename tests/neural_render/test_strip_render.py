@@ -59,3 +59,19 @@ def test_an_ensemble_draws_in_strips_as_in_one_piece():
         whole, strips = ens(v, cam), render_in_strips(ens, v, cam, samples=4 * 48 * 3)
         _same(strips, whole)
         assert (m0(v, cam) - whole).abs().mean() > 0.05          # both members are drawn
+
+
+def test_the_unet_drawn_in_strips_with_context_equals_it_whole():
+    """The U-Net ran on the whole view (its activations: 3.7 GB for a 2048 px shot); it now runs on strips with
+    rows of context beyond its receptive field, starting on its pooling grid: the same pixels."""
+    from neural_render.strip_render import UNET_HALO_MULTIPLES, features_rendered_in_strips
+
+    model, v = _model(2)
+    halo = UNET_HALO_MULTIPLES * model.renderer.multiple
+    cam = Camera.look_at((0.0, 0.0, 1.2), (0.0, 0.0, 0.0), width=32, height=5 * halo, fov_y_deg=120.0)
+    with torch.no_grad():
+        f, g, cov = model.pooled_features(model.gbuffer(v, cam))
+        whole = model.render_features(f, g, cov)
+        strips = features_rendered_in_strips(model, f, g, cov, None, pixels=1)    # strips of 4 halos' rows
+    assert torch.equal(strips, whole) or (strips - whole).abs().max() < 1e-6
+    assert whole[..., 3].gt(0.5).sum() > 300
