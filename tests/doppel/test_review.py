@@ -347,8 +347,11 @@ def test_review_serve_answers_on_loopback(ws, tmp_path):
     import sys
     import urllib.request
 
+    from tests.doppel.test_stage_folders import from_a_terminal
+
     proc = subprocess.Popen([sys.executable, "-m", "doppel", "review", str(ws.root), "--out", str(tmp_path / "site"),
-                             "--serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=from_a_terminal)   # Ctrl-C reaches it (a background run's children ignore it)
     try:
         url = None
         for line in proc.stdout:

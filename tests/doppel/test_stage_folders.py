@@ -113,6 +113,13 @@ _SLOW_RERUN = textwrap.dedent("""
 """)
 
 
+def from_a_terminal() -> None:
+    """A child started as from an interactive terminal: SIGINT and SIGHUP at their defaults, whatever this test run
+    inherited (a run under `nohup`, or in the background of a script, ignores them, and so would its children)."""
+    for s in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_killed_or_interrupted_rerun_keeps_the_old_result(clips, retargeted, tmp_path, capsys, sig):
     """SIGHUP: the terminal closed (an ssh session dropped) killed the run without its cleanup."""
@@ -120,7 +127,8 @@ def test_killed_or_interrupted_rerun_keeps_the_old_result(clips, retargeted, tmp
     ready = tmp_path / "ready"
     argv = ["retarget", str(clips[0]), "--rig", str(clips[1]), "--out", str(retargeted)]
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_RERUN, str(ready), *argv], stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                            stdout=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            preexec_fn=from_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
