@@ -463,6 +463,21 @@ def test_distil_turns_two_members_into_one_model_and_refuses_another_rig(tmp_pat
            match="--steps must be >= 1")
 
 
+def _interrupted_at_the_fifth_call(step):
+    """``step`` (an optimisation step function) that is interrupted as by Ctrl-C on its fifth call."""
+    from doppel.cli import Interrupted
+
+    calls = []
+
+    def stepped(*a, **k):
+        calls.append(1)
+        if len(calls) == 5:
+            raise Interrupted(2)
+        return step(*a, **k)
+
+    return stepped
+
+
 def test_an_interrupted_training_says_how_to_resume_and_keeps_its_curve(tmp_path, capsys, sphere_session,
                                                                        monkeypatch):
     """Ctrl-C during `render train`: the line names the checkpoint kept and --resume (it said only "nothing
@@ -471,23 +486,14 @@ def test_an_interrupted_training_says_how_to_resume_and_keeps_its_curve(tmp_path
     import dataclasses
 
     import neural_render.training as training
-    from doppel.cli import Interrupted
 
     @dataclasses.dataclass
     class Frequent(training.TrainConfig):
         eval_every: int = 2
         checkpoint_every: int = 2
 
-    real_step, calls = training._step, []
-
-    def stop_at_the_fifth(*a, **k):
-        calls.append(1)
-        if len(calls) == 5:
-            raise Interrupted(2)
-        return real_step(*a, **k)
-
     monkeypatch.setattr(training, "TrainConfig", Frequent)
-    monkeypatch.setattr(training, "_step", stop_at_the_fifth)
+    monkeypatch.setattr(training, "_step", _interrupted_at_the_fifth_call(training._step))
     s, fit, m = sphere_session / "session", sphere_session / "fit", tmp_path / "m"
     train = ("render", "train", s, "--fit", fit, "--out", m, "--size", "64", "--iterations", "8", "--device", "cpu")
     code, out, err = run_cli(capsys, *train)
@@ -512,19 +518,10 @@ def test_an_interrupted_distillation_resumes_to_the_uninterrupted_runs_model(tmp
     from safetensors.torch import load_file
 
     import neural_render.distill as distill
-    from doppel.cli import Interrupted
 
     @dataclasses.dataclass
     class Frequent(distill.DistilConfig):
         eval_every: int = 2
-
-    real_step, calls = distill._distil_step, []
-
-    def stop_at_the_fifth(*a, **k):
-        calls.append(1)
-        if len(calls) == 5:
-            raise Interrupted(2)
-        return real_step(*a, **k)
 
     monkeypatch.setattr(distill, "DistilConfig", Frequent)
     s, fit, m = sphere_session / "session", sphere_session / "fit", tmp_path / "m"
@@ -534,7 +531,7 @@ def test_an_interrupted_distillation_resumes_to_the_uninterrupted_runs_model(tmp
     cmd = ("render", "distil", s, "--fit", fit, "--teacher", m, "--steps", "8", "--jitter", "2", "--device", "cpu")
     code, _, err = run_cli(capsys, *cmd, "--out", tmp_path / "whole")
     assert code == 0, err
-    monkeypatch.setattr(distill, "_distil_step", stop_at_the_fifth)
+    monkeypatch.setattr(distill, "_distil_step", _interrupted_at_the_fifth_call(distill._distil_step))
     code, out, err = run_cli(capsys, *cmd, "--out", tmp_path / "d")
     said = " ".join((out + err).split())
     assert code == 130 and not (tmp_path / "d").exists()
