@@ -162,6 +162,7 @@ def distil_student(args, capture: Path, fit: Path, teacher: Path, work: Path, tr
     training (``trained``: its summary, with wall_seconds; {} for a given --model: the whole budget); returns
     (the student's folder, its summary with the training's and the distillation's wall seconds)."""
     from doppel.render_distil import DistilRequest, distil_session
+    from doppel.render_stage import finish_training
 
     left = args.minutes - trained.get("wall_seconds", 0.0) / 60
     out = work / "student"
@@ -175,6 +176,7 @@ def distil_student(args, capture: Path, fit: Path, teacher: Path, work: Path, tr
               f"{psnr:.2f} dB (load {_load()})", flush=True)
 
     s = distil_session(req, out, progress, lambda m: print(f"  {m}", flush=True))
+    finish_training(out)                     # the checkpoint beside it, as `doppel render distil` removes it
     s["distil_wall_seconds"] = round(time.perf_counter() - t0, 1)
     s["train_wall_seconds"] = trained.get("wall_seconds")
     s["teacher_summary"] = trained

@@ -3,9 +3,9 @@
 The checkpoint folder is the trainer's (``render_stage.checkpoint_dir``: ``.OUT.checkpoint`` beside OUT, removed
 when the model folder is in place). It holds the student as a model folder (weights, the optimizer's moments,
 config.json with the run's state under ``training`` and what it was distilled from under ``distil``), and
-``distil_state.safetensors``: the best state so far and the crops' random generator. Written after every
-held-out evaluation (``DistilConfig.eval_every`` steps); a resumed run then takes the steps the uninterrupted
-run would have taken.
+``distil_state.safetensors``: the best state so far and the crops' random generator. Written every
+``DistilConfig.checkpoint_every`` steps, at a held-out evaluation; a resumed run then takes the steps the
+uninterrupted run would have taken.
 """
 
 from __future__ import annotations

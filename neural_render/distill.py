@@ -63,6 +63,8 @@ class DistilConfig:
     positions: tuple[float, ...] = (0.0, 1 / 3, 2 / 3)  # where on each join the teacher is drawn (0: the camera)
     jitter: int = 4               # teacher renders per view at sub-pixel shifts (``teacher_views``)
     eval_every: int = 50          # steps between held-out evaluations
+    checkpoint_every: int = 200   # steps between checkpoints (at an evaluation; 0 = none): the student, its Adam
+                                  # moments and its best state, a few times the model's size each
     patience: int = 12            # evaluations without a better held-out PSNR before stopping early
     max_seconds: float = math.inf  # wall-clock budget of the optimisation
     seed: int = 0
@@ -202,7 +204,7 @@ def distil(student: NeuralDouble, tv: TeacherViews, held: TrainViews | None, cfg
     the held-out views of ``held`` (composited over their backdrops, as training scores them; the student's
     starting state counts), or the last state without any. A held-out PSNR more than ``train.diverged_db`` under
     the best restores the best state at half the learning rates. progress(step, total, loss, psnr) every
-    ``eval_every`` steps, and checkpoint(student, optimizer, state) after each of those evaluations.
+    ``eval_every`` steps, and checkpoint(student, optimizer, state) after those of them on ``checkpoint_every``.
     ``train``: the loss and learning rates (TrainConfig()'s by default), x ``lr_scale``. ``resume``: a checkpoint's
     state, ``student`` holding its weights and ``optimizer`` (made by ``distil_optimizer``) its moments: the run goes
     on from its step, as the uninterrupted run would have (the same crops, the same steps)."""
@@ -236,7 +238,7 @@ def distil(student: NeuralDouble, tv: TeacherViews, held: TrainViews | None, cfg
                            "holdout_psnr": _rounded(psnr)})
         _judge(st, psnr, has_held, student, opt, tc)
         st.generator = gen.get_state()
-        if checkpoint:
+        if checkpoint and cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0:
             checkpoint(student, opt, st)
         if progress:
             progress(st.step, cfg.steps, loss, psnr)

@@ -126,7 +126,7 @@ def distil(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     masks: Path = typer.Option(None, "--masks", help="Person masks, as given to `render train`."),
     resume: bool = typer.Option(False, "--resume", help="Go on from the checkpoint an interrupted run into --out "
-                                "kept (written every 50 steps), with the same options."),
+                                "kept (written every 200 steps), with the same options."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,

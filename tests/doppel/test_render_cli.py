@@ -522,6 +522,7 @@ def test_an_interrupted_distillation_resumes_to_the_uninterrupted_runs_model(tmp
     @dataclasses.dataclass
     class Frequent(distill.DistilConfig):
         eval_every: int = 2
+        checkpoint_every: int = 2
 
     monkeypatch.setattr(distill, "DistilConfig", Frequent)
     s, fit, m = sphere_session / "session", sphere_session / "fit", tmp_path / "m"
