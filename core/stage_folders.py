@@ -64,10 +64,10 @@ def check_stage_out(out: str | os.PathLike, stage: str, force: bool = False,
                     inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse an ``--out`` folder this stage must not replace; returns ``out`` (symlinks resolved).
 
-    Refused, even with ``force``: ``out`` is an existing file, the current folder or one above it, or an
-    input of the stage or a folder that holds one (a folder inside an input is fine). Refused without
-    ``force``: ``out`` holds another stage's output, or files no Doppel stage wrote. Raises
-    StageFolderError (one line, names the fix).
+    Refused, even with ``force``: ``out`` is an existing file, the current folder or one above it, an input of
+    the stage or a folder that holds one (a folder inside an input is fine), or where this user may not write
+    (PermissionError, ``check_writable_out``). Refused without ``force``: ``out`` holds another stage's output, or
+    files no Doppel stage wrote. Raises StageFolderError (one line, names the fix).
     """
     out = Path(out)
     shown = out
@@ -84,11 +84,23 @@ def check_stage_out(out: str | os.PathLike, stage: str, force: bool = False,
         r = Path(inp).resolve()
         if r == real or real in r.parents:
             raise StageFolderError(f"--out {shown}: replacing it would delete the input {inp}; give another folder")
+    check_writable_out(out, shown)
     found = folder_stage(out)
     if found is None or found == stage or force:
         return out
     what = "files that no Doppel stage wrote" if found == "unknown" else f"a `doppel {found}` output"
     raise StageFolderError(f"--out {shown}: holds {what}; give another folder, or --force to replace it")
+
+
+def check_writable_out(out: str | os.PathLike, shown: str | os.PathLike | None = None) -> None:
+    """PermissionError (one line, naming ``shown`` or ``out``) when this user cannot write where ``out`` (a file or
+    a folder, made with its missing parents) goes: checked before a stage's work, where it failed only when the
+    outputs were written (a swap after its whole tracking pass)."""
+    out = Path(out)
+    nearest = next(p for p in (out, *out.parents) if p.exists())
+    folder = nearest if nearest.is_dir() else nearest.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {shown or out}: no write permission in {folder}")
 
 
 @contextlib.contextmanager

@@ -141,11 +141,12 @@ def _register(out: Path, side: Path, run, plate_run) -> None:
 
 
 def _check_before_consent(cfg, plate: Path, out: Path, landmarks: Path | None, colorspace: str | None):
-    """The options, the --landmarks file, the colour space, the plate's existence and OUT's name against the
-    plate's kind, checked before the consents (quick); returns the face track of --landmarks or None. The plate
-    itself is probed after them (a video is decoded whole)."""
+    """The options, the --landmarks file, the colour space, the plate's existence, OUT's name against the plate's
+    kind and OUT's folder being writable, checked before the consents (quick); returns the face track of
+    --landmarks or None. The plate itself is probed after them (a video is decoded whole)."""
     from capture.plate_colour import check_colorspace
     from capture.plate_io import check_out_name, plate_kind
+    from core.stage_folders import check_writable_out
     from doppel.face_swap.swap import check_options, load_face_track
 
     check_options(cfg)
@@ -155,6 +156,7 @@ def _check_before_consent(cfg, plate: Path, out: Path, landmarks: Path | None, c
     if not plate.exists():
         raise FileNotFoundError(f"{plate}: plate not found")
     check_out_name(out, plate_kind(plate))
+    check_writable_out(out)
     return track
 
 

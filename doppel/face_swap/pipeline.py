@@ -16,6 +16,7 @@ import numpy as np
 
 from capture.plate_io import PlateInfo, check_out_name
 from core.prefetch import prefetched
+from core.stage_folders import check_writable_out
 from doppel.face_swap.double import FaceDouble
 from doppel.face_swap.frame_comp import FrameComp, finish_frame, match_colour, prepare_frame
 from doppel.face_swap.swap import (
@@ -66,8 +67,9 @@ def check_plate_out(plate: str | Path, out: Path, side: Path, force: bool, info:
     """ValueError (one line) when writing OUT would destroy what it must not: the plate, or a folder that holds it
     (even with ``force``); an existing file or folder that is not an earlier swap's output (its side folder records
     a swap that wrote OUT), without ``force`` (a frame folder OUT is replaced whole); or when OUT's name is not of
-    the plate's kind (``capture.plate_io.check_out_name``)."""
+    the plate's kind (``capture.plate_io.check_out_name``). PermissionError where this user may not write OUT."""
     check_out_name(out, info)
+    check_writable_out(out)
     real, src = out.resolve(), Path(plate).resolve()
     if real == src or real in src.parents:
         raise ValueError(f"{out}: the output would overwrite the plate" + ("" if real == src else

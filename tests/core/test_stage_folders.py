@@ -227,3 +227,16 @@ def test_temporary_files_of_killed_writers_are_removed_by_the_next_one(tmp_path)
     assert temp_files_of(out) == sorted([live, remote, mine])
     folder = temp_sibling(tmp_path / "frames", directory=True)
     assert folder.is_dir() and shown_path(folder) == tmp_path / "frames"
+
+
+def test_an_out_where_this_user_may_not_write_is_refused_before_the_work(tmp_path, monkeypatch):
+    """(A stage found out only when it wrote its outputs: after its work.) The nearest existing folder of OUT is
+    checked; root ignores permissions, so os.access stands in."""
+    locked, real_access = tmp_path / "locked", os.access
+    locked.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, m, *a, **k: not (m & os.W_OK and str(p) == str(locked))
+                        and real_access(p, m, *a, **k))
+    for out in (locked / "a", locked / "a" / "b"):
+        with pytest.raises(PermissionError, match=rf"--out .*: no write permission in {locked}"):
+            check_stage_out(out, "rig")
+    assert check_stage_out(tmp_path / "free" / "a", "rig") == tmp_path / "free" / "a"

@@ -331,8 +331,8 @@ def test_a_damaged_video_plate_is_refused_in_one_line_before_anything_is_written
 
 def test_an_output_name_of_the_wrong_kind_is_refused_before_the_plate_is_read(tmp_path, capsys, rig_dir, monkeypatch):
     """`swap plate.mp4 --out x.png` was refused only when the comp began, after the plate's probe and its whole
-    tracking pass (an hour on a long plate); a frame folder swapped to `--out x.mp4` wrote a folder named x.mp4.
-    Both are now refused before the plate is read."""
+    tracking pass (an hour on a long plate); a frame folder swapped to `--out x.mp4` wrote a folder named x.mp4;
+    a folder the user may not write in failed at the comp too. All are now refused before the plate is read."""
     import capture.plate_io as plate_io
 
     plate = tmp_path / "plate.mp4"
@@ -350,6 +350,15 @@ def test_an_output_name_of_the_wrong_kind_is_refused_before_the_plate_is_read(tm
         code, _, err = run_cli(capsys, "swap", src, "--double", rig_dir, "--out", out)
         assert code == 1 and said in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists() and not (tmp_path / "o_swap").exists()
+    # a folder this user may not write in: it failed only when the comp began (root here: os.access stands in)
+    import os
+
+    locked, real_access = tmp_path / "locked", os.access
+    locked.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, m, *a, **k: not (m & os.W_OK and str(p) == str(locked))
+                        and real_access(p, m, *a, **k))
+    code, _, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", locked / "o.mp4")
+    assert code == 1 and f"no write permission in {locked}" in err and len(err.strip().splitlines()) == 1, err
 
 
 def _jane_rigged(tmp_path, capsys):
