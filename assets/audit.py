@@ -17,15 +17,13 @@ prints somewhere else and pass it back with ``--head``.
 from __future__ import annotations
 
 import datetime as _dt
-import getpass
 import hashlib
 import json
-import socket
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from assets.workspace import Workspace
+from assets.workspace import Workspace, current_user
 
 GENESIS_HASH = "0" * 64
 _HEAD_KEY = "audit_head"
@@ -34,15 +32,6 @@ _HEAD_KEY = "audit_head"
 def utc_now() -> str:
     """The current time, UTC, ISO-8601 with microseconds."""
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
-
-
-def current_user() -> str:
-    """``user@host`` of the process (recorded in every audit record)."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 def canonical_json(obj: Any) -> str:

@@ -44,7 +44,7 @@ import numpy as np
 from assets import watermark as wm
 from assets.content_credentials import EMBEDDED, UNMARKED, build_manifest, media_type, sidecar_path, sign_stream
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
-from core.stage_folders import shown_path
+from core.stage_folders import shown_path, temp_sibling
 from core.storage import atomic_write_bytes, default_mode, sha256_file
 
 log = logging.getLogger(__name__)
@@ -338,8 +338,6 @@ def _sign_in_place(path: Path, manifest: dict, identity, ingredients: list[Path]
     """Sign ``path`` (`sign_stream`: read and written as streams, never whole in memory; a 4K plate's video
     may be gigabytes) and replace it with the signed file atomically; returns the sidecar's manifest store for
     a format that keeps it beside the file (EXR; the file is then unchanged), else None."""
-    from core.stage_folders import temp_sibling
-
     tmp = temp_sibling(path)        # a whole plate's size: a killed run's copy is removed by the next writer
     try:
         with open(path, "rb") as src, open(tmp, "w+b") as dest:

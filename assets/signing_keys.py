@@ -79,15 +79,15 @@ def keys_dir(ws: Workspace) -> Path:
 def workspace_id(ws: Workspace) -> str | None:
     """The workspace's id: the key id of its manifest secret (16 hex digits; public). For a user who cannot read
     the secret, the id the index keeps (None when it keeps none yet)."""
-    if ws.read_only and not os.access(ws.root / KEY_NAME, os.R_OK):
-        return _meta(ws, WORKSPACE_ID_META)
+    if _secret_unreadable(ws):
+        return _meta(ws, WORKSPACE_ID_META)[WORKSPACE_ID_META]
     return ws.manifest_key().key_id
 
 
 def watermark_secret(ws: Workspace) -> bytes | None:
     """32 bytes derived from the workspace's manifest secret; keys the invisible watermark. None for a reader
     who cannot read the secret (a read-only user)."""
-    if ws.read_only and not os.access(ws.root / KEY_NAME, os.R_OK):
+    if _secret_unreadable(ws):
         return None
     return hmac.new(ws.manifest_key().secret, b"doppel-watermark-secret-v1", hashlib.sha256).digest()
 
@@ -99,19 +99,28 @@ def record_public_facts(ws: Workspace) -> None:
     path = keys_dir(ws) / ANCHOR_NAME
     if path.is_file():
         facts[ANCHOR_PEM_META] = path.read_text(encoding="ascii")
-    kept = {k: _meta(ws, k) for k in facts}
-    if all(kept[k] == v for k, v in facts.items()):
+    if _meta(ws, *facts) == facts:
         return
     with ws.write() as con:
         for k, v in facts.items():
-            con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
-                        "value=excluded.value", (k, v))
+            _set_meta(con, k, v)
 
 
-def _meta(ws: Workspace, key: str) -> str | None:
+def _secret_unreadable(ws: Workspace) -> bool:
+    """True for a reader who may not read the workspace's manifest secret (a read-only user)."""
+    return ws.read_only and not os.access(ws.root / KEY_NAME, os.R_OK)
+
+
+def _meta(ws: Workspace, *keys: str) -> dict[str, str | None]:
+    """The index's meta values of ``keys`` (None where there is none), in one read."""
     with ws.read() as con:
-        row = con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-    return None if row is None else str(row[0])
+        rows = dict(con.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(keys))})", keys))
+    return {k: rows.get(k) for k in keys}
+
+
+def _set_meta(con, key: str, value: str) -> None:
+    con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value))
 
 
 def _name(cn: str, org: str):
@@ -312,9 +321,8 @@ def _init_keys(ws: Workspace, org: str | None, cert: Path | None, key: Path | No
     atomic_write_text(folder / IDENTITY_NAME, json.dumps(
         {k: str(v) for k, v in info.__dict__.items() if k != "folder"}, indent=2) + "\n")
     with ws.write() as con:
-        for k, v in ((ANCHOR_META, info.anchor_sha256), (ANCHOR_PEM_META, (folder / ANCHOR_NAME).read_text("ascii"))):
-            con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
-                        "value=excluded.value", (k, v))
+        _set_meta(con, ANCHOR_META, info.anchor_sha256)
+        _set_meta(con, ANCHOR_PEM_META, anchor.decode("ascii"))
         audit.append(con, {"action": "keys.init", "org": org, "source": source,
                            "trust_anchor_sha256": info.anchor_sha256, "signer": info.signer_subject,
                            "not_after": info.not_after})
@@ -337,7 +345,7 @@ def trust_anchor(ws: Workspace) -> bytes | None:
     except FileNotFoundError:
         return None
     except PermissionError:
-        kept = _meta(ws, ANCHOR_PEM_META)
+        kept = _meta(ws, ANCHOR_PEM_META)[ANCHOR_PEM_META]
         if kept is None:
             return None
         pem = kept.encode("ascii")

@@ -18,8 +18,10 @@ open. Connections are always closed (`Workspace.read` / `Workspace.write` are co
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
+import socket
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -201,7 +203,7 @@ class Workspace:
         """WorkspaceError (one line) when this user cannot write the workspace (``read_only``): for a command
         that records what it does (a gated stage, a grant), before any of its work."""
         if self.read_only:
-            raise WorkspaceError(f"{self.root}: this user ({_user()}) cannot write the workspace's index "
+            raise WorkspaceError(f"{self.root}: this user ({current_user()}) cannot write the workspace's index "
                                  f"({self.index_path}); reading works, but this command records what it does: run "
                                  "it as a user who can write the workspace")
 
@@ -289,13 +291,13 @@ def init_workspace(directory: str | os.PathLike) -> Workspace:
 
 
 
-def _user() -> str:
-    import getpass
-
+def current_user() -> str:
+    """``user@host`` of the process (recorded in every audit record, named when the workspace refuses a write)."""
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except (KeyError, OSError):
-        return f"uid {os.getuid()}"
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 def _create_schema(con: sqlite3.Connection) -> None:

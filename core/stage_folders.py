@@ -117,7 +117,7 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{_owner()}-{time.time_ns()}_", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out), dir=out.parent))
     except OSError as e:       # name the folder the user gave, not a temporary name
         raise OSError(e.errno, f"{e.strerror} (writing the --out folder {out})", str(out.parent)) from e
     _refuse_a_second_writer(out, tmp)
@@ -144,7 +144,7 @@ def temp_sibling(out: str | os.PathLike, directory: bool = False) -> Path:
     up: a killed swap's whole plate, gigabytes at 4K."""
     out = Path(out)
     clean_stale(out)
-    prefix = f".{out.name}.tmp-{_owner()}-{time.time_ns()}_"
+    prefix = _temp_prefix(out)
     if directory:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=out.suffix, dir=out.parent)
@@ -168,8 +168,7 @@ def _refuse_a_second_writer(out: Path, mine: Path) -> None:
     """StageFolderError (and ``mine`` removed) when another run, started before this one and still alive (on this
     machine; one on another machine sharing the disk cannot be told dead), is writing ``out``: two runs into one
     folder would both report success while the last one's result replaced the other's. Of two runs started
-    together the first to make its temporary folder (or, for a file, its claim) goes on. Claims on a file left by
-    killed runs are removed here."""
+    together the first to make its temporary folder (or, for a file, its claim) goes on."""
     def order(p: Path) -> tuple[int, str]:
         started = re.search(r"-(\d{16,})_[A-Za-z0-9_]*$", p.name)
         return (int(started[1]) if started else 0, p.name)
@@ -181,10 +180,7 @@ def _refuse_a_second_writer(out: Path, mine: Path) -> None:
         if not m or m["name"] != out.name or m["kind"] != "tmp" or p.is_dir() != mine.is_dir():
             continue
         if m["host"] == _host() and not _alive(int(m["pid"])):
-            if not p.is_dir():               # a killed run's claim on a file (its folders go in clean_stale)
-                with contextlib.suppress(OSError):
-                    p.unlink()
-            continue
+            continue                         # a killed run's (clean_stale removes it)
         _release(mine)
         since = order(p)[0]
         when = f", since {time.strftime('%H:%M:%S', time.localtime(since / 1e9))}" if since else ""
@@ -211,7 +207,8 @@ def sole_writer(out: str | os.PathLike) -> Iterator[Path]:
     is removed by the next claim. Yields ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    mine = out.parent / f".{out.name}.tmp-{_owner()}-{time.time_ns()}_c"
+    clean_stale(out)
+    mine = out.parent / f"{_temp_prefix(out)}c"
     mine.touch(exist_ok=False)
     try:
         _refuse_a_second_writer(out, mine)
@@ -285,6 +282,11 @@ def clean_stale(out: str | os.PathLike) -> list[Path]:
 def _host() -> str:
     """This machine's name as it appears in temporary folder names (letters, digits, underscores)."""
     return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
+
+
+def _temp_prefix(out: Path) -> str:
+    """``.OUT.tmp-HOST-PID-TIMENS_``: how a temporary name of ``out`` begins (whose it is, and when it began)."""
+    return f".{out.name}.tmp-{_owner()}-{time.time_ns()}_"
 
 
 def _owner() -> str:

@@ -209,7 +209,7 @@ def distil(student: NeuralDouble, tv: TeacherViews, held: TrainViews | None, cfg
     state, ``student`` holding its weights and ``optimizer`` (made by ``distil_optimizer``) its moments: the run goes
     on from its step, as the uninterrupted run would have (the same crops, the same steps)."""
     tc = _scaled(train or TrainConfig(), cfg)
-    opt = optimizer or distil_optimizer(student, tc, cfg)
+    opt = optimizer or distil_optimizer(student, train, cfg)      # scales ``train`` itself: once
     has_held = held is not None and len(held.holdout_ids) > 0
 
     def score() -> float:
