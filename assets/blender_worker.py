@@ -13,6 +13,8 @@ Worker side (this module run as a script, only numpy and bpy): task kinds
 - ``read_armature``: import an FBX mocap clip, sample its animated armature's bone world matrices per frame.
 - ``convert_clip``: a BVH through Blender's BVH importer, written by its FBX / glTF / USD exporter (test clips).
 - ``render_cycles``: path-trace a textured mesh through Cycles into EXR files (``assets.cycles_scene``).
+- ``fbx_properties``: the ``doppel_`` user properties of every Model in a binary FBX, through Blender's own FBX
+  parser (``io_scene_fbx.parse_fbx``; nothing is imported into a scene): what `doppel verify` reads.
 - ``evaluate``: import a .fbx or .glb into an empty scene, set frames, return the evaluated (skinned,
   shape-keyed) world-space vertices in metres, Blender axes, plus what the file holds (bones, shape keys,
   custom properties, images).
@@ -574,8 +576,27 @@ def _task_render_cycles(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
     return TaskResult(render_cycles(bpy, task, a))
 
 
+def _task_fbx_properties(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """{"objects": {model name: {key without "doppel_": value}}} of a binary FBX, read by Blender's parser."""
+    from io_scene_fbx import parse_fbx
+
+    root, version = parse_fbx.parse(task["path"])
+    found: dict[str, dict[str, Any]] = {}
+    for objects in (e for e in root.elems if e.id == b"Objects"):
+        for model in (e for e in objects.elems if e.id == b"Model" and len(e.props) > 1):
+            name = bytes(model.props[1]).split(b"\x00\x01")[0].decode("utf-8", "replace")
+            for p in (p for group in model.elems if group.id == b"Properties70" for p in group.elems):
+                key = p.props[0] if p.props else b""
+                if isinstance(key, bytes) and key.startswith(b"doppel_"):
+                    value = p.props[-1]
+                    found.setdefault(name, {})[key[7:].decode("utf-8", "replace")] = \
+                        value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return TaskResult({"fbx_version": version, "objects": found})
+
+
 _TASKS = {"export_fbx": _task_export_fbx, "evaluate": _task_evaluate, "read_armature": _task_read_armature,
-          "convert_clip": _task_convert_clip, "render_cycles": _task_render_cycles}
+          "convert_clip": _task_convert_clip, "render_cycles": _task_render_cycles,
+          "fbx_properties": _task_fbx_properties}
 
 
 def _worker_main(folder: str, count: int) -> int:

@@ -32,17 +32,20 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".dpx", ".tif", ".tiff", ".we
 
 
 def media_files(paths) -> list[Path]:
-    """``paths`` (files or folders) -> the files to verify: a file as given, a folder as every image and video
-    under it (IMAGE_SUFFIXES, VIDEO_SUFFIXES; sidecar manifests, JSON and the like skipped), sorted. A path that
-    does not exist, or a folder with no image or video in it, is a FileNotFoundError naming it."""
+    """``paths`` (files or folders) -> the files to verify: a file as given, a folder as every image, video and 3D
+    export under it (IMAGE_SUFFIXES, VIDEO_SUFFIXES, assets.export_verify.EXPORT_SUFFIXES; sidecar manifests,
+    JSON and the like skipped), sorted. A path that does not exist, or a folder with none of those in it, is a
+    FileNotFoundError naming it."""
+    from assets.export_verify import EXPORT_SUFFIXES
+
+    kinds = IMAGE_SUFFIXES + VIDEO_SUFFIXES + EXPORT_SUFFIXES
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*")
-                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in kinds)
             if not found:
-                raise FileNotFoundError(f"{p}: a folder with no image or video in it "
-                                        f"({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES)})")
+                raise FileNotFoundError(f"{p}: a folder with no image, video or 3D export in it "
+                                        f"({', '.join(s.lstrip('.') for s in kinds)})")
             out += found
         elif p.is_file():
             out.append(p)

@@ -11,13 +11,16 @@ from doppel.commands.cli_output import cli_console
 from doppel.consent_gate import WorkspaceOpt
 
 
-def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR) or videos (MP4) to check, or "
-                                              "folders: every image and video under them."),
+def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR), videos (MP4) or 3D exports "
+                                              "(FBX, USD, glTF) to check, or folders: every one of those under "
+                                              "them."),
            as_json: bool = typer.Option(False, "--json", help="One JSON object per file, one per line."),
            workspace: WorkspaceOpt = None) -> None:
     """For each file: C2PA state (trusted / untrusted / invalid / absent), the invisible watermark, and the
-    workspace record both point to (actor, production, use, consent status today). Exit 1 if any is invalid.
-    Outside a workspace only the C2PA signature is checked (no trust anchor, no watermark key)."""
+    workspace record both point to (actor, production, use, consent status today). A 3D export (FBX, USD, glTF):
+    the provenance inside it and whether its bytes are an export registered in the workspace. Exit 1 if any is
+    invalid. Outside a workspace only the C2PA signature is checked (no trust anchor, no watermark key)."""
+    from assets.export_verify import describe_export, is_export, verify_export
     from assets.media_verify import describe, media_files, verify_file
     from assets.signing_keys import trust_anchor, watermark_secret
     from assets.workspace import Workspace, WorkspaceError, resolve_root
@@ -39,12 +42,12 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
                       markup=False)
     bad, files = 0, media_files(files)       # every path checked before the first (slow) read
     for f in files:
-        report = verify_file(f, ws)
+        report = verify_export(f, ws) if is_export(f) else verify_file(f, ws)
         bad += report.invalid
         if as_json:
             typer.echo(json.dumps(report.as_dict(), sort_keys=True))
         else:
-            for line in describe(report):
+            for line in (describe_export(report) if is_export(f) else describe(report)):
                 console.print(line, markup=False, soft_wrap=True,
                               style="red" if report.invalid and line == report.path else None)
     if len(files) > 1 and not as_json:

@@ -94,3 +94,18 @@ def random_rotations(T: int, J: int, seed: int = 0) -> np.ndarray:
     """(T, J, 3, 3) random rotations (for tests of the animation input)."""
     g = torch.Generator().manual_seed(seed)
     return roma.rotvec_to_rotmat(torch.randn(T, J, 3, generator=g, dtype=torch.float64)).numpy()
+
+
+@pytest.fixture()
+def consented_workspace(tmp_path_factory):
+    """A workspace where actor-42 (whose likeness the tiny rig records) consented to exports for 'Film'."""
+    import datetime as dt
+
+    from assets.actors import add_actor
+    from assets.consent import grant
+    from assets.workspace import Workspace
+
+    ws = Workspace.init(tmp_path_factory.mktemp("ws"))
+    add_actor(ws, "Actor Forty-Two", actor_id="actor-42")
+    consent = grant(ws, "actor-42", ["export"], "Film", dt.date.today() + dt.timedelta(days=30))
+    return ws, consent.id

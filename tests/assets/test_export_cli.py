@@ -12,21 +12,6 @@ from tests.cli_runner import run_cli
 
 
 @pytest.fixture()
-def consented_workspace(tmp_path_factory):
-    """A workspace where actor-42 (whose likeness the tiny rig records) consented to exports for 'Film'."""
-    import datetime as dt
-
-    from assets.actors import add_actor
-    from assets.consent import grant
-    from assets.workspace import Workspace
-
-    ws = Workspace.init(tmp_path_factory.mktemp("ws"))
-    add_actor(ws, "Actor Forty-Two", actor_id="actor-42")
-    consent = grant(ws, "actor-42", ["export"], "Film", dt.date.today() + dt.timedelta(days=30))
-    return ws, consent.id
-
-
-@pytest.fixture()
 def gate(consented_workspace):
     """CLI options that pass the consent gate for the tiny rig (made from actor-42's likeness)."""
     return ("--workspace", str(consented_workspace[0].root), "--production", "Film")

@@ -41,7 +41,7 @@ def test_keys_init_show_and_verify(tmp_path, capsys):
     assert "verify: 2 files, 0 invalid" in out
     (tmp_path / "empty").mkdir()
     code, _, err = run_cli(capsys, "verify", tmp_path / "empty", "-W", root)
-    assert code == 1 and "a folder with no image or video in it" in err
+    assert code == 1 and "a folder with no image, video or 3D export in it" in err
     code, _, err = run_cli(capsys, "verify", tmp_path / "missing.png", "-W", root)
     assert code == 1 and "missing.png: no such file or folder" in err
 

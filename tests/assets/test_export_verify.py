@@ -1,0 +1,81 @@
+"""`doppel verify` of 3D exports: the provenance inside an FBX, USD or glTF, and whether its bytes are an export the
+workspace registered (then the consent's status today). Before, verify read every file as an image: each of
+Doppel's own exports was "not a readable image" and counted invalid (exit 1)."""
+
+import json
+
+import pytest
+
+from assets.export_verify import read_export_provenance, verify_export
+from tests.cli_runner import run_cli
+
+
+@pytest.fixture()
+def exports(tmp_path, capsys, tiny_rig_dir, consented_workspace):
+    """actor-42's tiny rig exported as glb, usda and fbx through the gated CLI."""
+    ws, consent_id = consented_workspace
+    out = {}
+    (tmp_path / "delivery").mkdir()
+    for suffix in ("glb", "usda", "fbx"):
+        path = tmp_path / "delivery" / f"double.{suffix}"
+        code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(path), "--no-texture",
+                               "--workspace", str(ws.root), "--production", "Film")
+        assert code == 0, err
+        out[suffix] = path
+    return ws, consent_id, out
+
+
+def test_every_format_reads_back_the_provenance_it_was_written_with(exports):
+    _, consent_id, files = exports
+    for path in files.values():
+        prov = read_export_provenance(path)
+        assert prov["actor_id"] == "actor-42" and prov["consent_ref"] == consent_id, path
+        assert prov["rig_sha256"] and prov["doppel_version"], path
+
+
+def test_verify_names_the_registered_export_and_its_consent_then_its_revocation(exports, capsys):
+    ws, consent_id, files = exports
+    code, out, err = run_cli(capsys, "verify", str(files["glb"].parent), "--workspace", str(ws.root))
+    assert code == 0, out + err
+    assert "verify: 3 files, 0 invalid" in out and "not a readable image" not in out
+    assert out.count(f"actor actor-42, production Film, use export, consent {consent_id}: valid") == 3
+    assert out.count("unchanged since") == 3
+    code, _, err = run_cli(capsys, "consent", "revoke", consent_id, "--reason", "withdrawn", "-W", str(ws.root))
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "verify", str(files["fbx"]), "--workspace", str(ws.root), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["kind"] == "export" and report["record"]["consent_status"] == "revoked"
+
+
+def test_an_edited_export_is_told_from_the_registered_one(exports):
+    ws, consent_id, files = exports
+    doc = files["usda"].read_text().replace("doppel", "doppel", 1) + "\n# touched up by hand\n"
+    edited = files["usda"].with_name("edited.usda")
+    edited.write_text(doc)
+    r = verify_export(edited, ws)
+    assert not r.invalid and r.record.source == "provenance" and r.record.asset_id is None
+    assert r.record.consent == consent_id and r.record.consent_status == "valid"
+    assert any("match no export registered" in n for n in r.notes)
+
+
+def test_unreadable_and_unmarked_exports(tmp_path, exports, capsys):
+    ws, _, files = exports
+    data = files["fbx"].read_bytes()
+    (tmp_path / "broken.fbx").write_bytes(data[: len(data) // 2])          # a delivery cut short
+    (tmp_path / "broken.glb").write_bytes(b"not gltf at all")
+    (tmp_path / "plain.gltf").write_text(json.dumps({"asset": {"version": "2.0"}}))
+    code, out, _ = run_cli(capsys, "verify", str(tmp_path / "broken.fbx"), str(tmp_path / "broken.glb"),
+                           str(tmp_path / "plain.gltf"), "--workspace", str(ws.root))
+    assert code == 1 and "verify: 3 files, 2 invalid" in out
+    assert "broken.fbx: not a readable FBX file" in out and "broken.glb: not a readable GLB file" in out
+    assert "provenance (gltf): none" in out and "carries no Doppel provenance" in out
+
+
+def test_an_ascii_fbx_from_another_package_keeps_its_provenance(tmp_path):
+    path = tmp_path / "resaved.fbx"
+    path.write_text('; FBX 7.4.0 project file\nFBXHeaderExtension:  {\n}\nObjects:  {\n  Model: 1, "Model::rig", '
+                    '"Null" {\n    Properties70:  {\n      P: "doppel_actor_id", "KString", "", "A+U", "actor-42"\n'
+                    '      P: "doppel_consent_ref", "KString", "", "A+U", "c-0123"\n    }\n  }\n}\n')
+    assert read_export_provenance(path) == {"actor_id": "actor-42", "consent_ref": "c-0123"}
+    r = verify_export(path, None)
+    assert not r.invalid and r.record is None and "no workspace" in r.notes[0]
