@@ -173,13 +173,10 @@ def frame_ranges(frames: list[int]) -> str:
     return ", ".join(runs[:6]) + (f" and {len(runs) - 6} more ranges" if len(runs) > 6 else "")
 
 
-def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple: int):
-    """(capture.Camera batch at the shot size, note or None): the named cameras (default all) of a calibration
-    file, scaled so the longest side is ``size`` rounded to ``multiple``."""
+def chosen_cameras(calibration: Path, names: list[str]) -> list:
+    """The capture cameras named (default all) in a calibration file; ValueError (one line) for a name it does not
+    hold or chosen cameras of different image sizes. Cheap: `render shot` calls it before any work."""
     from capture.calibration_io import read_calibration
-    from capture.camera import Camera
-    from doppel.neural_inputs import scaled_camera
-    from doppel.render_stage import training_size
 
     cams = read_calibration(calibration)
     known = [c.name for c in cams]
@@ -187,9 +184,20 @@ def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple
     if unknown:
         raise ValueError(f"--camera {', '.join(unknown)}: not in {calibration} (cameras: {', '.join(known)})")
     chosen = [c for c in cams if not names or c.name in names]
-    W0, H0 = chosen[0].width, chosen[0].height
-    if any((c.width, c.height) != (W0, H0) for c in chosen):
+    if any((c.width, c.height) != (chosen[0].width, chosen[0].height) for c in chosen):
         raise ValueError(f"{calibration}: the chosen cameras have different image sizes; render them separately")
+    return chosen
+
+
+def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple: int):
+    """(capture.Camera batch at the shot size, note or None): the named cameras (default all) of a calibration
+    file, scaled so the longest side is ``size`` rounded to ``multiple``."""
+    from capture.camera import Camera
+    from doppel.neural_inputs import scaled_camera
+    from doppel.render_stage import training_size
+
+    chosen = chosen_cameras(calibration, names)
+    W0, H0 = chosen[0].width, chosen[0].height
     W, H, note = training_size(W0, H0, size or max(W0, H0), multiple)
     return Camera.stack([scaled_camera(c, W, H) for c in chosen]), note
 

@@ -31,6 +31,15 @@ def print_table(table: Table | Tree, console: Console | None = None) -> None:
     console.print(table)
 
 
+def stage_bar(console: Console, *columns, **kwargs):
+    """A stage's `rich.progress.Progress` on ``console``: description, bar, done/total ("0/?" while the total is
+    not known yet, never "0/None"), ``columns`` (extra Rich columns), elapsed time; ``kwargs`` as Rich's."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), *columns,
+                    TimeElapsedColumn(), console=console, **kwargs)
+
+
 _INTERRUPT_NOTES: list[Callable[[], str | None]] = []
 
 

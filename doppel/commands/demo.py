@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.commands.cli_output import cli_console
+from doppel.commands.cli_output import cli_console, stage_bar
 from doppel.consent_gate import WorkspaceOpt
 
 
@@ -32,8 +31,7 @@ def demo(
     ws = open_for_actor(workspace, VIRTUAL_ACTOR_ID)  # fails now, not after the demo, if W is not a workspace
 
     console = cli_console()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
+    with stage_bar(console, transient=False) as bar:
         task = bar.add_task("demo", total=len(STAGES))
 
         def on_stage(name: str, i: int, total: int) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
-from doppel.commands.cli_output import cli_console, on_interrupt
+from doppel.commands.cli_output import cli_console, on_interrupt, stage_bar
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt
 from doppel.render_distil import STUDENT_OUTPUT_FILTER
@@ -23,8 +23,7 @@ app = typer.Typer(help="Neural double: train it from a capture session and its f
 def _optimisation_bar(console: Console, title: str, total: int, no_holdout: str):
     """A progress bar of an optimisation's steps; yields (progress(step, total, loss, held-out PSNR), status(text))
     for the stage functions (``no_holdout``: what the bar says for a nan PSNR)."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console) as bar:
+    with stage_bar(console, TextColumn("{task.fields[stats]}")) as bar:
         task = bar.add_task(title, total=total, stats="")
 
         def progress(step: int, total: int, loss: float, psnr: float) -> None:
@@ -245,17 +244,17 @@ def shot(
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.media_disclosure import discloser
     from doppel.render_stage import resolve_device
-    from doppel.shot_stage import SHOT_STAGE, model_weights, render_shot
+    from doppel.shot_stage import SHOT_STAGE, chosen_cameras, model_weights, render_shot
 
     dev = resolve_device(device)
     inputs = [p for p in (model_dir, cameras, rig, anim) if p is not None]
     check_stage_out(out, SHOT_STAGE, force, inputs)
+    chosen_cameras(cameras, camera)       # a camera the calibration lacks: one line before the gate and the bar
     console = cli_console()
     with gate_from_cli(workspace, actor, production, use="render", command="render shot", inputs=inputs,
                        likeness=[p for p in (model_dir, rig) if p is not None],
                        evidence=[p for p in (anim,) if p is not None]) as run, \
-            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                     TimeElapsedColumn(), console=console) as bar:
+            stage_bar(console) as bar:
         weights = model_weights(model_dir)
         disclose = discloser(run, no_provenance, label, kind="render", ingredients=weights)
         task = bar.add_task("render shot", total=None)

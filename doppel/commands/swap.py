@@ -9,9 +9,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.commands.cli_output import cli_console
+from doppel.commands.cli_output import cli_console, stage_bar
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
@@ -190,8 +189,7 @@ def _probe_with_progress(console: Console, plate: Path, colorspace: str | None):
 @contextlib.contextmanager
 def _progress_bar(console: Console):
     """A progress bar for the swap's passes; yields the `swap_plate` progress callback (phase, done, total)."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as bar:
+    with stage_bar(console) as bar:
         task = bar.add_task("swap", total=None)
 
         def progress(phase: str, done: int, total: int) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.commands.cli_output import cli_console
+from doppel.commands.cli_output import cli_console, stage_bar
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 
@@ -35,8 +34,7 @@ def texture(
     check_stage_out(out, TEXTURE_STAGE, force, inputs)
     console = cli_console()
     with gate_from_cli(workspace, actor, production, use="fit", command="texture", inputs=inputs) as run, \
-            Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                     TimeElapsedColumn(), console=console) as bar:
+            stage_bar(console) as bar:
         task = bar.add_task("texture: loading session and fit", total=None)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                 "production": run.provenance["production"]}

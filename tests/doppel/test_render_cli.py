@@ -122,6 +122,7 @@ def _fails(capsys, out_dir, *args, match):
     msg = " ".join((out + err).split())
     assert code != 0 and match in msg, msg
     assert "Traceback" not in msg
+    assert "/None" not in msg, "a bar of no length drawn before the refusal"
     assert not out_dir.exists(), "nothing may be written"
 
 
