@@ -1,7 +1,8 @@
 """Consent records: which uses of an actor's likeness are allowed, for which production, until when.
 
 A consent covers a set of uses (`Use`) for one production, from the moment it is granted through its
-``expires`` date (inclusive, the machine's local calendar date), until it is revoked. Revocation is
+``expires`` date (inclusive: a calendar day in the time zone recorded with it, `assets.consent_dates`, so every
+machine agrees when it ends), until it is revoked. Revocation is
 immediate: `find_valid` never returns a revoked consent, so new work stops at once.
 
 User-supplied values (uses, production, dates) are validated with pydantic; errors name the field.
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from assets import audit
 from assets.actors import get_actor
+from assets.consent_dates import check_zone, local_zone_name, now_utc, today_in, zone_label
 from assets.text_fields import check_text
 from assets.workspace import Workspace
 from core.errors import DoppelError
@@ -113,20 +115,27 @@ class Consent:
     revoked: str | None          # UTC ISO-8601, None while in force
     revoked_by: str | None
     revoke_reason: str | None
+    timezone: str | None = None  # IANA zone ``expires`` is a day in; None: recorded before zones were kept
+
+    def today(self) -> _dt.date:
+        """What day it is now in this consent's zone (assets.consent_dates)."""
+        return today_in(self.timezone)
 
     def status(self, today: _dt.date | None = None) -> str:
-        """'revoked', 'expired' or 'valid' on ``today`` (default: the local date)."""
-        today = today or _dt.date.today()
+        """'revoked', 'expired' or 'valid' on ``today`` (default: today in the consent's zone)."""
+        today = today or self.today()
         if self.revoked:
             return "revoked"
         return "expired" if today > self.expires else "valid"
 
-    def why_not(self, use: Use, production: str, today: _dt.date) -> str | None:
-        """None when this consent covers (use, production, today); else a few words saying why not."""
+    def why_not(self, use: Use, production: str, today: _dt.date | None = None) -> str | None:
+        """None when this consent covers (use, production, today); else a few words saying why not. ``today``:
+        default today in the consent's zone."""
+        today = today or self.today()
         if self.revoked:
             return f"{self.id} revoked {self.revoked[:10]} ({self.revoke_reason})"
         if today > self.expires:
-            return f"{self.id} expired {self.expires.isoformat()}"
+            return f"{self.id} expired {self.expires.isoformat()} ({zone_label(self.timezone)})"
         if self.production != production:
             return f"{self.id} is for production {self.production!r}"
         if use not in self.uses:
@@ -135,21 +144,28 @@ class Consent:
 
 
 def _row_to_consent(r: sqlite3.Row) -> Consent:
+    zone = r["timezone"] if "timezone" in r.keys() else None      # an index of schema 3, read by a reviewer
     return Consent(r["id"], r["actor_id"], tuple(Use(u) for u in r["uses"].split(",")), r["production"],
                    _dt.date.fromisoformat(r["expires"]), r["document_sha256"], r["document_name"], r["granted"],
-                   r["granted_by"], r["revoked"], r["revoked_by"], r["revoke_reason"])
+                   r["granted_by"], r["revoked"], r["revoked_by"], r["revoke_reason"], zone)
 
 
 def grant(ws: Workspace, actor_id: str, uses, production: str, expires, document: str | os.PathLike | None = None,
-          today: _dt.date | None = None) -> Consent:
+          today: _dt.date | None = None, timezone: str | None = None) -> Consent:
     """Record a consent. ``uses``: 'scan,fit' or a list; ``expires``: 'YYYY-MM-DD' or a date, not in the past.
 
-    ``document``: the signed consent form; only its SHA-256 and file name are stored.
+    ``document``: the signed consent form; only its SHA-256 and file name are stored. ``timezone``: the IANA zone
+    the dates are in (default: this machine's; assets.consent_dates). ``today``: default today in that zone.
     """
     terms = ConsentTerms.parse(uses, production, expires)
-    today = today or _dt.date.today()
+    try:
+        zone = check_zone(timezone) if timezone is not None else local_zone_name()
+    except ValueError as e:
+        raise ConsentError(f"consent: {e}") from None
+    today = today or today_in(zone)
     if terms.expires < today:
-        raise ConsentError(f"consent: expires {terms.expires.isoformat()} is in the past (today is {today})")
+        raise ConsentError(f"consent: expires {terms.expires.isoformat()} is in the past (today is {today} in "
+                           f"{zone})")
     doc_hash = doc_name = None
     if document is not None:
         doc = _check_document(Path(document))
@@ -161,14 +177,14 @@ def grant(ws: Workspace, actor_id: str, uses, production: str, expires, document
         if actor.virtual:
             raise ConsentError(f"actor {actor_id!r} is the built-in virtual actor: it needs no consent")
         con.execute("INSERT INTO consents(id, actor_id, uses, production, expires, document_sha256, document_name, "
-                    "granted, granted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "granted, granted_by, timezone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (cid, actor_id, ",".join(terms.uses), terms.production, terms.expires.isoformat(), doc_hash,
-                     doc_name, now, user))
+                     doc_name, now, user, zone))
         audit.append(con, {"action": "consent.grant", "actor": actor_id, "consent": cid, "production": terms.production,
                            "detail": {"uses": list(terms.uses), "expires": terms.expires.isoformat(),
-                                      "document_sha256": doc_hash}})
+                                      "timezone": zone, "document_sha256": doc_hash}})
     return Consent(cid, actor_id, terms.uses, terms.production, terms.expires, doc_hash, doc_name, now, user,
-                   None, None, None)
+                   None, None, None, zone)
 
 
 def _check_document(doc: Path) -> Path:
@@ -225,10 +241,10 @@ def consents_for(ws: Workspace, actor_id: str) -> list[Consent]:
 
 def find_valid(con: sqlite3.Connection, actor_id: str, use: Use | str, production: str,
                today: _dt.date | None = None) -> Consent:
-    """The consent that allows ``use`` of ``actor_id`` for ``production`` on ``today`` (the one expiring
-    last when several do), else ConsentError with one line saying why each candidate does not."""
+    """The consent that allows ``use`` of ``actor_id`` for ``production`` on ``today`` (default: today in each
+    consent's own zone; the one expiring last when several do), else ConsentError with one line saying why each
+    candidate does not."""
     use = parse_use(use)
-    today = today or _dt.date.today()
     rows = con.execute("SELECT * FROM consents WHERE actor_id=? ORDER BY expires DESC, granted", (actor_id,)).fetchall()
     reasons = []
     for c in map(_row_to_consent, rows):
@@ -237,21 +253,23 @@ def find_valid(con: sqlite3.Connection, actor_id: str, use: Use | str, productio
             return c
         reasons.append(why)
     seen = "; ".join(reasons) if reasons else "the actor has no consent records"
+    when = today.isoformat() if today else now_utc().isoformat(timespec="minutes")
     raise ConsentError(f"refused: no valid consent from actor {actor_id!r} for use {use.value!r} in production "
-                       f"{production!r} on {today.isoformat()} ({seen}); record one with `doppel consent grant "
+                       f"{production!r} on {when} ({seen}); record one with `doppel consent grant "
                        f"{actor_id} --uses {use.value} --production {production!r} --expires YYYY-MM-DD`")
 
 
 def outputs_of_lapsed_consents(ws: Workspace, today: _dt.date | None = None) -> list[tuple]:
     """(assets.lineage.Asset, Consent) for every registered output whose consent is revoked, or expired on
-    ``today`` (default: the local date): likeness a gated command could no longer make, which a review site or a
-    hand-off must not copy anew. Oldest first; outputs of the virtual actor (no consent) never appear."""
+    ``today`` (default: today in each consent's zone): likeness a gated command could no longer make, which a
+    review site or a hand-off must not copy anew. Oldest first; outputs of the virtual actor (no consent) never
+    appear."""
     from assets.lineage import asset_from_row
 
-    today = today or _dt.date.today()
+    latest = today or today_in(None)          # no zone's date is later than UTC+14's: a superset, filtered below
     with ws.read() as con:
         rows = con.execute("SELECT a.*, c.id AS c_id FROM assets a JOIN consents c ON c.id = a.consent_id "
                            "WHERE c.revoked IS NOT NULL OR c.expires < ? ORDER BY a.created, a.rowid",
-                           (today.isoformat(),)).fetchall()
+                           (latest.isoformat(),)).fetchall()
         consents = {cid: _get(con, cid) for cid in {r["c_id"] for r in rows}}
-    return [(asset_from_row(r), consents[r["c_id"]]) for r in rows]
+    return [(asset_from_row(r), consents[r["c_id"]]) for r in rows if consents[r["c_id"]].status(today) != "valid"]

@@ -32,8 +32,8 @@ from core.errors import DoppelError
 from core.storage import default_mode
 
 INDEX_NAME = "doppel.sqlite"
-SCHEMA_VERSION = 3
-MIGRATABLE_FROM = (2,)  # older schemas this Doppel upgrades in place (additive changes only)
+SCHEMA_VERSION = 4
+MIGRATABLE_FROM = (2, 3)  # older schemas this Doppel upgrades in place (additive changes only)
 STAGE_FOLDERS = ("captures", "fits", "rigs", "animations", "exports", "renders")
 WORKSPACE_ENV = "DOPPEL_WORKSPACE"
 BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction before giving up
@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS consents (
     document_sha256 TEXT,                       -- SHA-256 of the signed document (never the document)
     document_name TEXT,
     granted TEXT NOT NULL, granted_by TEXT NOT NULL,
-    revoked TEXT, revoked_by TEXT, revoke_reason TEXT);
+    revoked TEXT, revoked_by TEXT, revoke_reason TEXT,
+    timezone TEXT);                             -- schema 4: IANA zone of the expiry date; NULL before (UTC+14)
 CREATE INDEX IF NOT EXISTS consents_actor ON consents(actor_id);
 CREATE TABLE IF NOT EXISTS assets (
     id TEXT PRIMARY KEY,
@@ -160,12 +161,12 @@ class Workspace:
             raise WorkspaceError(f"{root}: not a Doppel workspace (no {INDEX_NAME}); run `doppel init {root}`")
         with ws.read() as con:
             found = _schema_version(con)
-        if found in MIGRATABLE_FROM:
-            with ws.write() as con:  # additive: new tables only; re-checked under the write lock
+        if found in MIGRATABLE_FROM and not ws.read_only:
+            with ws.write() as con:  # additive: new tables and columns; re-checked under the write lock
                 if _schema_version(con) in MIGRATABLE_FROM:
                     _create_schema(con)
             found = SCHEMA_VERSION
-        if found != SCHEMA_VERSION:
+        if found != SCHEMA_VERSION and not (ws.read_only and found in MIGRATABLE_FROM):   # a reviewer reads as is
             raise WorkspaceError(f"{ws.index_path}: schema version {found}, expected {SCHEMA_VERSION}")
         return ws
 
@@ -300,10 +301,17 @@ def current_user() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+# Columns added to existing tables since schema 3 (table, column, declaration): ALTERed into older indexes.
+_ADDED_COLUMNS = (("consents", "timezone", "TEXT"),)
+
+
 def _create_schema(con: sqlite3.Connection) -> None:
     """Create every missing table and index; record the schema version (inside the caller's transaction)."""
     for stmt in _statements(_SCHEMA):
         con.execute(stmt)
+    for table, column, decl in _ADDED_COLUMNS:         # tables made by an older schema lack them
+        if column not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
     con.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(SCHEMA_VERSION),))
 

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from assets.consent import Use, consents_for, grant, revoke
+from assets.consent_dates import zone_label
 from assets.lineage import Asset, outputs_under_consent
 from assets.text_fields import printable
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
@@ -26,15 +27,18 @@ _USES = ",".join(u.value for u in Use)
 def grant_(actor: str = typer.Argument(..., help="Actor id (`doppel actor list`)."),
            uses: str = typer.Option(..., "--uses", help=f"Comma-separated uses: {_USES}."),
            production: str = typer.Option(..., "--production", help="The production the consent is for."),
-           expires: str = typer.Option(..., "--expires", help="Last valid day, YYYY-MM-DD (inclusive, local date)."),
+           expires: str = typer.Option(..., "--expires", help="Last valid day, YYYY-MM-DD (inclusive, in --timezone)."),
+           timezone: str | None = typer.Option(None, "--timezone", help="IANA time zone the consent's dates are in, "
+                                               "e.g. Europe/London (default: this machine's). Every machine then "
+                                               "agrees when the last day ends."),
            document: Path | None = typer.Option(None, "--document", help="The signed consent form; only its "
                                                 "SHA-256 and file name are stored."),
            workspace: WorkspaceOpt = None) -> None:
     """Record a consent signed by ACTOR."""
-    c = grant(Workspace.open(workspace), actor, uses, production, expires, document)
+    c = grant(Workspace.open(workspace), actor, uses, production, expires, document, timezone=timezone)
     doc = f", document {_shown(c.document_name)} sha256 {c.document_sha256[:16]}..." if c.document_sha256 else ""
     cli_console().print(f"consent {c.id}: {actor} allows {','.join(c.uses)} for {_shown(repr(c.production))} "
-                        f"through {c.expires.isoformat()}{doc}", highlight=False)
+                        f"through {c.expires.isoformat()} ({c.timezone}){doc}", highlight=False)
 
 
 def _shown(value: str | None) -> str:
@@ -72,7 +76,6 @@ def _print_outputs(console: Console, direct: list[Asset], derived: list[Asset]) 
 def show(actor: str = typer.Argument(..., help="Actor id."), workspace: WorkspaceOpt = None) -> None:
     """The actor's consent records, their status today and what was made under each."""
     ws = Workspace.open(workspace)
-    today = _dt.date.today()
     records = consents_for(ws, actor)
     console = cli_console()
     if not records:
@@ -80,13 +83,14 @@ def show(actor: str = typer.Argument(..., help="Actor id."), workspace: Workspac
         console.print(f"{actor}: {none}")
         return
     table = Table("consent", "status", "uses", "production", "expires", "document sha256", "outputs",
-                  title=f"consents of {actor} ({today})")
+                  title=f"consents of {actor} (now: {_dt.datetime.now(_dt.UTC).isoformat(timespec='minutes')})")
     for c in records:
         direct, derived = outputs_under_consent(ws, c.id)
-        status = c.status(today)
+        status = c.status()
         if c.revoked:
             status += f" {c.revoked[:10]}: {c.revoke_reason}"
-        table.add_row(c.id, _shown(status), ",".join(c.uses), _shown(c.production), c.expires.isoformat(),
+        table.add_row(c.id, _shown(status), ",".join(c.uses), _shown(c.production),
+                      f"{c.expires.isoformat()} ({zone_label(c.timezone)})",
                       (c.document_sha256 or "-")[:16], f"{len(direct)} (+{len(derived)} derived)")
     print_table(table, console)
     for c in records:
