@@ -41,6 +41,42 @@ def grant_(actor: str = typer.Argument(..., help="Actor id (`doppel actor list`)
                         f"through {c.expires.isoformat()} ({c.timezone}){doc}", highlight=False)
 
 
+@app.command("purge")
+def purge_(consent_id: str = typer.Argument(..., help="A revoked or expired consent's id."),
+           yes: bool = typer.Option(False, "--yes", help="Delete; without it, only list what would be deleted."),
+           include_changed: bool = typer.Option(False, "--include-changed", help="Delete outputs changed since "
+                                                "they were registered too (kept by default: hand work at the name?)."),
+           workspace: WorkspaceOpt = None) -> None:
+    """Delete from disk every output made under a revoked or expired consent, those made from them, and the
+    photos its runs read as the actor's likeness; keeps (and says why) paths remade since under another consent,
+    inputs another valid consent read, outputs changed since or gone. Recorded in the audit log."""
+    from assets.consent_purge import execute_purge, plan_purge
+
+    ws = Workspace.open(workspace)
+    plan = plan_purge(ws, consent_id, include_changed)
+    console = cli_console()
+    table = Table("asset", "kind", "path", "size", "action", title=f"consent {consent_id} ({plan.status}, actor "
+                  f"{plan.actor_id}): outputs{'' if yes else ' (nothing deleted without --yes)'}")
+    for i in plan.items:
+        table.add_row(i.asset_id or "-", i.kind, _shown(i.stored), f"{i.bytes / 1e6:.1f} MB" if i.bytes else "-",
+                      "delete" if i.action == "delete" else _shown(f"keep: {i.why}"))
+    print_table(table, console)
+    total = sum(i.bytes for i in plan.to_delete) / 1e6
+    if not yes:
+        console.print(f"consent purge: {len(plan.to_delete)} to delete ({total:.1f} MB), {len(plan.kept)} kept; run "
+                      "again with --yes to delete them", highlight=False)
+        return
+    res = execute_purge(ws, plan)
+    for item, why in res.failed:
+        console.print(f"consent purge: could not delete {_shown(str(item.path))}: {_shown(why)}", style="red",
+                      highlight=False)
+    gone = sum(i.bytes for i in res.deleted) / 1e6
+    console.print(f"consent purge: {len(res.deleted)} deleted ({gone:.1f} MB), {len(res.kept)} kept, "
+                  f"{len(res.failed)} failed; audit record {res.audit_seq}", highlight=False)
+    if res.failed:
+        raise typer.Exit(1)
+
+
 def _shown(value: str | None) -> str:
     """A stored text value as printed: control characters escaped, rich markup inert."""
     return escape(printable(value))

@@ -1,0 +1,206 @@
+"""Erasure after a revocation: delete from disk what was made under a revoked or expired consent.
+
+`doppel consent revoke` stops new work at once and lists what the consent leaves behind; a release form or a
+biometric-privacy law then asks for that likeness to be deleted, captures and face descriptors first. This is
+the deletion, done by the index rather than by hand:
+
+* what: every output registered under the consent, and every output made later from those (under any consent:
+  it carries the likeness too), as `assets.lineage.outputs_under_consent` lists them; and the inputs that runs
+  under the consent read as the actor's likeness without being outputs themselves (a capture session's photos,
+  from the content index), unless a run under another consent still valid read them too;
+* kept, and said why: a path a later output under another, valid consent has replaced since (the path now holds
+  that one), a path that is not on disk, an output whose bytes changed since it was registered (someone's hand
+  work at that name: deleted only with ``include_changed``), and the workspace's own folders;
+* recorded: one audit record ``consent.purge`` naming each asset deleted, kept or failed. The index keeps the
+  assets' rows and their content hashes, so a copy of the deleted likeness that turns up later as an input is
+  still recognised as this actor's, and refused under the revoked consent.
+
+A valid consent's outputs are never purged: revoke it first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from assets import audit
+from assets.consent import ConsentError, get_consent
+from assets.lineage import Asset, latest_at_paths, on_disk, outputs_under_consent
+from assets.workspace import INDEX_NAME, STAGE_FOLDERS, Workspace
+
+
+@dataclass(frozen=True)
+class PurgeItem:
+    asset_id: str | None      # None: an input read as the likeness (a capture session), not a registered output
+    kind: str                 # the asset's kind, or "input"
+    stored: str               # the path as the index stores it
+    path: Path                # where it is on disk
+    action: str               # "delete", or "keep"
+    why: str = ""             # for "keep": a few words
+    bytes: int = 0            # size on disk (to delete)
+
+
+@dataclass
+class PurgePlan:
+    consent_id: str
+    actor_id: str
+    status: str                                    # revoked / expired
+    items: list[PurgeItem] = field(default_factory=list)
+
+    @property
+    def to_delete(self) -> list[PurgeItem]:
+        return [i for i in self.items if i.action == "delete"]
+
+    @property
+    def kept(self) -> list[PurgeItem]:
+        return [i for i in self.items if i.action == "keep"]
+
+
+def plan_purge(ws: Workspace, consent_id: str, include_changed: bool = False) -> PurgePlan:
+    """What purging ``consent_id`` would delete and keep (nothing is touched). ConsentError (one line) for an
+    unknown consent or one still valid."""
+    from assets.consent_dates import zone_label
+
+    c = get_consent(ws, consent_id)
+    status = c.status()
+    if status == "valid":
+        raise ConsentError(f"consent {consent_id} is valid (through {c.expires.isoformat()}, "
+                           f"{zone_label(c.timezone)}): revoke it first (`doppel consent revoke {consent_id} "
+                           "--reason ...`); a valid consent's outputs are never purged")
+    direct, derived = outputs_under_consent(ws, consent_id)
+    latest = latest_at_paths(ws)
+    plan = PurgePlan(consent_id, c.actor_id, status)
+    chosen = {a.id for a in direct + derived}
+    seen: set[Path] = set()
+    for a in direct + derived:
+        path = on_disk(ws, a.path)
+        if path not in seen:
+            seen.add(path)
+            plan.items.append(_output_item(ws, a, path, latest.get(a.path), chosen, include_changed))
+    for stored, sha, others in _likeness_inputs(ws, consent_id, c.actor_id):
+        path = on_disk(ws, stored)
+        if path not in seen:
+            seen.add(path)
+            plan.items.append(_input_item(ws, stored, path, sha, others, include_changed))
+    return plan
+
+
+def _output_item(ws: Workspace, a: Asset, path: Path, latest_id: str | None, chosen: set[str],
+                 include_changed: bool) -> PurgeItem:
+    item = PurgeItem(a.id, a.kind, a.path, path, "keep")
+    if latest_id is not None and latest_id not in chosen:
+        return replace(item, why=f"replaced since by {latest_id}, made under another consent")
+    why = _why_kept(ws, path) or ("" if include_changed or _unchanged(ws, a, path) else _CHANGED)
+    return replace(item, why=why) if why else replace(item, action="delete", bytes=_size(path))
+
+
+def _unchanged(ws: Workspace, a: Asset, path: Path) -> bool:
+    """Whether ``path`` holds what ``a`` registered: every data file's bytes (the content index's data hash),
+    or for an asset registered before that index existed its registered hash (a folder's: its manifest's)."""
+    from assets.hashing import digest, path_sha256
+
+    with ws.read() as con:
+        row = con.execute("SELECT sha256 FROM content WHERE asset_id=? AND path=?", (a.id, a.path)).fetchone()
+    return digest(path).data_sha256 == row[0] if row else path_sha256(path) == a.sha256
+
+
+def _input_item(ws: Workspace, stored: str, path: Path, sha256: str, others: list[str],
+                include_changed: bool) -> PurgeItem:
+    from assets.hashing import digest
+
+    item = PurgeItem(None, "input", stored, path, "keep")
+    if others:
+        return replace(item, why=f"also read under {', '.join(others)}, still valid")
+    why = _why_kept(ws, path) or ("" if include_changed or digest(path).data_sha256 == sha256 else _CHANGED)
+    return replace(item, why=why) if why else replace(item, action="delete", bytes=_size(path))
+
+
+_CHANGED = "changed since it was registered (hand work at that name?): --include-changed deletes it too"
+
+
+def _why_kept(ws: Workspace, path: Path) -> str:
+    if _protected(ws, path):
+        return "the workspace's own folder or index"
+    if not path.exists():
+        return "not on disk (deleted or moved)"
+    return ""
+
+
+def _likeness_inputs(ws: Workspace, consent_id: str, actor_id: str) -> list[tuple[str, str, list[str]]]:
+    """(stored path, data hash, other consents still valid that read it) of each input read as ``actor_id``'s
+    likeness (the content index: a capture, never a mocap clip or a calibration) that is no registered output and
+    that a run under ``consent_id`` read (the runs' audit records name their inputs)."""
+    import json
+
+    readers: dict[str, set[str]] = {}
+    with ws.read() as con:
+        likeness = {r[0]: r[1] for r in con.execute(
+            "SELECT path, sha256 FROM content WHERE asset_id IS NULL AND actor_id = ? ORDER BY audit_seq", (actor_id,))}
+        for (text,) in con.execute("SELECT record FROM audit WHERE record LIKE ?", ('%"inputs"%',)):
+            rec = json.loads(text)
+            if rec.get("actor") != actor_id or not rec.get("consent"):
+                continue
+            for i in rec.get("inputs") or ():
+                if isinstance(i, dict) and i.get("path") in likeness:
+                    readers.setdefault(i["path"], set()).add(str(rec["consent"]))
+    out = []
+    for stored, consents in readers.items():
+        if consent_id in consents:
+            others = sorted(c for c in consents - {consent_id} if get_consent(ws, c).status() == "valid")
+            out.append((stored, likeness[stored], others))
+    return out
+
+
+def _protected(ws: Workspace, path: Path) -> bool:
+    """The workspace itself, a folder above it, its stage folders, its index files and hidden folders (keys), and
+    the user's home folder."""
+    root, p = ws.root.resolve(), path.resolve()
+    if p == root or p in root.parents or p in {root / n for n in STAGE_FOLDERS} or p == Path.home().resolve():
+        return True
+    try:
+        first = p.relative_to(root).parts[0]
+    except ValueError:
+        return False
+    return first.startswith(".") or first.startswith(INDEX_NAME)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    deleted: list[PurgeItem]
+    failed: list[tuple[PurgeItem, str]]
+    kept: list[PurgeItem]
+    audit_seq: int
+
+
+def execute_purge(ws: Workspace, plan: PurgePlan) -> PurgeResult:
+    """Delete ``plan``'s outputs, then record what was deleted, kept and failed in one audit record. A path that
+    cannot be deleted (permissions, a mount) is reported and the rest go on."""
+    ws.check_writable()
+    deleted, failed = [], []
+    for item in plan.to_delete:
+        try:
+            if item.path.is_dir() and not item.path.is_symlink():
+                shutil.rmtree(item.path)
+            else:
+                os.unlink(item.path)
+        except OSError as e:
+            failed.append((item, e.strerror or str(e)))
+        else:
+            deleted.append(item)
+    with ws.write() as con:
+        entry = audit.append(con, {
+            "action": "consent.purge", "actor": plan.actor_id, "consent": plan.consent_id,
+            "detail": {"status": plan.status,
+                       "deleted": [[i.asset_id or i.kind, i.stored] for i in deleted],
+                       "kept": [[i.asset_id or i.kind, i.stored, i.why] for i in plan.kept],
+                       "failed": [[i.asset_id or i.kind, i.stored, why] for i, why in failed],
+                       "bytes": sum(i.bytes for i in deleted)}})
+    return PurgeResult(deleted, failed, plan.kept, entry.seq)
