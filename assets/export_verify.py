@@ -146,17 +146,30 @@ def verify_export(path: str | Path, ws: Workspace | None, today: _dt.date | None
     if ws is None:
         return ExportReport(str(path), fmt, prov, None, ("no workspace: its bytes are not checked against a "
                                                          "registered export",))
+    from assets.signing_keys import workspace_id
+
     record = _registered(ws, path_sha256(path), today)
     notes: list[str] = []
     if record is None:
-        notes.append("its bytes match no export registered in this workspace: changed since it was exported, "
-                     "or exported elsewhere (its provenance is then only what the file claims)")
+        notes.append(_unregistered_note(prov, workspace_id(ws)))
         record = _named_consent(ws, prov, today)
     elif prov is not None and str(prov.get("actor_id") or "") not in ("", record.actor):
         notes.append(f"its provenance names actor {prov.get('actor_id')!r}, its registration {record.actor!r}")
     if prov is None:
         notes.append("it carries no Doppel provenance")
     return ExportReport(str(path), fmt, prov, record, tuple(notes))
+
+
+def _unregistered_note(prov: dict | None, this_ws: str | None) -> str:
+    """Why a file's bytes match no registered export, as far as its provenance's workspace id tells."""
+    made_in = str((prov or {}).get("workspace") or "")
+    if made_in and this_ws and made_in != this_ws:
+        return (f"exported in another workspace (id {made_in}; this one is {this_ws}): its record is there; here "
+                "its provenance is only what the file claims")
+    if made_in:
+        return "its bytes match no export registered here, where it was made: changed since it was exported"
+    return ("its bytes match no export registered in this workspace: changed since it was exported, or exported "
+            "elsewhere (its provenance is then only what the file claims)")
 
 
 def _registered(ws: Workspace, sha256: str, today: _dt.date | None) -> ExportRecord | None:

@@ -25,13 +25,16 @@ def doppel_version() -> str:
 class Provenance:
     """actor_id: the actor the double belongs to ("unknown" when not recorded); consent_ref: the consent record's
     id or reference, or None when there is none; source: what the rig was built from (model, capture, fit);
-    rig_sha256: content hash of the rig file; animation: the animation's source (file) or None."""
+    rig_sha256: content hash of the rig file; animation: the animation's source (file) or None; production and
+    workspace: where the export was registered (None outside a workspace)."""
 
     actor_id: str = "unknown"
     consent_ref: str | None = None
     source: str = ""
     rig_sha256: str | None = None
     animation: str | None = None
+    production: str | None = None      # the production the export was made for (its consent's)
+    workspace: str | None = None       # the id of the workspace that registered it (assets.signing_keys)
     doppel_version: str = field(default_factory=doppel_version)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
@@ -41,7 +44,8 @@ class Provenance:
 
 
 def provenance_from_rig_dir(rig_dir: str | Path, actor_id: str | None = None, consent_ref: str | None = None,
-                            animation: str | None = None) -> Provenance:
+                            animation: str | None = None, production: str | None = None,
+                            workspace: str | None = None) -> Provenance:
     """Provenance of a rig folder (its manifest.json): the actor id and consent reference recorded in the
     manifest's params (``actor_id``, ``consent_id`` / ``consent``) unless given; the source model and seed."""
     from core.storage import read_manifest
@@ -61,4 +65,4 @@ def provenance_from_rig_dir(rig_dir: str | Path, actor_id: str | None = None, co
         actor_id=actor_id or str(params.get("actor_id") or "unknown"),
         consent_ref=consent_ref or params.get("consent_id") or params.get("consent"),
         source="rig " + str(Path(rig_dir).name) + " (" + ", ".join(parts) + ")",
-        rig_sha256=rig_entry.get("sha256"), animation=animation)
+        rig_sha256=rig_entry.get("sha256"), animation=animation, production=production, workspace=workspace)

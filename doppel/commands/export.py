@@ -58,6 +58,7 @@ def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, text
     """Export under the consent gate, with a progress bar (the CLI's options, checked)."""
     from assets.export import export_rig
     from assets.provenance import provenance_from_rig_dir
+    from assets.signing_keys import workspace_id
     from rigging import Animation, Rig
 
     console = cli_console()
@@ -76,7 +77,9 @@ def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, text
         tex = None if no_texture else (texture or albedo_for_rig(rig, rig_dir, Path(tmp)))
         prov = provenance_from_rig_dir(rig_dir, actor_id=run.provenance["actor"],
                                        consent_ref=run.provenance["consent"],
-                                       animation=None if animation is None else animation.source)
+                                       animation=None if animation is None else animation.source,
+                                       production=run.provenance["production"],
+                                       workspace=workspace_id(run.ws) if run.ws is not None else None)
         bar.update(task, description=f"export: writing {fmt}", completed=2)
         res = export_rig(rig, fmt, out, animation, options, texture=tex, provenance=prov.as_dict(),
                          name=rig_dir.resolve().name or "doppel")

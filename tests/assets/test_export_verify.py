@@ -79,3 +79,17 @@ def test_an_ascii_fbx_from_another_package_keeps_its_provenance(tmp_path):
     assert read_export_provenance(path) == {"actor_id": "actor-42", "consent_ref": "c-0123"}
     r = verify_export(path, None)
     assert not r.invalid and r.record is None and "no workspace" in r.notes[0]
+
+
+def test_an_export_names_its_production_and_workspace_and_another_workspace_says_so(exports, tmp_path):
+    from assets.signing_keys import workspace_id
+    from assets.workspace import Workspace
+
+    ws, _, files = exports
+    for path in files.values():
+        prov = read_export_provenance(path)
+        assert prov["production"] == "Film" and prov["workspace"] == workspace_id(ws), path
+    elsewhere = Workspace.init(tmp_path / "vendor")
+    r = verify_export(files["glb"], elsewhere)
+    assert r.record.consent_status.startswith("unknown") and not r.invalid     # the consent is not kept there
+    assert f"exported in another workspace (id {workspace_id(ws)}" in r.notes[0]
