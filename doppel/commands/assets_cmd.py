@@ -24,7 +24,7 @@ def _label(node: AssetNode, lapsed: dict[str, str], where) -> str:
     return f"[bold]{a.kind}[/bold] {a.id}  {where(a)}  [dim]{a.created[:19]} {a.use} {production} {consent}[/dim]"
 
 
-def _where(ws: Workspace):
+def where_shown(ws: Workspace):
     """where(asset): its path, and whether that path still holds it: "(replaced by ID)" when a later output
     was registered at the same path, "(gone)" when nothing is there any more. Two exports to one file were two
     rows of one path, with nothing to say which one the file is."""
@@ -68,7 +68,7 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
     if tree:
         if not actor:
             raise ValueError("assets list: --tree needs --actor A")
-        roots, lapsed, where = asset_tree(ws, actor), _lapsed(ws), _where(ws)
+        roots, lapsed, where = asset_tree(ws, actor), _lapsed(ws), where_shown(ws)
         top = Tree(f"actor {actor}: {len(roots)} root asset(s)")
 
         def add(branch: Tree, node: AssetNode) -> None:
@@ -81,7 +81,7 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
         print_table(top, console)
         return
     table = Table("asset", "kind", "actor", "path", "made", "use", "production", "consent")
-    lapsed, where = _lapsed(ws), _where(ws)
+    lapsed, where = _lapsed(ws), where_shown(ws)
     for a in list_assets(ws, actor, kind):
         table.add_row(a.id, a.kind, a.actor_id, where(a), a.created[:19], a.use, _shown(a.production),
                       f"{a.consent_id}{_state(a.consent_id, lapsed)}" if a.consent_id else "not needed")

@@ -93,18 +93,27 @@ def revoke_(consent_id: str = typer.Argument(..., help="Consent id (`doppel cons
     console.print(f"consent {c.id} revoked ({c.actor_id}, {_shown(repr(c.production))}); new work under it is refused",
                   highlight=False)
     direct, derived = outputs_under_consent(ws, c.id)
-    _print_outputs(console, direct, derived)
+    _print_outputs(console, ws, c.id, direct, derived)
 
 
-def _print_outputs(console: Console, direct: list[Asset], derived: list[Asset]) -> None:
+def _print_outputs(console: Console, ws: Workspace, consent_id: str, direct: list[Asset],
+                   derived: list[Asset]) -> None:
+    """The outputs a revoked consent leaves, each path marked "(gone)" or "(replaced by ID)" as `assets list`
+    marks it (after a purge, what it deleted)."""
+    from assets.lineage import on_disk
+    from doppel.commands.assets_cmd import where_shown
+
     if not direct and not derived:
         console.print("no outputs were made under it")
         return
-    table = Table("asset", "kind", "path", "made", "how", title="outputs to withdraw or delete")
+    left = sum(on_disk(ws, a.path).exists() for a in direct + derived)
+    table = Table("asset", "kind", "path", "made", "how", title=f"outputs to withdraw or delete ({left} on disk: "
+                  f"`doppel consent purge {consent_id}` lists and deletes them)")
+    where = where_shown(ws)
     for a in direct:
-        table.add_row(a.id, a.kind, _shown(a.path), a.created[:19], f"under this consent ({a.use})")
+        table.add_row(a.id, a.kind, where(a), a.created[:19], f"under this consent ({a.use})")
     for a in derived:
-        table.add_row(a.id, a.kind, _shown(a.path), a.created[:19], "made from those")
+        table.add_row(a.id, a.kind, where(a), a.created[:19], "made from those")
     print_table(table, console)
 
 
@@ -134,4 +143,4 @@ def show(actor: str = typer.Argument(..., help="Actor id."), workspace: Workspac
             direct, derived = outputs_under_consent(ws, c.id)
             if direct or derived:
                 console.print(f"revoked consent {c.id}:")
-                _print_outputs(console, direct, derived)
+                _print_outputs(console, ws, c.id, direct, derived)

@@ -113,3 +113,6 @@ def test_cli_lists_without_yes_deletes_with_it_and_reports_failures(studio, caps
     assert not (ws.root / "rigs" / "jane.txt").exists() and (ws.root / "exports" / "jane.glb").exists()
     detail = json.loads(json.dumps(audit.entries(ws, last=1)[0].record["detail"]))
     assert detail["failed"][0][1] == "exports/jane.glb"
+    code, out, _ = run_cli(capsys, "consent", "show", "jane", *W)
+    flat = " ".join(out.split())
+    assert code == 0 and "rigs/jane.txt (gone)" in flat and "exports/jane.glb (gone)" not in flat
