@@ -60,3 +60,24 @@ def state_of(report) -> ProvenanceState:
             return ProvenanceState(words, False, detail)
     ok = c2pa == "trusted" or (mark.found and rec is not None and rec.actor is not None)
     return ProvenanceState(words, bool(ok), detail)
+
+
+def check_export(path: str | Path, ws=None) -> ProvenanceState:
+    """The provenance state of a 3D export (FBX, USD, glTF) at ``path`` (`assets.export_verify`): ok when its
+    bytes are the export the workspace registered under a consent still valid (or the virtual actor's); failed
+    when unreadable, unregistered, or its consent revoked or expired; None outside a workspace."""
+    from assets.export_verify import describe_export, verify_export
+
+    try:
+        report = verify_export(path, ws)
+    except (OSError, ValueError) as e:
+        return ProvenanceState("unreadable", False, str(e))
+    detail = " | ".join(line.strip() for line in describe_export(report)[1:])
+    if report.error:
+        return ProvenanceState("unreadable", False, detail)
+    rec = report.record
+    if rec is None or rec.source != "content hash":
+        words = "no Doppel provenance" if report.provenance is None else "not the registered export"
+        return ProvenanceState(words, None if ws is None else False, detail)
+    lapsed = rec.consent_status in ("revoked", "expired")
+    return ProvenanceState(f"registered export, unchanged; consent {rec.consent_status}", not lapsed, detail)

@@ -35,7 +35,7 @@ from doppel.review.gather import (
     gather,
 )
 from doppel.review.pages import badge, esc, href
-from doppel.review.provenance_hook import check_provenance
+from doppel.review.provenance_hook import check_export, check_provenance
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +301,8 @@ def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[Pure
     parts = [f"<p class='meta'><code>{esc(s.path)}</code></p>", *viewers]
     if s.withheld:
         return "\n".join([*parts, withheld_block(s), manifest_html(s)])
+    if s.kind == "export":
+        parts.append(export_provenance_html(s.path, ws))
     if s.kind == "rig" and not viewers:
         parts.append("<p>No glTF export of this rig yet: <code>doppel export RIG_DIR --anim ANIM_DIR --out "
                      "double.glb</code> makes one, and its page shows it in 3D.</p>")
@@ -323,6 +325,19 @@ def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[Pure
     parts.append(tables_html(tables, base, files_rel))
     parts.append(manifest_html(s))
     return "\n".join(p for p in parts if p)
+
+
+def export_provenance_html(path: Path, ws=None) -> str:
+    """A 3D export's provenance (`provenance_hook.check_export`: what the file says of itself, and whether its
+    bytes are the export the workspace registered), one badge with the detail beneath; "" for a folder."""
+    from assets.export_verify import is_export
+
+    if not path.is_file() or not is_export(path):
+        return ""
+    state = check_export(path, ws)
+    kind = {True: "ok", False: "bad"}.get(state.ok, "none")
+    items = "".join(f"<li>{esc(line)}</li>" for line in state.detail.split(" | ") if line)
+    return f"<h2>Provenance {badge(state.state, kind)}</h2><ul class='meta'>{items}</ul>"
 
 
 def withheld_block(s: StageView) -> str:

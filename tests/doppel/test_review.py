@@ -396,3 +396,15 @@ def test_provenance_column_fails_a_swap_whose_plate_performer_revoked(tmp_path):
     revoke(ws, c.id, "withdrawn")
     st = check_provenance(tmp_path / "swap.png", ws)
     assert not st.ok and "plate performer's consent revoked" in st.state, st
+
+
+def test_an_export_page_says_whether_the_file_is_the_registered_export(tmp_path, glb):
+    ws = make_workspace(tmp_path / "studio", glb[0])
+    page = next(p for p in build_site(ws.root, tmp_path / "site").pages
+                if "export: exports/jane" in p.read_text(encoding="utf-8")).read_text(encoding="utf-8")
+    assert "badge ok'>registered export, unchanged; consent valid" in page
+    with open(ws.root / "exports" / "jane <double>.glb", "ab") as f:
+        f.write(b"\0" * 4)                         # touched after it was exported
+    page = next(p for p in build_site(ws.root, tmp_path / "site2").pages
+                if "export: exports/jane" in p.read_text(encoding="utf-8")).read_text(encoding="utf-8")
+    assert "badge bad'>not the registered export" in page and "match no export registered" in page
