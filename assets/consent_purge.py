@@ -5,9 +5,11 @@ biometric-privacy law then asks for that likeness to be deleted, captures and fa
 the deletion, done by the index rather than by hand:
 
 * what: every output registered under the consent, and every output made later from those (under any consent:
-  it carries the likeness too), as `assets.lineage.outputs_under_consent` lists them; and the inputs that runs
-  under the consent read as the actor's likeness without being outputs themselves (a capture session's photos,
-  from the content index), unless a run under another consent still valid read them too;
+  it carries the likeness too), as `assets.lineage.outputs_under_consent` lists them; and the capture made for
+  the double: inputs that runs under the consent read as the actor's likeness with use scan or fit without being
+  outputs themselves (a capture session's photos, from the content index), unless a run under another consent
+  still valid read them too. A plate or a photo read for a face replacement is listed and kept: it is the
+  production's footage, not Doppel's to delete;
 * kept, and said why: a path a later output under another, valid consent has replaced since (the path now holds
   that one), a path that is not on disk, an output whose bytes changed since it was registered (someone's hand
   work at that name: deleted only with ``include_changed``), and the workspace's own folders;
@@ -79,11 +81,11 @@ def plan_purge(ws: Workspace, consent_id: str, include_changed: bool = False) ->
         if path not in seen:
             seen.add(path)
             plan.items.append(_output_item(ws, a, path, latest.get(a.path), chosen, include_changed))
-    for stored, sha, others in _likeness_inputs(ws, consent_id, c.actor_id):
+    for stored, sha, others, is_capture in _likeness_inputs(ws, consent_id, c.actor_id):
         path = on_disk(ws, stored)
         if path not in seen:
             seen.add(path)
-            plan.items.append(_input_item(ws, stored, path, sha, others, include_changed))
+            plan.items.append(_input_item(ws, stored, path, sha, others, is_capture, include_changed))
     return plan
 
 
@@ -106,11 +108,15 @@ def _unchanged(ws: Workspace, a: Asset, path: Path) -> bool:
     return digest(path).data_sha256 == row[0] if row else path_sha256(path) == a.sha256
 
 
-def _input_item(ws: Workspace, stored: str, path: Path, sha256: str, others: list[str],
+def _input_item(ws: Workspace, stored: str, path: Path, sha256: str, others: list[str], is_capture: bool,
                 include_changed: bool) -> PurgeItem:
     from assets.hashing import digest
 
     item = PurgeItem(None, "input", stored, path, "keep")
+    if not is_capture:
+        return replace(item, why="read for a face replacement (a plate, a photo of the performer), not a capture "
+                                 "made for the double: the production's own footage, withdrawn by hand if the "
+                                 "release says so")
     if others:
         return replace(item, why=f"also read under {', '.join(others)}, still valid")
     why = _why_kept(ws, path) or ("" if include_changed or digest(path).data_sha256 == sha256 else _CHANGED)
@@ -128,13 +134,18 @@ def _why_kept(ws: Workspace, path: Path) -> str:
     return ""
 
 
-def _likeness_inputs(ws: Workspace, consent_id: str, actor_id: str) -> list[tuple[str, str, list[str]]]:
-    """(stored path, data hash, other consents still valid that read it) of each input read as ``actor_id``'s
-    likeness (the content index: a capture, never a mocap clip or a calibration) that is no registered output and
-    that a run under ``consent_id`` read (the runs' audit records name their inputs)."""
+CAPTURE_USES = ("scan", "fit")   # the uses under which a run reads the capture made for the double
+
+
+def _likeness_inputs(ws: Workspace, consent_id: str, actor_id: str) -> list[tuple[str, str, list[str], bool]]:
+    """(stored path, data hash, other consents still valid that read it, read as the double's capture) of each
+    input read as ``actor_id``'s likeness (the content index: a capture, a plate, a photo; never a mocap clip or a
+    calibration) that is no registered output and that a run under ``consent_id`` read (the runs' audit records
+    name their inputs). "Read as the capture": a run under this consent read it with use scan or fit."""
     import json
 
     readers: dict[str, set[str]] = {}
+    capture: set[str] = set()
     with ws.read() as con:
         likeness = {r[0]: r[1] for r in con.execute(
             "SELECT path, sha256 FROM content WHERE asset_id IS NULL AND actor_id = ? ORDER BY audit_seq", (actor_id,))}
@@ -145,11 +156,13 @@ def _likeness_inputs(ws: Workspace, consent_id: str, actor_id: str) -> list[tupl
             for i in rec.get("inputs") or ():
                 if isinstance(i, dict) and i.get("path") in likeness:
                     readers.setdefault(i["path"], set()).add(str(rec["consent"]))
+                    if rec["consent"] == consent_id and rec.get("use") in CAPTURE_USES:
+                        capture.add(i["path"])
     out = []
     for stored, consents in readers.items():
         if consent_id in consents:
             others = sorted(c for c in consents - {consent_id} if get_consent(ws, c).status() == "valid")
-            out.append((stored, likeness[stored], others))
+            out.append((stored, likeness[stored], others, stored in capture))
     return out
 
 

@@ -39,7 +39,7 @@ def studio(tmp_path):
     (Sequel, still valid); the capture read under B too for another fit; a file A made, remade under B."""
     ws = Workspace.init(tmp_path / "ws")
     add_actor(ws, "Jane Doe", actor_id="jane")
-    a = grant(ws, "jane", "scan,fit,rig,export", "Film", LATER)
+    a = grant(ws, "jane", "scan,fit,rig,export,face_replace", "Film", LATER)
     b = grant(ws, "jane", "scan,fit,rig,export", "Sequel", LATER)
     r = ws.root
     capture, photos = r / "captures" / "jane", r / "captures" / "jane_b"
@@ -52,6 +52,10 @@ def studio(tmp_path):
     _make(ws, "fit", "Sequel", r / "fits" / "jane_sequel.txt", likeness=[photos])
     _make(ws, "fit", "Film", r / "fits" / "jane_sequel_b.txt", likeness=[photos])
     _make(ws, "fit", "Film", r / "fits" / "shared.txt")
+    (r / "plates").mkdir()
+    (r / "plates" / "sh010.mov").write_bytes(os.urandom(64))         # camera-original footage of her
+    _make(ws, "face_replace", "Film", r / "renders" / "sh010_swap.mov", likeness=[r / "plates" / "sh010.mov"],
+          kind="render")
     _make(ws, "fit", "Sequel", r / "fits" / "shared.txt", text="remade under the sequel's consent")
     return ws, a.id, b.id
 
@@ -73,6 +77,8 @@ def test_the_plan_lists_outputs_derived_ones_and_the_capture_and_keeps_what_must
     assert actions["captures/jane"][:2] == ("delete", "input")              # the photos read as her likeness
     assert actions["captures/jane_b"][0] == "keep" and b in actions["captures/jane_b"][2]   # B read them too
     assert actions["fits/shared.txt"][0] == "keep" and "replaced since" in actions["fits/shared.txt"][2]
+    assert actions["renders/sh010_swap.mov"][0] == "delete"
+    assert actions["plates/sh010.mov"][0] == "keep" and "face replacement" in actions["plates/sh010.mov"][2]
     assert all((ws.root / i.stored).exists() for i in plan.items), "a plan deletes nothing"
 
 
@@ -83,10 +89,11 @@ def test_purge_deletes_records_and_keeps_the_hashes(studio, capsys):
     plan = plan_purge(ws, a)
     assert {i.stored for i in plan.kept} >= {"fits/jane"}
     res = execute_purge(ws, plan)
-    gone = {"rigs/jane.txt", "exports/jane.glb", "captures/jane", "fits/jane_sequel_b.txt"}
+    gone = {"rigs/jane.txt", "exports/jane.glb", "captures/jane", "fits/jane_sequel_b.txt", "renders/sh010_swap.mov"}
     assert {i.stored for i in res.deleted} == gone and not res.failed
     assert not any((ws.root / p).exists() for p in gone)
     assert (ws.root / "fits" / "jane").is_dir() and (ws.root / "captures" / "jane_b").is_dir()
+    assert (ws.root / "plates" / "sh010.mov").is_file()
     assert (ws.root / "fits" / "shared.txt").read_text() == "remade under the sequel's consent"
     record = audit.entries(ws, last=1)[0].record
     assert record["action"] == "consent.purge" and ["input", "captures/jane"] in record["detail"]["deleted"]
