@@ -29,15 +29,23 @@ log = logging.getLogger(__name__)
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 SOURCE_TYPES = {"render": IPTC + "trainedAlgorithmicMedia",                     # neural renders of a double
-                "composite": IPTC + "compositeWithTrainedAlgorithmicMedia"}     # face replacements in a plate
+                "composite": IPTC + "compositeWithTrainedAlgorithmicMedia",     # face replacements in a plate
+                "model": IPTC + "compositeSynthetic"}      # a double's 3D export: a body model fitted to photos
 EMBEDDED = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".tif": "image/tiff",
             ".tiff": "image/tiff", ".mp4": "video/mp4", ".mov": "video/quicktime", ".m4v": "video/x-m4v",
             ".avi": "video/avi"}
 SIDECAR = {".exr": "image/x-exr", ".dpx": "image/x-dpx", ".bmp": "image/bmp",     # c2pa cannot embed in these
-           ".mkv": "video/x-matroska", ".mxf": "application/mxf"}
+           ".mkv": "video/x-matroska", ".mxf": "application/mxf",
+           # 3D exports: a sidecar bound to the file's bytes by a data hash (c2pa embeds in none of them)
+           ".glb": "model/gltf-binary", ".gltf": "model/gltf+json", ".fbx": "application/vnd.autodesk.fbx",
+           ".usd": "model/vnd.usd", ".usda": "model/vnd.usda", ".usdc": "model/vnd.usdc",
+           ".usdz": "model/vnd.usdz+zip"}
 SIDECAR_SUFFIX = ".c2pa"
 # formats signed but not watermarked, and why: their values are a plate's, kept as they are outside the face
-UNMARKED = {".exr": "scene-linear float data", ".dpx": "a scan's code values"}
+UNMARKED = {".exr": "pixels are not watermarked (scene-linear float data)",
+            ".dpx": "pixels are not watermarked (a scan's code values)",
+            **{s: "is a 3D model: no pixels to watermark" for s in (".glb", ".gltf", ".fbx", ".usd", ".usda",
+                                                                     ".usdc", ".usdz")}}
 DOPPEL_LABEL = "org.doppel.disclosure"
 _NOT_ALLOWED = {"use": "notAllowed"}
 TRAINING_MINING = {"entries": {k: dict(_NOT_ALLOWED) for k in (
@@ -197,6 +205,8 @@ def read_credentials(path: Path, anchor_pem: bytes | None) -> CredentialsReport:
         if side.is_file():
             with open(path, "rb") as f:
                 reader = c2pa.Reader(media_type(path), f, side.read_bytes(), context=_context(anchor_pem))
+        elif path.suffix.lower() in SIDECAR:       # its credentials can only be beside it
+            return CredentialsReport("absent", f"no sidecar manifest ({side.name})")
         else:
             reader = c2pa.Reader.try_create(str(path), context=_context(anchor_pem))
             if reader is None:

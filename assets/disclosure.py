@@ -14,8 +14,8 @@ in place and atomically:
 3. embeds the invisible watermark (`assets.watermark`) with payload (workspace tag, audit sequence number) in
    the image, or in every frame of a video;
 4. signs C2PA content credentials (`assets.content_credentials`) with the workspace's signing identity: embedded
-   in PNG/JPEG/TIFF/MP4, a sidecar ``FILE.c2pa`` for EXR, DPX and BMP (EXR and DPX pixels are not watermarked:
-   `UNMARKED`);
+   in PNG/JPEG/TIFF/MP4, a sidecar ``FILE.c2pa`` for EXR, DPX and BMP and for 3D exports (FBX, USD, glTF; EXR
+   and DPX pixels and 3D models are not watermarked: `UNMARKED`);
 5. replaces the file with the signed one (rename). If any step fails, the unsigned file is removed and the error
    raised: no unsigned file is left where a signed one is expected. Write into a staging folder (as the stage
    commands do) and nothing unsigned is ever visible.
@@ -251,7 +251,7 @@ class PendingDisclosure:
         self.notes: list[str] = []
         self.too_small = False          # an image or frame was too small for the mark: signed unmarked
         if key is not None and (why := UNMARKED.get(Path(name).suffix.lower())):
-            self.notes.append(f"{Path(name).suffix.lower()[1:].upper()} pixels are not watermarked ({why}); signed "
+            self.notes.append(f"{Path(name).suffix.lower()[1:].upper()} {why}; signed "
                               "with a sidecar manifest")
             self.key = None
 

@@ -1,7 +1,8 @@
 """`doppel verify` for 3D exports (FBX, USD, glTF): whose double a file is, and whether it is what was exported.
 
-An export carries no C2PA manifest and no watermark (C2PA signs images and video here; a watermark lives in
-pixels). It carries two other things a check can read:
+An export made in a workspace carries content credentials in a sidecar ``FILE.c2pa`` (C2PA embeds in none of
+these formats; the sidecar binds the file's bytes by a data hash, so any change makes it invalid), and no
+watermark (a watermark lives in pixels). It also carries two things a check can read:
 
 * the provenance `doppel export` writes into the format's own metadata (`assets.provenance`: a glTF's
   ``asset.extras.doppel``, a USD layer's ``customLayerData["doppel"]``, an FBX's ``doppel_*`` user properties,
@@ -11,8 +12,9 @@ pixels). It carries two other things a check can read:
   then the file is byte for byte what was exported, and the asset gives the production, use and consent.
 
 The consent's status today comes from the registered asset, else from the consent the provenance names when
-this workspace holds it. The provenance is plain metadata that anyone can edit: only the registered hash ties a
-file to its record. A file is *invalid* when it cannot be read as its format.
+this workspace holds it. The provenance is plain metadata that anyone can edit: the signed sidecar and the
+registered hash tie a file to its record. A file is *invalid* when it cannot be read as its format, or its
+sidecar's credentials are invalid (the file edited after signing).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assets.content_credentials import CredentialsReport
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.errors import DoppelError
 
@@ -57,10 +60,11 @@ class ExportReport:
     record: ExportRecord | None
     notes: tuple[str, ...] = field(default_factory=tuple)
     error: str = ""                  # the file could not be read as its format
+    c2pa: CredentialsReport | None = None      # its sidecar's content credentials (state "absent" without one)
 
     @property
     def invalid(self) -> bool:
-        return bool(self.error)
+        return bool(self.error) or (self.c2pa is not None and self.c2pa.state == "invalid")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "kind": "export", "invalid": self.invalid}
@@ -133,19 +137,22 @@ def _fbx_provenance(path: Path) -> dict | None:
 
 def verify_export(path: str | Path, ws: Workspace | None, today: _dt.date | None = None) -> ExportReport:
     """What ``path`` (a 3D export) says it is, and what ``ws`` (None: no workspace) knows of its bytes."""
+    from assets.content_credentials import read_credentials
     from assets.hashing import path_sha256
+    from assets.signing_keys import trust_anchor
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     fmt = {".usda": "usd", ".usdc": "usd", ".usdz": "usd"}.get(path.suffix.lower(), path.suffix.lower().lstrip("."))
+    creds = read_credentials(path, trust_anchor(ws) if ws is not None else None)
     try:
         prov = read_export_provenance(path)
     except ValueError as e:
-        return ExportReport(str(path), fmt, None, None, error=str(e))
+        return ExportReport(str(path), fmt, None, None, error=str(e), c2pa=creds)
     if ws is None:
         return ExportReport(str(path), fmt, prov, None, ("no workspace: its bytes are not checked against a "
-                                                         "registered export",))
+                                                         "registered export",), c2pa=creds)
     from assets.signing_keys import workspace_id
 
     record = _registered(ws, path_sha256(path), today)
@@ -157,7 +164,7 @@ def verify_export(path: str | Path, ws: Workspace | None, today: _dt.date | None
         notes.append(f"its provenance names actor {prov.get('actor_id')!r}, its registration {record.actor!r}")
     if prov is None:
         notes.append("it carries no Doppel provenance")
-    return ExportReport(str(path), fmt, prov, record, tuple(notes))
+    return ExportReport(str(path), fmt, prov, record, tuple(notes), c2pa=creds)
 
 
 def _unregistered_note(prov: dict | None, this_ws: str | None) -> str:
@@ -222,7 +229,13 @@ def describe_export(r: ExportReport) -> list[str]:
     """Human-readable lines for one export's report (the CLI prints them)."""
     lines = [r.path]
     if r.error:
-        return lines + [f"  error: {r.error}"]
+        lines.append(f"  error: {r.error}")
+    c = r.c2pa
+    if c is not None:
+        lines.append(f"  c2pa: {c.state}" + (f" ({c.reason})" if c.reason else "")
+                     + (f", signer {c.signer}" if c.signer else ""))
+    if r.error:
+        return lines
     p = r.provenance
     lines.append(f"  provenance ({r.format}): actor {p.get('actor_id') or '-'}, consent {p.get('consent_ref') or '-'}, "
                  f"by Doppel {p.get('doppel_version') or '?'} on {p.get('created') or '?'}" if p

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from doppel.commands.cli_output import cli_console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import albedo_for_rig
+from doppel.media_disclosure import discloser
 
 log = logging.getLogger(__name__)
 FORMAT_HELP = "fbx, usd, usda, usdc, usdz or glb"
@@ -56,6 +57,7 @@ def export(
 def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, texture: Path | None, no_texture: bool,
             workspace, actor, production) -> None:
     """Export under the consent gate, with a progress bar (the CLI's options, checked)."""
+    from assets.content_credentials import sidecar_path
     from assets.export import export_rig
     from assets.provenance import provenance_from_rig_dir
     from assets.signing_keys import workspace_id
@@ -70,6 +72,7 @@ def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, text
                        inputs=looks + ([anim] if anim is not None else []), likeness=looks,
                        evidence=[anim] if anim is not None else []) as run, \
             Progress(*columns, console=console) as bar, tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
+        disclose = discloser(run, False, None, kind="model")      # signing identity checked before the work
         task = bar.add_task("export: loading rig", total=3)
         rig = Rig.load(rig_dir)
         animation = Animation.load(anim) if anim is not None else None
@@ -83,6 +86,8 @@ def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, text
         bar.update(task, description=f"export: writing {fmt}", completed=2)
         res = export_rig(rig, fmt, out, animation, options, texture=tex, provenance=prov.as_dict(),
                          name=rig_dir.resolve().name or "doppel")
+        sidecar_path(out).unlink(missing_ok=True)        # an earlier export's credentials: they bind other bytes
+        disclose(out)                                     # in a workspace: content credentials in OUT.c2pa
         run.add_output(out, kind="export")
         bar.update(task, description="export: done", completed=3)
     console.print(f"export: {res.format} ({res.options.up.upper()}-up, {res.options.units}), {res.frames} frames, "

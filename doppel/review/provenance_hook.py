@@ -63,9 +63,10 @@ def state_of(report) -> ProvenanceState:
 
 
 def check_export(path: str | Path, ws=None) -> ProvenanceState:
-    """The provenance state of a 3D export (FBX, USD, glTF) at ``path`` (`assets.export_verify`): ok when its
-    bytes are the export the workspace registered under a consent still valid (or the virtual actor's); failed
-    when unreadable, unregistered, or its consent revoked or expired; None outside a workspace."""
+    """The provenance state of a 3D export (FBX, USD, glTF) at ``path`` (`assets.export_verify`): its sidecar's
+    C2PA state, and ok when its bytes are the export the workspace registered under a consent still valid (or the
+    virtual actor's); failed when unreadable, edited after signing, unregistered, or its consent revoked or
+    expired; None outside a workspace."""
     from assets.export_verify import describe_export, verify_export
 
     try:
@@ -75,9 +76,14 @@ def check_export(path: str | Path, ws=None) -> ProvenanceState:
     detail = " | ".join(line.strip() for line in describe_export(report)[1:])
     if report.error:
         return ProvenanceState("unreadable", False, detail)
+    c2pa = report.c2pa.state if report.c2pa is not None else "absent"
+    if c2pa == "invalid":
+        return ProvenanceState(f"invalid: {report.c2pa.reason or 'edited after signing'}", False, detail)
+    signed = {"trusted": "signed, trusted", "untrusted": "signed, unknown signer"}.get(c2pa, "unsigned")
     rec = report.record
     if rec is None or rec.source != "content hash":
         words = "no Doppel provenance" if report.provenance is None else "not the registered export"
-        return ProvenanceState(words, None if ws is None else False, detail)
+        return ProvenanceState(f"{signed}; {words}", None if ws is None else False, detail)
     lapsed = rec.consent_status in ("revoked", "expired")
-    return ProvenanceState(f"registered export, unchanged; consent {rec.consent_status}", not lapsed, detail)
+    return ProvenanceState(f"{signed}; registered export, unchanged; consent {rec.consent_status}", not lapsed,
+                           detail)

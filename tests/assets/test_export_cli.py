@@ -100,7 +100,7 @@ def test_a_second_export_to_a_file_being_written_is_refused(tmp_path, capsys, ti
     dead.touch()
     code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(out), "--no-texture", *gate)
     assert code == 0 and out.is_file(), err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.glb"]     # the stale claim removed, its own too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.glb", "same.glb.c2pa"]   # stale claim gone, its own too
 
 
 def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir, gate):

@@ -93,3 +93,15 @@ def test_an_export_names_its_production_and_workspace_and_another_workspace_says
     r = verify_export(files["glb"], elsewhere)
     assert r.record.consent_status.startswith("unknown") and not r.invalid     # the consent is not kept there
     assert f"exported in another workspace (id {workspace_id(ws)}" in r.notes[0]
+
+
+def test_an_export_made_in_a_workspace_is_signed_beside_it_and_a_changed_byte_shows(exports):
+    ws, _, files = exports
+    for path in files.values():
+        assert path.with_name(path.name + ".c2pa").is_file(), path
+        assert verify_export(path, ws).c2pa.state == "trusted", path
+    data = bytearray(files["fbx"].read_bytes())
+    data[-40] ^= 1                                  # one bit of the delivery changed after signing
+    files["fbx"].write_bytes(bytes(data))
+    r = verify_export(files["fbx"], ws)
+    assert r.invalid and r.c2pa.state == "invalid" and "dataHash.mismatch" in r.c2pa.reason

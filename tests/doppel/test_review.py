@@ -402,9 +402,9 @@ def test_an_export_page_says_whether_the_file_is_the_registered_export(tmp_path,
     ws = make_workspace(tmp_path / "studio", glb[0])
     page = next(p for p in build_site(ws.root, tmp_path / "site").pages
                 if "export: exports/jane" in p.read_text(encoding="utf-8")).read_text(encoding="utf-8")
-    assert "badge ok'>registered export, unchanged; consent valid" in page
+    assert "badge ok'>unsigned; registered export, unchanged; consent valid" in page      # made by the library
     with open(ws.root / "exports" / "jane <double>.glb", "ab") as f:
         f.write(b"\0" * 4)                         # touched after it was exported
     page = next(p for p in build_site(ws.root, tmp_path / "site2").pages
                 if "export: exports/jane" in p.read_text(encoding="utf-8")).read_text(encoding="utf-8")
-    assert "badge bad'>not the registered export" in page and "match no export registered" in page
+    assert "badge bad'>unsigned; not the registered export" in page and "match no export registered" in page
