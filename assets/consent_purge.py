@@ -29,6 +29,7 @@ from pathlib import Path
 
 from assets import audit
 from assets.consent import ConsentError, get_consent
+from assets.content_credentials import sidecar_path
 from assets.lineage import Asset, latest_at_paths, on_disk, outputs_under_consent
 from assets.workspace import INDEX_NAME, STAGE_FOLDERS, Workspace
 
@@ -204,6 +205,7 @@ def execute_purge(ws: Workspace, plan: PurgePlan) -> PurgeResult:
                 shutil.rmtree(item.path)
             else:
                 os.unlink(item.path)
+                sidecar_path(item.path).unlink(missing_ok=True)     # its content credentials (an export's)
         except OSError as e:
             failed.append((item, e.strerror or str(e)))
         else:

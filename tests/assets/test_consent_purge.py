@@ -88,10 +88,11 @@ def test_purge_deletes_records_and_keeps_the_hashes(studio, capsys):
     (ws.root / "fits" / "jane" / "params.json").write_text('{"edited": true}')       # hand work in an output
     plan = plan_purge(ws, a)
     assert {i.stored for i in plan.kept} >= {"fits/jane"}
+    (ws.root / "exports" / "jane.glb.c2pa").write_bytes(b"its content credentials")
     res = execute_purge(ws, plan)
     gone = {"rigs/jane.txt", "exports/jane.glb", "captures/jane", "fits/jane_sequel_b.txt", "renders/sh010_swap.mov"}
     assert {i.stored for i in res.deleted} == gone and not res.failed
-    assert not any((ws.root / p).exists() for p in gone)
+    assert not any((ws.root / p).exists() for p in gone) and not (ws.root / "exports" / "jane.glb.c2pa").exists()
     assert (ws.root / "fits" / "jane").is_dir() and (ws.root / "captures" / "jane_b").is_dir()
     assert (ws.root / "plates" / "sh010.mov").is_file()
     assert (ws.root / "fits" / "shared.txt").read_text() == "remade under the sequel's consent"
