@@ -577,10 +577,14 @@ def _task_render_cycles(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
 
 
 def _task_fbx_properties(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
-    """{"objects": {model name: {key without "doppel_": value}}} of a binary FBX, read by Blender's parser."""
+    """{"objects": {model name: {key without "doppel_": value}}} of a binary FBX, read by Blender's parser; a file
+    it cannot parse is {"unreadable": why} (not an error: the other files of the batch are still read)."""
     from io_scene_fbx import parse_fbx
 
-    root, version = parse_fbx.parse(task["path"])
+    try:
+        root, version = parse_fbx.parse(task["path"])
+    except Exception as e:  # noqa: BLE001 - Blender's parser raises plain exceptions on damaged files
+        return TaskResult({"unreadable": one_line(f"{type(e).__name__}: {e}")})
     found: dict[str, dict[str, Any]] = {}
     for objects in (e for e in root.elems if e.id == b"Objects"):
         for model in (e for e in objects.elems if e.id == b"Model" and len(e.props) > 1):

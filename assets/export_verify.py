@@ -115,7 +115,8 @@ def _usd_provenance(path: Path) -> dict | None:
 
 def _fbx_provenance(path: Path) -> dict | None:
     """An FBX's doppel_* user properties (those of the first Model that has them: the exporter writes the same
-    set on the armature and on the mesh). Binary FBX through Blender's parser in the worker; ASCII FBX by text."""
+    set on the armature and on the mesh). Binary FBX through Blender's parser in the worker (read ahead for many
+    files at once by `prefetch_fbx`); ASCII FBX by text."""
     with open(path, "rb") as f:
         head = f.read(len(_FBX_BINARY_MAGIC))
     if head != _FBX_BINARY_MAGIC:
@@ -125,14 +126,43 @@ def _fbx_provenance(path: Path) -> dict | None:
         props = {k.decode(): v.decode("utf-8", "replace").replace('\\"', '"')
                  for k, v in _FBX_ASCII_PROPERTY.findall(text)}
         return props or None
+    key = _fbx_key(path)
+    if key not in _FBX_READ:
+        prefetch_fbx([path])
+    info = _FBX_READ.pop(key)
+    if "unreadable" in info:
+        raise ValueError(info["unreadable"])
+    return next((dict(v) for v in (info.get("objects") or {}).values() if v), None)
+
+
+_FBX_READ: dict[tuple, dict] = {}        # (path, mtime, size) -> the worker's answer, until read once
+
+
+def _fbx_key(path: Path) -> tuple:
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size
+
+
+def prefetch_fbx(paths) -> None:
+    """Read the user properties of every binary FBX among ``paths`` in one Blender worker (one start-up, about a
+    second, instead of one per file); `read_export_provenance` then takes each answer once."""
     from assets.blender_worker import BlenderError, run_blender_tasks
 
+    todo = []
+    for p in map(Path, paths):
+        if p.suffix.lower() == ".fbx" and p.is_file():
+            with open(p, "rb") as f:
+                if f.read(len(_FBX_BINARY_MAGIC)) == _FBX_BINARY_MAGIC and _fbx_key(p) not in _FBX_READ:
+                    todo.append(p)
+    if not todo:
+        return
     try:
-        (res,) = run_blender_tasks([({"kind": "fbx_properties", "path": str(path.resolve())}, {})])
+        results = run_blender_tasks([({"kind": "fbx_properties", "path": str(p.resolve())}, {}) for p in todo])
     except BlenderError as e:
-        raise ValueError(str(e)) from None
-    objects = res.info.get("objects") or {}
-    return next((dict(v) for v in objects.values() if v), None)
+        results = None
+        why = str(e)
+    for k, p in enumerate(todo):
+        _FBX_READ[_fbx_key(p)] = results[k].info if results is not None else {"unreadable": why}
 
 
 def verify_export(path: str | Path, ws: Workspace | None, today: _dt.date | None = None) -> ExportReport:

@@ -20,7 +20,7 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
     workspace record both point to (actor, production, use, consent status today). A 3D export (FBX, USD, glTF):
     the provenance inside it and whether its bytes are an export registered in the workspace. Exit 1 if any is
     invalid. Outside a workspace only the C2PA signature is checked (no trust anchor, no watermark key)."""
-    from assets.export_verify import describe_export, is_export, verify_export
+    from assets.export_verify import describe_export, is_export, prefetch_fbx, verify_export
     from assets.media_verify import describe, media_files, verify_file
     from assets.signing_keys import trust_anchor, watermark_secret
     from assets.workspace import Workspace, WorkspaceError, resolve_root
@@ -41,6 +41,7 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
         console.print(f"(workspace {ws.root}: this user cannot read its keys; {anchor}, no watermark key)",
                       markup=False)
     bad, files = 0, media_files(files)       # every path checked before the first (slow) read
+    prefetch_fbx(files)                      # every binary FBX's provenance in one Blender start-up
     for f in files:
         report = verify_export(f, ws) if is_export(f) else verify_file(f, ws)
         bad += report.invalid

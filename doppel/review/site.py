@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 import doppel.review.pages as pages
+from assets.export_verify import prefetch_fbx
 from core.storage import atomic_write_text
 from doppel.review.framing import prepare_viewer
 from doppel.review.gather import (
@@ -131,6 +132,7 @@ def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], 
 
         ws = Workspace(data.source)
     nav = f"<nav><a href='index.html'>&larr; {esc(data.title)}</a></nav>"
+    prefetch_fbx([s.path for s in stages if s.kind == "export" and not s.withheld])   # one Blender start for all
     for i, s in enumerate(stages):
         viewers = list(models[id(s)])
         for e in related.get(id(s), []):

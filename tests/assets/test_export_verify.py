@@ -105,3 +105,20 @@ def test_an_export_made_in_a_workspace_is_signed_beside_it_and_a_changed_byte_sh
     files["fbx"].write_bytes(bytes(data))
     r = verify_export(files["fbx"], ws)
     assert r.invalid and r.c2pa.state == "invalid" and "dataHash.mismatch" in r.c2pa.reason
+
+
+def test_a_folder_of_fbx_deliveries_is_read_in_one_blender_start(exports, capsys, monkeypatch):
+    import shutil
+
+    import assets.blender_worker as bw
+
+    ws, consent_id, files = exports
+    for k in range(3):
+        shutil.copy(files["fbx"], files["fbx"].with_name(f"shot{k}.fbx"))
+    files["fbx"].with_name("cut.fbx").write_bytes(files["fbx"].read_bytes()[:5000])
+    calls, real = [], bw.run_blender_tasks
+    monkeypatch.setattr(bw, "run_blender_tasks", lambda tasks, **kw: calls.append(len(tasks)) or real(tasks, **kw))
+    code, out, _ = run_cli(capsys, "verify", str(files["fbx"].parent), "--workspace", str(ws.root))
+    assert calls == [5] and code == 1, out              # the cut delivery is invalid, the rest are read
+    assert out.count(f"provenance (fbx): actor actor-42, consent {consent_id}") == 4
+    assert "cut.fbx: not a readable FBX file" in out
