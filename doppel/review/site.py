@@ -226,12 +226,14 @@ def actor_body(av: ActorView, by_asset: dict[str, str], faces: dict[str, str] | 
     parts = [pages.table({"id": a.id, "name": a.name, "registered": a.created,
                           "kind": "virtual (synthetic, no consent needed)" if a.virtual else "real person"})]
     parts.append(face_reference_block(av, by_asset, faces or {}))
+    from assets.consent_dates import zone_label
+
     rows = []
     for c in av.consents:
         status = c.status()
         why = f" {c.revoked[:10]}: {c.revoke_reason}" if c.revoked else ""
         rows.append([f"<code>{esc(c.id)}</code>", esc(", ".join(u.value for u in c.uses)), esc(c.production),
-                     esc(c.granted[:10]), esc(c.expires.isoformat()),
+                     esc(c.granted[:10]), esc(f"{c.expires.isoformat()} ({zone_label(c.timezone)})"),
                      badge(status, {"valid": "ok", "expired": "warn"}.get(status, "bad")) + esc(why),
                      esc(c.document_name or "")])
     parts.append("<h2>Consents</h2>" + (pages.grid_table(
