@@ -45,27 +45,42 @@ def check_zone(name: str) -> str:
 
 
 def local_zone_name() -> str:
-    """This machine's IANA zone: $TZ when it names one, else /etc/timezone, else the target of /etc/localtime,
-    else "UTC" when the local offset is zero. ValueError when none of them names a zone (give --timezone)."""
-    candidates = [os.environ.get("TZ", "").removeprefix(":")]
-    try:
-        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
-    except OSError:
-        pass
-    try:
-        target = os.readlink("/etc/localtime")
-        candidates.append(target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "")
-    except OSError:
-        pass
+    """This machine's IANA zone, the one its local time is in: $TZ when set (it alone decides local time), else
+    the target of /etc/localtime, else /etc/timezone; a name is taken only when its offset now is the local
+    offset. "UTC" when the local offset is zero and nothing names a zone. ValueError (one line) otherwise: a POSIX
+    $TZ such as "XYZ3" names no IANA zone; give --timezone."""
+    offset = _dt.datetime.now().astimezone().utcoffset()
+    tz = os.environ.get("TZ")
+    if tz:
+        candidates = [tz.removeprefix(":")]
+    else:
+        candidates = []
+        try:
+            target = os.readlink("/etc/localtime")
+            candidates.append(target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "")
+        except OSError:
+            pass
+        try:
+            candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+        except OSError:
+            pass
     for name in filter(None, candidates):
         try:
-            return check_zone(name)
+            zone = check_zone(name)
         except ValueError:
             continue
-    if _dt.datetime.now().astimezone().utcoffset() == _dt.timedelta(0):
+        if _dt.datetime.now(ZoneInfo(zone)).utcoffset() == offset:
+            return zone
+    if offset == _dt.timedelta(0):
         return "UTC"
-    raise ValueError("this machine's time zone has no IANA name ($TZ, /etc/timezone, /etc/localtime): give "
-                     "--timezone ZONE, the zone the consent's dates are in (e.g. Europe/London)")
+    raise ValueError(f"this machine's time zone (UTC{_hours(offset)}{', $TZ=' + tz if tz else ''}) has no IANA "
+                     "name: give --timezone ZONE, the zone the consent's dates are in (e.g. Europe/London)")
+
+
+def _hours(offset: _dt.timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def now_utc() -> _dt.datetime:

@@ -61,8 +61,8 @@ def test_a_consent_ends_at_midnight_in_its_own_zone_whatever_the_machines(ws, mo
         assert get_consent(ws, c.id).status() == "expired", machine_tz
 
 
-def test_the_zone_defaults_to_the_granting_machines_and_is_checked(ws, monkeypatch):
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
+def test_the_zone_defaults_to_the_granting_machines_and_is_checked(ws, local_tz):
+    local_tz("Asia/Tokyo")
     assert grant(ws, "jane", "scan", "Film", "2031-01-01").timezone == "Asia/Tokyo"
     with pytest.raises(ConsentError, match=r"--timezone 'Europe/Londn': not an IANA time zone \(did you mean "
                                            r"Europe/London"):
@@ -124,3 +124,12 @@ def test_cli_grant_and_show_name_the_zone(ws, capsys):
     code, _, err = run_cli(capsys, "consent", "grant", "jane", "--uses", "render", "--production", "Film",
                            "--expires", "2031-01-01", "--timezone", "Mars/Olympus", "-W", str(ws.root))
     assert code == 1 and "not an IANA time zone" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_posix_tz_names_no_zone_and_the_grant_asks_for_one(ws, local_tz):
+    """TZ=XYZ3 puts local time at UTC-3; reading /etc/localtime instead would have recorded the wrong zone."""
+    local_tz("XYZ3")
+    with pytest.raises(ConsentError, match=r"time zone \(UTC-03:00, \$TZ=XYZ3\) has no IANA name: give --timezone"):
+        grant(ws, "jane", "scan", "Film", "2031-01-01")
+    local_tz("America/Sao_Paulo")
+    assert grant(ws, "jane", "scan", "Film", "2031-01-01").timezone == "America/Sao_Paulo"
