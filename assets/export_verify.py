@@ -169,7 +169,7 @@ def verify_export(path: str | Path, ws: Workspace | None, today: _dt.date | None
     """What ``path`` (a 3D export) says it is, and what ``ws`` (None: no workspace) knows of its bytes."""
     from assets.content_credentials import read_credentials
     from assets.hashing import path_sha256
-    from assets.signing_keys import trust_anchor
+    from assets.signing_keys import trust_anchor, workspace_id
 
     path = Path(path)
     if not path.is_file():
@@ -183,8 +183,6 @@ def verify_export(path: str | Path, ws: Workspace | None, today: _dt.date | None
     if ws is None:
         return ExportReport(str(path), fmt, prov, None, ("no workspace: its bytes are not checked against a "
                                                          "registered export",), c2pa=creds)
-    from assets.signing_keys import workspace_id
-
     record = _registered(ws, path_sha256(path), today)
     notes: list[str] = []
     if record is None:
