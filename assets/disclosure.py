@@ -67,6 +67,7 @@ class DisclosureGrant:
     secret: bytes
     workspace_id: str
     seq: int
+    audit_hash: str = ""           # that record's chain hash: which record it is, should a copy of the index fork
 
     def __repr__(self) -> str:     # keep the secrets out of tracebacks and logs
         return f"DisclosureGrant(workspace_id={self.workspace_id!r}, seq={self.seq})"
@@ -82,7 +83,7 @@ def grant_disclosure(ws: Workspace, record: dict) -> DisclosureGrant:
     identity = load_identity(ws)
     with ws.write() as con:
         entry = audit.append(con, {"action": "disclosure.mark", **record})
-    return DisclosureGrant(identity, watermark_secret(ws), workspace_id(ws), entry.seq)
+    return DisclosureGrant(identity, watermark_secret(ws), workspace_id(ws), entry.seq, entry.hash)
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ def _check_writable(path: Path) -> None:
         raise PermissionError(f"{path.parent}: folder not writable, cannot write the signed {path.name}")
 
 
-def _audit_seq(ctx: DisclosureContext, path: Path, ingredients: list[dict]) -> int:
+def _audit_record(ctx: DisclosureContext, path: Path, ingredients: list[dict]) -> tuple[int, str]:
+    """Append the file's ``disclosure.mark`` audit record; its (seq, chain hash)."""
     from assets import audit
 
     with ctx.workspace.write() as con:
@@ -181,7 +183,7 @@ def _audit_seq(ctx: DisclosureContext, path: Path, ingredients: list[dict]) -> i
                                    "consent": ctx.consent_id, "production": ctx.production, "use": ctx.use,
                                    "kind": ctx.kind, "file": path.name, "ingredients": ingredients,
                                    **_performer(ctx)})
-    return entry.seq
+    return entry.seq, entry.hash
 
 
 def _performer(ctx: DisclosureContext) -> dict:
@@ -229,13 +231,14 @@ def begin_disclosure(name: str, context: DisclosureContext) -> PendingDisclosure
     if context.workspace is None:                  # a batch worker: the driver recorded the task (`grant`)
         g = context.grant
         identity, key, ws_id, seq = g.identity, wm.WatermarkKey.from_secret(g.secret), g.workspace_id, g.seq
+        audit_hash = g.audit_hash
     else:
         identity = load_identity(context.workspace)      # before anything is recorded
         key = wm.WatermarkKey.from_secret(watermark_secret(context.workspace))
         ws_id = workspace_id(context.workspace)
-        seq = _audit_seq(context, Path(name), ingredients)
+        seq, audit_hash = _audit_record(context, Path(name), ingredients)
     payload = wm.Payload(wm.workspace_tag(ws_id), seq)
-    return PendingDisclosure(name, context, label, identity, key, ws_id, ingredients, payload)
+    return PendingDisclosure(name, context, label, identity, key, ws_id, ingredients, payload, audit_hash)
 
 
 class PendingDisclosure:
@@ -244,8 +247,8 @@ class PendingDisclosure:
 
     def __init__(self, name: str, context: DisclosureContext, label: str | None, identity=None,
                  key: wm.WatermarkKey | None = None, ws_id: str = "", ingredients: list[dict] | None = None,
-                 payload: wm.Payload | None = None):
-        self.name, self.context, self.label = name, context, label
+                 payload: wm.Payload | None = None, audit_hash: str = ""):
+        self.name, self.context, self.label, self.audit_hash = name, context, label, audit_hash
         self.identity, self.key, self.ws_id, self.payload = identity, key, ws_id, payload
         self.ingredients = ingredients or []
         self.notes: list[str] = []
@@ -282,6 +285,7 @@ class PendingDisclosure:
         seq = self.payload.seq
         assertion = {"actor": ctx.actor_id, "consent": ctx.consent_id, "production": ctx.production,
                      "use": ctx.use, "audit_seq": seq, "workspace": self.ws_id,
+                     **({"audit_hash": self.audit_hash} if self.audit_hash else {}),
                      "watermark": {"workspace_tag": self.payload.workspace_tag, "seq": seq} if marked else None,
                      **_performer(ctx)}
         manifest = build_manifest(self.name, ctx.kind, assertion, self.ingredients, self.label)

@@ -146,12 +146,19 @@ def read_watermark(path: Path, key: wm.WatermarkKey | None, no_key: str = "no wo
     return WatermarkReport(True, det.confidence, det.payload.workspace_tag, det.payload.seq)
 
 
-def lookup(ws: Workspace, seq: int, source: str, today: _dt.date | None = None) -> RecordReport:
-    """The ``disclosure.mark`` audit record ``seq`` of ``ws`` and the consent's status ``today``."""
+def lookup(ws: Workspace, seq: int, source: str, today: _dt.date | None = None,
+           expect_hash: str | None = None) -> RecordReport:
+    """The ``disclosure.mark`` audit record ``seq`` of ``ws`` and the consent's status ``today``. expect_hash:
+    the record's chain hash as the file's manifest names it (None: not named): another hash means this index's
+    record ``seq`` is not the file's (a copy of the workspace that went its own way, or a forged manifest)."""
     with ws.read() as con:
-        row = con.execute("SELECT record FROM audit WHERE seq=?", (seq,)).fetchone()
+        row = con.execute("SELECT record, hash FROM audit WHERE seq=?", (seq,)).fetchone()
     if row is None:
         return RecordReport(source, seq, note=f"audit record {seq} does not exist in this workspace")
+    if expect_hash and row[1] != expect_hash:
+        return RecordReport(source, seq, note=f"audit record {seq} here is not the one the file was disclosed "
+                                              "under (its chain hash differs): disclosed in a copy of this "
+                                              "workspace that has since gone its own way, or a forged manifest")
     rec = json.loads(row[0])
     if rec.get("action") != "disclosure.mark":
         return RecordReport(source, seq, note=f"audit record {seq} is a {rec.get('action')!r}, not a disclosure")
@@ -193,11 +200,13 @@ def verify_file(path: str | Path, ws: Workspace | None, today: _dt.date | None =
     ws_id = workspace_id(ws) if ws is not None else None
     if ws_id is not None:
         tag = wm.workspace_tag(ws_id)
+        named = creds.assertion or {}
         if mark.found and mark.workspace_tag == tag:
-            record = lookup(ws, mark.seq, "watermark", today)
+            same = named.get("audit_seq") == mark.seq
+            record = lookup(ws, mark.seq, "watermark", today, named.get("audit_hash") if same else None)
         elif creds.assertion and creds.assertion.get("workspace") == ws_id \
                 and isinstance(creds.assertion.get("audit_seq"), int):
-            record = lookup(ws, creds.assertion["audit_seq"], "c2pa", today)
+            record = lookup(ws, creds.assertion["audit_seq"], "c2pa", today, named.get("audit_hash"))
         elif mark.found:
             record = RecordReport("watermark", mark.seq, note="marked in another workspace")
         seq_c2pa = (creds.assertion or {}).get("audit_seq")

@@ -281,3 +281,23 @@ def test_a_16_bit_tiff_is_disclosed_with_its_low_bits_kept_under_the_mark(ws_con
     assert res.disclosed and rep.c2pa.state == "trusted" and rep.watermark.found
     got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., ::-1].astype(int)
     assert np.any(got != src, axis=-1).mean() > 0.5 and np.all((got - src) % 257 == 0)
+
+
+def test_a_file_disclosed_in_a_forked_copy_of_the_workspace_is_not_given_the_copys_record(ws_consent, tmp_path):
+    """A workspace copied to a second site keeps its id and keys; both go on appending audit records with the same
+    numbers. A file disclosed at one site named a record number that, at the other, is another file's record:
+    verify there gave that record's actor and consent. The manifest now names the record's chain hash too."""
+    import shutil
+
+    ws, consent = ws_consent
+    fork = tmp_path / "site-b"
+    shutil.copytree(ws.root, fork)
+    from assets.workspace import Workspace
+
+    ws_b = Workspace.open(fork)
+    here = disclose_file(_png(tmp_path / "a.png"), _ctx(ws, consent))
+    there = disclose_file(_png(tmp_path / "b.png", seed=3), _ctx(ws_b, consent, kind="composite"))
+    assert here.seq == there.seq                                 # the same number, two different records
+    rep = verify_file(tmp_path / "a.png", ws_b)
+    assert rep.c2pa.state == "trusted" and rep.record.actor is None and "not the one the file" in rep.record.note
+    assert verify_file(tmp_path / "a.png", ws).record.consent_status == "valid"
