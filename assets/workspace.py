@@ -178,8 +178,9 @@ class Workspace:
         return not (index_ok and os.access(self.root, os.W_OK | os.X_OK))
 
     def connect(self) -> sqlite3.Connection:
-        """A new connection (the caller closes it): WAL mode, busy timeout, foreign keys, autocommit; read-only
-        when this user cannot write the index (``read_only``).
+        """A new connection (the caller closes it): WAL mode (the rollback journal on a network file system,
+        `journal_mode_for`), busy timeout, foreign keys, autocommit; read-only when this user cannot write the
+        index (``read_only``).
 
         Prefer `read()` / `write()`, which close it for you.
         """
@@ -191,7 +192,7 @@ class Workspace:
             raise WorkspaceError(f"{self.index_path}: cannot open the index ({e})") from e
         try:
             con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            con.execute("PRAGMA journal_mode=WAL")
+            _set_journal_mode(con, self.index_path)
             con.execute("PRAGMA synchronous=FULL")  # the audit log must survive a power cut, not just a crash
             con.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as e:
@@ -215,7 +216,7 @@ class Workspace:
         uri = self.index_path.absolute().as_uri()
         last = None
         for mode in ("mode=ro", "immutable=1"):
-            if mode == "immutable=1" and Path(f"{self.index_path}-wal").exists():
+            if mode == "immutable=1" and any(Path(f"{self.index_path}-{j}").exists() for j in ("wal", "journal")):
                 break                           # a writer's log is there: reading the file alone would miss it
             try:
                 con = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -303,6 +304,37 @@ def current_user() -> str:
 
 # Columns added to existing tables since schema 3 (table, column, declaration): ALTERed into older indexes.
 _ADDED_COLUMNS = (("consents", "timezone", "TEXT"),)
+
+
+def journal_mode_for(index_path: Path) -> str:
+    """"WAL", or "DELETE" (SQLite's rollback journal) when the index is on a network file system, where the
+    write-ahead log's shared memory is not shared between machines (`core.filesystems`)."""
+    from core.filesystems import on_network_fs
+
+    return "DELETE" if on_network_fs(index_path.parent) else "WAL"
+
+
+_WARNED_JOURNAL: set[str] = set()
+
+
+def _set_journal_mode(con: sqlite3.Connection, index_path: Path) -> None:
+    """Put the connection's database in `journal_mode_for` its place. An index moved onto a network file system
+    in WAL mode is turned back to the rollback journal by the first connection alone with it; until then (another
+    process has it open) the mode cannot change, which is said once."""
+    import logging
+
+    want = journal_mode_for(index_path)
+    got = str(con.execute(f"PRAGMA journal_mode={want}").fetchone()[0]).upper()
+    key = f"{index_path}:{want}"
+    if want == "DELETE" and key not in _WARNED_JOURNAL:
+        _WARNED_JOURNAL.add(key)
+        from core.filesystems import on_network_fs
+
+        fs = on_network_fs(index_path.parent)
+        logging.getLogger(__name__).warning(
+            "%s is on a network file system (%s): SQLite's rollback journal is used, as SQLite advises there "
+            "(its write-ahead log cannot be shared between machines)%s", index_path, fs,
+            "" if got == want else f"; the index is still in {got} mode while another process has it open")
 
 
 def _create_schema(con: sqlite3.Connection) -> None:

@@ -87,3 +87,7 @@ def test_a_user_who_cannot_write_the_index_reads_it(tmp_path, monkeypatch):
     (ws.root / f"{INDEX_NAME}-wal").write_bytes(b"")     # a writer's log: the file alone would miss what it holds
     with pytest.raises(WorkspaceError, match="cannot open the index read-only"):
         ws.read().__enter__()
+    (ws.root / f"{INDEX_NAME}-wal").unlink()
+    (ws.root / f"{INDEX_NAME}-journal").write_bytes(b"")   # a writer's rollback journal (an index on NFS): the same
+    with pytest.raises(WorkspaceError, match="cannot open the index read-only"):
+        ws.read().__enter__()
