@@ -13,7 +13,8 @@ the deletion, done by the index rather than by hand:
 * kept, and said why: a path a later output under another, valid consent has replaced since (the path now holds
   that one), a path that is not on disk, an output whose bytes changed since it was registered (someone's hand
   work at that name: deleted only with ``include_changed``), and the workspace's own folders;
-* recorded: one audit record ``consent.purge`` naming each asset deleted, kept or failed. The index keeps the
+* recorded: an audit record ``consent.purge`` naming what is deleted and what kept, written before the first
+  deletion (and ``consent.purge_incomplete`` naming what could not be deleted). The index keeps the
   assets' rows and their content hashes, so a copy of the deleted likeness that turns up later as an input is
   still recognised as this actor's, and refused under the revoked consent.
 
@@ -195,9 +196,18 @@ class PurgeResult:
 
 
 def execute_purge(ws: Workspace, plan: PurgePlan) -> PurgeResult:
-    """Delete ``plan``'s outputs, then record what was deleted, kept and failed in one audit record. A path that
-    cannot be deleted (permissions, a mount) is reported and the rest go on."""
+    """Record ``plan`` in the audit log (``consent.purge``: what is to be deleted and what kept), then delete; a
+    path that cannot be deleted (permissions, a mount) is reported, the rest go on, and a second record
+    (``consent.purge_incomplete``) names what stayed. Recorded first, so a purge killed half-way is on record;
+    running it again deletes what is left."""
     ws.check_writable()
+    with ws.write() as con:
+        entry = audit.append(con, {
+            "action": "consent.purge", "actor": plan.actor_id, "consent": plan.consent_id,
+            "detail": {"status": plan.status,
+                       "deleting": [[i.asset_id or i.kind, i.stored] for i in plan.to_delete],
+                       "kept": [[i.asset_id or i.kind, i.stored, i.why] for i in plan.kept],
+                       "bytes": sum(i.bytes for i in plan.to_delete)}})
     deleted, failed = [], []
     for item in plan.to_delete:
         try:
@@ -210,12 +220,10 @@ def execute_purge(ws: Workspace, plan: PurgePlan) -> PurgeResult:
             failed.append((item, e.strerror or str(e)))
         else:
             deleted.append(item)
-    with ws.write() as con:
-        entry = audit.append(con, {
-            "action": "consent.purge", "actor": plan.actor_id, "consent": plan.consent_id,
-            "detail": {"status": plan.status,
-                       "deleted": [[i.asset_id or i.kind, i.stored] for i in deleted],
-                       "kept": [[i.asset_id or i.kind, i.stored, i.why] for i in plan.kept],
-                       "failed": [[i.asset_id or i.kind, i.stored, why] for i, why in failed],
-                       "bytes": sum(i.bytes for i in deleted)}})
+    if failed:
+        with ws.write() as con:
+            audit.append(con, {"action": "consent.purge_incomplete", "actor": plan.actor_id,
+                               "consent": plan.consent_id, "detail": {
+                                   "purge_seq": entry.seq,
+                                   "failed": [[i.asset_id or i.kind, i.stored, why] for i, why in failed]}})
     return PurgeResult(deleted, failed, plan.kept, entry.seq)

@@ -3,7 +3,6 @@ photos read as the likeness), keep what the index says must stay, record it all.
 the outputs and deleting them was left to hand work; the raw capture was not even listed."""
 
 import datetime as dt
-import json
 import os
 
 import pytest
@@ -97,7 +96,7 @@ def test_purge_deletes_records_and_keeps_the_hashes(studio, capsys):
     assert (ws.root / "plates" / "sh010.mov").is_file()
     assert (ws.root / "fits" / "shared.txt").read_text() == "remade under the sequel's consent"
     record = audit.entries(ws, last=1)[0].record
-    assert record["action"] == "consent.purge" and ["input", "captures/jane"] in record["detail"]["deleted"]
+    assert record["action"] == "consent.purge" and ["input", "captures/jane"] in record["detail"]["deleting"]
     assert audit.verify(ws).ok
     with ws.read() as con:                    # a copy of the deleted likeness is still known as jane's
         assert con.execute("SELECT COUNT(*) FROM content WHERE path='captures/jane'").fetchone()[0] == 1
@@ -119,8 +118,10 @@ def test_cli_lists_without_yes_deletes_with_it_and_reports_failures(studio, caps
     code, out, _ = run_cli(capsys, "consent", "purge", a, "--yes", *W)
     assert code == 1 and "could not delete" in out and "jane.glb: Permission denied" in " ".join(out.split())
     assert not (ws.root / "rigs" / "jane.txt").exists() and (ws.root / "exports" / "jane.glb").exists()
-    detail = json.loads(json.dumps(audit.entries(ws, last=1)[0].record["detail"]))
-    assert detail["failed"][0][1] == "exports/jane.glb"
+    purge, incomplete = (e.record for e in audit.entries(ws, last=2))
+    assert purge["action"] == "consent.purge" and incomplete["action"] == "consent.purge_incomplete"
+    assert incomplete["detail"]["failed"][0][1] == "exports/jane.glb"
+    assert ["export-" in row[0] for row in purge["detail"]["deleting"]].count(True) == 1
     code, out, _ = run_cli(capsys, "consent", "show", "jane", *W)
     flat = " ".join(out.split())
     assert code == 0 and "rigs/jane.txt (gone)" in flat and "exports/jane.glb (gone)" not in flat
