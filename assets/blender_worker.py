@@ -22,6 +22,7 @@ Worker side (this module run as a script, only numpy and bpy): task kinds
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from core.errors import DoppelError
 log = logging.getLogger(__name__)
 
 WORKER_TIMEOUT_S = 600.0
+_CALLER_CWD = "DOPPEL_BLENDER_CALLER_CWD"
 _BPY_INSTALL = "pip install bpy==5.0.1  (Blender as a Python module; Python 3.11, numpy < 2)"
 
 
@@ -101,6 +103,8 @@ def run_blender_tasks(tasks: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         (d / "tmp").mkdir()
         env["TMPDIR"] = str(d / "tmp")     # Blender's session folder (blender_XXXX) too: gone with d even on a crash
+        with contextlib.suppress(OSError):
+            env[_CALLER_CWD] = os.getcwd()  # the worker starts in Doppel's root (imports), then works in the caller's
         cmd = [python or sys.executable, "-m", "assets.blender_worker", str(d), str(len(tasks))]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=root)
@@ -605,8 +609,11 @@ _TASKS = {"export_fbx": _task_export_fbx, "evaluate": _task_evaluate, "read_arma
 
 def _worker_main(folder: str, count: int) -> int:
     logging.basicConfig(level=logging.WARNING)
-    d = Path(folder)
+    d = Path(folder).resolve()
     import bpy
+
+    with contextlib.suppress(OSError, KeyError):      # relative paths in the tasks are the caller's
+        os.chdir(os.environ[_CALLER_CWD])               # (sys.path[0] stays Doppel's root: `-m` made it absolute)
 
     for k in range(count):
         task = json.loads((d / f"task_{k}.json").read_text(encoding="utf-8"))

@@ -165,3 +165,19 @@ def test_fbx_gets_the_exact_rate_and_the_clip_range(tmp_path, tiny_rig):
     assert g["TimeMode"] == 1 and g["CustomFrameRate"] == 120.0            # FBX's eFrames120
     assert g["TimeSpanStart"] == pytest.approx(1 / 120 * FBX_KTIME, abs=1)
     assert g["TimeSpanStop"] == pytest.approx(30 / 120 * FBX_KTIME, abs=1)
+
+
+def test_the_worker_reads_and_writes_relative_paths_where_the_caller_is(exported, monkeypatch, tmp_path):
+    """The worker ran in Doppel's own folder, so a relative path in a task meant a file there: `doppel demo --out
+    x` run outside the repository had Cycles write x's EXR into the repository and the demo's comparison failed.
+    Its imports still come from Doppel's folder, whatever the caller's folder holds."""
+    from assets.blender_worker import run_blender_tasks
+
+    files, _ = exported
+    monkeypatch.chdir(files["maya"].parent)
+    (files["maya"].parent / "assets").mkdir(exist_ok=True)      # a studio's own "assets" folder beside the files
+    (res,) = run_blender_tasks([({"kind": "fbx_properties", "path": files["maya"].name}, {})])
+    assert res.info["objects"] and "unreadable" not in res.info
+    monkeypatch.chdir(tmp_path)
+    (res,) = run_blender_tasks([({"kind": "fbx_properties", "path": files["maya"].name}, {})])
+    assert "No such file" in res.info["unreadable"]
