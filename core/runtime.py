@@ -158,3 +158,30 @@ def _caller_outside_imports() -> int:
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # set by the first tune_on_import() (core/__init__.py): whether the policy reached torch, and in words
 _STATE: dict = {"omp_before_torch": False, "policy": None}
+
+
+def private_cache_folder(name: str) -> str | None:
+    """A cache folder for this user when the usual one cannot be written (a site-wide install, a render node's
+    account with no writable home): ``$TMPDIR/doppel-NAME-UID``, made 0700. None unless it is a real folder owned
+    by this user that nobody else may write: what is loaded from it (compiled code, model data) must be this
+    user's own, not something another user of a shared temporary folder put there."""
+    import stat
+    import tempfile
+
+    folder = os.path.join(tempfile.gettempdir(), f"doppel-{name}-{os.getuid()}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
+    except OSError:
+        return None
+    ok = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+    return folder if ok else None
+
+
+def writable_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is, or can be made, a folder this user can write."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)

@@ -35,9 +35,29 @@ def available() -> bool:
     return numba is not None
 
 
+def _cached_njit(fn, **options):
+    """``njit(cache=True)`` when numba can keep the compiled code somewhere, else in a cache folder of this user's
+    under the temporary folder, else uncached (compiled in each process, about a second). A user who may not
+    write beside the source (a site-wide install) and has no writable home (a render node's account) made numba
+    raise "cannot cache function: no locator available" at import, and every command that poses a rig failed."""
+    from core.runtime import private_cache_folder
+
+    try:
+        return njit(cache=True, **options)(fn)
+    except RuntimeError as e:
+        if "no locator available" not in str(e):
+            raise
+    if not numba.config.CACHE_DIR and (folder := private_cache_folder("numba")) is not None:
+        numba.config.CACHE_DIR = folder
+        try:
+            return njit(cache=True, **options)(fn)
+        except RuntimeError:
+            pass
+    return njit(**options)(fn)
+
+
 if numba is not None:
-    @njit(parallel=True, cache=True)
-    def _lbs_kernel(T, idx, w, verts, offs, moved_pos, out):  # pragma: no cover - compiled; tested via lbs()
+    def _lbs_kernel_py(T, idx, w, verts, offs, moved_pos, out):  # pragma: no cover - compiled; tested via lbs()
         B = T.shape[0]
         V = idx.shape[0]
         K = idx.shape[1]
@@ -65,6 +85,8 @@ if numba is not None:
                 out[b, v, 0] = ox
                 out[b, v, 1] = oy
                 out[b, v, 2] = oz
+
+    _lbs_kernel = _cached_njit(_lbs_kernel_py, parallel=True)
 
 
 def lbs(T: torch.Tensor, skin_idx: np.ndarray, skin_w: np.ndarray, verts: np.ndarray, offsets: torch.Tensor | None,

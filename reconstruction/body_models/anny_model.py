@@ -46,6 +46,28 @@ def _quiet_warp() -> None:
         pass
 
 
+def _usable_cache() -> None:
+    """Point anny at a cache folder this user can write. Its default, ~/.cache/anny, is not one for a render
+    node's account without a writable home: anny then failed with "Permission denied" on its first model. The
+    fallback is $XDG_CACHE_HOME/anny, else a private folder under the temporary folder (the ~1 GB cache is built
+    there once, about a minute). ANNY_CACHE_DIR, when set, is left to anny."""
+    import anny.paths
+
+    from core.runtime import private_cache_folder, writable_folder
+
+    if os.environ.get("ANNY_CACHE_DIR") or writable_folder(anny.paths.get_anny_cache_path()):
+        return
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    folder = os.path.join(xdg, "anny") if xdg and writable_folder(os.path.join(xdg, "anny")) \
+        else private_cache_folder("anny")
+    if folder is None:
+        return                                   # anny's own error then says which folder it could not make
+    logging.getLogger(__name__).warning("anny's cache folder %s cannot be written (no writable home?): using %s; "
+                                        "set ANNY_CACHE_DIR to keep the cache elsewhere",
+                                        anny.paths.get_anny_cache_path(), folder)
+    anny.paths.set_anny_cache_path(folder)
+
+
 @lru_cache(maxsize=8)
 def load_anny(rig: str = "anny", dtype: torch.dtype = torch.float64, skinning_method: str | None = "lbs"):
     """An `anny.Anny` with all 52 facial actions and 'local-bone' pose parameters, on the CPU (one per
@@ -55,6 +77,7 @@ def load_anny(rig: str = "anny", dtype: torch.dtype = torch.float64, skinning_me
     _quiet_warp()
     import anny
 
+    _usable_cache()
     model = anny.Anny(rig=rig, facial_actions="all", pose_parameterization="local-bone",
                       skinning_method=skinning_method)
     return model.to(dtype=dtype)
