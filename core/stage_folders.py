@@ -27,9 +27,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from core.errors import DoppelError
-from core.storage import default_mode
+from core.storage import default_mode, temp_name_part
 
 STAGE_MARKER = ".doppel_stage.json"
+# Bytes of a temporary name besides its output's name and suffix: "." ".tmp-" HOST (32) "-" PID "-" TIMENS (19) "_"
+# and mkstemp's 8 letters, with a margin.
+_TEMP_ROOM = 96
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+"
                      r"(?:\.[A-Za-z0-9]+)?$")      # a temporary file keeps its output's suffix (writers choose by it)
 
@@ -159,7 +162,7 @@ def temp_files_of(out: str | os.PathLike) -> list[Path]:
     found = []
     for p in sorted(out.parent.iterdir()) if out.parent.is_dir() else []:
         m = _TMP_RE.match(p.name)
-        if m and m["name"] == out.name and m["kind"] == "tmp" and p.is_file():
+        if m and m["name"] == _temp_key(out) and m["kind"] == "tmp" and p.is_file():
             found.append(p)
     return found
 
@@ -177,7 +180,7 @@ def _refuse_a_second_writer(out: Path, mine: Path) -> None:
         m = _TMP_RE.match(p.name)
         if p == mine or order(p) > order(mine):
             break
-        if not m or m["name"] != out.name or m["kind"] != "tmp" or p.is_dir() != mine.is_dir():
+        if not m or m["name"] != _temp_key(out) or m["kind"] != "tmp" or p.is_dir() != mine.is_dir():
             continue
         if m["host"] == _host() and not _alive(int(m["pid"])):
             continue                         # a killed run's (clean_stale removes it)
@@ -219,7 +222,8 @@ def sole_writer(out: str | os.PathLike) -> Iterator[Path]:
 
 def shown_path(path: str | os.PathLike) -> Path:
     """``path`` as a person should read it: a stage's temporary folder (``.OUT.tmp-HOST-PID-XXXX``) in it is shown
-    as the folder it becomes (OUT), so messages written while a stage runs name the final files."""
+    as the folder it becomes (OUT), so messages written while a stage runs name the final files (an OUT whose
+    temporary names had to be shortened, `_temp_key`, shows as its head and hash)."""
     parts = list(Path(path).parts)
     for i, part in enumerate(parts):
         m = _TMP_RE.match(part)
@@ -243,7 +247,7 @@ def _swap_in(new: Path, out: Path) -> None:
     if not out.exists():
         os.rename(new, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{_owner()}-", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=f".{_temp_key(out)}.old-{_owner()}-", dir=out.parent))
     os.rename(out, old)                  # replaces the empty placeholder made by mkdtemp
     try:
         os.rename(new, out)
@@ -262,7 +266,7 @@ def clean_stale(out: str | os.PathLike) -> list[Path]:
         return done
     for p in sorted(out.parent.iterdir()):
         m = _TMP_RE.match(p.name)
-        if not m or m["name"] != out.name or m["host"] != _host() or _alive(int(m["pid"])):
+        if not m or m["name"] != _temp_key(out) or m["host"] != _host() or _alive(int(m["pid"])):
             continue    # another output, or a run in progress (here, or on another machine sharing the disk)
         if not p.is_dir():
             if m["kind"] == "tmp":       # a killed writer's file (``temp_sibling``: a whole plate, an export)
@@ -286,7 +290,13 @@ def _host() -> str:
 
 def _temp_prefix(out: Path) -> str:
     """``.OUT.tmp-HOST-PID-TIMENS_``: how a temporary name of ``out`` begins (whose it is, and when it began)."""
-    return f".{out.name}.tmp-{_owner()}-{time.time_ns()}_"
+    return f".{_temp_key(out)}.tmp-{_owner()}-{time.time_ns()}_"
+
+
+def _temp_key(out: Path) -> str:
+    """The part of ``out``'s temporary names that says whose they are: its name, shortened (head and hash) when
+    the temporary name would not fit the file system (`core.storage.temp_name_part`)."""
+    return temp_name_part(out.name, _TEMP_ROOM + len(out.suffix))
 
 
 def _owner() -> str:

@@ -38,7 +38,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{temp_name_part(path.name, 16)}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         kwargs = {} if mode == "wb" else {"encoding": "utf-8", "newline": "\n"}
@@ -54,6 +54,24 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         if isinstance(e, OSError) and e.filename is None:   # "[Errno 28] No space left" names no file
             raise OSError(e.errno, e.strerror, str(path)) from e
         raise
+
+
+NAME_MAX_BYTES = 255          # the longest file name ext4, XFS, APFS and NTFS take (bytes; NTFS: characters)
+
+
+def temp_name_part(name: str, room: int) -> str:
+    """``name`` as the part of a temporary file's name that says whose it is, leaving ``room`` bytes for the rest
+    of that name (dots, owner, time, random letters, suffix): ``name`` itself when it fits, else its head and a
+    hash of it (``HEAD~0123456789ab``; the same for the same name). A valid output name of 250 bytes failed,
+    because its temporary sibling was longer than the file system takes."""
+    import hashlib
+
+    budget = NAME_MAX_BYTES - room
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= budget:
+        return name
+    head = raw[: max(budget - 13, 1)].decode("utf-8", "ignore")
+    return f"{head}~{hashlib.sha256(raw).hexdigest()[:12]}"
 
 
 FULL_DISK_BYTES = 16 << 20    # a write that failed with this little free space left is taken for a full disk

@@ -240,3 +240,29 @@ def test_an_out_where_this_user_may_not_write_is_refused_before_the_work(tmp_pat
         with pytest.raises(PermissionError, match=rf"--out .*: no write permission in {locked}"):
             check_stage_out(out, "rig")
     assert check_stage_out(tmp_path / "free" / "a", "rig") == tmp_path / "free" / "a"
+
+
+@pytest.mark.parametrize("name", ["s" * 246 + ".fbx", "é" * 123 + ".fbx"])       # 250 and 250 bytes
+def test_an_output_whose_name_is_near_the_file_systems_limit_is_written(tmp_path, name):
+    """A valid name of 250 bytes failed with "File name too long": its temporary sibling (``.NAME.tmp-HOST-...``)
+    was longer than the file system takes. Such names now carry a head of the name and its hash, and the
+    clean-up of killed runs, the second-writer check and ``temp_files_of`` still know whose they are."""
+    from core.stage_folders import sole_writer
+    from core.storage import atomic_write_bytes
+
+    out = tmp_path / name
+    mine = temp_sibling(out)
+    assert len(mine.name.encode()) <= 255 and mine.suffix == ".fbx" and temp_files_of(out) == [mine]
+    assert temp_sibling(tmp_path / "other.fbx") not in temp_files_of(out)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    killed = tmp_path / mine.name.replace(f"-{os.getpid()}-", f"-{dead}-")
+    mine.rename(killed)
+    assert clean_stale(out) == [killed] and not killed.exists()
+    with sole_writer(out):
+        atomic_write_bytes(out, b"an export")
+    assert out.read_bytes() == b"an export" and [p.name for p in tmp_path.iterdir() if p.name != "other.fbx"
+                                                   and not p.name.startswith(".other")] == [name]
+    with staged_stage_dir(tmp_path / name.replace(".fbx", ""), "rig") as folder:
+        (folder / "rig.npz").write_bytes(b"x")
+    assert (tmp_path / name.replace(".fbx", "") / "rig.npz").is_file()
