@@ -266,3 +266,20 @@ def test_an_output_whose_name_is_near_the_file_systems_limit_is_written(tmp_path
     with staged_stage_dir(tmp_path / name.replace(".fbx", ""), "rig") as folder:
         (folder / "rig.npz").write_bytes(b"x")
     assert (tmp_path / name.replace(".fbx", "") / "rig.npz").is_file()
+
+
+def test_frames_written_into_a_runs_own_temporary_folder_do_not_list_it(tmp_path, monkeypatch):
+    """Signing each frame of a sequence being written made a temporary sibling per frame, and each one listed the
+    whole folder for killed runs' leftovers: N^2/2 names for N frames (4000 frames: 31 s, now 1.6 s). In a
+    temporary folder this process made, nobody else's leftovers can be."""
+    import core.stage_folders as sf
+
+    folder = temp_sibling(tmp_path / "shot", directory=True)
+    calls = []
+    monkeypatch.setattr(sf, "clean_stale", lambda out: calls.append(out) or [])
+    for i in range(3):
+        (folder / f"f{i}.png").write_bytes(b"")
+        temp_sibling(folder / f"f{i}.png")
+    assert calls == []
+    temp_sibling(tmp_path / "plate.mov")                       # anywhere else: killed runs are looked for
+    assert calls == [tmp_path / "plate.mov"]
