@@ -9,7 +9,6 @@ call on the same input, and the results come back in the stream's order.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,13 +21,11 @@ R = TypeVar("R")
 
 
 def auto_workers(limit: int = 8) -> int:
-    """Background threads for a streamed pass: the cores this process may use, in [1, limit] (the caller's own
-    thread mostly waits for theirs)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(limit, cores))
+    """Background threads for a streamed pass: the cores this process may use (its affinity, capped by its
+    container's CPU quota: `core.cpu_quota`), in [1, limit] (the caller's own thread mostly waits for theirs)."""
+    from core.cpu_quota import usable_cores
+
+    return max(1, min(limit, usable_cores()))
 
 
 def prefetched(items: Iterable[T], fn: Callable[[T], R], depth: int = 2, workers: int = 1

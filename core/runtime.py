@@ -117,6 +117,10 @@ def tune_on_import() -> bool:
         # numpy's OpenBLAS (pthreads, not OpenMP) spins 2^28 cycles by default before an idle thread sleeps; the
         # minimum, 2^4, makes it sleep at once. Read when OpenBLAS loads, so only before numpy is imported.
         os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", str(OPENBLAS_TIMEOUT))
+    if os.environ.get("DOPPEL_NO_TUNING") != "1" and "torch" not in sys.modules:
+        from core.cpu_quota import limit_threads
+
+        limit_threads()          # a container's CPU quota, not the host's cores (core/cpu_quota.py)
     if os.environ.get("DOPPEL_NO_TUNING") == "1" or "OMP_WAIT_POLICY" in os.environ:
         if _STATE["policy"] is None:
             _STATE["policy"] = ("off (DOPPEL_NO_TUNING=1)" if "OMP_WAIT_POLICY" not in os.environ
