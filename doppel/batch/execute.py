@@ -263,7 +263,7 @@ class _Driver:
         """The task's `assets.disclosure.DisclosureGrant` (its ``disclosure.mark`` audit record appended now, naming
         the gate's actor and consent, and a swap's real plate performer): the worker signs and marks its imagery
         under it as the command does in a workspace. None outside a workspace, and for a stage that writes no imagery
-        (`StageSpec.discloses`)."""
+        or export (`StageSpec.discloses`)."""
         if run.ws is None or not task.spec.discloses:
             return None
         from assets.disclosure import grant_disclosure

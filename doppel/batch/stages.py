@@ -69,8 +69,9 @@ class StageSpec:
     extra_gates: Callable[[dict], tuple[ExtraGate, ...]] | None = None   # gates the command opens before `gate`
     resolve: Callable[[dict, Path | None], None] | None = None   # fills values only the workspace knows (the
                                                    # driver calls it with the plan's workspace before gating)
-    discloses: bool = False                        # writes imagery of the likeness: signed and marked under the
-                                                   # driver's grant (`assets.disclosure.DisclosureGrant`)
+    discloses: bool = False                        # writes imagery or a 3D export of the likeness: signed (and
+                                                   # imagery marked) under the driver's grant
+                                                   # (`assets.disclosure.DisclosureGrant`)
 
 
 STAGES: dict[str, StageSpec] = {}
@@ -178,7 +179,7 @@ def _export_gate(v: dict) -> GateSpec:
 
 register_stage(StageSpec("export", ExportJob, "export", "doppel.commands.export:export",
                          (InputField("rig", "rig"), InputField("anim", "anim", optional=True)), _export_call,
-                         _export_gate, output="file", expand=("formats", "format")))
+                         _export_gate, output="file", expand=("formats", "format"), discloses=True))
 
 
 # --- rig -----------------------------------------------------------------------------------------------------

@@ -269,6 +269,10 @@ def test_batch_runs_gates_and_registers_in_the_driver(studio, capsys):
         {"batch rig", "batch retarget", "batch export"}
     assert verify(ws).ok
     assert (ws.root / "exports" / "walk.glb").stat().st_size > 1000
+    from assets.export_verify import verify_export
+
+    signed = verify_export(ws.root / "exports" / "walk.glb", ws)       # signed by the worker under the grant
+    assert signed.c2pa.state == "trusted" and signed.record.asset_id == export.id
     code, _, err = run_cli(capsys, "audit", "verify", "--workspace", ws.root)
     assert code == 0, err
     # the report escapes user strings (a job name is one)
