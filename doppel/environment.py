@@ -145,7 +145,32 @@ def check_environment() -> list[Check]:
         _face_identity(),
     ]
     checks += _model_files()
+    checks += [_cpus(), _workspace_storage()]
     return checks
+
+
+def _cpus() -> Check:
+    """The cores the CPU work uses: the affinity, capped by a container's CPU quota (core/cpu_quota.py)."""
+    from core.cpu_quota import container_cpus, usable_cores
+
+    quota = container_cpus()
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    where = f"container quota {quota:g} CPUs" if quota is not None else "no container CPU quota"
+    return Check("cpus", True, False, f"{usable_cores()} usable ({where}; OMP_NUM_THREADS {threads})")
+
+
+def _workspace_storage() -> Check:
+    """Where the workspace's index is ($DOPPEL_WORKSPACE or the current folder, when it is one): its file system
+    and SQLite journal (the rollback journal on a network file system, assets.workspace.journal_mode_for)."""
+    from assets.workspace import INDEX_NAME, journal_mode_for, resolve_root
+    from core.filesystems import filesystem_type
+
+    root = resolve_root(None)
+    index = root / INDEX_NAME
+    if not index.is_file():
+        return Check("workspace", True, False, f"none at {root} ($DOPPEL_WORKSPACE or the current folder)")
+    return Check("workspace", True, False, f"{root}: index on {filesystem_type(index) or 'an unknown file system'},"
+                                           f" journal {journal_mode_for(index)}")
 
 
 def _ocio() -> Check:

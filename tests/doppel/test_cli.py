@@ -46,6 +46,18 @@ def test_doctor_reports_components(capsys, monkeypatch):
         assert name in out
 
 
+def test_doctor_reports_the_cpus_and_the_workspace_storage(tmp_path, monkeypatch):
+    from assets.workspace import Workspace
+    from doppel.environment import check_environment
+
+    Workspace.init(tmp_path / "ws")
+    monkeypatch.setenv("DOPPEL_WORKSPACE", str(tmp_path / "ws"))
+    rows = {c.name: c for c in check_environment()}
+    assert "usable" in rows["cpus"].detail and "container" in rows["cpus"].detail
+    assert rows["workspace"].detail.startswith(f"{tmp_path / 'ws'}: index on ") and "journal WAL" in \
+        rows["workspace"].detail
+
+
 def test_doctor_reports_the_openmp_policy():
     from doppel.environment import check_environment
 
