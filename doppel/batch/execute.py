@@ -114,6 +114,7 @@ def start_ray(cfg: BatchConfig) -> tuple[bool, str, float]:
     kw = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
           "namespace": "doppel-batch"}
     if cfg.address is None:
+        _token_without_home()
         ray.init(num_cpus=cfg.workers, **kw)
         where = "local Ray (embedded)"
     else:
@@ -129,6 +130,22 @@ def start_ray(cfg: BatchConfig) -> tuple[bool, str, float]:
                              f"nothing was run") from None
         where = f"Ray cluster at {cfg.address}"
     return True, where, time.perf_counter() - t0
+
+
+def _token_without_home() -> None:
+    """An embedded Ray cluster's authentication token for a user who cannot write ~/.ray (a render node's account
+    with no writable home): Ray writes a new cluster's token to ~/.ray/auth_token, and `doppel batch` failed there
+    with "Permission denied". The token then lives in this process's environment only (RAY_AUTH_TOKEN, read by
+    Ray before that file; the local workers inherit it); token authentication stays on. A token or mode the user
+    set is left alone."""
+    import secrets
+
+    from core.runtime import writable_folder
+
+    if any(os.environ.get(v) for v in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE")):
+        return
+    if not writable_folder(Path.home() / ".ray"):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 def _resources() -> tuple[int, bool]:

@@ -505,3 +505,26 @@ def test_a_batch_swap_honours_the_plate_actors_face_reference(tmp_path, ray_sess
     assert swaps["astronaut.png"].task.values["face_reference"] == str(ws.root / "references" / "stunt")
     assert swaps["cameraman.png"].status == "failed" and "none is stunt's" in swaps["cameraman.png"].message
     assert (ws.root / "swaps" / "astronaut.png").is_file() and not (ws.root / "swaps" / "cameraman.png").exists()
+
+
+def test_an_embedded_cluster_needs_no_writable_home(tmp_path, monkeypatch):
+    """Ray writes a new local cluster's token to ~/.ray/auth_token: as a user with no writable home (a render
+    node's account) `doppel batch` failed with "Permission denied". The token then lives in the environment."""
+    from pathlib import Path
+
+    from doppel.batch import execute
+
+    for var in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):    # restored by monkeypatch afterwards
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    (tmp_path / "home").write_text("a file where the home folder should be")
+    monkeypatch.setattr(Path, "home", staticmethod(lambda: tmp_path / "home"))
+    execute._token_without_home()
+    assert len(os.environ["RAY_AUTH_TOKEN"]) == 64
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "the user's")
+    execute._token_without_home()
+    assert os.environ["RAY_AUTH_TOKEN"] == "the user's"
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    monkeypatch.setattr(Path, "home", staticmethod(lambda: tmp_path / "writable"))
+    execute._token_without_home()
+    assert "RAY_AUTH_TOKEN" not in os.environ                                 # Ray keeps its own file there
