@@ -231,6 +231,26 @@ def get_consent(ws: Workspace, consent_id: str) -> Consent:
         return _get(con, consent_id)
 
 
+def consent_status(ws: Workspace, actor_id: str | None, consent_id: str | None,
+                   today: _dt.date | None = None) -> str:
+    """The status today of the consent a record or a file names for ``actor_id``, in words: "not needed (virtual
+    actor)", valid / expired / revoked, or "unknown (why)" when none is named, this workspace does not hold it, or
+    it is another actor's (what `doppel verify` prints for images, videos and exports)."""
+    from assets.workspace import VIRTUAL_ACTOR_ID
+
+    if actor_id == VIRTUAL_ACTOR_ID:
+        return "not needed (virtual actor)"
+    if not consent_id:
+        return "unknown (no consent recorded)"
+    try:
+        c = get_consent(ws, consent_id)
+    except ConsentError as e:
+        return f"unknown ({e})"
+    if c.actor_id != actor_id:
+        return f"unknown (consent {consent_id} is actor {c.actor_id}'s, not {actor_id}'s)"
+    return c.status(today)
+
+
 def consents_for(ws: Workspace, actor_id: str) -> list[Consent]:
     """Every consent record of an actor, oldest first (ActorError if the actor is unknown)."""
     with ws.read() as con:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assets.consent import consent_status
 from assets.content_credentials import CredentialsReport
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.errors import DoppelError
@@ -221,8 +222,8 @@ def _registered(ws: Workspace, sha256: str, today: _dt.date | None) -> ExportRec
     if row is None:
         return None
     asset_id, kind, actor, consent, use, production, seq = tuple(row)
-    return ExportRecord("content hash", actor, consent, _status(ws, actor, consent, today), asset_id, kind,
-                        production, use, seq)
+    return ExportRecord("content hash", actor, consent, consent_status(ws, actor, consent, today), asset_id,
+                        kind, production, use, seq)
 
 
 def _named_consent(ws: Workspace, prov: dict | None, today: _dt.date | None) -> ExportRecord | None:
@@ -231,26 +232,10 @@ def _named_consent(ws: Workspace, prov: dict | None, today: _dt.date | None) -> 
         return None
     actor, consent = str(prov.get("actor_id") or "") or None, str(prov.get("consent_ref") or "") or None
     if actor == VIRTUAL_ACTOR_ID:
-        return ExportRecord("provenance", actor, None, _status(ws, actor, None, today))
+        return ExportRecord("provenance", actor, None, consent_status(ws, actor, None, today))
     if consent is None:
         return None
-    return ExportRecord("provenance", actor, consent, _status(ws, actor, consent, today))
-
-
-def _status(ws: Workspace, actor: str | None, consent: str | None, today: _dt.date | None) -> str:
-    from assets.consent import ConsentError, get_consent
-
-    if actor == VIRTUAL_ACTOR_ID:
-        return "not needed (virtual actor)"
-    if not consent:
-        return "unknown (no consent recorded)"
-    try:
-        c = get_consent(ws, consent)
-    except ConsentError as e:
-        return f"unknown ({e})"
-    if c.actor_id != actor:
-        return f"unknown (consent {consent} is actor {c.actor_id}'s, not {actor}'s)"
-    return c.status(today)
+    return ExportRecord("provenance", actor, consent, consent_status(ws, actor, consent, today))
 
 
 def describe_export(r: ExportReport) -> list[str]:

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from assets import watermark as wm
+from assets.consent import consent_status
 from assets.content_credentials import UNMARKED, CredentialsReport, read_credentials
-from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
+from assets.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -165,20 +166,9 @@ def lookup(ws: Workspace, seq: int, source: str, today: _dt.date | None = None,
     actor, consent = rec.get("actor"), rec.get("consent")
     performer, performer_consent = rec.get("performer"), rec.get("performer_consent")
     return RecordReport(source, seq, actor, rec.get("production"), rec.get("use"), consent,
-                        _consent_status(ws, actor, consent, today), performer=performer,
+                        consent_status(ws, actor, consent, today), performer=performer,
                         performer_consent=performer_consent,
-                        performer_status=_consent_status(ws, performer, performer_consent, today) if performer else "")
-
-
-def _consent_status(ws: Workspace, actor: str | None, consent: str | None, today: _dt.date | None) -> str:
-    from assets.consent import ConsentError, get_consent
-
-    if actor == VIRTUAL_ACTOR_ID or not consent:
-        return "not needed (virtual actor)" if actor == VIRTUAL_ACTOR_ID else "unknown"
-    try:
-        return get_consent(ws, consent).status(today)
-    except ConsentError as e:
-        return f"unknown ({e})"
+                        performer_status=consent_status(ws, performer, performer_consent, today) if performer else "")
 
 
 def verify_file(path: str | Path, ws: Workspace | None, today: _dt.date | None = None) -> MediaReport:

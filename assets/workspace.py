@@ -323,14 +323,13 @@ def _set_journal_mode(con: sqlite3.Connection, index_path: Path) -> None:
     process has it open) the mode cannot change, which is said once."""
     import logging
 
-    want = journal_mode_for(index_path)
-    got = str(con.execute(f"PRAGMA journal_mode={want}").fetchone()[0]).upper()
-    key = f"{index_path}:{want}"
-    if want == "DELETE" and key not in _WARNED_JOURNAL:
-        _WARNED_JOURNAL.add(key)
-        from core.filesystems import on_network_fs
+    from core.filesystems import on_network_fs
 
-        fs = on_network_fs(index_path.parent)
+    fs = on_network_fs(index_path.parent)
+    want = "DELETE" if fs else "WAL"
+    got = str(con.execute(f"PRAGMA journal_mode={want}").fetchone()[0]).upper()
+    if fs and str(index_path) not in _WARNED_JOURNAL:
+        _WARNED_JOURNAL.add(str(index_path))
         logging.getLogger(__name__).warning(
             "%s is on a network file system (%s): SQLite's rollback journal is used, as SQLite advises there "
             "(its write-ahead log cannot be shared between machines)%s", index_path, fs,

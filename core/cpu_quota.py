@@ -74,25 +74,26 @@ def _quota(folder: Path) -> float | None:
     return None
 
 
+def _affinity_cores() -> int:
+    """The cores the process may be scheduled on (what it sees; a container's quota is not among them)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def usable_cores() -> int:
     """The cores this process may use: its CPU affinity, capped by its container's CPU quota (rounded up)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
     quota = container_cpus()
-    return max(1, min(cores, math.ceil(quota))) if quota is not None else max(1, cores)
+    cores = _affinity_cores()
+    return max(1, min(cores, math.ceil(quota))) if quota is not None else cores
 
 
 def limit_threads() -> int | None:
     """Default OMP/OpenBLAS/MKL/numba thread counts to ``usable_cores()`` when a CPU quota is below the cores the
     process sees (each variable only when unset). Returns that count, or None when there is no such quota."""
-    try:
-        seen = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        seen = os.cpu_count() or 1
     n = usable_cores()
-    if n >= seen:
+    if n >= _affinity_cores():
         return None
     for var in THREAD_VARIABLES:
         os.environ.setdefault(var, str(n))
