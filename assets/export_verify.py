@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from assets.consent import consent_status
 from assets.content_credentials import CredentialsReport
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.errors import DoppelError
+from core.group_sharing import unreadable_reason
 
 EXPORT_SUFFIXES = (".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz")
 _FBX_BINARY_MAGIC = b"Kaydara FBX Binary"
@@ -151,7 +153,7 @@ def prefetch_fbx(paths) -> None:
 
     todo = []
     for p in map(Path, paths):
-        if p.suffix.lower() == ".fbx" and p.is_file():
+        if p.suffix.lower() == ".fbx" and p.is_file() and os.access(p, os.R_OK):
             with open(p, "rb") as f:
                 if f.read(len(_FBX_BINARY_MAGIC)) == _FBX_BINARY_MAGIC and _fbx_key(p) not in _FBX_READ:
                     todo.append(p)
@@ -176,6 +178,9 @@ def verify_export(path: str | Path, ws: Workspace | None, today: _dt.date | None
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     fmt = {".usda": "usd", ".usdc": "usd", ".usdz": "usd"}.get(path.suffix.lower(), path.suffix.lower().lstrip("."))
+    why = unreadable_reason(path)
+    if why:
+        return ExportReport(str(path), fmt, None, None, error=why)
     creds = read_credentials(path, trust_anchor(ws) if ws is not None else None)
     try:
         prov = read_export_provenance(path)

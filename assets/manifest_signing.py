@@ -8,7 +8,8 @@ Every output folder a gated command registers in a workspace gets a ``signature`
 workspace's secret; the manifest lists every output with its SHA-256, so the signature covers the data too.
 An edited manifest (its actor changed to ``virtual``, say) no longer verifies and is reported as edited.
 
-The secret is 32 random bytes in ``WORKSPACE/.doppel-manifest-key`` (mode 0600), created with the workspace (or
+The secret is 32 random bytes in ``WORKSPACE/.doppel-manifest-key`` (mode 0600; 0640 and the group's in a workspace
+shared with a group, ``core.group_sharing``), created with the workspace (or
 on first use in a workspace made before signatures existed). It is never written into a manifest, an audit
 record or a log; ``key_id`` is a hash of it that only says which workspace signed.
 
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DoppelError
+from core.group_sharing import secret_mode, secret_mode_problem
 from core.storage import MANIFEST_NAME, atomic_write_json, read_manifest
 
 KEY_NAME = ".doppel-manifest-key"
@@ -65,19 +67,19 @@ def _key_id(secret: bytes) -> str:
 
 
 def load_key(root: str | os.PathLike, create: bool = True) -> ManifestKey:
-    """The signing key of the workspace at ``root``; created (0600) when missing and ``create``.
+    """The signing key of the workspace at ``root``; created (0600, or 0640 when shared) when missing and ``create``.
 
-    Raises SigningKeyError naming the key file when it is of the wrong size or readable by group/others.
+    Raises SigningKeyError naming the key file when it is of the wrong size or readable by more than the owner (in
+    a shared workspace: than the owner and the workspace's group).
     """
     path = Path(root) / KEY_NAME
     if not path.exists():
         if not create:
             raise SigningKeyError(f"{path}: the workspace's manifest signing key is missing")
         _create_key(path)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise SigningKeyError(f"{path}: the manifest signing key is readable by others (mode {mode:o}); "
-                              f"run `chmod 600 {path}`")
+    problem = secret_mode_problem(path, root)
+    if problem:
+        raise SigningKeyError(f"{path}: the manifest signing key is {problem}")
     secret = path.read_bytes()
     if len(secret) != _KEY_BYTES:
         raise SigningKeyError(f"{path}: {len(secret)} bytes, expected {_KEY_BYTES} (the key file was damaged; "
@@ -89,6 +91,7 @@ def _create_key(path: Path) -> None:
     """Write a fresh key atomically without ever replacing one (two processes may race here)."""
     fd, tmp = tempfile.mkstemp(prefix=".key.", dir=path.parent)  # mkstemp: mode 0600
     try:
+        os.chmod(tmp, secret_mode(path.parent))         # 0640 in a shared workspace: every member signs
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(_KEY_BYTES))
             f.flush()

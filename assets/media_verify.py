@@ -24,6 +24,7 @@ from assets import watermark as wm
 from assets.consent import consent_status
 from assets.content_credentials import UNMARKED, CredentialsReport, read_credentials
 from assets.workspace import Workspace
+from core.group_sharing import unreadable_reason
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,10 @@ def verify_file(path: str | Path, ws: Workspace | None, today: _dt.date | None =
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    why = unreadable_reason(path)
+    if why:
+        return MediaReport(str(path), CredentialsReport("unchecked", "not read"),
+                           WatermarkReport(False, note="not read"), None, why)
     anchor = trust_anchor(ws) if ws is not None else None
     secret = watermark_secret(ws) if ws is not None else None
     key = wm.WatermarkKey.from_secret(secret) if secret is not None else None

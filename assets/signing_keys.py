@@ -3,8 +3,8 @@
     WORKSPACE/.doppel-keys/
       trust-anchor.pem     the root certificate verifiers trust (the workspace's trust anchor; public)
       signer-chain.pem     signer certificate + its chain up to the root (public; goes into every manifest)
-      signer.key           the signer's private key, PKCS#8 PEM, mode 0600
-      root.key             the generated root's private key, mode 0600 (absent for an imported certificate)
+      signer.key           the signer's private key, PKCS#8 PEM, mode 0600 (0640 in a shared workspace)
+      root.key             the generated root's private key, mode 0600 / 0640 (absent for an imported certificate)
       identity.json        organisation, certificate fingerprints and validity (no secrets)
 
 `init_keys` (``doppel keys init``) makes an ECDSA P-256 root (CA, keyCertSign) and a signer certificate (not a
@@ -16,10 +16,12 @@ The watermark key is derived from the workspace's manifest secret (`assets.manif
 has one without another file; the workspace id (the payload's workspace tag hashes it) is that secret's key id.
 Private keys are never written into manifests, audit records or logs.
 
-A reviewer who may read the workspace but not its keys (``.doppel-keys`` and the manifest secret are the owner's
-alone) still verifies against the trust anchor and finds the records a file points to: the index also keeps the
-anchor and the workspace id, both public (`record_public_facts`, by every gated command of a writer). Only the
-watermark, whose key is secret, is then not read.
+In a workspace shared with a group (`assets.workspace_sharing`) the secrets are the group's: every member signs in
+the workspace's name (``core.group_sharing``: readable by that group, never by others). A reviewer who may read the
+workspace but not its keys (``.doppel-keys`` and the manifest secret are the owner's, or the group's, alone) still
+verifies against the trust anchor and finds the records a file points to: the index also keeps the anchor and the
+workspace id, both public (`record_public_facts`, by every gated command of a writer). Only the watermark, whose
+key is secret, is then not read.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 from assets.manifest_signing import KEY_NAME
 from assets.workspace import Workspace
 from core.errors import DoppelError
+from core.group_sharing import secret_folder_mode, secret_mode, secret_mode_problem, sharing_gid
 from core.storage import atomic_write_bytes, atomic_write_text
 
 KEYS_DIR = ".doppel-keys"
@@ -175,11 +178,12 @@ def generate_chain(org: str, now: _dt.datetime | None = None, signer_days: int =
     return anchor, signer.public_bytes(pem) + anchor, key_pem(signer_key), key_pem(root_key)
 
 
-def _write_secret(path: Path, data: bytes) -> None:
-    """Write a private key with mode 0600 from the start (never readable by others, not even briefly)."""
+def _write_secret(path: Path, data: bytes, root: Path) -> None:
+    """Write a private key of the workspace at ``root`` with its final mode from the start (0600, or 0640 in a
+    shared workspace: ``core.group_sharing.secret_mode``), never readable by others, not even briefly."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, secret_mode(root))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -191,14 +195,21 @@ def _write_secret(path: Path, data: bytes) -> None:
         raise
 
 
-def _read_private(path: Path, what: str) -> bytes:
+def _read_private(path: Path, what: str, root: Path | None = None) -> bytes:
+    """A private key's bytes; in the workspace at ``root``, refused when readable by more than it should be."""
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SigningIdentityError(f"{path}: {what} is missing") from None
     except PermissionError as e:
+        should = "0600 and yours" if root is None or sharing_gid(root) is None else \
+            "0640 and in the shared workspace's group: are you a member? (`id`)"
         raise SigningIdentityError(f"{path}: cannot read {what} ({e.strerror}); check its owner and mode "
-                                   "(it should be 0600 and yours)") from None
+                                   f"(it should be {should})") from None
+    problem = None if root is None else secret_mode_problem(path, root)
+    if problem:
+        raise SigningIdentityError(f"{path}: {what} is {problem}")
+    return data
 
 
 def _check_chain(chain_pem: bytes, key_pem: bytes, where: str, now: _dt.datetime | None = None):
@@ -280,14 +291,25 @@ def keys_lock(ws: Workspace, timeout_s: float = KEYS_LOCK_TIMEOUT_S) -> Iterator
     are made; SigningIdentityError when another process holds it for more than ``timeout_s`` seconds."""
     from filelock import FileLock, Timeout
 
-    folder = keys_dir(ws)
-    folder.mkdir(mode=0o700, exist_ok=True)
+    folder = _make_keys_dir(ws)
     try:
-        with FileLock(folder / LOCK_NAME, timeout=timeout_s):
+        with FileLock(folder / LOCK_NAME, timeout=timeout_s, mode=0o660 if sharing_gid(ws.root) else 0o644):
             yield
     except Timeout:
         raise SigningIdentityError(f"{folder / LOCK_NAME}: another process has held the signing identity's lock "
                                    f"for {timeout_s:.0f} s; try again") from None
+
+
+def _make_keys_dir(ws: Workspace) -> Path:
+    """The keys folder, made with its mode whatever the umask (0700; 02770 in a shared workspace, where every member
+    takes its lock and may renew the identity)."""
+    folder = keys_dir(ws)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return folder
+    os.chmod(folder, secret_folder_mode(ws.root))
+    return folder
 
 
 def _init_keys(ws: Workspace, org: str | None, cert: Path | None, key: Path | None) -> KeysInfo:
@@ -308,10 +330,10 @@ def _init_keys(ws: Workspace, org: str | None, cert: Path | None, key: Path | No
         anchor, chain_pem, key_pem, root_key = generate_chain(org)
         certs, _ = _check_chain(chain_pem, key_pem, "generated chain")
         source = "generated"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    _write_secret(folder / SIGNER_KEY_NAME, key_pem)
+    _make_keys_dir(ws)
+    _write_secret(folder / SIGNER_KEY_NAME, key_pem, ws.root)
     if root_key is not None:
-        _write_secret(folder / ROOT_KEY_NAME, root_key)
+        _write_secret(folder / ROOT_KEY_NAME, root_key, ws.root)
     else:
         (folder / ROOT_KEY_NAME).unlink(missing_ok=True)
     atomic_write_bytes(folder / ANCHOR_NAME, anchor)
@@ -365,7 +387,7 @@ def load_identity(ws: Workspace) -> SigningIdentity:
         raise SigningIdentityError(f"{ws.root}: no signing identity (no {KEYS_DIR}/{CHAIN_NAME}); run "
                                    f"`doppel keys init --workspace {ws.root}`")
     chain_pem = chain_path.read_bytes()
-    key_pem = _read_private(folder / SIGNER_KEY_NAME, "the signing key")
+    key_pem = _read_private(folder / SIGNER_KEY_NAME, "the signing key", ws.root)
     certs, anchor = _check_chain(chain_pem, key_pem, str(chain_path))
     anchor_rec = trust_anchor(ws)
     if anchor_rec is None or anchor_rec.strip() != anchor.strip():

@@ -13,6 +13,9 @@ every change is one short ``BEGIN IMMEDIATE`` transaction (`Workspace.write`): t
 before anything is read, so two writers never race on "read the audit head, then append after it".
 A process killed mid-transaction leaves nothing behind: SQLite rolls the transaction back on the next
 open. Connections are always closed (`Workspace.read` / `Workspace.write` are context managers).
+
+A workspace may be shared by a team through one POSIX group (`doppel init DIR --group G`,
+`assets.workspace_sharing`): opening it then makes this process's new files the group's (``core.group_sharing``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import DoppelError
-from core.storage import default_mode
+from core.group_sharing import adopt_group_umask
+from core.storage import default_folder_mode
 
 INDEX_NAME = "doppel.sqlite"
 SCHEMA_VERSION = 4
@@ -135,6 +139,7 @@ class Workspace:
         for name in STAGE_FOLDERS:
             (root / name).mkdir(exist_ok=True)
         ws = Workspace(root)
+        adopt_group_umask(root)
         with ws.write() as con:
             found = _schema_version(con)
             if found is not None and found != SCHEMA_VERSION and found not in MIGRATABLE_FROM:
@@ -159,6 +164,7 @@ class Workspace:
         ws = Workspace(root)
         if not ws.index_path.is_file():
             raise WorkspaceError(f"{root}: not a Doppel workspace (no {INDEX_NAME}); run `doppel init {root}`")
+        adopt_group_umask(root)      # shared with a group: what this process makes is the group's too
         with ws.read() as con:
             found = _schema_version(con)
         if found in MIGRATABLE_FROM and not ws.read_only:
@@ -280,7 +286,7 @@ def init_workspace(directory: str | os.PathLike) -> Workspace:
     try:
         Workspace.init(tmp)
         if not directory.exists():
-            os.chmod(tmp, default_mode(directory=True))
+            os.chmod(tmp, default_folder_mode(tmp))
             os.rename(tmp, directory)
             return Workspace(directory)
         names = sorted(p.name for p in tmp.iterdir())

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from core.errors import DoppelError
-from core.storage import default_mode, temp_name_part
+from core.storage import default_folder_mode, temp_name_part
 
 STAGE_MARKER = ".doppel_stage.json"
 # Bytes of a temporary name besides its output's name and suffix: "." ".tmp-" HOST (32) "-" PID "-" TIMENS (19) "_"
@@ -125,7 +125,7 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
         raise OSError(e.errno, f"{e.strerror} (writing the --out folder {out})", str(out.parent)) from e
     _refuse_a_second_writer(out, tmp)
     try:
-        os.chmod(tmp, default_mode(directory=True))      # mkdtemp makes 0700; outputs get the usual umask mode
+        os.chmod(tmp, default_folder_mode(tmp))      # mkdtemp makes 0700; outputs get the usual umask mode
         yield tmp
         (tmp / STAGE_MARKER).write_text(json.dumps({"stage": stage}) + "\n", encoding="utf-8")
         _swap_in(tmp, out)

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -112,6 +113,13 @@ def default_mode(directory: bool = False) -> int:
     mask = os.umask(0)
     os.umask(mask)
     return (0o777 if directory else 0o666) & ~mask
+
+
+def default_folder_mode(folder: str | os.PathLike) -> int:
+    """``default_mode(directory=True)`` for the existing ``folder`` (one mkdtemp made), keeping the set-group-ID bit
+    it inherited from its parent: a chmod without it clears it, and the files written in it would then take the
+    writer's own group instead of a shared folder's (`core.group_sharing`)."""
+    return default_mode(directory=True) | (os.stat(folder).st_mode & stat.S_ISGID)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -161,16 +161,20 @@ def _cpus() -> Check:
 
 def _workspace_storage() -> Check:
     """Where the workspace's index is ($DOPPEL_WORKSPACE or the current folder, when it is one): its file system
-    and SQLite journal (the rollback journal on a network file system, assets.workspace.journal_mode_for)."""
+    and SQLite journal (the rollback journal on a network file system, assets.workspace.journal_mode_for), and
+    whether it is shared with a group (core.group_sharing)."""
     from assets.workspace import INDEX_NAME, journal_mode_for, resolve_root
     from core.filesystems import filesystem_type
+    from core.group_sharing import group_label, sharing_gid
 
     root = resolve_root(None)
     index = root / INDEX_NAME
     if not index.is_file():
         return Check("workspace", True, False, f"none at {root} ($DOPPEL_WORKSPACE or the current folder)")
+    gid = sharing_gid(root)
+    shared = f"shared with group {group_label(gid)}" if gid is not None else "one account's (`doppel init --group`)"
     return Check("workspace", True, False, f"{root}: index on {filesystem_type(index) or 'an unknown file system'},"
-                                           f" journal {journal_mode_for(index)}")
+                                           f" journal {journal_mode_for(index)}, {shared}")
 
 
 def _ocio() -> Check:

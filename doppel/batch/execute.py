@@ -272,7 +272,8 @@ class _Driver:
             self.conclude(task.id, "failed", str(e))
             return
         ref = _remote(ray).options(**opts).remote(task, run.auth, list(g.inputs), self.state_dir,
-                                                   self.result.run_id, self.cfg.resume, more, grant)
+                                                   self.result.run_id, self.cfg.resume, more, grant,
+                                                   str(run.ws.root) if run.ws is not None else None)
         self.in_flight[ref] = (task.id, run)
         st.status, st.submitted = "running", time.perf_counter()
 

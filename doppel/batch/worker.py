@@ -128,16 +128,21 @@ def limit_threads() -> None:
 
 
 def run_task(task, auth, gate_inputs, state_dir: str, run_id: str, resume: bool, more_auths=(),
-             grant=None) -> TaskResult:
+             grant=None, workspace: str | None = None) -> TaskResult:
     """Run one task in this process (a Ray worker): skip it when its record says its outputs are current (a
     retry, or --resume), else run the stage's command under ``auth`` (and ``more_auths``: (authorisation,
     inputs) of its further gates; ``grant``: the driver's `assets.disclosure.DisclosureGrant`, under which its
-    imagery is signed and marked) and record the outputs."""
+    imagery is signed and marked) and record the outputs. ``workspace``: the driver's workspace folder; when it is
+    shared with a group, this worker's outputs are the group's (a worker never opens the index, and one on another
+    machine of a cluster inherits nothing from the driver)."""
+    from core.group_sharing import adopt_group_umask
     from doppel.batch.stages import call_command
     from doppel.consent_gate import preauthorized
 
     t0 = time.perf_counter()
     limit_threads()
+    if workspace is not None:
+        adopt_group_umask(workspace)
     rec = current_record(task, state_dir, None if resume else run_id)
     if rec is not None:
         return TaskResult(task.id, True, outputs_of(rec), time.perf_counter() - t0, os.getpid(), socket.gethostname())

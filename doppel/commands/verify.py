@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -19,7 +20,8 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
     """For each file: C2PA state (trusted / untrusted / invalid / absent), the invisible watermark, and the
     workspace record both point to (actor, production, use, consent status today). A 3D export (FBX, USD, glTF):
     the provenance inside it and whether its bytes are an export registered in the workspace. Exit 1 if any is
-    invalid. Outside a workspace only the C2PA signature is checked (no trust anchor, no watermark key)."""
+    invalid or cannot be read. Outside a workspace only the C2PA signature is checked (no trust anchor, no watermark
+    key)."""
     from assets.export_verify import describe_export, is_export, prefetch_fbx, verify_export
     from assets.media_verify import describe, media_files, verify_file
     from assets.signing_keys import trust_anchor, watermark_secret
@@ -52,6 +54,8 @@ def verify(files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, EXR)
                 console.print(line, markup=False, soft_wrap=True,
                               style="red" if report.invalid and line == report.path else None)
     if len(files) > 1 and not as_json:
-        console.print(f"verify: {len(files)} files, {bad} invalid", markup=False, style="red" if bad else None)
+        unread = sum(not os.access(f, os.R_OK) for f in files)
+        console.print(f"verify: {len(files)} files, {bad} invalid" + (f" ({unread} of them not readable by this user, "
+                      "so not checked)" if unread else ""), markup=False, style="red" if bad else None)
     if bad:
         raise typer.Exit(1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class StageView:
     truncated: int = 0            # media files left out beyond MAX_FILES_PER_STAGE
     withheld: str = ""            # why none of its files is copied into the site (its consent lapsed); "" shown
     withheld_files: int = 0       # files inside it left out because they are outputs of a lapsed consent
+    unreadable: int = 0           # files this user may not read (another user's, not readable by others): not shown
 
 
 @dataclass
@@ -201,7 +203,9 @@ def read_manifest_quietly(d: Path) -> dict | None:
 def stage_view(path: Path, label: str, kind: str | None = None, asset=None) -> StageView:
     """A StageView of a stage folder or an output file; ``kind`` defaults to the manifest's stage name."""
     if path.is_file():
-        return StageView(kind or path.suffix.lstrip(".") or "file", path, label, None, asset, [Path(path.name)])
+        readable = os.access(path, os.R_OK)
+        return StageView(kind or path.suffix.lstrip(".") or "file", path, label, None, asset,
+                         [Path(path.name)] if readable else [], unreadable=0 if readable else 1)
     manifest = read_manifest_quietly(path) if path.is_dir() else None
     if kind is None:
         kind = str(manifest.get("stage", "stage")) if manifest else "stage"
@@ -211,6 +215,8 @@ def stage_view(path: Path, label: str, kind: str | None = None, asset=None) -> S
                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
                  and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES + MODEL_SUFFIXES + TABLE_SUFFIXES
                  and p.name != MANIFEST_NAME and not p.name.endswith(VIEWER_COPY_SUFFIX)]
+        readable = [r for r in media if os.access(path / r, os.R_OK)]
+        view.unreadable, media = len(media) - len(readable), readable
         # top-level files first (previews, metrics), then subfolders (masks/...)
         media.sort(key=lambda r: (len(r.parts), r.as_posix()))
         view.files, view.truncated = media[:MAX_FILES_PER_STAGE], max(0, len(media) - MAX_FILES_PER_STAGE)

@@ -263,6 +263,15 @@ def face_reference_block(av: ActorView, by_asset: dict[str, str], faces: dict[st
             f"it shows and refuses a plate that never shows them.</p>{img}")
 
 
+def unreadable_note(s: StageView) -> str:
+    """Why some of a stage's files are missing from its page: this user may not read them."""
+    from assets.workspace import current_user
+
+    return (f"<p>{badge('unreadable', 'warn')} {s.unreadable} file(s) here cannot be read by {esc(current_user())}, "
+            "who made this site (another user's, not readable by others): not shown. Build the site as a member of "
+            "the workspace's group to see them.</p>")
+
+
 def tree_html(nodes, by_asset: dict[str, str], withheld: set[str] = frozenset()) -> str:
     items = []
     for n in nodes:
@@ -323,6 +332,8 @@ def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[Pure
             for p, lbl in media) + "</div>")
     if s.truncated:
         parts.append(f"<p class='meta'>{s.truncated} more file(s) in the folder are not shown.</p>")
+    if s.unreadable:
+        parts.append(unreadable_note(s))
     if s.withheld_files:
         parts.append(f"<p>{badge('withheld', 'bad')} {s.withheld_files} file(s) in the folder are outputs of a "
                      "revoked or expired consent: not copied into this site (their own pages say which).</p>")

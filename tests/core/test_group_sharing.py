@@ -1,0 +1,96 @@
+"""core.group_sharing: what a group-shared folder (group-writable, set-group-ID) asks of the files made in it."""
+
+import os
+import stat
+import tempfile
+
+import pytest
+
+from core import group_sharing as gs
+from core.stage_folders import staged_stage_dir
+from core.storage import atomic_write_bytes, default_folder_mode
+
+
+@pytest.fixture
+def umask():
+    """Run with a umask of 022 and give the test's process its own back afterwards (adopt_group_umask is
+    process-wide)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _shared(path, mode=0o2775):
+    path.mkdir(exist_ok=True)
+    os.chmod(path, mode)
+    return path
+
+
+def test_a_folder_is_shared_when_group_writable_and_set_group_id(tmp_path):
+    assert gs.sharing_gid(_shared(tmp_path / "a", 0o775)) is None          # group-writable only
+    assert gs.sharing_gid(_shared(tmp_path / "b", 0o2755)) is None         # set-group-ID only
+    assert gs.sharing_gid(_shared(tmp_path / "c", 0o2770)) == os.stat(tmp_path / "c").st_gid
+    assert gs.sharing_gid(tmp_path / "missing") is None
+
+
+def test_adopting_the_group_umask_clears_only_the_group_bits(tmp_path, umask):
+    os.umask(0o027)
+    assert not gs.adopt_group_umask(_shared(tmp_path / "private", 0o755))
+    assert os.umask(0o027) == 0o027
+    assert gs.adopt_group_umask(_shared(tmp_path / "shared"))
+    assert os.umask(0o022) == 0o007                                         # others keep what the user chose
+
+
+def test_secrets_are_the_owners_alone_unless_the_folder_is_shared_with_their_group(tmp_path, monkeypatch):
+    private, shared = _shared(tmp_path / "private", 0o755), _shared(tmp_path / "shared")
+    for folder in (private, shared):
+        (folder / "key").write_bytes(b"k")
+    os.chmod(private / "key", 0o600)
+    assert gs.secret_mode_problem(private / "key", private) is None
+    os.chmod(private / "key", 0o640)
+    assert "chmod 600" in gs.secret_mode_problem(private / "key", private)
+    assert gs.secret_mode(private) == 0o600 and gs.secret_folder_mode(private) == 0o700
+    os.chmod(shared / "key", 0o640)
+    assert gs.secret_mode_problem(shared / "key", shared) is None
+    assert gs.secret_mode(shared) == 0o640 and gs.secret_folder_mode(shared) == 0o2770
+    os.chmod(shared / "key", 0o644)
+    assert "readable by everyone" in gs.secret_mode_problem(shared / "key", shared)
+    os.chmod(shared / "key", 0o640)
+    monkeypatch.setattr(gs, "sharing_gid", lambda folder: os.stat(shared).st_gid + 1)   # shared with another group
+    assert "not the shared folder's group" in gs.secret_mode_problem(shared / "key", shared)
+
+
+def test_a_new_folder_keeps_the_set_group_id_bit_it_inherited(tmp_path, umask):
+    """mkdtemp then chmod(0o755) cleared the bit a shared parent gave: the files written in it then took the
+    writer's own group instead of the team's."""
+    parent = _shared(tmp_path / "shared")
+    tmp = tempfile.mkdtemp(dir=parent)
+    assert os.stat(tmp).st_mode & stat.S_ISGID
+    assert default_folder_mode(tmp) & stat.S_ISGID
+    gs.adopt_group_umask(parent)
+    with staged_stage_dir(parent / "rig", "rig") as d:
+        atomic_write_bytes(d / "rig.npz", b"data")
+    st = os.stat(parent / "rig")
+    assert st.st_mode & stat.S_ISGID and st.st_mode & 0o070 == 0o070 and st.st_gid == os.stat(parent).st_gid
+    assert os.stat(parent / "rig" / "rig.npz").st_mode & 0o060 == 0o060
+
+
+def test_sharing_a_tree_gives_it_the_group_and_lists_what_is_not_this_users(tmp_path):
+    root = tmp_path / "ws"
+    (root / "sub").mkdir(parents=True, mode=0o755)
+    (root / "sub" / "data").write_bytes(b"d")
+    (root / "key").write_bytes(b"k")
+    os.chmod(root / "sub" / "data", 0o644)
+    os.chmod(root / "key", 0o600)
+    gid = os.getegid()
+    report = gs.share_tree(root, gid, {root / "key"})
+    assert gs.sharing_gid(root) == gid and report.changed == 4 and not report.others
+    assert os.stat(root / "sub").st_mode & 0o7777 == 0o2775
+    assert os.stat(root / "sub" / "data").st_mode & 0o777 == 0o664
+    assert os.stat(root / "key").st_mode & 0o777 == 0o640
+    assert gs.share_tree(root, gid, {root / "key"}).changed == 0            # again: nothing to do
+    (root / "theirs").write_bytes(b"t")
+    os.chmod(root / "theirs", 0o644)
+    report = gs.ShareReport(gid)
+    gs._share_one(root / "theirs", gid, False, os.stat(root / "theirs").st_uid + 1, report)   # as another user
+    assert report.others == [root / "theirs"] and report.changed == 0
