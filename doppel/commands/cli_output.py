@@ -11,6 +11,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.tree import Tree
 
+from doppel.commands.plain_table import plain_table
+
 
 def cli_console(**kwargs) -> Console:
     """A command's `rich.console.Console` (``kwargs`` as Rich's): off a terminal its lines are never wrapped."""
@@ -24,6 +26,15 @@ def print_table(table: Table | Tree, console: Console | None = None) -> None:
     """Print ``table`` (or a tree) on ``console`` (default: standard output); off a terminal at the width it
     needs."""
     console = console or Console()
+    text = plain_table(table, console) if isinstance(table, Table) else None
+    if text is not None:                 # off a terminal: drawn without Rich's layout engine (plain_table.py)
+        console.file.write(text)
+        return
+    print_with_rich(table, console)
+
+
+def print_with_rich(table: Table | Tree, console: Console) -> None:
+    """`print_table` by Rich's own layout: on a terminal, and for what `plain_table` does not draw."""
     if not console.is_terminal:
         need = Measurement.get(console, console.options.update(max_width=100_000), table).maximum
         if need > console.width:
