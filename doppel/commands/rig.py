@@ -110,7 +110,7 @@ def _side_files(tmp: Path, rig_obj, model: str, inputs: dict, texture: Path | No
         extra["face_landmarks"] = embedding.name
     smplx_face = smplx_face_embedding_for(model, rig_obj.num_vertices, inputs)
     if smplx_face is not None:
-        from reconstruction.fitting.smplx_face import write_smplx_face_embedding   # torch: not at the CLI's start-up
+        from reconstruction.fitting.smplx_face import write_smplx_face_embedding  # torch: not at the CLI's start-up
 
         extra["face_landmarks"] = write_smplx_face_embedding(tmp, smplx_face).name
     return extra
