@@ -77,12 +77,13 @@ def plan_purge(ws: Workspace, consent_id: str, include_changed: bool = False) ->
     latest = latest_at_paths(ws)
     plan = PurgePlan(consent_id, c.actor_id, status)
     chosen = {a.id for a in direct + derived}
+    content = _content_hashes(ws, chosen)
     seen: set[Path] = set()
     for a in direct + derived:
         path = on_disk(ws, a.path)
         if path not in seen:
             seen.add(path)
-            plan.items.append(_output_item(ws, a, path, latest.get(a.path), chosen, include_changed))
+            plan.items.append(_output_item(ws, a, path, latest.get(a.path), chosen, include_changed, content))
     for stored, sha, others, is_capture in _likeness_inputs(ws, consent_id, c.actor_id):
         path = on_disk(ws, stored)
         if path not in seen:
@@ -92,22 +93,35 @@ def plan_purge(ws: Workspace, consent_id: str, include_changed: bool = False) ->
 
 
 def _output_item(ws: Workspace, a: Asset, path: Path, latest_id: str | None, chosen: set[str],
-                 include_changed: bool) -> PurgeItem:
+                 include_changed: bool, content: dict[tuple[str, str], str]) -> PurgeItem:
     item = PurgeItem(a.id, a.kind, a.path, path, "keep")
     if latest_id is not None and latest_id not in chosen:
         return replace(item, why=f"replaced since by {latest_id}, made under another consent")
-    why = _why_kept(ws, path) or ("" if include_changed or _unchanged(ws, a, path) else _CHANGED)
+    why = _why_kept(ws, path) or ("" if include_changed or _unchanged(a, path, content) else _CHANGED)
     return replace(item, why=why) if why else replace(item, action="delete", bytes=_size(path))
 
 
-def _unchanged(ws: Workspace, a: Asset, path: Path) -> bool:
-    """Whether ``path`` holds what ``a`` registered: every data file's bytes (the content index's data hash),
-    or for an asset registered before that index existed its registered hash (a folder's: its manifest's)."""
+def _content_hashes(ws: Workspace, asset_ids: set[str]) -> dict[tuple[str, str], str]:
+    """The content index's data hash of each of ``asset_ids``' registered paths: {(asset id, path): sha256}, read
+    in one connection (one per asset took 7 s for a consent with 2000 outputs)."""
+    ids, out = sorted(asset_ids), {}
+    with ws.read() as con:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            out.update({(r[0], r[1]): r[2] for r in con.execute(
+                f"SELECT asset_id, path, sha256 FROM content WHERE asset_id IN ({','.join('?' * len(chunk))})",
+                chunk)})
+    return out
+
+
+def _unchanged(a: Asset, path: Path, content: dict[tuple[str, str], str]) -> bool:
+    """Whether ``path`` holds what ``a`` registered: every data file's bytes (the content index's data hash,
+    ``content`` from `_content_hashes`), or for an asset registered before that index existed its registered hash
+    (a folder's: its manifest's)."""
     from assets.hashing import digest, path_sha256
 
-    with ws.read() as con:
-        row = con.execute("SELECT sha256 FROM content WHERE asset_id=? AND path=?", (a.id, a.path)).fetchone()
-    return digest(path).data_sha256 == row[0] if row else path_sha256(path) == a.sha256
+    registered = content.get((a.id, a.path))
+    return digest(path).data_sha256 == registered if registered is not None else path_sha256(path) == a.sha256
 
 
 def _input_item(ws: Workspace, stored: str, path: Path, sha256: str, others: list[str], is_capture: bool,
