@@ -159,23 +159,29 @@ def build_dag(plan: Plan) -> Dag:
     """Expand every job into tasks with their dependencies; PlanError (line and field) on the first problem."""
     dag = Dag(plan)
     planned: dict[str, str] = {}                 # relative output path -> task id
+    above: dict[str, str] = {}                   # every folder above a planned output -> that output
     for job in _job_order(plan):
         for task in _expand_job(plan, job, planned):
-            _check_output(plan, job, task, planned, dag)
-            planned[dag.rel(task.out)] = task.id
+            rel = dag.rel(task.out)
+            _check_output(plan, job, task, rel, planned, above)
+            planned[rel] = task.id
+            for folder in PurePosixPath(rel).parents:
+                above.setdefault(folder.as_posix(), rel)
             dag.tasks[task.id] = task
     return dag
 
 
-def _check_output(plan: Plan, job: JobEntry, task: Task, planned: dict[str, str], dag: Dag) -> None:
-    """Two tasks must not write one path, nor one inside the other's output (a stage folder is replaced whole)."""
-    rel = PurePosixPath(dag.rel(task.out))
-    for other, tid in planned.items():
-        o = PurePosixPath(other)
-        if o == rel or o in rel.parents or rel in o.parents:
-            how = "the same path" if o == rel else "one inside the other"
-            raise PlanError(f"{_where(plan, job, 'out')}: {task.id} and {tid} would write {how} ({other}); "
-                            f"put every varying placeholder in `out`")
+def _check_output(plan: Plan, job: JobEntry, task: Task, rel: str, planned: dict[str, str],
+                  above: dict[str, str]) -> None:
+    """Two tasks must not write one path, nor one inside the other's output (a stage folder is replaced whole).
+    A few lookups per task (``above``: the folders over every planned output): comparing every pair of outputs made
+    a dry run of 8000 tasks take 381 s."""
+    ancestors = [q.as_posix() for q in PurePosixPath(rel).parents]
+    other = rel if rel in planned else next((q for q in ancestors if q in planned), None) or above.get(rel)
+    if other is not None:
+        how = "the same path" if other == rel else "one inside the other"
+        raise PlanError(f"{_where(plan, job, 'out')}: {task.id} and {planned[other]} would write {how} ({other}); "
+                        f"put every varying placeholder in `out`")
 
 
 def _input_matches(plan: Plan, job: JobEntry, fld: str, value: str, planned: dict[str, str]) -> list[str]:
