@@ -19,7 +19,6 @@ shared it with which group.
 
 from __future__ import annotations
 
-import grp
 import os
 import shlex
 from pathlib import Path
@@ -58,6 +57,11 @@ def share_workspace(ws: Workspace, group: str) -> ShareReport:
 
 
 def _group_id(group: str) -> int:
+    try:
+        import grp
+    except ImportError:
+        raise WorkspaceError("--group: POSIX groups are not available on this system (Windows): share the "
+                             "workspace's folder with the file server's own permissions") from None
     try:
         return grp.getgrgid(int(group)).gr_gid if group.isdigit() else grp.getgrnam(group).gr_gid
     except KeyError:

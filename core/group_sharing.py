@@ -12,12 +12,12 @@ files, not about the index:
 - secrets (signing keys) there are readable by the group and by no one else (``secret_mode``,
   ``secret_mode_problem``); outside such a folder, by their owner only (0600).
 
-POSIX permissions only: ACLs are neither read nor written.
+POSIX permissions only: ACLs are neither read nor written; on Windows no folder is group-shared (no set-group-ID
+bit), so secrets keep their owner-only rule there.
 """
 
 from __future__ import annotations
 
-import grp
 import os
 import stat
 from dataclasses import dataclass, field
@@ -42,8 +42,10 @@ def sharing_gid(folder: str | os.PathLike) -> int | None:
 def group_label(gid: int) -> str:
     """The group's name, else its number."""
     try:
+        import grp  # POSIX only, as group sharing is
+
         return grp.getgrgid(gid).gr_name
-    except KeyError:
+    except (ImportError, KeyError):
         return str(gid)
 
 
@@ -90,7 +92,8 @@ def unreadable_reason(path: str | os.PathLike) -> str:
     (a shared folder's file seen by someone outside its group). A checker counts such a file as not checked."""
     if os.access(path, os.R_OK):
         return ""
-    return f"this user ({_owner(os.geteuid())}) may not read it (owner {_owner(os.stat(path).st_uid)}): not checked"
+    me = _owner(os.geteuid()) if hasattr(os, "geteuid") else "this user"
+    return f"this user ({me}) may not read it (owner {_owner(os.stat(path).st_uid)}): not checked"
 
 
 @dataclass
@@ -139,9 +142,9 @@ def _share_one(path: Path, gid: int, secret: bool, me: int, report: ShareReport)
 
 
 def _owner(uid: int) -> str:
-    import pwd
-
     try:
+        import pwd
+
         return pwd.getpwuid(uid).pw_name
-    except KeyError:
+    except (ImportError, KeyError):
         return str(uid)

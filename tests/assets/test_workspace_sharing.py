@@ -131,3 +131,18 @@ def test_files_a_user_may_not_read_are_reported_not_fatal(shared, tmp_path, monk
     assert r.invalid and "may not read" in r.error and r.c2pa.state == "unchecked"
     view = stage_view(folder / "a.glb", "exports/a.glb", "export")
     assert view.files == [] and view.unreadable == 1
+
+
+def test_without_posix_groups_doppel_still_imports_and_init_group_says_why():
+    """grp and pwd are POSIX modules (absent on Windows, where artists run Maya): importing them at the top of the
+    modules every command loads would stop Doppel from starting at all there."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['grp'] = sys.modules['pwd'] = None\n"
+            "import doppel.cli, assets.workspace_sharing as s, core.group_sharing as g\n"
+            "print(g.group_label(5))\n"
+            "try:\n    s._group_id('artists')\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("5\nWorkspaceError --group: POSIX groups are not available"), out
+
