@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from core.errors import DoppelError
+from core.group_sharing import adopt_group_umask
 from core.storage import default_folder_mode, temp_name_part
 
 STAGE_MARKER = ".doppel_stage.json"
@@ -117,6 +118,7 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     Paths written inside the block are under the yielded folder; after the block they are under ``out``.
     """
     out = check_stage_out(out, stage, force, inputs)
+    _follow_shared_folder(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(out)
@@ -147,6 +149,7 @@ def temp_sibling(out: str | os.PathLike, directory: bool = False) -> Path:
     up: a killed swap's whole plate, gigabytes at 4K."""
     out = Path(out)
     if not _in_own_temp_folder(out):     # there no killed run can have left anything: no listing per frame
+        _follow_shared_folder(out)
         clean_stale(out)
     prefix = _temp_prefix(out)
     if directory:
@@ -154,6 +157,14 @@ def temp_sibling(out: str | os.PathLike, directory: bool = False) -> Path:
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=out.suffix, dir=out.parent)
     os.close(fd)
     return Path(name)
+
+
+def _follow_shared_folder(out: Path) -> None:
+    """Writing into a group-shared folder (`core.group_sharing`: a team's workspace, or any project folder set up
+    so), outside any workspace command too: what this process makes there is the group's."""
+    nearest = next((p for p in out.absolute().parents if p.exists()), None)
+    if nearest is not None:
+        adopt_group_umask(nearest)
 
 
 def _in_own_temp_folder(path: Path) -> bool:

@@ -94,3 +94,21 @@ def test_sharing_a_tree_gives_it_the_group_and_lists_what_is_not_this_users(tmp_
     report = gs.ShareReport(gid)
     gs._share_one(root / "theirs", gid, False, os.stat(root / "theirs").st_uid + 1, report)   # as another user
     assert report.others == [root / "theirs"] and report.changed == 0
+
+
+def test_a_stage_or_a_file_written_into_a_shared_folder_is_the_groups_outside_any_workspace(tmp_path, umask):
+    """`doppel capture synth --out /proj/shared/...` with no workspace: under umask 022 its folders were 0755, so the
+    other members could not replace or clean them."""
+    from core.stage_folders import temp_sibling
+
+    parent = _shared(tmp_path / "project")
+    with staged_stage_dir(parent / "captures" / "day1", "synthetic_capture") as d:
+        (d / "images").mkdir()
+        (d / "images" / "cam0.png").write_bytes(b"png")
+    for p in ("captures", "captures/day1", "captures/day1/images"):
+        assert os.stat(parent / p).st_mode & 0o2070 == 0o2070, p
+    assert os.stat(parent / "captures" / "day1" / "images" / "cam0.png").st_mode & 0o060 == 0o060
+    os.umask(0o022)
+    tmp = temp_sibling(parent / "double.fbx")
+    tmp.write_bytes(b"fbx")
+    assert os.umask(0o022) & 0o070 == 0
