@@ -82,14 +82,19 @@ def as_disk_full(e: BaseException, written: str | os.PathLike, shown: str | os.P
     """``e`` raised writing ``written`` (maybe a temporary name) -> OSError(ENOSPC, ..., ``shown``) when the disk
     is full: errno ENOSPC, a writer that reports no errno (OpenCV's imwrite, OpenEXR, an encoder's pipe) on a
     filesystem with under FULL_DISK_BYTES free, or another error whose message quotes ENOSPC (an error a worker
-    process sent back as text); else ``e`` unchanged. The CLI prints the first as one line naming
+    process sent back as text); OSError(EDQUOT, ..., ``shown``) likewise when a disk quota is exceeded (a studio
+    file server's per-user or per-group quota); else ``e`` unchanged. The CLI prints either as one line naming
     ``shown`` (doppel.cli)."""
     import errno
 
     if not isinstance(e, OSError):         # a library's own error carrying the OS's words (Blender's worker)
         said = str(e)
-        full = f"[Errno {errno.ENOSPC}]" in said or os.strerror(errno.ENOSPC) in said
-        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(shown)) if full else e
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            if f"[Errno {code}]" in said or os.strerror(code) in said:
+                return OSError(code, os.strerror(code), str(shown))
+        return e
+    if e.errno == errno.EDQUOT:            # the user's (or group's) quota on a studio file server: full for them
+        return OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), str(shown))
     full = e.errno == errno.ENOSPC
     if not full and e.errno in (None, errno.EPIPE):
         try:

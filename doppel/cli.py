@@ -262,9 +262,16 @@ def _handle_error(e: BaseException, debug: bool) -> NoReturn:
     if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
         _fail(f"error: disk full while writing the workspace index ({e}); nothing was recorded: free some space "
               "and run again", 1)
+    if isinstance(e, sqlite3.OperationalError) and "disk i/o error" in str(e).lower():    # SQLite's word for EDQUOT
+        _fail(f"error: the workspace index could not be written ({e}: an exceeded disk quota, or a failing disk or "
+              "file server); nothing was recorded: check the quota and the storage, and run again", 1)
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         where = f" writing {e.filename}" if e.filename else ""
         _fail(f"error: disk full{where} ({e.strerror}); nothing was written: free some space and run again", 1)
+    if isinstance(e, OSError) and e.errno == errno.EDQUOT:
+        where = f" writing {e.filename}" if e.filename else ""
+        _fail(f"error: disk quota exceeded{where} ({e.strerror}); nothing was written: free some of your (or your "
+              "group's) quota, or ask for a larger one, and run again", 1)
     if isinstance(e, OSError) and e.errno == errno.EEXIST and e.filename:
         _fail(f"error: {e.filename}: already exists ({e.strerror}); choose another path", 1)
     if not isinstance(e, (DoppelError, *_USER_ERRORS, OSError)):

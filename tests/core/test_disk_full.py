@@ -28,6 +28,10 @@ def test_as_disk_full_names_the_published_file(tmp_path, monkeypatch):
     assert as_disk_full(other, written, shown) is other
     denied = PermissionError(errno.EACCES, "Permission denied", str(written))
     assert as_disk_full(denied, written, shown) is denied
+    quota = as_disk_full(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)), written, shown)
+    assert quota.errno == errno.EDQUOT and quota.filename == str(shown)
+    said = as_disk_full(RuntimeError(f"blender: [Errno {errno.EDQUOT}] {os.strerror(errno.EDQUOT)}"), written, shown)
+    assert said.errno == errno.EDQUOT and said.filename == str(shown)
 
 
 def test_a_full_disk_under_a_plate_writer_names_the_frame_it_publishes(tmp_path, monkeypatch):

@@ -37,18 +37,21 @@ def test_zero_byte_npz_is_an_error_naming_the_file_not_ctrl_c(clips, tmp_path, c
     assert err.strip().count("\n") == 0 and not (tmp_path / "a").exists()
 
 
-def test_disk_full_names_the_path_and_leaves_nothing_partial(clips, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "disk full"), (errno.EDQUOT, "disk quota exceeded")])
+def test_disk_full_names_the_path_and_leaves_nothing_partial(clips, tmp_path, capsys, monkeypatch, code, words):
+    """A full disk, or a quota exceeded on a studio file server (EDQUOT was printed as a raw error naming the
+    temporary file)."""
     import core.storage
 
     def full(fd):
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(core.storage.os, "fsync", full)
     out = tmp_path / "a"
     code, _, err = run_cli(capsys, "retarget", clips[0], "--rig", clips[1], "--out", out, "--preview-size", "64")
     assert code == 1, err
     line = err.strip()
-    assert line.count("\n") == 0 and "disk full" in line and str(out) in line and ".tmp-" not in line
+    assert line.count("\n") == 0 and words in line and str(out) in line and ".tmp-" not in line
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["clip.bvh", "target.bvh"]
 
 
@@ -64,6 +67,20 @@ def test_out_an_existing_file_is_one_line(clips, tmp_path, capsys, argv):
     code, _, err = run_cli(capsys, *[a.format(**names) for a in argv])
     assert code == 1 and "Errno" not in err and str(f) in err and err.strip().count("\n") == 0
     assert f.read_text() == "keep me"
+
+
+def test_an_index_write_refused_by_a_quota_is_one_line(tmp_path, capsys, monkeypatch):
+    """SQLite reports a write refused by a quota (EDQUOT) as "disk I/O error", which the CLI printed as an internal
+    error ("run again with --debug")."""
+    from assets.workspace import Workspace
+
+    def refused(root):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Workspace, "init", staticmethod(refused))
+    code, _, err = run_cli(capsys, "init", tmp_path / "ws")
+    assert code == 1 and "could not be written" in err and "quota" in err and err.strip().count("\n") == 0, err
+    assert "internal" not in err
 
 
 def test_init_on_a_full_disk_leaves_no_half_made_index(tmp_path, capsys, monkeypatch):
