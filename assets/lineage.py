@@ -12,6 +12,7 @@ import os
 import re
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -175,12 +176,34 @@ def asset_tree(ws: Workspace, actor_id: str) -> list[AssetNode]:
             if parent in own:
                 has_parent_in_actor.add(child)
     order = {aid: i for i, aid in enumerate(assets)}
+    kids = {aid: sorted(set(c), key=order.__getitem__) for aid, c in children.items()}
+    return [_grow(assets, kids, aid) for aid in own if aid not in has_parent_in_actor]
 
-    def build(aid: str, path: tuple[str, ...]) -> AssetNode:
-        kids = sorted(set(children.get(aid, [])), key=order.__getitem__)
-        return AssetNode(assets[aid], [build(k, (*path, aid)) for k in kids if k not in path])
 
-    return [build(aid, ()) for aid in own if aid not in has_parent_in_actor]
+def _grow(assets: dict[str, Asset], kids: dict[str, list[str]], root: str) -> AssetNode:
+    """The tree below ``root`` (``kids``: each asset's children in order), without a cycle; built with a stack, not
+    recursion: a lineage a few hundred levels deep (a model resumed again and again) hit Python's recursion limit,
+    and `doppel review` and `assets list --tree` failed with an internal error."""
+    top = AssetNode(assets[root])
+    stack = [(top, (root,))]
+    while stack:
+        node, path = stack.pop()
+        for k in kids.get(path[-1], ()):
+            if k not in path:
+                child = AssetNode(assets[k])
+                node.children.append(child)
+                stack.append((child, (*path, k)))
+    return top
+
+
+def walk_tree(nodes: list[AssetNode]) -> Iterator[tuple[AssetNode, int]]:
+    """Every node of the forest ``nodes`` with its depth (0 for ``nodes`` themselves), parents before their children
+    and children in order (a preorder walk, with a stack: any depth)."""
+    stack = [(n, 0) for n in reversed(nodes)]
+    while stack:
+        node, depth = stack.pop()
+        yield node, depth
+        stack.extend((c, depth + 1) for c in reversed(node.children))
 
 
 def outputs_under_consent(ws: Workspace, consent_id: str) -> tuple[list[Asset], list[Asset]]:

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from assets.lineage import AssetNode, asset_tree, list_assets
+from assets.lineage import AssetNode, asset_tree, list_assets, walk_tree
 from assets.text_fields import printable
 from assets.workspace import Workspace
 from doppel.commands.cli_output import cli_console, print_table
@@ -70,14 +70,10 @@ def list_(actor: str | None = typer.Option(None, "--actor", help="Only this acto
             raise ValueError("assets list: --tree needs --actor A")
         roots, lapsed, where = asset_tree(ws, actor), _lapsed(ws), where_shown(ws)
         top = Tree(f"actor {actor}: {len(roots)} root asset(s)")
-
-        def add(branch: Tree, node: AssetNode) -> None:
-            sub = branch.add(_label(node, lapsed, where))
-            for child in node.children:
-                add(sub, child)
-
-        for r in roots:
-            add(top, r)
+        branches = [top]                       # the branch of each depth along the current path
+        for node, depth in walk_tree(roots):
+            del branches[depth + 1:]
+            branches.append(branches[depth].add(_label(node, lapsed, where)))
         print_table(top, console)
         return
     table = Table("asset", "kind", "actor", "path", "made", "use", "production", "consent")

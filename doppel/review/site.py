@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import doppel.review.pages as pages
 from assets.export_verify import prefetch_fbx
+from assets.lineage import walk_tree
 from core.storage import atomic_write_text
 from doppel.review.framing import prepare_viewer
 from doppel.review.gather import (
@@ -158,23 +159,11 @@ def exports_of_rigs(data: ReviewData, by_asset: dict[str, StageView]) -> dict[in
     .glb files are shown on the rig's page too."""
     out: dict[int, list[StageView]] = {}
 
-    def glb_exports(node) -> list:
-        found = []
-        for ch in node.children:
-            if ch.asset.kind == "export":                # a .glb file, or a folder holding one
-                found.append(ch.asset.id)
-            found += glb_exports(ch)
-        return found
-
-    def walk(nodes) -> None:
-        for n in nodes:
-            if n.asset.kind == "rig" and n.asset.id in by_asset:
-                views = [by_asset[a] for a in dict.fromkeys(glb_exports(n)) if a in by_asset]
-                out[id(by_asset[n.asset.id])] = views
-            walk(n.children)
-
     for av in data.actors:
-        walk(av.tree)
+        for n, _ in walk_tree(av.tree):
+            if n.asset.kind == "rig" and n.asset.id in by_asset:
+                glbs = [d.asset.id for d, _ in walk_tree(n.children) if d.asset.kind == "export"]   # a .glb, or a
+                out[id(by_asset[n.asset.id])] = [by_asset[a] for a in dict.fromkeys(glbs) if a in by_asset]  # folder
     return out
 
 
@@ -273,20 +262,33 @@ def unreadable_note(s: StageView) -> str:
 
 
 def tree_html(nodes, by_asset: dict[str, str], withheld: set[str] = frozenset()) -> str:
-    items = []
-    for n in nodes:
-        a = n.asset
-        name = esc(a.path)
-        if a.id in by_asset:
-            name = f"<a href='{href(by_asset[a.id])}'>{name}</a>"
-        if a.id in withheld:
-            name += " " + badge("withheld", "bad")
-        consent = f"<code>{esc(a.consent_id)}</code>" if a.consent_id else "no consent needed"
-        below = tree_html(n.children, by_asset, withheld) if n.children else ""
-        items.append(f"<li>{badge(a.kind, 'none')} {name} <span class='meta'><code>{esc(a.sha256[:12])}</code> "
-                     f"&middot; {esc(a.use)} &middot; {esc(a.production)} &middot; {consent} &middot; "
-                     f"{esc(a.created[:19])}</span>{below}</li>")
-    return f"<ul class='tree'>{''.join(items)}</ul>"
+    """Nested lists of the lineage forest ``nodes`` (built with a stack: any depth)."""
+    out, stack = ["<ul class='tree'>"], [iter(nodes)]
+    while stack:
+        n = next(stack[-1], None)
+        if n is None:                          # this list is done: close it, and the item that holds it
+            stack.pop()
+            out.append("</ul></li>" if stack else "</ul>")
+            continue
+        out.append(f"<li>{_tree_item(n.asset, by_asset, withheld)}")
+        if n.children:
+            out.append("<ul class='tree'>")
+            stack.append(iter(n.children))
+        else:
+            out.append("</li>")
+    return "".join(out)
+
+
+def _tree_item(a, by_asset: dict[str, str], withheld: set[str]) -> str:
+    name = esc(a.path)
+    if a.id in by_asset:
+        name = f"<a href='{href(by_asset[a.id])}'>{name}</a>"
+    if a.id in withheld:
+        name += " " + badge("withheld", "bad")
+    consent = f"<code>{esc(a.consent_id)}</code>" if a.consent_id else "no consent needed"
+    return (f"{badge(a.kind, 'none')} {name} <span class='meta'><code>{esc(a.sha256[:12])}</code> "
+            f"&middot; {esc(a.use)} &middot; {esc(a.production)} &middot; {consent} &middot; "
+            f"{esc(a.created[:19])}</span>")
 
 
 def _copy(src: Path, dst: Path) -> None:

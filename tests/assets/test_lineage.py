@@ -157,3 +157,47 @@ def test_parent_is_the_exact_version_or_the_enclosing_folder(ws):
     cal.write_text("A")
     _, run = make(ws, "fit", "fit", [cal], name="fit-from-cal")
     assert [a.id for a in parents_of(ws, run.registered[0].id)] == [cal_versions[0]]
+
+
+def test_a_lineage_thousands_of_levels_deep_is_a_tree_and_a_page(ws, capsys, tmp_path):
+    """A chain of 1200 outputs each made from the last (a model resumed again and again): building the tree, the
+    CLI's tree and the review site recursed once per level and failed with RecursionError past a few hundred."""
+    import random
+
+    from assets.lineage import AssetNode, walk_tree
+    from doppel.review.site import tree_html
+    from tests.cli_runner import run_cli
+
+    grant(ws, "jane-doe", "render", "Dune", "2027-01-01", today=TODAY)
+    prev = []
+    for k in range(1200):
+        out, _ = make(ws, "render", "render", prev, name=f"m{k:04d}")
+        prev = [out]
+    roots = asset_tree(ws, "jane-doe")
+    depths = [d for _, d in walk_tree(roots)]
+    assert len(roots) == 1 and max(depths) == 1199 and len(depths) == 1200
+    html = tree_html(roots, {})
+    assert html.count("<li>") == html.count("</li>") == 1200 and html.count("<ul") == html.count("</ul>") == 1200
+    code, out, _ = run_cli(capsys, "assets", "list", "--actor", "jane-doe", "--tree", "--workspace", ws.root)
+    assert code == 0 and "m1199.txt" in out
+
+    def reference(nodes):                          # the recursive drawing tree_html replaced
+        items = []
+        for n in nodes:
+            below = reference(n.children) if n.children else ""
+            items.append(f"<li>{_item(n)}{below}</li>")
+        return f"<ul class='tree'>{''.join(items)}</ul>"
+
+    from doppel.review.site import _tree_item
+
+    def _item(n):
+        return _tree_item(n.asset, {}, set())
+
+    rng = random.Random(3)
+    assets = [a for n, _ in walk_tree(roots) for a in [n.asset]][:40]
+    for _ in range(20):                            # random small forests: the same HTML as the recursion
+        def grow(level):
+            return [AssetNode(rng.choice(assets), grow(level + 1) if level < 4 else [])
+                    for _ in range(rng.randint(0, 3))]
+        forest = grow(0)
+        assert tree_html(forest, {}) == reference(forest)
