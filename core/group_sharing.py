@@ -50,14 +50,23 @@ def group_label(gid: int) -> str:
 
 
 def adopt_group_umask(folder: str | os.PathLike) -> bool:
-    """In a group-shared ``folder``, clear the group bits of this process's umask (files and folders made from now
-    on are group-writable; others' bits unchanged); returns whether the folder is shared. Process-wide: a
-    subprocess started afterwards (the Blender worker, Ray's local workers) inherits it."""
-    if sharing_gid(folder) is None:
+    """In a group-shared ``folder`` this process may write as a member of its group (or as root), clear the group
+    bits of this process's umask (files and folders made from now on are group-writable; others' bits unchanged);
+    returns whether it did. Process-wide: a subprocess started afterwards (the Blender worker, Ray's local workers)
+    inherits it. A reviewer outside the group keeps their umask."""
+    gid = sharing_gid(folder)
+    if gid is None or not _member(gid):
         return False
     mask = os.umask(0)
     os.umask(mask & ~0o070)
     return True
+
+
+def _member(gid: int) -> bool:
+    """Whether this process acts as a member of group ``gid`` (its group, a supplementary one, or root)."""
+    if not hasattr(os, "getegid"):
+        return False
+    return os.geteuid() == 0 or gid == os.getegid() or gid in os.getgroups()
 
 
 def secret_mode(folder: str | os.PathLike) -> int:

@@ -33,12 +33,16 @@ def test_a_folder_is_shared_when_group_writable_and_set_group_id(tmp_path):
     assert gs.sharing_gid(tmp_path / "missing") is None
 
 
-def test_adopting_the_group_umask_clears_only_the_group_bits(tmp_path, umask):
+def test_adopting_the_group_umask_clears_only_the_group_bits(tmp_path, umask, monkeypatch):
     os.umask(0o027)
     assert not gs.adopt_group_umask(_shared(tmp_path / "private", 0o755))
     assert os.umask(0o027) == 0o027
     assert gs.adopt_group_umask(_shared(tmp_path / "shared"))
     assert os.umask(0o022) == 0o007                                         # others keep what the user chose
+    os.umask(0o027)
+    monkeypatch.setattr(gs, "_member", lambda gid: False)                # a reviewer outside the group
+    assert not gs.adopt_group_umask(tmp_path / "shared")
+    assert os.umask(0o022) == 0o027
 
 
 def test_secrets_are_the_owners_alone_unless_the_folder_is_shared_with_their_group(tmp_path, monkeypatch):
