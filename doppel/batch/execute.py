@@ -123,11 +123,13 @@ def start_ray(cfg: BatchConfig) -> tuple[bool, str, float]:
         if cfg.address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
             raise BatchError(f"--address {cfg.address}: ray:// needs Ray Client (pip install 'ray[client]', which "
                              "brings grpcio); or run the driver on a cluster node with --address HOST:PORT or auto")
+        from doppel.batch.cluster_checks import ClusterError, check_local_session, connect
+
         try:
-            ray.init(address=cfg.address, runtime_env={"env_vars": dict(THREAD_ENV)}, **kw)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise BatchError(f"--address {cfg.address}: cannot connect to a Ray cluster ({str(e).splitlines()[0]}); "
-                             f"nothing was run") from None
+            check_local_session(cfg.address)
+            connect(ray, cfg.address, runtime_env={"env_vars": dict(THREAD_ENV)}, **kw)
+        except ClusterError as e:
+            raise BatchError(str(e)) from None
         where = f"Ray cluster at {cfg.address}"
     return True, where, time.perf_counter() - t0
 
