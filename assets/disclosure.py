@@ -34,7 +34,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from assets import watermark as wm
 from assets.content_credentials import EMBEDDED, UNMARKED, build_manifest, media_type, sidecar_path, sign_stream
 from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.stage_folders import shown_path, temp_sibling
-from core.storage import atomic_write_bytes, default_mode, sha256_file
+from core.storage import atomic_write_bytes, new_temp_file, sha256_file
 
 log = logging.getLogger(__name__)
 _NOTED: set[tuple[str, str]] = set()       # (folder, note) already logged: a sequence's frames say it once
@@ -349,7 +348,6 @@ def _sign_in_place(path: Path, manifest: dict, identity, ingredients: list[Path]
             dest.flush()
             os.fsync(dest.fileno())
         if store is None:
-            os.chmod(tmp, default_mode())
             os.replace(tmp, path)
         else:
             Path(tmp).unlink()
@@ -394,12 +392,11 @@ def _rewrite_frame_file(path: Path, edit) -> None:
     under the marks), its bit depth and alpha are kept."""
     from capture.frame_files import read_frame, write_frame
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = new_temp_file(path.parent, f".{path.stem}.", path.suffix)    # the mode open() gives
     os.close(fd)
     try:
         view = read_frame(path)
         write_frame(tmp, np.ascontiguousarray(edit(view), dtype=np.uint8), path, drawn=view)
-        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -430,7 +427,7 @@ def _rewrite_video(path: Path, edit) -> None:
     reader.close()
     alpha = ALPHA_PIX_FMTS.match(pix_fmt) is not None
     wide = header.bit_depth > 8 or alpha
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = new_temp_file(path.parent, f".{path.name}.", path.suffix)    # the mode open() gives
     os.close(fd)
     try:
         encoder = VideoEncoder(tmp, tuple(meta["size"]), float(meta.get("fps", 24.0)), codec, pix_fmt,
@@ -446,7 +443,6 @@ def _rewrite_video(path: Path, edit) -> None:
         except BaseException:
             encoder.abort()
             raise
-        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

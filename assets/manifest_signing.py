@@ -80,7 +80,12 @@ def load_key(root: str | os.PathLike, create: bool = True) -> ManifestKey:
     problem = secret_mode_problem(path, root)
     if problem:
         raise SigningKeyError(f"{path}: the manifest signing key is {problem}")
-    secret = path.read_bytes()
+    try:
+        secret = path.read_bytes()
+    except PermissionError:
+        raise SigningKeyError(f"{path}: this user cannot read the workspace's manifest signing key, which is its "
+                              f"owner's alone (mode {path.stat().st_mode & 0o777:o}): a team shares a workspace with "
+                              "`doppel init DIR --group GROUP`, run by its owner") from None
     if len(secret) != _KEY_BYTES:
         raise SigningKeyError(f"{path}: {len(secret)} bytes, expected {_KEY_BYTES} (the key file was damaged; "
                               "manifests signed with it can no longer be checked)")

@@ -26,14 +26,13 @@ import os
 import shutil
 import socket
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import DoppelError
 from core.group_sharing import adopt_group_umask
-from core.storage import default_folder_mode
+from core.storage import new_temp_folder
 
 INDEX_NAME = "doppel.sqlite"
 SCHEMA_VERSION = 4
@@ -140,6 +139,7 @@ class Workspace:
             (root / name).mkdir(exist_ok=True)
         ws = Workspace(root)
         adopt_group_umask(root)
+        _create_index_file(ws.index_path)
         with ws.write() as con:
             found = _schema_version(con)
             if found is not None and found != SCHEMA_VERSION and found not in MIGRATABLE_FROM:
@@ -282,11 +282,10 @@ def init_workspace(directory: str | os.PathLike) -> Workspace:
     if (directory / INDEX_NAME).exists():
         return Workspace.init(directory)
     directory.absolute().parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.absolute().name}.init-", dir=directory.absolute().parent))
+    tmp = new_temp_folder(directory.absolute().parent, f".{directory.absolute().name}.init-")   # mkdir()'s mode
     try:
         Workspace.init(tmp)
         if not directory.exists():
-            os.chmod(tmp, default_folder_mode(tmp))
             os.rename(tmp, directory)
             return Workspace(directory)
         names = sorted(p.name for p in tmp.iterdir())
@@ -297,6 +296,16 @@ def init_workspace(directory: str | os.PathLike) -> Workspace:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+
+
+def _create_index_file(index: Path) -> None:
+    """Make the (empty) index file with the mode a plain open() gives: 0666 through the umask or the folder's default
+    ACL. SQLite makes a new database 0644 whatever either says (and gives its WAL files the database's mode), so a
+    team's folder under `umask 002`, or shared by a default ACL, got an index only its creator could write."""
+    try:
+        os.close(os.open(index, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        pass
 
 
 def current_user() -> str:

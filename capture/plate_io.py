@@ -34,7 +34,7 @@ from capture.video_header import (
     video_codec,
 )
 from core.stage_folders import temp_sibling
-from core.storage import default_folder_mode, default_mode, raise_if_disk_full
+from core.storage import raise_if_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -536,8 +536,6 @@ class PlateWriter:
                 frame = self.source.kind == "frames" and e.filename is not None
                 raise_if_disk_full(e, name, self.out / name.name if frame else self.out)
             raise
-        # mkstemp / mkdtemp made it 0600 / 0700
-        os.chmod(self._tmp, default_folder_mode(self._tmp) if self._tmp.is_dir() else default_mode())
         if self.source.kind == "frames":
             if self.out.exists():
                 shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from core.errors import DoppelError
 from core.group_sharing import adopt_group_umask
-from core.storage import default_folder_mode, temp_name_part
+from core.storage import new_temp_file, new_temp_folder, temp_name_part
 
 STAGE_MARKER = ".doppel_stage.json"
 # Bytes of a temporary name besides its output's name and suffix: "." ".tmp-" HOST (32) "-" PID "-" TIMENS (19) "_"
@@ -122,12 +122,11 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(out)
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out), dir=out.parent))
+        tmp = new_temp_folder(out.parent, _temp_prefix(out))     # the mode mkdir() gives: umask or default ACL
     except OSError as e:       # name the folder the user gave, not a temporary name
         raise OSError(e.errno, f"{e.strerror} (writing the --out folder {out})", str(out.parent)) from e
     _refuse_a_second_writer(out, tmp)
     try:
-        os.chmod(tmp, default_folder_mode(tmp))      # mkdtemp makes 0700; outputs get the usual umask mode
         yield tmp
         (tmp / STAGE_MARKER).write_text(json.dumps({"stage": stage}) + "\n", encoding="utf-8")
         _swap_in(tmp, out)
@@ -153,10 +152,10 @@ def temp_sibling(out: str | os.PathLike, directory: bool = False) -> Path:
         clean_stale(out)
     prefix = _temp_prefix(out)
     if directory:
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=out.suffix, dir=out.parent)
+        return new_temp_folder(out.parent, prefix)
+    fd, path = new_temp_file(out.parent, prefix, out.suffix)     # the mode open() gives: umask or default ACL
     os.close(fd)
-    return Path(name)
+    return path
 
 
 def _follow_shared_folder(out: Path) -> None:

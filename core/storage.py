@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import math
 import os
 import shutil
-import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -39,15 +38,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{temp_name_part(path.name, 16)}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = new_temp_file(path.parent, f".{temp_name_part(path.name, 16)}.", ".tmp")   # the mode open() gives
     try:
         kwargs = {} if mode == "wb" else {"encoding": "utf-8", "newline": "\n"}
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, default_mode())  # mkstemp creates 0600; outputs get the usual umask mode
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
@@ -112,19 +109,49 @@ def raise_if_disk_full(e: BaseException, written: str | os.PathLike, shown: str 
         raise full from e
 
 
+_TEMP_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def new_temp_file(folder: str | os.PathLike, prefix: str, suffix: str = "") -> tuple[int, Path]:
+    """A new empty file ``folder/PREFIX<8 random letters>SUFFIX``, opened for writing -> (descriptor, path): made as
+    safely as mkstemp (O_EXCL, never following a link) but with the mode a plain open() gives, 0666 through the
+    umask or through the folder's default ACL. mkstemp's 0600 followed by a chmod to the umask's mode set the ACL
+    mask too: on a folder shared by a default ACL (a NAS's way) every output lost the group's write access."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = Path(folder) / f"{prefix}{_random_letters()}{suffix}"
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(Path(folder) / prefix))
+
+
+def new_temp_folder(folder: str | os.PathLike, prefix: str) -> Path:
+    """A new empty folder ``folder/PREFIX<8 random letters>`` with the mode a plain mkdir() gives (0777 through the
+    umask or the folder's default ACL, and its set-group-ID bit), where mkdtemp makes 0700 (see new_temp_file)."""
+    for _ in range(100):
+        path = Path(folder) / f"{prefix}{_random_letters()}"
+        try:
+            os.mkdir(path, 0o777)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(Path(folder) / prefix))
+
+
+def _random_letters(n: int = 8) -> str:
+    import secrets
+
+    return "".join(secrets.choice(_TEMP_LETTERS) for _ in range(n))
+
+
 def default_mode(directory: bool = False) -> int:
-    """The mode a plain open() (0o666) or mkdir() (0o777) would give under the process umask: what files made
-    with mkstemp/mkdtemp (0600/0700) are set to before they are renamed into place."""
+    """The mode a plain open() (0o666) or mkdir() (0o777) would give under the process umask (with no default ACL
+    on the folder): what `new_temp_file` / `new_temp_folder` give there."""
     mask = os.umask(0)
     os.umask(mask)
     return (0o777 if directory else 0o666) & ~mask
-
-
-def default_folder_mode(folder: str | os.PathLike) -> int:
-    """``default_mode(directory=True)`` for the existing ``folder`` (one mkdtemp made), keeping the set-group-ID bit
-    it inherited from its parent: a chmod without it clears it, and the files written in it would then take the
-    writer's own group instead of a shared folder's (`core.group_sharing`)."""
-    return default_mode(directory=True) | (os.stat(folder).st_mode & stat.S_ISGID)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -161,16 +161,15 @@ def write_mp4(path: str | Path, images: Iterable[np.ndarray], fps: float,
     mark: applied to every padded frame as it is encoded (e.g. a pending disclosure's watermark,
     `assets.disclosure.begin_disclosure`)."""
     import os
-    import tempfile
 
     import imageio.v2 as imageio
 
     from capture.video_header import RENDERED, encoder_options
-    from core.storage import default_mode
+    from core.storage import new_temp_file
 
     path = Path(path)
     options, vf = encoder_options(RENDERED)      # tagged BT.709, encoded with it
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
+    fd, tmp = new_temp_file(path.parent, f".{path.name}.", ".mp4")   # the mode open() gives: umask or default ACL
     os.close(fd)
     try:
         with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7, macro_block_size=16,
@@ -180,7 +179,6 @@ def write_mp4(path: str | Path, images: Iterable[np.ndarray], fps: float,
                 pad = np.full(((h + 15) // 16 * 16, (wd + 15) // 16 * 16, 3), 255, dtype=np.uint8)
                 pad[:h, :wd] = im
                 w.append_data(pad if mark is None else mark(pad))
-        os.chmod(tmp, default_mode())      # mkstemp makes 0600; a preview is shared like any new file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -23,7 +23,7 @@ import numpy as np
 from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL
 from core.errors import DoppelError
 from core.stage_folders import temp_sibling
-from core.storage import default_mode, raise_if_disk_full
+from core.storage import raise_if_disk_full
 from rigging.animation import Animation, AnimationError, in_rig_order, snap_fps
 
 log = logging.getLogger(__name__)
@@ -289,7 +289,6 @@ def staged_output(out: Path) -> Iterator[Path]:
             raise ExportError(f"{out}: the writer produced no file")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, default_mode())          # mkstemp makes 0600; an export is shared like any new file
         os.replace(tmp, out)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):

@@ -146,3 +146,17 @@ def test_without_posix_groups_doppel_still_imports_and_init_group_says_why():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("5\nWorkspaceError --group: POSIX groups are not available"), out
 
+
+
+def test_a_user_who_may_not_read_the_key_is_told_how_a_team_shares_a_workspace(tmp_path, monkeypatch):
+    """A workspace shared by other means (a default ACL, group-writable folders) but not its key: the member's first
+    command failed with a bare "Permission denied" on the key file."""
+    from pathlib import Path
+
+    ws = Workspace.init(tmp_path / "ws")
+    ws.manifest_key()
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(PermissionError(13, "denied"))
+                        if self.name == KEY_NAME else real(self))
+    with pytest.raises(Exception, match="doppel init DIR --group GROUP"):
+        load_key(ws.root)

@@ -2,13 +2,12 @@
 
 import os
 import stat
-import tempfile
 
 import pytest
 
 from core import group_sharing as gs
 from core.stage_folders import staged_stage_dir
-from core.storage import atomic_write_bytes, default_folder_mode
+from core.storage import atomic_write_bytes, new_temp_folder
 
 
 @pytest.fixture
@@ -66,11 +65,9 @@ def test_secrets_are_the_owners_alone_unless_the_folder_is_shared_with_their_gro
 
 def test_a_new_folder_keeps_the_set_group_id_bit_it_inherited(tmp_path, umask):
     """mkdtemp then chmod(0o755) cleared the bit a shared parent gave: the files written in it then took the
-    writer's own group instead of the team's."""
+    writer's own group instead of the team's. (Temporary folders are now made with mkdir()'s own mode.)"""
     parent = _shared(tmp_path / "shared")
-    tmp = tempfile.mkdtemp(dir=parent)
-    assert os.stat(tmp).st_mode & stat.S_ISGID
-    assert default_folder_mode(tmp) & stat.S_ISGID
+    assert os.stat(new_temp_folder(parent, ".x.tmp-")).st_mode & stat.S_ISGID
     gs.adopt_group_umask(parent)
     with staged_stage_dir(parent / "rig", "rig") as d:
         atomic_write_bytes(d / "rig.npz", b"data")
