@@ -126,9 +126,9 @@ def share_tree(root: Path, gid: int, secrets: set[Path]) -> ShareReport:
             path = Path(folder) / name
             _share_one(path, gid, path in secrets, me, report)
     st = os.stat(root)
-    if me not in (0, st.st_uid):
+    if me not in (0, st.st_uid) and sharing_gid(root) != gid:
         raise PermissionError(f"{root}: the folder is {_owner(st.st_uid)}'s; only its owner (or root) can share it")
-    _share_one(root, gid, False, me, report)
+    _share_one(root, gid, False, me, report)      # already shared with gid: nothing to change, whoever asks
     return report
 
 

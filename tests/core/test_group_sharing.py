@@ -113,3 +113,16 @@ def test_a_stage_or_a_file_written_into_a_shared_folder_is_the_groups_outside_an
     tmp = temp_sibling(parent / "double.fbx")
     tmp.write_bytes(b"fbx")
     assert os.umask(0o022) & 0o070 == 0
+
+
+def test_another_member_asking_again_changes_nothing_and_is_not_refused(tmp_path, monkeypatch):
+    root = tmp_path / "ws"
+    (root / "rigs").mkdir(parents=True)
+    gid = os.getegid()
+    gs.share_tree(root, gid, set())
+    monkeypatch.setattr(gs.os, "geteuid", lambda: os.stat(root).st_uid + 1)   # not the owner, not root
+    report = gs.share_tree(root, gid, set())
+    assert report.changed == 0 and report.others == []
+    os.chmod(root, 0o755)                                                    # unshared: only its owner may share it
+    with pytest.raises(PermissionError, match="only its owner"):
+        gs.share_tree(root, gid, set())
