@@ -12,8 +12,9 @@ files, not about the index:
 - secrets (signing keys) there are readable by the group and by no one else (``secret_mode``,
   ``secret_mode_problem``); outside such a folder, by their owner only (0600).
 
-POSIX permissions only: ACLs are neither read nor written; on Windows no folder is group-shared (no set-group-ID
-bit), so secrets keep their owner-only rule there.
+ACLs are neither read nor written here: a folder shared by a default ACL gives its group access to Doppel's
+outputs on its own, as they are made with a plain open()'s mode (`core.storage.new_temp_file`). On Windows no
+folder is group-shared (no set-group-ID bit), so secrets keep their owner-only rule there.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def share_tree(root: Path, gid: int, secrets: set[Path]) -> ShareReport:
     """Give the tree under ``root`` to group ``gid``: every file and folder this user owns (all of them for root)
     takes the group; folders get g+rwx and the set-group-ID bit, files g+rw, ``secrets`` 0640. ``root`` itself last:
     its bits are what makes the tree shared (``sharing_gid``), so a failure half-way leaves it unshared.
-    Symbolic links are not followed. Raises PermissionError when ``root`` is not this user's."""
+    Symbolic links are not followed. Raises PermissionError when ``root`` is neither this user's nor already shared
+    with ``gid``."""
     report = ShareReport(gid)
     me = os.geteuid()
     for folder, dirs, files in os.walk(root, topdown=True):
