@@ -82,8 +82,6 @@ def as_disk_full(e: BaseException, written: str | os.PathLike, shown: str | os.P
     process sent back as text); OSError(EDQUOT, ..., ``shown``) likewise when a disk quota is exceeded (a studio
     file server's per-user or per-group quota); else ``e`` unchanged. The CLI prints either as one line naming
     ``shown`` (doppel.cli)."""
-    import errno
-
     if not isinstance(e, OSError):         # a library's own error carrying the OS's words (Blender's worker)
         said = str(e)
         for code in (errno.ENOSPC, errno.EDQUOT):
