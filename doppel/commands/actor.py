@@ -33,13 +33,21 @@ def add(name: str = typer.Argument(..., help="The person's name, as in the conse
 
 
 @app.command("list")
-def list_(workspace: WorkspaceOpt = None) -> None:
+def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object per actor, one per line, for scripts."),
+          workspace: WorkspaceOpt = None) -> None:
     """Every actor in the workspace."""
     from assets.lineage import list_assets
     from doppel.face_reference import REFERENCE_KIND
 
     ws = Workspace.open(workspace)
     faces = {a.actor_id: a.created[:19] for a in list_assets(ws, kind=REFERENCE_KIND)}
+    if as_json:
+        import json
+
+        for a in list_actors(ws):
+            typer.echo(json.dumps({"id": a.id, "name": a.name, "added": a.created, "virtual": bool(a.virtual),
+                                   "face_reference": None if a.virtual else faces.get(a.id)}, ensure_ascii=False))
+        return
     table = Table("id", "name", "added", "consent", "face reference")
     for a in list_actors(ws):
         table.add_row(a.id, escape(printable(a.name)), a.created[:19],

@@ -201,3 +201,32 @@ def test_a_lineage_thousands_of_levels_deep_is_a_tree_and_a_page(ws, capsys, tmp
                     for _ in range(rng.randint(0, 3))]
         forest = grow(0)
         assert tree_html(forest, {}) == reference(forest)
+
+
+def test_listings_for_scripts_one_json_object_per_line(ws, capsys):
+    """`assets list --json` and `actor list --json`: a pipeline script reads what the table shows, and more (the
+    file, whether it is still there, the consent's status), without parsing a drawn table."""
+    import json
+
+    from tests.cli_runner import run_cli
+
+    c = grant(ws, "jane-doe", "scan,fit,rig", "Dune", "2027-01-01", today=TODAY)
+    cap, _ = make(ws, "scan", "capture", [])
+    fit, _ = make(ws, "fit", "fit", [cap])
+    make(ws, "rig", "rig", [fit])
+    make(ws, "rig", "rig", [fit])                           # the same path again: the first is replaced
+    fit.unlink()                                            # the fit is gone from disk
+    revoke(ws, c.id, reason="withdrawn")
+    code, out, _ = run_cli(capsys, "assets", "list", "--actor", "jane-doe", "--json", "-W", ws.root)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["kind"] for r in rows] == ["capture", "fit", "rig", "rig"]
+    assert [r["state"] for r in rows] == ["current", "gone", "replaced", "current"]
+    assert rows[2]["replaced_by"] == rows[3]["id"] and rows[0]["file"] == str(ws.root / "capture.txt")
+    assert {r["consent_status"] for r in rows} == {"revoked"} and rows[0]["consent"] == c.id
+    code, out, _ = run_cli(capsys, "assets", "list", "--actor", "jane-doe", "--tree", "--json", "-W", ws.root)
+    tree = [json.loads(line) for line in out.splitlines()]
+    assert [(r["kind"], r["depth"]) for r in tree] == [("capture", 0), ("fit", 1), ("rig", 2), ("rig", 2)]
+    assert tree[1]["parent"] == tree[0]["id"] and tree[3]["parent"] == tree[1]["id"]
+    code, out, _ = run_cli(capsys, "actor", "list", "--json", "-W", ws.root)
+    actors = {a["id"]: a for a in map(json.loads, out.splitlines())}
+    assert actors["jane-doe"]["name"] == "Jane Doe" and actors["virtual"]["virtual"] is True
