@@ -102,8 +102,8 @@ def unreadable_reason(path: str | os.PathLike) -> str:
     (a shared folder's file seen by someone outside its group). A checker counts such a file as not checked."""
     if os.access(path, os.R_OK):
         return ""
-    me = _owner(os.geteuid()) if hasattr(os, "geteuid") else "this user"
-    return f"this user ({me}) may not read it (owner {_owner(os.stat(path).st_uid)}): not checked"
+    me = user_name(os.geteuid()) if hasattr(os, "geteuid") else "this user"
+    return f"this user ({me}) may not read it (owner {user_name(os.stat(path).st_uid)}): not checked"
 
 
 @dataclass
@@ -129,7 +129,7 @@ def share_tree(root: Path, gid: int, secrets: set[Path]) -> ShareReport:
             _share_one(path, gid, path in secrets, me, report)
     st = os.stat(root)
     if me not in (0, st.st_uid) and sharing_gid(root) != gid:
-        raise PermissionError(f"{root}: the folder is {_owner(st.st_uid)}'s; only its owner (or root) can share it")
+        raise PermissionError(f"{root}: the folder is {user_name(st.st_uid)}'s; only its owner (or root) can share it")
     _share_one(root, gid, False, me, report)      # already shared with gid: nothing to change, whoever asks
     return report
 
@@ -152,7 +152,8 @@ def _share_one(path: Path, gid: int, secret: bool, me: int, report: ShareReport)
     report.changed += 1
 
 
-def _owner(uid: int) -> str:
+def user_name(uid: int) -> str:
+    """The account name of ``uid``, else its number (POSIX; the number on Windows)."""
     try:
         import pwd
 

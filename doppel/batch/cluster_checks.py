@@ -58,11 +58,11 @@ def _is_this_machine(host: str) -> bool:
 
 
 def _owner(path: Path) -> str:
-    try:
-        import pwd
+    from core.group_sharing import user_name
 
-        return pwd.getpwuid(path.stat().st_uid).pw_name
-    except (ImportError, KeyError, OSError):
+    try:
+        return user_name(path.stat().st_uid)
+    except OSError:
         return "another user"
 
 

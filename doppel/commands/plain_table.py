@@ -24,8 +24,8 @@ def plain_table(table: Table, console: Console) -> str | None:
     if not _drawable(table, console):
         return None
     header = [_plain(col.header, console) for col in table.columns]
-    columns = [[_plain(c, console) for c in col._cells] for col in table.columns]
-    if header is None or any(c is None for col in columns for c in col) or any(h is None for h in header):
+    columns = [[_plain(c, console) for c in col.cells] for col in table.columns]
+    if any(c is None for col in columns for c in col) or any(h is None for h in header):
         return None
     widths = [max([cell_len(h), *map(cell_len, col)]) for h, col in zip(header, columns, strict=True)]
     justify = [col.justify for col in table.columns]
