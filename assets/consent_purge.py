@@ -10,6 +10,9 @@ the deletion, done by the index rather than by hand:
   outputs themselves (a capture session's photos, from the content index), unless a run under another consent
   still valid read them too. A plate or a photo read for a face replacement is listed and kept: it is the
   production's footage, not Doppel's to delete;
+* what runs under the consent that did not finish (killed, interrupted, stopped by an error) left beside the
+  outputs they were writing: temporary files and folders, and checkpoints kept for resuming
+  (`assets.unfinished_runs`); one a process on this machine is writing now is kept, and said why;
 * kept, and said why: a path a later output under another, valid consent has replaced since (the path now holds
   that one), a path that is not on disk, an output whose bytes changed since it was registered (someone's hand
   work at that name: deleted only with ``include_changed``), and the workspace's own folders;
@@ -31,7 +34,8 @@ from pathlib import Path
 from assets import audit
 from assets.consent import ConsentError, get_consent
 from assets.content_credentials import sidecar_path
-from assets.lineage import Asset, latest_at_paths, on_disk, outputs_under_consent
+from assets.lineage import Asset, latest_at_paths, on_disk, outputs_under_consent, workspace_relative
+from assets.unfinished_runs import Unfinished, unfinished_of
 from assets.workspace import INDEX_NAME, STAGE_FOLDERS, Workspace
 
 
@@ -89,7 +93,19 @@ def plan_purge(ws: Workspace, consent_id: str, include_changed: bool = False) ->
         if path not in seen:
             seen.add(path)
             plan.items.append(_input_item(ws, stored, path, sha, others, is_capture, include_changed))
+    plan.items += [_unfinished_item(ws, u) for u in unfinished_of(ws, consent_id)]
     return plan
+
+
+def _unfinished_item(ws: Workspace, u: Unfinished) -> PurgeItem:
+    """What a run under the consent that did not finish left beside an output (`assets.unfinished_runs`):
+    deleted, unless a run is writing it now (its process runs on this machine, or holds the checkpoint's lock)."""
+    left = u.leftover
+    kind = "checkpoint" if left.kind == "checkpoint" else "unfinished"
+    item = PurgeItem(None, kind, workspace_relative(ws, left.path), left.path, "keep")
+    if left.alive:
+        return replace(item, why="being written now by a run: purge again when it has stopped")
+    return replace(item, action="delete", bytes=_size(left.path))
 
 
 def _output_item(ws: Workspace, a: Asset, path: Path, latest_id: str | None, chosen: set[str],

@@ -420,20 +420,31 @@ class PlateWriter:
     each frame of a folder) with the name it will be published under, and returns None or a pending disclosure
     (`assets.disclosure.begin_disclosure`): every frame of that file goes through its ``mark`` before it is
     encoded, and its ``finish(path)`` signs the finished file before ``before_publish``. The pixels are encoded
-    once, marked."""
+    once, marked. A frame of a folder is finished (signed, ``before_publish``) as soon as it is written.
+
+    partial: for a plate of frames, a folder kept between runs to write into instead of a temporary one (a swap's
+    checkpoint, `doppel.face_swap.checkpoint`), holding the first ``done`` frames already, each finished; it is
+    kept when the writer aborts, so a later run goes on from it."""
 
     def __init__(self, out: str | os.PathLike, source: PlateInfo, crf: int = H264_CRF, preset: str = H264_PRESET,
-                 before_publish: Callable[[Path], None] | None = None, disclosure: Callable[[str], Any] | None = None):
+                 before_publish: Callable[[Path], None] | None = None, disclosure: Callable[[str], Any] | None = None,
+                 partial: str | os.PathLike | None = None, done: int = 0):
         self.out = Path(out)
         self.source = source
         self.before_publish = before_publish
         self.disclosure = disclosure
         self._pending: list[tuple[Path, Any]] = []      # (file as written, its pending disclosure)
-        self.count = 0
+        self.count = done
+        self._keep = partial is not None
         parent = self.out.parent
         parent.mkdir(parents=True, exist_ok=True)
         check_out_name(self.out, source)
-        if source.kind == "frames":
+        if partial is not None:
+            if source.kind != "frames":
+                raise ValueError(f"{self.out}: only a plate of frames can be written over several runs")
+            self._tmp = Path(partial)
+            self._tmp.mkdir(exist_ok=True)
+        elif source.kind == "frames":
             self._tmp = temp_sibling(self.out, directory=True)      # a killed run's is removed by the next
         else:
             self._tmp = temp_sibling(self.out)
@@ -457,10 +468,21 @@ class PlateWriter:
 
                 write_frame(self._written(), shown, self.source.frames[self.count if self.source.kind == "frames"
                                                                        else 0], self.source.colorspace, drawn=rgb)
+                if self.source.kind == "frames":
+                    self._finish_frame(self._written())
         except OSError as e:
             raise_if_disk_full(e, self._written(), self._published())
             raise
         self.count += 1
+
+    def _finish_frame(self, f: Path) -> None:
+        """A frame of a folder, written: its pending disclosure signed, then ``before_publish``."""
+        for g, pending in self._pending:
+            if g == f and pending is not None:
+                pending.finish(f)
+        self._pending = [(g, p) for g, p in self._pending if g != f]
+        if self.before_publish is not None:
+            self.before_publish(f)
 
     def _written(self) -> Path:
         """Where the current frame (a folder's) or the file is being written (its temporary name)."""
@@ -526,9 +548,8 @@ class PlateWriter:
             for f, pending in self._pending:
                 if pending is not None:
                     pending.finish(f)
-            if self.before_publish is not None:
-                for f in sorted(self._tmp.iterdir()) if self._tmp.is_dir() else [self._tmp]:
-                    self.before_publish(f)
+            if self.before_publish is not None and self.source.kind != "frames":    # frames: as they are written
+                self.before_publish(self._tmp)
         except BaseException as e:
             self.abort()
             if isinstance(e, OSError):            # named by the file it is published as
@@ -554,6 +575,8 @@ class PlateWriter:
         if self._video is not None:
             self._video.abort()
             self._video = None
+        if self._keep:
+            return
         if self._tmp.is_dir():
             shutil.rmtree(self._tmp, ignore_errors=True)
         else:

@@ -302,6 +302,29 @@ def clean_stale(out: str | os.PathLike) -> list[Path]:
     return done
 
 
+def temp_name_fields(name: str) -> dict | None:
+    """The fields of a temporary name (``temp_sibling``'s, ``sole_writer``'s claim, a folder renamed aside):
+    {name (its output's `temp_key`), kind ("tmp" or "old"), host, pid, time_ns (when it was begun; None when the
+    name does not say)}; None for any other name."""
+    m = _TMP_RE.match(name)
+    if not m:
+        return None
+    started = re.search(r"-(\d{16,})_[A-Za-z0-9_]*(?:\.[A-Za-z0-9]+)?$", name)
+    return {"name": m["name"], "kind": m["kind"], "host": m["host"], "pid": int(m["pid"]),
+            "time_ns": int(started[1]) if started else None}
+
+
+def running_here(host: str, pid: int) -> bool:
+    """Whether the process that made a temporary name runs on this machine now (one on another machine sharing
+    the disk cannot be asked: False)."""
+    return host == _host() and _alive(pid)
+
+
+def temp_key(out: str | os.PathLike) -> str:
+    """The part of ``out``'s temporary names that says whose they are (`_temp_key`)."""
+    return _temp_key(Path(out))
+
+
 def _host() -> str:
     """This machine's name as it appears in temporary folder names (letters, digits, underscores)."""
     return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"

@@ -50,7 +50,9 @@ from assets.lineage import Asset, check_kind, find_parent, insert_asset, new_ass
 from assets.manifest_signing import sign_folder
 from assets.signing_keys import record_public_facts
 from assets.text_fields import check_text
+from assets.unfinished_runs import record_begin
 from assets.workspace import INDEX_NAME, UNKNOWN_ACTOR_ID, VIRTUAL_ACTOR_ID, WORKSPACE_ENV, Workspace, resolve_root
+from core.leftovers import owned_by
 from core.storage import MANIFEST_NAME, read_manifest
 from doppel.likeness import InputEvidence, inspect_input, resolve_actor
 from doppel.synthetic_provenance import SYNTHETIC_NOTE
@@ -277,11 +279,14 @@ def _describe_input(ws: Workspace, i: Path | str) -> tuple[str, str, str | None]
 @contextlib.contextmanager
 def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, *, command: str = "",
           inputs: Sequence[str | os.PathLike] = (), today: _dt.date | None = None,
-          likeness: Sequence[InputEvidence] = ()) -> Iterator[GatedRun]:
+          likeness: Sequence[InputEvidence] = (), outputs: Sequence[str | os.PathLike] = ()) -> Iterator[GatedRun]:
     """Authorise, yield a `GatedRun` for the work, register its outputs on a clean exit.
 
     The caller vouches for ``actor_id`` (`gate_from_cli` resolves it from the inputs first). ``likeness``: the
     evidence of the inputs read as the actor's likeness (their hashes are reused and their content indexed).
+    ``outputs``: where the work is about to write (its --out): a run under a consent that declares them records
+    them before it starts (`assets.unfinished_runs`), so what a killed run leaves there is found by a purge of
+    that consent; checkpoints written inside the block record the consent (`core.leftovers.owned_by`).
     Raises ConsentError before the body runs when no valid consent covers the action.
     """
     auth = authorize(ws, actor_id, use, production, command=command, today=today)
@@ -295,7 +300,11 @@ def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, 
                                  else _describe_input(ws, i))
         elif not Path(i).exists():
             raise FileNotFoundError(f"{i}: input not found")
-    yield run
+    if ws is not None and auth.consent_id and outputs:
+        record_begin(ws, actor=actor_id, consent=auth.consent_id, use=auth.use.value, production=production,
+                     command=command, outputs=outputs)
+    with owned_by(auth.consent_id, actor_id):
+        yield run
     run.finish()
 
 
@@ -320,9 +329,10 @@ def open_for_actor(workspace: str | os.PathLike | None, actor_id: str) -> Worksp
 def gate_from_cli(workspace: Path | None, actor: str | None, production: str | None, use: Use | str, *,
                   command: str, inputs: Sequence[str | os.PathLike] = (),
                   likeness: Sequence[str | os.PathLike] | None = None,
-                  evidence: Sequence[str | os.PathLike] = (), actor_option: str = "--actor"
-                  ) -> contextlib.AbstractContextManager:
+                  evidence: Sequence[str | os.PathLike] = (), actor_option: str = "--actor",
+                  outputs: Sequence[str | os.PathLike] = ()) -> contextlib.AbstractContextManager:
     """`gated` from the values of WorkspaceOpt / ActorOpt / ProductionOpt; errors are one line each.
+    outputs: where the command is about to write (`gated`).
 
     likeness: the inputs whose likeness the command works on (default: all ``inputs``); the actor is resolved
     from them (`doppel.likeness.resolve_actor`: ``--actor`` must agree with them; without it, the actor they are
@@ -354,7 +364,7 @@ def gate_from_cli(workspace: Path | None, actor: str | None, production: str | N
     if actor_id not in (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID) and not production:
         raise ConsentError(f"{command}: --production is required for actor {actor_id!r} (consent is per production)")
     production = production or (DEFAULT_VIRTUAL_PRODUCTION if actor_id == VIRTUAL_ACTOR_ID else UNKNOWN_PRODUCTION)
-    return gated(ws, actor_id, use, production, command=command, inputs=inputs, likeness=found)
+    return gated(ws, actor_id, use, production, command=command, inputs=inputs, likeness=found, outputs=outputs)
 
 
 # --- work checked elsewhere: a batch worker (doppel.batch) runs a command under the driver's authorisation ---------
@@ -396,10 +406,17 @@ def _preauthorized_run(use: Use | str, command: str, inputs: Sequence[str | os.P
             pending.pop(k)
             run = GatedRun(None, auth, command, tuple(Path(i) for i in inputs), disclosure_grant=grant)
             runs.append(run)
-            return contextlib.nullcontext(run)
+            return _owned(run)
     checked_text = "; ".join(f"{a.use.value} on {sorted(map(str, c))}" for a, c in pending) or "nothing more"
     raise ConsentError(f"{command}: asks for use {parse_use(use).value} on {sorted(map(str, asked))}, but the "
                        f"driver checked {checked_text}; refusing")
+
+
+@contextlib.contextmanager
+def _owned(run: GatedRun) -> Iterator[GatedRun]:
+    """A batch worker's run: its checkpoints record the driver's consent (`core.leftovers.owned_by`)."""
+    with owned_by(run.auth.consent_id, run.auth.actor_id):
+        yield run
 
 
 def _audit_refusal(ws: Workspace, command: str, actor: str | None, use: Use | str, production: str | None,

@@ -26,10 +26,12 @@ def teacher_id(teacher: Path) -> str:
 
 
 def checkpoint_writer(ck: Path, distilled: dict) -> Callable:
-    """checkpoint(student, optimizer, state) for ``neural_render.distill.distil``: writes the folder ``ck``.
-    ``distilled``: the teacher's id, the member started from and SETTINGS, kept in its config.json."""
+    """checkpoint(student, optimizer, state) for ``neural_render.distill.distil``: writes the folder ``ck``
+    (and whose likeness it holds, `core.leftovers.record_owner`). ``distilled``: the teacher's id, the member
+    started from and SETTINGS, kept in its config.json."""
     from safetensors.torch import save
 
+    from core.leftovers import record_owner
     from core.storage import atomic_open
     from neural_render.neural_double import save_model
 
@@ -39,6 +41,7 @@ def checkpoint_writer(ck: Path, distilled: dict) -> Callable:
         save_model(ck, student, extra={"training": st.as_json(), "distil": distilled}, optimizer=opt)
         with atomic_open(ck / STATE_FILE, "wb") as f:        # last: its step says the folder is whole
             f.write(save(tensors, metadata={"step": str(st.step)}))
+        record_owner(ck)
 
     return write
 

@@ -71,7 +71,9 @@ def split_options(options: dict | None) -> tuple[dict, dict]:
 
 def checkpoint_dir(out: Path, member: int = 0) -> Path:
     """The checkpoint folder of a training into ``out`` (member k > 0 of an ensemble: a subfolder of member 0's)."""
-    ck = Path(out).parent / f".{Path(out).name}.checkpoint"
+    from core.leftovers import checkpoint_sibling
+
+    ck = checkpoint_sibling(out)
     return ck / f"member{member}" if member else ck
 
 
@@ -308,6 +310,7 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
 
 def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, progress, say, info: dict) -> dict:
     """The optimisation with checkpoints, then the model folder (model, history, hold-out preview, manifest)."""
+    from core.leftovers import record_owner
     from core.storage import atomic_write_json
     from neural_render.ensemble import MEMBERS_KEY
     from neural_render.neural_double import save_model
@@ -326,6 +329,7 @@ def _run_training(req: TrainRequest, tmp: Path, model, opt, views, cfg, state, p
     def checkpoint(m, o, st):
         st = {**st, "seconds": round(st.get("seconds", 0.0) + before, 2), "history": whole(st.get("history", []))}
         save_model(ck, m, extra={"training": st}, optimizer=o)
+        record_owner(checkpoint_dir(req.out))       # whose likeness it holds: a consent's purge finds it
 
     say("training")
     res = train_neural_double(model, views, cfg, req.device, opt, start, progress, checkpoint, best)

@@ -157,6 +157,20 @@ class ColourMatcher:
             self._mean_dst = a * self._mean_dst + (1 - a) * md
         return True
 
+    def state(self) -> list[list[float]] | None:
+        """The running transfer as JSON-able lists [scale, source mean, target mean] (float64, so a JSON round trip
+        is exact), or None before the first `update`: what a checkpoint keeps (`restore`)."""
+        if self._scale is None:
+            return None
+        return [np.asarray(v, np.float64).tolist() for v in (self._scale, self._mean_src, self._mean_dst)]
+
+    def restore(self, state: list[list[float]] | None) -> None:
+        """Take up a running transfer saved by `state`."""
+        if state is None:
+            self._scale = self._mean_src = self._mean_dst = None
+        else:
+            self._scale, self._mean_src, self._mean_dst = (np.array(v, np.float64) for v in state)
+
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         """rgb (H, W, 3) sRGB -> colour-matched float32 (unchanged before the first `update`)."""
         if self._scale is None:

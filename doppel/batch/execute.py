@@ -227,10 +227,11 @@ class _Driver:
             extras = task.spec.extra_gates(task.values) if task.spec.extra_gates else ()
             gates = [(x.spec, task.values.get(x.actor_option), f"batch {x.command}", x.actor_option) for x in extras]
             gates.append((task.spec.gate(task.values), task.actor, f"batch {task.stage}", "actor"))
+            outputs = [task.out, *(task.spec.side_outputs(task.out) if task.spec.side_outputs else ())]
             for spec, actor, command, option in gates:
                 cm = gate_from_cli(self.dag.plan.workspace, actor, task.production, task.spec.use, command=command,
                                    inputs=spec.inputs, likeness=spec.likeness, evidence=spec.evidence,
-                                   actor_option=option)
+                                   actor_option=option, outputs=outputs)
                 runs.append(cm.__enter__())   # the registration (cm's exit) is run.finish(), called on success
         except ConsentError as e:
             self.result.events.append(f"{task.id}: refused: {e}")

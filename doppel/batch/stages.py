@@ -72,6 +72,8 @@ class StageSpec:
     discloses: bool = False                        # writes imagery or a 3D export of the likeness: signed (and
                                                    # imagery marked) under the driver's grant
                                                    # (`assets.disclosure.DisclosureGrant`)
+    side_outputs: Callable[[str], tuple[str, ...]] | None = None   # out -> what else the command writes beside
+                                                   # it (swap: its side folder); declared with out to the gate
 
 
 STAGES: dict[str, StageSpec] = {}
@@ -395,7 +397,14 @@ def _swap_reference(v: dict, workspace: Path | None) -> None:
         v["face_reference"] = str(found) if found is not None else None
 
 
+def _swap_side(out: str) -> tuple[str, ...]:
+    from doppel.face_swap.pipeline import side_folder
+
+    return (str(side_folder(Path(out))),)
+
+
 register_stage(StageSpec("swap", SwapJob, "face_replace", "doppel.commands.swap:swap",
                          (InputField("plate", "plate"), InputField("double", "double"),
                           InputField("rig", "rig", optional=True)), _swap_call, _swap_gate, output="file",
-                         extra_gates=_swap_plate_gate, resolve=_swap_reference, discloses=True))
+                         extra_gates=_swap_plate_gate, resolve=_swap_reference, discloses=True,
+                         side_outputs=_swap_side))

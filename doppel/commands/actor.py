@@ -92,7 +92,7 @@ def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor wh
     out = reference_folder(Workspace.open(workspace).root, actor_id)
     inputs = list(photos or [capture])
     with gate_from_cli(workspace, actor_id, production, use="face_replace", command="actor face",
-                       inputs=inputs) as run:
+                       inputs=inputs, outputs=[out]) as run:
         params = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                   "production": run.provenance["production"], "capture": str(capture) if capture else None}
         chosen = capture_views(capture, views) if capture is not None else photos

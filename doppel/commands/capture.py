@@ -146,7 +146,7 @@ def ingest_cmd(
     cfg = IngestConfig(threshold_px=threshold, face=not no_face, hands=not no_hands)
     out = check_stage_out(out, "capture ingest", force, [session_dir])      # before any slow work
     with gate_from_cli(workspace, actor, production, use="scan", command="capture ingest",
-                       inputs=[session_dir]) as run, _progress() as prog:
+                       inputs=[session_dir], outputs=[out]) as run, _progress() as prog:
         task = prog.add_task("landmarks", total=None)
 
         def cb(step, i, total):

@@ -94,6 +94,19 @@ def revoke_(consent_id: str = typer.Argument(..., help="Consent id (`doppel cons
                   highlight=False)
     direct, derived = outputs_under_consent(ws, c.id)
     _print_outputs(console, ws, c.id, direct, derived)
+    _print_unfinished(console, ws, c.id)
+
+
+def _print_unfinished(console: Console, ws: Workspace, consent_id: str) -> None:
+    """A line for what runs under the consent that did not finish left on disk (`assets.unfinished_runs`)."""
+    from assets.unfinished_runs import unfinished_of
+
+    left = unfinished_of(ws, consent_id)
+    if left:
+        shown = ", ".join(_shown(str(u.leftover.path)) for u in left[:3]) + (" ..." if len(left) > 3 else "")
+        console.print(f"also on disk: {len(left)} temporary file(s) or checkpoint(s) of runs under it that did not "
+                      f"finish (killed or interrupted): {shown}; `doppel consent purge {consent_id}` deletes them too",
+                      highlight=False, soft_wrap=True)
 
 
 def _print_outputs(console: Console, ws: Workspace, consent_id: str, direct: list[Asset],

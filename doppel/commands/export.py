@@ -70,7 +70,7 @@ def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, text
     looks = [rig_dir] + ([texture] if texture is not None and not no_texture else [])
     with gate_from_cli(workspace, actor, production, use="export", command="export",
                        inputs=looks + ([anim] if anim is not None else []), likeness=looks,
-                       evidence=[anim] if anim is not None else []) as run, \
+                       evidence=[anim] if anim is not None else [], outputs=[out]) as run, \
             Progress(*columns, console=console) as bar, tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
         disclose = discloser(run, False, None, kind="model")      # signing identity checked before the work
         task = bar.add_task("export: loading rig", total=3)

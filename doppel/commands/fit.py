@@ -119,7 +119,7 @@ def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, i
     loaded = load_scan(scan, units)                 # unreadable, or no person's size in any unit: before the gate
     console = cli_console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
-    with gate_from_cli(workspace, actor, production, use="fit", command="fit", inputs=inputs) as run, \
+    with gate_from_cli(workspace, actor, production, use="fit", command="fit", inputs=inputs, outputs=[out]) as run, \
             Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=1.0)
         body = AnnyModel(device=dev)
@@ -213,7 +213,7 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
     offsets = {"rigid": 0, "body": iters[0], "face": iters[0] + iters[1], "all": iters[0] + iters[1] + iters[2],
                "detail": sum(iters)}
     with gate_from_cli(workspace, actor, production, use="fit", command="fit",
-                       inputs=[session, landmarks]) as run, Progress(*columns, console=console) as bar:
+                       inputs=[session, landmarks], outputs=[out]) as run, Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=max(total, 1))
         body = _session_model(model, model_file, dev)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],

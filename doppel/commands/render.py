@@ -97,7 +97,8 @@ def train(
     check_stage_out(out, MODEL_STAGE, force or resume, inputs)
     console = cli_console()
     on_interrupt(lambda: resume_hint(out))
-    with gate_from_cli(workspace, actor, production, use="render", command="render train", inputs=inputs) as run, \
+    with gate_from_cli(workspace, actor, production, use="render", command="render train", inputs=inputs,
+                       outputs=[out]) as run, \
             _optimisation_bar(console, "render train", iterations, "n/a (no --holdout)") as (progress, status):
         with staged_stage_dir(out, MODEL_STAGE, force or resume, inputs) as tmp:
             s = train_ensemble(req, tmp, progress, status, _prov(run))
@@ -154,7 +155,8 @@ def distil(
     check_stage_out(out, MODEL_STAGE, force, inputs)
     console = cli_console()
     on_interrupt(lambda: resume_hint(out))
-    with gate_from_cli(workspace, actor, production, use="render", command="render distil", inputs=inputs) as run, \
+    with gate_from_cli(workspace, actor, production, use="render", command="render distil", inputs=inputs,
+                       outputs=[out]) as run, \
             _optimisation_bar(console, "render distil", steps, "n/a (no held-out cameras)") as (progress, status):
         with staged_stage_dir(out, MODEL_STAGE, force, inputs) as tmp:
             s = distil_session(req, tmp, progress, status, _prov(run))
@@ -253,7 +255,7 @@ def shot(
     console = cli_console()
     with gate_from_cli(workspace, actor, production, use="render", command="render shot", inputs=inputs,
                        likeness=[p for p in (model_dir, rig) if p is not None],
-                       evidence=[p for p in (anim,) if p is not None]) as run, \
+                       evidence=[p for p in (anim,) if p is not None], outputs=[out]) as run, \
             stage_bar(console) as bar:
         weights = model_weights(model_dir)
         disclose = discloser(run, no_provenance, label, kind="render", ingredients=weights)

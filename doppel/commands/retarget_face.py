@@ -60,7 +60,7 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
     inputs = [clip, rig] + ([onto] if onto is not None else [])
     check_stage_out(out, "retarget", force, inputs)
     with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=inputs,
-                       likeness=[rig], evidence=[onto] if onto is not None else []) as run:
+                       likeness=[rig], evidence=[onto] if onto is not None else [], outputs=[out]) as run:
         disclose = discloser(run, no_provenance, label)
         target = Rig.load(rig)
         if explain:

@@ -67,7 +67,7 @@ def rig(
     # The likeness is the fit's and its baked texture's (none without --fit: the rig is then generated from the
     # model, the virtual actor); a texture of another actor than the fit's is refused as inputs of two actors.
     with gate_from_cli(workspace, actor, production, use="rig", command="rig", inputs=gate_inputs,
-                       likeness=[p for p in (fit_dir, texture) if p is not None]) as run, \
+                       likeness=[p for p in (fit_dir, texture) if p is not None], outputs=[out]) as run, \
             Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         task = bar.add_task(f"rig: loading {model}", total=3)

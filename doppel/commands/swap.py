@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from doppel.commands.cli_output import cli_console, stage_bar
+from doppel.commands.cli_output import cli_console, on_interrupt, stage_bar
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
@@ -43,6 +43,10 @@ FaceReferenceOpt = Annotated[Path | None, typer.Option(
     "--face-reference", help="The plate performer's face reference folder (`doppel actor face`): swap that "
     "person's face wherever they are, pass other faces through, and refuse a plate that never shows them. Default: "
     "--plate-actor's newest in the workspace, when they have one.")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Go on from where a killed or interrupted swap into OUT stopped (its checkpoint "
+    ".OUT.swap.checkpoint: the tracking, and for a plate of frames the frames written), with the same inputs and "
+    "options; the comp is the one an uninterrupted swap writes.")]
 PlateColorspaceOpt = Annotated[str | None, typer.Option(
     "--plate-colorspace", help="The OCIO colour space of the plate's values (EXR, DPX or TIFF frames; a video's RGB "
     "as its tags decode it, e.g. a ProRes LogC3 clip), e.g. ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB "
@@ -96,6 +100,7 @@ def swap(
     actor: ActorOpt = None,
     production: ProductionOpt = None,
     force: bool = typer.Option(False, "--force", help="Replace an OUT or side folder that no earlier swap wrote."),
+    resume: ResumeOpt = False,
     no_provenance: NoProvenanceOpt = False,
     label: LabelOpt = None,
 ) -> None:
@@ -108,13 +113,14 @@ def swap(
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading, flow_weight=flow,
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
     console = cli_console()
+    on_interrupt(lambda: _resume_hint(out))
     track = _check_before_consent(cfg, plate, out, landmarks, plate_colorspace)   # bad options fail first
     reference, performer, checked = _whom(workspace, plate_actor, face_reference, performer_photo, cfg)
-    rigs = [rig] if rig else []
-    with gate_plate(workspace, plate_actor, production, plate, performer_photo, reference) as plate_run, \
+    rigs, outputs = [rig] if rig else [], [out, side_folder(out)]
+    with gate_plate(workspace, plate_actor, production, plate, performer_photo, reference, outputs) as plate_run, \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
                           inputs=[plate, double, *rigs], likeness=[double, *rigs],
-                          evidence=[]) as run, tempfile.TemporaryDirectory() as work:
+                          evidence=[], outputs=outputs) as run, tempfile.TemporaryDirectory() as work:
         # watermark + C2PA on every output file (a composite with the plate as ingredient, naming the plate's
         # performer); refused opt-out for a real actor, double's or plate's, checked before the slow work
         disclose = discloser(run, no_provenance, label, kind="composite",
@@ -126,9 +132,15 @@ def swap(
         with _progress_bar(console) as progress:
             result = swap_plate(plate, face_double, out, cfg, force=force, progress=progress,
                                 params=_params(run, plate_actor, landmarks, checked), disclose=disclose,
-                                landmarks=given, plate_info=info, performer=performer)
+                                landmarks=given, plate_info=info, performer=performer, resume=resume)
         _register(out, side_folder(out), run, plate_run)
     _print_result(console, result, out, side_folder(out), checked, performer is not None)
+
+
+def _resume_hint(out: Path) -> str | None:
+    from doppel.face_swap.checkpoint import resume_hint
+
+    return resume_hint(out)
 
 
 def _register(out: Path, side: Path, run, plate_run) -> None:
@@ -199,14 +211,14 @@ def _progress_bar(console: Console):
 
 
 def gate_plate(workspace, plate_actor: str | None, production: str | None, plate: Path, photo: Path | None = None,
-               reference: Path | None = None):
+               reference: Path | None = None, outputs: list[Path] | tuple = ()):
     """The plate performer's consent (use face_replace): --plate-actor, or the virtual actor when the plate
     proves itself synthetic; in a workspace an unattributed plate (file or frame folder) without --plate-actor is
     refused. photo: --performer-photo, reference: their face reference, the performer's likeness too (recorded
-    under them; a reference registered to somebody else is refused)."""
+    under them; a reference registered to somebody else is refused). outputs: where the swap writes."""
     seen = [plate, *([photo] if photo else []), *([reference] if reference else [])]
     return gate_from_cli(workspace, plate_actor, production, use="face_replace", command="swap (plate performer)",
-                         inputs=seen, likeness=seen, actor_option="--plate-actor")
+                         inputs=seen, likeness=seen, actor_option="--plate-actor", outputs=outputs)
 
 
 def _print_result(console: Console, result, out: Path, side: Path, checked: str, given: bool) -> None:
@@ -218,7 +230,8 @@ def _print_result(console: Console, result, out: Path, side: Path, checked: str,
 
     n = len(result.frames)
     say(f"swap: {n - len(result.passed_through)} of {n} frames swapped, {len(result.flagged)} flagged, "
-        f"{n / max(result.seconds, 1e-9):.2f} frames/s -> {out} (report: {side / 'swap_report.html'})")
+        f"{result.frames_per_second:.2f} frames/s -> {out} (report: {side / 'swap_report.html'})"
+        + (f"; {result.resumed_words}" if result.resumed else ""))
     if result.performer:
         crop, found = side / "performer.png", side / "performer_in_plate.png"
         say(f"performer: {result.performer}" + (f" (a crop of their face: {crop}" if crop.is_file() else "")

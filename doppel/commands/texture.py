@@ -33,7 +33,8 @@ def texture(
     inputs = [p for p in (session, fit_dir, masks) if p is not None]
     check_stage_out(out, TEXTURE_STAGE, force, inputs)
     console = cli_console()
-    with gate_from_cli(workspace, actor, production, use="fit", command="texture", inputs=inputs) as run, \
+    with gate_from_cli(workspace, actor, production, use="fit", command="texture", inputs=inputs,
+                       outputs=[out]) as run, \
             stage_bar(console) as bar:
         task = bar.add_task("texture: loading session and fit", total=None)
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],

@@ -7,6 +7,8 @@ Outputs: OUT (the swapped plate, same kind as the plate, written atomically) and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ import numpy as np
 from capture.plate_io import PlateInfo, check_out_name
 from core.prefetch import prefetched
 from core.stage_folders import check_writable_out
+from doppel.face_swap.checkpoint import SwapCheckpoint
 from doppel.face_swap.double import FaceDouble
 from doppel.face_swap.frame_comp import FrameComp, finish_frame, match_colour, prepare_frame
 from doppel.face_swap.swap import (
@@ -39,6 +42,8 @@ from doppel.face_swap.swap import (
     track_shot,
     warn_of_cuts,
 )
+
+log = logging.getLogger(__name__)
 
 STAGE = "swap"
 Disclose = Callable[[Path], None]      # watermark + sign one written file in place (assets.disclosure)
@@ -125,22 +130,22 @@ def _write_matte(folder: Path, frame: int, size: tuple[int, int], box, mask: np.
 
 def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track, cfg: SwapConfig, start: int,
                    end: int, out: Path, strips_dir: Path, progress: Progress | None = None,
-                   disclose: Disclose | None = None, matte_dir: Path | None = None
+                   disclose: Disclose | None = None, matte_dir: Path | None = None, ck: SwapCheckpoint | None = None
                    ) -> tuple[list[FrameQC], tuple[int, int, int, int]]:
     """Pass 2: every frame of [start, end) composited (or passed through) into OUT; the whole plate is written
     (frames outside the range pass through unchanged). Each shot between the plate's cuts (`ShotLandmarks.shots`)
     has its own face box (the Poisson anchor) and colour match. Returns the frames' QC and the union of the
     shots' face boxes. disclose: called on every written file (OUT's video, image or frames, and the strips) before
-    it is published. matte_dir: where each swapped range frame's blend mask goes (`_write_matte`), or None."""
+    it is published. matte_dir: where each swapped range frame's blend mask goes (`_write_matte`), or None.
+    ck: the swap's checkpoint: a plate of frames is written into it, going on from what a resumed swap kept."""
     from capture.face_tracking import PersonSegmenter
     from capture.plate_io import PlateWriter, iter_plate_frames
     from core import runtime
-    from core.meshio import write_png
 
     seg = PersonSegmenter()
     comps, which = _shot_comps(info, double, shot, track, cfg, seg)
-    show = strip_frames(track)
-    qcs: list[FrameQC] = []
+    keep = ck is not None and info.kind == "frames"
+    first, qcs, states = _resumed_comp(ck, comps) if keep else (0, [], {})
     workers = pass_workers(cfg)
 
     def comp_of(i: int) -> FrameComp | None:          # the frame's shot's comp; None: passed through
@@ -154,44 +159,87 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                                                     shot.hands[i - start])
 
     def matched():             # stage 2, in frame order in this thread (the colour match is smoothed over time)
-        for (i, rgb), prep in prefetched(iter_plate_frames(info), prepare, cfg.prefetch, workers):
+        for (i, rgb), prep in prefetched(iter_plate_frames(info, first), prepare, cfg.prefetch, workers):
             yield i, rgb, prep, None if prep is None else match_colour(comp_of(i), prep)
 
     def finish(item):          # stage 3, in a background thread again
         i, rgb, prep, transfer = item
         return None if prep is None else finish_frame(comp_of(i), i - start, rgb, prep, transfer)
 
+    frame_out = _FrameOut(shot, start, end, strips_dir, matte_dir, strip_frames(track), disclose,
+                          (info.height, info.width))
     try:
-        with PlateWriter(out, info, **_disclosure_hooks(disclose)) as writer:
-            for (i, rgb, _, _), done in prefetched(matched(), finish, cfg.prefetch, workers):
-                f = i - start
-                if not 0 <= f < end - start:
-                    writer.write(rgb)
-                    continue
-                mask = None
-                if done is None:
-                    qcs.append(FrameQC(i, False, flags=[_passed_because(shot, f)]))
-                    writer.write(rgb)
-                else:
-                    res, qc, mask = done
-                    qc.frame = i
-                    qcs.append(qc)
-                    writer.write(res)
-                    if f in show:
-                        write_png(strips_dir / f"{i:06d}.png", _strip(rgb, res, comp_of(i).box))
-                        if disclose is not None:
-                            disclose(strips_dir / f"{i:06d}.png")
-                if matte_dir is not None:
-                    _write_matte(matte_dir, i, (info.height, info.width), comp_of(i).box if mask is not None
-                                 else (0, 0, 0, 0), mask)
-                if progress:
-                    progress("composite", f + 1, end - start)
+        with PlateWriter(out, info, partial=ck.folder / "frames" if keep else None, done=first,
+                         **_disclosure_hooks(disclose)) as writer:
+            for (i, rgb, _, transfer), done in prefetched(matched(), finish, cfg.prefetch, workers):
+                if transfer is not None:
+                    states[int(which[i - start])] = transfer      # the shot's matcher as of this frame
+                frame_out.write(writer, i, rgb, done, comp_of(i), qcs)
+                if keep:
+                    ck.frame_done(i + 1, qcs, states)
+                if progress and 0 <= i - start < end - start:
+                    progress("composite", i - start + 1, end - start)
                 if (i + 1) % runtime.RELEASE_EVERY_FRAMES == 0:
                     runtime.release_freed_memory()     # a long plate's fragmented free heap does not creep up
     finally:
         seg.close()
     boxes = np.array([c.box for c in comps if c is not None])
     return qcs, (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max()))
+
+
+def _resumed_comp(ck: SwapCheckpoint, comps: list[FrameComp | None]) -> tuple[int, list[FrameQC], dict]:
+    """(first plate frame to write, the QC of the range frames before it, {shot: colour matcher as it stood}) from
+    what a resumed swap kept (nothing: (0, [], {})); each shot's matcher takes up its kept state."""
+    import copy
+
+    kept = ck.comp()
+    if kept is None:
+        return 0, [], {}
+    states = {}
+    for k, state in kept["matchers"].items():
+        if 0 <= k < len(comps) and comps[k] is not None:
+            comps[k].matcher.restore(state)
+            states[k] = copy.copy(comps[k].matcher)
+    log.info("resuming the comp at frame %d (%s)", kept["next"], ck.folder)
+    ck.kept_frames = len(kept["qcs"])
+    return kept["next"], kept["qcs"], states
+
+
+@dataclasses.dataclass
+class _FrameOut:
+    """Writes one composited (or passed-through) frame of the comp pass, its QC, strip and matte."""
+
+    shot: ShotLandmarks
+    start: int
+    end: int
+    strips_dir: Path
+    matte_dir: Path | None
+    show: set[int]
+    disclose: Disclose | None
+    size: tuple[int, int]
+
+    def write(self, writer, i: int, rgb: np.ndarray, done, comp: FrameComp | None, qcs: list[FrameQC]) -> None:
+        from core.meshio import write_png
+
+        f = i - self.start
+        if not 0 <= f < self.end - self.start:
+            writer.write(rgb)
+            return
+        mask = None
+        if done is None:
+            qcs.append(FrameQC(i, False, flags=[_passed_because(self.shot, f)]))
+            writer.write(rgb)
+        else:
+            res, qc, mask = done
+            qc.frame = i
+            qcs.append(qc)
+            writer.write(res)
+            if f in self.show:
+                write_png(self.strips_dir / f"{i:06d}.png", _strip(rgb, res, comp.box))
+                if self.disclose is not None:
+                    self.disclose(self.strips_dir / f"{i:06d}.png")
+        if self.matte_dir is not None:
+            _write_matte(self.matte_dir, i, self.size, comp.box if mask is not None else (0, 0, 0, 0), mask)
 
 
 def _passed_because(shot: ShotLandmarks, f: int) -> str:
@@ -296,7 +344,7 @@ def withdrawn_on_failure(out: Path) -> Iterator[Callable[[], None]]:
 def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: SwapConfig | None = None, *,
                force: bool = False, progress: Progress | None = None, params: dict | None = None,
                disclose: Disclose | None = None, landmarks: np.ndarray | None = None,
-               plate_info: PlateInfo | None = None, performer=None) -> SwapResult:
+               plate_info: PlateInfo | None = None, performer=None, resume: bool = False) -> SwapResult:
     """Replace the face in ``plate`` with ``double``'s: writes OUT and ``side_folder(OUT)``. Returns the result.
     ValueError / FileNotFoundError (one line) for bad input, before anything is written. disclose: applied to
     every synthetic file (OUT, its frames, the report's strips) before it is published (the CLI passes
@@ -306,12 +354,14 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     plate_info: ``probe_plate(plate)`` when the caller has it (probing a video decodes every frame once).
     performer: who to swap, from a photo of them (`capture.face_identity.performer_from_photo`) or their face
     reference (`doppel.face_reference.load_face_reference`); needs cfg.identify: their face wherever it is in
-    every frame, whatever its size (with landmarks: each given face checked to be theirs)."""
+    every frame, whatever its size (with landmarks: each given face checked to be theirs).
+    resume: go on from the checkpoint a killed or interrupted swap into OUT kept (`doppel.face_swap.checkpoint`:
+    its tracking, and for a plate of frames the frames it wrote; the result is the one an uninterrupted swap
+    writes); ValueError (one line) when that swap had other inputs or options. Without it, a checkpoint there is
+    discarded."""
     from capture.plate_io import probe_plate
-    from capture.video_header import describe
-    from core.stage_folders import check_stage_out, staged_stage_dir
-    from core.storage import write_manifest
-    from doppel.face_swap.report import write_report
+    from core.stage_folders import check_stage_out
+    from doppel.face_swap.checkpoint import run_key
     from doppel.face_swap.swap import check_config
 
     cfg = cfg or SwapConfig()
@@ -325,51 +375,113 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     check_stage_out(side, STAGE, force, [plate, *double.folders])
     check_given_landmarks(landmarks, end - start)
     check_disclosable(disclose, info, out)
-    device = head_device(double, cfg)              # a neural double's model moves to the device it draws on
+    head_device(double, cfg)                       # a neural double's model moves to the device it draws on
+    ck = SwapCheckpoint(out, run_key(info, double, cfg, landmarks, performer, disclose is not None), resume)
+    finished = False
+    try:
+        shot, track, bias = _tracked(ck, info, double, cfg, start, end, progress, landmarks, performer)
+        result = _write_swap(_Swap(plate, info, double, cfg, start, end, out, side, force, t0), shot, track, bias,
+                             ck, progress, disclose, params, landmarks, performer)
+        finished = True
+    finally:
+        ck.close(finished)
+    return result
+
+
+def _tracked(ck: SwapCheckpoint, info: PlateInfo, double: FaceDouble, cfg: SwapConfig, start: int, end: int,
+             progress: Progress | None, landmarks: np.ndarray | None, performer):
+    """(shot landmarks, head track, detector bias or None): passes 1 and 1b, or what a resumed swap kept of them
+    (the checkpoint keeps them once done)."""
+    kept = ck.tracking()
+    if kept is not None:
+        log.info("resuming: the tracking of %s kept in %s", info.path, ck.folder)
+        return kept
     shot = track_shot(info, cfg, start, end, progress, landmarks, performer).steadied(cfg.flow_weight)
-    cuts = [start + c for c in shot.cuts]
-    warn_of_cuts(cuts, start, end)
     track = solve_track(shot, info, double, cfg)
     bias = None
     if cfg.debias and landmarks is None:
         track, bias = debias_track(shot, track, info, double, cfg, start, progress)
+    ck.save_tracking(shot, track, bias)
+    return shot, track, bias
+
+
+@dataclasses.dataclass(frozen=True)
+class _Swap:
+    """What one swap writes, and from what (`swap_plate`'s checked arguments)."""
+
+    plate: str | Path
+    info: PlateInfo
+    double: FaceDouble
+    cfg: SwapConfig
+    start: int
+    end: int
+    out: Path
+    side: Path
+    force: bool
+    t0: float
+
+
+def _write_swap(sw: _Swap, shot: ShotLandmarks, track, bias, ck: SwapCheckpoint, progress: Progress | None,
+                disclose: Disclose | None, params: dict | None, landmarks: np.ndarray | None,
+                performer) -> SwapResult:
+    """Pass 2 into OUT, then the side folder (tracks, performer crops, strips, mattes, report, manifest)."""
+    from core.stage_folders import staged_stage_dir
+    from doppel.face_swap.report import write_report
+
+    cfg, start, end, out = sw.cfg, sw.start, sw.end, sw.out
+    cuts = [start + c for c in shot.cuts]
+    warn_of_cuts(cuts, start, end)
+    (ck.folder / "strips").mkdir(exist_ok=True)
+    matte_dir = ck.folder / "matte" if cfg.matte else None
+    if matte_dir is not None:
+        matte_dir.mkdir(exist_ok=True)
     with withdrawn_on_failure(out) as published, \
-            staged_stage_dir(side, STAGE, force, [plate, *double.folders]) as tmp:
-        (tmp / "strips").mkdir()
-        matte_dir = tmp / "matte" if cfg.matte else None
-        if matte_dir is not None:
-            matte_dir.mkdir()
-        qcs, box = composite_shot(info, double, shot, track, cfg, start, end, out, tmp / "strips", progress,
-                                  disclose, matte_dir)
+            staged_stage_dir(sw.side, STAGE, sw.force, [sw.plate, *sw.double.folders]) as tmp:
+        qcs, box = composite_shot(sw.info, sw.double, shot, track, cfg, start, end, out, ck.folder / "strips",
+                                  progress, disclose, matte_dir, ck)
         published()
-        write_tracks(tmp / "tracks.npz", track, shot, info, start, double.basis, bias)
+        ck.published()
+        for name in ("strips", "matte"):
+            if (ck.folder / name).is_dir():
+                (ck.folder / name).rename(tmp / name)
+        write_tracks(tmp / "tracks.npz", track, shot, sw.info, start, sw.double.basis, bias)
         write_performer_crops(tmp, shot)
-        seconds = time.perf_counter() - t0
-        result = SwapResult(out, qcs, track, box, seconds, cuts, performer_words(shot, cfg, start))
-        write_report(tmp / "swap_report.html", result, info, cfg, plate, double.source, out)
-        summary = {"frames": len(qcs), "swapped": sum(q.swapped for q in qcs),
-                   "passed_through": result.passed_through, "flagged": result.flagged, "cuts": cuts,
-                   "focal_px": round(track.focal_px, 2), "seconds": round(seconds, 2),
-                   "fps": round(len(qcs) / max(seconds, 1e-9), 3)}
-        inputs = {"double": double.source / "rig.npz"}
-        if double.neural is not None:
-            inputs["neural_double"] = double.neural.source / "model.safetensors"
-        if Path(plate).is_file():
-            inputs["plate"] = plate
-        if performer is not None and performer.name is not None:        # a face reference: its manifest
-            inputs["face_reference"] = Path(performer.source) / "manifest.json"
-        elif performer is not None and performer.source is not None:
-            inputs["performer_photo"] = performer.source
-        write_manifest(tmp, STAGE, inputs=inputs,
-                       params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
-                               "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": start, "end": end,
-                               "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
-                               "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
-                               "small_faces": cfg.small_faces, "backfill": cfg.backfill, "identify": cfg.identify,
-                               "face_landmarks": "mediapipe" if landmarks is None else "given",
-                               "device": device, "workers": pass_workers(cfg),
-                               "plate_format": describe(info.header), "plate_colorspace": info.colorspace,
-                               "head_px": double.max_px},
-                       outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
-                       extra={"swap": summary, "output_plate": str(out)})
+        seconds = time.perf_counter() - sw.t0
+        result = SwapResult(out, qcs, track, box, seconds, cuts, performer_words(shot, cfg, start), ck.resumed,
+                            ck.kept_frames)
+        write_report(tmp / "swap_report.html", result, sw.info, cfg, sw.plate, sw.double.source, out)
+        _write_swap_manifest(tmp, sw, result, track, params, landmarks, performer, ck.resumed)
     return result
+
+
+def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params: dict | None,
+                         landmarks: np.ndarray | None, performer, resumed: bool) -> None:
+    from capture.video_header import describe
+    from core.storage import write_manifest
+
+    cfg, plate, double, qcs = sw.cfg, sw.plate, sw.double, result.frames
+    summary = {"frames": len(qcs), "swapped": sum(q.swapped for q in qcs),
+               "passed_through": result.passed_through, "flagged": result.flagged, "cuts": result.cuts,
+               "focal_px": round(track.focal_px, 2), "seconds": round(result.seconds, 2),
+               "fps": round(result.frames_per_second, 3), "resumed": resumed, "kept_frames": result.kept_frames}
+    inputs = {"double": double.source / "rig.npz"}
+    if double.neural is not None:
+        inputs["neural_double"] = double.neural.source / "model.safetensors"
+    if Path(plate).is_file():
+        inputs["plate"] = plate
+    if performer is not None and performer.name is not None:        # a face reference: its manifest
+        inputs["face_reference"] = Path(performer.source) / "manifest.json"
+    elif performer is not None and performer.source is not None:
+        inputs["performer_photo"] = performer.source
+    write_manifest(tmp, STAGE, inputs=inputs,
+                   params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
+                           "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": sw.start, "end": sw.end,
+                           "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
+                           "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
+                           "small_faces": cfg.small_faces, "backfill": cfg.backfill, "identify": cfg.identify,
+                           "face_landmarks": "mediapipe" if landmarks is None else "given",
+                           "device": head_device(double, cfg), "workers": pass_workers(cfg),
+                           "plate_format": describe(sw.info.header), "plate_colorspace": sw.info.colorspace,
+                           "head_px": double.max_px},
+                   outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
+                   extra={"swap": summary, "output_plate": str(sw.out)})

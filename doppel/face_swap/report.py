@@ -58,7 +58,8 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"{tr.focal_px:.0f} px{' (assumed: a normal lens; give --focal-px)' if cfg.focal_px is None else ''}</p>"
         f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through (no face"
         f"{others}), "
-        f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({len(q) / max(result.seconds, 1e-9):.2f} frames/s)"
+        f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({result.frames_per_second:.2f} frames/s"
+        f"{'; ' + escape(result.resumed_words) if result.resumed else ''})"
         f"<br>head yaw {np.min(yaw):.0f} to {np.max(yaw):.0f} deg, pitch {np.min(pitch):.0f} to {np.max(pitch):.0f} "
         f"deg</p>" if len(yaw) else "")
     if result.performer:

@@ -164,6 +164,21 @@ class SwapResult:
     seconds: float
     cuts: list[int] = field(default_factory=list)     # plate frames where it cuts to another shot
     performer: str = ""                               # whom the swap took for the performer (words for people)
+    resumed: bool = False                             # went on from a checkpoint (`doppel.face_swap.checkpoint`):
+    kept_frames: int = 0                              # its tracking, and this many frames of the range composited
+
+    @property
+    def frames_per_second(self) -> float:
+        """Frames of the range this run worked on (a resumed swap's kept ones not counted) per second."""
+        return (len(self.frames) - self.kept_frames) / max(self.seconds, 1e-9)
+
+    @property
+    def resumed_words(self) -> str:
+        """"" or what a resumed swap took from its checkpoint, in words."""
+        if not self.resumed:
+            return ""
+        frames = f" and {self.kept_frames} frame(s)" if self.kept_frames else ""
+        return f"resumed: the tracking{frames} kept by the interrupted swap"
 
     @property
     def passed_through(self) -> list[int]:

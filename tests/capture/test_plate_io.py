@@ -189,8 +189,8 @@ def test_writer_marks_frames_as_it_encodes_them_and_finishes_each_file(tmp_path)
     with PlateWriter(tmp_path / "out", probe_plate(d), disclosure=lambda n: _FakePending(n, log)) as w:
         for _, f in iter_plate_frames(probe_plate(d)):
             w.write(f)
-    assert log == [("begin", "shot.1001.png"), ("mark", "shot.1001.png"), ("begin", "shot.1002.png"),
-                   ("mark", "shot.1002.png"), ("finish", "shot.1001.png", True), ("finish", "shot.1002.png", True)]
+    assert log == [("begin", "shot.1001.png"), ("mark", "shot.1001.png"), ("finish", "shot.1001.png", True),
+                   ("begin", "shot.1002.png"), ("mark", "shot.1002.png"), ("finish", "shot.1002.png", True)]
     assert int(cv2.imread(str(tmp_path / "out" / "shot.1002.png"))[0, 0, 0]) == 21
 
 

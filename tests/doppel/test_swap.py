@@ -202,7 +202,8 @@ def test_a_plate_probed_by_the_caller_is_not_probed_again(tmp_path, double, monk
 
 def test_a_frame_failing_in_a_worker_stops_the_swap_and_leaves_nothing(tmp_path, double, monkeypatch):
     """An error in a background thread's frame (here: the blend of frame 3) is raised by swap_plate; the plate
-    is not written, the side folder is not left behind and no worker thread outlives the call."""
+    is not written, the side folder is not left behind and no worker thread outlives the call; only the swap's
+    checkpoint (its tracking, for `--resume`) is kept."""
     import threading
     import time
 
@@ -223,7 +224,8 @@ def test_a_frame_failing_in_a_worker_stops_the_swap_and_leaves_nothing(tmp_path,
     with pytest.raises(RuntimeError, match="blend failed at frame 3"):
         pipeline.swap_plate(plate, double, out, SwapConfig(workers=3, debias=False))
     assert not out.exists() and not pipeline.side_folder(out).exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]        # no temporary output either
+    kept = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]         # no temporary output either
+    assert kept == [".out.mp4.swap.checkpoint"] and (tmp_path / kept[0] / "tracking.npz").is_file(), kept
     time.sleep(0.1)
     assert not [t for t in threading.enumerate() if t.name.startswith("doppel-prefetch")]
 
