@@ -10,6 +10,8 @@ the deletion, done by the index rather than by hand:
   outputs themselves (a capture session's photos, from the content index), unless a run under another consent
   still valid read them too. A plate or a photo read for a face replacement is listed and kept: it is the
   production's footage, not Doppel's to delete;
+* the review sites (`doppel review`) whose latest build copied files of those outputs (`assets.review_sites`):
+  rebuilt, a site leaves a lapsed consent's files out;
 * what runs under the consent that did not finish (killed, interrupted, stopped by an error) left beside the
   outputs they were writing: temporary files and folders, and checkpoints kept for resuming
   (`assets.unfinished_runs`); one a process on this machine is writing now is kept, and said why;
@@ -34,7 +36,8 @@ from pathlib import Path
 from assets import audit
 from assets.consent import ConsentError, get_consent
 from assets.content_credentials import sidecar_path
-from assets.lineage import Asset, latest_at_paths, on_disk, outputs_under_consent, workspace_relative
+from assets.lineage import Asset, held_at_paths, on_disk, outputs_under_consent, workspace_relative
+from assets.review_sites import sites_holding
 from assets.unfinished_runs import Unfinished, unfinished_of
 from assets.workspace import INDEX_NAME, STAGE_FOLDERS, Workspace
 
@@ -78,7 +81,7 @@ def plan_purge(ws: Workspace, consent_id: str, include_changed: bool = False) ->
                            f"{zone_label(c.timezone)}): revoke it first (`doppel consent revoke {consent_id} "
                            "--reason ...`); a valid consent's outputs are never purged")
     direct, derived = outputs_under_consent(ws, consent_id)
-    latest = latest_at_paths(ws)
+    latest = held_at_paths(ws)
     plan = PurgePlan(consent_id, c.actor_id, status)
     chosen = {a.id for a in direct + derived}
     content = _content_hashes(ws, chosen)
@@ -94,7 +97,15 @@ def plan_purge(ws: Workspace, consent_id: str, include_changed: bool = False) ->
             seen.add(path)
             plan.items.append(_input_item(ws, stored, path, sha, others, is_capture, include_changed))
     plan.items += [_unfinished_item(ws, u) for u in unfinished_of(ws, consent_id)]
+    plan.items += [_site_item(ws, stored, path) for stored, path, _ in sites_holding(ws, chosen) if path not in seen]
     return plan
+
+
+def _site_item(ws: Workspace, stored: str, path: Path) -> PurgeItem:
+    """A review site holding copies of the consent's outputs: deleted whole (`doppel review` rebuilds it)."""
+    item = PurgeItem(None, "review site", stored, path, "keep")
+    why = _why_kept(ws, path)
+    return replace(item, why=why) if why else replace(item, action="delete", bytes=_size(path))
 
 
 def _unfinished_item(ws: Workspace, u: Unfinished) -> PurgeItem:
@@ -108,11 +119,14 @@ def _unfinished_item(ws: Workspace, u: Unfinished) -> PurgeItem:
     return replace(item, action="delete", bytes=_size(left.path))
 
 
-def _output_item(ws: Workspace, a: Asset, path: Path, latest_id: str | None, chosen: set[str],
+def _output_item(ws: Workspace, a: Asset, path: Path, held: tuple[str, set[str]] | None, chosen: set[str],
                  include_changed: bool, content: dict[tuple[str, str], str]) -> PurgeItem:
+    """held: what ``a``'s path holds now (`assets.lineage.held_at_paths`): when it is another output (a remake)
+    made under another consent, it is kept; the same output registered for another actor too (a swapped plate:
+    the plate's performer's) still shows this actor, and goes."""
     item = PurgeItem(a.id, a.kind, a.path, path, "keep")
-    if latest_id is not None and latest_id not in chosen:
-        return replace(item, why=f"replaced since by {latest_id}, made under another consent")
+    if held is not None and a.id not in held[1] and held[0] not in chosen:
+        return replace(item, why=f"replaced since by {held[0]}, made under another consent")
     why = _why_kept(ws, path) or ("" if include_changed or _unchanged(a, path, content) else _CHANGED)
     return replace(item, why=why) if why else replace(item, action="delete", bytes=_size(path))
 

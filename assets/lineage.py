@@ -133,11 +133,21 @@ def list_assets(ws: Workspace, actor_id: str | None = None, kind: str | None = N
         return [asset_from_row(r) for r in con.execute(sql + " ORDER BY created, rowid", args)]
 
 
-def latest_at_paths(ws: Workspace) -> dict[str, str]:
-    """Stored path -> the id of the latest asset registered at it: the version the path holds (Doppel's stages
-    replace an output whole, then register it), the others being the versions it replaced."""
+def held_at_paths(ws: Workspace) -> dict[str, tuple[str, set[str]]]:
+    """Stored path -> (the latest asset registered at it, the ids of every asset the path holds now). Doppel's
+    stages replace an output whole, then register it: the path holds the latest, and the same output registered
+    for other actors too (the same bytes under another actor: a swapped plate is the double's actor's and the
+    plate performer's, registered once for each); other assets at the path are versions it replaced (a remake,
+    even with the same bytes, under another consent of the same actor)."""
     with ws.read() as con:
-        return {r["path"]: r["id"] for r in con.execute("SELECT path, id FROM assets ORDER BY created, rowid")}
+        rows = con.execute("SELECT path, id, actor_id, sha256 FROM assets ORDER BY created, rowid").fetchall()
+    last = {r["path"]: r for r in rows}
+    held = {path: (r["id"], {r["id"]}) for path, r in last.items()}
+    for r in rows:
+        top = last[r["path"]]
+        if r["actor_id"] != top["actor_id"] and r["sha256"] == top["sha256"]:
+            held[r["path"]][1].add(r["id"])
+    return held
 
 
 def parents_of(ws: Workspace, asset_id: str) -> list[Asset]:

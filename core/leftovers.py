@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +92,9 @@ class Leftover:
 
 
 def leftovers_of(out: str | os.PathLike, names: list[str] | None = None) -> list[Leftover]:
-    """Every temporary sibling (``.OUT.tmp-*``, files and folders, whoever made them) and checkpoint
-    (``.OUT.checkpoint``, ``.OUT.TAG.checkpoint``) of ``out`` beside it, in name order. names: the listing of
-    ``out``'s folder when the caller has it (many outputs of one folder: listed once)."""
+    """Every temporary sibling (``.OUT.tmp-*``, files and folders, and working folder ``.OUT.work-*``, whoever
+    made them) and checkpoint (``.OUT.checkpoint``, ``.OUT.TAG.checkpoint``) of ``out`` beside it, in name order.
+    names: the listing of ``out``'s folder when the caller has it (many outputs of one folder: listed once)."""
     out = Path(out)
     if names is None:
         names = sorted(os.listdir(out.parent)) if out.parent.is_dir() else []
@@ -101,12 +102,36 @@ def leftovers_of(out: str | os.PathLike, names: list[str] | None = None) -> list
     checkpoints = {checkpoint_sibling(out, tag).name for tag in CHECKPOINT_TAGS}
     for p in (out.parent / n for n in names if n.startswith(".")):
         fields = temp_name_fields(p.name)
-        if fields is not None and fields["name"] == key and fields["kind"] == "tmp":
+        if fields is not None and fields["name"] == key and fields["kind"] in ("tmp", "work"):
             found.append(Leftover(p, "temporary", fields["time_ns"], running_here(fields["host"], fields["pid"]),
                                   fields["host"]))
         elif p.name in checkpoints and p.is_dir():
             found.append(Leftover(p, "checkpoint", alive=checkpoint_in_use(p), owners=owners_of(p)))
     return found
+
+
+@contextlib.contextmanager
+def work_folder(out: str | os.PathLike, temp_default: bool = False) -> Iterator[Path]:
+    """A working folder beside ``out`` for the block (`core.stage_folders.work_sibling`), removed when it ends:
+    what a command makes on the way to ``out`` (a double's texture baked for a swap or an export, Blender's
+    files) stays beside its output, where a consent's purge finds what a killed run left (`leftovers_of`); in the
+    system's temporary folder it was out of the workspace's reach. temp_default: inside the block it is also
+    `tempfile`'s default folder, for the library code the command calls (a CLI command's process, one run at a
+    time; never in a process running several runs at once)."""
+    import tempfile
+
+    from core.stage_folders import work_sibling
+
+    folder = work_sibling(out)
+    before = tempfile.tempdir
+    if temp_default:
+        tempfile.tempdir = str(folder)
+    try:
+        yield folder
+    finally:
+        if temp_default:
+            tempfile.tempdir = before
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 LOCK_NAME = "lock"

@@ -34,7 +34,7 @@ STAGE_MARKER = ".doppel_stage.json"
 # Bytes of a temporary name besides its output's name and suffix: "." ".tmp-" HOST (32) "-" PID "-" TIMENS (19) "_"
 # and mkstemp's 8 letters, with a margin.
 _TEMP_ROOM = 96
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+"
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|work)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+"
                      r"(?:\.[A-Za-z0-9]+)?$")      # a temporary file keeps its output's suffix (writers choose by it)
 
 # Stages whose folders predate the marker: the manifest's "stage" field, or a layout, names them.
@@ -156,6 +156,17 @@ def temp_sibling(out: str | os.PathLike, directory: bool = False) -> Path:
     fd, path = new_temp_file(out.parent, prefix, out.suffix)     # the mode open() gives: umask or default ACL
     os.close(fd)
     return path
+
+
+def work_sibling(out: str | os.PathLike) -> Path:
+    """A new empty working folder beside ``out`` for what a run makes on its way to ``out`` (``.OUT.work-HOST-PID-
+    TIMENS_XXXX``): never renamed into place; a killed run's is removed by the next writer of ``out``
+    (``clean_stale``) and found by a consent's purge (`core.leftovers`)."""
+    out = Path(out)
+    _follow_shared_folder(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)
+    return new_temp_folder(out.parent, f".{_temp_key(out)}.work-{_owner()}-{time.time_ns()}_")
 
 
 def _follow_shared_folder(out: Path) -> None:

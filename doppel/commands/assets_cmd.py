@@ -43,13 +43,13 @@ def where_shown(ws: Workspace):
 def path_state(ws: Workspace):
     """state_of(asset) -> ("current", None), ("replaced", id of the later output registered at its path) or
     ("gone", None) when nothing is at its path any more."""
-    from assets.lineage import latest_at_paths, on_disk
+    from assets.lineage import held_at_paths, on_disk
 
-    latest = latest_at_paths(ws)
+    held = held_at_paths(ws)
 
     def state_of(a) -> tuple[str, str | None]:
-        if latest.get(a.path, a.id) != a.id:
-            return "replaced", latest[a.path]
+        if a.path in held and a.id not in held[a.path][1]:
+            return "replaced", held[a.path][0]
         return ("current" if on_disk(ws, a.path).exists() else "gone"), None
 
     return state_of

@@ -95,6 +95,18 @@ def revoke_(consent_id: str = typer.Argument(..., help="Consent id (`doppel cons
     direct, derived = outputs_under_consent(ws, c.id)
     _print_outputs(console, ws, c.id, direct, derived)
     _print_unfinished(console, ws, c.id)
+    _print_review_sites(console, ws, c.id, {a.id for a in direct + derived})
+
+
+def _print_review_sites(console: Console, ws: Workspace, consent_id: str, ids: set[str]) -> None:
+    """A line for the review sites holding copies of the consent's outputs (`assets.review_sites`)."""
+    from assets.review_sites import sites_holding
+
+    sites = sites_holding(ws, ids)
+    if sites:
+        console.print(f"review sites with copies of them: {', '.join(_shown(str(p)) for _, p, _ in sites)}; "
+                      f"`doppel consent purge {consent_id}` deletes them too (`doppel review` rebuilds a site "
+                      "without them)", highlight=False, soft_wrap=True)
 
 
 def _print_unfinished(console: Console, ws: Workspace, consent_id: str) -> None:

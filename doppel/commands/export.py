@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core.leftovers import work_folder
 from doppel.commands.cli_output import cli_console
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import albedo_for_rig
@@ -71,7 +71,7 @@ def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, text
     with gate_from_cli(workspace, actor, production, use="export", command="export",
                        inputs=looks + ([anim] if anim is not None else []), likeness=looks,
                        evidence=[anim] if anim is not None else [], outputs=[out]) as run, \
-            Progress(*columns, console=console) as bar, tempfile.TemporaryDirectory(prefix="doppel_export_") as tmp:
+            Progress(*columns, console=console) as bar, work_folder(out, temp_default=True) as tmp:
         disclose = discloser(run, False, None, kind="model")      # signing identity checked before the work
         task = bar.add_task("export: loading rig", total=3)
         rig = Rig.load(rig_dir)

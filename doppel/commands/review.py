@@ -40,6 +40,10 @@ def review(
     if res.withheld:
         console.print(f"review: {res.withheld} output(s) of revoked or expired consents listed without their files "
                       "(their pages say what to withdraw)")
+    if res.unrecorded:
+        console.print(f"review: warning: the site holds copies of {len(res.copied)} output(s) and could not be "
+                      f"recorded in the workspace ({res.unrecorded}): a consent's purge will not find it; delete it "
+                      "when the review is done", style="yellow", highlight=False, soft_wrap=True)
     if not serve:
         return
     server = make_server(res.root, port)

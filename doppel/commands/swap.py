@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from core.leftovers import work_folder
 from doppel.commands.cli_output import cli_console, on_interrupt, stage_bar
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
@@ -120,7 +120,7 @@ def swap(
     with gate_plate(workspace, plate_actor, production, plate, performer_photo, reference, outputs) as plate_run, \
             gate_from_cli(workspace, actor, production, use="face_replace", command="swap",
                           inputs=[plate, double, *rigs], likeness=[double, *rigs],
-                          evidence=[], outputs=outputs) as run, tempfile.TemporaryDirectory() as work:
+                          evidence=[], outputs=outputs) as run, work_folder(out, temp_default=True) as work:
         # watermark + C2PA on every output file (a composite with the plate as ingredient, naming the plate's
         # performer); refused opt-out for a real actor, double's or plate's, checked before the slow work
         disclose = discloser(run, no_provenance, label, kind="composite",

@@ -55,6 +55,8 @@ class SiteResult:
     pages: list[Path] = field(default_factory=list)   # every page written
     viewers: int = 0                                  # 3D viewers on the pages
     withheld: int = 0                                 # assets whose files were left out (their consent lapsed)
+    copied: list[str] = field(default_factory=list)   # ids of the assets whose files the site holds copies of
+    unrecorded: str = ""                              # why a workspace's site could not be recorded in it ("": it is)
 
 
 def copy_static(dst: Path) -> Path:
@@ -105,8 +107,31 @@ def build_site(source: str | Path, out: str | Path, force: bool = False,
     out = Path(out)
     with staged_stage_dir(out, REVIEW_STAGE, force, inputs=[data.source]) as tmp:
         res = write_site(data, tmp, progress)
-    return SiteResult(out, out / "index.html", [out / p.relative_to(tmp) for p in res.pages], res.viewers,
-                      res.withheld)
+    done = SiteResult(out, out / "index.html", [out / p.relative_to(tmp) for p in res.pages], res.viewers,
+                      res.withheld, res.copied)
+    if data.is_workspace:                 # recorded even with nothing copied: the latest build says what it holds
+        why = _record(data.source, out, done.copied)
+        done.unrecorded = why if done.copied else ""
+    return done
+
+
+def _record(root: Path, site: Path, copied: list[str]) -> str:
+    """Record the site in the workspace at ``root`` (`assets.review_sites`: a consent's purge deletes the copies
+    of its outputs there); "" when recorded, else why not (a reviewer who may read the workspace but not write
+    it)."""
+    import sqlite3
+
+    from assets.review_sites import record_site
+    from assets.workspace import Workspace
+    from core.errors import DoppelError
+
+    ws = Workspace(root)
+    try:
+        ws.check_writable()
+        record_site(ws, site, copied)
+    except (OSError, ValueError, sqlite3.Error, DoppelError) as e:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return ""
 
 
 def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], None] | None = None) -> SiteResult:
@@ -123,6 +148,8 @@ def write_site(data: ReviewData, dst: Path, progress: Callable[[str, int, int], 
         if progress:
             progress(s.label, i, len(stages))
         copied[id(s)] = copy_stage_files(s, dst, f"files/{i:03d}")
+        if copied[id(s)] and s.asset is not None:
+            res.copied.append(s.asset.id)
         models[id(s)] = [model_block(dst / p, dst, f"viewer-{i:03d}-{k}", f"{s.kind} {lbl}")
                          for k, (p, lbl) in enumerate((p, lbl) for p, lbl in copied[id(s)]
                                                       if p.suffix.lower() in MODEL_SUFFIXES)]

@@ -143,3 +143,33 @@ def test_the_plan_reads_the_index_in_a_fixed_number_of_connections(tmp_path, mon
     plan = plan_purge(ws, c.id)
     assert len(plan.to_delete) == 40
     assert len(opened) <= 6, len(opened)
+
+
+def test_a_swapped_plate_registered_for_the_plate_performer_too_is_purged_with_the_doubles_consent(tmp_path):
+    """`doppel swap` registers the swapped plate under the double's actor and under the plate's performer (two
+    assets, one file). The performer's registration, the later one, made the double's actor's purge keep the plate
+    ("replaced since by ..., made under another consent"): her face stayed on disk after her consent's purge."""
+    ws = Workspace.init(tmp_path / "ws")
+    add_actor(ws, "Jane Doe", actor_id="jane")
+    add_actor(ws, "Stunt Double", actor_id="stunt")
+    a = grant(ws, "jane", "face_replace", "Film", LATER)
+    grant(ws, "stunt", "face_replace", "Film", LATER)
+    shot = ws.root / "shots" / "sh010.mov"
+    shot.parent.mkdir()
+    shot.write_bytes(os.urandom(64))                 # jane's face on the stunt performer's plate
+    for actor in ("jane", "stunt"):
+        with gated(ws, actor, "face_replace", "Film", command="swap") as run:
+            run.add_output(shot, kind="composite")
+    revoke(ws, a.id, "withdrawn")
+    (item,) = plan_purge(ws, a.id).items
+    assert item.action == "delete" and item.path == shot, item
+    from assets.lineage import list_assets
+    from doppel.commands.assets_cmd import path_state
+
+    state_of = path_state(ws)                       # `assets list`: both are the file's, neither "replaced"
+    assert sorted(state_of(x)[0] for x in list_assets(ws) if x.kind == "composite") == ["current", "current"]
+    shot.write_bytes(os.urandom(64))                # remade under the performer's consent alone: jane's is replaced
+    with gated(ws, "stunt", "face_replace", "Film", command="swap") as run:
+        run.add_output(shot, kind="composite")
+    (item,) = plan_purge(ws, a.id).items
+    assert item.action == "keep" and item.why.startswith("replaced since by"), item

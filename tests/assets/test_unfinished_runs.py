@@ -25,12 +25,16 @@ LATER = dt.date.today() + dt.timedelta(days=365)
 _KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
     from assets.workspace import Workspace
-    from core.leftovers import checkpoint_sibling, record_owner
+    import tempfile
+    from core.leftovers import checkpoint_sibling, record_owner, work_folder
     from core.stage_folders import temp_sibling
     from doppel.consent_gate import gated
 
     root, actor, production, out, checkpoint = sys.argv[1:6]
-    with gated(Workspace.open(root), actor, "face_replace", production, command="swap", outputs=[out]):
+    with gated(Workspace.open(root), actor, "face_replace", production, command="swap", outputs=[out]), \
+            work_folder(out, temp_default=True):
+        with open(tempfile.mkstemp(suffix=".png")[1], "wb") as f:      # e.g. the double's texture, baked
+            f.write(b"the actor's skin")
         frames = temp_sibling(out, directory=True)
         (frames / "f.0001.png").write_bytes(b"a frame of the actor's face")
         if checkpoint == "1":
@@ -67,17 +71,19 @@ def test_a_killed_runs_frames_and_checkpoint_are_purged_with_its_consent_only(st
     _killed_run(ws, "bob", "Film", out)     # bob's run at the same name (clears jane's dead temporary folder)
     _killed_run(ws, "jane", "Film", other)
     left = leftovers_of(out) + leftovers_of(other)
-    assert sorted(p.kind for p in left) == ["checkpoint", "temporary", "temporary"] and not any(p.alive for p in left)
+    assert sorted(p.kind for p in left) == ["checkpoint"] + ["temporary"] * 4 and not any(p.alive for p in left)
+    assert sum(".work-" in p.path.name for p in left) == 2        # the working folders (one per output)
     begins = [e.record for e in audit.entries(ws) if e.record.get("action") == BEGIN]
     assert [b["consent"] for b in begins] == [jane, bob, jane] and begins[0]["outputs"] == ["shots/sh010.exr"]
 
     revoke(ws, jane, "withdrawn")
     plan = plan_purge(ws, jane)
-    (bobs,) = [p.path for p in leftovers_of(out) if p.kind == "temporary"]
-    assert sorted(i.path for i in plan.to_delete) == sorted(p.path for p in left if p.path != bobs)
+    bobs = [p.path for p in leftovers_of(out) if p.kind == "temporary"]
+    assert len(bobs) == 2                            # his run cleared jane's dead ones at that name, made its own
+    assert sorted(i.path for i in plan.to_delete) == sorted(p.path for p in left if p.path not in bobs)
     assert {i.kind for i in plan.to_delete} == {"unfinished", "checkpoint"}
     execute_purge(ws, plan)
-    assert [p.path for p in leftovers_of(out) + leftovers_of(other)] == [bobs]       # bob's is his
+    assert [p.path for p in leftovers_of(out) + leftovers_of(other)] == bobs       # bob's are his
     assert plan_purge(ws, jane).to_delete == []
 
 
@@ -149,5 +155,5 @@ def test_revoke_names_what_unfinished_runs_left(studio, capsys):
     _killed_run(ws, "jane", "Film", out)
     code, text, err = run_cli(capsys, "consent", "revoke", jane, "--reason", "withdrawn", "-W", ws.root)
     assert code == 0, err
-    assert "also on disk: 1 temporary file(s) or checkpoint(s) of runs under it that did not finish" in text, text
-    assert ".sh030.png.tmp-" in text
+    assert "also on disk: 2 temporary file(s) or checkpoint(s) of runs under it that did not finish" in text, text
+    assert ".sh030.png.tmp-" in text and ".sh030.png.work-" in text

@@ -501,6 +501,10 @@ def test_an_interrupted_training_says_how_to_resume_and_keeps_its_curve(tmp_path
     said = " ".join((out + err).split())
     assert code == 130 and not m.exists()
     assert "the checkpoint of step 4 is kept in" in said and "--resume continues from it" in said
+    from core.leftovers import owners_of  # whose likeness it holds, for a consent's purge
+
+    owners = owners_of(tmp_path / ".m.checkpoint")
+    assert owners and {o["actor"] for o in owners} <= {"virtual", "unknown"}, owners
     code, _, err = run_cli(capsys, *train, "--resume")
     assert code == 0, err
     history = json.loads((m / "history.json").read_text())

@@ -242,6 +242,48 @@ def test_outputs_of_a_revoked_consent_are_listed_not_copied(tmp_path):
     assert copied(res.root) == [] and res.withheld == 3
 
 
+def test_a_review_site_holding_copies_of_a_consents_outputs_is_purged_with_it(tmp_path, capsys, monkeypatch):
+    """A site built before a revocation held copies of the likeness (a render's frames) after the consent's purge:
+    nobody had recorded it. Now a workspace's site is recorded (`review.site`) and the purge deletes the sites whose
+    latest build copied its outputs; a site rebuilt since without them is left; a reviewer who cannot write the
+    workspace is told the site is not recorded."""
+    from PIL import Image
+
+    from assets import audit
+    from assets.consent_purge import execute_purge, plan_purge
+    from assets.workspace import Workspace
+    from doppel.consent_gate import gated
+    from tests.assets.provenance_helpers import textured, workspace_with_actor
+
+    ws, consent = workspace_with_actor(tmp_path / "ws")
+    shot = ws.root / "renders" / "shot1"
+    shot.mkdir(parents=True)
+    Image.fromarray(textured(1)).save(shot / "frame_0001.png")
+    with gated(ws, "jane", "render", "Film", command="render") as run:
+        run.add_output(shot, kind="render")
+    first = build_site(ws.root, tmp_path / "site")
+    build_site(ws.root, tmp_path / "site2")
+    assert first.copied == [run.registered[0].id] and not first.unrecorded
+    sites = [e.record["site"] for e in audit.entries(ws) if e.record.get("action") == "review.site"]
+    assert sites == [str(tmp_path / "site"), str(tmp_path / "site2")]
+    with monkeypatch.context() as m:                 # a reviewer who may read the workspace, not write it
+        m.setattr(Workspace, "read_only", property(lambda self: True))
+        code, out, err = run_cli(capsys, "review", "--out", tmp_path / "site3", "-W", ws.root)
+    assert code == 0, err
+    said = " ".join(out.split())
+    assert "holds copies of 1 output(s) and could not be recorded in the workspace" in said, said
+    assert "a consent's purge will not find it; delete it when the review is done" in said
+
+    code, out, err = run_cli(capsys, "consent", "revoke", consent.id, "--reason", "withdrawn", "-W", ws.root)
+    said = " ".join(out.split())
+    assert code == 0 and f"review sites with copies of them: {tmp_path / 'site'}, {tmp_path / 'site2'};" in said, said
+    build_site(ws.root, tmp_path / "site2")          # rebuilt after the revocation: the frames left out
+    plan = plan_purge(ws, consent.id)
+    assert [i.path.name for i in plan.to_delete if i.kind == "review site"] == ["site"]
+    execute_purge(ws, plan)
+    assert not (tmp_path / "site").exists() and (tmp_path / "site2" / "index.html").is_file()
+
+
 def test_tampered_audit_log_shows_on_the_index(tmp_path, glb):
     ws = make_workspace(tmp_path / "studio", glb[0])
     with ws.write() as con:
