@@ -150,5 +150,17 @@ def checkpoint_in_use(folder: str | os.PathLike) -> bool:
         lock.acquire(timeout=0)
     except Timeout:
         return True
+    except OSError:          # another user's lock this user may not open: whether a run holds it cannot be told
+        return False
     lock.release()
     return False
+
+
+def checkpoint_lock(folder: str | os.PathLike):
+    """The `filelock.FileLock` of a checkpoint folder (``folder/lock``): the group's to take too in a group-shared
+    folder (`core.group_sharing`: a team's workspace, where one artist resumes another's run)."""
+    from filelock import FileLock
+
+    from core.group_sharing import sharing_gid
+
+    return FileLock(str(Path(folder) / LOCK_NAME), mode=0o660 if sharing_gid(Path(folder).parent) else 0o644)

@@ -37,6 +37,8 @@ _TEMP_ROOM = 96
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|work)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+"
                      r"(?:\.[A-Za-z0-9]+)?$")      # a temporary file keeps its output's suffix (writers choose by it)
 
+_NAMED_CHECKPOINT_RE = re.compile(r"^\..+\.swap\.checkpoint$")   # `doppel.face_swap.checkpoint`'s folder
+
 # Stages whose folders predate the marker: the manifest's "stage" field, or a layout, names them.
 _MANIFEST_STAGES = {"capture_ingest": "capture ingest", "fit": "fit", "rig": "rig", "retarget": "retarget"}
 
@@ -253,12 +255,14 @@ def sole_writer(out: str | os.PathLike) -> Iterator[Path]:
 def shown_path(path: str | os.PathLike) -> Path:
     """``path`` as a person should read it: a stage's temporary folder (``.OUT.tmp-HOST-PID-XXXX``) in it is shown
     as the folder it becomes (OUT), so messages written while a stage runs name the final files (an OUT whose
-    temporary names had to be shortened, `_temp_key`, shows as its head and hash)."""
+    temporary names had to be shortened, `_temp_key`, shows as its head and hash); a swap's checkpoint folder,
+    which keeps its outputs under their final names (``.OUT.swap.checkpoint/OUT/...``), is left out."""
     parts = list(Path(path).parts)
     for i, part in enumerate(parts):
         m = _TMP_RE.match(part)
         if m and m["kind"] == "tmp":
             parts[i] = m["name"]
+    parts = [p for p in parts if not _NAMED_CHECKPOINT_RE.match(p)]     # its files are under their final names
     return Path(*parts) if parts else Path(path)
 
 

@@ -7,8 +7,9 @@ owners.json, for a consent's purge) holds:
   landmarks, the performer); a resume with other inputs or options is refused;
 * tracking.npz: the tracking pass, the solve and the detector-bias pass (a quarter to a half of a swap's time),
   written once they are done: any resumed swap skips them;
-* for a plate of frames (a video cannot be appended to), the comp pass as it goes: frames/ (the swapped frames
-  written so far, each whole, signed and marked), strips/ and matte/, and comp.json (the first frame not yet
+* for a plate of frames (a video cannot be appended to), the comp pass as it goes: OUT/ (the swapped frames
+  written so far, each whole, signed and marked), OUT_swap/strips/ and OUT_swap/matte/ (under their own names, so
+  that messages name them as they will be: `core.stage_folders.shown_path`), and comp.json (the first frame not yet
   written, the QC of those written and each shot's colour matcher as it stood, so the colour transfer, smoothed
   over time, goes on as if never stopped). comp.json is rewritten at most every `SAVE_EVERY_S` seconds: a kill
   loses at most that much work; the frames after it are written again.
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from capture.plate_io import PlateInfo
-from core.leftovers import LOCK_NAME, checkpoint_sibling, record_owner
+from core.leftovers import LOCK_NAME, checkpoint_lock, checkpoint_sibling, record_owner
 from core.storage import atomic_write_bytes, atomic_write_json
 from doppel.face_swap.swap import FrameQC, ShotLandmarks, SwapConfig
 from reconstruction.head_tracking import HeadTrack
@@ -104,13 +105,15 @@ class SwapCheckpoint:
     made with other inputs or options); else anything there is removed first."""
 
     def __init__(self, out: str | Path, key: dict, resume: bool):
-        from filelock import FileLock, Timeout
+        from filelock import Timeout
 
         self.out = Path(out)
         self.folder = checkpoint_folder(self.out)
+        self.frames = self.folder / self.out.name                     # OUT's frames, under OUT's own name
+        self.side = self.folder / f"{self.out.stem if self.out.suffix else self.out.name}_swap"   # strips, matte
         self.key = key
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(self.folder / LOCK_NAME))
+        self._lock = checkpoint_lock(self.folder)
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
@@ -159,7 +162,7 @@ class SwapCheckpoint:
     # --- the comp pass (a plate of frames) ---------------------------------------------------------------------
     def comp(self) -> dict | None:
         """{"next": plate frame, "qcs": [FrameQC], "matchers": {shot: state}} a resumed swap kept, or None."""
-        if not self.resumed or not (self.folder / "frames").is_dir():
+        if not self.resumed or not self.frames.is_dir():
             return None
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             state = json.loads((self.folder / "comp.json").read_text(encoding="utf-8"))

@@ -169,7 +169,7 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
     frame_out = _FrameOut(shot, start, end, strips_dir, matte_dir, strip_frames(track), disclose,
                           (info.height, info.width))
     try:
-        with PlateWriter(out, info, partial=ck.folder / "frames" if keep else None, done=first,
+        with PlateWriter(out, info, partial=ck.frames if keep else None, done=first,
                          **_disclosure_hooks(disclose)) as writer:
             for (i, rgb, _, transfer), done in prefetched(matched(), finish, cfg.prefetch, workers):
                 if transfer is not None:
@@ -431,19 +431,19 @@ def _write_swap(sw: _Swap, shot: ShotLandmarks, track, bias, ck: SwapCheckpoint,
     cfg, start, end, out = sw.cfg, sw.start, sw.end, sw.out
     cuts = [start + c for c in shot.cuts]
     warn_of_cuts(cuts, start, end)
-    (ck.folder / "strips").mkdir(exist_ok=True)
-    matte_dir = ck.folder / "matte" if cfg.matte else None
+    (ck.side / "strips").mkdir(parents=True, exist_ok=True)
+    matte_dir = ck.side / "matte" if cfg.matte else None
     if matte_dir is not None:
         matte_dir.mkdir(exist_ok=True)
     with withdrawn_on_failure(out) as published, \
             staged_stage_dir(sw.side, STAGE, sw.force, [sw.plate, *sw.double.folders]) as tmp:
-        qcs, box = composite_shot(sw.info, sw.double, shot, track, cfg, start, end, out, ck.folder / "strips",
+        qcs, box = composite_shot(sw.info, sw.double, shot, track, cfg, start, end, out, ck.side / "strips",
                                   progress, disclose, matte_dir, ck)
         published()
         ck.published()
         for name in ("strips", "matte"):
-            if (ck.folder / name).is_dir():
-                (ck.folder / name).rename(tmp / name)
+            if (ck.side / name).is_dir():
+                (ck.side / name).rename(tmp / name)
         write_tracks(tmp / "tracks.npz", track, shot, sw.info, start, sw.double.basis, bias)
         write_performer_crops(tmp, shot)
         seconds = time.perf_counter() - sw.t0

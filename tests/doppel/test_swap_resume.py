@@ -78,7 +78,7 @@ def test_a_frame_plate_swap_stopped_part_way_resumes_to_the_same_frames(tmp_path
     ck = checkpoint_folder(out)
     kept = json.loads((ck / "comp.json").read_text())
     assert not out.exists() and (ck / "tracking.npz").is_file() and 1 <= kept["next"] <= 6, kept
-    assert len(list((ck / "frames").iterdir())) >= kept["next"]
+    assert len(list((ck / "out").iterdir())) >= kept["next"]
 
     drawn = []
     prepare = pipeline.prepare_frame
@@ -165,4 +165,17 @@ def test_the_cli_resumes_and_says_why_it_cannot(tmp_path, capsys, rig_dir, monke
     assert code == 1 and "other inputs or options (option blend differs)" in err and len(err.strip().splitlines()) == 1
     code, text, err = run_cli(capsys, *swap, "--resume")
     assert code == 0, err
-    assert len(list(out.iterdir())) == 4
+    assert len(list(out.iterdir())) == 4 and "resumed: the tracking" in " ".join(text.split())
+
+
+def test_messages_name_a_checkpoints_files_as_they_will_be_published(tmp_path):
+    from core.stage_folders import shown_path
+    from doppel.face_swap.checkpoint import SwapCheckpoint
+
+    ck = SwapCheckpoint(tmp_path / "sh010", {"k": 1}, resume=False)
+    try:
+        assert shown_path(ck.frames / "sh010.1001.png") == tmp_path / "sh010" / "sh010.1001.png"
+        assert shown_path(ck.side / "strips" / "001001.png") == tmp_path / "sh010_swap" / "strips" / "001001.png"
+    finally:
+        ck.close(finished=True)
+    assert not ck.folder.exists()
