@@ -6,8 +6,9 @@ in a temporary folder, a neural double's training checkpoint (`core.leftovers`).
 appends ``run.begin`` (`record_begin`: who, which consent, the outputs it is about to write, the machine, the
 process and when), and a purge of that consent finds those outputs' leftovers (`unfinished_of`):
 
-* a temporary sibling belongs to the run that began last, among those declaring that output, before the
-  temporary name's own time (`TIME_SLACK_NS` for clocks of other machines sharing the disk);
+* a temporary sibling belongs to the command that began last, among the runs declaring that output, before the
+  temporary name's own time (`TIME_SLACK_NS` for clocks of other machines sharing the disk), and so to every
+  consent that command's gates passed (a swap's: the double's actor's and the plate performer's);
 * a checkpoint belongs to the consents its owners.json names; one that names none, at an output a run under this
   consent declared, is taken for theirs too (whose it is cannot be told: the likeness is not left behind).
 """
@@ -55,6 +56,7 @@ class _Begun:
     consent: str
     started_ns: int
     outputs: tuple[str, ...]
+    process: tuple[str, int] = ("", 0)       # (host, pid) of the command that began it
 
 
 def unfinished_of(ws: Workspace, consent_id: str) -> list[Unfinished]:
@@ -85,7 +87,10 @@ def _theirs(left: Leftover, runs: list[_Begun], consent_id: str) -> bool:
     if left.started_ns is None:
         return False
     before = [r for r in runs if r.started_ns <= left.started_ns + TIME_SLACK_NS]
-    return bool(before) and max(before, key=lambda r: r.started_ns).consent == consent_id
+    if not before:
+        return False
+    last = max(before, key=lambda r: r.started_ns).process      # the command writing it, with all its gates (a
+    return any(r.consent == consent_id for r in before if r.process == last)   # swap's: the double's, the plate's)
 
 
 def _begins(ws: Workspace) -> list[_Begun]:
@@ -97,7 +102,9 @@ def _begins(ws: Workspace) -> list[_Begun]:
             rec = json.loads(text)
             if rec.get("action") != BEGIN or not rec.get("consent"):
                 continue
-            started = (rec.get("detail") or {}).get("started_ns")
+            detail = rec.get("detail") or {}
+            started = detail.get("started_ns")
             if isinstance(started, int):
-                out.append(_Begun(str(rec["consent"]), started, tuple(str(o) for o in rec.get("outputs") or ())))
+                out.append(_Begun(str(rec["consent"]), started, tuple(str(o) for o in rec.get("outputs") or ()),
+                                  (str(detail.get("host", "")), int(detail.get("pid") or 0))))
     return out

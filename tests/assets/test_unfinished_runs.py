@@ -87,6 +87,31 @@ def test_a_killed_runs_frames_and_checkpoint_are_purged_with_its_consent_only(st
     assert plan_purge(ws, jane).to_delete == []
 
 
+def test_a_killed_swaps_frames_are_the_plate_performers_too(studio):
+    """A swap passes two gates (the double's actor, the plate's performer) in one command: what it left is both
+    consents', whichever gate began last."""
+    ws, jane, bob = studio
+    out = ws.root / "shots" / "sh050"
+    out.parent.mkdir()
+    code = textwrap.dedent("""
+        import os, signal, sys
+        from assets.workspace import Workspace
+        from core.stage_folders import temp_sibling
+        from doppel.consent_gate import gated
+
+        ws, out = Workspace.open(sys.argv[1]), sys.argv[2]
+        with gated(ws, "bob", "face_replace", "Film", command="swap (plate performer)", outputs=[out]), \\
+                gated(ws, "jane", "face_replace", "Film", command="swap", outputs=[out]):
+            temp_sibling(out, directory=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert subprocess.run([sys.executable, "-c", code, str(ws.root), str(out)]).returncode == -9
+    for consent in (jane, bob):
+        revoke(ws, consent, "withdrawn")
+        (item,) = plan_purge(ws, consent).to_delete
+        assert item.path.name.startswith(".sh050.tmp-"), item
+
+
 def test_what_a_run_is_writing_now_is_kept_and_said_so(studio):
     ws, jane, _ = studio
     out = ws.root / "shots" / "sh020.exr"
