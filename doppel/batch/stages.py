@@ -375,7 +375,7 @@ def _swap_call(v: dict) -> dict:
             "colour": v["colour"], "focal_px": v["focal_px"], "start": v["start"], "end": v["end"],
             "grow": v["grow"], "relight": v["relight"], "matte": v["matte"], "identify": v["identify"],
             "performer_photo": _p(v["performer_photo"]), "face_reference": _p(v["face_reference"]),
-            "label": v["label"]}
+            "label": v["label"], "resume": "auto"}    # a task retried (its worker lost) goes on from its checkpoint
 
 
 def _swap_gate(v: dict) -> GateSpec:

@@ -101,10 +101,11 @@ def _difference(a: dict, b: dict) -> str:
 class SwapCheckpoint:
     """The checkpoint of one swap into ``out`` (the module's layout), held for the run's length.
 
-    ``resume``: go on from what an earlier swap of the same key left (ValueError, one line, when what is there was
-    made with other inputs or options); else anything there is removed first."""
+    ``resume``: True: go on from what an earlier swap of the same key left (ValueError, one line, when what is
+    there was made with other inputs or options); "auto": go on from it when it is of the same key, else start over
+    (a batch task retried after its worker was lost); False: anything there is removed first."""
 
-    def __init__(self, out: str | Path, key: dict, resume: bool):
+    def __init__(self, out: str | Path, key: dict, resume: bool | str):
         from filelock import Timeout
 
         self.out = Path(out)
@@ -119,7 +120,9 @@ class SwapCheckpoint:
         except Timeout:
             raise ValueError(f"--out {self.out}: another swap into it is running (its checkpoint {self.folder} "
                              "is locked); wait for it to finish or give another --out") from None
-        self.resumed = resume and self._resumable()
+        if resume not in (True, False, "auto"):
+            raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
+        self.resumed = bool(resume) and self._resumable(strict=resume is True)
         if not self.resumed:
             self._clear()
             atomic_write_json(self.folder / "key.json", key)
@@ -127,11 +130,17 @@ class SwapCheckpoint:
         self._saved_at = 0.0
         self.kept_frames = 0           # frames of the range a resumed comp took as written (`SwapResult`)
 
-    def _resumable(self) -> bool:
+    def _resumable(self, strict: bool) -> bool:
         try:
             before = json.loads((self.folder / "key.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            log.warning("--resume: no checkpoint of an earlier swap into %s; starting from the beginning", self.out)
+            if strict:
+                log.warning("--resume: no checkpoint of an earlier swap into %s; starting from the beginning",
+                            self.out)
+            return False
+        if before != self.key and not strict:
+            log.info("%s: a checkpoint of a swap with other inputs or options (%s differs): starting over",
+                     self.folder, _difference(before, self.key))
             return False
         if before != self.key:
             self._lock.release()

@@ -344,7 +344,7 @@ def withdrawn_on_failure(out: Path) -> Iterator[Callable[[], None]]:
 def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: SwapConfig | None = None, *,
                force: bool = False, progress: Progress | None = None, params: dict | None = None,
                disclose: Disclose | None = None, landmarks: np.ndarray | None = None,
-               plate_info: PlateInfo | None = None, performer=None, resume: bool = False) -> SwapResult:
+               plate_info: PlateInfo | None = None, performer=None, resume: bool | str = False) -> SwapResult:
     """Replace the face in ``plate`` with ``double``'s: writes OUT and ``side_folder(OUT)``. Returns the result.
     ValueError / FileNotFoundError (one line) for bad input, before anything is written. disclose: applied to
     every synthetic file (OUT, its frames, the report's strips) before it is published (the CLI passes
@@ -357,8 +357,8 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     every frame, whatever its size (with landmarks: each given face checked to be theirs).
     resume: go on from the checkpoint a killed or interrupted swap into OUT kept (`doppel.face_swap.checkpoint`:
     its tracking, and for a plate of frames the frames it wrote; the result is the one an uninterrupted swap
-    writes); ValueError (one line) when that swap had other inputs or options. Without it, a checkpoint there is
-    discarded."""
+    writes); ValueError (one line) when that swap had other inputs or options; "auto": start over then instead
+    (`checkpoint.SwapCheckpoint`). Without it, a checkpoint there is discarded."""
     from capture.plate_io import probe_plate
     from core.stage_folders import check_stage_out
     from doppel.face_swap.checkpoint import run_key

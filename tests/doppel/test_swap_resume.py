@@ -120,8 +120,18 @@ def test_a_resume_with_other_options_is_refused_and_a_swap_without_it_starts_ove
     tracked = []
     track = pipeline.track_shot
     monkeypatch.setattr(pipeline, "track_shot", lambda *a, **k: tracked.append(1) or track(*a, **k))
+    with monkeypatch.context() as m:                 # "auto" (a batch task retried): the same key goes on ...
+        _stop_at(m, 4)
+        with pytest.raises(RuntimeError):
+            pipeline.swap_plate(plate, double, out, SwapConfig(debias=False), resume="auto")
+    assert tracked == []
+    with monkeypatch.context() as m:                 # ... another starts over instead of refusing
+        _stop_at(m, 4)
+        with pytest.raises(RuntimeError):
+            pipeline.swap_plate(plate, double, out, SwapConfig(debias=False, blend="multiband"), resume="auto")
+    assert tracked == [1]
     pipeline.swap_plate(plate, double, out, SwapConfig(debias=False, blend="feather"))
-    assert tracked == [1] and out.is_dir() and not checkpoint_folder(out).exists()
+    assert tracked == [1, 1] and out.is_dir() and not checkpoint_folder(out).exists()
 
 
 def test_a_video_swap_resumes_without_tracking_again(tmp_path, double, monkeypatch):
