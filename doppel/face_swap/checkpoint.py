@@ -129,6 +129,7 @@ class SwapCheckpoint:
         record_owner(self.folder)
         self._saved_at = 0.0
         self.kept_frames = 0           # frames of the range a resumed comp took as written (`SwapResult`)
+        self._last = None              # (next frame, qcs, how many of them, matchers) of the last `frame_done`
 
     def _resumable(self, strict: bool) -> bool:
         try:
@@ -179,15 +180,23 @@ class SwapCheckpoint:
                     "matchers": {int(k): v for k, v in state["matchers"].items()}}
         return None
 
-    def frame_done(self, next_frame: int, qcs: list[FrameQC], matchers: dict[int, object], force=False) -> None:
-        """Frames before ``next_frame`` are written whole: kept (at most every `SAVE_EVERY_S` s, or ``force``)."""
-        now = time.monotonic()
-        if not force and now - self._saved_at < SAVE_EVERY_S:
+    def frame_done(self, next_frame: int, qcs: list[FrameQC], matchers: dict[int, object]) -> None:
+        """Frames before ``next_frame`` are written whole, ``qcs`` theirs, ``matchers`` each shot's colour matcher
+        as it stood: kept on disk at most every `SAVE_EVERY_S` s, and by `save_last` when the run stops."""
+        self._last = (next_frame, qcs, len(qcs), dict(matchers))
+        if time.monotonic() - self._saved_at >= SAVE_EVERY_S:
+            self.save_last()
+
+    def save_last(self) -> None:
+        """Keep what the last `frame_done` said (a run stopped by Ctrl-C, SIGTERM or an error keeps every frame it
+        wrote whole)."""
+        if self._last is None:
             return
+        next_frame, qcs, n, matchers = self._last
         atomic_write_json(self.folder / "comp.json", {
-            "next": next_frame, "qcs": [_qc_json(q) for q in qcs],
+            "next": next_frame, "qcs": [_qc_json(q) for q in qcs[:n]],
             "matchers": {str(k): m.state() for k, m in matchers.items() if m is not None}})
-        self._saved_at = now
+        self._saved_at = time.monotonic()
 
     def published(self) -> None:
         """The plate is in place (its frames moved out): a resume after a later failure composites again."""
@@ -280,5 +289,5 @@ def resume_hint(out: str | Path) -> str | None:
         return None
     done = ""
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        done = f" and frames before {int(json.loads((folder / 'comp.json').read_text())['next'])}"
-    return (f"its tracking{done} are kept in {folder}: the same command with --resume goes on from there")
+        done = f" and its first {int(json.loads((folder / 'comp.json').read_text())['next'])} frame(s)"
+    return f"its tracking{done} are kept in {folder}: the same command with --resume goes on from there"

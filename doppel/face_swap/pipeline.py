@@ -181,6 +181,10 @@ def composite_shot(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, tra
                     progress("composite", i - start + 1, end - start)
                 if (i + 1) % runtime.RELEASE_EVERY_FRAMES == 0:
                     runtime.release_freed_memory()     # a long plate's fragmented free heap does not creep up
+    except BaseException:
+        if keep:
+            ck.save_last()                             # stopped: every frame written whole is kept
+        raise
     finally:
         seg.close()
     boxes = np.array([c.box for c in comps if c is not None])
