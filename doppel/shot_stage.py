@@ -5,8 +5,10 @@ frame, and manifest.json."""
 
 from __future__ import annotations
 
+import collections
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -249,23 +251,29 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     unseen = {cam: {k: [first + f for f in v] for k, v in seen.items()} for cam, seen in framing(verts, cams).items()}
     per_call = views_per_call(model, cams[0], device, per_call)
     total, done, outputs = len(cams) * verts.shape[0], 0, {}
-    movie: list[np.ndarray] = []
-    for fr in render_shot_frames(model, verts, cams, renderer, device, jitter=jitter, per_call=per_call):
-        name = cams.name[fr.camera] if isinstance(cams.name, tuple) else str(cams.name)
-        png, exr = write_shot_frame(out / name, first + fr.frame, fr)   # named by the animation's frame number
-        disclose_written_frame(png, exr, disclose)
-        outputs[f"{name}/{png.name}"] = f"{name}/{png.name}"
-        outputs[f"{name}/{exr.name}"] = f"{name}/{exr.name}"
-        if verts.shape[0] > 1:
+
+    def written(name: str, group) -> Iterator[np.ndarray]:
+        """One camera's frames written as they are drawn; yields each as the movie shows it (over grey)."""
+        nonlocal done
+        for fr in group:
+            png, exr = write_shot_frame(out / name, first + fr.frame, fr)   # named by the animation's frame number
+            disclose_written_frame(png, exr, disclose)
+            outputs[f"{name}/{png.name}"] = f"{name}/{png.name}"
+            outputs[f"{name}/{exr.name}"] = f"{name}/{exr.name}"
+            done += 1
+            if progress:
+                progress(done, total)
             a = fr.rgba_srgb[..., 3:]
-            movie.append((np.clip(fr.rgba_srgb[..., :3] * a + 0.5 * (1 - a), 0, 1) * 255 + 0.5).astype(np.uint8))
-            if fr.frame == verts.shape[0] - 1:
-                write_disclosed_mp4(out / f"{name}.mp4", movie, fps, disclose)
-                outputs[f"{name}.mp4"] = f"{name}.mp4"
-                movie = []
-        done += 1
-        if progress:
-            progress(done, total)
+            yield (np.clip(fr.rgba_srgb[..., :3] * a + 0.5 * (1 - a), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    drawn = render_shot_frames(model, verts, cams, renderer, device, jitter=jitter, per_call=per_call)
+    for c, group in itertools.groupby(drawn, key=lambda fr: fr.camera):       # camera-major
+        name = cams.name[c] if isinstance(cams.name, tuple) else str(cams.name)
+        if verts.shape[0] > 1:         # the movie encoded as the frames come: a long shot never sits in memory
+            write_disclosed_mp4(out / f"{name}.mp4", written(name, group), fps, disclose)
+            outputs[f"{name}.mp4"] = f"{name}.mp4"
+        else:
+            collections.deque(written(name, group), maxlen=0)
     summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call,
                "cameras": list(cams.name) if isinstance(cams.name, tuple) else [cams.name],
                "frames": int(verts.shape[0]), "size": [cams.width, cams.height], "size_note": note,

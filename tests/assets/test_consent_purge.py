@@ -142,7 +142,7 @@ def test_the_plan_reads_the_index_in_a_fixed_number_of_connections(tmp_path, mon
     monkeypatch.setattr(Workspace, "connect", lambda self: opened.append(1) or real(self))
     plan = plan_purge(ws, c.id)
     assert len(plan.to_delete) == 40
-    assert len(opened) <= 6, len(opened)
+    assert len(opened) <= 8, len(opened)       # 6, and 2 more since: the runs that did not finish, the review sites
 
 
 def test_a_swapped_plate_registered_for_the_plate_performer_too_is_purged_with_the_doubles_consent(tmp_path):
