@@ -16,3 +16,21 @@ def clips(tmp_path):
     target = tmp_path / "target.bvh"
     write_bvh(target, synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"], scale=1.1), units="inch")
     return clip, target
+
+
+# --- the face swap's double (test_swap.py, test_swap_resume.py): built once per module --------------------------
+@pytest.fixture(scope="module")
+def rig_dir(tmp_path_factory):
+    from doppel.doubles import build_default_rig
+
+    rig, params, _ = build_default_rig("anny", seed=3)
+    d = tmp_path_factory.mktemp("double") / "rig"
+    rig.save(d, params=params)
+    return d
+
+
+@pytest.fixture(scope="module")
+def double(rig_dir, tmp_path_factory):
+    from doppel.face_swap.double import load_face_double
+
+    return load_face_double(rig_dir, tmp_path_factory.mktemp("work"), albedo_size=256)

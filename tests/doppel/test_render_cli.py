@@ -220,13 +220,20 @@ def _spin_animation(path, frames=3, spin=0.6, blendshapes=None):
     write_manifest(path, "retarget", params={"actor_id": "virtual"}, outputs={"animation": "animation.npz"})
 
 
-def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session):
+def _model_rig_and_spin(tmp_path, capsys, sphere_session, frames):
+    """A one-step model of the sphere session (tmp_path/m), its rig (tmp_path/rig) and a spin of ``frames`` frames
+    (tmp_path/anim); returns the session folder."""
     s, fit = sphere_session / "session", sphere_session / "fit"
     code, _, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "m", "--size", "64",
                            "--iterations", "1", "--device", "cpu")
     assert code == 0, err
     _sphere_rig(tmp_path / "rig")
-    _spin_animation(tmp_path / "anim", 3)
+    _spin_animation(tmp_path / "anim", frames)
+    return s
+
+
+def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session):
+    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, 3)
     code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
                              "--camera", "cam0", "--rig", tmp_path / "rig", "--anim", tmp_path / "anim",
                              "--frames", "1:3", "--out", tmp_path / "shot")
@@ -249,12 +256,7 @@ def test_a_shots_movie_is_encoded_as_its_frames_are_drawn(tmp_path, capsys, sphe
     frame, 7.5 GB for 100 s): the movie now takes each frame as it is drawn and written."""
     import mocap_retarget.preview as preview
 
-    s, fit = sphere_session / "session", sphere_session / "fit"
-    code, _, err = run_cli(capsys, "render", "train", s, "--fit", fit, "--out", tmp_path / "m", "--size", "64",
-                           "--iterations", "1", "--device", "cpu")
-    assert code == 0, err
-    _sphere_rig(tmp_path / "rig")
-    _spin_animation(tmp_path / "anim", 6)
+    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, 6)
     written_when_encoded = []
     encode = preview.write_disclosed_mp4
 

@@ -11,23 +11,6 @@ import pytest
 from tests.cli_runner import run_cli
 
 
-@pytest.fixture(scope="module")
-def rig_dir(tmp_path_factory):
-    from doppel.doubles import build_default_rig
-
-    rig, params, _ = build_default_rig("anny", seed=3)
-    d = tmp_path_factory.mktemp("double") / "rig"
-    rig.save(d, params=params)
-    return d
-
-
-@pytest.fixture(scope="module")
-def double(rig_dir, tmp_path_factory):
-    from doppel.face_swap.double import load_face_double
-
-    return load_face_double(rig_dir, tmp_path_factory.mktemp("work"), albedo_size=256)
-
-
 def _frames_plate(folder, n=10, size=224):
     """A folder of n PNG frames: the astronaut moved and lit a little differently on each (the colour match moves)."""
     import skimage.data
