@@ -17,12 +17,13 @@ import contextlib
 import contextvars
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.stage_folders import running_here, temp_key, temp_name_fields
+from core.stage_folders import current_host, running_here, temp_key, temp_name_fields
 
 CHECKPOINT_SUFFIX = ".checkpoint"
 CHECKPOINT_TAGS = ("", "swap")      # "": a neural double's training or distillation; swap: `doppel swap`'s
@@ -164,3 +165,72 @@ def checkpoint_lock(folder: str | os.PathLike):
     from core.group_sharing import sharing_gid
 
     return FileLock(str(Path(folder) / LOCK_NAME), mode=0o660 if sharing_gid(Path(folder).parent) else 0o644)
+
+
+_CHECKPOINT_NAME_RE = re.compile(r"^\.(?P<name>.+?)(?:\.(?P<tag>swap))?\.checkpoint$")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A leftover found under a folder (`find_leftovers`): whose output it is beside (``output``: the path the run
+    was writing), what it is, its size in bytes."""
+
+    output: Path
+    leftover: Leftover
+    bytes: int
+
+    @property
+    def state(self) -> str:
+        """"running" (a process on this machine, or the checkpoint's lock held), "elsewhere" (a temporary one made
+        on another machine sharing the disk: whether its run goes on cannot be told), or "stopped"."""
+        left = self.leftover
+        if left.alive:
+            return "running"
+        if left.kind == "temporary" and left.host not in (None, current_host()):
+            return "elsewhere"
+        return "stopped"
+
+
+def find_leftovers(root: str | os.PathLike) -> list[Found]:
+    """Every temporary sibling, working folder and checkpoint under ``root`` (`leftovers_of`'s kinds, whatever
+    output they are beside), in path order; what is inside a leftover is not searched."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        names = sorted(dirs + files)
+        outputs = {_output_of(n) for n in names if n.startswith(".")} - {None}
+        for name in sorted(outputs):
+            for left in leftovers_of(here / name, names):
+                found.append(Found(here / name, left, _size(left.path)))
+        taken = {f.leftover.path.name for f in found if f.leftover.path.parent == here}
+        dirs[:] = sorted(d for d in dirs if d not in taken)
+    return found
+
+
+def _output_of(name: str) -> str | None:
+    """The output a leftover's name is beside (its temporary name's key, or its checkpoint's output), else None."""
+    fields = temp_name_fields(name)
+    if fields is not None and fields["kind"] in ("tmp", "work"):
+        return fields["name"]
+    m = _CHECKPOINT_NAME_RE.match(name)
+    return m["name"] if m else None
+
+
+def _size(path: Path) -> int:
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    except OSError:
+        return 0
+
+
+def remove_leftover(found: Found) -> None:
+    """Delete a stopped leftover (a folder whole); ValueError when it is running or on another machine."""
+    if found.state != "stopped":
+        raise ValueError(f"{found.leftover.path}: {found.state}: not removed")
+    path = found.leftover.path
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

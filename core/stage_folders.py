@@ -335,6 +335,11 @@ def running_here(host: str, pid: int) -> bool:
     return host == _host() and _alive(pid)
 
 
+def current_host() -> str:
+    """This machine's name as temporary names carry it (`_host`)."""
+    return _host()
+
+
 def temp_key(out: str | os.PathLike) -> str:
     """The part of ``out``'s temporary names that says whose they are (`_temp_key`)."""
     return _temp_key(Path(out))

@@ -10,11 +10,13 @@ from rich.tree import Tree
 from assets.lineage import AssetNode, asset_tree, list_assets, walk_tree
 from assets.text_fields import printable
 from assets.workspace import Workspace
+from doppel.commands import leftovers
 from doppel.commands.cli_output import cli_console, print_table
 from doppel.consent_gate import WorkspaceOpt
 
 app = typer.Typer(help="The asset library: outputs registered by gated commands, with their lineage.",
                   no_args_is_help=True)
+app.command("leftovers")(leftovers.leftovers)
 
 
 def _label(node: AssetNode, lapsed: dict[str, str], where) -> str:
