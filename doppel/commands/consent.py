@@ -116,9 +116,11 @@ def _print_unfinished(console: Console, ws: Workspace, consent_id: str) -> None:
     left = unfinished_of(ws, consent_id)
     if left:
         shown = ", ".join(_shown(str(u.leftover.path)) for u in left[:3]) + (" ..." if len(left) > 3 else "")
+        running = sum(u.leftover.alive for u in left)
+        now = f" ({running} being written by a run still going: purge once it has stopped)" if running else ""
         console.print(f"also on disk: {len(left)} temporary file(s) or checkpoint(s) of runs under it that did not "
-                      f"finish (killed or interrupted): {shown}; `doppel consent purge {consent_id}` deletes them too",
-                      highlight=False, soft_wrap=True)
+                      f"finish (killed, interrupted or still running{now}): {shown}; `doppel consent purge "
+                      f"{consent_id}` deletes them too", highlight=False, soft_wrap=True)
 
 
 def _print_outputs(console: Console, ws: Workspace, consent_id: str, direct: list[Asset],

@@ -112,14 +112,16 @@ def test_a_killed_swaps_frames_are_the_plate_performers_too(studio):
         assert item.path.name.startswith(".sh050.tmp-"), item
 
 
-def test_what_a_run_is_writing_now_is_kept_and_said_so(studio):
+def test_what_a_run_is_writing_now_is_kept_and_said_so(studio, capsys):
     ws, jane, _ = studio
     out = ws.root / "shots" / "sh020.exr"
     out.parent.mkdir()
     with pytest.raises(ConsentError, match="was revoked .* while swap ran"):
         with gated(ws, "jane", "face_replace", "Film", command="swap", outputs=[out]):
             temp = temp_sibling(out, directory=True)
-            revoke(ws, jane, "withdrawn")
+            code, text, _ = run_cli(capsys, "consent", "revoke", jane, "--reason", "withdrawn", "-W", ws.root)
+            assert code == 0 and "(1 being written by a run still going: purge once it has stopped)" in \
+                " ".join(text.split()), text
             (item,) = plan_purge(ws, jane).items
     assert item.path == temp and item.action == "keep" and "being written now" in item.why
 
