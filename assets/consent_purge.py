@@ -40,6 +40,7 @@ from assets.lineage import Asset, held_at_paths, on_disk, outputs_under_consent,
 from assets.review_sites import sites_holding
 from assets.unfinished_runs import Unfinished, unfinished_of
 from assets.workspace import INDEX_NAME, STAGE_FOLDERS, Workspace
+from core.leftovers import disk_size
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _site_item(ws: Workspace, stored: str, path: Path) -> PurgeItem:
     """A review site holding copies of the consent's outputs: deleted whole (`doppel review` rebuilds it)."""
     item = PurgeItem(None, "review site", stored, path, "keep")
     why = _why_kept(ws, path)
-    return replace(item, why=why) if why else replace(item, action="delete", bytes=_size(path))
+    return replace(item, why=why) if why else replace(item, action="delete", bytes=disk_size(path))
 
 
 def _unfinished_item(ws: Workspace, u: Unfinished) -> PurgeItem:
@@ -116,7 +117,7 @@ def _unfinished_item(ws: Workspace, u: Unfinished) -> PurgeItem:
     item = PurgeItem(None, kind, workspace_relative(ws, left.path), left.path, "keep")
     if left.alive:
         return replace(item, why="being written now by a run: purge again when it has stopped")
-    return replace(item, action="delete", bytes=_size(left.path))
+    return replace(item, action="delete", bytes=disk_size(left.path))
 
 
 def _output_item(ws: Workspace, a: Asset, path: Path, held: tuple[str, set[str]] | None, chosen: set[str],
@@ -128,7 +129,7 @@ def _output_item(ws: Workspace, a: Asset, path: Path, held: tuple[str, set[str]]
     if held is not None and a.id not in held[1] and held[0] not in chosen:
         return replace(item, why=f"replaced since by {held[0]}, made under another consent")
     why = _why_kept(ws, path) or ("" if include_changed or _unchanged(a, path, content) else _CHANGED)
-    return replace(item, why=why) if why else replace(item, action="delete", bytes=_size(path))
+    return replace(item, why=why) if why else replace(item, action="delete", bytes=disk_size(path))
 
 
 def _content_hashes(ws: Workspace, asset_ids: set[str]) -> dict[tuple[str, str], str]:
@@ -166,7 +167,7 @@ def _input_item(ws: Workspace, stored: str, path: Path, sha256: str, others: lis
     if others:
         return replace(item, why=f"also read under {', '.join(others)}, still valid")
     why = _why_kept(ws, path) or ("" if include_changed or digest(path).data_sha256 == sha256 else _CHANGED)
-    return replace(item, why=why) if why else replace(item, action="delete", bytes=_size(path))
+    return replace(item, why=why) if why else replace(item, action="delete", bytes=disk_size(path))
 
 
 _CHANGED = "changed since it was registered (hand work at that name?): --include-changed deletes it too"
@@ -223,12 +224,6 @@ def _protected(ws: Workspace, path: Path) -> bool:
     except ValueError:
         return False
     return first.startswith(".") or first.startswith(INDEX_NAME)
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
 @dataclass(frozen=True)

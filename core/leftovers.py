@@ -199,10 +199,15 @@ def find_leftovers(root: str | os.PathLike) -> list[Found]:
         here = Path(folder)
         names = sorted(dirs + files)
         outputs = {_output_of(n) for n in names if n.startswith(".")} - {None}
+        taken = set()
         for name in sorted(outputs):
             for left in leftovers_of(here / name, names):
-                found.append(Found(here / name, left, _size(left.path)))
-        taken = {f.leftover.path.name for f in found if f.leftover.path.parent == here}
+                try:
+                    size = disk_size(left.path)
+                except OSError:                            # gone meanwhile (its run finished), or unreadable
+                    size = 0
+                found.append(Found(here / name, left, size))
+                taken.add(left.path.name)
         dirs[:] = sorted(d for d in dirs if d not in taken)
     return found
 
@@ -216,13 +221,12 @@ def _output_of(name: str) -> str | None:
     return m["name"] if m else None
 
 
-def _size(path: Path) -> int:
-    try:
-        if path.is_file():
-            return path.stat().st_size
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
-    except OSError:
-        return 0
+def disk_size(path: str | os.PathLike) -> int:
+    """Bytes of a file, or of the files under a folder (links not followed)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
 def remove_leftover(found: Found) -> None:

@@ -318,8 +318,9 @@ def clean_stale(out: str | os.PathLike) -> list[Path]:
 
 
 def temp_name_fields(name: str) -> dict | None:
-    """The fields of a temporary name (``temp_sibling``'s, ``sole_writer``'s claim, a folder renamed aside):
-    {name (its output's `temp_key`), kind ("tmp" or "old"), host, pid, time_ns (when it was begun; None when the
+    """The fields of a temporary name (``temp_sibling``'s, ``sole_writer``'s claim, a folder renamed aside,
+    ``work_sibling``'s):
+    {name (its output's `temp_key`), kind ("tmp", "old" or "work"), host, pid, time_ns (when it was begun; None when the
     name does not say)}; None for any other name."""
     m = _TMP_RE.match(name)
     if not m:

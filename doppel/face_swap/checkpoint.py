@@ -27,6 +27,7 @@ import json
 import logging
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -60,9 +61,11 @@ def _files_digest(paths: list[Path]) -> str:
 
 def _folder_digest(folder: Path) -> str:
     """A stage folder's identity: its manifest's bytes (which hash its outputs), else its files' stats."""
+    from core.storage import sha256_file
+
     manifest = folder / "manifest.json"
     if manifest.is_file():
-        return hashlib.sha256(manifest.read_bytes()).hexdigest()
+        return sha256_file(manifest)
     return _files_digest(sorted(p for p in folder.rglob("*") if p.is_file()))
 
 
@@ -108,6 +111,8 @@ class SwapCheckpoint:
     def __init__(self, out: str | Path, key: dict, resume: bool | str):
         from filelock import Timeout
 
+        if resume not in (True, False, "auto"):
+            raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
         self.out = Path(out)
         self.folder = checkpoint_folder(self.out)
         self.frames = self.folder / self.out.name                     # OUT's frames, under OUT's own name
@@ -120,8 +125,6 @@ class SwapCheckpoint:
         except Timeout:
             raise ValueError(f"--out {self.out}: another swap into it is running (its checkpoint {self.folder} "
                              "is locked); wait for it to finish or give another --out") from None
-        if resume not in (True, False, "auto"):
-            raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
         self.resumed = bool(resume) and self._resumable(strict=resume is True)
         if not self.resumed:
             self._clear()
@@ -161,8 +164,12 @@ class SwapCheckpoint:
         path = self.folder / "tracking.npz"
         if not self.resumed or not path.is_file():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            return _shot_from(z), _track_from(z), z["bias"] if "bias" in z.files else None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return _shot_from(z), _track_from(z), z["bias"] if "bias" in z.files else None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:      # damaged on disk: tracked again
+            log.warning("%s: unreadable (%s); tracking the plate again", path, e)
+            return None
 
     def save_tracking(self, shot: ShotLandmarks, track: HeadTrack, bias: np.ndarray | None) -> None:
         buf = io.BytesIO()

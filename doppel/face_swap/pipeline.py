@@ -379,13 +379,13 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     check_stage_out(side, STAGE, force, [plate, *double.folders])
     check_given_landmarks(landmarks, end - start)
     check_disclosable(disclose, info, out)
-    head_device(double, cfg)                       # a neural double's model moves to the device it draws on
+    device = head_device(double, cfg)              # a neural double's model moves to the device it draws on
     ck = SwapCheckpoint(out, run_key(info, double, cfg, landmarks, performer, disclose is not None), resume)
     finished = False
     try:
         shot, track, bias = _tracked(ck, info, double, cfg, start, end, progress, landmarks, performer)
-        result = _write_swap(_Swap(plate, info, double, cfg, start, end, out, side, force, t0), shot, track, bias,
-                             ck, progress, disclose, params, landmarks, performer)
+        result = _write_swap(_Swap(plate, info, double, cfg, start, end, out, side, force, t0, device), shot, track,
+                             bias, ck, progress, disclose, params, landmarks, performer)
         finished = True
     finally:
         ck.close(finished)
@@ -423,6 +423,7 @@ class _Swap:
     side: Path
     force: bool
     t0: float
+    device: str                       # where the head is drawn (`head_device`, resolved once)
 
 
 def _write_swap(sw: _Swap, shot: ShotLandmarks, track, bias, ck: SwapCheckpoint, progress: Progress | None,
@@ -454,12 +455,12 @@ def _write_swap(sw: _Swap, shot: ShotLandmarks, track, bias, ck: SwapCheckpoint,
         result = SwapResult(out, qcs, track, box, seconds, cuts, performer_words(shot, cfg, start), ck.resumed,
                             ck.kept_frames)
         write_report(tmp / "swap_report.html", result, sw.info, cfg, sw.plate, sw.double.source, out)
-        _write_swap_manifest(tmp, sw, result, track, params, landmarks, performer, ck.resumed)
+        _write_swap_manifest(tmp, sw, result, track, params, landmarks, performer)
     return result
 
 
 def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params: dict | None,
-                         landmarks: np.ndarray | None, performer, resumed: bool) -> None:
+                         landmarks: np.ndarray | None, performer) -> None:
     from capture.video_header import describe
     from core.storage import write_manifest
 
@@ -467,7 +468,8 @@ def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params
     summary = {"frames": len(qcs), "swapped": sum(q.swapped for q in qcs),
                "passed_through": result.passed_through, "flagged": result.flagged, "cuts": result.cuts,
                "focal_px": round(track.focal_px, 2), "seconds": round(result.seconds, 2),
-               "fps": round(result.frames_per_second, 3), "resumed": resumed, "kept_frames": result.kept_frames}
+               "fps": round(result.frames_per_second, 3), "resumed": result.resumed,
+               "kept_frames": result.kept_frames}
     inputs = {"double": double.source / "rig.npz"}
     if double.neural is not None:
         inputs["neural_double"] = double.neural.source / "model.safetensors"
@@ -484,7 +486,7 @@ def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params
                            "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
                            "small_faces": cfg.small_faces, "backfill": cfg.backfill, "identify": cfg.identify,
                            "face_landmarks": "mediapipe" if landmarks is None else "given",
-                           "device": head_device(double, cfg), "workers": pass_workers(cfg),
+                           "device": sw.device, "workers": pass_workers(cfg),
                            "plate_format": describe(sw.info.header), "plate_colorspace": sw.info.colorspace,
                            "head_px": double.max_px},
                    outputs={"tracks": "tracks.npz", "report": "swap_report.html"},

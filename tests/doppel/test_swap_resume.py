@@ -172,3 +172,19 @@ def test_messages_name_a_checkpoints_files_as_they_will_be_published(tmp_path):
     finally:
         ck.close(finished=True)
     assert not ck.folder.exists()
+
+
+def test_a_damaged_tracking_file_is_tracked_again_and_a_bad_resume_value_refused(tmp_path):
+    from doppel.face_swap.checkpoint import SwapCheckpoint
+
+    ck = SwapCheckpoint(tmp_path / "sh010", {"k": 1}, resume=False)
+    (ck.folder / "tracking.npz").write_bytes(b"cut short")           # a disk fault, not a kill (writes are atomic)
+    ck.close(finished=False)
+    again = SwapCheckpoint(tmp_path / "sh010", {"k": 1}, resume=True)
+    try:
+        assert again.resumed and again.tracking() is None
+    finally:
+        again.close(finished=True)
+    with pytest.raises(ValueError, match="resume must be True, False or 'auto'"):
+        SwapCheckpoint(tmp_path / "sh011", {"k": 1}, resume="yes")
+    assert not (tmp_path / ".sh011.swap.checkpoint").exists()
