@@ -26,7 +26,8 @@ from pathlib import Path
 from core.stage_folders import current_host, running_here, temp_key, temp_name_fields
 
 CHECKPOINT_SUFFIX = ".checkpoint"
-CHECKPOINT_TAGS = ("", "swap")      # "": a neural double's training or distillation; swap: `doppel swap`'s
+CHECKPOINT_TAGS = ("", "swap", "shot")   # "": a neural double's training or distillation; swap: `doppel swap`'s;
+                                         # shot: `doppel render shot`'s
 OWNERS_NAME = "owners.json"
 
 _OWNERS: contextvars.ContextVar = contextvars.ContextVar("doppel_work_owners", default=())
@@ -167,7 +168,8 @@ def checkpoint_lock(folder: str | os.PathLike):
     return FileLock(str(Path(folder) / LOCK_NAME), mode=0o660 if sharing_gid(Path(folder).parent) else 0o644)
 
 
-_CHECKPOINT_NAME_RE = re.compile(r"^\.(?P<name>.+?)(?:\.(?P<tag>swap))?\.checkpoint$")
+_CHECKPOINT_NAME_RE = re.compile(r"^\.(?P<name>.+?)(?:\.(?P<tag>" + "|".join(t for t in CHECKPOINT_TAGS if t)
+                                 + r"))?\.checkpoint$")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ _TEMP_ROOM = 96
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|work)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+"
                      r"(?:\.[A-Za-z0-9]+)?$")      # a temporary file keeps its output's suffix (writers choose by it)
 
-_NAMED_CHECKPOINT_RE = re.compile(r"^\..+\.swap\.checkpoint$")   # `doppel.face_swap.checkpoint`'s folder
+_NAMED_CHECKPOINT_RE = re.compile(r"^\..+\.(swap|shot)\.checkpoint$")   # a swap's, a shot's checkpoint folder
 
 # Stages whose folders predate the marker: the manifest's "stage" field, or a layout, names them.
 _MANIFEST_STAGES = {"capture_ingest": "capture ingest", "fit": "fit", "rig": "rig", "retarget": "retarget"}
@@ -255,8 +255,8 @@ def sole_writer(out: str | os.PathLike) -> Iterator[Path]:
 def shown_path(path: str | os.PathLike) -> Path:
     """``path`` as a person should read it: a stage's temporary folder (``.OUT.tmp-HOST-PID-XXXX``) in it is shown
     as the folder it becomes (OUT), so messages written while a stage runs name the final files (an OUT whose
-    temporary names had to be shortened, `_temp_key`, shows as its head and hash); a swap's checkpoint folder,
-    which keeps its outputs under their final names (``.OUT.swap.checkpoint/OUT/...``), is left out."""
+    temporary names had to be shortened, `_temp_key`, shows as its head and hash); a swap's or a shot's checkpoint
+    folder, which keeps its outputs under their final names (``.OUT.swap.checkpoint/OUT/...``), is left out."""
     parts = list(Path(path).parts)
     for i, part in enumerate(parts):
         m = _TMP_RE.match(part)

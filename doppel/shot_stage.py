@@ -6,7 +6,6 @@ frame, and manifest.json."""
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -215,21 +214,23 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
                 anim_dir: Path | None, frames: str | None, renderer: str, size: int | None, device: str,
                 provenance: dict, progress: Callable[[int, int], None] | None = None,
                 disclose: Callable[[Path], None] | None = None, jitter: int | None = None,
-                per_call: int | None = None, recentre: bool = False) -> dict:
+                per_call: int | None = None, recentre: bool = False, checkpoint=None) -> dict:
     """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
     applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
     camera shifts, averaged (``neural_render.jitter``; None: ``shot_jitter``); per_call: renders drawn by one
     model call (``neural_render.shot.views_per_call``; None: 1 on the CPU, several on a GPU); recentre: the
     animation turned and moved on the ground so that its frame 0 faces and stands as the fitted double did
-    (`recentred`). The summary's
+    (`recentred`); checkpoint: a `doppel.shot_checkpoint.ShotCheckpoint` the frames are written into as they are
+    drawn (and moved into ``out`` at the end), so that a killed shot can go on from them; a resumed one's kept
+    frames are not drawn again. The summary's
     ``out_of_view``: camera -> {"none": frames that show none of the double, "cut": frames that cut it at the
     image's edge} (`framing`; cameras that frame it whole in every frame left out),
-    ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres)."""
+    ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres),
+    ``kept_frames``: frames a resumed shot took from its checkpoint."""
     from core.storage import write_manifest
-    from mocap_retarget.preview import write_disclosed_mp4
     from neural_render.ensemble import load_double
     from neural_render.jitter import MAX_JITTER
-    from neural_render.shot import RENDERERS, render_shot_frames, views_per_call, write_shot_frame
+    from neural_render.shot import RENDERERS, views_per_call
 
     if renderer not in RENDERERS:
         raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
@@ -242,6 +243,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     model, meta = load_double(model_dir, "cpu")
     jitter = shot_jitter(meta, renderer) if jitter is None else jitter
     cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
+    cams = cams.as_batch()
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
     if recentre:                          # the clip's frame 0 is the reference, whatever --frames renders
         ref, _ = shot_vertices(model, rig_dir, anim_dir, "0:1")
@@ -250,36 +252,78 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     first = int(frames.partition(":")[0] or 0) if frames else 0      # --frames was checked by shot_vertices
     unseen = {cam: {k: [first + f for f in v] for k, v in seen.items()} for cam, seen in framing(verts, cams).items()}
     per_call = views_per_call(model, cams[0], device, per_call)
-    total, done, outputs = len(cams) * verts.shape[0], 0, {}
-
-    def written(name: str, group) -> Iterator[np.ndarray]:
-        """One camera's frames written as they are drawn; yields each as the movie shows it (over grey)."""
-        nonlocal done
-        for fr in group:
-            png, exr = write_shot_frame(out / name, first + fr.frame, fr)   # named by the animation's frame number
-            disclose_written_frame(png, exr, disclose)
-            outputs[f"{name}/{png.name}"] = f"{name}/{png.name}"
-            outputs[f"{name}/{exr.name}"] = f"{name}/{exr.name}"
-            done += 1
-            if progress:
-                progress(done, total)
-            a = fr.rgba_srgb[..., 3:]
-            yield (np.clip(fr.rgba_srgb[..., :3] * a + 0.5 * (1 - a), 0, 1) * 255 + 0.5).astype(np.uint8)
-
-    drawn = render_shot_frames(model, verts, cams, renderer, device, jitter=jitter, per_call=per_call)
-    for c, group in itertools.groupby(drawn, key=lambda fr: fr.camera):       # camera-major
-        name = cams.name[c] if isinstance(cams.name, tuple) else str(cams.name)
-        if verts.shape[0] > 1:         # the movie encoded as the frames come: a long shot never sits in memory
-            write_disclosed_mp4(out / f"{name}.mp4", written(name, group), fps, disclose)
-            outputs[f"{name}.mp4"] = f"{name}.mp4"
-        else:
-            collections.deque(written(name, group), maxlen=0)
-    summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call,
-               "cameras": list(cams.name) if isinstance(cams.name, tuple) else [cams.name],
+    draw = _ShotDraw(model, verts, cams, renderer, device, jitter, per_call, first, fps)
+    outputs, kept = draw.write(out, disclose, progress, checkpoint)
+    summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call, "cameras": list(cams.name),
                "frames": int(verts.shape[0]), "size": [cams.width, cams.height], "size_note": note,
                "animation": None if anim_dir is None else str(anim_dir), "recentred": recentre,
                "offset_m": round(float(gap.norm()), 3), "out_of_view": unseen}
     write_manifest(out, SHOT_STAGE, inputs={"model": Path(model_dir) / "model.safetensors", "calibration": calibration},
                    params={**summary, **{k: provenance.get(k) for k in ("actor", "consent", "production")}},
                    outputs=outputs, extra={"render": summary})
-    return summary
+    return {**summary, "kept_frames": kept}
+
+
+class _ShotDraw:
+    """The drawing and writing of a shot's frames, camera by camera (`render_shot`)."""
+
+    def __init__(self, model, verts, cams, renderer: str, device: str, jitter: int, per_call: int, first: int,
+                 fps: float):
+        self.model, self.verts, self.cams, self.renderer, self.device = model, verts, cams, renderer, device
+        self.jitter, self.per_call, self.first, self.fps = jitter, per_call, first, fps
+        self.names = [str(n) for n in cams.name]
+        self.stems = [f"{first + f:04d}" for f in range(verts.shape[0])]   # named by the animation's frame number
+
+    def write(self, out: Path, disclose, progress, checkpoint) -> tuple[dict[str, str], int]:
+        """Every camera's frames (and movie, for more than one frame) into ``out``, through ``checkpoint`` when
+        given; returns (the manifest's outputs, frames taken from the checkpoint)."""
+        import os
+
+        from neural_render.shot import frames_per_chunk
+
+        step = frames_per_chunk(self.per_call, self.jitter)
+        kept = {} if checkpoint is None else checkpoint.kept({n: self.stems for n in self.names})
+        kept = {n: k - k % step for n, k in kept.items()}   # chunks as an uninterrupted shot drew them
+        where = out if checkpoint is None else checkpoint.frames
+        self._done, self._total = sum(kept.values()), len(self.names) * len(self.stems)
+        outputs = {}
+        for c, name in enumerate(self.names):
+            if kept.get(name):
+                log.info("render shot: %s: its first %d frame(s) kept from the interrupted shot", name, kept[name])
+            images = self._camera(c, kept.get(name, 0), where / name, disclose, progress, checkpoint)
+            if len(self.stems) > 1:    # the movie encoded as the frames come: a long shot never sits in memory
+                from mocap_retarget.preview import write_disclosed_mp4
+
+                write_disclosed_mp4(out / f"{name}.mp4", images, self.fps, disclose)
+                outputs[f"{name}.mp4"] = f"{name}.mp4"
+            else:
+                collections.deque(images, maxlen=0)
+            outputs.update({f"{name}/{s}{x}": f"{name}/{s}{x}" for s in self.stems for x in (".png", ".exr")})
+        if checkpoint is not None:
+            for name in self.names:
+                os.replace(where / name, out / name)
+        return outputs, sum(kept.values())
+
+    def _camera(self, c: int, kept: int, folder: Path, disclose, progress, checkpoint) -> Iterator[np.ndarray]:
+        """Camera ``c``'s frames as its movie shows them (`neural_render.shot.movie_frame`): the ``kept`` first
+        read back from ``folder``, then each later one drawn, written (and disclosed) as it comes."""
+        from neural_render.image_io import read_exr
+        from neural_render.shot import movie_frame, render_shot_frames, write_shot_frame
+
+        name = self.names[c]
+        for stem in self.stems[:kept]:
+            yield movie_frame(read_exr(folder / f"{stem}.exr"))
+        if kept == len(self.stems):
+            return
+        drawn = render_shot_frames(self.model, self.verts[kept:], self.cams[c], self.renderer, self.device,
+                                   jitter=self.jitter, per_call=self.per_call)
+        for fr in drawn:
+            k = kept + fr.frame
+            png, exr = write_shot_frame(folder, self.first + k, fr)
+            disclose_written_frame(png, exr, disclose)
+            if checkpoint is not None:
+                checkpoint.frame_done(name, k + 1)
+            self._done += 1
+            if progress:
+                progress(self._done, self._total)
+            yield movie_frame(fr.rgba_linear)

@@ -23,7 +23,8 @@ from neural_render.render_mattes import matted, mesh_zones
 from neural_render.strip_render import render_in_strips
 from neural_render.texture import linear_to_srgb, srgb_to_linear
 
-__all__ = ["RENDERERS", "ShotFrame", "render_shot_frames", "views_per_call", "write_shot_frame"]
+__all__ = ["RENDERERS", "ShotFrame", "frames_per_chunk", "movie_frame", "render_shot_frames", "views_per_call",
+           "write_shot_frame"]
 
 RENDERERS = ("neural", "cgi")
 
@@ -62,6 +63,12 @@ def views_per_call(model: NeuralDouble, camera: Camera, device: str | torch.devi
     return int(max(1, min(MAX_VIEWS_PER_CALL, free // 2 // (samples * GPU_BYTES_PER_SAMPLE))))
 
 
+def frames_per_chunk(per_call: int, jitter: int) -> int:
+    """Frames `render_shot_frames` draws together (a chunk's ``jitter`` renders each go ``per_call`` views a
+    model call): a shot resumed at a multiple of it draws the chunks an uninterrupted one drew."""
+    return max(1, per_call // len(jitter_offsets(jitter)))
+
+
 @torch.no_grad()
 def render_shot_frames(model: NeuralDouble, verts: Tensor, cameras: Camera, renderer: str = "neural",
                        device: str | torch.device = "cpu", codes: Tensor | None = None,
@@ -77,7 +84,7 @@ def render_shot_frames(model: NeuralDouble, verts: Tensor, cameras: Camera, rend
     model = model.to(device).eval()
     cams = cameras.as_batch()
     per = views_per_call(model, cams[0], device, per_call)
-    step = max(1, per // len(offsets))          # frames a chunk; a chunk's renders go per views a call
+    step = frames_per_chunk(per, jitter)
     for c in range(len(cams)):
         cam = cams[c].to(device=device)
         for t0 in range(0, verts.shape[0], step):
@@ -137,3 +144,15 @@ def write_shot_frame(folder: Path, number: int, frame: ShotFrame) -> tuple[Path,
     png = write_png(folder / f"{number:04d}.png", np.clip(frame.rgba_srgb, 0, 1))
     exr = write_exr(folder / f"{number:04d}.exr", frame.rgba_linear)
     return png, exr
+
+
+def movie_frame(rgba_linear: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: a frame as its camera's movie shows it, in sRGB over mid grey, from its EXR's values
+    (rgba_linear (H, W, 4): linear RGB premultiplied by alpha, taken at the EXR's half-float precision). Drawn from
+    what the EXR holds, so that a resumed shot's movie, made from the frames a killed run wrote, is the movie of
+    an uninterrupted shot."""
+    x = np.asarray(rgba_linear, dtype=np.float16).astype(np.float32)
+    a = np.clip(x[..., 3:], 0.0, 1.0)
+    straight = np.where(a > 0, x[..., :3] / np.maximum(a, 1e-6), 0.0)
+    srgb = linear_to_srgb(torch.from_numpy(np.clip(straight, 0.0, 1.0))).numpy()
+    return (np.clip(srgb * a + 0.5 * (1.0 - a), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -332,7 +332,8 @@ def _shot_call(v: dict) -> dict:
     return {"model_dir": Path(v["model"]), "cameras": Path(v["cameras"]), "camera": list(v["camera"]),
             "rig": _p(v["rig"]), "anim": _p(v["anim"]), "frames": frames, "renderer": v["renderer"],
             "size": v["size"], "jitter": v["jitter"], "views_per_call": v["views_per_call"], "device": v["device"],
-            "out": Path(v["out"]), "label": v["label"], "recentre": v["recentre"]}
+            "out": Path(v["out"]), "label": v["label"], "recentre": v["recentre"],
+            "resume": "auto"}         # a task retried (its worker lost) goes on from the frames it wrote
 
 
 def _shot_gate(v: dict) -> GateSpec:

@@ -239,6 +239,9 @@ def shot(
     actor: ActorOpt = None,
     production: ProductionOpt = None,
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+    resume: bool = typer.Option(False, "--resume", help="Go on from where a killed or interrupted shot into --out "
+                                "stopped (its checkpoint .OUT.shot.checkpoint: the frames written), with the same "
+                                "inputs and options; the frames and movies are those of an uninterrupted shot."),
     no_provenance: NoProvenanceOpt = False,
     label: LabelOpt = None,
 ) -> None:
@@ -246,6 +249,7 @@ def shot(
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.media_disclosure import discloser
     from doppel.render_stage import resolve_device
+    from doppel.shot_checkpoint import ShotCheckpoint, resume_hint, shot_key
     from doppel.shot_stage import SHOT_STAGE, chosen_cameras, model_weights, render_shot
 
     dev = resolve_device(device)
@@ -253,6 +257,9 @@ def shot(
     check_stage_out(out, SHOT_STAGE, force, inputs)
     chosen_cameras(cameras, camera)       # a camera the calibration lacks: one line before the gate and the bar
     console = cli_console()
+    on_interrupt(lambda: resume_hint(out))
+    options = {"cameras": sorted(camera), "frames": frames, "renderer": renderer, "size": size, "jitter": jitter,
+               "recentre": recentre}
     with gate_from_cli(workspace, actor, production, use="render", command="render shot", inputs=inputs,
                        likeness=[p for p in (model_dir, rig) if p is not None],
                        evidence=[p for p in (anim,) if p is not None], outputs=[out]) as run, \
@@ -260,15 +267,18 @@ def shot(
         weights = model_weights(model_dir)
         disclose = discloser(run, no_provenance, label, kind="render", ingredients=weights)
         task = bar.add_task("render shot", total=None)
-        with staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
+        key = shot_key(model_dir, cameras, rig, anim, options, {"provenance": not no_provenance, "label": label},
+                       run.provenance)
+        with ShotCheckpoint(out, key, resume) as ck, staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
             s = render_shot(model_dir, cameras, tmp, camera, rig, anim, frames, renderer, size, dev, run.provenance,
                             lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter, views_per_call,
-                            recentre)
+                            recentre, checkpoint=ck)
         run.add_output(out, kind="render")
     console.print(f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
                   f"{s['size'][1]} ({s['renderer']}, {s['jitter']} render(s) per frame, {s['views_per_call']} "
                   "per model call)"
                   + (f"; {s['size_note']}" if s["size_note"] else "")
+                  + (f"; {s['kept_frames']} frame(s) kept from the interrupted shot" if s["kept_frames"] else "")
                   + f" -> {out}", markup=False, highlight=False)
     for line in out_of_view_lines(s):
         console.print(f"render shot: {line}", markup=False, highlight=False, style="yellow")

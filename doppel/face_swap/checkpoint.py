@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import logging
-import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -33,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from capture.plate_io import PlateInfo
-from core.leftovers import LOCK_NAME, checkpoint_lock, checkpoint_sibling, record_owner
+from core.leftovers import checkpoint_sibling
+from core.run_checkpoint import RunCheckpoint
+from core.run_keys import files_digest, folder_digest, key_difference
 from core.storage import atomic_write_bytes, atomic_write_json
 from doppel.face_swap.swap import FrameQC, ShotLandmarks, SwapConfig
 from reconstruction.head_tracking import HeadTrack
@@ -50,25 +51,6 @@ def checkpoint_folder(out: str | Path) -> Path:
     return checkpoint_sibling(out, TAG)
 
 
-def _files_digest(paths: list[Path]) -> str:
-    """A digest of files' names, sizes and modification times (a plate of 14 400 frames: well under a second)."""
-    h = hashlib.sha256()
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
-def _folder_digest(folder: Path) -> str:
-    """A stage folder's identity: its manifest's bytes (which hash its outputs), else its files' stats."""
-    from core.storage import sha256_file
-
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        return sha256_file(manifest)
-    return _files_digest(sorted(p for p in folder.rglob("*") if p.is_file()))
-
-
 def run_key(info: PlateInfo, double, cfg: SwapConfig, landmarks: np.ndarray | None, performer,
             disclosed: bool) -> dict:
     """What a swap's result depends on, as JSON: a checkpoint is resumed only by a swap of the same key."""
@@ -78,85 +60,37 @@ def run_key(info: PlateInfo, double, cfg: SwapConfig, landmarks: np.ndarray | No
     if performer is not None:
         src = getattr(performer, "source", None)
         who = {"name": getattr(performer, "name", None), "source": str(src) if src else None,
-               "files": _files_digest([Path(src)]) if src and Path(src).is_file() else None}
+               "files": files_digest([Path(src)]) if src and Path(src).is_file() else None}
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_KEY}
     return {"plate": {"path": str(plate.resolve()), "kind": info.kind, "frames": info.frame_count,
                       "size": [info.width, info.height], "colorspace": info.colorspace,
-                      "files": _files_digest(files)},
-            "double": [{"path": str(Path(f).resolve()), "digest": _folder_digest(Path(f))} for f in double.folders],
+                      "files": files_digest(files)},
+            "double": [{"path": str(Path(f).resolve()), "digest": folder_digest(Path(f))} for f in double.folders],
             "options": options, "disclosed": bool(disclosed), "performer": who,
             "landmarks": None if landmarks is None else hashlib.sha256(
                 np.ascontiguousarray(landmarks, np.float32).tobytes()).hexdigest()}
 
 
+_WORDS = {"plate": "the plate's files", "double": "the double", "landmarks": "--landmarks",
+          "performer": "the performer", "disclosed": "the disclosure"}
+
+
 def _difference(a: dict, b: dict) -> str:
-    """The first part of two keys that differs, in words ("options.blend", "plate", ...)."""
-    for k in a.keys() | b.keys():
-        if a.get(k) != b.get(k):
-            if k == "options" and isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
-                return "option " + ", ".join(sorted(o for o in a[k].keys() | b[k].keys()
-                                                    if a[k].get(o) != b[k].get(o)))
-            return {"plate": "the plate's files", "double": "the double", "landmarks": "--landmarks",
-                    "performer": "the performer", "disclosed": "the disclosure"}.get(k, k)
-    return ""
+    """The first part of two swap keys that differs, in words ("option blend", "the plate's files", ...)."""
+    return key_difference(a, b, _WORDS)
 
 
-class SwapCheckpoint:
-    """The checkpoint of one swap into ``out`` (the module's layout), held for the run's length.
-
-    ``resume``: True: go on from what an earlier swap of the same key left (ValueError, one line, when what is
-    there was made with other inputs or options); "auto": go on from it when it is of the same key, else start over
-    (a batch task retried after its worker was lost); False: anything there is removed first."""
+class SwapCheckpoint(RunCheckpoint):
+    """The checkpoint of one swap into ``out`` (the module's layout), held for the run's length; ``resume`` as
+    `core.run_checkpoint.RunCheckpoint`'s."""
 
     def __init__(self, out: str | Path, key: dict, resume: bool | str):
-        from filelock import Timeout
-
-        if resume not in (True, False, "auto"):
-            raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
-        self.out = Path(out)
-        self.folder = checkpoint_folder(self.out)
+        super().__init__(out, TAG, key, resume, "swap", _WORDS)
         self.frames = self.folder / self.out.name                     # OUT's frames, under OUT's own name
         self.side = self.folder / f"{self.out.stem if self.out.suffix else self.out.name}_swap"   # strips, matte
-        self.key = key
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = checkpoint_lock(self.folder)
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            raise ValueError(f"--out {self.out}: another swap into it is running (its checkpoint {self.folder} "
-                             "is locked); wait for it to finish or give another --out") from None
-        self.resumed = bool(resume) and self._resumable(strict=resume is True)
-        if not self.resumed:
-            self._clear()
-            atomic_write_json(self.folder / "key.json", key)
-        record_owner(self.folder)
         self._saved_at = 0.0
         self.kept_frames = 0           # frames of the range a resumed comp took as written (`SwapResult`)
         self._last = None              # (next frame, qcs, how many of them, matchers) of the last `frame_done`
-
-    def _resumable(self, strict: bool) -> bool:
-        try:
-            before = json.loads((self.folder / "key.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            if strict:
-                log.warning("--resume: no checkpoint of an earlier swap into %s; starting from the beginning",
-                            self.out)
-            return False
-        if before != self.key and not strict:
-            log.info("%s: a checkpoint of a swap with other inputs or options (%s differs): starting over",
-                     self.folder, _difference(before, self.key))
-            return False
-        if before != self.key:
-            self._lock.release()
-            raise ValueError(f"--resume: the checkpoint {self.folder} is of a swap with other inputs or options "
-                             f"({_difference(before, self.key)} differs); give the same ones, or run without "
-                             "--resume to start over")
-        return True
-
-    def _clear(self) -> None:
-        for p in self.folder.iterdir():
-            if p.name != LOCK_NAME:
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
     # --- the tracking pass -----------------------------------------------------------------------------------
     def tracking(self) -> tuple[ShotLandmarks, HeadTrack, np.ndarray | None] | None:
@@ -212,9 +146,7 @@ class SwapCheckpoint:
     def close(self, finished: bool) -> None:
         """Release the lock; a finished swap's checkpoint is removed, and so is one that kept nothing yet (it
         stopped before its tracking was done)."""
-        if finished or not (self.folder / "tracking.npz").is_file():
-            shutil.rmtree(self.folder, ignore_errors=True)
-        self._lock.release()
+        self.release(finished or not (self.folder / "tracking.npz").is_file())
 
 
 def _qc_json(q: FrameQC) -> dict:

@@ -441,6 +441,7 @@ def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_
                       "out": "o", "label": None, "recentre": True})
     assert call["frames"] == "0:24" and call["rig"] == Path("r") and call["jitter"] == 4
     assert call["views_per_call"] == 2 and call["recentre"] is True
+    assert call["resume"] == "auto"       # a task retried after its worker was lost goes on from its frames
     job = shot.model(model="m", cameras="c.json", out="o")
     assert job.jitter is None and job.views_per_call is None    # the command's defaults (shot_jitter, views_per_call)
     assert job.recentre is False

@@ -255,6 +255,7 @@ def test_a_shots_movie_is_encoded_as_its_frames_are_drawn(tmp_path, capsys, sphe
     """`render shot` kept every frame of a camera's movie in memory until its last frame (a 1024 px shot: 3 MB a
     frame, 7.5 GB for 100 s): the movie now takes each frame as it is drawn and written."""
     import mocap_retarget.preview as preview
+    from doppel.shot_checkpoint import checkpoint_folder
 
     s = _model_rig_and_spin(tmp_path, capsys, sphere_session, 6)
     written_when_encoded = []
@@ -263,7 +264,8 @@ def test_a_shots_movie_is_encoded_as_its_frames_are_drawn(tmp_path, capsys, sphe
     def spy(path, images, fps, disclose):
         def watched():
             for im in images:
-                written_when_encoded.append(len(list((path.parent / path.stem).glob("*.png"))))
+                frames = checkpoint_folder(tmp_path / "shot") / "shot" / path.stem   # written there as they come
+                written_when_encoded.append(len(list(frames.glob("*.png"))))
                 yield im
         return encode(path, watched(), fps, disclose)
 

@@ -1,0 +1,96 @@
+"""`doppel render shot --resume`: a shot stopped part-way goes on from the frames it wrote, and writes the frames,
+EXRs and movies of an uninterrupted shot (a CPU shot draws a frame in seconds: a long one was lost whole)."""
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from neural_render.image_io import read_exr
+from tests.cli_runner import run_cli
+from tests.doppel.test_render_cli import _model_rig_and_spin, sphere_session  # noqa: F401 - the fixture
+
+FRAMES = 6
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _shot(tmp_path, s, out, *more):
+    return ("render", "shot", tmp_path / "m", "--cameras", s / "calibration.json", "--camera", "cam0", "--camera",
+            "cam2", "--rig", tmp_path / "rig", "--anim", tmp_path / "anim", "--jitter", "2", "--out", out, *more)
+
+
+def _stop_at_call(monkeypatch, n):
+    """`write_shot_frame` interrupted as by Ctrl-C on its n-th call (once); returns the list of its calls."""
+    import neural_render.shot as shot
+    from doppel.cli import Interrupted
+
+    calls, stopped, write = [], [], shot.write_shot_frame
+
+    def stopping(folder, number, frame):
+        calls.append((folder.name, number))
+        if len(calls) == n and not stopped:
+            stopped.append(1)
+            raise Interrupted(2)
+        return write(folder, number, frame)
+
+    monkeypatch.setattr(shot, "write_shot_frame", stopping)
+    return calls
+
+
+def _contents(out):
+    """Every frame's PNG bytes and EXR pixels, and every movie's decoded frames."""
+    pngs = {p.relative_to(out).as_posix(): iio.imread(p) for p in sorted(out.glob("*/*.png"))}
+    exrs = {p.relative_to(out).as_posix(): read_exr(p) for p in sorted(out.glob("*/*.exr"))}
+    movies = {p.name: np.stack(list(iio.imiter(p)))
+              for p in sorted(out.glob("*.mp4"))}
+    return pngs, exrs, movies
+
+
+def test_an_interrupted_shot_resumes_to_the_uninterrupted_shot(tmp_path, capsys, sphere_session, monkeypatch):  # noqa: F811
+    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, FRAMES)
+    code, _, err = run_cli(capsys, *_shot(tmp_path, s, tmp_path / "whole"))
+    assert code == 0, err
+    whole = _contents(tmp_path / "whole")
+    assert len(whole[0]) == 2 * FRAMES and len(whole[2]) == 2
+
+    out = tmp_path / "shot"
+    calls = _stop_at_call(monkeypatch, FRAMES + 3)          # cam0 whole, cam2's first two frames, then Ctrl-C
+    code, o, err = run_cli(capsys, *_shot(tmp_path, s, out))
+    said = " ".join((o + err).split())
+    assert code == 130 and not out.exists()
+    assert f"its first {FRAMES + 2} frame(s) are kept in" in said and "--resume" in said, said
+    ck = tmp_path / ".shot.shot.checkpoint"
+    assert json.loads((ck / "shot.json").read_text())["done"] == {"cam0": FRAMES, "cam2": 2}
+
+    code, o, err = run_cli(capsys, *_shot(tmp_path, s, out, "--jitter", "1", "--resume"))
+    assert code == 1 and "option jitter differs" in " ".join(err.split()), err
+    calls.clear()
+    code, o, err = run_cli(capsys, *_shot(tmp_path, s, out, "--resume"))
+    assert code == 0, err
+    assert f"{FRAMES + 2} frame(s) kept from the interrupted shot" in " ".join(o.split())
+    assert calls == [("cam2", f) for f in range(2, FRAMES)]          # only the frames not kept were drawn
+    assert not ck.exists()
+    again = _contents(out)
+    for k in (0, 1):                                                  # the PNGs' and EXRs' pixels
+        assert again[k].keys() == whole[k].keys() and all(np.array_equal(again[k][f], whole[k][f]) for f in whole[k])
+    assert all(np.array_equal(again[2][k], whole[2][k]) for k in whole[2])   # the movies, frame for frame
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len([k for k in manifest["outputs"] if k.endswith(".png")]) == 2 * FRAMES
+
+
+def test_a_shot_started_again_without_resume_draws_every_frame(tmp_path, capsys, sphere_session, monkeypatch):  # noqa: F811
+    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, 3)
+    out = tmp_path / "shot"
+    calls = _stop_at_call(monkeypatch, 2)
+    code, _, _ = run_cli(capsys, *_shot(tmp_path, s, out))
+    assert code == 130
+    calls.clear()
+    code, o, err = run_cli(capsys, *_shot(tmp_path, s, out))
+    assert code == 0, err
+    assert len(calls) == 6 and "kept" not in o
