@@ -18,6 +18,14 @@ def clips(tmp_path):
     return clip, target
 
 
+@pytest.fixture(scope="module")
+def sphere_session(tmp_path_factory):
+    """A tiny capture session of a textured sphere and its fit (`tests.doppel.sphere_double`)."""
+    from tests.doppel.sphere_double import sphere_session
+
+    return sphere_session(tmp_path_factory.mktemp("sphere"))
+
+
 # --- the face swap's double (test_swap.py, test_swap_resume.py): built once per module --------------------------
 @pytest.fixture(scope="module")
 def rig_dir(tmp_path_factory):

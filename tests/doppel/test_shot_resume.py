@@ -10,7 +10,7 @@ import torch
 
 from neural_render.image_io import read_exr
 from tests.cli_runner import run_cli
-from tests.doppel.test_render_cli import _model_rig_and_spin, sphere_session  # noqa: F401 - the fixture
+from tests.doppel.sphere_double import model_rig_and_spin
 
 FRAMES = 6
 
@@ -52,8 +52,8 @@ def _contents(out):
     return pngs, exrs, movies
 
 
-def test_an_interrupted_shot_resumes_to_the_uninterrupted_shot(tmp_path, capsys, sphere_session, monkeypatch):  # noqa: F811
-    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, FRAMES)
+def test_an_interrupted_shot_resumes_to_the_uninterrupted_shot(tmp_path, capsys, sphere_session, monkeypatch):
+    s = model_rig_and_spin(tmp_path, capsys, sphere_session, FRAMES)
     code, _, err = run_cli(capsys, *_shot(tmp_path, s, tmp_path / "whole"))
     assert code == 0, err
     whole = _contents(tmp_path / "whole")
@@ -84,8 +84,8 @@ def test_an_interrupted_shot_resumes_to_the_uninterrupted_shot(tmp_path, capsys,
     assert len([k for k in manifest["outputs"] if k.endswith(".png")]) == 2 * FRAMES
 
 
-def test_a_shot_started_again_without_resume_draws_every_frame(tmp_path, capsys, sphere_session, monkeypatch):  # noqa: F811
-    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, 3)
+def test_a_shot_started_again_without_resume_draws_every_frame(tmp_path, capsys, sphere_session, monkeypatch):
+    s = model_rig_and_spin(tmp_path, capsys, sphere_session, 3)
     out = tmp_path / "shot"
     calls = _stop_at_call(monkeypatch, 2)
     code, _, _ = run_cli(capsys, *_shot(tmp_path, s, out))
@@ -94,3 +94,54 @@ def test_a_shot_started_again_without_resume_draws_every_frame(tmp_path, capsys,
     code, o, err = run_cli(capsys, *_shot(tmp_path, s, out))
     assert code == 0, err
     assert len(calls) == 6 and "kept" not in o
+
+
+def test_a_real_actors_interrupted_shot_is_signed_resumable_and_purged_with_the_consent(tmp_path, capsys,
+                                                                                       sphere_session, monkeypatch):
+    """In a workspace the kept frames are the consent's (owners.json): a resume under the same consent goes on from
+    them, every frame signed; a revocation names the checkpoint of an interrupted shot and the purge deletes it."""
+    import shutil
+
+    from assets.consent_purge import execute_purge, plan_purge
+    from assets.workspace import Workspace
+    from core.leftovers import owners_of
+    from tests.doppel.sphere_double import fit_folder
+    from tests.neural_render.scenes import uv_sphere
+
+    ws = tmp_path / "ws"
+    for args in (("init", ws), ("actor", "add", "Jane", "-W", ws),
+                 ("consent", "grant", "jane", "--uses", "fit,render", "--production", "Dune", "--expires",
+                  "2030-01-01", "-W", ws)):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 0, err
+    shutil.copytree(sphere_session / "session", ws / "session")
+    fit_folder(ws / "fit", *uv_sphere(), actor="jane")
+    who = ("-W", ws, "--actor", "jane", "--production", "Dune")
+    code, _, err = run_cli(capsys, "render", "train", ws / "session", "--fit", ws / "fit", "--out", ws / "m",
+                           "--size", "64", "--iterations", "1", "--device", "cpu", *who)
+    assert code == 0, err
+    shot = ("render", "shot", ws / "m", "--cameras", ws / "session" / "calibration.json", "--camera", "cam0",
+            "--camera", "cam1", "--camera", "cam2", "--jitter", "1", *who)
+    calls = _stop_at_call(monkeypatch, 2)
+    code, _, _ = run_cli(capsys, *shot, "--out", ws / "a")
+    assert code == 130
+    consent = [o["consent"] for o in owners_of(ws / ".a.shot.checkpoint")]
+    assert len(consent) == 1 and consent[0], consent
+    calls.clear()
+    code, _, err = run_cli(capsys, *shot, "--out", ws / "a", "--resume")
+    assert code == 0, err
+    assert [c for c, _ in calls] == ["cam1", "cam2"]
+    for cam in ("cam0", "cam1", "cam2"):           # the kept frame and the new ones: each signed, verifiable
+        code, out, err = run_cli(capsys, "verify", ws / "a" / cam / "0000.png", "-W", ws)
+        assert code == 0 and "actor jane" in out, out + err
+
+    _stop_at_call(monkeypatch, 2)
+    code, _, _ = run_cli(capsys, *shot, "--out", ws / "b")
+    assert code == 130 and (ws / ".b.shot.checkpoint" / "b" / "cam0" / "0000.png").is_file()
+    code, out, err = run_cli(capsys, "consent", "revoke", consent[0], "--reason", "withdrawn", "-W", ws)
+    assert code == 0 and ".b.shot.checkpoint" in " ".join((out + err).split()), out + err
+    w = Workspace.open(ws)
+    plan = plan_purge(w, consent[0])
+    assert ws / ".b.shot.checkpoint" in [i.path for i in plan.to_delete]
+    execute_purge(w, plan)
+    assert not (ws / ".b.shot.checkpoint").exists() and not (ws / "a").exists()

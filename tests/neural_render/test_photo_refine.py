@@ -129,7 +129,7 @@ def test_render_train_refines_a_shrunken_fit_outwards_and_shots_use_it(tmp_path,
     from capture.session import write_session
     from doppel.render_stage import TrainRequest, train_session
     from tests.cli_runner import run_cli
-    from tests.doppel.test_render_cli import _fit_folder
+    from tests.doppel.sphere_double import fit_folder as _fit_folder
     from tests.neural_render.scenes import ring_cameras, uv_sphere
 
     torch.set_num_threads(1)
