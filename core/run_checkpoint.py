@@ -13,7 +13,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from core.leftovers import LOCK_NAME, checkpoint_lock, checkpoint_sibling, record_owner
+from core.leftovers import LOCK_NAME, OWNERS_NAME, checkpoint_lock, checkpoint_sibling, record_owner
 from core.run_keys import key_difference
 from core.storage import atomic_write_json
 
@@ -47,6 +47,9 @@ class RunCheckpoint:
                              "is locked); wait for it to finish or give another --out") from None
         self.resumed = bool(resume) and self._resumable(strict=resume is True)
         if not self.resumed:
+            if not resume and self._kept_work():
+                log.warning("%s: the checkpoint of an interrupted %s into %s is discarded: starting over (the "
+                            "same command with --resume would have gone on from it)", self.folder, what, self.out)
             self._clear()
             atomic_write_json(self.folder / KEY_NAME, key)
         record_owner(self.folder)
@@ -69,6 +72,10 @@ class RunCheckpoint:
         self._lock.release()
         raise ValueError(f"--resume: the checkpoint {self.folder} is of a {self.what} with other inputs or options "
                          f"({why} differs); give the same ones, or run without --resume to start over")
+
+    def _kept_work(self) -> bool:
+        """Whether the folder holds more than a run's key, owners and lock (work an earlier run kept)."""
+        return any(p.name not in (KEY_NAME, OWNERS_NAME, LOCK_NAME) for p in self.folder.iterdir())
 
     def _clear(self) -> None:
         for p in self.folder.iterdir():

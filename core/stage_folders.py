@@ -267,13 +267,16 @@ def shown_path(path: str | os.PathLike) -> Path:
 
 
 def _final_path(filename, tmp: Path, out: Path) -> str | None:
-    """``filename`` (a path inside ``tmp``) as the path it would have under ``out``; None when it is not in tmp."""
+    """``filename`` (a path inside ``tmp``) as the path it would have under ``out``; a path in a run's checkpoint
+    that keeps files under their final names (a shot's frames) or in a temporary sibling, as `shown_path` shows
+    it; None when it is neither."""
     if not isinstance(filename, str | os.PathLike):
         return None
     try:
         return str(out / Path(filename).relative_to(tmp))
     except ValueError:
-        return None
+        shown = shown_path(filename)
+        return str(shown) if shown != Path(filename) else None
 
 
 def _swap_in(new: Path, out: Path) -> None:

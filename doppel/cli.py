@@ -259,24 +259,27 @@ def _handle_error(e: BaseException, debug: bool) -> NoReturn:
         sys.exit(e.exit_code)
     if debug:
         raise e
+    # a run stopped by a system error (a full disk, a crash) says what it kept to go on from, as an interrupted one
+    # does: "run again" without --resume would start over and discard it
+    notes = "".join(f"; {n}" for n in interrupt_notes()) if not isinstance(e, (DoppelError, *_USER_ERRORS)) else ""
     if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
         _fail(f"error: disk full while writing the workspace index ({e}); nothing was recorded: free some space "
-              "and run again", 1)
+              f"and run again{notes}", 1)
     if isinstance(e, sqlite3.OperationalError) and "disk i/o error" in str(e).lower():    # SQLite's word for EDQUOT
         _fail(f"error: the workspace index could not be written ({e}: an exceeded disk quota, or a failing disk or "
-              "file server); nothing was recorded: check the quota and the storage, and run again", 1)
+              f"file server); nothing was recorded: check the quota and the storage, and run again{notes}", 1)
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         where = f" writing {e.filename}" if e.filename else ""
-        _fail(f"error: disk full{where} ({e.strerror}); nothing was written: free some space and run again", 1)
+        _fail(f"error: disk full{where} ({e.strerror}); nothing was written: free some space and run again{notes}", 1)
     if isinstance(e, OSError) and e.errno == errno.EDQUOT:
         where = f" writing {e.filename}" if e.filename else ""
         _fail(f"error: disk quota exceeded{where} ({e.strerror}); nothing was written: free some of your (or your "
-              "group's) quota, or ask for a larger one, and run again", 1)
+              f"group's) quota, or ask for a larger one, and run again{notes}", 1)
     if isinstance(e, OSError) and e.errno == errno.EEXIST and e.filename:
-        _fail(f"error: {e.filename}: already exists ({e.strerror}); choose another path", 1)
+        _fail(f"error: {e.filename}: already exists ({e.strerror}); choose another path{notes}", 1)
     if not isinstance(e, (DoppelError, *_USER_ERRORS, OSError)):
         first = next((line for line in str(e).splitlines() if line.strip()), "")
-        err_console.print(Text(f"error (internal): {type(e).__name__}: {first}", style="red"), soft_wrap=True)
+        err_console.print(Text(f"error (internal): {type(e).__name__}: {first}{notes}", style="red"), soft_wrap=True)
         err_console.print("run again with --debug for the traceback")
         sys.exit(2)
-    _fail(f"error: {e}", 1)
+    _fail(f"error: {e}{notes}", 1)

@@ -84,7 +84,8 @@ def test_an_interrupted_shot_resumes_to_the_uninterrupted_shot(tmp_path, capsys,
     assert len([k for k in manifest["outputs"] if k.endswith(".png")]) == 2 * FRAMES
 
 
-def test_a_shot_started_again_without_resume_draws_every_frame(tmp_path, capsys, sphere_session, monkeypatch):
+def test_a_shot_started_again_without_resume_draws_every_frame(tmp_path, capsys, sphere_session, monkeypatch,
+                                                               caplog):
     s = model_rig_and_spin(tmp_path, capsys, sphere_session, 3)
     out = tmp_path / "shot"
     calls = _stop_at_call(monkeypatch, 2)
@@ -94,6 +95,31 @@ def test_a_shot_started_again_without_resume_draws_every_frame(tmp_path, capsys,
     code, o, err = run_cli(capsys, *_shot(tmp_path, s, out))
     assert code == 0, err
     assert len(calls) == 6 and "kept" not in o
+    assert "is discarded: starting over" in caplog.text                 # said, not silent
+
+
+def test_a_shot_stopped_by_a_full_disk_says_what_it_kept_and_how_to_go_on(tmp_path, capsys, sphere_session,
+                                                                          monkeypatch):
+    """"free some space and run again" alone led to a run without --resume, which starts over: the line names the
+    frames kept and --resume, as an interrupted shot's does."""
+    import errno
+
+    import neural_render.shot as shot
+
+    s = model_rig_and_spin(tmp_path, capsys, sphere_session, 3)
+    write, calls = shot.write_shot_frame, []
+
+    def full(folder, number, frame):
+        calls.append(number)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / f"{number:04d}.png"))
+        return write(folder, number, frame)
+
+    monkeypatch.setattr(shot, "write_shot_frame", full)
+    code, o, err = run_cli(capsys, *_shot(tmp_path, s, tmp_path / "shot"))
+    said = " ".join(err.split())
+    assert code == 1 and "disk full" in said and "its first 2 frame(s) are kept in" in said and "--resume" in said, said
+    assert f"writing {tmp_path / 'shot' / 'cam0' / '0002.png'}" in said, said    # the file as it will be named
 
 
 def test_a_real_actors_interrupted_shot_is_signed_resumable_and_purged_with_the_consent(tmp_path, capsys,

@@ -1,0 +1,99 @@
+"""What `doppel render shot --resume` saves: a shot killed (SIGKILL) part-way, then resumed, against the same shot
+uninterrupted, in one run.
+
+The double: a `doppel demo` output folder (its neural model, capture calibration, rig and retargeted clip). Each
+shot is the `doppel render shot` command in a child process, as a user runs it; the killed one is killed once its
+checkpoint holds the given fraction of the frames. Prints the uninterrupted time, the time the killed run had
+spent, the resumed run's time, the frames the checkpoint kept, and whether the resumed shot's PNGs, EXRs and
+movies equal the uninterrupted one's pixel for pixel (outside a workspace: no per-run watermark).
+
+    PYTHONPATH=. python benchmarks/shot_resume.py --demo DEMO_OUT [--frames 24] [--camera ring00 --camera ring03]
+        [--size 512] [--kill-at 0.5] [--work DIR]
+"""
+# make bench: needs inputs (see the docstring's command line); `make bench` lists it and does not run it
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def shot_cmd(demo: Path, cameras: list[str], frames: int, size: int, out: Path, resume: bool = False) -> list[str]:
+    cams = [x for c in cameras for x in ("--camera", c)]
+    return [sys.executable, "-m", "doppel", "render", "shot", str(demo / "neural"), "--cameras",
+            str(demo / "capture" / "session" / "calibration.json"), *cams, "--rig", str(demo / "rig"), "--anim",
+            str(demo / "retarget"), "--frames", f"0:{frames}", "--size", str(size), "--out", str(out),
+            *(["--resume"] if resume else [])]
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def killed(cmd: list[str], frames_dir: Path, at: int) -> float:
+    """Run ``cmd``, SIGKILL it once ``frames_dir`` holds ``at`` frames (PNG + EXR each); the seconds it ran."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    while p.poll() is None:
+        if frames_dir.is_dir() and len(list(frames_dir.glob("*/*.exr"))) >= at:
+            os.killpg(p.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    p.wait()
+    return time.perf_counter() - t0
+
+
+def same_shot(a: Path, b: Path) -> bool:
+    import imageio.v3 as iio
+    import numpy as np
+
+    from neural_render.image_io import read_exr
+
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.suffix in (".png", ".exr", ".mp4"))
+    if files != sorted(p.relative_to(b) for p in b.rglob("*") if p.suffix in (".png", ".exr", ".mp4")):
+        return False
+    read = {".png": iio.imread, ".exr": read_exr, ".mp4": lambda p: np.stack(list(iio.imiter(p)))}
+    return all(np.array_equal(read[f.suffix](a / f), read[f.suffix](b / f)) for f in files)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--demo", type=Path, required=True, help="a `doppel demo --out` folder")
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--camera", action="append", default=None)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--kill-at", type=float, default=0.5, help="fraction of the frames written when killed")
+    ap.add_argument("--work", type=Path, default=None)
+    a = ap.parse_args()
+    cams = a.camera or ["ring00", "ring03"]
+    work = a.work or Path(tempfile.mkdtemp(prefix="shot_resume_"))
+    total = a.frames * len(cams)
+    whole = timed(shot_cmd(a.demo, cams, a.frames, a.size, work / "whole"))
+    out = work / "out"
+    ck = out.parent / f".{out.name}.shot.checkpoint"
+    at = max(1, int(total * a.kill_at))
+    ran = killed(shot_cmd(a.demo, cams, a.frames, a.size, out), ck / out.name, at)
+    kept = sum(json.loads((ck / "shot.json").read_text())["done"].values()) if (ck / "shot.json").is_file() else 0
+    resumed = timed(shot_cmd(a.demo, cams, a.frames, a.size, out, resume=True))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {a.frames} frames x "
+          f"{len(cams)} cameras at {a.size} px, killed once {at} of {total} frames were written")
+    print(f"uninterrupted shot: {whole:.1f} s")
+    print(f"killed run: {ran:.1f} s; its checkpoint kept {kept} frame(s)")
+    print(f"resumed run: {resumed:.1f} s ({resumed / whole:.0%} of the uninterrupted shot; killed + resumed "
+          f"{ran + resumed:.1f} s, against {ran + whole:.1f} s starting over)")
+    same = same_shot(out, work / "whole")
+    print(f"resumed shot's PNGs, EXRs and movies identical to the uninterrupted shot's: {same}")
+
+
+if __name__ == "__main__":
+    main()
