@@ -39,7 +39,7 @@ from pathlib import Path
 from assets.manifest_signing import KEY_NAME
 from assets.workspace import Workspace
 from core.errors import DoppelError
-from core.group_sharing import secret_folder_mode, secret_mode, secret_mode_problem, sharing_gid
+from core.group_sharing import lock_mode, secret_folder_mode, secret_mode, secret_mode_problem, sharing_gid
 from core.storage import atomic_write_bytes, atomic_write_text
 
 KEYS_DIR = ".doppel-keys"
@@ -293,7 +293,7 @@ def keys_lock(ws: Workspace, timeout_s: float = KEYS_LOCK_TIMEOUT_S) -> Iterator
 
     folder = _make_keys_dir(ws)
     try:
-        with FileLock(folder / LOCK_NAME, timeout=timeout_s, mode=0o660 if sharing_gid(ws.root) else 0o644):
+        with FileLock(folder / LOCK_NAME, timeout=timeout_s, mode=lock_mode(ws.root)):
             yield
     except Timeout:
         raise SigningIdentityError(f"{folder / LOCK_NAME}: another process has held the signing identity's lock "

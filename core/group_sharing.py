@@ -40,6 +40,12 @@ def sharing_gid(folder: str | os.PathLike) -> int | None:
     return st.st_gid if shared else None
 
 
+def lock_mode(folder: str | os.PathLike) -> int:
+    """The mode of a lock file in ``folder``: 0660 when it is group-shared (another member takes it too; gid 0, a
+    folder shared with the root group, counts), else 0644."""
+    return 0o660 if sharing_gid(folder) is not None else 0o644
+
+
 def group_label(gid: int) -> str:
     """The group's name, else its number."""
     try:

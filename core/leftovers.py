@@ -163,9 +163,9 @@ def checkpoint_lock(folder: str | os.PathLike):
     folder (`core.group_sharing`: a team's workspace, where one artist resumes another's run)."""
     from filelock import FileLock
 
-    from core.group_sharing import sharing_gid
+    from core.group_sharing import lock_mode
 
-    return FileLock(str(Path(folder) / LOCK_NAME), mode=0o660 if sharing_gid(Path(folder).parent) else 0o644)
+    return FileLock(str(Path(folder) / LOCK_NAME), mode=lock_mode(Path(folder).parent))
 
 
 _CHECKPOINT_NAME_RE = re.compile(r"^\.(?P<name>.+?)(?:\.(?P<tag>" + "|".join(t for t in CHECKPOINT_TAGS if t)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.leftovers import LOCK_NAME, OWNERS_NAME, checkpoint_lock, checkpoint_sibling, record_owner
 from core.run_keys import key_difference
+from core.stage_folders import follow_shared_folder
 from core.storage import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,19 @@ class RunCheckpoint:
             raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
         self.out, self.key, self.what, self._words = Path(out), key, what, words
         self.folder = checkpoint_sibling(self.out, tag)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = checkpoint_lock(self.folder)
+        follow_shared_folder(self.folder)      # made before the stage's folder: the group's in a shared folder too
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._lock = checkpoint_lock(self.folder)
             self._lock.acquire(timeout=0)
         except Timeout:
             raise ValueError(f"--out {self.out}: another {what} into it is running (its checkpoint {self.folder} "
                              "is locked); wait for it to finish or give another --out") from None
+        except PermissionError as e:
+            raise PermissionError(e.errno, f"the checkpoint {self.folder} of an earlier {what} into {self.out} "
+                                  f"cannot be taken over by this user ({e.strerror}: made by another user, outside a "
+                                  "folder shared with their group); ask them to run it again, or remove it",
+                                  e.filename) from None
         self.resumed = bool(resume) and self._resumable(strict=resume is True)
         if not self.resumed:
             if not resume and self._kept_work():

@@ -120,7 +120,7 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
     Paths written inside the block are under the yielded folder; after the block they are under ``out``.
     """
     out = check_stage_out(out, stage, force, inputs)
-    _follow_shared_folder(out)
+    follow_shared_folder(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(out)
@@ -150,7 +150,7 @@ def temp_sibling(out: str | os.PathLike, directory: bool = False) -> Path:
     up: a killed swap's whole plate, gigabytes at 4K."""
     out = Path(out)
     if not _in_own_temp_folder(out):     # there no killed run can have left anything: no listing per frame
-        _follow_shared_folder(out)
+        follow_shared_folder(out)
         clean_stale(out)
     prefix = _temp_prefix(out)
     if directory:
@@ -165,16 +165,16 @@ def work_sibling(out: str | os.PathLike) -> Path:
     TIMENS_XXXX``): never renamed into place; a killed run's is removed by the next writer of ``out``
     (``clean_stale``) and found by a consent's purge (`core.leftovers`)."""
     out = Path(out)
-    _follow_shared_folder(out)
+    follow_shared_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(out)
     return new_temp_folder(out.parent, f".{_temp_key(out)}.work-{_owner()}-{time.time_ns()}_")
 
 
-def _follow_shared_folder(out: Path) -> None:
+def follow_shared_folder(out: str | os.PathLike) -> None:
     """Writing into a group-shared folder (`core.group_sharing`: a team's workspace, or any project folder set up
     so), outside any workspace command too: what this process makes there is the group's."""
-    nearest = next((p for p in out.absolute().parents if p.exists()), None)
+    nearest = next((p for p in Path(out).absolute().parents if p.exists()), None)
     if nearest is not None:
         adopt_group_umask(nearest)
 

@@ -126,3 +126,18 @@ def test_another_member_asking_again_changes_nothing_and_is_not_refused(tmp_path
     os.chmod(root, 0o755)                                                    # unshared: only its owner may share it
     with pytest.raises(PermissionError, match="only its owner"):
         gs.share_tree(root, gid, set())
+
+
+@pytest.mark.parametrize("tag", ["swap", "shot"])
+def test_a_runs_checkpoint_in_a_shared_folder_is_the_groups_from_its_first_file(tmp_path, umask, tag):
+    """A shot's (or a swap's) checkpoint was made before the stage's folder, under the artist's own umask: killed,
+    it was 0700 with a 0600 key, and another member's --resume failed ("Permission denied: ...lock"). Real
+    accounts (alice at umask 077 killed, bob resumed) showed it; this checks the modes."""
+    from core.run_checkpoint import RunCheckpoint
+
+    os.umask(0o077)
+    shots = _shared(tmp_path / "shots")
+    ck = RunCheckpoint(shots / "sh010", tag, {"k": 1}, resume=False, what=tag)
+    assert os.stat(ck.folder).st_mode & 0o2070 == 0o2070
+    assert all(os.stat(p).st_mode & 0o060 == 0o060 for p in ck.folder.iterdir())
+    ck.release(remove=True)
