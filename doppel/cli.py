@@ -246,6 +246,11 @@ def _fail(line: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _nothing(notes: str) -> str:
+    """"nothing was written: " before the advice of a failed command, unless it kept something to go on from."""
+    return "" if notes else "nothing was written: "
+
+
 def _handle_error(e: BaseException, debug: bool) -> NoReturn:
     """One red line and exit 1 for a user error; exit 2 naming an internal error; the traceback with --debug."""
     import click
@@ -270,10 +275,10 @@ def _handle_error(e: BaseException, debug: bool) -> NoReturn:
               f"file server); nothing was recorded: check the quota and the storage, and run again{notes}", 1)
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         where = f" writing {e.filename}" if e.filename else ""
-        _fail(f"error: disk full{where} ({e.strerror}); nothing was written: free some space and run again{notes}", 1)
+        _fail(f"error: disk full{where} ({e.strerror}); {_nothing(notes)}free some space and run again{notes}", 1)
     if isinstance(e, OSError) and e.errno == errno.EDQUOT:
         where = f" writing {e.filename}" if e.filename else ""
-        _fail(f"error: disk quota exceeded{where} ({e.strerror}); nothing was written: free some of your (or your "
+        _fail(f"error: disk quota exceeded{where} ({e.strerror}); {_nothing(notes)}free some of your (or your "
               f"group's) quota, or ask for a larger one, and run again{notes}", 1)
     if isinstance(e, OSError) and e.errno == errno.EEXIST and e.filename:
         _fail(f"error: {e.filename}: already exists ({e.strerror}); choose another path{notes}", 1)

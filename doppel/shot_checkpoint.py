@@ -56,6 +56,15 @@ def shot_key(model_dir: Path, calibration: Path, rig_dir: Path | None, anim_dir:
             "provenance": {k: provenance.get(k) for k in ("actor", "consent", "production")}}
 
 
+def saved_counts(folder: Path) -> dict[str, int]:
+    """Per camera, the frames a shot's checkpoint ``folder`` counts as written whole (its shot.json; {} when it is
+    missing or unreadable)."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        return {str(k): int(v) for k, v in
+                json.loads((Path(folder) / STATE_NAME).read_text(encoding="utf-8"))["done"].items()}
+    return {}
+
+
 class ShotCheckpoint(RunCheckpoint):
     """The checkpoint of one shot into ``out`` (the module's layout), held for the run's length; ``resume`` as
     `core.run_checkpoint.RunCheckpoint`'s. Use it as a context manager: leaving the block by an exception keeps
@@ -64,7 +73,7 @@ class ShotCheckpoint(RunCheckpoint):
     def __init__(self, out: str | Path, key: dict, resume: bool | str):
         super().__init__(out, TAG, key, resume, "shot", _WORDS)
         self.frames = self.folder / self.out.name            # OUT's camera folders, under OUT's own name
-        self._done: dict[str, int] = {}
+        self._done = saved_counts(self.folder) if self.resumed else {}   # kept if the run fails before `kept`
         self._saved_at = 0.0
 
     def kept(self, names: dict[str, list[str]]) -> dict[str, int]:
@@ -72,11 +81,7 @@ class ShotCheckpoint(RunCheckpoint):
         a file is missing. names: per camera, its frames' file stems in order ("0012")."""
         if not self.resumed:
             return {}
-        state = {}
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-            state = {str(k): int(v) for k, v in
-                     json.loads((self.folder / STATE_NAME).read_text(encoding="utf-8"))["done"].items()}
-        kept = {}
+        state, kept = saved_counts(self.folder), {}
         for cam, stems in names.items():
             n = 0
             for stem in stems[:state.get(cam, 0)]:
@@ -113,9 +118,7 @@ class ShotCheckpoint(RunCheckpoint):
 def resume_hint(out: str | Path) -> str | None:
     """What to tell a user whose shot into ``out`` was interrupted (None when it kept no frame)."""
     folder = checkpoint_folder(out)
-    done = 0
-    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-        done = sum(int(v) for v in json.loads((folder / STATE_NAME).read_text(encoding="utf-8"))["done"].values())
+    done = sum(saved_counts(folder).values())
     if not done:
         return None
     return f"its first {done} frame(s) are kept in {folder}: the same command with --resume goes on from there"

@@ -171,3 +171,26 @@ def test_a_real_actors_interrupted_shot_is_signed_resumable_and_purged_with_the_
     assert ws / ".b.shot.checkpoint" in [i.path for i in plan.to_delete]
     execute_purge(w, plan)
     assert not (ws / ".b.shot.checkpoint").exists() and not (ws / "a").exists()
+
+
+def test_a_resume_that_fails_before_drawing_keeps_the_checkpoint(tmp_path, capsys, sphere_session, monkeypatch):
+    """A --resume stopped by an error before it took the kept frames (the model failing to load) removed the
+    checkpoint: its frames were lost to an unrelated failure."""
+    import neural_render.ensemble as ensemble
+
+    s = model_rig_and_spin(tmp_path, capsys, sphere_session, 3)
+    out = tmp_path / "shot"
+    _stop_at_call(monkeypatch, 3)
+    code, _, _ = run_cli(capsys, *_shot(tmp_path, s, out))
+    assert code == 130
+    load = ensemble.load_double
+
+    def failing(*a, **k):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(ensemble, "load_double", failing)
+    code, _, err = run_cli(capsys, *_shot(tmp_path, s, out, "--resume"))
+    assert code == 2 and "its first 2 frame(s) are kept in" in " ".join(err.split()), err
+    monkeypatch.setattr(ensemble, "load_double", load)
+    code, o, err = run_cli(capsys, *_shot(tmp_path, s, out, "--resume"))
+    assert code == 0 and "2 frame(s) kept from the interrupted shot" in " ".join(o.split()), o + err
