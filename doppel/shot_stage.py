@@ -258,10 +258,11 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
                "frames": int(verts.shape[0]), "size": [cams.width, cams.height], "size_note": note,
                "animation": None if anim_dir is None else str(anim_dir), "recentred": recentre,
                "offset_m": round(float(gap.norm()), 3), "out_of_view": unseen}
+    summary["kept_frames"] = kept             # drawn by an interrupted run (a resumed shot), not this one
     write_manifest(out, SHOT_STAGE, inputs={"model": Path(model_dir) / "model.safetensors", "calibration": calibration},
                    params={**summary, **{k: provenance.get(k) for k in ("actor", "consent", "production")}},
                    outputs=outputs, extra={"render": summary})
-    return {**summary, "kept_frames": kept}
+    return summary
 
 
 class _ShotDraw:

@@ -82,6 +82,7 @@ def test_an_interrupted_shot_resumes_to_the_uninterrupted_shot(tmp_path, capsys,
     assert all(np.array_equal(again[2][k], whole[2][k]) for k in whole[2])   # the movies, frame for frame
     manifest = json.loads((out / "manifest.json").read_text())
     assert len([k for k in manifest["outputs"] if k.endswith(".png")]) == 2 * FRAMES
+    assert manifest["render"]["kept_frames"] == FRAMES + 2
 
 
 def test_a_shot_started_again_without_resume_draws_every_frame(tmp_path, capsys, sphere_session, monkeypatch,
