@@ -188,7 +188,8 @@ class PlateTracker:
     ``lost``, as a backward run from a face found on a crop needs) on crops around the faces of the frame before,
     else around those of MediaPipe's full-range face detector (faces up to about 5 m), with the mesh in
     single-image mode. The wait at the start lets a face the mesh finds a few frames late be tracked back from
-    there (`capture.face_backfill`), which reads it more steadily than a crop. second_look: each face the mesh
+    there (`capture.face_backfill`), which reads it more steadily than a crop; frames: how many frames will be fed
+    (None: unknown), so that a shorter plate waits no longer than its last frame. second_look: each face the mesh
     tracks in the whole frame is read again on its own (the mesh in single-image mode on a crop around it) and
     the two readings averaged: the tracking mode's region of interest, taken from the frame before, lags a turning
     head (its landmarks 0.31 inter-ocular distances off at 50-90 degrees of yaw in a fast turn, 0.23 averaged;
@@ -196,7 +197,7 @@ class PlateTracker:
     Use as a context manager."""
 
     def __init__(self, max_faces: int = 2, hands: bool = True, min_confidence: float = 0.5, zoom: bool = True,
-                 lost: bool = False, second_look: bool = True):
+                 lost: bool = False, second_look: bool = True, frames: int | None = None):
         import mediapipe as mp
 
         s = mp.solutions
@@ -210,7 +211,9 @@ class PlateTracker:
         self._crop_mesh = self._detector = None
         self._last = np.zeros((0, N_FACE, 2))          # the faces of the frame before
         self._missed = LOST_FRAMES + 1 if lost else 0   # frames since the whole-frame mesh last found a face
-        self._wait = START_FRAMES                       # frames without one before larger faces are looked for
+        # frames without one before larger faces are looked for: within a plate that has them (a still, or a
+        # plate of a few frames, waited past its end and its face, which the mesh misses, was never looked for)
+        self._wait = START_FRAMES if frames is None else min(START_FRAMES, max(0, frames - 1))
         self.zoomed = 0                                 # frames whose faces were found on crops
 
     def process(self, rgb: np.ndarray) -> PlateFrameLandmarks:

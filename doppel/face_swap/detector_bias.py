@@ -78,7 +78,7 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
         f = i - start
         return _with_double(double, track, f, K, rgb, device) if track.valid[f] else rgb
 
-    with PlateTracker(max_faces=max_faces, hands=False, zoom=zoom) as tracker:
+    with PlateTracker(max_faces=max_faces, hands=False, zoom=zoom, frames=end - start) as tracker:
         for (i, _), img in prefetched(iter_plate_frames(info, start, end), draw, prefetch, workers):
             f = i - start
             faces = tracker.process(img).faces           # every frame: the video-mode tracker's sequence is kept

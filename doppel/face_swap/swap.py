@@ -303,7 +303,7 @@ def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress:
     back = Backfill(lambda: PlateTracker(max_faces=max_faces, hands=False, zoom=cfg.small_faces, lost=True),
                     cfg.face_index) \
         if cfg.backfill and given is None else None
-    with PlateTracker(max_faces=max_faces, zoom=cfg.small_faces) as tracker:
+    with PlateTracker(max_faces=max_faces, zoom=cfg.small_faces, frames=F) as tracker:
         for i, rgb in iter_plate_frames(info, start, end):
             r = tracker.process(rgb)
             cuts.add(rgb)

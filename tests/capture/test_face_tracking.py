@@ -183,3 +183,20 @@ def test_a_second_look_reads_a_fast_turning_head_better(tmp_path):
     (before, n0), (after, n1) = error(False), error(True)
     assert n0 >= 8 and n1 == n0, (n0, n1)
     assert after < 0.93 * before, (before, after)              # 0.254 -> 0.213 here
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_a_still_or_a_plate_of_a_few_frames_is_searched_before_its_end(frames):
+    """A face about a tenth of the frame wide, which the mesh misses, is looked for on crops only after
+    START_FRAMES frames without a face: a portrait still at 1080p (the astronaut, a clear frontal face) and a plate
+    of up to six frames were refused, "no face found in any frame of the plate". Told the plate's length, the
+    tracker looks by its last frame."""
+    from capture.face_tracking import START_FRAMES, PlateTracker
+
+    plate, _ = _wide_shot(1080, frames=frames)                   # the face about 10 % of the width
+    assert frames < START_FRAMES
+    with PlateTracker(max_faces=1, hands=False) as t:
+        assert all(t.process(f).face(0) is None for f in plate)   # not told: waited past the plate's end
+    with PlateTracker(max_faces=1, hands=False, frames=frames) as t:
+        found = [t.process(f).face(0) for f in plate]
+    assert found[-1] is not None

@@ -246,6 +246,20 @@ def test_a_frame_finished_late_keeps_its_own_colour_transfer(tmp_path, double):
     assert all(np.array_equal(expected[f], late[f]) for f in range(4))
 
 
+def test_a_landscape_portrait_whose_face_the_mesh_misses_is_swapped(tmp_path, capsys, rig_dir):
+    """A 1080p still with the astronaut filling its height (her face a tenth of the width, which the mesh misses)
+    was refused, "no face found in any frame of the plate": the tracker waited six frames before looking on crops."""
+    from doppel.face_swap.stills import plate_from_still
+
+    canvas = np.full((1080, 1920, 3), 128, np.uint8)
+    still = cv2.resize(_astronaut(512), (1080, 1080), interpolation=cv2.INTER_AREA)
+    canvas[:, 420:1500] = list(plate_from_still(still, 11, seed=0, strength=0.2))[10]   # a frame of a real case
+    img = tmp_path / "portrait.png"
+    cv2.imwrite(str(img), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    code, out, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "swapped.png")
+    assert code == 0 and "1 of 1 frames swapped" in out, out + err
+
+
 def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     img = tmp_path / "still.png"
     cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
