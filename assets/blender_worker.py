@@ -94,7 +94,7 @@ def run_blender_tasks(tasks: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
     if python is None and not blender_available():
         raise MissingDependencyError(f"Blender's bpy is not installed, needed for FBX: {_BPY_INSTALL}")
     with tempfile.TemporaryDirectory(prefix="doppel_blender_") as tmp:
-        d = Path(tmp)
+        d = Path(tmp).absolute()            # the worker starts in Doppel's folder: a relative tempdir is not there
         for k, (task, arrays) in enumerate(tasks):
             np.savez(d / f"task_{k}.npz", **arrays)
             (d / f"task_{k}.json").write_text(json.dumps(task), encoding="utf-8")

@@ -163,8 +163,9 @@ def temp_sibling(out: str | os.PathLike, directory: bool = False) -> Path:
 def work_sibling(out: str | os.PathLike) -> Path:
     """A new empty working folder beside ``out`` for what a run makes on its way to ``out`` (``.OUT.work-HOST-PID-
     TIMENS_XXXX``): never renamed into place; a killed run's is removed by the next writer of ``out``
-    (``clean_stale``) and found by a consent's purge (`core.leftovers`)."""
-    out = Path(out)
+    (``clean_stale``) and found by a consent's purge (`core.leftovers`). Absolute, whatever ``out`` is: a
+    relative one handed to a worker process started elsewhere (Blender's, in Doppel's folder) named another place."""
+    out = Path(out).absolute()
     follow_shared_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(out)

@@ -48,6 +48,10 @@ def export(
     if fmt not in SUFFIXES:
         raise ValueError(f"--format must be one of {FORMAT_HELP}, got {fmt!r}")
     options = default_options(fmt, preset, up, units)
+    other = next((f for f, sfx in SUFFIXES.items() if out.suffix.lower() in sfx), None)
+    if out.suffix.lower() not in SUFFIXES[fmt] and other is not None:
+        raise ValueError(f"--out {out} is a {other} file name, --format {fmt} writes {' or '.join(SUFFIXES[fmt])}: "
+                         "leave --format out (the suffix picks the format) or give a matching name")
     check_output_path(out, SUFFIXES[fmt])               # before any slow work
     with sole_writer(out):           # two exports to one file: the later one is refused, not silently replaced
         check_replaceable(out, force)

@@ -113,6 +113,7 @@ def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir, gate):
         (["--out", str(tmp_path / "a.glb"), "--units", "cm"], "glTF 2.0 is Y-up in metres"),
         (["--out", str(tmp_path / "a.fbx"), "--preset", "houdini"], "--preset must be one of"),
         (["--out", str(tmp_path / "a.glb"), "--format", "obj"], "--format must be one of"),
+        (["--out", str(tmp_path / "a.usdz"), "--format", "usd"], "is a usdz file name, --format usd writes .usd"),
     ]
     for args, msg in cases:
         code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--no-texture", *args, *gate)

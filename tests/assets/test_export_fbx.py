@@ -181,3 +181,22 @@ def test_the_worker_reads_and_writes_relative_paths_where_the_caller_is(exported
     monkeypatch.chdir(tmp_path)
     (res,) = run_blender_tasks([({"kind": "fbx_properties", "path": files["maya"].name}, {})])
     assert "No such file" in res.info["unreadable"]
+
+
+def test_a_relative_working_folder_reaches_the_worker(exported, monkeypatch, tmp_path):
+    """`doppel export RIG --format fbx --out double.fbx` run in a project folder failed ("No such file ...
+    /work/main/.double.fbx.work-.../task_0.json"): the working folder beside a relative OUT was relative, and the
+    worker, started in Doppel's folder, looked for its tasks there."""
+    import tempfile
+
+    from core.leftovers import work_folder
+
+    files, _ = exported
+    monkeypatch.chdir(files["maya"].parent)
+    with work_folder("double.fbx", temp_default=True) as w:
+        assert w.is_absolute() and w.parent == files["maya"].parent
+    (tmp_path / "rel").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", "rel")           # a relative temporary folder, whoever set it
+    (res,) = run_blender_tasks([({"kind": "fbx_properties", "path": str(files["maya"])}, {})])
+    assert res.info["objects"] and "unreadable" not in res.info
