@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.frame_ranges import parse_frames
+
 log = logging.getLogger(__name__)
 
 SHOT_STAGE = "render"
@@ -37,25 +39,6 @@ def model_weights(model_dir: Path) -> list[Path]:
     from neural_render.ensemble import member_folders
 
     return [f / "model.safetensors" for f in member_folders(model_dir)]
-
-
-def parse_frames(spec: str | None, total: int) -> range:
-    """'A:B' (B exclusive, either side may be empty) -> a range within [0, total); None -> every frame."""
-    if spec is None:
-        return range(total)
-    a, sep, b = spec.partition(":")
-    try:
-        lo = int(a) if a.strip() else 0
-        hi = int(b) if b.strip() else total
-        if not sep:
-            hi = lo + 1
-    except ValueError:
-        raise ValueError(f"--frames must be A:B (frame numbers), got {spec!r}") from None
-    if lo >= hi and 0 <= lo and hi <= total:
-        raise ValueError(f"--frames {spec}: no frame (the end, {hi}, is not after the start, {lo}; B is exclusive)")
-    if not 0 <= lo < hi <= total:
-        raise ValueError(f"--frames {spec}: outside the {total} frames available (0:{total})")
-    return range(lo, hi)
 
 
 def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: str | None):

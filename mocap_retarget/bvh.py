@@ -27,7 +27,7 @@ import logging
 import math
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +91,16 @@ class Motion:
     @property
     def fps(self) -> float:
         return 1.0 / self.frame_time
+
+    def frames(self, span: range) -> Motion:
+        """The motion's frames in ``span`` (a range of frame indices, step 1) as a motion of its own (its frame 0
+        is ``span.start``); the skeleton shared."""
+        if span.step != 1 or not 0 <= span.start < span.stop <= self.num_frames:
+            raise ValueError(f"{self.source or 'motion'}: frames {span.start}:{span.stop} are not a range of its "
+                             f"{self.num_frames} frames")
+        sl = slice(span.start, span.stop)
+        return replace(self, local_rotations=self.local_rotations[sl].copy(),
+                       local_translations=self.local_translations[sl].copy())
 
     def index(self, name: str) -> int:
         try:

@@ -129,8 +129,8 @@ def check_retarget_memory(frames: int, source_joints: int, target_joints: int, m
     need = estimate_retarget_bytes(frames, source_joints, target_joints) / 1e9
     if need > max_memory_gb:
         raise ValueError(f"{clip}: {frames} frames x {source_joints} joints onto {target_joints} joints needs about "
-                         f"{need:.3g} GB, over the limit of {max_memory_gb:g} GB; split the clip or raise "
-                         f"--max-memory-gb")
+                         f"{need:.3g} GB, over the limit of {max_memory_gb:g} GB; retarget it in parts (--frames A:B) "
+                         f"or raise --max-memory-gb")
     if need * 1e9 > LARGE_RETARGET_BYTES:
         log.warning("%s: %d frames: this retarget needs about %.1f GB of memory (limit %.1f GB, --max-memory-gb)",
                     clip, frames, need, max_memory_gb)

@@ -8,7 +8,15 @@ import typer
 
 from doppel.commands.cli_output import cli_console
 from doppel.commands.retarget_face import face_take_options, retarget_face
-from doppel.commands.retarget_options import ClipArg, FpsOpt, HeadOpt, MaxMemoryOpt, OffsetOpt, OntoOpt
+from doppel.commands.retarget_options import (
+    ClipArg,
+    FpsOpt,
+    FramesOpt,
+    HeadOpt,
+    MaxMemoryOpt,
+    OffsetOpt,
+    OntoOpt,
+)
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
@@ -29,6 +37,7 @@ def retarget(
     no_fingers: bool = typer.Option(False, "--no-fingers", help="Leave the fingers at rest."),
     preview_size: int = typer.Option(320, "--preview-size", help="Preview panel size in pixels (32-2048)."),
     max_memory_gb: MaxMemoryOpt = None,
+    frames: FramesOpt = None,
     head: HeadOpt = None,
     onto: OntoOpt = None,
     fps: FpsOpt = None,
@@ -44,21 +53,19 @@ def retarget(
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping. A face
     performance becomes the rig's expressions (and head) instead."""
     if face_take_options(clip, onto, head, fps, face_offset):
+        if frames is not None:
+            raise ValueError("--frames takes a range of a body clip; a face performance's range is the swap's "
+                             "(--start / --end)")
         return retarget_face(clip, rig, out, head, onto, fps, face_offset, preview_size, workspace, actor,
                              production, force, no_provenance, label, explain)
-    from assets.mocap_fbx import read_any_clip
     from core.stage_folders import check_stage_out, staged_stage_dir
     from mocap_retarget.clips import check_retarget_memory
     from mocap_retarget.preview import check_preview_size
     from mocap_retarget.retarget import RetargetConfig
-    from mocap_retarget.roles import apply_override, auto_map, load_bone_map
 
     check_preview_size(preview_size)
     console = cli_console()
-    motion, info = read_any_clip(clip, units=units)
-    smap = auto_map(motion.names, motion.parents, motion.rest_positions(), motion.end_sites)
-    if bone_map is not None:
-        smap = apply_override(smap, load_bone_map(bone_map, motion.names), str(bone_map))
+    motion, info, smap = _read_clip(clip, units, frames, bone_map)
     if explain:
         console.print(f"[bold]{clip}[/bold]: {motion.num_joints} joints, {motion.num_frames} frames at "
                       f"{motion.fps:.6g} fps, units {motion.units}", markup=True, highlight=False)
@@ -79,7 +86,7 @@ def retarget(
         target, make_poser, faces = load_target(rig)  # after the gate: nothing is read from a refused input
         check_retarget_memory(motion.num_frames, motion.num_joints, len(target.names), max_memory_gb, clip)
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
-                  "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig),
+                  "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig), "frames": frames,
                   "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                   "production": run.provenance["production"]}
         with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
@@ -93,6 +100,21 @@ def retarget(
                   f"penetration {m['penetration_max_before_cm']} -> {m['penetration_max_after_cm']} cm",
                   markup=False, highlight=False)
     console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}", markup=False, highlight=False)
+
+
+def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None):
+    """(motion: the clip, or its frames A:B; the reader's info; its bone map, with the --bone-map override)."""
+    from assets.mocap_fbx import read_any_clip
+    from core.frame_ranges import parse_frames
+    from mocap_retarget.roles import apply_override, auto_map, load_bone_map
+
+    motion, info = read_any_clip(clip, units=units)
+    if frames is not None:
+        motion = motion.frames(parse_frames(frames, motion.num_frames))
+    smap = auto_map(motion.names, motion.parents, motion.rest_positions(), motion.end_sites)
+    if bone_map is not None:
+        smap = apply_override(smap, load_bone_map(bone_map, motion.names), str(bone_map))
+    return motion, info, smap
 
 
 def _run(console, motion, target, cfg, smap, explain, out, clip, params, make_poser, faces, preview_size, fps_info,

@@ -12,6 +12,10 @@ MaxMemoryOpt = Annotated[float | None, typer.Option("--max-memory-gb", help="Ref
                                                    "need more memory than this (GB; default: half of this "
                                                    "machine's memory or 80% of what is free, the smaller).",
                                                    show_default=False)]
+FramesOpt = Annotated[str | None, typer.Option("--frames", help="Retarget the clip's frames A:B only (B exclusive, "
+                                               "either side may be empty; the output's frame 0 is the clip's A): a "
+                                               "range of a long take, or a take too long for the memory limit in "
+                                               "parts.", show_default=False)]
 ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf or .usd/.usda/.usdc/"
                                          ".usdz; or a face performance: a `doppel swap` output folder, its "
                                          "tracks.npz, or an ARKit CSV (Live Link Face).", show_default=False)]

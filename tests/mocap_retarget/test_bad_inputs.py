@@ -144,7 +144,10 @@ def test_override_takes_the_joint_from_the_automatic_role(files):
     (["--preview-size", "0"], "--preview-size must be an integer from 32 to 2048 pixels, got 0"),
     (["--preview-size", "100000"], "--preview-size must be an integer from 32 to 2048"),
     (["--max-memory-gb", "0.00001"], r"clip\.bvh: 9 frames x \d+ joints onto \d+ joints needs about .* GB, over the "
-                                     r"limit of 1e-05 GB; split the clip or raise --max-memory-gb"),
+                                     r"limit of 1e-05 GB; retarget it in parts \(--frames A:B\) or raise "
+                                     r"--max-memory-gb"),
+    (["--frames", "5:3"], r"--frames 5:3: no frame"),
+    (["--frames", "0:10"], r"--frames 0:10: outside the 9 frames available \(0:9\)"),
     (["--max-memory-gb", "nan"], "--max-memory-gb must be a number > 0"),
 ])
 def test_bad_options(args, match, files, tmp_path, capsys):

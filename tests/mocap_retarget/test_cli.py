@@ -51,6 +51,21 @@ def test_retarget_writes_every_output(clips, tmp_path, capsys):
     assert "limb cosine" in text
 
 
+def test_a_range_of_a_long_take_is_retargeted_alone(clips, tmp_path, capsys):
+    """`--frames A:B`: a take too long for the memory limit was refused with "split the clip", and nothing split
+    it. The range's rotations are the whole clip's for those frames (the transfer is per frame; without the foot
+    cleanup, whose blends span frames), its frame 0 the clip's frame A."""
+    clip, target = clips
+    for out, more in ((tmp_path / "all", []), (tmp_path / "part", ["--frames", "10:20"])):
+        code, text = _run(["retarget", str(clip), "--rig", str(target), "--out", str(out), "--preview-size", "64",
+                           "--no-cleanup", *more], capsys)
+        assert code == 0, text
+    whole, part = (Animation.load(tmp_path / n / "animation.npz") for n in ("all", "part"))
+    assert part.num_frames == 10 and whole.num_frames == 30
+    np.testing.assert_allclose(part.local_rotations, whole.local_rotations[10:20], atol=1e-9)
+    assert json.loads((tmp_path / "part" / "manifest.json").read_text())["params"]["frames"] == "10:20"
+
+
 def test_retargeted_bvh_reproduces_the_animation(anny_skeleton):
     names, parents, B = anny_skeleton
     target = TargetSkeleton(names, parents, B)
