@@ -133,12 +133,14 @@ class RetargetJob(JobOptions):
     fingers: bool = True                              # transfer the fingers
     preview_size: int = Field(320, ge=32, le=2048)    # preview panel size, px
     head: str | None = None                           # a face performance's head: camera, take or none
+    frames: str | None = None                         # "A:B" (B exclusive): a range of each body clip alone
 
 
 def _retarget_call(v: dict) -> dict:
     return {"clip": Path(v["clips"]), "rig": Path(v["rig"]), "out": Path(v["out"]), "units": v["units"],
             "up": v["up"], "bone_map": _p(v["bone_map"]), "no_cleanup": not v["cleanup"],
-            "no_fingers": not v["fingers"], "preview_size": v["preview_size"], "head": v["head"]}
+            "no_fingers": not v["fingers"], "preview_size": v["preview_size"], "head": v["head"],
+            "frames": v.get("frames")}
 
 
 def _retarget_gate(v: dict) -> GateSpec:

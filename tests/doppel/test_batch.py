@@ -551,3 +551,16 @@ def test_an_embedded_cluster_needs_no_writable_home(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "home", staticmethod(lambda: tmp_path / "writable"))
     execute._token_without_home()
     assert "RAY_AUTH_TOKEN" not in os.environ                                 # Ray keeps its own file there
+
+
+def test_a_retarget_task_takes_a_range_of_its_clip():
+    """`frames: "A:B"` in a plan reaches `doppel retarget --frames` (a long take in parts)."""
+    import inspect
+
+    from doppel.batch.stages import STAGES
+    from doppel.commands.retarget import retarget
+
+    spec = STAGES["retarget"]
+    job = spec.model(clips="mocap/*.bvh", rig="rigs/jane", out="anims/{clip}", frames="0:14400")
+    call = spec.call({**job.model_dump(), "out": "anims/walk", "clips": "mocap/walk.bvh"})
+    assert call["frames"] == "0:14400" and set(call) <= set(inspect.signature(retarget).parameters)
