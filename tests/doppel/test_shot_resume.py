@@ -195,3 +195,23 @@ def test_a_resume_that_fails_before_drawing_keeps_the_checkpoint(tmp_path, capsy
     monkeypatch.setattr(ensemble, "load_double", load)
     code, o, err = run_cli(capsys, *_shot(tmp_path, s, out, "--resume"))
     assert code == 0 and "2 frame(s) kept from the interrupted shot" in " ".join(o.split()), o + err
+
+
+def test_a_shot_drawn_several_views_a_call_resumes_at_a_chunks_start(tmp_path, capsys, sphere_session, monkeypatch):
+    """Frames drawn 4 a model call are resumed from the start of their chunk (frame 4, not 6), so that every
+    chunk is drawn as the uninterrupted shot drew it; the frames are the uninterrupted shot's."""
+    s = model_rig_and_spin(tmp_path, capsys, sphere_session, 10)
+    more = ("--views-per-call", "4", "--jitter", "1")
+    code, _, err = run_cli(capsys, *_shot(tmp_path, s, tmp_path / "whole", *more))
+    assert code == 0, err
+    calls = _stop_at_call(monkeypatch, 7)                  # cam0's frames 0-5 written, then Ctrl-C at the 7th
+    out = tmp_path / "shot"
+    code, _, _ = run_cli(capsys, *_shot(tmp_path, s, out, *more))
+    assert code == 130
+    calls.clear()
+    code, _, err = run_cli(capsys, *_shot(tmp_path, s, out, *more, "--resume"))
+    assert code == 0, err
+    assert calls[:1] == [("cam0", 4)] and len(calls) == 16        # cam0 from frame 4 (its chunk), cam2 whole
+    whole, again = _contents(tmp_path / "whole"), _contents(out)
+    for k in range(3):
+        assert all(np.array_equal(again[k][f], whole[k][f]) for f in whole[k])
