@@ -55,8 +55,23 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+def check_recordable_name(path: str | os.PathLike) -> None:
+    """LineageError (one line) for a path whose name is not UTF-8 (a file named on a system with another encoding,
+    e.g. Latin-1 bytes from an old share): the index, the audit log and the credentials record paths as UTF-8 text,
+    so it cannot be recorded; outside a workspace such a file is read and written as it is."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+        raise LineageError(f"{shown}: its name is not UTF-8 (bytes from another system's encoding, e.g. Latin-1); a "
+                           "workspace records paths as UTF-8 text: rename it (e.g. `convmv -f latin1 -t utf8 "
+                           "--notest FILE`)") from None
+
+
 def workspace_relative(ws: Workspace, path: str | os.PathLike) -> str:
-    """How a path is stored: relative (POSIX) when inside the workspace, else absolute."""
+    """How a path is stored: relative (POSIX) when inside the workspace, else absolute (`check_recordable_name`)."""
+    check_recordable_name(path)
     p = Path(path).resolve()
     try:
         return p.relative_to(ws.root.resolve()).as_posix()

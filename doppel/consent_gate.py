@@ -46,7 +46,15 @@ from assets import audit, content_index
 from assets.actors import get_actor
 from assets.consent import ConsentError, Use, find_valid, parse_use
 from assets.hashing import ContentDigest, digest, path_sha256
-from assets.lineage import Asset, check_kind, find_parent, insert_asset, new_asset_id, workspace_relative
+from assets.lineage import (
+    Asset,
+    check_kind,
+    check_recordable_name,
+    find_parent,
+    insert_asset,
+    new_asset_id,
+    workspace_relative,
+)
 from assets.manifest_signing import sign_folder
 from assets.signing_keys import record_public_facts
 from assets.text_fields import check_text
@@ -289,6 +297,9 @@ def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, 
     that consent; checkpoints written inside the block record the consent (`core.leftovers.owned_by`).
     Raises ConsentError before the body runs when no valid consent covers the action.
     """
+    if ws is not None:                 # before the consent's records: a name the workspace cannot record
+        for p in (*inputs, *outputs, *(e.path for e in likeness)):
+            check_recordable_name(p)
     auth = authorize(ws, actor_id, use, production, command=command, today=today)
     run = GatedRun(ws, auth, command, tuple(Path(i) if Path(i).exists() else str(i) for i in inputs), today,
                    tuple(likeness))

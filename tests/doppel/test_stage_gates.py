@@ -76,3 +76,31 @@ def test_capture_ingest_of_a_real_actor_needs_scan_consent(tmp_path, capsys, ws)
     assert not (tmp_path / "ingest").exists()
     code, out, _ = run_cli(capsys, "audit", "show", "--workspace", ws.root)
     assert code == 0 and "refused" in out
+
+
+def test_a_file_named_in_another_encoding_is_refused_in_a_workspace_in_one_line(tmp_path, capsys, ws):
+    """A clip from an old share named in Latin-1 (caf\\xe9.bvh) failed in a workspace with "'utf-8' codec can't
+    encode character '\\udce9' ... surrogates not allowed" (the audit log's hash). The workspace records paths as
+    UTF-8, so such a name is refused before any record, naming the file and how to rename it."""
+    import os
+
+    from assets import audit
+
+    grant(ws, "jane", ["rig", "retarget"], "Film", dt.date.today() + dt.timedelta(days=10))
+    W = ("--workspace", ws.root, "--actor", "jane", "--production", "Film")
+    rig_dir = tmp_path / "rig"
+    code, _, err = run_cli(capsys, "rig", "--out", rig_dir, "--preview-size", 64, *W)
+    assert code == 0, err
+    clip = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.bvh")
+    walk = synthetic_walk(WalkSpec(seconds=0.3, fps=30), names=SCHEMES["mixamo"], rest="A")
+    write_bvh(clip, walk, units="cm")
+    write_bvh(tmp_path / "walk.bvh", walk, units="cm")
+    before = len(list(audit.entries(ws)))
+    for source, out in ((clip, tmp_path / "anim"), (tmp_path / "walk.bvh",
+                                                    os.fsdecode(os.fsencode(tmp_path) + b"/anim_\xe9"))):
+        code, _, err = run_cli(capsys, "retarget", source, "--rig", rig_dir, "--out", out, *W)
+        said = " ".join(err.split())
+        assert code == 1 and "its name is not UTF-8" in said and "\\xe9" in said and "convmv" in said, said
+    assert len(list(audit.entries(ws))) == before              # nothing recorded
+    code, _, err = run_cli(capsys, "audit", "verify", "--workspace", ws.root)
+    assert code == 0, err
