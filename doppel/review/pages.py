@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
@@ -14,14 +15,25 @@ STATIC_DIR_NAME = "static"                              # where the site keeps m
 VIEWER_SCRIPT = "model-viewer-umd.min.js"               # classic script: runs from file:// too (no ES module)
 
 
+def shown_text(text: str) -> str:
+    """``text`` as a page can hold it: a file name in another encoding than UTF-8 (Latin-1 bytes, which Python
+    holds as surrogates) with those bytes written as escapes (caf\\xe9), instead of failing the whole page."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def esc(value: object) -> str:
     """Text or attribute value, escaped (quotes included)."""
-    return html.escape(str(value), quote=True)
+    return html.escape(shown_text(str(value)), quote=True)
 
 
 def href(rel: str | PurePosixPath) -> str:
-    """A relative URL to a file of the site (each path segment percent-encoded), escaped for an attribute."""
-    return esc(quote(PurePosixPath(rel).as_posix(), safe="/"))
+    """A relative URL to a file of the site (each path segment percent-encoded, a name's own bytes when it is not
+    UTF-8), escaped for an attribute."""
+    return esc(quote(os.fsencode(PurePosixPath(rel).as_posix()), safe="/"))
 
 
 def page(title: str, body: str, static: str = STATIC_DIR_NAME, viewer: bool = False, nav: str = "") -> str:

@@ -308,6 +308,25 @@ def test_stage_folder_source_and_errors(glb, tmp_path):
         gather(tmp_path / "empty")
 
 
+def test_a_stage_folder_named_in_another_encoding_is_reviewed(glb, tmp_path):
+    """A folder of stage outputs named in Latin-1 (out_\\xe9, from an old share) failed the whole site: "'utf-8'
+    codec can't encode character '\\udce9'". Its name is shown with the byte escaped, its files linked by their
+    own bytes."""
+    import os
+
+    from doppel.review.pages import esc, href
+
+    root = tmp_path / "show"
+    d = os.fsdecode(os.fsencode(root) + b"/out_\xe9")
+    os.makedirs(d)
+    (root / os.path.basename(d) / "double.glb").write_bytes(glb[0].read_bytes())
+    (root / os.path.basename(d) / "manifest.json").write_text('{"stage": "export"}')
+    res = build_site(root, tmp_path / "site")
+    pages = "".join(p.read_text(encoding="utf-8") for p in res.pages)
+    assert "out_\\xe9" in pages
+    assert esc(os.fsdecode(b"caf\xe9")) == "caf\\xe9" and href(os.fsdecode(b"a/caf\xe9.png")) == "a/caf%E9.png"
+
+
 def test_review_command_and_refusals(ws, tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(capsys, "review", ws.root, "--out", tmp_path / "site")
     assert code == 0, out + err
