@@ -421,10 +421,10 @@ def _rewrite_video(path: Path, edit) -> None:
 
     header = read_stream_header(path)
     options, vf = encoder_options(header)
-    codec, pix_fmt, codec_options = video_codec(header, path.suffix, H264_CRF, H264_PRESET)
     reader = imageio.get_reader(path, format="FFMPEG")
     meta = reader.get_meta_data()
     reader.close()
+    codec, pix_fmt, codec_options = video_codec(header, path.suffix, H264_CRF, H264_PRESET, tuple(meta["size"]))
     alpha = ALPHA_PIX_FMTS.match(pix_fmt) is not None
     wide = header.bit_depth > 8 or alpha
     fd, tmp = new_temp_file(path.parent, f".{path.name}.", path.suffix)    # the mode open() gives

@@ -510,7 +510,8 @@ class PlateWriter:
         wide = high_precision(self.source)
         if self._video is None:
             options, vf = encoder_options(self.source.header)    # the plate's colour tags, pixel aspect, timecode
-            codec, pix_fmt, codec_options = video_codec(self.source.header, self.out.suffix, self._crf, self._preset)
+            codec, pix_fmt, codec_options = video_codec(self.source.header, self.out.suffix, self._crf, self._preset,
+                                                        (self.source.width, self.source.height))
             self._alpha = ALPHA_PIX_FMTS.match(pix_fmt) is not None
             if has_alpha(self.source.header) and not self._alpha:
                 log.warning("%s: the plate's alpha channel (%s) is not carried into %s (only a ProRes 4444 plate "

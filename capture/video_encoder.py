@@ -85,7 +85,10 @@ class VideoEncoder:
         self._log.seek(0)
         lines = [ln.strip() for ln in self._log if ln.strip()]
         self._log.close()
-        return OSError(f"{self.path}: ffmpeg could not encode the video ({lines[-1][:200] if lines else 'no message'})")
+        from core.stage_folders import shown_path
+
+        return OSError(f"{shown_path(self.path)}: ffmpeg could not encode the video "
+                       f"({lines[-1][:200] if lines else 'no message'})")
 
 
 def _muxer(path: Path) -> str:

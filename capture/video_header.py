@@ -196,12 +196,15 @@ DNXHR_PIX_FMTS = {"dnxhr_lb": "yuv422p", "dnxhr_sq": "yuv422p", "dnxhr_hq": "yuv
                   "dnxhr_444": "yuv444p10le"}
 
 
-def video_codec(header: StreamHeader | None, suffix: str, crf: int, preset: str) -> tuple[str, str, list[str]]:
+def video_codec(header: StreamHeader | None, suffix: str, crf: int, preset: str,
+                size: tuple[int, int] | None = None) -> tuple[str, str, list[str]]:
     """(encoder, pixel format, its options) for a plate written back as a ``suffix`` file: a ProRes plate into a .mov,
     .mkv or .mxf as ProRes of its profile (10-bit 4:2:2, 4:4:4 for the 4444 profiles, with its alpha channel when it
     has one: `has_alpha`), a DNxHR one as DNxHR of its profile (DNxHD, whose rates are fixed per format, as DNxHR HQ
     or HQX); any other plate into an .mxf as DNxHR HQ or HQX (ffmpeg's MXF muxer mistimes H.264 with B-frames);
-    anything else as H.264 (x264 at ``crf`` with ``preset``), 10-bit when the plate is more than 8."""
+    anything else as H.264 (x264 at ``crf`` with ``preset``), 10-bit when the plate is more than 8, 4:2:0 (what
+    players take) but for an H.264 plate, which keeps its chroma subsampling (`chroma_subsampling`), and at 4:4:4
+    where ``size`` (W, H px) is odd where the subsampling needs it even."""
     intermediate = header is not None and suffix.lower() in (".mov", ".mkv", ".mxf")
     if intermediate and header.codec == "prores":
         profile = PRORES_PROFILES.get(header.profile or "", 3)
@@ -213,7 +216,25 @@ def video_codec(header: StreamHeader | None, suffix: str, crf: int, preset: str)
             profile = "dnxhr_hqx" if header is not None and header.bit_depth > 8 else "dnxhr_hq"
         return "dnxhd", DNXHR_PIX_FMTS[profile], ["-profile:v", profile]
     deep = header is not None and header.bit_depth > 8
-    return "libx264", "yuv420p10le" if deep else "yuv420p", ["-crf", str(int(crf)), "-preset", str(preset)]
+    chroma = "420"                     # what players take (QuickTime, browsers); an H.264 plate keeps its own
+    if header is not None and header.codec == "h264":
+        chroma = chroma_subsampling(header.pix_fmt)
+    w, h = size or (2, 2)
+    if (chroma == "420" and (w % 2 or h % 2)) or (chroma == "422" and w % 2):   # x264 needs even sides there
+        chroma = "444"
+    return "libx264", f"yuv{chroma}p" + ("10le" if deep else ""), ["-crf", str(int(crf)), "-preset", str(preset)]
+
+
+def chroma_subsampling(pix_fmt: str | None) -> str:
+    """"444", "422" or "420": the chroma resolution of a stored pixel format (RGB and planar GBR formats are
+    4:4:4; unknown ones 4:2:0). An H.264 plate is written back at its own: a 4:4:4 plate (High 4:4:4 Predictive)
+    lost its chroma to 4:2:0, and one of odd size could not be written at all (4:2:0 needs even sides)."""
+    name = (pix_fmt or "").lower()
+    if "444" in name or name.startswith(("gbr", "rgb", "bgr", "argb", "abgr")):
+        return "444"
+    if "422" in name or name.startswith(("yuyv", "uyvy")):
+        return "422"
+    return "420"
 
 
 def encoder_options(header: StreamHeader | None) -> tuple[list[str], str | None]:

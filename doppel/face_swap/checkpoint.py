@@ -229,4 +229,5 @@ def resume_hint(out: str | Path) -> str | None:
     done = ""
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         done = f" and its first {int(json.loads((folder / 'comp.json').read_text())['next'])} frame(s)"
-    return f"its tracking{done} are kept in {folder}: the same command with --resume goes on from there"
+    return (f"its tracking{done} {'are' if done else 'is'} kept in {folder}: the same command with --resume goes "
+            "on from there")

@@ -82,16 +82,27 @@ def check_plate_out(plate: str | Path, out: Path, side: Path, force: bool, info:
     if out.exists() and not force and not _written_by_swap(out, side):
         raise ValueError(f"{out}: exists and is not an earlier swap's output (no {side.name}/ beside it that "
                          "records it); give another name, or --force to replace it")
+    other = _side_folder_of(side)
+    if other is not None and other.name != out.name and not force:    # sh010 and sh010.mov share sh010_swap
+        raise ValueError(f"{side}: holds the report and tracks of the swap into {other.name}, another output whose "
+                         f"side folder is named alike; give {out.name} another name, or --force to replace them")
 
 
-def _written_by_swap(out: Path, side: Path) -> bool:
+def _side_folder_of(side: Path) -> Path | None:
+    """The output whose swap wrote the side folder ``side`` (its manifest's output_plate), None when none did."""
     import contextlib
     import json
 
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
         manifest = json.loads((side / "manifest.json").read_text(encoding="utf-8"))
-        return manifest.get("stage") == STAGE and Path(manifest["output_plate"]).name == out.name   # side: beside
-    return False
+        if manifest.get("stage") == STAGE:
+            return Path(manifest["output_plate"])
+    return None
+
+
+def _written_by_swap(out: Path, side: Path) -> bool:
+    other = _side_folder_of(side)
+    return other is not None and other.name == out.name      # side: beside
 
 
 def side_folder(out: Path) -> Path:

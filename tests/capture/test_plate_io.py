@@ -372,6 +372,48 @@ def test_an_editorial_codec_plate_is_written_back_in_its_codec_and_profile_in_a_
         assert err < 2.5, (out, err)
 
 
+@pytest.mark.parametrize("pix_fmt, size", [("yuv444p", (129, 97)), ("yuv422p10le", (128, 97))])
+def test_an_h264_plate_keeps_its_chroma_and_an_odd_size(tmp_path, pix_fmt, size):
+    """An H.264 plate in 4:4:4 (or 4:2:2) was written back as 4:2:0, losing chroma, and at an odd size (1281x721)
+    not at all ("ffmpeg could not encode the video": 4:2:0 needs even sides)."""
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    src, w, h = tmp_path / "plate.mp4", *size
+    subprocess.run([ff, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r",
+                    "24", "-i", "-", "-c:v", "libx264", "-pix_fmt", pix_fmt, str(src)],
+                   input=b"".join(f.tobytes() for f in _colour_frames(n=3, h=h, w=w)), check=True)
+    info = probe_plate(src)
+    with PlateWriter(tmp_path / "out.mp4", info) as wr:
+        for _, rgb in iter_plate_frames(info):
+            wr.write(rgb)
+    got = probe_plate(tmp_path / "out.mp4")
+    assert (got.width, got.height, got.frame_count) == (w, h, 3)
+    assert got.header.pix_fmt.startswith(pix_fmt)
+
+
+def test_the_chroma_subsampling_of_a_pixel_format():
+    from capture.video_header import chroma_subsampling
+
+    assert [chroma_subsampling(f) for f in ("yuv444p", "gbrp10le", "yuvj420p", "nv12", "yuyv422", "yuv422p10le",
+                                            None)] == ["444", "444", "420", "420", "422", "422", "420"]
+
+
+def test_an_h264_plate_keeps_its_chroma_and_another_codec_becomes_what_players_take():
+    from fractions import Fraction
+
+    from capture.video_header import StreamHeader, video_codec
+
+    def header(codec, pix_fmt):
+        return StreamHeader(24.0, Fraction(1), pix_fmt, {}, None, False, codec, None)
+
+    def fmt(h, size=(128, 96)):
+        return video_codec(h, ".mp4", 8, "veryfast", size)[1]
+
+    assert fmt(header("h264", "yuv444p")) == "yuv444p"                    # High 4:4:4 back as itself
+    assert fmt(header("prores", "yuv422p10le")) == "yuv420p10le"          # ProRes into an mp4: High 10, playable
+    assert fmt(header("prores", "yuv444p10le"), (129, 97)) == "yuv444p10le"   # odd: 4:2:0 cannot hold it
+    assert fmt(header("h264", "yuv422p"), (129, 96)) == "yuv444p"
+
+
 def test_a_dpx_sequence_is_read_as_ffmpeg_decodes_it_and_a_format_not_read_is_refused_with_a_conversion(tmp_path):
     """10-bit DPX frames (ffmpeg's gbrp10le writer) are a plate: their display RGB is ffmpeg's own decode of them
     rounded to 8 bits; numbered frames of a format not read (Cineon) are refused naming a conversion."""

@@ -260,6 +260,22 @@ def test_a_landscape_portrait_whose_face_the_mesh_misses_is_swapped(tmp_path, ca
     assert code == 0 and "1 of 1 frames swapped" in out, out + err
 
 
+def test_two_outputs_whose_side_folders_are_named_alike_do_not_replace_each_others(tmp_path, capsys, rig_dir):
+    """sh010 (frames) and sh010.mov, or a.png and a.jpg, share the side folder a_swap: the second swap silently
+    replaced the first's report and tracks. It is refused now, naming the other output (--force replaces)."""
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "a.png")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "a.jpg")
+    assert code == 1 and "holds the report and tracks of the swap into a.png" in " ".join(err.split()), err
+    assert not (tmp_path / "a.jpg").exists()
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "a.png")   # its own: fine
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "a.jpg", "--force")
+    assert code == 0, err
+
+
 def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     img = tmp_path / "still.png"
     cv2.imwrite(str(img), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
@@ -492,7 +508,7 @@ def test_swap_of_a_real_actor_is_consented_watermarked_and_signed(tmp_path, caps
     _plate(tmp_path / "p.mp4", n_face=3, n_blank=0)
     ff = imageio_ffmpeg.get_ffmpeg_exe()
     subprocess.run([ff, "-v", "error", "-i", tmp_path / "p.mp4", "-c:v", "prores_ks", tmp_path / "p.mov"], check=True)
-    for plate, out in ((tmp_path / "p.mov", tmp_path / "o.mov"), (tmp_path / "p.mp4", tmp_path / "o.mkv")):
+    for plate, out in ((tmp_path / "p.mov", tmp_path / "om.mov"), (tmp_path / "p.mp4", tmp_path / "ok.mkv")):
         code, _, err = run_cli(capsys, *[a if a != img else plate for a in swap], "--out", out)
         assert code == 0, err
         rep = json.loads(run_cli(capsys, "verify", out, "--json", "-W", root)[1])
@@ -961,7 +977,7 @@ def test_the_cli_swaps_into_every_video_container_and_frame_format_outside_a_wor
     frames.mkdir()
     for i in range(2):
         cv2.imwrite(str(frames / f"sh.{1001 + i}.tif"), _astronaut().astype(np.uint16)[..., ::-1] * 257)
-    for plate, out in ((tmp_path / "p.mp4", tmp_path / "o.mov"), (tmp_path / "p.mp4", tmp_path / "o.mxf"),
+    for plate, out in ((tmp_path / "p.mp4", tmp_path / "om.mov"), (tmp_path / "p.mp4", tmp_path / "ox.mxf"),
                        (frames, tmp_path / "o_tif")):
         code, out_text, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", out, "--label", "SYNTHETIC")
         assert code == 0 and "2 of 2 frames swapped" in out_text, err
