@@ -18,12 +18,11 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _killed_runs import killed, timed
 
 
 def shot_cmd(demo: Path, cameras: list[str], frames: int, size: int, out: Path, resume: bool = False) -> list[str]:
@@ -32,25 +31,6 @@ def shot_cmd(demo: Path, cameras: list[str], frames: int, size: int, out: Path, 
             str(demo / "capture" / "session" / "calibration.json"), *cams, "--rig", str(demo / "rig"), "--anim",
             str(demo / "retarget"), "--frames", f"0:{frames}", "--size", str(size), "--out", str(out),
             *(["--resume"] if resume else [])]
-
-
-def timed(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - t0
-
-
-def killed(cmd: list[str], frames_dir: Path, at: int) -> float:
-    """Run ``cmd``, SIGKILL it once ``frames_dir`` holds ``at`` frames (PNG + EXR each); the seconds it ran."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    while p.poll() is None:
-        if frames_dir.is_dir() and len(list(frames_dir.glob("*/*.exr"))) >= at:
-            os.killpg(p.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    p.wait()
-    return time.perf_counter() - t0
 
 
 def same_shot(a: Path, b: Path) -> bool:
@@ -82,7 +62,9 @@ def main() -> None:
     out = work / "out"
     ck = out.parent / f".{out.name}.shot.checkpoint"
     at = max(1, int(total * a.kill_at))
-    ran = killed(shot_cmd(a.demo, cams, a.frames, a.size, out), ck / out.name, at)
+    frames = ck / out.name
+    ran = killed(shot_cmd(a.demo, cams, a.frames, a.size, out),
+                 lambda: frames.is_dir() and len(list(frames.glob("*/*.exr"))) >= at)
     kept = sum(json.loads((ck / "shot.json").read_text())["done"].values()) if (ck / "shot.json").is_file() else 0
     resumed = timed(shot_cmd(a.demo, cams, a.frames, a.size, out, resume=True))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {a.frames} frames x "

@@ -16,12 +16,11 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _killed_runs import killed, timed
 
 
 def write_plate(folder: Path, width: int, height: int, frames: int) -> None:
@@ -43,25 +42,6 @@ def write_plate(folder: Path, width: int, height: int, frames: int) -> None:
 def swap_cmd(plate: Path, rig: Path, out: Path, resume: bool = False) -> list[str]:
     return [sys.executable, "-m", "doppel", "swap", str(plate), "--double", str(rig), "--out", str(out),
             *(["--resume"] if resume else [])]
-
-
-def timed(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - t0
-
-
-def killed(cmd: list[str], frames_dir: Path, at: int) -> float:
-    """Run ``cmd``, SIGKILL it once ``frames_dir`` holds ``at`` frames; the seconds it ran."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    while p.poll() is None:
-        if frames_dir.is_dir() and len(os.listdir(frames_dir)) >= at:
-            os.killpg(p.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    p.wait()
-    return time.perf_counter() - t0
 
 
 def same_frames(a: Path, b: Path) -> bool:
@@ -88,7 +68,8 @@ def main() -> None:
     whole = timed(swap_cmd(plate, rig_dir, work / "whole"))
     out = work / "out"
     ck = out.parent / f".{out.name}.swap.checkpoint"
-    ran = killed(swap_cmd(plate, rig_dir, out), ck / "frames", max(1, int(a.frames * a.kill_at)))
+    at, frames = max(1, int(a.frames * a.kill_at)), ck / out.name       # the frames written, under OUT's name
+    ran = killed(swap_cmd(plate, rig_dir, out), lambda: frames.is_dir() and len(os.listdir(frames)) >= at)
     kept = json.loads((ck / "comp.json").read_text())["next"] if (ck / "comp.json").is_file() else 0
     resumed = timed(swap_cmd(plate, rig_dir, out, resume=True))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {a.frames} frames "

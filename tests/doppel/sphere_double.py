@@ -73,3 +73,26 @@ def model_rig_and_spin(tmp_path, capsys, sphere_session, frames):
     sphere_rig(tmp_path / "rig")
     spin_animation(tmp_path / "anim", frames)
     return s
+
+
+def jane_model(tmp_path, capsys, sphere_session):
+    """A workspace tmp_path/ws where Jane's consent allows fit and render for "Dune", the sphere session copied
+    in, a fit of her (ws/fit) and a one-step model trained under her consent (ws/m); returns (ws, the command-line
+    options that name her: -W, --actor, --production)."""
+    import shutil
+
+    from tests.neural_render.scenes import uv_sphere
+
+    ws = tmp_path / "ws"
+    for args in (("init", ws), ("actor", "add", "Jane", "-W", ws),
+                 ("consent", "grant", "jane", "--uses", "fit,render", "--production", "Dune", "--expires",
+                  "2030-01-01", "-W", ws)):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 0, err
+    shutil.copytree(sphere_session / "session", ws / "session")
+    fit_folder(ws / "fit", *uv_sphere(), actor="jane")
+    who = ("-W", ws, "--actor", "jane", "--production", "Dune")
+    code, _, err = run_cli(capsys, "render", "train", ws / "session", "--fit", ws / "fit", "--out", ws / "m",
+                           "--size", "64", "--iterations", "1", "--device", "cpu", *who)
+    assert code == 0, err
+    return ws, who

@@ -241,18 +241,9 @@ def test_a_shot_draws_the_animations_blendshape_weights(tmp_path, capsys, sphere
 
 
 def test_shot_frames_of_a_real_actor_are_watermarked_and_signed(tmp_path, capsys, sphere_session):
-    ws = tmp_path / "ws"
-    for args in (("init", ws), ("actor", "add", "Jane", "-W", ws),
-                 ("consent", "grant", "jane", "--uses", "fit,render", "--production", "Dune", "--expires",
-                  "2030-01-01", "-W", ws)):
-        code, _, err = run_cli(capsys, *args)
-        assert code == 0, err
-    shutil.copytree(sphere_session / "session", ws / "session")
-    _fit_folder(ws / "fit", *uv_sphere(), actor="jane")
-    who = ("-W", ws, "--actor", "jane", "--production", "Dune")
-    code, _, err = run_cli(capsys, "render", "train", ws / "session", "--fit", ws / "fit", "--out", ws / "m",
-                           "--size", "64", "--iterations", "1", "--device", "cpu", *who)
-    assert code == 0, err
+    from tests.doppel.sphere_double import jane_model
+
+    ws, who = jane_model(tmp_path, capsys, sphere_session)
     code, _, err = run_cli(capsys, "render", "shot", ws / "m", "--cameras", ws / "session" / "calibration.json",
                            "--camera", "cam0", "--out", ws / "shot", *who)
     assert code == 0, err

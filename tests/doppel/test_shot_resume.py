@@ -127,26 +127,12 @@ def test_a_real_actors_interrupted_shot_is_signed_resumable_and_purged_with_the_
                                                                                        sphere_session, monkeypatch):
     """In a workspace the kept frames are the consent's (owners.json): a resume under the same consent goes on from
     them, every frame signed; a revocation names the checkpoint of an interrupted shot and the purge deletes it."""
-    import shutil
-
     from assets.consent_purge import execute_purge, plan_purge
     from assets.workspace import Workspace
     from core.leftovers import owners_of
-    from tests.doppel.sphere_double import fit_folder
-    from tests.neural_render.scenes import uv_sphere
+    from tests.doppel.sphere_double import jane_model
 
-    ws = tmp_path / "ws"
-    for args in (("init", ws), ("actor", "add", "Jane", "-W", ws),
-                 ("consent", "grant", "jane", "--uses", "fit,render", "--production", "Dune", "--expires",
-                  "2030-01-01", "-W", ws)):
-        code, _, err = run_cli(capsys, *args)
-        assert code == 0, err
-    shutil.copytree(sphere_session / "session", ws / "session")
-    fit_folder(ws / "fit", *uv_sphere(), actor="jane")
-    who = ("-W", ws, "--actor", "jane", "--production", "Dune")
-    code, _, err = run_cli(capsys, "render", "train", ws / "session", "--fit", ws / "fit", "--out", ws / "m",
-                           "--size", "64", "--iterations", "1", "--device", "cpu", *who)
-    assert code == 0, err
+    ws, who = jane_model(tmp_path, capsys, sphere_session)
     shot = ("render", "shot", ws / "m", "--cameras", ws / "session" / "calibration.json", "--camera", "cam0",
             "--camera", "cam1", "--camera", "cam2", "--jitter", "1", *who)
     calls = _stop_at_call(monkeypatch, 2)
