@@ -372,11 +372,19 @@ def _owner() -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine: one that exists and is not a zombie (a killed process whose
+    parent has not reaped it: for ever in a container whose first process reaps no orphans, where a killed run's
+    leftovers were then "running" and never cleaned or purged)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]      # the field after the command's name
+    except (OSError, IndexError):
+        return True                                               # no /proc: as os.kill said
+    return state not in (b"Z", b"X")
 

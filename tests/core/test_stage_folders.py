@@ -288,3 +288,25 @@ def test_frames_written_into_a_runs_own_temporary_folder_do_not_list_it(tmp_path
     assert calls == []
     temp_sibling(tmp_path / "plate.mov")                       # anywhere else: killed runs are looked for
     assert calls == [tmp_path / "plate.mov"]
+
+
+def test_a_killed_process_not_yet_reaped_is_not_running(tmp_path):
+    """A run killed under a parent that never reaps it (a container whose first process reaps no orphans) stays a
+    zombie: its temporary folder was listed as "running" for ever, never cleaned by the next writer nor purged."""
+    import subprocess
+    import time
+
+    from core.stage_folders import current_host, running_here
+
+    child = subprocess.Popen(["sleep", "30"])
+    assert running_here(current_host(), child.pid)
+    child.kill()
+    for _ in range(200):                                # dead but not waited for: a zombie
+        with open(f"/proc/{child.pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                break
+        time.sleep(0.01)
+    try:
+        assert not running_here(current_host(), child.pid)
+    finally:
+        child.wait()
