@@ -59,14 +59,13 @@ def check_recordable_name(path: str | os.PathLike) -> None:
     """LineageError (one line) for a path whose name is not UTF-8 (a file named on a system with another encoding,
     e.g. Latin-1 bytes from an old share): the index, the audit log and the credentials record paths as UTF-8 text,
     so it cannot be recorded; outside a workspace such a file is read and written as it is."""
-    text = os.fspath(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+    from core.fileio import shown_name
+
+    shown = shown_name(path)
+    if shown != os.fspath(path):
         raise LineageError(f"{shown}: its name is not UTF-8 (bytes from another system's encoding, e.g. Latin-1); a "
                            "workspace records paths as UTF-8 text: rename it (e.g. `convmv -f latin1 -t utf8 "
-                           "--notest FILE`)") from None
+                           "--notest FILE`)")
 
 
 def workspace_relative(ws: Workspace, path: str | os.PathLike) -> str:

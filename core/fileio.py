@@ -1,4 +1,5 @@
-"""Reading user files with errors that name the file: JSON objects and ``.npz`` archives.
+"""Reading user files with errors that name the file: JSON objects and ``.npz`` archives; names as text
+(`shown_name`).
 
 Every failure (missing, empty, truncated, binary, not an object, not a zip) is a ValueError or
 FileNotFoundError whose message starts with the path. An EOFError never escapes: click turns an
@@ -49,3 +50,14 @@ def read_npz(path: str | os.PathLike, what: str = "archive") -> dict[str, np.nda
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise ValueError(f"{path}: {what} is not a readable .npz ({type(e).__name__}: {e})") from e
+
+
+def shown_name(path: str | os.PathLike) -> str:
+    """A path as UTF-8 text can hold it: itself, or when its name is in another encoding (Latin-1 bytes from an old
+    share, which Python holds as surrogates) with those bytes written as escapes (``caf\\xe9.bvh``)."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")

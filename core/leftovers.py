@@ -23,11 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.stage_folders import current_host, running_here, temp_key, temp_name_fields
+from core.stage_folders import CHECKPOINT_TAGS, current_host, running_here, temp_key, temp_name_fields
 
 CHECKPOINT_SUFFIX = ".checkpoint"
-CHECKPOINT_TAGS = ("", "swap", "shot")   # "": a neural double's training or distillation; swap: `doppel swap`'s;
-                                         # shot: `doppel render shot`'s
 OWNERS_NAME = "owners.json"
 
 _OWNERS: contextvars.ContextVar = contextvars.ContextVar("doppel_work_owners", default=())

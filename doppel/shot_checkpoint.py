@@ -11,7 +11,7 @@ lock) holds:
   `SAVE_EVERY_S` seconds and when the run stops (Ctrl-C, SIGTERM, an error): a kill loses at most that much.
 
 A resumed shot draws the frames after those kept, and each camera's movie again from the kept frames' EXRs and
-the new ones (`doppel.shot_stage.movie_frame`): the shot it writes is the one an uninterrupted run writes. The
+the new ones (`neural_render.shot.movie_frame`): the shot it writes is the one an uninterrupted run writes. The
 folder's frames are moved into the published shot; a finished shot removes the folder.
 """
 

@@ -34,7 +34,7 @@ import numpy as np
 from capture.plate_io import PlateInfo
 from core.leftovers import checkpoint_sibling
 from core.run_checkpoint import RunCheckpoint
-from core.run_keys import files_digest, folder_digest, key_difference
+from core.run_keys import files_digest, folder_digest
 from core.storage import atomic_write_bytes, atomic_write_json
 from doppel.face_swap.swap import FrameQC, ShotLandmarks, SwapConfig
 from reconstruction.head_tracking import HeadTrack
@@ -73,11 +73,6 @@ def run_key(info: PlateInfo, double, cfg: SwapConfig, landmarks: np.ndarray | No
 
 _WORDS = {"plate": "the plate's files", "double": "the double", "landmarks": "--landmarks",
           "performer": "the performer", "disclosed": "the disclosure"}
-
-
-def _difference(a: dict, b: dict) -> str:
-    """The first part of two swap keys that differs, in words ("option blend", "the plate's files", ...)."""
-    return key_difference(a, b, _WORDS)
 
 
 class SwapCheckpoint(RunCheckpoint):

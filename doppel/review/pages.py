@@ -9,25 +9,17 @@ import os
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
+from core.fileio import shown_name
 from doppel.review.framing import Framing
 
 STATIC_DIR_NAME = "static"                              # where the site keeps model-viewer, CSS and JS
 VIEWER_SCRIPT = "model-viewer-umd.min.js"               # classic script: runs from file:// too (no ES module)
 
 
-def shown_text(text: str) -> str:
-    """``text`` as a page can hold it: a file name in another encoding than UTF-8 (Latin-1 bytes, which Python
-    holds as surrogates) with those bytes written as escapes (caf\\xe9), instead of failing the whole page."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "backslashreplace")
-
-
 def esc(value: object) -> str:
-    """Text or attribute value, escaped (quotes included)."""
-    return html.escape(shown_text(str(value)), quote=True)
+    """Text or attribute value, escaped (quotes included); a file name in another encoding than UTF-8 with its bytes
+    written as escapes (`core.fileio.shown_name`), instead of failing the whole page."""
+    return html.escape(shown_name(str(value)), quote=True)
 
 
 def href(rel: str | PurePosixPath) -> str:
