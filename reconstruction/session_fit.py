@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ from capture.session import Session, load_session
 from reconstruction.fitting import FitConfig, FitResult, LandmarkSpec, ViewObservations, fit_multiview, landmark_spec
 from reconstruction.fitting.landmark_regressor import SET_OFFSETS, landmark_set
 from reconstruction.silhouette_detail import DetailResult
+from reconstruction.take_checkpoint import TakeCheckpoint, frame_folder
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +265,8 @@ def fit_session(model, session_dir: str | Path, ingest_dir: str | Path, out: str
 def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path, out: str | Path,
                          config: FitConfig | None = None,
                          progress: Callable[[str, int, int, float], None] | None = None, overlays: bool = True,
-                         params: dict | None = None) -> list[SessionFit]:
+                         params: dict | None = None, checkpoint: TakeCheckpoint | None = None,
+                         on_frame: Callable[[int, SessionFit, Path], None] | None = None) -> list[SessionFit]:
     """Fit every frame of a session (a take): the first frame as ``fit_session`` does, into ``out`` (shape,
     pose, expression, silhouette detail); every later frame warm-started from the prediction of the previous
     frames (the previous frame's fit; from the third frame on, constant velocity: 2 x[t-1] - x[t-2] for the
@@ -271,7 +274,12 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     ``config.w_temporal`` pulling pose and translation towards that prediction, into ``out/frames/FRAME/``
     (params.json, fit_mesh.ply, metrics.json, overlays). Later frames run a third of the body iterations and
     half of the last stage's, and no detail. ``out/metrics.json`` lists every frame.
-    progress(stage "FRAME: stage", ...)."""
+
+    checkpoint: a `reconstruction.take_checkpoint.TakeCheckpoint`: the frames are written into its folder (moved
+    into ``out`` at the end) and counted as they are fitted, and a resumed one's kept frames are not fitted again
+    (the later frames start from their params.json, as from the fits themselves). on_frame(index, fit, folder):
+    called when a frame's folder is written (the CLI writes the first frame's report). progress(stage "FRAME:
+    stage", ...). Returns the fits of the frames fitted by this call (a resumed take's kept frames are not in it)."""
     from core.storage import atomic_write_json
 
     cfg = config or FitConfig()
@@ -279,30 +287,61 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     ingest = load_ingest(ingest_dir)
     spec = session_spec(model, cfg)
     out = Path(out)
+    where = out if checkpoint is None else checkpoint.fit_folder
     later = replace(cfg, iters_rigid=0, iters_body=max(1, cfg.iters_body // 3), iters_all=cfg.iters_all // 2,
                     detail_iterations=0)
+    rows = {} if checkpoint is None else checkpoint.kept(list(ingest.frames))
+    results = [read_fit_result(frame_folder(where, i, f), model) for i, f in enumerate(rows) if i >= len(rows) - 2]
     fits: list[SessionFit] = []
-    for i, frame in enumerate(ingest.frames):
+    for i, frame in enumerate(ingest.frames[len(rows):], start=len(rows)):
         step = (lambda st, it, n, loss, f=frame: progress(f"{f}: {st}", it, n, loss)) if progress else None
+        folder = frame_folder(where, i, frame)
         if i == 0:
-            fits.append(_fit_frame(model, session, ingest, spec, cfg, frame, out, step, overlays, params,
-                                   time.perf_counter()))
-            continue
-        prev = fits[-1].result
-        if i >= 2:   # constant velocity: the prediction from the two previous frames (no lag on smooth motion)
-            before = fits[-2].result
-            prev = replace(prev, pose=2 * prev.pose - before.pose,
-                           root_translation=2 * prev.root_translation - before.root_translation)
-        fits.append(_fit_frame(model, session, ingest, spec, later, frame, out / "frames" / frame, step, overlays,
-                               params, time.perf_counter(), init=prev, previous=prev, freeze_shape=True))
-    metrics_path = out / "metrics.json"
+            fit = _fit_frame(model, session, ingest, spec, cfg, frame, folder, step, overlays, params,
+                             time.perf_counter())
+        else:
+            prev = results[-1]
+            if i >= 2:   # constant velocity: the prediction from the two previous frames (no lag on smooth motion)
+                before = results[-2]
+                prev = replace(prev, pose=2 * prev.pose - before.pose,
+                               root_translation=2 * prev.root_translation - before.root_translation)
+            fit = _fit_frame(model, session, ingest, spec, later, frame, folder, step, overlays, params,
+                             time.perf_counter(), init=prev, previous=prev, freeze_shape=True)
+        if on_frame is not None:
+            on_frame(i, fit, folder)
+        fits.append(fit)
+        results = [*results[-1:], fit.result]
+        rows[fit.frame] = {"reprojection_px": fit.result.reprojection_px, "seconds": fit.seconds["total"]}
+        if checkpoint is not None:
+            checkpoint.frame_done(fit.frame, **rows[fit.frame])
+    metrics_path = where / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
-    metrics["frames"] = {f.frame: {"folder": "." if i == 0 else f"frames/{f.frame}",
-                                   "reprojection_px": round(f.result.reprojection_px, 3),
-                                   "seconds": round(f.seconds["total"], 2)} for i, f in enumerate(fits)}
+    metrics["frames"] = {f: {"folder": "." if i == 0 else f"frames/{f}",
+                             "reprojection_px": round(r["reprojection_px"], 3), "seconds": round(r["seconds"], 2)}
+                         for i, (f, r) in enumerate(rows.items())}
     metrics["w_temporal"] = cfg.w_temporal
     atomic_write_json(metrics_path, metrics)
+    if checkpoint is not None:          # the frames into the output (both beside it: one file system)
+        for p in list(where.iterdir()):
+            os.replace(p, out / p.name)
     return fits
+
+
+def read_fit_result(folder: Path, model) -> FitResult:
+    """The parameters of the fit folder ``folder`` (params.json: shape, pose, root translation, expression, exact
+    float64) as a FitResult that starts or steers a later frame's fit; its mesh is not read (vertices and joints
+    (0, 3)), reprojection_px from its metrics.json."""
+    from reconstruction.fit_folder import FitFolder
+
+    p = FitFolder(folder).read_params()
+    if p.model != model.name or p.pose is None or p.root_translation is None:
+        raise ValueError(f"{folder}: not a {model.name} fit with a pose (params.json)")
+    metrics = json.loads((Path(folder) / "metrics.json").read_text(encoding="utf-8"))
+    return FitResult(shape=np.array([p.shape[n] for n in model.shape_names], dtype=np.float64), pose=p.pose,
+                     root_translation=p.root_translation,
+                     expression=np.array([p.expression.get(n, 0.0) for n in model.expression_names], dtype=np.float64),
+                     vertices=np.zeros((0, 3)), joints=np.zeros((0, 3)),
+                     reprojection_px=float(metrics["reprojection_px"]))
 
 
 def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, cfg: FitConfig, frame: str | None,

@@ -230,7 +230,8 @@ class FitJob(JobOptions):
 def _fit_call(v: dict) -> dict:
     return {"session": _p(v["session"]), "out": Path(v["out"]), "landmarks": _p(v["landmarks"]),
             "scan": _p(v["scan"]), "model": v["model"], "stages": v["stages"],
-            "detail_iterations": v["detail_iterations"], "frame": v["frame"], "device": v["device"]}
+            "detail_iterations": v["detail_iterations"], "frame": v["frame"], "device": v["device"],
+            "resume": "auto"}         # a take's task retried (its worker lost) goes on from the frames it fitted
 
 
 def _fit_gate(v: dict) -> GateSpec:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.commands.cli_output import cli_console
+from doppel.commands.cli_output import cli_console, on_interrupt
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 
 
@@ -65,28 +66,39 @@ def fit(
     actor: ActorOpt = None,
     production: ProductionOpt = None,
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
+    resume: bool = typer.Option(False, "--resume", help="With --frame all: go on from where a killed or interrupted "
+                                "fit of the take into --out stopped (its checkpoint .OUT.fit.checkpoint: the frames "
+                                "fitted), with the same inputs and options; the fit is that of an uninterrupted run."),
 ) -> None:
     """Fit the body model; writes OUT/params.json, fit_mesh.ply, fit_mesh_bind.ply, displacements.npz, metrics.json."""
     from core.stage_folders import check_stage_out
     from reconstruction.fitting import resolve_device
 
     dev = resolve_device(device)
-    if scan is not None and session is not None:
-        raise ValueError("give either a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply, not both: "
-                         "a scan registration does not use the session")
+    _check_source(session, scan, frame, resume)
     if scan is None:
-        if session is None:
-            raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
         from capture.session import check_session_argument
 
         session = check_session_argument(session)
         check_stage_out(out, "fit", force, [p for p in (session, landmarks, model_file) if p is not None])
         _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, correspondences,
                      detail_iterations, temporal_weight, workspace, actor, production, model_file,
-                     landmark_embedding, force)
+                     landmark_embedding, force, resume)
         return
     _fit_scan(scan, out, landmarks, model, dev, (iterations, refine_iterations), units, rigid_init,
               nonrigid_iterations, nonrigid_method, auto_landmarks, texture_size, workspace, actor, production, force)
+
+
+def _check_source(session: Path | None, scan: Path | None, frame: str | None, resume: bool | str) -> None:
+    """One source (a session or a scan), and --resume only with a take (ValueError, one line)."""
+    if scan is not None and session is not None:
+        raise ValueError("give either a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply, not both: "
+                         "a scan registration does not use the session")
+    if scan is None and session is None:
+        raise ValueError("give a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply")
+    if resume is True and (scan is not None or frame != "all"):
+        raise ValueError("--resume goes on with the fit of a whole take: it needs a SESSION and --frame all (one "
+                         "frame or a scan is fitted in one go)")
 
 
 def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, iterations: tuple[int, int],
@@ -178,16 +190,63 @@ def _write_scan_report(out: Path, metrics: dict, shown: Path | None = None) -> N
 def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, dev: str, stages: str,
                  frame: str | None, silhouette_weight: float, correspondences: str, detail_iterations: int,
                  temporal_weight: float, workspace, actor, production, model_file: Path | None = None,
-                 landmark_embedding: Path | None = None, force: bool = False) -> None:
-    """The multi-view path: session cameras + ingest landmarks -> fit folder, overlays and report.html."""
+                 landmark_embedding: Path | None = None, force: bool = False, resume: bool | str = False) -> None:
+    """The multi-view path: session cameras + ingest landmarks -> fit folder, overlays and report.html (a take:
+    every frame, through a checkpoint that ``resume`` goes on from)."""
     from core.stage_folders import staged_stage_dir
-    from reconstruction.fitting import FitConfig
-    from reconstruction.session_fit import fit_session, fit_session_sequence
+    from reconstruction.session_fit import fit_session
 
     if landmarks is None:
         raise ValueError("--landmarks INGEST_DIR is required with a SESSION_DIR (run `doppel capture ingest` first)")
     if model not in ("anny", "smplx", "flame"):
         raise ValueError(f"--model must be anny, smplx or flame, got {model!r}")
+    cfg, iters = _session_config(stages, silhouette_weight, correspondences, detail_iterations, temporal_weight,
+                                 landmark_embedding)
+    inputs = [p for p in (session, landmarks, model_file) if p is not None]
+    console = cli_console()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+               TimeElapsedColumn())
+    total = sum(iters) + detail_iterations
+    offsets = {"rigid": 0, "body": iters[0], "face": iters[0] + iters[1], "all": iters[0] + iters[1] + iters[2],
+               "detail": sum(iters)}
+    if frame == "all":
+        from reconstruction.take_checkpoint import resume_hint, take_key
+
+        on_interrupt(lambda: resume_hint(out))
+    with gate_from_cli(workspace, actor, production, use="fit", command="fit",
+                       inputs=[session, landmarks], outputs=[out]) as run, Progress(*columns, console=console) as bar:
+        task = bar.add_task("fit: loading model", total=max(total, 1))
+        body = _session_model(model, model_file, dev)
+        prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+                "production": run.provenance["production"],
+                **({"model_file": str(body.path)} if hasattr(body, "path") else {})}   # for `doppel rig --fit`
+
+        def progress(stage: str, it: int, n: int, loss: float) -> None:
+            bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=offsets.get(stage, 0) + it)
+
+        if frame == "all":
+            key = take_key(session, landmarks, model, model_file, landmark_embedding, {
+                "stages": iters, "silhouette_weight": silhouette_weight, "correspondences": correspondences,
+                "detail_iterations": detail_iterations, "temporal_weight": temporal_weight}, run.provenance)
+            summary = _fit_take(body, session, landmarks, out, cfg, prov, (key, resume, force, inputs), bar, task)
+        else:
+            with staged_stage_dir(out, "fit", force, inputs) as tmp:
+                res = fit_session(body, session, landmarks, tmp, cfg, frame=frame, progress=progress, params=prov)
+                bar.update(task, description="fit: overlays and report", completed=max(total, 1), total=max(total, 1))
+                _write_report(tmp, res, shown=out)
+            summary = {"frame": res.frame, "views": len(res.camera_names), "seeing": res.views_seeing,
+                       "px": res.result.reprojection_px, "seconds": res.seconds["total"]}
+        run.add_output(out, kind="fit")
+    console.print(f"fit: {summary['views']} views ({summary['seeing']} see the person), landmark reprojection "
+                  f"{summary['px']:.2f} px, {summary['seconds']:.1f} s -> {out}" + summary.get("more", ""))
+
+
+def _session_config(stages: str, silhouette_weight: float, correspondences: str, detail_iterations: int,
+                    temporal_weight: float, landmark_embedding: Path | None):
+    """The FitConfig of a session fit from the command's options (ValueError, one line, for a bad one), and the
+    four stages' iterations."""
+    from reconstruction.fitting import FitConfig
+
     try:
         iters = [int(x) for x in stages.split(",")]
     except ValueError:
@@ -206,40 +265,36 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
                     w_silhouette=silhouette_weight, correspondences=correspondences,
                     detail_iterations=detail_iterations, w_temporal=temporal_weight,
                     landmark_embedding=None if landmark_embedding is None else str(landmark_embedding))
-    console = cli_console()
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-               TimeElapsedColumn())
-    total = sum(iters) + detail_iterations
-    offsets = {"rigid": 0, "body": iters[0], "face": iters[0] + iters[1], "all": iters[0] + iters[1] + iters[2],
-               "detail": sum(iters)}
-    with gate_from_cli(workspace, actor, production, use="fit", command="fit",
-                       inputs=[session, landmarks], outputs=[out]) as run, Progress(*columns, console=console) as bar:
-        task = bar.add_task("fit: loading model", total=max(total, 1))
-        body = _session_model(model, model_file, dev)
-        prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                "production": run.provenance["production"],
-                **({"model_file": str(body.path)} if hasattr(body, "path") else {})}   # for `doppel rig --fit`
+    return cfg, iters
 
-        def progress(stage: str, it: int, n: int, loss: float) -> None:
-            bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=offsets.get(stage, 0) + it)
 
-        def progress_sequence(stage: str, it: int, n: int, loss: float) -> None:   # "FRAME: stage"
-            bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=it, total=n)
+def _fit_take(body, session: Path, landmarks: Path, out: Path, cfg, prov: dict, run_args: tuple, bar, task) -> dict:
+    """Every frame of the take through its checkpoint (`reconstruction.take_checkpoint`), the first frame's
+    report written as soon as it is fitted; returns the console line's numbers. run_args: (the checkpoint's key,
+    resume, force, the stage's inputs)."""
+    from core.stage_folders import staged_stage_dir
+    from reconstruction.session_fit import fit_session_sequence
+    from reconstruction.take_checkpoint import TakeCheckpoint
 
-        with staged_stage_dir(out, "fit", force, [p for p in (session, landmarks, model_file) if p is not None]) \
-                as tmp:
-            if frame == "all":
-                fits = fit_session_sequence(body, session, landmarks, tmp, cfg, progress=progress_sequence,
-                                            params=prov)
-                res = fits[0]
-            else:
-                res = fit_session(body, session, landmarks, tmp, cfg, frame=frame, progress=progress, params=prov)
-            bar.update(task, description="fit: overlays and report", completed=max(total, 1), total=max(total, 1))
-            _write_report(tmp, res, shown=out)
-        run.add_output(out, kind="fit")
-    console.print(f"fit: {len(res.camera_names)} views ({res.views_seeing} see the person), landmark reprojection "
-                  f"{res.result.reprojection_px:.2f} px, {res.seconds['total']:.1f} s -> {out}"
-                  + (f" (+ {len(fits) - 1} more frames in {out / 'frames'})" if frame == "all" else ""))
+    key, resume, force, inputs = run_args
+
+    def progress(stage: str, it: int, n: int, loss: float) -> None:   # "FRAME: stage"
+        bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=it, total=n)
+
+    def first_report(index: int, fit, folder: Path) -> None:
+        if index == 0:
+            _write_report(folder, fit, shown=out)
+
+    with TakeCheckpoint(out, key, resume) as ck, staged_stage_dir(out, "fit", force, inputs) as tmp:
+        fits = fit_session_sequence(body, session, landmarks, tmp, cfg, progress=progress, params=prov,
+                                    checkpoint=ck, on_frame=first_report)
+        metrics = json.loads((tmp / "metrics.json").read_text(encoding="utf-8"))
+    kept = len(metrics["frames"]) - len(fits)
+    more = (f" (+ {len(metrics['frames']) - 1} more frames in {out / 'frames'}"
+            + (f"; {kept} kept from the interrupted fit" if kept else "") + ")")
+    return {"frame": metrics["frame"], "views": metrics["views"], "seeing": metrics["views_seeing_person"],
+            "px": metrics["reprojection_px"], "seconds": sum(r["seconds"] for r in metrics["frames"].values()),
+            "more": more}
 
 
 def _session_model(model: str, model_file: Path | None, dev: str):

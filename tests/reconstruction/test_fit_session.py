@@ -123,18 +123,6 @@ def test_calibrated_correspondences_beat_joint_centres(dense_capture, tmp_path):
     assert errs["calibrated"] < 0.012, errs
 
 
-@pytest.fixture(scope="module")
-def take(tmp_path_factory):
-    """A 3-frame take (the virtual actor's arms rising), 6 views at 320 px, pose landmarks only."""
-    from capture.ingest import IngestConfig, ingest
-    from doppel.synthetic_capture import synthesize_capture
-
-    root = tmp_path_factory.mktemp("take")
-    sc = synthesize_capture(root, n_cameras=6, seed=3, size=320, texture_size=256, frames=3)
-    ingest(sc.session_dir, root / "ingest", IngestConfig(face=False, hands=False))
-    return sc, root / "ingest"
-
-
 def test_fit_every_frame_of_a_take_with_temporal_smoothness(take, tmp_path):
     sc, ing = take
     frames = ["000", "001", "002"]
