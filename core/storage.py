@@ -15,7 +15,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -292,6 +292,19 @@ def write_manifest(
     manifest["key"] = content_key(stage, manifest["params"], {k: v["sha256"] for k, v in manifest["inputs"].items()})
     if extra:
         manifest.update(extra)
+    atomic_write_json(stage_dir / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def refresh_manifest_outputs(stage_dir: str | os.PathLike, names: Iterable[str]) -> dict:
+    """Hash again the outputs ``names`` of ``stage_dir``'s manifest after the stage rewrote them (a take's
+    metrics.json, which lists its frames once they are fitted), and write the manifest back atomically; returns
+    it. KeyError for a name the manifest does not list."""
+    stage_dir = Path(stage_dir)
+    manifest = read_manifest(stage_dir)
+    for name in names:
+        entry = manifest["outputs"][name]
+        manifest["outputs"][name] = _file_entry(stage_dir / entry["path"], relative_to=stage_dir)
     atomic_write_json(stage_dir / MANIFEST_NAME, manifest)
     return manifest
 

@@ -280,7 +280,7 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     (the later frames start from their params.json, as from the fits themselves). on_frame(index, fit, folder):
     called when a frame's folder is written (the CLI writes the first frame's report). progress(stage "FRAME:
     stage", ...). Returns the fits of the frames fitted by this call (a resumed take's kept frames are not in it)."""
-    from core.storage import atomic_write_json
+    from core.storage import atomic_write_json, refresh_manifest_outputs
 
     cfg = config or FitConfig()
     session = load_session(session_dir)
@@ -321,6 +321,7 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
                          for i, (f, r) in enumerate(rows.items())}
     metrics["w_temporal"] = cfg.w_temporal
     atomic_write_json(metrics_path, metrics)
+    refresh_manifest_outputs(where, ["metrics"])       # the manifest hashed the first frame's metrics.json
     if checkpoint is not None:          # the frames into the output (both beside it: one file system)
         for p in list(where.iterdir()):
             os.replace(p, out / p.name)

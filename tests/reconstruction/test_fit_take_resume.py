@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from core.storage import sha256_file
 from doppel.cli import main
 
 STAGES = ["--stages", "10,30,0,10", "--detail-iterations", "0"]
@@ -79,6 +80,9 @@ def test_an_interrupted_take_goes_on_from_its_fitted_frames(take, tmp_path, monk
     assert [r["reprojection_px"] for r in a["frames"].values()] == \
         [r["reprojection_px"] for r in b["frames"].values()]
     assert (out / "report.html").is_file() and (out / "frames" / "002" / "overlays.png").is_file()
+    for folder in (whole, out):          # the manifest hashes metrics.json as it is (with the take's frames)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["outputs"]["metrics"]["sha256"] == sha256_file(folder / "metrics.json")
 
 
 def test_resume_needs_a_take(take, tmp_path, capsys):
