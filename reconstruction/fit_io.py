@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from reconstruction.fit_folder import Detail, FitFolder
@@ -17,5 +18,10 @@ def write_multiview_fit(out: Path, model, result, metrics: dict, params: dict | 
     FitFolder(out).write(model, source="multiview", shape=result.shape, pose=result.pose,
                          root_translation=result.root_translation, expression=result.expression,
                          model_vertices=result.vertices, detail=d, params=params or {},
-                         metrics={"reprojection_px": round(result.reprojection_px, 3),
+                         metrics={"reprojection_px": _px(result.reprojection_px),
                                   "seconds": {k: round(v, 2) for k, v in result.seconds.items()}, **metrics})
+
+
+def _px(error: float) -> float | None:
+    """A landmark error for metrics.json: rounded px, None for a frame no landmark was seen in (NaN)."""
+    return round(error, 3) if math.isfinite(error) else None

@@ -311,14 +311,18 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
             on_frame(i, fit, folder)
         fits.append(fit)
         results = [*results[-1:], fit.result]
-        rows[fit.frame] = {"reprojection_px": fit.result.reprojection_px, "seconds": fit.seconds["total"]}
+        px = fit.result.reprojection_px
+        rows[fit.frame] = {"reprojection_px": px if np.isfinite(px) else None, "seconds": fit.seconds["total"],
+                           "views_seeing_person": fit.views_seeing}
         if checkpoint is not None:
-            checkpoint.frame_done(fit.frame, **rows[fit.frame])
+            checkpoint.frame_done(fit.frame, rows[fit.frame])
     metrics_path = where / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
-    metrics["frames"] = {f: {"folder": "." if i == 0 else f"frames/{f}",
-                             "reprojection_px": round(r["reprojection_px"], 3), "seconds": round(r["seconds"], 2)}
-                         for i, (f, r) in enumerate(rows.items())}
+    metrics["frames"] = {f: {"folder": "." if i == 0 else f"frames/{f}", "views_seeing_person": r.get(
+        "views_seeing_person"), "reprojection_px": None if r["reprojection_px"] is None else round(
+        r["reprojection_px"], 3), "seconds": round(r["seconds"], 2)} for i, (f, r) in enumerate(rows.items())}
+    metrics["frames_seen_by_fewer_than_two_views"] = [f for f, r in rows.items()
+                                                      if r.get("views_seeing_person", 2) < 2]
     metrics["w_temporal"] = cfg.w_temporal
     atomic_write_json(metrics_path, metrics)
     refresh_manifest_outputs(where, ["metrics"])       # the manifest hashed the first frame's metrics.json
@@ -342,7 +346,8 @@ def read_fit_result(folder: Path, model) -> FitResult:
                      root_translation=p.root_translation,
                      expression=np.array([p.expression.get(n, 0.0) for n in model.expression_names], dtype=np.float64),
                      vertices=np.zeros((0, 3)), joints=np.zeros((0, 3)),
-                     reprojection_px=float(metrics["reprojection_px"]))
+                     reprojection_px=float("nan") if metrics.get("reprojection_px") is None else
+                     float(metrics["reprojection_px"]))
 
 
 def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, cfg: FitConfig, frame: str | None,
@@ -353,13 +358,7 @@ def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, 
     use_masks = cfg.w_silhouette > 0 and cfg.silhouette_size > 0
     set_weights = cfg.set_weights if spec.reg_index is not None else None
     obs, fname = session_observations(session, ingest, spec, frame, masks=use_masks, set_weights=set_weights)
-    seeing = int(((obs.confidence > 0).sum(1) >= 3).sum())   # views with >= 3 landmarks of any set
-    if int((obs.confidence > 0).sum()) == 0:
-        raise ValueError(f"{ingest.root}: no pose landmarks detected in any view of frame {fname!r} (the session "
-                         f"has no landmarks of a person)")
-    if seeing < 2:
-        raise ValueError(f"fewer than two views see the person in frame {fname!r}: {seeing} of {len(obs.cameras)} "
-                         f"views have >= 3 pose landmarks with visibility >= {POSE_MIN_VISIBILITY}")
+    seeing = _views_seeing(obs, fname, ingest, steered=previous is not None)
     t_read = time.perf_counter() - t0
     stage_landmarks = None
     if spec.reg_index is not None:
@@ -367,7 +366,7 @@ def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, 
         body = np.isin(sets, list(cfg.body_stage_sets))
         stage_landmarks = {"body": body} if body.any() else None   # (FLAME: face landmarks only, every stage)
     result = fit_multiview(model, obs, spec, cfg, progress=progress, stage_landmarks=stage_landmarks, init=init,
-                           previous=previous, freeze_shape=freeze_shape)
+                           previous=previous, freeze_shape=freeze_shape, min_views=0 if previous is not None else 2)
     detail, detail_note = _detail(model, session, ingest, fname, obs, result, cfg, progress)
     out.mkdir(parents=True, exist_ok=True)
     t1 = time.perf_counter()
@@ -396,6 +395,26 @@ def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, 
                       views_seeing=seeing, overlays=files, detail=detail,
                       seconds={"read": t_read, **result.seconds, **extra, "overlays": t_overlay,
                                "total": time.perf_counter() - t0})
+
+
+def _views_seeing(obs: ViewObservations, frame: str, ingest: IngestData, steered: bool) -> int:
+    """How many views see the person in ``frame`` (>= 3 landmarks of any set). Fewer than two: ValueError (one
+    line) for a frame fitted on its own; a take's later frame (``steered`` by the frames before it: an actor
+    behind a crash mat, out of most cameras for a moment) is fitted from the views it has and the motion, with a
+    warning, and its metrics say how many saw it."""
+    seeing = int(((obs.confidence > 0).sum(1) >= 3).sum())
+    if steered:
+        if seeing < 2:
+            log.warning("frame %s: %d of %d views see the person: fitted from %s and the motion of the frames "
+                        "before it", frame, seeing, len(obs.cameras), "that view" if seeing else "no view")
+        return seeing
+    if int((obs.confidence > 0).sum()) == 0:
+        raise ValueError(f"{ingest.root}: no pose landmarks detected in any view of frame {frame!r} (the session "
+                         f"has no landmarks of a person)")
+    if seeing < 2:
+        raise ValueError(f"fewer than two views see the person in frame {frame!r}: {seeing} of {len(obs.cameras)} "
+                         f"views have >= 3 pose landmarks with visibility >= {POSE_MIN_VISIBILITY}")
+    return seeing
 
 
 def _detail(model, session: Session, ingest: IngestData, frame: str, obs: ViewObservations, result: FitResult,

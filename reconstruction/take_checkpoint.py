@@ -1,13 +1,14 @@
 """A take's fit checkpoint: what a killed or interrupted `doppel fit --frame all` keeps so that `--resume` goes on.
 
-A take is fitted frame after frame (about 20 s a frame on 2 cores: a 100-frame take is half an hour, lost whole to
-a kill when the frames lived only in the run's temporary folder), each later frame started from the two before it.
+A take is fitted frame after frame (the first about 40 s with the default stages and detail, each later one about
+9 s on 2 cores: a 200-frame take is half an hour, lost whole to a kill when the frames lived only in the run's
+temporary folder), each later frame started from the two before it.
 ``.OUT.fit.checkpoint/`` beside OUT (`core.run_checkpoint.RunCheckpoint`: key.json, owners.json, lock) holds:
 
 * OUT/: the fit folder as the run writes it (the first frame at its top, with its report; later frames in
   frames/FRAME/), under OUT's own name so that messages name files as they will be (`core.stage_folders.shown_path`);
-* take.json: the frames fitted whole, in the take's order, with their landmark error and time; rewritten after
-  every frame (a kill loses the frame being fitted at most).
+* take.json: the frames fitted whole, in the take's order, with their landmark error, time and the views that
+  saw the person; rewritten after every frame (a kill loses the frame being fitted at most).
 
 A resumed fit reads the last two kept frames' params.json back (JSON holds their float64 numbers exactly) and fits
 the frames after them: the fit folder it publishes is the one an uninterrupted run writes. A finished fit moves the
@@ -50,7 +51,7 @@ def take_key(session: Path, landmarks: Path, model: str, model_file: Path | None
 
 def saved_frames(folder: Path) -> dict[str, dict]:
     """The frames a take checkpoint ``folder`` counts as fitted whole, in order: name -> {"reprojection_px",
-    "seconds"} ({} when take.json is missing or unreadable)."""
+    "seconds", "views_seeing_person"} ({} when take.json is missing or unreadable)."""
     with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
         data = json.loads((Path(folder) / STATE_NAME).read_text(encoding="utf-8"))
         return {str(name): dict(data["frames"][name]) for name in data["done"]}
@@ -92,9 +93,10 @@ class TakeCheckpoint(RunCheckpoint):
                 shutil.rmtree(self.fit_folder / "frames" / frame, ignore_errors=True)
         return kept
 
-    def frame_done(self, frame: str, reprojection_px: float, seconds: float) -> None:
-        """``frame`` (the next of the take) is fitted and its folder written whole: kept on disk now."""
-        self._done[frame] = {"reprojection_px": reprojection_px, "seconds": seconds}
+    def frame_done(self, frame: str, row: dict) -> None:
+        """``frame`` (the next of the take) is fitted and its folder written whole: kept on disk now, with ``row``
+        (its landmark error, time and the views that saw the person, as JSON)."""
+        self._done[frame] = dict(row)
         atomic_write_json(self.folder / STATE_NAME, {"done": list(self._done), "frames": self._done})
 
     def __enter__(self) -> TakeCheckpoint:

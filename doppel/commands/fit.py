@@ -290,11 +290,19 @@ def _fit_take(body, session: Path, landmarks: Path, out: Path, cfg, prov: dict, 
                                     checkpoint=ck, on_frame=first_report)
         metrics = json.loads((tmp / "metrics.json").read_text(encoding="utf-8"))
     kept = len(metrics["frames"]) - len(fits)
+    weak = metrics["frames_seen_by_fewer_than_two_views"]
     more = (f" (+ {len(metrics['frames']) - 1} more frames in {out / 'frames'}"
-            + (f"; {kept} kept from the interrupted fit" if kept else "") + ")")
+            + (f"; {kept} kept from the interrupted fit" if kept else "") + ")"
+            + (f"; {len(weak)} frame(s) seen by fewer than two views, steered by the frames before them: "
+               f"{_frame_list(weak)} (metrics.json)" if weak else ""))
     return {"frame": metrics["frame"], "views": metrics["views"], "seeing": metrics["views_seeing_person"],
             "px": metrics["reprojection_px"], "seconds": sum(r["seconds"] for r in metrics["frames"].values()),
             "more": more}
+
+
+def _frame_list(frames: list[str], shown: int = 8) -> str:
+    """Frame names for a console line: the first ``shown`` and how many more."""
+    return ", ".join(frames[:shown]) + (f" and {len(frames) - shown} more" if len(frames) > shown else "")
 
 
 def _session_model(model: str, model_file: Path | None, dev: str):

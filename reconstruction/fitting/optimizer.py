@@ -41,16 +41,17 @@ class ViewObservations:
     confidence: Tensor
     masks: Tensor | None = None
 
-    def validate(self, num_landmarks: int) -> None:
+    def validate(self, num_landmarks: int, min_views: int = 2) -> None:
+        """Shapes, and at least ``min_views`` views with >= 3 landmarks (ValueError, one line)."""
         N = len(self.cameras)
         if tuple(self.keypoints.shape) != (N, num_landmarks, 2):
             raise ValueError(f"keypoints must be ({N}, {num_landmarks}, 2), got {tuple(self.keypoints.shape)}")
         if tuple(self.confidence.shape) != (N, num_landmarks):
             raise ValueError(f"confidence must be ({N}, {num_landmarks}), got {tuple(self.confidence.shape)}")
         seen = (self.confidence > 0).sum(1) >= 3
-        if int(seen.sum()) < 2:
-            raise ValueError(f"fewer than two views see the person (views with >= 3 landmarks: {int(seen.sum())} "
-                             f"of {N})")
+        if int(seen.sum()) < min_views:
+            raise ValueError(f"fewer than {min_views} views see the person (views with >= 3 landmarks: "
+                             f"{int(seen.sum())} of {N})")
         if self.masks is not None and tuple(self.masks.shape) != (N, self.cameras.height, self.cameras.width):
             raise ValueError(f"masks must be ({N}, {self.cameras.height}, {self.cameras.width}), "
                              f"got {tuple(self.masks.shape)}")
@@ -197,8 +198,9 @@ class _Problem:
     expr_mask: Tensor                # (E,) 1 = fitted expression
 
     @classmethod
-    def build(cls, model, obs: ViewObservations, spec: LandmarkSpec, cfg: FitConfig) -> _Problem:
-        obs.validate(len(spec))
+    def build(cls, model, obs: ViewObservations, spec: LandmarkSpec, cfg: FitConfig, min_views: int = 2
+              ) -> _Problem:
+        obs.validate(len(spec), min_views)
         dt, dev = model.dtype, model.device
         cams = obs.cameras.to(device=dev, dtype=dt)
         sil_cams = sil_masks = None
@@ -301,7 +303,8 @@ def _result(pb: _Problem, v: _Variables, history: dict[str, list[float]], second
         lm = model_landmarks(out.vertices, out.joints, pb.spec)[0]
         uv, _ = pb.cams.project(lm)
         err = (uv - pb.kp).norm(dim=-1)
-        px = float((err * pb.conf).sum() / pb.conf.sum().clamp_min(1e-9))
+        seen = float(pb.conf.sum())        # 0: no landmark in any view (a take's frame steered by the motion alone)
+        px = float((err * pb.conf).sum()) / seen if seen > 0 else float("nan")
         f = lambda x: x.detach().double().cpu().numpy()  # noqa: E731
         return FitResult(shape=f(p.shape[0]), pose=f(p.pose[0]), root_translation=f(p.root_translation[0]),
                          expression=f(p.expression[0]), vertices=f(out.vertices[0]), joints=f(out.joints[0]),
@@ -311,7 +314,7 @@ def _result(pb: _Problem, v: _Variables, history: dict[str, list[float]], second
 def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitConfig | None = None,
                   progress: Callable[[str, int, int, float], None] | None = None,
                   stage_landmarks: dict[str, np.ndarray] | None = None, init: FitResult | None = None,
-                  previous: FitResult | None = None, freeze_shape: bool = False) -> FitResult:
+                  previous: FitResult | None = None, freeze_shape: bool = False, min_views: int = 2) -> FitResult:
     """Fit ``model`` (a BodyModel) to the views. progress(stage, iteration, stage_total, loss) each iteration.
     stage_landmarks: stage name ('body', 'face', 'all') -> (L,) bool, the landmarks that stage sees (default:
     all), e.g. the body stage on the pose landmarks alone before the dense face and hand points join.
@@ -319,11 +322,13 @@ def fit_multiview(model, obs: ViewObservations, spec: LandmarkSpec, config: FitC
     Sequences: ``init`` starts from an earlier fit (no triangulation / Kabsch start, no rigid stage);
     ``previous`` adds the temporal term w_temporal * (sum |r - r_prev|^2 over the fitted local rotations and
     the root, radians^2, + |t - t_prev|^2 / temporal_translation_var_m2); ``freeze_shape`` keeps the shape of
-    ``init`` (one actor, one shape)."""
+    ``init`` (one actor, one shape). min_views: views that must see >= 3 landmarks (ValueError otherwise); a
+    take's frame that fewer see is steered by ``previous`` (0: the prediction alone when none does; its
+    reprojection_px is NaN)."""
     cfg = config or FitConfig()
     if freeze_shape and init is None:
         raise ValueError("freeze_shape needs init (the fit whose shape is kept)")
-    pb = _Problem.build(model, obs, spec, cfg)
+    pb = _Problem.build(model, obs, spec, cfg, min_views)
     dt, dev = model.dtype, model.device
     history: dict[str, list[float]] = {}
     seconds: dict[str, float] = {}

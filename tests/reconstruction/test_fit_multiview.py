@@ -85,7 +85,7 @@ def test_fewer_than_two_views(anny):
     conf = torch.zeros(3, L)
     conf[0] = 1
     obs = ViewObservations(cams, torch.zeros(3, L, 2), conf)
-    with pytest.raises(ValueError, match="fewer than two views"):
+    with pytest.raises(ValueError, match="fewer than 2 views"):
         fit_multiview(anny, obs, spec)
 
 
