@@ -266,7 +266,7 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
                          config: FitConfig | None = None,
                          progress: Callable[[str, int, int, float], None] | None = None, overlays: bool = True,
                          params: dict | None = None, checkpoint: TakeCheckpoint | None = None,
-                         on_frame: Callable[[int, SessionFit, Path], None] | None = None) -> list[SessionFit]:
+                         on_frame: Callable[[int, SessionFit, Path], None] | None = None) -> TakeFit:
     """Fit every frame of a session (a take): the first frame as ``fit_session`` does, into ``out`` (shape,
     pose, expression, silhouette detail); every later frame warm-started from the prediction of the previous
     frames (the previous frame's fit; from the third frame on, constant velocity: 2 x[t-1] - x[t-2] for the
@@ -279,7 +279,8 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     into ``out`` at the end) and counted as they are fitted, and a resumed one's kept frames are not fitted again
     (the later frames start from their params.json, as from the fits themselves). on_frame(index, fit, folder):
     called when a frame's folder is written (the CLI writes the first frame's report). progress(stage "FRAME:
-    stage", ...). Returns the fits of the frames fitted by this call (a resumed take's kept frames are not in it)."""
+    stage", ...). Returns the take's frames, and those this call fitted (a resumed take's kept frames are not);
+    a frame's fit is not held after its folder is written (a take of thousands of frames)."""
     from core.storage import atomic_write_json, refresh_manifest_outputs
 
     cfg = config or FitConfig()
@@ -292,7 +293,7 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
                     detail_iterations=0)
     rows = {} if checkpoint is None else checkpoint.kept(list(ingest.frames))
     results = [read_fit_result(frame_folder(where, i, f), model) for i, f in enumerate(rows) if i >= len(rows) - 2]
-    fits: list[SessionFit] = []
+    fitted: list[str] = []
     for i, frame in enumerate(ingest.frames[len(rows):], start=len(rows)):
         step = (lambda st, it, n, loss, f=frame: progress(f"{f}: {st}", it, n, loss)) if progress else None
         folder = frame_folder(where, i, frame)
@@ -309,7 +310,7 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
                              time.perf_counter(), init=prev, previous=prev, freeze_shape=True)
         if on_frame is not None:
             on_frame(i, fit, folder)
-        fits.append(fit)
+        fitted.append(fit.frame)
         results = [*results[-1:], fit.result]
         px = fit.result.reprojection_px
         rows[fit.frame] = {"reprojection_px": px if np.isfinite(px) else None, "seconds": fit.seconds["total"],
@@ -329,7 +330,17 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     if checkpoint is not None:          # the frames into the output (both beside it: one file system)
         for p in list(where.iterdir()):
             os.replace(p, out / p.name)
-    return fits
+    return TakeFit(frames=rows, fitted=fitted)
+
+
+@dataclass
+class TakeFit:
+    """A take's fit (`fit_session_sequence`): frames: name -> {"reprojection_px" (None: no landmark seen),
+    "seconds", "views_seeing_person"} in the take's order; fitted: the frames fitted by the call (the others were
+    kept from an interrupted run's checkpoint)."""
+
+    frames: dict[str, dict]
+    fitted: list[str]
 
 
 def read_fit_result(folder: Path, model) -> FitResult:

@@ -286,10 +286,10 @@ def _fit_take(body, session: Path, landmarks: Path, out: Path, cfg, prov: dict, 
             _write_report(folder, fit, shown=out)
 
     with TakeCheckpoint(out, key, resume) as ck, staged_stage_dir(out, "fit", force, inputs) as tmp:
-        fits = fit_session_sequence(body, session, landmarks, tmp, cfg, progress=progress, params=prov,
+        take = fit_session_sequence(body, session, landmarks, tmp, cfg, progress=progress, params=prov,
                                     checkpoint=ck, on_frame=first_report)
         metrics = json.loads((tmp / "metrics.json").read_text(encoding="utf-8"))
-    kept = len(metrics["frames"]) - len(fits)
+    kept = len(take.frames) - len(take.fitted)
     weak = metrics["frames_seen_by_fewer_than_two_views"]
     more = (f" (+ {len(metrics['frames']) - 1} more frames in {out / 'frames'}"
             + (f"; {kept} kept from the interrupted fit" if kept else "") + ")"
