@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from capture.images import read_image
-from capture.landmarks import N_FACE, N_HAND, N_POSE, POSE_NAMES, ImageLandmarks, LandmarkDetector
+from capture.landmarks import N_FACE, N_HAND, N_POSE, POSE_NAMES, ImageLandmarks, LandmarkDetector, no_landmarks
 from capture.npcam import as_np
 from capture.qc import ImageQC, cameras_out_of_place, flag_images, image_metrics
 from capture.session import Session, load_session
@@ -130,7 +130,7 @@ def _detect_views(session: Session, det: LandmarkDetector, out: Path,
     import cv2
 
     frames = list(session.frames)
-    total = len(frames) * len(session.cameras)
+    total = sum(len(v) for v in session.frames.values())
     lms: dict[str, dict[str, ImageLandmarks]] = {}
     qcs: list[ImageQC] = []
     thumbs: dict[str, dict[str, np.ndarray]] = {}
@@ -138,7 +138,12 @@ def _detect_views(session: Session, det: LandmarkDetector, out: Path,
     for f in frames:
         lms[f], thumbs[f] = {}, {}
         for cam in session.cameras:
-            path = session.frames[f][cam.name]
+            path = session.frames[f].get(cam.name)
+            if path is None:        # a dropped frame: nothing detected, no mask, a blank tile in the sheet
+                lms[f][cam.name] = no_landmarks(cam.width, cam.height, mask=False)
+                s = THUMB_SIDE / max(cam.width, cam.height)
+                thumbs[f][cam.name] = np.full((round(cam.height * s), round(cam.width * s), 3), 48, np.uint8)
+                continue
             if progress:
                 progress(f"{f}/{cam.name}", i, total)
             i += 1
@@ -196,8 +201,9 @@ def _write_contact_sheets(out: Path, cams, frames: list[str], thumbs, qcs: list[
     sheets = {}
     for f in frames:
         name = "contact_sheet.png" if len(frames) == 1 else f"contact_sheet_{f}.png"
+        qc = {q.camera: q for q in qcs if q.frame == f}
         sheet = contact_sheet([thumbs[f][c.name] for c in cams],
-                              [_caption(c.name, next(q for q in qcs if q.camera == c.name and q.frame == f))
+                              [_caption(c.name, qc[c.name]) if c.name in qc else f"{c.name}: no image (dropped)"
                                for c in cams])
         ok, buf = cv2.imencode(".png", sheet)
         atomic_write_bytes(out / name, buf.tobytes())

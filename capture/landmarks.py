@@ -75,10 +75,12 @@ class ImageLandmarks:
         return ImageLandmarks(**kw)
 
 
-def _empty(w: int, h: int) -> ImageLandmarks:
+def no_landmarks(w: int, h: int, mask: bool = True) -> ImageLandmarks:
+    """The landmarks of a w x h image where nothing was detected (or no image: ``mask`` False leaves the mask
+    empty, (0, 0))."""
     return ImageLandmarks(w, h, np.full((N_FACE, 2), np.nan), np.zeros(N_FACE), np.full((N_POSE, 2), np.nan),
                           np.zeros(N_POSE), np.full((2, N_HAND, 2), np.nan), np.zeros((2, N_HAND)),
-                          np.zeros((h, w), np.float32))
+                          np.zeros((h, w) if mask else (0, 0), np.float32))
 
 
 class LandmarkDetector:
@@ -182,7 +184,7 @@ class LandmarkDetector:
 
     def _detect(self, rgb: np.ndarray) -> ImageLandmarks:
         h, w = rgb.shape[:2]
-        out = _empty(w, h)
+        out = no_landmarks(w, h)
         scale = np.array([w, h], dtype=np.float64)
         if self.params["pose"]:
             r = self._graph("pose").process(rgb)

@@ -34,8 +34,10 @@ class SessionError(DoppelError):
 class Session:
     root: Path
     cameras: list[Camera]                                  # in calibration order
-    frames: dict[str, dict[str, Path]]                     # frame -> camera name -> image path
-    warnings: list[str] = field(default_factory=list)      # non-fatal findings (extra images...)
+    frames: dict[str, dict[str, Path]]                     # frame -> camera name -> image path (a take's later
+                                                           # frame lacks the cameras that dropped it)
+    warnings: list[str] = field(default_factory=list)      # non-fatal findings (extra images, dropped frames...)
+    dropped: dict[str, list[str]] = field(default_factory=dict)   # frame -> cameras with no image in it
 
     @property
     def camera_names(self) -> list[str]:
@@ -134,6 +136,7 @@ def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
     names = {c.name for c in cameras}
     frames: dict[str, dict[str, Path]] = {}
     warnings: list[str] = []
+    dropped: dict[str, list[str]] = {}
     for frame, paths in groups.items():
         by_cam: dict[str, Path] = {}
         for p in paths:
@@ -143,23 +146,48 @@ def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
             by_cam[p.stem] = p
         missing = [c.name for c in cameras if c.name not in by_cam]
         if missing:
-            where = img_dir if frame == SINGLE_FRAME else img_dir / frame
-            raise SessionError(f"{where}: calibrated camera(s) {missing} have no image")
+            dropped[frame] = missing
         extra = sorted(set(by_cam) - names)
         if extra:
             warnings.append(f"frame {frame}: images {extra} have no calibrated camera and are ignored")
-        frames[frame] = {c.name: by_cam[c.name] for c in cameras}
+        frames[frame] = {c.name: by_cam[c.name] for c in cameras if c.name in by_cam}
+    warnings += _check_dropped(img_dir, cameras, list(frames), dropped)
     if check_images:
         for cams in frames.values():
             for cam in cameras:
-                p = cams[cam.name]
+                p = cams.get(cam.name)
+                if p is None:
+                    continue
                 w, h = _image_size(p)
                 if (w, h) != (cam.width, cam.height):
                     raise SessionError(f"{p}: image is {w}x{h} but camera {cam.name!r} is calibrated for "
                                        f"{cam.width}x{cam.height}")
     for w in warnings:
         log.warning("%s: %s", root, w)
-    return Session(root=root, cameras=cameras, frames=frames, warnings=warnings)
+    return Session(root=root, cameras=cameras, frames=frames, warnings=warnings, dropped=dropped)
+
+
+def _check_dropped(img_dir: Path, cameras: list[Camera], frames: list[str], dropped: dict[str, list[str]]
+                   ) -> list[str]:
+    """The warnings of a take's frames that some cameras dropped (a camera out of sync for a frame, a file lost in
+    transfer): those views are left out of that frame. SessionError (one line) when it is not that: a one-moment
+    session or a take's first frame without a camera's image (the first frame sets the actor: its fit, detail,
+    texture and the neural double's full views need every camera), or a camera with no image in any frame (a name
+    that matches no file: the calibration's names are the images' file names)."""
+    if not dropped:
+        return []
+    never = [c.name for c in cameras if all(c.name in dropped.get(f, ()) for f in frames)]
+    if never:
+        where = img_dir if frames == [SINGLE_FRAME] else img_dir / "*"
+        raise SessionError(f"{where}: calibrated camera(s) {never} have no image"
+                           + ("" if frames == [SINGLE_FRAME] else " in any frame")
+                           + " (an image is named after its camera in calibration.json: CAMERA.png)")
+    first = frames[0]
+    if first in dropped:
+        raise SessionError(f"{img_dir / first}: calibrated camera(s) {dropped[first]} have no image in the take's "
+                           "first frame (it sets the actor: every camera must see it; later frames may miss one)")
+    return [f"frame {f}: camera(s) {cams} have no image (a dropped frame): left out of that frame"
+            for f, cams in dropped.items()]
 
 
 def write_session(root: str | os.PathLike, cameras: list[Camera], images: dict[str, np.ndarray],

@@ -156,6 +156,8 @@ def _load_views(req: TrainRequest, multiple: int):
     photos, masks, names, where, full = [], [], [], [], {"photos": [], "masks": []}
     for fi, frame in enumerate(f for f in frames_all if f in fit.frames):
         for cam in session.cameras:
+            if cam.name not in session.frames[frame]:     # dropped in a take's later frame (never the first)
+                continue
             p = load_photo(session.frames[frame][cam.name], cam)
             m = person_mask(req.masks, frame, cam.name, p, len(frames_all) > 1)
             if fi == 0:

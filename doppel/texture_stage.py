@@ -42,6 +42,9 @@ def session_views(session_dir: Path, fit_dir: Path, masks_dir: Path | None = Non
     frame = frame or names[0]
     fit = load_fit_mesh(fit_dir, names)
     cams = [session.camera(c) for c in (cameras or session.camera_names)]
+    cams = [c for c in cams if c.name in session.frames[frame]]     # not those that dropped a take's frame
+    if not cams:
+        raise ValueError(f"{session_dir}: frame {frame!r} has no image of the cameras asked for")
     def photo(i: int) -> np.ndarray:
         return load_photo(session.frames[frame][cams[i].name], cams[i])
 

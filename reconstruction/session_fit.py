@@ -107,6 +107,7 @@ def session_observations(session: Session, ingest: IngestData, spec: LandmarkSpe
     threshold; 0 where not detected or outside the image) times the set factors of ``set_weights`` (see
     FitConfig.set_weights; None = 1), masks (N, H, W) when ``masks``. Returns (observations, frame name).
 
+    A camera that dropped the frame (no image in it: `capture.session.Session.dropped`) is left out of it.
     ValueError: a camera of the session missing from the ingest, or image sizes that disagree."""
     fi = ingest.frame_index(frame)
     fname = ingest.frames[fi]
@@ -115,6 +116,8 @@ def session_observations(session: Session, ingest: IngestData, spec: LandmarkSpe
         factors = factors * spec.reliability
     cams, kps, confs, ms = [], [], [], []
     for cam in session.cameras:
+        if cam.name in session.dropped.get(fname, ()):
+            continue
         if cam.name not in ingest.cameras:
             raise ValueError(f"{ingest.root}: no landmarks for camera {cam.name!r} of session {session.root} "
                              f"(was the ingest run on another session?)")
@@ -440,7 +443,7 @@ def _detail(model, session: Session, ingest: IngestData, frame: str, obs: ViewOb
     if any(c.has_distortion for c in session.cameras):
         return None, "skipped: distorted cameras (the masks are not undistorted yet)"
     try:
-        masks = torch.stack([torch.as_tensor(ingest.mask(frame, c.name)) for c in session.cameras])
+        masks = torch.stack([torch.as_tensor(ingest.mask(frame, c.name)) for c in obs.cameras])
     except FileNotFoundError as e:
         log.warning("no silhouette detail: %s", e)
         return None, f"skipped: {e}"

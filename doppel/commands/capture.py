@@ -218,6 +218,12 @@ def qc_cmd(
     n = sum(bool(q.warnings) for q in items)
     console.print(f"{n} of {len(items)} images with warnings; median sharpness "
                   f"{np.median([q.sharpness for q in items]):.0f}")
+    dropped = [f"{f}/{c}" for f, cams in session.dropped.items() for c in cams]
+    if dropped:
+        console.print(f"{len(dropped)} image(s) missing (cameras that dropped a frame; those views are left out of "
+                      f"it): {', '.join(dropped[:12])}"
+                      + (f" and {len(dropped) - 12} more" if len(dropped) > 12 else ""),
+                      style="yellow", markup=False, highlight=False)
 
 
 @app.command("synth")

@@ -38,6 +38,27 @@ def test_camera_without_image(session):
         load_session(session)
 
 
+def test_a_take_whose_later_frame_a_camera_dropped(tmp_path):
+    """A camera out of sync for a frame of a take: that view is left out of that frame, with a warning. Not the
+    first frame (it sets the actor), and not a camera with no image in any frame (a name matching no file)."""
+    cams = portrait_cameras(3, size=32)
+    for f in ("f000", "f001", "f002"):
+        write_session(tmp_path / "m", cams, {c.name: np.zeros((32, 32, 3), np.uint8) for c in cams}, frame=f)
+    (tmp_path / "m" / "images" / "f001" / "cam01.png").unlink()
+    s = load_session(tmp_path / "m")
+    assert s.dropped == {"f001": ["cam01"]} and sorted(s.frames["f001"]) == ["cam00", "cam02"]
+    assert len(s.frames["f002"]) == 3
+    assert any("frame f001: camera(s) ['cam01'] have no image (a dropped frame)" in w for w in s.warnings)
+    (tmp_path / "m" / "images" / "f000" / "cam02.png").unlink()
+    with pytest.raises(SessionError, match=r"f000: calibrated camera\(s\) \['cam02'\] have no image in the take's "
+                                           r"first frame"):
+        load_session(tmp_path / "m")
+    for f in ("f000", "f002"):
+        (tmp_path / "m" / "images" / f / "cam01.png").unlink(missing_ok=True)
+    with pytest.raises(SessionError, match=r"camera\(s\) \['cam01'\] have no image in any frame"):
+        load_session(tmp_path / "m")
+
+
 def test_wrong_size(session):
     import cv2
 

@@ -196,3 +196,34 @@ def test_a_take_goes_through_a_frame_most_views_miss(take, tmp_path, capsys):
     assert _run(["fit", str(sc.session_dir), "--landmarks", str(hidden), "--out", str(tmp_path / "f"), "--frame",
                  "all", "--stages", "20,60,0,20", "--detail-iterations", "0"]) == 1
     assert "fewer than two views see the person in frame '000'" in capsys.readouterr().err
+
+
+def test_a_take_with_a_dropped_frame_is_ingested_and_fitted(take, tmp_path):
+    """A camera that dropped frame 001 of the take (no image): the ingest finds nothing there (no mask, a blank
+    tile named in the contact sheet), the fit leaves that view out of that frame (5 views) and fits the take,
+    silhouettes included (that view has no mask)."""
+    from capture.ingest import IngestConfig, ingest, load_ingest
+
+    sc, _ = take
+    session = tmp_path / "session"
+    shutil.copytree(sc.session_dir, session)
+    (session / "images" / "001" / "ring01.png").unlink()
+    ing = tmp_path / "ingest"
+    res = ingest(session, ing, IngestConfig(face=False, hands=False))
+    assert res.session.dropped == {"001": ["ring01"]}
+    data = load_ingest(ing)
+    assert "ring01" not in data.mask_paths["001"] and "ring01" in data.mask_paths["002"]
+    v = data.cameras.index("ring01")
+    assert data.pose_conf[1, v].max() == 0 and data.pose_conf[2, v].max() > 0
+    qc = json.loads((ing / "qc.json").read_text())
+    assert any("dropped" in w for w in qc["session_warnings"])
+    assert not any(q["frame"] == "001" and q["camera"] == "ring01" for q in qc["images"])
+    out = tmp_path / "fit"
+    assert _run(["fit", str(session), "--landmarks", str(ing), "--out", str(out), "--frame", "all",
+                 "--stages", "20,60,0,20", "--detail-iterations", "0", "--silhouette-weight", "0.5"]) == 0
+    metrics = json.loads((out / "frames" / "001" / "metrics.json").read_text())
+    assert metrics["views"] == 5 and "ring01" not in metrics["view_reprojection_px"]
+    assert json.loads((out / "frames" / "002" / "metrics.json").read_text())["views"] == 6
+    gt = trimesh.load(sc.ground_truth_dir / "frames" / "001" / "mesh.ply", process=False).vertices
+    fit = trimesh.load(out / "frames" / "001" / "fit_mesh.ply", process=False).vertices
+    assert np.linalg.norm(fit - gt, axis=1).mean() < 0.045
