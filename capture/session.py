@@ -125,25 +125,20 @@ def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
     if files and subdirs:
         raise SessionError(f"{img_dir}: mixes images and frame folders; use images/CAMERA.png for one moment "
                            "or images/FRAME/CAMERA.png for several")
-    if files:
-        groups = {SINGLE_FRAME: files}
-    else:
-        groups = {d.name: sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-                  for d in subdirs}
-        groups = {k: v for k, v in groups.items() if v}
+    names = {c.name for c in cameras}
+    groups = _image_groups(img_dir, files, subdirs, names)
     if not groups:
         raise SessionError(f"{img_dir}: empty (no .png/.jpg/.tif images){raw_files_hint(img_dir)}")
-    names = {c.name for c in cameras}
     frames: dict[str, dict[str, Path]] = {}
     warnings: list[str] = []
     dropped: dict[str, list[str]] = {}
-    for frame, paths in groups.items():
+    for frame, shots in groups.items():
         by_cam: dict[str, Path] = {}
-        for p in paths:
-            if p.stem in by_cam:
-                raise SessionError(f"{p}: camera {p.stem!r} has two images in the same frame "
-                                   f"({by_cam[p.stem].name} and {p.name})")
-            by_cam[p.stem] = p
+        for cam, p in shots:
+            if cam in by_cam:
+                raise SessionError(f"{p}: camera {cam!r} has two images in the same frame "
+                                   f"({by_cam[cam].name} and {p.name})")
+            by_cam[cam] = p
         missing = [c.name for c in cameras if c.name not in by_cam]
         if missing:
             dropped[frame] = missing
@@ -167,6 +162,27 @@ def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
     return Session(root=root, cameras=cameras, frames=frames, warnings=warnings, dropped=dropped)
 
 
+def _image_groups(img_dir: Path, files: list[Path], subdirs: list[Path], cameras: set[str]
+                  ) -> dict[str, list[tuple[str, Path]]]:
+    """frame -> [(camera, image)] of a session's images/ folder: images/CAMERA.* (one moment), images/FRAME/CAMERA.*
+    (a take), or images/CAMERA/FRAME.* (a take as many capture systems export it, a folder per camera: every
+    subfolder named after a calibrated camera), sorted by frame name."""
+    def images(d: Path) -> list[Path]:
+        return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+    if files:
+        return {SINGLE_FRAME: [(p.stem, p) for p in files]}
+    per_camera = bool(subdirs) and all(d.name in cameras for d in subdirs)
+    groups: dict[str, list[tuple[str, Path]]] = {}
+    for d in subdirs:
+        for p in images(d):
+            frame, cam = (p.stem, d.name) if per_camera else (d.name, p.stem)
+            groups.setdefault(frame, []).append((cam, p))
+    if per_camera:
+        log.info("%s: a folder per camera (images/CAMERA/FRAME.*): %d frame(s)", img_dir, len(groups))
+    return dict(sorted(groups.items()))
+
+
 def _check_dropped(img_dir: Path, cameras: list[Camera], frames: list[str], dropped: dict[str, list[str]]
                    ) -> list[str]:
     """The warnings of a take's frames that some cameras dropped (a camera out of sync for a frame, a file lost in
@@ -176,6 +192,10 @@ def _check_dropped(img_dir: Path, cameras: list[Camera], frames: list[str], drop
     that matches no file: the calibration's names are the images' file names)."""
     if not dropped:
         return []
+    if len(cameras) > 1 and all(len(dropped.get(f, ())) >= len(cameras) - 1 for f in frames):
+        raise SessionError(f"{img_dir}: no frame holds the images of two cameras (frames {', '.join(frames[:3])}"
+                           f"{', ...' if len(frames) > 3 else ''}): a take is images/FRAME/CAMERA.* or, a folder per "
+                           "camera, images/CAMERA/FRAME.* with the same frame names in every camera's folder")
     never = [c.name for c in cameras if all(c.name in dropped.get(f, ()) for f in frames)]
     if never:
         where = img_dir if frames == [SINGLE_FRAME] else img_dir / "*"
@@ -184,8 +204,8 @@ def _check_dropped(img_dir: Path, cameras: list[Camera], frames: list[str], drop
                            + " (an image is named after its camera in calibration.json: CAMERA.png)")
     first = frames[0]
     if first in dropped:
-        raise SessionError(f"{img_dir / first}: calibrated camera(s) {dropped[first]} have no image in the take's "
-                           "first frame (it sets the actor: every camera must see it; later frames may miss one)")
+        raise SessionError(f"{img_dir}: calibrated camera(s) {dropped[first]} have no image in the take's first "
+                           f"frame {first!r} (it sets the actor: every camera must see it; later frames may miss one)")
     return [f"frame {f}: camera(s) {cams} have no image (a dropped frame): left out of that frame"
             for f, cams in dropped.items()]
 

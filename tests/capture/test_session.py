@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
@@ -50,12 +51,33 @@ def test_a_take_whose_later_frame_a_camera_dropped(tmp_path):
     assert len(s.frames["f002"]) == 3
     assert any("frame f001: camera(s) ['cam01'] have no image (a dropped frame)" in w for w in s.warnings)
     (tmp_path / "m" / "images" / "f000" / "cam02.png").unlink()
-    with pytest.raises(SessionError, match=r"f000: calibrated camera\(s\) \['cam02'\] have no image in the take's "
-                                           r"first frame"):
+    with pytest.raises(SessionError, match=r"calibrated camera\(s\) \['cam02'\] have no image in the take's first "
+                                           r"frame 'f000'"):
         load_session(tmp_path / "m")
     for f in ("f000", "f002"):
         (tmp_path / "m" / "images" / f / "cam01.png").unlink(missing_ok=True)
     with pytest.raises(SessionError, match=r"camera\(s\) \['cam01'\] have no image in any frame"):
+        load_session(tmp_path / "m")
+
+
+def test_a_take_in_a_folder_per_camera(tmp_path):
+    """images/CAMERA/FRAME.* (a folder per camera, as many capture systems export a take) reads as
+    images/FRAME/CAMERA.*; a dropped frame is one camera's missing file; frame names that differ between the
+    cameras' folders are said."""
+    cams = portrait_cameras(3, size=32)
+    write_session(tmp_path / "m", cams, {}, frame=None)
+    for c in cams:
+        (tmp_path / "m" / "images" / c.name).mkdir(parents=True)
+        for f in ("0001", "0002", "0003"):
+            if (c.name, f) != ("cam02", "0002"):
+                cv2.imwrite(str(tmp_path / "m" / "images" / c.name / f"{f}.png"), np.zeros((32, 32, 3), np.uint8))
+    s = load_session(tmp_path / "m")
+    assert list(s.frames) == ["0001", "0002", "0003"] and s.dropped == {"0002": ["cam02"]}
+    assert s.frames["0003"]["cam01"] == tmp_path / "m" / "images" / "cam01" / "0003.png"
+    for c in cams:
+        for f in (tmp_path / "m" / "images" / c.name).iterdir():
+            f.rename(f.with_name(f"{c.name}_{f.name}"))
+    with pytest.raises(SessionError, match="no frame holds the images of two cameras"):
         load_session(tmp_path / "m")
 
 
