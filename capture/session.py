@@ -1,9 +1,11 @@
-"""A capture session on disk: ``images/CAMERA.(png|jpg)`` (one moment) or ``images/FRAME/CAMERA.*``
-(several moments) beside ``calibration.json`` (Doppel calibration JSON; see capture.calibration_io).
+"""A capture session on disk: ``images/CAMERA.(png|jpg)`` (one moment) or ``images/FRAME/CAMERA.*`` (several
+moments; or ``images/CAMERA/FRAME.*``, a folder per camera) beside ``calibration.json`` (Doppel calibration JSON;
+see capture.calibration_io).
 
-``load_session`` validates the whole folder before anything is processed: a calibrated camera with no
-image, an image of another size than calibrated, an undecodable image, an empty folder, invalid
-calibration values: each is a clear error naming the file or camera.
+``load_session`` validates the whole folder before anything is processed: a calibrated camera with no image (but
+in a take's later frame, where it is a dropped frame: `Session.dropped`), an image of another size than
+calibrated, an undecodable image, an empty folder, invalid calibration values: each is a clear error naming the
+file or camera.
 """
 
 from __future__ import annotations
