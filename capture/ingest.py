@@ -48,6 +48,7 @@ class IngestResult:
     camera_warnings: dict[str, str]
     contact_sheets: dict[str, str]                      # frame -> PNG path relative to out
     timings: dict[str, float] = field(default_factory=dict)
+    cache_hits: int = 0                                 # images whose landmarks came from the cache
 
     @property
     def warnings(self) -> list[str]:
@@ -117,7 +118,7 @@ def ingest(session_dir: str | os.PathLike, out: str | os.PathLike, config: Inges
                    outputs={"landmarks": "landmarks.npz", "triangulated": "triangulated.json", "qc": "qc.json"},
                    extra={"session": str(session.root), "landmark_cache_hits": det.cache_hits})
     return IngestResult(out=out, session=session, landmarks=lms, triangulated=triangulated, qc=qcs,
-                        camera_warnings=cam_warn, contact_sheets=sheets, timings=timings)
+                        camera_warnings=cam_warn, contact_sheets=sheets, timings=timings, cache_hits=det.cache_hits)
 
 
 _NO_MASK = np.zeros((0, 0), np.float32)

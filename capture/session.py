@@ -194,16 +194,16 @@ def _check_dropped(img_dir: Path, cameras: list[Camera], frames: list[str], drop
     that matches no file: the calibration's names are the images' file names)."""
     if not dropped:
         return []
-    if len(cameras) > 1 and all(len(dropped.get(f, ())) >= len(cameras) - 1 for f in frames):
-        raise SessionError(f"{img_dir}: no frame holds the images of two cameras (frames {', '.join(frames[:3])}"
-                           f"{', ...' if len(frames) > 3 else ''}): a take is images/FRAME/CAMERA.* or, a folder per "
-                           "camera, images/CAMERA/FRAME.* with the same frame names in every camera's folder")
     never = [c.name for c in cameras if all(c.name in dropped.get(f, ()) for f in frames)]
     if never:
         where = img_dir if frames == [SINGLE_FRAME] else img_dir / "*"
         raise SessionError(f"{where}: calibrated camera(s) {never} have no image"
                            + ("" if frames == [SINGLE_FRAME] else " in any frame")
                            + " (an image is named after its camera in calibration.json: CAMERA.png)")
+    if len(cameras) > 1 and all(len(dropped.get(f, ())) >= len(cameras) - 1 for f in frames):
+        raise SessionError(f"{img_dir}: no frame holds the images of two cameras (frames {', '.join(frames[:3])}"
+                           f"{', ...' if len(frames) > 3 else ''}): a take is images/FRAME/CAMERA.* or, a folder per "
+                           "camera, images/CAMERA/FRAME.* with the same frame names in every camera's folder")
     first = frames[0]
     if first in dropped:
         raise SessionError(f"{img_dir}: calibrated camera(s) {dropped[first]} have no image in the take's first "

@@ -37,10 +37,11 @@ _TEMP_ROOM = 96
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|work)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+"
                      r"(?:\.[A-Za-z0-9]+)?$")      # a temporary file keeps its output's suffix (writers choose by it)
 
-CHECKPOINT_TAGS = ("", "swap", "shot", "fit")   # kinds of checkpoint beside an output (`core.leftovers.
-                                         # checkpoint_sibling`): "": a neural double's training or distillation;
-                                         # swap: `doppel swap`'s; shot: `doppel render shot`'s; fit: `doppel fit
-                                         # --frame all`'s (these three keep files under final names)
+CHECKPOINT_TAGS = ("", "swap", "shot", "fit", "ingest")   # kinds of checkpoint beside an output (`core.
+                                         # leftovers.checkpoint_sibling`): "": a neural double's training or
+                                         # distillation; swap: `doppel swap`'s; shot: `doppel render shot`'s; fit:
+                                         # `doppel fit --frame all`'s (these three keep files under final names);
+                                         # ingest: `doppel capture ingest`'s landmark cache
 _NAMED_CHECKPOINT_RE = re.compile(r"^\..+\.(" + "|".join(t for t in CHECKPOINT_TAGS if t) + r")\.checkpoint$")
 
 # Stages whose folders predate the marker: the manifest's "stage" field, or a layout, names them.

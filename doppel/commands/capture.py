@@ -137,7 +137,10 @@ def ingest_cmd(
     """Validate and process a session: landmarks.npz, triangulated.json, masks/, report.html.
 
     Processing a real actor's photos is the `scan` use: give --workspace/--actor/--production."""
+    from dataclasses import replace
+
     from capture.ingest import IngestConfig, ingest
+    from capture.ingest_cache import LandmarkCache
     from capture.session import check_session_argument
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.capture_report import write_ingest_report
@@ -154,11 +157,14 @@ def ingest_cmd(
 
         prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                 "production": run.provenance["production"]}
-        with staged_stage_dir(out, "capture ingest", force, [session_dir]) as tmp:
-            _carry_landmark_cache(out, tmp)
-            res = ingest(session_dir, tmp, cfg, progress=cb, provenance=prov)
+        with LandmarkCache(out) as cache, staged_stage_dir(out, "capture ingest", force, [session_dir]) as tmp:
+            res = ingest(session_dir, tmp, replace(cfg, cache_dir=cache.path), progress=cb, provenance=prov)
             report = out / write_ingest_report(res).relative_to(tmp)
+            cache.move_into(tmp)
         run.add_output(out, kind="landmarks")
+    if res.cache_hits:
+        console.print(f"landmarks of {res.cache_hits} image(s) taken from the cache (an earlier or interrupted ingest "
+                      "into this folder)")
     for w in res.warnings:
         console.print(f"[yellow]warning: {w}[/yellow]")
     for f, fr in res.triangulated["frames"].items():
@@ -166,16 +172,6 @@ def ingest_cmd(
             console.print(f"frame {f} {part}: {s['triangulated']}/{s['of']} triangulated, median "
                           f"{s['median_px']} px, p95 {s['p95_px']} px")
     console.print(f"{res.timings['total']:.1f} s -> {report}")
-
-
-def _carry_landmark_cache(old: Path, new: Path) -> None:
-    """Copy OLD/cache (content-keyed landmark results of a previous ingest into the same folder) into NEW."""
-    import shutil
-
-    from core.stage_folders import folder_stage
-
-    if (old / "cache").is_dir() and folder_stage(old) == "capture ingest":
-        shutil.copytree(old / "cache", new / "cache")
 
 
 @app.command("qc")

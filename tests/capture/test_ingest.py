@@ -119,3 +119,38 @@ def test_the_views_masks_are_written_not_kept(tmp_path):
     assert len(qcs) == 6 and all(q.mask_fraction == 1.0 for q in qcs)
     assert len(list((tmp_path / "out" / "masks").iterdir())) == 6
     assert peak < 3 * side * side * 4, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_a_killed_ingest_loses_no_detection(ingested, tmp_path, monkeypatch, capsys):
+    """`doppel capture ingest` stopped at the third image (a kill, a full disk): the detections of the first two
+    are in `.OUT.ingest.checkpoint/cache` and the next ingest into OUT takes them from there; a finished ingest
+    leaves its cache in OUT/cache (where an ingest of an edited session takes it from) and no checkpoint."""
+    from capture.landmarks import LandmarkDetector
+    from doppel.cli import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as e:
+            main(["capture", "ingest", str(ingested.session.root), "--out", str(tmp_path / "ing"), "--no-hands",
+                  *args])
+        return e.value.code
+
+    real, calls = LandmarkDetector._detect, []
+
+    def stop_at_third(self, rgb):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, rgb)
+
+    with monkeypatch.context() as m:
+        m.setattr(LandmarkDetector, "_detect", stop_at_third)
+        assert run() == 1
+    ck = tmp_path / ".ing.ingest.checkpoint"
+    assert len(list((ck / "cache").glob("*.npz"))) == 2 and not (tmp_path / "ing").exists()
+    capsys.readouterr()
+    assert run() == 0
+    assert "landmarks of 2 image(s) taken from the cache" in capsys.readouterr().out
+    assert not ck.exists() and len(list((tmp_path / "ing" / "cache").glob("*.npz"))) == 5
+    assert json.loads((tmp_path / "ing" / "manifest.json").read_text())["landmark_cache_hits"] == 2
+    assert run("--force") == 0                          # an ingest again into OUT: every image from OUT/cache
+    assert "landmarks of 5 image(s) taken from the cache" in capsys.readouterr().out
