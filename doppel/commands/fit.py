@@ -273,6 +273,7 @@ def _fit_take(body, session: Path, landmarks: Path, out: Path, cfg, prov: dict, 
     report written as soon as it is fitted; returns the console line's numbers. run_args: (the checkpoint's key,
     resume, force, the stage's inputs)."""
     from core.stage_folders import staged_stage_dir
+    from doppel.take_report import write_take_report
     from reconstruction.session_fit import fit_session_sequence
     from reconstruction.take_checkpoint import TakeCheckpoint
 
@@ -283,12 +284,13 @@ def _fit_take(body, session: Path, landmarks: Path, out: Path, cfg, prov: dict, 
 
     def first_report(index: int, fit, folder: Path) -> None:
         if index == 0:
-            _write_report(folder, fit, shown=out)
+            _write_report(folder, fit, shown=out, take=True)
 
     with TakeCheckpoint(out, key, resume) as ck, staged_stage_dir(out, "fit", force, inputs) as tmp:
         take = fit_session_sequence(body, session, landmarks, tmp, cfg, progress=progress, params=prov,
                                     checkpoint=ck, on_frame=first_report)
         metrics = json.loads((tmp / "metrics.json").read_text(encoding="utf-8"))
+        write_take_report(tmp, metrics, shown=out)
     kept = len(take.frames) - len(take.fitted)
     weak = metrics["frames_seen_by_fewer_than_two_views"]
     more = (f" (+ {len(metrics['frames']) - 1} more frames in {out / 'frames'}"
@@ -314,8 +316,9 @@ def _session_model(model: str, model_file: Path | None, dev: str):
     return (SMPLXModel if model == "smplx" else FLAMEModel)(model_file, device=dev)
 
 
-def _write_report(out: Path, res, shown: Path | None = None) -> None:
-    """OUT/report.html of a session fit; ``shown``: the folder's final path, for the subtitle."""
+def _write_report(out: Path, res, shown: Path | None = None, take: bool = False) -> None:
+    """OUT/report.html of a session fit; ``shown``: the folder's final path, for the subtitle; ``take``: the first
+    frame of a take (linking take.html, every frame's)."""
     from doppel.report import Section, write_report
 
     r = res.result
@@ -334,7 +337,9 @@ def _write_report(out: Path, res, shown: Path | None = None) -> None:
                                                                 files=["params.json", "fit_mesh.ply",
                                                                        "fit_mesh_bind.ply", "metrics.json"]
                                                                 + (["model_fit_mesh.ply", "displacements.npz"]
-                                                                   if res.detail is not None else [])), views],
+                                                                   if res.detail is not None else [])), views]
+                 + ([Section("Take", text="This is the take's first frame; every frame: take.html.",
+                             files=["take.html"])] if take else []),
                  subtitle=str(shown or out))
 
 

@@ -189,6 +189,10 @@ def test_a_take_goes_through_a_frame_most_views_miss(take, tmp_path, capsys):
         assert metrics["frames_seen_by_fewer_than_two_views"] == ["001"]
         assert metrics["frames"]["001"]["views_seeing_person"] == keep
         assert (metrics["frames"]["001"]["reprojection_px"] is None) == (keep == 0)
+        take = (out / "take.html").read_text()               # flagged on the take's page, its overlays linked
+        assert "Frames to look at" in take and f"seen by {keep} view(s)" in take
+        assert "href='frames/001/overlays.png'" in take and (out / "take_reprojection.png").is_file()
+        assert "href='take.html'" in (out / "report.html").read_text()
         fit = trimesh.load(out / "frames" / "001" / "fit_mesh.ply", process=False).vertices
         assert np.linalg.norm(fit - gt, axis=1).mean() < 0.045
     z["pose_conf"][0, 1:] = 0.0                      # the first frame too: refused, naming it
