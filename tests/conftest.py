@@ -1,4 +1,5 @@
-"""Shared test setup: the `gpu` marker skips without CUDA; tolerances live with the tests that use them."""
+"""Shared test setup: the `gpu` marker skips without CUDA; a synthetic take (`take`) the fit and retarget tests
+share; tolerances live with the tests that use them."""
 
 import os
 
@@ -28,3 +29,16 @@ def pytest_collection_modifyitems(config, items):
 def device(request):
     """Run a test on the CPU and, where there is one, on CUDA."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def take(tmp_path_factory):
+    """A 3-frame take (the virtual actor's arms rising), 6 views at 320 px, pose landmarks only: (the synthetic
+    capture, its ingest folder)."""
+    from capture.ingest import IngestConfig, ingest
+    from doppel.synthetic_capture import synthesize_capture
+
+    root = tmp_path_factory.mktemp("take")
+    sc = synthesize_capture(root, n_cameras=6, seed=3, size=320, texture_size=256, frames=3)
+    ingest(sc.session_dir, root / "ingest", IngestConfig(face=False, hands=False))
+    return sc, root / "ingest"

@@ -65,7 +65,7 @@ def retarget(
 
     check_preview_size(preview_size)
     console = cli_console()
-    motion, info, smap = _read_clip(clip, units, frames, bone_map)
+    motion, info, smap = _read_clip(clip, units, frames, bone_map, fps)
     if explain:
         console.print(f"[bold]{clip}[/bold]: {motion.num_joints} joints, {motion.num_frames} frames at "
                       f"{motion.fps:.6g} fps, units {motion.units}", markup=True, highlight=False)
@@ -80,7 +80,8 @@ def retarget(
     cfg = RetargetConfig(up_axis=up, fingers=not no_fingers, cleanup=not no_cleanup)
     bvh_target = rig.is_file() and rig.suffix.lower() == ".bvh"  # a skeleton only: evidence, no likeness needed
     with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
-                       likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else [],
+                       likeness=([] if bvh_target else [rig]) + ([clip] if info.format == "take" else []),
+                       evidence=[rig] if bvh_target else [],
                        outputs=[out]) as run:
         disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         target, make_poser, faces = load_target(rig)  # after the gate: nothing is read from a refused input
@@ -90,7 +91,8 @@ def retarget(
                   "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
                   "production": run.provenance["production"]}
         with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
-            res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, clip, params, make_poser,
+            source = clip / "manifest.json" if info.format == "take" else clip   # a take: its fit's manifest
+            res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, source, params, make_poser,
                                        faces, preview_size, info.as_dict(), disclose)
         run.add_output(out, kind="animation")
     m = metrics
@@ -102,13 +104,20 @@ def retarget(
     console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}", markup=False, highlight=False)
 
 
-def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None):
-    """(motion: the clip, or its frames A:B; the reader's info; its bone map, with the --bone-map override)."""
+def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None, fps: float | None = None):
+    """(motion: the clip, or its frames A:B; the reader's info; its bone map, with the --bone-map override). A take's
+    fit folder (`doppel fit --frame all`) is a clip of the actor's own skeleton at ``fps``."""
     from assets.mocap_fbx import read_any_clip
     from core.frame_ranges import parse_frames
+    from doppel.take_clip import is_take_fit, read_take_clip
     from mocap_retarget.roles import apply_override, auto_map, load_bone_map
 
-    motion, info = read_any_clip(clip, units=units)
+    if is_take_fit(clip):
+        if units != "auto":
+            raise ValueError(f"--units applies to BVH clips; a take's fit ({clip}) is in metres")
+        motion, info = read_take_clip(clip, fps)
+    else:
+        motion, info = read_any_clip(clip, units=units)
     if frames is not None:
         motion = motion.frames(parse_frames(frames, motion.num_frames))
     smap = auto_map(motion.names, motion.parents, motion.rest_positions(), motion.end_sites)

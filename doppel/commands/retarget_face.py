@@ -21,11 +21,15 @@ def face_take_options(clip: Path, onto: Path | None, head: str | None, fps: floa
         raise ValueError("--face-offset places a face take in a body take: give the body take (--onto)")
     if is_face_take(clip):
         return True
+    from doppel.take_clip import is_take_fit
+
+    if fps is not None and onto is None and head is None and is_take_fit(clip):
+        return False                   # a capture take's fit: --fps is its frame rate
     if onto is not None or head is not None or fps is not None:
         if not Path(clip).exists():
             raise FileNotFoundError(f"{clip}: not found")
         raise ValueError(f"{clip}: not a face performance; --onto, --head and --fps are for one (a `doppel swap` "
-                         "folder, its tracks.npz, or an ARKit CSV)")
+                         "folder, its tracks.npz, or an ARKit CSV; --fps also for a take's fit folder)")
     return False
 
 

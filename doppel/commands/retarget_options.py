@@ -26,6 +26,7 @@ HeadOpt = Annotated[str | None, typer.Option("--head", help="A face performance'
 OffsetOpt = Annotated[float, typer.Option("--face-offset", help="With --onto: seconds into the body take where "
                                           "the face take starts (it is put on the body take's frame rate).")]
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="An ARKit CSV's frame rate when its timecodes cannot "
-                                              "tell (a take under a second).", show_default=False)]
+                                              "tell (a take under a second); a capture take's (its fit folder as "
+                                              "the clip; default 24).", show_default=False)]
 OntoOpt = Annotated[Path | None, typer.Option("--onto", help="A face performance: the body take (an animation "
                                               "folder on the same rig) to lay the face onto, on its clock.")]
