@@ -123,8 +123,9 @@ def _p(v: str | None) -> Path | None:
 
 # --- retarget ------------------------------------------------------------------------------------------------
 class RetargetJob(JobOptions):
-    clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*, or
-                                                      # face performances: swaps' tracks.npz, ARKit CSVs
+    clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*, takes'
+                                                      # fit folders, or face performances: swaps' tracks.npz,
+                                                      # ARKit CSVs
     rig: str                                          # rig folder(s) (glob), or a .bvh target skeleton
     units: str = "auto"                               # BVH clip units (auto, m, cm, mm, inch, cmu)
     up: str = "auto"                                  # clip up axis (auto, +y, +z, ...)
@@ -134,18 +135,23 @@ class RetargetJob(JobOptions):
     preview_size: int = Field(320, ge=32, le=2048)    # preview panel size, px
     head: str | None = None                           # a face performance's head: camera, take or none
     frames: str | None = None                         # "A:B" (B exclusive): a range of each body clip alone
+    fps: float | None = Field(None, gt=0)             # a take's fit folder: its frame rate (default 24)
 
 
 def _retarget_call(v: dict) -> dict:
     return {"clip": Path(v["clips"]), "rig": Path(v["rig"]), "out": Path(v["out"]), "units": v["units"],
             "up": v["up"], "bone_map": _p(v["bone_map"]), "no_cleanup": not v["cleanup"],
             "no_fingers": not v["fingers"], "preview_size": v["preview_size"], "head": v["head"],
-            "frames": v.get("frames")}
+            "frames": v.get("frames"), "fps": v.get("fps")}
 
 
 def _retarget_gate(v: dict) -> GateSpec:
+    from doppel.take_clip import is_take_fit
+
     bvh_target = Path(v["rig"]).is_file() and Path(v["rig"]).suffix.lower() == ".bvh"
-    return GateSpec((v["clips"], v["rig"]), () if bvh_target else (v["rig"],), (v["rig"],) if bvh_target else ())
+    take = (v["clips"],) if is_take_fit(v["clips"]) else ()          # a take's fit: the actor's likeness
+    return GateSpec((v["clips"], v["rig"]), (() if bvh_target else (v["rig"],)) + take,
+                    (v["rig"],) if bvh_target else ())
 
 
 register_stage(StageSpec("retarget", RetargetJob, "retarget", "doppel.commands.retarget:retarget",
