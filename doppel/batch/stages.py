@@ -146,12 +146,8 @@ def _retarget_call(v: dict) -> dict:
 
 
 def _retarget_gate(v: dict) -> GateSpec:
-    from doppel.take_clip import is_take_fit
-
     bvh_target = Path(v["rig"]).is_file() and Path(v["rig"]).suffix.lower() == ".bvh"
-    take = (v["clips"],) if is_take_fit(v["clips"]) else ()          # a take's fit: the actor's likeness
-    return GateSpec((v["clips"], v["rig"]), (() if bvh_target else (v["rig"],)) + take,
-                    (v["rig"],) if bvh_target else ())
+    return GateSpec((v["clips"], v["rig"]), () if bvh_target else (v["rig"],), (v["rig"],) if bvh_target else ())
 
 
 register_stage(StageSpec("retarget", RetargetJob, "retarget", "doppel.commands.retarget:retarget",

@@ -80,8 +80,7 @@ def retarget(
     cfg = RetargetConfig(up_axis=up, fingers=not no_fingers, cleanup=not no_cleanup)
     bvh_target = rig.is_file() and rig.suffix.lower() == ".bvh"  # a skeleton only: evidence, no likeness needed
     with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
-                       likeness=([] if bvh_target else [rig]) + ([clip] if info.format == "take" else []),
-                       evidence=[rig] if bvh_target else [],
+                       likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else [],
                        outputs=[out]) as run:
         disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         target, make_poser, faces = load_target(rig)  # after the gate: nothing is read from a refused input
