@@ -130,6 +130,18 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def steered_frames(fit_dir: Path) -> set[str]:
+    """The frames of a take's fit that fewer than two views saw (FIT/metrics.json
+    ``frames_seen_by_fewer_than_two_views``; empty for a one-frame fit or an unreadable file)."""
+    import json
+
+    try:
+        data = json.loads((Path(fit_dir) / "metrics.json").read_text(encoding="utf-8"))
+        return {str(f) for f in data.get("frames_seen_by_fewer_than_two_views") or []}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+
+
 def _load_views(req: TrainRequest, multiple: int):
     """Session, fit, cameras at the training size, frames, photos (N, H, W, 3), masks (N, H, W), view names,
     per-view (frame index, camera name), full-size first-frame photos/masks/cameras (for the bake), a size note."""
@@ -154,7 +166,12 @@ def _load_views(req: TrainRequest, multiple: int):
     W, H, note = training_size(*sizes.pop(), req.size, multiple)
     cams = [scaled_camera(c, W, H) for c in session.cameras]
     photos, masks, names, where, full = [], [], [], [], {"photos": [], "masks": []}
-    for fi, frame in enumerate(f for f in frames_all if f in fit.frames):
+    weak = steered_frames(req.fit)
+    if weak:
+        log.warning("%s: frame(s) %s of the take were seen by fewer than two views (fitted from the motion before "
+                    "them): left out of the training (their mesh would teach the photos' pixels in the wrong place)",
+                    req.fit, ", ".join(sorted(weak)))
+    for fi, frame in enumerate(f for f in frames_all if f in fit.frames and f not in weak):
         for cam in session.cameras:
             if cam.name not in session.frames[frame]:     # dropped in a take's later frame (never the first)
                 continue
@@ -306,7 +323,8 @@ def train_session(req: TrainRequest, tmp: Path, progress: Callable[[int, int, fl
     opt = make_optimizer(model, cfg)
     load_optimizer_state(model, opt, opt_t, opt_steps)
     return _run_training(req, tmp, model, opt, views, cfg, state, progress, say,
-                         {"frames": frames, "size": [cams[0].width, cams[0].height], "size_note": note,
+                         {"frames": frames, "frames_trained": list(dict.fromkeys(f for f, _ in where)),
+                          "size": [cams[0].width, cams[0].height], "size_note": note,
                           "holdout": req.holdout, "fit_advice": fit_advice(req.fit), **dict(params or {})})
 
 
