@@ -322,9 +322,7 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
             checkpoint.frame_done(fit.frame, rows[fit.frame])
     metrics_path = where / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
-    metrics["frames"] = {f: {"folder": "." if i == 0 else f"frames/{f}", "views_seeing_person": r.get(
-        "views_seeing_person"), "reprojection_px": None if r["reprojection_px"] is None else round(
-        r["reprojection_px"], 3), "seconds": round(r["seconds"], 2)} for i, (f, r) in enumerate(rows.items())}
+    metrics["frames"] = {f: _frame_row(i, f, r) for i, (f, r) in enumerate(rows.items())}
     metrics["frames_seen_by_fewer_than_two_views"] = [f for f, r in rows.items()
                                                       if r.get("views_seeing_person", 2) < 2]
     metrics["w_temporal"] = cfg.w_temporal
@@ -334,6 +332,14 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
         for p in list(where.iterdir()):
             os.replace(p, out / p.name)
     return TakeFit(frames=rows, fitted=fitted)
+
+
+def _frame_row(index: int, frame: str, row: dict) -> dict:
+    """A frame's entry in a take's metrics.json: its folder, the views that saw the actor, its landmark error
+    (px, None when none was seen) and time (s)."""
+    px = row["reprojection_px"]
+    return {"folder": "." if index == 0 else f"frames/{frame}", "views_seeing_person": row.get("views_seeing_person"),
+            "reprojection_px": None if px is None else round(px, 3), "seconds": round(row["seconds"], 2)}
 
 
 @dataclass
