@@ -109,9 +109,23 @@ def write_uv_layout(fit_dir: str | Path, out: str | Path) -> Path:
     return out
 
 
+def fitted_frame(fit_dir: str | Path, frames: list[str]) -> str:
+    """The session frame (of ``frames``) whose fit is FIT/fit_mesh.ply: the frame its manifest records (`doppel fit
+    --frame F`, or a take's first), else the session's first (a scan's fit, an older folder)."""
+    from core.errors import ManifestError
+    from core.storage import read_manifest
+
+    try:
+        frame = read_manifest(fit_dir).get("params", {}).get("frame")
+    except (ManifestError, OSError):
+        frame = None
+    return str(frame) if frame is not None and str(frame) in frames else frames[0]
+
+
 def load_fit_mesh(fit_dir: str | Path, frames: list[str] | None = None) -> FitMesh:
-    """The fit folder's mesh(es): FIT/fit_mesh.ply for the first frame (or the only one) and
-    FIT/frames/FRAME/fit_mesh.ply for later frames of a take; ``frames``: the session's frame names.
+    """The fit folder's mesh(es): FIT/fit_mesh.ply for the frame it was fitted on (`fitted_frame`) and
+    FIT/frames/FRAME/fit_mesh.ply for later frames of a take; ``frames``: the session's frame names (the mesh of
+    a fit of frame 004 is frame 004's, not the session's first frame's).
     ValueError when the mesh is not of the UV layout's topology (another body model or a foreign mesh)."""
     from reconstruction.scan_pipeline import read_fit_params
 
@@ -124,12 +138,13 @@ def load_fit_mesh(fit_dir: str | Path, frames: list[str] | None = None) -> FitMe
                          f"{params['model']} UV layout ({len(face_uvs)} faces): a fit of another topology")
     out, unfitted = {}, []
     names = frames or ["0"]
-    for i, name in enumerate(names):
-        p = fit_dir / "fit_mesh.ply" if i == 0 else fit_dir / "frames" / name / "fit_mesh.ply"
-        if i > 0 and not p.is_file():
+    first = fitted_frame(fit_dir, names)
+    for name in names:
+        p = fit_dir / "fit_mesh.ply" if name == first else fit_dir / "frames" / name / "fit_mesh.ply"
+        if name != first and not p.is_file():
             unfitted.append(name)
             continue
-        v, f = (verts, faces) if i == 0 else _read_ply(p)
+        v, f = (verts, faces) if name == first else _read_ply(p)
         if v.shape != verts.shape or not np.array_equal(f, faces):
             raise ValueError(f"{p}: topology differs from {fit_dir / 'fit_mesh.ply'}")
         out[name] = v

@@ -171,6 +171,10 @@ def _load_views(req: TrainRequest, multiple: int):
         log.warning("%s: frame(s) %s of the take were seen by fewer than two views (fitted from the motion before "
                     "them): left out of the training (their mesh would teach the photos' pixels in the wrong place)",
                     req.fit, ", ".join(sorted(weak)))
+    first = next(iter(fit.frames))                   # the frame the fit was made on (a take's first)
+    if session.dropped.get(first):
+        raise ValueError(f"{req.fit}: its frame {first!r} has no image of camera(s) {session.dropped[first]} (a "
+                         "dropped frame): a neural double starts from a frame every camera saw; fit one of those")
     for fi, frame in enumerate(f for f in frames_all if f in fit.frames and f not in weak):
         for cam in session.cameras:
             if cam.name not in session.frames[frame]:     # dropped in a take's later frame (never the first)
@@ -184,7 +188,6 @@ def _load_views(req: TrainRequest, multiple: int):
             masks.append(cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA))
             names.append(f"{frame}/{cam.name}")
             where.append((frame, cam.name))
-    first = next(iter(fit.frames))
     check_fit_matches_session(fit, cams, [m > 0.5 for m in masks[:len(cams)]], first)
     return session, fit, cams, photos, masks, names, where, full, note
 

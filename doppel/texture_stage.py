@@ -39,8 +39,11 @@ def session_views(session_dir: Path, fit_dir: Path, masks_dir: Path | None = Non
 
     session = check_session_calibrated(session_dir)
     names = list(session.frames)
-    frame = frame or names[0]
     fit = load_fit_mesh(fit_dir, names)
+    frame = frame or next(iter(fit.frames))                 # the frame the fit was made on
+    if frame not in fit.frames:
+        raise ValueError(f"{fit_dir}: no fit of frame {frame!r} of {session_dir} (fitted: "
+                         f"{', '.join(fit.frames)})")
     cams = [session.camera(c) for c in (cameras or session.camera_names)]
     cams = [c for c in cams if c.name in session.frames[frame]]     # not those that dropped a take's frame
     if not cams:
@@ -56,8 +59,8 @@ def session_views(session_dir: Path, fit_dir: Path, masks_dir: Path | None = Non
 def bake_session(session_dir: Path, fit_dir: Path, out: Path, size: int = 2048, masks_dir: Path | None = None,
                  cameras: list[str] | None = None, progress: Callable[[int, int], None] | None = None,
                  params: dict | None = None) -> dict:
-    """Bake the first frame's photos (``cameras``: a subset, default all) onto the fit and write the texture
-    folder ``out`` (already a staging folder: see core.stage_folders). Returns the metrics."""
+    """Bake the photos of the frame the fit was made on (``cameras``: a subset, default all) onto it and write the
+    texture folder ``out`` (already a staging folder: see core.stage_folders). Returns the metrics."""
     import torch
 
     from capture.camera import Camera
