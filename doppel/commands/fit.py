@@ -293,7 +293,8 @@ def _fit_take(body, session: Path, landmarks: Path, out: Path, cfg, prov: dict, 
         write_take_report(tmp, metrics, shown=out)
     kept = len(take.frames) - len(take.fitted)
     weak = metrics["frames_seen_by_fewer_than_two_views"]
-    more = (f" (+ {len(metrics['frames']) - 1} more frames in {out / 'frames'}"
+    n = len(metrics["frames"])
+    more = ((f" (+ {n - 1} more frames in {out / 'frames'}" if n > 1 else " (a take of one frame")
             + (f"; {kept} kept from the interrupted fit" if kept else "") + ")"
             + (f"; {len(weak)} frame(s) seen by fewer than two views, steered by the frames before them: "
                f"{_frame_list(weak)} (metrics.json)" if weak else ""))

@@ -184,6 +184,7 @@ def test_a_take_goes_through_a_frame_most_views_miss(take, tmp_path, capsys):
         assert _run(["fit", str(sc.session_dir), "--landmarks", str(hidden), "--out", str(out), "--frame", "all",
                      "--stages", "20,60,0,20", "--detail-iterations", "0"]) == 0
         captured = capsys.readouterr()
+        assert "(+ 2 more frames in" in captured.out
         assert "1 frame(s) seen by fewer than two views, steered by the frames before them: 001" in captured.out
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["frames_seen_by_fewer_than_two_views"] == ["001"]
