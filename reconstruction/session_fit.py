@@ -269,7 +269,8 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
                          config: FitConfig | None = None,
                          progress: Callable[[str, int, int, float], None] | None = None, overlays: bool = True,
                          params: dict | None = None, checkpoint: TakeCheckpoint | None = None,
-                         on_frame: Callable[[int, SessionFit, Path], None] | None = None) -> TakeFit:
+                         on_frame: Callable[[int, SessionFit, Path], None] | None = None,
+                         frames: str | None = None) -> TakeFit:
     """Fit every frame of a session (a take): the first frame as ``fit_session`` does, into ``out`` (shape,
     pose, expression, silhouette detail); every later frame warm-started from the prediction of the previous
     frames (the previous frame's fit; from the third frame on, constant velocity: 2 x[t-1] - x[t-2] for the
@@ -282,8 +283,11 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     into ``out`` at the end) and counted as they are fitted, and a resumed one's kept frames are not fitted again
     (the later frames start from their params.json, as from the fits themselves). on_frame(index, fit, folder):
     called when a frame's folder is written (the CLI writes the first frame's report). progress(stage "FRAME:
-    stage", ...). Returns the take's frames, and those this call fitted (a resumed take's kept frames are not);
-    a frame's fit is not held after its folder is written (a take of thousands of frames)."""
+    stage", ...). frames: "A:B", the take's frames A to B (B exclusive) alone, the first of them fitted as the
+    take's first (a part of a long take; None: every frame). Returns the take's frames, and those this call
+    fitted (a resumed take's kept frames are not); a frame's fit is not held after its folder is written (a take
+    of thousands of frames)."""
+    from core.frame_ranges import parse_frames
     from core.storage import atomic_write_json, refresh_manifest_outputs
 
     cfg = config or FitConfig()
@@ -294,10 +298,11 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     where = out if checkpoint is None else checkpoint.fit_folder
     later = replace(cfg, iters_rigid=0, iters_body=max(1, cfg.iters_body // 3), iters_all=cfg.iters_all // 2,
                     detail_iterations=0)
-    rows = {} if checkpoint is None else checkpoint.kept(list(ingest.frames))
+    names = [ingest.frames[i] for i in parse_frames(frames, len(ingest.frames))]
+    rows = {} if checkpoint is None else checkpoint.kept(names)
     results = [read_fit_result(frame_folder(where, i, f), model) for i, f in enumerate(rows) if i >= len(rows) - 2]
     fitted: list[str] = []
-    for i, frame in enumerate(ingest.frames[len(rows):], start=len(rows)):
+    for i, frame in enumerate(names[len(rows):], start=len(rows)):
         step = (lambda st, it, n, loss, f=frame: progress(f"{f}: {st}", it, n, loss)) if progress else None
         folder = frame_folder(where, i, frame)
         if i == 0:

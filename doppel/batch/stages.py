@@ -226,14 +226,15 @@ class FitJob(JobOptions):
     stages: str = "40,300,100,100"                    # Adam iterations: rigid, body, face, all
     detail_iterations: int = Field(60, ge=0)          # silhouette detail iterations
     frame: str | None = None                          # frame to fit, or "all"
+    frames: str | None = None                         # "A:B" (B exclusive): a range of the take alone
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 def _fit_call(v: dict) -> dict:
     return {"session": _p(v["session"]), "out": Path(v["out"]), "landmarks": _p(v["landmarks"]),
             "scan": _p(v["scan"]), "model": v["model"], "stages": v["stages"],
-            "detail_iterations": v["detail_iterations"], "frame": v["frame"], "device": v["device"],
-            "resume": "auto"}         # a take's task retried (its worker lost) goes on from the frames it fitted
+            "detail_iterations": v["detail_iterations"], "frame": v["frame"], "frames": v.get("frames"),
+            "device": v["device"], "resume": "auto"}  # a take's task retried (its worker lost) goes on from its frames
 
 
 def _fit_gate(v: dict) -> GateSpec:

@@ -50,6 +50,9 @@ def fit(
     frame: str = typer.Option(None, "--frame",
                               help="Session fit: the frame to fit (default: the first); 'all': every frame of the "
                                    "take, the later ones warm-started with the first's shape and temporal smoothness."),
+    frames: str = typer.Option(None, "--frames",
+                               help="Session fit of a take: its frames A:B alone (B exclusive; implies --frame all), "
+                                    "the first of them fitted as the take's first: a part of a long take."),
     silhouette_weight: float = typer.Option(0.0, "--silhouette-weight",
                                             help="Session fit: weight of the person-mask term (0 = off)."),
     correspondences: str = typer.Option("auto", "--correspondences",
@@ -75,7 +78,7 @@ def fit(
     from reconstruction.fitting import resolve_device
 
     dev = resolve_device(device)
-    _check_source(session, scan, frame, resume)
+    frame = _check_source(session, scan, frame, frames, resume)
     if scan is None:
         from capture.session import check_session_argument
 
@@ -83,14 +86,22 @@ def fit(
         check_stage_out(out, "fit", force, [p for p in (session, landmarks, model_file) if p is not None])
         _fit_session(session, landmarks, out, model, dev, stages, frame, silhouette_weight, correspondences,
                      detail_iterations, temporal_weight, workspace, actor, production, model_file,
-                     landmark_embedding, force, resume)
+                     landmark_embedding, force, resume, frames)
         return
     _fit_scan(scan, out, landmarks, model, dev, (iterations, refine_iterations), units, rigid_init,
               nonrigid_iterations, nonrigid_method, auto_landmarks, texture_size, workspace, actor, production, force)
 
 
-def _check_source(session: Path | None, scan: Path | None, frame: str | None, resume: bool | str) -> None:
-    """One source (a session or a scan), and --resume only with a take (ValueError, one line)."""
+def _check_source(session: Path | None, scan: Path | None, frame: str | None, frames: str | None,
+                  resume: bool | str) -> str | None:
+    """One source (a session or a scan), --frames only for a take, --resume only with one (ValueError, one line);
+    returns --frame ("all" when --frames gives a range)."""
+    if frames is not None:
+        if scan is not None:
+            raise ValueError(f"--frames {frames} fits a range of a session's take, not a scan")
+        if frame not in (None, "all"):
+            raise ValueError(f"--frames {frames} fits a range of the take; --frame {frame} fits one frame: give one")
+        frame = "all"
     if scan is not None and session is not None:
         raise ValueError("give either a capture SESSION_DIR (with --landmarks) or --scan SCAN.ply, not both: "
                          "a scan registration does not use the session")
@@ -99,6 +110,7 @@ def _check_source(session: Path | None, scan: Path | None, frame: str | None, re
     if resume is True and (scan is not None or frame != "all"):
         raise ValueError("--resume goes on with the fit of a whole take: it needs a SESSION and --frame all (one "
                          "frame or a scan is fitted in one go)")
+    return frame
 
 
 def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, iterations: tuple[int, int],
@@ -190,7 +202,8 @@ def _write_scan_report(out: Path, metrics: dict, shown: Path | None = None) -> N
 def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, dev: str, stages: str,
                  frame: str | None, silhouette_weight: float, correspondences: str, detail_iterations: int,
                  temporal_weight: float, workspace, actor, production, model_file: Path | None = None,
-                 landmark_embedding: Path | None = None, force: bool = False, resume: bool | str = False) -> None:
+                 landmark_embedding: Path | None = None, force: bool = False, resume: bool | str = False,
+                 frames: str | None = None) -> None:
     """The multi-view path: session cameras + ingest landmarks -> fit folder, overlays and report.html (a take:
     every frame, through a checkpoint that ``resume`` goes on from)."""
     from core.stage_folders import staged_stage_dir
@@ -227,8 +240,10 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         if frame == "all":
             key = take_key(session, landmarks, model, model_file, landmark_embedding, {
                 "stages": iters, "silhouette_weight": silhouette_weight, "correspondences": correspondences,
-                "detail_iterations": detail_iterations, "temporal_weight": temporal_weight}, run.provenance)
-            summary = _fit_take(body, session, landmarks, out, cfg, prov, (key, resume, force, inputs), bar, task)
+                "detail_iterations": detail_iterations, "temporal_weight": temporal_weight, "frames": frames},
+                run.provenance)
+            summary = _fit_take(body, session, landmarks, out, cfg, prov, (key, resume, force, inputs, frames), bar,
+                                task)
         else:
             with staged_stage_dir(out, "fit", force, inputs) as tmp:
                 res = fit_session(body, session, landmarks, tmp, cfg, frame=frame, progress=progress, params=prov)
@@ -271,13 +286,13 @@ def _session_config(stages: str, silhouette_weight: float, correspondences: str,
 def _fit_take(body, session: Path, landmarks: Path, out: Path, cfg, prov: dict, run_args: tuple, bar, task) -> dict:
     """Every frame of the take through its checkpoint (`reconstruction.take_checkpoint`), the first frame's
     report written as soon as it is fitted; returns the console line's numbers. run_args: (the checkpoint's key,
-    resume, force, the stage's inputs)."""
+    resume, force, the stage's inputs, --frames)."""
     from core.stage_folders import staged_stage_dir
     from doppel.take_report import write_take_report
     from reconstruction.session_fit import fit_session_sequence
     from reconstruction.take_checkpoint import TakeCheckpoint
 
-    key, resume, force, inputs = run_args
+    key, resume, force, inputs, frames = run_args
 
     def progress(stage: str, it: int, n: int, loss: float) -> None:   # "FRAME: stage"
         bar.update(task, description=f"fit: {stage} loss {loss:.4f}", completed=it, total=n)
@@ -288,7 +303,7 @@ def _fit_take(body, session: Path, landmarks: Path, out: Path, cfg, prov: dict, 
 
     with TakeCheckpoint(out, key, resume) as ck, staged_stage_dir(out, "fit", force, inputs) as tmp:
         take = fit_session_sequence(body, session, landmarks, tmp, cfg, progress=progress, params=prov,
-                                    checkpoint=ck, on_frame=first_report)
+                                    checkpoint=ck, on_frame=first_report, frames=frames)
         metrics = json.loads((tmp / "metrics.json").read_text(encoding="utf-8"))
         write_take_report(tmp, metrics, shown=out)
     kept = len(take.frames) - len(take.fitted)

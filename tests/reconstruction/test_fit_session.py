@@ -232,3 +232,24 @@ def test_a_take_with_a_dropped_frame_is_ingested_and_fitted(take, tmp_path):
     gt = trimesh.load(sc.ground_truth_dir / "frames" / "001" / "mesh.ply", process=False).vertices
     fit = trimesh.load(out / "frames" / "001" / "fit_mesh.ply", process=False).vertices
     assert np.linalg.norm(fit - gt, axis=1).mean() < 0.045
+
+
+def test_a_range_of_a_take(take, tmp_path, capsys):
+    """`--frames 1:3`: frames 001 and 002 alone, the first of them fitted as the take's first (its folder's top,
+    its manifest's frame, which the texture and the neural double go by)."""
+    from doppel.neural_inputs import fitted_frame
+
+    sc, ing = take
+    out = tmp_path / "fit"
+    assert _run(["fit", str(sc.session_dir), "--landmarks", str(ing), "--out", str(out), "--frames", "1:3",
+                 "--stages", "10,30,0,10", "--detail-iterations", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["frames"]) == ["001", "002"] and metrics["frame"] == "001"
+    assert (out / "frames" / "002" / "params.json").is_file() and not (out / "frames" / "001").exists()
+    assert fitted_frame(out, ["000", "001", "002"]) == "001"
+    assert _run(["fit", str(sc.session_dir), "--landmarks", str(ing), "--out", str(tmp_path / "g"), "--frames",
+                 "1:3", "--frame", "000"]) == 1
+    assert "--frames 1:3 fits a range of the take; --frame 000 fits one frame" in capsys.readouterr().err
+    assert _run(["fit", str(sc.session_dir), "--landmarks", str(ing), "--out", str(tmp_path / "g"), "--frames",
+                 "2:9"]) == 1
+    assert "outside the 3 frames available" in capsys.readouterr().err
