@@ -115,6 +115,9 @@ def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None
         if units != "auto":
             raise ValueError(f"--units applies to BVH clips; a take's fit ({clip}) is in metres")
         motion, info = read_take_clip(clip, fps)
+    elif clip.is_dir() and (clip / "params.json").is_file():
+        raise ValueError(f"{clip}: the fit of one frame is a pose, not a clip; a take fitted with `doppel fit "
+                         "SESSION --frame all` is one")
     else:
         motion, info = read_any_clip(clip, units=units)
     if frames is not None:

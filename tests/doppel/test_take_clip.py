@@ -60,3 +60,6 @@ def test_a_takes_frame_rate_and_units(take_fit, capsys, caplog):
     assert _run("retarget", fit, "--rig", take_fit / "rig", "--out", take_fit / "a3", "--fps", "0") == 1
     assert "--fps must be a frame rate > 0" in capsys.readouterr().err
     assert not (take_fit / "a2").exists() and not (take_fit / "a3").exists()
+    one = take_fit / "fit" / "frames" / "001"                     # a frame's folder: the fit of one frame
+    assert _run("retarget", one, "--rig", take_fit / "rig", "--out", take_fit / "a4") == 1
+    assert "the fit of one frame is a pose, not a clip" in capsys.readouterr().err
