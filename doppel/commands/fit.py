@@ -215,6 +215,11 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
         raise ValueError(f"--model must be anny, smplx or flame, got {model!r}")
     cfg, iters = _session_config(stages, silhouette_weight, correspondences, detail_iterations, temporal_weight,
                                  landmark_embedding)
+    if frames is not None:                  # a range outside the take: said before the gate and the model load
+        from capture.ingest import load_ingest
+        from core.frame_ranges import parse_frames
+
+        parse_frames(frames, len(load_ingest(landmarks).frames))
     inputs = [p for p in (session, landmarks, model_file) if p is not None]
     console = cli_console()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
