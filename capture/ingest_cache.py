@@ -39,8 +39,5 @@ class LandmarkCache(RunCheckpoint):
         if self.path.is_dir():
             os.replace(self.path, Path(stage_dir) / "cache")
 
-    def __enter__(self) -> LandmarkCache:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.release(remove=exc_type is None or not (self.path.is_dir() and any(self.path.iterdir())))
+    def holds_work(self) -> bool:
+        return self.path.is_dir() and any(self.path.iterdir())

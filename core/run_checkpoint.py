@@ -3,7 +3,8 @@
 ``.OUT.TAG.checkpoint/`` beside OUT (`core.leftovers.checkpoint_sibling`) holds key.json (what the run depends on,
 `core.run_keys`), owners.json (the consents it works under, for a purge: `core.leftovers.record_owner`) and lock
 (held while the run works: a second run into the same OUT is refused). What else it keeps is the run's own
-(`RunCheckpoint` subclasses).
+(`RunCheckpoint` subclasses). Used as a context manager, a run's checkpoint goes when the run finishes and stays
+when it stops part-way with work in it.
 """
 
 from __future__ import annotations
@@ -88,6 +89,24 @@ class RunCheckpoint:
         for p in self.folder.iterdir():
             if p.name != LOCK_NAME:
                 shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+    def __enter__(self) -> RunCheckpoint:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Leaving the block normally (the run published its output) removes the folder; leaving it by an exception
+        (a failure, Ctrl-C, SIGTERM) keeps it when it `holds_work`, after `save_on_stop`."""
+        finished = exc_type is None
+        if not finished:
+            self.save_on_stop()
+        self.release(finished or not self.holds_work())
+
+    def holds_work(self) -> bool:
+        """Whether the folder holds work worth resuming from (default: more than its key, owners and lock)."""
+        return self._kept_work()
+
+    def save_on_stop(self) -> None:
+        """What the run keeps on disk when it stops by an exception, before `holds_work` is asked (default: nothing)."""
 
     def release(self, remove: bool) -> None:
         """Release the lock; ``remove``: the folder too (the run finished, or kept nothing worth resuming)."""

@@ -104,15 +104,13 @@ class ShotCheckpoint(RunCheckpoint):
         atomic_write_json(self.folder / STATE_NAME, {"done": self._done})
         self._saved_at = time.monotonic()
 
-    def __enter__(self) -> ShotCheckpoint:
-        return self
+    def holds_work(self) -> bool:
+        return bool(self._done)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        finished = exc_type is None
-        if not finished and self._done:
+    def save_on_stop(self) -> None:
+        if self._done:
             with contextlib.suppress(OSError):      # a full disk must not hide the error that stopped the shot
                 self.save_last()
-        self.release(finished or not self._done)
 
 
 def resume_hint(out: str | Path) -> str | None:

@@ -99,11 +99,8 @@ class TakeCheckpoint(RunCheckpoint):
         self._done[frame] = dict(row)
         atomic_write_json(self.folder / STATE_NAME, {"done": list(self._done), "frames": self._done})
 
-    def __enter__(self) -> TakeCheckpoint:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.release(exc_type is None or not self._done)
+    def holds_work(self) -> bool:
+        return bool(self._done)
 
 
 def resume_hint(out: str | Path) -> str | None:

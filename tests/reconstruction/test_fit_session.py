@@ -169,9 +169,9 @@ def test_synthetic_take_rejects_zero_frames(tmp_path):
 def test_a_take_goes_through_a_frame_most_views_miss(take, tmp_path, capsys):
     """An actor behind a crash mat for a moment: frame 001 seen by one view, then by none. The take is fitted
     (that frame steered by the frames before it, flagged in metrics.json and the console line); the take's
-    first frame, which sets the actor's shape, must still be seen by two views. Measured: frame 001 19.7 mm
-    (one view) and 19.8 mm (none) mean vertex error where the fully seen frame is 13.7 mm (a take of 5 frames,
-    20,60,0,20 stages)."""
+    first frame, which sets the actor's shape, must still be seen by two views. Measured on a 5-frame take of the
+    same kind (frame 002 hidden, 20,60,0,20 stages): 19.7 mm (one view) and 19.8 mm (none) mean vertex error there,
+    13.7 mm where every view saw it; the bound below is the other take tests'."""
     sc, ing = take
     gt = trimesh.load(sc.ground_truth_dir / "frames" / "001" / "mesh.ply", process=False).vertices
     for keep in (1, 0):
