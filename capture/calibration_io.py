@@ -391,12 +391,20 @@ def write_opencv_yaml(path: str | os.PathLike, cameras: list[Camera]) -> Path:
 
 def read_calibration(path: str | os.PathLike) -> list[Camera]:
     """Any supported calibration: a folder (COLMAP sparse model), Doppel JSON (has "cameras" objects
-    with "K"/"R"/"t" and "units" or the Doppel layout), OpenCV YAML/XML/JSON."""
+    with "K"/"R"/"t" and "units" or the Doppel layout), Agisoft Metashape's cameras XML
+    (``capture.metashape_xml``), OpenCV YAML/XML/JSON."""
+    from capture.metashape_xml import MetashapeError, is_metashape_xml, read_metashape_xml
+
     path = Path(path)
     if path.is_dir():
         return read_colmap(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: calibration file does not exist")
+    if is_metashape_xml(path):
+        try:
+            return read_metashape_xml(path).cameras
+        except MetashapeError as e:
+            raise CalibrationError(str(e)) from e
     if path.suffix.lower() == ".json":
         doc = _read_json_calibration(path)
         if isinstance(doc.get("cameras"), list) and \

@@ -36,6 +36,7 @@ class AssembledSession:
     incomplete: dict[str, list[str]] = field(default_factory=dict)   # moment left out -> cameras without a photo
     ignored: list[str] = field(default_factory=list)                 # camera folders with no calibrated camera
     linked: int = 0                          # photos hard-linked (the rest copied)
+    renamed: dict[str, str] = field(default_factory=dict)            # calibrated name -> camera folder named after
 
 
 def rig_photos(dump: Path) -> dict[str, dict[str, Path]]:
@@ -51,15 +52,15 @@ def rig_photos(dump: Path) -> dict[str, dict[str, Path]]:
 
 def plan_session(dump: Path, calibration: Path) -> tuple[dict[str, dict[str, Path]], AssembledSession]:
     """(moment -> calibrated camera -> photo, what will be assembled) without writing anything. Camera folders
-    are matched to calibrated cameras by name (case-insensitive); a moment some calibrated camera has no photo
-    of is left out (listed); SessionError when a calibrated camera has no folder or no moment is complete."""
-    cameras = [c.name for c in read_calibration(calibration)]
+    are matched to calibrated cameras by name (case-insensitive), or through a photo: a calibration made by a
+    photogrammetry tool (Metashape, COLMAP) names each camera after the photo it aligned (``cam01_0001``), and the
+    camera folder holding that photo gives the camera its name (``cam01``). A moment some calibrated camera has no
+    photo of is left out (listed); SessionError when a calibrated camera has no folder or no moment is complete."""
+    calibrated = [c.name for c in read_calibration(calibration)]
     photos = rig_photos(dump)
-    by_lower = {name.lower(): name for name in photos}
-    missing = [c for c in cameras if c.lower() not in by_lower]
-    if missing:
-        raise SessionError(f"{dump}: calibrated camera(s) {missing} have no folder (found: {sorted(photos)})")
-    folder_of = {c: by_lower[c.lower()] for c in cameras}
+    folder_of, renamed = _camera_folders(calibrated, photos, dump)
+    cameras = [renamed.get(c, c) for c in calibrated]
+    folder_of = {renamed.get(c, c): f for c, f in folder_of.items()}
     ignored = sorted(set(photos) - set(folder_of.values()))
     moments, matched_by = match_moments({folder_of[c]: photos[folder_of[c]] for c in cameras})
     all_moments = sorted({m for by_m in moments.values() for m in by_m}, key=_natural)
@@ -73,7 +74,34 @@ def plan_session(dump: Path, calibration: Path) -> tuple[dict[str, dict[str, Pat
     if not plan:
         raise SessionError(f"{dump}: no moment has a photo from every calibrated camera ({len(all_moments)} "
                            f"moment(s), matched by {matched_by}); check the folders' file names")
-    return plan, AssembledSession(list(plan), cameras, matched_by, incomplete, ignored)
+    return plan, AssembledSession(list(plan), cameras, matched_by, incomplete, ignored, renamed=renamed)
+
+
+def _camera_folders(calibrated: list[str], photos: dict[str, dict[str, Path]],
+                    dump: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(calibrated name -> camera folder, calibrated name -> new name for those found through a photo)."""
+    by_lower = {name.lower(): name for name in photos}
+    holding: dict[str, list[str]] = {}
+    for folder, stems in photos.items():
+        for stem in stems:
+            holding.setdefault(stem.lower(), []).append(folder)
+    folder_of, renamed, missing = {}, {}, []
+    for c in calibrated:
+        if c.lower() in by_lower:
+            folder_of[c] = by_lower[c.lower()]
+        elif len(holding.get(c.lower(), [])) == 1:
+            folder_of[c] = renamed[c] = holding[c.lower()][0]
+        else:
+            missing.append(c)
+    if missing:
+        raise SessionError(f"{dump}: calibrated camera(s) {missing} have no folder, nor a photo of that name in "
+                           f"exactly one camera folder (found: {sorted(photos)})")
+    names = [renamed.get(c, c).lower() for c in calibrated]
+    twice = sorted({c for c in calibrated if names.count(renamed.get(c, c).lower()) > 1})
+    if twice:
+        raise SessionError(f"{dump}: calibrated cameras {twice} all match one camera folder; each camera needs "
+                           "its own folder")
+    return folder_of, renamed
 
 
 def assemble_session(dump: str | os.PathLike, calibration: str | os.PathLike, out: Path,
@@ -84,7 +112,7 @@ def assemble_session(dump: str | os.PathLike, calibration: str | os.PathLike, ou
     (what a consent-gated stage reads to tell the folder is a session and what it came from)."""
     dump, calibration = Path(dump), Path(calibration)
     plan, done = plan_session(dump, calibration)
-    _write_calibration(calibration, out / "calibration.json")
+    _write_calibration(calibration, out / "calibration.json", done.renamed)
     total = sum(len(v) for v in plan.values())
     k = 0
     for m, by_cam in plan.items():
@@ -98,24 +126,37 @@ def assemble_session(dump: str | os.PathLike, calibration: str | os.PathLike, ou
     load_session(out)
     write_manifest(out, "capture session", inputs={"calibration": calibration},
                    params={"photos": str(dump), "matched_by": done.matched_by, "frames": done.frames,
-                           "cameras": done.cameras, "left_out": done.incomplete, "ignored": done.ignored},
+                           "cameras": done.cameras, "left_out": done.incomplete, "ignored": done.ignored,
+                           "renamed": done.renamed},
                    outputs={"calibration": "calibration.json"})
     return done
 
 
-def _write_calibration(src: Path, dst: Path) -> None:
-    """The session's calibration.json: a Doppel JSON copied as it is (its RMS and board kept), any other format
-    that read_calibration takes (a COLMAP model folder, OpenCV YAML/XML/JSON) written as Doppel JSON."""
+def _write_calibration(src: Path, dst: Path, renamed: dict[str, str]) -> None:
+    """The session's calibration.json: a Doppel JSON copied as it is (its RMS and board kept; cameras renamed
+    after their folders where ``renamed`` says), any other format that read_calibration takes (a COLMAP model
+    folder, Metashape XML, OpenCV YAML/XML/JSON) written as Doppel JSON."""
+    from dataclasses import replace
+
     from capture.calibration_io import read_doppel_json, write_doppel_json
+    from core.fileio import read_json_object
+    from core.storage import atomic_write_json
 
     if src.is_file() and src.suffix.lower() == ".json":
         try:
             read_doppel_json(src)
-            shutil.copyfile(src, dst)
-            return
         except Exception:  # noqa: BLE001 - not Doppel's layout: converted below
             pass
-    write_doppel_json(dst, read_calibration(src))
+        else:
+            if not renamed:
+                shutil.copyfile(src, dst)
+                return
+            doc = read_json_object(src)
+            for cam in doc["cameras"]:
+                cam["name"] = renamed.get(cam["name"], cam["name"])
+            atomic_write_json(dst, doc)
+            return
+    write_doppel_json(dst, [replace(c, name=renamed.get(c.name, c.name)) for c in read_calibration(src)])
 
 
 def _link_or_copy(src: Path, dst: Path) -> bool:

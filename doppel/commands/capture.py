@@ -97,8 +97,10 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
 def session_cmd(
     photos: Path = typer.Argument(..., help="PHOTOS/CAMERA/*.jpg|png: the rig's photos, one folder per camera, as the "
                                             "cameras wrote them (cam01/cam01_0001.jpg, A001_C002_0001.jpg, ...)."),
-    calibration: Path = typer.Option(..., "--calibration", help="The rig's calibration (`doppel capture calibrate`); "
-                                                                "its camera names are the folders' names."),
+    calibration: Path = typer.Option(..., "--calibration", help="The rig's calibration (`doppel capture calibrate`, "
+                                                                "a Metashape cameras XML, a COLMAP model, OpenCV "
+                                                                "YAML); its camera names are the folders' names, or "
+                                                                "the names of photos in them."),
     out: Path = typer.Option(..., "--out", help="Session folder to write: images/ + calibration.json."),
     force: bool = typer.Option(False, "--force", help="Replace an --out folder that holds another stage's output."),
 ) -> None:
@@ -117,6 +119,10 @@ def session_cmd(
         console.print(f"[yellow]moment {m!r} left out: no photo from {', '.join(cams)}[/yellow]")
     if done.ignored:
         console.print(f"[yellow]folders with no calibrated camera, ignored: {', '.join(done.ignored)}[/yellow]")
+    if done.renamed:
+        console.print(f"{len(done.renamed)} calibrated camera(s) named after the folder holding their photo: "
+                      + ", ".join(f"{a} -> {b}" for a, b in list(done.renamed.items())[:6])
+                      + (", ..." if len(done.renamed) > 6 else ""))
     how = "" if done.matched_by == RULES[0] else f", photos matched by {done.matched_by}"
     console.print(f"session: {len(done.frames)} moment(s) x {len(done.cameras)} cameras{how}; "
                   f"{done.linked} hard-linked, {len(done.frames) * len(done.cameras) - done.linked} copied -> {out}")
