@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 from pathlib import Path
 
+from core.fileio import read_json_object
 from core.leftovers import checkpoint_sibling
 from core.run_checkpoint import RunCheckpoint
 from core.run_keys import input_identity
 from core.storage import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 TAG = "fit"
 STATE_NAME = "take.json"
@@ -76,13 +80,17 @@ class TakeCheckpoint(RunCheckpoint):
 
     def kept(self, frames: list[str]) -> dict[str, dict]:
         """The first frames of the take (``frames``: its frame names in order) that a resumed fit keeps, as
-        `saved_frames` gives them: those take.json counts, fewer when one's folder lacks its params or metrics.
-        What a killed run left of the frames after them is removed."""
+        `saved_frames` gives them: those take.json counts, fewer when one's params or metrics cannot be read
+        (missing, or damaged since: that frame is fitted again, and said). What a killed run left of the frames
+        after them is removed."""
         saved = saved_frames(self.folder) if self.resumed else {}
         kept: dict[str, dict] = {}
         for i, frame in enumerate(frames):
             where = frame_folder(self.fit_folder, i, frame)
-            if frame not in saved or not all((where / n).is_file() for n in ("params.json", "metrics.json")):
+            problem = _unreadable(where) if frame in saved else "not fitted"
+            if problem:
+                if frame in saved:
+                    log.warning("take checkpoint: frame %r is fitted again (%s)", frame, problem)
                 break
             kept[frame] = saved[frame]
         self._done = dict(kept)
@@ -101,6 +109,21 @@ class TakeCheckpoint(RunCheckpoint):
 
     def holds_work(self) -> bool:
         return bool(self._done)
+
+
+def _unreadable(folder: Path) -> str | None:
+    """Why a kept frame's ``folder`` cannot start the frames after it (its params.json or metrics.json missing
+    or not readable), None when it can."""
+    from reconstruction.fit_folder import FitFolder
+
+    try:
+        params = FitFolder(folder).read_params()
+        if params.pose is None or params.root_translation is None:
+            return f"{folder / 'params.json'}: no pose"
+        read_json_object(folder / "metrics.json", "fit metrics")
+    except (OSError, ValueError, TypeError) as e:
+        return str(e)
+    return None
 
 
 def resume_hint(out: str | Path) -> str | None:

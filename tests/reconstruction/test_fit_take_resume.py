@@ -47,9 +47,15 @@ def _frame_files(out):
     return {f"{d}/{n}": (out / d / n).read_bytes() for d in (".", "frames/001", "frames/002") for n in FILES}
 
 
-def test_an_interrupted_take_goes_on_from_its_fitted_frames(take, tmp_path, monkeypatch, capsys):
-    whole = tmp_path / "whole"
-    assert _fit(take, whole) == 0
+@pytest.fixture(scope="module")
+def whole(take, tmp_path_factory):
+    """The take fitted without interruption."""
+    out = tmp_path_factory.mktemp("whole") / "fit"
+    assert _fit(take, out) == 0
+    return out
+
+
+def test_an_interrupted_take_goes_on_from_its_fitted_frames(take, whole, tmp_path, monkeypatch, capsys):
     out = tmp_path / "fit"
     fitted: list[str] = []
     with monkeypatch.context() as m:
@@ -83,6 +89,25 @@ def test_an_interrupted_take_goes_on_from_its_fitted_frames(take, tmp_path, monk
     for folder in (whole, out):          # the manifest hashes metrics.json as it is (with the take's frames)
         manifest = json.loads((folder / "manifest.json").read_text())
         assert manifest["outputs"]["metrics"]["sha256"] == sha256_file(folder / "metrics.json")
+
+
+def test_a_kept_frame_damaged_since_is_fitted_again(take, whole, tmp_path, monkeypatch, capsys, caplog):
+    """A kept frame whose params.json was damaged after the kill (a disk error, a hand edit): the resume fits it
+    again and goes on (before: every --resume failed on that file, and only starting over helped)."""
+    out = tmp_path / "fit"
+    fitted: list[str] = []
+    with monkeypatch.context() as m:
+        _stop_at(m, "002", fitted)
+        assert _fit(take, out) == 1
+    params = tmp_path / ".fit.fit.checkpoint" / "fit" / "frames" / "001" / "params.json"
+    params.write_text(params.read_text()[:100])                   # cut short
+    fitted.clear()
+    with monkeypatch.context() as m:
+        _stop_at(m, "none", fitted)
+        assert _fit(take, out, "--resume") == 0, capsys.readouterr().err
+    assert fitted == ["001", "002"]
+    assert "frame '001' is fitted again" in caplog.text and "params.json: not valid JSON" in caplog.text
+    assert _frame_files(out) == _frame_files(whole)
 
 
 def test_resume_needs_a_take(take, tmp_path, capsys):
