@@ -212,6 +212,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def link_if_identical(original: str | os.PathLike, copy: str | os.PathLike) -> bool:
+    """Make ``copy`` a hard link to ``original`` when the two files hold the same bytes (one copy on disk; the
+    path still reads as before), atomically. False, ``copy`` left as it is, when they differ or the file system
+    takes no hard link (another device, a share without links)."""
+    import filecmp
+
+    original, copy = Path(original), Path(copy)
+    if os.path.samefile(original, copy) or not filecmp.cmp(original, copy, shallow=False):
+        return os.path.samefile(original, copy)
+    tmp = copy.with_name(f".{temp_name_part(copy.name, 40)}.{_random_letters()}.link")
+    try:
+        os.link(original, tmp)
+    except OSError:
+        return False
+    os.replace(tmp, copy)
+    return True
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()

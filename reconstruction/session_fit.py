@@ -212,10 +212,11 @@ def _overlay(photo_bgr: np.ndarray, cam: Camera, vertices: np.ndarray, faces: np
 
 def write_overlays(out: Path, session: Session, frame: str, obs: ViewObservations, spec: LandmarkSpec,
                    result: FitResult, faces: np.ndarray, side: int = OVERLAY_SIDE,
-                   outline: np.ndarray | None = None) -> tuple[list[str], dict[str, float]]:
-    """out/overlays/CAMERA.png per view and out/overlays.png (contact sheet) -> (relative paths, per-view
-    confidence-weighted mean landmark error in px). outline: (V, 3) vertices whose silhouette is drawn
-    (default: the fitted model's; the detailed mesh when there is detail)."""
+                   outline: np.ndarray | None = None, views: bool = True) -> tuple[list[str], dict[str, float]]:
+    """out/overlays/CAMERA.png per view (unless not ``views``: the contact sheet holds the same images at the same
+    size) and out/overlays.png (contact sheet) -> (relative paths, per-view confidence-weighted mean landmark
+    error in px). outline: (V, 3) vertices whose silhouette is drawn (default: the fitted model's; the detailed
+    mesh when there is detail)."""
     import cv2
 
     from core.storage import atomic_write_bytes
@@ -230,7 +231,8 @@ def write_overlays(out: Path, session: Session, frame: str, obs: ViewObservation
     names = [c.name for c in obs.cameras]
     per_view = {n: (float((err[i] * conf[i]).sum() / conf[i].sum()) if conf[i].sum() > 0 else float("nan"))
                 for i, n in enumerate(names)}
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    if views:
+        (out / "overlays").mkdir(parents=True, exist_ok=True)
     thumbs, captions, files = [], [], []
     for i, cam in enumerate(obs.cameras):
         photo = cv2.imread(str(session.frames[frame][cam.name]), cv2.IMREAD_COLOR)
@@ -238,9 +240,10 @@ def write_overlays(out: Path, session: Session, frame: str, obs: ViewObservation
             raise FileNotFoundError(f"cannot read {session.frames[frame][cam.name]}")
         img = _overlay(photo, cam, result.vertices if outline is None else outline, faces, uv[i], kp[i], conf[i],
                        side)
-        ok, buf = cv2.imencode(".png", img)
-        atomic_write_bytes(out / "overlays" / f"{cam.name}.png", buf.tobytes())
-        files.append(f"overlays/{cam.name}.png")
+        if views:
+            ok, buf = cv2.imencode(".png", img)
+            atomic_write_bytes(out / "overlays" / f"{cam.name}.png", buf.tobytes())
+            files.append(f"overlays/{cam.name}.png")
         thumbs.append(img)
         captions.append(f"{cam.name} {per_view[cam.name]:.1f}px")
     ok, buf = cv2.imencode(".png", contact_sheet(thumbs, captions))
@@ -276,7 +279,8 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     frames (the previous frame's fit; from the third frame on, constant velocity: 2 x[t-1] - x[t-2] for the
     axis-angle pose and the translation), with the first frame's shape kept (one actor) and the temporal term
     ``config.w_temporal`` pulling pose and translation towards that prediction, into ``out/frames/FRAME/``
-    (params.json, fit_mesh.ply, metrics.json, overlays). Later frames run a third of the body iterations and
+    (params.json, fit_mesh.ply, metrics.json, the overlays' contact sheet; fit_mesh_bind.ply a hard link to the
+    first frame's, the same shape, where the disk allows). Later frames run a third of the body iterations and
     half of the last stage's, and no detail. ``out/metrics.json`` lists every frame.
 
     checkpoint: a `reconstruction.take_checkpoint.TakeCheckpoint`: the frames are written into its folder (moved
@@ -288,7 +292,7 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
     fitted (a resumed take's kept frames are not); a frame's fit is not held after its folder is written (a take
     of thousands of frames)."""
     from core.frame_ranges import parse_frames
-    from core.storage import atomic_write_json, refresh_manifest_outputs
+    from core.storage import atomic_write_json, link_if_identical, refresh_manifest_outputs
 
     cfg = config or FitConfig()
     session = load_session(session_dir)
@@ -316,6 +320,7 @@ def fit_session_sequence(model, session_dir: str | Path, ingest_dir: str | Path,
                                root_translation=2 * prev.root_translation - before.root_translation)
             fit = _fit_frame(model, session, ingest, spec, later, frame, folder, step, overlays, params,
                              time.perf_counter(), init=prev, previous=prev, freeze_shape=True)
+            link_if_identical(where / "fit_mesh_bind.ply", folder / "fit_mesh_bind.ply")   # the take's one shape
         if on_frame is not None:
             on_frame(i, fit, folder)
         fitted.append(fit.frame)
@@ -396,8 +401,8 @@ def _fit_frame(model, session: Session, ingest: IngestData, spec: LandmarkSpec, 
     out.mkdir(parents=True, exist_ok=True)
     t1 = time.perf_counter()
     outline = None if detail is None else result.vertices + detail.offsets
-    files, per_view = (write_overlays(out, session, fname, obs, spec, result, model.faces, outline=outline)
-                       if overlays else ([], {}))
+    files, per_view = (write_overlays(out, session, fname, obs, spec, result, model.faces, outline=outline,
+                                      views=previous is None) if overlays else ([], {}))
     t_overlay = time.perf_counter() - t1
     metrics = {"frame": fname, "views": len(obs.cameras), "views_seeing_person": seeing,
                "landmarks": len(spec), "silhouettes": use_masks,

@@ -131,3 +131,16 @@ def test_a_large_unchanged_file_is_hashed_once_and_a_changed_one_again(tmp_path,
     st.sha256_file(small)
     st.sha256_file(small)
     assert reads.count(str(small)) == 2                   # small files are always read
+
+
+def test_link_if_identical(tmp_path):
+    from core.storage import link_if_identical
+
+    a, b, c = (tmp_path / n for n in ("a.ply", "b.ply", "c.ply"))
+    a.write_bytes(b"same bytes")
+    b.write_bytes(b"same bytes")
+    c.write_bytes(b"other bytes")
+    assert link_if_identical(a, b) and b.samefile(a) and b.read_bytes() == b"same bytes"
+    assert link_if_identical(a, b)                        # already one file
+    assert not link_if_identical(a, c) and not c.samefile(a) and c.read_bytes() == b"other bytes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ply", "b.ply", "c.ply"]   # no temporary left

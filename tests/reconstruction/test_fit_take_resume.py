@@ -86,6 +86,11 @@ def test_an_interrupted_take_goes_on_from_its_fitted_frames(take, whole, tmp_pat
     assert [r["reprojection_px"] for r in a["frames"].values()] == \
         [r["reprojection_px"] for r in b["frames"].values()]
     assert (out / "report.html").is_file() and (out / "frames" / "002" / "overlays.png").is_file()
+    for folder in (whole, out):    # a later frame: one copy of the take's bind mesh, the overlays' contact sheet
+        for frame in ("001", "002"):
+            later = folder / "frames" / frame
+            assert (later / "fit_mesh_bind.ply").samefile(folder / "fit_mesh_bind.ply")
+            assert not (later / "overlays").exists() and (folder / "overlays").is_dir()
     for folder in (whole, out):          # the manifest hashes metrics.json as it is (with the take's frames)
         manifest = json.loads((folder / "manifest.json").read_text())
         assert manifest["outputs"]["metrics"]["sha256"] == sha256_file(folder / "metrics.json")
