@@ -136,13 +136,24 @@ class RetargetJob(JobOptions):
     head: str | None = None                           # a face performance's head: camera, take or none
     frames: str | None = None                         # "A:B" (B exclusive): a range of each body clip alone
     fps: float | None = Field(None, gt=0)             # a take's fit folder: its frame rate (default 24)
+    performer: str | None = None                      # a take's performer (default: the actor its fit is registered
+                                                      # to), whose consent for retarget it needs
 
 
 def _retarget_call(v: dict) -> dict:
     return {"clip": Path(v["clips"]), "rig": Path(v["rig"]), "out": Path(v["out"]), "units": v["units"],
             "up": v["up"], "bone_map": _p(v["bone_map"]), "no_cleanup": not v["cleanup"],
             "no_fingers": not v["fingers"], "preview_size": v["preview_size"], "head": v["head"],
-            "frames": v.get("frames"), "fps": v.get("fps")}
+            "frames": v.get("frames"), "fps": v.get("fps"), "performer": v.get("performer")}
+
+
+def _retarget_take_gate(v: dict) -> tuple[ExtraGate, ...]:
+    """A capture take as the clip: its performer's consent, as `doppel retarget` asks for it."""
+    from doppel.take_clip import is_take_fit
+
+    if not is_take_fit(Path(v["clips"])):
+        return ()
+    return (ExtraGate("performer", "retarget (take performer)", GateSpec((v["clips"],), (v["clips"],))),)
 
 
 def _retarget_gate(v: dict) -> GateSpec:
@@ -152,7 +163,7 @@ def _retarget_gate(v: dict) -> GateSpec:
 
 register_stage(StageSpec("retarget", RetargetJob, "retarget", "doppel.commands.retarget:retarget",
                          (InputField("clips", "clip"), InputField("rig", "rig")), _retarget_call, _retarget_gate,
-                         discloses=True))
+                         extra_gates=_retarget_take_gate, discloses=True))
 
 
 # --- export --------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from doppel.commands.retarget_options import (
     MaxMemoryOpt,
     OffsetOpt,
     OntoOpt,
+    PerformerOpt,
 )
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
@@ -42,6 +43,7 @@ def retarget(
     onto: OntoOpt = None,
     fps: FpsOpt = None,
     face_offset: OffsetOpt = 0.0,
+    performer: PerformerOpt = None,
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
     production: ProductionOpt = None,
@@ -79,28 +81,48 @@ def retarget(
     check_stage_out(out, "retarget", force, [clip, rig])      # before any slow work
     cfg = RetargetConfig(up_axis=up, fingers=not no_fingers, cleanup=not no_cleanup)
     bvh_target = rig.is_file() and rig.suffix.lower() == ".bvh"  # a skeleton only: evidence, no likeness needed
-    with gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
-                       likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else [],
-                       outputs=[out]) as run:
+    take = info.format == "take"
+    with gate_performer(workspace, performer, production, clip, out, take) as take_run, \
+            gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
+                          likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else [],
+                          outputs=[out]) as run:
         disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
         target, make_poser, faces = load_target(rig)  # after the gate: nothing is read from a refused input
         check_retarget_memory(motion.num_frames, motion.num_joints, len(target.names), max_memory_gb, clip)
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
                   "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig), "frames": frames,
                   "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                  "production": run.provenance["production"]}
+                  "production": run.provenance["production"],
+                  **({"performer_id": take_run.provenance["actor"], "performer_consent_id":
+                      take_run.provenance["consent"]} if take_run is not None else {})}
         with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
             source = clip / "manifest.json" if info.format == "take" else clip   # a take: its fit's manifest
             res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, source, params, make_poser,
                                        faces, preview_size, info.as_dict(), disclose)
-        run.add_output(out, kind="animation")
-    m = metrics
+        for gate in (run,) if take_run is None or take_run.auth.virtual else (run, take_run):
+            gate.add_output(out, kind="animation")      # a take's performer: their performance is in it
+    _print_summary(console, metrics, files, out)
+
+
+def _print_summary(console, m: dict, files: dict, out: Path) -> None:
     console.print(f"retargeted {m['frames']} frames ({m['transferred_bones']} bones, scale {m['scale']:.3f}): "
                   f"limb cosine {m['limb_cosine_mean']}, foot skate {m['skate_before_cleanup_cm_s']} -> "
                   f"{m['skate_after_cleanup_cm_s']} cm/s (source {m['skate_source_scaled_cm_s']}), "
                   f"penetration {m['penetration_max_before_cm']} -> {m['penetration_max_after_cm']} cm",
                   markup=False, highlight=False)
     console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}", markup=False, highlight=False)
+
+
+def gate_performer(workspace, performer: str | None, production: str | None, clip: Path, out: Path, take: bool):
+    """A capture take as the clip (``take``): the consent of the person who performed it (use retarget), the actor
+    its fit is registered to or --performer; an unattributed take in a workspace needs --performer. Any other
+    clip: no gate (a vendor's mocap is not a person's likeness here), a context giving None."""
+    import contextlib
+
+    if not take:
+        return contextlib.nullcontext(None)
+    return gate_from_cli(workspace, performer, production, use="retarget", command="retarget (take performer)",
+                         inputs=[clip], likeness=[clip], actor_option="--performer", outputs=[out])
 
 
 def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None, fps: float | None = None):

@@ -28,5 +28,9 @@ OffsetOpt = Annotated[float, typer.Option("--face-offset", help="With --onto: se
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="An ARKit CSV's frame rate when its timecodes cannot "
                                               "tell (a take under a second); a capture take's (its fit folder as "
                                               "the clip; default 24).", show_default=False)]
+PerformerOpt = Annotated[str | None, typer.Option("--performer", help="A capture take as the clip: the actor id of "
+                                                  "the person who performed it (default: the actor its fit is "
+                                                  "registered to), whose consent for retarget it needs.",
+                                                  show_default=False)]
 OntoOpt = Annotated[Path | None, typer.Option("--onto", help="A face performance: the body take (an animation "
                                               "folder on the same rig) to lay the face onto, on its clock.")]

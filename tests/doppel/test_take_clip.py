@@ -63,3 +63,59 @@ def test_a_takes_frame_rate_and_units(take_fit, capsys, caplog):
     one = take_fit / "fit" / "frames" / "001"                     # a frame's folder: the fit of one frame
     assert _run("retarget", one, "--rig", take_fit / "rig", "--out", take_fit / "a4") == 1
     assert "the fit of one frame is a pose, not a clip" in capsys.readouterr().err
+
+
+def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
+    """bob (the stunt performer) performed the take, jane's double gets it: jane's consent for her rig and bob's
+    for his performance (use retarget), each checked and audited; the animation is both actors' output, so that
+    either's revocation withdraws it. Before: bob's take was read as any vendor's clip, his consent never asked."""
+    import datetime as dt
+
+    from assets.actors import add_actor
+    from assets.consent import grant
+    from assets.workspace import Workspace
+    from tests.cli_runner import run_cli
+
+    ws = Workspace.init(tmp_path / "ws")
+    for name, aid in (("Jane Doe", "jane"), ("Bob Stunt", "bob")):
+        add_actor(ws, name, actor_id=aid)
+    soon = dt.date.today() + dt.timedelta(days=10)
+    grant(ws, "bob", ["fit"], "Film", soon)
+    grant(ws, "jane", ["rig", "retarget"], "Film", soon)
+    sc, ing = take
+    W = ("--workspace", ws.root, "--production", "Film")
+    fit, rig, anim = tmp_path / "bob_take", tmp_path / "jane_rig", tmp_path / "anim"
+    code, _, err = run_cli(capsys, "fit", sc.session_dir, "--landmarks", ing, "--out", fit, "--frame", "all",
+                           "--stages", "10,30,0,10", "--detail-iterations", "0", "--actor", "bob", *W)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "rig", "--out", rig, "--actor", "jane", "--preview-size", 64, *W)
+    assert code == 0, err
+    args = ("retarget", fit, "--rig", rig, "--out", anim, "--fps", "30", "--preview-size", 64, *W)
+    code, _, err = run_cli(capsys, *args)
+    assert code == 1 and "no valid consent from actor 'bob' for use 'retarget'" in err and not anim.exists(), err
+    grant(ws, "bob", ["retarget"], "Film", soon)
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    params = json.loads((anim / "manifest.json").read_text())["params"]
+    assert params["actor_id"] == "jane" and params["performer_id"] == "bob"
+    for who in ("jane", "bob"):
+        code, out, _ = run_cli(capsys, "assets", "list", "--actor", who, "--workspace", ws.root)
+        assert code == 0 and "animation" in out, (who, out)
+    # a plan's task asks for both consents too (the driver gates bob's take as the command does)
+    from doppel.batch.dag import build_dag
+    from doppel.batch.execute import BatchConfig, run_batch
+    from doppel.batch.plan import load_plan
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"workspace: {ws.root}\nproduction: Film\njobs:\n  - {{stage: retarget, clips: {fit}, "
+                    f"rig: {rig}, out: {tmp_path / 'banim'}, fps: 30, preview_size: 32}}\n")
+    res = run_batch(build_dag(load_plan(plan)), BatchConfig(workers=1))
+    assert [s.status for s in res.states.values()] == ["done"], res.events
+    assert json.loads((tmp_path / "banim" / "manifest.json").read_text())["params"]["performer_id"] == "bob"
+    # the performer is who the take's fit is registered to: naming someone else is refused
+    code, _, err = run_cli(capsys, "retarget", fit, "--rig", rig, "--out", tmp_path / "anim2", "--performer", "jane",
+                           "--preview-size", 64, *W)
+    assert code == 1 and "bob" in err and not (tmp_path / "anim2").exists(), err
+    code, out, _ = run_cli(capsys, "audit", "show", "--workspace", ws.root)
+    refused = [json.loads(line) for line in out.splitlines() if '"gate.refused"' in line]
+    assert [r["command"] for r in refused] == ["retarget (take performer)"] * 2, out
