@@ -93,7 +93,7 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     args = ("retarget", fit, "--rig", rig, "--out", anim, "--fps", "30", "--preview-size", 64, *W)
     code, _, err = run_cli(capsys, *args)
     assert code == 1 and "no valid consent from actor 'bob' for use 'retarget'" in err and not anim.exists(), err
-    grant(ws, "bob", ["retarget"], "Film", soon)
+    bob_retarget = grant(ws, "bob", ["retarget"], "Film", soon)
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     params = json.loads((anim / "manifest.json").read_text())["params"]
@@ -112,6 +112,13 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     res = run_batch(build_dag(load_plan(plan)), BatchConfig(workers=1))
     assert [s.status for s in res.states.values()] == ["done"], res.events
     assert json.loads((tmp_path / "banim" / "manifest.json").read_text())["params"]["performer_id"] == "bob"
+    # bob withdraws: his retarget consent revoked and purged takes the animations made of his take with it
+    from assets.consent import revoke
+    from assets.consent_purge import execute_purge, plan_purge
+
+    revoke(ws, bob_retarget.id, "withdrawn by the performer")
+    execute_purge(ws, plan_purge(ws, bob_retarget.id))
+    assert not anim.exists() and not (tmp_path / "banim").exists() and rig.exists()
     # the performer is who the take's fit is registered to: naming someone else is refused
     code, _, err = run_cli(capsys, "retarget", fit, "--rig", rig, "--out", tmp_path / "anim2", "--performer", "jane",
                            "--preview-size", 64, *W)
