@@ -69,8 +69,6 @@ def calibrate(
 
 
 def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, distance: str | None) -> None:
-    import tempfile
-
     from capture.calibration_io import write_colmap_text, write_doppel_json
     from capture.sfm import run_sfm
 
@@ -80,8 +78,11 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
         if len(parts) != 3:
             raise ValueError(f"--distance {distance!r}: expected CAM_A,CAM_B,METRES")
         known = (parts[0].strip(), parts[1].strip(), float(parts[2]))
-    with tempfile.TemporaryDirectory() as work, console.status("structure from motion (pycolmap)..."):
-        res = run_sfm(images_dir, Path(work) / "colmap", known_distance=known, board=None if known else spec)
+    from core.leftovers import work_folder
+
+    # pycolmap's database of the photos' features (GBs for a big rig) beside the output, not in a small /tmp
+    with work_folder(out) as work, console.status("structure from motion (pycolmap)..."):
+        res = run_sfm(images_dir, work / "colmap", known_distance=known, board=None if known else spec)
     write_doppel_json(out, res.cameras, sfm={"registered": res.registered, "unregistered": res.unregistered,
                                              "mean_reprojection_px": res.mean_reprojection_px,
                                              "scale": res.scale, "scale_source": res.scale_source})

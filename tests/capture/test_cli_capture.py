@@ -70,3 +70,26 @@ def test_qc_cli_and_errors(tmp_path, capsys):
     assert run(["capture", "calibrate", str(tmp_path / "nope"), "--out", str(tmp_path / "c.json")]) == 1
     assert run(["capture", "calibrate", str(tmp_path), "--board", "charuco:bogus=1"]) == 1
     assert "unknown key 'bogus'" in capsys.readouterr().err
+
+
+def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
+    """pycolmap's feature database (GBs for a big rig's photos, which may show the actor) is made beside the
+    calibration and removed after, not in the system's temporary folder (which a small /tmp cannot hold; a killed run's
+    photos' features lay out of a consent purge's reach)."""
+    import capture.sfm as sfm
+    from capture.npcam import PinholeNP
+
+    seen = []
+
+    def fake_run_sfm(image_dir, work_dir, **kwargs):
+        seen.append(work_dir)
+        cam = PinholeNP.look_at("cam00", [0, 1, 3], [0, 1, 0], np.diag([500.0, 500.0, 1.0]) + [[0, 0, 320], [0, 0, 240],
+                                                                                             [0, 0, 0]], 640, 480)
+        return sfm.SfmResult([cam.to_camera()], ["cam00.png"], [], 0.3, 100, 1.0, "none")
+
+    monkeypatch.setattr(sfm, "run_sfm", fake_run_sfm)
+    (tmp_path / "photos").mkdir()
+    out = tmp_path / "show" / "calibration.json"
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm"]) == 0, capsys.readouterr()
+    assert seen and seen[0].parent.parent == out.parent and seen[0].parent.name.startswith(".calibration.json.work")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["calibration.json"]      # the work folder removed
