@@ -51,7 +51,9 @@ def compute_metrics(res: RetargetResult, target: TargetSkeleton) -> dict:
     None or a dict of those (valid JSON)."""
     s = res.scale
     m: dict = {"frames": int(res.animation.num_frames), "fps": round(float(res.animation.fps), 4),
-               "scale": round(float(s), 5), "source_up_axis": res.up_axis, "transferred_bones": len(res.pairs)}
+               "scale": round(float(s), 5), "source_up_axis": res.up_axis,
+               "transferred_bones": int(res.copied_joints) if res.copied_joints else len(res.pairs),
+               "same_skeleton": bool(res.copied_joints)}
     m.update(_limb_metrics(res))
     m.update(_end_effector_metrics(res))
     m.update(_feet_metrics(res, target))

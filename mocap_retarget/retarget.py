@@ -22,6 +22,11 @@ Method, per frame and vectorised over frames:
    is locked in place (no sliding), no foot point goes below the floor (no sinking), with short blends
    in and out; a two-bone IK (thigh, shin; knee kept in its plane) reaches the corrected ankle while the
    foot keeps its world orientation.
+
+One skeleton on both sides (the same joint names and hierarchy: an Anny take onto an Anny rig): every joint's
+world rotation relative to its rest is carried over (steps 2-3 for the hips' alignment only, no swing), so the
+joints between roles (spine links, twist bones, metacarpals, toes) move too; the root path as in step 4 (the
+source's floor onto the target's). A source of the target's own proportions is reproduced but for that floor.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class RetargetResult:
     source_parents: np.ndarray | None = None    # (Js,) parents of the source skeleton
     target_rotations: np.ndarray | None = None      # (F, J, 3, 3) world rotations after cleanup
     target_rotations_raw: np.ndarray | None = None  # (F, J, 3, 3) before cleanup
+    copied_joints: int = 0                      # one skeleton on both sides: the joints copied (else 0)
 
 
 @dataclass
@@ -148,8 +154,12 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     leg_t = _leg_length(target.bind_pos, tmap.roles)
     scale = leg_t / src.leg
     step("rotation transfer")
-    W, mapped = _transfer_rotations(src, target, smap, tmap, pairs, cfg.min_bone_fraction * src.leg,
-                                    cfg.min_bone_fraction * leg_t)
+    same = same_skeleton(motion, target)
+    if same is None:
+        W, mapped = _transfer_rotations(src, target, smap, tmap, pairs, cfg.min_bone_fraction * src.leg,
+                                        cfg.min_bone_fraction * leg_t)
+    else:
+        W, mapped = _copy_rotations(src, target, smap, tmap, pairs, same, cfg.fingers)
     step("root motion")
     sole_s = source_sole_offset(motion, smap, src.R_rest)
     floor_s, root_tr = _root_motion(src, target, smap, tmap, scale, sole_s)
@@ -168,7 +178,8 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     anim = Animation(list(target.names), _local_rotations(Wt, target.parents, Rb, mapped), root_tr, motion.fps,
                      parents=target.parents.copy(), source=motion.source)
     return RetargetResult(anim, smap, tmap, pairs.pairs, contacts, scale, src.P, Pt, Pt_raw, floor_s, src.up_name,
-                          motion.parents.copy(), Wt.transpose(1, 0, 2, 3), W.transpose(1, 0, 2, 3))
+                          motion.parents.copy(), Wt.transpose(1, 0, 2, 3), W.transpose(1, 0, 2, 3),
+                          copied_joints=0 if same is None else int(mapped.sum()))
 
 
 def _up_rotation(up: np.ndarray) -> np.ndarray:
@@ -266,6 +277,48 @@ def _transfer_rotations(src: _Source, target: TargetSkeleton, smap: BoneMap, tma
     mapped[[k for _, _, k in pairs.pairs]] = True
     mapped[target.parents < 0] = True
     return W, mapped
+
+
+def same_skeleton(motion: Motion, target: TargetSkeleton) -> np.ndarray | None:
+    """(J,) the source joint of each target joint when the two are one skeleton (the same joint names, each with
+    the same parent: an Anny take onto an Anny rig, a clip exported from the rig itself), else None."""
+    if len(motion.names) != len(target.names) or set(motion.names) != set(target.names):
+        return None
+    index = {n: j for j, n in enumerate(motion.names)}
+
+    def parent_name(names, parents, j):
+        return None if parents[j] < 0 else names[parents[j]]
+
+    src = np.array([index[n] for n in target.names])
+    same = all(parent_name(target.names, target.parents, k) == parent_name(motion.names, motion.parents, j)
+               for k, j in enumerate(src))
+    return src if same else None
+
+
+def _copy_rotations(src: _Source, target: TargetSkeleton, smap: BoneMap, tmap: BoneMap, pairs: _Pairs,
+                    same: np.ndarray, fingers: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One skeleton on both sides: every joint's world rotation relative to its rest, carried onto the target's
+    bind (joint-major (J, F, 3, 3), and every joint mapped) through the hips' rest alignment, with no swing
+    correction (the joints between two roles are copied too: spine links, twist bones, metacarpals, toes).
+    Without ``fingers``, the finger joints and those below them stay at rest relative to their parent."""
+    Bw = target.bind_rot
+    Rb, _ = target.bind_local()
+    k_hips = tmap.roles["hips"]
+    c = pairs.child_role("hips", src.rest_c, target.bind_pos, 0.0, 0.0)
+    Q = _bone_alignment("hips", k_hips, c, src, target, smap, tmap, pairs, {})
+    J = len(target.names)
+    still = np.zeros(J, dtype=bool)
+    if not fingers:
+        finger_joints = {tmap.roles[r] for r in _FINGERS if r in tmap.roles}
+        for k, p in enumerate(target.parents):
+            still[k] = k in finger_joints or (p >= 0 and still[p])
+    W = np.empty((J, src.G.shape[0], 3, 3))
+    for k, p in enumerate(target.parents):
+        if still[k]:
+            W[k] = W[p] @ Rb[k]
+            continue
+        W[k] = (src.G[:, same[k]] @ src.R_rest.T) @ (Q @ Bw[k])
+    return W, ~still | (target.parents < 0)
 
 
 def _foot_points(roles: dict) -> list[int]:

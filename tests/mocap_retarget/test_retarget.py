@@ -206,3 +206,29 @@ def test_the_foot_cleanup_never_pushes_a_toe_off_into_the_floor():
     mt = compute_metrics(res, target)
     assert mt["penetration_max_before_cm"] == 0.0 and mt["penetration_max_after_cm"] == 0.0
     assert mt["skate_after_cleanup_cm_s"] < 0.05
+
+
+def test_one_skeleton_on_both_sides_copies_every_joint():
+    """A clip of the target's own skeleton (an Anny take onto an Anny rig): the joints the roles miss (here
+    'Spine', between the hips and the chest role) move too, and the target's joints follow the source's but for
+    the floor the retargeter finds; a bigger body of that skeleton gets every joint's rotation. Before, 'Spine' was
+    left at bind and the chest swung to make up for it."""
+    from mocap_retarget.retarget import same_skeleton
+
+    spec = WalkSpec(seconds=1.0, fps=30)
+    m = synthetic_walk(spec)
+    k = m.names.index("Spine")
+    twist = Rotation.from_rotvec(np.outer(np.sin(np.linspace(0, 3, m.num_frames)), [0, 0.6, 0])).as_matrix()
+    m.local_rotations[:, k] = m.local_rotations[:, k] @ twist      # a twisting spine the roles do not cover
+    target = TargetSkeleton.from_motion(synthetic_walk(spec))
+    assert same_skeleton(m, target) is not None
+    res = retarget(m, target, RetargetConfig(cleanup=False))
+    assert compute_metrics(res, target)["same_skeleton"] and res.copied_joints == len(target.names)
+    src = res.source_positions - res.source_positions[:, :1] + res.target_positions_raw[:, :1]
+    assert np.abs(res.target_positions_raw - src).max() < 1e-9       # the same motion, hips path aside
+    np.testing.assert_allclose(res.animation.local_rotations[:, target.names.index("Spine")], m.local_rotations[:, k],
+                               atol=1e-9)
+    big = TargetSkeleton.from_motion(synthetic_walk(spec, scale=1.2))
+    res = retarget(m, big, RetargetConfig(cleanup=False, fingers=False))
+    np.testing.assert_allclose(res.animation.local_rotations[:, big.names.index("Spine")], m.local_rotations[:, k],
+                               atol=1e-9)
