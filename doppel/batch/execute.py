@@ -168,7 +168,7 @@ class _Driver:
     state_dir: str = ""
     ready: list[str] = field(default_factory=list)
     in_flight: dict = field(default_factory=dict)       # ObjectRef -> (task id, GatedRun)
-    extra_runs: dict = field(default_factory=dict)      # task id -> [(GatedRun, GateSpec)] of its extra gates
+    extra_runs: dict = field(default_factory=dict)      # task id -> [(GatedRun, ExtraGate)] of its extra gates
 
     def __post_init__(self) -> None:
         self.state_dir = str(self.dag.plan.root / STATE_DIR)
@@ -238,7 +238,7 @@ class _Driver:
             return None, ("refused", str(e))
         except (DoppelError, ValueError, OSError) as e:
             return None, ("failed", str(e))
-        self.extra_runs[task.id] = list(zip(runs[:-1], [x.spec for x in extras], strict=True))
+        self.extra_runs[task.id] = list(zip(runs[:-1], extras, strict=True))
         return runs[-1], None
 
     def submit(self, task: Task) -> None:
@@ -268,7 +268,7 @@ class _Driver:
         opts = {"num_cpus": 1, "max_retries": self.cfg.max_retries, "retry_exceptions": False}
         if task.spec.gpu and self.has_gpu:
             opts["num_gpus"] = 1
-        more = [(r.auth, list(spec.inputs)) for r, spec in self.extra_runs.get(task.id, [])]
+        more = [(r.auth, list(x.spec.inputs)) for r, x in self.extra_runs.get(task.id, [])]
         try:
             grant = self.disclosure_grant(task, run)
         except DoppelError as e:         # an expired or unreadable signing identity: nothing undisclosed is made
@@ -331,8 +331,8 @@ class _Driver:
         for path, kind, ins in res.outputs:
             run.add_output(path, kind, ins)
         try:
-            for extra, _ in self.extra_runs.pop(task.id, []):
-                if not extra.auth.virtual:     # a swap's real plate performer: the outputs are theirs too
+            for extra, gate in self.extra_runs.pop(task.id, []):
+                if gate.owns_outputs and not extra.auth.virtual:   # a swap's real plate performer: theirs too
                     for path, kind, ins in res.outputs:
                         extra.add_output(path, kind, ins)
                 extra.finish()

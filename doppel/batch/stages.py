@@ -49,6 +49,8 @@ class ExtraGate:
     actor_option: str                  # the job option naming its actor ("plate_actor")
     command: str                       # the gate's command label, as the command gives it
     spec: GateSpec                     # its inputs and likeness
+    owns_outputs: bool = True          # the outputs are registered to its actor too (a swap's plate performer: yes;
+                                       # a retargeted take's performer: no, as `doppel retarget` does)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,8 @@ def _retarget_take_gate(v: dict) -> tuple[ExtraGate, ...]:
 
     if not is_take_fit(Path(v["clips"])):
         return ()
-    return (ExtraGate("performer", "retarget (take performer)", GateSpec((v["clips"],), (v["clips"],))),)
+    return (ExtraGate("performer", "retarget (take performer)", GateSpec((v["clips"],), (v["clips"],)),
+                      owns_outputs=False),)
 
 
 def _retarget_gate(v: dict) -> GateSpec:

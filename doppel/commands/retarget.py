@@ -86,7 +86,7 @@ def retarget(
             gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
                           likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else [],
                           outputs=[out]) as run:
-        disclose = discloser(run, no_provenance, label)   # refuses --no-provenance for a real actor
+        disclose = discloser(run, no_provenance, label, performer=take_run)   # a real actor's: never --no-provenance
         target, make_poser, faces = load_target(rig)  # after the gate: nothing is read from a refused input
         check_retarget_memory(motion.num_frames, motion.num_joints, len(target.names), max_memory_gb, clip)
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
@@ -99,8 +99,7 @@ def retarget(
             source = clip / "manifest.json" if info.format == "take" else clip   # a take: its fit's manifest
             res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, source, params, make_poser,
                                        faces, preview_size, info.as_dict(), disclose)
-        for gate in (run,) if take_run is None or take_run.auth.virtual else (run, take_run):
-            gate.add_output(out, kind="animation")      # a take's performer: their performance is in it
+        run.add_output(out, kind="animation")   # the rig's actor's (a performer's consent is checked, not owner)
     _print_summary(console, metrics, files, out)
 
 
@@ -115,8 +114,10 @@ def _print_summary(console, m: dict, files: dict, out: Path) -> None:
 
 def gate_performer(workspace, performer: str | None, production: str | None, clip: Path, out: Path, take: bool):
     """A capture take as the clip (``take``): the consent of the person who performed it (use retarget), the actor
-    its fit is registered to or --performer; an unattributed take in a workspace needs --performer. Any other
-    clip: no gate (a vendor's mocap is not a person's likeness here), a context giving None."""
+    its fit is registered to or --performer; an unattributed take in a workspace needs --performer. The animation
+    stays the rig's actor's asset (registered to two actors, every later export or shot of the double would be
+    refused as mixing actors); the manifest names the performer and their consent. Any other clip: no gate (a
+    vendor's mocap is not a person's likeness here), a context giving None."""
     import contextlib
 
     if not take:
