@@ -89,6 +89,25 @@ def accuracy(w: Path, hidden: str) -> None:
     print(f"take.html flags {len(why)} frame(s): " + "; ".join(f"{n}: {r}" for n, r in why.items()))
 
 
+def storage(w: Path) -> None:
+    """The fit folder's bytes on disk (a file hard-linked in several frames counted once) and a later frame's."""
+    fit, seen = w / "fit", set()
+
+    def unique_bytes(paths) -> int:
+        total = 0
+        for p in paths:
+            st = p.lstat()
+            if p.is_file() and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+        return total
+
+    top = unique_bytes(p for p in fit.rglob("*") if p.relative_to(fit).parts[0] != "frames")
+    later = unique_bytes((fit / "frames").rglob("*"))
+    n = len(list((fit / "frames").iterdir()))
+    print(f"fit folder on disk: {(top + later) / 1e6:.1f} MB; a later frame {later / n / 1e6:.2f} MB ({n} frames)")
+
+
 def retargeted(w: Path, fps: float = 24.0) -> None:
     import doppel  # noqa: F401
     from rigging.animation import Animation, in_rig_order
@@ -127,6 +146,7 @@ def main() -> None:
         dropped, hidden = make_take(w, args.frames, args.size, args.seed)
         fit_killed_and_resumed(w, args.kill_after)
         accuracy(w, hidden)
+        storage(w)
         retargeted(w)
     finally:
         if args.work is None:
