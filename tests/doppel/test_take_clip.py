@@ -100,6 +100,9 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     assert code == 0, err
     params = json.loads((anim / "manifest.json").read_text())["params"]
     assert params["actor_id"] == "jane" and params["performer_id"] == "bob"
+    code, out, _ = run_cli(capsys, "verify", anim / "preview.png", "--json", "--workspace", ws.root)
+    rep = json.loads(out)                                  # the preview's credentials name the performer too
+    assert rep["c2pa"]["assertion"]["actor"] == "jane" and rep["c2pa"]["assertion"]["performer"] == "bob", rep
     # the animation is jane's double's: her export of it goes on (registered to bob too, it was refused as mixing
     # actors); bob's consent stays checked on every new retarget of his take
     grant(ws, "jane", ["export"], "Film", soon)
