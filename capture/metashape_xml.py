@@ -22,6 +22,12 @@ camera's component's (2.x) ``<transform>`` (rotation, translation, scale) takes 
 chunk without one was never scaled: its units are arbitrary and it is refused, as is a georeferenced one (camera
 centres kilometres from the origin: the world would be geocentric metres). Cameras Metashape could not align
 (no transform) are left out and said; a sensor other than a frame camera (fisheye, spherical) is refused.
+
+A camera's ``<orientation>`` (its photo's EXIF orientation: 6 for a body mounted in portrait) is read as
+Metashape's sensor calibration being the sensor's as stored (one calibration serves a body's landscape and
+portrait photos): the camera is turned to its photo as shown, which is how Doppel reads every image
+(`capture.camera_orientation`). Not checked against a Metashape export of turned photos here; were it otherwise,
+the session would refuse the camera for its image size, not misplace it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 
 from capture.camera import Camera
+from capture.camera_orientation import as_shown
 from capture.npcam import PinholeNP
 from core.errors import DoppelError
 
@@ -253,9 +260,14 @@ def _camera(cam: ET.Element, label: str, tf16: np.ndarray, sensor: _Sensor, worl
         raise MetashapeError(f"{path}: camera {label!r}: its transform's rotation is not orthonormal")
     centre = M[:3, 3]
     R = R_cw.T
-    name = _name(label)
-    return PinholeNP(name=name, K=sensor.K, R=R, t=-R @ centre, width=sensor.width, height=sensor.height,
-                     dist=sensor.dist).to_camera()
+    stored = PinholeNP(name=_name(label), K=sensor.K, R=R, t=-R @ centre, width=sensor.width, height=sensor.height,
+                       dist=sensor.dist)
+    node = cam.find("orientation")
+    try:
+        orientation = int((node.text or "1").strip()) if node is not None else 1
+        return as_shown(stored, orientation).to_camera()
+    except ValueError as e:
+        raise MetashapeError(f"{path}: camera {label!r}: {e}") from e
 
 
 def _name(label: str) -> str:

@@ -233,3 +233,25 @@ def test_a_session_from_a_rig_aligned_in_metashape(tmp_path, capsys):
     (dump / "CAM01" / "CAM01_0001.png").rename(dump / "CAM01" / "CAM01_0003.png")   # its calibration photo gone
     code, out, err = run_cli(capsys, "capture", "session", dump, "--calibration", xml, "--out", tmp_path / "t")
     assert code == 1 and "['CAM01_0001'] have no folder, nor a photo of that name" in err
+
+
+def test_a_camera_mounted_in_portrait_is_turned_to_its_photo_as_shown(tmp_path):
+    """<orientation>6</orientation> (EXIF: turn a quarter clockwise to show): the sensor is calibrated as stored
+    (landscape); Doppel reads the photo as shown (portrait), so the camera is turned with it."""
+    from capture.camera_orientation import as_shown
+
+    cams = rig(2)
+    path = write_export(tmp_path / "cameras.xml", cams)
+    text = path.read_text().replace('label="D:\\rig\\cam01\\cam01_0001.JPG"><transform>',
+                                    'label="D:\\rig\\cam01\\cam01_0001.JPG"><orientation>6</orientation><transform>')
+    assert text != path.read_text()
+    path.write_text(text)
+    landscape, portrait = read_metashape_xml(path).cameras
+    assert (landscape.width, landscape.height) == (W, H) and (portrait.width, portrait.height) == (H, W)
+    stored = read_metashape_xml(write_export(tmp_path / "plain.xml", cams)).cameras[1]
+    want = as_shown(as_np(stored), 6)
+    for attr in ("K", "R", "t", "dist"):
+        np.testing.assert_allclose(getattr(as_np(portrait), attr), getattr(want, attr), atol=1e-12)
+    path.write_text(text.replace("<orientation>6</orientation>", "<orientation>5</orientation>"))
+    with pytest.raises(MetashapeError, match="mirror image"):
+        read_metashape_xml(path)
