@@ -135,8 +135,13 @@ def _swap_red_blue(img: np.ndarray) -> np.ndarray:
     return img[..., [2, 1, 0, 3][:img.shape[2]]]
 
 
-def _orientation(path: Path) -> int:
+def exif_orientation(path: str | Path) -> int:
     """The EXIF orientation (1-8; 1 = shown as stored) of a PNG, JPEG or TIFF; 1 when it has none."""
+    return _orientation(Path(path))
+
+
+def _orientation(path: Path) -> int:
+    """`exif_orientation`."""
     from PIL import Image
 
     try:

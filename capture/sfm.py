@@ -3,7 +3,8 @@ incremental mapping), into capture.Camera, with metric scale from a known distan
 centres or from a ChArUco board in view.
 
 COLMAP's pixel convention (the centre of the top-left pixel at (0.5, 0.5)) is Doppel's, so intrinsics
-carry over unchanged.
+carry over unchanged; COLMAP calibrates each photo as stored, Doppel reads it as shown: a photo with an EXIF
+orientation (a camera mounted in portrait) has its camera turned with it (`capture.camera_orientation`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from capture.calibration_io import cameras_from_reconstruction
+from capture.camera_orientation import as_shown
 from capture.charuco import BoardSpec, detect_charuco
+from capture.frame_files import exif_orientation
 from capture.npcam import PinholeNP, as_np
 from capture.triangulation import triangulate_points
 from core.errors import DoppelError
@@ -89,7 +92,9 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
         raise SfmFailed(f"{image_dir}: COLMAP could not initialise a reconstruction (too little texture or "
                         "overlap between the images?)")
     rec = max(recs.values(), key=lambda r: r.num_reg_images())
-    cams = [as_np(c) for c in cameras_from_reconstruction(rec)]
+    # COLMAP calibrates each photo as stored; Doppel reads it as shown (EXIF orientation: a body in portrait)
+    file_of = {Path(n).stem: image_dir / n for n in names}
+    cams = [as_shown(as_np(c), exif_orientation(file_of[c.name])) for c in cameras_from_reconstruction(rec)]
     registered = sorted(im.name for im in rec.images.values() if im.has_pose)
     unregistered = sorted(set(names) - set(registered))
     if len(cams) < 2:

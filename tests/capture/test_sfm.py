@@ -125,3 +125,38 @@ def test_sfm_known_distance_and_errors(rendered, sfm, tmp_path):
     (tmp_path / "one").mkdir()
     with pytest.raises(SfmFailed, match="at least 2 images"):
         run_sfm(tmp_path / "one", tmp_path / "w2")
+
+
+def test_photos_of_cameras_mounted_in_portrait(rendered, tmp_path):
+    """Two of the rig's photos stored turned a quarter with EXIF orientation 6 (a body mounted in portrait, as its
+    JPEG says): COLMAP calibrates them as stored, Doppel reads them as shown; their cameras come out as shown
+    (image size, centres and the board's scale as for the others). Before, they were stored-frame cameras of
+    384 x 512 images Doppel reads as 512 x 384, and the board's corners were found in the other frame."""
+    import cv2
+    from PIL import Image
+
+    from capture.frame_files import oriented
+
+    d, cams, spec = rendered
+    out = tmp_path / "images"
+    out.mkdir()
+    for p in sorted(d.iterdir()):
+        shown = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+        if p.stem in ("cam2", "cam4"):
+            stored = np.ascontiguousarray(np.rot90(shown, 1))
+            assert np.array_equal(oriented(stored, 6), shown)
+            im = Image.fromarray(stored)
+            exif = im.getexif()
+            exif[0x0112] = 6
+            im.save(out / f"{p.stem}.jpg", quality=95, exif=exif)
+        else:
+            Image.fromarray(shown).save(out / f"{p.stem}.jpg", quality=95)
+    res = run_sfm(out, tmp_path / "work", board=spec)
+    assert res.unregistered == [] and len(res.cameras) == len(cams)
+    est = {c.name: as_np(c) for c in res.cameras}
+    assert all((est[c.name].width, est[c.name].height) == (W, H) for c in cams)
+    src = np.array([est[c.name].center for c in cams])
+    s, R, t = umeyama(src, np.array([c.center for c in cams]))
+    err = np.linalg.norm((s * src @ R.T + t) - np.array([c.center for c in cams]), axis=1)
+    assert err.max() < CENTRE_TOL_M, err
+    assert res.scale_source == "board" and abs(s - 1) < SCALE_TOL, s
