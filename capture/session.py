@@ -80,6 +80,19 @@ def _image_size(path: Path) -> tuple[int, int]:
     return img.shape[1], img.shape[0]
 
 
+def _turn_hint(path: Path) -> str:
+    """What to add when an image of the wrong size is stored turned (an EXIF orientation): its camera was likely
+    calibrated on the photos as stored (COLMAP's way), while Doppel reads them as shown."""
+    from capture.frame_files import exif_orientation
+
+    o = exif_orientation(path)
+    if o == 1:
+        return ""
+    return (f" (the photo is stored turned, EXIF orientation {o}, and Doppel reads it as shown: a camera calibrated "
+            "on it as stored, as COLMAP does, must be turned with it: `doppel capture calibrate` (--sfm included) "
+            "and a Metashape export do so; in Python, capture.camera_orientation.as_shown)")
+
+
 def check_session_folder(root: str | os.PathLike) -> Path:
     """``root`` when it has the shape of a session (a folder with calibration.json and images/; nothing is read),
     else FileNotFoundError / SessionError in one line. A folder that holds a session one level down (what
@@ -158,7 +171,7 @@ def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
                 w, h = _image_size(p)
                 if (w, h) != (cam.width, cam.height):
                     raise SessionError(f"{p}: image is {w}x{h} but camera {cam.name!r} is calibrated for "
-                                       f"{cam.width}x{cam.height}")
+                                       f"{cam.width}x{cam.height}{_turn_hint(p)}")
     for w in warnings:
         log.warning("%s: %s", root, w)
     return Session(root=root, cameras=cameras, frames=frames, warnings=warnings, dropped=dropped)

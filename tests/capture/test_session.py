@@ -199,3 +199,26 @@ def test_16_bit_tiff_photos_load_and_camera_raw_files_are_named(tmp_path):
         (root / "images" / f"{c.name}.tif").rename(root / "images" / f"{c.name}.CR3")
     with pytest.raises(SessionError, match="camera RAW files: develop them to 16-bit TIFF or JPEG first"):
         load_session(root)
+
+
+def test_a_camera_calibrated_on_a_turned_photo_as_stored_is_refused_saying_so(tmp_path):
+    """A COLMAP model of a rig with a camera in portrait: calibrated on the photo as stored (landscape), the photo
+    shown turned (EXIF orientation 6): the size mismatch names the turn and the way out."""
+    from PIL import Image
+
+    from capture.calibration_io import write_doppel_json
+    from capture.npcam import PinholeNP
+
+    K = np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]])
+    cam = PinholeNP.look_at("cam00", [0, 1, 2], [0, 1, 0], K, 64, 48)
+    (tmp_path / "images").mkdir()
+    write_doppel_json(tmp_path / "calibration.json", [cam, PinholeNP.look_at("cam01", [1, 1, 2], [0, 1, 0], K, 64,
+                                                                              48)])
+    im = Image.fromarray(np.zeros((48, 64, 3), np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "images" / "cam00.jpg", exif=exif)
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(tmp_path / "images" / "cam01.jpg")
+    with pytest.raises(SessionError, match=r"image is 48x64 but camera 'cam00' is calibrated for 64x48 \(the photo "
+                                           r"is stored turned, EXIF orientation 6"):
+        load_session(tmp_path)
