@@ -94,6 +94,37 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
         console.print(f"[yellow]not registered: {res.unregistered}[/yellow]")
 
 
+@app.command("cameras")
+def cameras_cmd(
+    calibration: Path = typer.Argument(..., help="A calibration: Doppel JSON, a Metashape cameras XML, a COLMAP "
+                                                 "model folder, OpenCV YAML/XML/JSON."),
+    out: Path = typer.Option(None, "--out", help="Also write it as Doppel's calibration.json here."),
+) -> None:
+    """What a calibration holds, to check one made elsewhere before a session is assembled on it: each camera's
+    image size, focal length, field of view and distance to the rig's centre, and the rig's size (are its units
+    metres?). With --out, written as Doppel JSON."""
+    from capture.calibration_io import read_calibration, write_doppel_json
+    from capture.rig_summary import summarize_rig
+
+    cams = read_calibration(calibration)
+    rig = summarize_rig(cams)
+    t = Table(title=f"{calibration} ({len(cams)} cameras)")
+    for col in ("camera", "size", "fx", "fy", "fov y", "distortion", "to centre"):
+        t.add_column(col)
+    for r in rig.cameras:
+        t.add_row(r.name, f"{r.width}x{r.height}", f"{r.fx:.1f}", f"{r.fy:.1f}", f"{r.fov_y_deg:.1f} deg",
+                  "yes" if r.distortion else "no", f"{r.distance_m:.3f} m")
+    print_table(t, console)
+    c = rig.centre
+    console.print(f"rig: {len(cams)} cameras spanning {rig.span_m:.3f} m around ({c[0]:.3f}, {c[1]:.3f}, "
+                  f"{c[2]:.3f})", markup=False, highlight=False)
+    for note in rig.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    if out is not None:
+        write_doppel_json(out, cams)
+        console.print(f"wrote {out}", markup=False, highlight=False)
+
+
 @app.command("session")
 def session_cmd(
     photos: Path = typer.Argument(..., help="PHOTOS/CAMERA/*.jpg|png: the rig's photos, one folder per camera, as the "

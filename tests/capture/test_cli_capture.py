@@ -93,3 +93,26 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm"]) == 0, capsys.readouterr()
     assert seen and seen[0].parent.parent == out.parent and seen[0].parent.name.startswith(".calibration.json.work")
     assert sorted(p.name for p in out.parent.iterdir()) == ["calibration.json"]      # the work folder removed
+
+
+def test_cameras_shows_a_foreign_calibration_and_says_when_its_units_are_not_metres(tmp_path, capsys):
+    """`doppel capture cameras`: a Metashape export checked before a session is assembled on it (the rig's size
+    in metres), written as Doppel JSON; the same rig in millimetres is said to be so."""
+    from capture.calibration_io import read_doppel_json, write_doppel_json
+    from capture.npcam import as_np
+    from tests.capture.test_metashape_xml import rig, write_export
+
+    xml = write_export(tmp_path / "cameras.xml", rig(4))
+    assert run(["capture", "cameras", str(xml), "--out", str(tmp_path / "rig.json")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "cam03_0001" in out and "1600x1200" in out and "46.1 deg" in out
+    assert "rig: 4 cameras spanning 5.016 m" in out and "are the calibration's units metres" not in out
+    cams = read_doppel_json(tmp_path / "rig.json")
+    assert [c.name for c in cams] == [f"cam0{i}_0001" for i in range(4)]
+    mm = [as_np(c) for c in cams]
+    for c in mm:
+        c.t = c.t * 1000.0
+    write_doppel_json(tmp_path / "mm.json", mm)
+    assert run(["capture", "cameras", str(tmp_path / "mm.json")]) == 0
+    out = " ".join(capsys.readouterr().out.split())                    # as wrapped for the console's width
+    assert "spanning 5015.974 m" in out and "are the calibration's units metres?" in out
