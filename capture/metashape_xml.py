@@ -17,6 +17,9 @@ known trap of converters). K4, P3, P4 and the skew B2 have no term in the OpenCV
 over the image (linear least squares), the largest difference in pixels is said, and one the five cannot follow
 within ``MAX_REFIT_PX`` is refused.
 
+PhotoScan (before Metashape 1.5) wrote fx, fy, a skew and the principal point in pixels instead of f, B1, B2 and
+the offset from the image centre: read as such.
+
 Poses: a camera's ``<transform>`` is its camera-to-chunk 4x4 (row-major); the chunk's (Metashape 1.x) or the
 camera's component's (2.x) ``<transform>`` (rotation, translation, scale) takes chunk to world coordinates. A
 chunk without one was never scaled: its units are arbitrary and it is refused, as is a georeferenced one (camera
@@ -47,7 +50,7 @@ from core.errors import DoppelError
 
 log = logging.getLogger(__name__)
 
-MAX_REFIT_PX = 0.5          # K4/P3/P4 refitted to OpenCV's five terms: refused above this difference, pixels
+MAX_REFIT_PX = 0.5          # K4/P3/P4/B2 refitted to OpenCV's five terms: refused above this difference, pixels
 GEOREFERENCED_M = 10_000.0  # a camera centre this far from the origin: a geocentric (georeferenced) world
 _REFIT_GRID = 41            # points a side of the grid the refit samples over the image
 
@@ -163,15 +166,21 @@ def _sensor(elem: ET.Element | None, sid: str | None, path: Path, refit_px: dict
     if calib is None or calib.find("resolution") is None:
         raise MetashapeError(f"{path}: sensor {label!r} has no calibration (align the photos, then export)")
     res = calib.find("resolution")
-    w, h = int(res.get("width", 0)), int(res.get("height", 0))
+    try:
+        w, h = int(res.get("width", 0)), int(res.get("height", 0))
+    except ValueError as e:
+        raise MetashapeError(f"{path}: sensor {label!r}: its resolution is not whole numbers") from e
     num = {t: _number(calib, t, path, label) for t in
-           ("f", "fx", "fy", "cx", "cy", "b1", "b2", "k1", "k2", "k3", "k4", "p1", "p2", "p3", "p4")}
-    fy = num["f"] or num["fy"]            # PhotoScan (before Metashape 1.5) wrote fx and fy, without b1
-    fx = (fy + num["b1"]) if num["f"] else num["fx"]
+           ("f", "fx", "fy", "cx", "cy", "b1", "b2", "skew", "k1", "k2", "k3", "k4", "p1", "p2", "p3", "p4")}
+    if num["f"]:                          # Metashape 1.5 on: f, B1, B2, principal point from the image centre
+        fx, fy, cx, cy = num["f"] + num["b1"], num["f"], w / 2 + num["cx"], h / 2 + num["cy"]
+    else:                                 # PhotoScan: fx, fy, skew, principal point in pixels
+        fx, fy, cx, cy = num["fx"], num["fy"], num["cx"], num["cy"]
+        num["b2"] = num["skew"]
     if w <= 0 or h <= 0 or fx <= 0 or fy <= 0:
-        raise MetashapeError(f"{path}: sensor {label!r}: resolution {w}x{h} and focal length "
-                             f"f={num['f'] or num['fy']} must be positive")
-    K = np.array([[fx, 0.0, w / 2 + num["cx"]], [0.0, fy, h / 2 + num["cy"]], [0.0, 0.0, 1.0]])
+        raise MetashapeError(f"{path}: sensor {label!r}: resolution {w}x{h} and focal length {fy} must be "
+                             "positive")
+    K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
     dist = np.array([num["k1"], num["k2"], num["p2"], num["p1"], num["k3"]])
     extra = {t: num[t] for t in ("k4", "p3", "p4", "b2") if num[t] != 0.0}
     if extra:

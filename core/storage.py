@@ -219,8 +219,10 @@ def link_if_identical(original: str | os.PathLike, copy: str | os.PathLike) -> b
     import filecmp
 
     original, copy = Path(original), Path(copy)
-    if os.path.samefile(original, copy) or not filecmp.cmp(original, copy, shallow=False):
-        return os.path.samefile(original, copy)
+    if os.path.samefile(original, copy):
+        return True
+    if not filecmp.cmp(original, copy, shallow=False):
+        return False
     tmp = copy.with_name(f".{temp_name_part(copy.name, 40)}.{_random_letters()}.link")
     try:
         os.link(original, tmp)

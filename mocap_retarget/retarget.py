@@ -23,7 +23,8 @@ Method, per frame and vectorised over frames:
    in and out; a two-bone IK (thigh, shin; knee kept in its plane) reaches the corrected ankle while the
    foot keeps its world orientation.
 
-One skeleton on both sides (the same joint names and hierarchy: an Anny take onto an Anny rig): every joint's
+One skeleton on both sides (the same joint names and hierarchy, and the same rest pose within 10 degrees a bone: an
+Anny take onto an Anny rig): every joint's
 world rotation relative to its rest is carried over (steps 2-3 for the hips' alignment only, no swing), so the
 joints between roles (spine links, twist bones, metacarpals, toes) move too; the root path as in step 4 (the
 source's floor onto the target's). A source of the target's own proportions is reproduced but for that floor.
@@ -51,6 +52,7 @@ __all__ = ["Animation", "RetargetConfig", "RetargetResult", "TargetSkeleton", "r
 
 _AXES = {"+x": (1, 0, 0), "-x": (-1, 0, 0), "+y": (0, 1, 0), "-y": (0, -1, 0), "+z": (0, 0, 1), "-z": (0, 0, -1)}
 _FINGERS = {f"{f}_{s}" for f in FINGER_ROLES for s in SIDES}
+REST_AGREEMENT_DEG = 10.0   # one skeleton's rest and bind: every bone within this angle, else mapped by roles
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,8 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     scale = leg_t / src.leg
     step("rotation transfer")
     same = same_skeleton(motion, target)
+    if same is not None and not _rests_agree(src, target, same, cfg.min_bone_fraction * src.leg):
+        same = None                     # one skeleton in two rest poses (T and A): the role mapping absorbs it
     if same is None:
         W, mapped = _transfer_rotations(src, target, smap, tmap, pairs, cfg.min_bone_fraction * src.leg,
                                         cfg.min_bone_fraction * leg_t)
@@ -293,6 +297,21 @@ def same_skeleton(motion: Motion, target: TargetSkeleton) -> np.ndarray | None:
     same = all(parent_name(target.names, target.parents, k) == parent_name(motion.names, motion.parents, j)
                for k, j in enumerate(src))
     return src if same else None
+
+
+def _rests_agree(src: _Source, target: TargetSkeleton, same: np.ndarray, min_s: float) -> bool:
+    """Whether one skeleton's source rest (canonical) and target bind point every bone the same way, within
+    ``REST_AGREEMENT_DEG`` (bodies of other proportions do; a T-pose and an A-pose do not)."""
+    cos_min = np.cos(np.radians(REST_AGREEMENT_DEG))
+    for k, p in enumerate(target.parents):
+        if p < 0:
+            continue
+        vs = src.rest_c[same[k]] - src.rest_c[same[p]]
+        vt = target.bind_pos[k] - target.bind_pos[p]
+        ns, nt = np.linalg.norm(vs), np.linalg.norm(vt)
+        if ns > min_s and nt > 1e-9 and vs @ vt < cos_min * ns * nt:
+            return False
+    return True
 
 
 def _copy_rotations(src: _Source, target: TargetSkeleton, smap: BoneMap, tmap: BoneMap, pairs: _Pairs,

@@ -65,7 +65,7 @@ def write_export(path, cams, calib=CALIB, layout="2.x", sensor_type="frame", wor
             + (components if layout == "2.x" else "")
             + f'<cameras><group id="0" label="rig" type="folder">{cams_xml}</group></cameras>'
             + (tf if layout == "1.x" else ""))
-    version = "2.0.0" if layout == "2.x" else "1.4.0"
+    version = "2.0.0" if layout == "2.x" else "1.5.0"
     path.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n<document version="{version}">'
                     f'<chunk label="Chunk 1" enabled="true">{body}</chunk></document>\n')
     return path
@@ -255,3 +255,15 @@ def test_a_camera_mounted_in_portrait_is_turned_to_its_photo_as_shown(tmp_path):
     path.write_text(text.replace("<orientation>6</orientation>", "<orientation>5</orientation>"))
     with pytest.raises(MetashapeError, match="mirror image"):
         read_metashape_xml(path)
+
+
+def test_a_photoscan_export_has_its_principal_point_in_pixels(tmp_path):
+    """PhotoScan wrote fx, fy and cx, cy in pixels (not f, b1 and offsets from the image centre): the same camera."""
+    cams = rig(2)
+    new = read_metashape_xml(write_export(tmp_path / "new.xml", cams)).cameras
+    old = {k: v for k, v in CALIB.items() if k not in ("f", "b1", "cx", "cy")}
+    old.update(fx=CALIB["f"] + CALIB["b1"], fy=CALIB["f"], cx=W / 2 + CALIB["cx"], cy=H / 2 + CALIB["cy"])
+    got = read_metashape_xml(write_export(tmp_path / "old.xml", cams, calib=old, layout="1.x")).cameras
+    for a, b in zip(new, got, strict=True):
+        for attr in ("K", "R", "t", "dist"):
+            np.testing.assert_allclose(getattr(as_np(a), attr), getattr(as_np(b), attr), atol=1e-9)

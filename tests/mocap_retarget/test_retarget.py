@@ -232,3 +232,6 @@ def test_one_skeleton_on_both_sides_copies_every_joint():
     res = retarget(m, big, RetargetConfig(cleanup=False, fingers=False))
     np.testing.assert_allclose(res.animation.local_rotations[:, big.names.index("Spine")], m.local_rotations[:, k],
                                atol=1e-9)
+    a_pose = TargetSkeleton.from_motion(synthetic_walk(spec, rest="A"))   # one skeleton, another rest pose: by roles
+    res = retarget(m, a_pose, RetargetConfig(cleanup=False))
+    assert res.copied_joints == 0 and compute_metrics(res, a_pose)["limb_cosine_mean"] > 0.99
