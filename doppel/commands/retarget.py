@@ -120,6 +120,9 @@ def gate_performer(workspace, performer: str | None, production: str | None, cli
     vendor's mocap is not a person's likeness here), a context giving None."""
     import contextlib
 
+    if performer is not None and not take:
+        raise ValueError(f"--performer names who performed a capture take (a `doppel fit --frame all` folder as the "
+                         f"clip); {clip} is not one")
     if not take:
         return contextlib.nullcontext(None)
     return gate_from_cli(workspace, performer, production, use="retarget", command="retarget (take performer)",

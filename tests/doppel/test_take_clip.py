@@ -131,3 +131,14 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     assert [r["command"] for r in refused] == ["retarget (take performer)"] * 3, out
     code, out, _ = run_cli(capsys, "assets", "list", "--actor", "bob", "--workspace", ws.root)
     assert code == 0 and "animation" not in out and "fit" in out, out    # his take is his; the animations jane's
+
+
+def test_performer_is_for_a_take(take_fit, tmp_path, capsys):
+    from mocap_retarget.bvh import write_bvh
+    from mocap_retarget.synthetic import WalkSpec, synthetic_walk
+
+    clip = tmp_path / "walk.bvh"
+    write_bvh(clip, synthetic_walk(WalkSpec(seconds=0.2, fps=30)), units="cm")
+    assert _run("retarget", clip, "--rig", take_fit / "rig", "--out", tmp_path / "a", "--performer", "bob") == 1
+    assert "--performer names who performed a capture take" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
