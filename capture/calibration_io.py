@@ -1,5 +1,6 @@
-"""Calibration files: Doppel's JSON (pydantic-validated), COLMAP sparse models (through pycolmap) and
-OpenCV-style YAML/JSON. Every reader returns ``list[Camera]`` in OpenCV convention (world -> camera).
+"""Calibration files: Doppel's JSON (pydantic-validated), COLMAP sparse models (through pycolmap), Agisoft
+Metashape's cameras XML (`capture.metashape_xml`) and OpenCV-style YAML/JSON. Every reader returns ``list[Camera]``
+in OpenCV convention (world -> camera).
 
 Doppel's calibration JSON::
 
