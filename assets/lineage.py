@@ -21,7 +21,10 @@ from assets.workspace import Workspace
 from core.errors import DoppelError
 
 # The usual kinds; any lowercase identifier is accepted so that new stages need no change here.
-KNOWN_KINDS = ("capture", "landmarks", "fit", "rig", "mocap", "animation", "export", "render")
+KNOWN_KINDS = ("capture", "landmarks", "fit", "rig", "mocap", "animation", "export", "render", "performance")
+# An output registered for a performer whose performance is in it but whose likeness is not (a stunt performer's take
+# retargeted onto the lead's double): found by their consent's purge, never the likeness an input is attributed to.
+PERFORMANCE_KIND = "performance"
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 

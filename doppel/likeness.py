@@ -27,6 +27,7 @@ from typing import Any
 from assets.consent import ConsentError
 from assets.content_index import matches
 from assets.hashing import ContentDigest, digest
+from assets.lineage import PERFORMANCE_KIND
 from assets.manifest_signing import ManifestKey, SignatureStatus, check_signature
 from assets.workspace import UNKNOWN_ACTOR_ID, VIRTUAL_ACTOR_ID, Workspace
 from core.errors import ManifestError
@@ -103,9 +104,13 @@ def _registered(ws: Workspace | None, content: ContentDigest) -> dict[str, str]:
     hashes = {content.sha256, content.data_sha256, *(v for k, v in content.files.items() if k != MANIFEST_NAME)}
     with ws.read() as con:
         found = matches(con, hashes)
+        ids = sorted({m.asset_id for m in found if m.asset_id})
+        performances = {r[0] for r in con.execute(
+            f"SELECT id FROM assets WHERE kind=? AND id IN ({','.join('?' * len(ids))})", [PERFORMANCE_KIND, *ids])}
     out: dict[str, str] = {}
     for m in found:
-        out.setdefault(m.actor_id, m.asset_id or m.path)
+        if m.asset_id not in performances:   # a performer's part: found by their purge, not whose likeness it is
+            out.setdefault(m.actor_id, m.asset_id or m.path)
     return out
 
 

@@ -332,9 +332,10 @@ class _Driver:
             run.add_output(path, kind, ins)
         try:
             for extra, gate in self.extra_runs.pop(task.id, []):
-                if gate.owns_outputs and not extra.auth.virtual:   # a swap's real plate performer: theirs too
+                own = gate.output_kind is None or extra.auth.actor_id != run.auth.actor_id
+                if own and not extra.auth.virtual:   # a real plate or take performer's too
                     for path, kind, ins in res.outputs:
-                        extra.add_output(path, kind, ins)
+                        extra.add_output(path, gate.output_kind or kind, ins)
                 extra.finish()
             run.finish()
         except ConsentError as e:

@@ -49,8 +49,8 @@ class ExtraGate:
     actor_option: str                  # the job option naming its actor ("plate_actor")
     command: str                       # the gate's command label, as the command gives it
     spec: GateSpec                     # its inputs and likeness
-    owns_outputs: bool = True          # the outputs are registered to its actor too (a swap's plate performer: yes;
-                                       # a retargeted take's performer: no, as `doppel retarget` does)
+    output_kind: str | None = None     # the task's outputs registered to its actor as this kind (None: as the task
+                                       # registers them: a swap's plate performer; "performance": a take's performer)
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,10 @@ def _retarget_take_gate(v: dict) -> tuple[ExtraGate, ...]:
 
     if not is_take_fit(Path(v["clips"])):
         return ()
+    from assets.lineage import PERFORMANCE_KIND
+
     return (ExtraGate("performer", "retarget (take performer)", GateSpec((v["clips"],), (v["clips"],)),
-                      owns_outputs=False),)
+                      output_kind=PERFORMANCE_KIND),)
 
 
 def _retarget_gate(v: dict) -> GateSpec:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from assets.lineage import PERFORMANCE_KIND
 from doppel.commands.cli_output import cli_console
 from doppel.commands.retarget_face import face_take_options, retarget_face
 from doppel.commands.retarget_options import (
@@ -99,8 +100,17 @@ def retarget(
             source = clip / "manifest.json" if info.format == "take" else clip   # a take: its fit's manifest
             res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, source, params, make_poser,
                                        faces, preview_size, info.as_dict(), disclose)
-        run.add_output(out, kind="animation")   # the rig's actor's (a performer's consent is checked, not owner)
+        _register(out, run, take_run)
     _print_summary(console, metrics, files, out)
+
+
+def _register(out: Path, run, take_run) -> None:
+    """The animation as the rig's actor's, and as a performance of the take's real performer (their purge finds
+    it; never whose likeness it is). In a batch worker (its runs hold no workspace) the driver registers it."""
+    run.add_output(out, kind="animation")
+    if take_run is not None and take_run.ws is not None and not take_run.auth.virtual and \
+            take_run.auth.actor_id != run.auth.actor_id:
+        take_run.add_output(out, kind=PERFORMANCE_KIND)
 
 
 def _print_summary(console, m: dict, files: dict, out: Path) -> None:
@@ -115,9 +125,10 @@ def _print_summary(console, m: dict, files: dict, out: Path) -> None:
 def gate_performer(workspace, performer: str | None, production: str | None, clip: Path, out: Path, take: bool):
     """A capture take as the clip (``take``): the consent of the person who performed it (use retarget), the actor
     its fit is registered to or --performer; an unattributed take in a workspace needs --performer. The animation
-    stays the rig's actor's asset (registered to two actors, every later export or shot of the double would be
-    refused as mixing actors); the manifest names the performer and their consent. Any other clip: no gate (a
-    vendor's mocap is not a person's likeness here), a context giving None."""
+    is the rig's actor's asset and, as a performance (`assets.lineage.PERFORMANCE_KIND`: never whose likeness it
+    is, so the double's later exports and shots go on), the performer's: their consent's purge deletes it. The
+    manifest names the performer and their consent. Any other clip: no gate (a vendor's mocap is not a person's
+    likeness here), a context giving None."""
     import contextlib
 
     if performer is not None and not take:

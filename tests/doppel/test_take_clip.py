@@ -69,8 +69,9 @@ def test_a_takes_frame_rate_and_units(take_fit, capsys, caplog):
 
 def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     """bob (the stunt performer) performed the take, jane's double gets it: jane's consent for her rig and bob's
-    for his performance (use retarget), each checked and audited, the manifest naming both. Before: bob's take was
-    read as any vendor's clip, his consent never asked."""
+    for his performance (use retarget), each checked and audited, the manifest naming both; the animation is
+    jane's, and bob's as a performance, so that his revocation's purge withdraws it. Before: bob's take was read as
+    any vendor's clip, his consent never asked."""
     import datetime as dt
 
     from assets.actors import add_actor
@@ -103,8 +104,8 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     code, out, _ = run_cli(capsys, "verify", anim / "preview.png", "--json", "--workspace", ws.root)
     rep = json.loads(out)                                  # the preview's credentials name the performer too
     assert rep["c2pa"]["assertion"]["actor"] == "jane" and rep["c2pa"]["assertion"]["performer"] == "bob", rep
-    # the animation is jane's double's: her export of it goes on (registered to bob too, it was refused as mixing
-    # actors); bob's consent stays checked on every new retarget of his take
+    # the animation is jane's double's, bob's part in it registered as a performance (not whose likeness it is):
+    # her export of it goes on (registered to bob as an animation, it was refused as mixing actors)
     grant(ws, "jane", ["export"], "Film", soon)
     code, _, err = run_cli(capsys, "export", rig, "--anim", anim, "--out", tmp_path / "jane.glb", "--no-texture", *W)
     assert code == 0, err
@@ -119,18 +120,25 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     res = run_batch(build_dag(load_plan(plan)), BatchConfig(workers=1))
     assert [s.status for s in res.states.values()] == ["done"], res.events
     assert json.loads((tmp_path / "banim" / "manifest.json").read_text())["params"]["performer_id"] == "bob"
+    code, out, _ = run_cli(capsys, "assets", "list", "--actor", "bob", "--workspace", ws.root)
+    assert code == 0 and out.count("performance-") == 2, out    # his part in both animations, as a performance
     revoke(ws, bob_retarget.id, "withdrawn by the performer")        # bob withdraws: no new retarget of his take
     code, _, err = run_cli(capsys, *args[:5], tmp_path / "anim3", *args[6:])
     assert code == 1 and "bob" in err and not (tmp_path / "anim3").exists(), err
+    from assets.consent_purge import execute_purge, plan_purge
+
+    execute_purge(ws, plan_purge(ws, bob_retarget.id))   # ... and the animations of his take go, jane's export too
+    assert not anim.exists() and not (tmp_path / "banim").exists() and not (tmp_path / "jane.glb").exists()
+    assert rig.exists() and fit.exists()                 # jane's rig and bob's take (his fit consent) stay
     # the performer is who the take's fit is registered to: naming someone else is refused
     code, _, err = run_cli(capsys, "retarget", fit, "--rig", rig, "--out", tmp_path / "anim2", "--performer", "jane",
                            "--preview-size", 64, *W)
     assert code == 1 and "bob" in err and not (tmp_path / "anim2").exists(), err
-    code, out, _ = run_cli(capsys, "audit", "show", "--workspace", ws.root)
+    code, out, _ = run_cli(capsys, "audit", "show", "--last", "0", "--workspace", ws.root)
     refused = [json.loads(line) for line in out.splitlines() if '"gate.refused"' in line]
     assert [r["command"] for r in refused] == ["retarget (take performer)"] * 3, out
     code, out, _ = run_cli(capsys, "assets", "list", "--actor", "bob", "--workspace", ws.root)
-    assert code == 0 and "animation" not in out and "fit" in out, out    # his take is his; the animations jane's
+    assert code == 0 and "animation" not in out and "fit" in out, out    # his take is his
 
 
 def test_performer_is_for_a_take(take_fit, tmp_path, capsys):
