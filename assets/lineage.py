@@ -100,10 +100,12 @@ def find_by_path(con: sqlite3.Connection, stored_path: str) -> Asset | None:
 
 
 def find_parent(con: sqlite3.Connection, stored_path: str, sha256: str) -> Asset | None:
-    """The registered asset an input comes from: the version at this path with this content, else the
-    latest asset registered at an enclosing folder (an input file inside a stage folder); None if neither."""
-    r = con.execute("SELECT * FROM assets WHERE path=? AND sha256=? ORDER BY created DESC, rowid DESC LIMIT 1",
-                    (stored_path, sha256)).fetchone()
+    """The registered asset an input comes from: the version at this path with this content (a performer's
+    registration of it first: what is made from a performance descends from the performer's part, and their purge
+    reaches it, whichever gate registered last), else the latest asset registered at an enclosing folder (an input
+    file inside a stage folder); None if neither."""
+    r = con.execute("SELECT * FROM assets WHERE path=? AND sha256=? ORDER BY kind=? DESC, created DESC, rowid DESC "
+                    "LIMIT 1", (stored_path, sha256, PERFORMANCE_KIND)).fetchone()
     if r:
         return asset_from_row(r)
     p = PurePosixPath(stored_path)

@@ -120,6 +120,9 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     res = run_batch(build_dag(load_plan(plan)), BatchConfig(workers=1))
     assert [s.status for s in res.states.values()] == ["done"], res.events
     assert json.loads((tmp_path / "banim" / "manifest.json").read_text())["params"]["performer_id"] == "bob"
+    code, _, err = run_cli(capsys, "export", rig, "--anim", tmp_path / "banim", "--out", tmp_path / "jane_b.glb",
+                           "--no-texture", *W)
+    assert code == 0, err
     code, out, _ = run_cli(capsys, "assets", "list", "--actor", "bob", "--workspace", ws.root)
     assert code == 0 and out.count("performance-") == 2, out    # his part in both animations, as a performance
     revoke(ws, bob_retarget.id, "withdrawn by the performer")        # bob withdraws: no new retarget of his take
@@ -129,6 +132,7 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
 
     execute_purge(ws, plan_purge(ws, bob_retarget.id))   # ... and the animations of his take go, jane's export too
     assert not anim.exists() and not (tmp_path / "banim").exists() and not (tmp_path / "jane.glb").exists()
+    assert not (tmp_path / "jane_b.glb").exists()        # made from the batch's animation: found through bob's part
     assert rig.exists() and fit.exists()                 # jane's rig and bob's take (his fit consent) stay
     # the performer is who the take's fit is registered to: naming someone else is refused
     code, _, err = run_cli(capsys, "retarget", fit, "--rig", rig, "--out", tmp_path / "anim2", "--performer", "jane",
