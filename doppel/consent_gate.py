@@ -375,6 +375,10 @@ def gate_from_cli(workspace: Path | None, actor: str | None, production: str | N
     if actor_id not in (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID) and not production:
         raise ConsentError(f"{command}: --production is required for actor {actor_id!r} (consent is per production)")
     production = production or (DEFAULT_VIRTUAL_PRODUCTION if actor_id == VIRTUAL_ACTOR_ID else UNKNOWN_PRODUCTION)
+    for performer in sorted({p for e in found for p in e.performers} - {actor_id}):
+        # an input holding another person's performance (an animation made of a stunt performer's take): each later
+        # use of it asks their consent too (refused and audited by `authorize` when there is none)
+        authorize(ws, performer, use, production, command=f"{command} (performance of {performer})")
     return gated(ws, actor_id, use, production, command=command, inputs=inputs, likeness=found, outputs=outputs)
 
 

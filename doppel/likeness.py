@@ -52,6 +52,7 @@ class InputEvidence:
     registered: dict[str, str]     # actor -> where its content is registered (asset id or path)
     why_unproven: str              # why it carries no proof or actor (for the refusal line), "" when it does
     problem: str | None = None     # a refusal: unreadable or edited manifest, stage folder without manifest
+    performers: frozenset[str] = frozenset()   # real actors whose performance it holds (assets.lineage's kind)
 
     @property
     def real_actors(self) -> set[str]:
@@ -74,9 +75,10 @@ def inspect_input(path: str | os.PathLike, *, required: bool, ws: Workspace | No
     if not path.exists():
         raise FileNotFoundError(f"{path}: input not found")
     content = digest(path)
-    registered = _registered(ws, content)
+    registered, performers = _registered(ws, content)
     folder = path if content.is_dir else path.parent
-    base = {"path": path, "required": required, "content": content, "registered": registered}
+    base = {"path": path, "required": required, "content": content, "registered": registered,
+            "performers": performers}
     if not os.path.lexists(folder / MANIFEST_NAME):
         return InputEvidence(**base, claimed=None, proven_virtual=False, why_unproven="it has no manifest",
                              problem=_lost_manifest(path, content, registered) if required else None)
@@ -98,9 +100,10 @@ def inspect_input(path: str | os.PathLike, *, required: bool, ws: Workspace | No
     return InputEvidence(**base, claimed=claimed, proven_virtual=not why, why_unproven=why)
 
 
-def _registered(ws: Workspace | None, content: ContentDigest) -> dict[str, str]:
+def _registered(ws: Workspace | None, content: ContentDigest) -> tuple[dict[str, str], frozenset[str]]:
+    """(actor -> where ``content`` is registered to them, the real actors it is registered to as a performance)."""
     if ws is None:
-        return {}
+        return {}, frozenset()
     hashes = {content.sha256, content.data_sha256, *(v for k, v in content.files.items() if k != MANIFEST_NAME)}
     with ws.read() as con:
         found = matches(con, hashes)
@@ -111,7 +114,8 @@ def _registered(ws: Workspace | None, content: ContentDigest) -> dict[str, str]:
     for m in found:
         if m.asset_id not in performances:   # a performer's part: found by their purge, not whose likeness it is
             out.setdefault(m.actor_id, m.asset_id or m.path)
-    return out
+    performers = frozenset(m.actor_id for m in found if m.asset_id in performances and m.actor_id != VIRTUAL_ACTOR_ID)
+    return out, performers
 
 
 def _names(registered: dict[str, str]) -> str:

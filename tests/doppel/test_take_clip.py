@@ -105,8 +105,12 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     rep = json.loads(out)                                  # the preview's credentials name the performer too
     assert rep["c2pa"]["assertion"]["actor"] == "jane" and rep["c2pa"]["assertion"]["performer"] == "bob", rep
     # the animation is jane's double's, bob's part in it registered as a performance (not whose likeness it is):
-    # her export of it goes on (registered to bob as an animation, it was refused as mixing actors)
+    # her export of it goes on (registered to bob as an animation, it was refused as mixing actors), with bob's
+    # consent for that use too
     grant(ws, "jane", ["export"], "Film", soon)
+    code, _, err = run_cli(capsys, "export", rig, "--anim", anim, "--out", tmp_path / "jane.glb", "--no-texture", *W)
+    assert code == 1 and "no valid consent from actor 'bob' for use 'export'" in err, err   # his performance in it
+    grant(ws, "bob", ["export"], "Film", soon)
     code, _, err = run_cli(capsys, "export", rig, "--anim", anim, "--out", tmp_path / "jane.glb", "--no-texture", *W)
     assert code == 0, err
     # a plan's task asks for both consents too (the driver gates bob's take as the command does)
@@ -140,7 +144,8 @@ def test_a_stunt_performers_take_needs_their_consent(take, tmp_path, capsys):
     assert code == 1 and "bob" in err and not (tmp_path / "anim2").exists(), err
     code, out, _ = run_cli(capsys, "audit", "show", "--last", "0", "--workspace", ws.root)
     refused = [json.loads(line) for line in out.splitlines() if '"gate.refused"' in line]
-    assert [r["command"] for r in refused] == ["retarget (take performer)"] * 3, out
+    assert [r["command"] for r in refused] == ["retarget (take performer)", "export (performance of bob)",
+                                              "retarget (take performer)", "retarget (take performer)"], out
     code, out, _ = run_cli(capsys, "assets", "list", "--actor", "bob", "--workspace", ws.root)
     assert code == 0 and "animation" not in out and "fit" in out, out    # his take is his
 
