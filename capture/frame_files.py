@@ -38,7 +38,7 @@ def frame_size(path: str | os.PathLike) -> tuple[int, int]:
         return spec.width, spec.height
     if path.suffix.lower() != EXR:
         w, h = check_image_size(path)
-        return (h, w) if _orientation(path) >= 5 else (w, h)       # shown turned a quarter: the sides swap
+        return (h, w) if exif_orientation(path) >= 5 else (w, h)       # shown turned a quarter: the sides swap
     return _exr_size(path, _read_exr(path, pixels=False)[1])
 
 
@@ -127,7 +127,7 @@ def _read_unchanged(path: Path):
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.dtype not in (np.uint8, np.uint16) or img.shape[2] not in (3, 4):
         raise ValueError(f"{path}: frame of {img.dtype} with {img.shape[2]} channels: expected 8- or 16-bit RGB(A)")
-    return np.ascontiguousarray(_swap_red_blue(oriented(img, _orientation(path)))), None
+    return np.ascontiguousarray(_swap_red_blue(oriented(img, exif_orientation(path)))), None
 
 
 def _swap_red_blue(img: np.ndarray) -> np.ndarray:
@@ -137,11 +137,6 @@ def _swap_red_blue(img: np.ndarray) -> np.ndarray:
 
 def exif_orientation(path: str | Path) -> int:
     """The EXIF orientation (1-8; 1 = shown as stored) of a PNG, JPEG or TIFF; 1 when it has none."""
-    return _orientation(Path(path))
-
-
-def _orientation(path: Path) -> int:
-    """`exif_orientation`."""
     from PIL import Image
 
     try:
