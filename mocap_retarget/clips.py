@@ -1,7 +1,7 @@
 """Reading a mocap clip of any supported format into a `Motion` (the BVH reader's type, so the same mapping,
 retargeting and cleanup follow): BVH; FBX through Blender's importer in the worker process; glTF 2.0 skins with
-animation (pygltflib); USD ``SkelAnimation`` (pxr.UsdSkel). C3D marker data is recognised and refused (it must be
-solved to a skeleton first).
+animation (pygltflib); USD ``SkelAnimation`` (pxr.UsdSkel); Xsens MVN's MVNX (XML). C3D marker data is recognised
+and refused (it must be solved to a skeleton first).
 
 Every non-BVH reader produces per-frame joint world matrices plus the rest (bind) world matrices; `motion_from_world`
 turns them into BVH's convention (rest rotations identity, offsets in world axes), in Doppel's frame (metres, +Y up).
@@ -24,14 +24,14 @@ log = logging.getLogger(__name__)
 __all__ = ["CLIP_SUFFIXES", "MAX_CLIP_FRAMES", "ClipError", "ClipInfo", "motion_from_world", "read_clip",
            "unique_names"]
 
-CLIP_SUFFIXES = (".bvh", ".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz")
+CLIP_SUFFIXES = (".bvh", ".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz", ".mvnx")
 MAX_CLIP_FRAMES = 10_000_000     # beyond any real take; a larger count is a corrupt file
 
 
 @dataclass(frozen=True)
 class ClipInfo:
     """What a clip file said about its timing: fps_file as read (1 / Frame Time for BVH), fps the rate used
-    (snapped to a standard rate when within 0.05 %), format (bvh, fbx, gltf, usd)."""
+    (snapped to a standard rate when within 0.05 %), format (bvh, fbx, gltf, usd, mvnx)."""
 
     format: str
     fps_file: float
@@ -68,6 +68,10 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
         from mocap_retarget.clip_gltf import read_gltf_clip
 
         motion, fmt = read_gltf_clip(path), "gltf"
+    elif sfx == ".mvnx":
+        from mocap_retarget.clip_mvnx import read_mvnx_clip
+
+        motion, fmt = read_mvnx_clip(path), "mvnx"
     else:
         from mocap_retarget.clip_usd import read_usd_clip
 

@@ -16,9 +16,10 @@ FramesOpt = Annotated[str | None, typer.Option("--frames", help="Retarget the cl
                                                "either side may be empty; the output's frame 0 is the clip's A): a "
                                                "range of a long take, or a take too long for the memory limit in "
                                                "parts.", show_default=False)]
-ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf or .usd/.usda/.usdc/"
-                                         ".usdz; or a face performance: a `doppel swap` output folder, its "
-                                         "tracks.npz, or an ARKit CSV (Live Link Face).", show_default=False)]
+ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf, .usd/.usda/.usdc/"
+                                         ".usdz or Xsens .mvnx; or a face performance: a `doppel swap` output "
+                                         "folder, its tracks.npz, or an ARKit CSV (Live Link Face).",
+                                         show_default=False)]
 HeadOpt = Annotated[str | None, typer.Option("--head", help="A face performance's head rotation: relative to the "
                                              "camera (facing the lens = bind pose; a swap's default), to the "
                                              "take's median facing ('take'), or 'none' (the face alone; an ARKit "
