@@ -149,6 +149,7 @@ class GatedRun:
     registered: list[Asset] = field(default_factory=list)   # filled by finish()
     audit_seq: int | None = None                             # filled by finish()
     disclosure_grant: object | None = None    # a batch task's `assets.disclosure.DisclosureGrant` (no workspace here)
+    also: tuple[Authorization, ...] = ()      # further people whose consent the run needs (performers of its inputs)
     _pending: list[_Pending] = field(default_factory=list)
     _described: dict = field(default_factory=dict)   # input -> (stored path, sha256, asset id), hashed once
 
@@ -170,8 +171,9 @@ class GatedRun:
         return [(p.path, p.kind, p.inputs) for p in self._pending]
 
     def finish(self) -> list[Asset]:
-        """Sign and hash the outputs, then in one transaction: re-check the consent, register outputs, lineage and
-        content hashes, append the audit record. Called by `gated` on a clean exit."""
+        """Sign and hash the outputs, then in one transaction: re-check the consent (and each of ``also``'s),
+        register outputs, lineage and content hashes, append the audit record (and one in each of ``also``'s
+        people's records, naming the same outputs). Called by `gated` on a clean exit."""
         if self.ws is None:
             log.info("%s: actor %s without a workspace: %d output(s) not registered", self.command,
                      self.auth.actor_id, len(self._pending))
@@ -188,23 +190,32 @@ class GatedRun:
         outs = [_Output(p, new_asset_id(p.kind), workspace_relative(ws, p.path), digest(p.path))
                 for p in self._pending]
         with ws.write() as con:
-            revoked_meanwhile = None
-            if not auth.virtual:
-                try:
-                    find_valid(con, auth.actor_id, auth.use, auth.production, self.today)
-                except ConsentError as e:
-                    revoked_meanwhile = e
+            revoked = {a.consent_id: self._still_valid(con, a) for a in (auth, *self.also)}
             parent_ids = self._parents(con, in_info)
-            entry = audit.append(con, self._record(in_info, parent_ids, outs, revoked_meanwhile))
+            entry = audit.append(con, self._record(in_info, parent_ids, outs, revoked[auth.consent_id]))
             self.registered = [self._insert(con, o, parent_ids, entry.seq) for o in outs]
             self._index_likeness(con, parent_ids, entry.seq)
             self.audit_seq = entry.seq
-        if revoked_meanwhile:
+            for a in self.also:
+                audit.append(con, self._record(in_info, parent_ids, outs, revoked[a.consent_id], a))
+        lapsed = [c for c, e in revoked.items() if e is not None]
+        if lapsed:
             what = self.command or "this command"
-            raise ConsentError(f"consent {auth.consent_id} was revoked (or expired) while {what} ran: "
+            who = " and ".join(sorted({a.actor_id for a in (auth, *self.also) if a.consent_id in lapsed}))
+            raise ConsentError(f"consent {', '.join(lapsed)} was revoked (or expired) while {what} ran: "
                                f"its {len(outs)} output(s) are registered (audit record {entry.seq}) so they can be "
-                               f"found and removed; see `doppel consent show {auth.actor_id}`")
+                               f"found and removed; see `doppel consent show {who}`")
         return self.registered
+
+    def _still_valid(self, con, a: Authorization) -> ConsentError | None:
+        """None when ``a``'s consent (any valid one for its actor, use and production) still holds, else why not."""
+        if a.virtual:
+            return None
+        try:
+            find_valid(con, a.actor_id, a.use, a.production, self.today)
+        except ConsentError as e:
+            return e
+        return None
 
     def _parents(self, con, in_info: dict) -> dict:
         """input -> the registered asset it comes from: an asset id given as input, else the asset at its path
@@ -221,10 +232,13 @@ class GatedRun:
                 parents[i] = next((m.asset_id for m in hits if m.asset_id and m.actor_id == self.auth.actor_id), None)
         return parents
 
-    def _record(self, in_info: dict, parent_ids: dict, outs: list[_Output], revoked: Exception | None) -> dict:
-        auth = self.auth
+    def _record(self, in_info: dict, parent_ids: dict, outs: list[_Output], revoked: Exception | None,
+                also: Authorization | None = None) -> dict:
+        """The run's audit record; with ``also``, the one in that person's record (their performance was used)."""
+        auth = also or self.auth
+        command = f"{self.command} (performance of {auth.actor_id})" if also else self.command
         return {
-            "action": f"gate.{auth.use.value}", "command": self.command, "actor": auth.actor_id,
+            "action": f"gate.{auth.use.value}", "command": command, "actor": auth.actor_id,
             "use": auth.use.value, "production": auth.production,
             "consent": auth.consent_id if auth.consent_id else VIRTUAL_NOTE,
             "outcome": "consent_revoked_during_run" if revoked else "ok",
@@ -287,7 +301,8 @@ def _describe_input(ws: Workspace, i: Path | str) -> tuple[str, str, str | None]
 @contextlib.contextmanager
 def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, *, command: str = "",
           inputs: Sequence[str | os.PathLike] = (), today: _dt.date | None = None,
-          likeness: Sequence[InputEvidence] = (), outputs: Sequence[str | os.PathLike] = ()) -> Iterator[GatedRun]:
+          likeness: Sequence[InputEvidence] = (), outputs: Sequence[str | os.PathLike] = (),
+          also: Sequence[Authorization] = ()) -> Iterator[GatedRun]:
     """Authorise, yield a `GatedRun` for the work, register its outputs on a clean exit.
 
     The caller vouches for ``actor_id`` (`gate_from_cli` resolves it from the inputs first). ``likeness``: the
@@ -295,6 +310,8 @@ def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, 
     ``outputs``: where the work is about to write (its --out): a run under a consent that declares them records
     them before it starts (`assets.unfinished_runs`), so what a killed run leaves there is found by a purge of
     that consent; checkpoints written inside the block record the consent (`core.leftovers.owned_by`).
+    ``also``: further people's authorisations the run needs (`authorize`d by the caller: the performers of its
+    inputs); their consents are re-checked when the run ends, and their records name the run and its outputs.
     Raises ConsentError before the body runs when no valid consent covers the action.
     """
     if ws is not None:                 # before the consent's records: a name the workspace cannot record
@@ -302,7 +319,7 @@ def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, 
             check_recordable_name(p)
     auth = authorize(ws, actor_id, use, production, command=command, today=today)
     run = GatedRun(ws, auth, command, tuple(Path(i) if Path(i).exists() else str(i) for i in inputs), today,
-                   tuple(likeness))
+                   tuple(likeness), also=tuple(also))
     hashed = {e.path: e.content.sha256 for e in likeness}
     # Inputs are checked and hashed before the work: a typo fails at once, and the hashes are of what was read.
     for i in run.inputs:
@@ -311,12 +328,40 @@ def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, 
                                  else _describe_input(ws, i))
         elif not Path(i).exists():
             raise FileNotFoundError(f"{i}: input not found")
-    if ws is not None and auth.consent_id and outputs:
-        record_begin(ws, actor=actor_id, consent=auth.consent_id, use=auth.use.value, production=production,
-                     command=command, outputs=outputs)
+    for a in (auth, *also):
+        if ws is not None and a.consent_id and outputs:     # what a killed run leaves is each consent's to purge
+            record_begin(ws, actor=a.actor_id, consent=a.consent_id, use=a.use.value, production=production,
+                         command=command, outputs=outputs)
     with owned_by(auth.consent_id, actor_id):
-        yield run
+        try:
+            yield run
+        except Exception as e:
+            _stopped_after_revocation(run, e)     # said as what it is when a consent lapsed while the run went on
+            raise
     run.finish()
+
+
+def _stopped_after_revocation(run: GatedRun, error: Exception) -> None:
+    """A run that failed after a consent it needs was revoked (a purge deleted its input from under it: "rig.npz:
+    file listed in the manifest does not exist"): ConsentError, one line saying so, audited; nothing registered.
+    Any other failure returns (the caller re-raises it as it was)."""
+    if run.ws is None or isinstance(error, ConsentError):
+        return
+    with run.ws.read() as con:
+        lapsed = [a for a in (run.auth, *run.also) if run._still_valid(con, a) is not None]
+    if not lapsed:
+        return
+    ids = ", ".join(str(a.consent_id) for a in lapsed)
+    what = run.command or "the command"
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    with run.ws.write() as con:
+        audit.append(con, {"action": f"gate.{run.auth.use.value}", "command": run.command, "actor": run.auth.actor_id,
+                           "use": run.auth.use.value, "production": run.auth.production,
+                           "consent": run.auth.consent_id or VIRTUAL_NOTE, "outcome": "stopped_after_revocation",
+                           "outputs": [], "detail": {"revoked": ids, "error": reason}})
+    raise ConsentError(f"{what} stopped: consent {ids} was revoked while it ran ({reason}); nothing was registered, "
+                       f"and what it left beside its outputs is found by `doppel consent purge {lapsed[0].consent_id}`"
+                       ) from error
 
 
 def find_workspace(workspace: str | os.PathLike | None) -> Workspace | None:
@@ -375,11 +420,12 @@ def gate_from_cli(workspace: Path | None, actor: str | None, production: str | N
     if actor_id not in (VIRTUAL_ACTOR_ID, UNKNOWN_ACTOR_ID) and not production:
         raise ConsentError(f"{command}: --production is required for actor {actor_id!r} (consent is per production)")
     production = production or (DEFAULT_VIRTUAL_PRODUCTION if actor_id == VIRTUAL_ACTOR_ID else UNKNOWN_PRODUCTION)
-    for performer in sorted({p for e in found for p in e.performers} - {actor_id}):
-        # an input holding another person's performance (an animation made of a stunt performer's take): each later
-        # use of it asks their consent too (refused and audited by `authorize` when there is none)
-        authorize(ws, performer, use, production, command=f"{command} (performance of {performer})")
-    return gated(ws, actor_id, use, production, command=command, inputs=inputs, likeness=found, outputs=outputs)
+    # an input holding another person's performance (an animation made of a stunt performer's take): each later use
+    # of it asks their consent too (refused and audited by `authorize` when there is none; the run is in their record)
+    also = [authorize(ws, performer, use, production, command=f"{command} (performance of {performer})")
+            for performer in sorted({p for e in found for p in e.performers} - {actor_id})]
+    return gated(ws, actor_id, use, production, command=command, inputs=inputs, likeness=found, outputs=outputs,
+                 also=also)
 
 
 # --- work checked elsewhere: a batch worker (doppel.batch) runs a command under the driver's authorisation ---------

@@ -125,7 +125,7 @@ def _p(v: str | None) -> Path | None:
 
 # --- retarget ------------------------------------------------------------------------------------------------
 class RetargetJob(JobOptions):
-    clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*, takes'
+    clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*, .mvnx, takes'
                                                       # fit folders, or face performances: swaps' tracks.npz,
                                                       # ARKit CSVs
     rig: str                                          # rig folder(s) (glob), or a .bvh target skeleton

@@ -94,6 +94,63 @@ def test_revocation_during_a_run_registers_and_reports(ws):
     assert audit.entries(ws)[-1].record["outcome"] == "consent_revoked_during_run"
 
 
+def test_a_performers_consent_the_run_needs_is_rechecked_and_the_run_is_in_their_record(ws):
+    """A run that also needs another person's consent (jane's export of an animation holding bob's performance):
+    bob's record names the run and its outputs, what a killed run leaves is found under his consent too, and his
+    revocation during the run is caught when it ends (before: checked at the start only, recorded nowhere)."""
+    from assets.unfinished_runs import unfinished_of
+    from core.stage_folders import temp_sibling
+    from doppel.consent_gate import authorize
+
+    add_actor(ws, "Bob Stunt", actor_id="bob")
+    grant(ws, "jane-doe", "export", "Dune", "2026-12-31", today=TODAY)
+    bobs = grant(ws, "bob", "export", "Dune", "2026-12-31", today=TODAY)
+    bob = authorize(ws, "bob", "export", "Dune", command="export (performance of bob)", today=TODAY)
+    out = ws.root / "double.glb"
+    with gated(ws, "jane-doe", "export", "Dune", command="export", today=TODAY, outputs=[out], also=[bob]) as run:
+        temp = temp_sibling(out)
+        assert [u.leftover.path for u in unfinished_of(ws, bobs.id)] == [temp]   # his to purge, were it killed
+        temp.unlink()
+        out.write_bytes(b"glTF")
+        run.add_output(out, kind="export")
+    jane_rec, bob_rec = (e.record for e in audit.entries(ws)[-2:])
+    assert (jane_rec["actor"], jane_rec["command"], jane_rec["outcome"]) == ("jane-doe", "export", "ok")
+    assert (bob_rec["actor"], bob_rec["command"], bob_rec["consent"], bob_rec["outcome"]) == (
+        "bob", "export (performance of bob)", bobs.id, "ok")
+    assert bob_rec["outputs"] == jane_rec["outputs"] and len(bob_rec["outputs"]) == 1
+    with pytest.raises(ConsentError, match=f"consent {bobs.id} was revoked .* see `doppel consent show bob`"):
+        with gated(ws, "jane-doe", "export", "Dune", command="export", today=TODAY, also=[bob]) as run:
+            out.write_bytes(b"glTF 2")
+            run.add_output(out, kind="export")
+            revoke(ws, bobs.id, "withdrawn mid-run")            # bob withdraws while jane's export runs
+    assert audit.entries(ws)[-1].record["outcome"] == "consent_revoked_during_run"
+    assert audit.entries(ws)[-2].record["outcome"] == "ok"     # jane's own consent still holds
+
+
+def test_a_run_whose_input_a_purge_deleted_says_so(ws):
+    """Revoked and purged while a run reads it: the run's own error ("file listed in the manifest does not exist")
+    becomes one line naming the revocation, audited, nothing registered."""
+    from assets.consent_purge import execute_purge, plan_purge
+
+    c = grant(ws, "jane-doe", "rig,export", "Dune", "2026-12-31", today=TODAY)
+    rig, _ = make(ws, "rig", "rig", [])
+    out = ws.root / "export"
+    out.mkdir()
+    n = len(list_assets(ws))
+    with pytest.raises(ConsentError, match=f"export stopped: consent {c.id} was revoked while it ran "
+                                           f"\\(.*rig.txt: file listed in the manifest does not exist\\)"):
+        with gated(ws, "jane-doe", "export", "Dune", command="export", inputs=[rig], today=TODAY) as run:
+            revoke(ws, c.id, "withdrawn")                # another process revokes and purges while we work
+            execute_purge(ws, plan_purge(ws, c.id))
+            assert not rig.exists()
+            (out / "double.glb").write_bytes(b"glTF")
+            write_manifest(out, "export", inputs={"rig": rig}, outputs={"glb": "double.glb"})
+            run.add_output(out, kind="export")
+    assert len(list_assets(ws)) == n
+    rec = audit.entries(ws)[-1].record
+    assert (rec["outcome"], rec["outputs"], rec["detail"]["revoked"]) == ("stopped_after_revocation", [], c.id)
+
+
 def test_failed_body_registers_nothing(ws):
     grant(ws, "jane-doe", "fit", "Dune", "2026-12-31", today=TODAY)
     n = len(audit.entries(ws))
