@@ -7,6 +7,9 @@ The writer here follows the layout of an MVN Analyze 2018 export (namespace, sub
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -180,3 +183,21 @@ def test_a_minimal_mvnx_reads(tmp_path):
     path.write_text(_minimal(GOOD.format(i=0) + GOOD.format(i=1)), encoding="utf-8")
     motion, info = read_clip(path)
     assert motion.num_frames == 2 and motion.names == ["Pelvis", "L5"] and info.format == "mvnx"
+
+
+def test_retarget_command_takes_an_mvnx(walk, tmp_path, capsys):
+    """`doppel retarget TAKE.mvnx`: the roles by Xsens' names (--explain), and the take onto a skeleton with its
+    frame rate recorded."""
+    from tests.cli_runner import run_cli
+
+    write_mvnx(tmp_path / "take.mvnx", walk, fps=120.0)
+    code, out, err = run_cli(capsys, "retarget", tmp_path / "take.mvnx", "--explain")
+    assert code == 0, err
+    assert re.search(r"upperarm_l\s+<- LeftUpperArm", out) and re.search(r"hips\s+<- Pelvis", out), out
+    target = tmp_path / "target.bvh"
+    write_bvh(target, synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"]), units="cm")
+    code, out, err = run_cli(capsys, "retarget", tmp_path / "take.mvnx", "--rig", target, "--out", tmp_path / "o",
+                             "--preview-size", 64)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["frame_rate"]["format"] == "mvnx" and manifest["frame_rate"]["fps"] == 120.0
