@@ -72,7 +72,8 @@ def export_fbx(scene: ExportScene, out: str | Path, up: str = "y") -> Path:
     with staged_output(out) as staged:
         task, arrays = fbx_task(scene, staged, up)
         try:
-            (res,) = run_blender_tasks([(task, arrays)])
+            (res,) = run_blender_tasks([(task, arrays)],
+                                       timeout=fbx_timeout_s(scene.num_frames, len(scene.joint_names)))
         except BlenderError as e:
             raise ExportError(f"{out}: Blender could not write the FBX: {e}") from e
         err = max(res.info["rest_rotation_error"], res.info["rest_position_error"] / scene.options.scale)
@@ -81,6 +82,19 @@ def export_fbx(scene: ExportScene, out: str | Path, up: str = "y") -> Path:
         if scene.num_frames:
             set_fbx_time_span(staged, 1, scene.num_frames, scene.fps)
     return out
+
+
+BAKE_S_PER_BONE_FRAME = 100e-6     # the worker's allowance per bone and frame: 4x the slowest measured (23 us)
+
+
+def fbx_timeout_s(frames: int, bones: int) -> float:
+    """Seconds the Blender worker may take to write an FBX of ``frames`` frames of ``bones`` bones: the worker's
+    start-up allowance plus the bake's (Blender's exporter sets every frame and reads every bone in Python: 3.5 s
+    for 2752 frames x 104 bones, 101 s for 71 552 x 104 on 2 cores, 171 s before the worker held unmoving channels
+    and muted the skinning; a 10-minute 120 fps take gets 1344 s)."""
+    from assets.blender_worker import WORKER_TIMEOUT_S
+
+    return WORKER_TIMEOUT_S + BAKE_S_PER_BONE_FRAME * frames * bones
 
 
 FBX_KTIME = 46186158000            # FBX time units per second

@@ -85,6 +85,65 @@ def test_blender_crash_becomes_clear_error(tmp_path):
         run_blender_tasks([({"kind": "evaluate"}, {})], python=str(fake))
 
 
+def test_channels_a_take_never_moves_are_held_not_keyed(tmp_path, tiny_rig):
+    """A joint held at one non-identity rotation and a shape key at one weight: no keys for them in the worker's
+    scene (a body take leaves fingers, toes, eyes and the face still), and the FBX read back skins to Rig.pose's
+    vertices at every frame checked (the held values are in the file)."""
+    from assets.export.common import smooth_random_animation
+    from assets.export.fbx import fbx_task
+    from rigging.animation import Animation
+
+    anim = smooth_random_animation(tiny_rig, frames=12, blendshapes=2)
+    R, w = anim.local_rotations.copy(), anim.blendshape_weights.copy()
+    held = tiny_rig.joint_names.index("neck-head")                   # a leaf of the chain: its rotation shows
+    R[:, held] = R[3, held]
+    w[:, 1] = 0.7
+    anim = Animation(joint_names=anim.joint_names, local_rotations=R, root_translation=anim.root_translation,
+                     fps=anim.fps, blendshape_names=anim.blendshape_names, blendshape_weights=w)
+    out = export_rig(tiny_rig, "fbx", tmp_path / "held.fbx", anim).path
+    (ev,) = evaluate_in_blender([out], FRAMES, anim.fps)
+    ref = reference_vertices(tiny_rig, anim, FRAMES)
+    assert np.abs(ev.vertices - ref).max() < TOL_M
+    assert np.abs(ref[0] - ref[-1]).max() > 1e-3                     # the frames checked differ
+    scene = prepare_scene(tiny_rig, anim, default_options("fbx"))
+    task, arrays = fbx_task(scene, tmp_path / "direct.fbx", "y")
+    (res,) = run_blender_tasks([(task, arrays)])
+    roots = int((tiny_rig.parents < 0).sum())
+    channels = 4 * len(tiny_rig.joint_names) + 3 * roots + len(anim.blendshape_names)
+    assert res.info["keyed_channels"] == channels - 4 - 1, res.info   # the held joint's quaternion and weight
+
+
+def test_a_worker_killed_for_memory_says_so(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nkill -KILL $$\n")                  # what the kernel's out-of-memory killer does
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    with pytest.raises(BlenderError, match=r"was killed \(signal 9: most often the machine ran out of memory"):
+        run_blender_tasks([({"kind": "evaluate"}, {})], python=str(fake))
+
+
+def test_a_long_takes_fbx_gets_time_for_its_frames(monkeypatch, tmp_path, tiny_rig):
+    """The worker's limit grows with the bake (frames x bones): a 10-minute take at 120 fps onto a 104-bone rig
+    is no longer stopped at 600 s ("try a shorter clip")."""
+    import assets.blender_worker as bw
+    from assets.export.common import smooth_random_animation
+    from assets.export.fbx import fbx_timeout_s
+
+    assert fbx_timeout_s(0, 104) == bw.WORKER_TIMEOUT_S
+    assert fbx_timeout_s(71_552, 104) > 1300
+    seen = {}
+
+    def record(tasks, timeout=bw.WORKER_TIMEOUT_S, **kw):
+        seen["timeout"] = timeout
+        raise BlenderError("stop here")
+
+    monkeypatch.setattr(bw, "run_blender_tasks", record)
+    anim = smooth_random_animation(tiny_rig, frames=5000)
+    with pytest.raises(ExportError):
+        export_rig(tiny_rig, "fbx", tmp_path / "a.fbx", anim=anim)
+    assert seen["timeout"] == pytest.approx(fbx_timeout_s(5000, len(tiny_rig.joint_names)))
+    assert seen["timeout"] > bw.WORKER_TIMEOUT_S
+
+
 def test_blender_missing(monkeypatch, tmp_path, tiny_rig):
     import assets.blender_worker as bw
 
