@@ -31,15 +31,20 @@ MAX_CLIP_FRAMES = 10_000_000     # beyond any real take; a larger count is a cor
 @dataclass(frozen=True)
 class ClipInfo:
     """What a clip file said about its timing: fps_file as read (1 / Frame Time for BVH), fps the rate used
-    (snapped to a standard rate when within 0.05 %), format (bvh, fbx, gltf, usd, mvnx)."""
+    (snapped to a standard rate when within 0.05 %, or the rate it was plotted at: resampled_from), format (bvh,
+    fbx, gltf, usd, mvnx)."""
 
     format: str
     fps_file: float
     fps: float
+    resampled_from: float | None = None     # the clip's rate before `doppel retarget --resample` plotted it at fps
 
     def as_dict(self) -> dict:
-        return {"format": self.format, "fps_file": round(self.fps_file, 6), "fps": self.fps,
-                "snapped": self.fps != self.fps_file}
+        out = {"format": self.format, "fps_file": round(self.fps_file, 6), "fps": self.fps,
+               "snapped": self.fps != self.fps_file}
+        if self.resampled_from is not None:
+            out |= {"resampled_from": self.resampled_from, "snapped": self.resampled_from != self.fps_file}
+        return out
 
 
 def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path], Motion] | None = None

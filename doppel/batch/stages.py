@@ -137,6 +137,7 @@ class RetargetJob(JobOptions):
     preview_size: int = Field(320, ge=32, le=2048)    # preview panel size, px
     head: str | None = None                           # a face performance's head: camera, take or none
     frames: str | None = None                         # "A:B" (B exclusive): a range of each body clip alone
+    resample: float | None = Field(None, gt=0)        # plot each body clip at this frame rate (e.g. 24)
     fps: float | None = Field(None, gt=0)             # a take's fit folder: its frame rate (default 24)
     performer: str | None = None                      # a take's performer (default: the actor its fit is registered
                                                       # to), whose consent for retarget it needs
@@ -146,7 +147,8 @@ def _retarget_call(v: dict) -> dict:
     return {"clip": Path(v["clips"]), "rig": Path(v["rig"]), "out": Path(v["out"]), "units": v["units"],
             "up": v["up"], "bone_map": _p(v["bone_map"]), "no_cleanup": not v["cleanup"],
             "no_fingers": not v["fingers"], "preview_size": v["preview_size"], "head": v["head"],
-            "frames": v.get("frames"), "fps": v.get("fps"), "performer": v.get("performer")}
+            "frames": v.get("frames"), "resample": v.get("resample"), "fps": v.get("fps"),
+            "performer": v.get("performer")}
 
 
 def _retarget_take_gate(v: dict) -> tuple[ExtraGate, ...]:

@@ -18,6 +18,7 @@ from doppel.commands.retarget_options import (
     OffsetOpt,
     OntoOpt,
     PerformerOpt,
+    ResampleOpt,
 )
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
@@ -40,6 +41,7 @@ def retarget(
     preview_size: int = typer.Option(320, "--preview-size", help="Preview panel size in pixels (32-2048)."),
     max_memory_gb: MaxMemoryOpt = None,
     frames: FramesOpt = None,
+    resample: ResampleOpt = None,
     head: HeadOpt = None,
     onto: OntoOpt = None,
     fps: FpsOpt = None,
@@ -56,9 +58,9 @@ def retarget(
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping. A face
     performance becomes the rig's expressions (and head) instead."""
     if face_take_options(clip, onto, head, fps, face_offset):
-        if frames is not None:
-            raise ValueError("--frames takes a range of a body clip; a face performance's range is the swap's "
-                             "(--start / --end)")
+        if frames is not None or resample is not None:
+            raise ValueError("--frames and --resample are for a body clip; a face performance's range is the "
+                             "swap's (--start / --end), its rate the body take's (--onto)")
         return retarget_face(clip, rig, out, head, onto, fps, face_offset, preview_size, workspace, actor,
                              production, force, no_provenance, label, explain)
     from core.stage_folders import check_stage_out, staged_stage_dir
@@ -68,7 +70,10 @@ def retarget(
 
     check_preview_size(preview_size)
     console = cli_console()
-    motion, info, smap = _read_clip(clip, units, frames, bone_map, fps)
+    motion, info, smap = _read_clip(clip, units, frames, bone_map, fps, resample)
+    if info.resampled_from is not None:
+        console.print(f"{clip.name}: plotted at {info.fps:.6g} fps from {info.resampled_from:.6g}",
+                      markup=False, highlight=False)
     if explain:
         console.print(f"[bold]{clip}[/bold]: {motion.num_joints} joints, {motion.num_frames} frames at "
                       f"{motion.fps:.6g} fps, units {motion.units}", markup=True, highlight=False)
@@ -92,10 +97,7 @@ def retarget(
         check_retarget_memory(motion.num_frames, motion.num_joints, len(target.names), max_memory_gb, clip)
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
                   "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig), "frames": frames,
-                  "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                  "production": run.provenance["production"],
-                  **({"performer_id": take_run.provenance["actor"], "performer_consent_id":
-                      take_run.provenance["consent"]} if take_run is not None else {})}
+                  "resample": info.fps if resample is not None else None, **_consents(run, take_run)}
         with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
             source = clip / "manifest.json" if info.format == "take" else clip   # a take: its fit's manifest
             res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, source, params, make_poser,
@@ -111,6 +113,15 @@ def _register(out: Path, run, take_run) -> None:
     if take_run is not None and take_run.ws is not None and not take_run.auth.virtual and \
             take_run.auth.actor_id != run.auth.actor_id:
         take_run.add_output(out, kind=PERFORMANCE_KIND)
+
+
+def _consents(run, take_run) -> dict:
+    """The manifest's record of who allowed the retarget: the rig's actor, and the take's performer."""
+    out = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
+           "production": run.provenance["production"]}
+    if take_run is not None:
+        out |= {"performer_id": take_run.provenance["actor"], "performer_consent_id": take_run.provenance["consent"]}
+    return out
 
 
 def _print_summary(console, m: dict, files: dict, out: Path) -> None:
@@ -140,9 +151,11 @@ def gate_performer(workspace, performer: str | None, production: str | None, cli
                          inputs=[clip], likeness=[clip], actor_option="--performer", outputs=[out])
 
 
-def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None, fps: float | None = None):
-    """(motion: the clip, or its frames A:B; the reader's info; its bone map, with the --bone-map override). A take's
-    fit folder (`doppel fit --frame all`) is a clip of the actor's own skeleton at ``fps``."""
+def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None, fps: float | None = None,
+               resample: float | None = None):
+    """(motion: the clip, or its frames A:B, plotted at ``resample`` fps when given; the reader's info; its bone
+    map, with the --bone-map override). A take's fit folder (`doppel fit --frame all`) is a clip of the actor's own
+    skeleton at ``fps``."""
     from assets.mocap_fbx import read_any_clip
     from core.frame_ranges import parse_frames
     from doppel.take_clip import is_take_fit, read_take_clip
@@ -159,6 +172,13 @@ def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None
         motion, info = read_any_clip(clip, units=units)
     if frames is not None:
         motion = motion.frames(parse_frames(frames, motion.num_frames))
+    if resample is not None:
+        from dataclasses import replace
+
+        from mocap_retarget.resample import resample_motion
+
+        motion = resample_motion(motion, resample)
+        info = replace(info, fps=motion.fps, resampled_from=info.fps)
     smap = auto_map(motion.names, motion.parents, motion.rest_positions(), motion.end_sites)
     if bone_map is not None:
         smap = apply_override(smap, load_bone_map(bone_map, motion.names), str(bone_map))

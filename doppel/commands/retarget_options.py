@@ -16,6 +16,11 @@ FramesOpt = Annotated[str | None, typer.Option("--frames", help="Retarget the cl
                                                "either side may be empty; the output's frame 0 is the clip's A): a "
                                                "range of a long take, or a take too long for the memory limit in "
                                                "parts.", show_default=False)]
+ResampleOpt = Annotated[float | None, typer.Option("--resample", help="Plot the clip at this frame rate before "
+                                                 "retargeting (e.g. 24 for film; 23.976 is 24000/1001): rotations "
+                                                 "slerped and translations interpolated between the clip's frames, a "
+                                                 "frame that coincides taken as it is (120 -> 24: every fifth).",
+                                                 show_default=False)]
 ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf, .usd/.usda/.usdc/"
                                          ".usdz or Xsens .mvnx; or a face performance: a `doppel swap` output "
                                          "folder, its tracks.npz, or an ARKit CSV (Live Link Face).",

@@ -554,13 +554,15 @@ def test_an_embedded_cluster_needs_no_writable_home(tmp_path, monkeypatch):
 
 
 def test_a_retarget_task_takes_a_range_of_its_clip():
-    """`frames: "A:B"` in a plan reaches `doppel retarget --frames` (a long take in parts)."""
+    """`frames: "A:B"` in a plan reaches `doppel retarget --frames` (a long take in parts), `resample: 24`
+    reaches `--resample` (a 120 Hz take plotted at the film's rate)."""
     import inspect
 
     from doppel.batch.stages import STAGES
     from doppel.commands.retarget import retarget
 
     spec = STAGES["retarget"]
-    job = spec.model(clips="mocap/*.bvh", rig="rigs/jane", out="anims/{clip}", frames="0:14400")
+    job = spec.model(clips="mocap/*.bvh", rig="rigs/jane", out="anims/{clip}", frames="0:14400", resample=24)
     call = spec.call({**job.model_dump(), "out": "anims/walk", "clips": "mocap/walk.bvh"})
     assert call["frames"] == "0:14400" and set(call) <= set(inspect.signature(retarget).parameters)
+    assert call["resample"] == 24.0
