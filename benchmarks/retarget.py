@@ -7,6 +7,10 @@ directions, foot skate during detected contacts (cm/s; source scaled by the leg-
 before and after cleanup), worst ground penetration (cm, before/after), root path RMS against the scaled
 source path (cm) and path-length ratio, facing cosine.
 
+Hands on the ground (fixtures whose source plants a hand: the cartwheel): per hand, the wrist's skate during its
+contacts (cm/s: source scaled / target before / after the cleanup) and how far it goes below the floor (cm, before /
+after), and the limb cosine with the hands' cleanup against the feet's alone, in the same run.
+
 Throughput: the whole retarget (parse the BVH text, map, solve, foot IK, metrics) of a 10,000-frame
 30-joint clip on 2 threads, frames per second (best of 3).
 
@@ -71,6 +75,29 @@ def row(name, m):
           f"{m['end_effector_error_mean_cm']} |")
 
 
+def hands_table(fixtures: Path, target) -> None:
+    """The hands' cleanup on the fixtures that plant a hand, against the feet's cleanup alone."""
+    from mocap_retarget.hands import HandConfig
+    from mocap_retarget.retarget import RetargetConfig
+
+    print("\n| clip | hand | contact fraction | wrist skate cm/s: source / before / after | wrist below floor cm: "
+          "before / after | limb cosine mean / min: hands and feet / feet alone |")
+    print("|---|---|---|---|---|---|")
+    feet_only = RetargetConfig(hands=HandConfig(height=-1.0, clearance=-10.0))    # no contacts, no floor for hands
+    for f in sorted(fixtures.glob("*.bvh")):
+        m = read_bvh(f)
+        mh = compute_metrics(retarget(m, target), target)
+        if not mh.get("hands"):
+            continue
+        mf = compute_metrics(retarget(m, target, feet_only), target)
+        for side, h in mh["hands"].items():
+            print(f"| {f.name} | {side} | {h['contact_fraction']} | {h['skate_source_scaled_cm_s']} / "
+                  f"{h['skate_before_cleanup_cm_s']} / {h['skate_after_cleanup_cm_s']} | "
+                  f"{h['wrist_below_floor_max_before_cm']} / {h['wrist_below_floor_max_after_cm']} | "
+                  f"{mh['limb_cosine_mean']} / {mh['limb_cosine_min']}; {mf['limb_cosine_mean']} / "
+                  f"{mf['limb_cosine_min']} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES)
@@ -95,6 +122,8 @@ def main() -> None:
     for name, text in synthetic_variants().items():
         res = retarget(parse_bvh(text), target)
         row(name, compute_metrics(res, target))
+    if args.fixtures.is_dir():
+        hands_table(args.fixtures, target)
 
     clip = synthetic_walk(WalkSpec(seconds=10000 / 120, fps=120))
     text = format_bvh(clip, units="cm", precision=4)

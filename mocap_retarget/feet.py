@@ -26,14 +26,16 @@ class FootConfig:
 
 
 @dataclass
-class _Leg:
-    thigh: int
-    shin: int
-    foot: int
-    ankle: np.ndarray       # (F, 3) ankle before cleanup
-    goal: np.ndarray        # (F, 3) where the ankle should be
-    l1: float               # thigh length, metres
-    l2: float               # shin length, metres
+class Limb:
+    """A two-bone chain to solve: a leg (thigh, shin, foot) or an arm (upper arm, forearm, hand)."""
+
+    thigh: int              # the upper bone's joint (thigh, upper arm)
+    shin: int               # the lower bone's joint (shin, forearm)
+    foot: int               # the end joint (foot, hand): keeps its world rotation
+    ankle: np.ndarray       # (F, 3) the end joint before cleanup
+    goal: np.ndarray        # (F, 3) where the end joint should be
+    l1: float               # upper bone length, metres
+    l2: float               # lower bone length, metres
     weight: np.ndarray      # (F,) lock weight in [0, 1]
 
 
@@ -103,12 +105,12 @@ def enforce_feet(target: TargetSkeleton, tmap: BoneMap, Wt: np.ndarray, Pt: np.n
         # the foot keeps its world rotation, so an ankle at or above this height keeps every sole point out of the
         # floor: in a lock (a rolling foot) and in its blends, where the lock's height meets the raw ankle's
         leg.goal[:, 1] = np.maximum(leg.goal[:, 1], leg.ankle[:, 1] - soles[:, i])
-        _solve_leg(leg, W, Wt, Pt, drop, target.parents, Rb, mapped)
+        solve_limb(leg, W, Wt, Pt, drop, target.parents, Rb, mapped)
     return W, drop
 
 
 def _leg_goal(target: TargetSkeleton, tmap: BoneMap, Pt: np.ndarray, contact: np.ndarray, sole: np.ndarray,
-              side: str, nb: int) -> _Leg:
+              side: str, nb: int) -> Limb:
     """One leg's ankle goal (F, 3): the ankle, pulled to each contact's locked position with blends of nb
     frames; a planted foot's lowest sole point stays on or above the floor (no sinking)."""
     kt, ks, kf = tmap.roles[f"thigh_{side}"], tmap.roles[f"shin_{side}"], tmap.roles[f"foot_{side}"]
@@ -125,11 +127,11 @@ def _leg_goal(target: TargetSkeleton, tmap: BoneMap, Pt: np.ndarray, contact: np
                 weight[f], lock[f] = w, p
     goal = ankle * (1 - weight[:, None]) + lock * weight[:, None]
     bp = target.bind_pos
-    return _Leg(kt, ks, kf, ankle, goal, float(np.linalg.norm(bp[ks] - bp[kt])),
+    return Limb(kt, ks, kf, ankle, goal, float(np.linalg.norm(bp[ks] - bp[kt])),
                 float(np.linalg.norm(bp[kf] - bp[ks])), weight)
 
 
-def _hips_drop(legs: list[_Leg], Pt: np.ndarray, cfg: FootConfig, nb: int) -> np.ndarray:
+def _hips_drop(legs: list[Limb], Pt: np.ndarray, cfg: FootConfig, nb: int) -> np.ndarray:
     """(F,) how far the hips must come down for every goal to be within cfg.reach_fraction of the leg's reach
     (at most cfg.max_hips_drop leg lengths), smoothed."""
     need = np.zeros(Pt.shape[0])
@@ -142,10 +144,12 @@ def _hips_drop(legs: list[_Leg], Pt: np.ndarray, cfg: FootConfig, nb: int) -> np
     return smooth_upper(need, nb)
 
 
-def _solve_leg(leg: _Leg, W: np.ndarray, Wt: np.ndarray, Pt: np.ndarray, drop: np.ndarray, parents: np.ndarray,
+def solve_limb(leg: Limb, W: np.ndarray, Wt: np.ndarray, Pt: np.ndarray, drop: np.ndarray, parents: np.ndarray,
                Rb: np.ndarray, mapped: np.ndarray) -> None:
-    """Two-bone IK of one leg, written into W (joint-major). The rest of the thigh's subtree follows its parent
-    (keeping its local rotation); the foot and everything below it keep their world rotations."""
+    """Two-bone IK of one limb (a leg, or an arm: `mocap_retarget.hands`), written into W (joint-major), the whole
+    limb first moved down by ``drop`` (F,) metres (the hips' drop; zeros for an arm). The rest of the upper bone's
+    subtree follows its parent (keeping its local rotation); the end joint and everything below it keep their world
+    rotations."""
     kt, ks, kf = leg.thigh, leg.shin, leg.foot
     down = drop[:, None] * np.array([0.0, 1.0, 0.0])
     hip, knee, ank = Pt[:, kt] - down, Pt[:, ks] - down, leg.ankle - down

@@ -57,6 +57,7 @@ def compute_metrics(res: RetargetResult, target: TargetSkeleton) -> dict:
     m.update(_limb_metrics(res))
     m.update(_end_effector_metrics(res))
     m.update(_feet_metrics(res, target))
+    m.update(_hands_metrics(res, target))
     m.update(_root_metrics(res))
     return _finite(m)
 
@@ -111,6 +112,31 @@ def _feet_metrics(res: RetargetResult, target: TargetSkeleton) -> dict:
     for key in ("penetration_max_before_cm", "penetration_max_after_cm"):
         m[key] = max(feet[sd][key] for sd in SIDES)
     return m
+
+
+def _hands_metrics(res: RetargetResult, target: TargetSkeleton) -> dict:
+    """Per hand the source puts on the ground (`mocap_retarget.hands`): contact fraction, the wrist's skate during
+    contacts (cm/s) and how far it goes below the floor (cm), before and after the cleanup. {} when no hand is."""
+    if res.hand_contacts is None or not res.hand_contacts.any():
+        return {}
+    smap, tmap, fps = res.source_map.roles, res.target_map.roles, res.animation.fps
+    hands = {}
+    for i, side in enumerate(SIDES):
+        if side not in res.hand_sides or not res.hand_contacts[:, i].any():
+            continue
+        c = res.hand_contacts[:-1, i] & res.hand_contacts[1:, i]
+        sj, tk = smap[f"hand_{side}"], tmap[f"hand_{side}"]
+        below_raw = target.floor_y - res.target_positions_raw[:, tk, 1]
+        below = target.floor_y - res.target_positions[:, tk, 1]
+        hands[side] = {
+            "contact_fraction": round(float(res.hand_contacts[:, i].mean()), 4),
+            "skate_source_scaled_cm_s": _mean_cm(_horizontal_speed(res.source_positions[:, sj], fps) * res.scale, c),
+            "skate_before_cleanup_cm_s": _mean_cm(_horizontal_speed(res.target_positions_raw[:, tk], fps), c),
+            "skate_after_cleanup_cm_s": _mean_cm(_horizontal_speed(res.target_positions[:, tk], fps), c),
+            "wrist_below_floor_max_before_cm": round(float(max(0.0, below_raw.max()) * 100), 3),
+            "wrist_below_floor_max_after_cm": round(float(max(0.0, below.max()) * 100), 3),
+        }
+    return {"hands": hands}
 
 
 def _root_metrics(res: RetargetResult) -> dict:

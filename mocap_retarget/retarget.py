@@ -22,6 +22,9 @@ Method, per frame and vectorised over frames:
    is locked in place (no sliding), no foot point goes below the floor (no sinking), with short blends
    in and out; a two-bone IK (thigh, shin; knee kept in its plane) reaches the corrected ankle while the
    foot keeps its world orientation.
+6. Hands (after the feet): contacts detected on the source's wrists (cartwheels, crawls); each contact's wrist
+   locked at the source's height above the floor, no wrist below the floor, two-bone arm IK
+   (`mocap_retarget.hands`).
 
 One skeleton on both sides (the same joint names and hierarchy, and the same rest pose within 10 degrees a bone: an
 Anny take onto an Anny rig): every joint's
@@ -41,6 +44,7 @@ import numpy as np
 from mocap_retarget.bvh import Motion
 from mocap_retarget.contacts import ContactConfig, detect_contacts
 from mocap_retarget.feet import FootConfig, enforce_feet, source_sole_offset
+from mocap_retarget.hands import HandConfig, body_lift, enforce_hands, hand_contacts, hand_sides
 from mocap_retarget.roles import BONE_CHILD, FINGER_ROLES, SIDES, BoneMap, auto_map
 from mocap_retarget.rotations import frame_from, normalize, rotation_between, snap_to_axis
 from mocap_retarget.skeleton import TargetSkeleton
@@ -59,11 +63,12 @@ REST_AGREEMENT_DEG = 10.0   # one skeleton's rest and bind: every bone within th
 class RetargetConfig:
     up_axis: str = "auto"              # source world up: "auto" (from the motion) or +x/-x/+y/-y/+z/-z
     fingers: bool = True               # transfer fingers when both skeletons have them
-    cleanup: bool = True               # enforce foot contacts (lock, no sinking) with two-bone IK
+    cleanup: bool = True               # enforce foot and hand contacts (lock, no sinking) with two-bone IK
     blend_s: float = 0.1               # seconds to blend into and out of a foot lock
     min_bone_fraction: float = 1e-3    # a link shorter than this fraction of the leg is skipped (zero-length bone)
     contact: ContactConfig = field(default_factory=ContactConfig)
     feet: FootConfig = field(default_factory=FootConfig)   # cleanup limits (its blend_s is replaced by blend_s)
+    hands: HandConfig = field(default_factory=HandConfig)  # hands on the ground (blend_s as the feet's)
 
 
 @dataclass
@@ -86,6 +91,8 @@ class RetargetResult:
     target_rotations: np.ndarray | None = None      # (F, J, 3, 3) world rotations after cleanup
     target_rotations_raw: np.ndarray | None = None  # (F, J, 3, 3) before cleanup
     copied_joints: int = 0                      # one skeleton on both sides: the joints copied (else 0)
+    hand_contacts: np.ndarray | None = None     # (F, 2) bool, left and right hand on the ground (from the source)
+    hand_sides: tuple[str, ...] = ()            # the sides whose hands were looked at (both skeletons have them)
 
 
 @dataclass
@@ -173,17 +180,29 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     step("foot contacts")
     contacts = _source_contacts(src, smap, floor_s, sole_s, motion.fps, cfg.contact)
     Wt, Pt = W, Pt_raw
+    sides = hand_sides(smap, tmap)
+    hands = hand_contacts(src.P, smap, sides, floor_s, motion.fps, src.leg, cfg.hands)
     if cfg.cleanup:
         step("foot IK")
+        up = np.array([0.0, 1.0, 0.0])
+        height = (src.P[:, [smap.roles.get(f"hand_{s}", 0) for s in SIDES], 1] - floor_s) * scale
+        lift = body_lift(target, tmap, Pt_raw, hands, height, sides, cfg.hands, motion.fps, cfg.blend_s, leg_t)
+        root_tr = root_tr + lift[:, None] * up
+        Pt_in = Pt_raw + lift[:, None, None] * up if lift.any() else Pt_raw
         feet = FootConfig(cfg.blend_s, cfg.feet.reach_fraction, cfg.feet.max_hips_drop)
-        Wt, drop = enforce_feet(target, tmap, W, Pt_raw, contacts, feet, motion.fps, mapped)
-        root_tr = root_tr - drop[:, None] * np.array([0.0, 1.0, 0.0])
+        Wt, drop = enforce_feet(target, tmap, W, Pt_in, contacts, feet, motion.fps, mapped)
+        root_tr = root_tr - drop[:, None] * up
         Pt = _positions(Wt, target.parents, tb, target.bind_pos[roots] + root_tr[:, None])
+        step("hand IK")
+        Wh = enforce_hands(target, tmap, Wt, Pt, hands, height, sides, cfg.hands, motion.fps, cfg.blend_s, mapped)
+        if Wh is not Wt:
+            Wt, Pt = Wh, _positions(Wh, target.parents, tb, target.bind_pos[roots] + root_tr[:, None])
     anim = Animation(list(target.names), _local_rotations(Wt, target.parents, Rb, mapped), root_tr, motion.fps,
                      parents=target.parents.copy(), source=motion.source)
     return RetargetResult(anim, smap, tmap, pairs.pairs, contacts, scale, src.P, Pt, Pt_raw, floor_s, src.up_name,
                           motion.parents.copy(), Wt.transpose(1, 0, 2, 3), W.transpose(1, 0, 2, 3),
-                          copied_joints=0 if same is None else int(mapped.sum()))
+                          copied_joints=0 if same is None else int(mapped.sum()), hand_contacts=hands,
+                          hand_sides=tuple(sides))
 
 
 def _up_rotation(up: np.ndarray) -> np.ndarray:

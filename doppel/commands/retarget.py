@@ -36,7 +36,7 @@ def retarget(
     bone_map: Path = typer.Option(None, "--bone-map", help="YAML bone map (role: joint name) overriding the "
                                   "automatic mapping of the clip's skeleton."),
     explain: bool = typer.Option(False, "--explain", help="Print the bone mapping and what was left unmapped."),
-    no_cleanup: bool = typer.Option(False, "--no-cleanup", help="Skip the foot-contact cleanup (IK)."),
+    no_cleanup: bool = typer.Option(False, "--no-cleanup", help="Skip the foot- and hand-contact cleanup (IK)."),
     no_fingers: bool = typer.Option(False, "--no-fingers", help="Leave the fingers at rest."),
     preview_size: int = typer.Option(320, "--preview-size", help="Preview panel size in pixels (32-2048)."),
     max_memory_gb: MaxMemoryOpt = None,
@@ -130,6 +130,11 @@ def _print_summary(console, m: dict, files: dict, out: Path) -> None:
                   f"{m['skate_after_cleanup_cm_s']} cm/s (source {m['skate_source_scaled_cm_s']}), "
                   f"penetration {m['penetration_max_before_cm']} -> {m['penetration_max_after_cm']} cm",
                   markup=False, highlight=False)
+    for side, h in m.get("hands", {}).items():
+        console.print(f"{'left' if side == 'l' else 'right'} hand on the ground {h['contact_fraction']:.0%} of the "
+                      f"take: skate {h['skate_before_cleanup_cm_s']} -> {h['skate_after_cleanup_cm_s']} cm/s, "
+                      f"below the floor {h['wrist_below_floor_max_before_cm']} -> "
+                      f"{h['wrist_below_floor_max_after_cm']} cm", markup=False, highlight=False)
     console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}", markup=False, highlight=False)
 
 
