@@ -114,21 +114,33 @@ def _leg_goal(target: TargetSkeleton, tmap: BoneMap, Pt: np.ndarray, contact: np
     """One leg's ankle goal (F, 3): the ankle, pulled to each contact's locked position with blends of nb
     frames; a planted foot's lowest sole point stays on or above the floor (no sinking)."""
     kt, ks, kf = tmap.roles[f"thigh_{side}"], tmap.roles[f"shin_{side}"], tmap.roles[f"foot_{side}"]
-    F = Pt.shape[0]
     ankle = Pt[:, kf].copy()
+
+    def place(a: int, b: int) -> np.ndarray:
+        p = ankle[a:b].mean(0)
+        p[1] = max(p[1], ankle[a:b, 1].mean() - sole[a:b].mean(), ankle[a:b, 1].max() - sole[a:b].max())
+        return p
+
+    goal, weight = blended_locks(ankle, contact, nb, place)
+    bp = target.bind_pos
+    return Limb(kt, ks, kf, ankle, goal, float(np.linalg.norm(bp[ks] - bp[kt])),
+                float(np.linalg.norm(bp[kf] - bp[ks])), weight)
+
+
+def blended_locks(end: np.ndarray, contact: np.ndarray, nb: int, place) -> tuple[np.ndarray, np.ndarray]:
+    """An end joint's goal (F, 3) and lock weight (F,): ``end`` (F, 3) pulled to ``place(a, b)`` (3,) over each
+    contact run [a, b) of ``contact`` (F,) bool, blending in and out over nb frames on either side (a frame between
+    two runs takes the nearer lock)."""
+    F = end.shape[0]
     weight = np.zeros(F)
     lock = np.zeros((F, 3))
     for a, b in runs(contact):
-        p = ankle[a:b].mean(0)
-        p[1] = max(p[1], ankle[a:b, 1].mean() - sole[a:b].mean(), ankle[a:b, 1].max() - sole[a:b].max())
+        p = place(a, b)
         for f in range(max(0, a - nb), min(F, b + nb)):
             w = 1.0 if a <= f < b else (1.0 - (a - f) / (nb + 1) if f < a else 1.0 - (f - b + 1) / (nb + 1))
             if w > weight[f]:
                 weight[f], lock[f] = w, p
-    goal = ankle * (1 - weight[:, None]) + lock * weight[:, None]
-    bp = target.bind_pos
-    return Limb(kt, ks, kf, ankle, goal, float(np.linalg.norm(bp[ks] - bp[kt])),
-                float(np.linalg.norm(bp[kf] - bp[ks])), weight)
+    return end * (1 - weight[:, None]) + lock * weight[:, None], weight
 
 
 def _hips_drop(legs: list[Limb], Pt: np.ndarray, cfg: FootConfig, nb: int) -> np.ndarray:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocap_retarget.contacts import ContactConfig, detect_contacts, runs
-from mocap_retarget.feet import Limb, smooth_upper, solve_limb
+from mocap_retarget.contacts import ContactConfig, detect_contacts
+from mocap_retarget.feet import Limb, blended_locks, smooth_upper, solve_limb
 from mocap_retarget.roles import SIDES, BoneMap
 from mocap_retarget.skeleton import TargetSkeleton
 
@@ -98,18 +98,14 @@ def _arm_goal(target: TargetSkeleton, tmap: BoneMap, Pt: np.ndarray, contact: np
     """One arm's wrist goal (F, 3): the wrist, pulled to each contact's locked place with blends of nb frames, and
     never lower than cfg.clearance above the floor."""
     ku, kf, kh = (tmap.roles[f"{r}_{side}"] for r in ("upperarm", "forearm", "hand"))
-    F = Pt.shape[0]
     wrist = Pt[:, kh].copy()
-    weight = np.zeros(F)
-    lock = np.zeros((F, 3))
-    for a, b in runs(contact):
+
+    def place(a: int, b: int) -> np.ndarray:
         p = wrist[a:b].mean(0)
         p[1] = target.floor_y + max(cfg.clearance, float(height[a:b].mean()))
-        for f in range(max(0, a - nb), min(F, b + nb)):
-            w = 1.0 if a <= f < b else (1.0 - (a - f) / (nb + 1) if f < a else 1.0 - (f - b + 1) / (nb + 1))
-            if w > weight[f]:
-                weight[f], lock[f] = w, p
-    goal = wrist * (1 - weight[:, None]) + lock * weight[:, None]
+        return p
+
+    goal, weight = blended_locks(wrist, contact, nb, place)
     goal[:, 1] = np.maximum(goal[:, 1], target.floor_y + cfg.clearance)
     bp = target.bind_pos
     return Limb(ku, kf, kh, wrist, goal, float(np.linalg.norm(bp[kf] - bp[ku])), float(np.linalg.norm(bp[kh] - bp[kf])),
