@@ -332,7 +332,9 @@ def gated(ws: Workspace | None, actor_id: str, use: Use | str, production: str, 
         if ws is not None and a.consent_id and outputs:     # what a killed run leaves is each consent's to purge
             record_begin(ws, actor=a.actor_id, consent=a.consent_id, use=a.use.value, production=production,
                          command=command, outputs=outputs)
-    with owned_by(auth.consent_id, actor_id):
+    with contextlib.ExitStack() as owners:
+        for a in (auth, *also):                        # checkpoints written inside record every consent the run needs
+            owners.enter_context(owned_by(a.consent_id, a.actor_id))
         try:
             yield run
         except Exception as e:

@@ -98,7 +98,10 @@ def test_a_performers_consent_the_run_needs_is_rechecked_and_the_run_is_in_their
     """A run that also needs another person's consent (jane's export of an animation holding bob's performance):
     bob's record names the run and its outputs, what a killed run leaves is found under his consent too, and his
     revocation during the run is caught when it ends (before: checked at the start only, recorded nowhere)."""
+    import shutil
+
     from assets.unfinished_runs import unfinished_of
+    from core.leftovers import checkpoint_sibling, owners_of, record_owner
     from core.stage_folders import temp_sibling
     from doppel.consent_gate import authorize
 
@@ -111,6 +114,11 @@ def test_a_performers_consent_the_run_needs_is_rechecked_and_the_run_is_in_their
         temp = temp_sibling(out)
         assert [u.leftover.path for u in unfinished_of(ws, bobs.id)] == [temp]   # his to purge, were it killed
         temp.unlink()
+        ck = checkpoint_sibling(out, "swap")
+        ck.mkdir()
+        record_owner(ck)                                                        # a checkpoint: his too
+        assert {o["consent"] for o in owners_of(ck)} == {bobs.id, run.auth.consent_id}
+        shutil.rmtree(ck)
         out.write_bytes(b"glTF")
         run.add_output(out, kind="export")
     jane_rec, bob_rec = (e.record for e in audit.entries(ws)[-2:])
