@@ -120,7 +120,7 @@ def run_blender_tasks(tasks: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
             if not rj.is_file():
                 tail = _tail(proc.stderr or proc.stdout)
                 if proc.returncode == -9:
-                    why = "was killed (signal 9: most often the machine ran out of memory; a long take goes in parts)"
+                    why = "crashed (signal 9, killed: most often the machine ran out of memory)"
                 elif proc.returncode < 0:
                     why = f"crashed (signal {-proc.returncode})"
                 else:

@@ -117,7 +117,7 @@ def test_a_worker_killed_for_memory_says_so(tmp_path):
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\nkill -KILL $$\n")                  # what the kernel's out-of-memory killer does
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    with pytest.raises(BlenderError, match=r"was killed \(signal 9: most often the machine ran out of memory"):
+    with pytest.raises(BlenderError, match=r"crashed \(signal 9, killed: most often the machine ran out of memory"):
         run_blender_tasks([({"kind": "evaluate"}, {})], python=str(fake))
 
 
