@@ -204,14 +204,17 @@ def _add_skeleton(gltf, b: _Bin, scene: ExportScene) -> list[int]:
 
 
 def _add_animation(gltf, b: _Bin, scene: ExportScene, roots: list[int], n_targets: int) -> None:
-    """One animation, keys at frame / fps seconds: every joint's rotation, the roots' translations, the morph
-    weights (on the mesh node)."""
+    """One animation, keys at frame / fps seconds: the joints' rotations, the roots' translations, the morph
+    weights (on the mesh node). A joint the take never moves from its rest (fingers, toes and eyes of a body take)
+    has no rotation channel, and all-zero morph weights none: a node without a channel keeps its own rotation, the
+    rest (glTF 2.0 section 3.11), and the mesh its default weights, 0."""
     import pygltflib as g
 
     T, J = scene.num_frames, len(scene.joint_names)
     rot, trans = scene.local_tracks()
     times = b.accessor((np.arange(T) / scene.fps).astype(np.float32), "SCALAR", minmax=True)
     q = _quat_xyzw(rot)                                               # (T, J, 4)
+    q_rest = _quat_xyzw(scene.local_bind()[:, :3, :3])
     samplers, channels = [], []
 
     def channel(node: int, path: str, values: np.ndarray, kind: str) -> None:
@@ -221,14 +224,21 @@ def _add_animation(gltf, b: _Bin, scene: ExportScene, roots: list[int], n_target
                                            target=g.AnimationChannelTarget(node=node, path=path)))
 
     for j in range(J):
-        channel(j, "rotation", q[:, j], "VEC4")
+        if not at_rest(q[:, j], q_rest[j]):
+            channel(j, "rotation", q[:, j], "VEC4")
     for j in roots:
         channel(j, "translation", trans[:, j], "VEC3")
-    if n_targets:
-        wts = np.zeros((T, n_targets)) if scene.blendshape_weights is None else scene.blendshape_weights
-        channel(J, "weights", wts.reshape(-1), "SCALAR")
+    if n_targets and scene.blendshape_weights is not None and np.any(scene.blendshape_weights != 0):
+        channel(J, "weights", scene.blendshape_weights.reshape(-1), "SCALAR")
     gltf.animations.append(g.Animation(name=f"{scene.name}_anim", samplers=samplers, channels=channels,
                                        extras={"fps": scene.fps}))
+
+
+def at_rest(track: np.ndarray, rest: np.ndarray, tol: float = 1e-7) -> bool:
+    """Whether a joint's quaternions (T, 4) are its rest quaternion (4,) at every frame, either sign, within
+    ``tol`` per component (below float32's resolution of a unit quaternion)."""
+    d = np.minimum(np.abs(track - rest).max(axis=1), np.abs(track + rest).max(axis=1))
+    return bool((d <= tol).all())
 
 
 def read_glb_json(path: str | Path) -> dict:

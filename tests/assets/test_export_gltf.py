@@ -140,6 +140,36 @@ def test_glb_independent_evaluation_matches_rig_pose(glb, tiny_rig, tiny_anim):
     assert np.abs(evaluate_glb(glb, 1) - ref[0, src]).max() > 1e-3
 
 
+def test_joints_a_take_leaves_at_rest_have_no_channel(tmp_path, tiny_rig):
+    """A joint at its rest for the whole take (a body take's fingers, toes, eyes) and all-zero morph weights get no
+    channel (the node's rest rotation and the mesh's default weights hold: a 10-minute take's .glb onto the demo
+    double 137.9 -> 32.5 MB); the file still poses as Rig.pose, by the test's own evaluator and Blender's importer."""
+    from assets.export.common import smooth_random_animation
+    from rigging.animation import Animation
+
+    anim = smooth_random_animation(tiny_rig, frames=12, blendshapes=2)
+    still = tiny_rig.joint_names.index("neck-head")
+    R = anim.local_rotations.copy()
+    R[:, still] = np.eye(3)
+    anim = Animation(joint_names=anim.joint_names, local_rotations=R, root_translation=anim.root_translation,
+                     fps=anim.fps, blendshape_names=anim.blendshape_names,
+                     blendshape_weights=np.zeros_like(anim.blendshape_weights))
+    out = export_rig(tiny_rig, "glb", tmp_path / "still.glb", anim).path
+    doc = read_glb_json(out)
+    targets = [(ch["target"]["node"], ch["target"]["path"]) for ch in doc["animations"][0]["channels"]]
+    assert (still, "rotation") not in targets and not any(p == "weights" for _, p in targets)
+    assert sum(p == "rotation" for _, p in targets) == len(tiny_rig.joint_names) - 1
+    frames = [0, 5, 11]
+    ref = reference_vertices(tiny_rig, anim, frames)
+    src, _, _ = split_vertices(prepare_scene(tiny_rig, None, default_options("glb")))
+    for k, f in enumerate(frames):
+        np.testing.assert_allclose(evaluate_glb(out, f), ref[k, src], atol=1e-5)
+    from assets.export.fbx import evaluate_in_blender
+
+    (ev,) = evaluate_in_blender([out], frames, anim.fps)                # Blender keeps glTF's vertices
+    assert np.abs(ev.vertices - ref[:, src]).max() < 1e-5
+
+
 def test_glb_split_vertices_keeps_uv_seams(tiny_rig):
     sc = prepare_scene(tiny_rig, None, default_options("glb"))
     src, tris, uv = split_vertices(sc)
