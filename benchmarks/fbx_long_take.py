@@ -13,6 +13,9 @@ own worker process, and reads both files back at the first, middle and last fram
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -43,9 +46,6 @@ def long_clip(bvh: Path, repeat: int):
 
 def write(scene, out: Path, baseline: bool) -> tuple[float, dict, float]:
     """One worker process writing ``scene`` to ``out``: (seconds, its info, its peak RSS in GB)."""
-    import subprocess
-    import sys
-
     task, arrays = fbx_task(scene, out, "y")
     task |= {"mute_skinning": not baseline, "hold_still_channels": not baseline}
     code = ("import json, sys, time, resource, numpy as np; from assets.blender_worker import run_blender_tasks; "
@@ -53,8 +53,6 @@ def write(scene, out: Path, baseline: bool) -> tuple[float, dict, float]:
             "(r,) = run_blender_tasks([(task, {k: d[k] for k in d.files})], timeout=float(sys.argv[3])); "
             "print(json.dumps({'s': time.perf_counter() - t, 'info': r.info, "
             "'peak': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6}))")
-    import json
-
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "task.json").write_text(json.dumps(task))
         np.savez(Path(tmp) / "arrays.npz", **arrays)

@@ -190,7 +190,7 @@ class GatedRun:
         outs = [_Output(p, new_asset_id(p.kind), workspace_relative(ws, p.path), digest(p.path))
                 for p in self._pending]
         with ws.write() as con:
-            revoked = {a.consent_id: self._still_valid(con, a) for a in (auth, *self.also)}
+            revoked = self.revocations(con)
             parent_ids = self._parents(con, in_info)
             entry = audit.append(con, self._record(in_info, parent_ids, outs, revoked[auth.consent_id]))
             self.registered = [self._insert(con, o, parent_ids, entry.seq) for o in outs]
@@ -207,15 +207,18 @@ class GatedRun:
                                f"found and removed; see `doppel consent show {who}`")
         return self.registered
 
-    def _still_valid(self, con, a: Authorization) -> ConsentError | None:
-        """None when ``a``'s consent (any valid one for its actor, use and production) still holds, else why not."""
-        if a.virtual:
-            return None
-        try:
-            find_valid(con, a.actor_id, a.use, a.production, self.today)
-        except ConsentError as e:
-            return e
-        return None
+    def revocations(self, con) -> dict[str | None, ConsentError | None]:
+        """Consent id -> None while a valid consent still covers that authorisation (the run's, then ``also``'s;
+        any valid one for its actor, use and production), else why not. The virtual actor's always holds."""
+        out: dict[str | None, ConsentError | None] = {}
+        for a in (self.auth, *self.also):
+            out[a.consent_id] = None
+            if not a.virtual:
+                try:
+                    find_valid(con, a.actor_id, a.use, a.production, self.today)
+                except ConsentError as e:
+                    out[a.consent_id] = e
+        return out
 
     def _parents(self, con, in_info: dict) -> dict:
         """input -> the registered asset it comes from: an asset id given as input, else the asset at its path
@@ -350,10 +353,10 @@ def _stopped_after_revocation(run: GatedRun, error: Exception) -> None:
     if run.ws is None or isinstance(error, ConsentError):
         return
     with run.ws.read() as con:
-        lapsed = [a for a in (run.auth, *run.also) if run._still_valid(con, a) is not None]
+        lapsed = [c for c, why in run.revocations(con).items() if why is not None]
     if not lapsed:
         return
-    ids = ", ".join(str(a.consent_id) for a in lapsed)
+    ids = ", ".join(str(c) for c in lapsed)
     what = run.command or "the command"
     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
     with run.ws.write() as con:
@@ -362,7 +365,7 @@ def _stopped_after_revocation(run: GatedRun, error: Exception) -> None:
                            "consent": run.auth.consent_id or VIRTUAL_NOTE, "outcome": "stopped_after_revocation",
                            "outputs": [], "detail": {"revoked": ids, "error": reason}})
     raise ConsentError(f"{what} stopped: consent {ids} was revoked while it ran ({reason}); nothing was registered, "
-                       f"and what it left beside its outputs is found by `doppel consent purge {lapsed[0].consent_id}`"
+                       f"and what it left beside its outputs is found by `doppel consent purge {lapsed[0]}`"
                        ) from error
 
 

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 # Xsens global (x forward, y left, z up) -> Doppel (x left, y up, z forward): a cyclic permutation (det +1).
 XSENS_TO_DOPPEL = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
-CALIBRATION_FRAMES = ("identity", "tpose", "tpose-isb", "npose")
 
 
 @dataclass
