@@ -1,7 +1,8 @@
 """Reading a mocap clip of any supported format into a `Motion` (the BVH reader's type, so the same mapping,
 retargeting and cleanup follow): BVH; FBX through Blender's importer in the worker process; glTF 2.0 skins with
-animation (pygltflib); USD ``SkelAnimation`` (pxr.UsdSkel); Xsens MVN's MVNX (XML). C3D marker data is recognised
-and refused (it must be solved to a skeleton first).
+animation (pygltflib); USD ``SkelAnimation`` (pxr.UsdSkel); Xsens MVN's MVNX (XML); C3D optical markers of the
+Plug-in Gait / CMU full-body set, solved to a skeleton (`mocap_retarget.clip_c3d`; another marker set is refused:
+solve it in the capture software first).
 
 Every non-BVH reader produces per-frame joint world matrices plus the rest (bind) world matrices; `motion_from_world`
 turns them into BVH's convention (rest rotations identity, offsets in world axes), in Doppel's frame (metres, +Y up).
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CLIP_SUFFIXES", "MAX_CLIP_FRAMES", "ClipError", "ClipInfo", "motion_from_world", "read_clip",
            "unique_names"]
 
-CLIP_SUFFIXES = (".bvh", ".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz", ".mvnx")
+CLIP_SUFFIXES = (".bvh", ".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz", ".mvnx", ".c3d")
 MAX_CLIP_FRAMES = 10_000_000     # beyond any real take; a larger count is a corrupt file
 
 
@@ -32,7 +33,7 @@ MAX_CLIP_FRAMES = 10_000_000     # beyond any real take; a larger count is a cor
 class ClipInfo:
     """What a clip file said about its timing: fps_file as read (1 / Frame Time for BVH), fps the rate used
     (snapped to a standard rate when within 0.05 %, or the rate it was plotted at: resampled_from), format (bvh,
-    fbx, gltf, usd, mvnx)."""
+    fbx, gltf, usd, mvnx, c3d)."""
 
     format: str
     fps_file: float
@@ -56,8 +57,6 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
     if not path.is_file():
         raise FileNotFoundError(f"{path}: clip file not found")
     sfx = path.suffix.lower()
-    if sfx == ".c3d":
-        raise ClipError(_c3d_message(path))
     if sfx not in CLIP_SUFFIXES:
         raise ClipError(f"{path}: unsupported clip format {sfx or '(no suffix)'!r}; expected one of "
                         f"{', '.join(CLIP_SUFFIXES)}")
@@ -73,6 +72,10 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
         from mocap_retarget.clip_gltf import read_gltf_clip
 
         motion, fmt = read_gltf_clip(path), "gltf"
+    elif sfx == ".c3d":
+        from mocap_retarget.clip_c3d import read_c3d_clip
+
+        motion, fmt = read_c3d_clip(path), "c3d"
     elif sfx == ".mvnx":
         from mocap_retarget.clip_mvnx import read_mvnx_clip
 
@@ -87,22 +90,6 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
     if fps != fps_file:
         log.info("%s: %.6g fps snapped to the standard %.6g fps", path, fps_file, fps)
     return motion, ClipInfo(fmt, fps_file, fps)
-
-
-def _c3d_message(path: Path) -> str:
-    """The refusal of a C3D file, with its marker count when ezc3d can read it."""
-    import ezc3d
-
-    try:
-        c = ezc3d.c3d(str(path))
-        n = int(c["parameters"]["POINT"]["USED"]["value"][0])
-        rate = float(c["parameters"]["POINT"]["RATE"]["value"][0])
-        what = f"a C3D file of {n} markers at {rate:g} Hz"
-    except (OSError, RuntimeError, KeyError, IndexError, ValueError) as e:
-        log.debug("%s: ezc3d could not read it: %s", path, e)
-        what = "a file named .c3d (not a readable C3D file)"
-    return (f"{path}: {what}: marker data must be solved to a skeleton first (e.g. in Vicon Shogun, Motive or "
-            f"MotionBuilder), then exported as BVH, FBX, glTF or USD for `doppel retarget`")
 
 
 def estimate_retarget_bytes(frames: int, source_joints: int, target_joints: int) -> int:

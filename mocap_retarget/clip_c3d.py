@@ -1,0 +1,89 @@
+"""A C3D file of labelled optical markers (Vicon, Motive, Qualisys, Motion Analysis, Cortex) as a mocap clip: read
+with ezc3d, turned into Doppel's frame and solved to a skeleton (`mocap_retarget.marker_solve`) when its markers
+are the Plug-in Gait / CMU full-body set (`mocap_retarget.marker_set`).
+
+Units from ``POINT:UNITS`` (mm, cm, m); the up axis from ``POINT:Y_SCREEN`` (Vicon writes ``+Z``), else the axis
+along which the head markers stand highest above the feet's. A marker's unseen frames (a negative residual) are
+NaN as ezc3d reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mocap_retarget.bvh import Motion
+from mocap_retarget.world_motion import ClipError
+
+log = logging.getLogger(__name__)
+
+UNITS = {"mm": 0.001, "cm": 0.01, "m": 1.0, "meters": 1.0, "millimeters": 0.001}
+
+
+def _param(c, group: str, name: str):
+    try:
+        return c["parameters"][group][name]["value"]
+    except KeyError:
+        return None
+
+
+def read_c3d_markers(path: str | Path) -> tuple[np.ndarray, list[str], float]:
+    """(X (F, M, 3) metres in Doppel's frame (+Y up), NaN where unseen; labels (M,); rate Hz) of a C3D file."""
+    import ezc3d
+
+    path = Path(path)
+    try:
+        c = ezc3d.c3d(str(path))
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ClipError(f"{path}: not a readable C3D file ({e})") from e
+    labels = [str(v) for v in (_param(c, "POINT", "LABELS") or [])]
+    rate = float((_param(c, "POINT", "RATE") or [0])[0])
+    pts = np.asarray(c["data"]["points"], dtype=np.float64)            # (4, M, F)
+    if pts.ndim != 3 or pts.shape[1] == 0 or pts.shape[2] == 0:
+        raise ClipError(f"{path}: the C3D file holds no marker frames")
+    if not (np.isfinite(rate) and rate > 0):
+        raise ClipError(f"{path}: POINT:RATE must be > 0, got {rate}")
+    unit = str((_param(c, "POINT", "UNITS") or ["mm"])[0]).strip().lower()
+    if unit not in UNITS:
+        raise ClipError(f"{path}: POINT:UNITS {unit!r} is not a length unit Doppel reads ({', '.join(UNITS)})")
+    X = np.transpose(pts[:3], (2, 1, 0)) * UNITS[unit]                  # (F, M, 3)
+    labels = (labels + [f"marker{i}" for i in range(len(labels), X.shape[1])])[: X.shape[1]]
+    y_screen = _param(c, "POINT", "Y_SCREEN")
+    up = _up_axis(X, labels, str(y_screen[0]).strip().upper() if y_screen is not None and len(y_screen) else "")
+    return X @ _to_y_up(up).T, labels, rate
+
+
+def _up_axis(X: np.ndarray, labels: list[str], y_screen: str) -> tuple[int, float]:
+    """(axis index, sign) of up: POINT:Y_SCREEN when it names an axis, else head markers above foot markers."""
+    if len(y_screen) == 2 and y_screen[0] in "+-" and y_screen[1] in "XYZ":
+        return "XYZ".index(y_screen[1]), 1.0 if y_screen[0] == "+" else -1.0
+    keys = [lab.rsplit(":", 1)[-1].upper() for lab in labels]
+    head = [i for i, k in enumerate(keys) if k.endswith(("FHD", "BHD"))]
+    feet = [i for i, k in enumerate(keys) if k.endswith(("HEE", "TOE", "ANK"))]
+    if not head or not feet:
+        return 2, 1.0                                                    # the common lab convention: Z up
+    d = np.nanmean(X[:, head], axis=(0, 1)) - np.nanmean(X[:, feet], axis=(0, 1))
+    k = int(np.nanargmax(np.abs(d)))
+    return k, float(np.sign(d[k]) or 1.0)
+
+
+def _to_y_up(up: tuple[int, float]) -> np.ndarray:
+    """The proper rotation (3, 3) taking the file's up axis to +Y."""
+    from mocap_retarget.rotations import rotation_between
+
+    v = np.zeros(3)
+    v[up[0]] = up[1]
+    return rotation_between(v, np.array([0.0, 1.0, 0.0]))
+
+
+def read_c3d_clip(path: str | Path) -> Motion:
+    """A C3D take solved to a skeleton Motion (metres, +Y up); ClipError naming the file and what is wrong."""
+    from mocap_retarget.marker_solve import solve_markers
+
+    X, labels, rate = read_c3d_markers(path)
+    motion = solve_markers(X, labels, rate, str(path))
+    log.info("%s: %d markers, %d frames at %g Hz solved to a %d-joint skeleton", path, X.shape[1], X.shape[0], rate,
+             motion.num_joints)
+    return motion
