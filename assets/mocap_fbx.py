@@ -16,9 +16,10 @@ from mocap_retarget.bvh import Motion
 from mocap_retarget.clips import MAX_CLIP_FRAMES, ClipError, ClipInfo, motion_from_world, read_clip
 
 
-def read_any_clip(path: str | Path, units: str = "auto") -> tuple[Motion, ClipInfo]:
+def read_any_clip(path: str | Path, units: str = "auto", subject: str | Path | None = None
+                  ) -> tuple[Motion, ClipInfo]:
     """`mocap_retarget.clips.read_clip` for every format, FBX included (through Blender)."""
-    return read_clip(path, units=units, fbx_reader=read_fbx_clip)
+    return read_clip(path, units=units, fbx_reader=read_fbx_clip, subject=subject)
 
 
 def read_fbx_clip(path: str | Path, max_frames: int = MAX_CLIP_FRAMES) -> Motion:

@@ -78,12 +78,21 @@ def _to_y_up(up: tuple[int, float]) -> np.ndarray:
     return rotation_between(v, np.array([0.0, 1.0, 0.0]))
 
 
-def read_c3d_clip(path: str | Path) -> Motion:
-    """A C3D take solved to a skeleton Motion (metres, +Y up); ClipError naming the file and what is wrong."""
-    from mocap_retarget.marker_solve import solve_markers
+def read_c3d_clip(path: str | Path, subject: str | Path | None = None) -> Motion:
+    """A C3D take solved to a skeleton Motion (metres, +Y up), with the performer's measurements from ``subject``
+    (a Vicon .vsk) or adult defaults; ClipError naming the file and what is wrong."""
+    from mocap_retarget.marker_solve import SubjectSizes, solve_markers
 
+    sizes = None
+    if subject is not None:
+        if not Path(subject).is_file():
+            raise ClipError(f"{subject}: subject file not found")
+        try:
+            sizes = SubjectSizes.from_vsk(subject)
+        except ValueError as e:
+            raise ClipError(str(e)) from e
     X, labels, rate = read_c3d_markers(path)
-    motion = solve_markers(X, labels, rate, str(path))
+    motion = solve_markers(X, labels, rate, str(path), sizes)
     log.info("%s: %d markers, %d frames at %g Hz solved to a %d-joint skeleton", path, X.shape[1], X.shape[0], rate,
              motion.num_joints)
     return motion

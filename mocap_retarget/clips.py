@@ -48,11 +48,12 @@ class ClipInfo:
         return out
 
 
-def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path], Motion] | None = None
-              ) -> tuple[Motion, ClipInfo]:
+def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path], Motion] | None = None,
+              subject: str | Path | None = None) -> tuple[Motion, ClipInfo]:
     """Read a mocap clip (see CLIP_SUFFIXES) into a Motion in metres (BVH: ``units`` as read_bvh; other formats
     carry their own units and axes) with its frame rate snapped. FBX needs ``fbx_reader`` (Blender lives above this
-    package: `assets.mocap_fbx.read_any_clip` plugs it in). Raises FileNotFoundError or ClipError/BvhError."""
+    package: `assets.mocap_fbx.read_any_clip` plugs it in). ``subject``: a C3D take's performer's Vicon subject
+    file (.vsk) with their Plug-in Gait measurements. Raises FileNotFoundError or ClipError/BvhError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: clip file not found")
@@ -60,6 +61,8 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
     if sfx not in CLIP_SUFFIXES:
         raise ClipError(f"{path}: unsupported clip format {sfx or '(no suffix)'!r}; expected one of "
                         f"{', '.join(CLIP_SUFFIXES)}")
+    if subject is not None and sfx != ".c3d":
+        raise ClipError(f"{path}: --subject (a Vicon .vsk) applies to C3D marker takes only")
     if sfx != ".bvh" and units != "auto":
         raise ClipError(f"{path}: --units applies to BVH only ({sfx} files carry their own unit scale)")
     if sfx == ".bvh":
@@ -75,7 +78,7 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
     elif sfx == ".c3d":
         from mocap_retarget.clip_c3d import read_c3d_clip
 
-        motion, fmt = read_c3d_clip(path), "c3d"
+        motion, fmt = read_c3d_clip(path, subject), "c3d"
     elif sfx == ".mvnx":
         from mocap_retarget.clip_mvnx import read_mvnx_clip
 

@@ -44,13 +44,15 @@ def animation_to_motion(anim: Animation, target: TargetSkeleton, order: str = "Z
                   scale=1.0, units="m", source="retargeted")
 
 
-def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, source_path: str | Path,
+def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton,
+                  source_path: str | Path | dict[str, str | Path],
                   params: dict, metrics: dict, pose_vertices: Callable[[np.ndarray], np.ndarray] | None = None,
                   faces: np.ndarray | None = None, preview_frames: int = 6, video_seconds: float = 4.0,
                   video_fps: float = 24.0, size: int = 320, fps_info: dict | None = None,
                   finish_preview: Callable[[Path], None] | None = None) -> dict[str, Path]:
     """Write every output into ``out`` and its manifest; returns name -> path.
 
+    source_path: the clip, or the manifest's inputs by name ({"clip": ..., "subject": ...}).
     metrics: from `metrics.compute_metrics(res, target)` (the caller computes them). pose_vertices(frame_indices
     (n,)) -> (n, V, 3) posed mesh vertices (optional; e.g. Rig.pose); faces (T, 3) for shading. The mp4 covers the
     first ``video_seconds`` at ``video_fps``. fps_info: the clip's frame rate as read and as snapped (manifest).
@@ -84,7 +86,8 @@ def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton, 
              "metrics_summary": {k: v for k, v in metrics.items() if not isinstance(v, dict)}}
     if fps_info:
         extra["frame_rate"] = fps_info
-    write_manifest(out, STAGE, inputs={"clip": source_path}, params=params,
+    inputs = source_path if isinstance(source_path, dict) else {"clip": source_path}
+    write_manifest(out, STAGE, inputs=inputs, params=params,
                    outputs={k: p.name for k, p in files.items()}, extra=extra)
     return files
 

@@ -3,15 +3,16 @@
 markers named front / back waist). A label is matched after its subject prefix (``Actor1:LASI`` -> ``LASI``),
 case-insensitively, under any of its names.
 
-What each marker is for (the solve's segments, `mocap_retarget.marker_solve`):
+What each marker is for (`mocap_retarget.plugin_gait`, `mocap_retarget.marker_solve`):
 
-- pelvis: LASI, RASI, LPSI, RPSI (CMU: LFWT, RFWT, LBWT, RBWT; one SACR may stand for both PSIS markers)
-- thorax: C7, T10, CLAV, STRN (RBAK / RBAC, when present, helps)
+- pelvis: LASI, RASI, LPSI, RPSI (CMU: LFWT, RFWT, LBWT, RBWT; one SACR may stand for both PSIS markers): the pelvis's
+  motion and the hip centres
+- thorax: C7, T10, CLAV, STRN (RBAK / RBAC, when present, helps): its motion, the shoulders' chord
 - head: LFHD, RFHD, LBHD, RBHD
-- thigh: the hip centre, LTHI, LKNE; shank: LKNE, LTIB (CMU: LSHN), LANK; foot: the ankle centre, LHEE, LTOE
-  (LMT5, when present, helps)
-- upper arm: the shoulder centre, LUPA, LELB; forearm: the elbow centre, LWRA, LWRB (LFRM when present);
-  hand: LWRA, LWRB, LFIN
+- legs: LTHI (the knee's chord's wand), LKNE, LTIB (CMU: LSHN; the ankle's wand), LANK, LTOE; LMT5, when present,
+  turns the foot about its length (else the ankle's axis does, as in Plug-in Gait)
+- arms: LSHO, LELB, LWRA (thumb side), LWRB (little finger side), LFIN
+- read when present, not needed: LHEE, LUPA, LFRM
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "LTIB": ("LSHN",), "RTIB": ("RSHN",), "RBAK": ("RBAC",),
     "LFRM": ("LFRA",), "RFRM": ("RFRA",),
 }
-SIDE_MARKERS = ("ASI", "PSI", "THI", "KNE", "TIB", "ANK", "HEE", "TOE", "SHO", "UPA", "ELB", "WRA", "WRB", "FIN",
-                "FHD", "BHD")
+SIDE_MARKERS = ("ASI", "PSI", "THI", "KNE", "TIB", "ANK", "TOE", "SHO", "ELB", "WRA", "WRB", "FIN", "FHD", "BHD")
 REQUIRED = tuple(s + m for m in SIDE_MARKERS for s in "LR") + ("C7", "T10", "CLAV", "STRN")
-OPTIONAL = ("LMT5", "RMT5", "LFRM", "RFRM", "RBAK", "SACR")
+OPTIONAL = ("LMT5", "RMT5", "LHEE", "RHEE", "LUPA", "RUPA", "LFRM", "RFRM", "RBAK", "SACR")
 
 _PREFIX = re.compile(r"^.*:")
 
@@ -50,6 +50,18 @@ def canonical_labels(labels: list[str]) -> dict[str, int]:
         found.setdefault("LPSI", found["SACR"])
         found.setdefault("RPSI", found["SACR"])
     return found
+
+
+def performers(labels: list[str]) -> list[str]:
+    """The subject prefixes ("Actor1" of ``Actor1:LASI``) under which the set's required markers appear, in the
+    file's order: more than one is several performers in one take."""
+    lookup = {name: name for name in REQUIRED} | {o: n for n, others in ALIASES.items() for o in others}
+    out: list[str] = []
+    for label in labels:
+        prefix, _, key = label.strip().rpartition(":")
+        if lookup.get(key.upper()) in REQUIRED and prefix not in out:
+            out.append(prefix)
+    return out
 
 
 def missing_required(found: dict[str, int]) -> list[str]:

@@ -125,7 +125,8 @@ def _p(v: str | None) -> Path | None:
 
 # --- retarget ------------------------------------------------------------------------------------------------
 class RetargetJob(JobOptions):
-    clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*, .mvnx, takes'
+    clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*, .mvnx, .c3d,
+                                                      # takes'
                                                       # fit folders, or face performances: swaps' tracks.npz,
                                                       # ARKit CSVs
     rig: str                                          # rig folder(s) (glob), or a .bvh target skeleton
@@ -138,6 +139,7 @@ class RetargetJob(JobOptions):
     head: str | None = None                           # a face performance's head: camera, take or none
     frames: str | None = None                         # "A:B" (B exclusive): a range of each body clip alone
     resample: float | None = Field(None, gt=0)        # plot each body clip at this frame rate (e.g. 24)
+    subject: str | None = None                        # C3D marker takes: the performer's Vicon subject file (.vsk)
     fps: float | None = Field(None, gt=0)             # a take's fit folder: its frame rate (default 24)
     performer: str | None = None                      # a take's performer (default: the actor its fit is registered
                                                       # to), whose consent for retarget it needs
@@ -147,7 +149,8 @@ def _retarget_call(v: dict) -> dict:
     return {"clip": Path(v["clips"]), "rig": Path(v["rig"]), "out": Path(v["out"]), "units": v["units"],
             "up": v["up"], "bone_map": _p(v["bone_map"]), "no_cleanup": not v["cleanup"],
             "no_fingers": not v["fingers"], "preview_size": v["preview_size"], "head": v["head"],
-            "frames": v.get("frames"), "resample": v.get("resample"), "fps": v.get("fps"),
+            "frames": v.get("frames"), "resample": v.get("resample"), "subject": _p(v.get("subject")),
+            "fps": v.get("fps"),
             "performer": v.get("performer")}
 
 

@@ -1,4 +1,5 @@
-"""`doppel retarget`: mocap (BVH, FBX, glTF, USD) from any vendor's skeleton onto a double's rig, with clean feet."""
+"""`doppel retarget`: mocap (BVH, FBX, glTF, USD, MVNX, C3D markers) from any vendor's skeleton onto a double's rig,
+with clean feet."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from doppel.commands.retarget_options import (
     OntoOpt,
     PerformerOpt,
     ResampleOpt,
+    SubjectOpt,
 )
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
@@ -42,6 +44,7 @@ def retarget(
     max_memory_gb: MaxMemoryOpt = None,
     frames: FramesOpt = None,
     resample: ResampleOpt = None,
+    subject: SubjectOpt = None,
     head: HeadOpt = None,
     onto: OntoOpt = None,
     fps: FpsOpt = None,
@@ -58,9 +61,9 @@ def retarget(
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping. A face
     performance becomes the rig's expressions (and head) instead."""
     if face_take_options(clip, onto, head, fps, face_offset):
-        if frames is not None or resample is not None:
-            raise ValueError("--frames and --resample are for a body clip; a face performance's range is the "
-                             "swap's (--start / --end), its rate the body take's (--onto)")
+        if frames is not None or resample is not None or subject is not None:
+            raise ValueError("--frames, --resample and --subject are for a body clip; a face performance's range is "
+                             "the swap's (--start / --end), its rate the body take's (--onto)")
         return retarget_face(clip, rig, out, head, onto, fps, face_offset, preview_size, workspace, actor,
                              production, force, no_provenance, label, explain)
     from core.stage_folders import check_stage_out, staged_stage_dir
@@ -70,14 +73,8 @@ def retarget(
 
     check_preview_size(preview_size)
     console = cli_console()
-    motion, info, smap = _read_clip(clip, units, frames, bone_map, fps, resample)
-    if info.resampled_from is not None:
-        console.print(f"{clip.name}: plotted at {info.fps:.6g} fps from {info.resampled_from:.6g}",
-                      markup=False, highlight=False)
-    if explain:
-        console.print(f"[bold]{clip}[/bold]: {motion.num_joints} joints, {motion.num_frames} frames at "
-                      f"{motion.fps:.6g} fps, units {motion.units}", markup=True, highlight=False)
-        console.print(smap.explain(), markup=False, highlight=False)
+    motion, info, smap = _read_clip(clip, units, frames, bone_map, fps, resample, subject)
+    _announce(console, clip, motion, info, smap, explain)
     if rig is None or out is None:
         if explain:
             smap.check_humanoid(str(clip))
@@ -89,7 +86,8 @@ def retarget(
     bvh_target = rig.is_file() and rig.suffix.lower() == ".bvh"  # a skeleton only: evidence, no likeness needed
     take = info.format == "take"
     with gate_performer(workspace, performer, production, clip, out, take) as take_run, \
-            gate_from_cli(workspace, actor, production, use="retarget", command="retarget", inputs=[clip, rig],
+            gate_from_cli(workspace, actor, production, use="retarget", command="retarget",
+                          inputs=[clip, rig, *([subject] if subject else [])],
                           likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else [],
                           outputs=[out]) as run:
         disclose = discloser(run, no_provenance, label, performer=take_run)   # a real actor's: never --no-provenance
@@ -97,13 +95,26 @@ def retarget(
         check_retarget_memory(motion.num_frames, motion.num_joints, len(target.names), max_memory_gb, clip)
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
                   "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig), "frames": frames,
-                  "resample": info.fps if resample is not None else None, **_consents(run, take_run)}
+                  "resample": info.fps if resample is not None else None,
+                  "subject": str(subject) if subject else None, **_consents(run, take_run)}
         with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
             source = clip / "manifest.json" if info.format == "take" else clip   # a take: its fit's manifest
+            source = {"clip": source, "subject": subject} if subject else source
             res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, source, params, make_poser,
                                        faces, preview_size, info.as_dict(), disclose)
         _register(out, run, take_run)
     _print_summary(console, metrics, files, out)
+
+
+def _announce(console, clip: Path, motion, info, smap, explain: bool) -> None:
+    """Say the rate a clip was plotted at (--resample) and, with --explain, its skeleton and bone mapping."""
+    if info.resampled_from is not None:
+        console.print(f"{clip.name}: plotted at {info.fps:.6g} fps from {info.resampled_from:.6g}",
+                      markup=False, highlight=False)
+    if explain:
+        console.print(f"[bold]{clip}[/bold]: {motion.num_joints} joints, {motion.num_frames} frames at "
+                      f"{motion.fps:.6g} fps, units {motion.units}", markup=True, highlight=False)
+        console.print(smap.explain(), markup=False, highlight=False)
 
 
 def _register(out: Path, run, take_run) -> None:
@@ -157,7 +168,7 @@ def gate_performer(workspace, performer: str | None, production: str | None, cli
 
 
 def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None, fps: float | None = None,
-               resample: float | None = None):
+               resample: float | None = None, subject: Path | None = None):
     """(motion: the clip, or its frames A:B, plotted at ``resample`` fps when given; the reader's info; its bone
     map, with the --bone-map override). A take's fit folder (`doppel fit --frame all`) is a clip of the actor's own
     skeleton at ``fps``."""
@@ -167,14 +178,15 @@ def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None
     from mocap_retarget.roles import apply_override, auto_map, load_bone_map
 
     if is_take_fit(clip):
-        if units != "auto":
-            raise ValueError(f"--units applies to BVH clips; a take's fit ({clip}) is in metres")
+        if units != "auto" or subject is not None:
+            raise ValueError(f"--units applies to BVH clips, --subject to C3D ones; a take's fit ({clip}) is a "
+                             f"skeleton in metres")
         motion, info = read_take_clip(clip, fps)
     elif clip.is_dir() and (clip / "params.json").is_file():
         raise ValueError(f"{clip}: the fit of one frame is a pose, not a clip; a take fitted with `doppel fit "
                          "SESSION --frame all` is one")
     else:
-        motion, info = read_any_clip(clip, units=units)
+        motion, info = read_any_clip(clip, units=units, subject=subject)
     if frames is not None:
         motion = motion.frames(parse_frames(frames, motion.num_frames))
     if resample is not None:

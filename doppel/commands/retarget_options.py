@@ -21,9 +21,14 @@ ResampleOpt = Annotated[float | None, typer.Option("--resample", help="Plot the 
                                                  "slerped and translations interpolated between the clip's frames, a "
                                                  "frame that coincides taken as it is (120 -> 24: every fifth).",
                                                  show_default=False)]
+SubjectOpt = Annotated[Path | None, typer.Option("--subject", help="A C3D marker take's performer: their Vicon "
+                                                 "subject file (.vsk) with the Plug-in Gait measurements (knee, "
+                                                 "ankle, elbow widths, wrist thickness, shoulder offset, leg "
+                                                 "length); default: adult averages.", show_default=False)]
 ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf, .usd/.usda/.usdc/"
-                                         ".usdz or Xsens .mvnx; or a face performance: a `doppel swap` output "
-                                         "folder, its tracks.npz, or an ARKit CSV (Live Link Face).",
+                                         ".usdz, Xsens .mvnx or a C3D of Plug-in Gait markers; or a face "
+                                         "performance: a `doppel swap` output folder, its tracks.npz, or an ARKit "
+                                         "CSV (Live Link Face).",
                                          show_default=False)]
 HeadOpt = Annotated[str | None, typer.Option("--head", help="A face performance's head rotation: relative to the "
                                              "camera (facing the lens = bind pose; a swap's default), to the "
