@@ -3,8 +3,8 @@ with ezc3d, turned into Doppel's frame and solved to a skeleton (`mocap_retarget
 are the Plug-in Gait / CMU full-body set (`mocap_retarget.marker_set`).
 
 Units from ``POINT:UNITS`` (mm, cm, m); the up axis from ``POINT:Y_SCREEN`` (Vicon writes ``+Z``), else the axis
-along which the head markers stand highest above the feet's. A marker's unseen frames (a negative residual) are
-NaN as ezc3d reads them.
+along which the head markers stand highest above the feet's. A marker's unseen frames are NaN: a negative residual
+(ezc3d reads those as NaN), and a point at exactly (0, 0, 0), which some systems write for a marker they lost.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def read_c3d_markers(path: str | Path) -> tuple[np.ndarray, list[str], float]:
     if unit not in UNITS:
         raise ClipError(f"{path}: POINT:UNITS {unit!r} is not a length unit Doppel reads ({', '.join(UNITS)})")
     X = np.transpose(pts[:3], (2, 1, 0)) * UNITS[unit]                  # (F, M, 3)
+    X[(X == 0).all(axis=2)] = np.nan                                     # a lost marker written at the origin
     labels = (labels + [f"marker{i}" for i in range(len(labels), X.shape[1])])[: X.shape[1]]
     y_screen = _param(c, "POINT", "Y_SCREEN")
     up = _up_axis(X, labels, str(y_screen[0]).strip().upper() if y_screen is not None and len(y_screen) else "")

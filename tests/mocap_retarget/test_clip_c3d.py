@@ -92,6 +92,7 @@ def test_a_c3d_take_solves_to_the_skeleton_its_markers_were_placed_on(tmp_path):
     motion, X = _take()
     X[100:110, list(MARKERS).index("LKNE")] = np.nan           # a gap the solve fills
     X[:, list(MARKERS).index("LFRM")] = np.nan                  # an optional marker never seen
+    X[50:53, list(MARKERS).index("RKNE")] = 0.0                 # a lost marker written at the origin
     labels = [f"Actor1:{n}" for n in MARKERS]
     solved, info = read_clip(_write_c3d(tmp_path / "walk.c3d", X, labels, 120.0))
     assert info.format == "c3d" and info.fps == 120.0 and solved.num_frames == motion.num_frames
@@ -104,7 +105,7 @@ def test_a_c3d_take_solves_to_the_skeleton_its_markers_were_placed_on(tmp_path):
     assert err[:, arms].max() < 10.0, err[:, arms].max(axis=0)
     _, Ps = solved.forward_kinematics()
     _, Pm = motion.forward_kinematics()
-    gap = np.r_[95:115]
+    gap = np.r_[48:56, 95:115]                                 # the filled frames
     for j, tol in (("LeftUpLeg", 1e-4), ("RightLeg", 1e-4), ("RightFoot", 1e-4), ("RightArm", 0.003),
                    ("LeftHand", 0.003), ("LeftFoot", 0.01)):                  # the walk's joints
         d = np.linalg.norm(Ps[:, solved.index(j)] - Pm[:, motion.index(j)], axis=1)
