@@ -79,9 +79,10 @@ def _to_y_up(up: tuple[int, float]) -> np.ndarray:
     return rotation_between(v, np.array([0.0, 1.0, 0.0]))
 
 
-def read_c3d_clip(path: str | Path, subject: str | Path | None = None) -> Motion:
+def read_c3d_clip(path: str | Path, subject: str | Path | None = None, report: dict | None = None) -> Motion:
     """A C3D take solved to a skeleton Motion (metres, +Y up), with the performer's measurements from ``subject``
-    (a Vicon .vsk) or adult defaults; ClipError naming the file and what is wrong."""
+    (a Vicon .vsk) or adult defaults; ``report``: a dict to fill with the solve's quality figures
+    (`mocap_retarget.marker_qc`). ClipError naming the file and what is wrong."""
     from mocap_retarget.marker_solve import SubjectSizes, solve_markers
 
     sizes = None
@@ -93,7 +94,7 @@ def read_c3d_clip(path: str | Path, subject: str | Path | None = None) -> Motion
         except ValueError as e:
             raise ClipError(str(e)) from e
     X, labels, rate = read_c3d_markers(path)
-    motion = solve_markers(X, labels, rate, str(path), sizes)
+    motion = solve_markers(X, labels, rate, str(path), sizes, report)
     log.info("%s: %d markers, %d frames at %g Hz solved to a %d-joint skeleton", path, X.shape[1], X.shape[0], rate,
              motion.num_joints)
     return motion

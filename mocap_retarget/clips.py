@@ -39,6 +39,7 @@ class ClipInfo:
     fps_file: float
     fps: float
     resampled_from: float | None = None     # the clip's rate before `doppel retarget --resample` plotted it at fps
+    solve: dict | None = None               # a marker take's solve quality (`mocap_retarget.marker_qc`)
 
     def as_dict(self) -> dict:
         out = {"format": self.format, "fps_file": round(self.fps_file, 6), "fps": self.fps,
@@ -65,6 +66,7 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
         raise ClipError(f"{path}: --subject (a Vicon .vsk) applies to C3D marker takes only")
     if sfx != ".bvh" and units != "auto":
         raise ClipError(f"{path}: --units applies to BVH only ({sfx} files carry their own unit scale)")
+    solve: dict | None = None                      # a C3D take's solve quality
     if sfx == ".bvh":
         motion, fmt = read_bvh(path, units=units), "bvh"
     elif sfx == ".fbx":
@@ -78,7 +80,8 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
     elif sfx == ".c3d":
         from mocap_retarget.clip_c3d import read_c3d_clip
 
-        motion, fmt = read_c3d_clip(path, subject), "c3d"
+        solve = {}
+        motion, fmt = read_c3d_clip(path, subject, solve), "c3d"
     elif sfx == ".mvnx":
         from mocap_retarget.clip_mvnx import read_mvnx_clip
 
@@ -92,7 +95,7 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
     motion.frame_time = 1.0 / fps
     if fps != fps_file:
         log.info("%s: %.6g fps snapped to the standard %.6g fps", path, fps_file, fps)
-    return motion, ClipInfo(fmt, fps_file, fps)
+    return motion, ClipInfo(fmt, fps_file, fps, solve=solve)
 
 
 def estimate_retarget_bytes(frames: int, source_joints: int, target_joints: int) -> int:

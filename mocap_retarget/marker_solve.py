@@ -101,28 +101,55 @@ def fill_gaps(X: np.ndarray, max_frames: int) -> np.ndarray:
     return X
 
 
-def kabsch_track(P_ref: np.ndarray, P: np.ndarray, source: str, segment: str) -> Rigid:
-    """P_ref (n, 3) a segment's points at the reference frame, P (F, n, 3) per frame (NaN: unseen) -> its Rigid
-    motion; frames with fewer than three points seen are interpolated (rotations slerped) from the others."""
-    w = np.isfinite(P).all(axis=2).astype(np.float64)                      # (F, n)
-    Pz = np.nan_to_num(P)
-    cnt = w.sum(axis=1)
-    ok = cnt >= 3
-    if not ok.any():
-        raise ClipError(f"{source}: the {segment.replace('_', ' ')} is never seen by three of its markers")
-    cnt = np.maximum(cnt, 1)[:, None]
+OFF_CLUSTER_M = 0.02        # a cluster marker this far from its cluster's rigid fit is left out of that frame's fit
+
+
+def _kabsch(P_ref: np.ndarray, Pz: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the rotation R (F, 3, 3) and translation t (F, 3) taking the weighted points P_ref (n, 3) best onto
+    Pz (F, n, 3) (weights w (F, n), 0 or 1)."""
+    cnt = np.maximum(w.sum(axis=1), 1)[:, None]
     c_ref = (w @ P_ref) / cnt                                                 # (F, 3)
     c = np.einsum("fn,fnk->fk", w, Pz) / cnt
-    A = P_ref[None] - c_ref[:, None]
-    B = Pz - c[:, None]
-    H = np.einsum("fn,fni,fnj->fij", w, A, B)
+    H = np.einsum("fn,fni,fnj->fij", w, P_ref[None] - c_ref[:, None], Pz - c[:, None])
     U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(np.swapaxes(Vt, 1, 2) @ np.swapaxes(U, 1, 2)))
     D = np.zeros_like(H)
     D[:, 0, 0] = D[:, 1, 1] = 1.0
-    D[:, 2, 2] = d
+    D[:, 2, 2] = np.sign(np.linalg.det(np.swapaxes(Vt, 1, 2) @ np.swapaxes(U, 1, 2)))
     R = np.swapaxes(Vt, 1, 2) @ D @ np.swapaxes(U, 1, 2)
-    t = c - np.einsum("fij,fj->fi", R, c_ref)
+    return R, c - np.einsum("fij,fj->fi", R, c_ref)
+
+
+def kabsch_track(P_ref: np.ndarray, P: np.ndarray, source: str, segment: str,
+                 reject_m: float | None = OFF_CLUSTER_M) -> Rigid:
+    """P_ref (n, 3) a segment's points at the reference frame, P (F, n, 3) per frame (NaN: unseen) -> its Rigid
+    motion; frames with fewer than three points seen are interpolated (rotations slerped) from the others.
+
+    With ``reject_m``, a rigid cluster is fitted robustly: in a frame whose worst marker is more than reject_m from
+    the fit (a swapped or slipped marker), that marker is left out and the frame refitted, while three remain; the
+    cluster's shape is then the take's median one, and the motion is re-expressed from the reference frame."""
+    w = np.isfinite(P).all(axis=2).astype(np.float64)                      # (F, n)
+    Pz = np.nan_to_num(P)
+    ok = w.sum(axis=1) >= 3
+    if not ok.any():
+        raise ClipError(f"{source}: the {segment.replace('_', ' ')} is never seen by three of its markers")
+    R, t = _kabsch(P_ref, Pz, w)
+    if reject_m is not None and P.shape[1] > 3:
+        shape = P_ref
+        for _ in range(2):
+            for _ in range(P.shape[1] - 3):
+                r = np.where(w > 0, np.linalg.norm(Pz - (np.einsum("fij,nj->fni", R, shape) + t[:, None]), axis=-1),
+                             -1.0)
+                bad = (r.max(axis=1) > reject_m) & (w.sum(axis=1) > 3)
+                if not bad.any():
+                    break
+                w[bad, r[bad].argmax(axis=1)] = 0.0
+                R[bad], t[bad] = _kabsch(shape, Pz[bad], w[bad])
+            local = np.einsum("fji,fnj->fni", R, Pz - t[:, None])
+            shape = np.nanmedian(np.where(w[..., None] > 0, local, np.nan), axis=0)
+            R, t = _kabsch(shape, Pz, w)
+        valid = np.isfinite(P_ref).all(axis=1)[None].astype(np.float64)
+        Q, q = _kabsch(np.nan_to_num(P_ref), shape[None], valid)             # the reference's points -> the shape
+        R, t = R @ Q[0], np.einsum("fij,j->fi", R, q[0]) + t
     if not ok.all():
         R, t = _interpolate(R, t, ok)
     return Rigid(R, t)
@@ -200,17 +227,32 @@ def halfway(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return A @ Rotation.from_rotvec(rel / 2).as_matrix()
 
 
+CLUSTERS = {"pelvis": ("LASI", "RASI", "LPSI", "RPSI"), "thorax": ("C7", "T10", "CLAV", "STRN", "RBAK"),
+            "head": ("LFHD", "RFHD", "LBHD", "RBHD")}
+
+
+def _cluster(mk: dict[str, np.ndarray], ref: int, seg: str, source: str) -> tuple[np.ndarray, Rigid]:
+    """A rigid cluster's markers (F, n, 3) (optional ones unseen at the reference left out) and its robust motion."""
+    P = np.stack([mk[n] for n in CLUSTERS[seg] if n in mk and np.isfinite(mk[n][ref]).all()], axis=1)
+    return P, kabsch_track(P[ref], P, source, seg)
+
+
+def cluster_residuals(mk: dict[str, np.ndarray], ref: int) -> dict[str, np.ndarray]:
+    """Each cluster's markers' distance (F, n) from the take's median shape of the cluster carried by its robust
+    rigid fit, metres (a marker left out of a frame's fit shows in full; NaN unseen)."""
+    out = {}
+    for seg in CLUSTERS:
+        P, rigid = _cluster(mk, ref, seg, "")
+        shape = np.nanmedian(np.einsum("fji,fnj->fni", rigid.R, P - rigid.t[:, None]), axis=0)
+        out[seg] = np.linalg.norm(P - (np.einsum("fij,nj->fni", rigid.R, shape) + rigid.t[:, None]), axis=-1)
+    return out
+
+
 def segment_rotations(mk: dict[str, np.ndarray], p: dict[str, np.ndarray], ref: int, source: str
                       ) -> dict[str, np.ndarray]:
     """Every segment's rotation (F, 3, 3) from the reference frame: pelvis, thorax and head tracked as rigid marker
     clusters (optional markers unseen at the reference left out), the limbs and feet from their bones."""
-    def cluster(seg: str, names: tuple[str, ...]) -> np.ndarray:
-        pts = [mk[n] for n in names if n in mk and np.isfinite(mk[n][ref]).all()]
-        return kabsch_track(np.stack([x[ref] for x in pts]), np.stack(pts, axis=1), source, seg).R
-
-    R = {"pelvis": cluster("pelvis", ("LASI", "RASI", "LPSI", "RPSI")),
-         "thorax": cluster("thorax", ("C7", "T10", "CLAV", "STRN", "RBAK")),
-         "head": cluster("head", ("LFHD", "RFHD", "LBHD", "RBHD"))}
+    R = {seg: _cluster(mk, ref, seg, source)[1].R for seg in CLUSTERS}
     R["lumbar"] = halfway(R["pelvis"], R["thorax"])
     for s, S in (("L", "Left"), ("R", "Right")):
         lo, J = s.lower(), (lambda j, S=S: p[f"{S}{j}"])
@@ -240,14 +282,14 @@ def reference_frame(mk: dict[str, np.ndarray], source: str) -> int:
 
 
 def solve_markers(X: np.ndarray, labels: list[str], fps: float, source: str,
-                  sizes: SubjectSizes | dict[str, SubjectSizes] | None = None) -> Motion:
+                  sizes: SubjectSizes | dict[str, SubjectSizes] | None = None, report: dict | None = None) -> Motion:
     """Solve a labelled marker take to a skeleton Motion (see the module doc).
 
     X (F, M, 3) marker positions, metres, Doppel's frame (+Y up), NaN where unseen; labels (M,) as in the file;
     fps the take's rate; sizes the performer's measurements, both sides or each ("L", "R": `SubjectSizes.from_vsk`;
-    default: adult averages). Raises ClipError naming the
-    markers of the set the take lacks, or what else is wrong."""
-    from mocap_retarget.marker_set import canonical_labels, missing_required, performers
+    default: adult averages); report: a dict to fill with the solve's quality figures (`marker_qc`). Raises
+    ClipError naming the markers of the set the take lacks, or what else is wrong."""
+    from mocap_retarget.marker_set import REQUIRED, canonical_labels, missing_required, performers
 
     several = performers(labels)
     if len(several) > 1:
@@ -270,6 +312,11 @@ def solve_markers(X: np.ndarray, labels: list[str], fps: float, source: str,
     rotations = segment_rotations(mk, paths, ref, source)
     m0 = {n: v[ref] for n, v in mk.items()}
     ax = {"pelvis": pig.pelvis_axes(m0), "thorax": pig.thorax_axes(m0), "head": pig.head_axes(m0)}
+    if report is not None:
+        from mocap_retarget.marker_qc import solve_report
+
+        raw = {n: X[:, found[n]] for n in names}
+        report.update(solve_report(raw, mk, ref, paths, fps, REQUIRED, cluster_residuals(mk, ref), OFF_CLUSTER_M))
     return skeleton_motion({k: _fill_path(v) for k, v in paths.items()}, rotations, ref, ax, fps, source)
 
 

@@ -101,13 +101,17 @@ def retarget(
             source = clip / "manifest.json" if info.format == "take" else clip   # a take: its fit's manifest
             source = {"clip": source, "subject": subject} if subject else source
             res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, source, params, make_poser,
-                                       faces, preview_size, info.as_dict(), disclose)
+                                       faces, preview_size, info, disclose)
         _register(out, run, take_run)
     _print_summary(console, metrics, files, out)
 
 
 def _announce(console, clip: Path, motion, info, smap, explain: bool) -> None:
     """Say the rate a clip was plotted at (--resample) and, with --explain, its skeleton and bone mapping."""
+    if info.solve:
+        from mocap_retarget.marker_qc import summary_line
+
+        console.print(f"{clip.name}: {summary_line(info.solve)}", markup=False, highlight=False)
     if info.resampled_from is not None:
         console.print(f"{clip.name}: plotted at {info.fps:.6g} fps from {info.resampled_from:.6g}",
                       markup=False, highlight=False)
@@ -202,9 +206,10 @@ def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None
     return motion, info, smap
 
 
-def _run(console, motion, target, cfg, smap, explain, out, clip, params, make_poser, faces, preview_size, fps_info,
+def _run(console, motion, target, cfg, smap, explain, out, clip, params, make_poser, faces, preview_size, info,
          disclose):
-    """Retarget with a progress bar, compute the metrics, write the outputs: (result, metrics, files)."""
+    """Retarget with a progress bar, compute the metrics (with a marker take's solve quality), write the outputs:
+    (result, metrics, files)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from mocap_retarget.export import write_outputs
@@ -221,8 +226,10 @@ def _run(console, motion, target, cfg, smap, explain, out, clip, params, make_po
             console.print(res.target_map.explain(), markup=False, highlight=False)
         bar.update(task, description="retarget: metrics")
         metrics = compute_metrics(res, target)
+        if info.solve:
+            metrics["marker_solve"] = info.solve
         bar.update(task, description="writing outputs and previews")
         files = write_outputs(out, res, target, clip, params, metrics,
                               pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,
-                              size=preview_size, fps_info=fps_info, finish_preview=disclose)
+                              size=preview_size, fps_info=info.as_dict(), finish_preview=disclose)
     return res, metrics, files

@@ -261,6 +261,55 @@ def test_retarget_command_takes_a_c3d(tmp_path, capsys):
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["frame_rate"]["format"] == "c3d" and manifest["frame_rate"]["fps"] == 120.0
     assert manifest["params"]["subject"].endswith("actor.vsk") and "subject" in manifest["inputs"]
+    assert re.search(r"take\.c3d: marker solve: 38 markers, gaps filled 0%; cluster residual RMS \(mm\) pelvis", out)
+    solve = json.loads((tmp_path / "o" / "metrics.json").read_text())["marker_solve"]
+    assert solve["markers"] == len(MARKERS) == 38 and set(solve["cluster_rms_mm"]) == {"pelvis", "thorax", "head"}
     code, out, err = run_cli(capsys, "retarget", clip, "--rig", target, "--out", tmp_path / "o2", "--subject",
                              tmp_path / "nobody.vsk")
     assert code == 1 and "nobody.vsk: subject file not found" in err and not (tmp_path / "o2").exists()
+
+
+def _rotation_since_first(G: np.ndarray) -> np.ndarray:
+    return G @ np.swapaxes(G[:1], -1, -2)
+
+
+def test_a_slipped_marker_is_left_out_of_its_clusters_fit_and_reported(tmp_path):
+    """A head marker 8 cm off for 20 frames (a slipped or swapped marker): the head's rotation stays the walk's
+    (the robust cluster fit leaves it out there) and the solve's report counts the frames; the clean take reports
+    rigid clusters, steady limbs and the gaps it filled."""
+    motion, X = _take(seconds=1.0)
+    clean = X.copy()
+    clean[30:40, list(MARKERS).index("RTIB")] = np.nan
+    _, info = read_clip(_write_c3d(tmp_path / "clean.c3d", clean, list(MARKERS), 120.0))
+    r = info.solve
+    assert r["frames_off_cluster"] == 0 and max(r["cluster_rms_mm"].values()) < 0.01
+    assert max(v["std"] for v in r["limb_length_mm"].values()) < 0.5 and r["gaps_filled_percent"] > 0
+    assert r["unseen_percent"] == 0 and r["reference_frame"] == 0
+    X[60:80, list(MARKERS).index("RFHD")] += np.array([0.0, 0.08, 0.0])
+    solved, info = read_clip(_write_c3d(tmp_path / "slip.c3d", X, list(MARKERS), 120.0))
+    assert info.solve["frames_off_cluster"] == 20
+    Gs, _ = solved.forward_kinematics()
+    Gm, _ = motion.forward_kinematics()
+    a = _rotation_since_first(Gs[:, solved.index("Head")])
+    b = _rotation_since_first(Gm[:, motion.index("Head")])
+    cos = (np.trace(np.swapaxes(a, -1, -2) @ b, axis1=-2, axis2=-1) - 1) / 2
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 0.01
+
+
+def test_the_robust_fit_matters():
+    """The same slipped marker through a plain least-squares fit (no rejection) turns the head by degrees."""
+    from mocap_retarget.marker_solve import kabsch_track
+
+    motion, X = _take(seconds=1.0)
+    heads = [list(MARKERS).index(n) for n in ("LFHD", "RFHD", "LBHD", "RBHD")]
+    P = X[:, heads].copy()
+    P[60:80, 1] += np.array([0.0, 0.08, 0.0])
+    plain = kabsch_track(P[0], P, "", "head", reject_m=None)
+    robust = kabsch_track(P[0], P, "", "head")
+    truth = kabsch_track(X[0, heads], X[:, heads], "", "head", reject_m=None)
+
+    def worst(rigid):
+        rel = np.swapaxes(rigid.R, -1, -2) @ truth.R
+        return np.degrees(np.arccos(np.clip((np.trace(rel, axis1=-2, axis2=-1) - 1) / 2, -1, 1))).max()
+
+    assert worst(plain) > 5.0 and worst(robust) < 0.01
