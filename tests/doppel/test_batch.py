@@ -555,7 +555,7 @@ def test_an_embedded_cluster_needs_no_writable_home(tmp_path, monkeypatch):
 
 def test_a_retarget_task_takes_a_range_of_its_clip():
     """`frames: "A:B"` in a plan reaches `doppel retarget --frames` (a long take in parts), `resample: 24`
-    reaches `--resample` (a 120 Hz take plotted at the film's rate)."""
+    reaches `--resample` (a 120 Hz take plotted at the film's rate), `subject:` a C3D performer's VSK."""
     import inspect
 
     from doppel.batch.stages import STAGES
@@ -565,4 +565,7 @@ def test_a_retarget_task_takes_a_range_of_its_clip():
     job = spec.model(clips="mocap/*.bvh", rig="rigs/jane", out="anims/{clip}", frames="0:14400", resample=24)
     call = spec.call({**job.model_dump(), "out": "anims/walk", "clips": "mocap/walk.bvh"})
     assert call["frames"] == "0:14400" and set(call) <= set(inspect.signature(retarget).parameters)
-    assert call["resample"] == 24.0
+    assert call["resample"] == 24.0 and call["subject"] is None
+    job = spec.model(clips="stunts/*.c3d", rig="rigs/jane", out="anims/{clip}", subject="subjects/bob.vsk")
+    call = spec.call({**job.model_dump(), "out": "anims/fall", "clips": "stunts/fall.c3d"})
+    assert call["subject"] == Path("subjects/bob.vsk")                       # `doppel retarget --subject`
