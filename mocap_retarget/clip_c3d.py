@@ -79,22 +79,34 @@ def _to_y_up(up: tuple[int, float]) -> np.ndarray:
     return rotation_between(v, np.array([0.0, 1.0, 0.0]))
 
 
-def read_c3d_clip(path: str | Path, subject: str | Path | None = None, report: dict | None = None) -> Motion:
-    """A C3D take solved to a skeleton Motion (metres, +Y up), with the performer's measurements from ``subject``
-    (a Vicon .vsk) or adult defaults; ``report``: a dict to fill with the solve's quality figures
-    (`mocap_retarget.marker_qc`). ClipError naming the file and what is wrong."""
-    from mocap_retarget.marker_solve import SubjectSizes, solve_markers
+def subject_of(subject: str | Path | None) -> tuple[str | None, dict | None]:
+    """(the performer's subject name, their measurements per side or None) from ``subject``: a Vicon subject file
+    (.vsk, named after the subject as Vicon names it, e.g. Stunt1.vsk) or a bare subject name (adult defaults)."""
+    from mocap_retarget.marker_solve import SubjectSizes
 
-    sizes = None
-    if subject is not None:
-        if not Path(subject).is_file():
-            raise ClipError(f"{subject}: subject file not found")
-        try:
-            sizes = SubjectSizes.from_vsk(subject)
-        except ValueError as e:
-            raise ClipError(str(e)) from e
+    if subject is None:
+        return None, None
+    path = Path(subject)
+    if path.suffix.lower() != ".vsk" and not path.is_file():
+        return str(subject), None
+    if not path.is_file():
+        raise ClipError(f"{subject}: subject file not found")
+    try:
+        return path.stem, SubjectSizes.from_vsk(path)
+    except ValueError as e:
+        raise ClipError(str(e)) from e
+
+
+def read_c3d_clip(path: str | Path, subject: str | Path | None = None, report: dict | None = None) -> Motion:
+    """A C3D take solved to a skeleton Motion (metres, +Y up). ``subject``: the performer, as their Vicon subject
+    file (.vsk: their measurements, and its name picks their markers in a take of several) or their subject name;
+    without it adult defaults, and a take of one performer. ``report``: a dict to fill with the solve's quality
+    figures (`mocap_retarget.marker_qc`). ClipError naming the file and what is wrong."""
+    from mocap_retarget.marker_solve import solve_markers
+
+    name, sizes = subject_of(subject)
     X, labels, rate = read_c3d_markers(path)
-    motion = solve_markers(X, labels, rate, str(path), sizes, report)
+    motion = solve_markers(X, labels, rate, str(path), sizes, report, performer=name)
     log.info("%s: %d markers, %d frames at %g Hz solved to a %d-joint skeleton", path, X.shape[1], X.shape[0], rate,
              motion.num_joints)
     return motion

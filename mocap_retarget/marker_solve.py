@@ -282,19 +282,18 @@ def reference_frame(mk: dict[str, np.ndarray], source: str) -> int:
 
 
 def solve_markers(X: np.ndarray, labels: list[str], fps: float, source: str,
-                  sizes: SubjectSizes | dict[str, SubjectSizes] | None = None, report: dict | None = None) -> Motion:
+                  sizes: SubjectSizes | dict[str, SubjectSizes] | None = None, report: dict | None = None,
+                  performer: str | None = None) -> Motion:
     """Solve a labelled marker take to a skeleton Motion (see the module doc).
 
     X (F, M, 3) marker positions, metres, Doppel's frame (+Y up), NaN where unseen; labels (M,) as in the file;
     fps the take's rate; sizes the performer's measurements, both sides or each ("L", "R": `SubjectSizes.from_vsk`;
-    default: adult averages); report: a dict to fill with the solve's quality figures (`marker_qc`). Raises
+    default: adult averages); report: a dict to fill with the solve's quality figures (`marker_qc`); performer: the
+    subject prefix whose markers to solve when the take holds several (``Stunt1`` of ``Stunt1:LASI``). Raises
     ClipError naming the markers of the set the take lacks, or what else is wrong."""
     from mocap_retarget.marker_set import REQUIRED, canonical_labels, missing_required, performers
 
-    several = performers(labels)
-    if len(several) > 1:
-        raise ClipError(f"{source}: {len(several)} performers' markers in one take ({', '.join(several)}); export "
-                        f"each performer's markers to a C3D of their own")
+    labels = _performers_labels(labels, performers(labels), performer, source)
     found = canonical_labels(labels)
     missing = missing_required(found)
     if missing:
@@ -318,6 +317,18 @@ def solve_markers(X: np.ndarray, labels: list[str], fps: float, source: str,
         raw = {n: X[:, found[n]] for n in names}
         report.update(solve_report(raw, mk, ref, paths, fps, REQUIRED, cluster_residuals(mk, ref), OFF_CLUSTER_M))
     return skeleton_motion({k: _fill_path(v) for k, v in paths.items()}, rotations, ref, ax, fps, source)
+
+
+def _performers_labels(labels: list[str], several: list[str], performer: str | None, source: str) -> list[str]:
+    """The labels with every performer's but ``performer``'s blanked, when the take holds several; ClipError when it
+    does and ``performer`` names none of them."""
+    if len(several) <= 1:
+        return labels
+    if performer not in several:
+        which = f"--subject {performer!r} is none of them" if performer else "name one with --subject"
+        raise ClipError(f"{source}: {len(several)} performers' markers in one take ({', '.join(several)}): {which} "
+                        f"(their Vicon subject file, e.g. {several[0]}.vsk, or the name alone)")
+    return [lab if lab.strip().rpartition(":")[0] == performer else "" for lab in labels]
 
 
 def skeleton_motion(paths: dict[str, np.ndarray], rotations: dict[str, np.ndarray], ref: int, ax: dict, fps: float,

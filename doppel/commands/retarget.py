@@ -74,6 +74,7 @@ def retarget(
     check_preview_size(preview_size)
     console = cli_console()
     motion, info, smap = _read_clip(clip, units, frames, bone_map, fps, resample, subject)
+    subject_file = [subject] if subject is not None and subject.is_file() else []   # a .vsk, not a bare name
     _announce(console, clip, motion, info, smap, explain)
     if rig is None or out is None:
         if explain:
@@ -87,7 +88,7 @@ def retarget(
     take = info.format == "take"
     with gate_performer(workspace, performer, production, clip, out, take) as take_run, \
             gate_from_cli(workspace, actor, production, use="retarget", command="retarget",
-                          inputs=[clip, rig, *([subject] if subject else [])],
+                          inputs=[clip, rig, *subject_file],
                           likeness=[] if bvh_target else [rig], evidence=[rig] if bvh_target else [],
                           outputs=[out]) as run:
         disclose = discloser(run, no_provenance, label, performer=take_run)   # a real actor's: never --no-provenance
@@ -99,7 +100,7 @@ def retarget(
                   "subject": str(subject) if subject else None, **_consents(run, take_run)}
         with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
             source = clip / "manifest.json" if info.format == "take" else clip   # a take: its fit's manifest
-            source = {"clip": source, "subject": subject} if subject else source
+            source = {"clip": source, "subject": subject_file[0]} if subject_file else source
             res, metrics, files = _run(console, motion, target, cfg, smap, explain, tmp, source, params, make_poser,
                                        faces, preview_size, info, disclose)
         _register(out, run, take_run)

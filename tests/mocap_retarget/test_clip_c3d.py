@@ -198,6 +198,25 @@ def test_a_subjects_measurements_move_the_joint_centres(tmp_path):
     assert np.allclose(Pw[:, base.index("RightLeg")], Pb[:, base.index("RightLeg")])
 
 
+def test_a_take_of_two_performers_is_solved_for_the_one_named(tmp_path):
+    """A fight: two performers' markers in one C3D. --subject Stunt2 (or Stunt2.vsk, named after the subject as
+    Vicon names it) solves the second's, whose markers are the first's moved 2 m."""
+    motion, X = _take(seconds=0.3)
+    names = list(MARKERS)
+    labels = [f"Stunt{k}:{n}" for k in (1, 2) for n in names]
+    path = _write_c3d(tmp_path / "fight.c3d", np.concatenate([X, X + np.array([2.0, 0.0, 0.0])], axis=1), labels,
+                      120.0)
+    one, _ = read_clip(path, subject="Stunt1")
+    (tmp_path / "Stunt2.vsk").write_text(VSK)
+    two, _ = read_clip(path, subject=tmp_path / "Stunt2.vsk")
+    by_name, _ = read_clip(path, subject="Stunt2")
+    _, P1 = one.forward_kinematics()
+    _, P2 = by_name.forward_kinematics()
+    _, Pv = two.forward_kinematics()
+    assert np.allclose(P2 - P1, [2.0, 0.0, 0.0], atol=1e-6)                    # the second performer's markers
+    assert not np.allclose(Pv, P2)                                            # the VSK's measurements, theirs
+
+
 def test_marker_names_prefixes_and_aliases():
     found = canonical_labels(["Bob:LFWT", "rfwt", "LBWT", "RBWT", "LSHN", "RBAC", "RBAC-1", "Bob:C7", "extra"])
     assert found == {"LASI": 0, "RASI": 1, "LPSI": 2, "RPSI": 3, "LTIB": 4, "RBAK": 5, "C7": 7}
@@ -227,8 +246,12 @@ def test_bad_c3d_files_are_refused_in_one_line(tmp_path):
     with pytest.raises(ClipError, match="POINT:UNITS 'furlong' is not a length unit"):
         read_clip(_write_c3d(tmp_path / "units.c3d", X, names, 120.0, unit="furlong"))
     two = [f"Stunt{k}:{n}" for k in (1, 2) for n in names]
-    with pytest.raises(ClipError, match=r"2 performers' markers in one take \(Stunt1, Stunt2\)"):
-        read_clip(_write_c3d(tmp_path / "two.c3d", np.concatenate([X, X], axis=1), two, 120.0))
+    fight = _write_c3d(tmp_path / "two.c3d", np.concatenate([X, X], axis=1), two, 120.0)
+    with pytest.raises(ClipError, match=r"2 performers' markers in one take \(Stunt1, Stunt2\): name one with "
+                                        r"--subject \(their Vicon subject file, e\.g\. Stunt1\.vsk, or the name"):
+        read_clip(fight)
+    with pytest.raises(ClipError, match=r"--subject 'Stunt3' is none of them"):
+        read_clip(fight, subject="Stunt3")
     (tmp_path / "fake.c3d").write_bytes(b"not c3d")
     with pytest.raises(ClipError, match=r"fake\.c3d: not a readable C3D file"):
         read_clip(tmp_path / "fake.c3d")
@@ -264,6 +287,11 @@ def test_retarget_command_takes_a_c3d(tmp_path, capsys):
     assert re.search(r"take\.c3d: marker solve: 38 markers, gaps filled 0%; cluster residual RMS \(mm\) pelvis", out)
     solve = json.loads((tmp_path / "o" / "metrics.json").read_text())["marker_solve"]
     assert solve["markers"] == len(MARKERS) == 38 and set(solve["cluster_rms_mm"]) == {"pelvis", "thorax", "head"}
+    code, out, err = run_cli(capsys, "retarget", clip, "--rig", target, "--out", tmp_path / "named", "--subject",
+                             "Actor1", "--preview-size", 64)                   # a subject's name alone
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "named" / "manifest.json").read_text())
+    assert manifest["params"]["subject"] == "Actor1" and "subject" not in manifest["inputs"]
     code, out, err = run_cli(capsys, "retarget", clip, "--rig", target, "--out", tmp_path / "o2", "--subject",
                              tmp_path / "nobody.vsk")
     assert code == 1 and "nobody.vsk: subject file not found" in err and not (tmp_path / "o2").exists()
