@@ -53,8 +53,9 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
               subject: str | Path | None = None) -> tuple[Motion, ClipInfo]:
     """Read a mocap clip (see CLIP_SUFFIXES) into a Motion in metres (BVH: ``units`` as read_bvh; other formats
     carry their own units and axes) with its frame rate snapped. FBX needs ``fbx_reader`` (Blender lives above this
-    package: `assets.mocap_fbx.read_any_clip` plugs it in). ``subject``: a C3D take's performer's Vicon subject
-    file (.vsk) with their Plug-in Gait measurements. Raises FileNotFoundError or ClipError/BvhError."""
+    package: `assets.mocap_fbx.read_any_clip` plugs it in). ``subject``: a C3D take's performer, their Vicon
+    subject file (.vsk: their Plug-in Gait measurements) or their subject name (`clip_c3d.read_c3d_clip`); a C3D's
+    solve quality comes back in ``ClipInfo.solve``. Raises FileNotFoundError or ClipError/BvhError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: clip file not found")
@@ -63,7 +64,7 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
         raise ClipError(f"{path}: unsupported clip format {sfx or '(no suffix)'!r}; expected one of "
                         f"{', '.join(CLIP_SUFFIXES)}")
     if subject is not None and sfx != ".c3d":
-        raise ClipError(f"{path}: --subject (a Vicon .vsk) applies to C3D marker takes only")
+        raise ClipError(f"{path}: --subject (a Vicon .vsk or a subject name) applies to C3D marker takes only")
     if sfx != ".bvh" and units != "auto":
         raise ClipError(f"{path}: --units applies to BVH only ({sfx} files carry their own unit scale)")
     solve: dict | None = None                      # a C3D take's solve quality

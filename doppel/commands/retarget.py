@@ -108,7 +108,8 @@ def retarget(
 
 
 def _announce(console, clip: Path, motion, info, smap, explain: bool) -> None:
-    """Say the rate a clip was plotted at (--resample) and, with --explain, its skeleton and bone mapping."""
+    """Say how a marker take's solve went, the rate a clip was plotted at (--resample) and, with --explain, its
+    skeleton and bone mapping."""
     if info.solve:
         from mocap_retarget.marker_qc import summary_line
 

@@ -256,7 +256,7 @@ def test_bad_c3d_files_are_refused_in_one_line(tmp_path):
     with pytest.raises(ClipError, match=r"fake\.c3d: not a readable C3D file"):
         read_clip(tmp_path / "fake.c3d")
     (tmp_path / "walk.bvh").write_text("HIERARCHY")
-    with pytest.raises(ClipError, match=r"--subject \(a Vicon \.vsk\) applies to C3D marker takes only"):
+    with pytest.raises(ClipError, match=r"--subject \(a Vicon \.vsk or a subject name\) applies to C3D marker"):
         read_clip(tmp_path / "walk.bvh", subject=tmp_path / "x.vsk")
 
 
