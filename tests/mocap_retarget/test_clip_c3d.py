@@ -341,3 +341,23 @@ def test_the_robust_fit_matters():
         return np.degrees(np.arccos(np.clip((np.trace(rel, axis1=-2, axis2=-1) - 1) / 2, -1, 1))).max()
 
     assert worst(plain) > 5.0 and worst(robust) < 0.01
+
+
+def test_kabsch_track_agrees_with_scipy():
+    """The batched rigid fit against scipy's `Rotation.align_vectors` on noisy points, with markers unseen."""
+    from scipy.spatial.transform import Rotation
+
+    from mocap_retarget.marker_solve import kabsch_track
+
+    rng = np.random.default_rng(7)
+    P_ref = rng.normal(size=(5, 3))
+    truth = Rotation.random(40, random_state=8)
+    P = truth.as_matrix()[:, None] @ P_ref[None, :, :, None]
+    P = P[..., 0] + rng.normal(size=(40, 1, 3)) + 0.01 * rng.normal(size=(40, 5, 3))
+    P[3, 1] = np.nan
+    rigid = kabsch_track(P_ref, P, "", "test", reject_m=None)
+    for f in (0, 3, 17):
+        seen = np.isfinite(P[f]).all(axis=1)
+        a, b = P[f, seen] - P[f, seen].mean(0), P_ref[seen] - P_ref[seen].mean(0)
+        expected, _ = Rotation.align_vectors(a, b)
+        assert np.allclose(rigid.R[f], expected.as_matrix(), atol=1e-9)
