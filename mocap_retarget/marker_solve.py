@@ -331,6 +331,26 @@ def _performers_labels(labels: list[str], several: list[str], performer: str | N
     return [lab if lab.strip().rpartition(":")[0] == performer else "" for lab in labels]
 
 
+MIN_HINT_ANGLE_DEG = 30.0   # a twist hint closer than this to the bone gives way to the body frame's other axis
+
+
+def rest_turn(bone: np.ndarray, axis: np.ndarray, hint: str, ax: dict) -> np.ndarray:
+    """The rotation (3, 3) from a bone's T-pose frame to its reference-frame pose: ``axis`` (its T-pose direction)
+    onto ``bone`` (its direction at the reference frame), the twist set by the body frame's axis ``hint`` ("pelvis
+    forward", "thorax forward", "head forward", "pelvis up") on the T-pose's same axis; when the bone lies within
+    MIN_HINT_ANGLE_DEG of that axis (a forearm pointing forward at the reference frame) the body frame's other axis
+    (up, or forward for "up") sets it instead."""
+    body, which = hint.split()
+    other = "up" if which == "forward" else "forward"
+    rest = {"forward": np.array([0.0, 0.0, 1.0]), "up": np.array([0.0, 1.0, 0.0])}
+    b = normalize(bone)
+    for name in (which, other):
+        h = ax[body][name]
+        if np.linalg.norm(np.cross(b, h)) >= np.sin(np.radians(MIN_HINT_ANGLE_DEG)):
+            return frame_of(bone, h) @ frame_of(axis, rest[name]).T
+    return frame_of(bone, ax[body][other]) @ frame_of(axis, rest[other]).T
+
+
 def skeleton_motion(paths: dict[str, np.ndarray], rotations: dict[str, np.ndarray], ref: int, ax: dict, fps: float,
                     source: str) -> Motion:
     """The skeleton of JOINTS in its T-pose rest and its motion: each joint at its centre's path (F, 3), its world
@@ -339,14 +359,7 @@ def skeleton_motion(paths: dict[str, np.ndarray], rotations: dict[str, np.ndarra
     names = list(JOINTS)
     parents = [names.index(p) if p else -1 for p, _ in JOINTS.values()]
     c = {k: v[ref] for k, v in paths.items()}
-    hints = {"pelvis forward": (ax["pelvis"]["forward"], (0.0, 0.0, 1.0)),
-             "thorax forward": (ax["thorax"]["forward"], (0.0, 0.0, 1.0)),
-             "head forward": (ax["head"]["forward"], (0.0, 0.0, 1.0)),
-             "pelvis up": (ax["pelvis"]["up"], (0.0, 1.0, 0.0))}
-    A = {}
-    for j, (end, axis, hint) in BONES.items():
-        h, h_rest = hints[hint]
-        A[j] = frame_of(c[end] - c[j], h) @ frame_of(np.array(axis, float), np.array(h_rest)).T
+    A = {j: rest_turn(c[end] - c[j], np.array(axis, float), hint, ax) for j, (end, axis, hint) in BONES.items()}
     F, J = len(rotations["pelvis"]), len(names)
     rest = np.tile(np.eye(4), (J, 1, 1))
     world = np.tile(np.eye(4), (F, J, 1, 1))

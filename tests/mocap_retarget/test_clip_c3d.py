@@ -361,3 +361,19 @@ def test_kabsch_track_agrees_with_scipy():
         a, b = P[f, seen] - P[f, seen].mean(0), P_ref[seen] - P_ref[seen].mean(0)
         expected, _ = Rotation.align_vectors(a, b)
         assert np.allclose(rigid.R[f], expected.as_matrix(), atol=1e-9)
+
+
+def test_the_rest_turn_of_a_bone_along_its_twist_hint():
+    """A forearm pointing forward at the reference frame (along the thorax's forward, its twist hint): the turn
+    from the T-pose takes the arm's axis onto it, a proper rotation, its twist from the thorax's up instead."""
+    from mocap_retarget.marker_solve import rest_turn
+
+    ax = {"thorax": {"left": np.array([1.0, 0, 0]), "up": np.array([0, 1.0, 0]), "forward": np.array([0, 0, 1.0])}}
+    for bone in (np.array([0.0, 0.0, 1.0]), np.array([0.05, -0.02, 1.0]), np.array([0.0, -1.0, 0.3])):
+        A = rest_turn(bone, np.array([1.0, 0, 0]), "thorax forward", ax)
+        assert np.isfinite(A).all() and np.allclose(A @ A.T, np.eye(3)) and np.isclose(np.linalg.det(A), 1.0)
+        assert np.allclose(A @ np.array([1.0, 0, 0]), bone / np.linalg.norm(bone))
+    down = rest_turn(np.array([0.0, -1.0, 0.0]), np.array([1.0, 0, 0]), "thorax forward", ax)
+    assert np.allclose(down @ np.array([0, 0, 1.0]), [0, 0, 1.0])     # a hanging arm: the T-pose's forward kept
+    ahead = rest_turn(np.array([0.0, 0.0, 1.0]), np.array([1.0, 0, 0]), "thorax forward", ax)
+    assert np.allclose(ahead @ np.array([0, 1.0, 0]), [0, 1.0, 0])    # pointing forward: the T-pose's up kept
