@@ -66,6 +66,8 @@ class Motion:
     end_sites: joint index -> (3,) offset in metres of each End Site below that joint.
     local_rotations (F, J, 3, 3) float64; local_translations (F, J, 3) float64 metres (see module doc).
     frame_time: seconds per frame. scale: metres per file unit. units: the unit name used.
+    markers: (F, M, 3) metres, the optical markers a C3D take was solved from (NaN unseen; previews draw them), or
+    None.
     """
 
     names: list[str]
@@ -79,6 +81,7 @@ class Motion:
     scale: float = 1.0
     units: str = "m"
     source: str = ""
+    markers: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -100,7 +103,8 @@ class Motion:
                              f"{self.num_frames} frames")
         sl = slice(span.start, span.stop)
         return replace(self, local_rotations=self.local_rotations[sl].copy(),
-                       local_translations=self.local_translations[sl].copy())
+                       local_translations=self.local_translations[sl].copy(),
+                       markers=None if self.markers is None else self.markers[sl].copy())
 
     def index(self, name: str) -> int:
         try:

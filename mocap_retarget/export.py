@@ -105,15 +105,17 @@ def _write_previews(files: dict[str, Path], res: RetargetResult, target: TargetS
     src_parents = _parents_of(res, len(res.source_map.names))
     frames = np.unique(np.linspace(0, F - 1, min(preview_frames, F)).round().astype(int))
     verts = pose_vertices(frames) if pose_vertices is not None else None
+    markers = getattr(res, "source_markers", None)
     imgs = render_frames(res.source_positions, src_parents, res.target_positions, target.parents, frames, size=size,
-                         vertices=verts, faces=faces, floor_y=target.floor_y, source_floor_y=res.source_floor)
+                         vertices=verts, faces=faces, floor_y=target.floor_y, source_floor_y=res.source_floor,
+                         markers=markers)
     write_png(files["preview_png"], imgs, columns=2)
     step = max(1, int(round(anim.fps / video_fps)))
     vframes = np.arange(0, min(F, int(video_seconds * anim.fps) + 1), step)
     vverts = pose_vertices(vframes) if pose_vertices is not None else None
     vid = render_frames(res.source_positions, src_parents, res.target_positions, target.parents, vframes,
                         size=size, vertices=vverts, faces=faces, floor_y=target.floor_y,
-                        source_floor_y=res.source_floor)
+                        source_floor_y=res.source_floor, markers=markers)
     write_disclosed_mp4(files["preview_mp4"], vid, anim.fps / step, disclose)
 
 

@@ -316,7 +316,9 @@ def solve_markers(X: np.ndarray, labels: list[str], fps: float, source: str,
 
         raw = {n: X[:, found[n]] for n in names}
         report.update(solve_report(raw, mk, ref, paths, fps, REQUIRED, cluster_residuals(mk, ref), OFF_CLUSTER_M))
-    return skeleton_motion({k: _fill_path(v) for k, v in paths.items()}, rotations, ref, ax, fps, source)
+    motion = skeleton_motion({k: _fill_path(v) for k, v in paths.items()}, rotations, ref, ax, fps, source)
+    motion.markers = np.stack([mk[n] for n in names], axis=1)          # for the previews: the solve's markers
+    return motion
 
 
 def _performers_labels(labels: list[str], several: list[str], performer: str | None, source: str) -> list[str]:

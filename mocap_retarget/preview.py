@@ -10,6 +10,7 @@ import numpy as np
 
 BG = (250, 250, 250)
 SRC_COLOR = (40, 90, 200)      # RGB
+MARKER_COLOR = (120, 120, 120)
 TGT_COLOR = (200, 70, 40)
 FLOOR_COLOR = (170, 170, 170)
 
@@ -38,12 +39,13 @@ def check_preview_size(size: int, option: str = "--preview-size") -> int:
 def render_frames(source: np.ndarray, source_parents: np.ndarray, target: np.ndarray, target_parents: np.ndarray,
                   frames: np.ndarray, size: int = 320, vertices: np.ndarray | None = None,
                   faces: np.ndarray | None = None, azimuth_deg: float = 60.0, floor_y: float = 0.0,
-                  source_floor_y: float | None = None) -> list[np.ndarray]:
+                  source_floor_y: float | None = None, markers: np.ndarray | None = None) -> list[np.ndarray]:
     """One RGB uint8 image (size, 2*size, 3) per frame index: source skeleton left, double right.
     size: MIN_PREVIEW_SIZE..MAX_PREVIEW_SIZE pixels (ValueError otherwise).
 
     source (F, Js, 3), target (F, J, 3) joint positions in metres (Doppel frame); vertices (n, V, 3)
-    posed mesh for the n = len(frames) frames (optional; faces (T, 3) for its normals).
+    posed mesh for the n = len(frames) frames (optional; faces (T, 3) for its normals); markers (F, M, 3) the
+    optical markers a C3D take was solved from, drawn as grey rings around the source skeleton (NaN unseen).
     Each panel follows its character (centred on its hips' horizontal position) at a fixed scale, its
     floor (source_floor_y for the source, default floor_y; floor_y for the double) on the same line.
     """
@@ -72,6 +74,9 @@ def render_frames(source: np.ndarray, source_parents: np.ndarray, target: np.nda
             cv2.line(img, tuple(int(x) for x in fl[0]), tuple(int(x) for x in fl[1]), FLOOR_COLOR, 1, cv2.LINE_AA)
             if panel == 1 and vertices is not None:
                 _draw_mesh(img, px, vertices[n], faces, centre, azimuth_deg)
+            if panel == 0 and markers is not None:
+                for m in px(markers[f][np.isfinite(markers[f]).all(axis=1)]):
+                    cv2.circle(img, (int(m[0]), int(m[1])), 3, MARKER_COLOR, 1, cv2.LINE_AA)
             q = px(P)
             for j, p in enumerate(parents):
                 if p >= 0:

@@ -50,4 +50,5 @@ def resample_motion(motion: Motion, fps: float) -> Motion:
     lo = np.minimum(np.floor(pos).astype(int), F - 2)
     a = (pos - lo)[:, None, None]
     trans = (1 - a) * motion.local_translations[lo] + a * motion.local_translations[lo + 1]
-    return replace(motion, local_rotations=rot, local_translations=trans, frame_time=1.0 / fps)
+    markers = None if motion.markers is None else (1 - a) * motion.markers[lo] + a * motion.markers[lo + 1]
+    return replace(motion, local_rotations=rot, local_translations=trans, frame_time=1.0 / fps, markers=markers)

@@ -93,6 +93,7 @@ class RetargetResult:
     copied_joints: int = 0                      # one skeleton on both sides: the joints copied (else 0)
     hand_contacts: np.ndarray | None = None     # (F, 2) bool, left and right hand on the ground (from the source)
     hand_sides: tuple[str, ...] = ()            # the sides whose hands were looked at (both skeletons have them)
+    source_markers: np.ndarray | None = None    # (F, M, 3) a marker take's markers beside source_positions, metres
 
 
 @dataclass
@@ -202,7 +203,14 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     return RetargetResult(anim, smap, tmap, pairs.pairs, contacts, scale, src.P, Pt, Pt_raw, floor_s, src.up_name,
                           motion.parents.copy(), Wt.transpose(1, 0, 2, 3), W.transpose(1, 0, 2, 3),
                           copied_joints=0 if same is None else int(mapped.sum()), hand_contacts=hands,
-                          hand_sides=tuple(sides))
+                          hand_sides=tuple(sides), source_markers=_markers_up(motion, src.up_name))
+
+
+def _markers_up(motion: Motion, up_name: str) -> np.ndarray | None:
+    """A marker take's markers turned with its skeleton (its up axis to +Y), or None."""
+    if motion.markers is None:
+        return None
+    return motion.markers @ _up_rotation(np.array(_AXES[up_name], dtype=np.float64)).T
 
 
 def _up_rotation(up: np.ndarray) -> np.ndarray:

@@ -377,3 +377,33 @@ def test_the_rest_turn_of_a_bone_along_its_twist_hint():
     assert np.allclose(down @ np.array([0, 0, 1.0]), [0, 0, 1.0])     # a hanging arm: the T-pose's forward kept
     ahead = rest_turn(np.array([0.0, 0.0, 1.0]), np.array([1.0, 0, 0]), "thorax forward", ax)
     assert np.allclose(ahead @ np.array([0, 1.0, 0]), [0, 1.0, 0])    # pointing forward: the T-pose's up kept
+
+
+def test_the_solves_markers_ride_along_to_the_preview(tmp_path):
+    """The solved Motion keeps its markers through --frames and --resample; the retarget carries them beside the
+    source skeleton (its frame) and the preview draws them as grey rings in the source panel."""
+    from mocap_retarget.preview import MARKER_COLOR, render_frames
+    from mocap_retarget.resample import resample_motion
+    from mocap_retarget.retarget import RetargetConfig, retarget
+    from mocap_retarget.skeleton import TargetSkeleton
+
+    _, X = _take(seconds=0.5)
+    solved, _ = read_clip(_write_c3d(tmp_path / "walk.c3d", X, list(MARKERS), 120.0))
+    assert solved.markers.shape == (60, len(MARKERS), 3)
+    part = solved.frames(range(10, 40))
+    assert np.array_equal(part.markers, solved.markers[10:40])
+    slow = resample_motion(solved, 24.0)
+    assert slow.markers.shape == (slow.num_frames, len(MARKERS), 3)
+    assert np.array_equal(slow.markers[1], solved.markers[5])                      # every fifth frame, as it is
+    target = TargetSkeleton.from_motion(synthetic_walk(WalkSpec(seconds=0.1, fps=30)))
+    res = retarget(solved, target, RetargetConfig(cleanup=False))
+    assert res.source_markers.shape == solved.markers.shape
+    frames = np.array([0, 30])
+    args = (res.source_positions, res.source_parents, res.target_positions, target.parents, frames)
+    with_markers = render_frames(*args, size=128, markers=res.source_markers)
+    without = render_frames(*args, size=128)
+    changed = np.any(with_markers[0][:, :128] != without[0][:, :128], axis=-1)
+    drawn = with_markers[0][:, :128][changed].astype(int)
+    assert changed.sum() > 50 and (np.ptp(drawn, axis=1) < 40).mean() > 0.6        # grey rings (some under bones)
+    assert MARKER_COLOR[0] == MARKER_COLOR[1] == MARKER_COLOR[2]
+    assert np.array_equal(with_markers[0][:, 128:], without[0][:, 128:])           # the double's panel untouched
