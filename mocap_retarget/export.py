@@ -49,7 +49,8 @@ def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton,
                   params: dict, metrics: dict, pose_vertices: Callable[[np.ndarray], np.ndarray] | None = None,
                   faces: np.ndarray | None = None, preview_frames: int = 6, video_seconds: float = 4.0,
                   video_fps: float = 24.0, size: int = 320, fps_info: dict | None = None,
-                  finish_preview: Callable[[Path], None] | None = None) -> dict[str, Path]:
+                  finish_preview: Callable[[Path], None] | None = None, solved: Motion | None = None
+                  ) -> dict[str, Path]:
     """Write every output into ``out`` and its manifest; returns name -> path.
 
     source_path: the clip, or the manifest's inputs by name ({"clip": ..., "subject": ...}).
@@ -59,6 +60,7 @@ def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton,
     finish_preview(path): called on preview.png once written, before the manifest hashes it (the CLI watermarks
     and signs it there: `doppel.media_disclosure`); preview.mp4 is disclosed through it as it is encoded when it
     has ``begin`` (an `assets.disclosure.Discloser`: one encode), else called on the written file too.
+    solved: the skeleton a marker take was solved to, written as solved.bvh (to check the solve in a DCC tool).
     """
     from core.storage import atomic_write_json, write_manifest
     from mocap_retarget.preview import check_preview_size
@@ -71,6 +73,9 @@ def write_outputs(out: str | Path, res: RetargetResult, target: TargetSkeleton,
              "preview_png": out / "preview.png", "preview_mp4": out / "preview.mp4"}
     anim.save(files["animation"])
     write_bvh(files["bvh"], animation_to_motion(anim, target), units="m")
+    if solved is not None:
+        files["solved_bvh"] = out / "solved.bvh"
+        write_bvh(files["solved_bvh"], solved, units="cm")
     full = dict(metrics)
     full["mapping"] = {"source": {r: res.source_map.names[j] for r, j, _ in res.pairs},
                        "target": {r: target.names[k] for r, _, k in res.pairs},

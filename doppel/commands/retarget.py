@@ -233,5 +233,6 @@ def _run(console, motion, target, cfg, smap, explain, out, clip, params, make_po
         bar.update(task, description="writing outputs and previews")
         files = write_outputs(out, res, target, clip, params, metrics,
                               pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,
-                              size=preview_size, fps_info=info.as_dict(), finish_preview=disclose)
+                              size=preview_size, fps_info=info.as_dict(), finish_preview=disclose,
+                              solved=motion if info.format == "c3d" else None)
     return res, metrics, files

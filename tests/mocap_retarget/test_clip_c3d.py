@@ -285,6 +285,13 @@ def test_retarget_command_takes_a_c3d(tmp_path, capsys):
     assert manifest["frame_rate"]["format"] == "c3d" and manifest["frame_rate"]["fps"] == 120.0
     assert manifest["params"]["subject"].endswith("actor.vsk") and "subject" in manifest["inputs"]
     assert re.search(r"take\.c3d: marker solve: 38 markers, gaps filled 0%; cluster residual RMS \(mm\) pelvis", out)
+    from mocap_retarget.bvh import read_bvh
+
+    solved = read_bvh(tmp_path / "o" / "solved.bvh")                         # the solve itself, for a DCC tool
+    assert solved.num_joints == 21 and solved.num_frames == 60 and "solved_bvh" in manifest["outputs"]
+    rest = solved.rest_positions()
+    arm = rest[solved.index("RightForeArm")] - rest[solved.index("RightArm")]
+    assert -arm[0] > 0.99 * np.linalg.norm(arm)                              # its T-pose rest
     solve = json.loads((tmp_path / "o" / "metrics.json").read_text())["marker_solve"]
     assert solve["markers"] == len(MARKERS) == 38 and set(solve["cluster_rms_mm"]) == {"pelvis", "thorax", "head"}
     code, out, err = run_cli(capsys, "retarget", clip, "--rig", target, "--out", tmp_path / "named", "--subject",
