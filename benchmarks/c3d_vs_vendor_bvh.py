@@ -53,6 +53,11 @@ def compare(ours, vendor, offset: int):
     return np.degrees(np.arccos(np.clip(np.sum(a * b, axis=-1), -1, 1))), R
 
 
+def jitter(d: np.ndarray) -> float:
+    """RMS over frames and bones of the second difference of the bones' unit directions (F, B, 3), degrees."""
+    return float(np.degrees(np.sqrt(np.mean(np.sum(np.diff(d, 2, axis=0) ** 2, axis=-1)))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("c3d")
@@ -75,6 +80,8 @@ def main() -> None:
         e = err[:, k]
         print(f"{name:<12} {np.median(e):7.2f} {e.mean():7.2f} {np.percentile(e, 95):7.2f} {e.max():7.2f}")
     print(f"{'all':<12} {np.median(err):7.2f} {err.mean():7.2f} {np.percentile(err, 95):7.2f} {err.max():7.2f}")
+    print(f"frame-to-frame jitter (RMS second difference of the bones' directions): Doppel {jitter(da):.3f} deg, "
+          f"the vendor's {jitter(db):.3f} deg")
 
 
 if __name__ == "__main__":
