@@ -414,3 +414,39 @@ def test_the_solves_markers_ride_along_to_the_preview(tmp_path):
     assert changed.sum() > 50 and (np.ptp(drawn, axis=1) < 40).mean() > 0.6        # grey rings (some under bones)
     assert MARKER_COLOR[0] == MARKER_COLOR[1] == MARKER_COLOR[2]
     assert np.array_equal(with_markers[0][:, 128:], without[0][:, 128:])           # the double's panel untouched
+
+
+def test_a_c3d_retarget_in_a_workspace_records_the_subject_file(tmp_path, capsys, monkeypatch):
+    """Under Jane's consent in a workspace: the C3D take and the performer's VSK are the run's inputs (their
+    hashes in the audit record and the manifest), the rig Jane's likeness; the animation registered to her."""
+    import datetime as dt
+    import json
+
+    from assets import audit
+    from assets.actors import add_actor
+    from assets.consent import grant
+    from assets.workspace import Workspace
+    from doppel.consent_gate import gated
+    from tests.cli_runner import run_cli
+    from tests.doppel.test_consent_fail_closed import humanoid_rig
+
+    monkeypatch.delenv("DOPPEL_WORKSPACE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace.init(tmp_path / "ws")
+    add_actor(ws, "Jane Doe")
+    grant(ws, "jane-doe", ["rig", "retarget"], "Dune", dt.date.today() + dt.timedelta(days=30))
+    with gated(ws, "jane-doe", "rig", "Dune", command="rig") as run:
+        rig = humanoid_rig(tmp_path / "rig", actor="jane-doe")
+        run.add_output(rig, kind="rig")
+    _, X = _take(seconds=0.3)
+    clip = _write_c3d(tmp_path / "stunt.c3d", X, list(MARKERS), 120.0)
+    (tmp_path / "Actor1.vsk").write_text(VSK)
+    code, out, err = run_cli(capsys, "retarget", clip, "--rig", rig, "--out", tmp_path / "anim", "--subject",
+                             tmp_path / "Actor1.vsk", "-W", ws.root, "--actor", "jane-doe", "--production", "Dune",
+                             "--preview-size", 64)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "anim" / "manifest.json").read_text())
+    assert manifest["params"]["actor_id"] == "jane-doe" and set(manifest["inputs"]) == {"clip", "subject"}
+    record = audit.entries(ws, last=1)[0].record
+    named = json.dumps(record)
+    assert record["actor"] == "jane-doe" and "Actor1.vsk" in named and "stunt.c3d" in named
