@@ -2,8 +2,8 @@
 C3D that carries Plug-in Gait's "bones" (the segments' origins, e.g. LFEO the knee centre, LTIO the ankle, LCLO the
 shoulder, LHUO the elbow, LRAO the wrist, PELO the hips' midpoint) beside the markers. Prints each joint centre's
 distance from Nexus's (mm) and each limb's direction difference (degrees), solved with the subject's measurements
-from its VSK and with Doppel's adult defaults; then the knee, ankle and elbow chords alone, fed Nexus's own
-proximal centres (the chord function's agreement by itself).
+from its VSK, from the C3D's own PROCESSING group (where Nexus writes them) and with Doppel's adult defaults; then
+the knee, ankle and elbow chords alone, fed Nexus's own proximal centres (the chord function's agreement by itself).
 
     python benchmarks/c3d_vs_plugin_gait.py TRIAL.c3d --vsk SUBJECT.vsk
 
@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mocap_retarget import plugin_gait as pig
-from mocap_retarget.clip_c3d import read_c3d_markers
+from mocap_retarget.clip_c3d import read_c3d_take
 from mocap_retarget.marker_solve import SubjectSizes, solve_markers
 
 CENTRES = {"Hips": "PELO", "LeftLeg": "LFEO", "RightLeg": "RFEO", "LeftFoot": "LTIO", "RightFoot": "RTIO",
@@ -92,12 +92,15 @@ def main() -> None:
     ap.add_argument("c3d")
     ap.add_argument("--vsk")
     args = ap.parse_args()
-    X, labels, rate = read_c3d_markers(args.c3d)
+    X, labels, rate, processing = read_c3d_take(args.c3d)
     print(f"{args.c3d}: {X.shape[0]} frames at {rate:g} Hz, {X.shape[1]} points")
     if args.vsk:
         sizes = SubjectSizes.from_vsk(args.vsk)
         report(X, labels, rate, sizes, f"with the subject's measurements ({args.vsk}): {sizes}")
         chords_alone(X, labels, sizes)
+    if processing.get("LKneeWidth", 0) > 0:
+        report(X, labels, rate, SubjectSizes.from_values(processing, ("L", "R")),
+               "with the file's own PROCESSING group (what `doppel retarget TRIAL.c3d` uses without --subject)")
     report(X, labels, rate, SubjectSizes(), "with Doppel's adult defaults")
 
 

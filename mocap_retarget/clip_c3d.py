@@ -3,7 +3,9 @@ with ezc3d, turned into Doppel's frame and solved to a skeleton (`mocap_retarget
 are the Plug-in Gait / CMU full-body set (`mocap_retarget.marker_set`).
 
 Units from ``POINT:UNITS`` (mm, cm, m); the up axis from ``POINT:Y_SCREEN`` (Vicon writes ``+Z``), else the axis
-along which the head markers stand highest above the feet's. A marker's unseen frames are NaN: a negative residual
+along which the head markers stand highest above the feet's. The performer's Plug-in Gait measurements come from a
+Vicon subject file (--subject SUBJECT.vsk), else from the file's own ``PROCESSING`` group (where Vicon Nexus writes
+them: LKneeWidth, LLegLength, ...), else adult averages. A marker's unseen frames are NaN: a negative residual
 (ezc3d reads those as NaN), and a point at exactly (0, 0, 0), which some systems write for a marker they lost.
 """
 
@@ -31,6 +33,21 @@ def _param(c, group: str, name: str):
 
 def read_c3d_markers(path: str | Path) -> tuple[np.ndarray, list[str], float]:
     """(X (F, M, 3) metres in Doppel's frame (+Y up), NaN where unseen; labels (M,); rate Hz) of a C3D file."""
+    return read_c3d_take(path)[:3]
+
+
+def _processing(c) -> dict[str, float]:
+    """The file's PROCESSING group as name -> number (Vicon Nexus's subject measurements, millimetres)."""
+    out = {}
+    for name, entry in c["parameters"].get("PROCESSING", {}).items():
+        value = np.ravel(np.asarray(entry.get("value", []) if isinstance(entry, dict) else []))
+        if value.size == 1 and np.issubdtype(value.dtype, np.number) and np.isfinite(value[0]):
+            out[name] = float(value[0])
+    return out
+
+
+def read_c3d_take(path: str | Path) -> tuple[np.ndarray, list[str], float, dict[str, float]]:
+    """`read_c3d_markers`'s three, and the file's PROCESSING group as name -> number (millimetres)."""
     import ezc3d
 
     path = Path(path)
@@ -53,7 +70,7 @@ def read_c3d_markers(path: str | Path) -> tuple[np.ndarray, list[str], float]:
     labels = (labels + [f"marker{i}" for i in range(len(labels), X.shape[1])])[: X.shape[1]]
     y_screen = _param(c, "POINT", "Y_SCREEN")
     up = _up_axis(X, labels, str(y_screen[0]).strip().upper() if y_screen is not None and len(y_screen) else "")
-    return X @ _to_y_up(up).T, labels, rate
+    return X @ _to_y_up(up).T, labels, rate, _processing(c)
 
 
 def _up_axis(X: np.ndarray, labels: list[str], y_screen: str) -> tuple[int, float]:
@@ -102,11 +119,17 @@ def read_c3d_clip(path: str | Path, subject: str | Path | None = None, report: d
     file (.vsk: their measurements, and its name picks their markers in a take of several) or their subject name;
     without it adult defaults, and a take of one performer. ``report``: a dict to fill with the solve's quality
     figures (`mocap_retarget.marker_qc`). ClipError naming the file and what is wrong."""
-    from mocap_retarget.marker_solve import solve_markers
+    from mocap_retarget.marker_set import performers
+    from mocap_retarget.marker_solve import SubjectSizes, solve_markers
 
     name, sizes = subject_of(subject)
-    X, labels, rate = read_c3d_markers(path)
+    X, labels, rate, processing = read_c3d_take(path)
+    source = f"the subject file {Path(subject).name}" if sizes else "adult averages"
+    if sizes is None and processing.get("LKneeWidth", 0) > 0 and len(performers(labels)) <= 1:
+        sizes, source = SubjectSizes.from_values(processing, ("L", "R")), "the file's PROCESSING group (Nexus)"
     motion = solve_markers(X, labels, rate, str(path), sizes, report, performer=name)
+    if report is not None:
+        report["measurements"] = source
     log.info("%s: %d markers, %d frames at %g Hz solved to a %d-joint skeleton", path, X.shape[1], X.shape[0], rate,
              motion.num_joints)
     return motion

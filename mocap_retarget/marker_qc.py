@@ -57,5 +57,6 @@ def summary_line(report: dict) -> str:
               f"{report['longest_unseen_marker']})" if report["unseen_percent"] else "")
     off = f"; {report['frames_off_cluster']} frames with a marker off its cluster by > 2 cm (left out there)" \
         if report["frames_off_cluster"] else ""
-    return (f"marker solve: {report['markers']} markers, gaps filled {report['gaps_filled_percent']:g}%{unseen}; "
-            f"cluster residual RMS (mm) {rms}{off}; limb lengths steady within {spread:g} mm (std)")
+    sizes = f" (measurements: {report['measurements']})" if report.get("measurements") else ""
+    return (f"marker solve: {report['markers']} markers{sizes}, gaps filled {report['gaps_filled_percent']:g}%"
+            f"{unseen}; cluster residual RMS (mm) {rms}{off}; limb lengths steady within {spread:g} mm (std)")

@@ -45,8 +45,9 @@ class SubjectSizes:
     @classmethod
     def from_vsk(cls, path: str | Path) -> dict[str, SubjectSizes]:
         """Each side's measurements ("L", "R") from a Vicon Plug-in Gait subject file (.vsk, XML; millimetres):
-        {Left,Right}{KneeWidth, AnkleWidth, ElbowWidth, WristWidth, ShoulderOffset} and MarkerDiameter; a value the
-        file lacks (or gives as 0) keeps its default. ValueError naming the file when it is not such a file."""
+        {Left,Right}{KneeWidth, AnkleWidth, ElbowWidth, WristWidth, ShoulderOffset, LegLength,
+        AsisTrocanterDistance}, InterAsisDistance and MarkerDiameter; a value the file lacks (or gives as 0) keeps
+        its default. ValueError naming the file when it is not such a file."""
         import xml.etree.ElementTree as ET
 
         path = Path(path)
@@ -62,19 +63,25 @@ class SubjectSizes:
                 continue
         if not values:
             raise ValueError(f"{path}: no <StaticParameter> in this file: not a Vicon subject file (.vsk)")
+        return cls.from_values(values, ("Left", "Right"))
+
+    @classmethod
+    def from_values(cls, values: dict[str, float], sides: tuple[str, str]) -> dict[str, SubjectSizes]:
+        """Each side's measurements from Plug-in Gait's named values in millimetres: a VSK's (sides "Left",
+        "Right": LeftKneeWidth) or a Nexus C3D's PROCESSING group's (sides "L", "R": LKneeWidth)."""
         base = cls()
         if values.get("MarkerDiameter", 0) > 0:
             base = replace(base, marker_radius=values["MarkerDiameter"] / 2000)
         if values.get("InterAsisDistance", 0) > 0:
             base = replace(base, inter_asis=values["InterAsisDistance"] / 1000)
-        legs = [values.get(side + "LegLength", 0) for side in ("Left", "Right")]
+        legs = [values.get(side + "LegLength", 0) for side in sides]
         if all(v > 0 for v in legs):
             base = replace(base, leg_length=sum(legs) / 2000)            # Davis's C takes the mean leg length
         fields = {"knee_width": "KneeWidth", "ankle_width": "AnkleWidth", "elbow_width": "ElbowWidth",
                   "wrist_thickness": "WristWidth", "shoulder_offset": "ShoulderOffset",
                   "asis_trochanter": "AsisTrocanterDistance"}
         out = {}
-        for s, side in (("L", "Left"), ("R", "Right")):
+        for s, side in zip("LR", sides, strict=True):
             got = {f: values[side + n] / 1000 for f, n in fields.items() if values.get(side + n, 0) > 0}
             out[s] = replace(base, **got)
         return out

@@ -61,8 +61,10 @@ def _take(seconds: float = 2.0, fps: float = 120.0):
     return motion, X
 
 
-def _write_c3d(path, X: np.ndarray, labels: list[str], fps: float, unit: str = "mm", scale: float = 1000.0):
-    """X (F, M, 3) Doppel's frame, metres -> a Vicon-style C3D: Z up, ``unit``; NaN -> unseen."""
+def _write_c3d(path, X: np.ndarray, labels: list[str], fps: float, unit: str = "mm", scale: float = 1000.0,
+               processing: dict[str, float] | None = None):
+    """X (F, M, 3) Doppel's frame, metres -> a Vicon-style C3D: Z up, ``unit``; NaN -> unseen; ``processing``: a
+    PROCESSING group of measurements (mm) as Vicon Nexus writes them."""
     import ezc3d
 
     to_z_up = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])           # +Y -> +Z
@@ -74,6 +76,8 @@ def _write_c3d(path, X: np.ndarray, labels: list[str], fps: float, unit: str = "
     c["parameters"]["POINT"]["LABELS"]["value"] = tuple(labels)
     c["parameters"]["POINT"]["UNITS"]["value"] = [unit]
     c["data"]["points"] = pts
+    for name, value in (processing or {}).items():
+        c.add_parameter("PROCESSING", name, [float(value)])
     c.write(str(path))
     return path
 
@@ -217,6 +221,27 @@ def test_a_take_of_two_performers_is_solved_for_the_one_named(tmp_path):
     assert not np.allclose(Pv, P2)                                            # the VSK's measurements, theirs
 
 
+def test_nexus_measurements_inside_the_c3d_are_used_and_a_vsk_overrides_them(tmp_path):
+    """Vicon Nexus writes the subject's measurements into the C3D's PROCESSING group (LKneeWidth, ...): the solve
+    takes them without a VSK (the knee moves medially by half the extra width) and says so; a VSK wins over them."""
+    motion, X = _take(seconds=0.3)
+    wide = {"LKneeWidth": 1000 * (S.knee_width + 0.04), "RKneeWidth": 1000 * S.knee_width}
+    plain, _ = read_clip(_write_c3d(tmp_path / "plain.c3d", X, list(MARKERS), 120.0))
+    nexus, info = read_clip(_write_c3d(tmp_path / "nexus.c3d", X, list(MARKERS), 120.0, processing=wide))
+    assert info.solve["measurements"] == "the file's PROCESSING group (Nexus)"
+    k = plain.index("LeftLeg")
+    _, Pp = plain.forward_kinematics()
+    _, Pn = nexus.forward_kinematics()
+    assert np.allclose(np.linalg.norm(Pn[:, k] - Pp[:, k], axis=1), 0.02, atol=1e-3)
+    (tmp_path / "Actor1.vsk").write_text('<KinematicModel><Parameters><StaticParameter NAME="LeftKneeWidth" '
+                                         f'VALUE="{1000 * S.knee_width:g}"/></Parameters></KinematicModel>')
+    vsk, info = read_clip(tmp_path / "nexus.c3d", subject=tmp_path / "Actor1.vsk")
+    _, Pv = vsk.forward_kinematics()
+    assert info.solve["measurements"] == "the subject file Actor1.vsk" and np.allclose(Pv[:, k], Pp[:, k])
+    sizes = SubjectSizes.from_values({"LKneeWidth": 144.0, "RLegLength": 900.0, "LLegLength": 880.0}, ("L", "R"))
+    assert sizes["L"].knee_width == pytest.approx(0.144) and sizes["R"].leg_length == pytest.approx(0.89)
+
+
 def test_marker_names_prefixes_and_aliases():
     found = canonical_labels(["Bob:LFWT", "rfwt", "LBWT", "RBWT", "LSHN", "RBAC", "RBAC-1", "Bob:C7", "extra"])
     assert found == {"LASI": 0, "RASI": 1, "LPSI": 2, "RPSI": 3, "LTIB": 4, "RBAK": 5, "C7": 7}
@@ -284,7 +309,8 @@ def test_retarget_command_takes_a_c3d(tmp_path, capsys):
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["frame_rate"]["format"] == "c3d" and manifest["frame_rate"]["fps"] == 120.0
     assert manifest["params"]["subject"].endswith("actor.vsk") and "subject" in manifest["inputs"]
-    assert re.search(r"take\.c3d: marker solve: 38 markers, gaps filled 0%; cluster residual RMS \(mm\) pelvis", out)
+    assert re.search(r"take\.c3d: marker solve: 38 markers \(measurements: the subject file actor\.vsk\), gaps "
+                     r"filled 0%; cluster residual RMS \(mm\) pelvis", out)
     from mocap_retarget.bvh import read_bvh
 
     solved = read_bvh(tmp_path / "o" / "solved.bvh")                         # the solve itself, for a DCC tool
