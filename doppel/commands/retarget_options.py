@@ -24,8 +24,9 @@ ResampleOpt = Annotated[float | None, typer.Option("--resample", help="Plot the 
 SubjectOpt = Annotated[Path | None, typer.Option("--subject", help="A C3D marker take's performer: their Vicon "
                                                  "subject file (.vsk, e.g. Stunt1.vsk) with the Plug-in Gait "
                                                  "measurements (knee, ankle, elbow widths, wrist thickness, shoulder "
-                                                 "offset, leg length), or their subject name alone (adult averages); "
-                                                 "it picks their markers in a take of several performers.",
+                                                 "offset, leg length), or their subject name alone; it picks their "
+                                                 "markers in a take of several performers. Without a VSK: the "
+                                                 "measurements Vicon Nexus wrote into the C3D, else adult averages.",
                                                  show_default=False)]
 ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf, .usd/.usda/.usdc/"
                                          ".usdz, Xsens .mvnx or a C3D of Plug-in Gait markers; or a face "
