@@ -16,11 +16,9 @@ LIMBS = {f"{part}_{S[0].lower()}": (f"{S}{a}", f"{S}{b}") for S in ("Left", "Rig
 
 def _longest_run(mask: np.ndarray) -> int:
     """The longest run of True in a (F,) bool array."""
-    best = run = 0
-    for v in mask:
-        run = run + 1 if v else 0
-        best = max(best, run)
-    return best
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return int((ends - starts).max()) if len(starts) else 0
 
 
 def solve_report(raw: dict[str, np.ndarray], mk: dict[str, np.ndarray], ref: int, paths: dict[str, np.ndarray],
@@ -43,6 +41,7 @@ def solve_report(raw: dict[str, np.ndarray], mk: dict[str, np.ndarray], ref: int
     for r in residuals.values():
         off |= np.nan_to_num(r, nan=0.0).max(axis=1) > off_m
     out["frames_off_cluster"] = int(off.sum())
+    out["off_cluster_mm"] = round(1000 * off_m, 1)
     lengths = {k: np.linalg.norm(paths[b] - paths[a], axis=1) for k, (a, b) in LIMBS.items()}
     out["limb_length_mm"] = {k: {"mean": round(1000 * float(np.nanmean(v)), 1),
                                  "std": round(1000 * float(np.nanstd(v)), 2)} for k, v in lengths.items()}
@@ -55,8 +54,8 @@ def summary_line(report: dict) -> str:
     spread = max(v["std"] for v in report["limb_length_mm"].values())
     unseen = (f"; unseen after filling {report['unseen_percent']:g}% (longest {report['longest_unseen_s']:g} s, "
               f"{report['longest_unseen_marker']})" if report["unseen_percent"] else "")
-    off = f"; {report['frames_off_cluster']} frames with a marker off its cluster by > 2 cm (left out there)" \
-        if report["frames_off_cluster"] else ""
+    off = (f"; {report['frames_off_cluster']} frames with a marker off its cluster by > {report['off_cluster_mm']:g} "
+           f"mm (left out there)" if report["frames_off_cluster"] else "")
     sizes = f" (measurements: {report['measurements']})" if report.get("measurements") else ""
     return (f"marker solve: {report['markers']} markers{sizes}, gaps filled {report['gaps_filled_percent']:g}%"
             f"{unseen}; cluster residual RMS (mm) {rms}{off}; limb lengths steady within {spread:g} mm (std)")

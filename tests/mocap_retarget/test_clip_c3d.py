@@ -347,8 +347,10 @@ def test_a_slipped_marker_is_left_out_of_its_clusters_fit_and_reported(tmp_path)
     assert max(v["std"] for v in r["limb_length_mm"].values()) < 0.5 and r["gaps_filled_percent"] > 0
     assert r["unseen_percent"] == 0 and r["reference_frame"] == 0
     X[60:80, list(MARKERS).index("RFHD")] += np.array([0.0, 0.08, 0.0])
+    X[70:110, list(MARKERS).index("LTOE")] = np.nan                           # unseen for a third of a second
     solved, info = read_clip(_write_c3d(tmp_path / "slip.c3d", X, list(MARKERS), 120.0))
-    assert info.solve["frames_off_cluster"] == 20
+    assert info.solve["frames_off_cluster"] == 20 and info.solve["off_cluster_mm"] == 20
+    assert info.solve["longest_unseen_marker"] == "LTOE" and info.solve["longest_unseen_s"] == round(40 / 120, 3)
     Gs, _ = solved.forward_kinematics()
     Gm, _ = motion.forward_kinematics()
     a = _rotation_since_first(Gs[:, solved.index("Head")])
