@@ -1,7 +1,9 @@
-"""C3D marker takes solved to a skeleton (`mocap_retarget.clip_c3d`, `marker_solve`): markers placed on a known
-skeleton's segments the way Plug-in Gait places them, written as a Vicon-style C3D (Z up, millimetres, gaps),
-read back by `read_clip` to the skeleton's bone directions; the marker set's names and aliases; bad files refused
-in one line; `doppel retarget TAKE.c3d` onto a rig."""
+"""C3D marker takes solved to a skeleton (`mocap_retarget.clip_c3d`, `marker_solve`, `plugin_gait`, `marker_qc`):
+markers placed on a known skeleton's segments the way Plug-in Gait places them, written as a Vicon-style C3D (Z up,
+millimetres, gaps, a lost marker at the origin), read back by `read_clip` to the skeleton's bones; Plug-in Gait's
+geometry (Harrington, Davis, the chord function) against its equations; the performer's measurements from a VSK or
+the file's PROCESSING group; a slipped marker left out of its cluster and reported; several performers; the markers
+in the preview; bad files refused in one line; `doppel retarget TAKE.c3d` onto a rig, in and out of a workspace."""
 
 from __future__ import annotations
 
