@@ -126,9 +126,8 @@ def _p(v: str | None) -> Path | None:
 # --- retarget ------------------------------------------------------------------------------------------------
 class RetargetJob(JobOptions):
     clips: str                                        # mocap clips (glob): .bvh, .fbx, .glb/.gltf, .usd*, .mvnx, .c3d,
-                                                      # takes'
-                                                      # fit folders, or face performances: swaps' tracks.npz,
-                                                      # ARKit CSVs
+                                                      # takes' fit folders, or face performances: swaps'
+                                                      # tracks.npz, ARKit CSVs
     rig: str                                          # rig folder(s) (glob), or a .bvh target skeleton
     units: str = "auto"                               # BVH clip units (auto, m, cm, mm, inch, cmu)
     up: str = "auto"                                  # clip up axis (auto, +y, +z, ...)
@@ -140,6 +139,7 @@ class RetargetJob(JobOptions):
     frames: str | None = None                         # "A:B" (B exclusive): a range of each body clip alone
     resample: float | None = Field(None, gt=0)        # plot each body clip at this frame rate (e.g. 24)
     subject: str | None = None                        # C3D marker takes: the performer's Vicon subject file (.vsk)
+                                                      # or subject name
     fps: float | None = Field(None, gt=0)             # a take's fit folder: its frame rate (default 24)
     performer: str | None = None                      # a take's performer (default: the actor its fit is registered
                                                       # to), whose consent for retarget it needs
