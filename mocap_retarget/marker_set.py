@@ -64,6 +64,27 @@ def performers(labels: list[str]) -> list[str]:
     return out
 
 
+def explain_markers(labels: list[str], found: dict[str, int]) -> str:
+    """One line on how a file's markers met the set: how many it names, the aliases read (``LFWT as LASI``), the
+    optional markers present and absent, and the labels no name of the set matched."""
+    used = {col for col in found.values()}
+    keys = [_PREFIX.sub("", label.strip()).upper() for label in labels]
+    aliased = sorted(f"{keys[col]} as {name}" for name, col in found.items() if keys[col] != name and name != "SACR"
+                     and not (name in ("LPSI", "RPSI") and keys[col] == "SACR"))
+    present = [n for n in OPTIONAL if n in found]
+    absent = [n for n in OPTIONAL if n not in found and n != "SACR"]
+    ignored = [labels[c] for c in range(len(labels)) if c not in used and labels[c].strip()]
+    parts = [f"{len(found)} markers of the set"]
+    if aliased:
+        parts.append("read " + ", ".join(aliased))
+    parts.append("optional present: " + (", ".join(present) or "none"))
+    parts.append("optional absent: " + (", ".join(absent) or "none"))
+    if ignored:
+        shown = ", ".join(ignored[:6]) + (f", ... ({len(ignored)} in all)" if len(ignored) > 6 else "")
+        parts.append(f"not of the set: {shown}")
+    return "; ".join(parts)
+
+
 def missing_required(found: dict[str, int]) -> list[str]:
     """The set's required markers a file lacks (canonical names, in the set's order)."""
     return [name for name in REQUIRED if name not in found]

@@ -291,7 +291,7 @@ def solve_markers(X: np.ndarray, labels: list[str], fps: float, source: str,
     default: adult averages); report: a dict to fill with the solve's quality figures (`marker_qc`); performer: the
     subject prefix whose markers to solve when the take holds several (``Stunt1`` of ``Stunt1:LASI``). Raises
     ClipError naming the markers of the set the take lacks, or what else is wrong."""
-    from mocap_retarget.marker_set import REQUIRED, canonical_labels, missing_required, performers
+    from mocap_retarget.marker_set import REQUIRED, canonical_labels, explain_markers, missing_required, performers
 
     labels = _performers_labels(labels, performers(labels), performer, source)
     found = canonical_labels(labels)
@@ -316,6 +316,7 @@ def solve_markers(X: np.ndarray, labels: list[str], fps: float, source: str,
 
         raw = {n: X[:, found[n]] for n in names}
         report.update(solve_report(raw, mk, ref, paths, fps, REQUIRED, cluster_residuals(mk, ref), OFF_CLUSTER_M))
+        report["marker_set"] = explain_markers(labels, found)
     motion = skeleton_motion({k: _fill_path(v) for k, v in paths.items()}, rotations, ref, ax, fps, source)
     motion.markers = np.stack([mk[n] for n in names], axis=1)          # for the previews: the solve's markers
     return motion

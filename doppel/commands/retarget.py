@@ -118,6 +118,8 @@ def _announce(console, clip: Path, motion, info, smap, explain: bool) -> None:
         console.print(f"{clip.name}: plotted at {info.fps:.6g} fps from {info.resampled_from:.6g}",
                       markup=False, highlight=False)
     if explain:
+        if info.solve and info.solve.get("marker_set"):
+            console.print(f"{clip.name}: {info.solve['marker_set']}", markup=False, highlight=False)
         console.print(f"[bold]{clip}[/bold]: {motion.num_joints} joints, {motion.num_frames} frames at "
                       f"{motion.fps:.6g} fps, units {motion.units}", markup=True, highlight=False)
         console.print(smap.explain(), markup=False, highlight=False)

@@ -252,6 +252,15 @@ def test_marker_names_prefixes_and_aliases():
     assert "LKNE" in missing_required(found)
 
 
+def test_explain_markers_names_aliases_optional_and_foreign_labels():
+    from mocap_retarget.marker_set import explain_markers
+
+    labels = ["Bob:LFWT", "RASI", "LPSI", "RPSI", "LMT5", "prop:Tip", "*12"]
+    line = explain_markers(labels, canonical_labels(labels))
+    assert line.startswith("5 markers of the set; read LFWT as LASI; optional present: LMT5; optional absent: RMT5")
+    assert line.endswith("not of the set: prop:Tip, *12")
+
+
 def test_fill_gaps_fills_short_gaps_only():
     X = np.tile(np.arange(10.0)[:, None, None], (1, 1, 3))
     X[2:4] = np.nan
@@ -302,6 +311,8 @@ def test_retarget_command_takes_a_c3d(tmp_path, capsys):
     code, out, err = run_cli(capsys, "retarget", clip, "--explain")
     assert code == 0, err
     assert re.search(r"thigh_l\s+<- LeftUpLeg", out) and re.search(r"forearm_r\s+<- RightForeArm", out), out
+    assert "take.c3d: 38 markers of the set; optional present: LHEE, RHEE, LUPA, RUPA, LFRM, RFRM; optional " \
+           "absent: LMT5, RMT5, RBAK" in out
     target = tmp_path / "target.bvh"
     write_bvh(target, synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"]), units="cm")
     (tmp_path / "actor.vsk").write_text(VSK)
