@@ -136,6 +136,7 @@ def check_environment() -> list[Check]:
         _open3d(),
         _bpy(),
         _usd(),
+        _module_version("ezc3d", True),                                    # C3D marker takes
         _module_version("anny", True),
         _module_version("smplx", True),
         _module_version("pycolmap", True),

@@ -42,7 +42,7 @@ def test_doctor_reports_components(capsys, monkeypatch):
     monkeypatch.delenv("DOPPEL_MODELS_DIR", raising=False)
     code, out, _ = run_cli(capsys, "doctor")
     assert code == 0
-    for name in ("numpy", "torch", "mediapipe", "open3d", "usd-core", "anny", "smplx", "pycolmap", "SMPL-X"):
+    for name in ("numpy", "torch", "mediapipe", "open3d", "usd-core", "ezc3d", "anny", "smplx", "pycolmap", "SMPL-X"):
         assert name in out
 
 
