@@ -12,6 +12,7 @@ them: LKneeWidth, LLegLength, ...), else adult averages. A marker's unseen frame
 from __future__ import annotations
 
 import logging
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,10 @@ def read_c3d_take(path: str | Path) -> tuple[np.ndarray, list[str], float, dict[
     pts = np.asarray(c["data"]["points"], dtype=np.float64)            # (4, M, F)
     if pts.ndim != 3 or pts.shape[1] == 0 or pts.shape[2] == 0:
         raise ClipError(f"{path}: the C3D file holds no marker frames")
+    declared = header_frames(path)
+    if declared is not None and pts.shape[2] < declared:     # ezc3d reads what is there and says nothing
+        raise ClipError(f"{path}: the file ends after {pts.shape[2]} of the {declared} frames its header declares "
+                        f"(truncated: copy it again)")
     if not (np.isfinite(rate) and rate > 0):
         raise ClipError(f"{path}: POINT:RATE must be > 0, got {rate}")
     unit = str((_param(c, "POINT", "UNITS") or ["mm"])[0]).strip().lower()
@@ -71,6 +76,26 @@ def read_c3d_take(path: str | Path) -> tuple[np.ndarray, list[str], float, dict[
     y_screen = _param(c, "POINT", "Y_SCREEN")
     up = _up_axis(X, labels, str(y_screen[0]).strip().upper() if y_screen is not None and len(y_screen) else "")
     return X @ _to_y_up(up).T, labels, rate, _processing(c)
+
+
+HEADER_FRAMES_MAX = 65535     # the header's 16-bit frame numbers: a longer take's count is in its parameters
+
+
+def header_frames(path: Path) -> int | None:
+    """The frame count a C3D's header declares (its first and last frame numbers, words 4 and 5, in the byte order
+    of the processor type its parameter section names: 86 = MIPS, big-endian), or None where the header cannot
+    tell (a take longer than its 16-bit numbers hold, or a header that does not parse)."""
+    with open(path, "rb") as f:
+        header = f.read(512)
+        if len(header) < 10:
+            return None
+        f.seek(max(header[0] - 1, 0) * 512)
+        params = f.read(4)
+    order = ">" if len(params) == 4 and params[3] == 86 else "<"
+    first, last = struct.unpack(order + "HH", header[6:10])
+    if last >= HEADER_FRAMES_MAX or last < first:
+        return None
+    return last - first + 1
 
 
 def _up_axis(X: np.ndarray, labels: list[str], y_screen: str) -> tuple[int, float]:

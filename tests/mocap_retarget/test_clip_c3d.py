@@ -288,6 +288,10 @@ def test_bad_c3d_files_are_refused_in_one_line(tmp_path):
         read_clip(fight)
     with pytest.raises(ClipError, match=r"--subject 'Stunt3' is none of them"):
         read_clip(fight, subject="Stunt3")
+    whole = _write_c3d(tmp_path / "whole.c3d", X, names, 120.0).read_bytes()
+    (tmp_path / "cut.c3d").write_bytes(whole[: len(whole) - len(whole) // 3])         # a copy that stopped early
+    with pytest.raises(ClipError, match=r"cut\.c3d: the file ends after \d+ of the 24 frames its header declares"):
+        read_clip(tmp_path / "cut.c3d")
     (tmp_path / "fake.c3d").write_bytes(b"not c3d")
     with pytest.raises(ClipError, match=r"fake\.c3d: not a readable C3D file"):
         read_clip(tmp_path / "fake.c3d")
