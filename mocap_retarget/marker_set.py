@@ -30,20 +30,17 @@ REQUIRED = tuple(s + m for m in SIDE_MARKERS for s in "LR") + ("C7", "T10", "CLA
 OPTIONAL = ("LMT5", "RMT5", "LHEE", "RHEE", "LUPA", "RUPA", "LFRM", "RFRM", "RBAK", "SACR")
 
 _PREFIX = re.compile(r"^.*:")
+# a label's key (upper case, no subject prefix) -> the set's canonical name
+_LOOKUP = {name: name for name in REQUIRED + OPTIONAL} | {o: n for n, others in ALIASES.items() for o in others}
 
 
 def canonical_labels(labels: list[str]) -> dict[str, int]:
     """Map the markers a file names (its POINT:LABELS) to the set's canonical names: canonical name -> column.
     A label matching no name of the set is ignored (extra markers, a second copy such as ``RBAC-1``); the first
     column of a name wins."""
-    lookup = {name: name for name in REQUIRED + OPTIONAL}
-    for name, others in ALIASES.items():
-        for other in others:
-            lookup[other] = name
     found: dict[str, int] = {}
     for col, label in enumerate(labels):
-        key = _PREFIX.sub("", label.strip()).upper()
-        name = lookup.get(key)
+        name = _LOOKUP.get(_PREFIX.sub("", label.strip()).upper())
         if name is not None and name not in found:
             found[name] = col
     if "SACR" in found:                 # a single sacral marker stands for both posterior iliac spines
@@ -55,11 +52,10 @@ def canonical_labels(labels: list[str]) -> dict[str, int]:
 def performers(labels: list[str]) -> list[str]:
     """The subject prefixes ("Actor1" of ``Actor1:LASI``) under which the set's required markers appear, in the
     file's order: more than one is several performers in one take."""
-    lookup = {name: name for name in REQUIRED} | {o: n for n, others in ALIASES.items() for o in others}
     out: list[str] = []
     for label in labels:
         prefix, _, key = label.strip().rpartition(":")
-        if lookup.get(key.upper()) in REQUIRED and prefix not in out:
+        if _LOOKUP.get(key.upper()) in REQUIRED and prefix not in out:
             out.append(prefix)
     return out
 

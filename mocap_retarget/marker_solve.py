@@ -30,6 +30,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from mocap_retarget import plugin_gait as pig
 from mocap_retarget.bvh import Motion
+from mocap_retarget.marker_set import REQUIRED, canonical_labels, explain_markers, missing_required, performers
 from mocap_retarget.plugin_gait import SubjectSizes
 from mocap_retarget.rotations import normalize
 from mocap_retarget.world_motion import ClipError, motion_from_world
@@ -76,10 +77,6 @@ class Rigid:
 
     R: np.ndarray
     t: np.ndarray
-
-    def apply(self, x_ref: np.ndarray) -> np.ndarray:
-        """(3,) point at the reference frame -> (F, 3) its path."""
-        return self.R @ x_ref + self.t
 
 
 def fill_gaps(X: np.ndarray, max_frames: int) -> np.ndarray:
@@ -231,28 +228,31 @@ CLUSTERS = {"pelvis": ("LASI", "RASI", "LPSI", "RPSI"), "thorax": ("C7", "T10", 
             "head": ("LFHD", "RFHD", "LBHD", "RBHD")}
 
 
-def _cluster(mk: dict[str, np.ndarray], ref: int, seg: str, source: str) -> tuple[np.ndarray, Rigid]:
-    """A rigid cluster's markers (F, n, 3) (optional ones unseen at the reference left out) and its robust motion."""
-    P = np.stack([mk[n] for n in CLUSTERS[seg] if n in mk and np.isfinite(mk[n][ref]).all()], axis=1)
-    return P, kabsch_track(P[ref], P, source, seg)
-
-
-def cluster_residuals(mk: dict[str, np.ndarray], ref: int) -> dict[str, np.ndarray]:
-    """Each cluster's markers' distance (F, n) from the take's median shape of the cluster carried by its robust
-    rigid fit, metres (a marker left out of a frame's fit shows in full; NaN unseen)."""
+def track_clusters(mk: dict[str, np.ndarray], ref: int, source: str) -> dict[str, tuple[np.ndarray, Rigid]]:
+    """Each rigid cluster's markers (F, n, 3) (optional ones unseen at the reference left out) and its robust
+    motion (`kabsch_track`)."""
     out = {}
-    for seg in CLUSTERS:
-        P, rigid = _cluster(mk, ref, seg, "")
+    for seg, names in CLUSTERS.items():
+        P = np.stack([mk[n] for n in names if n in mk and np.isfinite(mk[n][ref]).all()], axis=1)
+        out[seg] = (P, kabsch_track(P[ref], P, source, seg))
+    return out
+
+
+def cluster_residuals(clusters: dict[str, tuple[np.ndarray, Rigid]]) -> dict[str, np.ndarray]:
+    """Each cluster's markers' distance (F, n) from the take's median shape of the cluster carried by its robust
+    rigid fit (`track_clusters`), metres (a marker left out of a frame's fit shows in full; NaN unseen)."""
+    out = {}
+    for seg, (P, rigid) in clusters.items():
         shape = np.nanmedian(np.einsum("fji,fnj->fni", rigid.R, P - rigid.t[:, None]), axis=0)
         out[seg] = np.linalg.norm(P - (np.einsum("fij,nj->fni", rigid.R, shape) + rigid.t[:, None]), axis=-1)
     return out
 
 
-def segment_rotations(mk: dict[str, np.ndarray], p: dict[str, np.ndarray], ref: int, source: str
-                      ) -> dict[str, np.ndarray]:
-    """Every segment's rotation (F, 3, 3) from the reference frame: pelvis, thorax and head tracked as rigid marker
-    clusters (optional markers unseen at the reference left out), the limbs and feet from their bones."""
-    R = {seg: _cluster(mk, ref, seg, source)[1].R for seg in CLUSTERS}
+def segment_rotations(mk: dict[str, np.ndarray], p: dict[str, np.ndarray], ref: int, source: str,
+                      clusters: dict[str, tuple[np.ndarray, Rigid]]) -> dict[str, np.ndarray]:
+    """Every segment's rotation (F, 3, 3) from the reference frame: pelvis, thorax and head from their rigid marker
+    clusters (`track_clusters`), the limbs and feet from their bones."""
+    R = {seg: rigid.R for seg, (_, rigid) in clusters.items()}
     R["lumbar"] = halfway(R["pelvis"], R["thorax"])
     for s, S in (("L", "Left"), ("R", "Right")):
         lo, J = s.lower(), (lambda j, S=S: p[f"{S}{j}"])
@@ -271,8 +271,6 @@ def segment_rotations(mk: dict[str, np.ndarray], p: dict[str, np.ndarray], ref: 
 
 def reference_frame(mk: dict[str, np.ndarray], source: str) -> int:
     """The first frame that sees every marker of the set the file has (after gap filling)."""
-    from mocap_retarget.marker_set import REQUIRED
-
     seen = np.stack([np.isfinite(mk[n]).all(axis=1) for n in REQUIRED], axis=1).all(axis=1)
     if not seen.any():
         worst = min(REQUIRED, key=lambda n: np.isfinite(mk[n]).all(axis=1).sum())
@@ -291,8 +289,6 @@ def solve_markers(X: np.ndarray, labels: list[str], fps: float, source: str,
     default: adult averages); report: a dict to fill with the solve's quality figures (`marker_qc`); performer: the
     subject prefix whose markers to solve when the take holds several (``Stunt1`` of ``Stunt1:LASI``). Raises
     ClipError naming the markers of the set the take lacks, or what else is wrong."""
-    from mocap_retarget.marker_set import REQUIRED, canonical_labels, explain_markers, missing_required, performers
-
     labels = _performers_labels(labels, performers(labels), performer, source)
     found = canonical_labels(labels)
     missing = missing_required(found)
@@ -308,14 +304,15 @@ def solve_markers(X: np.ndarray, labels: list[str], fps: float, source: str,
     if not isinstance(sizes, dict):
         sizes = {"L": sizes or SubjectSizes(), "R": sizes or SubjectSizes()}
     paths = centre_paths(mk, sizes)
-    rotations = segment_rotations(mk, paths, ref, source)
+    clusters = track_clusters(mk, ref, source)
+    rotations = segment_rotations(mk, paths, ref, source, clusters)
     m0 = {n: v[ref] for n, v in mk.items()}
     ax = {"pelvis": pig.pelvis_axes(m0), "thorax": pig.thorax_axes(m0), "head": pig.head_axes(m0)}
     if report is not None:
         from mocap_retarget.marker_qc import solve_report
 
         raw = {n: X[:, found[n]] for n in names}
-        report.update(solve_report(raw, mk, ref, paths, fps, REQUIRED, cluster_residuals(mk, ref), OFF_CLUSTER_M))
+        report.update(solve_report(raw, mk, ref, paths, fps, REQUIRED, cluster_residuals(clusters), OFF_CLUSTER_M))
         report["marker_set"] = explain_markers(labels, found)
     motion = skeleton_motion({k: _fill_path(v) for k, v in paths.items()}, rotations, ref, ax, fps, source)
     motion.markers = np.stack([mk[n] for n in names], axis=1)          # for the previews: the solve's markers
