@@ -10,12 +10,14 @@ Worker side (this module run as a script, only numpy and bpy): task kinds
 
 - ``export_fbx``: build an armature, a skinned mesh with UVs, shape keys, a textured material and baked
   keyframes from arrays in the file's axes and units, then write an FBX (see assets.export.fbx).
+- ``export_alembic``: the same scene, its mesh deformed at every frame written as an Alembic geometry cache
+  (see assets.export.alembic).
 - ``read_armature``: import an FBX mocap clip, sample its animated armature's bone world matrices per frame.
 - ``convert_clip``: a BVH through Blender's BVH importer, written by its FBX / glTF / USD exporter (test clips).
 - ``render_cycles``: path-trace a textured mesh through Cycles into EXR files (``assets.cycles_scene``).
 - ``fbx_properties``: the ``doppel_`` user properties of every Model in a binary FBX, through Blender's own FBX
   parser (``io_scene_fbx.parse_fbx``; nothing is imported into a scene): what `doppel verify` reads.
-- ``evaluate``: import a .fbx or .glb into an empty scene, set frames, return the evaluated (skinned,
+- ``evaluate``: import a .fbx, .glb or .abc into an empty scene, set frames, return the evaluated (skinned,
   shape-keyed) world-space vertices in metres, Blender axes, plus what the file holds (bones, shape keys,
   custom properties, images).
 """
@@ -157,30 +159,72 @@ def _reset(bpy, fps: float | None = None, scale_length: float = 1.0) -> None:
         scene.render.fps_base = scene.render.fps / fps
 
 
-def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
-    """Build the armature, skinned mesh, shape keys, material and baked animation of ``task``, write the FBX."""
+@dataclass
+class _SkinnedScene:
+    arm_obj: Any
+    obj: Any
+    rest_rotation_error: float
+    rest_position_error: float
+    shape_keys: int
+    frames: int
+    keyed: int
+
+
+def _build_skinned_scene(bpy, task: dict, a: dict[str, np.ndarray], up: str) -> _SkinnedScene:
+    """The armature, skinned mesh, shape keys, material, provenance (custom properties) and baked animation
+    (frames 1..T) of an export ``task``, in a fresh scene whose data are in the file's units and ``up`` axes."""
     scale = float(task["scale"])                             # file units per metre (1 or 100)
     _reset(bpy, float(task.get("fps") or 30.0), scale_length=1.0 / scale)
     name, names = task["name"], task["joint_names"]
-    arm_obj, rest_err, rest_pos_err = _build_armature(bpy, name, names, a["parents"], a["bind"], scale, task["up"])
+    arm_obj, rest_err, rest_pos_err = _build_armature(bpy, name, names, a["parents"], a["bind"], scale, up)
     obj, me = _build_mesh(bpy, name, a, arm_obj)
     _add_skin(obj, names, a["skin_indices"], a["skin_weights"], arm_obj)
     bs_names = task.get("blendshape_names", [])
     _add_shape_keys(obj, bs_names, a)
     if task.get("texture"):
         _add_material(bpy, name, me, task["texture"])
-    for k, v in task.get("provenance", {}).items():          # exported as FBX user properties
+    for k, v in task.get("provenance", {}).items():          # exported as the file's user properties
         arm_obj[f"doppel_{k}"] = str(v)
         obj[f"doppel_{k}"] = str(v)
     T = int(task.get("frames", 0))
     hold = task.get("hold_still_channels", True)        # False: every channel keyed (the benchmark's baseline)
     keyed = _animate(bpy, name, arm_obj, me, names, a, bs_names, T, hold) if T else 0
+    return _SkinnedScene(arm_obj, obj, rest_err, rest_pos_err, len(bs_names), T, keyed)
+
+
+def _task_export_fbx(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Build the armature, skinned mesh, shape keys, material and baked animation of ``task``, write the FBX."""
+    sc = _build_skinned_scene(bpy, task, a, task["up"])
     t0 = time.perf_counter()
-    with _skinning_muted(obj, bool(T) and task.get("mute_skinning", True)):
-        _write_fbx(bpy, task["out"], task["up"], bool(T))
-    return TaskResult({"rest_rotation_error": rest_err, "rest_position_error": rest_pos_err,
-                       "bones": len(names), "shape_keys": len(bs_names), "frames": T, "keyed_channels": keyed,
-                       "write_s": round(time.perf_counter() - t0, 3)})
+    with _skinning_muted(sc.obj, bool(sc.frames) and task.get("mute_skinning", True)):
+        _write_fbx(bpy, task["out"], task["up"], bool(sc.frames))
+    return TaskResult({"rest_rotation_error": sc.rest_rotation_error, "rest_position_error": sc.rest_position_error,
+                       "bones": len(task["joint_names"]), "shape_keys": sc.shape_keys, "frames": sc.frames,
+                       "keyed_channels": sc.keyed, "write_s": round(time.perf_counter() - t0, 3)})
+
+
+def _task_export_alembic(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Build the skinned, animated scene of ``task`` in Blender's axes (Z-up) and write its mesh, deformed at every
+    frame 1..T (the bind pose alone without an animation), as an Alembic geometry cache: points per frame, UVs,
+    normals when asked, the provenance as the mesh's user properties. Blender's writer turns Z-up into Alembic's
+    Y-up."""
+    sc = _build_skinned_scene(bpy, task, a, "z")
+    for o in bpy.context.scene.objects:
+        o.select_set(o == sc.obj)
+    bpy.context.view_layer.objects.active = sc.obj
+    t0 = time.perf_counter()
+    last = max(sc.frames, 1)
+    bpy.ops.wm.alembic_export(
+        filepath=task["out"], start=1, end=last, xsamples=1, gsamples=1, selected=True, flatten=True, uvs=True,
+        packuv=False, normals=bool(task.get("normals", True)), vcolors=False, orcos=False, face_sets=False,
+        subdiv_schema=False, apply_subdiv=False, triangulate=False, export_hair=False, export_particles=False,
+        export_custom_properties=True, evaluation_mode="RENDER", global_scale=1.0, init_scene_frame_range=False,
+        as_background_job=False)
+    if not Path(task["out"]).is_file():
+        return TaskResult({"error": f"{task['out']}: Blender's Alembic exporter wrote no file"})
+    return TaskResult({"rest_rotation_error": sc.rest_rotation_error, "rest_position_error": sc.rest_position_error,
+                       "bones": len(task["joint_names"]), "shape_keys": sc.shape_keys, "frames": sc.frames,
+                       "vertices": len(sc.obj.data.vertices), "write_s": round(time.perf_counter() - t0, 3)})
 
 
 @contextlib.contextmanager
@@ -278,6 +322,7 @@ def _add_shape_keys(obj, bs_names: list[str], a: dict[str, np.ndarray]) -> None:
         kb.data.foreach_set("co", (verts + d).astype(np.float32).ravel())
         kb.slider_min = max(-10.0, min(0.0, wmin))
         kb.slider_max = min(10.0, max(1.0, wmax))
+        kb.value = 0.0          # Blender 5 makes a new key at 1.0: a file without an animation had every one on
 
 
 def _add_material(bpy, name: str, me, texture: str) -> None:
@@ -560,17 +605,22 @@ def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     path = task["path"]
     _reset(bpy, task.get("fps"))
     scene = bpy.context.scene
+    deformer = "ARMATURE"
     if path.lower().endswith(".fbx"):
         bpy.ops.import_scene.fbx(filepath=path, use_custom_props=True, use_anim=True)
+    elif path.lower().endswith(".abc"):             # a geometry cache: points per frame, read by Alembic itself
+        bpy.ops.wm.alembic_import(filepath=path, scale=float(task.get("scale", 1.0)), set_frame_range=True,
+                                  always_add_cache_reader=True, as_background_job=False)
+        deformer = "MESH_SEQUENCE_CACHE"
     else:
         bpy.ops.import_scene.gltf(filepath=path)
-    # skinned meshes only (the glTF importer adds an unskinned bone-shape icosphere in a hidden collection)
-    meshes = [o for o in scene.objects if o.type == "MESH" and any(m.type == "ARMATURE" for m in o.modifiers)]
+    # deformed meshes only (the glTF importer adds an unskinned bone-shape icosphere in a hidden collection)
+    meshes = [o for o in scene.objects if o.type == "MESH" and any(m.type == deformer for m in o.modifiers)]
     arms = [o for o in scene.objects if o.type == "ARMATURE"]
     if len(meshes) != 1:
         return TaskResult({"error": f"{path}: expected one mesh after import, found {len(meshes)}"})
     obj = meshes[0]
-    start = None
+    start = float(scene.frame_start) if deformer == "MESH_SEQUENCE_CACHE" else None
     for o in arms:
         ad = o.animation_data
         if ad and ad.action:
@@ -582,9 +632,11 @@ def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     rest = co.reshape(-1, 3).astype(np.float64) @ M0[:3, :3].T + M0[:3, 3]
     frames = list(task.get("frames", []))
     out = np.zeros((len(frames), n, 3))
+    if start is None and task.get("static"):            # a file without an animation: its one pose, at frame 0
+        start = float(scene.frame_current)
     for i, f in enumerate(frames):
         if start is None:
-            return TaskResult({"error": f"{path}: the imported armature has no animation"})
+            return TaskResult({"error": f"{path}: the imported file has no animation"})
         scene.frame_set(int(round(start)) + int(f))
         dg = bpy.context.evaluated_depsgraph_get()
         ev = obj.evaluated_get(dg)
@@ -644,9 +696,9 @@ def _task_fbx_properties(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResul
     return TaskResult({"fbx_version": version, "objects": found})
 
 
-_TASKS = {"export_fbx": _task_export_fbx, "evaluate": _task_evaluate, "read_armature": _task_read_armature,
-          "convert_clip": _task_convert_clip, "render_cycles": _task_render_cycles,
-          "fbx_properties": _task_fbx_properties}
+_TASKS = {"export_fbx": _task_export_fbx, "export_alembic": _task_export_alembic, "evaluate": _task_evaluate,
+          "read_armature": _task_read_armature, "convert_clip": _task_convert_clip,
+          "render_cycles": _task_render_cycles, "fbx_properties": _task_fbx_properties}
 
 
 def _worker_main(folder: str, count: int) -> int:

@@ -39,13 +39,13 @@ SIDECAR = {".exr": "image/x-exr", ".dpx": "image/x-dpx", ".bmp": "image/bmp",   
            # 3D exports: a sidecar bound to the file's bytes by a data hash (c2pa embeds in none of them)
            ".glb": "model/gltf-binary", ".gltf": "model/gltf+json", ".fbx": "application/vnd.autodesk.fbx",
            ".usd": "model/vnd.usd", ".usda": "model/vnd.usda", ".usdc": "model/vnd.usdc",
-           ".usdz": "model/vnd.usdz+zip"}
+           ".usdz": "model/vnd.usdz+zip", ".abc": "application/x-alembic"}
 SIDECAR_SUFFIX = ".c2pa"
 # formats signed but not watermarked, and why: their values are a plate's, kept as they are outside the face
 UNMARKED = {".exr": "pixels are not watermarked (scene-linear float data)",
             ".dpx": "pixels are not watermarked (a scan's code values)",
             **{s: "is a 3D model: no pixels to watermark" for s in (".glb", ".gltf", ".fbx", ".usd", ".usda",
-                                                                     ".usdc", ".usdz")}}
+                                                                     ".usdc", ".usdz", ".abc")}}
 DOPPEL_LABEL = "org.doppel.disclosure"
 _NOT_ALLOWED = {"use": "notAllowed"}
 TRAINING_MINING = {"entries": {k: dict(_NOT_ALLOWED) for k in (

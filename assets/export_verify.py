@@ -33,7 +33,7 @@ from assets.workspace import VIRTUAL_ACTOR_ID, Workspace
 from core.errors import DoppelError
 from core.group_sharing import unreadable_reason
 
-EXPORT_SUFFIXES = (".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz")
+EXPORT_SUFFIXES = (".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz", ".abc")
 _FBX_BINARY_MAGIC = b"Kaydara FBX Binary"
 # An ASCII FBX's user property: P: "doppel_actor_id", "KString", "", "A+U", "jane-doe"
 _FBX_ASCII_PROPERTY = re.compile(rb'P:\s*"doppel_(\w+)",\s*"KString",\s*"[^"]*",\s*"[^"]*",\s*"((?:[^"\\]|\\.)*)"')
@@ -78,8 +78,8 @@ def is_export(path: str | Path) -> bool:
 
 
 def read_export_provenance(path: str | Path) -> dict[str, Any] | None:
-    """The ``doppel`` provenance dict ``path`` (.fbx, .glb, .gltf, .usd/.usda/.usdc/.usdz) carries, or None when it
-    carries none. ValueError (one line) when the file cannot be read as its format."""
+    """The ``doppel`` provenance dict ``path`` (.fbx, .glb, .gltf, .usd/.usda/.usdc/.usdz, .abc) carries, or None
+    when it carries none. ValueError (one line) when the file cannot be read as its format."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
@@ -89,6 +89,8 @@ def read_export_provenance(path: str | Path) -> dict[str, Any] | None:
             return _usd_provenance(path)
         if suffix == ".fbx":
             return _fbx_provenance(path)
+        if suffix == ".abc":
+            return _alembic_provenance(path)
     except (OSError, ValueError, DoppelError) as e:       # UnicodeDecodeError and ExportError among them
         why = str(e).removeprefix(f"{path}: ")
         raise ValueError(f"{path}: not a readable {suffix.lstrip('.').upper()} file ({why})") from None
@@ -114,6 +116,14 @@ def _usd_provenance(path: Path) -> dict | None:
         raise ValueError("USD could not open it")
     prov = stage.GetRootLayer().customLayerData.get("doppel")
     return dict(prov) if prov else None
+
+
+def _alembic_provenance(path: Path) -> dict | None:
+    """An Alembic cache's doppel_* user properties (`assets.export.alembic_read`)."""
+    from assets.export.alembic_read import string_properties
+
+    props = string_properties(path)
+    return {k.removeprefix("doppel_"): v for k, v in props.items()} or None
 
 
 def _fbx_provenance(path: Path) -> dict | None:

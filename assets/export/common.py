@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 Up = Literal["y", "z"]
 Units = Literal["m", "cm"]
-FORMATS = ("fbx", "usd", "usda", "usdc", "usdz", "glb")
+FORMATS = ("fbx", "usd", "usda", "usdc", "usdz", "glb", "abc")
 
 # preset -> (up axis, units). Maya: Y-up, centimetres; Unreal: Z-up, centimetres; Blender: Z-up, metres.
 PRESETS: dict[str, tuple[Up, Units]] = {"maya": ("y", "cm"), "unreal": ("z", "cm"), "blender": ("z", "m")}

@@ -19,7 +19,7 @@ def check_replaceable(out: Path, force: bool) -> None:
 
 def written_by_doppel(path: Path) -> bool:
     """Whether the export file ``path`` carries Doppel's provenance: a glb's asset.extras.doppel, a USD layer's
-    customLayerData "doppel", an FBX's doppel_version user property."""
+    customLayerData "doppel", an FBX's or an Alembic cache's doppel_version user property."""
     import mmap
 
     suffix = path.suffix.lower()
@@ -31,6 +31,10 @@ def written_by_doppel(path: Path) -> bool:
 
             stage = Usd.Stage.Open(str(path))
             return stage is not None and "doppel" in stage.GetRootLayer().customLayerData
+        if suffix == ".abc":
+            from assets.export.alembic_read import string_properties
+
+            return "doppel_doppel_version" in string_properties(path)
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             return m.find(b"doppel_version") >= 0
     except Exception:  # noqa: BLE001 - unreadable as that format: not something Doppel wrote

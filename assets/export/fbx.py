@@ -144,18 +144,23 @@ class BlenderEvaluation:
     info: dict[str, Any]
 
 
-def evaluation_task(path: str | Path, frames: list[int], fps: float) -> tuple[dict, dict]:
+def evaluation_task(path: str | Path, frames: list[int], fps: float, static: bool = False,
+                    scale: float = 1.0) -> tuple[dict, dict]:
+    """The worker task of `evaluate_in_blender` for one file; ``scale``: metres per file unit of an Alembic cache
+    (the format records none), ``static``: a file without an animation is evaluated in its one pose."""
     return {"kind": "evaluate", "path": str(Path(path).resolve()), "frames": [int(f) for f in frames],
-            "fps": float(fps)}, {}
+            "fps": float(fps), "static": bool(static), "scale": float(scale)}, {}
 
 
-def evaluate_in_blender(paths: list[str | Path], frames: list[int], fps: float) -> list[BlenderEvaluation]:
-    """Import each file (.fbx / .glb) into an empty Blender scene (one worker process for all), evaluate the given
-    animation frames (0 = the animation's first frame) and return the deformed vertices in Doppel's frame."""
+def evaluate_in_blender(paths: list[str | Path], frames: list[int], fps: float, static: bool = False,
+                        scale: float = 1.0) -> list[BlenderEvaluation]:
+    """Import each file (.fbx / .glb / .abc) into an empty Blender scene (one worker process for all), evaluate the
+    given animation frames (0 = the animation's first frame; with ``static``, a file without an animation in its
+    one pose) and return the deformed vertices in Doppel's frame (`evaluation_task`)."""
     from assets.blender_worker import run_blender_tasks
     from core.conventions import zup_to_doppel
 
-    results = run_blender_tasks([evaluation_task(p, frames, fps) for p in paths])
+    results = run_blender_tasks([evaluation_task(p, frames, fps, static, scale) for p in paths])
     return [BlenderEvaluation(vertices=zup_to_doppel(r.arrays["vertices"]), rest=zup_to_doppel(r.arrays["rest"]),
                               info=r.info) for r in results]
 

@@ -14,13 +14,13 @@ from rigging.animation import Animation
 log = logging.getLogger(__name__)
 
 SUFFIXES = {"fbx": (".fbx",), "usd": (".usd",), "usda": (".usda",), "usdc": (".usdc", ".usd"),
-            "usdz": (".usdz",), "glb": (".glb",)}
+            "usdz": (".usdz",), "glb": (".glb",), "abc": (".abc",)}
 
 
 @dataclass(frozen=True)
 class ExportResult:
     path: Path                 # the written file
-    format: str                # fbx, usd, usda, usdc, usdz, glb
+    format: str                # fbx, usd, usda, usdc, usdz, glb, abc
     options: ExportOptions     # frame and units of the file
     bytes: int                 # file size
     seconds: float             # wall time of the export
@@ -29,8 +29,8 @@ class ExportResult:
 
 def default_options(fmt: str, preset: str | None = None, up: str | None = None,
                     units: str | None = None) -> ExportOptions:
-    """The frame of an export: glTF is always Y-up metres (its specification); USD defaults to Y-up metres, FBX to
-    the Maya preset (Y-up, centimetres)."""
+    """The frame of an export: glTF is always Y-up metres (its specification), Alembic always Y-up (its convention;
+    metres unless asked); USD defaults to Y-up metres, FBX to the Maya preset (Y-up, centimetres)."""
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     if fmt == "glb":
@@ -42,7 +42,12 @@ def default_options(fmt: str, preset: str | None = None, up: str | None = None,
                         preset, *PRESETS[preset])
         return ExportOptions(up="y", units="m", preset=preset)
     default = ("y", "cm") if fmt == "fbx" else ("y", "m")
-    return ExportOptions.from_preset(preset, up, units, default=default)
+    options = ExportOptions.from_preset(preset, up, units, default=default)
+    if fmt == "abc":
+        from assets.export.alembic import check_alembic_options
+
+        check_alembic_options(options)
+    return options
 
 
 def export_rig(rig, fmt: str, out: str | Path, anim: Animation | None = None,
@@ -66,6 +71,14 @@ def export_rig(rig, fmt: str, out: str | Path, anim: Animation | None = None,
         scene = prepare_scene(rig, anim, blender_scene_options(options), texture=texture, provenance=provenance,
                               name=name)
         export_fbx(scene, out, up=options.up)
+        return _result(out, fmt, options, t0, scene.num_frames)
+    if fmt == "abc":
+        from assets.export.alembic import blender_scene_options as abc_scene_options
+        from assets.export.alembic import export_alembic
+
+        scene = prepare_scene(rig, anim, abc_scene_options(options), texture=None, provenance=provenance,
+                              name=name)
+        export_alembic(scene, out)
         return _result(out, fmt, options, t0, scene.num_frames)
     scene = prepare_scene(rig, anim, options, texture=texture, provenance=provenance, name=name)
     if fmt == "glb":

@@ -15,12 +15,12 @@ from doppel.doubles import albedo_for_rig
 from doppel.media_disclosure import discloser
 
 log = logging.getLogger(__name__)
-FORMAT_HELP = "fbx, usd, usda, usdc, usdz or glb"
+FORMAT_HELP = "fbx, usd, usda, usdc, usdz, glb or abc"
 
 
 def export(
     rig_dir: Path = typer.Argument(..., help="Rig folder (rig.npz + manifest.json), e.g. from `doppel rig`."),
-    out: Path = typer.Option(..., "--out", help="Output file (.fbx, .usd/.usda/.usdc/.usdz, .glb)."),
+    out: Path = typer.Option(..., "--out", help="Output file (.fbx, .usd/.usda/.usdc/.usdz, .glb, .abc)."),
     fmt: str = typer.Option(None, "--format", help=f"{FORMAT_HELP} (default: from the --out suffix)."),
     anim: Path = typer.Option(None, "--anim", help="Animation folder (animation.npz) or .npz file to bake in."),
     preset: str = typer.Option(None, "--preset", help="maya (Y-up, cm), unreal (Z-up, cm), blender (Z-up, m)."),
@@ -34,7 +34,8 @@ def export(
     production: ProductionOpt = None,
     force: bool = typer.Option(False, "--force", help="Replace an --out file that is not an earlier Doppel export."),
 ) -> None:
-    """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel) or glTF 2.0 binary, provenance included."""
+    """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel), glTF 2.0 binary or an Alembic geometry cache
+    (the mesh baked at every frame, Y-up, no skeleton), provenance included."""
     from assets.export.common import check_output_path
     from assets.export.existing_out import check_replaceable
     from assets.export.run import SUFFIXES, default_options
@@ -81,7 +82,8 @@ def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, text
         rig = Rig.load(rig_dir)
         animation = Animation.load(anim) if anim is not None else None
         bar.update(task, description="export: texture", completed=1)
-        tex = None if no_texture else (texture or albedo_for_rig(rig, rig_dir, Path(tmp)))
+        # an Alembic cache is geometry only: its texture travels beside it (the rig's albedo.png)
+        tex = None if no_texture or fmt == "abc" else (texture or albedo_for_rig(rig, rig_dir, Path(tmp)))
         prov = provenance_from_rig_dir(rig_dir, actor_id=run.provenance["actor"],
                                        consent_ref=run.provenance["consent"],
                                        animation=None if animation is None else animation.source,

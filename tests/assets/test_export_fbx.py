@@ -63,6 +63,15 @@ def test_glb_round_trip_through_blender(exported, tiny_rig, tiny_anim):
     assert np.abs(ev.vertices[1] - ref[0, src]).max() > 1e-3
 
 
+def test_a_rig_without_an_animation_opens_in_its_bind_pose(tmp_path, tiny_rig):
+    """Blender 5 makes a new shape key at full weight: an FBX of a rig alone had every blendshape on (the tiny rig's
+    'wave' moved its vertices by 16 mm), in Maya as in Blender."""
+    path = export_rig(tiny_rig, "fbx", tmp_path / "rig.fbx").path
+    (ev,) = evaluate_in_blender([path], [0], 24.0, static=True)
+    assert ev.info["shape_keys"] == tiny_rig.blendshape_names
+    assert np.abs(ev.vertices[0] - tiny_rig.vertices).max() < TOL_M
+
+
 def test_fbx_presets_axes_and_units(exported):
     files, _ = exported
     maya, unreal, blender = (fbx_global_settings(files[k]) for k in ("maya", "unreal", "blender"))

@@ -1,0 +1,84 @@
+"""Alembic (.abc) geometry caches through Blender's own Alembic writer (``bpy``, in a worker process:
+assets.blender_worker): the double's mesh deformed at every frame of the animation, for the departments that take
+baked geometry rather than a rig (cloth and hair simulation, FX, lighting in Houdini, Katana, Nuke, Maya).
+
+What the file holds: one PolyMesh (the rig's vertex order and triangles) whose points are sampled at every frame
+(frames 1..T at the animation's rate; the bind pose alone without an animation), its UVs, its normals (optional:
+about two thirds of a cache's bytes), and the export's provenance as the mesh's user properties (``doppel_*``,
+read back by `assets.export.alembic_read`). No skeleton, no material: an Alembic cache is geometry; the texture
+travels beside it (the rig's albedo.png). The deformation is Blender's armature skinning of the rig's weights
+plus its shape keys, the same scene the FBX export writes, checked against `Rig.pose` in the tests.
+
+Axes and units: Alembic has neither in its metadata; its files are Y-up by convention (Maya, Houdini, Katana and
+Nuke all read them so), so an Alembic export is always Y-up (``--up z`` is refused). Units are the reader's:
+metres by default (Houdini, Katana), ``--units cm`` or ``--preset maya`` for Maya, whose scene unit is the
+centimetre. The scene is built in Blender's own axes and Blender's writer turns it Y-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from assets.export.common import ExportError, ExportOptions, ExportScene, check_output_path, staged_output
+
+log = logging.getLogger(__name__)
+ABC_SUFFIXES = (".abc",)
+REST_TOL = 1e-4                      # as the FBX export: Blender's bone rest matrices against the bind matrices
+EVAL_S_PER_MVERTEX_FRAME = 2.0       # the worker's allowance per million vertex-frames (see `alembic_timeout_s`)
+
+
+def check_alembic_options(options: ExportOptions) -> ExportOptions:
+    """``options`` when they fit an Alembic file (Y-up); ValueError (one line) for a Z-up request."""
+    if options.up != "y":
+        raise ValueError("Alembic files are Y-up by convention (the format records no up axis, and Maya, Houdini, "
+                         "Katana and Nuke read them Y-up): leave --up / --preset unreal out, or export FBX or USD "
+                         "for a Z-up file")
+    return options
+
+
+def blender_scene_options(options: ExportOptions) -> ExportOptions:
+    """The frame the Blender scene is built in for an Alembic file of ``options``: Blender's Z-up axes in the
+    file's units (Blender's Alembic writer turns them Y-up)."""
+    return replace(check_alembic_options(options), up="z")
+
+
+def alembic_timeout_s(frames: int, vertices: int) -> float:
+    """Seconds the Blender worker may take: its start-up allowance plus the skinning and writing of every frame
+    (Blender evaluates the armature and the shape keys of the whole mesh at each)."""
+    from assets.blender_worker import WORKER_TIMEOUT_S
+
+    return WORKER_TIMEOUT_S + EVAL_S_PER_MVERTEX_FRAME * max(frames, 1) * vertices / 1e6
+
+
+def alembic_task(scene: ExportScene, out: Path, normals: bool = True) -> tuple[dict, dict]:
+    """The worker task that writes ``scene`` (prepared in `blender_scene_options` frame) to ``out``."""
+    from assets.export.fbx import fbx_task
+
+    if scene.options.up != "z":
+        raise ValueError("alembic_task: the scene must be prepared in Blender's axes (blender_scene_options)")
+    task, arrays = fbx_task(scene, out, "z")      # the same armature, skin, shape keys and keys as the FBX
+    task.update(kind="export_alembic", normals=bool(normals), texture=None)
+    return task, arrays
+
+
+def export_alembic(scene: ExportScene, out: str | Path, normals: bool = True) -> Path:
+    """Write ``scene`` (prepared in the `blender_scene_options` frame) to ``out`` (.abc) as a Y-up geometry cache
+    of every animation frame; atomic. Returns the path. ExportError (one line) when Blender fails."""
+    from assets.blender_worker import BlenderError, run_blender_tasks
+
+    out = check_output_path(out, ABC_SUFFIXES)
+    with staged_output(out) as staged:
+        task, arrays = alembic_task(scene, staged, normals)
+        try:
+            (res,) = run_blender_tasks([(task, arrays)],
+                                       timeout=alembic_timeout_s(scene.num_frames, len(scene.vertices)))
+        except BlenderError as e:
+            raise ExportError(f"{out}: Blender could not write the Alembic file: {e}") from e
+        err = max(res.info["rest_rotation_error"], res.info["rest_position_error"] / scene.options.scale)
+        if err > REST_TOL:
+            raise ExportError(f"{out}: Blender's bone rest matrices differ from the bind pose by {err:.2e}")
+        log.info("alembic: %d frames of %d vertices written in %.1f s", res.info["frames"], res.info["vertices"],
+                 res.info["write_s"])
+    return out
