@@ -1,6 +1,7 @@
 """Export benchmark (issue 8): the default double (Anny, seed 0) with a 300-frame animation, per format: export
-time and file size; round trips: FBX and glTF imported back into Blender (bpy), USD skinned by UsdSkel, 3 frames
-each compared with Rig.pose; USD validation of the .usdz.
+time and file size; round trips: FBX and glTF imported back into Blender (bpy), Alembic caches read by Blender's
+Alembic reader, USD skinned by UsdSkel, 3 frames each compared with Rig.pose; an FBX of the rig alone (no
+animation) against the bind pose; USD validation of the .usdz.
 
     PYTHONPATH=. python benchmarks/bench_export.py [--frames 300] [--out /tmp/doppel_bench_export]
 """
@@ -22,10 +23,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/doppel_bench_export"))
     args = ap.parse_args()
     torch.set_num_threads(2)
-    from assets.export import export_rig, prepare_scene, smooth_random_animation
+    from assets.export import export_rig, smooth_random_animation
     from assets.export.common import reference_vertices, to_doppel
-    from assets.export.fbx import evaluate_in_blender
-    from assets.export.gltf import split_vertices
     from assets.export.run import default_options
     from assets.export.usd import usd_compliance_errors, usd_skinned_points
     from assets.provenance import Provenance
@@ -42,7 +41,8 @@ def main() -> None:
     files = {}
     for fmt, name, preset in (("fbx", "double_maya.fbx", "maya"), ("fbx", "double_unreal.fbx", "unreal"),
                               ("usda", "double.usda", None), ("usdc", "double.usdc", None),
-                              ("usdz", "double.usdz", None), ("glb", "double.glb", None)):
+                              ("usdz", "double.usdz", None), ("glb", "double.glb", None),
+                              ("abc", "double.abc", None), ("abc", "double_maya.abc", "maya")):
         t0 = time.perf_counter()
         res = export_rig(rig, fmt, args.out / name, anim, default_options(fmt, preset), texture=tex, provenance=prov)
         dt = time.perf_counter() - t0
@@ -57,23 +57,46 @@ def main() -> None:
         got = to_doppel(usd_skinned_points(args.out / name, frames), opts)
         print(f"round trip {name:14s} UsdSkel.BakeSkinning vs Rig.pose, frames {frames}: max error "
               f"{np.abs(got - ref).max() * 1e3:.6f} mm ({time.perf_counter() - t0:.1f} s)")
+    from assets.export_verify import read_export_provenance
+
+    prov_abc = read_export_provenance(args.out / "double.abc") or {}
+    print(f"double.abc provenance (Doppel's Ogawa reader): {len(prov_abc)} fields, actor "
+          f"{prov_abc.get('actor_id')!r}, Doppel {prov_abc.get('doppel_version')!r}")
     errs = usd_compliance_errors(args.out / "double.usdz")
     print(f"USD validation (.usdz, all UsdValidation validators): {len(errs)} errors {errs[:3]}")
+    _blender_round_trips(args.out, rig, anim, frames, ref, export_rig(rig, "fbx", args.out / "rig_alone.fbx").path)
+
+
+def _blender_round_trips(out: Path, rig, anim, frames: list[int], ref: np.ndarray, alone: Path) -> None:
+    """FBX, glTF and Alembic files read back by Blender's importers (one worker) against Rig.pose; the FBX of the
+    rig alone against its bind vertices."""
+    from assets.blender_worker import run_blender_tasks
+    from assets.export import prepare_scene
+    from assets.export.fbx import evaluation_task
+    from assets.export.gltf import split_vertices
+    from assets.export.run import default_options
+    from core.conventions import zup_to_doppel
+
+    names = ["double_maya.fbx", "double_unreal.fbx", "double.glb", "double.abc", "double_maya.abc"]
+    tasks = [evaluation_task(out / n, frames, anim.fps, scale=0.01 if n == "double_maya.abc" else 1.0)
+             for n in names] + [evaluation_task(alone, [0], anim.fps, static=True)]
     t0 = time.perf_counter()
-    names = ["double_maya.fbx", "double_unreal.fbx", "double.glb"]
-    evals = evaluate_in_blender([args.out / n for n in names], frames, anim.fps)
-    print(f"Blender import + evaluation of {len(names)} files: {time.perf_counter() - t0:.1f} s (one worker)")
+    results = run_blender_tasks(tasks)
+    print(f"Blender import + evaluation of {len(tasks)} files: {time.perf_counter() - t0:.1f} s (one worker)")
     src, _, _ = split_vertices(prepare_scene(rig, None, default_options("glb")))
-    for n, ev in zip(names, evals, strict=True):
-        r = ref if n.endswith(".fbx") else ref[:, src]
-        if ev.vertices.shape != r.shape:
-            print(f"round trip {n}: vertex count {ev.vertices.shape[1]} != {r.shape[1]}")
+    for n, res in zip(names, results, strict=False):
+        got, info = zup_to_doppel(res.arrays["vertices"]), res.info
+        r = ref[:, src] if n.endswith(".glb") else ref
+        if got.shape != r.shape:
+            print(f"round trip {n}: vertex count {got.shape[1]} != {r.shape[1]}")
             continue
         print(f"round trip {n:18s} Blender import vs Rig.pose, frames {frames}: max error "
-              f"{np.abs(ev.vertices - r).max() * 1e3:.6f} mm; bones {ev.info['bones']}, shape keys "
-              f"{len(ev.info['shape_keys'])}, images {ev.info['images']}, provenance props "
-              f"{sorted(k for k in ev.info['custom_properties'] if k.startswith('doppel_'))[:3]}")
-
+              f"{np.abs(got - r).max() * 1e3:.6f} mm; bones {info['bones']}, shape keys "
+              f"{len(info['shape_keys'])}, images {info['images']}, provenance props "
+              f"{sorted(k for k in info['custom_properties'] if k.startswith('doppel_'))[:3]}")
+    d = np.linalg.norm(zup_to_doppel(results[-1].arrays["vertices"])[0] - rig.vertices, axis=1)
+    print(f"the rig alone as FBX (no animation) vs its bind pose: max {d.max() * 1e3:.6f} mm, "
+          f"{int((d > 1e-3).sum())} vertices over 1 mm")
 
 if __name__ == "__main__":
     main()

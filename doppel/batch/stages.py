@@ -177,7 +177,7 @@ register_stage(StageSpec("retarget", RetargetJob, "retarget", "doppel.commands.r
 
 
 # --- export --------------------------------------------------------------------------------------------------
-ExportFormat = Literal["fbx", "usd", "usda", "usdc", "usdz", "glb"]
+ExportFormat = Literal["fbx", "usd", "usda", "usdc", "usdz", "glb", "abc"]
 
 
 class ExportJob(JobOptions):

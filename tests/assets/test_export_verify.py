@@ -122,3 +122,32 @@ def test_a_folder_of_fbx_deliveries_is_read_in_one_blender_start(exports, capsys
     assert calls == [5] and code == 1, out              # the cut delivery is invalid, the rest are read
     assert out.count(f"provenance (fbx): actor actor-42, consent {consent_id}") == 4
     assert "cut.fbx: not a readable FBX file" in out
+
+
+def test_an_alembic_cache_is_signed_verified_and_replaced_like_the_other_exports(tmp_path, capsys, tiny_rig_dir,
+                                                                                 tiny_anim, consented_workspace):
+    ws, consent_id = consented_workspace
+    gate = ("--workspace", str(ws.root), "--production", "Film")
+    tiny_anim.save(tmp_path / "take")
+    cache = tmp_path / "double.abc"
+    code, out, err = run_cli(capsys, "export", str(tiny_rig_dir), "--anim", str(tmp_path / "take"), "--out",
+                             str(cache), "--preset", "maya", *gate)
+    assert code == 0, err
+    assert "abc (Y-up, cm), 12 frames" in out
+    prov = read_export_provenance(cache)
+    assert prov["actor_id"] == "actor-42" and prov["consent_ref"] == consent_id and prov["production"] == "Film"
+    code, out, _ = run_cli(capsys, "verify", str(cache), "--workspace", str(ws.root))
+    assert code == 0 and f"actor actor-42, production Film, use export, consent {consent_id}: valid" in out, out
+    assert verify_export(cache, ws).c2pa.state == "trusted"
+    code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(cache), *gate)     # its own file
+    assert code == 0, err
+    other = tmp_path / "shot010_fx.abc"
+    other.write_bytes(cache.read_bytes().replace(b"doppel_", b"studio_"))       # another tool's cache
+    code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(other), *gate)
+    assert code == 1 and "exists and is not a Doppel export" in err
+    code, _, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(tmp_path / "z.abc"), "--up", "z", *gate)
+    assert code == 1 and "Alembic files are Y-up by convention" in err and not (tmp_path / "z.abc").exists()
+    data = bytearray(cache.read_bytes())
+    data[-40] ^= 1                                                              # changed after signing
+    cache.write_bytes(bytes(data))
+    assert verify_export(cache, ws).c2pa.state == "invalid"
