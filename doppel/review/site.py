@@ -345,6 +345,7 @@ def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[Pure
         return "\n".join([*parts, withheld_block(s), manifest_html(s)])
     if s.kind == "export":
         parts.append(export_provenance_html(s.path, ws))
+        parts.append(downloads_html(copied, root, MODEL_SUFFIXES + IMAGE_SUFFIXES + VIDEO_SUFFIXES + TABLE_SUFFIXES))
     if s.kind == "rig" and not viewers:
         parts.append("<p>No glTF export of this rig yet: <code>doppel export RIG_DIR --anim ANIM_DIR --out "
                      "double.glb</code> makes one, and its page shows it in 3D.</p>")
@@ -369,6 +370,17 @@ def stage_body(s: StageView, root: Path, files_rel: str, copied: list[tuple[Pure
     parts.append(tables_html(tables, base, files_rel))
     parts.append(manifest_html(s))
     return "\n".join(p for p in parts if p)
+
+
+def downloads_html(copied: list[tuple[PurePosixPath, str]], root: Path, shown: tuple[str, ...]) -> str:
+    """Links to the copied files no viewer, figure or table shows (an FBX, USD or Alembic delivery: the site holds
+    its copy, and a reviewer opens it in their own tool), with their sizes; "" when there are none."""
+    rows = [(p, lbl) for p, lbl in copied if p.suffix.lower() not in shown]
+    if not rows:
+        return ""
+    items = "".join(f"<li><a href='{href(p)}' download>{esc(lbl)}</a> ({(root / p).stat().st_size / 1e6:.1f} MB)"
+                    "</li>" for p, lbl in rows)
+    return f"<h2>Files</h2><ul class='meta'>{items}</ul>"
 
 
 def export_provenance_html(path: Path, ws=None) -> str:

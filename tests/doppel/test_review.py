@@ -469,3 +469,25 @@ def test_an_export_page_says_whether_the_file_is_the_registered_export(tmp_path,
     page = next(p for p in build_site(ws.root, tmp_path / "site2").pages
                 if "export: exports/jane" in p.read_text(encoding="utf-8")).read_text(encoding="utf-8")
     assert "badge bad'>unsigned; not the registered export" in page and "match no export registered" in page
+
+
+def test_an_export_the_site_cannot_show_is_offered_for_download(tmp_path, glb):
+    """An FBX, USD or Alembic delivery is copied into the site; its page links the copy (it was copied and shown
+    nowhere: a reviewer could not reach it)."""
+    from doppel.consent_gate import gated
+
+    ws = make_workspace(tmp_path / "studio", glb[0])
+    cache = ws.root / "exports" / "jane shot <010>.abc"
+    cache.write_bytes(b"Ogawa" + bytes(2_000_000))
+    with gated(ws, "jane-doe", "export", EVIL_PRODUCTION, command="export", inputs=[ws.root / "rigs" / "jane"]) as run:
+        run.add_output(cache, kind="export")
+    page = next(p for p in build_site(ws.root, tmp_path / "site").pages
+                if "export: exports/jane shot" in p.read_text(encoding="utf-8")).read_text(encoding="utf-8")
+    link = re.search(r"<a href='(files/[^']+)' download>jane shot &lt;010&gt;\.abc</a> \(2\.0 MB\)", page)
+    assert link, page
+    from urllib.parse import unquote
+
+    assert (tmp_path / "site" / unquote(html.unescape(link.group(1)))).stat().st_size == 2_000_005
+    glb_page = next(p for p in build_site(ws.root, tmp_path / "site2").pages
+                    if "export: exports/jane &lt;double&gt;.glb" in p.read_text(encoding="utf-8"))
+    assert "<h2>Files</h2>" not in glb_page.read_text(encoding="utf-8")      # the viewer links the .glb itself
