@@ -12,6 +12,8 @@ Worker side (this module run as a script, only numpy and bpy): task kinds
   keyframes from arrays in the file's axes and units, then write an FBX (see assets.export.fbx).
 - ``export_alembic``: the same scene, its mesh deformed at every frame written as an Alembic geometry cache
   (see assets.export.alembic).
+- ``export_points_alembic``: a camera and a mesh whose points are given per frame, as Alembic (a swap's face
+  track: doppel.face_swap.track_scene).
 - ``read_armature``: import an FBX mocap clip, sample its animated armature's bone world matrices per frame.
 - ``convert_clip``: a BVH through Blender's BVH importer, written by its FBX / glTF / USD exporter (test clips).
 - ``render_cycles``: path-trace a textured mesh through Cycles into EXR files (``assets.cycles_scene``).
@@ -225,6 +227,69 @@ def _task_export_alembic(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResul
     return TaskResult({"rest_rotation_error": sc.rest_rotation_error, "rest_position_error": sc.rest_position_error,
                        "bones": len(task["joint_names"]), "shape_keys": sc.shape_keys, "frames": sc.frames,
                        "vertices": len(sc.obj.data.vertices), "write_s": round(time.perf_counter() - t0, 3)})
+
+
+def _task_export_points_alembic(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """A camera and a mesh whose points are given per frame, written as Alembic. a["points"] (F, V, 3) in a Y-up
+    frame (the camera's: looking down -Z), file units; a["faces"], optional a["uvs"] / a["face_uvs"]. The camera:
+    task["camera"] (lens, sensor width / height, shift, clip range), at the origin; task["size"]: the plate (W, H),
+    the render resolution the camera's aspect comes from. The points reach Blender through a PC2 point cache and a
+    Mesh Cache modifier, and are written at frames task["first_frame"]...; the provenance as user properties."""
+    import struct
+
+    from mathutils import Matrix
+
+    pts = a["points"]
+    F, V = pts.shape[:2]
+    first = int(task["first_frame"])
+    _reset(bpy, float(task["fps"]))
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in task["size"])
+    scene.frame_start, scene.frame_end = first, first + F - 1
+    up = Matrix.Rotation(np.pi / 2, 4, "X")           # the Y-up data stood up in Blender; the writer turns it back
+    yup_to_blender = np.array(up)[:3, :3]
+    with tempfile.TemporaryDirectory(prefix="doppel_pc2_") as tmp:
+        cache = Path(tmp) / "points.pc2"
+        with open(cache, "wb") as f:
+            f.write(struct.pack("<12siiffi", b"POINTCACHE2\0", 1, V, float(first), 1.0, F))
+            f.write((pts @ yup_to_blender.T).astype("<f4").tobytes())
+        obj, _ = _build_points_mesh(bpy, task["name"], a, pts[0] @ yup_to_blender.T)
+        mod = obj.modifiers.new("points", "MESH_CACHE")
+        mod.cache_format, mod.filepath, mod.deform_mode = "PC2", str(cache), "OVERWRITE"
+        mod.frame_start, mod.frame_scale, mod.interpolation = float(first), 1.0, "NONE"
+        for k, v in task.get("provenance", {}).items():
+            obj[f"doppel_{k}"] = str(v)
+        cam = _add_camera(bpy, task["camera"], up)
+        bpy.ops.wm.alembic_export(
+            filepath=task["out"], start=first, end=first + F - 1, selected=False, flatten=True, uvs=True,
+            normals=False, face_sets=False, export_custom_properties=True, evaluation_mode="RENDER",
+            global_scale=1.0, init_scene_frame_range=False, export_hair=False, export_particles=False,
+            as_background_job=False)
+    return TaskResult({"frames": F, "vertices": V, "camera": cam.name})
+
+
+def _build_points_mesh(bpy, name: str, a: dict[str, np.ndarray], first_points: np.ndarray):
+    from assets.blender_mesh import new_mesh
+
+    mesh_arrays = {"vertices": first_points, "faces": a["faces"]}
+    if "uvs" in a:
+        mesh_arrays |= {"uvs": a["uvs"], "face_uvs": a["face_uvs"]}
+    return new_mesh(bpy, name, mesh_arrays)
+
+
+def _add_camera(bpy, c: dict, orientation):
+    """A camera at the origin turned by ``orientation`` (4x4), from c: lens, sensor_width, sensor_height (mm),
+    shift_x, shift_y (fractions of the larger sensor side), clip_start, clip_end (scene units)."""
+    data = bpy.data.cameras.new(c.get("name", "camera"))
+    data.sensor_fit = "HORIZONTAL" if c["sensor_width"] >= c["sensor_height"] else "VERTICAL"
+    data.sensor_width, data.sensor_height, data.lens = c["sensor_width"], c["sensor_height"], c["lens"]
+    data.shift_x, data.shift_y = c["shift_x"], c["shift_y"]
+    data.clip_start, data.clip_end = c["clip_start"], c["clip_end"]
+    obj = bpy.data.objects.new(c.get("name", "camera"), data)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.matrix_world = orientation
+    bpy.context.scene.camera = obj
+    return obj
 
 
 @contextlib.contextmanager
@@ -662,7 +727,31 @@ def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
         "action_start": start,
         "armature_scale": [list(o.scale) for o in arms],
     }
-    return TaskResult(info, {"vertices": out, "rest": rest})
+    arrays = {"vertices": out, "rest": rest}
+    if task.get("camera_size"):                  # the file's camera: where it draws each evaluated vertex
+        arrays["pixels"] = _camera_pixels(bpy, frames, start, out, [int(v) for v in task["camera_size"]])
+    return TaskResult(info, arrays)
+
+
+def _camera_pixels(bpy, frames: list[int], start: float | None, points: np.ndarray, size: list[int]) -> np.ndarray:
+    """(len(frames), V, 2) px (Doppel's convention: the image spans [0, W] x [0, H]) of ``points`` (world, Blender
+    axes) through the scene's one camera at a (W, H) render, by Blender's own camera matrices."""
+    scene = bpy.context.scene
+    cams = [o for o in scene.objects if o.type == "CAMERA"]
+    if len(cams) != 1:
+        raise ValueError(f"expected one camera in the file, found {len(cams)}")
+    scene.render.resolution_x, scene.render.resolution_y = size
+    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+    out = np.zeros(points.shape[:2] + (2,))
+    for i, f in enumerate(frames):
+        scene.frame_set(int(round(start or 0)) + int(f))
+        dg = bpy.context.evaluated_depsgraph_get()
+        cam = cams[0].evaluated_get(dg)
+        P = np.array(cam.calc_matrix_camera(dg, x=size[0], y=size[1])) @ np.array(cam.matrix_world.inverted())
+        h = np.c_[points[i], np.ones(len(points[i]))] @ P.T
+        ndc = h[:, :2] / h[:, 3:4]
+        out[i] = np.stack([(ndc[:, 0] + 1) / 2 * size[0], (1 - ndc[:, 1]) / 2 * size[1]], -1)
+    return out
 
 
 def _task_render_cycles(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
@@ -696,7 +785,8 @@ def _task_fbx_properties(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResul
     return TaskResult({"fbx_version": version, "objects": found})
 
 
-_TASKS = {"export_fbx": _task_export_fbx, "export_alembic": _task_export_alembic, "evaluate": _task_evaluate,
+_TASKS = {"export_fbx": _task_export_fbx, "export_alembic": _task_export_alembic,
+          "export_points_alembic": _task_export_points_alembic, "evaluate": _task_evaluate,
           "read_armature": _task_read_armature, "convert_clip": _task_convert_clip,
           "render_cycles": _task_render_cycles, "fbx_properties": _task_fbx_properties}
 

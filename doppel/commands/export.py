@@ -23,6 +23,11 @@ def export(
     out: Path = typer.Option(..., "--out", help="Output file (.fbx, .usd/.usda/.usdc/.usdz, .glb, .abc)."),
     fmt: str = typer.Option(None, "--format", help=f"{FORMAT_HELP} (default: from the --out suffix)."),
     anim: Path = typer.Option(None, "--anim", help="Animation folder (animation.npz) or .npz file to bake in."),
+    track: Path = typer.Option(None, "--track", help="A `doppel swap` output folder (or its tracks.npz): write its "
+                                                     "plate camera and the double's head as the swap placed it, "
+                                                     "per frame (.abc or .usd/.usda/.usdc)."),
+    first_frame: int = typer.Option(None, "--first-frame", help="With --track: the file's frame number of the "
+                                                                "plate's first frame (default: the plate frame + 1)."),
     preset: str = typer.Option(None, "--preset", help="maya (Y-up, cm), unreal (Z-up, cm), blender (Z-up, m)."),
     up: str = typer.Option(None, "--up", help="Up axis of the file: y or z (overrides the preset)."),
     units: str = typer.Option(None, "--units", help="Length unit of the file: cm or m (overrides the preset)."),
@@ -35,12 +40,16 @@ def export(
     force: bool = typer.Option(False, "--force", help="Replace an --out file that is not an earlier Doppel export."),
 ) -> None:
     """Export RIG_DIR (with --anim) as FBX (Blender), USD (UsdSkel), glTF 2.0 binary or an Alembic geometry cache
-    (the mesh baked at every frame, Y-up, no skeleton), provenance included."""
+    (the mesh baked at every frame, Y-up, no skeleton), provenance included. With --track, a face swap's plate
+    camera and the double's head as the swap placed it (Alembic or USD), for a comp or a relight redone in 3D."""
     from assets.export.common import check_output_path
     from assets.export.existing_out import check_replaceable
     from assets.export.run import SUFFIXES, default_options
     from core.stage_folders import sole_writer
 
+    if track is not None or first_frame is not None:
+        _export_track(rig_dir, track, out, anim, preset, up, units, first_frame, workspace, actor, production, force)
+        return
     if fmt is None:
         fmt = next((f for f, sfx in SUFFIXES.items() if out.suffix.lower() in sfx), None)
         if fmt is None:
@@ -98,3 +107,48 @@ def _export(rig_dir: Path, out: Path, fmt: str, anim: Path | None, options, text
         bar.update(task, description="export: done", completed=3)
     console.print(f"export: {res.format} ({res.options.up.upper()}-up, {res.options.units}), {res.frames} frames, "
                   f"{res.bytes / 1e6:.2f} MB in {res.seconds:.1f} s -> {res.path}")
+
+
+def _export_track(rig_dir: Path, track: Path | None, out: Path, anim: Path | None, preset: str | None,
+                  up: str | None, units: str | None, first_frame: int | None, workspace, actor, production,
+                  force: bool) -> None:
+    """`doppel export RIG_DIR --track SWAP_DIR --out FILE`: the options checked, then the scene written under the
+    consent gate (the rig is the likeness; the track, the performer's performance, is evidence)."""
+    from assets.content_credentials import sidecar_path
+    from assets.export.common import check_output_path
+    from assets.export.existing_out import check_replaceable
+    from assets.provenance import provenance_from_rig_dir
+    from assets.signing_keys import workspace_id
+    from core.stage_folders import sole_writer
+    from doppel.face_swap.track_scene import TRACK_FORMATS
+    from doppel.face_swap.track_scene_files import export_track
+
+    if track is None:
+        raise ValueError("--first-frame is for --track (a swap's face track)")
+    if anim is not None:
+        raise ValueError("--anim and --track are two different exports: a rig's animation, or a swap's face track")
+    if (up or "y").lower() != "y" or preset in ("unreal", "blender"):
+        raise ValueError("a face track is written Y-up (its camera looks down -Z, as Nuke, Maya and Houdini read "
+                         "cameras): leave --up z and --preset unreal/blender out")
+    units = (units or ("cm" if preset == "maya" else "m")).lower()
+    check_output_path(out, tuple(TRACK_FORMATS))
+    console = cli_console()
+    with sole_writer(out):
+        check_replaceable(out, force)
+        with gate_from_cli(workspace, actor, production, use="export", command="export", inputs=[rig_dir, track],
+                           likeness=[rig_dir], evidence=[track], outputs=[out]) as run, \
+                work_folder(out, temp_default=True) as tmp:
+            disclose = discloser(run, False, None, kind="model")
+            prov = provenance_from_rig_dir(rig_dir, actor_id=run.provenance["actor"],
+                                           consent_ref=run.provenance["consent"], animation=str(track),
+                                           production=run.provenance["production"],
+                                           workspace=workspace_id(run.ws) if run.ws is not None else None)
+            scene = export_track(rig_dir, track, out, Path(tmp), units, first_frame, prov.as_dict())
+            sidecar_path(out).unlink(missing_ok=True)
+            disclose(out)
+            run.add_output(out, kind="export")
+    gaps = scene.untracked_frames
+    console.print(f"export: face track ({out.suffix.lstrip('.')}, Y-up, {units}): plate camera and the double's "
+                  f"head, frames {scene.first_frame}-{scene.first_frame + len(scene.valid) - 1} at {scene.fps:g} "
+                  f"fps{f'; no face tracked at {len(gaps)} frame(s), the solve bridged them' if gaps else ''} "
+                  f"-> {out}", markup=False, highlight=False, soft_wrap=True)
