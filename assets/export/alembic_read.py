@@ -15,6 +15,8 @@ those of Alembic's ``AbcCoreOgawa/ReadUtil.cpp`` (ReadPropertyHeaders).
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +39,8 @@ class _Header:
 
 
 class _Ogawa:
-    def __init__(self, data: bytes) -> None:
-        if len(data) < 16 or not data.startswith(OGAWA_MAGIC):
+    def __init__(self, data) -> None:            # bytes, or an mmap of the file
+        if len(data) < 16 or data[:len(OGAWA_MAGIC)] != OGAWA_MAGIC:
             raise AlembicReadError("not an Alembic file (no Ogawa header; HDF5 Alembic files are not read)")
         self.data = data
         self.root = self._u64(8)
@@ -133,13 +135,17 @@ def string_properties(path: str | Path, prefix: str = "doppel_") -> dict[str, st
     """Every scalar string property named ``prefix``... anywhere in the Alembic file ``path`` (user properties of
     any object; the first sample of each; the first of a name wins): {name: value}. AlembicReadError (one line)
     when the file is not an Ogawa Alembic archive or is damaged."""
-    f = _Ogawa(Path(path).read_bytes())
-    top = f.children(f.root)
-    if len(top) < 3 or top[2] & _DATA_BIT:
-        raise AlembicReadError("no top object in the archive")
-    found: dict[str, str] = {}
-    try:
-        _strings_in_object(f, top[2], prefix, found, 0)
-    except (struct.error, IndexError) as e:
-        raise AlembicReadError(f"damaged ({e})") from None
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size < 16:
+            raise AlembicReadError("not an Alembic file (no Ogawa header; HDF5 Alembic files are not read)")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:     # a cache can be gigabytes
+            f = _Ogawa(data)
+            top = f.children(f.root)
+            if len(top) < 3 or top[2] & _DATA_BIT:
+                raise AlembicReadError("no top object in the archive")
+            found: dict[str, str] = {}
+            try:
+                _strings_in_object(f, top[2], prefix, found, 0)
+            except (struct.error, IndexError) as e:
+                raise AlembicReadError(f"damaged ({e})") from None
     return found

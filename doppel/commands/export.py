@@ -48,6 +48,9 @@ def export(
     from core.stage_folders import sole_writer
 
     if track is not None or first_frame is not None:
+        if fmt is not None and out.suffix.lower().lstrip(".") != fmt.lower():
+            raise ValueError(f"--format {fmt} with --track: the --out suffix picks the format of a face track's "
+                             "scene (.abc, .usd, .usda, .usdc); leave --format out")
         _export_track(rig_dir, track, out, anim, preset, up, units, first_frame, workspace, actor, production, force)
         return
     if fmt is None:
@@ -121,7 +124,7 @@ def _export_track(rig_dir: Path, track: Path | None, out: Path, anim: Path | Non
     from assets.signing_keys import workspace_id
     from core.stage_folders import sole_writer
     from doppel.face_swap.track_scene import TRACK_FORMATS
-    from doppel.face_swap.track_scene_files import export_track
+    from doppel.face_swap.track_scene_files import check_track_double, export_track
 
     if track is None:
         raise ValueError("--first-frame is for --track (a swap's face track)")
@@ -132,6 +135,7 @@ def _export_track(rig_dir: Path, track: Path | None, out: Path, anim: Path | Non
                          "cameras): leave --up z and --preset unreal/blender out")
     units = (units or ("cm" if preset == "maya" else "m")).lower()
     check_output_path(out, tuple(TRACK_FORMATS))
+    check_track_double(rig_dir)
     console = cli_console()
     with sole_writer(out):
         check_replaceable(out, force)

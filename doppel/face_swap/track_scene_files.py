@@ -106,8 +106,18 @@ def export_track(rig_dir: str | Path, track: str | Path, out: str | Path, work_d
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.track_scene import read_tracks, track_scene
 
+    check_track_double(rig_dir)
     data = read_tracks(track)
     double = load_face_double(rig_dir, work_dir, albedo_size=64)       # the geometry; its texture is not written
     scene = track_scene(data, double, str(track), first_frame)
     write_track_scene(scene, out, units, provenance, name="double_head")
     return scene
+
+
+def check_track_double(rig_dir: str | Path) -> None:
+    """ValueError (one line) when ``rig_dir`` is a neural double's model folder instead of a rig."""
+    from doppel.face_swap.neural_head import is_model_dir
+
+    if is_model_dir(rig_dir):
+        raise ValueError(f"{rig_dir} is a neural double's model folder: give the rig built from the same fit (the "
+                         "swap's --rig), whose head the track moves")

@@ -137,3 +137,12 @@ def test_export_track_command(double, rig_dir, tmp_path, capsys):
         assert not outfile.exists()
     code, _, err = run_cli(capsys, "export", rig_dir, "--out", tmp_path / "x.abc", "--first-frame", 1001)
     assert code == 1 and "--first-frame is for --track" in err
+    code, _, err = run_cli(capsys, "export", rig_dir, "--track", tmp_path / "swap", "--out", tmp_path / "x.abc",
+                           "--format", "fbx")
+    assert code == 1 and "--format fbx with --track" in err
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"")
+    code, _, err = run_cli(capsys, "export", tmp_path / "model", "--track", tmp_path / "swap", "--out",
+                           tmp_path / "x.abc")
+    assert code == 1 and "is a neural double's model folder: give the rig built from the same fit" in err, err
