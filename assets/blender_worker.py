@@ -12,8 +12,9 @@ Worker side (this module run as a script, only numpy and bpy): task kinds
   keyframes from arrays in the file's axes and units, then write an FBX (see assets.export.fbx).
 - ``export_alembic``: the same scene, its mesh deformed at every frame written as an Alembic geometry cache
   (see assets.export.alembic).
-- ``export_points_alembic``: a camera and a mesh whose points are given per frame, as Alembic (a swap's face
-  track: doppel.face_swap.track_scene).
+- ``export_scene_alembic``: static cameras and a mesh whose points are given per frame, as Alembic
+  (assets.export.camera_scene: a capture rig's cameras, a swap's face track).
+- ``read_cameras``: import an Alembic or USD file, return each camera's projection matrix (Blender's own).
 - ``read_armature``: import an FBX mocap clip, sample its animated armature's bone world matrices per frame.
 - ``convert_clip``: a BVH through Blender's BVH importer, written by its FBX / glTF / USD exporter (test clips).
 - ``render_cycles``: path-trace a textured mesh through Cycles into EXR files (``assets.cycles_scene``).
@@ -229,67 +230,95 @@ def _task_export_alembic(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResul
                        "vertices": len(sc.obj.data.vertices), "write_s": round(time.perf_counter() - t0, 3)})
 
 
-def _task_export_points_alembic(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
-    """A camera and a mesh whose points are given per frame, written as Alembic. a["points"] (F, V, 3) in a Y-up
-    frame (the camera's: looking down -Z), file units; a["faces"], optional a["uvs"] / a["face_uvs"]. The camera:
-    task["camera"] (lens, sensor width / height, shift, clip range), at the origin; task["size"]: the plate (W, H),
-    the render resolution the camera's aspect comes from. The points reach Blender through a PC2 point cache and a
-    Mesh Cache modifier, and are written at frames task["first_frame"]...; the provenance as user properties."""
-    import struct
-
+def _task_export_scene_alembic(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Static cameras and (optionally) a mesh whose points are given per frame, written as Alembic
+    (`assets.export.camera_scene`). a["points"] (F, V, 3) in the file's Y-up frame and units, a["faces"], optional
+    a["uvs"] / a["face_uvs"]; task["cameras"]: each camera's lens, sensor, shift, clip range and 4x4 transform (Y-up
+    frame); task["size"]: the render resolution the cameras' aspect comes from. The points reach Blender through a
+    PC2 point cache and a Mesh Cache modifier; frames task["first_frame"]...; the provenance as user properties."""
     from mathutils import Matrix
 
-    pts = a["points"]
-    F, V = pts.shape[:2]
-    first = int(task["first_frame"])
+    first, F = int(task["first_frame"]), int(task["frames"])
     _reset(bpy, float(task["fps"]))
     scene = bpy.context.scene
     scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in task["size"])
     scene.frame_start, scene.frame_end = first, first + F - 1
     up = Matrix.Rotation(np.pi / 2, 4, "X")           # the Y-up data stood up in Blender; the writer turns it back
-    yup_to_blender = np.array(up)[:3, :3]
     with tempfile.TemporaryDirectory(prefix="doppel_pc2_") as tmp:
-        cache = Path(tmp) / "points.pc2"
-        with open(cache, "wb") as f:
-            f.write(struct.pack("<12siiffi", b"POINTCACHE2\0", 1, V, float(first), 1.0, F))
-            f.write((pts @ yup_to_blender.T).astype("<f4").tobytes())
-        obj, _ = _build_points_mesh(bpy, task["name"], a, pts[0] @ yup_to_blender.T)
-        mod = obj.modifiers.new("points", "MESH_CACHE")
-        mod.cache_format, mod.filepath, mod.deform_mode = "PC2", str(cache), "OVERWRITE"
-        mod.frame_start, mod.frame_scale, mod.interpolation = float(first), 1.0, "NONE"
-        for k, v in task.get("provenance", {}).items():
-            obj[f"doppel_{k}"] = str(v)
-        cam = _add_camera(bpy, task["camera"], up)
+        owners = [_add_camera(bpy, c, up @ Matrix(c["matrix"])) for c in task["cameras"]]
+        if "points" in a:
+            owners = [_add_points_mesh(bpy, task["mesh_name"], a, np.array(up)[:3, :3], first, Path(tmp))]
+        for o in owners:
+            for k, v in task.get("provenance", {}).items():
+                o[f"doppel_{k}"] = str(v)
         bpy.ops.wm.alembic_export(
             filepath=task["out"], start=first, end=first + F - 1, selected=False, flatten=True, uvs=True,
             normals=False, face_sets=False, export_custom_properties=True, evaluation_mode="RENDER",
             global_scale=1.0, init_scene_frame_range=False, export_hair=False, export_particles=False,
             as_background_job=False)
-    return TaskResult({"frames": F, "vertices": V, "camera": cam.name})
+    return TaskResult({"frames": F, "cameras": len(task["cameras"])})
 
 
-def _build_points_mesh(bpy, name: str, a: dict[str, np.ndarray], first_points: np.ndarray):
+def _add_points_mesh(bpy, name: str, a: dict[str, np.ndarray], yup_to_blender: np.ndarray, first: int, tmp: Path):
+    """The mesh of a["points"][0] with a Mesh Cache modifier playing every frame's points from a PC2 file in
+    ``tmp`` (kept until the export is written)."""
+    import struct
+
     from assets.blender_mesh import new_mesh
 
-    mesh_arrays = {"vertices": first_points, "faces": a["faces"]}
+    pts = a["points"] @ yup_to_blender.T
+    F, V = pts.shape[:2]
+    cache = tmp / "points.pc2"
+    with open(cache, "wb") as f:
+        f.write(struct.pack("<12siiffi", b"POINTCACHE2\0", 1, V, float(first), 1.0, F))
+        f.write(pts.astype("<f4").tobytes())
+    mesh_arrays = {"vertices": pts[0], "faces": a["faces"]}
     if "uvs" in a:
         mesh_arrays |= {"uvs": a["uvs"], "face_uvs": a["face_uvs"]}
-    return new_mesh(bpy, name, mesh_arrays)
+    obj, _ = new_mesh(bpy, name, mesh_arrays)
+    mod = obj.modifiers.new("points", "MESH_CACHE")
+    mod.cache_format, mod.filepath, mod.deform_mode = "PC2", str(cache), "OVERWRITE"
+    mod.frame_start, mod.frame_scale, mod.interpolation = float(first), 1.0, "NONE"
+    return obj
 
 
-def _add_camera(bpy, c: dict, orientation):
-    """A camera at the origin turned by ``orientation`` (4x4), from c: lens, sensor_width, sensor_height (mm),
-    shift_x, shift_y (fractions of the larger sensor side), clip_start, clip_end (scene units)."""
-    data = bpy.data.cameras.new(c.get("name", "camera"))
-    data.sensor_fit = "HORIZONTAL" if c["sensor_width"] >= c["sensor_height"] else "VERTICAL"
+def _add_camera(bpy, c: dict, matrix_world):
+    """A camera placed by ``matrix_world`` from c: name, lens, sensor_width, sensor_height (mm), shift_x, shift_y
+    (fractions of the sensor's width: its fit is horizontal), clip_start, clip_end (scene units)."""
+    data = bpy.data.cameras.new(c["name"])
+    data.sensor_fit = "HORIZONTAL"
     data.sensor_width, data.sensor_height, data.lens = c["sensor_width"], c["sensor_height"], c["lens"]
     data.shift_x, data.shift_y = c["shift_x"], c["shift_y"]
     data.clip_start, data.clip_end = c["clip_start"], c["clip_end"]
-    obj = bpy.data.objects.new(c.get("name", "camera"), data)
+    obj = bpy.data.objects.new(c["name"], data)
     bpy.context.scene.collection.objects.link(obj)
-    obj.matrix_world = orientation
+    obj.matrix_world = matrix_world
     bpy.context.scene.camera = obj
     return obj
+
+
+def _task_read_cameras(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Import an Alembic or USD file and return each camera's name and its 4x4 projection from Blender's world
+    (Blender's axes, file units) to clip space at task["size"] (W, H): Blender's own camera matrices."""
+    path = task["path"]
+    _reset(bpy)
+    if path.lower().endswith(".abc"):
+        bpy.ops.wm.alembic_import(filepath=path, scale=1.0, as_background_job=False)
+    else:
+        bpy.ops.wm.usd_import(filepath=path, scale=1.0)
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in task["size"])
+    for o in scene.objects:
+        if o.type == "CAMERA":      # Alembic's and USD's apertures are the image's width and height; Blender's
+            o.data.sensor_fit = "HORIZONTAL"      # importers leave AUTO, which turns a portrait camera's sideways
+    dg = bpy.context.evaluated_depsgraph_get()
+    names, mats = [], []
+    for o in sorted((o for o in scene.objects if o.type == "CAMERA"), key=lambda o: o.name):
+        ev = o.evaluated_get(dg)
+        names.append(o.name)
+        W, H = task["size"]
+        mats.append(np.array(ev.calc_matrix_camera(dg, x=W, y=H)) @ np.array(ev.matrix_world.inverted()))
+    return TaskResult({"cameras": names}, {"projection": np.array(mats).reshape(-1, 4, 4)})
 
 
 @contextlib.contextmanager
@@ -786,7 +815,8 @@ def _task_fbx_properties(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResul
 
 
 _TASKS = {"export_fbx": _task_export_fbx, "export_alembic": _task_export_alembic,
-          "export_points_alembic": _task_export_points_alembic, "evaluate": _task_evaluate,
+          "export_scene_alembic": _task_export_scene_alembic, "read_cameras": _task_read_cameras,
+          "evaluate": _task_evaluate,
           "read_armature": _task_read_armature, "convert_clip": _task_convert_clip,
           "render_cycles": _task_render_cycles, "fbx_properties": _task_fbx_properties}
 

@@ -23,8 +23,8 @@ def usd_pixels(path: Path, frames: list[int], size: tuple[int, int]) -> np.ndarr
     from pxr import Gf, Usd, UsdGeom
 
     stage = Usd.Stage.Open(str(path))
-    cam = UsdGeom.Camera(stage.GetPrimAtPath("/track/plate_camera"))
-    mesh = UsdGeom.Mesh(stage.GetPrimAtPath("/track/double_head"))
+    cam = UsdGeom.Camera(stage.GetPrimAtPath("/scene/plate_camera"))
+    mesh = UsdGeom.Mesh(stage.GetPrimAtPath("/scene/double_head"))
     W, H = size
     out = []
     for f in frames:

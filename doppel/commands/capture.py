@@ -98,13 +98,20 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
 def cameras_cmd(
     calibration: Path = typer.Argument(..., help="A calibration: Doppel JSON, a Metashape cameras XML, a COLMAP "
                                                  "model folder, OpenCV YAML/XML/JSON."),
-    out: Path = typer.Option(None, "--out", help="Also write it as Doppel's calibration.json here."),
+    out: Path = typer.Option(None, "--out", help="Also write it: Doppel's calibration .json, or the cameras for "
+                                                 "DCC tools as Alembic (.abc) or USD (.usd/.usda/.usdc)."),
+    units: str = typer.Option("m", "--units", help="Length unit of an .abc / USD --out: m or cm (Maya)."),
 ) -> None:
     """What a calibration holds, to check one made elsewhere before a session is assembled on it: each camera's
     image size, focal length, field of view and distance to the rig's centre, and the rig's size (are its units
-    metres?). With --out, written as Doppel JSON."""
+    metres?). With --out, written as Doppel JSON, or as DCC cameras (Alembic, USD: Y-up, each camera where the
+    calibration put it, its K as focal length, filmback and film offset)."""
+    from assets.export.camera_scene import SCENE_FORMATS
     from capture.calibration_io import read_calibration, write_doppel_json
     from capture.rig_summary import summarize_rig
+
+    if out is not None and out.suffix.lower() not in (".json", *SCENE_FORMATS):
+        raise ValueError(f"--out {out}: write a calibration as .json, or its cameras as .abc, .usd, .usda or .usdc")
 
     cams = read_calibration(calibration)
     rig = summarize_rig(cams)
@@ -120,9 +127,22 @@ def cameras_cmd(
                   f"{c[2]:.3f})", markup=False, highlight=False)
     for note in rig.notes:
         console.print(f"[yellow]{note}[/yellow]")
-    if out is not None:
+    if out is not None and out.suffix.lower() == ".json":
         write_doppel_json(out, cams)
         console.print(f"wrote {out}", markup=False, highlight=False)
+    elif out is not None:
+        _write_dcc_cameras(cams, calibration, out, units)
+
+
+def _write_dcc_cameras(cams, calibration: Path, out: Path, units: str) -> None:
+    from assets.export.rig_cameras import export_rig_cameras
+    from assets.provenance import doppel_version
+
+    notes = export_rig_cameras(cams, out, units.lower(), {"calibration": str(calibration),
+                                                          "doppel_version": doppel_version()})
+    for note in notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    console.print(f"wrote {len(cams)} cameras (Y-up, {units.lower()}) -> {out}", markup=False, highlight=False)
 
 
 @app.command("session")

@@ -25,27 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.export.dcc_camera import CV_TO_GL
+
 log = logging.getLogger(__name__)
 
-CV_TO_GL = np.diag([1.0, -1.0, -1.0])        # OpenCV camera frame -> a DCC camera's (Y up, looking down -Z)
-FILMBACK_MM = 36.0
 TRACK_FORMATS = {".abc": "abc", ".usd": "usd", ".usda": "usd", ".usdc": "usd"}
 
 
 class TrackSceneError(ValueError):
     """A face track that cannot become a scene of this double (one line, naming the file)."""
-
-
-@dataclass(frozen=True)
-class Filmback:
-    """A DCC camera equivalent to a pinhole K: focal length and apertures in mm, the film offsets (mm) that put the
-    principal point where K does (positive: the picture window moves right / up)."""
-
-    focal_mm: float
-    h_aperture_mm: float
-    v_aperture_mm: float
-    h_offset_mm: float
-    v_offset_mm: float
 
 
 @dataclass
@@ -67,26 +55,6 @@ class TrackScene:
     @property
     def untracked_frames(self) -> list[int]:
         return [self.first_frame + int(i) for i in np.flatnonzero(~self.valid)]
-
-
-def filmback(K: np.ndarray, size: tuple[int, int], width_mm: float = FILMBACK_MM) -> Filmback:
-    """The DCC camera of the pinhole ``K`` (3, 3), Doppel's pixel convention (the image spans [0, W] x [0, H]) for a
-    plate of ``size`` (W, H) px, with square pixels."""
-    W, H = size
-    mm_per_px = width_mm / W
-    return Filmback(focal_mm=float(K[0, 0]) * mm_per_px, h_aperture_mm=width_mm, v_aperture_mm=H * mm_per_px,
-                    h_offset_mm=(W / 2 - float(K[0, 2])) * mm_per_px, v_offset_mm=(float(K[1, 2]) - H / 2) * mm_per_px)
-
-
-def project_gl(points: np.ndarray, fb: Filmback, size: tuple[int, int]) -> np.ndarray:
-    """points (..., 3) in the DCC camera frame -> (..., 2) px (Doppel's convention) through the camera ``fb``: what
-    a renderer of the file draws (used to check the file's camera against the plate's K)."""
-    W, H = size
-    x_mm = fb.focal_mm * points[..., 0] / -points[..., 2]
-    y_mm = fb.focal_mm * points[..., 1] / -points[..., 2]
-    u = (x_mm - fb.h_offset_mm) / fb.h_aperture_mm * W + W / 2
-    v = H / 2 - (y_mm - fb.v_offset_mm) / fb.v_aperture_mm * H
-    return np.stack([u, v], -1)
 
 
 def read_tracks(path: str | Path) -> dict[str, np.ndarray]:

@@ -7,14 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from assets.export.dcc_camera import filmback, project_gl
 from doppel.face_swap.render_head import project
-from doppel.face_swap.track_scene import (
-    TrackSceneError,
-    filmback,
-    project_gl,
-    read_tracks,
-    track_scene,
-)
+from doppel.face_swap.track_scene import TrackSceneError, read_tracks, track_scene
 from doppel.face_swap.track_scene_files import write_track_scene
 
 W, H, F = 640, 360, 6
@@ -64,9 +59,9 @@ def test_usd_camera_and_head_read_back_by_usd(double, tmp_path):
     assert UsdGeom.GetStageMetersPerUnit(stage) == pytest.approx(0.01) and UsdGeom.GetStageUpAxis(stage) == "Y"
     assert (stage.GetStartTimeCode(), stage.GetEndTimeCode(), stage.GetTimeCodesPerSecond()) == (11, 16, 24)
     assert stage.GetRootLayer().customLayerData["doppel"] == {"actor_id": "a-1", "untracked_frames": "13"}
-    cam = UsdGeom.Camera(stage.GetPrimAtPath("/track/plate_camera")).GetCamera(11)
+    cam = UsdGeom.Camera(stage.GetPrimAtPath("/scene/plate_camera")).GetCamera(11)
     proj = cam.frustum.ComputeProjectionMatrix()
-    mesh = UsdGeom.Mesh(stage.GetPrimAtPath("/track/double_head"))
+    mesh = UsdGeom.Mesh(stage.GetPrimAtPath("/scene/double_head"))
     want = swap_pixels(double, R, t, w, K)
     for f in range(F):
         pts = np.array(mesh.GetPointsAttr().Get(11 + f), np.float64)
