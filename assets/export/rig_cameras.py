@@ -45,3 +45,22 @@ def export_rig_cameras(cameras, out: str | Path, units: str = "m",
     scene, notes = rig_camera_scene(cameras, provenance)
     write_camera_scene(scene, out, units)
     return notes
+
+
+def write_st_maps(cameras, folder: str | Path, only_distorted: bool = True) -> list[Path]:
+    """Each camera's undistort and redistort ST-maps (`capture.st_maps`) as float32 OpenEXR (RGB: s, t, 0) in
+    ``folder``: CAMERA_undistort.exr, CAMERA_redistort.exr; cameras without distortion are left out unless
+    ``only_distorted`` is False. Returns the files written."""
+    from capture.st_maps import redistort_stmap, undistort_stmap
+    from neural_render.image_io import write_exr
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cam in cameras:
+        if only_distorted and (cam.dist is None or float(np.abs(cam.dist.detach().cpu().numpy()).max()) == 0):
+            continue
+        for kind, st in (("undistort", undistort_stmap(cam)), ("redistort", redistort_stmap(cam))):
+            rgb = np.concatenate([st, np.zeros(st.shape[:2] + (1,), np.float32)], -1)
+            written.append(write_exr(folder / f"{cam.name}_{kind}.exr", rgb, half=False))
+    return written

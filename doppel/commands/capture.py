@@ -101,6 +101,9 @@ def cameras_cmd(
     out: Path = typer.Option(None, "--out", help="Also write it: Doppel's calibration .json, or the cameras for "
                                                  "DCC tools as Alembic (.abc) or USD (.usd/.usda/.usdc)."),
     units: str = typer.Option("m", "--units", help="Length unit of an .abc / USD --out: m or cm (Maya)."),
+    st_maps: Path = typer.Option(None, "--st-maps", help="Also write each distorted camera's undistort and "
+                                                         "redistort ST-maps (float EXR, Nuke's STMap) in this "
+                                                         "folder."),
 ) -> None:
     """What a calibration holds, to check one made elsewhere before a session is assembled on it: each camera's
     image size, focal length, field of view and distance to the rig's centre, and the rig's size (are its units
@@ -132,6 +135,13 @@ def cameras_cmd(
         console.print(f"wrote {out}", markup=False, highlight=False)
     elif out is not None:
         _write_dcc_cameras(cams, calibration, out, units)
+    if st_maps is not None:
+        from assets.export.rig_cameras import write_st_maps
+
+        maps = write_st_maps(cams, st_maps)
+        console.print(f"wrote {len(maps)} ST-map(s) of {len(maps) // 2} distorted camera(s) -> {st_maps}"
+                      if maps else "no camera has lens distortion: no ST-maps to write", markup=False,
+                      highlight=False)
 
 
 def _write_dcc_cameras(cams, calibration: Path, out: Path, units: str) -> None:
