@@ -44,6 +44,24 @@ def blender_scene_options(options: ExportOptions) -> ExportOptions:
     return replace(check_alembic_options(options), up="z")
 
 
+def cache_bytes(frames: int, vertices: int) -> int:
+    """About how many bytes an Alembic cache of ``frames`` frames of ``vertices`` points takes: 12 per point and
+    frame (float32 x, y, z; Blender writes no normals for a smooth mesh, the topology and UVs once)."""
+    return 12 * max(frames, 1) * vertices
+
+
+def check_cache_fits(out: Path, frames: int, vertices: int) -> None:
+    """ResourceLimitError (one line) before any work when the cache cannot fit on the disk of ``out`` (a 10-minute
+    take at 120 fps onto the default double is 11.8 GB)."""
+    from core.limits import ResourceLimitError, format_bytes, free_disk_bytes
+
+    need, free = cache_bytes(frames, vertices), free_disk_bytes(out.parent)
+    if need > free:
+        raise ResourceLimitError(f"{out}: an Alembic cache of {frames} frames of {vertices} vertices takes about "
+                                 f"{format_bytes(need)}, {format_bytes(free)} free there; export a range of the take "
+                                 "(`doppel retarget --frames A:B`) or write it elsewhere")
+
+
 def alembic_timeout_s(frames: int, vertices: int) -> float:
     """Seconds the Blender worker may take: its start-up allowance plus the skinning and writing of every frame
     (Blender evaluates the armature and the shape keys of the whole mesh at each)."""
@@ -69,6 +87,7 @@ def export_alembic(scene: ExportScene, out: str | Path, normals: bool = True) ->
     from assets.blender_worker import BlenderError, run_blender_tasks
 
     out = check_output_path(out, ABC_SUFFIXES)
+    check_cache_fits(out, scene.num_frames, len(scene.vertices))
     with staged_output(out) as staged:
         task, arrays = alembic_task(scene, staged, normals)
         try:

@@ -87,3 +87,14 @@ def test_a_z_up_alembic_is_refused(tiny_rig, tmp_path):
     with pytest.raises(ValueError, match=r"expected a file ending in \.abc"):
         export_rig(tiny_rig, "abc", tmp_path / "double.fbx")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_cache_that_cannot_fit_on_the_disk_is_refused_before_any_work(tiny_rig, tiny_anim, tmp_path, monkeypatch):
+    import assets.blender_worker as bw
+    from core.limits import ResourceLimitError
+
+    monkeypatch.setattr("core.limits.free_disk_bytes", lambda p: 10_000.0)     # 12 x 192 x 12 bytes needed
+    monkeypatch.setattr(bw, "run_blender_tasks", lambda *a, **k: pytest.fail("Blender started"))
+    with pytest.raises(ResourceLimitError, match=r"an Alembic cache of 12 frames of 192 vertices takes about .* free"):
+        export_rig(tiny_rig, "abc", tmp_path / "double.abc", tiny_anim)
+    assert not list(tmp_path.iterdir())
