@@ -21,11 +21,10 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from assets.export.common import ExportError, ExportOptions, ExportScene, check_output_path, staged_output
+from assets.export.common import ExportOptions, ExportScene, check_output_path, staged_output
 
 log = logging.getLogger(__name__)
 ABC_SUFFIXES = (".abc",)
-REST_TOL = 1e-4                      # as the FBX export: Blender's bone rest matrices against the bind matrices
 EVAL_S_PER_MVERTEX_FRAME = 2.0       # the worker's allowance per million vertex-frames (see `alembic_timeout_s`)
 
 
@@ -84,20 +83,14 @@ def alembic_task(scene: ExportScene, out: Path, normals: bool = True) -> tuple[d
 def export_alembic(scene: ExportScene, out: str | Path, normals: bool = True) -> Path:
     """Write ``scene`` (prepared in the `blender_scene_options` frame) to ``out`` (.abc) as a Y-up geometry cache
     of every animation frame; atomic. Returns the path. ExportError (one line) when Blender fails."""
-    from assets.blender_worker import BlenderError, run_blender_tasks
+    from assets.export.fbx import run_skinned_task
 
     out = check_output_path(out, ABC_SUFFIXES)
     check_cache_fits(out, scene.num_frames, len(scene.vertices))
     with staged_output(out) as staged:
         task, arrays = alembic_task(scene, staged, normals)
-        try:
-            (res,) = run_blender_tasks([(task, arrays)],
-                                       timeout=alembic_timeout_s(scene.num_frames, len(scene.vertices)))
-        except BlenderError as e:
-            raise ExportError(f"{out}: Blender could not write the Alembic file: {e}") from e
-        err = max(res.info["rest_rotation_error"], res.info["rest_position_error"] / scene.options.scale)
-        if err > REST_TOL:
-            raise ExportError(f"{out}: Blender's bone rest matrices differ from the bind pose by {err:.2e}")
+        res = run_skinned_task(task, arrays, out, "the Alembic file",
+                               alembic_timeout_s(scene.num_frames, len(scene.vertices)), scene.options.scale)
         log.info("alembic: %d frames of %d vertices written in %.1f s", res.info["frames"], res.info["vertices"],
                  res.info["write_s"])
     return out

@@ -66,22 +66,29 @@ def fbx_task(scene: ExportScene, out: Path, up: str) -> tuple[dict[str, Any], di
 def export_fbx(scene: ExportScene, out: str | Path, up: str = "y") -> Path:
     """Write ``scene`` (prepared in the file's frame, see `blender_scene_options`) to ``out`` as an FBX whose up
     axis is ``up`` ("y" or "z"); atomic. Returns the path."""
-    from assets.blender_worker import BlenderError, run_blender_tasks
-
     out = check_output_path(out, (".fbx",))
     with staged_output(out) as staged:
         task, arrays = fbx_task(scene, staged, up)
-        try:
-            (res,) = run_blender_tasks([(task, arrays)],
-                                       timeout=fbx_timeout_s(scene.num_frames, len(scene.joint_names)))
-        except BlenderError as e:
-            raise ExportError(f"{out}: Blender could not write the FBX: {e}") from e
-        err = max(res.info["rest_rotation_error"], res.info["rest_position_error"] / scene.options.scale)
-        if err > REST_TOL:
-            raise ExportError(f"{out}: Blender's bone rest matrices differ from the bind pose by {err:.2e}")
+        run_skinned_task(task, arrays, out, "the FBX", fbx_timeout_s(scene.num_frames, len(scene.joint_names)),
+                         scene.options.scale)
         if scene.num_frames:
             set_fbx_time_span(staged, 1, scene.num_frames, scene.fps)
     return out
+
+
+def run_skinned_task(task: dict, arrays: dict, out: Path, what: str, timeout: float, scale: float):
+    """Run a Blender export task that builds the rig's skinned scene (`fbx_task`, or a task made from it); ExportError
+    (one line) when Blender fails or its bones' rest matrices are not the bind matrices. Returns the TaskResult."""
+    from assets.blender_worker import BlenderError, run_blender_tasks
+
+    try:
+        (res,) = run_blender_tasks([(task, arrays)], timeout=timeout)
+    except BlenderError as e:
+        raise ExportError(f"{out}: Blender could not write {what}: {e}") from e
+    err = max(res.info["rest_rotation_error"], res.info["rest_position_error"] / scale)
+    if err > REST_TOL:
+        raise ExportError(f"{out}: Blender's bone rest matrices differ from the bind pose by {err:.2e}")
+    return res
 
 
 BAKE_S_PER_BONE_FRAME = 100e-6     # the worker's allowance per bone and frame: 4x the slowest measured (23 us)
