@@ -82,12 +82,13 @@ def test_dag_expands_globs_formats_and_dependencies(tmp_path):
     (tmp_path / "rigs" / "a").mkdir(parents=True)
     plan = _write(tmp_path / "plan.yaml", """
 jobs:
-  - {stage: export, anim: "anims/*", rig: rigs/a, formats: [fbx, glb], out: "exports/{anim}.{format}"}
+  - {stage: export, anim: "anims/*", rig: rigs/a, formats: [fbx, glb, abc], out: "exports/{anim}.{format}"}
   - {stage: retarget, clips: "mocap/*.bvh", rig: rigs/a, out: "anims/{clip}"}
 """)
     dag = build_dag(load_plan(plan))
     ids = list(dag.tasks)
-    assert len(ids) == 3 + 3 * 2
+    assert len(ids) == 3 + 3 * 3
+    assert dag.tasks["export:exports/run.abc"].values["format"] == "abc"
     # the retargets come first although their job is second: the export job reads what they write
     assert all(i.startswith("retarget:") for i in ids[:3])
     exp = dag.tasks["export:exports/jump.fbx"]
