@@ -1,5 +1,6 @@
-"""A triangle mesh built into Blender (runs inside the worker process, where ``bpy`` is loaded): shared by the
-FBX exporter (`assets.blender_worker`) and the Cycles renderer (`assets.cycles_scene`)."""
+"""Scenes and triangle meshes built into Blender (runs inside the worker process, where ``bpy`` is loaded): shared
+by the exporters (`assets.blender_worker`, `assets.blender_cameras`) and the Cycles renderer
+(`assets.cycles_scene`)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def new_mesh(bpy, name: str, a: dict[str, np.ndarray]):
     obj = bpy.data.objects.new(name, me)
     bpy.context.scene.collection.objects.link(obj)
     return obj, me
+
+
+def reset_scene(bpy, fps: float | None = None, scale_length: float = 1.0) -> None:
+    """An empty scene: metric units (``scale_length`` metres per Blender unit), ``fps`` frames per second."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.unit_settings.system = "METRIC"
+    scene.unit_settings.scale_length = scale_length
+    scene.unit_settings.length_unit = "CENTIMETERS" if abs(scale_length - 0.01) < 1e-12 else "METERS"
+    if fps:
+        scene.render.fps = max(1, int(round(fps)))
+        scene.render.fps_base = scene.render.fps / fps

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from assets.blender_mesh import reset_scene as _reset
 from core.errors import DoppelError
 
 log = logging.getLogger(__name__)
@@ -151,17 +152,6 @@ def _tail(text: str, n: int = 3) -> str:
 
 # ====================================== worker side (runs inside Blender) ======================================
 
-def _reset(bpy, fps: float | None = None, scale_length: float = 1.0) -> None:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.unit_settings.system = "METRIC"
-    scene.unit_settings.scale_length = scale_length
-    scene.unit_settings.length_unit = "CENTIMETERS" if abs(scale_length - 0.01) < 1e-12 else "METERS"
-    if fps:
-        scene.render.fps = max(1, int(round(fps)))
-        scene.render.fps_base = scene.render.fps / fps
-
-
 @dataclass
 class _SkinnedScene:
     arm_obj: Any
@@ -228,97 +218,6 @@ def _task_export_alembic(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResul
     return TaskResult({"rest_rotation_error": sc.rest_rotation_error, "rest_position_error": sc.rest_position_error,
                        "bones": len(task["joint_names"]), "shape_keys": sc.shape_keys, "frames": sc.frames,
                        "vertices": len(sc.obj.data.vertices), "write_s": round(time.perf_counter() - t0, 3)})
-
-
-def _task_export_scene_alembic(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
-    """Static cameras and (optionally) a mesh whose points are given per frame, written as Alembic
-    (`assets.export.camera_scene`). a["points"] (F, V, 3) in the file's Y-up frame and units, a["faces"], optional
-    a["uvs"] / a["face_uvs"]; task["cameras"]: each camera's lens, sensor, shift, clip range and 4x4 transform (Y-up
-    frame); task["size"]: the render resolution the cameras' aspect comes from. The points reach Blender through a
-    PC2 point cache and a Mesh Cache modifier; frames task["first_frame"]...; the provenance as user properties."""
-    from mathutils import Matrix
-
-    first, F = int(task["first_frame"]), int(task["frames"])
-    _reset(bpy, float(task["fps"]))
-    scene = bpy.context.scene
-    scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in task["size"])
-    scene.frame_start, scene.frame_end = first, first + F - 1
-    up = Matrix.Rotation(np.pi / 2, 4, "X")           # the Y-up data stood up in Blender; the writer turns it back
-    with tempfile.TemporaryDirectory(prefix="doppel_pc2_") as tmp:
-        owners = [_add_camera(bpy, c, up @ Matrix(c["matrix"])) for c in task["cameras"]]
-        if "points" in a:
-            owners = [_add_points_mesh(bpy, task["mesh_name"], a, np.array(up)[:3, :3], first, Path(tmp))]
-        for o in owners:
-            for k, v in task.get("provenance", {}).items():
-                o[f"doppel_{k}"] = str(v)
-        bpy.ops.wm.alembic_export(
-            filepath=task["out"], start=first, end=first + F - 1, selected=False, flatten=True, uvs=True,
-            normals=False, face_sets=False, export_custom_properties=True, evaluation_mode="RENDER",
-            global_scale=1.0, init_scene_frame_range=False, export_hair=False, export_particles=False,
-            as_background_job=False)
-    return TaskResult({"frames": F, "cameras": len(task["cameras"])})
-
-
-def _add_points_mesh(bpy, name: str, a: dict[str, np.ndarray], yup_to_blender: np.ndarray, first: int, tmp: Path):
-    """The mesh of a["points"][0] with a Mesh Cache modifier playing every frame's points from a PC2 file in
-    ``tmp`` (kept until the export is written)."""
-    import struct
-
-    from assets.blender_mesh import new_mesh
-
-    pts = a["points"] @ yup_to_blender.T
-    F, V = pts.shape[:2]
-    cache = tmp / "points.pc2"
-    with open(cache, "wb") as f:
-        f.write(struct.pack("<12siiffi", b"POINTCACHE2\0", 1, V, float(first), 1.0, F))
-        f.write(pts.astype("<f4").tobytes())
-    mesh_arrays = {"vertices": pts[0], "faces": a["faces"]}
-    if "uvs" in a:
-        mesh_arrays |= {"uvs": a["uvs"], "face_uvs": a["face_uvs"]}
-    obj, _ = new_mesh(bpy, name, mesh_arrays)
-    mod = obj.modifiers.new("points", "MESH_CACHE")
-    mod.cache_format, mod.filepath, mod.deform_mode = "PC2", str(cache), "OVERWRITE"
-    mod.frame_start, mod.frame_scale, mod.interpolation = float(first), 1.0, "NONE"
-    return obj
-
-
-def _add_camera(bpy, c: dict, matrix_world):
-    """A camera placed by ``matrix_world`` from c: name, lens, sensor_width, sensor_height (mm), shift_x, shift_y
-    (fractions of the sensor's width: its fit is horizontal), clip_start, clip_end (scene units)."""
-    data = bpy.data.cameras.new(c["name"])
-    data.sensor_fit = "HORIZONTAL"
-    data.sensor_width, data.sensor_height, data.lens = c["sensor_width"], c["sensor_height"], c["lens"]
-    data.shift_x, data.shift_y = c["shift_x"], c["shift_y"]
-    data.clip_start, data.clip_end = c["clip_start"], c["clip_end"]
-    obj = bpy.data.objects.new(c["name"], data)
-    bpy.context.scene.collection.objects.link(obj)
-    obj.matrix_world = matrix_world
-    bpy.context.scene.camera = obj
-    return obj
-
-
-def _task_read_cameras(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
-    """Import an Alembic or USD file and return each camera's name and its 4x4 projection from Blender's world
-    (Blender's axes, file units) to clip space at task["size"] (W, H): Blender's own camera matrices."""
-    path = task["path"]
-    _reset(bpy)
-    if path.lower().endswith(".abc"):
-        bpy.ops.wm.alembic_import(filepath=path, scale=1.0, as_background_job=False)
-    else:
-        bpy.ops.wm.usd_import(filepath=path, scale=1.0)
-    scene = bpy.context.scene
-    scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in task["size"])
-    for o in scene.objects:
-        if o.type == "CAMERA":      # Alembic's and USD's apertures are the image's width and height; Blender's
-            o.data.sensor_fit = "HORIZONTAL"      # importers leave AUTO, which turns a portrait camera's sideways
-    dg = bpy.context.evaluated_depsgraph_get()
-    names, mats = [], []
-    for o in sorted((o for o in scene.objects if o.type == "CAMERA"), key=lambda o: o.name):
-        ev = o.evaluated_get(dg)
-        names.append(o.name)
-        W, H = task["size"]
-        mats.append(np.array(ev.calc_matrix_camera(dg, x=W, y=H)) @ np.array(ev.matrix_world.inverted()))
-    return TaskResult({"cameras": names}, {"projection": np.array(mats).reshape(-1, 4, 4)})
 
 
 @contextlib.contextmanager
@@ -758,29 +657,10 @@ def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     }
     arrays = {"vertices": out, "rest": rest}
     if task.get("camera_size"):                  # the file's camera: where it draws each evaluated vertex
-        arrays["pixels"] = _camera_pixels(bpy, frames, start, out, [int(v) for v in task["camera_size"]])
+        from assets.blender_cameras import camera_pixels
+
+        arrays["pixels"] = camera_pixels(bpy, frames, start, out, [int(v) for v in task["camera_size"]])
     return TaskResult(info, arrays)
-
-
-def _camera_pixels(bpy, frames: list[int], start: float | None, points: np.ndarray, size: list[int]) -> np.ndarray:
-    """(len(frames), V, 2) px (Doppel's convention: the image spans [0, W] x [0, H]) of ``points`` (world, Blender
-    axes) through the scene's one camera at a (W, H) render, by Blender's own camera matrices."""
-    scene = bpy.context.scene
-    cams = [o for o in scene.objects if o.type == "CAMERA"]
-    if len(cams) != 1:
-        raise ValueError(f"expected one camera in the file, found {len(cams)}")
-    scene.render.resolution_x, scene.render.resolution_y = size
-    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
-    out = np.zeros(points.shape[:2] + (2,))
-    for i, f in enumerate(frames):
-        scene.frame_set(int(round(start or 0)) + int(f))
-        dg = bpy.context.evaluated_depsgraph_get()
-        cam = cams[0].evaluated_get(dg)
-        P = np.array(cam.calc_matrix_camera(dg, x=size[0], y=size[1])) @ np.array(cam.matrix_world.inverted())
-        h = np.c_[points[i], np.ones(len(points[i]))] @ P.T
-        ndc = h[:, :2] / h[:, 3:4]
-        out[i] = np.stack([(ndc[:, 0] + 1) / 2 * size[0], (1 - ndc[:, 1]) / 2 * size[1]], -1)
-    return out
 
 
 def _task_render_cycles(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
@@ -812,6 +692,19 @@ def _task_fbx_properties(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResul
                     found.setdefault(name, {})[key[7:].decode("utf-8", "replace")] = \
                         value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     return TaskResult({"fbx_version": version, "objects": found})
+
+
+def _task_export_scene_alembic(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    from assets.blender_cameras import export_scene_alembic
+
+    return TaskResult(export_scene_alembic(bpy, task, a))
+
+
+def _task_read_cameras(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    from assets.blender_cameras import read_cameras
+
+    info, arrays = read_cameras(bpy, task)
+    return TaskResult(info, arrays)
 
 
 _TASKS = {"export_fbx": _task_export_fbx, "export_alembic": _task_export_alembic,
