@@ -134,6 +134,8 @@ def _export_track(rig_dir: Path, track: Path | None, out: Path, anim: Path | Non
         raise ValueError("a face track is written Y-up (its camera looks down -Z, as Nuke, Maya and Houdini read "
                          "cameras): leave --up z and --preset unreal/blender out")
     units = (units or ("cm" if preset == "maya" else "m")).lower()
+    if units not in ("m", "cm"):
+        raise ValueError(f"--units must be cm or m, got {units!r}")
     check_output_path(out, tuple(TRACK_FORMATS))
     check_track_double(rig_dir)
     console = cli_console()

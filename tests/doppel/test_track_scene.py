@@ -125,6 +125,7 @@ def test_export_track_command(double, rig_dir, tmp_path, capsys):
     assert prov["untracked_frames"] == "1003" and prov["animation"].endswith("swap")
     for args, why in (((("--anim", tmp_path / "swap")), "--anim and --track are two different exports"),
                       (("--up", "z"), "a face track is written Y-up"),
+                      (("--units", "mm"), "--units must be cm or m, got 'mm'"),
                       ((), "expected a file ending in .abc or .usd or .usda or .usdc")):
         outfile = tmp_path / ("head.fbx" if not args else "head2.abc")
         code, _, err = run_cli(capsys, "export", rig_dir, "--track", tmp_path / "swap", "--out", outfile, *args)
