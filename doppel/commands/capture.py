@@ -145,10 +145,13 @@ def cameras_cmd(
 
 
 def _write_dcc_cameras(cams, calibration: Path, out: Path, units: str) -> None:
+    import datetime as _dt
+
     from assets.export.rig_cameras import export_rig_cameras
     from assets.provenance import doppel_version
 
-    notes = export_rig_cameras(cams, out, units.lower(), {"calibration": str(calibration),
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    notes = export_rig_cameras(cams, out, units.lower(), {"calibration": str(calibration), "created": created,
                                                           "doppel_version": doppel_version()})
     for note in notes:
         console.print(f"[yellow]{note}[/yellow]")
