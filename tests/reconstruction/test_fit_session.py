@@ -225,13 +225,13 @@ def test_a_take_with_a_dropped_frame_is_ingested_and_fitted(take, tmp_path):
     assert not any(q["frame"] == "001" and q["camera"] == "ring01" for q in qc["images"])
     out = tmp_path / "fit"
     assert _run(["fit", str(session), "--landmarks", str(ing), "--out", str(out), "--frame", "all",
-                 "--stages", "20,60,0,20", "--detail-iterations", "0", "--silhouette-weight", "0.5"]) == 0
+                 "--stages", "10,30,0,10", "--detail-iterations", "0", "--silhouette-weight", "0.5"]) == 0
     metrics = json.loads((out / "frames" / "001" / "metrics.json").read_text())
     assert metrics["views"] == 5 and "ring01" not in metrics["view_reprojection_px"]
     assert json.loads((out / "frames" / "002" / "metrics.json").read_text())["views"] == 6
     gt = trimesh.load(sc.ground_truth_dir / "frames" / "001" / "mesh.ply", process=False).vertices
     fit = trimesh.load(out / "frames" / "001" / "fit_mesh.ply", process=False).vertices
-    assert np.linalg.norm(fit - gt, axis=1).mean() < 0.045
+    assert np.linalg.norm(fit - gt, axis=1).mean() < 0.045            # 19.3 mm at these stages
 
 
 def test_a_range_of_a_take(take, tmp_path, capsys):
