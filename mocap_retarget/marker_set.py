@@ -63,7 +63,7 @@ def performers(labels: list[str]) -> list[str]:
 def explain_markers(labels: list[str], found: dict[str, int]) -> str:
     """One line on how a file's markers met the set: how many it names, the aliases read (``LFWT as LASI``), the
     optional markers present and absent, and the labels no name of the set matched."""
-    used = {col for col in found.values()}
+    used = set(found.values())
     keys = [_PREFIX.sub("", label.strip()).upper() for label in labels]
     aliased = sorted(f"{keys[col]} as {name}" for name, col in found.items() if keys[col] != name and name != "SACR"
                      and not (name in ("LPSI", "RPSI") and keys[col] == "SACR"))

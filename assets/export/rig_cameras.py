@@ -19,6 +19,11 @@ from assets.export.dcc_camera import camera_to_world, filmback, pixel_aspect_err
 ASPECT_TOL_PX = 0.5          # corners further than this from the DCC camera's: said in the notes
 
 
+def distorted_lens(cam) -> bool:
+    """Whether the single `capture.Camera` ``cam`` has any lens distortion."""
+    return cam.dist is not None and float(np.abs(cam.dist.detach().cpu().numpy()).max()) > 0
+
+
 def rig_camera_scene(cameras, provenance: dict[str, str] | None = None) -> tuple[CameraScene, list[str]]:
     """(the scene of ``cameras`` (an iterable of single `capture.Camera`s), notes on what the files cannot hold)."""
     out, notes, distorted = [], [], []
@@ -26,7 +31,7 @@ def rig_camera_scene(cameras, provenance: dict[str, str] | None = None) -> tuple
         K, R, t = (np.asarray(x.detach().cpu().numpy(), np.float64) for x in (cam.K, cam.R, cam.t))
         size = (int(cam.width), int(cam.height))
         out.append(SceneCamera(str(cam.name), camera_to_world(R, t), filmback(K, size), size))
-        if cam.dist is not None and float(np.abs(cam.dist.detach().cpu().numpy()).max()) > 0:
+        if distorted_lens(cam):
             distorted.append(str(cam.name))
         err = pixel_aspect_error(K, size)
         if err > ASPECT_TOL_PX:
@@ -58,7 +63,7 @@ def write_st_maps(cameras, folder: str | Path, only_distorted: bool = True) -> l
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for cam in cameras:
-        if only_distorted and (cam.dist is None or float(np.abs(cam.dist.detach().cpu().numpy()).max()) == 0):
+        if only_distorted and not distorted_lens(cam):
             continue
         for kind, st in (("undistort", undistort_stmap(cam)), ("redistort", redistort_stmap(cam))):
             rgb = np.concatenate([st, np.zeros(st.shape[:2] + (1,), np.float32)], -1)

@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.export.camera_scene import SCENE_FORMATS
 from assets.export.dcc_camera import CV_TO_GL
 
 log = logging.getLogger(__name__)
 
-TRACK_FORMATS = {".abc": "abc", ".usd": "usd", ".usda": "usd", ".usdc": "usd"}
+TRACK_FORMATS = SCENE_FORMATS             # a track is a camera scene: .abc, .usd, .usda, .usdc
 
 
 class TrackSceneError(ValueError):
@@ -67,17 +68,17 @@ def read_tracks(path: str | Path) -> dict[str, np.ndarray]:
     keys = ("rotation", "translation", "expression", "expression_names", "valid", "K", "size", "fps", "frame")
     try:
         with np.load(f, allow_pickle=False) as z:
-            missing = [k for k in keys if k not in z.files]
-            if missing:
-                raise TrackSceneError(f"{f}: not a swap's face track ({', '.join(missing)} missing)")
-            data = {k: z[k] for k in keys}
+            data = {k: z[k] for k in keys if k in z.files}
     except (OSError, ValueError) as e:
-        if isinstance(e, TrackSceneError):
-            raise
         raise TrackSceneError(f"{f}: not a readable face track ({e})") from None
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise TrackSceneError(f"{f}: not a swap's face track ({', '.join(missing)} missing)")
     F = len(data["valid"])
     if F < 1 or data["rotation"].shape != (F, 3, 3) or data["translation"].shape != (F, 3):
         raise TrackSceneError(f"{f}: rotation must be (F, 3, 3) and translation (F, 3) for its {F} frames")
+    if not all(np.isfinite(data[k]).all() for k in ("rotation", "translation", "expression", "K")):
+        raise TrackSceneError(f"{f}: its head poses, expressions or camera are not finite (NaN or infinity)")
     return data
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from doppel.face_swap.track_scene import TRACK_FORMATS, TrackScene
+from doppel.face_swap.track_scene import TrackScene
 
 
 def write_track_scene(scene: TrackScene, out: str | Path, units: str = "m", provenance: dict[str, Any] | None = None,
@@ -17,10 +17,8 @@ def write_track_scene(scene: TrackScene, out: str | Path, units: str = "m", prov
     "plate_camera" at the origin, the head mesh ``name``; the provenance (strings) goes into the file with the frames
     no face was tracked in (``untracked_frames``). Returns the path."""
     from assets.export.camera_scene import CameraScene, PointsMesh, SceneCamera, write_camera_scene
-    from assets.export.common import check_output_path
     from assets.export.dcc_camera import filmback
 
-    out = check_output_path(out, tuple(TRACK_FORMATS))
     prov = {k: str(v) for k, v in (provenance or {}).items()}
     prov["untracked_frames"] = ",".join(map(str, scene.untracked_frames))
     camera = SceneCamera("plate_camera", np.eye(4), filmback(scene.K, scene.size), scene.size)

@@ -95,6 +95,11 @@ def test_a_track_of_another_double_or_a_broken_one_is_refused(double, tmp_path):
     np.savez(tmp_path / "other.npz", **data)
     with pytest.raises(TrackSceneError, match="solved on another double"):
         track_scene(read_tracks(tmp_path / "other.npz"), double, "other.npz")
+    data["translation"] = data["translation"].copy()
+    data["translation"][3, 2] = np.nan                       # a frame whose pose is not a number
+    np.savez(tmp_path / "nan.npz", **data)
+    with pytest.raises(TrackSceneError, match=r"nan\.npz: its head poses, expressions or camera are not finite"):
+        read_tracks(tmp_path / "nan.npz")
     del data["K"]
     np.savez(tmp_path / "old.npz", **data)
     with pytest.raises(TrackSceneError, match=r"not a swap's face track \(K missing\)"):
