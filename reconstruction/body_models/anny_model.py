@@ -71,15 +71,19 @@ def _usable_cache() -> None:
 @lru_cache(maxsize=8)
 def load_anny(rig: str = "anny", dtype: torch.dtype = torch.float64, skinning_method: str | None = "lbs"):
     """An `anny.Anny` with all 52 facial actions and 'local-bone' pose parameters, on the CPU (one per
-    process and argument set). The first use of a rig on a machine builds its cache (about a minute).
+    process and argument set). The first use of a rig on a machine builds its cache (about a minute; one process
+    at a time, the others wait for it: `anny_cache.whole_cache`).
     skinning_method: anny's 'lbs' (pure torch, the default here: no warp kernel compilation, differentiable on
     any device), 'dqs', or None for anny's own default ('warp_lbs' when NVIDIA warp is installed)."""
     _quiet_warp()
     import anny
 
+    from reconstruction.body_models.anny_cache import whole_cache
+
     _usable_cache()
-    model = anny.Anny(rig=rig, facial_actions="all", pose_parameterization="local-bone",
-                      skinning_method=skinning_method)
+    with whole_cache(anny.paths.get_anny_cache_path()):
+        model = anny.Anny(rig=rig, facial_actions="all", pose_parameterization="local-bone",
+                          skinning_method=skinning_method)
     return model.to(dtype=dtype)
 
 
