@@ -672,6 +672,13 @@ def _task_render_cycles(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
     return TaskResult(render_cycles(bpy, task, a))
 
 
+def _task_render_passes(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Cycles' data passes of a mesh (see assets.cycles_passes)."""
+    from assets.cycles_passes import render_passes
+
+    return TaskResult(render_passes(bpy, task, a))
+
+
 def _task_fbx_properties(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     """{"objects": {model name: {key without "doppel_": value}}} of a binary FBX, read by Blender's parser; a file
     it cannot parse is {"unreadable": why} (not an error: the other files of the batch are still read)."""
@@ -711,7 +718,8 @@ _TASKS = {"export_fbx": _task_export_fbx, "export_alembic": _task_export_alembic
           "export_scene_alembic": _task_export_scene_alembic, "read_cameras": _task_read_cameras,
           "evaluate": _task_evaluate,
           "read_armature": _task_read_armature, "convert_clip": _task_convert_clip,
-          "render_cycles": _task_render_cycles, "fbx_properties": _task_fbx_properties}
+          "render_cycles": _task_render_cycles, "render_passes": _task_render_passes,
+          "fbx_properties": _task_fbx_properties}
 
 
 def _worker_main(folder: str, count: int) -> int:

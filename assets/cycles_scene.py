@@ -227,7 +227,9 @@ def _build_mesh(bpy, a: dict[str, np.ndarray], materials: list[dict], texture: s
     return obj
 
 
-def _place_camera(bpy, view: dict):
+def place_camera(bpy, view: dict):
+    """The scene's camera (made if there is none) set to ``view``'s pinhole (K, R, t, width, height: OpenCV's
+    convention, `blender_camera_params`), and the render resolution to its image."""
     from mathutils import Matrix
 
     scene = bpy.context.scene
@@ -272,7 +274,7 @@ def render_cycles(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
     seconds = []
     for view in task["views"]:
         t1 = time.perf_counter()
-        _place_camera(bpy, view)
+        place_camera(bpy, view)
         bpy.context.scene.render.filepath = view["out"]
         bpy.ops.render.render(write_still=True)
         seconds.append(time.perf_counter() - t1)

@@ -1,7 +1,7 @@
 """`doppel render shot`: frames of a trained neural double (or its CGI baseline) from any calibrated camera, in
 the fitted pose or driven by a rig and a retargeted animation. Writes OUT/CAMERA/NNNN.png (sRGB, straight
-alpha), OUT/CAMERA/NNNN.exr (linear RGBA, premultiplied, half float), OUT/CAMERA.mp4 when there is more than one
-frame, and manifest.json."""
+alpha), OUT/CAMERA/NNNN.exr (linear RGBA, premultiplied, half float; with render passes, `neural_render.aovs`,
+when asked for), OUT/CAMERA.mp4 when there is more than one frame, and manifest.json."""
 
 from __future__ import annotations
 
@@ -74,6 +74,27 @@ def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: st
         v = rig.pose(torch.as_tensor(R[idx], dtype=torch.float32), torch.as_tensor(t[idx], dtype=torch.float32),
                      None if w is None else torch.as_tensor(w[idx], dtype=torch.float32))
     return v.float(), float(anim.fps)
+
+
+def clip_length(model, anim_dir: Path | None) -> int:
+    """Frames of what a shot draws from: the animation's, else the model's fitted take's."""
+    if anim_dir is None:
+        return int(model.fitted_verts.shape[0])
+    from rigging.animation import Animation
+
+    return int(Animation.load(anim_dir).num_frames)
+
+
+def neighbour_frames(model, rig_dir: Path | None, anim_dir: Path | None, frames: str | None):
+    """((V, 3) or None, (V, 3) or None): the clip's frames just before and just after the shot's range (None at
+    the clip's ends), posed as `shot_vertices` poses the shot. Motion vectors at a shot's first and last frames
+    then follow the clip's real motion: a shot cut into chunks (a batch) has the vectors of one drawn whole."""
+    n = clip_length(model, anim_dir)
+    idx = parse_frames(frames, n)
+    before = shot_vertices(model, rig_dir, anim_dir, f"{idx[0] - 1}:{idx[0]}")[0][0] if idx[0] > 0 else None
+    after = shot_vertices(model, rig_dir, anim_dir, f"{idx[-1] + 1}:{idx[-1] + 2}")[0][0] \
+        if idx[-1] + 1 < n else None
+    return before, after
 
 
 def recentred(verts, model, reference, yaw: float = 0.0):
@@ -197,7 +218,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
                 anim_dir: Path | None, frames: str | None, renderer: str, size: int | None, device: str,
                 provenance: dict, progress: Callable[[int, int], None] | None = None,
                 disclose: Callable[[Path], None] | None = None, jitter: int | None = None,
-                per_call: int | None = None, recentre: bool = False, checkpoint=None) -> dict:
+                per_call: int | None = None, recentre: bool = False, checkpoint=None,
+                aovs: tuple[str, ...] = ()) -> dict:
     """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
     applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
     camera shifts, averaged (``neural_render.jitter``; None: ``shot_jitter``); per_call: renders drawn by one
@@ -205,12 +227,14 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     animation turned and moved on the ground so that its frame 0 faces and stands as the fitted double did
     (`recentred`); checkpoint: a `doppel.shot_checkpoint.ShotCheckpoint` the frames are written into as they are
     drawn (and moved into ``out`` at the end), so that a killed shot can go on from them; a resumed one's kept
-    frames are not drawn again. The summary's
+    frames are not drawn again; aovs: render passes (``neural_render.aovs.AOVS`` names) written into each frame's
+    EXR beside its colour. The summary's
     ``out_of_view``: camera -> {"none": frames that show none of the double, "cut": frames that cut it at the
     image's edge} (`framing`; cameras that frame it whole in every frame left out),
     ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres),
     ``kept_frames``: frames a resumed shot took from its checkpoint."""
     from core.storage import write_manifest
+    from neural_render.aovs import AOV_CHANNELS
     from neural_render.ensemble import load_double
     from neural_render.jitter import MAX_JITTER
     from neural_render.shot import RENDERERS, views_per_call
@@ -228,19 +252,24 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
     cams = cams.as_batch()
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
+    context = neighbour_frames(model, rig_dir, anim_dir, frames) if "motion" in aovs else (None, None)
     if recentre:                          # the clip's frame 0 is the reference, whatever --frames renders
         ref, _ = shot_vertices(model, rig_dir, anim_dir, "0:1")
-        verts = recentred(verts, model, ref[0], first_heading(rig_dir, anim_dir, "0:1"))
+        yaw = first_heading(rig_dir, anim_dir, "0:1")
+        verts = recentred(verts, model, ref[0], yaw)
+        context = tuple(None if v is None else recentred(v[None], model, ref[0], yaw)[0] for v in context)
     gap = (model.fitted_verts[0].mean(0) - verts[0].mean(0))[[0, 2]]
     first = int(frames.partition(":")[0] or 0) if frames else 0      # --frames was checked by shot_vertices
     unseen = {cam: {k: [first + f for f in v] for k, v in seen.items()} for cam, seen in framing(verts, cams).items()}
     per_call = views_per_call(model, cams[0], device, per_call)
     draw = _ShotDraw(model, verts, cams, renderer, device, jitter, per_call, first, fps)
+    draw.aovs, draw.context = tuple(aovs), context
     outputs, kept = draw.write(out, disclose, progress, checkpoint)
     summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call, "cameras": list(cams.name),
                "frames": int(verts.shape[0]), "size": [cams.width, cams.height], "size_note": note,
                "animation": None if anim_dir is None else str(anim_dir), "recentred": recentre,
-               "offset_m": round(float(gap.norm()), 3), "out_of_view": unseen}
+               "offset_m": round(float(gap.norm()), 3), "out_of_view": unseen,
+               "aovs": {a: list(AOV_CHANNELS[a]) for a in aovs}}
     summary["kept_frames"] = kept             # drawn by an interrupted run (a resumed shot), not this one
     write_manifest(out, SHOT_STAGE, inputs={"model": Path(model_dir) / "model.safetensors", "calibration": calibration},
                    params={**summary, **{k: provenance.get(k) for k in ("actor", "consent", "production")}},
@@ -256,6 +285,8 @@ class _ShotDraw:
         self.model, self.verts, self.cams, self.renderer, self.device = model, verts, cams, renderer, device
         self.jitter, self.per_call, self.first, self.fps = jitter, per_call, first, fps
         self.names = [str(n) for n in cams.name]
+        self.aovs: tuple[str, ...] = ()          # render passes of each frame (`neural_render.aovs`)
+        self.context = (None, None)               # the clip's frames before and after the shot (motion vectors)
         self.stems = [f"{first + f:04d}" for f in range(verts.shape[0])]   # named by the animation's frame number
 
     def write(self, out: Path, disclose, progress, checkpoint) -> tuple[dict[str, str], int]:
@@ -288,6 +319,24 @@ class _ShotDraw:
                 os.replace(where / name, out / name)
         return outputs, sum(kept.values())
 
+    def _passes(self, c: int, k: int) -> dict[str, np.ndarray] | None:
+        """Frame k's render passes in camera c (channel -> (H, W) float32), or None when none were asked for."""
+        if not self.aovs:
+            return None
+        import torch
+
+        from neural_render.aovs import frame_aovs
+
+        T = self.verts.shape[0]
+        before = self.verts[k - 1] if k > 0 else self.context[0]
+        after = self.verts[k + 1] if k + 1 < T else self.context[1]
+        window = [v for v in (before, self.verts[k], after) if v is not None]
+        m = self.model
+        with torch.no_grad():
+            surfaces = m.surface(torch.stack([v.to(torch.float32) for v in window]))
+        found = frame_aovs(surfaces, 0 if before is None else 1, m.faces, m.uvs, m.face_uvs, self.cams[c], self.aovs)
+        return {name: x.cpu().numpy() for name, x in found.items()}
+
     def _camera(self, c: int, kept: int, folder: Path, disclose, progress, checkpoint) -> Iterator[np.ndarray]:
         """Camera ``c``'s frames as its movie shows them (`neural_render.shot.movie_frame`): the ``kept`` first
         read back from ``folder``, then each later one drawn, written (and disclosed) as it comes."""
@@ -303,7 +352,7 @@ class _ShotDraw:
                                    jitter=self.jitter, per_call=self.per_call)
         for fr in drawn:
             k = kept + fr.frame
-            png, exr = write_shot_frame(folder, self.first + k, fr)
+            png, exr = write_shot_frame(folder, self.first + k, fr, self._passes(c, k))
             disclose_written_frame(png, exr, disclose)
             if checkpoint is not None:
                 checkpoint.frame_done(name, k + 1)

@@ -11,9 +11,11 @@ from core.storage import atomic_open
 __all__ = ["write_exr", "read_exr"]
 
 
-def write_exr(path: str | Path, image: np.ndarray, half: bool = True) -> Path:
+def write_exr(path: str | Path, image: np.ndarray, half: bool = True,
+              extra: dict[str, np.ndarray] | None = None) -> Path:
     """image (H, W, 3|4) float, linear (RGBA: premultiplied alpha, the OpenEXR convention) -> OpenEXR file,
-    half float (or float32 when ``half`` is False), ZIP compression. Atomic."""
+    half float (or float32 when ``half`` is False), ZIP compression. extra: more channels, name -> (H, W),
+    written as float32 (render passes: ``neural_render.aovs``). Atomic."""
     import OpenEXR
 
     a = np.asarray(image, dtype=np.float16 if half else np.float32)
@@ -21,6 +23,12 @@ def write_exr(path: str | Path, image: np.ndarray, half: bool = True) -> Path:
         raise ValueError(f"write_exr {path}: image must be (H, W, 3) or (H, W, 4), got {a.shape}")
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     channels = {"RGBA" if a.shape[2] == 4 else "RGB": np.ascontiguousarray(a)}
+    for name, x in (extra or {}).items():
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape != a.shape[:2] or name in ("R", "G", "B", "A"):
+            raise ValueError(f"write_exr {path}: channel {name!r} must be {a.shape[:2]} and not R, G, B or A, "
+                             f"got {x.shape}")
+        channels[name] = x
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.exr")
     try:

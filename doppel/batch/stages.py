@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 @dataclass(frozen=True)
@@ -349,6 +349,15 @@ class RenderShotJob(JobOptions):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     label: str | None = None                          # visible disclosure label
     recentre: bool = False                            # the clip's frame 0 onto the actor's place (every chunk)
+    aovs: str | None = None                           # render passes in the EXRs: "depth,normal,..." or "all"
+
+    @field_validator("aovs")
+    @classmethod
+    def _known_passes(cls, v: str | None) -> str | None:
+        from neural_render.aovs import parse_aovs
+
+        parse_aovs(v)                                 # an unknown pass fails the plan's check, not a task
+        return v
 
 
 def _shot_call(v: dict) -> dict:
@@ -359,7 +368,7 @@ def _shot_call(v: dict) -> dict:
     return {"model_dir": Path(v["model"]), "cameras": Path(v["cameras"]), "camera": list(v["camera"]),
             "rig": _p(v["rig"]), "anim": _p(v["anim"]), "frames": frames, "renderer": v["renderer"],
             "size": v["size"], "jitter": v["jitter"], "views_per_call": v["views_per_call"], "device": v["device"],
-            "out": Path(v["out"]), "label": v["label"], "recentre": v["recentre"],
+            "out": Path(v["out"]), "label": v["label"], "recentre": v["recentre"], "aovs": v["aovs"],
             "resume": "auto"}         # a task retried (its worker lost) goes on from the frames it wrote
 
 

@@ -234,6 +234,9 @@ def shot(
                                   "frame 0 faces and stands as the fitted double did in the capture, whatever "
                                   "--frames renders (a mocap clip starts wherever, facing whichever way, its stage "
                                   "put it; the capture's cameras look at the actor's place)."),
+    aovs: str = typer.Option(None, "--aovs", help="Render passes written into each frame's EXR beside its colour "
+                             "(float32, one sample a pixel): depth (Z), position (P), normal (N), uv, motion "
+                             "(forward/backward, pixels), comma-separated, or all."),
     out: Path = typer.Option(..., "--out", help="Output folder: CAMERA/NNNN.png, CAMERA/NNNN.exr, CAMERA.mp4."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,
@@ -251,7 +254,9 @@ def shot(
     from doppel.render_stage import resolve_device
     from doppel.shot_checkpoint import ShotCheckpoint, resume_hint, shot_key
     from doppel.shot_stage import SHOT_STAGE, chosen_cameras, model_weights, render_shot
+    from neural_render.aovs import parse_aovs
 
+    passes = parse_aovs(aovs)
     dev = resolve_device(device)
     inputs = [p for p in (model_dir, cameras, rig, anim) if p is not None]
     check_stage_out(out, SHOT_STAGE, force, inputs)
@@ -259,7 +264,7 @@ def shot(
     console = cli_console()
     on_interrupt(lambda: resume_hint(out))
     options = {"cameras": sorted(camera), "frames": frames, "renderer": renderer, "size": size, "jitter": jitter,
-               "recentre": recentre}
+               "recentre": recentre, **({"aovs": list(passes)} if passes else {})}
     with gate_from_cli(workspace, actor, production, use="render", command="render shot", inputs=inputs,
                        likeness=[p for p in (model_dir, rig) if p is not None],
                        evidence=[p for p in (anim,) if p is not None], outputs=[out]) as run, \
@@ -272,13 +277,14 @@ def shot(
         with ShotCheckpoint(out, key, resume) as ck, staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
             s = render_shot(model_dir, cameras, tmp, camera, rig, anim, frames, renderer, size, dev, run.provenance,
                             lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter, views_per_call,
-                            recentre, checkpoint=ck)
+                            recentre, checkpoint=ck, aovs=passes)
         run.add_output(out, kind="render")
     console.print(f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
                   f"{s['size'][1]} ({s['renderer']}, {s['jitter']} render(s) per frame, {s['views_per_call']} "
                   "per model call)"
                   + (f"; {s['size_note']}" if s["size_note"] else "")
                   + (f"; {s['kept_frames']} frame(s) kept from the interrupted shot" if s["kept_frames"] else "")
+                  + (f"; passes {', '.join(s['aovs'])} in the EXRs" if s["aovs"] else "")
                   + f" -> {out}", markup=False, highlight=False)
     for line in out_of_view_lines(s):
         console.print(f"render shot: {line}", markup=False, highlight=False, style="yellow")

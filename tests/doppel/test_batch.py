@@ -439,8 +439,11 @@ def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_
     assert shot.chunk == "frames" and shot.gpu and STAGES["render train"].gpu
     call = shot.call({"model": "m", "cameras": "c.json", "camera": [], "rig": "r", "anim": "a", "frames": "0:23",
                       "renderer": "neural", "size": None, "jitter": 4, "views_per_call": 2, "device": "auto",
-                      "out": "o", "label": None, "recentre": True})
+                      "out": "o", "label": None, "recentre": True, "aovs": "depth,motion"})
     assert call["frames"] == "0:24" and call["rig"] == Path("r") and call["jitter"] == 4
+    assert call["aovs"] == "depth,motion"
+    with pytest.raises(ValueError, match="unknown pass albedo"):
+        shot.model(model="m", cameras="c.json", out="o", aovs="albedo")
     assert call["views_per_call"] == 2 and call["recentre"] is True
     assert call["resume"] == "auto"       # a task retried after its worker was lost goes on from its frames
     job = shot.model(model="m", cameras="c.json", out="o")

@@ -190,6 +190,37 @@ def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session)
            match="a model from another rig")
 
 
+def test_a_shot_writes_render_passes_into_its_exrs_and_chunks_agree_at_their_edges(tmp_path, capsys,
+                                                                                   sphere_session):
+    """--aovs: depth, position, normal, UV and motion vectors in each frame's EXR (float32, beside the half-float
+    colour). Frame 2 drawn last in one shot (1:3) and first in another (2:4) has the same passes: the motion at a
+    shot's ends comes from the clip's neighbouring frames, so a batch's chunks join without a seam."""
+    import OpenEXR
+
+    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, 4)
+    for name, frames in (("a", "1:3"), ("b", "2:4")):
+        code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+                                 "--camera", "cam0", "--rig", tmp_path / "rig", "--anim", tmp_path / "anim",
+                                 "--frames", frames, "--aovs", "all", "--jitter", "1", "--out", tmp_path / name)
+        assert code == 0, err
+        assert "passes depth, position, normal, uv, motion in the EXRs" in out
+    ch = {}
+    for name in ("a", "b"):
+        with OpenEXR.File(str(tmp_path / name / "cam0" / "0002.exr"), separate_channels=True) as f:
+            ch[name] = {k: c.pixels for k, c in f.channels().items()}
+    assert sorted(ch["a"]) == sorted(["R", "G", "B", "A", "Z", "P.X", "P.Y", "P.Z", "N.X", "N.Y", "N.Z", "uv.u",
+                                      "uv.v", "forward.u", "forward.v", "backward.u", "backward.v"])
+    assert ch["a"]["Z"].dtype == np.float32 and ch["a"]["R"].dtype == np.float16
+    for k in ch["a"]:
+        assert np.array_equal(ch["a"][k], ch["b"][k]), k
+    hit = ch["a"]["Z"] < 1e9
+    assert hit.mean() > 0.05 and np.abs(ch["a"]["forward.u"][hit]).max() > 0.1     # the sphere spins
+    summary = json.loads((tmp_path / "a" / "manifest.json").read_text())["render"]
+    assert summary["aovs"]["depth"] == ["Z"] and summary["aovs"]["motion"][0] == "forward.u"
+    _fails(capsys, tmp_path / "c", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+           "--aovs", "depth,albedo", "--out", tmp_path / "c", match="--aovs: unknown pass albedo")
+
+
 def test_a_shots_movie_is_encoded_as_its_frames_are_drawn(tmp_path, capsys, sphere_session, monkeypatch):
     """`render shot` kept every frame of a camera's movie in memory until its last frame (a 1024 px shot: 3 MB a
     frame, 7.5 GB for 100 s): the movie now takes each frame as it is drawn and written."""

@@ -1,0 +1,50 @@
+"""Worker side of Cycles' data passes of a mesh (task kind ``render_passes``, runs in the Blender worker: numpy and
+bpy only), the reference that Doppel's render passes (`neural_render.aovs`) are checked against: the mesh's vertices
+in three frames (before, at and after the one drawn; shape keys, so that Cycles' Vector pass sees the motion),
+rendered by Cycles from one pinhole camera with its Depth, Position, Normal, UV and Vector passes, one sample a
+pixel at the pixel's centre (a box filter 0.01 px wide), into a multilayer EXR. Caller side:
+`doppel.reference_passes.cycles_passes`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PASSES = ("Depth", "Position", "Normal", "UV", "Vector")
+
+
+def render_passes(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
+    """Render a["vertices"] (3, V, 3) (frames 1, 2, 3; frame 2 drawn), a["faces"] (F, 3), a["uvs"] (T, 2),
+    a["face_uvs"] (F, 3) from task["view"] (K, R, t, width, height) into task["out"] (multilayer EXR)."""
+    from assets.blender_mesh import new_mesh, reset_scene
+    from assets.cycles_scene import place_camera
+
+    reset_scene(bpy)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    cyc = scene.cycles
+    cyc.device, cyc.samples, cyc.use_denoising, cyc.use_adaptive_sampling = "CPU", 1, False, False
+    cyc.pixel_filter_type, cyc.filter_width = "BOX", 0.01
+    scene.render.film_transparent, scene.render.use_motion_blur = True, False
+    layer = scene.view_layers[0]
+    layer.use_pass_z = layer.use_pass_position = layer.use_pass_normal = True
+    layer.use_pass_uv = layer.use_pass_vector = True
+    v = np.asarray(a["vertices"], np.float32)
+    obj, me = new_mesh(bpy, "mesh", {"vertices": v[1], "faces": a["faces"], "uvs": a["uvs"],
+                                     "face_uvs": a["face_uvs"]})
+    obj.shape_key_add(name="Basis")
+    keys = [obj.shape_key_add(name=n) for n in ("before", "after")]
+    for key, frame in zip(keys, (v[0], v[2]), strict=True):
+        key.data.foreach_set("co", frame.ravel())
+    for f, weights in ((1, (1.0, 0.0)), (2, (0.0, 0.0)), (3, (0.0, 1.0))):
+        for key, w in zip(keys, weights, strict=True):
+            key.value = w
+            key.keyframe_insert("value", frame=f)
+    place_camera(bpy, task["view"])
+    scene.frame_set(2)
+    im = scene.render.image_settings
+    im.media_type = "MULTI_LAYER_IMAGE"
+    im.file_format, im.color_depth, im.exr_codec = "OPEN_EXR_MULTILAYER", "32", "ZIP"
+    scene.render.filepath = task["out"]
+    bpy.ops.render.render(write_still=True)
+    return {"out": task["out"]}

@@ -1,0 +1,111 @@
+"""Render passes of a shot (`doppel render shot --aovs`, `neural_render.aovs`) against Cycles' own data passes of
+the same mesh and camera: the default double (13 718 vertices) turning, stepping and opening its jaw over three
+frames, seen full length and in a face close-up. Prints, over the pixels both cover, the largest depth and
+position differences (mm), the normals' angle (median / 99th percentile / max, degrees), the UV difference and the
+motion vectors' difference (pixels); and what the passes cost a frame on this machine next to Cycles' render of
+them (one sample a pixel, CPU).
+
+    PYTHONPATH=. python benchmarks/render_passes.py [--size 512] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def moving_double():
+    """(3, V, 3) float64 frames of the default double (seed 3), faces, uvs, face_uvs: turned by 0, 3 and 7
+    degrees about +Y, stepped 0, 2 and 5 cm along +X, its jaw opening (0, 0.4, 1)."""
+    import torch
+
+    from doppel.doubles import build_default_rig
+
+    rig, _, _ = build_default_rig("anny", seed=3)
+    J = len(rig.joint_names)
+    R = torch.zeros(3, J, 3, dtype=torch.float64)
+    R[:, 0, 1] = torch.deg2rad(torch.tensor([0.0, 3.0, 7.0], dtype=torch.float64))
+    t = torch.tensor([[0.0, 0, 0], [0.02, 0, 0], [0.05, 0, 0]], dtype=torch.float64)
+    w = torch.zeros(3, len(rig.blendshape_names), dtype=torch.float64)
+    w[:, rig.blendshape_names.index("jawOpen")] = torch.tensor([0.0, 0.4, 1.0], dtype=torch.float64)
+    with torch.no_grad():
+        v = rig.pose(R, t, w).numpy().astype(np.float64)
+    return v, np.asarray(rig.faces), np.asarray(rig.uvs), np.asarray(rig.face_uvs)
+
+
+def look_at(centre, target, size: int, focal: float):
+    from capture.camera import Camera
+
+    c, tgt = np.asarray(centre, float), np.asarray(target, float)
+    z = (tgt - c) / np.linalg.norm(tgt - c)
+    x = np.cross(z, [0.0, -1.0, 0.0])
+    x /= np.linalg.norm(x)
+    R = np.stack([x, np.cross(z, x), z])
+    K = np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]])
+    return Camera.from_opencv(K, R=R, tvec=-R @ c, width=size, height=size)
+
+
+def compare(mine: dict, cy: dict) -> dict:
+    """Differences over the pixels both cover."""
+    from neural_render.aovs import BACKGROUND_DEPTH
+
+    m = (cy["Combined.A"] > 0.5) & (mine["Z"] < BACKGROUND_DEPTH)
+    edge = int(((cy["Combined.A"] > 0.5) != (mine["Z"] < BACKGROUND_DEPTH)).sum())
+    n = np.stack([mine[f"N.{a}"] for a in "XYZ"], -1)[m]
+    cn = np.stack([cy[f"Normal.{a}"] for a in "XYZ"], -1)[m]
+    ang = np.degrees(np.arccos(np.clip((n * cn).sum(-1) / np.linalg.norm(cn, axis=-1), -1, 1)))
+    motion = max(np.abs(mine[k][m] - s * cy[f"Vector.{c}"][m]).max()
+                 for k, c, s in (("backward.u", "X", 1), ("backward.v", "Y", 1), ("forward.u", "Z", -1),
+                                 ("forward.v", "W", -1)))
+    return {"pixels": int(m.sum()), "coverage_differs": edge,
+            "depth_mm": 1e3 * float(np.abs(mine["Z"][m] - cy["Depth.Z"][m]).max()),
+            "position_mm": 1e3 * max(float(np.abs(mine[f"P.{a}"][m] - cy[f"Position.{a}"][m]).max()) for a in "XYZ"),
+            "normal_deg": [float(np.median(ang)), float(np.percentile(ang, 99)), float(ang.max())],
+            "uv": max(float(np.abs(mine[f"uv.{a}"][m] - cy[f"UV.{a.upper()}"][m]).max()) for a in "uv"),
+            "motion_px": float(motion),
+            "largest_motion_px": float(np.abs(mine["forward.u"][m]).max())}
+
+
+def main() -> None:
+    import torch
+
+    import core  # noqa: F401
+    from doppel.reference_passes import cycles_passes
+    from neural_render.aovs import AOVS, frame_aovs
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="render_passes_"))
+    out.mkdir(parents=True, exist_ok=True)
+    v, f, uv, fuv = moving_double()
+    head = v[1][:, 1].max() - 0.12
+    views = {"full length": look_at((0.6, 1.0, 3.2), (0.0, 0.9, 0.0), args.size, 0.62 * args.size),
+             "face close-up": look_at((0.15, head + 0.05, 0.6), (0.0, head, 0.0), args.size, 1.6 * args.size)}
+    vt, ft, uvt, fuvt = (torch.as_tensor(x) for x in (v, f, uv, fuv))
+    for name, cam in views.items():
+        t0 = time.perf_counter()
+        cy = cycles_passes(v, f, uv, fuv, cam, out)
+        cycles_s = time.perf_counter() - t0
+        frame_aovs(vt, 1, ft, uvt, fuvt, cam, AOVS)                   # warm
+        t0 = time.perf_counter()
+        mine = {k: x.numpy() for k, x in frame_aovs(vt, 1, ft, uvt, fuvt, cam, AOVS).items()}
+        mine_s = time.perf_counter() - t0
+        r = compare(mine, cy)
+        print(f"{name} ({args.size} px): {r['pixels']} pixels, coverage differs at {r['coverage_differs']}; "
+              f"depth {r['depth_mm']:.2f} mm, position {r['position_mm']:.2f} mm, normals median / p99 / max "
+              f"{r['normal_deg'][0]:.2f} / {r['normal_deg'][1]:.2f} / {r['normal_deg'][2]:.2f} deg, uv "
+              f"{r['uv']:.5f}, motion {r['motion_px']:.4f} px (largest motion {r['largest_motion_px']:.1f} px); "
+              f"all passes {1e3 * mine_s:.0f} ms a frame, Cycles {cycles_s:.1f} s (worker start included)")
+
+
+if __name__ == "__main__":
+    main()

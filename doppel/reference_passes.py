@@ -1,0 +1,33 @@
+"""Cycles' data passes of a mesh (Depth, Position, Normal, UV, Vector), rendered by Blender's own renderer: the
+reference that Doppel's render passes (`neural_render.aovs`) are tested and benchmarked against. Caller side of the
+Blender worker's ``render_passes`` task (`assets.cycles_passes`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def cycles_passes(verts: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, camera,
+                  folder: str | Path) -> dict[str, np.ndarray]:
+    """Cycles' passes of the middle frame of verts (3, V, 3) world metres (frames before, at and after it) seen
+    by ``camera`` (a single undistorted capture.Camera): {"Depth.Z", "Position.X", ..., "Normal.X", ..., "UV.U",
+    "UV.V", "Vector.X", ..., "Vector.W", "Combined.A"} -> (H, W) float32, as Cycles wrote them (Blender's
+    conventions; the EXR is kept in ``folder``)."""
+    import OpenEXR
+
+    from assets.blender_worker import run_blender_tasks
+
+    out = Path(folder).absolute() / "cycles_passes.exr"
+    view = {"K": camera.K.tolist(), "R": camera.R.tolist(), "t": camera.t.tolist(), "width": int(camera.width),
+            "height": int(camera.height)}
+    arrays = {"vertices": np.asarray(verts, np.float32), "faces": np.asarray(faces, np.int64),
+              "uvs": np.asarray(uvs, np.float32), "face_uvs": np.asarray(face_uvs, np.int64)}
+    run_blender_tasks([({"kind": "render_passes", "view": view, "out": str(out)}, arrays)])
+    found = {}
+    with OpenEXR.File(str(out), separate_channels=True) as f:
+        for part in f.parts:
+            for name, ch in part.channels.items():
+                found[name.split(".", 1)[1]] = np.asarray(ch.pixels, np.float32)    # "ViewLayer.Depth.Z"
+    return found

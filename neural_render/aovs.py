@@ -1,0 +1,122 @@
+"""Render passes (AOVs) of a shot for compositing: depth, world position, world normal, UV and motion vectors of
+the double, per pixel, as the extra channels of each frame's EXR.
+
+A compositor puts a rendered double into a plate with more than its colour: ZDefocus needs its depth, Relight its
+position and normals, an STMap re-texture its UVs, VectorBlur its motion. Channel names and units follow what
+Nuke reads from a renderer's EXR (a layer per pass, float32):
+
+- ``Z``: camera-space depth, metres along the camera's axis (planar, not the distance along the ray); 1e10 where
+  no surface is (Cycles' background value). For ZDefocus choose math "depth".
+- ``P.X P.Y P.Z``: world position, metres, Doppel's frame (+Y up, the capture's world); 0 on the background.
+- ``N.X N.Y N.Z``: world-space unit shading normal (angle-weighted vertex normals, as Blender computes them,
+  interpolated), reversed on a back face (a triangle seen from behind) as Cycles does; 0 on the background.
+- ``uv.u uv.v``: the rig's texture coordinates (v up); 0 on the background.
+- ``forward.u forward.v``, ``backward.u backward.v``: where the surface under each pixel is in the next / the
+  previous frame, minus where it is now, in pixels, u to the right and v up (Nuke's image axes; VectorBlur's
+  "forward" and "backward" layers). The last frame's forward vector (and the first's backward) continues the
+  motion at constant velocity; a one-frame shot has none.
+
+One sample at each pixel's centre (not anti-aliased, as Cycles' data passes), from the same surface the renderer
+draws. Everything here takes tensors and a camera; `doppel.shot_stage` writes them beside the colour."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as tf
+from torch import Tensor
+
+from capture.camera import Camera
+from neural_render.interpolate import interpolate
+from neural_render.raster import rasterize
+from neural_render.shading import angle_weighted_normals
+
+__all__ = ["AOVS", "AOV_CHANNELS", "BACKGROUND_DEPTH", "parse_aovs", "frame_aovs"]
+
+AOV_CHANNELS = {
+    "depth": ("Z",),
+    "position": ("P.X", "P.Y", "P.Z"),
+    "normal": ("N.X", "N.Y", "N.Z"),
+    "uv": ("uv.u", "uv.v"),
+    "motion": ("forward.u", "forward.v", "backward.u", "backward.v"),
+}
+AOVS = tuple(AOV_CHANNELS)
+BACKGROUND_DEPTH = 1e10
+
+
+def parse_aovs(text: str | None) -> tuple[str, ...]:
+    """``--aovs`` ("depth,normal", "all" or None/"" for none) -> the passes in AOVS order; ValueError naming an
+    unknown one."""
+    if not text:
+        return ()
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return AOVS
+    unknown = [n for n in names if n not in AOV_CHANNELS]
+    if unknown:
+        raise ValueError(f"--aovs: unknown pass {', '.join(unknown)}; choose from {', '.join(AOVS)} or all")
+    return tuple(a for a in AOVS if a in names)
+
+
+def _pixels(points: Tensor, camera: Camera) -> Tensor:
+    """(H, W, 3) world points -> (H, W, 2) pixel coordinates (x right, y down) in ``camera``, undistorted."""
+    uv, _ = camera.project(points.reshape(-1, 3), distort=False)
+    return uv.reshape(*points.shape[:2], 2)
+
+
+def _motion(surfaces: Tensor, t: int, faces: Tensor, frags, camera: Camera, here: Tensor) -> dict[str, Tensor]:
+    """forward / backward vectors (H, W) of frame t's pixels: the same surface points (frame t's face and
+    barycentrics) in frames t + 1 and t - 1, projected; at the shot's ends the motion continues as it was."""
+    T = surfaces.shape[0]
+    out = {}
+    for name, step in (("forward", 1), ("backward", -1)):
+        if T == 1:
+            d = torch.zeros_like(here)
+        elif 0 <= t + step < T:
+            d = _pixels(interpolate(surfaces[t + step], frags, faces)[0], camera) - here
+        else:                       # the end of the shot: the other side's motion, reversed
+            d = here - _pixels(interpolate(surfaces[t - step], frags, faces)[0], camera)
+        out[f"{name}.u"], out[f"{name}.v"] = d[..., 0], -d[..., 1]
+    return out
+
+
+def _normals(verts: Tensor, faces: Tensor, frags, view: Tensor) -> dict[str, Tensor]:
+    """N.X, N.Y, N.Z (H, W): the smooth shading normal (angle-weighted vertex normals, as Blender's), turned to
+    the camera's side where the visible triangle's own normal faces away from it (a back face), as Cycles turns
+    it; view (H, W, 3) the rays."""
+    n = tf.normalize(interpolate(angle_weighted_normals(verts, faces), frags, faces)[0], dim=-1, eps=1e-12)
+    tri = verts[faces]
+    face_n = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    back = (face_n[frags.face_idx[0].clamp(min=0)] * view).sum(-1, keepdim=True) > 0
+    n = torch.where(back, -n, n)
+    return {f"N.{a}": n[..., i] for i, a in enumerate("XYZ")}
+
+
+@torch.no_grad()
+def frame_aovs(surfaces: Tensor, t: int, faces: Tensor, uvs: Tensor, face_uvs: Tensor, camera: Camera,
+               which: tuple[str, ...]) -> dict[str, Tensor]:
+    """Channel name -> (H, W) float32 for the passes ``which`` (AOVS names) of frame ``t``: surfaces (T, V, 3)
+    world metres (every frame of the shot, the surface the renderer draws: motion needs the neighbours), faces
+    (F, 3), uvs (U, 2) v up, face_uvs (F, 3), camera one undistorted view."""
+    if not which:
+        return {}
+    cam = camera.to(device=surfaces.device, dtype=torch.float64)
+    v = surfaces.to(torch.float64)
+    faces = torch.as_tensor(faces, device=v.device).long()
+    frags = rasterize(v[t], faces, cam)
+    mask = frags.mask[0]
+    out: dict[str, Tensor] = {}
+    pos = interpolate(v[t], frags, faces)[0]
+    if "depth" in which:
+        out["Z"] = torch.where(mask, frags.depth[0], torch.full_like(frags.depth[0], BACKGROUND_DEPTH))
+    if "position" in which:
+        out.update({f"P.{a}": pos[..., i] for i, a in enumerate("XYZ")})
+    if "normal" in which:
+        out.update(_normals(v[t], faces, frags, pos - cam.center.reshape(3)))
+    if "uv" in which:
+        uv = interpolate(torch.as_tensor(uvs, dtype=v.dtype, device=v.device), frags,
+                         torch.as_tensor(face_uvs, device=v.device).long())[0]
+        out["uv.u"], out["uv.v"] = uv[..., 0], uv[..., 1]
+    if "motion" in which:
+        out.update(_motion(v, t, faces, frags, cam, _pixels(pos, cam)))
+    return {k: torch.where(mask, x, torch.zeros_like(x)).float() if k != "Z" else x.float()
+            for k, x in out.items()}
