@@ -314,10 +314,26 @@ class _ShotDraw:
             else:
                 collections.deque(images, maxlen=0)
             outputs.update({f"{name}/{s}{x}": f"{name}/{s}{x}" for s in self.stems for x in (".png", ".exr")})
+            if self.aovs:
+                outputs[f"{name}.passes.png"] = self._passes_preview(where / name / f"{self.stems[0]}.exr",
+                                                                     out / f"{name}.passes.png", disclose)
         if checkpoint is not None:
             for name in self.names:
                 os.replace(where / name, out / name)
         return outputs, sum(kept.values())
+
+    @staticmethod
+    def _passes_preview(exr: Path, png: Path, disclose) -> str:
+        """CAMERA.passes.png: the camera's first frame and its passes side by side (`aovs_preview`), disclosed as
+        the frames are; returns its name."""
+        from core.meshio import write_png
+        from neural_render.aovs_preview import passes_strip
+
+        strip, _ = passes_strip(exr)
+        write_png(png, strip)
+        if disclose is not None:
+            disclose(png)
+        return png.name
 
     def _passes(self, c: int, k: int) -> dict[str, np.ndarray] | None:
         """Frame k's render passes in camera c (channel -> (H, W) float32), or None when none were asked for."""

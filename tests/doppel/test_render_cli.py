@@ -215,8 +215,17 @@ def test_a_shot_writes_render_passes_into_its_exrs_and_chunks_agree_at_their_edg
         assert np.array_equal(ch["a"][k], ch["b"][k]), k
     hit = ch["a"]["Z"] < 1e9
     assert hit.mean() > 0.05 and np.abs(ch["a"]["forward.u"][hit]).max() > 0.1     # the sphere spins
-    summary = json.loads((tmp_path / "a" / "manifest.json").read_text())["render"]
-    assert summary["aovs"]["depth"] == ["Z"] and summary["aovs"]["motion"][0] == "forward.u"
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["render"]["aovs"]["depth"] == ["Z"] and manifest["render"]["aovs"]["motion"][0] == "forward.u"
+    from PIL import Image
+
+    strip = np.asarray(Image.open(tmp_path / "a" / "cam0.passes.png"))     # colour, depth, normal, uv, motion
+    with OpenEXR.File(str(tmp_path / "a" / "cam0" / "0001.exr"), separate_channels=True) as f:   # its first frame
+        hit = f.channels()["Z"].pixels < 1e9
+    h, w = hit.shape
+    assert strip.shape == (h, 5 * w, 3) and "cam0.passes.png" in manifest["outputs"]
+    tiles = [strip[:, k * w:(k + 1) * w].astype(float) for k in range(5)]
+    assert all(t[hit].mean() > 20 for t in tiles[1:]) and all(t[~hit].max() == 0 for t in tiles[1:4])
     _fails(capsys, tmp_path / "c", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
            "--aovs", "depth,albedo", "--out", tmp_path / "c", match="--aovs: unknown pass albedo")
 
