@@ -56,9 +56,11 @@ def main() -> None:
     import anny
 
     from reconstruction.body_models import AnnyModel
+    from reconstruction.body_models.anny_cache import whole_cache
 
-    peers = {name: anny.Anny(facial_actions="all", skinning_method=sm).to(dtype=dtype, device=dev)
-             for name, sm in (("anny (default skinning)", None), ("anny lbs", "lbs"), ("anny dqs", "dqs"))}
+    with whole_cache(anny.paths.get_anny_cache_path()):
+        peers = {name: anny.Anny(facial_actions="all", skinning_method=sm).to(dtype=dtype, device=dev)
+                 for name, sm in (("anny (default skinning)", None), ("anny lbs", "lbs"), ("anny dqs", "dqs"))}
     model = AnnyModel(dtype=torch.float64)
     pheno = {"gender": 0.4, "age": 0.6, "muscle": 0.5, "weight": 0.5, "height": 0.6, "proportions": 0.5}
     rig = Rig.from_body_model(model, pheno)

@@ -16,13 +16,16 @@ PARITY_MM = 0.1   # the issue's bar: max vertex error in millimetres
 
 
 def _anny_native(skinning_method):
+    from reconstruction.body_models.anny_cache import whole_cache
     from reconstruction.body_models.anny_model import _quiet_warp
 
     _quiet_warp()
     import anny
 
-    # anny's own defaults: 'local-ref' pose parameters.
-    return anny.Anny(facial_actions="all", skinning_method=skinning_method).to(dtype=torch.float64)
+    # anny's own defaults: 'local-ref' pose parameters; under the cache's lock, as Doppel builds it (the test
+    # processes of `make test` may start on a machine without the cache)
+    with whole_cache(anny.paths.get_anny_cache_path()):
+        return anny.Anny(facial_actions="all", skinning_method=skinning_method).to(dtype=torch.float64)
 
 
 def _rig_params_from_anny_output(out, parents):
