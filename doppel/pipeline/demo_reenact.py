@@ -4,6 +4,7 @@ camera framed on its face. A strip shows the plate's frames above the double's."
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,12 +12,18 @@ import numpy as np
 
 REENACT_FRAMES = 8           # frames of the take shown (evenly spaced)
 REENACT_PX = 256             # the face camera's image size
+REENACT_PASSES = ("depth", "normal", "uv")   # render passes shown (the frames are a sample: no motion between them)
+
+
+def passes_preview(strip: Path) -> Path:
+    """Where `reenact` puts the first frame's render passes (`render shot --aovs`) beside its strip."""
+    return strip.with_name(strip.stem + "_passes.png")
 
 
 def reenact(ctx, face_take: Path, plate: Path, out: Path) -> Path | None:
     """Render ``face_take`` (a face-take animation folder on ctx.out/'rig') with the demo's neural double
-    (ctx.out/'neural') and write ``out`` (PNG): the plate's frames over the renders. None when the demo has no
-    neural double."""
+    (ctx.out/'neural') and write ``out`` (PNG): the plate's frames over the renders, and beside it the first render's
+    passes (`passes_preview`). None when the demo has no neural double."""
     from capture.plate_io import iter_plate_frames, probe_plate
     from doppel.shot_stage import render_shot
     from rigging import Rig
@@ -36,8 +43,9 @@ def reenact(ctx, face_take: Path, plate: Path, out: Path) -> Path | None:
         shot = tmp / "shot"
         shot.mkdir()
         render_shot(model, tmp / "calibration.json", shot, ["face"], ctx.out / "rig", tmp / "anim", None, "neural",
-                    REENACT_PX, "cpu", {}, jitter=1)
+                    REENACT_PX, "cpu", {}, jitter=1, aovs=REENACT_PASSES)
         renders = [_png(shot / "face" / f"{i:04d}.png") for i in range(len(frames))]
+        shutil.copyfile(shot / "face.passes.png", passes_preview(out))
     wanted = set(frames.tolist())
     plates = [rgb for i, rgb in iter_plate_frames(probe_plate(plate)) if i in wanted]
     _write_strip(out, [_square(p, REENACT_PX) for p in plates], renders)

@@ -144,6 +144,9 @@ def test_init_and_demo_quick(tmp_path, capsys):
     assert "head rotation vs the performer" in report and "swap/reenacted.png" in report
     with Image.open(tmp_path / "demo" / "swap" / "reenacted.png") as im:
         assert im.size == (2 * 256, 2 * 256)                                  # quick: 2 frames, plate over double
+    assert "swap/reenacted_passes.png" in report                              # colour, depth, normals, UVs
+    with Image.open(tmp_path / "demo" / "swap" / "reenacted_passes.png") as im:
+        assert im.size == (4 * 256, 256)
 
 
 def test_lines_printed_to_a_pipe_are_never_wrapped(tmp_path, capsys, monkeypatch):
