@@ -196,7 +196,10 @@ def chosen_cameras(calibration: Path, names: list[str]) -> list:
 
 def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple: int):
     """(capture.Camera batch at the shot size, note or None): the named cameras (default all) of a calibration
-    file, scaled so the longest side is ``size`` rounded to ``multiple``."""
+    file, scaled so the longest side is ``size`` rounded to ``multiple``, their lens distortion kept (it is
+    relative to the focal length: scaling K keeps it valid)."""
+    from dataclasses import replace
+
     from capture.camera import Camera
     from doppel.neural_inputs import scaled_camera
     from doppel.render_stage import training_size
@@ -204,7 +207,23 @@ def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple
     chosen = chosen_cameras(calibration, names)
     W0, H0 = chosen[0].width, chosen[0].height
     W, H, note = training_size(W0, H0, size or max(W0, H0), multiple)
-    return Camera.stack([scaled_camera(c, W, H) for c in chosen]), note
+    return Camera.stack([replace(scaled_camera(c, W, H), dist=c.dist) for c in chosen]), note
+
+
+LENSES = ("distorted", "undistorted")
+
+
+def drawing_cameras(lens_cams, lens: str, multiple: int):
+    """(the cameras a shot draws through, the lens cameras their frames are warped into or None): the cameras
+    without distortion (``lens`` "undistorted", or no camera has any), else their overscan
+    (`neural_render.lens.lens_overscan`) and ``lens_cams`` themselves."""
+    from neural_render.lens import lens_overscan
+
+    if lens not in LENSES:
+        raise ValueError(f"--lens must be one of {', '.join(LENSES)}, got {lens!r}")
+    if lens == "undistorted" or not lens_cams.has_distortion:
+        return lens_cams.undistorted(), None
+    return lens_overscan(lens_cams, multiple), lens_cams
 
 
 def shot_jitter(meta: dict, renderer: str = "neural") -> int:
@@ -219,7 +238,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
                 provenance: dict, progress: Callable[[int, int], None] | None = None,
                 disclose: Callable[[Path], None] | None = None, jitter: int | None = None,
                 per_call: int | None = None, recentre: bool = False, checkpoint=None,
-                aovs: tuple[str, ...] = ()) -> dict:
+                aovs: tuple[str, ...] = (), lens: str = "distorted") -> dict:
     """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
     applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
     camera shifts, averaged (``neural_render.jitter``; None: ``shot_jitter``); per_call: renders drawn by one
@@ -228,7 +247,9 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     (`recentred`); checkpoint: a `doppel.shot_checkpoint.ShotCheckpoint` the frames are written into as they are
     drawn (and moved into ``out`` at the end), so that a killed shot can go on from them; a resumed one's kept
     frames are not drawn again; aovs: render passes (``neural_render.aovs.AOVS`` names) written into each frame's
-    EXR beside its colour. The summary's
+    EXR beside its colour; lens: "distorted" (frames through each camera's lens distortion: drawn through a
+    distortion-free overscan camera and warped, `neural_render.lens`) or "undistorted" (through the same K
+    without distortion, for a comp that distorts them itself). The summary's
     ``out_of_view``: camera -> {"none": frames that show none of the double, "cut": frames that cut it at the
     image's edge} (`framing`; cameras that frame it whole in every frame left out),
     ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres),
@@ -249,8 +270,9 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
         raise ValueError("--recentre needs --rig and --anim (the fitted pose already stands where the actor stood)")
     model, meta = load_double(model_dir, "cpu")
     jitter = shot_jitter(meta, renderer) if jitter is None else jitter
-    cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
-    cams = cams.as_batch()
+    lens_cams, note = shot_cameras(calibration, camera_names, size, model.renderer.multiple)
+    lens_cams = lens_cams.as_batch()
+    cams, warped_into = drawing_cameras(lens_cams, lens, model.renderer.multiple)
     verts, fps = shot_vertices(model, rig_dir, anim_dir, frames)
     context = neighbour_frames(model, rig_dir, anim_dir, frames) if "motion" in aovs else (None, None)
     if recentre:                          # the clip's frame 0 is the reference, whatever --frames renders
@@ -260,13 +282,16 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
         context = tuple(None if v is None else recentred(v[None], model, ref[0], yaw)[0] for v in context)
     gap = (model.fitted_verts[0].mean(0) - verts[0].mean(0))[[0, 2]]
     first = int(frames.partition(":")[0] or 0) if frames else 0      # --frames was checked by shot_vertices
-    unseen = {cam: {k: [first + f for f in v] for k, v in seen.items()} for cam, seen in framing(verts, cams).items()}
+    unseen = {cam: {k: [first + f for f in v] for k, v in seen.items()}
+              for cam, seen in framing(verts, lens_cams).items()}
     per_call = views_per_call(model, cams[0], device, per_call)
     draw = _ShotDraw(model, verts, cams, renderer, device, jitter, per_call, first, fps)
-    draw.aovs, draw.context = tuple(aovs), context
+    draw.aovs, draw.context, draw.lens = tuple(aovs), context, warped_into
     outputs, kept = draw.write(out, disclose, progress, checkpoint)
     summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call, "cameras": list(cams.name),
-               "frames": int(verts.shape[0]), "size": [cams.width, cams.height], "size_note": note,
+               "frames": int(verts.shape[0]), "size": [lens_cams.width, lens_cams.height], "size_note": note,
+               "lens": "distorted" if warped_into is not None else "undistorted",
+               "overscan": None if warped_into is None else [cams.width, cams.height],
                "animation": None if anim_dir is None else str(anim_dir), "recentred": recentre,
                "offset_m": round(float(gap.norm()), 3), "out_of_view": unseen,
                "aovs": {a: list(AOV_CHANNELS[a]) for a in aovs}}
@@ -287,6 +312,8 @@ class _ShotDraw:
         self.names = [str(n) for n in cams.name]
         self.aovs: tuple[str, ...] = ()          # render passes of each frame (`neural_render.aovs`)
         self.context = (None, None)               # the clip's frames before and after the shot (motion vectors)
+        self.lens = None                          # cameras with distortion the frames are warped into, or None
+        self._warps: dict = {}
         self.stems = [f"{first + f:04d}" for f in range(verts.shape[0])]   # named by the animation's frame number
 
     def write(self, out: Path, disclose, progress, checkpoint) -> tuple[dict[str, str], int]:
@@ -335,6 +362,23 @@ class _ShotDraw:
             disclose(png)
         return png.name
 
+    def _lensed(self, c: int, fr, passes: dict[str, np.ndarray] | None):
+        """(frame, passes) warped from camera c's overscan image into its lens's image (`neural_render.lens`):
+        colour bilinear, premultiplied; passes nearest (no value blended across an edge). As drawn without a lens."""
+        if self.lens is None:
+            return fr, passes
+        from neural_render.aovs import BACKGROUND_DEPTH
+        from neural_render.lens import redistortion
+        from neural_render.shot import ShotFrame, straight_srgb
+
+        if c not in self._warps:
+            self._warps[c] = redistortion(self.lens[c], self.cams[c])
+        warp = self._warps[c]
+        lin = warp.image(fr.rgba_linear)
+        passes = None if passes is None else {
+            k: warp.image(x, nearest=True, fill=BACKGROUND_DEPTH if k == "Z" else 0.0) for k, x in passes.items()}
+        return ShotFrame(fr.camera, fr.frame, straight_srgb(lin), lin), passes
+
     def _passes(self, c: int, k: int) -> dict[str, np.ndarray] | None:
         """Frame k's render passes in camera c (channel -> (H, W) float32), or None when none were asked for."""
         if not self.aovs:
@@ -350,7 +394,8 @@ class _ShotDraw:
         m = self.model
         with torch.no_grad():
             surfaces = m.surface(torch.stack([v.to(torch.float32) for v in window]))
-        found = frame_aovs(surfaces, 0 if before is None else 1, m.faces, m.uvs, m.face_uvs, self.cams[c], self.aovs)
+        found = frame_aovs(surfaces, 0 if before is None else 1, m.faces, m.uvs, m.face_uvs, self.cams[c], self.aovs,
+                           None if self.lens is None else self.lens[c])
         return {name: x.cpu().numpy() for name, x in found.items()}
 
     def _camera(self, c: int, kept: int, folder: Path, disclose, progress, checkpoint) -> Iterator[np.ndarray]:
@@ -368,7 +413,8 @@ class _ShotDraw:
                                    jitter=self.jitter, per_call=self.per_call)
         for fr in drawn:
             k = kept + fr.frame
-            png, exr = write_shot_frame(folder, self.first + k, fr, self._passes(c, k))
+            fr, passes = self._lensed(c, fr, self._passes(c, k))
+            png, exr = write_shot_frame(folder, self.first + k, fr, passes)
             disclose_written_frame(png, exr, disclose)
             if checkpoint is not None:
                 checkpoint.frame_done(name, k + 1)

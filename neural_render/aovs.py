@@ -58,14 +58,16 @@ def parse_aovs(text: str | None) -> tuple[str, ...]:
 
 
 def _pixels(points: Tensor, camera: Camera) -> Tensor:
-    """(H, W, 3) world points -> (H, W, 2) pixel coordinates (x right, y down) in ``camera``, undistorted."""
-    uv, _ = camera.project(points.reshape(-1, 3), distort=False)
+    """(H, W, 3) world points -> (H, W, 2) pixel coordinates (x right, y down) in ``camera``, through its lens
+    distortion when it has one."""
+    uv, _ = camera.project(points.reshape(-1, 3), distort=camera.has_distortion)
     return uv.reshape(*points.shape[:2], 2)
 
 
 def _motion(surfaces: Tensor, t: int, faces: Tensor, frags, camera: Camera, here: Tensor) -> dict[str, Tensor]:
     """forward / backward vectors (H, W) of frame t's pixels: the same surface points (frame t's face and
-    barycentrics) in frames t + 1 and t - 1, projected; at the shot's ends the motion continues as it was."""
+    barycentrics) in frames t + 1 and t - 1, projected by ``camera`` (through its lens); at the shot's ends the
+    motion continues as it was."""
     T = surfaces.shape[0]
     out = {}
     for name, step in (("forward", 1), ("backward", -1)):
@@ -93,13 +95,15 @@ def _normals(verts: Tensor, faces: Tensor, frags, view: Tensor) -> dict[str, Ten
 
 @torch.no_grad()
 def frame_aovs(surfaces: Tensor, t: int, faces: Tensor, uvs: Tensor, face_uvs: Tensor, camera: Camera,
-               which: tuple[str, ...]) -> dict[str, Tensor]:
+               which: tuple[str, ...], lens: Camera | None = None) -> dict[str, Tensor]:
     """Channel name -> (H, W) float32 for the passes ``which`` (AOVS names) of frame ``t``: surfaces (T, V, 3)
     world metres (every frame of the shot, the surface the renderer draws: motion needs the neighbours), faces
-    (F, 3), uvs (U, 2) v up, face_uvs (F, 3), camera one undistorted view."""
+    (F, 3), uvs (U, 2) v up, face_uvs (F, 3), camera one undistorted view. lens: the camera with distortion whose
+    image ``camera`` (its overscan, `neural_render.lens`) is warped into: motion is then measured in its pixels."""
     if not which:
         return {}
     cam = camera.to(device=surfaces.device, dtype=torch.float64)
+    moved = cam if lens is None else lens.to(device=surfaces.device, dtype=torch.float64)
     v = surfaces.to(torch.float64)
     faces = torch.as_tensor(faces, device=v.device).long()
     frags = rasterize(v[t], faces, cam)
@@ -117,6 +121,6 @@ def frame_aovs(surfaces: Tensor, t: int, faces: Tensor, uvs: Tensor, face_uvs: T
                          torch.as_tensor(face_uvs, device=v.device).long())[0]
         out["uv.u"], out["uv.v"] = uv[..., 0], uv[..., 1]
     if "motion" in which:
-        out.update(_motion(v, t, faces, frags, cam, _pixels(pos, cam)))
+        out.update(_motion(v, t, faces, frags, moved, _pixels(pos, moved)))
     return {k: torch.where(mask, x, torch.zeros_like(x)).float() if k != "Z" else x.float()
             for k, x in out.items()}

@@ -23,8 +23,8 @@ from neural_render.render_mattes import matted, mesh_zones
 from neural_render.strip_render import render_in_strips
 from neural_render.texture import linear_to_srgb, srgb_to_linear
 
-__all__ = ["RENDERERS", "ShotFrame", "frames_per_chunk", "movie_frame", "render_shot_frames", "views_per_call",
-           "write_shot_frame"]
+__all__ = ["RENDERERS", "ShotFrame", "frames_per_chunk", "movie_frame", "render_shot_frames", "straight_srgb",
+           "views_per_call", "write_shot_frame"]
 
 RENDERERS = ("neural", "cgi")
 
@@ -145,6 +145,15 @@ def write_shot_frame(folder: Path, number: int, frame: ShotFrame,
     png = write_png(folder / f"{number:04d}.png", np.clip(frame.rgba_srgb, 0, 1))
     exr = write_exr(folder / f"{number:04d}.exr", frame.rgba_linear, extra=passes)
     return png, exr
+
+
+def straight_srgb(rgba_linear: np.ndarray) -> np.ndarray:
+    """(H, W, 4) float32 sRGB RGB, straight alpha (a frame's PNG) from rgba_linear (H, W, 4): linear RGB
+    premultiplied by alpha (its EXR)."""
+    a = np.clip(rgba_linear[..., 3:], 0.0, 1.0)
+    straight = np.where(a > 0, rgba_linear[..., :3] / np.maximum(a, 1e-6), 0.0)
+    srgb = linear_to_srgb(torch.from_numpy(np.clip(straight, 0.0, 1.0).astype(np.float32))).numpy()
+    return np.concatenate([srgb, a], -1).astype(np.float32)
 
 
 def movie_frame(rgba_linear: np.ndarray) -> np.ndarray:

@@ -350,6 +350,7 @@ class RenderShotJob(JobOptions):
     label: str | None = None                          # visible disclosure label
     recentre: bool = False                            # the clip's frame 0 onto the actor's place (every chunk)
     aovs: str | None = None                           # render passes in the EXRs: "depth,normal,..." or "all"
+    lens: Literal["distorted", "undistorted"] = "distorted"   # through the cameras' lens distortion, or not
 
     @field_validator("aovs")
     @classmethod
@@ -369,6 +370,7 @@ def _shot_call(v: dict) -> dict:
             "rig": _p(v["rig"]), "anim": _p(v["anim"]), "frames": frames, "renderer": v["renderer"],
             "size": v["size"], "jitter": v["jitter"], "views_per_call": v["views_per_call"], "device": v["device"],
             "out": Path(v["out"]), "label": v["label"], "recentre": v["recentre"], "aovs": v["aovs"],
+            "lens": v["lens"],
             "resume": "auto"}         # a task retried (its worker lost) goes on from the frames it wrote
 
 

@@ -212,6 +212,19 @@ def out_of_view_lines(s: dict) -> list[str]:
     return lines
 
 
+def _shot_line(s: dict, out: Path) -> str:
+    """The closing line of `render shot` from its summary."""
+    return (f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
+            f"{s['size'][1]} ({s['renderer']}, {s['jitter']} render(s) per frame, {s['views_per_call']} "
+            "per model call)"
+            + (f"; {s['size_note']}" if s["size_note"] else "")
+            + (f"; {s['kept_frames']} frame(s) kept from the interrupted shot" if s["kept_frames"] else "")
+            + (f"; passes {', '.join(s['aovs'])} in the EXRs" if s["aovs"] else "")
+            + (f"; through the cameras' lens distortion (drawn at {s['overscan'][0]}x{s['overscan'][1]}, then "
+               "distorted)" if s["overscan"] else "")
+            + f" -> {out}")
+
+
 @app.command("shot")
 def shot(
     model_dir: Path = typer.Argument(..., help="A `doppel render train` model folder."),
@@ -234,6 +247,10 @@ def shot(
                                   "frame 0 faces and stands as the fitted double did in the capture, whatever "
                                   "--frames renders (a mocap clip starts wherever, facing whichever way, its stage "
                                   "put it; the capture's cameras look at the actor's place)."),
+    lens: str = typer.Option("distorted", "--lens", help="distorted: frames through each camera's calibrated lens "
+                             "distortion, as its photos and plates are (drawn with overscan, then distorted); "
+                             "undistorted: through the same K without distortion (for a comp that distorts them "
+                             "itself, e.g. with `doppel capture cameras --st-maps`)."),
     aovs: str = typer.Option(None, "--aovs", help="Render passes written into each frame's EXR beside its colour "
                              "(float32, one sample a pixel): depth (Z), position (P), normal (N), uv, motion "
                              "(forward/backward, pixels), comma-separated, or all."),
@@ -253,18 +270,21 @@ def shot(
     from doppel.media_disclosure import discloser
     from doppel.render_stage import resolve_device
     from doppel.shot_checkpoint import ShotCheckpoint, resume_hint, shot_key
-    from doppel.shot_stage import SHOT_STAGE, chosen_cameras, model_weights, render_shot
+    from doppel.shot_stage import LENSES, SHOT_STAGE, chosen_cameras, model_weights, render_shot
     from neural_render.aovs import parse_aovs
 
     passes = parse_aovs(aovs)
     dev = resolve_device(device)
     inputs = [p for p in (model_dir, cameras, rig, anim) if p is not None]
     check_stage_out(out, SHOT_STAGE, force, inputs)
-    chosen_cameras(cameras, camera)       # a camera the calibration lacks: one line before the gate and the bar
+    chosen = chosen_cameras(cameras, camera)   # a camera the calibration lacks: one line before the gate and the bar
+    if lens not in LENSES:
+        raise typer.BadParameter(f"must be one of {', '.join(LENSES)}, got {lens!r}", param_hint="--lens")
     console = cli_console()
     on_interrupt(lambda: resume_hint(out))
     options = {"cameras": sorted(camera), "frames": frames, "renderer": renderer, "size": size, "jitter": jitter,
-               "recentre": recentre, **({"aovs": list(passes)} if passes else {})}
+               "recentre": recentre, **({"aovs": list(passes)} if passes else {}),
+               **({"lens": lens} if any(c.has_distortion for c in chosen) else {})}
     with gate_from_cli(workspace, actor, production, use="render", command="render shot", inputs=inputs,
                        likeness=[p for p in (model_dir, rig) if p is not None],
                        evidence=[p for p in (anim,) if p is not None], outputs=[out]) as run, \
@@ -277,14 +297,8 @@ def shot(
         with ShotCheckpoint(out, key, resume) as ck, staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
             s = render_shot(model_dir, cameras, tmp, camera, rig, anim, frames, renderer, size, dev, run.provenance,
                             lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter, views_per_call,
-                            recentre, checkpoint=ck, aovs=passes)
+                            recentre, checkpoint=ck, aovs=passes, lens=lens)
         run.add_output(out, kind="render")
-    console.print(f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
-                  f"{s['size'][1]} ({s['renderer']}, {s['jitter']} render(s) per frame, {s['views_per_call']} "
-                  "per model call)"
-                  + (f"; {s['size_note']}" if s["size_note"] else "")
-                  + (f"; {s['kept_frames']} frame(s) kept from the interrupted shot" if s["kept_frames"] else "")
-                  + (f"; passes {', '.join(s['aovs'])} in the EXRs" if s["aovs"] else "")
-                  + f" -> {out}", markup=False, highlight=False)
+    console.print(_shot_line(s, out), markup=False, highlight=False)
     for line in out_of_view_lines(s):
         console.print(f"render shot: {line}", markup=False, highlight=False, style="yellow")

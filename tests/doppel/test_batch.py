@@ -439,7 +439,7 @@ def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_
     assert shot.chunk == "frames" and shot.gpu and STAGES["render train"].gpu
     call = shot.call({"model": "m", "cameras": "c.json", "camera": [], "rig": "r", "anim": "a", "frames": "0:23",
                       "renderer": "neural", "size": None, "jitter": 4, "views_per_call": 2, "device": "auto",
-                      "out": "o", "label": None, "recentre": True, "aovs": "depth,motion"})
+                      "out": "o", "label": None, "recentre": True, "aovs": "depth,motion", "lens": "distorted"})
     assert call["frames"] == "0:24" and call["rig"] == Path("r") and call["jitter"] == 4
     assert call["aovs"] == "depth,motion"
     with pytest.raises(ValueError, match="unknown pass albedo"):

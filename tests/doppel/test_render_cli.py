@@ -230,6 +230,53 @@ def test_a_shot_writes_render_passes_into_its_exrs_and_chunks_agree_at_their_edg
            "--aovs", "depth,albedo", "--out", tmp_path / "c", match="--aovs: unknown pass albedo")
 
 
+def test_a_shot_through_a_distorted_lens_lines_up_with_the_lens(tmp_path, capsys, sphere_session):
+    """A calibrated camera with barrel distortion: the shot's frames are its lens's image, drawn with overscan and
+    distorted; --lens undistorted draws the same K without distortion, as every shot did before. The first, seen
+    through the lens, is the second taken through the camera's redistort ST-map (capture.st_maps, OpenCV's model)."""
+    from dataclasses import replace
+
+    import cv2
+    import OpenEXR
+    import torch
+
+    from capture.calibration_io import read_calibration, write_doppel_json
+    from capture.st_maps import from_st, redistort_stmap
+
+    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, 2)
+    def close_up(c):        # the sphere's edge far from the image's centre, where the lens bends most
+        K = c.K.clone()
+        K[:2, :2] *= 1.25
+        return replace(c, K=K, dist=torch.tensor([-0.25, 0.02, 0.0, 0.0, 0.0], dtype=c.dtype))
+
+    bent = [close_up(c) for c in read_calibration(s / "calibration.json")]
+    write_doppel_json(tmp_path / "lens.json", bent)
+    passes = {}
+    for lens in ("distorted", "undistorted"):
+        code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", tmp_path / "lens.json",
+                                 "--camera", "cam0", "--frames", "0:1", "--aovs", "depth", "--jitter", "1",
+                                 "--lens", lens, "--size", "64", "--out", tmp_path / lens)
+        assert code == 0, err
+        assert ("through the cameras' lens distortion (drawn at" in out) == (lens == "distorted")
+        with OpenEXR.File(str(tmp_path / lens / "cam0" / "0000.exr"), separate_channels=True) as f:
+            passes[lens] = {k: c.pixels.astype(np.float32) for k, c in f.channels().items()}
+    summary = json.loads((tmp_path / "distorted" / "manifest.json").read_text())["render"]
+    W, H = summary["size"]
+    assert summary["lens"] == "distorted" and summary["overscan"][0] > W and passes["distorted"]["Z"].shape == (H, W)
+    cam = next(c for c in bent if c.name == "cam0")
+    cam = replace(cam, K=cam.K * torch.tensor([[W / cam.width], [H / cam.height], [1.0]], dtype=cam.dtype),
+                  width=W, height=H)
+    flat = (passes["undistorted"]["Z"] < 1e9).astype(np.float32)
+    x, y = from_st(redistort_stmap(cam), W, H)                      # nearest: a mask's pixels, not a blend
+    expected = cv2.remap(flat, x, y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0.5
+    got = passes["distorted"]["Z"] < 1e9
+    assert 0.05 < got.mean() < 0.95
+    assert (got != expected).mean() < 0.002                                  # (0 when written)
+    assert (got != (flat > 0.5)).mean() > 0.01                              # the lens moved the sphere's edge
+    alpha = passes["distorted"]["A"] > 0.5
+    assert (alpha != got).mean() < 0.02                                      # the colour went through the lens too
+
+
 def test_a_shots_movie_is_encoded_as_its_frames_are_drawn(tmp_path, capsys, sphere_session, monkeypatch):
     """`render shot` kept every frame of a camera's movie in memory until its last frame (a 1024 px shot: 3 MB a
     frame, 7.5 GB for 100 s): the movie now takes each frame as it is drawn and written."""
