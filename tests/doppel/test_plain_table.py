@@ -65,9 +65,9 @@ def test_a_production_sized_listing_is_fast(capsys):
     for i in range(20_000):
         t.add_row(f"export-{i:012x}", "export", "actor-003", f"exports/actor-003/take{i:05d}.glb",
                   "2026-12-06T02:05:11", "export", "Big Show", "c-0123456789ab")
-    t0 = time.perf_counter()
+    t0 = time.process_time()        # this process's CPU time: another test process on the core does not count
     print_table(t, cli_console())
-    seconds = time.perf_counter() - t0
+    seconds = time.process_time() - t0
     out = capsys.readouterr().out
     assert out.count("\n") == 20_004 and "take19999.glb" in out
     assert seconds < 2.0, seconds

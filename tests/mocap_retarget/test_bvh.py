@@ -202,9 +202,9 @@ def test_parse_speed_is_vectorised():
     m = synthetic_walk(WalkSpec(seconds=10000 / 120, fps=120))
     assert m.num_joints == 30
     txt = format_bvh(m, units="cm", precision=4)
-    t0 = time.perf_counter()
+    t0 = time.process_time()        # this process's CPU time: another test process on the core does not count
     back = parse_bvh(txt)
-    dt = time.perf_counter() - t0
+    dt = time.process_time() - t0
     assert back.num_frames == 10000
     assert dt < 2.0, f"parse took {dt:.2f} s"   # loose bound for a busy shared CI machine
 

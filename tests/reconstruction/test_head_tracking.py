@@ -139,9 +139,9 @@ def test_smoothing_is_exact_banded_and_scales_to_long_shots():
     for c in range(3):
         dense = np.linalg.solve(np.diag(w + 1e-9) + lam[c] * D.T @ D, (w + 1e-9) * p[:, c])
         assert np.allclose(smooth_track(p, w, lam)[:, c], dense, atol=1e-8)
-    t = time.perf_counter()
+    t = time.process_time()         # this process's CPU time: another test process on the core does not count
     long = smooth_track(rng.normal(size=(14_400, 2)), np.ones(14_400), np.array([1.0, 10.0]))
-    assert long.shape == (14_400, 2) and time.perf_counter() - t < 5.0
+    assert long.shape == (14_400, 2) and time.process_time() - t < 5.0
 
 
 def test_cross_validation_smooths_noise_and_keeps_fast_motion():
