@@ -86,12 +86,12 @@ def build_lock(folder: str | os.PathLike, wait_s: float = WAIT_S) -> Iterator[No
                                f"running? Set ANNY_CACHE_DIR to build one elsewhere") from None
     except OSError as e:          # read-only or another user's lock file that this user may not open
         log.debug("anny's cache %s: no build lock (%s)", folder, e)
-        yield
-        return
+        lock = None
     try:
         yield
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _disk_full(e: BaseException) -> bool:
@@ -103,20 +103,21 @@ def _disk_full(e: BaseException) -> bool:
 
 
 def check_room(folder: str | os.PathLike) -> None:
-    """Refuse, before a minute of building, a cache folder whose disk cannot take what anny still has to write
-    (`CACHE_BYTES` less the whole cache files already there)."""
+    """Refuse, before a minute of building, a first build (no cache file there yet) on a disk that cannot take
+    `CACHE_BYTES`. A cache partly there is not judged (what is left to write depends on the rig asked for): a disk
+    filling during its build is reported by `whole_cache`."""
     import shutil
 
-    have = sum(p.stat().st_size for p in Path(folder).glob("v*/*.safetensors") if safetensors_complete(p))
-    need = CACHE_BYTES - have
+    if any(Path(folder).glob("v*/*.safetensors")):
+        return
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         return
-    if need > 0 and free < need:
-        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: anny's model cache needs about {need / 1e6:.0f} "
-                                    f"MB more and {free / 1e6:.0f} MB are free; free some space or set "
-                                    f"ANNY_CACHE_DIR to a folder with room", str(folder))
+    if free < CACHE_BYTES:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: anny's model cache needs about "
+                                    f"{CACHE_BYTES / 1e6:.0f} MB and {free / 1e6:.0f} MB are free; free some space "
+                                    f"or set ANNY_CACHE_DIR to a folder with room", str(folder))
 
 
 @contextlib.contextmanager
