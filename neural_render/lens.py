@@ -38,7 +38,7 @@ def _undistort(points: np.ndarray, cam: Camera, target_K: np.ndarray) -> np.ndar
     out = cv2.undistortPointsIter(pts, K, dist, None, P, _ITER)[:, 0]
     # OpenCV's fixed-point inversion diverges where the model folds over (a lens whose coefficients make the image
     # radius fall as the angle grows, past the calibrated field): checked by distorting the result back
-    rays = np.concatenate([(out - P[:2, 2]) / [P[0, 0], P[1, 1]], np.ones((len(out), 1))], 1)
+    rays = np.concatenate([out, np.ones((len(out), 1))], 1) @ np.linalg.inv(P).T
     back, _ = cv2.projectPoints(rays, np.zeros(3), np.zeros(3), K, dist)
     worst = float(np.abs(back[:, 0] - pts[:, 0]).max()) if len(out) else 0.0
     if not worst < 0.01:
