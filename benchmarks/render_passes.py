@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def moving_double():
     """(3, V, 3) float64 frames of the default double (seed 3), faces, uvs, face_uvs: turned by 0, 3 and 7
     degrees about +Y, stepped 0, 2 and 5 cm along +X, its jaw opening (0, 0.4, 1)."""
+    import core  # noqa: F401, I001 - before torch
     import torch
 
     from doppel.doubles import build_default_rig
@@ -80,9 +81,9 @@ def compare(mine: dict, cy: dict) -> dict:
 
 
 def main() -> None:
+    import core  # noqa: F401, I001 - before torch: OpenMP's passive wait policy (core/runtime.py)
     import torch
 
-    import core  # noqa: F401
     from doppel.reference_passes import cycles_passes
     from neural_render.aovs import AOVS, frame_aovs
 
