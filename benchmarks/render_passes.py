@@ -85,7 +85,7 @@ def main() -> None:
     import torch
 
     from doppel.reference_passes import cycles_passes
-    from neural_render.aovs import AOVS, frame_aovs
+    from neural_render.aovs import ALL_AOVS, frame_aovs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512)
@@ -102,9 +102,9 @@ def main() -> None:
         t0 = time.perf_counter()
         cy = cycles_passes(v, f, uv, fuv, cam, out)
         cycles_s = time.perf_counter() - t0
-        frame_aovs(vt, 1, ft, uvt, fuvt, cam, AOVS)                   # warm
+        frame_aovs(vt, 1, ft, uvt, fuvt, cam, ALL_AOVS)                   # warm
         t0 = time.perf_counter()
-        mine = {k: x.numpy() for k, x in frame_aovs(vt, 1, ft, uvt, fuvt, cam, AOVS).items()}
+        mine = {k: x.numpy() for k, x in frame_aovs(vt, 1, ft, uvt, fuvt, cam, ALL_AOVS).items()}
         mine_s = time.perf_counter() - t0
         r = compare(mine, cy)
         print(f"{name} ({args.size} px): {r['pixels']} pixels, coverage differs at {r['coverage_differs']}; "

@@ -210,6 +210,26 @@ def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple
     return Camera.stack([replace(scaled_camera(c, W, H), dist=c.dist) for c in chosen]), note
 
 
+def face_parts(model):
+    """(F,) int64 tensor: the body part of each face of a double on Anny's mesh (an index into
+    `neural_render.aovs.PARTS`: head with eyes and mouth, hands, feet, the rest), from anny's body-part
+    segmentation looked up in the faces' UVs; ValueError for a double on another mesh (SMPL-X, FLAME, a scan)."""
+    import torch
+
+    from doppel.albedo import REGIONS, face_regions
+    from doppel.virtual_actor import body_model
+    from neural_render.neural_double import topology_signature
+
+    anny = body_model()
+    uvs, face_uvs = anny.uvs
+    if topology_signature(anny.faces, uvs, face_uvs, anny.num_vertices) != model.signature():
+        raise ValueError("--aovs parts: the double is not on Anny's mesh (its faces' body parts come from Anny's "
+                         "segmentation); leave parts out")
+    group = {"head": 0, "hand.L": 1, "hand.R": 1, "foot.L": 2, "foot.R": 2, "body": 3}
+    lut = np.array([group.get(name, 0) for name, _ in sorted(REGIONS.items(), key=lambda kv: kv[1])])
+    return torch.as_tensor(lut[face_regions(model.uvs.cpu().numpy(), model.face_uvs.cpu().numpy())])
+
+
 LENSES = ("distorted", "undistorted")
 
 
@@ -287,6 +307,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     per_call = views_per_call(model, cams[0], device, per_call)
     draw = _ShotDraw(model, verts, cams, renderer, device, jitter, per_call, first, fps)
     draw.aovs, draw.context, draw.lens = tuple(aovs), context, warped_into
+    draw.face_parts = face_parts(model) if "parts" in aovs else None
     outputs, kept = draw.write(out, disclose, progress, checkpoint)
     summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call, "cameras": list(cams.name),
                "frames": int(verts.shape[0]), "size": [lens_cams.width, lens_cams.height], "size_note": note,
@@ -313,6 +334,7 @@ class _ShotDraw:
         self.aovs: tuple[str, ...] = ()          # render passes of each frame (`neural_render.aovs`)
         self.context = (None, None)               # the clip's frames before and after the shot (motion vectors)
         self.lens = None                          # cameras with distortion the frames are warped into, or None
+        self.face_parts = None                    # (F,) each face's body part, for the "parts" pass
         self._warps: dict = {}
         self.stems = [f"{first + f:04d}" for f in range(verts.shape[0])]   # named by the animation's frame number
 
@@ -395,7 +417,7 @@ class _ShotDraw:
         with torch.no_grad():
             surfaces = m.surface(torch.stack([v.to(torch.float32) for v in window]))
         found = frame_aovs(surfaces, 0 if before is None else 1, m.faces, m.uvs, m.face_uvs, self.cams[c], self.aovs,
-                           None if self.lens is None else self.lens[c])
+                           None if self.lens is None else self.lens[c], self.face_parts)
         return {name: x.cpu().numpy() for name, x in found.items()}
 
     def _camera(self, c: int, kept: int, folder: Path, disclose, progress, checkpoint) -> Iterator[np.ndarray]:

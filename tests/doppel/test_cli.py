@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+
 from tests.cli_runner import run_cli
 
 
@@ -144,9 +146,11 @@ def test_init_and_demo_quick(tmp_path, capsys):
     assert "head rotation vs the performer" in report and "swap/reenacted.png" in report
     with Image.open(tmp_path / "demo" / "swap" / "reenacted.png") as im:
         assert im.size == (2 * 256, 2 * 256)                                  # quick: 2 frames, plate over double
-    assert "swap/reenacted_passes.png" in report                              # colour, depth, normals, UVs
+    assert "swap/reenacted_passes.png" in report                  # colour, depth, normals, UVs, part mattes
     with Image.open(tmp_path / "demo" / "swap" / "reenacted_passes.png") as im:
-        assert im.size == (4 * 256, 256)
+        assert im.size == (5 * 256, 256)
+        parts = np.asarray(im.convert("RGB"))[:, 4 * 256:].astype(int)
+    assert (parts[..., 0] - parts[..., 1] > 100).mean() > 0.1          # the face camera sees mostly head (red)
 
 
 def test_lines_printed_to_a_pipe_are_never_wrapped(tmp_path, capsys, monkeypatch):

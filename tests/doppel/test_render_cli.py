@@ -228,6 +228,8 @@ def test_a_shot_writes_render_passes_into_its_exrs_and_chunks_agree_at_their_edg
     assert all(t[hit].mean() > 20 for t in tiles[1:]) and all(t[~hit].max() == 0 for t in tiles[1:4])
     _fails(capsys, tmp_path / "c", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
            "--aovs", "depth,albedo", "--out", tmp_path / "c", match="--aovs: unknown pass albedo")
+    _fails(capsys, tmp_path / "d", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+           "--aovs", "parts", "--out", tmp_path / "d", match="--aovs parts: the double is not on Anny's mesh")
 
 
 def test_a_shot_through_a_distorted_lens_lines_up_with_the_lens(tmp_path, capsys, sphere_session):

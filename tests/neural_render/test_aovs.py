@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from capture.camera import Camera
-from neural_render.aovs import AOVS, BACKGROUND_DEPTH, frame_aovs, parse_aovs
+from neural_render.aovs import ALL_AOVS, AOVS, BACKGROUND_DEPTH, PARTS, frame_aovs, parse_aovs
 from neural_render.image_io import write_exr
 
 
@@ -30,8 +30,9 @@ def _plane(z: float, dx: float = 0.0):
 
 def test_parse_aovs():
     assert parse_aovs(None) == () and parse_aovs("") == ()
-    assert parse_aovs("all") == AOVS
+    assert parse_aovs("all") == ALL_AOVS and "parts" not in ALL_AOVS and set(ALL_AOVS) | {"parts"} == set(AOVS)
     assert parse_aovs("motion, depth") == ("depth", "motion")         # in AOVS order
+    assert parse_aovs("parts") == ("parts",)
     with pytest.raises(ValueError, match="unknown pass colour; choose from depth, position"):
         parse_aovs("depth,colour")
 
@@ -42,7 +43,7 @@ def test_passes_of_a_plane_moving_across_the_view_are_exact():
     frames = [_plane(2.0, dx)[0] for dx in (0.0, 0.1, 0.3)]        # 2.5 px, then 5 px to the right
     _, f, uv = _plane(2.0)
     surf = torch.stack(frames)
-    out = frame_aovs(surf, 1, f, uv, f, cam, AOVS)
+    out = frame_aovs(surf, 1, f, uv, f, cam, ALL_AOVS)
     assert all(x.dtype == torch.float32 and x.shape == (48, 64) for x in out.values())
     inside = out["Z"] < BACKGROUND_DEPTH
     assert 0.1 < inside.float().mean() < 0.5
@@ -64,6 +65,28 @@ def test_passes_of_a_plane_moving_across_the_view_are_exact():
     up = frame_aovs(torch.stack([frames[0], frames[0] + torch.tensor([0.0, -0.2, 0.0])]), 0, f, uv, f, cam,
                     ("motion",))                                        # -y in the world: up in the image
     assert torch.allclose(up["forward.v"][up["forward.v"] != 0], torch.tensor(5.0), atol=1e-4)
+
+
+def test_part_mattes_are_anti_aliased_and_sum_to_the_coverage():
+    """The plane's two triangles labelled head and hands: each matte is its triangle's share of each pixel's 2 x 2
+    samples (a half along the diagonal they share), the two sum to the coverage, the others are empty."""
+    cam = Camera.from_opencv(np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]]), R=np.eye(3), tvec=np.zeros(3),
+                             width=64, height=48)
+    v, f, uv = _plane(2.0)
+    out = frame_aovs(v[None], 0, f, uv, f, cam, ("depth", "parts"), face_parts=torch.tensor([0, 1]))
+    assert sorted(k for k in out if k.startswith("matte.")) == sorted(f"matte.{p}" for p in PARTS)
+    head, hands, total = out["matte.head"], out["matte.hands"], sum(out[f"matte.{p}"] for p in PARTS)
+    inside = out["Z"] < BACKGROUND_DEPTH
+    core = -torch.nn.functional.max_pool2d(-inside[None].float(), 3, 1, 1)[0] > 0.5   # away from the plane's edge
+    assert torch.allclose(total[core], torch.tensor(1.0)) and (total[~inside] < 1).all()
+    edge = inside & ~core
+    assert ((total[edge] > 0) & (total[edge] <= 1)).all() and (total[edge] < 1).any()    # the edge's pixels share
+    assert (head[inside] > 0).float().mean() > 0.3 and (hands[inside] > 0).float().mean() > 0.3
+    partial = (head > 0) & (head < 1)
+    assert partial.sum() >= 20 and set(head[partial].unique().tolist()) <= {0.25, 0.5, 0.75}   # along the diagonal
+    assert out["matte.feet"].max() == 0 and out["matte.body"].max() == 0
+    with pytest.raises(ValueError, match="needs each face's body part"):
+        frame_aovs(v[None], 0, f, uv, f, cam, ("parts",))
 
 
 def test_passes_are_written_as_float32_channels_beside_the_colour(tmp_path):
@@ -107,7 +130,7 @@ def test_passes_are_what_cycles_writes_for_the_same_mesh(tmp_path, eye):
     cam = _camera(eye, (0.0, 1.0, 0.0))
     cy = cycles_passes(frames, f, uv, f, cam, tmp_path)
     mine = {k: x.numpy() for k, x in frame_aovs(torch.tensor(frames), 1, torch.tensor(f), torch.tensor(uv),
-                                                   torch.tensor(f), cam, AOVS).items()}
+                                                   torch.tensor(f), cam, ALL_AOVS).items()}
     covered = cy["Combined.A"] > 0.5
     hit = mine["Z"] < BACKGROUND_DEPTH
     assert (covered != hit).sum() <= 2 and hit.sum() > 400          # a pixel centre on an edge may differ
@@ -125,3 +148,28 @@ def test_passes_are_what_cycles_writes_for_the_same_mesh(tmp_path, eye):
                                ("forward.v", "W", -1)):
         assert np.abs(mine[mine_k][m] - sign * cy[f"Vector.{cy_k}"][m]).max() < 0.05, mine_k   # pixels
     assert np.abs(mine["forward.u"][m]).max() > 1.0                   # the mesh moved by pixels, not nothing
+
+
+def test_the_faces_of_a_double_on_annys_mesh_carry_its_body_parts():
+    """`doppel.shot_stage.face_parts` on Anny's mesh: the topmost faces are head, the lowest feet, the farthest
+    out from the body's axis hands; a double on another mesh is refused."""
+    from types import SimpleNamespace
+
+    from doppel.shot_stage import face_parts
+    from doppel.virtual_actor import body_model
+    from neural_render.neural_double import topology_signature
+
+    anny = body_model()
+    uvs, face_uvs = anny.uvs
+    v = anny.bind_state(None).vertices
+    double = SimpleNamespace(uvs=torch.as_tensor(uvs), face_uvs=torch.as_tensor(face_uvs),
+                             signature=lambda: topology_signature(anny.faces, uvs, face_uvs, anny.num_vertices))
+    parts = face_parts(double).numpy()
+    assert parts.shape == (len(anny.faces),) and set(np.unique(parts)) == {0, 1, 2, 3}
+    centre = v[anny.faces].mean(1)
+    assert (parts[np.argsort(centre[:, 1])[-200:]] == PARTS.index("head")).all()
+    assert (parts[np.argsort(centre[:, 1])[:200]] == PARTS.index("feet")).all()
+    assert (parts[np.argsort(np.abs(centre[:, 0]))[-100:]] == PARTS.index("hands")).all()
+    other = SimpleNamespace(uvs=torch.as_tensor(uvs), face_uvs=torch.as_tensor(face_uvs), signature=lambda: "x")
+    with pytest.raises(ValueError, match="not on Anny's mesh"):
+        face_parts(other)
