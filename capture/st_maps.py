@@ -9,8 +9,9 @@ centre at (i + 0.5) / W).
 - the **redistort** map turns such an undistorted image (a render through the DCC camera) back into the lens's
   image, for the comp.
 
-Both are computed with OpenCV (`cv2.initUndistortRectifyMap`; `cv2.undistortPointsIter`, iterated to 1e-9) and
-tested against the distortion model written out and `cv2.undistort`.
+Both are computed with OpenCV (`cv2.initUndistortRectifyMap`; `cv2.undistortPointsIter`, iterated to 1e-9 and
+checked by distorting back: `undistorted_points`) and tested against the distortion model written out and
+`cv2.undistort`.
 """
 
 from __future__ import annotations
@@ -48,16 +49,33 @@ def undistort_stmap(cam) -> np.ndarray:
     return to_st(mx, my, W, H)
 
 
+def undistorted_points(points: np.ndarray, K: np.ndarray, dist: np.ndarray, P: np.ndarray,
+                       name: str = "camera") -> np.ndarray:
+    """(N, 2) pixel positions in a distorted image (OpenCV's convention and intrinsics ``K``, coefficients
+    ``dist``) -> (N, 2) positions in the distortion-free image of intrinsics ``P`` seeing the same rays
+    (`cv2.undistortPointsIter` to 1e-9). OpenCV's fixed-point inversion diverges, silently, where the model folds
+    over (coefficients that make the image radius fall as the angle grows, past their calibrated field): the result
+    is distorted back and a ValueError names ``name`` when it misses by 0.01 px or more."""
+    import cv2
+
+    pts = np.asarray(points, np.float64)[:, None]
+    out = cv2.undistortPointsIter(pts, K, dist, None, P, (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50,
+                                                          1e-9))[:, 0]
+    rays = np.concatenate([out, np.ones((len(out), 1))], 1) @ np.linalg.inv(P).T
+    back, _ = cv2.projectPoints(rays, np.zeros(3), np.zeros(3), K, dist)
+    worst = float(np.abs(back[:, 0] - pts[:, 0]).max()) if len(out) else 0.0
+    if not worst < 0.01:
+        raise ValueError(f"camera {name}: its lens distortion {np.round(dist, 4).tolist()} cannot be inverted at "
+                         f"the image's edge ({worst:.2g} px off)")
+    return out
+
+
 def redistort_stmap(cam) -> np.ndarray:
     """(H, W, 2) float32: for each pixel of the camera's photo, where it is in the undistorted image, as ST
     coordinates (the inverse of `undistort_stmap`)."""
-    import cv2
-
     K, dist, W, H = _opencv(cam)
     x, y = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
-    pts = np.stack([x.ravel(), y.ravel()], 1)[:, None]
-    und = cv2.undistortPointsIter(pts, K, dist, None, K, (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-9))
-    und = und.reshape(H, W, 2)
+    und = undistorted_points(np.stack([x.ravel(), y.ravel()], 1), K, dist, K, str(cam.name)).reshape(H, W, 2)
     return to_st(und[..., 0], und[..., 1], W, H)
 
 

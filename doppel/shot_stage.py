@@ -41,11 +41,12 @@ def model_weights(model_dir: Path) -> list[Path]:
     return [f / "model.safetensors" for f in member_folders(model_dir)]
 
 
-def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: str | None):
-    """(T, V, 3) float32 tensor of the posed meshes, and fps: the model's fitted frames without --anim, else the
-    rig posed by the animation (its joints matched to the rig's by name, its blendshape weights, the face's
-    expressions, applied). Errors: --anim without --rig, a rig of another topology than the model, an animation
-    naming joints or blendshapes the rig does not have."""
+def clip_poser(model, rig_dir: Path | None, anim_dir: Path | None):
+    """(frames in the clip, pose(frame indices) -> (T, V, 3) float32 tensor, fps) of what a shot draws from: the
+    model's fitted frames without --anim, else the rig posed by the animation (its joints matched to the rig's by
+    name, its blendshape weights, the face's expressions, applied). The rig and animation are loaded once. Errors:
+    --anim without --rig, a rig of another topology than the model, an animation naming joints or blendshapes the
+    rig does not have."""
     import torch
 
     from neural_render.neural_double import ModelError, topology_signature
@@ -54,7 +55,7 @@ def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: st
         if rig_dir is not None:
             raise ValueError("--rig needs --anim (without an animation the shot renders the fitted pose)")
         fv = model.fitted_verts
-        return fv[list(parse_frames(frames, fv.shape[0]))], 24.0
+        return fv.shape[0], lambda idx: fv[list(idx)], 24.0
     if rig_dir is None:
         raise ValueError("--anim needs --rig (the rig the animation was retargeted onto)")
     from rigging import Rig
@@ -69,32 +70,31 @@ def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: st
         R, t, w = in_rig_order(anim, rig)           # by name: joint order, blendshape (expression) weights
     except AnimationError as e:
         raise ValueError(f"--anim {anim_dir}: {e}; retarget the clip onto this rig first") from None
-    idx = list(parse_frames(frames, R.shape[0]))
-    with torch.no_grad():
-        v = rig.pose(torch.as_tensor(R[idx], dtype=torch.float32), torch.as_tensor(t[idx], dtype=torch.float32),
-                     None if w is None else torch.as_tensor(w[idx], dtype=torch.float32))
-    return v.float(), float(anim.fps)
+
+    def pose(idx):
+        idx = list(idx)
+        with torch.no_grad():
+            v = rig.pose(torch.as_tensor(R[idx], dtype=torch.float32), torch.as_tensor(t[idx], dtype=torch.float32),
+                         None if w is None else torch.as_tensor(w[idx], dtype=torch.float32))
+        return v.float()
+
+    return R.shape[0], pose, float(anim.fps)
 
 
-def clip_length(model, anim_dir: Path | None) -> int:
-    """Frames of what a shot draws from: the animation's, else the model's fitted take's."""
-    if anim_dir is None:
-        return int(model.fitted_verts.shape[0])
-    from rigging.animation import Animation
-
-    return int(Animation.load(anim_dir).num_frames)
+def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: str | None):
+    """(T, V, 3) float32 tensor of the posed meshes of ``frames`` (A:B, None: all), and fps (`clip_poser`)."""
+    n, pose, fps = clip_poser(model, rig_dir, anim_dir)
+    return pose(parse_frames(frames, n)), fps
 
 
 def neighbour_frames(model, rig_dir: Path | None, anim_dir: Path | None, frames: str | None):
     """((V, 3) or None, (V, 3) or None): the clip's frames just before and just after the shot's range (None at
     the clip's ends), posed as `shot_vertices` poses the shot. Motion vectors at a shot's first and last frames
     then follow the clip's real motion: a shot cut into chunks (a batch) has the vectors of one drawn whole."""
-    n = clip_length(model, anim_dir)
+    n, pose, _ = clip_poser(model, rig_dir, anim_dir)
     idx = parse_frames(frames, n)
-    before = shot_vertices(model, rig_dir, anim_dir, f"{idx[0] - 1}:{idx[0]}")[0][0] if idx[0] > 0 else None
-    after = shot_vertices(model, rig_dir, anim_dir, f"{idx[-1] + 1}:{idx[-1] + 2}")[0][0] \
-        if idx[-1] + 1 < n else None
-    return before, after
+    return (pose([idx[0] - 1])[0] if idx[0] > 0 else None,
+            pose([idx[-1] + 1])[0] if idx[-1] + 1 < n else None)
 
 
 def recentred(verts, model, reference, yaw: float = 0.0):

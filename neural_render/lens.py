@@ -23,27 +23,20 @@ from core.conventions import doppel_to_opencv_K
 
 __all__ = ["LensWarp", "lens_overscan", "redistortion"]
 
-_ITER = (3, 50, 1e-9)          # cv2.TERM_CRITERIA_COUNT | EPS, 50 iterations, 1e-9
-
 
 def _undistort(points: np.ndarray, cam: Camera, target_K: np.ndarray) -> np.ndarray:
     """(N, 2) pixel positions (Doppel's convention) in ``cam``'s distorted image -> (N, 2) positions (Doppel's) in
-    the distortion-free image of intrinsics ``target_K`` (Doppel's convention) seeing the same rays."""
-    import cv2
+    the distortion-free image of intrinsics ``target_K`` (Doppel's convention) seeing the same rays
+    (`capture.st_maps.undistorted_points`, its fold-over check included)."""
+    from capture.st_maps import undistorted_points
 
     K = doppel_to_opencv_K(cam.K.detach().cpu().numpy())
-    P = doppel_to_opencv_K(target_K)
     dist = cam.dist.detach().cpu().numpy().astype(np.float64)
-    pts = (np.asarray(points, np.float64) - 0.5)[:, None]
-    out = cv2.undistortPointsIter(pts, K, dist, None, P, _ITER)[:, 0]
-    # OpenCV's fixed-point inversion diverges where the model folds over (a lens whose coefficients make the image
-    # radius fall as the angle grows, past the calibrated field): checked by distorting the result back
-    rays = np.concatenate([out, np.ones((len(out), 1))], 1) @ np.linalg.inv(P).T
-    back, _ = cv2.projectPoints(rays, np.zeros(3), np.zeros(3), K, dist)
-    worst = float(np.abs(back[:, 0] - pts[:, 0]).max()) if len(out) else 0.0
-    if not worst < 0.01:
-        raise ValueError(f"camera {cam.name}: its lens distortion {np.round(dist, 4).tolist()} cannot be inverted at "
-                         f"the image's edge ({worst:.2g} px off): render it with --lens undistorted")
+    try:
+        out = undistorted_points(np.asarray(points, np.float64) - 0.5, K, dist, doppel_to_opencv_K(target_K),
+                                 str(cam.name))
+    except ValueError as e:
+        raise ValueError(f"{e}: render it with --lens undistorted") from None
     return out + 0.5
 
 

@@ -161,8 +161,6 @@ def movie_frame(rgba_linear: np.ndarray) -> np.ndarray:
     (rgba_linear (H, W, 4): linear RGB premultiplied by alpha, taken at the EXR's half-float precision). Drawn from
     what the EXR holds, so that a resumed shot's movie, made from the frames a killed run wrote, is the movie of
     an uninterrupted shot."""
-    x = np.asarray(rgba_linear, dtype=np.float16).astype(np.float32)
-    a = np.clip(x[..., 3:], 0.0, 1.0)
-    straight = np.where(a > 0, x[..., :3] / np.maximum(a, 1e-6), 0.0)
-    srgb = linear_to_srgb(torch.from_numpy(np.clip(straight, 0.0, 1.0))).numpy()
+    s = straight_srgb(np.asarray(rgba_linear, dtype=np.float16).astype(np.float32))
+    srgb, a = s[..., :3], s[..., 3:]
     return (np.clip(srgb * a + 0.5 * (1.0 - a), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
