@@ -243,7 +243,10 @@ def drawing_cameras(lens_cams, lens: str, multiple: int):
         raise ValueError(f"--lens must be one of {', '.join(LENSES)}, got {lens!r}")
     if lens == "undistorted" or not lens_cams.has_distortion:
         return lens_cams.undistorted(), None
-    return lens_overscan(lens_cams, multiple), lens_cams
+    try:
+        return lens_overscan(lens_cams, multiple), lens_cams
+    except ValueError as e:                       # a lens model folding over inside the image
+        raise ValueError(f"{e}: render it with --lens undistorted") from None
 
 
 def shot_jitter(meta: dict, renderer: str = "neural") -> int:

@@ -74,6 +74,9 @@ class PlateConfig:
     distance_m: float = 1.35       # camera to head distance
     clip: str | None = None        # a clip on the virtual actor's skeleton (animation.npz / folder) for the body
     performance: str = "talk"      # the face's performance: PLATE_PERFORMANCES
+    distortion: tuple = (0.0, 0.0, 0.0, 0.0, 0.0)   # the film lens's OpenCV k1, k2, p1, p2, k3 (raster only)
+    offset: tuple = (0.0, 0.0)     # where the head is framed: a fraction of the half width / height right / down
+                                   # of the centre (a lens distorts most towards the frame's edge)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -100,8 +103,34 @@ def check_plate_config(cfg: PlateConfig) -> None:
         raise ValueError("--performer-seed and --double-seed must be >= 0")
     if cfg.performance not in PLATE_PERFORMANCES:
         raise ValueError(f"--performance must be one of {', '.join(PLATE_PERFORMANCES)}, got {cfg.performance!r}")
+    _check_lens(cfg)
+    if not 5.0 <= cfg.fov_x_deg <= 150.0:
+        raise ValueError(f"--fov must be between 5 and 150 degrees, got {cfg.fov_x_deg}")
     if not (0.3 <= cfg.distance_m <= 30.0):
         raise ValueError(f"--distance must be between 0.3 and 30 metres, got {cfg.distance_m}")
+
+
+def _check_lens(cfg: PlateConfig) -> None:
+    """ValueError naming the option for a lens the plate cannot be drawn through."""
+    d, o = np.asarray(cfg.distortion, np.float64), np.asarray(cfg.offset, np.float64)
+    if d.shape != (5,) or not np.isfinite(d).all() or np.abs(d).max() > 2.0:
+        raise ValueError(f"--distortion must be up to five finite OpenCV coefficients k1,k2,p1,p2,k3 within +-2, "
+                         f"got {list(cfg.distortion)}")
+    if o.shape != (2,) or not (np.abs(o) <= 0.9).all():
+        raise ValueError(f"--offset must be X,Y fractions of the half frame within +-0.9, got {list(cfg.offset)}")
+    if d.any() and cfg.renderer != "raster":
+        raise ValueError("--distortion needs --renderer raster (Cycles' cameras have no OpenCV lens model)")
+
+
+def parse_numbers(text: str, option: str, count: int) -> tuple[float, ...]:
+    """'a,b,...' -> up to ``count`` floats, zeros after the given ones; ValueError naming ``option``."""
+    try:
+        vals = [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated numbers, got {text!r}") from None
+    if not 1 <= len(vals) <= count:
+        raise ValueError(f"{option} takes 1 to {count} comma-separated numbers, got {text!r}")
+    return tuple(vals + [0.0] * (count - len(vals)))
 
 
 def _rotvec(M: np.ndarray) -> list[float]:
@@ -180,7 +209,8 @@ def film_camera(cfg: PlateConfig, head: np.ndarray, f: int):
     fx = 0.5 * cfg.width / np.tan(np.radians(cfg.fov_x_deg) / 2)
     K = np.array([[fx, 0, cfg.width / 2], [0, fx, cfg.height / 2], [0, 0, 1.0]])
     eye = head + np.array([0.0, 0.08, cfg.distance_m])
-    target = head.copy()
+    half_w = cfg.distance_m * np.tan(np.radians(cfg.fov_x_deg) / 2)      # the frame's half width at the head
+    target = head - np.array([cfg.offset[0] * half_w, -cfg.offset[1] * half_w * cfg.height / cfg.width, 0.0])
     if cfg.camera == "dolly":
         eye = eye + np.array([-0.4 + 0.8 * t, 0.0, -0.3 * t])
     elif cfg.camera == "handheld":
@@ -191,7 +221,9 @@ def film_camera(cfg: PlateConfig, head: np.ndarray, f: int):
         wobble = sum(np.sin(2 * np.pi * fr * sec + ph[k + 3]) for k, fr in enumerate((0.23, 0.57, 1.3))) / 3
         eye = eye + 0.015 * jitter
         target = target + np.tan(np.radians(0.8)) * cfg.distance_m * wobble
-    return PinholeNP.look_at(f"film{f:06d}", eye, target, K, cfg.width, cfg.height)
+    cam = PinholeNP.look_at(f"film{f:06d}", eye, target, K, cfg.width, cfg.height)
+    cam.dist = np.asarray(cfg.distortion, np.float64)
+    return cam
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
@@ -251,6 +283,42 @@ class _Plate:
     head_centre: np.ndarray           # (3,) where the film camera aims
     clip: list | None = None          # LocalPose per frame (--anim), else None (the built-in performance)
     bind_rot: np.ndarray | None = None  # (J, 3, 3) B's bind orientations (turning the head of a clip)
+    lens: _Lens | None = None         # the film lens's overscan and warp (--distortion), else None
+
+
+@dataclass(frozen=True)
+class _Lens:
+    """A distorted film lens: frames are rasterized through a distortion-free camera of intrinsics K (3, 3) and
+    size (width, height) that sees all the lens sees (`neural_render.lens.lens_overscan`), then warped into the
+    lens's image (`neural_render.lens.redistortion`)."""
+
+    K: np.ndarray
+    width: int
+    height: int
+    warp: object                      # neural_render.lens.LensWarp
+
+    def draw_camera(self, cam):
+        """The frame's film camera ``cam`` (PinholeNP, distorted) as the distortion-free overscan camera."""
+        from capture.npcam import PinholeNP
+
+        return PinholeNP(cam.name, self.K, cam.R, cam.t, self.width, self.height)
+
+
+def _film_lens(cfg: PlateConfig, head: np.ndarray) -> _Lens | None:
+    """The plate's `_Lens` (None without distortion): K and the distortion are the same in every frame."""
+    if not np.any(cfg.distortion):
+        return None
+    import torch
+
+    from neural_render.lens import lens_overscan, redistortion
+
+    lens = film_camera(cfg, head, 0).to_camera(dtype=torch.float64)
+    try:
+        over = lens_overscan(lens)[0]
+    except ValueError as e:                       # the model folds over inside the frame
+        raise ValueError(f"--distortion {list(cfg.distortion)} at --fov {cfg.fov_x_deg:g}: {e}; give a milder "
+                         "lens or a narrower field of view") from None
+    return _Lens(over.K.numpy(), over.width, over.height, redistortion(lens, over))
 
 
 def _prepare(cfg: PlateConfig, actor_b=None, actor_a=None) -> _Plate:
@@ -289,7 +357,7 @@ def _prepare(cfg: PlateConfig, actor_b=None, actor_a=None) -> _Plate:
         clip = load_clip(cfg.clip, cfg.frames)
         bind_rot = body_model().bind_state(b.phenotype).bind_matrices[:, :3, :3].astype(np.float64)
     return _Plate(cfg, b, a, w, blend_texture(b, a, w), face, ~head_like, skull, skull0, reg.index[rows],
-                  reg.weight[rows], names.index("neck01"), head_centre, clip, bind_rot)
+                  reg.weight[rows], names.index("neck01"), head_centre, clip, bind_rot, _film_lens(cfg, head_centre))
 
 
 @dataclass
@@ -375,18 +443,22 @@ def _annotate(P: _Plate, fr: _Frame, gt_dir: Path, ann: _Annotations) -> None:
 
     faces = torch.as_tensor(P.actor_b.faces)
     verts = torch.as_tensor(fr.verts_gt)
-    cam = fr.cam.to_camera(dtype=torch.float32)
+    cam = (fr.cam if P.lens is None else P.lens.draw_camera(fr.cam)).to_camera(dtype=torch.float32)
     with torch.no_grad():
         full = rasterize(verts, faces, cam)
         sub = rasterize(verts, faces[torch.as_tensor(P.face_faces)], cam)
-    fi = full.face_idx[0].numpy()
-    depth = full.depth[0].numpy()
+    fi, depth, sub_fi = full.face_idx[0].numpy(), full.depth[0].numpy(), sub.face_idx[0].numpy()
+    if P.lens is not None:                  # into the lens's image: nearest (indices and depths are not blended)
+        w = P.lens.warp
+        fi = w.image(fi.astype(np.float32), nearest=True, fill=-1).astype(np.int64)
+        sub_fi = w.image(sub_fi.astype(np.float32), nearest=True, fill=-1).astype(np.int64)
+        depth = w.image(depth, nearest=True, fill=np.inf)
     hit = fi >= 0
     face_mask = hit & P.face_faces[np.maximum(fi, 0)]
-    occ = (sub.face_idx[0].numpy() >= 0) & hit & P.occluder_faces[np.maximum(fi, 0)]
+    occ = (sub_fi >= 0) & hit & P.occluder_faces[np.maximum(fi, 0)]
     _write_mask(gt_dir / "masks" / f"face_{fr.f:06d}.png", face_mask)
     _write_mask(gt_dir / "masks" / f"occlusion_{fr.f:06d}.png", occ)
-    covered = int((sub.face_idx[0].numpy() >= 0).sum())
+    covered = int((sub_fi >= 0).sum())
     ann.occluded.append(float(occ.sum()) / covered if covered else 0.0)
     L3 = np.einsum("lk,lkc->lc", P.lm_weight, fr.verts_gt.astype(np.float64)[P.lm_index])
     uv = fr.cam.project(L3)
@@ -461,11 +533,15 @@ def _raster_rgb(P: _Plate, verts: np.ndarray, cam, texture) -> np.ndarray:
     from neural_render import composite, render_mesh
 
     b = P.actor_b
+    draw = cam if P.lens is None else P.lens.draw_camera(cam)
     with torch.no_grad():
-        rgba = render_mesh(torch.as_tensor(verts), torch.as_tensor(b.faces), cam.to_camera(dtype=torch.float32),
+        rgba = render_mesh(torch.as_tensor(verts), torch.as_tensor(b.faces), draw.to_camera(dtype=torch.float32),
                            uvs=torch.as_tensor(b.uvs), face_uvs=torch.as_tensor(b.face_uvs), texture=texture,
                            supersample=2)
-    return (composite(rgba, BACKGROUND_SRGB)[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    rgb = composite(rgba, BACKGROUND_SRGB)[0].clamp(0, 1).numpy()
+    if P.lens is not None:                  # over a flat backdrop: bilinear on the composite is exact at the edge
+        rgb = P.lens.warp.image(rgb)
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def _render_raster(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations, cams: list, timings: dict,
@@ -554,8 +630,10 @@ def _render_cycles(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations
 
 def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> dict:
     """plate/cameras.json, ground_truth/annotations.npz and annotations.json -> the summary."""
+    import dataclasses
     import io
 
+    from capture.calibration_io import write_doppel_json
     from core.storage import atomic_write_bytes, atomic_write_json
 
     cfg = P.cfg
@@ -564,6 +642,10 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
                       "pixel centres at integer + 0.5", "fps": cfg.fps, "width": cfg.width, "height": cfg.height,
         "frames": [{"frame": i, "K": c.K.tolist(), "R": c.R.tolist(), "t": c.t.tolist(),
                     "dist": np.asarray(c.dist).tolist()} for i, c in enumerate(cams)]})
+    film = cams[0].to_camera()
+    write_doppel_json(out / "plate" / "lens.json", [dataclasses.replace(film, name="film")],
+                      note="the film camera: K and lens distortion of every frame; R, t of frame 0 (each frame's in "
+                           "cameras.json); for `doppel swap --plate-camera`")
     ypr = np.array(ann.head_ypr)
     occ = np.array(ann.occluded)
     arrays = {"head_R": np.array(ann.head_R), "head_t": np.array(ann.head_t), "head_ypr_deg": ypr,
@@ -578,7 +660,8 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
     atomic_write_bytes(out / "ground_truth" / "annotations.npz", buf.getvalue())
     summary = {
         "frames": cfg.frames, "size": [cfg.width, cfg.height], "fps": cfg.fps, "camera": cfg.camera,
-        "distance_m": cfg.distance_m, "fov_x_deg": cfg.fov_x_deg,
+        "distance_m": cfg.distance_m, "fov_x_deg": cfg.fov_x_deg, "distortion": list(cfg.distortion),
+        "offset": list(cfg.offset),
         "renderer": cfg.renderer, "samples": cfg.samples if cfg.renderer == "cycles" else None,
         "body_motion": cfg.clip or "built-in performance", "performance": cfg.performance,
         "performer_seed": cfg.performer_seed, "double_seed": cfg.double_seed,

@@ -32,11 +32,8 @@ def _undistort(points: np.ndarray, cam: Camera, target_K: np.ndarray) -> np.ndar
 
     K = doppel_to_opencv_K(cam.K.detach().cpu().numpy())
     dist = cam.dist.detach().cpu().numpy().astype(np.float64)
-    try:
-        out = undistorted_points(np.asarray(points, np.float64) - 0.5, K, dist, doppel_to_opencv_K(target_K),
-                                 str(cam.name))
-    except ValueError as e:
-        raise ValueError(f"{e}: render it with --lens undistorted") from None
+    out = undistorted_points(np.asarray(points, np.float64) - 0.5, K, dist, doppel_to_opencv_K(target_K),
+                             str(cam.name))
     return out + 0.5
 
 

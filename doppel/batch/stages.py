@@ -395,6 +395,8 @@ class SwapJob(JobOptions):
     blend: Literal["poisson", "multiband", "feather"] = "poisson"
     colour: Literal["lab", "luma", "none"] = "lab"
     focal_px: float | None = Field(None, gt=0)        # plate camera focal length, px (default: a normal lens)
+    plate_camera: str | None = None                   # the plate camera's calibration (K + lens distortion)
+    plate_camera_name: str | None = None              # which camera of that file (when it has several)
     start: int = Field(0, ge=0)                       # first frame swapped
     end: int | None = Field(None, ge=1)               # frame after the last one swapped
     grow: float = Field(0.08, gt=-0.5, le=1.0)        # the face outline's growth for the matte
@@ -411,7 +413,8 @@ def _swap_call(v: dict) -> dict:
     Path(v["out"]).parent.mkdir(parents=True, exist_ok=True)
     return {"plate": Path(v["plate"]), "double": Path(v["double"]), "rig": _p(v["rig"]), "out": Path(v["out"]),
             "plate_actor": v["plate_actor"], "face_index": v["face_index"], "blend": v["blend"],
-            "colour": v["colour"], "focal_px": v["focal_px"], "start": v["start"], "end": v["end"],
+            "colour": v["colour"], "focal_px": v["focal_px"], "plate_camera": _p(v["plate_camera"]),
+            "plate_camera_name": v["plate_camera_name"], "start": v["start"], "end": v["end"],
             "grow": v["grow"], "relight": v["relight"], "matte": v["matte"], "identify": v["identify"],
             "performer_photo": _p(v["performer_photo"]), "face_reference": _p(v["face_reference"]),
             "label": v["label"], "resume": "auto"}    # a task retried (its worker lost) goes on from its checkpoint

@@ -376,6 +376,11 @@ def plate_cmd(
                                                             "a fifth of the frame wide; 4-5: a wide shot)"),
     performance: str = typer.Option("talk", "--performance", help="the face: talk, or expressive (brows, blinks "
                                     "and a pucker independent of the head's turns)"),
+    distortion: str = typer.Option("0", "--distortion", help="the film lens's distortion, OpenCV's k1[,k2,p1,p2,k3] "
+                                   "(e.g. -0.2: barrel; raster only); plate/lens.json holds the lens"),
+    fov: float = typer.Option(32.0, "--fov", help="the film lens's horizontal field of view, degrees"),
+    offset: str = typer.Option("0,0", "--offset", help="X,Y: where the head is framed, fractions of the half "
+                               "frame right and down of the centre (e.g. 0.55,0: near the right edge)"),
     force: bool = ForceOpt,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -388,13 +393,15 @@ def plate_cmd(
 
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.synthetic_motion import load_clip
-    from doppel.synthetic_plate import PlateConfig, check_plate_config, parse_size, render_plate
+    from doppel.synthetic_plate import PlateConfig, check_plate_config, parse_numbers, parse_size, render_plate
     from doppel.synthetic_provenance import write_synthetic_plate_manifests
 
     w, h = parse_size(size)
     cfg = PlateConfig(performer_seed=performer_seed, double_seed=double_seed, frames=frames, width=w, height=h,
                       fps=fps, camera=camera, renderer=renderer, samples=samples, distance_m=distance,
-                      clip=str(anim) if anim is not None else None, performance=performance)
+                      clip=str(anim) if anim is not None else None, performance=performance,
+                      distortion=parse_numbers(distortion, "--distortion", 5), fov_x_deg=fov,
+                      offset=parse_numbers(offset, "--offset", 2))
     check_plate_config(cfg)
     if anim is not None:
         load_clip(anim, max(1, frames))          # an unreadable clip fails here, before anything is written

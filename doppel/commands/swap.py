@@ -47,6 +47,24 @@ ResumeOpt = Annotated[bool, typer.Option(
     "--resume", help="Go on from where a killed or interrupted swap into OUT stopped (its checkpoint "
     ".OUT.swap.checkpoint: the tracking, and for a plate of frames the frames written), with the same inputs and "
     "options; the comp is the one an uninterrupted swap writes.")]
+FocalOpt = Annotated[float | None, typer.Option(
+    "--focal-px", help="Plate camera focal length in pixels (default: a normal lens, 39.6 degrees across: give it "
+    "when the lens is known).")]
+RelightOpt = Annotated[bool, typer.Option(
+    "--relight", help="Shade the double by the plate's light (second-order spherical harmonics fitted to the "
+    "performer's skin) instead of preview lights.")]
+GrowOpt = Annotated[float, typer.Option(
+    "--grow", help="Scale the double's face outline about its centre by 1 + GROW for the matte (moves its edge off "
+    "the brows and jaw line into flat skin).")]
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", help="Where the double's head is drawn: auto (CUDA when there is one), cpu or cuda.")]
+PlateCameraOpt = Annotated[Path | None, typer.Option(
+    "--plate-camera", help="The plate camera's calibration (Doppel JSON, OpenCV YAML/JSON, COLMAP or Metashape: a "
+    "lens grid's solve): its K and lens distortion (k1 k2 p1 p2 k3). The head is solved in the lens's "
+    "distortion-free image and drawn through the lens, so it sits on the face anywhere in a distorted frame. "
+    "Instead of --focal-px; a calibration of other frames of the same aspect ratio is scaled.")]
+PlateCameraNameOpt = Annotated[str | None, typer.Option(
+    "--plate-camera-name", help="Which camera of --plate-camera's file (needed when it has several).")]
 PlateColorspaceOpt = Annotated[str | None, typer.Option(
     "--plate-colorspace", help="The OCIO colour space of the plate's values (EXR, DPX or TIFF frames; a video's RGB "
     "as its tags decode it, e.g. a ProRes LogC3 clip), e.g. ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB "
@@ -72,20 +90,18 @@ def swap(
     colour: str = typer.Option("lab", "--colour", "--color",
                                help="lab (mean/std transfer in L, a, b, smoothed), luma (L only: matches exposure, "
                                     "keeps the double's skin tone) or none."),
-    focal_px: float = typer.Option(None, "--focal-px", help="Plate camera focal length in pixels (default: a "
-                                   "normal lens, 39.6 degrees across: give it when the lens is known)."),
-    relight: bool = typer.Option(False, "--relight", help="Shade the double by the plate's light (second-order "
-                                 "spherical harmonics fitted to the performer's skin) instead of preview lights."),
-    grow: float = typer.Option(0.08, "--grow", help="Scale the double's face outline about its centre by 1 + GROW "
-                               "for the matte (moves its edge off the brows and jaw line into flat skin)."),
+    focal_px: FocalOpt = None,
+    plate_camera: PlateCameraOpt = None,
+    plate_camera_name: PlateCameraNameOpt = None,
+    relight: RelightOpt = False,
+    grow: GrowOpt = 0.08,
     shading: ShadingOpt = 0.03,
     flow: FlowOpt = 3.0,
     debias: DebiasOpt = True,
     identify: IdentifyOpt = True,
     performer_photo: PerformerPhotoOpt = None,
     face_reference: FaceReferenceOpt = None,
-    device: str = typer.Option("auto", "--device", help="Where the double's head is drawn: auto (CUDA when there is "
-                               "one), cpu or cuda."),
+    device: DeviceOpt = "auto",
     head_px: int = typer.Option(None, "--head-px", help="Draw the double's head at most PX a side, then resize it "
                                 "up (default: 512, or a neural double's training size if larger; 0 = never)."),
     workers: int = typer.Option(0, "--workers", help="Threads working on frames side by side; 0 = one per core "
@@ -114,6 +130,7 @@ def swap(
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
     console = cli_console()
     on_interrupt(lambda: _resume_hint(out))
+    cfg.lens = _plate_lens(plate_camera, plate_camera_name)
     track = _check_before_consent(cfg, plate, out, landmarks, plate_colorspace)   # bad options fail first
     reference, performer, checked = _whom(workspace, plate_actor, face_reference, performer_photo, cfg)
     rigs, outputs = [rig] if rig else [], [out, side_folder(out)]
@@ -149,6 +166,17 @@ def _register(out: Path, side: Path, run, plate_run) -> None:
     for gate in (run,) if plate_run.auth.virtual else (run, plate_run):
         gate.add_output(out, kind="composite")
         gate.add_output(side, kind="swap")
+
+
+def _plate_lens(calibration: Path | None, name: str | None):
+    """The plate's `PlateLens` from --plate-camera (None without); ValueError (one line) for a name without a file."""
+    from doppel.face_swap.plate_lens import plate_lens_from_calibration
+
+    if calibration is None:
+        if name is not None:
+            raise ValueError("--plate-camera-name names a camera of --plate-camera's file: give that file too")
+        return None
+    return plate_lens_from_calibration(calibration, name)
 
 
 def _check_before_consent(cfg, plate: Path, out: Path, landmarks: Path | None, colorspace: str | None):

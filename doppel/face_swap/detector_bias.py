@@ -56,14 +56,15 @@ def nearest_face(faces: np.ndarray, ids: np.ndarray, expected: np.ndarray) -> np
 
 def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.ndarray, start: int, end: int,
                            max_faces: int = 4, progress: Progress | None = None, device: str = "cpu",
-                           prefetch: int = 2, workers: int = 1, zoom: bool = True) -> np.ndarray:
+                           prefetch: int = 2, workers: int = 1, zoom: bool = True, lens=None) -> np.ndarray:
     """(F, L, 2) px, F = end - start, L = len(double.basis.ids): MediaPipe's landmarks (rows double.basis.ids)
     of each plate frame with the double drawn over it at the track's pose (`render_head`, the whole head over
     the plate), minus the double's landmarks projected by that pose; NaN where the track or the detector has no
     face. track: a `HeadTrack` of frames start..end-1; K (3, 3) the plate camera; device: where the head is
     drawn; prefetch: frames drawn ahead in background threads (``workers`` of them) while MediaPipe reads the
     current one (0: one thread; the same result for any prefetch and workers); zoom: look for small faces on
-    crops as the tracking pass does (`PlateTracker`)."""
+    crops as the tracking pass does (`PlateTracker`); lens: the plate's `PlateLens` (K is its), the head drawn
+    and its landmarks projected through it, or None."""
     from capture.face_tracking import PlateTracker
     from capture.plate_io import iter_plate_frames
     from core import runtime
@@ -76,7 +77,7 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
     def draw(item):
         i, rgb = item
         f = i - start
-        return _with_double(double, track, f, K, rgb, device) if track.valid[f] else rgb
+        return _with_double(double, track, f, K, rgb, device, lens) if track.valid[f] else rgb
 
     with PlateTracker(max_faces=max_faces, hands=False, zoom=zoom, frames=end - start) as tracker:
         for (i, _), img in prefetched(iter_plate_frames(info, start, end), draw, prefetch, workers):
@@ -84,7 +85,7 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
             faces = tracker.process(img).faces           # every frame: the video-mode tracker's sequence is kept
             if track.valid[f]:
                 R, t, w = track.rotation[f], track.translation[f], track.expression[f]
-                expected = project(double.basis.points(w), R, t, K)
+                expected = project(double.basis.points(w), R, t, K, lens)
                 face = nearest_face(faces, ids, expected)
                 if face is not None:
                     bias[f] = face[ids] - expected
@@ -95,17 +96,18 @@ def rendered_landmark_bias(info: PlateInfo, double: FaceDouble, track, K: np.nda
     return bias
 
 
-def _with_double(double: FaceDouble, track, f: int, K: np.ndarray, rgb: np.ndarray, device: str) -> np.ndarray:
+def _with_double(double: FaceDouble, track, f: int, K: np.ndarray, rgb: np.ndarray, device: str, lens=None
+                 ) -> np.ndarray:
     """The plate frame rgb (H, W, 3) uint8 with the double's head drawn over it at the track's pose of frame f
     (one sample per pixel, feathered by its coverage); the frame itself when the head is off-frame."""
     from doppel.face_swap.render_head import head_box, render_head
     from neural_render.face_composite import blend_feather, to_uint8
 
     R, t, w = track.rotation[f], track.translation[f], track.expression[f]
-    box = head_box(double, R, t, w, K, rgb.shape[1], rgb.shape[0])
+    box = head_box(double, R, t, w, K, rgb.shape[1], rgb.shape[0], lens=lens)
     if box is None:
         return rgb
-    fg, a = render_head(double, R, t, w, K, box, supersample=BIAS_SUPERSAMPLE, device=device)
+    fg, a = render_head(double, R, t, w, K, box, supersample=BIAS_SUPERSAMPLE, device=device, lens=lens)
     x0, y0, x1, y1 = box
     img = rgb.copy()
     img[y0:y1 + 1, x0:x1 + 1] = to_uint8(blend_feather(fg, rgb[y0:y1 + 1, x0:x1 + 1], a))

@@ -40,6 +40,7 @@ class FrameComp:
     segmenter: object
     matcher: object
     device: str = "cpu"               # the head's render (resolved `SwapConfig.device`)
+    lens: object = None               # the plate's `PlateLens` (K is its): the head drawn and projected through it
 
 
 def feature_ids() -> np.ndarray:
@@ -105,7 +106,7 @@ def match_skin_shading(c: FrameComp, f: int, fg_box: np.ndarray, bg: np.ndarray,
     tr = c.track
     double_lm = np.full((478, 2), np.nan)
     double_lm[c.double.basis.ids] = project(c.double.basis.points(tr.expression[f]), tr.rotation[f],
-                                            tr.translation[f], c.K) - at
+                                            tr.translation[f], c.K, c.lens) - at
     sample = (mask > 0.5) & ~feature_holes(mask.shape, [face_lm_box, double_lm], 0.04 * scale)
     # the double's own non-skin (a painted brow off its landmarks, its hairline) is left out; the tolerance is
     # wide because the double's skin is smooth and a narrow one would drop its shading gradients
@@ -131,7 +132,7 @@ def draw_frame(c: FrameComp, f: int, rgb: np.ndarray) -> Drawn:
 
     x0, y0, x1, y1 = c.box
     fg_box, alpha = render_head(c.double, c.track.rotation[f], c.track.translation[f], c.track.expression[f], c.K,
-                                c.box, device=c.device)
+                                c.box, device=c.device, lens=c.lens)
     return Drawn(fg_box, alpha, c.segmenter(rgb)[y0:y1 + 1, x0:x1 + 1])
 
 
@@ -165,7 +166,7 @@ def prepare_frame(c: FrameComp, f: int, rgb: np.ndarray, face_lm: np.ndarray, ha
     drawn = draw_frame(c, f, rgb)
     fg_box, alpha = drawn.rgb, drawn.alpha
     box_hw, at = (y1 - y0 + 1, x1 - x0 + 1), np.array([x0, y0], np.float64)   # masks drawn in the box only
-    oval_px = project(c.double.oval_points(w), R, t, c.K)
+    oval_px = project(c.double.oval_points(w), R, t, c.K, c.lens)
     centre = oval_px.mean(0)
     oval = polygon_mask(box_hw, centre + (oval_px - centre) * (1.0 + c.cfg.oval_grow) - at)
     plate_face = polygon_mask(box_hw, face_lm - at)
@@ -182,7 +183,7 @@ def prepare_frame(c: FrameComp, f: int, rgb: np.ndarray, face_lm: np.ndarray, ha
     if relight:
         from doppel.face_swap.relight import relit_head
 
-        relit = relit_head(c.double, R, t, w, c.K, c.box, rgb_box, skin & plate_face)
+        relit = relit_head(c.double, R, t, w, c.K, c.box, rgb_box, skin & plate_face, c.lens)
         fg_box = fg_box if relit is None else relit
     hands_box = np.asarray(hands, np.float64).reshape(-1, 21, 2) - at
     occ = occluder_mask(box_hw, hands_box, c.cfg.hand_dilate_frac * scale)

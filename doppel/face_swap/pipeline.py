@@ -268,10 +268,10 @@ def _shot_comps(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track,
                 ) -> tuple[list[FrameComp | None], np.ndarray]:
     """(a `FrameComp` per shot between the cuts, None for a shot without a tracked face; the shot of each frame
     offset): each shot's own face box (the fixed Poisson anchor) and colour matcher (smoothed within it)."""
+    from doppel.face_swap.swap import plate_K, plate_lens
     from neural_render.face_composite import ColourMatcher
-    from reconstruction.head_tracking import intrinsics
 
-    K = intrinsics(track.focal_px, info.width, info.height)
+    K, lens = plate_K(track, info, cfg), plate_lens(cfg, info)
     device = head_device(double, cfg)
     comps: list[FrameComp | None] = []
     for a, b in shot.shots:
@@ -279,21 +279,22 @@ def _shot_comps(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track,
         if not frames:
             comps.append(None)
             continue
-        box = shot_box(double, track, K, info.width, info.height, frames)
+        box = shot_box(double, track, K, info.width, info.height, frames, lens)
         matcher = ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2),
                                 max_scale=1.0 if cfg.relight else 2.5)   # relit: the contrast is the plate light's
-        comps.append(FrameComp(double, track, K, box, cfg, seg, matcher, device))
+        comps.append(FrameComp(double, track, K, box, cfg, seg, matcher, device, lens))
     which = np.repeat(np.arange(len(shot.shots)), [b - a for a, b in shot.shots])
     return comps, which
 
 
 def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start: int, basis,
-                 bias: np.ndarray | None = None) -> None:
+                 bias: np.ndarray | None = None, lens=None) -> None:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
     frames whose face was found on a crop, a small face; face_backfilled: found tracking backwards from a later
     frame; face_not_performer: faces in view, none the performer's; face_too_small: of those, none could be told),
-    the camera (K, size, fps), the frame numbers
+    the camera (K, dist: OpenCV's k1 k2 p1 p2 k3 of the plate's lens, zeros without ``lens``; size, fps; the head
+    pose is the camera's of the lens's distortion-free image), the frame numbers
     and the cuts (plate frames that start another shot), the expressions as the rig's own controls
     (`face_basis.rig_controls`: a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px
     the detector's bias read on the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out
@@ -303,6 +304,8 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
     from core.storage import atomic_write_bytes
     from doppel.face_swap.face_basis import rig_controls
     from reconstruction.head_tracking import intrinsics, yaw_pitch_deg
+
+    K = intrinsics(track.focal_px, info.width, info.height) if lens is None else lens.K
 
     yaw, pitch = yaw_pitch_deg(track.rotation)
     buf = io.BytesIO()
@@ -317,7 +320,7 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         else shot.from_crop, face_backfilled=np.zeros(len(shot.n_faces), bool) if shot.backfilled is None
         else shot.backfilled, face_not_performer=np.zeros(len(shot.n_faces), bool) if shot.not_performer is None
         else shot.not_performer, face_too_small=np.zeros(len(shot.n_faces), bool) if shot.too_small is None
-        else shot.too_small, K=intrinsics(track.focal_px, info.width, info.height),
+        else shot.too_small, K=K, dist=np.zeros(5) if lens is None else lens.dist,
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
         cuts=np.array([start + c for c in shot.cuts], np.int64),
         **rig_controls(basis.names, track.expression),
@@ -377,7 +380,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     from capture.plate_io import probe_plate
     from core.stage_folders import check_stage_out
     from doppel.face_swap.checkpoint import run_key
-    from doppel.face_swap.swap import check_config
+    from doppel.face_swap.swap import check_config, with_plate_lens
 
     cfg = cfg or SwapConfig()
     t0 = time.perf_counter()
@@ -385,6 +388,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
         raise ValueError(f"swap_plate: plate_info describes {plate_info.path}, not {plate}")
     info = plate_info or probe_plate(plate)
     start, end = check_config(cfg, info)
+    cfg = with_plate_lens(cfg, info)
     out, side = Path(out), side_folder(Path(out))
     check_plate_out(plate, out, side, force, info)      # before the tracking pass (minutes on a long plate)
     check_stage_out(side, STAGE, force, [plate, *double.folders])
@@ -460,7 +464,7 @@ def _write_swap(sw: _Swap, shot: ShotLandmarks, track, bias, ck: SwapCheckpoint,
         for name in ("strips", "matte"):
             if (ck.side / name).is_dir():
                 (ck.side / name).rename(tmp / name)
-        write_tracks(tmp / "tracks.npz", track, shot, sw.info, start, sw.double.basis, bias)
+        write_tracks(tmp / "tracks.npz", track, shot, sw.info, start, sw.double.basis, bias, cfg.lens)
         write_performer_crops(tmp, shot)
         seconds = time.perf_counter() - sw.t0
         result = SwapResult(out, qcs, track, box, seconds, cuts, performer_words(shot, cfg, start), ck.resumed,
@@ -468,6 +472,14 @@ def _write_swap(sw: _Swap, shot: ShotLandmarks, track, bias, ck: SwapCheckpoint,
         write_report(tmp / "swap_report.html", result, sw.info, cfg, sw.plate, sw.double.source, out)
         _write_swap_manifest(tmp, sw, result, track, params, landmarks, performer)
     return result
+
+
+def _lens_params(lens) -> dict | None:
+    """The plate lens as the manifest records it (None: none given)."""
+    if lens is None:
+        return None
+    return {"camera": lens.name, "calibration": lens.source, "K": np.round(lens.K, 6).tolist(),
+            "dist": np.round(lens.dist, 8).tolist(), "size": [lens.width, lens.height]}
 
 
 def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params: dict | None,
@@ -492,7 +504,8 @@ def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params
         inputs["performer_photo"] = performer.source
     write_manifest(tmp, STAGE, inputs=inputs,
                    params={**(params or {}), "plate": str(plate), "blend": cfg.blend, "colour": cfg.colour,
-                           "focal_px": cfg.focal_px, "face_index": cfg.face_index, "start": sw.start, "end": sw.end,
+                           "focal_px": cfg.focal_px, "plate_camera": _lens_params(cfg.lens),
+                           "face_index": cfg.face_index, "start": sw.start, "end": sw.end,
                            "renderer": double.renderer, "matte": cfg.matte, "grow": cfg.oval_grow,
                            "relight": cfg.relight, "flow": cfg.flow_weight, "debias": cfg.debias,
                            "small_faces": cfg.small_faces, "backfill": cfg.backfill, "identify": cfg.identify,

@@ -80,14 +80,25 @@ def head_buffers(double, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: n
 
 
 def relit_head(double, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
-               box: tuple[int, int, int, int], plate_box: np.ndarray, skin: np.ndarray) -> np.ndarray | None:
+               box: tuple[int, int, int, int], plate_box: np.ndarray, skin: np.ndarray, lens=None
+               ) -> np.ndarray | None:
     """(h, w, 3) float32 sRGB: the double's head in the box shaded by the plate's light, fitted on the plate's
-    skin pixels ``skin`` (h, w) bool of plate_box (h, w, 3); None when too little skin is visible to fit."""
+    skin pixels ``skin`` (h, w) bool of plate_box (h, w, 3); None when too little skin is visible to fit. lens:
+    the plate's `PlateLens` (K is its): the head's buffers drawn in its distortion-free image and warped into the
+    plate's pixels."""
     import torch
 
     from neural_render.texture import linear_to_srgb
 
-    albedo, normals = head_buffers(double, R, t, weights, K, box)
+    if lens is not None and lens.distorted:
+        from doppel.face_swap.render_head import ideal_draw
+
+        ideal, Ki, size = ideal_draw(lens, K, box)
+        s = lens.draw_scale(box, ideal)
+        albedo, normals = (lens.to_plate(b, ideal, box, s) for b in
+                           head_buffers(double, R, t, weights, Ki, (0, 0, size[0] - 1, size[1] - 1)))
+    else:
+        albedo, normals = head_buffers(double, R, t, weights, K, box)
     coef = fit_sh_shading(linear_luma(plate_box), normals, skin)
     if coef is None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -10,22 +11,24 @@ from doppel.face_swap.crop import crop_camera
 from doppel.face_swap.double import FaceDouble
 
 
-def project(points: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """points (N, 3) bind frame -> (N, 2) px (Doppel convention) through the head pose R (3, 3), t (3,) and K."""
+def project(points: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray, lens=None) -> np.ndarray:
+    """points (N, 3) bind frame -> (N, 2) px (Doppel convention) through the head pose R (3, 3), t (3,) and K;
+    lens: the plate's `PlateLens` (K is its), the points then distorted into the plate's pixels."""
     cam = points @ R.T + t
     uv = cam @ K.T
-    return uv[:, :2] / np.maximum(uv[:, 2:3], 1e-6)
+    uv = uv[:, :2] / np.maximum(uv[:, 2:3], 1e-6)
+    return uv if lens is None else lens.distort(uv)
 
 
 def head_box(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
-             width: int, height: int, pad: float = 0.15) -> tuple[int, int, int, int] | None:
+             width: int, height: int, pad: float = 0.15, lens=None) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1) inclusive pixel box of the projected head grown by pad x its size, clipped to the frame;
-    None when it is off-frame or behind the camera."""
+    None when it is off-frame or behind the camera. lens: as `project`'s (the box in the plate's pixels)."""
     pts = double.head_mesh(weights)
     cam = pts @ R.T + t
     if (cam[:, 2] <= 0.01).mean() > 0.5:
         return None
-    uv = project(pts[cam[:, 2] > 0.01], R, t, K)
+    uv = project(pts[cam[:, 2] > 0.01], R, t, K, lens)
     lo, hi = uv.min(0), uv.max(0)
     g = (hi - lo) * pad
     x0, y0 = np.floor(lo - g).astype(int)
@@ -50,7 +53,7 @@ def strips(box: tuple[int, int, int, int], supersample: int, samples: int | None
 
 def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.ndarray,
                 box: tuple[int, int, int, int], supersample: int = 2, device: str = "cpu",
-                strip_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                strip_samples: int | None = None, lens=None) -> tuple[np.ndarray, np.ndarray]:
     """(rgb (h, w, 3) float32 sRGB, alpha (h, w) float32) of the head with expression weights (E,) in the crop
     box (x0, y0, x1, y1) of the plate camera K, head pose R, t (bind frame -> camera). Drawn by the double's
     neural double when it has one (alpha: the rig's head region), else the textured rig with preview lights;
@@ -59,9 +62,16 @@ def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.nd
     alpha bilinear; pixel edges aligned): the double holds no finer detail than that (docs/benchmarks.md, "The
     head drawn at most 512 px"). The box is rasterized in `strips`, so the renderer's per-sample temporaries
     (about 1 kB allocated a sample) stay bounded however large the face is; strip_samples: the samples of a
-    strip (None: `strips`' default)."""
+    strip (None: `strips`' default). lens: the plate's `PlateLens` (K is its): the head is drawn in the box of the
+    lens's distortion-free image that holds ``box`` and warped into the plate's pixels (`PlateLens.to_plate`)."""
     import cv2
 
+    if lens is not None and lens.distorted:
+        ideal, Ki, size = ideal_draw(lens, K, box)
+        rgb, alpha = render_head(double, R, t, weights, Ki, (0, 0, size[0] - 1, size[1] - 1), supersample, device,
+                                 strip_samples)
+        s = lens.draw_scale(box, ideal)
+        return np.clip(lens.to_plate(rgb, ideal, box, s), 0, 1), np.clip(lens.to_plate(alpha, ideal, box, s), 0, 1)
     x0, y0, x1, y1 = box
     w, h = x1 - x0 + 1, y1 - y0 + 1
     dw, dh = draw_size(w, h, double.max_px)
@@ -75,6 +85,17 @@ def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.nd
     rgb = np.clip(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
     alpha = np.clip(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
     return rgb.astype(np.float32), alpha.astype(np.float32)
+
+
+def ideal_draw(lens, K: np.ndarray, box: tuple[int, int, int, int]
+               ) -> tuple[tuple[int, int, int, int], np.ndarray, tuple[int, int]]:
+    """(the box of the lens's distortion-free image that holds the plate box ``box``, the K (3, 3) that draws it
+    from (0, 0) at `PlateLens.draw_scale`, its (width, height) px)."""
+    ideal = lens.ideal_box(box)
+    s = lens.draw_scale(box, ideal)
+    Ki = np.diag([s, s, 1.0]) @ (np.asarray(K, np.float64) - np.array([[0, 0, ideal[0]], [0, 0, ideal[1]], [0, 0, 0]]))
+    size = (max(1, math.ceil((ideal[2] - ideal[0] + 1) * s)), max(1, math.ceil((ideal[3] - ideal[1] + 1) * s)))
+    return ideal, Ki, size
 
 
 def draw_size(width: int, height: int, max_px: int) -> tuple[int, int]:

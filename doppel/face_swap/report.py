@@ -54,8 +54,8 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"<p>plate <b>{escape(str(plate))}</b> ({info.kind}, {info.width}x{info.height}, "
         f"{info.frame_count} frames{f', {info.fps:g} fps' if info.fps else ''}{f'; {escape(fmt)}' if fmt else ''}) "
         f"&rarr; <b>{escape(str(out))}</b><br>"
-        f"double <b>{escape(str(double_dir))}</b>; blend {escape(cfg.blend)}, colour {escape(cfg.colour)}, focal "
-        f"{tr.focal_px:.0f} px{' (assumed: a normal lens; give --focal-px)' if cfg.focal_px is None else ''}</p>"
+        f"double <b>{escape(str(double_dir))}</b>; blend {escape(cfg.blend)}, colour {escape(cfg.colour)}, "
+        f"{escape(_camera_words(cfg, tr))}</p>"
         f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through (no face"
         f"{others}), "
         f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({result.frames_per_second:.2f} frames/s"
@@ -90,3 +90,11 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
             f"<th>coverage</th>"
             f"<th>occluded</th><th>flags</th></tr>{rows}</table></body></html>")
     return atomic_write_text(path, html)
+
+
+def _camera_words(cfg, track) -> str:
+    """The plate camera the swap solved in, in words."""
+    if cfg.lens is not None:
+        return f"plate {cfg.lens.describe()}"
+    return f"focal {track.focal_px:.0f} px" + (" (assumed: a normal lens; give --focal-px or --plate-camera)"
+                                                if cfg.focal_px is None else "")

@@ -31,6 +31,7 @@ import numpy as np
 
 from capture.plate_io import PlateInfo
 from doppel.face_swap.double import FaceDouble
+from doppel.face_swap.plate_lens import PlateLens
 from reconstruction.head_tracking import HeadTrack
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class SwapConfig:
     blend: str = "poisson"            # poisson | multiband | feather
     colour: str = "lab"               # lab (L, a, b matched) | luma (L only: keeps the double's skin tone) | none
     focal_px: float | None = None     # plate camera focal length in px; None = a normal lens (`default_focal`)
+    lens: PlateLens | None = None     # the plate camera's calibrated K and distortion (`plate_lens`; instead of
+                                      # focal_px): the head solved in its distortion-free image, drawn through it
     face_index: int = 0               # which face when there are several: 0 = the largest
     start: int = 0                    # first frame (inclusive)
     end: int | None = None            # last frame (exclusive); None = to the end
@@ -232,6 +235,8 @@ def warn_of_cuts(cuts: list[int], start: int, end: int) -> None:
 def check_config(cfg: SwapConfig, info: PlateInfo) -> tuple[int, int]:
     """(start, end) frames after validating the options against the plate; ValueError naming the option."""
     check_options(cfg)
+    if cfg.lens is not None:
+        cfg.lens.fitted(info.width, info.height)         # its size and distortion checked against the plate
     end = info.frame_count if cfg.end is None else cfg.end
     if 0 <= end <= cfg.start < info.frame_count:
         raise ValueError(f"--start {cfg.start} / --end {end}: no frame (--end is exclusive and must be after "
@@ -256,6 +261,8 @@ def check_options(cfg: SwapConfig) -> None:
         raise ValueError(f"--colour must be one of {', '.join(COLOURS)}, got {cfg.colour!r}")
     if cfg.focal_px is not None and not (cfg.focal_px > 0 and np.isfinite(cfg.focal_px)):
         raise ValueError(f"--focal-px must be a positive number of pixels, got {cfg.focal_px}")
+    if cfg.focal_px is not None and cfg.lens is not None:
+        raise ValueError("--focal-px and --plate-camera both give the plate's focal length: give one")
     if cfg.face_index < 0:
         raise ValueError(f"--face-index must be >= 0, got {cfg.face_index}")
     if not -0.5 < cfg.oval_grow <= 1.0:
@@ -435,11 +442,39 @@ def solve_track(shot: ShotLandmarks, info: PlateInfo, double: FaceDouble, cfg: S
         raise ValueError(f"{info.path}: faces found, but none is {whose} in any frame of the plate")
     if not valid.any():
         raise ValueError(f"{info.path}: no face found in any frame of the plate")
-    f = cfg.focal_px or default_focal(info.width)
-    K = intrinsics(f, info.width, info.height)
-    parts = [fit_head_track(shot.landmarks[a:b], valid[a:b], K, double.basis) if valid[a:b].any()
+    lens = plate_lens(cfg, info)
+    f = lens.focal_px if lens is not None else cfg.focal_px or default_focal(info.width)
+    K = lens.K if lens is not None else intrinsics(f, info.width, info.height)
+    landmarks = shot.landmarks if lens is None else lens.undistort(shot.landmarks)   # solved in the ideal image
+    parts = [fit_head_track(landmarks[a:b], valid[a:b], K, double.basis) if valid[a:b].any()
              else _faceless_track(b - a, double.basis, f) for a, b in shot.shots]
     return parts[0] if len(parts) == 1 else _joined(parts)
+
+
+def plate_lens(cfg: SwapConfig, info: PlateInfo) -> PlateLens | None:
+    """The swap's plate lens at the plate's size (`PlateLens.fitted`: `with_plate_lens` has done it once), or None
+    (no calibrated lens: a pinhole of `plate_K`'s focal length)."""
+    if cfg.lens is None or (cfg.lens.width, cfg.lens.height) == (info.width, info.height):
+        return cfg.lens
+    return cfg.lens.fitted(info.width, info.height)
+
+
+def with_plate_lens(cfg: SwapConfig, info: PlateInfo) -> SwapConfig:
+    """cfg with its lens fitted to the plate's size once (a proxy of the calibrated frames: K scaled)."""
+    lens = plate_lens(cfg, info)
+    if lens is not cfg.lens:
+        log.info("plate camera %s: calibrated for %dx%d frames, scaled to the plate's %dx%d", lens.name,
+                 cfg.lens.width, cfg.lens.height, info.width, info.height)
+    return cfg if lens is cfg.lens else dataclasses.replace(cfg, lens=lens)
+
+
+def plate_K(track: HeadTrack, info: PlateInfo, cfg: SwapConfig) -> np.ndarray:
+    """(3, 3) the plate camera's K the head is solved and drawn in: the lens's, or a pinhole of the track's focal
+    length centred on the frame."""
+    from reconstruction.head_tracking import intrinsics
+
+    lens = plate_lens(cfg, info)
+    return lens.K if lens is not None else intrinsics(track.focal_px, info.width, info.height)
 
 
 def _faceless_track(frames: int, basis, focal_px: float) -> HeadTrack:
@@ -466,13 +501,12 @@ def debias_track(shot: ShotLandmarks, track: HeadTrack, info: PlateInfo, double:
     comp's masks keep the plate's landmarks)."""
     from doppel.face_swap.detector_bias import rendered_landmark_bias, smooth_over_time
     from reconstruction.fitting.config import resolve_device
-    from reconstruction.head_tracking import intrinsics
 
-    K = intrinsics(track.focal_px, info.width, info.height)
+    K = plate_K(track, info, cfg)
     end = start + len(track.valid)
     bias = rendered_landmark_bias(info, double, track, K, start, end, max(cfg.max_faces, cfg.face_index + 1),
                                   progress, resolve_device(cfg.device), cfg.prefetch, pass_workers(cfg),
-                                  zoom=cfg.small_faces)
+                                  zoom=cfg.small_faces, lens=plate_lens(cfg, info))
     lm = shot.landmarks.astype(np.float64)
     for a, b in shot.shots:                          # each shot's bias smoothed within it
         lm[a:b, double.basis.ids] -= smooth_over_time(bias[a:b], BIAS_SMOOTHING_S * (info.fps or 24.0))
@@ -500,14 +534,14 @@ def head_device(double: FaceDouble, cfg: SwapConfig) -> str:
 
 
 def shot_box(double: FaceDouble, track: HeadTrack, K: np.ndarray, width: int, height: int,
-             frames: list[int] | None = None) -> tuple[int, int, int, int]:
+             frames: list[int] | None = None, lens: PlateLens | None = None) -> tuple[int, int, int, int]:
     """The union of the head's boxes over the shot (or over ``frames``, valid track indices), kept 3 px inside the
-    frame (the fixed Poisson box)."""
+    frame (the fixed Poisson box); in the plate's pixels through ``lens`` when there is one."""
     from doppel.face_swap.render_head import head_box
 
     frames = np.flatnonzero(track.valid) if frames is None else frames
-    boxes = [head_box(double, track.rotation[i], track.translation[i], track.expression[i], K, width, height)
-             for i in frames]
+    boxes = [head_box(double, track.rotation[i], track.translation[i], track.expression[i], K, width, height,
+                      lens=lens) for i in frames]
     boxes = [b for b in boxes if b is not None]
     if not boxes:
         raise ValueError("the tracked head never falls inside the frame")

@@ -557,6 +557,21 @@ def test_an_embedded_cluster_needs_no_writable_home(tmp_path, monkeypatch):
     assert "RAY_AUTH_TOKEN" not in os.environ                                 # Ray keeps its own file there
 
 
+def test_a_swap_task_takes_the_plate_cameras_lens(tmp_path):
+    """`plate_camera:` / `plate_camera_name:` in a plan reach `doppel swap --plate-camera / --plate-camera-name`."""
+    import inspect
+
+    from doppel.batch.stages import STAGES
+    from doppel.commands.swap import swap
+
+    spec = STAGES["swap"]
+    job = spec.model(plate="plates/*.mov", double="rigs/jane", out=str(tmp_path / "swaps/{plate}.mov"),
+                     plate_camera="lenses/grid.json", plate_camera_name="A-cam")
+    call = spec.call({**job.model_dump(), "out": str(tmp_path / "swaps" / "sh010.mov"), "plate": "plates/sh010.mov"})
+    assert call["plate_camera"] == Path("lenses/grid.json") and call["plate_camera_name"] == "A-cam"
+    assert set(call) <= set(inspect.signature(swap).parameters)
+
+
 def test_a_retarget_task_takes_a_range_of_its_clip():
     """`frames: "A:B"` in a plan reaches `doppel retarget --frames` (a long take in parts), `resample: 24`
     reaches `--resample` (a 120 Hz take plotted at the film's rate), `subject:` a C3D performer's VSK."""

@@ -171,6 +171,49 @@ def test_cycles_plate_has_the_raster_plates_ground_truth(actors, tmp_path):
     assert (c / "plate" / "cameras.json").read_bytes() == (tmp_path / "raster" / "plate" / "cameras.json").read_bytes()
 
 
+def test_a_plate_through_a_distorted_lens_is_the_pinhole_plate_seen_through_that_lens(actors, tmp_path):
+    """--distortion: each frame is the same shot without distortion read through OpenCV's redistort map of the
+    lens (`capture.st_maps.redistort_stmap`, an independent route); the landmarks are OpenCV's projection with the
+    lens; the masks are bent with the picture; plate/lens.json is the film camera with its lens."""
+    import dataclasses
+
+    import cv2
+
+    from capture.calibration_io import read_calibration
+    from capture.st_maps import apply_stmap, from_st, redistort_stmap
+    from doppel.synthetic_plate import PlateConfig, render_plate
+
+    flat = PlateConfig(frames=2, width=W, height=H, camera="static", texture_size=256, fov_x_deg=80.0,
+                       distance_m=0.9, offset=(0.45, 0.2))
+    bent = dataclasses.replace(flat, distortion=(-0.2, 0.04, 0.0, 0.0, 0.0))
+    a = render_plate(tmp_path / "flat", flat, actor_b=actors[0], actor_a=actors[1]).out
+    b = render_plate(tmp_path / "bent", bent, actor_b=actors[0], actor_a=actors[1]).out
+    (lens,) = read_calibration(b / "plate" / "lens.json")
+    assert np.allclose(lens.dist.numpy(), [-0.2, 0.04, 0, 0, 0]) and (lens.width, lens.height) == (W, H)
+    st = redistort_stmap(lens)
+    x, y = from_st(st, W, H)
+    inner = (x >= 1) & (x <= W - 2) & (y >= 1) & (y <= H - 2)   # seen by the pinhole frame (a barrel lens sees more)
+    assert 0.6 < inner.mean() < 0.99
+    for f in range(2):
+        pin = _img(a / "plate" / "frames" / f"{f:06d}.png").astype(np.float32)
+        got = _img(b / "plate" / "frames" / f"{f:06d}.png").astype(np.float32)
+        want = apply_stmap(pin, st)
+        assert np.abs(got - want)[inner].mean() < 1.0, np.abs(got - want)[inner].mean()
+        assert np.abs(got - pin)[inner].mean() > 3 * np.abs(got - want)[inner].mean()
+        m_pin = _img(a / "ground_truth" / "masks" / f"face_{f:06d}.png").astype(np.float32)
+        m_got = _img(b / "ground_truth" / "masks" / f"face_{f:06d}.png") > 127
+        m_want = apply_stmap(m_pin, st) > 127
+        assert (m_got & m_want).sum() / (m_got | m_want).sum() > 0.9
+    ann = np.load(b / "ground_truth" / "annotations.npz")
+    cam = json.loads((b / "plate" / "cameras.json").read_text())["frames"][0]
+    L3 = ann["landmarks3d"][0].astype(np.float64)
+    want = cv2.projectPoints(L3, cv2.Rodrigues(np.array(cam["R"]))[0], np.array(cam["t"]), np.array(cam["K"]),
+                             np.array(cam["dist"]))[0][:, 0]
+    assert np.abs(ann["landmarks2d"][0] - want).max() < 1e-3
+    pinhole = np.load(a / "ground_truth" / "annotations.npz")["landmarks2d"][0]
+    assert np.abs(ann["landmarks2d"][0] - pinhole).max() > 1.0       # the lens moved them
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--size", "9000x100"], "--size must be between 16 and 8192"),
     (["--size", "big"], "--size must be WIDTHxHEIGHT"),
@@ -180,6 +223,12 @@ def test_cycles_plate_has_the_raster_plates_ground_truth(actors, tmp_path):
     (["--camera", "crane"], "--camera must be one of"),
     (["--distance", "0.1"], "--distance must be between 0.3 and 30 metres"),
     (["--performance", "mime"], "--performance must be one of talk, expressive"),
+    (["--distortion", "-0.1,x"], "--distortion takes comma-separated numbers"),
+    (["--distortion", "-0.1", "--renderer", "cycles"], "--distortion needs --renderer raster"),
+    (["--distortion=-0.5,0,0,0,0,1"], "--distortion takes 1 to 5 comma-separated numbers"),
+    (["--offset", "1.5,0"], "--offset must be X,Y fractions of the half frame within +-0.9"),
+    (["--fov", "170"], "--fov must be between 5 and 150 degrees"),
+    (["--fov", "100", "--distortion=-0.6"], "cannot be inverted at the image's edge"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
     out = tmp_path / "out"

@@ -68,6 +68,6 @@ def test_a_plane_through_the_lens_has_its_depth_position_and_motion():
 def test_a_lens_whose_model_folds_over_inside_the_image_is_refused():
     """k1 -0.3 on a 69-degree lens: the model's image radius falls as the angle grows before the corners, where
     OpenCV's inversion diverged (points 100 px off, silently) before the check."""
-    with pytest.raises(ValueError, match=r"cannot be inverted at the image's edge \(.* px off\): render it with "
-                                         "--lens undistorted"):
+    with pytest.raises(ValueError, match=r"cannot be inverted at the image's edge \(.* px off\)$"):
         lens_overscan(_lens(-0.3).as_batch())
+
