@@ -2,8 +2,8 @@
 bpy only), the reference that Doppel's render passes (`neural_render.aovs`) are checked against: the mesh's vertices
 in three frames (before, at and after the one drawn; shape keys, so that Cycles' Vector pass sees the motion),
 rendered by Cycles from one pinhole camera with its Depth, Position, Normal, UV and Vector passes, one sample a
-pixel at the pixel's centre (a box filter 0.01 px wide), into a multilayer EXR. Caller side:
-`doppel.reference_passes.cycles_passes`.
+pixel at the pixel's centre (a box filter 0.01 px wide), into a multilayer EXR; and its Cryptomatte (task kind
+``render_cryptomatte``: each face a material named by its label). Caller side: `doppel.reference_passes`.
 """
 
 from __future__ import annotations
@@ -16,17 +16,10 @@ PASSES = ("Depth", "Position", "Normal", "UV", "Vector")
 def render_passes(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
     """Render a["vertices"] (3, V, 3) (frames 1, 2, 3; frame 2 drawn), a["faces"] (F, 3), a["uvs"] (T, 2),
     a["face_uvs"] (F, 3) from task["view"] (K, R, t, width, height) into task["out"] (multilayer EXR)."""
-    from assets.blender_mesh import new_mesh, reset_scene
+    from assets.blender_mesh import new_mesh
     from assets.cycles_scene import place_camera
 
-    reset_scene(bpy)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    cyc = scene.cycles
-    cyc.device, cyc.samples, cyc.use_denoising, cyc.use_adaptive_sampling = "CPU", 1, False, False
-    cyc.pixel_filter_type, cyc.filter_width = "BOX", 0.01
-    scene.render.film_transparent, scene.render.use_motion_blur = True, False
-    layer = scene.view_layers[0]
+    scene, layer = _cycles_scene(bpy, 1, 0.01)
     layer.use_pass_z = layer.use_pass_position = layer.use_pass_normal = True
     layer.use_pass_uv = layer.use_pass_vector = True
     v = np.asarray(a["vertices"], np.float32)
@@ -42,9 +35,51 @@ def render_passes(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
             key.keyframe_insert("value", frame=f)
     place_camera(bpy, task["view"])
     scene.frame_set(2)
+    return _render_multilayer(bpy, scene, task["out"])
+
+
+def _cycles_scene(bpy, samples: int, filter_width: float):
+    """(scene, view layer): an empty scene rendered by Cycles on the CPU, ``samples`` a pixel through a box filter
+    ``filter_width`` px wide, no denoising, transparent film, no motion blur."""
+    from assets.blender_mesh import reset_scene
+
+    reset_scene(bpy)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    cyc = scene.cycles
+    cyc.device, cyc.samples, cyc.use_denoising, cyc.use_adaptive_sampling = "CPU", int(samples), False, False
+    cyc.pixel_filter_type, cyc.filter_width = "BOX", float(filter_width)
+    scene.render.film_transparent, scene.render.use_motion_blur = True, False
+    return scene, scene.view_layers[0]
+
+
+def _render_multilayer(bpy, scene, out: str) -> dict:
+    """Render the scene's frame into ``out``, a 32-bit multilayer EXR with every pass."""
     im = scene.render.image_settings
     im.media_type = "MULTI_LAYER_IMAGE"
     im.file_format, im.color_depth, im.exr_codec = "OPEN_EXR_MULTILAYER", "32", "ZIP"
-    scene.render.filepath = task["out"]
+    scene.render.filepath = out
     bpy.ops.render.render(write_still=True)
-    return {"out": task["out"]}
+    return {"out": out}
+
+
+def render_cryptomatte(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
+    """Render a["vertices"] (V, 3), a["faces"] (F, 3), each face a material named task["names"][a["labels"][f]],
+    from task["view"] with Cycles' CryptoMaterial pass (six ranks, ``task["samples"]`` samples a pixel, each
+    pixel's samples spread over it by a 1 px box filter: coverage as a share of the pixel's area) into
+    task["out"] (multilayer EXR)."""
+    from assets.blender_mesh import new_mesh
+    from assets.cycles_scene import place_camera
+
+    scene, layer = _cycles_scene(bpy, task["samples"], 1.0)
+    layer.use_pass_cryptomatte_material = True
+    layer.pass_cryptomatte_depth = 6
+    _, me = new_mesh(bpy, "mesh", {"vertices": np.asarray(a["vertices"], np.float32), "faces": a["faces"]})
+    if len(me.polygons) != len(a["faces"]):
+        raise ValueError(f"Blender kept {len(me.polygons)} of the mesh's {len(a['faces'])} faces")
+    for name in task["names"]:
+        me.materials.append(bpy.data.materials.new(name))
+    me.polygons.foreach_set("material_index", np.asarray(a["labels"], np.int32))
+    me.update()
+    place_camera(bpy, task["view"])
+    return _render_multilayer(bpy, scene, task["out"])

@@ -54,6 +54,27 @@ def look_at(centre, target, size: int, focal: float):
     return Camera.from_opencv(K, R=R, tvec=-R @ c, width=size, height=size)
 
 
+def size_and_out(doc: str, prefix: str, **more: tuple[type, object]):
+    """(arguments: --size (default 512), --out and ``more`` (name -> (type, default)), the output folder: --out
+    or a new temporary one) of a benchmark comparing with Cycles."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--size", type=int, default=512)
+    for name, (kind, default) in more.items():
+        ap.add_argument(f"--{name}", type=kind, default=default)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix=prefix))
+    out.mkdir(parents=True, exist_ok=True)
+    return args, out
+
+
+def two_views(verts: np.ndarray, size: int) -> dict:
+    """{"full length", "face close-up"}: cameras of ``size`` px on the double whose vertices (V, 3) are given."""
+    head = verts[:, 1].max() - 0.12
+    return {"full length": look_at((0.6, 1.0, 3.2), (0.0, 0.9, 0.0), size, 1.1 * size),
+            "face close-up": look_at((0.15, head + 0.05, 0.6), (0.0, head, 0.0), size, 1.6 * size)}
+
+
 def _tail(x: np.ndarray) -> list[float]:
     """[99.9th percentile, max]."""
     return [float(np.percentile(x, 99.9)), float(x.max())]
@@ -87,16 +108,9 @@ def main() -> None:
     from doppel.reference_passes import cycles_passes
     from neural_render.aovs import ALL_AOVS, frame_aovs
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    out = args.out or Path(tempfile.mkdtemp(prefix="render_passes_"))
-    out.mkdir(parents=True, exist_ok=True)
+    args, out = size_and_out(__doc__, "render_passes_")
     v, f, uv, fuv = moving_double()
-    head = v[1][:, 1].max() - 0.12
-    views = {"full length": look_at((0.6, 1.0, 3.2), (0.0, 0.9, 0.0), args.size, 1.1 * args.size),
-             "face close-up": look_at((0.15, head + 0.05, 0.6), (0.0, head, 0.0), args.size, 1.6 * args.size)}
+    views = two_views(v[1], args.size)
     vt, ft, uvt, fuvt = (torch.as_tensor(x) for x in (v, f, uv, fuv))
     for name, cam in views.items():
         t0 = time.perf_counter()

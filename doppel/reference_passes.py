@@ -1,6 +1,7 @@
-"""Cycles' data passes of a mesh (Depth, Position, Normal, UV, Vector), rendered by Blender's own renderer: the
-reference that Doppel's render passes (`neural_render.aovs`) are tested and benchmarked against. Caller side of the
-Blender worker's ``render_passes`` task (`assets.cycles_passes`)."""
+"""Cycles' data passes of a mesh (Depth, Position, Normal, UV, Vector) and its Cryptomatte, rendered by Blender's
+own renderer: the reference that Doppel's render passes (`neural_render.aovs`, `neural_render.cryptomatte`) are
+tested and benchmarked against. Caller side of the Blender worker's ``render_passes`` and ``render_cryptomatte``
+tasks (`assets.cycles_passes`)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,29 @@ def cycles_passes(verts: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uv
             for name, ch in part.channels.items():
                 found[name.split(".", 1)[1]] = np.asarray(ch.pixels, np.float32)    # "ViewLayer.Depth.Z"
     return found
+
+
+def cycles_cryptomatte(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, names: list[str], camera,
+                       folder: str | Path, samples: int = 64) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(channels, header) of Cycles' CryptoMaterial layer of the mesh verts (V, 3) world metres, faces (F, 3), each
+    face a material named names[labels[f]], seen by ``camera`` (a single undistorted capture.Camera) with
+    ``samples`` a pixel over a 1 px box: {"CryptoMaterial00.r", ... "CryptoMaterial02.a", "Combined.A"} -> (H, W)
+    float32 and the EXR's cryptomatte/... attributes (the EXR is kept in ``folder``)."""
+    import OpenEXR
+
+    from assets.blender_worker import run_blender_tasks
+
+    out = Path(folder).absolute() / "cycles_cryptomatte.exr"
+    view = {"K": camera.K.tolist(), "R": camera.R.tolist(), "t": camera.t.tolist(), "width": int(camera.width),
+            "height": int(camera.height)}
+    arrays = {"vertices": np.asarray(verts, np.float32), "faces": np.asarray(faces, np.int64),
+              "labels": np.asarray(labels, np.int64)}
+    run_blender_tasks([({"kind": "render_cryptomatte", "view": view, "out": str(out), "names": list(names),
+                        "samples": int(samples)}, arrays)])
+    found, header = {}, {}
+    with OpenEXR.File(str(out), separate_channels=True) as f:
+        for part in f.parts:
+            header.update({k: v for k, v in part.header.items() if k.startswith("cryptomatte/")})
+            for name, ch in part.channels.items():
+                found[name.split(".", 1)[1]] = np.asarray(ch.pixels, np.float32)    # "ViewLayer.CryptoMaterial00.r"
+    return found, header

@@ -216,6 +216,24 @@ def face_parts(model):
     segmentation looked up in the faces' UVs; ValueError for a double on another mesh (SMPL-X, FLAME, a scan)."""
     import torch
 
+    regions, names = _anny_regions(model, "parts")
+    group = {"head": 0, "hand.L": 1, "hand.R": 1, "foot.L": 2, "foot.R": 2, "body": 3}
+    lut = np.array([group.get(name, 0) for name in names])
+    return torch.as_tensor(lut[regions])
+
+
+def face_labels(model) -> tuple[object, list[str]]:
+    """((F,) int64 tensor: each face's label, an index into the names; the names: anny's body-part regions, head,
+    hand.L, eye_front.R, ...) of a double on Anny's mesh, for the Cryptomatte pass; ValueError for another mesh."""
+    import torch
+
+    regions, names = _anny_regions(model, "crypto")
+    return torch.as_tensor(regions), names
+
+
+def _anny_regions(model, aov: str) -> tuple[np.ndarray, list[str]]:
+    """((F,) int64 region of each face of the double, the regions' names in index order) from anny's body-part
+    segmentation looked up in the faces' UVs; ValueError naming the pass ``aov`` for a double on another mesh."""
     from doppel.albedo import REGIONS, face_regions
     from doppel.virtual_actor import body_model
     from neural_render.neural_double import topology_signature
@@ -223,11 +241,10 @@ def face_parts(model):
     anny = body_model()
     uvs, face_uvs = anny.uvs
     if topology_signature(anny.faces, uvs, face_uvs, anny.num_vertices) != model.signature():
-        raise ValueError("--aovs parts: the double is not on Anny's mesh (its faces' body parts come from Anny's "
-                         "segmentation); leave parts out")
-    group = {"head": 0, "hand.L": 1, "hand.R": 1, "foot.L": 2, "foot.R": 2, "body": 3}
-    lut = np.array([group.get(name, 0) for name, _ in sorted(REGIONS.items(), key=lambda kv: kv[1])])
-    return torch.as_tensor(lut[face_regions(model.uvs.cpu().numpy(), model.face_uvs.cpu().numpy())])
+        raise ValueError(f"--aovs {aov}: the double is not on Anny's mesh (its faces' body parts come from Anny's "
+                         f"segmentation); leave {aov} out")
+    names = [name for name, _ in sorted(REGIONS.items(), key=lambda kv: kv[1])]
+    return np.asarray(face_regions(model.uvs.cpu().numpy(), model.face_uvs.cpu().numpy()), np.int64), names
 
 
 LENSES = ("distorted", "undistorted")
@@ -311,6 +328,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     draw = _ShotDraw(model, verts, cams, renderer, device, jitter, per_call, first, fps)
     draw.aovs, draw.context, draw.lens = tuple(aovs), context, warped_into
     draw.face_parts = face_parts(model) if "parts" in aovs else None
+    draw.face_labels = face_labels(model) if "crypto" in aovs else None
     outputs, kept = draw.write(out, disclose, progress, checkpoint)
     summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call, "cameras": list(cams.name),
                "frames": int(verts.shape[0]), "size": [lens_cams.width, lens_cams.height], "size_note": note,
@@ -338,6 +356,7 @@ class _ShotDraw:
         self.context = (None, None)               # the clip's frames before and after the shot (motion vectors)
         self.lens = None                          # cameras with distortion the frames are warped into, or None
         self.face_parts = None                    # (F,) each face's body part, for the "parts" pass
+        self.face_labels = None                   # ((F,) each face's label, names), for the "crypto" pass
         self._warps: dict = {}
         self.stems = [f"{first + f:04d}" for f in range(verts.shape[0])]   # named by the animation's frame number
 
@@ -404,6 +423,15 @@ class _ShotDraw:
             k: warp.image(x, nearest=True, fill=BACKGROUND_DEPTH if k == "Z" else 0.0) for k, x in passes.items()}
         return ShotFrame(fr.camera, fr.frame, straight_srgb(lin), lin), passes
 
+    def _exr_header(self) -> dict[str, str] | None:
+        """The frames' EXR header attributes: the Cryptomatte layer's declaration and manifest with "crypto"."""
+        if self.face_labels is None:
+            return None
+        from neural_render.aovs import CRYPTO_LAYER
+        from neural_render.cryptomatte import crypto_header
+
+        return crypto_header(CRYPTO_LAYER, list(self.face_labels[1]))
+
     def _passes(self, c: int, k: int) -> dict[str, np.ndarray] | None:
         """Frame k's render passes in camera c (channel -> (H, W) float32), or None when none were asked for."""
         if not self.aovs:
@@ -420,7 +448,7 @@ class _ShotDraw:
         with torch.no_grad():
             surfaces = m.surface(torch.stack([v.to(torch.float32) for v in window]))
         found = frame_aovs(surfaces, 0 if before is None else 1, m.faces, m.uvs, m.face_uvs, self.cams[c], self.aovs,
-                           None if self.lens is None else self.lens[c], self.face_parts)
+                           None if self.lens is None else self.lens[c], self.face_parts, self.face_labels)
         return {name: x.cpu().numpy() for name, x in found.items()}
 
     def _camera(self, c: int, kept: int, folder: Path, disclose, progress, checkpoint) -> Iterator[np.ndarray]:
@@ -439,7 +467,7 @@ class _ShotDraw:
         for fr in drawn:
             k = kept + fr.frame
             fr, passes = self._lensed(c, fr, self._passes(c, k))
-            png, exr = write_shot_frame(folder, self.first + k, fr, passes)
+            png, exr = write_shot_frame(folder, self.first + k, fr, passes, self._exr_header())
             disclose_written_frame(png, exr, disclose)
             if checkpoint is not None:
                 checkpoint.frame_done(name, k + 1)

@@ -18,6 +18,10 @@ Nuke reads from a renderer's EXR (a layer per pass, float32):
 - ``matte.head``, ``matte.hands``, ``matte.feet``, ``matte.body`` (the "parts" pass, not in "all"): how much of
   each pixel each body part covers (2 x 2 samples a pixel: anti-aliased), from the faces' body-part labels (a
   double on Anny's mesh: its body-part segmentation); they sum to the mesh's coverage.
+- ``CryptoParts00.R G B A`` to ``CryptoParts02`` (the "crypto" pass, not in "all"): a Cryptomatte layer of the
+  faces' finer labels (head, hand.L, eye_front.R, ...; `neural_render.cryptomatte`), 4 x 4 samples a pixel, six
+  ranks, for the Cryptomatte keyer in Nuke, Fusion or Blender to pick any part; the EXR's header carries its
+  manifest.
 
 One sample at each pixel's centre (not anti-aliased, as Cycles' data passes; the mattes excepted), from the same
 surface the renderer draws. Everything here takes tensors and a camera; `doppel.shot_stage` writes them beside the
@@ -30,13 +34,16 @@ import torch.nn.functional as tf
 from torch import Tensor
 
 from capture.camera import Camera
+from neural_render.cryptomatte import LEVELS
 from neural_render.interpolate import interpolate
 from neural_render.raster import rasterize
 from neural_render.shading import angle_weighted_normals
 
-__all__ = ["ALL_AOVS", "AOVS", "AOV_CHANNELS", "BACKGROUND_DEPTH", "PARTS", "parse_aovs", "frame_aovs"]
+__all__ = ["ALL_AOVS", "AOVS", "AOV_CHANNELS", "BACKGROUND_DEPTH", "CRYPTO_LAYER", "PARTS", "parse_aovs",
+           "frame_aovs"]
 
 PARTS = ("head", "hands", "feet", "body")     # the body-part mattes of the "parts" pass, in its face-label order
+CRYPTO_LAYER = "CryptoParts"                  # the Cryptomatte layer of the "crypto" pass
 AOV_CHANNELS = {
     "depth": ("Z",),
     "position": ("P.X", "P.Y", "P.Z"),
@@ -44,11 +51,13 @@ AOV_CHANNELS = {
     "uv": ("uv.u", "uv.v"),
     "motion": ("forward.u", "forward.v", "backward.u", "backward.v"),
     "parts": tuple(f"matte.{p}" for p in PARTS),
+    "crypto": tuple(f"{CRYPTO_LAYER}{k // 4:02d}.{'RGBA'[k % 4]}" for k in range(2 * LEVELS)),
 }
 AOVS = tuple(AOV_CHANNELS)
-ALL_AOVS = AOVS[:5]          # what "all" asks for: "parts" needs a double whose faces carry body-part labels
+ALL_AOVS = AOVS[:5]          # what "all" asks for: "parts" and "crypto" need a double whose faces carry labels
 BACKGROUND_DEPTH = 1e10
 PARTS_SUPERSAMPLE = 2        # the mattes' samples a pixel side: anti-aliased, as a compositor's mattes are
+CRYPTO_SUPERSAMPLE = 4       # the Cryptomatte layer's samples a pixel side (coverage in sixteenths)
 
 
 def parse_aovs(text: str | None) -> tuple[str, ...]:
@@ -112,19 +121,55 @@ def _parts(verts: Tensor, faces: Tensor, camera: Camera, face_parts: Tensor) -> 
             for k, p in enumerate(PARTS)}
 
 
+def _crypto(verts: Tensor, faces: Tensor, camera: Camera, labels: tuple[Tensor, list[str]]) -> dict[str, Tensor]:
+    """The Cryptomatte layer's channels (H, W) of the faces' labels (labels: (F,) int per face, an index into the
+    names), from CRYPTO_SUPERSAMPLE^2 samples a pixel."""
+    from neural_render.cryptomatte import LEVELS, coverage_ranks, crypto_channels
+
+    s = CRYPTO_SUPERSAMPLE
+    H, W = camera.height, camera.width
+    x0, y0, x1, y1 = _mesh_box(verts, camera)
+    lab = torch.full((H, W, LEVELS), -1, dtype=torch.int64)
+    cov = torch.zeros((H, W, LEVELS))
+    if x1 > x0 and y1 > y0:             # only the mesh's box is supersampled (in float32: labels need no more)
+        crop = camera.cropped(x0, y0, x1 - x0, y1 - y0).to(dtype=torch.float32).scaled(s)
+        fine = rasterize(verts.to(torch.float32), faces, crop).face_idx[0]
+        per_face, names = labels
+        label = torch.where(fine >= 0, per_face.to(fine.device).long()[fine.clamp(min=0)], -1).cpu()
+        lab[y0:y1, x0:x1], cov[y0:y1, x0:x1] = coverage_ranks(label, s)
+    return {k: torch.from_numpy(x) for k, x in crypto_channels(CRYPTO_LAYER, labels[1], lab, cov).items()}
+
+
+def _mesh_box(verts: Tensor, camera: Camera) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) pixel box (x1, y1 exclusive) of the mesh's projection grown by a pixel, in the image; the
+    whole image when part of the mesh is behind the camera."""
+    H, W = camera.height, camera.width
+    uv, z = camera.project(verts.reshape(-1, 3).to(camera.dtype), distort=False)
+    if not bool((z > 0).all()):
+        return 0, 0, W, H
+    lo, hi = uv.min(0).values, uv.max(0).values
+    x0, y0 = (max(0, int(torch.floor(v).item()) - 1) for v in lo)
+    x1, y1 = min(W, int(torch.ceil(hi[0]).item()) + 1), min(H, int(torch.ceil(hi[1]).item()) + 1)
+    return x0, y0, x1, y1
+
+
 @torch.no_grad()
 def frame_aovs(surfaces: Tensor, t: int, faces: Tensor, uvs: Tensor, face_uvs: Tensor, camera: Camera,
                which: tuple[str, ...], lens: Camera | None = None,
-               face_parts: Tensor | None = None) -> dict[str, Tensor]:
+               face_parts: Tensor | None = None, face_labels: tuple[Tensor, list[str]] | None = None
+               ) -> dict[str, Tensor]:
     """Channel name -> (H, W) float32 for the passes ``which`` (AOVS names) of frame ``t``: surfaces (T, V, 3)
     world metres (every frame of the shot, the surface the renderer draws: motion needs the neighbours), faces
     (F, 3), uvs (U, 2) v up, face_uvs (F, 3), camera one undistorted view. lens: the camera with distortion whose
     image ``camera`` (its overscan, `neural_render.lens`) is warped into: motion is then measured in its pixels.
-    face_parts: (F,) each face's body part (an index into PARTS), needed for "parts"."""
+    face_parts: (F,) each face's body part (an index into PARTS), needed for "parts"; face_labels: ((F,) each
+    face's label, an index into the names; the names), needed for "crypto"."""
     if not which:
         return {}
     if "parts" in which and face_parts is None:
         raise ValueError("the parts pass needs each face's body part (face_parts)")
+    if "crypto" in which and face_labels is None:
+        raise ValueError("the crypto pass needs each face's label and the labels' names (face_labels)")
     cam = camera.to(device=surfaces.device, dtype=torch.float64)
     moved = cam if lens is None else lens.to(device=surfaces.device, dtype=torch.float64)
     v = surfaces.to(torch.float64)
@@ -148,4 +193,6 @@ def frame_aovs(surfaces: Tensor, t: int, faces: Tensor, uvs: Tensor, face_uvs: T
     out = {k: torch.where(mask, x, torch.zeros_like(x)) if k != "Z" else x for k, x in out.items()}
     if "parts" in which:                 # anti-aliased: not cut to the pixel-centre coverage
         out.update(_parts(v[t], faces, cam, torch.as_tensor(face_parts)))
+    if "crypto" in which:
+        out.update(_crypto(v[t], faces, cam, (torch.as_tensor(face_labels[0]), list(face_labels[1]))))
     return {k: x.float() for k, x in out.items()}

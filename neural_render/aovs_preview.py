@@ -1,7 +1,8 @@
 """A look at a frame's render passes (`neural_render.aovs`) without a compositing package: one sRGB strip, read
 from the frame's EXR, of its colour over grey, then each pass it holds drawn as people read them: depth near
 bright and far dark, normals as RGB = (N + 1) / 2, UVs as red and green, forward motion as hue (direction) and
-brightness (speed, the fastest pixel full), body-part mattes tinted (head red, hands green, feet blue)."""
+brightness (speed, the fastest pixel full), body-part mattes tinted (head red, hands green, feet blue), a
+Cryptomatte layer's labels each in its own colour."""
 
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ def _motion(u: np.ndarray, v: np.ndarray, hit: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
+def _crypto(ch: dict[str, np.ndarray], layer: str) -> np.ndarray:
+    """(H, W, 3): each rank's id coloured from its hash's bits, weighted by its coverage, summed."""
+    out = np.zeros((*ch[f"{layer}00.R"].shape, 3), np.float32)
+    for group in range(100):
+        if f"{layer}{group:02d}.R" not in ch:
+            break
+        for cid, cov in (("R", "G"), ("B", "A")):
+            bits = np.ascontiguousarray(ch[f"{layer}{group:02d}.{cid}"], np.float32).view(np.uint32)
+            rgb = np.stack([(bits >> s) & 255 for s in (0, 8, 16)], -1).astype(np.float32) / 255.0
+            out += ch[f"{layer}{group:02d}.{cov}"][..., None] * (0.3 + 0.7 * rgb) * (bits != 0)[..., None]
+    return out
+
+
 def passes_strip(exr: str | Path) -> tuple[np.ndarray, list[str]]:
     """((H, W * n, 3) uint8 sRGB strip, the tiles' names) of a shot frame's EXR: its colour, then each of depth,
     normal, uv, motion and parts it holds (position is left out: it reads as the normals do, shifted)."""
@@ -69,5 +83,8 @@ def passes_strip(exr: str | Path) -> tuple[np.ndarray, list[str]]:
         tint = {"head": (1.0, 0.25, 0.25), "hands": (0.25, 1.0, 0.25), "feet": (0.25, 0.4, 1.0), "body": (0.55,) * 3}
         tiles.append(sum(ch[f"matte.{p}"][..., None] * np.asarray(c, np.float32) for p, c in tint.items()))
         names.append("parts")
+    if "CryptoParts00.R" in ch:     # each label its own colour, mixed by coverage (a keyer's preview)
+        tiles.append(_crypto(ch, "CryptoParts"))
+        names.append("cryptomatte")
     strip = np.concatenate([np.clip(t, 0.0, 1.0) for t in tiles], 1)
     return (strip * 255.0 + 0.5).astype(np.uint8), names

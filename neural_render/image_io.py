@@ -12,16 +12,17 @@ __all__ = ["write_exr", "read_exr"]
 
 
 def write_exr(path: str | Path, image: np.ndarray, half: bool = True,
-              extra: dict[str, np.ndarray] | None = None) -> Path:
+              extra: dict[str, np.ndarray] | None = None, attributes: dict[str, str] | None = None) -> Path:
     """image (H, W, 3|4) float, linear (RGBA: premultiplied alpha, the OpenEXR convention) -> OpenEXR file,
     half float (or float32 when ``half`` is False), ZIP compression. extra: more channels, name -> (H, W),
-    written as float32 (render passes: ``neural_render.aovs``). Atomic."""
+    written as float32 (render passes: ``neural_render.aovs``); attributes: string header attributes (a
+    Cryptomatte layer's, `neural_render.cryptomatte.crypto_header`). Atomic."""
     import OpenEXR
 
     a = np.asarray(image, dtype=np.float16 if half else np.float32)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise ValueError(f"write_exr {path}: image must be (H, W, 3) or (H, W, 4), got {a.shape}")
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **(attributes or {})}
     channels = {"RGBA" if a.shape[2] == 4 else "RGB": np.ascontiguousarray(a)}
     for name, x in (extra or {}).items():
         x = np.ascontiguousarray(x, dtype=np.float32)

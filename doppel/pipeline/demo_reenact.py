@@ -12,7 +12,7 @@ import numpy as np
 
 REENACT_FRAMES = 8           # frames of the take shown (evenly spaced)
 REENACT_PX = 256             # the face camera's image size
-REENACT_PASSES = ("depth", "normal", "uv", "parts")   # passes shown (the frames are a sample: no motion between them)
+REENACT_PASSES = ("depth", "normal", "uv", "parts", "crypto")   # passes shown (the frames are a sample: no motion)
 
 
 def passes_preview(strip: Path) -> Path:

@@ -55,7 +55,8 @@ def stage_swap(ctx) -> Section:
                + ([("swap/reenacted.png", "the plate (top) and the neural double acting the same performance "
                    "(`doppel render shot --rig --anim`, a camera on its face; the body at the rig's bind pose)"),
                    ("swap/reenacted_passes.png", "its first frame's render passes for compositing (`--aovs`): "
-                   "colour, depth, normals, UVs, body-part mattes")] if strip else []),
+                   "colour, depth, normals, UVs, body-part mattes, a Cryptomatte of the body parts")]
+                  if strip else []),
         table={"frames swapped": f"{n - len(result.passed_through)} of {n}",
                "frames flagged": len(result.flagged),
                "speed": f"{n / max(result.seconds, 1e-9):.2f} frames/s ({size[0]}x{size[1]})", **errors,

@@ -190,6 +190,48 @@ def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session)
            match="a model from another rig")
 
 
+def test_a_shots_cryptomatte_layer_and_manifest_are_in_its_exrs(tmp_path, capsys, sphere_session, monkeypatch):
+    """--aovs crypto: the CryptoParts layer (six ranks) in each frame's EXR and its declaration and manifest in the
+    header, as a Cryptomatte keyer reads them: each label's matte pulled from it sums to the frame's coverage. The
+    sphere is not on Anny's mesh (refused in one line); its faces are given two labels (upper, lower) here."""
+    import OpenEXR
+
+    import doppel.shot_stage as shot_stage
+    from neural_render.cryptomatte import matte, name_hash
+
+    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, 2)
+    _fails(capsys, tmp_path / "r", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+           "--aovs", "crypto", "--out", tmp_path / "r", match="--aovs crypto: the double is not on Anny's mesh")
+
+    def halves(model):
+        v = model.surface(model.fitted_verts.to(torch.float32))[0]
+        up = (v[model.faces].mean(1)[:, 1] > v[:, 1].mean()).long()
+        return up, ["lower", "upper"]
+
+    monkeypatch.setattr(shot_stage, "face_labels", halves)
+    code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+                             "--camera", "cam0", "--aovs", "crypto", "--jitter", "1", "--out", tmp_path / "c")
+    assert code == 0, err
+    with OpenEXR.File(str(tmp_path / "c" / "cam0" / "0000.exr"), separate_channels=True) as f:
+        ch = {k: c.pixels for k, c in f.channels().items()}
+        header = dict(f.header())
+    assert sorted(k for k in ch if k.startswith("Crypto")) == sorted(f"CryptoParts{g:02d}.{c}" for g in range(3)
+                                                                       for c in "RGBA")
+    key = f"{name_hash('CryptoParts'):08x}"[:7]
+    assert header[f"cryptomatte/{key}/name"] == "CryptoParts"
+    assert json.loads(header[f"cryptomatte/{key}/manifest"]) == {n: f"{name_hash(n):08x}" for n in ("lower", "upper")}
+    lower, upper = matte(ch, "CryptoParts", ["lower"]), matte(ch, "CryptoParts", ["upper"])
+    assert lower.sum() > 50 and upper.sum() > 50
+    alpha = ch["A"].astype(np.float32)
+    assert np.abs(lower + upper - alpha).mean() < 0.02                # the labels' mattes make up the coverage
+    ys = np.nonzero(upper > 0.99)[0].mean(), np.nonzero(lower > 0.99)[0].mean()
+    assert ys[0] < ys[1]                                              # upper above lower in the image
+    from PIL import Image
+
+    strip = np.asarray(Image.open(tmp_path / "c" / "cam0.passes.png"))       # colour, cryptomatte
+    assert strip.shape[1] == 2 * alpha.shape[1] and strip[:, alpha.shape[1]:][alpha > 0.5].mean() > 30
+
+
 def test_a_shot_writes_render_passes_into_its_exrs_and_chunks_agree_at_their_edges(tmp_path, capsys,
                                                                                    sphere_session):
     """--aovs: depth, position, normal, UV and motion vectors in each frame's EXR (float32, beside the half-float

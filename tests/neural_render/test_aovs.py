@@ -30,7 +30,8 @@ def _plane(z: float, dx: float = 0.0):
 
 def test_parse_aovs():
     assert parse_aovs(None) == () and parse_aovs("") == ()
-    assert parse_aovs("all") == ALL_AOVS and "parts" not in ALL_AOVS and set(ALL_AOVS) | {"parts"} == set(AOVS)
+    assert parse_aovs("all") == ALL_AOVS and "parts" not in ALL_AOVS and "crypto" not in ALL_AOVS
+    assert set(ALL_AOVS) | {"parts", "crypto"} == set(AOVS)
     assert parse_aovs("motion, depth") == ("depth", "motion")         # in AOVS order
     assert parse_aovs("parts") == ("parts",)
     with pytest.raises(ValueError, match="unknown pass colour; choose from depth, position"):
