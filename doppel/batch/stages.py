@@ -395,7 +395,8 @@ class SwapJob(JobOptions):
     blend: Literal["poisson", "multiband", "feather"] = "poisson"
     colour: Literal["lab", "luma", "none"] = "lab"
     focal_px: float | None = Field(None, gt=0)        # plate camera focal length, px (default: a normal lens)
-    plate_camera: str | None = None                   # the plate camera's calibration (K + lens distortion)
+    plate_camera: str | None = None                   # the plate camera's calibration (K + lens distortion); a
+                                                      # template per plate, e.g. "lenses/{plate}.json"
     plate_camera_name: str | None = None              # which camera of that file (when it has several)
     start: int = Field(0, ge=0)                       # first frame swapped
     end: int | None = Field(None, ge=1)               # frame after the last one swapped
@@ -447,6 +448,7 @@ def _swap_side(out: str) -> tuple[str, ...]:
 
 register_stage(StageSpec("swap", SwapJob, "face_replace", "doppel.commands.swap:swap",
                          (InputField("plate", "plate"), InputField("double", "double"),
-                          InputField("rig", "rig", optional=True)), _swap_call, _swap_gate, output="file",
+                          InputField("rig", "rig", optional=True),
+                          InputField("plate_camera", "lens", optional=True)), _swap_call, _swap_gate, output="file",
                          extra_gates=_swap_plate_gate, resolve=_swap_reference, discloses=True,
                          side_outputs=_swap_side))

@@ -557,19 +557,32 @@ def test_an_embedded_cluster_needs_no_writable_home(tmp_path, monkeypatch):
     assert "RAY_AUTH_TOKEN" not in os.environ                                 # Ray keeps its own file there
 
 
-def test_a_swap_task_takes_the_plate_cameras_lens(tmp_path):
-    """`plate_camera:` / `plate_camera_name:` in a plan reach `doppel swap --plate-camera / --plate-camera-name`."""
+def test_a_swap_task_takes_each_plates_lens(tmp_path):
+    """`plate_camera:` in a plan is an input: found under the plan's root, a template per plate ("each shot's lens
+    grid"), missing ones refused at planning; it and `plate_camera_name:` reach `doppel swap --plate-camera /
+    --plate-camera-name`."""
     import inspect
 
     from doppel.batch.stages import STAGES
     from doppel.commands.swap import swap
 
+    for shot in ("sh010", "sh020"):
+        _write(tmp_path / "plates" / f"{shot}.mov", "")
+        _write(tmp_path / "lenses" / f"{shot}.json", "{}")
+    (tmp_path / "rigs" / "jane").mkdir(parents=True)
+    plan = _write(tmp_path / "plan.yaml", """jobs:
+  - {stage: swap, plate: "plates/*.mov", double: rigs/jane, plate_camera: "lenses/{plate}.json",
+     plate_camera_name: A-cam, out: "swaps/{plate}.mov"}
+""")
+    tasks = build_dag(load_plan(plan)).tasks
     spec = STAGES["swap"]
-    job = spec.model(plate="plates/*.mov", double="rigs/jane", out=str(tmp_path / "swaps/{plate}.mov"),
-                     plate_camera="lenses/grid.json", plate_camera_name="A-cam")
-    call = spec.call({**job.model_dump(), "out": str(tmp_path / "swaps" / "sh010.mov"), "plate": "plates/sh010.mov"})
-    assert call["plate_camera"] == Path("lenses/grid.json") and call["plate_camera_name"] == "A-cam"
-    assert set(call) <= set(inspect.signature(swap).parameters)
+    for shot in ("sh010", "sh020"):
+        call = spec.call(tasks[f"swap:swaps/{shot}.mov"].values)
+        assert call["plate_camera"] == tmp_path / "lenses" / f"{shot}.json" and call["plate_camera_name"] == "A-cam"
+        assert set(call) <= set(inspect.signature(swap).parameters)
+    (tmp_path / "lenses" / "sh020.json").unlink()
+    with pytest.raises(PlanError, match="plate_camera.*lenses/sh020.json: not found"):
+        build_dag(load_plan(plan))
 
 
 def test_a_retarget_task_takes_a_range_of_its_clip():
