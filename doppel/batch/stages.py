@@ -449,6 +449,9 @@ def _swap_side(out: str) -> tuple[str, ...]:
 register_stage(StageSpec("swap", SwapJob, "face_replace", "doppel.commands.swap:swap",
                          (InputField("plate", "plate"), InputField("double", "double"),
                           InputField("rig", "rig", optional=True),
-                          InputField("plate_camera", "lens", optional=True)), _swap_call, _swap_gate, output="file",
+                          InputField("plate_camera", "lens", optional=True),
+                          InputField("performer_photo", "photo", optional=True),
+                          InputField("face_reference", "reference", optional=True)), _swap_call, _swap_gate,
+                         output="file",
                          extra_gates=_swap_plate_gate, resolve=_swap_reference, discloses=True,
                          side_outputs=_swap_side))

@@ -560,7 +560,7 @@ def test_an_embedded_cluster_needs_no_writable_home(tmp_path, monkeypatch):
 def test_a_swap_task_takes_each_plates_lens(tmp_path):
     """`plate_camera:` in a plan is an input: found under the plan's root, a template per plate ("each shot's lens
     grid"), missing ones refused at planning; it and `plate_camera_name:` reach `doppel swap --plate-camera /
-    --plate-camera-name`."""
+    --plate-camera-name`. `performer_photo:` is found under the root too."""
     import inspect
 
     from doppel.batch.stages import STAGES
@@ -572,13 +572,15 @@ def test_a_swap_task_takes_each_plates_lens(tmp_path):
     (tmp_path / "rigs" / "jane").mkdir(parents=True)
     plan = _write(tmp_path / "plan.yaml", """jobs:
   - {stage: swap, plate: "plates/*.mov", double: rigs/jane, plate_camera: "lenses/{plate}.json",
-     plate_camera_name: A-cam, out: "swaps/{plate}.mov"}
+     plate_camera_name: A-cam, performer_photo: people/jo.png, out: "swaps/{plate}.mov"}
 """)
+    _write(tmp_path / "people" / "jo.png", "")
     tasks = build_dag(load_plan(plan)).tasks
     spec = STAGES["swap"]
     for shot in ("sh010", "sh020"):
         call = spec.call(tasks[f"swap:swaps/{shot}.mov"].values)
         assert call["plate_camera"] == tmp_path / "lenses" / f"{shot}.json" and call["plate_camera_name"] == "A-cam"
+        assert call["performer_photo"] == tmp_path / "people" / "jo.png"     # under the root, not the worker's cwd
         assert set(call) <= set(inspect.signature(swap).parameters)
     (tmp_path / "lenses" / "sh020.json").unlink()
     with pytest.raises(PlanError, match="plate_camera.*lenses/sh020.json: not found"):
