@@ -172,7 +172,8 @@ def _retarget_gate(v: dict) -> GateSpec:
 
 
 register_stage(StageSpec("retarget", RetargetJob, "retarget", "doppel.commands.retarget:retarget",
-                         (InputField("clips", "clip"), InputField("rig", "rig")), _retarget_call, _retarget_gate,
+                         (InputField("clips", "clip"), InputField("rig", "rig"),
+                          InputField("bone_map", "bone_map", optional=True)), _retarget_call, _retarget_gate,
                          extra_gates=_retarget_take_gate, discloses=True))
 
 
@@ -205,7 +206,8 @@ def _export_gate(v: dict) -> GateSpec:
 
 
 register_stage(StageSpec("export", ExportJob, "export", "doppel.commands.export:export",
-                         (InputField("rig", "rig"), InputField("anim", "anim", optional=True)), _export_call,
+                         (InputField("rig", "rig"), InputField("anim", "anim", optional=True),
+                          InputField("texture", "texture", optional=True)), _export_call,
                          _export_gate, output="file", expand=("formats", "format"), discloses=True))
 
 

@@ -587,6 +587,26 @@ def test_a_swap_task_takes_each_plates_lens(tmp_path):
         build_dag(load_plan(plan))
 
 
+def test_files_a_job_names_are_found_under_the_plans_root(tmp_path):
+    """A retarget's bone map and an export's texture are inputs: resolved against the plan's root (they reached
+    the worker as the relative paths they were, looked up from its working folder), checked at planning."""
+    from doppel.batch.stages import STAGES
+
+    for f in ("mocap/walk.bvh", "maps/jane.yaml", "looks/jane.png"):
+        _write(tmp_path / f, "")
+    (tmp_path / "rigs" / "jane").mkdir(parents=True)
+    plan = _write(tmp_path / "plan.yaml", """jobs:
+  - {stage: retarget, clips: mocap/walk.bvh, rig: rigs/jane, bone_map: maps/jane.yaml, out: anims/walk}
+  - {stage: export, rig: rigs/jane, formats: [glb], texture: looks/jane.png, out: "exports/jane.{format}"}
+""")
+    tasks = build_dag(load_plan(plan)).tasks
+    assert STAGES["retarget"].call(tasks["retarget:anims/walk"].values)["bone_map"] == tmp_path / "maps" / "jane.yaml"
+    assert STAGES["export"].call(tasks["export:exports/jane.glb"].values)["texture"] == tmp_path / "looks" / "jane.png"
+    (tmp_path / "maps" / "jane.yaml").unlink()
+    with pytest.raises(PlanError, match="bone_map.*maps/jane.yaml: not found"):
+        build_dag(load_plan(plan))
+
+
 def test_a_retarget_task_takes_a_range_of_its_clip():
     """`frames: "A:B"` in a plan reaches `doppel retarget --frames` (a long take in parts), `resample: 24`
     reaches `--resample` (a 120 Hz take plotted at the film's rate), `subject:` a C3D performer's VSK."""
