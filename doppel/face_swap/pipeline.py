@@ -1,7 +1,8 @@
 """`swap_plate`: a whole plate through tracking, solving and compositing, with its tracks, QC report and strips.
 
 Outputs: OUT (the swapped plate, same kind as the plate, written atomically) and, beside it, the folder
-``<OUT stem>_swap/`` (a stage folder: manifest.json, tracks.npz, swap_report.html, strips/*.png).
+``<OUT stem>_swap/`` (a stage folder: manifest.json, tracks.npz, swap_report.html, strips/*.png; through a plate
+lens with distortion, lens/CAMERA_undistort.exr and lens/CAMERA_redistort.exr: its ST-maps).
 """
 
 from __future__ import annotations
@@ -465,6 +466,10 @@ def _write_swap(sw: _Swap, shot: ShotLandmarks, track, bias, ck: SwapCheckpoint,
             if (ck.side / name).is_dir():
                 (ck.side / name).rename(tmp / name)
         write_tracks(tmp / "tracks.npz", track, shot, sw.info, start, sw.double.basis, bias, cfg.lens)
+        if cfg.lens is not None:
+            from doppel.face_swap.plate_lens import write_lens_maps
+
+            write_lens_maps(cfg.lens, tmp / "lens")
         write_performer_crops(tmp, shot)
         seconds = time.perf_counter() - sw.t0
         result = SwapResult(out, qcs, track, box, seconds, cuts, performer_words(shot, cfg, start), ck.resumed,

@@ -202,6 +202,22 @@ class PlateLens:
             return grid
 
 
+def write_lens_maps(lens: PlateLens, folder: str | Path) -> list[Path]:
+    """The lens's undistort and redistort ST-maps (`assets.export.rig_cameras.write_st_maps`: float32 EXR,
+    NAME_undistort.exr / NAME_redistort.exr, the plate's size) in ``folder``, for the comp that lines a pinhole
+    scene of the track up with the plate; none without distortion. Returns the files written."""
+    import torch
+
+    from assets.export.rig_cameras import write_st_maps
+    from capture.camera import Camera
+
+    if not lens.distorted:
+        return []
+    cam = Camera(K=torch.tensor(lens.K), R=torch.eye(3, dtype=torch.float64), t=torch.zeros(3, dtype=torch.float64),
+                 dist=torch.tensor(lens.dist), width=lens.width, height=lens.height, name=lens.name)
+    return write_st_maps([cam], folder)
+
+
 def plate_lens_from_calibration(path: str | Path, name: str | None = None) -> PlateLens:
     """The plate camera of a calibration file (any `capture.calibration_io.read_calibration` reads: Doppel's JSON,
     OpenCV YAML/JSON, COLMAP, Metashape XML): the camera ``name``, or its only camera. ValueError (one line) when

@@ -101,8 +101,8 @@ def track_scene(tracks: dict[str, np.ndarray], double, source: str = "tracks.npz
     dist = np.asarray(tracks.get("dist", np.zeros(5)), np.float64).reshape(-1)
     if np.any(dist):
         log.warning("%s: the swap was solved through a plate lens with distortion %s (OpenCV k1 k2 p1 p2 k3): the "
-                    "scene's camera is its distortion-free pinhole; undistort the plate to line it up (`doppel "
-                    "capture cameras --st-maps` writes the ST-maps)", source, np.round(dist, 5).tolist())
+                    "scene's camera is its distortion-free pinhole; undistort the plate to line it up (the swap "
+                    "folder's lens/*_undistort.exr ST-map)", source, np.round(dist, 5).tolist())
     return TrackScene(points=cam @ CV_TO_GL.T, faces=double.head_faces, uvs=double.uvs, face_uvs=double.face_uvs,
                       K=np.asarray(tracks["K"], np.float64), size=(W, H), fps=float(tracks["fps"]) or 24.0,
                       first_frame=int(frames[0]) + 1 if first_frame is None else int(first_frame),

@@ -193,6 +193,19 @@ def test_a_face_near_the_edge_of_a_distorted_plate_is_placed_closer_through_the_
     manifest = json.loads((side_folder(tmp_path / "lens.mp4") / "manifest.json").read_text())
     assert manifest["params"]["plate_camera"]["dist"][:2] == [-0.22, 0.05]
     assert "distortion k1 -0.22, k2 +0.05" in (side_folder(tmp_path / "lens.mp4") / "swap_report.html").read_text()
+    from capture.st_maps import from_st, undistorted_points
+    from neural_render.image_io import read_exr
+
+    maps = sorted(p.name for p in (side_folder(tmp_path / "lens.mp4") / "lens").iterdir())
+    assert maps == ["film_redistort.exr", "film_undistort.exr"]
+    st = read_exr(side_folder(tmp_path / "lens.mp4") / "lens" / "film_redistort.exr")[..., :2]
+    x, y = from_st(st, 480, 270)                     # each plate pixel's place in the undistorted image
+    pts = np.array([[100.0, 50.0], [400.0, 230.0]])
+    want = undistorted_points(pts, lens.K - np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]]), lens.dist,
+                              lens.K - np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]]))
+    got = np.stack([x[50, 100], y[50, 100]]), np.stack([x[230, 400], y[230, 400]])
+    assert np.abs(np.array(got) - want).max() < 0.01
+    assert not (side_folder(tmp_path / "pinhole.mp4") / "lens").exists()
     from doppel.face_swap.track_scene import read_tracks, track_scene
 
     track_scene(read_tracks(side_folder(tmp_path / "lens.mp4")), double)       # a 3D scene of the track: pinhole
