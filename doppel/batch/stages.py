@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 @dataclass(frozen=True)
@@ -400,6 +400,8 @@ class SwapJob(JobOptions):
     plate_camera: str | None = None                   # the plate camera's calibration (K + lens distortion); a
                                                       # template per plate, e.g. "lenses/{plate}.json"
     plate_camera_name: str | None = None              # which camera of that file (when it has several)
+    plate_undistort: str | None = None                # or the lens's ST-maps (with focal_px: the undistorted
+    plate_redistort: str | None = None                # frame's focal length), undistort and redistort
     start: int = Field(0, ge=0)                       # first frame swapped
     end: int | None = Field(None, ge=1)               # frame after the last one swapped
     grow: float = Field(0.08, gt=-0.5, le=1.0)        # the face outline's growth for the matte
@@ -411,16 +413,29 @@ class SwapJob(JobOptions):
                                                       # plate actor's newest in the workspace, when they have one)
     label: str | None = None                          # visible disclosure label
 
+    @model_validator(mode="after")
+    def _maps_together(self):
+        if bool(self.plate_undistort) != bool(self.plate_redistort):
+            raise ValueError("plate_undistort and plate_redistort go together (the lens's two ST-maps)")
+        return self
+
 
 def _swap_call(v: dict) -> dict:
     Path(v["out"]).parent.mkdir(parents=True, exist_ok=True)
     return {"plate": Path(v["plate"]), "double": Path(v["double"]), "rig": _p(v["rig"]), "out": Path(v["out"]),
             "plate_actor": v["plate_actor"], "face_index": v["face_index"], "blend": v["blend"],
             "colour": v["colour"], "focal_px": v["focal_px"], "plate_camera": _p(v["plate_camera"]),
-            "plate_camera_name": v["plate_camera_name"], "start": v["start"], "end": v["end"],
+            "plate_camera_name": v["plate_camera_name"], "plate_stmaps": _stmaps(v), "start": v["start"],
+            "end": v["end"],
             "grow": v["grow"], "relight": v["relight"], "matte": v["matte"], "identify": v["identify"],
             "performer_photo": _p(v["performer_photo"]), "face_reference": _p(v["face_reference"]),
             "label": v["label"], "resume": "auto"}    # a task retried (its worker lost) goes on from its checkpoint
+
+
+def _stmaps(v: dict) -> str | None:
+    """`doppel swap --plate-stmaps` of a job's plate_undistort and plate_redistort (both, or None)."""
+    maps = (v.get("plate_undistort"), v.get("plate_redistort"))
+    return ",".join(maps) if all(maps) else None
 
 
 def _swap_gate(v: dict) -> GateSpec:
@@ -452,6 +467,8 @@ register_stage(StageSpec("swap", SwapJob, "face_replace", "doppel.commands.swap:
                          (InputField("plate", "plate"), InputField("double", "double"),
                           InputField("rig", "rig", optional=True),
                           InputField("plate_camera", "lens", optional=True),
+                          InputField("plate_undistort", "undistort", optional=True),
+                          InputField("plate_redistort", "redistort", optional=True),
                           InputField("performer_photo", "photo", optional=True),
                           InputField("face_reference", "reference", optional=True)), _swap_call, _swap_gate,
                          output="file",

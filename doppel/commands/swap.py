@@ -65,6 +65,10 @@ PlateCameraOpt = Annotated[Path | None, typer.Option(
     "Instead of --focal-px; a calibration of other frames of the same aspect ratio is scaled.")]
 PlateCameraNameOpt = Annotated[str | None, typer.Option(
     "--plate-camera-name", help="Which camera of --plate-camera's file (needed when it has several).")]
+PlateStmapsOpt = Annotated[str | None, typer.Option(
+    "--plate-stmaps", help="UNDISTORT.exr,REDISTORT.exr: the plate lens as a matchmove's ST-maps (any lens model; "
+    "the undistort map the size of the undistorted frame, the redistort map the plate's), with --focal-px the "
+    "undistorted frame's focal length. Instead of --plate-camera.")]
 PlateColorspaceOpt = Annotated[str | None, typer.Option(
     "--plate-colorspace", help="The OCIO colour space of the plate's values (EXR, DPX or TIFF frames; a video's RGB "
     "as its tags decode it, e.g. a ProRes LogC3 clip), e.g. ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB "
@@ -93,6 +97,7 @@ def swap(
     focal_px: FocalOpt = None,
     plate_camera: PlateCameraOpt = None,
     plate_camera_name: PlateCameraNameOpt = None,
+    plate_stmaps: PlateStmapsOpt = None,
     relight: RelightOpt = False,
     grow: GrowOpt = 0.08,
     shading: ShadingOpt = 0.03,
@@ -130,7 +135,7 @@ def swap(
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
     console = cli_console()
     on_interrupt(lambda: _resume_hint(out))
-    cfg.lens = _plate_lens(plate_camera, plate_camera_name)
+    cfg.lens = _plate_lens(plate_camera, plate_camera_name, plate_stmaps, cfg)
     track = _check_before_consent(cfg, plate, out, landmarks, plate_colorspace)   # bad options fail first
     reference, performer, checked = _whom(workspace, plate_actor, face_reference, performer_photo, cfg)
     rigs, outputs = [rig] if rig else [], [out, side_folder(out)]
@@ -168,10 +173,20 @@ def _register(out: Path, side: Path, run, plate_run) -> None:
         gate.add_output(side, kind="swap")
 
 
-def _plate_lens(calibration: Path | None, name: str | None):
-    """The plate's `PlateLens` from --plate-camera (None without); ValueError (one line) for a name without a file."""
-    from doppel.face_swap.plate_lens import plate_lens_from_calibration
+def _plate_lens(calibration: Path | None, name: str | None, stmaps: str | None, cfg):
+    """The plate's `PlateLens` from --plate-camera or --plate-stmaps (the latter takes cfg's --focal-px as the
+    undistorted frame's and clears it), None without; ValueError (one line) for options that do not go together."""
+    from doppel.face_swap.plate_lens import plate_lens_from_calibration, plate_lens_from_st_maps
 
+    if stmaps is not None:
+        if calibration is not None:
+            raise ValueError("--plate-stmaps and --plate-camera both give the plate's lens: give one")
+        files = [f.strip() for f in stmaps.split(",")]
+        if len(files) != 2 or not all(files):
+            raise ValueError(f"--plate-stmaps takes UNDISTORT.exr,REDISTORT.exr, got {stmaps!r}")
+        lens = plate_lens_from_st_maps(files[0], files[1], cfg.focal_px or 0.0)
+        cfg.focal_px = None                  # it is the lens's now
+        return lens
     if calibration is None:
         if name is not None:
             raise ValueError("--plate-camera-name names a camera of --plate-camera's file: give that file too")

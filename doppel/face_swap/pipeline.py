@@ -294,8 +294,9 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
     frames whose face was found on a crop, a small face; face_backfilled: found tracking backwards from a later
     frame; face_not_performer: faces in view, none the performer's; face_too_small: of those, none could be told),
-    the camera (K, dist: OpenCV's k1 k2 p1 p2 k3 of the plate's lens, zeros without ``lens``; size, fps; the head
-    pose is the camera's of the lens's distortion-free image), the frame numbers
+    the camera (K, dist: OpenCV's k1 k2 p1 p2 k3 of the plate's lens, zeros without ``lens``; lens_model: none,
+    opencv or stmaps; size, fps; the head pose is the camera's of the lens's distortion-free image), the frame
+    numbers
     and the cuts (plate frames that start another shot), the expressions as the rig's own controls
     (`face_basis.rig_controls`: a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px
     the detector's bias read on the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out
@@ -321,7 +322,7 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         else shot.from_crop, face_backfilled=np.zeros(len(shot.n_faces), bool) if shot.backfilled is None
         else shot.backfilled, face_not_performer=np.zeros(len(shot.n_faces), bool) if shot.not_performer is None
         else shot.not_performer, face_too_small=np.zeros(len(shot.n_faces), bool) if shot.too_small is None
-        else shot.too_small, K=K, dist=np.zeros(5) if lens is None else lens.dist,
+        else shot.too_small, K=K, dist=np.zeros(5) if lens is None else lens.dist, lens_model=np.str_(_model_of(lens)),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
         cuts=np.array([start + c for c in shot.cuts], np.int64),
         **rig_controls(basis.names, track.expression),
@@ -479,12 +480,22 @@ def _write_swap(sw: _Swap, shot: ShotLandmarks, track, bias, ck: SwapCheckpoint,
     return result
 
 
+def _model_of(lens) -> str:
+    """How the plate's lens is given: "none" (a pinhole), "opencv" (K and k1 k2 p1 p2 k3) or "stmaps"."""
+    from doppel.face_swap.plate_lens import MapLens
+
+    return "none" if lens is None else "stmaps" if isinstance(lens, MapLens) else "opencv"
+
+
 def _lens_params(lens) -> dict | None:
     """The plate lens as the manifest records it (None: none given)."""
     if lens is None:
         return None
-    return {"camera": lens.name, "calibration": lens.source, "K": np.round(lens.K, 6).tolist(),
-            "dist": np.round(lens.dist, 8).tolist(), "size": [lens.width, lens.height]}
+    model = _model_of(lens)
+    return {"model": model, "camera": lens.name, "source": lens.source, "K": np.round(lens.K, 6).tolist(),
+            "size": [lens.width, lens.height],
+            **({"dist": np.round(lens.dist, 8).tolist()} if model == "opencv" else
+               {"undistorted_size": list(lens.ideal_size)})}
 
 
 def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params: dict | None,

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PlateLens", "plate_lens_from_calibration"]
+__all__ = ["MapLens", "PlateLens", "plate_lens_from_calibration", "plate_lens_from_st_maps", "write_lens_maps"]
 
 ASPECT_TOLERANCE = 0.005      # a calibration of another size is scaled when its aspect ratio is this close
 BOX_MARGIN_PX = 2             # the ideal box drawn around a plate box's undistorted pixels, each side
 GRID_PX = 4                   # the undistortion is solved every this many px and interpolated between
+NEWTON_STEPS = 4              # an ST-map lens's redistort map inverted by this many Newton steps
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,6 +203,120 @@ class PlateLens:
             return grid
 
 
+@dataclass(frozen=True, eq=False)
+class MapLens(PlateLens):
+    """A plate lens given by its ST-maps (any lens model: 3DEqualizer's, anamorphic, ...), as a matchmove delivers
+    it: ``undistort_st`` (Hu, Wu, 2) ST coordinates, for each pixel of the undistorted frame (Wu x Hu px, maybe an
+    overscan of the plate), where it is in the plate; ``redistort_st`` (H, W, 2), for each plate pixel, where it is
+    in the undistorted frame. K is the undistorted frame's (its focal length, its centre). The maps are normalised
+    (ST), so a proxy of the plate uses them as they are (`fitted`). ``dist`` is unused (zeros)."""
+
+    undistort_st: np.ndarray | None = None
+    redistort_st: np.ndarray | None = None
+    ideal_size: tuple[int, int] = (0, 0)        # (Wu, Hu) px of the undistorted frame
+
+    @property
+    def distorted(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        where = f" from {self.source}" if self.source else ""
+        return (f"camera {self.name}{where}: ST-maps, undistorted frame {self.ideal_size[0]}x{self.ideal_size[1]} "
+                f"px, focal {self.K[0, 0]:.1f} px")
+
+    def fitted(self, width: int, height: int) -> PlateLens:
+        if (width, height) == (self.width, self.height):
+            lens = self
+        else:
+            if abs((self.width / self.height) / (width / height) - 1) > ASPECT_TOLERANCE:
+                raise ValueError(f"plate ST-maps: made for {self.width}x{self.height} frames, the plate's are "
+                                 f"{width}x{height} (another aspect ratio)")
+            k = width / self.width
+            lens = replace(self, K=np.diag([k, height / self.height, 1.0]) @ self.K, width=width, height=height,
+                           ideal_size=(round(self.ideal_size[0] * k), round(self.ideal_size[1] * height / self.height)),
+                           _lock=threading.Lock())
+        lens.check_invertible()
+        return lens
+
+    def check_invertible(self) -> None:
+        """ValueError (one line) unless the two maps are each other's inverse over the plate (within 0.1 px: a pair
+        of another lens, or one map given twice)."""
+        xs, ys = np.meshgrid(np.linspace(0.5, self.width - 0.5, 33), np.linspace(0.5, self.height - 0.5, 19))
+        p = np.stack([xs.ravel(), ys.ravel()], 1)
+        q = self.undistort(p)
+        wu, hu = self.ideal_size
+        seen = (q[:, 0] > 1) & (q[:, 1] > 1) & (q[:, 0] < wu - 1) & (q[:, 1] < hu - 1)    # where both maps are
+        back = _through_st(self.undistort_st, q[seen], self.ideal_size, (self.width, self.height))
+        worst = float(np.abs(back - p[seen]).max()) if seen.mean() > 0.5 else float("inf")
+        if not worst < 0.1:
+            raise ValueError(f"plate ST-maps {self.source}: the undistort map does not undo the redistort map "
+                             f"({worst:.3g} px off): give the pair of one lens, undistort first")
+
+    def undistort(self, uv: np.ndarray) -> np.ndarray:
+        return self._finite_rows(uv, lambda p: _through_st(self.redistort_st, p, (self.width, self.height),
+                                                            self.ideal_size))
+
+    def distort(self, uv: np.ndarray) -> np.ndarray:
+        """The redistort map inverted by Newton's method from the undistort map's reading (the undistort map ends
+        at the undistorted frame's edge, where a barrel lens's plate corners are beyond it)."""
+        return self._finite_rows(uv, self._distort_rows)
+
+    def _distort_rows(self, ideal: np.ndarray) -> np.ndarray:
+        size = (self.width, self.height)
+        q = _through_st(self.undistort_st, ideal, self.ideal_size, size)
+        for _ in range(NEWTON_STEPS):
+            r = self.undistort(q) - ideal
+            jx = (self.undistort(q + [0.5, 0.0]) - self.undistort(q - [0.5, 0.0]))       # d ideal / d plate x
+            jy = (self.undistort(q + [0.0, 0.5]) - self.undistort(q - [0.0, 0.5]))
+            det = jx[:, 0] * jy[:, 1] - jy[:, 0] * jx[:, 1]
+            det = np.where(np.abs(det) > 1e-9, det, 1e-9)
+            q = q - np.stack([(jy[:, 1] * r[:, 0] - jy[:, 0] * r[:, 1]) / det,
+                              (-jx[:, 1] * r[:, 0] + jx[:, 0] * r[:, 1]) / det], 1)
+        return q
+
+
+def _through_st(st: np.ndarray, pts: np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int]) -> np.ndarray:
+    """(N, 2) Doppel px of the frame the map ``st`` (h, w, 2) covers (src_size (w', h') px; the map is read at its
+    own resolution) -> (N, 2) px of the frame its ST values point into (dst_size (W, H)), bilinear; beyond the map's
+    edge the last value is carried on at one pixel a pixel."""
+    import cv2
+
+    h, w = st.shape[:2]
+    scale = np.array([w / src_size[0], h / src_size[1]])
+    q = pts * scale                                            # the map's own px
+    inside = np.clip(q, 0.5, [w - 0.5, h - 0.5])
+    m = (inside - 0.5).astype(np.float32)
+    v = cv2.remap(st, m[:, None, 0].copy(), m[:, None, 1].copy(), cv2.INTER_LINEAR,
+                  borderMode=cv2.BORDER_REPLICATE)[:, 0].astype(np.float64)
+    out = np.stack([v[:, 0] * dst_size[0], (1.0 - v[:, 1]) * dst_size[1]], 1)
+    return out + (q - inside) / scale * np.array(dst_size) / np.array(src_size)
+
+
+def plate_lens_from_st_maps(undistort: str | Path, redistort: str | Path, focal_px: float) -> MapLens:
+    """The plate lens of a pair of ST-maps (float EXR, s and t in R and G, as Nuke's STMap reads them and `doppel
+    capture cameras --st-maps` writes them): ``undistort`` the size of the undistorted frame, ``redistort`` the
+    plate's; focal_px: the undistorted frame's focal length (px). ValueError (one line) for an unreadable map."""
+    from neural_render.image_io import read_exr
+
+    if not (focal_px and focal_px > 0 and np.isfinite(focal_px)):
+        raise ValueError("--plate-stmaps needs --focal-px: the undistorted frame's focal length in pixels")
+    maps = []
+    for path in (Path(undistort), Path(redistort)):
+        if path.suffix.lower() != ".exr" or not path.is_file():
+            raise ValueError(f"--plate-stmaps {path}: not an EXR ST-map file")
+        try:
+            st = np.ascontiguousarray(read_exr(path)[..., :2], np.float32)
+        except Exception as e:  # noqa: BLE001 - OpenEXR raises plain exceptions on damaged files
+            raise ValueError(f"--plate-stmaps {path}: unreadable ({e})") from None
+        if not np.isfinite(st).all() or st.shape[-1] != 2:
+            raise ValueError(f"--plate-stmaps {path}: an ST-map needs finite s, t in its red and green channels")
+        maps.append(st)
+    (hu, wu), (h, w) = maps[0].shape[:2], maps[1].shape[:2]
+    K = np.array([[focal_px, 0, wu / 2], [0, focal_px, hu / 2], [0, 0, 1.0]])
+    return MapLens(K, np.zeros(5), w, h, Path(undistort).stem.removesuffix("_undistort") or "plate",
+                   f"{undistort}, {redistort}", undistort_st=maps[0], redistort_st=maps[1], ideal_size=(wu, hu))
+
+
 def write_lens_maps(lens: PlateLens, folder: str | Path) -> list[Path]:
     """The lens's undistort and redistort ST-maps (`assets.export.rig_cameras.write_st_maps`: float32 EXR,
     NAME_undistort.exr / NAME_redistort.exr, the plate's size) in ``folder``, for the comp that lines a pinhole
@@ -211,7 +326,7 @@ def write_lens_maps(lens: PlateLens, folder: str | Path) -> list[Path]:
     from assets.export.rig_cameras import write_st_maps
     from capture.camera import Camera
 
-    if not lens.distorted:
+    if not lens.distorted or isinstance(lens, MapLens):        # ST-maps given: the compositor has them
         return []
     cam = Camera(K=torch.tensor(lens.K), R=torch.eye(3, dtype=torch.float64), t=torch.zeros(3, dtype=torch.float64),
                  dist=torch.tensor(lens.dist), width=lens.width, height=lens.height, name=lens.name)

@@ -68,7 +68,7 @@ def read_tracks(path: str | Path) -> dict[str, np.ndarray]:
     keys = ("rotation", "translation", "expression", "expression_names", "valid", "K", "size", "fps", "frame")
     try:
         with np.load(f, allow_pickle=False) as z:
-            data = {k: z[k] for k in (*keys, "dist") if k in z.files}
+            data = {k: z[k] for k in (*keys, "dist", "lens_model") if k in z.files}
     except (OSError, ValueError) as e:
         raise TrackSceneError(f"{f}: not a readable face track ({e})") from None
     missing = [k for k in keys if k not in data]
@@ -99,10 +99,11 @@ def track_scene(tracks: dict[str, np.ndarray], double, source: str = "tracks.npz
     frames = np.asarray(tracks["frame"]).reshape(-1)
     W, H = (int(v) for v in np.asarray(tracks["size"]).reshape(-1)[:2])
     dist = np.asarray(tracks.get("dist", np.zeros(5)), np.float64).reshape(-1)
-    if np.any(dist):
-        log.warning("%s: the swap was solved through a plate lens with distortion %s (OpenCV k1 k2 p1 p2 k3): the "
-                    "scene's camera is its distortion-free pinhole; undistort the plate to line it up (the swap "
-                    "folder's lens/*_undistort.exr ST-map)", source, np.round(dist, 5).tolist())
+    if np.any(dist) or str(tracks.get("lens_model", "none")) == "stmaps":
+        log.warning("%s: the swap was solved through a plate lens with distortion (%s): the scene's camera is its "
+                    "distortion-free pinhole; undistort the plate to line it up (the swap folder's "
+                    "lens/*_undistort.exr ST-map, or the ST-maps it was given)", source,
+                    f"OpenCV k1 k2 p1 p2 k3 {np.round(dist, 5).tolist()}" if np.any(dist) else "ST-maps")
     return TrackScene(points=cam @ CV_TO_GL.T, faces=double.head_faces, uvs=double.uvs, face_uvs=double.face_uvs,
                       K=np.asarray(tracks["K"], np.float64), size=(W, H), fps=float(tracks["fps"]) or 24.0,
                       first_frame=int(frames[0]) + 1 if first_frame is None else int(first_frame),

@@ -100,6 +100,43 @@ def test_the_head_drawn_through_the_lens_is_where_the_shot_renderers_lens_warp_p
     assert np.abs(pinhole - ref).mean() > 5 * np.abs(alpha - ref).mean()
 
 
+def _maps_of(lens, folder):
+    """The lens's ST-maps written as `doppel capture cameras --st-maps` writes them (OpenCV), their paths."""
+    from doppel.face_swap.plate_lens import write_lens_maps
+
+    return sorted(write_lens_maps(lens, folder), key=lambda p: "redistort" in p.name)     # undistort first
+
+
+def test_a_lens_given_by_its_st_maps_moves_points_as_its_coefficients_do(tmp_path):
+    """ST-maps of an OpenCV lens (principal point at the centre, as an undistorted plate has it) make a lens whose
+    points go where the coefficients send them (bilinear in the maps: 0.02 px); a proxy of the plate reads the same
+    maps; one map given twice, or maps of another lens, are refused."""
+    from doppel.face_swap.plate_lens import PlateLens, plate_lens_from_st_maps
+
+    K = np.array([[200.0, 0, W / 2], [0, 200.0, H / 2], [0, 0, 1]])
+    lens = PlateLens(K, [-0.2, 0.04, 0.0, 0.0, 0.0], W, H, "film")
+    u, d = _maps_of(lens, tmp_path / "maps")
+    maps = plate_lens_from_st_maps(u, d, 200.0).fitted(W, H)
+    assert np.allclose(maps.K, K) and maps.name == "film" and maps.distorted
+    xs, ys = np.meshgrid(np.linspace(4, W - 4, 40), np.linspace(4, H - 4, 25))
+    p = np.stack([xs.ravel(), ys.ravel()], 1)
+    assert np.abs(maps.undistort(p) - lens.undistort(p)).max() < 0.02
+    ideal = lens.undistort(p)
+    assert np.abs(maps.distort(ideal) - lens.distort(ideal)).max() < 0.02
+    half = maps.fitted(W // 2, H // 2)
+    assert np.abs(half.undistort(p / 2) - lens.undistort(p) / 2).max() < 0.02
+    with pytest.raises(ValueError, match="the undistort map does not undo the redistort map"):
+        plate_lens_from_st_maps(d, d, 200.0).fitted(W, H)
+    other = PlateLens(K, [0.15, 0.0, 0.0, 0.0, 0.0], W, H, "other")
+    u2, _ = _maps_of(other, tmp_path / "other")
+    with pytest.raises(ValueError, match="the undistort map does not undo the redistort map"):
+        plate_lens_from_st_maps(u2, d, 200.0).fitted(W, H)
+    with pytest.raises(ValueError, match="needs --focal-px"):
+        plate_lens_from_st_maps(u, d, 0.0)
+    with pytest.raises(ValueError, match="not an EXR ST-map file"):
+        plate_lens_from_st_maps(tmp_path / "nothing.exr", d, 200.0)
+
+
 def test_the_plate_camera_is_read_from_a_calibration_file_by_name(tmp_path):
     import torch
 
@@ -124,6 +161,8 @@ def test_the_plate_camera_is_read_from_a_calibration_file_by_name(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["--plate-camera-name", "film"], "--plate-camera-name names a camera of --plate-camera's file"),
+    (["--plate-stmaps", "a.exr"], "--plate-stmaps takes UNDISTORT.exr,REDISTORT.exr"),
+    (["--plate-stmaps", "a.exr,b.exr", "--plate-camera", "LENS"], "--plate-stmaps and --plate-camera both give"),
     (["--plate-camera", "LENS", "--focal-px", "900"], "--focal-px and --plate-camera both give"),
     (["--plate-camera", "LENS_OTHER"], "calibrated for 640x360 frames, the plate's are 256x256"),
 ])
@@ -210,3 +249,13 @@ def test_a_face_near_the_edge_of_a_distorted_plate_is_placed_closer_through_the_
 
     track_scene(read_tracks(side_folder(tmp_path / "lens.mp4")), double)       # a 3D scene of the track: pinhole
     assert "the scene's camera is its distortion-free pinhole" in caplog.text
+    # the same lens as ST-maps (those the swap wrote), through the CLI: the same track within a hair
+    maps = side_folder(tmp_path / "lens.mp4") / "lens"
+    code, _, err = run_cli(capsys, "swap", plate, "--double", tmp_path / "double", "--out", tmp_path / "maps.mp4",
+                           "--plate-stmaps", f"{maps / 'film_undistort.exr'},{maps / 'film_redistort.exr'}",
+                           "--focal-px", str(lens.focal_px), "--start", "9", "--end", "15")
+    assert code == 0, err
+    a, b = (np.load(side_folder(tmp_path / f"{n}.mp4") / "tracks.npz") for n in ("lens", "maps"))
+    assert str(b["lens_model"]) == "stmaps" and str(a["lens_model"]) == "opencv"
+    ok = a["valid"] & b["valid"]
+    assert ok.sum() >= 4 and np.abs(a["translation"][ok] - b["translation"][ok]).max() < 0.002      # metres
