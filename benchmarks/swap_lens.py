@@ -1,14 +1,15 @@
 """A swap through a distorted plate lens: the double's face placed with and without the lens's calibration.
 
 A `doppel capture plate` plate shot through a lens with distortion (``--distortion``, the head framed off centre
-with ``--offset``, where a lens bends most) is swapped twice: as a pinhole of the lens's focal length
-(``--focal-px``, what a swap without ``--plate-camera`` assumes) and through the lens (``--plate-camera
-plate/lens.json``). Each route's placement is where it drew the double's landmarks (its track's projection, through
-the lens when it had one) against the ground truth's exact landmarks, in inter-ocular distances, per |yaw| bin,
-for the whole face and for the landmarks nearest the frame's edge; no detector reads the outputs.
+with ``--offset``, where a lens bends most) is swapped three times: as a pinhole of the lens's focal length
+(``--focal-px``, what a swap without ``--plate-camera`` assumes), through the lens (``--plate-camera
+plate/lens.json``) and through its ST-maps (``--plate-stmaps``, the maps the lens route wrote). Each route's
+placement is where it drew the double's landmarks (its track's projection, through the lens when it had one)
+against the ground truth's exact landmarks, in inter-ocular distances, per |yaw| bin, for the whole face and for
+the landmarks nearest the frame's edge; no detector reads the outputs.
 
     PYTHONPATH=. python benchmarks/swap_lens.py [--plate-dir DIR] [--frames 48] [--size 960x540]
-        [--fov 75] [--distortion -0.2,0.04] [--offset 0.55,0.25]
+        [--fov 90] [--distance 0.55] [--distortion=-0.22,0.05] [--offset 0.65,0.5]
 """
 
 from __future__ import annotations
@@ -74,10 +75,10 @@ def main() -> None:
     ap.add_argument("--plate-dir", type=Path, help="a `doppel capture plate` folder (default: made here)")
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--size", default="960x540")
-    ap.add_argument("--fov", type=float, default=75.0)
-    ap.add_argument("--distance", type=float, default=0.75)
-    ap.add_argument("--distortion", default="-0.2,0.04")
-    ap.add_argument("--offset", default="0.55,0.25")
+    ap.add_argument("--fov", type=float, default=90.0)
+    ap.add_argument("--distance", type=float, default=0.55)
+    ap.add_argument("--distortion", default="-0.22,0.05")
+    ap.add_argument("--offset", default="0.65,0.5")
     args = ap.parse_args()
 
     import numpy as np
@@ -85,7 +86,7 @@ def main() -> None:
     from doppel.doubles import build_default_rig
     from doppel.face_swap.double import load_face_double
     from doppel.face_swap.pipeline import side_folder, swap_plate
-    from doppel.face_swap.plate_lens import plate_lens_from_calibration
+    from doppel.face_swap.plate_lens import plate_lens_from_calibration, plate_lens_from_st_maps
     from doppel.face_swap.swap import SwapConfig
 
     work = Path(tempfile.mkdtemp(prefix="swap_lens_"))
@@ -104,9 +105,16 @@ def main() -> None:
     ids = double.basis.ids
     swap_plate(plate, double, work / "warmup.mp4", SwapConfig(end=4), force=True)   # MediaPipe, torch, numba
     print(f"{'route':<26}{'|yaw|':>7}{'n':>4}{'face err':>10}{'edge err':>10}{'frames/s':>10}")
+    maps = None
     for label, cfg, drawn_through in (("pinhole (--focal-px)", SwapConfig(focal_px=lens.focal_px), None),
-                                      ("lens (--plate-camera)", SwapConfig(lens=lens), lens)):
-        out = work / f"{label.split()[0]}.mp4"
+                                      ("lens (--plate-camera)", SwapConfig(lens=lens), lens),
+                                      ("ST-maps (--plate-stmaps)", None, None)):
+        if cfg is None:               # the lens's ST-maps, as the lens route's side folder holds them
+            folder = side_folder(work / "lens.mp4") / "lens"
+            maps = plate_lens_from_st_maps(folder / f"{lens.name}_undistort.exr",
+                                           folder / f"{lens.name}_redistort.exr", lens.focal_px)
+            cfg, drawn_through = SwapConfig(lens=maps), maps
+        out = work / f"{label.split()[0].replace('-', '')}.mp4"
         t0 = time.perf_counter()
         res = swap_plate(plate, double, out, cfg, force=True)
         fps = len(res.frames) / (time.perf_counter() - t0)

@@ -146,11 +146,14 @@ def test_init_and_demo_quick(tmp_path, capsys):
     assert "head rotation vs the performer" in report and "swap/reenacted.png" in report
     with Image.open(tmp_path / "demo" / "swap" / "reenacted.png") as im:
         assert im.size == (2 * 256, 2 * 256)                                  # quick: 2 frames, plate over double
-    assert "swap/reenacted_passes.png" in report                  # colour, depth, normals, UVs, part mattes
+    assert "swap/reenacted_passes.png" in report     # colour, depth, normals, UVs, part mattes, Cryptomatte
     with Image.open(tmp_path / "demo" / "swap" / "reenacted_passes.png") as im:
-        assert im.size == (5 * 256, 256)
-        parts = np.asarray(im.convert("RGB"))[:, 4 * 256:].astype(int)
+        assert im.size == (6 * 256, 256)
+        parts = np.asarray(im.convert("RGB"))[:, 4 * 256:5 * 256].astype(int)
+        crypto = np.asarray(im.convert("RGB"))[:, 5 * 256:].astype(int)
     assert (parts[..., 0] - parts[..., 1] > 100).mean() > 0.1          # the face camera sees mostly head (red)
+    lit = crypto.sum(-1) > 60                                          # the Cryptomatte: each part its own colour
+    assert lit.mean() > 0.1 and len(np.unique(crypto[lit] // 32, axis=0)) >= 2
 
 
 def test_lines_printed_to_a_pipe_are_never_wrapped(tmp_path, capsys, monkeypatch):

@@ -32,12 +32,12 @@ def _stop_at_call(monkeypatch, n):
 
     calls, stopped, write = [], [], shot.write_shot_frame
 
-    def stopping(folder, number, frame, passes=None):
+    def stopping(folder, number, frame, passes=None, attributes=None):
         calls.append((folder.name, number))
         if len(calls) == n and not stopped:
             stopped.append(1)
             raise Interrupted(2)
-        return write(folder, number, frame, passes)
+        return write(folder, number, frame, passes, attributes)
 
     monkeypatch.setattr(shot, "write_shot_frame", stopping)
     return calls
@@ -110,11 +110,11 @@ def test_a_shot_stopped_by_a_full_disk_says_what_it_kept_and_how_to_go_on(tmp_pa
     s = model_rig_and_spin(tmp_path, capsys, sphere_session, 3)
     write, calls = shot.write_shot_frame, []
 
-    def full(folder, number, frame, passes=None):
+    def full(folder, number, frame, passes=None, attributes=None):
         calls.append(number)
         if len(calls) == 3:
             raise OSError(errno.ENOSPC, "No space left on device", str(folder / f"{number:04d}.png"))
-        return write(folder, number, frame, passes)
+        return write(folder, number, frame, passes, attributes)
 
     monkeypatch.setattr(shot, "write_shot_frame", full)
     code, o, err = run_cli(capsys, *_shot(tmp_path, s, tmp_path / "shot"))
