@@ -27,6 +27,7 @@ ASPECT_TOLERANCE = 0.005      # a calibration of another size is scaled when its
 BOX_MARGIN_PX = 2             # the ideal box drawn around a plate box's undistorted pixels, each side
 GRID_PX = 4                   # the undistortion is solved every this many px and interpolated between
 NEWTON_STEPS = 4              # an ST-map lens's redistort map inverted by this many Newton steps
+REMAP_COLUMNS = 1024          # points read through an ST-map are laid out in rows of this many for cv2.remap
 
 
 @dataclass(frozen=True, eq=False)
@@ -277,19 +278,34 @@ class MapLens(PlateLens):
 
 def _through_st(st: np.ndarray, pts: np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int]) -> np.ndarray:
     """(N, 2) Doppel px of the frame the map ``st`` (h, w, 2) covers (src_size (w', h') px; the map is read at its
-    own resolution) -> (N, 2) px of the frame its ST values point into (dst_size (W, H)), bilinear; beyond the map's
-    edge the last value is carried on at one pixel a pixel."""
-    import cv2
-
+    own resolution) -> (N, 2) px of the frame its ST values point into (dst_size (W, H)), bilinear; beyond the
+    outermost pixel centres the map is extended linearly (its slope over the last pixel)."""
     h, w = st.shape[:2]
     scale = np.array([w / src_size[0], h / src_size[1]])
     q = pts * scale                                            # the map's own px
     inside = np.clip(q, 0.5, [w - 0.5, h - 0.5])
-    m = (inside - 0.5).astype(np.float32)
-    v = cv2.remap(st, m[:, None, 0].copy(), m[:, None, 1].copy(), cv2.INTER_LINEAR,
-                  borderMode=cv2.BORDER_REPLICATE)[:, 0].astype(np.float64)
-    out = np.stack([v[:, 0] * dst_size[0], (1.0 - v[:, 1]) * dst_size[1]], 1)
-    return out + (q - inside) / scale * np.array(dst_size) / np.array(src_size)
+    over = q - inside
+    v0 = _read_st(st, inside)
+    v = v0.copy()
+    for axis in (0, 1):
+        out = over[:, axis] != 0
+        if out.any():
+            back = inside[out].copy()
+            back[:, axis] -= np.sign(over[out, axis])          # one map pixel back inside
+            v[out] += (v0[out] - _read_st(st, back)) * np.abs(over[out, axis])[:, None]
+    return np.stack([v[:, 0] * dst_size[0], (1.0 - v[:, 1]) * dst_size[1]], 1)
+
+
+def _read_st(st: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(N, 2) float64 ST values of the map st (h, w, 2) at q (N, 2), its own px (Doppel's), bilinear."""
+    import cv2
+
+    n = len(q)
+    m = np.zeros((-(-n // REMAP_COLUMNS) * REMAP_COLUMNS, 2), np.float32)     # rows of points: cv2.remap takes
+    m[:n] = q - 0.5                                                          # at most 32767 rows or columns
+    m = m.reshape(-1, REMAP_COLUMNS, 2)
+    return cv2.remap(st, np.ascontiguousarray(m[..., 0]), np.ascontiguousarray(m[..., 1]), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE).reshape(-1, 2)[:n].astype(np.float64)
 
 
 def plate_lens_from_st_maps(undistort: str | Path, redistort: str | Path, focal_px: float) -> MapLens:
