@@ -270,6 +270,8 @@ def _expand_job(plan: Plan, job: JobEntry, planned: dict[str, str]) -> list[Task
         ins = [values[f.name] for f in spec.inputs if values.get(f.name) is not None]
         deps = tuple(sorted({d for i in ins if (d := _producer(i, planned))}))
         values.update({f.name: str(plan.root / values[f.name]) for f in spec.inputs if values.get(f.name)})
+        values.update({k: str(plan.root / values[k]) for k in spec.file_or_name
+                       if values.get(k) and (plan.root / values[k]).is_file()})
         values["out"] = str(plan.root / _rel(plan, out))
         tid = f"{job.stage}:{_rel(plan, out)}"
         tasks.append(Task(tid, job.index, _job_name(job), job.stage, values, values["out"], deps,

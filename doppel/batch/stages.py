@@ -76,6 +76,9 @@ class StageSpec:
                                                    # (`assets.disclosure.DisclosureGrant`)
     side_outputs: Callable[[str], tuple[str, ...]] | None = None   # out -> what else the command writes beside
                                                    # it (swap: its side folder); declared with out to the gate
+    file_or_name: tuple[str, ...] = ()             # options that name a file, or something else (a retarget's
+                                                   # subject: a .vsk or a subject's name): a file under the plan's
+                                                   # root is given by its full path, anything else as written
 
 
 STAGES: dict[str, StageSpec] = {}
@@ -174,7 +177,7 @@ def _retarget_gate(v: dict) -> GateSpec:
 register_stage(StageSpec("retarget", RetargetJob, "retarget", "doppel.commands.retarget:retarget",
                          (InputField("clips", "clip"), InputField("rig", "rig"),
                           InputField("bone_map", "bone_map", optional=True)), _retarget_call, _retarget_gate,
-                         extra_gates=_retarget_take_gate, discloses=True))
+                         extra_gates=_retarget_take_gate, discloses=True, file_or_name=("subject",)))
 
 
 # --- export --------------------------------------------------------------------------------------------------

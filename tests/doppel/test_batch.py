@@ -602,18 +602,24 @@ def test_a_swap_task_takes_each_plates_lens(tmp_path):
 
 def test_files_a_job_names_are_found_under_the_plans_root(tmp_path):
     """A retarget's bone map and an export's texture are inputs: resolved against the plan's root (they reached
-    the worker as the relative paths they were, looked up from its working folder), checked at planning."""
+    the worker as the relative paths they were, looked up from its working folder), checked at planning; a
+    retarget's subject file is found there too, a subject's name kept as it is."""
     from doppel.batch.stages import STAGES
 
-    for f in ("mocap/walk.bvh", "maps/jane.yaml", "looks/jane.png"):
+    for f in ("mocap/walk.bvh", "mocap/fall.c3d", "maps/jane.yaml", "looks/jane.png", "subjects/bob.vsk"):
         _write(tmp_path / f, "")
     (tmp_path / "rigs" / "jane").mkdir(parents=True)
     plan = _write(tmp_path / "plan.yaml", """jobs:
   - {stage: retarget, clips: mocap/walk.bvh, rig: rigs/jane, bone_map: maps/jane.yaml, out: anims/walk}
+  - {stage: retarget, clips: mocap/fall.c3d, rig: rigs/jane, subject: subjects/bob.vsk, out: anims/fall}
+  - {stage: retarget, clips: mocap/fall.c3d, rig: rigs/jane, subject: Bob, out: anims/fall_bob}
   - {stage: export, rig: rigs/jane, formats: [glb], texture: looks/jane.png, out: "exports/jane.{format}"}
 """)
     tasks = build_dag(load_plan(plan)).tasks
     assert STAGES["retarget"].call(tasks["retarget:anims/walk"].values)["bone_map"] == tmp_path / "maps" / "jane.yaml"
+    # a subject is a .vsk file (found under the root) or a subject's name (as written)
+    assert STAGES["retarget"].call(tasks["retarget:anims/fall"].values)["subject"] == tmp_path / "subjects" / "bob.vsk"
+    assert STAGES["retarget"].call(tasks["retarget:anims/fall_bob"].values)["subject"] == Path("Bob")
     assert STAGES["export"].call(tasks["export:exports/jane.glb"].values)["texture"] == tmp_path / "looks" / "jane.png"
     (tmp_path / "maps" / "jane.yaml").unlink()
     with pytest.raises(PlanError, match="bone_map.*maps/jane.yaml: not found"):
