@@ -63,8 +63,7 @@ def run_key(info: PlateInfo, double, cfg: SwapConfig, landmarks: np.ndarray | No
                "files": files_digest([Path(src)]) if src and Path(src).is_file() else None}
     options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in _NOT_IN_KEY}
     if cfg.lens is not None:
-        lens = cfg.lens
-        options["lens"] = {"K": lens.K.tolist(), "dist": lens.dist.tolist(), "size": [lens.width, lens.height]}
+        options["lens"] = cfg.lens.key()
     return {"plate": {"path": str(plate.resolve()), "kind": info.kind, "frames": info.frame_count,
                       "size": [info.width, info.height], "colorspace": info.colorspace,
                       "files": files_digest(files)},

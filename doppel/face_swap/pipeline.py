@@ -514,6 +514,8 @@ def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params
         inputs["neural_double"] = double.neural.source / "model.safetensors"
     if Path(plate).is_file():
         inputs["plate"] = plate
+    for k, f in enumerate(cfg.lens.files if cfg.lens is not None else ()):       # the lens's calibration or maps
+        inputs[f"plate_lens_{k}"] = Path(f)
     if performer is not None and performer.name is not None:        # a face reference: its manifest
         inputs["face_reference"] = Path(performer.source) / "manifest.json"
     elif performer is not None and performer.source is not None:

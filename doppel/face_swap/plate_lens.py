@@ -41,6 +41,7 @@ class PlateLens:
     height: int
     name: str = "plate"
     source: str = ""
+    files: tuple[str, ...] = ()             # the files it was read from (the swap's manifest hashes them)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +66,10 @@ class PlateLens:
     @property
     def focal_px(self) -> float:
         return float(self.K[0, 0])
+
+    def key(self) -> dict:
+        """What the swap's result depends on of the lens, as JSON (a checkpoint is resumed only with the same)."""
+        return {"K": self.K.tolist(), "dist": self.dist.tolist(), "size": [self.width, self.height]}
 
     def describe(self) -> str:
         """The lens in words for reports and logs."""
@@ -220,6 +225,12 @@ class MapLens(PlateLens):
     def distorted(self) -> bool:
         return True
 
+    def key(self) -> dict:
+        import hashlib
+
+        maps = hashlib.sha256(self.undistort_st.tobytes() + self.redistort_st.tobytes()).hexdigest()
+        return {"K": self.K.tolist(), "size": [self.width, self.height], "st_maps": maps}
+
     def describe(self) -> str:
         where = f" from {self.source}" if self.source else ""
         return (f"camera {self.name}{where}: ST-maps, undistorted frame {self.ideal_size[0]}x{self.ideal_size[1]} "
@@ -330,7 +341,8 @@ def plate_lens_from_st_maps(undistort: str | Path, redistort: str | Path, focal_
     (hu, wu), (h, w) = maps[0].shape[:2], maps[1].shape[:2]
     K = np.array([[focal_px, 0, wu / 2], [0, focal_px, hu / 2], [0, 0, 1.0]])
     return MapLens(K, np.zeros(5), w, h, Path(undistort).stem.removesuffix("_undistort") or "plate",
-                   f"{undistort}, {redistort}", undistort_st=maps[0], redistort_st=maps[1], ideal_size=(wu, hu))
+                   f"{undistort}, {redistort}", (str(undistort), str(redistort)), undistort_st=maps[0],
+                   redistort_st=maps[1], ideal_size=(wu, hu))
 
 
 def write_lens_maps(lens: PlateLens, folder: str | Path) -> list[Path]:
@@ -365,4 +377,5 @@ def plate_lens_from_calibration(path: str | Path, name: str | None = None) -> Pl
                          f"{', ...' if len(names) > 8 else ''})")
     cam = cams[0] if name is None else cams[names.index(name)]
     return PlateLens(cam.K.detach().cpu().numpy().astype(np.float64), cam.dist.detach().cpu().numpy(),
-                     int(cam.width), int(cam.height), str(cam.name), str(path))
+                     int(cam.width), int(cam.height), str(cam.name), str(path),
+                     (str(path),) if Path(path).is_file() else ())

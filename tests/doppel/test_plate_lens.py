@@ -125,6 +125,10 @@ def test_a_lens_given_by_its_st_maps_moves_points_as_its_coefficients_do(tmp_pat
     assert np.abs(maps.distort(ideal) - lens.distort(ideal)).max() < 0.02
     many = np.random.default_rng(1).uniform([0, 0], [W, H], (40000, 2))     # more than cv2.remap's 32767 rows,
     assert np.abs(maps.undistort(many) - lens.undistort(many)).max() < 0.05    # to the frame's very edge
+    assert maps.key() == plate_lens_from_st_maps(u, d, 200.0).key()     # what a resumed swap must match
+    other_maps = plate_lens_from_st_maps(_maps_of(PlateLens(K, [-0.1, 0, 0, 0, 0], W, H, "b"), tmp_path / "b")[0],
+                                         d, 200.0)
+    assert other_maps.key() != maps.key() and maps.files == (str(u), str(d))
     half = maps.fitted(W // 2, H // 2)
     assert np.abs(half.undistort(p / 2) - lens.undistort(p) / 2).max() < 0.02
     with pytest.raises(ValueError, match="the undistort map does not undo the redistort map"):
@@ -233,6 +237,7 @@ def test_a_face_near_the_edge_of_a_distorted_plate_is_placed_closer_through_the_
     assert errors["lens"] < 0.9 * errors["pinhole"], errors
     manifest = json.loads((side_folder(tmp_path / "lens.mp4") / "manifest.json").read_text())
     assert manifest["params"]["plate_camera"]["dist"][:2] == [-0.22, 0.05]
+    assert manifest["inputs"]["plate_lens_0"]["path"].endswith("lens.json")          # hashed with the inputs
     assert "distortion k1 -0.22, k2 +0.05" in (side_folder(tmp_path / "lens.mp4") / "swap_report.html").read_text()
     from capture.st_maps import from_st, undistorted_points
     from neural_render.image_io import read_exr
