@@ -124,7 +124,7 @@ def _parts(verts: Tensor, faces: Tensor, camera: Camera, face_parts: Tensor) -> 
 def _crypto(verts: Tensor, faces: Tensor, camera: Camera, labels: tuple[Tensor, list[str]]) -> dict[str, Tensor]:
     """The Cryptomatte layer's channels (H, W) of the faces' labels (labels: (F,) int per face, an index into the
     names), from CRYPTO_SUPERSAMPLE^2 samples a pixel."""
-    from neural_render.cryptomatte import LEVELS, coverage_ranks, crypto_channels
+    from neural_render.cryptomatte import coverage_ranks, crypto_channels
 
     s = CRYPTO_SUPERSAMPLE
     H, W = camera.height, camera.width
