@@ -329,8 +329,10 @@ def plate_lens_from_st_maps(undistort: str | Path, redistort: str | Path, focal_
         raise ValueError("--plate-stmaps needs --focal-px: the undistorted frame's focal length in pixels")
     maps = []
     for path in (Path(undistort), Path(redistort)):
-        if path.suffix.lower() != ".exr" or not path.is_file():
-            raise ValueError(f"--plate-stmaps {path}: not an EXR ST-map file")
+        if not path.is_file():
+            raise ValueError(f"--plate-stmaps {path}: no such file")
+        if path.suffix.lower() != ".exr":
+            raise ValueError(f"--plate-stmaps {path}: an ST-map is read from an EXR file (float s, t)")
         try:
             st = np.ascontiguousarray(read_exr(path)[..., :2], np.float32)
         except Exception as e:  # noqa: BLE001 - OpenEXR raises plain exceptions on damaged files

@@ -139,8 +139,11 @@ def test_a_lens_given_by_its_st_maps_moves_points_as_its_coefficients_do(tmp_pat
         plate_lens_from_st_maps(u2, d, 200.0).fitted(W, H)
     with pytest.raises(ValueError, match="needs --focal-px"):
         plate_lens_from_st_maps(u, d, 0.0)
-    with pytest.raises(ValueError, match="not an EXR ST-map file"):
+    with pytest.raises(ValueError, match="nothing.exr: no such file"):
         plate_lens_from_st_maps(tmp_path / "nothing.exr", d, 200.0)
+    (tmp_path / "map.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="an ST-map is read from an EXR file"):
+        plate_lens_from_st_maps(tmp_path / "map.png", d, 200.0)
 
 
 def test_the_plate_camera_is_read_from_a_calibration_file_by_name(tmp_path):
