@@ -26,6 +26,7 @@ __all__ = ["MapLens", "PlateLens", "plate_lens_from_calibration", "plate_lens_fr
 ASPECT_TOLERANCE = 0.005      # a calibration of another size is scaled when its aspect ratio is this close
 BOX_MARGIN_PX = 2             # the ideal box drawn around a plate box's undistorted pixels, each side
 GRID_PX = 4                   # the undistortion is solved every this many px and interpolated between
+BOX_MAPS = 8                  # plate boxes whose ideal-position maps a lens keeps
 NEWTON_STEPS = 4              # an ST-map lens's redistort map inverted by this many Newton steps
 REMAP_COLUMNS = 1024          # points read through an ST-map are laid out in rows of this many for cv2.remap
 
@@ -184,14 +185,28 @@ class PlateLens:
         return out.reshape(*mx.shape, *img.shape[2:])
 
     def box_map(self, box: tuple[int, int, int, int]) -> np.ndarray:
-        """(h, w, 2) float32: the ideal position (Doppel px) of each pixel centre of the plate box, read bilinearly
-        from `ideal_grid` (within 0.01 px of the exact inversion for any lens `check_invertible` takes)."""
+        """(h, w, 2) float32 (read-only): the ideal position (Doppel px) of each pixel centre of the plate box, read
+        bilinearly from `ideal_grid` (within 0.01 px of the exact inversion for any lens `check_invertible` takes).
+        The last BOX_MAPS boxes' maps are kept: a frame's head asks for its box's map three times, a shot's comp
+        draws every frame in one box."""
         import cv2
 
-        x0, y0, x1, y1 = (int(v) for v in box)
+        box = tuple(int(v) for v in box)
+        grid = self.ideal_grid
+        with self._lock:
+            kept = self.__dict__.setdefault("_box_maps", {})
+            if box in kept:
+                return kept[box]
+        x0, y0, x1, y1 = box
         gx, gy = np.meshgrid((np.arange(x0, x1 + 1, dtype=np.float32) + 0.5) / GRID_PX,
                              (np.arange(y0, y1 + 1, dtype=np.float32) + 0.5) / GRID_PX)
-        return cv2.remap(self.ideal_grid, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        m = cv2.remap(grid, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        m.setflags(write=False)
+        with self._lock:
+            while len(kept) >= BOX_MAPS:
+                kept.pop(next(iter(kept)))                 # the oldest
+            kept[box] = m
+        return m
 
     @property
     def ideal_grid(self) -> np.ndarray:

@@ -93,8 +93,7 @@ def relit_head(double, R: np.ndarray, t: np.ndarray, weights: np.ndarray, K: np.
     if lens is not None and lens.distorted:
         from doppel.face_swap.render_head import ideal_draw
 
-        ideal, Ki, size = ideal_draw(lens, K, box)
-        s = lens.draw_scale(box, ideal)
+        ideal, Ki, size, s = ideal_draw(lens, K, box)
         albedo, normals = (lens.to_plate(b, ideal, box, s) for b in
                            head_buffers(double, R, t, weights, Ki, (0, 0, size[0] - 1, size[1] - 1)))
     else:

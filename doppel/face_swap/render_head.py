@@ -67,10 +67,9 @@ def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.nd
     import cv2
 
     if lens is not None and lens.distorted:
-        ideal, Ki, size = ideal_draw(lens, K, box)
+        ideal, Ki, size, s = ideal_draw(lens, K, box)
         rgb, alpha = render_head(double, R, t, weights, Ki, (0, 0, size[0] - 1, size[1] - 1), supersample, device,
                                  strip_samples)
-        s = lens.draw_scale(box, ideal)
         return np.clip(lens.to_plate(rgb, ideal, box, s), 0, 1), np.clip(lens.to_plate(alpha, ideal, box, s), 0, 1)
     x0, y0, x1, y1 = box
     w, h = x1 - x0 + 1, y1 - y0 + 1
@@ -88,14 +87,14 @@ def render_head(double: FaceDouble, R: np.ndarray, t: np.ndarray, weights: np.nd
 
 
 def ideal_draw(lens, K: np.ndarray, box: tuple[int, int, int, int]
-               ) -> tuple[tuple[int, int, int, int], np.ndarray, tuple[int, int]]:
+               ) -> tuple[tuple[int, int, int, int], np.ndarray, tuple[int, int], float]:
     """(the box of the lens's distortion-free image that holds the plate box ``box``, the K (3, 3) that draws it
-    from (0, 0) at `PlateLens.draw_scale`, its (width, height) px)."""
+    from (0, 0) at `PlateLens.draw_scale`, its (width, height) px, that scale)."""
     ideal = lens.ideal_box(box)
     s = lens.draw_scale(box, ideal)
     Ki = np.diag([s, s, 1.0]) @ (np.asarray(K, np.float64) - np.array([[0, 0, ideal[0]], [0, 0, ideal[1]], [0, 0, 0]]))
     size = (max(1, math.ceil((ideal[2] - ideal[0] + 1) * s)), max(1, math.ceil((ideal[3] - ideal[1] + 1) * s)))
-    return ideal, Ki, size
+    return ideal, Ki, size, s
 
 
 def draw_size(width: int, height: int, max_px: int) -> tuple[int, int]:
