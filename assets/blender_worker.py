@@ -686,6 +686,13 @@ def _task_render_cryptomatte(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskR
     return TaskResult(render_cryptomatte(bpy, task, a))
 
 
+def _task_render_motion_blur(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
+    """Cycles' motion blur of a moving mesh (see assets.cycles_passes)."""
+    from assets.cycles_passes import render_motion_blur
+
+    return TaskResult(render_motion_blur(bpy, task, a))
+
+
 def _task_fbx_properties(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     """{"objects": {model name: {key without "doppel_": value}}} of a binary FBX, read by Blender's parser; a file
     it cannot parse is {"unreadable": why} (not an error: the other files of the batch are still read)."""
@@ -726,7 +733,7 @@ _TASKS = {"export_fbx": _task_export_fbx, "export_alembic": _task_export_alembic
           "evaluate": _task_evaluate,
           "read_armature": _task_read_armature, "convert_clip": _task_convert_clip,
           "render_cycles": _task_render_cycles, "render_passes": _task_render_passes,
-          "render_cryptomatte": _task_render_cryptomatte,
+          "render_cryptomatte": _task_render_cryptomatte, "render_motion_blur": _task_render_motion_blur,
           "fbx_properties": _task_fbx_properties}
 
 

@@ -2,8 +2,10 @@
 bpy only), the reference that Doppel's render passes (`neural_render.aovs`) are checked against: the mesh's vertices
 in three frames (before, at and after the one drawn; shape keys, so that Cycles' Vector pass sees the motion),
 rendered by Cycles from one pinhole camera with its Depth, Position, Normal, UV and Vector passes, one sample a
-pixel at the pixel's centre (a box filter 0.01 px wide), into a multilayer EXR; and its Cryptomatte (task kind
-``render_cryptomatte``: each face a material named by its label). Caller side: `doppel.reference_passes`.
+pixel at the pixel's centre (a box filter 0.01 px wide), into a multilayer EXR; its Cryptomatte (task kind
+``render_cryptomatte``: each face a material named by its label); and its motion blur (task kind
+``render_motion_blur``: the three frames' shape keys linear in time, Cycles' deformation blur over a shutter).
+Caller side: `doppel.reference_passes`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,49 @@ def render_passes(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
     place_camera(bpy, task["view"])
     scene.frame_set(2)
     return _render_multilayer(bpy, scene, task["out"])
+
+
+def render_motion_blur(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
+    """Render a["vertices"] (3, V, 3) (frames 1, 2, 3, linear in time between them; frame 2 drawn), a["faces"]
+    (F, 3) from task["view"] with Cycles' motion blur: a shutter open task["shutter"] frames centred on frame 2,
+    deformation blur of 2^(task["steps"] - 1) segments, ``task["samples"]`` samples a pixel over a 1 px box;
+    shutter 0: no blur. Into task["out"] (multilayer EXR; its Combined.A the coverage)."""
+    from assets.blender_mesh import new_mesh
+    from assets.cycles_scene import place_camera
+
+    scene, _ = _cycles_scene(bpy, task["samples"], 1.0)
+    v = np.asarray(a["vertices"], np.float32)
+    obj, _ = new_mesh(bpy, "mesh", {"vertices": v[1], "faces": a["faces"]})
+    obj.shape_key_add(name="Basis")
+    keys = [obj.shape_key_add(name=n) for n in ("before", "after")]
+    for key, frame in zip(keys, (v[0], v[2]), strict=True):
+        key.data.foreach_set("co", frame.ravel())
+    for f, weights in ((1, (1.0, 0.0)), (2, (0.0, 0.0)), (3, (0.0, 1.0))):
+        for key, w in zip(keys, weights, strict=True):
+            key.value = w
+            key.keyframe_insert("value", frame=f)
+    for fc in _action_fcurves(obj.data.shape_keys):         # linear in time, as Doppel interpolates vertices
+        for kp in fc.keyframe_points:
+            kp.interpolation = "LINEAR"
+    if task["shutter"] > 0:
+        scene.render.use_motion_blur, scene.render.motion_blur_shutter = True, float(task["shutter"])
+        target = scene.render if hasattr(scene.render, "motion_blur_position") else scene.cycles
+        target.motion_blur_position = "CENTER"
+        obj.cycles.use_motion_blur = obj.cycles.use_deform_motion = True
+        obj.cycles.motion_steps = int(task["steps"])
+    place_camera(bpy, task["view"])
+    scene.frame_set(2)
+    return _render_multilayer(bpy, scene, task["out"])
+
+
+def _action_fcurves(owner) -> list:
+    """The F-curves of ``owner``'s action (Blender 4.4+ keeps them in the action's layers, strips and channel
+    bags; earlier ones in ``action.fcurves``)."""
+    action = owner.animation_data.action
+    if not getattr(action, "layers", None):
+        return list(action.fcurves)
+    return [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags
+            for fc in bag.fcurves]
 
 
 def _cycles_scene(bpy, samples: int, filter_width: float):

@@ -1,7 +1,8 @@
-"""Cycles' data passes of a mesh (Depth, Position, Normal, UV, Vector) and its Cryptomatte, rendered by Blender's
-own renderer: the reference that Doppel's render passes (`neural_render.aovs`, `neural_render.cryptomatte`) are
-tested and benchmarked against. Caller side of the Blender worker's ``render_passes`` and ``render_cryptomatte``
-tasks (`assets.cycles_passes`)."""
+"""Cycles' data passes of a mesh (Depth, Position, Normal, UV, Vector), its Cryptomatte and its motion blur,
+rendered by Blender's own renderer: the reference that Doppel's render passes (`neural_render.aovs`,
+`neural_render.cryptomatte`) and shot motion blur (`neural_render.motion_blur`) are tested and benchmarked against.
+Caller side of the Blender worker's ``render_passes``, ``render_cryptomatte`` and ``render_motion_blur`` tasks
+(`assets.cycles_passes`)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,27 @@ def cycles_cryptomatte(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray,
             for name, ch in part.channels.items():
                 found[name.split(".", 1)[1]] = np.asarray(ch.pixels, np.float32)    # "ViewLayer.CryptoMaterial00.r"
     return found, header
+
+
+def cycles_motion_blur(verts: np.ndarray, faces: np.ndarray, camera, folder: str | Path, shutter: float,
+                       samples: int = 128, steps: int = 3) -> np.ndarray:
+    """(H, W) float32 coverage (alpha) of Cycles' render of the middle frame of verts (3, V, 3) world metres
+    (frames before, at and after it, linear in time between them) seen by ``camera`` (a single undistorted
+    capture.Camera) with a shutter open ``shutter`` frames centred on it (0: none), deformation blur in
+    2^(steps - 1) segments, ``samples`` a pixel over a 1 px box (the EXR is kept in ``folder``)."""
+    import OpenEXR
+
+    from assets.blender_worker import run_blender_tasks
+
+    out = Path(folder).absolute() / f"cycles_motion_blur_{shutter:g}.exr"
+    view = {"K": camera.K.tolist(), "R": camera.R.tolist(), "t": camera.t.tolist(), "width": int(camera.width),
+            "height": int(camera.height)}
+    arrays = {"vertices": np.asarray(verts, np.float32), "faces": np.asarray(faces, np.int64)}
+    run_blender_tasks([({"kind": "render_motion_blur", "view": view, "out": str(out), "shutter": float(shutter),
+                         "samples": int(samples), "steps": int(steps)}, arrays)])
+    with OpenEXR.File(str(out), separate_channels=True) as f:
+        for part in f.parts:
+            for name, ch in part.channels.items():
+                if name.endswith("Combined.A"):
+                    return np.asarray(ch.pixels, np.float32)
+    raise ValueError(f"{out}: Cycles wrote no Combined.A channel")

@@ -42,20 +42,30 @@ def model_weights(model_dir: Path) -> list[Path]:
 
 
 def clip_poser(model, rig_dir: Path | None, anim_dir: Path | None):
-    """(frames in the clip, pose(frame indices) -> (T, V, 3) float32 tensor, fps) of what a shot draws from: the
+    """(frames in the clip, pose(frame positions) -> (T, V, 3) float32 tensor, fps) of what a shot draws from: the
     model's fitted frames without --anim, else the rig posed by the animation (its joints matched to the rig's by
-    name, its blendshape weights, the face's expressions, applied). The rig and animation are loaded once. Errors:
-    --anim without --rig, a rig of another topology than the model, an animation naming joints or blendshapes the
-    rig does not have."""
+    name, its blendshape weights, the face's expressions, applied). A position between two frames (motion blur's
+    sub-frame times) interpolates them: the fitted vertices linearly; the animation's joint rotations along the
+    shortest arc, its root and blendshape weights linearly (`neural_render.motion_blur`); positions beyond the
+    clip hold its first / last frame. The rig and animation are loaded once. Errors: --anim without --rig, a rig
+    of another topology than the model, an animation naming joints or blendshapes the rig does not have."""
     import torch
 
+    from neural_render.motion_blur import interpolate_frames, slerp_frames
     from neural_render.neural_double import ModelError, topology_signature
 
     if anim_dir is None:
         if rig_dir is not None:
             raise ValueError("--rig needs --anim (without an animation the shot renders the fitted pose)")
         fv = model.fitted_verts
-        return fv.shape[0], lambda idx: fv[list(idx)], 24.0
+
+        def fitted(idx):
+            t = np.asarray(list(idx), np.float64)
+            if np.all(t == np.round(t)):
+                return fv[[min(max(int(i), 0), fv.shape[0] - 1) for i in t]]
+            return torch.as_tensor(interpolate_frames(fv.cpu().numpy(), t), dtype=torch.float32)
+
+        return fv.shape[0], fitted, 24.0
     if rig_dir is None:
         raise ValueError("--anim needs --rig (the rig the animation was retargeted onto)")
     from rigging import Rig
@@ -72,10 +82,16 @@ def clip_poser(model, rig_dir: Path | None, anim_dir: Path | None):
         raise ValueError(f"--anim {anim_dir}: {e}; retarget the clip onto this rig first") from None
 
     def pose(idx):
-        idx = list(idx)
+        at = np.asarray(list(idx), np.float64)
+        if np.all(at == np.round(at)):
+            i = [min(max(int(k), 0), R.shape[0] - 1) for k in at]
+            Rs, ts, ws = R[i], t[i], None if w is None else w[i]
+        else:
+            Rs, ts = slerp_frames(R, at), interpolate_frames(t, at)
+            ws = None if w is None else interpolate_frames(w, at)
         with torch.no_grad():
-            v = rig.pose(torch.as_tensor(R[idx], dtype=torch.float32), torch.as_tensor(t[idx], dtype=torch.float32),
-                         None if w is None else torch.as_tensor(w[idx], dtype=torch.float32))
+            v = rig.pose(torch.as_tensor(Rs, dtype=torch.float32), torch.as_tensor(ts, dtype=torch.float32),
+                         None if ws is None else torch.as_tensor(ws, dtype=torch.float32))
         return v.float()
 
     return R.shape[0], pose, float(anim.fps)
@@ -85,6 +101,23 @@ def shot_vertices(model, rig_dir: Path | None, anim_dir: Path | None, frames: st
     """(T, V, 3) float32 tensor of the posed meshes of ``frames`` (A:B, None: all), and fps (`clip_poser`)."""
     n, pose, fps = clip_poser(model, rig_dir, anim_dir)
     return pose(parse_frames(frames, n)), fps
+
+
+def shot_poser(model, rig_dir: Path | None, anim_dir: Path | None, frames: str | None,
+               place: Callable | None = None):
+    """`neural_render.motion_blur.SubframePoser` of the shot's frames (``frames`` A:B, None: all): position k (any
+    float) is the clip at frame A + k (`clip_poser`), each pose passed through ``place`` ((n, V, 3) -> (n, V, 3),
+    e.g. `recentred`) when given."""
+    from neural_render.motion_blur import SubframePoser
+
+    n, pose, _ = clip_poser(model, rig_dir, anim_dir)
+    first = parse_frames(frames, n)[0]
+
+    def at(times: np.ndarray):
+        v = pose(first + np.asarray(times, np.float64))
+        return v if place is None else place(v)
+
+    return SubframePoser(at)
 
 
 def neighbour_frames(model, rig_dir: Path | None, anim_dir: Path | None, frames: str | None):
@@ -278,7 +311,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
                 provenance: dict, progress: Callable[[int, int], None] | None = None,
                 disclose: Callable[[Path], None] | None = None, jitter: int | None = None,
                 per_call: int | None = None, recentre: bool = False, checkpoint=None,
-                aovs: tuple[str, ...] = (), lens: str = "distorted") -> dict:
+                aovs: tuple[str, ...] = (), lens: str = "distorted", motion_blur=None) -> dict:
     """Render the shot into ``out`` (a staging folder); returns the summary written to the manifest. disclose:
     applied to every written frame and movie (``disclose_written_frame``); jitter: renders per frame at sub-pixel
     camera shifts, averaged (``neural_render.jitter``; None: ``shot_jitter``); per_call: renders drawn by one
@@ -289,7 +322,10 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     frames are not drawn again; aovs: render passes (``neural_render.aovs.AOVS`` names) written into each frame's
     EXR beside its colour; lens: "distorted" (frames through each camera's lens distortion: drawn through a
     distortion-free overscan camera and warped, `neural_render.lens`) or "undistorted" (through the same K
-    without distortion, for a comp that distorts them itself). The summary's
+    without distortion, for a comp that distorts them itself); motion_blur: the camera's shutter
+    (`neural_render.motion_blur.MotionBlur`; None: none): each frame the mean of renders at times over the open
+    shutter, the double posed between frames (`clip_poser`); the render passes stay at the frame's time. The
+    summary's
     ``out_of_view``: camera -> {"none": frames that show none of the double, "cut": frames that cut it at the
     image's edge} (`framing`; cameras that frame it whole in every frame left out),
     ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres),
@@ -326,6 +362,9 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
               for cam, seen in framing(verts, lens_cams).items()}
     per_call = views_per_call(model, cams[0], device, per_call)
     draw = _ShotDraw(model, verts, cams, renderer, device, jitter, per_call, first, fps)
+    if motion_blur is not None and motion_blur.on:
+        place = (lambda v: recentred(v, model, ref[0], yaw)) if recentre else None
+        draw.motion_blur, draw.poser = motion_blur, shot_poser(model, rig_dir, anim_dir, frames, place)
     draw.aovs, draw.context, draw.lens = tuple(aovs), context, warped_into
     draw.face_parts = face_parts(model) if "parts" in aovs else None
     draw.face_labels = face_labels(model) if "crypto" in aovs else None
@@ -336,7 +375,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
                "overscan": None if warped_into is None else [cams.width, cams.height],
                "animation": None if anim_dir is None else str(anim_dir), "recentred": recentre,
                "offset_m": round(float(gap.norm()), 3), "out_of_view": unseen,
-               "aovs": {a: list(AOV_CHANNELS[a]) for a in aovs}}
+               "aovs": {a: list(AOV_CHANNELS[a]) for a in aovs},
+               "motion_blur": None if motion_blur is None else motion_blur.summary()}
     summary["kept_frames"] = kept             # drawn by an interrupted run (a resumed shot), not this one
     write_manifest(out, SHOT_STAGE, inputs={"model": Path(model_dir) / "model.safetensors", "calibration": calibration},
                    params={**summary, **{k: provenance.get(k) for k in ("actor", "consent", "production")}},
@@ -357,6 +397,8 @@ class _ShotDraw:
         self.lens = None                          # cameras with distortion the frames are warped into, or None
         self.face_parts = None                    # (F,) each face's body part, for the "parts" pass
         self.face_labels = None                   # ((F,) each face's label, names), for the "crypto" pass
+        self.motion_blur = None                   # the shutter (`neural_render.motion_blur.MotionBlur`) or None
+        self.poser = None                         # the double at any time of the shot, with motion blur
         self._warps: dict = {}
         self.stems = [f"{first + f:04d}" for f in range(verts.shape[0])]   # named by the animation's frame number
 
@@ -365,9 +407,9 @@ class _ShotDraw:
         given; returns (the manifest's outputs, frames taken from the checkpoint)."""
         import os
 
-        from neural_render.shot import frames_per_chunk
+        from neural_render.shot import frames_per_chunk, renders_per_frame
 
-        step = frames_per_chunk(self.per_call, self.jitter)
+        step = frames_per_chunk(self.per_call, renders_per_frame(self.jitter, self.motion_blur))
         kept = {} if checkpoint is None else checkpoint.kept({n: self.stems for n in self.names})
         kept = {n: k - k % step for n, k in kept.items()}   # chunks as an uninterrupted shot drew them
         where = out if checkpoint is None else checkpoint.frames
@@ -455,6 +497,7 @@ class _ShotDraw:
         """Camera ``c``'s frames as its movie shows them (`neural_render.shot.movie_frame`): the ``kept`` first
         read back from ``folder``, then each later one drawn, written (and disclosed) as it comes."""
         from neural_render.image_io import read_exr
+        from neural_render.motion_blur import SubframePoser
         from neural_render.shot import movie_frame, render_shot_frames, write_shot_frame
 
         name = self.names[c]
@@ -462,8 +505,10 @@ class _ShotDraw:
             yield movie_frame(read_exr(folder / f"{stem}.exr"))
         if kept == len(self.stems):
             return
+        poser = None if self.poser is None else SubframePoser(lambda t: self.poser.pose(np.asarray(t) + kept))
         drawn = render_shot_frames(self.model, self.verts[kept:], self.cams[c], self.renderer, self.device,
-                                   jitter=self.jitter, per_call=self.per_call)
+                                   jitter=self.jitter, per_call=self.per_call, motion_blur=self.motion_blur,
+                                   poser=poser)
         for fr in drawn:
             k = kept + fr.frame
             fr, passes = self._lensed(c, fr, self._passes(c, k))

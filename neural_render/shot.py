@@ -18,13 +18,14 @@ from neural_render.deferred import autocast_for
 from neural_render.ensemble import mean_rgba
 from neural_render.image_io import write_exr
 from neural_render.jitter import jitter_offsets, shifted_camera
+from neural_render.motion_blur import MotionBlur, SubframePoser, render_schedule
 from neural_render.neural_double import NeuralDouble
 from neural_render.render_mattes import matted, mesh_zones
 from neural_render.strip_render import render_in_strips
 from neural_render.texture import linear_to_srgb, srgb_to_linear
 
-__all__ = ["RENDERERS", "ShotFrame", "frames_per_chunk", "movie_frame", "render_shot_frames", "straight_srgb",
-           "views_per_call", "write_shot_frame"]
+__all__ = ["RENDERERS", "ShotFrame", "frames_per_chunk", "movie_frame", "render_shot_frames", "renders_per_frame",
+           "straight_srgb", "views_per_call", "write_shot_frame"]
 
 RENDERERS = ("neural", "cgi")
 
@@ -63,78 +64,101 @@ def views_per_call(model: NeuralDouble, camera: Camera, device: str | torch.devi
     return int(max(1, min(MAX_VIEWS_PER_CALL, free // 2 // (samples * GPU_BYTES_PER_SAMPLE))))
 
 
-def frames_per_chunk(per_call: int, jitter: int) -> int:
-    """Frames `render_shot_frames` draws together (a chunk's ``jitter`` renders each go ``per_call`` views a
-    model call): a shot resumed at a multiple of it draws the chunks an uninterrupted one drew."""
-    return max(1, per_call // len(jitter_offsets(jitter)))
+def frames_per_chunk(per_call: int, renders: int) -> int:
+    """Frames `render_shot_frames` draws together (a chunk's ``renders`` renders a frame, `renders_per_frame`, go
+    ``per_call`` views a model call): a shot resumed at a multiple of it draws the chunks an uninterrupted one
+    drew."""
+    return max(1, per_call // renders)
+
+
+def renders_per_frame(jitter: int, motion_blur: MotionBlur | None = None) -> int:
+    """Renders averaged into each frame: the jitter's sub-pixel shifts and the shutter's times share them
+    (`neural_render.motion_blur.render_schedule`)."""
+    times = (motion_blur or MotionBlur()).times()
+    return len(render_schedule(jitter_offsets(jitter), times))
 
 
 @torch.no_grad()
 def render_shot_frames(model: NeuralDouble, verts: Tensor, cameras: Camera, renderer: str = "neural",
                        device: str | torch.device = "cpu", codes: Tensor | None = None,
-                       jitter: int = 1, per_call: int | None = None) -> Iterator[ShotFrame]:
+                       jitter: int = 1, per_call: int | None = None, motion_blur: MotionBlur | None = None,
+                       poser: SubframePoser | None = None) -> Iterator[ShotFrame]:
     """Render every (camera, frame): verts (T, V, 3) world metres of the model's topology, cameras (C views,
     one size, sides multiples of the U-Net's multiple for the neural renderer), codes (T, K) or None; jitter:
     renders per frame at sub-pixel camera shifts, averaged (``neural_render.jitter``; 1 = one render); per_call:
-    renders drawn by one model call (``views_per_call``; None: 1 on the CPU, several on a GPU). Yields
-    camera-major ShotFrames in frame order; memory grows with per_call, not with the shot."""
+    renders drawn by one model call (``views_per_call``; None: 1 on the CPU, several on a GPU); motion_blur: the
+    shutter (`neural_render.motion_blur`; None or an angle of 0: none), with ``poser`` the double at any time of
+    the shot (shot frame k's vertices at time k, ``verts[k]``). Yields camera-major ShotFrames in frame order;
+    memory grows with per_call, not with the shot."""
     if renderer not in RENDERERS:
         raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}, got {renderer!r}")
-    offsets = jitter_offsets(jitter)
+    times = (motion_blur or MotionBlur()).times()
+    if len(times) > 1 and poser is None:
+        raise ValueError("render_shot_frames: motion blur needs a poser (the double between frames)")
+    schedule = render_schedule(jitter_offsets(jitter), times)
     model = model.to(device).eval()
     cams = cameras.as_batch()
     per = views_per_call(model, cams[0], device, per_call)
-    step = frames_per_chunk(per, jitter)
+    step = frames_per_chunk(per, len(schedule))
     for c in range(len(cams)):
         cam = cams[c].to(device=device)
         for t0 in range(0, verts.shape[0], step):
-            v = verts[t0:t0 + step].to(device=device, dtype=torch.float32)
-            code = None if codes is None or renderer == "cgi" else codes[t0:t0 + step].to(device)
-            srgb, prem = _render_frames(model, v, cam, renderer, code, offsets, per)
+            b = min(step, verts.shape[0] - t0)
+            if len(times) > 1:
+                v = poser.at(np.arange(t0, t0 + b), times).to(device=device, dtype=torch.float32)
+            else:
+                v = verts[t0:t0 + b, None].to(device=device, dtype=torch.float32)
+            code = None if codes is None or renderer == "cgi" else codes[t0:t0 + b].to(device)
+            srgb, prem = _render_frames(model, v, cam, renderer, code, schedule, per)
             srgb, prem = srgb.cpu().numpy(), prem.cpu().numpy()
-            for i in range(len(v)):
+            for i in range(b):
                 yield ShotFrame(c, t0 + i, srgb[i], prem[i])
 
 
 def _render_frames(model: NeuralDouble, v: Tensor, cam: Camera, renderer: str, code: Tensor | None,
-                   offsets: list[tuple[float, float]], per: int) -> tuple[Tensor, Tensor]:
-    """Frames v (b, V, 3): ((b, H, W, 4) sRGB straight alpha, (b, H, W, 4) linear premultiplied), each drawn at
-    every offset, ``per`` renders a call."""
+                   schedule: list[tuple[tuple[float, float], int]], per: int) -> tuple[Tensor, Tensor]:
+    """Frames v (b, S, V, 3) (each frame's S shutter times): ((b, H, W, 4) sRGB straight alpha, (b, H, W, 4)
+    linear premultiplied), render k of a frame at schedule[k]'s shift and time (an index into the S), ``per``
+    renders a call."""
+    b, S = v.shape[:2]
+    flat = v.reshape(b * S, *v.shape[2:])
     if renderer == "cgi":
-        surface = model.surface(v)
+        surface = model.surface(flat)
         lin = _views_averaged(lambda i, k: render_cgi(surface[i], model.faces, model.uvs, model.face_uvs, k,
-                                                      model.cgi_texture).float(), len(v), cam, offsets, per)
+                                                      model.cgi_texture).float(), b, S, cam, schedule, per)
         a = lin[..., 3:]
         return torch.cat([linear_to_srgb(lin[..., :3]), a], -1), torch.cat([lin[..., :3] * a, a], -1)
 
     def draw(i: list[int], k: Camera) -> Tensor:
-        c = None if code is None else code[i]
+        c = None if code is None else code[[f // S for f in i]]
         if len(i) == 1:     # one view: in strips on the CPU (bounded heap), whole on a GPU
-            return render_in_strips(model, v[i[0]], k, c).float()
-        return model(v[i], k, c).float()
+            return render_in_strips(model, flat[i[0]], k, c).float()
+        return model(flat[i], k, c).float()
 
     with autocast_for(v.device):
-        srgb = _views_averaged(draw, len(v), cam, offsets, per)
-    srgb = matted(srgb, *mesh_zones(model.surface(v), model.faces, cam))   # the sigmoid's 0.0x and 0.9x alpha
+        srgb = _views_averaged(draw, b, S, cam, schedule, per)
+    near, core = mesh_zones(model.surface(flat), model.faces, cam)
+    near, core = near.view(b, S, *near.shape[1:]).any(1), core.view(b, S, *core.shape[1:]).all(1)
+    srgb = matted(srgb, near, core)          # the sigmoid's 0.0x and 0.9x alpha, over the whole open shutter
     a = srgb[..., 3:]
     return srgb, torch.cat([srgb_to_linear(srgb[..., :3].clamp(0, 1)) * a, a], -1)
 
 
-def _views_averaged(draw: Callable[[list[int], Camera], Tensor], frames: int, cam: Camera,
-                    offsets: list[tuple[float, float]], per: int) -> Tensor:
-    """(frames, H, W, 4) straight alpha: every frame drawn at every offset (``draw(k frame indices, k cameras)``
-    -> (k, H, W, 4) straight alpha), ``per`` views a call, averaged over the offsets as ``jittered_render`` does
-    (premultiplied). One offset at (0, 0): the camera unchanged."""
-    shifted = [cam] if offsets == [(0.0, 0.0)] else [shifted_camera(cam, dx, dy) for dx, dy in offsets]
-    views = [(f, k) for f in range(frames) for k in range(len(shifted))]
+def _views_averaged(draw: Callable[[list[int], Camera], Tensor], frames: int, times: int, cam: Camera,
+                    renders: list[tuple[tuple[float, float], int]], per: int) -> Tensor:
+    """(frames, H, W, 4) straight alpha: every frame drawn once per entry of ``renders`` ((dx, dy) shift, time
+    index) (``draw(k pose indices f * times + time, k cameras)`` -> (k, H, W, 4) straight alpha), ``per`` views a
+    call, averaged as ``jittered_render`` does (premultiplied). One render at (0, 0): the camera unchanged."""
+    shifted = [cam if d == (0.0, 0.0) else shifted_camera(cam, *d) for d, _ in renders]
+    views = [(f, k) for f in range(frames) for k in range(len(renders))]
     outs = []
     for a in range(0, len(views), per):
         part = views[a:a + per]
         ks = [shifted[k] for _, k in part]
-        outs.append(draw([f for f, _ in part], Camera.stack(ks) if len(ks) > 1 else ks[0]))
+        outs.append(draw([f * times + renders[k][1] for f, k in part], Camera.stack(ks) if len(ks) > 1 else ks[0]))
     rgba = torch.cat(outs)
-    rgba = rgba.view(frames, len(shifted), *rgba.shape[1:])
-    return rgba[:, 0] if len(shifted) == 1 else mean_rgba([rgba[:, k] for k in range(len(shifted))])
+    rgba = rgba.view(frames, len(renders), *rgba.shape[1:])
+    return rgba[:, 0] if len(renders) == 1 else mean_rgba([rgba[:, k] for k in range(len(renders))])
 
 
 def write_shot_frame(folder: Path, number: int, frame: ShotFrame, passes: dict[str, np.ndarray] | None = None,

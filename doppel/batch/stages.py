@@ -356,6 +356,9 @@ class RenderShotJob(JobOptions):
     recentre: bool = False                            # the clip's frame 0 onto the actor's place (every chunk)
     aovs: str | None = None                           # render passes in the EXRs: "depth,...,crypto" or "all"
     lens: Literal["distorted", "undistorted"] = "distorted"   # through the cameras' lens distortion, or not
+    shutter: float = Field(0.0, ge=0, le=360)         # motion blur: shutter angle, degrees (0: none)
+    shutter_samples: int = Field(8, ge=1, le=64)      # renders over the open shutter
+    shutter_position: Literal["centre", "start", "end"] = "centre"   # where the open shutter sits on the frame
 
     @field_validator("aovs")
     @classmethod
@@ -375,7 +378,8 @@ def _shot_call(v: dict) -> dict:
             "rig": _p(v["rig"]), "anim": _p(v["anim"]), "frames": frames, "renderer": v["renderer"],
             "size": v["size"], "jitter": v["jitter"], "views_per_call": v["views_per_call"], "device": v["device"],
             "out": Path(v["out"]), "label": v["label"], "recentre": v["recentre"], "aovs": v["aovs"],
-            "lens": v["lens"],
+            "lens": v["lens"], "shutter": v["shutter"], "shutter_samples": v["shutter_samples"],
+            "shutter_position": v["shutter_position"],
             "resume": "auto"}         # a task retried (its worker lost) goes on from the frames it wrote
 
 

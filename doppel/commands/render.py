@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +15,27 @@ from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt
 from doppel.render_distil import STUDENT_OUTPUT_FILTER
 from doppel.shot_stage import SHOT_JITTER
+
+ShutterOpt = Annotated[float, typer.Option("--shutter", help="Motion blur: the camera's shutter angle in degrees "
+                                          "(180: open half of each frame, as a film camera at 24 fps and 1/48 s; "
+                                          "0: none, the default). Each frame is the mean of --shutter-samples "
+                                          "renders of the double posed over the open shutter.")]
+ShutterSamplesOpt = Annotated[int, typer.Option("--shutter-samples", help="Renders spread over the open shutter "
+                                                "(default 8; --jitter's renders share them: a frame costs the larger "
+                                                "of the two).")]
+ShutterPositionOpt = Annotated[str, typer.Option("--shutter-position", help="centre (open from half the angle "
+                                                 "before the frame to half after, as Blender and Maya default), "
+                                                 "start (from the frame on) or end (up to the frame).")]
+
+RecentreOpt = Annotated[bool, typer.Option("--recentre", help="Turn and move the animation on the ground so that its "
+                                           "frame 0 faces and stands as the fitted double did in the capture, "
+                                           "whatever --frames renders (a mocap clip starts wherever, facing "
+                                           "whichever way, its stage put it; the capture's cameras look at the "
+                                           "actor's place).")]
+LensOpt = Annotated[str, typer.Option("--lens", help="distorted: frames through each camera's calibrated lens "
+                                      "distortion, as its photos and plates are (drawn with overscan, then "
+                                      "distorted); undistorted: through the same K without distortion (for a comp "
+                                      "that distorts them itself, e.g. with `doppel capture cameras --st-maps`).")]
 
 app = typer.Typer(help="Neural double: train it from a capture session and its fit, render shots.",
                   no_args_is_help=True)
@@ -212,6 +234,21 @@ def out_of_view_lines(s: dict) -> list[str]:
     return lines
 
 
+def _motion_blur(angle: float, samples: int, position: str):
+    """The shutter of --shutter / --shutter-samples / --shutter-position, each bad value named by its option."""
+    from neural_render.motion_blur import MAX_SHUTTER_SAMPLES, SHUTTER_POSITIONS, MotionBlur
+
+    if not 0 <= angle <= 360:
+        raise typer.BadParameter(f"must be between 0 and 360 degrees, got {angle:g}", param_hint="--shutter")
+    if not 1 <= samples <= MAX_SHUTTER_SAMPLES:
+        raise typer.BadParameter(f"must be from 1 to {MAX_SHUTTER_SAMPLES}, got {samples}",
+                                 param_hint="--shutter-samples")
+    if position not in SHUTTER_POSITIONS:
+        raise typer.BadParameter(f"must be one of {', '.join(SHUTTER_POSITIONS)}, got {position!r}",
+                                 param_hint="--shutter-position")
+    return MotionBlur(angle, samples, position)
+
+
 def _shot_line(s: dict, out: Path) -> str:
     """The closing line of `render shot` from its summary."""
     return (f"render shot: {s['frames']} frame(s) x {len(s['cameras'])} camera(s) at {s['size'][0]}x"
@@ -220,6 +257,8 @@ def _shot_line(s: dict, out: Path) -> str:
             + (f"; {s['size_note']}" if s["size_note"] else "")
             + (f"; {s['kept_frames']} frame(s) kept from the interrupted shot" if s["kept_frames"] else "")
             + (f"; passes {', '.join(s['aovs'])} in the EXRs" if s["aovs"] else "")
+            + (f"; motion blur: {mb['angle']:g}-degree shutter ({mb['position']}), {mb['samples']} samples"
+               if (mb := s.get("motion_blur")) else "")
             + (f"; through the cameras' lens distortion (drawn at {s['overscan'][0]}x{s['overscan'][1]}, then "
                "distorted)" if s["overscan"] else "")
             + f" -> {out}")
@@ -243,14 +282,8 @@ def shot(
                                        "memory); on a GPU as many as fit in half its free memory, at most 8 (views "
                                        "drawn together share the GPU's kernel launches)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    recentre: bool = typer.Option(False, "--recentre", help="Turn and move the animation on the ground so that its "
-                                  "frame 0 faces and stands as the fitted double did in the capture, whatever "
-                                  "--frames renders (a mocap clip starts wherever, facing whichever way, its stage "
-                                  "put it; the capture's cameras look at the actor's place)."),
-    lens: str = typer.Option("distorted", "--lens", help="distorted: frames through each camera's calibrated lens "
-                             "distortion, as its photos and plates are (drawn with overscan, then distorted); "
-                             "undistorted: through the same K without distortion (for a comp that distorts them "
-                             "itself, e.g. with `doppel capture cameras --st-maps`)."),
+    recentre: RecentreOpt = False,
+    lens: LensOpt = "distorted",
     aovs: str = typer.Option(None, "--aovs", help="Render passes written into each frame's EXR beside its colour "
                              "(float32, one sample a pixel): depth (Z), position (P), normal (N), uv, motion "
                              "(forward/backward, pixels), comma-separated, or all; parts (body-part mattes) and "
@@ -266,6 +299,9 @@ def shot(
                                 "inputs and options; the frames and movies are those of an uninterrupted shot."),
     no_provenance: NoProvenanceOpt = False,
     label: LabelOpt = None,
+    shutter: ShutterOpt = 0.0,
+    shutter_samples: ShutterSamplesOpt = 8,
+    shutter_position: ShutterPositionOpt = "centre",
 ) -> None:
     """Render frames of the double: sRGB PNGs, linear half-float EXRs and an mp4 per camera."""
     from core.stage_folders import check_stage_out, staged_stage_dir
@@ -276,6 +312,7 @@ def shot(
     from neural_render.aovs import parse_aovs
 
     passes = parse_aovs(aovs)
+    blur = _motion_blur(shutter, shutter_samples, shutter_position)
     dev = resolve_device(device)
     inputs = [p for p in (model_dir, cameras, rig, anim) if p is not None]
     check_stage_out(out, SHOT_STAGE, force, inputs)
@@ -286,7 +323,8 @@ def shot(
     on_interrupt(lambda: resume_hint(out))
     options = {"cameras": sorted(camera), "frames": frames, "renderer": renderer, "size": size, "jitter": jitter,
                "recentre": recentre, **({"aovs": list(passes)} if passes else {}),
-               **({"lens": lens} if any(c.has_distortion for c in chosen) else {})}
+               **({"lens": lens} if any(c.has_distortion for c in chosen) else {}),
+               **({"motion_blur": blur.summary()} if blur.on else {})}
     with gate_from_cli(workspace, actor, production, use="render", command="render shot", inputs=inputs,
                        likeness=[p for p in (model_dir, rig) if p is not None],
                        evidence=[p for p in (anim,) if p is not None], outputs=[out]) as run, \
@@ -299,7 +337,7 @@ def shot(
         with ShotCheckpoint(out, key, resume) as ck, staged_stage_dir(out, SHOT_STAGE, force, inputs) as tmp:
             s = render_shot(model_dir, cameras, tmp, camera, rig, anim, frames, renderer, size, dev, run.provenance,
                             lambda i, n: bar.update(task, completed=i, total=n), disclose, jitter, views_per_call,
-                            recentre, checkpoint=ck, aovs=passes, lens=lens)
+                            recentre, checkpoint=ck, aovs=passes, lens=lens, motion_blur=blur)
         run.add_output(out, kind="render")
     console.print(_shot_line(s, out), markup=False, highlight=False)
     for line in out_of_view_lines(s):

@@ -439,8 +439,12 @@ def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_
     assert shot.chunk == "frames" and shot.gpu and STAGES["render train"].gpu
     call = shot.call({"model": "m", "cameras": "c.json", "camera": [], "rig": "r", "anim": "a", "frames": "0:23",
                       "renderer": "neural", "size": None, "jitter": 4, "views_per_call": 2, "device": "auto",
-                      "out": "o", "label": None, "recentre": True, "aovs": "depth,motion", "lens": "distorted"})
+                      "out": "o", "label": None, "recentre": True, "aovs": "depth,motion", "lens": "distorted",
+                      "shutter": 180.0, "shutter_samples": 12, "shutter_position": "start"})
     assert call["frames"] == "0:24" and call["rig"] == Path("r") and call["jitter"] == 4
+    assert (call["shutter"], call["shutter_samples"], call["shutter_position"]) == (180.0, 12, "start")
+    with pytest.raises(ValueError, match="less than or equal to 360"):
+        shot.model(model="m", cameras="c.json", out="o", shutter=400)
     assert call["aovs"] == "depth,motion"
     with pytest.raises(ValueError, match="unknown pass albedo"):
         shot.model(model="m", cameras="c.json", out="o", aovs="albedo")
@@ -448,6 +452,7 @@ def test_texture_render_train_and_chunked_render_shot_are_registered_stages(tmp_
     assert call["resume"] == "auto"       # a task retried after its worker was lost goes on from its frames
     job = shot.model(model="m", cameras="c.json", out="o")
     assert job.jitter is None and job.views_per_call is None    # the command's defaults (shot_jitter, views_per_call)
+    assert (job.shutter, job.shutter_samples, job.shutter_position) == (0.0, 8, "centre")   # --shutter's defaults
     assert job.recentre is False
     gate = shot.gate({"model": "m", "cameras": "c.json", "rig": "r", "anim": "a"})
     assert gate.likeness == ("m", "r") and gate.evidence == ("a",)

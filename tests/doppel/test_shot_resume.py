@@ -201,3 +201,27 @@ def test_a_shot_drawn_several_views_a_call_resumes_at_a_chunks_start(tmp_path, c
     whole, again = _contents(tmp_path / "whole"), _contents(out)
     for k in range(3):
         assert all(np.array_equal(again[k][f], whole[k][f]) for f in whole[k])
+
+
+def test_a_motion_blurred_shot_resumes_to_the_uninterrupted_shot(tmp_path, capsys, sphere_session, monkeypatch):
+    """With --shutter the resumed frames are drawn at the shutter times of their own frame numbers (not of the
+    shot's first frames): the same pixels as the uninterrupted shot, which differ from the sharp shot's."""
+    s = model_rig_and_spin(tmp_path, capsys, sphere_session, FRAMES)
+    blur = ("--shutter", "180", "--shutter-samples", "2")
+    for name, more in (("whole", blur), ("sharp", ())):
+        code, _, err = run_cli(capsys, *_shot(tmp_path, s, tmp_path / name, *more))
+        assert code == 0, err
+    whole, sharp = _contents(tmp_path / "whole"), _contents(tmp_path / "sharp")
+    assert not np.array_equal(whole[1]["cam2/0004.exr"], sharp[1]["cam2/0004.exr"])
+    out = tmp_path / "shot"
+    calls = _stop_at_call(monkeypatch, FRAMES + 3)
+    code, _, _ = run_cli(capsys, *_shot(tmp_path, s, out, *blur))
+    assert code == 130
+    code, o, err = run_cli(capsys, *_shot(tmp_path, s, out, "--resume"))
+    assert code == 1 and "option motion_blur differs" in " ".join(err.split()), err
+    calls.clear()
+    code, o, err = run_cli(capsys, *_shot(tmp_path, s, out, *blur, "--resume"))
+    assert code == 0, err
+    assert calls == [("cam2", f) for f in range(2, FRAMES)]
+    again = _contents(out)
+    assert all(np.array_equal(again[1][f], whole[1][f]) for f in whole[1])
