@@ -28,6 +28,10 @@ Layout written by ``render_plate`` into OUT:
   that follows it exactly still lands A's face this far from the ground truth's: the benchmark's ideal-tracker
   floor); ``annotations.json`` summarises it (ranges, frames with occlusion).
 
+With a shutter (``PlateConfig.shutter_deg``, raster only) each plate and ground-truth frame is the mean in linear
+light of renders at times spread over the open shutter centred on the frame (the performance, the hands and the
+film camera all move between frames: ``_frame`` takes any time); the annotations and masks are the frame's own.
+
 Frames are built, rendered and written one at a time (Cycles: in chunks of ``CHUNK_FRAMES``): memory does not
 grow with the length of the shot.
 """
@@ -77,6 +81,8 @@ class PlateConfig:
     distortion: tuple = (0.0, 0.0, 0.0, 0.0, 0.0)   # the film lens's OpenCV k1, k2, p1, p2, k3 (raster only)
     offset: tuple = (0.0, 0.0)     # where the head is framed: a fraction of the half width / height right / down
                                    # of the centre (a lens distorts most towards the frame's edge)
+    shutter_deg: float = 0.0       # motion blur (raster): the film camera's shutter angle, centred on the frame
+    shutter_samples: int = 8       # renders over the open shutter, averaged in linear light
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -120,6 +126,14 @@ def _check_lens(cfg: PlateConfig) -> None:
         raise ValueError(f"--offset must be X,Y fractions of the half frame within +-0.9, got {list(cfg.offset)}")
     if d.any() and cfg.renderer != "raster":
         raise ValueError("--distortion needs --renderer raster (Cycles' cameras have no OpenCV lens model)")
+    from neural_render.motion_blur import MotionBlur
+
+    try:
+        blur = MotionBlur(cfg.shutter_deg, cfg.shutter_samples)
+    except ValueError as e:
+        raise ValueError(f"--shutter: {e}") from None
+    if blur.on and cfg.renderer != "raster":
+        raise ValueError("--shutter needs --renderer raster (the plate's motion blur is drawn by the rasterizer)")
 
 
 def parse_numbers(text: str, option: str, count: int) -> tuple[float, ...]:
@@ -199,10 +213,10 @@ def face_expression(t: float, kind: str = "talk") -> dict[str, float]:
     return {k: float(np.clip(v, 0.0, 1.0)) for k, v in expression.items()}
 
 
-def film_camera(cfg: PlateConfig, head: np.ndarray, f: int):
-    """The film camera of frame f: a PinholeNP aimed at ``head`` (3,) from ``distance_m`` in front, slightly
-    above; handheld: smooth seeded jitter (+-1.5 cm, +-0.8 degrees); dolly: a lateral tracking move of 0.8 m
-    that also pushes in 0.3 m."""
+def film_camera(cfg: PlateConfig, head: np.ndarray, f: float):
+    """The film camera of frame f (a frame number, or a time between two: motion blur's): a PinholeNP aimed at
+    ``head`` (3,) from ``distance_m`` in front, slightly above; handheld: smooth seeded jitter (+-1.5 cm, +-0.8
+    degrees); dolly: a lateral tracking move of 0.8 m that also pushes in 0.3 m."""
     from capture.npcam import PinholeNP
 
     t = (f + 0.5) / cfg.frames
@@ -221,7 +235,7 @@ def film_camera(cfg: PlateConfig, head: np.ndarray, f: int):
         wobble = sum(np.sin(2 * np.pi * fr * sec + ph[k + 3]) for k, fr in enumerate((0.23, 0.57, 1.3))) / 3
         eye = eye + 0.015 * jitter
         target = target + np.tan(np.radians(0.8)) * cfg.distance_m * wobble
-    cam = PinholeNP.look_at(f"film{f:06d}", eye, target, K, cfg.width, cfg.height)
+    cam = PinholeNP.look_at(f"film{int(round(f)):06d}", eye, target, K, cfg.width, cfg.height)
     cam.dist = np.asarray(cfg.distortion, np.float64)
     return cam
 
@@ -369,7 +383,8 @@ class _Frame:
     info: dict                 # commanded yaw / pitch (degrees), hand weights
 
 
-def _frame(P: _Plate, f: int) -> _Frame:
+def _frame(P: _Plate, f: float) -> _Frame:
+    """Frame f of the plate (a frame number, or a time between two: motion blur's sub-frames)."""
     from doppel.synthetic_motion import pose_actor
 
     t = (f + 0.5) / P.cfg.frames            # mid-frame times: short shots still sample the turns
@@ -386,7 +401,7 @@ def _frame(P: _Plate, f: int) -> _Frame:
     shift = b.joints[P.neck].astype(np.float64) - a.joints[P.neck]
     w = P.weights[:, None]
     gt = (1 - w) * b.vertices + w * (a.vertices + shift)
-    return _Frame(f, film_camera(P.cfg, P.head_centre, f), b.vertices, gt.astype(np.float32), info)
+    return _Frame(int(round(f)), film_camera(P.cfg, P.head_centre, f), b.vertices, gt.astype(np.float32), info)
 
 
 def _clip_with_head_turn(P: _Plate, f: int, pose: dict):
@@ -397,13 +412,26 @@ def _clip_with_head_turn(P: _Plate, f: int, pose: dict):
     from doppel.virtual_actor import body_model
 
     names = list(body_model().skeleton.joint_names)
-    lp = P.clip[f]
+    lp = _clip_at(P.clip, f)
     R = np.array(lp.rotations, copy=True)
     for bone in ("neck02", "head"):
         j = names.index(bone)
         Wb = P.bind_rot[j]
         R[j] = R[j] @ Wb.T @ _rotmat(pose[bone]) @ Wb
     return LocalPose(R, lp.root_offset)
+
+
+def _clip_at(clip: list, f: float):
+    """The clip's LocalPose at frame f: a frame's own, or between two its rotations along the shortest arc and its
+    root offset linearly (clamped to the clip)."""
+    from doppel.synthetic_motion import LocalPose
+    from neural_render.motion_blur import interpolate_frames, slerp_frames
+
+    if f == round(f):
+        return clip[min(max(int(round(f)), 0), len(clip) - 1)]
+    t = np.array([f])
+    R = slerp_frames(np.stack([c.rotations for c in clip]), t)[0]
+    return LocalPose(R, interpolate_frames(np.stack([c.root_offset for c in clip]), t)[0])
 
 
 @dataclass
@@ -527,6 +555,7 @@ class PlateResult:
 
 
 def _raster_rgb(P: _Plate, verts: np.ndarray, cam, texture) -> np.ndarray:
+    """(H, W, 3) float sRGB in [0, 1]: the mesh over the backdrop through the frame's camera (and lens)."""
     import torch
 
     from doppel.synthetic_capture import BACKGROUND_SRGB
@@ -541,7 +570,28 @@ def _raster_rgb(P: _Plate, verts: np.ndarray, cam, texture) -> np.ndarray:
     rgb = composite(rgba, BACKGROUND_SRGB)[0].clamp(0, 1).numpy()
     if P.lens is not None:                  # over a flat backdrop: bilinear on the composite is exact at the edge
         rgb = P.lens.warp.image(rgb)
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return np.clip(rgb, 0, 1)
+
+
+def _shutter_frames(P: _Plate, fr: _Frame) -> list[_Frame]:
+    """The plate at the times its shutter is open over frame ``fr`` (`neural_render.motion_blur`, centred; the
+    film camera moves too): [fr] without a shutter."""
+    from neural_render.motion_blur import MotionBlur
+
+    times = MotionBlur(P.cfg.shutter_deg, P.cfg.shutter_samples).times()
+    return [fr] if len(times) == 1 else [_frame(P, fr.f + dt) for dt in times]
+
+
+def _exposed_rgb(P: _Plate, frames: list[_Frame], ground_truth: bool, texture) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB: the plate (or ground truth) drawn at each of ``frames``, averaged in linear light."""
+    import torch
+
+    from neural_render.texture import linear_to_srgb, srgb_to_linear
+
+    rgbs = [_raster_rgb(P, x.verts_gt if ground_truth else x.verts_b, x.cam, texture) for x in frames]
+    if len(rgbs) > 1:
+        rgbs = [linear_to_srgb(torch.stack([srgb_to_linear(torch.as_tensor(x)) for x in rgbs]).mean(0)).numpy()]
+    return (np.clip(rgbs[0], 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def _render_raster(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations, cams: list, timings: dict,
@@ -558,11 +608,12 @@ def _render_raster(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations
         fr = _frame(P, f)
         cams.append(fr.cam)
         _annotate(P, fr, dirs[1], ann)
+        exposed = _shutter_frames(P, fr)
         t1 = time.perf_counter()
-        for d, verts, tex, video, key in ((dirs[0], fr.verts_b, tex_b, videos[0], "plate"),
-                                          (dirs[1], fr.verts_gt, tex_gt, videos[1], "ground_truth")):
+        for d, gt, tex, video, key in ((dirs[0], False, tex_b, videos[0], "plate"),
+                                       (dirs[1], True, tex_gt, videos[1], "ground_truth")):
             t2 = time.perf_counter()
-            rgb = _raster_rgb(P, verts, fr.cam, tex)
+            rgb = _exposed_rgb(P, exposed, gt, tex)
             _write_view_png(d / "frames" / f"{f:06d}.png", rgb)
             video.add(rgb)
             timings[key] += time.perf_counter() - t2
@@ -661,7 +712,8 @@ def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> d
     summary = {
         "frames": cfg.frames, "size": [cfg.width, cfg.height], "fps": cfg.fps, "camera": cfg.camera,
         "distance_m": cfg.distance_m, "fov_x_deg": cfg.fov_x_deg, "distortion": list(cfg.distortion),
-        "offset": list(cfg.offset),
+        "offset": list(cfg.offset), "shutter_deg": cfg.shutter_deg,
+        "shutter_samples": cfg.shutter_samples if cfg.shutter_deg > 0 else None,
         "renderer": cfg.renderer, "samples": cfg.samples if cfg.renderer == "cycles" else None,
         "body_motion": cfg.clip or "built-in performance", "performance": cfg.performance,
         "performer_seed": cfg.performer_seed, "double_seed": cfg.double_seed,

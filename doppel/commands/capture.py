@@ -4,6 +4,7 @@ synthetic capture rig."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -359,6 +360,14 @@ def synth_cmd(
                   f"{res.ground_truth_dir})")
 
 
+PlateShutterOpt = Annotated[float, typer.Option("--shutter", help="motion blur: the film camera's shutter angle, "
+                                               "degrees, centred on each frame (180: half a frame; 0: none; raster "
+                                               "only); the ground truth is blurred alike, its annotations are the "
+                                               "frame's own")]
+PlateShutterSamplesOpt = Annotated[int, typer.Option("--shutter-samples", help="renders over the open shutter, "
+                                                     "averaged in linear light")]
+
+
 @app.command("plate")
 def plate_cmd(
     out: Path = typer.Option(..., "--out", help="output folder (DIR/plate, DIR/ground_truth)"),
@@ -383,6 +392,8 @@ def plate_cmd(
                                "frame right and down of the centre (e.g. 0.55,0: near the right edge)"),
     force: bool = ForceOpt,
     workspace: WorkspaceOpt = None,
+    shutter: PlateShutterOpt = 0.0,
+    shutter_samples: PlateShutterSamplesOpt = 8,
 ) -> None:
     """A synthetic plate for face replacement: actor B performing (head turns, talking, hands over the face) in
     front of a moving camera, and the ground truth with actor A's head on B (landmarks, head pose, masks).
@@ -401,7 +412,8 @@ def plate_cmd(
                       fps=fps, camera=camera, renderer=renderer, samples=samples, distance_m=distance,
                       clip=str(anim) if anim is not None else None, performance=performance,
                       distortion=parse_numbers(distortion, "--distortion", 5), fov_x_deg=fov,
-                      offset=parse_numbers(offset, "--offset", 2))
+                      offset=parse_numbers(offset, "--offset", 2), shutter_deg=shutter,
+                      shutter_samples=shutter_samples)
     check_plate_config(cfg)
     if anim is not None:
         load_clip(anim, max(1, frames))          # an unreadable clip fails here, before anything is written

@@ -69,6 +69,19 @@ PlateStmapsOpt = Annotated[str | None, typer.Option(
     "--plate-stmaps", help="UNDISTORT.exr,REDISTORT.exr: the plate lens as a matchmove's ST-maps (any lens model; "
     "the undistort map the size of the undistorted frame, the redistort map the plate's), with --focal-px the "
     "undistorted frame's focal length. Instead of --plate-camera.")]
+HeadPxOpt = Annotated[int | None, typer.Option("--head-px", help="Draw the double's head at most PX a side, then "
+                                               "resize it up (default: 512, or a neural double's training size if "
+                                               "larger; 0 = never).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="Threads working on frames side by side; 0 = one per core "
+                                         "(at most 8). The output is the same for any number.")]
+MatteOpt = Annotated[bool, typer.Option("--matte", help="Also write each frame's blend mask (8-bit PNG, the plate's "
+                                        "size) to <OUT stem>_swap/matte/, for redoing the comp.")]
+SwapShutterOpt = Annotated[float, typer.Option("--shutter", help="Motion blur of the double's head: the plate "
+                                               "camera's shutter angle in degrees (180: half a frame), the head drawn "
+                                               "over the open shutter centred on each frame, as the plate's face is "
+                                               "smeared; 0 (default): drawn sharp.")]
+SwapShutterSamplesOpt = Annotated[int, typer.Option("--shutter-samples", help="Head renders over the open shutter, "
+                                                    "averaged (default 6; each costs a head render).")]
 PlateColorspaceOpt = Annotated[str | None, typer.Option(
     "--plate-colorspace", help="The OCIO colour space of the plate's values (EXR, DPX or TIFF frames; a video's RGB "
     "as its tags decode it, e.g. a ProRes LogC3 clip), e.g. ACEScg, 'ARRI LogC3 (EI800)', ADX10: converted to sRGB "
@@ -107,14 +120,13 @@ def swap(
     performer_photo: PerformerPhotoOpt = None,
     face_reference: FaceReferenceOpt = None,
     device: DeviceOpt = "auto",
-    head_px: int = typer.Option(None, "--head-px", help="Draw the double's head at most PX a side, then resize it "
-                                "up (default: 512, or a neural double's training size if larger; 0 = never)."),
-    workers: int = typer.Option(0, "--workers", help="Threads working on frames side by side; 0 = one per core "
-                                "(at most 8). The output is the same for any number."),
+    head_px: HeadPxOpt = None,
+    workers: WorkersOpt = 0,
     landmarks: LandmarksOpt = None,
     plate_colorspace: PlateColorspaceOpt = None,
-    matte: bool = typer.Option(False, "--matte", help="Also write each frame's blend mask (8-bit PNG, the plate's "
-                               "size) to <OUT stem>_swap/matte/, for redoing the comp."),
+    matte: MatteOpt = False,
+    shutter: SwapShutterOpt = 0.0,
+    shutter_samples: SwapShutterSamplesOpt = 6,
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
     end: int = typer.Option(None, "--end", help="Frame after the last one to swap (default: the end)."),
     workspace: WorkspaceOpt = None,
@@ -132,7 +144,8 @@ def swap(
 
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading, flow_weight=flow,
-                     debias=debias, identify=identify, device=device, workers=workers, head_px=head_px)
+                     debias=debias, identify=identify, device=device, workers=workers, head_px=head_px,
+                     shutter_deg=shutter, shutter_samples=shutter_samples)
     console = cli_console()
     on_interrupt(lambda: _resume_hint(out))
     cfg.lens = _plate_lens(plate_camera, plate_camera_name, plate_stmaps, cfg)

@@ -41,6 +41,7 @@ class FrameComp:
     matcher: object
     device: str = "cpu"               # the head's render (resolved `SwapConfig.device`)
     lens: object = None               # the plate's `PlateLens` (K is its): the head drawn and projected through it
+    span: tuple[int, int] = (0, 0)    # the track frames [a, b) of this shot (between cuts): motion blur's neighbours
 
 
 def feature_ids() -> np.ndarray:
@@ -126,13 +127,16 @@ class Drawn:
 
 
 def draw_frame(c: FrameComp, f: int, rgb: np.ndarray) -> Drawn:
-    """The frame's head render (track index f) and person segmentation: the part of the comp that needs neither
-    the landmarks nor the colour match."""
+    """The frame's head render (track index f; with the shutter's motion blur, `head_blur`) and person
+    segmentation: the part of the comp that needs neither the landmarks nor the colour match."""
+    from doppel.face_swap.head_blur import blurred_head
     from doppel.face_swap.render_head import render_head
+    from neural_render.motion_blur import MotionBlur
 
     x0, y0, x1, y1 = c.box
-    fg_box, alpha = render_head(c.double, c.track.rotation[f], c.track.translation[f], c.track.expression[f], c.K,
-                                c.box, device=c.device, lens=c.lens)
+    times = MotionBlur(c.cfg.shutter_deg, c.cfg.shutter_samples).times()
+    fg_box, alpha = blurred_head(lambda R, t, w: render_head(c.double, R, t, w, c.K, c.box, device=c.device,
+                                                              lens=c.lens), c.track, f, times, c.span)
     return Drawn(fg_box, alpha, c.segmenter(rgb)[y0:y1 + 1, x0:x1 + 1])
 
 

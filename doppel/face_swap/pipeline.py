@@ -283,7 +283,7 @@ def _shot_comps(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track,
         box = shot_box(double, track, K, info.width, info.height, frames, lens)
         matcher = ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2),
                                 max_scale=1.0 if cfg.relight else 2.5)   # relit: the contrast is the plate light's
-        comps.append(FrameComp(double, track, K, box, cfg, seg, matcher, device, lens))
+        comps.append(FrameComp(double, track, K, box, cfg, seg, matcher, device, lens, (a, b)))
     which = np.repeat(np.arange(len(shot.shots)), [b - a for a, b in shot.shots])
     return comps, which
 
@@ -502,6 +502,7 @@ def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params
                          landmarks: np.ndarray | None, performer) -> None:
     from capture.video_header import describe
     from core.storage import write_manifest
+    from neural_render.motion_blur import MotionBlur
 
     cfg, plate, double, qcs = sw.cfg, sw.plate, sw.double, result.frames
     summary = {"frames": len(qcs), "swapped": sum(q.swapped for q in qcs),
@@ -530,6 +531,7 @@ def _write_swap_manifest(tmp: Path, sw: _Swap, result: SwapResult, track, params
                            "face_landmarks": "mediapipe" if landmarks is None else "given",
                            "device": sw.device, "workers": pass_workers(cfg),
                            "plate_format": describe(sw.info.header), "plate_colorspace": sw.info.colorspace,
-                           "head_px": double.max_px},
+                           "head_px": double.max_px,
+                           "motion_blur": MotionBlur(cfg.shutter_deg, cfg.shutter_samples).summary()},
                    outputs={"tracks": "tracks.npz", "report": "swap_report.html"},
                    extra={"swap": summary, "output_plate": str(sw.out)})

@@ -93,6 +93,9 @@ class SwapConfig:
                                       # or detects (`core.prefetch`; the same output); 0 = all in one thread
     workers: int = 0                  # background threads of each streamed pass; 0 = auto (the cores, at most 8:
                                       # `core.prefetch.auto_workers`); the same output for any number
+    shutter_deg: float = 0.0          # motion blur of the double's head: the plate camera's shutter angle, degrees,
+                                      # centred on the frame (`head_blur`); 0 = drawn sharp
+    shutter_samples: int = 6          # head renders over the open shutter, averaged
 
 
 @dataclass
@@ -277,6 +280,12 @@ def check_options(cfg: SwapConfig) -> None:
         raise ValueError(f"--flow must be in [0, 1000], got {cfg.flow_weight}")
     if cfg.head_px not in (None, 0) and not 64 <= cfg.head_px <= 8192:
         raise ValueError(f"--head-px must be 0 (the plate's resolution) or 64-8192 px, got {cfg.head_px}")
+    from neural_render.motion_blur import MotionBlur
+
+    try:
+        MotionBlur(cfg.shutter_deg, cfg.shutter_samples)
+    except ValueError as e:
+        raise ValueError(f"--shutter: {e}") from None
 
 
 def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress: Progress | None = None,

@@ -593,13 +593,13 @@ def test_a_swap_task_takes_each_plates_lens(tmp_path):
     for kind in ("undistort", "redistort"):                   # or the lens's ST-maps, each shot's
         _write(tmp_path / "stmaps" / f"sh010_{kind}.exr", "")
     plan = _write(tmp_path / "maps.yaml", """jobs:
-  - {stage: swap, plate: plates/sh010.mov, double: rigs/jane, focal_px: 1800, out: "swaps/{plate}.mov",
+  - {stage: swap, plate: plates/sh010.mov, double: rigs/jane, focal_px: 1800, out: "swaps/{plate}.mov", shutter: 180,
      plate_undistort: "stmaps/{plate}_undistort.exr", plate_redistort: "stmaps/{plate}_redistort.exr"}
 """)
     call = spec.call(build_dag(load_plan(plan)).tasks["swap:swaps/sh010.mov"].values)
     assert call["plate_stmaps"] == ",".join(str(tmp_path / "stmaps" / f"sh010_{k}.exr") for k in ("undistort",
                                                                                                   "redistort"))
-    assert call["focal_px"] == 1800
+    assert call["focal_px"] == 1800 and (call["shutter"], call["shutter_samples"]) == (180, 6)
     _write(plan, plan.read_text().replace(', plate_redistort: "stmaps/{plate}_redistort.exr"', ""))
     with pytest.raises(PlanError, match="plate_undistort and plate_redistort go together"):
         build_dag(load_plan(plan))

@@ -214,6 +214,36 @@ def test_a_plate_through_a_distorted_lens_is_the_pinhole_plate_seen_through_that
     assert np.abs(ann["landmarks2d"][0] - pinhole).max() > 1.0       # the lens moved them
 
 
+def test_a_plate_shot_with_a_shutter_is_blurred_where_things_move(plate, actors, tmp_path):
+    """--shutter 180: the same shot (its annotations the frame's own, identical) with each frame the mean in linear
+    light of renders over the open shutter: the turning head loses sharpness (its image gradients), the plate and
+    the ground truth alike, and the frame stays close to the sharp one (the same shot, not another)."""
+    import dataclasses
+
+    import cv2
+
+    from doppel.synthetic_plate import PlateConfig, render_plate
+
+    cfg = dataclasses.replace(PlateConfig(frames=N, width=W, height=H, camera="handheld", texture_size=256),
+                              shutter_deg=180.0, shutter_samples=4)
+    blurred = render_plate(tmp_path / "blur", cfg, actor_b=actors[0], actor_a=actors[1])
+    assert blurred.summary["shutter_deg"] == 180.0 and blurred.summary["shutter_samples"] == 4
+    assert plate.summary["shutter_deg"] == 0.0 and plate.summary["shutter_samples"] is None
+    a, b = (np.load(r.out / "ground_truth" / "annotations.npz") for r in (plate, blurred))
+    assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+    def sharpness(img, mask):
+        g = cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float64), cv2.CV_64F)
+        return float(np.abs(g)[mask].mean())
+
+    f = 2                                                   # the head turning fastest (yaw ~ sin(2 pi t))
+    face = _img(plate.out / "ground_truth" / "masks" / f"face_{f:06d}.png") > 127
+    for part in ("plate", "ground_truth"):
+        sharp, soft = (_img(r.out / part / "frames" / f"{f:06d}.png") for r in (plate, blurred))
+        assert sharpness(soft, face) < 0.9 * sharpness(sharp, face), part
+        assert np.abs(soft.astype(float) - sharp.astype(float))[face].mean() < 12
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--size", "9000x100"], "--size must be between 16 and 8192"),
     (["--size", "big"], "--size must be WIDTHxHEIGHT"),
@@ -229,6 +259,9 @@ def test_a_plate_through_a_distorted_lens_is_the_pinhole_plate_seen_through_that
     (["--offset", "1.5,0"], "--offset must be X,Y fractions of the half frame within +-0.9"),
     (["--fov", "170"], "--fov must be between 5 and 150 degrees"),
     (["--fov", "100", "--distortion=-0.6"], "cannot be inverted at the image's edge"),
+    (["--shutter", "400"], "--shutter: shutter angle must be between 0 and 360"),
+    (["--shutter", "180", "--shutter-samples", "0"], "--shutter: shutter samples must be a whole number"),
+    (["--shutter", "180", "--renderer", "cycles"], "--shutter needs --renderer raster"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
     out = tmp_path / "out"
