@@ -27,6 +27,16 @@ def render_passes(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
     v = np.asarray(a["vertices"], np.float32)
     obj, me = new_mesh(bpy, "mesh", {"vertices": v[1], "faces": a["faces"], "uvs": a["uvs"],
                                      "face_uvs": a["face_uvs"]})
+    _three_frames(obj, v)
+    place_camera(bpy, task["view"])
+    scene.frame_set(2)
+    return _render_multilayer(bpy, scene, task["out"])
+
+
+def _three_frames(obj, v: np.ndarray, linear: bool = False) -> None:
+    """Animate ``obj`` (its mesh at v[1]) through v (3, V, 3) at frames 1, 2, 3 by two shape keys ("before",
+    "after") keyed 1 / 0 / 0 and 0 / 0 / 1; linear: the keys interpolated linearly in time (Blender's default
+    is Bezier, which only the frames themselves agree with)."""
     obj.shape_key_add(name="Basis")
     keys = [obj.shape_key_add(name=n) for n in ("before", "after")]
     for key, frame in zip(keys, (v[0], v[2]), strict=True):
@@ -35,9 +45,10 @@ def render_passes(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
         for key, w in zip(keys, weights, strict=True):
             key.value = w
             key.keyframe_insert("value", frame=f)
-    place_camera(bpy, task["view"])
-    scene.frame_set(2)
-    return _render_multilayer(bpy, scene, task["out"])
+    if linear:
+        for fc in _action_fcurves(obj.data.shape_keys):
+            for kp in fc.keyframe_points:
+                kp.interpolation = "LINEAR"
 
 
 def render_motion_blur(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
@@ -51,17 +62,7 @@ def render_motion_blur(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
     scene, _ = _cycles_scene(bpy, task["samples"], 1.0)
     v = np.asarray(a["vertices"], np.float32)
     obj, _ = new_mesh(bpy, "mesh", {"vertices": v[1], "faces": a["faces"]})
-    obj.shape_key_add(name="Basis")
-    keys = [obj.shape_key_add(name=n) for n in ("before", "after")]
-    for key, frame in zip(keys, (v[0], v[2]), strict=True):
-        key.data.foreach_set("co", frame.ravel())
-    for f, weights in ((1, (1.0, 0.0)), (2, (0.0, 0.0)), (3, (0.0, 1.0))):
-        for key, w in zip(keys, weights, strict=True):
-            key.value = w
-            key.keyframe_insert("value", frame=f)
-    for fc in _action_fcurves(obj.data.shape_keys):         # linear in time, as Doppel interpolates vertices
-        for kp in fc.keyframe_points:
-            kp.interpolation = "LINEAR"
+    _three_frames(obj, v, linear=True)                      # linear in time, as Doppel interpolates vertices
     if task["shutter"] > 0:
         scene.render.use_motion_blur, scene.render.motion_blur_shutter = True, float(task["shutter"])
         target = scene.render if hasattr(scene.render, "motion_blur_position") else scene.cycles

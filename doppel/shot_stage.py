@@ -490,8 +490,19 @@ class _ShotDraw:
         with torch.no_grad():
             surfaces = m.surface(torch.stack([v.to(torch.float32) for v in window]))
         found = frame_aovs(surfaces, 0 if before is None else 1, m.faces, m.uvs, m.face_uvs, self.cams[c], self.aovs,
-                           None if self.lens is None else self.lens[c], self.face_parts, self.face_labels)
+                           None if self.lens is None else self.lens[c], self.face_parts, self.face_labels,
+                           self._shutter_surfaces(k))
         return {name: x.cpu().numpy() for name, x in found.items()}
+
+    def _shutter_surfaces(self, k: int):
+        """(S, V, 3) the surface drawn at frame k's shutter times, when the shot is motion blurred and has a
+        coverage pass (parts, crypto: their mattes are blurred as the colour is), else None."""
+        if self.poser is None or not {"parts", "crypto"} & set(self.aovs):
+            return None
+        import torch
+
+        with torch.no_grad():
+            return self.model.surface(self.poser.at(np.array([k]), self.motion_blur.times())[0].to(torch.float32))
 
     def _camera(self, c: int, kept: int, folder: Path, disclose, progress, checkpoint) -> Iterator[np.ndarray]:
         """Camera ``c``'s frames as its movie shows them (`neural_render.shot.movie_frame`): the ``kept`` first

@@ -111,30 +111,36 @@ def _normals(verts: Tensor, faces: Tensor, frags, view: Tensor) -> dict[str, Ten
 
 
 def _parts(verts: Tensor, faces: Tensor, camera: Camera, face_parts: Tensor) -> dict[str, Tensor]:
-    """matte.<part> (H, W) in [0, 1]: the share of each pixel's PARTS_SUPERSAMPLE^2 samples on a face of that
-    part (face_parts (F,) int, an index into PARTS); together they sum to the mesh's coverage."""
+    """matte.<part> (H, W) in [0, 1]: the share of each pixel's PARTS_SUPERSAMPLE^2 samples (at each of the K
+    times of verts (K, V, 3), motion blur's) on a face of that part (face_parts (F,) int, an index into PARTS);
+    together they sum to the mesh's coverage."""
     s = PARTS_SUPERSAMPLE
-    fine = rasterize(verts, faces, camera.scaled(s)).face_idx[0]
-    label = torch.where(fine >= 0, face_parts.to(fine.device).long()[fine.clamp(min=0)], -1)
     H, W = camera.height, camera.width
-    return {f"matte.{p}": (label == k).to(verts.dtype).reshape(H, s, W, s).mean((1, 3))
-            for k, p in enumerate(PARTS)}
+    mattes = torch.zeros((len(PARTS), H, W), dtype=verts.dtype, device=verts.device)
+    for v in verts:
+        fine = rasterize(v, faces, camera.scaled(s)).face_idx[0]
+        label = torch.where(fine >= 0, face_parts.to(fine.device).long()[fine.clamp(min=0)], -1)
+        mattes += torch.stack([(label == k).to(verts.dtype).reshape(H, s, W, s).mean((1, 3))
+                               for k in range(len(PARTS))])
+    return {f"matte.{p}": mattes[k] / len(verts) for k, p in enumerate(PARTS)}
 
 
 def _crypto(verts: Tensor, faces: Tensor, camera: Camera, labels: tuple[Tensor, list[str]]) -> dict[str, Tensor]:
     """The Cryptomatte layer's channels (H, W) of the faces' labels (labels: (F,) int per face, an index into the
-    names), from CRYPTO_SUPERSAMPLE^2 samples a pixel."""
+    names), from CRYPTO_SUPERSAMPLE^2 samples a pixel at each of the K times of verts (K, V, 3)."""
     from neural_render.cryptomatte import coverage_ranks, crypto_channels
 
     s = CRYPTO_SUPERSAMPLE
     H, W = camera.height, camera.width
-    x0, y0, x1, y1 = _mesh_box(verts, camera)
+    boxes = [_mesh_box(v, camera) for v in verts]
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
     lab = torch.full((H, W, LEVELS), -1, dtype=torch.int64)
     cov = torch.zeros((H, W, LEVELS))
     if x1 > x0 and y1 > y0:             # only the mesh's box is supersampled (in float32: labels need no more)
         crop = camera.cropped(x0, y0, x1 - x0, y1 - y0).to(dtype=torch.float32).scaled(s)
-        fine = rasterize(verts.to(torch.float32), faces, crop).face_idx[0]
         per_face, names = labels
+        fine = torch.stack([rasterize(v.to(torch.float32), faces, crop).face_idx[0] for v in verts])
         label = torch.where(fine >= 0, per_face.to(fine.device).long()[fine.clamp(min=0)], -1).cpu()
         lab[y0:y1, x0:x1], cov[y0:y1, x0:x1] = coverage_ranks(label, s)
     return {k: torch.from_numpy(x) for k, x in crypto_channels(CRYPTO_LAYER, labels[1], lab, cov).items()}
@@ -156,14 +162,16 @@ def _mesh_box(verts: Tensor, camera: Camera) -> tuple[int, int, int, int]:
 @torch.no_grad()
 def frame_aovs(surfaces: Tensor, t: int, faces: Tensor, uvs: Tensor, face_uvs: Tensor, camera: Camera,
                which: tuple[str, ...], lens: Camera | None = None,
-               face_parts: Tensor | None = None, face_labels: tuple[Tensor, list[str]] | None = None
-               ) -> dict[str, Tensor]:
+               face_parts: Tensor | None = None, face_labels: tuple[Tensor, list[str]] | None = None,
+               shutter: Tensor | None = None) -> dict[str, Tensor]:
     """Channel name -> (H, W) float32 for the passes ``which`` (AOVS names) of frame ``t``: surfaces (T, V, 3)
     world metres (every frame of the shot, the surface the renderer draws: motion needs the neighbours), faces
     (F, 3), uvs (U, 2) v up, face_uvs (F, 3), camera one undistorted view. lens: the camera with distortion whose
     image ``camera`` (its overscan, `neural_render.lens`) is warped into: motion is then measured in its pixels.
     face_parts: (F,) each face's body part (an index into PARTS), needed for "parts"; face_labels: ((F,) each
-    face's label, an index into the names; the names), needed for "crypto"."""
+    face's label, an index into the names; the names), needed for "crypto". shutter: (S, V, 3) the surface at the
+    times of the frame's open shutter (motion blur): the coverage passes ("parts", "crypto") integrate over them,
+    as the blurred colour does; the data passes stay at the frame's time."""
     if not which:
         return {}
     if "parts" in which and face_parts is None:
@@ -191,8 +199,9 @@ def frame_aovs(surfaces: Tensor, t: int, faces: Tensor, uvs: Tensor, face_uvs: T
     if "motion" in which:
         out.update(_motion(v, t, faces, frags, moved, _pixels(pos, moved)))
     out = {k: torch.where(mask, x, torch.zeros_like(x)) if k != "Z" else x for k, x in out.items()}
+    over = v[t][None] if shutter is None else shutter.to(device=v.device, dtype=torch.float64)
     if "parts" in which:                 # anti-aliased: not cut to the pixel-centre coverage
-        out.update(_parts(v[t], faces, cam, torch.as_tensor(face_parts)))
+        out.update(_parts(over, faces, cam, torch.as_tensor(face_parts)))
     if "crypto" in which:
-        out.update(_crypto(v[t], faces, cam, (torch.as_tensor(face_labels[0]), list(face_labels[1]))))
+        out.update(_crypto(over, faces, cam, (torch.as_tensor(face_labels[0]), list(face_labels[1]))))
     return {k: x.float() for k, x in out.items()}

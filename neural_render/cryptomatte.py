@@ -41,20 +41,21 @@ def name_id(name: str) -> float:
 
 def coverage_ranks(labels: Tensor, supersample: int, levels: int = LEVELS) -> tuple[Tensor, Tensor]:
     """(label (H, W, levels) int64, -1 where none; coverage (H, W, levels) float32) of each pixel's labels ranked by
-    the share of its samples they cover, most first: labels (H * s, W * s) int64 per sample (-1: nothing there),
-    s = supersample. Ties are ranked by label."""
+    the share of its samples they cover, most first: labels (H * s, W * s) or (K, H * s, W * s) int64 per sample
+    (-1: nothing there; K: the same grid at K times, motion blur's), s = supersample. Ties are ranked by label."""
     s = supersample
-    H, W = labels.shape[0] // s, labels.shape[1] // s
+    labels = labels if labels.dim() == 3 else labels[None]
+    K, H, W = labels.shape[0], labels.shape[1] // s, labels.shape[2] // s
     n = int(labels.max().item()) + 1 if labels.numel() else 0
     if n <= 0:
         return torch.full((H, W, levels), -1, dtype=torch.int64), torch.zeros((H, W, levels))
-    tiles = labels.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
+    tiles = labels.reshape(K, H, s, W, s).permute(1, 3, 0, 2, 4).reshape(H, W, K * s * s)
     counts = torch.zeros((H, W, n + 1), dtype=torch.float32)
     counts.scatter_add_(2, (tiles + 1).clamp(min=0), torch.ones_like(tiles, dtype=torch.float32))
-    counts = counts[..., 1:] / (s * s)                         # the background (-1) dropped
+    counts = counts[..., 1:] / (K * s * s)                     # the background (-1) dropped
     k = min(levels, n)
     # most samples first; among equals the lower label (a stable order: the same frame gives the same file)
-    key = torch.round(counts * (s * s)).double() * (n + 1) + (n - torch.arange(n, dtype=torch.float64))
+    key = torch.round(counts * (K * s * s)).double() * (n + 1) + (n - torch.arange(n, dtype=torch.float64))
     order = torch.topk(key, k, dim=-1).indices
     cov = torch.gather(counts, -1, order)
     lab = torch.where(cov > 0, order, torch.full_like(order, -1))

@@ -190,6 +190,16 @@ def test_shot_driven_by_a_rig_and_an_animation(tmp_path, capsys, sphere_session)
            match="a model from another rig")
 
 
+def _exr_channel(path, name):
+    import OpenEXR
+
+    with OpenEXR.File(str(path), separate_channels=True) as f:
+        for part in f.parts:
+            if name in part.channels:
+                return np.asarray(part.channels[name].pixels)
+    raise KeyError(name)
+
+
 def test_a_shot_with_a_shutter_is_blurred_along_the_animations_motion(tmp_path, capsys, sphere_session):
     """--shutter 180: the sphere moving 0.2 m (about 10 px) a frame across cam0 is smeared along its motion: the
     same coverage and centroid as the sharp frame (a centred shutter), a band of partial alpha across its middle
@@ -230,6 +240,12 @@ def test_a_shot_with_a_shutter_is_blurred_along_the_animations_motion(tmp_path, 
         return int(((a[row] > 0.03) & (a[row] < 0.97)).sum())
 
     assert soft(sharp) <= 4 and soft(centre) >= soft(sharp) + 3
+    depth = {}
+    for name, more in (("sharp_z", ()), ("blur_z", ("--shutter", "180"))):    # data passes: the frame's own time
+        code, _, err = run_cli(capsys, *shot, *more, "--aovs", "depth", "--out", tmp_path / name)
+        assert code == 0, err
+        depth[name] = _exr_channel(tmp_path / name / "cam0" / "0001.exr", "Z")
+    assert np.array_equal(depth["sharp_z"], depth["blur_z"])
     for bad, match in ((("--shutter", "400"), "--shutter"), (("--shutter-samples", "0"), "--shutter-samples"),
                        (("--shutter-position", "middle"), "must be one of centre, start, end")):
         _fails(capsys, tmp_path / "bad", *shot, *bad, "--out", tmp_path / "bad", match=match)

@@ -150,3 +150,27 @@ def test_a_blurred_frame_is_what_cycles_draws_with_its_motion_blur(tmp_path):
     assert band.sum() > 100
     near, far = np.abs(blurred - ref)[band].mean(), np.abs(sharp - ref)[band].mean()
     assert near < 0.03 and far > 5 * near, (near, far)
+
+
+def test_coverage_passes_are_blurred_as_the_colour_is():
+    """With the shutter's surfaces the Cryptomatte's and the part mattes' coverage is the blurred frame's: each
+    sums to about the blurred render's alpha (both integrate the same motion), where the sharp passes do not."""
+    from neural_render.aovs import CRYPTO_LAYER, frame_aovs
+    from neural_render.cryptomatte import matte
+
+    model, v, cam, poser = _moving_sphere()
+    blur = MotionBlur(180, 8)
+    alpha = _alpha(next(render_shot_frames(model, v, cam, "cgi", jitter=16, motion_blur=blur, poser=poser)))
+    F = len(model.faces)
+    labels = (torch.arange(F) % 2, ["even", "odd"])
+    parts = torch.zeros(F, dtype=torch.int64)
+    args = (v, 0, model.faces, model.uvs, model.face_uvs, cam[0], ("crypto", "parts"), None, parts, labels)
+    sharp = {k: x.numpy() for k, x in frame_aovs(*args).items()}
+    blurred = {k: x.numpy() for k, x in frame_aovs(*args, shutter=poser.at(np.array([0]), blur.times())[0]).items()}
+    band = (alpha > 0.02) & (alpha < 0.98)
+    assert band.sum() > 100
+    for got in (blurred, sharp):                             # 16 vs 4 samples a pixel a time: close on average
+        assert np.abs(matte(got, CRYPTO_LAYER, ["even", "odd"]) - got["matte.head"])[band].mean() < 0.05
+    near = np.abs(matte(blurred, CRYPTO_LAYER, ["even", "odd"]) - alpha)[band].mean()
+    far = np.abs(matte(sharp, CRYPTO_LAYER, ["even", "odd"]) - alpha)[band].mean()
+    assert near < 0.06 and far > 3 * near, (near, far)
