@@ -324,8 +324,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     distortion-free overscan camera and warped, `neural_render.lens`) or "undistorted" (through the same K
     without distortion, for a comp that distorts them itself); motion_blur: the camera's shutter
     (`neural_render.motion_blur.MotionBlur`; None: none): each frame the mean of renders at times over the open
-    shutter, the double posed between frames (`clip_poser`); the render passes stay at the frame's time. The
-    summary's
+    shutter, the double posed between frames (`clip_poser`); the coverage passes (parts, crypto) integrate the
+    same times, the data passes stay at the frame's. The summary's
     ``out_of_view``: camera -> {"none": frames that show none of the double, "cut": frames that cut it at the
     image's edge} (`framing`; cameras that frame it whole in every frame left out),
     ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres),

@@ -314,6 +314,11 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     assert code == 1 and "--shading must be in [0, 1]" in err
     code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "o.png", "--flow", "-1")
     assert code == 1 and "--flow must be in [0, 1000]" in err
+    for bad, needle in ((("--shutter", "400"), "--shutter: shutter angle must be between 0 and 360"),
+                        (("--shutter", "180", "--shutter-samples", "0"), "--shutter: shutter samples must be"),
+                        (("--shutter", "180", "--relight"), "--shutter and --relight")):
+        code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "o.png", *bad)
+        assert code == 1 and needle in " ".join(err.split()) and not (tmp_path / "o.png").exists(), err
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((128, 128, 3), 90, np.uint8))
     code, _, err = run_cli(capsys, "swap", blank, "--double", rig_dir, "--out", tmp_path / "o.png")
