@@ -185,9 +185,7 @@ def prepare_frame(c: FrameComp, f: int, rgb: np.ndarray, face_lm: np.ndarray, ha
     if c.cfg.skin_gate:
         region &= core | skin
     if relight:
-        from doppel.face_swap.relight import relit_head
-
-        relit = relit_head(c.double, R, t, w, c.K, c.box, rgb_box, skin & plate_face, c.lens)
+        relit = _relit(c, f, rgb_box, skin & plate_face)
         fg_box = fg_box if relit is None else relit
     hands_box = np.asarray(hands, np.float64).reshape(-1, 21, 2) - at
     occ = occluder_mask(box_hw, hands_box, c.cfg.hand_dilate_frac * scale)
@@ -195,6 +193,32 @@ def prepare_frame(c: FrameComp, f: int, rgb: np.ndarray, face_lm: np.ndarray, ha
     bg = rgb_box.astype(np.float32) / 255.0
     stats = (lab_stats(fg_box, mask), lab_stats(bg, mask)) if c.cfg.colour != "none" else None
     return Prepared(fg_box, mask, bg, plate_face, occ, face_lm - at, at, scale, stats)
+
+
+def _relit(c: FrameComp, f: int, rgb_box: np.ndarray, skin: np.ndarray) -> np.ndarray | None:
+    """The head of track frame f shaded by the plate's light (`relight.relit_head`; None: too little skin to fit),
+    with the shutter's motion blur when it is open: each time's relit head weighted by its own coverage
+    (`head_blur.blurred_head`)."""
+    from doppel.face_swap.head_blur import blurred_head
+    from doppel.face_swap.relight import relit_head
+    from doppel.face_swap.render_head import render_head
+    from neural_render.motion_blur import MotionBlur
+
+    tr = c.track
+    times = MotionBlur(c.cfg.shutter_deg, c.cfg.shutter_samples).times()
+    if len(times) == 1:
+        return relit_head(c.double, tr.rotation[f], tr.translation[f], tr.expression[f], c.K, c.box, rgb_box, skin,
+                          c.lens)
+    unfit = []
+
+    def draw(R, t, w):
+        lit = relit_head(c.double, R, t, w, c.K, c.box, rgb_box, skin, c.lens)
+        rgb, alpha = render_head(c.double, R, t, w, c.K, c.box, device=c.device, lens=c.lens)
+        unfit.extend([] if lit is not None else [1])
+        return (rgb if lit is None else lit), alpha
+
+    rgb, _ = blurred_head(draw, tr, f, times, c.span)
+    return None if unfit else rgb
 
 
 def match_colour(c: FrameComp, p: Prepared):

@@ -283,12 +283,9 @@ def check_options(cfg: SwapConfig) -> None:
     from neural_render.motion_blur import MotionBlur
 
     try:
-        blur = MotionBlur(cfg.shutter_deg, cfg.shutter_samples)
+        MotionBlur(cfg.shutter_deg, cfg.shutter_samples)
     except ValueError as e:
         raise ValueError(f"--shutter: {e}") from None
-    if blur.on and cfg.relight:
-        raise ValueError("--shutter and --relight: the relit head is drawn at the frame's pose only (not blurred "
-                         "yet); give one of them")
 
 
 def track_shot(info: PlateInfo, cfg: SwapConfig, start: int, end: int, progress: Progress | None = None,

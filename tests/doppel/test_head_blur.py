@@ -73,9 +73,9 @@ def _along_and_across(img, mask, d):
 
 
 def test_a_swap_with_a_shutter_smears_the_head_along_its_motion(tmp_path, rig_dir):
-    """A plate of a fast head turn swapped with the head drawn sharp and over a 180-degree shutter: the same
-    track; the same pixels outside the shot's face box; inside the face, where the head turns fastest, the
-    blurred head's gradients along the motion fall, and more than those across it (the blurred plate's own
+    """A plate of a fast head turn swapped with the head drawn sharp and over a 180-degree shutter (plain and
+    relit): the same track; the same pixels outside the shot's face box; inside the face, where the head turns
+    fastest, the blurred head's gradients along the motion fall, and more than those across it (the blurred plate's own
     measure is `benchmarks/swap_motion_blur.py`'s). The manifest records the shutter."""
     import json
 
@@ -91,13 +91,13 @@ def test_a_swap_with_a_shutter_smears_the_head_along_its_motion(tmp_path, rig_di
     (tmp_path / "work").mkdir()
     double = load_face_double(rig_dir, tmp_path / "work")
     outs = {}
-    for shutter in (0.0, 180.0):
-        outs[shutter] = tmp_path / f"s{shutter:g}"
-        swap_plate(plate / "plate" / "frames", double, outs[shutter],
-                   SwapConfig(shutter_deg=shutter, shutter_samples=4, start=15, end=22, debias=False))
+    for shutter, relight in ((0.0, False), (180.0, False), (0.0, True), (180.0, True)):
+        outs[shutter if not relight else f"relit{shutter:g}"] = out = tmp_path / f"s{shutter:g}{relight}"
+        swap_plate(plate / "plate" / "frames", double, out, SwapConfig(shutter_deg=shutter, shutter_samples=4,
+                                                                       start=15, end=22, debias=False, relight=relight))
     sharp, blurred = (np.load(side_folder(outs[s]) / "tracks.npz") for s in (0.0, 180.0))
     assert np.array_equal(sharp["rotation"], blurred["rotation"]) and sharp["valid"].sum() >= 5
-    params = {s: json.loads((side_folder(outs[s]) / "manifest.json").read_text())["params"] for s in outs}
+    params = {s: json.loads((side_folder(outs[s]) / "manifest.json").read_text())["params"] for s in (0.0, 180.0)}
     assert params[180.0]["motion_blur"] == {"angle": 180.0, "samples": 4, "position": "centre"}
     assert params[0.0]["motion_blur"] is None
     lm = np.load(plate / "ground_truth" / "annotations.npz")["landmarks2d"]
@@ -111,8 +111,9 @@ def test_a_swap_with_a_shutter_smears_the_head_along_its_motion(tmp_path, rig_di
     mask = cv2.imread(str(plate / "ground_truth" / "masks" / f"face_{f:06d}.png"), cv2.IMREAD_GRAYSCALE) > 127
     mask = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     imgs = {s: cv2.imread(str(outs[s] / f"{f:06d}.png")) for s in outs}
-    (a0, c0), (a1, c1) = (_along_and_across(imgs[s], mask, d) for s in (0.0, 180.0))
-    assert a1 < 0.97 * a0 and a1 / a0 < c1 / c0 - 0.01, (a0, c0, a1, c1)     # smeared along the motion
+    for sharp_key, blur_key in ((0.0, 180.0), ("relit0", "relit180")):     # relit by the plate's light too
+        (a0, c0), (a1, c1) = (_along_and_across(imgs[s], mask, d) for s in (sharp_key, blur_key))
+        assert a1 < 0.97 * a0 and a1 / a0 < c1 / c0 - 0.01, (blur_key, a0, c0, a1, c1)   # smeared along the motion
     face_box = np.zeros(mask.shape, bool)
     pts = lm[15:22].reshape(-1, 2)
     x0, y0 = np.floor(pts.min(0) - 40).astype(int)
