@@ -25,12 +25,14 @@ CLIP_M = (0.01, 1000.0)           # the cameras' clipping range, metres
 @dataclass
 class SceneCamera:
     """name; matrix (4, 4) the DCC camera's transform to the world (`dcc_camera.camera_to_world`), metres, Y-up;
-    filmback; size (W, H) px of its image."""
+    filmback; size (W, H) px of its image; shutter: (open, close) frames relative to each frame (USD's
+    shutter:open / shutter:close; Alembic through Blender keeps none), or None."""
 
     name: str
     matrix: np.ndarray
     filmback: Filmback
     size: tuple[int, int]
+    shutter: tuple[float, float] | None = None
 
 
 @dataclass
@@ -146,6 +148,9 @@ def _usd_camera(stage, cam: SceneCamera, scale: float) -> None:
     c.CreateHorizontalApertureOffsetAttr(fb.h_offset_mm)
     c.CreateVerticalApertureOffsetAttr(fb.v_offset_mm)
     c.CreateClippingRangeAttr(Gf.Vec2f(CLIP_M[0] * scale, CLIP_M[1] * scale))
+    if cam.shutter is not None:
+        c.CreateShutterOpenAttr(float(cam.shutter[0]))
+        c.CreateShutterCloseAttr(float(cam.shutter[1]))
     M = np.array(cam.matrix, np.float64)
     M[:3, 3] *= scale
     c.AddTransformOp().Set(Gf.Matrix4d(M.T.tolist()))           # USD's matrices act on row vectors

@@ -289,14 +289,14 @@ def _shot_comps(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track,
 
 
 def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start: int, basis,
-                 bias: np.ndarray | None = None, lens=None) -> None:
+                 bias: np.ndarray | None = None, lens=None, shutter_deg: float = 0.0) -> None:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
     frames whose face was found on a crop, a small face; face_backfilled: found tracking backwards from a later
     frame; face_not_performer: faces in view, none the performer's; face_too_small: of those, none could be told),
     the camera (K, dist: OpenCV's k1 k2 p1 p2 k3 of the plate's lens, zeros without ``lens``; lens_model: none,
-    opencv or stmaps; size, fps; the head pose is the camera's of the lens's distortion-free image), the frame
-    numbers
+    opencv or stmaps; size, fps; shutter_deg: the plate camera's shutter angle the head was blurred with, 0: none;
+    the head pose is the camera's of the lens's distortion-free image), the frame numbers
     and the cuts (plate frames that start another shot), the expressions as the rig's own controls
     (`face_basis.rig_controls`: a FLAME double's component coefficients and jaw angle); with ``bias`` (F, L, 2) px
     the detector's bias read on the double (`detector_bias`, rows ``detector_bias_ids``: what the solve took out
@@ -324,7 +324,7 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         else shot.not_performer, face_too_small=np.zeros(len(shot.n_faces), bool) if shot.too_small is None
         else shot.too_small, K=K, dist=np.zeros(5) if lens is None else lens.dist, lens_model=np.str_(_model_of(lens)),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
-        cuts=np.array([start + c for c in shot.cuts], np.int64),
+        shutter_deg=np.float64(shutter_deg), cuts=np.array([start + c for c in shot.cuts], np.int64),
         **rig_controls(basis.names, track.expression),
         **({} if bias is None else {"detector_bias": bias.astype(np.float32), "detector_bias_ids": basis.ids}))
     atomic_write_bytes(path, buf.getvalue())
@@ -466,7 +466,8 @@ def _write_swap(sw: _Swap, shot: ShotLandmarks, track, bias, ck: SwapCheckpoint,
         for name in ("strips", "matte"):
             if (ck.side / name).is_dir():
                 (ck.side / name).rename(tmp / name)
-        write_tracks(tmp / "tracks.npz", track, shot, sw.info, start, sw.double.basis, bias, cfg.lens)
+        write_tracks(tmp / "tracks.npz", track, shot, sw.info, start, sw.double.basis, bias, cfg.lens,
+                     cfg.shutter_deg)
         if cfg.lens is not None:
             from doppel.face_swap.plate_lens import write_lens_maps
 

@@ -41,7 +41,9 @@ class TrackSceneError(ValueError):
 class TrackScene:
     """points (F, Vh, 3) float64 metres in the DCC camera frame (Y up, looking down -Z); faces (Fh, 3) into them;
     uvs (T, 2) and face_uvs (Fh, 3) or None; K (3, 3) (Doppel's pixel convention) and size (W, H) of the plate;
-    fps; first_frame: the DCC frame number of points[0]; valid (F,) frames the tracker saw a face in."""
+    fps; first_frame: the DCC frame number of points[0]; valid (F,) frames the tracker saw a face in; shutter_deg:
+    the plate camera's shutter angle the swap blurred the head with (0: none; a scene camera's shutter open /
+    close, centred on the frame)."""
 
     points: np.ndarray
     faces: np.ndarray
@@ -52,6 +54,7 @@ class TrackScene:
     fps: float
     first_frame: int
     valid: np.ndarray
+    shutter_deg: float = 0.0
 
     @property
     def untracked_frames(self) -> list[int]:
@@ -68,7 +71,7 @@ def read_tracks(path: str | Path) -> dict[str, np.ndarray]:
     keys = ("rotation", "translation", "expression", "expression_names", "valid", "K", "size", "fps", "frame")
     try:
         with np.load(f, allow_pickle=False) as z:
-            data = {k: z[k] for k in (*keys, "dist", "lens_model") if k in z.files}
+            data = {k: z[k] for k in (*keys, "dist", "lens_model", "shutter_deg") if k in z.files}
     except (OSError, ValueError) as e:
         raise TrackSceneError(f"{f}: not a readable face track ({e})") from None
     missing = [k for k in keys if k not in data]
@@ -107,4 +110,5 @@ def track_scene(tracks: dict[str, np.ndarray], double, source: str = "tracks.npz
     return TrackScene(points=cam @ CV_TO_GL.T, faces=double.head_faces, uvs=double.uvs, face_uvs=double.face_uvs,
                       K=np.asarray(tracks["K"], np.float64), size=(W, H), fps=float(tracks["fps"]) or 24.0,
                       first_frame=int(frames[0]) + 1 if first_frame is None else int(first_frame),
-                      valid=np.asarray(tracks["valid"], bool).reshape(-1))
+                      valid=np.asarray(tracks["valid"], bool).reshape(-1),
+                      shutter_deg=float(tracks.get("shutter_deg", 0.0)))

@@ -21,7 +21,9 @@ def write_track_scene(scene: TrackScene, out: str | Path, units: str = "m", prov
 
     prov = {k: str(v) for k, v in (provenance or {}).items()}
     prov["untracked_frames"] = ",".join(map(str, scene.untracked_frames))
-    camera = SceneCamera("plate_camera", np.eye(4), filmback(scene.K, scene.size), scene.size)
+    half = scene.shutter_deg / 720.0                  # frames either side of the frame (a centred shutter)
+    camera = SceneCamera("plate_camera", np.eye(4), filmback(scene.K, scene.size), scene.size,
+                         (-half, half) if half > 0 else None)
     mesh = PointsMesh(name, scene.points, scene.faces, scene.uvs, scene.face_uvs)
     return write_camera_scene(CameraScene([camera], mesh, scene.fps, scene.first_frame, prov), out, units)
 

@@ -97,6 +97,7 @@ def test_a_swap_with_a_shutter_smears_the_head_along_its_motion(tmp_path, rig_di
                                                                        start=15, end=22, debias=False, relight=relight))
     sharp, blurred = (np.load(side_folder(outs[s]) / "tracks.npz") for s in (0.0, 180.0))
     assert np.array_equal(sharp["rotation"], blurred["rotation"]) and sharp["valid"].sum() >= 5
+    assert float(sharp["shutter_deg"]) == 0.0 and float(blurred["shutter_deg"]) == 180.0    # for a 3D scene's camera
     params = {s: json.loads((side_folder(outs[s]) / "manifest.json").read_text())["params"] for s in (0.0, 180.0)}
     assert params[180.0]["motion_blur"] == {"angle": 180.0, "samples": 4, "position": "centre"}
     assert params[0.0]["motion_blur"] is None

@@ -68,6 +68,14 @@ def test_usd_camera_and_head_read_back_by_usd(double, tmp_path):
         ndc = np.array([proj.Transform(Gf.Vec3d(*p)) for p in pts])[:, :2]      # USD's own projection
         px = np.stack([(ndc[:, 0] + 1) / 2 * W, (1 - ndc[:, 1]) / 2 * H], 1)
         assert np.abs(px - want[f]).max() < 0.01, f
+    usd_cam = UsdGeom.Camera(stage.GetPrimAtPath("/scene/plate_camera"))
+    assert not usd_cam.GetShutterOpenAttr().HasAuthoredValue()          # a sharp swap: no shutter written
+    data = dict(np.load(tmp_path / "tracks.npz"))
+    np.savez(tmp_path / "blurred.npz", **data, shutter_deg=np.float64(180.0))   # `doppel swap --shutter 180`
+    scene = track_scene(read_tracks(tmp_path / "blurred.npz"), double)
+    stage = Usd.Stage.Open(str(write_track_scene(scene, tmp_path / "blurred.usda")))
+    usd_cam = UsdGeom.Camera(stage.GetPrimAtPath("/scene/plate_camera"))
+    assert (usd_cam.GetShutterOpenAttr().Get(), usd_cam.GetShutterCloseAttr().Get()) == (-0.25, 0.25)
 
 
 def test_alembic_camera_and_head_read_back_by_blender(double, tmp_path):
