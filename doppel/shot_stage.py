@@ -243,25 +243,74 @@ def shot_cameras(calibration: Path, names: list[str], size: int | None, multiple
     return Camera.stack([replace(scaled_camera(c, W, H), dist=c.dist) for c in chosen]), note
 
 
-def face_parts(model):
-    """(F,) int64 tensor: the body part of each face of a double on Anny's mesh (an index into
-    `neural_render.aovs.PARTS`: head with eyes and mouth, hands, feet, the rest), from anny's body-part
-    segmentation looked up in the faces' UVs; ValueError for a double on another mesh (SMPL-X, FLAME, a scan)."""
+def face_parts(model, rig_dir: Path | None = None):
+    """(F,) int64 tensor: the body part of each face of the double (an index into `neural_render.aovs.PARTS`:
+    head with eyes and mouth, hands, feet, the rest): on Anny's mesh from anny's body-part segmentation looked up
+    in the faces' UVs; on another mesh (SMPL-X, FLAME, a scan's rig) from the joint that moves the face most in
+    ``rig_dir``'s skinning, by its name (`part_of_joint`); ValueError for another mesh without a rig."""
     import torch
 
-    regions, names = _anny_regions(model, "parts")
-    group = {"head": 0, "hand.L": 1, "hand.R": 1, "foot.L": 2, "foot.R": 2, "body": 3}
-    lut = np.array([group.get(name, 0) for name in names])
+    try:
+        regions, names = _anny_regions(model, "parts")
+        group = {"head": 0, "hand.L": 1, "hand.R": 1, "foot.L": 2, "foot.R": 2, "body": 3}
+        lut = np.array([group.get(name, 0) for name in names])
+    except ValueError:
+        if rig_dir is None:
+            raise
+        regions, names = rig_face_joints(rig_dir)
+        lut = np.array([part_of_joint(n) for n in names])
     return torch.as_tensor(lut[regions])
 
 
-def face_labels(model) -> tuple[object, list[str]]:
-    """((F,) int64 tensor: each face's label, an index into the names; the names: anny's body-part regions, head,
-    hand.L, eye_front.R, ...) of a double on Anny's mesh, for the Cryptomatte pass; ValueError for another mesh."""
+def face_labels(model, rig_dir: Path | None = None) -> tuple[object, list[str]]:
+    """((F,) int64 tensor: each face's label, an index into the names; the names) for the Cryptomatte pass: on
+    Anny's mesh anny's body-part regions (head, hand.L, eye_front.R, ...); on another mesh the joints of
+    ``rig_dir`` that move each face most (`rig_face_joints`); ValueError for another mesh without a rig."""
     import torch
 
-    regions, names = _anny_regions(model, "crypto")
+    try:
+        regions, names = _anny_regions(model, "crypto")
+    except ValueError:
+        if rig_dir is None:
+            raise
+        regions, names = rig_face_joints(rig_dir)
     return torch.as_tensor(regions), names
+
+
+# joint-name patterns of the parts (lower case; SMPL-X, FLAME, Mixamo, Unreal, MakeHuman names): the first match
+# wins, anything else is the body (FLAME's root joint "global" moves a head model: the head)
+PART_PATTERNS = ((1, ("hand", "wrist", "thumb", "index", "middle", "ring", "pinky", "finger")),
+                 (2, ("foot", "ankle", "toe", "ball")),
+                 (0, ("head", "neck", "jaw", "eye", "skull", "tongue", "teeth", "global")))   # global: FLAME's root
+
+
+def part_of_joint(name: str) -> int:
+    """The `neural_render.aovs.PARTS` index a joint's faces belong to, from its name (case and separators
+    ignored): hands (wrist, fingers), feet (ankle, toes), head (neck, jaw, eyes), else the body."""
+    n = name.lower()
+    for part, words in PART_PATTERNS:
+        if any(w in n for w in words):
+            return part
+    return 3
+
+
+def rig_face_joints(rig_dir: Path) -> tuple[np.ndarray, list[str]]:
+    """((F,) int64 the label of each face of the rig, the labels' names): each face labelled by the joint with the
+    largest skinning weight summed over its three vertices; the names are the joints that label a face, in the
+    rig's joint order."""
+    from rigging import Rig
+
+    rig = Rig.load(rig_dir)
+    V, J = rig.num_vertices, len(rig.joint_names)
+    dense = np.zeros((V, J))
+    np.add.at(dense, (np.repeat(np.arange(V), rig.skin_indices.shape[1]), rig.skin_indices.ravel()),
+              rig.skin_weights.ravel())
+    joint = dense[np.asarray(rig.faces)].sum(1).argmax(1)
+    used = np.unique(joint)
+    return np.searchsorted(used, joint).astype(np.int64), [str(rig.joint_names[j]) for j in used]
+
+
+ANNY_VERTICES = 13718      # the virtual actor's (anny's default topology) vertex count: a quick "not Anny"
 
 
 def _anny_regions(model, aov: str) -> tuple[np.ndarray, list[str]]:
@@ -271,11 +320,15 @@ def _anny_regions(model, aov: str) -> tuple[np.ndarray, list[str]]:
     from doppel.virtual_actor import body_model
     from neural_render.neural_double import topology_signature
 
+    not_anny = ValueError(f"--aovs {aov}: the double is not on Anny's mesh (Anny's segmentation labels its faces "
+                          f"there); give --rig and --anim (its joints label the faces) or leave {aov} out")
+    fitted = getattr(model, "fitted_verts", None)
+    if fitted is not None and fitted.shape[-2] != ANNY_VERTICES:   # not Anny: no need to load the body model
+        raise not_anny
     anny = body_model()
     uvs, face_uvs = anny.uvs
     if topology_signature(anny.faces, uvs, face_uvs, anny.num_vertices) != model.signature():
-        raise ValueError(f"--aovs {aov}: the double is not on Anny's mesh (its faces' body parts come from Anny's "
-                         f"segmentation); leave {aov} out")
+        raise not_anny
     names = [name for name, _ in sorted(REGIONS.items(), key=lambda kv: kv[1])]
     return np.asarray(face_regions(model.uvs.cpu().numpy(), model.face_uvs.cpu().numpy()), np.int64), names
 
@@ -366,8 +419,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
         place = (lambda v: recentred(v, model, ref[0], yaw)) if recentre else None
         draw.motion_blur, draw.poser = motion_blur, shot_poser(model, rig_dir, anim_dir, frames, place)
     draw.aovs, draw.context, draw.lens = tuple(aovs), context, warped_into
-    draw.face_parts = face_parts(model) if "parts" in aovs else None
-    draw.face_labels = face_labels(model) if "crypto" in aovs else None
+    draw.face_parts = face_parts(model, rig_dir) if "parts" in aovs else None
+    draw.face_labels = face_labels(model, rig_dir) if "crypto" in aovs else None
     outputs, kept = draw.write(out, disclose, progress, checkpoint)
     summary = {"renderer": renderer, "jitter": jitter, "views_per_call": per_call, "cameras": list(cams.name),
                "frames": int(verts.shape[0]), "size": [lens_cams.width, lens_cams.height], "size_note": note,

@@ -287,8 +287,8 @@ def shot(
     aovs: str = typer.Option(None, "--aovs", help="Render passes written into each frame's EXR beside its colour "
                              "(float32, one sample a pixel): depth (Z), position (P), normal (N), uv, motion "
                              "(forward/backward, pixels), comma-separated, or all; parts (body-part mattes) and "
-                             "crypto (a Cryptomatte layer of its body parts) for a double on Anny's mesh, when "
-                             "named."),
+                             "crypto (a Cryptomatte layer of its body parts) when named: Anny's segmentation on "
+                             "her mesh, the --rig's joints on another."),
     out: Path = typer.Option(..., "--out", help="Output folder: CAMERA/NNNN.png, CAMERA/NNNN.exr, CAMERA.mp4."),
     workspace: WorkspaceOpt = None,
     actor: ActorOpt = None,

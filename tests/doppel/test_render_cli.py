@@ -264,7 +264,7 @@ def test_a_shots_cryptomatte_layer_and_manifest_are_in_its_exrs(tmp_path, capsys
     _fails(capsys, tmp_path / "r", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
            "--aovs", "crypto", "--out", tmp_path / "r", match="--aovs crypto: the double is not on Anny's mesh")
 
-    def halves(model):
+    def halves(model, rig_dir=None):
         v = model.surface(model.fitted_verts.to(torch.float32))[0]
         up = (v[model.faces].mean(1)[:, 1] > v[:, 1].mean()).long()
         return up, ["lower", "upper"]
@@ -291,6 +291,45 @@ def test_a_shots_cryptomatte_layer_and_manifest_are_in_its_exrs(tmp_path, capsys
 
     strip = np.asarray(Image.open(tmp_path / "c" / "cam0.passes.png"))       # colour, cryptomatte
     assert strip.shape[1] == 2 * alpha.shape[1] and strip[:, alpha.shape[1]:][alpha > 0.5].mean() > 30
+
+
+def test_a_double_on_another_mesh_gets_mattes_of_its_rigs_joints(tmp_path, capsys, sphere_session):
+    """A double not on Anny's mesh, shot with --rig / --anim: the Cryptomatte's labels are the rig's joints (each
+    face the joint that moves it most) and the part mattes follow the joints' names (a "head" joint: the head
+    matte); without a rig both are refused in one line."""
+    import OpenEXR
+
+    from neural_render.cryptomatte import matte
+    from rigging import Rig
+
+    s = _model_rig_and_spin(tmp_path, capsys, sphere_session, 2)
+    v, f, uv, fuv = uv_sphere()
+    top = (v[:, 1] > 0.1).numpy()
+    Rig(joint_names=["spine", "head"], parents=np.array([-1, 0]), bind_matrices=np.stack([np.eye(4)] * 2),
+        vertices=v.numpy(), faces=f.numpy(), skin_indices=top.astype(np.int64)[:, None],
+        skin_weights=np.ones((len(v), 1)), uvs=uv.numpy(), face_uvs=fuv.numpy()).save(
+        tmp_path / "rig2", params={"actor_id": "virtual"})
+    from rigging.animation import Animation
+
+    Animation(["spine"], np.broadcast_to(np.eye(3), (2, 1, 3, 3)).copy(), np.zeros((2, 3)), 24.0,
+              parents=np.array([-1])).save(tmp_path / "anim2")
+    write_manifest(tmp_path / "anim2", "retarget", params={"actor_id": "virtual"},
+                   outputs={"animation": "animation.npz"})
+    code, out, err = run_cli(capsys, "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+                             "--camera", "cam0", "--rig", tmp_path / "rig2", "--anim", tmp_path / "anim2",
+                             "--aovs", "crypto,parts", "--jitter", "1", "--out", tmp_path / "j")
+    assert code == 0, err
+    with OpenEXR.File(str(tmp_path / "j" / "cam0" / "0000.exr"), separate_channels=True) as fh:
+        ch = {k: c.pixels for k, c in fh.channels().items()}
+        manifest = next(json.loads(x) for k, x in fh.header().items() if k.endswith("/manifest"))
+    assert sorted(manifest) == ["head", "spine"]
+    head, spine, alpha = matte(ch, "CryptoParts", ["head"]), matte(ch, "CryptoParts", ["spine"]), ch["A"]
+    assert head.sum() > 50 and spine.sum() > 50 and np.abs(head + spine - alpha).mean() < 0.02
+    assert np.nonzero(head > 0.99)[0].mean() < np.nonzero(spine > 0.99)[0].mean()      # the head above
+    assert np.abs(ch["matte.head"] - head).mean() < 0.02 and np.abs(ch["matte.body"] - spine).mean() < 0.02
+    for aov in ("crypto", "parts"):
+        _fails(capsys, tmp_path / "n", "render", "shot", tmp_path / "m", "--cameras", s / "calibration.json",
+               "--aovs", aov, "--out", tmp_path / "n", match="give --rig and --anim (its joints label the faces)")
 
 
 def test_a_shot_writes_render_passes_into_its_exrs_and_chunks_agree_at_their_edges(tmp_path, capsys,
@@ -779,3 +818,15 @@ def test_frames_ranges_are_parsed_and_an_empty_one_is_named():
         parse_frames("8:12", 10)
     with pytest.raises(ValueError, match="--frames must be A:B"):
         parse_frames("a:b", 10)
+
+
+def test_joint_names_map_to_body_parts():
+    from doppel.shot_stage import part_of_joint
+    from neural_render.aovs import PARTS
+
+    names = {"head": ["head", "jaw", "left_eye_smplhf", "mixamorig:Neck", "neck", "skull", "global"],
+             "hands": ["left_wrist", "right_index3", "mixamorig:LeftHandThumb2", "hand_r", "pinky_02_l"],
+             "feet": ["left_ankle", "right_foot", "mixamorig:LeftToeBase", "ball_l"],
+             "body": ["pelvis", "spine3", "left_collar", "mixamorig:RightArm", "root", "left_knee"]}
+    for part, joints in names.items():
+        assert [PARTS[part_of_joint(j)] for j in joints] == [part] * len(joints), part
