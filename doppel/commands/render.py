@@ -21,8 +21,8 @@ ShutterOpt = Annotated[float, typer.Option("--shutter", help="Motion blur: the c
                                           "0: none, the default). Each frame is the mean of --shutter-samples "
                                           "renders of the double posed over the open shutter.")]
 ShutterSamplesOpt = Annotated[int, typer.Option("--shutter-samples", help="Renders spread over the open shutter "
-                                                "(default 8; --jitter's renders share them: a frame costs the larger "
-                                                "of the two).")]
+                                                "(default 8; 1: no blur; --jitter's renders share them: a frame "
+                                                "costs the larger of the two).")]
 ShutterPositionOpt = Annotated[str, typer.Option("--shutter-position", help="centre (open from half the angle "
                                                  "before the frame to half after, as Blender and Maya default), "
                                                  "start (from the frame on) or end (up to the frame).")]
