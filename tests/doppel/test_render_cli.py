@@ -240,6 +240,15 @@ def test_a_shot_with_a_shutter_is_blurred_along_the_animations_motion(tmp_path, 
         return int(((a[row] > 0.03) & (a[row] < 0.97)).sum())
 
     assert soft(sharp) <= 4 and soft(centre) >= soft(sharp) + 3
+    chunks = ("render", "shot", tmp_path / "m", "--cameras", s / "calibration.json", "--camera", "cam0", "--rig",
+              tmp_path / "rig", "--anim", tmp_path / "slide", "--renderer", "cgi", "--jitter", "4", "--shutter", "180")
+    for name, frames in (("first", "0:2"), ("second", "1:3")):       # a batch's chunks: frame 1 last, then first
+        code, _, err = run_cli(capsys, *chunks, "--frames", frames, "--out", tmp_path / name)
+        assert code == 0, err
+    assert np.array_equal(read_exr(tmp_path / "first" / "cam0" / "0001.exr"),
+                          read_exr(tmp_path / "second" / "cam0" / "0001.exr"))        # blurred from the clip alike
+    assert np.array_equal(read_exr(tmp_path / "first" / "cam0" / "0001.exr"), read_exr(tmp_path / "centre" / "cam0"
+                                                                                        / "0001.exr"))
     depth = {}
     for name, more in (("sharp_z", ()), ("blur_z", ("--shutter", "180"))):    # data passes: the frame's own time
         code, _, err = run_cli(capsys, *shot, *more, "--aovs", "depth", "--out", tmp_path / name)
