@@ -416,6 +416,7 @@ class SwapJob(JobOptions):
     matte: bool = False                               # write the per-frame blend masks
     shutter: float = Field(0.0, ge=0, le=360)         # the head's motion blur: the plate's shutter angle (0: none)
     shutter_samples: int = Field(6, ge=1, le=64)      # head renders over the open shutter
+    bridge: int = Field(2, ge=0, le=12)               # detection dropouts of at most this many frames swapped
     identify: bool = True                             # after a cut, only the performer's face (told by their face)
     performer_photo: str | None = None                # a photo of the plate performer: swap that person
     face_reference: str | None = None                 # the plate performer's face reference folder (default: the
@@ -437,7 +438,7 @@ def _swap_call(v: dict) -> dict:
             "plate_camera_name": v["plate_camera_name"], "plate_stmaps": _stmaps(v), "start": v["start"],
             "end": v["end"],
             "grow": v["grow"], "relight": v["relight"], "matte": v["matte"], "identify": v["identify"],
-            "shutter": v["shutter"], "shutter_samples": v["shutter_samples"],
+            "shutter": v["shutter"], "shutter_samples": v["shutter_samples"], "bridge": v["bridge"],
             "performer_photo": _p(v["performer_photo"]), "face_reference": _p(v["face_reference"]),
             "label": v["label"], "resume": "auto"}    # a task retried (its worker lost) goes on from its checkpoint
 

@@ -80,6 +80,12 @@ SwapShutterOpt = Annotated[float, typer.Option("--shutter", help="Motion blur of
                                                "camera's shutter angle in degrees (180: half a frame), the head drawn "
                                                "over the open shutter centred on each frame, as the plate's face is "
                                                "smeared; 0 (default): drawn sharp.")]
+ColourOpt = Annotated[str, typer.Option("--colour", "--color", help="lab (mean/std transfer in L, a, b, smoothed), "
+                                        "luma (L only: matches exposure, keeps the double's skin tone) or none.")]
+BridgeOpt = Annotated[int, typer.Option("--bridge", help="A face the detector loses for at most N frames inside a "
+                                        "shot (a blurred fast turn) is swapped at the track's bridged pose instead of "
+                                        "showing the performer for a frame (default 2; flagged in the QC; 0: every "
+                                        "frame without a detected face passes through).")]
 SwapShutterSamplesOpt = Annotated[int, typer.Option("--shutter-samples", help="Head renders over the open shutter, "
                                                     "averaged (default 6; each costs a head render).")]
 PlateColorspaceOpt = Annotated[str | None, typer.Option(
@@ -104,9 +110,7 @@ def swap(
     face_index: int = typer.Option(0, "--face-index", help="Which face when the plate shows several: 0 = largest "
                                    "(on the first frame with faces; then that person, see --identify)."),
     blend: str = typer.Option("poisson", "--blend", help="poisson (fixed anchor per shot), multiband or feather."),
-    colour: str = typer.Option("lab", "--colour", "--color",
-                               help="lab (mean/std transfer in L, a, b, smoothed), luma (L only: matches exposure, "
-                                    "keeps the double's skin tone) or none."),
+    colour: ColourOpt = "lab",
     focal_px: FocalOpt = None,
     plate_camera: PlateCameraOpt = None,
     plate_camera_name: PlateCameraNameOpt = None,
@@ -127,6 +131,7 @@ def swap(
     matte: MatteOpt = False,
     shutter: SwapShutterOpt = 0.0,
     shutter_samples: SwapShutterSamplesOpt = 6,
+    bridge: BridgeOpt = 2,
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
     end: int = typer.Option(None, "--end", help="Frame after the last one to swap (default: the end)."),
     workspace: WorkspaceOpt = None,
@@ -145,7 +150,7 @@ def swap(
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading, flow_weight=flow,
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px,
-                     shutter_deg=shutter, shutter_samples=shutter_samples)
+                     shutter_deg=shutter, shutter_samples=shutter_samples, bridge=bridge)
     console = cli_console()
     on_interrupt(lambda: _resume_hint(out))
     cfg.lens = _plate_lens(plate_camera, plate_camera_name, plate_stmaps, cfg)

@@ -42,6 +42,7 @@ class FrameComp:
     device: str = "cpu"               # the head's render (resolved `SwapConfig.device`)
     lens: object = None               # the plate's `PlateLens` (K is its): the head drawn and projected through it
     span: tuple[int, int] = (0, 0)    # the track frames [a, b) of this shot (between cuts): motion blur's neighbours
+    bridged: np.ndarray | None = None  # (F,) bool: frames swapped across a detection dropout (`dropouts`)
 
 
 def feature_ids() -> np.ndarray:
@@ -261,6 +262,8 @@ def frame_qc(c: FrameComp, f: int, p: Prepared) -> FrameQC:
         qc.flags.append(f"mask covers {qc.coverage:.0%} of the face")
     if qc.occluded > FLAG_OCCLUDED:
         qc.flags.append(f"{qc.occluded:.0%} of the face occluded")
+    if c.bridged is not None and c.bridged[f]:
+        qc.flags.append("face lost by the detector: swapped at the track's bridged pose")
     return qc
 
 

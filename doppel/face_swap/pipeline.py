@@ -283,7 +283,7 @@ def _shot_comps(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track,
         box = shot_box(double, track, K, info.width, info.height, frames, lens)
         matcher = ColourMatcher(channels=(0,) if cfg.colour == "luma" else (0, 1, 2),
                                 max_scale=1.0 if cfg.relight else 2.5)   # relit: the contrast is the plate light's
-        comps.append(FrameComp(double, track, K, box, cfg, seg, matcher, device, lens, (a, b)))
+        comps.append(FrameComp(double, track, K, box, cfg, seg, matcher, device, lens, (a, b), shot.bridged))
     which = np.repeat(np.arange(len(shot.shots)), [b - a for a, b in shot.shots])
     return comps, which
 
@@ -293,7 +293,9 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
     """tracks.npz: per frame head pose (bind frame -> camera), expression weights, validity, landmark error,
     the plate's face landmarks (steadied by optical flow; MediaPipe's own as landmarks_detected; face_from_crop:
     frames whose face was found on a crop, a small face; face_backfilled: found tracking backwards from a later
-    frame; face_not_performer: faces in view, none the performer's; face_too_small: of those, none could be told),
+    frame; face_not_performer: faces in view, none the performer's; face_too_small: of those, none could be told;
+    face_bridged: lost by the detector for a frame or two and swapped at the track's bridged pose, its landmarks
+    interpolated),
     the camera (K, dist: OpenCV's k1 k2 p1 p2 k3 of the plate's lens, zeros without ``lens``; lens_model: none,
     opencv or stmaps; size, fps; shutter_deg: the plate camera's shutter angle the head was blurred with, 0: none;
     the head pose is the camera's of the lens's distortion-free image), the frame numbers
@@ -322,7 +324,8 @@ def write_tracks(path: Path, track, shot: ShotLandmarks, info: PlateInfo, start:
         else shot.from_crop, face_backfilled=np.zeros(len(shot.n_faces), bool) if shot.backfilled is None
         else shot.backfilled, face_not_performer=np.zeros(len(shot.n_faces), bool) if shot.not_performer is None
         else shot.not_performer, face_too_small=np.zeros(len(shot.n_faces), bool) if shot.too_small is None
-        else shot.too_small, K=K, dist=np.zeros(5) if lens is None else lens.dist, lens_model=np.str_(_model_of(lens)),
+        else shot.too_small, face_bridged=np.zeros(len(shot.n_faces), bool) if shot.bridged is None else shot.bridged,
+        K=K, dist=np.zeros(5) if lens is None else lens.dist, lens_model=np.str_(_model_of(lens)),
         size=np.array([info.width, info.height]), fps=np.float64(info.fps or 0.0),
         shutter_deg=np.float64(shutter_deg), cuts=np.array([start + c for c in shot.cuts], np.int64),
         **rig_controls(basis.names, track.expression),
@@ -382,6 +385,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     from capture.plate_io import probe_plate
     from core.stage_folders import check_stage_out
     from doppel.face_swap.checkpoint import run_key
+    from doppel.face_swap.dropouts import bridge_dropouts
     from doppel.face_swap.swap import check_config, with_plate_lens
 
     cfg = cfg or SwapConfig()
@@ -401,6 +405,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     finished = False
     try:
         shot, track, bias = _tracked(ck, info, double, cfg, start, end, progress, landmarks, performer)
+        shot, track = bridge_dropouts(shot, track, cfg.bridge)
         result = _write_swap(_Swap(plate, info, double, cfg, start, end, out, side, force, t0, device), shot, track,
                              bias, ck, progress, disclose, params, landmarks, performer)
         finished = True

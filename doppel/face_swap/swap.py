@@ -96,6 +96,9 @@ class SwapConfig:
     shutter_deg: float = 0.0          # motion blur of the double's head: the plate camera's shutter angle, degrees,
                                       # centred on the frame (`head_blur`); 0 = drawn sharp
     shutter_samples: int = 6          # head renders over the open shutter, averaged
+    bridge: int = 2                   # a face lost for at most this many frames inside a shot (a blurred fast turn)
+                                      # is swapped at the track's bridged pose, not passed through (`dropouts`); 0 =
+                                      # every frame without landmarks passes through
 
 
 @dataclass
@@ -123,6 +126,8 @@ class ShotLandmarks:
     performer_frame: int | None = None  # the frame offset where the performer was picked, or first found when
                                         # given (a photo, a face reference); None: never
     performer_crop: np.ndarray | None = None   # their face in that frame (h, w, 3) uint8, for people to compare
+    bridged: np.ndarray | None = None  # (F,) bool: frames the detector lost, swapped at the track's bridged pose with
+                                       # landmarks interpolated from their neighbours (`dropouts.bridge_dropouts`)
 
     def steadied(self, weight: float) -> ShotLandmarks:
         """The same shot with its landmarks fused with their flow (`capture.landmark_flow.fuse_flow`)."""
@@ -276,6 +281,8 @@ def check_options(cfg: SwapConfig) -> None:
         raise ValueError(f"prefetch must be in [0, 64] frames, got {cfg.prefetch}")
     if not 0 <= cfg.workers <= 64:
         raise ValueError(f"--workers must be in [0, 64] threads (0 = auto), got {cfg.workers}")
+    if not (isinstance(cfg.bridge, int) and 0 <= cfg.bridge <= 12):
+        raise ValueError(f"--bridge must be 0 to 12 frames, got {cfg.bridge}")
     if not 0.0 <= cfg.flow_weight <= 1e3:
         raise ValueError(f"--flow must be in [0, 1000], got {cfg.flow_weight}")
     if cfg.head_px not in (None, 0) and not 64 <= cfg.head_px <= 8192:

@@ -1,0 +1,65 @@
+"""Short face-detection dropouts inside a tracked shot, swapped instead of passed through.
+
+MediaPipe loses a face for a frame or two where it is smeared by a fast turn or the shutter, half in profile, or
+small: the head track bridges those frames (its smoothness term carries the pose through them), but a frame with
+no landmarks passed through shows the performer's own face for a frame between swapped ones, a flash a viewer
+sees at once. A dropout of at most ``SwapConfig.bridge`` frames, inside one shot (between cuts), with the face
+found on both sides, facing the camera there (|yaw| under ``BRIDGE_MAX_YAW`` degrees: not a head turning away
+into a back view) and with no other person's face seen in it, is swapped at the track's bridged pose; its
+landmarks (for the comp's masks) are the neighbours' interpolated linearly. Such frames are flagged in the QC and
+listed in ``tracks.npz`` (``face_bridged``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["BRIDGE_MAX_YAW", "bridge_dropouts", "dropout_runs"]
+
+BRIDGE_MAX_YAW = 75.0      # degrees: both neighbours of a dropout face the camera closer than this
+
+
+def dropout_runs(valid: np.ndarray, shots: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(first, end) frame offsets of every run of invalid frames with a valid frame just before and just after it
+    in the same shot."""
+    runs = []
+    for a, b in shots:
+        k = a
+        while k < b:
+            if valid[k]:
+                k += 1
+                continue
+            e = k
+            while e < b and not valid[e]:
+                e += 1
+            if k > a and e < b:
+                runs.append((k, e))
+            k = e
+    return runs
+
+
+def bridge_dropouts(shot, track, frames: int):
+    """(shot, track): ``shot`` (`swap.ShotLandmarks`) and ``track`` (`HeadTrack`) with the dropouts that may be
+    bridged (see the module) made valid: their landmarks interpolated from the neighbours (F, 478, 2 px), the
+    track's frames marked valid (its pose there is the solve's bridge), ``shot.bridged`` (F,) bool those frames.
+    frames: the longest dropout bridged (0: none)."""
+    from reconstruction.head_tracking import yaw_pitch_deg
+
+    F = len(track.valid)
+    bridged = np.zeros(F, bool)
+    if frames <= 0:
+        return dataclasses.replace(shot, bridged=bridged), track
+    yaw = np.abs(yaw_pitch_deg(np.asarray(track.rotation, np.float64))[0])
+    others = np.zeros(F, bool) if shot.not_performer is None else np.asarray(shot.not_performer, bool)
+    lm = np.array(shot.landmarks, copy=True)
+    for k, e in dropout_runs(np.asarray(track.valid, bool), shot.shots):
+        if e - k > frames or max(yaw[k - 1], yaw[e]) >= BRIDGE_MAX_YAW or others[k:e].any():
+            continue
+        for g in range(k, e):
+            s = (g - (k - 1)) / (e - (k - 1))
+            lm[g] = (1 - s) * lm[k - 1] + s * lm[e]
+        bridged[k:e] = True
+    return (dataclasses.replace(shot, landmarks=lm.astype(shot.landmarks.dtype), bridged=bridged),
+            dataclasses.replace(track, valid=np.asarray(track.valid, bool) | bridged))
