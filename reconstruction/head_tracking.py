@@ -373,11 +373,15 @@ def fit_head_track(landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray, basi
                      float(K[0, 0]), _shot_error(sm, landmarks, valid, K, tracking))
 
 
+SMOOTHING_ROUNDS = 4       # reweightings of the frames the temporal term pulls off the face (8^4 at most)
+
+
 def _smooth_where_it_fits(params: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, K: np.ndarray,
                           basis: FaceBasis, cfg: HeadTrackConfig) -> np.ndarray:
     """The temporal term, kept from pulling the head off the face: smooth (Whittaker), and wherever that made a
     frame's landmark error worse than its own fit by more than cfg.smoothing_tolerance (a fast turn), weight that
-    frame's data 8x more and smooth again (up to 4 times). Returns (F, 6 + E) smoothed parameters."""
+    frame's data 8x more and smooth again (up to SMOOTHING_ROUNDS times); a frame still worse after that keeps
+    its own fit. Returns (F, 6 + E) smoothed parameters."""
     E = params.shape[1] - 6
     depth = float(np.median(params[valid, 5]))
     if cfg.temporal_weight is None:
@@ -387,13 +391,16 @@ def _smooth_where_it_fits(params: np.ndarray, landmarks: np.ndarray, valid: np.n
                     np.full(E, cfg.temporal_weight)]
     own = _shot_error(params, landmarks, valid, K, basis)
     weight = valid.astype(np.float64)
-    for _ in range(4):
+    for _ in range(SMOOTHING_ROUNDS):
         sm = smooth_track(params, weight, lam)
         sm[:, 6:] = sm[:, 6:].clip(0, 1)
         worse = valid & (_shot_error(sm, landmarks, valid, K, basis) > own + cfg.smoothing_tolerance)
         if not worse.any():
-            break
+            return sm
         weight[worse] *= 8.0
+    # still pulled off the face (a short shot turning tens of degrees a frame, whose per-frame fits trade depth for
+    # identity offsets: a fraction of a degree moves its landmarks by inter-ocular distances): its own fit
+    sm[worse] = params[worse]
     return sm
 
 
