@@ -140,9 +140,17 @@ def _crypto(verts: Tensor, faces: Tensor, camera: Camera, labels: tuple[Tensor, 
     if x1 > x0 and y1 > y0:             # only the mesh's box is supersampled (in float32: labels need no more)
         crop = camera.cropped(x0, y0, x1 - x0, y1 - y0).to(dtype=torch.float32).scaled(s)
         per_face, names = labels
-        fine = torch.stack([rasterize(v.to(torch.float32), faces, crop).face_idx[0] for v in verts])
-        label = torch.where(fine >= 0, per_face.to(fine.device).long()[fine.clamp(min=0)], -1).cpu()
-        lab[y0:y1, x0:x1], cov[y0:y1, x0:x1] = coverage_ranks(label, s)
+        per_face = per_face.long()
+
+        def grids():                    # one time's labels at a time: K full-resolution grids are not held at once
+            for v in verts:
+                fine = rasterize(v.to(torch.float32), faces, crop).face_idx[0]
+                yield torch.where(fine >= 0, per_face.to(fine.device)[fine.clamp(min=0)], -1).cpu()
+
+        if len(verts) == 1:
+            lab[y0:y1, x0:x1], cov[y0:y1, x0:x1] = coverage_ranks(next(grids()), s)
+        else:
+            lab[y0:y1, x0:x1], cov[y0:y1, x0:x1] = coverage_ranks(grids(), s, n_labels=len(names))
     return {k: torch.from_numpy(x) for k, x in crypto_channels(CRYPTO_LAYER, labels[1], lab, cov).items()}
 
 

@@ -39,19 +39,32 @@ def name_id(name: str) -> float:
     return struct.unpack("<f", struct.pack("<I", name_hash(name)))[0]
 
 
-def coverage_ranks(labels: Tensor, supersample: int, levels: int = LEVELS) -> tuple[Tensor, Tensor]:
+def coverage_ranks(labels, supersample: int, levels: int = LEVELS, n_labels: int | None = None
+                   ) -> tuple[Tensor, Tensor]:
     """(label (H, W, levels) int64, -1 where none; coverage (H, W, levels) float32) of each pixel's labels ranked by
     the share of its samples they cover, most first: labels (H * s, W * s) or (K, H * s, W * s) int64 per sample
-    (-1: nothing there; K: the same grid at K times, motion blur's), s = supersample. Ties are ranked by label."""
+    (-1: nothing there; K: the same grid at K times, motion blur's), or an iterable of K (H * s, W * s) grids
+    taken one at a time (then ``n_labels``, the number of labels, is needed: the grids are not all held at once),
+    s = supersample. Ties are ranked by label."""
     s = supersample
-    labels = labels if labels.dim() == 3 else labels[None]
-    K, H, W = labels.shape[0], labels.shape[1] // s, labels.shape[2] // s
-    n = int(labels.max().item()) + 1 if labels.numel() else 0
-    if n <= 0:
+    if isinstance(labels, Tensor):
+        labels = labels if labels.dim() == 3 else labels[None]
+        n = int(labels.max().item()) + 1 if labels.numel() else 0
+        grids = list(labels) if n > 0 else []
+        H, W = labels.shape[1] // s, labels.shape[2] // s
+    else:
+        if n_labels is None:
+            raise ValueError("coverage_ranks: an iterable of label grids needs n_labels")
+        n, grids, H, W = n_labels, labels, None, None
+    counts, K = None, 0
+    for grid in grids:
+        H, W = grid.shape[0] // s, grid.shape[1] // s
+        tiles = grid.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
+        counts = torch.zeros((H, W, n + 1), dtype=torch.float32) if counts is None else counts
+        counts.scatter_add_(2, (tiles + 1).clamp(min=0), torch.ones_like(tiles, dtype=torch.float32))
+        K += 1
+    if n <= 0 or counts is None:
         return torch.full((H, W, levels), -1, dtype=torch.int64), torch.zeros((H, W, levels))
-    tiles = labels.reshape(K, H, s, W, s).permute(1, 3, 0, 2, 4).reshape(H, W, K * s * s)
-    counts = torch.zeros((H, W, n + 1), dtype=torch.float32)
-    counts.scatter_add_(2, (tiles + 1).clamp(min=0), torch.ones_like(tiles, dtype=torch.float32))
     counts = counts[..., 1:] / (K * s * s)                     # the background (-1) dropped
     k = min(levels, n)
     # most samples first; among equals the lower label (a stable order: the same frame gives the same file)

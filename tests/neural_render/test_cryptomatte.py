@@ -120,3 +120,18 @@ def test_a_shots_cryptomatte_is_what_cycles_writes_for_the_same_mesh(tmp_path):
         assert np.percentile(np.abs(a - b)[touched], 99) < 0.2, n
     alpha = sum(matte(mine, CRYPTO_LAYER, [n]) for n in names)
     assert np.abs(alpha - cy["Combined.A"]).mean() < 0.01
+
+
+def test_ranks_over_several_times_are_the_same_from_a_stack_or_one_grid_at_a_time():
+    """Motion blur's coverage: K grids of labels (the same pixels at K times) ranked together; taken one at a
+    time (the grids never all held) they rank as the stack does; one grid ranks as before."""
+    rng = np.random.default_rng(3)
+    grids = torch.as_tensor(rng.integers(-1, 5, (3, 8, 12)))
+    lab, cov = coverage_ranks(grids, 4)
+    lab2, cov2 = coverage_ranks(iter(list(grids)), 4, n_labels=5)
+    assert torch.equal(lab, lab2) and torch.equal(cov, cov2)
+    assert np.allclose(cov.sum(-1).numpy(), ((grids >= 0).float().reshape(3, 2, 4, 3, 4).mean((0, 2, 4))).numpy())
+    one, one_cov = coverage_ranks(grids[0], 4)
+    assert torch.equal(one, coverage_ranks(grids[:1], 4)[0]) and torch.equal(one_cov, coverage_ranks(grids[:1], 4)[1])
+    with pytest.raises(ValueError, match="n_labels"):
+        coverage_ranks(iter(list(grids)), 4)
