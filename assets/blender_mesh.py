@@ -1,6 +1,6 @@
-"""Scenes and triangle meshes built into Blender (runs inside the worker process, where ``bpy`` is loaded): shared
-by the exporters (`assets.blender_worker`, `assets.blender_cameras`) and the Cycles renderer
-(`assets.cycles_scene`)."""
+"""Scenes, triangle meshes and their keyframes in Blender (runs inside the worker process, where ``bpy`` is loaded):
+shared by the exporters (`assets.blender_worker`, `assets.blender_cameras`) and the Cycles renderer
+(`assets.cycles_scene`, `assets.cycles_passes`)."""
 
 from __future__ import annotations
 
@@ -39,3 +39,21 @@ def reset_scene(bpy, fps: float | None = None, scale_length: float = 1.0) -> Non
     if fps:
         scene.render.fps = max(1, int(round(fps)))
         scene.render.fps_base = scene.render.fps / fps
+
+
+def action_fcurves(owner) -> list:
+    """The F-curves of ``owner``'s action (Blender 4.4+ keeps them in the action's layers, strips and channel
+    bags; earlier ones in ``action.fcurves``)."""
+    action = owner.animation_data.action
+    if len(getattr(action, "fcurves", None) or []):
+        return list(action.fcurves)
+    return [fc for layer in getattr(action, "layers", []) for strip in layer.strips
+            for bag in getattr(strip, "channelbags", []) for fc in bag.fcurves]
+
+
+def make_keys_linear(owner) -> None:
+    """Every keyframe of ``owner``'s action interpolated linearly (Blender's default is Bezier, which only the
+    keyed frames themselves agree with)."""
+    for fc in action_fcurves(owner):
+        for kp in fc.keyframe_points:
+            kp.interpolation = "LINEAR"

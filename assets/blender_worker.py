@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from assets.blender_mesh import action_fcurves
 from assets.blender_mesh import reset_scene as _reset
 from core.errors import DoppelError
 
@@ -492,7 +493,7 @@ def _key_times(arm_obj) -> np.ndarray | None:
     """The key times shared by every multi-key F-curve of the armature's action (frames, possibly fractional:
     Blender maps FBX times at the file's rate), or None when the curves are keyed at different times."""
     times = None
-    for fc in _action_fcurves(arm_obj.animation_data.action, arm_obj):
+    for fc in action_fcurves(arm_obj):
         if len(fc.keyframe_points) < 2:
             continue
         co = np.empty(2 * len(fc.keyframe_points))
@@ -528,7 +529,7 @@ def _sample_armature_fast(arm_obj, pbones, parents: list[int], frames: np.ndarra
     if ad.drivers or ad.nla_tracks:
         return None
     curves = {}
-    for fc in _action_fcurves(ad.action, arm_obj):
+    for fc in action_fcurves(arm_obj):
         co = np.empty(2 * len(fc.keyframe_points))
         fc.keyframe_points.foreach_get("co", co)
         t, v = co[0::2], co[1::2]
@@ -549,18 +550,6 @@ def _sample_armature_fast(arm_obj, pbones, parents: list[int], frames: np.ndarra
     if np.abs(check - world[[0, len(frames) // 2, -1]]).max() > 1e-4 * max(1.0, np.abs(check[..., :3, 3]).max()):
         return None
     return world
-
-
-def _action_fcurves(action, owner):
-    """The F-curves of ``action`` for ``owner`` (Blender 5 stores them in layered channelbags)."""
-    if hasattr(action, "fcurves") and len(getattr(action, "fcurves", [])):
-        return list(action.fcurves)
-    out = []
-    for layer in getattr(action, "layers", []):
-        for strip in layer.strips:
-            for bag in getattr(strip, "channelbags", []):
-                out += list(bag.fcurves)
-    return out
 
 
 def _basis_tracks(pb, curves: dict, F: int) -> np.ndarray:

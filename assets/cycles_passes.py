@@ -46,9 +46,9 @@ def _three_frames(obj, v: np.ndarray, linear: bool = False) -> None:
             key.value = w
             key.keyframe_insert("value", frame=f)
     if linear:
-        for fc in _action_fcurves(obj.data.shape_keys):
-            for kp in fc.keyframe_points:
-                kp.interpolation = "LINEAR"
+        from assets.blender_mesh import make_keys_linear
+
+        make_keys_linear(obj.data.shape_keys)
 
 
 def render_motion_blur(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
@@ -72,16 +72,6 @@ def render_motion_blur(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
     place_camera(bpy, task["view"])
     scene.frame_set(2)
     return _render_multilayer(bpy, scene, task["out"])
-
-
-def _action_fcurves(owner) -> list:
-    """The F-curves of ``owner``'s action (Blender 4.4+ keeps them in the action's layers, strips and channel
-    bags; earlier ones in ``action.fcurves``)."""
-    action = owner.animation_data.action
-    if not getattr(action, "layers", None):
-        return list(action.fcurves)
-    return [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags
-            for fc in bag.fcurves]
 
 
 def _cycles_scene(bpy, samples: int, filter_width: float):

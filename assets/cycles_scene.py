@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 SENSOR_WIDTH_MM = 36.0
+MOTION_FRAME = 100         # the scene frame every render draws; a shutter's keys lie around it
 _STATE: dict = {}          # scene_key -> (mesh object) of the scene built in this process
 
 
@@ -240,6 +241,7 @@ def place_camera(bpy, view: dict):
         cam = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
         scene.collection.objects.link(cam)
         scene.camera = cam
+    cam.animation_data_clear()                          # the last motion-blurred view's keys
     cam.data.type = "PERSP"
     cam.data.sensor_fit = p["sensor_fit"]
     cam.data.sensor_width = cam.data.sensor_height = p["sensor_width"]
@@ -252,9 +254,70 @@ def place_camera(bpy, view: dict):
     scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
 
 
+def set_deformation_motion(bpy, obj, motion: dict | None, vertices: np.ndarray | None) -> None:
+    """Cycles' motion blur of ``obj`` over a shutter: ``motion`` {"shutter": frames open, centred on MOTION_FRAME;
+    "times": (K,) frames relative to it, the shutter's span from its opening to its close}, ``vertices`` (K, V, 3)
+    the mesh at those times, one shape key each, keyed 1 at its own time and 0 at the others, linear between:
+    Cycles, which samples time continuously over the shutter, sees the mesh move linearly from one keyed time
+    to the next. None: no motion blur (the scene drawn at MOTION_FRAME)."""
+    import math
+
+    scene = bpy.context.scene
+    scene.render.use_motion_blur = bool(motion)
+    if motion:
+        from assets.blender_mesh import make_keys_linear
+
+        times = [float(t) for t in motion["times"]]
+        obj.shape_key_add(name="Basis")
+        keys = []
+        for k, v in enumerate(np.asarray(vertices, np.float32)):
+            key = obj.shape_key_add(name=f"shutter{k}")
+            key.data.foreach_set("co", v.ravel())
+            keys.append(key)
+        for k, t in enumerate(times):
+            for j, key in enumerate(keys):
+                key.value = float(j == k)
+                key.keyframe_insert("value", frame=MOTION_FRAME + t)
+        make_keys_linear(obj.data.shape_keys)
+        scene.render.motion_blur_shutter = float(motion["shutter"])
+        target = scene.render if hasattr(scene.render, "motion_blur_position") else scene.cycles
+        target.motion_blur_position = "CENTER"
+        obj.cycles.use_motion_blur = obj.cycles.use_deform_motion = True
+        obj.cycles.motion_steps = min(7, 1 + math.ceil(math.log2(max(2, len(times) - 1))))
+    scene.frame_set(MOTION_FRAME)
+
+
+def key_camera_motion(bpy, views: list[dict], times) -> None:
+    """Key the scene camera's placement at each of ``times`` (frames relative to MOTION_FRAME) to ``views``' R, t
+    (the same K, OpenCV's convention), location and quaternion linear between keys (Cycles' camera motion blur)."""
+    from mathutils import Matrix
+
+    from assets.blender_mesh import make_keys_linear
+
+    cam = bpy.context.scene.camera
+    cam.rotation_mode = "QUATERNION"
+    last = None
+    for view, t in zip(views, times, strict=True):
+        p = blender_camera_params(np.array(view["K"]), np.array(view["R"]), np.array(view["t"]),
+                                  int(view["width"]), int(view["height"]))
+        cam.matrix_world = Matrix(p["matrix_world"].tolist())
+        q = cam.matrix_world.to_quaternion()
+        if last is not None and q.dot(last) < 0:           # the short way round between keys
+            q.negate()
+        cam.rotation_quaternion, last = q, q.copy()
+        cam.keyframe_insert("location", frame=MOTION_FRAME + float(t))
+        cam.keyframe_insert("rotation_quaternion", frame=MOTION_FRAME + float(t))
+    make_keys_linear(cam)
+    cam.cycles.use_motion_blur = True
+    cam.cycles.motion_steps = min(7, 1 + int(np.ceil(np.log2(max(2, len(views) - 1)))))
+    bpy.context.scene.frame_set(MOTION_FRAME)
+
+
 def render_cycles(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
     """Build (or reuse) the scene of ``task["scene_key"]``, set the vertices, render every view of
-    ``task["views"]`` (name, K, R, t, width, height, out: an .exr path) -> info (seconds per view, device)."""
+    ``task["views"]`` (name, K, R, t, width, height, out: an .exr path) -> info (seconds per view, device).
+    With ``task["motion"]`` (`set_deformation_motion`) and a["motion_vertices"] the frame is motion-blurred, each
+    view's camera moving through its view["motion"] (one R, t per time)."""
     key = task["scene_key"]
     t0 = time.perf_counter()
     obj = _STATE.get(key)
@@ -267,14 +330,20 @@ def render_cycles(bpy, task: dict, a: dict[str, np.ndarray]) -> dict:
         _STATE[key] = obj
         _STATE["device"] = device
     else:
+        if obj.data.shape_keys is not None:            # the last task's shutter keys
+            obj.shape_key_clear()
         obj.data.vertices.foreach_set("co", a["vertices"].astype(np.float32).ravel())
         obj.data.update()
         bpy.context.scene.cycles.samples = int(task["samples"])
+    motion = task.get("motion")
+    set_deformation_motion(bpy, obj, motion, a.get("motion_vertices"))
     setup = time.perf_counter() - t0
     seconds = []
     for view in task["views"]:
         t1 = time.perf_counter()
         place_camera(bpy, view)
+        if motion:
+            key_camera_motion(bpy, view["motion"], motion["times"])
         bpy.context.scene.render.filepath = view["out"]
         bpy.ops.render.render(write_still=True)
         seconds.append(time.perf_counter() - t1)

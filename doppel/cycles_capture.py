@@ -234,11 +234,30 @@ def _view_dict(cam, out: Path) -> dict:
             "t": np.asarray(cam.t).tolist(), "width": int(cam.width), "height": int(cam.height), "out": str(out)}
 
 
+@dataclass(frozen=True)
+class ShutterMotion:
+    """A frame's motion over an open shutter, for Cycles' motion blur: the mesh and each view's camera at ``times``
+    (K,) frames relative to the frame's own, evenly from the shutter's opening to its close (Cycles samples time
+    continuously between them, linearly)."""
+
+    shutter: float                 # frames the shutter is open, centred on the frame (180 degrees: 0.5)
+    times: np.ndarray              # (K,) float64 frames, -shutter/2 .. +shutter/2
+    vertices: np.ndarray           # (K, V, 3) float32 metres: the mesh at each time
+    cameras: list                  # per view of the frame: K PinholeNP cameras, one per time
+
+
+def shutter_times(shutter: float, samples: int) -> np.ndarray:
+    """(samples + 1,) float64 frames: the times a frame's motion is keyed at for Cycles, evenly from -shutter/2
+    to +shutter/2 (a shutter open ``shutter`` frames, centred)."""
+    return np.linspace(-shutter / 2, shutter / 2, int(samples) + 1)
+
+
 def render_frames_cycles(cactor: CyclesActor, frames, settings: CyclesSettings, stats: CyclesStats | None = None,
                          progress=None) -> None:
     """Render frames through Cycles, streamed in chunks of CHUNK_FRAMES per Blender worker.
 
-    frames: an iterable of (vertices (V, 3) float32 metres, [(PinholeNP camera, EXR output path), ...]);
+    frames: an iterable of (vertices (V, 3) float32 metres, [(PinholeNP camera, EXR output path), ...]) or of
+    (vertices, views, ShutterMotion): that frame motion-blurred by Cycles (deformation and camera motion);
     consumed lazily, so a long take never holds more than one chunk of vertex arrays. Every EXR is written by
     Blender (linear half float, premultiplied RGBA). progress(done_views) after each chunk.
     Raises BlenderError (one line) when Blender fails or crashes."""
@@ -269,15 +288,27 @@ def render_frames_cycles(cactor: CyclesActor, frames, settings: CyclesSettings, 
     base = {"kind": "render_cycles", "scene_key": cactor.key, "samples": int(settings.samples),
             "threads": int(settings.threads), "device": settings.device, "denoise": settings.denoise,
             "materials": MATERIALS, "lights": cactor.lights, "world": cactor.world, "texture": cactor.texture_png}
-    for verts, views in frames:
+    for verts, views, *motion in frames:
         task = dict(base, views=[_view_dict(c, Path(p)) for c, p in views])
         arrays = {"vertices": np.asarray(verts, np.float32), "faces": cactor.faces, "uvs": cactor.uvs,
                   "face_uvs": cactor.face_uvs, "material_index": cactor.material_index}
+        if motion and motion[0] is not None:
+            _add_motion(task, arrays, motion[0])
         chunk.append((task, arrays))
         if len(chunk) >= CHUNK_FRAMES:
             flush()
     if chunk:
         flush()
+
+
+def _add_motion(task: dict, arrays: dict, m: ShutterMotion) -> None:
+    """``task`` and its ``arrays`` with the frame's shutter motion (`assets.cycles_scene.set_deformation_motion`)."""
+    if len(m.cameras) != len(task["views"]) or any(len(c) != len(m.times) for c in m.cameras):
+        raise ValueError("a shutter's motion needs one camera per view and time")
+    task["motion"] = {"shutter": float(m.shutter), "times": [float(t) for t in m.times]}
+    arrays["motion_vertices"] = np.asarray(m.vertices, np.float32)
+    for view, cams in zip(task["views"], m.cameras, strict=True):
+        view["motion"] = [_view_dict(c, Path(view["out"])) for c in cams]
 
 
 def render_actor_views(actor, cameras, out_dir, background_srgb, settings: CyclesSettings | None = None

@@ -28,9 +28,12 @@ Layout written by ``render_plate`` into OUT:
   that follows it exactly still lands A's face this far from the ground truth's: the benchmark's ideal-tracker
   floor); ``annotations.json`` summarises it (ranges, frames with occlusion).
 
-With a shutter (``PlateConfig.shutter_deg``, raster only) each plate and ground-truth frame is the mean in linear
-light of renders at times spread over the open shutter centred on the frame (the performance, the hands and the
-film camera all move between frames: ``_frame`` takes any time); the annotations and masks are the frame's own.
+With a shutter (``PlateConfig.shutter_deg``) each plate and ground-truth frame is exposed over the open shutter
+centred on the frame (the performance, the hands and the film camera all move between frames: ``_frame`` takes
+any time): the raster renderer averages renders at ``shutter_samples`` times in linear light; Cycles gets the
+mesh and the camera keyed at ``shutter_samples`` + 1 times from the shutter's opening to its close and blurs
+them with its own motion blur (time sampled per path, linear between the keys). The annotations and masks are
+the frame's own.
 
 Frames are built, rendered and written one at a time (Cycles: in chunks of ``CHUNK_FRAMES``): memory does not
 grow with the length of the shot.
@@ -81,8 +84,9 @@ class PlateConfig:
     distortion: tuple = (0.0, 0.0, 0.0, 0.0, 0.0)   # the film lens's OpenCV k1, k2, p1, p2, k3 (raster only)
     offset: tuple = (0.0, 0.0)     # where the head is framed: a fraction of the half width / height right / down
                                    # of the centre (a lens distorts most towards the frame's edge)
-    shutter_deg: float = 0.0       # motion blur (raster): the film camera's shutter angle, centred on the frame
-    shutter_samples: int = 8       # renders over the open shutter, averaged in linear light
+    shutter_deg: float = 0.0       # motion blur: the film camera's shutter angle, centred on the frame
+    shutter_samples: int = 8       # raster: renders over the open shutter, averaged in linear light; cycles: the
+                                   # motion keyed at this many + 1 times over it
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -129,11 +133,9 @@ def _check_lens(cfg: PlateConfig) -> None:
     from neural_render.motion_blur import MotionBlur
 
     try:
-        blur = MotionBlur(cfg.shutter_deg, cfg.shutter_samples)
+        MotionBlur(cfg.shutter_deg, cfg.shutter_samples)
     except ValueError as e:
         raise ValueError(f"--shutter: {e}") from None
-    if blur.on and cfg.renderer != "raster":
-        raise ValueError("--shutter needs --renderer raster (the plate's motion blur is drawn by the rasterizer)")
 
 
 def parse_numbers(text: str, option: str, count: int) -> tuple[float, ...]:
@@ -662,7 +664,8 @@ def _render_cycles(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations
                         cams.append(fr.cam)
                         _annotate(P, fr, dirs[1], ann)
                     timings["annotate"] += time.perf_counter() - ta
-                    yield (fr.verts_b if k == 0 else fr.verts_gt), [(fr.cam, d / "frames" / f"{f:06d}.exr")]
+                    yield ((fr.verts_b if k == 0 else fr.verts_gt), [(fr.cam, d / "frames" / f"{f:06d}.exr")],
+                           _cycles_motion(P, f, ground_truth=k == 1))
 
             render_frames_cycles(cactor, frames(), settings,
                                  progress=(lambda n, k=k: progress(k * P.cfg.frames + n, 2 * P.cfg.frames))
@@ -677,6 +680,22 @@ def _render_cycles(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations
             timings[key] += time.perf_counter() - t0 - (timings["annotate"] - a0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _cycles_motion(P: _Plate, f: int, ground_truth: bool):
+    """Frame f's motion over the open shutter for Cycles (`doppel.cycles_capture.ShutterMotion`: the performer
+    or the ground truth and the film camera at ``shutter_samples`` + 1 times from the shutter's opening to its
+    close), or None without a shutter."""
+    from doppel.cycles_capture import ShutterMotion, shutter_times
+    from neural_render.motion_blur import MotionBlur
+
+    if not MotionBlur(P.cfg.shutter_deg, P.cfg.shutter_samples).on:
+        return None
+    span = P.cfg.shutter_deg / 360.0
+    times = shutter_times(span, P.cfg.shutter_samples)
+    at = [_frame(P, f + t) for t in times]
+    verts = np.stack([x.verts_gt if ground_truth else x.verts_b for x in at])
+    return ShutterMotion(span, times, verts, [[x.cam for x in at]])
 
 
 def _write_annotations(P: _Plate, out: Path, ann: _Annotations, cams: list) -> dict:

@@ -361,11 +361,11 @@ def synth_cmd(
 
 
 PlateShutterOpt = Annotated[float, typer.Option("--shutter", help="motion blur: the film camera's shutter angle, "
-                                               "degrees, centred on each frame (180: half a frame; 0: none; raster "
-                                               "only); the ground truth is blurred alike, its annotations are the "
-                                               "frame's own")]
-PlateShutterSamplesOpt = Annotated[int, typer.Option("--shutter-samples", help="renders over the open shutter, "
-                                                     "averaged in linear light")]
+                                               "degrees, centred on each frame (180: half a frame; 0: none); the "
+                                               "ground truth is blurred alike, its annotations are the frame's own")]
+PlateShutterSamplesOpt = Annotated[int, typer.Option("--shutter-samples", help="raster: renders over the open "
+                                                     "shutter, averaged in linear light; cycles: the motion keyed "
+                                                     "at N + 1 times over it (Cycles' own motion blur between)")]
 
 
 @app.command("plate")

@@ -240,3 +240,59 @@ def test_demo_shows_a_cycles_view_beside_the_raster_view(pair, actor, tmp_path):
     assert both.shape == (SIZE, 2 * SIZE, 3)
     left, right = both[:, :SIZE].astype(float), both[:, SIZE:].astype(float)
     assert 2 < np.abs(left - right).mean() < 60         # the same view, rendered differently
+
+
+def test_cycles_motion_blur_of_the_mesh_and_of_the_camera_then_sharp_again(actor, tmp_path):
+    """Frames with a ShutterMotion in one worker: the mesh sliding sideways (camera still), then the camera
+    sliding (mesh still): each frame's coverage is the rasterizer's averaged over the shutter's times (linear
+    motion between the keys), far from the sharp coverage; a frame without motion after them is sharp again
+    (the shape keys and the camera's keys are cleared), as the first one."""
+    import torch
+
+    from capture.npcam import PinholeNP
+    from doppel.cycles_capture import (
+        CyclesSettings,
+        ShutterMotion,
+        prepare_actor,
+        read_exr_rgba,
+        render_frames_cycles,
+        shutter_times,
+    )
+    from neural_render import render_mesh
+
+    K = np.array([[60.0, 0, 32], [0, 60.0, 32], [0, 0, 1]])
+    centre = actor.vertices.mean(0)
+
+    def cam_at(dx):
+        eye = centre + np.array([dx, 0.0, 3.0])
+        return PinholeNP.look_at("cam", eye, eye - np.array([0, 0, 1.0]), K, SIZE, SIZE)
+
+    def coverage(verts, cam):
+        with torch.no_grad():
+            return render_mesh(torch.as_tensor(verts, dtype=torch.float32), torch.as_tensor(actor.faces),
+                               cam.to_camera(dtype=torch.float32), supersample=4)[0, ..., 3].numpy()
+
+    times = shutter_times(0.5, 4)
+    slide = 0.4 * times[:, None]                                    # metres along x: 0.2 m over the shutter
+    moved = np.stack([actor.vertices + np.array([s[0], 0, 0], np.float32) for s in slide]).astype(np.float32)
+    cams = [cam_at(s[0]) for s in slide]
+    outs = [tmp_path / f"{k}.exr" for k in range(4)]
+    frames = [(actor.vertices, [(cam_at(0), outs[0])]),
+              (actor.vertices, [(cam_at(0), outs[1])], ShutterMotion(0.5, times, moved, [[cam_at(0)] * 5])),
+              (actor.vertices, [(cam_at(0), outs[2])], ShutterMotion(0.5, times, np.stack([actor.vertices] * 5),
+                                                                   [cams])),
+              (actor.vertices, [(cam_at(0), outs[3])])]
+    render_frames_cycles(prepare_actor(actor, tmp_path), frames, CyclesSettings(samples=16, denoise=False))
+    alpha = [read_exr_rgba(o)[..., 3] for o in outs]
+    sharp = coverage(actor.vertices, cam_at(0))
+    fine = np.linspace(-0.25, 0.25, 33)
+    want_mesh = np.mean([coverage(actor.vertices + np.array([0.4 * t, 0, 0], np.float32), cam_at(0))
+                         for t in fine], 0)
+    want_cam = np.mean([coverage(actor.vertices, cam_at(0.4 * t)) for t in fine], 0)
+    for got, want in ((alpha[1], want_mesh), (alpha[2], want_cam)):
+        band = np.abs(want - sharp) > 0.1
+        assert band.sum() > 50
+        e_blur, e_sharp = np.abs(got - want)[band].mean(), np.abs(got - sharp)[band].mean()
+        assert e_blur < 0.35 * e_sharp, (e_blur, e_sharp)
+    for k in (0, 3):
+        assert np.abs(alpha[k] - sharp).mean() < 0.02, (k, np.abs(alpha[k] - sharp).mean())
