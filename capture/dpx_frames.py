@@ -76,6 +76,16 @@ def dpx_frame_rate(path: str | os.PathLike) -> float | None:
     return rate if np.isfinite(rate) and rate > 0 else None
 
 
+def dpx_shutter_angle(path: str | os.PathLike) -> float | None:
+    """The camera's shutter angle (degrees) a DPX film header declares, or None (absent, undefined, not a number)."""
+    angle = _attribute(dpx_spec(path), "dpx:ShutterAngle")
+    try:
+        angle = float(angle)
+    except (TypeError, ValueError):
+        return None
+    return angle if np.isfinite(angle) else None
+
+
 def read_dpx(path: str | os.PathLike):
     """((H, W, 3|4) RGB(A) samples, uint8 or uint16, the ImageSpec) of a DPX frame (`dpx_spec`'s checks), in one
     open of the file."""

@@ -135,12 +135,71 @@ def sequence_fps(first: Path) -> float | None:
     elif suffix == EXR:
         from capture.frame_files import exr_header
 
-        rate = exr_header(first).get("framesPerSecond")
-        if rate is not None and len(np.ravel(rate)) == 2 and float(np.ravel(rate)[1]) > 0:
-            fps = float(np.ravel(rate)[0]) / float(np.ravel(rate)[1])
+        fps = exr_rate(exr_header(first))
     if fps is None or not 1.0 <= fps <= 1000.0:
         return None
     return float(exact_rate(fps))
+
+
+def exr_rate(header: dict) -> float | None:
+    """frames/s of an EXR header's ``framesPerSecond`` (OpenEXR's standard rational attribute, which the OpenEXR
+    module reads as a Fraction; a pair of integers; OpenImageIO writes it as ``FramesPerSecond``), or None."""
+    from fractions import Fraction
+
+    rate = header.get("framesPerSecond", header.get("FramesPerSecond"))
+    if isinstance(rate, Fraction):
+        return float(rate) if rate > 0 else None
+    if rate is not None and len(np.ravel(rate)) == 2 and float(np.ravel(rate)[1]) > 0:
+        return float(np.ravel(rate)[0]) / float(np.ravel(rate)[1])
+    return None
+
+
+def frame_shutter_angle(frame: Path, fps: float | None = None) -> tuple[float, str] | None:
+    """(degrees, where it was read) of the camera's shutter a frame file's header declares: a DPX film header's
+    shutter angle; an EXR's ``expTime`` (seconds) times its ``framesPerSecond`` (or ``fps``) times 360. None when
+    the header declares none (other formats, absent or undefined fields, a value outside 0-360 degrees)."""
+    from capture.frame_files import DPX, EXR
+
+    suffix = frame.suffix.lower()
+    angle, source = None, ""
+    if suffix == DPX:
+        from capture.dpx_frames import dpx_shutter_angle
+
+        angle, source = dpx_shutter_angle(frame), "its DPX header's shutter angle"
+    elif suffix == EXR:
+        from capture.frame_files import exr_header
+
+        header = exr_header(frame)
+        rate, exposure = exr_rate(header) or fps, header.get("expTime")
+        if exposure is not None and rate:
+            angle = float(np.ravel(exposure)[0]) * rate * 360.0
+            source = f"its EXR header's expTime {float(np.ravel(exposure)[0]):.6g} s at {rate:.6g} frames/s"
+    try:
+        angle = float(angle)
+    except (TypeError, ValueError):
+        return None
+    return (angle, source) if np.isfinite(angle) and 0.0 < angle <= 360.0 + 1e-6 else None
+
+
+def plate_shutter_angle(path: str | os.PathLike) -> tuple[float, str]:
+    """(degrees, where it was read) of the plate camera's shutter, from the first frame's header (a DPX or EXR
+    frame sequence, or one such frame: `frame_shutter_angle`). ValueError (one line) when the plate declares none
+    (a video's container, PNG / TIFF frames, a header without one)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: plate not found")
+    first = path
+    if path.is_dir():
+        frames = sorted((n, p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                        and (n := _frame_number(p)) is not None)
+        if not frames:
+            raise ValueError(f"{path}: no numbered frames ({', '.join(IMAGE_SUFFIXES)}) in the plate folder")
+        first = frames[0][1]
+    found = frame_shutter_angle(first) if first.suffix.lower() in IMAGE_SUFFIXES else None
+    if found is None:
+        raise ValueError(f"--shutter auto: {first.name} declares no shutter angle (read from a DPX header's shutter "
+                         "angle or an EXR's expTime and frame rate); give --shutter DEGREES")
+    return round(found[0], 4), found[1]
 
 
 def _check_numbering(path: Path, numbered: list[tuple[int, Path]]) -> None:

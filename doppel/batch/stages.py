@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -414,7 +414,8 @@ class SwapJob(JobOptions):
     grow: float = Field(0.08, gt=-0.5, le=1.0)        # the face outline's growth for the matte
     relight: bool = False                             # shade the double by the plate's light
     matte: bool = False                               # write the per-frame blend masks
-    shutter: float = Field(0.0, ge=0, le=360)         # the head's motion blur: the plate's shutter angle (0: none)
+    shutter: Annotated[float, Field(ge=0, le=360)] | Literal["auto"] = 0.0   # the head's motion blur: the
+                                                      # plate's shutter angle (0: none; auto: its frames' headers)
     shutter_samples: int = Field(6, ge=1, le=64)      # head renders over the open shutter
     bridge: int = Field(2, ge=0, le=12)               # detection dropouts of at most this many frames swapped
     identify: bool = True                             # after a cut, only the performer's face (told by their face)

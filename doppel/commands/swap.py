@@ -76,10 +76,11 @@ WorkersOpt = Annotated[int, typer.Option("--workers", help="Threads working on f
                                          "(at most 8). The output is the same for any number.")]
 MatteOpt = Annotated[bool, typer.Option("--matte", help="Also write each frame's blend mask (8-bit PNG, the plate's "
                                         "size) to <OUT stem>_swap/matte/, for redoing the comp.")]
-SwapShutterOpt = Annotated[float, typer.Option("--shutter", help="Motion blur of the double's head: the plate "
-                                               "camera's shutter angle in degrees (180: half a frame), the head drawn "
-                                               "over the open shutter centred on each frame, as the plate's face is "
-                                               "smeared; 0 (default): drawn sharp.")]
+SwapShutterOpt = Annotated[str, typer.Option("--shutter", help="Motion blur of the double's head: the plate "
+                                             "camera's shutter angle in degrees (180: half a frame), the head drawn "
+                                             "over the open shutter centred on each frame, as the plate's face is "
+                                             "smeared; auto: the angle the plate's DPX or EXR headers declare; 0 "
+                                             "(default): drawn sharp.")]
 ColourOpt = Annotated[str, typer.Option("--colour", "--color", help="lab (mean/std transfer in L, a, b, smoothed), "
                                         "luma (L only: matches exposure, keeps the double's skin tone) or none.")]
 BridgeOpt = Annotated[int, typer.Option("--bridge", help="A face the detector loses for at most N frames inside a "
@@ -129,7 +130,7 @@ def swap(
     landmarks: LandmarksOpt = None,
     plate_colorspace: PlateColorspaceOpt = None,
     matte: MatteOpt = False,
-    shutter: SwapShutterOpt = 0.0,
+    shutter: SwapShutterOpt = "0",
     shutter_samples: SwapShutterSamplesOpt = 6,
     bridge: BridgeOpt = 2,
     start: int = typer.Option(0, "--start", help="First frame to swap (earlier frames pass through)."),
@@ -147,11 +148,12 @@ def swap(
     from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks
 
+    console = cli_console()
+    shutter_deg = _shutter(shutter, plate, console)
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading, flow_weight=flow,
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px,
-                     shutter_deg=shutter, shutter_samples=shutter_samples, bridge=bridge)
-    console = cli_console()
+                     shutter_deg=shutter_deg, shutter_samples=shutter_samples, bridge=bridge)
     on_interrupt(lambda: _resume_hint(out))
     cfg.lens = _plate_lens(plate_camera, plate_camera_name, plate_stmaps, cfg)
     track = _check_before_consent(cfg, plate, out, landmarks, plate_colorspace)   # bad options fail first
@@ -175,6 +177,21 @@ def swap(
                                 landmarks=given, plate_info=info, performer=performer, resume=resume)
         _register(out, side_folder(out), run, plate_run)
     _print_result(console, result, out, side_folder(out), checked, performer is not None)
+
+
+def _shutter(text: str | float, plate: Path, console: Console) -> float:
+    """--shutter's degrees: a number, or ``auto``: the plate's own (`capture.plate_io.plate_shutter_angle`), said on
+    the console. ValueError (one line) for anything else."""
+    from capture.plate_io import plate_shutter_angle
+
+    if str(text).strip().lower() != "auto":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"--shutter must be an angle in degrees (0-360) or auto, got {text!r}") from None
+    angle, source = plate_shutter_angle(plate)
+    console.print(f"shutter: {angle:g} degrees, {source} ({plate.name})", markup=False, highlight=False)
+    return angle
 
 
 def _resume_hint(out: Path) -> str | None:

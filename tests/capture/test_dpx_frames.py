@@ -75,9 +75,29 @@ def test_dpx_layouts_that_are_not_rgb_are_refused_in_one_line(tmp_path):
         frame_size(tmp_path / "missing.dpx")
 
 
+def _exr_oiio(path, **attributes):
+    """A 64x64 EXR written by OpenImageIO with ``attributes`` (a pair: a rational, e.g. FramesPerSecond)."""
+    import OpenImageIO as oiio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = oiio.ImageSpec(64, 64, 3, oiio.HALF)
+    for k, v in attributes.items():
+        if isinstance(v, tuple):
+            spec.attribute(k, oiio.TypeDesc("rational"), v)
+        else:
+            spec.attribute(k, v)
+    out = oiio.ImageOutput.create(str(path))
+    out.open(str(path), spec)
+    out.write_image(np.full((64, 64, 3), 0.18, np.float32))
+    out.close()
+
+
 def test_a_frame_sequence_takes_its_frame_rate_from_its_headers(tmp_path):
     """DPX and EXR sequences carry their frame rate (the swap's tracks.npz and report, the detector-bias smoothing
-    in seconds): read from the first frame, NTSC rates exact; absent, zero or other formats: None (unknown)."""
+    in seconds): read from the first frame, NTSC rates exact; absent, zero or other formats: None (unknown). An EXR's
+    rate is OpenEXR's rational ``framesPerSecond`` (read as a Fraction) or OpenImageIO's ``FramesPerSecond``."""
+    from fractions import Fraction
+
     import OpenEXR
 
     from capture.plate_io import probe_plate
@@ -97,6 +117,41 @@ def test_a_frame_sequence_takes_its_frame_rate_from_its_headers(tmp_path):
         with OpenEXR.File(header, {"RGB": np.full((64, 64, 3), 0.18, np.float16)}) as f:
             f.write(str(tmp_path / name / "sh.1001.exr"))
     assert probe_plate(tmp_path / "exr25").fps == 25.0 and probe_plate(tmp_path / "exr_ntsc").fps == 30000 / 1001
+    _exr_oiio(tmp_path / "oiio" / "sh.1001.exr", FramesPerSecond=(24000, 1001))
+    (tmp_path / "rational").mkdir()
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
+              "framesPerSecond": Fraction(48, 1)}                  # OpenEXR's rational, as cameras and Nuke write it
+    with OpenEXR.File(header, {"RGB": np.full((64, 64, 3), 0.18, np.float16)}) as f:
+        f.write(str(tmp_path / "rational" / "sh.1001.exr"))
+    assert probe_plate(tmp_path / "rational").fps == 48.0 and probe_plate(tmp_path / "oiio").fps == 24000 / 1001
     (tmp_path / "png").mkdir()
     cv2.imwrite(str(tmp_path / "png" / "sh.1001.png"), np.zeros((64, 64, 3), np.uint8))
     assert probe_plate(tmp_path / "png").fps is None
+
+
+def test_a_plates_shutter_angle_is_read_from_its_dpx_or_exr_headers(tmp_path):
+    """`plate_shutter_angle` (`doppel swap --shutter auto`): a DPX film header's shutter angle; an EXR's expTime
+    times its frame rate times 360 (OpenEXR's names or OpenImageIO's); one frame or a folder's first; anything
+    that declares none (no field, a PNG, a video, an EXR exposure without a rate) is refused in one line."""
+    import cv2
+
+    from capture.plate_io import plate_shutter_angle
+
+    (tmp_path / "dpx").mkdir()
+    for i in range(2):
+        _scan(tmp_path / "dpx" / f"sh.{1001 + i}.dpx", **{"dpx:ShutterAngle": 172.8 + i})
+    assert plate_shutter_angle(tmp_path / "dpx") == (172.8, "its DPX header's shutter angle")   # the first frame
+    _scan(tmp_path / "plain.dpx")
+    _exr_oiio(tmp_path / "exr" / "sh.1001.exr", FramesPerSecond=(24, 1), ExposureTime=1 / 96)
+    angle, source = plate_shutter_angle(tmp_path / "exr" / "sh.1001.exr")
+    assert angle == 90.0 and source == "its EXR header's expTime 0.0104167 s at 24 frames/s"
+    _exr_oiio(tmp_path / "ntsc.exr", FramesPerSecond=(24000, 1001), ExposureTime=1 / 48)
+    assert plate_shutter_angle(tmp_path / "ntsc.exr")[0] == pytest.approx(180 * 1000 / 1001, abs=1e-4)
+    _exr_oiio(tmp_path / "no_rate.exr", ExposureTime=1 / 48)
+    cv2.imwrite(str(tmp_path / "f.0001.png"), np.zeros((64, 64, 3), np.uint8))
+    (tmp_path / "clip.mov").write_bytes(b"")
+    for bad in ("plain.dpx", "no_rate.exr", "f.0001.png", "clip.mov"):
+        with pytest.raises(ValueError, match=f"--shutter auto: {bad} declares no shutter angle"):
+            plate_shutter_angle(tmp_path / bad)
+    with pytest.raises(FileNotFoundError):
+        plate_shutter_angle(tmp_path / "missing")

@@ -600,6 +600,12 @@ def test_a_swap_task_takes_each_plates_lens(tmp_path):
     assert call["plate_stmaps"] == ",".join(str(tmp_path / "stmaps" / f"sh010_{k}.exr") for k in ("undistort",
                                                                                                   "redistort"))
     assert call["focal_px"] == 1800 and (call["shutter"], call["shutter_samples"]) == (180, 6)
+    _write(plan, plan.read_text().replace("shutter: 180", "shutter: auto"))     # the plate's headers' angle
+    assert spec.call(build_dag(load_plan(plan)).tasks["swap:swaps/sh010.mov"].values)["shutter"] == "auto"
+    _write(plan, plan.read_text().replace("shutter: auto", "shutter: slow"))
+    with pytest.raises(PlanError, match="shutter"):
+        build_dag(load_plan(plan))
+    _write(plan, plan.read_text().replace("shutter: slow", "shutter: 180"))
     _write(plan, plan.read_text().replace(', plate_redistort: "stmaps/{plate}_redistort.exr"', ""))
     with pytest.raises(PlanError, match="plate_undistort and plate_redistort go together"):
         build_dag(load_plan(plan))

@@ -319,7 +319,10 @@ def test_swap_cli_on_one_image_and_its_refusals(tmp_path, capsys, rig_dir):
     code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "o.png", "--flow", "-1")
     assert code == 1 and "--flow must be in [0, 1000]" in err
     for bad, needle in ((("--shutter", "400"), "--shutter: shutter angle must be between 0 and 360"),
-                        (("--shutter", "180", "--shutter-samples", "0"), "--shutter: shutter samples must be")):
+                        (("--shutter", "180", "--shutter-samples", "0"), "--shutter: shutter samples must be"),
+                        (("--shutter", "fast"), "--shutter must be an angle in degrees (0-360) or auto, got 'fast'"),
+                        (("--shutter", "auto"), "declares no shutter angle (read from a DPX header's shutter angle "
+                                                "or an EXR's expTime and frame rate); give --shutter DEGREES")):
         code, _, err = run_cli(capsys, "swap", img, "--double", rig_dir, "--out", tmp_path / "o.png", *bad)
         assert code == 1 and needle in " ".join(err.split()) and not (tmp_path / "o.png").exists(), err
     blank = tmp_path / "blank.png"
@@ -973,6 +976,31 @@ def test_a_log_dpx_scan_is_swapped_in_a_display_view_and_written_back_in_log_und
     manifest = json.loads((tmp_path / "swapped_swap" / "manifest.json").read_text())
     assert manifest["params"]["plate_colorspace"] == "ARRI LogC3 (EI800)"
     assert "read as ARRI LogC3 (EI800) (OCIO)" in (tmp_path / "swapped_swap" / "swap_report.html").read_text()
+
+
+def test_shutter_auto_takes_the_angle_a_dpx_scan_declares(tmp_path, capsys, rig_dir):
+    """--shutter auto on a DPX sequence whose film header declares a 172.8-degree shutter: the head is blurred with
+    that angle (the manifest and tracks.npz say so) and the console names where it came from."""
+    import json
+
+    import OpenImageIO as oiio
+
+    from capture.dpx_frames import write_dpx
+    from doppel.face_swap.stills import plate_from_still
+
+    plate = tmp_path / "scan"
+    plate.mkdir()
+    for i, frame in enumerate(plate_from_still(_astronaut(), 2, seed=0, strength=0.2)):
+        spec = oiio.ImageSpec(256, 256, 3, oiio.UINT16)
+        spec.attribute("dpx:ShutterAngle", 172.8)
+        write_dpx(plate / f"sh010.{1001 + i}.dpx", frame.astype(np.uint16) * 257, spec)
+    code, out, err = run_cli(capsys, "swap", plate, "--double", rig_dir, "--out", tmp_path / "swapped",
+                             "--shutter", "auto", "--shutter-samples", "2")
+    assert code == 0 and "2 of 2 frames swapped" in out, err
+    assert "shutter: 172.8 degrees, its DPX header's shutter angle (scan)" in out
+    manifest = json.loads((tmp_path / "swapped_swap" / "manifest.json").read_text())
+    assert manifest["params"]["motion_blur"] == {"angle": 172.8, "samples": 2, "position": "centre"}
+    assert float(np.load(tmp_path / "swapped_swap" / "tracks.npz")["shutter_deg"]) == 172.8
 
 
 def test_the_cli_swaps_into_every_video_container_and_frame_format_outside_a_workspace(tmp_path, capsys, rig_dir):
