@@ -518,14 +518,23 @@ class _ShotDraw:
             k: warp.image(x, nearest=True, fill=BACKGROUND_DEPTH if k == "Z" else 0.0) for k, x in passes.items()}
         return ShotFrame(fr.camera, fr.frame, straight_srgb(lin), lin), passes
 
-    def _exr_header(self) -> dict[str, str] | None:
-        """The frames' EXR header attributes: the Cryptomatte layer's declaration and manifest with "crypto"."""
-        if self.face_labels is None:
-            return None
-        from neural_render.aovs import CRYPTO_LAYER
-        from neural_render.cryptomatte import crypto_header
+    def _exr_header(self) -> dict:
+        """The frames' EXR header attributes: OpenEXR's framesPerSecond (a rational) and, with a shutter, expTime
+        (seconds it was open: what `doppel swap --shutter auto` reads back); the Cryptomatte layer's declaration
+        and manifest with "crypto"."""
+        from capture.video_header import exact_rate
 
-        return crypto_header(CRYPTO_LAYER, list(self.face_labels[1]))
+        header: dict = {}
+        if self.fps and self.fps > 0:
+            header["framesPerSecond"] = exact_rate(self.fps)
+            if self.motion_blur is not None and self.motion_blur.on:
+                header["expTime"] = float(self.motion_blur.angle / 360.0 / float(header["framesPerSecond"]))
+        if self.face_labels is not None:
+            from neural_render.aovs import CRYPTO_LAYER
+            from neural_render.cryptomatte import crypto_header
+
+            header.update(crypto_header(CRYPTO_LAYER, list(self.face_labels[1])))
+        return header
 
     def _passes(self, c: int, k: int) -> dict[str, np.ndarray] | None:
         """Frame k's render passes in camera c (channel -> (H, W) float32), or None when none were asked for."""

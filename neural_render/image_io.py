@@ -12,11 +12,12 @@ __all__ = ["write_exr", "read_exr"]
 
 
 def write_exr(path: str | Path, image: np.ndarray, half: bool = True,
-              extra: dict[str, np.ndarray] | None = None, attributes: dict[str, str] | None = None) -> Path:
+              extra: dict[str, np.ndarray] | None = None, attributes: dict | None = None) -> Path:
     """image (H, W, 3|4) float, linear (RGBA: premultiplied alpha, the OpenEXR convention) -> OpenEXR file,
     half float (or float32 when ``half`` is False), ZIP compression. extra: more channels, name -> (H, W),
-    written as float32 (render passes: ``neural_render.aovs``); attributes: string header attributes (a
-    Cryptomatte layer's, `neural_render.cryptomatte.crypto_header`). Atomic."""
+    written as float32 (render passes: ``neural_render.aovs``); attributes: header attributes as the OpenEXR
+    module takes them (strings: a Cryptomatte layer's, `neural_render.cryptomatte.crypto_header`; a Fraction: a
+    rational such as framesPerSecond; a float: e.g. expTime). Atomic."""
     import OpenEXR
 
     a = np.asarray(image, dtype=np.float16 if half else np.float32)

@@ -162,7 +162,7 @@ def _views_averaged(draw: Callable[[list[int], Camera], Tensor], frames: int, ti
 
 
 def write_shot_frame(folder: Path, number: int, frame: ShotFrame, passes: dict[str, np.ndarray] | None = None,
-                     attributes: dict[str, str] | None = None) -> tuple[Path, Path]:
+                     attributes: dict | None = None) -> tuple[Path, Path]:
     """FOLDER/NNNN.png (sRGB RGBA, straight alpha, 8 bit) and FOLDER/NNNN.exr (linear RGBA, premultiplied,
     half float, plus ``passes``: channel -> (H, W) float32, `neural_render.aovs`, and header ``attributes``);
     returns both paths."""

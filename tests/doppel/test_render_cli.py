@@ -255,6 +255,13 @@ def test_a_shot_with_a_shutter_is_blurred_along_the_animations_motion(tmp_path, 
         assert code == 0, err
         depth[name] = _exr_channel(tmp_path / name / "cam0" / "0001.exr", "Z")
     assert np.array_equal(depth["sharp_z"], depth["blur_z"])
+    from capture.plate_io import plate_shutter_angle, sequence_fps  # the frames' headers: rate and exposure
+
+    assert plate_shutter_angle(tmp_path / "centre" / "cam0" / "0001.exr") == (
+        180.0, "its EXR header's expTime 0.0208333 s at 24 frames/s")
+    assert sequence_fps(tmp_path / "sharp" / "cam0" / "0001.exr") == 24.0
+    with pytest.raises(ValueError, match="declares no shutter angle"):
+        plate_shutter_angle(tmp_path / "sharp" / "cam0" / "0001.exr")
     for bad, match in ((("--shutter", "400"), "--shutter"), (("--shutter-samples", "0"), "--shutter-samples"),
                        (("--shutter-position", "middle"), "must be one of centre, start, end")):
         _fails(capsys, tmp_path / "bad", *shot, *bad, "--out", tmp_path / "bad", match=match)
