@@ -5,9 +5,11 @@ small: the head track bridges those frames (its smoothness term carries the pose
 no landmarks passed through shows the performer's own face for a frame between swapped ones, a flash a viewer
 sees at once. A dropout of at most ``SwapConfig.bridge`` frames, inside one shot (between cuts), with the face
 found on both sides, facing the camera there (|yaw| under ``BRIDGE_MAX_YAW`` degrees: not a head turning away
-into a back view) and with no other person's face seen in it, is swapped at the track's bridged pose; its
-landmarks (for the comp's masks) are the neighbours' interpolated linearly. Such frames are flagged in the QC and
-listed in ``tracks.npz`` (``face_bridged``).
+into a back view) and with no other person's face seen in it, is swapped at a pose that puts the double's face
+between where its neighbours put it in the image (`place_between`): the solve's own bridge, which interpolates
+rotation and translation separately, lands a face between two neighbours that trade rotation against translation
+(a head near profile) off both of them. Its landmarks (for the comp's masks) are the neighbours' interpolated
+linearly. Such frames are flagged in the QC and listed in ``tracks.npz`` (``face_bridged``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["BRIDGE_MAX_YAW", "bridge_dropouts", "dropout_runs"]
+__all__ = ["BRIDGE_MAX_YAW", "bridge_dropouts", "dropout_runs", "place_between"]
 
 BRIDGE_MAX_YAW = 75.0      # degrees: both neighbours of a dropout face the camera closer than this
 
@@ -40,11 +42,12 @@ def dropout_runs(valid: np.ndarray, shots: list[tuple[int, int]]) -> list[tuple[
     return runs
 
 
-def bridge_dropouts(shot, track, frames: int):
+def bridge_dropouts(shot, track, frames: int, basis=None, K: np.ndarray | None = None):
     """(shot, track): ``shot`` (`swap.ShotLandmarks`) and ``track`` (`HeadTrack`) with the dropouts that may be
     bridged (see the module) made valid: their landmarks interpolated from the neighbours (F, 478, 2 px), the
-    track's frames marked valid (its pose there is the solve's bridge), ``shot.bridged`` (F,) bool those frames.
-    frames: the longest dropout bridged (0: none)."""
+    track's frames marked valid, ``shot.bridged`` (F,) bool those frames. frames: the longest dropout bridged (0:
+    none). With the double's ``basis`` (`FaceBasis`) and the camera ``K`` (3, 3) the track is solved in, their pose
+    is `place_between`'s; without, the solve's bridge."""
     from reconstruction.head_tracking import yaw_pitch_deg
 
     F = len(track.valid)
@@ -61,5 +64,31 @@ def bridge_dropouts(shot, track, frames: int):
             s = (g - (k - 1)) / (e - (k - 1))
             lm[g] = (1 - s) * lm[k - 1] + s * lm[e]
         bridged[k:e] = True
+        if basis is not None and K is not None:
+            track = place_between(track, k, e, basis, K)
     return (dataclasses.replace(shot, landmarks=lm.astype(shot.landmarks.dtype), bridged=bridged),
             dataclasses.replace(track, valid=np.asarray(track.valid, bool) | bridged))
+
+
+def place_between(track, k: int, e: int, basis, K: np.ndarray):
+    """``track`` (`HeadTrack`) with frames k..e-1 re-posed so that the double's face landmarks (``basis``, at the
+    track's expression there) land on the linear interpolation, in the image of camera ``K`` (3, 3), of where
+    frames k-1 and e put them: rigid PnP (OpenCV, Levenberg-Marquardt from the track's own pose). A frame whose
+    solve fails keeps the track's pose."""
+    import cv2
+
+    from doppel.face_swap.render_head import project
+
+    R, t = np.array(track.rotation, np.float64), np.array(track.translation, np.float64)
+    Kc = np.asarray(K, np.float64)
+    ends = [project(basis.points(track.expression[f]), R[f], t[f], Kc) for f in (k - 1, e)]
+    for g in range(k, e):
+        s = (g - (k - 1)) / (e - (k - 1))
+        target = (1 - s) * ends[0] + s * ends[1]
+        points = np.asarray(basis.points(track.expression[g]), np.float64)
+        rvec, tvec = cv2.Rodrigues(R[g])[0], t[g].reshape(3, 1).copy()
+        ok, rvec, tvec = cv2.solvePnP(points, target, Kc, None, rvec, tvec, useExtrinsicGuess=True,
+                                      flags=cv2.SOLVEPNP_ITERATIVE)
+        if ok and np.isfinite(rvec).all() and np.isfinite(tvec).all() and float(tvec[2, 0]) > 0:
+            R[g], t[g] = cv2.Rodrigues(rvec)[0], tvec.ravel()
+    return dataclasses.replace(track, rotation=R, translation=t)

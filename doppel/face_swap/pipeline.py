@@ -386,7 +386,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     from core.stage_folders import check_stage_out
     from doppel.face_swap.checkpoint import run_key
     from doppel.face_swap.dropouts import bridge_dropouts
-    from doppel.face_swap.swap import check_config, with_plate_lens
+    from doppel.face_swap.swap import check_config, plate_K, with_plate_lens
 
     cfg = cfg or SwapConfig()
     t0 = time.perf_counter()
@@ -405,7 +405,7 @@ def swap_plate(plate: str | Path, double: FaceDouble, out: str | Path, cfg: Swap
     finished = False
     try:
         shot, track, bias = _tracked(ck, info, double, cfg, start, end, progress, landmarks, performer)
-        shot, track = bridge_dropouts(shot, track, cfg.bridge)
+        shot, track = bridge_dropouts(shot, track, cfg.bridge, double.basis, plate_K(track, info, cfg))
         result = _write_swap(_Swap(plate, info, double, cfg, start, end, out, side, force, t0, device), shot, track,
                              bias, ck, progress, disclose, params, landmarks, performer)
         finished = True

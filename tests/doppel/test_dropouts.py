@@ -45,6 +45,40 @@ def test_only_short_frontal_dropouts_of_the_performer_are_bridged():
     assert not b_shot.bridged.any() and np.array_equal(b_track.valid, track.valid)
 
 
+def test_a_bridged_frame_puts_the_face_between_its_neighbours_in_the_image():
+    """Two neighbours that trade rotation against translation (the head pitched 20 degrees about the rig's origin,
+    1.6 m below it, and carried back to the same place): the solve's bridge, rotation and translation each halved,
+    draws the face 24 mm off (about 20 px); `place_between` puts its landmarks on the neighbours' interpolated
+    projections (within half a pixel), and `bridge_dropouts` does so given the basis and camera."""
+    from doppel.face_swap.dropouts import place_between
+    from doppel.face_swap.render_head import project
+    from reconstruction.head_tracking import FaceBasis
+
+    rng = np.random.default_rng(0)
+    face = np.array([0.0, 1.6, 0.0]) + rng.normal(0, [0.05, 0.06, 0.03], (60, 3))     # a head above the origin
+    basis = FaceBasis(np.arange(60), face, np.zeros((1, 60, 3)), ("jawOpen",))
+    K = np.array([[1000.0, 0, 320], [0, 1000.0, 240], [0, 0, 1]])
+    R0 = Rotation.from_euler("y", 180, degrees=True).as_matrix()                  # facing the camera
+    R2 = Rotation.from_euler("x", 20, degrees=True).as_matrix() @ R0
+    t0 = np.array([0.0, -1.6, 1.0])
+    t2 = t0 + (R0 - R2) @ np.array([0.0, 1.6, 0.0])
+    R1 = Rotation.from_euler("x", 10, degrees=True).as_matrix() @ R0              # the solve's bridge
+    track = HeadTrack(np.stack([R0, R1, R2]), np.stack([t0, (t0 + t2) / 2, t2]), np.zeros((3, 1)),
+                      np.array([True, False, True]), np.zeros(3), 1000.0)
+    want = (project(face, R0, t0, K) + project(face, R2, t2, K)) / 2
+    off = np.linalg.norm(project(face, R1, track.translation[1], K) - want, axis=1).mean()
+    placed = place_between(track, 1, 2, basis, K)
+    got = np.linalg.norm(project(face, placed.rotation[1], placed.translation[1], K) - want, axis=1).mean()
+    assert off > 15 and got < 0.5, (off, got)
+    assert np.array_equal(placed.rotation[[0, 2]], track.rotation[[0, 2]])           # the neighbours as they were
+    shot = ShotLandmarks(np.stack([np.full((478, 2), 10.0), np.full((478, 2), np.nan), np.full((478, 2), 30.0)]
+                                  ).astype(np.float32), np.array([1, 0, 1]), [np.zeros((0, 21, 2))] * 3)
+    _, bridged = bridge_dropouts(shot, track, 2, basis, K)
+    assert np.allclose(bridged.translation[1], placed.translation[1]) and bridged.valid.all()
+    _, kept = bridge_dropouts(shot, track, 2)                                        # no basis: the solve's bridge
+    assert np.array_equal(kept.translation, track.translation)
+
+
 def test_a_frame_the_detector_lost_is_swapped_at_the_bridged_pose(tmp_path, rig_dir):
     """Frames 22-29 of a 48-frame plate swapped from given landmarks (the performer's exact ones) with frame 26
     lost: bridged, it is swapped (flagged) and the double lands about as near the ground truth there as on its
