@@ -1,5 +1,5 @@
-"""Frames the face detector loses inside a shot: passed through (``--bridge 0``) or swapped at the track's bridged
-pose (``--bridge 2``, the default).
+"""Frames the face detector loses inside a shot: passed through (``--bridge 0``) or swapped with the double's face
+placed between where its neighbours put it (``--bridge 2``, the default; `doppel.face_swap.dropouts`).
 
 A small, motion-blurred `doppel capture plate` (fast turns at 320x180 with a 180-degree shutter: where MediaPipe
 drops frames) is swapped both ways. Printed: the frames each swap left unswapped; for the frames the default
@@ -7,7 +7,7 @@ bridged, the **pop**: the mean absolute difference (8-bit levels) inside the gro
 output frame and the mean of its two neighbours (a face that changes identity for one frame pops), with the frame
 passed through (the performer's own face) and bridged, next to the same figure over the frames the detector
 found; and where the bridged frames put the double's landmarks against the ground truth's (inter-ocular
-distances), next to their neighbours (the track's pose is the same either way: the solve bridges it).
+distances), next to their neighbours.
 
 A real photograph has a face unlike the double's, where a frame passed through shows: scikit-image's astronaut
 animated into a 24-frame plate (`doppel.face_swap.stills`), swapped once to read MediaPipe's landmarks, then again
