@@ -154,10 +154,10 @@ def exr_rate(header: dict) -> float | None:
     return None
 
 
-def frame_shutter_angle(frame: Path, fps: float | None = None) -> tuple[float, str] | None:
+def frame_shutter_angle(frame: Path) -> tuple[float, str] | None:
     """(degrees, where it was read) of the camera's shutter a frame file's header declares: a DPX film header's
-    shutter angle; an EXR's ``expTime`` (seconds) times its ``framesPerSecond`` (or ``fps``) times 360. None when
-    the header declares none (other formats, absent or undefined fields, a value outside 0-360 degrees)."""
+    shutter angle; an EXR's ``expTime`` (seconds) times its frame rate (`exr_rate`) times 360. None when the
+    header declares none (other formats, absent or undefined fields, a value outside 0-360 degrees)."""
     from capture.frame_files import DPX, EXR
 
     suffix = frame.suffix.lower()
@@ -170,7 +170,7 @@ def frame_shutter_angle(frame: Path, fps: float | None = None) -> tuple[float, s
         from capture.frame_files import exr_header
 
         header = exr_header(frame)
-        rate, exposure = exr_rate(header) or fps, header.get("expTime")
+        rate, exposure = exr_rate(header), header.get("expTime")
         if exposure is not None and rate:
             angle = float(np.ravel(exposure)[0]) * rate * 360.0
             source = f"its EXR header's expTime {float(np.ravel(exposure)[0]):.6g} s at {rate:.6g} frames/s"
