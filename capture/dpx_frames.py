@@ -66,24 +66,24 @@ def dpx_transfer(spec) -> str:
     return str(_attribute(spec, "dpx:Transfer", "") or "")
 
 
-def dpx_frame_rate(path: str | os.PathLike) -> float | None:
-    """The frame rate (frames/s) a DPX header declares, or None (absent, zero or not a number)."""
-    rate = _attribute(dpx_spec(path), "dpx:FrameRate")
+def _positive_number(path: str | os.PathLike, name: str) -> float | None:
+    """A DPX header field ``name`` as a finite number above 0, or None (absent, undefined, zero, not a number)."""
     try:
-        rate = float(rate)
+        value = float(_attribute(dpx_spec(path), name))
     except (TypeError, ValueError):
         return None
-    return rate if np.isfinite(rate) and rate > 0 else None
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def dpx_frame_rate(path: str | os.PathLike) -> float | None:
+    """The frame rate (frames/s) a DPX header declares, or None (absent, zero or not a number)."""
+    return _positive_number(path, "dpx:FrameRate")
 
 
 def dpx_shutter_angle(path: str | os.PathLike) -> float | None:
-    """The camera's shutter angle (degrees) a DPX film header declares, or None (absent, undefined, not a number)."""
-    angle = _attribute(dpx_spec(path), "dpx:ShutterAngle")
-    try:
-        angle = float(angle)
-    except (TypeError, ValueError):
-        return None
-    return angle if np.isfinite(angle) else None
+    """The camera's shutter angle (degrees) a DPX film header declares, or None (absent, undefined, zero, not a
+    number)."""
+    return _positive_number(path, "dpx:ShutterAngle")
 
 
 def read_dpx(path: str | os.PathLike):
