@@ -409,6 +409,7 @@ class SwapJob(JobOptions):
     plate_camera_name: str | None = None              # which camera of that file (when it has several)
     plate_undistort: str | None = None                # or the lens's ST-maps (with focal_px: the undistorted
     plate_redistort: str | None = None                # frame's focal length), undistort and redistort
+    plate_principal: tuple[float, float] | None = None   # the maps' undistorted frame's principal point, px
     start: int = Field(0, ge=0)                       # first frame swapped
     end: int | None = Field(None, ge=1)               # frame after the last one swapped
     grow: float = Field(0.08, gt=-0.5, le=1.0)        # the face outline's growth for the matte
@@ -428,6 +429,9 @@ class SwapJob(JobOptions):
     def _maps_together(self):
         if bool(self.plate_undistort) != bool(self.plate_redistort):
             raise ValueError("plate_undistort and plate_redistort go together (the lens's two ST-maps)")
+        if self.plate_principal is not None and not self.plate_undistort:
+            raise ValueError("plate_principal is the principal point of the ST-maps' undistorted frame: give "
+                             "plate_undistort and plate_redistort too")
         return self
 
 
@@ -436,7 +440,9 @@ def _swap_call(v: dict) -> dict:
     return {"plate": Path(v["plate"]), "double": Path(v["double"]), "rig": _p(v["rig"]), "out": Path(v["out"]),
             "plate_actor": v["plate_actor"], "face_index": v["face_index"], "blend": v["blend"],
             "colour": v["colour"], "focal_px": v["focal_px"], "plate_camera": _p(v["plate_camera"]),
-            "plate_camera_name": v["plate_camera_name"], "plate_stmaps": _stmaps(v), "start": v["start"],
+            "plate_camera_name": v["plate_camera_name"], "plate_stmaps": _stmaps(v),
+            "plate_principal": None if v["plate_principal"] is None else ",".join(map(str, v["plate_principal"])),
+            "start": v["start"],
             "end": v["end"],
             "grow": v["grow"], "relight": v["relight"], "matte": v["matte"], "identify": v["identify"],
             "shutter": v["shutter"], "shutter_samples": v["shutter_samples"], "bridge": v["bridge"],

@@ -69,6 +69,9 @@ PlateStmapsOpt = Annotated[str | None, typer.Option(
     "--plate-stmaps", help="UNDISTORT.exr,REDISTORT.exr: the plate lens as a matchmove's ST-maps (any lens model; "
     "the undistort map the size of the undistorted frame, the redistort map the plate's), with --focal-px the "
     "undistorted frame's focal length. Instead of --plate-camera.")]
+PlatePrincipalOpt = Annotated[str | None, typer.Option(
+    "--plate-principal", help="CX,CY: the principal point (px) of --plate-stmaps' undistorted frame, when it is not "
+    "the frame's centre (a lens-centre offset the undistort map keeps).")]
 HeadPxOpt = Annotated[int | None, typer.Option("--head-px", help="Draw the double's head at most PX a side, then "
                                                "resize it up (default: 512, or a neural double's training size if "
                                                "larger; 0 = never).")]
@@ -116,6 +119,7 @@ def swap(
     plate_camera: PlateCameraOpt = None,
     plate_camera_name: PlateCameraNameOpt = None,
     plate_stmaps: PlateStmapsOpt = None,
+    plate_principal: PlatePrincipalOpt = None,
     relight: RelightOpt = False,
     grow: GrowOpt = 0.08,
     shading: ShadingOpt = 0.03,
@@ -155,7 +159,7 @@ def swap(
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px,
                      shutter_deg=shutter_deg, shutter_samples=shutter_samples, bridge=bridge)
     on_interrupt(lambda: _resume_hint(out))
-    cfg.lens = _plate_lens(plate_camera, plate_camera_name, plate_stmaps, cfg)
+    cfg.lens = _plate_lens(plate_camera, plate_camera_name, plate_stmaps, cfg, plate_principal)
     track = _check_before_consent(cfg, plate, out, landmarks, plate_colorspace)   # bad options fail first
     reference, performer, checked = _whom(workspace, plate_actor, face_reference, performer_photo, cfg)
     rigs, outputs = [rig] if rig else [], [out, side_folder(out)]
@@ -208,18 +212,22 @@ def _register(out: Path, side: Path, run, plate_run) -> None:
         gate.add_output(side, kind="swap")
 
 
-def _plate_lens(calibration: Path | None, name: str | None, stmaps: str | None, cfg):
+def _plate_lens(calibration: Path | None, name: str | None, stmaps: str | None, cfg, principal: str | None = None):
     """The plate's `PlateLens` from --plate-camera or --plate-stmaps (the latter takes cfg's --focal-px as the
-    undistorted frame's and clears it), None without; ValueError (one line) for options that do not go together."""
+    undistorted frame's and clears it, and --plate-principal), None without; ValueError (one line) for options that
+    do not go together."""
     from doppel.face_swap.plate_lens import plate_lens_from_calibration, plate_lens_from_st_maps
 
+    if principal is not None and stmaps is None:
+        raise ValueError("--plate-principal is the principal point of --plate-stmaps' undistorted frame: give the "
+                         "maps too (a calibration file carries its own)")
     if stmaps is not None:
         if calibration is not None:
             raise ValueError("--plate-stmaps and --plate-camera both give the plate's lens: give one")
         files = [f.strip() for f in stmaps.split(",")]
         if len(files) != 2 or not all(files):
             raise ValueError(f"--plate-stmaps takes UNDISTORT.exr,REDISTORT.exr, got {stmaps!r}")
-        lens = plate_lens_from_st_maps(files[0], files[1], cfg.focal_px or 0.0)
+        lens = plate_lens_from_st_maps(files[0], files[1], cfg.focal_px or 0.0, _principal(principal))
         cfg.focal_px = None                  # it is the lens's now
         return lens
     if calibration is None:
@@ -227,6 +235,17 @@ def _plate_lens(calibration: Path | None, name: str | None, stmaps: str | None, 
             raise ValueError("--plate-camera-name names a camera of --plate-camera's file: give that file too")
         return None
     return plate_lens_from_calibration(calibration, name)
+
+
+def _principal(text: str | None) -> tuple[float, float] | None:
+    """--plate-principal CX,CY -> (cx, cy) px, or None; ValueError (one line) for anything else."""
+    if text is None:
+        return None
+    try:
+        cx, cy = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--plate-principal takes CX,CY in pixels, got {text!r}") from None
+    return cx, cy
 
 
 def _check_before_consent(cfg, plate: Path, out: Path, landmarks: Path | None, colorspace: str | None):

@@ -334,10 +334,13 @@ def _read_st(st: np.ndarray, q: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE).reshape(-1, 2)[:n].astype(np.float64)
 
 
-def plate_lens_from_st_maps(undistort: str | Path, redistort: str | Path, focal_px: float) -> MapLens:
+def plate_lens_from_st_maps(undistort: str | Path, redistort: str | Path, focal_px: float,
+                            principal: tuple[float, float] | None = None) -> MapLens:
     """The plate lens of a pair of ST-maps (float EXR, s and t in R and G, as Nuke's STMap reads them and `doppel
     capture cameras --st-maps` writes them): ``undistort`` the size of the undistorted frame, ``redistort`` the
-    plate's; focal_px: the undistorted frame's focal length (px). ValueError (one line) for an unreadable map."""
+    plate's; focal_px: the undistorted frame's focal length (px); principal: its principal point (cx, cy) px
+    (Doppel's convention; None: the frame's centre, where a matchmove's undistorted plate usually has it).
+    ValueError (one line) for an unreadable map or a principal point outside the undistorted frame."""
     from neural_render.image_io import read_exr
 
     if not (focal_px and focal_px > 0 and np.isfinite(focal_px)):
@@ -356,7 +359,10 @@ def plate_lens_from_st_maps(undistort: str | Path, redistort: str | Path, focal_
             raise ValueError(f"--plate-stmaps {path}: an ST-map needs finite s, t in its red and green channels")
         maps.append(st)
     (hu, wu), (h, w) = maps[0].shape[:2], maps[1].shape[:2]
-    K = np.array([[focal_px, 0, wu / 2], [0, focal_px, hu / 2], [0, 0, 1.0]])
+    cx, cy = (wu / 2, hu / 2) if principal is None else (float(principal[0]), float(principal[1]))
+    if not (0 < cx < wu and 0 < cy < hu):
+        raise ValueError(f"--plate-principal {cx:g},{cy:g}: outside the undistorted frame ({wu}x{hu} px)")
+    K = np.array([[focal_px, 0, cx], [0, focal_px, cy], [0, 0, 1.0]])
     return MapLens(K, np.zeros(5), w, h, Path(undistort).stem.removesuffix("_undistort") or "plate",
                    f"{undistort}, {redistort}", (str(undistort), str(redistort)), undistort_st=maps[0],
                    redistort_st=maps[1], ideal_size=(wu, hu))

@@ -605,9 +605,16 @@ def test_a_swap_task_takes_each_plates_lens(tmp_path):
     _write(plan, plan.read_text().replace("shutter: auto", "shutter: slow"))
     with pytest.raises(PlanError, match="shutter"):
         build_dag(load_plan(plan))
-    _write(plan, plan.read_text().replace("shutter: slow", "shutter: 180"))
+    _write(plan, plan.read_text().replace("shutter: slow", "shutter: 180, plate_principal: [990.5, 530]"))
+    assert spec.call(build_dag(load_plan(plan)).tasks["swap:swaps/sh010.mov"].values)["plate_principal"] == \
+        "990.5,530.0"
+    _write(plan, plan.read_text().replace(", plate_principal: [990.5, 530]", ""))
     _write(plan, plan.read_text().replace(', plate_redistort: "stmaps/{plate}_redistort.exr"', ""))
     with pytest.raises(PlanError, match="plate_undistort and plate_redistort go together"):
+        build_dag(load_plan(plan))
+    _write(plan, plan.read_text().replace('plate_undistort: "stmaps/{plate}_undistort.exr"',
+                                          "plate_principal: [990, 530]"))
+    with pytest.raises(PlanError, match="plate_principal is the principal point of the ST-maps"):
         build_dag(load_plan(plan))
 
 

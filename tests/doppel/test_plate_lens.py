@@ -146,6 +146,28 @@ def test_a_lens_given_by_its_st_maps_moves_points_as_its_coefficients_do(tmp_pat
         plate_lens_from_st_maps(tmp_path / "map.png", d, 200.0)
 
 
+def test_st_maps_of_a_lens_with_its_principal_point_off_the_centre_take_it_from_plate_principal(tmp_path):
+    """The ST-maps Doppel writes for a lens whose principal point is 30 px right and 14 px up of the centre (as a
+    lens-centre offset leaves it in the undistorted frame): given that point (`principal`), the lens moves points
+    as its coefficients do and its K is the calibration's; taken at the centre (no --plate-principal), the solve's
+    K is 30 px off. A point outside the undistorted frame is refused in one line."""
+    from doppel.face_swap.plate_lens import PlateLens, plate_lens_from_st_maps
+
+    K = np.array([[200.0, 0, W / 2 + 30], [0, 200.0, H / 2 - 14], [0, 0, 1]])
+    lens = PlateLens(K, [-0.2, 0.04, 0.0, 0.0, 0.0], W, H, "film")
+    u, d = _maps_of(lens, tmp_path / "maps")
+    maps = plate_lens_from_st_maps(u, d, 200.0, principal=(W / 2 + 30, H / 2 - 14)).fitted(W, H)
+    assert np.allclose(maps.K, K)
+    xs, ys = np.meshgrid(np.linspace(4, W - 4, 40), np.linspace(4, H - 4, 25))
+    p = np.stack([xs.ravel(), ys.ravel()], 1)
+    assert np.abs(maps.undistort(p) - lens.undistort(p)).max() < 0.02
+    centred = plate_lens_from_st_maps(u, d, 200.0)
+    assert np.allclose(centred.K[:2, 2], [W / 2, H / 2]) and centred.key() != maps.key()
+    assert np.allclose(maps.fitted(W // 2, H // 2).K[:2, 2], [(W / 2 + 30) / 2, (H / 2 - 14) / 2])
+    with pytest.raises(ValueError, match=r"--plate-principal 400,90: outside the undistorted frame \(\d+x\d+ px\)"):
+        plate_lens_from_st_maps(u, d, 200.0, principal=(400, 90))
+
+
 def test_the_plate_camera_is_read_from_a_calibration_file_by_name(tmp_path):
     import torch
 
@@ -172,6 +194,8 @@ def test_the_plate_camera_is_read_from_a_calibration_file_by_name(tmp_path):
     (["--plate-camera-name", "film"], "--plate-camera-name names a camera of --plate-camera's file"),
     (["--plate-stmaps", "a.exr"], "--plate-stmaps takes UNDISTORT.exr,REDISTORT.exr"),
     (["--plate-stmaps", "a.exr,b.exr", "--plate-camera", "LENS"], "--plate-stmaps and --plate-camera both give"),
+    (["--plate-principal", "160,90"], "--plate-principal is the principal point of --plate-stmaps' undistorted"),
+    (["--plate-stmaps", "a.exr,b.exr", "--plate-principal", "centre"], "--plate-principal takes CX,CY in pixels"),
     (["--plate-camera", "LENS", "--focal-px", "900"], "--focal-px and --plate-camera both give"),
     (["--plate-camera", "LENS_OTHER"], "calibrated for 640x360 frames, the plate's are 256x256"),
 ])
@@ -263,9 +287,10 @@ def test_a_face_near_the_edge_of_a_distorted_plate_is_placed_closer_through_the_
     maps = side_folder(tmp_path / "lens.mp4") / "lens"
     code, _, err = run_cli(capsys, "swap", plate, "--double", tmp_path / "double", "--out", tmp_path / "maps.mp4",
                            "--plate-stmaps", f"{maps / 'film_undistort.exr'},{maps / 'film_redistort.exr'}",
-                           "--focal-px", str(lens.focal_px), "--start", "9", "--end", "15")
+                           "--focal-px", str(lens.focal_px), "--plate-principal", f"{lens.K[0, 2]},{lens.K[1, 2]}",
+                           "--start", "9", "--end", "15")
     assert code == 0, err
     a, b = (np.load(side_folder(tmp_path / f"{n}.mp4") / "tracks.npz") for n in ("lens", "maps"))
-    assert str(b["lens_model"]) == "stmaps" and str(a["lens_model"]) == "opencv"
+    assert str(b["lens_model"]) == "stmaps" and str(a["lens_model"]) == "opencv" and np.allclose(a["K"], b["K"])
     ok = a["valid"] & b["valid"]
     assert ok.sum() >= 4 and np.abs(a["translation"][ok] - b["translation"][ok]).max() < 0.002      # metres
