@@ -153,11 +153,10 @@ def swap(
     from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks
 
     console = cli_console()
-    shutter_deg = _shutter(shutter, plate, console)
     cfg = SwapConfig(blend=blend, colour=colour, focal_px=focal_px, face_index=face_index, start=start, end=end,
                      matte=matte, oval_grow=grow, relight=relight, shading_sigma=shading, flow_weight=flow,
                      debias=debias, identify=identify, device=device, workers=workers, head_px=head_px,
-                     shutter_deg=shutter_deg, shutter_samples=shutter_samples, bridge=bridge)
+                     shutter_deg=_shutter(shutter, plate, console), shutter_samples=shutter_samples, bridge=bridge)
     on_interrupt(lambda: _resume_hint(out))
     cfg.lens = _plate_lens(plate_camera, plate_camera_name, plate_stmaps, cfg, plate_principal)
     track = _check_before_consent(cfg, plate, out, landmarks, plate_colorspace)   # bad options fail first
