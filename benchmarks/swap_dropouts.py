@@ -20,20 +20,10 @@ frames, next to the frames with landmarks.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import doppel  # noqa: F401  (Doppel's process tuning before torch)
-
-
-def make_plate(out: Path, args) -> None:
-    cmd = [sys.executable, "-m", "doppel", "capture", "plate", "--out", str(out), "--frames", str(args.frames),
-           "--size", args.size, "--shutter", "180", "--shutter-samples", "4"]
-    print(" ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
 
 
 def photo_dropouts(double, work: Path) -> None:
@@ -82,8 +72,7 @@ def main() -> None:
     import cv2
     import numpy as np
 
-    from doppel.doubles import build_default_rig
-    from doppel.face_swap.double import load_face_double
+    from benchmarks.plate_runs import default_double, plate_folder
     from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.render_head import project
     from doppel.face_swap.swap import SwapConfig
@@ -95,13 +84,11 @@ def main() -> None:
     ap.add_argument("--size", default="320x180")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="swap_dropouts_"))
-    plate = args.plate_dir or work / "plate"
-    if args.plate_dir is None:
-        make_plate(plate, args)
+    plate = plate_folder(args.plate_dir, work, "--frames", str(args.frames), "--size", args.size, "--shutter", "180",
+                         "--shutter-samples", "4")
     ann = np.load(plate / "ground_truth" / "annotations.npz")
     n = len(ann["head_ypr_deg"])
-    r, params, _ = build_default_rig("anny", seed=0)
-    double = load_face_double(r.save(work / "double", params=params), work)
+    double = default_double(work)
     res = {}
     for bridge in (0, 2):
         res[bridge] = swap_plate(plate / "plate" / "frames", double, work / f"b{bridge}", SwapConfig(bridge=bridge))

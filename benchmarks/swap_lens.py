@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,14 +23,6 @@ from pathlib import Path
 import doppel  # noqa: F401  (Doppel's process tuning before torch)
 
 YAW_BINS = ((0, 30), (30, 60), (60, 90))
-
-
-def make_plate(out: Path, args) -> None:
-    cmd = [sys.executable, "-m", "doppel", "capture", "plate", "--out", str(out), "--frames", str(args.frames),
-           "--size", args.size, "--fov", str(args.fov), "--distance", str(args.distance), "--distortion",
-           args.distortion, "--offset", args.offset, "--camera", "handheld"]
-    print(" ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
 
 
 def placed_landmarks(double, tracks: Path, lens):
@@ -83,23 +72,21 @@ def main() -> None:
 
     import numpy as np
 
-    from doppel.doubles import build_default_rig
-    from doppel.face_swap.double import load_face_double
+    from benchmarks.plate_runs import default_double, plate_folder
     from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.plate_lens import plate_lens_from_calibration, plate_lens_from_st_maps
     from doppel.face_swap.swap import SwapConfig
 
     work = Path(tempfile.mkdtemp(prefix="swap_lens_"))
-    plate_dir = args.plate_dir or work / "plate"
-    if args.plate_dir is None:
-        make_plate(plate_dir, args)
+    plate_dir = plate_folder(args.plate_dir, work, "--frames", str(args.frames), "--size", args.size, "--fov",
+                             str(args.fov), "--distance", str(args.distance), "--distortion", args.distortion,
+                             "--offset", args.offset, "--camera", "handheld")
     summary = json.loads((plate_dir / "ground_truth" / "annotations.json").read_text())
     ann = dict(np.load(plate_dir / "ground_truth" / "annotations.npz"))
     ann["size"] = summary["size"]
     lens = plate_lens_from_calibration(plate_dir / "plate" / "lens.json")
     print(f"plate: {summary['size'][0]}x{summary['size'][1]}, {summary['frames']} frames; lens {lens.describe()}")
-    r, params, _ = build_default_rig("anny", seed=int(summary["double_seed"]))
-    double = load_face_double(r.save(work / "double", params=params), work)
+    double = default_double(work, int(summary["double_seed"]))
     plate = plate_dir / "plate" / "plate.mp4"
     yaw = np.abs(ann["head_ypr_deg"][:, 0])
     ids = double.basis.ids

@@ -16,21 +16,11 @@ PSNR; and each route's frames per second.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import doppel  # noqa: F401  (Doppel's process tuning before torch)
-
-
-def make_plate(out: Path, args) -> None:
-    cmd = [sys.executable, "-m", "doppel", "capture", "plate", "--out", str(out), "--frames", str(args.frames),
-           "--size", args.size, "--shutter", "180", "--shutter-samples", str(args.samples)]
-    print(" ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
 
 
 def frame_scores(out_frames: list, gt_dir: Path, lm):
@@ -92,17 +82,14 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8, help="the plate's shutter samples")
     ap.add_argument("--head-samples", type=int, default=6, help="the swap's head renders over the shutter")
     args = ap.parse_args()
-    from doppel.doubles import build_default_rig
-    from doppel.face_swap.double import load_face_double
+    from benchmarks.plate_runs import default_double, plate_folder
 
     work = Path(tempfile.mkdtemp(prefix="swap_blur_"))
-    plate = args.plate_dir or work / "plate"
-    if args.plate_dir is None:
-        make_plate(plate, args)
+    plate = plate_folder(args.plate_dir, work, "--frames", str(args.frames), "--size", args.size, "--shutter", "180",
+                         "--shutter-samples", str(args.samples))
     ann = np.load(plate / "ground_truth" / "annotations.npz")
     n = len(ann["head_ypr_deg"])
-    r, params, _ = build_default_rig("anny", seed=0)
-    double = load_face_double(r.save(work / "double", params=params), work)
+    double = default_double(work)
     lm = ann["landmarks2d"]
     speed = np.array([np.linalg.norm(lm[min(f + 1, n - 1)] - lm[max(f - 1, 0)], axis=-1).mean() / 2
                       for f in range(n)])
