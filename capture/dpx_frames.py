@@ -67,9 +67,11 @@ def dpx_transfer(spec) -> str:
 
 
 def _positive_number(path: str | os.PathLike, name: str) -> float | None:
-    """A DPX header field ``name`` as a finite number above 0, or None (absent, undefined, zero, not a number)."""
+    """A DPX header field ``name`` as a finite number above 0, or None (absent, undefined, zero, not a number);
+    an unreadable file raises `dpx_spec`'s ValueError."""
+    raw = _attribute(dpx_spec(path), name)
     try:
-        value = float(_attribute(dpx_spec(path), name))
+        value = float(raw)
     except (TypeError, ValueError):
         return None
     return value if np.isfinite(value) and value > 0 else None

@@ -155,3 +155,6 @@ def test_a_plates_shutter_angle_is_read_from_its_dpx_or_exr_headers(tmp_path):
             plate_shutter_angle(tmp_path / bad)
     with pytest.raises(FileNotFoundError):
         plate_shutter_angle(tmp_path / "missing")
+    (tmp_path / "garbage.dpx").write_bytes(b"SDPX" + bytes(60))                 # unreadable, not "no angle"
+    with pytest.raises(ValueError, match="garbage.dpx: DPX could not be read"):
+        plate_shutter_angle(tmp_path / "garbage.dpx")
