@@ -5,6 +5,7 @@ frame at the track's bridged pose, flagged, instead of showing the performer's o
 import dataclasses
 
 import numpy as np
+import pytest
 from scipy.spatial.transform import Rotation
 
 from doppel.face_swap.dropouts import bridge_dropouts, dropout_runs
@@ -43,6 +44,26 @@ def test_only_short_frontal_dropouts_of_the_performer_are_bridged():
     assert np.flatnonzero(b_shot.bridged).tolist() == [2]   # 8-10 end on a turned-away frame (10: 80 degrees)
     b_shot, b_track = bridge_dropouts(shot, track, 0)
     assert not b_shot.bridged.any() and np.array_equal(b_track.valid, track.valid)
+
+
+def test_a_dropout_the_head_turns_fast_through_is_not_bridged():
+    """Neighbours 30 degrees apart (a head whipping round, both sides facing the camera within 15 degrees): the
+    frames between are passed through; 20 degrees apart they are bridged. The angle is scipy's rotation angle."""
+    from doppel.face_swap.dropouts import BRIDGE_MAX_TURN, turn_deg
+
+    shot, track = _shot_and_track(8)
+    for total, want in ((30.0, []), (20.0, [3, 4])):
+        yaw = total / 3 * (np.arange(8) - 3.5)                         # turning at a steady rate, |yaw| < 36
+        R = Rotation.from_euler("y", yaw[:, None], degrees=True).as_matrix() @ np.diag([1.0, 1.0, -1.0])[None]
+        lost = shot.landmarks.copy()
+        lost[[3, 4]] = np.nan
+        s = dataclasses.replace(shot, landmarks=lost)
+        t = dataclasses.replace(track, rotation=R, valid=s.valid)
+        assert turn_deg(R[2], R[5]) == pytest.approx(total, abs=1e-6)
+        assert (turn_deg(R[2], R[5]) >= BRIDGE_MAX_TURN) == (not want)
+        assert np.flatnonzero(bridge_dropouts(s, t, 2)[0].bridged).tolist() == want
+    a, b = Rotation.random(2, random_state=3)
+    assert turn_deg(a.as_matrix(), b.as_matrix()) == pytest.approx(np.degrees((a.inv() * b).magnitude()), abs=1e-6)
 
 
 def test_a_bridged_frame_puts_the_face_between_its_neighbours_in_the_image():
