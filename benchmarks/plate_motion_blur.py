@@ -66,7 +66,7 @@ def main() -> None:
             t0 = time.perf_counter()
             res = render_plate(Path(tmp) / name, cfg, actor_b=actors[0], actor_a=actors[1])
             seconds[name] = (time.perf_counter() - t0) / args.frames
-            alphas[name] = [read_exr_rgba(res.out / "plate" / "frames" / f"{f:06d}.exr")[..., 3]
+            alphas[name] = [read_exr_rgba(res.out / "plate" / "frames_exr" / f"{f:06d}.exr")[..., 3]
                             for f in range(args.frames)]
     print(f"plate {w}x{h}, {args.frames} frames (handheld camera), Cycles {args.samples} spp, shutter "
           f"{args.shutter:g} degrees keyed at {args.shutter_samples + 1} times")

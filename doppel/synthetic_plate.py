@@ -4,15 +4,17 @@ pose, face landmarks and masks. The test bed of ``doppel`` face replacement.
 
 Layout written by ``render_plate`` into OUT:
 
-- ``plate/frames/NNNNNN.png`` (sRGB over the studio backdrop; with ``--renderer cycles`` also ``NNNNNN.exr``,
-  linear half float), ``plate/plate.mp4`` (H.264, yuv420p, the plate's fps), ``plate/cameras.json`` (the film
+- ``plate/frames/NNNNNN.png`` (sRGB over the studio backdrop; a plate ``doppel swap`` reads as it is; with
+  ``--renderer cycles`` also ``plate/frames_exr/NNNNNN.exr``, Cycles' render itself: linear half-float RGBA,
+  premultiplied, transparent where no actor is, in a folder of its own so that each folder is one sequence),
+  ``plate/plate.mp4`` (H.264, yuv420p, the plate's fps), ``plate/cameras.json`` (the film
   camera of every frame: K, R, t (OpenCV, world-to-camera, metres), distortion, size, fps).
-- ``ground_truth/frames/NNNNNN.png`` (+ ``.exr``) and ``ground_truth/ground_truth.mp4``: the same shot and
-  camera with A's head region on B: vertices ``(1 - w) * B + w * (A + neck_B - neck_A)``, where A is posed with
-  B's very pose and expression, ``neck_X`` is actor X's posed ``neck01`` joint (A's head is carried to B's neck),
-  and ``w`` (``ground_truth/blend_weights.npy``, (V,) in [0, 1]) is a smoothstep over the rest pose's height
-  from B's ``neck01`` joint (w = 0) to half way to its ``head`` joint (w = 1), limited to the neck column; the
-  albedo is blended by the same weights through the UV map (A's face texture).
+- ``ground_truth/frames/NNNNNN.png`` (+ ``ground_truth/frames_exr/NNNNNN.exr``) and
+  ``ground_truth/ground_truth.mp4``: the same shot and camera with A's head region on B: vertices ``(1 - w) * B + w
+  * (A + neck_B - neck_A)``, where A is posed with B's very pose and expression, ``neck_X`` is actor X's posed
+  ``neck01`` joint (A's head is carried to B's neck), and ``w`` (``ground_truth/blend_weights.npy``, (V,) in [0, 1])
+  is a smoothstep over the rest pose's height from B's ``neck01`` joint (w = 0) to half way to its ``head`` joint (w
+  = 1), limited to the neck column; the albedo is blended by the same weights through the UV map (A's face texture).
 - ``ground_truth/masks/face_NNNNNN.png``: visible pixels of the face region (the replaced head's triangles in
   front of the ears, below the hairline: eyes, brows, nose, mouth, cheeks, chin); ``occlusion_NNNNNN.png``:
   pixels where the face region lies behind something else (a hand). 8-bit, 255 = in the mask, exact
@@ -664,18 +666,18 @@ def _render_cycles(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations
                         cams.append(fr.cam)
                         _annotate(P, fr, dirs[1], ann)
                     timings["annotate"] += time.perf_counter() - ta
-                    yield ((fr.verts_b if k == 0 else fr.verts_gt), [(fr.cam, d / "frames" / f"{f:06d}.exr")],
+                    yield ((fr.verts_b if k == 0 else fr.verts_gt), [(fr.cam, d / "frames_exr" / f"{f:06d}.exr")],
                            _cycles_motion(P, f, ground_truth=k == 1))
 
             render_frames_cycles(cactor, frames(), settings,
                                  progress=(lambda n, k=k: progress(k * P.cfg.frames + n, 2 * P.cfg.frames))
                                  if progress else None)
             for f in range(P.cfg.frames):
-                exr = d / "frames" / f"{f:06d}.exr"
+                exr = d / "frames_exr" / f"{f:06d}.exr"
                 rgba = clean_denoiser_bleed(read_exr_rgba(exr))
                 write_exr_rgba(exr, rgba)
                 rgb = exr_to_srgb_png_pixels(rgba, BACKGROUND_SRGB)
-                _write_view_png(exr.with_suffix(".png"), rgb)
+                _write_view_png(d / "frames" / f"{f:06d}.png", rgb)
                 video.add(rgb)
             timings[key] += time.perf_counter() - t0 - (timings["annotate"] - a0)
     finally:
@@ -767,7 +769,8 @@ def render_plate(out, cfg: PlateConfig, progress=None, actor_b=None, actor_a=Non
     t0 = time.perf_counter()
     P = _prepare(cfg, actor_b, actor_a)
     dirs = (out / "plate", out / "ground_truth")
-    for d in (dirs[0] / "frames", dirs[1] / "frames", dirs[1] / "masks"):
+    exr = ("frames_exr",) if cfg.renderer == "cycles" else ()
+    for d in [dirs[0] / n for n in ("frames", *exr)] + [dirs[1] / n for n in ("frames", "masks", *exr)]:
         d.mkdir(parents=True, exist_ok=True)
     np.save(dirs[1] / "blend_weights.npy", P.weights.astype(np.float32))
     timings = {"prepare": time.perf_counter() - t0, "plate": 0.0, "ground_truth": 0.0, "annotate": 0.0}

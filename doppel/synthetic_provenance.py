@@ -45,13 +45,14 @@ def write_synthetic_session_manifest(session_dir: str | os.PathLike, *, seed: in
 
 def write_synthetic_plate_manifests(plate_dir: str | os.PathLike, *, seed: int, settings: dict[str, Any],
                                     key: ManifestKey | None = None) -> dict:
-    """Prove a `doppel capture plate` plate folder (plate.mp4, frames/, cameras.json) synthetic, as a session is:
-    PLATE/frames/manifest.json lists the frames (the frame folder given as a plate proves itself), then
-    PLATE/manifest.json lists every file (plate.mp4 given alone is proven by its listed hash). Returns the
-    folder's manifest."""
+    """Prove a `doppel capture plate` plate folder (plate.mp4, frames/, Cycles' frames_exr/, cameras.json)
+    synthetic, as a session is: PLATE/frames/manifest.json (and frames_exr's) lists the frames (a frame folder given
+    as a plate proves itself), then PLATE/manifest.json lists every file (plate.mp4 given alone is proven by its
+    listed hash). Returns the folder's manifest."""
     plate_dir = Path(plate_dir)
-    if (plate_dir / "frames").is_dir():
-        _write_proof(plate_dir / "frames", SYNTHETIC_PLATE_STAGE, seed, settings, key)
+    for frames in ("frames", "frames_exr"):
+        if (plate_dir / frames).is_dir():
+            _write_proof(plate_dir / frames, SYNTHETIC_PLATE_STAGE, seed, settings, key)
     return _write_proof(plate_dir, SYNTHETIC_PLATE_STAGE, seed, settings, key)
 
 

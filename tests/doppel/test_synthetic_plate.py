@@ -151,7 +151,8 @@ def test_ground_truth_changes_the_head_and_keeps_the_body(plate, actors):
 
 
 def test_cycles_plate_has_the_raster_plates_ground_truth(actors, tmp_path):
-    """Same shot through Cycles (1 sample): EXR beside each PNG, and the annotations and masks of the raster
+    """Same shot through Cycles (1 sample): the EXRs in a folder of their own beside the PNGs' (one sequence a
+    folder, as a swap reads a plate), and the annotations and masks of the raster
     renderer's shot bit for bit (they come from the geometry, not the pictures)."""
     from doppel.synthetic_plate import PlateConfig, render_plate
 
@@ -160,9 +161,9 @@ def test_cycles_plate_has_the_raster_plates_ground_truth(actors, tmp_path):
         cfg = PlateConfig(frames=2, width=64, height=48, camera="dolly", renderer=r, samples=1, texture_size=256)
         res[r] = render_plate(tmp_path / r, cfg, actor_b=actors[0], actor_a=actors[1])
     c = tmp_path / "cycles"
-    assert sorted(p.name for p in (c / "plate" / "frames").iterdir()) == [
-        "000000.exr", "000000.png", "000001.exr", "000001.png"]
-    assert len(list((c / "ground_truth" / "frames").glob("*.exr"))) == 2
+    assert sorted(p.name for p in (c / "plate" / "frames").iterdir()) == ["000000.png", "000001.png"]
+    assert sorted(p.name for p in (c / "plate" / "frames_exr").iterdir()) == ["000000.exr", "000001.exr"]
+    assert len(list((c / "ground_truth" / "frames_exr").glob("*.exr"))) == 2
     ra, ca = (np.load(tmp_path / r / "ground_truth" / "annotations.npz") for r in ("raster", "cycles"))
     for k in ra.files:
         assert np.array_equal(ra[k], ca[k]), k
@@ -259,7 +260,7 @@ def test_a_cycles_plate_shot_with_a_shutter_is_blurred_by_cycles_along_the_motio
     assert res.summary["shutter_deg"] == 180.0 and res.summary["shutter_samples"] == 8
     P = _prepare(cfg, actors[0], actors[1])
     for f in range(2):
-        alpha = read_exr_rgba(res.out / "plate" / "frames" / f"{f:06d}.exr")[..., 3]
+        alpha = read_exr_rgba(res.out / "plate" / "frames_exr" / f"{f:06d}.exr")[..., 3]
         blurred, sharp = coverage(P, f, np.linspace(-0.25, 0.25, 33)), coverage(P, f, [0.0])
         band = np.abs(blurred - sharp) > 0.1                           # where the shutter changed the coverage
         assert band.sum() > 100, band.sum()
@@ -353,3 +354,27 @@ def test_a_plate_made_in_a_workspace_proves_itself_synthetic_to_the_swap_gate(tm
     with pytest.raises(ConsentError, match="written outside this workspace"):
         with gate_plate(ws, None, None, tmp_path / "elsewhere" / "plate" / "plate.mp4"):
             pass
+
+
+def test_a_cycles_plates_exr_folder_proves_itself_as_its_png_folder_does(tmp_path):
+    """`write_synthetic_plate_manifests` lists each frame folder in its own manifest (frames/ and Cycles'
+    frames_exr/, either given to a swap as the plate) and every file in the plate folder's."""
+    import json
+
+    from doppel.synthetic_provenance import write_synthetic_plate_manifests
+
+    plate = tmp_path / "plate"
+    for folder, suffix in (("frames", "png"), ("frames_exr", "exr")):
+        (plate / folder).mkdir(parents=True)
+        for f in range(2):
+            (plate / folder / f"{f:06d}.{suffix}").write_bytes(bytes([f]) * 10)
+    write_synthetic_plate_manifests(plate, seed=1, settings={"renderer": "cycles"})
+
+    def listed(folder):
+        m = json.loads((folder / "manifest.json").read_text())
+        assert m["stage"] == "synthetic_plate" and m["params"]["synthetic"] is True
+        return sorted(e["path"] for e in m["outputs"].values())
+
+    assert listed(plate / "frames_exr") == ["000000.exr", "000001.exr"]
+    assert listed(plate / "frames") == ["000000.png", "000001.png"]
+    assert "frames_exr/000001.exr" in listed(plate) and "frames_exr/manifest.json" in listed(plate)
