@@ -10,11 +10,12 @@ Layout written by ``render_plate`` into OUT:
   ``plate/plate.mp4`` (H.264, yuv420p, the plate's fps), ``plate/cameras.json`` (the film
   camera of every frame: K, R, t (OpenCV, world-to-camera, metres), distortion, size, fps).
 - ``ground_truth/frames/NNNNNN.png`` (+ ``ground_truth/frames_exr/NNNNNN.exr``) and
-  ``ground_truth/ground_truth.mp4``: the same shot and camera with A's head region on B: vertices ``(1 - w) * B + w
-  * (A + neck_B - neck_A)``, where A is posed with B's very pose and expression, ``neck_X`` is actor X's posed
-  ``neck01`` joint (A's head is carried to B's neck), and ``w`` (``ground_truth/blend_weights.npy``, (V,) in [0, 1])
-  is a smoothstep over the rest pose's height from B's ``neck01`` joint (w = 0) to half way to its ``head`` joint (w
-  = 1), limited to the neck column; the albedo is blended by the same weights through the UV map (A's face texture).
+  ``ground_truth/ground_truth.mp4``: the same shot and camera with A's head region on B: vertices
+  ``(1 - w) * B + w * (A + neck_B - neck_A)``, where A is posed with B's very pose and expression, ``neck_X`` is
+  actor X's posed ``neck01`` joint (A's head is carried to B's neck), and ``w`` (``ground_truth/blend_weights.npy``,
+  (V,) in [0, 1]) is a smoothstep over the rest pose's height from B's ``neck01`` joint (w = 0) to half way to its
+  ``head`` joint (w = 1), limited to the neck column; the albedo is blended by the same weights through the UV map
+  (A's face texture).
 - ``ground_truth/masks/face_NNNNNN.png``: visible pixels of the face region (the replaced head's triangles in
   front of the ears, below the hairline: eyes, brows, nose, mouth, cheeks, chin); ``occlusion_NNNNNN.png``:
   pixels where the face region lies behind something else (a hand). 8-bit, 255 = in the mask, exact
