@@ -174,15 +174,16 @@ def clean_denoiser_bleed(rgba: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_exr_rgba(path, rgba: np.ndarray) -> None:
-    """(H, W, 4) float -> RGBA half-float EXR (ZIP), written to a temporary name and renamed."""
+def write_exr_rgba(path, rgba: np.ndarray, attributes: dict | None = None) -> None:
+    """(H, W, 4) float -> RGBA half-float EXR (ZIP), written to a temporary name and renamed. attributes: more
+    header attributes (e.g. ``framesPerSecond``, a Fraction, and ``expTime``, seconds)."""
     import os
 
     import OpenEXR
 
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.exr")
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    header = {**(attributes or {}), "compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with OpenEXR.File(header, {"RGBA": np.ascontiguousarray(rgba, np.float16)}) as f:
         f.write(str(tmp))
     os.replace(tmp, path)

@@ -6,7 +6,8 @@ Layout written by ``render_plate`` into OUT:
 
 - ``plate/frames/NNNNNN.png`` (sRGB over the studio backdrop; a plate ``doppel swap`` reads as it is; with
   ``--renderer cycles`` also ``plate/frames_exr/NNNNNN.exr``, Cycles' render itself: linear half-float RGBA,
-  premultiplied, transparent where no actor is, in a folder of its own so that each folder is one sequence),
+  premultiplied, transparent where no actor is, its frame rate and shutter in the header (`exr_attributes`), in a
+  folder of its own so that each folder is one sequence),
   ``plate/plate.mp4`` (H.264, yuv420p, the plate's fps), ``plate/cameras.json`` (the film
   camera of every frame: K, R, t (OpenCV, world-to-camera, metres), distortion, size, fps).
 - ``ground_truth/frames/NNNNNN.png`` (+ ``ground_truth/frames_exr/NNNNNN.exr``) and
@@ -676,13 +677,27 @@ def _render_cycles(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations
             for f in range(P.cfg.frames):
                 exr = d / "frames_exr" / f"{f:06d}.exr"
                 rgba = clean_denoiser_bleed(read_exr_rgba(exr))
-                write_exr_rgba(exr, rgba)
+                write_exr_rgba(exr, rgba, exr_attributes(P.cfg))
                 rgb = exr_to_srgb_png_pixels(rgba, BACKGROUND_SRGB)
                 _write_view_png(d / "frames" / f"{f:06d}.png", rgb)
                 video.add(rgb)
             timings[key] += time.perf_counter() - t0 - (timings["annotate"] - a0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def exr_attributes(cfg: PlateConfig) -> dict:
+    """A Cycles plate's EXR header attributes: OpenEXR's ``framesPerSecond`` (a rational) and, with a shutter,
+    ``expTime`` (seconds it was open): what `doppel swap` reads for the sequence's frame rate and ``--shutter
+    auto`` for its shutter angle."""
+    from capture.video_header import exact_rate
+    from neural_render.motion_blur import MotionBlur
+
+    rate = exact_rate(cfg.fps)
+    out: dict = {"framesPerSecond": rate}
+    if MotionBlur(cfg.shutter_deg, cfg.shutter_samples).on:
+        out["expTime"] = float(cfg.shutter_deg / 360.0 / float(rate))
+    return out
 
 
 def _cycles_motion(P: _Plate, f: int, ground_truth: bool):

@@ -154,6 +154,7 @@ def test_cycles_plate_has_the_raster_plates_ground_truth(actors, tmp_path):
     """Same shot through Cycles (1 sample): the EXRs in a folder of their own beside the PNGs' (one sequence a
     folder, as a swap reads a plate), and the annotations and masks of the raster
     renderer's shot bit for bit (they come from the geometry, not the pictures)."""
+    from capture.plate_io import frame_shutter_angle, sequence_fps
     from doppel.synthetic_plate import PlateConfig, render_plate
 
     res = {}
@@ -164,6 +165,8 @@ def test_cycles_plate_has_the_raster_plates_ground_truth(actors, tmp_path):
     assert sorted(p.name for p in (c / "plate" / "frames").iterdir()) == ["000000.png", "000001.png"]
     assert sorted(p.name for p in (c / "plate" / "frames_exr").iterdir()) == ["000000.exr", "000001.exr"]
     assert len(list((c / "ground_truth" / "frames_exr").glob("*.exr"))) == 2
+    first = c / "plate" / "frames_exr" / "000000.exr"
+    assert sequence_fps(first) == 24.0 and frame_shutter_angle(first) is None      # its rate; no shutter declared
     ra, ca = (np.load(tmp_path / r / "ground_truth" / "annotations.npz") for r in ("raster", "cycles"))
     for k in ra.files:
         assert np.array_equal(ra[k], ca[k]), k
@@ -249,8 +252,9 @@ def test_a_cycles_plate_shot_with_a_shutter_is_blurred_by_cycles_along_the_motio
     """--renderer cycles --shutter 180: Cycles' own motion blur of the mesh and the film camera keyed over the
     shutter; its coverage (the EXR's alpha) is the rasterizer's coverage averaged over the open shutter (the exact
     performance at 33 times), far closer than to the frame's sharp coverage, on the frame where the head turns
-    fastest; the annotations are the sharp shot's."""
+    fastest; the annotations are the sharp shot's; the EXRs declare the shutter (`--shutter auto` reads 180)."""
     from benchmarks.plate_motion_blur import coverage
+    from capture.plate_io import plate_shutter_angle
     from doppel.cycles_capture import read_exr_rgba
     from doppel.synthetic_plate import PlateConfig, _prepare, render_plate
 
@@ -258,6 +262,8 @@ def test_a_cycles_plate_shot_with_a_shutter_is_blurred_by_cycles_along_the_motio
                       texture_size=256, shutter_deg=180.0, shutter_samples=8)
     res = render_plate(tmp_path / "blur", cfg, actor_b=actors[0], actor_a=actors[1])
     assert res.summary["shutter_deg"] == 180.0 and res.summary["shutter_samples"] == 8
+    angle, where = plate_shutter_angle(res.out / "plate" / "frames_exr")          # what --shutter auto reads
+    assert angle == pytest.approx(180.0) and "expTime" in where
     P = _prepare(cfg, actors[0], actors[1])
     for f in range(2):
         alpha = read_exr_rgba(res.out / "plate" / "frames_exr" / f"{f:06d}.exr")[..., 3]
