@@ -129,19 +129,21 @@ def smplx_face_embedding_for(model: str, num_vertices: int, inputs: dict[str, Pa
 
 def rig_poser(r) -> Callable:
     """For a rigging.Rig: anim -> (frame indices (n,) -> posed vertices (n, V, 3) float32 through Rig.pose), the
-    animation's joints matched to the rig's by name and its blendshape weights applied."""
+    animation's joints matched to the rig's by name and its blendshape weights applied. The animation is checked
+    against the rig when the poser is made (AnimationError); each call takes its own frames in the rig's order (a
+    long take is not copied whole for a few preview frames)."""
     def make(anim):
         import torch
 
         from rigging.animation import in_rig_order
 
-        R, t, w = in_rig_order(anim, r)
+        in_rig_order(anim, r, np.zeros(1, np.int64))
 
         def f(frames):
+            R, t, w = in_rig_order(anim, r, np.asarray(frames))
             with torch.no_grad():
-                v = r.pose(torch.as_tensor(R[frames], dtype=torch.float32),
-                           torch.as_tensor(t[frames], dtype=torch.float32),
-                           None if w is None else torch.as_tensor(w[frames], dtype=torch.float32))
+                v = r.pose(torch.as_tensor(R, dtype=torch.float32), torch.as_tensor(t, dtype=torch.float32),
+                           None if w is None else torch.as_tensor(w, dtype=torch.float32))
             return v.cpu().numpy()
         return f
     return make

@@ -27,6 +27,7 @@ import logging
 import math
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -449,16 +450,27 @@ def _channels_to_transforms(data: np.ndarray, offsets: np.ndarray, channels: lis
 def format_bvh(motion: Motion, units: str | None = None, precision: int = 6) -> str:
     """BVH text for ``motion``. Lengths are written in ``units`` (default: the motion's own units).
 
-    Each joint keeps its channel list; joints without channels get 3 rotation channels (ZXY) when
-    their rotations are not all identity. Rotation matrices become Euler angles through scipy.
+    Each joint keeps its channel list; rotation matrices become Euler angles (in the order of its rotation
+    channels) through scipy.
     """
+    inv = _unit_inverse(motion, units)
+    buf = io.StringIO()
+    np.savetxt(buf, _frame_columns(motion, inv), fmt=f"%.{precision}f", delimiter=" ")
+    return _header_text(motion, motion.num_frames, inv, precision) + buf.getvalue()
+
+
+def _unit_inverse(motion: Motion, units: str | None) -> float:
     units = units or motion.units
     if units not in UNIT_SCALES:
         raise ValueError(f"units must be one of {sorted(UNIT_SCALES)}, got {units!r}")
-    inv = 1.0 / UNIT_SCALES[units]
-    F, J = motion.num_frames, motion.num_joints
-    if F == 0:
+    if motion.num_frames == 0:
         raise ValueError("cannot write a BVH file with zero frames")
+    return 1.0 / UNIT_SCALES[units]
+
+
+def _header_text(motion: Motion, frames: int, inv: float, precision: int) -> str:
+    """The HIERARCHY block and the MOTION lines up to the first frame's row (``frames`` on its Frames line)."""
+    J = motion.num_joints
     children: dict[int, list[int]] = {j: [] for j in range(J)}
     for j, p in enumerate(motion.parents):
         if p >= 0:
@@ -485,6 +497,12 @@ def format_bvh(motion: Motion, units: str | None = None, precision: int = 6) -> 
 
     for r in [j for j in range(J) if motion.parents[j] < 0]:
         emit(r, 0)
+    out += ["MOTION", f"Frames: {frames}", f"Frame Time: {motion.frame_time:.8f}"]
+    return "\n".join(out) + "\n"
+
+
+def _frame_columns(motion: Motion, inv: float) -> np.ndarray:
+    """(F, channels) the frames' channel values: positions in the written units, rotations in degrees."""
     cols = []
     for j, chans in enumerate(motion.channels):
         order = "".join(c[0] for c in chans if c.endswith("rotation"))
@@ -501,11 +519,7 @@ def format_bvh(motion: Motion, units: str | None = None, precision: int = 6) -> 
             else:
                 cols.append(eul[:, k])
                 k += 1
-    data = np.stack(cols, axis=1) if cols else np.zeros((F, 0))
-    out += ["MOTION", f"Frames: {F}", f"Frame Time: {motion.frame_time:.8f}"]
-    buf = io.StringIO()
-    np.savetxt(buf, data, fmt=f"%.{precision}f", delimiter=" ")
-    return "\n".join(out) + "\n" + buf.getvalue()
+    return np.stack(cols, axis=1) if cols else np.zeros((motion.num_frames, 0))
 
 
 def write_bvh(path: str | Path, motion: Motion, units: str | None = None, precision: int = 6) -> Path:
@@ -513,3 +527,25 @@ def write_bvh(path: str | Path, motion: Motion, units: str | None = None, precis
     from core.storage import atomic_write_text
 
     return atomic_write_text(path, format_bvh(motion, units=units, precision=precision))
+
+
+def write_bvh_frames(path: str | Path, header: Motion, chunks: Iterable[Motion], frames: int,
+                     units: str | None = None, precision: int = 6) -> Path:
+    """Write, atomically, the BVH whose hierarchy is ``header``'s and whose frames are those of ``chunks`` (motions
+    on the same skeleton, in order, ``frames`` in all) one chunk at a time: a long take's file is the same bytes
+    `write_bvh` writes of the whole motion, made while holding one chunk. ValueError when the chunks' frames do
+    not add up to ``frames`` (nothing is written)."""
+    from core.storage import atomic_open
+
+    inv = _unit_inverse(header, units)
+    written = 0
+    with atomic_open(path, "w") as f:
+        f.write(_header_text(header, frames, inv, precision))
+        for part in chunks:
+            if part.channels != header.channels:
+                raise ValueError(f"{path}: a chunk of frames is not on the header's skeleton")
+            np.savetxt(f, _frame_columns(part, inv), fmt=f"%.{precision}f", delimiter=" ")
+            written += part.num_frames
+        if written != frames:
+            raise ValueError(f"{path}: {written} frames written, the header says {frames}")
+    return Path(path)

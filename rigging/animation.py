@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ANIMATION_FILE = "animation.npz"
 MAX_ROOT_TRANSLATION_M = 1e5   # a root further than 100 km from its bind position is a unit or data error
 MAX_BLENDSHAPE_WEIGHT = 10.0   # |weight| above this is not an animation of a face
+VALIDATE_CHUNK_FRAMES = 4096   # frames whose rotations are checked at a time
 _REQUIRED = ("joint_names", "local_rotations", "root_translation", "fps")
 
 # The frame rates of film, video and motion capture (NTSC rates exact: 24000/1001, ...), frames per second.
@@ -131,7 +132,8 @@ class Animation:
             raise AnimationError(f"{where}: local_rotations must be (T, {J}, 3, 3) with T >= 1, got {R.shape}")
         if not np.isfinite(R).all():
             raise AnimationError(f"{where}: local_rotations are not finite")
-        bad = invalid_rotations(R)
+        step = VALIDATE_CHUNK_FRAMES           # the check's float64 temporaries for a chunk, not the take
+        bad = np.concatenate([invalid_rotations(R[a:a + step]) for a in range(0, R.shape[0], step)])
         if bad.any():
             orth, det_err = rotation_errors(R)
             f, j = np.unravel_index(int(np.argmax(np.maximum(orth, det_err))), bad.shape)
@@ -206,24 +208,29 @@ class Animation:
                    blendshape_weights=data.get("blendshape_weights"), source=str(f)).validate()
 
 
-def in_rig_order(anim: Animation, rig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def in_rig_order(anim: Animation, rig, frames: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``anim`` in a rig's joint and blendshape order, matched by name, as `rigging.Rig.pose` takes it:
     (R (T, J, 3, 3) local rotations, t (T, 3) metres, w (T, N) blendshape weights or None when the animation has
     none). Rig joints the animation does not name stay at their bind pose (identity), blendshapes it does not name
-    at 0. Raises AnimationError when it names joints or blendshapes the rig does not have."""
+    at 0. Raises AnimationError when it names joints or blendshapes the rig does not have. frames: (n,) frame
+    indices to return (T = n) instead of every frame: a few frames of a long take without a copy of all of it."""
     anim.validate()
+    pick = slice(None) if frames is None else np.asarray(frames, np.int64)
     where = anim.source or "animation"
     index = {n: i for i, n in enumerate(rig.joint_names)}
     unknown = [n for n in anim.joint_names if n not in index]
     if unknown:
         raise AnimationError(f"{where}: {len(unknown)} of its {len(anim.joint_names)} joints are not in the rig "
                              f"(first: {unknown[:5]}); the rig's joints start with {list(rig.joint_names[:5])}")
-    T, J = anim.num_frames, len(rig.joint_names)
+    rotations = anim.local_rotations[pick]
+    T, J = rotations.shape[0], len(rig.joint_names)
     R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
-    R[:, [index[n] for n in anim.joint_names]] = anim.local_rotations
+    R[:, [index[n] for n in anim.joint_names]] = rotations
     missing = J - len(anim.joint_names)
     if missing:
-        log.info("%s: %d rig joints are not animated and stay at their bind pose", where, missing)
+        log.log(logging.INFO if frames is None else logging.DEBUG,
+                "%s: %d rig joints are not animated and stay at their bind pose", where, missing)
     w = None
     if anim.blendshape_names:
         bs_index = {n: i for i, n in enumerate(rig.blendshape_names)}
@@ -233,8 +240,8 @@ def in_rig_order(anim: Animation, rig) -> tuple[np.ndarray, np.ndarray, np.ndarr
                                  + (f" (its first: {list(rig.blendshape_names[:5])})" if len(rig.blendshape_names)
                                     else " (it has none)"))
         w = np.zeros((T, len(rig.blendshape_names)))
-        w[:, [bs_index[n] for n in anim.blendshape_names]] = anim.blendshape_weights
-    return R, anim.root_translation.copy(), w
+        w[:, [bs_index[n] for n in anim.blendshape_names]] = anim.blendshape_weights[pick]
+    return R, anim.root_translation[pick].copy(), w
 
 
 def _animation_file(p: Path) -> Path:

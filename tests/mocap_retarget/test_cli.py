@@ -78,6 +78,25 @@ def test_retargeted_bvh_reproduces_the_animation(anny_skeleton):
     assert np.abs(P - res.target_positions).max() < 1e-5
 
 
+def test_a_retargeted_bvh_written_in_chunks_is_the_bvh_of_the_whole_take(anny_skeleton, tmp_path):
+    """`write_animation_bvh` (what `doppel retarget` writes retargeted.bvh with, a chunk of frames at a time so a
+    long take's world rotations are never all held) gives the bytes of `write_bvh` of the whole animation, for
+    chunks that do and do not divide the take; frames that do not add up to the header's count write nothing."""
+    from mocap_retarget.bvh import write_bvh, write_bvh_frames
+    from mocap_retarget.export import write_animation_bvh
+
+    names, parents, B = anny_skeleton
+    target = TargetSkeleton(names, parents, B)
+    anim = retarget(synthetic_walk(SPEC), target).animation
+    whole = write_bvh(tmp_path / "whole.bvh", animation_to_motion(anim, target), units="m").read_bytes()
+    for chunk in (1, 7, anim.num_frames, 10 * anim.num_frames):
+        assert write_animation_bvh(tmp_path / f"c{chunk}.bvh", anim, target, chunk=chunk).read_bytes() == whole
+    motion = animation_to_motion(anim, target)
+    with pytest.raises(ValueError, match="frames written, the header says"):
+        write_bvh_frames(tmp_path / "short.bvh", motion, [motion.frames(range(0, 5))], anim.num_frames)
+    assert not list(tmp_path.glob("short.bvh*")) and not list(tmp_path.glob(".short*"))
+
+
 def test_explain_prints_mapping_and_unmapped(clips, capsys):
     clip, _ = clips
     code, text = _run(["retarget", str(clip), "--explain"], capsys)

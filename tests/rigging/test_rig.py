@@ -321,3 +321,24 @@ def test_an_animation_in_another_joint_order_poses_the_rig_as_in_its_own():
                                blendshape_weights=w[:, :1]), rig)
     with pytest.raises(AnimationError, match="1 of its 2 joints are not in the rig"):
         in_rig_order(Animation(["root", "tail"], R[:, :2], t, 30.0), rig)
+    Rf, tf, wf = in_rig_order(shuffled, rig, np.array([2, 0]))           # some frames only: those frames
+    np.testing.assert_allclose(Rf, Rs[[2, 0]]) and np.testing.assert_allclose(tf, ts[[2, 0]])
+    np.testing.assert_allclose(wf, ws[[2, 0]])
+
+
+def test_the_rig_poser_poses_the_frames_it_is_asked_for():
+    """`doppel.doubles.rig_poser` (the retarget preview's): each call's frames, posed as the whole animation in
+    the rig's order poses them; an animation the rig cannot take is refused when the poser is made."""
+    from doppel.doubles import rig_poser
+    from rigging.animation import Animation, AnimationError, in_rig_order
+
+    rig = tiny_rig()
+    R = roma.random_rotmat(5 * 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64).numpy()
+    anim = Animation(list(rig.joint_names), R.reshape(5, 4, 3, 3), np.random.default_rng(2).normal(0, 0.1, (5, 3)),
+                     30.0)
+    pose = rig_poser(rig)(anim)
+    Rw, tw, _ = in_rig_order(anim, rig)
+    want = rig.pose(torch.as_tensor(Rw, dtype=torch.float32), torch.as_tensor(tw, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(pose(np.array([4, 1])), want[[4, 1]], atol=1e-6)
+    with pytest.raises(AnimationError, match="not in the rig"):
+        rig_poser(rig)(Animation(["root", "tail"], R.reshape(5, 4, 3, 3)[:, :2], tw, 30.0))
