@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assets.export.common import ExportError, ExportScene, check_output_path, staged_output
+from assets.export.common import ExportError, ExportScene, check_output_path, quat_xyzw, staged_output
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +30,6 @@ def split_vertices(scene: ExportScene) -> tuple[np.ndarray, np.ndarray, np.ndarr
     pairs = np.stack([scene.faces.reshape(-1), scene.face_uvs.reshape(-1)], axis=1)
     uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
     return uniq[:, 0], inverse.reshape(-1, 3), scene.uvs[uniq[:, 1]]
-
-
-def _quat_xyzw(R: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) -> (..., 4) unit quaternions (x, y, z, w) via roma, sign-continuous along axis 0 if 2+ dims."""
-    import roma
-    import torch
-
-    q = roma.rotmat_to_unitquat(torch.from_numpy(np.ascontiguousarray(R, dtype=np.float64))).numpy()
-    if q.ndim == 3 and len(q) > 1:                               # (T, J, 4): no sign flips between frames
-        for f in range(1, len(q)):
-            flip = (q[f] * q[f - 1]).sum(-1) < 0
-            q[f, flip] *= -1
-    return q
 
 
 class _Bin:
@@ -185,7 +172,7 @@ def _add_skeleton(gltf, b: _Bin, scene: ExportScene) -> list[int]:
 
     J = len(scene.joint_names)
     L = scene.local_bind()
-    q_rest = _quat_xyzw(L[:, :3, :3])
+    q_rest = quat_xyzw(L[:, :3, :3])
     children: list[list[int]] = [[] for _ in range(J)]
     for j, p in enumerate(scene.parents):
         if p >= 0:
@@ -211,10 +198,9 @@ def _add_animation(gltf, b: _Bin, scene: ExportScene, roots: list[int], n_target
     import pygltflib as g
 
     T, J = scene.num_frames, len(scene.joint_names)
-    rot, trans = scene.local_tracks()
+    q, trans = scene.local_quaternions()                              # (T, J, 4), (T, J, 3)
     times = b.accessor((np.arange(T) / scene.fps).astype(np.float32), "SCALAR", minmax=True)
-    q = _quat_xyzw(rot)                                               # (T, J, 4)
-    q_rest = _quat_xyzw(scene.local_bind()[:, :3, :3])
+    q_rest = quat_xyzw(scene.local_bind()[:, :3, :3])
     samplers, channels = [], []
 
     def channel(node: int, path: str, values: np.ndarray, kind: str) -> None:

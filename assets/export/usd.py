@@ -185,8 +185,6 @@ def _write_animation(stage, scene: ExportScene, root_name: str, paths: list[str]
     scales and blend-shape weights per frame."""
     from pxr import Usd, UsdSkel, Vt
 
-    from assets.export.gltf import _quat_xyzw
-
     T, J = scene.num_frames, len(scene.joint_names)
     stage.SetStartTimeCode(0)
     stage.SetEndTimeCode(T - 1)
@@ -194,8 +192,8 @@ def _write_animation(stage, scene: ExportScene, root_name: str, paths: list[str]
     stage.SetFramesPerSecond(scene.fps)
     anim = UsdSkel.Animation.Define(stage, f"/{root_name}/Skeleton/Animation")
     anim.CreateJointsAttr(Vt.TokenArray(paths))
-    rot, trans = scene.local_tracks()
-    q = _quat_xyzw(rot).astype(np.float32)                       # (T, J, 4) xyzw = GfQuatf memory order
+    q, trans = scene.local_quaternions()
+    q = q.astype(np.float32)                                      # (T, J, 4) xyzw = GfQuatf memory order
     ta, ra = anim.CreateTranslationsAttr(), anim.CreateRotationsAttr()
     anim.CreateScalesAttr().Set(Vt.Vec3hArray.FromNumpy(np.ones((J, 3), np.float16)))
     wa = None

@@ -114,6 +114,30 @@ def test_presets_and_overrides():
     assert np.isclose(np.linalg.det(C), 1.0)
 
 
+def test_local_quaternions_are_the_local_tracks_rotations_made_a_chunk_at_a_time(tiny_rig, tiny_anim):
+    """`ExportScene.local_quaternions` (what the glTF and USD writers key): in chunks of any size, the rotations of
+    `local_tracks` as unit quaternions (scipy's, up to sign), no joint's sign flipping from a frame to the next,
+    and the same translations; a flip the conversion makes mid-take is carried to the frames after it."""
+    from scipy.spatial.transform import Rotation
+
+    from assets.export.common import sign_continuous
+
+    sc = prepare_scene(tiny_rig, tiny_anim, ExportOptions.from_preset("maya"))
+    rot, trans = sc.local_tracks()
+    T, J = rot.shape[:2]
+    whole, t_whole = sc.local_quaternions()
+    want = Rotation.from_matrix(rot.reshape(-1, 3, 3)).as_quat().reshape(T, J, 4)       # x, y, z, w
+    assert np.allclose(np.abs(np.einsum("fjk,fjk->fj", whole, want)), 1.0, atol=1e-9)
+    assert (np.einsum("fjk,fjk->fj", whole[1:], whole[:-1]) >= 0).all()
+    np.testing.assert_array_equal(t_whole, trans)
+    for chunk in (1, 5, T + 3):
+        q, t = sc.local_quaternions(chunk=chunk)
+        np.testing.assert_array_equal(q, whole) and np.testing.assert_array_equal(t, trans)
+    q = np.tile([[0.0, 0.0, 0.0, 1.0]], (4, 1, 1))
+    q[2:] *= -1                                               # a flip at frame 2 and none after it, as given
+    assert (sign_continuous(q.copy())[:, 0, 3] == 1.0).all()
+
+
 @pytest.mark.parametrize("preset", ["maya", "unreal", "blender"])
 def test_prepared_scene_poses_like_the_rig(tiny_rig, tiny_anim, preset):
     """Forward kinematics + LBS of the converted scene (a numpy reference path) equals Rig.pose after the frame
