@@ -63,9 +63,9 @@ def _face_frames(rig, anim, frames: np.ndarray, size: int):
         region = head_region(rig, find_head_joints(rig)[0])
     except FaceTakeError:
         region = None
-    R, _, w = in_rig_order(anim, rig)
-    for f in frames:
-        pose = PreviewPose(f"frame {int(f)}", R[f], None if w is None else w[f])
+    R, _, w = in_rig_order(anim, rig, np.asarray(frames))          # those frames, not the whole take
+    for k, f in enumerate(frames):
+        pose = PreviewPose(f"frame {int(f)}", R[k], None if w is None else w[k])
         img = render_preview(rig, [pose], size=size, region=region if region is not None and len(region) else None)
         yield (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
