@@ -7,9 +7,9 @@ Layout written by ``render_plate`` into OUT:
 - ``plate/frames/NNNNNN.png`` (sRGB over the studio backdrop; a plate ``doppel swap`` reads as it is; with
   ``--renderer cycles`` also ``plate/frames_exr/NNNNNN.exr``, Cycles' render itself: linear half-float RGBA,
   premultiplied, transparent where no actor is, its frame rate and shutter in the header (`exr_attributes`), in a
-  folder of its own so that each folder is one sequence),
-  ``plate/plate.mp4`` (H.264, yuv420p, the plate's fps), ``plate/cameras.json`` (the film
-  camera of every frame: K, R, t (OpenCV, world-to-camera, metres), distortion, size, fps).
+  folder of its own so that each folder is one sequence), ``plate/plate.mp4`` (H.264, yuv420p, the plate's fps),
+  ``plate/cameras.json`` (the film camera of every frame: K, R, t (OpenCV, world-to-camera, metres), distortion,
+  size, fps).
 - ``ground_truth/frames/NNNNNN.png`` (+ ``ground_truth/frames_exr/NNNNNN.exr``) and
   ``ground_truth/ground_truth.mp4``: the same shot and camera with A's head region on B: vertices
   ``(1 - w) * B + w * (A + neck_B - neck_A)``, where A is posed with B's very pose and expression, ``neck_X`` is

@@ -3,14 +3,14 @@
 MediaPipe loses a face for a frame or two where it is smeared by a fast turn or the shutter, half in profile, or
 small: the head track bridges those frames (its smoothness term carries the pose through them), but a frame with
 no landmarks passed through shows the performer's own face for a frame between swapped ones, a flash a viewer
-sees at once. A dropout of at most ``SwapConfig.bridge`` frames, inside one shot (between cuts), with the face
-found on both sides, facing the camera there (|yaw| under ``BRIDGE_MAX_YAW`` degrees: not a head turning away
-into a back view), turned less than ``BRIDGE_MAX_TURN`` degrees from one side to the other, and with no other
-person's face seen in it, is swapped at a pose that puts the double's face
-between where its neighbours put it in the image (`place_between`): the solve's own bridge, which interpolates
-rotation and translation separately, lands a face between two neighbours that trade rotation against translation
-(a head near profile) off both of them. Its landmarks (for the comp's masks) are the neighbours' interpolated
-linearly. Such frames are flagged in the QC and listed in ``tracks.npz`` (``face_bridged``).
+sees at once. A dropout of at most ``SwapConfig.bridge`` frames, inside one shot (between cuts), with the face found
+on both sides, facing the camera there (|yaw| under ``BRIDGE_MAX_YAW`` degrees: not a head turning away into a back
+view), turned less than ``BRIDGE_MAX_TURN`` degrees from one side to the other, and with no other person's face seen
+in it, is swapped at a pose that puts the double's face between where its neighbours put it in the image
+(`place_between`): the solve's own bridge, which interpolates rotation and translation separately, lands a face
+between two neighbours that trade rotation against translation (a head near profile) off both of them. Its landmarks
+(for the comp's masks) are the neighbours' interpolated linearly. Such frames are flagged in the QC and listed in
+``tracks.npz`` (``face_bridged``).
 
 The turn limit: a face's points move on arcs as the head turns, and a frame placed between its neighbours puts
 them on the chords; a point a face's depth (about an inter-ocular distance) from the axis is off its arc by about
