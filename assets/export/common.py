@@ -181,9 +181,7 @@ class ExportScene:
             rot, trans = self.local_tracks()
             return quat_xyzw(rot), trans
         T, J = self.rotations.shape[:2]
-        q = np.empty((T, J, 4))
-        for a in range(0, T, chunk):
-            q[a:a + chunk] = quat_xyzw(L[None, :, :3, :3] @ self.rotations[a:a + chunk], continuous=False)
+        q = quat_xyzw_chunked(self.rotations, chunk, left=L[None, :, :3, :3])
         trans = np.broadcast_to(L[None, :, :3, 3], (T, J, 3)).copy()
         if self.root_translation is not None:
             trans[:, self.parents < 0] += self.root_translation[:, None]
@@ -198,6 +196,17 @@ def quat_xyzw(R: np.ndarray, continuous: bool = True) -> np.ndarray:
 
     q = roma.rotmat_to_unitquat(torch.from_numpy(np.ascontiguousarray(R, dtype=np.float64))).numpy()
     return sign_continuous(q) if continuous and q.ndim == 3 else q
+
+
+def quat_xyzw_chunked(R: np.ndarray, chunk: int = TRACK_CHUNK_FRAMES, left: np.ndarray | None = None) -> np.ndarray:
+    """(T, J, 3, 3) rotations (each first multiplied by ``left``, broadcast, when given) -> (T, J, 4) unit
+    quaternions (x, y, z, w), as `quat_xyzw` without sign continuity, converted ``chunk`` frames at a time: a
+    long take's products and the conversion's temporaries are held for a chunk, not for the take."""
+    q = np.empty((*R.shape[:-2], 4))
+    for a in range(0, len(R), chunk):
+        part = R[a:a + chunk] if left is None else left @ R[a:a + chunk]
+        q[a:a + chunk] = quat_xyzw(part, continuous=False)
+    return q
 
 
 def sign_continuous(q: np.ndarray) -> np.ndarray:

@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from assets.export.common import ExportError, ExportOptions, ExportScene, check_output_path, staged_output
+from assets.export.common import (
+    ExportError,
+    ExportOptions,
+    ExportScene,
+    check_output_path,
+    quat_xyzw_chunked,
+    staged_output,
+)
 
 log = logging.getLogger(__name__)
 REST_TOL = 1e-4     # how far Blender's bone rest matrices may be from the bind matrices (float32 edit bones)
@@ -32,9 +39,6 @@ def blender_scene_options(options: ExportOptions) -> ExportOptions:
 
 def fbx_task(scene: ExportScene, out: Path, up: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The worker task that writes ``scene`` (prepared in `blender_scene_options` frame) to ``out``."""
-    import roma
-    import torch
-
     if scene.options.up != up:
         raise ValueError(f"fbx_task: the scene is prepared {scene.options.up}-up, the file is {up}-up")
     arrays: dict[str, np.ndarray] = {
@@ -45,7 +49,7 @@ def fbx_task(scene: ExportScene, out: Path, up: str) -> tuple[dict[str, Any], di
         arrays["uvs"], arrays["face_uvs"] = scene.uvs, scene.face_uvs
     T = scene.num_frames
     if T:
-        q = roma.rotmat_to_unitquat(torch.from_numpy(np.ascontiguousarray(scene.rotations))).numpy()  # xyzw
+        q = quat_xyzw_chunked(scene.rotations)                                  # xyzw, a chunk of frames at a time
         arrays["quaternions_wxyz"] = np.concatenate([q[..., 3:], q[..., :3]], -1)
         loc = np.zeros((T, len(scene.joint_names), 3))
         roots = np.flatnonzero(scene.parents < 0)
