@@ -214,7 +214,9 @@ def in_rig_order(anim: Animation, rig, frames: np.ndarray | None = None
     (R (T, J, 3, 3) local rotations, t (T, 3) metres, w (T, N) blendshape weights or None when the animation has
     none). Rig joints the animation does not name stay at their bind pose (identity), blendshapes it does not name
     at 0. Raises AnimationError when it names joints or blendshapes the rig does not have. frames: (n,) frame
-    indices to return (T = n) instead of every frame: a few frames of a long take without a copy of all of it."""
+    indices to return (T = n) instead of every frame: a few frames of a long take without a copy of all of it.
+    An animation of the rig's joints in the rig's order (a retarget's) gives its own rotations as R, not a copy (a
+    10-minute 120 fps take onto a 104-joint rig: 0.54 GB): read R, never write into it."""
     anim.validate()
     pick = slice(None) if frames is None else np.asarray(frames, np.int64)
     where = anim.source or "animation"
@@ -225,8 +227,11 @@ def in_rig_order(anim: Animation, rig, frames: np.ndarray | None = None
                              f"(first: {unknown[:5]}); the rig's joints start with {list(rig.joint_names[:5])}")
     rotations = anim.local_rotations[pick]
     T, J = rotations.shape[0], len(rig.joint_names)
-    R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
-    R[:, [index[n] for n in anim.joint_names]] = rotations
+    if list(anim.joint_names) == list(rig.joint_names):
+        R = rotations
+    else:
+        R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
+        R[:, [index[n] for n in anim.joint_names]] = rotations
     missing = J - len(anim.joint_names)
     if missing:
         log.log(logging.INFO if frames is None else logging.DEBUG,

@@ -321,6 +321,8 @@ def test_an_animation_in_another_joint_order_poses_the_rig_as_in_its_own():
                                blendshape_weights=w[:, :1]), rig)
     with pytest.raises(AnimationError, match="1 of its 2 joints are not in the rig"):
         in_rig_order(Animation(["root", "tail"], R[:, :2], t, 30.0), rig)
+    in_order = Animation(list(rig.joint_names), R, t, 30.0)
+    assert np.shares_memory(in_rig_order(in_order, rig)[0], in_order.local_rotations)   # in its order: no copy
     Rf, tf, wf = in_rig_order(shuffled, rig, np.array([2, 0]))           # some frames only: those frames
     np.testing.assert_allclose(Rf, Rs[[2, 0]]) and np.testing.assert_allclose(tf, ts[[2, 0]])
     np.testing.assert_allclose(wf, ws[[2, 0]])
