@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mocap_retarget.feet import sole_heights
 from mocap_retarget.retarget import RetargetResult
 from mocap_retarget.roles import BONE_CHILD, SIDES
 from mocap_retarget.skeleton import TargetSkeleton
@@ -89,8 +88,7 @@ def _feet_metrics(res: RetargetResult, target: TargetSkeleton) -> dict:
     """Per foot: contact fraction, skate during contacts (cm/s) and ground penetration (cm), before and after
     the cleanup; and their means / maxima over both feet."""
     smap, tmap, fps = res.source_map.roles, res.target_map.roles, res.animation.fps
-    sole_raw = sole_heights(res.target_rotations_raw, res.target_positions_raw, target, res.target_map)
-    sole = sole_heights(res.target_rotations, res.target_positions, target, res.target_map)
+    sole_raw, sole = res.sole_heights_raw, res.sole_heights
     feet = {}
     for i, side in enumerate(SIDES):
         c = res.contacts[:-1, i] & res.contacts[1:, i]      # frame pairs inside a contact

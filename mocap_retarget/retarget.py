@@ -43,7 +43,7 @@ import numpy as np
 
 from mocap_retarget.bvh import Motion
 from mocap_retarget.contacts import ContactConfig, detect_contacts
-from mocap_retarget.feet import FootConfig, enforce_feet, source_sole_offset
+from mocap_retarget.feet import FootConfig, enforce_feet, sole_heights, source_sole_offset
 from mocap_retarget.hands import HandConfig, body_lift, enforce_hands, hand_contacts, hand_sides
 from mocap_retarget.roles import BONE_CHILD, FINGER_ROLES, SIDES, BoneMap, auto_map
 from mocap_retarget.rotations import frame_from, normalize, rotation_between, snap_to_axis
@@ -88,8 +88,8 @@ class RetargetResult:
     source_floor: float                         # metres, source floor height in Doppel's frame
     up_axis: str                                # the source up axis used
     source_parents: np.ndarray | None = None    # (Js,) parents of the source skeleton
-    target_rotations: np.ndarray | None = None      # (F, J, 3, 3) world rotations after cleanup
-    target_rotations_raw: np.ndarray | None = None  # (F, J, 3, 3) before cleanup
+    sole_heights: np.ndarray | None = None      # (F, 2) left / right sole above the floor after cleanup, metres
+    sole_heights_raw: np.ndarray | None = None  # (F, 2) before cleanup
     copied_joints: int = 0                      # one skeleton on both sides: the joints copied (else 0)
     hand_contacts: np.ndarray | None = None     # (F, 2) bool, left and right hand on the ground (from the source)
     hand_sides: tuple[str, ...] = ()            # the sides whose hands were looked at (both skeletons have them)
@@ -180,6 +180,7 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     Pt_raw = _positions(W, target.parents, tb, target.bind_pos[roots] + root_tr[:, None])
     step("foot contacts")
     contacts = _source_contacts(src, smap, floor_s, sole_s, motion.fps, cfg.contact)
+    soles_raw = sole_heights(W.transpose(1, 0, 2, 3), Pt_raw, target, tmap)
     Wt, Pt = W, Pt_raw
     sides = hand_sides(smap, tmap)
     hands = hand_contacts(src.P, smap, sides, floor_s, motion.fps, src.leg, cfg.hands)
@@ -192,6 +193,7 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
         Pt_in = Pt_raw + lift[:, None, None] * up if lift.any() else Pt_raw
         feet = FootConfig(cfg.blend_s, cfg.feet.reach_fraction, cfg.feet.max_hips_drop)
         Wt, drop = enforce_feet(target, tmap, W, Pt_in, contacts, feet, motion.fps, mapped)
+        del W                           # a long take's world rotations are held twice at most from here
         root_tr = root_tr - drop[:, None] * up
         Pt = _positions(Wt, target.parents, tb, target.bind_pos[roots] + root_tr[:, None])
         step("hand IK")
@@ -201,7 +203,7 @@ def retarget(motion: Motion, target: TargetSkeleton, config: RetargetConfig | No
     anim = Animation(list(target.names), _local_rotations(Wt, target.parents, Rb, mapped), root_tr, motion.fps,
                      parents=target.parents.copy(), source=motion.source)
     return RetargetResult(anim, smap, tmap, pairs.pairs, contacts, scale, src.P, Pt, Pt_raw, floor_s, src.up_name,
-                          motion.parents.copy(), Wt.transpose(1, 0, 2, 3), W.transpose(1, 0, 2, 3),
+                          motion.parents.copy(), sole_heights(Wt.transpose(1, 0, 2, 3), Pt, target, tmap), soles_raw,
                           copied_joints=0 if same is None else int(mapped.sum()), hand_contacts=hands,
                           hand_sides=tuple(sides), source_markers=_markers_up(motion, src.up_name))
 

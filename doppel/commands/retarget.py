@@ -3,7 +3,6 @@ with clean feet."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import typer
@@ -233,8 +232,6 @@ def _run(console, motion, target, cfg, smap, explain, out, clip, params, make_po
         metrics = compute_metrics(res, target)
         if info.solve:
             metrics["marker_solve"] = info.solve
-        # only the metrics read the world rotations: a long take's outputs are written without them (15 kB a frame)
-        res = dataclasses.replace(res, target_rotations=None, target_rotations_raw=None)
         bar.update(task, description="writing outputs and previews")
         files = write_outputs(out, res, target, clip, params, metrics,
                               pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,

@@ -115,6 +115,14 @@ def test_quality_on_the_double(anny_target):
     assert {"thumb1_l", "index2_r"} <= roles
     no_fingers = retarget(m, anny_target, RetargetConfig(fingers=False))
     assert not any(r.startswith(("thumb", "index")) for r, _, _ in no_fingers.pairs)
+    # the soles the feet metrics read are those of the animation posed on the target (the result keeps heights, not
+    # the take's world rotations), and the cleanup lifted them where the raw transfer put them below the floor
+    from mocap_retarget.feet import sole_heights
+
+    W, P = anny_target.pose(res.animation)
+    np.testing.assert_allclose(res.sole_heights, sole_heights(W, P, anny_target, res.target_map), atol=1e-9)
+    assert res.sole_heights_raw.shape == res.sole_heights.shape == (m.num_frames, 2)
+    assert res.sole_heights.min() > res.sole_heights_raw.min() - 1e-9
     # unmapped target bones stay at rest (identity local rotation)
     k = anny_target.names.index("upperleg02.L")
     np.testing.assert_allclose(res.animation.local_rotations[:, k], np.broadcast_to(np.eye(3), (m.num_frames, 3, 3)),
