@@ -100,13 +100,13 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
 
 
 def estimate_retarget_bytes(frames: int, source_joints: int, target_joints: int) -> int:
-    """Peak memory of a retarget (and its metrics), bytes: about 3 float64 (F, Js, 3, 3)-sized arrays of the source
-    (parse, forward kinematics) and 4 of the target (world rotations before and after cleanup, local rotations,
-    positions). Measured: 20,000 frames, 30 -> 104 joints, 0.54 GB above the process's start (estimate 0.73 GB);
-    `doppel retarget` end to end, outputs and previews written, 71 552 frames, 31 -> 104 joints: 2.57 GB above
-    the process's start (estimate 2.62 GB; 4.7 GB before its outputs were written a chunk at a time)."""
+    """Peak memory of a retarget (and its metrics and outputs), bytes: about 3 float64 (F, Js, 3, 3)-sized arrays of
+    the source (parse, forward kinematics) and 3 of the target (world rotations during the cleanup, local
+    rotations, positions). Measured, `doppel retarget` end to end (outputs and previews written), 71 552 frames, 31
+    -> 104 joints: 1.90 GB above the process's start (estimate 2.09 GB); 4.7 GB before its outputs were written a
+    chunk at a time and its result kept the take's world rotations (stop 67)."""
     per_joint_frame = 9 * 8                                    # one 3x3 float64
-    return int(frames * per_joint_frame * (3 * source_joints + 4 * target_joints))
+    return int(frames * per_joint_frame * (3 * source_joints + 3 * target_joints))
 
 
 LARGE_RETARGET_BYTES = 2e9     # an estimate above this is announced (a warning) before the work starts
