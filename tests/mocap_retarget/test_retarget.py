@@ -116,7 +116,7 @@ def test_quality_on_the_double(anny_target):
     no_fingers = retarget(m, anny_target, RetargetConfig(fingers=False))
     assert not any(r.startswith(("thumb", "index")) for r, _, _ in no_fingers.pairs)
     # the soles the feet metrics read are those of the animation posed on the target (the result keeps heights, not
-    # the take's world rotations), and the cleanup lifted them where the raw transfer put them below the floor
+    # the take's world rotations), and the cleanup puts no sole lower than the raw transfer's lowest
     from mocap_retarget.feet import sole_heights
 
     W, P = anny_target.pose(res.animation)
