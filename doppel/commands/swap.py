@@ -335,10 +335,13 @@ def _print_result(console: Console, result, out: Path, side: Path, checked: str,
             + (")" if crop.is_file() else ""))
     if checked.startswith("not checked"):
         say(f"plate performer {checked}")
-    others, small = set(result.not_performer), set(result.too_small)
+    others, small, lost = set(result.not_performer), set(result.too_small), result.not_bridged
     hint = "" if given else " (--no-identify swaps the face of that size)"
-    if none := [i for i in result.passed_through if i not in others]:
+    if none := [i for i in result.passed_through if i not in others and i not in lost]:
         say(f"frames with no face, passed through: {_ranges(none)}")
+    if lost:
+        say("frames the detector lost inside a shot, not bridged, passed through: "
+            + "; ".join(f"{i} ({why})" for i, why in lost.items()))
     if other := sorted(others - small):
         say(f"frames whose faces are not the performer's (another person), passed through: {_ranges(other)}{hint}")
     if small:

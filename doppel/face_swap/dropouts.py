@@ -54,7 +54,8 @@ def dropout_runs(valid: np.ndarray, shots: list[tuple[int, int]]) -> list[tuple[
 def bridge_dropouts(shot, track, frames: int, basis=None, K: np.ndarray | None = None):
     """(shot, track): ``shot`` (`swap.ShotLandmarks`) and ``track`` (`HeadTrack`) with the dropouts that may be
     bridged (see the module) made valid: their landmarks interpolated from the neighbours (F, 478, 2 px), the
-    track's frames marked valid, ``shot.bridged`` (F,) bool those frames. frames: the longest dropout bridged (0:
+    track's frames marked valid, ``shot.bridged`` (F,) bool those frames, ``shot.unbridged`` {frame offset: why
+    not} for the other dropouts' frames (passed through). frames: the longest dropout bridged (0:
     none). With the double's ``basis`` (`FaceBasis`) and the camera ``K`` (3, 3) the track is solved in, their pose
     is `place_between`'s; without, the solve's bridge."""
     from reconstruction.head_tracking import yaw_pitch_deg
@@ -67,9 +68,11 @@ def bridge_dropouts(shot, track, frames: int, basis=None, K: np.ndarray | None =
     yaw = np.abs(yaw_pitch_deg(R)[0])
     others = np.zeros(F, bool) if shot.not_performer is None else np.asarray(shot.not_performer, bool)
     lm = np.array(shot.landmarks, copy=True)
+    unbridged: dict[int, str] = {}
     for k, e in dropout_runs(np.asarray(track.valid, bool), shot.shots):
-        if (e - k > frames or max(yaw[k - 1], yaw[e]) >= BRIDGE_MAX_YAW or others[k:e].any()
-                or turn_deg(R[k - 1], R[e]) >= BRIDGE_MAX_TURN):
+        why = _why_not_bridged(e - k, frames, max(yaw[k - 1], yaw[e]), others[k:e].any(), turn_deg(R[k - 1], R[e]))
+        if why:
+            unbridged.update(dict.fromkeys(range(k, e), why))
             continue
         for g in range(k, e):
             s = (g - (k - 1)) / (e - (k - 1))
@@ -77,8 +80,24 @@ def bridge_dropouts(shot, track, frames: int, basis=None, K: np.ndarray | None =
         bridged[k:e] = True
         if basis is not None and K is not None:
             track = place_between(track, k, e, basis, K)
-    return (dataclasses.replace(shot, landmarks=lm.astype(shot.landmarks.dtype), bridged=bridged),
+    return (dataclasses.replace(shot, landmarks=lm.astype(shot.landmarks.dtype), bridged=bridged,
+                                unbridged=unbridged),
             dataclasses.replace(track, valid=np.asarray(track.valid, bool) | bridged))
+
+
+def _why_not_bridged(lost: int, frames: int, yaw: float, others: bool, turn: float) -> str:
+    """Why a dropout of ``lost`` frames is not bridged, in words for the QC ("" when it is): longer than
+    ``frames``, a neighbour turned ``yaw`` degrees from the camera, another person's face in view, or the head
+    turning ``turn`` degrees across it."""
+    if lost > frames:
+        return f"lost for {lost} frames; --bridge {frames}"
+    if yaw >= BRIDGE_MAX_YAW:
+        return f"the head {yaw:.0f} degrees from the camera beside it; bridged under {BRIDGE_MAX_YAW:g}"
+    if others:
+        return "another person's face in view"
+    if turn >= BRIDGE_MAX_TURN:
+        return f"the head turns {turn:.0f} degrees across it; bridged under {BRIDGE_MAX_TURN:g}"
+    return ""
 
 
 def turn_deg(a: np.ndarray, b: np.ndarray) -> float:

@@ -25,6 +25,7 @@ from doppel.face_swap.double import FaceDouble
 from doppel.face_swap.frame_comp import FrameComp, finish_frame, match_colour, prepare_frame
 from doppel.face_swap.swap import (
     NO_FACE,
+    NOT_BRIDGED,
     NOT_PERFORMER,
     STRIP_FRAMES,
     TOO_SMALL,
@@ -259,10 +260,13 @@ class _FrameOut:
 
 
 def _passed_because(shot: ShotLandmarks, f: int) -> str:
-    """Why frame offset f passed through: no face, only other people's faces, or faces too small to tell."""
-    if shot.not_performer is None or not shot.not_performer[f]:
-        return NO_FACE
-    return TOO_SMALL if shot.too_small is not None and shot.too_small[f] else NOT_PERFORMER
+    """Why frame offset f passed through: no face, only other people's faces, faces too small to tell, or a
+    dropout inside the shot not bridged (and why)."""
+    if shot.not_performer is not None and shot.not_performer[f]:
+        return TOO_SMALL if shot.too_small is not None and shot.too_small[f] else NOT_PERFORMER
+    if shot.unbridged and f in shot.unbridged:
+        return f"{NOT_BRIDGED}: {shot.unbridged[f]}: passed through"
+    return NO_FACE
 
 
 def _shot_comps(info: PlateInfo, double: FaceDouble, shot: ShotLandmarks, track, cfg: SwapConfig, seg

@@ -45,6 +45,7 @@ STRIP_FRAMES = 8         # before/after strips in the report
 NO_FACE = "no face: passed through"
 NOT_PERFORMER = "not the performer's face (another person): passed through"
 TOO_SMALL = "faces too small to tell whether one is the performer's: passed through"
+NOT_BRIDGED = "face lost by the detector, not bridged"     # + ": why: passed through" (`dropouts`)
 
 
 @dataclass
@@ -128,6 +129,7 @@ class ShotLandmarks:
     performer_crop: np.ndarray | None = None   # their face in that frame (h, w, 3) uint8, for people to compare
     bridged: np.ndarray | None = None  # (F,) bool: frames the detector lost, swapped at the track's bridged pose with
                                        # landmarks interpolated from their neighbours (`dropouts.bridge_dropouts`)
+    unbridged: dict[int, str] | None = None   # frame offset -> why a dropout's frame was not bridged (passed through)
 
     def steadied(self, weight: float) -> ShotLandmarks:
         """The same shot with its landmarks fused with their flow (`capture.landmark_flow.fuse_flow`)."""
@@ -200,6 +202,13 @@ class SwapResult:
         """Frames passed through because the faces in view were not the performer's, or could not be told
         (`capture.face_identity`)."""
         return [q.frame for q in self.frames if NOT_PERFORMER in q.flags or TOO_SMALL in q.flags]
+
+    @property
+    def not_bridged(self) -> dict[int, str]:
+        """Frames the detector lost inside a shot that were not bridged (`dropouts`): frame -> why."""
+        head = f"{NOT_BRIDGED}: "
+        return {q.frame: flag[len(head):].removesuffix(": passed through")
+                for q in self.frames for flag in q.flags if flag.startswith(head)}
 
     @property
     def too_small(self) -> list[int]:

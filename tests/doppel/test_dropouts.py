@@ -39,6 +39,8 @@ def test_only_short_frontal_dropouts_of_the_performer_are_bridged():
     assert np.array_equal(b_track.valid, b_shot.valid) and b_track.valid[[2, 5, 6]].all()
     assert np.allclose(b_shot.landmarks[2], 20.0) and np.allclose(b_shot.landmarks[5], 50.0)   # interpolated
     assert np.isnan(b_shot.landmarks[[8, 9, 10, 12]]).all()
+    assert b_shot.unbridged == {**dict.fromkeys([8, 9, 10], "lost for 3 frames; --bridge 2"),
+                                12: "the head 80 degrees from the camera beside it; bridged under 75"}
     others[5] = True                                         # another person's face seen in the dropout
     b_shot, _ = bridge_dropouts(dataclasses.replace(shot, not_performer=others), track, 3)
     assert np.flatnonzero(b_shot.bridged).tolist() == [2]   # 8-10 end on a turned-away frame (10: 80 degrees)
@@ -61,9 +63,44 @@ def test_a_dropout_the_head_turns_fast_through_is_not_bridged():
         t = dataclasses.replace(track, rotation=R, valid=s.valid)
         assert turn_deg(R[2], R[5]) == pytest.approx(total, abs=1e-6)
         assert (turn_deg(R[2], R[5]) >= BRIDGE_MAX_TURN) == (not want)
-        assert np.flatnonzero(bridge_dropouts(s, t, 2)[0].bridged).tolist() == want
+        b_shot = bridge_dropouts(s, t, 2)[0]
+        assert np.flatnonzero(b_shot.bridged).tolist() == want
+        assert b_shot.unbridged == ({} if want else dict.fromkeys(
+            [3, 4], "the head turns 30 degrees across it; bridged under 25"))
     a, b = Rotation.random(2, random_state=3)
     assert turn_deg(a.as_matrix(), b.as_matrix()) == pytest.approx(np.degrees((a.inv() * b).magnitude()), abs=1e-6)
+
+
+def test_a_dropout_not_bridged_says_why_it_passed_through():
+    """The swap's QC flag of a lost frame left unbridged names the reason (`pipeline._passed_because`), and the
+    result lists it apart from the frames without a face (what the CLI prints); another person's face in view
+    keeps its own reason."""
+    from doppel.face_swap.pipeline import _passed_because
+    from doppel.face_swap.swap import NO_FACE, NOT_PERFORMER, FrameQC, SwapResult
+
+    shot, track = _shot_and_track(6)
+    shot = dataclasses.replace(shot, not_performer=np.array([0, 0, 0, 0, 1, 0], bool),
+                               unbridged={2: "the head turns 30 degrees across it; bridged under 25"})
+    flags = [_passed_because(shot, f) for f in (1, 2, 4)]
+    assert flags == [NO_FACE, "face lost by the detector, not bridged: the head turns 30 degrees across it; "
+                     "bridged under 25: passed through", NOT_PERFORMER]
+    res = SwapResult(None, [FrameQC(f, False, flags=[flag]) for f, flag in zip((1, 2, 4), flags, strict=True)],
+                     track, (0, 0, 1, 1), 1.0)
+    assert res.not_bridged == {2: "the head turns 30 degrees across it; bridged under 25"}
+    assert res.passed_through == [1, 2, 4]
+    import io
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from doppel.commands.swap import _print_result
+
+    buf = io.StringIO()
+    _print_result(Console(file=buf, width=300), res, Path("out.mp4"), Path("out_swap"), "checked", False)
+    text = buf.getvalue()
+    assert "frames with no face, passed through: 1\n" in text
+    assert ("frames the detector lost inside a shot, not bridged, passed through: 2 (the head turns 30 degrees "
+            "across it; bridged under 25)") in text
 
 
 def test_a_bridged_frame_puts_the_face_between_its_neighbours_in_the_image():
