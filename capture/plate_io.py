@@ -29,6 +29,7 @@ from capture.video_header import (
     ALPHA_PIX_FMTS,
     StreamHeader,
     encoder_options,
+    exact_rate,
     has_alpha,
     read_stream_header,
     video_codec,
@@ -98,8 +99,7 @@ def _check_size(path: Path, w: int, h: int) -> None:
 def _probe_folder(path: Path) -> PlateInfo:
     from capture.frame_files import frame_size
 
-    files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    numbered = [(n, p) for p in files if (n := _frame_number(p)) is not None]
+    numbered = numbered_frames(path)
     if not numbered:
         other = sorted({p.suffix.lower() for p in path.iterdir() if p.is_file() and _frame_number(p) is not None
                         and p.suffix and p.suffix.lower() not in IMAGE_SUFFIXES})
@@ -107,7 +107,6 @@ def _probe_folder(path: Path) -> PlateInfo:
                 f"ffmpeg -start_number FIRST -i IN.%04d{other[0]} -pix_fmt rgb48le -start_number FIRST OUT.%04d.tif") \
             if other else ""
         raise ValueError(f"{path}: no numbered frames ({', '.join(IMAGE_SUFFIXES)}) in the plate folder{hint}")
-    numbered.sort(key=lambda np_: (np_[0], np_[1].name))
     _check_numbering(path, numbered)
     frames = tuple(p for _, p in numbered)
     w, h = frame_size(frames[0])
@@ -119,12 +118,18 @@ def _probe_folder(path: Path) -> PlateInfo:
     return PlateInfo(path, "frames", w, h, sequence_fps(frames[0]), len(frames), None, frames)
 
 
+def numbered_frames(folder: Path) -> list[tuple[int, Path]]:
+    """The (frame number, file) of every numbered image in a plate folder (`IMAGE_SUFFIXES`), by number then
+    name."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(((n, p) for p in files if (n := _frame_number(p)) is not None), key=lambda x: (x[0], x[1].name))
+
+
 def sequence_fps(first: Path) -> float | None:
     """The frame rate a frame sequence's first file declares: a DPX header's frame rate, an EXR's
     ``framesPerSecond``; None for other formats or a missing or implausible value (outside 1-1000). NTSC rates
     come back exact (23.976 -> 24000/1001: `capture.video_header.exact_rate`)."""
     from capture.frame_files import DPX, EXR
-    from capture.video_header import exact_rate
 
     suffix = first.suffix.lower()
     fps = None
@@ -152,6 +157,19 @@ def exr_rate(header: dict) -> float | None:
     if rate is not None and len(np.ravel(rate)) == 2 and float(np.ravel(rate)[1]) > 0:
         return float(np.ravel(rate)[0]) / float(np.ravel(rate)[1])
     return None
+
+
+def exr_timing_attributes(fps: float | None, shutter_deg: float = 0.0) -> dict:
+    """The OpenEXR header attributes of a frame sequence's timing, what `exr_rate` and `frame_shutter_angle` read
+    back: ``framesPerSecond`` (a Fraction, NTSC rates exact: `capture.video_header.exact_rate`) and, with a shutter
+    angle above 0 (degrees), ``expTime`` (the seconds it was open). {} without a frame rate."""
+    if not fps or fps <= 0:
+        return {}
+    rate = exact_rate(fps)
+    out: dict = {"framesPerSecond": rate}
+    if shutter_deg > 0:
+        out["expTime"] = float(shutter_deg / 360.0 / float(rate))
+    return out
 
 
 def frame_shutter_angle(frame: Path) -> tuple[float, str] | None:
@@ -190,8 +208,7 @@ def plate_shutter_angle(path: str | os.PathLike) -> tuple[float, str]:
         raise FileNotFoundError(f"{path}: plate not found")
     first = path
     if path.is_dir():
-        frames = sorted((n, p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                        and (n := _frame_number(p)) is not None)
+        frames = numbered_frames(path)
         if not frames:
             raise ValueError(f"{path}: no numbered frames ({', '.join(IMAGE_SUFFIXES)}) in the plate folder")
         first = frames[0][1]

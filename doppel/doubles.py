@@ -137,6 +137,7 @@ def rig_poser(r) -> Callable:
 
         from rigging.animation import in_rig_order
 
+        anim.validate()                                  # once, the whole take; then the rig's names
         in_rig_order(anim, r, np.zeros(1, np.int64))
 
         def f(frames):

@@ -522,13 +522,10 @@ class _ShotDraw:
         """The frames' EXR header attributes: OpenEXR's framesPerSecond (a rational) and, with a shutter, expTime
         (seconds it was open: what `doppel swap --shutter auto` reads back); the Cryptomatte layer's declaration
         and manifest with "crypto"."""
-        from capture.video_header import exact_rate
+        from capture.plate_io import exr_timing_attributes
 
-        header: dict = {}
-        if self.fps and self.fps > 0:
-            header["framesPerSecond"] = exact_rate(self.fps)
-            if self.motion_blur is not None and self.motion_blur.on:
-                header["expTime"] = float(self.motion_blur.angle / 360.0 / float(header["framesPerSecond"]))
+        blur = self.motion_blur is not None and self.motion_blur.on
+        header = exr_timing_attributes(self.fps, self.motion_blur.angle if blur else 0.0)
         if self.face_labels is not None:
             from neural_render.aovs import CRYPTO_LAYER
             from neural_render.cryptomatte import crypto_header

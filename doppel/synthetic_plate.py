@@ -690,14 +690,11 @@ def exr_attributes(cfg: PlateConfig) -> dict:
     """A Cycles plate's EXR header attributes: OpenEXR's ``framesPerSecond`` (a rational) and, with a shutter,
     ``expTime`` (seconds it was open): what `doppel swap` reads for the sequence's frame rate and ``--shutter
     auto`` for its shutter angle."""
-    from capture.video_header import exact_rate
+    from capture.plate_io import exr_timing_attributes
     from neural_render.motion_blur import MotionBlur
 
-    rate = exact_rate(cfg.fps)
-    out: dict = {"framesPerSecond": rate}
-    if MotionBlur(cfg.shutter_deg, cfg.shutter_samples).on:
-        out["expTime"] = float(cfg.shutter_deg / 360.0 / float(rate))
-    return out
+    return exr_timing_attributes(cfg.fps, cfg.shutter_deg if MotionBlur(cfg.shutter_deg, cfg.shutter_samples).on
+                                 else 0.0)
 
 
 def _cycles_motion(P: _Plate, f: int, ground_truth: bool):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -216,9 +216,16 @@ def in_rig_order(anim: Animation, rig, frames: np.ndarray | None = None
     at 0. Raises AnimationError when it names joints or blendshapes the rig does not have. frames: (n,) frame
     indices to return (T = n) instead of every frame: a few frames of a long take without a copy of all of it.
     An animation of the rig's joints in the rig's order (a retarget's) gives its own rotations as R, not a copy (a
-    10-minute 120 fps take onto a 104-joint rig: 0.54 GB): read R, never write into it."""
-    anim.validate()
+    10-minute 120 fps take onto a 104-joint rig: 0.54 GB): read R, never write into it. The animation is validated
+    first, with ``frames`` only those frames (a caller posing a long take a few frames at a time validates it
+    once: 2.5 s for 71 552 frames of 104 joints)."""
     pick = slice(None) if frames is None else np.asarray(frames, np.int64)
+    if frames is None:
+        anim.validate()
+    else:
+        weights = None if anim.blendshape_weights is None else anim.blendshape_weights[pick]
+        replace(anim, local_rotations=anim.local_rotations[pick], root_translation=anim.root_translation[pick],
+                blendshape_weights=weights).validate()
     where = anim.source or "animation"
     index = {n: i for i, n in enumerate(rig.joint_names)}
     unknown = [n for n in anim.joint_names if n not in index]
