@@ -174,21 +174,6 @@ def clean_denoiser_bleed(rgba: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_exr_rgba(path, rgba: np.ndarray, attributes: dict | None = None) -> None:
-    """(H, W, 4) float -> RGBA half-float EXR (ZIP), written to a temporary name and renamed. attributes: more
-    header attributes (e.g. ``framesPerSecond``, a Fraction, and ``expTime``, seconds)."""
-    import os
-
-    import OpenEXR
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.exr")
-    header = {**(attributes or {}), "compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    with OpenEXR.File(header, {"RGBA": np.ascontiguousarray(rgba, np.float16)}) as f:
-        f.write(str(tmp))
-    os.replace(tmp, path)
-
-
 def exr_to_srgb_png_pixels(rgba: np.ndarray, background_srgb) -> np.ndarray:
     """(H, W, 4) linear premultiplied RGBA -> (H, W, 3) uint8 sRGB over the constant backdrop."""
     bg = srgb_decode(np.asarray(background_srgb, np.float64))
@@ -323,6 +308,7 @@ def render_actor_views(actor, cameras, out_dir, background_srgb, settings: Cycle
     import cv2
 
     from core.storage import atomic_write_bytes
+    from neural_render.image_io import write_exr
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -336,7 +322,7 @@ def render_actor_views(actor, cameras, out_dir, background_srgb, settings: Cycle
     pngs = []
     for _, exr in views:
         rgba = clean_denoiser_bleed(read_exr_rgba(exr))
-        write_exr_rgba(exr, rgba)
+        write_exr(exr, rgba)
         ok, buf = cv2.imencode(".png", cv2.cvtColor(exr_to_srgb_png_pixels(rgba, background_srgb), cv2.COLOR_RGB2BGR))
         if not ok:
             raise ValueError(f"{exr}: could not encode the PNG")

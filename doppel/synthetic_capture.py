@@ -459,8 +459,8 @@ def _render_cycles_frames(out, actor, scene: _Scene, frame_actors, cycles, timin
         prepare_actor,
         read_exr_rgba,
         render_frames_cycles,
-        write_exr_rgba,
     )
+    from neural_render.image_io import write_exr
 
     settings = cycles or CyclesSettings()
     stats = CyclesStats()
@@ -481,7 +481,7 @@ def _render_cycles_frames(out, actor, scene: _Scene, frame_actors, cycles, timin
         render_frames_cycles(cactor, frames(), settings, stats)
         for p in written:          # one image in memory at a time
             rgba = clean_denoiser_bleed(read_exr_rgba(p))
-            write_exr_rgba(p, rgba)
+            write_exr(p, rgba)
             _write_view_png(p.with_suffix(".png"), exr_to_srgb_png_pixels(rgba, BACKGROUND_SRGB))
         timings["render"] += time.perf_counter() - t1
     finally:

@@ -644,9 +644,9 @@ def _render_cycles(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations
         prepare_actor,
         read_exr_rgba,
         render_frames_cycles,
-        write_exr_rgba,
     )
     from doppel.synthetic_capture import BACKGROUND_SRGB, _write_view_png
+    from neural_render.image_io import write_exr
 
     settings = CyclesSettings(samples=P.cfg.samples)
     work = Path(tempfile.mkdtemp(prefix="doppel_plate_"))
@@ -677,7 +677,7 @@ def _render_cycles(P: _Plate, dirs: tuple[Path, Path], videos, ann: _Annotations
             for f in range(P.cfg.frames):
                 exr = d / "frames_exr" / f"{f:06d}.exr"
                 rgba = clean_denoiser_bleed(read_exr_rgba(exr))
-                write_exr_rgba(exr, rgba, exr_attributes(P.cfg))
+                write_exr(exr, rgba, attributes=exr_attributes(P.cfg))
                 rgb = exr_to_srgb_png_pixels(rgba, BACKGROUND_SRGB)
                 _write_view_png(d / "frames" / f"{f:06d}.png", rgb)
                 video.add(rgb)
