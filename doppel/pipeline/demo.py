@@ -27,6 +27,8 @@ from doppel.report import Section, write_report
 
 log = logging.getLogger(__name__)
 
+DEMO_PRODUCTION = "demo"     # the production the demo's folders are recorded for (`consent_gate`'s default)
+
 
 @dataclass
 class DemoContext:
@@ -35,6 +37,17 @@ class DemoContext:
     seed: int = 0
     state: dict = field(default_factory=dict)  # what stages hand to later stages
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        """What every stage folder's manifest records of whose likeness it is, as the stage commands record it
+        (``actor_id``, ``consent_id``, ``production`` in its params): the built-in virtual actor, so that a demo
+        folder given to a command later (`doppel retarget CLIP --rig demo_out/rig`) is known as the virtual
+        actor's, as a `doppel rig` folder is, instead of an unknown person's."""
+        from assets.workspace import VIRTUAL_ACTOR_ID
+        from doppel.synthetic_provenance import SYNTHETIC_NOTE
+
+        return {"actor_id": VIRTUAL_ACTOR_ID, "consent_id": SYNTHETIC_NOTE, "production": DEMO_PRODUCTION}
 
 
 def stage_actor(ctx: DemoContext) -> Section:
@@ -51,7 +64,8 @@ def stage_actor(ctx: DemoContext) -> Section:
     write_obj(d / "actor.obj", actor.vertices, actor.faces, actor.uvs, actor.face_uvs, texture_name="albedo.png")
     stats = actor.statistics()
     atomic_write_json(d / "statistics.json", stats)
-    write_manifest(d, "virtual_actor", params={"seed": ctx.seed, "texture_size": int(actor.texture.shape[0])},
+    write_manifest(d, "virtual_actor", params={"seed": ctx.seed, "texture_size": int(actor.texture.shape[0]),
+                                                 **ctx.provenance},
                    outputs={"mesh": "actor.ply", "obj": "actor.obj", "albedo": "albedo.png",
                             "statistics": "statistics.json"},
                    extra={"consent": "not required: synthetic virtual actor, no real person's likeness"})

@@ -20,7 +20,7 @@ def stage_capture(ctx) -> Section:
     d = ctx.out / "capture"
     syn = synthesize_capture(d, n_cameras=n, seed=ctx.seed, size=size, actor=ctx.state.get("actor"))
     write_synthetic_session_manifest(syn.session_dir, seed=ctx.seed, settings={"cameras": n, "size": size, "frames": 1})
-    res = ingest(syn.session_dir, d / "ingest", IngestConfig(hands=not ctx.quick))
+    res = ingest(syn.session_dir, d / "ingest", IngestConfig(hands=not ctx.quick), provenance=ctx.provenance)
     ctx.state["capture_session"] = syn.session_dir
     ctx.state["capture_ingest"] = res.out
     fr = res.triangulated["frames"]["0"]

@@ -42,9 +42,9 @@ def stage_export(ctx) -> Section:
         from doppel.doubles import albedo_for_rig
 
         tex_path = albedo_for_rig(rig, d, d, size=512 if ctx.quick else 1024, seed=ctx.seed)
-    prov = Provenance(actor_id=f"virtual-actor-seed{ctx.seed}", consent_ref=None,
+    prov = Provenance(actor_id=ctx.provenance["actor_id"], consent_ref=ctx.provenance["consent_id"],
                       source=f"Doppel virtual actor (anny, seed {ctx.seed}); synthetic, no real person",
-                      animation=anim.source).as_dict()
+                      animation=anim.source, production=ctx.provenance["production"]).as_dict()
     table: dict[str, object] = {}
     files = []
     results = {}
@@ -98,6 +98,6 @@ def _write_manifest(ctx, d, tex_path) -> None:
     outputs = {"fbx": "double.fbx", "usdz": "double.usdz", "glb": "double.glb"}
     if tex_path is not None and Path(tex_path).parent == d:
         outputs["albedo"] = tex_path.name
-    write_manifest(d, "export", inputs=inputs, params={"formats": ["fbx", "usdz", "glb"], "seed": ctx.seed},
-                   outputs=outputs,
+    write_manifest(d, "export", inputs=inputs,
+                   params={"formats": ["fbx", "usdz", "glb"], "seed": ctx.seed, **ctx.provenance}, outputs=outputs,
                    extra={"consent": "not required: synthetic virtual actor, no real person's likeness"})

@@ -29,7 +29,8 @@ def _fit_capture_session(ctx) -> Section:
            if ctx.quick else FitConfig(detail_iterations=40, detail_size=192))
     d = ctx.out / "fit"
     model = AnnyModel()
-    res = fit_session(model, session, ingest_dir, d, cfg, params={"seed": ctx.seed, "quick": ctx.quick})
+    res = fit_session(model, session, ingest_dir, d, cfg,
+                      params={"seed": ctx.seed, "quick": ctx.quick, **ctx.provenance})
     gt = trimesh.load(Path(session).parent / "ground_truth" / "mesh.ply", process=False).vertices
     final = trimesh.load(d / "fit_mesh.ply", process=False).vertices    # with the silhouette detail
     err = np.linalg.norm(final - gt, axis=1) * 1000
@@ -86,7 +87,7 @@ def _fit_synthetic_landmarks(ctx) -> Section:
                "joint_error_mean_mm": round(float(jerr.mean()), 2), "views": views, "image_size": size,
                "landmarks": len(spec), "iterations_body": n}
     d = ctx.out / "fit"
-    write_multiview_fit(d, model, res, metrics, params={"seed": ctx.seed, "quick": ctx.quick})
+    write_multiview_fit(d, model, res, metrics, params={"seed": ctx.seed, "quick": ctx.quick, **ctx.provenance})
     ctx.state["fit_dir"] = d
     return Section(
         "Fit (multi-view landmarks)",

@@ -31,7 +31,7 @@ def stage_neural(ctx) -> Section:
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(min(threads, 2))
-        summary = train_session(req, d, params={"seed": ctx.seed, "quick": ctx.quick})
+        summary = train_session(req, d, params={"seed": ctx.seed, "quick": ctx.quick, **ctx.provenance})
     finally:
         torch.set_num_threads(threads)
     finish_training(d)

@@ -63,7 +63,7 @@ def stage_retarget(ctx) -> Section:
     res = retarget(motion, target)
     dt = time.perf_counter() - t0
     m = compute_metrics(res, target)
-    write_outputs(d, res, target, clip, {"clip": "synthetic walk, Mixamo names, A-pose rest, cm"}, m,
+    write_outputs(d, res, target, clip, {"clip": "synthetic walk, Mixamo names, A-pose rest, cm", **ctx.provenance}, m,
                   pose_vertices=make_poser(res.animation) if make_poser else None, faces=faces,
                   preview_frames=4 if ctx.quick else 6, video_seconds=1.5 if ctx.quick else 4.0,
                   size=200 if ctx.quick else 320)

@@ -39,7 +39,7 @@ def stage_rig(ctx) -> Section:
     d.mkdir(parents=True, exist_ok=True)
     write_png(d / "preview.png", render_preview(rig, size=192 if ctx.quick else 384))
     rig.save(d, extra_outputs={"preview": "preview.png"},
-             params={**rig.metadata, "seed": ctx.seed, "consent": "not required: synthetic virtual actor"})
+             params={**rig.metadata, "seed": ctx.seed, **ctx.provenance})
     ctx.state["rig"] = rig
 
     # Agreement with Anny's own forward pass on random poses and expressions (seeded).

@@ -4,6 +4,7 @@ tracking, the 3D head solve, the double's textured head, the comp) and measured 
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def stage_swap(ctx) -> Section:
     from doppel.face_swap.pipeline import side_folder, swap_plate
     from doppel.face_swap.swap import SwapConfig
     from doppel.synthetic_plate import PlateConfig, render_plate
+    from doppel.synthetic_provenance import write_synthetic_plate_manifests
 
     d = ctx.out / "swap"
     d.mkdir(parents=True, exist_ok=True)
@@ -27,14 +29,20 @@ def stage_swap(ctx) -> Section:
     cfg = PlateConfig(performer_seed=ctx.seed + 1, double_seed=ctx.seed, frames=12 if ctx.quick else 72,
                       width=size[0], height=size[1], camera="handheld", renderer="raster", texture_size=512)
     shot = render_plate(d / "shot", cfg, actor_a=ctx.state.get("actor"))
+    # proven synthetic as `doppel capture plate`'s are, so `doppel swap demo_out/swap/shot/plate/plate.mp4` takes it
+    write_synthetic_plate_manifests(shot.out / "plate", seed=cfg.performer_seed, settings={
+        k: v for k, v in dataclasses.asdict(cfg).items() if k != "performer_seed"})
     out = d / "swapped.mp4"
     with tempfile.TemporaryDirectory() as work:
         double = load_face_double(ctx.out / "rig", Path(work), albedo_size=512)
         result = swap_plate(shot.out / "plate" / "plate.mp4", double, out, SwapConfig(),
-                            params={"consent": "not required: synthetic virtual actors"})
+                            params={**ctx.provenance, "plate_actor": None,
+                                    "plate_performer_check": "the demo's synthetic plate (performer seed "
+                                                             f"{cfg.performer_seed})"})
     side = side_folder(out)
     errors = _landmark_error(double, side / "tracks.npz", shot.out / "ground_truth")
-    write_manifest(d, "face_replace", params={"performer_seed": cfg.performer_seed, "frames": cfg.frames},
+    write_manifest(d, "face_replace", params={"performer_seed": cfg.performer_seed, "frames": cfg.frames,
+                                              **ctx.provenance},
                    outputs={"swapped": "swapped.mp4", "report": f"{side.name}/swap_report.html"},
                    extra={"consent": "not required: synthetic virtual actors, no real person's likeness"})
     face_rows = _face_performance(ctx, side, shot.out / "ground_truth", d / "face_take")

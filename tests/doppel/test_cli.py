@@ -154,6 +154,26 @@ def test_init_and_demo_quick(tmp_path, capsys):
     assert (parts[..., 0] - parts[..., 1] > 100).mean() > 0.1          # the face camera sees mostly head (red)
     lit = crypto.sum(-1) > 60                                          # the Cryptomatte: each part its own colour
     assert lit.mean() > 0.1 and len(np.unique(crypto[lit] // 32, axis=0)) >= 2
+    _demo_folders_are_the_virtual_actors(tmp_path / "demo", capsys)
+
+
+def _demo_folders_are_the_virtual_actors(demo, capsys):
+    """Every stage folder of the demo records the virtual actor as a stage command does, so a demo folder given
+    to a command later is the virtual actor's (it was an unknown person's: a retarget onto demo_out/rig recorded
+    actor 'unknown'), and the demo's plate is proven synthetic as `doppel capture plate`'s are."""
+    from doppel.likeness import inspect_input
+
+    for stage in ("actor", "capture/ingest", "fit", "neural", "rig", "retarget", "export", "swap",
+                  "swap/swapped_swap"):
+        params = json.loads((demo / stage / "manifest.json").read_text())["params"]
+        assert params["actor_id"] == "virtual" and params["production"] == "demo", stage
+    code, out, err = run_cli(capsys, "retarget", demo / "retarget" / "clip_mixamo_apose_cm.bvh", "--rig",
+                             demo / "rig", "--out", demo.parent / "anim", "--preview-size", "64")
+    assert code == 0, err
+    params = json.loads((demo.parent / "anim" / "manifest.json").read_text())["params"]
+    assert params["actor_id"] == "virtual" and params["consent_id"].startswith("not required"), params
+    plate = inspect_input(demo / "swap" / "shot" / "plate" / "plate.mp4", required=True, ws=None, key=None)
+    assert plate.proven_virtual, plate.why_unproven
 
 
 def test_lines_printed_to_a_pipe_are_never_wrapped(tmp_path, capsys, monkeypatch):
