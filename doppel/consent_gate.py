@@ -498,8 +498,10 @@ def _audit_refusal(ws: Workspace, command: str, actor: str | None, use: Use | st
 # --- registering a pipeline run's stage folders (used by `doppel demo --workspace`) -----------------------
 STAGE_USES = {"virtual_actor": Use.SCAN, "capture": Use.SCAN, "landmarks": Use.SCAN, "fit": Use.FIT,
               "rig": Use.RIG, "retarget": Use.RETARGET, "animation": Use.RETARGET, "export": Use.EXPORT,
-              "render": Use.RENDER, "face_replace": Use.FACE_REPLACE}
-STAGE_KINDS = {"virtual_actor": "capture", "retarget": "animation", "face_replace": "swap"}
+              "render": Use.RENDER, "face_replace": Use.FACE_REPLACE, "swap": Use.FACE_REPLACE,
+              "synthetic_plate": Use.SCAN}
+STAGE_KINDS = {"virtual_actor": "capture", "synthetic_capture": "capture", "synthetic_plate": "capture",
+               "capture_ingest": "landmarks", "retarget": "animation", "face_replace": "swap"}
 
 
 def stage_use(stage: str) -> Use:

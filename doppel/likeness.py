@@ -213,8 +213,8 @@ def resolve_actor(explicit: str | None, evidence: Sequence[InputEvidence], *, co
         e = unproven[0]
         raise ConsentError(f"{command}: refused: {e.path} carries no provenance ({e.why_unproven}), so whose likeness "
                            f"it is cannot be told: give {actor_option} ACTOR (see `doppel actor list`); synthetic "
-                           "inputs prove themselves when made with `doppel capture synth` or `capture plate` in this "
-                           "workspace")
+                           "inputs prove themselves when made in this workspace (`doppel capture synth`, `capture "
+                           "plate`, `demo --workspace`)")
     return UNKNOWN_ACTOR_ID
 
 

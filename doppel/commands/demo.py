@@ -38,14 +38,16 @@ def demo(
             bar.update(task, description=f"demo: {name}", completed=i)
 
         with staged_stage_dir(out, "demo", force) as tmp:
-            report = out / run_demo(tmp, quick=quick, seed=seed, progress=on_stage).relative_to(tmp)
+            key = ws.manifest_key() if ws is not None else None
+            report = out / run_demo(tmp, quick=quick, seed=seed, progress=on_stage, key=key).relative_to(tmp)
         bar.update(task, description="demo: done", completed=len(STAGES))
     console.print(f"report: {report}")
     if ws is not None:
         from core.storage import MANIFEST_NAME
         from doppel.consent_gate import register_stage_folders
 
-        folders = sorted((m.parent for m in Path(out).glob(f"*/{MANIFEST_NAME}")),
+        # every stage folder, nested ones too (capture/session, capture/ingest, the swap's plate and side folder)
+        folders = sorted((m.parent for m in Path(out).rglob(MANIFEST_NAME)),
                          key=lambda d: ((d / MANIFEST_NAME).stat().st_mtime_ns, d.name))
         assets = register_stage_folders(ws, VIRTUAL_ACTOR_ID, "demo", folders, command="demo")
         console.print(f"workspace {ws.root}: {len(assets)} output(s) registered for the virtual actor "

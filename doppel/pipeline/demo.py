@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assets.manifest_signing import ManifestKey
 from core.storage import atomic_write_json, write_manifest
 from doppel.pipeline.demo_capture import stage_capture
 from doppel.pipeline.demo_export import stage_export
@@ -37,6 +38,7 @@ class DemoContext:
     seed: int = 0
     state: dict = field(default_factory=dict)  # what stages hand to later stages
     timings: dict[str, float] = field(default_factory=dict)
+    key: ManifestKey | None = None  # a workspace's manifest key: the synthetic proofs are signed with it
 
     @property
     def provenance(self) -> dict[str, str]:
@@ -95,14 +97,15 @@ STAGES: list[tuple[str, Callable[[DemoContext], Section]]] = [
 
 
 def run_demo(out: Path, quick: bool = False, seed: int = 0,
-             progress: Callable[[str, int, int], None] | None = None) -> Path:
+             progress: Callable[[str, int, int], None] | None = None, key: ManifestKey | None = None) -> Path:
     """Run every stage into ``out``; returns the path of ``out/report.html``.
 
-    progress(stage_name, index, total) is called before each stage.
+    progress(stage_name, index, total) is called before each stage. key: the workspace's manifest key when the
+    demo is made for one (its synthetic capture session and plate prove themselves there only when signed).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(out=out, quick=quick, seed=seed)
+    ctx = DemoContext(out=out, quick=quick, seed=seed, key=key)
     sections = []
     for i, (name, fn) in enumerate(STAGES):
         if progress:

@@ -19,7 +19,8 @@ def stage_capture(ctx) -> Section:
     n, size = (4, 320) if ctx.quick else (16, 1024)
     d = ctx.out / "capture"
     syn = synthesize_capture(d, n_cameras=n, seed=ctx.seed, size=size, actor=ctx.state.get("actor"))
-    write_synthetic_session_manifest(syn.session_dir, seed=ctx.seed, settings={"cameras": n, "size": size, "frames": 1})
+    write_synthetic_session_manifest(syn.session_dir, seed=ctx.seed, settings={"cameras": n, "size": size, "frames": 1},
+                                     key=ctx.key)
     res = ingest(syn.session_dir, d / "ingest", IngestConfig(hands=not ctx.quick), provenance=ctx.provenance)
     ctx.state["capture_session"] = syn.session_dir
     ctx.state["capture_ingest"] = res.out

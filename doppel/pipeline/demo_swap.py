@@ -31,7 +31,7 @@ def stage_swap(ctx) -> Section:
     shot = render_plate(d / "shot", cfg, actor_a=ctx.state.get("actor"))
     # proven synthetic as `doppel capture plate`'s are, so `doppel swap demo_out/swap/shot/plate/plate.mp4` takes it
     write_synthetic_plate_manifests(shot.out / "plate", seed=cfg.performer_seed, settings={
-        k: v for k, v in dataclasses.asdict(cfg).items() if k != "performer_seed"})
+        k: v for k, v in dataclasses.asdict(cfg).items() if k != "performer_seed"}, key=ctx.key)
     out = d / "swapped.mp4"
     with tempfile.TemporaryDirectory() as work:
         double = load_face_double(ctx.out / "rig", Path(work), albedo_size=512)

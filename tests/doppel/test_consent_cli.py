@@ -184,12 +184,21 @@ def test_real_demo_quick_registers_the_virtual_actor(cli, tmp_path):
     assert recs[0]["outputs"][0]["sha256"] == sha256_file(tmp_path / "demo" / "actor" / "manifest.json")
     assert audit.verify(ws).ok
     swaps = [r for r in recs if r["outputs"] and r["outputs"][0]["kind"] == "swap"]     # the face replacement
-    assert len(swaps) == 1 and swaps[0]["use"] == "face_replace"
+    assert len(swaps) == 2 and {r["use"] for r in swaps} == {"face_replace"}   # its folder and its side folder
     # the demo's capture session proves itself synthetic (outside a workspace: unsigned, taken as written)
-    session = tmp_path / "demo" / "capture" / "session"
+    demo = tmp_path / "demo"
+    session = demo / "capture" / "session"
     assert json.loads((session / "manifest.json").read_text())["stage"] == "synthetic_capture"
     with gate_from_cli(None, None, None, "scan", command="capture ingest", inputs=[session]) as run:
         assert run.auth.actor_id == "virtual"
+    # in its workspace every folder it wrote is the virtual actor's, nested ones too: the session, its landmarks,
+    # the swap's plate (its proofs signed with the workspace's key) and the face take (they were refused there)
+    for use, inputs in (("render", [session, demo / "fit"]), ("fit", [demo / "capture" / "ingest"]),
+                        ("face_replace", [demo / "swap" / "shot" / "plate" / "plate.mp4"]),
+                        ("face_replace", [demo / "swap" / "shot" / "plate" / "frames"]),
+                        ("render", [demo / "swap" / "face_take", demo / "rig"])):
+        with gate_from_cli(ws.root, None, None, use, command="test", inputs=inputs) as run:
+            assert run.auth.actor_id == "virtual", inputs
 
 
 def test_cli_errors_are_one_line(cli, tmp_path):
