@@ -432,7 +432,8 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
                "motion_blur": None if motion_blur is None else motion_blur.summary()}
     summary["kept_frames"] = kept             # drawn by an interrupted run (a resumed shot), not this one
     write_manifest(out, SHOT_STAGE, inputs={"model": Path(model_dir) / "model.safetensors", "calibration": calibration},
-                   params={**summary, **{k: provenance.get(k) for k in ("actor", "consent", "production")}},
+                   params={**summary, "actor_id": provenance.get("actor"), "consent_id": provenance.get("consent"),
+                           "production": provenance.get("production")},
                    outputs=outputs, extra={"render": summary})
     return summary
 

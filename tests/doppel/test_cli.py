@@ -174,6 +174,15 @@ def _demo_folders_are_the_virtual_actors(demo, capsys):
     assert params["actor_id"] == "virtual" and params["consent_id"].startswith("not required"), params
     plate = inspect_input(demo / "swap" / "shot" / "plate" / "plate.mp4", required=True, ws=None, key=None)
     assert plate.proven_virtual, plate.why_unproven
+    # a shot rendered of the demo's neural double is the virtual actor's as well (its manifest recorded the actor
+    # under keys no reader knew: a render given as a plate was an unknown person's)
+    code, out, err = run_cli(capsys, "render", "shot", demo / "neural", "--cameras",
+                             demo / "capture" / "session" / "calibration.json", "--camera", "face00", "--size", "64",
+                             "--rig", demo / "rig", "--anim", demo / "retarget", "--frames", "0:2",
+                             "--out", demo.parent / "shot")
+    assert code == 0, err
+    movie = inspect_input(demo.parent / "shot" / "face00.mp4", required=True, ws=None, key=None)
+    assert movie.claimed == "virtual" and movie.proven_virtual, movie.why_unproven
 
 
 def test_lines_printed_to_a_pipe_are_never_wrapped(tmp_path, capsys, monkeypatch):
