@@ -13,42 +13,115 @@ td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#f3f3
 .strips img{display:block;margin:6px 0;border:1px solid #ccc}.k{color:#666}"""
 
 
-def _svg_series(values: np.ndarray, height: int = 80, width: int = 600, limit: float | None = None) -> str:
-    """A small inline SVG line chart of values (NaN = gap)."""
+_W, _H, _LEFT, _BOTTOM, _TOP, _RIGHT = 640, 96, 52, 18, 8, 10     # chart size and margins, px
+
+
+def _svg_series(values: np.ndarray, frames: np.ndarray, limit: float | None = None, percent: bool = False,
+                passed: np.ndarray | None = None, flagged: np.ndarray | None = None) -> str:
+    """An inline SVG line chart of values (F,) (NaN: a gap) over the plate's frame numbers frames (F,): the y axis
+    from 0 to the larger of the highest value and limit, labelled (as a percentage with ``percent``); limit as a
+    dashed red line, labelled; frame numbers along x; passed (F,) bool frames as grey bands (passed through) and
+    flagged (F,) bool frames as red dots on the line."""
     v = np.asarray(values, np.float64)
-    top = float(np.nanmax(v)) if np.isfinite(v).any() else 1.0
-    top = max(top, limit or 0.0, 1e-9)
-    xs = np.linspace(0, width, max(len(v), 2))
-    pts = " ".join(f"{x:.1f},{height - y / top * height:.1f}" for x, y in zip(xs, v, strict=False) if np.isfinite(y))
-    y = height - (limit or 0.0) / top * height
-    line = f'<line x1="0" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#b00" stroke-dasharray="4"/>' if limit else ""
-    return (f'<svg width="{width}" height="{height}" style="border:1px solid #ddd">{line}'
-            f'<polyline fill="none" stroke="#06c" points="{pts}"/></svg>')
+    n = len(v)
+    top = max(float(np.nanmax(v)) if np.isfinite(v).any() else 0.0, limit or 0.0, 1e-9)
+    w, h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+
+    def x(i: float) -> float:
+        return _LEFT + (i / max(n - 1, 1)) * w
+
+    def y(val: float) -> float:
+        return _TOP + h - val / top * h
+
+    def label(val: float) -> str:
+        return f"{val:.0%}" if percent else f"{val:.3g}"
+
+    parts = [f'<rect x="{_LEFT}" y="{_TOP}" width="{w}" height="{h}" fill="none" stroke="#ddd"/>']
+    band = w / max(n - 1, 1)
+    parts += [f'<rect x="{x(i) - band / 2:.1f}" y="{_TOP}" width="{band:.1f}" height="{h}" fill="#eee"/>'
+              for i in np.flatnonzero(passed if passed is not None else np.zeros(n, bool))]
+    for val in (0.0, top):
+        if val == top and limit and y(limit) - y(top) < 10:     # the limit's label would overwrite it
+            continue
+        parts.append(f'<text x="{_LEFT - 4}" y="{y(val) + 4:.1f}" text-anchor="end">{label(val)}</text>')
+    if limit:
+        parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + w}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" stroke="#b00" '
+                     f'stroke-dasharray="4"/><text x="{_LEFT - 4}" y="{y(limit) + 4:.1f}" text-anchor="end" '
+                     f'fill="#b00">{label(limit)}</text>')
+    for i in np.unique(np.linspace(0, n - 1, min(n, 6)).round().astype(int)) if n else []:
+        parts.append(f'<text x="{x(i):.1f}" y="{_H - 4}" text-anchor="middle">{int(frames[i])}</text>')
+    segments, run = [], []
+    for i in range(n):                                  # a gap (NaN) ends a segment of the line
+        if np.isfinite(v[i]):
+            run.append(f"{x(i):.1f},{y(v[i]):.1f}")
+        elif run:
+            segments.append(run)
+            run = []
+    segments += [run] if run else []
+    parts += [f'<polyline fill="none" stroke="#06c" points="{" ".join(r)}"/>' if len(r) > 1 else
+              f'<circle cx="{r[0].split(",")[0]}" cy="{r[0].split(",")[1]}" r="1.5" fill="#06c"/>' for r in segments]
+    dots = np.flatnonzero((flagged if flagged is not None else np.zeros(n, bool)) & np.isfinite(v))
+    parts += [f'<circle cx="{x(i):.1f}" cy="{y(v[i]):.1f}" r="3" fill="#b00"/>' for i in dots]
+    return (f'<svg width="{_W}" height="{_H}" font-size="10" font-family="system-ui,sans-serif" role="img">'
+            + "".join(parts) + "</svg>")
 
 
 def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
     """Write the report for a SwapResult (strips are read from path's folder / strips)."""
-    from capture.video_header import describe
     from core.storage import atomic_write_text
-    from doppel.face_swap.swap import FLAG_COVERAGE, FLAG_ERROR
-    from reconstruction.head_tracking import yaw_pitch_deg
 
     q = result.frames
-    tr = result.track
-    yaw, pitch = yaw_pitch_deg(tr.rotation)
-    yaw, pitch = yaw[tr.valid], pitch[tr.valid]
     rows = "".join(
-        f"<tr><td>{x.frame}</td><td>{'yes' if x.swapped else 'no'}</td><td>{x.error:.3f}</td>"
-        f"<td>{x.fit_error:.3f}</td>"
-        f"<td>{x.coverage:.0%}</td><td>{x.occluded:.0%}</td><td class=flag>{escape('; '.join(x.flags))}</td></tr>"
+        f"<tr><td>{x.frame}</td><td>{'yes' if x.swapped else 'no'}</td><td>{_num(x.error, '.3f')}</td>"
+        f"<td>{_num(x.fit_error, '.3f')}</td><td>{_num(x.coverage, '.0%') if x.swapped else '&ndash;'}</td>"
+        f"<td>{x.occluded:.0%}</td><td class=flag>{escape('; '.join(x.flags))}</td></tr>"
         for x in q)
     strips = sorted((Path(path).parent / "strips").glob("*.png"))
     imgs = "".join(f'<figure><img src="strips/{escape(p.name)}" alt="frame {int(p.stem)}">'
                    f'<figcaption>frame {int(p.stem)}: plate | swapped</figcaption></figure>' for p in strips)
+    html = (f"<!doctype html><html><head><meta charset=utf-8><title>Doppel face replacement QC</title>"
+            f"<style>{_CSS}</style></head><body><h1>Face replacement QC</h1>"
+            f"{_summary(path, result, info, cfg, plate, double_dir, out)}{_charts(q)}"
+            f"<h2>Before / after</h2><div class=strips>{imgs}</div>"
+            f"<h2>Frames</h2><table><tr><th>frame</th><th>swapped</th><th>agreement (IOD)</th><th>tracking (IOD)</th>"
+            f"<th>coverage</th><th>occluded</th><th>flags</th></tr>{rows}</table></body></html>")
+    return atomic_write_text(path, html)
+
+
+def _num(value: float, fmt: str) -> str:
+    """value formatted, or a dash where there is none (NaN: a frame passed through)."""
+    return format(value, fmt) if np.isfinite(value) else "&ndash;"
+
+
+def _charts(q) -> str:
+    """The three per-frame charts (tracking error, landmark agreement, mask coverage) over the plate's frame
+    numbers; frames passed through shaded, flagged ones dotted red."""
+    from doppel.face_swap.swap import FLAG_COVERAGE, FLAG_ERROR
+
+    marks = {"frames": np.array([x.frame for x in q]), "passed": np.array([not x.swapped for x in q], bool),
+             "flagged": np.array([bool(x.flags) for x in q], bool)}
+    legend = ("<p class=k>x: plate frame; grey: passed through (no swap); red dots: flagged frames "
+              "(their flags in the table below)</p>")
+    return (f"<h2>Tracking</h2><p class=k>mean distance between the plate's face landmarks and the tracked "
+            f"head's, in inter-ocular distances (IOD), with the shot's identity offsets (flag above {FLAG_ERROR})</p>"
+            f"{_svg_series(np.array([x.fit_error for x in q]), limit=FLAG_ERROR, **marks)}{legend}"
+            f"<h2>Landmark agreement</h2><p class=k>the same for the double's own face: includes how the double's "
+            f"face shape differs from the performer's</p>{_svg_series(np.array([x.error for x in q]), **marks)}"
+            f"<h2>Mask coverage</h2><p class=k>blend mask / the plate's face area (flag below {FLAG_COVERAGE:.0%})</p>"
+            + _svg_series(np.array([x.coverage if x.swapped else np.nan for x in q]), limit=FLAG_COVERAGE,
+                          percent=True, **marks))
+
+
+def _summary(path: Path, result, info, cfg, plate, double_dir, out) -> str:
+    """The report's head: plate, double, settings, what was swapped and passed through (and why), the head's
+    range, the performer, the cuts."""
+    from capture.video_header import describe
+    from reconstruction.head_tracking import yaw_pitch_deg
+
+    q, tr = result.frames, result.track
+    yaw, pitch = yaw_pitch_deg(tr.rotation)
+    yaw, pitch = yaw[tr.valid], pitch[tr.valid]
     swapped = sum(x.swapped for x in q)
-    others = f"; in {len(result.not_performer)}, only faces not the performer's" if result.not_performer else ""
-    if result.too_small:
-        others += f" ({len(result.too_small)} of them too small to tell)"
     fmt = "; ".join(p for p in (describe(info.header), info.colorspace and f"read as {info.colorspace} (OCIO)") if p)
     summary = (
         f"<p>plate <b>{escape(str(plate))}</b> ({info.kind}, {info.width}x{info.height}, "
@@ -56,8 +129,8 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
         f"&rarr; <b>{escape(str(out))}</b><br>"
         f"double <b>{escape(str(double_dir))}</b>; blend {escape(cfg.blend)}, colour {escape(cfg.colour)}, "
         f"{escape(_camera_words(cfg, tr))}</p>"
-        f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through (no face"
-        f"{others}), "
+        f"<p>{swapped} of {len(q)} frames swapped, {len(result.passed_through)} passed through"
+        f"{f' ({escape(_why_passed(result), quote=False)})' if result.passed_through else ''}, "
         f"{len(result.flagged)} flagged; {result.seconds:.1f} s ({result.frames_per_second:.2f} frames/s"
         f"{'; ' + escape(result.resumed_words) if result.resumed else ''})"
         f"<br>head yaw {np.min(yaw):.0f} to {np.max(yaw):.0f} deg, pitch {np.min(pitch):.0f} to {np.max(pitch):.0f} "
@@ -75,21 +148,22 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
     if result.cuts:
         summary += (f"<p class=flag>the plate cuts to another shot at frame(s) {', '.join(map(str, result.cuts))}: "
                     "each shot was tracked, colour-matched and blended on its own</p>")
-    errs = np.array([x.fit_error for x in q])
-    agree = np.array([x.error for x in q])
-    cov = np.array([x.coverage if x.swapped else np.nan for x in q])
-    html = (f"<!doctype html><html><head><meta charset=utf-8><title>Doppel face replacement QC</title>"
-            f"<style>{_CSS}</style></head><body><h1>Face replacement QC</h1>{summary}"
-            f"<h2>Tracking</h2><p class=k>mean distance between the plate's face landmarks and the tracked head's, in "
-            f"inter-ocular distances (IOD), with the shot's identity offsets (flag above {FLAG_ERROR})</p>"
-            f"{_svg_series(errs, limit=FLAG_ERROR)}<h2>Landmark agreement</h2><p class=k>the same for the double's own "
-            f"face: includes how the double's face shape differs from the performer's</p>{_svg_series(agree)}"
-            f"<h2>Mask coverage</h2><p class=k>blend mask / the plate's face area (flag below {FLAG_COVERAGE:.0%})</p>"
-            f"{_svg_series(cov, limit=FLAG_COVERAGE)}<h2>Before / after</h2><div class=strips>{imgs}</div>"
-            f"<h2>Frames</h2><table><tr><th>frame</th><th>swapped</th><th>agreement (IOD)</th><th>tracking (IOD)</th>"
-            f"<th>coverage</th>"
-            f"<th>occluded</th><th>flags</th></tr>{rows}</table></body></html>")
-    return atomic_write_text(path, html)
+    return summary
+
+
+def _why_passed(result) -> str:
+    """Why the frames passed through did, in words: no face; only faces not the performer's (too small to tell);
+    lost by the detector inside a shot and not bridged."""
+    lost = len(result.not_bridged)
+    others = len(result.not_performer)
+    faceless = max(len(result.passed_through) - lost - others, 0)
+    parts = [f"no face in {faceless}"] if faceless or not (lost or others) else []
+    if others:
+        small = f" ({len(result.too_small)} of them too small to tell)" if result.too_small else ""
+        parts.append(f"in {others}, only faces not the performer's{small}")
+    if lost:
+        parts.append(f"in {lost}, a face the detector lost inside the shot and not bridged: see their flags")
+    return "; ".join(parts)
 
 
 def _camera_words(cfg, track) -> str:
