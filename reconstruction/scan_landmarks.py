@@ -12,11 +12,14 @@ Two rings: the whole body (pose and hands), then a ring of head close-ups around
 first ring found (the face mesh needs the face large in the frame).
 
 Landmark ids: landmark_regressor.py's id space (pose i, face 1000 + i, hand.L 2000 + i, hand.R 3000 + i).
-Units: metres, Doppel's frame (+Y up); the scan is assumed roughly upright (+Y up), any turn about +Y.
+Units: metres, the scan's frame. The rings circle +Y; a scan standing along another axis (Z-up, as many
+photogrammetry tools export) is found lying on the renders, turned upright by the body's up the pose landmarks
+give, and detected again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ScanLandmarkConfig", "ScanLandmarks", "detect_scan_landmarks", "ring_cameras", "render_scan"]
 
 SCAN_BACKGROUND_SRGB = (0.46, 0.47, 0.5)   # the synthetic captures' backdrop (what the regressor was calibrated on)
+MAX_TILT_DEG = 35.0     # a body whose up (shoulders over ankles) is further than this from +Y is turned upright
 
 
 @dataclass
@@ -55,6 +59,7 @@ class ScanLandmarks:
     n_views: np.ndarray
     renders: list[np.ndarray] = field(default_factory=list, repr=False)
     seconds: dict[str, float] = field(default_factory=dict)
+    up: np.ndarray | None = None      # (3,) the body's up in the scan's frame when it was not +Y (turned upright)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -160,65 +165,111 @@ def _triangulate(cams, dets, cfg: ScanLandmarkConfig, only: tuple[int, int] | No
 
 def detect_scan_landmarks(scan, config: ScanLandmarkConfig | None = None, detector=None,
                           progress: Callable[[str, float], None] | None = None) -> ScanLandmarks:
-    """Render ``scan`` (a scan_registration.Scan, +Y up) from the two camera rings, detect MediaPipe landmarks
-    and triangulate them; see the module docstring. detector: a capture.landmarks.LandmarkDetector to reuse
-    (None = a new one, closed at the end). progress(step, fraction)."""
-    import time
-
+    """Render ``scan`` (a scan_registration.Scan) from the two camera rings, detect MediaPipe landmarks and
+    triangulate them; see the module docstring. A scan that does not stand up +Y (a photogrammetry export is often
+    Z-up) is found lying on the renders: the body's up is read from the pose landmarks found there (shoulders over
+    ankles), and when it is more than ``MAX_TILT_DEG`` off +Y the scan is turned upright and detected again (the
+    points are returned in the scan's own frame; ``ScanLandmarks.up`` says which way was up). detector: a
+    capture.landmarks.LandmarkDetector to reuse (None = a new one, closed at the end). progress(step, fraction)."""
     from capture.landmarks import LandmarkDetector
 
     cfg = config or ScanLandmarkConfig()
     report = progress or (lambda *_: None)
-    secs: dict[str, float] = {}
     own = detector is None
     det = detector or LandmarkDetector(mask=False, hands=cfg.hands)
     try:
-        t = time.perf_counter()
-        lo, hi = scan.vertices.min(0), scan.vertices.max(0)
-        centre = (lo + hi) / 2
-        body_cams = ring_cameras(centre, float(np.linalg.norm(hi - lo)) * 0.92, cfg.views, cfg.size)
-        report("rendering the scan (body ring)", 0.0)
-        imgs = render_scan(scan, body_cams, cfg.supersample)
-        secs["render_body_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        dets = []
-        for k, im in enumerate(imgs):
-            report(f"landmarks on body view {k + 1}/{len(imgs)}", 0.1 + 0.5 * k / len(imgs))
-            dets.append(det.detect(im))
-        secs["detect_body_s"] = time.perf_counter() - t
-        ids, X, err, nv, ok = _triangulate(body_cams, dets, cfg)
-        found = {"ids": [ids[ok]], "X": [X[ok]], "err": [err[ok]], "nv": [nv[ok]]}
-        previews = [_draw(imgs[k], dets[k]) for k in range(0, len(imgs), max(1, len(imgs) // 4))][:4]
-        head = _head_frame(ids, X, ok)
-        if head is not None and cfg.head_views > 0:
-            t = time.perf_counter()
-            report("rendering the scan (head ring)", 0.6)
-            c, az, extent = head
-            head_cams = ring_cameras(c, extent, cfg.head_views, cfg.head_size, fov_y_deg=30.0, start_deg=az,
-                                     spread_deg=2 * cfg.head_spread_deg, elevation=0.05)
-            himgs = render_scan(scan, head_cams, cfg.supersample)
-            hdet = LandmarkDetector(mask=False, pose=False, hands=False, face=True)
-            try:
-                hdets = [hdet.detect(im) for im in himgs]
-            finally:
-                hdet.close()
-            hid, hX, herr, hnv, hok = _triangulate(head_cams, hdets, cfg, only=(1000, 2000))
-            face = (ids >= 1000) & (ids < 2000)
-            keep = ~np.isin(found["ids"][0], hid[hok]) | ~face[ok]
-            for k, arr in (("ids", hid), ("X", hX), ("err", herr), ("nv", hnv)):
-                found[k] = [found[k][0][keep], arr[hok]]
-            previews.append(_draw(himgs[len(himgs) // 2], hdets[len(himgs) // 2]))
-            secs["head_ring_s"] = time.perf_counter() - t
+        res = _detect_rings(scan, cfg, det, report)
+        up = body_up(res)
+        if up is not None and np.degrees(np.arccos(np.clip(up[1], -1, 1))) > MAX_TILT_DEG:
+            R = _rotation_to_y(up)                       # the scan turned upright: X_upright = X @ R.T
+            log.info("%s: the body's up is (%.2f, %.2f, %.2f) in the scan's frame, not +Y: landmarks detected again "
+                     "on the scan turned upright", getattr(scan, "path", "scan"), *up)
+            report("the scan lies on its side: turned upright", 0.0)
+            upright = dataclasses.replace(scan, vertices=scan.vertices @ R.T, normals=scan.normals @ R.T)
+            again = _detect_rings(upright, cfg, det, report)
+            if len(again) >= len(res):
+                res = dataclasses.replace(again, points=again.points @ R, up=up)
     finally:
         if own:
             det.close()
-    order = np.argsort(np.concatenate(found["ids"]), kind="stable")
-    res = ScanLandmarks(ids=np.concatenate(found["ids"])[order].astype(np.int64),
-                        points=np.concatenate(found["X"])[order], error_px=np.concatenate(found["err"])[order],
-                        n_views=np.concatenate(found["nv"])[order], renders=previews, seconds=secs)
     log.info("scan landmarks: %s", res.counts())
     report("scan landmarks done", 1.0)
     return res
+
+
+def body_up(found: ScanLandmarks) -> np.ndarray | None:
+    """(3,) unit vector, the body's up in the frame of ``found``'s points: from the ankles' midpoint (else the
+    hips') to the shoulders' (MediaPipe pose 27/28, 23/24, 11/12); None when those were not triangulated."""
+    pos = {int(i): found.points[k] for k, i in enumerate(found.ids) if i < 33}
+    if 11 not in pos or 12 not in pos:
+        return None
+    top = (pos[11] + pos[12]) / 2
+    low = next(((pos[a] + pos[b]) / 2 for a, b in ((27, 28), (23, 24)) if a in pos and b in pos), None)
+    if low is None or np.linalg.norm(top - low) < 0.1:
+        return None
+    return (top - low) / np.linalg.norm(top - low)
+
+
+def _rotation_to_y(up: np.ndarray) -> np.ndarray:
+    """(3, 3) the smallest rotation taking the unit vector ``up`` to +Y (a half turn about +X when up is -Y)."""
+    from scipy.spatial.transform import Rotation
+
+    y = np.array([0.0, 1.0, 0.0])
+    axis = np.cross(up, y)
+    if np.linalg.norm(axis) < 1e-9:
+        return np.eye(3) if up[1] > 0 else np.diag([1.0, -1.0, -1.0])
+    angle = np.arccos(np.clip(float(up @ y), -1.0, 1.0))
+    return Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).as_matrix()
+
+
+def _detect_rings(scan, cfg: ScanLandmarkConfig, det, report) -> ScanLandmarks:
+    """The body ring, then the head ring around the face the body ring found, on ``scan`` as it stands (+Y up
+    assumed): the landmarks triangulated in its frame."""
+    import time
+
+    from capture.landmarks import LandmarkDetector
+
+    secs: dict[str, float] = {}
+    t = time.perf_counter()
+    lo, hi = scan.vertices.min(0), scan.vertices.max(0)
+    centre = (lo + hi) / 2
+    body_cams = ring_cameras(centre, float(np.linalg.norm(hi - lo)) * 0.92, cfg.views, cfg.size)
+    report("rendering the scan (body ring)", 0.0)
+    imgs = render_scan(scan, body_cams, cfg.supersample)
+    secs["render_body_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    dets = []
+    for k, im in enumerate(imgs):
+        report(f"landmarks on body view {k + 1}/{len(imgs)}", 0.1 + 0.5 * k / len(imgs))
+        dets.append(det.detect(im))
+    secs["detect_body_s"] = time.perf_counter() - t
+    ids, X, err, nv, ok = _triangulate(body_cams, dets, cfg)
+    found = {"ids": [ids[ok]], "X": [X[ok]], "err": [err[ok]], "nv": [nv[ok]]}
+    previews = [_draw(imgs[k], dets[k]) for k in range(0, len(imgs), max(1, len(imgs) // 4))][:4]
+    head = _head_frame(ids, X, ok)
+    if head is not None and cfg.head_views > 0:
+        t = time.perf_counter()
+        report("rendering the scan (head ring)", 0.6)
+        c, az, extent = head
+        head_cams = ring_cameras(c, extent, cfg.head_views, cfg.head_size, fov_y_deg=30.0, start_deg=az,
+                                 spread_deg=2 * cfg.head_spread_deg, elevation=0.05)
+        himgs = render_scan(scan, head_cams, cfg.supersample)
+        hdet = LandmarkDetector(mask=False, pose=False, hands=False, face=True)
+        try:
+            hdets = [hdet.detect(im) for im in himgs]
+        finally:
+            hdet.close()
+        hid, hX, herr, hnv, hok = _triangulate(head_cams, hdets, cfg, only=(1000, 2000))
+        face = (ids >= 1000) & (ids < 2000)
+        keep = ~np.isin(found["ids"][0], hid[hok]) | ~face[ok]
+        for k, arr in (("ids", hid), ("X", hX), ("err", herr), ("nv", hnv)):
+            found[k] = [found[k][0][keep], arr[hok]]
+        previews.append(_draw(himgs[len(himgs) // 2], hdets[len(himgs) // 2]))
+        secs["head_ring_s"] = time.perf_counter() - t
+    order = np.argsort(np.concatenate(found["ids"]), kind="stable")
+    return ScanLandmarks(ids=np.concatenate(found["ids"])[order].astype(np.int64),
+                         points=np.concatenate(found["X"])[order], error_px=np.concatenate(found["err"])[order],
+                         n_views=np.concatenate(found["nv"])[order], renders=previews, seconds=secs)
 
 
 def _head_frame(ids: np.ndarray, X: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, float, float] | None:

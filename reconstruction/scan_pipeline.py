@@ -168,6 +168,7 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
                "model_fit_to_scan": mm(d_fit), "registered_to_scan": mm(d_reg), "scan_to_registered": mm(d_scan),
                "sliding": mm(r.sliding), "correspondences": _corr_metrics(r.correspondences, fit.vertices, reg),
                "scan_landmarks": None if r.landmarks is None else r.landmarks.counts(), **tex_metrics,
+               "scan_up": _scan_up(r.landmarks),
                "scan_vertices": int(len(scan.vertices)), "scan_units": scan.units,
                "warnings": far_from_scan(d_fit, scan), "seconds": {k: round(v, 2) for k, v in times.items()}}
     FitFolder(out).write(model, source="scan", shape=fit.shape, pose=fit.pose, root_translation=fit.root_translation,
@@ -225,6 +226,17 @@ def _rigid_start(model, scan, corr: ScanCorrespondences | None, cfg: ScanPipelin
             return rigid_from_correspondences(template, _subset(corr, user)), "control points"
         log.warning("%s: too few trunk landmarks on the scan; rigid start by ICP", scan.path)
     return rigid_align(template, scan, init=cfg.rigid_init), "icp"
+
+
+def _scan_up(found) -> str:
+    """Which way the body stood in the scan's frame, in words ("+Y", "+Z", "(0.71, 0.71, 0.00)"): +Y unless the
+    landmarks had to be found on the scan turned upright (`scan_landmarks.detect_scan_landmarks`)."""
+    if found is None or found.up is None:
+        return "+Y"
+    axis = int(np.argmax(np.abs(found.up)))
+    if abs(found.up[axis]) > 0.95:
+        return f"{'+' if found.up[axis] > 0 else '-'}{'XYZ'[axis]}"
+    return "({:.2f}, {:.2f}, {:.2f})".format(*found.up)
 
 
 def _subset(corr: ScanCorrespondences, keep: np.ndarray) -> ScanCorrespondences:

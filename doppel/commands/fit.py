@@ -163,6 +163,9 @@ def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, i
     if loaded.units != "m":
         console.print(f"fit: {scan.name} read in {loaded.units} ({'from its size, ' if units == 'auto' else ''}"
                       f"x {loaded.unit_scale:g} to metres; --units to change); the outputs are in metres")
+    if metrics.get("scan_up", "+Y") != "+Y":
+        console.print(f"fit: {scan.name} stands along {metrics['scan_up']}, not +Y: its landmarks were found on it "
+                      "turned upright (the outputs stay in the scan's frame)")
     console.print(f"fit: registered to {scan.name}: mean distance {metrics['registered_to_scan']['mean_mm']:.2f} mm "
                   f"(model alone {metrics['model_fit_to_scan']['mean_mm']:.2f} mm) -> {out}")
     for w in metrics.get("warnings") or []:
@@ -174,7 +177,8 @@ def _write_scan_report(out: Path, metrics: dict, shown: Path | None = None) -> N
     from doppel.report import Section, write_report
 
     lm = metrics.get("scan_landmarks") or {}
-    table = {"scan units": metrics.get("scan_units", "m"), "rigid start": metrics["rigid_start"],
+    table = {"scan units": metrics.get("scan_units", "m"), "body's up in the scan": metrics.get("scan_up", "+Y"),
+             "rigid start": metrics["rigid_start"],
              "scan landmarks (pose/face/hands)": "off" if not lm else
              f"{lm['pose']}/{lm['face']}/{lm['hand.L'] + lm['hand.R']}",
              "model fit to scan (mean/p95 mm)": "{mean_mm:.2f} / {p95_mm:.2f}".format(**metrics["model_fit_to_scan"]),

@@ -252,3 +252,31 @@ def test_vertices_over_a_hole_are_not_pulled_to_its_rim():
     assert gated.sliding[hole].mean() < 0.7 * MM, gated.sliding[hole].mean()
     assert wide.sliding[hole].mean() > 2 * gated.sliding[hole].mean(), (wide.sliding[hole].mean(),
                                                                         gated.sliding[hole].mean())
+
+
+def test_a_scan_standing_along_z_is_turned_upright_for_its_landmarks():
+    """The virtual actor's mesh exported Z-up (as photogrammetry tools often export): the rings (about +Y) see it
+    lying, so the body's up is read from the pose landmarks found there and the scan is detected again turned
+    upright; the face is found (on the lying renders it was not) and the points are in the scan's own frame,
+    where the regressor puts them on the turned mesh."""
+    import torch
+
+    from doppel.virtual_actor import build_virtual_actor
+    from reconstruction.fitting.landmark_regressor import DEFAULT_PATH, LandmarkRegressor
+    from reconstruction.scan_landmarks import ScanLandmarkConfig, detect_scan_landmarks
+
+    torch.set_num_threads(1)
+    a = build_virtual_actor(4, texture_size=256)
+    to_z_up = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])        # +Y -> +Z, +Z -> -Y
+    verts = a.vertices.astype(np.float64) @ to_z_up.T
+    col, _ = mesh_colors_at(a.vertices, a.vertices, a.faces, uvs=a.uvs, face_uvs=a.face_uvs, texture=a.texture)
+    scan = check_scan(verts, a.faces, "Z-up actor scan", colors=col)
+    found = detect_scan_landmarks(scan, ScanLandmarkConfig(views=6, size=512, supersample=1, head_views=3,
+                                                           hands=False))
+    counts = found.counts()
+    assert counts["pose"] >= 20 and counts["face"] >= 300, counts
+    assert found.up is not None and found.up[2] > 0.95, found.up
+    reg = LandmarkRegressor.load(DEFAULT_PATH)
+    have = np.isin(found.ids, reg.ids)
+    err = np.linalg.norm(reg.apply(verts)[reg.rows(found.ids[have])] - found.points[have], axis=1)
+    assert np.median(err) < 15 * MM, np.median(err)
