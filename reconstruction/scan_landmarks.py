@@ -32,6 +32,7 @@ __all__ = ["ScanLandmarkConfig", "ScanLandmarks", "detect_scan_landmarks", "ring
 
 SCAN_BACKGROUND_SRGB = (0.46, 0.47, 0.5)   # the synthetic captures' backdrop (what the regressor was calibrated on)
 MAX_TILT_DEG = 35.0     # a body whose up (shoulders over ankles) is further than this from +Y is turned upright
+UPRIGHT_KEEP = 0.8      # ... and its landmarks found upright are kept unless fewer than this share of the first's
 
 
 @dataclass
@@ -59,7 +60,8 @@ class ScanLandmarks:
     n_views: np.ndarray
     renders: list[np.ndarray] = field(default_factory=list, repr=False)
     seconds: dict[str, float] = field(default_factory=dict)
-    up: np.ndarray | None = None      # (3,) the body's up in the scan's frame when it was not +Y (turned upright)
+    up: np.ndarray | None = None      # (3,) the body's up in the scan's frame when it was not +Y
+    turned: bool = False              # found on the scan turned upright (it stood along ``up``)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -187,8 +189,13 @@ def detect_scan_landmarks(scan, config: ScanLandmarkConfig | None = None, detect
             report("the scan lies on its side: turned upright", 0.0)
             upright = dataclasses.replace(scan, vertices=scan.vertices @ R.T, normals=scan.normals @ R.T)
             again = _detect_rings(upright, cfg, det, report)
-            if len(again) >= len(res):
-                res = dataclasses.replace(again, points=again.points @ R, up=up)
+            # the upright renders are what MediaPipe and the head ring expect: kept unless they lost much
+            if len(again) >= UPRIGHT_KEEP * len(res):
+                res = dataclasses.replace(again, points=again.points @ R, up=up, turned=True)
+            else:
+                log.warning("%s: fewer landmarks found on the scan turned upright (%d) than as it lies (%d): the "
+                            "first kept", getattr(scan, "path", "scan"), len(again), len(res))
+                res = dataclasses.replace(res, up=up)
     finally:
         if own:
             det.close()

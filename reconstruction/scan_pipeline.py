@@ -169,6 +169,7 @@ def run_scan_fit(model, scan_path: Path, out: Path, config: ScanPipelineConfig |
                "sliding": mm(r.sliding), "correspondences": _corr_metrics(r.correspondences, fit.vertices, reg),
                "scan_landmarks": None if r.landmarks is None else r.landmarks.counts(), **tex_metrics,
                "scan_up": _scan_up(r.landmarks),
+               "scan_turned_upright": bool(r.landmarks is not None and r.landmarks.turned),
                "scan_vertices": int(len(scan.vertices)), "scan_units": scan.units,
                "warnings": far_from_scan(d_fit, scan), "seconds": {k: round(v, 2) for k, v in times.items()}}
     FitFolder(out).write(model, source="scan", shape=fit.shape, pose=fit.pose, root_translation=fit.root_translation,

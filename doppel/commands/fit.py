@@ -164,8 +164,10 @@ def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, i
         console.print(f"fit: {scan.name} read in {loaded.units} ({'from its size, ' if units == 'auto' else ''}"
                       f"x {loaded.unit_scale:g} to metres; --units to change); the outputs are in metres")
     if metrics.get("scan_up", "+Y") != "+Y":
-        console.print(f"fit: {scan.name} stands along {metrics['scan_up']}, not +Y: its landmarks were found on it "
-                      "turned upright (the outputs stay in the scan's frame)")
+        how = ("found on it turned upright" if metrics.get("scan_turned_upright") else
+               "found on it as it lies (fewer were found on it turned upright)")
+        console.print(f"fit: {scan.name} stands along {metrics['scan_up']}, not +Y: its landmarks were {how} (the "
+                      "outputs stay in the scan's frame)")
     console.print(f"fit: registered to {scan.name}: mean distance {metrics['registered_to_scan']['mean_mm']:.2f} mm "
                   f"(model alone {metrics['model_fit_to_scan']['mean_mm']:.2f} mm) -> {out}")
     for w in metrics.get("warnings") or []:

@@ -254,11 +254,14 @@ def test_vertices_over_a_hole_are_not_pulled_to_its_rim():
                                                                         gated.sliding[hole].mean())
 
 
-def test_a_scan_standing_along_z_is_turned_upright_for_its_landmarks():
-    """The virtual actor's mesh exported Z-up (as photogrammetry tools often export): the rings (about +Y) see it
-    lying, so the body's up is read from the pose landmarks found there and the scan is detected again turned
-    upright; the face is found (on the lying renders it was not) and the points are in the scan's own frame,
-    where the regressor puts them on the turned mesh."""
+@pytest.mark.parametrize("turn, up_axis, sign", [(((1.0, 0, 0), (0, 0, -1), (0, 1, 0)), 2, 1.0),   # +Y -> +Z
+                                                 (((1.0, 0, 0), (0, -1, 0), (0, 0, -1)), 1, -1.0)])  # upside down
+def test_a_scan_standing_along_another_axis_is_turned_upright_for_its_landmarks(turn, up_axis, sign):
+    """The virtual actor's mesh exported Z-up (as photogrammetry tools often export) or upside down: the rings
+    (about +Y) see it lying or on its head, so the body's up is read from the pose landmarks found there and the
+    scan is detected again turned upright; the face is found (on the lying renders it was not; on the upside-down
+    head ring it was read mirrored, 85 mm off) and the points are in the scan's own frame, where the regressor puts
+    them on the turned mesh."""
     import torch
 
     from doppel.virtual_actor import build_virtual_actor
@@ -267,15 +270,14 @@ def test_a_scan_standing_along_z_is_turned_upright_for_its_landmarks():
 
     torch.set_num_threads(1)
     a = build_virtual_actor(4, texture_size=256)
-    to_z_up = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])        # +Y -> +Z, +Z -> -Y
-    verts = a.vertices.astype(np.float64) @ to_z_up.T
+    verts = a.vertices.astype(np.float64) @ np.array(turn).T
     col, _ = mesh_colors_at(a.vertices, a.vertices, a.faces, uvs=a.uvs, face_uvs=a.face_uvs, texture=a.texture)
     scan = check_scan(verts, a.faces, "Z-up actor scan", colors=col)
     found = detect_scan_landmarks(scan, ScanLandmarkConfig(views=6, size=512, supersample=1, head_views=3,
                                                            hands=False))
     counts = found.counts()
     assert counts["pose"] >= 20 and counts["face"] >= 300, counts
-    assert found.up is not None and found.up[2] > 0.95, found.up
+    assert found.turned and found.up is not None and sign * found.up[up_axis] > 0.95, found.up
     reg = LandmarkRegressor.load(DEFAULT_PATH)
     have = np.isin(found.ids, reg.ids)
     err = np.linalg.norm(reg.apply(verts)[reg.rows(found.ids[have])] - found.points[have], axis=1)
