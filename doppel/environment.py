@@ -144,6 +144,9 @@ def check_environment() -> list[Check]:
         _module_version("OpenImageIO", True, attr="VERSION_STRING"),     # DPX plates
         _ocio(),
         _face_identity(),
+        _ffmpeg(),
+        _used_for(_module_version("c2pa", True), "content credentials: disclosure, `doppel verify`"),
+        _used_for(_module_version("ray", True), "`doppel batch`: embedded, or a cluster with --address"),
     ]
     checks += _model_files()
     checks += [_cpus(), _workspace_storage()]
@@ -212,3 +215,20 @@ def _usd() -> Check:
     except (ImportError, OSError) as e:
         return Check("usd-core", False, True, f"{type(e).__name__}: {e}", _REINSTALL)
     return Check("usd-core", True, True, ".".join(str(x) for x in Usd.GetVersion()))
+
+
+def _used_for(check: Check, what: str) -> Check:
+    """``check`` with what the component is for added to its detail when it is present."""
+    return Check(check.name, check.ok, check.required, f"{check.detail} ({what})" if check.ok else check.detail,
+                 check.fix)
+
+
+def _ffmpeg() -> Check:
+    """The ffmpeg binary imageio-ffmpeg ships (video plates, previews, shot movies): found and runnable."""
+    try:
+        import imageio_ffmpeg
+
+        exe, version = imageio_ffmpeg.get_ffmpeg_exe(), imageio_ffmpeg.get_ffmpeg_version()
+    except (ImportError, OSError, RuntimeError) as e:
+        return Check("ffmpeg", False, True, f"{type(e).__name__}: {e}".splitlines()[0][:120], _REINSTALL)
+    return Check("ffmpeg", True, True, f"{version} (video plates, previews and shot movies; {exe})")

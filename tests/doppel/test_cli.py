@@ -44,7 +44,8 @@ def test_doctor_reports_components(capsys, monkeypatch):
     monkeypatch.delenv("DOPPEL_MODELS_DIR", raising=False)
     code, out, _ = run_cli(capsys, "doctor")
     assert code == 0
-    for name in ("numpy", "torch", "mediapipe", "open3d", "usd-core", "ezc3d", "anny", "smplx", "pycolmap", "SMPL-X"):
+    for name in ("numpy", "torch", "mediapipe", "open3d", "usd-core", "ezc3d", "anny", "smplx", "pycolmap", "SMPL-X",
+                 "ffmpeg", "c2pa", "ray"):
         assert name in out
 
 
