@@ -12,7 +12,7 @@ from doppel.report import Section
 
 def stage_capture(ctx) -> Section:
     from capture.ingest import IngestConfig, ingest
-    from doppel.capture_report import ingest_sections
+    from doppel.capture_report import ingest_sections, write_ingest_report
     from doppel.synthetic_capture import COCO_TO_MEDIAPIPE_POSE, synthesize_capture
     from doppel.synthetic_provenance import write_synthetic_session_manifest
 
@@ -22,6 +22,7 @@ def stage_capture(ctx) -> Section:
     write_synthetic_session_manifest(syn.session_dir, seed=ctx.seed, settings={"cameras": n, "size": size, "frames": 1},
                                      key=ctx.key)
     res = ingest(syn.session_dir, d / "ingest", IngestConfig(hands=not ctx.quick), provenance=ctx.provenance)
+    write_ingest_report(res)        # capture/ingest/report.html, as `doppel capture ingest` writes it (linked below)
     ctx.state["capture_session"] = syn.session_dir
     ctx.state["capture_ingest"] = res.out
     fr = res.triangulated["frames"]["0"]

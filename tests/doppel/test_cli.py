@@ -155,7 +155,21 @@ def test_init_and_demo_quick(tmp_path, capsys):
     assert (parts[..., 0] - parts[..., 1] > 100).mean() > 0.1          # the face camera sees mostly head (red)
     lit = crypto.sum(-1) > 60                                          # the Cryptomatte: each part its own colour
     assert lit.mean() > 0.1 and len(np.unique(crypto[lit] // 32, axis=0)) >= 2
+    assert _broken_links(tmp_path / "demo") == []         # capture/ingest/report.html was linked, never written
     _demo_folders_are_the_virtual_actors(tmp_path / "demo", capsys)
+
+
+def _broken_links(root) -> list[tuple[str, str]]:
+    """(page, link) of every relative href / src / data-src of the HTML pages under root whose file is missing."""
+    import re
+    from urllib.parse import unquote
+
+    bad = []
+    for page in root.rglob("*.html"):
+        for link in re.findall(r'(?:href|src|data-src|data-src-js)=["\']([^"\'#?]+)', page.read_text()):
+            if not re.match(r"^[a-z]+:|//", link) and not (page.parent / unquote(link)).exists():
+                bad.append((str(page.relative_to(root)), link))
+    return bad
 
 
 def _demo_folders_are_the_virtual_actors(demo, capsys):
