@@ -8,6 +8,7 @@ import os
 import statistics
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote
 
 from core.storage import atomic_write_text
 from doppel.batch.execute import BatchResult
@@ -54,7 +55,8 @@ def write_html_report(result: BatchResult, plan_path: str | os.PathLike, out: st
     task_rows = "".join(
         f"<tr><td>{e(st.task.job_name)}</td><td>{e(st.task.stage)}</td><td>{e(st.task.id)}</td>"
         f"<td class='{e(st.status)}'>{e(st.status)}</td><td>{st.seconds:.2f}</td><td>{e(st.host)}</td>"
-        f"<td>{e(st.message)}</td></tr>" for st in result.states.values())
+        f"<td>{_output_link(st.task.out, Path(out).parent)}</td><td>{e(st.message)}</td></tr>"
+        for st in result.states.values())
     events = "".join(f"<li>{e(x)}</li>" for x in result.events) or "<li>none</li>"
     ovh = overhead_ms(result)
     text = f"""<!doctype html><html><head><meta charset="utf-8"><title>Doppel batch report</title>
@@ -67,6 +69,20 @@ def write_html_report(result: BatchResult, plan_path: str | os.PathLike, out: st
 <h2>Per stage</h2><table><tr><th>stage</th>{head}</tr>{stage_rows}</table>
 <h2>Events</h2><ul>{events}</ul>
 <h2>Tasks</h2><table><tr><th>job</th><th>stage</th><th>task</th><th>status</th><th>seconds</th><th>host</th>
-<th>message</th></tr>{task_rows}</table></body></html>
+<th>output</th><th>message</th></tr>{task_rows}</table></body></html>
 """
     return atomic_write_text(out, text)
+
+
+def _output_link(out: str, report_dir: Path) -> str:
+    """A link (relative to the report's folder) to a task's output when it exists: a stage folder's own report
+    (report.html, or a swap's side folder's swap_report.html) when it has one, else the folder or file; "" when
+    there is no output (failed, refused, not run)."""
+    from doppel.face_swap.pipeline import side_folder
+
+    path = Path(out)
+    if not path.exists():
+        return ""
+    shown = next((p for p in (path / "report.html", side_folder(path) / "swap_report.html") if p.is_file()), path)
+    rel = Path(os.path.relpath(shown, report_dir)).as_posix()
+    return f"<a href='{html.escape(quote(rel))}'>{html.escape(path.name)}</a>"

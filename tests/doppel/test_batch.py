@@ -351,6 +351,8 @@ def test_cli_runs_a_plan_reports_a_failed_task_and_resumes(tmp_path, capsys, ray
     assert (tmp_path / "anims" / "good" / "animation.npz").is_file() and not (tmp_path / "anims" / "broken").exists()
     report = (tmp_path / "batch_report.html").read_text()
     assert "retarget:anims/good" in report and "failed" in report
+    # each task's output linked from its row (relative to the report); nothing for the failed one
+    assert "<a href='anims/good'>good</a>" in report and "href='anims/broken'" not in report
     (tmp_path / "mocap" / "broken.bvh").unlink()
     code, out, err = run_cli(capsys, "batch", plan, "--resume")
     assert code == 0, err
