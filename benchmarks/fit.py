@@ -5,6 +5,7 @@ neutral template.
 
     PYTHONPATH=. python benchmarks/fit.py                       # 5 seeds, before + after (colour and geometry)
     PYTHONPATH=. python benchmarks/fit.py --seeds 2 3 41 --cases colour --no-before
+    PYTHONPATH=. python benchmarks/fit.py --seeds 2 3 41 --cases colour --no-before --up z   # the scans Z-up
 
 Cases: "before" is the path of issue 6 (ICP rigid start, chamfer model fit, trimesh's non-rigid ICP);
 "colour" is the registration of issue 22 on the scan carrying the actor's albedo as vertex colours (a real scan
@@ -29,8 +30,14 @@ import torch
 CASES = ("before", "colour", "geometry")
 
 
-def _scan_of(seed: int, colour: bool):
-    """(actor, Scan, ground truth (V, 3) in the scan's frame) for a seed."""
+UPS = {"y": np.eye(3), "z": np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]),      # +Y -> +Z (a Z-up export)
+       "x": np.array([[0.0, 1, 0], [-1, 0, 0], [0, 0, 1]]),                      # +Y -> +X: on its side
+       "-y": np.diag([1.0, -1.0, -1.0])}                                         # upside down
+
+
+def _scan_of(seed: int, colour: bool, up: str = "y"):
+    """(actor, Scan, ground truth (V, 3) in the scan's frame) for a seed; up: the axis the scan stands along
+    (`UPS`: the whole scan turned, as a Z-up photogrammetry export is)."""
     from doppel.virtual_actor import build_virtual_actor
     from reconstruction.scan_registration import check_scan
     from reconstruction.scan_texture import mesh_colors_at
@@ -44,7 +51,8 @@ def _scan_of(seed: int, colour: bool):
         col, _ = mesh_colors_at(local, actor.vertices, actor.faces, uvs=actor.uvs, face_uvs=actor.face_uvs,
                                 texture=actor.texture)
     gt = actor.vertices.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
-    return actor, check_scan(v, f, f"synthetic scan seed {seed}", colors=col), gt
+    turn = UPS[up]
+    return actor, check_scan(v @ turn.T, f, f"synthetic scan seed {seed}", colors=col), gt @ turn.T
 
 
 def _before(model, scan, iterations: int) -> np.ndarray:
@@ -75,6 +83,8 @@ def main() -> None:
     ap.add_argument("--no-before", action="store_true", help="skip the issue-6 path")
     ap.add_argument("--before-iterations", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--up", default="y", choices=sorted(UPS), help="the axis the scans stand along (z: as a Z-up "
+                    "photogrammetry export; -y: upside down)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cases = [c for c in args.cases if not (args.no_before and c == "before")]
@@ -86,7 +96,7 @@ def main() -> None:
     rows: dict[str, list[dict]] = {c: [] for c in cases}
     for seed in args.seeds:
         for case in cases:
-            actor, scan, gt = _scan_of(seed, colour=case == "colour")
+            actor, scan, gt = _scan_of(seed, colour=case == "colour", up=args.up)
             t0 = time.perf_counter()
             if case == "before":
                 reg, info = _before(model, scan, args.before_iterations), {}

@@ -28,8 +28,6 @@ from doppel.report import Section, write_report
 
 log = logging.getLogger(__name__)
 
-DEMO_PRODUCTION = "demo"     # the production the demo's folders are recorded for (`consent_gate`'s default)
-
 
 @dataclass
 class DemoContext:
@@ -47,9 +45,10 @@ class DemoContext:
         folder given to a command later (`doppel retarget CLIP --rig demo_out/rig`) is known as the virtual
         actor's, as a `doppel rig` folder is, instead of an unknown person's."""
         from assets.workspace import VIRTUAL_ACTOR_ID
+        from doppel.consent_gate import DEFAULT_VIRTUAL_PRODUCTION
         from doppel.synthetic_provenance import SYNTHETIC_NOTE
 
-        return {"actor_id": VIRTUAL_ACTOR_ID, "consent_id": SYNTHETIC_NOTE, "production": DEMO_PRODUCTION}
+        return {"actor_id": VIRTUAL_ACTOR_ID, "consent_id": SYNTHETIC_NOTE, "production": DEFAULT_VIRTUAL_PRODUCTION}
 
 
 def stage_actor(ctx: DemoContext) -> Section:
