@@ -210,27 +210,9 @@ def test_scan_landmarks_found_on_renders_of_a_scan():
     """The virtual actor's mesh with its albedo as vertex colours, turned 120 degrees about +Y: MediaPipe on the
     ring renders finds the body and the face, and the triangulated landmarks sit where the calibrated regressor
     puts them on the ground truth (median within 15 mm; they were calibrated on renders like these)."""
-    import torch
-
-    from doppel.virtual_actor import build_virtual_actor
-    from reconstruction.fitting.landmark_regressor import DEFAULT_PATH, LandmarkRegressor
-    from reconstruction.scan_landmarks import ScanLandmarkConfig, detect_scan_landmarks
-
-    torch.set_num_threads(1)
-    a = build_virtual_actor(4, texture_size=256)
     ang = np.radians(120)
-    R = np.array([[np.cos(ang), 0, np.sin(ang)], [0, 1, 0], [-np.sin(ang), 0, np.cos(ang)]])
-    verts = a.vertices.astype(np.float64) @ R.T
-    col, _ = mesh_colors_at(a.vertices, a.vertices, a.faces, uvs=a.uvs, face_uvs=a.face_uvs, texture=a.texture)
-    scan = check_scan(verts, a.faces, "actor scan", colors=col)
-    found = detect_scan_landmarks(scan, ScanLandmarkConfig(views=6, size=512, supersample=1, head_views=3,
-                                                           hands=False))
-    counts = found.counts()
-    assert counts["pose"] >= 20 and counts["face"] >= 300, counts
-    reg = LandmarkRegressor.load(DEFAULT_PATH)
-    have = np.isin(found.ids, reg.ids)
-    err = np.linalg.norm(reg.apply(verts)[reg.rows(found.ids[have])] - found.points[have], axis=1)
-    assert np.median(err) < 15 * MM, np.median(err)
+    found = _landmarks_of_the_actor_turned(np.array([[np.cos(ang), 0, np.sin(ang)], [0, 1, 0],
+                                                     [-np.sin(ang), 0, np.cos(ang)]]))
     assert found.renders and found.renders[0].dtype == np.uint8
 
 
@@ -262,6 +244,14 @@ def test_a_scan_standing_along_another_axis_is_turned_upright_for_its_landmarks(
     scan is detected again turned upright; the face is found (on the lying renders it was not; on the upside-down
     head ring it was read mirrored, 85 mm off) and the points are in the scan's own frame, where the regressor puts
     them on the turned mesh."""
+    found = _landmarks_of_the_actor_turned(np.array(turn))
+    assert found.turned and found.up is not None and sign * found.up[up_axis] > 0.95, found.up
+
+
+def _landmarks_of_the_actor_turned(turn: np.ndarray):
+    """`detect_scan_landmarks` of the virtual actor's mesh (its albedo as vertex colours) turned by ``turn`` (3, 3),
+    checked: the body and the face found, and the landmarks where the calibrated regressor puts them on the turned
+    mesh (median within 15 mm; it was calibrated on renders like these). Returns the ScanLandmarks."""
     import torch
 
     from doppel.virtual_actor import build_virtual_actor
@@ -270,15 +260,15 @@ def test_a_scan_standing_along_another_axis_is_turned_upright_for_its_landmarks(
 
     torch.set_num_threads(1)
     a = build_virtual_actor(4, texture_size=256)
-    verts = a.vertices.astype(np.float64) @ np.array(turn).T
+    verts = a.vertices.astype(np.float64) @ turn.T
     col, _ = mesh_colors_at(a.vertices, a.vertices, a.faces, uvs=a.uvs, face_uvs=a.face_uvs, texture=a.texture)
-    scan = check_scan(verts, a.faces, "Z-up actor scan", colors=col)
+    scan = check_scan(verts, a.faces, "actor scan", colors=col)
     found = detect_scan_landmarks(scan, ScanLandmarkConfig(views=6, size=512, supersample=1, head_views=3,
                                                            hands=False))
     counts = found.counts()
     assert counts["pose"] >= 20 and counts["face"] >= 300, counts
-    assert found.turned and found.up is not None and sign * found.up[up_axis] > 0.95, found.up
     reg = LandmarkRegressor.load(DEFAULT_PATH)
     have = np.isin(found.ids, reg.ids)
     err = np.linalg.norm(reg.apply(verts)[reg.rows(found.ids[have])] - found.points[have], axis=1)
     assert np.median(err) < 15 * MM, np.median(err)
+    return found
