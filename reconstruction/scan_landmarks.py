@@ -33,6 +33,7 @@ __all__ = ["ScanLandmarkConfig", "ScanLandmarks", "detect_scan_landmarks", "ring
 SCAN_BACKGROUND_SRGB = (0.46, 0.47, 0.5)   # the synthetic captures' backdrop (what the regressor was calibrated on)
 MAX_TILT_DEG = 35.0     # a body whose up (shoulders over ankles) is further than this from +Y is turned upright
 UPRIGHT_KEEP = 0.8      # ... and its landmarks found upright are kept unless fewer than this share of the first's
+SNAP_DEG = 20.0         # a body's up this close to a coordinate axis is taken as that axis (`_snapped`)
 
 
 @dataclass
@@ -183,7 +184,7 @@ def detect_scan_landmarks(scan, config: ScanLandmarkConfig | None = None, detect
         res = _detect_rings(scan, cfg, det, report)
         up = body_up(res)
         if up is not None and np.degrees(np.arccos(np.clip(up[1], -1, 1))) > MAX_TILT_DEG:
-            R = _rotation_to_y(up)                       # the scan turned upright: X_upright = X @ R.T
+            R = _rotation_to_y(_snapped(up))             # the scan turned upright: X_upright = X @ R.T
             log.info("%s: the body's up is (%.2f, %.2f, %.2f) in the scan's frame, not +Y: landmarks detected again "
                      "on the scan turned upright", getattr(scan, "path", "scan"), *up)
             report("the scan lies on its side: turned upright", 0.0)
@@ -215,6 +216,17 @@ def body_up(found: ScanLandmarks) -> np.ndarray | None:
     if low is None or np.linalg.norm(top - low) < 0.1:
         return None
     return (top - low) / np.linalg.norm(top - low)
+
+
+def _snapped(up: np.ndarray) -> np.ndarray:
+    """The signed coordinate axis nearest ``up`` (3,) when within ``SNAP_DEG`` of it, else up itself. A scan is
+    exported with an axis up (Z-up, X-up, -Y); the body's own up (shoulders over ankles) leans a degree or two with
+    its posture, and turning by it would tilt the scan off the upright the rings (and MediaPipe's face mesh, on the
+    head ring) see best."""
+    k = int(np.argmax(np.abs(up)))
+    axis = np.zeros(3)
+    axis[k] = np.sign(up[k])
+    return axis if np.degrees(np.arccos(np.clip(float(up @ axis), -1.0, 1.0))) < SNAP_DEG else up
 
 
 def _rotation_to_y(up: np.ndarray) -> np.ndarray:
