@@ -86,6 +86,14 @@ ProductionOpt = Annotated[str | None, typer.Option(
     help="Production this work is for; a consent must cover it (optional for the virtual actor).")]
 
 
+def manifest_params(provenance: dict) -> dict:
+    """What a stage folder's manifest records in its params of whose likeness it holds, from a run's provenance
+    (`Authorization.provenance`: actor, consent, production; missing ones None): ``actor_id``, ``consent_id`` and
+    ``production``, the keys `doppel.likeness` reads back when the folder is given to a command later."""
+    return {"actor_id": provenance.get("actor"), "consent_id": provenance.get("consent"),
+            "production": provenance.get("production")}
+
+
 @dataclass(frozen=True)
 class Authorization:
     """What the gate allowed: who, for what, under which consent."""
@@ -156,6 +164,11 @@ class GatedRun:
     @property
     def provenance(self) -> dict:
         return self.auth.provenance
+
+    @property
+    def manifest_params(self) -> dict:
+        """`manifest_params` of this run: whose likeness its stage folders hold, for their manifests' params."""
+        return manifest_params(self.auth.provenance)
 
     def add_output(self, path: str | os.PathLike, kind: str, inputs: Sequence[str | os.PathLike] | None = None,
                    ) -> None:

@@ -384,6 +384,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
     ``offset_m``: how far the first frame stands from where the fitted double stood (ground plane, metres),
     ``kept_frames``: frames a resumed shot took from its checkpoint."""
     from core.storage import write_manifest
+    from doppel.consent_gate import manifest_params
     from neural_render.aovs import AOV_CHANNELS
     from neural_render.ensemble import load_double
     from neural_render.jitter import MAX_JITTER
@@ -432,8 +433,7 @@ def render_shot(model_dir: Path, calibration: Path, out: Path, camera_names: lis
                "motion_blur": None if motion_blur is None else motion_blur.summary()}
     summary["kept_frames"] = kept             # drawn by an interrupted run (a resumed shot), not this one
     write_manifest(out, SHOT_STAGE, inputs={"model": Path(model_dir) / "model.safetensors", "calibration": calibration},
-                   params={**summary, "actor_id": provenance.get("actor"), "consent_id": provenance.get("consent"),
-                           "production": provenance.get("production")},
+                   params={**summary, **manifest_params(provenance)},
                    outputs=outputs, extra={"render": summary})
     return summary
 

@@ -93,8 +93,7 @@ def face(actor_id: str = typer.Argument(..., metavar="ACTOR", help="The actor wh
     inputs = list(photos or [capture])
     with gate_from_cli(workspace, actor_id, production, use="face_replace", command="actor face",
                        inputs=inputs, outputs=[out]) as run:
-        params = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                  "production": run.provenance["production"], "capture": str(capture) if capture else None}
+        params = {**run.manifest_params, "capture": str(capture) if capture else None}
         chosen = capture_views(capture, views) if capture is not None else photos
         with staged_stage_dir(out, REFERENCE_STAGE, inputs=inputs) as tmp:
             n = write_face_reference(chosen, tmp, params)

@@ -227,8 +227,7 @@ def ingest_cmd(
         def cb(step, i, total):
             prog.update(task, description=f"landmarks {step}", completed=i, total=total)
 
-        prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                "production": run.provenance["production"]}
+        prov = run.manifest_params
         with LandmarkCache(out) as cache, staged_stage_dir(out, "capture ingest", force, [session_dir]) as tmp:
             res = ingest(session_dir, tmp, replace(cfg, cache_dir=cache.path), progress=cb, provenance=prov)
             report = out / write_ingest_report(res).relative_to(tmp)

@@ -147,8 +147,7 @@ def _fit_scan(scan: Path, out: Path, pairs: Path | None, model: str, dev: str, i
             Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=1.0)
         body = AnnyModel(device=dev)
-        prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                "production": run.provenance["production"],
+        prov = {**run.manifest_params,
                 **({"model_file": str(body.path)} if hasattr(body, "path") else {})}   # for `doppel rig --fit`
         cfg = ScanPipelineConfig(iterations=iterations, refine_iterations=refine_iterations, units=units,
                                  rigid_init=rigid_init,
@@ -241,8 +240,7 @@ def _fit_session(session: Path, landmarks: Path | None, out: Path, model: str, d
                        inputs=[session, landmarks], outputs=[out]) as run, Progress(*columns, console=console) as bar:
         task = bar.add_task("fit: loading model", total=max(total, 1))
         body = _session_model(model, model_file, dev)
-        prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                "production": run.provenance["production"],
+        prov = {**run.manifest_params,
                 **({"model_file": str(body.path)} if hasattr(body, "path") else {})}   # for `doppel rig --fit`
 
         def progress(stage: str, it: int, n: int, loss: float) -> None:

@@ -56,8 +56,7 @@ def _optimisation_bar(console: Console, title: str, total: int, no_holdout: str)
 
 
 def _prov(run) -> dict:
-    return {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-            "production": run.provenance["production"]}
+    return run.manifest_params
 
 
 @app.command("train")

@@ -136,8 +136,7 @@ def _register(out: Path, run, take_run) -> None:
 
 def _consents(run, take_run) -> dict:
     """The manifest's record of who allowed the retarget: the rig's actor, and the take's performer."""
-    out = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-           "production": run.provenance["production"]}
+    out = run.manifest_params
     if take_run is not None:
         out |= {"performer_id": take_run.provenance["actor"], "performer_consent_id": take_run.provenance["consent"]}
     return out

@@ -72,8 +72,7 @@ def retarget_face(clip: Path, rig: Path | None, out: Path | None, head: str | No
         body = Animation.load(onto) if onto is not None else None
         anim, summary = face_animation(take, target, head, body, offset)
         params = {"face_take": str(clip), "head": head, "onto": str(onto) if onto else None, "face_offset_s": offset,
-                  "rig": str(rig), "actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                  "production": run.provenance["production"]}
+                  "rig": str(rig), **run.manifest_params}
         with staged_stage_dir(out, "retarget", force, inputs) as tmp:
             files = write_face_take(tmp, anim, summary, target, params, take.source, preview_size, disclose,
                                     body=onto)

@@ -279,8 +279,7 @@ def _whom(workspace, plate_actor: str | None, face_reference: Path | None, photo
 def _params(run, plate_actor: str | None, landmarks: Path | None, checked: str) -> dict:
     """The manifest's record of who and what: the gate's actor, consent and production, the plate performer and
     how they were checked, the face track given."""
-    return {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-            "production": run.provenance["production"], "plate_actor": plate_actor,
+    return {**run.manifest_params, "plate_actor": plate_actor,
             "plate_performer_check": checked, "landmarks_file": str(landmarks) if landmarks else None}
 
 

@@ -37,8 +37,7 @@ def texture(
                        outputs=[out]) as run, \
             stage_bar(console) as bar:
         task = bar.add_task("texture: loading session and fit", total=None)
-        prov = {"actor_id": run.provenance["actor"], "consent_id": run.provenance["consent"],
-                "production": run.provenance["production"]}
+        prov = run.manifest_params
         with staged_stage_dir(out, TEXTURE_STAGE, force, inputs) as tmp:
             m = bake_session(session, fit_dir, tmp, size, masks, params=prov,
                              progress=lambda i, n: bar.update(task, description="texture: baking views", completed=i,

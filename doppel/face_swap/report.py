@@ -50,16 +50,13 @@ def _svg_series(values: np.ndarray, frames: np.ndarray, limit: float | None = No
                      f'fill="#b00">{label(limit)}</text>')
     for i in np.unique(np.linspace(0, n - 1, min(n, 6)).round().astype(int)) if n else []:
         parts.append(f'<text x="{x(i):.1f}" y="{_H - 4}" text-anchor="middle">{int(frames[i])}</text>')
-    segments, run = [], []
-    for i in range(n):                                  # a gap (NaN) ends a segment of the line
-        if np.isfinite(v[i]):
-            run.append(f"{x(i):.1f},{y(v[i]):.1f}")
-        elif run:
-            segments.append(run)
-            run = []
-    segments += [run] if run else []
-    parts += [f'<polyline fill="none" stroke="#06c" points="{" ".join(r)}"/>' if len(r) > 1 else
-              f'<circle cx="{r[0].split(",")[0]}" cy="{r[0].split(",")[1]}" r="1.5" fill="#06c"/>' for r in segments]
+    finite = np.isfinite(v)                             # a gap (NaN) ends a segment of the line
+    for seg in np.split(np.arange(n), np.flatnonzero(np.diff(finite.astype(int))) + 1):
+        if not len(seg) or not finite[seg[0]]:
+            continue
+        parts.append(f'<polyline fill="none" stroke="#06c" points="'
+                     f'{" ".join(f"{x(i):.1f},{y(v[i]):.1f}" for i in seg)}"/>' if len(seg) > 1 else
+                     f'<circle cx="{x(seg[0]):.1f}" cy="{y(v[seg[0]]):.1f}" r="1.5" fill="#06c"/>')
     dots = np.flatnonzero((flagged if flagged is not None else np.zeros(n, bool)) & np.isfinite(v))
     parts += [f'<circle cx="{x(i):.1f}" cy="{y(v[i]):.1f}" r="3" fill="#b00"/>' for i in dots]
     return (f'<svg width="{_W}" height="{_H}" font-size="10" font-family="system-ui,sans-serif" role="img">'

@@ -44,11 +44,11 @@ class DemoContext:
         (``actor_id``, ``consent_id``, ``production`` in its params): the built-in virtual actor, so that a demo
         folder given to a command later (`doppel retarget CLIP --rig demo_out/rig`) is known as the virtual
         actor's, as a `doppel rig` folder is, instead of an unknown person's."""
+        from assets.consent import Use
         from assets.workspace import VIRTUAL_ACTOR_ID
-        from doppel.consent_gate import DEFAULT_VIRTUAL_PRODUCTION
-        from doppel.synthetic_provenance import SYNTHETIC_NOTE
+        from doppel.consent_gate import DEFAULT_VIRTUAL_PRODUCTION, authorize, manifest_params
 
-        return {"actor_id": VIRTUAL_ACTOR_ID, "consent_id": SYNTHETIC_NOTE, "production": DEFAULT_VIRTUAL_PRODUCTION}
+        return manifest_params(authorize(None, VIRTUAL_ACTOR_ID, Use.RIG, DEFAULT_VIRTUAL_PRODUCTION).provenance)
 
 
 def stage_actor(ctx: DemoContext) -> Section:
