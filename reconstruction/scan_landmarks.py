@@ -191,12 +191,14 @@ def detect_scan_landmarks(scan, config: ScanLandmarkConfig | None = None, detect
             upright = dataclasses.replace(scan, vertices=scan.vertices @ R.T, normals=scan.normals @ R.T)
             again = _detect_rings(upright, cfg, det, report)
             # the upright renders are what MediaPipe and the head ring expect: kept unless they lost much
+            # both passes' timings are the run's: the first pass's keep their names, the upright one's "upright_"
+            secs = {**res.seconds, **{f"upright_{k}": v for k, v in again.seconds.items()}}
             if len(again) >= UPRIGHT_KEEP * len(res):
-                res = dataclasses.replace(again, points=again.points @ R, up=up, turned=True)
+                res = dataclasses.replace(again, points=again.points @ R, up=up, turned=True, seconds=secs)
             else:
                 log.warning("%s: fewer landmarks found on the scan turned upright (%d) than as it lies (%d): the "
                             "first kept", getattr(scan, "path", "scan"), len(again), len(res))
-                res = dataclasses.replace(res, up=up)
+                res = dataclasses.replace(res, up=up, seconds=secs)
     finally:
         if own:
             det.close()
@@ -218,15 +220,24 @@ def body_up(found: ScanLandmarks) -> np.ndarray | None:
     return (top - low) / np.linalg.norm(top - low)
 
 
+def nearest_axis(up: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """The signed coordinate axis ((3,), its name "+Z") nearest the unit vector ``up`` (3,) when within
+    ``SNAP_DEG`` of it, else None: the axis a scan was exported standing along."""
+    k = int(np.argmax(np.abs(up)))
+    axis = np.zeros(3)
+    axis[k] = np.sign(up[k])
+    if np.degrees(np.arccos(np.clip(float(up @ axis), -1.0, 1.0))) >= SNAP_DEG:
+        return None
+    return axis, f"{'+' if axis[k] > 0 else '-'}{'XYZ'[k]}"
+
+
 def _snapped(up: np.ndarray) -> np.ndarray:
     """The signed coordinate axis nearest ``up`` (3,) when within ``SNAP_DEG`` of it, else up itself. A scan is
     exported with an axis up (Z-up, X-up, -Y); the body's own up (shoulders over ankles) leans a degree or two with
     its posture, and turning by it would tilt the scan off the upright the rings (and MediaPipe's face mesh, on the
     head ring) see best."""
-    k = int(np.argmax(np.abs(up)))
-    axis = np.zeros(3)
-    axis[k] = np.sign(up[k])
-    return axis if np.degrees(np.arccos(np.clip(float(up @ axis), -1.0, 1.0))) < SNAP_DEG else up
+    near = nearest_axis(up)
+    return up if near is None else near[0]
 
 
 def _rotation_to_y(up: np.ndarray) -> np.ndarray:

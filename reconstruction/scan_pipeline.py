@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from reconstruction.fit_folder import Detail, FitFolder
+from reconstruction.scan_landmarks import nearest_axis
 from reconstruction.scan_registration import (
     NonrigidConfig,
     Scan,
@@ -234,10 +235,8 @@ def _scan_up(found) -> str:
     landmarks had to be found on the scan turned upright (`scan_landmarks.detect_scan_landmarks`)."""
     if found is None or found.up is None:
         return "+Y"
-    axis = int(np.argmax(np.abs(found.up)))
-    if abs(found.up[axis]) > 0.95:
-        return f"{'+' if found.up[axis] > 0 else '-'}{'XYZ'[axis]}"
-    return "({:.2f}, {:.2f}, {:.2f})".format(*found.up)
+    near = nearest_axis(found.up)         # the axis the scan was turned by (the same snap), named
+    return near[1] if near is not None else "({:.2f}, {:.2f}, {:.2f})".format(*found.up)
 
 
 def _subset(corr: ScanCorrespondences, keep: np.ndarray) -> ScanCorrespondences:

@@ -246,6 +246,8 @@ def test_a_scan_standing_along_another_axis_is_turned_upright_for_its_landmarks(
     them on the turned mesh."""
     found = _landmarks_of_the_actor_turned(np.array(turn))
     assert found.turned and found.up is not None and sign * found.up[up_axis] > 0.95, found.up
+    # both passes' timings are kept (the run's seconds in scan_landmarks.json are its whole cost)
+    assert {"render_body_s", "upright_render_body_s", "upright_head_ring_s"} <= set(found.seconds), found.seconds
 
 
 def _landmarks_of_the_actor_turned(turn: np.ndarray):
@@ -286,3 +288,20 @@ def test_a_body_leaning_a_little_is_turned_by_the_axis_it_stands_along():
     wide = np.array([0.0, np.sin(np.radians(30)), np.cos(np.radians(30))])          # no axis near: the lean itself
     assert np.allclose(_snapped(wide), wide)
     assert np.allclose(_snapped(np.array([0.05, -0.99, 0.0]) / np.linalg.norm([0.05, -0.99, 0.0])), [0, -1, 0])
+
+
+def test_the_report_names_the_axis_the_scan_was_turned_by():
+    """metrics.json's scan_up names the axis the scan was turned by, with the same 20-degree snap (a 19-degree lean
+    off +Z was turned by +Z but reported as a bare vector)."""
+    from reconstruction.scan_landmarks import ScanLandmarks
+    from reconstruction.scan_pipeline import _scan_up
+
+    def found(up):
+        return ScanLandmarks(ids=np.zeros(0, np.int64), points=np.zeros((0, 3)), error_px=np.zeros(0),
+                             n_views=np.zeros(0, np.int64), up=None if up is None else np.asarray(up), turned=True)
+
+    lean = [0.0, np.sin(np.radians(19)), np.cos(np.radians(19))]
+    assert _scan_up(found(lean)) == "+Z"
+    assert _scan_up(found([0.0, -1.0, 0.0])) == "-Y"
+    assert _scan_up(found([0.0, np.sin(np.radians(30)), np.cos(np.radians(30))])) == "(0.00, 0.50, 0.87)"
+    assert _scan_up(found(None)) == "+Y"
