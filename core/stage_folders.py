@@ -115,6 +115,24 @@ def check_writable_out(out: str | os.PathLike, shown: str | os.PathLike | None =
 
 
 @contextlib.contextmanager
+def output_parent(out: str | os.PathLike) -> Iterator[Path]:
+    """Make the missing folders above the file ``out`` (as a stage command makes its OUT's), yield ``out``; when
+    the block raises, the folders made here that are still empty are removed again (a refused or failed export
+    leaves no empty folder behind)."""
+    out = Path(out)
+    check_writable_out(out)
+    made = [p for p in out.parents if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield out
+    except BaseException:
+        for folder in made:                          # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()                       # only when empty
+        raise
+
+
+@contextlib.contextmanager
 def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
                      inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
     """Yield an empty sibling temporary folder to write a stage's outputs into; on a clean exit it replaces

@@ -45,7 +45,7 @@ def export(
     from assets.export.common import check_output_path
     from assets.export.existing_out import check_replaceable
     from assets.export.run import SUFFIXES, default_options
-    from core.stage_folders import sole_writer
+    from core.stage_folders import output_parent, sole_writer
 
     if track is not None or first_frame is not None:
         if fmt is not None and out.suffix.lower().lstrip(".") != fmt.lower():
@@ -65,8 +65,8 @@ def export(
     if out.suffix.lower() not in SUFFIXES[fmt] and other is not None:
         raise ValueError(f"--out {out} is a {other} file name, --format {fmt} writes {' or '.join(SUFFIXES[fmt])}: "
                          "leave --format out (the suffix picks the format) or give a matching name")
-    check_output_path(out, SUFFIXES[fmt])               # before any slow work
-    with sole_writer(out):           # two exports to one file: the later one is refused, not silently replaced
+    with output_parent(out), sole_writer(out):   # two exports to one file: the later one is refused
+        check_output_path(out, SUFFIXES[fmt])    # before any slow work
         check_replaceable(out, force)
         _export(rig_dir, out, fmt, anim, options, texture, no_texture, workspace, actor, production)
 
@@ -122,7 +122,7 @@ def _export_track(rig_dir: Path, track: Path | None, out: Path, anim: Path | Non
     from assets.export.existing_out import check_replaceable
     from assets.provenance import provenance_from_rig_dir
     from assets.signing_keys import workspace_id
-    from core.stage_folders import sole_writer
+    from core.stage_folders import output_parent, sole_writer
     from doppel.face_swap.track_scene import TRACK_FORMATS
     from doppel.face_swap.track_scene_files import check_track_double, export_track
 
@@ -136,10 +136,10 @@ def _export_track(rig_dir: Path, track: Path | None, out: Path, anim: Path | Non
     units = (units or ("cm" if preset == "maya" else "m")).lower()
     if units not in ("m", "cm"):
         raise ValueError(f"--units must be cm or m, got {units!r}")
-    check_output_path(out, tuple(TRACK_FORMATS))
     check_track_double(rig_dir)
     console = cli_console()
-    with sole_writer(out):
+    with output_parent(out), sole_writer(out):
+        check_output_path(out, tuple(TRACK_FORMATS))
         check_replaceable(out, force)
         with gate_from_cli(workspace, actor, production, use="export", command="export", inputs=[rig_dir, track],
                            likeness=[rig_dir], evidence=[track], outputs=[out]) as run, \

@@ -108,7 +108,7 @@ def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir, gate):
     bad.save(tmp_path / "bad_take")
     cases = [
         (["--anim", str(tmp_path / "bad_take"), "--out", str(tmp_path / "a.glb")], "not in the rig"),
-        (["--out", str(tmp_path / "missing" / "a.glb")], "output folder"),
+        (["--anim", str(tmp_path / "bad_take"), "--out", str(tmp_path / "new" / "deeper" / "a.glb")], "not in the rig"),
         (["--out", str(tmp_path / "a.obj")], "cannot tell the format"),
         (["--out", str(tmp_path / "a.glb"), "--units", "cm"], "glTF 2.0 is Y-up in metres"),
         (["--out", str(tmp_path / "a.fbx"), "--preset", "houdini"], "--preset must be one of"),
@@ -120,6 +120,15 @@ def test_export_bad_input_one_line(tmp_path, capsys, tiny_rig_dir, gate):
         assert code == 1 and msg in err and "Traceback" not in err, (args, err)
         assert len(err.strip().splitlines()) <= 2, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_take"]
+
+
+def test_an_export_makes_its_missing_output_folders(tmp_path, capsys, tiny_rig_dir, gate):
+    """As a stage command makes its OUT folder: `--out shots/sh010/double.glb` makes shots/sh010/ (it was refused);
+    a refused export leaves none of the folders it made (the bad-input test above)."""
+    out = tmp_path / "shots" / "sh010" / "double.glb"
+    code, msg, err = run_cli(capsys, "export", str(tiny_rig_dir), "--out", str(out), "--no-texture", *gate)
+    assert code == 0 and out.is_file(), err
+    assert read_glb_json(out)["asset"]["extras"]["doppel"]["actor_id"] == "actor-42"
 
 
 def test_export_invalid_rig_folder(tmp_path, capsys, tiny_rig_dir, gate):
