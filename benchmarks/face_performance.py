@@ -39,7 +39,8 @@ def swap_take(plate_dir: Path, work: Path):
     """(take, rig A, seconds): the plate swapped with the double A; its face track read back."""
     from doppel.doubles import build_default_rig
     from doppel.face_swap.double import load_face_double
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
     from doppel.face_take_read import read_face_take
 

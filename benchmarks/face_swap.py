@@ -121,7 +121,8 @@ def run_plate(name: str, frames, double, work: Path, options: dict | None = None
 
     from capture.plate_io import iter_plate_frames, probe_plate
     from doppel.face_swap.baseline2d import frontal_face, swap_frame_2d
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
 
     plate = work / f"{name}.mp4"
@@ -240,7 +241,8 @@ def run_gt_plate(plate_dir: Path, work: Path, quick: bool, colours: tuple[str, .
     from doppel.doubles import build_default_rig
     from doppel.face_swap.baseline2d import frontal_face, swap_frame_2d
     from doppel.face_swap.double import load_face_double
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
     from neural_render.face_composite import seam_difference
     from reconstruction.head_tracking import inter_ocular

@@ -105,7 +105,7 @@ def frames_of(plate: Path, colorspace: str):
 def evaluate(plate: Path, out: Path, result, colorspace: str) -> dict:
     import cv2
 
-    from doppel.face_swap.pipeline import side_folder
+    from doppel.face_swap.side_folder import side_folder
     from neural_render.face_composite import delta_e_2000, lab, seam_difference
 
     seams, tones, outside = [], [], []

@@ -32,7 +32,8 @@ def photo_dropouts(double, work: Path) -> None:
     import numpy as np
     import skimage.data
 
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.stills import plate_from_still
     from doppel.face_swap.swap import SwapConfig
     from neural_render.face_composite import polygon_mask
@@ -73,8 +74,9 @@ def main() -> None:
     import numpy as np
 
     from benchmarks.plate_runs import default_double, plate_folder
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
     from doppel.face_swap.render_head import project
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
     from reconstruction.head_tracking import inter_ocular
 

@@ -73,8 +73,9 @@ def main() -> None:
     import numpy as np
 
     from benchmarks.plate_runs import default_double, plate_folder
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
     from doppel.face_swap.plate_lens import plate_lens_from_calibration, plate_lens_from_st_maps
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
 
     work = Path(tempfile.mkdtemp(prefix="swap_lens_"))

@@ -78,7 +78,7 @@ def _output_link(out: str, report_dir: Path) -> str:
     """A link (relative to the report's folder) to a task's output when it exists: a stage folder's own report
     (report.html, or a swap's side folder's swap_report.html) when it has one, else the folder or file; "" when
     there is no output (failed, refused, not run)."""
-    from doppel.face_swap.pipeline import side_folder
+    from doppel.face_swap.side_folder import side_folder
 
     path = Path(out)
     if not path.exists():

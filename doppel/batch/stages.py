@@ -476,7 +476,7 @@ def _swap_reference(v: dict, workspace: Path | None) -> None:
 
 
 def _swap_side(out: str) -> tuple[str, ...]:
-    from doppel.face_swap.pipeline import side_folder
+    from doppel.face_swap.side_folder import side_folder
 
     return (str(side_folder(Path(out))),)
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from core.leftovers import work_folder
 from doppel.commands.cli_output import cli_console, on_interrupt, stage_bar
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
+from doppel.face_swap.side_folder import side_folder
 from doppel.media_disclosure import LabelOpt, NoProvenanceOpt, discloser
 
 ShadingOpt = Annotated[float, typer.Option(
@@ -149,7 +150,7 @@ def swap(
 ) -> None:
     """Replace the face of the performer in PLATE with the double's face, frame by frame."""
     from doppel.face_swap.double import load_face_double
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
     from doppel.face_swap.swap import SwapConfig, check_config, check_given_landmarks
 
     console = cli_console()

@@ -23,6 +23,7 @@ from core.stage_folders import check_writable_out
 from doppel.face_swap.checkpoint import SwapCheckpoint
 from doppel.face_swap.double import FaceDouble
 from doppel.face_swap.frame_comp import FrameComp, finish_frame, match_colour, prepare_frame
+from doppel.face_swap.side_folder import STAGE, side_folder, side_folder_of, written_by_swap
 from doppel.face_swap.swap import (
     NO_FACE,
     NOT_BRIDGED,
@@ -47,7 +48,6 @@ from doppel.face_swap.swap import (
 
 log = logging.getLogger(__name__)
 
-STAGE = "swap"
 Disclose = Callable[[Path], None]      # watermark + sign one written file in place (assets.disclosure)
 
 
@@ -81,36 +81,13 @@ def check_plate_out(plate: str | Path, out: Path, side: Path, force: bool, info:
     if real == src or real in src.parents:
         raise ValueError(f"{out}: the output would overwrite the plate" + ("" if real == src else
                                                                           f" ({plate} is inside it)"))
-    if out.exists() and not force and not _written_by_swap(out, side):
+    if out.exists() and not force and not written_by_swap(out, side):
         raise ValueError(f"{out}: exists and is not an earlier swap's output (no {side.name}/ beside it that "
                          "records it); give another name, or --force to replace it")
-    other = _side_folder_of(side)
+    other = side_folder_of(side)
     if other is not None and other.name != out.name and not force:    # sh010 and sh010.mov share sh010_swap
         raise ValueError(f"{side}: holds the report and tracks of the swap into {other.name}, another output whose "
                          f"side folder is named alike; give {out.name} another name, or --force to replace them")
-
-
-def _side_folder_of(side: Path) -> Path | None:
-    """The output whose swap wrote the side folder ``side`` (its manifest's output_plate), None when none did."""
-    import contextlib
-    import json
-
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
-        manifest = json.loads((side / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("stage") == STAGE:
-            return Path(manifest["output_plate"])
-    return None
-
-
-def _written_by_swap(out: Path, side: Path) -> bool:
-    other = _side_folder_of(side)
-    return other is not None and other.name == out.name      # side: beside
-
-
-def side_folder(out: Path) -> Path:
-    """The folder beside OUT that holds the tracks, report and strips."""
-    out = Path(out)
-    return out.parent / f"{out.stem if out.suffix else out.name}_swap"
 
 
 def strip_frames(track, n: int = STRIP_FRAMES) -> set[int]:

@@ -18,7 +18,8 @@ def stage_swap(ctx) -> Section:
     """Render a plate of performer seed+1, swap the rig stage's double into it, report QC and ground truth."""
     from core.storage import write_manifest
     from doppel.face_swap.double import load_face_double
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
     from doppel.synthetic_plate import PlateConfig, render_plate
     from doppel.synthetic_provenance import write_synthetic_plate_manifests

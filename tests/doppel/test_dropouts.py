@@ -142,8 +142,9 @@ def test_a_frame_the_detector_lost_is_swapped_at_the_bridged_pose(tmp_path, rig_
     lost: bridged, it is swapped (flagged) and the double lands about as near the ground truth there as on its
     neighbours; with --bridge 0 it passes through (the performer's own face between swapped frames)."""
     from doppel.face_swap.double import load_face_double
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
     from doppel.face_swap.render_head import project
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
     from doppel.synthetic_plate import PlateConfig, render_plate
     from reconstruction.head_tracking import inter_ocular

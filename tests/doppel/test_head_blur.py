@@ -82,7 +82,8 @@ def test_a_swap_with_a_shutter_smears_the_head_along_its_motion(tmp_path, rig_di
     import cv2
 
     from doppel.face_swap.double import load_face_double
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
     from doppel.synthetic_plate import PlateConfig, render_plate
 

@@ -228,9 +228,10 @@ def test_a_face_near_the_edge_of_a_distorted_plate_is_placed_closer_through_the_
 
     from doppel.doubles import build_default_rig
     from doppel.face_swap.double import load_face_double
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
     from doppel.face_swap.plate_lens import plate_lens_from_calibration
     from doppel.face_swap.render_head import project
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
     from reconstruction.head_tracking import inter_ocular
 

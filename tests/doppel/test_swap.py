@@ -32,7 +32,8 @@ def _plate(path, n_face=6, n_blank=2, size=256):
 
 def test_swap_replaces_the_face_tracks_it_and_passes_faceless_frames_through(tmp_path, double):
     from capture.plate_io import iter_plate_frames, probe_plate
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
     from neural_render.face_composite import polygon_mask
 
@@ -84,8 +85,9 @@ def test_swap_takes_landmarks_from_another_tracker(tmp_path, double):
     import json
 
     from capture.face_tracking import PlateTracker
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
     from doppel.face_swap.render_head import project
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
 
     plate = tmp_path / "plate.mp4"
@@ -164,7 +166,8 @@ def test_a_plate_probed_by_the_caller_is_not_probed_again(tmp_path, double, monk
     """swap_plate(plate_info=...): the caller's probe is used (a video's probe decodes every frame); one of
     another plate is refused before anything is written."""
     from capture import plate_io
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
 
     plate, other = tmp_path / "plate.mp4", tmp_path / "other.mp4"
@@ -561,7 +564,8 @@ def test_a_neural_double_draws_the_face(tmp_path, capsys, rig_dir):
     import json
 
     from doppel.face_swap.double import load_face_double
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.swap import SwapConfig
     from neural_render.face_composite import polygon_mask
 
@@ -712,7 +716,7 @@ def test_a_face_in_a_wide_shot_is_swapped(tmp_path, double):
         swap_plate(tmp_path / "wide.png", double, tmp_path / "a.png", SwapConfig(small_faces=False))
     res = swap_plate(tmp_path / "wide.png", double, tmp_path / "b.png", SwapConfig())
     assert res.passed_through == [] and res.track.valid.all()
-    from doppel.face_swap.pipeline import side_folder
+    from doppel.face_swap.side_folder import side_folder
 
     assert np.load(side_folder(tmp_path / "b.png") / "tracks.npz")["face_from_crop"].tolist() == [True]
     out = cv2.cvtColor(cv2.imread(str(tmp_path / "b.png")), cv2.COLOR_BGR2RGB)
@@ -1064,7 +1068,8 @@ def test_a_plate_that_cuts_to_another_shot_is_swapped_shot_by_shot_and_the_cut_i
     the manifest and tracks.npz)."""
     import json
 
-    from doppel.face_swap.pipeline import side_folder, swap_plate
+    from doppel.face_swap.pipeline import swap_plate
+    from doppel.face_swap.side_folder import side_folder
     from doppel.face_swap.stills import plate_from_still
     from doppel.face_swap.swap import SwapConfig
 
