@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,12 +46,13 @@ class SfmResult:
     scale: float                        # factor applied to COLMAP's arbitrary units (1.0 when none)
     scale_source: str                   # "none", "distance", "board"
     details: dict = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)   # features_s, matching_s, mapping_s, scale_s
 
 
 def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera_model: str = "SIMPLE_RADIAL",
             single_camera: bool = False, known_distance: tuple[str, str, float] | None = None,
             board: BoardSpec | None = None, max_image_size: int = 1600, num_threads: int = 1,
-            seed: int = 0) -> SfmResult:
+            seed: int = 0, progress: Callable[[str, float], None] | None = None) -> SfmResult:
     """Reconstruct the cameras of the images in ``image_dir`` (flat folder of .png/.jpg).
 
     work_dir: COLMAP database and sparse model go here (replaced). camera_model: COLMAP model for the
@@ -59,45 +62,19 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     number generator's (its RANSAC and sampling). num_threads: COLMAP's threads for the features, the matching and the
     mapper; on one (the default) the same images give the same cameras run after run, on more it is faster but the
     cameras differ from run to run (by up to 17 cm before the board's alignment on the tests' rig).
+    progress(step, fraction): called as each step starts and as the mapper places each photo. COLMAP runs in a child
+    process (`capture.colmap_process`): Ctrl-C (a KeyboardInterrupt) stops it at once, where a step's C++ call held
+    it until the step ended (a minute into a 24-camera rig's matching).
     """
-    import pycolmap
-
-    pycolmap.set_random_seed(seed)
-
+    report = progress or (lambda *_: None)
     image_dir, work_dir = Path(image_dir), Path(work_dir)
-    names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")) \
-        if image_dir.is_dir() else []
-    if not image_dir.is_dir():
-        raise FileNotFoundError(f"{image_dir}: image folder does not exist")
-    if len(names) < 2:
-        raise SfmFailed(f"{image_dir}: structure from motion needs at least 2 images, found {len(names)}")
-    if known_distance is not None:
-        stems = {Path(n).stem for n in names}
-        for n in known_distance[:2]:
-            if n not in stems:
-                raise SfmFailed(f"known distance: camera {n!r} has no image in {image_dir}")
+    names = _image_names(image_dir, known_distance)
     if work_dir.exists():
         shutil.rmtree(work_dir)
     (work_dir / "sparse").mkdir(parents=True)
-    db = work_dir / "database.db"
-    reader = pycolmap.ImageReaderOptions()
-    reader.camera_model = camera_model
-    extraction = pycolmap.FeatureExtractionOptions()
-    extraction.num_threads = num_threads
-    extraction.max_image_size = max_image_size
-    mode = pycolmap.CameraMode.SINGLE if single_camera else pycolmap.CameraMode.PER_IMAGE
-    pycolmap.extract_features(db, image_dir, image_names=names, camera_mode=mode, reader_options=reader,
-                              extraction_options=extraction, device=pycolmap.Device.cpu)
-    matching = pycolmap.FeatureMatchingOptions()
-    matching.num_threads = num_threads
-    pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
-    opts = pycolmap.IncrementalPipelineOptions()
-    opts.num_threads = num_threads
-    recs = pycolmap.incremental_mapping(db, image_dir, work_dir / "sparse", options=opts)
-    if not recs:
-        raise SfmFailed(f"{image_dir}: COLMAP could not initialise a reconstruction (too little texture or "
-                        "overlap between the images?)")
-    rec = max(recs.values(), key=lambda r: r.num_reg_images())
+    secs: dict[str, float] = {}
+    rec = _reconstruct(image_dir, work_dir, names, camera_model, single_camera, max_image_size, num_threads, seed,
+                       report, secs)
     # COLMAP calibrates each photo as stored; Doppel reads it as shown (EXIF orientation: a body in portrait)
     file_of = {Path(n).stem: image_dir / n for n in names}
     cams = [as_shown(as_np(c), exif_orientation(file_of[c.name])) for c in cameras_from_reconstruction(rec)]
@@ -107,6 +84,8 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
         raise SfmFailed(f"{image_dir}: only {len(cams)} image(s) registered")
     if unregistered:
         log.warning("SfM: %d image(s) not registered: %s", len(unregistered), unregistered)
+    t = time.perf_counter()
+    report("metric scale", 0.97)
     scale, source, details = 1.0, "none", {}
     if known_distance is not None:
         scale, source = distance_scale(cams, *known_distance), "distance"
@@ -114,9 +93,48 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
         scale, details = board_scale(cams, image_dir, board)
         source = "board"
     cams = [_scaled(c, scale) for c in cams]
+    secs["scale_s"] = time.perf_counter() - t
     return SfmResult(cameras=[c.to_camera() for c in cams], registered=registered, unregistered=unregistered,
                      mean_reprojection_px=float(rec.compute_mean_reprojection_error()),
-                     n_points=int(rec.num_points3D()), scale=scale, scale_source=source, details=details)
+                     n_points=int(rec.num_points3D()), scale=scale, scale_source=source, details=details,
+                     seconds=secs)
+
+
+def _image_names(image_dir: Path, known_distance) -> list[str]:
+    """The photos' file names in ``image_dir`` (sorted), checked: at least 2, the known distance's cameras among
+    them."""
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: image folder does not exist")
+    names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if len(names) < 2:
+        raise SfmFailed(f"{image_dir}: structure from motion needs at least 2 images, found {len(names)}")
+    if known_distance is not None:
+        stems = {Path(n).stem for n in names}
+        for n in known_distance[:2]:
+            if n not in stems:
+                raise SfmFailed(f"known distance: camera {n!r} has no image in {image_dir}")
+    return names
+
+
+def _reconstruct(image_dir: Path, work_dir: Path, names: list[str], camera_model: str, single_camera: bool,
+                 max_image_size: int, num_threads: int, seed: int, report: Callable[[str, float], None],
+                 secs: dict):
+    """COLMAP's features, exhaustive matching and incremental mapping into ``work_dir`` (in a child process:
+    `capture.colmap_process`); the reconstruction that registered most images (a pycolmap.Reconstruction). Timings
+    into ``secs``."""
+    import pycolmap
+
+    from capture.colmap_process import ColmapJob, run_colmap
+
+    job = ColmapJob(database=work_dir / "database.db", image_dir=image_dir, names=tuple(names),
+                    sparse_dir=work_dir / "sparse", camera_model=camera_model, single_camera=single_camera,
+                    max_image_size=max_image_size, num_threads=num_threads, seed=seed)
+    best, seconds = run_colmap(job, report)
+    secs.update(seconds)
+    if best is None:
+        raise SfmFailed(f"{image_dir}: COLMAP could not initialise a reconstruction (too little texture or "
+                        "overlap between the images?)")
+    return pycolmap.Reconstruction(best)
 
 
 def distance_scale(cams, a: str, b: str, metres: float) -> float:

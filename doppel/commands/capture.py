@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from doppel.commands.cli_output import cli_console, print_table
@@ -38,6 +38,9 @@ def calibrate(
                                                   "flat folder IMAGES_DIR/*.png; scale from --distance or the board"),
     distance: str = typer.Option(None, "--distance", help="with --sfm: CAM_A,CAM_B,METRES between two camera "
                                                           "centres (else the board in view fixes the scale)"),
+    threads: int = typer.Option(1, "--threads", min=1, help="with --sfm: COLMAP's threads. 1 (the default) gives "
+                                                            "the same cameras run after run; more is faster on a "
+                                                            "large rig but the cameras vary a little between runs."),
 ) -> None:
     """Calibrate a rig from ChArUco board photos: intrinsics, extrinsics (bundle-adjusted), RMS per camera."""
     from capture.calibration_io import write_colmap_text, write_doppel_json
@@ -46,8 +49,10 @@ def calibrate(
 
     spec = BoardSpec.parse(board)
     if sfm:
-        _calibrate_sfm(images_dir, spec, out, colmap, distance)
+        _calibrate_sfm(images_dir, spec, out, colmap, distance, threads)
         return
+    if threads != 1:
+        raise ValueError("--threads is for --sfm (COLMAP's threads); the board calibration runs on one")
     with _progress() as prog:
         task = prog.add_task("calibrating", total=None)
         res = calibrate_rig_from_folder(images_dir, spec, reference_camera=reference,
@@ -69,7 +74,8 @@ def calibrate(
     console.print(f"world frame: the board at moment {res.reference[1]!r} seen by {res.reference[0]!r}")
 
 
-def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, distance: str | None) -> None:
+def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, distance: str | None,
+                   threads: int) -> None:
     from capture.calibration_io import write_colmap_text, write_doppel_json
     from capture.sfm import run_sfm
 
@@ -82,15 +88,21 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
     from core.leftovers import work_folder
 
     # pycolmap's database of the photos' features (GBs for a big rig) beside the output, not in a small /tmp
-    with work_folder(out) as work, console.status("structure from motion (pycolmap)..."):
-        res = run_sfm(images_dir, work / "colmap", known_distance=known, board=None if known else spec)
+    with work_folder(out) as work, Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                            TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("structure from motion", total=100)
+        res = run_sfm(images_dir, work / "colmap", known_distance=known, board=None if known else spec,
+                      num_threads=threads, progress=lambda step, f: bar.update(
+                          task, description=f"SfM: {step}", completed=round(100 * f)))
     write_doppel_json(out, res.cameras, sfm={"registered": res.registered, "unregistered": res.unregistered,
                                              "mean_reprojection_px": res.mean_reprojection_px,
                                              "scale": res.scale, "scale_source": res.scale_source})
     if colmap:
         write_colmap_text(colmap, res.cameras)
+    took = [f"{k.removesuffix('_s')} {v:.0f} s" for k, v in res.seconds.items() if k != "scale_s"]
+    took.append(f"{threads} thread{'s' if threads > 1 else ''}")
     console.print(f"SfM: {len(res.registered)} images registered, {res.n_points} points, mean reprojection "
-                  f"{res.mean_reprojection_px:.2f} px, scale from {res.scale_source} -> {out}")
+                  f"{res.mean_reprojection_px:.2f} px, scale from {res.scale_source} ({', '.join(took)}) -> {out}")
     if res.unregistered:
         console.print(f"[yellow]not registered: {res.unregistered}[/yellow]")
 

@@ -79,10 +79,11 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
     import capture.sfm as sfm
     from capture.npcam import PinholeNP
 
-    seen = []
+    seen, threads = [], []
 
     def fake_run_sfm(image_dir, work_dir, **kwargs):
         seen.append(work_dir)
+        threads.append(kwargs.get("num_threads"))
         cam = PinholeNP.look_at("cam00", [0, 1, 3], [0, 1, 0], np.diag([500.0, 500.0, 1.0]) + [[0, 0, 320], [0, 0, 240],
                                                                                              [0, 0, 0]], 640, 480)
         return sfm.SfmResult([cam.to_camera()], ["cam00.png"], [], 0.3, 100, 1.0, "none")
@@ -93,6 +94,11 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm"]) == 0, capsys.readouterr()
     assert seen and seen[0].parent.parent == out.parent and seen[0].parent.name.startswith(".calibration.json.work")
     assert sorted(p.name for p in out.parent.iterdir()) == ["calibration.json"]      # the work folder removed
+    # --threads reaches COLMAP (1, reproducible, unless asked); it is for --sfm only
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--threads", "4"]) == 0
+    assert threads == [1, 4]
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--threads", "4"]) == 1
+    assert "--threads is for --sfm" in capsys.readouterr().err
 
 
 def test_cameras_shows_a_foreign_calibration_and_says_when_its_units_are_not_metres(tmp_path, capsys):

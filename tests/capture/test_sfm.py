@@ -176,3 +176,39 @@ def test_the_same_photos_give_the_same_cameras_every_run(rendered, tmp_path):
     centres = [np.array([as_np(c).center for c in r.cameras]) for r in runs]
     assert [c.name for c in runs[0].cameras] == [c.name for c in runs[1].cameras]
     assert np.abs(centres[0] - centres[1]).max() < 1e-9, np.abs(centres[0] - centres[1]).max()
+
+
+def test_ctrl_c_stops_structure_from_motion_at_once(rendered, tmp_path):
+    """A COLMAP step is one long C++ call, which held Ctrl-C until it ended (a minute into a 24-camera rig's
+    matching); COLMAP now runs in a child process: Ctrl-C is heard within a second, the child is gone, and the
+    progress said which step ran. The tests' photos upscaled to 1600 px so that their features take seconds."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+
+    import cv2
+
+    d, _, spec = rendered
+    big = tmp_path / "big"
+    big.mkdir()
+    for p in sorted(d.iterdir()):
+        cv2.imwrite(str(big / p.name), cv2.resize(cv2.imread(str(p)), (1600, 1200), interpolation=cv2.INTER_CUBIC))
+    steps, sent = [], []
+
+    def interrupt() -> None:
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(3.0, interrupt)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sfm(big, tmp_path / "w", board=spec, progress=lambda step, f: steps.append(step))
+        heard = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert sent and heard - sent[0] < 1.0, heard - sent[0]
+    assert steps[:1] == ["features of 6 photos"], steps
+    assert multiprocessing.active_children() == []

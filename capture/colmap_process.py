@@ -1,0 +1,122 @@
+"""COLMAP's structure-from-motion steps (SIFT features, exhaustive matching, incremental mapping) run in a child
+process, so that Ctrl-C stops them at once.
+
+A pycolmap step is one long C++ call: Python sees Ctrl-C only when it returns (a minute into a 24-camera rig's
+matching, tens of minutes on a large rig), and pycolmap's own cancellation token returns without joining the
+matcher's verification threads, which then abort the process as it exits (`std::out_of_range` from a thread still
+in `EstimateTwoViewGeometry`, about one interrupt in three here). In a child process the parent waits in short
+joins, hears Ctrl-C at once, and ends the child with its threads. Kept light (pycolmap and the standard library):
+the child imports this module alone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ColmapJob:
+    """What the child runs. database: COLMAP's database file (written); image_dir / names: the photos;
+    sparse_dir: where the mapper writes its models (sparse_dir/0, /1, ...)."""
+
+    database: Path
+    image_dir: Path
+    names: tuple[str, ...]
+    sparse_dir: Path
+    camera_model: str = "SIMPLE_RADIAL"
+    single_camera: bool = False
+    max_image_size: int = 1600
+    num_threads: int = 1
+    seed: int = 0
+
+
+def run_colmap(job: ColmapJob, progress: Callable[[str, float], None] | None = None) -> tuple[Path | None, dict]:
+    """Run ``job`` in a spawned child process. Returns (the folder of the model that registered most images, None
+    when the mapper made none; seconds per step {features_s, matching_s, mapping_s}). progress(step, fraction) is
+    called in this process as the child starts each step and places each photo. A KeyboardInterrupt here kills the
+    child (its threads with it) and is raised again; the child's error is raised as a RuntimeError naming it."""
+    report = progress or (lambda *_: None)
+    ctx = mp.get_context("spawn")
+    messages = ctx.Queue()
+    child = ctx.Process(target=_child_main, args=(job, messages), name="doppel-colmap", daemon=True)
+    child.start()
+    try:
+        return _wait(child, messages, report)
+    finally:
+        if child.is_alive():
+            child.kill()        # SIGKILL: pycolmap's failure-signal handler prints a stack trace on SIGTERM; its
+        child.join(timeout=10)  # database is half-written either way and the next run replaces it
+        messages.close()
+
+
+def _wait(child, messages, report: Callable[[str, float], None]) -> tuple[Path | None, dict]:
+    """Relay the child's messages until its result; short waits so that Ctrl-C is heard at once."""
+    while True:
+        try:
+            kind, *rest = messages.get(timeout=0.2)
+        except queue.Empty:
+            if not child.is_alive():
+                raise RuntimeError(f"COLMAP's process ended (exit code {child.exitcode}) without a result") from None
+            continue
+        if kind == "progress":
+            report(*rest)
+        elif kind == "error":
+            raise RuntimeError(f"COLMAP failed: {rest[0]}")
+        else:
+            best, seconds = rest
+            return (None if best is None else Path(best)), seconds
+
+
+def _child_main(job: ColmapJob, messages) -> None:
+    """The child: Ctrl-C is the parent's to handle (it ends this process), so the child ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        messages.put(("result", *_steps(job, lambda step, f: messages.put(("progress", step, f)))))
+    except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
+        messages.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> tuple[str | None, dict]:
+    """Features, matching and mapping into job.database / job.sparse_dir; (the best model's folder, seconds)."""
+    import pycolmap
+
+    pycolmap.set_random_seed(job.seed)
+    n, secs = len(job.names), {}
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = job.camera_model
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.num_threads = job.num_threads
+    extraction.max_image_size = job.max_image_size
+    mode = pycolmap.CameraMode.SINGLE if job.single_camera else pycolmap.CameraMode.PER_IMAGE
+    t = time.perf_counter()
+    report(f"features of {n} photos", 0.0)
+    pycolmap.extract_features(job.database, job.image_dir, image_names=list(job.names), camera_mode=mode,
+                              reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
+    secs["features_s"], t = time.perf_counter() - t, time.perf_counter()
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = job.num_threads
+    report(f"matching {n * (n - 1) // 2} pairs of photos", 0.25)
+    pycolmap.match_exhaustive(job.database, matching_options=matching, device=pycolmap.Device.cpu)
+    secs["matching_s"], t = time.perf_counter() - t, time.perf_counter()
+    opts = pycolmap.IncrementalPipelineOptions()
+    opts.num_threads = job.num_threads
+    placed = [2]
+
+    def next_image() -> None:
+        placed[0] += 1
+        report(f"mapping: {min(placed[0], n)} of {n} photos placed", 0.6 + 0.35 * min(1.0, placed[0] / n))
+
+    report("mapping: the first pair of photos", 0.6)
+    recs = pycolmap.incremental_mapping(job.database, job.image_dir, job.sparse_dir, options=opts,
+                                        next_image_callback=next_image)
+    secs["mapping_s"] = time.perf_counter() - t
+    if not recs:
+        return None, secs
+    best = max(recs, key=lambda k: recs[k].num_reg_images())
+    return str(job.sparse_dir / str(best)), secs
