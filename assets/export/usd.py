@@ -54,13 +54,14 @@ def export_usd(scene: ExportScene, out: str | Path) -> Path:
     if out.suffix.lower() == ".usdz":
         from pxr import UsdUtils
 
-        with tempfile.TemporaryDirectory(prefix="doppel_usdz_") as tmp:
+        # the layer and texture made inside the staged write: its error handling (a full disk named as such) covers
+        # them too (a full disk there was an "internal error" quoting USD's C++)
+        with tempfile.TemporaryDirectory(prefix="doppel_usdz_") as tmp, staged_output(out) as staged:
             layer = Path(tmp) / f"{out.stem}.usdc"
             _write_stage(scene, layer, texture_dir=Path(tmp))
-            with staged_output(out) as staged:
-                staged.unlink()
-                if not UsdUtils.CreateNewUsdzPackage(str(layer), str(staged)):
-                    raise ExportError(f"{out}: UsdUtils.CreateNewUsdzPackage failed")
+            staged.unlink()
+            if not UsdUtils.CreateNewUsdzPackage(str(layer), str(staged)):
+                raise ExportError(f"{out}: UsdUtils.CreateNewUsdzPackage failed")
         return out
     tex_dir = out.parent
     with staged_output(out) as staged:

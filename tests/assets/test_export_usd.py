@@ -93,3 +93,22 @@ def test_usd_failed_write_leaves_nothing(tmp_path, tiny_rig, monkeypatch):
         export_rig(tiny_rig, "usdz", tmp_path / "d.usdz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.usda"]
     assert (tmp_path / "d.usda").read_text() == "#usda 1.0\n"
+
+
+@pytest.mark.parametrize("fmt", ["usda", "usdz"])
+def test_a_full_disk_under_usd_is_named_as_such(tmp_path, tiny_rig, monkeypatch, fmt):
+    """USD reports a full disk as its own error quoting the OS's words; for a .usdz the layer and texture are made
+    before the package and that error came out as an internal error; now either is the full disk, naming OUT."""
+    import errno
+
+    import assets.export.usd as usd
+
+    def full(*a, **k):          # what pxr.Tf.ErrorException says when ArFilesystemWritableAsset::Write fails
+        raise RuntimeError("Error in 'ArFilesystemWritableAsset::Write': 'Error occurred writing file: "
+                           "No space left on device'")
+
+    monkeypatch.setattr(usd, "_write_stage", full)
+    with pytest.raises(OSError) as e:
+        export_rig(tiny_rig, fmt, tmp_path / f"d.{fmt}")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / f"d.{fmt}")
+    assert list(tmp_path.iterdir()) == []
