@@ -157,9 +157,9 @@ def staged_stage_dir(out: str | os.PathLike, stage: str, force: bool = False,
         _swap_in(tmp, out)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        shown = _final_path(e.filename, tmp, out)
-        if shown is not None:    # name the file by its final path, not the temporary folder's
-            raise OSError(e.errno, e.strerror, shown) from e
+        shown = [_final_path(f, tmp, out) for f in (e.filename, e.filename2)]   # a copy's: source, destination
+        if shown != [None, None]:    # name the files by their final paths, not the temporary folder's
+            raise OSError(e.errno, e.strerror, shown[0] or e.filename, None, shown[1] or e.filename2) from e
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -251,6 +251,16 @@ def _nothing(notes: str) -> str:
     return "" if notes else "nothing was written: "
 
 
+def _written(e: OSError) -> str:
+    """" writing PATH" for a full disk's error: a copy's or a link's destination (``filename2``: shutil.copyfile
+    names the source first, and the message named a source on another, roomy disk), else its one file; "" when
+    it names none."""
+    from core.stage_folders import shown_path
+
+    path = e.filename2 or e.filename
+    return f" writing {shown_path(path)}" if path else ""
+
+
 def _handle_error(e: BaseException, debug: bool) -> NoReturn:
     """One red line and exit 1 for a user error; exit 2 naming an internal error; the traceback with --debug."""
     import click
@@ -274,10 +284,10 @@ def _handle_error(e: BaseException, debug: bool) -> NoReturn:
         _fail(f"error: the workspace index could not be written ({e}: an exceeded disk quota, or a failing disk or "
               f"file server); nothing was recorded: check the quota and the storage, and run again{notes}", 1)
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-        where = f" writing {e.filename}" if e.filename else ""
+        where = _written(e)
         _fail(f"error: disk full{where} ({e.strerror}); {_nothing(notes)}free some space and run again{notes}", 1)
     if isinstance(e, OSError) and e.errno == errno.EDQUOT:
-        where = f" writing {e.filename}" if e.filename else ""
+        where = _written(e)
         _fail(f"error: disk quota exceeded{where} ({e.strerror}); {_nothing(notes)}free some of your (or your "
               f"group's) quota, or ask for a larger one, and run again{notes}", 1)
     if isinstance(e, OSError) and e.errno == errno.EEXIST and e.filename:

@@ -70,6 +70,22 @@ def test_oserror_names_the_final_path(tmp_path):
     assert e.value.filename == str(out / "rig.npz") and e.value.errno == errno.ENOSPC
 
 
+def test_a_full_disk_in_a_copy_names_its_destination(tmp_path, capsys):
+    """shutil.copyfile's error names the source first and the destination second: the destination in the stage's
+    temporary folder is shown as its final path, and the CLI's line names it (it named the source, on another,
+    roomy disk: `doppel review` into a full disk said "disk full writing /tmp/demo/actor/albedo.png")."""
+    from doppel.cli import _handle_error
+
+    src, out = tmp_path / "albedo.png", tmp_path / "review"
+    with pytest.raises(OSError) as e, staged_stage_dir(out, "review") as tmp:
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(tmp / "files" / "albedo.png"))
+    assert e.value.filename == str(src) and e.value.filename2 == str(out / "files" / "albedo.png")
+    with pytest.raises(SystemExit):
+        _handle_error(e.value, debug=False)
+    said = capsys.readouterr().err
+    assert f"disk full writing {out / 'files' / 'albedo.png'}" in said.replace("\n", ""), said
+
+
 def test_a_path_in_a_stages_temporary_folder_is_shown_as_its_final_path(tmp_path):
     out = tmp_path / "shot.v2"
     with staged_stage_dir(out, "render") as tmp:
