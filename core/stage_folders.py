@@ -42,7 +42,8 @@ CHECKPOINT_TAGS = ("", "swap", "shot", "fit", "ingest")   # kinds of checkpoint 
                                          # distillation; swap: `doppel swap`'s; shot: `doppel render shot`'s; fit:
                                          # `doppel fit --frame all`'s (these three keep files under final names);
                                          # ingest: `doppel capture ingest`'s landmark cache
-_NAMED_CHECKPOINT_RE = re.compile(r"^\..+\.(" + "|".join(t for t in CHECKPOINT_TAGS if t) + r")\.checkpoint$")
+_NAMED_CHECKPOINT_RE = re.compile(r"^\.(?P<name>.+)\.(" + "|".join(t for t in CHECKPOINT_TAGS if t) +
+                                  r")\.checkpoint$")
 
 # Stages whose folders predate the marker: the manifest's "stage" field, or a layout, names them.
 _MANIFEST_STAGES = {"capture_ingest": "capture ingest", "fit": "fit", "rig": "rig", "retarget": "retarget"}
@@ -286,8 +287,17 @@ def shown_path(path: str | os.PathLike) -> Path:
         m = _TMP_RE.match(part)
         if m and m["kind"] == "tmp":
             parts[i] = m["name"]
-    parts = [p for p in parts if not _NAMED_CHECKPOINT_RE.match(p)]     # its files are under their final names
+    # a checkpoint's folders and OUT itself are under final names; its own files (a swap's tracking.npz) are shown
+    # where they are
+    parts = [p for i, p in enumerate(parts) if not _under_final_names(p, parts[i + 1:])]
     return Path(*parts) if parts else Path(path)
+
+
+def _under_final_names(part: str, after: list[str]) -> bool:
+    """Whether ``part`` is a checkpoint folder ``.OUT.TAG.checkpoint`` whose ``after`` (the rest of the path) is
+    published under its final name: OUT, or anything in a folder of it (OUT/, OUT's side folder)."""
+    m = _NAMED_CHECKPOINT_RE.match(part)
+    return m is not None and (len(after) > 1 or after == [m["name"]])
 
 
 def _final_path(filename, tmp: Path, out: Path) -> str | None:

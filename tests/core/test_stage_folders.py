@@ -97,6 +97,10 @@ def test_a_path_in_a_stages_temporary_folder_is_shown_as_its_final_path(tmp_path
     for tag in (t for t in CHECKPOINT_TAGS if t):          # a run's checkpoint that keeps files under final names
         kept = checkpoint_sibling(out, tag) / out.name / "ring02" / "0000.exr"
         assert shown_path(kept) == out / "ring02" / "0000.exr", tag
+        # the checkpoint's own files are shown where they are (a swap's tracking.npz on a full disk was named
+        # OUT's folder's tracking.npz, a file no run writes)
+        own = checkpoint_sibling(out, tag) / "tracking.npz"
+        assert shown_path(own) == own, tag
 
 
 @pytest.mark.parametrize(("content", "stage", "found"), [
