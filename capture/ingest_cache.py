@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+from core.leftovers import checkpoint_sibling
 from core.run_checkpoint import RunCheckpoint
 from core.stage_folders import folder_stage
 
@@ -41,3 +42,17 @@ class LandmarkCache(RunCheckpoint):
 
     def holds_work(self) -> bool:
         return self.path.is_dir() and any(self.path.iterdir())
+
+
+def resume_hint(out: str | Path) -> str | None:
+    """What to tell a user whose ingest into ``out`` stopped (Ctrl-C, a full disk): the images whose landmarks the
+    cache kept, and that the same ingest goes on from them (no option needed); None when it kept none."""
+    folder = checkpoint_sibling(out, TAG)
+    try:
+        n = sum(1 for p in (folder / "cache").iterdir() if p.suffix == ".npz")
+    except OSError:
+        return None
+    if not n:
+        return None
+    return (f"the landmarks of {n} image(s) found so far are kept in {folder}: the same ingest into {Path(out).name} "
+            "goes on from them")

@@ -42,8 +42,8 @@ CHECKPOINT_TAGS = ("", "swap", "shot", "fit", "ingest")   # kinds of checkpoint 
                                          # distillation; swap: `doppel swap`'s; shot: `doppel render shot`'s; fit:
                                          # `doppel fit --frame all`'s (these three keep files under final names);
                                          # ingest: `doppel capture ingest`'s landmark cache
-_NAMED_CHECKPOINT_RE = re.compile(r"^\.(?P<name>.+)\.(" + "|".join(t for t in CHECKPOINT_TAGS if t) +
-                                  r")\.checkpoint$")
+FINAL_NAME_TAGS = ("swap", "shot", "fit")   # checkpoints that keep files under their final names (above)
+_NAMED_CHECKPOINT_RE = re.compile(r"^\.(?P<name>.+)\.(" + "|".join(FINAL_NAME_TAGS) + r")\.checkpoint$")
 
 # Stages whose folders predate the marker: the manifest's "stage" field, or a layout, names them.
 _MANIFEST_STAGES = {"capture_ingest": "capture ingest", "fit": "fit", "rig": "rig", "retarget": "retarget"}

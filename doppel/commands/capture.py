@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from doppel.commands.cli_output import cli_console, print_table
+from doppel.commands.cli_output import cli_console, on_interrupt, print_table
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, find_workspace, gate_from_cli
 
 app = typer.Typer(help="Capture sessions: rig calibration, landmarks, masks, triangulation, QC, synthetic rig.",
@@ -224,7 +224,7 @@ def ingest_cmd(
     from dataclasses import replace
 
     from capture.ingest import IngestConfig, ingest
-    from capture.ingest_cache import LandmarkCache
+    from capture.ingest_cache import LandmarkCache, resume_hint
     from capture.session import check_session_argument
     from core.stage_folders import check_stage_out, staged_stage_dir
     from doppel.capture_report import write_ingest_report
@@ -232,6 +232,7 @@ def ingest_cmd(
     session_dir = check_session_argument(session_dir)
     cfg = IngestConfig(threshold_px=threshold, face=not no_face, hands=not no_hands)
     out = check_stage_out(out, "capture ingest", force, [session_dir])      # before any slow work
+    on_interrupt(lambda: resume_hint(out))
     with gate_from_cli(workspace, actor, production, use="scan", command="capture ingest",
                        inputs=[session_dir], outputs=[out]) as run, _progress() as prog:
         task = prog.add_task("landmarks", total=None)

@@ -147,7 +147,10 @@ def test_a_killed_ingest_loses_no_detection(ingested, tmp_path, monkeypatch, cap
         assert run() == 1
     ck = tmp_path / ".ing.ingest.checkpoint"
     assert len(list((ck / "cache").glob("*.npz"))) == 2 and not (tmp_path / "ing").exists()
-    capsys.readouterr()
+    said = " ".join(capsys.readouterr().err.split())      # it said "nothing was written" and nothing of the cache
+    assert "disk full" in said and "nothing was written" not in said, said
+    assert "the landmarks of 2 image(s) found so far are kept in" in said and "the same ingest into ing goes on" \
+        in said, said
     assert run() == 0
     assert "landmarks of 2 image(s) taken from the cache" in capsys.readouterr().out
     assert not ck.exists() and len(list((tmp_path / "ing" / "cache").glob("*.npz"))) == 5

@@ -92,9 +92,12 @@ def test_a_path_in_a_stages_temporary_folder_is_shown_as_its_final_path(tmp_path
         assert shown_path(tmp / "ring02" / "0000.exr") == out / "ring02" / "0000.exr"
     assert shown_path(out / "x.png") == out / "x.png"
     assert shown_path(tmp_path / ".shot.old-vm-12-abc" / "x.png") == tmp_path / ".shot.old-vm-12-abc" / "x.png"
-    from core.leftovers import CHECKPOINT_TAGS, checkpoint_sibling
+    from core.leftovers import checkpoint_sibling
+    from core.stage_folders import FINAL_NAME_TAGS
 
-    for tag in (t for t in CHECKPOINT_TAGS if t):          # a run's checkpoint that keeps files under final names
+    cache = checkpoint_sibling(out, "ingest") / "cache" / "0a1b.npz"     # the ingest's landmark cache: its own
+    assert shown_path(cache) == cache
+    for tag in FINAL_NAME_TAGS:                             # a run's checkpoint that keeps files under final names
         kept = checkpoint_sibling(out, tag) / out.name / "ring02" / "0000.exr"
         assert shown_path(kept) == out / "ring02" / "0000.exr", tag
         # the checkpoint's own files are shown where they are (a swap's tracking.npz on a full disk was named
