@@ -185,6 +185,26 @@ def write_doppel_json(path: str | os.PathLike, cameras: list[Camera], **extra) -
     return atomic_write_json(path, doc)
 
 
+def check_calibration_out(out: str | os.PathLike, force: bool = False) -> Path:
+    """Check that a calibration may be written to ``out``: a .json name (Doppel's calibration is JSON), not a
+    folder, and when it exists a Doppel calibration (recalibrating over one is the usual case) unless ``force``:
+    `doppel capture calibrate` replaced any file of the name (another tool's calibration.json in the working
+    folder, the default --out) without a word. ValueError / IsADirectoryError, one line. Returns the Path."""
+    out = Path(out)
+    if out.suffix.lower() != ".json":
+        raise ValueError(f"--out {out}: Doppel writes its calibration as JSON: give a .json name (`doppel capture "
+                         "cameras` reads it and writes Alembic or USD cameras)")
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out}: is a folder, expected a .json file name")
+    if out.exists() and not force:
+        try:
+            read_doppel_json(out)
+        except (CalibrationError, OSError, ValueError) as e:
+            raise ValueError(f"--out {out}: exists and is not a Doppel calibration ({e}); give another name, or "
+                             "--force to replace it") from None
+    return out
+
+
 # --------------------------------------------------------------------------------------- COLMAP
 def write_colmap_text(folder: str | os.PathLike, cameras: list[Camera]) -> Path:
     """Write a COLMAP sparse model (cameras.txt, images.txt, points3D.txt) with one OPENCV camera per

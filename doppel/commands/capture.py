@@ -41,18 +41,31 @@ def calibrate(
     threads: int = typer.Option(1, "--threads", min=1, help="with --sfm: COLMAP's threads. 1 (the default) gives "
                                                             "the same cameras run after run; more is faster on a "
                                                             "large rig but the cameras vary a little between runs."),
+    force: bool = typer.Option(False, "--force", help="Replace an --out file that is not a Doppel calibration."),
 ) -> None:
     """Calibrate a rig from ChArUco board photos: intrinsics, extrinsics (bundle-adjusted), RMS per camera."""
-    from capture.calibration_io import write_colmap_text, write_doppel_json
-    from capture.charuco import BoardSpec, calibrate_rig_from_folder
-    from capture.rig_moments import RULES
+    from capture.calibration_io import check_calibration_out
+    from capture.charuco import BoardSpec
+    from core.stage_folders import sole_writer
 
     spec = BoardSpec.parse(board)
-    if sfm:
-        _calibrate_sfm(images_dir, spec, out, colmap, distance, threads)
-        return
-    if threads != 1:
+    if threads != 1 and not sfm:
         raise ValueError("--threads is for --sfm (COLMAP's threads); the board calibration runs on one")
+    check_calibration_out(out, force)
+    with sole_writer(out):       # two calibrations into one file: the later one is refused, not silently replaced
+        check_calibration_out(out, force)
+        if sfm:
+            _calibrate_sfm(images_dir, spec, out, colmap, distance, threads)
+        else:
+            _calibrate_board(images_dir, spec, board, out, reference, colmap)
+
+
+def _calibrate_board(images_dir: Path, spec, board: str, out: Path, reference: str | None,
+                     colmap: Path | None) -> None:
+    from capture.calibration_io import write_colmap_text, write_doppel_json
+    from capture.charuco import calibrate_rig_from_folder
+    from capture.rig_moments import RULES
+
     with _progress() as prog:
         task = prog.add_task("calibrating", total=None)
         res = calibrate_rig_from_folder(images_dir, spec, reference_camera=reference,

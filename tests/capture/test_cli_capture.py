@@ -29,6 +29,19 @@ def test_calibrate_cli(tmp_path, capsys):
     assert [c["name"] for c in doc["cameras"]] == ["cam00", "cam01"]
     assert all(c["rms"] < 0.5 for c in doc["cameras"])
     assert (tmp_path / "colmap" / "cameras.txt").is_file()
+    # again over its own calibration: replaced (the usual case); over another tool's file of the name: refused
+    # without --force, the file untouched (it was replaced without a word); a non-.json name: refused
+    assert run(["capture", "calibrate", str(tmp_path / "imgs"), "--out", str(out)]) == 0
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text('{"fx": 1000, "note": "the tracking vendor\'s"}')
+    capsys.readouterr()
+    assert run(["capture", "calibrate", str(tmp_path / "imgs"), "--out", str(theirs)]) == 1
+    assert "exists and is not a Doppel calibration" in capsys.readouterr().err and "vendor" in theirs.read_text()
+    assert run(["capture", "calibrate", str(tmp_path / "imgs"), "--out", str(theirs), "--force"]) == 0
+    assert [c["name"] for c in json.loads(theirs.read_text())["cameras"]] == ["cam00", "cam01"]
+    assert run(["capture", "calibrate", str(tmp_path / "imgs"), "--out", str(tmp_path / "rig.yaml")]) == 1
+    assert "give a .json name" in capsys.readouterr().err and not (tmp_path / "rig.yaml").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]     # no claim file left
 
 
 def test_calibrate_cli_matches_moments_of_files_named_after_their_camera(tmp_path, capsys):
