@@ -130,6 +130,7 @@ def cameras_cmd(
     st_maps: Path = typer.Option(None, "--st-maps", help="Also write each distorted camera's undistort and "
                                                          "redistort ST-maps (float EXR, Nuke's STMap) in this "
                                                          "folder."),
+    force: bool = typer.Option(False, "--force", help="Replace an --out file that Doppel did not write."),
 ) -> None:
     """What a calibration holds, to check one made elsewhere before a session is assembled on it: each camera's
     image size, focal length, field of view and distance to the rig's centre, and the rig's size (are its units
@@ -141,6 +142,7 @@ def cameras_cmd(
 
     if out is not None and out.suffix.lower() not in (".json", *SCENE_FORMATS):
         raise ValueError(f"--out {out}: write a calibration as .json, or its cameras as .abc, .usd, .usda or .usdc")
+    _check_cameras_out(out, force)
 
     cams = read_calibration(calibration)
     rig = summarize_rig(cams)
@@ -168,6 +170,21 @@ def cameras_cmd(
         console.print(f"wrote {len(maps)} ST-map(s) of {len(maps) // 2} distorted camera(s) -> {st_maps}"
                       if maps else "no camera has lens distortion: no ST-maps to write", markup=False,
                       highlight=False)
+
+
+def _check_cameras_out(out: Path | None, force: bool) -> None:
+    """`capture cameras --out`: an existing file is replaced only when Doppel wrote it (a Doppel calibration, or
+    cameras with Doppel's provenance), unless ``force`` (any file of the name was replaced without a word)."""
+    from assets.export.existing_out import written_by_doppel
+    from capture.calibration_io import check_calibration_out
+
+    if out is None:
+        return
+    if out.suffix.lower() == ".json":
+        check_calibration_out(out, force)
+    elif out.exists() and not force and not written_by_doppel(out):
+        raise ValueError(f"--out {out}: exists and Doppel did not write it (no Doppel provenance in it); give another "
+                         "name, or --force to replace it")
 
 
 def _write_dcc_cameras(cams, calibration: Path, out: Path, units: str) -> None:

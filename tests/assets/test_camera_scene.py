@@ -102,3 +102,15 @@ def test_capture_cameras_writes_dcc_cameras(tmp_path, capsys):
     assert [c.name for c in scene.cameras] == ["cam_a", "cam_b", "cam_c"]
     code, _, err = run_cli(capsys, "capture", "cameras", tmp_path / "calibration.json", "--out", tmp_path / "r.fbx")
     assert code == 1 and "write a calibration as .json, or its cameras as .abc, .usd, .usda or .usdc" in err
+    # written again over its own file: replaced; over a file Doppel did not write: refused unless --force (any file
+    # of the name was replaced without a word)
+    cams = ("capture", "cameras", tmp_path / "calibration.json", "--out")
+    assert run_cli(capsys, *cams, tmp_path / "rig.usdc")[0] == 0
+    (tmp_path / "layout.usda").write_text("#usda 1.0\n(doc = \"the layout artist's\")\n")
+    code, _, err = run_cli(capsys, *cams, tmp_path / "layout.usda")
+    assert code == 1 and "Doppel did not write it" in err and "layout artist" in (tmp_path / "layout.usda").read_text()
+    assert run_cli(capsys, *cams, tmp_path / "layout.usda", "--force")[0] == 0
+    (tmp_path / "vendor.json").write_text('{"cams": []}')
+    code, _, err = run_cli(capsys, *cams, tmp_path / "vendor.json")
+    assert code == 1 and "is not a Doppel calibration" in err
+    assert (tmp_path / "vendor.json").read_text() == '{"cams": []}'
