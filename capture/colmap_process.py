@@ -42,6 +42,9 @@ def run_colmap(job: ColmapJob, progress: Callable[[str, float], None] | None = N
     called in this process as the child starts each step and places each photo. A KeyboardInterrupt here kills the
     child (its threads with it) and is raised again; the child's error is raised as a RuntimeError naming it."""
     report = progress or (lambda *_: None)
+    if mp.current_process().daemon:        # a pool's worker may have no children: run here (Ctrl-C as before)
+        best, seconds = _steps(job, report)
+        return (None if best is None else Path(best)), seconds
     ctx = mp.get_context("spawn")
     messages = ctx.Queue()
     child = ctx.Process(target=_child_main, args=(job, messages), name="doppel-colmap", daemon=True)

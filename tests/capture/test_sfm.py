@@ -217,3 +217,20 @@ def test_ctrl_c_stops_structure_from_motion_at_once(rendered, tmp_path):
     assert sent and heard - sent[0] < 1.0, heard - sent[0]
     assert steps[:1] == ["features of 6 photos"], steps
     assert multiprocessing.active_children() == []
+
+
+def _sfm_in_a_worker(args):
+    d, work, spec = args
+    res = run_sfm(d, work, board=spec)
+    return len(res.registered), res.n_points
+
+
+def test_sfm_runs_in_a_pools_worker(rendered, sfm, tmp_path):
+    """A pool's worker is daemonic and may start no process of its own: there COLMAP runs in the worker itself
+    (it raised 'daemonic processes are not allowed to have children'), with the cameras of a run in-process."""
+    import multiprocessing
+
+    d, _, spec = rendered
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        registered, points = pool.map(_sfm_in_a_worker, [(d, tmp_path / "w", spec)])[0]
+    assert registered == len(sfm.registered) == 6, registered
