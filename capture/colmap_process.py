@@ -5,8 +5,8 @@ A pycolmap step is one long C++ call: Python sees Ctrl-C only when it returns (a
 matching, tens of minutes on a large rig), and pycolmap's own cancellation token returns without joining the
 matcher's verification threads, which then abort the process as it exits (`std::out_of_range` from a thread still
 in `EstimateTwoViewGeometry`, 4 interrupts in 11 here). In a child process the parent waits in short
-joins, hears Ctrl-C at once, and ends the child with its threads. Kept light (pycolmap and the standard library):
-the child imports this module alone.
+joins, hears Ctrl-C at once, and ends the child with its threads. The module needs pycolmap and the standard
+library only; the child's start (a spawned Python importing the `capture` package) takes about a second.
 """
 
 from __future__ import annotations
