@@ -129,7 +129,10 @@ def _reconstruct(image_dir: Path, work_dir: Path, names: list[str], camera_model
     job = ColmapJob(database=work_dir / "database.db", image_dir=image_dir, names=tuple(names),
                     sparse_dir=work_dir / "sparse", camera_model=camera_model, single_camera=single_camera,
                     max_image_size=max_image_size, num_threads=num_threads, seed=seed)
-    best, seconds = run_colmap(job, report)
+    try:
+        best, seconds = run_colmap(job, report)
+    except RuntimeError as e:             # COLMAP's own error, or its process's end, in one line
+        raise SfmFailed(f"{image_dir}: {e}") from e
     secs.update(seconds)
     if best is None:
         raise SfmFailed(f"{image_dir}: COLMAP could not initialise a reconstruction (too little texture or "

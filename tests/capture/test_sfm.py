@@ -234,3 +234,18 @@ def test_sfm_runs_in_a_pools_worker(rendered, sfm, tmp_path):
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         registered, points = pool.map(_sfm_in_a_worker, [(d, tmp_path / "w", spec)])[0]
     assert registered == len(sfm.registered) == 6, registered
+
+
+def test_colmaps_error_in_its_process_is_raised_here(tmp_path):
+    """COLMAP's error in its child process comes back as one line naming it, the child gone (a photo folder that
+    vanished between the check and the features)."""
+    import multiprocessing
+
+    from capture.colmap_process import ColmapJob, run_colmap
+
+    (tmp_path / "sparse").mkdir()
+    job = ColmapJob(database=tmp_path / "database.db", image_dir=tmp_path / "gone", names=("a.png", "b.png"),
+                    sparse_dir=tmp_path / "sparse")
+    with pytest.raises(RuntimeError, match="COLMAP failed: "):
+        run_colmap(job)
+    assert multiprocessing.active_children() == []
