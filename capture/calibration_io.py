@@ -206,6 +206,26 @@ def check_calibration_out(out: str | os.PathLike, force: bool = False) -> Path:
 
 
 # --------------------------------------------------------------------------------------- COLMAP
+_DOPPEL_POINTS = "# 3D point list (empty)\n"      # the points3D.txt `write_colmap_text` writes: its mark
+_COLMAP_FILES = ("cameras", "images", "points3D")
+
+
+def check_colmap_out(folder: str | os.PathLike, force: bool = False) -> Path:
+    """Check that a COLMAP text model may be written into ``folder``: refused (ValueError, one line) when it holds
+    a COLMAP model that `write_colmap_text` did not write (its points3D, text or binary), unless ``force``: the
+    model's cameras, images and 3D points were replaced without a word. Returns the Path."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"--colmap {folder}: is a file, expected a folder")
+    found = [f"{n}{x}" for n in _COLMAP_FILES for x in (".txt", ".bin") if (folder / f"{n}{x}").is_file()]
+    ours = (folder / "points3D.txt").is_file() and not (folder / "points3D.bin").exists() and \
+        (folder / "points3D.txt").read_text(encoding="utf-8", errors="replace") == _DOPPEL_POINTS
+    if found and not ours and not force:
+        raise ValueError(f"--colmap {folder}: holds a COLMAP model Doppel did not write ({', '.join(found)}); give "
+                         "another folder, or --force to replace it")
+    return folder
+
+
 def write_colmap_text(folder: str | os.PathLike, cameras: list[Camera]) -> Path:
     """Write a COLMAP sparse model (cameras.txt, images.txt, points3D.txt) with one OPENCV camera per
     Doppel camera. COLMAP's pixel convention (centre of the top-left pixel at 0.5, 0.5) matches ours."""
@@ -234,7 +254,7 @@ def write_colmap_text(folder: str | os.PathLike, cameras: list[Camera]) -> Path:
         img_lines.append("")
     atomic_write_text(folder / "cameras.txt", "\n".join(cam_lines) + "\n")
     atomic_write_text(folder / "images.txt", "\n".join(img_lines) + "\n")
-    atomic_write_text(folder / "points3D.txt", "# 3D point list (empty)\n")
+    atomic_write_text(folder / "points3D.txt", _DOPPEL_POINTS)
     return folder
 
 

@@ -41,10 +41,11 @@ def calibrate(
     threads: int = typer.Option(1, "--threads", min=1, help="with --sfm: COLMAP's threads. 1 (the default) gives "
                                                             "the same cameras run after run; more is faster on a "
                                                             "large rig but the cameras vary a little between runs."),
-    force: bool = typer.Option(False, "--force", help="Replace an --out file that is not a Doppel calibration."),
+    force: bool = typer.Option(False, "--force", help="Replace an --out file that is not a Doppel calibration, or "
+                                                      "a --colmap folder's COLMAP model Doppel did not write."),
 ) -> None:
     """Calibrate a rig from ChArUco board photos: intrinsics, extrinsics (bundle-adjusted), RMS per camera."""
-    from capture.calibration_io import check_calibration_out
+    from capture.calibration_io import check_calibration_out, check_colmap_out
     from capture.charuco import BoardSpec
     from core.stage_folders import sole_writer
 
@@ -52,6 +53,8 @@ def calibrate(
     if threads != 1 and not sfm:
         raise ValueError("--threads is for --sfm (COLMAP's threads); the board calibration runs on one")
     check_calibration_out(out, force)
+    if colmap is not None:
+        check_colmap_out(colmap, force)
     with sole_writer(out):       # two calibrations into one file: the later one is refused, not silently replaced
         check_calibration_out(out, force)
         if sfm:

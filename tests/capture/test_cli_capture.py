@@ -42,6 +42,18 @@ def test_calibrate_cli(tmp_path, capsys):
     assert run(["capture", "calibrate", str(tmp_path / "imgs"), "--out", str(tmp_path / "rig.yaml")]) == 1
     assert "give a .json name" in capsys.readouterr().err and not (tmp_path / "rig.yaml").exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]     # no claim file left
+    # --colmap: written again over its own model; a folder holding COLMAP's own model (its points) is refused
+    imgs = str(tmp_path / "imgs")
+    assert run(["capture", "calibrate", imgs, "--out", str(out), "--colmap", str(tmp_path / "colmap")]) == 0
+    sparse = tmp_path / "sparse0"
+    sparse.mkdir()
+    (sparse / "points3D.txt").write_text("# 3D point list with one line of data per point:\n1 0.1 0.2 0.3 9 9 9 0.5\n")
+    capsys.readouterr()
+    assert run(["capture", "calibrate", imgs, "--out", str(out), "--colmap", str(sparse)]) == 1
+    assert "holds a COLMAP model Doppel did not write (points3D.txt)" in " ".join(capsys.readouterr().err.split())
+    assert "1 0.1 0.2" in (sparse / "points3D.txt").read_text() and not (sparse / "cameras.txt").exists()
+    assert run(["capture", "calibrate", imgs, "--out", str(out), "--colmap", str(sparse), "--force"]) == 0
+    assert (sparse / "cameras.txt").is_file()
 
 
 def test_calibrate_cli_matches_moments_of_files_named_after_their_camera(tmp_path, capsys):
