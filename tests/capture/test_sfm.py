@@ -208,12 +208,15 @@ def test_ctrl_c_stops_structure_from_motion_at_once(rendered, tmp_path):
         if len(steps) == 1:
             timer.start()
 
+    # Ctrl-C as at a terminal, whatever this test run inherited (a background job's SIGINT is ignored)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             run_sfm(big, tmp_path / "w", board=spec, progress=progress)
         heard = time.perf_counter()
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, old)
     assert sent and heard - sent[0] < 1.0, heard - sent[0]
     assert steps[:1] == ["features of 6 photos"], steps
     assert multiprocessing.active_children() == []
