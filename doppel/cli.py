@@ -258,7 +258,9 @@ def _written(e: OSError) -> str:
     from core.stage_folders import shown_path
 
     path = e.filename2 or e.filename
-    return f" writing {shown_path(path)}" if path else ""
+    if isinstance(path, str | bytes | os.PathLike) and path:
+        return f" writing {shown_path(os.fsdecode(path))}"
+    return f" writing {path}" if path else ""
 
 
 def _handle_error(e: BaseException, debug: bool) -> NoReturn:
