@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _contention  # noqa: F401 - first third-party import: Doppel's core before torch
+import _contention  # first third-party import: Doppel's core before torch
 import numpy as np
 import torch
 
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--size", default="1280x960")
     args = ap.parse_args()
     width, height = map(int, args.size.split("x"))
+    print(_contention.machine_line(), flush=True)
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d) / "photos"
         folder.mkdir()
@@ -82,7 +83,8 @@ def main() -> None:
         print(f"{args.cameras} photos of {width}x{height} rendered in {time.perf_counter() - t:.1f} s", flush=True)
         one = [run(folder, Path(d) / f"w1_{k}", spec, truth, 1) for k in range(2)]
         run(folder, Path(d) / "w2", spec, truth, 2)
-    print(f"the two 1-thread runs' centres differ by {np.abs(one[0] - one[1]).max():.3g} (COLMAP's units)")
+    print(f"the two 1-thread runs' centres differ by {np.abs(one[0] - one[1]).max():.3g} (COLMAP's units); load "
+          f"average {_contention.load_average()}")
 
 
 if __name__ == "__main__":
