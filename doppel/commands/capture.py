@@ -47,7 +47,7 @@ def calibrate(
     """Calibrate a rig from ChArUco board photos: intrinsics, extrinsics (bundle-adjusted), RMS per camera."""
     from capture.calibration_io import check_calibration_out, check_colmap_out
     from capture.charuco import BoardSpec
-    from core.stage_folders import sole_writer
+    from core.stage_folders import output_parent, sole_writer
 
     spec = BoardSpec.parse(board)
     if threads != 1 and not sfm:
@@ -55,7 +55,8 @@ def calibrate(
     check_calibration_out(out, force)
     if colmap is not None:
         check_colmap_out(colmap, force)
-    with sole_writer(out):       # two calibrations into one file: the later one is refused, not silently replaced
+    # two calibrations into one file: the later one is refused; a failed or stopped one leaves no folder it made
+    with output_parent(out), sole_writer(out):
         check_calibration_out(out, force)
         if sfm:
             _calibrate_sfm(images_dir, spec, out, colmap, distance, threads)

@@ -93,6 +93,9 @@ def test_qc_cli_and_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cam02" in err and "Traceback" not in err
     assert run(["capture", "calibrate", str(tmp_path / "nope"), "--out", str(tmp_path / "c.json")]) == 1
+    # a failed calibration leaves none of the folders it made for its --out (an empty rig/ was left)
+    assert run(["capture", "calibrate", str(tmp_path / "nope"), "--out", str(tmp_path / "rig" / "c.json")]) == 1
+    assert not (tmp_path / "rig").exists()
     assert run(["capture", "calibrate", str(tmp_path), "--board", "charuco:bogus=1"]) == 1
     assert "unknown key 'bogus'" in capsys.readouterr().err
 
