@@ -43,8 +43,7 @@ def run_colmap(job: ColmapJob, progress: Callable[[str, float], None] | None = N
     child (its threads with it) and is raised again; the child's error is raised as a RuntimeError naming it."""
     report = progress or (lambda *_: None)
     if mp.current_process().daemon:        # a pool's worker may have no children: run here (Ctrl-C as before)
-        best, seconds = _steps(job, report)
-        return (None if best is None else Path(best)), seconds
+        return _steps(job, report)
     ctx = mp.get_context("spawn")
     messages = ctx.Queue()
     child = ctx.Process(target=_child_main, args=(job, messages), name="doppel-colmap", daemon=True)
@@ -73,7 +72,7 @@ def _wait(child, messages, report: Callable[[str, float], None]) -> tuple[Path |
             raise RuntimeError(f"COLMAP failed: {rest[0]}")
         else:
             best, seconds = rest
-            return (None if best is None else Path(best)), seconds
+            return best, seconds
 
 
 def _child_main(job: ColmapJob, messages) -> None:
@@ -85,7 +84,7 @@ def _child_main(job: ColmapJob, messages) -> None:
         messages.put(("error", f"{type(e).__name__}: {e}"))
 
 
-def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> tuple[str | None, dict]:
+def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> tuple[Path | None, dict]:
     """Features, matching and mapping into job.database / job.sparse_dir; (the best model's folder, seconds)."""
     import pycolmap
 
@@ -122,4 +121,4 @@ def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> tuple[str | 
     if not recs:
         return None, secs
     best = max(recs, key=lambda k: recs[k].num_reg_images())
-    return str(job.sparse_dir / str(best)), secs
+    return job.sparse_dir / str(best), secs

@@ -52,7 +52,6 @@ def calibrate(
     spec = BoardSpec.parse(board)
     if threads != 1 and not sfm:
         raise ValueError("--threads is for --sfm (COLMAP's threads); the board calibration runs on one")
-    check_calibration_out(out, force)
     if colmap is not None:
         check_colmap_out(colmap, force)
     # two calibrations into one file: the later one is refused; a failed or stopped one leaves no folder it made
