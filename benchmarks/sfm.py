@@ -1,10 +1,19 @@
-"""Structure from motion (`doppel capture calibrate --sfm`) on a rendered rig with known cameras: N cameras (default
-24) of 1280x960 on an arc around a textured room with a ChArUco board (the scene of tests/capture/test_sfm.py), run
-on 1 thread (the default: the same cameras run after run) and on 2. Prints each run's step times (features,
-matching, mapping, scale), registered photos, points, reprojection error, the camera centres' error after a
-similarity alignment (mm) and the board's scale error (%), and whether the two 1-thread runs agree to the bit.
+"""Structure from motion (`doppel capture calibrate --sfm`) on a rendered rig with known cameras.
+
+Two layouts: ``arc`` (default), N cameras (default 24) of 1280x960 on an arc of 70 degrees around a textured room
+with a ChArUco board (the scene of tests/capture/test_sfm.py); ``ring``, N cameras on a full circle at two heights
+around a textured pillar in a closed room (each wall and face its own texture, the board on one face of the
+pillar), a capture rig's layout where cameras on opposite sides share nothing. Prints each run's step times
+(features, matching, mapping, scale), the pairs of photos matched, registered photos, points, reprojection error,
+the camera centres' error after a similarity alignment (mm) and the board's scale error (%).
+
+Without --matching: two runs on 1 thread (the default: the same cameras run after run; whether they agree to the
+bit is printed) and one on 2, matching as the product's default does. With --matching exhaustive,retrieval: one
+run each on --threads, the same photos (retrieval against every pair).
 
     PYTHONPATH=. python benchmarks/sfm.py [--cameras 24] [--size 1280x960]
+    PYTHONPATH=. python benchmarks/sfm.py --layout ring --cameras 96 --size 1024x768 --threads 2 \
+        --matching retrieval,exhaustive
 """
 
 import argparse
@@ -22,24 +31,74 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from capture.charuco import BoardSpec
 from capture.npcam import PinholeNP, as_np
 from capture.sfm import run_sfm
-from doppel.synthetic_capture import intrinsics
-from tests.capture.test_sfm import scene, umeyama
+from doppel.synthetic_capture import board_texture, intrinsics
+from tests.capture.test_sfm import quad, scene, umeyama
 
 
-def render_rig(folder: Path, n: int, width: int, height: int) -> tuple[list[PinholeNP], BoardSpec]:
-    """``n`` photos of the test room into ``folder`` (camNN.png); the true cameras and the board."""
+def ring_scene(spec: BoardSpec):
+    """A closed room 6 m square (four walls and a floor) around a pillar 0.7 m square and 2 m high, every surface
+    its own noise texture (a 4 x 4 atlas of 512 px cells), the board on the pillar's +z face. (verts, faces, uvs,
+    texture) as `scene`."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    size, cells = 2048, 4
+    cell = size // cells
+    tex = np.zeros((size, size, 3), np.float32)
+    for k in range(cells * cells):
+        r, c = divmod(k, cells)
+        coarse = cv2.resize(rng.random((cell // 8, cell // 8, 3)), (cell, cell), interpolation=cv2.INTER_CUBIC)
+        fine = cv2.resize(rng.random((cell // 2, cell // 2, 3)), (cell, cell))
+        tex[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = np.clip(0.5 * coarse + 0.5 * fine, 0, 1)
+    board = board_texture(spec, 64).astype(np.float32) / 255.0
+    bh, bw = board.shape
+    tex[:bh, size - bw:] = board[..., None]            # the first row of cells holds the board
+
+    def uv(k):                                         # surface k's cell (v up), from the second row
+        r, c = divmod(k + cells, cells)
+        return (c / cells + 1 / size, 1 - (r + 1) / cells + 1 / size), ((c + 1) / cells - 1 / size,
+                                                                       1 - r / cells - 1 / size)
+
+    R, H, P = 3.0, 2.5, 0.35
+    surfaces = [  # (top-left corner, across, down): four walls, the floor, the pillar's four faces
+        ([-R, H, -R], [2 * R, 0, 0], [0, -H, 0]), ([R, H, R], [-2 * R, 0, 0], [0, -H, 0]),
+        ([-R, H, R], [0, 0, -2 * R], [0, -H, 0]), ([R, H, -R], [0, 0, 2 * R], [0, -H, 0]),
+        ([-R, 0, -R], [2 * R, 0, 0], [0, 0, 2 * R]),
+        ([-P, 2.0, P], [2 * P, 0, 0], [0, -2.0, 0]), ([P, 2.0, -P], [-2 * P, 0, 0], [0, -2.0, 0]),
+        ([-P, 2.0, -P], [0, 0, 2 * P], [0, -2.0, 0]), ([P, 2.0, P], [0, 0, -2 * P], [0, -2.0, 0])]
+    quads = [quad(*corner, *uv(k)) for k, corner in enumerate(surfaces)]
+    bw_m, bh_m = spec.size_m
+    quads.append(quad([-bw_m / 2, 1.5, P + 0.01], [bw_m, 0, 0], [0, -bh_m, 0], (1 - bw / size, 1 - bh / size),
+                      (1.0, 1.0)))
+    verts = np.concatenate([q[0] for q in quads])
+    uvs = np.concatenate([q[1] for q in quads])
+    faces = np.concatenate([[[4 * k, 4 * k + 1, 4 * k + 2], [4 * k, 4 * k + 2, 4 * k + 3]] for k in range(len(quads))])
+    return verts, faces, uvs, tex
+
+
+def layout(kind: str, i: int, n: int, width: int, height: int) -> PinholeNP:
+    """Camera ``i`` of ``n``: on the arc before the test room's wall, or on the ring around the pillar."""
+    if kind == "ring":
+        a = 2 * np.pi * i / n
+        eye = [2.0 * np.sin(a), 1.0 + 0.5 * (i % 2), 2.0 * np.cos(a)]
+        return PinholeNP.look_at(f"cam{i:03d}", eye, [0.0, 1.0, 0.0], intrinsics(width, height, 60.0), width, height)
+    a = np.radians(-35 + 70 * i / max(n - 1, 1))
+    eye = [1.8 * np.sin(a) - 0.2, 1.0 + 0.3 * (i % 3), 1.8 * np.cos(a) - 0.2]
+    return PinholeNP.look_at(f"cam{i:02d}", eye, [-0.2, 1.0, -1.0], intrinsics(width, height, 50.0), width, height)
+
+
+def render_rig(folder: Path, n: int, width: int, height: int, kind: str = "arc") -> tuple[list[PinholeNP], BoardSpec]:
+    """``n`` photos of the layout's scene into ``folder`` (camNN.png); the true cameras and the board."""
     import cv2
 
     from capture.camera import Camera
     from neural_render import composite, render_mesh
 
     spec = BoardSpec(squares_x=5, squares_y=4, square=0.08, marker=0.06)
-    verts, faces, uvs, tex = scene(spec)
+    verts, faces, uvs, tex = ring_scene(spec) if kind == "ring" else scene(spec)
     cams = []
     for i in range(n):
-        a = np.radians(-35 + 70 * i / max(n - 1, 1))
-        eye = [1.8 * np.sin(a) - 0.2, 1.0 + 0.3 * (i % 3), 1.8 * np.cos(a) - 0.2]
-        cam = PinholeNP.look_at(f"cam{i:02d}", eye, [-0.2, 1.0, -1.0], intrinsics(width, height, 50.0), width, height)
+        cam = layout(kind, i, n, width, height)
         with torch.no_grad():
             rgba = render_mesh(torch.tensor(verts), torch.tensor(faces), Camera.stack([cam.to_camera(torch.float32)]),
                                uvs=torch.tensor(uvs), texture=torch.tensor(tex), texture_srgb=True, supersample=1)
@@ -50,10 +109,12 @@ def render_rig(folder: Path, n: int, width: int, height: int) -> tuple[list[Pinh
     return cams, spec
 
 
-def run(folder: Path, work: Path, spec: BoardSpec, truth: list[PinholeNP], threads: int) -> np.ndarray:
+def run(folder: Path, work: Path, spec: BoardSpec, truth: list[PinholeNP], threads: int, matching: str = "auto",
+        neighbours: int = 30) -> np.ndarray:
     """One SfM run, its line printed; returns the estimated centres (N, 3) in the run's own frame."""
     t = time.perf_counter()
-    res = run_sfm(folder, work, board=spec, single_camera=True, num_threads=threads)
+    res = run_sfm(folder, work, board=spec, single_camera=True, num_threads=threads, matching=matching,
+                  neighbours=neighbours)
     total = time.perf_counter() - t
     est = {c.name: as_np(c) for c in res.cameras}
     names = [c.name for c in truth if c.name in est]
@@ -62,7 +123,9 @@ def run(folder: Path, work: Path, spec: BoardSpec, truth: list[PinholeNP], threa
     s, R, t_ = umeyama(src, dst)
     err = np.linalg.norm(s * src @ R.T + t_ - dst, axis=1) * 1000
     steps = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in res.seconds.items())
-    print(f"{threads} thread(s): {total:.1f} s ({steps}); {len(res.registered)}/{len(truth)} registered, "
+    how = res.matching["mode"] + (f" {res.matching['neighbours']}" if "neighbours" in res.matching else "")
+    print(f"{threads} thread(s), {how}: {total:.1f} s ({steps}); {res.matching['pairs']} pairs; "
+          f"{len(res.registered)}/{len(truth)} registered, "
           f"{res.n_points} points, {res.mean_reprojection_px:.3f} px; centres after a similarity: mean "
           f"{err.mean():.1f} / max {err.max():.1f} mm; board scale off by {abs(s - 1) * 100:.2f} %", flush=True)
     return src
@@ -72,6 +135,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cameras", type=int, default=24)
     ap.add_argument("--size", default="1280x960")
+    ap.add_argument("--layout", choices=("arc", "ring"), default="arc")
+    ap.add_argument("--matching", help="comma-separated matchings to compare (exhaustive, retrieval, auto): one run "
+                                       "each on --threads")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--neighbours", type=int, default=30)
     args = ap.parse_args()
     width, height = map(int, args.size.split("x"))
     print(_contention.machine_line(), flush=True)
@@ -79,12 +147,17 @@ def main() -> None:
         folder = Path(d) / "photos"
         folder.mkdir()
         t = time.perf_counter()
-        truth, spec = render_rig(folder, args.cameras, width, height)
-        print(f"{args.cameras} photos of {width}x{height} rendered in {time.perf_counter() - t:.1f} s", flush=True)
-        one = [run(folder, Path(d) / f"w1_{k}", spec, truth, 1) for k in range(2)]
-        run(folder, Path(d) / "w2", spec, truth, 2)
-    print(f"the two 1-thread runs' centres differ by {np.abs(one[0] - one[1]).max():.3g} (COLMAP's units); load "
-          f"average {_contention.load_average()}")
+        truth, spec = render_rig(folder, args.cameras, width, height, args.layout)
+        print(f"{args.cameras} photos of {width}x{height} ({args.layout}) rendered in {time.perf_counter() - t:.1f} s",
+              flush=True)
+        if args.matching:
+            for k, mode in enumerate(args.matching.split(",")):
+                run(folder, Path(d) / f"w{k}", spec, truth, args.threads, mode, args.neighbours)
+        else:
+            one = [run(folder, Path(d) / f"w1_{k}", spec, truth, 1) for k in range(2)]
+            run(folder, Path(d) / "w2", spec, truth, 2)
+            print(f"the two 1-thread runs' centres differ by {np.abs(one[0] - one[1]).max():.3g} (COLMAP's units)")
+    print(f"load average {_contention.load_average()}")
 
 
 if __name__ == "__main__":

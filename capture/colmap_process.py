@@ -1,5 +1,5 @@
-"""COLMAP's structure-from-motion steps (SIFT features, exhaustive matching, incremental mapping) run in a child
-process, so that Ctrl-C stops them at once.
+"""COLMAP's structure-from-motion steps (SIFT features, matching of every pair of photos or of each photo with its
+most alike, incremental mapping) run in a child process, so that Ctrl-C stops them at once.
 
 A pycolmap step is one long C++ call: Python sees Ctrl-C only when it returns (a minute into a 24-camera rig's
 matching, tens of minutes on a large rig), and pycolmap's own cancellation token returns without joining the
@@ -23,7 +23,8 @@ from pathlib import Path
 @dataclass(frozen=True)
 class ColmapJob:
     """What the child runs. database: COLMAP's database file (written); image_dir / names: the photos;
-    sparse_dir: where the mapper writes its models (sparse_dir/0, /1, ...)."""
+    sparse_dir: where the mapper writes its models (sparse_dir/0, /1, ...); matching: "exhaustive" (every pair) or
+    "retrieval" (each photo with its ``neighbours`` most alike: `capture.colmap_retrieval`)."""
 
     database: Path
     image_dir: Path
@@ -34,11 +35,23 @@ class ColmapJob:
     max_image_size: int = 1600
     num_threads: int = 1
     seed: int = 0
+    matching: str = "exhaustive"
+    neighbours: int = 30
 
 
-def run_colmap(job: ColmapJob, progress: Callable[[str, float], None] | None = None) -> tuple[Path | None, dict]:
-    """Run ``job`` in a spawned child process. Returns (the folder of the model that registered most images, None
-    when the mapper made none; seconds per step {features_s, matching_s, mapping_s}). progress(step, fraction) is
+@dataclass(frozen=True)
+class ColmapRun:
+    """What a job made. best: the folder of the model that registered most photos (None when the mapper made none);
+    seconds: per step {features_s, matching_s, mapping_s}; matching: {"mode": "exhaustive" | "retrieval", "pairs":
+    pairs of photos matched, and under retrieval "neighbours" and "visual_words"}."""
+
+    best: Path | None
+    seconds: dict[str, float]
+    matching: dict
+
+
+def run_colmap(job: ColmapJob, progress: Callable[[str, float], None] | None = None) -> ColmapRun:
+    """Run ``job`` in a spawned child process and return what it made. progress(step, fraction) is
     called in this process as the child starts each step and places each photo. A KeyboardInterrupt here kills the
     child (its threads with it) and is raised again; the child's error is raised as a RuntimeError naming it."""
     report = progress or (lambda *_: None)
@@ -57,7 +70,7 @@ def run_colmap(job: ColmapJob, progress: Callable[[str, float], None] | None = N
         messages.close()
 
 
-def _wait(child, messages, report: Callable[[str, float], None]) -> tuple[Path | None, dict]:
+def _wait(child, messages, report: Callable[[str, float], None]) -> ColmapRun:
     """Relay the child's messages until its result; short waits so that Ctrl-C is heard at once."""
     while True:
         try:
@@ -71,21 +84,20 @@ def _wait(child, messages, report: Callable[[str, float], None]) -> tuple[Path |
         elif kind == "error":
             raise RuntimeError(f"COLMAP failed: {rest[0]}")
         else:
-            best, seconds = rest
-            return best, seconds
+            return rest[0]
 
 
 def _child_main(job: ColmapJob, messages) -> None:
     """The child: Ctrl-C is the parent's to handle (it ends this process), so the child ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        messages.put(("result", *_steps(job, lambda step, f: messages.put(("progress", step, f)))))
+        messages.put(("result", _steps(job, lambda step, f: messages.put(("progress", step, f)))))
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
         messages.put(("error", f"{type(e).__name__}: {e}"))
 
 
-def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> tuple[Path | None, dict]:
-    """Features, matching and mapping into job.database / job.sparse_dir; (the best model's folder, seconds)."""
+def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> ColmapRun:
+    """Features, matching and mapping into job.database / job.sparse_dir."""
     import pycolmap
 
     pycolmap.set_random_seed(job.seed)
@@ -101,10 +113,7 @@ def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> tuple[Path |
     pycolmap.extract_features(job.database, job.image_dir, image_names=list(job.names), camera_mode=mode,
                               reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
     secs["features_s"], t = time.perf_counter() - t, time.perf_counter()
-    matching = pycolmap.FeatureMatchingOptions()
-    matching.num_threads = job.num_threads
-    report(f"matching {n * (n - 1) // 2} pairs of photos", 0.25)
-    pycolmap.match_exhaustive(job.database, matching_options=matching, device=pycolmap.Device.cpu)
+    matched = _match(job, report)
     secs["matching_s"], t = time.perf_counter() - t, time.perf_counter()
     opts = pycolmap.IncrementalPipelineOptions()
     opts.num_threads = job.num_threads
@@ -119,6 +128,29 @@ def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> tuple[Path |
                                         next_image_callback=next_image)
     secs["mapping_s"] = time.perf_counter() - t
     if not recs:
-        return None, secs
+        return ColmapRun(None, secs, matched)
     best = max(recs, key=lambda k: recs[k].num_reg_images())
-    return job.sparse_dir / str(best), secs
+    return ColmapRun(job.sparse_dir / str(best), secs, matched)
+
+
+def _match(job: ColmapJob, report: Callable[[str, float], None]) -> dict:
+    """Every pair of photos, or each photo with its job.neighbours most alike (a vocabulary built beside the
+    database first); what was matched (`ColmapRun.matching`)."""
+    import pycolmap
+
+    from capture.colmap_retrieval import build_vocabulary, match_by_retrieval, matched_pairs
+
+    n = len(job.names)
+    if job.matching == "retrieval":
+        report(f"visual words of {n} photos (to find each one's most alike)", 0.2)
+        vocabulary = job.database.with_name("vocabulary_tree.bin")
+        words = build_vocabulary(job.database, vocabulary, num_threads=job.num_threads, seed=job.seed)
+        report(f"matching each of {n} photos with its {job.neighbours} most alike", 0.25)
+        match_by_retrieval(job.database, vocabulary, job.neighbours, job.num_threads)
+        return {"mode": "retrieval", "pairs": matched_pairs(job.database), "neighbours": job.neighbours,
+                "visual_words": words}
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = job.num_threads
+    report(f"matching {n * (n - 1) // 2} pairs of photos", 0.25)
+    pycolmap.match_exhaustive(job.database, matching_options=matching, device=pycolmap.Device.cpu)
+    return {"mode": "exhaustive", "pairs": matched_pairs(job.database)}

@@ -1,6 +1,6 @@
-"""Structure from motion for uncalibrated photos, through pycolmap (SIFT features, exhaustive matching,
-incremental mapping), into capture.Camera, with metric scale from a known distance between two camera
-centres or from a ChArUco board in view.
+"""Structure from motion for uncalibrated photos, through pycolmap (SIFT features, matching of every pair of photos
+on a small rig or of each photo with its most alike on a large one, incremental mapping), into capture.Camera,
+with metric scale from a known distance between two camera centres or from a ChArUco board in view.
 
 COLMAP's pixel convention (the centre of the top-left pixel at (0.5, 0.5)) is Doppel's, so intrinsics
 carry over unchanged; COLMAP calibrates each photo as stored, Doppel reads it as shown: a photo with an EXIF
@@ -22,6 +22,8 @@ import numpy as np
 from capture.calibration_io import cameras_from_reconstruction
 from capture.camera_orientation import as_shown
 from capture.charuco import BoardSpec, detect_charuco
+from capture.colmap_process import ColmapJob, run_colmap
+from capture.colmap_retrieval import DEFAULT_NEIGHBOURS, resolve_matching
 from capture.frame_files import exif_orientation
 from capture.npcam import PinholeNP, as_np
 from capture.triangulation import triangulate_points
@@ -47,12 +49,14 @@ class SfmResult:
     scale_source: str                   # "none", "distance", "board"
     details: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)   # features_s, matching_s, mapping_s, scale_s
+    matching: dict = field(default_factory=dict)   # mode ("exhaustive" / "retrieval"), pairs matched, neighbours
 
 
 def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera_model: str = "SIMPLE_RADIAL",
             single_camera: bool = False, known_distance: tuple[str, str, float] | None = None,
             board: BoardSpec | None = None, max_image_size: int = 1600, num_threads: int = 1,
-            seed: int = 0, progress: Callable[[str, float], None] | None = None) -> SfmResult:
+            seed: int = 0, matching: str = "auto", neighbours: int = DEFAULT_NEIGHBOURS,
+            progress: Callable[[str, float], None] | None = None) -> SfmResult:
     """Reconstruct the cameras of the images in ``image_dir`` (flat folder of .png/.jpg).
 
     work_dir: COLMAP database and sparse model go here (replaced). camera_model: COLMAP model for the
@@ -62,6 +66,9 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     number generator's (its RANSAC and sampling). num_threads: COLMAP's threads for the features, the matching and the
     mapper; on one (the default) the same images give the same cameras run after run, on more it is faster but the
     cameras differ from run to run (by up to 17 cm before the board's alignment on the tests' rig).
+    matching: "exhaustive" (every pair of photos), "retrieval" (each photo with its ``neighbours`` most alike, found
+    by a vocabulary of the photos' own features: `capture.colmap_retrieval`), "auto" (every pair up to twice
+    ``neighbours`` photos, retrieval beyond).
     progress(step, fraction): called as each step starts and as the mapper places each photo. COLMAP runs in a child
     process (`capture.colmap_process`): Ctrl-C (a KeyboardInterrupt) stops it at once, where a step's C++ call held
     it until the step ended (a minute into a 24-camera rig's matching).
@@ -69,12 +76,18 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     report = progress or (lambda *_: None)
     image_dir, work_dir = Path(image_dir), Path(work_dir)
     names = _image_names(image_dir, known_distance)
+    if neighbours < 1:
+        raise ValueError(f"neighbours {neighbours}: each photo needs at least one to be matched with")
+    mode = resolve_matching(matching, len(names), neighbours)
     if work_dir.exists():
         shutil.rmtree(work_dir)
     (work_dir / "sparse").mkdir(parents=True)
     secs: dict[str, float] = {}
-    rec = _reconstruct(image_dir, work_dir, names, camera_model, single_camera, max_image_size, num_threads, seed,
-                       report, secs)
+    job = ColmapJob(database=work_dir / "database.db", image_dir=image_dir, names=tuple(names),
+                    sparse_dir=work_dir / "sparse", camera_model=camera_model, single_camera=single_camera,
+                    max_image_size=max_image_size, num_threads=num_threads, seed=seed, matching=mode,
+                    neighbours=neighbours)
+    rec, matched = _reconstruct(job, report, secs)
     # COLMAP calibrates each photo as stored; Doppel reads it as shown (EXIF orientation: a body in portrait)
     file_of = {Path(n).stem: image_dir / n for n in names}
     cams = [as_shown(as_np(c), exif_orientation(file_of[c.name])) for c in cameras_from_reconstruction(rec)]
@@ -97,7 +110,7 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     return SfmResult(cameras=[c.to_camera() for c in cams], registered=registered, unregistered=unregistered,
                      mean_reprojection_px=float(rec.compute_mean_reprojection_error()),
                      n_points=int(rec.num_points3D()), scale=scale, scale_source=source, details=details,
-                     seconds=secs)
+                     seconds=secs, matching=matched)
 
 
 def _image_names(image_dir: Path, known_distance) -> list[str]:
@@ -116,28 +129,21 @@ def _image_names(image_dir: Path, known_distance) -> list[str]:
     return names
 
 
-def _reconstruct(image_dir: Path, work_dir: Path, names: list[str], camera_model: str, single_camera: bool,
-                 max_image_size: int, num_threads: int, seed: int, report: Callable[[str, float], None],
-                 secs: dict):
-    """COLMAP's features, exhaustive matching and incremental mapping into ``work_dir`` (in a child process:
-    `capture.colmap_process`); the reconstruction that registered most images (a pycolmap.Reconstruction). Timings
-    into ``secs``."""
+def _reconstruct(job: ColmapJob, report: Callable[[str, float], None], secs: dict):
+    """COLMAP's features, matching and incremental mapping (in a child process: `capture.colmap_process`); (the
+    reconstruction that registered most images, a pycolmap.Reconstruction; what was matched). Timings into
+    ``secs``."""
     import pycolmap
 
-    from capture.colmap_process import ColmapJob, run_colmap
-
-    job = ColmapJob(database=work_dir / "database.db", image_dir=image_dir, names=tuple(names),
-                    sparse_dir=work_dir / "sparse", camera_model=camera_model, single_camera=single_camera,
-                    max_image_size=max_image_size, num_threads=num_threads, seed=seed)
     try:
-        best, seconds = run_colmap(job, report)
+        run = run_colmap(job, report)
     except RuntimeError as e:             # COLMAP's own error, or its process's end, in one line
-        raise SfmFailed(f"{image_dir}: {e}") from e
-    secs.update(seconds)
-    if best is None:
-        raise SfmFailed(f"{image_dir}: COLMAP could not initialise a reconstruction (too little texture or "
+        raise SfmFailed(f"{job.image_dir}: {e}") from e
+    secs.update(run.seconds)
+    if run.best is None:
+        raise SfmFailed(f"{job.image_dir}: COLMAP could not initialise a reconstruction (too little texture or "
                         "overlap between the images?)")
-    return pycolmap.Reconstruction(best)
+    return pycolmap.Reconstruction(run.best), run.matching
 
 
 def distance_scale(cams, a: str, b: str, metres: float) -> float:

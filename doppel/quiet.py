@@ -1,5 +1,6 @@
-"""A quiet command line: the C++ log lines of MediaPipe (absl / glog / TensorFlow Lite) and NVIDIA warp's
-"no CUDA driver" warning are dropped from stderr unless ``--debug`` is given.
+"""A quiet command line: the C++ log lines of MediaPipe (absl / glog / TensorFlow Lite), NVIDIA warp's
+"no CUDA driver" warning and faiss's note on a small clustering (COLMAP's vocabulary tree) are dropped from
+stderr unless ``--debug`` is given.
 
 Those lines are written by native code straight to file descriptor 2, so Python's logging cannot hold them
 back. ``native_stderr_filter`` points fd 2 at a pipe for the duration of a command; a thread copies every
@@ -21,7 +22,8 @@ NOISE = re.compile(
     rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-/]+:\d+\] "       # absl/glog INFO and WARNING lines
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
-    rb"|Warp CUDA warning: Could not find or load the NVIDIA CUDA driver)")
+    rb"|Warp CUDA warning: Could not find or load the NVIDIA CUDA driver"
+    rb"|WARNING clustering \d+ points to \d+ centroids: please provide at least)")   # faiss, in COLMAP's vocabulary
 
 
 def quiet_native_logs(debug: bool) -> None:

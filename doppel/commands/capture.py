@@ -41,6 +41,12 @@ def calibrate(
     threads: int = typer.Option(1, "--threads", min=1, help="with --sfm: COLMAP's threads. 1 (the default) gives "
                                                             "the same cameras run after run; more is faster on a "
                                                             "large rig but the cameras vary a little between runs."),
+    matching: str = typer.Option("auto", "--matching", help="with --sfm: which photos are matched: exhaustive "
+                                                            "(every pair), retrieval (each photo with its "
+                                                            "--neighbours most alike), auto (every pair up to twice "
+                                                            "--neighbours photos, retrieval beyond)."),
+    neighbours: int = typer.Option(30, "--neighbours", min=1, help="with --sfm and retrieval: the photos each "
+                                                                   "photo is matched with"),
     force: bool = typer.Option(False, "--force", help="Replace an --out file that is not a Doppel calibration, or "
                                                       "a --colmap folder's COLMAP model Doppel did not write."),
 ) -> None:
@@ -50,17 +56,29 @@ def calibrate(
     from core.stage_folders import output_parent, sole_writer
 
     spec = BoardSpec.parse(board)
-    if threads != 1 and not sfm:
-        raise ValueError("--threads is for --sfm (COLMAP's threads); the board calibration runs on one")
+    _check_sfm_options(sfm, threads, matching, neighbours)
     if colmap is not None:
         check_colmap_out(colmap, force)
     # two calibrations into one file: the later one is refused; a failed or stopped one leaves no folder it made
     with output_parent(out), sole_writer(out):
         check_calibration_out(out, force)
         if sfm:
-            _calibrate_sfm(images_dir, spec, out, colmap, distance, threads)
+            _calibrate_sfm(images_dir, spec, out, colmap, distance, threads, (matching, neighbours))
         else:
             _calibrate_board(images_dir, spec, board, out, reference, colmap)
+
+
+def _check_sfm_options(sfm: bool, threads: int, matching: str, neighbours: int) -> None:
+    """The options only structure from motion reads are refused without --sfm; --matching is one it knows."""
+    from capture.colmap_retrieval import MATCHING_CHOICES
+
+    if matching not in MATCHING_CHOICES:
+        raise ValueError(f"--matching {matching}: expected one of {', '.join(MATCHING_CHOICES)}")
+    given = [name for name, on in (("--threads", threads != 1), ("--matching", matching != "auto"),
+                                   ("--neighbours", neighbours != 30)) if on]
+    if given and not sfm:
+        raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for --sfm (COLMAP); the "
+                         "board calibration matches the board's corners and runs on one thread")
 
 
 def _calibrate_board(images_dir: Path, spec, board: str, out: Path, reference: str | None,
@@ -91,7 +109,7 @@ def _calibrate_board(images_dir: Path, spec, board: str, out: Path, reference: s
 
 
 def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, distance: str | None,
-                   threads: int) -> None:
+                   threads: int, matching: tuple[str, int]) -> None:
     from capture.calibration_io import write_colmap_text, write_doppel_json
     from capture.sfm import run_sfm
 
@@ -108,19 +126,29 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
                                             TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("structure from motion", total=100)
         res = run_sfm(images_dir, work / "colmap", known_distance=known, board=None if known else spec,
-                      num_threads=threads, progress=lambda step, f: bar.update(
+                      num_threads=threads, matching=matching[0], neighbours=matching[1],
+                      progress=lambda step, f: bar.update(
                           task, description=f"SfM: {step}", completed=round(100 * f)))
     write_doppel_json(out, res.cameras, sfm={"registered": res.registered, "unregistered": res.unregistered,
                                              "mean_reprojection_px": res.mean_reprojection_px,
-                                             "scale": res.scale, "scale_source": res.scale_source})
+                                             "scale": res.scale, "scale_source": res.scale_source,
+                                             "matching": res.matching})
     if colmap:
         write_colmap_text(colmap, res.cameras)
-    took = [f"{k.removesuffix('_s')} {v:.0f} s" for k, v in res.seconds.items() if k != "scale_s"]
+    took = [f"{k.removesuffix('_s')} {v:.0f} s" + (f" ({_matched(res.matching)})" if k == "matching_s" and
+                                                   res.matching else "")
+            for k, v in res.seconds.items() if k != "scale_s"]
     took.append(f"{threads} thread{'s' if threads > 1 else ''}")
     console.print(f"SfM: {len(res.registered)} images registered, {res.n_points} points, mean reprojection "
                   f"{res.mean_reprojection_px:.2f} px, scale from {res.scale_source} ({', '.join(took)}) -> {out}")
     if res.unregistered:
         console.print(f"[yellow]not registered: {res.unregistered}[/yellow]")
+
+
+def _matched(matching: dict) -> str:
+    """The pairs matched, in words: '276 pairs: every pair' or '1340 pairs: each photo's 30 most alike'."""
+    how = "every pair" if matching["mode"] == "exhaustive" else f"each photo's {matching['neighbours']} most alike"
+    return f"{matching['pairs']} pairs: {how}"
 
 
 @app.command("cameras")

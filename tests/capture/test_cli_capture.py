@@ -107,11 +107,12 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
     import capture.sfm as sfm
     from capture.npcam import PinholeNP
 
-    seen, threads = [], []
+    seen, threads, matching = [], [], []
 
     def fake_run_sfm(image_dir, work_dir, **kwargs):
         seen.append(work_dir)
         threads.append(kwargs.get("num_threads"))
+        matching.append((kwargs.get("matching"), kwargs.get("neighbours")))
         cam = PinholeNP.look_at("cam00", [0, 1, 3], [0, 1, 0], np.diag([500.0, 500.0, 1.0]) + [[0, 0, 320], [0, 0, 240],
                                                                                              [0, 0, 0]], 640, 480)
         return sfm.SfmResult([cam.to_camera()], ["cam00.png"], [], 0.3, 100, 1.0, "none")
@@ -127,6 +128,15 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
     assert threads == [1, 4]
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--threads", "4"]) == 1
     assert "--threads is for --sfm" in capsys.readouterr().err
+    # --matching / --neighbours likewise (auto and 30 unless asked); an unknown matching is refused
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--matching",
+                "retrieval", "--neighbours", "12"]) == 0
+    assert matching == [("auto", 30), ("auto", 30), ("retrieval", 12)]
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--neighbours", "12"]) == 1
+    assert "--neighbours is for --sfm" in capsys.readouterr().err
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--matching",
+                "vocab"]) == 1
+    assert "--matching vocab: expected one of auto, exhaustive, retrieval" in capsys.readouterr().err
 
 
 def test_cameras_shows_a_foreign_calibration_and_says_when_its_units_are_not_metres(tmp_path, capsys):

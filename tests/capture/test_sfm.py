@@ -252,3 +252,54 @@ def test_colmaps_error_in_its_process_is_raised_here(tmp_path):
     with pytest.raises(RuntimeError, match="COLMAP failed: "):
         run_colmap(job)
     assert multiprocessing.active_children() == []
+
+
+def test_each_photo_matched_with_its_most_alike(rendered, sfm, tmp_path):
+    """Retrieval (`--matching retrieval`, what a rig of more than 60 photos gets by default): a vocabulary built from
+    the photos' own features finds each photo's most alike, and only those pairs are matched: fewer pairs than every
+    pair, the same cameras within the tests' tolerance, and on one thread the same cameras run after run."""
+    d, cams, spec = rendered
+    res = run_sfm(d, tmp_path / "w", board=spec, single_camera=True, matching="retrieval", neighbours=2)
+    assert res.matching["mode"] == "retrieval" and res.matching["neighbours"] == 2
+    assert res.matching["visual_words"] >= 256
+    assert sfm.matching == {"mode": "exhaustive", "pairs": 15}       # 6 photos: every pair, by default
+    assert 6 <= res.matching["pairs"] <= 12, res.matching        # 2 of 5 others each: 6 pairs at least
+    assert res.unregistered == [] and len(res.cameras) == len(cams)
+    est = {c.name: as_np(c) for c in res.cameras}
+    src = np.array([est[c.name].center for c in cams])
+    dst = np.array([c.center for c in cams])
+    s, R, t = umeyama(src, dst)
+    assert np.linalg.norm((s * src @ R.T + t) - dst, axis=1).max() < CENTRE_TOL_M
+    assert abs(s - 1) < SCALE_TOL, s
+    assert (tmp_path / "w" / "vocabulary_tree.bin").is_file()
+    again = run_sfm(d, tmp_path / "w2", board=spec, single_camera=True, matching="retrieval", neighbours=2)
+    assert again.matching == res.matching                  # one thread, seeded: the same tree, pairs and cameras
+    assert [c.name for c in again.cameras] == [c.name for c in res.cameras]
+    centres = [np.array([as_np(c).center for c in r.cameras]) for r in (res, again)]
+    assert np.abs(centres[0] - centres[1]).max() < 1e-9
+
+
+def test_matching_picks_every_pair_on_a_small_rig_and_retrieval_on_a_large_one():
+    from capture.colmap_retrieval import resolve_matching, vocabulary_words
+
+    assert resolve_matching("auto", 60) == "exhaustive" and resolve_matching("auto", 61) == "retrieval"
+    assert resolve_matching("auto", 24, neighbours=10) == "retrieval"
+    assert resolve_matching("exhaustive", 500) == "exhaustive" and resolve_matching("retrieval", 3) == "retrieval"
+    with pytest.raises(ValueError, match="expected one of auto, exhaustive, retrieval"):
+        resolve_matching("vocab", 10)
+    assert vocabulary_words(1000) == 256 and vocabulary_words(200_000) == 4096 and vocabulary_words(30_000) == 1024
+    assert vocabulary_words(100) == 64                  # never more words than descriptors
+
+
+def test_retrieval_on_photos_without_features_says_so(tmp_path):
+    """Photos with (almost) no SIFT features have no vocabulary to build: one line naming it, COLMAP's child gone."""
+    import multiprocessing
+
+    import cv2
+
+    (tmp_path / "flat").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "flat" / f"cam{i}.png"), np.full((96, 128, 3), 90 + 40 * i, np.uint8))
+    with pytest.raises(SfmFailed, match="SIFT features in all the photos: too few to find the photos most alike"):
+        run_sfm(tmp_path / "flat", tmp_path / "w", matching="retrieval")
+    assert multiprocessing.active_children() == []

@@ -145,6 +145,8 @@ NOISE = [
     b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
     b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
     b"Warp CUDA warning: Could not find or load the NVIDIA CUDA driver. GPU execution will not be available.\n",
+    # faiss, clustering COLMAP's vocabulary tree (`doppel capture calibrate --sfm --matching retrieval`)
+    b"WARNING clustering 1024 points to 64 centroids: please provide at least 2496 training points\n",
 ]
 KEEP = [b"error: rig.npz: unreadable\n", b"E0000 00:00:1733000000.000001   42 calculator.cc:1] a real error\n",
         b"warning: 3 cameras see nothing\n"]
