@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from core.errors import DoppelError
 
 log = logging.getLogger(__name__)
 
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
 MIN_BOARD_CORNERS_3D = 6   # board corners triangulated in >= 2 views needed for a board scale
 
 
@@ -40,7 +41,7 @@ class SfmFailed(DoppelError):
 
 @dataclass
 class SfmResult:
-    cameras: list                       # capture.Camera, metric when a scale was given, named by image stem
+    cameras: list                       # capture.Camera, metric when a scale was given, named by camera_of
     registered: list[str]               # image names registered
     unregistered: list[str]             # image names COLMAP could not place
     mean_reprojection_px: float         # COLMAP's mean reprojection error
@@ -57,7 +58,10 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
             board: BoardSpec | None = None, max_image_size: int = 1600, num_threads: int = 1,
             seed: int = 0, matching: str = "auto", neighbours: int = DEFAULT_NEIGHBOURS,
             progress: Callable[[str, float], None] | None = None) -> SfmResult:
-    """Reconstruct the cameras of the images in ``image_dir`` (flat folder of .png/.jpg).
+    """Reconstruct the cameras of the images in ``image_dir``: a flat folder of .png/.jpg (a camera per photo, named
+    by its file's stem), or the rig's layout of one folder per camera (image_dir/CAMERA/*.png, as the board
+    calibration and `doppel capture session` read it: the first photo of each folder, the camera named by its
+    folder).
 
     work_dir: COLMAP database and sparse model go here (replaced). camera_model: COLMAP model for the
     intrinsics (SIMPLE_RADIAL, OPENCV, PINHOLE...). single_camera: all images share intrinsics.
@@ -89,8 +93,9 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
                     neighbours=neighbours)
     rec, matched = _reconstruct(job, report, secs)
     # COLMAP calibrates each photo as stored; Doppel reads it as shown (EXIF orientation: a body in portrait)
-    file_of = {Path(n).stem: image_dir / n for n in names}
-    cams = [as_shown(as_np(c), exif_orientation(file_of[c.name])) for c in cameras_from_reconstruction(rec)]
+    file_of = {camera_of(n): image_dir / n for n in names}
+    cams = [as_shown(_named(as_np(c), camera_of(c.name)), exif_orientation(image_dir / c.name))
+            for c in cameras_from_reconstruction(rec, names="full")]
     registered = sorted(im.name for im in rec.images.values() if im.has_pose)
     unregistered = sorted(set(names) - set(registered))
     if len(cams) < 2:
@@ -103,7 +108,7 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     if known_distance is not None:
         scale, source = distance_scale(cams, *known_distance), "distance"
     elif board is not None:
-        scale, details = board_scale(cams, image_dir, board)
+        scale, details = board_scale(cams, file_of, board)
         source = "board"
     cams = [_scaled(c, scale) for c in cams]
     secs["scale_s"] = time.perf_counter() - t
@@ -113,20 +118,36 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
                      seconds=secs, matching=matched)
 
 
+def camera_of(image_name: str) -> str:
+    """The camera a photo (its name under the photos' folder) is of: its folder in the rig's layout
+    (``cam01/0001.png`` -> cam01), else its file name's stem (``cam01.png`` -> cam01)."""
+    path = PurePosixPath(image_name)
+    return path.parent.name or path.stem
+
+
 def _image_names(image_dir: Path, known_distance) -> list[str]:
-    """The photos' file names in ``image_dir`` (sorted), checked: at least 2, the known distance's cameras among
-    them."""
+    """The photos' names under ``image_dir`` (sorted): its photos, or when it holds none the first photo of each
+    camera's folder (``cam01/0001.png``); checked: at least 2, the known distance's cameras among them."""
     if not image_dir.is_dir():
         raise FileNotFoundError(f"{image_dir}: image folder does not exist")
-    names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    names = sorted(p.name for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    if not names:              # the rig's layout: a folder per camera, its first photo (one moment is enough)
+        for folder in sorted(p for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            photos = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+            names += [f"{folder.name}/{photos[0]}"] if photos else []
     if len(names) < 2:
-        raise SfmFailed(f"{image_dir}: structure from motion needs at least 2 images, found {len(names)}")
+        raise SfmFailed(f"{image_dir}: structure from motion needs at least 2 images (in the folder, or one per "
+                        f"camera folder), found {len(names)}")
     if known_distance is not None:
-        stems = {Path(n).stem for n in names}
+        cameras = {camera_of(n) for n in names}
         for n in known_distance[:2]:
-            if n not in stems:
+            if n not in cameras:
                 raise SfmFailed(f"known distance: camera {n!r} has no image in {image_dir}")
     return names
+
+
+def _named(c: PinholeNP, name: str) -> PinholeNP:
+    return PinholeNP(name=name, K=c.K, R=c.R, t=c.t, width=c.width, height=c.height, dist=c.dist)
 
 
 def _reconstruct(job: ColmapJob, report: Callable[[str, float], None], secs: dict):
@@ -162,14 +183,14 @@ def _scaled(c: PinholeNP, s: float) -> PinholeNP:
     return PinholeNP(name=c.name, K=c.K, R=c.R, t=c.t * s, width=c.width, height=c.height, dist=c.dist)
 
 
-def board_scale(cams: list[PinholeNP], image_dir: Path, spec: BoardSpec) -> tuple[float, dict]:
+def board_scale(cams: list[PinholeNP], files: dict[str, Path], spec: BoardSpec) -> tuple[float, dict]:
     """Metric scale from a ChArUco board: triangulate its corners with the (unscaled) cameras and compare
-    all pairwise corner distances with the board's. Returns (metres per unit, details)."""
+    all pairwise corner distances with the board's. files: each camera's photo by camera name. Returns (metres per
+    unit, details)."""
     import cv2
 
     obj = spec.corners3d
     uv = np.full((len(cams), len(obj), 2), np.nan)
-    files = {p.stem: p for p in image_dir.iterdir()}
     for v, c in enumerate(cams):
         img = cv2.imread(str(files[c.name]), cv2.IMREAD_GRAYSCALE)
         det = detect_charuco(img, spec) if img is not None else None

@@ -303,3 +303,32 @@ def test_retrieval_on_photos_without_features_says_so(tmp_path):
     with pytest.raises(SfmFailed, match="SIFT features in all the photos: too few to find the photos most alike"):
         run_sfm(tmp_path / "flat", tmp_path / "w", matching="retrieval")
     assert multiprocessing.active_children() == []
+
+
+def test_photos_in_the_rigs_layout_one_folder_per_camera(rendered, sfm, tmp_path):
+    """The rig's photos as the board calibration and `doppel capture session` read them (IMAGES_DIR/CAMERA/*.png,
+    several moments each): the first photo of each camera's folder, the camera named by its folder, the board's
+    scale and a known distance by camera name. Before, only a flat folder was read: "found 0" images here."""
+    import shutil
+
+    d, cams, spec = rendered
+    rig = tmp_path / "rig"
+    for k, c in enumerate(cams):
+        (rig / c.name).mkdir(parents=True)
+        shutil.copy(d / f"{c.name}.png", rig / c.name / "take_0001.png")
+        shutil.copy(d / f"{cams[(k + 3) % len(cams)].name}.png", rig / c.name / "take_0002.png")  # not this camera's
+    (rig / ".thumbnails").mkdir()
+    res = run_sfm(rig, tmp_path / "w", board=spec, single_camera=True)
+    assert [c.name for c in res.cameras] == [c.name for c in cams]
+    assert res.registered == [f"{c.name}/take_0001.png" for c in cams] and res.unregistered == []
+    est = {c.name: as_np(c) for c in res.cameras}
+    src = np.array([est[c.name].center for c in cams])
+    dst = np.array([c.center for c in cams])
+    s, R, t = umeyama(src, dst)
+    assert np.linalg.norm((s * src @ R.T + t) - dst, axis=1).max() < CENTRE_TOL_M
+    assert res.scale_source == "board" and abs(s - 1) < SCALE_TOL, s
+    flat = {c.name: as_np(c).center for c in sfm.cameras}       # the same photos in a flat folder: the same cameras
+    assert max(np.linalg.norm(est[n].center - flat[n]) for n in flat) < 1e-6
+    dist = float(np.linalg.norm(cams[0].center - cams[5].center))
+    by_distance = run_sfm(rig, tmp_path / "w2", known_distance=("cam0", "cam5", dist), single_camera=True)
+    assert by_distance.scale_source == "distance"
