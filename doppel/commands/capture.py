@@ -71,12 +71,12 @@ def calibrate(
 
 def _check_sfm_options(sfm: bool, threads: int, matching: str, neighbours: int) -> None:
     """The options only structure from motion reads are refused without --sfm; --matching is one it knows."""
-    from capture.colmap_retrieval import MATCHING_CHOICES
+    from capture.colmap_retrieval import DEFAULT_NEIGHBOURS, MATCHING_CHOICES
 
     if matching not in MATCHING_CHOICES:
         raise ValueError(f"--matching {matching}: expected one of {', '.join(MATCHING_CHOICES)}")
     given = [name for name, on in (("--threads", threads != 1), ("--matching", matching != "auto"),
-                                   ("--neighbours", neighbours != 30)) if on]
+                                   ("--neighbours", neighbours != DEFAULT_NEIGHBOURS)) if on]
     if given and not sfm:
         raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for --sfm (COLMAP); the "
                          "board calibration matches the board's corners and runs on one thread")

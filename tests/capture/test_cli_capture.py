@@ -115,7 +115,9 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
         matching.append((kwargs.get("matching"), kwargs.get("neighbours")))
         cam = PinholeNP.look_at("cam00", [0, 1, 3], [0, 1, 0], np.diag([500.0, 500.0, 1.0]) + [[0, 0, 320], [0, 0, 240],
                                                                                              [0, 0, 0]], 640, 480)
-        return sfm.SfmResult([cam.to_camera()], ["cam00.png"], [], 0.3, 100, 1.0, "none")
+        return sfm.SfmResult([cam.to_camera()], ["cam00.png"], [], 0.3, 100, 1.0, "none",
+                             seconds={"features_s": 1.0, "matching_s": 2.0, "mapping_s": 3.0},
+                             matching={"mode": "retrieval", "pairs": 12, "neighbours": 5})
 
     monkeypatch.setattr(sfm, "run_sfm", fake_run_sfm)
     (tmp_path / "photos").mkdir()
@@ -132,6 +134,8 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--matching",
                 "retrieval", "--neighbours", "12"]) == 0
     assert matching == [("auto", 30), ("auto", 30), ("retrieval", 12)]
+    assert "matching 2 s (12 pairs: each photo's 5 most alike)" in capsys.readouterr().out
+    assert json.loads(out.read_text())["sfm"]["matching"] == {"mode": "retrieval", "pairs": 12, "neighbours": 5}
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--neighbours", "12"]) == 1
     assert "--neighbours is for --sfm" in capsys.readouterr().err
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--matching",
