@@ -51,6 +51,7 @@ class SfmResult:
     details: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)   # features_s, matching_s, mapping_s, scale_s
     matching: dict = field(default_factory=dict)   # mode ("exhaustive" / "retrieval"), pairs matched, neighbours
+    no_photo: list[str] = field(default_factory=list)  # camera folders (the rig's layout) without a photo: left out
 
 
 def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera_model: str = "SIMPLE_RADIAL",
@@ -79,7 +80,7 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     """
     report = progress or (lambda *_: None)
     image_dir, work_dir = Path(image_dir), Path(work_dir)
-    names = _image_names(image_dir, known_distance)
+    names, no_photo = _image_names(image_dir, known_distance)
     if neighbours < 1:
         raise ValueError(f"neighbours {neighbours}: each photo needs at least one to be matched with")
     mode = resolve_matching(matching, len(names), neighbours)
@@ -115,7 +116,7 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     return SfmResult(cameras=[c.to_camera() for c in cams], registered=registered, unregistered=unregistered,
                      mean_reprojection_px=float(rec.compute_mean_reprojection_error()),
                      n_points=int(rec.num_points3D()), scale=scale, scale_source=source, details=details,
-                     seconds=secs, matching=matched)
+                     seconds=secs, matching=matched, no_photo=no_photo)
 
 
 def camera_of(image_name: str) -> str:
@@ -125,16 +126,19 @@ def camera_of(image_name: str) -> str:
     return path.parent.name or path.stem
 
 
-def _image_names(image_dir: Path, known_distance) -> list[str]:
+def _image_names(image_dir: Path, known_distance) -> tuple[list[str], list[str]]:
     """The photos' names under ``image_dir`` (sorted): its photos, or when it holds none the first photo of each
-    camera's folder (``cam01/0001.png``); checked: at least 2, the known distance's cameras among them."""
+    camera's folder (``cam01/0001.png``); checked: at least 2, the known distance's cameras among them. Also the
+    camera folders that hold no photo."""
     if not image_dir.is_dir():
         raise FileNotFoundError(f"{image_dir}: image folder does not exist")
     names = sorted(p.name for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    no_photo: list[str] = []
     if not names:              # the rig's layout: a folder per camera, its first photo (one moment is enough)
         for folder in sorted(p for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             photos = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
             names += [f"{folder.name}/{photos[0]}"] if photos else []
+            no_photo += [] if photos else [folder.name]
     if len(names) < 2:
         raise SfmFailed(f"{image_dir}: structure from motion needs at least 2 images (in the folder, or one per "
                         f"camera folder), found {len(names)}")
@@ -143,7 +147,9 @@ def _image_names(image_dir: Path, known_distance) -> list[str]:
         for n in known_distance[:2]:
             if n not in cameras:
                 raise SfmFailed(f"known distance: camera {n!r} has no image in {image_dir}")
-    return names
+    if no_photo:
+        log.warning("SfM: %d camera folder(s) without a photo left out: %s", len(no_photo), no_photo)
+    return names, no_photo
 
 
 def _named(c: PinholeNP, name: str) -> PinholeNP:

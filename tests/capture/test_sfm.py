@@ -318,8 +318,10 @@ def test_photos_in_the_rigs_layout_one_folder_per_camera(rendered, sfm, tmp_path
         shutil.copy(d / f"{c.name}.png", rig / c.name / "take_0001.png")
         shutil.copy(d / f"{cams[(k + 3) % len(cams)].name}.png", rig / c.name / "take_0002.png")  # not this camera's
     (rig / ".thumbnails").mkdir()
+    (rig / "cam9").mkdir()                                   # a card never copied: named, left out
+    (rig / "cam9" / "notes.txt").write_text("card 9 missing")
     res = run_sfm(rig, tmp_path / "w", board=spec, single_camera=True)
-    assert [c.name for c in res.cameras] == [c.name for c in cams]
+    assert [c.name for c in res.cameras] == [c.name for c in cams] and res.no_photo == ["cam9"]
     assert res.registered == [f"{c.name}/take_0001.png" for c in cams] and res.unregistered == []
     est = {c.name: as_np(c) for c in res.cameras}
     src = np.array([est[c.name].center for c in cams])
