@@ -61,8 +61,8 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
             progress: Callable[[str, float], None] | None = None) -> SfmResult:
     """Reconstruct the cameras of the images in ``image_dir``: a flat folder of .png/.jpg (a camera per photo, named
     by its file's stem), or the rig's layout of one folder per camera (image_dir/CAMERA/*.png, as the board
-    calibration and `doppel capture session` read it: the first photo of each folder, the camera named by its
-    folder).
+    calibration and `doppel capture session` read it: the photos of one moment, `one_moment`; the camera named by
+    its folder).
 
     work_dir: COLMAP database and sparse model go here (replaced). camera_model: COLMAP model for the
     intrinsics (SIMPLE_RADIAL, OPENCV, PINHOLE...). single_camera: all images share intrinsics.
@@ -135,11 +135,11 @@ def _image_names(image_dir: Path, known_distance) -> tuple[list[str], list[str]]
         raise FileNotFoundError(f"{image_dir}: image folder does not exist")
     names = sorted(p.name for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
     no_photo: list[str] = []
-    if not names:              # the rig's layout: a folder per camera, its first photo (one moment is enough)
-        for folder in sorted(p for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            photos = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
-            names += [f"{folder.name}/{photos[0]}"] if photos else []
-            no_photo += [] if photos else [folder.name]
+    if not names:              # the rig's layout: a folder per camera, the photos of one moment
+        folders = sorted(p.name for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        chosen = one_moment(image_dir)
+        names = [f"{cam}/{chosen[cam].name}" for cam in folders if cam in chosen]
+        no_photo = [cam for cam in folders if cam not in chosen]
     if len(names) < 2:
         raise SfmFailed(f"{image_dir}: structure from motion needs at least 2 images (in the folder, or one per "
                         f"camera folder), found {len(names)}")
@@ -151,6 +151,30 @@ def _image_names(image_dir: Path, known_distance) -> tuple[list[str], list[str]]
     if no_photo:
         log.warning("SfM: %d camera folder(s) without a photo left out: %s", len(no_photo), no_photo)
     return names, no_photo
+
+
+def one_moment(rig_dir: Path) -> dict[str, Path]:
+    """One photo per camera folder of ``rig_dir`` (CAMERA/*.png): those of the moment most cameras saw (the
+    earliest of equals; moments matched by file name, as the board calibration matches them:
+    `capture.rig_moments`), and for a camera that missed it, its first photo (the rig stood still). Camera folders
+    without a photo are left out."""
+    from capture.rig_moments import match_moments, photos_by_camera
+
+    files = {cam: by for cam, by in photos_by_camera(rig_dir, PHOTO_SUFFIXES).items() if not cam.startswith(".")}
+    if not files:
+        return {}
+    moments, _ = match_moments(files)
+    seen: dict[str, int] = {}
+    for by_moment in moments.values():
+        for m in by_moment:
+            seen[m] = seen.get(m, 0) + 1
+    best = min(seen, key=lambda m: (-seen[m], *_moment_order(m)))
+    return {cam: by.get(best) or by[min(by, key=_moment_order)] for cam, by in moments.items()}
+
+
+def _moment_order(moment: str) -> tuple[float, str]:
+    """Moments in time order: frame numbers as numbers ("9" before "10"), names as text after them."""
+    return (int(moment) if moment.isdigit() else float("inf"), moment)
 
 
 def _named(c: PinholeNP, name: str) -> PinholeNP:

@@ -35,8 +35,8 @@ def calibrate(
     reference: str = typer.Option(None, "--reference", help="camera whose first board view fixes the world frame"),
     colmap: Path = typer.Option(None, "--colmap", help="also write a COLMAP text model into this folder"),
     sfm: bool = typer.Option(False, "--sfm", help="uncalibrated photos: structure from motion (pycolmap) on "
-                                                  "IMAGES_DIR/*.png, or on the first photo of each camera's folder "
-                                                  "IMAGES_DIR/CAMERA/; scale from --distance or the board"),
+                                                  "IMAGES_DIR/*.png, or on one moment's photos of the camera "
+                                                  "folders IMAGES_DIR/CAMERA/; scale from --distance or the board"),
     distance: str = typer.Option(None, "--distance", help="with --sfm: CAM_A,CAM_B,METRES between two camera "
                                                           "centres (else the board in view fixes the scale)"),
     threads: int = typer.Option(1, "--threads", min=1, help="with --sfm: COLMAP's threads. 1 (the default) gives "

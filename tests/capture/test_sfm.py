@@ -307,22 +307,24 @@ def test_retrieval_on_photos_without_features_says_so(tmp_path):
 
 def test_photos_in_the_rigs_layout_one_folder_per_camera(rendered, sfm, tmp_path):
     """The rig's photos as the board calibration and `doppel capture session` read them (IMAGES_DIR/CAMERA/*.png,
-    several moments each): the first photo of each camera's folder, the camera named by its folder, the board's
-    scale and a known distance by camera name. Before, only a flat folder was read: "found 0" images here."""
+    several moments each, named after their camera): the photos of the moment most cameras saw, the camera named by
+    its folder, the board's scale and a known distance by camera name. Before, only a flat folder was read: "found
+    0" images here."""
     import shutil
 
     d, cams, spec = rendered
     rig = tmp_path / "rig"
-    for k, c in enumerate(cams):
+    for k, c in enumerate(cams):         # each camera names its files after itself (cam0_0002.png), as real rigs do
         (rig / c.name).mkdir(parents=True)
-        shutil.copy(d / f"{c.name}.png", rig / c.name / "take_0001.png")
-        shutil.copy(d / f"{cams[(k + 3) % len(cams)].name}.png", rig / c.name / "take_0002.png")  # not this camera's
+        shutil.copy(d / f"{c.name}.png", rig / c.name / f"{c.name}_0002.png")
+        shutil.copy(d / f"{cams[(k + 3) % len(cams)].name}.png", rig / c.name / f"{c.name}_0003.png")  # not its own
+    shutil.copy(d / "cam3.png", rig / "cam1" / "cam1_0001.png")  # a moment only cam1 saw: not the one used
     (rig / ".thumbnails").mkdir()
     (rig / "cam9").mkdir()                                   # a card never copied: named, left out
     (rig / "cam9" / "notes.txt").write_text("card 9 missing")
     res = run_sfm(rig, tmp_path / "w", board=spec, single_camera=True)
     assert [c.name for c in res.cameras] == [c.name for c in cams] and res.no_photo == ["cam9"]
-    assert res.registered == [f"{c.name}/take_0001.png" for c in cams] and res.unregistered == []
+    assert res.registered == [f"{c.name}/{c.name}_0002.png" for c in cams] and res.unregistered == []
     est = {c.name: as_np(c) for c in res.cameras}
     src = np.array([est[c.name].center for c in cams])
     dst = np.array([c.center for c in cams])
