@@ -219,11 +219,17 @@ def check_colmap_out(folder: str | os.PathLike, force: bool = False) -> Path:
         raise NotADirectoryError(f"--colmap {folder}: is a file, expected a folder")
     found = [f"{n}{x}" for n in _COLMAP_FILES for x in (".txt", ".bin") if (folder / f"{n}{x}").is_file()]
     ours = (folder / "points3D.txt").is_file() and not (folder / "points3D.bin").exists() and \
-        (folder / "points3D.txt").read_text(encoding="utf-8", errors="replace") == _DOPPEL_POINTS
+        _head(folder / "points3D.txt", len(_DOPPEL_POINTS) + 1) == _DOPPEL_POINTS.encode()
     if found and not ours and not force:
         raise ValueError(f"--colmap {folder}: holds a COLMAP model Doppel did not write ({', '.join(found)}); give "
                          "another folder, or --force to replace it")
     return folder
+
+
+def _head(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of ``path`` (a model's points3D.txt may be hundreds of MB; the mark is one line)."""
+    with open(path, "rb") as f:
+        return f.read(n)
 
 
 def write_colmap_text(folder: str | os.PathLike, cameras: list[Camera]) -> Path:

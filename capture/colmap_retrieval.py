@@ -57,10 +57,7 @@ def build_vocabulary(database: Path, out: Path, *, num_threads: int = 1, seed: i
     if sum(map(len, per_image)) < MIN_DESCRIPTORS:
         raise RuntimeError(f"{sum(map(len, per_image))} SIFT features in all the photos: too few to find the photos "
                            "most alike (matching every pair needs none)")
-    every = np.concatenate([d for d in per_image if len(d)])
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(every), min(len(every), VOCABULARY_SAMPLE), replace=False))
-    sample = every[pick].astype(np.float32)
+    sample = _sample(per_image, VOCABULARY_SAMPLE, seed).astype(np.float32)
     index = pycolmap.VisualIndex.create(sample.shape[1], 64)
     options = pycolmap.VisualIndex.BuildOptions()
     options.num_visual_words = vocabulary_words(len(sample))
@@ -69,6 +66,16 @@ def build_vocabulary(database: Path, out: Path, *, num_threads: int = 1, seed: i
     index.build(options, pycolmap.FeatureDescriptorsFloat(pycolmap.FeatureExtractorType.SIFT, sample))
     index.write(out)
     return int(index.num_visual_words())
+
+
+def _sample(per_image: list[np.ndarray], n: int, seed: int) -> np.ndarray:
+    """``n`` rows (at most) drawn with ``seed`` from the photos' descriptors taken as one list in photo order, without
+    copying them all into one array first (a 300-photo rig's descriptors are hundreds of MB)."""
+    ends = np.cumsum([len(d) for d in per_image])
+    pick = np.sort(np.random.default_rng(seed).choice(ends[-1], min(int(ends[-1]), n), replace=False))
+    image = np.searchsorted(ends, pick, side="right")
+    starts = ends - [len(d) for d in per_image]
+    return np.concatenate([per_image[i][pick[image == i] - starts[i]] for i in np.unique(image)])
 
 
 def match_by_retrieval(database: Path, vocabulary: Path, neighbours: int, num_threads: int) -> None:

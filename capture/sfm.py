@@ -13,8 +13,9 @@ import logging
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -96,7 +97,7 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     rec, matched = _reconstruct(job, report, secs)
     # COLMAP calibrates each photo as stored; Doppel reads it as shown (EXIF orientation: a body in portrait)
     file_of = {camera_of(n): image_dir / n for n in names}
-    cams = [as_shown(_named(as_np(c), camera_of(c.name)), exif_orientation(image_dir / c.name))
+    cams = [as_shown(replace(as_np(c), name=camera_of(c.name)), exif_orientation(image_dir / c.name))
             for c in cameras_from_reconstruction(rec, names="full")]
     registered = sorted(im.name for im in rec.images.values() if im.has_pose)
     unregistered = sorted(set(names) - set(registered))
@@ -112,7 +113,7 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     elif board is not None:
         scale, details = board_scale(cams, file_of, board)
         source = "board"
-    cams = [_scaled(c, scale) for c in cams]
+    cams = [replace(c, t=c.t * scale) for c in cams]
     secs["scale_s"] = time.perf_counter() - t
     return SfmResult(cameras=[c.to_camera() for c in cams], registered=registered, unregistered=unregistered,
                      mean_reprojection_px=float(rec.compute_mean_reprojection_error()),
@@ -128,8 +129,8 @@ def camera_of(image_name: str) -> str:
 
 
 def _image_names(image_dir: Path, known_distance) -> tuple[list[str], list[str]]:
-    """The photos' names under ``image_dir`` (sorted): its photos, or when it holds none the first photo of each
-    camera's folder (``cam01/0001.png``); checked: at least 2, the known distance's cameras among them. Also the
+    """The photos' names under ``image_dir`` (sorted): its photos, or when it holds none one photo of each camera's
+    folder (``cam01/0001.png``, `one_moment`); checked: at least 2, the known distance's cameras among them. Also the
     camera folders that hold no photo."""
     if not image_dir.is_dir():
         raise FileNotFoundError(f"{image_dir}: image folder does not exist")
@@ -164,10 +165,7 @@ def one_moment(rig_dir: Path) -> dict[str, Path]:
     if not files:
         return {}
     moments, _ = match_moments(files)
-    seen: dict[str, int] = {}
-    for by_moment in moments.values():
-        for m in by_moment:
-            seen[m] = seen.get(m, 0) + 1
+    seen = Counter(m for by_moment in moments.values() for m in by_moment)
     best = min(seen, key=lambda m: (-seen[m], *_moment_order(m)))
     return {cam: by.get(best) or by[min(by, key=_moment_order)] for cam, by in moments.items()}
 
@@ -175,10 +173,6 @@ def one_moment(rig_dir: Path) -> dict[str, Path]:
 def _moment_order(moment: str) -> tuple[float, str]:
     """Moments in time order: frame numbers as numbers ("9" before "10"), names as text after them."""
     return (int(moment) if moment.isdigit() else float("inf"), moment)
-
-
-def _named(c: PinholeNP, name: str) -> PinholeNP:
-    return PinholeNP(name=name, K=c.K, R=c.R, t=c.t, width=c.width, height=c.height, dist=c.dist)
 
 
 def _reconstruct(job: ColmapJob, report: Callable[[str, float], None], secs: dict):
@@ -208,10 +202,6 @@ def distance_scale(cams, a: str, b: str, metres: float) -> float:
     if d <= 0 or metres <= 0:
         raise SfmFailed(f"known distance: degenerate distance ({d} units, {metres} m)")
     return metres / d
-
-
-def _scaled(c: PinholeNP, s: float) -> PinholeNP:
-    return PinholeNP(name=c.name, K=c.K, R=c.R, t=c.t * s, width=c.width, height=c.height, dist=c.dist)
 
 
 def board_scale(cams: list[PinholeNP], files: dict[str, Path], spec: BoardSpec) -> tuple[float, dict]:

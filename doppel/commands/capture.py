@@ -136,9 +136,8 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
                                              "matching": res.matching})
     if colmap:
         write_colmap_text(colmap, res.cameras)
-    took = [f"{k.removesuffix('_s')} {v:.0f} s" + (f" ({_matched(res.matching)})" if k == "matching_s" and
-                                                   res.matching else "")
-            for k, v in res.seconds.items() if k != "scale_s"]
+    pairs = {"matching_s": f" ({_matched(res.matching)})"} if res.matching else {}
+    took = [f"{k.removesuffix('_s')} {v:.0f} s{pairs.get(k, '')}" for k, v in res.seconds.items() if k != "scale_s"]
     took.append(f"{threads} thread{'s' if threads > 1 else ''}")
     console.print(f"SfM: {len(res.registered)} images registered, {res.n_points} points, mean reprojection "
                   f"{res.mean_reprojection_px:.2f} px, scale from {res.scale_source} ({', '.join(took)}) -> {out}")
