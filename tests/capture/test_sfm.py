@@ -336,3 +336,20 @@ def test_photos_in_the_rigs_layout_one_folder_per_camera(rendered, sfm, tmp_path
     dist = float(np.linalg.norm(cams[0].center - cams[5].center))
     by_distance = run_sfm(rig, tmp_path / "w2", known_distance=("cam0", "cam5", dist), single_camera=True)
     assert by_distance.scale_source == "distance"
+
+
+def test_the_vocabularys_sample_is_the_rows_a_joined_array_would_give():
+    """`_sample` draws from the photos' descriptors without joining them (some photos have none): the same rows, in
+    the same order, as drawing from the joined array with the same seed (so the same tree as before it)."""
+    from capture.colmap_retrieval import _sample
+
+    rng = np.random.default_rng(1)
+    for seed in range(30):
+        per = [rng.integers(0, 255, (int(rng.integers(0, 40)) * (rng.random() > 0.2), 4), dtype=np.uint8)
+               for _ in range(int(rng.integers(2, 8)))]
+        if not sum(map(len, per)):
+            continue
+        joined = np.concatenate(per)
+        for n in (1, 7, 1000):
+            pick = np.sort(np.random.default_rng(seed).choice(len(joined), min(len(joined), n), replace=False))
+            assert np.array_equal(_sample(per, n, seed), joined[pick]), (seed, n)
