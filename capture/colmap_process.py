@@ -11,6 +11,7 @@ library only; the child's start (a spawned Python importing the `capture` packag
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import queue
 import signal
@@ -52,7 +53,8 @@ class ColmapRun:
 
 def run_colmap(job: ColmapJob, progress: Callable[[str, float], None] | None = None) -> ColmapRun:
     """Run ``job`` in a spawned child process and return what it made. progress(step, fraction) is
-    called in this process as the child starts each step and places each photo. A KeyboardInterrupt here kills the
+    called in this process as the child starts each step, as COLMAP reports its features and matching photo by
+    photo (`capture.colmap_progress`), and as it places each photo. A KeyboardInterrupt here kills the
     child (its threads with it) and is raised again; the child's error is raised as a RuntimeError naming it."""
     report = progress or (lambda *_: None)
     if mp.current_process().daemon:        # a pool's worker may have no children: run here (Ctrl-C as before)
@@ -91,14 +93,18 @@ def _child_main(job: ColmapJob, messages) -> None:
     """The child: Ctrl-C is the parent's to handle (it ends this process), so the child ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        messages.put(("result", _steps(job, lambda step, f: messages.put(("progress", step, f)))))
+        messages.put(("result", _steps(job, lambda step, f: messages.put(("progress", step, f)), log_ticks=True)))
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
         messages.put(("error", f"{type(e).__name__}: {e}"))
 
 
-def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> ColmapRun:
-    """Features, matching and mapping into job.database / job.sparse_dir."""
+def _steps(job: ColmapJob, report: Callable[[str, float], None], log_ticks: bool = False) -> ColmapRun:
+    """Features, matching and mapping into job.database / job.sparse_dir. log_ticks: report the progress within
+    the features and the matching from COLMAP's log lines (`capture.colmap_progress`; it takes over fd 2, so only
+    in COLMAP's own child process)."""
     import pycolmap
+
+    from capture.colmap_progress import colmap_ticks
 
     pycolmap.set_random_seed(job.seed)
     n, secs = len(job.names), {}
@@ -110,10 +116,13 @@ def _steps(job: ColmapJob, report: Callable[[str, float], None]) -> ColmapRun:
     mode = pycolmap.CameraMode.SINGLE if job.single_camera else pycolmap.CameraMode.PER_IMAGE
     t = time.perf_counter()
     report(f"features of {n} photos", 0.0)
-    pycolmap.extract_features(job.database, job.image_dir, image_names=list(job.names), camera_mode=mode,
-                              reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
+    ticking = (lambda: colmap_ticks(_tick_reporter(job, report))) if log_ticks else contextlib.nullcontext
+    with ticking():
+        pycolmap.extract_features(job.database, job.image_dir, image_names=list(job.names), camera_mode=mode,
+                                  reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
     secs["features_s"], t = time.perf_counter() - t, time.perf_counter()
-    matched = _match(job, report)
+    with ticking():
+        matched = _match(job, report)
     secs["matching_s"], t = time.perf_counter() - t, time.perf_counter()
     opts = pycolmap.IncrementalPipelineOptions()
     opts.num_threads = job.num_threads
@@ -145,7 +154,7 @@ def _match(job: ColmapJob, report: Callable[[str, float], None]) -> dict:
         report(f"visual words of {n} photos (to find each one's most alike)", 0.2)
         vocabulary = job.database.with_name("vocabulary_tree.bin")
         words = build_vocabulary(job.database, vocabulary, num_threads=job.num_threads, seed=job.seed)
-        report(f"matching each of {n} photos with its {job.neighbours} most alike", 0.25)
+        report(f"visual words: indexing {n} photos", 0.22)
         match_by_retrieval(job.database, vocabulary, job.neighbours, job.num_threads)
         return {"mode": "retrieval", "pairs": matched_pairs(job.database), "neighbours": job.neighbours,
                 "visual_words": words}
@@ -154,3 +163,27 @@ def _match(job: ColmapJob, report: Callable[[str, float], None]) -> dict:
     report(f"matching {n * (n - 1) // 2} pairs of photos", 0.25)
     pycolmap.match_exhaustive(job.database, matching_options=matching, device=pycolmap.Device.cpu)
     return {"mode": "exhaustive", "pairs": matched_pairs(job.database)}
+
+
+def _tick_reporter(job: ColmapJob, report: Callable[[str, float], None]) -> Callable:
+    """A `capture.colmap_progress.Tick` as a progress report: the features from 0 to 0.2 of the run; under retrieval
+    the vocabulary at 0.2, the photos' indexing by it 0.22 to 0.27 and the matching 0.27 to 0.6; every pair's
+    matching 0.25 to 0.6 (the mapping follows from 0.6)."""
+    n = len(job.names)
+    spans = {"features": (0.0, 0.2), "indexing": (0.22, 0.27),
+             "matching": (0.27, 0.6) if job.matching == "retrieval" else (0.25, 0.6)}
+
+    def on_tick(tick) -> None:
+        finished = tick.done if tick.what == "features" else tick.done - 1   # COLMAP logs a photo's features
+        lo, hi = spans[tick.what]                                            # when done, the rest as they start
+        if tick.what == "features":
+            words = f"features: {tick.done} of {tick.total} photos"
+        elif tick.what == "indexing":
+            words = f"visual words: indexing photo {tick.done} of {tick.total}"
+        elif job.matching == "retrieval":
+            words = f"matching each photo with its {job.neighbours} most alike: photo {tick.done} of {tick.total}"
+        else:
+            words = f"matching {n * (n - 1) // 2} pairs of photos: block {tick.done} of {tick.total}"
+        report(words, lo + (hi - lo) * min(1.0, finished / max(1, tick.total)))
+
+    return on_tick

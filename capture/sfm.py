@@ -75,7 +75,8 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     matching: "exhaustive" (every pair of photos), "retrieval" (each photo with its ``neighbours`` most alike, found
     by a vocabulary of the photos' own features: `capture.colmap_retrieval`), "auto" (every pair up to twice
     ``neighbours`` photos, retrieval beyond).
-    progress(step, fraction): called as each step starts and as the mapper places each photo. COLMAP runs in a child
+    progress(step, fraction): called as each step starts, as COLMAP extracts each photo's features and matches
+    each photo (or block of pairs), and as the mapper places each photo. COLMAP runs in a child
     process (`capture.colmap_process`): Ctrl-C (a KeyboardInterrupt) stops it at once, where a step's C++ call held
     it until the step ended (a minute into a 24-camera rig's matching). The child is spawned, so a script that calls
     this at its top level needs Python's ``if __name__ == "__main__":`` guard (multiprocessing's own error says so).

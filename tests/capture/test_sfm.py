@@ -259,8 +259,18 @@ def test_each_photo_matched_with_its_most_alike(rendered, sfm, tmp_path):
     the photos' own features finds each photo's most alike, and only those pairs are matched: fewer pairs than every
     pair, the same cameras within the tests' tolerance, and on one thread the same cameras run after run."""
     d, cams, spec = rendered
-    res = run_sfm(d, tmp_path / "w", board=spec, single_camera=True, matching="retrieval", neighbours=2)
+    reports = []
+    res = run_sfm(d, tmp_path / "w", board=spec, single_camera=True, matching="retrieval", neighbours=2,
+                  progress=lambda step, f: reports.append((step, f)))
     assert res.matching["mode"] == "retrieval" and res.matching["neighbours"] == 2
+    # progress within the features and the matching, from COLMAP's log lines (`capture.colmap_progress`)
+    steps = [step for step, _ in reports]
+    for k in range(1, 7):
+        assert f"features: {k} of 6 photos" in steps, steps
+        assert f"visual words: indexing photo {k} of 6" in steps, steps
+        assert f"matching each photo with its 2 most alike: photo {k} of 6" in steps, steps
+    fractions = [f for _, f in reports]
+    assert fractions == sorted(fractions) and fractions[-1] <= 1.0, reports
     assert res.matching["visual_words"] >= 256
     assert sfm.matching == {"mode": "exhaustive", "pairs": 15}       # 6 photos: every pair, by default
     assert 6 <= res.matching["pairs"] <= 12, res.matching        # 2 of 5 others each: 6 pairs at least
@@ -353,3 +363,34 @@ def test_the_vocabularys_sample_is_the_rows_a_joined_array_would_give():
         for n in (1, 7, 1000):
             pick = np.sort(np.random.default_rng(seed).choice(len(joined), min(len(joined), n), replace=False))
             assert np.array_equal(_sample(per, n, seed), joined[pick]), (seed, n)
+
+
+def test_colmaps_progress_lines_become_ticks_and_its_info_lines_stay_off_the_terminal(capfd, monkeypatch):
+    """COLMAP's child points fd 2 at a reader while a step runs: its progress lines become ticks (an exhaustive
+    block [i/B, j/B] unit (i-1)B+j of B*B); a line goes on to the terminal when it is not glog's or when its severity
+    is at least what GLOG_minloglevel asked for (the command line asks for errors only), as before."""
+    import os
+
+    from capture.colmap_progress import Tick, colmap_ticks, parse_tick, passes
+
+    head = b"I20261207 20:41:57.609781 140354454025920 "
+    assert parse_tick(head + b"feature_extraction.cc:270] Processed file [3/96]\n") == Tick("features", 3, 96)
+    assert parse_tick(head + b"pairing.cc:372] Indexing image [1/8]") == Tick("indexing", 1, 8)
+    assert parse_tick(head + b"pairing.cc:333] Processing image [8/8]") == Tick("matching", 8, 8)
+    assert parse_tick(head + b"pairing.cc:214] Processing block [2/3, 1/3]") == Tick("matching", 4, 9)
+    assert parse_tick(head + b"feature_matching.cc:218] in 0.927s") is None
+    assert parse_tick(b"Processing image [1/8]") is None                     # not a glog line
+    assert not passes(head + b"x.cc:1] note", 2) and passes(head + b"x.cc:1] note", 0)
+    assert passes(b"E20261207 20:41:57.609781 1 x.cc:1] failed", 2) and passes(b"Traceback (most recent", 3)
+
+    monkeypatch.setenv("GLOG_minloglevel", "2")
+    ticks = []
+    with colmap_ticks(ticks.append):
+        os.write(2, head + b"pairing.cc:333] Processing image [3/8]\n" + head + b"sift.cc:1685] Creating matcher\n")
+        os.write(2, b"E20261207 20:41:58.000001 140354454025920 database.cc:9] disk full\nplain words\n")
+    assert ticks == [Tick("matching", 3, 8)]
+    err = capfd.readouterr().err
+    assert "disk full" in err and "plain words" in err
+    assert "Processing image" not in err and "Creating matcher" not in err
+    os.write(2, b"after\n")                                    # fd 2 is the terminal's again
+    assert capfd.readouterr().err == "after\n"
