@@ -53,17 +53,19 @@ class SfmResult:
     seconds: dict[str, float] = field(default_factory=dict)   # features_s, matching_s, mapping_s, scale_s
     matching: dict = field(default_factory=dict)   # mode ("exhaustive" / "retrieval"), pairs matched, neighbours
     no_photo: list[str] = field(default_factory=list)  # camera folders (the rig's layout) without a photo: left out
+    moment: str | None = None           # the rig's layout: the moment whose photos were used (None: a flat folder)
+    stand_in: list[str] = field(default_factory=list)  # cameras without a photo of it: their first photo used
 
 
 def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera_model: str = "SIMPLE_RADIAL",
             single_camera: bool = False, known_distance: tuple[str, str, float] | None = None,
             board: BoardSpec | None = None, max_image_size: int = 1600, num_threads: int = 1,
-            seed: int = 0, matching: str = "auto", neighbours: int = DEFAULT_NEIGHBOURS,
+            seed: int = 0, matching: str = "auto", neighbours: int = DEFAULT_NEIGHBOURS, moment: str | None = None,
             progress: Callable[[str, float], None] | None = None) -> SfmResult:
     """Reconstruct the cameras of the images in ``image_dir``: a flat folder of .png/.jpg (a camera per photo, named
     by its file's stem), or the rig's layout of one folder per camera (image_dir/CAMERA/*.png, as the board
-    calibration and `doppel capture session` read it: the photos of one moment, `one_moment`; the camera named by
-    its folder).
+    calibration and `doppel capture session` read it: the photos of one moment, `one_moment`, ``moment`` or the one
+    most cameras saw; the camera named by its folder).
 
     work_dir: COLMAP database and sparse model go here (replaced). camera_model: COLMAP model for the
     intrinsics (SIMPLE_RADIAL, OPENCV, PINHOLE...). single_camera: all images share intrinsics.
@@ -83,7 +85,7 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     """
     report = progress or (lambda *_: None)
     image_dir, work_dir = Path(image_dir), Path(work_dir)
-    names, no_photo = _image_names(image_dir, known_distance)
+    names, no_photo, pick = _image_names(image_dir, known_distance, moment)
     if neighbours < 1:
         raise ValueError(f"neighbours {neighbours}: each photo needs at least one to be matched with")
     mode = resolve_matching(matching, len(names), neighbours)
@@ -119,7 +121,8 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     return SfmResult(cameras=[c.to_camera() for c in cams], registered=registered, unregistered=unregistered,
                      mean_reprojection_px=float(rec.compute_mean_reprojection_error()),
                      n_points=int(rec.num_points3D()), scale=scale, scale_source=source, details=details,
-                     seconds=secs, matching=matched, no_photo=no_photo)
+                     seconds=secs, matching=matched, no_photo=no_photo, moment=pick.moment if pick else None,
+                     stand_in=pick.stand_in if pick else [])
 
 
 def camera_of(image_name: str) -> str:
@@ -129,19 +132,24 @@ def camera_of(image_name: str) -> str:
     return path.parent.name or path.stem
 
 
-def _image_names(image_dir: Path, known_distance) -> tuple[list[str], list[str]]:
+def _image_names(image_dir: Path, known_distance, moment: str | None
+                 ) -> tuple[list[str], list[str], MomentPick | None]:
     """The photos' names under ``image_dir`` (sorted): its photos, or when it holds none one photo of each camera's
     folder (``cam01/0001.png``, `one_moment`); checked: at least 2, the known distance's cameras among them. Also the
-    camera folders that hold no photo."""
+    camera folders that hold no photo, and the moment picked (None for a flat folder)."""
     if not image_dir.is_dir():
         raise FileNotFoundError(f"{image_dir}: image folder does not exist")
     names = sorted(p.name for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
     no_photo: list[str] = []
+    pick = None
+    if names and moment is not None:
+        raise SfmFailed(f"moment {moment!r}: {image_dir} holds its photos directly (a camera per photo); a moment "
+                        "is picked among the rig's layout of one folder per camera (CAMERA/*.png)")
     if not names:              # the rig's layout: a folder per camera, the photos of one moment
         folders = sorted(p.name for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-        chosen = one_moment(image_dir)
-        names = [f"{cam}/{chosen[cam].name}" for cam in folders if cam in chosen]
-        no_photo = [cam for cam in folders if cam not in chosen]
+        pick = one_moment(image_dir, moment)
+        names = [f"{cam}/{pick.photos[cam].name}" for cam in folders if cam in pick.photos]
+        no_photo = [cam for cam in folders if cam not in pick.photos]
     if len(names) < 2:
         raise SfmFailed(f"{image_dir}: structure from motion needs at least 2 images (in the folder, or one per "
                         f"camera folder), found {len(names)}")
@@ -152,23 +160,53 @@ def _image_names(image_dir: Path, known_distance) -> tuple[list[str], list[str]]
                 raise SfmFailed(f"known distance: camera {n!r} has no image in {image_dir}")
     if no_photo:
         log.warning("SfM: %d camera folder(s) without a photo left out: %s", len(no_photo), no_photo)
-    return names, no_photo
+    if pick and pick.stand_in:
+        log.warning("SfM: %d camera(s) without a photo of moment %r, their first photo used: %s",
+                    len(pick.stand_in), pick.moment, pick.stand_in)
+    return names, no_photo, pick
 
 
-def one_moment(rig_dir: Path) -> dict[str, Path]:
-    """One photo per camera folder of ``rig_dir`` (CAMERA/*.png): those of the moment most cameras saw (the
-    earliest of equals; moments matched by file name, as the board calibration matches them:
-    `capture.rig_moments`), and for a camera that missed it, its first photo (the rig stood still). Camera folders
-    without a photo are left out."""
+@dataclass(frozen=True)
+class MomentPick:
+    """The photos structure from motion reads from the rig's layout. moment: the moment's name as the photos were
+    matched (`capture.rig_moments`: a file name, or a frame number); photos: camera -> its photo; stand_in: the
+    cameras that have no photo of the moment, whose first photo is used (the rig stood still)."""
+
+    moment: str | None
+    photos: dict[str, Path]
+    stand_in: list[str] = field(default_factory=list)
+
+
+def one_moment(rig_dir: Path, moment: str | None = None) -> MomentPick:
+    """One photo per camera folder of ``rig_dir`` (CAMERA/*.png): those of ``moment``, by default the moment most
+    cameras saw (the earliest of equals; moments matched by file name, as the board calibration matches them:
+    `capture.rig_moments`), and for a camera that missed it, its first photo. Camera folders without a photo are
+    left out. A ``moment`` no camera saw raises SfmFailed naming those there are."""
     from capture.rig_moments import match_moments, photos_by_camera
 
     files = {cam: by for cam, by in photos_by_camera(rig_dir, PHOTO_SUFFIXES).items() if not cam.startswith(".")}
     if not files:
-        return {}
+        return MomentPick(moment, {})
     moments, _ = match_moments(files)
     seen = Counter(m for by_moment in moments.values() for m in by_moment)
-    best = min(seen, key=lambda m: (-seen[m], *_moment_order(m)))
-    return {cam: by.get(best) or by[min(by, key=_moment_order)] for cam, by in moments.items()}
+    best = min(seen, key=lambda m: (-seen[m], *_moment_order(m))) if moment is None else _named(moment, seen)
+    stand_in = sorted(cam for cam, by in moments.items() if best not in by)
+    return MomentPick(best, {cam: by.get(best) or by[min(by, key=_moment_order)] for cam, by in moments.items()},
+                      stand_in)
+
+
+def _named(wanted: str, seen: Counter) -> str:
+    """The moment among ``seen`` that ``wanted`` names: the same name, or the same frame number ("0012" is 12)."""
+    if wanted in seen:
+        return wanted
+    same = [m for m in seen if m.isdigit() and wanted.strip().isdigit() and int(m) == int(wanted)]
+    if len(same) == 1:
+        return same[0]
+    order = sorted(seen, key=_moment_order)
+    listed = ", ".join(order[:4]) + (f", ... {order[-1]}" if len(order) > 4 else "")
+    if same:
+        raise SfmFailed(f"moment {wanted!r} names {len(same)} moments ({', '.join(sorted(same))}): give one")
+    raise SfmFailed(f"moment {wanted!r}: no camera has a photo of it; the moments are {listed} ({len(order)} in all)")
 
 
 def _moment_order(moment: str) -> tuple[float, str]:

@@ -48,6 +48,9 @@ def calibrate(
                                                             "--neighbours photos, retrieval beyond)."),
     neighbours: int = typer.Option(30, "--neighbours", min=1, help="with --sfm and retrieval: the photos each "
                                                                    "photo is matched with"),
+    moment: str = typer.Option(None, "--moment", help="with --sfm on the camera folders: the moment whose photos "
+                                                      "are used (its file name or frame number, e.g. 0012); by "
+                                                      "default the one most cameras saw"),
     force: bool = typer.Option(False, "--force", help="Replace an --out file that is not a Doppel calibration, or "
                                                       "a --colmap folder's COLMAP model Doppel did not write."),
 ) -> None:
@@ -57,29 +60,30 @@ def calibrate(
     from core.stage_folders import output_parent, sole_writer
 
     spec = BoardSpec.parse(board)
-    _check_sfm_options(sfm, threads, matching, neighbours)
+    _check_sfm_options(sfm, threads, matching, neighbours, moment)
     if colmap is not None:
         check_colmap_out(colmap, force)
     # two calibrations into one file: the later one is refused; a failed or stopped one leaves no folder it made
     with output_parent(out), sole_writer(out):
         check_calibration_out(out, force)
         if sfm:
-            _calibrate_sfm(images_dir, spec, out, colmap, distance, threads, (matching, neighbours))
+            _calibrate_sfm(images_dir, spec, out, colmap, distance, threads, (matching, neighbours), moment)
         else:
             _calibrate_board(images_dir, spec, board, out, reference, colmap)
 
 
-def _check_sfm_options(sfm: bool, threads: int, matching: str, neighbours: int) -> None:
+def _check_sfm_options(sfm: bool, threads: int, matching: str, neighbours: int, moment: str | None = None) -> None:
     """The options only structure from motion reads are refused without --sfm; --matching is one it knows."""
     from capture.colmap_retrieval import DEFAULT_NEIGHBOURS, MATCHING_CHOICES
 
     if matching not in MATCHING_CHOICES:
         raise ValueError(f"--matching {matching}: expected one of {', '.join(MATCHING_CHOICES)}")
     given = [name for name, on in (("--threads", threads != 1), ("--matching", matching != "auto"),
-                                   ("--neighbours", neighbours != DEFAULT_NEIGHBOURS)) if on]
+                                   ("--neighbours", neighbours != DEFAULT_NEIGHBOURS),
+                                   ("--moment", moment is not None)) if on]
     if given and not sfm:
         raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for --sfm (COLMAP); the "
-                         "board calibration matches the board's corners and runs on one thread")
+                         "board calibration uses every moment's board photos, matches the board's corners and runs on one thread")
 
 
 def _calibrate_board(images_dir: Path, spec, board: str, out: Path, reference: str | None,
@@ -110,7 +114,7 @@ def _calibrate_board(images_dir: Path, spec, board: str, out: Path, reference: s
 
 
 def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, distance: str | None,
-                   threads: int, matching: tuple[str, int]) -> None:
+                   threads: int, matching: tuple[str, int], moment: str | None = None) -> None:
     from capture.calibration_io import write_colmap_text, write_doppel_json
     from capture.sfm import run_sfm
 
@@ -127,13 +131,14 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
                                             TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("structure from motion", total=100)
         res = run_sfm(images_dir, work / "colmap", known_distance=known, board=None if known else spec,
-                      num_threads=threads, matching=matching[0], neighbours=matching[1],
+                      num_threads=threads, matching=matching[0], neighbours=matching[1], moment=moment,
                       progress=lambda step, f: bar.update(
                           task, description=f"SfM: {step}", completed=round(100 * f)))
     write_doppel_json(out, res.cameras, sfm={"registered": res.registered, "unregistered": res.unregistered,
                                              "mean_reprojection_px": res.mean_reprojection_px,
                                              "scale": res.scale, "scale_source": res.scale_source,
-                                             "matching": res.matching})
+                                             "matching": res.matching, "moment": res.moment,
+                                             "stand_in": res.stand_in})
     if colmap:
         write_colmap_text(colmap, res.cameras)
     pairs = {"matching_s": f" ({_matched(res.matching)})"} if res.matching else {}
@@ -141,6 +146,9 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
     took.append(f"{threads} thread{'s' if threads > 1 else ''}")
     console.print(f"SfM: {len(res.registered)} images registered, {res.n_points} points, mean reprojection "
                   f"{res.mean_reprojection_px:.2f} px, scale from {res.scale_source} ({', '.join(took)}) -> {out}")
+    if res.moment is not None:
+        console.print(f"the photos of moment {res.moment!r}" + (f"; {len(res.stand_in)} camera(s) without one, their "
+                      f"first photo used: {', '.join(res.stand_in)}" if res.stand_in else ""))
     if res.unregistered:
         console.print(f"[yellow]not registered: {res.unregistered}[/yellow]")
 

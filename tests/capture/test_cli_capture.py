@@ -107,17 +107,19 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
     import capture.sfm as sfm
     from capture.npcam import PinholeNP
 
-    seen, threads, matching = [], [], []
+    seen, threads, matching, moments = [], [], [], []
 
     def fake_run_sfm(image_dir, work_dir, **kwargs):
         seen.append(work_dir)
         threads.append(kwargs.get("num_threads"))
         matching.append((kwargs.get("matching"), kwargs.get("neighbours")))
+        moments.append(kwargs.get("moment"))
         cam = PinholeNP.look_at("cam00", [0, 1, 3], [0, 1, 0], np.diag([500.0, 500.0, 1.0]) + [[0, 0, 320], [0, 0, 240],
                                                                                              [0, 0, 0]], 640, 480)
         return sfm.SfmResult([cam.to_camera()], ["cam00.png"], [], 0.3, 100, 1.0, "none",
                              seconds={"features_s": 1.0, "matching_s": 2.0, "mapping_s": 3.0},
-                             matching={"mode": "retrieval", "pairs": 12, "neighbours": 5})
+                             matching={"mode": "retrieval", "pairs": 12, "neighbours": 5},
+                             moment=kwargs.get("moment"), stand_in=["cam07"] if kwargs.get("moment") else [])
 
     monkeypatch.setattr(sfm, "run_sfm", fake_run_sfm)
     (tmp_path / "photos").mkdir()
@@ -141,6 +143,15 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--matching",
                 "vocab"]) == 1
     assert "--matching vocab: expected one of auto, exhaustive, retrieval" in capsys.readouterr().err
+    # --moment likewise (the moment most cameras saw unless asked), said and kept in the calibration
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--moment", "12"]) == 0
+    assert moments[0] is None and moments[-1] == "12"
+    said = " ".join(capsys.readouterr().out.split())
+    assert "the photos of moment '12'; 1 camera(s) without one, their first photo used: cam07" in said
+    kept = json.loads(out.read_text())["sfm"]
+    assert kept["moment"] == "12" and kept["stand_in"] == ["cam07"]
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--moment", "12"]) == 1
+    assert "--moment is for --sfm" in capsys.readouterr().err
 
 
 def test_cameras_shows_a_foreign_calibration_and_says_when_its_units_are_not_metres(tmp_path, capsys):

@@ -334,6 +334,7 @@ def test_photos_in_the_rigs_layout_one_folder_per_camera(rendered, sfm, tmp_path
     (rig / "cam9" / "notes.txt").write_text("card 9 missing")
     res = run_sfm(rig, tmp_path / "w", board=spec, single_camera=True)
     assert [c.name for c in res.cameras] == [c.name for c in cams] and res.no_photo == ["cam9"]
+    assert res.moment == "0002" and res.stand_in == []
     assert res.registered == [f"{c.name}/{c.name}_0002.png" for c in cams] and res.unregistered == []
     est = {c.name: as_np(c) for c in res.cameras}
     src = np.array([est[c.name].center for c in cams])
@@ -394,3 +395,36 @@ def test_colmaps_progress_lines_become_ticks_and_its_info_lines_stay_off_the_ter
     assert "Processing image" not in err and "Creating matcher" not in err
     os.write(2, b"after\n")                                    # fd 2 is the terminal's again
     assert capfd.readouterr().err == "after\n"
+
+
+def test_a_moment_picked_by_name_or_frame_number(tmp_path):
+    """`--moment`: the photos of the moment asked for (by its name or its frame number: 3 is 0003), a camera without
+    one standing in with its first photo and named; a moment no camera saw, or a moment asked of a flat folder,
+    refused naming what there is."""
+    from capture.sfm import one_moment
+
+    for cam in ("cam0", "cam1", "cam2"):
+        (tmp_path / "rig" / cam).mkdir(parents=True)
+        for frame in ("0002", "0003"):
+            (tmp_path / "rig" / cam / f"{cam}_{frame}.png").write_bytes(b"")
+    (tmp_path / "rig" / "cam1" / "cam1_0001.png").write_bytes(b"")
+    (tmp_path / "rig" / "cam2" / "cam2_0003.png").unlink()
+    rig = tmp_path / "rig"
+    default = one_moment(rig)
+    assert default.moment == "0002" and default.stand_in == []        # the moment all three saw
+    assert {c: p.name for c, p in default.photos.items()} == {"cam0": "cam0_0002.png", "cam1": "cam1_0002.png",
+                                                              "cam2": "cam2_0002.png"}
+    for asked in ("0003", "3"):
+        pick = one_moment(rig, asked)
+        assert pick.moment == "0003" and pick.stand_in == ["cam2"]
+        assert {c: p.name for c, p in pick.photos.items()} == {"cam0": "cam0_0003.png", "cam1": "cam1_0003.png",
+                                                               "cam2": "cam2_0002.png"}
+    assert one_moment(rig, "1").stand_in == ["cam0", "cam2"]
+    with pytest.raises(SfmFailed, match=r"moment '7': no camera has a photo of it; the moments are 0001, 0002, "
+                                        r"0003 \(3 in all\)"):
+        one_moment(rig, "7")
+    (tmp_path / "flat").mkdir()
+    for i in range(2):
+        (tmp_path / "flat" / f"cam{i}.png").write_bytes(b"")
+    with pytest.raises(SfmFailed, match="holds its photos directly"):
+        run_sfm(tmp_path / "flat", tmp_path / "w", moment="0002")
