@@ -4,8 +4,10 @@ gigabytes; a corrupt, empty or truncated file is a ValueError naming it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +71,37 @@ def read_image(path: str | os.PathLike, flags: int | None = None, data: bytes | 
     if img is None or img.size == 0:
         raise ValueError(f"{path}: image could not be decoded (corrupt or unsupported file)")
     return img
+
+
+def jpeg_truncated(path: str | os.PathLike, data: bytes) -> bool:
+    """Whether ``data``, the bytes of the file at ``path``, is a JPEG cut short: no end-of-image marker at its end
+    (an interrupted copy; OpenCV decodes what is there and fills the rest with grey, without an error)."""
+    return Path(path).suffix.lower() in (".jpg", ".jpeg") and data[-2:] != b"\xff\xd9"
+
+
+@contextlib.contextmanager
+def opencv_errors_only() -> Iterator[None]:
+    """Inside the block OpenCV logs errors only (its level is the process's: enter it once, not per thread), for
+    code that reports a photo it cannot decode itself (OpenCV's own "PNG input buffer is incomplete" warning)."""
+    import cv2
+
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(2)                       # OpenCV's levels: 2 ERROR, 3 WARNING
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(level)
+
+
+def photo_problem(path: str | os.PathLike) -> str | None:
+    """Why the photo at ``path`` cannot be used whole, as one line naming it (empty, corrupt, declaring too many
+    pixels, a JPEG cut short), or None when it decodes whole. Decodes it fully (about 15 ms for 1024x768)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        read_image(path, data=data)
+    except (OSError, ValueError) as e:
+        return str(e)
+    if jpeg_truncated(path, data):
+        return f"{path}: JPEG is truncated (no end-of-image marker)"
+    return None

@@ -66,7 +66,7 @@ def _image_size(path: Path) -> tuple[int, int]:
     is caught here (after the header's size is checked against capture.images.MAX_IMAGE_PIXELS)."""
     import cv2
 
-    from capture.images import read_image
+    from capture.images import jpeg_truncated, read_image
 
     data = path.read_bytes()
     if not data:
@@ -75,7 +75,7 @@ def _image_size(path: Path) -> tuple[int, int]:
         img = read_image(path, cv2.IMREAD_COLOR, data=data)
     except ValueError as e:
         raise SessionError(str(e)) from e
-    if path.suffix.lower() in (".jpg", ".jpeg") and not data[-2:] == b"\xff\xd9":
+    if jpeg_truncated(path, data):
         raise SessionError(f"{path}: JPEG is truncated (no end-of-image marker)")
     return img.shape[1], img.shape[0]
 

@@ -83,7 +83,8 @@ def _check_sfm_options(sfm: bool, threads: int, matching: str, neighbours: int, 
                                    ("--moment", moment is not None)) if on]
     if given and not sfm:
         raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for --sfm (COLMAP); the "
-                         "board calibration uses every moment's board photos, matches the board's corners and runs on one thread")
+                         "board calibration uses every moment's board photos, matches the board's corners and runs "
+                         "on one thread")
 
 
 def _calibrate_board(images_dir: Path, spec, board: str, out: Path, reference: str | None,

@@ -205,7 +205,7 @@ def test_ctrl_c_stops_structure_from_motion_at_once(rendered, tmp_path):
 
     def progress(step: str, fraction: float) -> None:
         steps.append(step)
-        if len(steps) == 1:
+        if step == "features of 6 photos":
             timer.start()
 
     # Ctrl-C as at a terminal, whatever this test run inherited (a background job's SIGINT is ignored)
@@ -218,7 +218,7 @@ def test_ctrl_c_stops_structure_from_motion_at_once(rendered, tmp_path):
         timer.cancel()
         signal.signal(signal.SIGINT, old)
     assert sent and heard - sent[0] < 1.0, heard - sent[0]
-    assert steps[:1] == ["features of 6 photos"], steps
+    assert steps[:2] == ["checking 6 photos", "features of 6 photos"], steps
     assert multiprocessing.active_children() == []
 
 
@@ -428,3 +428,31 @@ def test_a_moment_picked_by_name_or_frame_number(tmp_path):
         (tmp_path / "flat" / f"cam{i}.png").write_bytes(b"")
     with pytest.raises(SfmFailed, match="holds its photos directly"):
         run_sfm(tmp_path / "flat", tmp_path / "w", moment="0002")
+
+
+def test_photos_that_do_not_decode_whole_are_named_before_colmap_runs(tmp_path, capfd):
+    """An empty photo (COLMAP skipped it: "not registered"), a PNG and a JPEG cut short by an interrupted copy (COLMAP
+    calibrated a camera on what it could read of one): every one named in one line before COLMAP starts; OpenCV's
+    own decoder warning kept off the terminal."""
+    import multiprocessing
+
+    import cv2
+
+    good = cv2.GaussianBlur((np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8), (0, 0), 5)
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"cam{i}.png"), good)
+    png = cv2.imencode(".png", good)[1].tobytes()
+    jpg = cv2.imencode(".jpg", good)[1].tobytes()
+    (tmp_path / "cam2.png").write_bytes(b"")
+    (tmp_path / "cam3.png").write_bytes(png[: len(png) // 2])
+    (tmp_path / "cam4.jpg").write_bytes(jpg[:-2])                   # cut at its very end: OpenCV decodes it
+    assert cv2.imdecode(np.frombuffer(jpg[:-2], np.uint8), cv2.IMREAD_COLOR) is not None
+    capfd.readouterr()
+    level = cv2.getLogLevel()
+    with pytest.raises(SfmFailed, match="3 of 5 photos cannot be read whole") as e:
+        run_sfm(tmp_path, tmp_path / "w")
+    said = str(e.value)
+    assert "cam2.png: image file is empty" in said and "cam3.png: image could not be decoded" in said
+    assert "cam4.jpg: JPEG is truncated" in said and "cam0" not in said
+    assert "WARN" not in capfd.readouterr().err and cv2.getLogLevel() == level      # OpenCV's level as it was
+    assert multiprocessing.active_children() == [] and not (tmp_path / "w" / "database.db").exists()
