@@ -147,13 +147,7 @@ def _match(job: ColmapJob, report: Callable[[str, float], None]) -> dict:
     database first); what was matched (`ColmapRun.matching`)."""
     import pycolmap
 
-    from capture.colmap_retrieval import (
-        build_vocabulary,
-        lists_every_pair,
-        match_by_retrieval,
-        match_every_pair,
-        matched_pairs,
-    )
+    from capture.colmap_retrieval import build_vocabulary, match_by_retrieval, matched_pairs
 
     n = len(job.names)
     if job.matching == "retrieval":
@@ -164,13 +158,10 @@ def _match(job: ColmapJob, report: Callable[[str, float], None]) -> dict:
         match_by_retrieval(job.database, vocabulary, job.neighbours, job.num_threads)
         return {"mode": "retrieval", "pairs": matched_pairs(job.database), "neighbours": job.neighbours,
                 "visual_words": words}
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = job.num_threads
     report(f"matching {n * (n - 1) // 2} pairs of photos", 0.25)
-    if lists_every_pair(job.names):
-        match_every_pair(job.database, job.names, job.num_threads)
-    else:
-        matching = pycolmap.FeatureMatchingOptions()
-        matching.num_threads = job.num_threads
-        pycolmap.match_exhaustive(job.database, matching_options=matching, device=pycolmap.Device.cpu)
+    pycolmap.match_exhaustive(job.database, matching_options=matching, device=pycolmap.Device.cpu)
     return {"mode": "exhaustive", "pairs": matched_pairs(job.database)}
 
 
@@ -178,10 +169,7 @@ def _tick_reporter(job: ColmapJob, report: Callable[[str, float], None]) -> Call
     """A `capture.colmap_progress.Tick` as a progress report: the features from 0 to 0.2 of the run; under retrieval
     the vocabulary at 0.2, the photos' indexing by it 0.22 to 0.27 and the matching 0.27 to 0.6; every pair's
     matching 0.25 to 0.6 (the mapping follows from 0.6)."""
-    from capture.colmap_retrieval import lists_every_pair, pair_block
-
     n = len(job.names)
-    pairs, block = n * (n - 1) // 2, pair_block(n) if lists_every_pair(job.names) else None
     spans = {"features": (0.0, 0.2), "indexing": (0.22, 0.27),
              "matching": (0.27, 0.6) if job.matching == "retrieval" else (0.25, 0.6)}
 
@@ -194,10 +182,8 @@ def _tick_reporter(job: ColmapJob, report: Callable[[str, float], None]) -> Call
             words = f"visual words: indexing photo {tick.done} of {tick.total}"
         elif job.matching == "retrieval":
             words = f"matching each photo with its {job.neighbours} most alike: photo {tick.done} of {tick.total}"
-        elif block:
-            words = f"matching every pair of {n} photos: {min(pairs, finished * block)} of {pairs} pairs done"
         else:
-            words = f"matching {pairs} pairs of photos: block {tick.done} of {tick.total}"
+            words = f"matching {n * (n - 1) // 2} pairs of photos: block {tick.done} of {tick.total}"
         report(words, lo + (hi - lo) * min(1.0, finished / max(1, tick.total)))
 
     return on_tick

@@ -92,38 +92,6 @@ def match_by_retrieval(database: Path, vocabulary: Path, neighbours: int, num_th
                              device=pycolmap.Device.cpu)
 
 
-def pair_block(n_photos: int) -> int:
-    """Pairs COLMAP matches at a time when every pair is matched from a list (`match_every_pair`): a photo's row
-    (n - 1), and at least a hundredth of all the pairs. Smaller blocks cost: 24 photos of 1280x960 (276 pairs, two
-    threads) took 87.7 s 8 pairs at a time, 56.8 s 23 at a time, and 60.4 s by COLMAP's own exhaustive matching."""
-    return max(1, n_photos - 1, -(-(n_photos * (n_photos - 1) // 2) // 100))
-
-
-def lists_every_pair(names: tuple[str, ...] | list[str]) -> bool:
-    """Whether every pair of these photos can be matched from a list: COLMAP's list separates names by a space, so
-    a name with whitespace in it falls back to COLMAP's exhaustive matching (which counts blocks of 50 photos)."""
-    return not any(any(c.isspace() for c in name) for name in names)
-
-
-def match_every_pair(database: Path, names: tuple[str, ...] | list[str], num_threads: int) -> None:
-    """COLMAP's matching of every pair of the photos ``names`` in ``database``, `pair_block` pairs at a time from a
-    list written beside the database, so that COLMAP's log counts blocks a person can follow (its exhaustive
-    matching counts blocks of 50 photos: one block for a rig of up to 50)."""
-    import itertools
-
-    import pycolmap
-
-    listed = database.with_name("every_pair.txt")
-    listed.write_text("".join(f"{a} {b}\n" for a, b in itertools.combinations(names, 2)))
-    matching = pycolmap.FeatureMatchingOptions()
-    matching.num_threads = num_threads
-    pairing = pycolmap.ImportedPairingOptions()
-    pairing.match_list_path = listed
-    pairing.block_size = pair_block(len(names))
-    pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=pairing,
-                               device=pycolmap.Device.cpu)
-
-
 def matched_pairs(database: Path) -> int:
     """Pairs of photos COLMAP's matching compared in ``database``."""
     import pycolmap
