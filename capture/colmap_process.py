@@ -151,7 +151,7 @@ def _match(job: ColmapJob, report: Callable[[str, float], None]) -> dict:
 
     n = len(job.names)
     if job.matching == "retrieval":
-        report(f"visual words of {n} photos (to find each one's most alike)", 0.2)
+        report(f"visual words of {n} photos (to find each one's most alike): clustering their features", 0.2)
         vocabulary = job.database.with_name("vocabulary_tree.bin")
         words = build_vocabulary(job.database, vocabulary, num_threads=job.num_threads, seed=job.seed)
         report(f"visual words: indexing {n} photos", 0.22)

@@ -75,7 +75,8 @@ def read_image(path: str | os.PathLike, flags: int | None = None, data: bytes | 
 
 def jpeg_truncated(path: str | os.PathLike, data: bytes) -> bool:
     """Whether ``data``, the bytes of the file at ``path``, is a JPEG cut short: no end-of-image marker at its end
-    (an interrupted copy; OpenCV decodes what is there and fills the rest with grey, without an error)."""
+    (an interrupted copy; OpenCV 4.11 refuses most such files but decodes one cut just before the marker, and other
+    readers, COLMAP's among them, decode what is there)."""
     return Path(path).suffix.lower() in (".jpg", ".jpeg") and data[-2:] != b"\xff\xd9"
 
 

@@ -109,7 +109,7 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     if len(cams) < 2:
         raise SfmFailed(f"{image_dir}: only {len(cams)} image(s) registered")
     if unregistered:
-        log.warning("SfM: %d image(s) not registered: %s", len(unregistered), unregistered)
+        log.warning("SfM: %d image(s) not registered: %s", len(unregistered), ", ".join(unregistered))
     t = time.perf_counter()
     report("metric scale", 0.97)
     scale, source, details = 1.0, "none", {}
@@ -161,17 +161,18 @@ def _image_names(image_dir: Path, known_distance, moment: str | None
             if n not in cameras:
                 raise SfmFailed(f"known distance: camera {n!r} has no image in {image_dir}")
     if no_photo:
-        log.warning("SfM: %d camera folder(s) without a photo left out: %s", len(no_photo), no_photo)
+        log.warning("SfM: %d camera folder(s) without a photo left out: %s", len(no_photo), ", ".join(no_photo))
     if pick and pick.stand_in:
         log.warning("SfM: %d camera(s) without a photo of moment %r, their first photo used: %s",
-                    len(pick.stand_in), pick.moment, pick.stand_in)
+                    len(pick.stand_in), pick.moment, ", ".join(pick.stand_in))
     return names, no_photo, pick
 
 
 def _check_photos(image_dir: Path, names: list[str], layout: bool, num_threads: int = 1) -> None:
     """SfmFailed naming every photo that does not decode whole (empty, corrupt, cut short): COLMAP skipped an empty
-    one and calibrated a camera on what it could read of a truncated one. Each photo decoded once (96 of 1024x768 in
-    1.7 s on one thread), on ``num_threads`` threads."""
+    one, kept a cut-short PNG without features ("not registered") and took features from what it could read of a
+    cut-short JPEG (3450 of a whole one's 6796 from one cut at half its bytes). Each photo decoded once (96 of
+    1024x768 in 1.7 s on one thread), on ``num_threads`` threads."""
     from concurrent.futures import ThreadPoolExecutor
 
     from capture.images import opencv_errors_only, photo_problem

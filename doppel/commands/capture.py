@@ -151,7 +151,7 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
         console.print(f"the photos of moment {res.moment!r}" + (f"; {len(res.stand_in)} camera(s) without one, their "
                       f"first photo used: {', '.join(res.stand_in)}" if res.stand_in else ""))
     if res.unregistered:
-        console.print(f"[yellow]not registered: {res.unregistered}[/yellow]")
+        console.print(f"[yellow]not registered: {', '.join(res.unregistered)}[/yellow]")
 
 
 def _matched(matching: dict) -> str:
