@@ -25,7 +25,7 @@ import numpy as np
 
 from capture.bundle_adjustment import BundleAdjustment, BundleAdjustmentConfig, Observation, _rt_to_T
 from capture.camera import Camera
-from capture.images import read_image
+from capture.images import opencv_errors_only, read_image
 from capture.npcam import PinholeNP
 from core.conventions import doppel_to_opencv_pixels, opencv_to_doppel_K, opencv_to_doppel_pixels
 from core.errors import DoppelError
@@ -319,12 +319,18 @@ def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,
     detections: dict[str, dict[str, Detection]] = {}
     sizes: dict[str, tuple[int, int]] = {}
     missing: dict[str, list[str]] = {}
+    unreadable: list[str] = []
     for cam, frames in files.items():
         detections[cam], missing[cam] = {}, []
         for m, path in frames.items():
             if progress:
                 progress(f"detect {cam}/{path.name}")
-            img = read_image_checked(path, cv2.IMREAD_GRAYSCALE)
+            try:
+                with opencv_errors_only():          # a photo it cannot decode is named below, in one line
+                    img = read_image_checked(path, cv2.IMREAD_GRAYSCALE)
+            except ValueError as e:
+                unreadable.append(str(e))
+                continue
             size = (img.shape[1], img.shape[0])
             if sizes.setdefault(cam, size) != size:
                 raise ValueError(f"{path}: image is {size[0]}x{size[1]} but camera {cam!r}'s other images are "
@@ -334,6 +340,10 @@ def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,
                 missing[cam].append(m)
             else:
                 detections[cam][m] = det
+    if unreadable:
+        total = sum(map(len, files.values()))
+        raise ValueError(f"{len(unreadable)} of {total} photos cannot be read: {'; '.join(unreadable)}. Copy them "
+                         "again from the card, or remove them")
     result = calibrate_rig(spec, detections, sizes, reference_camera=reference_camera, progress=progress)
     result.missing_views = missing
     result.moments_matched_by = matched_by

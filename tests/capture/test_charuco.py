@@ -70,5 +70,8 @@ def test_calibration_errors(tmp_path):
     with pytest.raises(CalibrationFailed, match="cam00.*detected in only 0"):
         calibrate_rig_from_folder(tmp_path / "grey", BoardSpec())
     (d / "002.png").write_bytes(b"\x89PNG garbage")
-    with pytest.raises(ValueError, match="002.png: image could not be decoded"):
+    (d / "001.png").write_bytes(b"")
+    # every photo it cannot read named in one line (before: the first, and the run stopped there)
+    with pytest.raises(ValueError, match="2 of 3 photos cannot be read: .*001.png: image file is empty; "
+                                         ".*002.png: image could not be decoded"):
         calibrate_rig_from_folder(tmp_path / "grey", BoardSpec())
