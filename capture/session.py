@@ -163,18 +163,37 @@ def load_session(root: str | os.PathLike, check_images: bool = True) -> Session:
         frames[frame] = {c.name: by_cam[c.name] for c in cameras if c.name in by_cam}
     warnings += _check_dropped(img_dir, cameras, list(frames), dropped)
     if check_images:
-        for cams in frames.values():
-            for cam in cameras:
-                p = cams.get(cam.name)
-                if p is None:
-                    continue
-                w, h = _image_size(p)
-                if (w, h) != (cam.width, cam.height):
-                    raise SessionError(f"{p}: image is {w}x{h} but camera {cam.name!r} is calibrated for "
-                                       f"{cam.width}x{cam.height}{_turn_hint(p)}")
+        _check_image_files(frames, cameras)
     for w in warnings:
         log.warning("%s: %s", root, w)
     return Session(root=root, cameras=cameras, frames=frames, warnings=warnings, dropped=dropped)
+
+
+def _check_image_files(frames: dict[str, dict[str, Path]], cameras: list) -> None:
+    """SessionError when an image is not its camera's calibrated size (the first such), or naming in one line every
+    image that cannot be read whole (empty, corrupt, cut short), after all the others were read."""
+    from capture.images import opencv_errors_only
+
+    unreadable = []
+    for cams in frames.values():
+        for cam in cameras:
+            p = cams.get(cam.name)
+            if p is None:
+                continue
+            try:
+                with opencv_errors_only():          # a file it cannot decode is named below, in one line
+                    w, h = _image_size(p)
+            except SessionError as e:
+                unreadable.append(str(e))
+                continue
+            if (w, h) != (cam.width, cam.height):
+                raise SessionError(f"{p}: image is {w}x{h} but camera {cam.name!r} is calibrated for "
+                                   f"{cam.width}x{cam.height}{_turn_hint(p)}")
+    if len(unreadable) == 1:
+        raise SessionError(unreadable[0])
+    if unreadable:
+        total = sum(map(len, frames.values()))
+        raise SessionError(f"{len(unreadable)} of {total} images cannot be read whole: {'; '.join(unreadable)}")
 
 
 def _image_groups(img_dir: Path, files: list[Path], subdirs: list[Path], cameras: set[str]

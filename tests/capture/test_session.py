@@ -100,6 +100,12 @@ def test_corrupt_and_truncated_jpeg(session):
     (session / "images" / "cam00.jpg").write_bytes(b"not a jpeg at all")
     with pytest.raises(SessionError, match=r"cam00.jpg: image could not be decoded"):
         load_session(session)
+    # two bad images: both named in one line (before: the first, and the check stopped there)
+    bad = sorted((session / "images").glob("*.png"))[0]
+    bad.write_bytes(b"")
+    with pytest.raises(SessionError, match=rf"2 of \d+ images cannot be read whole: .*cam00.jpg: image could not be "
+                                           rf"decoded.*; .*{bad.name}: image file is empty"):
+        load_session(session)
 
 
 def test_bad_calibration_values(session):
