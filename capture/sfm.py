@@ -86,11 +86,11 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     report = progress or (lambda *_: None)
     image_dir, work_dir = Path(image_dir), Path(work_dir)
     names, no_photo, pick = _image_names(image_dir, known_distance, moment)
-    report(f"checking {len(names)} photos", 0.0)
-    _check_photos(image_dir, names, layout=pick is not None, num_threads=num_threads)
     if neighbours < 1:
         raise ValueError(f"neighbours {neighbours}: each photo needs at least one to be matched with")
     mode = resolve_matching(matching, len(names), neighbours)
+    report(f"checking {len(names)} photos", 0.0)      # the arguments first: decoding every photo takes seconds
+    _check_photos(image_dir, names, layout=pick is not None, num_threads=num_threads)
     if work_dir.exists():
         shutil.rmtree(work_dir)
     (work_dir / "sparse").mkdir(parents=True)
@@ -218,7 +218,8 @@ def _named(wanted: str, seen: Counter) -> str:
     """The moment among ``seen`` that ``wanted`` names: the same name, or the same frame number ("0012" is 12)."""
     if wanted in seen:
         return wanted
-    same = [m for m in seen if m.isdigit() and wanted.strip().isdigit() and int(m) == int(wanted)]
+    number = int(wanted) if wanted.strip().isdigit() else None
+    same = [m for m in seen if m.isdigit() and int(m) == number]
     if len(same) == 1:
         return same[0]
     order = sorted(seen, key=_moment_order)
