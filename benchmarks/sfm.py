@@ -7,12 +7,14 @@ pillar), a capture rig's layout where cameras on opposite sides share nothing. P
 (features, matching, mapping, scale), the pairs of photos matched, registered photos, points, reprojection error,
 the camera centres' error after a similarity alignment (mm) and the board's scale error (%).
 
-Without --matching: two runs on 1 thread (the default: the same cameras run after run; whether they agree to the
-bit is printed) and one on 2, matching as the product's default does. With --matching exhaustive,retrieval: one
-run each on --threads, the same photos (retrieval against every pair).
+Without --matching: one run on one thread everywhere, two with the features and the matching on every core (the
+default; whether their cameras agree with the one-thread run's to the bit is printed), and one with the mapper on
+two threads as well, matching as the product's default does. With --matching exhaustive,retrieval: one run each on
+--threads (0, the default: every core) and --mapper-threads (default 1), the same photos (retrieval against every
+pair).
 
     PYTHONPATH=. python benchmarks/sfm.py [--cameras 24] [--size 1280x960]
-    PYTHONPATH=. python benchmarks/sfm.py --layout ring --cameras 96 --size 1024x768 --threads 2 \
+    PYTHONPATH=. python benchmarks/sfm.py --layout ring --cameras 96 --size 1024x768 \
         --matching retrieval,exhaustive
 """
 
@@ -109,12 +111,13 @@ def render_rig(folder: Path, n: int, width: int, height: int, kind: str = "arc")
     return cams, spec
 
 
-def run(folder: Path, work: Path, spec: BoardSpec, truth: list[PinholeNP], threads: int, matching: str = "auto",
-        neighbours: int = 30) -> np.ndarray:
-    """One SfM run, its line printed; returns the estimated centres (N, 3) in the run's own frame."""
+def run(folder: Path, work: Path, spec: BoardSpec, truth: list[PinholeNP], threads: int | None,
+        matching: str = "auto", neighbours: int = 30, mapper_threads: int = 1) -> np.ndarray:
+    """One SfM run, its line printed; returns the estimated centres (N, 3) in the run's own frame. threads: the
+    features' and matching's (None: every core), mapper_threads: the mapper's."""
     t = time.perf_counter()
-    res = run_sfm(folder, work, board=spec, single_camera=True, num_threads=threads, matching=matching,
-                  neighbours=neighbours)
+    res = run_sfm(folder, work, board=spec, single_camera=True, num_threads=threads, mapper_threads=mapper_threads,
+                  matching=matching, neighbours=neighbours)
     total = time.perf_counter() - t
     est = {c.name: as_np(c) for c in res.cameras}
     names = [c.name for c in truth if c.name in est]
@@ -124,7 +127,9 @@ def run(folder: Path, work: Path, spec: BoardSpec, truth: list[PinholeNP], threa
     err = np.linalg.norm(s * src @ R.T + t_ - dst, axis=1) * 1000
     steps = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in res.seconds.items())
     how = res.matching["mode"] + (f" {res.matching['neighbours']}" if "neighbours" in res.matching else "")
-    print(f"{threads} thread(s), {how}: {total:.1f} s ({steps}); {res.matching['pairs']} pairs; "
+    used = res.threads
+    print(f"features and matching on {used['features_matching']} thread(s), mapping on {used['mapping']}, {how}: "
+          f"{total:.1f} s ({steps}); {res.matching['pairs']} pairs; "
           f"{len(res.registered)}/{len(truth)} registered, "
           f"{res.n_points} points, {res.mean_reprojection_px:.3f} px; centres after a similarity: mean "
           f"{err.mean():.1f} / max {err.max():.1f} mm; board scale off by {abs(s - 1) * 100:.2f} %", flush=True)
@@ -138,7 +143,8 @@ def main() -> None:
     ap.add_argument("--layout", choices=("arc", "ring"), default="arc")
     ap.add_argument("--matching", help="comma-separated matchings to compare (exhaustive, retrieval, auto): one run "
                                        "each on --threads")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="features' and matching's threads (0: every core)")
+    ap.add_argument("--mapper-threads", type=int, default=1)
     ap.add_argument("--neighbours", type=int, default=30)
     args = ap.parse_args()
     width, height = map(int, args.size.split("x"))
@@ -152,11 +158,15 @@ def main() -> None:
               flush=True)
         if args.matching:
             for k, mode in enumerate(args.matching.split(",")):
-                run(folder, Path(d) / f"w{k}", spec, truth, args.threads, mode, args.neighbours)
-        else:
-            one = [run(folder, Path(d) / f"w1_{k}", spec, truth, 1) for k in range(2)]
-            run(folder, Path(d) / "w2", spec, truth, 2)
-            print(f"the two 1-thread runs' centres differ by {np.abs(one[0] - one[1]).max():.3g} (COLMAP's units)")
+                run(folder, Path(d) / f"w{k}", spec, truth, args.threads or None, mode, args.neighbours,
+                    args.mapper_threads)
+        else:       # one thread everywhere (before stop 72's default), every core for the features and matching
+            one = run(folder, Path(d) / "w1", spec, truth, 1)
+            every = [run(folder, Path(d) / f"w_all{k}", spec, truth, None) for k in range(2)]
+            for k, centres in enumerate(every):
+                print(f"every-core run {k + 1}: centres differ from the one-thread run's by "
+                      f"{np.abs(centres - one).max():.3g} (COLMAP's units)")
+            run(folder, Path(d) / "w_map2", spec, truth, None, mapper_threads=2)
     print(f"load average {_contention.load_average()}")
 
 

@@ -25,7 +25,10 @@ from pathlib import Path
 class ColmapJob:
     """What the child runs. database: COLMAP's database file (written); image_dir / names: the photos;
     sparse_dir: where the mapper writes its models (sparse_dir/0, /1, ...); matching: "exhaustive" (every pair) or
-    "retrieval" (each photo with its ``neighbours`` most alike: `capture.colmap_retrieval`)."""
+    "retrieval" (each photo with its ``neighbours`` most alike: `capture.colmap_retrieval`). num_threads: the
+    features' and the matching's threads, which give the same result on any number (the photos numbered in the
+    order of ``names`` before their features, the matcher's RANSAC seeded with ``seed``); mapper_threads: the
+    mapper's, whose cameras differ a little from run to run on more than one."""
 
     database: Path
     image_dir: Path
@@ -35,6 +38,7 @@ class ColmapJob:
     single_camera: bool = False
     max_image_size: int = 1600
     num_threads: int = 1
+    mapper_threads: int = 1
     seed: int = 0
     matching: str = "exhaustive"
     neighbours: int = 30
@@ -117,6 +121,10 @@ def _steps(job: ColmapJob, report: Callable[[str, float], None], log_ticks: bool
     t = time.perf_counter()
     report(f"features of {n} photos", 0.0)
     ticking = (lambda: colmap_ticks(_tick_reporter(job, report))) if log_ticks else contextlib.nullcontext
+    # the photos numbered in the job's order first: COLMAP's extractor numbers a photo as its features are done,
+    # so on several threads the numbers (and with them the mapper's choices) would differ from run to run
+    pycolmap.Database.open(job.database).close()
+    pycolmap.import_images(job.database, job.image_dir, camera_mode=mode, image_names=list(job.names), options=reader)
     with ticking():
         pycolmap.extract_features(job.database, job.image_dir, image_names=list(job.names), camera_mode=mode,
                                   reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
@@ -125,7 +133,7 @@ def _steps(job: ColmapJob, report: Callable[[str, float], None], log_ticks: bool
         matched = _match(job, report)
     secs["matching_s"], t = time.perf_counter() - t, time.perf_counter()
     opts = pycolmap.IncrementalPipelineOptions()
-    opts.num_threads = job.num_threads
+    opts.num_threads = job.mapper_threads
     placed = [2]
 
     def next_image() -> None:
@@ -147,21 +155,22 @@ def _match(job: ColmapJob, report: Callable[[str, float], None]) -> dict:
     database first); what was matched (`ColmapRun.matching`)."""
     import pycolmap
 
-    from capture.colmap_retrieval import build_vocabulary, match_by_retrieval, matched_pairs
+    from capture.colmap_retrieval import build_vocabulary, match_by_retrieval, matched_pairs, seeded_verification
 
     n = len(job.names)
     if job.matching == "retrieval":
         report(f"visual words of {n} photos (to find each one's most alike): clustering their features", 0.2)
         vocabulary = job.database.with_name("vocabulary_tree.bin")
-        words = build_vocabulary(job.database, vocabulary, num_threads=job.num_threads, seed=job.seed)
+        words = build_vocabulary(job.database, vocabulary, seed=job.seed)
         report(f"visual words: indexing {n} photos", 0.22)
-        match_by_retrieval(job.database, vocabulary, job.neighbours, job.num_threads)
+        match_by_retrieval(job.database, vocabulary, job.neighbours, job.num_threads, job.seed)
         return {"mode": "retrieval", "pairs": matched_pairs(job.database), "neighbours": job.neighbours,
                 "visual_words": words}
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = job.num_threads
     report(f"matching {n * (n - 1) // 2} pairs of photos", 0.25)
-    pycolmap.match_exhaustive(job.database, matching_options=matching, device=pycolmap.Device.cpu)
+    pycolmap.match_exhaustive(job.database, matching_options=matching,
+                              verification_options=seeded_verification(job.seed), device=pycolmap.Device.cpu)
     return {"mode": "exhaustive", "pairs": matched_pairs(job.database)}
 
 

@@ -28,6 +28,7 @@ from capture.colmap_retrieval import DEFAULT_NEIGHBOURS, resolve_matching
 from capture.frame_files import exif_orientation
 from capture.npcam import PinholeNP, as_np
 from capture.triangulation import triangulate_points
+from core.cpu_quota import usable_cores
 from core.errors import DoppelError
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,14 @@ class SfmResult:
     no_photo: list[str] = field(default_factory=list)  # camera folders (the rig's layout) without a photo: left out
     moment: str | None = None           # the rig's layout: the moment whose photos were used (None: a flat folder)
     stand_in: list[str] = field(default_factory=list)  # cameras without a photo of it: their first photo used
+    threads: dict[str, int] = field(default_factory=dict)  # {"features_matching": N, "mapping": M} threads used
 
 
 def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera_model: str = "SIMPLE_RADIAL",
             single_camera: bool = False, known_distance: tuple[str, str, float] | None = None,
-            board: BoardSpec | None = None, max_image_size: int = 1600, num_threads: int = 1,
-            seed: int = 0, matching: str = "auto", neighbours: int = DEFAULT_NEIGHBOURS, moment: str | None = None,
-            progress: Callable[[str, float], None] | None = None) -> SfmResult:
+            board: BoardSpec | None = None, max_image_size: int = 1600, num_threads: int | None = None,
+            mapper_threads: int = 1, seed: int = 0, matching: str = "auto", neighbours: int = DEFAULT_NEIGHBOURS,
+            moment: str | None = None, progress: Callable[[str, float], None] | None = None) -> SfmResult:
     """Reconstruct the cameras of the images in ``image_dir``: a flat folder of .png/.jpg (a camera per photo, named
     by its file's stem), or the rig's layout of one folder per camera (image_dir/CAMERA/*.png, as the board
     calibration and `doppel capture session` read it: the photos of one moment, `one_moment`, ``moment`` or the one
@@ -71,9 +73,10 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     intrinsics (SIMPLE_RADIAL, OPENCV, PINHOLE...). single_camera: all images share intrinsics.
     known_distance: (camera A, camera B, metres) between their centres; board: a ChArUco board seen in
     the images. Without either, the scale is COLMAP's arbitrary one (scale_source "none"). seed: COLMAP's random
-    number generator's (its RANSAC and sampling). num_threads: COLMAP's threads for the features, the matching and the
-    mapper; on one (the default) the same images give the same cameras run after run, on more it is faster but the
-    cameras differ from run to run (by up to 17 cm before the board's alignment on the tests' rig).
+    number generator's (its RANSAC and sampling). num_threads: the threads that read the photos, extract their
+    features and match them (default: every core this process may use, `core.cpu_quota.usable_cores`); any number
+    gives the same features and matches. mapper_threads: the mapper's; on one (the default) the same images give
+    the same cameras run after run, on more it may be faster on a large rig but the cameras differ from run to run.
     matching: "exhaustive" (every pair of photos), "retrieval" (each photo with its ``neighbours`` most alike, found
     by a vocabulary of the photos' own features: `capture.colmap_retrieval`), "auto" (every pair up to twice
     ``neighbours`` photos, retrieval beyond).
@@ -89,16 +92,19 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     if neighbours < 1:
         raise ValueError(f"neighbours {neighbours}: each photo needs at least one to be matched with")
     mode = resolve_matching(matching, len(names), neighbours)
+    threads = {"features_matching": num_threads or usable_cores(), "mapping": mapper_threads}
+    if min(threads.values()) < 1:
+        raise ValueError(f"threads {threads}: at least one each")
     report(f"checking {len(names)} photos", 0.0)      # the arguments first: decoding every photo takes seconds
-    _check_photos(image_dir, names, layout=pick is not None, num_threads=num_threads)
+    _check_photos(image_dir, names, layout=pick is not None, num_threads=threads["features_matching"])
     if work_dir.exists():
         shutil.rmtree(work_dir)
     (work_dir / "sparse").mkdir(parents=True)
     secs: dict[str, float] = {}
     job = ColmapJob(database=work_dir / "database.db", image_dir=image_dir, names=tuple(names),
                     sparse_dir=work_dir / "sparse", camera_model=camera_model, single_camera=single_camera,
-                    max_image_size=max_image_size, num_threads=num_threads, seed=seed, matching=mode,
-                    neighbours=neighbours)
+                    max_image_size=max_image_size, num_threads=threads["features_matching"],
+                    mapper_threads=mapper_threads, seed=seed, matching=mode, neighbours=neighbours)
     rec, matched = _reconstruct(job, report, secs)
     # COLMAP calibrates each photo as stored; Doppel reads it as shown (EXIF orientation: a body in portrait)
     file_of = {camera_of(n): image_dir / n for n in names}
@@ -124,7 +130,7 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
                      mean_reprojection_px=float(rec.compute_mean_reprojection_error()),
                      n_points=int(rec.num_points3D()), scale=scale, scale_source=source, details=details,
                      seconds=secs, matching=matched, no_photo=no_photo, moment=pick.moment if pick else None,
-                     stand_in=pick.stand_in if pick else [])
+                     stand_in=pick.stand_in if pick else [], threads=threads)
 
 
 def camera_of(image_name: str) -> str:

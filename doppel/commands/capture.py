@@ -39,9 +39,14 @@ def calibrate(
                                                   "folders IMAGES_DIR/CAMERA/; scale from --distance or the board"),
     distance: str = typer.Option(None, "--distance", help="with --sfm: CAM_A,CAM_B,METRES between two camera "
                                                           "centres (else the board in view fixes the scale)"),
-    threads: int = typer.Option(1, "--threads", min=1, help="with --sfm: COLMAP's threads. 1 (the default) gives "
-                                                            "the same cameras run after run; more is faster on a "
-                                                            "large rig but the cameras vary a little between runs."),
+    threads: int = typer.Option(None, "--threads", min=1, help="with --sfm: the threads that extract and match the "
+                                                               "photos' features (default: every core); any number "
+                                                               "gives the same cameras."),
+    mapper_threads: int = typer.Option(1, "--mapper-threads", min=1, help="with --sfm: the mapper's threads. 1 (the "
+                                                                          "default) gives the same cameras run after "
+                                                                          "run; more may be faster on a large rig "
+                                                                          "but the cameras vary a little between "
+                                                                          "runs."),
     matching: str = typer.Option("auto", "--matching", help="with --sfm: which photos are matched: exhaustive "
                                                             "(every pair), retrieval (each photo with its "
                                                             "--neighbours most alike), auto (every pair up to twice "
@@ -60,25 +65,29 @@ def calibrate(
     from core.stage_folders import output_parent, sole_writer
 
     spec = BoardSpec.parse(board)
-    _check_sfm_options(sfm, threads, matching, neighbours, moment)
+    _check_sfm_options(sfm, (threads, mapper_threads), matching, neighbours, moment)
     if colmap is not None:
         check_colmap_out(colmap, force)
     # two calibrations into one file: the later one is refused; a failed or stopped one leaves no folder it made
     with output_parent(out), sole_writer(out):
         check_calibration_out(out, force)
         if sfm:
-            _calibrate_sfm(images_dir, spec, out, colmap, distance, threads, (matching, neighbours), moment)
+            _calibrate_sfm(images_dir, spec, out, colmap, distance, (threads, mapper_threads), (matching, neighbours),
+                           moment)
         else:
             _calibrate_board(images_dir, spec, board, out, reference, colmap)
 
 
-def _check_sfm_options(sfm: bool, threads: int, matching: str, neighbours: int, moment: str | None = None) -> None:
-    """The options only structure from motion reads are refused without --sfm; --matching is one it knows."""
+def _check_sfm_options(sfm: bool, threads: tuple[int | None, int], matching: str, neighbours: int,
+                       moment: str | None = None) -> None:
+    """The options only structure from motion reads are refused without --sfm; --matching is one it knows.
+    threads: (--threads, --mapper-threads)."""
     from capture.colmap_retrieval import DEFAULT_NEIGHBOURS, MATCHING_CHOICES
 
     if matching not in MATCHING_CHOICES:
         raise ValueError(f"--matching {matching}: expected one of {', '.join(MATCHING_CHOICES)}")
-    given = [name for name, on in (("--threads", threads != 1), ("--matching", matching != "auto"),
+    given = [name for name, on in (("--threads", threads[0] is not None), ("--mapper-threads", threads[1] != 1),
+                                   ("--matching", matching != "auto"),
                                    ("--neighbours", neighbours != DEFAULT_NEIGHBOURS),
                                    ("--moment", moment is not None)) if on]
     if given and not sfm:
@@ -115,7 +124,9 @@ def _calibrate_board(images_dir: Path, spec, board: str, out: Path, reference: s
 
 
 def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, distance: str | None,
-                   threads: int, matching: tuple[str, int], moment: str | None = None) -> None:
+                   threads: tuple[int | None, int], matching: tuple[str, int], moment: str | None = None) -> None:
+    """threads: (features and matching: None for every core, the mapper's); matching: (--matching,
+    --neighbours)."""
     from capture.calibration_io import write_colmap_text, write_doppel_json
     from capture.sfm import run_sfm
 
@@ -132,19 +143,20 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
                                             TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("structure from motion", total=100)
         res = run_sfm(images_dir, work / "colmap", known_distance=known, board=None if known else spec,
-                      num_threads=threads, matching=matching[0], neighbours=matching[1], moment=moment,
+                      num_threads=threads[0], mapper_threads=threads[1], matching=matching[0],
+                      neighbours=matching[1], moment=moment,
                       progress=lambda step, f: bar.update(
                           task, description=f"SfM: {step}", completed=round(100 * f)))
     write_doppel_json(out, res.cameras, sfm={"registered": res.registered, "unregistered": res.unregistered,
                                              "mean_reprojection_px": res.mean_reprojection_px,
                                              "scale": res.scale, "scale_source": res.scale_source,
                                              "matching": res.matching, "moment": res.moment,
-                                             "stand_in": res.stand_in})
+                                             "stand_in": res.stand_in, "threads": res.threads})
     if colmap:
         write_colmap_text(colmap, res.cameras)
     pairs = {"matching_s": f" ({_matched(res.matching)})"} if res.matching else {}
     took = [f"{k.removesuffix('_s')} {v:.0f} s{pairs.get(k, '')}" for k, v in res.seconds.items() if k != "scale_s"]
-    took.append(f"{threads} thread{'s' if threads > 1 else ''}")
+    took.append(_threads_used(res.threads))
     console.print(f"SfM: {len(res.registered)} images registered, {res.n_points} points, mean reprojection "
                   f"{res.mean_reprojection_px:.2f} px, scale from {res.scale_source} ({', '.join(took)}) -> {out}")
     if res.moment is not None:
@@ -152,6 +164,12 @@ def _calibrate_sfm(images_dir: Path, spec, out: Path, colmap: Path | None, dista
                       f"first photo used: {', '.join(res.stand_in)}" if res.stand_in else ""))
     if res.unregistered:
         console.print(f"[yellow]not registered: {', '.join(res.unregistered)}[/yellow]")
+
+
+def _threads_used(threads: dict) -> str:
+    """'features and matching on 2 threads, mapping on 1' (`SfmResult.threads`)."""
+    n, m = threads["features_matching"], threads["mapping"]
+    return f"features and matching on {n} thread{'s' if n > 1 else ''}, mapping on {m}"
 
 
 def _matched(matching: dict) -> str:

@@ -111,7 +111,7 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
 
     def fake_run_sfm(image_dir, work_dir, **kwargs):
         seen.append(work_dir)
-        threads.append(kwargs.get("num_threads"))
+        threads.append((kwargs.get("num_threads"), kwargs.get("mapper_threads")))
         matching.append((kwargs.get("matching"), kwargs.get("neighbours")))
         moments.append(kwargs.get("moment"))
         cam = PinholeNP.look_at("cam00", [0, 1, 3], [0, 1, 0], np.diag([500.0, 500.0, 1.0]) + [[0, 0, 320], [0, 0, 240],
@@ -119,7 +119,9 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
         return sfm.SfmResult([cam.to_camera()], ["cam00.png"], [], 0.3, 100, 1.0, "none",
                              seconds={"features_s": 1.0, "matching_s": 2.0, "mapping_s": 3.0},
                              matching={"mode": "retrieval", "pairs": 12, "neighbours": 5},
-                             moment=kwargs.get("moment"), stand_in=["cam07"] if kwargs.get("moment") else [])
+                             moment=kwargs.get("moment"), stand_in=["cam07"] if kwargs.get("moment") else [],
+                             threads={"features_matching": kwargs.get("num_threads") or 2,
+                                      "mapping": kwargs.get("mapper_threads")})
 
     monkeypatch.setattr(sfm, "run_sfm", fake_run_sfm)
     (tmp_path / "photos").mkdir()
@@ -127,11 +129,17 @@ def test_sfm_works_beside_its_output_not_in_tmp(tmp_path, capsys, monkeypatch):
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm"]) == 0, capsys.readouterr()
     assert seen and seen[0].parent.parent == out.parent and seen[0].parent.name.startswith(".calibration.json.work")
     assert sorted(p.name for p in out.parent.iterdir()) == ["calibration.json"]      # the work folder removed
-    # --threads reaches COLMAP (1, reproducible, unless asked); it is for --sfm only
-    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--threads", "4"]) == 0
-    assert threads == [1, 4]
+    # --threads (features and matching: every core unless asked) and --mapper-threads (1, reproducible, unless
+    # asked) reach COLMAP, and the result line says what ran on how many; they are for --sfm only
+    assert "features and matching on 2 threads, mapping on 1" in capsys.readouterr().out
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--threads", "4",
+                "--mapper-threads", "3"]) == 0
+    assert threads == [(None, 1), (4, 3)]
+    assert "features and matching on 4 threads, mapping on 3" in capsys.readouterr().out
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--threads", "4"]) == 1
     assert "--threads is for --sfm" in capsys.readouterr().err
+    assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--mapper-threads", "2"]) == 1
+    assert "--mapper-threads is for --sfm" in capsys.readouterr().err
     # --matching / --neighbours likewise (auto and 30 unless asked); an unknown matching is refused
     assert run(["capture", "calibrate", str(tmp_path / "photos"), "--out", str(out), "--sfm", "--matching",
                 "retrieval", "--neighbours", "12"]) == 0
