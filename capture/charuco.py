@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -304,42 +304,33 @@ def read_image_checked(path: Path, flags: int | None = None) -> np.ndarray:
 
 def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,
                               reference_camera: str | None = None,
-                              progress: Callable[[str], None] | None = None) -> RigCalibration:
+                              progress: Callable[[str], None] | None = None,
+                              num_threads: int | None = None) -> RigCalibration:
     """Detect the board in IMAGES_DIR/CAMERA/*.png and calibrate the rig (see ``calibrate_rig``). Photos of one
     moment are told by their file names (``capture.rig_moments.match_moments``): the same name in every camera
-    folder, or the same name once the camera's name is taken out, or the same frame number."""
-    import cv2
-
+    folder, or the same name once the camera's name is taken out, or the same frame number. The photos are read
+    and searched for the board on ``num_threads`` threads (default: every core this process may use); each photo's
+    detection is its own, so any number gives the same calibration."""
     from capture.rig_moments import RULES, match_moments
 
     files, matched_by = match_moments(list_rig_images(images_dir))
     if matched_by != RULES[0]:
         log.info("%s: photos of one moment matched by %s (file names differ per camera)", images_dir, matched_by)
-    detector = cv2.aruco.CharucoDetector(spec.board())
-    detections: dict[str, dict[str, Detection]] = {}
+    detections: dict[str, dict[str, Detection]] = {cam: {} for cam in files}
     sizes: dict[str, tuple[int, int]] = {}
-    missing: dict[str, list[str]] = {}
+    missing: dict[str, list[str]] = {cam: [] for cam in files}
     unreadable: list[str] = []
-    for cam, frames in files.items():
-        detections[cam], missing[cam] = {}, []
-        for m, path in frames.items():
-            if progress:
-                progress(f"detect {cam}/{path.name}")
-            try:
-                with opencv_errors_only():          # a photo it cannot decode is named below, in one line
-                    img = read_image_checked(path, cv2.IMREAD_GRAYSCALE)
-            except ValueError as e:
-                unreadable.append(str(e))
-                continue
-            size = (img.shape[1], img.shape[0])
-            if sizes.setdefault(cam, size) != size:
-                raise ValueError(f"{path}: image is {size[0]}x{size[1]} but camera {cam!r}'s other images are "
-                                 f"{sizes[cam][0]}x{sizes[cam][1]}")
-            det = detect_charuco(img, spec, detector)
-            if det is None:
-                missing[cam].append(m)
-            else:
-                detections[cam][m] = det
+    for (cam, m, path), (size, det, problem) in _detect_photos(files, spec, num_threads, progress):
+        if problem is not None:
+            unreadable.append(problem)
+            continue
+        if sizes.setdefault(cam, size) != size:
+            raise ValueError(f"{path}: image is {size[0]}x{size[1]} but camera {cam!r}'s other images are "
+                             f"{sizes[cam][0]}x{sizes[cam][1]}")
+        if det is None:
+            missing[cam].append(m)
+        else:
+            detections[cam][m] = det
     if unreadable:
         total = sum(map(len, files.values()))
         raise ValueError(f"{len(unreadable)} of {total} photos cannot be read: {'; '.join(unreadable)}. Copy them "
@@ -348,3 +339,38 @@ def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,
     result.missing_views = missing
     result.moments_matched_by = matched_by
     return result
+
+
+def _detect_photos(files: dict[str, dict[str, Path]], spec: BoardSpec, num_threads: int | None,
+                   progress: Callable[[str], None] | None) -> Iterator[tuple[tuple[str, str, Path], tuple]]:
+    """((camera, moment, path), (size (W, H) or None, Detection or None, why it cannot be read or None)) for every
+    photo, in the order of ``files``, read and searched on ``num_threads`` threads (OpenCV lets go of Python's lock
+    while it decodes and detects; each thread has its own detector); progress named as each photo's result comes."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+
+    from core.cpu_quota import usable_cores
+
+    local = threading.local()
+
+    def one(job: tuple[str, str, Path]) -> tuple:
+        if not hasattr(local, "detector"):
+            local.detector = cv2.aruco.CharucoDetector(spec.board())
+        try:
+            img = read_image_checked(job[2], cv2.IMREAD_GRAYSCALE)
+        except ValueError as e:
+            return None, None, str(e)
+        return (img.shape[1], img.shape[0]), detect_charuco(img, spec, local.detector), None
+
+    jobs = [(cam, m, path) for cam, frames in files.items() for m, path in frames.items()]
+    pool = ThreadPoolExecutor(max_workers=num_threads or usable_cores())
+    try:
+        with opencv_errors_only():
+            for job, result in zip(jobs, pool.map(one, jobs), strict=True):   # a photo it cannot decode is named
+                if progress:                                                  # by the caller, in one line
+                    progress(f"detect {job[0]}/{job[2].name}")
+                yield job, result
+    finally:        # the caller stopped early (a photo of another size, Ctrl-C): the photos not begun are dropped
+        pool.shutdown(wait=True, cancel_futures=True)

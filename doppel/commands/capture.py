@@ -39,9 +39,10 @@ def calibrate(
                                                   "folders IMAGES_DIR/CAMERA/; scale from --distance or the board"),
     distance: str = typer.Option(None, "--distance", help="with --sfm: CAM_A,CAM_B,METRES between two camera "
                                                           "centres (else the board in view fixes the scale)"),
-    threads: int = typer.Option(None, "--threads", min=1, help="with --sfm: the threads that extract and match the "
-                                                               "photos' features (default: every core); any number "
-                                                               "gives the same cameras."),
+    threads: int = typer.Option(None, "--threads", min=1, help="the threads that read the photos: find the board "
+                                                               "in them, or with --sfm extract and match their "
+                                                               "features (default: every core); any number gives "
+                                                               "the same cameras."),
     mapper_threads: int = typer.Option(1, "--mapper-threads", min=1, help="with --sfm: the mapper's threads. 1 (the "
                                                                           "default) gives the same cameras run after "
                                                                           "run; more may be faster on a large rig "
@@ -75,36 +76,36 @@ def calibrate(
             _calibrate_sfm(images_dir, spec, out, colmap, distance, (threads, mapper_threads), (matching, neighbours),
                            moment)
         else:
-            _calibrate_board(images_dir, spec, board, out, reference, colmap)
+            _calibrate_board(images_dir, spec, board, out, reference, colmap, threads)
 
 
 def _check_sfm_options(sfm: bool, threads: tuple[int | None, int], matching: str, neighbours: int,
                        moment: str | None = None) -> None:
     """The options only structure from motion reads are refused without --sfm; --matching is one it knows.
-    threads: (--threads, --mapper-threads)."""
+    threads: (--threads, --mapper-threads): the first is both calibrations'."""
     from capture.colmap_retrieval import DEFAULT_NEIGHBOURS, MATCHING_CHOICES
 
     if matching not in MATCHING_CHOICES:
         raise ValueError(f"--matching {matching}: expected one of {', '.join(MATCHING_CHOICES)}")
-    given = [name for name, on in (("--threads", threads[0] is not None), ("--mapper-threads", threads[1] != 1),
+    given = [name for name, on in (("--mapper-threads", threads[1] != 1),
                                    ("--matching", matching != "auto"),
                                    ("--neighbours", neighbours != DEFAULT_NEIGHBOURS),
                                    ("--moment", moment is not None)) if on]
     if given and not sfm:
         raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for --sfm (COLMAP); the "
-                         "board calibration uses every moment's board photos, matches the board's corners and runs "
-                         "on one thread")
+                         "board calibration uses every moment's board photos, matches the board's corners and "
+                         "places every camera with one bundle adjustment")
 
 
 def _calibrate_board(images_dir: Path, spec, board: str, out: Path, reference: str | None,
-                     colmap: Path | None) -> None:
+                     colmap: Path | None, threads: int | None = None) -> None:
     from capture.calibration_io import write_colmap_text, write_doppel_json
     from capture.charuco import calibrate_rig_from_folder
     from capture.rig_moments import RULES
 
     with _progress() as prog:
         task = prog.add_task("calibrating", total=None)
-        res = calibrate_rig_from_folder(images_dir, spec, reference_camera=reference,
+        res = calibrate_rig_from_folder(images_dir, spec, reference_camera=reference, num_threads=threads,
                                         progress=lambda msg: prog.update(task, description=msg))
     write_doppel_json(out, res.cameras, rms=res.rms, calibration=res.summary(), board=board)
     if colmap:

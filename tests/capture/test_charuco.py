@@ -52,6 +52,12 @@ def test_calibrate_small_rig(tmp_path):
         assert np.linalg.norm(est.center - c_true) < CENTRE_TOL_M
         assert res.rms[est.name] < RMS_TOL_PX
         np.testing.assert_allclose(est.R @ est.R.T, np.eye(3), atol=1e-9)
+    # the photos are read and searched on every core by default: one thread or three give the same calibration
+    for n in (1, 3):
+        again = calibrate_rig_from_folder(tmp_path / "imgs", rig.spec, num_threads=n)
+        assert (again.rms, again.views_used, again.missing_views) == (res.rms, res.views_used, res.missing_views)
+        for a, b in zip(map(as_np, again.cameras), map(as_np, res.cameras), strict=True):
+            assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("K", "R", "t", "dist"))
 
 
 def test_calibration_errors(tmp_path):
@@ -75,3 +81,11 @@ def test_calibration_errors(tmp_path):
     with pytest.raises(ValueError, match="2 of 3 photos cannot be read: .*001.png: image file is empty; "
                                          ".*002.png: image could not be decoded"):
         calibrate_rig_from_folder(tmp_path / "grey", BoardSpec())
+    # a camera's photos of two sizes: the first of another size named (the photos are read side by side, the
+    # answer is the one reading them in order gives)
+    m = tmp_path / "mixed" / "cam00"
+    m.mkdir(parents=True)
+    for k in range(6):
+        cv2.imwrite(str(m / f"{k:03d}.png"), np.full((120, 160) if k not in (3, 5) else (100, 160), 128, np.uint8))
+    with pytest.raises(ValueError, match=r"003.png: image is 160x100 but camera 'cam00'.s other images are 160x120"):
+        calibrate_rig_from_folder(tmp_path / "mixed", BoardSpec(), num_threads=3)

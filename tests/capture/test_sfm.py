@@ -210,7 +210,8 @@ def test_ctrl_c_stops_structure_from_motion_at_once(rendered, tmp_path):
         sent.append(time.perf_counter())
         os.kill(os.getpid(), signal.SIGINT)
 
-    timer = threading.Timer(1.5, interrupt)       # 1.5 s into the features (6 photos of 1600 px: 10 s or more)
+    timer = threading.Timer(1.5, interrupt)       # 1.5 s into the features (6 photos of 1600 px: 10 s or more on
+                                                  # one thread, as many cores as photos would take 2 s)
 
     def progress(step: str, fraction: float) -> None:
         steps.append(step)
@@ -221,7 +222,7 @@ def test_ctrl_c_stops_structure_from_motion_at_once(rendered, tmp_path):
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            run_sfm(big, tmp_path / "w", board=spec, progress=progress)
+            run_sfm(big, tmp_path / "w", board=spec, num_threads=1, progress=progress)
         heard = time.perf_counter()
     finally:
         timer.cancel()
