@@ -129,9 +129,11 @@ def _steps(job: ColmapJob, report: Callable[[str, float], None], log_ticks: bool
         pycolmap.extract_features(job.database, job.image_dir, image_names=list(job.names), camera_mode=mode,
                                   reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
     secs["features_s"], t = time.perf_counter() - t, time.perf_counter()
-    with ticking():
+    pycolmap.set_random_seed(job.seed)      # each step draws from COLMAP's generator as if it ran alone, not
+    with ticking():                         # from what the steps before it left (the vocabulary seeds it too)
         matched = _match(job, report)
     secs["matching_s"], t = time.perf_counter() - t, time.perf_counter()
+    pycolmap.set_random_seed(job.seed)
     opts = pycolmap.IncrementalPipelineOptions()
     opts.num_threads = job.mapper_threads
     placed = [2]

@@ -361,6 +361,33 @@ def test_photos_in_the_rigs_layout_one_folder_per_camera(rendered, sfm, tmp_path
     assert by_distance.scale_source == "distance"
 
 
+def test_the_vocabulary_is_the_same_built_twice_in_one_process(rendered, tmp_path):
+    """The vocabulary's k-means draws from COLMAP's random generator, which the steps before it draw from too: it is
+    seeded with the run's seed before the build, so two builds give the same tree (two builds in one process gave
+    two trees, and the 96-camera ring's cameras differed by 3 of 96 thousand points between two runs)."""
+    from capture.colmap_retrieval import build_vocabulary
+
+    database = _features_database(rendered, tmp_path)
+    trees = []
+    for k in range(2):
+        build_vocabulary(database, tmp_path / f"tree{k}.bin", seed=3)
+        trees.append((tmp_path / f"tree{k}.bin").read_bytes())
+    assert trees[0] == trees[1]
+
+
+def _features_database(rendered, tmp_path):
+    """A COLMAP database of the tests' photos' features (pycolmap, one thread, in this process)."""
+    import pycolmap
+
+    d, _, _ = rendered
+    db = tmp_path / "features.db"
+    pycolmap.Database.open(db).close()
+    options = pycolmap.FeatureExtractionOptions()
+    options.num_threads = 1
+    pycolmap.extract_features(db, d, extraction_options=options, device=pycolmap.Device.cpu)
+    return db
+
+
 def test_the_vocabularys_sample_is_the_rows_a_joined_array_would_give():
     """`_sample` draws from the photos' descriptors without joining them (some photos have none): the same rows, in
     the same order, as drawing from the joined array with the same seed (so the same tree as before it)."""
