@@ -25,7 +25,7 @@ import numpy as np
 
 from capture.bundle_adjustment import BundleAdjustment, BundleAdjustmentConfig, Observation, _rt_to_T
 from capture.camera import Camera
-from capture.images import opencv_errors_only, read_image
+from capture.images import read_image
 from capture.npcam import PinholeNP
 from core.conventions import doppel_to_opencv_pixels, opencv_to_doppel_K, opencv_to_doppel_pixels
 from core.errors import DoppelError
@@ -344,14 +344,13 @@ def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,
 def _detect_photos(files: dict[str, dict[str, Path]], spec: BoardSpec, num_threads: int | None,
                    progress: Callable[[str], None] | None) -> Iterator[tuple[tuple[str, str, Path], tuple]]:
     """((camera, moment, path), (size (W, H) or None, Detection or None, why it cannot be read or None)) for every
-    photo, in the order of ``files``, read and searched on ``num_threads`` threads (OpenCV lets go of Python's lock
-    while it decodes and detects; each thread has its own detector); progress named as each photo's result comes."""
+    photo, in the order of ``files``, read and searched on ``num_threads`` threads (`capture.images.map_photos`;
+    each thread has its own detector); progress named as each photo's result comes."""
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
     import cv2
 
-    from core.cpu_quota import usable_cores
+    from capture.images import map_photos
 
     local = threading.local()
 
@@ -360,17 +359,12 @@ def _detect_photos(files: dict[str, dict[str, Path]], spec: BoardSpec, num_threa
             local.detector = cv2.aruco.CharucoDetector(spec.board())
         try:
             img = read_image_checked(job[2], cv2.IMREAD_GRAYSCALE)
-        except ValueError as e:
+        except ValueError as e:          # named by the caller, with the others, in one line
             return None, None, str(e)
         return (img.shape[1], img.shape[0]), detect_charuco(img, spec, local.detector), None
 
     jobs = [(cam, m, path) for cam, frames in files.items() for m, path in frames.items()]
-    pool = ThreadPoolExecutor(max_workers=num_threads or usable_cores())
-    try:
-        with opencv_errors_only():
-            for job, result in zip(jobs, pool.map(one, jobs), strict=True):   # a photo it cannot decode is named
-                if progress:                                                  # by the caller, in one line
-                    progress(f"detect {job[0]}/{job[2].name}")
-                yield job, result
-    finally:        # the caller stopped early (a photo of another size, Ctrl-C): the photos not begun are dropped
-        pool.shutdown(wait=True, cancel_futures=True)
+    for job, result in zip(jobs, map_photos(one, jobs, num_threads), strict=True):
+        if progress:
+            progress(f"detect {job[0]}/{job[2].name}")
+        yield job, result

@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+T, R = TypeVar("T"), TypeVar("R")
 MAX_IMAGE_PIXELS = 100_000_000   # 100 megapixels (e.g. 12000 x 8000): larger capture images are refused
 
 
@@ -92,6 +94,23 @@ def opencv_errors_only() -> Iterator[None]:
         yield
     finally:
         cv2.setLogLevel(level)
+
+
+def map_photos(work: Callable[[T], R], items: Iterable[T], num_threads: int | None = None) -> Iterator[R]:
+    """``work(item)`` for every item, in the items' order, on ``num_threads`` threads (default: every core this
+    process may use, `core.cpu_quota.usable_cores`), with OpenCV logging errors only (`opencv_errors_only`): for
+    photos that are decoded and searched one by one (OpenCV lets go of Python's lock while it works). The results
+    come in order as they are ready; a caller that stops early (an error, Ctrl-C) drops the items not begun."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.cpu_quota import usable_cores
+
+    pool = ThreadPoolExecutor(max_workers=max(1, num_threads or usable_cores()))
+    try:
+        with opencv_errors_only():
+            yield from pool.map(work, items)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def photo_problem(path: str | os.PathLike) -> str | None:

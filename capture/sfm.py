@@ -179,12 +179,9 @@ def _check_photos(image_dir: Path, names: list[str], layout: bool, num_threads: 
     one, kept a cut-short PNG without features ("not registered") and took features from what it could read of a
     cut-short JPEG (3450 of a whole one's 6796 from one cut at half its bytes). Each photo decoded once (96 of
     1024x768 in 1.7 s on one thread), on ``num_threads`` threads."""
-    from concurrent.futures import ThreadPoolExecutor
+    from capture.images import map_photos, photo_problem
 
-    from capture.images import opencv_errors_only, photo_problem
-
-    with opencv_errors_only(), ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
-        bad = [why for why in pool.map(photo_problem, (image_dir / n for n in names)) if why]
+    bad = [why for why in map_photos(photo_problem, [image_dir / n for n in names], num_threads) if why]
     if bad:
         other = "; or pick another moment (--moment)" if layout else ""
         raise SfmFailed(f"{len(bad)} of {len(names)} photos cannot be read whole: {'; '.join(bad)}. Copy them "

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from capture.images import MAX_IMAGE_PIXELS, check_image_size, read_image
+from capture.images import MAX_IMAGE_PIXELS, check_image_size, map_photos, read_image
 
 
 def _png_header_only(w: int, h: int) -> bytes:
@@ -67,3 +67,17 @@ def test_session_with_a_huge_declared_image_is_a_session_error(tmp_path):
     (tmp_path / "images" / "cam1.png").write_bytes(_png_header_only(30000, 30000))
     with pytest.raises(SessionError, match="cam1.png: image declares 30000x30000"):
         load_session(tmp_path)
+
+
+def test_photos_mapped_on_threads_come_in_order_and_an_early_stop_drops_the_rest():
+    """`map_photos` gives the results in the items' order whatever the threads finish first, and a caller that
+    stops at the first result does not wait for the photos not begun (40 of 0.05 s each on two threads: 1 s)."""
+    def work(k: int) -> int:
+        time.sleep(0.05 * (k % 3 == 0))
+        return k * k
+
+    assert list(map_photos(work, range(12), num_threads=3)) == [k * k for k in range(12)]
+    t = time.perf_counter()
+    for _ in map_photos(lambda k: time.sleep(0.05), range(40), num_threads=2):
+        break
+    assert time.perf_counter() - t < 0.5
