@@ -82,6 +82,17 @@ class _Bin:
         return len(self.gltf.accessors) - 1
 
 
+def glb_bytes(gltf) -> bytes:
+    """``gltf`` (a pygltflib.GLTF2 with its binary blob set) as the bytes of a .glb file. An accessor with no
+    bufferView (a sparse one whose other elements read as zero) loses the byteOffset 0 that pygltflib gives every
+    accessor by default, on creation and on load: glTF 2.0 forbids byteOffset there, and the Khronos validator
+    rejects the file (ACCESSOR: UNSATISFIED_DEPENDENCY)."""
+    for acc in gltf.accessors or []:
+        if acc.bufferView is None:
+            acc.byteOffset = None
+    return b"".join(gltf.save_to_bytes())
+
+
 def export_glb(scene: ExportScene, out: str | Path) -> Path:
     """Write ``scene`` as a binary glTF to ``out`` (atomic). Returns the path."""
     import pygltflib as g
@@ -105,7 +116,7 @@ def export_glb(scene: ExportScene, out: str | Path) -> Path:
     b.data += b"\0" * (-len(b.data) % 4)
     gltf.buffers.append(g.Buffer(byteLength=len(b.data)))
     gltf.set_binary_blob(bytes(b.data))
-    glb = b"".join(gltf.save_to_bytes())
+    glb = glb_bytes(gltf)
     with staged_output(out) as staged:
         staged.write_bytes(glb)
     log.info("wrote %s (%d bytes)", out, len(glb))
@@ -166,8 +177,8 @@ def _add_material(gltf, b: _Bin, scene: ExportScene) -> int:
 
 
 def _add_skeleton(gltf, b: _Bin, scene: ExportScene) -> list[int]:
-    """Node j = joint j with its local rest TRS, the skin (inverse bind matrices) and the mesh node J; returns the
-    root joints."""
+    """Node j = joint j with its local rest TRS, the mesh node J, the skin (inverse bind matrices; its skeleton the
+    root joint, or node J + 1 holding the roots when there are several); returns the root joints."""
     import pygltflib as g
 
     J = len(scene.joint_names)
@@ -182,11 +193,16 @@ def _add_skeleton(gltf, b: _Bin, scene: ExportScene) -> list[int]:
                                  rotation=q_rest[j].tolist(), children=children[j] or None))
     roots = [j for j in range(J) if scene.parents[j] < 0]
     inv_bind = np.linalg.inv(scene.bind).transpose(0, 2, 1).astype(np.float32)   # column-major
-    gltf.skins.append(g.Skin(name=f"{scene.name}_skeleton", joints=list(range(J)),
-                             inverseBindMatrices=b.accessor(inv_bind.reshape(J, 16), "MAT4"),
-                             skeleton=roots[0] if len(roots) == 1 else None))
     gltf.nodes.append(g.Node(name=scene.name, mesh=0, skin=0))
-    gltf.scenes[0].nodes = roots + [J]
+    skeleton = roots[0]
+    if len(roots) > 1:
+        # glTF: a skin's joints MUST have a common root (the Khronos validator: SKIN_NO_COMMON_ROOT), so a rig of
+        # several roots (a prop beside the hips) hangs them under one node at the origin that is not a joint.
+        gltf.nodes.append(g.Node(name=f"{scene.name}_skeleton_root", children=roots))
+        skeleton = J + 1
+    gltf.skins.append(g.Skin(name=f"{scene.name}_skeleton", joints=list(range(J)),
+                             inverseBindMatrices=b.accessor(inv_bind.reshape(J, 16), "MAT4"), skeleton=skeleton))
+    gltf.scenes[0].nodes = [skeleton, J]
     return roots
 
 

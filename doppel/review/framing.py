@@ -161,6 +161,8 @@ def write_viewer_glb(src: str | Path, dst: str | Path, framing: Framing) -> Path
     height pole. Everything else (meshes, skins, animation, provenance extras) is kept as it is."""
     import pygltflib as g
 
+    from assets.export.gltf import glb_bytes
+
     gltf = g.GLTF2.load_binary(str(src))
     blob = bytearray(gltf.binary_blob() or b"")
     exts = set(gltf.extensionsUsed or [])
@@ -185,7 +187,7 @@ def write_viewer_glb(src: str | Path, dst: str | Path, framing: Framing) -> Path
         gltf.buffers.append(g.Buffer(byteLength=0))
     gltf.buffers[0].byteLength = len(blob)
     gltf.set_binary_blob(bytes(blob))
-    return atomic_write_bytes(Path(dst), b"".join(gltf.save_to_bytes()))
+    return atomic_write_bytes(Path(dst), glb_bytes(gltf))
 
 
 def prepare_viewer(src: str | Path, dst: str | Path, samples: int = 64) -> Framing:

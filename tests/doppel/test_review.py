@@ -21,6 +21,7 @@ from doppel.review.gltf_eval import GltfReadError, load_glb, posed_points
 from doppel.review.provenance_hook import check_provenance
 from tests.cli_runner import run_cli
 from tests.doppel.review_data import EVIL_NAME, EVIL_PRODUCTION, FPS, TRAVEL_M, make_workspace, travel_glb
+from tests.gltf_validator import assert_valid_gltf
 
 TOL_M = 1e-5       # float32 storage in the glb
 
@@ -112,6 +113,8 @@ def test_viewer_glb_adds_grid_and_pole_and_keeps_animation(glb, tmp_path):
     # the original skinned mesh evaluates the same in the copy
     np.testing.assert_allclose(posed_points(load_glb(out), 0.5)[:len(posed_points(load_glb(path), 0.5))],
                                posed_points(load_glb(path), 0.5), atol=1e-6)
+    # a valid file still (pygltflib's load gives the sparse morph targets a byteOffset that glTF forbids)
+    assert_valid_gltf(out)
 
 
 def test_unreadable_glb_is_one_clear_error(tmp_path):
