@@ -404,15 +404,38 @@ def _write_fbx(bpy, out: str, up: str, animated: bool) -> None:
         bake_space_transform=False)
 
 
+def _add_takes(bpy, arm, first: str, takes: list, scale: float) -> None:
+    """Name ``arm``'s action ``first`` and give it the actions of the BVH clips ``takes`` ([name, path], the same
+    skeleton) as more takes: each imported, its action kept (fake user), its armature removed."""
+    arm.animation_data.action.name = first
+    arm.animation_data.action.use_fake_user = True
+    for name, bvh in takes:
+        before = set(bpy.context.scene.objects)
+        bpy.ops.import_anim.bvh(filepath=bvh, global_scale=scale, update_scene_fps=False,
+                                update_scene_duration=False, rotate_mode="NATIVE")
+        (other,) = [o for o in bpy.context.scene.objects if o not in before]
+        act = other.animation_data.action
+        act.name, act.use_fake_user = name, True
+        data = other.data
+        bpy.data.objects.remove(other, do_unlink=True)
+        bpy.data.armatures.remove(data)
+    bpy.context.view_layer.objects.active = arm
+
+
 def _task_convert_clip(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     """Import a BVH clip with Blender's BVH importer (scene fps and range from the file) and write it with Blender's
-    own FBX, glTF (.glb) or USD exporter (task["out"] by suffix): test clips as a DCC tool writes them."""
+    own FBX, glTF (.glb) or USD exporter (task["out"] by suffix): test clips as a DCC tool writes them. With
+    task["takes"] ([[name, bvh path], ...], the same skeleton) those clips become more takes of the file (FBX
+    stacks, glTF animations), the first named task["take"]."""
     _reset(bpy)
     bpy.ops.import_anim.bvh(filepath=task["path"], global_scale=float(task.get("scale", 1.0)),
                             update_scene_fps=True, update_scene_duration=True, rotate_mode="NATIVE")
     scene = bpy.context.scene
     arm = next(o for o in scene.objects if o.type == "ARMATURE")
     scene.frame_start, scene.frame_end = (int(round(f)) for f in arm.animation_data.action.frame_range)
+    takes = task.get("takes") or []
+    if takes:
+        _add_takes(bpy, arm, task.get("take", "take 1"), takes, float(task.get("scale", 1.0)))
     out = task["out"]
     sfx = Path(out).suffix.lower()
     if sfx == ".fbx":
@@ -429,7 +452,7 @@ def _task_convert_clip(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
                 pb.keyframe_insert("rotation_euler", frame=0)
         scene.frame_set(0)
         bpy.ops.export_scene.fbx(filepath=out, object_types={"ARMATURE"}, add_leaf_bones=False, bake_anim=True,
-                                 bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
+                                 bake_anim_use_all_actions=bool(takes), bake_anim_use_nla_strips=False,
                                  bake_anim_simplify_factor=0.0, apply_unit_scale=True,
                                  global_scale=float(task.get("fbx_scale", 1.0)))
     elif sfx in (".glb", ".gltf"):
@@ -446,9 +469,10 @@ def _task_convert_clip(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
 
 
 def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
-    """Import an FBX clip and sample its animated armature at every frame of its action: bone names, parent
-    indices, rest and per-frame world matrices (metres, Blender's Z-up axes, object transform and unit scale
-    applied), leaf-bone tails (End Sites) and the file's frame rate."""
+    """Import an FBX clip and sample its animated armature at every frame of a take (task "take", default the
+    file's first: `_choose_take`): bone names, parent indices, rest and per-frame world matrices (metres,
+    Blender's Z-up axes, object transform and unit scale applied), leaf-bone tails (End Sites) and the file's frame
+    rate."""
     path = task["path"]
     _reset(bpy)
     t0 = time.perf_counter()
@@ -461,6 +485,9 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
         why = "no armature" if not arms else "its armature has no animation"
         return TaskResult({"error": f"{path}: {why} (an FBX clip needs an animated skeleton)"})
     arm_obj = max(animated, key=lambda o: len(o.data.bones))
+    takes = _choose_take(bpy, arm_obj, path, task.get("take"))
+    if "take_error" in takes:                   # the caller's ClipError (what the file holds), not Blender's failure
+        return TaskResult(takes)
     for o in [o for o in scene.objects if o.type == "MESH"]:          # meshes only slow the evaluation down
         bpy.data.objects.remove(o, do_unlink=True)
     bones = list(arm_obj.data.bones)
@@ -485,8 +512,33 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
     fps = scene.render.fps / scene.render.fps_base
     return TaskResult({"names": [b.name for b in bones], "parents": parents, "fps": fps, "frame_start": float(f0),
                        "frame_end": float(f1), "leaf": [not b.children for b in bones], "sampled_by": how,
-                       "import_s": round(t_import, 3), "sample_s": round(time.perf_counter() - t0 - t_import, 3)},
-                      {"rest": rest, "world": world, "tails": tails})
+                       "import_s": round(t_import, 3), "sample_s": round(time.perf_counter() - t0 - t_import, 3),
+                       **takes}, {"rest": rest, "world": world, "tails": tails})
+
+
+def _choose_take(bpy, arm_obj, path: str, take: str | None) -> dict:
+    """Put the FBX take ``take`` names (an animation stack: Blender's importer makes an action of each, named
+    'Object|Stack', and gives the object the file's first) on ``arm_obj``; None keeps the first. Returns
+    {"take": its name, "takes": {name: frames}}, or {"take_error": the message naming the file's takes}."""
+    from mocap_retarget.clip_takes import pick_take
+    from mocap_retarget.world_motion import ClipError
+
+    prefix = f"{arm_obj.name}|"
+    current = arm_obj.animation_data.action
+    actions = [a for a in bpy.data.actions if a.name.startswith(prefix)] or [current]
+    names = [a.name[len(prefix):] if a.name.startswith(prefix) else a.name for a in actions]
+    default = actions.index(current) if current in actions else 0
+    try:
+        index = pick_take(path, names, take, default)
+    except ClipError as e:
+        return {"take_error": str(e)}
+    act = actions[index]
+    if act is not current:
+        arm_obj.animation_data.action = act
+        if len(getattr(act, "slots", ())):
+            arm_obj.animation_data.action_slot = act.slots[0]
+    frames = {n: int(round(a.frame_range[1] - a.frame_range[0])) + 1 for n, a in zip(names, actions, strict=True)}
+    return {"take": names[index], "takes": frames}
 
 
 def _key_times(arm_obj) -> np.ndarray | None:

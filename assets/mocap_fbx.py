@@ -16,24 +16,33 @@ from mocap_retarget.bvh import Motion
 from mocap_retarget.clips import MAX_CLIP_FRAMES, ClipError, ClipInfo, motion_from_world, read_clip
 
 
-def read_any_clip(path: str | Path, units: str = "auto", subject: str | Path | None = None
-                  ) -> tuple[Motion, ClipInfo]:
+def read_any_clip(path: str | Path, units: str = "auto", subject: str | Path | None = None,
+                  take: str | None = None) -> tuple[Motion, ClipInfo]:
     """`mocap_retarget.clips.read_clip` for every format, FBX included (through Blender)."""
-    return read_clip(path, units=units, fbx_reader=read_fbx_clip, subject=subject)
+    return read_clip(path, units=units, fbx_reader=read_fbx_clip, subject=subject, take=take)
 
 
-def read_fbx_clip(path: str | Path, max_frames: int = MAX_CLIP_FRAMES) -> Motion:
-    """Read ``path`` (.fbx) into a Motion (metres, Doppel frame). Leaf bones' tails become End Sites. Raises
-    ClipError (the file has no animated armature), BlenderError or MissingDependencyError (no bpy)."""
+def read_fbx_clip(path: str | Path, max_frames: int = MAX_CLIP_FRAMES, take: str | None = None,
+                  chosen: dict | None = None) -> Motion:
+    """Read ``path`` (.fbx) into a Motion (metres, Doppel frame): the take (animation stack) ``take`` names, else
+    the file's first (`mocap_retarget.clip_takes`; ``chosen``, a dict, gets "take" and "takes": name -> frames).
+    Leaf bones' tails become End Sites. Raises ClipError (no animated armature, no such take), BlenderError or
+    MissingDependencyError (no bpy)."""
     from assets.blender_worker import BlenderError, run_blender_tasks
     from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL as C
+    from mocap_retarget.clip_takes import note_takes
 
     path = Path(path)
-    task = {"kind": "read_armature", "path": str(path.resolve()), "max_frames": int(max_frames)}
+    task = {"kind": "read_armature", "path": str(path.resolve()), "max_frames": int(max_frames), "take": take}
     try:
         (res,) = run_blender_tasks([(task, {})])
     except BlenderError as e:
         raise ClipError(f"{path}: Blender could not read this FBX clip ({e})") from e
+    if "take_error" in res.info:
+        raise ClipError(res.info["take_error"])
+    note_takes(path, res.info["takes"], res.info["take"], take)
+    if chosen is not None:
+        chosen.update(take=res.info["take"], takes=dict(res.info["takes"]))
     C4 = np.eye(4)
     C4[:3, :3] = C
     rest = C4 @ res.arrays["rest"]

@@ -1,8 +1,9 @@
 """glTF 2.0 (.glb / .gltf) skins with animation as a mocap clip (pygltflib).
 
-The first skin's joints are the skeleton; the node transforms (TRS) are the rest pose; the animation with the most
-keyframes drives them (LINEAR and STEP samplers; CUBICSPLINE keys are used without their tangents). glTF is Y-up,
-metres: Doppel's frame. glTF stores seconds, not frames: the frame rate is the keyframe spacing (median), snapped
+The first skin's joints are the skeleton; the node transforms (TRS) are the rest pose; the animation ``take`` names
+(a file may hold several: `mocap_retarget.clip_takes`), else the one with the most keyframes, drives them (LINEAR
+and STEP samplers; CUBICSPLINE keys are used without their tangents; sparse accessors read). glTF is Y-up, metres:
+Doppel's frame. glTF stores seconds, not frames: the frame rate is the keyframe spacing (median), snapped
 by the caller.
 """
 
@@ -23,8 +24,10 @@ _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 _NORM = {np.int8: 127.0, np.uint8: 255.0, np.int16: 32767.0, np.uint16: 65535.0}
 
 
-def read_gltf_clip(path: str | Path) -> Motion:
-    """Read ``path`` (.glb / .gltf) into a Motion (see the module docstring). Raises ClipError naming the file."""
+def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | None = None) -> Motion:
+    """Read ``path`` (.glb / .gltf) into a Motion (see the module docstring): the animation named ``take``
+    (`mocap_retarget.clip_takes.pick_take`), else the one with the most keyframes. ``chosen`` (a dict, filled in):
+    "take" (the name read) and "takes" (every animation's name -> frames). Raises ClipError naming the file."""
     import pygltflib
 
     path = Path(path)
@@ -42,9 +45,7 @@ def read_gltf_clip(path: str | Path) -> Motion:
     blob = gltf.binary_blob() or b""
     joints = list(gltf.skins[0].joints)
     parent_node = {c: i for i, n in enumerate(gltf.nodes) for c in (n.children or [])}
-    anim = max(gltf.animations, key=lambda a: max(_accessor(gltf, blob, a.samplers[c.sampler].input, path).size
-                                                    for c in a.channels))
-    times = _frame_times(gltf, blob, anim, path)
+    anim, times = _choose_animation(gltf, blob, path, take, chosen)
     nodes = _nodes_needed(joints, parent_node)
     local = {n: _node_tracks(gltf, blob, anim, n, times, path) for n in nodes}
     world = _world(nodes, parent_node, local)
@@ -63,25 +64,65 @@ def read_gltf_clip(path: str | Path) -> Motion:
     return motion_from_world(unique_names(names, paths), parents, R, W, fps, str(path))
 
 
+def _choose_animation(gltf, blob: bytes, path: Path, take: str | None, chosen: dict | None):
+    """(the animation to read, its frame times): ``take`` by name, else the one with the most keyframes."""
+    from mocap_retarget.clip_takes import note_takes, pick_take, unique_take_names
+
+    names = unique_take_names([a.name for a in gltf.animations])
+    keys = [max((_accessor(gltf, blob, a.samplers[c.sampler].input, path).size for c in a.channels), default=0)
+            for a in gltf.animations]
+    index = pick_take(path, names, take, int(np.argmax(keys)))
+    times = _frame_times(gltf, blob, gltf.animations[index], path)
+    takes = {n: (len(times) if i == index else _frame_count(gltf, blob, a, path))
+             for i, (n, a) in enumerate(zip(names, gltf.animations, strict=True))}
+    note_takes(path, takes, names[index], take)
+    if chosen is not None:
+        chosen.update(take=names[index], takes=takes)
+    return gltf.animations[index], times
+
+
+def _frame_count(gltf, blob: bytes, anim, path: Path) -> int:
+    """The frames of ``anim`` at its keyframe spacing (0 for an animation that cannot be read)."""
+    try:
+        return len(_frame_times(gltf, blob, anim, path))
+    except (ClipError, ValueError, IndexError):
+        return 0
+
+
 def _accessor(gltf, blob: bytes, index: int, path: Path) -> np.ndarray:
     """An accessor's data as float64 (count, width) (normalised integers scaled to [-1, 1] / [0, 1])."""
     acc = gltf.accessors[index]
-    if acc.bufferView is None:
-        return np.zeros((acc.count, _WIDTH[acc.type]))
-    view = gltf.bufferViews[acc.bufferView]
     dtype = np.dtype(_COMPONENTS[acc.componentType])
     width = _WIDTH[acc.type]
-    start = (view.byteOffset or 0) + (acc.byteOffset or 0)
-    stride = view.byteStride or dtype.itemsize * width
-    end = start + stride * (acc.count - 1) + dtype.itemsize * width
-    if end > len(blob) or acc.count < 0:
-        raise ClipError(f"{path}: accessor {index} runs past the end of its buffer")
-    raw = np.lib.stride_tricks.as_strided(np.frombuffer(blob, dtype=np.uint8, count=end - start, offset=start),
-                                          shape=(acc.count, dtype.itemsize * width), strides=(stride, 1))
-    out = np.ascontiguousarray(raw).view(dtype).reshape(acc.count, width).astype(np.float64)
+    if acc.bufferView is None:
+        out = np.zeros((acc.count, width))
+    else:
+        out = _view_data(gltf, blob, acc.bufferView, acc.byteOffset or 0, acc.count, dtype, width, index, path)
+    if acc.sparse is not None and acc.sparse.count:           # glTF 3.6.2.3: these elements replace the base's
+        sp = acc.sparse
+        rows = _view_data(gltf, blob, sp.indices.bufferView, sp.indices.byteOffset or 0, sp.count,
+                          np.dtype(_COMPONENTS[sp.indices.componentType]), 1, index, path)[:, 0].astype(np.int64)
+        if rows.min() < 0 or rows.max() >= acc.count:
+            raise ClipError(f"{path}: accessor {index}: a sparse index is outside its {acc.count} elements")
+        out[rows] = _view_data(gltf, blob, sp.values.bufferView, sp.values.byteOffset or 0, sp.count, dtype, width,
+                               index, path)
     if acc.normalized and dtype.type in _NORM:
         out = np.maximum(out / _NORM[dtype.type], -1.0)
     return out
+
+
+def _view_data(gltf, blob: bytes, view_index: int, offset: int, count: int, dtype: np.dtype, width: int,
+               index: int, path: Path) -> np.ndarray:
+    """(count, width) float64 elements of ``dtype`` from a bufferView, ``offset`` bytes in (its stride honoured)."""
+    view = gltf.bufferViews[view_index]
+    start = (view.byteOffset or 0) + offset
+    stride = view.byteStride or dtype.itemsize * width
+    end = start + stride * (count - 1) + dtype.itemsize * width
+    if end > len(blob) or count < 0:
+        raise ClipError(f"{path}: accessor {index} runs past the end of its buffer")
+    raw = np.lib.stride_tricks.as_strided(np.frombuffer(blob, dtype=np.uint8, count=end - start, offset=start),
+                                          shape=(count, dtype.itemsize * width), strides=(stride, 1))
+    return np.ascontiguousarray(raw).view(dtype).reshape(count, width).astype(np.float64)
 
 
 def _frame_times(gltf, blob: bytes, anim, path: Path) -> np.ndarray:

@@ -27,19 +27,22 @@ __all__ = ["CLIP_SUFFIXES", "MAX_CLIP_FRAMES", "ClipError", "ClipInfo", "motion_
 
 CLIP_SUFFIXES = (".bvh", ".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz", ".mvnx", ".c3d")
 MAX_CLIP_FRAMES = 10_000_000     # beyond any real take; a larger count is a corrupt file
+TAKE_SUFFIXES = (".fbx", ".glb", ".gltf")     # formats whose files may hold several named takes
 
 
 @dataclass(frozen=True)
 class ClipInfo:
     """What a clip file said about its timing: fps_file as read (1 / Frame Time for BVH), fps the rate used
     (snapped to a standard rate when within 0.05 %, or the rate it was plotted at: resampled_from), format (bvh,
-    fbx, gltf, usd, mvnx, c3d)."""
+    fbx, gltf, usd, mvnx, c3d); take and takes where the format names its takes (`mocap_retarget.clip_takes`)."""
 
     format: str
     fps_file: float
     fps: float
     resampled_from: float | None = None     # the clip's rate before `doppel retarget --resample` plotted it at fps
     solve: dict | None = None               # a marker take's solve quality (`mocap_retarget.marker_qc`)
+    take: str | None = None                 # the take read, in a format that names them (glTF, FBX)
+    takes: dict[str, int] | None = None     # every take of that file: name -> frames
 
     def as_dict(self) -> dict:
         out = {"format": self.format, "fps_file": round(self.fps_file, 6), "fps": self.fps,
@@ -49,13 +52,15 @@ class ClipInfo:
         return out
 
 
-def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path], Motion] | None = None,
-              subject: str | Path | None = None) -> tuple[Motion, ClipInfo]:
+def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[..., Motion] | None = None,
+              subject: str | Path | None = None, take: str | None = None) -> tuple[Motion, ClipInfo]:
     """Read a mocap clip (see CLIP_SUFFIXES) into a Motion in metres (BVH: ``units`` as read_bvh; other formats
     carry their own units and axes) with its frame rate snapped. FBX needs ``fbx_reader`` (Blender lives above this
     package: `assets.mocap_fbx.read_any_clip` plugs it in). ``subject``: a C3D take's performer, their Vicon
     subject file (.vsk: their Plug-in Gait measurements) or their subject name (`clip_c3d.read_c3d_clip`); a C3D's
-    solve quality comes back in ``ClipInfo.solve``. Raises FileNotFoundError or ClipError/BvhError."""
+    solve quality comes back in ``ClipInfo.solve``. ``take``: which of a glTF's animations or an FBX's stacks to
+    read (`mocap_retarget.clip_takes`); ``ClipInfo.take`` / ``takes`` say which was read and what else the file
+    holds. Raises FileNotFoundError or ClipError/BvhError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: clip file not found")
@@ -67,17 +72,20 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
         raise ClipError(f"{path}: --subject (a Vicon .vsk or a subject name) applies to C3D marker takes only")
     if sfx != ".bvh" and units != "auto":
         raise ClipError(f"{path}: --units applies to BVH only ({sfx} files carry their own unit scale)")
+    if take is not None and sfx not in TAKE_SUFFIXES:
+        raise ClipError(f"{path}: --take names one of a glTF's animations or an FBX's takes; a {sfx} clip holds one")
     solve: dict | None = None                      # a C3D take's solve quality
+    chosen: dict = {}                              # the take read, where the format names them
     if sfx == ".bvh":
         motion, fmt = read_bvh(path, units=units), "bvh"
     elif sfx == ".fbx":
         if fbx_reader is None:
             raise ClipError(f"{path}: FBX clips are read through Blender: use assets.mocap_fbx.read_any_clip")
-        motion, fmt = fbx_reader(path), "fbx"
+        motion, fmt = fbx_reader(path, take=take, chosen=chosen), "fbx"
     elif sfx in (".glb", ".gltf"):
         from mocap_retarget.clip_gltf import read_gltf_clip
 
-        motion, fmt = read_gltf_clip(path), "gltf"
+        motion, fmt = read_gltf_clip(path, take, chosen), "gltf"
     elif sfx == ".c3d":
         from mocap_retarget.clip_c3d import read_c3d_clip
 
@@ -96,7 +104,7 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[[Path]
     motion.frame_time = 1.0 / fps
     if fps != fps_file:
         log.info("%s: %.6g fps snapped to the standard %.6g fps", path, fps_file, fps)
-    return motion, ClipInfo(fmt, fps_file, fps, solve=solve)
+    return motion, ClipInfo(fmt, fps_file, fps, solve=solve, take=chosen.get("take"), takes=chosen.get("takes"))
 
 
 def estimate_retarget_bytes(frames: int, source_joints: int, target_joints: int) -> int:

@@ -140,6 +140,7 @@ class RetargetJob(JobOptions):
     preview_size: int = Field(320, ge=32, le=2048)    # preview panel size, px
     head: str | None = None                           # a face performance's head: camera, take or none
     frames: str | None = None                         # "A:B" (B exclusive): a range of each body clip alone
+    take: str | None = None                           # which take of a glTF / FBX file of several, by name
     resample: float | None = Field(None, gt=0)        # plot each body clip at this frame rate (e.g. 24)
     subject: str | None = None                        # C3D marker takes: the performer's Vicon subject file (.vsk)
                                                       # or subject name
@@ -152,7 +153,8 @@ def _retarget_call(v: dict) -> dict:
     return {"clip": Path(v["clips"]), "rig": Path(v["rig"]), "out": Path(v["out"]), "units": v["units"],
             "up": v["up"], "bone_map": _p(v["bone_map"]), "no_cleanup": not v["cleanup"],
             "no_fingers": not v["fingers"], "preview_size": v["preview_size"], "head": v["head"],
-            "frames": v.get("frames"), "resample": v.get("resample"), "subject": _p(v.get("subject")),
+            "frames": v.get("frames"), "take": v.get("take"), "resample": v.get("resample"),
+            "subject": _p(v.get("subject")),
             "fps": v.get("fps"),
             "performer": v.get("performer")}
 

@@ -21,6 +21,7 @@ from doppel.commands.retarget_options import (
     PerformerOpt,
     ResampleOpt,
     SubjectOpt,
+    TakeOpt,
 )
 from doppel.consent_gate import ActorOpt, ProductionOpt, WorkspaceOpt, gate_from_cli
 from doppel.doubles import load_target
@@ -43,6 +44,7 @@ def retarget(
     preview_size: int = typer.Option(320, "--preview-size", help="Preview panel size in pixels (32-2048)."),
     max_memory_gb: MaxMemoryOpt = None,
     frames: FramesOpt = None,
+    take: TakeOpt = None,
     resample: ResampleOpt = None,
     subject: SubjectOpt = None,
     head: HeadOpt = None,
@@ -61,8 +63,9 @@ def retarget(
     preview.png and preview.mp4. With --explain and no --rig, only prints the clip's bone mapping. A face
     performance becomes the rig's expressions (and head) instead."""
     if face_take_options(clip, onto, head, fps, face_offset):
-        if frames is not None or resample is not None or subject is not None:
-            raise ValueError("--frames, --resample and --subject are for a body clip; a face performance's range is "
+        if frames is not None or resample is not None or subject is not None or take is not None:
+            raise ValueError("--frames, --take, --resample and --subject are for a body clip; a face performance's "
+                             "range is "
                              "the swap's (--start / --end), its rate the body take's (--onto)")
         return retarget_face(clip, rig, out, head, onto, fps, face_offset, preview_size, workspace, actor,
                              production, force, no_provenance, label, explain)
@@ -73,7 +76,7 @@ def retarget(
 
     check_preview_size(preview_size)
     console = cli_console()
-    motion, info, smap = _read_clip(clip, units, frames, bone_map, fps, resample, subject)
+    motion, info, smap = _read_clip(clip, units, frames, bone_map, fps, resample, subject, take)
     subject_file = [subject] if subject is not None and subject.is_file() else []   # a .vsk, not a bare name
     _announce(console, clip, motion, info, smap, explain)
     if rig is None or out is None:
@@ -97,7 +100,7 @@ def retarget(
         params = {"units": motion.units, "up": up, "bone_map": str(bone_map) if bone_map else None,
                   "cleanup": not no_cleanup, "fingers": not no_fingers, "rig": str(rig), "frames": frames,
                   "resample": info.fps if resample is not None else None,
-                  "subject": str(subject) if subject else None, **_consents(run, take_run)}
+                  "subject": str(subject) if subject else None, "take": info.take, **_consents(run, take_run)}
         with staged_stage_dir(out, "retarget", force, [clip, rig]) as tmp:
             source = clip / "manifest.json" if info.format == "take" else clip   # a take: its fit's manifest
             source = {"clip": source, "subject": subject_file[0]} if subject_file else source
@@ -122,6 +125,11 @@ def _announce(console, clip: Path, motion, info, smap, explain: bool) -> None:
             console.print(f"{clip.name}: {info.solve['marker_set']}", markup=False, highlight=False)
         console.print(f"[bold]{clip}[/bold]: {motion.num_joints} joints, {motion.num_frames} frames at "
                       f"{motion.fps:.6g} fps, units {motion.units}", markup=True, highlight=False)
+        if info.takes:
+            from mocap_retarget.clip_takes import describe_takes
+
+            console.print(f"{clip.name}: take {info.take!r} of {describe_takes(info.takes)}", markup=False,
+                          highlight=False)
         console.print(smap.explain(), markup=False, highlight=False)
 
 
@@ -175,7 +183,7 @@ def gate_performer(workspace, performer: str | None, production: str | None, cli
 
 
 def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None, fps: float | None = None,
-               resample: float | None = None, subject: Path | None = None):
+               resample: float | None = None, subject: Path | None = None, take: str | None = None):
     """(motion: the clip, or its frames A:B, plotted at ``resample`` fps when given; the reader's info; its bone
     map, with the --bone-map override). A take's fit folder (`doppel fit --frame all`) is a clip of the actor's own
     skeleton at ``fps``."""
@@ -185,15 +193,15 @@ def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None
     from mocap_retarget.roles import apply_override, auto_map, load_bone_map
 
     if is_take_fit(clip):
-        if units != "auto" or subject is not None:
-            raise ValueError(f"--units applies to BVH clips, --subject to C3D ones; a take's fit ({clip}) is a "
-                             f"skeleton in metres")
+        if units != "auto" or subject is not None or take is not None:
+            raise ValueError(f"--units applies to BVH clips, --subject to C3D ones, --take to glTF and FBX files; a "
+                             f"take's fit ({clip}) is one skeleton in metres")
         motion, info = read_take_clip(clip, fps)
     elif clip.is_dir() and (clip / "params.json").is_file():
         raise ValueError(f"{clip}: the fit of one frame is a pose, not a clip; a take fitted with `doppel fit "
                          "SESSION --frame all` is one")
     else:
-        motion, info = read_any_clip(clip, units=units, subject=subject)
+        motion, info = read_any_clip(clip, units=units, subject=subject, take=take)
     if frames is not None:
         motion = motion.frames(parse_frames(frames, motion.num_frames))
     if resample is not None:

@@ -16,6 +16,10 @@ FramesOpt = Annotated[str | None, typer.Option("--frames", help="Retarget the cl
                                                "either side may be empty; the output's frame 0 is the clip's A): a "
                                                "range of a long take, or a take too long for the memory limit in "
                                                "parts.", show_default=False)]
+TakeOpt = Annotated[str | None, typer.Option("--take", help="Which take of a file that holds several: a glTF's "
+                                             "animation or an FBX's take (animation stack), by name. Default: the "
+                                             "glTF's animation with the most keyframes, the FBX's first take; "
+                                             "--explain lists them.", show_default=False)]
 ResampleOpt = Annotated[float | None, typer.Option("--resample", help="Plot the clip at this frame rate before "
                                                  "retargeting (e.g. 24 for film; 23.976 is 24000/1001): rotations "
                                                  "slerped and translations interpolated between the clip's frames, a "

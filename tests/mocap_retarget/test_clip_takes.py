@@ -1,0 +1,137 @@
+"""Clip files of several takes: a glTF's animations and an FBX's animation stacks, written by Blender's own
+exporters from two BVH clips of one skeleton, read take by take (`--take`), the default said aloud, an unknown
+take refused with the file's list; sparse glTF accessors read. Blender processes in this module: 1 for the
+conversion, 1 for each FBX read (4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from mocap_retarget.bvh import write_bvh
+from mocap_retarget.clip_takes import describe_takes, pick_take, unique_take_names
+from mocap_retarget.clips import ClipError
+from mocap_retarget.synthetic import SCHEMES, WalkSpec, synthetic_walk
+
+TOL_M = 1e-5       # float32 file data, metres
+
+
+@pytest.fixture(scope="module")
+def two_takes(tmp_path_factory):
+    """(BVH of take 'walk' (30 frames), BVH of take 'jog' (12 frames), {'.fbx': file, '.glb': file}) at 120 fps:
+    'walk' and 'jog' as two takes of one file, as Blender's FBX and glTF exporters write them."""
+    from assets.blender_worker import run_blender_tasks
+
+    d = tmp_path_factory.mktemp("takes")
+    walk = synthetic_walk(WalkSpec(seconds=0.25, fps=120), names=SCHEMES["mixamo"], rest="A")
+    jog = synthetic_walk(WalkSpec(seconds=0.1, fps=120, speed=2.5, period=0.7), names=SCHEMES["mixamo"], rest="A")
+    paths = {}
+    for name, m in (("walk", walk), ("jog", jog)):
+        m.frame_time = 1 / 120
+        paths[name] = d / f"{name}.bvh"
+        write_bvh(paths[name], m, units="cm")
+    outs = {s: d / f"takes{s}" for s in (".fbx", ".glb")}
+    run_blender_tasks([({"kind": "convert_clip", "path": str(paths["walk"]), "out": str(o), "scale": 0.01,
+                         "take": "walk", "takes": [["jog", str(paths["jog"])]]}, {}) for o in outs.values()])
+    return paths["walk"], paths["jog"], outs
+
+
+def _positions(motion, names):
+    _, P = motion.forward_kinematics()
+    return P[:, [motion.names.index(n) for n in names]]
+
+
+def test_each_take_of_a_file_reads_like_its_own_bvh(two_takes, caplog):
+    from assets.mocap_fbx import read_any_clip
+
+    walk_bvh, jog_bvh, outs = two_takes
+    refs = {"walk": read_any_clip(walk_bvh)[0], "jog": read_any_clip(jog_bvh)[0]}
+    assert refs["walk"].num_frames == 30 and refs["jog"].num_frames == 12
+    names = refs["walk"].names
+    for sfx, path in outs.items():
+        for take in ("jog", "JOG", "walk"):
+            motion, info = read_any_clip(path, take=take)
+            ref = refs[take.lower()]
+            assert info.take.endswith(take.lower()) and sorted(n.split("|")[-1] for n in info.takes) == ["jog", "walk"]
+            P = _positions(motion, names)[-ref.num_frames:]     # Blender's FBX take keeps the frame-0 rest key
+            assert P.shape[0] == ref.num_frames and np.abs(P - _positions(ref, names)).max() < TOL_M, (sfx, take)
+    # the two takes differ (the comparison can fail)
+    assert np.abs(_positions(refs["walk"], names)[:12] - _positions(refs["jog"], names)).max() > 0.01
+    # no take named: each format's default, and a warning naming the others
+    with caplog.at_level(logging.WARNING, logger="mocap_retarget.clip_takes"):
+        glb = read_any_clip(outs[".glb"])[1]
+    assert glb.take == "walk" and "holds 2 takes" in caplog.text and "'jog' (12 frames)" in caplog.text
+    with pytest.raises(ClipError, match=r"no take named 'run'; the file's takes: .*jog.*walk"):
+        read_any_clip(outs[".fbx"], take="run")
+    with pytest.raises(ClipError, match="holds one"):
+        read_any_clip(walk_bvh, take="walk")
+
+
+def test_retarget_cli_reads_the_take_asked_for(two_takes, tmp_path, capsys):
+    from doppel.cli import main
+
+    _, _, outs = two_takes
+    target = tmp_path / "target.bvh"
+    write_bvh(target, synthetic_walk(WalkSpec(seconds=0.1, fps=30), names=SCHEMES["unreal"]), units="cm")
+    with pytest.raises(SystemExit) as e:
+        main(["retarget", str(outs[".glb"]), "--take", "jog", "--rig", str(target), "--out", str(tmp_path / "o"),
+              "--preview-size", "64", "--explain"])
+    text = capsys.readouterr().out
+    assert e.value.code == 0, text
+    assert "takes.glb: take 'jog' of " in text and "'walk' (30 frames)" in text and "'jog' (12 frames)" in text
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["params"]["take"] == "jog"
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["frames"] == 12
+
+
+def test_sparse_gltf_animation_accessors_are_read(two_takes, tmp_path):
+    """glTF 3.6.2.3: an animation output stored sparsely (no bufferView, its rows listed) reads as the dense one."""
+    import pygltflib
+
+    from assets.export.gltf import glb_bytes
+    from mocap_retarget.clip_gltf import read_gltf_clip
+
+    _, _, outs = two_takes
+    gltf = pygltflib.GLTF2.load_binary(str(outs[".glb"]))
+    blob = bytearray(gltf.binary_blob())
+    anim = next(a for a in gltf.animations if a.name == "walk")
+    out_index = next(anim.samplers[c.sampler].output for c in anim.channels if c.target.path == "rotation"
+                     and "LeftUpLeg" in (gltf.nodes[c.target.node].name or ""))
+    acc = gltf.accessors[out_index]
+    view = gltf.bufferViews[acc.bufferView]
+    dense = np.frombuffer(bytes(blob), np.float32, acc.count * 4, (view.byteOffset or 0) + (acc.byteOffset or 0))
+    rows = np.arange(0, acc.count, 2, dtype=np.uint32)              # every other row sparse, the rest from the base
+    base = dense.reshape(-1, 4).copy()
+    base[rows] = [0.0, 0.0, 0.0, 1.0]                        # the base's rows the sparse ones replace: identity
+    added = []
+    for data in (base.tobytes(), rows.tobytes(), dense.reshape(-1, 4)[rows].tobytes()):
+        blob += b"\0" * (-len(blob) % 4)
+        gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(data)))
+        blob += data
+        added.append(len(gltf.bufferViews) - 1)
+    acc.bufferView, acc.byteOffset = added[0], 0
+    acc.sparse = pygltflib.Sparse(count=len(rows), indices=pygltflib.AccessorSparseIndices(
+        bufferView=added[1], componentType=5125), values=pygltflib.AccessorSparseValues(bufferView=added[2]))
+    gltf.buffers[0].byteLength = len(blob)
+    gltf.set_binary_blob(bytes(blob))
+    sparse = tmp_path / "sparse.glb"
+    sparse.write_bytes(glb_bytes(gltf))
+    ref, got = read_gltf_clip(outs[".glb"], "walk"), read_gltf_clip(sparse, "walk")
+    assert np.abs(_positions(got, ref.names) - _positions(ref, ref.names)).max() < 1e-9
+    acc.sparse = None                                          # without its sparse rows the base alone is wrong
+    sparse.write_bytes(glb_bytes(gltf))
+    assert np.abs(_positions(read_gltf_clip(sparse, "walk"), ref.names) - _positions(ref, ref.names)).max() > 1e-3
+
+
+def test_take_names_and_matching():
+    assert unique_take_names(["Idle", None, "Idle", ""]) == ["Idle", "take 2", "Idle (2)", "take 4"]
+    names = ["Armature|Walk", "Armature|walk_fast", "Take 001"]
+    assert pick_take("f", names, None, 2) == 2
+    assert pick_take("f", names, "take 001", 0) == 2          # ignoring case
+    assert pick_take("f", names, "walk", 0) == 0              # Blender's 'Object|Action'
+    with pytest.raises(ClipError, match="no take named 'Run'"):
+        pick_take("f", names, "Run", 0)
+    assert describe_takes({"Idle": 100, "T-Pose": 1}) == "'Idle' (100 frames), 'T-Pose' (1 frame)"
