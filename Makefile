@@ -14,7 +14,7 @@ TEST_WORKERS ?= 2
 setup: $(STAMP)
 
 # The stamp is rebuilt when the dependency list changes; a second `make setup` does nothing.
-$(STAMP): pyproject.toml scripts/ensure_gltf_validator.sh
+$(STAMP): pyproject.toml scripts/ensure_node_tools.sh
 	@bash scripts/ensure_libusb.sh
 	@bash scripts/ensure_chromium.sh
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (e.g. pyenv install 3.11)"; exit 1; }
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml scripts/ensure_gltf_validator.sh
 	# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
 	$(PY) -m pip install -q $(TORCH_PIN)
 	$(PY) -m pip install -q -e '.[dev]'
-	@bash scripts/ensure_gltf_validator.sh $(VENV)/gltf-validator
+	@bash scripts/ensure_node_tools.sh $(VENV)/node-tools
 	@touch $(STAMP)
 
 lint: setup

@@ -21,7 +21,7 @@ class Section:
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-h1{margin-bottom:0}.meta{color:#777;margin-top:.2em}section{margin:2em 0;border-top:1px solid #ddd}
+h1{margin-bottom:0}.meta{color:#595959;margin-top:.2em}section{margin:2em 0;border-top:1px solid #ddd}
 figure{display:inline-block;margin:.5em;vertical-align:top}figure img{max-width:560px;max-height:560px;
 border:1px solid #ccc}figcaption{color:#555;font-size:.9em}table{border-collapse:collapse}
 td{border:1px solid #ddd;padding:.2em .6em;font-family:monospace}"""
@@ -36,8 +36,9 @@ def write_report(path: str | Path, title: str, sections: list[Section], subtitle
 
         copy_static(path.parent)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_CSS}</style>{_viewer_head() if viewers else ''}</head><body><h1>{html.escape(title)}</h1>",
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{_CSS}</style>{_viewer_head() if viewers else ''}</head><body><main>"
+             f"<h1>{html.escape(title)}</h1>",
              f"<p class='meta'>{html.escape(subtitle)} &middot; {stamp}</p>"]
     for s in sections:
         parts.append(f"<section><h2>{html.escape(s.title)}</h2>")
@@ -52,13 +53,14 @@ def write_report(path: str | Path, title: str, sections: list[Section], subtitle
                            for k, v in s.table.items())
             parts.append(f"<table>{rows}</table>")
         for img, caption in s.images:
-            parts.append(f"<figure><a href='{html.escape(img)}'><img src='{html.escape(img)}'></a>"
+            parts.append(f"<figure><a href='{html.escape(img)}'><img src='{html.escape(img)}' "
+                         f"alt='{html.escape(caption or img)}'></a>"
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         if s.files:
             parts.append("<ul>" + "".join(f"<li><a href='{html.escape(f)}'>{html.escape(f)}</a></li>"
                                           for f in s.files) + "</ul>")
         parts.append("</section>")
-    parts.append("</body></html>\n")
+    parts.append("</main></body></html>\n")
     return atomic_write_text(path, "\n".join(parts))
 
 

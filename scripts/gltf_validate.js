@@ -1,14 +1,14 @@
 // Check .glb / .gltf files with the Khronos glTF-Validator: `node scripts/gltf_validate.js FILE...` prints a JSON
 // array, one report per file ({path, numErrors, numWarnings, numInfos, numHints, messages: [{code, severity
 // (0 error, 1 warning, 2 info, 3 hint), pointer, message}]}), and exits 1 when a file has an error.
-// The validator comes from .venv/gltf-validator (`make setup`: scripts/ensure_gltf_validator.sh), or from the
+// The validator comes from .venv/node-tools (`make setup`: scripts/ensure_node_tools.sh), or from the
 // folder DOPPEL_GLTF_VALIDATOR names.
 'use strict';
 const fs = require('fs');
 const path = require('path');
 
 const moduleDir = process.env.DOPPEL_GLTF_VALIDATOR ||
-    path.join(__dirname, '..', '.venv', 'gltf-validator', 'node_modules', 'gltf-validator');
+    path.join(__dirname, '..', '.venv', 'node-tools', 'node_modules', 'gltf-validator');
 const validator = require(moduleDir);
 
 function readResource(file) {

@@ -1,5 +1,5 @@
 """The Khronos glTF-Validator (npm: gltf-validator, run by Node.js; `make setup` installs it into
-.venv/gltf-validator) on the .glb files the tests write: `assert_valid_gltf(path, ...)` fails the test, naming each
+.venv/node-tools) on the .glb files the tests write: `assert_valid_gltf(path, ...)` fails the test, naming each
 message, when a file has an error or a warning. A machine without the validator fails (never skips) with the
 command that installs it."""
 
@@ -14,8 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "gltf_validate.js"
-MODULE = REPO / ".venv" / "gltf-validator" / "node_modules" / "gltf-validator"
-INSTALL = "run `make setup` (scripts/ensure_gltf_validator.sh)"
+MODULE = REPO / ".venv" / "node-tools" / "node_modules" / "gltf-validator"
+INSTALL = "run `make setup` (scripts/ensure_node_tools.sh)"
 
 
 def validate_gltf(*paths: str | Path) -> list[dict]:

@@ -59,8 +59,8 @@ def write_html_report(result: BatchResult, plan_path: str | os.PathLike, out: st
         for st in result.states.values())
     events = "".join(f"<li>{e(x)}</li>" for x in result.events) or "<li>none</li>"
     ovh = overhead_ms(result)
-    text = f"""<!doctype html><html><head><meta charset="utf-8"><title>Doppel batch report</title>
-<style>{_CSS}</style></head><body>
+    text = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Doppel batch report</title>
+<style>{_CSS}</style></head><body><main>
 <h1>Doppel batch: {e(Path(plan_path).name)}</h1>
 <p>Run {e(result.run_id)}, {e(_dt.datetime.now(_dt.UTC).isoformat(timespec='seconds'))}; {e(result.ray)};
 {len(result.states)} tasks in {result.seconds:.1f} s (Ray start {result.ray_start_seconds:.1f} s)
@@ -69,7 +69,7 @@ def write_html_report(result: BatchResult, plan_path: str | os.PathLike, out: st
 <h2>Per stage</h2><table><tr><th>stage</th>{head}</tr>{stage_rows}</table>
 <h2>Events</h2><ul>{events}</ul>
 <h2>Tasks</h2><table><tr><th>job</th><th>stage</th><th>task</th><th>status</th><th>seconds</th><th>host</th>
-<th>output</th><th>message</th></tr>{task_rows}</table></body></html>
+<th>output</th><th>message</th></tr>{task_rows}</table></main></body></html>
 """
     return atomic_write_text(out, text)
 

@@ -17,11 +17,11 @@ _W, _H, _LEFT, _BOTTOM, _TOP, _RIGHT = 640, 96, 52, 18, 8, 10     # chart size a
 
 
 def _svg_series(values: np.ndarray, frames: np.ndarray, limit: float | None = None, percent: bool = False,
-                passed: np.ndarray | None = None, flagged: np.ndarray | None = None) -> str:
+                passed: np.ndarray | None = None, flagged: np.ndarray | None = None, title: str = "chart") -> str:
     """An inline SVG line chart of values (F,) (NaN: a gap) over the plate's frame numbers frames (F,): the y axis
     from 0 to the larger of the highest value and limit, labelled (as a percentage with ``percent``); limit as a
     dashed red line, labelled; frame numbers along x; passed (F,) bool frames as grey bands (passed through) and
-    flagged (F,) bool frames as red dots on the line."""
+    flagged (F,) bool frames as red dots on the line. ``title``: what the chart shows, for a screen reader."""
     v = np.asarray(values, np.float64)
     n = len(v)
     top = max(float(np.nanmax(v)) if np.isfinite(v).any() else 0.0, limit or 0.0, 1e-9)
@@ -59,8 +59,8 @@ def _svg_series(values: np.ndarray, frames: np.ndarray, limit: float | None = No
                      f'<circle cx="{x(seg[0]):.1f}" cy="{y(v[seg[0]]):.1f}" r="1.5" fill="#06c"/>')
     dots = np.flatnonzero((flagged if flagged is not None else np.zeros(n, bool)) & np.isfinite(v))
     parts += [f'<circle cx="{x(i):.1f}" cy="{y(v[i]):.1f}" r="3" fill="#b00"/>' for i in dots]
-    return (f'<svg width="{_W}" height="{_H}" font-size="10" font-family="system-ui,sans-serif" role="img">'
-            + "".join(parts) + "</svg>")
+    return (f'<svg width="{_W}" height="{_H}" font-size="10" font-family="system-ui,sans-serif" role="img" '
+            f'aria-label="{escape(title)}"><title>{escape(title)}</title>' + "".join(parts) + "</svg>")
 
 
 def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
@@ -76,12 +76,12 @@ def write_report(path: Path, result, info, cfg, plate, double_dir, out) -> Path:
     strips = sorted((Path(path).parent / "strips").glob("*.png"))
     imgs = "".join(f'<figure><img src="strips/{escape(p.name)}" alt="frame {int(p.stem)}">'
                    f'<figcaption>frame {int(p.stem)}: plate | swapped</figcaption></figure>' for p in strips)
-    html = (f"<!doctype html><html><head><meta charset=utf-8><title>Doppel face replacement QC</title>"
-            f"<style>{_CSS}</style></head><body><h1>Face replacement QC</h1>"
+    html = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Doppel face replacement QC</title>"
+            f"<style>{_CSS}</style></head><body><main><h1>Face replacement QC</h1>"
             f"{_summary(path, result, info, cfg, plate, double_dir, out)}{_charts(q)}"
             f"<h2>Before / after</h2><div class=strips>{imgs}</div>"
             f"<h2>Frames</h2><table><tr><th>frame</th><th>swapped</th><th>agreement (IOD)</th><th>tracking (IOD)</th>"
-            f"<th>coverage</th><th>occluded</th><th>flags</th></tr>{rows}</table></body></html>")
+            f"<th>coverage</th><th>occluded</th><th>flags</th></tr>{rows}</table></main></body></html>")
     return atomic_write_text(path, html)
 
 
@@ -97,16 +97,18 @@ def _charts(q) -> str:
 
     marks = {"frames": np.array([x.frame for x in q]), "passed": np.array([not x.swapped for x in q], bool),
              "flagged": np.array([bool(x.flags) for x in q], bool)}
+    track_label = "tracking error per frame"
     legend = ("<p class=k>x: plate frame; grey: passed through (no swap); red dots: flagged frames "
               "(their flags in the table below)</p>")
     return (f"<h2>Tracking</h2><p class=k>mean distance between the plate's face landmarks and the tracked "
             f"head's, in inter-ocular distances (IOD), with the shot's identity offsets (flag above {FLAG_ERROR})</p>"
-            f"{_svg_series(np.array([x.fit_error for x in q]), limit=FLAG_ERROR, **marks)}{legend}"
+            f"{_svg_series(np.array([x.fit_error for x in q]), limit=FLAG_ERROR, title=track_label, **marks)}{legend}"
             f"<h2>Landmark agreement</h2><p class=k>the same for the double's own face: includes how the double's "
-            f"face shape differs from the performer's</p>{_svg_series(np.array([x.error for x in q]), **marks)}"
+            f"face shape differs from the performer's</p>"
+            f"{_svg_series(np.array([x.error for x in q]), title='landmark agreement per frame', **marks)}"
             f"<h2>Mask coverage</h2><p class=k>blend mask / the plate's face area (flag below {FLAG_COVERAGE:.0%})</p>"
             + _svg_series(np.array([x.coverage if x.swapped else np.nan for x in q]), limit=FLAG_COVERAGE,
-                          percent=True, **marks))
+                          percent=True, title="mask coverage per frame", **marks))
 
 
 def _summary(path: Path, result, info, cfg, plate, double_dir, out) -> str:

@@ -38,7 +38,7 @@ def page(title: str, body: str, static: str = STATIC_DIR_NAME, viewer: bool = Fa
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{esc(title)}</title><link rel='icon' href='data:,'>"
             f"<link rel='stylesheet' href='{href(static + '/review.css')}'>{scripts}</head><body>"
-            f"{nav}<h1>{esc(title)}</h1>\n{body}\n</body></html>\n")
+            f"{nav}<main><h1>{esc(title)}</h1>\n{body}\n</main></body></html>\n")
 
 
 def viewer_html(glb_rel: str, js_rel: str, original_rel: str | None, framing: Framing, caption: str,

@@ -451,7 +451,9 @@ def tables_html(tables, base: Path, files_rel: str) -> str:
     for p, lbl in tables:
         rows = _json_rows(_source(base, files_rel, p))
         body = pages.table(rows) if rows is not None else ""
-        out.append(f"<details><summary>{esc(lbl)} &middot; <a href='{href(p)}'>file</a></summary>{body}</details>")
+        # the file's link beside the summary, not in it: a link inside <summary> is a control inside a control
+        out.append(f"<details><summary>{esc(lbl)}</summary>{body}</details><p class='meta'><a href='{href(p)}'>"
+                   f"{esc(lbl)} (file)</a></p>")
     return ("<h2>Tables</h2>" + "".join(out)) if out else ""
 
 
