@@ -69,6 +69,7 @@ class BoneMap:
     names: list[str]
     roles: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)    # role -> why the joint its name matched was not used
 
     def joint(self, role: str) -> str | None:
         j = self.roles.get(role)
@@ -91,6 +92,7 @@ class BoneMap:
                 lines.append(f"  {r:<12} <- {self.names[self.roles[r]]:<28} ({self.reasons.get(r, '')})")
         miss = self.missing_roles
         lines.append(f"  roles without a joint ({len(miss)}): {', '.join(miss) if miss else 'none'}")
+        lines += [f"  {r}: {why}" for r, why in self.dropped.items() if r not in self.roles]
         un = self.unmapped_joints
         lines.append(f"  joints left unmapped ({len(un)}, kept at rest / carried by their parent): "
                      f"{', '.join(un) if un else 'none'}")
@@ -100,7 +102,8 @@ class BoneMap:
         """Raise BoneMapError when a required role (hips, both legs) has no joint."""
         miss = [r for r in REQUIRED_ROLES if r not in self.roles]
         if miss:
-            raise BoneMapError(f"{source}: not a humanoid with legs: no joint found for {', '.join(miss)} "
+            why = "".join(f"; {r}: {self.dropped[r]}" for r in miss if r in self.dropped)
+            raise BoneMapError(f"{source}: not a humanoid with legs: no joint found for {', '.join(miss)}{why} "
                                f"(joints: {', '.join(self.names[:40])}{' ...' if len(self.names) > 40 else ''}); "
                                "give a YAML bone map with --bone-map")
 
@@ -300,6 +303,11 @@ def _fix_limb_chains(bm: BoneMap, cands: dict[str, list[int]], parents: np.ndarr
                              (f"upperarm_{s}", f"forearm_{s}"), (f"forearm_{s}", f"hand_{s}")):
             if upper in bm.roles and lower in bm.roles and not _is_ancestor(parents, bm.roles[upper], bm.roles[lower]):
                 bad = lower if lower in ("toe_l", "toe_r", "clavicle_l", "clavicle_r") else upper
+                other = lower if bad == upper else upper
+                where = "below" if bad == upper else "above"
+                bm.dropped[bad] = (f"{bm.names[bm.roles[bad]]!r} matched by its name, but {other} "
+                                   f"{bm.names[bm.roles[other]]!r} is not {where} it in the hierarchy"
+                                   + (" (a foot parented to an IK control?)" if other.startswith("foot") else ""))
                 bm.roles.pop(bad, None)
                 bm.reasons.pop(bad, None)
 

