@@ -311,8 +311,10 @@ def calibrate_rig_from_folder(images_dir: str | os.PathLike, spec: BoardSpec,
     folder, or the same name once the camera's name is taken out, or the same frame number. The photos are read
     and searched for the board on ``num_threads`` threads (default: every core this process may use); each photo's
     detection is its own, so any number gives the same calibration."""
+    from capture.images import check_threads
     from capture.rig_moments import RULES, match_moments
 
+    check_threads(num_threads)                       # before the photos are listed: a -1 is refused at once
     files, matched_by = match_moments(list_rig_images(images_dir))
     if matched_by != RULES[0]:
         log.info("%s: photos of one moment matched by %s (file names differ per camera)", images_dir, matched_by)

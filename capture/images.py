@@ -96,6 +96,14 @@ def opencv_errors_only() -> Iterator[None]:
         cv2.setLogLevel(level)
 
 
+def check_threads(num_threads: int | None, what: str = "num_threads") -> None:
+    """ValueError unless ``num_threads`` is None (every core) or a whole number of at least 1 (a -1 or a 0, which
+    some libraries read as "all", is refused here rather than run on one thread or on every core unasked)."""
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                    or num_threads < 1):
+        raise ValueError(f"{what} {num_threads!r}: expected None (every core) or a whole number >= 1")
+
+
 def map_photos(work: Callable[[T], R], items: Iterable[T], num_threads: int | None = None) -> Iterator[R]:
     """``work(item)`` for every item, in the items' order, on ``num_threads`` threads (default: every core this
     process may use, `core.cpu_quota.usable_cores`), with OpenCV logging errors only (`opencv_errors_only`): for
@@ -105,7 +113,8 @@ def map_photos(work: Callable[[T], R], items: Iterable[T], num_threads: int | No
 
     from core.cpu_quota import usable_cores
 
-    pool = ThreadPoolExecutor(max_workers=max(1, num_threads or usable_cores()))
+    check_threads(num_threads)
+    pool = ThreadPoolExecutor(max_workers=usable_cores() if num_threads is None else num_threads)
     try:
         with opencv_errors_only():
             yield from pool.map(work, items)

@@ -86,15 +86,18 @@ def run_sfm(image_dir: str | os.PathLike, work_dir: str | os.PathLike, *, camera
     it until the step ended (a minute into a 24-camera rig's matching). The child is spawned, so a script that calls
     this at its top level needs Python's ``if __name__ == "__main__":`` guard (multiprocessing's own error says so).
     """
+    from capture.images import check_threads
+
+    check_threads(num_threads)                       # the arguments before the photos
+    check_threads(mapper_threads, "mapper_threads")
     report = progress or (lambda *_: None)
     image_dir, work_dir = Path(image_dir), Path(work_dir)
     names, no_photo, pick = _image_names(image_dir, known_distance, moment)
     if neighbours < 1:
         raise ValueError(f"neighbours {neighbours}: each photo needs at least one to be matched with")
     mode = resolve_matching(matching, len(names), neighbours)
-    threads = {"features_matching": num_threads or usable_cores(), "mapping": mapper_threads}
-    if min(threads.values()) < 1:
-        raise ValueError(f"threads {threads}: at least one each")
+    threads = {"features_matching": usable_cores() if num_threads is None else num_threads,
+               "mapping": mapper_threads}
     report(f"checking {len(names)} photos", 0.0)      # the arguments first: decoding every photo takes seconds
     _check_photos(image_dir, names, layout=pick is not None, num_threads=threads["features_matching"])
     if work_dir.exists():

@@ -81,3 +81,20 @@ def test_photos_mapped_on_threads_come_in_order_and_an_early_stop_drops_the_rest
     for _ in map_photos(lambda k: time.sleep(0.05), range(40), num_threads=2):
         break
     assert time.perf_counter() - t < 0.5
+
+
+@pytest.mark.parametrize("bad", [-1, 0, 1.5, True])
+def test_a_thread_count_below_one_is_refused_not_run_on_one_thread(bad, tmp_path):
+    """-1 and 0 mean "all cores" to some libraries (COLMAP reads -1 so): here they are refused at once, by the
+    photo pool, the board calibration and SfM, instead of running on one thread (the pool) or every core (COLMAP)."""
+    from capture.charuco import BoardSpec, calibrate_rig_from_folder
+    from capture.sfm import run_sfm
+
+    with pytest.raises(ValueError, match="expected None"):
+        list(map_photos(lambda k: k, range(3), num_threads=bad))
+    with pytest.raises(ValueError, match="num_threads"):
+        calibrate_rig_from_folder(tmp_path / "no-such-rig", BoardSpec(), num_threads=bad)
+    with pytest.raises(ValueError, match="num_threads"):
+        run_sfm(tmp_path / "no-such-photos", tmp_path / "w", num_threads=bad)
+    with pytest.raises(ValueError, match="mapper_threads"):
+        run_sfm(tmp_path / "no-such-photos", tmp_path / "w", mapper_threads=bad)
