@@ -280,12 +280,18 @@ def _animation_file(p: Path) -> Path:
 def _read_npz(f: Path) -> dict[str, np.ndarray]:
     if f.stat().st_size == 0:
         raise AnimationError(f"{f}: empty file (0 bytes), not an animation .npz")
+    with open(f, "rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise AnimationError(f"{f}: a single .npy array, not an animation .npz")
+    if magic[:4] != b"PK\x03\x04":                       # every .npz is a zip archive
+        raise AnimationError(f"{f}: not an animation .npz (a `doppel retarget` output folder or its "
+                             f"{ANIMATION_FILE}); a mocap clip (.bvh, .fbx, .glb, ...) is retargeted onto the rig "
+                             "first: doppel retarget CLIP --rig RIG --out ANIM")
     try:
         z = np.load(f, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise AnimationError(f"{f}: unreadable animation .npz ({type(e).__name__}: {e})") from e
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise AnimationError(f"{f}: a single .npy array, not an animation .npz")
     try:
         with z:
             return {k: z[k] for k in z.files}

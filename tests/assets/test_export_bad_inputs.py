@@ -28,6 +28,7 @@ def _bad_inputs(d):
     np.save(d / "one.npy", np.zeros(3))
     (d / "one.npz").write_bytes((d / "one.npy").read_bytes())
     (d / "garbage.npz").write_bytes(b"PK\x03\x04" + bytes(100))
+    (d / "walk.bvh").write_text("HIERARCHY\nROOT hips\n{\n}\n")
     from PIL import Image
 
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "albedo.bmp")
@@ -40,6 +41,8 @@ def _bad_inputs(d):
     (["--anim", "{d}/empty.npz"], r"empty\.npz: empty file \(0 bytes\), not an animation \.npz"),
     (["--anim", "{d}/one.npz"], r"one\.npz: a single \.npy array, not an animation \.npz"),
     (["--anim", "{d}/garbage.npz"], r"garbage\.npz: unreadable animation \.npz"),
+    (["--anim", "{d}/walk.bvh"], r"walk\.bvh: not an animation \.npz .* retargeted onto the rig first: doppel "
+                                 r"retarget CLIP --rig RIG --out ANIM"),
 ])
 def test_bad_export_input_is_one_line(args, match, anon_rig_dir, tmp_path, capsys):
     import re
