@@ -646,6 +646,8 @@ def _task_evaluate(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
         bpy.ops.wm.alembic_import(filepath=path, scale=float(task.get("scale", 1.0)), set_frame_range=True,
                                   always_add_cache_reader=True, as_background_job=False)
         deformer = "MESH_SEQUENCE_CACHE"
+    elif path.lower().endswith((".usd", ".usda", ".usdc", ".usdz")):   # Blender's own UsdSkel reading and skinning
+        bpy.ops.wm.usd_import(filepath=path, import_skeletons=True, import_blendshapes=True, set_frame_range=True)
     else:
         bpy.ops.import_scene.gltf(filepath=path)
     # deformed meshes only (the glTF importer adds an unskinned bone-shape icosphere in a hidden collection)

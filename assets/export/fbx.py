@@ -165,9 +165,9 @@ def evaluation_task(path: str | Path, frames: list[int], fps: float, static: boo
 
 def evaluate_in_blender(paths: list[str | Path], frames: list[int], fps: float, static: bool = False,
                         scale: float = 1.0) -> list[BlenderEvaluation]:
-    """Import each file (.fbx / .glb / .abc) into an empty Blender scene (one worker process for all), evaluate the
-    given animation frames (0 = the animation's first frame; with ``static``, a file without an animation in its
-    one pose) and return the deformed vertices in Doppel's frame (`evaluation_task`)."""
+    """Import each file (.fbx / .glb / .abc / .usd*) into an empty Blender scene (one worker process for all),
+    evaluate the given animation frames (0 = the animation's first frame; with ``static``, a file without an
+    animation in its one pose) and return the deformed vertices in Doppel's frame (`evaluation_task`)."""
     from assets.blender_worker import run_blender_tasks
     from core.conventions import zup_to_doppel
 

@@ -1,6 +1,6 @@
-"""FBX through Blender, and round trips through Blender's importers: FBX (three presets) and glTF files are imported
-back with bpy (one worker process for all of them), animation frames are evaluated and the vertices compared with
-Rig.pose. Blender processes in this module: 3 exports + 1 import/evaluation + 1 error case."""
+"""FBX through Blender, and round trips through Blender's importers: FBX (three presets), glTF and USD files are
+imported back with bpy (one worker process for all of them), animation frames are evaluated and the vertices compared
+with Rig.pose. Blender processes in this module: 3 exports + 1 import/evaluation + 1 error case."""
 
 import os
 import stat
@@ -31,8 +31,10 @@ def exported(tmp_path_factory, tiny_rig, tiny_anim, texture_png):
         assert res.frames == 12
         files[preset] = res.path
     files["glb"] = export_rig(tiny_rig, "glb", d / "double.glb", tiny_anim, texture=texture_png).path
-    evals = evaluate_in_blender([files[k] for k in ("maya", "unreal", "blender", "glb")], FRAMES, tiny_anim.fps)
-    return files, dict(zip(("maya", "unreal", "blender", "glb"), evals, strict=True))
+    files["usda"] = export_rig(tiny_rig, "usda", d / "double.usda", tiny_anim).path
+    kinds = ("maya", "unreal", "blender", "glb", "usda")
+    evals = evaluate_in_blender([files[k] for k in kinds], FRAMES, tiny_anim.fps)
+    return files, dict(zip(kinds, evals, strict=True))
 
 
 @pytest.mark.parametrize("preset", ["maya", "unreal", "blender"])
@@ -61,6 +63,17 @@ def test_glb_round_trip_through_blender(exported, tiny_rig, tiny_anim):
     assert ev.info["shape_keys"] == tiny_rig.blendshape_names
     # the comparison can fail: another frame is far off
     assert np.abs(ev.vertices[1] - ref[0, src]).max() > 1e-3
+
+
+def test_usd_round_trip_through_blender(exported, tiny_rig, tiny_anim):
+    """The .usda read by Blender's USD importer (its own UsdSkel reading and armature skinning, not usd-core's
+    BakeSkinning that test_export_usd uses), morph targets animated: Rig.pose's vertices."""
+    _, evals = exported
+    ev = evals["usda"]
+    ref = reference_vertices(tiny_rig, tiny_anim, FRAMES)
+    assert ev.vertices.shape == ref.shape and ev.info["shape_keys"] == tiny_rig.blendshape_names
+    assert np.abs(ev.vertices - ref).max() < TOL_M
+    assert np.abs(ev.vertices[1] - ref[0]).max() > 1e-3              # the comparison can fail
 
 
 def test_a_rig_without_an_animation_opens_in_its_bind_pose(tmp_path, tiny_rig):
