@@ -1,6 +1,6 @@
 """glTF 2.0 (.glb / .gltf) skins with animation as a mocap clip (pygltflib).
 
-The first skin's joints are the skeleton; the node transforms (TRS) are the rest pose; the animation ``take`` names
+The joints of every skin are the skeleton; the node transforms (TRS) are the rest pose; the animation ``take`` names
 (a file may hold several: `mocap_retarget.clip_takes`), else the one with the most keyframes, drives them (LINEAR
 and STEP samplers; CUBICSPLINE keys are used without their tangents; sparse accessors read). glTF is Y-up, metres:
 Doppel's frame. glTF stores seconds, not frames: the frame rate is the keyframe spacing (median), snapped
@@ -43,7 +43,7 @@ def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | Non
     if not gltf.animations:
         raise ClipError(f"{path}: no animation in this glTF file")
     blob = gltf.binary_blob() or b""
-    joints = list(gltf.skins[0].joints)
+    joints = _skeleton_joints(gltf)
     parent_node = {c: i for i, n in enumerate(gltf.nodes) for c in (n.children or [])}
     anim, times = _choose_animation(gltf, blob, path, take, chosen)
     nodes = _nodes_needed(joints, parent_node)
@@ -62,6 +62,12 @@ def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | Non
     R = np.stack([rest[n][0] for n in joints], axis=0)
     fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 30.0
     return motion_from_world(unique_names(names, paths), parents, R, W, fps, str(path))
+
+
+def _skeleton_joints(gltf) -> list[int]:
+    """The joints of every skin, each once, in node order: exporters that write a skin per mesh list only the
+    joints that mesh uses (a head's skin without the legs), so the first skin alone can miss most of the body."""
+    return sorted({int(j) for skin in gltf.skins for j in (skin.joints or [])})
 
 
 def _choose_animation(gltf, blob: bytes, path: Path, take: str | None, chosen: dict | None):

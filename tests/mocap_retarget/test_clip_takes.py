@@ -135,3 +135,26 @@ def test_take_names_and_matching():
     with pytest.raises(ClipError, match="no take named 'Run'"):
         pick_take("f", names, "Run", 0)
     assert describe_takes({"Idle": 100, "T-Pose": 1}) == "'Idle' (100 frames), 'T-Pose' (1 frame)"
+
+
+def test_a_file_of_a_skin_per_mesh_reads_the_whole_skeleton(two_takes, tmp_path):
+    """Exporters that write a skin per mesh list only that mesh's joints: a first skin of the head alone must not
+    make the clip a skeleton without legs."""
+    import pygltflib
+
+    from assets.export.gltf import glb_bytes
+    from mocap_retarget.clip_gltf import read_gltf_clip
+
+    _, _, outs = two_takes
+    gltf = pygltflib.GLTF2.load_binary(str(outs[".glb"]))
+    head = [j for j in gltf.skins[0].joints if "Head" in (gltf.nodes[j].name or "") or "Neck" in gltf.nodes[j].name]
+    assert head and len(head) < len(gltf.skins[0].joints) // 4
+    gltf.skins.insert(0, pygltflib.Skin(name="head_only", joints=head))
+    for node in gltf.nodes:                                  # the mesh's skin index moves with the insert
+        if node.skin is not None:
+            node.skin += 1
+    split = tmp_path / "split.glb"
+    split.write_bytes(glb_bytes(gltf))
+    ref, got = read_gltf_clip(outs[".glb"], "walk"), read_gltf_clip(split, "walk")
+    assert sorted(got.names) == sorted(ref.names)
+    assert np.abs(_positions(got, ref.names) - _positions(ref, ref.names)).max() < 1e-9
