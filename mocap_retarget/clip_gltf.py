@@ -1,10 +1,10 @@
 """glTF 2.0 (.glb / .gltf) skins with animation as a mocap clip (pygltflib).
 
-The joints of every skin are the skeleton; the node transforms (TRS) are the rest pose; the animation ``take`` names
-(a file may hold several: `mocap_retarget.clip_takes`), else the one with the most keyframes, drives them (LINEAR
-and STEP samplers; CUBICSPLINE keys are used without their tangents; sparse accessors read). glTF is Y-up, metres:
-Doppel's frame. glTF stores seconds, not frames: the frame rate is the keyframe spacing (median), snapped
-by the caller.
+The joints of every skin of one character are the skeleton (of several characters, the largest); the node transforms
+(TRS) are the rest pose; the animation ``take`` names (a file may hold several: `mocap_retarget.clip_takes`), else
+the one with the most keyframes, drives them (LINEAR and STEP samplers; CUBICSPLINE keys are used without their
+tangents; sparse accessors read). glTF is Y-up, metres: Doppel's frame. glTF stores seconds, not frames: the frame
+rate is the keyframe spacing (median), snapped by the caller.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | Non
     if not gltf.animations:
         raise ClipError(f"{path}: no animation in this glTF file")
     blob = gltf.binary_blob() or b""
-    joints = _skeleton_joints(gltf)
     parent_node = {c: i for i, n in enumerate(gltf.nodes) for c in (n.children or [])}
+    joints = _skeleton_joints(gltf, parent_node, path)
     anim, times = _choose_animation(gltf, blob, path, take, chosen)
     nodes = _nodes_needed(joints, parent_node)
     local = {n: _node_tracks(gltf, blob, anim, n, times, path) for n in nodes}
@@ -64,10 +64,43 @@ def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | Non
     return motion_from_world(unique_names(names, paths), parents, R, W, fps, str(path))
 
 
-def _skeleton_joints(gltf) -> list[int]:
-    """The joints of every skin, each once, in node order: exporters that write a skin per mesh list only the
-    joints that mesh uses (a head's skin without the legs), so the first skin alone can miss most of the body."""
-    return sorted({int(j) for skin in gltf.skins for j in (skin.joints or [])})
+def _skeleton_joints(gltf, parent_node: dict[int, int], path: Path) -> list[int]:
+    """The skeleton's joints, in node order: the joints of every skin of one character. Exporters that write a skin
+    per mesh list only the joints that mesh uses (a head's skin without the legs), so the first skin alone can miss
+    most of the body; skins whose joints hang from the same root joints are one character's, and of several
+    characters (two performers in one file) the one with the most joints is read, the others named (a warning)."""
+    every = {int(j) for skin in gltf.skins for j in (skin.joints or [])}
+
+    def joint_root(n: int) -> int:
+        top, p = n, parent_node.get(n)
+        while p is not None:
+            top = p if p in every else top
+            p = parent_node.get(p)
+        return top
+
+    owner = {r: r for r in map(joint_root, every)}       # union-find over the root joints: a skin joins its roots
+
+    def find(r: int) -> int:
+        while owner[r] != r:
+            r = owner[r]
+        return r
+
+    for skin in gltf.skins:
+        roots = [find(joint_root(int(j))) for j in (skin.joints or [])]
+        for r in roots[1:]:
+            owner[find(r)] = find(roots[0])
+    groups: dict[int, list[int]] = {}
+    for j in sorted(every):
+        groups.setdefault(find(joint_root(j)), []).append(j)
+    ranked = sorted(groups.values(), key=len, reverse=True)
+    if len(ranked) > 1:
+        listing = ", ".join(f"{_root_names(gltf, g, joint_root)} ({len(g)} joints)" for g in ranked)
+        log.warning("%s holds %d skeletons: %s; reading the first", path, len(ranked), listing)
+    return ranked[0]
+
+
+def _root_names(gltf, joints: list[int], joint_root) -> str:
+    return "+".join(sorted({gltf.nodes[joint_root(j)].name or f"node{joint_root(j)}" for j in joints}))
 
 
 def _choose_animation(gltf, blob: bytes, path: Path, take: str | None, chosen: dict | None):

@@ -158,3 +158,29 @@ def test_a_file_of_a_skin_per_mesh_reads_the_whole_skeleton(two_takes, tmp_path)
     ref, got = read_gltf_clip(outs[".glb"], "walk"), read_gltf_clip(split, "walk")
     assert sorted(got.names) == sorted(ref.names)
     assert np.abs(_positions(got, ref.names) - _positions(ref, ref.names)).max() < 1e-9
+
+
+def test_of_two_skeletons_the_larger_is_read_and_the_other_named(two_takes, tmp_path, caplog):
+    """A second character's skin (here a two-joint prop, listed first) is neither read instead of the performer nor
+    merged into them: the skeleton with the most joints is read and the file's skeletons are named."""
+    import pygltflib
+
+    from assets.export.gltf import glb_bytes
+    from mocap_retarget.clip_gltf import read_gltf_clip
+
+    _, _, outs = two_takes
+    gltf = pygltflib.GLTF2.load_binary(str(outs[".glb"]))
+    gltf.nodes += [pygltflib.Node(name="SwordRoot", children=[len(gltf.nodes) + 1], translation=[1.0, 0.0, 0.0]),
+                   pygltflib.Node(name="SwordTip", translation=[0.0, 0.8, 0.0])]
+    gltf.scenes[gltf.scene or 0].nodes.append(len(gltf.nodes) - 2)
+    gltf.skins.insert(0, pygltflib.Skin(name="sword", joints=[len(gltf.nodes) - 2, len(gltf.nodes) - 1]))
+    for node in gltf.nodes:
+        if node.skin is not None:
+            node.skin += 1
+    two = tmp_path / "two.glb"
+    two.write_bytes(glb_bytes(gltf))
+    ref = read_gltf_clip(outs[".glb"], "walk")
+    with caplog.at_level(logging.WARNING, logger="mocap_retarget.clip_gltf"):
+        got = read_gltf_clip(two, "walk")
+    assert sorted(got.names) == sorted(ref.names)
+    assert "holds 2 skeletons: " in caplog.text and "SwordRoot (2 joints)" in caplog.text
