@@ -426,7 +426,8 @@ def _task_convert_clip(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     """Import a BVH clip with Blender's BVH importer (scene fps and range from the file) and write it with Blender's
     own FBX, glTF (.glb) or USD exporter (task["out"] by suffix): test clips as a DCC tool writes them. With
     task["takes"] ([[name, bvh path], ...], the same skeleton) those clips become more takes of the file (FBX
-    stacks, glTF animations), the first named task["take"]."""
+    stacks, glTF animations), the first named task["take"]; with task["performers"] ([[name, bvh path], ...]) more
+    armatures of their own beside the first (named task["performer"]): performers of one take."""
     _reset(bpy)
     bpy.ops.import_anim.bvh(filepath=task["path"], global_scale=float(task.get("scale", 1.0)),
                             update_scene_fps=True, update_scene_duration=True, rotate_mode="NATIVE")
@@ -436,6 +437,15 @@ def _task_convert_clip(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     takes = task.get("takes") or []
     if takes:
         _add_takes(bpy, arm, task.get("take", "take 1"), takes, float(task.get("scale", 1.0)))
+    for name, bvh in task.get("performers") or []:      # more armatures: performers of one take, side by side
+        arm.name = task.get("performer", arm.name)
+        before = set(scene.objects)
+        bpy.ops.import_anim.bvh(filepath=bvh, global_scale=float(task.get("scale", 1.0)), update_scene_fps=False,
+                                update_scene_duration=False, rotate_mode="NATIVE")
+        (other,) = [o for o in scene.objects if o not in before]
+        other.name = name
+        other.location.x += 2.0
+    bpy.context.view_layer.objects.active = arm
     out = task["out"]
     sfx = Path(out).suffix.lower()
     if sfx == ".fbx":
@@ -484,8 +494,11 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
     if not animated:
         why = "no armature" if not arms else "its armature has no animation"
         return TaskResult({"error": f"{path}: {why} (an FBX clip needs an animated skeleton)"})
-    arm_obj = max(animated, key=lambda o: len(o.data.bones))
-    takes = _choose_take(bpy, arm_obj, path, task.get("take"))
+    takes = _choose_armature(animated, path, task.get("subject"))
+    if "take_error" in takes:
+        return TaskResult(takes)
+    arm_obj = animated[list(takes["skeletons"]).index(takes["skeleton"])]
+    takes |= _choose_take(bpy, arm_obj, path, task.get("take"))
     if "take_error" in takes:                   # the caller's ClipError (what the file holds), not Blender's failure
         return TaskResult(takes)
     for o in [o for o in scene.objects if o.type == "MESH"]:          # meshes only slow the evaluation down
@@ -514,6 +527,21 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
                        "frame_end": float(f1), "leaf": [not b.children for b in bones], "sampled_by": how,
                        "import_s": round(t_import, 3), "sample_s": round(time.perf_counter() - t0 - t_import, 3),
                        **takes}, {"rest": rest, "world": world, "tails": tails})
+
+
+def _choose_armature(animated: list, path: str, subject: str | None) -> dict:
+    """The animated armature ``subject`` names (`mocap_retarget.clip_takes.pick_take`), else the one with the most
+    bones: {"skeleton": its name, "skeletons": {name: bones}} or {"take_error": the message naming them}."""
+    from mocap_retarget.clip_takes import pick_take
+    from mocap_retarget.world_motion import ClipError
+
+    names = [o.name for o in animated]
+    default = max(range(len(animated)), key=lambda i: len(animated[i].data.bones))
+    try:
+        index = pick_take(path, names, subject, default, "skeleton")
+    except ClipError as e:
+        return {"take_error": str(e)}
+    return {"skeleton": names[index], "skeletons": {o.name: len(o.data.bones) for o in animated}}
 
 
 def _choose_take(bpy, arm_obj, path: str, take: str | None) -> dict:

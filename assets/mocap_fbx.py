@@ -23,23 +23,26 @@ def read_any_clip(path: str | Path, units: str = "auto", subject: str | Path | N
 
 
 def read_fbx_clip(path: str | Path, max_frames: int = MAX_CLIP_FRAMES, take: str | None = None,
-                  chosen: dict | None = None) -> Motion:
+                  chosen: dict | None = None, subject: str | None = None) -> Motion:
     """Read ``path`` (.fbx) into a Motion (metres, Doppel frame): the take (animation stack) ``take`` names, else
-    the file's first (`mocap_retarget.clip_takes`; ``chosen``, a dict, gets "take" and "takes": name -> frames).
+    the file's first (`mocap_retarget.clip_takes`; ``chosen``, a dict, gets "take" and "takes": name -> frames), of
+    the armature ``subject`` names, else the animated one with the most bones.
     Leaf bones' tails become End Sites. Raises ClipError (no animated armature, no such take), BlenderError or
     MissingDependencyError (no bpy)."""
     from assets.blender_worker import BlenderError, run_blender_tasks
     from core.conventions import ZUP_NEGY_FORWARD_TO_DOPPEL as C
-    from mocap_retarget.clip_takes import note_takes
+    from mocap_retarget.clip_takes import note_skeletons, note_takes
 
     path = Path(path)
-    task = {"kind": "read_armature", "path": str(path.resolve()), "max_frames": int(max_frames), "take": take}
+    task = {"kind": "read_armature", "path": str(path.resolve()), "max_frames": int(max_frames), "take": take,
+            "subject": subject}
     try:
         (res,) = run_blender_tasks([(task, {})])
     except BlenderError as e:
         raise ClipError(f"{path}: Blender could not read this FBX clip ({e})") from e
     if "take_error" in res.info:
         raise ClipError(res.info["take_error"])
+    note_skeletons(path, res.info["skeletons"], res.info["skeleton"], subject)
     note_takes(path, res.info["takes"], res.info["take"], take)
     if chosen is not None:
         chosen.update(take=res.info["take"], takes=dict(res.info["takes"]))

@@ -24,10 +24,12 @@ _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 _NORM = {np.int8: 127.0, np.uint8: 255.0, np.int16: 32767.0, np.uint16: 65535.0}
 
 
-def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | None = None) -> Motion:
+def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | None = None,
+                   subject: str | None = None) -> Motion:
     """Read ``path`` (.glb / .gltf) into a Motion (see the module docstring): the animation named ``take``
     (`mocap_retarget.clip_takes.pick_take`), else the one with the most keyframes. ``chosen`` (a dict, filled in):
-    "take" (the name read) and "takes" (every animation's name -> frames). Raises ClipError naming the file."""
+    "take" (the name read) and "takes" (every animation's name -> frames). ``subject``: which skeleton of several
+    (`_skeleton_joints`). Raises ClipError naming the file."""
     import pygltflib
 
     path = Path(path)
@@ -44,9 +46,9 @@ def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | Non
         raise ClipError(f"{path}: no animation in this glTF file")
     blob = gltf.binary_blob() or b""
     parent_node = {c: i for i, n in enumerate(gltf.nodes) for c in (n.children or [])}
-    joints = _skeleton_joints(gltf, parent_node, path)
-    anim, times = _choose_animation(gltf, blob, path, take, chosen)
+    joints = _skeleton_joints(gltf, parent_node, path, subject)
     nodes = _nodes_needed(joints, parent_node)
+    anim, times = _choose_animation(gltf, blob, path, take, chosen, set(nodes))
     local = {n: _node_tracks(gltf, blob, anim, n, times, path) for n in nodes}
     world = _world(nodes, parent_node, local)
     rest = _world(nodes, parent_node, {n: _static_matrix(gltf.nodes[n])[None] for n in nodes})
@@ -64,11 +66,14 @@ def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | Non
     return motion_from_world(unique_names(names, paths), parents, R, W, fps, str(path))
 
 
-def _skeleton_joints(gltf, parent_node: dict[int, int], path: Path) -> list[int]:
+def _skeleton_joints(gltf, parent_node: dict[int, int], path: Path, subject: str | None = None) -> list[int]:
     """The skeleton's joints, in node order: the joints of every skin of one character. Exporters that write a skin
     per mesh list only the joints that mesh uses (a head's skin without the legs), so the first skin alone can miss
     most of the body; skins whose joints hang from the same root joints are one character's, and of several
-    characters (two performers in one file) the one with the most joints is read, the others named (a warning)."""
+    characters (two performers in one file) the one ``subject`` names (`_skeleton_name`), else the one with the
+    most joints, the others named (a warning)."""
+    from mocap_retarget.clip_takes import note_skeletons, pick_take, unique_take_names
+
     every = {int(j) for skin in gltf.skins for j in (skin.joints or [])}
 
     def joint_root(n: int) -> int:
@@ -93,28 +98,36 @@ def _skeleton_joints(gltf, parent_node: dict[int, int], path: Path) -> list[int]
     for j in sorted(every):
         groups.setdefault(find(joint_root(j)), []).append(j)
     ranked = sorted(groups.values(), key=len, reverse=True)
-    if len(ranked) > 1:
-        listing = ", ".join(f"{_root_names(gltf, g, joint_root)} ({len(g)} joints)" for g in ranked)
-        log.warning("%s holds %d skeletons: %s; reading the first", path, len(ranked), listing)
-    return ranked[0]
+    names = unique_take_names([_skeleton_name(gltf, g, joint_root, parent_node) for g in ranked])
+    index = pick_take(path, names, subject, 0, "skeleton")
+    note_skeletons(path, {n: len(g) for n, g in zip(names, ranked, strict=True)}, names[index], subject)
+    return ranked[index]
 
 
-def _root_names(gltf, joints: list[int], joint_root) -> str:
-    return "+".join(sorted({gltf.nodes[joint_root(j)].name or f"node{joint_root(j)}" for j in joints}))
+def _skeleton_name(gltf, joints: list[int], joint_root, parent_node: dict[int, int]) -> str:
+    """A skeleton's name: the node holding its root joints (an armature: 'Stunt2', 'Armature') when they share one,
+    else its root joints' names."""
+    roots = sorted({joint_root(j) for j in joints})
+    holders = {parent_node.get(r) for r in roots}
+    if len(holders) == 1 and None not in holders and gltf.nodes[holders.pop()].name:
+        return gltf.nodes[parent_node[roots[0]]].name
+    return "+".join(gltf.nodes[r].name or f"node{r}" for r in roots)
 
 
-def _choose_animation(gltf, blob: bytes, path: Path, take: str | None, chosen: dict | None):
-    """(the animation to read, its frame times): ``take`` by name, else the one with the most keyframes."""
+def _choose_animation(gltf, blob: bytes, path: Path, take: str | None, chosen: dict | None, skeleton: set[int]):
+    """(the animation to read, its frame times): ``take`` by name, else of those that move a node of ``skeleton``
+    (a file of two performers may hold an animation of each) the one with the most keyframes."""
     from mocap_retarget.clip_takes import note_takes, pick_take, unique_take_names
 
     names = unique_take_names([a.name for a in gltf.animations])
     keys = [max((_accessor(gltf, blob, a.samplers[c.sampler].input, path).size for c in a.channels), default=0)
-            for a in gltf.animations]
+            if any(c.target.node in skeleton for c in a.channels) else -1 for a in gltf.animations]
     index = pick_take(path, names, take, int(np.argmax(keys)))
     times = _frame_times(gltf, blob, gltf.animations[index], path)
     takes = {n: (len(times) if i == index else _frame_count(gltf, blob, a, path))
              for i, (n, a) in enumerate(zip(names, gltf.animations, strict=True))}
-    note_takes(path, takes, names[index], take)
+    movers = {n: f for (n, f), k in zip(takes.items(), keys, strict=True) if k >= 0}   # the takes moving it
+    note_takes(path, movers or takes, names[index], take)
     if chosen is not None:
         chosen.update(take=names[index], takes=takes)
     return gltf.animations[index], times

@@ -1,10 +1,12 @@
-"""Clip files that hold several takes (a glTF's animations, an FBX's animation stacks): which one is read.
+"""Clip files that hold several takes (a glTF's animations, an FBX's animation stacks) or several skeletons (two
+performers, a prop): which one is read.
 
 A take is asked for by its name (`doppel retarget --take NAME`): the exact name, else the one name equal to it
 ignoring case, else the one ending in '|NAME' (Blender's FBX exporter names a take 'Object|Action'). Without a
 name each format keeps its own default (a glTF's animation with the most keyframes, an FBX's first stack, the one
 Blender's importer puts on the armature) and a file of several takes says which it read and what else it holds (a
-warning), so a take is never picked silently.
+warning), so a take is never picked silently. Likewise a skeleton (`--subject NAME`: an FBX's armature, a glTF's
+root joint; the one with the most joints by default).
 """
 
 from __future__ import annotations
@@ -22,21 +24,33 @@ def describe_takes(takes: dict[str, int]) -> str:
     return ", ".join(f"{name!r} ({n} frame{'s' if n != 1 else ''})" for name, n in takes.items())
 
 
-def pick_take(path: str | Path, names: list[str], take: str | None, default: int) -> int:
-    """The index into ``names`` of the take ``take`` names (exact, else the one equal ignoring case, else the one
-    ending in '|take'), or
-    ``default`` when ``take`` is None. Raises ClipError naming the file's takes when none matches."""
+def pick_take(path: str | Path, names: list[str], take: str | None, default: int, what: str = "take") -> int:
+    """The index into ``names`` of the one ``take`` names (exact, else the one equal ignoring case, else the one
+    ending in '|take' or in namespace 'take:'), or ``default`` when ``take`` is None. Raises ClipError naming the
+    file's ``what``s (takes, skeletons) when none matches."""
     if take is None:
         return default
     if take in names:
         return names.index(take)
-    for same in (lambda n: n.casefold() == take.casefold(),                      # 'walk' for 'Walk'
-                 lambda n: n.casefold().endswith("|" + take.casefold())):        # for Blender's 'Object|walk'
+    asked = take.casefold()
+    for same in (lambda n: n.casefold() == asked,                                # 'walk' for 'Walk'
+                 lambda n: n.casefold().endswith("|" + asked),                   # for Blender's 'Object|walk'
+                 lambda n: n.casefold().startswith(asked + ":")):                # 'Stunt1' for 'Stunt1:Hips'
         found = [i for i, n in enumerate(names) if same(n)]
         if len(found) == 1:
             return found[0]
     listing = ", ".join(repr(n) for n in names)
-    raise ClipError(f"{path}: no take named {take!r}; the file's take{'s' if len(names) != 1 else ''}: {listing}")
+    raise ClipError(f"{path}: no {what} named {take!r}; the file's {what}{'s' if len(names) != 1 else ''}: "
+                    f"{listing}")
+
+
+def note_skeletons(path: str | Path, bones: dict[str, int], chosen: str, asked: str | None) -> None:
+    """Warn when a file of several skeletons (performers, props) was read without one named: which it read and the
+    others, with their joint counts."""
+    if asked is None and len(bones) > 1:
+        listing = ", ".join(f"{n!r} ({k} joints)" for n, k in bones.items())
+        log.warning("%s holds %d skeletons: %s; reading %r (--subject NAME reads another)", path, len(bones),
+                    listing, chosen)
 
 
 def note_takes(path: str | Path, takes: dict[str, int], chosen: str, asked: str | None) -> None:

@@ -27,7 +27,7 @@ __all__ = ["CLIP_SUFFIXES", "MAX_CLIP_FRAMES", "ClipError", "ClipInfo", "motion_
 
 CLIP_SUFFIXES = (".bvh", ".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz", ".mvnx", ".c3d")
 MAX_CLIP_FRAMES = 10_000_000     # beyond any real take; a larger count is a corrupt file
-TAKE_SUFFIXES = (".fbx", ".glb", ".gltf")     # formats whose files may hold several named takes
+TAKE_SUFFIXES = (".fbx", ".glb", ".gltf")     # formats whose files may hold several named takes and skeletons
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[..., M
     carry their own units and axes) with its frame rate snapped. FBX needs ``fbx_reader`` (Blender lives above this
     package: `assets.mocap_fbx.read_any_clip` plugs it in). ``subject``: a C3D take's performer, their Vicon
     subject file (.vsk: their Plug-in Gait measurements) or their subject name (`clip_c3d.read_c3d_clip`); a C3D's
-    solve quality comes back in ``ClipInfo.solve``. ``take``: which of a glTF's animations or an FBX's stacks to
+    solve quality comes back in ``ClipInfo.solve``; an FBX's or glTF's skeleton of several, by name
+    (`mocap_retarget.clip_takes`). ``take``: which of a glTF's animations or an FBX's stacks to
     read (`mocap_retarget.clip_takes`); ``ClipInfo.take`` / ``takes`` say which was read and what else the file
     holds. Raises FileNotFoundError or ClipError/BvhError."""
     path = Path(path)
@@ -68,8 +69,9 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[..., M
     if sfx not in CLIP_SUFFIXES:
         raise ClipError(f"{path}: unsupported clip format {sfx or '(no suffix)'!r}; expected one of "
                         f"{', '.join(CLIP_SUFFIXES)}")
-    if subject is not None and sfx != ".c3d":
-        raise ClipError(f"{path}: --subject (a Vicon .vsk or a subject name) applies to C3D marker takes only")
+    if subject is not None and sfx not in (".c3d", *TAKE_SUFFIXES):
+        raise ClipError(f"{path}: --subject names the performer of a C3D take (a Vicon .vsk or a subject name) or "
+                        f"the skeleton of an FBX or glTF file of several; a {sfx} clip holds one")
     if sfx != ".bvh" and units != "auto":
         raise ClipError(f"{path}: --units applies to BVH only ({sfx} files carry their own unit scale)")
     if take is not None and sfx not in TAKE_SUFFIXES:
@@ -81,11 +83,11 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[..., M
     elif sfx == ".fbx":
         if fbx_reader is None:
             raise ClipError(f"{path}: FBX clips are read through Blender: use assets.mocap_fbx.read_any_clip")
-        motion, fmt = fbx_reader(path, take=take, chosen=chosen), "fbx"
+        motion, fmt = fbx_reader(path, take=take, chosen=chosen, subject=_name(subject)), "fbx"
     elif sfx in (".glb", ".gltf"):
         from mocap_retarget.clip_gltf import read_gltf_clip
 
-        motion, fmt = read_gltf_clip(path, take, chosen), "gltf"
+        motion, fmt = read_gltf_clip(path, take, chosen, _name(subject)), "gltf"
     elif sfx == ".c3d":
         from mocap_retarget.clip_c3d import read_c3d_clip
 
@@ -105,6 +107,11 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[..., M
     if fps != fps_file:
         log.info("%s: %.6g fps snapped to the standard %.6g fps", path, fps_file, fps)
     return motion, ClipInfo(fmt, fps_file, fps, solve=solve, take=chosen.get("take"), takes=chosen.get("takes"))
+
+
+def _name(subject: str | Path | None) -> str | None:
+    """A skeleton's name as given on the command line (a Path there: --subject is also a C3D's .vsk file)."""
+    return None if subject is None else str(subject)
 
 
 def estimate_retarget_bytes(frames: int, source_joints: int, target_joints: int) -> int:

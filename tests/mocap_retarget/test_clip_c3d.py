@@ -296,7 +296,8 @@ def test_bad_c3d_files_are_refused_in_one_line(tmp_path):
     with pytest.raises(ClipError, match=r"fake\.c3d: not a readable C3D file"):
         read_clip(tmp_path / "fake.c3d")
     (tmp_path / "walk.bvh").write_text("HIERARCHY")
-    with pytest.raises(ClipError, match=r"--subject \(a Vicon \.vsk or a subject name\) applies to C3D marker"):
+    with pytest.raises(ClipError, match=r"--subject names the performer of a C3D take \(a Vicon \.vsk or a subject "
+                                        r"name\) or the skeleton of an FBX or glTF file of several; a \.bvh clip"):
         read_clip(tmp_path / "walk.bvh", subject=tmp_path / "x.vsk")
 
 

@@ -34,9 +34,13 @@ def two_takes(tmp_path_factory):
         paths[name] = d / f"{name}.bvh"
         write_bvh(paths[name], m, units="cm")
     outs = {s: d / f"takes{s}" for s in (".fbx", ".glb")}
+    two = {f"performers{s}": d / f"performers{s}" for s in (".fbx", ".glb")}      # Stunt1 walks, Stunt2 jogs
     run_blender_tasks([({"kind": "convert_clip", "path": str(paths["walk"]), "out": str(o), "scale": 0.01,
-                         "take": "walk", "takes": [["jog", str(paths["jog"])]]}, {}) for o in outs.values()])
-    return paths["walk"], paths["jog"], outs
+                         "take": "walk", "takes": [["jog", str(paths["jog"])]]}, {}) for o in outs.values()]
+                      + [({"kind": "convert_clip", "path": str(paths["walk"]), "out": str(o), "scale": 0.01,
+                           "performer": "Stunt1", "performers": [["Stunt2", str(paths["jog"])]]}, {})
+                         for o in two.values()])
+    return paths["walk"], paths["jog"], outs | two
 
 
 def _positions(motion, names):
@@ -51,7 +55,8 @@ def test_each_take_of_a_file_reads_like_its_own_bvh(two_takes, caplog):
     refs = {"walk": read_any_clip(walk_bvh)[0], "jog": read_any_clip(jog_bvh)[0]}
     assert refs["walk"].num_frames == 30 and refs["jog"].num_frames == 12
     names = refs["walk"].names
-    for sfx, path in outs.items():
+    for sfx in (".fbx", ".glb"):
+        path = outs[sfx]
         for take in ("jog", "JOG", "walk"):
             motion, info = read_any_clip(path, take=take)
             ref = refs[take.lower()]
@@ -180,7 +185,32 @@ def test_of_two_skeletons_the_larger_is_read_and_the_other_named(two_takes, tmp_
     two = tmp_path / "two.glb"
     two.write_bytes(glb_bytes(gltf))
     ref = read_gltf_clip(outs[".glb"], "walk")
-    with caplog.at_level(logging.WARNING, logger="mocap_retarget.clip_gltf"):
+    with caplog.at_level(logging.WARNING, logger="mocap_retarget.clip_takes"):
         got = read_gltf_clip(two, "walk")
     assert sorted(got.names) == sorted(ref.names)
-    assert "holds 2 skeletons: " in caplog.text and "SwordRoot (2 joints)" in caplog.text
+    assert "holds 2 skeletons: 'walk' (30 joints), 'SwordRoot' (2 joints); reading 'walk'" in caplog.text
+    assert read_gltf_clip(two, "walk", subject="swordroot").names == ["SwordRoot", "SwordTip"]
+
+
+def test_the_performer_asked_for_of_a_file_of_two(two_takes, caplog):
+    """FBX and glTF files of two performers (two armatures): --subject NAME reads that one's skeleton (and in the
+    glTF, the animation that moves it); without it the first of the largest is read and both are named."""
+    from assets.mocap_fbx import read_any_clip
+
+    walk_bvh, jog_bvh, outs = two_takes
+    refs = {"Stunt1": read_any_clip(walk_bvh)[0], "Stunt2": read_any_clip(jog_bvh)[0]}
+    names = refs["Stunt1"].names
+    for sfx in (".fbx", ".glb"):
+        path = outs[f"performers{sfx}"]
+        for subject in ("Stunt2", "stunt1"):
+            motion, info = read_any_clip(path, subject=subject)
+            ref = refs[subject.capitalize()]
+            P = _positions(motion, names)[:ref.num_frames] - [2.0 if subject == "Stunt2" else 0.0, 0.0, 0.0]
+            assert np.abs(P - _positions(ref, names)).max() < TOL_M, (sfx, subject)
+        with caplog.at_level(logging.WARNING):
+            read_any_clip(path)
+        assert "holds 2 skeletons: 'Stunt1' (30 joints), 'Stunt2' (30 joints); reading 'Stunt1'" in caplog.text
+        with pytest.raises(ClipError, match="no skeleton named 'Stunt3'; the file's skeletons: 'Stunt1', 'Stunt2'"):
+            read_any_clip(path, subject="Stunt3")
+    with pytest.raises(ClipError, match="a .bvh clip holds one"):
+        read_any_clip(walk_bvh, subject="Stunt1")
