@@ -122,10 +122,10 @@ _ROLE_PATTERNS: dict[str, list[str]] = {
     "neck": [r"neck\d*"],
     "head": [r"head"],
     "clavicle": [r"clavicle", r"collar", r"collarbone", r"shoulder\d*"],
-    "upperarm": [r"upperarm\d*", r"uparm", r"arm", r"humerus", r"uarm", r"armupper"],
-    "forearm": [r"forearm\d*", r"lowerarm\d*", r"loarm", r"elbow", r"radius", r"farm", r"armlower"],
+    "upperarm": [r"upperarm\d*", r"uparm", r"arm", r"humerus", r"uarm", r"armupper", r"shldr(?:bend)?"],
+    "forearm": [r"forearm(?:\d*|bend)", r"lowerarm\d*", r"loarm", r"elbow", r"radius", r"farm", r"armlower"],
     "hand": [r"hand", r"wrist"],
-    "thigh": [r"upleg", r"upperleg\d*", r"thigh", r"femur", r"hip", r"uleg", r"legupper"],
+    "thigh": [r"upleg", r"upperleg\d*", r"thigh(?:bend)?", r"femur", r"hip", r"uleg", r"legupper"],
     "shin": [r"leg", r"lowerleg\d*", r"shin", r"calf", r"knee", r"tibia", r"loleg", r"leglower"],
     "foot": [r"foot", r"ankle"],
     "toe": [r"toes?\d*", r"toebase", r"ball", r"toe\d*\w*"],
@@ -135,7 +135,8 @@ _FINGER_WORDS = {"thumb": "thumb", "index": "index", "middle": "middle", "mid": 
 # Joints that are never a role: helpers, ends, face parts (whole tokens, or these endings of the key).
 _EXCLUDE_TOKENS = {"twist", "roll", "end", "nub", "site", "tip", "top", "helper", "ik", "pole", "target", "aux",
                    "jaw", "eye", "eyes", "tongue", "nose", "ear", "brow", "lip", "cheek", "teeth", "share", "dummy"}
-_EXCLUDE_RE = re.compile(r".*(twist|roll|end|nub|top|tip)\d*$|.*twist.*", re.IGNORECASE)
+# ('...bend' is no end: DAZ Genesis's 'lShldrBend', 'lForearmBend', 'lThighBend' are the limbs)
+_EXCLUDE_RE = re.compile(r".*(twist|roll|(?<!b)end|nub|top|tip)\d*$|.*twist.*", re.IGNORECASE)
 
 
 def _tokens(name: str) -> list[str]:
@@ -313,8 +314,8 @@ def _fix_limb_chains(bm: BoneMap, cands: dict[str, list[int]], parents: np.ndarr
 
 
 def _trunk_by_topology(bm: BoneMap, parents: np.ndarray, pick) -> None:
-    """Hips = common ancestor of the thighs, chest = of the arms (else by name), spine = the first joint from the
-    hips towards the chest."""
+    """Hips = common ancestor of the thighs (and of the chest, where the thighs hang from a pelvis beside the
+    spine), chest = of the arms (else by name), spine = the first joint from the hips towards the chest."""
     names = bm.names
     if "thigh_l" in bm.roles and "thigh_r" in bm.roles:
         h = _lca(parents, bm.roles["thigh_l"], bm.roles["thigh_r"])
@@ -333,6 +334,11 @@ def _trunk_by_topology(bm: BoneMap, parents: np.ndarray, pick) -> None:
     if "chest" not in bm.roles and pick("chest") is not None:
         bm.roles["chest"] = pick("chest")
         bm.reasons["chest"] = f"name {names[bm.roles['chest']]!r}"
+    if "hips" in bm.roles and "chest" in bm.roles and not _is_ancestor(parents, bm.roles["hips"], bm.roles["chest"]):
+        h = _lca(parents, bm.roles["hips"], bm.roles["chest"])      # DAZ: thighs under 'pelvis', beside the spine
+        if h >= 0:
+            bm.roles["hips"] = h
+            bm.reasons["hips"] = "common ancestor of the thighs and the chest"
     if "hips" in bm.roles and "chest" in bm.roles:
         path = _ancestors(parents, bm.roles["chest"])
         if bm.roles["hips"] in path:

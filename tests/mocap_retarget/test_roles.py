@@ -50,6 +50,45 @@ def test_cmu_asf_names():
         "hand_r": "rwrist", "neck": "lowerneck", "head": "head", "spine": "lowerback"}
 
 
+def _chain(spec: list[tuple[str, str | None]]) -> tuple[list[str], np.ndarray]:
+    names = [n for n, _ in spec]
+    return names, np.array([-1 if p is None else names.index(p) for _, p in spec])
+
+
+def test_daz_genesis_rigs():
+    """DAZ's rigs, exported from DAZ Studio to FBX/BVH for previs: Genesis 1/2 and Poser name the upper arm
+    'lShldr' (beside 'lCollar'), Genesis 3/8 'lShldrBend' / 'lForearmBend' / 'lThighBend' with twist bones below,
+    and hang the thighs from a 'pelvis' beside the spine under 'hip'. Before stop 73 none of those limbs mapped
+    (a 'ShldrBend' read as an end bone), so a Genesis 8 take was refused."""
+    g1 = [("hip", None), ("abdomen", "hip"), ("chest", "abdomen"), ("neck", "chest"), ("head", "neck")]
+    for s in "lr":
+        g1 += [(f"{s}Collar", "chest"), (f"{s}Shldr", f"{s}Collar"), (f"{s}ForeArm", f"{s}Shldr"),
+               (f"{s}Hand", f"{s}ForeArm"), (f"{s}Buttock", "hip"), (f"{s}Thigh", f"{s}Buttock"),
+               (f"{s}Shin", f"{s}Thigh"), (f"{s}Foot", f"{s}Shin")]
+    bm = auto_map(*_chain(g1))
+    assert {r: bm.joint(r) for r in ("hips", "clavicle_l", "upperarm_l", "forearm_r", "hand_r", "thigh_l",
+                                     "shin_r", "foot_l")} == {
+        "hips": "hip", "clavicle_l": "lCollar", "upperarm_l": "lShldr", "forearm_r": "rForeArm", "hand_r": "rHand",
+        "thigh_l": "lThigh", "shin_r": "rShin", "foot_l": "lFoot"}
+    g8 = [("hip", None), ("pelvis", "hip"), ("abdomenLower", "hip"), ("abdomenUpper", "abdomenLower"),
+          ("chestLower", "abdomenUpper"), ("chestUpper", "chestLower"), ("neckLower", "chestUpper"),
+          ("neckUpper", "neckLower"), ("head", "neckUpper")]
+    for s in "lr":
+        g8 += [(f"{s}ThighBend", "pelvis"), (f"{s}ThighTwist", f"{s}ThighBend"), (f"{s}Shin", f"{s}ThighTwist"),
+               (f"{s}Foot", f"{s}Shin"), (f"{s}Toe", f"{s}Foot"), (f"{s}Collar", "chestUpper"),
+               (f"{s}ShldrBend", f"{s}Collar"), (f"{s}ShldrTwist", f"{s}ShldrBend"),
+               (f"{s}ForearmBend", f"{s}ShldrTwist"), (f"{s}ForearmTwist", f"{s}ForearmBend"),
+               (f"{s}Hand", f"{s}ForearmTwist")]
+    bm = auto_map(*_chain(g8))
+    bm.check_humanoid("genesis8.fbx")
+    assert {r: bm.joint(r) for r in ("hips", "spine", "chest", "neck", "upperarm_l", "forearm_l", "hand_l",
+                                     "thigh_r", "shin_r", "foot_r", "toe_r")} == {
+        "hips": "hip", "spine": "abdomenLower", "chest": "chestUpper", "neck": "neckLower",
+        "upperarm_l": "lShldrBend", "forearm_l": "lForearmBend", "hand_l": "lHand", "thigh_r": "rThighBend",
+        "shin_r": "rShin", "foot_r": "rFoot", "toe_r": "rToe"}
+    assert {"lShldrTwist", "rThighTwist", "pelvis"} <= set(bm.unmapped_joints)
+
+
 def test_a_foot_under_an_ik_control_is_named_in_the_refusal():
     """A game rig whose feet hang from IK controls, not from the shins (seen in a public glTF): the shins found by
     name are dropped, and the refusal and --explain say why (a bone map fixes it)."""
