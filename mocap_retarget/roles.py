@@ -110,8 +110,8 @@ class BoneMap:
 
 # --------------------------------------------------------------------------------------- name matching
 
-_PREFIX_RE = re.compile(r"^(?:[\w\-]*:)+|^(?:bip\d*|biped\d*|character\d*|mixamorig\d*|def|b|jnt|j|bn|bone)"
-                        r"(?=[ _\-.]|$)", re.IGNORECASE)
+_PREFIX_RE = re.compile(r"^(?:[\w\-]*:)+|^(?:bip\d*|biped\d*|character\d*|mixamorig\d*|def|b|jnt|j|bn|bone|"
+                        r"cc_base|rl)(?=[ _\-.]|$)", re.IGNORECASE)      # cc_base, rl: Reallusion CC / iClone
 _SIDE_WORDS = {"left": "l", "l": "l", "lft": "l", "lt": "l", "right": "r", "r": "r", "rgt": "r", "rt": "r"}
 # Keywords per limb/core role (matched against the side-free, separator-free, lowercase name,
 # digits allowed after). Order inside a list does not matter; the nearest-root match wins.

@@ -89,6 +89,28 @@ def test_daz_genesis_rigs():
     assert {"lShldrTwist", "rThighTwist", "pelvis"} <= set(bm.unmapped_joints)
 
 
+def test_reallusion_character_creator_rig():
+    """Reallusion Character Creator / iClone ('CC_Base_' before every bone; the thighs under 'CC_Base_Pelvis'
+    beside the spine's 'CC_Base_Waist', both under 'CC_Base_Hip'): nothing mapped before stop 73."""
+    cc = [("CC_Base_BoneRoot", None), ("CC_Base_Hip", "CC_Base_BoneRoot"), ("CC_Base_Pelvis", "CC_Base_Hip"),
+          ("CC_Base_Waist", "CC_Base_Hip"), ("CC_Base_Spine01", "CC_Base_Waist"),
+          ("CC_Base_Spine02", "CC_Base_Spine01"), ("CC_Base_NeckTwist01", "CC_Base_Spine02"),
+          ("CC_Base_Head", "CC_Base_NeckTwist01")]
+    for s in "LR":
+        cc += [(f"CC_Base_{s}_Thigh", "CC_Base_Pelvis"), (f"CC_Base_{s}_Calf", f"CC_Base_{s}_Thigh"),
+               (f"CC_Base_{s}_Foot", f"CC_Base_{s}_Calf"), (f"CC_Base_{s}_ToeBase", f"CC_Base_{s}_Foot"),
+               (f"CC_Base_{s}_Clavicle", "CC_Base_Spine02"), (f"CC_Base_{s}_Upperarm", f"CC_Base_{s}_Clavicle"),
+               (f"CC_Base_{s}_UpperarmTwist01", f"CC_Base_{s}_Upperarm"),
+               (f"CC_Base_{s}_Forearm", f"CC_Base_{s}_Upperarm"), (f"CC_Base_{s}_Hand", f"CC_Base_{s}_Forearm")]
+    bm = auto_map(*_chain(cc))
+    assert {r: bm.joint(r) for r in ("hips", "spine", "chest", "head", "clavicle_r", "upperarm_l", "forearm_r",
+                                     "hand_l", "thigh_l", "shin_r", "foot_l", "toe_r")} == {
+        "hips": "CC_Base_Hip", "spine": "CC_Base_Waist", "chest": "CC_Base_Spine02", "head": "CC_Base_Head",
+        "clavicle_r": "CC_Base_R_Clavicle", "upperarm_l": "CC_Base_L_Upperarm", "forearm_r": "CC_Base_R_Forearm",
+        "hand_l": "CC_Base_L_Hand", "thigh_l": "CC_Base_L_Thigh", "shin_r": "CC_Base_R_Calf",
+        "foot_l": "CC_Base_L_Foot", "toe_r": "CC_Base_R_ToeBase"}
+
+
 def test_a_foot_under_an_ik_control_is_named_in_the_refusal():
     """A game rig whose feet hang from IK controls, not from the shins (seen in a public glTF): the shins found by
     name are dropped, and the refusal and --explain say why (a bone map fixes it)."""
