@@ -67,5 +67,5 @@ def write_report(path: str | Path, title: str, sections: list[Section], subtitle
 def _viewer_head() -> str:
     """Scripts and styles of the 3D viewer (doppel.review: the vendored model-viewer, copied beside the report)."""
     return ("<link rel='icon' href='data:,'><link rel='stylesheet' href='static/review.css'>"
-            "<style>body{max-width:1200px}</style>"
+            "<style>body{max-width:1200px}section>h2{border-top:none;padding-top:0}</style>"
             "<script src='static/model-viewer-umd.min.js'></script><script src='static/review.js' defer></script>")
