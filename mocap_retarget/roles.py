@@ -110,8 +110,9 @@ class BoneMap:
 
 # --------------------------------------------------------------------------------------- name matching
 
-_PREFIX_RE = re.compile(r"^(?:[\w\-]*:)+|^(?:bip\d*|biped\d*|character\d*|mixamorig\d*|def|b|jnt|j|bn|bone|"
-                        r"cc_base|rl)(?=[ _\-.]|$)", re.IGNORECASE)      # cc_base, rl: Reallusion CC / iClone
+_PREFIX_RE = re.compile(r"^(?:[\w\-]*:)+|^(?:(?:bip\d*|biped\d*|character\d*|mixamorig\d*|def|b|jnt|j|bn|bone|"
+                        r"cc_base|rl)(?:[ _\-.]+|$))+", re.IGNORECASE)   # repeated: VRoid 'J_Bip_L_Hand'; cc_base, rl:
+                                                                          # Reallusion CC / iClone
 _SIDE_WORDS = {"left": "l", "l": "l", "lft": "l", "lt": "l", "right": "r", "r": "r", "rgt": "r", "rt": "r"}
 # Keywords per limb/core role (matched against the side-free, separator-free, lowercase name,
 # digits allowed after). Order inside a list does not matter; the nearest-root match wins.
@@ -123,10 +124,10 @@ _ROLE_PATTERNS: dict[str, list[str]] = {
     "head": [r"head"],
     "clavicle": [r"clavicle", r"collar", r"collarbone", r"shoulder\d*"],
     "upperarm": [r"upperarm\d*", r"uparm", r"arm", r"humerus", r"uarm", r"armupper", r"shldr(?:bend)?"],
-    "forearm": [r"forearm(?:\d*|bend)", r"lowerarm\d*", r"loarm", r"elbow", r"radius", r"farm", r"armlower"],
+    "forearm": [r"forearm(?:\d*|bend)", r"lowerarm\d*", r"lowarm", r"loarm", r"elbow", r"radius", r"farm", r"armlower"],
     "hand": [r"hand", r"wrist"],
     "thigh": [r"upleg", r"upperleg\d*", r"thigh(?:bend)?", r"femur", r"hip", r"uleg", r"legupper"],
-    "shin": [r"leg", r"lowerleg\d*", r"shin", r"calf", r"knee", r"tibia", r"loleg", r"leglower"],
+    "shin": [r"leg", r"lowerleg\d*", r"shin", r"calf", r"knee", r"tibia", r"loleg", r"lowleg", r"leglower"],
     "foot": [r"foot", r"ankle"],
     "toe": [r"toes?\d*", r"toebase", r"ball", r"toe\d*\w*"],
 }
@@ -143,7 +144,8 @@ def _tokens(name: str) -> list[str]:
     s = _PREFIX_RE.sub("", name.strip())
     s = re.sub(r"([a-z])([A-Z])", r"\1 \2", s)
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", s)
-    return [t for t in re.split(r"[\s_.\-:|]+", s.lower()) if t]
+    toks = [t for t in re.split(r"[\s_.\-:|]+", s.lower()) if t]
+    return [t for t in toks if t != "c"] if len(toks) > 1 else toks      # VRoid's 'C' (centre): 'J_Bip_C_Hips'
 
 
 def parse_name(name: str) -> tuple[str | None, str]:
@@ -177,6 +179,14 @@ def _match_role(key: str) -> str | None:
             if re.fullmatch(p, key):
                 return role
     return None
+
+
+def _last_word_limb(name: str) -> str | None:
+    """The limb role of a name that says the limb before the part ('Arm_L_Elbow', 'Leg_Left_Knee', 'Leg_L_Thigh'):
+    the last word's, when the whole name matches none."""
+    words = [t for t in _tokens(name) if t not in _SIDE_WORDS]
+    role = _match_role(words[-1]) if len(words) > 1 else None
+    return role if role in LIMB_ROLES else None
 
 
 def _match_finger(key: str) -> tuple[str, int | None] | None:
@@ -278,7 +288,7 @@ def _name_candidates(names: list[str]) -> tuple[dict[str, list[int]], _FingerCan
             continue
         if "metacarpal" in key or key.startswith("finger"):
             continue
-        role = _match_role(key)
+        role = _match_role(key) or (_last_word_limb(n) if side is not None else None)
         if role is None:
             continue
         if role in ("hips", "spine", "chest", "neck", "head"):

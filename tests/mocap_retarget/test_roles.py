@@ -111,6 +111,36 @@ def test_reallusion_character_creator_rig():
         "foot_l": "CC_Base_L_Foot", "toe_r": "CC_Base_R_ToeBase"}
 
 
+def test_vroid_and_limb_first_names():
+    """VRoid / VRM exports ('J_Bip_L_UpperLeg', 'J_Bip_C_Hips': two prefixes and a centre mark) and names that say
+    the limb before the part ('Leg_L_Knee', 'Arm_Left_Elbow'): neither mapped a limb before stop 73."""
+    vroid = [("J_Bip_C_Hips", None), ("J_Bip_C_Spine", "J_Bip_C_Hips"), ("J_Bip_C_Chest", "J_Bip_C_Spine"),
+             ("J_Bip_C_UpperChest", "J_Bip_C_Chest"), ("J_Bip_C_Neck", "J_Bip_C_UpperChest"),
+             ("J_Bip_C_Head", "J_Bip_C_Neck")]
+    limb_first = [("Hips", None), ("Spine", "Hips"), ("Chest", "Spine"), ("Neck", "Chest"), ("Head", "Neck")]
+    for s, side in (("L", "Left"), ("R", "Right")):
+        vroid += [(f"J_Bip_{s}_UpperLeg", "J_Bip_C_Hips"), (f"J_Bip_{s}_LowerLeg", f"J_Bip_{s}_UpperLeg"),
+                  (f"J_Bip_{s}_Foot", f"J_Bip_{s}_LowerLeg"), (f"J_Bip_{s}_ToeBase", f"J_Bip_{s}_Foot"),
+                  (f"J_Bip_{s}_Shoulder", "J_Bip_C_UpperChest"), (f"J_Bip_{s}_UpperArm", f"J_Bip_{s}_Shoulder"),
+                  (f"J_Bip_{s}_LowerArm", f"J_Bip_{s}_UpperArm"), (f"J_Bip_{s}_Hand", f"J_Bip_{s}_LowerArm")]
+        limb_first += [(f"Leg_{s}_Thigh", "Hips"), (f"Leg_{s}_Knee", f"Leg_{s}_Thigh"),
+                       (f"Leg_{s}_Ankle", f"Leg_{s}_Knee"), (f"Arm_{side}_Collar", "Chest"),
+                       (f"Arm_{side}_UpperArm", f"Arm_{side}_Collar"), (f"Arm_{side}_Elbow", f"Arm_{side}_UpperArm"),
+                       (f"Arm_{side}_Wrist", f"Arm_{side}_Elbow")]
+    bm = auto_map(*_chain(vroid))
+    assert {r: bm.joint(r) for r in ("hips", "chest", "neck", "head", "clavicle_l", "upperarm_r", "forearm_l",
+                                     "hand_r", "thigh_l", "shin_r", "foot_l", "toe_r")} == {
+        "hips": "J_Bip_C_Hips", "chest": "J_Bip_C_UpperChest", "neck": "J_Bip_C_Neck", "head": "J_Bip_C_Head",
+        "clavicle_l": "J_Bip_L_Shoulder", "upperarm_r": "J_Bip_R_UpperArm", "forearm_l": "J_Bip_L_LowerArm",
+        "hand_r": "J_Bip_R_Hand", "thigh_l": "J_Bip_L_UpperLeg", "shin_r": "J_Bip_R_LowerLeg",
+        "foot_l": "J_Bip_L_Foot", "toe_r": "J_Bip_R_ToeBase"}
+    bm = auto_map(*_chain(limb_first))
+    assert {r: bm.joint(r) for r in ("thigh_l", "shin_l", "foot_r", "clavicle_l", "upperarm_l", "forearm_r",
+                                     "hand_l")} == {
+        "thigh_l": "Leg_L_Thigh", "shin_l": "Leg_L_Knee", "foot_r": "Leg_R_Ankle", "clavicle_l": "Arm_Left_Collar",
+        "upperarm_l": "Arm_Left_UpperArm", "forearm_r": "Arm_Right_Elbow", "hand_l": "Arm_Left_Wrist"}
+
+
 def test_a_foot_under_an_ik_control_is_named_in_the_refusal():
     """A game rig whose feet hang from IK controls, not from the shins (seen in a public glTF): the shins found by
     name are dropped, and the refusal and --explain say why (a bone map fixes it)."""
