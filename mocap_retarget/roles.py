@@ -257,6 +257,7 @@ def auto_map(names: list[str], parents: np.ndarray, rest_positions: np.ndarray |
             bm.reasons[r] = f"name {names[j]!r}"
     _fix_limb_chains(bm, cands, parents, depth)
     _trunk_by_topology(bm, parents, pick)
+    _head_atop_the_chest(bm, parents)
     _neck_between_chest_and_head(bm, parents)
     _assign_fingers(bm, finger_cands, parents, depth)
     if rest_positions is not None and any(r not in bm.roles for r in REQUIRED_ROLES):
@@ -356,6 +357,22 @@ def _trunk_by_topology(bm: BoneMap, parents: np.ndarray, pick) -> None:
             if len(below) >= 2:
                 bm.roles["spine"] = below[-1]
                 bm.reasons["spine"] = "first joint from the hips towards the chest"
+
+
+def _head_atop_the_chest(bm: BoneMap, parents: np.ndarray) -> None:
+    """No neck or head by name (Rigify's 'DEF-spine.004' ... '.006'): the chain that leaves the chest away from the
+    arms, followed while it does not branch, ends at the head (a leaf, or where the face's bones branch off)."""
+    if "chest" not in bm.roles or "head" in bm.roles or "neck" in bm.roles:
+        return
+    arms = {bm.roles[r] for r in bm.roles if r.startswith(("clavicle_", "upperarm_"))}
+    kids = [j for j in range(len(parents)) if parents[j] == bm.roles["chest"] and j not in arms]
+    chain = []
+    while len(kids) == 1 and not _EXCLUDE_TOKENS.intersection(_tokens(bm.names[kids[0]])):   # a jaw is no head
+        chain.append(kids[0])
+        kids = [j for j in range(len(parents)) if parents[j] == chain[-1]]
+    if len(chain) >= 2:
+        bm.roles["head"] = chain[-1]
+        bm.reasons["head"] = "end of the chain above the chest, away from the arms"
 
 
 def _neck_between_chest_and_head(bm: BoneMap, parents: np.ndarray) -> None:

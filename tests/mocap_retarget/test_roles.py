@@ -141,6 +141,22 @@ def test_vroid_and_limb_first_names():
         "upperarm_l": "Arm_Left_UpperArm", "forearm_r": "Arm_Right_Elbow", "hand_l": "Arm_Left_Wrist"}
 
 
+def test_rigify_neck_and_head_from_the_chain_above_the_chest():
+    """Rigify's deform bones name no neck or head ('DEF-spine.004' ... '.006'): the chain leaving the chest away
+    from the arms ends at the head (a jaw below it is not followed), the joint after the chest is the neck."""
+    rig = [("DEF-spine", None)] + [(f"DEF-spine.00{k}", "DEF-spine" if k == 1 else f"DEF-spine.00{k - 1}")
+                                   for k in range(1, 7)] + [("DEF-jaw", "DEF-spine.006")]
+    for s in "LR":
+        rig += [(f"DEF-thigh.{s}", "DEF-spine"), (f"DEF-shin.{s}", f"DEF-thigh.{s}"),
+                (f"DEF-foot.{s}", f"DEF-shin.{s}"), (f"DEF-shoulder.{s}", "DEF-spine.003"),
+                (f"DEF-upper_arm.{s}", f"DEF-shoulder.{s}"), (f"DEF-forearm.{s}", f"DEF-upper_arm.{s}"),
+                (f"DEF-hand.{s}", f"DEF-forearm.{s}")]
+    bm = auto_map(*_chain(rig))
+    assert {r: bm.joint(r) for r in ("hips", "chest", "neck", "head", "upperarm_l", "shin_r")} == {
+        "hips": "DEF-spine", "chest": "DEF-spine.003", "neck": "DEF-spine.004", "head": "DEF-spine.006",
+        "upperarm_l": "DEF-upper_arm.L", "shin_r": "DEF-shin.R"}
+
+
 def test_a_foot_under_an_ik_control_is_named_in_the_refusal():
     """A game rig whose feet hang from IK controls, not from the shins (seen in a public glTF): the shins found by
     name are dropped, and the refusal and --explain say why (a bone map fixes it)."""
