@@ -26,8 +26,8 @@ def describe_takes(takes: dict[str, int]) -> str:
 
 def pick_take(path: str | Path, names: list[str], take: str | None, default: int, what: str = "take") -> int:
     """The index into ``names`` of the one ``take`` names (exact, else the one equal ignoring case, else the one
-    ending in '|take' or in namespace 'take:'), or ``default`` when ``take`` is None. Raises ClipError naming the
-    file's ``what``s (takes, skeletons) when none matches."""
+    ending in '|take', in namespace 'take:' or under 'take/'), or ``default`` when ``take`` is None. Raises
+    ClipError naming the file's ``what``s (takes, skeletons) when none matches."""
     if take is None:
         return default
     if take in names:
@@ -35,7 +35,8 @@ def pick_take(path: str | Path, names: list[str], take: str | None, default: int
     asked = take.casefold()
     for same in (lambda n: n.casefold() == asked,                                # 'walk' for 'Walk'
                  lambda n: n.casefold().endswith("|" + asked),                   # for Blender's 'Object|walk'
-                 lambda n: n.casefold().startswith(asked + ":")):                # 'Stunt1' for 'Stunt1:Hips'
+                 lambda n: n.casefold().startswith(asked + ":"),                 # 'Stunt1' for 'Stunt1:Hips'
+                 lambda n: n.casefold().startswith(asked.strip("/") + "/")):     # for USD's 'Stunt1/Skeleton'
         found = [i for i, n in enumerate(names) if same(n)]
         if len(found) == 1:
             return found[0]

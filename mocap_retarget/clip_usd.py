@@ -1,6 +1,7 @@
 """USD skeletal animation (``UsdSkel``: a Skeleton bound to a SkelAnimation) as a mocap clip (usd-core).
 
-The first Skeleton in the stage with an animation source is read through ``UsdSkel.Cache``: rest pose from its
+The Skeleton with an animation source (of several, the one named, else the largest) is read through
+``UsdSkel.Cache``: rest pose from its
 bind transforms (else its rest transforms), per time code the joint world transforms (skeleton space times the
 skeleton prim's local-to-world). The stage's metersPerUnit and upAxis bring it to Doppel's frame; its
 timeCodesPerSecond is the frame rate (snapped by the caller). Joint names: the skeleton's jointNames when
@@ -17,9 +18,11 @@ from mocap_retarget.bvh import Motion
 from mocap_retarget.world_motion import ClipError, motion_from_world, unique_names
 
 
-def read_usd_clip(path: str | Path) -> Motion:
-    """Read ``path`` (.usd / .usda / .usdc / .usdz) into a Motion. Raises ClipError naming the file."""
-    from pxr import Tf, Usd, UsdGeom, UsdSkel
+def read_usd_clip(path: str | Path, subject: str | None = None) -> Motion:
+    """Read ``path`` (.usd / .usda / .usdc / .usdz) into a Motion: of several animated Skeletons, the one ``subject``
+    names (its prim's name or path, `mocap_retarget.clip_takes.pick_take`), else the one with the most joints, the
+    others named (a warning). Raises ClipError naming the file."""
+    from pxr import Tf, Usd, UsdGeom
 
     path = Path(path)
     try:
@@ -28,16 +31,7 @@ def read_usd_clip(path: str | Path) -> Motion:
         raise ClipError(f"{path}: unreadable USD ({str(e).strip().splitlines()[-1]})") from e
     if stage is None:
         raise ClipError(f"{path}: unreadable USD")
-    cache = UsdSkel.Cache()
-    query = None
-    for prim in stage.Traverse():
-        if prim.IsA(UsdSkel.Skeleton):
-            q = cache.GetSkelQuery(UsdSkel.Skeleton(prim))
-            if q and q.GetAnimQuery():
-                query = q
-                break
-    if query is None:
-        raise ClipError(f"{path}: no UsdSkel Skeleton with a SkelAnimation in this stage")
+    query = _skeleton_query(stage, path, subject)
     joints = [str(j) for j in query.GetJointOrder()]
     parents = [int(p) for p in query.GetTopology().GetParentIndices()]
     times = list(query.GetAnimQuery().GetJointTransformTimeSamples())
@@ -75,6 +69,30 @@ def _bind_pose(query, xf, to_doppel: np.ndarray) -> np.ndarray | None:
         return None
     prim = np.array(xf.ComputeLocalToWorldTransform(Usd.TimeCode.Default())).T
     return to_doppel @ prim @ np.array([np.array(m).T for m in bind])
+
+
+def _skeleton_query(stage, path: Path, subject: str | None):
+    """The UsdSkel query of the animated Skeleton to read (see `read_usd_clip`)."""
+    from pxr import UsdSkel
+
+    from mocap_retarget.clip_takes import note_skeletons, pick_take, unique_take_names
+
+    cache = UsdSkel.Cache()
+    found = []
+    for prim in stage.Traverse():
+        if prim.IsA(UsdSkel.Skeleton):
+            q = cache.GetSkelQuery(UsdSkel.Skeleton(prim))
+            if q and q.GetAnimQuery():
+                found.append(q)
+    if not found:
+        raise ClipError(f"{path}: no UsdSkel Skeleton with a SkelAnimation in this stage")
+    paths = [str(q.GetSkeleton().GetPrim().GetPath()) for q in found]
+    names = unique_take_names([p.lstrip("/") for p in paths])          # 'Stunt2/Skeleton': --subject Stunt2
+    sizes = [len(q.GetJointOrder()) for q in found]
+    default = max(range(len(found)), key=lambda i: sizes[i])
+    index = paths.index(subject) if subject in paths else pick_take(path, names, subject, default, "skeleton")
+    note_skeletons(path, dict(zip(names, sizes, strict=True)), names[index], subject)
+    return found[index]
 
 
 def _stage_to_doppel(stage) -> np.ndarray:

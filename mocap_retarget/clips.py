@@ -27,7 +27,8 @@ __all__ = ["CLIP_SUFFIXES", "MAX_CLIP_FRAMES", "ClipError", "ClipInfo", "motion_
 
 CLIP_SUFFIXES = (".bvh", ".fbx", ".glb", ".gltf", ".usd", ".usda", ".usdc", ".usdz", ".mvnx", ".c3d")
 MAX_CLIP_FRAMES = 10_000_000     # beyond any real take; a larger count is a corrupt file
-TAKE_SUFFIXES = (".fbx", ".glb", ".gltf")     # formats whose files may hold several named takes and skeletons
+TAKE_SUFFIXES = (".fbx", ".glb", ".gltf")     # formats whose files may hold several named takes
+SKELETON_SUFFIXES = (*TAKE_SUFFIXES, ".usd", ".usda", ".usdc", ".usdz")    # ... and several skeletons
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[..., M
     carry their own units and axes) with its frame rate snapped. FBX needs ``fbx_reader`` (Blender lives above this
     package: `assets.mocap_fbx.read_any_clip` plugs it in). ``subject``: a C3D take's performer, their Vicon
     subject file (.vsk: their Plug-in Gait measurements) or their subject name (`clip_c3d.read_c3d_clip`); a C3D's
-    solve quality comes back in ``ClipInfo.solve``; an FBX's or glTF's skeleton of several, by name
+    solve quality comes back in ``ClipInfo.solve``; an FBX's, glTF's or USD's skeleton of several, by name
     (`mocap_retarget.clip_takes`). ``take``: which of a glTF's animations or an FBX's stacks to
     read (`mocap_retarget.clip_takes`); ``ClipInfo.take`` / ``takes`` say which was read and what else the file
     holds. Raises FileNotFoundError or ClipError/BvhError."""
@@ -69,9 +70,9 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[..., M
     if sfx not in CLIP_SUFFIXES:
         raise ClipError(f"{path}: unsupported clip format {sfx or '(no suffix)'!r}; expected one of "
                         f"{', '.join(CLIP_SUFFIXES)}")
-    if subject is not None and sfx not in (".c3d", *TAKE_SUFFIXES):
+    if subject is not None and sfx not in (".c3d", *SKELETON_SUFFIXES):
         raise ClipError(f"{path}: --subject names the performer of a C3D take (a Vicon .vsk or a subject name) or "
-                        f"the skeleton of an FBX or glTF file of several; a {sfx} clip holds one")
+                        f"the skeleton of an FBX, glTF or USD file of several; a {sfx} clip holds one")
     if sfx != ".bvh" and units != "auto":
         raise ClipError(f"{path}: --units applies to BVH only ({sfx} files carry their own unit scale)")
     if take is not None and sfx not in TAKE_SUFFIXES:
@@ -100,7 +101,7 @@ def read_clip(path: str | Path, units: str = "auto", fbx_reader: Callable[..., M
     else:
         from mocap_retarget.clip_usd import read_usd_clip
 
-        motion, fmt = read_usd_clip(path), "usd"
+        motion, fmt = read_usd_clip(path, _name(subject)), "usd"
     fps_file = motion.fps
     fps = snap_fps(fps_file)
     motion.frame_time = 1.0 / fps

@@ -31,9 +31,9 @@ SubjectOpt = Annotated[Path | None, typer.Option("--subject", help="A C3D marker
                                                  "offset, leg length), or their subject name alone; it picks their "
                                                  "markers in a take of several performers. Without a VSK: the "
                                                  "measurements Vicon Nexus wrote into the C3D, else adult averages. "
-                                                 "In an FBX or glTF file of several skeletons (performers, props): "
-                                                 "the one to read, by its armature's name (default: the one with "
-                                                 "the most joints; the file's are named).",
+                                                 "In an FBX, glTF or USD file of several skeletons (performers, "
+                                                 "props): the one to read, by its armature's (or USD prim's) name "
+                                                 "(default: the one with the most joints; the file's are named).",
                                                  show_default=False)]
 ClipArg = Annotated[Path, typer.Argument(help="Mocap clip to retarget: .bvh, .fbx, .glb/.gltf, .usd/.usda/.usdc/"
                                          ".usdz, Xsens .mvnx or a C3D of Plug-in Gait markers; or a face "

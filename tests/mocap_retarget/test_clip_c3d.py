@@ -297,7 +297,7 @@ def test_bad_c3d_files_are_refused_in_one_line(tmp_path):
         read_clip(tmp_path / "fake.c3d")
     (tmp_path / "walk.bvh").write_text("HIERARCHY")
     with pytest.raises(ClipError, match=r"--subject names the performer of a C3D take \(a Vicon \.vsk or a subject "
-                                        r"name\) or the skeleton of an FBX or glTF file of several; a \.bvh clip"):
+                                        r"name\) or the skeleton of an FBX, glTF or USD file of several; a \.bvh clip"):
         read_clip(tmp_path / "walk.bvh", subject=tmp_path / "x.vsk")
 
 

@@ -214,3 +214,36 @@ def test_the_performer_asked_for_of_a_file_of_two(two_takes, caplog):
             read_any_clip(path, subject="Stunt3")
     with pytest.raises(ClipError, match="a .bvh clip holds one"):
         read_any_clip(walk_bvh, subject="Stunt1")
+
+
+def test_the_performer_asked_for_of_a_usd_stage_of_two(tmp_path, caplog):
+    """A USD stage referencing two performers' exports (two animated Skeletons, '/Stunt1/Skeleton' and
+    '/Stunt2/Skeleton'): --subject Stunt2 (or the prim path) reads the second; without it the file's skeletons are
+    named; an unknown one is refused with the list."""
+    from pxr import Usd, UsdGeom
+
+    from assets.export import export_rig, smooth_random_animation
+    from mocap_retarget.clips import read_clip
+    from tests.assets.conftest import make_rig
+
+    rig = make_rig().validate()
+    for k in (1, 2):
+        anim = smooth_random_animation(rig, frames=8, fps=24.0, seed=k, amplitude=0.5, blendshapes=0)
+        export_rig(rig, "usda", tmp_path / f"perf{k}.usda", anim)
+    stage = Usd.Stage.CreateNew(str(tmp_path / "two.usda"))
+    for k in (1, 2):
+        stage.DefinePrim(f"/Stunt{k}", "Xform").GetReferences().AddReference(str(tmp_path / f"perf{k}.usda"))
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
+    UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+    stage.SetTimeCodesPerSecond(24.0)
+    stage.GetRootLayer().Save()
+    refs = {k: read_clip(tmp_path / f"perf{k}.usda")[0] for k in (1, 2)}
+    for subject, k in (("Stunt2", 2), ("/Stunt2/Skeleton", 2), ("stunt1", 1)):
+        motion = read_clip(tmp_path / "two.usda", subject=subject)[0]
+        assert np.abs(_positions(motion, refs[k].names) - _positions(refs[k], refs[k].names)).max() < 1e-9, subject
+    assert np.abs(_positions(refs[1], refs[1].names) - _positions(refs[2], refs[1].names)).max() > 1e-3
+    with caplog.at_level(logging.WARNING, logger="mocap_retarget.clip_takes"):
+        read_clip(tmp_path / "two.usda")
+    assert "holds 2 skeletons: 'Stunt1/Skeleton' (5 joints), 'Stunt2/Skeleton' (5 joints)" in caplog.text
+    with pytest.raises(ClipError, match="no skeleton named 'Stunt3'"):
+        read_clip(tmp_path / "two.usda", subject="Stunt3")
