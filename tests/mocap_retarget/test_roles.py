@@ -55,6 +55,13 @@ def _chain(spec: list[tuple[str, str | None]]) -> tuple[list[str], np.ndarray]:
     return names, np.array([-1 if p is None else names.index(p) for _, p in spec])
 
 
+def _maps(spec: list[tuple[str, str | None]], expected: dict[str, str]):
+    """auto_map of the skeleton ``spec`` ((name, parent name) pairs), checked against ``expected`` (role -> joint)."""
+    bm = auto_map(*_chain(spec))
+    assert {r: bm.joint(r) for r in expected} == expected
+    return bm
+
+
 def test_daz_genesis_rigs():
     """DAZ's rigs, exported from DAZ Studio to FBX/BVH for previs: Genesis 1/2 and Poser name the upper arm
     'lShldr' (beside 'lCollar'), Genesis 3/8 'lShldrBend' / 'lForearmBend' / 'lThighBend' with twist bones below,
@@ -65,11 +72,9 @@ def test_daz_genesis_rigs():
         g1 += [(f"{s}Collar", "chest"), (f"{s}Shldr", f"{s}Collar"), (f"{s}ForeArm", f"{s}Shldr"),
                (f"{s}Hand", f"{s}ForeArm"), (f"{s}Buttock", "hip"), (f"{s}Thigh", f"{s}Buttock"),
                (f"{s}Shin", f"{s}Thigh"), (f"{s}Foot", f"{s}Shin")]
-    bm = auto_map(*_chain(g1))
-    assert {r: bm.joint(r) for r in ("hips", "clavicle_l", "upperarm_l", "forearm_r", "hand_r", "thigh_l",
-                                     "shin_r", "foot_l")} == {
+    bm = _maps(g1, {
         "hips": "hip", "clavicle_l": "lCollar", "upperarm_l": "lShldr", "forearm_r": "rForeArm", "hand_r": "rHand",
-        "thigh_l": "lThigh", "shin_r": "rShin", "foot_l": "lFoot"}
+        "thigh_l": "lThigh", "shin_r": "rShin", "foot_l": "lFoot"})
     g8 = [("hip", None), ("pelvis", "hip"), ("abdomenLower", "hip"), ("abdomenUpper", "abdomenLower"),
           ("chestLower", "abdomenUpper"), ("chestUpper", "chestLower"), ("neckLower", "chestUpper"),
           ("neckUpper", "neckLower"), ("head", "neckUpper")]
@@ -102,13 +107,11 @@ def test_reallusion_character_creator_rig():
                (f"CC_Base_{s}_Clavicle", "CC_Base_Spine02"), (f"CC_Base_{s}_Upperarm", f"CC_Base_{s}_Clavicle"),
                (f"CC_Base_{s}_UpperarmTwist01", f"CC_Base_{s}_Upperarm"),
                (f"CC_Base_{s}_Forearm", f"CC_Base_{s}_Upperarm"), (f"CC_Base_{s}_Hand", f"CC_Base_{s}_Forearm")]
-    bm = auto_map(*_chain(cc))
-    assert {r: bm.joint(r) for r in ("hips", "spine", "chest", "head", "clavicle_r", "upperarm_l", "forearm_r",
-                                     "hand_l", "thigh_l", "shin_r", "foot_l", "toe_r")} == {
+    _maps(cc, {
         "hips": "CC_Base_Hip", "spine": "CC_Base_Waist", "chest": "CC_Base_Spine02", "head": "CC_Base_Head",
         "clavicle_r": "CC_Base_R_Clavicle", "upperarm_l": "CC_Base_L_Upperarm", "forearm_r": "CC_Base_R_Forearm",
         "hand_l": "CC_Base_L_Hand", "thigh_l": "CC_Base_L_Thigh", "shin_r": "CC_Base_R_Calf",
-        "foot_l": "CC_Base_L_Foot", "toe_r": "CC_Base_R_ToeBase"}
+        "foot_l": "CC_Base_L_Foot", "toe_r": "CC_Base_R_ToeBase"})
 
 
 def test_vroid_and_limb_first_names():
@@ -127,18 +130,14 @@ def test_vroid_and_limb_first_names():
                        (f"Leg_{s}_Ankle", f"Leg_{s}_Knee"), (f"Arm_{side}_Collar", "Chest"),
                        (f"Arm_{side}_UpperArm", f"Arm_{side}_Collar"), (f"Arm_{side}_Elbow", f"Arm_{side}_UpperArm"),
                        (f"Arm_{side}_Wrist", f"Arm_{side}_Elbow")]
-    bm = auto_map(*_chain(vroid))
-    assert {r: bm.joint(r) for r in ("hips", "chest", "neck", "head", "clavicle_l", "upperarm_r", "forearm_l",
-                                     "hand_r", "thigh_l", "shin_r", "foot_l", "toe_r")} == {
+    _maps(vroid, {
         "hips": "J_Bip_C_Hips", "chest": "J_Bip_C_UpperChest", "neck": "J_Bip_C_Neck", "head": "J_Bip_C_Head",
         "clavicle_l": "J_Bip_L_Shoulder", "upperarm_r": "J_Bip_R_UpperArm", "forearm_l": "J_Bip_L_LowerArm",
         "hand_r": "J_Bip_R_Hand", "thigh_l": "J_Bip_L_UpperLeg", "shin_r": "J_Bip_R_LowerLeg",
-        "foot_l": "J_Bip_L_Foot", "toe_r": "J_Bip_R_ToeBase"}
-    bm = auto_map(*_chain(limb_first))
-    assert {r: bm.joint(r) for r in ("thigh_l", "shin_l", "foot_r", "clavicle_l", "upperarm_l", "forearm_r",
-                                     "hand_l")} == {
+        "foot_l": "J_Bip_L_Foot", "toe_r": "J_Bip_R_ToeBase"})
+    _maps(limb_first, {
         "thigh_l": "Leg_L_Thigh", "shin_l": "Leg_L_Knee", "foot_r": "Leg_R_Ankle", "clavicle_l": "Arm_Left_Collar",
-        "upperarm_l": "Arm_Left_UpperArm", "forearm_r": "Arm_Right_Elbow", "hand_l": "Arm_Left_Wrist"}
+        "upperarm_l": "Arm_Left_UpperArm", "forearm_r": "Arm_Right_Elbow", "hand_l": "Arm_Left_Wrist"})
 
 
 def test_rigify_neck_and_head_from_the_chain_above_the_chest():
@@ -151,10 +150,9 @@ def test_rigify_neck_and_head_from_the_chain_above_the_chest():
                 (f"DEF-foot.{s}", f"DEF-shin.{s}"), (f"DEF-shoulder.{s}", "DEF-spine.003"),
                 (f"DEF-upper_arm.{s}", f"DEF-shoulder.{s}"), (f"DEF-forearm.{s}", f"DEF-upper_arm.{s}"),
                 (f"DEF-hand.{s}", f"DEF-forearm.{s}")]
-    bm = auto_map(*_chain(rig))
-    assert {r: bm.joint(r) for r in ("hips", "chest", "neck", "head", "upperarm_l", "shin_r")} == {
+    _maps(rig, {
         "hips": "DEF-spine", "chest": "DEF-spine.003", "neck": "DEF-spine.004", "head": "DEF-spine.006",
-        "upperarm_l": "DEF-upper_arm.L", "shin_r": "DEF-shin.R"}
+        "upperarm_l": "DEF-upper_arm.L", "shin_r": "DEF-shin.R"})
 
 
 def test_a_foot_under_an_ik_control_is_named_in_the_refusal():
