@@ -40,6 +40,9 @@ def read_gltf_clip(path: str | Path, take: str | None = None, chosen: dict | Non
         gltf.convert_buffers(pygltflib.BufferFormat.BINARYBLOB)
     except (ValueError, OSError, KeyError, TypeError, AttributeError) as e:
         raise ClipError(f"{path}: unreadable glTF ({type(e).__name__}: {e})") from e
+    if "EXT_meshopt_compression" in (gltf.extensionsRequired or []):     # its bytes would read as garbage
+        raise ClipError(f"{path}: its buffers are compressed (EXT_meshopt_compression, gltfpack -c) with no fallback; "
+                        "write it without compression first (gltfpack without -c, or gltf-transform copy IN OUT)")
     if not gltf.skins:
         raise ClipError(f"{path}: no skin (skeleton) in this glTF file")
     if not gltf.animations:

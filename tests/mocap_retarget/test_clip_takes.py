@@ -247,3 +247,19 @@ def test_the_performer_asked_for_of_a_usd_stage_of_two(tmp_path, caplog):
     assert "holds 2 skeletons: 'Stunt1/Skeleton' (5 joints), 'Stunt2/Skeleton' (5 joints)" in caplog.text
     with pytest.raises(ClipError, match="no skeleton named 'Stunt3'"):
         read_clip(tmp_path / "two.usda", subject="Stunt3")
+
+
+def test_a_meshopt_compressed_glb_is_refused_not_read_as_garbage(two_takes, tmp_path):
+    """A glTF whose buffers need EXT_meshopt_compression's decoder (gltfpack -c) would read as random numbers."""
+    import pygltflib
+
+    from assets.export.gltf import glb_bytes
+    from mocap_retarget.clip_gltf import read_gltf_clip
+
+    gltf = pygltflib.GLTF2.load_binary(str(two_takes[2][".glb"]))
+    gltf.extensionsUsed = [*(gltf.extensionsUsed or []), "EXT_meshopt_compression"]
+    gltf.extensionsRequired = ["EXT_meshopt_compression"]
+    packed = tmp_path / "packed.glb"
+    packed.write_bytes(glb_bytes(gltf))
+    with pytest.raises(ClipError, match=r"packed\.glb: its buffers are compressed \(EXT_meshopt_compression"):
+        read_gltf_clip(packed)
