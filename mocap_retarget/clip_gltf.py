@@ -126,6 +126,8 @@ def _choose_animation(gltf, blob: bytes, path: Path, take: str | None, chosen: d
     keys = [max((_accessor(gltf, blob, a.samplers[c.sampler].input, path).size for c in a.channels), default=0)
             if any(c.target.node in skeleton for c in a.channels) else -1 for a in gltf.animations]
     index = pick_take(path, names, take, int(np.argmax(keys)))
+    if keys[index] < 0:
+        log.warning("%s: take %r moves no joint of the skeleton read: it stays in its rest pose", path, names[index])
     times = _frame_times(gltf, blob, gltf.animations[index], path)
     takes = {n: (len(times) if i == index else _frame_count(gltf, blob, a, path))
              for i, (n, a) in enumerate(zip(names, gltf.animations, strict=True))}

@@ -212,6 +212,9 @@ def test_the_performer_asked_for_of_a_file_of_two(two_takes, caplog):
         assert "holds 2 skeletons: 'Stunt1' (30 joints), 'Stunt2' (30 joints); reading 'Stunt1'" in caplog.text
         with pytest.raises(ClipError, match="no skeleton named 'Stunt3'; the file's skeletons: 'Stunt1', 'Stunt2'"):
             read_any_clip(path, subject="Stunt3")
+    with caplog.at_level(logging.WARNING):                     # the glTF's walk moves Stunt1 only
+        read_any_clip(outs["performers.glb"], subject="Stunt2", take="walk")
+    assert "take 'walk' moves no joint of the skeleton read" in caplog.text
     with pytest.raises(ClipError, match="a .bvh clip holds one"):
         read_any_clip(walk_bvh, subject="Stunt1")
 
