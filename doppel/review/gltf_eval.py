@@ -91,6 +91,18 @@ def _quat_to_mat(q: np.ndarray) -> np.ndarray:
     return m.reshape(q.shape[:-1] + (3, 3))
 
 
+def _influence_sets(attributes) -> list[tuple[int, int]]:
+    """(JOINTS_k, WEIGHTS_k) accessor pairs, k = 0, 1, ... while the primitive has them. pygltflib declares only
+    JOINTS_0 / WEIGHTS_0: a file with four influences a vertex has no JOINTS_1 attribute at all (another tool's
+    export), one with twelve (Doppel's) has JOINTS_0 to JOINTS_2."""
+    sets = []
+    while True:
+        joints, weights = (getattr(attributes, f"{kind}_{len(sets)}", None) for kind in ("JOINTS", "WEIGHTS"))
+        if joints is None or weights is None:
+            return sets
+        sets.append((joints, weights))
+
+
 def load_glb(path: str | Path) -> GlbScene:
     """Read ``path`` (.glb) into a GlbScene. Raises GltfReadError naming the file when it cannot."""
     import pygltflib
@@ -154,7 +166,7 @@ def _scene(gltf, blob: bytes) -> GlbScene:
             pos = _accessor(gltf, blob, a.POSITION)
             joints = weights = None
             if node.skin is not None and a.JOINTS_0 is not None and a.WEIGHTS_0 is not None:
-                sets = [(a.JOINTS_0, a.WEIGHTS_0)] + ([(a.JOINTS_1, a.WEIGHTS_1)] if a.JOINTS_1 is not None else [])
+                sets = _influence_sets(a)
                 joints = np.concatenate([_accessor(gltf, blob, j) for j, _ in sets], 1).astype(np.int64)
                 weights = np.concatenate([_accessor(gltf, blob, w) for _, w in sets], 1)
                 weights = weights / weights.sum(1, keepdims=True).clip(1e-12)

@@ -117,6 +117,28 @@ def test_viewer_glb_adds_grid_and_pole_and_keeps_animation(glb, tmp_path):
     assert_valid_gltf(out)
 
 
+def test_a_glb_of_four_influences_a_vertex_is_framed(glb, tmp_path):
+    """Another tool's export with at most four joints a vertex has no JOINTS_1 at all (pygltflib declares only
+    JOINTS_0): the review's evaluator stopped with "'Attributes' object has no attribute 'JOINTS_1'" (`doppel review
+    Xbot.glb`, a Mixamo rig from Blender's exporter, before stop 73)."""
+    import pygltflib
+
+    from assets.export.gltf import glb_bytes
+
+    path, _, _ = glb
+    gltf = pygltflib.GLTF2.load_binary(str(path))
+    for prim in gltf.meshes[0].primitives:
+        attrs = prim.attributes
+        for extra in [k for k in vars(attrs) if k.startswith(("JOINTS_", "WEIGHTS_")) and not k.endswith("_0")]:
+            delattr(attrs, extra)
+    four = tmp_path / "four.glb"
+    four.write_bytes(glb_bytes(gltf))
+    framing = frame_animation(load_glb(four))
+    assert framing.hi[1] > framing.lo[1]
+    build_site(four, tmp_path / "site")
+    assert (tmp_path / "site" / "index.html").is_file()
+
+
 def test_unreadable_glb_is_one_clear_error(tmp_path):
     bad = tmp_path / "bad.glb"
     bad.write_bytes(b"glTF\x02\x00\x00\x00garbage")
