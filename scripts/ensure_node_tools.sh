@@ -31,4 +31,12 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 mkdir -p "$DEST"
 echo "installing ${missing[*]} (npm) into $DEST"
-npm install --prefix "$DEST" --no-audit --no-fund --no-save --silent "${TOOLS[@]}"
+for attempt in 1 2 3; do           # a registry hiccup should not fail a fresh machine's setup
+    if npm install --prefix "$DEST" --no-audit --no-fund --no-save --silent "${TOOLS[@]}"; then
+        exit 0
+    fi
+    echo "npm install failed (attempt $attempt of 3)" >&2
+    sleep $((attempt * 5))
+done
+echo "error: could not install ${TOOLS[*]} from the npm registry; check the network, then run make setup again" >&2
+exit 1
