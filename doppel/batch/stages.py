@@ -143,7 +143,8 @@ class RetargetJob(JobOptions):
     take: str | None = None                           # which take of a glTF / FBX file of several, by name
     resample: float | None = Field(None, gt=0)        # plot each body clip at this frame rate (e.g. 24)
     subject: str | None = None                        # C3D marker takes: the performer's Vicon subject file (.vsk)
-                                                      # or subject name
+                                                      # or subject name; FBX / glTF / USD files of several
+                                                      # skeletons: the one to read, by name
     fps: float | None = Field(None, gt=0)             # a take's fit folder: its frame rate (default 24)
     performer: str | None = None                      # a take's performer (default: the actor its fit is registered
                                                       # to), whose consent for retarget it needs
