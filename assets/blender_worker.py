@@ -404,22 +404,28 @@ def _write_fbx(bpy, out: str, up: str, animated: bool) -> None:
         bake_space_transform=False)
 
 
+def _import_bvh_armature(bpy, path: str, scale: float):
+    """Import one more BVH clip into the scene (its frame rate and range left to the first); returns its armature
+    object."""
+    before = set(bpy.context.scene.objects)
+    bpy.ops.import_anim.bvh(filepath=path, global_scale=scale, update_scene_fps=False, update_scene_duration=False,
+                            rotate_mode="NATIVE")
+    (other,) = [o for o in bpy.context.scene.objects if o not in before]
+    return other
+
+
 def _add_takes(bpy, arm, first: str, takes: list, scale: float) -> None:
     """Name ``arm``'s action ``first`` and give it the actions of the BVH clips ``takes`` ([name, path], the same
     skeleton) as more takes: each imported, its action kept (fake user), its armature removed."""
     arm.animation_data.action.name = first
     arm.animation_data.action.use_fake_user = True
     for name, bvh in takes:
-        before = set(bpy.context.scene.objects)
-        bpy.ops.import_anim.bvh(filepath=bvh, global_scale=scale, update_scene_fps=False,
-                                update_scene_duration=False, rotate_mode="NATIVE")
-        (other,) = [o for o in bpy.context.scene.objects if o not in before]
+        other = _import_bvh_armature(bpy, bvh, scale)
         act = other.animation_data.action
         act.name, act.use_fake_user = name, True
         data = other.data
         bpy.data.objects.remove(other, do_unlink=True)
         bpy.data.armatures.remove(data)
-    bpy.context.view_layer.objects.active = arm
 
 
 def _task_convert_clip(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
@@ -437,12 +443,9 @@ def _task_convert_clip(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult:
     takes = task.get("takes") or []
     if takes:
         _add_takes(bpy, arm, task.get("take", "take 1"), takes, float(task.get("scale", 1.0)))
+    arm.name = task.get("performer", arm.name)
     for name, bvh in task.get("performers") or []:      # more armatures: performers of one take, side by side
-        arm.name = task.get("performer", arm.name)
-        before = set(scene.objects)
-        bpy.ops.import_anim.bvh(filepath=bvh, global_scale=float(task.get("scale", 1.0)), update_scene_fps=False,
-                                update_scene_duration=False, rotate_mode="NATIVE")
-        (other,) = [o for o in scene.objects if o not in before]
+        other = _import_bvh_armature(bpy, bvh, float(task.get("scale", 1.0)))
         other.name = name
         other.location.x += 2.0
     bpy.context.view_layer.objects.active = arm
@@ -494,13 +497,11 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
     if not animated:
         why = "no armature" if not arms else "its armature has no animation"
         return TaskResult({"error": f"{path}: {why} (an FBX clip needs an animated skeleton)"})
-    takes = _choose_armature(animated, path, task.get("subject"))
-    if "take_error" in takes:
-        return TaskResult(takes)
-    arm_obj = animated[list(takes["skeletons"]).index(takes["skeleton"])]
-    takes |= _choose_take(bpy, arm_obj, path, task.get("take"))
-    if "take_error" in takes:                   # the caller's ClipError (what the file holds), not Blender's failure
-        return TaskResult(takes)
+    arm_obj, chosen = _choose_armature(animated, path, task.get("subject"))
+    if arm_obj is not None:
+        chosen |= _choose_take(bpy, arm_obj, path, task.get("take"))
+    if "clip_error" in chosen:                  # the caller's ClipError (what the file holds), not Blender's failure
+        return TaskResult(chosen)
     for o in [o for o in scene.objects if o.type == "MESH"]:          # meshes only slow the evaluation down
         bpy.data.objects.remove(o, do_unlink=True)
     bones = list(arm_obj.data.bones)
@@ -526,12 +527,13 @@ def _task_read_armature(bpy, task: dict, a: dict[str, np.ndarray]) -> TaskResult
     return TaskResult({"names": [b.name for b in bones], "parents": parents, "fps": fps, "frame_start": float(f0),
                        "frame_end": float(f1), "leaf": [not b.children for b in bones], "sampled_by": how,
                        "import_s": round(t_import, 3), "sample_s": round(time.perf_counter() - t0 - t_import, 3),
-                       **takes}, {"rest": rest, "world": world, "tails": tails})
+                       **chosen}, {"rest": rest, "world": world, "tails": tails})
 
 
-def _choose_armature(animated: list, path: str, subject: str | None) -> dict:
-    """The animated armature ``subject`` names (`mocap_retarget.clip_takes.pick_take`), else the one with the most
-    bones: {"skeleton": its name, "skeletons": {name: bones}} or {"take_error": the message naming them}."""
+def _choose_armature(animated: list, path: str, subject: str | None) -> tuple:
+    """(the animated armature ``subject`` names (`mocap_retarget.clip_takes.pick_take`), else the one with the most
+    bones; {"skeleton": its name, "skeletons": {name: bones}}), or (None, {"clip_error": the message naming
+    them})."""
     from mocap_retarget.clip_takes import pick_take
     from mocap_retarget.world_motion import ClipError
 
@@ -540,14 +542,14 @@ def _choose_armature(animated: list, path: str, subject: str | None) -> dict:
     try:
         index = pick_take(path, names, subject, default, "skeleton")
     except ClipError as e:
-        return {"take_error": str(e)}
-    return {"skeleton": names[index], "skeletons": {o.name: len(o.data.bones) for o in animated}}
+        return None, {"clip_error": str(e)}
+    return animated[index], {"skeleton": names[index], "skeletons": {o.name: len(o.data.bones) for o in animated}}
 
 
 def _choose_take(bpy, arm_obj, path: str, take: str | None) -> dict:
     """Put the FBX take ``take`` names (an animation stack: Blender's importer makes an action of each, named
     'Object|Stack', and gives the object the file's first) on ``arm_obj``; None keeps the first. Returns
-    {"take": its name, "takes": {name: frames}}, or {"take_error": the message naming the file's takes}."""
+    {"take": its name, "takes": {name: frames}}, or {"clip_error": the message naming the file's takes}."""
     from mocap_retarget.clip_takes import pick_take
     from mocap_retarget.world_motion import ClipError
 
@@ -559,7 +561,7 @@ def _choose_take(bpy, arm_obj, path: str, take: str | None) -> dict:
     try:
         index = pick_take(path, names, take, default)
     except ClipError as e:
-        return {"take_error": str(e)}
+        return {"clip_error": str(e)}
     act = actions[index]
     if act is not current:
         arm_obj.animation_data.action = act

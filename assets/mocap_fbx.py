@@ -40,8 +40,8 @@ def read_fbx_clip(path: str | Path, max_frames: int = MAX_CLIP_FRAMES, take: str
         (res,) = run_blender_tasks([(task, {})])
     except BlenderError as e:
         raise ClipError(f"{path}: Blender could not read this FBX clip ({e})") from e
-    if "take_error" in res.info:
-        raise ClipError(res.info["take_error"])
+    if "clip_error" in res.info:
+        raise ClipError(res.info["clip_error"])
     note_skeletons(path, res.info["skeletons"], res.info["skeleton"], subject)
     note_takes(path, res.info["takes"], res.info["take"], take)
     if chosen is not None:

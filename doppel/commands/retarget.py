@@ -194,8 +194,8 @@ def _read_clip(clip: Path, units: str, frames: str | None, bone_map: Path | None
 
     if is_take_fit(clip):
         if units != "auto" or subject is not None or take is not None:
-            raise ValueError(f"--units applies to BVH clips, --subject to C3D ones, --take to glTF and FBX files; a "
-                             f"take's fit ({clip}) is one skeleton in metres")
+            raise ValueError(f"--units applies to BVH clips, --subject to C3D, FBX, glTF and USD ones, --take to glTF "
+                             f"and FBX files; a take's fit ({clip}) is one skeleton in metres")
         motion, info = read_take_clip(clip, fps)
     elif clip.is_dir() and (clip / "params.json").is_file():
         raise ValueError(f"{clip}: the fit of one frame is a pose, not a clip; a take fitted with `doppel fit "
